@@ -1,0 +1,90 @@
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import fastifyStatic from '@fastify/static';
+import { fileURLToPath } from 'node:url';
+import type { Config } from './config/index.js';
+import type { Storage } from './storage/index.js';
+import { createCore, type Core } from './xmpp/core.js';
+import { createMetrics } from './metrics/metrics.js';
+import { registerHttpRoutes } from './http/routes.js';
+import { registerWebSocket } from './transports/websocket.js';
+import * as sasl from './xmpp/features/sasl.js';
+import * as bind from './xmpp/features/bind.js';
+import * as iq from './xmpp/features/iq.js';
+import * as ping from './xmpp/features/ping.js';
+import * as disco from './xmpp/features/disco.js';
+import * as message from './xmpp/features/message.js';
+import * as presence from './xmpp/features/presence.js';
+import * as remote from './xmpp/features/remote.js';
+import type { Log } from './xmpp/log.js';
+
+export const WEBSOCKET_PATH = '/xmpp-websocket';
+const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
+
+export interface App {
+  readonly http: FastifyInstance;
+  readonly core: Core;
+  /** Stops accepting, closes every session with system-shutdown, then the listener and storage. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * The composition root: storage, metrics, the XMPP core with its features
+ * (in the order they take part in features and hooks) and the transports.
+ * Returns the app without listening; main.ts listens, tests use port 0.
+ */
+export async function buildApp(config: Config, storage: Storage, opts: { logger?: boolean | object } = {}): Promise<App> {
+  const http = Fastify({
+    logger: opts.logger ?? { level: config.logLevel },
+    // Believe X-Forwarded-* only from the configured proxies (Prosody's trusted_proxies).
+    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
+    bodyLimit: config.maxStanzaSize,
+    // One log line per session start and end, not one per HTTP request (BOSH would flood).
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  const log = http.log as unknown as Log;
+  let ready = false;
+  let coreRef: Core | undefined;
+  const metrics = createMetrics(() => coreRef?.ctx.sessions);
+  const core = createCore({ hosts: config.domains, storage, log, metrics: metrics.core });
+  coreRef = core;
+  const { ctx } = core;
+
+  sasl.register(ctx, { allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures });
+  bind.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser });
+  iq.register(ctx);
+  ping.register(ctx);
+  disco.register(ctx, { name: 'xmpp-web-gateway' });
+  message.register(ctx);
+  presence.register(ctx);
+  remote.register(ctx);
+
+  const limits = { maxBytes: config.maxStanzaSize, maxDepth: config.maxXmlDepth, maxAttrs: config.maxXmlAttrs, maxAttrValueLength: config.maxStanzaSize };
+  await http.register(websocket, {
+    options: {
+      // Frames a little over the stanza limit still reach the parser, which
+      // answers with a policy-violation stream error; only far larger ones
+      // are cut by ws itself (close code 1009) without reading them.
+      maxPayload: config.maxStanzaSize * 2,
+      // We check UTF-8 ourselves so the client gets a not-well-formed stream error, not a bare 1007.
+      skipUTF8Validation: true,
+      perMessageDeflate: false,
+      handleProtocols: (protocols: Set<string>) => (protocols.has('xmpp') ? 'xmpp' : false),
+    },
+  });
+  registerWebSocket(http, core, { path: WEBSOCKET_PATH, limits, pingInterval: config.wsPingInterval, closeTimeout: config.wsCloseTimeout }, log);
+  registerHttpRoutes(http, metrics.registry, { websocketPath: WEBSOCKET_PATH, ready: () => ready });
+  await http.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'] });
+  http.addHook('onReady', async () => { ready = true; });
+
+  return {
+    http,
+    core,
+    async shutdown() {
+      ready = false;
+      core.shutdown();
+      await http.close();
+      await storage.close();
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import { SCHEMA, type Config, type OptionSpec } from './schema.js';
+
+/** Every problem found in the environment, one line each, naming the variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+type Parsed = { ok: true; value: unknown } | { ok: false; expected: string };
+
+function parseInt10(raw: string, min: number, max: number, infinity: boolean): Parsed {
+  const expected = `an integer from ${min} to ${max}${infinity ? " or 'infinity'" : ''}`;
+  if (infinity && raw === 'infinity') return { ok: true, value: Number.POSITIVE_INFINITY };
+  if (!/^-?\d+$/.test(raw)) return { ok: false, expected };
+  const n = Number(raw);
+  return n >= min && n <= max ? { ok: true, value: n } : { ok: false, expected };
+}
+
+function parseValue(spec: OptionSpec, raw: string): Parsed {
+  switch (spec.kind) {
+    case 'int': return parseInt10(raw, spec.min, spec.max, false);
+    case 'int-or-infinity': return parseInt10(raw, spec.min, spec.max, true);
+    case 'bool':
+      if (raw === 'true' || raw === '1') return { ok: true, value: true };
+      if (raw === 'false' || raw === '0') return { ok: true, value: false };
+      return { ok: false, expected: 'true or false' };
+    case 'enum':
+      return spec.values.includes(raw) ? { ok: true, value: raw } : { ok: false, expected: `one of ${spec.values.join(', ')}` };
+    case 'list': {
+      const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+      const expected = `a comma-separated list of ${spec.expected ?? 'values'}${spec.minItems > 0 ? ` (at least ${spec.minItems})` : ''}`;
+      if (items.length < spec.minItems) return { ok: false, expected };
+      if (spec.item && !items.every((i) => spec.item!.test(i))) return { ok: false, expected };
+      return { ok: true, value: Object.freeze(items) };
+    }
+    case 'string':
+      if (raw === '' || (spec.pattern && !spec.pattern.test(raw))) return { ok: false, expected: spec.expected ?? 'a non-empty string' };
+      return { ok: true, value: raw };
+  }
+}
+
+/**
+ * Reads the configuration once from `env`, validating every variable, and
+ * returns it frozen. All errors are collected and thrown together so an
+ * operator fixes them in one go.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, spec] of Object.entries(SCHEMA) as [string, OptionSpec][]) {
+    const raw = env[spec.env];
+    if (raw === undefined || raw.trim() === '') {
+      out[key] = spec.default;
+      continue;
+    }
+    const parsed = parseValue(spec, raw.trim());
+    if (parsed.ok) out[key] = parsed.value;
+    else problems.push(`${spec.env}=${JSON.stringify(raw)} is invalid: expected ${parsed.expected}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(out) as Config;
+}
+
+/**
+ * Merges an optional `.env` file under the real environment (the real
+ * environment wins), using Node's own dotenv parser (Node ≥ 20.12).
+ */
+export function withEnvFile(path: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (!existsSync(path)) return env;
+  return { ...parseEnv(readFileSync(path, 'utf8')), ...env };
+}

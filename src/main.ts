@@ -1,0 +1,45 @@
+import { resolve } from 'node:path';
+import { ConfigError, loadConfig, withEnvFile } from './config/index.js';
+import { openSqliteStorage } from './storage/index.js';
+import { buildApp } from './app.js';
+
+/**
+ * The process entry: read the configuration, open storage, listen, and shut
+ * down cleanly on SIGTERM/SIGINT. The only place that exits the process.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(withEnvFile(resolve('.env'), process.env));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const line of err.problems) process.stderr.write(`xmpp-web-gateway: configuration error: ${line}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const storage = openSqliteStorage(config.dataDir);
+  const app = await buildApp(config, storage);
+  await app.http.listen({ port: config.port, host: config.host });
+  app.http.log.info({ event: 'listening', domains: config.domains, port: config.port }, 'xmpp-web-gateway is serving');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.http.log.info({ event: 'shutdown', signal }, 'shutting down');
+    const timer = setTimeout(() => process.exit(1), config.shutdownTimeout * 1000);
+    timer.unref();
+    app.shutdown().then(() => process.exit(0), (err: unknown) => {
+      app.http.log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`xmpp-web-gateway: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});

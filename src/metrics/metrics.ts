@@ -1,0 +1,50 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CoreMetrics } from '../xmpp/metrics-port.js';
+import type { SessionManager } from '../xmpp/session-manager.js';
+
+/**
+ * The gateway's Prometheus metrics on a registry of its own (not prom-client's
+ * global one, so two servers can run in one test process), plus prom-client's
+ * default process metrics.
+ */
+export function createMetrics(sessions: () => SessionManager | undefined): { registry: Registry; core: CoreMetrics } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  new Gauge({
+    name: 'xmpp_sessions',
+    help: 'Current client sessions by transport and state',
+    labelNames: ['transport', 'state'],
+    registers: [registry],
+    // Computed at scrape time: nothing to keep in step on the hot path.
+    collect() {
+      this.reset();
+      const sm = sessions();
+      if (!sm) return;
+      for (const s of sm.all) {
+        const state = s.conn === null ? 'hibernating' : s.full_jid !== undefined ? 'bound' : s.type === 'c2s' ? 'authenticated' : 'unauthenticated';
+        this.inc({ transport: s.transport, state });
+      }
+    },
+  });
+  const stanzas = new Counter({ name: 'xmpp_stanzas_received_total', help: 'Stanzas received from clients', labelNames: ['kind'], registers: [registry] });
+  const byKind = { message: stanzas.labels('message'), presence: stanzas.labels('presence'), iq: stanzas.labels('iq') };
+  const streamErrors = new Counter({ name: 'xmpp_stream_errors_total', help: 'Streams closed with a stream error, by condition', labelNames: ['condition'], registers: [registry] });
+  const sasl = new Counter({ name: 'xmpp_sasl_total', help: 'SASL outcomes', labelNames: ['mechanism', 'result'], registers: [registry] });
+  const started = new Counter({ name: 'xmpp_sessions_started_total', help: 'Sessions started', labelNames: ['transport'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'xmpp_session_duration_seconds', help: 'Lifetime of ended sessions', labelNames: ['transport'], registers: [registry],
+    buckets: [1, 10, 60, 600, 3600, 6 * 3600, 24 * 3600],
+  });
+  const internal = new Counter({ name: 'xmpp_internal_errors_total', help: 'Unexpected exceptions caught at the edge', registers: [registry] });
+
+  const core: CoreMetrics = {
+    stanzaIn: (kind) => byKind[kind].inc(),
+    streamError: (condition) => streamErrors.inc({ condition }),
+    sasl: (mechanism, result) => sasl.inc({ mechanism, result }),
+    sessionStarted: (transport) => started.inc({ transport }),
+    sessionEnded: (transport, seconds) => duration.observe({ transport }, seconds),
+    internalError: () => internal.inc(),
+  };
+  return { registry, core };
+}

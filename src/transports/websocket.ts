@@ -1,0 +1,162 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { NS, XmlError, parseXml, serialize, x, type XmlElement, type XmlLimits } from '../xml/index.js';
+import type { Conn, StreamHeader } from '../xmpp/conn.js';
+import type { Core } from '../xmpp/core.js';
+import type { Session } from '../xmpp/session.js';
+import type { Log } from '../xmpp/log.js';
+
+export interface WebSocketOptions {
+  readonly path: string;
+  readonly limits: XmlLimits;
+  /** Seconds between pings; a peer that has not answered the previous one is dropped. */
+  readonly pingInterval: number;
+  /** Seconds to wait for the peer's <close/> after ours. */
+  readonly closeTimeout: number;
+}
+
+const SUBPROTOCOL = 'xmpp';
+
+/** RFC 7395 §3.1: the handshake must offer the 'xmpp' subprotocol. */
+function offersXmpp(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false;
+  const value = Array.isArray(header) ? header.join(',') : header;
+  return value.split(',').some((p) => p.trim() === SUBPROTOCOL);
+}
+
+/**
+ * One WebSocket connection as the `conn` of a session (RFC 7395). It knows
+ * the framing (<open/>, <close/>, one element per text frame) and nothing
+ * of XMPP semantics.
+ */
+class WsConn implements Conn {
+  readonly transport = 'websocket' as const;
+  alive = true;
+  session!: Session;
+  #opened = false;
+  #closing: NodeJS.Timeout | undefined;
+  #ended = false;
+
+  constructor(readonly ws: WebSocket, readonly secure: boolean, readonly ip: string, private readonly opts: WebSocketOptions) {}
+
+  open(header: StreamHeader): void {
+    this.#opened = true;
+    this.#write(x('open', { xmlns: NS.FRAMING, from: header.from, id: header.id, version: header.version, 'xml:lang': header.lang }));
+  }
+
+  send(el: XmlElement): void {
+    this.#write(el);
+  }
+
+  close(error?: XmlElement): void {
+    if (this.#closing || this.#ended) return;
+    // RFC 6120 §4.9.1.2: a stream error is preceded by a stream header.
+    if (error && !this.#opened) this.open({ id: 'error', from: '', version: '1.0', lang: 'en' });
+    if (error) this.#write(error);
+    this.#write(x('close', { xmlns: NS.FRAMING }));
+    // RFC 7395 §3.6: wait (bounded) for the peer's <close/>, then end the connection.
+    this.#closing = setTimeout(() => this.ws.terminate(), this.opts.closeTimeout * 1000);
+    this.#closing.unref();
+  }
+
+  /** The peer closed the WebSocket or answered our <close/>. */
+  ended(): void {
+    this.#ended = true;
+    if (this.#closing) clearTimeout(this.#closing);
+  }
+
+  get closing(): boolean { return this.#closing !== undefined; }
+
+  #write(el: XmlElement): void {
+    if (this.#ended || this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(serialize(el));
+  }
+}
+
+function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, opts: WebSocketOptions): void {
+  conn.alive = true;
+  const session = conn.session;
+  if (conn.closing) {
+    // After our <close/> only the peer's <close/> matters (RFC 7395 §3.6.1).
+    ws.close(1000);
+    return;
+  }
+  // RFC 7395 §3.2: XMPP goes in text frames only.
+  if (isBinary) return session.streamError('unsupported-encoding', 'binary frames are not XMPP; send UTF-8 text frames');
+  let el: XmlElement;
+  try {
+    el = parseXml(data, opts.limits, NS.CLIENT);
+  } catch (err) {
+    if (err instanceof XmlError) return session.streamError(err.condition, err.message);
+    throw err;
+  }
+  if (el.ns === NS.FRAMING && el.local === 'open') {
+    if (!session.notopen) return session.streamError('bad-format', 'unexpected <open/>: the stream is already open');
+    return session.streamOpened(el.attrs as Record<string, string>);
+  }
+  if (el.ns === NS.FRAMING && el.local === 'close') {
+    // RFC 7395 §3.6.1: answer the peer's <close/> with ours, then close the connection.
+    conn.close();
+    ws.close(1000);
+    return session.streamClosed();
+  }
+  if (el.local === 'open' || el.local === 'stream') {
+    // RFC 7395 §3.3.2: <open/> must be in the framing namespace; <stream:stream> is not used.
+    return session.streamError('invalid-namespace', `<${el.name}/> must be <open xmlns='${NS.FRAMING}'/>`);
+  }
+  session.element(el);
+}
+
+/** Registers the RFC 7395 endpoint on `app` (which has @fastify/websocket). */
+export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSocketOptions, log: Log): void {
+  const conns = new Set<WsConn>();
+  // One timer for every connection, rather than one per connection: it pings
+  // all peers and drops those that did not answer the previous ping.
+  const pinger = setInterval(() => {
+    for (const conn of conns) {
+      if (!conn.alive) {
+        conn.ws.terminate();
+        continue;
+      }
+      conn.alive = false;
+      conn.ws.ping();
+    }
+  }, opts.pingInterval * 1000);
+  pinger.unref();
+  app.addHook('onClose', async () => clearInterval(pinger));
+
+  app.route({
+    method: 'GET',
+    url: opts.path,
+    preValidation: async (req: FastifyRequest, reply) => {
+      if (req.headers.upgrade?.toLowerCase() !== 'websocket') return;
+      if (!offersXmpp(req.headers['sec-websocket-protocol'])) {
+        await reply.code(400).type('text/plain').send("RFC 7395: the WebSocket handshake must offer the 'xmpp' subprotocol\n");
+      }
+    },
+    handler: async (_req, reply) => reply.type('text/plain').send('XMPP over WebSocket (RFC 7395) endpoint: connect with a WebSocket client and the "xmpp" subprotocol.\n'),
+    wsHandler: (socket: WebSocket, req: FastifyRequest) => {
+      const conn = new WsConn(socket, req.protocol === 'https', req.ip, opts);
+      conn.session = core.connect(conn);
+      conns.add(conn);
+      socket.on('message', (data: Buffer, isBinary: boolean) => {
+        try {
+          onFrame(conn, socket, data, isBinary, opts);
+        } catch (err) {
+          log.error({ err, session: conn.session.logId }, 'websocket frame handling failed');
+          conn.session.close('internal-server-error');
+        }
+      });
+      socket.on('pong', () => { conn.alive = true; });
+      socket.on('error', (err) => log.debug({ err, session: conn.session.logId }, 'websocket error'));
+      socket.on('close', () => {
+        conns.delete(conn);
+        const clean = conn.closing;
+        conn.ended();
+        if (!conn.session.destroyed && !clean) conn.session.transportLost('websocket closed without <close/>');
+      });
+    },
+  });
+}
+
+export { SUBPROTOCOL };

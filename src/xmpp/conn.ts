@@ -1,0 +1,42 @@
+import type { XmlElement } from '../xml/index.js';
+
+/** What the server says when it opens (or re-opens) a stream. */
+export interface StreamHeader {
+  readonly id: string;
+  readonly from: string;
+  readonly version: '1.0';
+  readonly lang: string;
+}
+
+/**
+ * The transport under a session, and all the core knows of it (the seed's
+ * `conn`). WebSocket and BOSH each implement it; nothing in `xmpp/` may ask
+ * which one it is, beyond `transport` for logs and metrics.
+ */
+export interface Conn {
+  readonly transport: 'websocket' | 'bosh';
+  /** Protected by TLS end to end as far as we can tell (directly or via a trusted proxy). */
+  readonly secure: boolean;
+  /** The client's address (from a trusted proxy's X-Forwarded-For when there is one). */
+  readonly ip: string;
+  /** Frame the server's stream header (RFC 7395 <open/>, or BOSH's session attributes). */
+  open(header: StreamHeader): void;
+  /** Write one top-level element. */
+  send(el: XmlElement): void;
+  /** Write an optional stream error, then the closing framing, then end the transport. */
+  close(error?: XmlElement): void;
+}
+
+/** Calls from a transport into its session. */
+export interface ConnEvents {
+  /** The peer opened (or re-opened after SASL) the stream; attrs of its <open/> or BOSH body. */
+  streamOpened(attrs: Readonly<Record<string, string>>): void;
+  /** One complete top-level element arrived. */
+  element(el: XmlElement): void;
+  /** The peer closed the stream cleanly (<close/>, BOSH terminate). */
+  streamClosed(): void;
+  /** The transport died without a clean close (socket error, dead peer, BOSH inactivity). */
+  transportLost(reason: string): void;
+  /** The transport could not parse what the peer sent. */
+  streamError(condition: import('./errors.js').StreamErrorCondition, text?: string): void;
+}

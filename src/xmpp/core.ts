@@ -1,0 +1,215 @@
+import { randomBytes } from 'node:crypto';
+import { NS, x, type XmlElement } from '../xml/index.js';
+import { JidError, parseJid } from '../jid/index.js';
+import type { Storage } from '../storage/index.js';
+import { Hooks } from './hooks.js';
+import type { CoreEvents } from './events.js';
+import { Session, type SessionOwner } from './session.js';
+import { SessionManager } from './session-manager.js';
+import { Router, isClientStanza } from './router.js';
+import { DiscoRegistry, IqRegistry, NonzaRegistry } from './registry.js';
+import {
+  StanzaErrorException, StreamErrorException, stanzaErrorReply, streamErrorElement, type StreamError,
+} from './errors.js';
+import type { Conn } from './conn.js';
+import type { Log } from './log.js';
+import type { CoreMetrics } from './metrics-port.js';
+import type { ModuleContext } from './context.js';
+
+export interface CoreDeps {
+  readonly hosts: readonly string[];
+  readonly storage: Storage;
+  readonly log: Log;
+  readonly metrics: CoreMetrics;
+}
+
+export interface Core {
+  readonly ctx: ModuleContext;
+  /** A transport accepted a connection: make its session. */
+  connect(conn: Conn): Session;
+  /** Closes every session with `system-shutdown` (RFC 6120 §4.9.3.19). */
+  shutdown(): void;
+}
+
+/**
+ * The transport-agnostic XMPP core: stream (re)opening, feature
+ * advertisement, dispatch of first-level elements to nonza handlers or to
+ * the router, `from` stamping, and the session life cycle.
+ */
+export function createCore(deps: CoreDeps): Core {
+  const hosts = new Set(deps.hosts);
+  const hooks = new Hooks<CoreEvents>();
+  const sessions = new SessionManager();
+  const router = new Router(hooks, hosts);
+  const iq = new IqRegistry();
+  const nonzas = new NonzaRegistry();
+  const disco = new DiscoRegistry();
+  const { log, metrics } = deps;
+
+  function fail(session: Session, stanza: XmlElement | undefined, err: unknown): void {
+    if (err instanceof StanzaErrorException && stanza) {
+      if (stanza.attr('type') !== 'error') session.send(stanzaErrorReply(stanza, err.condition, err.text, err.type));
+      return;
+    }
+    if (err instanceof StreamErrorException) {
+      session.close(err.error);
+      return;
+    }
+    metrics.internalError();
+    log.error({ err, session: session.logId }, 'unexpected error while handling a stanza');
+    session.close('internal-server-error');
+  }
+
+  const ctx: ModuleContext = {
+    hooks, sessions, router, iq, nonzas, disco, hosts, storage: deps.storage, log, metrics,
+    guard(session, stanza, work) {
+      work().catch((err: unknown) => fail(session, stanza, err));
+    },
+  };
+
+  function openStream(session: Session, attrs: Readonly<Record<string, string>>): void {
+    const to = attrs.to?.toLowerCase();
+    const host = to ?? session.host ?? deps.hosts[0]!;
+    session.lang = attrs['xml:lang'] ?? session.lang;
+    session.streamId = randomBytes(16).toString('base64url');
+    session.notopen = false;
+    // RFC 6120 §4.9.1.2: the header goes out before any stream error.
+    session.conn?.open({ id: session.streamId, from: hosts.has(host) ? host : deps.hosts[0]!, version: '1.0', lang: session.lang });
+    // RFC 6120 §4.9.3.6; after SASL the host may not change (§6.4.6).
+    if (!hosts.has(host) || (session.host !== undefined && session.host !== host)) {
+      throw new StreamErrorException({ condition: 'host-unknown', text: `this server does not serve ${host}` });
+    }
+    // RFC 7395 §3.3.1 requires version='1.0'; RFC 6120 §4.7.5 answers others with unsupported-version.
+    if (attrs.version === undefined || !/^1\.\d+$/.test(attrs.version)) {
+      throw new StreamErrorException({ condition: 'unsupported-version', text: "version='1.0' is required" });
+    }
+    session.host = host;
+    const features = x('stream:features', { 'xmlns:stream': NS.STREAM });
+    hooks.fire('stream-features', { session, features });
+    session.write(features);
+  }
+
+  /** RFC 6120 §8.1.2.1: the server stamps `from`; a client may only name itself. */
+  function stampFrom(session: Session, stanza: XmlElement): void {
+    const from = stanza.attr('from');
+    if (from !== undefined && from !== session.full_jid) {
+      let ok = false;
+      try {
+        const jid = parseJid(from);
+        ok = jid.full === session.full_jid || (jid.resource === '' && jid.bare === session.jid!.bare);
+      } catch { /* ok stays false */ }
+      if (!ok) throw new StreamErrorException({ condition: 'invalid-from', text: 'from does not match the bound JID' });
+    }
+    stanza.setAttr('from', session.full_jid);
+  }
+
+  function handleStanza(session: Session, stanza: XmlElement): void {
+    const kind = stanza.name as 'message' | 'presence' | 'iq';
+    metrics.stanzaIn(kind);
+    session.stanzasIn++;
+    if (session.type !== 'c2s') throw new StreamErrorException({ condition: 'not-authorized', text: 'authenticate first' });
+    if (session.full_jid === undefined) return handleUnbound(session, stanza);
+    stampFrom(session, stanza);
+    if (kind === 'iq') validateIq(stanza);
+    const rawTo = stanza.attr('to');
+    let to;
+    if (rawTo !== undefined) {
+      try { to = parseJid(rawTo); } catch (err) {
+        if (err instanceof JidError) throw new StanzaErrorException('jid-malformed', `cannot parse to='${rawTo.slice(0, 64)}'`);
+        throw err;
+      }
+      stanza.setAttr('to', to.full);
+    }
+    if (hooks.fire('stanza-in', { session, stanza })) return;
+    if (to === undefined) router.routeNoTo(session, stanza);
+    else router.route(session, stanza, to);
+  }
+
+  /** Before binding only the IQs that allow it (bind, legacy session) are served (RFC 6120 §7.1). */
+  function handleUnbound(session: Session, stanza: XmlElement): void {
+    if (stanza.name === 'iq') {
+      validateIq(stanza);
+      const payload = stanza.firstElement;
+      const entry = payload && iq.lookup('host', stanza.attr('type')!, payload.ns);
+      if (entry?.beforeBind) {
+        hooks.fire('iq/host', { origin: session, stanza, to: parseJid(session.host!) });
+        return;
+      }
+    }
+    throw new StanzaErrorException('not-authorized', 'bind a resource first');
+  }
+
+  const owner: SessionOwner = {
+    dispatchOpen(session, attrs) {
+      try { openStream(session, attrs); } catch (err) { fail(session, undefined, err); }
+    },
+    dispatchElement(session, el) {
+      try {
+        if (session.notopen) throw new StreamErrorException({ condition: 'undefined-condition', text: 'the stream is not open: send <open/> first' });
+        const nonza = nonzas.lookup(el);
+        if (nonza) return nonza(session, el);
+        if (isClientStanza(el)) return handleStanza(session, el);
+        throw new StreamErrorException({ condition: 'unsupported-stanza-type', text: `<${el.name}/> in ${el.ns || 'no namespace'} is not supported` });
+      } catch (err) {
+        fail(session, isClientStanza(el) ? el : undefined, err);
+      }
+    },
+    filterOut(session, stanza) {
+      return hooks.fire('stanza-out', { session, stanza });
+    },
+    closed(session, reason, _clean) {
+      if (reason) metrics.streamError(reason.condition);
+      session.conn?.close(reason ? streamErrorElement(reason) : undefined);
+      destroy(session, reason);
+    },
+    lost(session, reason) {
+      if (session.destroyed) return;
+      if (hooks.fire('session-lost', { session, reason })) return;
+      session.conn = null;
+      destroy(session, { condition: 'connection-timeout', text: reason });
+    },
+  };
+
+  function destroy(session: Session, reason: StreamError | undefined): void {
+    if (session.destroyed) return;
+    session.destroyed = true;
+    sessions.remove(session);
+    try {
+      hooks.fire('session-destroyed', { session, reason });
+    } catch (err) {
+      log.error({ err, session: session.logId }, 'error in session-destroyed handler');
+    }
+    const seconds = (Date.now() - session.startedAt) / 1000;
+    metrics.sessionEnded(session.transport, seconds);
+    log.info({
+      event: 'session-end', session: session.logId, jid: session.full_jid, ip: session.ip,
+      reason: reason?.condition ?? 'closed', text: reason?.text, seconds, stanzasIn: session.stanzasIn, stanzasOut: session.stanzasOut,
+    }, 'session ended');
+  }
+
+  return {
+    ctx,
+    connect(conn) {
+      const session = new Session(conn, owner);
+      sessions.add(session);
+      metrics.sessionStarted(conn.transport);
+      log.info({ event: 'session-start', session: session.logId, transport: conn.transport, ip: conn.ip, secure: conn.secure }, 'session started');
+      return session;
+    },
+    shutdown() {
+      for (const session of [...sessions.all]) session.close({ condition: 'system-shutdown', text: 'the server is shutting down' });
+    },
+  };
+}
+
+/** RFC 6120 §8.2.3: id is required; get/set carry exactly one payload, result at most one. */
+function validateIq(stanza: XmlElement): void {
+  const type = stanza.attr('type');
+  if (stanza.attr('id') === undefined) throw new StanzaErrorException('bad-request', 'an IQ needs an id');
+  const elements = stanza.getChildren().length;
+  if (type === 'get' || type === 'set') {
+    if (elements !== 1) throw new StanzaErrorException('bad-request', 'an IQ get or set carries exactly one payload');
+  } else if (type !== 'result' && type !== 'error') {
+    throw new StanzaErrorException('bad-request', `unknown IQ type '${type ?? ''}'`);
+  }
+}

@@ -1,0 +1,36 @@
+import type { XmlElement } from '../xml/index.js';
+import type { Jid } from '../jid/index.js';
+import type { Session } from './session.js';
+import type { StreamError } from './errors.js';
+
+/** A stanza on its way through the router (Prosody's event.origin / event.stanza). */
+export interface RouteEvent {
+  /** The local session that sent it, or null when the server itself originates it. */
+  readonly origin: Session | null;
+  readonly stanza: XmlElement;
+  /** Parsed `to`; for stanzas without `to` the router fills in what RFC 6120 §10.3 implies. */
+  readonly to: Jid;
+}
+
+/** Every event of the core. Features subscribe in their register(ctx). */
+export interface CoreEvents {
+  /** Gathering <stream:features> for a stream (re)start; handlers append children. */
+  'stream-features': { readonly session: Session; readonly features: XmlElement };
+  /** The session became a connected resource. */
+  'resource-bound': { readonly session: Session };
+  /** The transport died without a clean close; a handler returning true keeps the session (XEP-0198 hibernation). */
+  'session-lost': { readonly session: Session; readonly reason: string };
+  /** The session is gone for good; features release what they hold for it. */
+  'session-destroyed': { readonly session: Session; readonly reason: StreamError | undefined };
+  /** A stanza is about to be written to a session; true = taken over (CSI holds it, SM buffers it). */
+  'stanza-out': { readonly session: Session; readonly stanza: XmlElement };
+  /** A stanza from a bound client, `from` already stamped; true = handled, do not route. */
+  'stanza-in': { readonly session: Session; readonly stanza: XmlElement };
+  'message/full': RouteEvent; 'message/bare': RouteEvent; 'message/host': RouteEvent;
+  'presence/full': RouteEvent; 'presence/bare': RouteEvent; 'presence/host': RouteEvent;
+  /** Presence without `to`: the broadcast of RFC 6121 §4.2/§4.4. */
+  'presence/broadcast': RouteEvent;
+  'iq/full': RouteEvent; 'iq/bare': RouteEvent; 'iq/host': RouteEvent;
+  /** Any stanza to a domain we do not serve (there is no s2s). */
+  'route/remote': RouteEvent;
+}

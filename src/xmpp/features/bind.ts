@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { NS, x } from '../../xml/index.js';
+import { JidError, makeJid, normalizeResource } from '../../jid/index.js';
+import { StanzaErrorException } from '../errors.js';
+import type { ModuleContext } from '../context.js';
+import type { Session } from '../session.js';
+
+export interface BindOptions {
+  /** Connected resources one account may hold; more gets resource-constraint (RFC 6120 §7.6.2.1). */
+  readonly maxResourcesPerUser: number;
+}
+
+/**
+ * Resource binding (RFC 6120 §7) and the legacy session establishment of
+ * RFC 3921 §3, advertised as optional (draft-cridland-xmpp-session-01) for
+ * old clients.
+ */
+export function register(ctx: ModuleContext, opts: BindOptions): void {
+  ctx.hooks.on('stream-features', ({ session, features }) => {
+    if (session.type !== 'c2s' || session.full_jid !== undefined) return;
+    features.append(x('bind', { xmlns: NS.BIND }));
+    features.append(x('session', { xmlns: NS.SESSION }, x('optional', {})));
+  }, 90);
+
+  ctx.iq.register('both', 'set', NS.BIND, (session, _iq, payload) => {
+    // RFC 6120 §7.7.2.1: a second bind on the same stream is not allowed.
+    if (session.full_jid !== undefined) throw new StanzaErrorException('not-allowed', 'a resource is already bound');
+    const requested = payload.getChildText('resource');
+    let resource: string;
+    try {
+      resource = requested === undefined || requested.trim() === '' ? generated() : normalizeResource(requested);
+    } catch (err) {
+      if (err instanceof JidError) throw new StanzaErrorException('bad-request', 'the resource cannot be normalised');
+      throw err;
+    }
+    const jid = makeJid(session.username!, session.host!, resource);
+    const existing = ctx.sessions.get(jid.domain, jid.local, resource);
+    if (existing === undefined && ctx.sessions.countResources(jid.domain, jid.local) >= opts.maxResourcesPerUser) {
+      throw new StanzaErrorException('resource-constraint', 'too many connected resources');
+    }
+    // RFC 6120 §7.7.2.2: our conflict policy is Prosody's default, "kick_old":
+    // the old session gets a <conflict/> stream error and the new one binds.
+    if (existing !== undefined && existing !== session) existing.close({ condition: 'conflict', text: 'replaced by a new connection' });
+    bindSession(ctx, session, jid.local, resource);
+    return x('bind', { xmlns: NS.BIND }, x('jid', {}, session.full_jid!));
+  }, { beforeBind: true });
+
+  // RFC 3921 §3 session establishment: a no-op kept for old clients.
+  ctx.iq.register('both', 'set', NS.SESSION, () => undefined, { beforeBind: true });
+}
+
+/** Makes `session` a connected resource and tells the features. */
+export function bindSession(ctx: ModuleContext, session: Session, username: string, resource: string): void {
+  const jid = makeJid(username, session.host!, resource);
+  session.username = jid.local;
+  session.resource = jid.resource;
+  session.jid = jid;
+  session.full_jid = jid.full;
+  ctx.sessions.bind(session);
+  ctx.hooks.fire('resource-bound', { session });
+}
+
+/** A server-chosen resource: unguessable and unique (RFC 6120 §7.6.2.1). */
+function generated(): string {
+  return `web-${randomBytes(9).toString('base64url')}`;
+}

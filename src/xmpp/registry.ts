@@ -1,0 +1,59 @@
+import { NS, x, type XmlElement } from '../xml/index.js';
+import type { Session } from './session.js';
+
+/**
+ * Handler of an IQ get/set addressed to the server or to the account itself.
+ * Returns the payload of the result (or nothing for an empty result), or
+ * throws StanzaErrorException. May be async.
+ */
+export type IqHandler = (session: Session, iq: XmlElement, payload: XmlElement) => XmlElement | void | Promise<XmlElement | void>;
+
+/** Where an IQ handler answers: the server's domain, the sender's own account (no `to` or own bare JID), or both. */
+export type IqScope = 'host' | 'self' | 'both';
+
+interface IqEntry { readonly handler: IqHandler; readonly beforeBind: boolean }
+
+/** IQ handlers keyed by type and payload namespace (RFC 6120 §8.2.3: one payload child). */
+export class IqRegistry {
+  readonly #host = new Map<string, IqEntry>();
+  readonly #self = new Map<string, IqEntry>();
+
+  register(scope: IqScope, type: 'get' | 'set', ns: string, handler: IqHandler, opts: { beforeBind?: boolean } = {}): void {
+    const entry = { handler, beforeBind: opts.beforeBind === true };
+    if (scope !== 'self') this.#host.set(`${type} ${ns}`, entry);
+    if (scope !== 'host') this.#self.set(`${type} ${ns}`, entry);
+  }
+
+  lookup(scope: 'host' | 'self', type: string, ns: string): IqEntry | undefined {
+    return (scope === 'host' ? this.#host : this.#self).get(`${type} ${ns}`);
+  }
+}
+
+/** The result reply to an IQ (RFC 6120 §8.2.3). */
+export function iqResult(iq: XmlElement, payload?: XmlElement | void): XmlElement {
+  return x('iq', { xmlns: NS.CLIENT, type: 'result', id: iq.attr('id'), from: iq.attr('to'), to: iq.attr('from') }, payload ?? undefined);
+}
+
+/** Handler of a first-level non-stanza element (SASL, stream management…). */
+export type NonzaHandler = (session: Session, el: XmlElement) => void;
+
+/** Nonza handlers keyed by namespace and local name. */
+export class NonzaRegistry {
+  readonly #handlers = new Map<string, NonzaHandler>();
+
+  register(ns: string, local: string, handler: NonzaHandler): void {
+    this.#handlers.set(`${ns} ${local}`, handler);
+  }
+
+  lookup(el: XmlElement): NonzaHandler | undefined {
+    return this.#handlers.get(`${el.ns} ${el.local}`);
+  }
+}
+
+/** Features and identities the server announces in disco#info (XEP-0030). */
+export class DiscoRegistry {
+  readonly features = new Set<string>([NS.DISCO_INFO, NS.DISCO_ITEMS]);
+  readonly accountFeatures = new Set<string>([NS.DISCO_INFO, NS.DISCO_ITEMS]);
+  addFeature(ns: string): void { this.features.add(ns); }
+  addAccountFeature(ns: string): void { this.accountFeatures.add(ns); }
+}

@@ -1,0 +1,66 @@
+import type { Session } from './session.js';
+
+/**
+ * All sessions of the process, and the bound ones by host → user → resource.
+ * The seed's three kinds of resource are answered here: connected (bound),
+ * available (sent initial presence), interested (requested the roster).
+ * Created once in app.ts and passed in; no module-level state.
+ */
+export class SessionManager {
+  readonly #all = new Set<Session>();
+  readonly #hosts = new Map<string, Map<string, Map<string, Session>>>();
+
+  add(session: Session): void { this.#all.add(session); }
+
+  /** Every session, bound or not, for shutdown and metrics. */
+  get all(): ReadonlySet<Session> { return this.#all; }
+
+  get size(): number { return this.#all.size; }
+
+  /** The session bound to host/username/resource, if any. */
+  get(host: string, username: string, resource: string): Session | undefined {
+    return this.#hosts.get(host)?.get(username)?.get(resource);
+  }
+
+  /** Connected resources of an account, in bind order. */
+  resources(host: string, username: string): Iterable<Session> {
+    return this.#hosts.get(host)?.get(username)?.values() ?? [];
+  }
+
+  countResources(host: string, username: string): number {
+    return this.#hosts.get(host)?.get(username)?.size ?? 0;
+  }
+
+  /** Available resources of an account: those that have sent initial presence. */
+  *available(host: string, username: string): Iterable<Session> {
+    for (const s of this.resources(host, username)) if (s.presence !== undefined) yield s;
+  }
+
+  /** Interested resources of an account: those that requested the roster. */
+  *interested(host: string, username: string): Iterable<Session> {
+    for (const s of this.resources(host, username)) if (s.interested === true) yield s;
+  }
+
+  /** Records the binding; the caller has already resolved conflicts. */
+  bind(session: Session): void {
+    const { host, username, resource } = session;
+    if (host === undefined || username === undefined || resource === undefined) throw new Error('bind before auth');
+    let users = this.#hosts.get(host);
+    if (!users) this.#hosts.set(host, (users = new Map()));
+    let resources = users.get(username);
+    if (!resources) users.set(username, (resources = new Map()));
+    resources.set(resource, session);
+  }
+
+  /** Forgets the session; removes only its own binding (a newer session may own the resource now). */
+  remove(session: Session): void {
+    this.#all.delete(session);
+    const { host, username, resource } = session;
+    if (host === undefined || username === undefined || resource === undefined) return;
+    const users = this.#hosts.get(host);
+    const resources = users?.get(username);
+    if (resources?.get(resource) !== session) return;
+    resources.delete(resource);
+    if (resources.size === 0) users!.delete(username);
+  }
+}

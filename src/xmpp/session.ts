@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import type { XmlElement } from '../xml/index.js';
+import type { Jid } from '../jid/index.js';
+import type { Conn, ConnEvents } from './conn.js';
+import type { StreamError, StreamErrorCondition } from './errors.js';
+
+/** Prosody's close(reason): a condition name, `{condition, text}`, or a stanza sent before closing. */
+export type CloseReason = StreamErrorCondition | StreamError | XmlElement | undefined;
+
+/** What a session asks of the core that owns it (the stream handler). */
+export interface SessionOwner {
+  dispatchOpen(session: Session, attrs: Readonly<Record<string, string>>): void;
+  dispatchElement(session: Session, el: XmlElement): void;
+  /** Outgoing stanza filters (stream management, CSI). True = taken over, do not write. */
+  filterOut(session: Session, stanza: XmlElement): boolean;
+  closed(session: Session, reason: StreamError | undefined, clean: boolean): void;
+  lost(session: Session, reason: string): void;
+}
+
+/** Marker for client stanzas: the three kinds of RFC 6120 §8 in jabber:client. */
+export function isStanza(el: XmlElement): boolean {
+  const n = el.name;
+  return n === 'message' || n === 'presence' || n === 'iq';
+}
+
+/**
+ * A client session, shaped as the seed describes Prosody's session object.
+ * The field names are the seed's (`full_jid`, `notopen`, …) on purpose.
+ * The session knows nothing of its transport beyond the `Conn` interface.
+ */
+export class Session implements ConnEvents {
+  /** 'c2s_unauthed' until SASL succeeds, then 'c2s'. */
+  type: 'c2s_unauthed' | 'c2s' = 'c2s_unauthed';
+  /** The transport; null while a resumable session hibernates. */
+  conn: Conn | null;
+  /** True until the client opens the stream, and again after every restart. */
+  notopen = true;
+  secure: boolean;
+  ip: string;
+  username: string | undefined;
+  host: string | undefined;
+  resource: string | undefined;
+  full_jid: string | undefined;
+  /** The bound JID as a value object, set with full_jid. */
+  jid: Jid | undefined;
+  priority = 0;
+  /** The last non-directed available presence; undefined when unavailable. */
+  presence: XmlElement | undefined;
+  /** True once the resource requested the roster. */
+  interested: boolean | undefined;
+  /** The user's roster, loaded when the resource is bound. */
+  roster: unknown;
+  /** Current stream id (RFC 6120 §4.7.3), new on every (re)start. */
+  streamId = '';
+  lang = 'en';
+  readonly startedAt = Date.now();
+  /** The transport the session started on, for logs and metrics. */
+  transport: string;
+  /** Unique for the life of the process; for logs only. */
+  readonly logId = randomBytes(6).toString('base64url');
+  stanzasIn = 0;
+  stanzasOut = 0;
+  destroyed = false;
+  #closing = false;
+
+  constructor(conn: Conn, private readonly owner: SessionOwner) {
+    this.conn = conn;
+    this.secure = conn.secure;
+    this.ip = conn.ip;
+    this.transport = conn.transport;
+  }
+
+  /** A connected resource: bound (seed). */
+  get connected(): boolean { return this.full_jid !== undefined; }
+  /** An available resource: has sent initial presence (seed). */
+  get available(): boolean { return this.presence !== undefined; }
+  /** An interested resource: has requested the roster (seed). */
+  get isInterested(): boolean { return this.interested === true; }
+
+  /** Sends a stanza or nonza to the client, through the outgoing filters for stanzas. */
+  send(el: XmlElement): void {
+    if (this.destroyed) return;
+    if (isStanza(el)) {
+      this.stanzasOut++;
+      if (this.owner.filterOut(this, el)) return;
+    }
+    this.conn?.send(el);
+  }
+
+  /** Writes straight to the transport, bypassing filters (for SM resends and nonzas). */
+  write(el: XmlElement): void {
+    this.conn?.send(el);
+  }
+
+  /** Ends the stream for `reason` and destroys the session. Idempotent. */
+  close(reason?: CloseReason): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    let error: StreamError | undefined;
+    if (typeof reason === 'string') error = { condition: reason };
+    else if (reason && 'condition' in reason) error = reason;
+    else if (reason) this.conn?.send(reason);
+    this.owner.closed(this, error, error === undefined);
+  }
+
+  get closing(): boolean { return this.#closing; }
+
+  // ConnEvents: calls from the transport.
+  streamOpened(attrs: Readonly<Record<string, string>>): void { this.owner.dispatchOpen(this, attrs); }
+  element(el: XmlElement): void { this.owner.dispatchElement(this, el); }
+  streamClosed(): void { this.close(); }
+  transportLost(reason: string): void { this.owner.lost(this, reason); }
+  streamError(condition: StreamErrorCondition, text?: string): void { this.close(text ? { condition, text } : condition); }
+}

@@ -1,0 +1,122 @@
+import WebSocket from 'ws';
+import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
+
+/**
+ * A raw RFC 7395 client for protocol tests: sends text frames verbatim and
+ * hands back every frame the server sends, parsed.
+ */
+export class RawWsClient {
+  readonly frames: XmlElement[] = [];
+  readonly raw: string[] = [];
+  closed: { code: number; reason: string } | undefined;
+  #waiters: Array<() => void> = [];
+  #read = 0;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data, isBinary) => {
+      const text = data.toString();
+      this.raw.push(text);
+      if (!isBinary) this.frames.push(parseXml(text, undefined, NS.CLIENT));
+      this.#wake();
+    });
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString() };
+      this.#wake();
+    });
+  }
+
+  static async connect(url: string, protocols: string | string[] = 'xmpp'): Promise<RawWsClient> {
+    const ws = new WebSocket(url, protocols);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    });
+    return new RawWsClient(ws);
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  send(frame: string | Buffer, binary = false): void {
+    this.ws.send(frame, { binary });
+  }
+
+  open(to = 'localhost'): void {
+    this.send(`<open xmlns='${NS.FRAMING}' to='${to}' version='1.0'/>`);
+  }
+
+  /** The next frame not yet read, waiting up to `ms` for it. */
+  async next(ms = 3000): Promise<XmlElement> {
+    const deadline = Date.now() + ms;
+    while (this.#read >= this.frames.length) {
+      if (this.closed) throw new Error(`connection closed (${this.closed.code}) while waiting for a frame`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for a frame');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => { clearTimeout(t); resolve(); });
+      });
+    }
+    return this.frames[this.#read++]!;
+  }
+
+  /** Reads frames until one matches, returning it (frames skipped on the way are dropped). */
+  async until(pred: (el: XmlElement) => boolean, ms = 3000): Promise<XmlElement> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const el = await this.next(Math.max(1, deadline - Date.now()));
+      if (pred(el)) return el;
+    }
+  }
+
+  /** Waits for the WebSocket to close. */
+  async waitClosed(ms = 3000): Promise<{ code: number; reason: string }> {
+    const deadline = Date.now() + ms;
+    while (!this.closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for close');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => { clearTimeout(t); resolve(); });
+      });
+    }
+    return this.closed;
+  }
+
+  /** Opens the stream, authenticates with PLAIN (needs ALLOW_INSECURE_PLAIN), restarts and binds. */
+  async login(user: string, password: string, resource?: string, to = 'localhost'): Promise<string> {
+    this.open(to);
+    await this.next(); // <open/>
+    await this.next(); // features
+    const b64 = Buffer.from(`\0${user}\0${password}`).toString('base64');
+    this.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${b64}</auth>`);
+    const res = await this.next();
+    if (res.local !== 'success') throw new Error(`auth failed: ${res.toString()}`);
+    this.open(to);
+    await this.next();
+    await this.next();
+    const r = resource ? `<resource>${resource}</resource>` : '';
+    this.send(`<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='${NS.BIND}'>${r}</bind></iq>`);
+    const bound = await this.next();
+    const jid = bound.getChild('bind', NS.BIND)?.getChildText('jid');
+    if (!jid) throw new Error(`bind failed: ${bound.toString()}`);
+    return jid;
+  }
+
+  close(): void { this.ws.close(); }
+}
+
+/** The condition element name of a <stream:error/>. */
+export function streamErrorCondition(el: XmlElement): string | undefined {
+  if (el.local !== 'error' || el.ns !== NS.STREAM) return undefined;
+  return el.getChildren().find((c) => c.ns === NS.STREAMS && c.local !== 'text')?.local;
+}
+
+/** The condition element name of a stanza <error/>. */
+export function stanzaErrorCondition(el: XmlElement): string | undefined {
+  return el.getChild('error')?.getChildren().find((c) => c.ns === NS.STANZAS && c.local !== 'text')?.local;
+}

@@ -1,0 +1,206 @@
+import t from 'tap';
+import WebSocket from 'ws';
+import { NS } from '../../src/xml/index.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { RawWsClient, stanzaErrorCondition, streamErrorCondition } from '../helpers/ws-client.js';
+
+let server: TestServer;
+t.before(async () => {
+  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true' });
+  await server.addUser('alice', 'alice-secret');
+  await server.addUser('bob', 'bob-secret');
+});
+t.teardown(() => server.close());
+
+async function expectStreamError(c: RawWsClient, condition: string): Promise<void> {
+  const err = await c.until((el) => el.local === 'error' && el.ns === NS.STREAM);
+  t.equal(streamErrorCondition(err), condition, `stream error is ${condition}`);
+  const close = await c.next();
+  t.ok(close.is('close', NS.FRAMING), 'the stream error is followed by <close/>');
+  c.send(`<close xmlns='${NS.FRAMING}'/>`);
+  await c.waitClosed();
+}
+
+t.test('a handshake without the xmpp subprotocol is not upgraded', async (t) => {
+  await t.rejects(RawWsClient.connect(server.wsUrl, 'chat'), /HTTP 400/);
+  await t.rejects(RawWsClient.connect(server.wsUrl, []), /HTTP 400/);
+});
+
+t.test('the server selects the xmpp subprotocol', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl, ['foo', 'xmpp']);
+  t.equal(c.ws.protocol, 'xmpp');
+  c.close();
+});
+
+t.test('opening the stream gets <open/> with id, version and xml:lang, then SASL features', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  c.open();
+  const open = await c.next();
+  t.ok(open.is('open', NS.FRAMING));
+  t.equal(open.attr('version'), '1.0');
+  t.equal(open.attr('from'), 'localhost');
+  t.equal(open.attr('xml:lang'), 'en');
+  t.ok((open.attr('id') ?? '').length >= 16, 'stream id is long and random');
+  const features = await c.next();
+  t.ok(features.is('features', NS.STREAM));
+  const mechs = features.getChild('mechanisms', NS.SASL)!.getChildren('mechanism').map((m) => m.text());
+  t.same(mechs, ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN']);
+  c.close();
+});
+
+t.test('PLAIN is not offered on an insecure connection by default', async (t) => {
+  const strict = await startServer();
+  t.teardown(() => strict.close());
+  const c = await RawWsClient.connect(strict.wsUrl);
+  c.open();
+  await c.next();
+  const features = await c.next();
+  const mechs = features.getChild('mechanisms', NS.SASL)!.getChildren('mechanism').map((m) => m.text());
+  t.notOk(mechs.includes('PLAIN'));
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0x').toString('base64')}</auth>`);
+  const failure = await c.next();
+  t.ok(failure.is('failure', NS.SASL));
+  t.ok(failure.getChild('encryption-required'), 'PLAIN without TLS is encryption-required');
+  c.close();
+});
+
+t.test('two clients log in, bind, ping the server and exchange a message', async (t) => {
+  const a = await RawWsClient.connect(server.wsUrl);
+  const b = await RawWsClient.connect(server.wsUrl);
+  const aj = await a.login('alice', 'alice-secret', 'desk');
+  const bj = await b.login('bob', 'bob-secret');
+  t.equal(aj, 'alice@localhost/desk');
+  t.match(bj, /^bob@localhost\/.+/);
+  a.send(`<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const pong = await a.next();
+  t.equal(pong.attr('type'), 'result');
+  t.equal(pong.attr('id'), 'p1');
+  b.send(`<presence xmlns='jabber:client'/>`);
+  await b.until((el) => el.local === 'presence');
+  a.send(`<message xmlns='jabber:client' to='bob@localhost' type='chat' id='m1'><body>hi &amp; hello</body></message>`);
+  const msg = await b.until((el) => el.local === 'message');
+  t.equal(msg.attr('from'), aj, 'from is stamped by the server');
+  t.equal(msg.getChildText('body'), 'hi & hello');
+  a.close();
+  b.close();
+});
+
+t.test('a forged from gets invalid-from', async (t) => {
+  const a = await RawWsClient.connect(server.wsUrl);
+  await a.login('alice', 'alice-secret');
+  a.send(`<message xmlns='jabber:client' to='alice@localhost' from='bob@localhost/x'><body>x</body></message>`);
+  await expectStreamError(a, 'invalid-from');
+});
+
+t.test('hostile XML gets its stream error and other sessions keep working', async (t) => {
+  const bystander = await RawWsClient.connect(server.wsUrl);
+  await bystander.login('bob', 'bob-secret', 'bystander');
+  const cases: Array<[string, string | Buffer, string, boolean?]> = [
+    ['billion laughs', `<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><message xmlns='jabber:client'>&lol2;</message>`, 'restricted-xml'],
+    ['external entity', `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><message xmlns='jabber:client'>&e;</message>`, 'restricted-xml'],
+    ['comment', `<message xmlns='jabber:client'><!-- hi --></message>`, 'restricted-xml'],
+    ['processing instruction', `<message xmlns='jabber:client'><?pi x?></message>`, 'restricted-xml'],
+    ['unclosed tag', `<message xmlns='jabber:client'><body>`, 'not-well-formed'],
+    ['undeclared prefix', `<message xmlns='jabber:client'><x:y/></message>`, 'not-well-formed'],
+    ['NUL character', `<message xmlns='jabber:client'><body>a\u0000b</body></message>`, 'not-well-formed'],
+    ['invalid UTF-8', Buffer.concat([Buffer.from(`<message xmlns='jabber:client'><body>`), Buffer.from([0xc3, 0x28]), Buffer.from('</body></message>')]), 'not-well-formed'],
+    ['deep nesting', `${'<a>'.repeat(5000)}${'</a>'.repeat(5000)}`, 'policy-violation'],
+    ['oversized frame', `<message xmlns='jabber:client'><body>${'x'.repeat(300000)}</body></message>`, 'policy-violation'],
+    ['binary frame', Buffer.from(`<message xmlns='jabber:client'/>`), 'unsupported-encoding', true],
+    ['unknown first-level element', `<foo xmlns='urn:example'/>`, 'unsupported-stanza-type'],
+    ['old-style stream root', `<stream:stream xmlns:stream='${NS.STREAM}' to='localhost' version='1.0'/>`, 'invalid-namespace'],
+  ];
+  for (const [name, frame, condition, binary] of cases) {
+    await t.test(name, async (t) => {
+      const c = await RawWsClient.connect(server.wsUrl);
+      await c.login('alice', 'alice-secret');
+      c.send(frame, binary === true);
+      const err = await c.until((el) => el.local === 'error' && el.ns === NS.STREAM);
+      t.equal(streamErrorCondition(err), condition);
+      c.send(`<close xmlns='${NS.FRAMING}'/>`);
+      await c.waitClosed();
+    });
+  }
+  bystander.send(`<iq xmlns='jabber:client' type='get' id='still'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const pong = await bystander.until((el) => el.attr('id') === 'still');
+  t.equal(pong.attr('type'), 'result', 'the bystander session still works');
+  bystander.close();
+});
+
+t.test('an unknown host gets host-unknown', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  c.open('example.org');
+  const open = await c.next();
+  t.ok(open.is('open', NS.FRAMING), 'the header precedes the error');
+  await expectStreamError(c, 'host-unknown');
+});
+
+t.test('a missing version gets unsupported-version', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  c.send(`<open xmlns='${NS.FRAMING}' to='localhost'/>`);
+  await expectStreamError(c, 'unsupported-version');
+});
+
+t.test('stanzas before authentication get not-authorized', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  c.open();
+  await c.next();
+  await c.next();
+  c.send(`<message xmlns='jabber:client' to='bob@localhost'><body>x</body></message>`);
+  await expectStreamError(c, 'not-authorized');
+});
+
+t.test('<close/> from the client is answered with <close/> and the socket closes', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  await c.login('alice', 'alice-secret');
+  c.send(`<close xmlns='${NS.FRAMING}'/>`);
+  const close = await c.next();
+  t.ok(close.is('close', NS.FRAMING));
+  const { code } = await c.waitClosed();
+  t.equal(code, 1000);
+});
+
+t.test('an unknown IQ to the server gets service-unavailable', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  await c.login('alice', 'alice-secret');
+  c.send(`<iq xmlns='jabber:client' type='get' id='u1' to='localhost'><query xmlns='urn:example:nothing'/></iq>`);
+  const reply = await c.next();
+  t.equal(reply.attr('type'), 'error');
+  t.equal(stanzaErrorCondition(reply), 'service-unavailable');
+  c.close();
+});
+
+t.test('disco#info of the server lists its features', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  await c.login('alice', 'alice-secret');
+  c.send(`<iq xmlns='jabber:client' type='get' id='d1' to='localhost'><query xmlns='${NS.DISCO_INFO}'/></iq>`);
+  const reply = await c.next();
+  const q = reply.getChild('query', NS.DISCO_INFO)!;
+  t.equal(q.getChild('identity')?.attr('category'), 'server');
+  const features = q.getChildren('feature').map((f) => f.attr('var'));
+  t.ok(features.includes(NS.PING));
+  t.ok(features.includes(NS.DISCO_INFO));
+  c.close();
+});
+
+t.test('binding a resource that is already bound gives the old session conflict', async (t) => {
+  const first = await RawWsClient.connect(server.wsUrl);
+  await first.login('alice', 'alice-secret', 'same');
+  const second = await RawWsClient.connect(server.wsUrl);
+  const jid = await second.login('alice', 'alice-secret', 'same');
+  t.equal(jid, 'alice@localhost/same');
+  const err = await first.until((el) => el.local === 'error' && el.ns === NS.STREAM);
+  t.equal(streamErrorCondition(err), 'conflict');
+  second.close();
+});
+
+t.test('the server pings idle clients and drops dead ones', async (t) => {
+  const s = await startServer({ WS_PING_INTERVAL: '1' });
+  t.teardown(() => s.close());
+  const ws = new WebSocket(s.wsUrl, 'xmpp', { autoPong: false } as WebSocket.ClientOptions);
+  let pings = 0;
+  ws.on('ping', () => { pings++; });
+  const closed = new Promise<void>((resolve) => ws.on('close', () => resolve()));
+  await closed;
+  t.ok(pings >= 1, 'the server pinged');
+});
