@@ -1,0 +1,10 @@
+export {
+  Jid,
+  JidError,
+  makeJid,
+  normalizeDomain,
+  normalizeLocal,
+  normalizeResource,
+  parseJid,
+  tryParseJid,
+} from './jid.js';

@@ -1,0 +1,19 @@
+/**
+ * SASLprep (RFC 4013), as SCRAM requires for user names and passwords (RFC 5802 §2.2 Normalize).
+ * A thin wrapper so the rest of the code does not depend on the library's CommonJS export shape.
+ */
+import saslprepLib from '@mongodb-js/saslprep';
+
+/**
+ * Prepares `s` as a "stored string" (RFC 4013 §2.5 / RFC 3454 §7: unassigned code points are
+ * prohibited). Throws an Error for prohibited characters or a bidi violation (RFC 4013 §2.3,
+ * §2.4). Note the result may be '' (e.g. for a lone U+00AD); callers decide whether that is valid.
+ */
+export function saslprep(s: string): string {
+  try {
+    return saslprepLib(s);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`SASLprep rejected the string: ${reason}`, { cause: err });
+  }
+}
