@@ -50,7 +50,7 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
   coreRef = core;
   const { ctx } = core;
 
-  sasl.register(ctx, { allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures });
+  sasl.register(ctx, { allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations });
   bind.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser });
   iq.register(ctx);
   ping.register(ctx);

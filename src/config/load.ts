@@ -31,6 +31,7 @@ function parseValue(spec: OptionSpec, raw: string): Parsed {
     case 'enum':
       return spec.values.includes(raw) ? { ok: true, value: raw } : { ok: false, expected: `one of ${spec.values.join(', ')}` };
     case 'list': {
+      if (raw === 'none' && spec.minItems === 0) return { ok: true, value: Object.freeze([]) };
       const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
       const expected = `a comma-separated list of ${spec.expected ?? 'values'}${spec.minItems > 0 ? ` (at least ${spec.minItems})` : ''}`;
       if (items.length < spec.minItems) return { ok: false, expected };

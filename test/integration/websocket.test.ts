@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { NS } from '../../src/xml/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -12,7 +12,7 @@ t.before(async () => {
 });
 t.teardown(() => server.close());
 
-async function expectStreamError(c: RawWsClient, condition: string): Promise<void> {
+async function expectStreamError(t: Test, c: RawWsClient, condition: string): Promise<void> {
   const err = await c.until((el) => el.local === 'error' && el.ns === NS.STREAM);
   t.equal(streamErrorCondition(err), condition, `stream error is ${condition}`);
   const close = await c.next();
@@ -89,7 +89,7 @@ t.test('a forged from gets invalid-from', async (t) => {
   const a = await RawWsClient.connect(server.wsUrl);
   await a.login('alice', 'alice-secret');
   a.send(`<message xmlns='jabber:client' to='alice@localhost' from='bob@localhost/x'><body>x</body></message>`);
-  await expectStreamError(a, 'invalid-from');
+  await expectStreamError(t, a, 'invalid-from');
 });
 
 t.test('hostile XML gets its stream error and other sessions keep working', async (t) => {
@@ -132,13 +132,13 @@ t.test('an unknown host gets host-unknown', async (t) => {
   c.open('example.org');
   const open = await c.next();
   t.ok(open.is('open', NS.FRAMING), 'the header precedes the error');
-  await expectStreamError(c, 'host-unknown');
+  await expectStreamError(t, c, 'host-unknown');
 });
 
 t.test('a missing version gets unsupported-version', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   c.send(`<open xmlns='${NS.FRAMING}' to='localhost'/>`);
-  await expectStreamError(c, 'unsupported-version');
+  await expectStreamError(t, c, 'unsupported-version');
 });
 
 t.test('stanzas before authentication get not-authorized', async (t) => {
@@ -147,7 +147,7 @@ t.test('stanzas before authentication get not-authorized', async (t) => {
   await c.next();
   await c.next();
   c.send(`<message xmlns='jabber:client' to='bob@localhost'><body>x</body></message>`);
-  await expectStreamError(c, 'not-authorized');
+  await expectStreamError(t, c, 'not-authorized');
 });
 
 t.test('<close/> from the client is answered with <close/> and the socket closes', async (t) => {

@@ -10,6 +10,8 @@ export interface SaslOptions {
   readonly allowInsecurePlain: boolean;
   /** RFC 6120 §6.4.5: failed attempts allowed before the stream is closed. */
   readonly maxFailures: number;
+  /** The iteration count of stored credentials, so unknown users look like real ones. */
+  readonly scramIterations: number;
 }
 
 interface Exchange { readonly mechanism: string; scram?: ScramServer; stage: 'awaiting-first' | 'awaiting-final' | 'busy' }
@@ -141,7 +143,11 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
       ex.stage = 'busy';
       return ctx.guard(session, undefined, () => plain(session, initial));
     }
-    ex.scram = new ScramServer(hash!, lookup(session, mechanism));
+    ex.scram = new ScramServer(hash!, lookup(session, mechanism), {
+      unknownUserIterations: opts.scramIterations,
+      // XMPP clients send the bare JID as authzid (RFC 6120 §6.3.8); it may only name the user themself.
+      authzidAllowed: (authzid, username) => authzid === username || authzid === `${username}@${session.host}`,
+    });
     // RFC 6120 §6.4.2: without an initial response, send an empty challenge.
     if (initial === undefined) return session.write(x('challenge', { xmlns: NS.SASL }));
     scramFirst(session, ex, initial);

@@ -1,0 +1,87 @@
+import t from 'tap';
+import { NS } from '../../src/xml/index.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
+
+let server: TestServer;
+t.before(async () => {
+  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SASL_MAX_FAILURES: '3' });
+  await server.addUser('alice', 'alice-secret');
+});
+t.teardown(() => server.close());
+
+async function opened(): Promise<RawWsClient> {
+  const c = await RawWsClient.connect(server.wsUrl);
+  c.open();
+  await c.next();
+  await c.next();
+  return c;
+}
+const plain = (user: string, pass: string, authzid = '') => Buffer.from(`${authzid}\0${user}\0${pass}`).toString('base64');
+const failureCondition = (el: { getChildren(): { local: string }[] }) => el.getChildren().find((c) => c.local !== 'text')?.local;
+
+t.test('each SASL failure carries its RFC 6120 §6.5 condition', async (t) => {
+  const cases: Array<[string, string, string]> = [
+    ['unknown mechanism', `<auth xmlns='${NS.SASL}' mechanism='X-MADE-UP'>=</auth>`, 'invalid-mechanism'],
+    ['wrong password', `<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', 'nope')}</auth>`, 'not-authorized'],
+    ['unknown user', `<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('mallory', 'x')}</auth>`, 'not-authorized'],
+    ['bad base64', `<auth xmlns='${NS.SASL}' mechanism='PLAIN'>***</auth>`, 'incorrect-encoding'],
+    ['malformed PLAIN message', `<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('just-one-part').toString('base64')}</auth>`, 'malformed-request'],
+    ['authzid of another user', `<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', 'alice-secret', 'bob@localhost')}</auth>`, 'invalid-authzid'],
+    ['malformed SCRAM client-first', `<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-1'>${Buffer.from('garbage').toString('base64')}</auth>`, 'malformed-request'],
+    ['response without an exchange', `<response xmlns='${NS.SASL}'/>`, 'malformed-request'],
+  ];
+  for (const [name, frame, condition] of cases) {
+    const c = await opened();
+    c.send(frame);
+    const failure = await c.next();
+    t.ok(failure.is('failure', NS.SASL), `${name}: <failure/>`);
+    t.equal(failureCondition(failure), condition, `${name}: ${condition}`);
+    c.close();
+  }
+});
+
+t.test('abort is answered with aborted and authentication can start again', async (t) => {
+  const c = await opened();
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-1'/>`);
+  const challenge = await c.next();
+  t.ok(challenge.is('challenge', NS.SASL), 'no initial response gets an empty challenge');
+  c.send(`<abort xmlns='${NS.SASL}'/>`);
+  t.equal(failureCondition(await c.next()), 'aborted');
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', 'alice-secret')}</auth>`);
+  t.ok((await c.next()).is('success', NS.SASL));
+  c.close();
+});
+
+t.test('repeated failures close the stream with policy-violation', async (t) => {
+  const c = await opened();
+  for (let i = 0; i < 3; i++) {
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', `wrong${i}`)}</auth>`);
+    t.equal(failureCondition(await c.next()), 'not-authorized');
+  }
+  const err = await c.next();
+  t.equal(streamErrorCondition(err), 'policy-violation');
+  c.send(`<close xmlns='${NS.FRAMING}'/>`);
+  await c.waitClosed();
+});
+
+t.test('PLAIN is offered over TLS as reported by a trusted proxy, and only then', async (t) => {
+  const strict = await startServer({ TRUSTED_PROXIES: '127.0.0.1' });
+  const untrusting = await startServer({ TRUSTED_PROXIES: 'none' });
+  t.teardown(async () => { await strict.close(); await untrusting.close(); });
+  const mechanisms = async (url: string) => {
+    const ws = new (await import('ws')).default(url, 'xmpp', { headers: { 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' } });
+    const frames: string[] = [];
+    ws.on('message', (d) => frames.push(d.toString()));
+    await new Promise((r) => ws.once('open', r));
+    ws.send(`<open xmlns='${NS.FRAMING}' to='localhost' version='1.0'/>`);
+    for (let i = 0; i < 100 && frames.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    ws.close();
+    return frames[1] ?? '';
+  };
+  t.match(await mechanisms(strict.wsUrl), /PLAIN/, 'secure via the trusted proxy');
+  const sessions = [...strict.app.core.ctx.sessions.all];
+  t.ok(sessions.some((s) => s.ip === '203.0.113.7'), 'client address from X-Forwarded-For');
+  t.notMatch(await mechanisms(untrusting.wsUrl), /PLAIN/, 'forwarded headers from an untrusted peer are ignored');
+  t.notOk([...untrusting.app.core.ctx.sessions.all].some((s) => s.ip === '203.0.113.7'), 'its X-Forwarded-For is ignored');
+});

@@ -1,0 +1,56 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig, SCHEMA } from '../../src/config/index.js';
+import { renderEnvExample } from '../../src/config/env-example.js';
+
+t.test('defaults apply when the environment is empty', async (t) => {
+  const c = loadConfig({});
+  t.equal(c.port, 5280);
+  t.equal(c.host, '0.0.0.0');
+  t.same(c.domains, ['localhost']);
+  t.equal(c.dataDir, './data');
+  t.equal(c.maxStanzaSize, 262144);
+  t.equal(c.wsPingInterval, 25);
+  t.equal(c.allowInsecurePlain, false);
+  t.equal(c.scramIterations, 10000);
+  t.ok(Object.isFrozen(c), 'the config is frozen');
+});
+
+t.test('values are parsed and typed', async (t) => {
+  const c = loadConfig({ PORT: '8080', XMPP_DOMAIN: 'a.example, b.example', ALLOW_INSECURE_PLAIN: 'true', TRUSTED_PROXIES: '' });
+  t.equal(c.port, 8080);
+  t.same(c.domains, ['a.example', 'b.example']);
+  t.equal(c.allowInsecurePlain, true);
+  t.same(c.trustedProxies, ['127.0.0.1', '::1'], 'an empty value means the default');
+});
+
+t.test('a bad value names the variable, the value and what was expected', async (t) => {
+  const bad: Array<[string, string, RegExp]> = [
+    ['PORT', '70000', /PORT="70000" is invalid: expected an integer from 0 to 65535/],
+    ['PORT', 'http', /PORT="http" is invalid/],
+    ['ALLOW_INSECURE_PLAIN', 'yes', /ALLOW_INSECURE_PLAIN="yes" is invalid: expected true or false/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL="loud" is invalid: expected one of fatal, error/],
+    ['XMPP_DOMAIN', 'Not A Domain', /XMPP_DOMAIN="Not A Domain" is invalid/],
+    ['SCRAM_ITERATIONS', '100', /SCRAM_ITERATIONS="100" is invalid: expected an integer from 4096/],
+    ['MAX_STANZA_SIZE', '12.5', /MAX_STANZA_SIZE="12.5" is invalid/],
+  ];
+  for (const [name, value, pattern] of bad) {
+    t.throws(() => loadConfig({ [name]: value }), pattern, `${name}=${value}`);
+  }
+});
+
+t.test('every error is reported at once', async (t) => {
+  try {
+    loadConfig({ PORT: 'x', WS_PING_INTERVAL: '0' });
+    t.fail('should throw');
+  } catch (err) {
+    t.ok(err instanceof ConfigError);
+    t.equal((err as ConfigError).problems.length, 2);
+  }
+});
+
+t.test('.env.example documents every variable with its default', async (t) => {
+  const file = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+  t.equal(file, renderEnvExample(), '.env.example is up to date (regenerate with npm run env-example)');
+  for (const spec of Object.values(SCHEMA)) t.match(file, new RegExp(`^${spec.env}=`, 'm'), spec.env);
+});
