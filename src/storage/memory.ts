@@ -1,0 +1,78 @@
+/**
+ * In-memory Storage with the same observable behaviour as the SQLite one.
+ * For unit tests and throwaway runs; nothing survives the process.
+ */
+import { copyCredentials } from './credentials.js';
+import { compareUserKeys } from './order.js';
+import {
+  UserExistsError, UserNotFoundError,
+  type Clock, type NewUser, type Storage, type UserKey, type UserRecord, type UserStore,
+} from './types.js';
+
+export interface MemoryStorageOptions {
+  now?: Clock;
+}
+
+// NUL cannot occur in a JID, so it cannot make two different keys collide.
+const keyOf = (host: string, username: string): string => `${host}\0${username}`;
+
+function copyRecord(r: UserRecord): UserRecord {
+  return { ...r, credentials: copyCredentials(r.credentials) };
+}
+
+function createMemoryUserStore(now: Clock): UserStore {
+  const users = new Map<string, UserRecord>();
+
+  const requireExisting = (host: string, username: string): UserRecord => {
+    const record = users.get(keyOf(host, username));
+    if (!record) throw new UserNotFoundError(host, username);
+    return record;
+  };
+
+  // Everything is checked before the map is touched: that makes it all-or-nothing.
+  const createMany = async (batch: readonly NewUser[]): Promise<void> => {
+    const seen = new Set<string>();
+    for (const u of batch) {
+      const key = keyOf(u.host, u.username);
+      if (users.has(key) || seen.has(key)) throw new UserExistsError(u.host, u.username);
+      seen.add(key);
+    }
+    const createdAt = now();
+    for (const u of batch) {
+      users.set(keyOf(u.host, u.username), {
+        host: u.host, username: u.username, credentials: copyCredentials(u.credentials), createdAt,
+      });
+    }
+  };
+
+  return {
+    async get(host, username) {
+      const record = users.get(keyOf(host, username));
+      return record && copyRecord(record);
+    },
+    async create(host, username, credentials) {
+      await createMany([{ host, username, credentials }]);
+    },
+    async setCredentials(host, username, credentials) {
+      requireExisting(host, username).credentials = copyCredentials(credentials);
+    },
+    async delete(host, username) {
+      requireExisting(host, username);
+      users.delete(keyOf(host, username));
+    },
+    async list(host?: string): Promise<UserKey[]> {
+      return [...users.values()]
+        .filter((r) => host === undefined || r.host === host)
+        .map((r) => ({ host: r.host, username: r.username }))
+        .sort(compareUserKeys);
+    },
+    createMany,
+  };
+}
+
+export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage {
+  return {
+    users: createMemoryUserStore(options.now ?? Date.now),
+    async close() {},
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * The embedded SQLite backend: one file, `<dataDir>/gateway.sqlite`, shared
+ * by the running server and the CLI.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Clock, Storage } from '../types.js';
+import { migrate } from './migrations.js';
+import { createSqliteUserStore } from './users.js';
+
+export const DATABASE_FILE = 'gateway.sqlite';
+
+export interface SqliteStorageOptions {
+  now?: Clock;
+  /** How long a writer waits for another process's lock before SQLITE_BUSY. */
+  busyTimeoutMs?: number;
+}
+
+function openDatabase(file: string, busyTimeoutMs: number): Database.Database {
+  const db = new Database(file);
+  try {
+    // busy_timeout first: switching to WAL itself needs a lock another process may hold.
+    db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
+    // WAL lets the CLI read and write while the server holds the file open.
+    db.pragma('journal_mode = WAL');
+    // NORMAL is durable across application crashes in WAL mode, and much faster than FULL.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions = {}): Storage {
+  // 0700: the file holds SCRAM keys, which allow offline password guessing.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const db = openDatabase(join(dataDir, DATABASE_FILE), options.busyTimeoutMs ?? 5000);
+  return {
+    users: createSqliteUserStore(db, options.now ?? Date.now),
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}
+
+export { migrate, MIGRATIONS, type Migration, type MigrationResult } from './migrations.js';

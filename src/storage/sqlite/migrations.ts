@@ -1,0 +1,71 @@
+/**
+ * Numbered, forward-only schema migrations. Each runs once, in order, inside
+ * one IMMEDIATE transaction at open, so a server and a CLI opening the same
+ * file at the same moment cannot both apply a step (the second waits on the
+ * write lock, then sees the step recorded). Append new steps; never edit one
+ * that has shipped.
+ */
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  name: string;
+  up(db: Database.Database): void;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'users',
+    // Credentials are a JSON document (both SCRAM variants) because the
+    // server always reads them whole; WITHOUT ROWID since the key is the row.
+    up: (db) => db.exec(`
+      CREATE TABLE users (
+        host        TEXT    NOT NULL,
+        username    TEXT    NOT NULL,
+        credentials TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (host, username)
+      ) STRICT, WITHOUT ROWID;
+    `),
+  },
+];
+
+export interface MigrationResult {
+  from: number;
+  to: number;
+}
+
+function assertWellFormed(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration '${m.name}' has version ${m.version}, expected ${i + 1}`);
+  });
+}
+
+function currentVersion(db: Database.Database): number {
+  const row = db.prepare<[], { v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations').get();
+  return row?.v ?? 0;
+}
+
+/** Brings the schema up to the last migration; returns the versions before and after. */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): MigrationResult {
+  assertWellFormed(migrations);
+  const target = migrations.length;
+  const run = db.transaction((): MigrationResult => {
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT    NOT NULL,
+      applied_at INTEGER NOT NULL
+    ) STRICT`);
+    const from = currentVersion(db);
+    // A newer gateway wrote this file; running old code on it could corrupt it.
+    if (from > target) throw new Error(`database schema version ${from} is newer than this gateway supports (${target}); upgrade xmpp-web-gateway`);
+    const record = db.prepare<[number, string, number]>('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    for (const m of migrations.slice(from)) {
+      m.up(db);
+      record.run(m.version, m.name, Date.now());
+    }
+    return { from, to: target };
+  });
+  return run.immediate();
+}

@@ -1,0 +1,71 @@
+/** UserStore over one better-sqlite3 connection; statements are prepared once. */
+import type Database from 'better-sqlite3';
+import { isStoredCredentials } from '../credentials.js';
+import {
+  UserExistsError, UserNotFoundError,
+  type Clock, type NewUser, type StoredCredentials, type UserKey, type UserRecord, type UserStore,
+} from '../types.js';
+
+interface UserRow {
+  host: string;
+  username: string;
+  credentials: string;
+  created_at: number;
+}
+
+function decode(row: UserRow): UserRecord {
+  const credentials: unknown = JSON.parse(row.credentials);
+  if (!isStoredCredentials(credentials)) {
+    throw new Error(`stored credentials of '${row.username}@${row.host}' are malformed`);
+  }
+  return { host: row.host, username: row.username, credentials, createdAt: row.created_at };
+}
+
+const encode = (c: StoredCredentials): string => JSON.stringify(c);
+
+function prepareStatements(db: Database.Database) {
+  return {
+    get: db.prepare<[string, string], UserRow>('SELECT host, username, credentials, created_at FROM users WHERE host = ? AND username = ?'),
+    // ON CONFLICT DO NOTHING + changes === 0 tells "exists" apart without parsing error codes.
+    insert: db.prepare<[string, string, string, number]>('INSERT INTO users (host, username, credentials, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'),
+    update: db.prepare<[string, string, string]>('UPDATE users SET credentials = ? WHERE host = ? AND username = ?'),
+    remove: db.prepare<[string, string]>('DELETE FROM users WHERE host = ? AND username = ?'),
+    listAll: db.prepare<[], UserKey>('SELECT host, username FROM users ORDER BY host, username'),
+    listHost: db.prepare<[string], UserKey>('SELECT host, username FROM users WHERE host = ? ORDER BY username'),
+  };
+}
+
+export function createSqliteUserStore(db: Database.Database, now: Clock): UserStore {
+  const st = prepareStatements(db);
+
+  // Throwing inside db.transaction rolls the whole batch back.
+  const insertAll = db.transaction((batch: readonly NewUser[], createdAt: number) => {
+    for (const u of batch) {
+      if (st.insert.run(u.host, u.username, encode(u.credentials), createdAt).changes === 0) {
+        throw new UserExistsError(u.host, u.username);
+      }
+    }
+  });
+
+  return {
+    async get(host, username) {
+      const row = st.get.get(host, username);
+      return row && decode(row);
+    },
+    async create(host, username, credentials) {
+      insertAll([{ host, username, credentials }], now());
+    },
+    async setCredentials(host, username, credentials) {
+      if (st.update.run(encode(credentials), host, username).changes === 0) throw new UserNotFoundError(host, username);
+    },
+    async delete(host, username) {
+      if (st.remove.run(host, username).changes === 0) throw new UserNotFoundError(host, username);
+    },
+    async list(host?: string) {
+      return host === undefined ? st.listAll.all() : st.listHost.all(host);
+    },
+    async createMany(batch) {
+      insertAll(batch, now());
+    },
+  };
+}

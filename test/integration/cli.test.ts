@@ -1,0 +1,259 @@
+/**
+ * The real `xmpp-web-gateway` bin as a child process against a temp DATA_DIR,
+ * plus in-process runCli runs for what a child cannot fake (a terminal).
+ */
+import t, { type Test } from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { runCli, type CliIo } from '../../src/cli/main.js';
+import { createMemoryStorage, openSqliteStorage, type StoredCredentials } from '../../src/storage/index.js';
+import { verifyPassword } from '../../src/xmpp/sasl/scram.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BIN = join(ROOT, 'bin', 'xmpp-web-gateway.js');
+const BUILT = join(ROOT, 'dist', 'cli', 'main.js');
+const HOSTS = 'example.com,other.org';
+
+// 20,000 PBKDF2 runs for the bulk import are pure CPU: seconds on a workstation,
+// but a minute or more on a busy two-core CI runner. Raise this file's limit.
+t.setTimeout(600_000);
+
+function newestSource(dir: string): number {
+  return Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => {
+    const path = join(dir, e.name);
+    return e.isDirectory() ? newestSource(path) : statSync(path).mtimeMs;
+  }));
+}
+
+// `npm test` builds first; a direct `npx tap` run rebuilds only when dist is stale.
+t.before(() => {
+  if (existsSync(BUILT) && statSync(BUILT).mtimeMs >= newestSource(join(ROOT, 'src'))) return;
+  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
+  if (!existsSync(BUILT)) throw new Error(`build failed:\n${tsc.stdout}${tsc.stderr}`);
+});
+
+interface Result { code: number | null; stdout: string; stderr: string }
+interface RunOptions { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; bin?: string }
+
+/** Runs the bin in `dir` (its DATA_DIR is dir/data), feeding `input` then closing stdin. */
+function cli(dir: string, args: string[], opts: RunOptions = {}): Promise<Result> {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, DATA_DIR: join(dir, 'data'), XMPP_DOMAIN: HOSTS, SCRAM_ITERATIONS: '4096', ...opts.env };
+  const child = spawn(process.execPath, [opts.bin ?? BIN, ...args], { cwd: opts.cwd ?? dir, env });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => out.push(b));
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  child.stdin.end(opts.input ?? '');
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+  });
+}
+
+async function credentialsOf(dir: string, host: string, username: string): Promise<StoredCredentials | undefined> {
+  const storage = openSqliteStorage(join(dir, 'data'));
+  try {
+    return (await storage.users.get(host, username))?.credentials;
+  } finally {
+    await storage.close();
+  }
+}
+
+function verifies(t: Test, c: StoredCredentials | undefined, password: string, what: string): void {
+  t.ok(c, `${what}: account exists`);
+  if (!c) return;
+  t.ok(verifyPassword('sha1', c['SCRAM-SHA-1'], password), `${what}: SCRAM-SHA-1 verifies`);
+  t.ok(verifyPassword('sha256', c['SCRAM-SHA-256'], password), `${what}: SCRAM-SHA-256 verifies`);
+  t.equal(c['SCRAM-SHA-256'].iterations, 4096, `${what}: configured iteration count`);
+}
+
+function fails(t: Test, r: Result, message: string | RegExp, what: string): void {
+  t.equal(r.code, 1, `${what}: exit code 1`);
+  t.match(r.stderr, message, `${what}: message on stderr`);
+  t.equal(r.stdout, '', `${what}: nothing on stdout`);
+}
+
+t.test('help', async (t) => {
+  const dir = t.testdir();
+  const main = await cli(dir, ['--help']);
+  t.equal(main.code, 0);
+  t.match(main.stdout, /Usage: xmpp-web-gateway/);
+  t.match(main.stdout, /user add JID/);
+  const user = await cli(dir, ['user', '--help']);
+  t.equal(user.code, 0);
+  t.match(user.stdout, /passwd JID \[--password P\]/);
+  t.match(user.stdout, /SCRAM_ITERATIONS/);
+  t.notOk(existsSync(join(dir, 'data')), 'help does not create the data directory');
+  fails(t, await cli(dir, ['frobnicate']), /unknown command 'frobnicate'/, 'unknown command');
+});
+
+t.test('account lifecycle', async (t) => {
+  const dir = t.testdir();
+  const secrets = ['s3cret-flag', 'from-stdin-pw', 'changed-pw'];
+
+  const added = await cli(dir, ['user', 'add', 'Alice@Example.com', '--password', secrets[0]!]);
+  t.equal(added.code, 0, added.stderr);
+  t.equal(added.stdout, 'created user alice@example.com\n', 'local part normalised');
+  verifies(t, await credentialsOf(dir, 'example.com', 'alice'), secrets[0]!, '--password');
+
+  const piped = await cli(dir, ['user', 'add', 'bob@other.org'], { input: `${secrets[1]}\nsecond line is ignored\n` });
+  t.equal(piped.code, 0, piped.stderr);
+  verifies(t, await credentialsOf(dir, 'other.org', 'bob'), secrets[1]!, 'stdin');
+
+  const changed = await cli(dir, ['user', 'passwd', 'alice@example.com'], { input: `${secrets[2]}\r\n` });
+  t.equal(changed.code, 0, changed.stderr);
+  t.equal(changed.stdout, 'changed password of alice@example.com\n');
+  const alice = await credentialsOf(dir, 'example.com', 'alice');
+  verifies(t, alice, secrets[2]!, 'passwd');
+  t.notOk(verifyPassword('sha256', alice!['SCRAM-SHA-256'], secrets[0]!), 'old password no longer works');
+
+  await cli(dir, ['user', 'add', 'carol@example.com', '--password', 'x']);
+  const all = await cli(dir, ['user', 'list']);
+  t.equal(all.stdout, 'alice@example.com\ncarol@example.com\nbob@other.org\n', 'sorted by host, then user');
+  t.equal((await cli(dir, ['user', 'list', 'other.org'])).stdout, 'bob@other.org\n');
+
+  const deleted = await cli(dir, ['user', 'delete', 'carol@example.com']);
+  t.equal(deleted.code, 0, deleted.stderr);
+  t.equal(deleted.stdout, 'deleted user carol@example.com\n');
+  t.equal((await cli(dir, ['user', 'list', 'example.com'])).stdout, 'alice@example.com\n');
+});
+
+t.test('errors exit 1 with a message and never echo the password', async (t) => {
+  const dir = t.testdir();
+  const secret = 'never-print-me';
+  await cli(dir, ['user', 'add', 'alice@example.com', '--password', 'pw']);
+  const runs: [string, string[], string | RegExp, string?][] = [
+    ['existing user', ['user', 'add', 'alice@example.com', '--password', secret], "user 'alice@example.com' already exists"],
+    ['unknown host', ['user', 'add', 'alice@nowhere.net', '--password', secret], "unknown host 'nowhere.net'; configured hosts: example.com, other.org"],
+    ['bad JID', ['user', 'add', 'bad@@jid', '--password', secret], /invalid JID 'bad@@jid'/],
+    ['no local part', ['user', 'add', 'example.com', '--password', secret], /invalid JID 'example.com': expected user@host/],
+    ['full JID', ['user', 'add', 'x@example.com/phone', '--password', secret], /expected a bare JID/],
+    ['unknown user (passwd)', ['user', 'passwd', 'ghost@example.com', '--password', secret], "user 'ghost@example.com' does not exist"],
+    ['unknown user (delete)', ['user', 'delete', 'ghost@example.com'], "user 'ghost@example.com' does not exist"],
+    ['empty --password', ['user', 'add', 'new@example.com', '--password', ''], 'empty password'],
+    ['empty stdin', ['user', 'add', 'new@example.com'], 'empty password', ''],
+    ['missing argument', ['user', 'add'], /usage: xmpp-web-gateway user add JID/],
+    ['stray option', ['user', 'delete', 'alice@example.com', '--password', secret], /--password is not accepted/],
+  ];
+  for (const [what, args, message, input] of runs) {
+    const r = await cli(dir, args, { input: input ?? `${secret}\n` });
+    fails(t, r, message, what);
+    t.notOk(r.stderr.includes(secret), `${what}: password not printed`);
+  }
+  t.equal((await cli(dir, ['user', 'list'])).stdout, 'alice@example.com\n', 'nothing changed');
+});
+
+t.test('settings come from the environment and ./.env', async (t) => {
+  const dir = t.testdir();
+  const bad = await cli(dir, ['user', 'list'], { env: { SCRAM_ITERATIONS: '12' } });
+  fails(t, bad, /SCRAM_ITERATIONS="12" is invalid: expected an integer from 4096 to 1000000/, 'bad SCRAM_ITERATIONS');
+
+  writeFileSync(join(dir, '.env'), 'XMPP_DOMAIN=from-file.example\nSCRAM_ITERATIONS=5000\n');
+  const env = { XMPP_DOMAIN: undefined, SCRAM_ITERATIONS: undefined };
+  const fromFile = await cli(dir, ['user', 'add', 'dora@from-file.example', '--password', 'pw'], { env });
+  t.equal(fromFile.code, 0, fromFile.stderr);
+  t.equal((await credentialsOf(dir, 'from-file.example', 'dora'))!['SCRAM-SHA-1'].iterations, 5000);
+  const realWins = await cli(dir, ['user', 'add', 'dora@from-file.example', '--password', 'pw']);
+  fails(t, realWins, /unknown host 'from-file.example'; configured hosts: example.com, other.org/, 'real env wins');
+});
+
+t.test('import: 10,000 accounts in one run', async (t) => {
+  const dir = t.testdir();
+  const lines = ['# generated', ''];
+  for (let i = 0; i < 10_000; i++) lines.push(`user${i}@${i % 2 ? 'example.com' : 'other.org'}\tpw ${i} with spaces`);
+  const r = await cli(dir, ['user', 'import'], { input: `${lines.join('\n')}\n` });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, 'imported 10000 users\n');
+  const storage = openSqliteStorage(join(dir, 'data'));
+  t.teardown(() => storage.close());
+  t.equal((await storage.users.list()).length, 10_000);
+  t.equal((await storage.users.list('example.com')).length, 5_000);
+  verifies(t, (await storage.users.get('example.com', 'user4321'))?.credentials, 'pw 4321 with spaces', 'sampled user');
+});
+
+t.test('import is all or nothing and names the bad line', async (t) => {
+  const dir = t.testdir();
+  await cli(dir, ['user', 'add', 'taken@example.com', '--password', 'pw']);
+  const cases: [string, string, RegExp][] = [
+    ['existing user', 'a@example.com one\ntaken@example.com two\n', /line 2: user 'taken@example.com' already exists; nothing was imported/],
+    ['duplicate in input', 'a@example.com one\n\nA@example.com two\n', /line 3: 'a@example.com' is already listed on line 1/],
+    ['missing password', 'a@example.com one\n# note\nb@example.com   \n', /line 3: expected 'JID PASSWORD'/],
+    ['unknown host', 'a@example.com one\nb@nowhere.net two\n', /line 2: unknown host 'nowhere.net'/],
+    ['bad JID', 'a@example.com one\n@example.com two\n', /line 2: invalid JID '@example.com'/],
+  ];
+  for (const [what, input, message] of cases) {
+    const r = await cli(dir, ['user', 'import'], { input });
+    fails(t, r, message, what);
+    t.notOk(/one|two/.test(r.stderr), `${what}: passwords not printed`);
+  }
+  t.equal((await cli(dir, ['user', 'list'])).stdout, 'taken@example.com\n', 'nothing imported');
+});
+
+t.test('the CLI writes while a "server" connection holds the database open', async (t) => {
+  const dir = t.testdir();
+  const server = openSqliteStorage(join(dir, 'data'));
+  t.teardown(() => server.close());
+  t.same(await server.users.list(), []);
+  const r = await cli(dir, ['user', 'add', 'live@example.com', '--password', 'pw']);
+  t.equal(r.code, 0, r.stderr);
+  t.ok(await server.users.get('example.com', 'live'), 'visible to the open connection');
+});
+
+t.test('the bin explains a missing build', async (t) => {
+  const dir = t.testdir();
+  mkdirSync(join(dir, 'bin'));
+  copyFileSync(BIN, join(dir, 'bin', 'xmpp-web-gateway.js'));
+  const r = await cli(dir, ['--help'], { bin: join(dir, 'bin', 'xmpp-web-gateway.js') });
+  fails(t, r, /run `npm run build`/, 'no dist');
+});
+
+// ---- in-process: the terminal prompt ----
+
+/** A fake terminal: stdin that claims to be a TTY, and stderr captured to wait for prompts. */
+function terminal() {
+  const stdin = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => stdin });
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let shown = '';
+  stderr.on('data', (b: Buffer) => { shown += b.toString(); });
+  const io: CliIo = { stdin, stdout, stderr, env: { XMPP_DOMAIN: 'example.com', SCRAM_ITERATIONS: '4096' } };
+  const waitFor = async (text: string): Promise<void> => {
+    while (!shown.includes(text)) await new Promise((r) => setTimeout(r, 5));
+  };
+  return { io, stdin, stdout, shown: () => shown, waitFor };
+}
+
+t.test('prompts twice on a terminal, without echo', async (t) => {
+  const storage = createMemoryStorage();
+  const deps = { openStorage: () => storage, startServer: async () => {} };
+
+  const ok = terminal();
+  const added = runCli(['user', 'add', 'tty@example.com'], ok.io, deps);
+  await ok.waitFor('Password: ');
+  ok.stdin.write('typed-secret\r');
+  await ok.waitFor('Repeat password: ');
+  ok.stdin.write('typed-secret\r');
+  t.equal(await added, 0, ok.shown());
+  t.notOk(ok.shown().includes('typed-secret'), 'not echoed');
+  verifies(t, (await storage.users.get('example.com', 'tty'))?.credentials, 'typed-secret', 'prompt');
+
+  const mismatch = terminal();
+  const failed = runCli(['user', 'passwd', 'tty@example.com'], mismatch.io, deps);
+  await mismatch.waitFor('Password: ');
+  mismatch.stdin.write('one\r');
+  await mismatch.waitFor('Repeat password: ');
+  mismatch.stdin.write('two\r');
+  t.equal(await failed, 1);
+  t.match(mismatch.shown(), /passwords do not match/);
+
+  const cancelled = terminal();
+  const aborted = runCli(['user', 'add', 'later@example.com'], cancelled.io, deps);
+  await cancelled.waitFor('Password: ');
+  cancelled.stdin.write('\x03'); // Ctrl-C
+  t.equal(await aborted, 1);
+  t.match(cancelled.shown(), /password entry cancelled/);
+  t.equal(await storage.users.get('example.com', 'later'), undefined);
+});
