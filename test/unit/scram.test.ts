@@ -271,3 +271,8 @@ t.test('saslprep wrapper', async (t) => {
   t.equal(saslprep('a\u00A0b'), 'a b');
   t.throws(() => saslprep('\u0007'), /SASLprep/);
 });
+
+t.test('SASLprep of a string that maps to nothing fails with a plain message', async (t) => {
+  const { saslprep } = await import('../../src/xmpp/sasl/saslprep.js');
+  t.throws(() => saslprep('\u00ad'), /nothing is left after mapping/);
+});

@@ -13,7 +13,9 @@ export function saslprep(s: string): string {
   try {
     return saslprepLib(s);
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    // The library throws a TypeError (reading codePointAt of undefined) when
+    // mapping leaves nothing, e.g. for a lone U+00AD: report that plainly.
+    const reason = err instanceof TypeError ? 'nothing is left after mapping' : err instanceof Error ? err.message : String(err);
     throw new Error(`SASLprep rejected the string: ${reason}`, { cause: err });
   }
 }
