@@ -1,0 +1,28 @@
+/** Namespace URIs used across the server (RFC 6120, RFC 7395, XEP-0124/0206 and the XEPs named below). */
+export const NS = {
+  CLIENT: 'jabber:client',
+  STREAM: 'http://etherx.jabber.org/streams',
+  FRAMING: 'urn:ietf:params:xml:ns:xmpp-framing', // RFC 7395 §3.3
+  STREAMS: 'urn:ietf:params:xml:ns:xmpp-streams', // RFC 6120 §4.9.3
+  STANZAS: 'urn:ietf:params:xml:ns:xmpp-stanzas', // RFC 6120 §8.3.3
+  SASL: 'urn:ietf:params:xml:ns:xmpp-sasl',
+  BIND: 'urn:ietf:params:xml:ns:xmpp-bind',
+  SESSION: 'urn:ietf:params:xml:ns:xmpp-session',
+  TLS: 'urn:ietf:params:xml:ns:xmpp-tls',
+  PING: 'urn:xmpp:ping', // XEP-0199
+  DISCO_INFO: 'http://jabber.org/protocol/disco#info', // XEP-0030
+  DISCO_ITEMS: 'http://jabber.org/protocol/disco#items',
+  HTTPBIND: 'http://jabber.org/protocol/httpbind', // XEP-0124
+  XBOSH: 'urn:xmpp:xbosh', // XEP-0206
+  SM: 'urn:xmpp:sm:3', // XEP-0198
+  ROSTER: 'jabber:iq:roster', // RFC 6121
+  VERSION: 'jabber:iq:version', // XEP-0092
+  CARBONS: 'urn:xmpp:carbons:2', // XEP-0280
+  FORWARD: 'urn:xmpp:forward:0', // XEP-0297
+  DELAY: 'urn:xmpp:delay', // XEP-0203
+  CSI: 'urn:xmpp:csi:0', // XEP-0352
+  BLOCKING: 'urn:xmpp:blocking', // XEP-0191
+  VCARD: 'vcard-temp', // XEP-0054
+  OFFLINE: 'msgoffline', // XEP-0160
+  XML: 'http://www.w3.org/XML/1998/namespace', // Namespaces in XML 1.0 §3: always bound to `xml:`
+} as const;

@@ -1,0 +1,159 @@
+import t from 'tap';
+import { DEFAULT_LIMITS, parseXml, XmlError, type XmlErrorCondition, type XmlLimits } from '../../src/xml/index.js';
+
+/** The condition parseXml fails with, or a description of what happened instead (so t.equal can fail). */
+function conditionOf(input: string | Buffer, limits: XmlLimits = DEFAULT_LIMITS): XmlErrorCondition | string {
+  try {
+    parseXml(input, limits, 'jabber:client');
+  } catch (err) {
+    return err instanceof XmlError ? err.condition : `non-XmlError: ${String(err)}`;
+  }
+  return 'parsed without error';
+}
+
+const BILLION_LAUGHS = `<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<lolz>&lol9;</lolz>`;
+
+const nest = (depth: number): string => '<a>'.repeat(depth) + '</a>'.repeat(depth);
+const withAttrs = (n: number): string => `<a ${Array.from({ length: n }, (_, i) => `a${i}='${i}'`).join(' ')}/>`;
+
+t.test('DTDs, entity declarations, comments and processing instructions are restricted-xml', async (t) => {
+  t.equal(conditionOf(BILLION_LAUGHS), 'restricted-xml');
+  t.equal(conditionOf(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>`), 'restricted-xml');
+  t.equal(conditionOf(`<!DOCTYPE x SYSTEM "http://example.com/x.dtd"><x/>`), 'restricted-xml');
+  t.equal(conditionOf('<!DOCTYPE message><message/>'), 'restricted-xml');
+  t.equal(conditionOf('<a><!ENTITY e "x"></a>'), 'restricted-xml');
+  t.equal(conditionOf('<a><!-- comment --></a>'), 'restricted-xml');
+  t.equal(conditionOf('<!-- before --><a/>'), 'restricted-xml');
+  t.equal(conditionOf('<a/><!-- after -->'), 'restricted-xml');
+  t.equal(conditionOf('<a><?php echo 1; ?></a>'), 'restricted-xml');
+  t.equal(conditionOf('<?xml-stylesheet href="x"?><a/>'), 'restricted-xml');
+  t.equal(conditionOf(' <?xml version="1.0"?><a/>'), 'restricted-xml'); // a declaration not at the start is a PI
+});
+
+t.test('references to entities other than the predefined five are not-well-formed', async (t) => {
+  t.equal(conditionOf('<a>&foo;</a>'), 'not-well-formed');
+  t.equal(conditionOf('<lolz>&lol9;</lolz>'), 'not-well-formed');
+  t.equal(conditionOf('<a>&nbsp;</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a v="&foo;"/>'), 'not-well-formed');
+  t.equal(conditionOf('<a>a & b</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a v="a & b"/>'), 'not-well-formed');
+  t.equal(conditionOf('<a>&#x;</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a>&#65</a>'), 'not-well-formed');
+});
+
+t.test('characters outside XML 1.0 Char are not-well-formed, raw or referenced', async (t) => {
+  t.equal(conditionOf('<a>\u0000</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a>&#0;</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a>&#x0;</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a v="\u0000"/>'), 'not-well-formed');
+  t.equal(conditionOf('<a v="&#0;"/>'), 'not-well-formed');
+  t.equal(conditionOf(Buffer.from('<a>\u0000</a>')), 'not-well-formed');
+  t.equal(conditionOf('<a>\u0007</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a>&#x1B;</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a>\uFFFE</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a>&#xFFFF;</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a>\uD800</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a>\uDC00x</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a>&#xD800;</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a>&#x110000;</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a><![CDATA[\u0001]]></a>'), 'not-well-formed');
+});
+
+t.test('invalid UTF-8 in a Buffer is not-well-formed', async (t) => {
+  t.equal(conditionOf(Buffer.from([0x3c, 0x61, 0x3e, 0xff, 0x3c, 0x2f, 0x61, 0x3e])), 'not-well-formed');
+  t.equal(conditionOf(Buffer.from([0x3c, 0x61, 0x3e, 0xc3, 0x3c, 0x2f, 0x61, 0x3e])), 'not-well-formed'); // truncated sequence
+  t.equal(conditionOf(Buffer.from([0x3c, 0x61, 0x3e, 0xed, 0xa0, 0x80, 0x3c, 0x2f, 0x61, 0x3e])), 'not-well-formed'); // CESU surrogate
+});
+
+t.test('undeclared or malformed namespace prefixes are not-well-formed', async (t) => {
+  t.equal(conditionOf('<foo:bar/>'), 'not-well-formed');
+  t.equal(conditionOf('<a><foo:bar/></a>'), 'not-well-formed');
+  t.equal(conditionOf('<a foo:bar="1"/>'), 'not-well-formed');
+  t.equal(conditionOf(`<a xmlns:foo='urn:x'/><foo:b/>`), 'not-well-formed');
+  t.equal(conditionOf(`<a><b xmlns:p='urn:p'/><p:c/></a>`), 'not-well-formed'); // declaration out of scope
+  t.equal(conditionOf('<:a/>'), 'not-well-formed');
+  t.equal(conditionOf('<a:/>'), 'not-well-formed');
+  t.equal(conditionOf(`<a:b:c xmlns:a='urn:a'/>`), 'not-well-formed');
+  t.equal(conditionOf(`<a xmlns:p=''/>`), 'not-well-formed');
+  t.equal(conditionOf(`<xmlns:a/>`), 'not-well-formed');
+});
+
+t.test('broken structure is not-well-formed', async (t) => {
+  t.equal(conditionOf(''), 'not-well-formed');
+  t.equal(conditionOf('   \n'), 'not-well-formed');
+  t.equal(conditionOf('just text'), 'not-well-formed');
+  t.equal(conditionOf('<a><b></a></b>'), 'not-well-formed');
+  t.equal(conditionOf('<a><b></b>'), 'not-well-formed');
+  t.equal(conditionOf('<a>'), 'not-well-formed');
+  t.equal(conditionOf('</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a></a></a>'), 'not-well-formed');
+  t.equal(conditionOf('<a/><b/>'), 'not-well-formed');
+  t.equal(conditionOf('<a></a><b></b>'), 'not-well-formed');
+  t.equal(conditionOf('<a/><b></b>'), 'not-well-formed');
+  t.equal(conditionOf('<a/>garbage'), 'not-well-formed');
+  t.equal(conditionOf('<a/>x/>'), 'not-well-formed');
+  t.equal(conditionOf('<a></a>garbage'), 'not-well-formed');
+  t.equal(conditionOf('garbage<a/>'), 'not-well-formed');
+  t.equal(conditionOf('<a>x]]>y</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a><![CDATA[x</a>'), 'not-well-formed');
+  t.equal(conditionOf('<a><!foo></a>'), 'not-well-formed');
+  t.equal(conditionOf('<?xml version="9"?><a/>'), 'not-well-formed');
+});
+
+t.test('bad attribute syntax is not-well-formed', async (t) => {
+  t.equal(conditionOf(`<a b='1' b='2'/>`), 'not-well-formed');
+  t.equal(conditionOf('<a b=1/>'), 'not-well-formed');
+  t.equal(conditionOf('<a b/>'), 'not-well-formed');
+  t.equal(conditionOf(`<a b='1'c='2'/>`), 'not-well-formed');
+  t.equal(conditionOf(`<a b='1/>`), 'not-well-formed');
+  t.equal(conditionOf(`<a b="x<y"/>`), 'not-well-formed');
+  t.equal(conditionOf(`<a b="<x/>"/>`), 'not-well-formed');
+  t.equal(conditionOf(`<a xmlns:p='urn:u' xmlns:q='urn:u' p:x='1' q:x='2'/>`), 'not-well-formed'); // same expanded name
+  t.equal(conditionOf(`<a xmlns:p='urn:u' xmlns:q='urn:v' q:y='0' p:x='1' q:x='2'/>`), 'parsed without error');
+});
+
+t.test('size, depth and attribute limits are policy-violation', async (t) => {
+  const limits: XmlLimits = { maxBytes: 100, maxDepth: 3, maxAttrs: 2, maxAttrValueLength: 5 };
+  t.equal(conditionOf(`<a>${'x'.repeat(100)}</a>`, limits), 'policy-violation');
+  t.equal(conditionOf(Buffer.from(`<a>${'x'.repeat(100)}</a>`), limits), 'policy-violation');
+  t.equal(conditionOf(`<a>${'é'.repeat(60)}</a>`, limits), 'policy-violation'); // 67 chars but 127 bytes
+  t.equal(parseXml(`<a>${'é'.repeat(60)}</a>`, { ...limits, maxBytes: 127 }).text().length, 60, 'limit is inclusive');
+  t.equal(conditionOf(nest(4), limits), 'policy-violation');
+  t.equal(parseXml(nest(3), limits).name, 'a', 'depth 3 is allowed');
+  t.equal(conditionOf(withAttrs(3), limits), 'policy-violation');
+  t.equal(parseXml(withAttrs(2), limits).name, 'a', '2 attributes are allowed');
+  t.equal(conditionOf(`<a v='123456'/>`, limits), 'policy-violation');
+  t.equal(parseXml(`<a v='12345'/>`, limits).attr('v'), '12345');
+});
+
+t.test('the default limits reject deep nesting, huge values and many attributes', async (t) => {
+  t.equal(conditionOf(nest(10_000)), 'policy-violation');
+  t.equal(conditionOf(`<a v='${'x'.repeat(DEFAULT_LIMITS.maxAttrValueLength + 1)}'/>`), 'policy-violation');
+  t.equal(conditionOf(withAttrs(DEFAULT_LIMITS.maxAttrs + 1)), 'policy-violation');
+  t.equal(conditionOf(`<a>${'x'.repeat(DEFAULT_LIMITS.maxBytes)}</a>`), 'policy-violation');
+  t.equal(parseXml(nest(DEFAULT_LIMITS.maxDepth)).name, 'a');
+});
+
+t.test('namespace declarations in scope are capped so prefix lookups stay cheap', async (t) => {
+  const decls = (from: number, n: number): string =>
+    Array.from({ length: n }, (_, i) => `xmlns:p${from + i}='urn:${from + i}'`).join(' ');
+  t.equal(conditionOf(`<a ${decls(0, 60)}><b ${decls(60, 10)}/></a>`), 'policy-violation');
+  t.equal(parseXml(`<a ${decls(0, 60)}><b ${decls(60, 2)}><p61:c/></b></a>`).firstElement?.firstElement?.ns, 'urn:61');
+});
+
+t.test('the size limit applies before anything is parsed', async (t) => {
+  t.equal(conditionOf(BILLION_LAUGHS, { ...DEFAULT_LIMITS, maxBytes: 64 }), 'policy-violation');
+});
+
+t.test('very deep nesting with a huge maxDepth is rejected without a stack overflow', async (t) => {
+  const depth = 200_000;
+  t.equal(conditionOf(nest(depth), { ...DEFAULT_LIMITS, maxDepth: Infinity, maxBytes: depth * 8 }), 'policy-violation');
+});
