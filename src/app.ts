@@ -8,6 +8,7 @@ import { createCore, type Core } from './xmpp/core.js';
 import { createMetrics } from './metrics/metrics.js';
 import { registerHttpRoutes } from './http/routes.js';
 import { registerWebSocket } from './transports/websocket.js';
+import { registerBosh, type BoshStats } from './transports/bosh/index.js';
 import * as sasl from './xmpp/features/sasl.js';
 import * as bind from './xmpp/features/bind.js';
 import * as iq from './xmpp/features/iq.js';
@@ -16,14 +17,19 @@ import * as disco from './xmpp/features/disco.js';
 import * as message from './xmpp/features/message.js';
 import * as presence from './xmpp/features/presence.js';
 import * as remote from './xmpp/features/remote.js';
+import * as sm from './xmpp/features/stream-management/index.js';
+import { createMemorySmRegistry } from './xmpp/features/stream-management/registry.js';
 import type { Log } from './xmpp/log.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
+export const BOSH_PATH = '/http-bind';
 const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
 
 export interface App {
   readonly http: FastifyInstance;
   readonly core: Core;
+  /** The BOSH transport's open sessions, held requests and timers (for leak checks). */
+  readonly bosh: { stats(): BoshStats };
   /** Stops accepting, closes every session with system-shutdown, then the listener and storage. */
   shutdown(): Promise<void>;
 }
@@ -52,6 +58,12 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
 
   sasl.register(ctx, { allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations });
   bind.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser });
+  const streamManagement = sm.register(ctx, {
+    buffer: config.smBuffer, buffer_max: config.smBufferMax, ack: config.smAck, ack_freq: config.smAckFreq,
+    resume_timeout: config.smResumeTimeout, max_hibernated_per_user: config.smMaxHibernatedPerUser,
+    ack_quiet_period: config.smAckQuietPeriod,
+    stale_h: { enabled: config.smStaleHEnabled, repeat_after: config.smStaleHRepeatAfter, geriatric: config.smStaleHGeriatric },
+  }, createMemorySmRegistry());
   iq.register(ctx);
   ping.register(ctx);
   disco.register(ctx, { name: 'xmpp-web-gateway' });
@@ -73,16 +85,22 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
     },
   });
   registerWebSocket(http, core, { path: WEBSOCKET_PATH, limits, pingInterval: config.wsPingInterval, closeTimeout: config.wsCloseTimeout }, log);
-  registerHttpRoutes(http, metrics.registry, { websocketPath: WEBSOCKET_PATH, ready: () => ready });
+  const bosh = await registerBosh(http, core, {
+    path: BOSH_PATH, limits, maxWait: config.boshMaxWait, maxHold: config.boshMaxHold, inactivity: config.boshInactivity,
+    maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, corsOrigins: config.boshCorsOrigins,
+  }, log);
+  registerHttpRoutes(http, metrics.registry, { websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH, ready: () => ready });
   await http.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'] });
   http.addHook('onReady', async () => { ready = true; });
 
   return {
     http,
     core,
+    bosh,
     async shutdown() {
       ready = false;
       core.shutdown();
+      streamManagement.dispose();
       await http.close();
       await storage.close();
     },

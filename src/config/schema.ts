@@ -25,6 +25,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 // A host name as RFC 7622 §3.2 allows it after normalisation (lower-case ASCII/IDN labels).
 const DOMAIN = /^[a-z0-9\u0080-\uffff]([a-z0-9\u0080-\uffff.-]*[a-z0-9\u0080-\uffff])?$/;
 const MIB = 1024 * 1024;
+const SM_BACKENDS = ['memory'] as const;
+const SM = 'Stream management (XEP-0198; names after mod_stream_management)';
 
 export const SCHEMA = {
   port: { env: 'PORT', group: 'Network', kind: 'int', default: 5280, min: 0, max: 65535, doc: 'TCP port of the HTTP listener (WebSocket, BOSH, metrics, health)' },
@@ -39,9 +41,27 @@ export const SCHEMA = {
   maxResourcesPerUser: { env: 'MAX_RESOURCES_PER_USER', group: 'Limits', kind: 'int', default: 50, min: 1, max: 10000, doc: 'Connected resources one account may bind at once; more gets resource-constraint' },
   wsPingInterval: { env: 'WS_PING_INTERVAL', group: 'WebSocket', kind: 'int', default: 25, min: 1, max: 3600, unit: 's', doc: 'Seconds between WebSocket pings; a peer that misses one is dropped. Keep below the proxy idle timeout' },
   wsCloseTimeout: { env: 'WS_CLOSE_TIMEOUT', group: 'WebSocket', kind: 'int', default: 5, min: 1, max: 300, unit: 's', doc: "Seconds to wait for the peer's <close/> before dropping the socket" },
+  boshMaxWait: { env: 'BOSH_MAX_WAIT', group: 'BOSH', kind: 'int', default: 60, min: 1, max: 3600, unit: 's', doc: "Longest 'wait' granted (XEP-0124 §7): seconds a BOSH request is held before an empty answer. Keep below the proxy read timeout" },
+  boshMaxHold: { env: 'BOSH_MAX_HOLD', group: 'BOSH', kind: 'int', default: 1, min: 0, max: 10, doc: "Most BOSH requests held at once per session ('hold'); a session may have hold+1 requests open" },
+  boshInactivity: { env: 'BOSH_INACTIVITY', group: 'BOSH', kind: 'int', default: 60, min: 1, max: 3600, unit: 's', doc: 'Seconds with no BOSH request open after which the session is over (XEP-0124 §10)' },
+  boshMaxPause: { env: 'BOSH_MAX_PAUSE', group: 'BOSH', kind: 'int', default: 120, min: 0, max: 3600, unit: 's', doc: "Longest pause a BOSH client may request ('maxpause', XEP-0124 §10); 0 offers none" },
+  boshPolling: { env: 'BOSH_POLLING', group: 'BOSH', kind: 'int', default: 5, min: 0, max: 300, unit: 's', doc: "Shortest interval between empty polls in BOSH polling sessions (hold or wait 0); faster gets policy-violation" },
+  boshMaxSessionsPerIp: { env: 'BOSH_MAX_SESSIONS_PER_IP', group: 'BOSH', kind: 'int', default: 100, min: 1, max: 1000000, doc: 'BOSH sessions one client address may have at once; more get policy-violation' },
+  boshCorsOrigins: { env: 'BOSH_CORS_ORIGINS', group: 'BOSH', kind: 'list', default: ['*'], minItems: 0, item: /^\*$|^https?:\/\/[^\s,/]+$/, expected: "'*' or origins such as https://chat.example.com", doc: "Web origins allowed to use BOSH (CORS); '*' any page (BOSH uses no cookies), none same-origin only" },
   allowInsecurePlain: { env: 'ALLOW_INSECURE_PLAIN', group: 'Authentication', kind: 'bool', default: false, doc: 'Offer SASL PLAIN on connections that are not TLS-protected (never in production)' },
   scramIterations: { env: 'SCRAM_ITERATIONS', group: 'Authentication', kind: 'int', default: 10000, min: 4096, max: 1000000, doc: 'PBKDF2 iteration count for newly stored SCRAM credentials (Prosody: 10000)' },
   saslMaxFailures: { env: 'SASL_MAX_FAILURES', group: 'Authentication', kind: 'int', default: 3, min: 2, max: 5, doc: 'Failed SASL attempts on one stream before it is closed (RFC 6120 §6.4.5: 2 to 5)' },
+  smBackend: { env: 'SM_BACKEND', group: SM, kind: 'enum', default: 'memory', values: SM_BACKENDS, doc: 'backend: where resumable sessions are registered by smid' },
+  smBuffer: { env: 'SM_BUFFER', group: SM, kind: 'bool', default: true, doc: 'buffer: keep unacknowledged stanzas for resending; false also disables resumption' },
+  smBufferMax: { env: 'SM_BUFFER_MAX', group: SM, kind: 'int-or-infinity', default: 100, min: 1, max: 1000000, doc: 'buffer_max: unacknowledged stanzas kept; more closes the stream (they are re-routed, never dropped)' },
+  smAck: { env: 'SM_ACK', group: SM, kind: 'bool', default: true, doc: 'ack: send <r/> ack requests to clients' },
+  smAckFreq: { env: 'SM_ACK_FREQ', group: SM, kind: 'int', default: 1, min: 1, max: 1000, doc: 'ack_freq: request an ack after every this many stanzas' },
+  smAckQuietPeriod: { env: 'SM_ACK_QUIET_PERIOD', group: SM, kind: 'int', default: 5, min: 1, max: 600, unit: 's', doc: 'Seconds after which stanzas still below ack_freq get an ack request' },
+  smResumeTimeout: { env: 'SM_RESUME_TIMEOUT', group: SM, kind: 'int', default: 600, min: 1, max: 86400, unit: 's', doc: 'resume_timeout: seconds a session waits for resumption after its transport dies' },
+  smMaxHibernatedPerUser: { env: 'SM_MAX_HIBERNATED_PER_USER', group: SM, kind: 'int', default: 5, min: 1, max: 1000, doc: 'Hibernating sessions one account may keep; the oldest is ended first' },
+  smStaleHEnabled: { env: 'SM_STALE_H_ENABLED', group: SM, kind: 'bool', default: false, doc: "stale_h.enabled: remember the h of timed-out sessions for <failed h='…'/>" },
+  smStaleHRepeatAfter: { env: 'SM_STALE_H_REPEAT_AFTER', group: SM, kind: 'int', default: 1800, min: 1, max: 86400, unit: 's', doc: 'stale_h.repeat_after: how often stale h records are collected' },
+  smStaleHGeriatric: { env: 'SM_STALE_H_GERIATRIC', group: SM, kind: 'int', default: 3600, min: 1, max: 604800, unit: 's', doc: 'stale_h.geriatric: the longest a stale h record is kept' },
   shutdownTimeout: { env: 'SHUTDOWN_TIMEOUT', group: 'Lifecycle', kind: 'int', default: 10, min: 1, max: 600, unit: 's', doc: 'Seconds a SIGTERM shutdown waits for sessions to close' },
 } as const satisfies Record<string, OptionSpec>;
 

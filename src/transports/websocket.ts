@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { NS, XmlError, parseXml, serialize, x, type XmlElement, type XmlLimits } from '../xml/index.js';
-import type { Conn, StreamHeader } from '../xmpp/conn.js';
+import type { Conn, ConnEvents, StreamHeader } from '../xmpp/conn.js';
 import type { Core } from '../xmpp/core.js';
-import type { Session } from '../xmpp/session.js';
 import type { Log } from '../xmpp/log.js';
 
 export interface WebSocketOptions {
@@ -32,7 +31,7 @@ function offersXmpp(header: string | string[] | undefined): boolean {
 class WsConn implements Conn {
   readonly transport = 'websocket' as const;
   alive = true;
-  session!: Session;
+  session!: ConnEvents;
   #opened = false;
   #closing: NodeJS.Timeout | undefined;
   #ended = false;
@@ -46,6 +45,10 @@ class WsConn implements Conn {
 
   send(el: XmlElement): void {
     this.#write(el);
+  }
+
+  attach(events: ConnEvents): void {
+    this.session = events;
   }
 
   close(error?: XmlElement): void {
@@ -144,7 +147,7 @@ export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSoc
           onFrame(conn, socket, data, isBinary, opts);
         } catch (err) {
           log.error({ err, session: conn.session.logId }, 'websocket frame handling failed');
-          conn.session.close('internal-server-error');
+          conn.session.streamError('internal-server-error');
         }
       });
       socket.on('pong', () => { conn.alive = true; });

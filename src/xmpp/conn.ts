@@ -25,10 +25,22 @@ export interface Conn {
   send(el: XmlElement): void;
   /** Write an optional stream error, then the closing framing, then end the transport. */
   close(error?: XmlElement): void;
+  /**
+   * Deliver this transport's events to `events` from now on. Stream
+   * resumption (XEP-0198 §5) moves a new transport under the old session,
+   * and detaches the old transport from it.
+   */
+  attach(events: ConnEvents): void;
 }
 
-/** Calls from a transport into its session. */
+/** Calls from a transport into its session, and the little a transport may read of it. */
 export interface ConnEvents {
+  /** True until the stream is opened (again). */
+  readonly notopen: boolean;
+  /** True once the session is gone; late transport events are then ignored. */
+  readonly destroyed: boolean;
+  /** For log lines. */
+  readonly logId: string;
   /** The peer opened (or re-opened after SASL) the stream; attrs of its <open/> or BOSH body. */
   streamOpened(attrs: Readonly<Record<string, string>>): void;
   /** One complete top-level element arrived. */
@@ -40,3 +52,9 @@ export interface ConnEvents {
   /** The transport could not parse what the peer sent. */
   streamError(condition: import('./errors.js').StreamErrorCondition, text?: string): void;
 }
+
+/** Where a transport's events go once it no longer belongs to a session. */
+export const DETACHED: ConnEvents = {
+  notopen: false, destroyed: true, logId: 'detached',
+  streamOpened() {}, element() {}, streamClosed() {}, transportLost() {}, streamError() {},
+};

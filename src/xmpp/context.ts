@@ -32,4 +32,10 @@ export interface ModuleContext {
    * is logged and counted and ends only this session.
    */
   guard(session: Session, stanza: XmlElement | undefined, work: () => Promise<void>): void;
+  /**
+   * Ends a session whose transport has been handed to another session
+   * (resumption): no stream error, no close framing, no presence — it was
+   * never more than a carrier.
+   */
+  retire(session: Session, note: string): void;
 }

@@ -65,6 +65,10 @@ export function createCore(deps: CoreDeps): Core {
     guard(session, stanza, work) {
       work().catch((err: unknown) => fail(session, stanza, err));
     },
+    retire(session, note) {
+      session.conn = null;
+      destroy(session, { condition: 'reset', text: note });
+    },
   };
 
   function openStream(session: Session, attrs: Readonly<Record<string, string>>): void {
@@ -107,6 +111,7 @@ export function createCore(deps: CoreDeps): Core {
     const kind = stanza.name as 'message' | 'presence' | 'iq';
     metrics.stanzaIn(kind);
     session.stanzasIn++;
+    hooks.fire('stanza-received', { session, stanza });
     if (session.type !== 'c2s') throw new StreamErrorException({ condition: 'not-authorized', text: 'authenticate first' });
     if (session.full_jid === undefined) return handleUnbound(session, stanza);
     stampFrom(session, stanza);
@@ -197,6 +202,7 @@ export function createCore(deps: CoreDeps): Core {
       return session;
     },
     shutdown() {
+      hooks.fire('server-shutdown', {});
       for (const session of [...sessions.all]) session.close({ condition: 'system-shutdown', text: 'the server is shutting down' });
     },
   };

@@ -24,6 +24,12 @@ export interface CoreEvents {
   'session-destroyed': { readonly session: Session; readonly reason: StreamError | undefined };
   /** A stanza is about to be written to a session; true = taken over (CSI holds it, SM buffers it). */
   'stanza-out': { readonly session: Session; readonly stanza: XmlElement };
+  /** Every stanza a client sends, counted before any check (XEP-0198 counts what it received). */
+  'stanza-received': { readonly session: Session; readonly stanza: XmlElement };
+  /** A hibernating session got a new transport (XEP-0198 resumption). */
+  'session-resumed': { readonly session: Session };
+  /** The server is shutting down: features hand over what they hold before sessions close. */
+  'server-shutdown': Record<string, never>;
   /** A stanza from a bound client, `from` already stamped; true = handled, do not route. */
   'stanza-in': { readonly session: Session; readonly stanza: XmlElement };
   'message/full': RouteEvent; 'message/bare': RouteEvent; 'message/host': RouteEvent;

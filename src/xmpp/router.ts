@@ -1,5 +1,5 @@
 import { NS, type XmlElement } from '../xml/index.js';
-import { makeJid, type Jid } from '../jid/index.js';
+import { makeJid, tryParseJid, type Jid } from '../jid/index.js';
 import type { Hooks } from './hooks.js';
 import type { CoreEvents, RouteEvent } from './events.js';
 import type { Session } from './session.js';
@@ -52,7 +52,14 @@ export class Router {
     const { stanza, origin } = event;
     if (stanza.attr('type') === 'error') return;
     const reply = stanzaErrorReply(stanza, condition, text);
-    if (origin) origin.send(reply);
+    if (origin && !origin.destroyed) {
+      origin.send(reply);
+      return;
+    }
+    // The sender's session is gone (or the server re-routes on its behalf):
+    // address the error to the sender's JID like any other stanza.
+    const to = tryParseJid(reply.attr('to'));
+    if (to) this.route(null, reply, to);
   }
 }
 

@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto';
+import { NS, x, type XmlElement } from '../../../xml/index.js';
+import type { ModuleContext } from '../../context.js';
+import type { Session } from '../../session.js';
+import { parseH } from './counter.js';
+import { SmQueue } from './queue.js';
+import type { SmRegistry } from './registry.js';
+import { handOver } from './hand-over.js';
+import { createResume } from './resume.js';
+
+/** mod_stream_management's options (seed 004), under their names there. */
+export interface SmOptions {
+  /** Keep unacked stanzas so they can be resent on resumption (seed: buffer). */
+  readonly buffer: boolean;
+  /** Unacked stanzas kept at most; Infinity for no limit (seed: buffer_max). */
+  readonly buffer_max: number;
+  /** Send <r/> to the client (seed: ack). */
+  readonly ack: boolean;
+  /** Request an ack every ack_freq stanzas (seed: ack_freq). */
+  readonly ack_freq: number;
+  /** Seconds a session waits for resumption after its transport dies (seed: resume_timeout). */
+  readonly resume_timeout: number;
+  readonly stale_h: { readonly enabled: boolean; readonly repeat_after: number; readonly geriatric: number };
+  /** Hibernating sessions one account may keep; the oldest goes first (Converse.js issue 4101). */
+  readonly max_hibernated_per_user: number;
+  /** Seconds of quiet after which outstanding stanzas get an <r/> even below ack_freq. */
+  readonly ack_quiet_period: number;
+}
+
+/** MongooseIM's sm_state record (seed 004), per session with SM enabled. */
+export interface SmState {
+  readonly queue: SmQueue<XmlElement>;
+  /** Stanzas received from the client (the server's h). */
+  counter_in: number;
+  readonly buffer_max: number;
+  readonly ack_freq: number;
+  /**
+   * Seed: peer — on resumption, which session this one was resumed from. Here
+   * the session object itself survives and only its transport is replaced,
+   * so this records the log id of the carrier session that brought it.
+   */
+  peer: string | undefined;
+  readonly smid: string | undefined;
+  /** Seconds this session may hibernate; 0 when not resumable. */
+  readonly max: number;
+  hibernation: NodeJS.Timeout | undefined;
+  hibernatedAt: number;
+  /** Stanzas sent since the last <r/>. */
+  sinceRequest: number;
+}
+
+/** XEP-0198 stream management: acks, resumption, hibernation (urn:xmpp:sm:3). */
+export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegistry): { dispose(): void } {
+  const states = new WeakMap<Session, SmState>();
+  const quiet = new Set<Session>();
+  const failed = (condition: string, h?: number, extra?: XmlElement): XmlElement =>
+    x('failed', { xmlns: NS.SM, h }, x(condition, { xmlns: NS.STANZAS }), extra);
+
+  ctx.hooks.on('stream-features', ({ session, features }) => {
+    // XEP-0198 §2: offered once authenticated (resume before bind, enable after).
+    if (session.type === 'c2s') features.append(x('sm', { xmlns: NS.SM }));
+  }, 80);
+
+  ctx.nonzas.register(NS.SM, 'enable', (session, el) => {
+    // XEP-0198 §3: enabling before binding a resource, or twice, is unexpected-request.
+    if (session.full_jid === undefined || states.has(session)) return session.write(failed('unexpected-request'));
+    const wantsResume = el.attr('resume') === 'true' || el.attr('resume') === '1';
+    const requested = Number.parseInt(el.attr('max') ?? '', 10);
+    const resumable = wantsResume && opts.buffer;
+    const max = resumable ? Math.min(opts.resume_timeout, requested > 0 ? requested : opts.resume_timeout) : 0;
+    // 144 random bits: smids must be unguessable, resumption trusts them.
+    const smid = resumable ? randomBytes(18).toString('base64url') : undefined;
+    const state: SmState = {
+      queue: new SmQueue(), counter_in: 0, buffer_max: opts.buffer_max, ack_freq: opts.ack_freq,
+      peer: undefined, smid, max, hibernation: undefined, hibernatedAt: 0, sinceRequest: 0,
+    };
+    states.set(session, state);
+    if (smid) registry.register(smid, session);
+    session.write(x('enabled', { xmlns: NS.SM, id: smid, resume: resumable ? 'true' : undefined, max: resumable ? max : undefined }));
+  });
+
+  ctx.nonzas.register(NS.SM, 'r', (session) => {
+    const st = states.get(session);
+    if (st) session.write(x('a', { xmlns: NS.SM, h: st.counter_in }));
+  });
+
+  ctx.nonzas.register(NS.SM, 'a', (session, el) => {
+    const st = states.get(session);
+    if (!st) return;
+    const h = parseH(el.attr('h'));
+    if (h === undefined) return session.close({ condition: 'undefined-condition', text: 'invalid h' });
+    const result = st.queue.ack(h);
+    if (result.ok) {
+      if (st.queue.buffer_size === 0) quiet.delete(session);
+      return;
+    }
+    // XEP-0198 §4 (v1.6): h beyond what was sent closes the stream.
+    session.close({
+      condition: 'undefined-condition', text: `you acknowledged ${h} stanzas but only ${result.sent} were sent`,
+      appCondition: x('handled-count-too-high', { xmlns: NS.SM, h, 'send-count': result.sent }),
+    });
+  });
+
+  ctx.hooks.on('stanza-received', ({ session }) => {
+    const st = states.get(session);
+    if (st) st.counter_in = (st.counter_in + 1) % 2 ** 32;
+  });
+
+  ctx.hooks.on('stanza-out', ({ session, stanza }) => {
+    const st = states.get(session);
+    if (!st) return false;
+    if (opts.buffer) {
+      if (st.queue.buffer_size >= st.buffer_max) {
+        // XEP-0198 / issue: too many unacked closes the stream; the buffered
+        // stanzas (and this one) are handed over, never dropped.
+        st.queue.push(stanza);
+        session.close({ condition: 'policy-violation', text: `more than ${st.buffer_max} unacknowledged stanzas` });
+        return true;
+      }
+      st.queue.push(stanza);
+    }
+    if (session.conn === null) return true; // hibernating: buffered for the resume
+    session.write(stanza);
+    if (opts.ack && ++st.sinceRequest >= st.ack_freq) {
+      st.sinceRequest = 0;
+      session.write(x('r', { xmlns: NS.SM }));
+      quiet.delete(session);
+    } else if (opts.ack) {
+      quiet.add(session);
+    }
+    return true;
+  }, 100);
+
+  // XEP-0198 §5: a resumable session whose transport dies hibernates.
+  ctx.hooks.on('session-lost', ({ session, reason }) => {
+    const st = states.get(session);
+    if (!st || st.max === 0 || session.closing) return false;
+    session.conn = null;
+    st.hibernatedAt = Date.now();
+    st.hibernation = setTimeout(() => session.close({ condition: 'connection-timeout', text: `not resumed within ${st.max} s` }), st.max * 1000);
+    st.hibernation.unref();
+    ctx.log.info({ event: 'session-hibernated', session: session.logId, jid: session.full_jid, reason, buffered: st.queue.buffer_size }, 'session hibernating');
+    capHibernated(session);
+    return true;
+  }, 100);
+
+  /** Keeps at most max_hibernated_per_user hibernating sessions per account, ending the oldest. */
+  function capHibernated(session: Session): void {
+    const hibernating = [...ctx.sessions.resources(session.host!, session.username!)]
+      .filter((s) => s.conn === null && states.get(s)?.hibernation !== undefined)
+      .sort((a, b) => states.get(a)!.hibernatedAt - states.get(b)!.hibernatedAt);
+    for (let i = 0; i < hibernating.length - opts.max_hibernated_per_user; i++) {
+      hibernating[i]!.close({ condition: 'conflict', text: 'too many hibernating sessions for this account' });
+    }
+  }
+
+  ctx.hooks.on('session-destroyed', ({ session }) => {
+    const st = states.get(session);
+    if (!st) return;
+    states.delete(session);
+    quiet.delete(session);
+    if (st.hibernation) clearTimeout(st.hibernation);
+    if (st.smid && registry.get(st.smid) === session) {
+      registry.remove(st.smid);
+      if (opts.stale_h.enabled) registry.setStaleH(st.smid, st.counter_in, Date.now());
+    }
+    handOver(ctx, session, st.queue.drain());
+  }, 50);
+
+  ctx.nonzas.register(NS.SM, 'resume', createResume(ctx, opts, registry, states, failed));
+
+  const timers: NodeJS.Timeout[] = [];
+  if (opts.ack && opts.ack_freq > 1) {
+    // One timer for all sessions: ask for acks of stanzas that sat unrequested for a quiet period.
+    timers.push(setInterval(() => {
+      for (const s of quiet) {
+        const st = states.get(s);
+        if (st && s.conn) { st.sinceRequest = 0; s.write(x('r', { xmlns: NS.SM })); }
+      }
+      quiet.clear();
+    }, opts.ack_quiet_period * 1000));
+  }
+  if (opts.stale_h.enabled) {
+    // Seed: stale_h.repeat_after is how often stale h records are collected.
+    timers.push(setInterval(() => registry.collectStaleH(Date.now(), opts.stale_h.geriatric), opts.stale_h.repeat_after * 1000));
+  }
+  for (const t of timers) t.unref();
+  ctx.disco.addFeature(NS.SM);
+  return { dispose: () => { for (const t of timers) clearInterval(t); } };
+}

@@ -1,0 +1,66 @@
+import { add, distance } from './counter.js';
+
+export type AckResult =
+  | { readonly ok: true; readonly acked: number }
+  | { readonly ok: false; readonly sent: number };
+
+/**
+ * The outgoing half of a stream-management session as MongooseIM's sm_state
+ * keeps it (seed 004): `buffer` of stanzas not yet acked, `counter_out` the
+ * client's last h. A small pure structure so its arithmetic is unit-tested
+ * on its own (Prosody keeps its SM queue the same way).
+ *
+ * The buffer is a ring over an array with a head index, so acking many
+ * stanzas does not shift the array each time.
+ */
+export class SmQueue<T> {
+  #items: T[] = [];
+  #head = 0;
+  /** The client's last acknowledged h (seed: counter_out). */
+  counter_out: number;
+
+  constructor(initialH = 0) {
+    this.counter_out = initialH;
+  }
+
+  /** Stanzas sent and not yet acked (seed: buffer_size). */
+  get buffer_size(): number { return this.#items.length - this.#head; }
+
+  /** The h the client will report once it has handled everything sent so far. */
+  get sent(): number { return add(this.counter_out, this.buffer_size); }
+
+  push(item: T): void { this.#items.push(item); }
+
+  /**
+   * Applies the client's <a h/>. An h behind counter_out (a stale or
+   * duplicate ack) is a no-op; an h beyond what was sent is an error
+   * (XEP-0198 §4 handled-count-too-high).
+   */
+  ack(h: number): AckResult {
+    const n = distance(this.counter_out, h);
+    if (n > this.buffer_size) {
+      // Behind counter_out means a late ack: n wraps to a huge value. Treat
+      // anything more than half the counter space away as late, not too high.
+      if (n > 2 ** 31) return { ok: true, acked: 0 };
+      return { ok: false, sent: this.sent };
+    }
+    this.#head += n;
+    this.counter_out = h;
+    if (this.#head > 64 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return { ok: true, acked: n };
+  }
+
+  /** The unacked stanzas, oldest first (seed: buffer). */
+  unacked(): T[] { return this.#items.slice(this.#head); }
+
+  /** Empties the buffer, returning what was in it. */
+  drain(): T[] {
+    const out = this.unacked();
+    this.#items = [];
+    this.#head = 0;
+    return out;
+  }
+}

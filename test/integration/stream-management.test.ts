@@ -1,0 +1,245 @@
+import t from 'tap';
+import { NS, type XmlElement } from '../../src/xml/index.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { RawWsClient, stanzaErrorCondition, streamErrorCondition } from '../helpers/ws-client.js';
+
+let server: TestServer;
+t.before(async () => {
+  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '30' });
+  await server.addUser('alice', 'alice-pw');
+  await server.addUser('bob', 'bob-pw');
+  await server.addUser('carol', 'carol-pw');
+});
+t.teardown(() => server.close());
+
+const SM = NS.SM;
+const isMsg = (el: XmlElement) => el.local === 'message';
+
+/** Logs in, binds, sends presence and enables resumable SM. Returns the smid. */
+async function smLogin(c: RawWsClient, user: string, pw: string, resource?: string): Promise<string> {
+  await c.login(user, pw, resource);
+  c.send(`<enable xmlns='${SM}' resume='true'/>`);
+  const enabled = await c.until((el) => el.ns === SM);
+  if (enabled.local !== 'enabled') throw new Error(`enable failed: ${enabled.toString()}`);
+  c.send(`<presence xmlns='jabber:client'/>`);
+  await c.until((el) => el.local === 'presence');
+  await c.until((el) => el.local === 'r');
+  c.send(`<a xmlns='${SM}' h='1'/>`);
+  return enabled.attr('id')!;
+}
+
+/** Opens a new stream, authenticates, and sends <resume/>; returns the server's answer. */
+async function resume(user: string, pw: string, smid: string, h: number): Promise<{ c: RawWsClient; answer: XmlElement }> {
+  const c = await RawWsClient.connect(server.wsUrl);
+  c.open();
+  await c.next();
+  await c.next();
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${pw}`).toString('base64')}</auth>`);
+  await c.next();
+  c.open();
+  await c.next();
+  const features = await c.next();
+  if (!features.getChild('sm', SM)) throw new Error('sm not offered after auth');
+  c.send(`<resume xmlns='${SM}' previd='${smid}' h='${h}'/>`);
+  return { c, answer: await c.until((el) => el.ns === SM) };
+}
+
+t.test('enable before bind and enable twice are unexpected-request', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  c.open();
+  await c.next();
+  await c.next();
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-pw').toString('base64')}</auth>`);
+  await c.next();
+  c.open();
+  await c.next();
+  await c.next();
+  c.send(`<enable xmlns='${SM}'/>`);
+  let answer = await c.next();
+  t.ok(answer.is('failed', SM));
+  t.ok(answer.getChild('unexpected-request', NS.STANZAS));
+  c.send(`<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='${NS.BIND}'/></iq>`);
+  await c.next();
+  c.send(`<enable xmlns='${SM}'/>`);
+  t.ok((await c.next()).is('enabled', SM));
+  c.send(`<enable xmlns='${SM}'/>`);
+  answer = await c.next();
+  t.ok(answer.is('failed', SM), 'the second enable fails');
+  t.ok(answer.getChild('unexpected-request', NS.STANZAS));
+  c.close();
+});
+
+t.test('enabled carries an unguessable id, resume and max; r and a work both ways', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  await c.login('alice', 'alice-pw');
+  c.send(`<enable xmlns='${SM}' resume='true' max='9999'/>`);
+  const enabled = await c.next();
+  t.ok(enabled.is('enabled', SM));
+  t.ok((enabled.attr('id') ?? '').length >= 22, 'smid carries at least 128 bits');
+  t.equal(enabled.attr('resume'), 'true');
+  t.equal(enabled.attr('max'), '30', 'max is capped by resume_timeout');
+  c.send(`<iq xmlns='jabber:client' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  t.equal((await c.next()).attr('type'), 'result');
+  t.ok((await c.next()).is('r', SM), 'the server requests an ack after each stanza (ack_freq 1)');
+  c.send(`<r xmlns='${SM}'/>`);
+  const a = await c.next();
+  t.ok(a.is('a', SM));
+  t.equal(a.attr('h'), '1', 'the server handled one stanza');
+  c.close();
+});
+
+t.test('an h higher than what was sent closes the stream with handled-count-too-high', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  await c.login('alice', 'alice-pw');
+  c.send(`<enable xmlns='${SM}'/>`);
+  await c.next();
+  c.send(`<a xmlns='${SM}' h='5'/>`);
+  const err = await c.until((el) => el.local === 'error' && el.ns === NS.STREAM);
+  t.equal(streamErrorCondition(err), 'undefined-condition');
+  t.ok(err.getChild('handled-count-too-high', SM), 'carries handled-count-too-high');
+});
+
+t.test('a dropped connection hibernates; resume retransmits exactly what was not acked', async (t) => {
+  const a = await RawWsClient.connect(server.wsUrl);
+  const smid = await smLogin(a, 'alice', 'alice-pw', 'tab');
+  const b = await RawWsClient.connect(server.wsUrl);
+  await b.login('bob', 'bob-pw');
+  b.send(`<message xmlns='jabber:client' to='alice@localhost/tab' id='m0'><body>before</body></message>`);
+  await a.until(isMsg);
+  a.ws.terminate(); // the page goes away: no <close/>
+  await a.waitClosed();
+  for (let i = 1; i <= 5; i++) b.send(`<message xmlns='jabber:client' to='alice@localhost/tab' id='m${i}'><body>gap ${i}</body></message>`);
+  await new Promise((r) => setTimeout(r, 200));
+  const session = server.app.core.ctx.sessions.get('localhost', 'alice', 'tab');
+  t.ok(session && session.conn === null, 'the session hibernates as a connected resource');
+  // The client had handled: presence (1) + m0 (2). It acks 2: m0 must not come again.
+  const { c, answer } = await resume('alice', 'alice-pw', smid, 2);
+  t.ok(answer.is('resumed', SM), 'resumed');
+  t.equal(answer.attr('previd'), smid);
+  const got: string[] = [];
+  while (got.length < 5) {
+    const el = await c.next();
+    if (isMsg(el)) got.push(el.attr('id')!);
+  }
+  t.same(got, ['m1', 'm2', 'm3', 'm4', 'm5'], 'every message of the gap, once, in order, and none acked before');
+  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'tab'), session, 'the same session continues (no new bind)');
+  c.close();
+  b.close();
+});
+
+t.test('resuming as another user fails and leaves the session untouched', async (t) => {
+  const a = await RawWsClient.connect(server.wsUrl);
+  const smid = await smLogin(a, 'alice', 'alice-pw', 'victim');
+  const { c, answer } = await resume('carol', 'carol-pw', smid, 0);
+  t.ok(answer.is('failed', SM));
+  t.ok(answer.getChild('item-not-found', NS.STANZAS), 'item-not-found, as for an unknown smid');
+  const victim = server.app.core.ctx.sessions.get('localhost', 'alice', 'victim');
+  t.ok(victim && victim.conn !== null && !victim.destroyed, 'the victim keeps its connection');
+  a.send(`<iq xmlns='jabber:client' type='get' id='still'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  t.equal((await a.until((el) => el.attr('id') === 'still')).attr('type'), 'result');
+  c.send(`<iq xmlns='jabber:client' type='set' id='b2'><bind xmlns='${NS.BIND}'/></iq>`);
+  const bound = await c.until((el) => el.attr('id') === 'b2');
+  t.match(bound.getChild('bind', NS.BIND)?.getChildText('jid') ?? '', /^carol@localhost\//, 'after a failed resume the client binds afresh');
+  a.close();
+  c.close();
+});
+
+t.test('a guessed smid fails with item-not-found', async (t) => {
+  const { c, answer } = await resume('alice', 'alice-pw', 'AAAAAAAAAAAAAAAAAAAAAAAA', 0);
+  t.ok(answer.is('failed', SM));
+  t.ok(answer.getChild('item-not-found', NS.STANZAS));
+  c.close();
+});
+
+t.test('resume takes over a connection that still looks alive', async (t) => {
+  const a = await RawWsClient.connect(server.wsUrl);
+  const smid = await smLogin(a, 'alice', 'alice-pw', 'alive');
+  const { c, answer } = await resume('alice', 'alice-pw', smid, 1);
+  t.ok(answer.is('resumed', SM));
+  const err = await a.until((el) => el.local === 'error' && el.ns === NS.STREAM);
+  t.equal(streamErrorCondition(err), 'conflict', 'the old connection is closed with conflict');
+  c.close();
+});
+
+t.test('on resume timeout unacked messages are handed over, never dropped', async (t) => {
+  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
+  t.teardown(() => s.close());
+  await s.addUser('alice', 'alice-pw');
+  await s.addUser('bob', 'bob-pw');
+  const tab = await RawWsClient.connect(s.wsUrl);
+  await tab.login('alice', 'alice-pw', 'tab');
+  tab.send(`<enable xmlns='${SM}' resume='true'/>`);
+  await tab.next();
+  tab.send(`<presence xmlns='jabber:client'/>`);
+  const other = await RawWsClient.connect(s.wsUrl);
+  await other.login('alice', 'alice-pw', 'other');
+  other.send(`<presence xmlns='jabber:client'><priority>-1</priority></presence>`);
+  const bob = await RawWsClient.connect(s.wsUrl);
+  await bob.login('bob', 'bob-pw');
+  tab.ws.terminate();
+  await tab.waitClosed();
+  bob.send(`<message xmlns='jabber:client' to='alice@localhost/tab' type='chat' id='lost?'><body>during the gap</body></message>`);
+  bob.send(`<iq xmlns='jabber:client' to='alice@localhost/tab' type='get' id='q1'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  // Nobody else can take the message (the other resource has negative priority and there is no
+  // offline storage yet), so the sender is told: an error, not silence.
+  const bounced = await bob.until((el) => isMsg(el) && el.attr('type') === 'error', 5000);
+  t.equal(bounced.attr('id'), 'lost?');
+  t.equal(stanzaErrorCondition(bounced), 'service-unavailable');
+  const iqError = await bob.until((el) => el.attr('id') === 'q1', 5000);
+  t.equal(iqError.attr('type'), 'error', 'the unanswered IQ gets an error reply');
+  t.notOk(s.app.core.ctx.sessions.get('localhost', 'alice', 'tab'), 'the session is gone');
+  other.close();
+  bob.close();
+});
+
+t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t) => {
+  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1', SM_STALE_H_ENABLED: 'true' });
+  t.teardown(() => s.close());
+  await s.addUser('alice', 'alice-pw');
+  const a = await RawWsClient.connect(s.wsUrl);
+  await a.login('alice', 'alice-pw');
+  a.send(`<enable xmlns='${SM}' resume='true'/>`);
+  const smid = (await a.next()).attr('id')!;
+  a.send(`<iq xmlns='jabber:client' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  a.send(`<iq xmlns='jabber:client' type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  await a.until((el) => el.attr('id') === 'p2');
+  a.ws.terminate();
+  await new Promise((r) => setTimeout(r, 1500));
+  const c = await RawWsClient.connect(s.wsUrl);
+  c.open();
+  await c.next();
+  await c.next();
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-pw').toString('base64')}</auth>`);
+  await c.next();
+  c.open();
+  await c.next();
+  await c.next();
+  c.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);
+  const failed = await c.until((el) => el.ns === SM);
+  t.ok(failed.is('failed', SM));
+  t.equal(failed.attr('h'), '2', 'the server reports the h it had reached');
+  c.close();
+});
+
+t.test('more than buffer_max unacked stanzas closes with policy-violation and hands them over', async (t) => {
+  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_BUFFER_MAX: '3' });
+  t.teardown(() => s.close());
+  await s.addUser('alice', 'alice-pw');
+  await s.addUser('bob', 'bob-pw');
+  const a = await RawWsClient.connect(s.wsUrl);
+  await a.login('alice', 'alice-pw', 'slow');
+  a.send(`<enable xmlns='${SM}' resume='true'/>`);
+  await a.next();
+  const bob = await RawWsClient.connect(s.wsUrl);
+  await bob.login('bob', 'bob-pw');
+  for (let i = 0; i < 4; i++) bob.send(`<message xmlns='jabber:client' type='chat' to='alice@localhost/slow' id='o${i}'><body>${i}</body></message>`);
+  const err = await a.until((el) => el.local === 'error' && el.ns === NS.STREAM);
+  t.equal(streamErrorCondition(err), 'policy-violation');
+  const bounced: string[] = [];
+  while (bounced.length < 4) {
+    const el = await bob.until((e) => isMsg(e) && e.attr('type') === 'error');
+    bounced.push(el.attr('id')!);
+  }
+  t.same(bounced.sort(), ['o0', 'o1', 'o2', 'o3'], 'every buffered message comes back to its sender');
+  bob.close();
+});

@@ -1,0 +1,70 @@
+import t from 'tap';
+import { SmQueue } from '../../src/xmpp/features/stream-management/queue.js';
+import { add, distance, parseH, MOD } from '../../src/xmpp/features/stream-management/counter.js';
+import { createMemorySmRegistry } from '../../src/xmpp/features/stream-management/registry.js';
+
+t.test('counters wrap at 2^32', async (t) => {
+  t.equal(add(MOD - 1, 1), 0);
+  t.equal(add(MOD - 2, 5), 3);
+  t.equal(distance(MOD - 2, 3), 5);
+  t.equal(distance(7, 7), 0);
+});
+
+t.test('h attributes parse as unsigned 32-bit integers only', async (t) => {
+  t.equal(parseH('0'), 0);
+  t.equal(parseH('4294967295'), MOD - 1);
+  t.equal(parseH('4294967296'), undefined);
+  t.equal(parseH('-1'), undefined);
+  t.equal(parseH('1e3'), undefined);
+  t.equal(parseH(''), undefined);
+  t.equal(parseH(undefined), undefined);
+});
+
+t.test('acks remove exactly the handled stanzas, oldest first', async (t) => {
+  const q = new SmQueue<string>();
+  for (const s of ['a', 'b', 'c', 'd']) q.push(s);
+  t.equal(q.buffer_size, 4);
+  t.equal(q.sent, 4);
+  t.same(q.ack(2), { ok: true, acked: 2 });
+  t.same(q.unacked(), ['c', 'd']);
+  t.equal(q.counter_out, 2);
+  t.same(q.ack(2), { ok: true, acked: 0 }, 'a repeated ack changes nothing');
+  t.same(q.ack(1), { ok: true, acked: 0 }, 'a late, smaller ack changes nothing');
+  t.same(q.ack(5), { ok: false, sent: 4 }, 'h beyond what was sent is refused');
+  t.same(q.unacked(), ['c', 'd'], 'a refused ack leaves the buffer as it was');
+  t.same(q.ack(4), { ok: true, acked: 2 });
+  t.equal(q.buffer_size, 0);
+});
+
+t.test('acks across the 2^32 wrap', async (t) => {
+  const q = new SmQueue<number>(MOD - 2);
+  for (let i = 0; i < 5; i++) q.push(i);
+  t.equal(q.sent, 3, 'sent wraps');
+  t.same(q.ack(1), { ok: true, acked: 3 });
+  t.same(q.unacked(), [3, 4]);
+  t.same(q.ack(4), { ok: false, sent: 3 });
+});
+
+t.test('the buffer compacts without losing order over many acks', async (t) => {
+  const q = new SmQueue<number>();
+  let next = 0;
+  let acked = 0;
+  for (let round = 0; round < 50; round++) {
+    for (let i = 0; i < 10; i++) q.push(next++);
+    acked += 7;
+    t.ok(q.ack(acked).ok);
+  }
+  t.same(q.unacked(), Array.from({ length: next - acked }, (_, i) => acked + i));
+  t.same(q.drain().length, next - acked);
+  t.equal(q.buffer_size, 0);
+});
+
+t.test('the memory registry keeps stale h until it is geriatric', async (t) => {
+  const r = createMemorySmRegistry();
+  r.setStaleH('x', 42, 1000);
+  t.equal(r.getStaleH('x'), 42);
+  t.equal(r.collectStaleH(1000 + 3599_000, 3600), 0);
+  t.equal(r.getStaleH('x'), 42);
+  t.equal(r.collectStaleH(1000 + 3600_000, 3600), 1);
+  t.equal(r.getStaleH('x'), undefined);
+});
