@@ -1,0 +1,91 @@
+import { loadConfig } from '../../src/config/index.js';
+import { createMemoryStorage, deriveStoredCredentials, type Storage } from '../../src/storage/index.js';
+import { buildApp, type App } from '../../src/app.js';
+import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
+import type { Conn, ConnEvents, StreamHeader } from '../../src/xmpp/conn.js';
+import type { Session } from '../../src/xmpp/session.js';
+
+/**
+ * A transport with no socket, for protocol tests of the core (layer 2 of
+ * ARCHITECTURE.md): what the server writes is collected as elements; what
+ * the test "sends" is parsed exactly as a WebSocket frame would be.
+ */
+export class FakeConn implements Conn {
+  readonly transport = 'websocket' as const;
+  readonly out: XmlElement[] = [];
+  events: ConnEvents | undefined;
+  closed = false;
+  #read = 0;
+
+  constructor(readonly secure = true, readonly ip = '192.0.2.1') {}
+
+  open(header: StreamHeader): void { this.out.push(parseXml(`<open xmlns='${NS.FRAMING}' id='${header.id}' from='${header.from}'/>`)); }
+  send(el: XmlElement): void { this.out.push(parseXml(el.toString(), undefined, NS.CLIENT)); }
+  close(error?: XmlElement): void {
+    if (error) this.send(error);
+    this.closed = true;
+  }
+  attach(events: ConnEvents): void { this.events = events; }
+
+  /** Every element written since the last call. */
+  take(): XmlElement[] {
+    const out = this.out.slice(this.#read);
+    this.#read = this.out.length;
+    return out;
+  }
+
+  /** Elements of the given local name written since the last take(). */
+  takeStanzas(local?: string): XmlElement[] {
+    return this.take().filter((el) => local === undefined || el.local === local);
+  }
+}
+
+export interface FakeClient {
+  readonly conn: FakeConn;
+  readonly session: Session;
+  /** Parses `xml` as a client frame and hands it to the session. */
+  send(xml: string): void;
+}
+
+export interface FakeServer {
+  readonly app: App;
+  readonly storage: Storage;
+  addUser(username: string, password?: string): Promise<void>;
+  /** A bound session for username/resource (SASL PLAIN over a "secure" fake conn). */
+  login(username: string, resource: string, password?: string): Promise<FakeClient>;
+  close(): Promise<void>;
+}
+
+/** Lets queued promise callbacks (storage, SASL) run. */
+export const settle = () => new Promise<void>((r) => setImmediate(r));
+
+export async function startFakeServer(env: Record<string, string> = {}): Promise<FakeServer> {
+  const storage = createMemoryStorage();
+  const config = loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...env });
+  const app = await buildApp(config, storage, { logger: false });
+  const connect = (): FakeClient => {
+    const conn = new FakeConn();
+    const session = app.core.connect(conn);
+    conn.attach(session);
+    return { conn, session, send: (xml) => conn.events!.element(parseXml(xml, undefined, NS.CLIENT)) };
+  };
+  return {
+    app, storage,
+    async addUser(username, password = 'pw') {
+      await storage.users.create('localhost', username, await deriveStoredCredentials(password, 4096));
+    },
+    async login(username, resource, password = 'pw') {
+      const c = connect();
+      c.session.streamOpened({ to: 'localhost', version: '1.0' });
+      c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${username}\0${password}`).toString('base64')}</auth>`);
+      for (let i = 0; i < 50 && c.session.type !== 'c2s'; i++) await settle();
+      if (c.session.type !== 'c2s') throw new Error(`login failed: ${c.conn.out.map(String).join('')}`);
+      c.session.streamOpened({ to: 'localhost', version: '1.0' });
+      c.send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
+      for (let i = 0; i < 50 && c.session.full_jid === undefined; i++) await settle();
+      c.conn.take();
+      return c;
+    },
+    close: () => app.shutdown(),
+  };
+}
