@@ -56,7 +56,7 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
   coreRef = core;
   const { ctx } = core;
 
-  sasl.register(ctx, { allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations });
+  sasl.register(ctx, { allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations, anonymousHosts: new Set(config.anonymousHosts) });
   bind.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser });
   const streamManagement = sm.register(ctx, {
     buffer: config.smBuffer, buffer_max: config.smBufferMax, ack: config.smAck, ack_freq: config.smAckFreq,

@@ -62,6 +62,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     if (parsed.ok) out[key] = parsed.value;
     else problems.push(`${spec.env}=${JSON.stringify(raw)} is invalid: expected ${parsed.expected}`);
   }
+  if (problems.length === 0) problems.push(...crossCheck(out as Config));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(out) as Config;
 }
@@ -73,4 +74,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
 export function withEnvFile(path: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   if (!existsSync(path)) return env;
   return { ...parseEnv(readFileSync(path, 'utf8')), ...env };
+}
+
+/** Rules that involve more than one variable. */
+function crossCheck(c: Config): string[] {
+  const problems: string[] = [];
+  const unknown = c.anonymousHosts.filter((h) => !c.domains.includes(h));
+  if (unknown.length > 0) {
+    problems.push(`SASL_ANONYMOUS_HOSTS=${JSON.stringify(unknown.join(','))} is invalid: expected hosts listed in XMPP_DOMAIN (${c.domains.join(',')})`);
+  }
+  return problems;
 }

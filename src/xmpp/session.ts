@@ -38,6 +38,8 @@ export class Session implements ConnEvents {
   secure: boolean;
   ip: string;
   username: string | undefined;
+  /** Authenticated with SASL ANONYMOUS: a throw-away account that only exists while the session does. */
+  anonymous = false;
   host: string | undefined;
   resource: string | undefined;
   full_jid: string | undefined;

@@ -243,3 +243,49 @@ t.test('more than buffer_max unacked stanzas closes with policy-violation and ha
   t.same(bounced.sort(), ['o0', 'o1', 'o2', 'o3'], 'every buffered message comes back to its sender');
   bob.close();
 });
+
+t.test('an anonymous session is resumable by its smid alone, and only by another anonymous login', async (t) => {
+  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SASL_ANONYMOUS_HOSTS: 'localhost' });
+  t.teardown(() => s.close());
+  await s.addUser('bob', 'bob-pw');
+  const authed = async (mechanism: string, payload = ''): Promise<RawWsClient> => {
+    const c = await RawWsClient.connect(s.wsUrl);
+    c.open();
+    await c.next();
+    const features = await c.next();
+    t.ok(features.getChild('mechanisms', NS.SASL)!.getChildren('mechanism').some((m) => m.text() === 'ANONYMOUS'), 'ANONYMOUS is offered on this host');
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='${mechanism}'>${payload}</auth>`);
+    t.ok((await c.next()).is('success', NS.SASL));
+    c.open();
+    await c.next();
+    await c.next();
+    return c;
+  };
+  const bind = async (c: RawWsClient): Promise<string> => {
+    c.send(`<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='${NS.BIND}'/></iq>`);
+    return (await c.until((el) => el.attr('id') === 'b')).getChild('bind', NS.BIND)!.getChildText('jid')!;
+  };
+  const guest = await authed('ANONYMOUS');
+  const jid = await bind(guest);
+  t.match(jid, /^anon-[0-9a-f]+@localhost\//);
+  guest.send(`<enable xmlns='${SM}' resume='true'/>`);
+  const smid = (await guest.next()).attr('id')!;
+  guest.ws.terminate();
+  await guest.waitClosed();
+
+  const sender = await authed('ANONYMOUS');
+  await bind(sender);
+  sender.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='hello'><body>are you there?</body></message>`);
+
+  const bob = await authed('PLAIN', Buffer.from('\0bob\0bob-pw').toString('base64'));
+  bob.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);
+  t.ok((await bob.until((el) => el.ns === SM)).is('failed', SM), 'a registered account cannot take over an anonymous session');
+
+  const reloaded = await authed('ANONYMOUS');
+  reloaded.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);
+  t.ok((await reloaded.until((el) => el.ns === SM)).is('resumed', SM), 'a new anonymous login resumes by smid');
+  const msg = await reloaded.until(isMsg);
+  t.equal(msg.attr('id'), 'hello', 'and receives what it missed');
+  t.equal(msg.attr('to'), jid, 'as the same anonymous JID');
+  for (const c of [bob, reloaded, sender]) c.close();
+});

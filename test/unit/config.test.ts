@@ -54,3 +54,8 @@ t.test('.env.example documents every variable with its default', async (t) => {
   t.equal(file, renderEnvExample(), '.env.example is up to date (regenerate with npm run env-example)');
   for (const spec of Object.values(SCHEMA)) t.match(file, new RegExp(`^${spec.env}=`, 'm'), spec.env);
 });
+
+t.test('anonymous hosts must be served domains', async (t) => {
+  t.same(loadConfig({ XMPP_DOMAIN: 'a.example,guest.example', SASL_ANONYMOUS_HOSTS: 'guest.example' }).anonymousHosts, ['guest.example']);
+  t.throws(() => loadConfig({ SASL_ANONYMOUS_HOSTS: 'guest.example' }), /SASL_ANONYMOUS_HOSTS="guest.example" is invalid: expected hosts listed in XMPP_DOMAIN/);
+});

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { NS, x, type XmlElement } from '../../xml/index.js';
 import { normalizeLocal } from '../../jid/index.js';
 import { ScramServer, SCRAM_MECHANISMS, verifyPassword, type SaslFailureCondition, type ScramCredentials, type ScramStep } from '../sasl/scram.js';
@@ -12,6 +13,8 @@ export interface SaslOptions {
   readonly maxFailures: number;
   /** The iteration count of stored credentials, so unknown users look like real ones. */
   readonly scramIterations: number;
+  /** Hosts that offer SASL ANONYMOUS (RFC 4505); none by default. */
+  readonly anonymousHosts: ReadonlySet<string>;
 }
 
 interface Exchange { readonly mechanism: string; scram?: ScramServer; stage: 'awaiting-first' | 'awaiting-final' | 'busy' }
@@ -35,6 +38,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
     for (const m of Object.keys(SCRAM_MECHANISMS).sort().reverse()) mechs.append(x('mechanism', {}, m));
     // RFC 6120 §6.4.2 / RFC 4616 §6: PLAIN only where the stream is protected.
     if (plainAllowed(session)) mechs.append(x('mechanism', {}, 'PLAIN'));
+    if (opts.anonymousHosts.has(session.host!)) mechs.append(x('mechanism', {}, 'ANONYMOUS'));
     features.append(mechs);
   }, 100);
 
@@ -128,11 +132,21 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
     success(session, 'PLAIN', username);
   }
 
+  /**
+   * RFC 4505: the client gets a fresh random account of its own (the trace
+   * data it may send is ignored). It exists only while the session does.
+   */
+  function anonymous(session: Session): void {
+    session.anonymous = true;
+    success(session, 'ANONYMOUS', `anon-${randomBytes(12).toString('hex')}`);
+  }
+
   ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
     if (session.type !== 'c2s_unauthed') return failure(session, 'aborted', 'already authenticated', false);
     const mechanism = el.attr('mechanism') ?? '';
     const hash = SCRAM_MECHANISMS[mechanism];
     if (mechanism === 'PLAIN' && !plainAllowed(session)) return failure(session, 'encryption-required', 'PLAIN needs a TLS-protected connection');
+    if (mechanism === 'ANONYMOUS' && opts.anonymousHosts.has(session.host!)) return anonymous(session);
     if (hash === undefined && mechanism !== 'PLAIN') return failure(session, 'invalid-mechanism');
     const initial = decode(session, el);
     if (initial === null) return;

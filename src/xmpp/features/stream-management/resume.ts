@@ -31,7 +31,7 @@ export function createResume(
     const old = registry.get(previd);
     const st = old && states.get(old);
     // Another account's smid is answered exactly like an unknown one.
-    if (!old || !st || old.destroyed || old.username !== carrier.username || old.host !== carrier.host) {
+    if (!old || !st || old.destroyed || !sameAccount(carrier, old)) {
       const stale = opts.stale_h.enabled ? registry.getStaleH(previd) : undefined;
       return carrier.write(failed('item-not-found', stale));
     }
@@ -72,4 +72,16 @@ function takeOver(ctx: ModuleContext, carrier: Session, old: Session, st: SmStat
   old.notopen = false;
   st.peer = carrier.logId;
   ctx.retire(carrier, `resumed into ${old.logId}`);
+}
+
+/**
+ * Whether `carrier` may resume `old`: the same account, or — for SASL
+ * ANONYMOUS, where every login is a new random account — an anonymous
+ * session on the same host, the unguessable smid being the only secret
+ * (which is what resumption relies on for everyone).
+ */
+function sameAccount(carrier: Session, old: Session): boolean {
+  if (old.host !== carrier.host) return false;
+  if (old.anonymous) return carrier.anonymous;
+  return !carrier.anonymous && old.username === carrier.username;
 }
