@@ -38,6 +38,7 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
   });
   const internal = new Counter({ name: 'xmpp_internal_errors_total', help: 'Unexpected exceptions caught at the edge', registers: [registry] });
 
+  const sm = new Counter({ name: 'xmpp_sm_events_total', help: 'Stream management: sessions enabled, hibernated, resumed, failed resumes, resume timeouts', labelNames: ['event'], registers: [registry] });
   const core: CoreMetrics = {
     stanzaIn: (kind) => byKind[kind].inc(),
     streamError: (condition) => streamErrors.inc({ condition }),
@@ -45,6 +46,7 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
     sessionStarted: (transport) => started.inc({ transport }),
     sessionEnded: (transport, seconds) => duration.observe({ transport }, seconds),
     internalError: () => internal.inc(),
+    sm: (event, count = 1) => sm.inc({ event }, count),
   };
   return { registry, core };
 }

@@ -8,9 +8,11 @@ export interface CoreMetrics {
   sessionStarted(transport: string): void;
   sessionEnded(transport: string, seconds: number): void;
   internalError(): void;
+  /** XEP-0198 life-cycle events. */
+  sm(event: 'enabled' | 'hibernated' | 'resumed' | 'resume-failed' | 'timed-out', count?: number): void;
 }
 
 /** For unit tests of the core that do not look at metrics. */
 export const NO_METRICS: CoreMetrics = {
-  stanzaIn() {}, streamError() {}, sasl() {}, sessionStarted() {}, sessionEnded() {}, internalError() {},
+  stanzaIn() {}, streamError() {}, sasl() {}, sessionStarted() {}, sessionEnded() {}, internalError() {}, sm() {},
 };

@@ -289,3 +289,13 @@ t.test('an anonymous session is resumable by its smid alone, and only by another
   t.equal(msg.attr('to'), jid, 'as the same anonymous JID');
   for (const c of [bob, reloaded, sender]) c.close();
 });
+
+t.test('stream management events are counted in /metrics', async (t) => {
+  const res = await fetch(`${server.httpUrl}/metrics`);
+  const text = await res.text();
+  const count = (event: string) => Number(new RegExp(`xmpp_sm_events_total\\{event="${event}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  t.ok(count('enabled') >= 1, 'enabled');
+  t.ok(count('hibernated') >= 1, 'hibernated');
+  t.ok(count('resumed') >= 1, 'resumed');
+  t.ok(count('resume-failed') >= 1, 'resume-failed');
+});

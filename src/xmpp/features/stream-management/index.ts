@@ -76,6 +76,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     };
     states.set(session, state);
     if (smid) registry.register(smid, session);
+    ctx.metrics.sm('enabled');
     session.write(x('enabled', { xmlns: NS.SM, id: smid, resume: resumable ? 'true' : undefined, max: resumable ? max : undefined }));
   });
 
@@ -137,7 +138,11 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     if (!st || st.max === 0 || session.closing) return false;
     session.conn = null;
     st.hibernatedAt = Date.now();
-    st.hibernation = setTimeout(() => session.close({ condition: 'connection-timeout', text: `not resumed within ${st.max} s` }), st.max * 1000);
+    st.hibernation = setTimeout(() => {
+      ctx.metrics.sm('timed-out');
+      session.close({ condition: 'connection-timeout', text: `not resumed within ${st.max} s` });
+    }, st.max * 1000);
+    ctx.metrics.sm('hibernated');
     st.hibernation.unref();
     ctx.log.info({ event: 'session-hibernated', session: session.logId, jid: session.full_jid, reason, buffered: st.queue.buffer_size }, 'session hibernating');
     capHibernated(session);

@@ -33,6 +33,7 @@ export function createResume(
     // Another account's smid is answered exactly like an unknown one.
     if (!old || !st || old.destroyed || !sameAccount(carrier, old)) {
       const stale = opts.stale_h.enabled ? registry.getStaleH(previd) : undefined;
+      ctx.metrics.sm('resume-failed');
       return carrier.write(failed('item-not-found', stale));
     }
     const acked = st.queue.ack(h);
@@ -47,6 +48,7 @@ export function createResume(
     for (const stanza of pending) old.write(stanza);
     if (pending.length > 0 && opts.ack) old.write(x('r', { xmlns: NS.SM }));
     ctx.hooks.fire('session-resumed', { session: old });
+    ctx.metrics.sm('resumed');
     ctx.log.info({ event: 'session-resumed', session: old.logId, jid: old.full_jid, transport: old.transport, resent: pending.length }, 'session resumed');
   };
 }
