@@ -1,7 +1,8 @@
-import { NS, x, type XmlElement } from '../../../xml/index.js';
+import { NS, x } from '../../../xml/index.js';
 import { makeJid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
+import type { Buffered } from './index.js';
 
 /**
  * What happens to the stanzas a session sent and never saw acknowledged when
@@ -12,14 +13,14 @@ import type { Session } from '../../session.js';
  * arrived; IQ requests get an error reply; presence is state and is not
  * replayed. Nothing is silently dropped.
  */
-export function handOver(ctx: ModuleContext, session: Session, stanzas: XmlElement[]): void {
+export function handOver(ctx: ModuleContext, session: Session, stanzas: Buffered[]): void {
   if (stanzas.length === 0 || session.username === undefined || session.host === undefined) return;
   const bare = makeJid(session.username, session.host);
-  for (const stanza of stanzas) {
+  for (const { stanza, at } of stanzas) {
     const type = stanza.attr('type');
     if (stanza.name === 'message' && type !== 'error') {
       if (!stanza.getChild('delay', NS.DELAY)) {
-        stanza.append(x('delay', { xmlns: NS.DELAY, from: session.host, stamp: new Date().toISOString() }, 'resent: not acknowledged by the client'));
+        stanza.append(x('delay', { xmlns: NS.DELAY, from: session.host, stamp: new Date(at).toISOString() }, 'resent: not acknowledged by the client'));
       }
       ctx.router.route(null, stanza, bare);
     } else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) {

@@ -27,9 +27,12 @@ export interface SmOptions {
   readonly ack_quiet_period: number;
 }
 
+/** A buffered stanza and when it was queued, for the XEP-0203 stamp if it must be handed over. */
+export interface Buffered { readonly stanza: XmlElement; readonly at: number }
+
 /** MongooseIM's sm_state record (seed 004), per session with SM enabled. */
 export interface SmState {
-  readonly queue: SmQueue<XmlElement>;
+  readonly queue: SmQueue<Buffered>;
   /** Stanzas received from the client (the server's h). */
   counter_in: number;
   readonly buffer_max: number;
@@ -114,11 +117,11 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
       if (st.queue.buffer_size >= st.buffer_max) {
         // XEP-0198 / issue: too many unacked closes the stream; the buffered
         // stanzas (and this one) are handed over, never dropped.
-        st.queue.push(stanza);
+        st.queue.push({ stanza, at: Date.now() });
         session.close({ condition: 'policy-violation', text: `more than ${st.buffer_max} unacknowledged stanzas` });
         return true;
       }
-      st.queue.push(stanza);
+      st.queue.push({ stanza, at: Date.now() });
     }
     if (session.conn === null) return true; // hibernating: buffered for the resume
     session.write(stanza);

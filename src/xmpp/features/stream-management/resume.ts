@@ -45,7 +45,7 @@ export function createResume(
     old.write(x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }));
     // Resend what the client has not acknowledged, in order; it stays buffered until acked.
     const pending = st.queue.unacked();
-    for (const stanza of pending) old.write(stanza);
+    for (const item of pending) old.write(item.stanza);
     if (pending.length > 0 && opts.ack) old.write(x('r', { xmlns: NS.SM }));
     ctx.hooks.fire('session-resumed', { session: old });
     ctx.metrics.sm('resumed');
