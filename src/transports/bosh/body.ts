@@ -1,0 +1,216 @@
+import { NS, XmlElement, x, type XmlAttrInput } from '../../xml/index.js';
+import type { StreamHeader } from '../../xmpp/conn.js';
+import { parseRid } from './rid-window.js';
+
+/** XEP-0124 §17.2: the terminal binding conditions. */
+export type TerminalCondition =
+  | 'bad-request' | 'host-gone' | 'host-unknown' | 'improper-addressing' | 'internal-server-error'
+  | 'item-not-found' | 'other-request' | 'policy-violation' | 'remote-connection-failed'
+  | 'remote-stream-error' | 'see-other-uri' | 'system-shutdown' | 'undefined-condition';
+
+/** The BOSH protocol version we implement (XEP-0124 1.11). */
+export const BOSH_VERSION = '1.11';
+
+/**
+ * XEP-0124 §17.1: the deprecated HTTP status a legacy client (one that sent
+ * no 'ver') expects instead of these three conditions.
+ */
+const LEGACY_STATUS: Partial<Record<TerminalCondition, number>> = {
+  'bad-request': 400, 'policy-violation': 403, 'item-not-found': 404,
+};
+
+export function legacyStatus(condition: TerminalCondition | undefined): number {
+  return (condition && LEGACY_STATUS[condition]) ?? 200;
+}
+
+/** What the session creation response promised (XEP-0124 §7.2), fixed for the session's life. */
+export interface BoshParams {
+  readonly sid: string;
+  readonly creationRid: number;
+  readonly wait: number;
+  readonly hold: number;
+  readonly requests: number;
+  readonly inactivity: number;
+  readonly polling: number;
+  /** 0: pauses are not offered. */
+  readonly maxpause: number;
+  readonly ver: string;
+  readonly contentType: string;
+  /** §9.1: the client sent ack='1' at creation, so responses carry 'ack'. */
+  readonly ackMode: boolean;
+  /** §17.1: the client sent no 'ver', so three conditions also get their HTTP status. */
+  readonly legacy: boolean;
+}
+
+/** XEP-0124 §7.2 and XEP-0206 §4: the attributes of the session creation response. */
+export function creationAttrs(p: BoshParams, header: StreamHeader | undefined): XmlAttrInput {
+  return {
+    sid: p.sid, wait: p.wait, inactivity: p.inactivity, polling: p.polling, requests: p.requests, hold: p.hold,
+    maxpause: p.maxpause > 0 ? p.maxpause : undefined, ver: p.ver, from: header?.from, authid: header?.id,
+    ack: p.ackMode ? p.creationRid : undefined,
+    'xmlns:xmpp': NS.XBOSH, 'xmpp:version': '1.0', 'xmpp:restartlogic': 'true',
+  };
+}
+
+/** A request we refuse with a terminal binding condition. */
+export class BoshError extends Error {
+  constructor(readonly condition: TerminalCondition, message: string) {
+    super(message);
+    this.name = 'BoshError';
+  }
+}
+
+/** One client <body/>, parsed and checked once at the edge. */
+export interface BoshRequest {
+  readonly rid: number;
+  readonly sid: string | undefined;
+  readonly terminate: boolean;
+  /** XEP-0206 §5: xmpp:restart='true'. */
+  readonly restart: boolean;
+  /** XEP-0124 §10: requested pause in seconds. */
+  readonly pause: number | undefined;
+  /** XEP-0124 §9.2: highest rid the client has a response for. */
+  readonly ack: number | undefined;
+  /** XEP-0124 §15: key sequencing. */
+  readonly key: string | undefined;
+  readonly newkey: string | undefined;
+  /** The payloads, in jabber:client where the client left them in the httpbind namespace. */
+  readonly payloads: XmlElement[];
+  /** Every attribute as written, for the session creation request. */
+  readonly attrs: Readonly<Record<string, string>>;
+  /** An xmpp:* attribute (XEP-0206), whatever prefix the client bound to urn:xmpp:xbosh. */
+  xbosh(local: string): string | undefined;
+}
+
+/** Parses an unsigned decimal attribute no larger than `max`; undefined if absent. */
+export function uintAttr(attrs: Readonly<Record<string, string>>, name: string, max: number): number | undefined {
+  const raw = attrs[name];
+  if (raw === undefined) return undefined;
+  const trimmed = raw.trim();
+  let ok = trimmed.length > 0 && trimmed.length <= 16;
+  for (let i = 0; ok && i < trimmed.length; i++) ok = trimmed.charCodeAt(i) >= 48 && trimmed.charCodeAt(i) <= 57;
+  const n = Number(trimmed);
+  if (!ok || n > max) throw new BoshError('bad-request', `'${name}' must be an integer from 0 to ${max}`);
+  return n;
+}
+
+/** The prefix the element binds to `uri` on itself, if any. */
+function prefixFor(el: XmlElement, uri: string): string | undefined {
+  for (const name in el.attrs) {
+    if (name.startsWith('xmlns:') && el.attrs[name] === uri) return name.slice(6);
+  }
+  return undefined;
+}
+
+/**
+ * XEP-0206 §3 note: many clients leave stanzas in the httpbind namespace,
+ * treating jabber:client as part of it. Move such elements (and the
+ * descendants that inherited the namespace) into jabber:client.
+ */
+function rebaseToClient(el: XmlElement): void {
+  if (el.ns !== NS.HTTPBIND) return;
+  el.ns = NS.CLIENT;
+  if (el.attrs.xmlns === NS.HTTPBIND) el.attrs.xmlns = NS.CLIENT;
+  for (const c of el.children) if (typeof c !== 'string') rebaseToClient(c);
+}
+
+/** Checks the wrapper (XEP-0124 §4) and reads the attributes every request may carry. */
+export function readRequest(el: XmlElement): BoshRequest {
+  if (el.local !== 'body' || el.ns !== NS.HTTPBIND) throw new BoshError('bad-request', `the root must be <body xmlns='${NS.HTTPBIND}'/>`);
+  const rid = parseRid(el.attr('rid')?.trim());
+  if (rid === undefined) throw new BoshError('bad-request', "'rid' must be a positive integer below 2^53");
+  const type = el.attr('type');
+  if (type !== undefined && type !== 'terminate') throw new BoshError('bad-request', `unknown type '${type.slice(0, 32)}'`);
+  const payloads: XmlElement[] = [];
+  for (const c of el.children) {
+    // §4: the wrapper carries no character data; whitespace between payloads is tolerated.
+    if (typeof c === 'string') {
+      if (c.trim() !== '') throw new BoshError('bad-request', '<body/> must not contain character data');
+      continue;
+    }
+    rebaseToClient(c);
+    payloads.push(c);
+  }
+  const xboshPrefix = prefixFor(el, NS.XBOSH);
+  const xbosh = (local: string): string | undefined => (xboshPrefix === undefined ? undefined : el.attr(`${xboshPrefix}:${local}`));
+  return {
+    rid,
+    sid: el.attr('sid'),
+    terminate: type === 'terminate',
+    restart: xbosh('restart') === 'true' || xbosh('restart') === '1',
+    pause: uintAttr(el.attrs, 'pause', 65535),
+    ack: uintAttr(el.attrs, 'ack', Number.MAX_SAFE_INTEGER),
+    key: el.attr('key'),
+    newkey: el.attr('newkey'),
+    payloads,
+    attrs: el.attrs,
+    xbosh,
+  };
+}
+
+/** XEP-0124 §7.2 'ver': the lower of the client's and ours, compared as major.minor integers. */
+export function negotiateVer(clientVer: string | undefined): string {
+  if (clientVer === undefined) return BOSH_VERSION;
+  const parse = (v: string): [number, number] | undefined => {
+    const parts = v.trim().split('.');
+    if (parts.length !== 2 || !parts.every((p) => p.length > 0 && p.length < 6 && [...p].every((c) => c >= '0' && c <= '9'))) return undefined;
+    return [Number(parts[0]), Number(parts[1])];
+  };
+  const ours = parse(BOSH_VERSION)!;
+  const theirs = parse(clientVer);
+  if (!theirs) return BOSH_VERSION;
+  return theirs[0] < ours[0] || (theirs[0] === ours[0] && theirs[1] < ours[1]) ? `${theirs[0]}.${theirs[1]}` : BOSH_VERSION;
+}
+
+/**
+ * XEP-0206 §3: stanzas inside a <body/> are qualified by jabber:client. An
+ * element that got its namespace by inheritance (no xmlns of its own) would
+ * otherwise land in the httpbind namespace, so it gets an explicit one. The
+ * copy is shallow: routed stanzas are shared and must not be changed.
+ */
+export function qualified(el: XmlElement): XmlElement {
+  if (el.attrs.xmlns !== undefined || el.name.includes(':')) return el;
+  return XmlElement.adopt(el.name, { xmlns: el.ns || NS.CLIENT, ...el.attrs }, el.children, el.ns || NS.CLIENT);
+}
+
+/** A response <body/> around `payloads`, declaring the stream prefix when a payload uses it (XEP-0206 §3). */
+export function responseBody(attrs: XmlAttrInput, payloads: readonly XmlElement[]): XmlElement {
+  const body = x('body', { xmlns: NS.HTTPBIND, ...attrs });
+  if (payloads.some((p) => p.name.startsWith('stream:'))) body.setAttr('xmlns:stream', NS.STREAM);
+  for (const p of payloads) body.children.push(qualified(p));
+  return body;
+}
+
+/** XEP-0124 §17.2: a terminal binding error, with `payloads` before it (XEP-0206 §7 remote-stream-error). */
+export function terminateBody(condition: TerminalCondition | undefined, payloads: readonly XmlElement[] = []): XmlElement {
+  return responseBody({ type: 'terminate', condition }, payloads);
+}
+
+/** XEP-0124 §17.3: the recoverable binding error. */
+export function recoverableErrorBody(): XmlElement {
+  return x('body', { xmlns: NS.HTTPBIND, type: 'error' });
+}
+
+/** The condition of a <stream:error/> (RFC 6120 §4.9.3), if `el` is one. */
+function streamErrorCondition(el: XmlElement): string | undefined {
+  // Built elements resolve no prefix, so a <stream:error/> from the builder is recognised by its declaration.
+  const colon = el.name.indexOf(':');
+  const declared = colon > 0 && el.attrs[`xmlns:${el.name.slice(0, colon)}`] === NS.STREAM;
+  if (el.local !== 'error' || (el.ns !== NS.STREAM && !declared)) return undefined;
+  return el.getChildren(undefined, NS.STREAMS).find((c) => c.local !== 'text')?.local;
+}
+
+/**
+ * Stream errors that name a condition of their own in XEP-0124 §17.2 are
+ * reported with it; every other stream error travels inside a
+ * remote-stream-error body (XEP-0206 §7).
+ */
+const OWN_CONDITIONS: ReadonlySet<string> = new Set<TerminalCondition>(['host-unknown', 'host-gone', 'improper-addressing', 'system-shutdown']);
+
+export function terminateForStreamError(error: XmlElement | undefined, payloads: readonly XmlElement[]): XmlElement {
+  if (error === undefined) return terminateBody(undefined, payloads);
+  const condition = streamErrorCondition(error);
+  if (condition !== undefined && OWN_CONDITIONS.has(condition)) return terminateBody(condition as TerminalCondition, payloads);
+  return terminateBody('remote-stream-error', [...payloads, error]);
+}
+

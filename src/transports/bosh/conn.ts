@@ -1,0 +1,317 @@
+import { serialize, type XmlAttrInput, type XmlElement } from '../../xml/index.js';
+import { DETACHED, type Conn, type ConnEvents, type StreamHeader } from '../../xmpp/conn.js';
+import {
+  creationAttrs, legacyStatus, recoverableErrorBody, responseBody, terminateBody, terminateForStreamError, type TerminalCondition,
+} from './body.js';
+import type { BoshParams } from './body.js';
+import type { RidWindow } from './rid-window.js';
+import type { BoshHost, Held, HttpReply, Pending } from './types.js';
+
+const TIMER_SLACK_MS = 5;
+
+/**
+ * The output half and the life cycle of one BOSH session: the requests held
+ * open (at most `hold`, XEP-0124 §8), the payloads waiting for a request,
+ * the one timer (wait, inactivity and pause deadlines, §8 and §10) and the
+ * final terminate body. The request half (what to do with each request:
+ * rid window, overactivity, pause, restart, terminate) is in exchange.ts.
+ */
+export class BoshConn implements Conn {
+  readonly transport = 'bosh' as const;
+  /** The session this transport carries; stream resumption (XEP-0198) may move it. */
+  session: ConnEvents = DETACHED;
+  /** Requests processed and waiting for a response, in rid order. */
+  readonly held: Held[] = [];
+  #queue: XmlElement[] = [];
+  #header: StreamHeader | undefined;
+  /** Set when the core closed the stream: the terminate body still to deliver. */
+  #final: { readonly body: XmlElement; readonly clean: boolean } | undefined;
+  #ended = false;
+  #timer: NodeJS.Timeout | undefined;
+  #flushQueued = false;
+  /** ms since the epoch when the last held request was answered (§10 inactivity starts then). */
+  #idleSince: number;
+  /** §10: the inactivity period in ms while a pause is in force. */
+  #pauseMs: number | undefined;
+  /** §9.2: the 'report' and 'time' for the next response. */
+  #report: { report: number; time: number } | undefined;
+  /** Out-of-order requests by rid, waiting for the gap to fill. */
+  readonly pending = new Map<number, Pending>();
+  /** §12: whether the last response carried payloads, and when the last empty request came (polling sessions). */
+  lastResponseHadPayloads = true;
+  lastEmptyAt: number | undefined;
+  /** §15: the key the next request's key must hash to; undefined when the client uses no keys. */
+  key: string | undefined;
+
+  constructor(
+    readonly params: BoshParams,
+    readonly window: RidWindow,
+    readonly secure: boolean,
+    readonly ip: string,
+    private readonly host: BoshHost,
+    now: number,
+  ) {
+    this.#idleSince = now;
+  }
+
+  get ended(): boolean { return this.#ended; }
+  get closing(): boolean { return this.#final !== undefined; }
+  get queued(): number { return this.#queue.length; }
+  get sid(): string { return this.params.sid; }
+
+  // Conn: calls from the core.
+
+  open(header: StreamHeader): void {
+    // The first header fills 'from' and 'authid' of the creation response (XEP-0206 §4); restarts need nothing.
+    this.#header ??= header;
+  }
+
+  send(el: XmlElement): void {
+    if (this.#ended || this.#final) return;
+    this.#queue.push(el);
+    this.scheduleFlush();
+  }
+
+  attach(events: ConnEvents): void {
+    this.session = events;
+  }
+
+  close(error?: XmlElement): void {
+    if (this.#ended || this.#final) return;
+    // XEP-0206 §7: stanzas not yet delivered precede the stream error.
+    this.#final = { body: terminateForStreamError(error, this.#takeQueue()), clean: error === undefined };
+    if (this.held.length > 0) this.#deliverFinal();
+    else this.rearm(Date.now());
+  }
+
+  // The request half (exchange.ts).
+
+  /** Holds a processed request open (§8). */
+  hold(rid: number, reply: HttpReply, now: number): void {
+    const held: Held = { rid, reply, deadline: now + this.params.wait * 1000 };
+    let i = this.held.length;
+    while (i > 0 && this.held[i - 1]!.rid > rid) i--;
+    this.held.splice(i, 0, held);
+    this.watch(reply);
+  }
+
+  /** Answers a request at once from the response buffer (§14.3). */
+  resend(rid: number, reply: HttpReply, now: number): void {
+    reply.send(200, this.params.contentType, this.window.cached(rid)!);
+    if (this.#idle()) this.#idleSince = now;
+    this.rearm(now);
+  }
+
+  /**
+   * §10: answer every held request now, without payloads, and stretch the
+   * inactivity period. §14.3: the pause request's own response is not buffered.
+   */
+  pause(pauseRid: number, seconds: number, now: number): void {
+    const held = this.held.splice(0);
+    for (const h of held) this.#respond(h, [], now, h.rid !== pauseRid);
+    this.#pauseMs = Math.min(seconds, this.params.maxpause) * 1000;
+    this.#idleSince = now;
+  }
+
+  /** §10: the next request sets the inactivity period back to normal. */
+  unpause(): void { this.#pauseMs = undefined; }
+
+  /** §9.2: the client lacks the response to `rid`: report it on the next response, sent at once. */
+  report(rid: number, now: number): void {
+    const sentAt = this.window.sentAt(rid);
+    if (sentAt === undefined) return;
+    this.#report = { report: rid, time: now - sentAt };
+    this.scheduleFlush();
+  }
+
+  /** The final terminate body, for a request that arrives after the core closed the stream. */
+  deliverFinalTo(reply: HttpReply): void {
+    reply.send(200, this.params.contentType, serialize(this.#final!.body));
+    this.end();
+  }
+
+  /**
+   * A terminal binding error (§17.2): `reply` gets `condition`, every other
+   * open request other-request (or `condition` when no request caused it),
+   * and the session ends. The XMPP session is told its transport was lost
+   * (XEP-0198 may keep it for resumption).
+   */
+  fail(condition: TerminalCondition, reply: HttpReply | undefined, text: string): void {
+    if (this.#ended) return;
+    this.host.log.debug({ sid: this.sid, session: this.session.logId, condition, text }, 'bosh session terminated');
+    const status = this.params.legacy ? legacyStatus(condition) : 200;
+    reply?.send(status, this.params.contentType, serialize(terminateBody(condition)));
+    this.#answerAll(serialize(terminateBody(reply ? 'other-request' : condition)));
+    this.end();
+    if (!this.session.destroyed) this.session.transportLost(`bosh ${condition}`);
+  }
+
+  /**
+   * Transport shutdown. A live session is closed through the core, which
+   * answers with a system-shutdown stream error (mapped to the §17.2
+   * condition of the same name); whatever is still open gets that condition.
+   */
+  shutdown(): void {
+    if (!this.session.destroyed) this.session.streamError('system-shutdown', 'the server is shutting down');
+    if (this.#ended) return;
+    this.#answerAll(serialize(terminateBody('system-shutdown', this.#takeQueue())));
+    this.end();
+  }
+
+  /** Ends the BOSH session for good: no timer, no held request, no queue is left behind. */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#clearTimer();
+    this.held.length = 0;
+    this.pending.clear();
+    this.#queue = [];
+    this.host.removed(this);
+  }
+
+  /** Batches what the core writes in one turn of the event loop into one response. */
+  scheduleFlush(): void {
+    if (this.#flushQueued || this.#ended) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#guard(() => this.flush(Date.now()));
+    });
+  }
+
+  /** Answers held requests that can be answered now (§8), then re-arms the timer. */
+  flush(now: number): void {
+    if (this.#ended) return;
+    if (this.#final) {
+      if (this.held.length > 0) this.#deliverFinal();
+      return;
+    }
+    if ((this.#queue.length > 0 || this.#report) && this.held.length > 0) this.#respond(this.held.shift()!, this.#takeQueue(), now, true);
+    // §8: at most `hold` requests wait; when one more arrives the oldest is answered, empty if need be.
+    while (this.held.length > this.params.hold) this.#respond(this.held.shift()!, [], now, true);
+    this.rearm(now);
+  }
+
+  /** The one timer: the earliest wait deadline, pending deadline, or inactivity deadline (§8, §10, §14.2). */
+  rearm(now: number): void {
+    if (this.#ended) return;
+    let at = Number.POSITIVE_INFINITY;
+    for (const h of this.held) at = Math.min(at, h.deadline);
+    for (const p of this.pending.values()) at = Math.min(at, p.deadline);
+    if (this.#idle()) at = this.#idleSince + this.#inactivityMs();
+    this.#clearTimer();
+    this.#timer = setTimeout(() => this.#guard(() => this.#onTimer()), Math.max(0, at - now));
+    this.#timer.unref();
+    this.host.timers(1);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.host.timers(-1);
+  }
+
+  #idle(): boolean {
+    return this.held.length === 0 && this.pending.size === 0;
+  }
+
+  #answerAll(body: string): void {
+    for (const h of this.held) h.reply.send(200, this.params.contentType, body);
+    for (const p of this.pending.values()) p.reply.send(200, this.params.contentType, body);
+  }
+
+  #inactivityMs(): number {
+    return this.#pauseMs ?? this.params.inactivity * 1000;
+  }
+
+  #onTimer(): void {
+    this.#timer = undefined;
+    this.host.timers(-1);
+    const now = Date.now();
+    // §8: a request held for `wait` seconds is answered, empty.
+    while (this.held.length > 0 && this.held[0]!.deadline <= now + TIMER_SLACK_MS) this.#respond(this.held.shift()!, [], now, true);
+    // §14.2/§17.3: a request whose gap never filled gets a recoverable error; the client resends the missing ones.
+    for (const [rid, p] of this.pending) {
+      if (p.deadline > now + TIMER_SLACK_MS) continue;
+      this.pending.delete(rid);
+      p.reply.send(200, this.params.contentType, serialize(recoverableErrorBody()));
+    }
+    if (this.#idle() && now + TIMER_SLACK_MS >= this.#idleSince + this.#inactivityMs()) return this.#inactive();
+    this.rearm(now);
+  }
+
+  /** §10: no request for the inactivity period (or the pause): the client is gone. */
+  #inactive(): void {
+    const closing = this.#final !== undefined;
+    this.end();
+    if (!closing && !this.session.destroyed) this.session.transportLost(this.#pauseMs === undefined ? 'bosh inactivity' : 'bosh pause expired');
+  }
+
+  /** §13: the oldest open request gets the terminate body, the others an empty one (or other-request after an error). */
+  #deliverFinal(): void {
+    const final = this.#final!;
+    const oldest = this.held.shift()!;
+    oldest.reply.send(200, this.params.contentType, serialize(final.body));
+    this.#answerAll(serialize(final.clean ? responseBody({}, []) : terminateBody('other-request')));
+    this.end();
+  }
+
+  /** Watches for the client dropping a held or pending request (§14.3 broken connections). */
+  watch(reply: HttpReply): void {
+    reply.onGone(() => this.#guard(() => this.#abandoned(reply)));
+  }
+
+  /**
+   * The client closed the connection of a held request (a page unloading).
+   * It counts as answered empty, so that payloads arriving later wait for
+   * the next request instead of going to a dead socket, and a repeat of the
+   * rid is answered from the buffer in order.
+   */
+  #abandoned(reply: HttpReply): void {
+    if (this.#ended) return;
+    for (const [rid, p] of this.pending) if (p.reply === reply) this.pending.delete(rid);
+    const i = this.held.findIndex((h) => h.reply === reply);
+    if (i === -1) return this.rearm(Date.now());
+    const [held] = this.held.splice(i, 1);
+    this.#respond(held!, [], Date.now(), true);
+    this.rearm(Date.now());
+  }
+
+  #respond(held: Held, payloads: XmlElement[], now: number, buffer: boolean): void {
+    const body = responseBody(this.#responseAttrs(held.rid), payloads);
+    const text = serialize(body);
+    this.window.answer(held.rid, buffer ? text : undefined, now);
+    held.reply.send(200, this.params.contentType, text);
+    this.lastResponseHadPayloads = payloads.length > 0;
+    if (this.#idle()) this.#idleSince = now;
+  }
+
+  #responseAttrs(rid: number): XmlAttrInput {
+    const p = this.params;
+    const attrs: XmlAttrInput = rid === p.creationRid ? creationAttrs(p, this.#header) : {};
+    // §9.1: after the creation response, 'ack' is left out when it equals the rid answered.
+    if (p.ackMode && rid !== p.creationRid && this.window.ack !== rid) attrs.ack = this.window.ack;
+    // §9.2: 'report' and 'time' go on one response.
+    Object.assign(attrs, this.#report);
+    this.#report = undefined;
+    return attrs;
+  }
+
+  #takeQueue(): XmlElement[] {
+    const queue = this.#queue;
+    this.#queue = [];
+    return queue;
+  }
+
+  /** Unexpected exceptions end this session only, logged and counted once. */
+  #guard(work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.host.internalError();
+      this.host.log.error({ err, sid: this.sid, session: this.session.logId }, 'bosh session failed');
+      this.fail('internal-server-error', undefined, 'internal error');
+    }
+  }
+}

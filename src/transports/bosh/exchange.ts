@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto';
+import { serialize } from '../../xml/index.js';
+import { recoverableErrorBody, type BoshRequest } from './body.js';
+import type { BoshConn } from './conn.js';
+import type { HttpReply } from './types.js';
+
+/**
+ * The request half of a BOSH session: what each request for an existing
+ * sid does, by XEP-0124 §8–§15 and XEP-0206 §5. The connection (conn.ts)
+ * holds the state; these functions decide.
+ */
+export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): void {
+  // The core closed the stream while no request was held: this one carries the news.
+  if (conn.closing) return conn.deliverFinalTo(reply);
+  // §17.2: the XMPP session is gone under a live BOSH session without a stream close.
+  if (conn.session.destroyed) return conn.fail('remote-connection-failed', reply, 'the XMPP session is gone');
+  switch (conn.window.classify(req.rid)) {
+    case 'outside': return conn.fail('item-not-found', reply, `rid ${req.rid} is beyond the window (§14.2)`);
+    case 'gone': return conn.fail('item-not-found', reply, `rid ${req.rid} is no longer buffered (§14.3)`);
+    case 'answered': return conn.resend(req.rid, reply, now);
+    case 'open': return replace(conn, req.rid, reply);
+    case 'future': return future(conn, req, reply, now);
+    case 'next': break;
+  }
+  if (overactive(conn, req)) return conn.fail('policy-violation', reply, 'too many simultaneous requests (§11)');
+  process(conn, req, reply, now);
+  // §14.2: requests that arrived early are processed once the gap before them fills.
+  for (let p = conn.pending.get(conn.window.next); p && !conn.ended && !conn.closing; p = conn.pending.get(conn.window.next)) {
+    conn.pending.delete(p.request.rid);
+    process(conn, p.request, p.reply, now);
+  }
+  conn.scheduleFlush();
+}
+
+/** §14.2: inside the window but ahead of a gap: keep it unprocessed until the gap fills or `wait` passes. */
+function future(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): void {
+  if (conn.pending.has(req.rid)) return replace(conn, req.rid, reply);
+  if (overactive(conn, req)) return conn.fail('policy-violation', reply, 'too many simultaneous requests (§11)');
+  conn.pending.set(req.rid, { request: req, reply, deadline: now + conn.params.wait * 1000 });
+  conn.watch(reply);
+  conn.rearm(now);
+}
+
+/**
+ * §14.3: a repeated rid we hold (processed or pending): the old request gets
+ * a recoverable error (§17.3) and the new one takes its place.
+ */
+function replace(conn: BoshConn, rid: number, reply: HttpReply): void {
+  const entry = conn.held.find((h) => h.rid === rid) ?? conn.pending.get(rid);
+  const error = serialize(recoverableErrorBody());
+  if (!entry) return reply.send(200, conn.params.contentType, error);
+  entry.reply.send(200, conn.params.contentType, error);
+  entry.reply = reply;
+  conn.watch(reply);
+}
+
+/**
+ * §11: more new requests unanswered than 'requests' is overactivity; one
+ * more is allowed when it pauses or terminates the session.
+ */
+function overactive(conn: BoshConn, req: BoshRequest): boolean {
+  const outstanding = conn.held.length + conn.pending.size + 1;
+  return outstanding > conn.params.requests + (req.pause !== undefined || req.terminate ? 1 : 0);
+}
+
+function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): void {
+  if (!keyValid(conn, req)) return conn.fail('item-not-found', reply, 'invalid key sequence (§15)');
+  conn.window.accept(req.rid);
+  conn.unpause();
+  conn.hold(req.rid, reply, now);
+  if (pollingTooFast(conn, req, now)) return conn.fail('policy-violation', reply, `polling more often than every ${conn.params.polling} s (§12)`);
+  // §9.2: the client lacks a response we sent: say so at once.
+  if (conn.params.ackMode && req.ack !== undefined && req.ack < conn.window.highestAnswered) conn.report(req.ack + 1, now);
+  if (req.restart) restart(conn, req);
+  else deliver(conn, req);
+  if (req.pause !== undefined && conn.params.maxpause > 0 && !conn.closing && !conn.ended) conn.pause(req.rid, req.pause, now);
+  // §13: the payloads of a terminate request are delivered first, then the stream ends.
+  if (req.terminate && !conn.closing && !conn.ended && !conn.session.destroyed) conn.session.streamClosed();
+}
+
+function deliver(conn: BoshConn, req: BoshRequest): void {
+  const session = conn.session;
+  for (const el of req.payloads) {
+    if (conn.closing || conn.ended || session.destroyed) return;
+    session.element(el);
+  }
+}
+
+/**
+ * XEP-0206 §5: xmpp:restart='true' after SASL success opens a new stream;
+ * its payloads are ignored. Like RFC 7395's <open/>, it is an error while
+ * the stream is open.
+ */
+function restart(conn: BoshConn, req: BoshRequest): void {
+  const session = conn.session;
+  if (!session.notopen) return session.streamError('bad-format', 'unexpected restart: the stream is open');
+  const attrs: Record<string, string> = { version: req.xbosh('version') ?? '1.0' };
+  if (req.attrs.to !== undefined) attrs.to = req.attrs.to;
+  if (req.attrs['xml:lang'] !== undefined) attrs['xml:lang'] = req.attrs['xml:lang'];
+  session.streamOpened(attrs);
+}
+
+/**
+ * §12: in a polling session (hold or wait 0), two consecutive empty
+ * requests closer than 'polling' seconds, the first answered empty, are
+ * overactivity. Sessions that hold requests are not checked this way: a
+ * reloaded page may legitimately send an empty request while the old
+ * page's request is still held.
+ */
+function pollingTooFast(conn: BoshConn, req: BoshRequest, now: number): boolean {
+  const p = conn.params;
+  const empty = req.payloads.length === 0 && !req.terminate && !req.restart && req.pause === undefined;
+  const previous = conn.lastEmptyAt;
+  conn.lastEmptyAt = empty ? now : undefined;
+  if (!empty || previous === undefined || (p.hold > 0 && p.wait > 0)) return false;
+  return !conn.lastResponseHadPayloads && now - previous < p.polling * 1000;
+}
+
+/**
+ * §15: when the creation request carried 'newkey', every request must
+ * carry a 'key' whose SHA-1 is the previous key; 'newkey' starts a new
+ * sequence. Comparison is case-insensitive.
+ */
+function keyValid(conn: BoshConn, req: BoshRequest): boolean {
+  if (conn.key === undefined) return true;
+  if (req.key === undefined) return false;
+  if (createHash('sha1').update(req.key).digest('hex') !== conn.key) return false;
+  conn.key = (req.newkey ?? req.key).toLowerCase();
+  return true;
+}

@@ -1,0 +1,92 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import cors from '@fastify/cors';
+import { serialize } from '../../xml/index.js';
+import type { Core } from '../../xmpp/core.js';
+import type { Log } from '../../xmpp/log.js';
+import { terminateBody, type TerminalCondition } from './body.js';
+import type { HttpReply } from './types.js';
+import { BoshTransport, DEFAULT_CONTENT_TYPE, type BoshOptions } from './transport.js';
+
+// Static text, no client data in it.
+const PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>BOSH endpoint</title></head>
+<body><p>This is an XMPP over BOSH (XEP-0124, XEP-0206) endpoint. Point your XMPP client's BOSH URL here;
+requests are HTTP POSTs of &lt;body/&gt; elements.</p></body></html>
+`;
+
+/** A fastify reply as the transport sees it: send once, or learn that the client went away. */
+function httpReply(reply: FastifyReply): HttpReply {
+  let done = false;
+  return {
+    send(status, contentType, body) {
+      if (done) return;
+      done = true;
+      reply.code(status)
+        .header('content-type', contentType)
+        // Responses depend on the session's state: never cache, never sniff (XEP-0124 §7.1 content).
+        .header('cache-control', 'no-store')
+        .header('x-content-type-options', 'nosniff')
+        .send(body);
+    },
+    onGone(fn) {
+      reply.raw.once('close', () => {
+        if (done) return;
+        done = true;
+        fn();
+      });
+    },
+  };
+}
+
+function client(req: FastifyRequest): { ip: string; secure: boolean } {
+  return { ip: req.ip, secure: req.protocol === 'https' };
+}
+
+/**
+ * Fastify's own errors on the BOSH route become terminal binding
+ * conditions (XEP-0124 §17.2) so clients always get a <body/>: an oversized
+ * body is policy-violation, any other request error bad-request.
+ */
+function errorCondition(err: FastifyError): TerminalCondition {
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.statusCode === 413) return 'policy-violation';
+  return err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? 'bad-request' : 'internal-server-error';
+}
+
+/**
+ * Registers the XEP-0124/XEP-0206 endpoint at `opts.path`: POST for the
+ * protocol, GET for a short page, OPTIONS for CORS preflight. Content-type
+ * parsing, the error handler and CORS are scoped to this path only.
+ */
+export async function registerBosh(app: FastifyInstance, core: Core, opts: BoshOptions, log: Log): Promise<BoshTransport> {
+  const transport = new BoshTransport(core, opts, log);
+  await app.register(async (scope) => {
+    // XEP-0124 §4: clients may send any Content-Type (text/plain, form-encoded, none); it is ignored.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    if (opts.corsOrigins.length > 0) {
+      await scope.register(cors, {
+        origin: opts.corsOrigins.includes('*') ? '*' : [...opts.corsOrigins],
+        methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
+        allowedHeaders: ['Content-Type'],
+        maxAge: 86400,
+        strictPreflight: false,
+      });
+    }
+    scope.setErrorHandler((err: FastifyError, _req, reply) => {
+      const condition = errorCondition(err);
+      if (condition === 'internal-server-error') {
+        core.ctx.metrics.internalError();
+        log.error({ err }, 'bosh request failed');
+      }
+      return reply.code(200).header('content-type', DEFAULT_CONTENT_TYPE).send(serialize(terminateBody(condition)));
+    });
+    scope.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE));
+    scope.options('/', async (_req, reply) => reply.code(204).header('allow', 'GET, HEAD, POST, OPTIONS').send());
+    scope.post('/', (req, reply) => {
+      transport.handle(req.body as Buffer | undefined, client(req), transport.track(httpReply(reply)));
+    });
+  }, { prefix: opts.path });
+  // Before the listener stops: answer every held request so shutdown does not wait for 'wait' to pass.
+  app.addHook('preClose', async () => transport.shutdown());
+  return transport;
+}

@@ -1,0 +1,215 @@
+import { randomBytes } from 'node:crypto';
+import { XmlError, parseXml, serialize, type XmlElement, type XmlLimits } from '../../xml/index.js';
+import type { Core } from '../../xmpp/core.js';
+import type { Log } from '../../xmpp/log.js';
+import {
+  BoshError, legacyStatus, negotiateVer, readRequest, terminateBody, uintAttr, type BoshParams, type BoshRequest, type TerminalCondition,
+} from './body.js';
+import { BoshConn } from './conn.js';
+import type { BoshHost, HttpReply } from './types.js';
+import { onRequest } from './exchange.js';
+import { RidWindow } from './rid-window.js';
+
+export interface BoshOptions {
+  /** URL path of the endpoint, e.g. /http-bind. */
+  readonly path: string;
+  readonly limits: XmlLimits;
+  /** Upper bound of 'wait' in seconds (XEP-0124 §7.1). */
+  readonly maxWait: number;
+  /** Upper bound of 'hold'. */
+  readonly maxHold: number;
+  /** 'inactivity' in seconds (§10). */
+  readonly inactivity: number;
+  /** 'maxpause' in seconds (§10); 0 offers no pauses. */
+  readonly maxPause: number;
+  /** 'polling' in seconds (§12). */
+  readonly polling: number;
+  readonly maxSessionsPerIp: number;
+  /** CORS: '*' for any origin, a list of origins, or empty for none. */
+  readonly corsOrigins: readonly string[];
+}
+
+/** Counts for tests and operators: everything a BOSH session can leave behind. */
+export interface BoshStats {
+  /** Live BOSH sessions (by sid). */
+  readonly sessions: number;
+  /** Requests held open by the sessions (§8). */
+  readonly held: number;
+  /** Requests waiting for a gap in the rids to fill (§14.2). */
+  readonly pending: number;
+  /** Payloads waiting for a request. */
+  readonly queued: number;
+  /** Session timers armed, over the whole transport (ended sessions included, so a leak shows). */
+  readonly timers: number;
+  /** HTTP requests to the endpoint not answered yet (held, pending or being handled). */
+  readonly openRequests: number;
+  /** Client addresses with at least one session. */
+  readonly addresses: number;
+}
+
+export interface ClientInfo {
+  readonly ip: string;
+  readonly secure: boolean;
+}
+
+export const DEFAULT_CONTENT_TYPE = 'text/xml; charset=utf-8';
+
+/**
+ * XEP-0124 §7.1 lets the client choose the Content-Type of responses. Only
+ * XML and plain-text types are honoured: anything the browser might render
+ * (text/html) would let a page that knows a sid show stanzas as markup on
+ * our origin.
+ */
+const ALLOWED_CONTENT_TYPES: ReadonlySet<string> = new Set([
+  'text/xml', 'text/xml; charset=utf-8', 'application/xml', 'application/xml; charset=utf-8', 'text/plain', 'text/plain; charset=utf-8',
+]);
+
+/**
+ * The BOSH sessions of one server, by sid, and the per-address counts. It
+ * is created by registerBosh, so two servers in one process share nothing.
+ */
+export class BoshTransport {
+  readonly #conns = new Map<string, BoshConn>();
+  readonly #perIp = new Map<string, number>();
+  readonly #host: BoshHost;
+  #closing = false;
+  #timers = 0;
+  #openRequests = 0;
+
+  constructor(private readonly core: Core, readonly opts: BoshOptions, readonly log: Log) {
+    this.#host = {
+      log,
+      removed: (conn) => this.#removed(conn),
+      timers: (delta) => { this.#timers += delta; },
+      internalError: () => core.ctx.metrics.internalError(),
+    };
+  }
+
+  /** One POST: parse the <body/>, then create a session or hand the request to its session. */
+  handle(raw: Uint8Array | undefined, client: ClientInfo, reply: HttpReply): void {
+    const now = Date.now();
+    let el: XmlElement;
+    try {
+      el = parseXml(raw ?? '', this.opts.limits, '');
+    } catch (err) {
+      if (!(err instanceof XmlError)) throw err;
+      // §17.2: an oversized or too deep body breaks the session rules; anything else is a syntax error.
+      return terminate(reply, err.condition === 'policy-violation' ? 'policy-violation' : 'bad-request');
+    }
+    const sid = el.attr('sid');
+    const conn = sid === undefined ? undefined : this.#conns.get(sid);
+    try {
+      const req = readRequest(el);
+      if (sid === undefined) return this.#create(req, client, reply, now);
+      // §17.2 item-not-found (1): the sid is not (or no longer) valid.
+      if (!conn) return terminate(reply, 'item-not-found');
+      onRequest(conn, req, reply, now);
+    } catch (err) {
+      if (err instanceof BoshError) {
+        if (conn) return conn.fail(err.condition, reply, err.message);
+        return terminate(reply, err.condition, sid === undefined && el.attr('ver') === undefined);
+      }
+      // Unexpected: logged and counted once here; only this session ends.
+      this.#host.internalError();
+      this.log.error({ err, sid: conn?.sid, session: conn?.session?.logId }, 'bosh request failed');
+      if (conn) return conn.fail('internal-server-error', reply, 'internal error');
+      terminate(reply, 'internal-server-error');
+    }
+  }
+
+  /** XEP-0124 §7 and XEP-0206 §3–4: a session creation request. */
+  #create(req: BoshRequest, client: ClientInfo, reply: HttpReply, now: number): void {
+    const legacy = req.attrs.ver === undefined;
+    if (this.#closing) return terminate(reply, 'system-shutdown');
+    if ((this.#perIp.get(client.ip) ?? 0) >= this.opts.maxSessionsPerIp) return terminate(reply, 'policy-violation', legacy);
+    if (req.attrs.to !== undefined && req.attrs.to.trim() === '') return terminate(reply, 'improper-addressing');
+    const params = this.#negotiate(req, legacy);
+    const conn = new BoshConn(params, new RidWindow(req.rid, params.requests), client.secure, client.ip, this.#host, now);
+    conn.key = req.newkey?.toLowerCase();
+    this.#conns.set(params.sid, conn);
+    this.#perIp.set(client.ip, (this.#perIp.get(client.ip) ?? 0) + 1);
+    conn.hold(req.rid, reply, now);
+    const attrs: Record<string, string> = { version: req.xbosh('version') ?? '1.0' };
+    if (req.attrs.to !== undefined) attrs.to = req.attrs.to;
+    if (req.attrs['xml:lang'] !== undefined) attrs['xml:lang'] = req.attrs['xml:lang'];
+    try {
+      conn.attach(this.core.connect(conn));
+      // The core answers with the stream header (conn.open) and <stream:features/> (conn.send), or host-unknown.
+      conn.session.streamOpened(attrs);
+    } catch (err) {
+      this.#host.internalError();
+      this.log.error({ err, sid: conn.sid, session: conn.session.logId }, 'bosh session creation failed');
+      return conn.fail('internal-server-error', reply, 'internal error');
+    }
+    conn.scheduleFlush();
+  }
+
+  /** §7.2: what the session creation response grants, within the configured bounds. */
+  #negotiate(req: BoshRequest, legacy: boolean): BoshParams {
+    const o = this.opts;
+    const hold = Math.min(uintAttr(req.attrs, 'hold', 255) ?? 1, o.maxHold);
+    const wait = Math.min(uintAttr(req.attrs, 'wait', 65535) ?? o.maxWait, o.maxWait);
+    const content = req.attrs.content?.trim().toLowerCase();
+    return {
+      // §19.3: unpredictable, 128 bits from the CSPRNG.
+      sid: randomBytes(16).toString('base64url'),
+      creationRid: req.rid,
+      wait,
+      hold,
+      requests: hold + 1,
+      // §12: a polling session needs a longer inactivity period than its polling interval.
+      inactivity: hold === 0 || wait === 0 ? o.inactivity + o.polling : o.inactivity,
+      polling: o.polling,
+      maxpause: o.maxPause,
+      ver: negotiateVer(req.attrs.ver),
+      contentType: content !== undefined && ALLOWED_CONTENT_TYPES.has(content) ? content : DEFAULT_CONTENT_TYPE,
+      ackMode: req.attrs.ack?.trim() === '1',
+      legacy,
+    };
+  }
+
+  #removed(conn: BoshConn): void {
+    if (this.#conns.get(conn.sid) !== conn) return;
+    this.#conns.delete(conn.sid);
+    const n = (this.#perIp.get(conn.ip) ?? 1) - 1;
+    if (n > 0) this.#perIp.set(conn.ip, n);
+    else this.#perIp.delete(conn.ip);
+  }
+
+  stats(): BoshStats {
+    let held = 0;
+    let pending = 0;
+    let queued = 0;
+    for (const conn of this.#conns.values()) {
+      held += conn.held.length;
+      pending += conn.pending.size;
+      queued += conn.queued;
+    }
+    return { sessions: this.#conns.size, held, pending, queued, timers: this.#timers, openRequests: this.#openRequests, addresses: this.#perIp.size };
+  }
+
+  /** Wraps a reply so the transport counts the HTTP requests still open. */
+  track(reply: HttpReply): HttpReply {
+    this.#openRequests++;
+    let open = true;
+    const settle = (): void => {
+      if (open) this.#openRequests--;
+      open = false;
+    };
+    return {
+      send: (status, contentType, body) => { settle(); reply.send(status, contentType, body); },
+      onGone: (fn) => reply.onGone(() => { settle(); fn(); }),
+    };
+  }
+
+  /** No new sessions; every open request is answered with system-shutdown (§17.2). */
+  shutdown(): void {
+    this.#closing = true;
+    for (const conn of [...this.#conns.values()]) conn.shutdown();
+  }
+}
+
+/** Answers a request that belongs to no session with a terminal binding condition. */
+function terminate(reply: HttpReply, condition: TerminalCondition, legacy = false): void {
+  reply.send(legacy ? legacyStatus(condition) : 200, DEFAULT_CONTENT_TYPE, serialize(terminateBody(condition)));
+}

@@ -1,0 +1,35 @@
+import type { Log } from '../../xmpp/log.js';
+import type { BoshRequest } from './body.js';
+import type { BoshConn } from './conn.js';
+
+/** One HTTP request waiting for its answer; the route implements it over a fastify reply. */
+export interface HttpReply {
+  /** Sends the response; later calls, and calls after the client went away, do nothing. */
+  send(status: number, contentType: string, body: string): void;
+  /** Called once if the client closes the connection before we answer. */
+  onGone(fn: () => void): void;
+}
+
+/** What a BoshConn needs from its owner (the transport's registry). */
+export interface BoshHost {
+  readonly log: Log;
+  /** Forget the session: it has ended. */
+  removed(conn: BoshConn): void;
+  /** A session timer was armed (+1) or is gone (-1): the transport counts them to prove none leaks. */
+  timers(delta: 1 | -1): void;
+  internalError(): void;
+}
+
+/** A processed request waiting for its response (XEP-0124 §8). */
+export interface Held {
+  readonly rid: number;
+  reply: HttpReply;
+  readonly deadline: number;
+}
+
+/** A request ahead of a gap in the rids (XEP-0124 §14.2), not processed yet. */
+export interface Pending {
+  readonly request: BoshRequest;
+  reply: HttpReply;
+  readonly deadline: number;
+}

@@ -1,0 +1,556 @@
+/**
+ * XEP-0124 / XEP-0206 protocol tests over raw HTTP: one test (or more) per
+ * rule of the BOSH transport, on a real port with Node's http client.
+ * BOSH_MAX_WAIT is 2 s so empty answers come quickly.
+ */
+import t, { type Test } from 'tap';
+import { NS, x, type XmlElement } from '../../src/xml/index.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
+import { RawBoshClient, payloads, post, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
+
+let server: TestServer;
+let url: string;
+t.before(async () => {
+  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '2' });
+  await server.addUser('alice', 'alice-secret');
+  await server.addUser('bob', 'bob-secret');
+  url = `${server.httpUrl}/http-bind`;
+});
+t.teardown(() => server.close());
+
+function client(tt: Test, opts: { rid?: number; sid?: string } = {}, target = url): RawBoshClient {
+  const c = new RawBoshClient(target, opts);
+  tt.teardown(() => c.destroy());
+  return c;
+}
+
+async function wsClient(tt: Test, user: string, password: string, resource: string, target = server): Promise<{ ws: RawWsClient; jid: string }> {
+  const ws = await RawWsClient.connect(target.wsUrl);
+  tt.teardown(() => ws.close());
+  const jid = await ws.login(user, password, resource);
+  return { ws, jid };
+}
+
+/** Tracks whether a promise has settled, for "still held" checks. */
+function track<T>(p: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
+  let done = false;
+  p.then(() => { done = true; }, () => { done = true; });
+  return { promise: p, settled: () => done };
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Waits (bounded) until `cond` holds. */
+async function eventually(cond: () => boolean, what: string, ms = 8000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
+    await sleep(20);
+  }
+}
+
+function ping(id: string): XmlElement {
+  return x('iq', { xmlns: NS.CLIENT, type: 'get', id, to: 'localhost' }, x('ping', { xmlns: NS.PING }));
+}
+
+function chat(to: string, body: string, id?: string): XmlElement {
+  return x('message', { xmlns: NS.CLIENT, to, type: 'chat', id }, x('body', {}, body));
+}
+
+function expectTerminate(tt: Test, res: BoshResponse, condition: string | undefined, status = 200): void {
+  tt.equal(res.status, status, `HTTP ${status}`);
+  tt.equal(res.body?.attr('type'), 'terminate', 'type=terminate');
+  tt.ok(res.body?.is('body', NS.HTTPBIND), 'the answer is a <body/> in the httpbind namespace');
+  tt.equal(res.body?.attr('condition'), condition, `condition is ${condition ?? 'absent'}`);
+}
+
+t.test('session creation: the response carries every XEP-0124 §7.2 and XEP-0206 §4 attribute and the stream features', async (t) => {
+  const c = client(t);
+  const rid = c.rid;
+  const res = await c.create({ route: 'xmpp:localhost:5222', from: 'alice@localhost', content: 'text/xml; charset=utf-8' });
+  t.equal(res.status, 200);
+  t.equal(res.headers['content-type'], 'text/xml; charset=utf-8');
+  const b = res.body!;
+  t.ok(b.is('body', NS.HTTPBIND));
+  t.equal(b.attr('type'), undefined, 'not a terminate');
+  const sid = b.attr('sid') ?? '';
+  t.ok(Buffer.from(sid, 'base64url').length >= 16, 'the sid carries at least 128 bits');
+  t.equal(b.attr('wait'), '2', 'wait is capped by BOSH_MAX_WAIT');
+  t.equal(b.attr('hold'), '1');
+  t.equal(b.attr('requests'), '2', 'requests = hold + 1');
+  t.equal(b.attr('inactivity'), '60');
+  t.equal(b.attr('polling'), '5');
+  t.equal(b.attr('maxpause'), '120');
+  t.equal(b.attr('ver'), '1.11');
+  t.equal(b.attr('from'), 'localhost');
+  t.ok((b.attr('authid') ?? '').length > 0, 'authid is the stream id');
+  t.equal(b.attr('ack'), undefined, 'no ack: the client did not ask for acknowledgements');
+  t.equal(b.attr('xmlns:xmpp'), NS.XBOSH);
+  t.equal(b.attr('xmpp:version'), '1.0');
+  t.equal(b.attr('xmpp:restartlogic'), 'true');
+  const features = b.getChild('features', NS.STREAM);
+  t.ok(features, 'the stream features are in the creation response');
+  const mechs = features!.getChild('mechanisms', NS.SASL)!.getChildren('mechanism').map((m) => m.text());
+  t.ok(mechs.includes('SCRAM-SHA-1') && mechs.includes('PLAIN'));
+  t.not(sid, (await client(t).create()).body?.attr('sid'), 'sids differ');
+  const again = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid, sid, to: 'localhost' }));
+  t.equal(again.text, res.text, 'repeating the creation rid gives the creation response again');
+});
+
+t.test("'wait' and 'hold' are capped, 'requests' follows 'hold', 'ver' is the lower of the two", async (t) => {
+  const capped = await client(t).create({ wait: 600, hold: 5, ver: '2.3' });
+  t.equal(capped.body?.attr('wait'), '2');
+  t.equal(capped.body?.attr('hold'), '1');
+  t.equal(capped.body?.attr('requests'), '2');
+  t.equal(capped.body?.attr('ver'), '1.11');
+  const lower = await client(t).create({ wait: 1, hold: 0, ver: '1.6' });
+  t.equal(lower.body?.attr('wait'), '1', 'a wait below the maximum is granted as asked');
+  t.equal(lower.body?.attr('hold'), '0');
+  t.equal(lower.body?.attr('requests'), '1');
+  t.equal(lower.body?.attr('ver'), '1.6');
+  t.equal(lower.body?.attr('inactivity'), '65', 'a polling session gets inactivity above its polling interval (§12)');
+  const noWait = await client(t).create({ wait: undefined, hold: undefined });
+  t.equal(noWait.body?.attr('wait'), '2', 'no wait means the maximum');
+  t.equal(noWait.body?.attr('hold'), '1', 'no hold means 1');
+});
+
+t.test('an unknown host gets the host-unknown terminal condition and leaves no session', async (t) => {
+  const before = server.app.bosh.stats().sessions;
+  const res = await client(t).create({ to: 'example.org' });
+  expectTerminate(t, res, 'host-unknown');
+  t.equal(res.body?.getChild('error', NS.STREAM), undefined, 'host-unknown is its own condition, not a wrapped stream error');
+  t.equal(server.app.bosh.stats().sessions, before);
+});
+
+t.test("an empty 'to' gets improper-addressing", async (t) => {
+  expectTerminate(t, await client(t).create({ to: '' }), 'improper-addressing');
+});
+
+t.test('a request with nothing to send is answered empty after wait', async (t) => {
+  const c = client(t);
+  await c.create({ wait: 1 });
+  const res = await c.send();
+  t.equal(res.status, 200);
+  t.equal(res.body?.attr('type'), undefined);
+  t.same(payloads(res.body), [], 'empty body');
+});
+
+t.test('with hold=1, a second request makes the server answer the held one at once', async (t) => {
+  // wait=60: only the hold rule (§8), not the wait, can answer the first request within the client's 10 s bound.
+  const s = await startServer({ BOSH_MAX_WAIT: '60' });
+  t.teardown(() => s.close());
+  const c = client(t, {}, `${s.httpUrl}/http-bind`);
+  await c.create({ wait: 60 });
+  const first = track(c.send());
+  await eventually(() => s.app.bosh.stats().held === 1, 'the first request is held');
+  t.notOk(first.settled(), 'the first request is held');
+  const second = track(c.send());
+  const r1 = await first.promise;
+  t.same(payloads(r1.body), [], 'the held request is answered empty');
+  t.equal(s.app.bosh.stats().held, 1, 'the new request is now the held one');
+  t.notOk(second.settled());
+  const bye = await c.terminate();
+  t.equal(terminalCondition(await second.promise), '', 'the terminate is acknowledged on the oldest request');
+  t.equal(terminalCondition(bye), undefined);
+});
+
+t.test('a request ahead of a gap is held until the gap fills, and payloads go in rid order', async (t) => {
+  const bob = await wsClient(t, 'bob', 'bob-secret', 'order');
+  const c = client(t);
+  await c.login('alice', 'alice-secret', 'order');
+  const gap = c.body({}, chat(bob.jid, 'first'), ping('p-order'));
+  const ahead = c.body({}, chat(bob.jid, 'second'));
+  const earlyRes = track(c.raw(ahead));
+  await sleep(200);
+  t.notOk(earlyRes.settled(), 'the later rid waits for the gap');
+  const gapRes = await c.raw(gap);
+  t.ok(payloads(gapRes.body).some((p) => p.attr('id') === 'p-order'), 'the gap request gets the ping result');
+  const m1 = await bob.ws.until((el) => el.local === 'message');
+  const m2 = await bob.ws.until((el) => el.local === 'message');
+  t.same([m1.getChildText('body'), m2.getChildText('body')], ['first', 'second'], 'payloads are forwarded in rid order (§14.2)');
+  const er = await earlyRes.promise;
+  t.equal(er.body?.attr('type'), undefined);
+});
+
+t.test('a repeated rid gets the same response again (§14.3)', async (t) => {
+  const c = client(t);
+  await c.login('alice', 'alice-secret');
+  const req = c.body({}, ping('p-repeat'));
+  const first = await c.raw(req);
+  t.ok(payloads(first.body).some((p) => p.attr('id') === 'p-repeat'));
+  const second = await c.raw(req);
+  t.equal(second.text, first.text, 'byte for byte the same response');
+  const next = await c.send({}, ping('p-after'));
+  t.ok(payloads(next.body).some((p) => p.attr('id') === 'p-after'), 'the session goes on');
+});
+
+t.test('repeating a rid that is still held answers the old request with a recoverable error (§14.3)', async (t) => {
+  const c = client(t);
+  await c.create({ wait: 1 });
+  const req = c.body();
+  const old = c.raw(req);
+  await sleep(100);
+  const repeat = track(c.raw(req));
+  const oldRes = await old;
+  t.equal(oldRes.body?.attr('type'), 'error', 'the first copy gets type=error');
+  const newRes = await repeat.promise;
+  t.equal(newRes.body?.attr('type'), undefined, 'the repeat is answered normally');
+});
+
+t.test('a rid beyond the window or too old gets item-not-found and ends the session (§14.2, §14.3)', async (t) => {
+  const sessionsBefore = server.app.bosh.stats().sessions;
+  const ahead = client(t);
+  await ahead.create();
+  ahead.rid += 2; // next + 2 is outside a window of 2
+  expectTerminate(t, await ahead.send(), 'item-not-found');
+  ahead.rid -= 3;
+  expectTerminate(t, await ahead.send(), 'item-not-found');
+  t.equal(server.app.bosh.stats().sessions, sessionsBefore, 'the session is gone');
+
+  const old = client(t);
+  await old.login('alice', 'alice-secret');
+  old.rid -= 4;
+  expectTerminate(t, await old.send(), 'item-not-found');
+});
+
+t.test('restart after SASL success: xmpp:restart answers with the bind feature; a restart on an open stream is a stream error', async (t) => {
+  const c = client(t);
+  await c.create();
+  const auth = x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0alice-secret').toString('base64'));
+  const success = await c.send({}, auth);
+  t.ok(success.body?.getChild('success', NS.SASL));
+  const restarted = await c.restart();
+  const features = restarted.body?.getChild('features', NS.STREAM);
+  t.ok(features?.getChild('bind', NS.BIND), 'bind is offered after the restart');
+  t.equal(restarted.body?.attr('xmlns:stream'), NS.STREAM, 'the body declares the stream prefix (XEP-0206 §3)');
+
+  const early = client(t);
+  await early.create();
+  const res = await early.restart();
+  expectTerminate(t, res, 'remote-stream-error');
+  t.equal(streamErrorCondition(res.body!.getChild('error', NS.STREAM)!), 'bad-format', 'the stream error travels inside');
+});
+
+t.test('a stream error from the core becomes remote-stream-error with the <stream:error/> inside (XEP-0206 §7)', async (t) => {
+  const c = client(t);
+  await c.create();
+  const res = await c.send({}, chat('bob@localhost', 'too early'));
+  expectTerminate(t, res, 'remote-stream-error');
+  t.equal(res.body?.attr('xmlns:stream'), NS.STREAM);
+  t.equal(streamErrorCondition(res.body!.getChild('error', NS.STREAM)!), 'not-authorized');
+  expectTerminate(t, await c.send(), 'item-not-found', 200);
+});
+
+t.test('stanzas in the httpbind namespace are taken as jabber:client, and outgoing stanzas are qualified', async (t) => {
+  const c = client(t);
+  await c.login('alice', 'alice-secret');
+  const res = await c.raw(`<body xmlns='${NS.HTTPBIND}' rid='${c.rid++}' sid='${c.sid}'><iq type='get' id='unq' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq></body>`);
+  const pong = payloads(res.body).find((p) => p.attr('id') === 'unq');
+  t.equal(pong?.attr('type'), 'result');
+  t.equal(pong?.ns, NS.CLIENT, 'the answer is in jabber:client');
+  t.equal(pong?.attr('xmlns'), NS.CLIENT, 'with an explicit xmlns');
+});
+
+t.test('terminate with stanzas delivers them, ends the session and others see it go unavailable', async (t) => {
+  const bob = await wsClient(t, 'bob', 'bob-secret', 'watch');
+  const other = await wsClient(t, 'alice', 'alice-secret', 'ws-other');
+  other.ws.send(`<presence xmlns='jabber:client'/>`);
+  await other.ws.until((el) => el.local === 'presence' && el.attr('from') === other.jid);
+  const c = client(t);
+  const jid = await c.login('alice', 'alice-secret', 'bosh-leaving');
+  const available = await c.send({}, x('presence', { xmlns: NS.CLIENT }));
+  t.equal(available.status, 200);
+  await other.ws.until((el) => el.local === 'presence' && el.attr('from') === jid && el.attr('type') === undefined);
+  const held = track(c.send());
+  await sleep(100);
+  const res = await c.terminate(chat(bob.jid, 'bye'), x('presence', { xmlns: NS.CLIENT, type: 'unavailable' }));
+  const msg = await bob.ws.until((el) => el.local === 'message');
+  t.equal(msg.getChildText('body'), 'bye', 'the message in the terminate body is delivered');
+  t.equal(msg.attr('from'), jid);
+  const gone = await other.ws.until((el) => el.local === 'presence' && el.attr('from') === jid);
+  t.equal(gone.attr('type'), 'unavailable', 'the other resource sees the BOSH resource go unavailable');
+  const heldRes = await held.promise;
+  t.equal(heldRes.body?.attr('type'), 'terminate', 'the oldest open request acknowledges the termination (§13)');
+  t.equal(res.body?.attr('type'), undefined, 'the terminate request itself gets an empty body');
+  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'bosh-leaving'), undefined, 'the session is gone');
+  expectTerminate(t, await c.send(), 'item-not-found');
+});
+
+t.test('terminate alone: the server sends unavailable presence on behalf of an available resource', async (t) => {
+  const other = await wsClient(t, 'alice', 'alice-secret', 'ws-watch2');
+  other.ws.send(`<presence xmlns='jabber:client'/>`);
+  await other.ws.until((el) => el.local === 'presence' && el.attr('from') === other.jid);
+  const c = client(t);
+  const jid = await c.login('alice', 'alice-secret', 'bosh-quiet');
+  await c.send({}, x('presence', { xmlns: NS.CLIENT }));
+  const res = await c.terminate();
+  t.equal(res.body?.attr('type'), 'terminate', 'the only open request gets type=terminate');
+  const gone = await other.ws.until((el) => el.local === 'presence' && el.attr('from') === jid && el.attr('type') === 'unavailable');
+  t.ok(gone);
+});
+
+t.test('an unknown sid gets item-not-found with HTTP 200 (§17.2)', async (t) => {
+  const c = client(t, { sid: 'no-such-session' });
+  expectTerminate(t, await c.send(), 'item-not-found', 200);
+});
+
+t.test('bad bodies get bad-request', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['not well-formed', `<body xmlns='${NS.HTTPBIND}' rid='5'>`],
+    ['empty', ''],
+    ['wrong root', `<foo xmlns='${NS.HTTPBIND}' rid='5' ver='1.11'/>`],
+    ['wrong namespace', `<body xmlns='jabber:client' rid='5' ver='1.11'/>`],
+    ['missing rid', `<body xmlns='${NS.HTTPBIND}' to='localhost' ver='1.11'/>`],
+    ['rid zero', `<body xmlns='${NS.HTTPBIND}' rid='0' to='localhost' ver='1.11'/>`],
+    ['rid not a number', `<body xmlns='${NS.HTTPBIND}' rid='12a' to='localhost' ver='1.11'/>`],
+    ['rid above 2^53', `<body xmlns='${NS.HTTPBIND}' rid='9007199254740992' to='localhost' ver='1.11'/>`],
+    ['character data', `<body xmlns='${NS.HTTPBIND}' rid='5' to='localhost' ver='1.11'>hello</body>`],
+    ['comment', `<body xmlns='${NS.HTTPBIND}' rid='5' to='localhost'><!-- x --></body>`],
+    ['DOCTYPE', `<!DOCTYPE body [<!ENTITY e 'x'>]><body xmlns='${NS.HTTPBIND}' rid='5'>&e;</body>`],
+    ['unknown type', `<body xmlns='${NS.HTTPBIND}' rid='5' to='localhost' type='bogus' ver='1.11'/>`],
+    ['bad wait', `<body xmlns='${NS.HTTPBIND}' rid='5' to='localhost' wait='soon' ver='1.11'/>`],
+  ];
+  for (const [name, body] of cases) {
+    await t.test(name, async (t) => expectTerminate(t, await post(url, body), 'bad-request'));
+  }
+  const nothing = await post(url, undefined, { headers: { 'content-type': '' } });
+  expectTerminate(t, nothing, 'bad-request');
+});
+
+t.test('a legacy client (no ver) gets the deprecated HTTP status with the terminal condition (§17.1)', async (t) => {
+  const res = await post(url, `<body xmlns='${NS.HTTPBIND}' rid='5' to='localhost' wait='soon'/>`);
+  expectTerminate(t, res, 'bad-request', 400);
+  const c = client(t);
+  await c.create({ ver: undefined });
+  c.rid += 5;
+  expectTerminate(t, await c.send(), 'item-not-found', 404);
+});
+
+t.test('a bad request on a live session ends it', async (t) => {
+  const c = client(t);
+  await c.create();
+  expectTerminate(t, await c.raw(`<body xmlns='${NS.HTTPBIND}' sid='${c.sid}' rid='${c.rid}' pause='forever'/>`), 'bad-request');
+  expectTerminate(t, await c.send(), 'item-not-found');
+});
+
+t.test('any Content-Type is accepted (§4: it is ignored)', async (t) => {
+  for (const ct of ['text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'application/json', 'application/xml']) {
+    const c = client(t);
+    const res = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid: c.rid++, to: 'localhost', ver: '1.11', 'xmpp:version': '1.0', 'xmlns:xmpp': NS.XBOSH }), { headers: { 'content-type': ct } });
+    t.ok(res.body?.attr('sid'), `${ct}: a session is created`);
+  }
+});
+
+t.test("the 'content' attribute sets the response Content-Type, but only to XML or plain text", async (t) => {
+  const plain = client(t);
+  const created = await plain.create({ content: 'text/plain; charset=utf-8' });
+  t.equal(created.headers['content-type'], 'text/plain; charset=utf-8');
+  t.equal(created.headers['x-content-type-options'], 'nosniff');
+  const html = client(t);
+  t.equal((await html.create({ content: 'text/html' })).headers['content-type'], 'text/xml; charset=utf-8', 'text/html is refused');
+});
+
+t.test('an oversized body gets policy-violation and the server keeps serving', async (t) => {
+  const big = `<body xmlns='${NS.HTTPBIND}' rid='5' to='localhost'><message xmlns='jabber:client'><body>${'x'.repeat(300_000)}</body></message></body>`;
+  const res = await post(url, big);
+  expectTerminate(t, res, 'policy-violation');
+  const justOver = `<body xmlns='${NS.HTTPBIND}' rid='5'>${'<a/>'.repeat(65_536)}</body>`;
+  expectTerminate(t, await post(url, justOver), 'policy-violation');
+  const deep = `<body xmlns='${NS.HTTPBIND}' rid='5' to='localhost'>${'<a>'.repeat(200)}${'</a>'.repeat(200)}</body>`;
+  expectTerminate(t, await post(url, deep), 'policy-violation');
+  const c = client(t);
+  t.ok((await c.create()).body?.attr('sid'), 'a new session still works');
+});
+
+t.test('more simultaneous requests than requests= is overactivity: policy-violation (§11)', async (t) => {
+  const c = client(t);
+  await c.create({ wait: 2 });
+  const base = c.rid;
+  const held = track(c.raw(c.body())); // base: held
+  await sleep(100);
+  c.rid = base + 2;
+  const ahead = track(c.raw(c.body())); // base + 2: waits for the gap
+  await sleep(100);
+  c.rid = base + 1;
+  const third = await c.send(); // base + 1: three unanswered requests with requests=2
+  expectTerminate(t, third, 'policy-violation');
+  t.equal(terminalCondition(await held.promise), 'other-request', 'the held request learns that another request ended the session');
+  t.equal(terminalCondition(await ahead.promise), 'other-request');
+  expectTerminate(t, await c.send(), 'item-not-found');
+});
+
+t.test('one extra request is allowed when it terminates the session (§11)', async (t) => {
+  const c = client(t);
+  await c.login('alice', 'alice-secret');
+  const base = c.rid;
+  const held = track(c.raw(c.body()));
+  await sleep(100);
+  c.rid = base + 2;
+  const ahead = track(c.raw(c.body()));
+  await sleep(100);
+  c.rid = base + 1;
+  const res = await c.terminate();
+  t.not(terminalCondition(res), 'policy-violation');
+  t.equal((await held.promise).body?.attr('type'), 'terminate', 'the oldest request acknowledges the termination');
+  t.equal(terminalCondition(await ahead.promise), undefined, 'the others get empty bodies');
+});
+
+t.test('a polling session that polls faster than polling= gets policy-violation (§12)', async (t) => {
+  const c = client(t);
+  const created = await c.create({ hold: 0 });
+  t.equal(created.body?.attr('requests'), '1');
+  const first = await c.send();
+  t.same(payloads(first.body), [], 'a poll is answered at once');
+  expectTerminate(t, await c.send(), 'policy-violation');
+});
+
+t.test('ack: responses acknowledge the highest rid received, and a lower client ack gets a report (§9)', async (t) => {
+  const c = client(t);
+  const createRid = c.rid;
+  const created = await c.create({ ack: 1, wait: 1 });
+  t.equal(created.body?.attr('ack'), String(createRid), 'the creation response carries ack = its rid');
+  const first = track(c.send());
+  await sleep(100);
+  const second = track(c.send());
+  const r1 = await first.promise;
+  t.equal(r1.body?.attr('ack'), String(createRid + 2), 'the answer to rid+1 acknowledges rid+2, received meanwhile');
+  const r2 = await second.promise;
+  t.equal(r2.body?.attr('ack'), undefined, "no 'ack' when it would equal the rid answered");
+  // The client says it lacks the response to createRid + 2: the next response reports it, at once.
+  const third = track(c.send({ ack: createRid + 1 }));
+  const r3 = await third.promise;
+  t.equal(r3.body?.attr('report'), String(createRid + 2));
+  t.match(r3.body?.attr('time'), /^\d+$/, "'time' is the milliseconds since that response");
+});
+
+t.test('key sequencing: a wrong key gets item-not-found (§15)', async (t) => {
+  const { createHash } = await import('node:crypto');
+  const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
+  const keys = ['seed'];
+  for (let i = 0; i < 4; i++) keys.push(sha1(keys[keys.length - 1]!));
+  // keys[4] = K(4) goes first as newkey, then K(3), K(2)...
+  const c = client(t);
+  await c.create({ newkey: keys[4], wait: 1 });
+  const ok = await c.raw(c.body({ key: keys[3] }));
+  t.equal(ok.body?.attr('type'), undefined, 'the right key is accepted');
+  expectTerminate(t, await c.raw(c.body({ key: keys[3] })), 'item-not-found');
+});
+
+t.test('pause (§10) answers held requests at once and keeps the session past its inactivity, within maxpause', async (t) => {
+  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_PAUSE: '3', BOSH_MAX_WAIT: '5' });
+  t.teardown(() => s.close());
+  const c = client(t, {}, `${s.httpUrl}/http-bind`);
+  const created = await c.create();
+  t.equal(created.body?.attr('maxpause'), '3');
+  const heldReq = c.body();
+  const held = track(c.raw(heldReq));
+  await sleep(100);
+  const paused = await c.send({ pause: 1000 });
+  t.same(payloads(paused.body), [], 'the pause request is answered at once, without payloads');
+  const heldRes = await held.promise;
+  t.equal(terminalCondition(heldRes), undefined, 'the held request is answered too');
+  t.equal((await c.raw(heldReq)).text, heldRes.text, 'its response is buffered like any other (§14.3)');
+  await sleep(1800);
+  t.equal(s.app.bosh.stats().sessions, 1, 'the session outlives its 1 s inactivity during the pause');
+  await eventually(() => s.app.bosh.stats().sessions === 0, 'the pause, capped at maxpause, runs out');
+  t.equal(s.app.core.ctx.sessions.size, 0, 'the XMPP session ended with it');
+});
+
+t.test('inactivity ends the session and the XMPP session with it', async (t) => {
+  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', ALLOW_INSECURE_PLAIN: 'true' });
+  t.teardown(() => s.close());
+  await s.addUser('carol', 'carol-secret');
+  const c = client(t, {}, `${s.httpUrl}/http-bind`);
+  await c.login('carol', 'carol-secret');
+  t.equal(s.app.core.ctx.sessions.size, 1);
+  await eventually(() => s.app.bosh.stats().sessions === 0, 'the BOSH session times out');
+  await eventually(() => s.app.core.ctx.sessions.size === 0, 'the XMPP session ends');
+  expectTerminate(t, await c.send(), 'item-not-found');
+});
+
+t.test('the number of sessions per client address is capped', async (t) => {
+  const s = await startServer({ BOSH_MAX_SESSIONS_PER_IP: '2' });
+  t.teardown(() => s.close());
+  const target = `${s.httpUrl}/http-bind`;
+  const a = client(t, {}, target);
+  await a.create();
+  await client(t, {}, target).create();
+  expectTerminate(t, await client(t, {}, target).create(), 'policy-violation');
+  const proxied = await post(target, `<body xmlns='${NS.HTTPBIND}' rid='77' to='localhost' ver='1.11'/>`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+  t.ok(proxied.body?.attr('sid'), 'another address behind the trusted proxy has its own count');
+  await a.terminate();
+  t.ok((await client(t, {}, target).create()).body?.attr('sid'), 'a terminated session frees its slot');
+});
+
+t.test('CORS: preflight is answered, POST carries Access-Control-Allow-Origin, other routes are untouched', async (t) => {
+  const pre = await post(url, undefined, {
+    method: 'OPTIONS', headers: { origin: 'https://widget.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+  });
+  t.equal(pre.status, 204);
+  t.equal(pre.headers['access-control-allow-origin'], '*');
+  t.match(pre.headers['access-control-allow-methods'], /POST/);
+  t.match(pre.headers['access-control-allow-headers'], /content-type/i);
+  const c = client(t);
+  const res = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid: c.rid++, to: 'localhost', ver: '1.11' }), { headers: { origin: 'https://widget.example' } });
+  t.equal(res.headers['access-control-allow-origin'], '*');
+  const health = await post(`${server.httpUrl}/healthz`, undefined, { method: 'GET', headers: { origin: 'https://widget.example' } });
+  t.equal(health.headers['access-control-allow-origin'], undefined, 'CORS is scoped to the BOSH path');
+
+  const s = await startServer({ BOSH_CORS_ORIGINS: 'https://chat.example.com' });
+  t.teardown(() => s.close());
+  const target = `${s.httpUrl}/http-bind`;
+  const allowed = await post(target, undefined, { method: 'OPTIONS', headers: { origin: 'https://chat.example.com', 'access-control-request-method': 'POST' } });
+  t.equal(allowed.headers['access-control-allow-origin'], 'https://chat.example.com');
+  const denied = await post(target, undefined, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+  t.equal(denied.headers['access-control-allow-origin'], undefined, 'an origin not listed gets no CORS grant');
+});
+
+t.test('GET returns a short human-readable page; HTTP keep-alive is on', async (t) => {
+  const res = await post(url, undefined, { method: 'GET' });
+  t.equal(res.status, 200);
+  t.match(res.headers['content-type'], /^text\/html/);
+  t.match(res.text, /BOSH/);
+  const c = client(t);
+  const created = await c.create();
+  t.equal(created.headers.connection, 'keep-alive');
+});
+
+t.test('host-meta advertises the BOSH endpoint (XEP-0156)', async (t) => {
+  const res = await post(`${server.httpUrl}/.well-known/host-meta.json`, undefined, { method: 'GET' });
+  const links = JSON.parse(res.text) as { links: Array<{ rel: string; href: string }> };
+  t.ok(links.links.some((l) => l.rel === 'urn:xmpp:alt-connections:xbosh' && l.href.endsWith('/http-bind')));
+});
+
+t.test('a held request the client drops counts as answered: later stanzas wait for the next request', async (t) => {
+  // wait=60: only noticing the dropped connection, not the wait, can free the held request here.
+  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60' });
+  t.teardown(() => s.close());
+  await s.addUser('alice', 'alice-secret');
+  await s.addUser('bob', 'bob-secret');
+  const bob = await wsClient(t, 'bob', 'bob-secret', 'drop', s);
+  const c = client(t, {}, `${s.httpUrl}/http-bind`);
+  const jid = await c.login('alice', 'alice-secret', 'dropper');
+  const controller = new AbortController();
+  const dropped = c.raw(c.body(), { signal: controller.signal }).catch((err: Error) => err);
+  await eventually(() => s.app.bosh.stats().held === 1, 'the request is held');
+  controller.abort();
+  t.ok((await dropped) instanceof Error, 'the client gave up on the request');
+  await eventually(() => s.app.bosh.stats().held === 0, 'the server notices');
+  bob.ws.send(`<message xmlns='jabber:client' to='${jid}' type='chat'><body>kept</body></message>`);
+  await eventually(() => s.app.bosh.stats().queued === 1, 'the message is queued');
+  const res = await c.send();
+  t.equal(payloads(res.body).find((p) => p.local === 'message')?.getChildText('body'), 'kept', 'the next request carries it');
+});
+
+t.test('shutdown answers held requests with system-shutdown at once', async (t) => {
+  const s = await startServer({ BOSH_MAX_WAIT: '60' });
+  const c = client(t, {}, `${s.httpUrl}/http-bind`);
+  await c.create();
+  const held = c.send();
+  await eventually(() => s.app.bosh.stats().held === 1, 'the request is held');
+  const closing = s.close();
+  expectTerminate(t, await held, 'system-shutdown');
+  await closing;
+  t.same(s.app.bosh.stats(), { sessions: 0, held: 0, pending: 0, queued: 0, timers: 0, openRequests: 0, addresses: 0 });
+});
