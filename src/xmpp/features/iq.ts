@@ -1,5 +1,5 @@
 import type { XmlElement } from '../../xml/index.js';
-import { StanzaErrorException } from '../errors.js';
+import { StanzaErrorException, stanzaErrorReply } from '../errors.js';
 import { iqResult } from '../registry.js';
 import type { ModuleContext } from '../context.js';
 import type { RouteEvent } from '../events.js';
@@ -51,6 +51,11 @@ export function run(ctx: ModuleContext, session: Session, iq: XmlElement, handle
   try {
     out = handler();
   } catch (err) {
+    // Answer synchronous errors at once, so replies keep the order of requests.
+    if (err instanceof StanzaErrorException) {
+      session.send(stanzaErrorReply(iq, err.condition, err.text, err.type));
+      return;
+    }
     ctx.guard(session, iq, () => Promise.reject(err));
     return;
   }

@@ -19,10 +19,12 @@ export function handOver(ctx: ModuleContext, session: Session, stanzas: Buffered
   for (const { stanza, at } of stanzas) {
     const type = stanza.attr('type');
     if (stanza.name === 'message' && type !== 'error') {
-      if (!stanza.getChild('delay', NS.DELAY)) {
-        stanza.append(x('delay', { xmlns: NS.DELAY, from: session.host, stamp: new Date(at).toISOString() }, 'resent: not acknowledged by the client'));
+      // The same stanza object may sit in other sessions' queues: stamp a copy.
+      const copy = stanza.clone();
+      if (!copy.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === session.host)) {
+        copy.append(x('delay', { xmlns: NS.DELAY, from: session.host, stamp: new Date(at).toISOString() }, 'resent: not acknowledged by the client'));
       }
-      ctx.router.route(null, stanza, bare);
+      ctx.router.route(null, copy, bare);
     } else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) {
       ctx.router.bounce({ origin: null, stanza, to: bare }, 'service-unavailable', 'the recipient went away before answering');
     }
