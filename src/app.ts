@@ -16,8 +16,15 @@ import * as ping from './xmpp/features/ping.js';
 import * as disco from './xmpp/features/disco.js';
 import * as message from './xmpp/features/message.js';
 import * as presence from './xmpp/features/presence.js';
+import * as roster from './xmpp/features/roster/index.js';
+import * as blocking from './xmpp/features/blocking.js';
+import { createVolatileAccountStores } from './storage/memory-roster.js';
 import * as remote from './xmpp/features/remote.js';
 import * as sm from './xmpp/features/stream-management/index.js';
+import * as offline from './xmpp/features/offline/index.js';
+import * as carbons from './xmpp/features/carbons.js';
+import * as vcard from './xmpp/features/vcard.js';
+import * as csi from './xmpp/features/csi.js';
 import { createMemorySmRegistry } from './xmpp/features/stream-management/registry.js';
 import type { Log } from './xmpp/log.js';
 
@@ -66,9 +73,16 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
   }, createMemorySmRegistry());
   iq.register(ctx);
   ping.register(ctx);
-  disco.register(ctx, { name: 'xmpp-web-gateway' });
+  // Rosters first: presence, blocking and account disco build on them.
+  const rosters = roster.register(ctx, { maxItems: config.maxRosterItems, anonymousStores: createVolatileAccountStores() });
+  disco.register(ctx, { name: 'xmpp-web-gateway', isSubscribed: (account, contact) => rosters.isSubscribed(account, contact) });
   message.register(ctx);
-  presence.register(ctx);
+  const offlineMessages = offline.register(ctx, { maxMessages: config.maxOfflineMessages });
+  carbons.register(ctx);
+  vcard.register(ctx, { maxSize: config.maxVcardSize });
+  csi.register(ctx);
+  presence.register(ctx, { roster: rosters });
+  blocking.register(ctx, { roster: rosters, maxItems: config.maxBlocklistItems });
   remote.register(ctx);
 
   const limits = { maxBytes: config.maxStanzaSize, maxDepth: config.maxXmlDepth, maxAttrs: config.maxXmlAttrs, maxAttrValueLength: config.maxStanzaSize };
@@ -100,6 +114,8 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
     async shutdown() {
       ready = false;
       core.shutdown();
+      // Unacked messages of the closed sessions are being stored offline.
+      await offlineMessages.flush();
       streamManagement.dispose();
       await http.close();
       await storage.close();

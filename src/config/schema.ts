@@ -39,6 +39,8 @@ export const SCHEMA = {
   maxXmlDepth: { env: 'MAX_XML_DEPTH', group: 'Limits', kind: 'int', default: 64, min: 8, max: 1024, doc: 'Deepest element nesting accepted in one stanza' },
   maxXmlAttrs: { env: 'MAX_XML_ATTRIBUTES', group: 'Limits', kind: 'int', default: 64, min: 4, max: 1024, doc: 'Most attributes accepted on one element' },
   maxResourcesPerUser: { env: 'MAX_RESOURCES_PER_USER', group: 'Limits', kind: 'int', default: 50, min: 1, max: 10000, doc: 'Connected resources one account may bind at once; more gets resource-constraint' },
+  maxRosterItems: { env: 'MAX_ROSTER_ITEMS', group: 'Limits', kind: 'int', default: 1000, min: 1, max: 100000, doc: 'Items one roster may hold; adding one more gets not-allowed' },
+  maxBlocklistItems: { env: 'MAX_BLOCKLIST_ITEMS', group: 'Limits', kind: 'int', default: 1000, min: 1, max: 100000, doc: 'JIDs one blocklist (XEP-0191) may hold; blocking one more gets not-allowed' },
   wsPingInterval: { env: 'WS_PING_INTERVAL', group: 'WebSocket', kind: 'int', default: 25, min: 1, max: 3600, unit: 's', doc: 'Seconds between WebSocket pings; a peer that misses one is dropped. Keep below the proxy idle timeout' },
   wsCloseTimeout: { env: 'WS_CLOSE_TIMEOUT', group: 'WebSocket', kind: 'int', default: 5, min: 1, max: 300, unit: 's', doc: "Seconds to wait for the peer's <close/> before dropping the socket" },
   boshMaxWait: { env: 'BOSH_MAX_WAIT', group: 'BOSH', kind: 'int', default: 60, min: 1, max: 3600, unit: 's', doc: "Longest 'wait' granted (XEP-0124 §7): seconds a BOSH request is held before an empty answer. Keep below the proxy read timeout" },
@@ -63,6 +65,8 @@ export const SCHEMA = {
   smStaleHEnabled: { env: 'SM_STALE_H_ENABLED', group: SM, kind: 'bool', default: false, doc: "stale_h.enabled: remember the h of timed-out sessions for <failed h='…'/>" },
   smStaleHRepeatAfter: { env: 'SM_STALE_H_REPEAT_AFTER', group: SM, kind: 'int', default: 1800, min: 1, max: 86400, unit: 's', doc: 'stale_h.repeat_after: how often stale h records are collected' },
   smStaleHGeriatric: { env: 'SM_STALE_H_GERIATRIC', group: SM, kind: 'int', default: 3600, min: 1, max: 604800, unit: 's', doc: 'stale_h.geriatric: the longest a stale h record is kept' },
+  maxOfflineMessages: { env: 'MAX_OFFLINE_MESSAGES', group: 'Instant messaging', kind: 'int', default: 1000, min: 0, max: 1000000, doc: 'Offline messages (XEP-0160) kept per account; one more gets resource-constraint, 0 disables offline storage' },
+  maxVcardSize: { env: 'MAX_VCARD_SIZE', group: 'Instant messaging', kind: 'int', default: 65536, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest vCard (XEP-0054) an account may store, serialized; larger gets not-acceptable' },
   shutdownTimeout: { env: 'SHUTDOWN_TIMEOUT', group: 'Lifecycle', kind: 'int', default: 10, min: 1, max: 600, unit: 's', doc: 'Seconds a SIGTERM shutdown waits for sessions to close' },
 } as const satisfies Record<string, OptionSpec>;
 

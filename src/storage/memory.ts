@@ -4,6 +4,8 @@
  */
 import { copyCredentials } from './credentials.js';
 import { compareUserKeys } from './order.js';
+import { createMemoryOfflineStore, createMemoryVcardStore } from './memory-im.js';
+import { createMemoryBlocklistStore, createMemoryRosterStore } from './memory-roster.js';
 import {
   UserExistsError, UserNotFoundError,
   type Clock, type NewUser, type Storage, type UserKey, type UserRecord, type UserStore,
@@ -20,7 +22,7 @@ function copyRecord(r: UserRecord): UserRecord {
   return { ...r, credentials: copyCredentials(r.credentials) };
 }
 
-function createMemoryUserStore(now: Clock): UserStore {
+function createMemoryUserStore(now: Clock, onDelete: (host: string, username: string) => void = () => {}): UserStore {
   const users = new Map<string, UserRecord>();
 
   const requireExisting = (host: string, username: string): UserRecord => {
@@ -59,6 +61,7 @@ function createMemoryUserStore(now: Clock): UserStore {
     async delete(host, username) {
       requireExisting(host, username);
       users.delete(keyOf(host, username));
+      onDelete(host, username);
     },
     async list(host?: string): Promise<UserKey[]> {
       return [...users.values()]
@@ -71,8 +74,24 @@ function createMemoryUserStore(now: Clock): UserStore {
 }
 
 export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage {
+  const now = options.now ?? Date.now;
+  const offline = createMemoryOfflineStore(now);
+  const vcards = createMemoryVcardStore();
+  const rosters = createMemoryRosterStore();
+  const blocklists = createMemoryBlocklistStore();
+  // SQLite's ON DELETE CASCADE: an account's data goes with the account.
+  const purge = (host: string, username: string): void => {
+    offline.purge(host, username);
+    vcards.purge(host, username);
+    rosters.purge(host, username);
+    blocklists.purge(host, username);
+  };
   return {
-    users: createMemoryUserStore(options.now ?? Date.now),
+    users: createMemoryUserStore(now, purge),
+    offline,
+    vcards,
+    rosters,
+    blocklists,
     async close() {},
   };
 }

@@ -61,8 +61,106 @@ export interface UserStore {
   createMany(users: readonly NewUser[]): Promise<void>;
 }
 
+/** A message kept for an account that had no available resource (XEP-0160). */
+export interface OfflineMessage {
+  /** Increases with every message stored: oldest first is ascending id. */
+  readonly id: number;
+  /** The <message/> as serialized XML in jabber:client. */
+  readonly stanza: string;
+  /** When it was stored, milliseconds since the epoch (the XEP-0203 stamp on delivery). */
+  readonly storedAt: number;
+}
+
+/**
+ * Offline messages, per account. An account's messages go when the account
+ * does (SQLite: ON DELETE CASCADE; memory: the same on UserStore.delete).
+ */
+export interface OfflineStore {
+  /**
+   * Appends a message unless the account already holds `max`; false when
+   * full. Counting and appending are one step, so concurrent pushes cannot
+   * overshoot the limit.
+   */
+  push(host: string, username: string, stanza: string, max: number): Promise<boolean>;
+  /** The account's messages, oldest first. */
+  list(host: string, username: string): Promise<OfflineMessage[]>;
+  /** Deletes the given messages of the account (the delivered ones); unknown ids are ignored. */
+  remove(host: string, username: string, ids: readonly number[]): Promise<void>;
+  count(host: string, username: string): Promise<number>;
+}
+
+/** vCard-temp (XEP-0054) documents, one per account, gone with the account like offline messages. */
+export interface VcardStore {
+  /** The account's <vCard/> as serialized XML, or undefined when it has none. */
+  get(host: string, username: string): Promise<string | undefined>;
+  /** Replaces the account's vCard. */
+  set(host: string, username: string, vcard: string): Promise<void>;
+  delete(host: string, username: string): Promise<void>;
+}
+
+/** RFC 6121 §2.1.2.5: whose presence each side receives. */
+export type RosterSubscription = 'none' | 'to' | 'from' | 'both';
+
+/** A roster item (RFC 6121 §2.1.2), keyed by the contact's normalised bare JID. */
+export interface RosterItem {
+  jid: string;
+  name: string | undefined;
+  subscription: RosterSubscription;
+  /** Pending Out: the user's request awaits an answer (ask='subscribe'). */
+  ask: boolean;
+  /** Pre-approved (RFC 6121 §3.4): the contact's future request is accepted at once. */
+  approved: boolean;
+  groups: string[];
+}
+
+/** An inbound subscription request not answered yet (Pending In, RFC 6121 §3.1.3); not a roster item. */
+export interface RosterPending {
+  /** The requester's bare JID. */
+  jid: string;
+  /** The <presence type='subscribe'/> as serialized XML in jabber:client, delivered again at each login. */
+  stanza: string;
+}
+
+export interface StoredRoster {
+  /** The XEP-0237 roster version; 0 for a roster never changed. */
+  version: number;
+  /** Sorted by JID, in Unicode code point order. */
+  items: RosterItem[];
+  pending: RosterPending[];
+}
+
+/**
+ * Rosters, per account. An account's roster goes when the account does
+ * (SQLite: ON DELETE CASCADE; memory: the same on UserStore.delete).
+ */
+export interface RosterStore {
+  load(host: string, username: string): Promise<StoredRoster>;
+  /** Creates or replaces an item and sets the roster version, in one step. */
+  putItem(host: string, username: string, item: RosterItem, version: number): Promise<void>;
+  /** Removes an item (if there) and sets the roster version, in one step. */
+  removeItem(host: string, username: string, jid: string, version: number): Promise<void>;
+  /** Creates or replaces the pending request from `pending.jid`. */
+  putPending(host: string, username: string, pending: RosterPending): Promise<void>;
+  removePending(host: string, username: string, jid: string): Promise<void>;
+}
+
+/** XEP-0191 blocklists, per account, gone with the account like rosters. */
+export interface BlocklistStore {
+  /** Sorted, in Unicode code point order. */
+  list(host: string, username: string): Promise<string[]>;
+  /** Adds the JIDs (already there is fine), all or none. */
+  add(host: string, username: string, jids: readonly string[]): Promise<void>;
+  /** Removes the JIDs (absent is fine), all or none. */
+  remove(host: string, username: string, jids: readonly string[]): Promise<void>;
+  clear(host: string, username: string): Promise<void>;
+}
+
 export interface Storage {
   users: UserStore;
+  offline: OfflineStore;
+  vcards: VcardStore;
+  rosters: RosterStore;
+  blocklists: BlocklistStore;
   /** Idempotent. */
   close(): Promise<void>;
 }

@@ -22,7 +22,16 @@ export const NS = {
   DELAY: 'urn:xmpp:delay', // XEP-0203
   CSI: 'urn:xmpp:csi:0', // XEP-0352
   BLOCKING: 'urn:xmpp:blocking', // XEP-0191
+  BLOCKING_ERRORS: 'urn:xmpp:blocking:errors', // XEP-0191 §3.3
+  ROSTERVER: 'urn:xmpp:features:rosterver', // XEP-0237 / RFC 6121 §2.6.1
+  PRE_APPROVAL: 'urn:xmpp:features:pre-approval', // RFC 6121 §3.4.1
   VCARD: 'vcard-temp', // XEP-0054
   OFFLINE: 'msgoffline', // XEP-0160
+  HINTS: 'urn:xmpp:hints', // XEP-0334
+  CHATSTATES: 'http://jabber.org/protocol/chatstates', // XEP-0085
+  RECEIPTS: 'urn:xmpp:receipts', // XEP-0184
+  CHAT_MARKERS: 'urn:xmpp:chat-markers:0', // XEP-0333
+  MUC_USER: 'http://jabber.org/protocol/muc#user', // XEP-0045
+  X_CONFERENCE: 'jabber:x:conference', // XEP-0249
   XML: 'http://www.w3.org/XML/1998/namespace', // Namespaces in XML 1.0 §3: always bound to `xml:`
 } as const;

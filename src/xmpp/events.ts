@@ -36,6 +36,8 @@ export interface CoreEvents {
   'presence/full': RouteEvent; 'presence/bare': RouteEvent; 'presence/host': RouteEvent;
   /** Presence without `to`: the broadcast of RFC 6121 §4.2/§4.4. */
   'presence/broadcast': RouteEvent;
+  /** The presence feature has processed an available presence of `session` (its presence and priority are set). */
+  'presence/available': { readonly session: Session; readonly initial: boolean };
   'iq/full': RouteEvent; 'iq/bare': RouteEvent; 'iq/host': RouteEvent;
   /** Any stanza to a domain we do not serve (there is no s2s). */
   'route/remote': RouteEvent;

@@ -180,13 +180,16 @@ t.test('on resume timeout unacked messages are handed over, never dropped', asyn
   await tab.waitClosed();
   bob.send(`<message xmlns='jabber:client' to='alice@localhost/tab' type='chat' id='lost?'><body>during the gap</body></message>`);
   bob.send(`<iq xmlns='jabber:client' to='alice@localhost/tab' type='get' id='q1'><ping xmlns='urn:xmpp:ping'/></iq>`);
-  // Nobody else can take the message (the other resource has negative priority and there is no
-  // offline storage yet), so the sender is told: an error, not silence.
-  const bounced = await bob.until((el) => isMsg(el) && el.attr('type') === 'error', 5000);
-  t.equal(bounced.attr('id'), 'lost?');
-  t.equal(stanzaErrorCondition(bounced), 'service-unavailable');
   const iqError = await bob.until((el) => el.attr('id') === 'q1', 5000);
   t.equal(iqError.attr('type'), 'error', 'the unanswered IQ gets an error reply');
+  t.equal(stanzaErrorCondition(iqError), 'service-unavailable');
+  // Nobody else can take the message (the other resource has negative
+  // priority), so it is stored offline rather than lost.
+  for (let i = 0; i < 100 && (await s.storage.offline.count('localhost', 'alice')) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  const stored = await s.storage.offline.list('localhost', 'alice');
+  t.equal(stored.length, 1, 'the unacked message is stored offline');
+  t.match(String(stored[0]?.stanza), /during the gap/);
+  t.notOk(bob.frames.some((el) => isMsg(el) && el.attr('type') === 'error'), 'the sender got no error: the message was not lost');
   t.notOk(s.app.core.ctx.sessions.get('localhost', 'alice', 'tab'), 'the session is gone');
   other.close();
   bob.close();
@@ -221,7 +224,7 @@ t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t)
   c.close();
 });
 
-t.test('more than buffer_max unacked stanzas closes with policy-violation and hands them over', async (t) => {
+t.test('more than buffer_max unacked stanzas closes with policy-violation and stores them offline', async (t) => {
   const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_BUFFER_MAX: '3' });
   t.teardown(() => s.close());
   await s.addUser('alice', 'alice-pw');
@@ -235,12 +238,9 @@ t.test('more than buffer_max unacked stanzas closes with policy-violation and ha
   for (let i = 0; i < 4; i++) bob.send(`<message xmlns='jabber:client' type='chat' to='alice@localhost/slow' id='o${i}'><body>${i}</body></message>`);
   const err = await a.until((el) => el.local === 'error' && el.ns === NS.STREAM);
   t.equal(streamErrorCondition(err), 'policy-violation');
-  const bounced: string[] = [];
-  while (bounced.length < 4) {
-    const el = await bob.until((e) => isMsg(e) && e.attr('type') === 'error');
-    bounced.push(el.attr('id')!);
-  }
-  t.same(bounced.sort(), ['o0', 'o1', 'o2', 'o3'], 'every buffered message comes back to its sender');
+  for (let i = 0; i < 100 && (await s.storage.offline.count('localhost', 'alice')) < 4; i++) await new Promise((r) => setTimeout(r, 20));
+  const stored = await s.storage.offline.list('localhost', 'alice');
+  t.same(stored.map((m) => /id="(o\d)"/.exec(String(m.stanza))?.[1]).sort(), ['o0', 'o1', 'o2', 'o3'], 'every buffered message is stored offline');
   bob.close();
 });
 

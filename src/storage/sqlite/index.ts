@@ -8,6 +8,10 @@ import Database from 'better-sqlite3';
 import type { Clock, Storage } from '../types.js';
 import { migrate } from './migrations.js';
 import { createSqliteUserStore } from './users.js';
+import { createSqliteRosterStore } from './roster.js';
+import { createSqliteBlocklistStore } from './blocklist.js';
+import { createSqliteOfflineStore } from './offline.js';
+import { createSqliteVcardStore } from './vcard.js';
 
 export const DATABASE_FILE = 'gateway.sqlite';
 
@@ -41,6 +45,10 @@ export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions
   const db = openDatabase(join(dataDir, DATABASE_FILE), options.busyTimeoutMs ?? 5000);
   return {
     users: createSqliteUserStore(db, options.now ?? Date.now),
+    rosters: createSqliteRosterStore(db),
+    blocklists: createSqliteBlocklistStore(db),
+    offline: createSqliteOfflineStore(db, options.now ?? Date.now),
+    vcards: createSqliteVcardStore(db, options.now ?? Date.now),
     async close() {
       if (db.open) db.close();
     },

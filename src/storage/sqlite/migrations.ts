@@ -29,6 +29,77 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `),
   },
+  {
+    version: 2,
+    name: 'rosters and blocklists',
+    // RFC 6121 rosters: items, unanswered inbound requests (kept off the
+    // roster) and the XEP-0237 version; XEP-0191 blocklists. Groups are a
+    // JSON array because an item is always read and written whole. All of
+    // it goes with the account (ON DELETE CASCADE).
+    up: (db) => db.exec(`
+      CREATE TABLE roster_versions (
+        host     TEXT    NOT NULL,
+        username TEXT    NOT NULL,
+        version  INTEGER NOT NULL,
+        PRIMARY KEY (host, username),
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE roster_items (
+        host         TEXT    NOT NULL,
+        username     TEXT    NOT NULL,
+        jid          TEXT    NOT NULL,
+        name         TEXT,
+        subscription TEXT    NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+        ask          INTEGER NOT NULL CHECK (ask IN (0, 1)),
+        approved     INTEGER NOT NULL CHECK (approved IN (0, 1)),
+        groups       TEXT    NOT NULL,
+        PRIMARY KEY (host, username, jid),
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE roster_pending (
+        host     TEXT NOT NULL,
+        username TEXT NOT NULL,
+        jid      TEXT NOT NULL,
+        stanza   TEXT NOT NULL,
+        PRIMARY KEY (host, username, jid),
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE blocklist (
+        host     TEXT NOT NULL,
+        username TEXT NOT NULL,
+        jid      TEXT NOT NULL,
+        PRIMARY KEY (host, username, jid),
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT, WITHOUT ROWID;
+    `),
+  },
+  {
+    version: 3,
+    name: 'offline messages and vcards',
+    // XEP-0160 offline messages in arrival order (AUTOINCREMENT: an id is
+    // never reused, so a delivered message cannot be mistaken for a newer
+    // one) and XEP-0054 vCards, each stored as serialized XML since they are
+    // always read and written whole. Both go with the account.
+    up: (db) => db.exec(`
+      CREATE TABLE offline_messages (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        host      TEXT    NOT NULL,
+        username  TEXT    NOT NULL,
+        stanza    TEXT    NOT NULL,
+        stored_at INTEGER NOT NULL,
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT;
+      CREATE INDEX offline_messages_by_account ON offline_messages (host, username, id);
+      CREATE TABLE vcards (
+        host       TEXT    NOT NULL,
+        username   TEXT    NOT NULL,
+        vcard      TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (host, username),
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT, WITHOUT ROWID;
+    `),
+  },
 ];
 
 export interface MigrationResult {

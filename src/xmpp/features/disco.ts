@@ -1,13 +1,29 @@
 import { NS, x, type XmlElement } from '../../xml/index.js';
+import type { Jid } from '../../jid/index.js';
 import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
+import type { Session } from '../session.js';
+import { run } from './iq.js';
 
 export interface DiscoOptions {
   readonly name: string;
+  /**
+   * True when `account` has a presence subscription to `contact` of type
+   * "from" or "both", i.e. `contact` may see the account's presence. The
+   * roster feature provides it; without it only the account itself may
+   * discover the account (XEP-0030 §8 then denies everyone else).
+   */
+  readonly isSubscribed?: (account: Jid, contact: Jid) => Promise<boolean>;
 }
 
-/** XEP-0030 service discovery of the server (disco#info lists every registered feature). */
+/**
+ * XEP-0030 service discovery of the server (disco#info lists every
+ * registered feature) and of accounts, answered by the server on their
+ * behalf (XEP-0030 §3.1, §4.1; RFC 6121 §8.5.2.1.3).
+ */
 export function register(ctx: ModuleContext, opts: DiscoOptions): void {
+  const isSubscribed = opts.isSubscribed ?? (async () => false);
+
   const info = (features: Iterable<string>, identity: XmlElement, node: string | undefined): XmlElement => {
     // XEP-0030 §3.1: a node we do not know is item-not-found.
     if (node !== undefined) throw new StanzaErrorException('item-not-found');
@@ -15,13 +31,49 @@ export function register(ctx: ModuleContext, opts: DiscoOptions): void {
     for (const f of [...features].sort()) query.append(x('feature', { var: f }));
     return query;
   };
+  const accountInfo = (node: string | undefined, anonymous: boolean): XmlElement =>
+    info(ctx.disco.accountFeatures, x('identity', { category: 'account', type: anonymous ? 'anonymous' : 'registered' }), node);
+  /** XEP-0030 §4.1: an account's items are its available resources. */
+  const accountItems = (account: Jid, node: string | undefined): XmlElement => {
+    if (node !== undefined) throw new StanzaErrorException('item-not-found');
+    const query = x('query', { xmlns: NS.DISCO_ITEMS });
+    for (const s of ctx.sessions.available(account.domain, account.local)) query.append(x('item', { jid: s.full_jid }));
+    return query;
+  };
+
   ctx.iq.register('host', 'get', NS.DISCO_INFO, (_s, _iq, payload) =>
     info(ctx.disco.features, x('identity', { category: 'server', type: 'im', name: opts.name }), payload.attr('node')));
-  // XEP-0030 §3.1 / RFC 6121: an account answers with the account identity.
-  ctx.iq.register('self', 'get', NS.DISCO_INFO, (_s, _iq, payload) =>
-    info(ctx.disco.accountFeatures, x('identity', { category: 'account', type: 'registered' }), payload.attr('node')));
-  ctx.iq.register('both', 'get', NS.DISCO_ITEMS, (_s, _iq, payload) => {
+  ctx.iq.register('host', 'get', NS.DISCO_ITEMS, (_s, _iq, payload) => {
     if (payload.attr('node') !== undefined) throw new StanzaErrorException('item-not-found');
     return x('query', { xmlns: NS.DISCO_ITEMS });
   });
+  // XEP-0030 §3.1 / RFC 6121: one's own account answers with the account identity.
+  ctx.iq.register('self', 'get', NS.DISCO_INFO, (session, _iq, payload) => accountInfo(payload.attr('node'), session.anonymous));
+  ctx.iq.register('self', 'get', NS.DISCO_ITEMS, (session, _iq, payload) => accountItems(session.jid!, payload.attr('node')));
+
+  // Another account's bare JID, above the default bare-JID IQ handler (-100).
+  ctx.hooks.on('iq/bare', (event) => {
+    const { origin, stanza, to } = event;
+    const payload = stanza.firstElement;
+    if (!origin || stanza.attr('type') !== 'get' || isSelf(origin, to)) return false;
+    if (payload?.ns !== NS.DISCO_INFO && payload?.ns !== NS.DISCO_ITEMS) return false;
+    run(ctx, origin, stanza, async () => {
+      const allowed = await isSubscribed(to, origin.jid!.bareJid());
+      if (payload.ns === NS.DISCO_INFO) {
+        // XEP-0030 §8: service-unavailable when the account does not exist
+        // or the requester may not see its presence — one answer for both,
+        // as Prosody gives. A subscription implies the account exists.
+        if (!allowed) throw new StanzaErrorException('service-unavailable');
+        return accountInfo(payload.attr('node'), false);
+      }
+      // XEP-0030 §8: "MUST return an empty result set" in those cases.
+      if (!allowed) return x('query', { xmlns: NS.DISCO_ITEMS, node: payload.attr('node') });
+      return accountItems(to, payload.attr('node'));
+    });
+    return true;
+  }, 10);
+}
+
+function isSelf(session: Session, to: Jid): boolean {
+  return session.username === to.local && session.host === to.domain;
 }

@@ -1,46 +1,175 @@
-import { NS, x, type XmlElement } from '../../xml/index.js';
+import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement } from '../../xml/index.js';
+import type { Jid } from '../../jid/index.js';
 import type { ModuleContext } from '../context.js';
+import type { RouteEvent } from '../events.js';
+import type { Session } from '../session.js';
+import type { Account } from './roster/account.js';
+import type { RosterService } from './roster/index.js';
+import { hasFrom, hasTo, isSubscriptionType } from './roster/state.js';
+
+export interface PresenceOptions {
+  /** Rosters, the per-session queues and presence relaying (roster.register). */
+  readonly roster: RosterService;
+}
 
 /**
- * Presence between a user's own resources and directed presence (RFC 6121
- * §4.2–4.6). It keeps the seed's `presence` and `priority` fields true.
+ * Presence (RFC 6121 §4): broadcast to subscribers and the user's own
+ * resources, probes answered from the contacts' current presence (all
+ * accounts are local), directed presence, and unavailable presence when a
+ * session ends for any reason. Keeps the seed's `presence` (the last
+ * non-directed available presence, undefined once unavailable) and
+ * `priority`. Subscription types are roster/subscriptions.ts's.
  */
-export function register(ctx: ModuleContext): void {
-  ctx.hooks.on('presence/broadcast', ({ origin, stanza }) => {
+export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): void {
+  const { relay, accounts, queues } = svc;
+  /** §4.6: whom each session sent directed available presence to, owed unavailable when it goes. */
+  const directed = new WeakMap<Session, Map<string, Jid>>();
+
+  /** Sends `stanza` (from `session`) to every subscriber of the account and to each of its available resources. */
+  function broadcast(session: Session, me: Account, stanza: XmlElement): void {
+    for (const item of me.items.values()) {
+      if (!hasFrom(item.subscription)) continue;
+      const contact = me.contact(item.jid);
+      const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
+      // Not in memory: no session, so no available resource; XEP-0191 blocks either way.
+      if (!target || !relay.mayReach(session.jid!, me, contact, target)) continue;
+      relay.deliver(contact, stanza.clone().setAttr('to', contact.bare));
+    }
+    // §4.2.2 / §4.4.2: the user's available resources, the sender included.
+    for (const s of relay.available(me)) s.send(stanza.clone().setAttr('to', s.full_jid));
+  }
+
+  function available(session: Session, stanza: XmlElement): void {
+    if (session.destroyed) return;
+    const me = svc.accountOf(session);
+    const initial = session.presence === undefined;
+    session.presence = stanza.clone().setAttr('to', undefined);
+    session.priority = parsePriority(stanza);
+    broadcast(session, me, session.presence);
+    if (initial) afterInitial(session, me);
+  }
+
+  /** §4.2: what a resource gets when it becomes available. */
+  function afterInitial(session: Session, me: Account): void {
+    // §4.2.1 probes to the contacts the user is subscribed to, answered at once (§4.3.2).
+    for (const item of me.items.values()) {
+      if (!hasTo(item.subscription)) continue;
+      const contact = me.contact(item.jid);
+      const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
+      if (target && hasFrom(target.state(me.bare).subscription)) relay.sendCurrent(target, session.jid!);
+    }
+    // §4.2.2: the presence of the user's other available resources.
+    for (const s of relay.available(me)) {
+      if (s !== session) session.send(s.presence!.clone().setAttr('to', session.full_jid));
+    }
+    // §3.1.3: subscription requests that arrived while the user was offline, or unanswered.
+    for (const pending of me.pending.values()) session.send(storedRequest(pending.jid, pending.stanza, me.bare));
+  }
+
+  function unavailable(session: Session, stanza: XmlElement): void {
+    const me = svc.accountOf(session);
+    const wasAvailable = session.presence !== undefined;
+    // Seed: presence is reset on unavailable (and before the broadcast, so the sender is no longer "available").
+    session.presence = undefined;
+    if (wasAvailable) broadcast(session, me, stanza.clone());
+    endDirected(session, me, wasAvailable);
+  }
+
+  /** §4.6.3 / §4.5.2: directed-presence recipients get unavailable too, unless the broadcast covered them. */
+  function endDirected(session: Session, me: Account, broadcasted: boolean): void {
+    const recipients = directed.get(session);
+    if (!recipients) return;
+    directed.delete(session);
+    for (const to of recipients.values()) {
+      if (broadcasted && hasFrom(me.state(to.bare).subscription)) continue;
+      const target = accounts.peek(to.domain, to.local);
+      if (!target || !relay.mayReach(session.jid!, me, to, target)) continue;
+      relay.deliver(to, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full }));
+    }
+  }
+
+  /** §4.6: presence a client addresses to someone; remembered so that unavailable follows at the end. */
+  function direct(session: Session, stanza: XmlElement, to: Jid): void {
+    const type = stanza.attr('type');
+    const own = to.local === session.username && to.domain === session.host;
+    if (!own && type !== 'error') {
+      let recipients = directed.get(session);
+      if (!recipients) directed.set(session, (recipients = new Map()));
+      if (type === undefined) recipients.set(to.full, to); else recipients.delete(to.full);
+    }
+    // §8.5.2.2.3 / §8.5.3.2.3: presence for an account or resource with no session is dropped.
+    relay.deliver(to, stanza);
+  }
+
+  /** §4.3: a probe from a client, answered by the server for local contacts. */
+  function probe(session: Session, to: Jid): void {
+    const me = svc.accountOf(session);
+    if (to.bare === me.bare) {
+      for (const s of relay.available(me)) if (s !== session) session.send(s.presence!.clone().setAttr('to', session.full_jid));
+      return;
+    }
+    const target = accounts.peek(to.domain, to.local);
+    // §4.3.2: only a subscriber learns anything; offline contacts get no answer (the RFC's option 2),
+    // and a non-subscriber is ignored rather than told 'unsubscribed', which would reveal the account.
+    if (target && hasFrom(target.state(me.bare).subscription)) relay.sendCurrent(target, session.jid!);
+  }
+
+  ctx.hooks.on('presence/broadcast', (event) => {
+    const { origin, stanza } = event;
     if (!origin) return true;
     const type = stanza.attr('type');
-    if (type === undefined) {
-      origin.presence = stanza;
-      origin.priority = parsePriority(stanza);
-    } else if (type === 'unavailable') {
-      origin.presence = undefined;
-    } else {
-      return true; // subscription types need a `to`; handled by the roster feature when present
-    }
-    // RFC 6121 §4.2.2: every available resource of the user, the sender included.
-    for (const s of ctx.sessions.available(origin.host!, origin.username!)) if (s !== origin) s.send(stanza);
-    if (type === undefined) origin.send(stanza);
+    if (type === undefined) queues.guarded(origin, stanza, () => available(origin, stanza));
+    else if (type === 'unavailable') queues.guarded(origin, stanza, () => unavailable(origin, stanza));
+    // Subscription types, probes and errors need a 'to' (§3, §4.3); an unknown type is malformed.
+    else if (!isKnownType(type)) ctx.router.bounce(event, 'bad-request', `unknown presence type '${type.slice(0, 32)}'`);
     return true;
   }, -100);
 
-  // Directed presence (RFC 6121 §4.6) to a resource or to all available resources of an account.
-  ctx.hooks.on('presence/full', ({ to, stanza }) => {
-    ctx.sessions.get(to.domain, to.local, to.resource)?.send(stanza);
+  const addressed = (event: RouteEvent): boolean => {
+    const { origin, stanza, to } = event;
+    const type = stanza.attr('type');
+    if (!isKnownType(type)) {
+      ctx.router.bounce(event, 'bad-request', `unknown presence type '${(type ?? '').slice(0, 32)}'`);
+    } else if (type === 'probe') {
+      if (origin) queues.guarded(origin, stanza, () => probe(origin, to.bareJid()));
+    } else if (origin) {
+      queues.guarded(origin, stanza, () => direct(origin, stanza, to));
+    } else {
+      relay.deliver(to, stanza);
+    }
     return true;
-  }, -100);
-  ctx.hooks.on('presence/bare', ({ to, stanza }) => {
-    for (const s of ctx.sessions.available(to.domain, to.local)) s.send(stanza);
-    return true;
-  }, -100);
+  };
+  ctx.hooks.on('presence/full', addressed, -100);
+  ctx.hooks.on('presence/bare', addressed, -100);
+  // Presence to the server's own domain: nothing here keeps presence for it.
   ctx.hooks.on('presence/host', () => true, -100);
 
-  // RFC 6121 §4.5.2: when a session ends without unavailable presence, the server sends it.
+  // §4.5.2: a session that ends for any reason (close, error, timeout, a hibernation that was
+  // never resumed) without unavailable presence gets it sent on its behalf.
   ctx.hooks.on('session-destroyed', ({ session }) => {
-    if (session.presence === undefined || session.full_jid === undefined) return;
-    session.presence = undefined;
-    const unavailable = x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid });
-    for (const s of ctx.sessions.available(session.host!, session.username!)) s.send(unavailable);
-  }, -100);
+    if (session.full_jid === undefined) return;
+    queues.after(session, () => {
+      const me = svc.peekAccount(session);
+      if (!me) return;
+      const wasAvailable = session.presence !== undefined;
+      session.presence = undefined;
+      if (wasAvailable) broadcast(session, me, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid }));
+      endDirected(session, me, wasAvailable);
+    });
+  });
+}
+
+function isKnownType(type: string | undefined): boolean {
+  return type === undefined || type === 'unavailable' || type === 'probe' || type === 'error' || isSubscriptionType(type);
+}
+
+/** A stored subscription request, as it arrived, for the next login (or a plain one if it cannot be read back). */
+function storedRequest(from: string, stanza: string, to: string): XmlElement {
+  try {
+    return parseXml(stanza, DEFAULT_LIMITS, NS.CLIENT).setAttr('to', to);
+  } catch {
+    return x('presence', { xmlns: NS.CLIENT, type: 'subscribe', from, to });
+  }
 }
 
 /** RFC 6121 §4.7.2.3: an integer from -128 to +127, default 0. */

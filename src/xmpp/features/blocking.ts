@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import { NS, x, type XmlElement } from '../../xml/index.js';
+import { JidError, parseJid, tryParseJid, type Jid } from '../../jid/index.js';
+import type { ModuleContext } from '../context.js';
+import type { CoreEvents, RouteEvent } from '../events.js';
+import type { Session } from '../session.js';
+import { StanzaErrorException, stanzaErrorReply } from '../errors.js';
+import { blocks, type Account } from './roster/account.js';
+import type { RosterService } from './roster/index.js';
+import { hasFrom, isSubscriptionType } from './roster/state.js';
+
+export interface BlockingOptions {
+  readonly roster: RosterService;
+  /** Entries one blocklist may hold (MAX_BLOCKLIST_ITEMS); a block beyond gets not-allowed. */
+  readonly maxItems: number;
+}
+
+/** Stanzas the blocking check has passed, so a re-fired event is not checked twice. */
+type Cleared = WeakSet<XmlElement>;
+
+/**
+ * XEP-0191 Blocking Command: the blocklist (get, block, unblock,
+ * unblock-all, pushes to the resources that asked for it), and its effect
+ * on stanzas both ways. Blocking is "polite" (§Implementation Notes):
+ * subscriptions are kept, the blocked JID just sees the user offline.
+ * The unavailable presence sent on blocking goes to subscribers' available
+ * resources; directed-presence recipients (kept by presence.ts) get theirs
+ * when the session ends, and nothing before.
+ */
+export function register(ctx: ModuleContext, opts: BlockingOptions): void {
+  const svc = opts.roster;
+  /** XEP-0191 §3.3: pushes go to "resources that have requested the blocklist". */
+  const requested = new WeakSet<Session>();
+  const cleared: Cleared = new WeakSet();
+  ctx.disco.addFeature(NS.BLOCKING);
+
+  ctx.iq.register('self', 'get', NS.BLOCKING, (session, _iq, payload) => {
+    if (!payload.is('blocklist', NS.BLOCKING)) throw new StanzaErrorException('bad-request', 'expected <blocklist/>');
+    return svc.queues.then(session, () => {
+      requested.add(session);
+      const account = svc.accountOf(session);
+      return x('blocklist', { xmlns: NS.BLOCKING }, ...[...account.blocklist].sort().map((jid) => x('item', { jid })));
+    });
+  });
+
+  ctx.iq.register('self', 'set', NS.BLOCKING, (session, _iq, payload) => {
+    const block = payload.is('block', NS.BLOCKING);
+    if (!block && !payload.is('unblock', NS.BLOCKING)) throw new StanzaErrorException('bad-request', 'expected <block/> or <unblock/>');
+    const jids = itemJids(payload, session, block);
+    // XEP-0191 §3.3: a block names at least one JID.
+    if (block && jids.length === 0) throw new StanzaErrorException('bad-request', '<block/> needs at least one <item/>');
+    return svc.queues.then(session, async () => {
+      const account = svc.accountOf(session);
+      if (block) await doBlock(account, jids);
+      else await doUnblock(account, jids);
+      push(account, payload.local, jids);
+    });
+  });
+
+  async function doBlock(account: Account, jids: Jid[]): Promise<void> {
+    const added = jids.filter((j) => !account.blocklist.has(j.full));
+    if (account.blocklist.size + added.length > opts.maxItems) {
+      throw new StanzaErrorException('not-allowed', `the blocklist is full (at most ${opts.maxItems} entries)`);
+    }
+    const open = watchers(account).filter((to) => !blocks(account, to));
+    await stored(account.block(added.map((j) => j.full)));
+    // §3.3: "the user's server MUST send unavailable presence information to the JID" (if it may see presence).
+    for (const to of open) {
+      if (!blocks(account, to)) continue;
+      for (const s of svc.relay.available(account)) {
+        svc.relay.deliver(to, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: s.full_jid, to: to.full }));
+      }
+    }
+  }
+
+  async function doUnblock(account: Account, jids: Jid[]): Promise<void> {
+    const closed = watchers(account).filter((to) => blocks(account, to));
+    await stored(jids.length === 0 ? account.unblockAll() : account.unblock(jids.map((j) => j.full)));
+    const probed = new Set<string>();
+    for (const to of closed) {
+      if (blocks(account, to)) continue;
+      // §3.4: "the user's server MUST send the user's current presence information to the JID".
+      svc.relay.sendCurrent(account, to);
+      // The contact's presence was dropped while it was blocked: answer the probe the user could not send.
+      const contact = svc.accounts.peek(to.domain, to.local);
+      if (!contact || probed.has(contact.bare) || !hasFrom(contact.state(account.bare).subscription)) continue;
+      probed.add(contact.bare);
+      for (const s of svc.relay.available(account)) svc.relay.sendCurrent(contact, s.jid!);
+    }
+  }
+
+  /** The available resources of local subscribers: who sees the user's presence, blocking aside. */
+  function watchers(account: Account): Jid[] {
+    const out: Jid[] = [];
+    for (const item of account.items.values()) {
+      if (!hasFrom(item.subscription)) continue;
+      const contact = account.contact(item.jid);
+      for (const s of ctx.sessions.available(contact.domain, contact.local)) out.push(s.jid!);
+    }
+    return out;
+  }
+
+  function push(account: Account, action: string, jids: Jid[]): void {
+    for (const s of ctx.sessions.resources(account.host, account.username)) {
+      if (!requested.has(s)) continue;
+      s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: `block-${randomBytes(6).toString('base64url')}`, to: s.full_jid },
+        x(action, { xmlns: NS.BLOCKING }, ...jids.map((j) => x('item', { jid: j.full })))));
+    }
+  }
+
+  registerOutbound(ctx, svc, cleared);
+  registerInbound(ctx, svc, cleared);
+}
+
+/** The <item jid/> children as JIDs (XEP-0191 §JID Matching allows any JID form). */
+function itemJids(payload: XmlElement, session: Session, block: boolean): Jid[] {
+  const out = new Map<string, Jid>();
+  for (const item of payload.getChildren('item', NS.BLOCKING)) {
+    const raw = item.attr('jid');
+    if (raw === undefined) throw new StanzaErrorException('bad-request', "an <item/> without 'jid'");
+    let jid: Jid;
+    try { jid = parseJid(raw); } catch (err) {
+      if (err instanceof JidError) throw new StanzaErrorException('jid-malformed', `'${raw.slice(0, 64)}' is not a JID`);
+      throw err;
+    }
+    // A user's own resources are never blocked from each other (XEP-0191 §5).
+    if (block && jid.local === session.username && jid.domain === session.host) throw new StanzaErrorException('not-acceptable', 'you cannot block yourself');
+    out.set(jid.full, jid);
+  }
+  return [...out.values()];
+}
+
+async function stored(write: Promise<void>): Promise<void> {
+  try { await write; } catch { throw new StanzaErrorException('internal-server-error', 'the blocklist could not be stored'); }
+}
+
+/**
+ * XEP-0191 §3.3: a stanza the user sends to a blocked JID is not routed
+ * but answered with not-acceptable and <blocked xmlns='urn:xmpp:blocking:errors'/>.
+ * Errors and IQ results are dropped (never answer an error with an error).
+ */
+function registerOutbound(ctx: ModuleContext, svc: RosterService, cleared: Cleared): void {
+  const refuse = (session: Session, stanza: XmlElement): void => {
+    const type = stanza.attr('type');
+    if (type === 'error' || (stanza.name === 'iq' && type === 'result')) return;
+    const reply = stanzaErrorReply(stanza, 'not-acceptable');
+    reply.getChild('error')!.append(x('blocked', { xmlns: NS.BLOCKING_ERRORS }));
+    session.send(reply);
+  };
+  ctx.hooks.on('stanza-in', (event) => {
+    const { session, stanza } = event;
+    if (cleared.has(stanza)) return false;
+    const to = tryParseJid(stanza.attr('to'));
+    if (!to || (to.local === session.username && to.domain === session.host)) return false;
+    // The server itself is never blocked, whatever domain entry the list holds.
+    if (to.local === '' && ctx.router.isLocal(to.domain)) return false;
+    const account = svc.peekAccount(session);
+    if (account) {
+      if (!blocks(account, to)) return false;
+      refuse(session, stanza);
+      return true;
+    }
+    // The roster is still loading (the first moments after binding): decide once it is there.
+    svc.queues.guarded(session, undefined, () => {
+      if (blocks(svc.accountOf(session), to)) return refuse(session, stanza);
+      cleared.add(stanza);
+      if (!ctx.hooks.fire('stanza-in', event)) ctx.router.route(session, stanza, to);
+    });
+    return true;
+  }, 1000);
+}
+
+/**
+ * XEP-0191 §3.3: what a blocked JID sends the user is not delivered:
+ * presence silently, messages and IQ get/set with service-unavailable (so
+ * the user looks offline), other IQs dropped. Stanzas to an offline user
+ * wait for that user's blocklist to load, then go on through the event.
+ */
+function registerInbound(ctx: ModuleContext, svc: RosterService, cleared: Cleared): void {
+  const check = (name: keyof CoreEvents & `${'message' | 'presence' | 'iq'}/${'full' | 'bare'}`) => (event: RouteEvent): boolean => {
+    const { stanza, to, origin } = event;
+    if (cleared.has(stanza)) return false;
+    // A local user's subscription stanzas and probes first change the sender's own roster (RFC 6121 A.2);
+    // the roster and presence features then apply the block to the recipient's half themselves.
+    if (origin && stanza.name === 'presence' && (isSubscriptionType(stanza.attr('type')) || stanza.attr('type') === 'probe')) return false;
+    const from = tryParseJid(stanza.attr('from'));
+    if (!from || (from.local === to.local && from.domain === to.domain)) return false;
+    const account = svc.accounts.peek(to.domain, to.local);
+    if (account) return blocks(account, from) ? refuse(ctx, event) : false;
+    void svc.accounts.use(to.bareJid(), (loaded) => {
+      if (blocks(loaded, from)) return void refuse(ctx, event);
+      cleared.add(stanza);
+      ctx.hooks.fire(name, event);
+    }).catch((err: unknown) => {
+      ctx.log.error({ err }, 'blocklist check failed');
+      ctx.router.bounce(event, 'internal-server-error');
+    });
+    return true;
+  };
+  for (const name of ['message/full', 'message/bare', 'presence/full', 'presence/bare', 'iq/full', 'iq/bare'] as const) {
+    ctx.hooks.on(name, check(name), 1000);
+  }
+}
+
+function refuse(ctx: ModuleContext, event: RouteEvent): true {
+  const { stanza } = event;
+  const type = stanza.attr('type');
+  if (stanza.name === 'message' || (stanza.name === 'iq' && (type === 'get' || type === 'set'))) {
+    ctx.router.bounce(event, 'service-unavailable');
+  }
+  return true;
+}

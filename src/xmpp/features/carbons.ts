@@ -1,0 +1,115 @@
+import { NS, x, type XmlElement } from '../../xml/index.js';
+import { StanzaErrorException } from '../errors.js';
+import type { ModuleContext } from '../context.js';
+import type { RouteEvent } from '../events.js';
+import type { Session } from '../session.js';
+import { bareTargets } from './message.js';
+
+/**
+ * Message carbons (XEP-0280, urn:xmpp:carbons:2): every carbons-enabled
+ * resource of an account sees both sides of its conversations.
+ *
+ * Copies are made where a message is routed to a local account (priority 1
+ * on message/full and message/bare, Prosody's place for mod_carbons): the
+ * sender's other enabled resources get a <sent/> copy (§8), the recipient's
+ * enabled resources that do not get the message itself a <received/> copy
+ * (§7). Messages to other domains get no copy: there is no s2s, they bounce.
+ */
+export function register(ctx: ModuleContext): void {
+  const enabled = new WeakSet<Session>();
+  /** Stanzas already copied: a full-JID message that falls back to the bare rules is routed twice. */
+  const copied = new WeakSet<XmlElement>();
+
+  ctx.disco.addFeature(NS.CARBONS);
+
+  // §4–5: enable/disable, each idempotent (§10.1). Answered without `to`
+  // (the spec's form) and, like ejabberd, when sent to the server.
+  ctx.iq.register('both', 'set', NS.CARBONS, (session, _iq, payload) => {
+    if (payload.local === 'enable') enabled.add(session);
+    else if (payload.local === 'disable') enabled.delete(session);
+    else throw new StanzaErrorException('bad-request', 'expected <enable/> or <disable/>');
+  });
+
+  ctx.hooks.on('message/full', (event) => {
+    const { to } = event;
+    const target = ctx.sessions.get(to.domain, to.local, to.resource);
+    // Without the resource the message falls back to message/bare and is copied there.
+    if (target) copy(event, [target]);
+  }, 1);
+
+  ctx.hooks.on('message/bare', (event) => {
+    if (isCarbonHandedBack(event)) return true;
+    copy(event, bareTargets(ctx, event));
+    return false;
+  }, 1);
+
+  function copy(event: RouteEvent, direct: readonly Session[]): void {
+    const { origin, stanza, to } = event;
+    // Messages the server routes itself (errors, stream-management
+    // hand-over of unacked messages) were copied when first routed.
+    if (!origin || origin.username === undefined || copied.has(stanza) || !eligible(stanza)) return;
+    copied.add(stanza);
+    const given = new Set<Session>(direct).add(origin);
+    const inner = stanza.clone().setAttr('xmlns', NS.CLIENT);
+    const sameAccount = origin.username === to.local && origin.host === to.domain;
+    // §8: "excluding the sending client", whether or not it enabled carbons.
+    // A message to one's own account is copied once, as received, below.
+    if (!sameAccount) {
+      for (const s of ctx.sessions.resources(origin.host!, origin.username)) {
+        if (enabled.has(s) && !given.has(s)) s.send(wrap('sent', inner, s));
+      }
+    }
+    // §7: "each Carbons-enabled resource ... that did not receive it under the RFC 6121 delivery rules".
+    if (isMucPrivateMessage(stanza)) return;
+    for (const s of ctx.sessions.resources(to.domain, to.local)) {
+      if (enabled.has(s) && !given.has(s)) s.send(wrap('received', inner, s));
+    }
+  }
+
+  /**
+   * A carbon copy sent to a session that ended before acknowledging it
+   * comes back here (stream-management hand-over re-routes unacked messages
+   * to the account's bare JID). It is only a copy — the original reached
+   * its recipient — so it is dropped: never stored offline, never answered
+   * with an error (§10.3). Prosody 0.12's mod_smacks does not tell carbons
+   * apart and stores or bounces them like any message.
+   */
+  function isCarbonHandedBack(event: RouteEvent): boolean {
+    const { origin, stanza, to } = event;
+    return origin === null && stanza.attr('from') === to.bare
+      && (stanza.getChild('sent', NS.CARBONS) !== undefined || stanza.getChild('received', NS.CARBONS) !== undefined);
+  }
+}
+
+/**
+ * §6.1 (recommended rules), without error copies: a message is copied
+ * unless it is <private/> (§7, with its XEP-0334 <no-copy/> hint) when it
+ * is of type chat, or normal with a body, or carries IM payloads (receipts,
+ * chat states, markers) or a MUC invitation. Groupchat, headline and error
+ * are never copied. Since error copies are left out, the
+ * urn:xmpp:carbons:rules:0 feature is not advertised.
+ */
+export function eligible(stanza: XmlElement): boolean {
+  if (stanza.getChild('private', NS.CARBONS) || stanza.getChild('no-copy', NS.HINTS)) return false;
+  // A copy of a copy would confuse every client (and loop between accounts).
+  if (stanza.getChild('sent', NS.CARBONS) || stanza.getChild('received', NS.CARBONS)) return false;
+  const type = stanza.attr('type') ?? 'normal';
+  if (type === 'chat') return true;
+  if (type !== 'normal') return false;
+  if (stanza.getChild('body', NS.CLIENT)) return true;
+  return stanza.getChildren().some((c) =>
+    c.ns === NS.RECEIPTS || c.ns === NS.CHATSTATES || c.ns === NS.CHAT_MARKERS || c.ns === NS.X_CONFERENCE
+    || (c.ns === NS.MUC_USER && c.getChild('invite', NS.MUC_USER) !== undefined));
+}
+
+/** §6.1: a private message from a MUC participant is replicated by the room itself, so no received copy. */
+function isMucPrivateMessage(stanza: XmlElement): boolean {
+  const user = stanza.getChild('x', NS.MUC_USER);
+  return user !== undefined && user.getChild('invite', NS.MUC_USER) === undefined;
+}
+
+/** §7–8: from the account's bare JID, to the receiving resource, same type, the original forwarded (XEP-0297). */
+function wrap(kind: 'sent' | 'received', inner: XmlElement, to: Session): XmlElement {
+  return x('message', { xmlns: NS.CLIENT, from: to.jid!.bare, to: to.full_jid, type: inner.attr('type') },
+    x(kind, { xmlns: NS.CARBONS }, x('forwarded', { xmlns: NS.FORWARD }, inner)));
+}

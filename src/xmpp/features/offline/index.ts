@@ -1,0 +1,201 @@
+import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
+import { makeJid, type Jid } from '../../../jid/index.js';
+import type { ModuleContext } from '../../context.js';
+import type { RouteEvent } from '../../events.js';
+import type { Session } from '../../session.js';
+import { bareTargets, deliverBare, deliverFull, undeliverable } from '../message.js';
+import { KeyedSerial } from './serial.js';
+
+export interface OfflineOptions {
+  /** Messages one account may hold; 0 disables offline storage (RFC 6121 §8.5.2.2.1 then bounces). */
+  readonly maxMessages: number;
+}
+
+export interface OfflineFeature {
+  /** Resolves once every store and delivery started so far has finished; shutdown awaits it before closing storage. */
+  flush(): Promise<void>;
+}
+
+/** The longest a delivery waits for the presence feature to process the presence that triggered it. */
+const PRESENCE_WAIT_MS = 5000;
+
+// What we stored passed the stanza limits when it arrived; reading it back must not fail on them.
+const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
+
+/**
+ * Offline messages (XEP-0160): a chat or normal message for an existing
+ * account with no available resource of non-negative priority is stored,
+ * and delivered with a XEP-0203 delay stamp when a resource of the account
+ * becomes available with non-negative priority; then deleted.
+ *
+ * Everything for one account runs in one line (KeyedSerial): while a store
+ * or a delivery is under way, newer messages to that account wait behind
+ * it, so nobody sees them out of order.
+ */
+export function register(ctx: ModuleContext, opts: OfflineOptions): OfflineFeature {
+  const line = new KeyedSerial((err) => {
+    ctx.metrics.internalError();
+    ctx.log.error({ err }, 'offline messages: unexpected error');
+  });
+  if (opts.maxMessages === 0) return { flush: () => line.idle() };
+  ctx.disco.addFeature(NS.OFFLINE);
+  const keyOf = (jid: Jid): string => jid.bare;
+  // At shutdown every session is about to close: what stream management
+  // hands over then is stored, not given to another resource that may have
+  // no stream management to hand it back (core.shutdown() fires this hook
+  // before it closes the sessions).
+  let shuttingDown = false;
+  ctx.hooks.on('server-shutdown', () => { shuttingDown = true; });
+
+  // -50: above the default delivery (-100), below carbons (1) and the
+  // features that veto delivery (blocking, at 1000), as in Prosody where
+  // mod_offline comes last.
+  ctx.hooks.on('message/bare', (event) => {
+    const key = keyOf(event.to);
+    if (line.busy(key)) {
+      line.run(key, () => deliverOrStore(event));
+      return true;
+    }
+    if (!storable(event.stanza) || (!shuttingDown && bareTargets(ctx, event).length > 0)) return false;
+    line.run(key, () => store(event));
+    return true;
+  }, -50);
+
+  ctx.hooks.on('message/full', (event) => {
+    const key = keyOf(event.to);
+    if (!line.busy(key)) return false;
+    line.run(key, () => deliverFull(ctx, event));
+    return true;
+  }, -50);
+
+  // XEP-0160 §2: "When the recipient next sends non-negative available
+  // presence", deliver to that resource. Runs before the presence feature
+  // (at 50; it must see the old state) and never handles the event. The
+  // delivery is queued and waits until the presence has been processed, so
+  // from then on bare-JID messages reach the resource directly, and the
+  // ones that arrive meanwhile queue up behind the stored ones. Prosody
+  // delivers on initial presence only; a resource that goes from a negative
+  // to a non-negative priority also counts here, as XEP-0160 reads.
+  ctx.hooks.on('presence/broadcast', ({ origin, stanza }) => {
+    if (!origin || origin.username === undefined || stanza.attr('type') !== undefined) return;
+    const wasReachable = origin.presence !== undefined && origin.priority >= 0;
+    if (wasReachable || priorityOf(stanza) < 0) return;
+    line.run(makeJid(origin.username, origin.host!).bare, async () => {
+      await processed(origin);
+      await deliverStored(origin);
+    });
+  }, 50);
+
+  // The presence feature processes presence asynchronously (after the
+  // roster is loaded). It is done when it says so, or when it echoes the
+  // presence back to its sender, which RFC 6121 §4.2.2 requires of it —
+  // whichever comes first. Priority 120: before CSI (110) could hold it.
+  const waiting = new WeakMap<Session, () => void>();
+  ctx.hooks.on('presence/available', ({ session }) => { waiting.get(session)?.(); });
+  ctx.hooks.on('stanza-out', ({ session, stanza }) => {
+    const done = waiting.get(session);
+    if (done && stanza.name === 'presence' && stanza.attr('type') === undefined && stanza.attr('from') === session.full_jid) done();
+    return false;
+  }, 120);
+  ctx.hooks.on('session-destroyed', ({ session }) => { waiting.get(session)?.(); });
+
+  /** Resolves once `session` is reachable (or gone); after PRESENCE_WAIT_MS at the latest, so a line never stalls. */
+  function processed(session: Session): Promise<void> {
+    if ((session.presence !== undefined && session.priority >= 0) || session.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        waiting.delete(session);
+        resolve();
+      };
+      const timer = setTimeout(done, PRESENCE_WAIT_MS);
+      timer.unref();
+      waiting.set(session, done);
+    });
+  }
+
+  async function deliverOrStore(event: RouteEvent): Promise<void> {
+    if (deliverBare(ctx, event)) return;
+    if (storable(event.stanza)) await store(event);
+    else undeliverable(ctx, event);
+  }
+
+  async function store(event: RouteEvent): Promise<void> {
+    const { to, stanza } = event;
+    try {
+      // RFC 6121 §8.5.1: no such account (a throw-away anonymous one is not
+      // stored either) gets what a server without offline storage answers.
+      if (await ctx.storage.users.get(to.domain, to.local) === undefined) {
+        ctx.router.bounce(event, 'service-unavailable');
+        return;
+      }
+      const copy = stanza.clone().setAttr('xmlns', NS.CLIENT);
+      if (!await ctx.storage.offline.push(to.domain, to.local, copy.toString(), opts.maxMessages)) {
+        // XEP-0160 §2 would answer service-unavailable; like ejabberd we say
+        // resource-constraint (type wait): the account exists and the sender
+        // may retry later, instead of a silent drop or a misleading "no such user".
+        ctx.router.bounce(event, 'resource-constraint', 'the offline message store of the recipient is full');
+      }
+    } catch (err) {
+      ctx.metrics.internalError();
+      ctx.log.error({ err, to: to.bare }, 'offline messages: cannot store a message');
+      ctx.router.bounce(event, 'internal-server-error', 'the message could not be stored');
+    }
+  }
+
+  async function deliverStored(session: Session): Promise<void> {
+    const host = session.host!;
+    const username = session.username!;
+    const stored = await ctx.storage.offline.list(host, username);
+    const delivered: number[] = [];
+    for (const m of stored) {
+      if (session.destroyed) break;
+      let message: XmlElement;
+      try {
+        message = parseXml(m.stanza, STORED_LIMITS, NS.CLIENT);
+      } catch (err) {
+        // Kept, not dropped: an operator can look at it; it still counts against the limit.
+        ctx.log.error({ err, jid: `${username}@${host}`, id: m.id }, 'offline messages: a stored message cannot be read');
+        continue;
+      }
+      stampDelay(message, host, m.storedAt);
+      // Through the session's filters: with stream management it is buffered
+      // until acked, and handed back (offline again) if the session dies first.
+      session.send(message);
+      delivered.push(m.id);
+    }
+    await ctx.storage.offline.remove(host, username, delivered);
+  }
+
+  return { flush: () => line.idle() };
+}
+
+/**
+ * XEP-0160 §3: chat and normal are stored, except chat messages with only
+ * XEP-0085 chat states; XEP-0334 <no-store/> asks not to be stored. What is
+ * not stored gets the RFC 6121 answer of a server without storage.
+ */
+export function storable(stanza: XmlElement): boolean {
+  const type = stanza.attr('type') ?? 'normal';
+  if (type !== 'chat' && type !== 'normal') return false;
+  if (stanza.getChild('no-store', NS.HINTS)) return false;
+  const payload = stanza.getChildren().filter((c) => !(c.local === 'thread' && c.ns === NS.CLIENT));
+  return payload.length === 0 || !payload.every((c) => c.ns === NS.CHATSTATES);
+}
+
+/**
+ * XEP-0203: one delay notation from this server. One is already there when
+ * the message was stored before (stream-management hand-over stamps it with
+ * when it first arrived); a client's claim to be us was removed on receipt.
+ */
+function stampDelay(message: XmlElement, host: string, storedAt: number): void {
+  if (message.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host)) return;
+  message.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(storedAt).toISOString() }, 'Offline Storage'));
+}
+
+/** RFC 6121 §4.7.2.3: an integer from -128 to +127, default 0. */
+function priorityOf(presence: XmlElement): number {
+  const raw = presence.getChildText('priority');
+  const n = raw === undefined ? 0 : Number.parseInt(raw.trim(), 10);
+  return Number.isFinite(n) ? n : 0;
+}

@@ -1,0 +1,147 @@
+import { randomInt } from 'node:crypto';
+import { makeJid, parseJid, type Jid } from '../../../jid/index.js';
+import type { BlocklistStore, RosterItem, RosterPending, RosterStore, StoredRoster } from '../../../storage/types.js';
+import type { Log } from '../../log.js';
+import { NONE, type SubState } from './state.js';
+
+/** Where one account's roster and blocklist live (the real stores, or the volatile ones of ANONYMOUS accounts). */
+export interface AccountStores {
+  readonly rosters: RosterStore;
+  readonly blocklists: BlocklistStore;
+}
+
+/**
+ * One account's roster (RFC 6121 §2) and blocklist (XEP-0191) in memory,
+ * shared by all of the account's sessions (the seed's `session.roster`).
+ * Every change is applied here synchronously, so all readers see it at
+ * once, and written through to the store in call order.
+ */
+export class Account {
+  readonly jid: Jid;
+  /** Bumped on every change a roster push announces (XEP-0237 §3: the `ver`). */
+  version: number;
+  readonly items: Map<string, RosterItem>;
+  /** Unanswered inbound requests by bare JID: Pending In, off the roster (RFC 6121 §3.1.3). */
+  readonly pending: Map<string, RosterPending>;
+  /** Blocked JIDs as written in the block command (XEP-0191 §JID Matching). */
+  readonly blocklist: Set<string>;
+  #writes = new Set<Promise<void>>();
+  /** Parsed item JIDs: presence fan-out needs them as Jid, and PRECIS is not free. */
+  readonly #jids = new Map<string, Jid>();
+
+  constructor(
+    readonly host: string, readonly username: string, readonly anonymous: boolean,
+    stored: StoredRoster, blocked: readonly string[],
+    private readonly stores: AccountStores, private readonly log: Log,
+  ) {
+    this.jid = makeJid(username, host);
+    this.version = stored.version;
+    this.items = new Map(stored.items.map((i) => [i.jid, i]));
+    this.pending = new Map(stored.pending.map((p) => [p.jid, p]));
+    this.blocklist = new Set(blocked);
+  }
+
+  get bare(): string { return this.jid.bare; }
+
+  /** A roster JID (already normalised when stored) as a Jid. */
+  contact(jid: string): Jid {
+    let parsed = this.#jids.get(jid);
+    if (!parsed) {
+      parsed = parseJid(jid);
+      if (this.#jids.size >= 4 * Math.max(64, this.items.size)) this.#jids.clear();
+      this.#jids.set(jid, parsed);
+    }
+    return parsed;
+  }
+
+  /** The Appendix A state of `jid` on this roster. */
+  state(jid: string): SubState {
+    const item = this.items.get(jid);
+    const pendingIn = this.pending.has(jid);
+    if (!item) return pendingIn ? { ...NONE, pendingIn } : NONE;
+    return { subscription: item.subscription, ask: item.ask, approved: item.approved, pendingIn };
+  }
+
+  /** Creates or replaces an item under a new version; resolves once stored. */
+  saveItem(item: RosterItem): Promise<void> {
+    this.#nextVersion();
+    this.items.set(item.jid, item);
+    return this.#write(this.stores.rosters.putItem(this.host, this.username, item, this.version));
+  }
+
+  /** Removes an item under a new version; resolves once stored. */
+  deleteItem(jid: string): Promise<void> {
+    this.#nextVersion();
+    this.items.delete(jid);
+    return this.#write(this.stores.rosters.removeItem(this.host, this.username, jid, this.version));
+  }
+
+  addPending(pending: RosterPending): Promise<void> {
+    this.pending.set(pending.jid, pending);
+    return this.#write(this.stores.rosters.putPending(this.host, this.username, pending));
+  }
+
+  dropPending(jid: string): Promise<void> {
+    if (!this.pending.delete(jid)) return Promise.resolve();
+    return this.#write(this.stores.rosters.removePending(this.host, this.username, jid));
+  }
+
+  block(jids: readonly string[]): Promise<void> {
+    for (const j of jids) this.blocklist.add(j);
+    return this.#write(this.stores.blocklists.add(this.host, this.username, jids));
+  }
+
+  unblock(jids: readonly string[]): Promise<void> {
+    for (const j of jids) this.blocklist.delete(j);
+    return this.#write(this.stores.blocklists.remove(this.host, this.username, jids));
+  }
+
+  unblockAll(): Promise<void> {
+    this.blocklist.clear();
+    return this.#write(this.stores.blocklists.clear(this.host, this.username));
+  }
+
+  /**
+   * A roster's first change starts its version at a random number rather
+   * than 1: a client that cached version N of a deleted account's roster
+   * must not find "its" N again in a new account of the same name.
+   */
+  #nextVersion(): void {
+    this.version = this.version === 0 ? randomInt(1, 2 ** 40) : this.version + 1;
+  }
+
+  /** Resolves when every write issued so far has finished (failed ones included). */
+  async flushed(): Promise<void> {
+    await Promise.all([...this.#writes]);
+  }
+
+  /**
+   * Tracks a write. The in-memory state already changed; a failed write is
+   * logged here, and the caller that awaits it (a roster set) answers with
+   * an error, so the client learns the change may not have been kept.
+   */
+  #write(p: Promise<void>): Promise<void> {
+    const tracked = p.catch((err: unknown) => {
+      this.log.error({ err, account: this.bare }, 'roster or blocklist write failed');
+      throw err;
+    });
+    const settled = tracked.then(() => undefined, () => undefined);
+    this.#writes.add(settled);
+    void settled.then(() => this.#writes.delete(settled));
+    return tracked;
+  }
+}
+
+/**
+ * XEP-0191 §JID Matching: a blocklist entry matches `jid` when it is its
+ * full JID, its bare JID, its domain/resource, or its domain; the four
+ * forms of the sender's JID are compared, as XEP-0016 and ejabberd do.
+ */
+export function blocks(account: Account, jid: Jid): boolean {
+  const list = account.blocklist;
+  if (list.size === 0) return false;
+  // A user's own resources are never blocked from each other (XEP-0191 §Relationship to Privacy Lists).
+  if (jid.local === account.username && jid.domain === account.host) return false;
+  if (list.has(jid.full) || list.has(jid.bare) || list.has(jid.domain)) return true;
+  return jid.resource !== '' && list.has(`${jid.domain}/${jid.resource}`);
+}

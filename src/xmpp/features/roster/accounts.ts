@@ -1,0 +1,103 @@
+import type { Jid } from '../../../jid/index.js';
+import type { Storage } from '../../../storage/types.js';
+import type { SessionManager } from '../../session-manager.js';
+import type { Log } from '../../log.js';
+import { Account, type AccountStores } from './account.js';
+
+interface Entry {
+  readonly loading: Promise<Account>;
+  account: Account | undefined;
+  refs: number;
+}
+
+const keyOf = (host: string, username: string): string => `${host}\0${username}`;
+
+/**
+ * The accounts whose roster and blocklist are in memory: each connected
+ * account (one reference per session, the seed's "loaded as soon as the
+ * resource is bound"), and, for a moment, an offline account that a stanza
+ * is addressed to. All holders share one Account; the last release drops
+ * it. Created per server in register(), never module-level.
+ */
+export class Accounts {
+  readonly #entries = new Map<string, Entry>();
+  /** Writes of released accounts still in flight: a new load waits for them. */
+  readonly #flushing = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly storage: Pick<Storage, 'users' | 'rosters' | 'blocklists'>,
+    /** SASL ANONYMOUS accounts are never persisted: their rosters live here and go with their last session. */
+    private readonly volatile: AccountStores & { purge(host: string, username: string): void },
+    private readonly sessions: SessionManager,
+    private readonly log: Log,
+  ) {}
+
+  /** The loaded account, if any holder has it in memory right now. */
+  peek(host: string, username: string): Account | undefined {
+    return this.#entries.get(keyOf(host, username))?.account;
+  }
+
+  /** Takes a reference, loading the account first if nobody holds it. */
+  acquire(host: string, username: string, anonymous: boolean): Promise<Account> {
+    const key = keyOf(host, username);
+    let entry = this.#entries.get(key);
+    if (!entry) {
+      const created: Entry = { loading: this.#load(key, host, username, anonymous), account: undefined, refs: 0 };
+      created.loading.then((a) => { created.account = a; }, () => {
+        if (this.#entries.get(key) === created) this.#entries.delete(key);
+      });
+      this.#entries.set(key, (entry = created));
+    }
+    entry.refs++;
+    return entry.loading;
+  }
+
+  /** Gives a reference back; the last one drops the account from memory. */
+  release(account: Account): void {
+    const key = keyOf(account.host, account.username);
+    const entry = this.#entries.get(key);
+    if (!entry || entry.account !== account || --entry.refs > 0) return;
+    this.#entries.delete(key);
+    const flushed = account.flushed().then(() => {
+      if (account.anonymous) this.volatile.purge(account.host, account.username);
+    });
+    this.#flushing.set(key, flushed);
+    void flushed.then(() => { if (this.#flushing.get(key) === flushed) this.#flushing.delete(key); });
+  }
+
+  /** Runs `fn` with the account of `jid` in memory, loading and releasing it around the call if needed. */
+  async use<T>(jid: Jid, fn: (account: Account) => T | Promise<T>): Promise<T> {
+    const account = await this.acquire(jid.domain, jid.local, this.#isAnonymous(jid.domain, jid.local));
+    try {
+      return await fn(account);
+    } finally {
+      this.release(account);
+    }
+  }
+
+  /**
+   * Whether a local account exists: registered, or an ANONYMOUS one with a
+   * session. RFC 6121 §8.5.1 lets the server ignore what is addressed to
+   * accounts that do not exist.
+   */
+  async exists(jid: Jid): Promise<boolean> {
+    if (jid.local === '' || jid.resource !== '') return false;
+    if (this.sessions.countResources(jid.domain, jid.local) > 0) return true;
+    return (await this.storage.users.get(jid.domain, jid.local)) !== undefined;
+  }
+
+  /** Accounts in memory, for leak checks in tests. */
+  get size(): number { return this.#entries.size; }
+
+  #isAnonymous(host: string, username: string): boolean {
+    for (const s of this.sessions.resources(host, username)) return s.anonymous;
+    return false;
+  }
+
+  async #load(key: string, host: string, username: string, anonymous: boolean): Promise<Account> {
+    await this.#flushing.get(key);
+    const stores = anonymous ? this.volatile : this.storage;
+    const [roster, blocked] = await Promise.all([stores.rosters.load(host, username), stores.blocklists.list(host, username)]);
+    return new Account(host, username, anonymous, roster, blocked, stores, this.log);
+  }
+}

@@ -1,0 +1,136 @@
+import { NS, x, type XmlElement } from '../../../xml/index.js';
+import type { Jid } from '../../../jid/index.js';
+import type { ModuleContext } from '../../context.js';
+import type { Session } from '../../session.js';
+import { StanzaErrorException } from '../../errors.js';
+import type { Account, AccountStores } from './account.js';
+import { Accounts } from './accounts.js';
+import { itemElement, parseRosterSet, type RosterSetRequest } from './items.js';
+import { SessionQueues } from './queue.js';
+import { PresenceRelay } from './relay.js';
+import { RosterService } from './service.js';
+import { hasFrom, hasTo } from './state.js';
+import { Subscriptions } from './subscriptions.js';
+
+export { RosterService } from './service.js';
+
+export interface RosterOptions {
+  /** Items one roster may hold (MAX_ROSTER_ITEMS); a new one beyond gets not-allowed. */
+  readonly maxItems: number;
+  /** Where SASL ANONYMOUS accounts keep their roster and blocklist: memory that goes with their last session. */
+  readonly anonymousStores: AccountStores & { purge(host: string, username: string): void };
+}
+
+/**
+ * Rosters (RFC 6121 §2) with versioning (XEP-0237, §2.6) and presence
+ * subscriptions (§3, pre-approval §3.4). Returns the service that presence
+ * and blocking build on.
+ */
+export function register(ctx: ModuleContext, opts: RosterOptions): RosterService {
+  const accounts = new Accounts(ctx.storage, opts.anonymousStores, ctx.sessions, ctx.log);
+  const queues = new SessionQueues(ctx);
+  const svc = new RosterService(ctx, accounts, queues, new PresenceRelay(ctx.sessions, accounts), opts.maxItems);
+  const subscriptions = new Subscriptions(ctx, svc);
+  subscriptions.register();
+
+  ctx.hooks.on('stream-features', ({ session, features }) => {
+    if (session.type !== 'c2s') return;
+    // XEP-0237 §2.1 / RFC 6121 §2.6.1: offered at the latest with resource binding.
+    features.append(x('ver', { xmlns: NS.ROSTERVER }));
+    // RFC 6121 §3.4.1: pre-approvals are supported.
+    features.append(x('sub', { xmlns: NS.PRE_APPROVAL }));
+  }, 70);
+
+  // Seed: "roster … Loaded as soon as the resource is bound". The first job on the session's queue.
+  ctx.hooks.on('resource-bound', ({ session }) => {
+    queues.guarded(session, undefined, async () => {
+      const account = await accounts.acquire(session.host!, session.username!, session.anonymous);
+      svc.bind(session, account);
+      session.roster = account;
+    });
+  });
+  // The last job on the queue: everything else the session left behind has run.
+  ctx.hooks.on('session-destroyed', ({ session }) => {
+    if (session.full_jid === undefined) return;
+    queues.after(session, () => {
+      const account = svc.unbind(session);
+      if (account) accounts.release(account);
+    });
+  }, -1000);
+
+  ctx.iq.register('self', 'get', NS.ROSTER, (session, _iq, payload) => queues.then(session, () => get(svc, session, payload)));
+  ctx.iq.register('self', 'set', NS.ROSTER, (session, _iq, payload) => queues.then(session, () => set(svc, subscriptions, session, payload)));
+
+  // RFC 6121 §2.1.5 / §2.3.3: another account's roster is forbidden (rather than iq.ts's service-unavailable).
+  ctx.hooks.on('iq/bare', (event) => {
+    const { origin, stanza, to } = event;
+    const ns = stanza.firstElement?.ns;
+    if (!origin || ns !== NS.ROSTER || (to.local === origin.username && to.domain === origin.host)) return false;
+    const type = stanza.attr('type');
+    if (type === 'get' || type === 'set') ctx.router.bounce(event, 'forbidden');
+    return true;
+  }, 10);
+
+  return svc;
+}
+
+/** RFC 6121 §2.2 roster get; XEP-0237 §3: an up-to-date `ver` gets an empty result. */
+function get(svc: RosterService, session: Session, payload: XmlElement): XmlElement | undefined {
+  const account = svc.accountOf(session);
+  // RFC 6121 §2.2: a resource that asks for the roster is an interested resource.
+  session.interested = true;
+  const version = String(account.version);
+  if (payload.attr('ver') === version) return undefined;
+  return x('query', { xmlns: NS.ROSTER, ver: version }, ...[...account.items.values()].map(itemElement));
+}
+
+/** RFC 6121 §2.3–2.5 roster set: add, update or remove one item. */
+async function set(svc: RosterService, subscriptions: Subscriptions, session: Session, payload: XmlElement): Promise<void> {
+  const account = svc.accountOf(session);
+  const request = parseRosterSet(payload, account.jid);
+  if (request.kind === 'remove') return remove(svc, subscriptions, account, request.jid);
+  await stored(update(svc, account, request));
+}
+
+function update(svc: RosterService, account: Account, request: Extract<RosterSetRequest, { kind: 'update' }>): Promise<void> {
+  const jid = request.jid.bare;
+  svc.checkRoom(account, jid);
+  // Only name and groups come from the client; the subscription state is the server's (§2.1.2.5).
+  const current = account.items.get(jid);
+  const write = account.saveItem({
+    jid, name: request.name, groups: request.groups,
+    subscription: current?.subscription ?? 'none', ask: current?.ask ?? false, approved: current?.approved ?? false,
+  });
+  // §2.3.2 / §2.4.2: a push to every interested resource, the one that sent the set included.
+  svc.push(account, jid);
+  return write;
+}
+
+/**
+ * RFC 6121 §2.5.2: removing an item ends the subscriptions both ways, as
+ * if the user had sent unsubscribe (for To or Pending Out) and unsubscribed
+ * (for From or Pending In), and forgets a pending request.
+ */
+async function remove(svc: RosterService, subscriptions: Subscriptions, account: Account, contact: Jid): Promise<void> {
+  const jid = contact.bare;
+  // §2.5.3: an item that is not on the roster is item-not-found.
+  if (!account.items.has(jid)) throw new StanzaErrorException('item-not-found', `${jid} is not on the roster`);
+  const before = account.state(jid);
+  const write = account.deleteItem(jid);
+  void account.dropPending(jid);
+  svc.push(account, jid);
+  const stamp = (type: string) => x('presence', { xmlns: NS.CLIENT, type, from: account.bare, to: jid });
+  if (hasFrom(before.subscription)) svc.relay.sendUnavailable(account, contact);
+  if (hasFrom(before.subscription) || before.pendingIn) await subscriptions.inbound('unsubscribed', account.jid, contact, stamp('unsubscribed'));
+  if (hasTo(before.subscription) || before.ask) await subscriptions.inbound('unsubscribe', account.jid, contact, stamp('unsubscribe'));
+  await stored(write);
+}
+
+/** A roster set is answered once stored; a failed write is the server's error, not the session's end. */
+async function stored(write: Promise<void>): Promise<void> {
+  try {
+    await write;
+  } catch {
+    throw new StanzaErrorException('internal-server-error', 'the roster could not be stored');
+  }
+}

@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import { NS, x, type XmlElement } from '../../../xml/index.js';
+import type { RosterItem } from '../../../storage/types.js';
+import type { ModuleContext } from '../../context.js';
+import type { Session } from '../../session.js';
+import { StanzaErrorException } from '../../errors.js';
+import type { Jid } from '../../../jid/index.js';
+import { blocks, type Account } from './account.js';
+import type { Accounts } from './accounts.js';
+import { itemElement, removedItemElement } from './items.js';
+import type { SessionQueues } from './queue.js';
+import type { PresenceRelay } from './relay.js';
+import { hasFrom, sameVisible, type SubState } from './state.js';
+
+/**
+ * What the roster feature shares with presence and blocking: the accounts
+ * in memory, the per-session queues, presence relaying and roster pushes.
+ * Made once per server by roster.register() and passed on by app.ts.
+ */
+export class RosterService {
+  readonly #bound = new WeakMap<Session, Account>();
+
+  constructor(
+    private readonly ctx: ModuleContext,
+    readonly accounts: Accounts,
+    readonly queues: SessionQueues,
+    readonly relay: PresenceRelay,
+    readonly maxItems: number,
+  ) {}
+
+  /** The account of a bound session; set by the first job on its queue, so every later job sees it. */
+  accountOf(session: Session): Account {
+    const account = this.#bound.get(session);
+    if (!account) throw new StanzaErrorException('internal-server-error', 'the roster is not loaded');
+    return account;
+  }
+
+  /** The account of a bound session if it is loaded already (for synchronous hooks). */
+  peekAccount(session: Session): Account | undefined {
+    return this.#bound.get(session);
+  }
+
+  bind(session: Session, account: Account): void { this.#bound.set(session, account); }
+  unbind(session: Session): Account | undefined {
+    const account = this.#bound.get(session);
+    this.#bound.delete(session);
+    return account;
+  }
+
+  /**
+   * RFC 6121 §2.1.6: a roster push for `jid` (its item, or a removal) to
+   * every interested resource of the account, with the new version
+   * (XEP-0237 §3). No 'from': the push comes from the account itself.
+   */
+  push(account: Account, jid: string): void {
+    const item = account.items.get(jid);
+    for (const s of this.ctx.sessions.interested(account.host, account.username)) {
+      s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: pushId(), to: s.full_jid },
+        x('query', { xmlns: NS.ROSTER, ver: String(account.version) }, item ? itemElement(item) : removedItemElement(jid))));
+    }
+  }
+
+  /**
+   * Moves `jid` on the account's roster to the Appendix A state `next`:
+   * Pending In is stored off the roster with the request (`request`), the
+   * visible part goes into the item (created if needed) and is pushed.
+   */
+  setState(account: Account, jid: string, next: SubState, request?: XmlElement): void {
+    const before = account.state(jid);
+    if (next.pendingIn && !before.pendingIn) {
+      void account.addPending({ jid, stanza: (request ?? x('presence', { xmlns: NS.CLIENT, type: 'subscribe', from: jid })).toString() });
+    } else if (!next.pendingIn && before.pendingIn) {
+      void account.dropPending(jid);
+    }
+    if (sameVisible(before, next)) return;
+    const current = account.items.get(jid);
+    const item: RosterItem = current
+      ? { ...current, subscription: next.subscription, ask: next.ask, approved: next.approved }
+      : { jid, name: undefined, groups: [], subscription: next.subscription, ask: next.ask, approved: next.approved };
+    void account.saveItem(item);
+    this.push(account, jid);
+  }
+
+  /**
+   * Whether `contact` may see `account`'s presence (subscription from or
+   * both, and not blocked): what XEP-0030 §8 asks before the server answers
+   * disco queries on an account's behalf.
+   */
+  async isSubscribed(account: Jid, contact: Jid): Promise<boolean> {
+    const bare = account.bareJid();
+    if (!(await this.accounts.exists(bare))) return false;
+    return this.accounts.use(bare, (a) => hasFrom(a.state(contact.bare).subscription) && !blocks(a, contact));
+  }
+
+  /** Refuses a new item on a full roster; RFC 6121 gives no condition, not-allowed (cancel) says retrying will not help. */
+  checkRoom(account: Account, jid: string): void {
+    if (account.items.has(jid) || account.items.size < this.maxItems) return;
+    throw new StanzaErrorException('not-allowed', `the roster is full (at most ${this.maxItems} items)`);
+  }
+}
+
+/** Push ids only need to be unique per stream; random ones never collide with a client's. */
+function pushId(): string {
+  return `push-${randomBytes(6).toString('base64url')}`;
+}

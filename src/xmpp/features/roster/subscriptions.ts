@@ -1,0 +1,92 @@
+import { NS, x, type XmlElement } from '../../../xml/index.js';
+import { tryParseJid, type Jid } from '../../../jid/index.js';
+import type { ModuleContext } from '../../context.js';
+import type { RouteEvent } from '../../events.js';
+import { blocks, type Account } from './account.js';
+import type { RosterService } from './service.js';
+import { hasFrom, inbound, isSubscriptionType, outbound, type SubscriptionType } from './state.js';
+
+/**
+ * Presence subscriptions (RFC 6121 §3) between local accounts: the user's
+ * server half (Appendix A.2) on the sender's roster, then the contact's
+ * server half (A.3) on the contact's roster, with the roster pushes,
+ * deliveries and presence that each step calls for.
+ */
+export class Subscriptions {
+  constructor(private readonly ctx: ModuleContext, private readonly svc: RosterService) {}
+
+  /** Hooks presence of the four subscription types; runs above presence.ts's delivery. */
+  register(): void {
+    const handle = (event: RouteEvent): boolean => {
+      const type = event.stanza.attr('type');
+      if (event.stanza.name !== 'presence' || !isSubscriptionType(type)) return false;
+      // §3.1.2: subscriptions are between bare JIDs, whatever resource the client named.
+      const contact = event.to.bareJid();
+      const { origin, stanza } = event;
+      if (origin) {
+        this.svc.queues.guarded(origin, stanza, () => this.outbound(this.svc.accountOf(origin), type, contact, stanza));
+      } else {
+        // From the server itself (no local session): only the contact's half applies.
+        const from = tryParseJid(stanza.attr('from'))?.bareJid();
+        if (from) void this.inbound(type, from, contact, stanza).catch((err: unknown) => this.ctx.log.error({ err }, 'subscription processing failed'));
+      }
+      return true;
+    };
+    this.ctx.hooks.on('presence/bare', handle, 50);
+    this.ctx.hooks.on('presence/full', handle, 50);
+    // No s2s: a remote contact's half cannot run, but the user's roster still follows A.2.
+    this.ctx.hooks.on('route/remote', handle, 50);
+  }
+
+  /** RFC 6121 A.2 for a stanza `account` sent, then A.3 at a local contact. */
+  async outbound(account: Account, type: SubscriptionType, contact: Jid, stanza: XmlElement): Promise<void> {
+    if (contact.local === '' || contact.bare === account.bare) return; // nothing to subscribe to
+    const before = account.state(contact.bare);
+    const step = outbound(type, before);
+    // A change that needs an item needs room for it (RosterService.checkRoom).
+    if (step.next.subscription !== 'none' || step.next.ask || step.next.approved) this.svc.checkRoom(account, contact.bare);
+    this.svc.setState(account, contact.bare, step.next);
+    if (step.route && this.ctx.router.isLocal(contact.domain)) {
+      // §3.1.2: stamped with the user's bare JID, addressed to the contact's bare JID.
+      const routed = stanza.clone().setAttr('from', account.bare).setAttr('to', contact.bare);
+      await this.inbound(type, account.jid, contact, routed);
+    }
+    this.#publisherChanged(account, contact, hasFrom(before.subscription), hasFrom(step.next.subscription), false);
+  }
+
+  /**
+   * RFC 6121 A.3 at the local account `to` for a stanza from the bare JID
+   * `from`. For an account that does not exist the stanza is ignored
+   * (§8.5.1 allows it for every subscription type): the sender cannot tell
+   * a missing account from one that has not answered.
+   */
+  async inbound(type: SubscriptionType, from: Jid, to: Jid, stanza: XmlElement): Promise<void> {
+    if (!this.ctx.router.isLocal(to.domain) || !(await this.svc.accounts.exists(to))) return;
+    await this.svc.accounts.use(to, async (contact) => {
+      // XEP-0191 §3.3: from a blocked JID nothing is delivered, answered or changed.
+      if (blocks(contact, from)) return;
+      const before = contact.state(from.bare);
+      const step = inbound(type, before);
+      this.svc.setState(contact, from.bare, step.next, type === 'subscribe' ? stanza : undefined);
+      // §3.1.3: a request goes to every available resource (and is kept as Pending In for the next login).
+      if (step.deliver) this.svc.relay.deliver(contact.jid, stanza);
+      if (step.autoReply) {
+        // §3.1.3 / §3.4: the server approves on the contact's behalf.
+        await this.inbound('subscribed', contact.jid, from, x('presence', { xmlns: NS.CLIENT, type: 'subscribed', from: contact.bare, to: from.bare }));
+      }
+      this.#publisherChanged(contact, from, hasFrom(before.subscription), hasFrom(step.next.subscription), step.autoReply);
+    });
+  }
+
+  /**
+   * The publisher's side of a change: once `contact` may see `account`'s
+   * presence, it gets the current presence (§3.1.5); when it may no longer,
+   * it gets unavailable from each resource (§3.2.2, §3.3.3). An auto-reply
+   * to a repeated request also resends presence (Prosody does the same).
+   */
+  #publisherChanged(account: Account, contact: Jid, hadFrom: boolean, hasFromNow: boolean, resend: boolean): void {
+    if (!this.ctx.router.isLocal(contact.domain)) return;
+    if (hasFromNow && (!hadFrom || resend)) this.svc.relay.sendCurrent(account, contact);
+    else if (hadFrom && !hasFromNow) this.svc.relay.sendUnavailable(account, contact);
+  }
+}
