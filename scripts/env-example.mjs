@@ -1,4 +1,11 @@
-// Regenerates .env.example from the config schema (after `npm run build`).
-import { writeFileSync } from 'node:fs';
-import { renderEnvExample } from '../dist/config/env-example.js';
-writeFileSync(new URL('../.env.example', import.meta.url), renderEnvExample());
+// Regenerates .env.example, the README's configuration table and the Helm
+// values' env block from the config schema (after `npm run build`).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { HELM_MARKERS, README_MARKERS, renderConfigTable, renderEnvExample, renderHelmEnv, replaceBetween } from '../dist/config/env-example.js';
+
+const at = (p) => new URL(`../${p}`, import.meta.url);
+writeFileSync(at('.env.example'), renderEnvExample());
+const readme = readFileSync(at('README.md'), 'utf8');
+writeFileSync(at('README.md'), replaceBetween(readme, ...README_MARKERS, renderConfigTable()));
+const helm = readFileSync(at('helm/xmpp-web-gateway/values.yaml'), 'utf8');
+writeFileSync(at('helm/xmpp-web-gateway/values.yaml'), replaceBetween(helm, ...HELM_MARKERS, renderHelmEnv()));

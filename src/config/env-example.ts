@@ -1,7 +1,9 @@
 import { SCHEMA, type OptionSpec } from './schema.js';
 
+const SPECS = Object.values(SCHEMA) as OptionSpec[];
+
 function defaultText(spec: OptionSpec): string {
-  if (spec.kind === 'list') return spec.default.join(',');
+  if (spec.kind === 'list') return spec.default.length === 0 ? '' : spec.default.join(',');
   if (spec.kind === 'int-or-infinity' && spec.default === Number.POSITIVE_INFINITY) return 'infinity';
   return String(spec.default);
 }
@@ -21,7 +23,7 @@ export function renderEnvExample(): string {
   const lines = ['# xmpp-web-gateway configuration. Every variable is optional; the value shown is the default.',
     '# Copy to .env (the real environment wins over .env). Generated from src/config/schema.ts.', ''];
   let group = '';
-  for (const spec of Object.values(SCHEMA) as OptionSpec[]) {
+  for (const spec of SPECS) {
     if (spec.group !== group) {
       if (group !== '') lines.push('');
       lines.push(`## ${spec.group}`);
@@ -32,3 +34,27 @@ export function renderEnvExample(): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+const escapeCell = (s: string): string => s.replace(/\|/g, '\\|').replace(/</g, '&lt;');
+
+/** The README's configuration table. */
+export function renderConfigTable(): string {
+  const rows = SPECS.map((s) => `| \`${s.env}\` | \`${defaultText(s) || '(empty)'}\` | ${escapeCell(s.doc)}${rangeText(s)} |`);
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
+}
+
+/** The `env:` block of the Helm chart's values.yaml. */
+export function renderHelmEnv(): string {
+  return ['env:', ...SPECS.map((s) => `  ${s.env}: ${JSON.stringify(s.env === 'DATA_DIR' ? '/data' : defaultText(s))}`)].join('\n');
+}
+
+/** Replaces what stands between two marker lines of `text` with `body`. */
+export function replaceBetween(text: string, begin: string, end: string, body: string): string {
+  const i = text.indexOf(begin);
+  const j = text.indexOf(end, i);
+  if (i === -1 || j === -1) throw new Error(`markers ${begin} … ${end} not found`);
+  return `${text.slice(0, i + begin.length)}\n${body}\n${text.slice(j)}`;
+}
+
+export const README_MARKERS = ['<!-- config-table: generated from src/config/schema.ts by `npm run env-example`; a test keeps it in sync -->', '<!-- end config-table -->'] as const;
+export const HELM_MARKERS = ['# begin env', '# end env'] as const;

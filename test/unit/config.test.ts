@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, SCHEMA } from '../../src/config/index.js';
-import { renderEnvExample } from '../../src/config/env-example.js';
+import { HELM_MARKERS, README_MARKERS, renderConfigTable, renderEnvExample, renderHelmEnv, replaceBetween } from '../../src/config/env-example.js';
 
 t.test('defaults apply when the environment is empty', async (t) => {
   const c = loadConfig({});
@@ -58,4 +58,15 @@ t.test('.env.example documents every variable with its default', async (t) => {
 t.test('anonymous hosts must be served domains', async (t) => {
   t.same(loadConfig({ XMPP_DOMAIN: 'a.example,guest.example', SASL_ANONYMOUS_HOSTS: 'guest.example' }).anonymousHosts, ['guest.example']);
   t.throws(() => loadConfig({ SASL_ANONYMOUS_HOSTS: 'guest.example' }), /SASL_ANONYMOUS_HOSTS="guest.example" is invalid: expected hosts listed in XMPP_DOMAIN/);
+});
+
+t.test('the README configuration table and the Helm values mirror the schema', async (t) => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  t.equal(readme, replaceBetween(readme, ...README_MARKERS, renderConfigTable()), 'README table is up to date (npm run env-example)');
+  const values = readFileSync(new URL('../../helm/xmpp-web-gateway/values.yaml', import.meta.url), 'utf8');
+  t.equal(values, replaceBetween(values, ...HELM_MARKERS, renderHelmEnv()), 'Helm env block is up to date (npm run env-example)');
+  for (const spec of Object.values(SCHEMA)) {
+    t.match(readme, `| \`${spec.env}\` |`, `README documents ${spec.env}`);
+    t.match(values, new RegExp(`^  ${spec.env}: "`, 'm'), `Helm values set ${spec.env}`);
+  }
 });
