@@ -85,3 +85,23 @@ t.test('PLAIN is offered over TLS as reported by a trusted proxy, and only then'
   t.notMatch(await mechanisms(untrusting.wsUrl), /PLAIN/, 'forwarded headers from an untrusted peer are ignored');
   t.notOk([...untrusting.app.core.ctx.sessions.all].some((s) => s.ip === '203.0.113.7'), 'its X-Forwarded-For is ignored');
 });
+
+t.test('a storage failure during authentication is temporary-auth-failure and does not count as a failed attempt', async (t) => {
+  const { createMemoryStorage } = await import('../../src/storage/index.js');
+  const storage = createMemoryStorage();
+  const broken = { ...storage, users: { ...storage.users, get: async () => { throw new Error('database is locked'); } } };
+  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SASL_MAX_FAILURES: '2' }, broken);
+  t.teardown(() => s.close());
+  const c = await RawWsClient.connect(s.wsUrl);
+  c.open();
+  await c.next();
+  await c.next();
+  for (let i = 0; i < 3; i++) {
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', 'x')}</auth>`);
+    t.equal(failureCondition(await c.next()), 'temporary-auth-failure');
+  }
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-1'>${Buffer.from('n,,n=alice,r=abcdefgh').toString('base64')}</auth>`);
+  t.equal(failureCondition(await c.next()), 'temporary-auth-failure', 'SCRAM too');
+  t.notOk(c.closed, 'the stream stays open for a retry');
+  c.close();
+});

@@ -299,3 +299,20 @@ t.test('stream management events are counted in /metrics', async (t) => {
   t.ok(count('resumed') >= 1, 'resumed');
   t.ok(count('resume-failed') >= 1, 'resume-failed');
 });
+
+t.test('an account keeps at most SM_MAX_HIBERNATED_PER_USER hibernating sessions, the oldest goes first', async (t) => {
+  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_MAX_HIBERNATED_PER_USER: '2' });
+  t.teardown(() => s.close());
+  await s.addUser('alice', 'alice-pw');
+  for (const tab of ['t1', 't2', 't3']) {
+    const c = await RawWsClient.connect(s.wsUrl);
+    await c.login('alice', 'alice-pw', tab);
+    c.send(`<enable xmlns='${SM}' resume='true'/>`);
+    await c.next();
+    c.ws.terminate(); // a client that rebinds on every reload instead of resuming
+    await c.waitClosed();
+    for (let i = 0; i < 50 && s.app.core.ctx.sessions.get('localhost', 'alice', tab)?.conn !== null; i++) await new Promise((r) => setTimeout(r, 20));
+  }
+  const left = ['t1', 't2', 't3'].filter((r) => s.app.core.ctx.sessions.get('localhost', 'alice', r) !== undefined);
+  t.same(left, ['t2', 't3'], 'the oldest hibernating session was ended');
+});

@@ -204,3 +204,34 @@ t.test('the server pings idle clients and drops dead ones', async (t) => {
   await closed;
   t.ok(pings >= 1, 'the server pinged');
 });
+
+t.test('a peer that never answers our <close/> is dropped after WS_CLOSE_TIMEOUT', async (t) => {
+  const s = await startServer({ WS_CLOSE_TIMEOUT: '1' });
+  t.teardown(() => s.close());
+  const c = await RawWsClient.connect(s.wsUrl);
+  c.open('example.org');
+  await c.until((el) => el.is('close', NS.FRAMING));
+  // We do not answer; the server must end the connection by itself.
+  const closed = await c.waitClosed(4000);
+  t.ok(closed.code > 0, `the server ended the connection (code ${closed.code})`);
+  t.equal(s.app.core.ctx.sessions.size, 0, 'and the session is gone');
+});
+
+t.test('the legacy session request of RFC 3921 is accepted for old clients', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  c.open();
+  await c.next();
+  await c.next();
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-secret').toString('base64')}</auth>`);
+  await c.next();
+  c.open();
+  await c.next();
+  const features = await c.next();
+  t.ok(features.getChild('session', NS.SESSION)?.getChild('optional'), 'advertised as optional');
+  c.send(`<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='${NS.BIND}'/></iq>`);
+  await c.next();
+  c.send(`<iq xmlns='jabber:client' type='set' id='s'><session xmlns='${NS.SESSION}'/></iq>`);
+  const reply = await c.until((el) => el.attr('id') === 's');
+  t.equal(reply.attr('type'), 'result');
+  c.close();
+});
