@@ -127,13 +127,25 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     session.write(stanza);
     if (opts.ack && ++st.sinceRequest >= st.ack_freq) {
       st.sinceRequest = 0;
-      session.write(x('r', { xmlns: NS.SM }));
-      quiet.delete(session);
+      requestAck(session);
     } else if (opts.ack) {
       quiet.add(session);
     }
     return true;
   }, 100);
+
+  // Requests due in the same tick are sent once per session, after the
+  // stanzas of that tick: a burst of n stanzas gets one <r/>, not n.
+  const dueR = new Set<Session>();
+  const flushR = (): void => {
+    for (const s of dueR) if (s.conn && states.has(s)) s.write(x('r', { xmlns: NS.SM }));
+    dueR.clear();
+  };
+  function requestAck(session: Session): void {
+    quiet.delete(session);
+    if (dueR.size === 0) process.nextTick(flushR);
+    dueR.add(session);
+  }
 
   // XEP-0198 §5: a resumable session whose transport dies hibernates.
   ctx.hooks.on('session-lost', ({ session, reason }) => {
