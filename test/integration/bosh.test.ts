@@ -4,7 +4,7 @@
  * BOSH_MAX_WAIT is 2 s so empty answers come quickly.
  */
 import t, { type Test } from 'tap';
-import { NS, x, type XmlElement } from '../../src/xml/index.js';
+import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads, post, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
@@ -288,6 +288,31 @@ t.test('terminate alone: the server sends unavailable presence on behalf of an a
   t.equal(res.body?.attr('type'), 'terminate', 'the only open request gets type=terminate');
   const gone = await other.ws.until((el) => el.local === 'presence' && el.attr('from') === jid && el.attr('type') === 'unavailable');
   t.ok(gone);
+});
+
+t.test('after the client terminates nothing more is sent to it: a stanza still queued stays unacked under SM and reaches the next login from offline storage', async (t) => {
+  await server.addUser('dora', 'dora-secret');
+  const bob = await wsClient(t, 'bob', 'bob-secret', 'sender');
+  const c = client(t);
+  const jid = await c.login('dora', 'dora-secret', 'bosh-sm-leaving');
+  const enabled = await c.send({}, x('presence', { xmlns: NS.CLIENT }), x('enable', { xmlns: NS.SM, resume: 'true' }));
+  t.ok(payloads(enabled.body).some((el) => el.local === 'enabled' && el.ns === NS.SM), 'SM is enabled');
+  // No request is held now: the message waits in the session's queue.
+  bob.ws.send(serialize(chat(jid, 'still queued', 'q1')));
+  bob.ws.send(serialize(ping('after-q1')));
+  await bob.ws.until((el) => el.local === 'iq' && el.attr('id') === 'after-q1'); // routing is done by now
+  const res = await c.terminate();
+  t.equal(res.body?.attr('type'), 'terminate', 'the terminate is acknowledged');
+  t.same(payloads(res.body).map((el) => el.local), [], 'no payload after the client said goodbye (no message, no <r/>)');
+  await eventually(() => server.app.core.ctx.sessions.get('localhost', 'dora', 'bosh-sm-leaving') === undefined, 'the session is gone');
+  const next = await wsClient(t, 'dora', 'dora-secret', 'next');
+  next.ws.send(`<presence xmlns='jabber:client'/>`);
+  const msg = await next.ws.until((el) => el.local === 'message');
+  t.equal(msg.getChildText('body'), 'still queued', 'the undelivered message comes from offline storage');
+  t.ok(msg.getChild('delay', NS.DELAY), 'with a delay stamp');
+  next.ws.send(serialize(ping('after-offline')));
+  const rest = await next.ws.until((el) => el.local === 'message' || (el.local === 'iq' && el.attr('id') === 'after-offline'));
+  t.equal(rest.local, 'iq', 'delivered once');
 });
 
 t.test('an unknown sid gets item-not-found with HTTP 200 (§17.2)', async (t) => {

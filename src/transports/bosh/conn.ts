@@ -27,6 +27,8 @@ export class BoshConn implements Conn {
   /** Set when the core closed the stream: the terminate body still to deliver. */
   #final: { readonly body: XmlElement; readonly clean: boolean } | undefined;
   #ended = false;
+  /** The client sent type='terminate' (§13): it reads nothing more. */
+  #peerTerminated = false;
   #timer: NodeJS.Timeout | undefined;
   #flushQueued = false;
   /** ms since the epoch when the last held request was answered (§10 inactivity starts then). */
@@ -56,6 +58,9 @@ export class BoshConn implements Conn {
 
   get ended(): boolean { return this.#ended; }
   get closing(): boolean { return this.#final !== undefined; }
+
+  /** §13: the client asked to end the session; the core's close follows. */
+  peerTerminated(): void { this.#peerTerminated = true; }
   get queued(): number { return this.#queue.length; }
   get sid(): string { return this.params.sid; }
 
@@ -78,8 +83,15 @@ export class BoshConn implements Conn {
 
   close(error?: XmlElement): void {
     if (this.#ended || this.#final) return;
-    // XEP-0206 §7: stanzas not yet delivered precede the stream error.
-    this.#final = { body: terminateForStreamError(error, this.#takeQueue()), clean: error === undefined };
+    // XEP-0206 §7: stanzas not yet delivered precede the stream error. But
+    // after the client's own terminate it reads nothing more (strophe.js
+    // drops every payload once it is disconnecting; StanzaJS 12 fails with
+    // "push() after EOF"), and an SM <r/> there could never be answered. So
+    // those stay undelivered: with XEP-0198 they are unacked and the
+    // session's end hands them over (offline storage or another resource),
+    // as Prosody's mod_bosh sends a bare terminate body too.
+    const payloads = this.#peerTerminated && error === undefined ? [] : this.#takeQueue();
+    this.#final = { body: terminateForStreamError(error, payloads), clean: error === undefined };
     if (this.held.length > 0) this.#deliverFinal();
     else this.rearm(Date.now());
   }

@@ -75,7 +75,10 @@ function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number
   else deliver(conn, req);
   if (req.pause !== undefined && conn.params.maxpause > 0 && !conn.closing && !conn.ended) conn.pause(req.rid, req.pause, now);
   // §13: the payloads of a terminate request are delivered first, then the stream ends.
-  if (req.terminate && !conn.closing && !conn.ended && !conn.session.destroyed) conn.session.streamClosed();
+  if (req.terminate && !conn.closing && !conn.ended && !conn.session.destroyed) {
+    conn.peerTerminated();
+    conn.session.streamClosed();
+  }
 }
 
 function deliver(conn: BoshConn, req: BoshRequest): void {
