@@ -16,11 +16,13 @@ import { bareTargets } from './message.js';
  * (§7). Messages to other domains get no copy: there is no s2s, they bounce.
  */
 export function register(ctx: ModuleContext): void {
-  const enabled = new WeakSet<Session>();
+  /** Carbons-enabled sessions; a Set (not a WeakSet) so that its size tells when there is nothing to do. */
+  const enabled = new Set<Session>();
   /** Stanzas already copied: a full-JID message that falls back to the bare rules is routed twice. */
   const copied = new WeakSet<XmlElement>();
 
   ctx.disco.addFeature(NS.CARBONS);
+  ctx.hooks.on('session-destroyed', ({ session }) => { enabled.delete(session); });
 
   // §4–5: enable/disable, each idempotent (§10.1). Answered without `to`
   // (the spec's form) and, like ejabberd, when sent to the server.
@@ -39,7 +41,7 @@ export function register(ctx: ModuleContext): void {
 
   ctx.hooks.on('message/bare', (event) => {
     if (isCarbonHandedBack(event)) return true;
-    copy(event, bareTargets(ctx, event));
+    if (enabled.size > 0) copy(event, bareTargets(ctx, event));
     return false;
   }, 1);
 
@@ -47,22 +49,23 @@ export function register(ctx: ModuleContext): void {
     const { origin, stanza, to } = event;
     // Messages the server routes itself (errors, stream-management
     // hand-over of unacked messages) were copied when first routed.
-    if (!origin || origin.username === undefined || copied.has(stanza) || !eligible(stanza)) return;
+    // The hot path: with no carbons-enabled session at all, nothing is allocated.
+    if (enabled.size === 0 || !origin || origin.username === undefined || copied.has(stanza) || !eligible(stanza)) return;
     copied.add(stanza);
-    const given = new Set<Session>(direct).add(origin);
-    const inner = stanza.clone().setAttr('xmlns', NS.CLIENT);
+    const skip = (s: Session): boolean => !enabled.has(s) || s === origin || direct.includes(s);
+    let inner: XmlElement | undefined; // cloned once, and only when some session gets a copy
     const sameAccount = origin.username === to.local && origin.host === to.domain;
     // §8: "excluding the sending client", whether or not it enabled carbons.
     // A message to one's own account is copied once, as received, below.
     if (!sameAccount) {
       for (const s of ctx.sessions.resources(origin.host!, origin.username)) {
-        if (enabled.has(s) && !given.has(s)) s.send(wrap('sent', inner, s));
+        if (!skip(s)) s.send(wrap('sent', inner ??= stanza.clone().setAttr('xmlns', NS.CLIENT), s));
       }
     }
     // §7: "each Carbons-enabled resource ... that did not receive it under the RFC 6121 delivery rules".
     if (isMucPrivateMessage(stanza)) return;
     for (const s of ctx.sessions.resources(to.domain, to.local)) {
-      if (enabled.has(s) && !given.has(s)) s.send(wrap('received', inner, s));
+      if (!skip(s)) s.send(wrap('received', inner ??= stanza.clone().setAttr('xmlns', NS.CLIENT), s));
     }
   }
 
