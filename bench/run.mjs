@@ -323,7 +323,7 @@ async function scalePoint(pool, srv, total) {
   const rssIdle = await rssSample(srv.pid);
   const f = await flows(pool, srv, 'ws', srv.wsUrl, p, 0);
   return {
-    sessions: total, idleOk: idle.ok, failed: idle.failed + (f.failedSetup ?? 0), errors: idle.errors,
+    sessions: total, idleOk: idle.ok, failed: idle.failed + (f.failedSetup ?? 0), errors: idle.errors, rssBeforeKiB: rss0, rssIdleKiB: rssIdle,
     kibPerSession: (rssIdle - rss0) / idle.ok, msgsPerSec: f.msgsPerSec, msgsPerCpuSec: f.msgsPerCpuSec, p50: f.p50, p99: f.p99,
     serverCpuPct: f.serverCpuPct, genCpuPct: f.genCpuPct, otherCpuPct: f.otherCpuPct,
   };
@@ -445,8 +445,14 @@ function targets(med) {
 
 function scaleTable(rows) {
   if (!rows.length) return '';
-  const lines = ['| sessions | server | RSS KiB/session | messages/s | msgs per CPU-s | p50 ms | p99 ms | server CPU % | generator CPU % |', '|---:|---|---:|---:|---:|---:|---:|---:|---:|'];
-  for (const r of rows) lines.push(`| ${fmt(r.sessions)} | ${r.server} | ${fmt(r.kibPerSession, 1)} | ${fmt(r.msgsPerSec)} | ${fmt(r.msgsPerCpuSec)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.serverCpuPct)} | ${fmt(r.genCpuPct)} |`);
+  const lines = ['| sessions | server | RSS KiB/session | marginal KiB/session | messages/s | msgs per CPU-s | p50 ms | p99 ms | server CPU % | generator CPU % |', '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    // The growth from the previous point's idle RSS to this one's, per added session: the cost of one more
+    // session once the process's one-time growth (heap reservations, JIT code) is paid.
+    const prev = rows.filter((q) => q.server === r.server && q.sessions < r.sessions).at(-1);
+    const marginal = prev && prev.rssIdleKiB !== undefined && r.rssIdleKiB !== undefined ? (r.rssIdleKiB - prev.rssIdleKiB) / (r.sessions - prev.sessions) : undefined;
+    lines.push(`| ${fmt(r.sessions)} | ${r.server} | ${fmt(r.kibPerSession, 1)} | ${fmt(marginal, 1)} | ${fmt(r.msgsPerSec)} | ${fmt(r.msgsPerCpuSec)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.serverCpuPct)} | ${fmt(r.genCpuPct)} |`);
+  }
   return lines.join('\n');
 }
 
@@ -688,7 +694,7 @@ async function report({ meta, results, scale, discarded, profiles }) {
       const rs = scale.filter((r) => r.scenario === `scale-${total}` && r.server === name && !r.error);
       if (!rs.length) continue;
       const x = { sessions: total, server: name };
-      for (const k of ['kibPerSession', 'msgsPerSec', 'msgsPerCpuSec', 'p50', 'p99', 'serverCpuPct', 'genCpuPct']) x[k] = median(rs.map((r) => r[k]));
+      for (const k of ['kibPerSession', 'rssIdleKiB', 'msgsPerSec', 'msgsPerCpuSec', 'p50', 'p99', 'serverCpuPct', 'genCpuPct']) x[k] = median(rs.map((r) => r[k]));
       scaleMed.push(x);
     }
   }
@@ -761,7 +767,7 @@ ${noise}
 ## Targets of issue 6
 
 ${targetText}
-${scaleMed.length ? `\n## Scale curve (${m.scale.reps} repetition per point)\n\n${m.msg.pairs} pairs exchange messages as in msg-throughput while the other sessions sit idle; RSS per session over all sessions.\n\n${scaleTable(scaleMed)}\n` : ''}${profiles.map((pr) => `\n## Gateway CPU profile during ${pr.label}\n\n\`node --cpu-prof\` (${pr.file}, not committed); self time by function, % of non-idle samples in the measured window. Under the profiler: ${underProfiler(pr.run)}.\n\n${profileTable(pr)}\n`).join('')}
+${scaleMed.length ? `\n## Scale curve (${m.scale.reps} repetition per point)\n\n${m.msg.pairs} pairs exchange messages as in msg-throughput while the other sessions sit idle; RSS per session is the idle growth over all sessions, one-time growth included; "marginal" is the growth in idle RSS from the previous point per added session (each point is its own server process).\n\n${scaleTable(scaleMed)}\n` : ''}${profiles.map((pr) => `\n## Gateway CPU profile during ${pr.label}\n\n\`node --cpu-prof\` (${pr.file}, not committed); self time by function, % of non-idle samples in the measured window. Under the profiler: ${underProfiler(pr.run)}.\n\n${profileTable(pr)}\n`).join('')}
 ## Raw results (JSON lines)
 
 \`\`\`jsonl

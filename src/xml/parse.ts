@@ -1,9 +1,10 @@
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { XMLParser } from 'fast-xml-parser';
 import { CDATA_KEY, convertRoot, TEXT_KEY, type FxpEntry } from './convert.js';
 import type { XmlElement } from './element.js';
 import { notWellFormed, policyViolation, XmlError } from './errors.js';
 import { DEFAULT_LIMITS, type XmlLimits } from './limits.js';
-import { checkCharsAndMarkup, checkSelfClosingRootEnd, decodeInput, skipXmlDecl } from './prescan.js';
+import { checkCharsAndMarkup, decodeInput, skipXmlDecl } from './prescan.js';
+import { checkWellFormed } from './wellformed.js';
 
 export { XmlError, type XmlErrorCondition } from './errors.js';
 export { DEFAULT_LIMITS, type XmlLimits } from './limits.js';
@@ -30,7 +31,8 @@ const fxp = new XMLParser({
 /**
  * Parses exactly one complete XML document with one root element (a WebSocket text frame or a
  * BOSH <body/>). Order: limits that need no parsing, then the RFC 6120 §11.1 restricted-XML scan
- * (so nothing restricted ever reaches fast-xml-parser), then well-formedness, then the tree.
+ * (so nothing restricted ever reaches fast-xml-parser), then well-formedness (wellformed.ts, in
+ * place of fast-xml-parser's XMLValidator), then the tree.
  * @param defaultNs namespace of an unprefixed root without xmlns, e.g. 'jabber:client'
  * @throws XmlError with the RFC 6120 §4.9.3 stream error condition to send
  */
@@ -39,9 +41,7 @@ export function parseXml(input: string | Uint8Array, limits: XmlLimits = DEFAULT
   const declEnd = skipXmlDecl(whole);
   const doc = declEnd === 0 ? whole : whole.slice(declEnd);
   checkCharsAndMarkup(doc);
-  const verdict = XMLValidator.validate(doc, { allowBooleanAttributes: false });
-  if (verdict !== true) throw notWellFormed(verdict.err.msg);
-  checkSelfClosingRootEnd(doc);
+  checkWellFormed(doc, limits);
   const entries = runParser(doc);
   try {
     return convertRoot(entries, limits, defaultNs);

@@ -75,27 +75,6 @@ function skipCdata(s: string, at: number): number {
   return end + 3;
 }
 
-/**
- * fast-xml-parser's validator only notices content after the root once an end tag has closed
- * it, so `<a/>junk` and `<a/><b/>` pass. When the root start tag is self-closing, only
- * whitespace (XML 1.0 §2.1 Misc, minus the comments and PIs rejected above) may follow it.
- * Runs after validation, so the root start tag is known to be well-formed.
- */
-export function checkSelfClosingRootEnd(s: string): void {
-  let i = s.indexOf('<') + 1;
-  for (; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 34 /* " */ || c === 39 /* ' */) {
-      i = s.indexOf(s[i], i + 1); // skip the value: '>' may sit in it
-      if (i === -1) return;
-    } else if (c === 62 /* > */) break;
-  }
-  if (s.charCodeAt(i - 1) !== 47 /* / */) return;
-  for (i++; i < s.length; i++) {
-    if (!isXmlSpace(s.charCodeAt(i))) throw notWellFormed('content after the root element');
-  }
-}
-
 /** XML 1.0 §2.3 S ::= (#x20 | #x9 | #xD | #xA)+ */
 export function isXmlSpace(c: number): boolean {
   return c === 32 || c === 10 || c === 9 || c === 13;

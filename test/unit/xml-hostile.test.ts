@@ -1,5 +1,6 @@
 import t from 'tap';
 import { DEFAULT_LIMITS, parseXml, XmlError, type XmlErrorCondition, type XmlLimits } from '../../src/xml/index.js';
+import { XMLValidator } from 'fast-xml-parser';
 
 /** The condition parseXml fails with, or a description of what happened instead (so t.equal can fail). */
 function conditionOf(input: string | Buffer, limits: XmlLimits = DEFAULT_LIMITS): XmlErrorCondition | string {
@@ -156,4 +157,73 @@ t.test('the size limit applies before anything is parsed', async (t) => {
 t.test('very deep nesting with a huge maxDepth is rejected without a stack overflow', async (t) => {
   const depth = 200_000;
   t.equal(conditionOf(nest(depth), { ...DEFAULT_LIMITS, maxDepth: Infinity, maxBytes: depth * 8 }), 'policy-violation');
+});
+
+t.test('structure, names and attribute syntax (the one-pass scan in wellformed.ts)', async (t) => {
+  const ok = 'parsed without error';
+  const cases: Array<[string, string]> = [
+    ['<a-b.c_d9/>', ok],
+    ['<é/>', ok],
+    ['<\u{10000}x/>', ok], // an astral NameStartChar
+    ['<a\u00b7\u0301/>', ok], // NameChars that cannot start a name
+    ['\n <a b = "1"\tc=\'2\' ></a >\r\n', ok], // white space where XML allows it
+    [`<a b='x>y' c="it's"/>`, ok],
+    ['<a><![CDATA[<not-a-tag>]]></a>', ok],
+    [`<p:a xmlns:p='urn:p'><p:b/></p:a>`, ok],
+    ['<1a/>', 'not-well-formed'],
+    ['<-a/>', 'not-well-formed'],
+    ['<\u00b7a/>', 'not-well-formed'],
+    ['<a\u00d7/>', 'not-well-formed'], // × is not a NameChar
+    ['<\u{f0000}/>', 'not-well-formed'], // beyond #xEFFFF
+    ['< a/>', 'not-well-formed'],
+    ['<a / >', 'not-well-formed'],
+    ['<a/ >', 'not-well-formed'],
+    ['<ab></ba>', 'not-well-formed'],
+    ['<a></a b>', 'not-well-formed'],
+    ['<a></ a>', 'not-well-formed'],
+    ['<a>text', 'not-well-formed'],
+    ['<a', 'not-well-formed'],
+    ['<a b', 'not-well-formed'],
+    ['<a b=', 'not-well-formed'],
+    ['<a b="1"', 'not-well-formed'],
+    ['<', 'not-well-formed'],
+    [`<a b="1" b='1'/>`, 'not-well-formed'],
+    ['<a b=""c=""/>', 'not-well-formed'],
+    ['<![CDATA[x]]><a/>', 'not-well-formed'],
+    ['<a/><![CDATA[x]]>', 'not-well-formed'],
+    ['<a></a>\n<b/>', 'not-well-formed'],
+  ];
+  for (const [doc, want] of cases) t.equal(conditionOf(doc), want, JSON.stringify(doc));
+});
+
+t.test('mutated stanzas: whatever parses, fast-xml-parser\'s own validator also accepts', async (t) => {
+  // A differential check of the hand-written scan against the library's validator, over a bounded,
+  // seeded set of random edits (delete, duplicate or insert one character) of real stanzas.
+  const seeds = [
+    `<message xmlns='jabber:client' to='bob@localhost/r' type='chat' id='m1'><body>hi &amp; bye</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+    `<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>`,
+    `<presence><show>away</show><status>out &lt;b&gt;</status><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v='/></presence>`,
+    `<body xmlns='http://jabber.org/protocol/httpbind' rid='1' sid='s'><r xmlns='urn:xmpp:sm:3'/><message to='a@b'><body><![CDATA[x<y]]></body></message></body>`,
+  ];
+  const alphabet = `<>/='" \tab:!?&;[]-.x\u00e9`;
+  let state = 0x2545f491;
+  const rnd = (n: number): number => { state ^= state << 13; state ^= state >>> 17; state ^= state << 5; return (state >>> 0) % n; };
+  let accepted = 0;
+  let disagreements = 0;
+  for (let k = 0; k < 20000; k++) {
+    const seed = seeds[k % seeds.length]!;
+    const at = rnd(seed.length);
+    const op = rnd(3);
+    const doc = op === 0 ? seed.slice(0, at) + seed.slice(at + 1)
+      : op === 1 ? seed.slice(0, at) + seed[at] + seed.slice(at)
+      : seed.slice(0, at) + alphabet[rnd(alphabet.length)] + seed.slice(at);
+    if (conditionOf(doc) !== 'parsed without error') continue;
+    accepted++;
+    if (XMLValidator.validate(doc, { allowBooleanAttributes: false }) !== true) {
+      disagreements++;
+      if (disagreements <= 5) t.fail(`accepted, but fast-xml-parser's validator rejects: ${JSON.stringify(doc)}`);
+    }
+  }
+  t.equal(disagreements, 0, 'no document that parses is refused by the library validator');
+  t.ok(accepted > 1000, `enough mutants still parse to make the comparison mean something (${accepted})`);
 });
