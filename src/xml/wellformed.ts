@@ -23,100 +23,98 @@ const EQ = 61; // =
 const DQUOTE = 34; // "
 const SQUOTE = 39; // '
 
-// Start offsets and lengths of the open elements' names, and of the current element's attribute
-// names. Reused across calls (the event loop runs one parse at a time), so a stanza allocates nothing here.
-const openAt: number[] = [];
-const openLen: number[] = [];
-const attrAt: number[] = [];
-const attrLen: number[] = [];
+/** Start offsets and lengths of the open elements' names and of the current start tag's attribute names. */
+interface Scan {
+  readonly limits: XmlLimits;
+  readonly open: number[]; // [at0, len0, at1, len1, …]
+  readonly attrs: number[]; // likewise
+}
 
 /** @throws XmlError not-well-formed, or policy-violation for the depth and attribute limits */
 export function checkWellFormed(s: string, limits: XmlLimits): void {
-  openAt.length = 0;
-  openLen.length = 0;
+  const scan: Scan = { limits, open: [], attrs: [] };
+  const open = scan.open;
   let i = skipSpace(s, 0);
   if (i === s.length || s.charCodeAt(i) !== LT) throw notWellFormed('expected one root element');
   for (;;) {
     // At a '<'.
     const c = s.charCodeAt(i + 1);
     if (c === SLASH) {
-      i = endTag(s, i + 2);
-      if (openAt.length === 0) return rootClosed(s, i);
+      i = endTag(scan, s, i + 2);
+      if (open.length === 0) return rootClosed(s, i);
     } else if (c === BANG) {
       // prescan.ts let only a complete CDATA section through; it is content, so not outside the root.
-      if (openAt.length === 0) throw notWellFormed('CDATA section outside the root element');
+      if (open.length === 0) throw notWellFormed('CDATA section outside the root element');
       i = s.indexOf(']]>', i + 9) + 3;
     } else {
-      i = startTag(s, i + 1, limits);
-      if (openAt.length === 0) return rootClosed(s, i); // a self-closing root
+      i = startTag(scan, s, i + 1);
+      if (open.length === 0) return rootClosed(s, i); // a self-closing root
     }
     // Character data up to the next tag; references in it are checked by entities.ts.
     i = s.indexOf('<', i);
-    if (i === -1) throw notWellFormed(`element "${s.substr(openAt.at(-1)!, openLen.at(-1)!)}" is not closed`);
+    if (i === -1) throw notWellFormed(`element "${s.slice(open.at(-2)!, open.at(-2)! + open.at(-1)!)}" is not closed`);
   }
 }
 
 /** Past the '<' of a start tag: returns the offset after its '>'. */
-function startTag(s: string, at: number, limits: XmlLimits): number {
+function startTag(scan: Scan, s: string, at: number): number {
+  const { open, limits } = scan;
   const nameEnd = name(s, at);
-  attrAt.length = 0;
-  attrLen.length = 0;
+  scan.attrs.length = 0;
   let i = nameEnd;
   for (;;) {
     const spaced = i < s.length && isXmlSpace(s.charCodeAt(i));
     i = skipSpace(s, i);
     const c = s.charCodeAt(i);
     if (c === GT) {
-      if (openAt.length >= limits.maxDepth) throw policyViolation(`elements nested deeper than ${limits.maxDepth}`);
-      openAt.push(at);
-      openLen.push(nameEnd - at);
+      if (open.length / 2 >= limits.maxDepth) throw policyViolation(`elements nested deeper than ${limits.maxDepth}`);
+      open.push(at, nameEnd - at);
       return i + 1;
     }
     if (c === SLASH) {
       if (s.charCodeAt(i + 1) !== GT) throw notWellFormed('expected ">" after "/" in a start tag');
-      if (openAt.length >= limits.maxDepth) throw policyViolation(`elements nested deeper than ${limits.maxDepth}`);
+      if (open.length / 2 >= limits.maxDepth) throw policyViolation(`elements nested deeper than ${limits.maxDepth}`);
       return i + 2;
     }
     if (!spaced) throw notWellFormed(i === s.length ? 'unterminated start tag' : 'expected white space before an attribute');
-    i = attribute(s, i, limits);
+    i = attribute(scan, s, i);
   }
 }
 
 /** At an attribute's name: checks Name S? '=' S? quoted value; returns the offset after the closing quote. */
-function attribute(s: string, at: number, limits: XmlLimits): number {
+function attribute(scan: Scan, s: string, at: number): number {
+  const { attrs, limits } = scan;
   const nameEnd = name(s, at);
   const len = nameEnd - at;
-  for (let k = 0; k < attrAt.length; k++) {
-    if (attrLen[k] === len && sameText(s, at, attrAt[k]!, len)) {
-      throw notWellFormed(`attribute "${s.substr(at, len)}" appears twice`);
-    }
+  for (let k = 0; k < attrs.length; k += 2) {
+    if (attrs[k + 1] === len && sameText(s, at, attrs[k]!, len)) throw notWellFormed(`attribute "${s.slice(at, at + len)}" appears twice`);
   }
-  if (attrAt.length >= limits.maxAttrs) throw policyViolation(`more than ${limits.maxAttrs} attributes`);
-  attrAt.push(at);
-  attrLen.push(len);
+  if (attrs.length / 2 >= limits.maxAttrs) throw policyViolation(`more than ${limits.maxAttrs} attributes`);
+  attrs.push(at, len);
   let i = skipSpace(s, nameEnd);
-  if (s.charCodeAt(i) !== EQ) throw notWellFormed(`expected "=" after attribute "${s.substr(at, len)}"`);
+  if (s.charCodeAt(i) !== EQ) throw notWellFormed(`expected "=" after attribute "${s.slice(at, at + len)}"`);
   i = skipSpace(s, i + 1);
   const quote = s.charCodeAt(i);
-  if (quote !== DQUOTE && quote !== SQUOTE) throw notWellFormed(`the value of attribute "${s.substr(at, len)}" is not quoted`);
+  if (quote !== DQUOTE && quote !== SQUOTE) throw notWellFormed(`the value of attribute "${s.slice(at, at + len)}" is not quoted`);
   const end = s.indexOf(quote === DQUOTE ? '"' : "'", i + 1);
-  if (end === -1) throw notWellFormed(`unterminated value of attribute "${s.substr(at, len)}"`);
+  if (end === -1) throw notWellFormed(`unterminated value of attribute "${s.slice(at, at + len)}"`);
   const lt = s.indexOf('<', i + 1);
   if (lt !== -1 && lt < end) throw notWellFormed('"<" is not allowed in attribute values');
   return end + 1;
 }
 
 /** Past the '</' of an end tag: matches it to the open element; returns the offset after its '>'. */
-function endTag(s: string, at: number): number {
+function endTag(scan: Scan, s: string, at: number): number {
+  const open = scan.open;
   const nameEnd = name(s, at);
   const len = nameEnd - at;
-  const top = openAt.length - 1;
-  if (top < 0) throw notWellFormed('end tag without a start tag');
-  if (openLen[top] !== len || !sameText(s, at, openAt[top]!, len)) {
-    throw notWellFormed(`end tag "${s.substr(at, len)}" does not match "${s.substr(openAt[top]!, openLen[top]!)}"`);
+  if (open.length === 0) throw notWellFormed('end tag without a start tag');
+  const openAt = open[open.length - 2]!;
+  const openLen = open[open.length - 1]!;
+  if (openLen !== len || !sameText(s, at, openAt, len)) {
+    throw notWellFormed(`end tag "${s.slice(at, at + len)}" does not match "${s.slice(openAt, openAt + openLen)}"`);
   }
-  openAt.pop();
-  openLen.pop();
+  open.length -= 2;
   const i = skipSpace(s, nameEnd);
   if (s.charCodeAt(i) !== GT) throw notWellFormed('expected ">" to end an end tag');
   return i + 1;
