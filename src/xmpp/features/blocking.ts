@@ -150,11 +150,12 @@ function registerOutbound(ctx: ModuleContext, svc: RosterService, cleared: Clear
   ctx.hooks.on('stanza-in', (event) => {
     const { session, stanza } = event;
     if (cleared.has(stanza)) return false;
+    const account = svc.peekAccount(session);
+    if (account && account.blocklist.size === 0) return false; // the usual case: nothing to check, no JID to parse
     const to = tryParseJid(stanza.attr('to'));
     if (!to || (to.local === session.username && to.domain === session.host)) return false;
     // The server itself is never blocked, whatever domain entry the list holds.
     if (to.local === '' && ctx.router.isLocal(to.domain)) return false;
-    const account = svc.peekAccount(session);
     if (account) {
       if (!blocks(account, to)) return false;
       refuse(session, stanza);
@@ -183,9 +184,10 @@ function registerInbound(ctx: ModuleContext, svc: RosterService, cleared: Cleare
     // A local user's subscription stanzas and probes first change the sender's own roster (RFC 6121 A.2);
     // the roster and presence features then apply the block to the recipient's half themselves.
     if (origin && stanza.name === 'presence' && (isSubscriptionType(stanza.attr('type')) || stanza.attr('type') === 'probe')) return false;
+    const account = svc.accounts.peek(to.domain, to.local);
+    if (account && account.blocklist.size === 0) return false; // the usual case: nothing to check, no JID to parse
     const from = tryParseJid(stanza.attr('from'));
     if (!from || (from.local === to.local && from.domain === to.domain)) return false;
-    const account = svc.accounts.peek(to.domain, to.local);
     if (account) return blocks(account, from) ? refuse(ctx, event) : false;
     void svc.accounts.use(to.bareJid(), (loaded) => {
       if (blocks(loaded, from)) return void refuse(ctx, event);
