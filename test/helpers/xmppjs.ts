@@ -70,6 +70,7 @@ export interface XmppClient {
   stop(): Promise<XmlEl | undefined>;
   send(el: XmlEl): Promise<void>;
   on(event: 'element' | 'stanza' | 'nonza' | 'send', listener: (el: XmlEl) => void): this;
+  off(event: 'stanza', listener: (el: XmlEl) => void): this;
   on(event: 'error', listener: (err: Error & { condition?: string }) => void): this;
   on(event: 'status', listener: (status: string) => void): this;
   iqCaller: { request(el: XmlEl, timeout?: number): Promise<XmlEl> };

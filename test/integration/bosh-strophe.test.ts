@@ -4,64 +4,21 @@
  * re-attaching to a live BOSH session after a "page reload" (Strophe's
  * attach(), which Converse's keepalive builds on).
  *
- * strophe.js's Node entry installs DOMParser, XMLSerializer and document
- * (@xmldom/xmldom) but not XMLHttpRequest, which its BOSH transport uses.
- * NodeXhr below is the smallest XMLHttpRequest strophe.js needs, over
- * Node's fetch (keep-alive by default).
+ * strophe.js's BOSH transport needs XMLHttpRequest, which Node lacks:
+ * ../helpers/node-xhr.ts provides one over fetch.
  */
 import t, { type Test } from 'tap';
 import { Strophe, $msg, $pres } from 'strophe.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
+import { installNodeXhr } from '../helpers/node-xhr.js';
 
 /** The DOM surface (xmldom) of the elements strophe.js hands out; the project's tsconfig has no DOM lib. */
 interface DomEl {
   getAttribute(name: string): string | null;
   getElementsByTagName(name: string): ArrayLike<{ textContent: string | null }>;
 }
-interface DomParserLike { parseFromString(text: string, type: string): unknown }
-
-class NodeXhr {
-  readyState = 0;
-  status = 0;
-  responseText = '';
-  responseXML: unknown = null;
-  withCredentials = false;
-  onreadystatechange: (() => void) | null = null;
-  #method = 'POST';
-  #url = '';
-  #headers: Record<string, string> = {};
-  #responseHeaders = '';
-  readonly #abort = new AbortController();
-
-  overrideMimeType(): void {}
-  open(method: string, url: string): void {
-    this.#method = method;
-    this.#url = url;
-    this.readyState = 1;
-  }
-  setRequestHeader(name: string, value: string): void { this.#headers[name] = value; }
-  getAllResponseHeaders(): string { return this.#responseHeaders; }
-  abort(): void { this.#abort.abort(); }
-
-  send(body?: string): void {
-    fetch(this.#url, { method: this.#method, headers: this.#headers, body, signal: this.#abort.signal })
-      .then(async (res) => {
-        this.responseText = await res.text();
-        this.status = res.status;
-        this.#responseHeaders = [...res.headers].map(([k, v]) => `${k}: ${v}`).join('\r\n');
-        const Parser = (globalThis as unknown as { DOMParser: new () => DomParserLike }).DOMParser;
-        this.responseXML = new Parser().parseFromString(this.responseText, 'text/xml');
-      })
-      .catch(() => { this.status = 0; })
-      .finally(() => {
-        if (this.#abort.signal.aborted) return;
-        this.readyState = 4;
-        this.onreadystatechange?.();
-      });
-  }
-}
-(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = NodeXhr;
+installNodeXhr();
 
 Strophe.setLogLevel(Strophe.LogLevel.FATAL);
 const { Status } = Strophe;
