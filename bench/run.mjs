@@ -43,7 +43,7 @@ const MODES = {
   full: {
     reps: 3, servers: ALL_SERVERS, users: 10000, settle: 3000, watchdog: 4 * 3600000, warmSessions: 200, quiet: { perRun: 60000, total: 1800000 }, retries: 2,
     login: { n: 2000, c: 50, warm: 100 }, idle: { n: 5000, c: 100 },
-    msg: { pairs: 50, window: 8, warm: 2000, dur: 10000 }, bosh: { pairs: 30, window: 2, warm: 2000, dur: 10000 },
+    msg: { pairs: 50, window: 8, warm: 1500, dur: 6000 }, bosh: { pairs: 30, window: 2, warm: 1500, dur: 6000 },
     resume: { k: 1000, c: 50 }, scale: { points: [1000, 10000], reps: 1, c: 100 },
   },
 };
@@ -169,10 +169,22 @@ async function rssSample(pid, n = 3) {
   return median(xs);
 }
 
+/**
+ * Accounts to create on a server: all of mode.users where the scale curve runs (its 10k sessions), else
+ * only what the scenarios use (ejabberd creates about 90 accounts/s, so this keeps the full run short).
+ */
+function accountsFor(name) {
+  if (!mode.scale || flag('--no-scale') || name === 'gateway' || flag('--scale-all')) return mode.users;
+  return Math.min(mode.users, Math.max(mode.idle.n, mode.login.n + mode.login.warm, mode.resume.k, 2 * mode.msg.pairs, 2 * mode.bosh.pairs) + mode.warmSessions);
+}
+
+/** How long a server may take to answer one step of a login or resume before the session counts as failed. */
+const ANSWER_TIMEOUT_MS = 15000;
+
 const QUIET_PCT = 25;
 /**
  * Waits (at most maxMs) until the rest of the machine uses less than
- * QUIET_PCT % of a core, sampling /proc/stat over 1 s windows.
+ * QUIET_PCT % of a core, sampling /proc/stat over 0.5 s windows.
  */
 async function waitQuiet(maxMs) {
   if (maxMs <= 0) return undefined;
@@ -181,7 +193,7 @@ async function waitQuiet(maxMs) {
     const m0 = machineBusySeconds();
     const g0 = process.cpuUsage();
     const w0 = now();
-    await sleep(1000);
+    await sleep(500);
     const g = process.cpuUsage(g0);
     const other = (100 * (machineBusySeconds() - m0 - (g.user + g.system) / 1e6)) / ((now() - w0) / 1000);
     if (other < QUIET_PCT || Date.now() - t0 >= maxMs) return { waitedMs: Date.now() - t0, otherPct: Math.round(other) };
@@ -195,7 +207,7 @@ async function freshSources(pool) {
   await pool.each('source', (i) => ({ address: `127.${1 + Math.floor(sourceCounter / 250) % 250}.${1 + (sourceCounter % 250)}.${10 + i}` }));
 }
 
-async function loginAll(pool, url, users, concurrency, timeout = 30000) {
+async function loginAll(pool, url, users, concurrency, timeout = ANSWER_TIMEOUT_MS) {
   const parts = await pool.each('login', (i) => ({ url, users: split(users, pool.workers.length)[i], concurrency: Math.max(1, Math.ceil(concurrency / pool.workers.length)), timeout }));
   return {
     ok: sum(parts, 'ok'), failed: sum(parts, 'failed'), errors: firstErrors(parts), hist: merged(parts),
@@ -207,7 +219,7 @@ async function loginAll(pool, url, users, concurrency, timeout = 30000) {
 async function flows(pool, srv, transport, url, p, firstUser = 0) {
   const users = range(firstUser, firstUser + 2 * p.pairs);
   const parts = splitPairs(users, pool.workers.length);
-  const setup = await pool.each('pairsSetup', (i) => ({ url, transport, users: parts[i], concurrency: 20, timeout: 30000 }));
+  const setup = await pool.each('pairsSetup', (i) => ({ url, transport, users: parts[i], concurrency: 20, timeout: ANSWER_TIMEOUT_MS }));
   if (setup.some((s) => s.notAvailable)) return { notAvailable: true, errors: firstErrors(setup) };
   const failedSetup = sum(setup, 'failed');
   const startAt = now() + 200 + p.warm;
@@ -240,8 +252,9 @@ async function flows(pool, srv, transport, url, p, firstUser = 0) {
  * and BEAM allocator pools) is not charged to the measured sessions.
  */
 async function warmUp(pool, srv, concurrency) {
-  const n = Math.min(mode.warmSessions, mode.users);
-  await loginAll(pool, srv.wsUrl, range(mode.users - n, mode.users), concurrency);
+  const users = accountsFor(srv.name);
+  const n = Math.min(mode.warmSessions, users);
+  await loginAll(pool, srv.wsUrl, range(users - n, users), concurrency);
   await pool.each('closeAll', () => ({}));
   await sleep(1000);
 }
@@ -296,7 +309,7 @@ const SCENARIO_FNS = {
     const setup = await loginAll(pool, srv.wsUrl, range(0, p.k), p.c);
     await sleep(300);
     const stop = meter(srv.pid);
-    const parts = await pool.each('resumeRun', () => ({ url: srv.wsUrl, concurrency: Math.max(1, Math.ceil(p.c / pool.workers.length)), timeout: 30000 }));
+    const parts = await pool.each('resumeRun', () => ({ url: srv.wsUrl, concurrency: Math.max(1, Math.ceil(p.c / pool.workers.length)), timeout: ANSWER_TIMEOUT_MS }));
     const m = stop();
     const hist = merged(parts);
     const ok = sum(parts, 'ok');
@@ -443,6 +456,13 @@ function targets(med) {
   return ['| target | goal | measured (medians) | verdict |', '|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
+/** Where the peers got fewer accounts than the gateway (no scale curve for them), says how many. */
+function accountsNote(meta) {
+  const fewer = Object.entries(meta.accounts ?? {}).filter(([, n]) => n < meta.params.users);
+  if (!fewer.length) return '';
+  return ` on the gateway; ${fewer.map(([name, n]) => `u0…u${n - 1} on ${name}`).join(', ')} (what their scenarios use: the scale curve runs on the gateway only)`;
+}
+
 function scaleTable(rows) {
   if (!rows.length) return '';
   const lines = ['| sessions | server | RSS KiB/session | marginal KiB/session | messages/s | msgs per CPU-s | p50 ms | p99 ms | server CPU % | generator CPU % |', '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
@@ -511,6 +531,7 @@ async function main() {
   const runMeta = {
     mode: modeName, argv, started: new Date().toISOString(), distBuilt: distTime(), commit: commitOf(),
     workers: workerCount, servers: serverNames, params: mode,
+    accounts: Object.fromEntries(serverNames.map((n) => [n, accountsFor(n)])),
   };
   process.stdout.write(`${JSON.stringify({ run: runMeta })}\n`);
   log(`mode ${modeName}: ${mode.reps} repetition(s), servers ${serverNames.join(', ')}, scenarios ${scenarioNames.join(', ') || '(none)'}; work folder ${work}`);
@@ -550,10 +571,10 @@ async function main() {
     if (scenarioNames.includes('ceiling')) all.push(servers['ws-echo'] = new Echo({ dir: join(work, 'echo'), port: await freePort(25480), log }));
 
     // Accounts u0..u(N-1), one password; then the SCRAM key cache of the generator.
-    const users = range(0, mode.users);
     const cache = new KeyCache(PASSWORD);
     for (const name of Object.keys(servers).filter((n) => n !== 'ws-echo')) {
       const srv = servers[name];
+      const users = range(0, accountsFor(name));
       const t = Date.now();
       const salted = await srv.createUsers(users, PASSWORD);
       cache.load(salted);
@@ -748,7 +769,7 @@ This run: \`node bench/run.mjs ${meta.argv.join(' ')}\`.
 ## Setup
 
 - Servers on 127.0.0.1, domain \`localhost\`, one at a time; the load generator is one Node process with ${meta.workers} worker threads on the same ${mach.nproc} cores (its own CPU is reported as "generator CPU %", 100 % = one core; "other CPU %" is what the rest of the machine used meanwhile).
-- Accounts u0…u${m.users - 1}, SCRAM-SHA-1 stored keys with **4096 PBKDF2 iterations on every server**: the gateway with \`SCRAM_ITERATIONS=4096\` (its minimum), ejabberd with \`EJABBERD_PASSWORD_FORMAT=scram\` (fixed 4096), Prosody's account files written directly in mod_auth_internal_hashed's format with \`iteration_count = 4096\` (Prosody uses the stored count; \`prosodyctl register\` would hash with 10000). With SCRAM the server never runs PBKDF2 at login; the client does, and the generator caches SaltedPassword per salt (prepared before measuring, as real clients cache it).
+- Accounts u0…u${m.users - 1}${accountsNote(meta)}, SCRAM-SHA-1 stored keys with **4096 PBKDF2 iterations on every server**: the gateway with \`SCRAM_ITERATIONS=4096\` (its minimum), ejabberd with \`EJABBERD_PASSWORD_FORMAT=scram\` (fixed 4096), Prosody's account files written directly in mod_auth_internal_hashed's format with \`iteration_count = 4096\` (Prosody uses the stored count; \`prosodyctl register\` would hash with 10000). With SCRAM the server never runs PBKDF2 at login; the client does, and the generator caches SaltedPassword per salt (prepared before measuring, as real clients cache it).
 - Every WebSocket session: \`<open/>\` → SASL SCRAM-SHA-1 → restart → bind → \`<enable resume='true'/>\`; every \`<r/>\` is answered with \`<a h/>\`.
 - Gateway: \`node dist/main.js\`, \`LOG_LEVEL=warn\`, defaults otherwise (SM ack_freq 1, WS ping 25 s). Prosody: \`../shared/peers/prosody.sh\` config (logs at info to a file, smacks, no limits). ejabberd: \`../shared/peers/ejabberd.sh\` config, \`EJABBERD_LOGLEVEL=warning\`.
 - login-rate: ${m.login.n} logins, ${m.login.c} at once, after ${m.login.warm} warm-up logins; sessions stay open until the end.
