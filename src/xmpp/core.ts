@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { NS, x, type XmlElement } from '../xml/index.js';
 import { JidError, parseJid } from '../jid/index.js';
 import type { Storage } from '../storage/index.js';
@@ -15,6 +14,7 @@ import type { Conn } from './conn.js';
 import type { Log } from './log.js';
 import type { CoreMetrics } from './metrics-port.js';
 import type { ModuleContext } from './context.js';
+import { randomId } from '../util/random.js';
 
 export interface CoreDeps {
   readonly hosts: readonly string[];
@@ -75,7 +75,7 @@ export function createCore(deps: CoreDeps): Core {
     const to = attrs.to?.toLowerCase();
     const host = to ?? session.host ?? deps.hosts[0]!;
     session.lang = attrs['xml:lang'] ?? session.lang;
-    session.streamId = randomBytes(16).toString('base64url');
+    session.streamId = randomId(16);
     session.notopen = false;
     // RFC 6120 §4.9.1.2: the header goes out before any stream error.
     session.conn?.open({ id: session.streamId, from: hosts.has(host) ? host : deps.hosts[0]!, version: '1.0', lang: session.lang });

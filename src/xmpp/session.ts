@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { XmlElement } from '../xml/index.js';
 import type { Jid } from '../jid/index.js';
 import type { Conn, ConnEvents } from './conn.js';
 import type { StreamError, StreamErrorCondition } from './errors.js';
+import { randomId } from '../util/random.js';
 
 /** Prosody's close(reason): a condition name, `{condition, text}`, or a stanza sent before closing. */
 export type CloseReason = StreamErrorCondition | StreamError | XmlElement | undefined;
@@ -59,7 +59,7 @@ export class Session implements ConnEvents {
   /** The transport the session started on, for logs and metrics. */
   transport: string;
   /** Unique for the life of the process; for logs only. */
-  readonly logId = randomBytes(6).toString('base64url');
+  readonly logId = randomId(6);
   stanzasIn = 0;
   stanzasOut = 0;
   destroyed = false;

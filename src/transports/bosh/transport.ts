@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { XmlError, parseXml, serialize, type XmlElement, type XmlLimits } from '../../xml/index.js';
 import type { Core } from '../../xmpp/core.js';
 import type { Log } from '../../xmpp/log.js';
@@ -9,6 +8,7 @@ import { BoshConn } from './conn.js';
 import type { BoshHost, HttpReply } from './types.js';
 import { onRequest } from './exchange.js';
 import { RidWindow } from './rid-window.js';
+import { randomId } from '../../util/random.js';
 
 export interface BoshOptions {
   /** URL path of the endpoint, e.g. /http-bind. */
@@ -152,7 +152,7 @@ export class BoshTransport {
     const content = req.attrs.content?.trim().toLowerCase();
     return {
       // §19.3: unpredictable, 128 bits from the CSPRNG.
-      sid: randomBytes(16).toString('base64url'),
+      sid: randomId(16),
       creationRid: req.rid,
       wait,
       hold,

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { NS, x } from '../../xml/index.js';
 import { JidError, makeJid, normalizeResource } from '../../jid/index.js';
 import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
 import type { Session } from '../session.js';
+import { randomId } from '../../util/random.js';
 
 export interface BindOptions {
   /** Connected resources one account may hold; more gets resource-constraint (RFC 6120 §7.6.2.1). */
@@ -62,5 +62,5 @@ export function bindSession(ctx: ModuleContext, session: Session, username: stri
 
 /** A server-chosen resource: unguessable and unique (RFC 6120 §7.6.2.1). */
 function generated(): string {
-  return `web-${randomBytes(9).toString('base64url')}`;
+  return `web-${randomId(9)}`;
 }

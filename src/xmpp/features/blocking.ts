@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { NS, x, type XmlElement } from '../../xml/index.js';
 import { JidError, parseJid, tryParseJid, type Jid } from '../../jid/index.js';
 import type { ModuleContext } from '../context.js';
@@ -8,6 +7,7 @@ import { StanzaErrorException, stanzaErrorReply } from '../errors.js';
 import { blocks, type Account } from './roster/account.js';
 import type { RosterService } from './roster/index.js';
 import { hasFrom, isSubscriptionType } from './roster/state.js';
+import { randomId } from '../../util/random.js';
 
 export interface BlockingOptions {
   readonly roster: RosterService;
@@ -103,7 +103,7 @@ export function register(ctx: ModuleContext, opts: BlockingOptions): void {
   function push(account: Account, action: string, jids: Jid[]): void {
     for (const s of ctx.sessions.resources(account.host, account.username)) {
       if (!requested.has(s)) continue;
-      s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: `block-${randomBytes(6).toString('base64url')}`, to: s.full_jid },
+      s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: `block-${randomId(6)}`, to: s.full_jid },
         x(action, { xmlns: NS.BLOCKING }, ...jids.map((j) => x('item', { jid: j.full })))));
     }
   }

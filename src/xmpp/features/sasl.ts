@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { NS, x, type XmlElement } from '../../xml/index.js';
 import { normalizeLocal } from '../../jid/index.js';
 import { ScramServer, SCRAM_MECHANISMS, verifyPassword, type SaslFailureCondition, type ScramCredentials, type ScramStep } from '../sasl/scram.js';
 import { saslprep } from '../sasl/saslprep.js';
 import type { ModuleContext } from '../context.js';
 import type { Session } from '../session.js';
+import { randomId } from '../../util/random.js';
 
 export interface SaslOptions {
   /** Offer PLAIN on streams that are not TLS-protected. */
@@ -138,7 +138,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
    */
   function anonymous(session: Session): void {
     session.anonymous = true;
-    success(session, 'ANONYMOUS', `anon-${randomBytes(12).toString('hex')}`);
+    success(session, 'ANONYMOUS', `anon-${randomId(12, 'hex')}`);
   }
 
   ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {

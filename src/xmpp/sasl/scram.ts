@@ -9,6 +9,7 @@
 import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { saslprep } from './saslprep.js';
+import { randomId } from '../../util/random.js';
 
 export type ScramHash = 'sha1' | 'sha256';
 export const SCRAM_MECHANISMS: Record<string, ScramHash> = {
@@ -287,7 +288,7 @@ export class ScramServer {
   }
 
   #serverNonce(): string {
-    return this.#opts.serverNonce ?? randomBytes(this.#opts.nonceBytes ?? 18).toString('base64');
+    return this.#opts.serverNonce ?? randomId(this.#opts.nonceBytes ?? 18, 'base64');
   }
 
   #fakeCredentials(username: string): ScramCredentials {

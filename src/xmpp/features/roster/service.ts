@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { RosterItem } from '../../../storage/types.js';
 import type { ModuleContext } from '../../context.js';
@@ -11,6 +10,7 @@ import { itemElement, removedItemElement } from './items.js';
 import type { SessionQueues } from './queue.js';
 import type { PresenceRelay } from './relay.js';
 import { hasFrom, sameVisible, type SubState } from './state.js';
+import { randomId } from '../../../util/random.js';
 
 /**
  * What the roster feature shares with presence and blocking: the accounts
@@ -101,5 +101,5 @@ export class RosterService {
 
 /** Push ids only need to be unique per stream; random ones never collide with a client's. */
 function pushId(): string {
-  return `push-${randomBytes(6).toString('base64url')}`;
+  return `push-${randomId(6)}`;
 }

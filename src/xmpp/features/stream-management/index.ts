@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
@@ -7,6 +6,7 @@ import { SmQueue } from './queue.js';
 import type { SmRegistry } from './registry.js';
 import { handOver } from './hand-over.js';
 import { createResume } from './resume.js';
+import { randomId } from '../../../util/random.js';
 
 /** mod_stream_management's options (seed 004), under their names there. */
 export interface SmOptions {
@@ -72,7 +72,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     const resumable = wantsResume && opts.buffer;
     const max = resumable ? Math.min(opts.resume_timeout, requested > 0 ? requested : opts.resume_timeout) : 0;
     // 144 random bits: smids must be unguessable, resumption trusts them.
-    const smid = resumable ? randomBytes(18).toString('base64url') : undefined;
+    const smid = resumable ? randomId(18) : undefined;
     const state: SmState = {
       queue: new SmQueue(), counter_in: 0, buffer_max: opts.buffer_max, ack_freq: opts.ack_freq,
       peer: undefined, smid, max, hibernation: undefined, hibernatedAt: 0, sinceRequest: 0,
