@@ -270,6 +270,20 @@ t.test('saslprep wrapper', async (t) => {
   t.equal(saslprep('I\u00ADX'), 'IX');
   t.equal(saslprep('a\u00A0b'), 'a b');
   t.throws(() => saslprep('\u0007'), /SASLprep/);
+  t.throws(() => saslprep('a\u007f'), /SASLprep/, 'DEL is outside the printable-ASCII shortcut');
+});
+
+t.test('the printable-ASCII shortcut gives what the SASLprep library gives', async (t) => {
+  const { default: library } = await import('@mongodb-js/saslprep');
+  let state = 0x9e3779b9;
+  const rnd = (n: number): number => { state ^= state << 13; state ^= state >>> 17; state ^= state << 5; return (state >>> 0) % n; };
+  let same = 0;
+  for (let k = 0; k < 2000; k++) {
+    const s = Array.from({ length: 1 + rnd(24) }, () => String.fromCharCode(0x20 + rnd(0x5f))).join('');
+    if (saslprep(s) === library(s)) same++;
+    else t.fail(`differs for ${JSON.stringify(s)}`);
+  }
+  t.equal(same, 2000, 'identical for 2000 random printable-ASCII strings, spaces included');
 });
 
 t.test('SASLprep of a string that maps to nothing fails with a plain message', async (t) => {
