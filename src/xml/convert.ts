@@ -6,8 +6,9 @@ import { NS } from './ns.js';
 
 // Turns fast-xml-parser's preserveOrder output into XmlElements. Hand-written because
 // fast-xml-parser has no namespace support (only prefix stripping), does not decode entities
-// here (see entities.ts) and enforces none of XmlLimits except nesting, whose error it does not
-// tell apart from syntax errors. Arrays produced by fast-xml-parser are reused in place.
+// here (see entities.ts) and enforces none of XmlLimits. Depth and attribute count were checked
+// by wellformed.ts before fast-xml-parser ran; the value length is checked here, where values are
+// decoded. Arrays produced by fast-xml-parser are reused in place.
 
 /** preserveOrder entry: {tag: entries, ':@'?: attrs} | {'#text': s} | {'#cdata': [{'#text': s}]} */
 export type FxpEntry = Record<string, unknown>;
@@ -42,22 +43,21 @@ export function convertRoot(entries: FxpEntry[], limits: XmlLimits, defaultNs: s
   const root = entries[0];
   const name = firstKey(root);
   if (name === TEXT_KEY || name === CDATA_KEY) throw notWellFormed('expected a root element');
-  return convertElement(root, name, bind('', defaultNs, XML_BINDING), 1, limits);
+  return convertElement(root, name, bind('', defaultNs, XML_BINDING), limits);
 }
 
-function convertElement(entry: FxpEntry, name: string, scope: Binding, depth: number, limits: XmlLimits): XmlElement {
-  if (depth > limits.maxDepth) throw policyViolation(`elements nested deeper than ${limits.maxDepth}`);
+function convertElement(entry: FxpEntry, name: string, scope: Binding, limits: XmlLimits): XmlElement {
   let attrs = entry[ATTRS_KEY] as Record<string, string> | undefined;
   if (attrs === undefined) attrs = {};
   else scope = readAttrs(attrs, scope, limits);
   const ns = elementNs(name, scope);
   const children = entry[name] as unknown[];
-  convertChildren(children, scope, depth, limits);
+  convertChildren(children, scope, limits);
   return XmlElement.adopt(name, attrs, children as XmlNode[], ns);
 }
 
 /** Replaces each entry of `list` with its XmlNode, merging adjacent text and CDATA. */
-function convertChildren(list: unknown[], scope: Binding, depth: number, limits: XmlLimits): void {
+function convertChildren(list: unknown[], scope: Binding, limits: XmlLimits): void {
   let w = 0;
   for (let r = 0; r < list.length; r++) {
     const entry = list[r] as FxpEntry;
@@ -66,7 +66,7 @@ function convertChildren(list: unknown[], scope: Binding, depth: number, limits:
     if (key === TEXT_KEY) text = decodeText(entry[TEXT_KEY] as string);
     else if (key === CDATA_KEY) text = ((entry[CDATA_KEY] as FxpEntry[])[0]?.[TEXT_KEY] as string | undefined) ?? '';
     else {
-      list[w++] = convertElement(entry, key, scope, depth + 1, limits);
+      list[w++] = convertElement(entry, key, scope, limits);
       continue;
     }
     if (text === '') continue;
@@ -77,12 +77,10 @@ function convertChildren(list: unknown[], scope: Binding, depth: number, limits:
   list.length = w;
 }
 
-/** Decodes values in place, enforces attribute limits and returns the scope with this element's declarations. */
+/** Decodes values in place, enforces the value-length limit and returns the scope with this element's declarations. */
 function readAttrs(attrs: Record<string, string>, scope: Binding, limits: XmlLimits): Binding {
-  let count = 0;
   let prefixed = false;
   for (const name in attrs) {
-    if (++count > limits.maxAttrs) throw policyViolation(`more than ${limits.maxAttrs} attributes`);
     const raw = attrs[name];
     if (raw.length > limits.maxAttrValueLength) {
       throw policyViolation(`attribute value longer than ${limits.maxAttrValueLength}`);

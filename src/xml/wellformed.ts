@@ -58,7 +58,8 @@ export function checkWellFormed(s: string, limits: XmlLimits): void {
 
 /** Past the '<' of a start tag: returns the offset after its '>'. */
 function startTag(scan: Scan, s: string, at: number): number {
-  const { open, limits } = scan;
+  const { open, limits } = scan; // open holds this element's ancestors: its depth is open.length / 2 + 1
+  if (open.length / 2 >= limits.maxDepth) throw policyViolation(`elements nested deeper than ${limits.maxDepth}`);
   const nameEnd = name(s, at);
   scan.attrs.length = 0;
   let i = nameEnd;
@@ -67,13 +68,11 @@ function startTag(scan: Scan, s: string, at: number): number {
     i = skipSpace(s, i);
     const c = s.charCodeAt(i);
     if (c === GT) {
-      if (open.length / 2 >= limits.maxDepth) throw policyViolation(`elements nested deeper than ${limits.maxDepth}`);
       open.push(at, nameEnd - at);
       return i + 1;
     }
     if (c === SLASH) {
       if (s.charCodeAt(i + 1) !== GT) throw notWellFormed('expected ">" after "/" in a start tag');
-      if (open.length / 2 >= limits.maxDepth) throw policyViolation(`elements nested deeper than ${limits.maxDepth}`);
       return i + 2;
     }
     if (!spaced) throw notWellFormed(i === s.length ? 'unterminated start tag' : 'expected white space before an attribute');
