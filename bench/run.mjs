@@ -169,12 +169,17 @@ async function rssSample(pid, n = 3) {
   return median(xs);
 }
 
+/** Whether the scale curve runs on this server: the gateway's only, unless --scale-all. */
+function scalesOn(name) {
+  return Boolean(mode.scale) && !flag('--no-scale') && (name === 'gateway' || flag('--scale-all'));
+}
+
 /**
  * Accounts to create on a server: all of mode.users where the scale curve runs (its 10k sessions), else
  * only what the scenarios use (ejabberd creates about 90 accounts/s, so this keeps the full run short).
  */
 function accountsFor(name) {
-  if (!mode.scale || flag('--no-scale') || name === 'gateway' || flag('--scale-all')) return mode.users;
+  if (scalesOn(name)) return mode.users;
   return Math.min(mode.users, Math.max(mode.idle.n, mode.login.n + mode.login.warm, mode.resume.k, 2 * mode.msg.pairs, 2 * mode.bosh.pairs) + mode.warmSessions);
 }
 
@@ -653,7 +658,7 @@ async function main() {
         for (let rep = 1; rep <= mode.scale.reps; rep++) {
           // The gateway only, unless --scale-all: the curve shows that its cost per session is flat, and
           // 10k logins into each peer would take Prosody and ejabberd about 6 min of the 15 the full run has.
-          for (const name of serverNames.filter((n) => flag('--scale-all') || n === 'gateway')) {
+          for (const name of serverNames.filter(scalesOn)) {
             const line = await runOne(`scale-${total}`, servers[name], rep, (pool, srv) => scalePoint(pool, srv, total));
             scale.push(line);
           }

@@ -58,11 +58,11 @@ export class BoshConn implements Conn {
 
   get ended(): boolean { return this.#ended; }
   get closing(): boolean { return this.#final !== undefined; }
+  get queued(): number { return this.#queue.length; }
+  get sid(): string { return this.params.sid; }
 
   /** §13: the client asked to end the session; the core's close follows. */
   peerTerminated(): void { this.#peerTerminated = true; }
-  get queued(): number { return this.#queue.length; }
-  get sid(): string { return this.params.sid; }
 
   // Conn: calls from the core.
 
