@@ -45,7 +45,8 @@ class WsConn implements Conn {
   }
 
   send(el: XmlElement): void {
-    this.#write(el);
+    // The socket is going: the session hands the stanza over (or XEP-0198 still has it).
+    if (!this.#write(el)) this.session.undelivered([el]);
   }
 
   attach(events: ConnEvents): void {
@@ -71,10 +72,11 @@ class WsConn implements Conn {
 
   get closing(): boolean { return this.#closing !== undefined; }
 
-  #write(el: XmlElement): void {
-    if (this.#ended || this.ws.readyState !== this.ws.OPEN) return;
+  #write(el: XmlElement): boolean {
+    if (this.#ended || this.ws.readyState !== this.ws.OPEN) return false;
     this.#cork();
     this.ws.send(serialize(el));
+    return true;
   }
 
   /**

@@ -49,6 +49,8 @@ export interface ConnEvents {
   streamClosed(): void;
   /** The transport died without a clean close (socket error, dead peer, BOSH inactivity). */
   transportLost(reason: string): void;
+  /** Elements this transport took and could not deliver (its queue at the end, writes after the peer went). */
+  undelivered(elements: XmlElement[]): void;
   /** The transport could not parse what the peer sent. */
   streamError(condition: import('./errors.js').StreamErrorCondition, text?: string): void;
 }
@@ -56,5 +58,5 @@ export interface ConnEvents {
 /** Where a transport's events go once it no longer belongs to a session. */
 export const DETACHED: ConnEvents = {
   notopen: false, destroyed: true, logId: 'detached',
-  streamOpened() {}, element() {}, streamClosed() {}, transportLost() {}, streamError() {},
+  streamOpened() {}, element() {}, streamClosed() {}, transportLost() {}, undelivered() {}, streamError() {},
 };

@@ -3,7 +3,8 @@ import { JidError, parseJid } from '../jid/index.js';
 import type { Storage } from '../storage/index.js';
 import { Hooks } from './hooks.js';
 import type { CoreEvents } from './events.js';
-import { Session, type SessionOwner } from './session.js';
+import { Session, isStanza, type SessionOwner } from './session.js';
+import { handOver } from './hand-over.js';
 import { SessionManager } from './session-manager.js';
 import { Router, isClientStanza } from './router.js';
 import { DiscoRegistry, IqRegistry, NonzaRegistry } from './registry.js';
@@ -15,6 +16,8 @@ import type { Log } from './log.js';
 import type { CoreMetrics } from './metrics-port.js';
 import type { ModuleContext } from './context.js';
 import { randomId } from '../util/random.js';
+
+const UNDELIVERED_NOTE = 'resent: not delivered before the session ended';
 
 export interface CoreDeps {
   readonly hosts: readonly string[];
@@ -173,6 +176,17 @@ export function createCore(deps: CoreDeps): Core {
       session.conn = null;
       destroy(session, { condition: 'connection-timeout', text: reason });
     },
+    undelivered(session, elements) {
+      const stanzas = elements.filter(isStanza);
+      if (stanzas.length === 0) return;
+      const event = { session, stanzas };
+      if (hooks.fire('stanzas-undelivered', event)) return;
+      const at = Date.now();
+      const items = event.stanzas.map((stanza) => ({ stanza, at }));
+      // Not while the session is still routable: a message would come straight back to it.
+      if (session.destroyed) handOver(ctx, session, items, UNDELIVERED_NOTE);
+      else (session.undeliveredStanzas ??= []).push(...items);
+    },
   };
 
   function destroy(session: Session, reason: StreamError | undefined): void {
@@ -183,6 +197,10 @@ export function createCore(deps: CoreDeps): Core {
       hooks.fire('session-destroyed', { session, reason });
     } catch (err) {
       log.error({ err, session: session.logId }, 'error in session-destroyed handler');
+    }
+    if (session.undeliveredStanzas) {
+      handOver(ctx, session, session.undeliveredStanzas, UNDELIVERED_NOTE);
+      session.undeliveredStanzas = undefined;
     }
     const seconds = (Date.now() - session.startedAt) / 1000;
     metrics.sessionEnded(session.transport, seconds);

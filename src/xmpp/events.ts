@@ -26,6 +26,13 @@ export interface CoreEvents {
   'stanza-out': { readonly session: Session; readonly stanza: XmlElement };
   /** Every stanza a client sends, counted before any check (XEP-0198 counts what it received). */
   'stanza-received': { readonly session: Session; readonly stanza: XmlElement };
+  /**
+   * The transport of `session` could not deliver these stanzas (its queue when
+   * the session ended, or a write after the connection went). A feature that
+   * still holds them (XEP-0198's queue) removes them from `stanzas`; what is
+   * left is handed over once the session is gone. True = nothing left.
+   */
+  'stanzas-undelivered': { readonly session: Session; stanzas: XmlElement[] };
   /** A hibernating session got a new transport (XEP-0198 resumption). */
   'session-resumed': { readonly session: Session };
   /** The server is shutting down: features hand over what they hold before sessions close. */

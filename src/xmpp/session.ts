@@ -15,6 +15,8 @@ export interface SessionOwner {
   filterOut(session: Session, stanza: XmlElement): boolean;
   closed(session: Session, reason: StreamError | undefined, clean: boolean): void;
   lost(session: Session, reason: string): void;
+  /** The transport could not deliver `elements` (see ConnEvents.undelivered). */
+  undelivered(session: Session, elements: XmlElement[]): void;
 }
 
 /** Marker for client stanzas: the three kinds of RFC 6120 §8 in jabber:client. */
@@ -63,6 +65,8 @@ export class Session implements ConnEvents {
   stanzasIn = 0;
   stanzasOut = 0;
   destroyed = false;
+  /** Stanzas the transport could not deliver, handed over when the session is gone (see hand-over.ts). */
+  undeliveredStanzas: import('./hand-over.js').Undelivered[] | undefined;
   #closing = false;
 
   constructor(conn: Conn, private readonly owner: SessionOwner) {
@@ -112,5 +116,6 @@ export class Session implements ConnEvents {
   element(el: XmlElement): void { this.owner.dispatchElement(this, el); }
   streamClosed(): void { this.close(); }
   transportLost(reason: string): void { this.owner.lost(this, reason); }
+  undelivered(elements: XmlElement[]): void { this.owner.undelivered(this, elements); }
   streamError(condition: StreamErrorCondition, text?: string): void { this.close(text ? { condition, text } : condition); }
 }

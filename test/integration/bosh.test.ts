@@ -315,6 +315,54 @@ t.test('after the client terminates nothing more is sent to it: a stanza still q
   t.equal(rest.local, 'iq', 'delivered once');
 });
 
+t.test('without stream management, what is still queued when the client terminates is handed over: the message to offline storage, the IQ bounced', async (t) => {
+  await server.addUser('erin', 'erin-secret');
+  const bob = await wsClient(t, 'bob', 'bob-secret', 'sender-nosm');
+  const c = client(t);
+  const jid = await c.login('erin', 'erin-secret', 'bosh-leaving-nosm');
+  await c.send({}, x('presence', { xmlns: NS.CLIENT }));
+  // No request is held now: both wait in the session's queue.
+  bob.ws.send(serialize(chat(jid, 'queued without SM', 'q2')));
+  bob.ws.send(`<iq xmlns='jabber:client' type='get' id='to-leaver' to='${jid}'><query xmlns='jabber:iq:version'/></iq>`);
+  bob.ws.send(serialize(ping('after-q2')));
+  await bob.ws.until((el) => el.local === 'iq' && el.attr('id') === 'after-q2');
+  const res = await c.terminate();
+  t.equal(res.body?.attr('type'), 'terminate', 'the terminate is acknowledged');
+  t.same(payloads(res.body).map((el) => el.local), [], 'nothing is sent after the client said goodbye');
+  const bounced = await bob.ws.until((el) => el.local === 'iq' && el.attr('id') === 'to-leaver');
+  t.equal(bounced.attr('type'), 'error', 'the IQ request nobody will answer comes back as an error');
+  t.ok(bounced.getChild('error')?.getChild('service-unavailable', NS.STANZAS), 'service-unavailable');
+  const next = await wsClient(t, 'erin', 'erin-secret', 'next');
+  next.ws.send(`<presence xmlns='jabber:client'/>`);
+  const msg = await next.ws.until((el) => el.local === 'message');
+  t.equal(msg.getChildText('body'), 'queued without SM', 'the message comes from offline storage');
+  t.ok(msg.getChild('delay', NS.DELAY), 'with a delay stamp');
+  next.ws.send(serialize(ping('after-offline-nosm')));
+  const rest = await next.ws.until((el) => el.local === 'message' || (el.local === 'iq' && el.attr('id') === 'after-offline-nosm'));
+  t.equal(rest.local, 'iq', 'delivered once');
+});
+
+t.test('without stream management, a message queued when the session times out goes to another resource of the account', async (t) => {
+  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', ALLOW_INSECURE_PLAIN: 'true' });
+  t.teardown(() => s.close());
+  await s.addUser('carol', 'carol-secret');
+  await s.addUser('dave', 'dave-secret');
+  const dave = await wsClient(t, 'dave', 'dave-secret', 'sender', s);
+  const other = await wsClient(t, 'carol', 'carol-secret', 'ws-stays', s);
+  other.ws.send(`<presence xmlns='jabber:client'/>`);
+  await other.ws.until((el) => el.local === 'presence' && el.attr('from') === other.jid);
+  const c = client(t, {}, `${s.httpUrl}/http-bind`);
+  const jid = await c.login('carol', 'carol-secret', 'bosh-goes');
+  await c.send({}, x('presence', { xmlns: NS.CLIENT }));
+  // Full-JID message to the BOSH resource, which never polls again.
+  dave.ws.send(serialize(chat(jid, 'for the BOSH tab', 'q3')));
+  await eventually(() => s.app.core.ctx.sessions.size === 2, 'the BOSH session times out');
+  const msg = await other.ws.until((el) => el.local === 'message');
+  t.equal(msg.getChildText('body'), 'for the BOSH tab', 'the undelivered message reaches the resource that is still there');
+  t.equal(msg.attr('from'), dave.jid);
+  t.ok(msg.getChild('delay', NS.DELAY), 'stamped with when it first arrived');
+});
+
 t.test('an unknown sid gets item-not-found with HTTP 200 (§17.2)', async (t) => {
   const c = client(t, { sid: 'no-such-session' });
   expectTerminate(t, await c.send(), 'item-not-found', 200);

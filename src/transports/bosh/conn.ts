@@ -27,6 +27,8 @@ export class BoshConn implements Conn {
   /** Set when the core closed the stream: the terminate body still to deliver. */
   #final: { readonly body: XmlElement; readonly clean: boolean } | undefined;
   #ended = false;
+  /** Payloads of the terminate body while no request has fetched it. */
+  #unfetched: XmlElement[] = [];
   /** The client sent type='terminate' (§13): it reads nothing more. */
   #peerTerminated = false;
   #timer: NodeJS.Timeout | undefined;
@@ -72,7 +74,7 @@ export class BoshConn implements Conn {
   }
 
   send(el: XmlElement): void {
-    if (this.#ended || this.#final) return;
+    if (this.#ended || this.#final) return this.session.undelivered([el]);
     this.#queue.push(el);
     this.scheduleFlush();
   }
@@ -87,13 +89,17 @@ export class BoshConn implements Conn {
     // after the client's own terminate it reads nothing more (strophe.js
     // drops every payload once it is disconnecting; StanzaJS 12 fails with
     // "push() after EOF"), and an SM <r/> there could never be answered. So
-    // those stay undelivered: with XEP-0198 they are unacked and the
-    // session's end hands them over (offline storage or another resource),
-    // as Prosody's mod_bosh sends a bare terminate body too.
-    const payloads = this.#peerTerminated && error === undefined ? [] : this.#takeQueue();
+    // those go back to the session as undelivered, which hands them over
+    // (another resource, offline storage, or an error to the sender) once it
+    // is gone; under XEP-0198 its queue still holds them. Prosody's mod_bosh
+    // sends a bare terminate body too.
+    const unread = this.#peerTerminated && error === undefined;
+    const payloads = unread ? [] : this.#takeQueue();
     this.#final = { body: terminateForStreamError(error, payloads), clean: error === undefined };
+    this.#unfetched = payloads;
     if (this.held.length > 0) this.#deliverFinal();
     else this.rearm(Date.now());
+    if (unread) this.#giveBack(this.#takeQueue());
   }
 
   // The request half (exchange.ts).
@@ -139,6 +145,7 @@ export class BoshConn implements Conn {
   /** The final terminate body, for a request that arrives after the core closed the stream. */
   deliverFinalTo(reply: HttpReply): void {
     reply.send(200, this.params.contentType, serialize(this.#final!.body));
+    this.#unfetched = [];
     this.end();
   }
 
@@ -170,15 +177,26 @@ export class BoshConn implements Conn {
     this.end();
   }
 
-  /** Ends the BOSH session for good: no timer, no held request, no queue is left behind. */
+  /**
+   * Ends the BOSH session for good: no timer, no held request, no queue is
+   * left behind. Payloads no response carried (the queue, a terminate body
+   * nobody fetched) go back to the session as undelivered.
+   */
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#clearTimer();
     this.held.length = 0;
     this.pending.clear();
-    this.#queue = [];
+    const left = this.#takeQueue();
+    left.push(...this.#unfetched);
+    this.#unfetched = [];
     this.host.removed(this);
+    this.#giveBack(left);
+  }
+
+  #giveBack(elements: XmlElement[]): void {
+    if (elements.length > 0) this.session.undelivered(elements);
   }
 
   /** Batches what the core writes in one turn of the event loop into one response. */
@@ -265,6 +283,7 @@ export class BoshConn implements Conn {
     const final = this.#final!;
     const oldest = this.held.shift()!;
     oldest.reply.send(200, this.params.contentType, serialize(final.body));
+    this.#unfetched = [];
     this.#answerAll(serialize(final.clean ? responseBody({}, []) : terminateBody('other-request')));
     this.end();
   }

@@ -4,7 +4,7 @@ import type { Session } from '../../session.js';
 import { parseH } from './counter.js';
 import { SmQueue } from './queue.js';
 import type { SmRegistry } from './registry.js';
-import { handOver } from './hand-over.js';
+import { handOver, type Undelivered } from '../../hand-over.js';
 import { createResume } from './resume.js';
 import { randomId } from '../../../util/random.js';
 
@@ -28,7 +28,7 @@ export interface SmOptions {
 }
 
 /** A buffered stanza and when it was queued, for the XEP-0203 stamp if it must be handed over. */
-export interface Buffered { readonly stanza: XmlElement; readonly at: number }
+export type Buffered = Undelivered;
 
 /** MongooseIM's sm_state record (seed 004), per session with SM enabled. */
 export interface SmState {
@@ -184,8 +184,23 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
       registry.remove(st.smid);
       if (opts.stale_h.enabled) registry.setStaleH(st.smid, st.counter_in, Date.now());
     }
-    handOver(ctx, session, st.queue.drain());
+    handedOver.add(session);
+    handOver(ctx, session, st.queue.drain(), 'resent: not acknowledged by the client');
   }, 50);
+
+  // A stanza the transport could not deliver is in the SM queue already
+  // (every stanza is queued before it is written): it is resent on
+  // resumption or handed over with the queue. Sessions whose queue was
+  // handed over (a terminate body nobody fetched) have nothing more to give.
+  const handedOver = new WeakSet<Session>();
+  ctx.hooks.on('stanzas-undelivered', (event) => {
+    if (handedOver.has(event.session)) return true;
+    const st = states.get(event.session);
+    if (!st) return false;
+    const queued = new Set(st.queue.unacked().map((b) => b.stanza));
+    event.stanzas = event.stanzas.filter((s) => !queued.has(s));
+    return event.stanzas.length === 0;
+  });
 
   ctx.nonzas.register(NS.SM, 'resume', createResume(ctx, opts, registry, states, failed));
 

@@ -1,0 +1,37 @@
+import { NS, x, type XmlElement } from '../xml/index.js';
+import { makeJid } from '../jid/index.js';
+import type { ModuleContext } from './context.js';
+import type { Session } from './session.js';
+
+/** A stanza the client never got, and when it was first meant for it (the XEP-0203 stamp). */
+export interface Undelivered { readonly stanza: XmlElement; readonly at: number }
+
+/**
+ * What happens to stanzas a session never delivered when it ends for good:
+ * XEP-0198 §5's unacked stanzas (resume timeout, buffer overflow, close),
+ * and, for a session without stream management, what its transport still
+ * held (a BOSH queue no request came for, a write to a socket already
+ * closing). Messages are routed again to the account's bare JID — another
+ * available resource, offline storage, or an error to the sender — with a
+ * delay stamp (XEP-0203) of when they first arrived; IQ requests get an
+ * error reply; presence is state and is not replayed. Nothing is silently
+ * dropped. The session must be out of the session table by now, or a
+ * message could be routed straight back to it.
+ */
+export function handOver(ctx: ModuleContext, session: Session, stanzas: readonly Undelivered[], note: string): void {
+  if (stanzas.length === 0 || session.username === undefined || session.host === undefined) return;
+  const bare = makeJid(session.username, session.host);
+  for (const { stanza, at } of stanzas) {
+    const type = stanza.attr('type');
+    if (stanza.name === 'message' && type !== 'error') {
+      // The same stanza object may sit in other sessions' queues: stamp a copy.
+      const copy = stanza.clone();
+      if (!copy.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === session.host)) {
+        copy.append(x('delay', { xmlns: NS.DELAY, from: session.host, stamp: new Date(at).toISOString() }, note));
+      }
+      ctx.router.route(null, copy, bare);
+    } else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) {
+      ctx.router.bounce({ origin: null, stanza, to: bare }, 'service-unavailable', 'the recipient went away before answering');
+    }
+  }
+}
