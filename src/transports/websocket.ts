@@ -4,6 +4,7 @@ import { NS, XmlError, parseXml, serialize, x, type XmlElement, type XmlLimits }
 import type { Conn, ConnEvents, StreamHeader } from '../xmpp/conn.js';
 import type { Core } from '../xmpp/core.js';
 import type { Log } from '../xmpp/log.js';
+import { sessionRouteLogger } from '../http/routes.js';
 
 export interface WebSocketOptions {
   readonly path: string;
@@ -156,6 +157,7 @@ export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSoc
   app.route({
     method: 'GET',
     url: opts.path,
+    childLoggerFactory: sessionRouteLogger,
     preValidation: async (req: FastifyRequest, reply) => {
       if (req.headers.upgrade?.toLowerCase() !== 'websocket') return;
       if (!offersXmpp(req.headers['sec-websocket-protocol'])) {

@@ -5,6 +5,7 @@ import type { Core } from '../../xmpp/core.js';
 import type { Log } from '../../xmpp/log.js';
 import { terminateBody, type TerminalCondition } from './body.js';
 import type { HttpReply } from './types.js';
+import { sessionRouteLogger } from '../../http/routes.js';
 import { BoshTransport, DEFAULT_CONTENT_TYPE, type BoshOptions } from './transport.js';
 
 // Static text, no client data in it.
@@ -82,7 +83,7 @@ export async function registerBosh(app: FastifyInstance, core: Core, opts: BoshO
     });
     scope.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE));
     scope.options('/', async (_req, reply) => reply.code(204).header('allow', 'GET, HEAD, POST, OPTIONS').send());
-    scope.post('/', (req, reply) => {
+    scope.post('/', { childLoggerFactory: sessionRouteLogger }, (req, reply) => {
       transport.handle(req.body as Buffer | undefined, client(req), transport.track(httpReply(reply)));
     });
   }, { prefix: opts.path });
