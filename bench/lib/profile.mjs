@@ -34,6 +34,8 @@ export function summarizeProfile(file, o = {}) {
   const byFn = new Map();
   /** @type {Map<string, number>} */
   const byFile = new Map();
+  /** @type {Map<string, number>} */
+  const byArea = new Map();
   let total = 0;
   let idle = 0;
   for (const [id, us] of selfUs) {
@@ -45,6 +47,8 @@ export function summarizeProfile(file, o = {}) {
     byFn.set(key, (byFn.get(key) ?? 0) + us);
     const fileKey = cf.url ? file : cf.functionName;
     byFile.set(fileKey, (byFile.get(fileKey) ?? 0) + us);
+    const area = areaOf(fileKey);
+    byArea.set(area, (byArea.get(area) ?? 0) + us);
   }
   const busy = total - idle;
   const rank = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, o.top ?? 25);
@@ -54,5 +58,30 @@ export function summarizeProfile(file, o = {}) {
     busyMs: busy / 1000,
     functions: rank(byFn).map(([fn, us]) => ({ fn, selfMs: us / 1000, pctBusy: (100 * us) / busy })),
     files: rank(byFile).map(([file, us]) => ({ file, selfMs: us / 1000, pctBusy: (100 * us) / busy })),
+    areas: [...byArea].sort((a, b) => b[1] - a[1]).map(([area, us]) => ({ area, selfMs: us / 1000, pctBusy: (100 * us) / busy })),
   };
+}
+
+/**
+ * Where self time goes, by what the code is for: a file (or a native
+ * function without one) maps to the first area whose pattern matches.
+ * Native writes are the write(2)/writev(2) system calls of socket writes:
+ * Node tries them synchronously, so the kernel's time is sampled there.
+ */
+const AREAS = [
+  ['socket writes (system calls)', /^(writev|writeUtf8String|writeBuffer|writeLatin1String|writeAsciiString|writeUcs2String)$/],
+  ['garbage collector', /^\(garbage collector\)$/],
+  ['XML (scan, parse, serialize)', /^(dist\/xml\/|node_modules\/(fast-xml-parser|@nodable|path-expression-matcher|strnum)\/)/],
+  ['SQLite reads and writes', /^(dist\/storage\/|node_modules\/better-sqlite3\/)/],
+  ['SCRAM, hashes, random ids', /^(dist\/xmpp\/sasl\/|dist\/util\/random|node:internal\/crypto|node:crypto)/],
+  ['XMPP core and features', /^dist\/(xmpp|transports|http|jid)\//],
+  ['fastify (routing, hooks, logger, proxy-addr)', /^node_modules\/(fastify|@fastify|find-my-way|pino|proxy-addr|light-my-request|avvio|fast-json-stringify|fast-querystring|toad-cache|abstract-logging)\//],
+  ['ws (WebSocket framing, upgrade)', /^node_modules\/ws\//],
+  ['Node net, HTTP, streams, events, timers', /^node:/],
+];
+
+/** @param {string} key a shortened file name or a native function name */
+export function areaOf(key) {
+  for (const [area, re] of AREAS) if (re.test(key)) return area;
+  return 'other (V8 program, native)';
 }
