@@ -62,11 +62,11 @@ async function credentialsOf(dir: string, host: string, username: string): Promi
   }
 }
 
-function verifies(t: Test, c: StoredCredentials | undefined, password: string, what: string): void {
+async function verifies(t: Test, c: StoredCredentials | undefined, password: string, what: string): Promise<void> {
   t.ok(c, `${what}: account exists`);
   if (!c) return;
-  t.ok(verifyPassword('sha1', c['SCRAM-SHA-1'], password), `${what}: SCRAM-SHA-1 verifies`);
-  t.ok(verifyPassword('sha256', c['SCRAM-SHA-256'], password), `${what}: SCRAM-SHA-256 verifies`);
+  t.ok(await verifyPassword('sha1', c['SCRAM-SHA-1'], password), `${what}: SCRAM-SHA-1 verifies`);
+  t.ok(await verifyPassword('sha256', c['SCRAM-SHA-256'], password), `${what}: SCRAM-SHA-256 verifies`);
   t.equal(c['SCRAM-SHA-256'].iterations, 4096, `${what}: configured iteration count`);
 }
 
@@ -97,18 +97,18 @@ t.test('account lifecycle', async (t) => {
   const added = await cli(dir, ['user', 'add', 'Alice@Example.com', '--password', secrets[0]!]);
   t.equal(added.code, 0, added.stderr);
   t.equal(added.stdout, 'created user alice@example.com\n', 'local part normalised');
-  verifies(t, await credentialsOf(dir, 'example.com', 'alice'), secrets[0]!, '--password');
+  await verifies(t, await credentialsOf(dir, 'example.com', 'alice'), secrets[0]!, '--password');
 
   const piped = await cli(dir, ['user', 'add', 'bob@other.org'], { input: `${secrets[1]}\nsecond line is ignored\n` });
   t.equal(piped.code, 0, piped.stderr);
-  verifies(t, await credentialsOf(dir, 'other.org', 'bob'), secrets[1]!, 'stdin');
+  await verifies(t, await credentialsOf(dir, 'other.org', 'bob'), secrets[1]!, 'stdin');
 
   const changed = await cli(dir, ['user', 'passwd', 'alice@example.com'], { input: `${secrets[2]}\r\n` });
   t.equal(changed.code, 0, changed.stderr);
   t.equal(changed.stdout, 'changed password of alice@example.com\n');
   const alice = await credentialsOf(dir, 'example.com', 'alice');
-  verifies(t, alice, secrets[2]!, 'passwd');
-  t.notOk(verifyPassword('sha256', alice!['SCRAM-SHA-256'], secrets[0]!), 'old password no longer works');
+  await verifies(t, alice, secrets[2]!, 'passwd');
+  t.notOk(await verifyPassword('sha256', alice!['SCRAM-SHA-256'], secrets[0]!), 'old password no longer works');
 
   await cli(dir, ['user', 'add', 'carol@example.com', '--password', 'x']);
   const all = await cli(dir, ['user', 'list']);
@@ -171,7 +171,7 @@ t.test('import: 10,000 accounts in one run', async (t) => {
   t.teardown(() => storage.close());
   t.equal((await storage.users.list()).length, 10_000);
   t.equal((await storage.users.list('example.com')).length, 5_000);
-  verifies(t, (await storage.users.get('example.com', 'user4321'))?.credentials, 'pw 4321 with spaces', 'sampled user');
+  await verifies(t, (await storage.users.get('example.com', 'user4321'))?.credentials, 'pw 4321 with spaces', 'sampled user');
 });
 
 t.test('import is all or nothing and names the bad line', async (t) => {
@@ -238,7 +238,7 @@ t.test('prompts twice on a terminal, without echo', async (t) => {
   ok.stdin.write('typed-secret\r');
   t.equal(await added, 0, ok.shown());
   t.notOk(ok.shown().includes('typed-secret'), 'not echoed');
-  verifies(t, (await storage.users.get('example.com', 'tty'))?.credentials, 'typed-secret', 'prompt');
+  await verifies(t, (await storage.users.get('example.com', 'tty'))?.credentials, 'typed-secret', 'prompt');
 
   const mismatch = terminal();
   const failed = runCli(['user', 'passwd', 'tty@example.com'], mismatch.io, deps);

@@ -105,3 +105,28 @@ t.test('a storage failure during authentication is temporary-auth-failure and do
   t.notOk(c.closed, 'the stream stays open for a retry');
   c.close();
 });
+
+t.test("PLAIN's key derivation runs off the event loop: other sessions are answered meanwhile", async (t) => {
+  // The most iterations SCRAM_ITERATIONS allows: PBKDF2 takes a long while, far longer than a round trip.
+  const slow = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '1000000' });
+  t.teardown(() => slow.close());
+  await slow.addUser('carol', 'carol-secret');
+  const open = async () => {
+    const c = await RawWsClient.connect(slow.wsUrl);
+    t.teardown(() => c.close());
+    c.open();
+    await c.next();
+    await c.next();
+    return c;
+  };
+  const a = await open();
+  const b = await open();
+  const order: string[] = [];
+  a.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('carol', 'carol-secret')}</auth>`);
+  const success = a.next().then((el) => { order.push('PLAIN'); return el; });
+  b.send(`<auth xmlns='${NS.SASL}' mechanism='X-MADE-UP'>=</auth>`);
+  const other = b.next().then((el) => { order.push('other'); return el; });
+  t.ok((await success).is('success', NS.SASL), 'the PLAIN login succeeds');
+  t.equal(failureCondition(await other), 'invalid-mechanism', 'the other session got its answer');
+  t.same(order, ['other', 'PLAIN'], 'the other session was answered while PLAIN was still deriving');
+});

@@ -239,15 +239,15 @@ t.test('exchange ordering and lookup errors', async (t) => {
 t.test('verifyPassword (SASL PLAIN)', async (t) => {
   for (const hash of ['sha1', 'sha256'] as const) {
     const creds = deriveCredentials(hash, 'pencil', 4096);
-    t.ok(verifyPassword(hash, creds, 'pencil'), hash);
-    t.notOk(verifyPassword(hash, creds, 'Pencil'), hash);
-    t.notOk(verifyPassword(hash, creds, ''), hash);
-    t.notOk(verifyPassword(hash, creds, 'pen\u0007cil'), 'SASLprep-prohibited password is just false');
-    t.notOk(verifyPassword(hash, { ...creds, serverKey: creds.storedKey }, 'pencil'), 'ServerKey also checked');
+    t.ok(await verifyPassword(hash, creds, 'pencil'), hash);
+    t.notOk(await verifyPassword(hash, creds, 'Pencil'), hash);
+    t.notOk(await verifyPassword(hash, creds, ''), hash);
+    t.notOk(await verifyPassword(hash, creds, 'pen\u0007cil'), 'SASLprep-prohibited password is just false');
+    t.notOk(await verifyPassword(hash, { ...creds, serverKey: creds.storedKey }, 'pencil'), 'ServerKey also checked');
   }
   const mapped = deriveCredentials('sha256', 'I\u00ADX', 4096);
-  t.ok(verifyPassword('sha256', mapped, 'IX'), 'passwords are SASLprepped');
-  t.ok(verifyPassword('sha1', deriveCredentials('sha1', 'low', 1), 'low'), 'low stored iteration counts allowed');
+  t.ok(await verifyPassword('sha256', mapped, 'IX'), 'passwords are SASLprepped');
+  t.ok(await verifyPassword('sha1', deriveCredentials('sha1', 'low', 1), 'low'), 'low stored iteration counts allowed');
 });
 
 t.test('deriveCredentials and deriveCredentialsAsync agree', async (t) => {

@@ -127,7 +127,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
       return failure(session, 'temporary-auth-failure', undefined, false);
     }
     if (session.destroyed) return;
-    if (!user || !verifyPassword('sha1', user.credentials['SCRAM-SHA-1'], pass)) return failure(session, 'not-authorized');
+    const ok = user !== undefined && await verifyPassword('sha1', user.credentials['SCRAM-SHA-1'], pass);
+    if (session.destroyed) return;
+    if (!ok) return failure(session, 'not-authorized');
     if (authzid !== '' && authzid !== `${username}@${session.host}`) return failure(session, 'invalid-authzid');
     success(session, 'PLAIN', username);
   }

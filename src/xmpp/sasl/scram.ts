@@ -77,11 +77,15 @@ export async function deriveCredentialsAsync(
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64');
 const safeEqual = (a: Buffer, b: Buffer): boolean => a.length === b.length && timingSafeEqual(a, b);
 
-/** For SASL PLAIN: re-derive with the stored salt/iterations, compare both keys in constant time. */
-export function verifyPassword(hash: ScramHash, creds: ScramCredentials, password: string): boolean {
+/**
+ * For SASL PLAIN: re-derive with the stored salt/iterations, compare both keys in constant time.
+ * PBKDF2 runs on the libuv thread pool: at 4096+ iterations it takes milliseconds, which on the
+ * event loop would let a stream of PLAIN attempts stall every other session.
+ */
+export async function verifyPassword(hash: ScramHash, creds: ScramCredentials, password: string): Promise<boolean> {
   let derived: ScramCredentials;
   try {
-    derived = deriveCredentials(hash, password, creds.iterations, b64(creds.salt));
+    derived = await deriveCredentialsAsync(hash, password, creds.iterations, b64(creds.salt));
   } catch (err) {
     if (err instanceof RangeError) throw err; // corrupt stored credentials, not a wrong password
     return false; // SASLprep rejected the password, so it cannot be the stored one
