@@ -59,6 +59,17 @@ export interface FakeServer {
 /** Lets queued promise callbacks (storage, SASL) run. */
 export const settle = () => new Promise<void>((r) => setImmediate(r));
 
+/** Whether the server has answered SASL on `conn` (success or failure). */
+export function saslAnswered(conn: FakeConn): boolean {
+  return conn.out.some((el) => el.ns === NS.SASL && (el.local === 'success' || el.local === 'failure'));
+}
+
+/** Waits until `cond` holds, for at most 10 s (the caller checks what it needs afterwards). */
+export async function until(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!cond() && Date.now() < deadline) await new Promise<void>((r) => setTimeout(r, 1));
+}
+
 export async function startFakeServer(env: Record<string, string> = {}): Promise<FakeServer> {
   const storage = createMemoryStorage();
   const config = loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...env });
@@ -78,7 +89,8 @@ export async function startFakeServer(env: Record<string, string> = {}): Promise
       const c = connect();
       c.session.streamOpened({ to: 'localhost', version: '1.0' });
       c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${username}\0${password}`).toString('base64')}</auth>`);
-      for (let i = 0; i < 50 && c.session.type !== 'c2s'; i++) await settle();
+      // PLAIN's PBKDF2 runs on the thread pool: wait for the SASL answer itself, not a number of ticks.
+      await until(() => saslAnswered(c.conn));
       if (c.session.type !== 'c2s') throw new Error(`login failed: ${c.conn.out.map(String).join('')}`);
       c.session.streamOpened({ to: 'localhost', version: '1.0' });
       c.send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);

@@ -5,7 +5,7 @@
  * timeout, shutdown) lands unacked messages offline exactly once.
  */
 import t from 'tap';
-import { FakeConn, startFakeServer, settle, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { FakeConn, saslAnswered, startFakeServer, settle, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import { loadConfig } from '../../src/config/index.js';
@@ -334,7 +334,7 @@ t.test('at shutdown with SQLite, the unacked messages are written before the dat
     const send = (xml: string) => conn.events!.element(parseXml(xml, undefined, NS.CLIENT));
     session.streamOpened({ to: 'localhost', version: '1.0' });
     send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0pw`).toString('base64')}</auth>`);
-    for (let i = 0; i < 50 && session.type !== 'c2s'; i++) await settle();
+    await until(() => saslAnswered(conn), 'the SASL answer');
     session.streamOpened({ to: 'localhost', version: '1.0' });
     send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
     await settled();

@@ -133,9 +133,9 @@ for (const [name, open] of Object.entries(backends)) {
 
 t.test('deriveStoredCredentials', async (t) => {
   const c = await deriveStoredCredentials('correct horse', 4096);
-  t.ok(verifyPassword('sha1', c['SCRAM-SHA-1'], 'correct horse'));
-  t.ok(verifyPassword('sha256', c['SCRAM-SHA-256'], 'correct horse'));
-  t.notOk(verifyPassword('sha256', c['SCRAM-SHA-256'], 'wrong'));
+  t.ok(await verifyPassword('sha1', c['SCRAM-SHA-1'], 'correct horse'));
+  t.ok(await verifyPassword('sha256', c['SCRAM-SHA-256'], 'correct horse'));
+  t.notOk(await verifyPassword('sha256', c['SCRAM-SHA-256'], 'wrong'));
   t.equal(c['SCRAM-SHA-1'].iterations, 4096);
   t.not(c['SCRAM-SHA-1'].salt, c['SCRAM-SHA-256'].salt, 'each hash gets its own salt');
   await t.rejects(deriveStoredCredentials('', 4096), InvalidPasswordError);
@@ -229,7 +229,7 @@ t.test('sqlite: no password ever reaches the database files', async (t) => {
   await storage.users.setCredentials('example.com', 'alice', await deriveStoredCredentials(passwords[1]!, 4096));
   assertAbsent('while open (WAL not yet checkpointed)');
   const stored = (await storage.users.get('example.com', 'alice'))!.credentials;
-  t.ok(verifyPassword('sha256', stored['SCRAM-SHA-256'], passwords[1]!), 'stored keys still verify after the round trip');
+  t.ok(await verifyPassword('sha256', stored['SCRAM-SHA-256'], passwords[1]!), 'stored keys still verify after the round trip');
   await storage.close();
   assertAbsent('after close');
 });
