@@ -114,7 +114,10 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
     async shutdown() {
       ready = false;
       core.shutdown();
-      // Unacked messages of the closed sessions are being stored offline.
+      // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
+      // their sessions, to be stored offline with the rest before the flush.
+      bosh.shutdown();
+      // Unacked and undelivered messages of the closed sessions are being stored offline.
       await offlineMessages.flush();
       streamManagement.dispose();
       await http.close();

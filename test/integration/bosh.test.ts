@@ -5,6 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
+import { openSqliteStorage } from '../../src/storage/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads, post, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
@@ -614,6 +615,29 @@ t.test('a held request the client drops counts as answered: later stanzas wait f
   await eventually(() => s.app.bosh.stats().queued === 1, 'the message is queued');
   const res = await c.send();
   t.equal(payloads(res.body).find((p) => p.local === 'message')?.getChildText('body'), 'kept', 'the next request carries it');
+});
+
+t.test('at shutdown, a message waiting for a request that will never come is stored offline (no XEP-0198)', async (t) => {
+  const dir = t.testdir();
+  const storage = openSqliteStorage(dir);
+  // A networked backend answers later than better-sqlite3 does: shutdown must wait for the write.
+  const { push } = storage.offline;
+  storage.offline = { ...storage.offline, push: async (...args) => { await sleep(200); return push(...args); } };
+  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true' }, storage);
+  await s.addUser('carol', 'carol-secret');
+  await s.addUser('dave', 'dave-secret');
+  const dave = await wsClient(t, 'dave', 'dave-secret', 'sender', s);
+  const c = client(t, {}, `${s.httpUrl}/http-bind`);
+  const jid = await c.login('carol', 'carol-secret', 'bosh');
+  await c.send({}, x('presence', { xmlns: NS.CLIENT }));
+  dave.ws.send(serialize(chat(jid, 'before the restart', 'q4')));
+  await eventually(() => s.app.bosh.stats().queued === 1, 'the message waits in the BOSH queue');
+  await s.close();
+  const reopened = openSqliteStorage(dir);
+  t.teardown(() => reopened.close());
+  const stored = await reopened.offline.list('localhost', 'carol');
+  t.equal(stored.length, 1, 'one message stored before the database closed');
+  t.match(stored[0]?.stanza, /before the restart/, 'the one that was waiting');
 });
 
 t.test('shutdown answers held requests with system-shutdown at once', async (t) => {
