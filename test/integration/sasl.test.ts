@@ -130,3 +130,30 @@ t.test("PLAIN's key derivation runs off the event loop: other sessions are answe
   t.equal(failureCondition(await other), 'invalid-mechanism', 'the other session got its answer');
   t.same(order, ['other', 'PLAIN'], 'the other session was answered while PLAIN was still deriving');
 });
+
+t.test('while PLAIN derives, <abort/> and a second <auth/> end that exchange: its result is never sent, and the next attempt stands alone', async (t) => {
+  const slow = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '1000000', SASL_MAX_FAILURES: '5' });
+  t.teardown(() => slow.close());
+  await slow.addUser('carol', 'carol-secret');
+  const good = `<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('carol', 'carol-secret')}</auth>`;
+  for (const [interruption, frame, condition] of [
+    ['abort', `<abort xmlns='${NS.SASL}'/>`, 'aborted'],
+    ['a second auth', good, 'malformed-request'],
+  ] as const) {
+    const c = await RawWsClient.connect(slow.wsUrl);
+    t.teardown(() => c.close());
+    c.open();
+    await c.next();
+    await c.next();
+    c.send(good);
+    c.send(frame);
+    const first = await c.next();
+    t.equal(failureCondition(first), condition, `${interruption}: answered with ${condition}`);
+    // A third attempt; if the interrupted one still answered, its <success/> would come first.
+    c.send(good);
+    t.ok((await c.next()).is('success', NS.SASL), `${interruption}: the next attempt succeeds`);
+    c.open();
+    t.equal((await c.next()).local, 'open', `${interruption}: nothing in between: the restarted stream's header comes next`);
+    t.ok((await c.next()).getChild('bind', NS.BIND), `${interruption}: then features with bind`);
+  }
+});

@@ -108,7 +108,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
     });
   }
 
-  async function plain(session: Session, message: string): Promise<void> {
+  async function plain(session: Session, ex: Exchange, message: string): Promise<void> {
+    // After each await: an <abort/>, a failure or the session's end may have ended this exchange.
+    const current = (): boolean => stateOf(session).exchange === ex && !session.destroyed;
     // RFC 4616 §2: [authzid] NUL authcid NUL passwd
     const parts = message.split('\0');
     if (parts.length !== 3 || parts[1] === '' || parts[2] === '') return failure(session, 'malformed-request');
@@ -126,9 +128,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
       ctx.log.warn({ err, session: session.logId }, 'credential lookup failed');
       return failure(session, 'temporary-auth-failure', undefined, false);
     }
-    if (session.destroyed) return;
+    if (!current()) return;
     const ok = user !== undefined && await verifyPassword('sha1', user.credentials['SCRAM-SHA-1'], pass);
-    if (session.destroyed) return;
+    if (!current()) return;
     if (!ok) return failure(session, 'not-authorized');
     if (authzid !== '' && authzid !== `${username}@${session.host}`) return failure(session, 'invalid-authzid');
     success(session, 'PLAIN', username);
@@ -145,6 +147,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
 
   ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
     if (session.type !== 'c2s_unauthed') return failure(session, 'aborted', 'already authenticated', false);
+    // A new <auth/> while the server still works on the last one: refused (it counts as a failure
+    // and ends that exchange too), so pipelined guesses cannot start key derivations without limit.
+    if (stateOf(session).exchange?.stage === 'busy') return failure(session, 'malformed-request', 'an authentication exchange is in progress');
     const mechanism = el.attr('mechanism') ?? '';
     const hash = SCRAM_MECHANISMS[mechanism];
     if (mechanism === 'PLAIN' && !plainAllowed(session)) return failure(session, 'encryption-required', 'PLAIN needs a TLS-protected connection');
@@ -157,7 +162,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
     if (mechanism === 'PLAIN') {
       if (initial === undefined) return session.write(x('challenge', { xmlns: NS.SASL }));
       ex.stage = 'busy';
-      return ctx.guard(session, undefined, () => plain(session, initial));
+      return ctx.guard(session, undefined, () => plain(session, ex, initial));
     }
     ex.scram = new ScramServer(hash!, lookup(session, mechanism), {
       unknownUserIterations: opts.scramIterations,
@@ -176,7 +181,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
     if (data === null) return;
     if (ex.mechanism === 'PLAIN') {
       ex.stage = 'busy';
-      return ctx.guard(session, undefined, () => plain(session, data ?? ''));
+      return ctx.guard(session, undefined, () => plain(session, ex, data ?? ''));
     }
     if (ex.stage === 'awaiting-first') return scramFirst(session, ex, data ?? '');
     onScramStep(session, ex, ex.scram!.finish(data ?? ''));
