@@ -3,7 +3,11 @@ import { makeJid } from '../jid/index.js';
 import type { ModuleContext } from './context.js';
 import type { Session } from './session.js';
 
-/** A stanza the client never got, and when it was first meant for it (the XEP-0203 stamp). */
+/**
+ * A stanza the client never got, and the time for its XEP-0203 stamp: when stream management
+ * queued it, or (without stream management) when the transport gave it back, which for a BOSH
+ * queue can be up to the session's `wait` or inactivity period after it arrived.
+ */
 export interface Undelivered { readonly stanza: XmlElement; readonly at: number }
 
 /**
@@ -13,7 +17,7 @@ export interface Undelivered { readonly stanza: XmlElement; readonly at: number 
  * held (a BOSH queue no request came for, a write to a socket already
  * closing). Messages are routed again to the account's bare JID — another
  * available resource, offline storage, or an error to the sender — with a
- * delay stamp (XEP-0203) of when they first arrived; IQ requests get an
+ * delay stamp (XEP-0203, see Undelivered); IQ requests get an
  * error reply; presence is state and is not replayed. Nothing is silently
  * dropped. The session must be out of the session table by now, or a
  * message could be routed straight back to it.

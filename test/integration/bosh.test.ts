@@ -361,7 +361,7 @@ t.test('without stream management, a message queued when the session times out g
   const msg = await other.ws.until((el) => el.local === 'message');
   t.equal(msg.getChildText('body'), 'for the BOSH tab', 'the undelivered message reaches the resource that is still there');
   t.equal(msg.attr('from'), dave.jid);
-  t.ok(msg.getChild('delay', NS.DELAY), 'stamped with when it first arrived');
+  t.ok(msg.getChild('delay', NS.DELAY), 'with a delay stamp');
 });
 
 t.test('an unknown sid gets item-not-found with HTTP 200 (§17.2)', async (t) => {
@@ -638,6 +638,28 @@ t.test('at shutdown, a message waiting for a request that will never come is sto
   const stored = await reopened.offline.list('localhost', 'carol');
   t.equal(stored.length, 1, 'one message stored before the database closed');
   t.match(stored[0]?.stanza, /before the restart/, 'the one that was waiting');
+});
+
+t.test('at shutdown, with XEP-0198 enabled but SM_BUFFER=false, a message waiting in the BOSH queue is stored offline too', async (t) => {
+  const dir = t.testdir();
+  const storage = openSqliteStorage(dir);
+  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_BUFFER: 'false' }, storage);
+  await s.addUser('carol', 'carol-secret');
+  await s.addUser('dave', 'dave-secret');
+  const dave = await wsClient(t, 'dave', 'dave-secret', 'sender', s);
+  const c = client(t, {}, `${s.httpUrl}/http-bind`);
+  const jid = await c.login('carol', 'carol-secret', 'bosh');
+  const enabled = await c.send({}, x('presence', { xmlns: NS.CLIENT }), x('enable', { xmlns: NS.SM }));
+  t.ok(payloads(enabled.body).some((el) => el.local === 'enabled' && el.ns === NS.SM), 'SM is enabled (acks only)');
+  dave.ws.send(serialize(chat(jid, 'acks but no buffer', 'q5')));
+  dave.ws.send(serialize(ping('after-q5')));
+  await dave.ws.until((el) => el.local === 'iq' && el.attr('id') === 'after-q5'); // routing is done by now
+  await s.close();
+  const reopened = openSqliteStorage(dir);
+  t.teardown(() => reopened.close());
+  const stored = await reopened.offline.list('localhost', 'carol');
+  t.equal(stored.length, 1, 'one message stored');
+  t.match(stored[0]?.stanza, /acks but no buffer/, 'the one that was waiting');
 });
 
 t.test('shutdown answers held requests with system-shutdown at once', async (t) => {

@@ -184,21 +184,24 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
       registry.remove(st.smid);
       if (opts.stale_h.enabled) registry.setStaleH(st.smid, st.counter_in, Date.now());
     }
-    handedOver.add(session);
-    handOver(ctx, session, st.queue.drain(), 'resent: not acknowledged by the client');
+    const drained = st.queue.drain();
+    if (drained.length > 0) handedOver.set(session, new Set(drained.map((b) => b.stanza)));
+    handOver(ctx, session, drained, 'resent: not acknowledged by the client');
   }, 50);
 
-  // A stanza the transport could not deliver is in the SM queue already
-  // (every stanza is queued before it is written): it is resent on
-  // resumption or handed over with the queue. Sessions whose queue was
-  // handed over (a terminate body nobody fetched) have nothing more to give.
-  const handedOver = new WeakSet<Session>();
+  // A stanza the transport could not deliver may still be in the SM queue
+  // (with `buffer`, every stanza after <enable/> is queued before it is
+  // written): then it is resent on resumption or handed over with the
+  // queue, and the transport's report of it is dropped here. So is a report
+  // that comes after the queue was handed over (a terminate body nobody
+  // fetched) for the stanzas that queue held. Anything else (sent before
+  // <enable/>, or `buffer` off) is left to the core's hand-over.
+  const handedOver = new WeakMap<Session, ReadonlySet<XmlElement>>();
   ctx.hooks.on('stanzas-undelivered', (event) => {
-    if (handedOver.has(event.session)) return true;
     const st = states.get(event.session);
-    if (!st) return false;
-    const queued = new Set(st.queue.unacked().map((b) => b.stanza));
-    event.stanzas = event.stanzas.filter((s) => !queued.has(s));
+    const held = st ? new Set(st.queue.unacked().map((b) => b.stanza)) : handedOver.get(event.session);
+    if (!held || held.size === 0) return false;
+    event.stanzas = event.stanzas.filter((s) => !held.has(s));
     return event.stanzas.length === 0;
   });
 
