@@ -291,6 +291,18 @@ t.test('terminate alone: the server sends unavailable presence on behalf of an a
   t.ok(gone);
 });
 
+/** Logs `user` in over WebSocket and expects `body` from offline storage, delay-stamped, exactly once. */
+async function expectOfflineOnce(tt: Test, user: string, password: string, body: string): Promise<void> {
+  const next = await wsClient(tt, user, password, 'next');
+  next.ws.send(`<presence xmlns='jabber:client'/>`);
+  const msg = await next.ws.until((el) => el.local === 'message');
+  tt.equal(msg.getChildText('body'), body, 'the undelivered message comes from offline storage');
+  tt.ok(msg.getChild('delay', NS.DELAY), 'with a delay stamp');
+  next.ws.send(serialize(ping('after-offline')));
+  const rest = await next.ws.until((el) => el.local === 'message' || (el.local === 'iq' && el.attr('id') === 'after-offline'));
+  tt.equal(rest.local, 'iq', 'delivered once');
+}
+
 t.test('after the client terminates nothing more is sent to it: a stanza still queued stays unacked under SM and reaches the next login from offline storage', async (t) => {
   await server.addUser('dora', 'dora-secret');
   const bob = await wsClient(t, 'bob', 'bob-secret', 'sender');
@@ -306,14 +318,7 @@ t.test('after the client terminates nothing more is sent to it: a stanza still q
   t.equal(res.body?.attr('type'), 'terminate', 'the terminate is acknowledged');
   t.same(payloads(res.body).map((el) => el.local), [], 'no payload after the client said goodbye (no message, no <r/>)');
   await eventually(() => server.app.core.ctx.sessions.get('localhost', 'dora', 'bosh-sm-leaving') === undefined, 'the session is gone');
-  const next = await wsClient(t, 'dora', 'dora-secret', 'next');
-  next.ws.send(`<presence xmlns='jabber:client'/>`);
-  const msg = await next.ws.until((el) => el.local === 'message');
-  t.equal(msg.getChildText('body'), 'still queued', 'the undelivered message comes from offline storage');
-  t.ok(msg.getChild('delay', NS.DELAY), 'with a delay stamp');
-  next.ws.send(serialize(ping('after-offline')));
-  const rest = await next.ws.until((el) => el.local === 'message' || (el.local === 'iq' && el.attr('id') === 'after-offline'));
-  t.equal(rest.local, 'iq', 'delivered once');
+  await expectOfflineOnce(t, 'dora', 'dora-secret', 'still queued');
 });
 
 t.test('without stream management, what is still queued when the client terminates is handed over: the message to offline storage, the IQ bounced', async (t) => {
@@ -333,14 +338,7 @@ t.test('without stream management, what is still queued when the client terminat
   const bounced = await bob.ws.until((el) => el.local === 'iq' && el.attr('id') === 'to-leaver');
   t.equal(bounced.attr('type'), 'error', 'the IQ request nobody will answer comes back as an error');
   t.ok(bounced.getChild('error')?.getChild('service-unavailable', NS.STANZAS), 'service-unavailable');
-  const next = await wsClient(t, 'erin', 'erin-secret', 'next');
-  next.ws.send(`<presence xmlns='jabber:client'/>`);
-  const msg = await next.ws.until((el) => el.local === 'message');
-  t.equal(msg.getChildText('body'), 'queued without SM', 'the message comes from offline storage');
-  t.ok(msg.getChild('delay', NS.DELAY), 'with a delay stamp');
-  next.ws.send(serialize(ping('after-offline-nosm')));
-  const rest = await next.ws.until((el) => el.local === 'message' || (el.local === 'iq' && el.attr('id') === 'after-offline-nosm'));
-  t.equal(rest.local, 'iq', 'delivered once');
+  await expectOfflineOnce(t, 'erin', 'erin-secret', 'queued without SM');
 });
 
 t.test('without stream management, a message queued when the session times out goes to another resource of the account', async (t) => {
@@ -617,49 +615,35 @@ t.test('a held request the client drops counts as answered: later stanzas wait f
   t.equal(payloads(res.body).find((p) => p.local === 'message')?.getChildText('body'), 'kept', 'the next request carries it');
 });
 
-t.test('at shutdown, a message waiting for a request that will never come is stored offline (no XEP-0198)', async (t) => {
-  const dir = t.testdir();
-  const storage = openSqliteStorage(dir);
-  // A networked backend answers later than better-sqlite3 does: shutdown must wait for the write.
-  const { push } = storage.offline;
-  storage.offline = { ...storage.offline, push: async (...args) => { await sleep(200); return push(...args); } };
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true' }, storage);
-  await s.addUser('carol', 'carol-secret');
-  await s.addUser('dave', 'dave-secret');
-  const dave = await wsClient(t, 'dave', 'dave-secret', 'sender', s);
-  const c = client(t, {}, `${s.httpUrl}/http-bind`);
-  const jid = await c.login('carol', 'carol-secret', 'bosh');
-  await c.send({}, x('presence', { xmlns: NS.CLIENT }));
-  dave.ws.send(serialize(chat(jid, 'before the restart', 'q4')));
-  await eventually(() => s.app.bosh.stats().queued === 1, 'the message waits in the BOSH queue');
-  await s.close();
-  const reopened = openSqliteStorage(dir);
-  t.teardown(() => reopened.close());
-  const stored = await reopened.offline.list('localhost', 'carol');
-  t.equal(stored.length, 1, 'one message stored before the database closed');
-  t.match(stored[0]?.stanza, /before the restart/, 'the one that was waiting');
-});
-
-t.test('at shutdown, with XEP-0198 enabled but SM_BUFFER=false, a message waiting in the BOSH queue is stored offline too', async (t) => {
-  const dir = t.testdir();
-  const storage = openSqliteStorage(dir);
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_BUFFER: 'false' }, storage);
-  await s.addUser('carol', 'carol-secret');
-  await s.addUser('dave', 'dave-secret');
-  const dave = await wsClient(t, 'dave', 'dave-secret', 'sender', s);
-  const c = client(t, {}, `${s.httpUrl}/http-bind`);
-  const jid = await c.login('carol', 'carol-secret', 'bosh');
-  const enabled = await c.send({}, x('presence', { xmlns: NS.CLIENT }), x('enable', { xmlns: NS.SM }));
-  t.ok(payloads(enabled.body).some((el) => el.local === 'enabled' && el.ns === NS.SM), 'SM is enabled (acks only)');
-  dave.ws.send(serialize(chat(jid, 'acks but no buffer', 'q5')));
-  dave.ws.send(serialize(ping('after-q5')));
-  await dave.ws.until((el) => el.local === 'iq' && el.attr('id') === 'after-q5'); // routing is done by now
-  await s.close();
-  const reopened = openSqliteStorage(dir);
-  t.teardown(() => reopened.close());
-  const stored = await reopened.offline.list('localhost', 'carol');
-  t.equal(stored.length, 1, 'one message stored');
-  t.match(stored[0]?.stanza, /acks but no buffer/, 'the one that was waiting');
+t.test('at shutdown, a message waiting in the BOSH queue for a request that will never come is stored offline', async (t) => {
+  // Without XEP-0198, and with it but SM_BUFFER=false (acks only: SM's queue never held the message).
+  for (const [label, env, enable] of [
+    ['no XEP-0198', {}, false],
+    ['XEP-0198 with SM_BUFFER=false', { SM_BUFFER: 'false' }, true],
+  ] as const) {
+    const dir = t.testdir();
+    const storage = openSqliteStorage(dir);
+    // A networked backend answers later than better-sqlite3 does: shutdown must wait for the write.
+    const { push } = storage.offline;
+    storage.offline = { ...storage.offline, push: async (...args) => { await sleep(200); return push(...args); } };
+    const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', ...env }, storage);
+    await s.addUser('carol', 'carol-secret');
+    await s.addUser('dave', 'dave-secret');
+    const dave = await wsClient(t, 'dave', 'dave-secret', 'sender', s);
+    const c = client(t, {}, `${s.httpUrl}/http-bind`);
+    const jid = await c.login('carol', 'carol-secret', 'bosh');
+    const started = await c.send({}, x('presence', { xmlns: NS.CLIENT }), ...(enable ? [x('enable', { xmlns: NS.SM })] : []));
+    if (enable) t.ok(payloads(started.body).some((el) => el.local === 'enabled' && el.ns === NS.SM), `${label}: SM is enabled`);
+    dave.ws.send(serialize(chat(jid, `before the restart (${label})`, 'q4')));
+    dave.ws.send(serialize(ping('after-q4')));
+    await dave.ws.until((el) => el.local === 'iq' && el.attr('id') === 'after-q4'); // routing is done by now
+    await s.close();
+    const reopened = openSqliteStorage(dir);
+    const stored = await reopened.offline.list('localhost', 'carol');
+    await reopened.close();
+    t.equal(stored.length, 1, `${label}: one message stored before the database closed`);
+    t.match(stored[0]?.stanza, `before the restart (${label})`, `${label}: the one that was waiting`);
+  }
 });
 
 t.test('shutdown answers held requests with system-shutdown at once', async (t) => {
