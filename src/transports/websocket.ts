@@ -50,6 +50,8 @@ class WsConn implements Conn {
     if (!this.#write(el)) this.session.undelivered([el]);
   }
 
+  get bufferedBytes(): number { return this.ws.bufferedAmount; }
+
   attach(events: ConnEvents): void {
     this.session = events;
   }

@@ -23,6 +23,12 @@ export interface Conn {
   open(header: StreamHeader): void;
   /** Write one top-level element. */
   send(el: XmlElement): void;
+  /**
+   * Bytes this transport has taken and not yet handed to the peer (a
+   * WebSocket's bufferedAmount; a BOSH session's queued payloads). Flow
+   * control reads it: work that produces output waits while it is high.
+   */
+  readonly bufferedBytes: number;
   /** Write an optional stream error, then the closing framing, then end the transport. */
   close(error?: XmlElement): void;
   /**
@@ -51,6 +57,8 @@ export interface ConnEvents {
   transportLost(reason: string): void;
   /** Elements this transport took and could not deliver (its queue at the end, writes after the peer went). */
   undelivered(elements: XmlElement[]): void;
+  /** The transport's output backlog (bufferedBytes) went below its low-water mark after being above it. */
+  drained(): void;
   /** The transport could not parse what the peer sent. */
   streamError(condition: import('./errors.js').StreamErrorCondition, text?: string): void;
 }
@@ -58,5 +66,5 @@ export interface ConnEvents {
 /** Where a transport's events go once it no longer belongs to a session. */
 export const DETACHED: ConnEvents = {
   notopen: false, destroyed: true, logId: 'detached',
-  streamOpened() {}, element() {}, streamClosed() {}, transportLost() {}, undelivered() {}, streamError() {},
+  streamOpened() {}, element() {}, streamClosed() {}, transportLost() {}, undelivered() {}, drained() {}, streamError() {},
 };

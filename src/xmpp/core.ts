@@ -176,6 +176,9 @@ export function createCore(deps: CoreDeps): Core {
       session.conn = null;
       destroy(session, { condition: 'connection-timeout', text: reason });
     },
+    drained(session) {
+      if (!session.destroyed) hooks.fire('session-drained', { session });
+    },
     undelivered(session, elements) {
       const stanzas = elements.filter(isStanza);
       if (stanzas.length === 0) return;

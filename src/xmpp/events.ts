@@ -33,6 +33,8 @@ export interface CoreEvents {
    * left is handed over once the session is gone. True = nothing left.
    */
   'stanzas-undelivered': { readonly session: Session; stanzas: XmlElement[] };
+  /** The session's transport drained its output backlog: work waiting for room may go on (flow control). */
+  'session-drained': { readonly session: Session };
   /** A hibernating session got a new transport (XEP-0198 resumption). */
   'session-resumed': { readonly session: Session };
   /** The server is shutting down: features hand over what they hold before sessions close. */

@@ -17,6 +17,8 @@ export interface SessionOwner {
   lost(session: Session, reason: string): void;
   /** The transport could not deliver `elements` (see ConnEvents.undelivered). */
   undelivered(session: Session, elements: XmlElement[]): void;
+  /** The transport's output backlog drained (see ConnEvents.drained). */
+  drained(session: Session): void;
 }
 
 /** Marker for client stanzas: the three kinds of RFC 6120 §8 in jabber:client. */
@@ -117,5 +119,6 @@ export class Session implements ConnEvents {
   streamClosed(): void { this.close(); }
   transportLost(reason: string): void { this.owner.lost(this, reason); }
   undelivered(elements: XmlElement[]): void { this.owner.undelivered(this, elements); }
+  drained(): void { this.owner.drained(this); }
   streamError(condition: StreamErrorCondition, text?: string): void { this.close(text ? { condition, text } : condition); }
 }

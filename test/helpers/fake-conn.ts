@@ -15,6 +15,8 @@ export class FakeConn implements Conn {
   readonly out: XmlElement[] = [];
   events: ConnEvents | undefined;
   closed = false;
+  /** What the test says is still unwritten (flow control reads it). */
+  bufferedBytes = 0;
   #read = 0;
 
   constructor(readonly secure = true, readonly ip = '192.0.2.1') {}

@@ -61,6 +61,8 @@ export class BoshConn implements Conn {
   get ended(): boolean { return this.#ended; }
   get closing(): boolean { return this.#final !== undefined; }
   get queued(): number { return this.#queue.length; }
+  /** Not yet counted in bytes: flow control (issue 10) gives BOSH a byte-bounded queue. */
+  get bufferedBytes(): number { return 0; }
   get sid(): string { return this.params.sid; }
 
   /** §13: the client asked to end the session; the core's close follows. */
