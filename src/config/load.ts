@@ -35,7 +35,8 @@ function parseValue(spec: OptionSpec, raw: string): Parsed {
       const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
       const expected = `a comma-separated list of ${spec.expected ?? 'values'}${spec.minItems > 0 ? ` (at least ${spec.minItems})` : ''}`;
       if (items.length < spec.minItems) return { ok: false, expected };
-      if (spec.item && !items.every((i) => spec.item!.test(i))) return { ok: false, expected };
+      const valid = typeof spec.item === 'function' ? spec.item : spec.item ? (i: string) => (spec.item as RegExp).test(i) : undefined;
+      if (valid && !items.every(valid)) return { ok: false, expected };
       return { ok: true, value: Object.freeze(items) };
     }
     case 'string':

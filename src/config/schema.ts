@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * The one configuration schema. Every setting of the gateway is declared here
  * with its environment variable, type, default, bounds and a one-line doc.
@@ -17,9 +19,18 @@ export interface IntOption extends BaseOption { readonly kind: 'int'; readonly d
 export interface InfOption extends BaseOption { readonly kind: 'int-or-infinity'; readonly default: number; readonly min: number; readonly max: number }
 export interface StringOption extends BaseOption { readonly kind: 'string'; readonly default: string; readonly pattern?: RegExp; readonly expected?: string }
 export interface BoolOption extends BaseOption { readonly kind: 'bool'; readonly default: boolean }
-export interface ListOption extends BaseOption { readonly kind: 'list'; readonly default: readonly string[]; readonly minItems: number; readonly item?: RegExp; readonly expected?: string }
+export interface ListOption extends BaseOption { readonly kind: 'list'; readonly default: readonly string[]; readonly minItems: number; readonly item?: RegExp | ((item: string) => boolean); readonly expected?: string }
 export interface EnumOption<T extends string = string> extends BaseOption { readonly kind: 'enum'; readonly default: T; readonly values: readonly T[] }
 export type OptionSpec = IntOption | InfOption | StringOption | BoolOption | ListOption | EnumOption;
+
+/** An IP address, or a CIDR range whose prefix fits the address family (10.0.0.0/99 is not one). */
+function isAddressOrCidr(item: string): boolean {
+  const [address = '', prefix, ...rest] = item.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 // A host name as RFC 7622 §3.2 allows it after normalisation (lower-case ASCII/IDN labels).
@@ -31,7 +42,7 @@ const SM = 'Stream management (XEP-0198; names after mod_stream_management)';
 export const SCHEMA = {
   port: { env: 'PORT', group: 'Network', kind: 'int', default: 5280, min: 0, max: 65535, doc: 'TCP port of the HTTP listener (WebSocket, BOSH, metrics, health)' },
   host: { env: 'HOST', group: 'Network', kind: 'string', default: '0.0.0.0', pattern: /^[0-9a-fA-F.:]+$|^localhost$/, expected: 'an IP address or localhost', doc: 'Address to listen on' },
-  trustedProxies: { env: 'TRUSTED_PROXIES', group: 'Network', kind: 'list', default: ['127.0.0.1', '::1'], minItems: 0, item: /^[0-9a-fA-F.:]+(\/\d{1,3})?$/, expected: 'IP addresses or CIDR ranges', doc: 'Proxies whose X-Forwarded-For/-Proto headers are believed (Prosody trusted_proxies); none trusts no proxy' },
+  trustedProxies: { env: 'TRUSTED_PROXIES', group: 'Network', kind: 'list', default: ['127.0.0.1', '::1'], minItems: 0, item: isAddressOrCidr, expected: 'IP addresses or CIDR ranges', doc: 'Proxies whose X-Forwarded-For/-Proto headers are believed (Prosody trusted_proxies); none trusts no proxy' },
   domains: { env: 'XMPP_DOMAIN', group: 'XMPP', kind: 'list', default: ['localhost'], minItems: 1, item: DOMAIN, expected: 'lower-case domain names', doc: 'Virtual hosts served; a comma-separated list gives several' },
   dataDir: { env: 'DATA_DIR', group: 'Storage', kind: 'string', default: './data', doc: 'Directory of the embedded SQLite database' },
   logLevel: { env: 'LOG_LEVEL', group: 'Logging', kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' },

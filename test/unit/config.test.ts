@@ -33,10 +33,20 @@ t.test('a bad value names the variable, the value and what was expected', async 
     ['XMPP_DOMAIN', 'Not A Domain', /XMPP_DOMAIN="Not A Domain" is invalid/],
     ['SCRAM_ITERATIONS', '100', /SCRAM_ITERATIONS="100" is invalid: expected an integer from 4096/],
     ['MAX_STANZA_SIZE', '12.5', /MAX_STANZA_SIZE="12.5" is invalid/],
+    // Found in a hostile review: these passed the old pattern and crashed the start with a stack trace.
+    ['TRUSTED_PROXIES', '10.0.0.0/99', /TRUSTED_PROXIES="10.0.0.0\/99" is invalid: expected a comma-separated list of IP addresses or CIDR ranges/],
+    ['TRUSTED_PROXIES', '::1/129', /TRUSTED_PROXIES="::1\/129" is invalid/],
+    ['TRUSTED_PROXIES', '999.1.1.1', /TRUSTED_PROXIES="999.1.1.1" is invalid/],
+    ['TRUSTED_PROXIES', '10.0.0.0/8/8', /TRUSTED_PROXIES="10.0.0.0\/8\/8" is invalid/],
   ];
   for (const [name, value, pattern] of bad) {
     t.throws(() => loadConfig({ [name]: value }), pattern, `${name}=${value}`);
   }
+});
+
+t.test('trusted proxies take addresses and CIDR ranges of either family', async (t) => {
+  const c = loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 192.0.2.7, fd00::/8, ::1, 2001:db8::/128' });
+  t.same(c.trustedProxies, ['10.0.0.0/8', '192.0.2.7', 'fd00::/8', '::1', '2001:db8::/128']);
 });
 
 t.test('every error is reported at once', async (t) => {
