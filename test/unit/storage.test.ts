@@ -4,7 +4,7 @@
  * that no password ever reaches the disk.
  */
 import t, { type Test } from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -164,6 +164,27 @@ t.test('sqlite: creates a missing data directory', async (t) => {
   const storage = openSqliteStorage(dir);
   await storage.close();
   t.ok(readdirSync(dir).includes(DATABASE_FILE));
+});
+
+t.test('sqlite: the database and its WAL files are owner-only, also in an existing 0755 directory with an old 0644 file', async (t) => {
+  // A mounted volume: the directory exists already (mkdir's 0700 never applies), with a file an older version left 0644.
+  const dir = t.testdir();
+  chmodSync(dir, 0o755);
+  writeFileSync(join(dir, DATABASE_FILE), '', { mode: 0o644 });
+  chmodSync(join(dir, DATABASE_FILE), 0o644);
+  const storage = openSqliteStorage(dir);
+  await storage.users.create('example.com', 'alice', creds('alice'));
+  const files = readdirSync(dir).filter((f) => f.startsWith(DATABASE_FILE));
+  t.ok(files.includes(`${DATABASE_FILE}-wal`), 'the WAL file exists while open');
+  for (const f of files) t.equal(statSync(join(dir, f)).mode & 0o777, 0o600, `${f} is 0600`);
+  await storage.close();
+
+  const fresh = t.testdir();
+  chmodSync(fresh, 0o755);
+  const second = openSqliteStorage(fresh);
+  await second.users.create('example.com', 'bob', creds('bob'));
+  for (const f of readdirSync(fresh)) t.equal(statSync(join(fresh, f)).mode & 0o777, 0o600, `new ${f} is 0600`);
+  await second.close();
 });
 
 t.test('migrate', async (t) => {

@@ -2,7 +2,7 @@
  * The embedded SQLite backend: one file, `<dataDir>/gateway.sqlite`, shared
  * by the running server and the CLI.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock, Storage } from '../types.js';
@@ -21,7 +21,21 @@ export interface SqliteStorageOptions {
   busyTimeoutMs?: number;
 }
 
+/**
+ * The database and its WAL and shared-memory files hold SCRAM keys and
+ * messages: owner-only, whatever the directory's mode (a mounted volume's
+ * directory already exists, so mkdir's mode does not apply). The file is
+ * created 0600 before SQLite opens it, and SQLite gives its -wal and -shm
+ * files the database file's permissions; files left by an older version
+ * are tightened here.
+ */
+function ownerOnly(file: string): void {
+  closeSync(openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+}
+
 function openDatabase(file: string, busyTimeoutMs: number): Database.Database {
+  ownerOnly(file);
   const db = new Database(file);
   try {
     // busy_timeout first: switching to WAL itself needs a lock another process may hold.
