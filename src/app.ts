@@ -27,6 +27,8 @@ import * as vcard from './xmpp/features/vcard.js';
 import * as csi from './xmpp/features/csi.js';
 import { createMemorySmRegistry } from './xmpp/features/stream-management/registry.js';
 import type { Log } from './xmpp/log.js';
+import { LoginThrottle } from './xmpp/sasl/login-throttle.js';
+import { randomBytes } from 'node:crypto';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
@@ -46,7 +48,13 @@ export interface App {
  * (in the order they take part in features and hooks) and the transports.
  * Returns the app without listening; main.ts listens, tests use port 0.
  */
-export async function buildApp(config: Config, storage: Storage, opts: { logger?: boolean | object } = {}): Promise<App> {
+export interface AppOptions {
+  logger?: boolean | object;
+  /** Key for unknown users' fake SCRAM salts; main.ts keeps it in DATA_DIR. Default: random for this process. */
+  unknownUserSecret?: Buffer;
+}
+
+export async function buildApp(config: Config, storage: Storage, opts: AppOptions = {}): Promise<App> {
   const http = Fastify({
     logger: opts.logger ?? { level: config.logLevel },
     // Believe X-Forwarded-* only from the configured proxies (Prosody's trusted_proxies).
@@ -63,7 +71,14 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
   coreRef = core;
   const { ctx } = core;
 
-  sasl.register(ctx, { allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations, anonymousHosts: new Set(config.anonymousHosts) });
+  const throttle = new LoginThrottle({
+    freePerIp: config.loginFailuresPerIp, freePerPair: config.loginFailuresPerAccount, baseDelayMs: 1000,
+    maxDelayMs: config.loginBackoffMax * 1000, forgetAfterMs: 600_000, maxKeys: 100_000, now: Date.now,
+  });
+  sasl.register(ctx, {
+    allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations,
+    anonymousHosts: new Set(config.anonymousHosts), unknownUserSecret: opts.unknownUserSecret ?? randomBytes(32), throttle,
+  });
   bind.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser });
   const streamManagement = sm.register(ctx, {
     buffer: config.smBuffer, buffer_max: config.smBufferMax, ack: config.smAck, ack_freq: config.smAckFreq,

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig, withEnvFile } from './config/index.js';
 import { openSqliteStorage } from './storage/index.js';
+import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp } from './app.js';
 
 /**
@@ -19,7 +20,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const storage = openSqliteStorage(config.dataDir);
-  const app = await buildApp(config, storage);
+  const app = await buildApp(config, storage, { unknownUserSecret: loadOrCreateSecret(config.dataDir) });
   await app.http.listen({ port: config.port, host: config.host });
   app.http.log.info({ event: 'listening', domains: config.domains, port: config.port }, 'xmpp-web-gateway is serving');
 

@@ -31,6 +31,7 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
   const byKind = { message: stanzas.labels('message'), presence: stanzas.labels('presence'), iq: stanzas.labels('iq') };
   const streamErrors = new Counter({ name: 'xmpp_stream_errors_total', help: 'Streams closed with a stream error, by condition', labelNames: ['condition'], registers: [registry] });
   const sasl = new Counter({ name: 'xmpp_sasl_total', help: 'SASL outcomes', labelNames: ['mechanism', 'result'], registers: [registry] });
+  const saslFailures = new Counter({ name: 'xmpp_sasl_failures_total', help: 'SASL failures by mechanism and RFC 6120 condition', labelNames: ['mechanism', 'condition'], registers: [registry] });
   const started = new Counter({ name: 'xmpp_sessions_started_total', help: 'Sessions started', labelNames: ['transport'], registers: [registry] });
   const duration = new Histogram({
     name: 'xmpp_session_duration_seconds', help: 'Lifetime of ended sessions', labelNames: ['transport'], registers: [registry],
@@ -42,7 +43,10 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
   const core: CoreMetrics = {
     stanzaIn: (kind) => byKind[kind].inc(),
     streamError: (condition) => streamErrors.inc({ condition }),
-    sasl: (mechanism, result) => sasl.inc({ mechanism, result }),
+    sasl: (mechanism, result, condition) => {
+      sasl.inc({ mechanism, result });
+      if (condition !== undefined) saslFailures.inc({ mechanism, condition });
+    },
     sessionStarted: (transport) => started.inc({ transport }),
     sessionEnded: (transport, seconds) => duration.observe({ transport }, seconds),
     internalError: () => internal.inc(),

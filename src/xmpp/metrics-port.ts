@@ -4,7 +4,8 @@ import type { StreamErrorCondition } from './errors.js';
 export interface CoreMetrics {
   stanzaIn(kind: 'message' | 'presence' | 'iq'): void;
   streamError(condition: StreamErrorCondition): void;
-  sasl(mechanism: string, result: 'success' | 'failure'): void;
+  /** A SASL outcome; a failure also names its RFC 6120 §6.5 condition. Labels are bounded: the caller maps unknown mechanisms to 'other'. */
+  sasl(mechanism: string, result: 'success' | 'failure', condition?: string): void;
   sessionStarted(transport: string): void;
   sessionEnded(transport: string, seconds: number): void;
   internalError(): void;

@@ -25,8 +25,8 @@ export class RawWsClient {
     });
   }
 
-  static async connect(url: string, protocols: string | string[] = 'xmpp'): Promise<RawWsClient> {
-    const ws = new WebSocket(url, protocols);
+  static async connect(url: string, protocols: string | string[] = 'xmpp', headers?: Record<string, string>): Promise<RawWsClient> {
+    const ws = new WebSocket(url, protocols, headers ? { headers } : undefined);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);

@@ -18,6 +18,8 @@ import { NS, parseXml, x, type XmlElement } from '../../src/xml/index.js';
 import type { Jid } from '../../src/jid/index.js';
 import { FakeConn, saslAnswered, settle, startFakeServer, until, type FakeClient } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
+import { LoginThrottle } from '../../src/xmpp/sasl/login-throttle.js';
+import { randomBytes } from 'node:crypto';
 
 const silent: Log = { info() {}, warn() {}, error() {}, debug() {}, child: () => silent };
 
@@ -31,7 +33,8 @@ async function isSubscribed(account: Jid, contact: Jid): Promise<boolean> {
 
 const storage = createMemoryStorage();
 const core = createCore({ hosts: ['localhost'], storage, log: silent, metrics: NO_METRICS });
-sasl.register(core.ctx, { allowInsecurePlain: true, maxFailures: 3, scramIterations: 4096, anonymousHosts: new Set() });
+const throttle = new LoginThrottle({ freePerIp: 100, freePerPair: 100, baseDelayMs: 1000, maxDelayMs: 1000, forgetAfterMs: 1000, maxKeys: 100, now: Date.now });
+sasl.register(core.ctx, { allowInsecurePlain: true, maxFailures: 3, scramIterations: 4096, anonymousHosts: new Set(), unknownUserSecret: randomBytes(32), throttle });
 bind.register(core.ctx, { maxResourcesPerUser: 10 });
 iqFeature.register(core.ctx);
 disco.register(core.ctx, { name: 'test', isSubscribed });

@@ -202,7 +202,7 @@ const PROCESS_SECRET = randomBytes(32);
  * (no user enumeration): the salt is deterministic per user name, the keys are random so no proof
  * can match, and `known: false` makes the final step fail regardless.
  */
-function fakeCredentials(hash: ScramHash, user: string, secret: Buffer, i: number): ScramCredentials {
+export function fakeCredentials(hash: ScramHash, user: string, secret: Buffer, i: number): ScramCredentials {
   const mac = createHmac('sha256', secret).update(`scram-fake-salt\0${hash}\0${user}`).digest();
   const key = (): string => randomBytes(KEY_LENGTH[hash]).toString('base64');
   const salt = mac.subarray(0, 16).toString('base64');
