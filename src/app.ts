@@ -67,7 +67,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   let ready = false;
   let coreRef: Core | undefined;
   const metrics = createMetrics(() => coreRef?.ctx.sessions);
-  const core = createCore({ hosts: config.domains, storage, log, metrics: metrics.core });
+  const core = createCore({ hosts: config.domains, storage, log, metrics: metrics.core, authTimeout: config.authTimeout });
   coreRef = core;
   const { ctx } = core;
 

@@ -24,6 +24,8 @@ export interface CoreDeps {
   readonly storage: Storage;
   readonly log: Log;
   readonly metrics: CoreMetrics;
+  /** Seconds a stream may stay unauthenticated (Prosody's c2s_timeout); then connection-timeout. */
+  readonly authTimeout: number;
 }
 
 export interface Core {
@@ -192,9 +194,13 @@ export function createCore(deps: CoreDeps): Core {
     },
   };
 
+  // One timer per unauthenticated stream: a WebSocket that never logs in is otherwise kept open by its pings forever.
+  const authTimers = new WeakMap<Session, NodeJS.Timeout>();
+
   function destroy(session: Session, reason: StreamError | undefined): void {
     if (session.destroyed) return;
     session.destroyed = true;
+    clearTimeout(authTimers.get(session));
     sessions.remove(session);
     try {
       hooks.fire('session-destroyed', { session, reason });
@@ -218,6 +224,11 @@ export function createCore(deps: CoreDeps): Core {
     connect(conn) {
       const session = new Session(conn, owner);
       sessions.add(session);
+      const timer = setTimeout(() => {
+        if (session.type !== 'c2s') session.close({ condition: 'connection-timeout', text: `not authenticated within ${deps.authTimeout} s` });
+      }, deps.authTimeout * 1000);
+      timer.unref();
+      authTimers.set(session, timer);
       metrics.sessionStarted(conn.transport);
       log.info({ event: 'session-start', session: session.logId, transport: conn.transport, ip: conn.ip, secure: conn.secure }, 'session started');
       return session;

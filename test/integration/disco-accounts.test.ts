@@ -32,7 +32,7 @@ async function isSubscribed(account: Jid, contact: Jid): Promise<boolean> {
 }
 
 const storage = createMemoryStorage();
-const core = createCore({ hosts: ['localhost'], storage, log: silent, metrics: NO_METRICS });
+const core = createCore({ hosts: ['localhost'], storage, log: silent, metrics: NO_METRICS, authTimeout: 30 });
 const throttle = new LoginThrottle({ freePerIp: 100, freePerPair: 100, baseDelayMs: 1000, maxDelayMs: 1000, forgetAfterMs: 1000, maxKeys: 100, now: Date.now });
 sasl.register(core.ctx, { allowInsecurePlain: true, maxFailures: 3, scramIterations: 4096, anonymousHosts: new Set(), unknownUserSecret: randomBytes(32), throttle });
 bind.register(core.ctx, { maxResourcesPerUser: 10 });

@@ -106,6 +106,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
     stateOf(session).exchange = undefined;
     opts.throttle.succeeded(throttleKey(session), username);
     ctx.metrics.sasl(mechanism, 'success');
+    ctx.log.info({
+      event: 'authenticated', session: session.logId, jid: `${username}@${session.host}`, mechanism, ip: session.ip, transport: session.transport,
+    }, 'authenticated');
     session.write(x('success', { xmlns: NS.SASL }, data ? Buffer.from(data, 'utf8').toString('base64') : undefined));
     session.username = username;
     session.type = 'c2s';
