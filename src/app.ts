@@ -118,7 +118,9 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     path: BOSH_PATH, limits, maxWait: config.boshMaxWait, maxHold: config.boshMaxHold, inactivity: config.boshInactivity,
     maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, corsOrigins: config.boshCorsOrigins,
   }, log);
-  registerHttpRoutes(http, metrics.registry, { websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH, ready: () => ready });
+  registerHttpRoutes(http, metrics.registry, {
+    websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH, ready: () => ready, publicUrl: config.publicUrl, domains: config.domains,
+  });
   await http.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'] });
   http.addHook('onReady', async () => { ready = true; });
 

@@ -43,6 +43,7 @@ export const SCHEMA = {
   port: { env: 'PORT', group: 'Network', kind: 'int', default: 5280, min: 0, max: 65535, doc: 'TCP port of the HTTP listener (WebSocket, BOSH, metrics, health)' },
   host: { env: 'HOST', group: 'Network', kind: 'string', default: '0.0.0.0', pattern: /^[0-9a-fA-F.:]+$|^localhost$/, expected: 'an IP address or localhost', doc: 'Address to listen on' },
   trustedProxies: { env: 'TRUSTED_PROXIES', group: 'Network', kind: 'list', default: ['127.0.0.1', '::1'], minItems: 0, item: isAddressOrCidr, expected: 'IP addresses or CIDR ranges', doc: 'Proxies whose X-Forwarded-For/-Proto headers are believed (Prosody trusted_proxies); none trusts no proxy' },
+  publicUrl: { env: 'PUBLIC_URL', group: 'Network', kind: 'string', default: '', pattern: /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, expected: 'an http(s) URL such as https://chat.example.com', doc: 'The base URL browsers reach the gateway at; host-meta advertises it. Unset: the Host header, and only for the served domains' },
   domains: { env: 'XMPP_DOMAIN', group: 'XMPP', kind: 'list', default: ['localhost'], minItems: 1, item: DOMAIN, expected: 'lower-case domain names', doc: 'Virtual hosts served; a comma-separated list gives several' },
   dataDir: { env: 'DATA_DIR', group: 'Storage', kind: 'string', default: './data', doc: 'Directory of the embedded SQLite database' },
   logLevel: { env: 'LOG_LEVEL', group: 'Logging', kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' },

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { serialize, x } from '../xml/index.js';
 
@@ -8,6 +8,10 @@ export interface HttpOptions {
   readonly boshPath?: string;
   /** False while starting or shutting down: /readyz answers 503. */
   readonly ready: () => boolean;
+  /** PUBLIC_URL: the base browsers reach us at; '' to derive it from the request. */
+  readonly publicUrl: string;
+  /** The served XMPP domains: the only Host names host-meta answers for without PUBLIC_URL. */
+  readonly domains: readonly string[];
 }
 
 /**
@@ -20,9 +24,21 @@ export function sessionRouteLogger<L>(logger: L): L {
   return logger;
 }
 
-/** The public base of a request: scheme and host as the browser sees them (trusted proxies only). */
-function origin(req: FastifyRequest, secureScheme: string, plainScheme: string): string {
-  return `${req.protocol === 'https' ? secureScheme : plainScheme}://${req.host}`;
+/**
+ * The public base of a request, as the browser sees it: PUBLIC_URL when set;
+ * otherwise the scheme (trusted proxies only) and the Host header, but only
+ * when that names a served domain or the address the request really came
+ * in on. Echoing any Host would let `Host: evil.example` put a foreign
+ * WebSocket URL into a cached host-meta (found in a hostile review).
+ */
+function publicBase(req: FastifyRequest, opts: HttpOptions): { secure: boolean; authority: string } | undefined {
+  if (opts.publicUrl !== '') {
+    const url = new URL(opts.publicUrl);
+    return { secure: url.protocol === 'https:', authority: `${url.host}${url.pathname.replace(/\/+$/, '')}` };
+  }
+  const name = req.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (!opts.domains.includes(name) && name !== req.socket.localAddress?.replace(/^::ffff:/, '')) return undefined;
+  return { secure: req.protocol === 'https', authority: req.host };
 }
 
 /** /healthz, /readyz, /metrics and XEP-0156 host-meta. */
@@ -38,19 +54,29 @@ export function registerHttpRoutes(app: FastifyInstance, registry: Registry, opt
   });
 
   // XEP-0156 §3: advertise the WebSocket (RFC 7395 §4) and BOSH endpoints.
-  const links = (req: FastifyRequest) => {
-    const out = [{ rel: 'urn:xmpp:alt-connections:websocket', href: `${origin(req, 'wss', 'ws')}${opts.websocketPath}` }];
-    if (opts.boshPath) out.push({ rel: 'urn:xmpp:alt-connections:xbosh', href: `${origin(req, 'https', 'http')}${opts.boshPath}` });
+  type Link = { rel: string; href: string };
+  const links = (req: FastifyRequest, reply: FastifyReply): Link[] | undefined => {
+    const base = publicBase(req, opts);
+    if (!base) return undefined;
+    // A fixed PUBLIC_URL answer may be cached anywhere; one derived from the request may not be shared.
+    reply.header('cache-control', opts.publicUrl !== '' ? 'public, max-age=3600' : 'private, no-store');
+    reply.header('access-control-allow-origin', '*');
+    const out = [{ rel: 'urn:xmpp:alt-connections:websocket', href: `${base.secure ? 'wss' : 'ws'}://${base.authority}${opts.websocketPath}` }];
+    if (opts.boshPath) out.push({ rel: 'urn:xmpp:alt-connections:xbosh', href: `${base.secure ? 'https' : 'http'}://${base.authority}${opts.boshPath}` });
     return out;
   };
+  const unknownHost = (reply: FastifyReply) => reply.code(404).type('text/plain').header('cache-control', 'no-store')
+    .send('host-meta is served for the XMPP domains of this server only (or set PUBLIC_URL)\n');
   app.get('/.well-known/host-meta', async (req, reply) => {
+    const found = links(req, reply);
+    if (!found) return unknownHost(reply);
     const xrd = x('XRD', { xmlns: 'http://docs.oasis-open.org/ns/xri/xrd-1.0' });
-    for (const l of links(req)) xrd.append(x('Link', l));
-    reply.type('application/xrd+xml; charset=utf-8').header('access-control-allow-origin', '*');
+    for (const l of found) xrd.append(x('Link', l));
+    reply.type('application/xrd+xml; charset=utf-8');
     return `<?xml version='1.0' encoding='utf-8'?>\n${serialize(xrd)}`;
   });
   app.get('/.well-known/host-meta.json', async (req, reply) => {
-    reply.header('access-control-allow-origin', '*');
-    return { links: links(req) };
+    const found = links(req, reply);
+    return found ? { links: found } : unknownHost(reply);
   });
 }
