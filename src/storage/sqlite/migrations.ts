@@ -13,6 +13,12 @@ export interface Migration {
   up(db: Database.Database): void;
 }
 
+// Migration 4's trigger steps (part of a shipped migration once released: never edit).
+const COUNT_NEW = `INSERT INTO offline_counters (host, username, messages, bytes) VALUES (NEW.host, NEW.username, 1, length(CAST(NEW.stanza AS BLOB)))
+  ON CONFLICT (host, username) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;`;
+const UNCOUNT_OLD = `UPDATE offline_counters SET messages = messages - 1, bytes = bytes - length(CAST(OLD.stanza AS BLOB))
+  WHERE host = OLD.host AND username = OLD.username;`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -119,20 +125,9 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
       INSERT INTO offline_counters (host, username, messages, bytes)
         SELECT host, username, COUNT(*), SUM(length(CAST(stanza AS BLOB))) FROM offline_messages GROUP BY host, username;
-      CREATE TRIGGER offline_counters_insert AFTER INSERT ON offline_messages BEGIN
-        INSERT INTO offline_counters (host, username, messages, bytes) VALUES (NEW.host, NEW.username, 1, length(CAST(NEW.stanza AS BLOB)))
-        ON CONFLICT (host, username) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;
-      END;
-      CREATE TRIGGER offline_counters_delete AFTER DELETE ON offline_messages BEGIN
-        UPDATE offline_counters SET messages = messages - 1, bytes = bytes - length(CAST(OLD.stanza AS BLOB))
-        WHERE host = OLD.host AND username = OLD.username;
-      END;
-      CREATE TRIGGER offline_counters_update AFTER UPDATE OF host, username, stanza ON offline_messages BEGIN
-        UPDATE offline_counters SET messages = messages - 1, bytes = bytes - length(CAST(OLD.stanza AS BLOB))
-        WHERE host = OLD.host AND username = OLD.username;
-        INSERT INTO offline_counters (host, username, messages, bytes) VALUES (NEW.host, NEW.username, 1, length(CAST(NEW.stanza AS BLOB)))
-        ON CONFLICT (host, username) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;
-      END;
+      CREATE TRIGGER offline_counters_insert AFTER INSERT ON offline_messages BEGIN ${COUNT_NEW} END;
+      CREATE TRIGGER offline_counters_delete AFTER DELETE ON offline_messages BEGIN ${UNCOUNT_OLD} END;
+      CREATE TRIGGER offline_counters_update AFTER UPDATE OF host, username, stanza ON offline_messages BEGIN ${UNCOUNT_OLD} ${COUNT_NEW} END;
     `),
   },
 ];
