@@ -19,4 +19,4 @@ export function fits(used: OfflineUsage, bytes: number, quota: OfflineQuota): bo
   return used.messages < quota.maxMessages && used.bytes + bytes <= quota.maxBytes;
 }
 
-export const NO_USAGE: OfflineUsage = { messages: 0, bytes: 0 };
+export const NO_USAGE: OfflineUsage = Object.freeze({ messages: 0, bytes: 0 });
