@@ -196,3 +196,16 @@ t.test('sqlite: any DELETE of offline messages keeps the counters right (trigger
   other.close();
   t.same(await storage.offline.usage('example.com', 'alice'), { messages: 2, bytes: 20 + 22 });
 });
+
+t.test('sqlite: two connections pushing to one account (server and CLI) share one quota', async (t) => {
+  const dir = t.testdir();
+  const first = openSqliteStorage(dir);
+  t.teardown(() => first.close());
+  await withAccounts(first, 'alice');
+  const second = openSqliteStorage(dir);
+  t.teardown(() => second.close());
+  const quota = { maxMessages: 100, maxBytes: 5 * 20 };
+  const results = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? second : first).offline.push('example.com', 'alice', `<message>${i}</message>`, quota)));
+  t.equal(results.filter(Boolean).length, 5, 'five fit, whichever connection pushed them');
+  t.same(await second.offline.usage('example.com', 'alice'), { messages: 5, bytes: 100 });
+});
