@@ -89,10 +89,13 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   iq.register(ctx);
   ping.register(ctx);
   // Rosters first: presence, blocking and account disco build on them.
-  const rosters = roster.register(ctx, { maxItems: config.maxRosterItems, anonymousStores: createVolatileAccountStores() });
+  const rosters = roster.register(ctx, {
+    maxItems: config.maxRosterItems, maxItemBytes: config.maxRosterItemBytes, maxBytes: config.maxRosterBytes,
+    anonymousStores: createVolatileAccountStores(),
+  });
   disco.register(ctx, { name: 'xmpp-web-gateway', isSubscribed: (account, contact) => rosters.isSubscribed(account, contact) });
   message.register(ctx);
-  const offlineMessages = offline.register(ctx, { maxMessages: config.maxOfflineMessages });
+  const offlineMessages = offline.register(ctx, { maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes });
   carbons.register(ctx);
   vcard.register(ctx, { maxSize: config.maxVcardSize });
   csi.register(ctx);

@@ -52,6 +52,8 @@ export const SCHEMA = {
   maxXmlAttrs: { env: 'MAX_XML_ATTRIBUTES', group: 'Limits', kind: 'int', default: 64, min: 4, max: 1024, doc: 'Most attributes accepted on one element' },
   maxResourcesPerUser: { env: 'MAX_RESOURCES_PER_USER', group: 'Limits', kind: 'int', default: 50, min: 1, max: 10000, doc: 'Connected resources one account may bind at once; more gets resource-constraint' },
   maxRosterItems: { env: 'MAX_ROSTER_ITEMS', group: 'Limits', kind: 'int', default: 1000, min: 1, max: 100000, doc: 'Items one roster may hold; adding one more gets not-allowed' },
+  maxRosterItemBytes: { env: 'MAX_ROSTER_ITEM_BYTES', group: 'Limits', kind: 'int', default: 4096, min: 256, max: MIB, unit: 'bytes', doc: 'Largest roster item a client may set: its name and groups in UTF-8; larger gets not-acceptable' },
+  maxRosterBytes: { env: 'MAX_ROSTER_BYTES', group: 'Limits', kind: 'int', default: MIB, min: 16384, max: 256 * MIB, unit: 'bytes', doc: 'Bytes one roster may hold (JIDs, names, groups, pending requests); a change beyond gets not-allowed' },
   maxBlocklistItems: { env: 'MAX_BLOCKLIST_ITEMS', group: 'Limits', kind: 'int', default: 1000, min: 1, max: 100000, doc: 'JIDs one blocklist (XEP-0191) may hold; blocking one more gets not-allowed' },
   wsPingInterval: { env: 'WS_PING_INTERVAL', group: 'WebSocket', kind: 'int', default: 25, min: 1, max: 3600, unit: 's', doc: 'Seconds between WebSocket pings; a peer that misses one is dropped. Keep below the proxy idle timeout' },
   wsCloseTimeout: { env: 'WS_CLOSE_TIMEOUT', group: 'WebSocket', kind: 'int', default: 5, min: 1, max: 300, unit: 's', doc: "Seconds to wait for the peer's <close/> before dropping the socket" },
@@ -82,6 +84,7 @@ export const SCHEMA = {
   smStaleHRepeatAfter: { env: 'SM_STALE_H_REPEAT_AFTER', group: SM, kind: 'int', default: 1800, min: 1, max: 86400, unit: 's', doc: 'stale_h.repeat_after: how often stale h records are collected' },
   smStaleHGeriatric: { env: 'SM_STALE_H_GERIATRIC', group: SM, kind: 'int', default: 3600, min: 1, max: 604800, unit: 's', doc: 'stale_h.geriatric: the longest a stale h record is kept' },
   maxOfflineMessages: { env: 'MAX_OFFLINE_MESSAGES', group: 'Instant messaging', kind: 'int', default: 1000, min: 0, max: 1000000, doc: 'Offline messages (XEP-0160) kept per account; one more gets resource-constraint, 0 disables offline storage' },
+  maxOfflineBytes: { env: 'MAX_OFFLINE_BYTES', group: 'Instant messaging', kind: 'int', default: 10 * MIB, min: 1024, max: 1024 * MIB, unit: 'bytes', doc: 'Offline messages kept per account, in bytes of serialized stanzas; one that does not fit gets resource-constraint' },
   maxVcardSize: { env: 'MAX_VCARD_SIZE', group: 'Instant messaging', kind: 'int', default: 65536, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest vCard (XEP-0054) an account may store, serialized; larger gets not-acceptable' },
   shutdownTimeout: { env: 'SHUTDOWN_TIMEOUT', group: 'Lifecycle', kind: 'int', default: 10, min: 1, max: 600, unit: 's', doc: 'Seconds a SIGTERM shutdown waits for sessions to close' },
 } as const satisfies Record<string, OptionSpec>;

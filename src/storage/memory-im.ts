@@ -3,7 +3,8 @@
  * as the SQLite ones (memory.ts wires `purge` to UserStore.delete, which is
  * SQLite's ON DELETE CASCADE).
  */
-import type { Clock, OfflineMessage, OfflineStore, VcardStore } from './types.js';
+import { fits, NO_USAGE, stanzaBytes, toQuota } from './offline-quota.js';
+import type { Clock, OfflineMessage, OfflineStore, OfflineUsage, VcardStore } from './types.js';
 
 // NUL cannot occur in a JID, so it cannot make two different keys collide.
 const keyOf = (host: string, username: string): string => `${host}\0${username}`;
@@ -13,29 +14,59 @@ export interface Purgeable {
   purge(host: string, username: string): void;
 }
 
+/**
+ * One account's messages with their running usage. Every change goes
+ * through here, so the usage cannot drift from the messages whatever
+ * removes them (SQLite's triggers do the same job).
+ */
+class AccountQueue {
+  readonly messages: OfflineMessage[] = [];
+  bytes = 0;
+
+  get usage(): OfflineUsage { return { messages: this.messages.length, bytes: this.bytes }; }
+
+  append(message: OfflineMessage): void {
+    this.messages.push(message);
+    this.bytes += stanzaBytes(message.stanza);
+  }
+
+  removeIds(ids: ReadonlySet<number>): void {
+    let kept = 0;
+    for (const m of this.messages) {
+      if (ids.has(m.id)) this.bytes -= stanzaBytes(m.stanza);
+      else this.messages[kept++] = m;
+    }
+    this.messages.length = kept;
+  }
+}
+
 export function createMemoryOfflineStore(now: Clock): OfflineStore & Purgeable {
-  const queues = new Map<string, OfflineMessage[]>();
+  const queues = new Map<string, AccountQueue>();
   let lastId = 0;
   return {
-    async push(host, username, stanza, max) {
+    async push(host, username, stanza, quota) {
       const key = keyOf(host, username);
-      const queue = queues.get(key) ?? [];
-      if (queue.length >= max) return false;
-      queue.push({ id: ++lastId, stanza, storedAt: now() });
+      const queue = queues.get(key) ?? new AccountQueue();
+      if (!fits(queue.usage, stanzaBytes(stanza), toQuota(quota))) return false;
+      queue.append({ id: ++lastId, stanza, storedAt: now() });
       queues.set(key, queue);
       return true;
     },
     async list(host, username) {
-      return [...(queues.get(keyOf(host, username)) ?? [])];
+      return [...(queues.get(keyOf(host, username))?.messages ?? [])];
     },
     async remove(host, username, ids) {
       const key = keyOf(host, username);
-      const gone = new Set(ids);
-      const left = (queues.get(key) ?? []).filter((m) => !gone.has(m.id));
-      if (left.length === 0) queues.delete(key); else queues.set(key, left);
+      const queue = queues.get(key);
+      if (!queue) return;
+      queue.removeIds(new Set(ids));
+      if (queue.messages.length === 0) queues.delete(key);
     },
     async count(host, username) {
-      return queues.get(keyOf(host, username))?.length ?? 0;
+      return queues.get(keyOf(host, username))?.messages.length ?? 0;
+    },
+    async usage(host, username) {
+      return queues.get(keyOf(host, username))?.usage ?? NO_USAGE;
     },
     purge(host, username) {
       queues.delete(keyOf(host, username));

@@ -72,21 +72,44 @@ export interface OfflineMessage {
 }
 
 /**
+ * What one account may hold in offline storage (XEP-0160), checked together
+ * with the insert so concurrent pushes cannot overshoot either limit.
+ */
+export interface OfflineQuota {
+  readonly maxMessages: number;
+  /** UTF-8 bytes of the serialized stanzas (what they take in memory and on disk, not how many). */
+  readonly maxBytes: number;
+}
+
+/** What an account holds in offline storage: kept per account as messages come and go, never counted row by row. */
+export interface OfflineUsage {
+  readonly messages: number;
+  readonly bytes: number;
+}
+
+/**
  * Offline messages, per account. An account's messages go when the account
  * does (SQLite: ON DELETE CASCADE; memory: the same on UserStore.delete).
+ * The store keeps each account's OfflineUsage itself (SQLite: triggers on
+ * every insert and delete, the cascade included), so any way of removing
+ * messages keeps it right.
  */
 export interface OfflineStore {
   /**
-   * Appends a message unless the account already holds `max`; false when
-   * full. Counting and appending are one step, so concurrent pushes cannot
-   * overshoot the limit.
+   * Appends a message unless it would take the account past `quota`; false
+   * when full, and nothing is stored then. Checking and appending are one
+   * step (one transaction), so concurrent pushes cannot overshoot. A bare
+   * number limits the count only (older callers).
    */
-  push(host: string, username: string, stanza: string, max: number): Promise<boolean>;
+  push(host: string, username: string, stanza: string, quota: OfflineQuota | number): Promise<boolean>;
   /** The account's messages, oldest first. */
   list(host: string, username: string): Promise<OfflineMessage[]>;
   /** Deletes the given messages of the account (the delivered ones); unknown ids are ignored. */
   remove(host: string, username: string, ids: readonly number[]): Promise<void>;
+  /** The account's message count, from its counter: O(1). */
   count(host: string, username: string): Promise<number>;
+  /** The account's message count and bytes, from its counter: O(1). */
+  usage(host: string, username: string): Promise<OfflineUsage>;
 }
 
 /** vCard-temp (XEP-0054) documents, one per account, gone with the account like offline messages. */

@@ -4,7 +4,10 @@
  * account (ON DELETE CASCADE).
  */
 import t, { type Test } from 'tap';
-import { createMemoryStorage, deriveStoredCredentials, openSqliteStorage, type Storage } from '../../src/storage/index.js';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { createMemoryStorage, deriveStoredCredentials, openSqliteStorage, DATABASE_FILE, type Storage } from '../../src/storage/index.js';
+import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
 
 const NOW = 1_700_000_000_000;
 type Open = (t: Test) => Storage;
@@ -68,6 +71,67 @@ for (const [name, open] of Object.entries(backends)) {
     t.test('messages go with the account', async (t) => {
       await storage.users.delete('example.com', 'bob');
       t.equal(await offline.count('example.com', 'bob'), 0);
+      t.same(await offline.usage('example.com', 'bob'), { messages: 0, bytes: 0 }, 'and so does its usage');
+    });
+  });
+
+  t.test(`${name} storage: OfflineStore byte quota and usage counters`, async (t) => {
+    const storage = open(t);
+    t.teardown(() => storage.close());
+    await withAccounts(storage, 'alice', 'bob');
+    const offline = storage.offline;
+    // 'é' is two bytes in UTF-8: the quota counts bytes, not characters.
+    const big = `<message>${'é'.repeat(100)}</message>`;
+    const BIG = 19 + 200;
+    const quota = { maxMessages: 100, maxBytes: 3 * BIG };
+
+    t.test('push counts bytes and refuses the message that would pass maxBytes, storing nothing of it', async (t) => {
+      for (let i = 0; i < 3; i++) t.equal(await offline.push('example.com', 'alice', big, quota), true, `message ${i + 1} fits`);
+      t.same(await offline.usage('example.com', 'alice'), { messages: 3, bytes: 3 * BIG });
+      t.equal(await offline.push('example.com', 'alice', '<m/>', quota), false, 'four more bytes do not fit');
+      t.same(await offline.usage('example.com', 'alice'), { messages: 3, bytes: 3 * BIG }, 'unchanged');
+      t.equal((await offline.list('example.com', 'alice')).length, 3, 'nothing partial was stored');
+      t.equal(await offline.push('example.com', 'bob', big, quota), true, 'another account has its own quota');
+    });
+
+    t.test('a message larger than the whole quota is refused', async (t) => {
+      t.equal(await offline.push('example.com', 'bob', big, { maxMessages: 100, maxBytes: BIG - 1 }), false);
+      t.same(await offline.usage('example.com', 'bob'), { messages: 1, bytes: BIG });
+    });
+
+    t.test('concurrent pushes cannot overshoot the byte quota', async (t) => {
+      const results = await Promise.all(Array.from({ length: 10 }, () => offline.push('example.com', 'bob', big, { maxMessages: 100, maxBytes: 4 * BIG })));
+      t.equal(results.filter(Boolean).length, 3, 'exactly the three that fit');
+      t.same(await offline.usage('example.com', 'bob'), { messages: 4, bytes: 4 * BIG });
+    });
+
+    t.test('remove by ids keeps the counters right; unknown and foreign ids change nothing', async (t) => {
+      const [first, second] = await offline.list('example.com', 'alice');
+      const bobs = await offline.list('example.com', 'bob');
+      await offline.remove('example.com', 'alice', [first!.id, 999_999, bobs[0]!.id]);
+      t.same(await offline.usage('example.com', 'alice'), { messages: 2, bytes: 2 * BIG });
+      t.same(await offline.usage('example.com', 'bob'), { messages: 4, bytes: 4 * BIG });
+      await offline.remove('example.com', 'alice', [first!.id, second!.id]);
+      t.same(await offline.usage('example.com', 'alice'), { messages: 1, bytes: BIG }, 'an id removed twice counts once');
+      t.equal(await offline.count('example.com', 'alice'), 1);
+      t.equal(await offline.push('example.com', 'alice', big, quota), true, 'the room freed is usable again');
+      t.equal(await offline.push('example.com', 'alice', big, quota), true);
+      t.equal(await offline.push('example.com', 'alice', big, quota), false, 'up to the quota again');
+    });
+
+    t.test('the count limit still applies next to the byte quota', async (t) => {
+      t.equal(await offline.push('example.com', 'bob', '<m/>', { maxMessages: 4, maxBytes: 1_000_000 }), false);
+      t.equal(await offline.push('example.com', 'bob', '<m/>', 5), true, 'a bare number limits the count only');
+      t.same(await offline.usage('example.com', 'bob'), { messages: 5, bytes: 4 * BIG + 4 });
+    });
+
+    t.test('deleting the account clears its counters; a new account of the same name starts at zero', async (t) => {
+      await storage.users.delete('example.com', 'bob');
+      t.same(await offline.usage('example.com', 'bob'), { messages: 0, bytes: 0 });
+      await withAccounts(storage, 'bob');
+      t.same(await offline.usage('example.com', 'bob'), { messages: 0, bytes: 0 });
+      t.equal(await offline.push('example.com', 'bob', big, quota), true);
+      t.same(await offline.usage('example.com', 'bob'), { messages: 1, bytes: BIG });
     });
   });
 
@@ -100,4 +164,48 @@ t.test('sqlite: offline messages and vCards survive reopening', async (t) => {
   t.teardown(() => second.close());
   t.equal(await second.offline.count('example.com', 'alice'), 1);
   t.equal(await second.vcards.get('example.com', 'alice'), '<vCard xmlns="vcard-temp"/>');
+});
+
+t.test('sqlite: migration 4 back-fills the offline counters of messages stored before it', async (t) => {
+  const dir = t.testdir();
+  const db = new Database(join(dir, DATABASE_FILE));
+  migrate(db, MIGRATIONS.slice(0, 3));
+  db.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)").run('alice');
+  db.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)").run('bob');
+  const insert = db.prepare("INSERT INTO offline_messages (host, username, stanza, stored_at) VALUES ('example.com', ?, ?, 0)");
+  for (const stanza of ['<message>1</message>', '<message>é</message>']) insert.run('alice', stanza);
+  db.close();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  t.same(await storage.offline.usage('example.com', 'alice'), { messages: 2, bytes: 20 + 21 });
+  t.same(await storage.offline.usage('example.com', 'bob'), { messages: 0, bytes: 0 });
+  t.equal(await storage.offline.push('example.com', 'alice', '<m/>', { maxMessages: 3, maxBytes: 45 }), true);
+  t.equal(await storage.offline.push('example.com', 'alice', '<m/>', { maxMessages: 10, maxBytes: 48 }), false, 'the back-filled bytes count');
+  t.same(await storage.offline.usage('example.com', 'alice'), { messages: 3, bytes: 45 });
+});
+
+t.test('sqlite: any DELETE of offline messages keeps the counters right (triggers, not the store code)', async (t) => {
+  const dir = t.testdir();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  await withAccounts(storage, 'alice');
+  for (const b of ['1', '22', '333']) await storage.offline.push('example.com', 'alice', `<message>${b}</message>`, 10);
+  // A second connection, as another store implementation or the CLI would delete.
+  const other = new Database(join(dir, DATABASE_FILE));
+  other.prepare("DELETE FROM offline_messages WHERE stanza LIKE '%22%'").run();
+  other.close();
+  t.same(await storage.offline.usage('example.com', 'alice'), { messages: 2, bytes: 20 + 22 });
+});
+
+t.test('sqlite: two connections pushing to one account (server and CLI) share one quota', async (t) => {
+  const dir = t.testdir();
+  const first = openSqliteStorage(dir);
+  t.teardown(() => first.close());
+  await withAccounts(first, 'alice');
+  const second = openSqliteStorage(dir);
+  t.teardown(() => second.close());
+  const quota = { maxMessages: 100, maxBytes: 5 * 20 };
+  const results = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? second : first).offline.push('example.com', 'alice', `<message>${i}</message>`, quota)));
+  t.equal(results.filter(Boolean).length, 5, 'five fit, whichever connection pushed them');
+  t.same(await second.offline.usage('example.com', 'alice'), { messages: 5, bytes: 100 });
 });

@@ -13,6 +13,12 @@ export interface Migration {
   up(db: Database.Database): void;
 }
 
+// Migration 4's trigger steps (part of a shipped migration once released: never edit).
+const COUNT_NEW = `INSERT INTO offline_counters (host, username, messages, bytes) VALUES (NEW.host, NEW.username, 1, length(CAST(NEW.stanza AS BLOB)))
+  ON CONFLICT (host, username) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;`;
+const UNCOUNT_OLD = `UPDATE offline_counters SET messages = messages - 1, bytes = bytes - length(CAST(OLD.stanza AS BLOB))
+  WHERE host = OLD.host AND username = OLD.username;`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -98,6 +104,30 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (host, username),
         FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
       ) STRICT, WITHOUT ROWID;
+    `),
+  },
+  {
+    version: 4,
+    name: 'offline counters',
+    // Each account's offline message count and bytes (UTF-8 of the stored
+    // stanza), so the quota check on every push reads one row instead of
+    // COUNT(*)/SUM() over the account's messages. Triggers keep it in the
+    // same transaction as every insert, delete (the account's ON DELETE
+    // CASCADE fires them too) and update; back-filled for existing data.
+    up: (db) => db.exec(`
+      CREATE TABLE offline_counters (
+        host     TEXT    NOT NULL,
+        username TEXT    NOT NULL,
+        messages INTEGER NOT NULL,
+        bytes    INTEGER NOT NULL,
+        PRIMARY KEY (host, username),
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO offline_counters (host, username, messages, bytes)
+        SELECT host, username, COUNT(*), SUM(length(CAST(stanza AS BLOB))) FROM offline_messages GROUP BY host, username;
+      CREATE TRIGGER offline_counters_insert AFTER INSERT ON offline_messages BEGIN ${COUNT_NEW} END;
+      CREATE TRIGGER offline_counters_delete AFTER DELETE ON offline_messages BEGIN ${UNCOUNT_OLD} END;
+      CREATE TRIGGER offline_counters_update AFTER UPDATE OF host, username, stanza ON offline_messages BEGIN ${UNCOUNT_OLD} ${COUNT_NEW} END;
     `),
   },
 ];

@@ -1,6 +1,12 @@
-/** OfflineStore over one better-sqlite3 connection; statements are prepared once. */
+/**
+ * OfflineStore over one better-sqlite3 connection; statements are prepared
+ * once. Each account's usage lives in offline_counters, kept by triggers on
+ * offline_messages (migration 4): any INSERT or DELETE, the account's
+ * ON DELETE CASCADE included, keeps it right, so nothing here counts rows.
+ */
 import type Database from 'better-sqlite3';
-import type { Clock, OfflineMessage, OfflineStore } from '../types.js';
+import { fits, NO_USAGE, stanzaBytes, toQuota } from '../offline-quota.js';
+import type { Clock, OfflineMessage, OfflineQuota, OfflineStore, OfflineUsage } from '../types.js';
 
 interface OfflineRow {
   id: number;
@@ -8,24 +14,34 @@ interface OfflineRow {
   stored_at: number;
 }
 
-export function createSqliteOfflineStore(db: Database.Database, now: Clock): OfflineStore {
-  const st = {
-    // One statement counts and inserts, so two pushes cannot both take the last free place.
-    push: db.prepare<[string, string, string, number, string, string, number]>(`
-      INSERT INTO offline_messages (host, username, stanza, stored_at)
-      SELECT ?, ?, ?, ?
-      WHERE (SELECT COUNT(*) FROM offline_messages WHERE host = ? AND username = ?) < ?`),
+function prepareStatements(db: Database.Database) {
+  return {
+    insert: db.prepare<[string, string, string, number]>('INSERT INTO offline_messages (host, username, stanza, stored_at) VALUES (?, ?, ?, ?)'),
     list: db.prepare<[string, string], OfflineRow>('SELECT id, stanza, stored_at FROM offline_messages WHERE host = ? AND username = ? ORDER BY id'),
     remove: db.prepare<[string, string, number]>('DELETE FROM offline_messages WHERE host = ? AND username = ? AND id = ?'),
-    count: db.prepare<[string, string], { n: number }>('SELECT COUNT(*) AS n FROM offline_messages WHERE host = ? AND username = ?'),
+    usage: db.prepare<[string, string], OfflineUsage>('SELECT messages, bytes FROM offline_counters WHERE host = ? AND username = ?'),
   };
+}
+
+export function createSqliteOfflineStore(db: Database.Database, now: Clock): OfflineStore {
+  const st = prepareStatements(db);
+  const usageOf = (host: string, username: string): OfflineUsage => st.usage.get(host, username) ?? NO_USAGE;
+  // The check and the insert are one transaction: a push cannot take a
+  // place another push has taken meanwhile, nor leave half a message behind.
+  const pushChecked = db.transaction((host: string, username: string, stanza: string, quota: OfflineQuota): boolean => {
+    if (!fits(usageOf(host, username), stanzaBytes(stanza), quota)) return false;
+    st.insert.run(host, username, stanza, now());
+    return true;
+  });
   const removeAll = db.transaction((host: string, username: string, ids: readonly number[]) => {
     for (const id of ids) st.remove.run(host, username, id);
   });
 
   return {
-    async push(host, username, stanza, max) {
-      return st.push.run(host, username, stanza, now(), host, username, max).changes === 1;
+    async push(host, username, stanza, quota) {
+      // IMMEDIATE: the write lock is taken before the read, so a CLI or a
+      // second server process on the same file cannot check in between.
+      return pushChecked.immediate(host, username, stanza, toQuota(quota));
     },
     async list(host, username): Promise<OfflineMessage[]> {
       return st.list.all(host, username).map((r) => ({ id: r.id, stanza: r.stanza, storedAt: r.stored_at }));
@@ -34,7 +50,10 @@ export function createSqliteOfflineStore(db: Database.Database, now: Clock): Off
       if (ids.length > 0) removeAll(host, username, ids);
     },
     async count(host, username) {
-      return st.count.get(host, username)?.n ?? 0;
+      return usageOf(host, username).messages;
+    },
+    async usage(host, username) {
+      return usageOf(host, username);
     },
   };
 }

@@ -1,5 +1,6 @@
 import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
 import { makeJid, type Jid } from '../../../jid/index.js';
+import type { OfflineQuota } from '../../../storage/types.js';
 import type { ModuleContext } from '../../context.js';
 import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
@@ -9,6 +10,8 @@ import { KeyedSerial } from './serial.js';
 export interface OfflineOptions {
   /** Messages one account may hold; 0 disables offline storage (RFC 6121 §8.5.2.2.1 then bounces). */
   readonly maxMessages: number;
+  /** UTF-8 bytes of stored stanzas one account may hold (MAX_OFFLINE_BYTES). */
+  readonly maxBytes: number;
 }
 
 export interface OfflineFeature {
@@ -38,6 +41,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions): OfflineFeatu
     ctx.log.error({ err }, 'offline messages: unexpected error');
   });
   if (opts.maxMessages === 0) return { flush: () => line.idle() };
+  const quota: OfflineQuota = { maxMessages: opts.maxMessages, maxBytes: opts.maxBytes };
   ctx.disco.addFeature(NS.OFFLINE);
   const keyOf = (jid: Jid): string => jid.bare;
   // At shutdown every session is about to close: what stream management
@@ -130,7 +134,9 @@ export function register(ctx: ModuleContext, opts: OfflineOptions): OfflineFeatu
         return;
       }
       const copy = stanza.clone().setAttr('xmlns', NS.CLIENT);
-      if (!await ctx.storage.offline.push(to.domain, to.local, copy.toString(), opts.maxMessages)) {
+      // The store checks both limits and inserts in one step: a refused
+      // message leaves nothing behind, and concurrent pushes cannot overshoot.
+      if (!await ctx.storage.offline.push(to.domain, to.local, copy.toString(), quota)) {
         // XEP-0160 §2 would answer service-unavailable; like ejabberd we say
         // resource-constraint (type wait): the account exists and the sender
         // may retry later, instead of a silent drop or a misleading "no such user".

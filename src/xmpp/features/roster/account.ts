@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { makeJid, parseJid, type Jid } from '../../../jid/index.js';
 import type { BlocklistStore, RosterItem, RosterPending, RosterStore, StoredRoster } from '../../../storage/types.js';
 import type { Log } from '../../log.js';
+import { itemBytes, pendingBytes } from './quota.js';
 import { NONE, type SubState } from './state.js';
 
 /** Where one account's roster and blocklist live (the real stores, or the volatile ones of ANONYMOUS accounts). */
@@ -26,6 +27,8 @@ export class Account {
   /** Blocked JIDs as written in the block command (XEP-0191 §JID Matching). */
   readonly blocklist: Set<string>;
   #writes = new Set<Promise<void>>();
+  /** UTF-8 bytes of the items and pending requests (quota.ts), kept as they change. */
+  #bytes = 0;
   /** Parsed item JIDs: presence fan-out needs them as Jid, and PRECIS is not free. */
   readonly #jids = new Map<string, Jid>();
 
@@ -39,7 +42,12 @@ export class Account {
     this.items = new Map(stored.items.map((i) => [i.jid, i]));
     this.pending = new Map(stored.pending.map((p) => [p.jid, p]));
     this.blocklist = new Set(blocked);
+    for (const i of this.items.values()) this.#bytes += itemBytes(i);
+    for (const p of this.pending.values()) this.#bytes += pendingBytes(p);
   }
+
+  /** What the roster weighs now (MAX_ROSTER_BYTES): items and pending requests. */
+  get bytes(): number { return this.#bytes; }
 
   get bare(): string { return this.jid.bare; }
 
@@ -65,6 +73,7 @@ export class Account {
   /** Creates or replaces an item under a new version; resolves once stored. */
   saveItem(item: RosterItem): Promise<void> {
     this.#nextVersion();
+    this.#bytes += itemBytes(item) - this.#itemBytes(item.jid);
     this.items.set(item.jid, item);
     return this.#write(this.stores.rosters.putItem(this.host, this.username, item, this.version));
   }
@@ -72,17 +81,23 @@ export class Account {
   /** Removes an item under a new version; resolves once stored. */
   deleteItem(jid: string): Promise<void> {
     this.#nextVersion();
+    this.#bytes -= this.#itemBytes(jid);
     this.items.delete(jid);
     return this.#write(this.stores.rosters.removeItem(this.host, this.username, jid, this.version));
   }
 
   addPending(pending: RosterPending): Promise<void> {
+    const replaced = this.pending.get(pending.jid);
+    this.#bytes += pendingBytes(pending) - (replaced ? pendingBytes(replaced) : 0);
     this.pending.set(pending.jid, pending);
     return this.#write(this.stores.rosters.putPending(this.host, this.username, pending));
   }
 
   dropPending(jid: string): Promise<void> {
-    if (!this.pending.delete(jid)) return Promise.resolve();
+    const dropped = this.pending.get(jid);
+    if (!dropped) return Promise.resolve();
+    this.pending.delete(jid);
+    this.#bytes -= pendingBytes(dropped);
     return this.#write(this.stores.rosters.removePending(this.host, this.username, jid));
   }
 
@@ -99,6 +114,11 @@ export class Account {
   unblockAll(): Promise<void> {
     this.blocklist.clear();
     return this.#write(this.stores.blocklists.clear(this.host, this.username));
+  }
+
+  #itemBytes(jid: string): number {
+    const item = this.items.get(jid);
+    return item ? itemBytes(item) : 0;
   }
 
   /**

@@ -1,11 +1,13 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
+import type { RosterItem } from '../../../storage/types.js';
 import type { Session } from '../../session.js';
 import { StanzaErrorException } from '../../errors.js';
 import type { Account, AccountStores } from './account.js';
 import { Accounts } from './accounts.js';
 import { itemElement, parseRosterSet, type RosterSetRequest } from './items.js';
+import { itemBytes, type RosterLimits } from './quota.js';
 import { SessionQueues } from './queue.js';
 import { PresenceRelay } from './relay.js';
 import { RosterService } from './service.js';
@@ -14,9 +16,7 @@ import { Subscriptions } from './subscriptions.js';
 
 export { RosterService } from './service.js';
 
-export interface RosterOptions {
-  /** Items one roster may hold (MAX_ROSTER_ITEMS); a new one beyond gets not-allowed. */
-  readonly maxItems: number;
+export interface RosterOptions extends RosterLimits {
   /** Where SASL ANONYMOUS accounts keep their roster and blocklist: memory that goes with their last session. */
   readonly anonymousStores: AccountStores & { purge(host: string, username: string): void };
 }
@@ -29,7 +29,7 @@ export interface RosterOptions {
 export function register(ctx: ModuleContext, opts: RosterOptions): RosterService {
   const accounts = new Accounts(ctx.storage, opts.anonymousStores, ctx.sessions, ctx.log);
   const queues = new SessionQueues(ctx);
-  const svc = new RosterService(ctx, accounts, queues, new PresenceRelay(ctx.sessions, accounts), opts.maxItems);
+  const svc = new RosterService(ctx, accounts, queues, new PresenceRelay(ctx.sessions, accounts), opts);
   const subscriptions = new Subscriptions(ctx, svc);
   subscriptions.register();
 
@@ -94,13 +94,15 @@ async function set(svc: RosterService, subscriptions: Subscriptions, session: Se
 
 function update(svc: RosterService, account: Account, request: Extract<RosterSetRequest, { kind: 'update' }>): Promise<void> {
   const jid = request.jid.bare;
-  svc.checkRoom(account, jid);
+  svc.checkItemSize(request.name, request.groups);
   // Only name and groups come from the client; the subscription state is the server's (§2.1.2.5).
   const current = account.items.get(jid);
-  const write = account.saveItem({
+  const next: RosterItem = {
     jid, name: request.name, groups: request.groups,
     subscription: current?.subscription ?? 'none', ask: current?.ask ?? false, approved: current?.approved ?? false,
-  });
+  };
+  svc.checkRoom(account, jid, itemBytes(next) - (current ? itemBytes(current) : 0));
+  const write = account.saveItem(next);
   // §2.3.2 / §2.4.2: a push to every interested resource, the one that sent the set included.
   svc.push(account, jid);
   return write;

@@ -1,5 +1,5 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
-import type { RosterItem } from '../../../storage/types.js';
+import type { RosterItem, RosterPending } from '../../../storage/types.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import { StanzaErrorException } from '../../errors.js';
@@ -8,6 +8,7 @@ import { blocks, type Account } from './account.js';
 import type { Accounts } from './accounts.js';
 import { itemElement, removedItemElement } from './items.js';
 import type { SessionQueues } from './queue.js';
+import { chosenBytes, pendingBytes, type RosterLimits } from './quota.js';
 import type { PresenceRelay } from './relay.js';
 import { hasFrom, sameVisible, type SubState } from './state.js';
 import { randomId } from '../../../util/random.js';
@@ -25,7 +26,7 @@ export class RosterService {
     readonly accounts: Accounts,
     readonly queues: SessionQueues,
     readonly relay: PresenceRelay,
-    readonly maxItems: number,
+    readonly limits: RosterLimits,
   ) {}
 
   /** The account of a bound session; set by the first job on its queue, so every later job sees it. */
@@ -92,10 +93,38 @@ export class RosterService {
     return this.accounts.use(bare, (a) => hasFrom(a.state(contact.bare).subscription) && !blocks(a, contact));
   }
 
-  /** Refuses a new item on a full roster; RFC 6121 gives no condition, not-allowed (cancel) says retrying will not help. */
-  checkRoom(account: Account, jid: string): void {
-    if (account.items.has(jid) || account.items.size < this.maxItems) return;
-    throw new StanzaErrorException('not-allowed', `the roster is full (at most ${this.maxItems} items)`);
+  /**
+   * Refuses a change that needs a new item on a roster at MAX_ROSTER_ITEMS,
+   * or that grows the roster by `grows` bytes past MAX_ROSTER_BYTES. RFC
+   * 6121 gives no condition; not-allowed (cancel) says retrying will not
+   * help. A change that does not grow the roster always passes, so an
+   * account over a lowered limit can still tidy up.
+   */
+  checkRoom(account: Account, jid: string, grows = 0): void {
+    const { maxItems, maxBytes } = this.limits;
+    if (!account.items.has(jid) && account.items.size >= maxItems) {
+      throw new StanzaErrorException('not-allowed', `the roster is full (at most ${maxItems} items)`);
+    }
+    if (grows > 0 && account.bytes + grows > maxBytes) {
+      throw new StanzaErrorException('not-allowed', `the roster is full (at most ${maxBytes} bytes)`);
+    }
+  }
+
+  /**
+   * RFC 6121 §2.3.3: a name or group "greater than a server-configured
+   * limit" is not-acceptable; MAX_ROSTER_ITEM_BYTES is that limit for the
+   * name and groups together, in UTF-8.
+   */
+  checkItemSize(name: string | undefined, groups: readonly string[]): void {
+    if (chosenBytes(name, groups) > this.limits.maxItemBytes) {
+      throw new StanzaErrorException('not-acceptable', `the item's name and groups exceed ${this.limits.maxItemBytes} bytes`);
+    }
+  }
+
+  /** Whether `account` can keep one more unanswered request (Pending In) within MAX_ROSTER_BYTES. */
+  hasRoomFor(account: Account, pending: RosterPending): boolean {
+    const replaced = account.pending.get(pending.jid);
+    return account.bytes + pendingBytes(pending) - (replaced ? pendingBytes(replaced) : 0) <= this.limits.maxBytes;
   }
 }
 

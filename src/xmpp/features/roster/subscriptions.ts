@@ -3,6 +3,8 @@ import { tryParseJid, type Jid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { RouteEvent } from '../../events.js';
 import { blocks, type Account } from './account.js';
+import { StanzaErrorException } from '../../errors.js';
+import { itemBytes } from './quota.js';
 import type { RosterService } from './service.js';
 import { hasFrom, inbound, isSubscriptionType, outbound, type SubscriptionType } from './state.js';
 
@@ -43,8 +45,11 @@ export class Subscriptions {
     if (contact.local === '' || contact.bare === account.bare) return; // nothing to subscribe to
     const before = account.state(contact.bare);
     const step = outbound(type, before);
-    // A change that needs an item needs room for it (RosterService.checkRoom).
-    if (step.next.subscription !== 'none' || step.next.ask || step.next.approved) this.svc.checkRoom(account, contact.bare);
+    // A change that needs an item needs room for it, by count and by bytes (RosterService.checkRoom).
+    if (step.next.subscription !== 'none' || step.next.ask || step.next.approved) {
+      const grows = account.items.has(contact.bare) ? 0 : itemBytes({ jid: contact.bare, name: undefined, groups: [] });
+      this.svc.checkRoom(account, contact.bare, grows);
+    }
     this.svc.setState(account, contact.bare, step.next);
     if (step.route && this.ctx.router.isLocal(contact.domain)) {
       // §3.1.2: stamped with the user's bare JID, addressed to the contact's bare JID.
@@ -67,6 +72,11 @@ export class Subscriptions {
       if (blocks(contact, from)) return;
       const before = contact.state(from.bare);
       const step = inbound(type, before);
+      // A request kept as Pending In counts against the contact's MAX_ROSTER_BYTES; one that
+      // does not fit is neither kept nor delivered, and its sender hears resource-constraint (wait).
+      if (step.next.pendingIn && !before.pendingIn && !this.svc.hasRoomFor(contact, { jid: from.bare, stanza: stanza.toString() })) {
+        throw new StanzaErrorException('resource-constraint', 'the roster of the contact is full');
+      }
       this.svc.setState(contact, from.bare, step.next, type === 'subscribe' ? stanza : undefined);
       // §3.1.3: a request goes to every available resource (and is kept as Pending In for the next login).
       if (step.deliver) this.svc.relay.deliver(contact.jid, stanza);
