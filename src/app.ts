@@ -25,6 +25,7 @@ import * as offline from './xmpp/features/offline/index.js';
 import * as carbons from './xmpp/features/carbons.js';
 import * as vcard from './xmpp/features/vcard.js';
 import * as csi from './xmpp/features/csi.js';
+import * as accountChanges from './xmpp/features/account-changes.js';
 import { createMemorySmRegistry } from './xmpp/features/stream-management/registry.js';
 import type { Log } from './xmpp/log.js';
 import { LoginThrottle } from './xmpp/sasl/login-throttle.js';
@@ -102,6 +103,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   presence.register(ctx, { roster: rosters });
   blocking.register(ctx, { roster: rosters, maxItems: config.maxBlocklistItems });
   remote.register(ctx);
+  const accountWatch = accountChanges.register(ctx, { pollMs: 500 });
 
   const limits = { maxBytes: config.maxStanzaSize, maxDepth: config.maxXmlDepth, maxAttrs: config.maxXmlAttrs, maxAttrValueLength: config.maxStanzaSize };
   await http.register(websocket, {
@@ -140,6 +142,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       // Unacked and undelivered messages of the closed sessions are being stored offline.
       await offlineMessages.flush();
       streamManagement.dispose();
+      accountWatch.dispose();
       await http.close();
       await storage.close();
     },

@@ -7,6 +7,7 @@ import { compareUserKeys } from './order.js';
 import { createMemoryOfflineStore, createMemoryVcardStore } from './memory-im.js';
 import { createMemoryBlocklistStore, createMemoryRosterStore } from './memory-roster.js';
 import {
+  type AccountChange,
   UserExistsError, UserNotFoundError,
   type Clock, type NewUser, type Storage, type UserKey, type UserRecord, type UserStore,
 } from './types.js';
@@ -25,6 +26,13 @@ function copyRecord(r: UserRecord): UserRecord {
 function createMemoryUserStore(now: Clock, onDelete: (host: string, username: string) => void = () => {}): UserStore {
   const users = new Map<string, UserRecord>();
 
+  // The last changes, for watchers in this process (the SQLite store keeps an hour of them).
+  const changeLog = { entries: [] as AccountChange[], next: 0 };
+  const record = (change: AccountChange): void => {
+    changeLog.entries.push(change);
+    changeLog.next++;
+    if (changeLog.entries.length > 1000) changeLog.entries.shift();
+  };
   const requireExisting = (host: string, username: string): UserRecord => {
     const record = users.get(keyOf(host, username));
     if (!record) throw new UserNotFoundError(host, username);
@@ -57,11 +65,18 @@ function createMemoryUserStore(now: Clock, onDelete: (host: string, username: st
     },
     async setCredentials(host, username, credentials) {
       requireExisting(host, username).credentials = copyCredentials(credentials);
+      record({ host, username, change: 'credentials' });
     },
     async delete(host, username) {
       requireExisting(host, username);
       users.delete(keyOf(host, username));
       onDelete(host, username);
+      record({ host, username, change: 'deleted' });
+    },
+    async changesSince(cursor) {
+      if (cursor === undefined) return { cursor: changeLog.next, changes: [] };
+      const first = changeLog.next - changeLog.entries.length;
+      return { cursor: changeLog.next, changes: changeLog.entries.slice(Math.max(0, cursor - first)) };
     },
     async list(host?: string): Promise<UserKey[]> {
       return [...users.values()]

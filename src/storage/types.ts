@@ -59,6 +59,21 @@ export interface UserStore {
    * @throws UserExistsError naming the first duplicate in batch order
    */
   createMany(users: readonly NewUser[]): Promise<void>;
+  /**
+   * Account changes recorded after `cursor` (deletions and new credentials,
+   * by any writer: the CLI, another process), oldest first, with the cursor
+   * to ask from next time. Without a cursor: no changes, only the current
+   * cursor (where a new watcher starts). The running server follows it to
+   * end the sessions of a deleted account or a changed password.
+   */
+  changesSince(cursor?: number): Promise<{ cursor: number; changes: AccountChange[] }>;
+}
+
+/** A change to an account that its live sessions must answer to. */
+export interface AccountChange {
+  readonly host: string;
+  readonly username: string;
+  readonly change: 'deleted' | 'credentials';
 }
 
 /** A message kept for an account that had no available resource (XEP-0160). */

@@ -100,6 +100,21 @@ for (const [name, open] of Object.entries(backends)) {
       t.equal((await users.get('batch.example', 'u2'))!.createdAt, NOW);
     });
 
+    t.test('changesSince reports deletions and new credentials after the cursor, oldest first', async (t) => {
+      const start = await users.changesSince();
+      t.same(start.changes, [], 'a new watcher starts at the current end');
+      await users.create('watch.example', 'w1', creds('w1'));
+      await users.create('watch.example', 'w2', creds('w2'));
+      await users.setCredentials('watch.example', 'w1', creds('w1-new'));
+      await users.delete('watch.example', 'w2');
+      const next = await users.changesSince(start.cursor);
+      t.same(next.changes, [
+        { host: 'watch.example', username: 'w1', change: 'credentials' },
+        { host: 'watch.example', username: 'w2', change: 'deleted' },
+      ], 'creating an account is not a change its sessions must answer to');
+      t.same((await users.changesSince(next.cursor)).changes, [], 'nothing twice');
+    });
+
     t.test('createMany with an existing user creates nothing', async (t) => {
       const err = await users.createMany([
         { host: 'atomic.example', username: 'fresh1', credentials: creds('f1') },

@@ -130,6 +130,28 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER offline_counters_update AFTER UPDATE OF host, username, stanza ON offline_messages BEGIN ${UNCOUNT_OLD} ${COUNT_NEW} END;
     `),
   },
+  {
+    version: 5,
+    name: 'account changes',
+    // Deletions and password changes by any writer (the CLI, another
+    // process), recorded by triggers in the writer's own transaction, so the
+    // running server can end the sessions concerned (it polls this log).
+    up: (db) => db.exec(`
+      CREATE TABLE account_changes (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        host     TEXT    NOT NULL,
+        username TEXT    NOT NULL,
+        change   TEXT    NOT NULL CHECK (change IN ('deleted', 'credentials')),
+        at       INTEGER NOT NULL
+      ) STRICT;
+      CREATE TRIGGER account_changes_delete AFTER DELETE ON users BEGIN
+        INSERT INTO account_changes (host, username, change, at) VALUES (OLD.host, OLD.username, 'deleted', unixepoch('subsec') * 1000);
+      END;
+      CREATE TRIGGER account_changes_credentials AFTER UPDATE OF credentials ON users BEGIN
+        INSERT INTO account_changes (host, username, change, at) VALUES (NEW.host, NEW.username, 'credentials', unixepoch('subsec') * 1000);
+      END;
+    `),
+  },
 ];
 
 export interface MigrationResult {

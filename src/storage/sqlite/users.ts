@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 import { isStoredCredentials } from '../credentials.js';
 import {
   UserExistsError, UserNotFoundError,
-  type Clock, type NewUser, type StoredCredentials, type UserKey, type UserRecord, type UserStore,
+  type AccountChange, type Clock, type NewUser, type StoredCredentials, type UserKey, type UserRecord, type UserStore,
 } from '../types.js';
 
 interface UserRow {
@@ -23,6 +23,8 @@ function decode(row: UserRow): UserRecord {
 
 const encode = (c: StoredCredentials): string => JSON.stringify(c);
 
+const CHANGE_LOG_MS = 3_600_000;
+
 function prepareStatements(db: Database.Database) {
   return {
     get: db.prepare<[string, string], UserRow>('SELECT host, username, credentials, created_at FROM users WHERE host = ? AND username = ?'),
@@ -32,6 +34,10 @@ function prepareStatements(db: Database.Database) {
     remove: db.prepare<[string, string]>('DELETE FROM users WHERE host = ? AND username = ?'),
     listAll: db.prepare<[], UserKey>('SELECT host, username FROM users ORDER BY host, username'),
     listHost: db.prepare<[string], UserKey>('SELECT host, username FROM users WHERE host = ? ORDER BY username'),
+    lastChange: db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM account_changes'),
+    changes: db.prepare<[number], AccountChange & { id: number }>('SELECT id, host, username, change FROM account_changes WHERE id > ? ORDER BY id LIMIT 1000'),
+    // The log is only for live watchers: an hour is ample, and keeps it small.
+    prune: db.prepare<[number]>('DELETE FROM account_changes WHERE at < ?'),
   };
 }
 
@@ -66,6 +72,14 @@ export function createSqliteUserStore(db: Database.Database, now: Clock): UserSt
     },
     async createMany(batch) {
       insertAll(batch, now());
+    },
+    async changesSince(cursor) {
+      if (cursor === undefined) {
+        st.prune.run(now() - CHANGE_LOG_MS);
+        return { cursor: st.lastChange.get()?.id ?? 0, changes: [] };
+      }
+      const rows = st.changes.all(cursor);
+      return { cursor: rows.at(-1)?.id ?? cursor, changes: rows.map(({ host, username, change }) => ({ host, username, change })) };
     },
   };
 }

@@ -1,0 +1,101 @@
+/**
+ * Deleting an account or changing its password with the CLI (another
+ * process, the same SQLite file) ends its sessions on the running server
+ * within a second: a hostile review found they went on, so a stolen
+ * session outlived the password change meant to stop it.
+ */
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NS } from '../../src/xml/index.js';
+import { openSqliteStorage } from '../../src/storage/index.js';
+import { startServer } from '../helpers/server.js';
+import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'xmpp-web-gateway.js');
+const SM = 'urn:xmpp:sm:3';
+const dir = t.testdir();
+const dataDir = join(dir, 'data');
+const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', DATA_DIR: dataDir }, openSqliteStorage(dataDir));
+t.teardown(() => server.close());
+
+/** The real CLI, as an operator runs it beside the server. */
+function cli(args: string[], input = ''): Promise<number | null> {
+  const env = { PATH: process.env.PATH, DATA_DIR: dataDir, XMPP_DOMAIN: 'localhost', SCRAM_ITERATIONS: '4096' };
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'ignore', 'inherit'] });
+  child.stdin.end(input);
+  return new Promise((resolve, reject) => { child.on('error', reject); child.on('close', resolve); });
+}
+
+async function online(t: Test, user: string, password: string, resource: string): Promise<RawWsClient> {
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  await c.login(user, password, resource);
+  return c;
+}
+
+/** A session with resumable stream management whose socket then dies: it hibernates. */
+async function hibernating(t: Test, user: string, password: string): Promise<string> {
+  const c = await online(t, user, password, 'sleeper');
+  c.send(`<enable xmlns='${SM}' resume='true'/>`);
+  const smid = (await c.until((el) => el.local === 'enabled')).attr('id')!;
+  c.ws.terminate();
+  return smid;
+}
+
+/** Authenticates as `user` (no bind) and tries to resume `smid`: the answer's condition, or 'resumed'. */
+async function resumeAs(user: string, password: string, smid: string): Promise<string | undefined> {
+  const c = await RawWsClient.connect(server.wsUrl);
+  try {
+    c.open();
+    await c.next();
+    await c.next();
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
+    if ((await c.next()).local !== 'success') return 'auth failed';
+    c.open();
+    await c.next();
+    await c.next();
+    c.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);
+    const answer = await c.until((el) => el.ns === SM);
+    return answer.local === 'failed' ? answer.getChildren()[0]?.local : answer.local;
+  } finally {
+    c.ws.terminate();
+  }
+}
+
+t.test('setup', async (t) => {
+  t.equal(await cli(['user', 'add', 'alice@localhost'], 'alice-secret\n'), 0);
+  t.equal(await cli(['user', 'add', 'bob@localhost'], 'bob-secret\n'), 0);
+  t.equal(await cli(['user', 'add', 'carol@localhost'], 'carol-secret\n'), 0);
+});
+
+t.test('a password changed with the CLI ends the live and the hibernating sessions with reset', async (t) => {
+  const live = await online(t, 'alice', 'alice-secret', 'laptop');
+  const smid = await hibernating(t, 'alice', 'alice-secret');
+  const started = Date.now();
+  t.equal(await cli(['user', 'passwd', 'alice@localhost'], 'a-new-secret\n'), 0);
+  const error = await live.until((el) => el.local === 'error' && el.ns === NS.STREAM, 5000);
+  t.equal(streamErrorCondition(error), 'reset', 'RFC 6120 §4.9.3.16: security-critical state has changed');
+  t.ok(Date.now() - started < 5000, 'soon after the change');
+  t.equal(await resumeAs('alice', 'a-new-secret', smid), 'item-not-found', 'nobody resumes the hibernating session, not even its owner');
+  const again = await online(t, 'alice', 'a-new-secret', 'laptop');
+  t.ok(again, 'the new password logs in');
+});
+
+t.test('an account deleted with the CLI loses its sessions with not-authorized', async (t) => {
+  const live = await online(t, 'bob', 'bob-secret', 'phone');
+  t.equal(await cli(['user', 'delete', 'bob@localhost']), 0);
+  const error = await live.until((el) => el.local === 'error' && el.ns === NS.STREAM, 5000);
+  t.equal(streamErrorCondition(error), 'not-authorized');
+  t.match(error.toString(), /the account was deleted/);
+});
+
+t.test("another account's sessions are not touched", async (t) => {
+  const carol = await online(t, 'carol', 'carol-secret', 'desk');
+  t.equal(await cli(['user', 'passwd', 'alice@localhost'], 'third-secret\n'), 0);
+  await new Promise((r) => setTimeout(r, 1200));
+  carol.send(`<iq xmlns='jabber:client' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const pong = await carol.until((el) => el.attr('id') === 'p1');
+  t.equal(pong.attr('type'), 'result', 'carol is still served');
+});
