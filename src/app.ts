@@ -61,6 +61,11 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     // Believe X-Forwarded-* only from the configured proxies (Prosody's trusted_proxies).
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     bodyLimit: config.maxStanzaSize,
+    // A request (headers and body) must arrive within HTTP_REQUEST_TIMEOUT, checked every second:
+    // Fastify's default of none let a POST sending a byte every 5 s hold its socket for ever
+    // (found in a hostile review). Answering a held BOSH request is not part of it.
+    requestTimeout: config.httpRequestTimeout * 1000,
+    http: { headersTimeout: config.httpRequestTimeout * 1000, connectionsCheckingInterval: 1000 },
     // One log line per session start and end, not one per HTTP request (BOSH would flood).
     logController: new LogController({ disableRequestLogging: true }),
   });
