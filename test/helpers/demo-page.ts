@@ -1,0 +1,86 @@
+/**
+ * Drives the demo client (public/) like a user: the login form, the contact
+ * list, the chat pane and the status line, in one browser context per user.
+ */
+import type { Test } from 'tap';
+import type { Browser, Page } from 'playwright-core';
+import { newPage, recordBosh, recordFrames, type BoshExchange, type Frame } from './browser.js';
+import type { TestServer } from './server.js';
+
+export interface DemoUser {
+  readonly jid: string;
+  readonly password: string;
+  readonly page: Page;
+  readonly frames: Frame[];
+  readonly bosh: BoshExchange[];
+}
+
+export type Preference = 'auto' | 'websocket' | 'bosh';
+
+/** A user in a fresh context on the demo page, with the wire recorded; routeWs lets a test break the WebSocket first. */
+export async function openDemo(
+  t: Test, browser: Browser, server: TestServer, name: string, routeWs?: (page: Page) => Promise<void>,
+): Promise<DemoUser> {
+  const password = `pw-${name}-${Math.random().toString(36).slice(2)}`;
+  await server.addUser(name, password);
+  const { page } = await newPage(t, browser);
+  const frames = recordFrames(page);
+  const bosh = recordBosh(page);
+  if (routeWs) await routeWs(page);
+  await page.goto(`${server.httpUrl}/`);
+  return { jid: `${name}@localhost`, password, page, frames, bosh };
+}
+
+export async function login(user: DemoUser, preference: Preference = 'auto'): Promise<void> {
+  await user.page.fill('#jid', user.jid);
+  await user.page.fill('#password', user.password);
+  await user.page.selectOption('#preference', preference);
+  await user.page.click('#login button[type=submit]');
+  await waitMode(user.page, 'new session');
+}
+
+export async function waitMode(page: Page, mode: string): Promise<void> {
+  await page.locator('#mode', { hasText: mode }).waitFor({ timeout: 20_000 });
+}
+
+/** a adds b, b accepts (and asks back), a accepts: both see each other online (RFC 6121 §3). */
+export async function befriend(a: DemoUser, b: DemoUser): Promise<void> {
+  await a.page.fill('#contact', b.jid);
+  await a.page.click('#add-contact button');
+  await b.page.locator('#requests li', { hasText: a.jid }).getByRole('button', { name: 'Accept' }).click();
+  await a.page.locator('#requests li', { hasText: b.jid }).getByRole('button', { name: 'Accept' }).click();
+  await contactShows(a.page, b.jid, 'online');
+  await contactShows(b.page, a.jid, 'online');
+}
+
+export async function contactShows(page: Page, jid: string, presence: string): Promise<void> {
+  await page.locator(`#roster li[data-jid="${jid}"] .presence`, { hasText: presence }).waitFor({ timeout: 20_000 });
+}
+
+export async function say(from: DemoUser, to: DemoUser, text: string): Promise<void> {
+  await from.page.click(`#roster li[data-jid="${to.jid}"]`);
+  await from.page.fill('#text', text);
+  await from.page.press('#text', 'Enter');
+  await from.page.locator('#messages .msg.out .body', { hasText: text }).last().waitFor();
+}
+
+/** The message texts the chat pane shows, in order. */
+export function shownMessages(page: Page): Promise<string[]> {
+  return page.locator('#messages .msg .body').allTextContents();
+}
+
+/**
+ * Waits until `marker` (sent after `texts`) is shown, then returns how often
+ * each of `texts` is shown: messages from one sender arrive in order, so a
+ * duplicate of any of them would be on the page before the marker.
+ */
+export async function countAfterMarker(page: Page, texts: string[], marker: string): Promise<number[]> {
+  await page.locator('#messages .msg.in .body', { hasText: marker }).waitFor({ timeout: 20_000 });
+  const shown = await shownMessages(page);
+  return texts.map((text) => shown.filter((s) => s === text).length);
+}
+
+/** Every sessionStorage entry of the page, as text. */
+export function sessionStorageText(page: Page): Promise<string> {
+  return page.evaluate(() => JSON.stringify(Object.fromEntries(Object.entries(sessionStorage))));
+}
