@@ -10,7 +10,7 @@ import type { Browser } from 'playwright-core';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, screenshot } from '../helpers/browser.js';
 import {
-  befriend, contactShows, countAfterMarker, login, openDemo, say, sessionStorageText, shownMessages, waitMode,
+  befriend, contactShows, countAfterMarker, login, openDemo, reloadWhile, say, sessionStorageText, shownMessages, waitMode,
 } from '../helpers/demo-page.js';
 
 const BIND = 'urn:ietf:params:xml:ns:xmpp-bind';
@@ -41,4 +41,106 @@ t.test('two users in two browser contexts chat both ways', async (t) => {
   await alice.page.locator('#counters', { hasText: 'unacked 0' }).waitFor();
   await screenshot(alice.page, 'demo-chat-alice');
   await screenshot(bob.page, 'demo-chat-bob');
+});
+
+t.test('a reload resumes the WebSocket session: no new bind, each message sent meanwhile shown once', async (t) => {
+  const alice = await openDemo(t, browser, server, 'carol');
+  const bob = await openDemo(t, browser, server, 'dave');
+  await login(alice);
+  await login(bob);
+  await befriend(alice, bob);
+  await say(alice, bob, 'before the reload');
+  await say(bob, alice, 'answer before the reload');
+  await alice.page.locator('#messages .msg.in .body', { hasText: 'answer before the reload' }).waitFor();
+  const mark = alice.frames.length;
+  const texts = ['while reloading 1', 'while reloading 2', 'while reloading 3'];
+  await reloadWhile(alice, async () => { for (const text of texts) await say(bob, alice, text); });
+  await waitMode(alice.page, 'resumed');
+  await say(bob, alice, 'marker after the three');
+  t.same(await countAfterMarker(alice.page, [...texts, 'answer before the reload', 'before the reload'], 'marker after the three'),
+    [1, 1, 1, 1, 1], 'each message is shown exactly once, and the history from before the reload is still there');
+  t.equal(await alice.page.textContent('#transport'), 'WebSocket');
+  const after = alice.frames.slice(mark);
+  t.ok(after.some((f) => f.dir === 'sent' && /<resume\b/.test(f.text)), 'the page sent <resume/>');
+  t.ok(after.some((f) => f.dir === 'received' && /<resumed\b/.test(f.text)), 'the server answered <resumed/>');
+  t.notOk(after.some((f) => f.dir === 'sent' && f.text.includes(BIND)), 'no new bind after the reload');
+  const resumedAt = after.findIndex((f) => f.dir === 'received' && /<resumed\b/.test(f.text));
+  for (const text of texts) {
+    t.ok(after.slice(resumedAt).some((f) => f.dir === 'received' && f.text.includes(text)), `"${text}" was resent after <resumed/>`);
+  }
+  await screenshot(alice.page, 'demo-websocket-resumed');
+});
+
+t.test('a reload slower than SM_RESUME_TIMEOUT logs in afresh with the stored SCRAM keys and gets the messages from offline storage', async (t) => {
+  const alice = await openDemo(t, browser, quick, 'erin');
+  const bob = await openDemo(t, browser, quick, 'frank');
+  await login(alice);
+  await login(bob);
+  await befriend(alice, bob);
+  const stored = await sessionStorageText(alice.page);
+  t.notOk(stored.includes(alice.password), 'sessionStorage holds no password');
+  t.match(stored, /clientKey/, 'sessionStorage holds the SCRAM ClientKey');
+  await alice.page.goto('about:blank');
+  const texts = ['while away 1', 'while away 2', 'while away 3'];
+  for (const text of texts) await say(bob, alice, text);
+  await contactShows(bob.page, alice.jid, 'offline'); // the hibernated session timed out and ended
+  const mark = alice.frames.length;
+  await alice.page.goto(`${quick.httpUrl}/`);
+  await waitMode(alice.page, 'new session');
+  await say(bob, alice, 'marker after the three');
+  t.same(await countAfterMarker(alice.page, texts, 'marker after the three'), [1, 1, 1], 'each message is shown exactly once');
+  t.equal(await alice.page.locator('#messages .msg.in', { hasText: 'while away' }).locator('.tag').count(), 3,
+    'the three came from offline storage (delay-stamped)');
+  const after = alice.frames.slice(mark);
+  t.ok(after.some((f) => f.dir === 'received' && /<failed\b/.test(f.text)), 'the resume failed');
+  t.ok(after.some((f) => f.dir === 'received' && /<success\b/.test(f.text)), 'SASL succeeded with the stored keys');
+  t.ok(after.some((f) => f.dir === 'sent' && f.text.includes(BIND)), 'a new bind');
+  t.notOk((await sessionStorageText(alice.page)).includes(alice.password), 'still no password in sessionStorage');
+  await screenshot(alice.page, 'demo-websocket-timeout');
+});
+
+t.test('without a working WebSocket the page falls back to BOSH; forcing WebSocket then fails visibly', async (t) => {
+  const bob = await openDemo(t, browser, server, 'heidi');
+  await login(bob);
+  // The WebSocket endpoint accepts the upgrade and closes at once, as a proxy that does not pass WebSockets might.
+  const alice = await openDemo(t, browser, server, 'grace', (page) => page.routeWebSocket(/xmpp-websocket/, (ws) => ws.close()));
+  await login(alice);
+  t.equal(await alice.page.textContent('#transport'), 'BOSH', 'the status line shows BOSH');
+  t.notOk(alice.frames.some((f) => f.dir === 'received'), 'nothing came over the WebSocket');
+  t.ok(alice.bosh.some((b) => b.dir === 'sent' && b.text.includes('SCRAM-SHA-')), 'SASL went over BOSH');
+  await befriend(alice, bob);
+  await say(alice, bob, 'sent over the BOSH fallback');
+  await bob.page.locator('#messages .msg.in .body', { hasText: 'sent over the BOSH fallback' }).waitFor();
+  await screenshot(alice.page, 'demo-fallback-bosh');
+  await alice.page.click('#logout');
+  const posts = alice.bosh.length;
+  await alice.page.fill('#jid', alice.jid);
+  await alice.page.fill('#password', alice.password);
+  await alice.page.selectOption('#preference', 'websocket');
+  await alice.page.click('#login button[type=submit]');
+  await alice.page.locator('#error', { hasText: 'WebSocket' }).waitFor();
+  t.equal(alice.bosh.slice(posts).filter((b) => b.dir === 'sent' && !b.text.includes("type=\"terminate\"")).length, 0,
+    'forced WebSocket does not fall back to BOSH');
+});
+
+t.test('BOSH can be forced at login, and the switch moves the session to WebSocket with a resume', async (t) => {
+  const alice = await openDemo(t, browser, server, 'ivan');
+  const bob = await openDemo(t, browser, server, 'judy');
+  await login(alice, 'bosh');
+  await login(bob);
+  t.equal(await alice.page.textContent('#transport'), 'BOSH');
+  t.equal(alice.frames.length, 0, 'no WebSocket was opened');
+  await befriend(alice, bob);
+  await say(alice, bob, 'over BOSH');
+  const mark = alice.frames.length;
+  await alice.page.click('#switch');
+  await waitMode(alice.page, 'resumed');
+  t.equal(await alice.page.textContent('#transport'), 'WebSocket', 'now on WebSocket');
+  const after = alice.frames.slice(mark);
+  t.ok(after.some((f) => f.dir === 'received' && /<resumed\b/.test(f.text)), 'resumed over WebSocket');
+  t.notOk(after.some((f) => f.dir === 'sent' && f.text.includes(BIND)), 'no new bind');
+  await say(bob, alice, 'after the switch');
+  await alice.page.locator('#messages .msg.in .body', { hasText: 'after the switch' }).waitFor();
+  t.same(await shownMessages(alice.page), ['over BOSH', 'after the switch']);
+  await screenshot(alice.page, 'demo-forced-switch');
 });

@@ -84,3 +84,25 @@ export async function countAfterMarker(page: Page, texts: string[], marker: stri
 export function sessionStorageText(page: Page): Promise<string> {
   return page.evaluate(() => JSON.stringify(Object.fromEntries(Object.entries(sessionStorage))));
 }
+
+/**
+ * Reloads the page and runs `meanwhile` after the old page is gone but
+ * before the new one runs its script (app.js is held back until then), so
+ * whatever `meanwhile` sends reaches the session while no page is there.
+ */
+export async function reloadWhile(user: DemoUser, meanwhile: () => Promise<void>): Promise<void> {
+  let release = (): void => undefined;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  let held = (): void => undefined;
+  const scriptRequested = new Promise<void>((resolve) => { held = resolve; });
+  await user.page.route('**/app.js', async (route) => { held(); await gate; await route.continue(); });
+  const reloading = user.page.reload();
+  await scriptRequested;
+  try {
+    await meanwhile();
+  } finally {
+    release();
+    await reloading;
+    await user.page.unroute('**/app.js');
+  }
+}
