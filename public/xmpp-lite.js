@@ -199,6 +199,7 @@ export function createClient(opts) {
 
   /** RFC 6120 §7 bind, then XEP-0198 enable when offered. */
   async function bindAndEnable(features) {
+    if (!child(features, 'bind', NS.BIND)) throw new Error('unsupported-feature: the server offers no resource binding');
     const bound = await iq('set', el('bind', NS.BIND));
     s.jid = child(child(bound, 'bind', NS.BIND), 'jid', NS.BIND).textContent;
     if (!child(features, 'sm', NS.SM)) return;

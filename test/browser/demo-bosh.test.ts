@@ -11,7 +11,7 @@ import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, screenshot, type BoshExchange } from '../helpers/browser.js';
 import {
-  befriend, contactShows, countAfterMarker, login, openDemo, reloadWhile, say, sessionStorageText, waitMode,
+  befriend, contactShows, countAfterMarker, login, openDemo, reloadWhile, say, sessionStorageText, waitForMetric, waitMode,
 } from '../helpers/demo-page.js';
 
 const SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
@@ -19,13 +19,15 @@ const BIND = 'urn:ietf:params:xml:ns:xmpp-bind';
 const SM = 'urn:xmpp:sm:3';
 let server: TestServer;
 let quick: TestServer;
+let inactive: TestServer;
 let browser: Browser;
 t.before(async () => {
   server = await startServer();
   quick = await startServer({ SM_RESUME_TIMEOUT: '2', BOSH_INACTIVITY: '2' });
+  inactive = await startServer({ BOSH_INACTIVITY: '2' });
   browser = await launchBrowser(t);
 });
-t.teardown(async () => { await server.close(); await quick.close(); });
+t.teardown(async () => { await server.close(); await quick.close(); await inactive.close(); });
 
 /** The request bodies the page posted, parsed. */
 function requests(log: BoshExchange[]): XmlElement[] {
@@ -128,4 +130,31 @@ t.test('a BOSH reload slower than the timeouts logs in afresh with the stored ke
   t.ok(carries(after, 'auth', SASL) && carries(after, 'bind', BIND), 'logged in afresh and bound');
   t.notOk((await sessionStorageText(alice.page)).includes(alice.password), 'no password in sessionStorage');
   await screenshot(alice.page, 'demo-bosh-timeout');
+});
+
+t.test('when the BOSH session is gone but the XEP-0198 session is not, the page resumes it over a new BOSH session', async (t) => {
+  const alice = await openDemo(t, browser, inactive, 'erin');
+  const bob = await openDemo(t, browser, inactive, 'frank');
+  await login(alice, 'bosh');
+  await login(bob);
+  await befriend(alice, bob);
+  await say(bob, alice, 'before leaving');
+  await alice.page.locator('#messages .msg.in .body', { hasText: 'before leaving' }).waitFor();
+  const sid = requests(alice.bosh).at(-1)!.attr('sid');
+  await alice.page.goto('about:blank');
+  await waitForMetric(inactive, /^xmpp_sessions\{.*state="hibernating".*\} 1$/); // BOSH_INACTIVITY ended the BOSH session
+  const texts = ['while hibernating 1', 'while hibernating 2', 'while hibernating 3'];
+  for (const text of texts) await say(bob, alice, text);
+  const mark = requests(alice.bosh).length;
+  await alice.page.goto(`${inactive.httpUrl}/`);
+  await waitMode(alice.page, 'resumed');
+  await say(bob, alice, 'marker after the three');
+  t.same(await countAfterMarker(alice.page, [...texts, 'before leaving'], 'marker after the three'), [1, 1, 1, 1],
+    'each message is shown exactly once');
+  const after = requests(alice.bosh).slice(mark);
+  t.equal(after[0]?.attr('sid'), sid, 'the page first tried the old BOSH session');
+  t.ok(after.some((b) => b.attr('sid') === undefined), 'then created a new one');
+  t.ok(carries(after, 'resume', SM), 'and resumed the XEP-0198 session on it');
+  t.notOk(carries(after, 'bind', BIND), 'no new bind');
+  await screenshot(alice.page, 'demo-bosh-sm-resume');
 });

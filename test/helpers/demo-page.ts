@@ -106,3 +106,14 @@ export async function reloadWhile(user: DemoUser, meanwhile: () => Promise<void>
     await user.page.unroute('**/app.js');
   }
 }
+
+/** Polls the server's /metrics until a line matches `pattern` (bounded by `timeoutMs`). */
+export async function waitForMetric(server: TestServer, pattern: RegExp, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+    if (text.split('\n').some((line) => pattern.test(line))) return;
+    if (Date.now() > deadline) throw new Error(`no /metrics line matched ${pattern}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
