@@ -11,7 +11,7 @@ import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, screenshot, type BoshExchange } from '../helpers/browser.js';
 import {
-  befriend, contactShows, countAfterMarker, login, openDemo, reloadWhile, say, sessionStorageText, waitForMetric, waitMode,
+  assertShownOnce, contactShows, leaveAndReturn, reloadWhile, say, sessionStorageText, twoFriends, waitForMetric, waitMode,
 } from '../helpers/demo-page.js';
 
 const SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
@@ -68,11 +68,7 @@ async function holdBackResponse(
 }
 
 t.test('a reload continues the same BOSH session with the next rid: no new SASL, each message shown once', async (t) => {
-  const alice = await openDemo(t, browser, server, 'alice');
-  const bob = await openDemo(t, browser, server, 'bob');
-  await login(alice, 'bosh');
-  await login(bob);
-  await befriend(alice, bob);
+  const { alice, bob } = await twoFriends(t, browser, server, ['alice', 'bob'], 'bosh');
   await say(bob, alice, 'answer before the reload');
   await alice.page.locator('#messages .msg.in .body', { hasText: 'answer before the reload' }).waitFor();
   const before = requests(alice.bosh);
@@ -87,10 +83,7 @@ t.test('a reload continues the same BOSH session with the next rid: no new SASL,
   await reloadWhile(alice, async () => { for (const text of texts) await say(bob, alice, text); });
   await waitMode(alice.page, 'resumed');
   t.equal(await alice.page.textContent('#transport'), 'BOSH', 'still on BOSH');
-  await say(bob, alice, 'marker after the three');
-  t.same(await countAfterMarker(alice.page, [...texts, 'answer before the reload', 'lost in the reload'], 'marker after the three'),
-    [1, 1, 1, 1, 1],
-    'each message is shown exactly once, and the one from before the reload is still there');
+  await assertShownOnce(t, alice, bob, [...texts, 'answer before the reload', 'lost in the reload']);
   const after = requests(alice.bosh).slice(before.length);
   t.ok(after.length > 0 && after.every((b) => b.attr('sid') === sid), 'every request after the reload uses the same sid');
   const rids = after.map((b) => Number(b.attr('rid')));
@@ -106,21 +99,13 @@ t.test('a reload continues the same BOSH session with the next rid: no new SASL,
 });
 
 t.test('a BOSH reload slower than the timeouts logs in afresh with the stored keys and gets the messages from offline storage', async (t) => {
-  const alice = await openDemo(t, browser, quick, 'carol');
-  const bob = await openDemo(t, browser, quick, 'dave');
-  await login(alice, 'bosh');
-  await login(bob);
-  await befriend(alice, bob);
+  const { alice, bob } = await twoFriends(t, browser, quick, ['carol', 'dave'], 'bosh');
   const sid = requests(alice.bosh).at(-1)!.attr('sid');
-  await alice.page.goto('about:blank');
-  const texts = ['while away 1', 'while away 2', 'while away 3'];
-  for (const text of texts) await say(bob, alice, text);
-  await contactShows(bob.page, alice.jid, 'offline'); // BOSH inactivity, then the SM resume timeout: the session ended
   const mark = requests(alice.bosh).length;
-  await alice.page.goto(`${quick.httpUrl}/`);
-  await waitMode(alice.page, 'new session');
-  await say(bob, alice, 'marker after the three');
-  t.same(await countAfterMarker(alice.page, texts, 'marker after the three'), [1, 1, 1], 'each message is shown exactly once');
+  const texts = ['while away 1', 'while away 2', 'while away 3'];
+  // Ended when bob sees alice go offline: BOSH inactivity, then the SM resume timeout.
+  await leaveAndReturn(alice, bob, quick, texts, () => contactShows(bob.page, alice.jid, 'offline'), 'new session');
+  await assertShownOnce(t, alice, bob, texts);
   t.equal(await alice.page.locator('#messages .msg.in', { hasText: 'while away' }).locator('.tag').count(), 3,
     'the three came from offline storage (delay-stamped)');
   const after = requests(alice.bosh).slice(mark);
@@ -133,24 +118,16 @@ t.test('a BOSH reload slower than the timeouts logs in afresh with the stored ke
 });
 
 t.test('when the BOSH session is gone but the XEP-0198 session is not, the page resumes it over a new BOSH session', async (t) => {
-  const alice = await openDemo(t, browser, inactive, 'erin');
-  const bob = await openDemo(t, browser, inactive, 'frank');
-  await login(alice, 'bosh');
-  await login(bob);
-  await befriend(alice, bob);
+  const { alice, bob } = await twoFriends(t, browser, inactive, ['erin', 'frank'], 'bosh');
   await say(bob, alice, 'before leaving');
   await alice.page.locator('#messages .msg.in .body', { hasText: 'before leaving' }).waitFor();
   const sid = requests(alice.bosh).at(-1)!.attr('sid');
-  await alice.page.goto('about:blank');
-  await waitForMetric(inactive, /^xmpp_sessions\{.*state="hibernating".*\} 1$/); // BOSH_INACTIVITY ended the BOSH session
-  const texts = ['while hibernating 1', 'while hibernating 2', 'while hibernating 3'];
-  for (const text of texts) await say(bob, alice, text);
   const mark = requests(alice.bosh).length;
-  await alice.page.goto(`${inactive.httpUrl}/`);
-  await waitMode(alice.page, 'resumed');
-  await say(bob, alice, 'marker after the three');
-  t.same(await countAfterMarker(alice.page, [...texts, 'before leaving'], 'marker after the three'), [1, 1, 1, 1],
-    'each message is shown exactly once');
+  const texts = ['while away 1', 'while away 2', 'while away 3'];
+  // BOSH_INACTIVITY ended the BOSH session; the XEP-0198 session hibernates.
+  const hibernating = (): Promise<void> => waitForMetric(inactive, /^xmpp_sessions\{.*state="hibernating".*\} 1$/);
+  await leaveAndReturn(alice, bob, inactive, texts, hibernating, 'resumed');
+  await assertShownOnce(t, alice, bob, [...texts, 'before leaving']);
   const after = requests(alice.bosh).slice(mark);
   t.equal(after[0]?.attr('sid'), sid, 'the page first tried the old BOSH session');
   t.ok(after.some((b) => b.attr('sid') === undefined), 'then created a new one');

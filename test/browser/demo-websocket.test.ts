@@ -10,7 +10,8 @@ import type { Browser } from 'playwright-core';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, screenshot } from '../helpers/browser.js';
 import {
-  befriend, contactShows, countAfterMarker, login, openDemo, reloadWhile, say, sessionStorageText, shownMessages, waitMode,
+  assertShownOnce, befriend, contactShows, leaveAndReturn, login, openDemo, reloadWhile, say, sessionStorageText,
+  shownMessages, twoFriends, waitMode,
 } from '../helpers/demo-page.js';
 
 const BIND = 'urn:ietf:params:xml:ns:xmpp-bind';
@@ -35,8 +36,9 @@ t.test('two users in two browser contexts chat both ways', async (t) => {
   await bob.page.locator('#messages .msg.in .body', { hasText: 'Hello Bob' }).waitFor();
   await say(bob, alice, 'Hi Alice! Bob here.');
   await alice.page.locator('#messages .msg.in .body', { hasText: 'Hi Alice!' }).waitFor();
-  t.same(await alice.page.locator('#messages .msg .body').allTextContents(), ['Hello Bob, this is Alice', 'Hi Alice! Bob here.']);
-  t.same(await bob.page.locator('#messages .msg .body').allTextContents(), ['Hello Bob, this is Alice', 'Hi Alice! Bob here.']);
+  const both = ['Hello Bob, this is Alice', 'Hi Alice! Bob here.'];
+  t.same(await shownMessages(alice.page), both, 'alice sees both messages in order');
+  t.same(await shownMessages(bob.page), both, 'bob sees both messages in order');
   t.match(await alice.page.textContent('#counters'), /h in \d+ \/ h out \d+ \/ unacked \d+/, 'the SM counters are shown');
   await alice.page.locator('#counters', { hasText: 'unacked 0' }).waitFor();
   await screenshot(alice.page, 'demo-chat-alice');
@@ -44,11 +46,7 @@ t.test('two users in two browser contexts chat both ways', async (t) => {
 });
 
 t.test('a reload resumes the WebSocket session: no new bind, each message sent meanwhile shown once', async (t) => {
-  const alice = await openDemo(t, browser, server, 'carol');
-  const bob = await openDemo(t, browser, server, 'dave');
-  await login(alice);
-  await login(bob);
-  await befriend(alice, bob);
+  const { alice, bob } = await twoFriends(t, browser, server, ['carol', 'dave']);
   await say(alice, bob, 'before the reload');
   await say(bob, alice, 'answer before the reload');
   await alice.page.locator('#messages .msg.in .body', { hasText: 'answer before the reload' }).waitFor();
@@ -56,10 +54,8 @@ t.test('a reload resumes the WebSocket session: no new bind, each message sent m
   const texts = ['while reloading 1', 'while reloading 2', 'while reloading 3'];
   await reloadWhile(alice, async () => { for (const text of texts) await say(bob, alice, text); });
   await waitMode(alice.page, 'resumed');
-  await say(bob, alice, 'marker after the three');
-  t.same(await countAfterMarker(alice.page, [...texts, 'answer before the reload', 'before the reload'], 'marker after the three'),
-    [1, 1, 1, 1, 1], 'each message is shown exactly once, and the history from before the reload is still there');
-  t.equal(await alice.page.textContent('#transport'), 'WebSocket');
+  await assertShownOnce(t, alice, bob, [...texts, 'answer before the reload', 'before the reload']);
+  t.equal(await alice.page.textContent('#transport'), 'WebSocket', 'still on WebSocket');
   const after = alice.frames.slice(mark);
   t.ok(after.some((f) => f.dir === 'sent' && /<resume\b/.test(f.text)), 'the page sent <resume/>');
   t.ok(after.some((f) => f.dir === 'received' && /<resumed\b/.test(f.text)), 'the server answered <resumed/>');
@@ -72,23 +68,15 @@ t.test('a reload resumes the WebSocket session: no new bind, each message sent m
 });
 
 t.test('a reload slower than SM_RESUME_TIMEOUT logs in afresh with the stored SCRAM keys and gets the messages from offline storage', async (t) => {
-  const alice = await openDemo(t, browser, quick, 'erin');
-  const bob = await openDemo(t, browser, quick, 'frank');
-  await login(alice);
-  await login(bob);
-  await befriend(alice, bob);
+  const { alice, bob } = await twoFriends(t, browser, quick, ['erin', 'frank']);
   const stored = await sessionStorageText(alice.page);
   t.notOk(stored.includes(alice.password), 'sessionStorage holds no password');
   t.match(stored, /clientKey/, 'sessionStorage holds the SCRAM ClientKey');
-  await alice.page.goto('about:blank');
-  const texts = ['while away 1', 'while away 2', 'while away 3'];
-  for (const text of texts) await say(bob, alice, text);
-  await contactShows(bob.page, alice.jid, 'offline'); // the hibernated session timed out and ended
   const mark = alice.frames.length;
-  await alice.page.goto(`${quick.httpUrl}/`);
-  await waitMode(alice.page, 'new session');
-  await say(bob, alice, 'marker after the three');
-  t.same(await countAfterMarker(alice.page, texts, 'marker after the three'), [1, 1, 1], 'each message is shown exactly once');
+  const texts = ['while away 1', 'while away 2', 'while away 3'];
+  // Ended when bob sees alice go offline: the hibernated session timed out.
+  await leaveAndReturn(alice, bob, quick, texts, () => contactShows(bob.page, alice.jid, 'offline'), 'new session');
+  await assertShownOnce(t, alice, bob, texts);
   t.equal(await alice.page.locator('#messages .msg.in', { hasText: 'while away' }).locator('.tag').count(), 3,
     'the three came from offline storage (delay-stamped)');
   const after = alice.frames.slice(mark);
@@ -124,13 +112,9 @@ t.test('without a working WebSocket the page falls back to BOSH; forcing WebSock
 });
 
 t.test('BOSH can be forced at login, and the switch moves the session to WebSocket with a resume', async (t) => {
-  const alice = await openDemo(t, browser, server, 'ivan');
-  const bob = await openDemo(t, browser, server, 'judy');
-  await login(alice, 'bosh');
-  await login(bob);
-  t.equal(await alice.page.textContent('#transport'), 'BOSH');
+  const { alice, bob } = await twoFriends(t, browser, server, ['ivan', 'judy'], 'bosh');
+  t.equal(await alice.page.textContent('#transport'), 'BOSH', 'the status line shows BOSH');
   t.equal(alice.frames.length, 0, 'no WebSocket was opened');
-  await befriend(alice, bob);
   await say(alice, bob, 'over BOSH');
   const mark = alice.frames.length;
   await alice.page.click('#switch');
@@ -141,6 +125,6 @@ t.test('BOSH can be forced at login, and the switch moves the session to WebSock
   t.notOk(after.some((f) => f.dir === 'sent' && f.text.includes(BIND)), 'no new bind');
   await say(bob, alice, 'after the switch');
   await alice.page.locator('#messages .msg.in .body', { hasText: 'after the switch' }).waitFor();
-  t.same(await shownMessages(alice.page), ['over BOSH', 'after the switch']);
+  t.same(await shownMessages(alice.page), ['over BOSH', 'after the switch'], 'the chat goes on, nothing lost or doubled');
   await screenshot(alice.page, 'demo-forced-switch');
 });

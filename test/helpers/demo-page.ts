@@ -81,8 +81,8 @@ export async function countAfterMarker(page: Page, texts: string[], marker: stri
 }
 
 /** Every sessionStorage entry of the page, as text. */
-export function sessionStorageText(page: Page): Promise<string> {
-  return page.evaluate(() => JSON.stringify(Object.fromEntries(Object.entries(sessionStorage))));
+export async function sessionStorageText(page: Page): Promise<string> {
+  return String(await page.evaluate('JSON.stringify(Object.fromEntries(Object.entries(sessionStorage)))'));
 }
 
 /**
@@ -116,4 +116,38 @@ export async function waitForMetric(server: TestServer, pattern: RegExp, timeout
     if (Date.now() > deadline) throw new Error(`no /metrics line matched ${pattern}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** Two users logged in on their own pages (the first with `preference`), each in the other's roster. */
+export async function twoFriends(
+  t: Test, browser: Browser, server: TestServer, names: [string, string], preference: Preference = 'auto',
+): Promise<{ alice: DemoUser; bob: DemoUser }> {
+  const alice = await openDemo(t, browser, server, names[0]);
+  const bob = await openDemo(t, browser, server, names[1]);
+  await login(alice, preference);
+  await login(bob);
+  await befriend(alice, bob);
+  return { alice, bob };
+}
+
+/**
+ * alice's page leaves (about:blank); bob sends `texts`; once `gone` sees the
+ * server in the state under test, alice's page comes back (same tab, so
+ * the same sessionStorage) and shows `mode`.
+ */
+export async function leaveAndReturn(
+  alice: DemoUser, bob: DemoUser, server: TestServer, texts: string[], gone: () => Promise<void>, mode: string,
+): Promise<void> {
+  await alice.page.goto('about:blank');
+  for (const text of texts) await say(bob, alice, text);
+  await gone();
+  await alice.page.goto(`${server.httpUrl}/`);
+  await waitMode(alice.page, mode);
+}
+
+/** bob sends a marker; each of `texts` must then be shown exactly once on alice's page. */
+export async function assertShownOnce(t: Test, alice: DemoUser, bob: DemoUser, texts: string[]): Promise<void> {
+  const marker = `marker ${Math.random().toString(36).slice(2)}`;
+  await say(bob, alice, marker);
+  t.same(await countAfterMarker(alice.page, texts, marker), texts.map(() => 1), 'each message is shown exactly once');
 }
