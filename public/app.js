@@ -7,11 +7,17 @@ import { NS, el, child, bare } from './xml.js';
 import { createClient } from './xmpp-lite.js';
 
 const MODEL_KEY = 'demo.model';
-/** Messages kept per conversation, so the stored history stays bounded. */
-const MAX_HISTORY = 200;
+/**
+ * The stored history is bounded in messages and in characters (the oldest
+ * go first), and so are pending subscription requests, so that no sender
+ * can fill the page's memory or its sessionStorage quota.
+ */
+const MAX_MESSAGES = 500;
+const MAX_HISTORY_CHARS = 500_000;
+const MAX_REQUESTS = 50;
 const $ = (id) => document.getElementById(id);
 const wsScheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-const emptyModel = () => ({ contacts: {}, presence: {}, requests: [], chats: {}, selected: null });
+const emptyModel = () => ({ contacts: {}, presence: {}, requests: [], messages: [], selected: null });
 let model = JSON.parse(sessionStorage.getItem(MODEL_KEY) ?? 'null') ?? emptyModel();
 
 const client = createClient({
@@ -38,9 +44,10 @@ function onStanza(node) {
 }
 
 function addMessage(peer, entry) {
-  const list = (model.chats[peer] ??= []);
-  list.push(entry);
-  list.splice(0, Math.max(0, list.length - MAX_HISTORY));
+  const list = model.messages;
+  list.push({ peer, ...entry });
+  let chars = list.reduce((sum, m) => sum + m.body.length, 0);
+  while (list.length > MAX_MESSAGES || chars > MAX_HISTORY_CHARS) chars -= list.shift().body.length;
   model.selected ??= peer;
   save();
 }
@@ -50,8 +57,8 @@ function onPresence(node, from) {
   const type = node.getAttribute('type');
   const peer = bare(from);
   if (type === 'subscribe') {
-    if (!model.requests.includes(peer)) model.requests.push(peer);
-  } else if (type === null || type === 'unavailable') {
+    if (!model.requests.includes(peer) && model.requests.length < MAX_REQUESTS) model.requests.push(peer);
+  } else if ((type === null || type === 'unavailable') && model.contacts[peer]) {
     const resources = (model.presence[peer] ??= {});
     if (type === null) resources[from] = child(node, 'show', NS.CLIENT)?.textContent || 'available';
     else delete resources[from];
@@ -112,7 +119,7 @@ function renderRoster() {
 function renderChat() {
   const peer = model.selected;
   $('chat-with').textContent = peer ? `Chat with ${peer}` : 'Choose a contact';
-  $('messages').replaceChildren(...(model.chats[peer] ?? []).map((m) => {
+  $('messages').replaceChildren(...model.messages.filter((m) => m.peer === peer).map((m) => {
     const li = text('li', '', `msg ${m.dir}`);
     li.append(text('span', m.dir === 'in' ? peer.split('@')[0] : 'me', 'who'), text('span', m.body, 'body'));
     if (m.offline) li.append(text('span', 'offline', 'tag'));
@@ -135,6 +142,7 @@ function renderStatus(st) {
   $('mode').textContent = st.online ? st.mode : st.jid ? 'disconnected' : loggedIn ? 'connecting…' : 'not logged in';
   $('counters').textContent = st.sm ? `h in ${st.hIn} / h out ${st.hOut} / unacked ${st.unacked}` : 'no stream management';
   $('switch').textContent = st.transport === 'bosh' ? 'Switch to WebSocket' : 'Switch to BOSH';
+  $('reconnect').hidden = st.online || st.connecting || !st.jid;
 }
 
 function guard(action) {
@@ -178,6 +186,9 @@ $('compose').onsubmit = guard(async () => {
   $('text').value = '';
   addMessage(to, { dir: 'out', body, stamp: new Date().toISOString() });
 });
+
+// After the transport is lost (network, server restart): the same path as a reload, resume first.
+$('reconnect').onclick = guard(async () => startSession(await client.restore()));
 
 $('switch').onclick = guard(async () => {
   await startSession(await client.switchTo($('transport').textContent === 'BOSH' ? 'websocket' : 'bosh'));

@@ -71,7 +71,8 @@ export function scramExchange(mechanism, username, getKeys) {
     first: () => `n,,${clientFirstBare}`,
     async final(serverFirst) {
       const a = attributes(serverFirst);
-      if (!a.r?.startsWith(nonce) || !a.s || !(Number(a.i) > 0)) throw new Error('SCRAM: bad server-first-message');
+      // RFC 7677 §4: at least 4096 iterations; fewer would make a stolen exchange cheap to attack.
+      if (!a.r?.startsWith(nonce) || !a.s || !(Number(a.i) >= 4096)) throw new Error('SCRAM: bad server-first-message');
       keys = await getKeys(fromBase64(a.s), Number(a.i));
       const withoutProof = `c=${btoa('n,,')},r=${a.r}`;
       const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`;

@@ -30,6 +30,7 @@ export function createClient(opts) {
   let waiters = [];
   let mode = '';
   let online = false;
+  let connecting = false;
 
   function save() {
     if (!s) return;
@@ -39,7 +40,7 @@ export function createClient(opts) {
 
   function status() {
     opts.onStatus?.({
-      jid: s?.jid ?? null, transport: transport?.kind ?? null, mode, online,
+      jid: s?.jid ?? null, transport: transport?.kind ?? null, mode, online, connecting,
       hIn: s?.hIn ?? 0, hOut: s?.hOut ?? 0, unacked: s?.unacked.length ?? 0, sm: Boolean(s?.counting),
     });
   }
@@ -130,7 +131,6 @@ export function createClient(opts) {
     status();
   }
 
-  let connecting = false;
   function useTransport(kind) {
     const events = {
       onElement: (n) => transport === t && onElement(n),

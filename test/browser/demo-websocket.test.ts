@@ -6,7 +6,7 @@
  * or is forced to one.
  */
 import t from 'tap';
-import type { Browser } from 'playwright-core';
+import type { Browser, WebSocketRoute } from 'playwright-core';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, screenshot } from '../helpers/browser.js';
 import {
@@ -127,4 +127,31 @@ t.test('BOSH can be forced at login, and the switch moves the session to WebSock
   await alice.page.locator('#messages .msg.in .body', { hasText: 'after the switch' }).waitFor();
   t.same(await shownMessages(alice.page), ['over BOSH', 'after the switch'], 'the chat goes on, nothing lost or doubled');
   await screenshot(alice.page, 'demo-forced-switch');
+  const posts = alice.bosh.length;
+  await alice.page.click('#switch');
+  await alice.page.locator('#transport', { hasText: 'BOSH' }).waitFor();
+  await waitMode(alice.page, 'resumed');
+  t.ok(alice.bosh.slice(posts).some((b) => b.dir === 'sent' && b.text.includes('<resume')), 'and back to BOSH with a resume');
+  await say(bob, alice, 'after switching back');
+  await alice.page.locator('#messages .msg.in .body', { hasText: 'after switching back' }).waitFor();
+  t.same(await shownMessages(alice.page), ['over BOSH', 'after the switch', 'after switching back'], 'still each message once');
+});
+
+t.test('when the connection drops, Reconnect resumes the session', async (t) => {
+  let pageSide: WebSocketRoute | null = null;
+  const alice = await openDemo(t, browser, server, 'mallory', (page) => page.routeWebSocket(/xmpp-websocket/, (ws) => {
+    ws.connectToServer();
+    pageSide = ws;
+  }));
+  const bob = await openDemo(t, browser, server, 'niaj');
+  await login(alice);
+  await login(bob);
+  await befriend(alice, bob);
+  await (pageSide as WebSocketRoute | null)?.close({ code: 1006, reason: 'network gone' });
+  await alice.page.locator('#mode', { hasText: 'disconnected' }).waitFor();
+  await say(bob, alice, 'while disconnected');
+  await alice.page.click('#reconnect');
+  await waitMode(alice.page, 'resumed');
+  await assertShownOnce(t, alice, bob, ['while disconnected']);
+  t.ok(await alice.page.locator('#reconnect').isHidden(), 'the Reconnect button is gone again');
 });
