@@ -226,6 +226,9 @@ export function createClient(opts) {
       online = true;
       resendPending();
       return mode;
+    } catch (err) {
+      transport?.drop(); // a failed login leaves no stream open behind it
+      throw err;
     } finally {
       connecting = false;
       save();

@@ -155,3 +155,13 @@ t.test('when the connection drops, Reconnect resumes the session', async (t) => 
   await assertShownOnce(t, alice, bob, ['while disconnected']);
   t.ok(await alice.page.locator('#reconnect').isHidden(), 'the Reconnect button is gone again');
 });
+
+t.test('a wrong password is refused with not-authorized, and the page stores no keys', async (t) => {
+  const alice = await openDemo(t, browser, server, 'oscar');
+  await alice.page.fill('#jid', alice.jid);
+  await alice.page.fill('#password', 'not the password');
+  await alice.page.click('#login button[type=submit]');
+  await alice.page.locator('#error', { hasText: 'not-authorized' }).waitFor();
+  t.ok(await alice.page.locator('#login').isVisible(), 'the login form is still shown');
+  t.notMatch(await sessionStorageText(alice.page), /clientKey/, 'no SCRAM keys were kept');
+});
