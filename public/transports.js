@@ -66,6 +66,8 @@ export function createBoshTransport(url, domain, events, saved = null) {
   let extra = null;
   let ended = false;
   let scheduled = false;
+  let pollTimer = null;
+  let lastPoll = 0;
   let firstAnswer = null;
 
   function post(rid, text, tries = 0) {
@@ -95,7 +97,10 @@ export function createBoshTransport(url, domain, events, saved = null) {
       delete s.inflight[rid];
       s.processedRid = rid;
       if (!body || body.localName !== 'body') { finish('bad-request'); break; }
-      if (!s.sid) Object.assign(s, { sid: body.getAttribute('sid'), requests: Number(body.getAttribute('requests')) || 2 });
+      if (!s.sid) {
+        const attr = (name, fallback) => (body.hasAttribute(name) ? Number(body.getAttribute(name)) : fallback);
+        Object.assign(s, { sid: body.getAttribute('sid'), requests: attr('requests', 2), hold: attr('hold', 1), polling: attr('polling', 5) });
+      }
       firstAnswer?.(body.getAttribute('type') !== 'terminate');
       for (const node of [...body.children]) events.onElement(node);
       if (body.getAttribute('type') === 'terminate') finish(body.getAttribute('condition') ?? 'remote-connection-failed');
@@ -118,6 +123,14 @@ export function createBoshTransport(url, domain, events, saved = null) {
     if (ended || !s.sid) return;
     const open = Object.keys(s.inflight).length;
     if (open >= s.requests || (open > 0 && outbox.length === 0 && !extra)) return;
+    const empty = outbox.length === 0 && !extra;
+    // XEP-0124 §12: in a polling session (hold 0) empty requests go no faster than every 'polling' seconds.
+    const early = s.hold === 0 && empty ? lastPoll + s.polling * 1000 - Date.now() : 0;
+    if (early > 0) {
+      pollTimer ??= setTimeout(() => { pollTimer = null; pump(); }, early);
+      return;
+    }
+    if (empty) lastPoll = Date.now();
     const children = outbox;
     outbox = [];
     const attrs = extra ?? {};

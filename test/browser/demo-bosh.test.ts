@@ -20,14 +20,16 @@ const SM = 'urn:xmpp:sm:3';
 let server: TestServer;
 let quick: TestServer;
 let inactive: TestServer;
+let polling: TestServer;
 let browser: Browser;
 t.before(async () => {
   server = await startServer();
   quick = await startServer({ SM_RESUME_TIMEOUT: '2', BOSH_INACTIVITY: '2' });
   inactive = await startServer({ BOSH_INACTIVITY: '2' });
+  polling = await startServer({ BOSH_MAX_HOLD: '0', BOSH_POLLING: '1' });
   browser = await launchBrowser(t);
 });
-t.teardown(async () => { await server.close(); await quick.close(); await inactive.close(); });
+t.teardown(async () => { await server.close(); await quick.close(); await inactive.close(); await polling.close(); });
 
 /** The request bodies the page posted, parsed. */
 function requests(log: BoshExchange[]): XmlElement[] {
@@ -134,4 +136,14 @@ t.test('when the BOSH session is gone but the XEP-0198 session is not, the page 
   t.ok(carries(after, 'resume', SM), 'and resumed the XEP-0198 session on it');
   t.notOk(carries(after, 'bind', BIND), 'no new bind');
   await screenshot(alice.page, 'demo-bosh-sm-resume');
+});
+
+t.test('in a polling BOSH session (hold 0) the page polls no faster than the server allows, and chats', async (t) => {
+  const { alice, bob } = await twoFriends(t, browser, polling, ['peggy', 'rupert'], 'bosh');
+  await say(bob, alice, 'polled for');
+  await alice.page.locator('#messages .msg.in .body', { hasText: 'polled for' }).waitFor();
+  const bodies = requests(alice.bosh);
+  t.equal(bodies.find((b) => b.attr('sid') === undefined)?.attr('hold'), '1', 'the page asked for hold 1');
+  t.notOk(alice.bosh.some((b) => b.dir === 'received' && b.text.includes('policy-violation')), 'never polled too fast');
+  t.equal(await alice.page.textContent('#mode'), 'new session', 'the session is still up');
 });
