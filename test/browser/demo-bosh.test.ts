@@ -146,4 +146,5 @@ t.test('in a polling BOSH session (hold 0) the page polls no faster than the ser
   t.equal(bodies.find((b) => b.attr('sid') === undefined)?.attr('hold'), '1', 'the page asked for hold 1');
   t.notOk(alice.bosh.some((b) => b.dir === 'received' && b.text.includes('policy-violation')), 'never polled too fast');
   t.equal(await alice.page.textContent('#mode'), 'new session', 'the session is still up');
+  await screenshot(alice.page, 'demo-bosh-polling');
 });

@@ -154,6 +154,7 @@ t.test('when the connection drops, Reconnect resumes the session', async (t) => 
   await waitMode(alice.page, 'resumed');
   await assertShownOnce(t, alice, bob, ['while disconnected']);
   t.ok(await alice.page.locator('#reconnect').isHidden(), 'the Reconnect button is gone again');
+  await screenshot(alice.page, 'demo-reconnect');
 });
 
 t.test('a wrong password is refused with not-authorized, and the page stores no keys', async (t) => {
@@ -164,4 +165,5 @@ t.test('a wrong password is refused with not-authorized, and the page stores no 
   await alice.page.locator('#error', { hasText: 'not-authorized' }).waitFor();
   t.ok(await alice.page.locator('#login').isVisible(), 'the login form is still shown');
   t.notMatch(await sessionStorageText(alice.page), /clientKey/, 'no SCRAM keys were kept');
+  await screenshot(alice.page, 'demo-wrong-password');
 });
