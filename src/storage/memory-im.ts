@@ -13,6 +13,17 @@ export interface Purgeable {
   purge(host: string, username: string): void;
 }
 
+/** Index of the first message with an id above `afterId` (ids ascend, so a binary search). */
+function firstAfter(queue: readonly OfflineMessage[], afterId: number): number {
+  let lo = 0;
+  let hi = queue.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (queue[mid]!.id <= afterId) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
 export function createMemoryOfflineStore(now: Clock): OfflineStore & Purgeable {
   const queues = new Map<string, OfflineMessage[]>();
   let lastId = 0;
@@ -25,8 +36,10 @@ export function createMemoryOfflineStore(now: Clock): OfflineStore & Purgeable {
       queues.set(key, queue);
       return true;
     },
-    async list(host, username) {
-      return [...(queues.get(keyOf(host, username)) ?? [])];
+    async list(host, username, page = {}) {
+      const queue = queues.get(keyOf(host, username)) ?? [];
+      const from = firstAfter(queue, page.afterId ?? 0);
+      return queue.slice(from, page.limit === undefined ? undefined : from + page.limit);
     },
     async remove(host, username, ids) {
       const key = keyOf(host, username);

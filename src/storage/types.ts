@@ -71,6 +71,12 @@ export interface OfflineMessage {
   readonly storedAt: number;
 }
 
+/** A page of an account's offline messages: ids above `afterId` (default: from the start), at most `limit`. */
+export interface OfflinePage {
+  readonly afterId?: number;
+  readonly limit?: number;
+}
+
 /**
  * Offline messages, per account. An account's messages go when the account
  * does (SQLite: ON DELETE CASCADE; memory: the same on UserStore.delete).
@@ -82,8 +88,12 @@ export interface OfflineStore {
    * overshoot the limit.
    */
   push(host: string, username: string, stanza: string, max: number): Promise<boolean>;
-  /** The account's messages, oldest first. */
-  list(host: string, username: string): Promise<OfflineMessage[]>;
+  /**
+   * The account's messages, oldest first; with `page`, only those after
+   * `afterId` and at most `limit` of them, so a large backlog is read in
+   * pages, never all at once.
+   */
+  list(host: string, username: string, page?: OfflinePage): Promise<OfflineMessage[]>;
   /** Deletes the given messages of the account (the delivered ones); unknown ids are ignored. */
   remove(host: string, username: string, ids: readonly number[]): Promise<void>;
   count(host: string, username: string): Promise<number>;

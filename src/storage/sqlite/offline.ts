@@ -15,7 +15,8 @@ export function createSqliteOfflineStore(db: Database.Database, now: Clock): Off
       INSERT INTO offline_messages (host, username, stanza, stored_at)
       SELECT ?, ?, ?, ?
       WHERE (SELECT COUNT(*) FROM offline_messages WHERE host = ? AND username = ?) < ?`),
-    list: db.prepare<[string, string], OfflineRow>('SELECT id, stanza, stored_at FROM offline_messages WHERE host = ? AND username = ? ORDER BY id'),
+    // LIMIT -1 is SQLite's "no limit"; the (host, username, id) index makes `id > ?` a range scan.
+    list: db.prepare<[string, string, number, number], OfflineRow>('SELECT id, stanza, stored_at FROM offline_messages WHERE host = ? AND username = ? AND id > ? ORDER BY id LIMIT ?'),
     remove: db.prepare<[string, string, number]>('DELETE FROM offline_messages WHERE host = ? AND username = ? AND id = ?'),
     count: db.prepare<[string, string], { n: number }>('SELECT COUNT(*) AS n FROM offline_messages WHERE host = ? AND username = ?'),
   };
@@ -27,8 +28,8 @@ export function createSqliteOfflineStore(db: Database.Database, now: Clock): Off
     async push(host, username, stanza, max) {
       return st.push.run(host, username, stanza, now(), host, username, max).changes === 1;
     },
-    async list(host, username): Promise<OfflineMessage[]> {
-      return st.list.all(host, username).map((r) => ({ id: r.id, stanza: r.stanza, storedAt: r.stored_at }));
+    async list(host, username, page = {}): Promise<OfflineMessage[]> {
+      return st.list.all(host, username, page.afterId ?? 0, page.limit ?? -1).map((r) => ({ id: r.id, stanza: r.stanza, storedAt: r.stored_at }));
     },
     async remove(host, username, ids) {
       if (ids.length > 0) removeAll(host, username, ids);
