@@ -68,7 +68,7 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
   const streamManagement = sm.register(ctx, {
     buffer: config.smBuffer, buffer_max: config.smBufferMax, ack: config.smAck, ack_freq: config.smAckFreq,
     resume_timeout: config.smResumeTimeout, max_hibernated_per_user: config.smMaxHibernatedPerUser,
-    ack_quiet_period: config.smAckQuietPeriod,
+    ack_quiet_period: config.smAckQuietPeriod, pending_max_bytes: config.smPendingMaxBytes, ack_timeout: config.smAckTimeout,
     stale_h: { enabled: config.smStaleHEnabled, repeat_after: config.smStaleHRepeatAfter, geriatric: config.smStaleHGeriatric },
   }, createMemorySmRegistry());
   iq.register(ctx);
