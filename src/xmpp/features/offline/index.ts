@@ -1,10 +1,11 @@
-import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
+import { NS, type XmlElement } from '../../../xml/index.js';
 import { makeJid, type Jid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
 import { bareTargets, deliverBare, deliverFull, undeliverable } from '../message.js';
 import { KeyedSerial } from './serial.js';
+import { createDelivery, type AckTracker } from './delivery.js';
 
 export interface OfflineOptions {
   /** Messages one account may hold; 0 disables offline storage (RFC 6121 §8.5.2.2.1 then bounces). */
@@ -19,9 +20,6 @@ export interface OfflineFeature {
 /** The longest a delivery waits for the presence feature to process the presence that triggered it. */
 const PRESENCE_WAIT_MS = 5000;
 
-// What we stored passed the stanza limits when it arrived; reading it back must not fail on them.
-const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
-
 /**
  * Offline messages (XEP-0160): a chat or normal message for an existing
  * account with no available resource of non-negative priority is stored,
@@ -32,13 +30,14 @@ const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024
  * or a delivery is under way, newer messages to that account wait behind
  * it, so nobody sees them out of order.
  */
-export function register(ctx: ModuleContext, opts: OfflineOptions): OfflineFeature {
+export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTracker): OfflineFeature {
   const line = new KeyedSerial((err) => {
     ctx.metrics.internalError();
     ctx.log.error({ err }, 'offline messages: unexpected error');
   });
   if (opts.maxMessages === 0) return { flush: () => line.idle() };
   ctx.disco.addFeature(NS.OFFLINE);
+  const deliverStored = createDelivery(ctx, acks);
   const keyOf = (jid: Jid): string => jid.bare;
   // At shutdown every session is about to close: what stream management
   // hands over then is stored, not given to another resource that may have
@@ -143,30 +142,6 @@ export function register(ctx: ModuleContext, opts: OfflineOptions): OfflineFeatu
     }
   }
 
-  async function deliverStored(session: Session): Promise<void> {
-    const host = session.host!;
-    const username = session.username!;
-    const stored = await ctx.storage.offline.list(host, username);
-    const delivered: number[] = [];
-    for (const m of stored) {
-      if (session.destroyed) break;
-      let message: XmlElement;
-      try {
-        message = parseXml(m.stanza, STORED_LIMITS, NS.CLIENT);
-      } catch (err) {
-        // Kept, not dropped: an operator can look at it; it still counts against the limit.
-        ctx.log.error({ err, jid: `${username}@${host}`, id: m.id }, 'offline messages: a stored message cannot be read');
-        continue;
-      }
-      stampDelay(message, host, m.storedAt);
-      // Through the session's filters: with stream management it is buffered
-      // until acked, and handed back (offline again) if the session dies first.
-      session.send(message);
-      delivered.push(m.id);
-    }
-    await ctx.storage.offline.remove(host, username, delivered);
-  }
-
   return { flush: () => line.idle() };
 }
 
@@ -181,16 +156,6 @@ export function storable(stanza: XmlElement): boolean {
   if (stanza.getChild('no-store', NS.HINTS)) return false;
   const payload = stanza.getChildren().filter((c) => !(c.local === 'thread' && c.ns === NS.CLIENT));
   return payload.length === 0 || !payload.every((c) => c.ns === NS.CHATSTATES);
-}
-
-/**
- * XEP-0203: one delay notation from this server. One is already there when
- * the message was stored before (stream-management hand-over stamps it with
- * when it first arrived); a client's claim to be us was removed on receipt.
- */
-function stampDelay(message: XmlElement, host: string, storedAt: number): void {
-  if (message.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host)) return;
-  message.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(storedAt).toISOString() }, 'Offline Storage'));
 }
 
 /** RFC 6121 §4.7.2.3: an integer from -128 to +127, default 0. */

@@ -1,0 +1,124 @@
+/**
+ * Offline delivery in pages (issue 10): however many messages are stored,
+ * each arrives once, in order, at the next login — with real clients that
+ * acknowledge (strophe.js, @xmpp/client) — and storage is empty after. A
+ * session that ends halfway leaves exactly the rest, in storage only.
+ */
+import t, { type Test } from 'tap';
+import { $pres } from 'strophe.js';
+import { NS } from '../../src/xml/index.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { page, ids as domIds } from '../helpers/strophe-page.js';
+import { SmPeer, chat } from '../helpers/sm-peer.js';
+import { becomeAvailable, login, sleep, smEnabled, waitFor } from '../helpers/xmppjs.js';
+
+const SETTLE_MS = 500;
+const WAIT_MS = 20_000;
+
+let server: TestServer;
+t.before(async () => {
+  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace']) await server.addUser(u, `${u}-pw`);
+});
+t.teardown(() => server.close());
+
+const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+/** Stores `n` chat messages for `user` as offline storage holds them. */
+async function store(user: string, prefix: string, n: number): Promise<string[]> {
+  const out = ids(prefix, n);
+  for (const id of out) {
+    const ok = await server.storage.offline.push('localhost', user, `<message xmlns="jabber:client" from="alice@localhost/desk" to="${user}@localhost" type="chat" id="${id}"><body>${id}</body></message>`, 100_000);
+    if (!ok) throw new Error('offline store full');
+  }
+  return out;
+}
+
+async function storedIds(user: string): Promise<string[]> {
+  return (await server.storage.offline.list('localhost', user)).map((m) => /id="([^"]+)"/.exec(m.stanza)?.[1] ?? '?');
+}
+
+async function storageEmpties(t: Test, user: string): Promise<void> {
+  for (let i = 0; i < 100 && (await server.storage.offline.count('localhost', user)) > 0; i++) await sleep(20);
+  t.equal(await server.storage.offline.count('localhost', user), 0, 'storage is empty after');
+}
+
+for (const n of [150, 1000]) {
+  t.test(`${n} stored messages reach an @xmpp/client login once each, in order`, async (t) => {
+    const user = n === 150 ? 'bob' : 'carol';
+    const expected = await store(user, 'x', n);
+    const bob = await login(t, server, { username: user, password: `${user}-pw`, resource: 'web' });
+    await smEnabled(bob);
+    await becomeAvailable(bob);
+    await waitFor(() => bob.inbox.items.length >= n, `${n} messages`, WAIT_MS).catch((err: unknown) => {
+      throw new Error(`${String(err)}; got ${bob.inbox.items.length}`, { cause: err });
+    });
+    await sleep(SETTLE_MS);
+    t.same(bob.inbox.items.map((m) => m.attrs.id), expected, 'every message once, in order');
+    t.equal(bob.xmpp.status, 'online', 'the client is still online');
+    t.same(bob.errors.map(String), [], 'no errors');
+    await storageEmpties(t, user);
+  });
+}
+
+t.test('150 stored messages reach a strophe.js login with stream management once each, in order', async (t) => {
+  const expected = await store('dave', 's', 150);
+  const p = page(t, server, new Map());
+  await p.connect('dave@localhost/strophe', 'dave-pw');
+  await waitFor(() => p.conn.isStreamManagementEnabled(), 'strophe.js to get <enabled/>');
+  p.conn.send($pres());
+  await waitFor(() => p.messages.length >= 150, '150 messages', WAIT_MS).catch((err: unknown) => {
+    throw new Error(`${String(err)}; got ${p.messages.length}`, { cause: err });
+  });
+  await sleep(SETTLE_MS);
+  t.same(domIds(p.messages), expected, 'every message once, in order');
+  t.ok(p.conn.connected, 'still connected');
+  await storageEmpties(t, 'dave');
+});
+
+for (const resumable of [false, true]) {
+  t.test(`a session that ends halfway through delivery (${resumable ? 'resume timeout' : 'not resumable'}) leaves exactly the rest, for the next login`, async (t) => {
+    const user = resumable ? 'erin' : 'frank';
+    await store(user, 'm', 150);
+    const first = await SmPeer.login(server.wsUrl, user, `${user}-pw`, 'one', { autoAck: false, resume: resumable });
+    first.c.send(`<presence xmlns='jabber:client'/>`);
+    await waitFor(() => first.messageIds().length === 50, 'the first page');
+    await sleep(100);
+    t.equal(first.messageIds().length, 50, 'one page at a time');
+    first.ack(); // the whole first page (and the presence echo)
+    await waitFor(() => first.messageIds().length === 100, 'the second page');
+    // h counts the stanzas since <enabled/>: up to m69 is 20 of the second page.
+    const since = first.c.frames.slice(first.c.frames.findIndex((el) => el.is('enabled', NS.SM)) + 1);
+    const stanzas = since.filter((el) => ['message', 'presence', 'iq'].includes(el.local));
+    first.ack(stanzas.findIndex((el) => el.attr('id') === 'm69') + 1);
+    await sleep(100);
+    first.c.ws.terminate();
+    await waitFor(() => server.app.core.ctx.sessions.get('localhost', user, 'one') === undefined, 'the session to end', 5000);
+    await sleep(200);
+    t.same(await storedIds(user), ids('m', 150).slice(70), 'storage holds exactly the unacked rest, once, in order');
+
+    const next = await SmPeer.login(server.wsUrl, user, `${user}-pw`, 'two', { autoAck: true });
+    next.c.send(`<presence xmlns='jabber:client'/>`);
+    await waitFor(() => next.messageIds().length >= 80, 'the rest', WAIT_MS);
+    await sleep(SETTLE_MS);
+    t.same(next.messageIds(), ids('m', 150).slice(70), 'the next login gets the rest once, in order');
+    await storageEmpties(t, user);
+  });
+}
+
+t.test('a message arriving while the backlog is delivered comes after it', async (t) => {
+  await store('grace', 'g', 120);
+  const grace = await SmPeer.login(server.wsUrl, 'grace', 'grace-pw', 'web', { autoAck: false });
+  grace.c.send(`<presence xmlns='jabber:client'/>`);
+  await waitFor(() => grace.messageIds().length === 50, 'the first page');
+  const alice = await SmPeer.login(server.wsUrl, 'alice', 'alice-pw', 'live', { autoAck: true });
+  alice.c.send(chat('grace@localhost', 'live'));
+  await sleep(200);
+  t.notOk(grace.messageIds().includes('live'), 'the live message waits behind the backlog');
+  const ackEach = setInterval(() => grace.ack(), 50);
+  t.teardown(() => clearInterval(ackEach));
+  await waitFor(() => grace.messageIds().length >= 121, 'backlog and live message', WAIT_MS);
+  await sleep(SETTLE_MS);
+  t.same(grace.messageIds(), [...ids('g', 120), 'live'], 'backlog in order, then the live message, each once');
+  t.notOk(grace.c.frames.some((el) => el.local === 'error' && el.ns === NS.STREAM), 'no stream error');
+});
