@@ -27,10 +27,11 @@ export class SmPeer {
     });
   }
 
-  /** Logs in with PLAIN, binds `resource` and enables SM (resumable unless told otherwise). */
-  static async login(url: string, user: string, password: string, resource: string, opts: { autoAck: boolean; resume?: boolean }): Promise<SmPeer> {
+  /** Logs in with PLAIN, binds `resource` and enables SM (resumable unless told otherwise; not at all with enable: false). */
+  static async login(url: string, user: string, password: string, resource: string, opts: { autoAck: boolean; resume?: boolean; enable?: boolean }): Promise<SmPeer> {
     const peer = new SmPeer(await RawWsClient.connect(url), opts.autoAck);
     peer.jid = await peer.c.login(user, password, resource);
+    if (opts.enable === false) return peer;
     peer.c.send(`<enable xmlns='${NS.SM}'${opts.resume === false ? '' : " resume='true'"}/>`);
     const answer = await peer.c.until((el) => el.ns === NS.SM && el.local !== 'r');
     if (!answer.is('enabled', NS.SM)) throw new Error(`enable failed: ${answer.toString()}`);

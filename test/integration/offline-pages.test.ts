@@ -18,7 +18,7 @@ const WAIT_MS = 20_000;
 let server: TestServer;
 t.before(async () => {
   server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace']) await server.addUser(u, `${u}-pw`);
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'henry']) await server.addUser(u, `${u}-pw`);
 });
 t.teardown(() => server.close());
 
@@ -105,6 +105,22 @@ for (const resumable of [false, true]) {
     await storageEmpties(t, user);
   });
 }
+
+t.test('a client without stream management gets 150 stored messages in order, read from storage 50 at a time', async (t) => {
+  const expected = await store('henry', 'n', 150);
+  const offline = server.storage.offline;
+  const list = offline.list.bind(offline);
+  const limits: Array<number | undefined> = [];
+  offline.list = async (host, username, p) => { limits.push(p?.limit); return list(host, username, p); };
+  t.teardown(() => { offline.list = list; });
+  const henry = await SmPeer.login(server.wsUrl, 'henry', 'henry-pw', 'plain', { autoAck: false, resume: false, enable: false });
+  henry.c.send(`<presence xmlns='jabber:client'/>`);
+  await waitFor(() => henry.messageIds().length >= 150, '150 messages', WAIT_MS);
+  await sleep(SETTLE_MS);
+  t.same(henry.messageIds(), expected, 'every message once, in order');
+  t.ok(limits.length >= 3 && limits.every((l) => l !== undefined && l <= 50), `every read is a page of at most 50 (limits: ${limits.join(', ')})`);
+  await storageEmpties(t, 'henry');
+});
 
 t.test('a message arriving while the backlog is delivered comes after it', async (t) => {
   await store('grace', 'g', 120);

@@ -24,7 +24,9 @@ const PRESENCE_WAIT_MS = 5000;
  * Offline messages (XEP-0160): a chat or normal message for an existing
  * account with no available resource of non-negative priority is stored,
  * and delivered with a XEP-0203 delay stamp when a resource of the account
- * becomes available with non-negative priority; then deleted.
+ * becomes available with non-negative priority, in pages (delivery.ts);
+ * deleted once acknowledged. `acks` is stream management, which says
+ * whether a session's stanzas are acknowledged.
  *
  * Everything for one account runs in one line (KeyedSerial): while a store
  * or a delivery is under way, newer messages to that account wait behind
