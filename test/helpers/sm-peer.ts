@@ -38,6 +38,22 @@ export class SmPeer {
     return peer;
   }
 
+  /** Authenticates on a new stream and sends <resume h='0'/>; returns the peer and the server's answer. */
+  static async resume(url: string, user: string, password: string, smid: string, opts: { autoAck: boolean }): Promise<{ peer: SmPeer; answer: XmlElement }> {
+    const peer = new SmPeer(await RawWsClient.connect(url), opts.autoAck);
+    const c = peer.c;
+    c.open();
+    await c.next();
+    await c.next();
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
+    if (!(await c.next()).is('success', NS.SASL)) throw new Error('auth failed');
+    c.open();
+    await c.next();
+    await c.next();
+    c.send(`<resume xmlns='${NS.SM}' previd='${smid}' h='0'/>`);
+    return { peer, answer: await c.until((el) => el.ns === NS.SM) };
+  }
+
   ack(h = this.h): void { this.c.send(`<a xmlns='${NS.SM}' h='${h}'/>`); }
 
   /** The ids of the messages received so far, in order. */

@@ -19,10 +19,17 @@ async function server(t: Test, env: Record<string, string>, ...users: string[]):
   return s;
 }
 
-async function sender(s: TestServer, user = 'bob'): Promise<RawWsClient> {
-  const c = await RawWsClient.connect(s.wsUrl);
-  await c.login(user, `${user}-pw`, 'sender');
-  return c;
+/** A server with `env`, alice logged in as `resource` with SM, and bob ready to send to her. */
+async function setup(t: Test, env: Record<string, string>, resource: string, autoAck = false): Promise<{ s: TestServer; alice: SmPeer; bob: RawWsClient; to: string }> {
+  const s = await server(t, env, 'alice', 'bob');
+  const alice = await SmPeer.login(s.wsUrl, 'alice', 'alice-pw', resource, { autoAck });
+  const bob = await RawWsClient.connect(s.wsUrl);
+  await bob.login('bob', 'bob-pw', 'sender');
+  return { s, alice, bob, to: `alice@localhost/${resource}` };
+}
+
+function send(bob: RawWsClient, to: string, messageIds: string[], body?: string): void {
+  for (const id of messageIds) bob.send(chat(to, id, body));
 }
 
 /** The ids of alice's stored offline messages, oldest first, once `n` are there. */
@@ -34,10 +41,8 @@ async function storedIds(s: TestServer, n: number): Promise<string[]> {
 const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
 t.test('a full unacked queue holds further stanzas until acks make room; the stream stays open', async (t) => {
-  const s = await server(t, { SM_BUFFER_MAX: '3' }, 'alice', 'bob');
-  const alice = await SmPeer.login(s.wsUrl, 'alice', 'alice-pw', 'slow', { autoAck: false });
-  const bob = await sender(s);
-  for (const id of ids('o', 5)) bob.send(chat('alice@localhost/slow', id));
+  const { s, alice, bob, to } = await setup(t, { SM_BUFFER_MAX: '3' }, 'slow');
+  send(bob, to, ids('o', 5));
   await routed(bob, 'p1');
   await alice.c.until((el) => el.is('r', NS.SM));
   await sleep(100);
@@ -54,27 +59,15 @@ t.test('a full unacked queue holds further stanzas until acks make room; the str
 });
 
 t.test('stanzas for a hibernating session wait, and after the resume come after the unacked ones as acks make room', async (t) => {
-  const s = await server(t, { SM_BUFFER_MAX: '2', SM_RESUME_TIMEOUT: '30' }, 'alice', 'bob');
-  const alice = await SmPeer.login(s.wsUrl, 'alice', 'alice-pw', 'tab', { autoAck: false });
-  const bob = await sender(s);
-  for (const id of ids('h', 2)) bob.send(chat('alice@localhost/tab', id));
+  const { s, alice, bob, to } = await setup(t, { SM_BUFFER_MAX: '2', SM_RESUME_TIMEOUT: '30' }, 'tab');
+  send(bob, to, ids('h', 2));
   await waitFor(() => alice.messageIds().length === 2, 'the first two messages');
   alice.c.ws.terminate();
   await waitFor(() => s.app.core.ctx.sessions.get('localhost', 'alice', 'tab')?.conn === null, 'hibernation');
-  for (const id of ids('h', 7).slice(2)) bob.send(chat('alice@localhost/tab', id));
+  send(bob, to, ids('h', 7).slice(2));
   await routed(bob, 'p1');
 
-  const again = new SmPeer(await RawWsClient.connect(s.wsUrl), true);
-  again.c.open();
-  await again.c.next();
-  await again.c.next();
-  again.c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-pw').toString('base64')}</auth>`);
-  await again.c.next();
-  again.c.open();
-  await again.c.next();
-  await again.c.next();
-  again.c.send(`<resume xmlns='${NS.SM}' previd='${alice.smid}' h='0'/>`);
-  const answer = await again.c.until((el) => el.ns === NS.SM);
+  const { peer: again, answer } = await SmPeer.resume(s.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true });
   t.ok(answer.is('resumed', NS.SM), 'resumed');
   await waitFor(() => again.messageIds().length === 7, 'all seven messages', 5000).catch((err: unknown) => {
     throw new Error(`${String(err)}; got ${again.messageIds().join(', ')}`, { cause: err });
@@ -86,10 +79,8 @@ t.test('stanzas for a hibernating session wait, and after the resume come after 
 });
 
 t.test('a client that stops acknowledging is closed after SM_ACK_TIMEOUT and its stanzas are handed over in order', async (t) => {
-  const s = await server(t, { SM_ACK_TIMEOUT: '1', SM_BUFFER_MAX: '2' }, 'alice', 'bob');
-  const alice = await SmPeer.login(s.wsUrl, 'alice', 'alice-pw', 'stuck', { autoAck: false });
-  const bob = await sender(s);
-  for (const id of ids('t', 4)) bob.send(chat('alice@localhost/stuck', id));
+  const { s, alice, bob, to } = await setup(t, { SM_ACK_TIMEOUT: '1', SM_BUFFER_MAX: '2' }, 'stuck');
+  send(bob, to, ids('t', 4));
   await routed(bob, 'p1');
   const err = await alice.c.until((el) => el.local === 'error' && el.ns === NS.STREAM, 4000);
   t.equal(streamErrorCondition(err), 'connection-timeout');
@@ -98,11 +89,9 @@ t.test('a client that stops acknowledging is closed after SM_ACK_TIMEOUT and its
 });
 
 t.test('a client that answers <r/> is not closed by the ack timeout', async (t) => {
-  const s = await server(t, { SM_ACK_TIMEOUT: '1', SM_BUFFER_MAX: '2' }, 'alice', 'bob');
-  const alice = await SmPeer.login(s.wsUrl, 'alice', 'alice-pw', 'live', { autoAck: true });
-  const bob = await sender(s);
+  const { alice, bob, to } = await setup(t, { SM_ACK_TIMEOUT: '1', SM_BUFFER_MAX: '2' }, 'live', true);
   for (let round = 0; round < 3; round++) {
-    for (const id of ids(`l${round}-`, 3)) bob.send(chat('alice@localhost/live', id));
+    send(bob, to, ids(`l${round}-`, 3));
     await sleep(600);
   }
   await waitFor(() => alice.messageIds().length === 9, 'all nine messages');
@@ -112,16 +101,14 @@ t.test('a client that answers <r/> is not closed by the ack timeout', async (t) 
 });
 
 t.test('waiting stanzas beyond SM_PENDING_MAX_BYTES close the stream with policy-violation and are handed over in order', async (t) => {
-  const s = await server(t, { SM_BUFFER_MAX: '2', SM_PENDING_MAX_BYTES: '2048' }, 'alice', 'bob');
-  const alice = await SmPeer.login(s.wsUrl, 'alice', 'alice-pw', 'full', { autoAck: false });
-  const bob = await sender(s);
-  for (const id of ids('s', 3)) bob.send(chat('alice@localhost/full', id));
+  const { s, alice, bob, to } = await setup(t, { SM_BUFFER_MAX: '2', SM_PENDING_MAX_BYTES: '2048' }, 'full');
+  send(bob, to, ids('s', 3));
   await routed(bob, 'p1');
   await sleep(100);
   t.notOk(alice.c.frames.some((el) => el.local === 'error' && el.ns === NS.STREAM), 'one stanza over buffer_max only waits: no stream error');
   t.ok(s.app.core.ctx.sessions.get('localhost', 'alice', 'full'), 'the session is still there');
   const big = 'x'.repeat(500);
-  for (const id of ids('b', 5)) bob.send(chat('alice@localhost/full', id, big));
+  send(bob, to, ids('b', 5), big);
   const err = await alice.c.until((el) => el.local === 'error' && el.ns === NS.STREAM);
   t.equal(streamErrorCondition(err), 'policy-violation');
   t.same(await storedIds(s, 8), [...ids('s', 3), ...ids('b', 5)], 'every message is stored offline, in order, once');
