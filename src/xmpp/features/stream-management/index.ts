@@ -67,7 +67,6 @@ export interface SmState {
   sinceRequest: number;
 }
 
-/** XEP-0198 stream management: acks, resumption, hibernation (urn:xmpp:sm:3). */
 /** What other features may ask of stream management. */
 export interface StreamManagement {
   /** True when what is sent to `session` stays queued until the client acks it ('stanzas-acked' then fires). */
@@ -75,6 +74,7 @@ export interface StreamManagement {
   dispose(): void;
 }
 
+/** XEP-0198 stream management: acks, flow control, resumption, hibernation (urn:xmpp:sm:3). */
 export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegistry): StreamManagement {
   const states = new WeakMap<Session, SmState>();
   const flow = createFlow(ctx, opts, states);
@@ -96,7 +96,8 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     // 144 random bits: smids must be unguessable, resumption trusts them.
     const smid = resumable ? randomId(18) : undefined;
     const state: SmState = {
-      queue: new SmQueue(), pending: new PendingQueue(opts.pending_max_bytes), ackTimer: undefined, counter_in: 0, buffer_max: opts.buffer_max, ack_freq: opts.ack_freq,
+      queue: new SmQueue(), pending: new PendingQueue(opts.pending_max_bytes), ackTimer: undefined,
+      counter_in: 0, buffer_max: opts.buffer_max, ack_freq: opts.ack_freq,
       peer: undefined, smid, max, hibernation: undefined, hibernatedAt: 0, sinceRequest: 0,
     };
     states.set(session, state);
