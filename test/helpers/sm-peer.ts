@@ -20,7 +20,7 @@ export class SmPeer {
     c.ws.on('message', () => {
       const el = c.frames[c.frames.length - 1]!;
       if (el.is('enabled', NS.SM)) { this.#counting = true; this.smid = el.attr('id'); }
-      // XEP-0198 §5: after <resumed/> the count goes on from the h sent in <resume/> (0 in these tests).
+      // XEP-0198 §5: after <resumed/> the count goes on from the h sent in <resume/>.
       else if (el.is('resumed', NS.SM)) this.#counting = true;
       else if (this.#counting && isStanza(el)) this.h++;
       else if (autoAck && el.is('r', NS.SM)) this.ack();
@@ -38,9 +38,10 @@ export class SmPeer {
     return peer;
   }
 
-  /** Authenticates on a new stream and sends <resume h='0'/>; returns the peer and the server's answer. */
-  static async resume(url: string, user: string, password: string, smid: string, opts: { autoAck: boolean }): Promise<{ peer: SmPeer; answer: XmlElement }> {
+  /** Authenticates on a new stream and sends <resume h/> (h: 0 unless given); returns the peer and the server's answer. */
+  static async resume(url: string, user: string, password: string, smid: string, opts: { autoAck: boolean; h?: number }): Promise<{ peer: SmPeer; answer: XmlElement }> {
     const peer = new SmPeer(await RawWsClient.connect(url), opts.autoAck);
+    peer.h = opts.h ?? 0;
     const c = peer.c;
     c.open();
     await c.next();
@@ -50,7 +51,7 @@ export class SmPeer {
     c.open();
     await c.next();
     await c.next();
-    c.send(`<resume xmlns='${NS.SM}' previd='${smid}' h='0'/>`);
+    c.send(`<resume xmlns='${NS.SM}' previd='${smid}' h='${peer.h}'/>`);
     return { peer, answer: await c.until((el) => el.ns === NS.SM) };
   }
 

@@ -18,7 +18,7 @@ const WAIT_MS = 20_000;
 let server: TestServer;
 t.before(async () => {
   server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'henry']) await server.addUser(u, `${u}-pw`);
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'henry', 'ivan']) await server.addUser(u, `${u}-pw`);
 });
 t.teardown(() => server.close());
 
@@ -105,6 +105,27 @@ for (const resumable of [false, true]) {
     await storageEmpties(t, user);
   });
 }
+
+t.test('a page acknowledged only by the <resume/> after a drop counts as delivered, and the rest follows on the resumed stream', async (t) => {
+  const server30 = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '30' }, server.storage);
+  t.teardown(() => server30.close());
+  await store('ivan', 'r', 120);
+  const first = await SmPeer.login(server30.wsUrl, 'ivan', 'ivan-pw', 'tab', { autoAck: false });
+  first.c.send(`<presence xmlns='jabber:client'/>`);
+  await waitFor(() => first.messageIds().length === 50, 'the first page');
+  await sleep(100);
+  first.c.ws.terminate();
+  await waitFor(() => server30.app.core.ctx.sessions.get('localhost', 'ivan', 'tab')?.conn === null, 'hibernation');
+  // The page handled before the drop is acknowledged by the h of <resume/> (XEP-0198 §5).
+  const { peer, answer } = await SmPeer.resume(server30.wsUrl, 'ivan', 'ivan-pw', first.smid!, { autoAck: true, h: first.h });
+  t.ok(answer.is('resumed', NS.SM), 'resumed');
+  await waitFor(() => peer.messageIds().length >= 70, 'the other 70', WAIT_MS).catch((err: unknown) => {
+    throw new Error(`${String(err)}; got ${peer.messageIds().join(', ')}`, { cause: err });
+  });
+  await sleep(SETTLE_MS);
+  t.same([...first.messageIds(), ...peer.messageIds()], ids('r', 120), 'every message once, in order, across the drop');
+  await storageEmpties(t, 'ivan');
+});
 
 t.test('a client without stream management gets 150 stored messages in order, read from storage 50 at a time', async (t) => {
   const expected = await store('henry', 'n', 150);
