@@ -77,7 +77,7 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
   const rosters = roster.register(ctx, { maxItems: config.maxRosterItems, anonymousStores: createVolatileAccountStores() });
   disco.register(ctx, { name: 'xmpp-web-gateway', isSubscribed: (account, contact) => rosters.isSubscribed(account, contact) });
   message.register(ctx);
-  const offlineMessages = offline.register(ctx, { maxMessages: config.maxOfflineMessages }, streamManagement);
+  const offlineMessages = offline.register(ctx, { maxMessages: config.maxOfflineMessages, maxWaitingBytes: config.smPendingMaxBytes }, streamManagement);
   carbons.register(ctx);
   vcard.register(ctx, { maxSize: config.maxVcardSize });
   csi.register(ctx);

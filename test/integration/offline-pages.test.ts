@@ -10,6 +10,7 @@ import { NS } from '../../src/xml/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { page, ids as domIds } from '../helpers/strophe-page.js';
 import { SmPeer, chat } from '../helpers/sm-peer.js';
+import { stanzaErrorCondition } from '../helpers/ws-client.js';
 import { becomeAvailable, login, sleep, smEnabled, waitFor } from '../helpers/xmppjs.js';
 
 const SETTLE_MS = 500;
@@ -158,4 +159,27 @@ t.test('a message arriving while the backlog is delivered comes after it', async
   await sleep(SETTLE_MS);
   t.same(grace.messageIds(), [...ids('g', 120), 'live'], 'backlog in order, then the live message, each once');
   t.notOk(grace.c.frames.some((el) => el.local === 'error' && el.ns === NS.STREAM), 'no stream error');
+});
+
+t.test('messages waiting behind a delivery are bounded in bytes; beyond that the sender gets resource-constraint, the rest arrive after the backlog', async (t) => {
+  const small = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_PENDING_MAX_BYTES: '2048' });
+  t.teardown(() => small.close());
+  for (const u of ['alice', 'jack']) await small.addUser(u, `${u}-pw`);
+  for (const id of ids('k', 60)) await small.storage.offline.push('localhost', 'jack', `<message xmlns="jabber:client" from="alice@localhost/desk" to="jack@localhost" type="chat" id="${id}"><body>${id}</body></message>`, 1000);
+  const jack = await SmPeer.login(small.wsUrl, 'jack', 'jack-pw', 'web', { autoAck: false });
+  jack.c.send(`<presence xmlns='jabber:client'/>`);
+  await waitFor(() => jack.messageIds().length === 50, 'the first page');
+  const alice = await SmPeer.login(small.wsUrl, 'alice', 'alice-pw', 'live', { autoAck: true });
+  const live = ids('w', 8);
+  for (const id of live) alice.c.send(chat('jack@localhost', id, 'y'.repeat(500)));
+  await waitFor(() => alice.c.frames.filter((el) => el.local === 'message' && el.attr('type') === 'error').length > 0, 'an error for the sender');
+  const ackEach = setInterval(() => jack.ack(), 50);
+  t.teardown(() => clearInterval(ackEach));
+  await sleep(SETTLE_MS * 2);
+  const errors = alice.c.frames.filter((el) => el.local === 'message' && el.attr('type') === 'error');
+  t.ok(errors.every((el) => stanzaErrorCondition(el) === 'resource-constraint'), 'the errors are resource-constraint');
+  const held = live.length - errors.length;
+  t.ok(held >= 1 && held < live.length, `some messages were held (${held}), the rest bounced`);
+  t.same(errors.map((el) => el.attr('id')), live.slice(held), 'the bounced ones are the newest');
+  t.same(jack.messageIds(), [...ids('k', 60), ...live.slice(0, held)], 'the backlog, then the held messages, in order, once');
 });

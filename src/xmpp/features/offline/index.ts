@@ -10,6 +10,8 @@ import { createDelivery, type AckTracker } from './delivery.js';
 export interface OfflineOptions {
   /** Messages one account may hold; 0 disables offline storage (RFC 6121 §8.5.2.2.1 then bounces). */
   readonly maxMessages: number;
+  /** Bytes of messages one account may have waiting in memory behind a delivery of its stored ones. */
+  readonly maxWaitingBytes: number;
 }
 
 export interface OfflineFeature {
@@ -54,7 +56,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTra
   ctx.hooks.on('message/bare', (event) => {
     const key = keyOf(event.to);
     if (line.busy(key)) {
-      line.run(key, () => deliverOrStore(event));
+      behind(key, event, () => deliverOrStore(event));
       return true;
     }
     if (!storable(event.stanza) || (!shuttingDown && bareTargets(ctx, event).length > 0)) return false;
@@ -65,9 +67,29 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTra
   ctx.hooks.on('message/full', (event) => {
     const key = keyOf(event.to);
     if (!line.busy(key)) return false;
-    line.run(key, () => deliverFull(ctx, event));
+    behind(key, event, () => deliverFull(ctx, event));
     return true;
   }, -50);
+
+  // A delivery may wait for acks for up to SM_ACK_TIMEOUT, or a resume
+  // timeout: what queues behind it in memory is bounded in bytes per
+  // account, and beyond that the sender gets resource-constraint (type
+  // wait) to retry, rather than the server holding without limit.
+  const heldBytes = new Map<string, number>();
+  function behind(key: string, event: RouteEvent, task: () => Promise<void> | void): void {
+    const bytes = Buffer.byteLength(event.stanza.toString());
+    const held = heldBytes.get(key) ?? 0;
+    if (held + bytes > opts.maxWaitingBytes) {
+      ctx.router.bounce(event, 'resource-constraint', 'too many messages are waiting for the recipient');
+      return;
+    }
+    heldBytes.set(key, held + bytes);
+    line.run(key, () => {
+      const left = (heldBytes.get(key) ?? 0) - bytes;
+      if (left > 0) heldBytes.set(key, left); else heldBytes.delete(key);
+      return task();
+    });
+  }
 
   // XEP-0160 §2: "When the recipient next sends non-negative available
   // presence", deliver to that resource. Runs before the presence feature
