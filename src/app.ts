@@ -89,7 +89,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const streamManagement = sm.register(ctx, {
     buffer: config.smBuffer, buffer_max: config.smBufferMax, ack: config.smAck, ack_freq: config.smAckFreq,
     resume_timeout: config.smResumeTimeout, max_hibernated_per_user: config.smMaxHibernatedPerUser,
-    ack_quiet_period: config.smAckQuietPeriod,
+    ack_quiet_period: config.smAckQuietPeriod, pending_max_bytes: config.smPendingMaxBytes, ack_timeout: config.smAckTimeout,
     stale_h: { enabled: config.smStaleHEnabled, repeat_after: config.smStaleHRepeatAfter, geriatric: config.smStaleHGeriatric },
   }, createMemorySmRegistry());
   iq.register(ctx);
@@ -101,7 +101,9 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   });
   disco.register(ctx, { name: 'xmpp-web-gateway', isSubscribed: (account, contact) => rosters.isSubscribed(account, contact) });
   message.register(ctx);
-  const offlineMessages = offline.register(ctx, { maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes });
+  const offlineMessages = offline.register(ctx, {
+    maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes,
+  }, streamManagement);
   carbons.register(ctx);
   vcard.register(ctx, { maxSize: config.maxVcardSize });
   csi.register(ctx);

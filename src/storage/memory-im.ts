@@ -40,6 +40,17 @@ class AccountQueue {
   }
 }
 
+/** Index of the first message with an id above `afterId` (ids ascend, so a binary search). */
+function firstAfter(queue: readonly OfflineMessage[], afterId: number): number {
+  let lo = 0;
+  let hi = queue.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (queue[mid]!.id <= afterId) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
 export function createMemoryOfflineStore(now: Clock): OfflineStore & Purgeable {
   const queues = new Map<string, AccountQueue>();
   let lastId = 0;
@@ -52,8 +63,10 @@ export function createMemoryOfflineStore(now: Clock): OfflineStore & Purgeable {
       queues.set(key, queue);
       return true;
     },
-    async list(host, username) {
-      return [...(queues.get(keyOf(host, username))?.messages ?? [])];
+    async list(host, username, page = {}) {
+      const queue = queues.get(keyOf(host, username))?.messages ?? [];
+      const from = firstAfter(queue, page.afterId ?? 0);
+      return queue.slice(from, page.limit === undefined ? undefined : from + page.limit);
     },
     async remove(host, username, ids) {
       const key = keyOf(host, username);

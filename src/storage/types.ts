@@ -86,6 +86,12 @@ export interface OfflineMessage {
   readonly storedAt: number;
 }
 
+/** A page of an account's offline messages: ids above `afterId` (default: from the start), at most `limit`. */
+export interface OfflinePage {
+  readonly afterId?: number;
+  readonly limit?: number;
+}
+
 /**
  * What one account may hold in offline storage (XEP-0160), checked together
  * with the insert so concurrent pushes cannot overshoot either limit.
@@ -117,8 +123,12 @@ export interface OfflineStore {
    * number limits the count only (older callers).
    */
   push(host: string, username: string, stanza: string, quota: OfflineQuota | number): Promise<boolean>;
-  /** The account's messages, oldest first. */
-  list(host: string, username: string): Promise<OfflineMessage[]>;
+  /**
+   * The account's messages, oldest first; with `page`, only those after
+   * `afterId` and at most `limit` of them, so a large backlog is read in
+   * pages, never all at once.
+   */
+  list(host: string, username: string, page?: OfflinePage): Promise<OfflineMessage[]>;
   /** Deletes the given messages of the account (the delivered ones); unknown ids are ignored. */
   remove(host: string, username: string, ids: readonly number[]): Promise<void>;
   /** The account's message count, from its counter: O(1). */

@@ -33,6 +33,18 @@ export interface CoreEvents {
    * left is handed over once the session is gone. True = nothing left.
    */
   'stanzas-undelivered': { readonly session: Session; stanzas: XmlElement[] };
+  /**
+   * XEP-0198 §4: the client acknowledged these stanzas (oldest first); they
+   * are delivered for good. Fired by stream management with `buffer` on.
+   */
+  'stanzas-acked': { readonly session: Session; readonly stanzas: readonly XmlElement[] };
+  /**
+   * `session` ended for good and these stanzas it never delivered are about
+   * to be routed again (hand-over.ts). A feature that still owns some of
+   * them elsewhere (offline storage: messages not yet removed) takes them
+   * out of `stanzas`, so nothing is both kept there and routed again.
+   */
+  'hand-over': { readonly session: Session; stanzas: Array<import('./hand-over.js').Undelivered> };
   /** The session's transport drained its output backlog: work waiting for room may go on (flow control). */
   'session-drained': { readonly session: Session };
   /** A hibernating session got a new transport (XEP-0198 resumption). */

@@ -19,13 +19,17 @@ export interface Undelivered { readonly stanza: XmlElement; readonly at: number 
  * available resource, offline storage, or an error to the sender — with a
  * delay stamp (XEP-0203, see Undelivered); IQ requests get an
  * error reply; presence is state and is not replayed. Nothing is silently
- * dropped. The session must be out of the session table by now, or a
+ * dropped. What a feature still owns elsewhere (the 'hand-over' hook:
+ * offline messages delivered but not yet acked stay in storage) is left to
+ * it. The session must be out of the session table by now, or a
  * message could be routed straight back to it.
  */
 export function handOver(ctx: ModuleContext, session: Session, stanzas: readonly Undelivered[], note: string): void {
   if (stanzas.length === 0 || session.username === undefined || session.host === undefined) return;
+  const event = { session, stanzas: [...stanzas] };
+  if (ctx.hooks.fire('hand-over', event)) return;
   const bare = makeJid(session.username, session.host);
-  for (const { stanza, at } of stanzas) {
+  for (const { stanza, at } of event.stanzas) {
     const type = stanza.attr('type');
     if (stanza.name === 'message' && type !== 'error') {
       // The same stanza object may sit in other sessions' queues: stamp a copy.

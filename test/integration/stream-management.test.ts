@@ -224,26 +224,6 @@ t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t)
   c.close();
 });
 
-t.test('more than buffer_max unacked stanzas closes with policy-violation and stores them offline', async (t) => {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_BUFFER_MAX: '3' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
-  await s.addUser('bob', 'bob-pw');
-  const a = await RawWsClient.connect(s.wsUrl);
-  await a.login('alice', 'alice-pw', 'slow');
-  a.send(`<enable xmlns='${SM}' resume='true'/>`);
-  await a.next();
-  const bob = await RawWsClient.connect(s.wsUrl);
-  await bob.login('bob', 'bob-pw');
-  for (let i = 0; i < 4; i++) bob.send(`<message xmlns='jabber:client' type='chat' to='alice@localhost/slow' id='o${i}'><body>${i}</body></message>`);
-  const err = await a.until((el) => el.local === 'error' && el.ns === NS.STREAM);
-  t.equal(streamErrorCondition(err), 'policy-violation');
-  for (let i = 0; i < 100 && (await s.storage.offline.count('localhost', 'alice')) < 4; i++) await new Promise((r) => setTimeout(r, 20));
-  const stored = await s.storage.offline.list('localhost', 'alice');
-  t.same(stored.map((m) => /id="(o\d)"/.exec(String(m.stanza))?.[1]).sort(), ['o0', 'o1', 'o2', 'o3'], 'every buffered message is stored offline');
-  bob.close();
-});
-
 t.test('an anonymous session is resumable by its smid alone, and only by another anonymous login', async (t) => {
   const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SASL_ANONYMOUS_HOSTS: 'localhost' });
   t.teardown(() => s.close());

@@ -68,6 +68,23 @@ for (const [name, open] of Object.entries(backends)) {
       t.ok(after!.id > before[before.length - 1]!.id);
     });
 
+    t.test('list reads in pages: ids after afterId, at most limit, oldest first', async (t) => {
+      await withAccounts(storage, 'paged');
+      for (let i = 0; i < 7; i++) await offline.push('example.com', 'paged', `<message>p${i}</message>`, 100);
+      const seen: string[] = [];
+      let afterId = 0;
+      for (let page = await offline.list('example.com', 'paged', { afterId, limit: 3 }); page.length > 0;
+        page = await offline.list('example.com', 'paged', { afterId, limit: 3 })) {
+        t.ok(page.length <= 3, 'never more than limit');
+        seen.push(...page.map((m) => m.stanza));
+        afterId = page[page.length - 1]!.id;
+      }
+      t.same(seen, [0, 1, 2, 3, 4, 5, 6].map((i) => `<message>p${i}</message>`), 'every message once, in order');
+      const all = await offline.list('example.com', 'paged');
+      t.same((await offline.list('example.com', 'paged', { afterId: all[4]!.id })).map((m) => m.stanza), ['<message>p5</message>', '<message>p6</message>'], 'afterId alone reads to the end');
+      t.same(await offline.list('example.com', 'paged', { afterId: all[6]!.id, limit: 3 }), [], 'nothing after the last');
+    });
+
     t.test('messages go with the account', async (t) => {
       await storage.users.delete('example.com', 'bob');
       t.equal(await offline.count('example.com', 'bob'), 0);

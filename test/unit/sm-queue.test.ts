@@ -1,5 +1,6 @@
 import t from 'tap';
 import { SmQueue } from '../../src/xmpp/features/stream-management/queue.js';
+import { PendingQueue } from '../../src/xmpp/features/stream-management/pending.js';
 import { add, distance, parseH, MOD } from '../../src/xmpp/features/stream-management/counter.js';
 import { createMemorySmRegistry } from '../../src/xmpp/features/stream-management/registry.js';
 
@@ -57,6 +58,46 @@ t.test('the buffer compacts without losing order over many acks', async (t) => {
   t.same(q.unacked(), Array.from({ length: next - acked }, (_, i) => acked + i));
   t.same(q.drain().length, next - acked);
   t.equal(q.buffer_size, 0);
+});
+
+t.test('an ack names the stanzas it covers, oldest first, and only those', async (t) => {
+  const q = new SmQueue<string>();
+  for (const s of ['a', 'b', 'c']) q.push(s);
+  const seen: string[] = [];
+  q.ack(2, (s) => seen.push(s));
+  t.same(seen, ['a', 'b']);
+  q.ack(2, (s) => seen.push(s));
+  q.ack(9, (s) => seen.push(s));
+  t.same(seen, ['a', 'b'], 'a repeated or refused ack covers nothing');
+  q.ack(3, (s) => seen.push(s));
+  t.same(seen, ['a', 'b', 'c']);
+});
+
+t.test('the pending queue is a FIFO that counts bytes and says when it passes its bound', async (t) => {
+  const p = new PendingQueue<string>(10);
+  t.equal(p.push('a', 4), true);
+  t.equal(p.push('b', 6), true, 'exactly the bound is within it');
+  t.equal(p.bytes, 10);
+  t.equal(p.push('c', 1), false, 'one byte more is an overflow');
+  t.equal(p.length, 3, 'the item that overflowed is kept, for the hand-over');
+  t.equal(p.shift(), 'a');
+  t.equal(p.bytes, 7, 'shifting gives its bytes back');
+  t.same(p.drain(), ['b', 'c']);
+  t.equal(p.bytes, 0);
+  t.equal(p.shift(), undefined);
+});
+
+t.test('the pending queue keeps order and its byte count over many pushes and shifts', async (t) => {
+  const p = new PendingQueue<number>(1_000_000);
+  const out: number[] = [];
+  let next = 0;
+  for (let round = 0; round < 50; round++) {
+    for (let i = 0; i < 10; i++) p.push(next++, 3);
+    for (let i = 0; i < 7; i++) out.push(p.shift()!);
+  }
+  t.equal(p.bytes, p.length * 3);
+  out.push(...p.drain());
+  t.same(out, Array.from({ length: next }, (_, i) => i));
 });
 
 t.test('the memory registry keeps stale h until it is geriatric', async (t) => {

@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
+import { NS, type XmlElement } from '../../../xml/index.js';
 import { makeJid, type Jid } from '../../../jid/index.js';
 import type { OfflineQuota } from '../../../storage/types.js';
 import type { ModuleContext } from '../../context.js';
@@ -6,12 +6,15 @@ import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
 import { bareTargets, deliverBare, deliverFull, undeliverable } from '../message.js';
 import { KeyedSerial } from './serial.js';
+import { createDelivery, type AckTracker } from './delivery.js';
 
 export interface OfflineOptions {
   /** Messages one account may hold; 0 disables offline storage (RFC 6121 §8.5.2.2.1 then bounces). */
   readonly maxMessages: number;
   /** UTF-8 bytes of stored stanzas one account may hold (MAX_OFFLINE_BYTES). */
   readonly maxBytes: number;
+  /** Bytes of messages one account may have waiting in memory behind a delivery of its stored ones. */
+  readonly maxWaitingBytes: number;
 }
 
 export interface OfflineFeature {
@@ -22,20 +25,19 @@ export interface OfflineFeature {
 /** The longest a delivery waits for the presence feature to process the presence that triggered it. */
 const PRESENCE_WAIT_MS = 5000;
 
-// What we stored passed the stanza limits when it arrived; reading it back must not fail on them.
-const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
-
 /**
  * Offline messages (XEP-0160): a chat or normal message for an existing
  * account with no available resource of non-negative priority is stored,
  * and delivered with a XEP-0203 delay stamp when a resource of the account
- * becomes available with non-negative priority; then deleted.
+ * becomes available with non-negative priority, in pages (delivery.ts);
+ * deleted once acknowledged. `acks` is stream management, which says
+ * whether a session's stanzas are acknowledged.
  *
  * Everything for one account runs in one line (KeyedSerial): while a store
  * or a delivery is under way, newer messages to that account wait behind
  * it, so nobody sees them out of order.
  */
-export function register(ctx: ModuleContext, opts: OfflineOptions): OfflineFeature {
+export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTracker): OfflineFeature {
   const line = new KeyedSerial((err) => {
     ctx.metrics.internalError();
     ctx.log.error({ err }, 'offline messages: unexpected error');
@@ -43,6 +45,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions): OfflineFeatu
   if (opts.maxMessages === 0) return { flush: () => line.idle() };
   const quota: OfflineQuota = { maxMessages: opts.maxMessages, maxBytes: opts.maxBytes };
   ctx.disco.addFeature(NS.OFFLINE);
+  const deliverStored = createDelivery(ctx, acks);
   const keyOf = (jid: Jid): string => jid.bare;
   // At shutdown every session is about to close: what stream management
   // hands over then is stored, not given to another resource that may have
@@ -57,7 +60,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions): OfflineFeatu
   ctx.hooks.on('message/bare', (event) => {
     const key = keyOf(event.to);
     if (line.busy(key)) {
-      line.run(key, () => deliverOrStore(event));
+      behind(key, event, () => deliverOrStore(event));
       return true;
     }
     if (!storable(event.stanza) || (!shuttingDown && bareTargets(ctx, event).length > 0)) return false;
@@ -68,9 +71,29 @@ export function register(ctx: ModuleContext, opts: OfflineOptions): OfflineFeatu
   ctx.hooks.on('message/full', (event) => {
     const key = keyOf(event.to);
     if (!line.busy(key)) return false;
-    line.run(key, () => deliverFull(ctx, event));
+    behind(key, event, () => deliverFull(ctx, event));
     return true;
   }, -50);
+
+  // A delivery may wait for acks for up to SM_ACK_TIMEOUT, or a resume
+  // timeout: what queues behind it in memory is bounded in bytes per
+  // account, and beyond that the sender gets resource-constraint (type
+  // wait) to retry, rather than the server holding without limit.
+  const heldBytes = new Map<string, number>();
+  function behind(key: string, event: RouteEvent, task: () => Promise<void> | void): void {
+    const bytes = Buffer.byteLength(event.stanza.toString());
+    const held = heldBytes.get(key) ?? 0;
+    if (held + bytes > opts.maxWaitingBytes) {
+      ctx.router.bounce(event, 'resource-constraint', 'too many messages are waiting for the recipient');
+      return;
+    }
+    heldBytes.set(key, held + bytes);
+    line.run(key, () => {
+      const left = (heldBytes.get(key) ?? 0) - bytes;
+      if (left > 0) heldBytes.set(key, left); else heldBytes.delete(key);
+      return task();
+    });
+  }
 
   // XEP-0160 §2: "When the recipient next sends non-negative available
   // presence", deliver to that resource. Runs before the presence feature
@@ -149,30 +172,6 @@ export function register(ctx: ModuleContext, opts: OfflineOptions): OfflineFeatu
     }
   }
 
-  async function deliverStored(session: Session): Promise<void> {
-    const host = session.host!;
-    const username = session.username!;
-    const stored = await ctx.storage.offline.list(host, username);
-    const delivered: number[] = [];
-    for (const m of stored) {
-      if (session.destroyed) break;
-      let message: XmlElement;
-      try {
-        message = parseXml(m.stanza, STORED_LIMITS, NS.CLIENT);
-      } catch (err) {
-        // Kept, not dropped: an operator can look at it; it still counts against the limit.
-        ctx.log.error({ err, jid: `${username}@${host}`, id: m.id }, 'offline messages: a stored message cannot be read');
-        continue;
-      }
-      stampDelay(message, host, m.storedAt);
-      // Through the session's filters: with stream management it is buffered
-      // until acked, and handed back (offline again) if the session dies first.
-      session.send(message);
-      delivered.push(m.id);
-    }
-    await ctx.storage.offline.remove(host, username, delivered);
-  }
-
   return { flush: () => line.idle() };
 }
 
@@ -187,16 +186,6 @@ export function storable(stanza: XmlElement): boolean {
   if (stanza.getChild('no-store', NS.HINTS)) return false;
   const payload = stanza.getChildren().filter((c) => !(c.local === 'thread' && c.ns === NS.CLIENT));
   return payload.length === 0 || !payload.every((c) => c.ns === NS.CHATSTATES);
-}
-
-/**
- * XEP-0203: one delay notation from this server. One is already there when
- * the message was stored before (stream-management hand-over stamps it with
- * when it first arrived); a client's claim to be us was removed on receipt.
- */
-function stampDelay(message: XmlElement, host: string, storedAt: number): void {
-  if (message.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host)) return;
-  message.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(storedAt).toISOString() }, 'Offline Storage'));
 }
 
 /** RFC 6121 §4.7.2.3: an integer from -128 to +127, default 0. */

@@ -3,6 +3,8 @@ import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import { parseH } from './counter.js';
 import { SmQueue } from './queue.js';
+import { PendingQueue } from './pending.js';
+import { createFlow } from './flow.js';
 import type { SmRegistry } from './registry.js';
 import { handOver, type Undelivered } from '../../hand-over.js';
 import { createResume } from './resume.js';
@@ -12,8 +14,17 @@ import { randomId } from '../../../util/random.js';
 export interface SmOptions {
   /** Keep unacked stanzas so they can be resent on resumption (seed: buffer). */
   readonly buffer: boolean;
-  /** Unacked stanzas kept at most; Infinity for no limit (seed: buffer_max). */
+  /**
+   * Seed: buffer_max, "Buffer size for messages yet to be acknowledged":
+   * the stanzas in flight unacknowledged at once (Infinity: no limit). More
+   * wait in the pending queue until acks make room; they do not close the
+   * stream (issue 10: any sender could otherwise end any session).
+   */
   readonly buffer_max: number;
+  /** Bytes of stanzas the pending queue may hold; more closes with policy-violation. */
+  readonly pending_max_bytes: number;
+  /** Seconds an <r/> may go unanswered while stanzas are unacked (ejabberd: ack_timeout). */
+  readonly ack_timeout: number;
   /** Send <r/> to the client (seed: ack). */
   readonly ack: boolean;
   /** Request an ack every ack_freq stanzas (seed: ack_freq). */
@@ -33,6 +44,10 @@ export type Buffered = Undelivered;
 /** MongooseIM's sm_state record (seed 004), per session with SM enabled. */
 export interface SmState {
   readonly queue: SmQueue<Buffered>;
+  /** Stanzas waiting for room in `queue` (flow control), or for a resumption. */
+  readonly pending: PendingQueue<Buffered>;
+  /** Runs while an <r/> is unanswered (ack_timeout). */
+  ackTimer: NodeJS.Timeout | undefined;
   /** Stanzas received from the client (the server's h). */
   counter_in: number;
   readonly buffer_max: number;
@@ -52,10 +67,17 @@ export interface SmState {
   sinceRequest: number;
 }
 
-/** XEP-0198 stream management: acks, resumption, hibernation (urn:xmpp:sm:3). */
-export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegistry): { dispose(): void } {
+/** What other features may ask of stream management. */
+export interface StreamManagement {
+  /** True when what is sent to `session` stays queued until the client acks it ('stanzas-acked' then fires). */
+  tracks(session: Session): boolean;
+  dispose(): void;
+}
+
+/** XEP-0198 stream management: acks, flow control, resumption, hibernation (urn:xmpp:sm:3). */
+export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegistry): StreamManagement {
   const states = new WeakMap<Session, SmState>();
-  const quiet = new Set<Session>();
+  const flow = createFlow(ctx, opts, states);
   const failed = (condition: string, h?: number, extra?: XmlElement): XmlElement =>
     x('failed', { xmlns: NS.SM, h }, x(condition, { xmlns: NS.STANZAS }), extra);
 
@@ -74,7 +96,8 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     // 144 random bits: smids must be unguessable, resumption trusts them.
     const smid = resumable ? randomId(18) : undefined;
     const state: SmState = {
-      queue: new SmQueue(), counter_in: 0, buffer_max: opts.buffer_max, ack_freq: opts.ack_freq,
+      queue: new SmQueue(), pending: new PendingQueue(opts.pending_max_bytes), ackTimer: undefined,
+      counter_in: 0, buffer_max: opts.buffer_max, ack_freq: opts.ack_freq,
       peer: undefined, smid, max, hibernation: undefined, hibernatedAt: 0, sinceRequest: 0,
     };
     states.set(session, state);
@@ -93,11 +116,8 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     if (!st) return;
     const h = parseH(el.attr('h'));
     if (h === undefined) return session.close({ condition: 'undefined-condition', text: 'invalid h' });
-    const result = st.queue.ack(h);
-    if (result.ok) {
-      if (st.queue.buffer_size === 0) quiet.delete(session);
-      return;
-    }
+    const result = flow.ack(session, st, h);
+    if (result.ok) return flow.release(session, st);
     // XEP-0198 §4 (v1.6): h beyond what was sent closes the stream.
     session.close({
       condition: 'undefined-condition', text: `you acknowledged ${h} stanzas but only ${result.sent} were sent`,
@@ -113,45 +133,16 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
   ctx.hooks.on('stanza-out', ({ session, stanza }) => {
     const st = states.get(session);
     if (!st) return false;
-    if (opts.buffer) {
-      if (st.queue.buffer_size >= st.buffer_max) {
-        // XEP-0198 / issue: too many unacked closes the stream; the buffered
-        // stanzas (and this one) are handed over, never dropped.
-        st.queue.push({ stanza, at: Date.now() });
-        session.close({ condition: 'policy-violation', text: `more than ${st.buffer_max} unacknowledged stanzas` });
-        return true;
-      }
-      st.queue.push({ stanza, at: Date.now() });
-    }
-    if (session.conn === null) return true; // hibernating: buffered for the resume
-    session.write(stanza);
-    if (opts.ack && ++st.sinceRequest >= st.ack_freq) {
-      st.sinceRequest = 0;
-      requestAck(session);
-    } else if (opts.ack) {
-      quiet.add(session);
-    }
+    flow.out(session, st, stanza);
     return true;
   }, 100);
-
-  // Requests due in the same tick are sent once per session, after the
-  // stanzas of that tick: a burst of n stanzas gets one <r/>, not n.
-  const dueR = new Set<Session>();
-  const flushR = (): void => {
-    for (const s of dueR) if (s.conn && states.has(s)) s.write(x('r', { xmlns: NS.SM }));
-    dueR.clear();
-  };
-  function requestAck(session: Session): void {
-    quiet.delete(session);
-    if (dueR.size === 0) process.nextTick(flushR);
-    dueR.add(session);
-  }
 
   // XEP-0198 §5: a resumable session whose transport dies hibernates.
   ctx.hooks.on('session-lost', ({ session, reason }) => {
     const st = states.get(session);
     if (!st || st.max === 0 || session.closing) return false;
     session.conn = null;
+    flow.stop(session, st);
     st.hibernatedAt = Date.now();
     st.hibernation = setTimeout(() => {
       ctx.metrics.sm('timed-out');
@@ -159,7 +150,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     }, st.max * 1000);
     ctx.metrics.sm('hibernated');
     st.hibernation.unref();
-    ctx.log.info({ event: 'session-hibernated', session: session.logId, jid: session.full_jid, reason, buffered: st.queue.buffer_size }, 'session hibernating');
+    ctx.log.info({ event: 'session-hibernated', session: session.logId, jid: session.full_jid, reason, buffered: st.queue.buffer_size, pending: st.pending.length }, 'session hibernating');
     capHibernated(session);
     return true;
   }, 100);
@@ -178,13 +169,14 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     const st = states.get(session);
     if (!st) return;
     states.delete(session);
-    quiet.delete(session);
+    flow.stop(session, st);
     if (st.hibernation) clearTimeout(st.hibernation);
     if (st.smid && registry.get(st.smid) === session) {
       registry.remove(st.smid);
       if (opts.stale_h.enabled) registry.setStaleH(st.smid, st.counter_in, Date.now());
     }
-    const drained = st.queue.drain();
+    // In order: what was sent and not acked, then what waited to be sent.
+    const drained = [...st.queue.drain(), ...st.pending.drain()];
     if (drained.length > 0) handedOver.set(session, new Set(drained.map((b) => b.stanza)));
     handOver(ctx, session, drained, 'resent: not acknowledged by the client');
   }, 50);
@@ -205,24 +197,18 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     return event.stanzas.length === 0;
   });
 
-  ctx.nonzas.register(NS.SM, 'resume', createResume(ctx, opts, registry, states, failed));
+  ctx.nonzas.register(NS.SM, 'resume', createResume(ctx, opts, flow, registry, states, failed));
 
   const timers: NodeJS.Timeout[] = [];
-  if (opts.ack && opts.ack_freq > 1) {
-    // One timer for all sessions: ask for acks of stanzas that sat unrequested for a quiet period.
-    timers.push(setInterval(() => {
-      for (const s of quiet) {
-        const st = states.get(s);
-        if (st && s.conn) { st.sinceRequest = 0; s.write(x('r', { xmlns: NS.SM })); }
-      }
-      quiet.clear();
-    }, opts.ack_quiet_period * 1000));
-  }
   if (opts.stale_h.enabled) {
     // Seed: stale_h.repeat_after is how often stale h records are collected.
     timers.push(setInterval(() => registry.collectStaleH(Date.now(), opts.stale_h.geriatric), opts.stale_h.repeat_after * 1000));
   }
   for (const t of timers) t.unref();
   ctx.disco.addFeature(NS.SM);
-  return { dispose: () => { for (const t of timers) clearInterval(t); } };
+  return {
+    // Without ack requests a client may never ack: then what is written is SM's (handed over if unacked).
+    tracks: (session) => opts.buffer && opts.ack && states.has(session),
+    dispose: () => { flow.dispose(); for (const t of timers) clearInterval(t); },
+  };
 }

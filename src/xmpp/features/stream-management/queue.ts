@@ -34,9 +34,10 @@ export class SmQueue<T> {
   /**
    * Applies the client's <a h/>. An h behind counter_out (a stale or
    * duplicate ack) is a no-op; an h beyond what was sent is an error
-   * (XEP-0198 §4 handled-count-too-high).
+   * (XEP-0198 §4 handled-count-too-high). `onAcked` sees each stanza the
+   * ack covers, oldest first (they are delivered for good).
    */
-  ack(h: number): AckResult {
+  ack(h: number, onAcked?: (item: T) => void): AckResult {
     const n = distance(this.counter_out, h);
     if (n > this.buffer_size) {
       // Behind counter_out means a late ack: n wraps to a huge value. Treat
@@ -44,6 +45,7 @@ export class SmQueue<T> {
       if (n > 2 ** 31) return { ok: true, acked: 0 };
       return { ok: false, sent: this.sent };
     }
+    if (onAcked) for (let i = 0; i < n; i++) onAcked(this.#items[this.#head + i]!);
     this.#head += n;
     this.counter_out = h;
     if (this.#head > 64 && this.#head * 2 > this.#items.length) {

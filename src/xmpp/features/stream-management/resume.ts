@@ -6,6 +6,7 @@ import type { NonzaHandler } from '../../registry.js';
 import type { Session } from '../../session.js';
 import { parseH } from './counter.js';
 import type { SmOptions, SmState } from './index.js';
+import type { Flow } from './flow.js';
 import type { SmRegistry } from './registry.js';
 
 type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
@@ -18,7 +19,7 @@ type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
  * only sees the Conn interface.
  */
 export function createResume(
-  ctx: ModuleContext, opts: SmOptions, registry: SmRegistry, states: WeakMap<Session, SmState>, failed: Failed,
+  ctx: ModuleContext, opts: SmOptions, flow: Flow, registry: SmRegistry, states: WeakMap<Session, SmState>, failed: Failed,
 ): NonzaHandler {
   return (carrier, el) => {
     // Only after authentication and before binding (XEP-0198 §5).
@@ -36,7 +37,7 @@ export function createResume(
       ctx.metrics.sm('resume-failed');
       return carrier.write(failed('item-not-found', stale));
     }
-    const acked = st.queue.ack(h);
+    const acked = flow.ack(old, st, h);
     if (!acked.ok) {
       return carrier.write(failed('undefined-condition', undefined,
         x('handled-count-too-high', { xmlns: NS.SM, h, 'send-count': acked.sent })));
@@ -44,9 +45,11 @@ export function createResume(
     takeOver(ctx, carrier, old, st);
     old.write(x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }));
     // Resend what the client has not acknowledged, in order; it stays buffered until acked.
+    // Then what waited meanwhile, as far as buffer_max allows; acks bring the rest.
     const pending = st.queue.unacked();
     for (const item of pending) old.write(item.stanza);
-    if (pending.length > 0 && opts.ack) old.write(x('r', { xmlns: NS.SM }));
+    flow.release(old, st);
+    if (st.queue.buffer_size > 0 && opts.ack) flow.requestAck(old, st);
     ctx.hooks.fire('session-resumed', { session: old });
     ctx.metrics.sm('resumed');
     ctx.log.info({ event: 'session-resumed', session: old.logId, jid: old.full_jid, transport: old.transport, resent: pending.length }, 'session resumed');

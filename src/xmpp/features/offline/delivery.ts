@@ -1,0 +1,139 @@
+import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
+import type { OfflineMessage } from '../../../storage/types.js';
+import type { ModuleContext } from '../../context.js';
+import type { Session } from '../../session.js';
+
+/** Stored messages read and sent at once; the next page waits until this one is acked (or written). */
+export const PAGE_SIZE = 50;
+/** How often a delivery without stream management looks at the transport's backlog if no 'session-drained' comes. */
+const DRAIN_POLL_MS = 1000;
+
+// What we stored passed the stanza limits when it arrived; reading it back must not fail on them.
+const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
+
+/** What offline delivery asks of stream management (XEP-0198). */
+export interface AckTracker {
+  /** True when what is sent to `session` stays queued until the client acks it ('stanzas-acked' then fires). */
+  tracks(session: Session): boolean;
+}
+
+/** The page of a session waiting for acks: its stanzas still unacked (by stored id), and the ids acked so far. */
+interface InFlight {
+  readonly unacked: Map<XmlElement, number>;
+  readonly acked: number[];
+  wake: () => void;
+}
+
+/**
+ * XEP-0160 delivery of an account's stored messages to one session, in
+ * pages (issue 10): never the whole backlog in memory, never more than a
+ * page in flight, one event-loop turn per page.
+ *
+ * Who owns a message, so that each arrives once: storage, until the client
+ * acknowledges it (XEP-0198 with `buffer` and acks), or until it is written
+ * to a client without stream management. A session that ends with a page
+ * unacked leaves those messages in storage, and its hand-over leaves them
+ * out (the 'hand-over' hook), so the next login gets them, in order, once.
+ */
+export function createDelivery(ctx: ModuleContext, acks: AckTracker | undefined): (session: Session) => Promise<void> {
+  const inFlight = new WeakMap<Session, InFlight>();
+  const drainWaiters = new WeakMap<Session, () => void>();
+
+  ctx.hooks.on('stanzas-acked', ({ session, stanzas }) => {
+    const f = inFlight.get(session);
+    if (!f) return;
+    for (const s of stanzas) {
+      const id = f.unacked.get(s);
+      if (id !== undefined) { f.unacked.delete(s); f.acked.push(id); }
+    }
+    if (f.unacked.size === 0) f.wake();
+  });
+  ctx.hooks.on('hand-over', (event) => {
+    const f = inFlight.get(event.session);
+    if (!f || f.unacked.size === 0) return false;
+    event.stanzas = event.stanzas.filter((u) => !f.unacked.has(u.stanza));
+    return event.stanzas.length === 0;
+  });
+  ctx.hooks.on('session-drained', ({ session }) => { drainWaiters.get(session)?.(); });
+  // Wakes a waiting delivery; it goes on in a later microtask, after the session's hand-over has run.
+  ctx.hooks.on('session-destroyed', ({ session }) => {
+    inFlight.get(session)?.wake();
+    drainWaiters.get(session)?.();
+  });
+
+  const remove = (session: Session, ids: number[]): Promise<void> =>
+    ids.length === 0 ? Promise.resolve() : ctx.storage.offline.remove(session.host!, session.username!, ids);
+
+  /** Sends one page; resolves once it is acked (or written and drained). False when the session is gone. */
+  async function deliverPage(session: Session, page: readonly OfflineMessage[]): Promise<boolean> {
+    const tracked = acks?.tracks(session) ?? false;
+    const f: InFlight = { unacked: new Map(), acked: [], wake: () => {} };
+    const written: number[] = [];
+    // Registered before sending: a session that ends while a page is sent must not hand it over.
+    if (tracked) inFlight.set(session, f);
+    for (const m of page) {
+      if (session.destroyed) break;
+      const message = read(ctx, session, m);
+      if (!message) continue;
+      if (tracked) f.unacked.set(message, m.id); else written.push(m.id);
+      // Through the session's filters: with stream management it is queued until acked.
+      session.send(message);
+    }
+    if (tracked) {
+      if (f.unacked.size > 0 && !session.destroyed) await new Promise<void>((resolve) => { f.wake = resolve; });
+      inFlight.delete(session);
+      await remove(session, f.acked);
+    } else {
+      await remove(session, written);
+      await drained(session);
+    }
+    return !session.destroyed;
+  }
+
+  /** Without stream management: waits until the transport has handed its backlog to the client. */
+  async function drained(session: Session): Promise<void> {
+    while (!session.destroyed && (session.conn?.bufferedBytes ?? 0) > 0) {
+      const signalled = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => { drainWaiters.delete(session); resolve(false); }, DRAIN_POLL_MS);
+        drainWaiters.set(session, () => { clearTimeout(timer); drainWaiters.delete(session); resolve(true); });
+      });
+      if (signalled) return;
+    }
+  }
+
+  return async (session) => {
+    let afterId = 0;
+    while (!session.destroyed) {
+      const page = await ctx.storage.offline.list(session.host!, session.username!, { afterId, limit: PAGE_SIZE });
+      if (page.length === 0) return;
+      afterId = page[page.length - 1]!.id;
+      if (!await deliverPage(session, page)) return;
+      // One page per event-loop turn: a large backlog does not stall other sessions.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  };
+}
+
+/** Parses a stored message and stamps it; undefined (kept in storage, logged) when it cannot be read. */
+function read(ctx: ModuleContext, session: Session, m: OfflineMessage): XmlElement | undefined {
+  let message: XmlElement;
+  try {
+    message = parseXml(m.stanza, STORED_LIMITS, NS.CLIENT);
+  } catch (err) {
+    // Kept, not dropped: an operator can look at it; it still counts against the limit.
+    ctx.log.error({ err, jid: `${session.username}@${session.host}`, id: m.id }, 'offline messages: a stored message cannot be read');
+    return undefined;
+  }
+  stampDelay(message, session.host!, m.storedAt);
+  return message;
+}
+
+/**
+ * XEP-0203: one delay notation from this server. One is already there when
+ * the message was stored before (stream-management hand-over stamps it with
+ * when it first arrived); a client's claim to be us was removed on receipt.
+ */
+function stampDelay(message: XmlElement, host: string, storedAt: number): void {
+  if (message.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host)) return;
+  message.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(storedAt).toISOString() }, 'Offline Storage'));
+}
