@@ -78,9 +78,17 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTra
   // A delivery may wait for acks for up to SM_ACK_TIMEOUT, or a resume
   // timeout: what queues behind it in memory is bounded in bytes per
   // account, and beyond that the sender gets resource-constraint (type
-  // wait) to retry, rather than the server holding without limit.
+  // wait) to retry, rather than the server holding without limit. What the
+  // server re-routes itself (origin null: a session's hand-over) is neither
+  // refused nor counted here: its volume is already bounded by that
+  // session's own SM bounds, and refusing it would bounce messages the
+  // server had accepted.
   const heldBytes = new Map<string, number>();
   function behind(key: string, event: RouteEvent, task: () => Promise<void> | void): void {
+    if (event.origin === null) {
+      line.run(key, task);
+      return;
+    }
     const bytes = Buffer.byteLength(event.stanza.toString());
     const held = heldBytes.get(key) ?? 0;
     if (held + bytes > opts.maxWaitingBytes) {
