@@ -1,0 +1,147 @@
+import { TokenBucket } from '../util/token-bucket.js';
+
+/** One unit of a client's input: an element to dispatch (or a BOSH restart/terminate), and what it costs. */
+export interface InputItem {
+  /** Bytes it took on the wire, charged to the byte bucket. */
+  readonly bytes: number;
+  /** Stanzas it counts for the stanza bucket (0 for framing). */
+  readonly stanzas: number;
+  run(): void;
+}
+
+/** Inbound shaping (issue 10 item 4): 0 turns a bucket off. */
+export interface ShapingOptions {
+  readonly bytesPerSecond: number;
+  readonly burstBytes: number;
+  readonly stanzasPerSecond: number;
+}
+
+/** Why the pump stopped with input left: the output backlog is high, or a bucket is empty. */
+export type PumpBlock = 'output' | 'rate';
+
+export interface InputPumpDeps {
+  readonly shaping: ShapingOptions;
+  /** True while the transport's output backlog is above its high-water mark; the pump then waits for kick(). */
+  backlogged(): boolean;
+  /** The pump has input left over (true) or has caught up (false): a WebSocket pauses or resumes its socket. */
+  busy?(busy: boolean): void;
+  /** The pump stopped for `reason` (for metrics). */
+  blocked?(reason: PumpBlock): void;
+  readonly now?: () => number;
+}
+
+/**
+ * A session's input, run one item per turn of the event loop once it queues.
+ * Replies are often built asynchronously (storage), so whether an element
+ * made the output backlog grow is only known in a later turn: taking one
+ * item per turn means a batch of requests in one frame or one BOSH body
+ * (issue 10: 3,000 vCard gets in one body) adds at most one item's output
+ * past the high-water mark before the pump stops, and no client gets more
+ * than one item of work into a turn while it has a backlog. The first item
+ * of a turn runs at once, so a client sending one stanza at a time pays
+ * nothing. While the backlog is high or a bucket is empty the input waits,
+ * in order; nothing is dropped.
+ */
+export class InputPump {
+  readonly #queue: InputItem[] = [];
+  #head = 0;
+  #bytes = 0;
+  #ranThisTurn = false;
+  #blocked: PumpBlock | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+  #busy = false;
+  #disposed = false;
+  readonly #byteBucket: TokenBucket | undefined;
+  readonly #stanzaBucket: TokenBucket | undefined;
+
+  constructor(private readonly deps: InputPumpDeps) {
+    const now = deps.now ?? Date.now;
+    const s = deps.shaping;
+    if (s.bytesPerSecond > 0) this.#byteBucket = new TokenBucket(s.bytesPerSecond, Math.max(s.burstBytes, 1), now);
+    // A burst of one second's worth of stanzas.
+    if (s.stanzasPerSecond > 0) this.#stanzaBucket = new TokenBucket(s.stanzasPerSecond, s.stanzasPerSecond, now);
+  }
+
+  /** Bytes of input taken and not run yet. */
+  get queuedBytes(): number { return this.#bytes; }
+  get queuedItems(): number { return this.#queue.length - this.#head; }
+
+  push(item: InputItem): void {
+    if (this.#disposed) return;
+    this.#queue.push(item);
+    this.#bytes += item.bytes;
+    this.#run();
+  }
+
+  /** The output backlog went below its low-water mark: go on. */
+  kick(): void {
+    if (this.#blocked !== 'output') return;
+    this.#blocked = undefined;
+    this.#run();
+  }
+
+  /** The session or transport is gone: forget the input and every timer. */
+  dispose(): void {
+    this.#disposed = true;
+    this.#queue.length = 0;
+    this.#head = 0;
+    this.#bytes = 0;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#timer = undefined;
+    this.#immediate = undefined;
+  }
+
+  #run(): void {
+    while (!this.#disposed && this.#head < this.#queue.length) {
+      if (this.#timer || this.#immediate || this.#blocked === 'output') return this.#setBusy(true);
+      if (this.deps.backlogged()) return this.#block('output');
+      if (this.#ranThisTurn) {
+        this.#immediate = setImmediate(() => { this.#immediate = undefined; this.#run(); });
+        return this.#setBusy(true);
+      }
+      const item = this.#queue[this.#head]!;
+      const wait = Math.max(this.#byteBucket?.waitFor(item.bytes) ?? 0, this.#stanzaBucket?.waitFor(item.stanzas) ?? 0);
+      if (wait > 0) {
+        this.#timer = setTimeout(() => { this.#timer = undefined; this.#run(); }, wait);
+        return this.#block('rate');
+      }
+      this.#byteBucket?.take(item.bytes);
+      if (item.stanzas > 0) this.#stanzaBucket?.take(item.stanzas);
+      this.#take();
+      this.#startTurn();
+      item.run();
+    }
+    if (!this.#disposed) this.#setBusy(false);
+  }
+
+  #take(): void {
+    const item = this.#queue[this.#head]!;
+    this.#queue[this.#head++] = undefined as unknown as InputItem;
+    this.#bytes -= item.bytes;
+    if (this.#head === this.#queue.length || this.#head > 1024) {
+      this.#queue.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** One item per turn: the flag clears once this turn's I/O and microtasks are done. */
+  #startTurn(): void {
+    if (this.#ranThisTurn) return;
+    this.#ranThisTurn = true;
+    setImmediate(() => { this.#ranThisTurn = false; });
+  }
+
+  #block(reason: PumpBlock): void {
+    if (reason === 'output') this.#blocked = 'output';
+    this.deps.blocked?.(reason);
+    this.#setBusy(true);
+  }
+
+  #setBusy(busy: boolean): void {
+    if (this.#busy === busy) return;
+    this.#busy = busy;
+    this.deps.busy?.(busy);
+  }
+}
