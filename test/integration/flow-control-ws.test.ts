@@ -1,0 +1,148 @@
+/**
+ * Issue 10 over a real WebSocket: a client that stops reading is no longer
+ * read from (its output backlog stays bounded) and gets every answer, in
+ * order, once it reads again; one stuck above the limit past the grace is
+ * dropped with its messages handed over; and input faster than the inbound
+ * rate is slowed, never dropped.
+ */
+import t from 'tap';
+import type { Socket } from 'node:net';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { NS, type XmlElement } from '../../src/xml/index.js';
+
+const HIGH = 65536;
+const VCARD_TEXT = 60_000;
+
+/** The TCP socket under a ws client: pausing it makes the client stop reading. */
+const socketOf = (c: RawWsClient): Socket => (c.ws as unknown as { _socket: Socket })._socket;
+
+/** Polls `cond` every 20 ms until it holds, failing after `ms`. */
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Stanzas a bound session has had dispatched by the core (its own counter). */
+function stanzasIn(server: TestServer, jid: string): number {
+  const session = [...server.app.core.ctx.sessions.all].find((s) => s.full_jid === jid);
+  return session?.stanzasIn ?? -1;
+}
+
+async function flowCount(server: TestServer, event: string): Promise<number> {
+  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('xmpp_flow_control_total{') && l.includes('transport="websocket"') && l.includes(`event="${event}"`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+async function setBigVcard(c: RawWsClient): Promise<void> {
+  c.send(`<iq xmlns='jabber:client' type='set' id='vset'><vCard xmlns='${NS.VCARD}'><DESC>${'v'.repeat(VCARD_TEXT)}</DESC></vCard></iq>`);
+  const res = await c.until((el) => el.attr('id') === 'vset');
+  if (res.attr('type') !== 'result') throw new Error(`vCard set failed: ${res.toString()}`);
+}
+
+t.test('a WebSocket that stops reading is not read from, its backlog stays bounded, and every IQ is answered in order afterwards', async (t) => {
+  const server = await startServer({
+    ALLOW_INSECURE_PLAIN: 'true', WS_MAX_BUFFERED_BYTES: String(HIGH), MAX_VCARD_SIZE: '70000',
+    MAX_INBOUND_BYTES_PER_SECOND: String(64 * 1024 * 1024), MAX_INBOUND_BURST_BYTES: String(64 * 1024 * 1024),
+  });
+  t.teardown(() => server.close());
+  await server.addUser('alice', 'a');
+  await server.addUser('bob', 'b');
+  const alice = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => alice.close());
+  await alice.login('alice', 'a', 'r');
+  await setBigVcard(alice);
+
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  const bobJid = await bob.login('bob', 'b', 'r');
+  const before = stanzasIn(server, bobJid);
+  // 500 x 60 KB of answers: far more than the loopback socket buffers take.
+  const n = 500;
+  socketOf(bob).pause();
+  for (let i = 0; i < n; i++) bob.send(`<iq xmlns='jabber:client' type='get' id='v${i}' to='alice@localhost'><vCard xmlns='${NS.VCARD}'/></iq>`);
+
+  await until(() => server.app.websocket.stats().pausedInputs > 0, 'the server to stop reading bob');
+  // Whatever was in flight settles; then nothing more is processed while bob does not read.
+  let seen = -1;
+  await until(() => {
+    const now = stanzasIn(server, bobJid);
+    const stable = now === seen;
+    seen = now;
+    return stable;
+  }, 'processing to stop', 10_000);
+  t.ok(seen - before < n, `only ${seen - before} of ${n} requests were processed while bob did not read`);
+  t.ok(await flowCount(server, 'paused-output') >= 1, 'the pause is counted');
+  const peak = server.app.websocket.stats().peakBufferedBytes;
+  t.ok(peak > HIGH, 'the backlog did reach the mark (the test exercised it)');
+  t.ok(peak <= 2 * HIGH + VCARD_TEXT + 1024, `the output backlog stayed within the limit plus one stanza (peak ${peak})`);
+
+  socketOf(bob).resume();
+  const ids: string[] = [];
+  let withVcard = 0;
+  while (ids.length < n) {
+    const el: XmlElement = await bob.next(15_000);
+    if (el.local !== 'iq') continue;
+    if (el.attr('type') === 'result' && el.getChild('vCard', NS.VCARD)) withVcard++;
+    ids.push(el.attr('id')!);
+  }
+  t.same(ids, Array.from({ length: n }, (_, i) => `v${i}`), 'every request answered once, in order');
+  t.equal(withVcard, n, 'each answer is a result carrying the vCard');
+  t.equal(server.app.websocket.stats().pausedInputs, 0, 'reading resumed');
+});
+
+t.test('a reader stuck above twice the mark past the grace is dropped and its messages go to offline storage', async (t) => {
+  const server = await startServer({
+    ALLOW_INSECURE_PLAIN: 'true', WS_MAX_BUFFERED_BYTES: String(HIGH), WS_SLOW_CONSUMER_GRACE: '1',
+    MAX_INBOUND_BYTES_PER_SECOND: String(64 * 1024 * 1024), MAX_INBOUND_BURST_BYTES: String(64 * 1024 * 1024),
+  });
+  t.teardown(() => server.close());
+  await server.addUser('alice', 'a');
+  await server.addUser('carol', 'c');
+  const alice = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => alice.close());
+  await alice.login('alice', 'a', 'r');
+  const carol = await RawWsClient.connect(server.wsUrl);
+  const carolJid = await carol.login('carol', 'c', 'r');
+  socketOf(carol).pause();
+
+  const n = 400;
+  const body = 'm'.repeat(50_000);
+  for (let i = 0; i < n; i++) alice.send(`<message xmlns='jabber:client' to='${carolJid}' id='m${i}' type='chat'><body>${i} ${body}</body></message>`);
+  await until(async () => (await flowCount(server, 'slow-consumer')) === 1, 'carol to be dropped as a slow consumer', 20_000);
+  await until(() => server.app.core.ctx.sessions.all.size === 1, "carol's session to end");
+  // Every message after the drop goes offline too: wait for the last one.
+  const ids = async () => (await server.storage.offline.list('localhost', 'carol')).map((m) => /id="(m\d+)"|id='(m\d+)'/.exec(m.stanza)?.slice(1).find(Boolean));
+  await until(async () => (await ids()).includes(`m${n - 1}`), 'the last message to be stored offline', 20_000);
+  const stored = (await ids()).map((id) => Number(id!.slice(1)));
+  t.ok(stored.length > 1, `${stored.length} messages the socket never took were stored offline`);
+  t.same(stored, [...stored].sort((a, b) => a - b), 'in the order they were sent');
+  t.same(stored, Array.from({ length: stored.length }, (_, i) => stored[0]! + i), 'with no gap: nothing held was lost');
+});
+
+t.test('input faster than MAX_INBOUND_BYTES_PER_SECOND is slowed, and every stanza is processed, in order', async (t) => {
+  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', MAX_INBOUND_BYTES_PER_SECOND: '8192', MAX_INBOUND_BURST_BYTES: '8192' });
+  t.teardown(() => server.close());
+  await server.addUser('dave', 'd');
+  const dave = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => dave.close());
+  await dave.login('dave', 'd', 'r');
+  const n = 24;
+  const pad = 'p'.repeat(1000);
+  const started = Date.now();
+  for (let i = 0; i < n; i++) dave.send(`<iq xmlns='jabber:client' type='get' id='p${i}-${pad}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const ids: string[] = [];
+  while (ids.length < n) {
+    const el = await dave.next(15_000);
+    if (el.local === 'iq' && el.attr('type') === 'result') ids.push(el.attr('id')!.split('-')[0]!);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  t.same(ids, Array.from({ length: n }, (_, i) => `p${i}`), 'all answered, in order');
+  t.ok(await flowCount(server, 'paused-rate') >= 1, 'the input waited for the rate');
+  // About 24 KiB against an 8 KiB burst at 8 KiB/s: at least ~2 s (a lower bound, never flaky).
+  t.ok(seconds >= 1.5, `the client was slowed (${seconds.toFixed(2)} s)`);
+});
