@@ -110,6 +110,11 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
   const bosh = await registerBosh(http, core, {
     path: BOSH_PATH, limits, maxWait: config.boshMaxWait, maxHold: config.boshMaxHold, inactivity: config.boshInactivity,
     maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, corsOrigins: config.boshCorsOrigins,
+    flow: {
+      maxResponseBytes: config.boshMaxResponseBytes, maxQueuedBytes: config.boshMaxQueuedBytes,
+      // Two full bodies: one being paced and the next; a client that waits for its answers stays far below.
+      maxInputBytes: 2 * config.maxStanzaSize, shaping,
+    },
   }, log);
   registerHttpRoutes(http, metrics.registry, { websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH, ready: () => ready });
   await http.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'] });

@@ -66,6 +66,11 @@ export class InputPump {
   /** Bytes of input taken and not run yet. */
   get queuedBytes(): number { return this.#bytes; }
   get queuedItems(): number { return this.#queue.length - this.#head; }
+  /** Why input is waiting: the output backlog, a bucket, or nothing (it runs on next turn, or is done). */
+  get blockedBy(): PumpBlock | undefined {
+    if (this.#blocked) return this.#blocked;
+    return this.#timer ? 'rate' : undefined;
+  }
 
   push(item: InputItem): void {
     if (this.#disposed) return;

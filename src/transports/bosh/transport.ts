@@ -9,6 +9,7 @@ import type { BoshHost, HttpReply } from './types.js';
 import { onRequest } from './exchange.js';
 import { RidWindow } from './rid-window.js';
 import { randomId } from '../../util/random.js';
+import type { BoshFlow } from './types.js';
 
 export interface BoshOptions {
   /** URL path of the endpoint, e.g. /http-bind. */
@@ -27,6 +28,8 @@ export interface BoshOptions {
   readonly maxSessionsPerIp: number;
   /** CORS: '*' for any origin, a list of origins, or empty for none. */
   readonly corsOrigins: readonly string[];
+  /** Response and queue bounds and inbound shaping (issue 10). */
+  readonly flow: BoshFlow;
 }
 
 /** Counts for tests and operators: everything a BOSH session can leave behind. */
@@ -82,6 +85,8 @@ export class BoshTransport {
       removed: (conn) => this.#removed(conn),
       timers: (delta) => { this.#timers += delta; },
       internalError: () => core.ctx.metrics.internalError(),
+      flow: opts.flow,
+      flowControl: (event) => core.ctx.metrics.flowControl('bosh', event),
     };
   }
 
@@ -99,7 +104,7 @@ export class BoshTransport {
     const sid = el.attr('sid');
     const conn = sid === undefined ? undefined : this.#conns.get(sid);
     try {
-      const req = readRequest(el);
+      const req = readRequest(el, raw?.length ?? 0);
       if (sid === undefined) return this.#create(req, client, reply, now);
       // §17.2 item-not-found (1): the sid is not (or no longer) valid.
       if (!conn) return terminate(reply, 'item-not-found');
