@@ -36,7 +36,7 @@ export interface App {
   readonly http: FastifyInstance;
   readonly core: Core;
   /** The BOSH transport's open sessions, held requests and timers (for leak checks). */
-  readonly bosh: { stats(): BoshStats };
+  readonly bosh: { stats(): BoshStats; peakQueuedBytes(): number };
   /** The WebSocket transport's connections and flow-control figures. */
   readonly websocket: { stats(): WebSocketStats };
   /** Stops accepting, closes every session with system-shutdown, then the listener and storage. */

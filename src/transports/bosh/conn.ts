@@ -63,7 +63,7 @@ export class BoshConn implements Conn {
     this.#out = new OutQueue(host.flow.maxQueuedBytes, () => {
       this.session.drained();
       this.input.kick();
-    });
+    }, host.observed);
     this.input = new InputPump({
       shaping: host.flow.shaping,
       backlogged: () => this.#out.high,

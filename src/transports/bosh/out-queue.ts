@@ -17,7 +17,7 @@ export class OutQueue {
   #bytes = 0;
   #above = false;
 
-  constructor(private readonly highWater: number, private readonly drained: () => void) {}
+  constructor(private readonly highWater: number, private readonly drained: () => void, private readonly observed: (bytes: number) => void) {}
 
   get length(): number { return this.#items.length; }
   get bytes(): number { return this.#bytes; }
@@ -31,6 +31,7 @@ export class OutQueue {
     this.#items.push({ el, bytes });
     this.#bytes += bytes;
     if (this.#bytes > this.highWater) this.#above = true;
+    this.observed(this.#bytes);
   }
 
   /** The oldest payloads up to `maxBytes` in all, at least one when there is any. */

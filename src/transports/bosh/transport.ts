@@ -78,6 +78,7 @@ export class BoshTransport {
   #closing = false;
   #timers = 0;
   #openRequests = 0;
+  #peakQueuedBytes = 0;
 
   constructor(private readonly core: Core, readonly opts: BoshOptions, readonly log: Log) {
     this.#host = {
@@ -87,6 +88,7 @@ export class BoshTransport {
       internalError: () => core.ctx.metrics.internalError(),
       flow: opts.flow,
       flowControl: (event) => core.ctx.metrics.flowControl('bosh', event),
+      observed: (bytes) => { if (bytes > this.#peakQueuedBytes) this.#peakQueuedBytes = bytes; },
     };
   }
 
@@ -192,6 +194,9 @@ export class BoshTransport {
     }
     return { sessions: this.#conns.size, held, pending, queued, timers: this.#timers, openRequests: this.#openRequests, addresses: this.#perIp.size };
   }
+
+  /** The most payload bytes any session has had waiting (issue 10: BOSH_MAX_QUEUED_BYTES plus one turn's output). */
+  peakQueuedBytes(): number { return this.#peakQueuedBytes; }
 
   /** Wraps a reply so the transport counts the HTTP requests still open. */
   track(reply: HttpReply): HttpReply {

@@ -23,6 +23,8 @@ export interface BoshHost {
   /** Flow control (issue 10): the byte bounds and the inbound shaping of every session. */
   readonly flow: BoshFlow;
   flowControl(event: FlowControlEvent): void;
+  /** A session's queue now holds `bytes` (for BoshStats.peakQueuedBytes). */
+  observed(bytes: number): void;
 }
 
 export interface BoshFlow {

@@ -1,0 +1,98 @@
+/**
+ * Issue 10 over BOSH on a real port: one body full of vCard requests is
+ * answered across many responses, each within BOSH_MAX_RESPONSE_BYTES plus
+ * one stanza, with the session's queue bounded and every answer in order;
+ * and a body sent faster than the inbound rate is slowed, nothing dropped.
+ */
+import t from 'tap';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
+import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
+
+const MAX_RESPONSE = 65536;
+const MAX_QUEUED = 131072;
+const VCARD_TEXT = 20_000;
+
+async function flowCount(server: TestServer, event: string): Promise<number> {
+  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('xmpp_flow_control_total{') && l.includes('transport="bosh"') && l.includes(`event="${event}"`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+const iqGet = (id: string, to: string | undefined, payload: XmlElement): XmlElement =>
+  x('iq', { xmlns: NS.CLIENT, type: 'get', id, to }, payload);
+
+/** Posts `body` and then empty requests until `n` IQ answers arrived; returns them and each response's payload bytes. */
+async function collect(
+  c: RawBoshClient, children: XmlElement[], n: number, beforePolling: () => Promise<void> = async () => {},
+): Promise<{ answers: XmlElement[]; sizes: number[] }> {
+  const answers: XmlElement[] = [];
+  const sizes: number[] = [];
+  let res = await c.send({}, ...children);
+  await beforePolling();
+  for (let polls = 0; ; polls++) {
+    if (res.body?.attr('type') === 'terminate') throw new Error(`terminated: ${res.text.slice(0, 200)}`);
+    const got = payloads(res.body);
+    sizes.push(got.reduce((sum, el) => sum + Buffer.byteLength(serialize(el)), 0));
+    answers.push(...got.filter((el) => el.local === 'iq'));
+    if (answers.length >= n || polls > 10 * n) break;
+    res = await c.send();
+  }
+  return { answers, sizes };
+}
+
+t.test('one BOSH body with 300 vCard requests is answered in order across responses of at most BOSH_MAX_RESPONSE_BYTES plus one stanza', async (t) => {
+  const server = await startServer({
+    ALLOW_INSECURE_PLAIN: 'true', MAX_VCARD_SIZE: '70000',
+    BOSH_MAX_RESPONSE_BYTES: String(MAX_RESPONSE), BOSH_MAX_QUEUED_BYTES: String(MAX_QUEUED),
+    MAX_INBOUND_BYTES_PER_SECOND: String(64 * 1024 * 1024), MAX_INBOUND_BURST_BYTES: String(64 * 1024 * 1024),
+  });
+  t.teardown(() => server.close());
+  await server.addUser('alice', 'a');
+  await server.addUser('bob', 'b');
+  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  await alice.login('alice', 'a', 'r');
+  const set = await alice.send({}, x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'vset' }, x('vCard', { xmlns: NS.VCARD }, x('DESC', {}, 'v'.repeat(VCARD_TEXT)))));
+  t.equal(payloads(set.body)[0]?.attr('type'), 'result', 'the vCard is stored');
+
+  const bob = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => bob.destroy());
+  await bob.login('bob', 'b', 'r');
+  const n = 300;
+  const requests = Array.from({ length: n }, (_, i) => iqGet(`v${i}`, 'alice@localhost', x('vCard', { xmlns: NS.VCARD })));
+  // Bob fetches nothing more until the server has stopped processing his input for want of room.
+  const { answers, sizes } = await collect(bob, requests, n, async () => {
+    for (let i = 0; i < 500 && (await flowCount(server, 'paused-output')) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  });
+
+  t.same(answers.map((a) => a.attr('id')), requests.map((r) => r.attr('id')), 'every request answered once, in order');
+  t.equal(answers.filter((a) => a.attr('type') === 'result' && a.getChild('vCard', NS.VCARD)).length, n, 'each with the vCard');
+  const oneStanza = VCARD_TEXT + 1024;
+  t.ok(sizes.length > 10, `the answers came in ${sizes.length} responses`);
+  t.ok(Math.max(...sizes) <= MAX_RESPONSE + oneStanza, `no response carried more than the cap plus one stanza (largest ${Math.max(...sizes)})`);
+  t.ok(await flowCount(server, 'paused-output') >= 1, 'the input waited for the client to fetch');
+  const peak = server.app.bosh.peakQueuedBytes();
+  t.ok(peak > MAX_QUEUED, 'the queue did reach its mark (the test exercised it)');
+  t.ok(peak <= MAX_QUEUED + oneStanza, `the session's queue stayed within its bound plus one stanza (peak ${peak})`);
+});
+
+t.test('a BOSH body sent faster than MAX_INBOUND_BYTES_PER_SECOND is slowed, and every stanza is processed, in order', async (t) => {
+  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', MAX_INBOUND_BYTES_PER_SECOND: '8192', MAX_INBOUND_BURST_BYTES: '8192' });
+  t.teardown(() => server.close());
+  await server.addUser('dave', 'd');
+  const dave = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => dave.destroy());
+  await dave.login('dave', 'd', 'r');
+  const n = 24;
+  const pad = 'p'.repeat(1000);
+  const pings = Array.from({ length: n }, (_, i) => iqGet(`p${i}-${pad}`, undefined, x('ping', { xmlns: 'urn:xmpp:ping' })));
+  const started = Date.now();
+  const { answers } = await collect(dave, pings, n);
+  const seconds = (Date.now() - started) / 1000;
+  t.same(answers.map((a) => a.attr('id')!.split('-')[0]), pings.map((p) => p.attr('id')!.split('-')[0]), 'all answered, in order');
+  t.ok(answers.every((a) => a.attr('type') === 'result'), 'each one a result');
+  t.ok(await flowCount(server, 'paused-rate') >= 1, 'the input waited for the rate');
+  // About 24 KiB against an 8 KiB burst at 8 KiB/s: at least ~2 s (a lower bound, never flaky).
+  t.ok(seconds >= 1.5, `the client was slowed (${seconds.toFixed(2)} s)`);
+});
