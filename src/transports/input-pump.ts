@@ -19,12 +19,42 @@ export interface ShapingOptions {
 /** Why the pump stopped with input left: the output backlog is high, or a bucket is empty. */
 export type PumpBlock = 'output' | 'rate';
 
+/**
+ * Numbers the turns of the event loop for every pump of a transport: one
+ * setImmediate per turn for all sessions, instead of one per session.
+ */
+export class TurnClock {
+  #turn = 0;
+  #scheduled = false;
+
+  /** The current turn; the next one starts once this turn's I/O and microtasks are done. */
+  now(): number {
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        this.#turn++;
+      });
+    }
+    return this.#turn;
+  }
+}
+
+/** Input a pump holds for the next turns before it asks its transport to stop reading (about one socket read). */
+const PAUSE_BYTES = 65536;
+
 export interface InputPumpDeps {
   readonly shaping: ShapingOptions;
+  readonly turns: TurnClock;
   /** True while the transport's output backlog is above its high-water mark; the pump then waits for kick(). */
   backlogged(): boolean;
-  /** The pump has input left over (true) or has caught up (false): a WebSocket pauses or resumes its socket. */
+  /**
+   * The pump is blocked or holds more than PAUSE_BYTES (true), or has caught
+   * up (false): a WebSocket pauses or resumes its socket.
+   */
   busy?(busy: boolean): void;
+  /** The pump has run all its input. */
+  idle?(): void;
   /** The pump stopped for `reason` (for metrics). */
   blocked?(reason: PumpBlock): void;
   readonly now?: () => number;
@@ -46,7 +76,7 @@ export class InputPump {
   readonly #queue: InputItem[] = [];
   #head = 0;
   #bytes = 0;
-  #ranThisTurn = false;
+  #ranTurn = -1;
   #blocked: PumpBlock | undefined;
   #timer: NodeJS.Timeout | undefined;
   #immediate: NodeJS.Immediate | undefined;
@@ -100,11 +130,13 @@ export class InputPump {
 
   #run(): void {
     while (!this.#disposed && this.#head < this.#queue.length) {
-      if (this.#timer || this.#immediate || this.#blocked === 'output') return this.#setBusy(true);
+      if (this.#timer || this.#blocked === 'output') return this.#setBusy(true);
+      if (this.#immediate) return this.#bytes > PAUSE_BYTES ? this.#setBusy(true) : undefined;
       if (this.deps.backlogged()) return this.#block('output');
-      if (this.#ranThisTurn) {
+      if (this.#ranTurn === this.deps.turns.now()) {
         this.#immediate = setImmediate(() => { this.#immediate = undefined; this.#run(); });
-        return this.#setBusy(true);
+        if (this.#bytes > PAUSE_BYTES) this.#setBusy(true);
+        return;
       }
       const item = this.#queue[this.#head]!;
       const wait = Math.max(this.#byteBucket?.waitFor(item.bytes) ?? 0, this.#stanzaBucket?.waitFor(item.stanzas) ?? 0);
@@ -115,10 +147,12 @@ export class InputPump {
       this.#byteBucket?.take(item.bytes);
       if (item.stanzas > 0) this.#stanzaBucket?.take(item.stanzas);
       this.#take();
-      this.#startTurn();
+      this.#ranTurn = this.deps.turns.now();
       item.run();
     }
-    if (!this.#disposed) this.#setBusy(false);
+    if (this.#disposed) return;
+    this.#setBusy(false);
+    this.deps.idle?.();
   }
 
   #take(): void {
@@ -129,13 +163,6 @@ export class InputPump {
       this.#queue.splice(0, this.#head);
       this.#head = 0;
     }
-  }
-
-  /** One item per turn: the flag clears once this turn's I/O and microtasks are done. */
-  #startTurn(): void {
-    if (this.#ranThisTurn) return;
-    this.#ranThisTurn = true;
-    setImmediate(() => { this.#ranThisTurn = false; });
   }
 
   #block(reason: PumpBlock): void {

@@ -6,7 +6,7 @@ import type { Core } from '../xmpp/core.js';
 import type { Log } from '../xmpp/log.js';
 import type { CoreMetrics } from '../xmpp/metrics-port.js';
 import { sessionRouteLogger } from '../http/routes.js';
-import { InputPump, type ShapingOptions } from './input-pump.js';
+import { InputPump, TurnClock, type ShapingOptions } from './input-pump.js';
 import { WsBacklog, socketOf } from './ws-backlog.js';
 
 export interface WebSocketOptions {
@@ -36,6 +36,7 @@ const SUBPROTOCOL = 'xmpp';
 
 interface WsConnDeps {
   readonly metrics: CoreMetrics;
+  readonly turns: TurnClock;
   /** Every output backlog size seen, for WebSocketStats.peakBufferedBytes. */
   observed(bytes: number): void;
 }
@@ -81,6 +82,7 @@ class WsConn implements Conn {
     });
     this.input = new InputPump({
       shaping: opts.shaping,
+      turns: deps.turns,
       backlogged: () => this.#backlog.high,
       // Not reading the socket is what slows the peer down: TCP pushes back.
       busy: (busy) => {
@@ -221,6 +223,7 @@ export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSoc
   let peakBufferedBytes = 0;
   const deps: WsConnDeps = {
     metrics: core.ctx.metrics,
+    turns: new TurnClock(),
     observed: (bytes) => { if (bytes > peakBufferedBytes) peakBufferedBytes = bytes; },
   };
   // One timer for every connection, rather than one per connection: it pings

@@ -67,8 +67,9 @@ export class BoshConn implements Conn {
     this.input = new InputPump({
       shaping: host.flow.shaping,
       backlogged: () => this.#out.high,
+      turns: host.turns,
       // Once the input waits or is done, what it produced goes out (see flush).
-      busy: () => this.scheduleFlush(),
+      idle: () => this.scheduleFlush(),
       blocked: (reason) => {
         host.flowControl(reason === 'output' ? 'paused-output' : 'paused-rate');
         this.scheduleFlush();

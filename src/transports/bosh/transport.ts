@@ -10,6 +10,7 @@ import { onRequest } from './exchange.js';
 import { RidWindow } from './rid-window.js';
 import { randomId } from '../../util/random.js';
 import type { BoshFlow } from './types.js';
+import { TurnClock } from '../input-pump.js';
 
 export interface BoshOptions {
   /** URL path of the endpoint, e.g. /http-bind. */
@@ -88,6 +89,7 @@ export class BoshTransport {
       internalError: () => core.ctx.metrics.internalError(),
       flow: opts.flow,
       flowControl: (event) => core.ctx.metrics.flowControl('bosh', event),
+      turns: new TurnClock(),
       observed: (bytes) => { if (bytes > this.#peakQueuedBytes) this.#peakQueuedBytes = bytes; },
     };
   }

@@ -1,6 +1,6 @@
 import type { Log } from '../../xmpp/log.js';
 import type { FlowControlEvent } from '../../xmpp/metrics-port.js';
-import type { ShapingOptions } from '../input-pump.js';
+import type { ShapingOptions, TurnClock } from '../input-pump.js';
 import type { BoshRequest } from './body.js';
 import type { BoshConn } from './conn.js';
 
@@ -25,6 +25,8 @@ export interface BoshHost {
   flowControl(event: FlowControlEvent): void;
   /** A session's queue now holds `bytes` (for BoshStats.peakQueuedBytes). */
   observed(bytes: number): void;
+  /** Shared by the sessions' input pumps. */
+  readonly turns: TurnClock;
 }
 
 export interface BoshFlow {
