@@ -59,6 +59,8 @@ t.test('one BOSH body with 300 vCard requests is answered in order across respon
   const bob = new RawBoshClient(`${server.httpUrl}/http-bind`);
   t.teardown(() => bob.destroy());
   await bob.login('bob', 'b', 'r');
+  let drained = 0;
+  server.app.core.ctx.hooks.on('session-drained', ({ session }) => { if (session.username === 'bob') drained++; return false; });
   const n = 300;
   const requests = Array.from({ length: n }, (_, i) => iqGet(`v${i}`, 'alice@localhost', x('vCard', { xmlns: NS.VCARD })));
   // Bob fetches nothing more until the server has stopped processing his input for want of room.
@@ -73,6 +75,7 @@ t.test('one BOSH body with 300 vCard requests is answered in order across respon
   t.ok(Math.max(...sizes) <= MAX_RESPONSE + oneStanza, `no response carried more than the cap plus one stanza (largest ${Math.max(...sizes)})`);
   t.ok(await flowCount(server, 'paused-output') >= 1, 'the input waited for the client to fetch');
   const peak = server.app.bosh.peakQueuedBytes();
+  t.ok(drained >= 1, `the session heard that its queue drained ('session-drained' ${drained} times)`);
   t.ok(peak > MAX_QUEUED, 'the queue did reach its mark (the test exercised it)');
   t.ok(peak <= MAX_QUEUED + oneStanza, `the session's queue stayed within its bound plus one stanza (peak ${peak})`);
 });

@@ -61,6 +61,8 @@ t.test('a WebSocket that stops reading is not read from, its backlog stays bound
   t.teardown(() => bob.close());
   const bobJid = await bob.login('bob', 'b', 'r');
   const before = stanzasIn(server, bobJid);
+  let drained = 0;
+  server.app.core.ctx.hooks.on('session-drained', ({ session }) => { if (session.full_jid === bobJid) drained++; return false; });
   // 500 x 60 KB of answers: far more than the loopback socket buffers take.
   const n = 500;
   socketOf(bob).pause();
@@ -94,6 +96,7 @@ t.test('a WebSocket that stops reading is not read from, its backlog stays bound
   t.same(ids, Array.from({ length: n }, (_, i) => `v${i}`), 'every request answered once, in order');
   t.equal(withVcard, n, 'each answer is a result carrying the vCard');
   t.equal(server.app.websocket.stats().pausedInputs, 0, 'reading resumed');
+  t.ok(drained >= 1, `the session heard that its transport drained ('session-drained' ${drained} times)`);
 });
 
 t.test('a reader stuck above twice the mark past the grace is dropped and its messages go to offline storage', async (t) => {
