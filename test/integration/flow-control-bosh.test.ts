@@ -5,7 +5,9 @@
  * and a body sent faster than the inbound rate is slowed, nothing dropped.
  */
 import t from 'tap';
-import { startServer, type TestServer } from '../helpers/server.js';
+import type { Test } from 'tap';
+import type { TestServer } from '../helpers/server.js';
+import { UNSHAPED, flowCount as count, flowServer } from '../helpers/flow.js';
 import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
 import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
 
@@ -13,10 +15,14 @@ const MAX_RESPONSE = 65536;
 const MAX_QUEUED = 131072;
 const VCARD_TEXT = 20_000;
 
-async function flowCount(server: TestServer, event: string): Promise<number> {
-  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('xmpp_flow_control_total{') && l.includes('transport="bosh"') && l.includes(`event="${event}"`));
-  return line ? Number(line.split(' ').pop()) : 0;
+const flowCount = (server: TestServer, event: string): Promise<number> => count(server, 'bosh', event);
+
+/** A logged-in raw client, destroyed at the end of `t`. */
+async function connected(t: Test, server: TestServer, user: string): Promise<RawBoshClient> {
+  const c = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => c.destroy());
+  await c.login(user, user[0]!, 'r');
+  return c;
 }
 
 const iqGet = (id: string, to: string | undefined, payload: XmlElement): XmlElement =>
@@ -42,23 +48,14 @@ async function collect(
 }
 
 t.test('one BOSH body with 300 vCard requests is answered in order across responses of at most BOSH_MAX_RESPONSE_BYTES plus one stanza', async (t) => {
-  const server = await startServer({
-    ALLOW_INSECURE_PLAIN: 'true', MAX_VCARD_SIZE: '70000',
-    BOSH_MAX_RESPONSE_BYTES: String(MAX_RESPONSE), BOSH_MAX_QUEUED_BYTES: String(MAX_QUEUED),
-    MAX_INBOUND_BYTES_PER_SECOND: String(64 * 1024 * 1024), MAX_INBOUND_BURST_BYTES: String(64 * 1024 * 1024),
-  });
-  t.teardown(() => server.close());
-  await server.addUser('alice', 'a');
-  await server.addUser('bob', 'b');
-  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
-  t.teardown(() => alice.destroy());
-  await alice.login('alice', 'a', 'r');
+  const server = await flowServer(t, {
+    MAX_VCARD_SIZE: '70000', BOSH_MAX_RESPONSE_BYTES: String(MAX_RESPONSE), BOSH_MAX_QUEUED_BYTES: String(MAX_QUEUED), ...UNSHAPED,
+  }, ['alice', 'bob']);
+  const alice = await connected(t, server, 'alice');
   const set = await alice.send({}, x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'vset' }, x('vCard', { xmlns: NS.VCARD }, x('DESC', {}, 'v'.repeat(VCARD_TEXT)))));
   t.equal(payloads(set.body)[0]?.attr('type'), 'result', 'the vCard is stored');
 
-  const bob = new RawBoshClient(`${server.httpUrl}/http-bind`);
-  t.teardown(() => bob.destroy());
-  await bob.login('bob', 'b', 'r');
+  const bob = await connected(t, server, 'bob');
   let drained = 0;
   server.app.core.ctx.hooks.on('session-drained', ({ session }) => { if (session.username === 'bob') drained++; return false; });
   const n = 300;
@@ -81,12 +78,8 @@ t.test('one BOSH body with 300 vCard requests is answered in order across respon
 });
 
 t.test('a BOSH body sent faster than MAX_INBOUND_BYTES_PER_SECOND is slowed, and every stanza is processed, in order', async (t) => {
-  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', MAX_INBOUND_BYTES_PER_SECOND: '8192', MAX_INBOUND_BURST_BYTES: '8192' });
-  t.teardown(() => server.close());
-  await server.addUser('dave', 'd');
-  const dave = new RawBoshClient(`${server.httpUrl}/http-bind`);
-  t.teardown(() => dave.destroy());
-  await dave.login('dave', 'd', 'r');
+  const server = await flowServer(t, { MAX_INBOUND_BYTES_PER_SECOND: '8192', MAX_INBOUND_BURST_BYTES: '8192' }, ['dave']);
+  const dave = await connected(t, server, 'dave');
   const n = 24;
   const pad = 'p'.repeat(1000);
   const pings = Array.from({ length: n }, (_, i) => iqGet(`p${i}-${pad}`, undefined, x('ping', { xmlns: 'urn:xmpp:ping' })));

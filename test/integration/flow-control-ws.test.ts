@@ -6,8 +6,10 @@
  * rate is slowed, never dropped.
  */
 import t from 'tap';
+import type { Test } from 'tap';
 import type { Socket } from 'node:net';
-import { startServer, type TestServer } from '../helpers/server.js';
+import type { TestServer } from '../helpers/server.js';
+import { UNSHAPED, flowCount as count, flowServer } from '../helpers/flow.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 
@@ -32,10 +34,13 @@ function stanzasIn(server: TestServer, jid: string): number {
   return session?.stanzasIn ?? -1;
 }
 
-async function flowCount(server: TestServer, event: string): Promise<number> {
-  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('xmpp_flow_control_total{') && l.includes('transport="websocket"') && l.includes(`event="${event}"`));
-  return line ? Number(line.split(' ').pop()) : 0;
+const flowCount = (server: TestServer, event: string): Promise<number> => count(server, 'websocket', event);
+
+/** A logged-in raw client, closed at the end of `t`. */
+async function connected(t: Test, server: TestServer, user: string): Promise<{ c: RawWsClient; jid: string }> {
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.close());
+  return { c, jid: await c.login(user, user[0]!, 'r') };
 }
 
 async function setBigVcard(c: RawWsClient): Promise<void> {
@@ -45,21 +50,9 @@ async function setBigVcard(c: RawWsClient): Promise<void> {
 }
 
 t.test('a WebSocket that stops reading is not read from, its backlog stays bounded, and every IQ is answered in order afterwards', async (t) => {
-  const server = await startServer({
-    ALLOW_INSECURE_PLAIN: 'true', WS_MAX_BUFFERED_BYTES: String(HIGH), MAX_VCARD_SIZE: '70000',
-    MAX_INBOUND_BYTES_PER_SECOND: String(64 * 1024 * 1024), MAX_INBOUND_BURST_BYTES: String(64 * 1024 * 1024),
-  });
-  t.teardown(() => server.close());
-  await server.addUser('alice', 'a');
-  await server.addUser('bob', 'b');
-  const alice = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => alice.close());
-  await alice.login('alice', 'a', 'r');
-  await setBigVcard(alice);
-
-  const bob = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => bob.close());
-  const bobJid = await bob.login('bob', 'b', 'r');
+  const server = await flowServer(t, { WS_MAX_BUFFERED_BYTES: String(HIGH), MAX_VCARD_SIZE: '70000', ...UNSHAPED }, ['alice', 'bob']);
+  await setBigVcard((await connected(t, server, 'alice')).c);
+  const { c: bob, jid: bobJid } = await connected(t, server, 'bob');
   const before = stanzasIn(server, bobJid);
   let drained = 0;
   server.app.core.ctx.hooks.on('session-drained', ({ session }) => { if (session.full_jid === bobJid) drained++; return false; });
@@ -100,19 +93,12 @@ t.test('a WebSocket that stops reading is not read from, its backlog stays bound
 });
 
 t.test('a reader stuck above twice the mark past the grace is dropped and its messages go to offline storage', async (t) => {
-  const server = await startServer({
-    ALLOW_INSECURE_PLAIN: 'true', WS_MAX_BUFFERED_BYTES: String(HIGH), WS_SLOW_CONSUMER_GRACE: '1',
-    MAX_INBOUND_BYTES_PER_SECOND: String(64 * 1024 * 1024), MAX_INBOUND_BURST_BYTES: String(64 * 1024 * 1024),
-  });
-  t.teardown(() => server.close());
-  await server.addUser('alice', 'a');
-  await server.addUser('carol', 'c');
-  const alice = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => alice.close());
-  await alice.login('alice', 'a', 'r');
-  const carol = await RawWsClient.connect(server.wsUrl);
-  const carolJid = await carol.login('carol', 'c', 'r');
+  const server = await flowServer(t, { WS_MAX_BUFFERED_BYTES: String(HIGH), WS_SLOW_CONSUMER_GRACE: '1', ...UNSHAPED }, ['alice', 'carol']);
+  const { c: alice } = await connected(t, server, 'alice');
+  const { c: carol, jid: carolJid } = await connected(t, server, 'carol');
   socketOf(carol).pause();
+  // A paused client would wait ws's 30 s for a close handshake it can never read.
+  t.teardown(() => carol.ws.terminate());
 
   const n = 400;
   const body = 'm'.repeat(50_000);
@@ -129,12 +115,8 @@ t.test('a reader stuck above twice the mark past the grace is dropped and its me
 });
 
 t.test('input faster than MAX_INBOUND_BYTES_PER_SECOND is slowed, and every stanza is processed, in order', async (t) => {
-  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', MAX_INBOUND_BYTES_PER_SECOND: '8192', MAX_INBOUND_BURST_BYTES: '8192' });
-  t.teardown(() => server.close());
-  await server.addUser('dave', 'd');
-  const dave = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => dave.close());
-  await dave.login('dave', 'd', 'r');
+  const server = await flowServer(t, { MAX_INBOUND_BYTES_PER_SECOND: '8192', MAX_INBOUND_BURST_BYTES: '8192' }, ['dave']);
+  const { c: dave } = await connected(t, server, 'dave');
   const n = 24;
   const pad = 'p'.repeat(1000);
   const started = Date.now();
