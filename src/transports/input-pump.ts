@@ -6,7 +6,18 @@ export interface InputItem {
   readonly bytes: number;
   /** Stanzas it counts for the stanza bucket (0 for framing). */
   readonly stanzas: number;
-  run(): void;
+  /** `ending`: the transport is gone and the pump is being flushed (see InputPump.flush). */
+  run(ending: boolean): void;
+}
+
+/**
+ * RFC 6120 §8.2.3: a get only asks for its answer, and with the transport
+ * gone there is nowhere to send one; building it could be large (a batch
+ * of vCard gets). XEP-0198 did not count it handled, so a client that
+ * resumes sends it again.
+ */
+export function skippedWhenEnding(el: { readonly name: string; attr(name: string): string | undefined }): boolean {
+  return el.name === 'iq' && el.attr('type') === 'get';
 }
 
 /** Inbound shaping (issue 10 item 4): 0 turns a bucket off. */
@@ -116,6 +127,23 @@ export class InputPump {
     this.#run();
   }
 
+  /**
+   * The transport is gone: what the peer sent and the pump still holds runs
+   * now, in order, without waiting for buckets or room (the session hands
+   * its answers over), then the pump is disposed. The peer sent it and
+   * may count it as sent; dropping a message would lose it. Items skip
+   * IQ gets (skippedWhenEnding). It is bounded: a WebSocket stops reading
+   * past PAUSE_BYTES, BOSH refuses more than its input bound.
+   */
+  flush(): void {
+    while (!this.#disposed && this.#head < this.#queue.length) {
+      const item = this.#queue[this.#head]!;
+      this.#take();
+      item.run(true);
+    }
+    this.dispose();
+  }
+
   /** The session or transport is gone: forget the input and every timer. */
   dispose(): void {
     this.#disposed = true;
@@ -148,7 +176,7 @@ export class InputPump {
       if (item.stanzas > 0) this.#stanzaBucket?.take(item.stanzas);
       this.#take();
       this.#ranTurn = this.deps.turns.now();
-      item.run();
+      item.run(false);
     }
     if (this.#disposed) return;
     this.#setBusy(false);

@@ -6,7 +6,7 @@ import type { Core } from '../xmpp/core.js';
 import type { Log } from '../xmpp/log.js';
 import type { CoreMetrics } from '../xmpp/metrics-port.js';
 import { sessionRouteLogger } from '../http/routes.js';
-import { InputPump, TurnClock, type ShapingOptions } from './input-pump.js';
+import { InputPump, TurnClock, skippedWhenEnding, type ShapingOptions } from './input-pump.js';
 import { WsBacklog, socketOf } from './ws-backlog.js';
 
 export interface WebSocketOptions {
@@ -130,7 +130,7 @@ class WsConn implements Conn {
   ended(): void {
     this.#ended = true;
     if (this.#closing) clearTimeout(this.#closing);
-    this.input.dispose();
+    this.input.flush();
     const held = this.#backlog.takeHeld();
     if (held.length > 0) this.session.undelivered(held);
   }
@@ -184,13 +184,15 @@ class WsConn implements Conn {
   }
 }
 
-function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, opts: WebSocketOptions): void {
+function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, opts: WebSocketOptions, ending: boolean): void {
   const session = conn.session;
   if (conn.closing) {
     // After our <close/> only the peer's <close/> matters (RFC 7395 §3.6.1).
     ws.close(1000);
     return;
   }
+  // Input that waited in the pump outlived its session (shutdown, resumption elsewhere).
+  if (session.destroyed) return;
   // RFC 7395 §3.2: XMPP goes in text frames only.
   if (isBinary) return session.streamError('unsupported-encoding', 'binary frames are not XMPP; send UTF-8 text frames');
   let el: XmlElement;
@@ -214,6 +216,7 @@ function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, o
     // RFC 7395 §3.3.2: <open/> must be in the framing namespace; <stream:stream> is not used.
     return session.streamError('invalid-namespace', `<${el.name}/> must be <open xmlns='${NS.FRAMING}'/>`);
   }
+  if (ending && skippedWhenEnding(el)) return;
   session.element(el);
 }
 
@@ -259,7 +262,7 @@ export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSoc
       conns.add(conn);
       socket.on('message', (data: Buffer, isBinary: boolean) => {
         conn.alive = true;
-        conn.input.push({ bytes: data.length, stanzas: 1, run: () => runFrame(conn, socket, data, isBinary) });
+        conn.input.push({ bytes: data.length, stanzas: 1, run: (ending) => runFrame(conn, socket, data, isBinary, ending) });
       });
       socket.on('pong', () => { conn.alive = true; });
       socket.on('error', (err) => log.debug({ err, session: conn.session.logId }, 'websocket error'));
@@ -272,9 +275,9 @@ export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSoc
     },
   });
 
-  function runFrame(conn: WsConn, socket: WebSocket, data: Buffer, isBinary: boolean): void {
+  function runFrame(conn: WsConn, socket: WebSocket, data: Buffer, isBinary: boolean, ending: boolean): void {
     try {
-      onFrame(conn, socket, data, isBinary, opts);
+      onFrame(conn, socket, data, isBinary, opts, ending);
     } catch (err) {
       log.error({ err, session: conn.session.logId }, 'websocket frame handling failed');
       conn.session.streamError('internal-server-error');

@@ -77,6 +77,26 @@ t.test('one BOSH body with 300 vCard requests is answered in order across respon
   t.ok(peak <= MAX_QUEUED + oneStanza, `the session's queue stayed within its bound plus one stanza (peak ${peak})`);
 });
 
+t.test('a client that never fetches is ended by inactivity; a message still waiting behind its paced requests is stored, not lost', async (t) => {
+  const server = await flowServer(t, {
+    MAX_VCARD_SIZE: '70000', BOSH_MAX_RESPONSE_BYTES: String(MAX_RESPONSE), BOSH_MAX_QUEUED_BYTES: String(MAX_QUEUED), BOSH_INACTIVITY: '1', ...UNSHAPED,
+  }, ['alice', 'bob', 'erin']);
+  const alice = await connected(t, server, 'alice');
+  await alice.send({}, x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'vset' }, x('vCard', { xmlns: NS.VCARD }, x('DESC', {}, 'v'.repeat(VCARD_TEXT)))));
+  const bob = await connected(t, server, 'bob');
+  const requests = Array.from({ length: 300 }, (_, i) => iqGet(`v${i}`, 'alice@localhost', x('vCard', { xmlns: NS.VCARD })));
+  const last = x('message', { xmlns: NS.CLIENT, to: 'erin@localhost', type: 'chat', id: 'last' }, x('body', {}, 'after the vCards'));
+  const first = await bob.send({}, ...requests, last);
+  t.ok(payloads(first.body).length < 300, 'the first response carries only part of the answers');
+  // Bob fetches nothing more: the session ends after BOSH_INACTIVITY.
+  for (let i = 0; i < 500 && (await server.storage.offline.count('localhost', 'erin')) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  const stored = await server.storage.offline.list('localhost', 'erin');
+  t.equal(stored.length, 1, "the message behind the requests reached erin's offline storage");
+  t.match(stored[0]?.stanza ?? '', 'after the vCards');
+  t.equal(server.app.core.ctx.sessions.get('localhost', 'bob', 'r'), undefined, "bob's session is gone");
+  t.ok(server.app.bosh.peakQueuedBytes() <= MAX_QUEUED + VCARD_TEXT + 1024, 'the gets left when it ended were not answered into memory');
+});
+
 t.test('a BOSH body sent faster than MAX_INBOUND_BYTES_PER_SECOND is slowed, and every stanza is processed, in order', async (t) => {
   const server = await flowServer(t, { MAX_INBOUND_BYTES_PER_SECOND: '8192', MAX_INBOUND_BURST_BYTES: '8192' }, ['dave']);
   const dave = await connected(t, server, 'dave');

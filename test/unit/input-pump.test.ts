@@ -90,6 +90,18 @@ t.test('a transport is asked to stop reading only when the input blocks or piles
   t.equal(h.events.filter((e) => e === 'free').length, 1, 'and reading resumes once it caught up');
 });
 
+t.test('flush runs what is left at once, in order, telling each item the transport is gone', async (t) => {
+  const seen: Array<[number, boolean]> = [];
+  const h = harness();
+  h.state.backlogged = true;
+  for (let i = 0; i < 3; i++) h.pump.push({ bytes: 10, stanzas: 1, run: (ending) => { seen.push([i, ending]); } });
+  t.same(seen, [], 'blocked by the backlog');
+  h.pump.flush();
+  t.same(seen, [[0, true], [1, true], [2, true]]);
+  h.pump.push({ bytes: 10, stanzas: 1, run: () => { seen.push([9, false]); } });
+  t.equal(seen.length, 3, 'a flushed pump takes no more input');
+});
+
 t.test('dispose forgets the input: nothing queued runs afterwards', async (t) => {
   const h = harness();
   for (let i = 0; i < 3; i++) h.push(i);

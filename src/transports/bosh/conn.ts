@@ -206,8 +206,10 @@ export class BoshConn implements Conn {
    */
   end(): void {
     if (this.#ended) return;
+    // Payloads of bodies already answered still reach the session (which may close this in the meantime).
+    this.input.flush();
+    if (this.#ended) return;
     this.#ended = true;
-    this.input.dispose();
     this.#clearTimer();
     this.held.length = 0;
     this.pending.clear();

@@ -3,6 +3,7 @@ import { serialize } from '../../xml/index.js';
 import { recoverableErrorBody, type BoshRequest } from './body.js';
 import type { BoshConn } from './conn.js';
 import type { HttpReply } from './types.js';
+import { skippedWhenEnding } from '../input-pump.js';
 
 /**
  * The request half of a BOSH session: what each request for an existing
@@ -108,7 +109,7 @@ function live(conn: BoshConn): boolean {
 function deliver(conn: BoshConn, req: BoshRequest): void {
   const bytes = Math.ceil(req.bytes / Math.max(1, req.payloads.length));
   for (const el of req.payloads) {
-    conn.input.push({ bytes, stanzas: 1, run: () => live(conn) && conn.session.element(el) });
+    conn.input.push({ bytes, stanzas: 1, run: (ending) => live(conn) && !(ending && skippedWhenEnding(el)) && conn.session.element(el) });
   }
 }
 
