@@ -155,12 +155,14 @@ class WsConn implements Conn {
 
   #write(el: XmlElement): boolean {
     if (this.#ended || this.ws.readyState !== this.ws.OPEN) return false;
-    this.#backlog.write(el, serialize(el), (text) => {
-      this.#cork();
-      this.ws.send(text);
-    });
+    this.#backlog.write(el, serialize(el), this.#send);
     return true;
   }
+
+  readonly #send = (text: string): void => {
+    this.#cork();
+    this.ws.send(text);
+  };
 
   /**
    * RFC 7395 wants one element per frame, so a routed message plus its
