@@ -112,3 +112,17 @@ t.test('a BOSH body sent faster than MAX_INBOUND_BYTES_PER_SECOND is slowed, and
   // About 24 KiB against an 8 KiB burst at 8 KiB/s: at least ~2 s (a lower bound, never flaky).
   t.ok(seconds >= 1.5, `the client was slowed (${seconds.toFixed(2)} s)`);
 });
+
+t.test('a BOSH client that posts bodies faster than its input is processed gets policy-violation once it has two bodies waiting', async (t) => {
+  const server = await flowServer(t, { MAX_STANZA_SIZE: '4096', MAX_INBOUND_BYTES_PER_SECOND: '1024', MAX_INBOUND_BURST_BYTES: '1024' }, ['dave']);
+  const dave = await connected(t, server, 'dave');
+  const pings = (tag: string) => Array.from({ length: 40 }, (_, i) => iqGet(`${tag}${i}`, undefined, x('ping', { xmlns: 'urn:xmpp:ping' })));
+  // Each body is about 3.7 KiB; at 1 KiB/s the server is seconds behind after the first.
+  const first = await dave.send({}, ...pings('a'));
+  t.not(first.body?.attr('type'), 'terminate', 'the first body is taken');
+  const second = dave.send({}, ...pings('b'));
+  const third = await dave.send({}, ...pings('c'));
+  t.equal(third.body?.attr('type'), 'terminate', third.text.slice(0, 200));
+  t.equal(third.body?.attr('condition'), 'policy-violation', 'more unprocessed input than two bodies is overactivity (XEP-0124 §11)');
+  t.equal((await second).body?.attr('type'), 'terminate', 'the session is over');
+});
