@@ -7,7 +7,7 @@ import type { Storage } from './storage/index.js';
 import { createCore, type Core } from './xmpp/core.js';
 import { createMetrics } from './metrics/metrics.js';
 import { registerHttpRoutes } from './http/routes.js';
-import { registerWebSocket } from './transports/websocket.js';
+import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
 import { registerBosh, type BoshStats } from './transports/bosh/index.js';
 import * as sasl from './xmpp/features/sasl.js';
 import * as bind from './xmpp/features/bind.js';
@@ -39,7 +39,9 @@ export interface App {
   readonly http: FastifyInstance;
   readonly core: Core;
   /** The BOSH transport's open sessions, held requests and timers (for leak checks). */
-  readonly bosh: { stats(): BoshStats };
+  readonly bosh: { stats(): BoshStats; peakQueuedBytes(): number };
+  /** The WebSocket transport's connections and flow-control figures. */
+  readonly websocket: { stats(): WebSocketStats };
   /** Stops accepting, closes every session with system-shutdown, then the listener and storage. */
   shutdown(): Promise<void>;
 }
@@ -125,10 +127,21 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       handleProtocols: (protocols: Set<string>) => (protocols.has('xmpp') ? 'xmpp' : false),
     },
   });
-  registerWebSocket(http, core, { path: WEBSOCKET_PATH, limits, pingInterval: config.wsPingInterval, closeTimeout: config.wsCloseTimeout }, log);
+  const shaping = {
+    bytesPerSecond: config.maxInboundBytesPerSecond, burstBytes: config.maxInboundBurstBytes, stanzasPerSecond: config.maxInboundStanzasPerSecond,
+  };
+  const websocketTransport = registerWebSocket(http, core, {
+    path: WEBSOCKET_PATH, limits, pingInterval: config.wsPingInterval, closeTimeout: config.wsCloseTimeout,
+    maxBufferedBytes: config.wsMaxBufferedBytes, slowConsumerGrace: config.wsSlowConsumerGrace, shaping,
+  }, log);
   const bosh = await registerBosh(http, core, {
     path: BOSH_PATH, limits, maxWait: config.boshMaxWait, maxHold: config.boshMaxHold, inactivity: config.boshInactivity,
     maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, corsOrigins: config.boshCorsOrigins,
+    flow: {
+      maxResponseBytes: config.boshMaxResponseBytes, maxQueuedBytes: config.boshMaxQueuedBytes,
+      // Two full bodies: one being paced and the next; a client that waits for its answers stays far below.
+      maxInputBytes: 2 * config.maxStanzaSize, shaping,
+    },
   }, log);
   registerHttpRoutes(http, metrics.registry, {
     websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH, ready: () => ready, publicUrl: config.publicUrl, domains: config.domains,
@@ -140,6 +153,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     http,
     core,
     bosh,
+    websocket: websocketTransport,
     async shutdown() {
       ready = false;
       core.shutdown();

@@ -40,6 +40,10 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
   const internal = new Counter({ name: 'xmpp_internal_errors_total', help: 'Unexpected exceptions caught at the edge', registers: [registry] });
 
   const sm = new Counter({ name: 'xmpp_sm_events_total', help: 'Stream management: sessions enabled, hibernated, resumed, failed resumes, resume timeouts', labelNames: ['event'], registers: [registry] });
+  const flow = new Counter({
+    name: 'xmpp_flow_control_total', help: 'Input paused for the output backlog (paused-output) or the inbound rate (paused-rate), and slow consumers dropped',
+    labelNames: ['transport', 'event'], registers: [registry],
+  });
   const core: CoreMetrics = {
     stanzaIn: (kind) => byKind[kind].inc(),
     streamError: (condition) => streamErrors.inc({ condition }),
@@ -51,6 +55,7 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
     sessionEnded: (transport, seconds) => duration.observe({ transport }, seconds),
     internalError: () => internal.inc(),
     sm: (event, count = 1) => sm.inc({ event }, count),
+    flowControl: (transport, event) => flow.inc({ transport, event }),
   };
   return { registry, core };
 }

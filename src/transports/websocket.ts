@@ -4,7 +4,10 @@ import { NS, XmlError, parseXml, serialize, x, type XmlElement, type XmlLimits }
 import type { Conn, ConnEvents, StreamHeader } from '../xmpp/conn.js';
 import type { Core } from '../xmpp/core.js';
 import type { Log } from '../xmpp/log.js';
+import type { CoreMetrics } from '../xmpp/metrics-port.js';
 import { sessionRouteLogger } from '../http/routes.js';
+import { InputPump, TurnClock, skippedWhenEnding, type ShapingOptions } from './input-pump.js';
+import { WsBacklog, socketOf } from './ws-backlog.js';
 
 export interface WebSocketOptions {
   readonly path: string;
@@ -13,9 +16,30 @@ export interface WebSocketOptions {
   readonly pingInterval: number;
   /** Seconds to wait for the peer's <close/> after ours. */
   readonly closeTimeout: number;
+  /** High-water mark of the output backlog in bytes; twice it is the slow-consumer limit. */
+  readonly maxBufferedBytes: number;
+  /** Seconds above the slow-consumer limit before the connection is dropped. */
+  readonly slowConsumerGrace: number;
+  readonly shaping: ShapingOptions;
+}
+
+/** Flow-control figures of the WebSocket transport, for tests and operators. */
+export interface WebSocketStats {
+  readonly connections: number;
+  /** Connections whose input is not being read (output backlog or inbound rate). */
+  readonly pausedInputs: number;
+  /** The largest output backlog (bufferedBytes) any connection has had. */
+  readonly peakBufferedBytes: number;
 }
 
 const SUBPROTOCOL = 'xmpp';
+
+interface WsConnDeps {
+  readonly metrics: CoreMetrics;
+  readonly turns: TurnClock;
+  /** Every output backlog size seen, for WebSocketStats.peakBufferedBytes. */
+  observed(bytes: number): void;
+}
 
 /** RFC 7395 §3.1: the handshake must offer the 'xmpp' subprotocol. */
 function offersXmpp(header: string | string[] | undefined): boolean {
@@ -33,12 +57,47 @@ class WsConn implements Conn {
   readonly transport = 'websocket' as const;
   alive = true;
   session!: ConnEvents;
+  /** The peer's frames, run in order under back-pressure and inbound shaping (issue 10). */
+  readonly input: InputPump;
+  /** Why the input is not being read, while it is not. */
+  pausedFor: 'output' | 'rate' | undefined;
+  /** Dropped as a slow consumer: the session has been told already. */
+  dropped = false;
+  readonly #backlog: WsBacklog<XmlElement>;
   #opened = false;
   #closing: NodeJS.Timeout | undefined;
   #ended = false;
   #corked = false;
 
-  constructor(readonly ws: WebSocket, readonly secure: boolean, readonly ip: string, private readonly opts: WebSocketOptions) {}
+  constructor(readonly ws: WebSocket, readonly secure: boolean, readonly ip: string, private readonly opts: WebSocketOptions, deps: WsConnDeps) {
+    this.#backlog = new WsBacklog(ws, {
+      highWater: opts.maxBufferedBytes,
+      graceSeconds: opts.slowConsumerGrace,
+      drained: () => {
+        this.session.drained();
+        this.input.kick();
+      },
+      slowConsumer: () => this.#dropSlowConsumer(deps.metrics),
+      observed: deps.observed,
+    });
+    this.input = new InputPump({
+      shaping: opts.shaping,
+      turns: deps.turns,
+      backlogged: () => this.#backlog.high,
+      // Not reading the socket is what slows the peer down: TCP pushes back.
+      busy: (busy) => {
+        if (busy) ws.pause();
+        else {
+          this.pausedFor = undefined;
+          ws.resume();
+        }
+      },
+      blocked: (reason) => {
+        this.pausedFor = reason;
+        deps.metrics.flowControl('websocket', reason === 'output' ? 'paused-output' : 'paused-rate');
+      },
+    });
+  }
 
   open(header: StreamHeader): void {
     this.#opened = true;
@@ -50,7 +109,7 @@ class WsConn implements Conn {
     if (!this.#write(el)) this.session.undelivered([el]);
   }
 
-  get bufferedBytes(): number { return this.ws.bufferedAmount; }
+  get bufferedBytes(): number { return this.#backlog.bytes; }
 
   attach(events: ConnEvents): void {
     this.session = events;
@@ -67,20 +126,43 @@ class WsConn implements Conn {
     this.#closing.unref();
   }
 
-  /** The peer closed the WebSocket or answered our <close/>. */
+  /** The peer closed the WebSocket or answered our <close/>: frames that never left go back to the session. */
   ended(): void {
     this.#ended = true;
     if (this.#closing) clearTimeout(this.#closing);
+    this.input.flush();
+    const held = this.#backlog.takeHeld();
+    if (held.length > 0) this.session.undelivered(held);
   }
 
   get closing(): boolean { return this.#closing !== undefined; }
 
+  /**
+   * Above twice the high-water mark for the whole grace: the peer reads too
+   * slowly to ever catch up. A stream error would wait behind everything
+   * it has not read, so the connection is dropped; the frames still held
+   * go back to the session, and XEP-0198 keeps the session for a resume.
+   */
+  #dropSlowConsumer(metrics: CoreMetrics): void {
+    if (this.#ended) return;
+    metrics.flowControl('websocket', 'slow-consumer');
+    this.dropped = true;
+    const session = this.session;
+    this.ended();
+    this.ws.terminate();
+    session.transportLost('slow consumer: the WebSocket output backlog stayed above its limit');
+  }
+
   #write(el: XmlElement): boolean {
     if (this.#ended || this.ws.readyState !== this.ws.OPEN) return false;
-    this.#cork();
-    this.ws.send(serialize(el));
+    this.#backlog.write(el, serialize(el), this.#send);
     return true;
   }
+
+  readonly #send = (text: string): void => {
+    this.#cork();
+    this.ws.send(text);
+  };
 
   /**
    * RFC 7395 wants one element per frame, so a routed message plus its
@@ -93,7 +175,7 @@ class WsConn implements Conn {
    */
   #cork(): void {
     if (this.#corked) return;
-    const socket = (this.ws as unknown as { _socket?: import('node:net').Socket })._socket;
+    const socket = socketOf(this.ws);
     if (!socket) return;
     this.#corked = true;
     socket.cork();
@@ -104,14 +186,15 @@ class WsConn implements Conn {
   }
 }
 
-function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, opts: WebSocketOptions): void {
-  conn.alive = true;
+function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, opts: WebSocketOptions, ending: boolean): void {
   const session = conn.session;
   if (conn.closing) {
     // After our <close/> only the peer's <close/> matters (RFC 7395 §3.6.1).
     ws.close(1000);
     return;
   }
+  // Input that waited in the pump outlived its session (shutdown, resumption elsewhere).
+  if (session.destroyed) return;
   // RFC 7395 §3.2: XMPP goes in text frames only.
   if (isBinary) return session.streamError('unsupported-encoding', 'binary frames are not XMPP; send UTF-8 text frames');
   let el: XmlElement;
@@ -135,17 +218,25 @@ function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, o
     // RFC 7395 §3.3.2: <open/> must be in the framing namespace; <stream:stream> is not used.
     return session.streamError('invalid-namespace', `<${el.name}/> must be <open xmlns='${NS.FRAMING}'/>`);
   }
+  if (ending && skippedWhenEnding(el)) return;
   session.element(el);
 }
 
 /** Registers the RFC 7395 endpoint on `app` (which has @fastify/websocket). */
-export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSocketOptions, log: Log): void {
+export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSocketOptions, log: Log): { stats(): WebSocketStats } {
   const conns = new Set<WsConn>();
+  let peakBufferedBytes = 0;
+  const deps: WsConnDeps = {
+    metrics: core.ctx.metrics,
+    turns: new TurnClock(),
+    observed: (bytes) => { if (bytes > peakBufferedBytes) peakBufferedBytes = bytes; },
+  };
   // One timer for every connection, rather than one per connection: it pings
   // all peers and drops those that did not answer the previous ping.
   const pinger = setInterval(() => {
     for (const conn of conns) {
-      if (!conn.alive) {
+      // A pong may be waiting unread while the input is held back for its rate.
+      if (!conn.alive && conn.pausedFor !== 'rate') {
         conn.ws.terminate();
         continue;
       }
@@ -168,16 +259,12 @@ export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSoc
     },
     handler: async (_req, reply) => reply.type('text/plain').send('XMPP over WebSocket (RFC 7395) endpoint: connect with a WebSocket client and the "xmpp" subprotocol.\n'),
     wsHandler: (socket: WebSocket, req: FastifyRequest) => {
-      const conn = new WsConn(socket, req.protocol === 'https', req.ip, opts);
+      const conn = new WsConn(socket, req.protocol === 'https', req.ip, opts, deps);
       conn.session = core.connect(conn);
       conns.add(conn);
       socket.on('message', (data: Buffer, isBinary: boolean) => {
-        try {
-          onFrame(conn, socket, data, isBinary, opts);
-        } catch (err) {
-          log.error({ err, session: conn.session.logId }, 'websocket frame handling failed');
-          conn.session.streamError('internal-server-error');
-        }
+        conn.alive = true;
+        conn.input.push({ bytes: data.length, stanzas: 1, run: (ending) => runFrame(conn, socket, data, isBinary, ending) });
       });
       socket.on('pong', () => { conn.alive = true; });
       socket.on('error', (err) => log.debug({ err, session: conn.session.logId }, 'websocket error'));
@@ -185,10 +272,27 @@ export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSoc
         conns.delete(conn);
         const clean = conn.closing;
         conn.ended();
-        if (!conn.session.destroyed && !clean) conn.session.transportLost('websocket closed without <close/>');
+        if (!conn.session.destroyed && !clean && !conn.dropped) conn.session.transportLost('websocket closed without <close/>');
       });
     },
   });
+
+  function runFrame(conn: WsConn, socket: WebSocket, data: Buffer, isBinary: boolean, ending: boolean): void {
+    try {
+      onFrame(conn, socket, data, isBinary, opts, ending);
+    } catch (err) {
+      log.error({ err, session: conn.session.logId }, 'websocket frame handling failed');
+      conn.session.streamError('internal-server-error');
+    }
+  }
+
+  return {
+    stats: () => {
+      let pausedInputs = 0;
+      for (const conn of conns) if (conn.pausedFor !== undefined) pausedInputs++;
+      return { connections: conns.size, pausedInputs, peakBufferedBytes };
+    },
+  };
 }
 
 export { SUBPROTOCOL };

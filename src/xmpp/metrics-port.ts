@@ -11,9 +11,13 @@ export interface CoreMetrics {
   internalError(): void;
   /** XEP-0198 life-cycle events. */
   sm(event: 'enabled' | 'hibernated' | 'resumed' | 'resume-failed' | 'timed-out', count?: number): void;
+  /** Flow control (issue 10): a session's input paused for its output backlog or its rate, or a slow consumer dropped. */
+  flowControl(transport: string, event: FlowControlEvent): void;
 }
+
+export type FlowControlEvent = 'paused-output' | 'paused-rate' | 'slow-consumer';
 
 /** For unit tests of the core that do not look at metrics. */
 export const NO_METRICS: CoreMetrics = {
-  stanzaIn() {}, streamError() {}, sasl() {}, sessionStarted() {}, sessionEnded() {}, internalError() {}, sm() {},
+  stanzaIn() {}, streamError() {}, sasl() {}, sessionStarted() {}, sessionEnded() {}, internalError() {}, sm() {}, flowControl() {},
 };

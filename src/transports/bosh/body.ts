@@ -76,6 +76,8 @@ export interface BoshRequest {
   readonly newkey: string | undefined;
   /** The payloads, in jabber:client where the client left them in the httpbind namespace. */
   readonly payloads: XmlElement[];
+  /** Size of the request body on the wire, charged to inbound shaping (issue 10). */
+  readonly bytes: number;
   /** Every attribute as written, for the session creation request. */
   readonly attrs: Readonly<Record<string, string>>;
   /** An xmpp:* attribute (XEP-0206), whatever prefix the client bound to urn:xmpp:xbosh. */
@@ -115,7 +117,7 @@ function rebaseToClient(el: XmlElement): void {
 }
 
 /** Checks the wrapper (XEP-0124 §4) and reads the attributes every request may carry. */
-export function readRequest(el: XmlElement): BoshRequest {
+export function readRequest(el: XmlElement, bytes = 0): BoshRequest {
   if (el.local !== 'body' || el.ns !== NS.HTTPBIND) throw new BoshError('bad-request', `the root must be <body xmlns='${NS.HTTPBIND}'/>`);
   const rid = parseRid(el.attr('rid')?.trim());
   if (rid === undefined) throw new BoshError('bad-request', "'rid' must be a positive integer below 2^53");
@@ -135,6 +137,7 @@ export function readRequest(el: XmlElement): BoshRequest {
   const xbosh = (local: string): string | undefined => (xboshPrefix === undefined ? undefined : el.attr(`${xboshPrefix}:${local}`));
   return {
     rid,
+    bytes,
     sid: el.attr('sid'),
     terminate: type === 'terminate',
     restart: xbosh('restart') === 'true' || xbosh('restart') === '1',

@@ -6,6 +6,8 @@ import {
 import type { BoshParams } from './body.js';
 import type { RidWindow } from './rid-window.js';
 import type { BoshHost, Held, HttpReply, Pending } from './types.js';
+import { InputPump } from '../input-pump.js';
+import { OutQueue } from './out-queue.js';
 
 const TIMER_SLACK_MS = 5;
 
@@ -22,7 +24,9 @@ export class BoshConn implements Conn {
   session: ConnEvents = DETACHED;
   /** Requests processed and waiting for a response, in rid order. */
   readonly held: Held[] = [];
-  #queue: XmlElement[] = [];
+  /** The client's payloads, run in order under pacing and inbound shaping (issue 10). */
+  readonly input: InputPump;
+  readonly #out: OutQueue;
   #header: StreamHeader | undefined;
   /** Set when the core closed the stream: the terminate body still to deliver. */
   #final: { readonly body: XmlElement; readonly clean: boolean } | undefined;
@@ -56,13 +60,29 @@ export class BoshConn implements Conn {
     now: number,
   ) {
     this.#idleSince = now;
+    this.#out = new OutQueue(host.flow.maxQueuedBytes, () => {
+      this.session.drained();
+      this.input.kick();
+    }, host.observed);
+    this.input = new InputPump({
+      shaping: host.flow.shaping,
+      backlogged: () => this.#out.high,
+      turns: host.turns,
+      // Once the input waits or is done, what it produced goes out (see flush).
+      idle: () => this.scheduleFlush(),
+      blocked: (reason) => {
+        host.flowControl(reason === 'output' ? 'paused-output' : 'paused-rate');
+        this.scheduleFlush();
+      },
+    });
   }
 
   get ended(): boolean { return this.#ended; }
   get closing(): boolean { return this.#final !== undefined; }
-  get queued(): number { return this.#queue.length; }
-  /** Not yet counted in bytes: flow control (issue 10) gives BOSH a byte-bounded queue. */
-  get bufferedBytes(): number { return 0; }
+  get queued(): number { return this.#out.length; }
+  get bufferedBytes(): number { return this.#out.bytes; }
+  /** Unprocessed input bytes this session may have (see exchange.ts overfed). */
+  get maxInputBytes(): number { return this.host.flow.maxInputBytes; }
   get sid(): string { return this.params.sid; }
 
   /** §13: the client asked to end the session; the core's close follows. */
@@ -77,7 +97,7 @@ export class BoshConn implements Conn {
 
   send(el: XmlElement): void {
     if (this.#ended || this.#final) return this.session.undelivered([el]);
-    this.#queue.push(el);
+    this.#out.push(el);
     this.scheduleFlush();
   }
 
@@ -96,12 +116,12 @@ export class BoshConn implements Conn {
     // is gone; under XEP-0198 its queue still holds them. Prosody's mod_bosh
     // sends a bare terminate body too.
     const unread = this.#peerTerminated && error === undefined;
-    const payloads = unread ? [] : this.#takeQueue();
+    const payloads = unread ? [] : this.#out.takeAll();
     this.#final = { body: terminateForStreamError(error, payloads), clean: error === undefined };
     this.#unfetched = payloads;
     if (this.held.length > 0) this.#deliverFinal();
     else this.rearm(Date.now());
-    if (unread) this.#giveBack(this.#takeQueue());
+    if (unread) this.#giveBack(this.#out.takeAll());
   }
 
   // The request half (exchange.ts).
@@ -175,7 +195,7 @@ export class BoshConn implements Conn {
   shutdown(): void {
     if (!this.session.destroyed) this.session.streamError('system-shutdown', 'the server is shutting down');
     if (this.#ended) return;
-    this.#answerAll(serialize(terminateBody('system-shutdown', this.#takeQueue())));
+    this.#answerAll(serialize(terminateBody('system-shutdown', this.#out.takeAll())));
     this.end();
   }
 
@@ -186,11 +206,14 @@ export class BoshConn implements Conn {
    */
   end(): void {
     if (this.#ended) return;
+    // Payloads of bodies already answered still reach the session (which may close this in the meantime).
+    this.input.flush();
+    if (this.#ended) return;
     this.#ended = true;
     this.#clearTimer();
     this.held.length = 0;
     this.pending.clear();
-    const left = this.#takeQueue();
+    const left = this.#out.takeAll();
     left.push(...this.#unfetched);
     this.#unfetched = [];
     this.host.removed(this);
@@ -218,9 +241,13 @@ export class BoshConn implements Conn {
       if (this.held.length > 0) this.#deliverFinal();
       return;
     }
-    if ((this.#queue.length > 0 || this.#report) && this.held.length > 0) this.#respond(this.held.shift()!, this.#takeQueue(), now, true);
-    // §8: at most `hold` requests wait; when one more arrives the oldest is answered, empty if need be.
-    while (this.held.length > this.params.hold) this.#respond(this.held.shift()!, [], now, true);
+    // While the input runs on (one payload per turn), its answers gather for one response, up to the cap.
+    const more = this.input.queuedItems > 0 && this.input.blockedBy === undefined && this.#out.bytes < this.host.flow.maxResponseBytes;
+    // §8: at most `hold` requests wait; when one more arrives the oldest is answered, empty if need be
+    // (once the input of this request has run: a terminate among it is for the oldest, §13).
+    while (this.held.length > 0 && (this.#report || (!more && (this.#out.length > 0 || this.held.length > this.params.hold)))) {
+      this.#respond(this.held.shift()!, this.#out.take(this.host.flow.maxResponseBytes), now, true);
+    }
     this.rearm(now);
   }
 
@@ -262,7 +289,9 @@ export class BoshConn implements Conn {
     this.host.timers(-1);
     const now = Date.now();
     // §8: a request held for `wait` seconds is answered, empty.
-    while (this.held.length > 0 && this.held[0]!.deadline <= now + TIMER_SLACK_MS) this.#respond(this.held.shift()!, [], now, true);
+    while (this.held.length > 0 && this.held[0]!.deadline <= now + TIMER_SLACK_MS) {
+      this.#respond(this.held.shift()!, this.#out.take(this.host.flow.maxResponseBytes), now, true);
+    }
     // §14.2/§17.3: a request whose gap never filled gets a recoverable error; the client resends the missing ones.
     for (const [rid, p] of this.pending) {
       if (p.deadline > now + TIMER_SLACK_MS) continue;
@@ -329,12 +358,6 @@ export class BoshConn implements Conn {
     Object.assign(attrs, this.#report);
     this.#report = undefined;
     return attrs;
-  }
-
-  #takeQueue(): XmlElement[] {
-    const queue = this.#queue;
-    this.#queue = [];
-    return queue;
   }
 
   /** Unexpected exceptions end this session only, logged and counted once. */

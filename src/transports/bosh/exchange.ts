@@ -3,6 +3,7 @@ import { serialize } from '../../xml/index.js';
 import { recoverableErrorBody, type BoshRequest } from './body.js';
 import type { BoshConn } from './conn.js';
 import type { HttpReply } from './types.js';
+import { skippedWhenEnding } from '../input-pump.js';
 
 /**
  * The request half of a BOSH session: what each request for an existing
@@ -23,6 +24,7 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
     case 'next': break;
   }
   if (overactive(conn, req)) return conn.fail('policy-violation', reply, 'too many simultaneous requests (§11)');
+  if (overfed(conn, req)) return conn.fail('policy-violation', reply, 'more input than the session has processed (§11)');
   process(conn, req, reply, now);
   // §14.2: requests that arrived early are processed once the gap before them fills.
   for (let p = conn.pending.get(conn.window.next); p && !conn.ended && !conn.closing; p = conn.pending.get(conn.window.next)) {
@@ -63,6 +65,16 @@ function overactive(conn: BoshConn, req: BoshRequest): boolean {
   return outstanding > conn.params.requests + (req.pause !== undefined || req.terminate ? 1 : 0);
 }
 
+/**
+ * Issue 10: the payloads of a request wait while the session's earlier
+ * input is paced, so a client that keeps posting bodies faster than they
+ * are processed would queue input without limit. Beyond a bound a client
+ * that waits for its answers never reaches, that is overactivity too.
+ */
+function overfed(conn: BoshConn, req: BoshRequest): boolean {
+  return req.payloads.length > 0 && conn.input.queuedBytes + req.bytes > conn.maxInputBytes;
+}
+
 function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): void {
   if (!keyValid(conn, req)) return conn.fail('item-not-found', reply, 'invalid key sequence (§15)');
   conn.window.accept(req.rid);
@@ -71,21 +83,33 @@ function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number
   if (pollingTooFast(conn, req, now)) return conn.fail('policy-violation', reply, `polling more often than every ${conn.params.polling} s (§12)`);
   // §9.2: the client lacks a response we sent: say so at once.
   if (conn.params.ackMode && req.ack !== undefined && req.ack < conn.window.highestAnswered) conn.report(req.ack + 1, now);
-  if (req.restart) restart(conn, req);
+  // The session sees the request in order with the input still waiting before it (issue 10 pacing).
+  if (req.restart) conn.input.push({ bytes: req.bytes, stanzas: 0, run: () => live(conn) && restart(conn, req) });
   else deliver(conn, req);
   if (req.pause !== undefined && conn.params.maxpause > 0 && !conn.closing && !conn.ended) conn.pause(req.rid, req.pause, now);
   // §13: the payloads of a terminate request are delivered first, then the stream ends.
-  if (req.terminate && !conn.closing && !conn.ended && !conn.session.destroyed) {
-    conn.peerTerminated();
-    conn.session.streamClosed();
+  if (req.terminate) {
+    conn.input.push({
+      bytes: 0, stanzas: 0,
+      run: () => {
+        if (!live(conn)) return;
+        conn.peerTerminated();
+        conn.session.streamClosed();
+      },
+    });
   }
 }
 
+/** The session can still take input: not closing, not ended, not destroyed. */
+function live(conn: BoshConn): boolean {
+  return !conn.closing && !conn.ended && !conn.session.destroyed;
+}
+
+/** Each payload is charged its share of the body's bytes. */
 function deliver(conn: BoshConn, req: BoshRequest): void {
-  const session = conn.session;
+  const bytes = Math.ceil(req.bytes / Math.max(1, req.payloads.length));
   for (const el of req.payloads) {
-    if (conn.closing || conn.ended || session.destroyed) return;
-    session.element(el);
+    conn.input.push({ bytes, stanzas: 1, run: (ending) => live(conn) && !(ending && skippedWhenEnding(el)) && conn.session.element(el) });
   }
 }
 

@@ -9,6 +9,8 @@ import type { BoshHost, HttpReply } from './types.js';
 import { onRequest } from './exchange.js';
 import { RidWindow } from './rid-window.js';
 import { randomId } from '../../util/random.js';
+import type { BoshFlow } from './types.js';
+import { TurnClock } from '../input-pump.js';
 
 export interface BoshOptions {
   /** URL path of the endpoint, e.g. /http-bind. */
@@ -27,6 +29,8 @@ export interface BoshOptions {
   readonly maxSessionsPerIp: number;
   /** CORS: '*' for any origin, a list of origins, or empty for none. */
   readonly corsOrigins: readonly string[];
+  /** Response and queue bounds and inbound shaping (issue 10). */
+  readonly flow: BoshFlow;
 }
 
 /** Counts for tests and operators: everything a BOSH session can leave behind. */
@@ -75,6 +79,7 @@ export class BoshTransport {
   #closing = false;
   #timers = 0;
   #openRequests = 0;
+  #peakQueuedBytes = 0;
 
   constructor(private readonly core: Core, readonly opts: BoshOptions, readonly log: Log) {
     this.#host = {
@@ -82,6 +87,10 @@ export class BoshTransport {
       removed: (conn) => this.#removed(conn),
       timers: (delta) => { this.#timers += delta; },
       internalError: () => core.ctx.metrics.internalError(),
+      flow: opts.flow,
+      flowControl: (event) => core.ctx.metrics.flowControl('bosh', event),
+      turns: new TurnClock(),
+      observed: (bytes) => { if (bytes > this.#peakQueuedBytes) this.#peakQueuedBytes = bytes; },
     };
   }
 
@@ -99,7 +108,7 @@ export class BoshTransport {
     const sid = el.attr('sid');
     const conn = sid === undefined ? undefined : this.#conns.get(sid);
     try {
-      const req = readRequest(el);
+      const req = readRequest(el, raw?.length ?? 0);
       if (sid === undefined) return this.#create(req, client, reply, now);
       // §17.2 item-not-found (1): the sid is not (or no longer) valid.
       if (!conn) return terminate(reply, 'item-not-found');
@@ -187,6 +196,9 @@ export class BoshTransport {
     }
     return { sessions: this.#conns.size, held, pending, queued, timers: this.#timers, openRequests: this.#openRequests, addresses: this.#perIp.size };
   }
+
+  /** The most payload bytes any session has had waiting (issue 10: BOSH_MAX_QUEUED_BYTES plus one turn's output). */
+  peakQueuedBytes(): number { return this.#peakQueuedBytes; }
 
   /** Wraps a reply so the transport counts the HTTP requests still open. */
   track(reply: HttpReply): HttpReply {

@@ -1,4 +1,6 @@
 import type { Log } from '../../xmpp/log.js';
+import type { FlowControlEvent } from '../../xmpp/metrics-port.js';
+import type { ShapingOptions, TurnClock } from '../input-pump.js';
 import type { BoshRequest } from './body.js';
 import type { BoshConn } from './conn.js';
 
@@ -18,6 +20,23 @@ export interface BoshHost {
   /** A session timer was armed (+1) or is gone (-1): the transport counts them to prove none leaks. */
   timers(delta: 1 | -1): void;
   internalError(): void;
+  /** Flow control (issue 10): the byte bounds and the inbound shaping of every session. */
+  readonly flow: BoshFlow;
+  flowControl(event: FlowControlEvent): void;
+  /** A session's queue now holds `bytes` (for BoshStats.peakQueuedBytes). */
+  observed(bytes: number): void;
+  /** Shared by the sessions' input pumps. */
+  readonly turns: TurnClock;
+}
+
+export interface BoshFlow {
+  /** Most payload bytes in one response (one payload always fits). */
+  readonly maxResponseBytes: number;
+  /** Payload bytes waiting for a request above which the session's input waits. */
+  readonly maxQueuedBytes: number;
+  /** Unprocessed input bytes one session may have; a request beyond it is overactivity (policy-violation). */
+  readonly maxInputBytes: number;
+  readonly shaping: ShapingOptions;
 }
 
 /** A processed request waiting for its response (XEP-0124 §8). */

@@ -1,0 +1,59 @@
+import { serialize, type XmlElement } from '../../xml/index.js';
+
+interface Queued {
+  readonly el: XmlElement;
+  readonly bytes: number;
+}
+
+/**
+ * The payloads of one BOSH session waiting for a request, counted in bytes
+ * (issue 10): a response carries at most `maxResponseBytes` of them (but
+ * always one), and above `highWater` the session's input waits until the
+ * client has fetched enough to bring it below half the mark, when
+ * `drained` is called.
+ */
+export class OutQueue {
+  #items: Queued[] = [];
+  #bytes = 0;
+  #above = false;
+
+  constructor(private readonly highWater: number, private readonly drained: () => void, private readonly observed: (bytes: number) => void) {}
+
+  get length(): number { return this.#items.length; }
+  get bytes(): number { return this.#bytes; }
+
+  /** True from above the high-water mark until back below half of it. */
+  get high(): boolean { return this.#above; }
+
+  push(el: XmlElement): void {
+    // Serialized once more here than for the response: the size is what bounds memory.
+    const bytes = Buffer.byteLength(serialize(el));
+    this.#items.push({ el, bytes });
+    this.#bytes += bytes;
+    if (this.#bytes > this.highWater) this.#above = true;
+    this.observed(this.#bytes);
+  }
+
+  /** The oldest payloads up to `maxBytes` in all, at least one when there is any. */
+  take(maxBytes: number): XmlElement[] {
+    let n = 0;
+    let size = 0;
+    while (n < this.#items.length && (n === 0 || size + this.#items[n]!.bytes <= maxBytes)) size += this.#items[n++]!.bytes;
+    const taken = this.#items.splice(0, n).map((q) => q.el);
+    this.#bytes -= size;
+    if (this.#above && this.#bytes <= this.highWater / 2) {
+      this.#above = false;
+      this.drained();
+    }
+    return taken;
+  }
+
+  /** Everything, for the terminate body or to hand back; no drain follows (the session is ending). */
+  takeAll(): XmlElement[] {
+    const all = this.#items.map((q) => q.el);
+    this.#items = [];
+    this.#bytes = 0;
+    this.#above = false;
+    return all;
+  }
+}

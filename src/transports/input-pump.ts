@@ -1,0 +1,207 @@
+import { TokenBucket } from '../util/token-bucket.js';
+
+/** One unit of a client's input: an element to dispatch (or a BOSH restart/terminate), and what it costs. */
+export interface InputItem {
+  /** Bytes it took on the wire, charged to the byte bucket. */
+  readonly bytes: number;
+  /** Stanzas it counts for the stanza bucket (0 for framing). */
+  readonly stanzas: number;
+  /** `ending`: the transport is gone and the pump is being flushed (see InputPump.flush). */
+  run(ending: boolean): void;
+}
+
+/**
+ * RFC 6120 §8.2.3: a get only asks for its answer, and with the transport
+ * gone there is nowhere to send one; building it could be large (a batch
+ * of vCard gets). XEP-0198 did not count it handled, so a client that
+ * resumes sends it again.
+ */
+export function skippedWhenEnding(el: { readonly name: string; attr(name: string): string | undefined }): boolean {
+  return el.name === 'iq' && el.attr('type') === 'get';
+}
+
+/** Inbound shaping (issue 10 item 4): 0 turns a bucket off. */
+export interface ShapingOptions {
+  readonly bytesPerSecond: number;
+  readonly burstBytes: number;
+  readonly stanzasPerSecond: number;
+}
+
+/** Why the pump stopped with input left: the output backlog is high, or a bucket is empty. */
+export type PumpBlock = 'output' | 'rate';
+
+/**
+ * Numbers the turns of the event loop for every pump of a transport: one
+ * setImmediate per turn for all sessions, instead of one per session.
+ */
+export class TurnClock {
+  #turn = 0;
+  #scheduled = false;
+
+  /** The current turn; the next one starts once this turn's I/O and microtasks are done. */
+  now(): number {
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        this.#turn++;
+      });
+    }
+    return this.#turn;
+  }
+}
+
+/** Input a pump holds for the next turns before it asks its transport to stop reading (about one socket read). */
+const PAUSE_BYTES = 65536;
+
+export interface InputPumpDeps {
+  readonly shaping: ShapingOptions;
+  readonly turns: TurnClock;
+  /** True while the transport's output backlog is above its high-water mark; the pump then waits for kick(). */
+  backlogged(): boolean;
+  /**
+   * The pump is blocked or holds more than PAUSE_BYTES (true), or has caught
+   * up (false): a WebSocket pauses or resumes its socket.
+   */
+  busy?(busy: boolean): void;
+  /** The pump has run all its input. */
+  idle?(): void;
+  /** The pump stopped for `reason` (for metrics). */
+  blocked?(reason: PumpBlock): void;
+  readonly now?: () => number;
+}
+
+/**
+ * A session's input, run one item per turn of the event loop once it queues.
+ * Replies are often built asynchronously (storage), so whether an element
+ * made the output backlog grow is only known in a later turn: taking one
+ * item per turn means a batch of requests in one frame or one BOSH body
+ * (issue 10: 3,000 vCard gets in one body) adds at most one item's output
+ * past the high-water mark before the pump stops, and no client gets more
+ * than one item of work into a turn while it has a backlog. The first item
+ * of a turn runs at once, so a client sending one stanza at a time pays
+ * nothing. While the backlog is high or a bucket is empty the input waits,
+ * in order; nothing is dropped.
+ */
+export class InputPump {
+  readonly #queue: InputItem[] = [];
+  #head = 0;
+  #bytes = 0;
+  #ranTurn = -1;
+  #blocked: PumpBlock | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+  #busy = false;
+  #disposed = false;
+  readonly #byteBucket: TokenBucket | undefined;
+  readonly #stanzaBucket: TokenBucket | undefined;
+
+  constructor(private readonly deps: InputPumpDeps) {
+    const now = deps.now ?? Date.now;
+    const s = deps.shaping;
+    if (s.bytesPerSecond > 0) this.#byteBucket = new TokenBucket(s.bytesPerSecond, Math.max(s.burstBytes, 1), now);
+    // A burst of one second's worth of stanzas.
+    if (s.stanzasPerSecond > 0) this.#stanzaBucket = new TokenBucket(s.stanzasPerSecond, s.stanzasPerSecond, now);
+  }
+
+  /** Bytes of input taken and not run yet. */
+  get queuedBytes(): number { return this.#bytes; }
+  get queuedItems(): number { return this.#queue.length - this.#head; }
+  /** Why input is waiting: the output backlog, a bucket, or nothing (it runs on next turn, or is done). */
+  get blockedBy(): PumpBlock | undefined {
+    if (this.#blocked) return this.#blocked;
+    return this.#timer ? 'rate' : undefined;
+  }
+
+  push(item: InputItem): void {
+    if (this.#disposed) return;
+    this.#queue.push(item);
+    this.#bytes += item.bytes;
+    this.#run();
+  }
+
+  /** The output backlog went below its low-water mark: go on. */
+  kick(): void {
+    if (this.#blocked !== 'output') return;
+    this.#blocked = undefined;
+    this.#run();
+  }
+
+  /**
+   * The transport is gone: what the peer sent and the pump still holds runs
+   * now, in order, without waiting for buckets or room (the session hands
+   * its answers over), then the pump is disposed. The peer sent it and
+   * may count it as sent; dropping a message would lose it. Items skip
+   * IQ gets (skippedWhenEnding). It is bounded: a WebSocket stops reading
+   * past PAUSE_BYTES, BOSH refuses more than its input bound.
+   */
+  flush(): void {
+    while (!this.#disposed && this.#head < this.#queue.length) {
+      const item = this.#queue[this.#head]!;
+      this.#take();
+      item.run(true);
+    }
+    this.dispose();
+  }
+
+  /** The session or transport is gone: forget the input and every timer. */
+  dispose(): void {
+    this.#disposed = true;
+    this.#queue.length = 0;
+    this.#head = 0;
+    this.#bytes = 0;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#timer = undefined;
+    this.#immediate = undefined;
+  }
+
+  #run(): void {
+    while (!this.#disposed && this.#head < this.#queue.length) {
+      if (this.#timer || this.#blocked === 'output') return this.#setBusy(true);
+      if (this.#immediate) return this.#bytes > PAUSE_BYTES ? this.#setBusy(true) : undefined;
+      if (this.deps.backlogged()) return this.#block('output');
+      if (this.#ranTurn === this.deps.turns.now()) {
+        this.#immediate = setImmediate(() => { this.#immediate = undefined; this.#run(); });
+        if (this.#bytes > PAUSE_BYTES) this.#setBusy(true);
+        return;
+      }
+      const item = this.#queue[this.#head]!;
+      const wait = Math.max(this.#byteBucket?.waitFor(item.bytes) ?? 0, this.#stanzaBucket?.waitFor(item.stanzas) ?? 0);
+      if (wait > 0) {
+        this.#timer = setTimeout(() => { this.#timer = undefined; this.#run(); }, wait);
+        return this.#block('rate');
+      }
+      this.#byteBucket?.take(item.bytes);
+      if (item.stanzas > 0) this.#stanzaBucket?.take(item.stanzas);
+      this.#take();
+      this.#ranTurn = this.deps.turns.now();
+      item.run(false);
+    }
+    if (this.#disposed) return;
+    this.#setBusy(false);
+    this.deps.idle?.();
+  }
+
+  #take(): void {
+    const item = this.#queue[this.#head]!;
+    this.#queue[this.#head++] = undefined as unknown as InputItem;
+    this.#bytes -= item.bytes;
+    if (this.#head === this.#queue.length || this.#head > 1024) {
+      this.#queue.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #block(reason: PumpBlock): void {
+    if (reason === 'output') this.#blocked = 'output';
+    this.deps.blocked?.(reason);
+    this.#setBusy(true);
+  }
+
+  #setBusy(busy: boolean): void {
+    if (this.#busy === busy) return;
+    this.#busy = busy;
+    this.deps.busy?.(busy);
+  }
+}

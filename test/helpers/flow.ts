@@ -1,0 +1,20 @@
+import type { Test } from 'tap';
+import { startServer, type TestServer } from './server.js';
+
+/** Inbound shaping out of the way, for tests of the output side (issue 10). */
+export const UNSHAPED = { MAX_INBOUND_BYTES_PER_SECOND: String(64 * 1024 * 1024), MAX_INBOUND_BURST_BYTES: String(64 * 1024 * 1024) };
+
+/** The value of xmpp_flow_control_total for one transport and event, from /metrics. */
+export async function flowCount(server: TestServer, transport: 'websocket' | 'bosh', event: string): Promise<number> {
+  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('xmpp_flow_control_total{') && l.includes(`transport="${transport}"`) && l.includes(`event="${event}"`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** A server with PLAIN allowed, `env` and the given accounts (password = first letter), closed at the end of `t`. */
+export async function flowServer(t: Test, env: Record<string, string>, users: readonly string[]): Promise<TestServer> {
+  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', ...env });
+  t.teardown(() => server.close());
+  for (const u of users) await server.addUser(u, u[0]!);
+  return server;
+}

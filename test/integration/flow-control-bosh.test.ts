@@ -1,0 +1,128 @@
+/**
+ * Issue 10 over BOSH on a real port: one body full of vCard requests is
+ * answered across many responses, each within BOSH_MAX_RESPONSE_BYTES plus
+ * one stanza, with the session's queue bounded and every answer in order;
+ * and a body sent faster than the inbound rate is slowed, nothing dropped.
+ */
+import t from 'tap';
+import type { Test } from 'tap';
+import type { TestServer } from '../helpers/server.js';
+import { UNSHAPED, flowCount as count, flowServer } from '../helpers/flow.js';
+import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
+import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
+
+const MAX_RESPONSE = 65536;
+const MAX_QUEUED = 131072;
+const VCARD_TEXT = 20_000;
+
+const flowCount = (server: TestServer, event: string): Promise<number> => count(server, 'bosh', event);
+
+/** A logged-in raw client, destroyed at the end of `t`. */
+async function connected(t: Test, server: TestServer, user: string): Promise<RawBoshClient> {
+  const c = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => c.destroy());
+  await c.login(user, user[0]!, 'r');
+  return c;
+}
+
+const iqGet = (id: string, to: string | undefined, payload: XmlElement): XmlElement =>
+  x('iq', { xmlns: NS.CLIENT, type: 'get', id, to }, payload);
+
+/** Posts `body` and then empty requests until `n` IQ answers arrived; returns them and each response's payload bytes. */
+async function collect(
+  c: RawBoshClient, children: XmlElement[], n: number, beforePolling: () => Promise<void> = async () => {},
+): Promise<{ answers: XmlElement[]; sizes: number[] }> {
+  const answers: XmlElement[] = [];
+  const sizes: number[] = [];
+  let res = await c.send({}, ...children);
+  await beforePolling();
+  for (let polls = 0; ; polls++) {
+    if (res.body?.attr('type') === 'terminate') throw new Error(`terminated: ${res.text.slice(0, 200)}`);
+    const got = payloads(res.body);
+    sizes.push(got.reduce((sum, el) => sum + Buffer.byteLength(serialize(el)), 0));
+    answers.push(...got.filter((el) => el.local === 'iq'));
+    if (answers.length >= n || polls > 10 * n) break;
+    res = await c.send();
+  }
+  return { answers, sizes };
+}
+
+t.test('one BOSH body with 300 vCard requests is answered in order across responses of at most BOSH_MAX_RESPONSE_BYTES plus one stanza', async (t) => {
+  const server = await flowServer(t, {
+    MAX_VCARD_SIZE: '70000', BOSH_MAX_RESPONSE_BYTES: String(MAX_RESPONSE), BOSH_MAX_QUEUED_BYTES: String(MAX_QUEUED), ...UNSHAPED,
+  }, ['alice', 'bob']);
+  const alice = await connected(t, server, 'alice');
+  const set = await alice.send({}, x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'vset' }, x('vCard', { xmlns: NS.VCARD }, x('DESC', {}, 'v'.repeat(VCARD_TEXT)))));
+  t.equal(payloads(set.body)[0]?.attr('type'), 'result', 'the vCard is stored');
+
+  const bob = await connected(t, server, 'bob');
+  let drained = 0;
+  server.app.core.ctx.hooks.on('session-drained', ({ session }) => { if (session.username === 'bob') drained++; return false; });
+  const n = 300;
+  const requests = Array.from({ length: n }, (_, i) => iqGet(`v${i}`, 'alice@localhost', x('vCard', { xmlns: NS.VCARD })));
+  // Bob fetches nothing more until the server has stopped processing his input for want of room.
+  const { answers, sizes } = await collect(bob, requests, n, async () => {
+    for (let i = 0; i < 500 && (await flowCount(server, 'paused-output')) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  });
+
+  t.same(answers.map((a) => a.attr('id')), requests.map((r) => r.attr('id')), 'every request answered once, in order');
+  t.equal(answers.filter((a) => a.attr('type') === 'result' && a.getChild('vCard', NS.VCARD)).length, n, 'each with the vCard');
+  const oneStanza = VCARD_TEXT + 1024;
+  t.ok(sizes.length > 10, `the answers came in ${sizes.length} responses`);
+  t.ok(Math.max(...sizes) <= MAX_RESPONSE + oneStanza, `no response carried more than the cap plus one stanza (largest ${Math.max(...sizes)})`);
+  t.ok(await flowCount(server, 'paused-output') >= 1, 'the input waited for the client to fetch');
+  const peak = server.app.bosh.peakQueuedBytes();
+  t.ok(drained >= 1, `the session heard that its queue drained ('session-drained' ${drained} times)`);
+  t.ok(peak > MAX_QUEUED, 'the queue did reach its mark (the test exercised it)');
+  t.ok(peak <= MAX_QUEUED + oneStanza, `the session's queue stayed within its bound plus one stanza (peak ${peak})`);
+});
+
+t.test('a client that never fetches is ended by inactivity; a message still waiting behind its paced requests is stored, not lost', async (t) => {
+  const server = await flowServer(t, {
+    MAX_VCARD_SIZE: '70000', BOSH_MAX_RESPONSE_BYTES: String(MAX_RESPONSE), BOSH_MAX_QUEUED_BYTES: String(MAX_QUEUED), BOSH_INACTIVITY: '1', ...UNSHAPED,
+  }, ['alice', 'bob', 'erin']);
+  const alice = await connected(t, server, 'alice');
+  await alice.send({}, x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'vset' }, x('vCard', { xmlns: NS.VCARD }, x('DESC', {}, 'v'.repeat(VCARD_TEXT)))));
+  const bob = await connected(t, server, 'bob');
+  const requests = Array.from({ length: 300 }, (_, i) => iqGet(`v${i}`, 'alice@localhost', x('vCard', { xmlns: NS.VCARD })));
+  const last = x('message', { xmlns: NS.CLIENT, to: 'erin@localhost', type: 'chat', id: 'last' }, x('body', {}, 'after the vCards'));
+  const first = await bob.send({}, ...requests, last);
+  t.ok(payloads(first.body).length < 300, 'the first response carries only part of the answers');
+  // Bob fetches nothing more: the session ends after BOSH_INACTIVITY.
+  for (let i = 0; i < 500 && (await server.storage.offline.count('localhost', 'erin')) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  const stored = await server.storage.offline.list('localhost', 'erin');
+  t.equal(stored.length, 1, "the message behind the requests reached erin's offline storage");
+  t.match(stored[0]?.stanza ?? '', 'after the vCards');
+  t.equal(server.app.core.ctx.sessions.get('localhost', 'bob', 'r'), undefined, "bob's session is gone");
+  t.ok(server.app.bosh.peakQueuedBytes() <= MAX_QUEUED + VCARD_TEXT + 1024, 'the gets left when it ended were not answered into memory');
+});
+
+t.test('a BOSH body sent faster than MAX_INBOUND_BYTES_PER_SECOND is slowed, and every stanza is processed, in order', async (t) => {
+  const server = await flowServer(t, { MAX_INBOUND_BYTES_PER_SECOND: '8192', MAX_INBOUND_BURST_BYTES: '8192' }, ['dave']);
+  const dave = await connected(t, server, 'dave');
+  const n = 24;
+  const pad = 'p'.repeat(1000);
+  const pings = Array.from({ length: n }, (_, i) => iqGet(`p${i}-${pad}`, undefined, x('ping', { xmlns: 'urn:xmpp:ping' })));
+  const started = Date.now();
+  const { answers } = await collect(dave, pings, n);
+  const seconds = (Date.now() - started) / 1000;
+  t.same(answers.map((a) => a.attr('id')!.split('-')[0]), pings.map((p) => p.attr('id')!.split('-')[0]), 'all answered, in order');
+  t.ok(answers.every((a) => a.attr('type') === 'result'), 'each one a result');
+  t.ok(await flowCount(server, 'paused-rate') >= 1, 'the input waited for the rate');
+  // About 24 KiB against an 8 KiB burst at 8 KiB/s: at least ~2 s (a lower bound, never flaky).
+  t.ok(seconds >= 1.5, `the client was slowed (${seconds.toFixed(2)} s)`);
+});
+
+t.test('a BOSH client that posts bodies faster than its input is processed gets policy-violation once it has two bodies waiting', async (t) => {
+  const server = await flowServer(t, { MAX_STANZA_SIZE: '4096', MAX_INBOUND_BYTES_PER_SECOND: '1024', MAX_INBOUND_BURST_BYTES: '1024' }, ['dave']);
+  const dave = await connected(t, server, 'dave');
+  const pings = (tag: string) => Array.from({ length: 40 }, (_, i) => iqGet(`${tag}${i}`, undefined, x('ping', { xmlns: 'urn:xmpp:ping' })));
+  // Each body is about 3.7 KiB; at 1 KiB/s the server is seconds behind after the first.
+  const first = await dave.send({}, ...pings('a'));
+  t.not(first.body?.attr('type'), 'terminate', 'the first body is taken');
+  const second = dave.send({}, ...pings('b'));
+  const third = await dave.send({}, ...pings('c'));
+  t.equal(third.body?.attr('type'), 'terminate', third.text.slice(0, 200));
+  t.equal(third.body?.attr('condition'), 'policy-violation', 'more unprocessed input than two bodies is overactivity (XEP-0124 §11)');
+  t.equal((await second).body?.attr('type'), 'terminate', 'the session is over');
+});
