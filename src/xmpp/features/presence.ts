@@ -6,6 +6,7 @@ import type { Session } from '../session.js';
 import type { Account } from './roster/account.js';
 import type { RosterService } from './roster/index.js';
 import { hasFrom, hasTo, isSubscriptionType } from './roster/state.js';
+import type { FanoutBatch } from './roster/queue.js';
 
 export interface PresenceOptions {
   /** Rosters, the per-session queues and presence relaying (roster.register). */
@@ -25,66 +26,78 @@ export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): 
   /** §4.6: whom each session sent directed available presence to, owed unavailable when it goes. */
   const directed = new WeakMap<Session, Map<string, Jid>>();
 
-  /** Sends `stanza` (from `session`) to every subscriber of the account and to each of its available resources. */
-  function broadcast(session: Session, me: Account, stanza: XmlElement): void {
+  /**
+   * Sends `stanza` (from `session`) to every subscriber of the account and
+   * to each of its available resources. A large roster is spread over
+   * several event-loop turns (FanoutBatch; the session's later stanzas wait).
+   */
+  async function broadcast(session: Session, me: Account, stanza: XmlElement, batch: FanoutBatch): Promise<void> {
     for (const item of me.items.values()) {
+      if (batch.step()) await batch.pause();
       if (!hasFrom(item.subscription)) continue;
       const contact = me.contact(item.jid);
       const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
       // Not in memory: no session, so no available resource; XEP-0191 blocks either way.
       if (!target || !relay.mayReach(session.jid!, me, contact, target)) continue;
-      relay.deliver(contact, stanza.clone().setAttr('to', contact.bare));
+      batch.step(relay.deliver(contact, stanza.clone().setAttr('to', contact.bare)));
     }
     // §4.2.2 / §4.4.2: the user's available resources, the sender included.
     for (const s of relay.available(me)) s.send(stanza.clone().setAttr('to', s.full_jid));
   }
 
-  function available(session: Session, stanza: XmlElement): void {
+  async function available(session: Session, stanza: XmlElement): Promise<void> {
     if (session.destroyed) return;
     const me = svc.accountOf(session);
     const initial = session.presence === undefined;
     session.presence = stanza.clone().setAttr('to', undefined);
     session.priority = parsePriority(stanza);
-    broadcast(session, me, session.presence);
-    if (initial) afterInitial(session, me);
+    const batch = queues.batch(session);
+    await broadcast(session, me, session.presence, batch);
+    if (initial) await afterInitial(session, me, batch);
   }
 
   /** §4.2: what a resource gets when it becomes available. */
-  function afterInitial(session: Session, me: Account): void {
+  async function afterInitial(session: Session, me: Account, batch: FanoutBatch): Promise<void> {
     // §4.2.1 probes to the contacts the user is subscribed to, answered at once (§4.3.2).
     for (const item of me.items.values()) {
+      if (batch.step()) await batch.pause();
       if (!hasTo(item.subscription)) continue;
       const contact = me.contact(item.jid);
       const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
-      if (target && hasFrom(target.state(me.bare).subscription)) relay.sendCurrent(target, session.jid!);
+      if (target && hasFrom(target.state(me.bare).subscription)) batch.step(relay.sendCurrent(target, session.jid!));
     }
     // §4.2.2: the presence of the user's other available resources.
     for (const s of relay.available(me)) {
       if (s !== session) session.send(s.presence!.clone().setAttr('to', session.full_jid));
     }
     // §3.1.3: subscription requests that arrived while the user was offline, or unanswered.
-    for (const pending of me.pending.values()) session.send(storedRequest(pending.jid, pending.stanza, me.bare));
+    for (const pending of me.pending.values()) {
+      if (batch.step()) await batch.pause();
+      session.send(storedRequest(pending.jid, pending.stanza, me.bare));
+    }
   }
 
-  function unavailable(session: Session, stanza: XmlElement): void {
+  async function unavailable(session: Session, stanza: XmlElement): Promise<void> {
     const me = svc.accountOf(session);
     const wasAvailable = session.presence !== undefined;
     // Seed: presence is reset on unavailable (and before the broadcast, so the sender is no longer "available").
     session.presence = undefined;
-    if (wasAvailable) broadcast(session, me, stanza.clone());
-    endDirected(session, me, wasAvailable);
+    const batch = queues.batch(session);
+    if (wasAvailable) await broadcast(session, me, stanza.clone(), batch);
+    await endDirected(session, me, wasAvailable, batch);
   }
 
   /** §4.6.3 / §4.5.2: directed-presence recipients get unavailable too, unless the broadcast covered them. */
-  function endDirected(session: Session, me: Account, broadcasted: boolean): void {
+  async function endDirected(session: Session, me: Account, broadcasted: boolean, batch: FanoutBatch): Promise<void> {
     const recipients = directed.get(session);
     if (!recipients) return;
     directed.delete(session);
     for (const to of recipients.values()) {
+      if (batch.step()) await batch.pause();
       if (broadcasted && hasFrom(me.state(to.bare).subscription)) continue;
       const target = accounts.peek(to.domain, to.local);
       if (!target || !relay.mayReach(session.jid!, me, to, target)) continue;
-      relay.deliver(to, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full }));
+      batch.step(relay.deliver(to, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full })));
     }
   }
 
@@ -148,13 +161,14 @@ export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): 
   // never resumed) without unavailable presence gets it sent on its behalf.
   ctx.hooks.on('session-destroyed', ({ session }) => {
     if (session.full_jid === undefined) return;
-    queues.after(session, () => {
+    queues.after(session, async () => {
       const me = svc.peekAccount(session);
       if (!me) return;
       const wasAvailable = session.presence !== undefined;
       session.presence = undefined;
-      if (wasAvailable) broadcast(session, me, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid }));
-      endDirected(session, me, wasAvailable);
+      const batch = queues.batch(session);
+      if (wasAvailable) await broadcast(session, me, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid }), batch);
+      await endDirected(session, me, wasAvailable, batch);
     });
   });
 }

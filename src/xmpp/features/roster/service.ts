@@ -7,7 +7,7 @@ import type { Jid } from '../../../jid/index.js';
 import { blocks, type Account } from './account.js';
 import type { Accounts } from './accounts.js';
 import { itemElement, removedItemElement } from './items.js';
-import type { SessionQueues } from './queue.js';
+import type { FanoutBatch, SessionQueues } from './queue.js';
 import type { PresenceRelay } from './relay.js';
 import { hasFrom, sameVisible, type SubState } from './state.js';
 import { randomId } from '../../../util/random.js';
@@ -51,10 +51,13 @@ export class RosterService {
    * RFC 6121 §2.1.6: a roster push for `jid` (its item, or a removal) to
    * every interested resource of the account, with the new version
    * (XEP-0237 §3). No 'from': the push comes from the account itself.
+   * Many resources are served over several turns (`batch`: the fan-out of
+   * the session whose stanza caused the push).
    */
-  push(account: Account, jid: string): void {
+  async push(account: Account, jid: string, batch: FanoutBatch): Promise<void> {
     const item = account.items.get(jid);
-    for (const s of this.ctx.sessions.interested(account.host, account.username)) {
+    for (const s of [...this.ctx.sessions.interested(account.host, account.username)]) {
+      if (batch.step()) await batch.pause();
       s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: pushId(), to: s.full_jid },
         x('query', { xmlns: NS.ROSTER, ver: String(account.version) }, item ? itemElement(item) : removedItemElement(jid))));
     }
@@ -65,7 +68,7 @@ export class RosterService {
    * Pending In is stored off the roster with the request (`request`), the
    * visible part goes into the item (created if needed) and is pushed.
    */
-  setState(account: Account, jid: string, next: SubState, request?: XmlElement): void {
+  async setState(account: Account, jid: string, next: SubState, batch: FanoutBatch, request?: XmlElement): Promise<void> {
     const before = account.state(jid);
     if (next.pendingIn && !before.pendingIn) {
       void account.addPending({ jid, stanza: (request ?? x('presence', { xmlns: NS.CLIENT, type: 'subscribe', from: jid })).toString() });
@@ -78,7 +81,12 @@ export class RosterService {
       ? { ...current, subscription: next.subscription, ask: next.ask, approved: next.approved }
       : { jid, name: undefined, groups: [], subscription: next.subscription, ask: next.ask, approved: next.approved };
     void account.saveItem(item);
-    this.push(account, jid);
+    await this.push(account, jid, batch);
+  }
+
+  /** A fan-out counter (queue.ts) for one stanza's work on `session`'s queue. */
+  batch(session: Session | undefined): FanoutBatch {
+    return this.queues.batch(session);
   }
 
   /**
