@@ -27,6 +27,7 @@ import * as vcard from './xmpp/features/vcard.js';
 import * as csi from './xmpp/features/csi.js';
 import { createMemorySmRegistry } from './xmpp/features/stream-management/registry.js';
 import type { Log } from './xmpp/log.js';
+import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
@@ -39,6 +40,8 @@ export interface App {
   readonly bosh: { stats(): BoshStats };
   /** Stops accepting, closes every session with system-shutdown, then the listener and storage. */
   shutdown(): Promise<void>;
+  /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
+  shutdownProgress(): ShutdownProgress;
 }
 
 /**
@@ -59,9 +62,11 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
   let ready = false;
   let coreRef: Core | undefined;
   const metrics = createMetrics(() => coreRef?.ctx.sessions);
-  const core = createCore({ hosts: config.domains, storage, log, metrics: metrics.core });
+  const ledger = createShutdownLedger(storage);
+  const core = createCore({ hosts: config.domains, storage: ledger.storage, log, metrics: metrics.core });
   coreRef = core;
   const { ctx } = core;
+  ledger.watch(ctx);
 
   sasl.register(ctx, { allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations, anonymousHosts: new Set(config.anonymousHosts) });
   bind.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser });
@@ -113,15 +118,19 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
     bosh,
     async shutdown() {
       ready = false;
+      ledger.begin();
       core.shutdown();
       // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
       // their sessions, to be stored offline with the rest before the flush.
       bosh.shutdown();
-      // Unacked and undelivered messages of the closed sessions are being stored offline.
+      // Stanzas the closed sessions' queues still hold (roster.ts) are routed, then unacked and
+      // undelivered messages are stored offline.
+      await rosters.queues.idle();
       await offlineMessages.flush();
       streamManagement.dispose();
       await http.close();
       await storage.close();
     },
+    shutdownProgress: () => ledger.progress(),
   };
 }
