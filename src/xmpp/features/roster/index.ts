@@ -6,7 +6,7 @@ import { StanzaErrorException } from '../../errors.js';
 import type { Account, AccountStores } from './account.js';
 import { Accounts } from './accounts.js';
 import { itemElement, parseRosterSet, type RosterSetRequest } from './items.js';
-import { MAX_HELD_BYTES, SessionQueues, type FanoutBatch } from './queue.js';
+import { MAX_HELD_BYTES, SessionQueues } from './queue.js';
 import { PresenceRelay } from './relay.js';
 import { RosterService } from './service.js';
 import { hasFrom, hasTo } from './state.js';
@@ -113,7 +113,7 @@ function get(svc: RosterService, session: Session, payload: XmlElement): XmlElem
 async function set(svc: RosterService, subscriptions: Subscriptions, session: Session, payload: XmlElement): Promise<void> {
   const account = svc.accountOf(session);
   const request = parseRosterSet(payload, account.jid);
-  if (request.kind === 'remove') return remove(svc, subscriptions, svc.batch(session), account, request.jid);
+  if (request.kind === 'remove') return remove(svc, subscriptions, session, account, request.jid);
   await update(svc, session, account, request);
 }
 
@@ -128,7 +128,8 @@ async function update(svc: RosterService, session: Session, account: Account, re
   });
   // §2.3.2 / §2.4.2: a push to every interested resource, the one that sent the set included.
   write.catch(() => undefined); // reported by stored() below, after the pushes
-  await svc.push(account, jid, svc.batch(session));
+  const pushed = svc.push(account, jid, session);
+  if (pushed) await pushed;
   await stored(write);
 }
 
@@ -137,7 +138,7 @@ async function update(svc: RosterService, session: Session, account: Account, re
  * if the user had sent unsubscribe (for To or Pending Out) and unsubscribed
  * (for From or Pending In), and forgets a pending request.
  */
-async function remove(svc: RosterService, subscriptions: Subscriptions, batch: FanoutBatch, account: Account, contact: Jid): Promise<void> {
+async function remove(svc: RosterService, subscriptions: Subscriptions, session: Session, account: Account, contact: Jid): Promise<void> {
   const jid = contact.bare;
   // §2.5.3: an item that is not on the roster is item-not-found.
   if (!account.items.has(jid)) throw new StanzaErrorException('item-not-found', `${jid} is not on the roster`);
@@ -145,11 +146,12 @@ async function remove(svc: RosterService, subscriptions: Subscriptions, batch: F
   const write = account.deleteItem(jid);
   write.catch(() => undefined); // reported by stored() below, after the pushes
   void account.dropPending(jid);
-  await svc.push(account, jid, batch);
+  const pushed = svc.push(account, jid, session);
+  if (pushed) await pushed;
   const stamp = (type: string) => x('presence', { xmlns: NS.CLIENT, type, from: account.bare, to: jid });
   if (hasFrom(before.subscription)) svc.relay.sendUnavailable(account, contact);
-  if (hasFrom(before.subscription) || before.pendingIn) await subscriptions.inbound('unsubscribed', account.jid, contact, stamp('unsubscribed'), batch);
-  if (hasTo(before.subscription) || before.ask) await subscriptions.inbound('unsubscribe', account.jid, contact, stamp('unsubscribe'), batch);
+  if (hasFrom(before.subscription) || before.pendingIn) await subscriptions.inbound('unsubscribed', account.jid, contact, stamp('unsubscribed'), session);
+  if (hasTo(before.subscription) || before.ask) await subscriptions.inbound('unsubscribe', account.jid, contact, stamp('unsubscribe'), session);
   await stored(write);
 }
 

@@ -5,6 +5,9 @@ import type { Session } from '../../session.js';
 /** Deliveries (or items looked at) in one event-loop turn before a fan-out yields. */
 export const FANOUT_BATCH = 100;
 
+/** A fan-out as a generator: after each step it yields how many deliveries (or items looked at) that was. */
+export type Fanout = Generator<number, void, unknown>;
+
 /** Input a session may send while it is held (see holds()); more ends the stream. */
 export const MAX_HELD_BYTES = 1024 * 1024;
 
@@ -17,7 +20,7 @@ export const MAX_HELD_BYTES = 1024 * 1024;
  * work to the queue and return true.
  *
  * Fan-outs (a broadcast to a large roster, pushes to many resources) yield
- * the event loop every FANOUT_BATCH deliveries (pause()), so one session's
+ * the event loop every FANOUT_BATCH deliveries (drive()), so one session's
  * roster cannot stall every other session. From a fan-out's first yield
  * until its queue is empty again the session is *held*: its later stanzas
  * of any kind go onto this queue too (holdWhileFanningOut() in index.ts),
@@ -87,9 +90,22 @@ export class SessionQueues {
     if (session && this.#pending.has(session) && !this.#held.has(session)) this.#held.set(session, 0);
   }
 
-  /** A fan-out counter for work on `session`'s queue (undefined: the server's own work, nobody to hold). */
-  batch(session: Session | undefined): FanoutBatch {
-    return new FanoutBatch(() => this.#yielding(session));
+  /**
+   * Runs a fan-out for work on `session`'s queue (undefined: the server's
+   * own work, nobody to hold): synchronously, exactly as a plain loop would,
+   * until FANOUT_BATCH deliveries are done; then the rest goes on after
+   * setImmediate (pending I/O and timers, i.e. every other session, first),
+   * batch by batch. Returns undefined when it finished without yielding.
+   */
+  drive(session: Session | undefined, work: Fanout): Promise<void> | undefined {
+    let count = 0;
+    for (let step = work.next(); step.done !== true; step = work.next()) {
+      count += step.value;
+      if (count < FANOUT_BATCH) continue;
+      this.#yielding(session);
+      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drive(session, work));
+    }
+    return undefined;
   }
 
   /**
@@ -113,32 +129,6 @@ export class SessionQueues {
   /** Resolves once every queued job has run, including jobs queued meanwhile (shutdown). */
   async idle(): Promise<void> {
     while (this.#active.size > 0) await Promise.all([...this.#active]);
-  }
-}
-
-/**
- * Counts the work of one fan-out and yields every FANOUT_BATCH steps:
- * `if (batch.step()) await batch.pause();` keeps the loop synchronous
- * between yields. Made by SessionQueues.batch(), which holds the session's
- * later input from the first yield on.
- */
-export class FanoutBatch {
-  #count = 0;
-
-  constructor(private readonly yielding: () => void) {}
-
-  /** Counts `n` steps; true when a yield is due. */
-  step(n = 1): boolean {
-    this.#count += n;
-    if (this.#count < FANOUT_BATCH) return false;
-    this.#count = 0;
-    return true;
-  }
-
-  /** setImmediate, not a microtask: pending I/O and timers (every other session) run first. */
-  pause(): Promise<void> {
-    this.yielding();
-    return new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 

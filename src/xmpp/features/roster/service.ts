@@ -7,7 +7,7 @@ import type { Jid } from '../../../jid/index.js';
 import { blocks, type Account } from './account.js';
 import type { Accounts } from './accounts.js';
 import { itemElement, removedItemElement } from './items.js';
-import type { FanoutBatch, SessionQueues } from './queue.js';
+import type { Fanout, SessionQueues } from './queue.js';
 import type { PresenceRelay } from './relay.js';
 import { hasFrom, sameVisible, type SubState } from './state.js';
 import { randomId } from '../../../util/random.js';
@@ -51,16 +51,10 @@ export class RosterService {
    * RFC 6121 §2.1.6: a roster push for `jid` (its item, or a removal) to
    * every interested resource of the account, with the new version
    * (XEP-0237 §3). No 'from': the push comes from the account itself.
-   * Many resources are served over several turns (`batch`: the fan-out of
-   * the session whose stanza caused the push).
+   * A fan-out (queue.ts) on `session`'s queue: undefined when it is done.
    */
-  async push(account: Account, jid: string, batch: FanoutBatch): Promise<void> {
-    const item = account.items.get(jid);
-    for (const s of [...this.ctx.sessions.interested(account.host, account.username)]) {
-      if (batch.step()) await batch.pause();
-      s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: pushId(), to: s.full_jid },
-        x('query', { xmlns: NS.ROSTER, ver: String(account.version) }, item ? itemElement(item) : removedItemElement(jid))));
-    }
+  push(account: Account, jid: string, session: Session | undefined): Promise<void> | undefined {
+    return this.queues.drive(session, pushes(this.ctx, account, jid));
   }
 
   /**
@@ -68,25 +62,20 @@ export class RosterService {
    * Pending In is stored off the roster with the request (`request`), the
    * visible part goes into the item (created if needed) and is pushed.
    */
-  async setState(account: Account, jid: string, next: SubState, batch: FanoutBatch, request?: XmlElement): Promise<void> {
+  setState(account: Account, jid: string, next: SubState, session: Session | undefined, request?: XmlElement): Promise<void> | undefined {
     const before = account.state(jid);
     if (next.pendingIn && !before.pendingIn) {
       void account.addPending({ jid, stanza: (request ?? x('presence', { xmlns: NS.CLIENT, type: 'subscribe', from: jid })).toString() });
     } else if (!next.pendingIn && before.pendingIn) {
       void account.dropPending(jid);
     }
-    if (sameVisible(before, next)) return;
+    if (sameVisible(before, next)) return undefined;
     const current = account.items.get(jid);
     const item: RosterItem = current
       ? { ...current, subscription: next.subscription, ask: next.ask, approved: next.approved }
       : { jid, name: undefined, groups: [], subscription: next.subscription, ask: next.ask, approved: next.approved };
     void account.saveItem(item);
-    await this.push(account, jid, batch);
-  }
-
-  /** A fan-out counter (queue.ts) for one stanza's work on `session`'s queue. */
-  batch(session: Session | undefined): FanoutBatch {
-    return this.queues.batch(session);
+    return this.push(account, jid, session);
   }
 
   /**
@@ -104,6 +93,15 @@ export class RosterService {
   checkRoom(account: Account, jid: string): void {
     if (account.items.has(jid) || account.items.size < this.maxItems) return;
     throw new StanzaErrorException('not-allowed', `the roster is full (at most ${this.maxItems} items)`);
+  }
+}
+
+function* pushes(ctx: ModuleContext, account: Account, jid: string): Fanout {
+  const item = account.items.get(jid);
+  for (const s of [...ctx.sessions.interested(account.host, account.username)]) {
+    s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: pushId(), to: s.full_jid },
+      x('query', { xmlns: NS.ROSTER, ver: String(account.version) }, item ? itemElement(item) : removedItemElement(jid))));
+    yield 1;
   }
 }
 

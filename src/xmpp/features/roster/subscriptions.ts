@@ -4,7 +4,7 @@ import type { ModuleContext } from '../../context.js';
 import type { RouteEvent } from '../../events.js';
 import { blocks, type Account } from './account.js';
 import type { RosterService } from './service.js';
-import type { FanoutBatch } from './queue.js';
+import type { Session } from '../../session.js';
 import { hasFrom, inbound, isSubscriptionType, outbound, type SubscriptionType } from './state.js';
 
 /**
@@ -25,11 +25,11 @@ export class Subscriptions {
       const contact = event.to.bareJid();
       const { origin, stanza } = event;
       if (origin) {
-        this.svc.queues.guarded(origin, stanza, () => this.outbound(this.svc.accountOf(origin), type, contact, stanza, this.svc.batch(origin)));
+        this.svc.queues.guarded(origin, stanza, () => this.outbound(this.svc.accountOf(origin), type, contact, stanza, origin));
       } else {
         // From the server itself (no local session): only the contact's half applies.
         const from = tryParseJid(stanza.attr('from'))?.bareJid();
-        if (from) void this.inbound(type, from, contact, stanza, this.svc.batch(undefined)).catch((err: unknown) => this.ctx.log.error({ err }, 'subscription processing failed'));
+        if (from) void this.inbound(type, from, contact, stanza, undefined).catch((err: unknown) => this.ctx.log.error({ err }, 'subscription processing failed'));
       }
       return true;
     };
@@ -39,18 +39,19 @@ export class Subscriptions {
     this.ctx.hooks.on('route/remote', handle, 50);
   }
 
-  /** RFC 6121 A.2 for a stanza `account` sent, then A.3 at a local contact; `batch` counts the pushes. */
-  async outbound(account: Account, type: SubscriptionType, contact: Jid, stanza: XmlElement, batch: FanoutBatch): Promise<void> {
+  /** RFC 6121 A.2 for a stanza `account` sent, then A.3 at a local contact; on `origin`'s queue (fan-outs, queue.ts). */
+  async outbound(account: Account, type: SubscriptionType, contact: Jid, stanza: XmlElement, origin: Session | undefined): Promise<void> {
     if (contact.local === '' || contact.bare === account.bare) return; // nothing to subscribe to
     const before = account.state(contact.bare);
     const step = outbound(type, before);
     // A change that needs an item needs room for it (RosterService.checkRoom).
     if (step.next.subscription !== 'none' || step.next.ask || step.next.approved) this.svc.checkRoom(account, contact.bare);
-    await this.svc.setState(account, contact.bare, step.next, batch);
+    const pushed = this.svc.setState(account, contact.bare, step.next, origin);
+    if (pushed) await pushed;
     if (step.route && this.ctx.router.isLocal(contact.domain)) {
       // §3.1.2: stamped with the user's bare JID, addressed to the contact's bare JID.
       const routed = stanza.clone().setAttr('from', account.bare).setAttr('to', contact.bare);
-      await this.inbound(type, account.jid, contact, routed, batch);
+      await this.inbound(type, account.jid, contact, routed, origin);
     }
     this.#publisherChanged(account, contact, hasFrom(before.subscription), hasFrom(step.next.subscription), false);
   }
@@ -61,19 +62,20 @@ export class Subscriptions {
    * (§8.5.1 allows it for every subscription type): the sender cannot tell
    * a missing account from one that has not answered.
    */
-  async inbound(type: SubscriptionType, from: Jid, to: Jid, stanza: XmlElement, batch: FanoutBatch): Promise<void> {
+  async inbound(type: SubscriptionType, from: Jid, to: Jid, stanza: XmlElement, origin: Session | undefined): Promise<void> {
     if (!this.ctx.router.isLocal(to.domain) || !(await this.svc.accounts.exists(to))) return;
     await this.svc.accounts.use(to, async (contact) => {
       // XEP-0191 §3.3: from a blocked JID nothing is delivered, answered or changed.
       if (blocks(contact, from)) return;
       const before = contact.state(from.bare);
       const step = inbound(type, before);
-      await this.svc.setState(contact, from.bare, step.next, batch, type === 'subscribe' ? stanza : undefined);
+      const pushed = this.svc.setState(contact, from.bare, step.next, origin, type === 'subscribe' ? stanza : undefined);
+      if (pushed) await pushed;
       // §3.1.3: a request goes to every available resource (and is kept as Pending In for the next login).
       if (step.deliver) this.svc.relay.deliver(contact.jid, stanza);
       if (step.autoReply) {
         // §3.1.3 / §3.4: the server approves on the contact's behalf.
-        await this.inbound('subscribed', contact.jid, from, x('presence', { xmlns: NS.CLIENT, type: 'subscribed', from: contact.bare, to: from.bare }), batch);
+        await this.inbound('subscribed', contact.jid, from, x('presence', { xmlns: NS.CLIENT, type: 'subscribed', from: contact.bare, to: from.bare }), origin);
       }
       this.#publisherChanged(contact, from, hasFrom(before.subscription), hasFrom(step.next.subscription), step.autoReply);
     });
