@@ -91,3 +91,27 @@ t.test('a session that sends more than the held-input bound during its broadcast
   t.same(ids, Array.from({ length: n }, (_, i) => `f${i}`), `all ${n} messages reached bob, in the order sent`);
   await closeAll(bob);
 });
+
+t.test('a roster push to 250 interested resources is spread over event-loop turns, and the roster set is answered after the last push', async (t) => {
+  const many = await startFakeServer({ MAX_RESOURCES_PER_USER: '300' });
+  t.teardown(() => many.close());
+  await many.addUser('carl');
+  const resources = [];
+  for (let i = 0; i < 250; i++) {
+    const c = await many.login('carl', `r${i}`);
+    c.send(`<iq xmlns='jabber:client' type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>`); // interested (RFC 6121 §2.2)
+    resources.push(c);
+  }
+  await drain();
+  const pushed = () => resources.filter((c) => c.conn.out.some((el) => el.attr('type') === 'set' && el.getChild('query') !== undefined)).length;
+  const setter = resources[0]!;
+  setter.send(`<iq xmlns='jabber:client' type='set' id='s1'><query xmlns='jabber:iq:roster'><item jid='dana@localhost'/></query></iq>`);
+  await nextTurn();
+  const afterOneTurn = pushed();
+  t.ok(afterOneTurn > 0 && afterOneTurn < resources.length, `one turn later some, not all, resources have the push (${afterOneTurn})`);
+  t.notOk(setter.conn.out.some((el) => el.attr('id') === 's1'), 'the set is not answered yet');
+  await new Reader(setter).until((el) => el.attr('id') === 's1', 'the roster set result');
+  t.equal(pushed(), resources.length, 'in the end every interested resource has the push');
+  for (const c of resources) c.session.close();
+  await drain();
+});
