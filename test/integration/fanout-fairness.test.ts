@@ -6,7 +6,7 @@
  * with setImmediate, nothing is timed.
  */
 import t from 'tap';
-import { startFakeServer, type FakeServer } from '../helpers/fake-conn.js';
+import { startFakeServer, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
 import { closeAll, drain, item, online, Reader, seed } from '../helpers/roster-kit.js';
 import { FANOUT_BATCH, MAX_HELD_BYTES } from '../../src/xmpp/features/roster/queue.js';
 import type { XmlElement } from '../../src/xml/index.js';
@@ -96,7 +96,7 @@ t.test('a roster push to 250 interested resources is spread over event-loop turn
   const many = await startFakeServer({ MAX_RESOURCES_PER_USER: '300' });
   t.teardown(() => many.close());
   await many.addUser('carl');
-  const resources = [];
+  const resources: FakeClient[] = [];
   for (let i = 0; i < 250; i++) {
     const c = await many.login('carl', `r${i}`);
     c.send(`<iq xmlns='jabber:client' type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>`); // interested (RFC 6121 §2.2)
