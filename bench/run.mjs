@@ -359,7 +359,10 @@ const SCENARIO_FNS = {
     }
     return {
       msgsPerSecOn: on.msgsPerSec, msgsPerSecOff: off.msgsPerSec, onVsOffPct: 100 * (on.msgsPerSec / off.msgsPerSec - 1),
-      p99On: on.p99, p99Off: off.p99, failedSetup: (on.failedSetup ?? 0) + (off.failedSetup ?? 0), setupErrors: [...(on.setupErrors ?? []), ...(off.setupErrors ?? [])].slice(0, 3),
+      p99On: on.p99, p99Off: off.p99,
+      // The busier of the two windows decides whether the pair is measured again (runOne).
+      otherCpuPct: Math.max(on.otherCpuPct ?? 0, off.otherCpuPct ?? 0), serverCpuPctOn: on.serverCpuPct, serverCpuPctOff: off.serverCpuPct,
+      failedSetup: (on.failedSetup ?? 0) + (off.failedSetup ?? 0), setupErrors: [...(on.setupErrors ?? []), ...(off.setupErrors ?? [])].slice(0, 3),
     };
   },
 };

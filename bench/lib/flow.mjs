@@ -23,12 +23,13 @@ function rssPeak(pid, everyMs = 50) {
   return () => { clearInterval(timer); return Math.max(peak, rssKiB(pid)); };
 }
 
-const vcardGet = (i, owner) => `<iq xmlns='${NS.CLIENT}' type='get' id='v${i}' to='${owner}@${DOMAIN}'><vCard xmlns='vcard-temp'/></iq>`;
+/** A request for `owner`'s vCard; without `owner`, for the sender's own (77 bytes: 3,000 fit in MAX_STANZA_SIZE's 256 KiB). */
+const vcardGet = (i, owner) => `<iq xmlns='${NS.CLIENT}' type='get' id='${i}'${owner ? ` to='${owner}@${DOMAIN}'` : ''}><vCard xmlns='vcard-temp'/></iq>`;
 
-/** u0 stores a VCARD_BYTES vCard (XEP-0054), the payload both memory attacks ask for again and again. */
-async function publishVcard(url, cache) {
+/** `user` stores a VCARD_BYTES vCard (XEP-0054), the payload both memory attacks ask for again and again. */
+async function publishVcard(url, cache, user = 'u0') {
   const owner = new WsXmpp(url);
-  await owner.login('u0', cache, { sm: false });
+  await owner.login(user, cache, { sm: false });
   owner.send(`<iq xmlns='${NS.CLIENT}' type='set' id='vset'><vCard xmlns='vcard-temp'><FN>u0</FN><DESC>${'x'.repeat(VCARD_BYTES)}</DESC></vCard></iq>`);
   const res = await owner.inbox.until(['iq'], 10000);
   owner.close();
@@ -78,9 +79,10 @@ function postCounting(url, body, ms) {
     const u = new URL(url);
     const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'text/xml; charset=utf-8' } }, (res) => {
       let bytes = 0;
-      res.on('data', (c) => { bytes += c.length; });
-      res.on('end', () => resolve({ status: res.statusCode, bytes }));
-      res.on('error', () => resolve({ status: res.statusCode, bytes }));
+      let head = '';
+      res.on('data', (c) => { bytes += c.length; if (head.length < 200) head += c.toString('utf8', 0, 200 - head.length); });
+      res.on('end', () => resolve({ status: res.statusCode, bytes, head }));
+      res.on('error', () => resolve({ status: res.statusCode, bytes, head }));
     });
     req.setTimeout(ms, () => { req.destroy(); resolve({ status: 0, bytes: 0 }); });
     req.on('error', () => resolve({ status: 0, bytes: 0 }));
@@ -88,22 +90,24 @@ function postCounting(url, body, ms) {
   });
 }
 
-/** One BOSH body carrying `requests` vCard requests; then no request fetches the answers. */
+/** One BOSH body carrying `requests` requests for the sender's own vCard; then no request fetches the answers. */
 export async function boshAmplification(srv, cache, p) {
-  await publishVcard(srv.wsUrl, cache);
+  await publishVcard(srv.wsUrl, cache, 'u1');
   const b = new BoshXmpp(srv.boshUrl);
   if (!(await b.login('u1', cache, {}))) return { notAvailable: true };
   await sleep(500);
   const rss0 = rssKiB(srv.pid);
-  const payload = Array.from({ length: p.requests }, (_, i) => vcardGet(i, 'u0')).join('');
+  const payload = Array.from({ length: p.requests }, (_, i) => vcardGet(i)).join('');
   const body = `<body xmlns='${NS.HTTPBIND}' rid='${b.rid++}' sid='${b.sid}'>${payload}</body>`;
+  // A body over the gateway's default MAX_STANZA_SIZE would be refused as a whole and measure nothing.
+  if (Buffer.byteLength(body) > 256 * 1024) throw new Error(`the BOSH body is ${Buffer.byteLength(body)} bytes, over MAX_STANZA_SIZE`);
   const stop = rssPeak(srv.pid);
   const answer = postCounting(srv.boshUrl, body, p.maxMs);
   await sleep(p.settle);
   const peak = stop();
   const res = await Promise.race([answer, expire(1000, { status: 'pending', bytes: 0 })]);
   b.stop();
-  return { ...memoryFigures(rss0, peak, Buffer.byteLength(body), p.requests), httpStatus: res.status, answerKiB: res.bytes / 1024 };
+  return { ...memoryFigures(rss0, peak, Buffer.byteLength(body), p.requests), httpStatus: res.status, answerKiB: res.bytes / 1024, answerHead: res.head };
 }
 
 /**
