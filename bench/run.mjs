@@ -912,7 +912,7 @@ This run: \`node bench/run.mjs ${meta.argv.join(' ')}\`.
 - resume: ${m.resume.k} resumable sessions; each is cut (socket destroyed, no \`<close/>\`) and at once reconnected: new WebSocket → SCRAM → restart → \`<resume previd h/>\` → \`<resumed/>\`; ${m.resume.c} at once.
 - ceiling: the same message flow against a bare \`ws\` echo server (bench/echo-server.mjs): each frame goes back to its sender.
 - slow-reader (gateway only): u0 stores a 60 KB vCard; u1's WebSocket stops reading (socket paused) and asks for it ${m.flow?.slowReader.requests} times; peak RSS (sampled every 50 ms) over ${(m.flow?.slowReader.settle ?? 0) / 1000} s against the bytes sent and the vCard bytes asked for.
-- bosh-amplification (gateway only): one BOSH body with ${m.flow?.boshAmp.requests} requests for that vCard, no request to fetch the answers; peak RSS likewise.
+- bosh-amplification (gateway only): u1 stores a 60 KB vCard and sends one BOSH body with ${m.flow?.boshAmp.requests} requests for it, no request to fetch the answers; peak RSS likewise.
 - bystander-ping: u3 sends ${m.flow?.ping.messages} chat messages to offline u2 as fast as its socket takes them (bounces read); meanwhile u4 pings the server back to back; the ping round trips during the flood.
 - shaping (gateway only): msg-throughput with \`MAX_INBOUND_BYTES_PER_SECOND\` at its default, then set to ${SHAPING_OFF} (off), each on a fresh server.
 
