@@ -79,7 +79,7 @@ export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): 
     }
   }
 
-  /** Unavailable (sent by the client, or on its behalf when the session ended: `stanza` undefined). */
+  /** Unavailable presence `stanza`, sent by the client or on its behalf when the session ended (§4.5.2). */
   function unavailable(session: Session, me: Account, stanza: XmlElement): Promise<void> | undefined {
     const wasAvailable = session.presence !== undefined;
     // Seed: presence is reset on unavailable (and before the broadcast, so the sender is no longer "available").
