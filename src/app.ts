@@ -127,6 +127,7 @@ export async function buildApp(config: Config, storage: Storage, opts: { logger?
       // undelivered messages are stored offline.
       await rosters.queues.idle();
       await offlineMessages.flush();
+      ledger.end();
       streamManagement.dispose();
       await http.close();
       await storage.close();

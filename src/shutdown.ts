@@ -12,7 +12,9 @@ export interface ShutdownProgress {
   /**
    * Messages handed to offline storage since the shutdown began (stream
    * management queues, transport backlogs, messages in flight) whose write
-   * has not completed: lost if the process exits now.
+   * has not completed: lost if the process exits now. An upper bound: a
+   * message for an account that does not exist (a throw-away anonymous one)
+   * is bounced without a write. 0 once the shutdown has finished.
    */
   readonly offlineUnfinished: number;
 }
@@ -24,6 +26,8 @@ export interface ShutdownLedger {
   watch(ctx: ModuleContext): void;
   /** The shutdown begins: count from here, and let timers run between writes. */
   begin(): void;
+  /** Every write has finished (the offline flush resolved). */
+  end(): void;
   progress(): ShutdownProgress;
 }
 
@@ -40,6 +44,7 @@ export interface ShutdownLedger {
  */
 export function createShutdownLedger(inner: Storage): ShutdownLedger {
   let draining = false;
+  let ended = false;
   let routed = 0;
   let inFlightAtBegin = 0;
   let started = 0;
@@ -81,9 +86,10 @@ export function createShutdownLedger(inner: Storage): ShutdownLedger {
       settledAtBegin = settled;
       sliceStart = performance.now();
     },
+    end() { ended = true; },
     progress() {
       const done = settled - settledAtBegin;
-      return { offlineStored: done, offlineUnfinished: Math.max(0, routed + inFlightAtBegin - done) };
+      return { offlineStored: done, offlineUnfinished: ended ? 0 : Math.max(0, routed + inFlightAtBegin - done) };
     },
   };
 }
