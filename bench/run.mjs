@@ -7,7 +7,7 @@
 //   npm run bench                 full: 3 repetitions, scale curve, writes bench/RESULTS.md
 //   npm run bench -- --quick      1 repetition, smaller N, < 3 min, writes bench/RESULTS-quick.md
 //   npm run bench -- --smoke      gateway only, tiny N, < 30 s, prints the table, writes nothing
-//   options: --reps N  --servers gateway,prosody,ejabberd  --scenarios login-rate,idle-memory,msg-throughput,bosh,resume,ceiling
+//   options: --reps N  --servers gateway,prosody,ejabberd  --scenarios login-rate,idle-memory,msg-throughput,bosh,resume,ceiling,slow-reader,bosh-amplification,bystander-ping,shaping
 //            --profile (also profile the gateway with --cpu-prof: msg-throughput, login-rate, bosh, resume)  --only-profile (writes no results file)
 //            --build (npm run build first)  --out FILE  --no-write  --keep (keep the work folder)  --workers N  --no-scale  --scale-all (scale curve for the peers too)
 import { Worker } from 'node:worker_threads';
@@ -20,10 +20,13 @@ import { Ejabberd, Echo, Gateway, Prosody, ROOT, cpuSeconds, initProc, machineBu
 import { KeyCache } from './lib/scram.mjs';
 import { Histogram, median, now } from './lib/stats.mjs';
 import { summarizeProfile } from './lib/profile.mjs';
+import { SHAPING_OFF, boshAmplification, bystanderPing, slowReader } from './lib/flow.mjs';
 
 const PASSWORD = 'bench-Pa55word';
 const ALL_SERVERS = ['gateway', 'prosody', 'ejabberd'];
-const SCENARIOS = ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'ceiling'];
+const SCENARIOS = ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'ceiling', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping'];
+/** Flow-control scenarios (issue 10) the peers have no equivalent of (the gateway's own limits and settings). */
+const GATEWAY_ONLY = new Set(['slow-reader', 'bosh-amplification', 'shaping']);
 const BODY = 'The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. 0123456789abcdef'.slice(0, 100);
 
 /** Sizes per mode. Times in ms. */
@@ -33,18 +36,21 @@ const MODES = {
     login: { n: 20, c: 10, warm: 5 }, idle: { n: 40, c: 20 },
     msg: { pairs: 4, window: 4, warm: 200, dur: 1000 }, bosh: { pairs: 2, window: 2, warm: 200, dur: 1000 },
     resume: { k: 10, c: 5 }, scale: null,
+    flow: { slowReader: { requests: 200, settle: 1000, maxMs: 10000 }, boshAmp: { requests: 300, settle: 1000, maxMs: 10000 }, ping: { messages: 2000, maxMs: 20000 } },
   },
   quick: {
     reps: 1, servers: ALL_SERVERS, users: 1000, settle: 2000, watchdog: 600000, warmSessions: 200, quiet: { perRun: 2000, total: 10000 }, retries: 1,
     login: { n: 500, c: 50, warm: 50 }, idle: { n: 1000, c: 100 },
     msg: { pairs: 20, window: 8, warm: 1000, dur: 3000 }, bosh: { pairs: 10, window: 2, warm: 1000, dur: 3000 },
     resume: { k: 200, c: 20 }, scale: null,
+    flow: { slowReader: { requests: 2000, settle: 2000, maxMs: 20000 }, boshAmp: { requests: 3000, settle: 2000, maxMs: 20000 }, ping: { messages: 50000, maxMs: 60000 } },
   },
   full: {
     reps: 3, servers: ALL_SERVERS, users: 10000, settle: 3000, watchdog: 4 * 3600000, warmSessions: 200, quiet: { perRun: 60000, total: 1800000 }, retries: 2,
     login: { n: 2000, c: 50, warm: 100 }, idle: { n: 5000, c: 100 },
     msg: { pairs: 50, window: 8, warm: 1500, dur: 6000 }, bosh: { pairs: 30, window: 2, warm: 1500, dur: 6000 },
     resume: { k: 1000, c: 50 }, scale: { points: [1000, 10000], reps: 1, c: 100 },
+    flow: { slowReader: { requests: 3000, settle: 3000, maxMs: 30000 }, boshAmp: { requests: 3000, settle: 3000, maxMs: 30000 }, ping: { messages: 50000, maxMs: 90000 } },
   },
 };
 
@@ -264,6 +270,9 @@ async function warmUp(pool, srv, concurrency) {
   await sleep(1000);
 }
 
+/** The generator's SCRAM key cache, for the scenarios that log in from this thread (flow control). */
+const keys = { /** @type {KeyCache | undefined} */ cache: undefined };
+
 const SCENARIO_FNS = {
   async 'login-rate'(pool, srv) {
     const p = mode.login;
@@ -329,6 +338,33 @@ const SCENARIO_FNS = {
   async ceiling(pool, srv) {
     return flows(pool, srv, 'echo', srv.wsUrl, mode.msg);
   },
+
+  'slow-reader': (pool, srv) => slowReader(srv, keys.cache, mode.flow.slowReader),
+  'bosh-amplification': (pool, srv) => boshAmplification(srv, keys.cache, mode.flow.boshAmp),
+  'bystander-ping': (pool, srv) => bystanderPing(srv, keys.cache, mode.flow.ping),
+
+  /** msg-throughput with inbound shaping at its default, then off, in one run (each on a fresh server). */
+  async shaping(pool, srv) {
+    const on = await flows(pool, srv, 'ws', srv.wsUrl, mode.msg);
+    await pool.each('release', () => ({}));
+    await srv.stop();
+    srv.extraEnv = { MAX_INBOUND_BYTES_PER_SECOND: SHAPING_OFF };
+    let off;
+    try {
+      await freshSources(pool);
+      await srv.start();
+      off = await flows(pool, srv, 'ws', srv.wsUrl, mode.msg);
+    } finally {
+      srv.extraEnv = {};
+    }
+    return {
+      msgsPerSecOn: on.msgsPerSec, msgsPerSecOff: off.msgsPerSec, onVsOffPct: 100 * (on.msgsPerSec / off.msgsPerSec - 1),
+      p99On: on.p99, p99Off: off.p99,
+      // The busier of the two windows decides whether the pair is measured again (runOne).
+      otherCpuPct: Math.max(on.otherCpuPct ?? 0, off.otherCpuPct ?? 0), serverCpuPctOn: on.serverCpuPct, serverCpuPctOff: off.serverCpuPct,
+      failedSetup: (on.failedSetup ?? 0) + (off.failedSetup ?? 0), setupErrors: [...(on.setupErrors ?? []), ...(off.setupErrors ?? [])].slice(0, 3),
+    };
+  },
 };
 
 /** Scale point: `total` sessions, of which msg.pairs pairs exchange messages while the rest sit idle. */
@@ -377,6 +413,18 @@ const ROWS = [
   ['login-rate', 'serverCpuPct', 'server CPU % (logins)', 0, false],
   ['login-rate', 'genCpuPct', 'generator CPU % (logins)', 0, false],
   ['resume', 'serverCpuPct', 'server CPU % (resumes)', 0, false],
+  ['slow-reader', 'peakRssGrowthMiB', 'slow reader: peak RSS growth MiB', 1, false],
+  ['slow-reader', 'rssGrowthPerInputByte', 'slow reader: RSS growth per input byte', 1, false],
+  ['slow-reader', 'growthPctOfAmplified', 'slow reader: RSS growth, % of the vCard bytes asked for', 1, false],
+  ['bosh-amplification', 'peakRssGrowthMiB', 'BOSH amplification: peak RSS growth MiB', 1, false],
+  ['bosh-amplification', 'rssGrowthPerInputByte', 'BOSH amplification: RSS growth per input byte', 1, false],
+  ['bosh-amplification', 'growthPctOfAmplified', 'BOSH amplification: RSS growth, % of the vCard bytes asked for', 1, false],
+  ['bystander-ping', 'p50', 'bystander ping p50 ms during the flood', 2, false],
+  ['bystander-ping', 'p99', 'bystander ping p99 ms during the flood', 2, false],
+  ['bystander-ping', 'floodMsgsPerSec', 'flood to an offline user, messages/s', 0, true],
+  ['shaping', 'msgsPerSecOn', 'messages/s, inbound shaping at its default', 0, true],
+  ['shaping', 'msgsPerSecOff', 'messages/s, inbound shaping off', 0, true],
+  ['shaping', 'onVsOffPct', 'shaping on against off, %', 1, true],
 ];
 
 function medians(results) {
@@ -419,16 +467,17 @@ function table(med, servers) {
   return lines.join('\n');
 }
 
+const verdict = (checks) => {
+  if (checks.some((c) => c === undefined)) return 'not measured';
+  return checks.every(Boolean) ? '**met**' : '**not met**';
+};
+
 /** The issue's targets, met / not met, with the measured gap. */
 function targets(med) {
   const get = (scen, server, key) => { const x = med[scen]?.[server]; return x && !x.notAvailable ? x[key] : undefined; };
   const bestHigh = (scen, key) => { const xs = ['prosody', 'ejabberd'].map((s) => [s, get(scen, s, key)]).filter(([, x]) => Number.isFinite(x)); return xs.length ? xs.reduce((a, b) => (b[1] > a[1] ? b : a)) : undefined; };
   const bestLow = (scen, key) => { const xs = ['prosody', 'ejabberd'].map((s) => [s, get(scen, s, key)]).filter(([, x]) => Number.isFinite(x)); return xs.length ? xs.reduce((a, b) => (b[1] < a[1] ? b : a)) : undefined; };
   const rows = [];
-  const verdict = (checks) => {
-    if (checks.some((c) => c === undefined)) return 'not measured';
-    return checks.every(Boolean) ? '**met**' : '**not met**';
-  };
   const higher = (scen, key, factor, unit, d = 0) => {
     const g = get(scen, 'gateway', key);
     const b = bestHigh(scen, key);
@@ -462,7 +511,32 @@ function targets(med) {
     const b = lower('resume', 'p99', 1, ' ms');
     rows.push(['resumes/s', '≥ 1.5× best peer, reconnect+resume p99 ≤ best peer', `${a.text}; p99 ${b.text}`, verdict([a.ok, b.ok])]);
   }
+  rows.push(...flowTargets(get));
   return ['| target | goal | measured (medians) | verdict |', '|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+/**
+ * Issue 10's targets. Memory: bounded by the configured limits, not by the
+ * attack, read as peak RSS growth under 10 % of the vCard bytes the attack
+ * asks for (unbounded buffering grows with all of them).
+ */
+function flowTargets(get) {
+  const rows = [];
+  const cap = (x, limit) => (x === undefined ? undefined : x <= limit);
+  for (const [scen, what] of [['slow-reader', 'peak RSS, slow reader (WS)'], ['bosh-amplification', 'peak RSS, BOSH amplification']]) {
+    const g = (k) => get(scen, 'gateway', k);
+    rows.push([what, 'bounded by the configured limits: growth ≤ 10 % of the bytes asked for', `${fmt(g('peakRssGrowthMiB'), 1)} MiB growth for ${fmt(g('inputKiB'))} KiB sent (${fmt(g('rssGrowthPerInputByte'), 1)} per input byte), ${fmt(g('growthPctOfAmplified'), 1)} % of ${fmt(g('amplifiedMiB'))} MiB asked for`, verdict([cap(g('growthPctOfAmplified'), 10)])]);
+  }
+  {
+    const p99 = get('bystander-ping', 'gateway', 'p99');
+    const peers = ['prosody', 'ejabberd'].map((s) => `${s} ${fmt(get('bystander-ping', s, 'p99'), 2)} ms`).join(', ');
+    rows.push(['bystander ping p99 during the flood', '≤ 100 ms', `gateway ${fmt(p99, 2)} ms over ${fmt(get('bystander-ping', 'gateway', 'messages'))} messages to an offline user (${peers})`, verdict([cap(p99, 100)])]);
+  }
+  {
+    const pct = get('shaping', 'gateway', 'onVsOffPct');
+    rows.push(['messages/s with inbound shaping on', 'within 5 % of off', `${fmt(get('shaping', 'gateway', 'msgsPerSecOn'))} vs ${fmt(get('shaping', 'gateway', 'msgsPerSecOff'))} msg/s: ${fmt(pct, 1)} %`, verdict([pct === undefined ? undefined : pct >= -5])]);
+  }
+  return rows;
 }
 
 /**
@@ -628,6 +702,7 @@ async function main() {
 
     // Accounts u0..u(N-1), one password; then the SCRAM key cache of the generator.
     const cache = new KeyCache(PASSWORD);
+    keys.cache = cache;
     for (const name of Object.keys(servers).filter((n) => n !== 'ws-echo')) {
       const srv = servers[name];
       const users = range(0, accountsFor(name));
@@ -698,7 +773,7 @@ async function main() {
     };
 
     for (const scenario of scenarioNames) {
-      const names = scenario === 'ceiling' ? ['ws-echo'] : serverNames;
+      const names = scenario === 'ceiling' ? ['ws-echo'] : GATEWAY_ONLY.has(scenario) ? serverNames.filter((n) => n === 'gateway') : serverNames;
       for (let rep = 1; rep <= mode.reps; rep++) {
         for (const name of names) results.push(await runOne(scenario, servers[name], rep, SCENARIO_FNS[scenario]));
       }
@@ -836,6 +911,10 @@ This run: \`node bench/run.mjs ${meta.argv.join(' ')}\`.
 - Rates (logins/s, resumes/s) count the successful ones up to the last success: a session left unanswered until the ${ANSWER_TIMEOUT_MS / 1000} s timeout is counted as failed and listed below the table, and does not stretch the window.
 - resume: ${m.resume.k} resumable sessions; each is cut (socket destroyed, no \`<close/>\`) and at once reconnected: new WebSocket → SCRAM → restart → \`<resume previd h/>\` → \`<resumed/>\`; ${m.resume.c} at once.
 - ceiling: the same message flow against a bare \`ws\` echo server (bench/echo-server.mjs): each frame goes back to its sender.
+- slow-reader (gateway only): u0 stores a 60 KB vCard; u1's WebSocket stops reading (socket paused) and asks for it ${m.flow?.slowReader.requests} times; peak RSS (sampled every 50 ms) over ${(m.flow?.slowReader.settle ?? 0) / 1000} s against the bytes sent and the vCard bytes asked for.
+- bosh-amplification (gateway only): u1 stores a 60 KB vCard and sends one BOSH body with ${m.flow?.boshAmp.requests} requests for it, no request to fetch the answers; peak RSS likewise.
+- bystander-ping: u3 sends ${m.flow?.ping.messages} chat messages to offline u2 as fast as its socket takes them (bounces read); meanwhile u4 pings the server back to back; the ping round trips during the flood.
+- shaping (gateway only): msg-throughput with \`MAX_INBOUND_BYTES_PER_SECOND\` at its default, then set to ${SHAPING_OFF} (off), each on a fresh server.
 
 ## Results (medians)
 

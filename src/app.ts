@@ -30,6 +30,7 @@ import { createMemorySmRegistry } from './xmpp/features/stream-management/regist
 import type { Log } from './xmpp/log.js';
 import { LoginThrottle } from './xmpp/sasl/login-throttle.js';
 import { randomBytes } from 'node:crypto';
+import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
@@ -44,6 +45,8 @@ export interface App {
   readonly websocket: { stats(): WebSocketStats };
   /** Stops accepting, closes every session with system-shutdown, then the listener and storage. */
   shutdown(): Promise<void>;
+  /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
+  shutdownProgress(): ShutdownProgress;
 }
 
 /**
@@ -75,9 +78,11 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   let ready = false;
   let coreRef: Core | undefined;
   const metrics = createMetrics(() => coreRef?.ctx.sessions);
-  const core = createCore({ hosts: config.domains, storage, log, metrics: metrics.core, authTimeout: config.authTimeout });
+  const ledger = createShutdownLedger(storage);
+  const core = createCore({ hosts: config.domains, storage: ledger.storage, log, metrics: metrics.core, authTimeout: config.authTimeout });
   coreRef = core;
   const { ctx } = core;
+  ledger.watch(ctx);
 
   const throttle = new LoginThrottle({
     freePerIp: config.loginFailuresPerIp, freePerPair: config.loginFailuresPerAccount, baseDelayMs: 1000,
@@ -156,16 +161,21 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     websocket: websocketTransport,
     async shutdown() {
       ready = false;
+      ledger.begin();
       core.shutdown();
       // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
       // their sessions, to be stored offline with the rest before the flush.
       bosh.shutdown();
-      // Unacked and undelivered messages of the closed sessions are being stored offline.
+      // Stanzas the closed sessions' queues still hold (roster.ts) are routed, then unacked and
+      // undelivered messages are stored offline.
+      await rosters.queues.idle();
       await offlineMessages.flush();
+      ledger.end();
       streamManagement.dispose();
       accountWatch.dispose();
       await http.close();
       await storage.close();
     },
+    shutdownProgress: () => ledger.progress(),
   };
 }

@@ -29,10 +29,18 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     app.http.log.info({ event: 'shutdown', signal }, 'shutting down');
-    const timer = setTimeout(() => process.exit(1), config.shutdownTimeout * 1000);
+    // Fires even while offline writes are still going on: they yield to the event loop (shutdown.ts).
+    const timer = setTimeout(() => {
+      app.http.log.error({ event: 'shutdown-timeout', seconds: config.shutdownTimeout, ...app.shutdownProgress() },
+        'SHUTDOWN_TIMEOUT reached: exiting with offline writes unfinished');
+      process.exit(1);
+    }, config.shutdownTimeout * 1000);
     timer.unref();
-    app.shutdown().then(() => process.exit(0), (err: unknown) => {
-      app.http.log.error({ err }, 'shutdown failed');
+    app.shutdown().then(() => {
+      app.http.log.info({ event: 'shutdown-complete', ...app.shutdownProgress() }, 'shut down');
+      process.exit(0);
+    }, (err: unknown) => {
+      app.http.log.error({ err, ...app.shutdownProgress() }, 'shutdown failed');
       process.exit(1);
     });
   };

@@ -101,6 +101,8 @@ export class Gateway {
     this.pid = 0;
     /** @type {import('node:child_process').ChildProcess | undefined} */
     this.child = undefined;
+    /** Settings of one scenario (e.g. inbound shaping off), on top of env(). @type {Record<string, string>} */
+    this.extraEnv = {};
     mkdirSync(join(this.dir, 'data'), { recursive: true });
   }
 
@@ -114,6 +116,7 @@ export class Gateway {
       SCRAM_ITERATIONS: String(ITERATIONS), LOG_LEVEL: 'warn', ALLOW_INSECURE_PLAIN: 'false',
       // All generator connections come from a few loopback addresses.
       BOSH_MAX_SESSIONS_PER_IP: '100000',
+      ...this.extraEnv,
     };
   }
 

@@ -3,16 +3,15 @@
  * plus in-process runCli runs for what a child cannot fake (a terminal).
  */
 import t, { type Test } from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { runCli, type CliIo } from '../../src/cli/main.js';
 import { createMemoryStorage, openSqliteStorage, type StoredCredentials } from '../../src/storage/index.js';
 import { verifyPassword } from '../../src/xmpp/sasl/scram.js';
+import { ensureBuilt, ROOT } from '../helpers/built.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'bin', 'xmpp-web-gateway.js');
 const BUILT = join(ROOT, 'dist', 'cli', 'main.js');
 const HOSTS = 'example.com,other.org';
@@ -21,19 +20,7 @@ const HOSTS = 'example.com,other.org';
 // but a minute or more on a busy two-core CI runner. Raise this file's limit.
 t.setTimeout(600_000);
 
-function newestSource(dir: string): number {
-  return Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => {
-    const path = join(dir, e.name);
-    return e.isDirectory() ? newestSource(path) : statSync(path).mtimeMs;
-  }));
-}
-
-// `npm test` builds first; a direct `npx tap` run rebuilds only when dist is stale.
-t.before(() => {
-  if (existsSync(BUILT) && statSync(BUILT).mtimeMs >= newestSource(join(ROOT, 'src'))) return;
-  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
-  if (!existsSync(BUILT)) throw new Error(`build failed:\n${tsc.stdout}${tsc.stderr}`);
-});
+t.before(() => ensureBuilt(BUILT));
 
 interface Result { code: number | null; stdout: string; stderr: string }
 interface RunOptions { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; bin?: string }

@@ -6,6 +6,7 @@ import type { Session } from '../session.js';
 import type { Account } from './roster/account.js';
 import type { RosterService } from './roster/index.js';
 import { hasFrom, hasTo, isSubscriptionType } from './roster/state.js';
+import type { Fanout } from './roster/queue.js';
 
 export interface PresenceOptions {
   /** Rosters, the per-session queues and presence relaying (roster.register). */
@@ -25,66 +26,81 @@ export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): 
   /** §4.6: whom each session sent directed available presence to, owed unavailable when it goes. */
   const directed = new WeakMap<Session, Map<string, Jid>>();
 
-  /** Sends `stanza` (from `session`) to every subscriber of the account and to each of its available resources. */
-  function broadcast(session: Session, me: Account, stanza: XmlElement): void {
+  /**
+   * Sends `stanza` (from `session`) to every subscriber of the account and
+   * to each of its available resources. A fan-out (queue.ts): a large
+   * roster is spread over several event-loop turns.
+   */
+  function* broadcast(session: Session, me: Account, stanza: XmlElement): Fanout {
     for (const item of me.items.values()) {
+      yield 1;
       if (!hasFrom(item.subscription)) continue;
       const contact = me.contact(item.jid);
       const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
       // Not in memory: no session, so no available resource; XEP-0191 blocks either way.
       if (!target || !relay.mayReach(session.jid!, me, contact, target)) continue;
-      relay.deliver(contact, stanza.clone().setAttr('to', contact.bare));
+      yield relay.deliver(contact, stanza.clone().setAttr('to', contact.bare));
     }
     // §4.2.2 / §4.4.2: the user's available resources, the sender included.
     for (const s of relay.available(me)) s.send(stanza.clone().setAttr('to', s.full_jid));
   }
 
-  function available(session: Session, stanza: XmlElement): void {
-    if (session.destroyed) return;
+  function available(session: Session, stanza: XmlElement): Promise<void> | undefined {
+    if (session.destroyed) return undefined;
     const me = svc.accountOf(session);
     const initial = session.presence === undefined;
-    session.presence = stanza.clone().setAttr('to', undefined);
+    const presence = stanza.clone().setAttr('to', undefined);
+    session.presence = presence;
     session.priority = parsePriority(stanza);
-    broadcast(session, me, session.presence);
-    if (initial) afterInitial(session, me);
+    return queues.drive(session, (function* () {
+      yield* broadcast(session, me, presence);
+      if (initial) yield* afterInitial(session, me);
+    })());
   }
 
   /** §4.2: what a resource gets when it becomes available. */
-  function afterInitial(session: Session, me: Account): void {
+  function* afterInitial(session: Session, me: Account): Fanout {
     // §4.2.1 probes to the contacts the user is subscribed to, answered at once (§4.3.2).
     for (const item of me.items.values()) {
+      yield 1;
       if (!hasTo(item.subscription)) continue;
       const contact = me.contact(item.jid);
       const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
-      if (target && hasFrom(target.state(me.bare).subscription)) relay.sendCurrent(target, session.jid!);
+      if (target && hasFrom(target.state(me.bare).subscription)) yield relay.sendCurrent(target, session.jid!);
     }
     // §4.2.2: the presence of the user's other available resources.
     for (const s of relay.available(me)) {
       if (s !== session) session.send(s.presence!.clone().setAttr('to', session.full_jid));
     }
     // §3.1.3: subscription requests that arrived while the user was offline, or unanswered.
-    for (const pending of me.pending.values()) session.send(storedRequest(pending.jid, pending.stanza, me.bare));
+    for (const pending of me.pending.values()) {
+      session.send(storedRequest(pending.jid, pending.stanza, me.bare));
+      yield 1;
+    }
   }
 
-  function unavailable(session: Session, stanza: XmlElement): void {
-    const me = svc.accountOf(session);
+  /** Unavailable presence `stanza`, sent by the client or on its behalf when the session ended (§4.5.2). */
+  function unavailable(session: Session, me: Account, stanza: XmlElement): Promise<void> | undefined {
     const wasAvailable = session.presence !== undefined;
     // Seed: presence is reset on unavailable (and before the broadcast, so the sender is no longer "available").
     session.presence = undefined;
-    if (wasAvailable) broadcast(session, me, stanza.clone());
-    endDirected(session, me, wasAvailable);
+    return queues.drive(session, (function* () {
+      if (wasAvailable) yield* broadcast(session, me, stanza);
+      yield* endDirected(session, me, wasAvailable);
+    })());
   }
 
   /** §4.6.3 / §4.5.2: directed-presence recipients get unavailable too, unless the broadcast covered them. */
-  function endDirected(session: Session, me: Account, broadcasted: boolean): void {
+  function* endDirected(session: Session, me: Account, broadcasted: boolean): Fanout {
     const recipients = directed.get(session);
     if (!recipients) return;
     directed.delete(session);
     for (const to of recipients.values()) {
+      yield 1;
       if (broadcasted && hasFrom(me.state(to.bare).subscription)) continue;
       const target = accounts.peek(to.domain, to.local);
       if (!target || !relay.mayReach(session.jid!, me, to, target)) continue;
-      relay.deliver(to, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full }));
+      yield relay.deliver(to, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full }));
     }
   }
 
@@ -119,7 +135,7 @@ export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): 
     if (!origin) return true;
     const type = stanza.attr('type');
     if (type === undefined) queues.guarded(origin, stanza, () => available(origin, stanza));
-    else if (type === 'unavailable') queues.guarded(origin, stanza, () => unavailable(origin, stanza));
+    else if (type === 'unavailable') queues.guarded(origin, stanza, () => unavailable(origin, svc.accountOf(origin), stanza.clone()));
     // Subscription types, probes and errors need a 'to' (§3, §4.3); an unknown type is malformed.
     else if (!isKnownType(type)) ctx.router.bounce(event, 'bad-request', `unknown presence type '${type.slice(0, 32)}'`);
     return true;
@@ -150,11 +166,8 @@ export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): 
     if (session.full_jid === undefined) return;
     queues.after(session, () => {
       const me = svc.peekAccount(session);
-      if (!me) return;
-      const wasAvailable = session.presence !== undefined;
-      session.presence = undefined;
-      if (wasAvailable) broadcast(session, me, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid }));
-      endDirected(session, me, wasAvailable);
+      if (!me) return undefined;
+      return unavailable(session, me, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid }));
     });
   });
 }

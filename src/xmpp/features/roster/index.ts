@@ -1,5 +1,5 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
-import type { Jid } from '../../../jid/index.js';
+import { parseJid, type Jid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { RosterItem } from '../../../storage/types.js';
 import type { Session } from '../../session.js';
@@ -8,7 +8,7 @@ import type { Account, AccountStores } from './account.js';
 import { Accounts } from './accounts.js';
 import { itemElement, parseRosterSet, type RosterSetRequest } from './items.js';
 import { itemBytes, type RosterLimits } from './quota.js';
-import { SessionQueues } from './queue.js';
+import { MAX_HELD_BYTES, SessionQueues } from './queue.js';
 import { PresenceRelay } from './relay.js';
 import { RosterService } from './service.js';
 import { hasFrom, hasTo } from './state.js';
@@ -32,6 +32,7 @@ export function register(ctx: ModuleContext, opts: RosterOptions): RosterService
   const svc = new RosterService(ctx, accounts, queues, new PresenceRelay(ctx.sessions, accounts), opts);
   const subscriptions = new Subscriptions(ctx, svc);
   subscriptions.register();
+  holdWhileFanningOut(ctx, queues);
 
   ctx.hooks.on('stream-features', ({ session, features }) => {
     if (session.type !== 'c2s') return;
@@ -74,6 +75,30 @@ export function register(ctx: ModuleContext, opts: RosterOptions): RosterService
   return svc;
 }
 
+/**
+ * RFC 6120 §10.1: while a session's fan-out is spread over several turns
+ * (queue.ts), its later stanzas of every kind wait on its queue and are
+ * then handled as the core would have (the rest of stanza-in, then the
+ * router), so none overtakes the fan-out. Above every other stanza-in hook.
+ */
+function holdWhileFanningOut(ctx: ModuleContext, queues: SessionQueues): void {
+  const replaying = new WeakSet<XmlElement>();
+  ctx.hooks.on('stanza-in', (event) => {
+    const { session, stanza } = event;
+    if (replaying.has(stanza) || !queues.holds(session)) return false;
+    const within = queues.hold(session, stanza, () => {
+      replaying.add(stanza);
+      if (ctx.hooks.fire('stanza-in', event)) return;
+      const to = stanza.attr('to'); // parsed and normalised by the core already
+      if (to === undefined) ctx.router.routeNoTo(session, stanza);
+      else ctx.router.route(session, stanza, parseJid(to));
+    });
+    // What it sent is handled all the same; only the stream ends.
+    if (!within) session.close({ condition: 'policy-violation', text: `more than ${MAX_HELD_BYTES} bytes sent while the server was still busy with this session` });
+    return true;
+  }, 10_000);
+}
+
 /** RFC 6121 §2.2 roster get; XEP-0237 §3: an up-to-date `ver` gets an empty result. */
 function get(svc: RosterService, session: Session, payload: XmlElement): XmlElement | undefined {
   const account = svc.accountOf(session);
@@ -88,11 +113,11 @@ function get(svc: RosterService, session: Session, payload: XmlElement): XmlElem
 async function set(svc: RosterService, subscriptions: Subscriptions, session: Session, payload: XmlElement): Promise<void> {
   const account = svc.accountOf(session);
   const request = parseRosterSet(payload, account.jid);
-  if (request.kind === 'remove') return remove(svc, subscriptions, account, request.jid);
-  await stored(update(svc, account, request));
+  if (request.kind === 'remove') return remove(svc, subscriptions, session, account, request.jid);
+  await update(svc, session, account, request);
 }
 
-function update(svc: RosterService, account: Account, request: Extract<RosterSetRequest, { kind: 'update' }>): Promise<void> {
+async function update(svc: RosterService, session: Session, account: Account, request: Extract<RosterSetRequest, { kind: 'update' }>): Promise<void> {
   const jid = request.jid.bare;
   svc.checkItemSize(request.name, request.groups);
   // Only name and groups come from the client; the subscription state is the server's (§2.1.2.5).
@@ -104,8 +129,10 @@ function update(svc: RosterService, account: Account, request: Extract<RosterSet
   svc.checkRoom(account, jid, itemBytes(next) - (current ? itemBytes(current) : 0));
   const write = account.saveItem(next);
   // §2.3.2 / §2.4.2: a push to every interested resource, the one that sent the set included.
-  svc.push(account, jid);
-  return write;
+  write.catch(() => undefined); // reported by stored() below, after the pushes
+  const pushed = svc.push(account, jid, session);
+  if (pushed) await pushed;
+  await stored(write);
 }
 
 /**
@@ -113,18 +140,20 @@ function update(svc: RosterService, account: Account, request: Extract<RosterSet
  * if the user had sent unsubscribe (for To or Pending Out) and unsubscribed
  * (for From or Pending In), and forgets a pending request.
  */
-async function remove(svc: RosterService, subscriptions: Subscriptions, account: Account, contact: Jid): Promise<void> {
+async function remove(svc: RosterService, subscriptions: Subscriptions, session: Session, account: Account, contact: Jid): Promise<void> {
   const jid = contact.bare;
   // §2.5.3: an item that is not on the roster is item-not-found.
   if (!account.items.has(jid)) throw new StanzaErrorException('item-not-found', `${jid} is not on the roster`);
   const before = account.state(jid);
   const write = account.deleteItem(jid);
+  write.catch(() => undefined); // reported by stored() below, after the pushes
   void account.dropPending(jid);
-  svc.push(account, jid);
+  const pushed = svc.push(account, jid, session);
+  if (pushed) await pushed;
   const stamp = (type: string) => x('presence', { xmlns: NS.CLIENT, type, from: account.bare, to: jid });
   if (hasFrom(before.subscription)) svc.relay.sendUnavailable(account, contact);
-  if (hasFrom(before.subscription) || before.pendingIn) await subscriptions.inbound('unsubscribed', account.jid, contact, stamp('unsubscribed'));
-  if (hasTo(before.subscription) || before.ask) await subscriptions.inbound('unsubscribe', account.jid, contact, stamp('unsubscribe'));
+  if (hasFrom(before.subscription) || before.pendingIn) await subscriptions.inbound('unsubscribed', account.jid, contact, stamp('unsubscribed'), session);
+  if (hasTo(before.subscription) || before.ask) await subscriptions.inbound('unsubscribe', account.jid, contact, stamp('unsubscribe'), session);
   await stored(write);
 }
 

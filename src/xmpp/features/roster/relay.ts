@@ -30,35 +30,42 @@ export class PresenceRelay {
    * RFC 6121 §8.5.2.1.3 / §8.5.3.1: presence to a bare JID goes to every
    * available resource, to a full JID to that resource. Callers check
    * blocking; an account with no available resource gets nothing.
+   * Returns how many sessions it went to (fan-outs count their work).
    */
-  deliver(to: Jid, stanza: XmlElement): void {
+  deliver(to: Jid, stanza: XmlElement): number {
     if (to.resource !== '') {
-      this.sessions.get(to.domain, to.local, to.resource)?.send(stanza);
-      return;
+      const s = this.sessions.get(to.domain, to.local, to.resource);
+      s?.send(stanza);
+      return s ? 1 : 0;
     }
-    for (const s of this.sessions.available(to.domain, to.local)) s.send(stanza);
+    let n = 0;
+    for (const s of this.sessions.available(to.domain, to.local)) { s.send(stanza); n++; }
+    return n;
   }
 
   /**
    * Sends the current presence of each of `account`'s available resources
    * to `to` (RFC 6121 §4.3.2 probe answers, §3.1.5 after an approval). Only
-   * a local `to` with available resources can receive it.
+   * a local `to` with available resources can receive it. Returns the
+   * number of deliveries.
    */
-  sendCurrent(account: Account, to: Jid): void {
-    this.#fromEachResource(account, to, (s) => s.presence!.clone().setAttr('to', to.full));
+  sendCurrent(account: Account, to: Jid): number {
+    return this.#fromEachResource(account, to, (s) => s.presence!.clone().setAttr('to', to.full));
   }
 
   /** Unavailable presence from each of `account`'s available resources to `to` (RFC 6121 §3.2.2, §3.3.3). */
-  sendUnavailable(account: Account, to: Jid): void {
-    this.#fromEachResource(account, to, (s) => x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: s.full_jid, to: to.full }));
+  sendUnavailable(account: Account, to: Jid): number {
+    return this.#fromEachResource(account, to, (s) => x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: s.full_jid, to: to.full }));
   }
 
-  #fromEachResource(account: Account, to: Jid, build: (s: Session) => XmlElement): void {
+  #fromEachResource(account: Account, to: Jid, build: (s: Session) => XmlElement): number {
     const target = this.accounts.peek(to.domain, to.local);
-    if (!target) return; // not in memory: no session, so no available resource to deliver to
+    if (!target) return 0; // not in memory: no session, so no available resource to deliver to
+    let n = 0;
     for (const s of this.available(account)) {
       if (!this.mayReach(s.jid!, account, to, target)) continue;
-      this.deliver(to, build(s));
+      n += this.deliver(to, build(s));
     }
+    return n;
   }
 }

@@ -7,7 +7,7 @@ import type { Jid } from '../../../jid/index.js';
 import { blocks, type Account } from './account.js';
 import type { Accounts } from './accounts.js';
 import { itemElement, removedItemElement } from './items.js';
-import type { SessionQueues } from './queue.js';
+import type { Fanout, SessionQueues } from './queue.js';
 import { chosenBytes, pendingBytes, type RosterLimits } from './quota.js';
 import type { PresenceRelay } from './relay.js';
 import { hasFrom, sameVisible, type SubState } from './state.js';
@@ -52,13 +52,10 @@ export class RosterService {
    * RFC 6121 §2.1.6: a roster push for `jid` (its item, or a removal) to
    * every interested resource of the account, with the new version
    * (XEP-0237 §3). No 'from': the push comes from the account itself.
+   * A fan-out (queue.ts) on `session`'s queue: undefined when it is done.
    */
-  push(account: Account, jid: string): void {
-    const item = account.items.get(jid);
-    for (const s of this.ctx.sessions.interested(account.host, account.username)) {
-      s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: pushId(), to: s.full_jid },
-        x('query', { xmlns: NS.ROSTER, ver: String(account.version) }, item ? itemElement(item) : removedItemElement(jid))));
-    }
+  push(account: Account, jid: string, session: Session | undefined): Promise<void> | undefined {
+    return this.queues.drive(session, pushes(this.ctx, account, jid));
   }
 
   /**
@@ -66,20 +63,20 @@ export class RosterService {
    * Pending In is stored off the roster with the request (`request`), the
    * visible part goes into the item (created if needed) and is pushed.
    */
-  setState(account: Account, jid: string, next: SubState, request?: XmlElement): void {
+  setState(account: Account, jid: string, next: SubState, session: Session | undefined, request?: XmlElement): Promise<void> | undefined {
     const before = account.state(jid);
     if (next.pendingIn && !before.pendingIn) {
       void account.addPending({ jid, stanza: (request ?? x('presence', { xmlns: NS.CLIENT, type: 'subscribe', from: jid })).toString() });
     } else if (!next.pendingIn && before.pendingIn) {
       void account.dropPending(jid);
     }
-    if (sameVisible(before, next)) return;
+    if (sameVisible(before, next)) return undefined;
     const current = account.items.get(jid);
     const item: RosterItem = current
       ? { ...current, subscription: next.subscription, ask: next.ask, approved: next.approved }
       : { jid, name: undefined, groups: [], subscription: next.subscription, ask: next.ask, approved: next.approved };
     void account.saveItem(item);
-    this.push(account, jid);
+    return this.push(account, jid, session);
   }
 
   /**
@@ -125,6 +122,15 @@ export class RosterService {
   hasRoomFor(account: Account, pending: RosterPending): boolean {
     const replaced = account.pending.get(pending.jid);
     return account.bytes + pendingBytes(pending) - (replaced ? pendingBytes(replaced) : 0) <= this.limits.maxBytes;
+  }
+}
+
+function* pushes(ctx: ModuleContext, account: Account, jid: string): Fanout {
+  const item = account.items.get(jid);
+  for (const s of [...ctx.sessions.interested(account.host, account.username)]) {
+    s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: pushId(), to: s.full_jid },
+      x('query', { xmlns: NS.ROSTER, ver: String(account.version) }, item ? itemElement(item) : removedItemElement(jid))));
+    yield 1;
   }
 }
 

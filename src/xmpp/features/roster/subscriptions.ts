@@ -6,6 +6,7 @@ import { blocks, type Account } from './account.js';
 import { StanzaErrorException } from '../../errors.js';
 import { itemBytes } from './quota.js';
 import type { RosterService } from './service.js';
+import type { Session } from '../../session.js';
 import { hasFrom, inbound, isSubscriptionType, outbound, type SubscriptionType } from './state.js';
 
 /**
@@ -26,11 +27,11 @@ export class Subscriptions {
       const contact = event.to.bareJid();
       const { origin, stanza } = event;
       if (origin) {
-        this.svc.queues.guarded(origin, stanza, () => this.outbound(this.svc.accountOf(origin), type, contact, stanza));
+        this.svc.queues.guarded(origin, stanza, () => this.outbound(this.svc.accountOf(origin), type, contact, stanza, origin));
       } else {
         // From the server itself (no local session): only the contact's half applies.
         const from = tryParseJid(stanza.attr('from'))?.bareJid();
-        if (from) void this.inbound(type, from, contact, stanza).catch((err: unknown) => this.ctx.log.error({ err }, 'subscription processing failed'));
+        if (from) void this.inbound(type, from, contact, stanza, undefined).catch((err: unknown) => this.ctx.log.error({ err }, 'subscription processing failed'));
       }
       return true;
     };
@@ -40,8 +41,8 @@ export class Subscriptions {
     this.ctx.hooks.on('route/remote', handle, 50);
   }
 
-  /** RFC 6121 A.2 for a stanza `account` sent, then A.3 at a local contact. */
-  async outbound(account: Account, type: SubscriptionType, contact: Jid, stanza: XmlElement): Promise<void> {
+  /** RFC 6121 A.2 for a stanza `account` sent, then A.3 at a local contact; on `origin`'s queue (fan-outs, queue.ts). */
+  async outbound(account: Account, type: SubscriptionType, contact: Jid, stanza: XmlElement, origin: Session | undefined): Promise<void> {
     if (contact.local === '' || contact.bare === account.bare) return; // nothing to subscribe to
     const before = account.state(contact.bare);
     const step = outbound(type, before);
@@ -50,11 +51,12 @@ export class Subscriptions {
       const grows = account.items.has(contact.bare) ? 0 : itemBytes({ jid: contact.bare, name: undefined, groups: [] });
       this.svc.checkRoom(account, contact.bare, grows);
     }
-    this.svc.setState(account, contact.bare, step.next);
+    const pushed = this.svc.setState(account, contact.bare, step.next, origin);
+    if (pushed) await pushed;
     if (step.route && this.ctx.router.isLocal(contact.domain)) {
       // §3.1.2: stamped with the user's bare JID, addressed to the contact's bare JID.
       const routed = stanza.clone().setAttr('from', account.bare).setAttr('to', contact.bare);
-      await this.inbound(type, account.jid, contact, routed);
+      await this.inbound(type, account.jid, contact, routed, origin);
     }
     this.#publisherChanged(account, contact, hasFrom(before.subscription), hasFrom(step.next.subscription), false);
   }
@@ -65,7 +67,7 @@ export class Subscriptions {
    * (§8.5.1 allows it for every subscription type): the sender cannot tell
    * a missing account from one that has not answered.
    */
-  async inbound(type: SubscriptionType, from: Jid, to: Jid, stanza: XmlElement): Promise<void> {
+  async inbound(type: SubscriptionType, from: Jid, to: Jid, stanza: XmlElement, origin: Session | undefined): Promise<void> {
     if (!this.ctx.router.isLocal(to.domain) || !(await this.svc.accounts.exists(to))) return;
     await this.svc.accounts.use(to, async (contact) => {
       // XEP-0191 §3.3: from a blocked JID nothing is delivered, answered or changed.
@@ -77,12 +79,13 @@ export class Subscriptions {
       if (step.next.pendingIn && !before.pendingIn && !this.svc.hasRoomFor(contact, { jid: from.bare, stanza: stanza.toString() })) {
         throw new StanzaErrorException('resource-constraint', 'the roster of the contact is full');
       }
-      this.svc.setState(contact, from.bare, step.next, type === 'subscribe' ? stanza : undefined);
+      const pushed = this.svc.setState(contact, from.bare, step.next, origin, type === 'subscribe' ? stanza : undefined);
+      if (pushed) await pushed;
       // §3.1.3: a request goes to every available resource (and is kept as Pending In for the next login).
       if (step.deliver) this.svc.relay.deliver(contact.jid, stanza);
       if (step.autoReply) {
         // §3.1.3 / §3.4: the server approves on the contact's behalf.
-        await this.inbound('subscribed', contact.jid, from, x('presence', { xmlns: NS.CLIENT, type: 'subscribed', from: contact.bare, to: from.bare }));
+        await this.inbound('subscribed', contact.jid, from, x('presence', { xmlns: NS.CLIENT, type: 'subscribed', from: contact.bare, to: from.bare }), origin);
       }
       this.#publisherChanged(contact, from, hasFrom(before.subscription), hasFrom(step.next.subscription), step.autoReply);
     });
