@@ -79,7 +79,9 @@ async function floodThenTerm(t: Test, messages: number, shutdownTimeout: number)
     env: {
       PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, XMPP_DOMAIN: 'localhost', LOG_LEVEL: 'info',
       ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '4096', SHUTDOWN_TIMEOUT: String(shutdownTimeout),
-      SM_BUFFER_MAX: 'infinity', MAX_OFFLINE_MESSAGES: '1000000',
+      SM_BUFFER_MAX: 'infinity', MAX_OFFLINE_MESSAGES: '1000000', MAX_OFFLINE_BYTES: '1073741824',
+      // The flood is the test's tool, not what it tests: inbound shaping (64 KiB/s) would stretch it to a minute.
+      MAX_INBOUND_BYTES_PER_SECOND: '1073741824', MAX_INBOUND_BURST_BYTES: '1073741824', SM_PENDING_MAX_BYTES: '1073741824',
     },
   });
   let log = '';
