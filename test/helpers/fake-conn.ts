@@ -53,6 +53,8 @@ export interface FakeServer {
   readonly app: App;
   readonly storage: Storage;
   addUser(username: string, password?: string): Promise<void>;
+  /** An authenticated, restarted stream with no resource bound yet (SASL PLAIN), e.g. to send <resume/>. */
+  authenticate(username: string, password?: string): Promise<FakeClient>;
   /** A bound session for username/resource (SASL PLAIN over a "secure" fake conn). */
   login(username: string, resource: string, password?: string): Promise<FakeClient>;
   close(): Promise<void>;
@@ -82,19 +84,24 @@ export async function startFakeServer(env: Record<string, string> = {}): Promise
     conn.attach(session);
     return { conn, session, send: (xml) => conn.events!.element(parseXml(xml, undefined, NS.CLIENT)) };
   };
+  const authenticate = async (username: string, password = 'pw'): Promise<FakeClient> => {
+    const c = connect();
+    c.session.streamOpened({ to: 'localhost', version: '1.0' });
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${username}\0${password}`).toString('base64')}</auth>`);
+    // PLAIN's PBKDF2 runs on the thread pool: wait for the SASL answer itself, not a number of ticks.
+    await until(() => saslAnswered(c.conn));
+    if (c.session.type !== 'c2s') throw new Error(`login failed: ${c.conn.out.map(String).join('')}`);
+    c.session.streamOpened({ to: 'localhost', version: '1.0' });
+    return c;
+  };
   return {
     app, storage,
     async addUser(username, password = 'pw') {
       await storage.users.create('localhost', username, await deriveStoredCredentials(password, 4096));
     },
+    authenticate,
     async login(username, resource, password = 'pw') {
-      const c = connect();
-      c.session.streamOpened({ to: 'localhost', version: '1.0' });
-      c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${username}\0${password}`).toString('base64')}</auth>`);
-      // PLAIN's PBKDF2 runs on the thread pool: wait for the SASL answer itself, not a number of ticks.
-      await until(() => saslAnswered(c.conn));
-      if (c.session.type !== 'c2s') throw new Error(`login failed: ${c.conn.out.map(String).join('')}`);
-      c.session.streamOpened({ to: 'localhost', version: '1.0' });
+      const c = await authenticate(username, password);
       c.send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
       for (let i = 0; i < 50 && c.session.full_jid === undefined; i++) await settle();
       c.conn.take();
