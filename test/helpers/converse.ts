@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import Fastify from 'fastify';
 import fastifyStatic from '@fastify/static';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, WebSocketRoute } from 'playwright-core';
+import { WebSocket } from 'ws';
 import { newPage } from './browser.js';
 import type { TestServer } from './server.js';
 
@@ -147,4 +148,38 @@ export function boundJid(texts: readonly string[]): string | undefined {
     if (m) jid = m[1];
   }
   return jid;
+}
+
+/**
+ * What the TLS-terminating proxy of the README does for XEP-0156 discovery,
+ * for a page whose users log in at `domain`: Converse fetches
+ * `https://DOMAIN/.well-known/host-meta` and takes only `wss:`/`https:`
+ * links. The host-meta request goes to the gateway with
+ * `X-Forwarded-Proto: https` (127.0.0.1 is a trusted proxy), so it
+ * advertises wss://127.0.0.1:PORT/xmpp-websocket; that WebSocket is then
+ * carried to the gateway's plain ws:// endpoint, frame for frame, with the
+ * 'xmpp' subprotocol.
+ */
+export async function emulateTlsProxy(page: Page, server: TestServer, domain = 'localhost'): Promise<{ hostMetaRequests: number }> {
+  const seen = { hostMetaRequests: 0 };
+  await page.route(`https://${domain}/.well-known/host-meta`, async (route) => {
+    seen.hostMetaRequests++;
+    const headers = { ...route.request().headers(), 'x-forwarded-proto': 'https' };
+    const response = await route.fetch({ url: `${server.httpUrl}/.well-known/host-meta`, headers });
+    await route.fulfill({ response });
+  });
+  await page.routeWebSocket(`wss://127.0.0.1:${server.port}/xmpp-websocket`, (route) => bridge(route, server.wsUrl));
+  return seen;
+}
+
+function bridge(route: WebSocketRoute, url: string): void {
+  // As nginx does with `proxy_set_header X-Forwarded-Proto $scheme` (README).
+  const upstream = new WebSocket(url, 'xmpp', { headers: { 'x-forwarded-proto': 'https' } });
+  const early: string[] = [];
+  upstream.on('open', () => { for (const m of early.splice(0)) upstream.send(m); });
+  upstream.on('message', (data) => route.send(String(data)));
+  upstream.on('close', () => void route.close().catch(() => undefined));
+  upstream.on('error', () => void route.close().catch(() => undefined));
+  route.onMessage((m) => { if (upstream.readyState === WebSocket.OPEN) upstream.send(String(m)); else early.push(String(m)); });
+  route.onClose(() => upstream.close());
 }
