@@ -74,10 +74,11 @@ export async function until(cond: () => boolean): Promise<void> {
   while (!cond() && Date.now() < deadline) await new Promise<void>((r) => setTimeout(r, 1));
 }
 
-export async function startFakeServer(env: Record<string, string> = {}): Promise<FakeServer> {
+/** `logger`: fastify's logger options (e.g. a level and a stream that collects the lines); none by default. */
+export async function startFakeServer(env: Record<string, string> = {}, logger: object | false = false): Promise<FakeServer> {
   const storage = createMemoryStorage();
   const config = loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...env });
-  const app = await buildApp(config, storage, { logger: false });
+  const app = await buildApp(config, storage, { logger });
   const connect = (): FakeClient => {
     const conn = new FakeConn();
     const session = app.core.connect(conn);

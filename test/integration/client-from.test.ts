@@ -109,3 +109,19 @@ for (const [mode, alice] of modes) {
     a.session.close();
   });
 }
+
+t.test('the stamping is logged once per session at debug level, however often it happens', async (t) => {
+  const lines: Array<{ level: number; msg: string; session?: string }> = [];
+  const logged = await startFakeServer({}, { level: 'debug', stream: { write: (line: string) => lines.push(JSON.parse(line)) } });
+  t.teardown(() => logged.close());
+  await logged.addUser('alice');
+  const restamps = () => lines.filter((l) => l.msg.startsWith('client from names another resource'));
+  const first = await logged.login('alice', 'a1');
+  const second = await logged.login('alice', 'a2');
+  for (const [client, n] of [[first, 3], [second, 2]] as const) {
+    for (let i = 0; i < n; i++) client.send(`<iq xmlns='jabber:client' type='get' id='p${i}' to='localhost' from='alice@localhost/stale'><ping xmlns='${NS.PING}'/></iq>`);
+  }
+  t.equal(restamps().length, 2, 'one line per session, not one per stanza');
+  t.same(restamps().map((l) => l.level), [20, 20], 'at debug level');
+  t.same(new Set(restamps().map((l) => l.session)), new Set([first.session.logId, second.session.logId]), 'naming each session');
+});
