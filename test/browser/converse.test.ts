@@ -173,8 +173,8 @@ t.test('a Converse reload over BOSH with keepalive continues the same BOSH sessi
   await carolWritesFirst(frank, FRANK);
   // Reload while only the held request is out. Strophe counts a request's rid when it
   // sends it; one the unloading page aborted before it reached the gateway leaves a
-  // gap of two the restored page cannot fill, which XEP-0124 §14.2 (and Prosody)
-  // answer with item-not-found. Converse then logs in afresh and the gateway hands the
+  // gap of two the restored page cannot fill, which XEP-0124 §14.2 answers with
+  // item-not-found. Converse then logs in afresh and the gateway hands the
   // messages of the old session over to it (nothing lost), but that is not keepalive.
   await quietBosh(bosh);
 
