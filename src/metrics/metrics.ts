@@ -38,6 +38,10 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
     buckets: [1, 10, 60, 600, 3600, 6 * 3600, 24 * 3600],
   });
   const internal = new Counter({ name: 'xmpp_internal_errors_total', help: 'Unexpected exceptions caught at the edge', registers: [registry] });
+  const restamped = new Counter({
+    name: 'xmpp_client_from_restamped_total', registers: [registry],
+    help: 'Client stanzas whose from named their own account with another resource, stamped with the bound JID',
+  });
 
   const sm = new Counter({ name: 'xmpp_sm_events_total', help: 'Stream management: sessions enabled, hibernated, resumed, failed resumes, resume timeouts', labelNames: ['event'], registers: [registry] });
   const flow = new Counter({
@@ -54,6 +58,7 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
     sessionStarted: (transport) => started.inc({ transport }),
     sessionEnded: (transport, seconds) => duration.observe({ transport }, seconds),
     internalError: () => internal.inc(),
+    fromRestamped: () => restamped.inc(),
     sm: (event, count = 1) => sm.inc({ event }, count),
     flowControl: (transport, event) => flow.inc({ transport, event }),
   };

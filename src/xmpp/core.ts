@@ -1,5 +1,5 @@
 import { NS, x, type XmlElement } from '../xml/index.js';
-import { JidError, parseJid } from '../jid/index.js';
+import { JidError, parseJid, type Jid } from '../jid/index.js';
 import type { Storage } from '../storage/index.js';
 import { Hooks } from './hooks.js';
 import type { CoreEvents } from './events.js';
@@ -98,18 +98,34 @@ export function createCore(deps: CoreDeps): Core {
     session.write(features);
   }
 
-  /** RFC 6120 §8.1.2.1: the server stamps `from`; a client may only name itself. */
+  /** Sessions already logged for a restamped `from` (one debug line per session, not per stanza). */
+  const restampLogged = new WeakSet<Session>();
+
+  /**
+   * RFC 6120 §8.1.2.1: the server stamps `from` with the bound full JID. A
+   * `from` naming another account is a forgery and ends the stream
+   * (§4.9.3.9 invalid-from). A `from` naming this account with another
+   * resource is only a stale client view, not a forgery: Converse.js, after
+   * a page reload that resumed the session (XEP-0198 §5), still uses the
+   * random resource it picked before learning that no bind happens. Like
+   * Prosody, that is stamped and the stanza goes on.
+   */
   function stampFrom(session: Session, stanza: XmlElement): void {
     const from = stanza.attr('from');
     if (from !== undefined && from !== session.full_jid) {
-      let ok = false;
-      try {
-        const jid = parseJid(from);
-        ok = jid.full === session.full_jid || (jid.resource === '' && jid.bare === session.jid!.bare);
-      } catch { /* ok stays false */ }
-      if (!ok) throw new StreamErrorException({ condition: 'invalid-from', text: 'from does not match the bound JID' });
+      let jid: Jid | undefined;
+      try { jid = parseJid(from); } catch { /* unparseable: invalid-from below */ }
+      if (jid?.bare !== session.jid!.bare) throw new StreamErrorException({ condition: 'invalid-from', text: 'from does not match the bound JID' });
+      if (jid.resource !== '' && jid.full !== session.full_jid) noteRestamp(session, from);
     }
     stanza.setAttr('from', session.full_jid);
+  }
+
+  function noteRestamp(session: Session, from: string): void {
+    metrics.fromRestamped();
+    if (restampLogged.has(session)) return;
+    restampLogged.add(session);
+    log.debug({ session: session.logId, jid: session.full_jid, from: from.slice(0, 128) }, 'client from names another resource of this account: stamped with the bound JID');
   }
 
   function handleStanza(session: Session, stanza: XmlElement): void {

@@ -53,6 +53,8 @@ export interface FakeServer {
   readonly app: App;
   readonly storage: Storage;
   addUser(username: string, password?: string): Promise<void>;
+  /** An authenticated, restarted stream with no resource bound yet (SASL PLAIN), e.g. to send <resume/>. */
+  authenticate(username: string, password?: string): Promise<FakeClient>;
   /** A bound session for username/resource (SASL PLAIN over a "secure" fake conn). */
   login(username: string, resource: string, password?: string): Promise<FakeClient>;
   close(): Promise<void>;
@@ -72,29 +74,35 @@ export async function until(cond: () => boolean): Promise<void> {
   while (!cond() && Date.now() < deadline) await new Promise<void>((r) => setTimeout(r, 1));
 }
 
-export async function startFakeServer(env: Record<string, string> = {}): Promise<FakeServer> {
+/** `logger`: fastify's logger options (e.g. a level and a stream that collects the lines); none by default. */
+export async function startFakeServer(env: Record<string, string> = {}, logger: object | false = false): Promise<FakeServer> {
   const storage = createMemoryStorage();
   const config = loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...env });
-  const app = await buildApp(config, storage, { logger: false });
+  const app = await buildApp(config, storage, { logger });
   const connect = (): FakeClient => {
     const conn = new FakeConn();
     const session = app.core.connect(conn);
     conn.attach(session);
     return { conn, session, send: (xml) => conn.events!.element(parseXml(xml, undefined, NS.CLIENT)) };
   };
+  const authenticate = async (username: string, password = 'pw'): Promise<FakeClient> => {
+    const c = connect();
+    c.session.streamOpened({ to: 'localhost', version: '1.0' });
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${username}\0${password}`).toString('base64')}</auth>`);
+    // PLAIN's PBKDF2 runs on the thread pool: wait for the SASL answer itself, not a number of ticks.
+    await until(() => saslAnswered(c.conn));
+    if (c.session.type !== 'c2s') throw new Error(`login failed: ${c.conn.out.map(String).join('')}`);
+    c.session.streamOpened({ to: 'localhost', version: '1.0' });
+    return c;
+  };
   return {
     app, storage,
     async addUser(username, password = 'pw') {
       await storage.users.create('localhost', username, await deriveStoredCredentials(password, 4096));
     },
+    authenticate,
     async login(username, resource, password = 'pw') {
-      const c = connect();
-      c.session.streamOpened({ to: 'localhost', version: '1.0' });
-      c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${username}\0${password}`).toString('base64')}</auth>`);
-      // PLAIN's PBKDF2 runs on the thread pool: wait for the SASL answer itself, not a number of ticks.
-      await until(() => saslAnswered(c.conn));
-      if (c.session.type !== 'c2s') throw new Error(`login failed: ${c.conn.out.map(String).join('')}`);
-      c.session.streamOpened({ to: 'localhost', version: '1.0' });
+      const c = await authenticate(username, password);
       c.send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
       for (let i = 0; i < 50 && c.session.full_jid === undefined; i++) await settle();
       c.conn.take();
