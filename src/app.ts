@@ -7,6 +7,7 @@ import type { Storage } from './storage/index.js';
 import { createCore, type Core } from './xmpp/core.js';
 import { createMetrics } from './metrics/metrics.js';
 import { registerHttpRoutes } from './http/routes.js';
+import { Admission } from './transports/admission.js';
 import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
 import { registerBosh, type BoshStats } from './transports/bosh/index.js';
 import * as sasl from './xmpp/features/sasl.js';
@@ -135,13 +136,21 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const shaping = {
     bytesPerSecond: config.maxInboundBytesPerSecond, burstBytes: config.maxInboundBurstBytes, stanzasPerSecond: config.maxInboundStanzasPerSecond,
   };
+  const admission = new Admission({
+    // BOSH_CORS_ORIGINS is the old name, read for one more release when ALLOWED_ORIGINS is unset.
+    allowedOrigins: config.allowedOrigins.length > 0 ? config.allowedOrigins : config.boshCorsOrigins,
+    publicOrigin: config.publicUrl === '' ? undefined : new URL(config.publicUrl).origin,
+    maxPerIp: config.maxConnectionsPerIp, maxUnauthenticatedPerIp: config.maxUnauthenticatedPerIp,
+    newPerSecond: config.newConnectionsPerIp, newBurst: config.newConnectionsBurstPerIp, now: Date.now,
+  });
+  if (config.boshCorsOrigins.length > 0) log.warn({ event: 'deprecated', variable: 'BOSH_CORS_ORIGINS' }, 'BOSH_CORS_ORIGINS is deprecated: use ALLOWED_ORIGINS (it covers WebSocket too)');
   const websocketTransport = registerWebSocket(http, core, {
     path: WEBSOCKET_PATH, limits, pingInterval: config.wsPingInterval, closeTimeout: config.wsCloseTimeout,
-    maxBufferedBytes: config.wsMaxBufferedBytes, slowConsumerGrace: config.wsSlowConsumerGrace, shaping,
+    maxBufferedBytes: config.wsMaxBufferedBytes, slowConsumerGrace: config.wsSlowConsumerGrace, shaping, admission,
   }, log);
   const bosh = await registerBosh(http, core, {
     path: BOSH_PATH, limits, maxWait: config.boshMaxWait, maxHold: config.boshMaxHold, inactivity: config.boshInactivity,
-    maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, corsOrigins: config.boshCorsOrigins,
+    maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, admission,
     flow: {
       maxResponseBytes: config.boshMaxResponseBytes, maxQueuedBytes: config.boshMaxQueuedBytes,
       // Two full bodies: one being paced and the next; a client that waits for its answers stays far below.

@@ -116,6 +116,9 @@ export class Gateway {
       SCRAM_ITERATIONS: String(ITERATIONS), LOG_LEVEL: 'warn', ALLOW_INSECURE_PLAIN: 'false',
       // All generator connections come from a few loopback addresses.
       BOSH_MAX_SESSIONS_PER_IP: '100000',
+      // Every bench client comes from 127.0.0.1: per-address limits would measure themselves, not the server.
+      MAX_CONNECTIONS_PER_IP: '1000000', MAX_UNAUTHENTICATED_PER_IP: '1000000',
+      NEW_CONNECTIONS_PER_IP_PER_SECOND: '1000000', NEW_CONNECTIONS_BURST_PER_IP: '1000000',
       ...this.extraEnv,
     };
   }

@@ -42,6 +42,7 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
     name: 'xmpp_client_from_restamped_total', registers: [registry],
     help: 'Client stanzas whose from named their own account with another resource, stamped with the bound JID',
   });
+  const refused = new Counter({ name: 'xmpp_refused_total', help: 'New sessions refused before they started, by reason (origin, per-address limits)', labelNames: ['reason'], registers: [registry] });
 
   const sm = new Counter({ name: 'xmpp_sm_events_total', help: 'Stream management: sessions enabled, hibernated, resumed, failed resumes, resume timeouts', labelNames: ['event'], registers: [registry] });
   const flow = new Counter({
@@ -59,6 +60,7 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
     sessionEnded: (transport, seconds) => duration.observe({ transport }, seconds),
     internalError: () => internal.inc(),
     fromRestamped: () => restamped.inc(),
+    refused: (reason) => refused.inc({ reason }),
     sm: (event, count = 1) => sm.inc({ event }, count),
     flowControl: (transport, event) => flow.inc({ transport, event }),
   };

@@ -8,6 +8,7 @@ import type { CoreMetrics } from '../xmpp/metrics-port.js';
 import { sessionRouteLogger } from '../http/routes.js';
 import { InputPump, TurnClock, skippedWhenEnding, type ShapingOptions } from './input-pump.js';
 import { WsBacklog, socketOf } from './ws-backlog.js';
+import { refuse, type Admission } from './admission.js';
 
 export interface WebSocketOptions {
   readonly path: string;
@@ -21,6 +22,8 @@ export interface WebSocketOptions {
   /** Seconds above the slow-consumer limit before the connection is dropped. */
   readonly slowConsumerGrace: number;
   readonly shaping: ShapingOptions;
+  /** Web origins and per-address limits, shared with BOSH. */
+  readonly admission: Admission;
 }
 
 /** Flow-control figures of the WebSocket transport, for tests and operators. */
@@ -63,6 +66,8 @@ class WsConn implements Conn {
   pausedFor: 'output' | 'rate' | undefined;
   /** Dropped as a slow consumer: the session has been told already. */
   dropped = false;
+  /** For the per-address limits: follows the session the transport carries, also after a resumption. */
+  get authenticated(): boolean { return this.session.authenticated; }
   readonly #backlog: WsBacklog<XmlElement>;
   #opened = false;
   #closing: NodeJS.Timeout | undefined;
@@ -255,13 +260,18 @@ export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSoc
       if (req.headers.upgrade?.toLowerCase() !== 'websocket') return;
       if (!offersXmpp(req.headers['sec-websocket-protocol'])) {
         await reply.code(400).type('text/plain').send("RFC 7395: the WebSocket handshake must offer the 'xmpp' subprotocol\n");
+        return;
       }
+      // Before the upgrade (issue 13): a page of a foreign origin gets 403, an address over its limits 429.
+      const refusal = opts.admission.check(req);
+      if (refusal) await refuse(reply, refusal, opts.admission, core.ctx.metrics, log);
     },
     handler: async (_req, reply) => reply.type('text/plain').send('XMPP over WebSocket (RFC 7395) endpoint: connect with a WebSocket client and the "xmpp" subprotocol.\n'),
     wsHandler: (socket: WebSocket, req: FastifyRequest) => {
       const conn = new WsConn(socket, req.protocol === 'https', req.ip, opts, deps);
       conn.session = core.connect(conn);
       conns.add(conn);
+      opts.admission.add(req.ip, conn);
       socket.on('message', (data: Buffer, isBinary: boolean) => {
         conn.alive = true;
         conn.input.push({ bytes: data.length, stanzas: 1, run: (ending) => runFrame(conn, socket, data, isBinary, ending) });
@@ -270,6 +280,7 @@ export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSoc
       socket.on('error', (err) => log.debug({ err, session: conn.session.logId }, 'websocket error'));
       socket.on('close', () => {
         conns.delete(conn);
+        opts.admission.release(req.ip, conn);
         const clean = conn.closing;
         conn.ended();
         if (!conn.session.destroyed && !clean && !conn.dropped) conn.session.transportLost('websocket closed without <close/>');

@@ -47,6 +47,8 @@ export interface ConnEvents {
   readonly destroyed: boolean;
   /** For log lines. */
   readonly logId: string;
+  /** SASL has succeeded (per-address limits count unauthenticated streams; smaller stanzas are allowed before). */
+  readonly authenticated: boolean;
   /** The peer opened (or re-opened after SASL) the stream; attrs of its <open/> or BOSH body. */
   streamOpened(attrs: Readonly<Record<string, string>>): void;
   /** One complete top-level element arrived. */
@@ -65,6 +67,6 @@ export interface ConnEvents {
 
 /** Where a transport's events go once it no longer belongs to a session. */
 export const DETACHED: ConnEvents = {
-  notopen: false, destroyed: true, logId: 'detached',
+  notopen: false, destroyed: true, logId: 'detached', authenticated: false,
   streamOpened() {}, element() {}, streamClosed() {}, transportLost() {}, undelivered() {}, drained() {}, streamError() {},
 };

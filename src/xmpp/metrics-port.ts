@@ -11,6 +11,8 @@ export interface CoreMetrics {
   internalError(): void;
   /** A client stanza's `from` named its own account with another resource and was stamped (core.ts stampFrom). */
   fromRestamped(): void;
+  /** A new session refused before it started: by its web origin or a per-address limit (label values bounded). */
+  refused(reason: 'origin' | 'connections-per-ip' | 'unauthenticated-per-ip' | 'connection-rate'): void;
   /** XEP-0198 life-cycle events. */
   sm(event: 'enabled' | 'hibernated' | 'resumed' | 'resume-failed' | 'timed-out', count?: number): void;
   /** Flow control (issue 10): a session's input paused for its output backlog or its rate, or a slow consumer dropped. */
@@ -21,5 +23,5 @@ export type FlowControlEvent = 'paused-output' | 'paused-rate' | 'slow-consumer'
 
 /** For unit tests of the core that do not look at metrics. */
 export const NO_METRICS: CoreMetrics = {
-  stanzaIn() {}, streamError() {}, sasl() {}, sessionStarted() {}, sessionEnded() {}, internalError() {}, fromRestamped() {}, sm() {}, flowControl() {},
+  stanzaIn() {}, streamError() {}, sasl() {}, sessionStarted() {}, sessionEnded() {}, internalError() {}, fromRestamped() {}, refused() {}, sm() {}, flowControl() {},
 };

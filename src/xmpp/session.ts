@@ -78,6 +78,8 @@ export class Session implements ConnEvents {
     this.transport = conn.transport;
   }
 
+  /** SASL has succeeded (ConnEvents). */
+  get authenticated(): boolean { return this.type === 'c2s'; }
   /** A connected resource: bound (seed). */
   get connected(): boolean { return this.full_jid !== undefined; }
   /** An available resource: has sent initial presence (seed). */

@@ -27,14 +27,15 @@ let site: ConverseSite;
 let browser: Browser;
 let c: Carol;
 t.before(async () => {
-  server = await startServer({ SM_RESUME_TIMEOUT: '60' });
+  // The site embedding Converse has its own origin, which the gateway allows (README: ALLOWED_ORIGINS).
+  site = await serveConverse(t, () => server);
+  server = await startServer({ SM_RESUME_TIMEOUT: '60', ALLOWED_ORIGINS: site.origin });
   for (const user of ['alice', 'bob', 'carol', 'erin', 'frank', 'gina']) await server.addUser(user, `${user}-pw`);
   // alice and bob are contacts; carol is on nobody's roster (Converse then needs XEP-0191, see below).
   const contact = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
   await server.storage.rosters.putItem('localhost', 'alice', contact(BOB), 1);
   await server.storage.rosters.putItem('localhost', 'bob', contact(ALICE), 1);
   c = await carolLogin();
-  site = await serveConverse(t, server);
   browser = await launchBrowser(t);
 });
 t.teardown(() => server.close());

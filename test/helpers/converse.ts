@@ -48,6 +48,8 @@ function pageHtml(config: string): string {
 }
 
 export interface ConverseSite {
+  /** The site's origin: the gateway must list it in ALLOWED_ORIGINS, as the README says. */
+  readonly origin: string;
   /** URL of the page that runs Converse with the README's NAME configuration. */
   url(name: ConverseConfigName): string;
 }
@@ -55,20 +57,23 @@ export interface ConverseSite {
 /**
  * The embedding site: Converse's dist/ and one page per README
  * configuration, on its own port (so its origin differs from the gateway's,
- * as in a real deployment: BOSH needs CORS, WebSocket does not).
+ * as in a real deployment: the gateway must allow it, ALLOWED_ORIGINS). It
+ * starts first, so its origin is known when the gateway is configured;
+ * `server` is read when a page is asked for.
  */
-export async function serveConverse(t: Test, server: TestServer): Promise<ConverseSite> {
+export async function serveConverse(t: Test, server: () => TestServer): Promise<ConverseSite> {
   const site = Fastify({ logger: false });
   await site.register(fastifyStatic, { root: CONVERSE_DIST, prefix: '/dist/' });
   site.get<{ Params: { name: ConverseConfigName } }>('/:name.html', async (req, reply) => {
     reply.type('text/html; charset=utf-8');
-    return pageHtml(readmeConverseConfig(req.params.name, server));
+    return pageHtml(readmeConverseConfig(req.params.name, server()));
   });
   await site.listen({ port: 0, host: '127.0.0.1' });
   t.teardown(() => site.close());
   const address = site.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  return { url: (name) => `http://127.0.0.1:${port}/${name}.html` };
+  const origin = `http://127.0.0.1:${port}`;
+  return { origin, url: (name) => `${origin}/${name}.html` };
 }
 
 /**

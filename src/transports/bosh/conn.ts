@@ -22,6 +22,8 @@ export class BoshConn implements Conn {
   readonly transport = 'bosh' as const;
   /** The session this transport carries; stream resumption (XEP-0198) may move it. */
   session: ConnEvents = DETACHED;
+  /** For the per-address limits: follows the session this transport carries. */
+  get authenticated(): boolean { return this.session.authenticated; }
   /** Requests processed and waiting for a response, in rid order. */
   readonly held: Held[] = [];
   /** The client's payloads, run in order under pacing and inbound shaping (issue 10). */

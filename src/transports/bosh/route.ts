@@ -64,9 +64,11 @@ export async function registerBosh(app: FastifyInstance, core: Core, opts: BoshO
     // XEP-0124 §4: clients may send any Content-Type (text/plain, form-encoded, none); it is ignored.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-    if (opts.corsOrigins.length > 0) {
+    // CORS for the listed origins only: the gateway's own pages need none, and a foreign page's
+    // BOSH request is refused below (issue 13: one ALLOWED_ORIGINS list for both transports).
+    {
       await scope.register(cors, {
-        origin: opts.corsOrigins.includes('*') ? '*' : [...opts.corsOrigins],
+        origin: (origin, cb) => cb(null, origin !== undefined && opts.admission.listed(origin)),
         methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
         allowedHeaders: ['Content-Type'],
         maxAge: 86400,
@@ -84,6 +86,11 @@ export async function registerBosh(app: FastifyInstance, core: Core, opts: BoshO
     scope.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE));
     scope.options('/', async (_req, reply) => reply.code(204).header('allow', 'GET, HEAD, POST, OPTIONS').send());
     scope.post('/', { childLoggerFactory: sessionRouteLogger }, (req, reply) => {
+      if (!opts.admission.originAllowed(req.headers.origin, `${req.protocol}://${req.host}`)) {
+        opts.admission.note({ reason: 'origin', ip: req.ip, origin: req.headers.origin }, core.ctx.metrics, log);
+        reply.code(403).header('content-type', DEFAULT_CONTENT_TYPE).send(serialize(terminateBody('policy-violation')));
+        return;
+      }
       transport.handle(req.body as Buffer | undefined, client(req), transport.track(httpReply(reply)));
     });
   }, { prefix: opts.path });

@@ -1,3 +1,5 @@
+import type { Admission } from '../admission.js';
+import { ipKey } from '../../util/ip.js';
 import { XmlError, parseXml, serialize, type XmlElement, type XmlLimits } from '../../xml/index.js';
 import type { Core } from '../../xmpp/core.js';
 import type { Log } from '../../xmpp/log.js';
@@ -27,8 +29,8 @@ export interface BoshOptions {
   /** 'polling' in seconds (§12). */
   readonly polling: number;
   readonly maxSessionsPerIp: number;
-  /** CORS: '*' for any origin, a list of origins, or empty for none. */
-  readonly corsOrigins: readonly string[];
+  /** Web origins and per-address limits, shared with the WebSocket transport (also BOSH's CORS). */
+  readonly admission: Admission;
   /** Response and queue bounds and inbound shaping (issue 10). */
   readonly flow: BoshFlow;
 }
@@ -130,13 +132,19 @@ export class BoshTransport {
   #create(req: BoshRequest, client: ClientInfo, reply: HttpReply, now: number): void {
     const legacy = req.attrs.ver === undefined;
     if (this.#closing) return terminate(reply, 'system-shutdown');
-    if ((this.#perIp.get(client.ip) ?? 0) >= this.opts.maxSessionsPerIp) return terminate(reply, 'policy-violation', legacy);
+    const key = ipKey(client.ip) ?? client.ip;
+    const refusal = (this.#perIp.get(key) ?? 0) >= this.opts.maxSessionsPerIp ? 'connections-per-ip' : this.opts.admission.admit(client.ip);
+    if (refusal) {
+      this.opts.admission.note({ reason: refusal, ip: client.ip, origin: undefined }, this.core.ctx.metrics, this.log);
+      return terminate(reply, 'policy-violation', legacy);
+    }
     if (req.attrs.to !== undefined && req.attrs.to.trim() === '') return terminate(reply, 'improper-addressing');
     const params = this.#negotiate(req, legacy);
     const conn = new BoshConn(params, new RidWindow(req.rid, params.requests), client.secure, client.ip, this.#host, now);
     conn.key = req.newkey?.toLowerCase();
     this.#conns.set(params.sid, conn);
-    this.#perIp.set(client.ip, (this.#perIp.get(client.ip) ?? 0) + 1);
+    this.#perIp.set(key, (this.#perIp.get(key) ?? 0) + 1);
+    this.opts.admission.add(client.ip, conn);
     conn.hold(req.rid, reply, now);
     const attrs: Record<string, string> = { version: req.xbosh('version') ?? '1.0' };
     if (req.attrs.to !== undefined) attrs.to = req.attrs.to;
@@ -180,9 +188,11 @@ export class BoshTransport {
   #removed(conn: BoshConn): void {
     if (this.#conns.get(conn.sid) !== conn) return;
     this.#conns.delete(conn.sid);
-    const n = (this.#perIp.get(conn.ip) ?? 1) - 1;
-    if (n > 0) this.#perIp.set(conn.ip, n);
-    else this.#perIp.delete(conn.ip);
+    this.opts.admission.release(conn.ip, conn);
+    const key = ipKey(conn.ip) ?? conn.ip;
+    const n = (this.#perIp.get(key) ?? 1) - 1;
+    if (n > 0) this.#perIp.set(key, n);
+    else this.#perIp.delete(key);
   }
 
   stats(): BoshStats {

@@ -1,0 +1,174 @@
+import type { FastifyReply } from 'fastify';
+import { TokenBucket } from '../util/token-bucket.js';
+import { ipKey } from '../util/ip.js';
+import type { CoreMetrics } from '../xmpp/metrics-port.js';
+import type { Log } from '../xmpp/log.js';
+
+export interface AdmissionOptions {
+  /** ALLOWED_ORIGINS: web origins that may open sessions besides the gateway's own; '*' for any. */
+  readonly allowedOrigins: readonly string[];
+  /** The gateway's own origin from PUBLIC_URL; undefined to take it from each request (Host, trusted scheme). */
+  readonly publicOrigin: string | undefined;
+  /** Sessions (WebSocket connections and BOSH sessions together) one client address may have open. */
+  readonly maxPerIp: number;
+  /** Of those, not yet authenticated. */
+  readonly maxUnauthenticatedPerIp: number;
+  /** New sessions per second one address may open, and the burst it may open at once. */
+  readonly newPerSecond: number;
+  readonly newBurst: number;
+  readonly now: () => number;
+}
+
+/** Why a new session was refused: metric label values, bounded. */
+export type Refusal = 'origin' | 'connections-per-ip' | 'unauthenticated-per-ip' | 'connection-rate';
+
+/** What admission reads of an HTTP request (Fastify's, with trustProxy applied to ip, protocol and host). */
+export interface RequestLike {
+  readonly ip: string;
+  readonly protocol: string;
+  readonly host: string;
+  readonly headers: { readonly origin?: string | undefined };
+}
+
+/** A refusal and what it was about, for the metric and the log line. */
+export interface Refused { readonly reason: Refusal; readonly ip: string; readonly origin: string | undefined }
+
+/** What admission needs to know of an open session. */
+export interface Admitted { readonly authenticated: boolean }
+
+/** Addresses whose rate buckets are remembered at most (a spray of addresses cannot grow the map without limit). */
+const MAX_BUCKETS = 100_000;
+
+/**
+ * Who may open a session, for both transports (issue 13): the page's web
+ * origin, against cross-site WebSocket hijacking (a page elsewhere driving
+ * a visitor's browser to our endpoint), and limits per client address. The
+ * address is the real client's through trusted proxies (Fastify's
+ * trustProxy), and an IPv6 address counts by its /64 (util/ip.ts).
+ */
+export class Admission {
+  readonly #open = new Map<string, Set<Admitted>>();
+  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #anyOrigin: boolean;
+  readonly #origins: ReadonlySet<string>;
+  readonly #logged: LogOncePerMinute;
+
+  constructor(private readonly opts: AdmissionOptions) {
+    this.#anyOrigin = opts.allowedOrigins.includes('*');
+    this.#origins = new Set(opts.allowedOrigins.filter((o) => o !== '*').map(normalizeOrigin));
+    this.#logged = new LogOncePerMinute(opts.now);
+  }
+
+  /**
+   * A request without an Origin header is not from a browser page (or is
+   * same-origin navigation) and is allowed; a page's origin must be ours
+   * or listed. `selfOrigin` is the request's own scheme and host.
+   */
+  originAllowed(origin: string | undefined, selfOrigin: string): boolean {
+    if (origin === undefined || this.#anyOrigin) return true;
+    const o = normalizeOrigin(origin);
+    return o === normalizeOrigin(this.opts.publicOrigin ?? selfOrigin) || this.#origins.has(o);
+  }
+
+  /** The origin, then the address's limits, of a request that would open a session; undefined when admitted. */
+  check(req: RequestLike): Refused | undefined {
+    const origin = req.headers.origin;
+    if (!this.originAllowed(origin, `${req.protocol}://${req.host}`)) return { reason: 'origin', ip: req.ip, origin };
+    const reason = this.admit(req.ip);
+    return reason && { reason, ip: req.ip, origin };
+  }
+
+  /** A listed origin (or '*'): for CORS, where same-origin requests need no header at all. */
+  listed(origin: string): boolean {
+    return this.#anyOrigin || this.#origins.has(normalizeOrigin(origin));
+  }
+
+  /** Counts a refusal, and logs it once a minute per origin or address (an attacker can repeat it at will). */
+  note(refused: Refused, metrics: CoreMetrics, log: Log): void {
+    metrics.refused(refused.reason);
+    const about = refused.reason === 'origin' ? `origin ${refused.origin}` : `${refused.reason} ${keyOf(refused.ip)}`;
+    if (this.#logged.due(about)) {
+      log.warn({ event: 'refused', reason: refused.reason, ip: refused.ip, origin: refused.origin?.slice(0, 200) }, 'new session refused');
+    }
+  }
+
+  /** Checks the limits for a new session from `ip` (taking a token of its rate); undefined when admitted. */
+  admit(ip: string): Refusal | undefined {
+    const key = keyOf(ip);
+    const open = this.#open.get(key);
+    if (open && open.size >= this.opts.maxPerIp) return 'connections-per-ip';
+    if (open) {
+      let unauthenticated = 0;
+      for (const s of open) if (!s.authenticated) unauthenticated++;
+      if (unauthenticated >= this.opts.maxUnauthenticatedPerIp) return 'unauthenticated-per-ip';
+    }
+    return this.#bucket(key).take(1) === 0 ? undefined : 'connection-rate';
+  }
+
+  /** Counts an admitted session until `release`. */
+  add(ip: string, session: Admitted): void {
+    const key = keyOf(ip);
+    let open = this.#open.get(key);
+    if (!open) this.#open.set(key, (open = new Set()));
+    open.add(session);
+  }
+
+  release(ip: string, session: Admitted): void {
+    const key = keyOf(ip);
+    const open = this.#open.get(key);
+    if (!open?.delete(session)) return;
+    if (open.size === 0) this.#open.delete(key);
+  }
+
+  /** Addresses with sessions open (for leak checks). */
+  get addresses(): number { return this.#open.size; }
+
+  #bucket(key: string): TokenBucket {
+    let bucket = this.#buckets.get(key);
+    if (bucket) return bucket;
+    bucket = new TokenBucket(this.opts.newPerSecond, this.opts.newBurst, this.opts.now);
+    this.#buckets.set(key, bucket);
+    // The oldest bucket goes first; a forgotten address simply starts with a full bucket again.
+    if (this.#buckets.size > MAX_BUCKETS) this.#buckets.delete(this.#buckets.keys().next().value!);
+    return bucket;
+  }
+}
+
+const keyOf = (ip: string): string => ipKey(ip) ?? ip;
+
+/** scheme://host[:port], lower-case, default ports dropped (RFC 6454 §6.2); anything unparsable stays as given. */
+function normalizeOrigin(origin: string): string {
+  try {
+    return new URL(origin).origin;
+  } catch {
+    return origin;
+  }
+}
+
+/**
+ * Logs something at most once per key per minute, for refusals an attacker
+ * can repeat at will; the keys remembered are bounded.
+ */
+export class LogOncePerMinute {
+  readonly #last = new Map<string, number>();
+
+  constructor(private readonly now: () => number) {}
+
+  due(key: string): boolean {
+    const now = this.now();
+    const last = this.#last.get(key);
+    if (last !== undefined && now - last < 60_000) return false;
+    this.#last.delete(key);
+    this.#last.set(key, now);
+    if (this.#last.size > 1000) this.#last.delete(this.#last.keys().next().value!);
+    return true;
+  }
+}
+
+/** Answers a refused WebSocket upgrade before it happens: 403 for a foreign origin, 429 for a limit. */
+export async function refuse(reply: FastifyReply, refused: Refused, admission: Admission, metrics: CoreMetrics, log: Log): Promise<void> {
+  admission.note(refused, metrics, log);
+  const origin = refused.reason === 'origin';
+  await reply.code(origin ? 403 : 429).type('text/plain')
+    .send(origin ? 'this page\'s origin may not open XMPP sessions here (ALLOWED_ORIGINS)\n' : `too many sessions from this address (${refused.reason})\n`);
+}

@@ -1,0 +1,120 @@
+/**
+ * Who may open a session (issue 13): the page's web origin (cross-site
+ * WebSocket hijacking: any page used to get an upgrade) and limits per
+ * client address, for WebSocket and BOSH together. Client addresses come
+ * from X-Forwarded-For through the trusted loopback proxy, as behind nginx;
+ * an IPv6 address counts by its /64.
+ */
+import t, { type Test } from 'tap';
+import WebSocket from 'ws';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { post, terminalCondition } from '../helpers/bosh-client.js';
+
+/** The HTTP status of a WebSocket upgrade (101 when it succeeded; the socket is then closed). */
+function upgrade(server: TestServer, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(server.wsUrl, 'xmpp', { headers });
+    ws.once('open', () => { ws.terminate(); resolve(101); });
+    ws.once('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    ws.once('error', (err) => { if (!String(err).includes('Unexpected server response')) reject(err); });
+  });
+}
+
+async function metric(server: TestServer, reason: string): Promise<number> {
+  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+  return Number(new RegExp(`xmpp_refused_total\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+}
+
+const create = (server: TestServer, headers: Record<string, string> = {}) =>
+  post(`${server.httpUrl}/http-bind`, "<body xmlns='http://jabber.org/protocol/httpbind' rid='100' to='localhost' wait='1' hold='1' ver='1.6'/>", { headers });
+
+t.test('origins, by default: the gateway\'s own pages and non-browser clients only', async (t) => {
+  const server = await startServer();
+  t.teardown(() => server.close());
+  t.equal(await upgrade(server, {}), 101, 'no Origin header: a non-browser client');
+  t.equal(await upgrade(server, { origin: server.httpUrl }), 101, 'the gateway\'s own origin');
+  t.equal(await upgrade(server, { origin: 'https://evil.example' }), 403, 'a foreign page gets 403 before the upgrade');
+  t.equal(await upgrade(server, { origin: 'null' }), 403, 'a sandboxed page (Origin: null) too');
+  t.equal(await metric(server, 'origin'), 2, 'counted');
+
+  const foreign = await create(server, { origin: 'https://evil.example' });
+  t.equal(foreign.status, 403, 'a foreign page\'s BOSH request is refused too');
+  t.equal(terminalCondition(foreign), 'policy-violation');
+  t.equal((await create(server, { origin: server.httpUrl })).status, 200, 'a BOSH request from the own origin is served');
+  const preflight = await fetch(`${server.httpUrl}/http-bind`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+  t.equal(preflight.headers.get('access-control-allow-origin'), null, 'no CORS grant for a foreign page');
+});
+
+t.test('ALLOWED_ORIGINS opens the gateway to an embedding site, for both transports', async (t) => {
+  const server = await startServer({ ALLOWED_ORIGINS: 'https://chat.example.com' });
+  t.teardown(() => server.close());
+  t.equal(await upgrade(server, { origin: 'https://chat.example.com' }), 101);
+  t.equal(await upgrade(server, { origin: 'https://CHAT.example.com:443' }), 101, 'the same origin written otherwise');
+  t.equal(await upgrade(server, { origin: 'http://chat.example.com' }), 403, 'another scheme is another origin');
+  const preflight = await fetch(`${server.httpUrl}/http-bind`, { method: 'OPTIONS', headers: { origin: 'https://chat.example.com', 'access-control-request-method': 'POST' } });
+  t.equal(preflight.headers.get('access-control-allow-origin'), 'https://chat.example.com', 'BOSH CORS follows the same list');
+  t.equal((await create(server, { origin: 'https://chat.example.com' })).status, 200);
+
+  const any = await startServer({ ALLOWED_ORIGINS: '*' });
+  t.teardown(() => any.close());
+  t.equal(await upgrade(any, { origin: 'https://anywhere.example' }), 101, "'*' allows any page");
+});
+
+t.test('the old BOSH_CORS_ORIGINS still works as an alias', async (t) => {
+  const server = await startServer({ BOSH_CORS_ORIGINS: 'https://legacy.example' });
+  t.teardown(() => server.close());
+  t.equal(await upgrade(server, { origin: 'https://legacy.example' }), 101);
+});
+
+async function limited(t: Test, env: Record<string, string>): Promise<TestServer> {
+  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', ...env });
+  t.teardown(() => server.close());
+  await server.addUser('alice', 'alice-secret');
+  return server;
+}
+
+async function openFrom(t: Test, server: TestServer, ip: string): Promise<RawWsClient> {
+  const c = await RawWsClient.connect(server.wsUrl, 'xmpp', { 'x-forwarded-for': ip });
+  t.teardown(() => c.ws.terminate());
+  return c;
+}
+
+t.test('sessions per address count WebSocket and BOSH together, by the real client address, IPv6 by /64', async (t) => {
+  const server = await limited(t, { MAX_CONNECTIONS_PER_IP: '3' });
+  await openFrom(t, server, '2001:db8:1::1');
+  await openFrom(t, server, '2001:db8:1::2');
+  const bosh = await create(server, { 'x-forwarded-for': '2001:db8:1:0::3' });
+  t.equal(bosh.status, 200, 'a BOSH session is the third');
+  t.equal(await upgrade(server, { 'x-forwarded-for': '2001:db8:1::ffff' }), 429, 'a fourth from the same /64 gets 429');
+  t.equal(terminalCondition(await create(server, { 'x-forwarded-for': '2001:db8:1::4' })), 'policy-violation', 'and over BOSH policy-violation');
+  t.equal(await upgrade(server, { 'x-forwarded-for': '2001:db8:2::1' }), 101, 'another /64 is another client');
+  t.equal(await metric(server, 'connections-per-ip'), 2);
+});
+
+t.test('unauthenticated streams per address are limited; authenticating frees a place', async (t) => {
+  const server = await limited(t, { MAX_UNAUTHENTICATED_PER_IP: '2' });
+  const a = await openFrom(t, server, '192.0.2.10');
+  await openFrom(t, server, '192.0.2.10');
+  t.equal(await upgrade(server, { 'x-forwarded-for': '192.0.2.10' }), 429, 'a third idle stream is refused');
+  await a.login('alice', 'alice-secret', 'desk');
+  t.equal(await upgrade(server, { 'x-forwarded-for': '192.0.2.10' }), 101, 'once one has logged in, another may open');
+  t.equal(await metric(server, 'unauthenticated-per-ip'), 1);
+});
+
+t.test('new sessions per second per address are limited by a token bucket', async (t) => {
+  const server = await limited(t, { NEW_CONNECTIONS_PER_IP_PER_SECOND: '1', NEW_CONNECTIONS_BURST_PER_IP: '2' });
+  t.equal(await upgrade(server, { 'x-forwarded-for': '198.51.100.1' }), 101);
+  t.equal(await upgrade(server, { 'x-forwarded-for': '198.51.100.1' }), 101);
+  t.equal(await upgrade(server, { 'x-forwarded-for': '198.51.100.1' }), 429, 'the burst is spent');
+  t.equal(await upgrade(server, { 'x-forwarded-for': '198.51.100.2' }), 101, 'another address has its own bucket');
+  await new Promise((r) => setTimeout(r, 1100));
+  t.equal(await upgrade(server, { 'x-forwarded-for': '198.51.100.1' }), 101, 'a second later there is a token again');
+  t.equal(await metric(server, 'connection-rate'), 1);
+});
+
+t.test('forwarded addresses from an untrusted peer are not believed: the limits see the peer', async (t) => {
+  const server = await limited(t, { MAX_CONNECTIONS_PER_IP: '1', TRUSTED_PROXIES: 'none' });
+  await openFrom(t, server, '203.0.113.1');
+  t.equal(await upgrade(server, { 'x-forwarded-for': '203.0.113.2' }), 429, 'both count as 127.0.0.1');
+});
