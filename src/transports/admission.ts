@@ -78,6 +78,9 @@ export class Admission {
     return reason && { reason, ip: req.ip, origin };
   }
 
+  /** ALLOWED_ORIGINS is '*'. */
+  get anyOrigin(): boolean { return this.#anyOrigin; }
+
   /** A listed origin (or '*'): for CORS, where same-origin requests need no header at all. */
   listed(origin: string): boolean {
     return this.#anyOrigin || this.#origins.has(normalizeOrigin(origin));

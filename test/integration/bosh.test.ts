@@ -509,6 +509,38 @@ t.test('key sequencing: a wrong key gets item-not-found (§15)', async (t) => {
   expectTerminate(t, await c.raw(c.body({ key: keys[3] })), 'item-not-found');
 });
 
+t.test('key sequencing covers repeated rids: a held or answered request is not served to a request without its key (§15, §14.3)', async (t) => {
+  // Found in a hostile review: a repeated or still-open rid was served before the key was checked,
+  // so whoever knew the sid took over the held request and its payload, and replayed answered ones.
+  const { createHash } = await import('node:crypto');
+  const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
+  const keys = ['seed'];
+  for (let i = 0; i < 6; i++) keys.push(sha1(keys[keys.length - 1]!));
+  const forged = (body: XmlElement, attrs: Record<string, string | undefined>): XmlElement => {
+    const copy = body.clone();
+    for (const [k, v] of Object.entries(attrs)) copy.setAttr(k, v);
+    return copy;
+  };
+
+  const replayed = client(t);
+  await replayed.create({ newkey: keys[6], wait: 1 });
+  const answeredReq = replayed.body({ key: keys[5] });
+  const answered = await replayed.raw(answeredReq);
+  t.equal(terminalCondition(answered), undefined, 'the owner\'s request is answered');
+  t.equal((await replayed.raw(answeredReq)).text, answered.text, 'the owner may repeat it, key and all (§14.3)');
+  expectTerminate(t, await replayed.raw(forged(answeredReq, { key: undefined })), 'item-not-found');
+
+  const heldOne = client(t);
+  await heldOne.create({ newkey: keys[6], wait: 2 });
+  const heldReq = heldOne.body({ key: keys[5] });
+  const held = heldOne.raw(heldReq);
+  await sleep(100);
+  expectTerminate(t, await heldOne.raw(forged(heldReq, { key: 'not-the-key' })), 'item-not-found');
+  const heldAnswer = await held;
+  t.not(terminalCondition(heldAnswer), undefined, 'the held request is not handed to the forger: the session ends for both');
+  t.same(payloads(heldAnswer.body), [], 'and carries nothing');
+});
+
 t.test('pause (§10) answers held requests at once and keeps the session past its inactivity, within maxpause', async (t) => {
   const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_PAUSE: '3', BOSH_MAX_WAIT: '5' });
   t.teardown(() => s.close());
@@ -556,6 +588,10 @@ t.test('the number of sessions per client address is capped', async (t) => {
 });
 
 t.test('CORS: preflight is answered, POST carries Access-Control-Allow-Origin, other routes are untouched', async (t) => {
+  // Any page may use BOSH only when ALLOWED_ORIGINS says '*' (admission.test.ts has the default).
+  const open = await startServer({ ALLOWED_ORIGINS: '*' });
+  t.teardown(() => open.close());
+  const url = `${open.httpUrl}/http-bind`;
   const pre = await post(url, undefined, {
     method: 'OPTIONS', headers: { origin: 'https://widget.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
   });
@@ -563,10 +599,10 @@ t.test('CORS: preflight is answered, POST carries Access-Control-Allow-Origin, o
   t.equal(pre.headers['access-control-allow-origin'], '*');
   t.match(pre.headers['access-control-allow-methods'], /POST/);
   t.match(pre.headers['access-control-allow-headers'], /content-type/i);
-  const c = client(t);
+  const c = client(t, {}, url);
   const res = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid: c.rid++, to: 'localhost', ver: '1.11' }), { headers: { origin: 'https://widget.example' } });
   t.equal(res.headers['access-control-allow-origin'], '*');
-  const health = await post(`${server.httpUrl}/healthz`, undefined, { method: 'GET', headers: { origin: 'https://widget.example' } });
+  const health = await post(`${open.httpUrl}/healthz`, undefined, { method: 'GET', headers: { origin: 'https://widget.example' } });
   t.equal(health.headers['access-control-allow-origin'], undefined, 'CORS is scoped to the BOSH path');
 
   const s = await startServer({ BOSH_CORS_ORIGINS: 'https://chat.example.com' });

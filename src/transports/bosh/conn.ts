@@ -52,6 +52,8 @@ export class BoshConn implements Conn {
   lastEmptyAt: number | undefined;
   /** §15: the key the next request's key must hash to; undefined when the client uses no keys. */
   key: string | undefined;
+  /** §15: the key each processed rid came with, while the rid may still be repeated (§14.3). */
+  readonly #ridKeys = new Map<number, string>();
 
   constructor(
     readonly params: BoshParams,
@@ -86,6 +88,15 @@ export class BoshConn implements Conn {
   /** Unprocessed input bytes this session may have (see exchange.ts overfed). */
   get maxInputBytes(): number { return this.host.flow.maxInputBytes; }
   get sid(): string { return this.params.sid; }
+
+  rememberKey(rid: number, key: string): void {
+    this.#ridKeys.set(rid, key);
+    // Only rids the window could still classify as open or answered can be repeated.
+    const floor = rid - 2 * this.params.requests - 2;
+    for (const r of this.#ridKeys.keys()) if (r < floor) this.#ridKeys.delete(r);
+  }
+
+  keyOf(rid: number): string | undefined { return this.#ridKeys.get(rid); }
 
   /** §13: the client asked to end the session; the core's close follows. */
   peerTerminated(): void { this.#peerTerminated = true; }

@@ -15,7 +15,13 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
   if (conn.closing) return conn.deliverFinalTo(reply);
   // §17.2: the XMPP session is gone under a live BOSH session without a stream close.
   if (conn.session.destroyed) return conn.fail('remote-connection-failed', reply, 'the XMPP session is gone');
-  switch (conn.window.classify(req.rid)) {
+  const verdict = conn.window.classify(req.rid);
+  // §15 before anything is served: a repeated rid must repeat the key it was sent with, or
+  // whoever knows the sid could take over a held request, or replay a buffered response.
+  if ((verdict === 'answered' || verdict === 'open' || (verdict === 'future' && conn.pending.has(req.rid))) && !repeatsKey(conn, req)) {
+    return conn.fail('item-not-found', reply, 'invalid key for a repeated rid (§15)');
+  }
+  switch (verdict) {
     case 'outside': return conn.fail('item-not-found', reply, `rid ${req.rid} is beyond the window (§14.2)`);
     case 'gone': return conn.fail('item-not-found', reply, `rid ${req.rid} is no longer buffered (§14.3)`);
     case 'answered': return conn.resend(req.rid, reply, now);
@@ -153,5 +159,13 @@ function keyValid(conn: BoshConn, req: BoshRequest): boolean {
   if (req.key === undefined) return false;
   if (createHash('sha1').update(req.key).digest('hex') !== conn.key) return false;
   conn.key = (req.newkey ?? req.key).toLowerCase();
+  conn.rememberKey(req.rid, req.key.toLowerCase());
   return true;
+}
+
+/** §15 with §14.3: a resent request carries the key of the first one with its rid (a pending one's is its own). */
+function repeatsKey(conn: BoshConn, req: BoshRequest): boolean {
+  if (conn.key === undefined) return true;
+  const first = conn.pending.get(req.rid)?.request.key?.toLowerCase() ?? conn.keyOf(req.rid);
+  return first !== undefined && req.key?.toLowerCase() === first;
 }

@@ -68,7 +68,7 @@ export async function registerBosh(app: FastifyInstance, core: Core, opts: BoshO
     // BOSH request is refused below (issue 13: one ALLOWED_ORIGINS list for both transports).
     {
       await scope.register(cors, {
-        origin: (origin, cb) => cb(null, origin !== undefined && opts.admission.listed(origin)),
+        origin: opts.admission.anyOrigin ? '*' : (origin, cb) => cb(null, origin !== undefined && opts.admission.listed(origin)),
         methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
         allowedHeaders: ['Content-Type'],
         maxAge: 86400,
