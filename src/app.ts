@@ -147,10 +147,11 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const websocketTransport = registerWebSocket(http, core, {
     path: WEBSOCKET_PATH, limits, pingInterval: config.wsPingInterval, closeTimeout: config.wsCloseTimeout,
     maxBufferedBytes: config.wsMaxBufferedBytes, slowConsumerGrace: config.wsSlowConsumerGrace, shaping, admission,
+    preAuthLimits: { ...limits, maxBytes: Math.min(config.preAuthMaxStanzaSize, config.maxStanzaSize) },
   }, log);
   const bosh = await registerBosh(http, core, {
     path: BOSH_PATH, limits, maxWait: config.boshMaxWait, maxHold: config.boshMaxHold, inactivity: config.boshInactivity,
-    maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, admission,
+    maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, admission, preAuthMaxBytes: config.preAuthMaxStanzaSize,
     flow: {
       maxResponseBytes: config.boshMaxResponseBytes, maxQueuedBytes: config.boshMaxQueuedBytes,
       // Two full bodies: one being paced and the next; a client that waits for its answers stays far below.

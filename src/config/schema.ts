@@ -49,6 +49,7 @@ export const SCHEMA = {
   dataDir: { env: 'DATA_DIR', group: 'Storage', kind: 'string', default: './data', doc: 'Directory of the embedded SQLite database' },
   logLevel: { env: 'LOG_LEVEL', group: 'Logging', kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' },
   maxStanzaSize: { env: 'MAX_STANZA_SIZE', group: 'Limits', kind: 'int', default: 262144, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest stanza (WebSocket frame or BOSH body) accepted; larger gets policy-violation' },
+  preAuthMaxStanzaSize: { env: 'PRE_AUTH_MAX_STANZA_SIZE', group: 'Limits', kind: 'int', default: 8192, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest stanza (WebSocket frame or BOSH body) accepted before authentication, as ejabberd has; larger gets policy-violation' },
   maxXmlDepth: { env: 'MAX_XML_DEPTH', group: 'Limits', kind: 'int', default: 64, min: 8, max: 1024, doc: 'Deepest element nesting accepted in one stanza' },
   maxXmlAttrs: { env: 'MAX_XML_ATTRIBUTES', group: 'Limits', kind: 'int', default: 64, min: 4, max: 1024, doc: 'Most attributes accepted on one element' },
   allowedOrigins: { env: 'ALLOWED_ORIGINS', group: 'Limits', kind: 'list', default: [], minItems: 0, item: /^\*$|^https?:\/\/[^\s,/]+$/, expected: "'*' or origins such as https://chat.example.com", doc: "Web pages (origins) besides the gateway's own that may open WebSocket or BOSH sessions; '*' any. Requests without Origin (non-browser clients) are always allowed" },

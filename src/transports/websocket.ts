@@ -24,6 +24,8 @@ export interface WebSocketOptions {
   readonly shaping: ShapingOptions;
   /** Web origins and per-address limits, shared with BOSH. */
   readonly admission: Admission;
+  /** `limits` with the smaller size bound for streams not yet authenticated (PRE_AUTH_MAX_STANZA_SIZE). */
+  readonly preAuthLimits: XmlLimits;
 }
 
 /** Flow-control figures of the WebSocket transport, for tests and operators. */
@@ -204,7 +206,7 @@ function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, o
   if (isBinary) return session.streamError('unsupported-encoding', 'binary frames are not XMPP; send UTF-8 text frames');
   let el: XmlElement;
   try {
-    el = parseXml(data, opts.limits, NS.CLIENT);
+    el = parseXml(data, session.authenticated ? opts.limits : opts.preAuthLimits, NS.CLIENT);
   } catch (err) {
     if (err instanceof XmlError) return session.streamError(err.condition, err.message);
     throw err;

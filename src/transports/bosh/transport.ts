@@ -31,6 +31,8 @@ export interface BoshOptions {
   readonly maxSessionsPerIp: number;
   /** Web origins and per-address limits, shared with the WebSocket transport (also BOSH's CORS). */
   readonly admission: Admission;
+  /** Largest body accepted before the session has authenticated (PRE_AUTH_MAX_STANZA_SIZE). */
+  readonly preAuthMaxBytes: number;
   /** Response and queue bounds and inbound shaping (issue 10). */
   readonly flow: BoshFlow;
 }
@@ -111,6 +113,10 @@ export class BoshTransport {
     const conn = sid === undefined ? undefined : this.#conns.get(sid);
     try {
       const req = readRequest(el, raw?.length ?? 0);
+      // Before authentication only small bodies (issue 13: PRE_AUTH_MAX_STANZA_SIZE, as ejabberd has).
+      if (req.bytes > this.opts.preAuthMaxBytes && !conn?.session.authenticated) {
+        throw new BoshError('policy-violation', `bodies over ${this.opts.preAuthMaxBytes} bytes need an authenticated session`);
+      }
       if (sid === undefined) return this.#create(req, client, reply, now);
       // §17.2 item-not-found (1): the sid is not (or no longer) valid.
       if (!conn) return terminate(reply, 'item-not-found');

@@ -1,0 +1,44 @@
+/**
+ * PRE_AUTH_MAX_STANZA_SIZE (issue 13, as ejabberd has): before a stream has
+ * authenticated it gets far less room than MAX_STANZA_SIZE, on both
+ * transports; afterwards the normal limit applies.
+ */
+import t from 'tap';
+import { NS, x } from '../../src/xml/index.js';
+import { startServer } from '../helpers/server.js';
+import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
+import { RawBoshClient, post, terminalCondition } from '../helpers/bosh-client.js';
+
+const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', PRE_AUTH_MAX_STANZA_SIZE: '2048' });
+await server.addUser('alice', 'alice-secret');
+t.teardown(() => server.close());
+const big = 'x'.repeat(4000);
+
+t.test('a WebSocket frame over the pre-auth limit before authentication ends the stream with policy-violation', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  c.open();
+  await c.next();
+  await c.next();
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${big}</auth>`);
+  t.equal(streamErrorCondition(await c.next()), 'policy-violation');
+});
+
+t.test('after authentication the same size is fine', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  await c.login('alice', 'alice-secret', 'desk');
+  c.send(`<iq xmlns='jabber:client' type='get' id='big'><ping xmlns='urn:xmpp:ping'/></iq>`.replace('<ping', `<ping data-pad='${big}'`));
+  const answer = await c.until((el) => el.attr('id') === 'big');
+  t.equal(answer.attr('type'), 'result', 'a 4 KB stanza is served once authenticated');
+});
+
+t.test('a BOSH body over the pre-auth limit before authentication gets policy-violation; after login it is served', async (t) => {
+  const created = await post(`${server.httpUrl}/http-bind`, `<body xmlns='${NS.HTTPBIND}' rid='1' to='localhost' wait='1' hold='1' ver='1.6' pad='${big}'/>`);
+  t.equal(terminalCondition(created), 'policy-violation', 'a large creation request');
+  const c = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => c.destroy());
+  await c.login('alice', 'alice-secret', 'web');
+  const res = await c.send({}, x('iq', { xmlns: 'jabber:client', type: 'get', id: 'bigb' }, x('ping', { xmlns: 'urn:xmpp:ping', pad: big })));
+  t.equal(terminalCondition(res), undefined, 'a large body after login is processed');
+});
