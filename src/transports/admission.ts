@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { TokenBucket } from '../util/token-bucket.js';
-import { ipKey } from '../util/ip.js';
+import { ipKey, UNPARSABLE } from '../util/ip.js';
 import type { CoreMetrics } from '../xmpp/metrics-port.js';
 import type { Log } from '../xmpp/log.js';
 
@@ -137,7 +137,7 @@ export class Admission {
   }
 }
 
-const keyOf = (ip: string): string => ipKey(ip) ?? ip;
+const keyOf = (ip: string): string => ipKey(ip) ?? UNPARSABLE;
 
 /** scheme://host[:port], lower-case, default ports dropped (RFC 6454 §6.2); anything unparsable stays as given. */
 function normalizeOrigin(origin: string): string {

@@ -5,11 +5,13 @@ import { isIP } from 'node:net';
  * address as it is (IPv4-mapped IPv6 too), and an IPv6 address by its /64,
  * since one subscriber usually holds a whole /64 and could otherwise step
  * through 2^64 addresses. The text forms of one address (`2001:DB8:0::1`,
- * `2001:db8::1`) give one key. Anything that is not an IP address gives
- * undefined: the caller decides (Node's sockets only ever report real ones).
+ * `2001:db8::1`) give one key, and a port some proxies append is dropped.
+ * Anything that is not an IP address gives undefined: callers count all such
+ * under one key (UNPARSABLE), so varying the garbage escapes no limit.
  */
 export function ipKey(address: string): string | undefined {
-  const bare = address.replace(/^\[(.*)\]$/, '$1').replace(/%.*$/, '');
+  // Some proxies append the client's port: 192.0.2.1:1111, [2001:db8::1]:1111.
+  const bare = address.replace(/^(\d+\.\d+\.\d+\.\d+):\d+$/, '$1').replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/%.*$/, '');
   const family = isIP(bare);
   if (family === 4) return bare;
   if (family !== 6) return undefined;
@@ -34,3 +36,6 @@ function expandIpv6(address: string): number[] {
   const right = parse(tail);
   return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
 }
+
+/** The one key every address that is not an IP address counts under (a misbehaving trusted proxy's garbage). */
+export const UNPARSABLE = 'unparsable';

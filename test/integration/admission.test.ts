@@ -118,3 +118,12 @@ t.test('forwarded addresses from an untrusted peer are not believed: the limits 
   await openFrom(t, server, '203.0.113.1');
   t.equal(await upgrade(server, { 'x-forwarded-for': '203.0.113.2' }), 429, 'both count as 127.0.0.1');
 });
+
+t.test('addresses that are not addresses count as one client, and a port after an address is ignored', async (t) => {
+  // Found in a hostile review: 'garbage' or '1.2.3.4:1111' from a proxy each got a bucket of their own.
+  const server = await limited(t, { MAX_CONNECTIONS_PER_IP: '1' });
+  await openFrom(t, server, 'garbage');
+  t.equal(await upgrade(server, { 'x-forwarded-for': 'other-garbage' }), 429, 'garbage of another spelling is the same client');
+  await openFrom(t, server, '192.0.2.44:1111');
+  t.equal(await upgrade(server, { 'x-forwarded-for': '192.0.2.44:2222' }), 429, 'the same address with another port is the same client');
+});

@@ -20,6 +20,11 @@ t.test('IPv6 addresses are grouped by their /64, whatever the text form', async 
   t.equal(ipKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64', 'an embedded IPv4 tail');
 });
 
+t.test('a port some proxies append is dropped', async (t) => {
+  t.equal(ipKey('192.0.2.7:1111'), '192.0.2.7');
+  t.equal(ipKey('[2001:db8::1]:443'), '2001:db8:0:0::/64');
+});
+
 t.test('what is not an IP address has no key', async (t) => {
-  for (const bad of ['garbage', '1.2.3.4:1111', '', '999.1.1.1', '2001:db8::1::2', '1.2.3']) t.equal(ipKey(bad), undefined, JSON.stringify(bad));
+  for (const bad of ['garbage', '', '999.1.1.1', '2001:db8::1::2', '1.2.3', '1.2.3.4:99999999x']) t.equal(ipKey(bad), undefined, JSON.stringify(bad));
 });

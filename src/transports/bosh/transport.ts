@@ -1,5 +1,5 @@
 import type { Admission } from '../admission.js';
-import { ipKey } from '../../util/ip.js';
+import { ipKey, UNPARSABLE } from '../../util/ip.js';
 import { XmlError, parseXml, serialize, type XmlElement, type XmlLimits } from '../../xml/index.js';
 import type { Core } from '../../xmpp/core.js';
 import type { Log } from '../../xmpp/log.js';
@@ -138,7 +138,7 @@ export class BoshTransport {
   #create(req: BoshRequest, client: ClientInfo, reply: HttpReply, now: number): void {
     const legacy = req.attrs.ver === undefined;
     if (this.#closing) return terminate(reply, 'system-shutdown');
-    const key = ipKey(client.ip) ?? client.ip;
+    const key = ipKey(client.ip) ?? UNPARSABLE;
     const refusal = (this.#perIp.get(key) ?? 0) >= this.opts.maxSessionsPerIp ? 'connections-per-ip' : this.opts.admission.admit(client.ip);
     if (refusal) {
       this.opts.admission.note({ reason: refusal, ip: client.ip, origin: undefined }, this.core.ctx.metrics, this.log);
@@ -195,7 +195,7 @@ export class BoshTransport {
     if (this.#conns.get(conn.sid) !== conn) return;
     this.#conns.delete(conn.sid);
     this.opts.admission.release(conn.ip, conn);
-    const key = ipKey(conn.ip) ?? conn.ip;
+    const key = ipKey(conn.ip) ?? UNPARSABLE;
     const n = (this.#perIp.get(key) ?? 1) - 1;
     if (n > 0) this.#perIp.set(key, n);
     else this.#perIp.delete(key);

@@ -4,7 +4,7 @@ import {
   fakeCredentials, ScramServer, SCRAM_MECHANISMS, verifyPassword, type SaslFailureCondition, type ScramCredentials, type ScramStep,
 } from '../sasl/scram.js';
 import type { LoginThrottle } from '../sasl/login-throttle.js';
-import { ipKey } from '../../util/ip.js';
+import { ipKey, UNPARSABLE } from '../../util/ip.js';
 import { saslprep } from '../sasl/saslprep.js';
 import type { ModuleContext } from '../context.js';
 import type { Session } from '../session.js';
@@ -57,7 +57,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
     return st;
   };
   const plainAllowed = (s: Session): boolean => s.secure || opts.allowInsecurePlain;
-  const throttleKey = (s: Session): string => ipKey(s.ip) ?? s.ip;
+  const throttleKey = (s: Session): string => ipKey(s.ip) ?? UNPARSABLE;
 
   /**
    * Refuses an attempt from an address (or address and account) that failed
