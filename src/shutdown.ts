@@ -58,21 +58,26 @@ export function createShutdownLedger(inner: Storage): ShutdownLedger {
     sliceStart = performance.now();
   }
 
-  const offline: Storage['offline'] = {
-    ...inner.offline,
-    async push(...args: Parameters<Storage['offline']['push']>) {
-      started++;
-      try {
-        if (draining) await turn();
-        return await inner.offline.push(...args);
-      } finally {
-        settled++;
-      }
-    },
-  };
+  async function push(...args: Parameters<Storage['offline']['push']>): Promise<boolean> {
+    started++;
+    try {
+      if (draining) await turn();
+      return await inner.offline.push(...args);
+    } finally {
+      settled++;
+    }
+  }
+  // Proxies, not copies: everything but offline.push reaches the store as it is at the time of
+  // the call, so nothing that replaces a method later (a test's spy, say) is bypassed.
+  const offline = new Proxy(inner.offline, {
+    get: (target, prop, receiver) => (prop === 'push' ? push : Reflect.get(target, prop, receiver)),
+  });
+  const storage = new Proxy(inner, {
+    get: (target, prop, receiver) => (prop === 'offline' ? offline : Reflect.get(target, prop, receiver)),
+  });
 
   return {
-    storage: { ...inner, offline },
+    storage,
     watch(ctx) {
       // Just above offline storage (-50): what reaches it is stored at shutdown (offline/index.ts).
       ctx.hooks.on('message/bare', ({ stanza }) => {

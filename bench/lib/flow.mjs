@@ -13,8 +13,11 @@ const expire = (ms, value) => new Promise((r) => setTimeout(r, ms, value).unref(
 const MiB = 1024 * 1024;
 /** The vCard both memory attacks ask for: 60 KB, under MAX_VCARD_SIZE's default of 64 KiB. */
 const VCARD_BYTES = 60 * 1024;
-/** The value that turns inbound shaping off (the transports' MAX_INBOUND_BYTES_PER_SECOND; "on" is its default). */
-export const SHAPING_OFF = '0';
+/**
+ * Inbound shaping as good as off: the largest rate and burst the schema allows (1 GiB); it has no
+ * "off" value. "On" is the defaults (64 KiB/s per session, 256 KiB burst).
+ */
+export const SHAPING_OFF = { MAX_INBOUND_BYTES_PER_SECOND: String(1024 ** 3), MAX_INBOUND_BURST_BYTES: String(1024 ** 3) };
 
 /** Samples the RSS of `pid` every `everyMs` until stop(), which returns the peak (KiB). */
 function rssPeak(pid, everyMs = 50) {

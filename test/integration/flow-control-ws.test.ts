@@ -93,7 +93,8 @@ t.test('a WebSocket that stops reading is not read from, its backlog stays bound
 });
 
 t.test('a reader stuck above twice the mark past the grace is dropped and its messages go to offline storage', async (t) => {
-  const server = await flowServer(t, { WS_MAX_BUFFERED_BYTES: String(HIGH), WS_SLOW_CONSUMER_GRACE: '1', ...UNSHAPED }, ['alice', 'carol']);
+  // 400 × 50 KB is 20 MB: past MAX_OFFLINE_BYTES' 10 MiB default the tail would be bounced, not stored.
+  const server = await flowServer(t, { WS_MAX_BUFFERED_BYTES: String(HIGH), WS_SLOW_CONSUMER_GRACE: '1', MAX_OFFLINE_BYTES: String(1024 ** 3), ...UNSHAPED }, ['alice', 'carol']);
   const { c: alice } = await connected(t, server, 'alice');
   const { c: carol, jid: carolJid } = await connected(t, server, 'carol');
   socketOf(carol).pause();
