@@ -517,15 +517,20 @@ function targets(med) {
 
 /**
  * Issue 10's targets. Memory: bounded by the configured limits, not by the
- * attack, read as peak RSS growth under 10 % of the vCard bytes the attack
- * asks for (unbounded buffering grows with all of them).
+ * attack: peak RSS growth at most FLOW_RSS_CAP_MIB whatever the attack asks
+ * for (176 MiB of vCards in a full run; before flow control the server grew by
+ * 640 MiB and 840 MiB). The configured bounds are a few MiB (2 ×
+ * WS_MAX_BUFFERED_BYTES; BOSH_MAX_QUEUED_BYTES + BOSH_MAX_RESPONSE_BYTES); the
+ * rest of the cap is slack for V8's heap growth and socket buffers.
  */
+const FLOW_RSS_CAP_MIB = 32;
+
 function flowTargets(get) {
   const rows = [];
   const cap = (x, limit) => (x === undefined ? undefined : x <= limit);
   for (const [scen, what] of [['slow-reader', 'peak RSS, slow reader (WS)'], ['bosh-amplification', 'peak RSS, BOSH amplification']]) {
     const g = (k) => get(scen, 'gateway', k);
-    rows.push([what, 'bounded by the configured limits: growth ≤ 10 % of the bytes asked for', `${fmt(g('peakRssGrowthMiB'), 1)} MiB growth for ${fmt(g('inputKiB'))} KiB sent (${fmt(g('rssGrowthPerInputByte'), 1)} per input byte), ${fmt(g('growthPctOfAmplified'), 1)} % of ${fmt(g('amplifiedMiB'))} MiB asked for`, verdict([cap(g('growthPctOfAmplified'), 10)])]);
+    rows.push([what, `bounded by the configured limits, not the attack: growth ≤ ${FLOW_RSS_CAP_MIB} MiB whatever is asked for`, `${fmt(g('peakRssGrowthMiB'), 1)} MiB growth for ${fmt(g('inputKiB'))} KiB sent (${fmt(g('rssGrowthPerInputByte'), 1)} per input byte), ${fmt(g('growthPctOfAmplified'), 1)} % of ${fmt(g('amplifiedMiB'))} MiB asked for`, verdict([cap(g('peakRssGrowthMiB'), FLOW_RSS_CAP_MIB)])]);
   }
   {
     const p99 = get('bystander-ping', 'gateway', 'p99');
