@@ -49,6 +49,13 @@ export class RawWsClient {
     this.send(`<open xmlns='${NS.FRAMING}' to='${to}' version='1.0'/>`);
   }
 
+  /** Opens the stream and reads the server's <open/>; returns its <stream:features/>. */
+  async openStream(to = 'localhost'): Promise<XmlElement> {
+    this.open(to);
+    await this.next();
+    return this.next();
+  }
+
   /** The next frame not yet read, waiting up to `ms` for it. */
   async next(ms = 3000): Promise<XmlElement> {
     const deadline = Date.now() + ms;

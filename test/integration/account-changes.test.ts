@@ -48,14 +48,10 @@ async function hibernating(t: Test, user: string, password: string): Promise<str
 async function resumeAs(user: string, password: string, smid: string): Promise<string | undefined> {
   const c = await RawWsClient.connect(server.wsUrl);
   try {
-    c.open();
-    await c.next();
-    await c.next();
+    await c.openStream();
     c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
     if ((await c.next()).local !== 'success') return 'auth failed';
-    c.open();
-    await c.next();
-    await c.next();
+    await c.openStream();
     c.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);
     const answer = await c.until((el) => el.ns === SM);
     return answer.local === 'failed' ? answer.getChildren()[0]?.local : answer.local;

@@ -16,9 +16,7 @@ t.teardown(() => server.close());
 t.test('a WebSocket that opens its stream and never authenticates gets connection-timeout', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   t.teardown(() => c.ws.terminate());
-  c.open();
-  await c.next();
-  await c.next();
+  await c.openStream();
   const error = await c.next(4000);
   t.equal(streamErrorCondition(error), 'connection-timeout');
   t.match(error.toString(), /not authenticated within 1 s/);
@@ -34,9 +32,7 @@ t.test('a WebSocket that never even opens its stream is closed too, with a heade
 t.test('an authenticated stream is not touched by the timeout', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   t.teardown(() => c.ws.terminate());
-  c.open();
-  await c.next();
-  await c.next();
+  await c.openStream();
   c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-secret').toString('base64')}</auth>`);
   t.ok((await c.next()).is('success', NS.SASL));
   await new Promise((r) => setTimeout(r, 1500));

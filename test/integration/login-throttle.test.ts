@@ -35,9 +35,7 @@ const condition = (el: XmlElement) => el.getChildren().find((c) => c.local !== '
 async function from(t: Test, ip: string): Promise<RawWsClient> {
   const c = await RawWsClient.connect(url, 'xmpp', { 'x-forwarded-for': ip });
   t.teardown(() => c.ws.terminate());
-  c.open();
-  await c.next();
-  await c.next();
+  await c.openStream();
   return c;
 }
 
@@ -111,9 +109,7 @@ t.test('unknown users look like real ones', async (t) => {
       await a.http.listen({ port: 0, host: '127.0.0.1' });
       try {
         const c = await RawWsClient.connect(`ws://127.0.0.1:${(a.http.server.address() as { port: number }).port}/xmpp-websocket`);
-        c.open();
-        await c.next();
-        await c.next();
+        await c.openStream();
         c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-256'>${scramFirst(user).message}</auth>`);
         const serverFirst = Buffer.from((await c.next()).text(), 'base64').toString('utf8');
         c.ws.terminate();
@@ -142,9 +138,7 @@ t.test('unknown users look like real ones', async (t) => {
     await slow.core.ctx.storage.users.create('localhost', 'dave', await deriveStoredCredentials('dave-secret', 100000));
     const failureTime = async (user: string): Promise<number> => {
       const c = await RawWsClient.connect(slowUrl);
-      c.open();
-      await c.next();
-      await c.next();
+      await c.openStream();
       const start = process.hrtime.bigint();
       c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain(user, 'wrong')}</auth>`);
       t.equal(condition(await c.next(5000)), 'not-authorized');

@@ -17,9 +17,7 @@ const big = 'x'.repeat(4000);
 t.test('a WebSocket frame over the pre-auth limit before authentication ends the stream with policy-violation', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   t.teardown(() => c.ws.terminate());
-  c.open();
-  await c.next();
-  await c.next();
+  await c.openStream();
   c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${big}</auth>`);
   t.equal(streamErrorCondition(await c.next()), 'policy-violation');
 });
