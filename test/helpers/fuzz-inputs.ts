@@ -48,12 +48,16 @@ export const WS_CORPUS: readonly string[] = [
   `<enable xmlns='urn:xmpp:sm:3' resume='true'/>`,
   `<resume xmlns='urn:xmpp:sm:3' previd='AAAAAAAAAAAAAAAAAAAAAAAA' h='0'/>`,
   `<resume xmlns='urn:xmpp:sm:3' previd='' h='-1'/>`,
+  `<resume xmlns='urn:xmpp:sm:3' previd='{SMID}' h='{H}'/>`,
   `<a xmlns='urn:xmpp:sm:3' h='4294967295'/>`,
   `<a xmlns='urn:xmpp:sm:3' h='x'/>`,
   `<r xmlns='urn:xmpp:sm:3'/>`,
   `<active xmlns='urn:xmpp:csi:0'/>`,
   `<inactive xmlns='urn:xmpp:csi:0'/>`,
 ];
+
+/** The stanzas of the corpus: errors in them are stanza errors, so the stream usually goes on. */
+export const WS_STANZAS: readonly string[] = WS_CORPUS.filter((f) => /^<(iq|message|presence|r|active|inactive) /.test(f));
 
 /** BOSH bodies (XEP-0124 §7, XEP-0206 §3, §15 keys); SID is replaced by a live or guessed sid. */
 export const BOSH_CORPUS: readonly string[] = [
@@ -71,15 +75,21 @@ export const BOSH_CORPUS: readonly string[] = [
 ];
 
 const INSERTS = ['<', '&', ']]>', '\0', '\uFFFE', '<!DOCTYPE a [<!ENTITY b "c">]>', '<?xml version="1.0"?>', '<!--', '&#0;', '&#xD800;', '&b;', "'", '"', '>', 'xmlns:a=""', '\u{1F600}'];
-const OPS = ['none', 'none', 'none', 'none', 'none', 'none', 'none', 'none', 'flip', 'truncate', 'insert', 'insert', 'nest', 'attrs', 'huge', 'utf8', 'binary', 'empty'] as const;
-export type Op = typeof OPS[number];
+const MUTATIONS = ['flip', 'truncate', 'insert', 'insert', 'nest', 'attrs', 'huge', 'utf8', 'binary', 'empty'] as const;
+export type Op = 'none' | typeof MUTATIONS[number];
+/**
+ * Three in four inputs are well-formed (hostile) stanzas, one a syntactic
+ * mutation: most mutations end the stream, and a fuzzer that only reconnects
+ * never reaches the logged-in code.
+ */
+const OP: fc.Arbitrary<Op> = fc.oneof({ arbitrary: fc.constant('none' as const), weight: 3 }, { arbitrary: fc.constantFrom(...MUTATIONS), weight: 1 });
 
 /** One step of the plan: which base input, which mutation, where. */
 export interface Step { readonly base: number; readonly op: Op; readonly pos: number; readonly n: number; readonly insert: string }
 
 const STEP = fc.record({
   base: fc.nat(1_000_000),
-  op: fc.constantFrom(...OPS),
+  op: OP,
   pos: fc.nat(1_000_000),
   n: fc.integer({ min: 1, max: 400 }),
   insert: fc.constantFrom(...INSERTS),

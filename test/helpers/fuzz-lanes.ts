@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { NS, parseXml } from '../../src/xml/index.js';
 import { RawWsClient } from './ws-client.js';
 import { post } from './bosh-client.js';
-import { BOSH_CORPUS, WS_CORPUS, mutate, planBatch, type Step } from './fuzz-inputs.js';
+import { BOSH_CORPUS, WS_CORPUS, WS_STANZAS, mutate, planBatch, type Step } from './fuzz-inputs.js';
 
 const BATCH = 500;
 
@@ -51,12 +51,17 @@ export interface LaneResult {
 export async function wsLane(url: string, lane: number, steps: Iterable<Step>, maxStanza: number, recent: Recent): Promise<LaneResult> {
   const result: LaneResult = { sent: 0, connections: 0, stalls: 0, stalled: [] };
   let ws: WebSocket | undefined;
+  const smids: string[] = [];
   for (const step of steps) {
     if (!ws || ws.readyState !== WebSocket.OPEN) {
       ws?.terminate();
-      ws = await connectLane(url, lane, result.connections++);
+      ws = await connectLane(url, lane, result.connections++, smids);
     }
-    const { data, binary } = mutate(WS_CORPUS[step.base % WS_CORPUS.length]!, step, maxStanza);
+    // A real smid of this lane's earlier (now hibernating) session, with a wrong or right h.
+    // Three in four from the stanzas: most other first-level elements end the stream by design.
+    const pool = (step.base >> 10) % 4 === 0 ? WS_CORPUS : WS_STANZAS;
+    const base = pool[step.base % pool.length]!.replace('{SMID}', smids.at(-1) ?? 'none').replace('{H}', String(step.n % 4));
+    const { data, binary } = mutate(base, step, maxStanza);
     remember(recent, `${binary ? 'binary ' : ''}${data.toString()}`);
     ws.send(data, { binary });
     result.sent++;
@@ -69,19 +74,24 @@ export async function wsLane(url: string, lane: number, steps: Iterable<Step>, m
   return result;
 }
 
-async function connectLane(url: string, lane: number, n: number): Promise<WebSocket> {
+async function connectLane(url: string, lane: number, n: number, smids: string[]): Promise<WebSocket> {
   // Each connection its own address (trusted loopback proxy), so login throttling does not end the fuzzing.
   const headers = { 'x-forwarded-for': `10.${lane}.${(n >> 8) & 255}.${n & 255}` };
   const c = await RawWsClient.connect(url, 'xmpp', headers);
-  if (n % 2 === 0) {
+  if (n % 4 !== 3) { // a quarter stay unauthenticated
     await c.login(`fuzz${lane % 4}`, 'fuzz', `lane${lane}-${n}`).catch(() => undefined);
     if (n % 4 === 0) c.send(`<enable xmlns='${NS.SM}' resume='true'/>`);
+  } else {
+    c.open();
+    await c.next().then(() => c.next()).catch(() => undefined);
   }
   c.ws.removeAllListeners('message'); // responses are not kept: the run stays bounded in the test process too
   // RFC 7395 §3.6: once the server ends the stream it waits for our <close/> and answers no pings; start afresh.
   c.ws.on('message', (data) => {
     const text = data.toString();
     if (text.startsWith('<close') || text.includes(NS.STREAMS)) c.ws.terminate();
+    const enabled = /^<enabled [^>]*\bid="([^"]+)"/.exec(text);
+    if (enabled) smids.splice(0, smids.length, enabled[1]!);
   });
   return c.ws;
 }
