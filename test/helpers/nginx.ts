@@ -17,25 +17,15 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
+import { ensureDebianPackage } from './apt.js';
 
 export const NGINX_PATH = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
 /** The address the README's blocks proxy to; tests replace it with the test gateway's. */
 const README_UPSTREAM = 'http://127.0.0.1:5280';
 
-/** Makes sure Debian's nginx is installed (apt-get as root, under a lock shared with other installs). */
+/** Makes sure Debian's nginx is installed (apt-get as root, under the lock Chromium's install uses too). */
 export function ensureNginx(): string {
-  if (existsSync(NGINX_PATH)) return NGINX_PATH;
-  if (process.getuid?.() !== 0) {
-    throw new Error(`nginx is missing at ${NGINX_PATH}: install the Debian package "nginx" (apt-get install nginx)`);
-  }
-  const script = `test -x ${NGINX_PATH} || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }`;
-  try {
-    execFileSync('flock', ['/tmp/xmpp-web-gateway-apt.lock', 'sh', '-c', script], { stdio: 'ignore', timeout: 600_000 });
-  } catch (err) {
-    throw new Error(`nginx is missing and "apt-get install nginx" failed: ${(err as Error).message.split('\n')[0]}`);
-  }
-  if (!existsSync(NGINX_PATH)) throw new Error(`"apt-get install nginx" ran but ${NGINX_PATH} is still missing`);
-  return NGINX_PATH;
+  return ensureDebianPackage(NGINX_PATH, 'nginx');
 }
 
 /**
