@@ -8,10 +8,10 @@
  * as CI does; otherwise the test fails with one line naming the package.
  * Never a silent skip.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Test } from 'tap';
+import { ensureDebianPackage } from './apt.js';
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocket as PwWebSocket } from 'playwright-core';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -30,18 +30,7 @@ const ARGS = [
 
 /** Makes sure Debian's chromium is installed (apt-get as root, under a lock so parallel test files wait for one install). */
 export function ensureChromium(): string {
-  if (existsSync(CHROMIUM_PATH)) return CHROMIUM_PATH;
-  if (process.getuid?.() !== 0) {
-    throw new Error(`Chromium is missing at ${CHROMIUM_PATH}: install the Debian package "chromium" (apt-get install chromium)`);
-  }
-  const script = `test -x ${CHROMIUM_PATH} || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }`;
-  try {
-    execFileSync('flock', ['/tmp/xmpp-web-gateway-apt.lock', 'sh', '-c', script], { stdio: 'ignore', timeout: 600_000 });
-  } catch (err) {
-    throw new Error(`Chromium is missing and "apt-get install chromium" failed: ${(err as Error).message.split('\n')[0]}`);
-  }
-  if (!existsSync(CHROMIUM_PATH)) throw new Error(`"apt-get install chromium" ran but ${CHROMIUM_PATH} is still missing`);
-  return CHROMIUM_PATH;
+  return ensureDebianPackage(CHROMIUM_PATH, 'chromium', 'Chromium');
 }
 
 /**

@@ -26,7 +26,12 @@ export class RawWsClient {
   }
 
   static async connect(url: string, protocols: string | string[] = 'xmpp', headers?: Record<string, string>): Promise<RawWsClient> {
-    const ws = new WebSocket(url, protocols, headers ? { headers } : undefined);
+    return RawWsClient.connectWith(url, protocols, headers ? { headers } : undefined);
+  }
+
+  /** Like connect, with any `ws` client options (TLS options, `localAddress` to connect from 127.0.0.2, …). */
+  static async connectWith(url: string, protocols: string | string[], options?: WebSocket.ClientOptions): Promise<RawWsClient> {
+    const ws = new WebSocket(url, protocols, options);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
