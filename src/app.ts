@@ -19,7 +19,7 @@ import * as message from './xmpp/features/message.js';
 import * as presence from './xmpp/features/presence.js';
 import * as roster from './xmpp/features/roster/index.js';
 import * as blocking from './xmpp/features/blocking.js';
-import { createVolatileAccountStores } from './storage/memory-roster.js';
+import { createVolatileAccountStores } from './storage/memory/index.js';
 import * as remote from './xmpp/features/remote.js';
 import * as sm from './xmpp/features/stream-management/index.js';
 import * as offline from './xmpp/features/offline/index.js';

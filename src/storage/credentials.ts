@@ -5,7 +5,7 @@
  */
 import { saslprep } from '../xmpp/sasl/saslprep.js';
 import { deriveCredentialsAsync, type ScramCredentials } from '../xmpp/sasl/scram.js';
-import type { StoredCredentials } from './types.js';
+import type { StoredCredentials } from './ports/accounts.js';
 
 /** A password no SCRAM client could ever log in with. The message never contains the password. */
 export class InvalidPasswordError extends Error {

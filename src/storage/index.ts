@@ -1,4 +1,4 @@
 export * from './types.js';
 export { assertValidPassword, deriveStoredCredentials, InvalidPasswordError, isStoredCredentials } from './credentials.js';
-export { createMemoryStorage, type MemoryStorageOptions } from './memory.js';
+export { createMemoryStorage, type MemoryStorageOptions } from './memory/index.js';
 export { openSqliteStorage, DATABASE_FILE, type SqliteStorageOptions } from './sqlite/index.js';

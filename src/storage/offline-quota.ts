@@ -2,7 +2,7 @@
  * The arithmetic of offline quotas, shared by every OfflineStore backend so
  * they agree on what a message weighs and when an account is full.
  */
-import type { OfflineQuota, OfflineUsage } from './types.js';
+import type { OfflineQuota, OfflineUsage } from './ports/offline.js';
 
 /** What a stored stanza weighs: its UTF-8 bytes, as SQLite's length(CAST(stanza AS BLOB)) counts them. */
 export function stanzaBytes(stanza: string): number {

@@ -1,6 +1,6 @@
 /** BlocklistStore (XEP-0191) over one better-sqlite3 connection; statements are prepared once. */
 import type Database from 'better-sqlite3';
-import type { BlocklistStore } from '../types.js';
+import type { BlocklistStore } from '../ports/blocklist.js';
 
 export function createSqliteBlocklistStore(db: Database.Database): BlocklistStore {
   const st = {

@@ -12,6 +12,7 @@ import { createSqliteRosterStore } from './roster.js';
 import { createSqliteBlocklistStore } from './blocklist.js';
 import { createSqliteOfflineStore } from './offline.js';
 import { createSqliteVcardStore } from './vcard.js';
+import { createSqliteSmStateStore } from './sm-state.js';
 
 export const DATABASE_FILE = 'gateway.sqlite';
 
@@ -63,6 +64,7 @@ export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions
     blocklists: createSqliteBlocklistStore(db),
     offline: createSqliteOfflineStore(db, options.now ?? Date.now),
     vcards: createSqliteVcardStore(db, options.now ?? Date.now),
+    smState: createSqliteSmStateStore(db),
     async close() {
       if (db.open) db.close();
     },

@@ -152,6 +152,22 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `),
   },
+  {
+    version: 6,
+    name: 'stale h',
+    // XEP-0198 §5: the last h of sessions that can no longer be resumed
+    // (MongooseIM's stream_mgmt_stale_h), so a late <resume/> gets
+    // <failed h='…'/>. Not tied to an account: a record only names an smid,
+    // and goes when it is collected (stale_h.geriatric), by stored_at.
+    up: (db) => db.exec(`
+      CREATE TABLE stale_h (
+        smid      TEXT    NOT NULL PRIMARY KEY,
+        h         INTEGER NOT NULL,
+        stored_at INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX stale_h_by_age ON stale_h (stored_at);
+    `),
+  },
 ];
 
 export interface MigrationResult {

@@ -6,7 +6,8 @@
  */
 import type Database from 'better-sqlite3';
 import { fits, NO_USAGE, stanzaBytes, toQuota } from '../offline-quota.js';
-import type { Clock, OfflineMessage, OfflineQuota, OfflineStore, OfflineUsage } from '../types.js';
+import type { OfflineMessage, OfflineQuota, OfflineStore, OfflineUsage } from '../ports/offline.js';
+import type { Clock } from '../types.js';
 
 interface OfflineRow {
   id: number;

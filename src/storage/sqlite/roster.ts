@@ -1,6 +1,6 @@
 /** RosterStore over one better-sqlite3 connection; statements are prepared once. */
 import type Database from 'better-sqlite3';
-import type { RosterItem, RosterPending, RosterStore, RosterSubscription, StoredRoster } from '../types.js';
+import type { RosterItem, RosterPending, RosterStore, RosterSubscription, StoredRoster } from '../ports/roster.js';
 
 interface ItemRow {
   jid: string;

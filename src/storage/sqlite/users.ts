@@ -3,8 +3,9 @@ import type Database from 'better-sqlite3';
 import { isStoredCredentials } from '../credentials.js';
 import {
   UserExistsError, UserNotFoundError,
-  type AccountChange, type Clock, type NewUser, type StoredCredentials, type UserKey, type UserRecord, type UserStore,
-} from '../types.js';
+  type AccountChange, type NewUser, type StoredCredentials, type UserKey, type UserRecord, type UserStore,
+} from '../ports/accounts.js';
+import type { Clock } from '../types.js';
 
 interface UserRow {
   host: string;

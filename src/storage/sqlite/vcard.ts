@@ -1,6 +1,7 @@
 /** VcardStore over one better-sqlite3 connection; statements are prepared once. */
 import type Database from 'better-sqlite3';
-import type { Clock, VcardStore } from '../types.js';
+import type { VcardStore } from '../ports/vcard.js';
+import type { Clock } from '../types.js';
 
 export function createSqliteVcardStore(db: Database.Database, now: Clock): VcardStore {
   const st = {

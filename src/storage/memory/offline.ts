@@ -1,18 +1,11 @@
 /**
- * In-memory OfflineStore and VcardStore, with the same observable behaviour
- * as the SQLite ones (memory.ts wires `purge` to UserStore.delete, which is
- * SQLite's ON DELETE CASCADE).
+ * In-memory OfflineStore with the same observable behaviour as the SQLite
+ * one (its `purge` is UserStore.delete's cascade, wired in index.ts).
  */
-import { fits, NO_USAGE, stanzaBytes, toQuota } from './offline-quota.js';
-import type { Clock, OfflineMessage, OfflineStore, OfflineUsage, VcardStore } from './types.js';
-
-// NUL cannot occur in a JID, so it cannot make two different keys collide.
-const keyOf = (host: string, username: string): string => `${host}\0${username}`;
-
-/** Forgets everything held for an account (its deletion). */
-export interface Purgeable {
-  purge(host: string, username: string): void;
-}
+import { fits, NO_USAGE, stanzaBytes, toQuota } from '../offline-quota.js';
+import type { OfflineMessage, OfflineStore, OfflineUsage } from '../ports/offline.js';
+import type { Clock } from '../types.js';
+import { keyOf, type Purgeable } from './key.js';
 
 /**
  * One account's messages with their running usage. Every change goes
@@ -83,24 +76,6 @@ export function createMemoryOfflineStore(now: Clock): OfflineStore & Purgeable {
     },
     purge(host, username) {
       queues.delete(keyOf(host, username));
-    },
-  };
-}
-
-export function createMemoryVcardStore(): VcardStore & Purgeable {
-  const vcards = new Map<string, string>();
-  return {
-    async get(host, username) {
-      return vcards.get(keyOf(host, username));
-    },
-    async set(host, username, vcard) {
-      vcards.set(keyOf(host, username), vcard);
-    },
-    async delete(host, username) {
-      vcards.delete(keyOf(host, username));
-    },
-    purge(host, username) {
-      vcards.delete(keyOf(host, username));
     },
   };
 }

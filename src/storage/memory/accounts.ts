@@ -1,29 +1,18 @@
-/**
- * In-memory Storage with the same observable behaviour as the SQLite one.
- * For unit tests and throwaway runs; nothing survives the process.
- */
-import { copyCredentials } from './credentials.js';
-import { compareUserKeys } from './order.js';
-import { createMemoryOfflineStore, createMemoryVcardStore } from './memory-im.js';
-import { createMemoryBlocklistStore, createMemoryRosterStore } from './memory-roster.js';
+/** In-memory UserStore with the same observable behaviour as the SQLite one. */
+import { copyCredentials } from '../credentials.js';
+import { compareUserKeys } from '../order.js';
 import {
-  type AccountChange,
   UserExistsError, UserNotFoundError,
-  type Clock, type NewUser, type Storage, type UserKey, type UserRecord, type UserStore,
-} from './types.js';
-
-export interface MemoryStorageOptions {
-  now?: Clock;
-}
-
-// NUL cannot occur in a JID, so it cannot make two different keys collide.
-const keyOf = (host: string, username: string): string => `${host}\0${username}`;
+  type AccountChange, type NewUser, type UserKey, type UserRecord, type UserStore,
+} from '../ports/accounts.js';
+import type { Clock } from '../types.js';
+import { keyOf } from './key.js';
 
 function copyRecord(r: UserRecord): UserRecord {
   return { ...r, credentials: copyCredentials(r.credentials) };
 }
 
-function createMemoryUserStore(now: Clock, onDelete: (host: string, username: string) => void = () => {}): UserStore {
+export function createMemoryUserStore(now: Clock, onDelete: (host: string, username: string) => void = () => {}): UserStore {
   const users = new Map<string, UserRecord>();
 
   // The last changes, for watchers in this process (the SQLite store keeps an hour of them).
@@ -85,28 +74,5 @@ function createMemoryUserStore(now: Clock, onDelete: (host: string, username: st
         .sort(compareUserKeys);
     },
     createMany,
-  };
-}
-
-export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage {
-  const now = options.now ?? Date.now;
-  const offline = createMemoryOfflineStore(now);
-  const vcards = createMemoryVcardStore();
-  const rosters = createMemoryRosterStore();
-  const blocklists = createMemoryBlocklistStore();
-  // SQLite's ON DELETE CASCADE: an account's data goes with the account.
-  const purge = (host: string, username: string): void => {
-    offline.purge(host, username);
-    vcards.purge(host, username);
-    rosters.purge(host, username);
-    blocklists.purge(host, username);
-  };
-  return {
-    users: createMemoryUserStore(now, purge),
-    offline,
-    vcards,
-    rosters,
-    blocklists,
-    async close() {},
   };
 }

@@ -1,0 +1,52 @@
+/**
+ * In-memory Storage with the same observable behaviour as the SQLite one.
+ * For unit tests and throwaway runs; nothing survives the process.
+ */
+import type { BlocklistStore, Clock, RosterStore, Storage } from '../types.js';
+import { createMemoryUserStore } from './accounts.js';
+import { createMemoryBlocklistStore } from './blocklist.js';
+import { createMemoryOfflineStore } from './offline.js';
+import { createMemoryRosterStore } from './roster.js';
+import { createMemorySmStateStore } from './sm-state.js';
+import { createMemoryVcardStore } from './vcard.js';
+
+export interface MemoryStorageOptions {
+  now?: Clock;
+}
+
+export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage {
+  const now = options.now ?? Date.now;
+  const offline = createMemoryOfflineStore(now);
+  const vcards = createMemoryVcardStore();
+  const rosters = createMemoryRosterStore();
+  const blocklists = createMemoryBlocklistStore();
+  // SQLite's ON DELETE CASCADE: an account's data goes with the account.
+  const purge = (host: string, username: string): void => {
+    for (const store of [offline, vcards, rosters, blocklists]) store.purge(host, username);
+  };
+  return {
+    users: createMemoryUserStore(now, purge),
+    offline,
+    vcards,
+    rosters,
+    blocklists,
+    smState: createMemorySmStateStore(),
+    async close() {},
+  };
+}
+
+/**
+ * A roster store and a blocklist store that only live in memory, with one
+ * purge for both: where SASL ANONYMOUS accounts keep theirs.
+ */
+export function createVolatileAccountStores(): { rosters: RosterStore; blocklists: BlocklistStore; purge(host: string, username: string): void } {
+  const rosters = createMemoryRosterStore();
+  const blocklists = createMemoryBlocklistStore();
+  return {
+    rosters, blocklists,
+    purge(host, username) {
+      rosters.purge(host, username);
+      blocklists.purge(host, username);
+    },
+  };
+}
