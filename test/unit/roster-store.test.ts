@@ -1,9 +1,9 @@
 /**
- * The RosterStore and BlocklistStore contracts, run over both backends;
- * plus the XEP-0191 JID matching rules of the in-memory account.
+ * The XEP-0191 JID matching rules of the in-memory account, and its roster
+ * bytes. (The RosterStore and BlocklistStore contracts are in test/storage/.)
  */
-import t, { type Test } from 'tap';
-import { createMemoryStorage, deriveStoredCredentials, openSqliteStorage, type Storage, type StoredCredentials } from '../../src/storage/index.js';
+import t from 'tap';
+import { createMemoryStorage, deriveStoredCredentials, type StoredCredentials } from '../../src/storage/index.js';
 import { Account, blocks } from '../../src/xmpp/features/roster/account.js';
 import { parseJid } from '../../src/jid/index.js';
 import { itemBytes, pendingBytes } from '../../src/xmpp/features/roster/quota.js';
@@ -11,69 +11,9 @@ import { itemBytes, pendingBytes } from '../../src/xmpp/features/roster/quota.js
 let creds: StoredCredentials;
 t.before(async () => { creds = await deriveStoredCredentials('pw', 4096); });
 
-const backends: Record<string, (t: Test) => Storage> = {
-  memory: () => createMemoryStorage(),
-  sqlite: (t) => openSqliteStorage(t.testdir()),
-};
-
 const item = (jid: string, more: Record<string, unknown> = {}) => ({
   jid, name: undefined, groups: [] as string[], subscription: 'none' as const, ask: false, approved: false, ...more,
 });
-
-for (const [name, open] of Object.entries(backends)) {
-  t.test(`${name}: a roster stores items, pending requests and the version`, async (t) => {
-    const s = open(t);
-    t.teardown(() => s.close());
-    await s.users.create('example.com', 'alice', creds);
-    t.same(await s.rosters.load('example.com', 'alice'), { version: 0, items: [], pending: [] }, 'a new roster is empty, version 0');
-    await s.rosters.putItem('example.com', 'alice', item('zed@example.com', { name: 'Zed', groups: ['B', 'A'], subscription: 'both' }), 5);
-    await s.rosters.putItem('example.com', 'alice', item('amy@example.com', { ask: true, approved: true, subscription: 'from' }), 6);
-    await s.rosters.putPending('example.com', 'alice', { jid: 'pat@example.com', stanza: '<presence/>' });
-    const loaded = await s.rosters.load('example.com', 'alice');
-    t.equal(loaded.version, 6);
-    t.same(loaded.items, [
-      item('amy@example.com', { ask: true, approved: true, subscription: 'from' }),
-      item('zed@example.com', { name: 'Zed', groups: ['B', 'A'], subscription: 'both' }),
-    ], 'sorted by JID, every field kept, group order kept');
-    t.same(loaded.pending, [{ jid: 'pat@example.com', stanza: '<presence/>' }]);
-
-    await s.rosters.putItem('example.com', 'alice', item('zed@example.com', { name: 'Z' }), 7);
-    await s.rosters.removeItem('example.com', 'alice', 'amy@example.com', 8);
-    await s.rosters.removePending('example.com', 'alice', 'pat@example.com');
-    const after = await s.rosters.load('example.com', 'alice');
-    t.same(after, { version: 8, items: [item('zed@example.com', { name: 'Z' })], pending: [] }, 'replaced, removed, version moved');
-    const copy = (await s.rosters.load('example.com', 'alice')).items[0]!;
-    copy.groups.push('mutated');
-    t.same((await s.rosters.load('example.com', 'alice')).items[0]!.groups, [], 'loads are copies');
-    t.same(await s.rosters.load('example.com', 'bob'), { version: 0, items: [], pending: [] }, 'rosters are per account');
-  });
-
-  t.test(`${name}: a blocklist adds, removes and clears, idempotently`, async (t) => {
-    const s = open(t);
-    t.teardown(() => s.close());
-    await s.users.create('example.com', 'alice', creds);
-    await s.blocklists.add('example.com', 'alice', ['b@x', 'a@x', 'x']);
-    await s.blocklists.add('example.com', 'alice', ['a@x']);
-    t.same(await s.blocklists.list('example.com', 'alice'), ['a@x', 'b@x', 'x'], 'sorted, no duplicates');
-    await s.blocklists.remove('example.com', 'alice', ['a@x', 'not-there']);
-    t.same(await s.blocklists.list('example.com', 'alice'), ['b@x', 'x']);
-    await s.blocklists.clear('example.com', 'alice');
-    t.same(await s.blocklists.list('example.com', 'alice'), []);
-  });
-
-  t.test(`${name}: a roster and a blocklist go with their account`, async (t) => {
-    const s = open(t);
-    t.teardown(() => s.close());
-    await s.users.create('example.com', 'alice', creds);
-    await s.rosters.putItem('example.com', 'alice', item('bob@example.com'), 1);
-    await s.rosters.putPending('example.com', 'alice', { jid: 'pat@example.com', stanza: '<presence/>' });
-    await s.blocklists.add('example.com', 'alice', ['bad@example.com']);
-    await s.users.delete('example.com', 'alice');
-    await s.users.create('example.com', 'alice', creds);
-    t.same(await s.rosters.load('example.com', 'alice'), { version: 0, items: [], pending: [] }, 'a new account of the same name starts empty');
-    t.same(await s.blocklists.list('example.com', 'alice'), []);
-  });
-}
 
 t.test('XEP-0191 JID matching: full, bare, domain/resource and domain entries', async (t) => {
   const log = { error() {}, warn() {}, info() {}, debug() {} } as never;

@@ -1,30 +1,14 @@
 /**
- * The OfflineStore and VcardStore contracts, run over every backend, and
- * what only SQLite can show: the data survives reopening and goes with the
- * account (ON DELETE CASCADE).
+ * The offline messages port contract (XEP-0160): order, pages, ids, the
+ * count and byte quotas and their counters, and that messages go with the
+ * account. Run by offline.test.ts over every backend.
  */
-import t, { type Test } from 'tap';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { createMemoryStorage, deriveStoredCredentials, openSqliteStorage, DATABASE_FILE, type Storage } from '../../src/storage/index.js';
-import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
+import type { Test } from 'tap';
+import { NOW, openFor, withAccounts, type MakeStorage } from './backends.js';
 
-const NOW = 1_700_000_000_000;
-type Open = (t: Test) => Storage;
-const backends: Record<string, Open> = {
-  memory: () => createMemoryStorage({ now: () => NOW }),
-  sqlite: (t) => openSqliteStorage(t.testdir(), { now: () => NOW }),
-};
-
-async function withAccounts(storage: Storage, ...names: string[]): Promise<void> {
-  const credentials = await deriveStoredCredentials('pw', 4096);
-  for (const n of names) await storage.users.create('example.com', n, credentials);
-}
-
-for (const [name, open] of Object.entries(backends)) {
-  t.test(`${name} storage: OfflineStore contract`, async (t) => {
-    const storage = open(t);
-    t.teardown(() => storage.close());
+export function offlineContract(t: Test, makeStorage: MakeStorage): void {
+  t.test('OfflineStore', async (t) => {
+    const storage = await openFor(t, makeStorage);
     await withAccounts(storage, 'alice', 'bob');
     const offline = storage.offline;
 
@@ -92,9 +76,8 @@ for (const [name, open] of Object.entries(backends)) {
     });
   });
 
-  t.test(`${name} storage: OfflineStore byte quota and usage counters`, async (t) => {
-    const storage = open(t);
-    t.teardown(() => storage.close());
+  t.test('byte quota and usage counters', async (t) => {
+    const storage = await openFor(t, makeStorage);
     await withAccounts(storage, 'alice', 'bob');
     const offline = storage.offline;
     // 'é' is two bytes in UTF-8: the quota counts bytes, not characters.
@@ -151,78 +134,4 @@ for (const [name, open] of Object.entries(backends)) {
       t.same(await offline.usage('example.com', 'bob'), { messages: 1, bytes: BIG });
     });
   });
-
-  t.test(`${name} storage: VcardStore contract`, async (t) => {
-    const storage = open(t);
-    t.teardown(() => storage.close());
-    await withAccounts(storage, 'alice', 'bob');
-    const vcards = storage.vcards;
-    t.equal(await vcards.get('example.com', 'alice'), undefined);
-    await vcards.set('example.com', 'alice', '<vCard xmlns="vcard-temp"><FN>A</FN></vCard>');
-    await vcards.set('example.com', 'alice', '<vCard xmlns="vcard-temp"><FN>B</FN></vCard>');
-    t.equal(await vcards.get('example.com', 'alice'), '<vCard xmlns="vcard-temp"><FN>B</FN></vCard>', 'set replaces');
-    t.equal(await vcards.get('example.com', 'bob'), undefined, 'accounts are separate');
-    await vcards.set('example.com', 'bob', '<vCard xmlns="vcard-temp"/>');
-    await vcards.delete('example.com', 'bob');
-    t.equal(await vcards.get('example.com', 'bob'), undefined, 'delete');
-    await storage.users.delete('example.com', 'alice');
-    t.equal(await vcards.get('example.com', 'alice'), undefined, 'a vCard goes with the account');
-  });
 }
-
-t.test('sqlite: offline messages and vCards survive reopening', async (t) => {
-  const dir = t.testdir();
-  const first = openSqliteStorage(dir);
-  await withAccounts(first, 'alice');
-  await first.offline.push('example.com', 'alice', '<message/>', 10);
-  await first.vcards.set('example.com', 'alice', '<vCard xmlns="vcard-temp"/>');
-  await first.close();
-  const second = openSqliteStorage(dir);
-  t.teardown(() => second.close());
-  t.equal(await second.offline.count('example.com', 'alice'), 1);
-  t.equal(await second.vcards.get('example.com', 'alice'), '<vCard xmlns="vcard-temp"/>');
-});
-
-t.test('sqlite: migration 4 back-fills the offline counters of messages stored before it', async (t) => {
-  const dir = t.testdir();
-  const db = new Database(join(dir, DATABASE_FILE));
-  migrate(db, MIGRATIONS.slice(0, 3));
-  db.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)").run('alice');
-  db.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)").run('bob');
-  const insert = db.prepare("INSERT INTO offline_messages (host, username, stanza, stored_at) VALUES ('example.com', ?, ?, 0)");
-  for (const stanza of ['<message>1</message>', '<message>é</message>']) insert.run('alice', stanza);
-  db.close();
-  const storage = openSqliteStorage(dir);
-  t.teardown(() => storage.close());
-  t.same(await storage.offline.usage('example.com', 'alice'), { messages: 2, bytes: 20 + 21 });
-  t.same(await storage.offline.usage('example.com', 'bob'), { messages: 0, bytes: 0 });
-  t.equal(await storage.offline.push('example.com', 'alice', '<m/>', { maxMessages: 3, maxBytes: 45 }), true);
-  t.equal(await storage.offline.push('example.com', 'alice', '<m/>', { maxMessages: 10, maxBytes: 48 }), false, 'the back-filled bytes count');
-  t.same(await storage.offline.usage('example.com', 'alice'), { messages: 3, bytes: 45 });
-});
-
-t.test('sqlite: any DELETE of offline messages keeps the counters right (triggers, not the store code)', async (t) => {
-  const dir = t.testdir();
-  const storage = openSqliteStorage(dir);
-  t.teardown(() => storage.close());
-  await withAccounts(storage, 'alice');
-  for (const b of ['1', '22', '333']) await storage.offline.push('example.com', 'alice', `<message>${b}</message>`, 10);
-  // A second connection, as another store implementation or the CLI would delete.
-  const other = new Database(join(dir, DATABASE_FILE));
-  other.prepare("DELETE FROM offline_messages WHERE stanza LIKE '%22%'").run();
-  other.close();
-  t.same(await storage.offline.usage('example.com', 'alice'), { messages: 2, bytes: 20 + 22 });
-});
-
-t.test('sqlite: two connections pushing to one account (server and CLI) share one quota', async (t) => {
-  const dir = t.testdir();
-  const first = openSqliteStorage(dir);
-  t.teardown(() => first.close());
-  await withAccounts(first, 'alice');
-  const second = openSqliteStorage(dir);
-  t.teardown(() => second.close());
-  const quota = { maxMessages: 100, maxBytes: 5 * 20 };
-  const results = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? second : first).offline.push('example.com', 'alice', `<message>${i}</message>`, quota)));
-  t.equal(results.filter(Boolean).length, 5, 'five fit, whichever connection pushed them');
-  t.same(await second.offline.usage('example.com', 'alice'), { messages: 5, bytes: 100 });
-});

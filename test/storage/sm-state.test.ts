@@ -1,0 +1,37 @@
+/**
+ * The stream management state contract over every backend, and what only
+ * SQLite can show: stale h records survive a restart (a client that comes
+ * back after one still learns its h), and migration 6 on an older file.
+ */
+import t from 'tap';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
+import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
+import { overBackends } from './backends.js';
+import { smStateContract } from './sm-state.contract.js';
+
+overBackends(t, 'sm-state', smStateContract);
+
+t.test('sqlite: stale h survives reopening', async (t) => {
+  const dir = t.testdir();
+  const first = openSqliteStorage(dir);
+  await first.smState.setStaleH('smid-1', 7, 1000);
+  await first.close();
+  const second = openSqliteStorage(dir);
+  t.teardown(() => second.close());
+  t.equal(await second.smState.getStaleH('smid-1'), 7);
+});
+
+t.test('sqlite: migration 6 adds the stale h table to a file at version 5, keeping its data', async (t) => {
+  const dir = t.testdir();
+  const db = new Database(join(dir, DATABASE_FILE));
+  migrate(db, MIGRATIONS.slice(0, 5));
+  db.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', 'alice', '{}', 0)").run();
+  db.close();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  t.same(await storage.users.list(), [{ host: 'example.com', username: 'alice' }]);
+  await storage.smState.setStaleH('smid-2', 3, 1000);
+  t.equal(await storage.smState.getStaleH('smid-2'), 3);
+});
