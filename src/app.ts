@@ -99,7 +99,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     resume_timeout: config.smResumeTimeout, max_hibernated_per_user: config.smMaxHibernatedPerUser,
     ack_quiet_period: config.smAckQuietPeriod, pending_max_bytes: config.smPendingMaxBytes, ack_timeout: config.smAckTimeout,
     stale_h: { enabled: config.smStaleHEnabled, repeat_after: config.smStaleHRepeatAfter, geriatric: config.smStaleHGeriatric },
-  }, createMemorySmRegistry());
+  }, createMemorySmRegistry(ledger.storage.smState));
   iq.register(ctx);
   ping.register(ctx);
   // Rosters first: presence, blocking and account disco build on them.

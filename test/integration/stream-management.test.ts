@@ -1,5 +1,6 @@
 import t from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
+import { openSqliteStorage } from '../../src/storage/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition, streamErrorCondition } from '../helpers/ws-client.js';
 
@@ -29,8 +30,8 @@ async function smLogin(c: RawWsClient, user: string, pw: string, resource?: stri
 }
 
 /** Opens a new stream, authenticates, and sends <resume/>; returns the server's answer. */
-async function resume(user: string, pw: string, smid: string, h: number): Promise<{ c: RawWsClient; answer: XmlElement }> {
-  const c = await RawWsClient.connect(server.wsUrl);
+async function resume(user: string, pw: string, smid: string, h: number, url = server.wsUrl): Promise<{ c: RawWsClient; answer: XmlElement }> {
+  const c = await RawWsClient.connect(url);
   c.open();
   await c.next();
   await c.next();
@@ -221,6 +222,27 @@ t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t)
   const failed = await c.until((el) => el.ns === SM);
   t.ok(failed.is('failed', SM));
   t.equal(failed.attr('h'), '2', 'the server reports the h it had reached');
+  c.close();
+});
+
+t.test('with stale_h enabled, the last h outlives a restart: a client back after it learns what the server handled', async (t) => {
+  const dir = t.testdir();
+  const env = { ALLOW_INSECURE_PLAIN: 'true', SM_STALE_H_ENABLED: 'true' };
+  const before = await startServer(env, openSqliteStorage(dir));
+  await before.addUser('alice', 'alice-pw');
+  const a = await RawWsClient.connect(before.wsUrl);
+  await a.login('alice', 'alice-pw');
+  a.send(`<enable xmlns='${SM}' resume='true'/>`);
+  const smid = (await a.next()).attr('id')!;
+  for (const id of ['p1', 'p2', 'p3']) a.send(`<iq xmlns='jabber:client' type='get' id='${id}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  await a.until((el) => el.attr('id') === 'p3');
+  // A rolling deploy: the shutdown ends the session, the next process opens the same data.
+  await before.close();
+  const after = await startServer(env, openSqliteStorage(dir));
+  t.teardown(() => after.close());
+  const { c, answer } = await resume('alice', 'alice-pw', smid, 0, after.wsUrl);
+  t.ok(answer.is('failed', SM), 'the session itself is gone');
+  t.equal(answer.attr('h'), '3', 'but its h is still known');
   c.close();
 });
 

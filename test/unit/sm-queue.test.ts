@@ -3,6 +3,7 @@ import { SmQueue } from '../../src/xmpp/features/stream-management/queue.js';
 import { PendingQueue } from '../../src/xmpp/features/stream-management/pending.js';
 import { add, distance, parseH, MOD } from '../../src/xmpp/features/stream-management/counter.js';
 import { createMemorySmRegistry } from '../../src/xmpp/features/stream-management/registry.js';
+import { createMemoryStorage } from '../../src/storage/index.js';
 
 t.test('counters wrap at 2^32', async (t) => {
   t.equal(add(MOD - 1, 1), 0);
@@ -101,11 +102,11 @@ t.test('the pending queue keeps order and its byte count over many pushes and sh
 });
 
 t.test('the memory registry keeps stale h until it is geriatric', async (t) => {
-  const r = createMemorySmRegistry();
-  r.setStaleH('x', 42, 1000);
-  t.equal(r.getStaleH('x'), 42);
-  t.equal(r.collectStaleH(1000 + 3599_000, 3600), 0);
-  t.equal(r.getStaleH('x'), 42);
-  t.equal(r.collectStaleH(1000 + 3600_000, 3600), 1);
-  t.equal(r.getStaleH('x'), undefined);
+  const r = createMemorySmRegistry(createMemoryStorage().smState);
+  await r.setStaleH('x', 42, 1000);
+  t.equal(await r.getStaleH('x'), 42);
+  t.equal(await r.collectStaleH(1000 + 3599_000, 3600), 0);
+  t.equal(await r.getStaleH('x'), 42);
+  t.equal(await r.collectStaleH(1000 + 3600_000, 3600), 1);
+  t.equal(await r.getStaleH('x'), undefined);
 });

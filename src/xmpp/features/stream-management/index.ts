@@ -80,6 +80,8 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
   const flow = createFlow(ctx, opts, states);
   const failed = (condition: string, h?: number, extra?: XmlElement): XmlElement =>
     x('failed', { xmlns: NS.SM, h }, x(condition, { xmlns: NS.STANZAS }), extra);
+  // Stale h is a courtesy (XEP-0198 §5): a storage error costs the h attribute, never the session.
+  const staleHFailed = (err: unknown): void => { ctx.log.warn({ err }, 'stale h storage failed'); };
 
   ctx.hooks.on('stream-features', ({ session, features }) => {
     // XEP-0198 §2: offered once authenticated (resume before bind, enable after).
@@ -173,7 +175,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     if (st.hibernation) clearTimeout(st.hibernation);
     if (st.smid && registry.get(st.smid) === session) {
       registry.remove(st.smid);
-      if (opts.stale_h.enabled) registry.setStaleH(st.smid, st.counter_in, Date.now());
+      if (opts.stale_h.enabled) registry.setStaleH(st.smid, st.counter_in, Date.now()).catch(staleHFailed);
     }
     // In order: what was sent and not acked, then what waited to be sent.
     const drained = [...st.queue.drain(), ...st.pending.drain()];
@@ -202,7 +204,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
   const timers: NodeJS.Timeout[] = [];
   if (opts.stale_h.enabled) {
     // Seed: stale_h.repeat_after is how often stale h records are collected.
-    timers.push(setInterval(() => registry.collectStaleH(Date.now(), opts.stale_h.geriatric), opts.stale_h.repeat_after * 1000));
+    timers.push(setInterval(() => { registry.collectStaleH(Date.now(), opts.stale_h.geriatric).catch(staleHFailed); }, opts.stale_h.repeat_after * 1000));
   }
   for (const t of timers) t.unref();
   ctx.disco.addFeature(NS.SM);

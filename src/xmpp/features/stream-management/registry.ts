@@ -1,3 +1,4 @@
+import type { SmStateStore } from '../../../storage/ports/sm-state.js';
 import type { Session } from '../../session.js';
 
 /**
@@ -12,31 +13,27 @@ export interface SmRegistry {
   get(smid: string): Session | undefined;
   remove(smid: string): void;
   /** Records the h of a session that can no longer be resumed. */
-  setStaleH(smid: string, h: number, now: number): void;
-  getStaleH(smid: string): number | undefined;
+  setStaleH(smid: string, h: number, now: number): Promise<void>;
+  getStaleH(smid: string): Promise<number | undefined>;
   /** Drops stale h records older than `geriatric` seconds; returns how many. */
-  collectStaleH(now: number, geriatricSeconds: number): number;
+  collectStaleH(now: number, geriatricSeconds: number): Promise<number>;
   readonly size: number;
-  readonly staleSize: number;
 }
 
-export function createMemorySmRegistry(): SmRegistry {
+/**
+ * Live sessions by smid in this process's memory (a Session cannot leave
+ * it); stale h records in `stale` (storage.smState), so they outlive a
+ * restart and a client that comes back after one still learns its h.
+ */
+export function createMemorySmRegistry(stale: SmStateStore): SmRegistry {
   const sessions = new Map<string, Session>();
-  const stale = new Map<string, { h: number; at: number }>();
   return {
     register: (smid, session) => { sessions.set(smid, session); },
     get: (smid) => sessions.get(smid),
     remove: (smid) => { sessions.delete(smid); },
-    setStaleH: (smid, h, now) => { stale.set(smid, { h, at: now }); },
-    getStaleH: (smid) => stale.get(smid)?.h,
-    collectStaleH(now, geriatricSeconds) {
-      let n = 0;
-      for (const [smid, rec] of stale) {
-        if (now - rec.at >= geriatricSeconds * 1000) { stale.delete(smid); n++; }
-      }
-      return n;
-    },
+    setStaleH: (smid, h, now) => stale.setStaleH(smid, h, now),
+    getStaleH: (smid) => stale.getStaleH(smid),
+    collectStaleH: (now, geriatricSeconds) => stale.collectStaleH(now - geriatricSeconds * 1000),
     get size() { return sessions.size; },
-    get staleSize() { return stale.size; },
   };
 }

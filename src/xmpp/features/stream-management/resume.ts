@@ -33,9 +33,15 @@ export function createResume(
     const st = old && states.get(old);
     // Another account's smid is answered exactly like an unknown one.
     if (!old || !st || old.destroyed || !sameAccount(carrier, old)) {
-      const stale = opts.stale_h.enabled ? registry.getStaleH(previd) : undefined;
       ctx.metrics.sm('resume-failed');
-      return carrier.write(failed('item-not-found', stale));
+      if (!opts.stale_h.enabled) return carrier.write(failed('item-not-found'));
+      // The stale h is in storage, so the answer may come a turn later; the
+      // client waits for <failed/> before it binds (XEP-0198 §5), so nothing
+      // of this stream overtakes it. Without the h, <failed/> still goes.
+      return void registry.getStaleH(previd).then(
+        (stale) => carrier.write(failed('item-not-found', stale)),
+        (err: unknown) => { ctx.log.warn({ err }, 'stale h storage failed'); carrier.write(failed('item-not-found')); },
+      );
     }
     const acked = flow.ack(old, st, h);
     if (!acked.ok) {
