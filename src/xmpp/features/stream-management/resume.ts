@@ -35,9 +35,9 @@ export function createResume(
     if (!old || !st || old.destroyed || !sameAccount(carrier, old)) {
       ctx.metrics.sm('resume-failed');
       if (!opts.stale_h.enabled) return carrier.write(failed('item-not-found'));
-      // The stale h is in storage, so the answer may come a turn later; the
-      // client waits for <failed/> before it binds (XEP-0198 §5), so nothing
-      // of this stream overtakes it. Without the h, <failed/> still goes.
+      // The stale h is in storage, so the answer may come a turn later. A
+      // client waits for <failed/> before it binds (XEP-0198 §5); one that
+      // pipelines may see later replies first. Without the h, <failed/> still goes.
       return void registry.getStaleH(previd).then(
         (stale) => carrier.write(failed('item-not-found', stale)),
         (err: unknown) => { ctx.log.warn({ err }, 'stale h storage failed'); carrier.write(failed('item-not-found')); },
