@@ -29,7 +29,7 @@ import * as csi from './xmpp/features/csi.js';
 import * as accountChanges from './xmpp/features/account-changes.js';
 import { createMemorySmRegistry } from './xmpp/features/stream-management/registry.js';
 import type { Log } from './xmpp/log.js';
-import { LoginThrottle } from './xmpp/sasl/login-throttle.js';
+import { LoginThrottle } from './sasl/login-throttle.js';
 import { randomBytes } from 'node:crypto';
 import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
 

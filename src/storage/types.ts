@@ -3,7 +3,7 @@
  * embedded, PostgreSQL later) implements these; callers never see SQL.
  * All methods are async so a networked backend fits the same shape.
  */
-import type { ScramCredentials } from '../xmpp/sasl/scram.js';
+import type { ScramCredentials } from '../sasl/scram.js';
 
 /** Both SCRAM variants are stored so either mechanism can be offered; never a password. */
 export interface StoredCredentials {

@@ -1,6 +1,6 @@
 import { NS, x, type XmlElement } from '../xml/index.js';
 import { JidError, parseJid, type Jid } from '../jid/index.js';
-import type { Storage } from '../storage/index.js';
+import type { Storage } from '../storage/types.js';
 import { Hooks } from './hooks.js';
 import type { CoreEvents } from './events.js';
 import { Session, isStanza, type SessionOwner } from './session.js';

@@ -13,7 +13,7 @@ import {
   type Storage, type StoredCredentials,
 } from '../../src/storage/index.js';
 import { migrate, MIGRATIONS, type Migration } from '../../src/storage/sqlite/migrations.js';
-import { verifyPassword } from '../../src/xmpp/sasl/scram.js';
+import { verifyPassword } from '../../src/sasl/scram.js';
 
 const NOW = 1_700_000_000_000;
 
