@@ -9,7 +9,7 @@ import { SessionManager } from './session-manager.js';
 import { Router, isClientStanza } from './router.js';
 import { DiscoRegistry, IqRegistry, NonzaRegistry } from './registry.js';
 import {
-  StanzaErrorException, StreamErrorException, stanzaErrorReply, streamErrorElement, type StreamError,
+  StanzaErrorException, StreamErrorException, stanzaErrorReply, type StreamError,
 } from './errors.js';
 import type { Conn } from './conn.js';
 import type { Log } from './log.js';
@@ -185,7 +185,7 @@ export function createCore(deps: CoreDeps): Core {
     },
     closed(session, reason, _clean) {
       if (reason) metrics.streamError(reason.condition);
-      session.conn?.close(reason ? streamErrorElement(reason) : undefined);
+      session.conn?.close(reason);
       destroy(session, reason);
     },
     lost(session, reason) {
