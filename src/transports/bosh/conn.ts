@@ -61,7 +61,7 @@ export class BoshConn implements Conn {
     readonly window: RidWindow,
     readonly secure: boolean,
     readonly ip: string,
-    private readonly host: BoshHost,
+    private readonly host: BoshHost<BoshConn>,
     now: number,
   ) {
     this.#idleSince = now;

@@ -79,7 +79,7 @@ const ALLOWED_CONTENT_TYPES: ReadonlySet<string> = new Set([
 export class BoshTransport {
   readonly #conns = new Map<string, BoshConn>();
   readonly #perIp = new Map<string, number>();
-  readonly #host: BoshHost;
+  readonly #host: BoshHost<BoshConn>;
   #closing = false;
   #timers = 0;
   #openRequests = 0;
