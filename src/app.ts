@@ -10,6 +10,7 @@ import { registerHttpRoutes } from './http/routes.js';
 import { Admission } from './transports/admission.js';
 import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
 import { registerBosh, type BoshStats } from './transports/bosh/index.js';
+import type { TransportHost } from './xmpp/transport-host.js';
 import * as sasl from './xmpp/features/sasl.js';
 import * as bind from './xmpp/features/bind.js';
 import * as iq from './xmpp/features/iq.js';
@@ -29,7 +30,7 @@ import * as csi from './xmpp/features/csi.js';
 import * as accountChanges from './xmpp/features/account-changes.js';
 import { createMemorySmRegistry } from './xmpp/features/stream-management/registry.js';
 import type { Log } from './xmpp/log.js';
-import { LoginThrottle } from './xmpp/sasl/login-throttle.js';
+import { LoginThrottle } from './sasl/login-throttle.js';
 import { randomBytes } from 'node:crypto';
 import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
 
@@ -144,12 +145,14 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     newPerSecond: config.newConnectionsPerIp, newBurst: config.newConnectionsBurstPerIp, now: Date.now,
   });
   if (config.boshCorsOrigins.length > 0) log.warn({ event: 'deprecated', variable: 'BOSH_CORS_ORIGINS' }, 'BOSH_CORS_ORIGINS is deprecated: use ALLOWED_ORIGINS (it covers WebSocket too)');
-  const websocketTransport = registerWebSocket(http, core, {
+  // Transports see only this (issue 12): no core context, no storage.
+  const transportHost: TransportHost = { connect: (conn) => core.connect(conn), metrics: metrics.core };
+  const websocketTransport = registerWebSocket(http, transportHost, {
     path: WEBSOCKET_PATH, limits, pingInterval: config.wsPingInterval, closeTimeout: config.wsCloseTimeout,
     maxBufferedBytes: config.wsMaxBufferedBytes, slowConsumerGrace: config.wsSlowConsumerGrace, shaping, admission,
     preAuthLimits: { ...limits, maxBytes: Math.min(config.preAuthMaxStanzaSize, config.maxStanzaSize) },
   }, log);
-  const bosh = await registerBosh(http, core, {
+  const bosh = await registerBosh(http, transportHost, {
     path: BOSH_PATH, limits, maxWait: config.boshMaxWait, maxHold: config.boshMaxHold, inactivity: config.boshInactivity,
     maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, admission, preAuthMaxBytes: config.preAuthMaxStanzaSize,
     flow: {

@@ -2,10 +2,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { NS, XmlError, parseXml, serialize, x, type XmlElement, type XmlLimits } from '../xml/index.js';
 import type { Conn, ConnEvents, StreamHeader } from '../xmpp/conn.js';
-import type { Core } from '../xmpp/core.js';
 import type { Log } from '../xmpp/log.js';
 import type { CoreMetrics } from '../xmpp/metrics-port.js';
-import { sessionRouteLogger } from '../http/routes.js';
+import { streamErrorElement, type StreamError } from '../xmpp/errors.js';
+import type { TransportHost } from '../xmpp/transport-host.js';
+import { sessionRouteLogger } from './route-log.js';
 import { InputPump, TurnClock, skippedWhenEnding, type ShapingOptions } from './input-pump.js';
 import { WsBacklog, socketOf } from './ws-backlog.js';
 import { refuse, type Admission } from './admission.js';
@@ -122,11 +123,11 @@ class WsConn implements Conn {
     this.session = events;
   }
 
-  close(error?: XmlElement): void {
+  close(error?: StreamError): void {
     if (this.#closing || this.#ended) return;
     // RFC 6120 §4.9.1.2: a stream error is preceded by a stream header.
     if (error && !this.#opened) this.open({ id: 'error', from: '', version: '1.0', lang: 'en' });
-    if (error) this.#write(error);
+    if (error) this.#write(streamErrorElement(error));
     this.#write(x('close', { xmlns: NS.FRAMING }));
     // RFC 7395 §3.6: wait (bounded) for the peer's <close/>, then end the connection.
     this.#closing = setTimeout(() => this.ws.terminate(), this.opts.closeTimeout * 1000);
@@ -230,11 +231,11 @@ function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, o
 }
 
 /** Registers the RFC 7395 endpoint on `app` (which has @fastify/websocket). */
-export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSocketOptions, log: Log): { stats(): WebSocketStats } {
+export function registerWebSocket(app: FastifyInstance, host: TransportHost, opts: WebSocketOptions, log: Log): { stats(): WebSocketStats } {
   const conns = new Set<WsConn>();
   let peakBufferedBytes = 0;
   const deps: WsConnDeps = {
-    metrics: core.ctx.metrics,
+    metrics: host.metrics,
     turns: new TurnClock(),
     observed: (bytes) => { if (bytes > peakBufferedBytes) peakBufferedBytes = bytes; },
   };
@@ -266,12 +267,12 @@ export function registerWebSocket(app: FastifyInstance, core: Core, opts: WebSoc
       }
       // Before the upgrade (issue 13): a page of a foreign origin gets 403, an address over its limits 429.
       const refusal = opts.admission.check(req);
-      if (refusal) await refuse(reply, refusal, opts.admission, core.ctx.metrics, log);
+      if (refusal) await refuse(reply, refusal, opts.admission, host.metrics, log);
     },
     handler: async (_req, reply) => reply.type('text/plain').send('XMPP over WebSocket (RFC 7395) endpoint: connect with a WebSocket client and the "xmpp" subprotocol.\n'),
     wsHandler: (socket: WebSocket, req: FastifyRequest) => {
       const conn = new WsConn(socket, req.protocol === 'https', req.ip, opts, deps);
-      conn.session = core.connect(conn);
+      conn.session = host.connect(conn);
       conns.add(conn);
       opts.admission.add(req.ip, conn);
       socket.on('message', (data: Buffer, isBinary: boolean) => {

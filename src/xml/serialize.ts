@@ -1,5 +1,3 @@
-import type { XmlElement } from './element.js';
-
 // Hand-written rather than fast-xml-parser's XMLBuilder: the builder wants its own JS object
 // shape, so going through it would mean converting every outgoing tree first.
 
@@ -35,11 +33,18 @@ export function escapeAttr(s: string): string {
   return ATTR_SPECIAL_TEST.test(s) ? s.replace(ATTR_SPECIAL, replaceChar) : s;
 }
 
+/** What serialize reads of an element; XmlElement has it (structural, so element.ts can use serialize without a cycle). */
+export interface SerializableElement {
+  readonly name: string;
+  readonly attrs: Readonly<Record<string, string>>;
+  readonly children: ReadonlyArray<SerializableElement | string>;
+}
+
 /**
  * Writes attrs exactly as stored (no xmlns is invented); childless elements become `<a/>`.
  * Recursive: parsed trees are bounded by XmlLimits.maxDepth and built trees are shallow.
  */
-export function serialize(el: XmlElement): string {
+export function serialize(el: SerializableElement): string {
   let out = '<' + el.name;
   const attrs = el.attrs;
   for (const name in attrs) out += ' ' + name + '="' + escapeAttr(attrs[name]) + '"';

@@ -1,4 +1,5 @@
 import type { XmlElement } from '../xml/index.js';
+import type { StreamError, StreamErrorCondition } from './errors.js';
 
 /** What the server says when it opens (or re-opens) a stream. */
 export interface StreamHeader {
@@ -29,8 +30,13 @@ export interface Conn {
    * control reads it: work that produces output waits while it is high.
    */
   readonly bufferedBytes: number;
-  /** Write an optional stream error, then the closing framing, then end the transport. */
-  close(error?: XmlElement): void;
+  /**
+   * Write an optional stream error, then the closing framing, then end the
+   * transport. The error is typed, not an element: each transport frames it
+   * its own way (RFC 7395 writes `streamErrorElement(error)`; XEP-0124 §17.2
+   * maps some conditions to its own terminal conditions) without re-parsing XML.
+   */
+  close(error?: StreamError): void;
   /**
    * Deliver this transport's events to `events` from now on. Stream
    * resumption (XEP-0198 §5) moves a new transport under the old session,
@@ -62,7 +68,7 @@ export interface ConnEvents {
   /** The transport's output backlog (bufferedBytes) went below its low-water mark after being above it. */
   drained(): void;
   /** The transport could not parse what the peer sent. */
-  streamError(condition: import('./errors.js').StreamErrorCondition, text?: string): void;
+  streamError(condition: StreamErrorCondition, text?: string): void;
 }
 
 /** Where a transport's events go once it no longer belongs to a session. */

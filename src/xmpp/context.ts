@@ -1,4 +1,4 @@
-import type { Storage } from '../storage/index.js';
+import type { Storage } from '../storage/types.js';
 import type { Hooks } from './hooks.js';
 import type { CoreEvents } from './events.js';
 import type { SessionManager } from './session-manager.js';

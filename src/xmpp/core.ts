@@ -1,6 +1,6 @@
 import { NS, x, type XmlElement } from '../xml/index.js';
 import { JidError, parseJid, type Jid } from '../jid/index.js';
-import type { Storage } from '../storage/index.js';
+import type { Storage } from '../storage/types.js';
 import { Hooks } from './hooks.js';
 import type { CoreEvents } from './events.js';
 import { Session, isStanza, type SessionOwner } from './session.js';
@@ -9,7 +9,7 @@ import { SessionManager } from './session-manager.js';
 import { Router, isClientStanza } from './router.js';
 import { DiscoRegistry, IqRegistry, NonzaRegistry } from './registry.js';
 import {
-  StanzaErrorException, StreamErrorException, stanzaErrorReply, streamErrorElement, type StreamError,
+  StanzaErrorException, StreamErrorException, stanzaErrorReply, type StreamError,
 } from './errors.js';
 import type { Conn } from './conn.js';
 import type { Log } from './log.js';
@@ -185,7 +185,7 @@ export function createCore(deps: CoreDeps): Core {
     },
     closed(session, reason, _clean) {
       if (reason) metrics.streamError(reason.condition);
-      session.conn?.close(reason ? streamErrorElement(reason) : undefined);
+      session.conn?.close(reason);
       destroy(session, reason);
     },
     lost(session, reason) {

@@ -44,7 +44,7 @@ export interface CoreEvents {
    * them elsewhere (offline storage: messages not yet removed) takes them
    * out of `stanzas`, so nothing is both kept there and routed again.
    */
-  'hand-over': { readonly session: Session; stanzas: Array<import('./hand-over.js').Undelivered> };
+  'hand-over': { readonly session: Session; stanzas: Array<import('./undelivered.js').Undelivered> };
   /** The session's transport drained its output backlog: work waiting for room may go on (flow control). */
   'session-drained': { readonly session: Session };
   /** A hibernating session got a new transport (XEP-0198 resumption). */

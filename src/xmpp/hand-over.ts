@@ -1,14 +1,10 @@
-import { NS, x, type XmlElement } from '../xml/index.js';
+import { NS, x } from '../xml/index.js';
 import { makeJid } from '../jid/index.js';
 import type { ModuleContext } from './context.js';
 import type { Session } from './session.js';
+import type { Undelivered } from './undelivered.js';
 
-/**
- * A stanza the client never got, and the time for its XEP-0203 stamp: when stream management
- * queued it, or (without stream management) when the transport gave it back, which for a BOSH
- * queue can be up to the session's `wait` or inactivity period after it arrived.
- */
-export interface Undelivered { readonly stanza: XmlElement; readonly at: number }
+export type { Undelivered };
 
 /**
  * What happens to stanzas a session never delivered when it ends for good:

@@ -68,7 +68,7 @@ export class Session implements ConnEvents {
   stanzasOut = 0;
   destroyed = false;
   /** Stanzas the transport could not deliver, handed over when the session is gone (see hand-over.ts). */
-  undeliveredStanzas: import('./hand-over.js').Undelivered[] | undefined;
+  undeliveredStanzas: import('./undelivered.js').Undelivered[] | undefined;
   #closing = false;
 
   constructor(conn: Conn, private readonly owner: SessionOwner) {

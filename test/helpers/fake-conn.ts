@@ -3,6 +3,7 @@ import { createMemoryStorage, deriveStoredCredentials, type Storage } from '../.
 import { buildApp, type App } from '../../src/app.js';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import type { Conn, ConnEvents, StreamHeader } from '../../src/xmpp/conn.js';
+import { streamErrorElement, type StreamError } from '../../src/xmpp/errors.js';
 import type { Session } from '../../src/xmpp/session.js';
 
 /**
@@ -23,8 +24,8 @@ export class FakeConn implements Conn {
 
   open(header: StreamHeader): void { this.out.push(parseXml(`<open xmlns='${NS.FRAMING}' id='${header.id}' from='${header.from}'/>`)); }
   send(el: XmlElement): void { this.out.push(parseXml(el.toString(), undefined, NS.CLIENT)); }
-  close(error?: XmlElement): void {
-    if (error) this.send(error);
+  close(error?: StreamError): void {
+    if (error) this.send(streamErrorElement(error));
     this.closed = true;
   }
   attach(events: ConnEvents): void { this.events = events; }

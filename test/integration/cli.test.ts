@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { runCli, type CliIo } from '../../src/cli/main.js';
 import { createMemoryStorage, openSqliteStorage, type StoredCredentials } from '../../src/storage/index.js';
-import { verifyPassword } from '../../src/xmpp/sasl/scram.js';
+import { verifyPassword } from '../../src/sasl/scram.js';
 import { ensureBuilt, ROOT } from '../helpers/built.js';
 
 const BIN = join(ROOT, 'bin', 'xmpp-web-gateway.js');

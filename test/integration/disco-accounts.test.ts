@@ -18,7 +18,7 @@ import { NS, parseXml, x, type XmlElement } from '../../src/xml/index.js';
 import type { Jid } from '../../src/jid/index.js';
 import { FakeConn, saslAnswered, settle, startFakeServer, until, type FakeClient } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
-import { LoginThrottle } from '../../src/xmpp/sasl/login-throttle.js';
+import { LoginThrottle } from '../../src/sasl/login-throttle.js';
 import { randomBytes } from 'node:crypto';
 
 const silent: Log = { info() {}, warn() {}, error() {}, debug() {}, child: () => silent };

@@ -121,7 +121,7 @@ t.test('unknown users look like real ones', async (t) => {
     const before = await saltFor('mallory');
     const after = await saltFor('mallory');
     t.equal(after, before, 'same salt from a second server on the same DATA_DIR');
-    const { fakeCredentials } = await import('../../src/xmpp/sasl/scram.js');
+    const { fakeCredentials } = await import('../../src/sasl/scram.js');
     t.equal(before, fakeCredentials('sha256', 'mallory', loadOrCreateSecret(dir), 4096).salt, 'derived from the secret kept in DATA_DIR, not from a per-process one');
     t.not(await saltFor('trudy'), before, 'another name, another salt');
     t.equal(statSync(join(dir, SECRET_FILE)).mode & 0o777, 0o600);

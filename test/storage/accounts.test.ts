@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { deriveStoredCredentials, InvalidPasswordError, openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
-import { verifyPassword } from '../../src/xmpp/sasl/scram.js';
+import { verifyPassword } from '../../src/sasl/scram.js';
 import { accountsContract } from './accounts.contract.js';
 import { creds, overBackends } from './backends.js';
 

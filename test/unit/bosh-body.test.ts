@@ -69,14 +69,17 @@ t.test('outgoing stanzas get an explicit xmlns without touching the shared origi
 });
 
 t.test('stream errors map to terminal conditions (XEP-0124 §17.2, XEP-0206 §7)', async (t) => {
-  const own = terminateForStreamError(streamErrorElement({ condition: 'host-unknown' }), []);
+  const own = terminateForStreamError({ condition: 'host-unknown', text: 'not served here' }, []);
   t.equal(own.attr('condition'), 'host-unknown');
   t.equal(own.getChildren().length, 0);
-  t.equal(terminateForStreamError(streamErrorElement({ condition: 'system-shutdown' }), []).attr('condition'), 'system-shutdown');
+  t.equal(terminateForStreamError({ condition: 'system-shutdown' }, []).attr('condition'), 'system-shutdown');
   const msg = x('message', { xmlns: NS.CLIENT }, x('body', {}, 'last'));
-  const wrapped = terminateForStreamError(streamErrorElement({ condition: 'conflict', text: 'replaced' }), [msg]);
+  const wrapped = terminateForStreamError({ condition: 'conflict', text: 'replaced' }, [msg]);
   t.equal(wrapped.attr('condition'), 'remote-stream-error');
   t.same(wrapped.getChildren().map((c) => c.name), ['message', 'stream:error'], 'stanzas first, then the stream error');
+  t.same(wrapped.getChildren()[1], streamErrorElement({ condition: 'conflict', text: 'replaced' }), 'the stream error as RFC 6120 §4.9.2 shapes it');
+  const shared = terminateForStreamError({ condition: 'policy-violation' }, []);
+  t.equal(shared.attr('condition'), 'remote-stream-error', 'a condition both specs name is still a stream error (XEP-0206 §7)');
   const clean = terminateForStreamError(undefined, [msg]);
   t.equal(clean.attr('type'), 'terminate');
   t.equal(clean.attr('condition'), undefined);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { LoginThrottle, type LoginThrottleOptions } from '../../src/xmpp/sasl/login-throttle.js';
+import { LoginThrottle, type LoginThrottleOptions } from '../../src/sasl/login-throttle.js';
 
 function throttle(more: Partial<LoginThrottleOptions> = {}): { th: LoginThrottle; clock: { now: number } } {
   const clock = { now: 1_000_000 };

@@ -9,8 +9,8 @@ import {
   type ScramCredentials,
   type ScramHash,
   type ScramStep,
-} from '../../src/xmpp/sasl/scram.js';
-import { saslprep } from '../../src/xmpp/sasl/saslprep.js';
+} from '../../src/sasl/scram.js';
+import { saslprep } from '../../src/sasl/saslprep.js';
 
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64');
 const KEY_LENGTH: Record<ScramHash, number> = { sha1: 20, sha256: 32 };
@@ -287,6 +287,6 @@ t.test('the printable-ASCII shortcut gives what the SASLprep library gives', asy
 });
 
 t.test('SASLprep of a string that maps to nothing fails with a plain message', async (t) => {
-  const { saslprep } = await import('../../src/xmpp/sasl/saslprep.js');
+  const { saslprep } = await import('../../src/sasl/saslprep.js');
   t.throws(() => saslprep('\u00ad'), /nothing is left after mapping/);
 });

@@ -5,7 +5,7 @@
  * backend fits the same shape.
  */
 // The one place storage names SASL code (the credentials a backend stores).
-import type { ScramCredentials } from '../../xmpp/sasl/scram.js';
+import type { ScramCredentials } from '../../sasl/scram.js';
 
 /** Both SCRAM variants are stored so either mechanism can be offered; never a password. */
 export interface StoredCredentials {

@@ -1,5 +1,6 @@
 import { NS, XmlElement, x, type XmlAttrInput } from '../../xml/index.js';
 import type { StreamHeader } from '../../xmpp/conn.js';
+import { streamErrorElement, type StreamError, type StreamErrorCondition } from '../../xmpp/errors.js';
 import { parseRid } from './rid-window.js';
 
 /** XEP-0124 §17.2: the terminal binding conditions. */
@@ -194,26 +195,23 @@ export function recoverableErrorBody(): XmlElement {
   return x('body', { xmlns: NS.HTTPBIND, type: 'error' });
 }
 
-/** The condition of a <stream:error/> (RFC 6120 §4.9.3), if `el` is one. */
-function streamErrorCondition(el: XmlElement): string | undefined {
-  // Built elements resolve no prefix, so a <stream:error/> from the builder is recognised by its declaration.
-  const colon = el.name.indexOf(':');
-  const declared = colon > 0 && el.attrs[`xmlns:${el.name.slice(0, colon)}`] === NS.STREAM;
-  if (el.local !== 'error' || (el.ns !== NS.STREAM && !declared)) return undefined;
-  return el.getChildren(undefined, NS.STREAMS).find((c) => c.local !== 'text')?.local;
-}
-
 /**
  * Stream errors that name a condition of their own in XEP-0124 §17.2 are
  * reported with it; every other stream error travels inside a
  * remote-stream-error body (XEP-0206 §7).
  */
-const OWN_CONDITIONS: ReadonlySet<string> = new Set<TerminalCondition>(['host-unknown', 'host-gone', 'improper-addressing', 'system-shutdown']);
+const OWN_CONDITIONS = ['host-unknown', 'host-gone', 'improper-addressing', 'system-shutdown'] as const satisfies readonly TerminalCondition[];
+type OwnCondition = typeof OWN_CONDITIONS[number];
+const OWN: ReadonlySet<StreamErrorCondition> = new Set<StreamErrorCondition>(OWN_CONDITIONS);
 
-export function terminateForStreamError(error: XmlElement | undefined, payloads: readonly XmlElement[]): XmlElement {
+function isOwnCondition(condition: StreamErrorCondition): condition is OwnCondition {
+  return OWN.has(condition);
+}
+
+/** The core's typed stream error (Conn.close), mapped without building or re-parsing XML for own conditions. */
+export function terminateForStreamError(error: StreamError | undefined, payloads: readonly XmlElement[]): XmlElement {
   if (error === undefined) return terminateBody(undefined, payloads);
-  const condition = streamErrorCondition(error);
-  if (condition !== undefined && OWN_CONDITIONS.has(condition)) return terminateBody(condition as TerminalCondition, payloads);
-  return terminateBody('remote-stream-error', [...payloads, error]);
+  if (isOwnCondition(error.condition)) return terminateBody(error.condition, payloads);
+  return terminateBody('remote-stream-error', [...payloads, streamErrorElement(error)]);
 }
 

@@ -1,5 +1,6 @@
 import { serialize, type XmlAttrInput, type XmlElement } from '../../xml/index.js';
 import { DETACHED, type Conn, type ConnEvents, type StreamHeader } from '../../xmpp/conn.js';
+import type { StreamError } from '../../xmpp/errors.js';
 import {
   creationAttrs, legacyStatus, recoverableErrorBody, responseBody, terminateBody, terminateForStreamError, type TerminalCondition,
 } from './body.js';
@@ -60,7 +61,7 @@ export class BoshConn implements Conn {
     readonly window: RidWindow,
     readonly secure: boolean,
     readonly ip: string,
-    private readonly host: BoshHost,
+    private readonly host: BoshHost<BoshConn>,
     now: number,
   ) {
     this.#idleSince = now;
@@ -118,7 +119,7 @@ export class BoshConn implements Conn {
     this.session = events;
   }
 
-  close(error?: XmlElement): void {
+  close(error?: StreamError): void {
     if (this.#ended || this.#final) return;
     // XEP-0206 §7: stanzas not yet delivered precede the stream error. But
     // after the client's own terminate it reads nothing more (strophe.js

@@ -1,11 +1,11 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import cors from '@fastify/cors';
 import { serialize } from '../../xml/index.js';
-import type { Core } from '../../xmpp/core.js';
+import type { TransportHost } from '../../xmpp/transport-host.js';
 import type { Log } from '../../xmpp/log.js';
 import { terminateBody, type TerminalCondition } from './body.js';
 import type { HttpReply } from './types.js';
-import { sessionRouteLogger } from '../../http/routes.js';
+import { sessionRouteLogger } from '../route-log.js';
 import { BoshTransport, DEFAULT_CONTENT_TYPE, type BoshOptions } from './transport.js';
 
 // Static text, no client data in it.
@@ -58,8 +58,8 @@ function errorCondition(err: FastifyError): TerminalCondition {
  * protocol, GET for a short page, OPTIONS for CORS preflight. Content-type
  * parsing, the error handler and CORS are scoped to this path only.
  */
-export async function registerBosh(app: FastifyInstance, core: Core, opts: BoshOptions, log: Log): Promise<BoshTransport> {
-  const transport = new BoshTransport(core, opts, log);
+export async function registerBosh(app: FastifyInstance, host: TransportHost, opts: BoshOptions, log: Log): Promise<BoshTransport> {
+  const transport = new BoshTransport(host, opts, log);
   await app.register(async (scope) => {
     // XEP-0124 §4: clients may send any Content-Type (text/plain, form-encoded, none); it is ignored.
     scope.removeAllContentTypeParsers();
@@ -78,7 +78,7 @@ export async function registerBosh(app: FastifyInstance, core: Core, opts: BoshO
     scope.setErrorHandler((err: FastifyError, _req, reply) => {
       const condition = errorCondition(err);
       if (condition === 'internal-server-error') {
-        core.ctx.metrics.internalError();
+        host.metrics.internalError();
         log.error({ err }, 'bosh request failed');
       }
       return reply.code(200).header('content-type', DEFAULT_CONTENT_TYPE).send(serialize(terminateBody(condition)));
@@ -87,7 +87,7 @@ export async function registerBosh(app: FastifyInstance, core: Core, opts: BoshO
     scope.options('/', async (_req, reply) => reply.code(204).header('allow', 'GET, HEAD, POST, OPTIONS').send());
     scope.post('/', { childLoggerFactory: sessionRouteLogger }, (req, reply) => {
       if (!opts.admission.originAllowed(req.headers.origin, `${req.protocol}://${req.host}`)) {
-        opts.admission.note({ reason: 'origin', ip: req.ip, origin: req.headers.origin }, core.ctx.metrics, log);
+        opts.admission.note({ reason: 'origin', ip: req.ip, origin: req.headers.origin }, host.metrics, log);
         reply.code(403).header('content-type', DEFAULT_CONTENT_TYPE).send(serialize(terminateBody('policy-violation')));
         return;
       }

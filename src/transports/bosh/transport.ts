@@ -1,7 +1,7 @@
 import type { Admission } from '../admission.js';
 import { ipKey, UNPARSABLE } from '../../util/ip.js';
 import { XmlError, parseXml, serialize, type XmlElement, type XmlLimits } from '../../xml/index.js';
-import type { Core } from '../../xmpp/core.js';
+import type { TransportHost } from '../../xmpp/transport-host.js';
 import type { Log } from '../../xmpp/log.js';
 import {
   BoshError, legacyStatus, negotiateVer, readRequest, terminateBody, uintAttr, type BoshParams, type BoshRequest, type TerminalCondition,
@@ -79,20 +79,20 @@ const ALLOWED_CONTENT_TYPES: ReadonlySet<string> = new Set([
 export class BoshTransport {
   readonly #conns = new Map<string, BoshConn>();
   readonly #perIp = new Map<string, number>();
-  readonly #host: BoshHost;
+  readonly #host: BoshHost<BoshConn>;
   #closing = false;
   #timers = 0;
   #openRequests = 0;
   #peakQueuedBytes = 0;
 
-  constructor(private readonly core: Core, readonly opts: BoshOptions, readonly log: Log) {
+  constructor(private readonly server: TransportHost, readonly opts: BoshOptions, readonly log: Log) {
     this.#host = {
       log,
       removed: (conn) => this.#removed(conn),
       timers: (delta) => { this.#timers += delta; },
-      internalError: () => core.ctx.metrics.internalError(),
+      internalError: () => server.metrics.internalError(),
       flow: opts.flow,
-      flowControl: (event) => core.ctx.metrics.flowControl('bosh', event),
+      flowControl: (event) => server.metrics.flowControl('bosh', event),
       turns: new TurnClock(),
       observed: (bytes) => { if (bytes > this.#peakQueuedBytes) this.#peakQueuedBytes = bytes; },
     };
@@ -141,7 +141,7 @@ export class BoshTransport {
     const key = ipKey(client.ip) ?? UNPARSABLE;
     const refusal = (this.#perIp.get(key) ?? 0) >= this.opts.maxSessionsPerIp ? 'connections-per-ip' : this.opts.admission.admit(client.ip);
     if (refusal) {
-      this.opts.admission.note({ reason: refusal, ip: client.ip, origin: undefined }, this.core.ctx.metrics, this.log);
+      this.opts.admission.note({ reason: refusal, ip: client.ip, origin: undefined }, this.server.metrics, this.log);
       return terminate(reply, 'policy-violation', legacy);
     }
     if (req.attrs.to !== undefined && req.attrs.to.trim() === '') return terminate(reply, 'improper-addressing');
@@ -156,7 +156,7 @@ export class BoshTransport {
     if (req.attrs.to !== undefined) attrs.to = req.attrs.to;
     if (req.attrs['xml:lang'] !== undefined) attrs['xml:lang'] = req.attrs['xml:lang'];
     try {
-      conn.attach(this.core.connect(conn));
+      conn.attach(this.server.connect(conn));
       // The core answers with the stream header (conn.open) and <stream:features/> (conn.send), or host-unknown.
       conn.session.streamOpened(attrs);
     } catch (err) {

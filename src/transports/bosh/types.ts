@@ -2,7 +2,6 @@ import type { Log } from '../../xmpp/log.js';
 import type { FlowControlEvent } from '../../xmpp/metrics-port.js';
 import type { ShapingOptions, TurnClock } from '../input-pump.js';
 import type { BoshRequest } from './body.js';
-import type { BoshConn } from './conn.js';
 
 /** One HTTP request waiting for its answer; the route implements it over a fastify reply. */
 export interface HttpReply {
@@ -12,11 +11,11 @@ export interface HttpReply {
   onGone(fn: () => void): void;
 }
 
-/** What a BoshConn needs from its owner (the transport's registry). */
-export interface BoshHost {
+/** What a BoshConn needs from its owner (the transport's registry); `C` is BoshConn (generic, so this file imports no conn.ts). */
+export interface BoshHost<C> {
   readonly log: Log;
   /** Forget the session: it has ended. */
-  removed(conn: BoshConn): void;
+  removed(conn: C): void;
   /** A session timer was armed (+1) or is gone (-1): the transport counts them to prove none leaks. */
   timers(delta: 1 | -1): void;
   internalError(): void;

@@ -1,5 +1,5 @@
 import type { ModuleContext } from '../context.js';
-import type { AccountChange } from '../../storage/index.js';
+import type { AccountChange } from '../../storage/types.js';
 
 export interface AccountChangesOptions {
   /** How often the store's change log is read (ms). */

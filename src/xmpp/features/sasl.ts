@@ -2,10 +2,10 @@ import { NS, x, type XmlElement } from '../../xml/index.js';
 import { normalizeLocal } from '../../jid/index.js';
 import {
   fakeCredentials, ScramServer, SCRAM_MECHANISMS, verifyPassword, type SaslFailureCondition, type ScramCredentials, type ScramStep,
-} from '../sasl/scram.js';
-import type { LoginThrottle } from '../sasl/login-throttle.js';
+} from '../../sasl/scram.js';
+import type { LoginThrottle } from '../../sasl/login-throttle.js';
 import { ipKey, UNPARSABLE } from '../../util/ip.js';
-import { saslprep } from '../sasl/saslprep.js';
+import { saslprep } from '../../sasl/saslprep.js';
 import type { ModuleContext } from '../context.js';
 import type { Session } from '../session.js';
 import { randomId } from '../../util/random.js';

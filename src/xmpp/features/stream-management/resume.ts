@@ -1,5 +1,4 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
-import { streamErrorElement } from '../../errors.js';
 import { DETACHED } from '../../conn.js';
 import type { ModuleContext } from '../../context.js';
 import type { NonzaHandler } from '../../registry.js';
@@ -71,7 +70,7 @@ function takeOver(ctx: ModuleContext, carrier: Session, old: Session, st: SmStat
     // XEP-0198 §5: the old connection may still look alive; it is replaced.
     const previous = old.conn;
     previous.attach(DETACHED);
-    previous.close(streamErrorElement({ condition: 'conflict', text: 'the session was resumed elsewhere' }));
+    previous.close({ condition: 'conflict', text: 'the session was resumed elsewhere' });
   }
   carrier.conn = null;
   conn.attach(old);

@@ -9,7 +9,7 @@
 import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { saslprep } from './saslprep.js';
-import { randomId } from '../../util/random.js';
+import { randomId } from '../util/random.js';
 
 export type ScramHash = 'sha1' | 'sha256';
 export const SCRAM_MECHANISMS: Record<string, ScramHash> = {
