@@ -179,9 +179,9 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
       // their sessions, to be stored offline with the rest before the flush.
       bosh.shutdown();
-      // Stanzas the closed sessions' queues still hold (roster.ts) are routed, then unacked and
-      // undelivered messages are stored offline.
-      await rosters.queues.idle();
+      // What the closed sessions' and their accounts' queues still hold runs (core.ts): stanzas
+      // are routed, then unacked and undelivered messages are stored offline.
+      await core.idle();
       await offlineMessages.flush();
       ledger.end();
       streamManagement.dispose();

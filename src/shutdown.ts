@@ -1,6 +1,7 @@
 import type { Storage } from './storage/index.js';
 import type { ModuleContext } from './xmpp/context.js';
 import { storable } from './xmpp/features/offline/index.js';
+import { PRIORITY } from './xmpp/priorities.js';
 
 /** Longest run of offline writes in one event-loop turn while shutting down (ms). */
 const WRITE_SLICE_MS = 10;
@@ -79,11 +80,10 @@ export function createShutdownLedger(inner: Storage): ShutdownLedger {
   return {
     storage,
     watch(ctx) {
-      // Just above offline storage (-50): what reaches it is stored at shutdown (offline/index.ts).
-      ctx.hooks.on('message/bare', ({ stanza }) => {
+      // What passes every filter goes to delivery, and at shutdown to offline storage (offline/index.ts).
+      ctx.hooks.filter('message/bare', ({ stanza }) => {
         if (draining && storable(stanza)) routed++;
-        return false;
-      }, -49);
+      }, PRIORITY.route.observe);
     },
     begin() {
       draining = true;

@@ -3,15 +3,9 @@
  * because every path that sets a password — CLI, in-band registration,
  * password change — must store both SCRAM variants the same way.
  */
-<<<<<<< HEAD
 import { saslprep } from '../sasl/saslprep.js';
 import { deriveCredentialsAsync, type ScramCredentials } from '../sasl/scram.js';
 import type { StoredCredentials } from './ports/accounts.js';
-=======
-import { saslprep } from '../sasl/saslprep.js';
-import { deriveCredentialsAsync, type ScramCredentials } from '../sasl/scram.js';
-import type { StoredCredentials } from './types.js';
->>>>>>> i12-layers
 
 /** A password no SCRAM client could ever log in with. The message never contains the password. */
 export class InvalidPasswordError extends Error {

@@ -1,23 +1,25 @@
 import { NS, x, type XmlElement } from '../xml/index.js';
 import { JidError, parseJid, type Jid } from '../jid/index.js';
 import type { Storage } from '../storage/types.js';
-import { Hooks } from './hooks.js';
+import { Pipeline, isVeto, type Outcome } from './pipeline.js';
 import type { CoreEvents } from './events.js';
 import { Session, isStanza, type SessionOwner } from './session.js';
 import { handOver } from './hand-over.js';
-import { SessionManager } from './session-manager.js';
+import { SessionManager, type SessionsView } from './session-manager.js';
 import { Router, isClientStanza } from './router.js';
-import { DiscoRegistry, IqRegistry, NonzaRegistry } from './registry.js';
-import {
-  StanzaErrorException, StreamErrorException, stanzaErrorReply, type StreamError,
-} from './errors.js';
+import { ComponentRegistry, DiscoRegistry, IqRegistry, NonzaRegistry } from './registry.js';
+import { StanzaErrorException, StreamErrorException, stanzaErrorReply, type StreamError } from './errors.js';
 import type { Conn } from './conn.js';
 import type { Log } from './log.js';
 import type { CoreMetrics } from './metrics-port.js';
 import type { ModuleContext } from './context.js';
+import { WorkQueues, isPromise } from './queues.js';
+import { createLifecycle } from './lifecycle.js';
 import { randomId } from '../util/random.js';
 
 const UNDELIVERED_NOTE = 'resent: not delivered before the session ended';
+/** Input a session may send while an earlier element of it is still being handled; more ends the stream. */
+export const MAX_QUEUED_INPUT_BYTES = 1024 * 1024;
 
 export interface CoreDeps {
   readonly hosts: readonly string[];
@@ -30,27 +32,44 @@ export interface CoreDeps {
 
 export interface Core {
   readonly ctx: ModuleContext;
+  /** The sessions, read only (metrics, tests). */
+  readonly sessions: SessionsView;
   /** A transport accepted a connection: make its session. */
   connect(conn: Conn): Session;
   /** Closes every session with `system-shutdown` (RFC 6120 §4.9.3.19). */
   shutdown(): void;
+  /** Resolves once every session's and account's queued work has run (shutdown). */
+  idle(): Promise<void>;
 }
 
 /**
  * The transport-agnostic XMPP core: stream (re)opening, feature
  * advertisement, dispatch of first-level elements to nonza handlers or to
- * the router, `from` stamping, and the session life cycle.
+ * the stanza pipeline (in arrival order per session, also while a handler
+ * awaits), `from` stamping, and the session life cycle (lifecycle.ts).
  */
 export function createCore(deps: CoreDeps): Core {
   const hosts = new Set(deps.hosts);
-  const hooks = new Hooks<CoreEvents>();
+  const hooks = new Pipeline<CoreEvents>();
   const sessions = new SessionManager();
-  const router = new Router(hooks, hosts);
+  const { log, metrics } = deps;
+  const components = new ComponentRegistry();
+  const router = new Router(hooks, hosts, components, sessions, (event, err) => {
+    if (event.origin) fail(event.origin, event.stanza, err);
+    else unexpected(err, undefined);
+  });
   const iq = new IqRegistry();
   const nonzas = new NonzaRegistry();
   const disco = new DiscoRegistry();
-  const { log, metrics } = deps;
+  const queues = new WorkQueues((err) => unexpected(err, undefined));
 
+  function unexpected(err: unknown, session: Session | undefined): void {
+    metrics.internalError();
+    log.error({ err, session: session?.logId }, 'unexpected error while handling a stanza');
+    session?.close('internal-server-error');
+  }
+
+  /** The one place an error from a handler becomes protocol: a stanza error, a stream error, or internal-server-error. */
   function fail(session: Session, stanza: XmlElement | undefined, err: unknown): void {
     if (err instanceof StanzaErrorException && stanza) {
       if (stanza.attr('type') !== 'error') session.send(stanzaErrorReply(stanza, err.condition, err.text, err.type));
@@ -60,23 +79,19 @@ export function createCore(deps: CoreDeps): Core {
       session.close(err.error);
       return;
     }
-    metrics.internalError();
-    log.error({ err, session: session.logId }, 'unexpected error while handling a stanza');
-    session.close('internal-server-error');
+    unexpected(err, session);
   }
 
+  const lifecycle = createLifecycle({ hooks, sessions, log, metrics, destroy: (s, r) => destroy(s, r) });
+
   const ctx: ModuleContext = {
-    hooks, sessions, router, iq, nonzas, disco, hosts, storage: deps.storage, log, metrics,
+    hooks, sessions, router, iq, nonzas, disco, components, hosts, storage: deps.storage, log, metrics, queues, lifecycle,
     guard(session, stanza, work) {
       work().catch((err: unknown) => fail(session, stanza, err));
     },
-    retire(session, note) {
-      session.conn = null;
-      destroy(session, { condition: 'reset', text: note });
-    },
   };
 
-  function openStream(session: Session, attrs: Readonly<Record<string, string>>): void {
+  function openStream(session: Session, attrs: Readonly<Record<string, string>>): void | Promise<unknown> {
     const to = attrs.to?.toLowerCase();
     const host = to ?? session.host ?? deps.hosts[0]!;
     session.lang = attrs['xml:lang'] ?? session.lang;
@@ -94,7 +109,8 @@ export function createCore(deps: CoreDeps): Core {
     }
     session.host = host;
     const features = x('stream:features', { 'xmlns:stream': NS.STREAM });
-    hooks.fire('stream-features', { session, features });
+    const gathered = hooks.run('stream-features', { session, features });
+    if (isPromise(gathered)) return gathered.then(() => session.write(features));
     session.write(features);
   }
 
@@ -128,17 +144,17 @@ export function createCore(deps: CoreDeps): Core {
     log.debug({ session: session.logId, jid: session.full_jid, from: from.slice(0, 128) }, 'client from names another resource of this account: stamped with the bound JID');
   }
 
-  function handleStanza(session: Session, stanza: XmlElement): void {
+  function handleStanza(session: Session, stanza: XmlElement): void | Promise<unknown> {
     const kind = stanza.name as 'message' | 'presence' | 'iq';
     metrics.stanzaIn(kind);
     session.stanzasIn++;
-    hooks.fire('stanza-received', { session, stanza });
+    hooks.run('stanza-received', { session, stanza });
     if (session.type !== 'c2s') throw new StreamErrorException({ condition: 'not-authorized', text: 'authenticate first' });
     if (session.full_jid === undefined) return handleUnbound(session, stanza);
     stampFrom(session, stanza);
     if (kind === 'iq') validateIq(stanza);
     const rawTo = stanza.attr('to');
-    let to;
+    let to: Jid | undefined;
     if (rawTo !== undefined) {
       try { to = parseJid(rawTo); } catch (err) {
         if (err instanceof JidError) throw new StanzaErrorException('jid-malformed', `cannot parse to='${rawTo.slice(0, 64)}'`);
@@ -146,42 +162,89 @@ export function createCore(deps: CoreDeps): Core {
       }
       stanza.setAttr('to', to.full);
     }
-    if (hooks.fire('stanza-in', { session, stanza })) return;
-    if (to === undefined) router.routeNoTo(session, stanza);
-    else router.route(session, stanza, to);
+    const checked = hooks.run('stanza-in', { session, stanza });
+    if (isPromise(checked)) return checked.then((outcome) => routeIn(session, stanza, to, outcome));
+    return routeIn(session, stanza, to, checked);
+  }
+
+  /** After the stanza-in filters: a veto answers the sender (XEP-0191's <blocked/>), a drop ends it, else it is routed. */
+  function routeIn(session: Session, stanza: XmlElement, to: Jid | undefined, outcome: Outcome): void | Promise<unknown> {
+    if (isVeto(outcome)) {
+      const type = stanza.attr('type');
+      if (type === 'error' || (stanza.name === 'iq' && type === 'result')) return;
+      const reply = stanzaErrorReply(stanza, outcome.veto, outcome.text);
+      if (outcome.appCondition) reply.getChild('error')!.append(outcome.appCondition);
+      session.send(reply);
+      return;
+    }
+    if (outcome !== 'undelivered') return;
+    return to === undefined ? router.routeNoTo(session, stanza) : router.route(session, stanza, to);
   }
 
   /** Before binding only the IQs that allow it (bind, legacy session) are served (RFC 6120 §7.1). */
-  function handleUnbound(session: Session, stanza: XmlElement): void {
+  function handleUnbound(session: Session, stanza: XmlElement): void | Promise<unknown> {
     if (stanza.name === 'iq') {
       validateIq(stanza);
       const payload = stanza.firstElement;
       const entry = payload && iq.lookup('host', stanza.attr('type')!, payload.ns);
-      if (entry?.beforeBind) {
-        hooks.fire('iq/host', { origin: session, stanza, to: parseJid(session.host!) });
-        return;
-      }
+      if (entry?.beforeBind) return router.run('iq/host', { origin: session, stanza, to: parseJid(session.host!) });
     }
     throw new StanzaErrorException('not-authorized', 'bind a resource first');
   }
 
+  /** One element of a session, with its errors turned into protocol; a promise while a handler awaits. */
+  function processElement(session: Session, el: XmlElement): void | Promise<void> {
+    if (session.destroyed) return;
+    const stanza = isClientStanza(el) ? el : undefined;
+    try {
+      if (session.notopen) throw new StreamErrorException({ condition: 'undefined-condition', text: 'the stream is not open: send <open/> first' });
+      const nonza = stanza ? undefined : nonzas.lookup(el);
+      let out: void | Promise<unknown>;
+      if (nonza) out = nonza(session, el);
+      else if (stanza) out = handleStanza(session, stanza);
+      else throw new StreamErrorException({ condition: 'unsupported-stanza-type', text: `<${el.name}/> in ${el.ns || 'no namespace'} is not supported` });
+      if (isPromise(out)) return out.then(noop, (err: unknown) => fail(session, stanza, err));
+    } catch (err) {
+      fail(session, stanza, err);
+    }
+  }
+
+  /** Bytes of input queued per session behind a handler that awaits (bounded: MAX_QUEUED_INPUT_BYTES). */
+  const queuedBytes = new WeakMap<Session, number>();
+
+  /** Runs `work` for `session` in arrival order: at once when nothing of it is pending, else queued. */
+  function inOrder(session: Session, el: XmlElement | undefined, work: () => void | Promise<void>): void {
+    if (!queues.sessions.busy(session)) {
+      queues.sessions.after(session, work);
+      return;
+    }
+    const bytes = el ? el.toString().length : 0;
+    const held = (queuedBytes.get(session) ?? 0) + bytes;
+    queuedBytes.set(session, held);
+    queues.sessions.after(session, () => {
+      queuedBytes.set(session, (queuedBytes.get(session) ?? bytes) - bytes);
+      return work();
+    });
+    // What it sent is still handled in order; only the stream ends.
+    if (held > MAX_QUEUED_INPUT_BYTES) session.close({ condition: 'policy-violation', text: `more than ${MAX_QUEUED_INPUT_BYTES} bytes sent while the server was still busy with this session` });
+  }
+
   const owner: SessionOwner = {
     dispatchOpen(session, attrs) {
-      try { openStream(session, attrs); } catch (err) { fail(session, undefined, err); }
+      inOrder(session, undefined, () => {
+        try {
+          const out = openStream(session, attrs);
+          if (isPromise(out)) return out.then(noop, (err: unknown) => fail(session, undefined, err));
+        } catch (err) { fail(session, undefined, err); }
+      });
     },
     dispatchElement(session, el) {
-      try {
-        if (session.notopen) throw new StreamErrorException({ condition: 'undefined-condition', text: 'the stream is not open: send <open/> first' });
-        const nonza = nonzas.lookup(el);
-        if (nonza) return nonza(session, el);
-        if (isClientStanza(el)) return handleStanza(session, el);
-        throw new StreamErrorException({ condition: 'unsupported-stanza-type', text: `<${el.name}/> in ${el.ns || 'no namespace'} is not supported` });
-      } catch (err) {
-        fail(session, isClientStanza(el) ? el : undefined, err);
-      }
+      inOrder(session, el, () => processElement(session, el));
     },
     filterOut(session, stanza) {
-      return hooks.fire('stanza-out', { session, stanza });
+      const outcome = hooks.run('stanza-out', { session, stanza });
+      // Holding filters and writers are synchronous; a promise here would be a feature's bug.
+      return isPromise(outcome) ? true : outcome !== 'undelivered';
     },
     closed(session, reason, _clean) {
       if (reason) metrics.streamError(reason.condition);
@@ -190,18 +253,19 @@ export function createCore(deps: CoreDeps): Core {
     },
     lost(session, reason) {
       if (session.destroyed) return;
-      if (hooks.fire('session-lost', { session, reason })) return;
-      session.conn = null;
+      if (lifecycle.hibernate(session, reason)) return;
+      lifecycle.detach(session);
       destroy(session, { condition: 'connection-timeout', text: reason });
     },
     drained(session) {
-      if (!session.destroyed) hooks.fire('session-drained', { session });
+      if (!session.destroyed) hooks.run('session-drained', { session });
     },
     undelivered(session, elements) {
       const stanzas = elements.filter(isStanza);
       if (stanzas.length === 0) return;
       const event = { session, stanzas };
-      if (hooks.fire('stanzas-undelivered', event)) return;
+      hooks.run('stanzas-undelivered', event);
+      if (event.stanzas.length === 0) return;
       const at = Date.now();
       const items = event.stanzas.map((stanza) => ({ stanza, at }));
       // Not while the session is still routable: a message would come straight back to it.
@@ -219,7 +283,8 @@ export function createCore(deps: CoreDeps): Core {
     clearTimeout(authTimers.get(session));
     sessions.remove(session);
     try {
-      hooks.fire('session-destroyed', { session, reason });
+      const done = hooks.run('session-destroyed', { session, reason });
+      if (isPromise(done)) done.catch((err: unknown) => log.error({ err, session: session.logId }, 'error in session-destroyed handler'));
     } catch (err) {
       log.error({ err, session: session.logId }, 'error in session-destroyed handler');
     }
@@ -237,6 +302,7 @@ export function createCore(deps: CoreDeps): Core {
 
   return {
     ctx,
+    sessions,
     connect(conn) {
       const session = new Session(conn, owner);
       sessions.add(session);
@@ -250,9 +316,10 @@ export function createCore(deps: CoreDeps): Core {
       return session;
     },
     shutdown() {
-      hooks.fire('server-shutdown', {});
+      hooks.run('server-shutdown', {});
       for (const session of [...sessions.all]) session.close({ condition: 'system-shutdown', text: 'the server is shutting down' });
     },
+    idle: () => queues.idle(),
   };
 }
 
@@ -267,3 +334,5 @@ function validateIq(stanza: XmlElement): void {
     throw new StanzaErrorException('bad-request', `unknown IQ type '${type ?? ''}'`);
   }
 }
+
+function noop(): void {}

@@ -23,7 +23,7 @@ export type { Undelivered };
 export function handOver(ctx: ModuleContext, session: Session, stanzas: readonly Undelivered[], note: string): void {
   if (stanzas.length === 0 || session.username === undefined || session.host === undefined) return;
   const event = { session, stanzas: [...stanzas] };
-  if (ctx.hooks.fire('hand-over', event)) return;
+  ctx.hooks.run('hand-over', event);
   const bare = makeJid(session.username, session.host);
   for (const { stanza, at } of event.stanzas) {
     const type = stanza.attr('type');
@@ -33,7 +33,7 @@ export function handOver(ctx: ModuleContext, session: Session, stanzas: readonly
       if (!copy.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === session.host)) {
         copy.append(x('delay', { xmlns: NS.DELAY, from: session.host, stamp: new Date(at).toISOString() }, note));
       }
-      ctx.router.route(null, copy, bare);
+      void ctx.router.route(null, copy, bare);
     } else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) {
       ctx.router.bounce({ origin: null, stanza, to: bare }, 'service-unavailable', 'the recipient went away before answering');
     }

@@ -1,5 +1,7 @@
 import { NS, x, type XmlElement } from '../xml/index.js';
+import type { Jid } from '../jid/index.js';
 import type { Session } from './session.js';
+import type { RouteEvent } from './events.js';
 
 /**
  * Handler of an IQ get/set addressed to the server or to the account itself.
@@ -34,8 +36,12 @@ export function iqResult(iq: XmlElement, payload?: XmlElement | void): XmlElemen
   return x('iq', { xmlns: NS.CLIENT, type: 'result', id: iq.attr('id'), from: iq.attr('to'), to: iq.attr('from') }, payload ?? undefined);
 }
 
-/** Handler of a first-level non-stanza element (SASL, stream management…). */
-export type NonzaHandler = (session: Session, el: XmlElement) => void;
+/**
+ * Handler of a first-level non-stanza element (SASL, stream management…).
+ * May be async: the session's next element waits for it, and what it
+ * throws becomes a stream error (core.ts).
+ */
+export type NonzaHandler = (session: Session, el: XmlElement) => void | Promise<unknown>;
 
 /** Nonza handlers keyed by namespace and local name. */
 export class NonzaRegistry {
@@ -56,4 +62,40 @@ export class DiscoRegistry {
   readonly accountFeatures = new Set<string>([NS.DISCO_INFO, NS.DISCO_ITEMS]);
   addFeature(ns: string): void { this.features.add(ns); }
   addAccountFeature(ns: string): void { this.accountFeatures.add(ns); }
+}
+
+/**
+ * A local component: a module that serves its own address (a subdomain
+ * such as `conference.example.org`, or one JID) and answers every stanza
+ * sent there itself, as an XEP-0114 component would, without changes to
+ * the core. It replies through `ctx.router.route`.
+ */
+export interface Component {
+  /** The domain or bare JID it serves, normalised. */
+  readonly address: string;
+  /** For server disco#items (XEP-0030 §4). */
+  readonly name: string;
+  handle(event: RouteEvent): void | Promise<unknown>;
+}
+
+/** The components of this server, by address; server disco#items lists them. */
+export class ComponentRegistry {
+  readonly #byAddress = new Map<string, Component>();
+
+  /** Adds a component; returns a function that removes it. */
+  register(component: Component): () => void {
+    if (this.#byAddress.has(component.address)) throw new Error(`a component already serves ${component.address}`);
+    this.#byAddress.set(component.address, component);
+    return () => { if (this.#byAddress.get(component.address) === component) this.#byAddress.delete(component.address); };
+  }
+
+  /** The component serving `to`: one registered for its bare JID, else for its domain. */
+  lookup(to: Jid): Component | undefined {
+    if (this.#byAddress.size === 0) return undefined;
+    return (to.local === '' ? undefined : this.#byAddress.get(to.bare)) ?? this.#byAddress.get(to.domain);
+  }
+
+  get all(): Iterable<Component> {
+    return this.#byAddress.values();
+  }
 }

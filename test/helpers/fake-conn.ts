@@ -105,7 +105,9 @@ export async function startFakeServer(env: Record<string, string> = {}, logger: 
     async login(username, resource, password = 'pw') {
       const c = await authenticate(username, password);
       c.send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
-      for (let i = 0; i < 50 && c.session.full_jid === undefined; i++) await settle();
+      // The bind result waits for what features load for the resource (its roster).
+      await until(() => c.conn.out.some((el) => el.local === 'iq' && el.attr('id') === 'bind'));
+      if (c.session.full_jid === undefined) throw new Error(`bind failed: ${c.conn.out.map(String).join('')}`);
       c.conn.take();
       return c;
     },

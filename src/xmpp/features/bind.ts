@@ -1,4 +1,6 @@
-import { NS, x } from '../../xml/index.js';
+import { NS, x, type XmlElement } from '../../xml/index.js';
+import { PRIORITY } from '../priorities.js';
+import { isPromise } from '../queues.js';
 import { JidError, makeJid, normalizeResource } from '../../jid/index.js';
 import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
@@ -16,11 +18,11 @@ export interface BindOptions {
  * old clients.
  */
 export function register(ctx: ModuleContext, opts: BindOptions): void {
-  ctx.hooks.on('stream-features', ({ session, features }) => {
+  ctx.hooks.transform('stream-features', ({ session, features }) => {
     if (session.type !== 'c2s' || session.full_jid !== undefined) return;
     features.append(x('bind', { xmlns: NS.BIND }));
     features.append(x('session', { xmlns: NS.SESSION }, x('optional', {})));
-  }, 90);
+  }, PRIORITY.features.bind);
 
   ctx.iq.register('both', 'set', NS.BIND, (session, _iq, payload) => {
     // RFC 6120 §7.7.2.1: a second bind on the same stream is not allowed.
@@ -41,23 +43,26 @@ export function register(ctx: ModuleContext, opts: BindOptions): void {
     // RFC 6120 §7.7.2.2: our conflict policy is Prosody's default, "kick_old":
     // the old session gets a <conflict/> stream error and the new one binds.
     if (existing !== undefined && existing !== session) existing.close({ condition: 'conflict', text: 'replaced by a new connection' });
-    bindSession(ctx, session, jid.local, resource);
-    return x('bind', { xmlns: NS.BIND }, x('jid', {}, session.full_jid!));
+    const result = (): XmlElement => x('bind', { xmlns: NS.BIND }, x('jid', {}, session.full_jid!));
+    // The result waits for what features load for a bound resource (its roster).
+    const bound = bindSession(ctx, session, jid.local, resource);
+    return isPromise(bound) ? bound.then(result) : result();
   }, { beforeBind: true });
 
   // RFC 3921 §3 session establishment: a no-op kept for old clients.
   ctx.iq.register('both', 'set', NS.SESSION, () => undefined, { beforeBind: true });
 }
 
-/** Makes `session` a connected resource and tells the features. */
-export function bindSession(ctx: ModuleContext, session: Session, username: string, resource: string): void {
+/** Makes `session` a connected resource and tells the features; a promise while they load what it needs. */
+export function bindSession(ctx: ModuleContext, session: Session, username: string, resource: string): void | Promise<unknown> {
   const jid = makeJid(username, session.host!, resource);
   session.username = jid.local;
   session.resource = jid.resource;
   session.jid = jid;
   session.full_jid = jid.full;
   ctx.sessions.bind(session);
-  ctx.hooks.fire('resource-bound', { session });
+  const loaded = ctx.hooks.run('resource-bound', { session });
+  return isPromise(loaded) ? loaded : undefined;
 }
 
 /** A server-chosen resource: unguessable and unique (RFC 6120 §7.6.2.1). */

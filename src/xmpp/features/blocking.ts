@@ -1,9 +1,11 @@
 import { NS, x, type XmlElement } from '../../xml/index.js';
 import { JidError, parseJid, tryParseJid, type Jid } from '../../jid/index.js';
 import type { ModuleContext } from '../context.js';
-import type { CoreEvents, RouteEvent } from '../events.js';
+import type { RouteEvent } from '../events.js';
+import { veto, type FilterResult } from '../pipeline.js';
+import { PRIORITY } from '../priorities.js';
 import type { Session } from '../session.js';
-import { StanzaErrorException, stanzaErrorReply } from '../errors.js';
+import { StanzaErrorException } from '../errors.js';
 import { blocks, type Account } from './roster/account.js';
 import type { RosterService } from './roster/index.js';
 import { hasFrom, isSubscriptionType } from './roster/state.js';
@@ -14,9 +16,6 @@ export interface BlockingOptions {
   /** Entries one blocklist may hold (MAX_BLOCKLIST_ITEMS); a block beyond gets not-allowed. */
   readonly maxItems: number;
 }
-
-/** Stanzas the blocking check has passed, so a re-fired event is not checked twice. */
-type Cleared = WeakSet<XmlElement>;
 
 /**
  * XEP-0191 Blocking Command: the blocklist (get, block, unblock,
@@ -31,16 +30,13 @@ export function register(ctx: ModuleContext, opts: BlockingOptions): void {
   const svc = opts.roster;
   /** XEP-0191 §3.3: pushes go to "resources that have requested the blocklist". */
   const requested = new WeakSet<Session>();
-  const cleared: Cleared = new WeakSet();
   ctx.disco.addFeature(NS.BLOCKING);
 
   ctx.iq.register('self', 'get', NS.BLOCKING, (session, _iq, payload) => {
     if (!payload.is('blocklist', NS.BLOCKING)) throw new StanzaErrorException('bad-request', 'expected <blocklist/>');
-    return svc.queues.then(session, () => {
-      requested.add(session);
-      const account = svc.accountOf(session);
-      return x('blocklist', { xmlns: NS.BLOCKING }, ...[...account.blocklist].sort().map((jid) => x('item', { jid })));
-    });
+    requested.add(session);
+    const account = svc.accountOf(session);
+    return x('blocklist', { xmlns: NS.BLOCKING }, ...[...account.blocklist].sort().map((jid) => x('item', { jid })));
   });
 
   ctx.iq.register('self', 'set', NS.BLOCKING, (session, _iq, payload) => {
@@ -49,12 +45,8 @@ export function register(ctx: ModuleContext, opts: BlockingOptions): void {
     const jids = itemJids(payload, session, block);
     // XEP-0191 §3.3: a block names at least one JID.
     if (block && jids.length === 0) throw new StanzaErrorException('bad-request', '<block/> needs at least one <item/>');
-    return svc.queues.then(session, async () => {
-      const account = svc.accountOf(session);
-      if (block) await doBlock(account, jids);
-      else await doUnblock(account, jids);
-      push(account, payload.local, jids);
-    });
+    const account = svc.accountOf(session);
+    return (block ? doBlock(account, jids) : doUnblock(account, jids)).then(() => push(account, payload.local, jids));
   });
 
   async function doBlock(account: Account, jids: Jid[]): Promise<void> {
@@ -108,8 +100,8 @@ export function register(ctx: ModuleContext, opts: BlockingOptions): void {
     }
   }
 
-  registerOutbound(ctx, svc, cleared);
-  registerInbound(ctx, svc, cleared);
+  registerOutbound(ctx, svc);
+  registerInbound(ctx, svc);
 }
 
 /** The <item jid/> children as JIDs (XEP-0191 §JID Matching allows any JID form). */
@@ -136,79 +128,49 @@ async function stored(write: Promise<void>): Promise<void> {
 
 /**
  * XEP-0191 §3.3: a stanza the user sends to a blocked JID is not routed
- * but answered with not-acceptable and <blocked xmlns='urn:xmpp:blocking:errors'/>.
- * Errors and IQ results are dropped (never answer an error with an error).
+ * but answered with not-acceptable and <blocked xmlns='urn:xmpp:blocking:errors'/>
+ * (the core's answer to a veto; errors and IQ results get none).
  */
-function registerOutbound(ctx: ModuleContext, svc: RosterService, cleared: Cleared): void {
-  const refuse = (session: Session, stanza: XmlElement): void => {
-    const type = stanza.attr('type');
-    if (type === 'error' || (stanza.name === 'iq' && type === 'result')) return;
-    const reply = stanzaErrorReply(stanza, 'not-acceptable');
-    reply.getChild('error')!.append(x('blocked', { xmlns: NS.BLOCKING_ERRORS }));
-    session.send(reply);
-  };
-  ctx.hooks.on('stanza-in', (event) => {
-    const { session, stanza } = event;
-    if (cleared.has(stanza)) return false;
+function registerOutbound(ctx: ModuleContext, svc: RosterService): void {
+  ctx.hooks.filter('stanza-in', ({ session, stanza }) => {
+    // The account is loaded before the session's first stanza after bind (roster/index.ts).
     const account = svc.peekAccount(session);
-    if (account && account.blocklist.size === 0) return false; // the usual case: nothing to check, no JID to parse
+    if (!account || account.blocklist.size === 0) return; // the usual case: nothing to check, no JID to parse
     const to = tryParseJid(stanza.attr('to'));
-    if (!to || (to.local === session.username && to.domain === session.host)) return false;
+    if (!to || (to.local === session.username && to.domain === session.host)) return;
     // The server itself is never blocked, whatever domain entry the list holds.
-    if (to.local === '' && ctx.router.isLocal(to.domain)) return false;
-    if (account) {
-      if (!blocks(account, to)) return false;
-      refuse(session, stanza);
-      return true;
-    }
-    // The roster is still loading (the first moments after binding): decide once it is there.
-    svc.queues.guarded(session, undefined, () => {
-      if (blocks(svc.accountOf(session), to)) return refuse(session, stanza);
-      cleared.add(stanza);
-      if (!ctx.hooks.fire('stanza-in', event)) ctx.router.route(session, stanza, to);
-    });
-    return true;
-  }, 1000);
+    if (to.local === '' && ctx.router.isLocal(to.domain)) return;
+    if (blocks(account, to)) return veto('not-acceptable', undefined, x('blocked', { xmlns: NS.BLOCKING_ERRORS }));
+  }, PRIORITY.stanzaIn.blocking);
 }
 
 /**
  * XEP-0191 §3.3: what a blocked JID sends the user is not delivered:
  * presence silently, messages and IQ get/set with service-unavailable (so
  * the user looks offline), other IQs dropped. Stanzas to an offline user
- * wait for that user's blocklist to load, then go on through the event.
+ * wait for that user's blocklist to load (the filter awaits it).
  */
-function registerInbound(ctx: ModuleContext, svc: RosterService, cleared: Cleared): void {
-  const check = (name: keyof CoreEvents & `${'message' | 'presence' | 'iq'}/${'full' | 'bare'}`) => (event: RouteEvent): boolean => {
+function registerInbound(ctx: ModuleContext, svc: RosterService): void {
+  const check = (event: RouteEvent): FilterResult | Promise<FilterResult> => {
     const { stanza, to, origin } = event;
-    if (cleared.has(stanza)) return false;
     // A local user's subscription stanzas and probes first change the sender's own roster (RFC 6121 A.2);
     // the roster and presence features then apply the block to the recipient's half themselves.
-    if (origin && stanza.name === 'presence' && (isSubscriptionType(stanza.attr('type')) || stanza.attr('type') === 'probe')) return false;
+    if (origin && stanza.name === 'presence' && (isSubscriptionType(stanza.attr('type')) || stanza.attr('type') === 'probe')) return;
     const account = svc.accounts.peek(to.domain, to.local);
-    if (account && account.blocklist.size === 0) return false; // the usual case: nothing to check, no JID to parse
+    if (account && account.blocklist.size === 0) return; // the usual case: nothing to check, no JID to parse
     const from = tryParseJid(stanza.attr('from'));
-    if (!from || (from.local === to.local && from.domain === to.domain)) return false;
-    if (account) return blocks(account, from) ? refuse(ctx, event) : false;
-    void svc.accounts.use(to.bareJid(), (loaded) => {
-      if (blocks(loaded, from)) return void refuse(ctx, event);
-      cleared.add(stanza);
-      ctx.hooks.fire(name, event);
-    }).catch((err: unknown) => {
-      ctx.log.error({ err }, 'blocklist check failed');
-      ctx.router.bounce(event, 'internal-server-error');
-    });
-    return true;
+    if (!from || (from.local === to.local && from.domain === to.domain)) return;
+    if (account) return blocks(account, from) ? refusal(stanza) : undefined;
+    return svc.accounts.use(to.bareJid(), (loaded) => (blocks(loaded, from) ? refusal(stanza) : undefined));
   };
   for (const name of ['message/full', 'message/bare', 'presence/full', 'presence/bare', 'iq/full', 'iq/bare'] as const) {
-    ctx.hooks.on(name, check(name), 1000);
+    ctx.hooks.filter(name, check, PRIORITY.route.blocking);
   }
 }
 
-function refuse(ctx: ModuleContext, event: RouteEvent): true {
-  const { stanza } = event;
+/** Messages and IQ get/set from a blocked JID get service-unavailable (the user looks offline); the rest is dropped. */
+function refusal(stanza: XmlElement): FilterResult {
   const type = stanza.attr('type');
-  if (stanza.name === 'message' || (stanza.name === 'iq' && (type === 'get' || type === 'set'))) {
-    ctx.router.bounce(event, 'service-unavailable');
-  }
-  return true;
+  if (stanza.name === 'message' || (stanza.name === 'iq' && (type === 'get' || type === 'set'))) return veto('service-unavailable');
+  return 'drop';
 }

@@ -4,13 +4,14 @@ import type { ModuleContext } from '../context.js';
 import type { RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
 import { bareTargets } from './message.js';
+import { PRIORITY } from '../priorities.js';
 
 /**
  * Message carbons (XEP-0280, urn:xmpp:carbons:2): every carbons-enabled
  * resource of an account sees both sides of its conversations.
  *
- * Copies are made where a message is routed to a local account (priority 1
- * on message/full and message/bare, Prosody's place for mod_carbons): the
+ * Copies are made once a message routed to a local account has been
+ * delivered, stored or refused (notify on message/full and message/bare): the
  * sender's other enabled resources get a <sent/> copy (§8), the recipient's
  * enabled resources that do not get the message itself a <received/> copy
  * (§7). Messages to other domains get no copy: there is no s2s, they bounce.
@@ -18,11 +19,8 @@ import { bareTargets } from './message.js';
 export function register(ctx: ModuleContext): void {
   /** Carbons-enabled sessions; a Set (not a WeakSet) so that its size tells when there is nothing to do. */
   const enabled = new Set<Session>();
-  /** Stanzas already copied: a full-JID message that falls back to the bare rules is routed twice. */
-  const copied = new WeakSet<XmlElement>();
-
   ctx.disco.addFeature(NS.CARBONS);
-  ctx.hooks.on('session-destroyed', ({ session }) => { enabled.delete(session); });
+  ctx.hooks.notify('session-destroyed', ({ session }) => { enabled.delete(session); }, PRIORITY.lifecycle.default);
 
   // §4–5: enable/disable, each idempotent (§10.1). Answered without `to`
   // (the spec's form) and, like ejabberd, when sent to the server.
@@ -32,26 +30,23 @@ export function register(ctx: ModuleContext): void {
     else throw new StanzaErrorException('bad-request', 'expected <enable/> or <disable/>');
   });
 
-  ctx.hooks.on('message/full', (event) => {
+  ctx.hooks.notify('message/full', (event) => {
     const { to } = event;
     const target = ctx.sessions.get(to.domain, to.local, to.resource);
-    // Without the resource the message falls back to message/bare and is copied there.
     if (target) copy(event, [target]);
-  }, 1);
+  }, PRIORITY.route.carbons);
 
-  ctx.hooks.on('message/bare', (event) => {
-    if (isCarbonHandedBack(event)) return true;
+  ctx.hooks.filter('message/bare', (event) => (isCarbonHandedBack(event) ? 'drop' : undefined), PRIORITY.route.carbonsHandedBack);
+  ctx.hooks.notify('message/bare', (event) => {
     if (enabled.size > 0) copy(event, bareTargets(ctx, event));
-    return false;
-  }, 1);
+  }, PRIORITY.route.carbons);
 
   function copy(event: RouteEvent, direct: readonly Session[]): void {
     const { origin, stanza, to } = event;
     // Messages the server routes itself (errors, stream-management
     // hand-over of unacked messages) were copied when first routed.
     // The hot path: with no carbons-enabled session at all, nothing is allocated.
-    if (enabled.size === 0 || !origin || origin.username === undefined || copied.has(stanza) || !eligible(stanza)) return;
-    copied.add(stanza);
+    if (enabled.size === 0 || !origin || origin.username === undefined || !eligible(stanza)) return;
     const skip = (s: Session): boolean => !enabled.has(s) || s === origin || direct.includes(s);
     let inner: XmlElement | undefined; // cloned once, and only when some session gets a copy
     const sameAccount = origin.username === to.local && origin.host === to.domain;

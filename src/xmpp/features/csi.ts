@@ -2,13 +2,14 @@ import { NS, x, type XmlElement } from '../../xml/index.js';
 import { StreamErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
 import type { Session } from '../session.js';
+import type { CoreEvents } from '../events.js';
+import type { FilterHandler } from '../pipeline.js';
+import { PRIORITY } from '../priorities.js';
 
 interface CsiState {
   inactive: boolean;
   /** Held presence by sender full JID, oldest first; a newer one from the same JID replaces it. */
   readonly held: Map<string, XmlElement>;
-  /** True while held stanzas are being written, so they pass this filter. */
-  flushing: boolean;
 }
 
 /** Past this many distinct senders the held presences go out anyway: held state is bounded, never dropped. */
@@ -23,22 +24,23 @@ const MAX_HELD = 1000;
  * goes out at once, after the held presences, so what the client sees stays
  * in a sensible order.
  *
- * The filter sits on stanza-out at 110, above stream management (100), so
- * SM counts and buffers only what is actually written.
+ * A filter on stanza-out: stream management (a deliver handler) counts and
+ * buffers only what is actually written, and held presence resumes the
+ * pipeline after this filter when it goes out.
  */
 export function register(ctx: ModuleContext): void {
   const states = new WeakMap<Session, CsiState>();
 
   // §4.1: advertised once the client has authenticated.
-  ctx.hooks.on('stream-features', ({ session, features }) => {
+  ctx.hooks.transform('stream-features', ({ session, features }) => {
     if (session.type === 'c2s') features.append(x('csi', { xmlns: NS.CSI }));
-  }, 70);
+  }, PRIORITY.features.informational);
 
   const stateOf = (session: Session): CsiState => {
     // Like any stanza before authentication (RFC 6120 §6.4.6; Prosody ignores CSI there too).
     if (session.type !== 'c2s') throw new StreamErrorException({ condition: 'not-authorized', text: 'authenticate first' });
     let st = states.get(session);
-    if (!st) states.set(session, (st = { inactive: false, held: new Map(), flushing: false }));
+    if (!st) states.set(session, (st = { inactive: false, held: new Map() }));
     return st;
   };
 
@@ -52,52 +54,46 @@ export function register(ctx: ModuleContext): void {
     flush(session, st);
   });
 
-  ctx.hooks.on('stanza-out', ({ session, stanza }) => {
+  const hold: FilterHandler<CoreEvents['stanza-out']> = ({ session, stanza }) => {
     const st = states.get(session);
-    if (!st || st.flushing) return false;
+    if (!st) return;
     if (st.inactive && foldable(session, stanza)) {
       if (st.held.size >= MAX_HELD) flush(session, st);
       const from = stanza.attr('from')!;
       st.held.delete(from);
       st.held.set(from, stanza);
-      return true;
+      return 'drop';
     }
     flush(session, st);
-    return false;
-  }, 110);
+  };
+  ctx.hooks.filter('stanza-out', hold, PRIORITY.stanzaOut.csi);
 
-  // §5.2: a resumed stream starts active again.
-  ctx.hooks.on('session-resumed', ({ session }) => {
+  // §5.2: a resumed stream starts active again (after stream management resent its queue).
+  ctx.hooks.notify('session-resumed', ({ session }) => {
     const st = states.get(session);
     if (!st) return;
     st.inactive = false;
     flush(session, st);
-  });
+  }, PRIORITY.lifecycle.csi);
 
   // Held presence is state, not a message: like stream management's
   // hand-over, nothing is replayed for a session that is gone.
-  ctx.hooks.on('session-destroyed', ({ session }) => {
+  ctx.hooks.notify('session-destroyed', ({ session }) => {
     states.delete(session);
-  });
+  }, PRIORITY.lifecycle.default);
 
   /**
-   * Writes the held presences through the rest of the stanza-out chain —
-   * stream management counts and buffers them — with this filter standing
-   * aside. Session.send would count them a second time in stanzasOut and
-   * bring them back here, hence the direct fire.
+   * Writes the held presences through the rest of the stanza-out pipeline
+   * (stream management counts and buffers them), resumed after this filter.
+   * Session.send would count them a second time in stanzasOut.
    */
   function flush(session: Session, st: CsiState): void {
     if (st.held.size === 0) return;
     const held = [...st.held.values()];
     st.held.clear();
-    st.flushing = true;
-    try {
-      for (const stanza of held) {
-        if (session.destroyed) break;
-        if (!ctx.hooks.fire('stanza-out', { session, stanza })) session.write(stanza);
-      }
-    } finally {
-      st.flushing = false;
+    for (const stanza of held) {
+      if (session.destroyed) break;
+      if (ctx.hooks.resume('stanza-out', { session, stanza }, hold) === 'undelivered') session.write(stanza);
     }
   }
 }

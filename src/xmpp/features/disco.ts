@@ -3,7 +3,8 @@ import type { Jid } from '../../jid/index.js';
 import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
 import type { Session } from '../session.js';
-import { run } from './iq.js';
+import { delivered, run } from './iq.js';
+import { PRIORITY } from '../priorities.js';
 
 export interface DiscoOptions {
   readonly name: string;
@@ -43,21 +44,23 @@ export function register(ctx: ModuleContext, opts: DiscoOptions): void {
 
   ctx.iq.register('host', 'get', NS.DISCO_INFO, (_s, _iq, payload) =>
     info(ctx.disco.features, x('identity', { category: 'server', type: 'im', name: opts.name }), payload.attr('node')));
+  // XEP-0030 §4.1: the server's items are its components (a group chat service, say).
   ctx.iq.register('host', 'get', NS.DISCO_ITEMS, (_s, _iq, payload) => {
     if (payload.attr('node') !== undefined) throw new StanzaErrorException('item-not-found');
-    return x('query', { xmlns: NS.DISCO_ITEMS });
+    const items = [...ctx.components.all].sort((a, b) => (a.address < b.address ? -1 : 1));
+    return x('query', { xmlns: NS.DISCO_ITEMS }, ...items.map((c) => x('item', { jid: c.address, name: c.name })));
   });
   // XEP-0030 §3.1 / RFC 6121: one's own account answers with the account identity.
   ctx.iq.register('self', 'get', NS.DISCO_INFO, (session, _iq, payload) => accountInfo(payload.attr('node'), session.anonymous));
   ctx.iq.register('self', 'get', NS.DISCO_ITEMS, (session, _iq, payload) => accountItems(session.jid!, payload.attr('node')));
 
   // Another account's bare JID, above the default bare-JID IQ handler (-100).
-  ctx.hooks.on('iq/bare', (event) => {
+  ctx.hooks.deliver('iq/bare', (event) => {
     const { origin, stanza, to } = event;
     const payload = stanza.firstElement;
-    if (!origin || stanza.attr('type') !== 'get' || isSelf(origin, to)) return false;
-    if (payload?.ns !== NS.DISCO_INFO && payload?.ns !== NS.DISCO_ITEMS) return false;
-    run(ctx, origin, stanza, async () => {
+    if (!origin || stanza.attr('type') !== 'get' || isSelf(origin, to)) return;
+    if (payload?.ns !== NS.DISCO_INFO && payload?.ns !== NS.DISCO_ITEMS) return;
+    return delivered(run(origin, stanza, async () => {
       const allowed = await isSubscribed(to, origin.jid!.bareJid());
       if (payload.ns === NS.DISCO_INFO) {
         // XEP-0030 §8: service-unavailable when the account does not exist
@@ -69,9 +72,8 @@ export function register(ctx: ModuleContext, opts: DiscoOptions): void {
       // XEP-0030 §8: "MUST return an empty result set" in those cases.
       if (!allowed) return x('query', { xmlns: NS.DISCO_ITEMS, node: payload.attr('node') });
       return accountItems(to, payload.attr('node'));
-    });
-    return true;
-  }, 10);
+    }));
+  }, PRIORITY.route.onBehalf);
 }
 
 function isSelf(session: Session, to: Jid): boolean {

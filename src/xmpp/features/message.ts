@@ -2,41 +2,45 @@ import { NS, type XmlElement } from '../../xml/index.js';
 import type { ModuleContext } from '../context.js';
 import type { RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
+import { PRIORITY } from '../priorities.js';
 
 /**
- * Message delivery between local accounts (RFC 6121 §8.5). Carbons (at 1)
- * and offline storage (at -50) hook in above these handlers; the pieces
- * they reuse are exported.
+ * Message delivery between local accounts (RFC 6121 §8.5): the standard
+ * deliver handlers, last on their events. Offline storage delivers above
+ * them and carbons copy after them (priorities.ts); the pieces they reuse
+ * are exported. A chat or normal message to a full JID whose resource is
+ * not connected reaches the bare-JID rules through the router (§8.5.3.2.1).
  */
 export function register(ctx: ModuleContext): void {
   // XEP-0203 §7: a delay notation that claims to come from this server but
   // arrives from a client is a forgery; the recipient's server SHOULD
   // discard it. Only our own notations then say "stored by the server".
-  ctx.hooks.on('stanza-in', ({ stanza }) => {
+  ctx.hooks.transform('stanza-in', ({ stanza }) => {
     if (stanza.name === 'message') dropForgedDelays(stanza, ctx.hosts);
-  }, 200);
+  }, PRIORITY.stanzaIn.forgedDelays);
 
-  ctx.hooks.on('message/full', (event) => {
+  ctx.hooks.deliver('message/full', (event) => {
     deliverFull(ctx, event);
-    return true;
-  }, -100);
+    return 'delivered';
+  }, PRIORITY.route.standard);
 
-  ctx.hooks.on('message/bare', (event) => {
+  ctx.hooks.deliver('message/bare', (event) => {
     if (!deliverBare(ctx, event)) undeliverable(ctx, event);
-    return true;
-  }, -100);
+    return 'delivered';
+  }, PRIORITY.route.standard);
 
-  ctx.hooks.on('message/host', (event) => {
+  ctx.hooks.deliver('message/host', (event) => {
     ctx.router.bounce(event, 'service-unavailable');
-    return true;
-  }, -100);
+    return 'delivered';
+  }, PRIORITY.route.standard);
 }
 
 /**
  * RFC 6121 §8.5.3: to the bound resource when there is one; otherwise
- * groupchat bounces, headline and error are dropped, and chat and normal
- * fall back to the bare-JID rules (fired as `message/bare`, so offline
- * storage and carbons take part).
+ * groupchat bounces and headline and error are dropped (§8.5.3.2.1). Chat
+ * and normal only get here when the resource is connected (the router
+ * sends them to the bare-JID rules otherwise), or from a queue (offline
+ * delivery) after the resource went: those go on with the bare rules.
  */
 export function deliverFull(ctx: ModuleContext, event: RouteEvent): void {
   const { to, stanza } = event;
@@ -47,7 +51,7 @@ export function deliverFull(ctx: ModuleContext, event: RouteEvent): void {
   }
   const type = stanza.attr('type');
   if (type === 'groupchat') ctx.router.bounce(event, 'service-unavailable');
-  else if (type !== 'headline' && type !== 'error') ctx.hooks.fire('message/bare', event);
+  else if (type !== 'headline' && type !== 'error' && !deliverBare(ctx, event)) undeliverable(ctx, event);
 }
 
 /** Sends the message to the resources the bare-JID rules pick; false when there are none. */

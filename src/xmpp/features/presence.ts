@@ -6,10 +6,12 @@ import type { Session } from '../session.js';
 import type { Account } from './roster/account.js';
 import type { RosterService } from './roster/index.js';
 import { hasFrom, hasTo, isSubscriptionType } from './roster/state.js';
-import type { Fanout } from './roster/queue.js';
+import { drive, type Fanout } from './roster/queue.js';
+import { PRIORITY } from '../priorities.js';
+import { delivered } from './iq.js';
 
 export interface PresenceOptions {
-  /** Rosters, the per-session queues and presence relaying (roster.register). */
+  /** Rosters and presence relaying (roster.register). */
   readonly roster: RosterService;
 }
 
@@ -22,7 +24,7 @@ export interface PresenceOptions {
  * `priority`. Subscription types are roster/subscriptions.ts's.
  */
 export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): void {
-  const { relay, accounts, queues } = svc;
+  const { relay, accounts } = svc;
   /** §4.6: whom each session sent directed available presence to, owed unavailable when it goes. */
   const directed = new WeakMap<Session, Map<string, Jid>>();
 
@@ -52,7 +54,7 @@ export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): 
     const presence = stanza.clone().setAttr('to', undefined);
     session.presence = presence;
     session.priority = parsePriority(stanza);
-    return queues.drive(session, (function* () {
+    return drive((function* () {
       yield* broadcast(session, me, presence);
       if (initial) yield* afterInitial(session, me);
     })());
@@ -84,7 +86,7 @@ export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): 
     const wasAvailable = session.presence !== undefined;
     // Seed: presence is reset on unavailable (and before the broadcast, so the sender is no longer "available").
     session.presence = undefined;
-    return queues.drive(session, (function* () {
+    return drive((function* () {
       if (wasAvailable) yield* broadcast(session, me, stanza);
       yield* endDirected(session, me, wasAvailable);
     })());
@@ -130,46 +132,47 @@ export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): 
     if (target && hasFrom(target.state(me.bare).subscription)) relay.sendCurrent(target, session.jid!);
   }
 
-  ctx.hooks.on('presence/broadcast', (event) => {
+  // A fan-out returns its promise: the sender's next stanza waits for it (core.ts, RFC 6120 §10.1).
+  ctx.hooks.deliver('presence/broadcast', (event) => {
     const { origin, stanza } = event;
-    if (!origin) return true;
+    if (!origin) return 'delivered';
     const type = stanza.attr('type');
-    if (type === undefined) queues.guarded(origin, stanza, () => available(origin, stanza));
-    else if (type === 'unavailable') queues.guarded(origin, stanza, () => unavailable(origin, svc.accountOf(origin), stanza.clone()));
+    if (type === undefined) return delivered(available(origin, stanza));
+    if (type === 'unavailable') return delivered(unavailable(origin, svc.accountOf(origin), stanza.clone()));
     // Subscription types, probes and errors need a 'to' (§3, §4.3); an unknown type is malformed.
-    else if (!isKnownType(type)) ctx.router.bounce(event, 'bad-request', `unknown presence type '${type.slice(0, 32)}'`);
-    return true;
-  }, -100);
+    if (!isKnownType(type)) ctx.router.bounce(event, 'bad-request', `unknown presence type '${type.slice(0, 32)}'`);
+    return 'delivered';
+  }, PRIORITY.route.standard);
 
-  const addressed = (event: RouteEvent): boolean => {
+  const addressed = (event: RouteEvent): 'delivered' => {
     const { origin, stanza, to } = event;
     const type = stanza.attr('type');
     if (!isKnownType(type)) {
       ctx.router.bounce(event, 'bad-request', `unknown presence type '${(type ?? '').slice(0, 32)}'`);
     } else if (type === 'probe') {
-      if (origin) queues.guarded(origin, stanza, () => probe(origin, to.bareJid()));
+      if (origin) probe(origin, to.bareJid());
     } else if (origin) {
-      queues.guarded(origin, stanza, () => direct(origin, stanza, to));
+      direct(origin, stanza, to);
     } else {
       relay.deliver(to, stanza);
     }
-    return true;
+    return 'delivered';
   };
-  ctx.hooks.on('presence/full', addressed, -100);
-  ctx.hooks.on('presence/bare', addressed, -100);
+  ctx.hooks.deliver('presence/full', addressed, PRIORITY.route.standard);
+  ctx.hooks.deliver('presence/bare', addressed, PRIORITY.route.standard);
   // Presence to the server's own domain: nothing here keeps presence for it.
-  ctx.hooks.on('presence/host', () => true, -100);
+  ctx.hooks.deliver('presence/host', () => 'delivered', PRIORITY.route.standard);
 
   // §4.5.2: a session that ends for any reason (close, error, timeout, a hibernation that was
   // never resumed) without unavailable presence gets it sent on its behalf.
-  ctx.hooks.on('session-destroyed', ({ session }) => {
+  ctx.hooks.notify('session-destroyed', ({ session }) => {
     if (session.full_jid === undefined) return;
-    queues.after(session, () => {
+    ctx.queues.sessions.after(session, () => {
       const me = svc.peekAccount(session);
       if (!me) return undefined;
       return unavailable(session, me, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid }));
     });
-  });
+  }, PRIORITY.lifecycle.default);
 }
 
 function isKnownType(type: string | undefined): boolean {

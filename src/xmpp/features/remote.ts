@@ -1,4 +1,5 @@
 import type { ModuleContext } from '../context.js';
+import { PRIORITY } from '../priorities.js';
 
 /**
  * The gateway serves its own domains only (no server-to-server). RFC 6120
@@ -6,8 +7,8 @@ import type { ModuleContext } from '../context.js';
  * presence is dropped silently (RFC 6121 §4.3–4.6 never bounces presence).
  */
 export function register(ctx: ModuleContext): void {
-  ctx.hooks.on('route/remote', (event) => {
+  ctx.hooks.deliver('route/remote', (event) => {
     if (event.stanza.name !== 'presence') ctx.router.bounce(event, 'remote-server-not-found');
-    return true;
-  }, -100);
+    return 'delivered';
+  }, PRIORITY.route.standard);
 }

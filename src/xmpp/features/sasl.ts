@@ -1,5 +1,6 @@
 import { NS, x, type XmlElement } from '../../xml/index.js';
 import { normalizeLocal } from '../../jid/index.js';
+import { PRIORITY } from '../priorities.js';
 import {
   fakeCredentials, ScramServer, SCRAM_MECHANISMS, verifyPassword, type SaslFailureCondition, type ScramCredentials, type ScramStep,
 } from '../../sasl/scram.js';
@@ -73,7 +74,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
     return true;
   }
 
-  ctx.hooks.on('stream-features', ({ session, features }) => {
+  ctx.hooks.transform('stream-features', ({ session, features }) => {
     if (session.type !== 'c2s_unauthed') return;
     const mechs = x('mechanisms', { xmlns: NS.SASL });
     for (const m of Object.keys(SCRAM_MECHANISMS).sort().reverse()) mechs.append(x('mechanism', {}, m));
@@ -81,7 +82,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
     if (plainAllowed(session)) mechs.append(x('mechanism', {}, 'PLAIN'));
     if (opts.anonymousHosts.has(session.host!)) mechs.append(x('mechanism', {}, 'ANONYMOUS'));
     features.append(mechs);
-  }, 100);
+  }, PRIORITY.features.sasl);
 
   function failure(session: Session, condition: SaslFailureCondition, text?: string, counts = true, mechanism?: string): void {
     const st = stateOf(session);

@@ -2,7 +2,8 @@ import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from
 import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
 import type { Session } from '../session.js';
-import { run } from './iq.js';
+import { delivered, run } from './iq.js';
+import { PRIORITY } from '../priorities.js';
 
 export interface VcardOptions {
   /** Largest vCard an account may store, in bytes of its serialized XML. */
@@ -48,27 +49,26 @@ export function register(ctx: ModuleContext, opts: VcardOptions): void {
   });
 
   // §3.3: another account's vCard. Above the default bare-JID IQ handler (-100).
-  ctx.hooks.on('iq/bare', (event) => {
+  ctx.hooks.deliver('iq/bare', (event) => {
     const { origin, stanza, to } = event;
     const payload = stanza.firstElement;
-    if (!origin || payload?.ns !== NS.VCARD || isSelf(origin, to.local, to.domain)) return false;
+    if (!origin || payload?.ns !== NS.VCARD || isSelf(origin, to.local, to.domain)) return;
     const type = stanza.attr('type');
     if (type === 'set') {
       // §3.2: "SHOULD be forbidden or not-allowed" (Prosody: forbidden).
       ctx.router.bounce(event, 'forbidden', "only the account itself may change its vCard");
-      return true;
+      return 'delivered';
     }
-    if (type !== 'get') return false;
-    run(ctx, origin, stanza, async () => {
+    if (type !== 'get') return;
+    return delivered(run(origin, stanza, async () => {
       requireVcard(payload);
       const stored = await ctx.storage.vcards.get(to.domain, to.local);
       // §3.3 (v1.3): no vCard and no such account get the same error, and
       // RFC 6121 §8.5.1 makes it service-unavailable: no directory harvesting.
       if (stored === undefined) throw new StanzaErrorException('service-unavailable');
       return parseStored(stored);
-    });
-    return true;
-  }, 10);
+    }));
+  }, PRIORITY.route.onBehalf);
 }
 
 function isSelf(session: Session, local: string, domain: string): boolean {

@@ -2,6 +2,8 @@ import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from
 import type { OfflineMessage } from '../../../storage/types.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
+import { PRIORITY } from '../../priorities.js';
+import '../stream-management/index.js';
 
 /** Stored messages read and sent at once; the next page waits until this one is acked (or written). */
 export const PAGE_SIZE = 50;
@@ -39,7 +41,7 @@ export function createDelivery(ctx: ModuleContext, acks: AckTracker | undefined)
   const inFlight = new WeakMap<Session, InFlight>();
   const drainWaiters = new WeakMap<Session, () => void>();
 
-  ctx.hooks.on('stanzas-acked', ({ session, stanzas }) => {
+  ctx.hooks.notify('stanzas-acked', ({ session, stanzas }) => {
     const f = inFlight.get(session);
     if (!f) return;
     for (const s of stanzas) {
@@ -47,19 +49,18 @@ export function createDelivery(ctx: ModuleContext, acks: AckTracker | undefined)
       if (id !== undefined) { f.unacked.delete(s); f.acked.push(id); }
     }
     if (f.unacked.size === 0) f.wake();
-  });
-  ctx.hooks.on('hand-over', (event) => {
+  }, PRIORITY.lifecycle.default);
+  ctx.hooks.transform('hand-over', (event) => {
     const f = inFlight.get(event.session);
-    if (!f || f.unacked.size === 0) return false;
+    if (!f || f.unacked.size === 0) return;
     event.stanzas = event.stanzas.filter((u) => !f.unacked.has(u.stanza));
-    return event.stanzas.length === 0;
-  });
-  ctx.hooks.on('session-drained', ({ session }) => { drainWaiters.get(session)?.(); });
+  }, PRIORITY.lifecycle.default);
+  ctx.hooks.notify('session-drained', ({ session }) => { drainWaiters.get(session)?.(); }, PRIORITY.lifecycle.default);
   // Wakes a waiting delivery; it goes on in a later microtask, after the session's hand-over has run.
-  ctx.hooks.on('session-destroyed', ({ session }) => {
+  ctx.hooks.notify('session-destroyed', ({ session }) => {
     inFlight.get(session)?.wake();
     drainWaiters.get(session)?.();
-  });
+  }, PRIORITY.lifecycle.default);
 
   const remove = (session: Session, ids: number[]): Promise<void> =>
     ids.length === 0 ? Promise.resolve() : ctx.storage.offline.remove(session.host!, session.username!, ids);

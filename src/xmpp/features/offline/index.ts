@@ -5,7 +5,7 @@ import type { ModuleContext } from '../../context.js';
 import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
 import { bareTargets, deliverBare, deliverFull, undeliverable } from '../message.js';
-import { KeyedSerial } from './serial.js';
+import { PRIORITY } from '../../priorities.js';
 import { createDelivery, type AckTracker } from './delivery.js';
 
 export interface OfflineOptions {
@@ -33,15 +33,12 @@ const PRESENCE_WAIT_MS = 5000;
  * deleted once acknowledged. `acks` is stream management, which says
  * whether a session's stanzas are acknowledged.
  *
- * Everything for one account runs in one line (KeyedSerial): while a store
- * or a delivery is under way, newer messages to that account wait behind
- * it, so nobody sees them out of order.
+ * Everything for one account runs on the account's queue (ctx.queues):
+ * while a store or a delivery is under way, newer messages to that account
+ * wait behind it, so nobody sees them out of order.
  */
 export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTracker): OfflineFeature {
-  const line = new KeyedSerial((err) => {
-    ctx.metrics.internalError();
-    ctx.log.error({ err }, 'offline messages: unexpected error');
-  });
+  const line = ctx.queues.accounts;
   if (opts.maxMessages === 0) return { flush: () => line.idle() };
   const quota: OfflineQuota = { maxMessages: opts.maxMessages, maxBytes: opts.maxBytes };
   ctx.disco.addFeature(NS.OFFLINE);
@@ -52,28 +49,27 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTra
   // no stream management to hand it back (core.shutdown() fires this hook
   // before it closes the sessions).
   let shuttingDown = false;
-  ctx.hooks.on('server-shutdown', () => { shuttingDown = true; });
+  ctx.hooks.notify('server-shutdown', () => { shuttingDown = true; }, PRIORITY.lifecycle.default);
 
-  // -50: above the default delivery (-100), below carbons (1) and the
-  // features that veto delivery (blocking, at 1000), as in Prosody where
-  // mod_offline comes last.
-  ctx.hooks.on('message/bare', (event) => {
+  // Above the standard delivery, after the filters that stop a message
+  // (blocking), as in Prosody where mod_offline comes last.
+  ctx.hooks.deliver('message/bare', (event) => {
     const key = keyOf(event.to);
     if (line.busy(key)) {
       behind(key, event, () => deliverOrStore(event));
-      return true;
+      return 'delivered';
     }
-    if (!storable(event.stanza) || (!shuttingDown && bareTargets(ctx, event).length > 0)) return false;
-    line.run(key, () => store(event));
-    return true;
-  }, -50);
+    if (!storable(event.stanza) || (!shuttingDown && bareTargets(ctx, event).length > 0)) return;
+    line.after(key, () => store(event));
+    return 'delivered';
+  }, PRIORITY.route.offline);
 
-  ctx.hooks.on('message/full', (event) => {
+  ctx.hooks.deliver('message/full', (event) => {
     const key = keyOf(event.to);
-    if (!line.busy(key)) return false;
-    behind(key, event, () => deliverFull(ctx, event));
-    return true;
-  }, -50);
+    if (!line.busy(key)) return;
+    behind(key, event, () => (ctx.sessions.get(event.to.domain, event.to.local, event.to.resource) ? deliverFull(ctx, event) : deliverOrStore(event)));
+    return 'delivered';
+  }, PRIORITY.route.offline);
 
   // A delivery may wait for acks for up to SM_ACK_TIMEOUT, or a resume
   // timeout: what queues behind it in memory is bounded in bytes per
@@ -86,7 +82,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTra
   const heldBytes = new Map<string, number>();
   function behind(key: string, event: RouteEvent, task: () => Promise<void> | void): void {
     if (event.origin === null) {
-      line.run(key, task);
+      line.after(key, task);
       return;
     }
     const bytes = Buffer.byteLength(event.stanza.toString());
@@ -96,7 +92,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTra
       return;
     }
     heldBytes.set(key, held + bytes);
-    line.run(key, () => {
+    line.after(key, () => {
       const left = (heldBytes.get(key) ?? 0) - bytes;
       if (left > 0) heldBytes.set(key, left); else heldBytes.delete(key);
       return task();
@@ -111,28 +107,23 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTra
   // ones that arrive meanwhile queue up behind the stored ones. Prosody
   // delivers on initial presence only; a resource that goes from a negative
   // to a non-negative priority also counts here, as XEP-0160 reads.
-  ctx.hooks.on('presence/broadcast', ({ origin, stanza }) => {
+  // A filter that only looks: it must see the state before presence changes it.
+  ctx.hooks.filter('presence/broadcast', ({ origin, stanza }) => {
     if (!origin || origin.username === undefined || stanza.attr('type') !== undefined) return;
     const wasReachable = origin.presence !== undefined && origin.priority >= 0;
     if (wasReachable || priorityOf(stanza) < 0) return;
-    line.run(makeJid(origin.username, origin.host!).bare, async () => {
+    line.after(makeJid(origin.username, origin.host!).bare, async () => {
       await processed(origin);
       await deliverStored(origin);
     });
-  }, 50);
+  }, PRIORITY.route.offlineTrigger);
 
-  // The presence feature processes presence asynchronously (after the
-  // roster is loaded). It is done when it says so, or when it echoes the
-  // presence back to its sender, which RFC 6121 §4.2.2 requires of it —
-  // whichever comes first. Priority 120: before CSI (110) could hold it.
+  // The presence feature may process presence asynchronously (after the
+  // roster is loaded): the broadcast's pipeline has run once its notify
+  // phase does, and the delivery waiting above may go on.
   const waiting = new WeakMap<Session, () => void>();
-  ctx.hooks.on('presence/available', ({ session }) => { waiting.get(session)?.(); });
-  ctx.hooks.on('stanza-out', ({ session, stanza }) => {
-    const done = waiting.get(session);
-    if (done && stanza.name === 'presence' && stanza.attr('type') === undefined && stanza.attr('from') === session.full_jid) done();
-    return false;
-  }, 120);
-  ctx.hooks.on('session-destroyed', ({ session }) => { waiting.get(session)?.(); });
+  ctx.hooks.notify('presence/broadcast', ({ origin }) => { if (origin) waiting.get(origin)?.(); }, PRIORITY.route.standard);
+  ctx.hooks.notify('session-destroyed', ({ session }) => { waiting.get(session)?.(); }, PRIORITY.lifecycle.default);
 
   /** Resolves once `session` is reachable (or gone); after PRESENCE_WAIT_MS at the latest, so a line never stalls. */
   function processed(session: Session): Promise<void> {

@@ -1,5 +1,5 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
-import { parseJid, type Jid } from '../../../jid/index.js';
+import { type Jid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { RosterItem } from '../../../storage/types.js';
 import type { Session } from '../../session.js';
@@ -8,7 +8,7 @@ import type { Account, AccountStores } from './account.js';
 import { Accounts } from './accounts.js';
 import { itemElement, parseRosterSet, type RosterSetRequest } from './items.js';
 import { itemBytes, type RosterLimits } from './quota.js';
-import { MAX_HELD_BYTES, SessionQueues } from './queue.js';
+import { PRIORITY } from '../../priorities.js';
 import { PresenceRelay } from './relay.js';
 import { RosterService } from './service.js';
 import { hasFrom, hasTo } from './state.js';
@@ -28,75 +28,48 @@ export interface RosterOptions extends RosterLimits {
  */
 export function register(ctx: ModuleContext, opts: RosterOptions): RosterService {
   const accounts = new Accounts(ctx.storage, opts.anonymousStores, ctx.sessions, ctx.log);
-  const queues = new SessionQueues(ctx);
-  const svc = new RosterService(ctx, accounts, queues, new PresenceRelay(ctx.sessions, accounts), opts);
+  const svc = new RosterService(ctx, accounts, new PresenceRelay(ctx.sessions, accounts), opts);
   const subscriptions = new Subscriptions(ctx, svc);
   subscriptions.register();
-  holdWhileFanningOut(ctx, queues);
 
-  ctx.hooks.on('stream-features', ({ session, features }) => {
+  ctx.hooks.transform('stream-features', ({ session, features }) => {
     if (session.type !== 'c2s') return;
     // XEP-0237 §2.1 / RFC 6121 §2.6.1: offered at the latest with resource binding.
     features.append(x('ver', { xmlns: NS.ROSTERVER }));
     // RFC 6121 §3.4.1: pre-approvals are supported.
     features.append(x('sub', { xmlns: NS.PRE_APPROVAL }));
-  }, 70);
+  }, PRIORITY.features.informational);
 
-  // Seed: "roster … Loaded as soon as the resource is bound". The first job on the session's queue.
-  ctx.hooks.on('resource-bound', ({ session }) => {
-    queues.guarded(session, undefined, async () => {
-      const account = await accounts.acquire(session.host!, session.username!, session.anonymous);
-      svc.bind(session, account);
-      session.roster = account;
-    });
-  });
-  // The last job on the queue: everything else the session left behind has run.
-  ctx.hooks.on('session-destroyed', ({ session }) => {
+  // Seed: "roster … Loaded as soon as the resource is bound". The bind result and the
+  // session's next stanza wait for it (bind.ts, core.ts), so every later handler sees it.
+  ctx.hooks.notify('resource-bound', async ({ session }) => {
+    const account = await accounts.acquire(session.host!, session.username!, session.anonymous);
+    svc.bind(session, account);
+    session.roster = account;
+  }, PRIORITY.lifecycle.default);
+  // The last job on the session's queue: everything else the session left behind has run.
+  ctx.hooks.notify('session-destroyed', ({ session }) => {
     if (session.full_jid === undefined) return;
-    queues.after(session, () => {
+    ctx.queues.sessions.after(session, () => {
       const account = svc.unbind(session);
       if (account) accounts.release(account);
     });
-  }, -1000);
+  }, PRIORITY.lifecycle.releaseAccount);
 
-  ctx.iq.register('self', 'get', NS.ROSTER, (session, _iq, payload) => queues.then(session, () => get(svc, session, payload)));
-  ctx.iq.register('self', 'set', NS.ROSTER, (session, _iq, payload) => queues.then(session, () => set(svc, subscriptions, session, payload)));
+  ctx.iq.register('self', 'get', NS.ROSTER, (session, _iq, payload) => get(svc, session, payload));
+  ctx.iq.register('self', 'set', NS.ROSTER, (session, _iq, payload) => set(svc, subscriptions, session, payload));
 
   // RFC 6121 §2.1.5 / §2.3.3: another account's roster is forbidden (rather than iq.ts's service-unavailable).
-  ctx.hooks.on('iq/bare', (event) => {
+  ctx.hooks.deliver('iq/bare', (event) => {
     const { origin, stanza, to } = event;
     const ns = stanza.firstElement?.ns;
-    if (!origin || ns !== NS.ROSTER || (to.local === origin.username && to.domain === origin.host)) return false;
+    if (!origin || ns !== NS.ROSTER || (to.local === origin.username && to.domain === origin.host)) return;
     const type = stanza.attr('type');
     if (type === 'get' || type === 'set') ctx.router.bounce(event, 'forbidden');
-    return true;
-  }, 10);
+    return 'delivered';
+  }, PRIORITY.route.onBehalf);
 
   return svc;
-}
-
-/**
- * RFC 6120 §10.1: while a session's fan-out is spread over several turns
- * (queue.ts), its later stanzas of every kind wait on its queue and are
- * then handled as the core would have (the rest of stanza-in, then the
- * router), so none overtakes the fan-out. Above every other stanza-in hook.
- */
-function holdWhileFanningOut(ctx: ModuleContext, queues: SessionQueues): void {
-  const replaying = new WeakSet<XmlElement>();
-  ctx.hooks.on('stanza-in', (event) => {
-    const { session, stanza } = event;
-    if (replaying.has(stanza) || !queues.holds(session)) return false;
-    const within = queues.hold(session, stanza, () => {
-      replaying.add(stanza);
-      if (ctx.hooks.fire('stanza-in', event)) return;
-      const to = stanza.attr('to'); // parsed and normalised by the core already
-      if (to === undefined) ctx.router.routeNoTo(session, stanza);
-      else ctx.router.route(session, stanza, parseJid(to));
-    });
-    // What it sent is handled all the same; only the stream ends.
-    if (!within) session.close({ condition: 'policy-violation', text: `more than ${MAX_HELD_BYTES} bytes sent while the server was still busy with this session` });
-    return true;
-  }, 10_000);
 }
 
 /** RFC 6121 §2.2 roster get; XEP-0237 §3: an up-to-date `ver` gets an empty result. */

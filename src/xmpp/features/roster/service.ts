@@ -7,7 +7,7 @@ import type { Jid } from '../../../jid/index.js';
 import { blocks, type Account } from './account.js';
 import type { Accounts } from './accounts.js';
 import { itemElement, removedItemElement } from './items.js';
-import type { Fanout, SessionQueues } from './queue.js';
+import { drive, type Fanout } from './queue.js';
 import { chosenBytes, pendingBytes, type RosterLimits } from './quota.js';
 import type { PresenceRelay } from './relay.js';
 import { hasFrom, sameVisible, type SubState } from './state.js';
@@ -15,7 +15,7 @@ import { randomId } from '../../../util/random.js';
 
 /**
  * What the roster feature shares with presence and blocking: the accounts
- * in memory, the per-session queues, presence relaying and roster pushes.
+ * in memory, presence relaying and roster pushes.
  * Made once per server by roster.register() and passed on by app.ts.
  */
 export class RosterService {
@@ -24,7 +24,6 @@ export class RosterService {
   constructor(
     private readonly ctx: ModuleContext,
     readonly accounts: Accounts,
-    readonly queues: SessionQueues,
     readonly relay: PresenceRelay,
     readonly limits: RosterLimits,
   ) {}
@@ -52,10 +51,10 @@ export class RosterService {
    * RFC 6121 §2.1.6: a roster push for `jid` (its item, or a removal) to
    * every interested resource of the account, with the new version
    * (XEP-0237 §3). No 'from': the push comes from the account itself.
-   * A fan-out (queue.ts) on `session`'s queue: undefined when it is done.
+   * A fan-out (queue.ts): undefined when it is done.
    */
-  push(account: Account, jid: string, session: Session | undefined): Promise<void> | undefined {
-    return this.queues.drive(session, pushes(this.ctx, account, jid));
+  push(account: Account, jid: string, _session?: Session): Promise<void> | undefined {
+    return drive(pushes(this.ctx, account, jid));
   }
 
   /**

@@ -7,6 +7,9 @@ import { StanzaErrorException } from '../../errors.js';
 import { itemBytes } from './quota.js';
 import type { RosterService } from './service.js';
 import type { Session } from '../../session.js';
+import type { DeliverResult } from '../../pipeline.js';
+import { PRIORITY } from '../../priorities.js';
+import { delivered } from '../iq.js';
 import { hasFrom, inbound, isSubscriptionType, outbound, type SubscriptionType } from './state.js';
 
 /**
@@ -20,25 +23,24 @@ export class Subscriptions {
 
   /** Hooks presence of the four subscription types; runs above presence.ts's delivery. */
   register(): void {
-    const handle = (event: RouteEvent): boolean => {
+    const handle = (event: RouteEvent): DeliverResult | Promise<DeliverResult> => {
       const type = event.stanza.attr('type');
-      if (event.stanza.name !== 'presence' || !isSubscriptionType(type)) return false;
+      if (event.stanza.name !== 'presence' || !isSubscriptionType(type)) return;
       // §3.1.2: subscriptions are between bare JIDs, whatever resource the client named.
       const contact = event.to.bareJid();
       const { origin, stanza } = event;
-      if (origin) {
-        this.svc.queues.guarded(origin, stanza, () => this.outbound(this.svc.accountOf(origin), type, contact, stanza, origin));
-      } else {
-        // From the server itself (no local session): only the contact's half applies.
-        const from = tryParseJid(stanza.attr('from'))?.bareJid();
-        if (from) void this.inbound(type, from, contact, stanza, undefined).catch((err: unknown) => this.ctx.log.error({ err }, 'subscription processing failed'));
-      }
-      return true;
+      // The sender's next stanza waits for this (core.ts); a stanza error answers the sender.
+      if (origin) return delivered(this.outbound(this.svc.accountOf(origin), type, contact, stanza, origin));
+      // From the server itself (no local session): only the contact's half applies.
+      const from = tryParseJid(stanza.attr('from'))?.bareJid();
+      if (!from) return 'delivered';
+      return delivered(this.inbound(type, from, contact, stanza, undefined).catch((err: unknown) => this.ctx.log.error({ err }, 'subscription processing failed')));
     };
-    this.ctx.hooks.on('presence/bare', handle, 50);
-    this.ctx.hooks.on('presence/full', handle, 50);
+    const { hooks } = this.ctx;
+    hooks.deliver('presence/bare', handle, PRIORITY.route.subscriptions);
+    hooks.deliver('presence/full', handle, PRIORITY.route.subscriptions);
     // No s2s: a remote contact's half cannot run, but the user's roster still follows A.2.
-    this.ctx.hooks.on('route/remote', handle, 50);
+    hooks.deliver('route/remote', handle, PRIORITY.route.subscriptions);
   }
 
   /** RFC 6121 A.2 for a stanza `account` sent, then A.3 at a local contact; on `origin`'s queue (fan-outs, queue.ts). */

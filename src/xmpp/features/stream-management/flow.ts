@@ -107,7 +107,7 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
     stopTimer(st);
     if (st.queue.buffer_size === 0) quiet.delete(session);
     else if (session.conn) startTimer(session, st);
-    if (acked.length > 0) ctx.hooks.fire('stanzas-acked', { session, stanzas: acked });
+    if (acked.length > 0) ctx.hooks.run('stanzas-acked', { session, stanzas: acked });
     return result;
   }
 

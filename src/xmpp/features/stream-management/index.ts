@@ -9,6 +9,17 @@ import type { SmRegistry } from './registry.js';
 import { handOver, type Undelivered } from '../../hand-over.js';
 import { createResume } from './resume.js';
 import { randomId } from '../../../util/random.js';
+import { PRIORITY } from '../../priorities.js';
+
+declare module '../../events.js' {
+  interface CoreEvents {
+    /**
+     * XEP-0198 §4: the client acknowledged these stanzas (oldest first); they
+     * are delivered for good. Run by stream management with `buffer` on.
+     */
+    'stanzas-acked': { readonly session: Session; readonly stanzas: readonly XmlElement[] };
+  }
+}
 
 /** mod_stream_management's options (seed 004), under their names there. */
 export interface SmOptions {
@@ -83,10 +94,10 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
   // Stale h is a courtesy (XEP-0198 §5): a storage error costs the h attribute, never the session.
   const staleHFailed = (err: unknown): void => { ctx.log.warn({ err }, 'stale h storage failed'); };
 
-  ctx.hooks.on('stream-features', ({ session, features }) => {
+  ctx.hooks.transform('stream-features', ({ session, features }) => {
     // XEP-0198 §2: offered once authenticated (resume before bind, enable after).
     if (session.type === 'c2s') features.append(x('sm', { xmlns: NS.SM }));
-  }, 80);
+  }, PRIORITY.features.streamManagement);
 
   ctx.nonzas.register(NS.SM, 'enable', (session, el) => {
     // XEP-0198 §3: enabling before binding a resource, or twice, is unexpected-request.
@@ -127,23 +138,24 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     });
   });
 
-  ctx.hooks.on('stanza-received', ({ session }) => {
+  ctx.hooks.notify('stanza-received', ({ session }) => {
     const st = states.get(session);
     if (st) st.counter_in = (st.counter_in + 1) % 2 ** 32;
-  });
+  }, PRIORITY.lifecycle.streamManagement);
 
-  ctx.hooks.on('stanza-out', ({ session, stanza }) => {
+  // SM writes every stanza of a session with SM enabled (counted, buffered until acked).
+  ctx.hooks.deliver('stanza-out', ({ session, stanza }) => {
     const st = states.get(session);
-    if (!st) return false;
+    if (!st) return;
     flow.out(session, st, stanza);
-    return true;
-  }, 100);
+    return 'delivered';
+  }, PRIORITY.stanzaOut.streamManagement);
 
-  // XEP-0198 §5: a resumable session whose transport dies hibernates.
-  ctx.hooks.on('session-lost', ({ session, reason }) => {
+  // XEP-0198 §5: a resumable session whose transport dies hibernates; the core does it.
+  ctx.lifecycle.hibernateWhen((session) => (states.get(session)?.max ?? 0) > 0);
+  ctx.hooks.notify('session-hibernated', ({ session, reason }) => {
     const st = states.get(session);
-    if (!st || st.max === 0 || session.closing) return false;
-    session.conn = null;
+    if (!st) return;
     flow.stop(session, st);
     st.hibernatedAt = Date.now();
     st.hibernation = setTimeout(() => {
@@ -154,8 +166,22 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     st.hibernation.unref();
     ctx.log.info({ event: 'session-hibernated', session: session.logId, jid: session.full_jid, reason, buffered: st.queue.buffer_size, pending: st.pending.length }, 'session hibernating');
     capHibernated(session);
-    return true;
-  }, 100);
+  }, PRIORITY.lifecycle.streamManagement);
+
+  /** The one place the hibernation timer is cleared: on resumption and at the end. */
+  function wake(st: SmState): void {
+    if (st.hibernation) clearTimeout(st.hibernation);
+    st.hibernation = undefined;
+  }
+
+  // After <resumed/> and the resent queue (lifecycle.resume): what waited goes out as buffer_max allows.
+  ctx.hooks.notify('session-resumed', ({ session }) => {
+    const st = states.get(session);
+    if (!st) return;
+    wake(st);
+    flow.release(session, st);
+    if (st.queue.buffer_size > 0 && opts.ack) flow.requestAck(session, st);
+  }, PRIORITY.lifecycle.streamManagement);
 
   /** Keeps at most max_hibernated_per_user hibernating sessions per account, ending the oldest. */
   function capHibernated(session: Session): void {
@@ -167,12 +193,12 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     }
   }
 
-  ctx.hooks.on('session-destroyed', ({ session }) => {
+  ctx.hooks.notify('session-destroyed', ({ session }) => {
     const st = states.get(session);
     if (!st) return;
     states.delete(session);
     flow.stop(session, st);
-    if (st.hibernation) clearTimeout(st.hibernation);
+    wake(st);
     if (st.smid && registry.get(st.smid) === session) {
       registry.remove(st.smid);
       if (opts.stale_h.enabled) registry.setStaleH(st.smid, st.counter_in, Date.now()).catch(staleHFailed);
@@ -181,7 +207,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     const drained = [...st.queue.drain(), ...st.pending.drain()];
     if (drained.length > 0) handedOver.set(session, new Set(drained.map((b) => b.stanza)));
     handOver(ctx, session, drained, 'resent: not acknowledged by the client');
-  }, 50);
+  }, PRIORITY.lifecycle.streamManagement);
 
   // A stanza the transport could not deliver may still be in the SM queue
   // (with `buffer`, every stanza after <enable/> is queued before it is
@@ -191,13 +217,12 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
   // fetched) for the stanzas that queue held. Anything else (sent before
   // <enable/>, or `buffer` off) is left to the core's hand-over.
   const handedOver = new WeakMap<Session, ReadonlySet<XmlElement>>();
-  ctx.hooks.on('stanzas-undelivered', (event) => {
+  ctx.hooks.transform('stanzas-undelivered', (event) => {
     const st = states.get(event.session);
     const held = st ? new Set(st.queue.unacked().map((b) => b.stanza)) : handedOver.get(event.session);
-    if (!held || held.size === 0) return false;
+    if (!held || held.size === 0) return;
     event.stanzas = event.stanzas.filter((s) => !held.has(s));
-    return event.stanzas.length === 0;
-  });
+  }, PRIORITY.lifecycle.streamManagement);
 
   ctx.nonzas.register(NS.SM, 'resume', createResume(ctx, opts, flow, registry, states, failed));
 

@@ -1,5 +1,4 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
-import { DETACHED } from '../../conn.js';
 import type { ModuleContext } from '../../context.js';
 import type { NonzaHandler } from '../../registry.js';
 import type { Session } from '../../session.js';
@@ -34,10 +33,9 @@ export function createResume(
     if (!old || !st || old.destroyed || !sameAccount(carrier, old)) {
       ctx.metrics.sm('resume-failed');
       if (!opts.stale_h.enabled) return carrier.write(failed('item-not-found'));
-      // The stale h is in storage, so the answer may come a turn later. A
-      // client waits for <failed/> before it binds (XEP-0198 §5); one that
-      // pipelines may see later replies first. Without the h, <failed/> still goes.
-      return void registry.getStaleH(previd).then(
+      // The stale h is in storage: the session's next element waits for the answer (core.ts),
+      // so replies keep their order. Without the h, <failed/> still goes.
+      return registry.getStaleH(previd).then(
         (stale) => carrier.write(failed('item-not-found', stale)),
         (err: unknown) => { ctx.log.warn({ err }, 'stale h storage failed'); carrier.write(failed('item-not-found')); },
       );
@@ -47,41 +45,15 @@ export function createResume(
       return carrier.write(failed('undefined-condition', undefined,
         x('handled-count-too-high', { xmlns: NS.SM, h, 'send-count': acked.sent })));
     }
-    takeOver(ctx, carrier, old, st);
-    old.write(x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }));
-    // Resend what the client has not acknowledged, in order; it stays buffered until acked.
-    // Then what waited meanwhile, as far as buffer_max allows; acks bring the rest.
+    st.peer = carrier.logId;
+    // The core moves the transport (lifecycle.ts). Resent: what the client has not acknowledged,
+    // in order; it stays buffered until acked. What waited meanwhile follows as buffer_max allows
+    // ('session-resumed' in index.ts); acks bring the rest.
     const pending = st.queue.unacked();
-    for (const item of pending) old.write(item.stanza);
-    flow.release(old, st);
-    if (st.queue.buffer_size > 0 && opts.ack) flow.requestAck(old, st);
-    ctx.hooks.fire('session-resumed', { session: old });
+    ctx.lifecycle.resume(carrier, old, [x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }), ...pending.map((b) => b.stanza)]);
     ctx.metrics.sm('resumed');
     ctx.log.info({ event: 'session-resumed', session: old.logId, jid: old.full_jid, transport: old.transport, resent: pending.length }, 'session resumed');
   };
-}
-
-/** Moves the carrier's transport under `old`, closing whatever transport `old` still had. */
-function takeOver(ctx: ModuleContext, carrier: Session, old: Session, st: SmState): void {
-  const conn = carrier.conn!;
-  if (st.hibernation) clearTimeout(st.hibernation);
-  st.hibernation = undefined;
-  if (old.conn) {
-    // XEP-0198 §5: the old connection may still look alive; it is replaced.
-    const previous = old.conn;
-    previous.attach(DETACHED);
-    previous.close({ condition: 'conflict', text: 'the session was resumed elsewhere' });
-  }
-  carrier.conn = null;
-  conn.attach(old);
-  old.conn = conn;
-  old.secure = conn.secure;
-  old.ip = conn.ip;
-  old.transport = conn.transport;
-  old.streamId = carrier.streamId;
-  old.notopen = false;
-  st.peer = carrier.logId;
-  ctx.retire(carrier, `resumed into ${old.logId}`);
 }
 
 /**

@@ -1,0 +1,83 @@
+import type { XmlElement } from '../xml/index.js';
+import type { StreamError } from './errors.js';
+import { DETACHED } from './conn.js';
+import type { Pipeline } from './pipeline.js';
+import type { CoreEvents } from './events.js';
+import type { Session } from './session.js';
+import type { SessionManager } from './session-manager.js';
+import type { Log } from './log.js';
+import type { CoreMetrics } from './metrics-port.js';
+
+/** Decides whether a session whose transport died may hibernate (stream management: resumable and not closing). */
+export type HibernationPolicy = (session: Session, reason: string) => boolean;
+
+/**
+ * The session life cycle as the core runs it (unauthenticated → bound →
+ * hibernating → resumed or ended). Features decide *when* (stream
+ * management: may this session hibernate, does this <resume/> match);
+ * the core does *how*, and is the only writer of `session.conn`.
+ */
+export interface Lifecycle {
+  /** Stream management's rule; without one, a lost transport ends its session. */
+  hibernateWhen(policy: HibernationPolicy): void;
+  /**
+   * XEP-0198 §5: moves the transport of `carrier` (a new stream,
+   * authenticated, not bound) under `old`, which takes its stream id and
+   * transport facts; a transport `old` still had gets conflict. `carrier`
+   * ends without a word on the wire (it was never more than a carrier).
+   * Then `greeting` is written (<resumed/> and the resent queue) and
+   * 'session-resumed' runs.
+   */
+  resume(carrier: Session, old: Session, greeting: readonly XmlElement[]): void;
+}
+
+export interface LifecycleDeps {
+  readonly hooks: Pipeline<CoreEvents>;
+  readonly sessions: SessionManager;
+  readonly log: Log;
+  readonly metrics: CoreMetrics;
+  destroy(session: Session, reason: StreamError | undefined): void;
+}
+
+/** The core's side of the life cycle: what ModuleContext exposes plus the steps only the core takes. */
+export interface CoreLifecycle extends Lifecycle {
+  /** The transport died: hibernate if the policy allows (true), else the caller destroys. */
+  hibernate(session: Session, reason: string): boolean;
+  /** The transport is gone for good: forget it before destroying. */
+  detach(session: Session): void;
+}
+
+export function createLifecycle(deps: LifecycleDeps): CoreLifecycle {
+  let policy: HibernationPolicy = () => false;
+  const { hooks } = deps;
+  return {
+    hibernateWhen(p) { policy = p; },
+    hibernate(session, reason) {
+      if (session.closing || !policy(session, reason)) return false;
+      session.conn = null;
+      hooks.run('session-hibernated', { session, reason });
+      return true;
+    },
+    detach(session) { session.conn = null; },
+    resume(carrier, old, greeting) {
+      const conn = carrier.conn!;
+      if (old.conn) {
+        // XEP-0198 §5: the old connection may still look alive; it is replaced.
+        const previous = old.conn;
+        previous.attach(DETACHED);
+        previous.close({ condition: 'conflict', text: 'the session was resumed elsewhere' });
+      }
+      carrier.conn = null;
+      conn.attach(old);
+      old.conn = conn;
+      old.secure = conn.secure;
+      old.ip = conn.ip;
+      old.transport = conn.transport;
+      old.streamId = carrier.streamId;
+      old.notopen = false;
+      deps.destroy(carrier, { condition: 'reset', text: `resumed into ${old.logId}` });
+      for (const el of greeting) old.write(el);
+      hooks.run('session-resumed', { session: old });
+    },
+  };
+}
