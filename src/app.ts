@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import fastifyStatic from '@fastify/static';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import type { Config } from './config/index.js';
 import type { Storage } from './storage/index.js';
 import { createCore, type Core } from './xmpp/core.js';
@@ -22,6 +23,7 @@ import * as roster from './xmpp/features/roster/index.js';
 import * as blocking from './xmpp/features/blocking.js';
 import { createVolatileAccountStores } from './storage/memory/index.js';
 import * as remote from './xmpp/features/remote.js';
+import * as echo from './xmpp/components/echo.js';
 import * as sm from './xmpp/features/stream-management/index.js';
 import * as offline from './xmpp/features/offline/index.js';
 import * as carbons from './xmpp/features/carbons.js';
@@ -37,6 +39,7 @@ import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
 const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export interface App {
   readonly http: FastifyInstance;
@@ -119,6 +122,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   presence.register(ctx, { roster: rosters });
   blocking.register(ctx, { roster: rosters, maxItems: config.maxBlocklistItems });
   remote.register(ctx);
+  if (config.echoComponent !== '') echo.register(ctx, { address: config.echoComponent, version: VERSION });
   const accountWatch = accountChanges.register(ctx, { pollMs: 500 });
 
   const limits = { maxBytes: config.maxStanzaSize, maxDepth: config.maxXmlDepth, maxAttrs: config.maxXmlAttrs, maxAttrValueLength: config.maxStanzaSize };

@@ -16,6 +16,7 @@ import type { ModuleContext } from './context.js';
 import { WorkQueues, isPromise } from './queues.js';
 import { createLifecycle } from './lifecycle.js';
 import { randomId } from '../util/random.js';
+import { PRIORITY } from './priorities.js';
 
 const UNDELIVERED_NOTE = 'resent: not delivered before the session ended';
 /** Input a session may send while an earlier element of it is still being handled; more ends the stream. */
@@ -62,6 +63,11 @@ export function createCore(deps: CoreDeps): Core {
   const nonzas = new NonzaRegistry();
   const disco = new DiscoRegistry();
   const queues = new WorkQueues((err) => unexpected(err, undefined));
+  // A stanza for a component is the component's to deliver (registry.ts).
+  hooks.deliver('route/component', (event) => {
+    const handled = components.lookup(event.to)?.handle(event);
+    return isPromise(handled) ? handled.then(() => 'delivered' as const) : 'delivered';
+  }, PRIORITY.route.standard);
 
   function unexpected(err: unknown, session: Session | undefined): void {
     metrics.internalError();
