@@ -108,8 +108,9 @@ export class Account {
 
   /** A part loaded with this account (AccountPart). */
   part<T>(part: AccountPart<T>): T {
-    if (!this.parts.has(part)) throw new Error('account part not loaded: register it with the accounts service');
-    return this.parts.get(part) as T;
+    const value = this.parts.get(part);
+    if (value === undefined && !this.parts.has(part)) throw new Error('account part not loaded: register it with the accounts service');
+    return value as T;
   }
 
   #itemBytes(jid: string): number {
