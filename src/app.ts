@@ -19,8 +19,9 @@ import * as ping from './xmpp/features/ping.js';
 import * as disco from './xmpp/features/disco.js';
 import * as message from './xmpp/features/message.js';
 import * as presence from './xmpp/features/presence.js';
+import * as accounts from './xmpp/features/accounts/index.js';
 import * as roster from './xmpp/features/roster/index.js';
-import * as blocking from './xmpp/features/blocking.js';
+import * as blocking from './xmpp/features/blocking/index.js';
 import { createVolatileAccountStores } from './storage/memory/index.js';
 import * as remote from './xmpp/features/remote.js';
 import * as echo from './xmpp/components/echo.js';
@@ -84,10 +85,12 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   let coreRef: Core | undefined;
   const metrics = createMetrics(() => coreRef?.ctx.sessions);
   const ledger = createShutdownLedger(storage);
-  const core = createCore({ hosts: config.domains, storage: ledger.storage, log, metrics: metrics.core, authTimeout: config.authTimeout });
+  const core = createCore({ hosts: config.domains, log, metrics: metrics.core, authTimeout: config.authTimeout });
   coreRef = core;
   const { ctx } = core;
   ledger.watch(ctx);
+  // Each feature gets the stores it names (its ports), through the shutdown ledger.
+  const stores = ledger.storage;
 
   const throttle = new LoginThrottle({
     freePerIp: config.loginFailuresPerIp, freePerPair: config.loginFailuresPerAccount, baseDelayMs: 1000,
@@ -96,34 +99,39 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   sasl.register(ctx, {
     allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations,
     anonymousHosts: new Set(config.anonymousHosts), unknownUserSecret: opts.unknownUserSecret ?? randomBytes(32), throttle,
-  });
+  }, { users: stores.users });
   bind.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser });
   const streamManagement = sm.register(ctx, {
     buffer: config.smBuffer, buffer_max: config.smBufferMax, ack: config.smAck, ack_freq: config.smAckFreq,
     resume_timeout: config.smResumeTimeout, max_hibernated_per_user: config.smMaxHibernatedPerUser,
     ack_quiet_period: config.smAckQuietPeriod, pending_max_bytes: config.smPendingMaxBytes, ack_timeout: config.smAckTimeout,
     stale_h: { enabled: config.smStaleHEnabled, repeat_after: config.smStaleHRepeatAfter, geriatric: config.smStaleHGeriatric },
-  }, createMemorySmRegistry(ledger.storage.smState));
+  }, createMemorySmRegistry(stores.smState));
   iq.register(ctx);
   ping.register(ctx);
-  // Rosters first: presence, blocking and account disco build on them.
-  const rosters = roster.register(ctx, {
-    maxItems: config.maxRosterItems, maxItemBytes: config.maxRosterItemBytes, maxBytes: config.maxRosterBytes,
-    anonymousStores: createVolatileAccountStores(),
+  // Accounts in memory first: roster, presence, blocking and account disco build on them.
+  // The blocklist is loaded with each account (a part of it), and the relay asks blocking what is blocked.
+  const volatile = createVolatileAccountStores();
+  const blocklists = new blocking.Blocklists({ blocklists: stores.blocklists, anonymous: volatile.blocklists });
+  const accountsService = accounts.register(ctx, {
+    users: stores.users, rosters: stores.rosters, volatile, isBlocked: blocklists.isBlocked, parts: [blocklists],
   });
-  disco.register(ctx, { name: 'xmpp-web-gateway', isSubscribed: (account, contact) => rosters.isSubscribed(account, contact) });
+  roster.register(ctx, {
+    maxItems: config.maxRosterItems, maxItemBytes: config.maxRosterItemBytes, maxBytes: config.maxRosterBytes,
+  }, { accounts: accountsService });
+  disco.register(ctx, { name: 'xmpp-web-gateway', isSubscribed: (account, contact) => accountsService.isSubscribed(account, contact) });
   message.register(ctx);
   const offlineMessages = offline.register(ctx, {
     maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes,
-  }, streamManagement);
+  }, { offline: stores.offline, users: stores.users, acks: streamManagement });
   carbons.register(ctx);
-  vcard.register(ctx, { maxSize: config.maxVcardSize });
+  vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
   csi.register(ctx);
-  presence.register(ctx, { roster: rosters });
-  blocking.register(ctx, { roster: rosters, maxItems: config.maxBlocklistItems });
+  presence.register(ctx, { accounts: accountsService });
+  blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists });
   remote.register(ctx);
   if (config.echoComponent !== '') echo.register(ctx, { address: config.echoComponent, version: VERSION });
-  const accountWatch = accountChanges.register(ctx, { pollMs: 500 });
+  const accountWatch = accountChanges.register(ctx, { pollMs: 500 }, { users: stores.users });
 
   const limits = { maxBytes: config.maxStanzaSize, maxDepth: config.maxXmlDepth, maxAttrs: config.maxXmlAttrs, maxAttrValueLength: config.maxStanzaSize };
   await http.register(websocket, {

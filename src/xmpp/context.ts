@@ -1,4 +1,3 @@
-import type { Storage } from '../storage/types.js';
 import type { Pipeline } from './pipeline.js';
 import type { CoreEvents } from './events.js';
 import type { SessionManager } from './session-manager.js';
@@ -15,9 +14,11 @@ export type { Lifecycle } from './lifecycle.js';
 
 /**
  * What a feature module is given in register(ctx): the registries it hooks
- * into and the services it may use, Prosody's module API in small. Each
- * feature also receives its own slice of the configuration as a second
- * argument; nothing here is global.
+ * into and the core services it may use, Prosody's module API in small.
+ * Each feature also receives its own slice of the configuration as a
+ * second argument, and the stores and services it uses (its ports) as the
+ * last one, named in its register signature; no feature sees every store,
+ * and nothing here is global.
  */
 export interface ModuleContext {
   /** The phased event pipelines (pipeline.ts); priorities come from priorities.ts. */
@@ -30,7 +31,6 @@ export interface ModuleContext {
   /** Local components (a subdomain or a JID served by a module, such as group chat). */
   readonly components: ComponentRegistry;
   readonly hosts: ReadonlySet<string>;
-  readonly storage: Storage;
   readonly log: Log;
   readonly metrics: CoreMetrics;
   /** One work queue per session and one per account, used by every feature (queues.ts). */

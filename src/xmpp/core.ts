@@ -1,6 +1,5 @@
 import { NS, x, type XmlElement } from '../xml/index.js';
 import { JidError, parseJid, type Jid } from '../jid/index.js';
-import type { Storage } from '../storage/types.js';
 import { Pipeline, isVeto, type Outcome } from './pipeline.js';
 import type { CoreEvents } from './events.js';
 import { Session, isStanza, type SessionOwner } from './session.js';
@@ -24,7 +23,6 @@ export const MAX_QUEUED_INPUT_BYTES = 1024 * 1024;
 
 export interface CoreDeps {
   readonly hosts: readonly string[];
-  readonly storage: Storage;
   readonly log: Log;
   readonly metrics: CoreMetrics;
   /** Seconds a stream may stay unauthenticated (Prosody's c2s_timeout); then connection-timeout. */
@@ -91,7 +89,7 @@ export function createCore(deps: CoreDeps): Core {
   const lifecycle = createLifecycle({ hooks, sessions, log, metrics, destroy: (s, r) => destroy(s, r) });
 
   const ctx: ModuleContext = {
-    hooks, sessions, router, iq, nonzas, disco, components, hosts, storage: deps.storage, log, metrics, queues, lifecycle,
+    hooks, sessions, router, iq, nonzas, disco, components, hosts, log, metrics, queues, lifecycle,
     guard(session, stanza, work) {
       work().catch((err: unknown) => fail(session, stanza, err));
     },

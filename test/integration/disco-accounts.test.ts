@@ -32,9 +32,9 @@ async function isSubscribed(account: Jid, contact: Jid): Promise<boolean> {
 }
 
 const storage = createMemoryStorage();
-const core = createCore({ hosts: ['localhost'], storage, log: silent, metrics: NO_METRICS, authTimeout: 30 });
+const core = createCore({ hosts: ['localhost'], log: silent, metrics: NO_METRICS, authTimeout: 30 });
 const throttle = new LoginThrottle({ freePerIp: 100, freePerPair: 100, baseDelayMs: 1000, maxDelayMs: 1000, forgetAfterMs: 1000, maxKeys: 100, now: Date.now });
-sasl.register(core.ctx, { allowInsecurePlain: true, maxFailures: 3, scramIterations: 4096, anonymousHosts: new Set(), unknownUserSecret: randomBytes(32), throttle });
+sasl.register(core.ctx, { allowInsecurePlain: true, maxFailures: 3, scramIterations: 4096, anonymousHosts: new Set(), unknownUserSecret: randomBytes(32), throttle }, { users: storage.users });
 bind.register(core.ctx, { maxResourcesPerUser: 10 });
 iqFeature.register(core.ctx);
 disco.register(core.ctx, { name: 'test', isSubscribed });

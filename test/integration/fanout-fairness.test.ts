@@ -8,7 +8,7 @@
 import t from 'tap';
 import { startFakeServer, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
 import { closeAll, drain, item, online, Reader, seed } from '../helpers/roster-kit.js';
-import { FANOUT_BATCH } from '../../src/xmpp/features/roster/queue.js';
+import { FANOUT_BATCH } from '../../src/xmpp/features/accounts/fanout.js';
 import { MAX_QUEUED_INPUT_BYTES as MAX_HELD_BYTES } from '../../src/xmpp/core.js';
 import type { XmlElement } from '../../src/xml/index.js';
 

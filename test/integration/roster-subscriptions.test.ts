@@ -223,3 +223,25 @@ t.test('cancelling a subscription sends unsubscribed and unavailable presence to
   }
   await closeAll(hal, ivy);
 });
+
+t.test('two users who pre-approved each other and ask each other at once are both approved: the contact halves, each inside the other, do not wait for each other', async (t) => {
+  for (const u of ['kim', 'lou']) await server.addUser(u);
+  const kim = await online(server, 'kim', 'k');
+  const lou = await online(server, 'lou', 'l');
+  t.teardown(() => closeAll(kim, lou));
+  // §3.4 pre-approvals both ways.
+  kim.send(`<presence xmlns='jabber:client' to='lou@localhost' type='subscribed'/>`);
+  lou.send(`<presence xmlns='jabber:client' to='kim@localhost' type='subscribed'/>`);
+  await drain();
+  const rk = new Reader(kim);
+  const rl = new Reader(lou);
+  // In the same turn: lou's half of kim's request runs inside kim's and answers back at kim (A.3.1 auto-reply),
+  // and the other way round at the same time.
+  kim.send(`<presence xmlns='jabber:client' to='lou@localhost' type='subscribe'/>`);
+  lou.send(`<presence xmlns='jabber:client' to='kim@localhost' type='subscribe'/>`);
+  const approved = (from: string) => (el: XmlElement) => el.local === 'presence' && el.attr('type') === 'subscribed' && el.attr('from') === from;
+  await rk.until(approved('lou@localhost'), 'the server\'s approval on lou\'s behalf');
+  await rl.until(approved('kim@localhost'), 'the server\'s approval on kim\'s behalf');
+  t.equal((await storedState(server, 'kim', 'lou@localhost')).item?.subscription, 'both');
+  t.equal((await storedState(server, 'lou', 'kim@localhost')).item?.subscription, 'both');
+});

@@ -1,9 +1,14 @@
 import type { ModuleContext } from '../context.js';
-import type { AccountChange } from '../../storage/types.js';
+import type { AccountChange, UserStore } from '../../storage/ports/accounts.js';
 
 export interface AccountChangesOptions {
   /** How often the store's change log is read (ms). */
   readonly pollMs: number;
+}
+
+export interface AccountChangesDeps {
+  /** The store's log of account changes (by any writer). */
+  readonly users: Pick<UserStore, 'changesSince'>;
 }
 
 /**
@@ -16,14 +21,14 @@ export interface AccountChangesOptions {
  * security-critical state has changed). Hibernating sessions end too, so
  * nobody resumes into them; what they held is handed over as at any end.
  */
-export function register(ctx: ModuleContext, opts: AccountChangesOptions): { dispose(): void } {
+export function register(ctx: ModuleContext, opts: AccountChangesOptions, { users }: AccountChangesDeps): { dispose(): void } {
   let cursor: number | undefined;
   let busy = false;
   const poll = async (): Promise<void> => {
     if (busy) return;
     busy = true;
     try {
-      const next = await ctx.storage.users.changesSince(cursor);
+      const next = await users.changesSince(cursor);
       cursor = next.cursor;
       for (const change of next.changes) endSessions(change);
     } catch (err) {

@@ -3,16 +3,15 @@ import type { Jid } from '../../jid/index.js';
 import type { ModuleContext } from '../context.js';
 import type { RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
-import type { Account } from './roster/account.js';
-import type { RosterService } from './roster/index.js';
-import { hasFrom, hasTo, isSubscriptionType } from './roster/state.js';
-import { drive, type Fanout } from './roster/queue.js';
+import type { Account, AccountsService } from './accounts/index.js';
+import { hasFrom, hasTo, isSubscriptionType } from './accounts/subscription.js';
+import { drive, type Fanout } from './accounts/fanout.js';
 import { PRIORITY } from '../priorities.js';
 import { delivered } from './iq.js';
 
-export interface PresenceOptions {
-  /** Rosters and presence relaying (roster.register). */
-  readonly roster: RosterService;
+export interface PresenceDeps {
+  /** The accounts in memory and presence relaying between them (accounts.register). */
+  readonly accounts: AccountsService;
 }
 
 /**
@@ -23,7 +22,7 @@ export interface PresenceOptions {
  * non-directed available presence, undefined once unavailable) and
  * `priority`. Subscription types are roster/subscriptions.ts's.
  */
-export function register(ctx: ModuleContext, { roster: svc }: PresenceOptions): void {
+export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): void {
   const { relay, accounts } = svc;
   /** §4.6: whom each session sent directed available presence to, owed unavailable when it goes. */
   const directed = new WeakMap<Session, Map<string, Jid>>();

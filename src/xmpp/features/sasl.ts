@@ -8,6 +8,7 @@ import type { LoginThrottle } from '../../sasl/login-throttle.js';
 import { ipKey, UNPARSABLE } from '../../util/ip.js';
 import { saslprep } from '../../sasl/saslprep.js';
 import type { ModuleContext } from '../context.js';
+import type { UserStore } from '../../storage/ports/accounts.js';
 import type { Session } from '../session.js';
 import { randomId } from '../../util/random.js';
 
@@ -30,6 +31,11 @@ export interface SaslOptions {
   readonly throttle: LoginThrottle;
 }
 
+export interface SaslDeps {
+  /** The accounts and their stored credentials. */
+  readonly users: Pick<UserStore, 'get'>;
+}
+
 interface Exchange {
   readonly mechanism: string;
   scram?: ScramServer;
@@ -50,7 +56,7 @@ class Throttled extends Error {}
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** SASL authentication (RFC 6120 §6) with SCRAM-SHA-256, SCRAM-SHA-1 (RFC 5802/7677) and PLAIN (RFC 4616). */
-export function register(ctx: ModuleContext, opts: SaslOptions): void {
+export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslDeps): void {
   const states = new WeakMap<Session, SaslState>();
   const stateOf = (s: Session): SaslState => {
     let st = states.get(s);
@@ -136,7 +142,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
       try { local = normalizeLocal(username); } catch { return undefined; }
       ex.account = local;
       if (opts.throttle.retryAfter(throttleKey(session), local) > 0) throw new Throttled();
-      const user = await ctx.storage.users.get(session.host!, local);
+      const user = await users.get(session.host!, local);
       return user?.credentials[mechanism as 'SCRAM-SHA-1' | 'SCRAM-SHA-256'];
     };
   }
@@ -188,7 +194,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions): void {
     ex.account = username;
     if (throttled(session, username)) return;
     let user;
-    try { user = await ctx.storage.users.get(session.host!, username); } catch (err) {
+    try { user = await users.get(session.host!, username); } catch (err) {
       ctx.log.warn({ err, session: session.logId }, 'credential lookup failed');
       return failure(session, 'temporary-auth-failure', undefined, false);
     }

@@ -1,6 +1,7 @@
 import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../xml/index.js';
 import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
+import type { VcardStore } from '../../storage/ports/vcard.js';
 import type { Session } from '../session.js';
 import { delivered, run } from './iq.js';
 import { PRIORITY } from '../priorities.js';
@@ -10,6 +11,10 @@ export interface VcardOptions {
   readonly maxSize: number;
 }
 
+export interface VcardDeps {
+  readonly vcards: VcardStore;
+}
+
 const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
 
 /**
@@ -17,13 +22,13 @@ const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024
  * gets another account's vCard from its bare JID, answered by the server
  * on the account's behalf (RFC 6121 §8.5.2.1.3 / §8.5.2.2.3).
  */
-export function register(ctx: ModuleContext, opts: VcardOptions): void {
+export function register(ctx: ModuleContext, opts: VcardOptions, { vcards }: VcardDeps): void {
   ctx.disco.addFeature(NS.VCARD);
 
   // §3.1: one's own vCard (no `to`, or one's own bare JID).
   ctx.iq.register('self', 'get', NS.VCARD, async (session, _iq, payload) => {
     requireVcard(payload);
-    const stored = session.anonymous ? undefined : await ctx.storage.vcards.get(session.host!, session.username!);
+    const stored = session.anonymous ? undefined : await vcards.get(session.host!, session.username!);
     // "MUST return a stanza error (which SHOULD be item-not-found) or an
     // IQ-result containing an empty <vCard/>": the empty result, as ejabberd
     // does; clients (Converse, Gajim) then offer to fill it in rather than
@@ -45,7 +50,7 @@ export function register(ctx: ModuleContext, opts: VcardOptions): void {
     if (Buffer.byteLength(text) > opts.maxSize) {
       throw new StanzaErrorException('not-acceptable', `a vCard may be at most ${opts.maxSize} bytes`);
     }
-    await ctx.storage.vcards.set(session.host!, session.username!, text);
+    await vcards.set(session.host!, session.username!, text);
   });
 
   // §3.3: another account's vCard. Above the default bare-JID IQ handler (-100).
@@ -62,7 +67,7 @@ export function register(ctx: ModuleContext, opts: VcardOptions): void {
     if (type !== 'get') return;
     return delivered(run(origin, stanza, async () => {
       requireVcard(payload);
-      const stored = await ctx.storage.vcards.get(to.domain, to.local);
+      const stored = await vcards.get(to.domain, to.local);
       // §3.3 (v1.3): no vCard and no such account get the same error, and
       // RFC 6121 §8.5.1 makes it service-unavailable: no directory harvesting.
       if (stored === undefined) throw new StanzaErrorException('service-unavailable');

@@ -1,5 +1,5 @@
 import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
-import type { OfflineMessage } from '../../../storage/types.js';
+import type { OfflineMessage, OfflineStore } from '../../../storage/ports/offline.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import { PRIORITY } from '../../priorities.js';
@@ -37,7 +37,7 @@ interface InFlight {
  * unacked leaves those messages in storage, and its hand-over leaves them
  * out (the 'hand-over' hook), so the next login gets them, in order, once.
  */
-export function createDelivery(ctx: ModuleContext, acks: AckTracker | undefined): (session: Session) => Promise<void> {
+export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'list' | 'remove'>, acks: AckTracker | undefined): (session: Session) => Promise<void> {
   const inFlight = new WeakMap<Session, InFlight>();
   const drainWaiters = new WeakMap<Session, () => void>();
 
@@ -63,7 +63,7 @@ export function createDelivery(ctx: ModuleContext, acks: AckTracker | undefined)
   }, PRIORITY.lifecycle.default);
 
   const remove = (session: Session, ids: number[]): Promise<void> =>
-    ids.length === 0 ? Promise.resolve() : ctx.storage.offline.remove(session.host!, session.username!, ids);
+    ids.length === 0 ? Promise.resolve() : store.remove(session.host!, session.username!, ids);
 
   /** Sends one page; resolves once it is acked (or written and drained). False when the session is gone. */
   async function deliverPage(session: Session, page: readonly OfflineMessage[]): Promise<boolean> {
@@ -105,7 +105,7 @@ export function createDelivery(ctx: ModuleContext, acks: AckTracker | undefined)
   return async (session) => {
     let afterId = 0;
     while (!session.destroyed) {
-      const page = await ctx.storage.offline.list(session.host!, session.username!, { afterId, limit: PAGE_SIZE });
+      const page = await store.list(session.host!, session.username!, { afterId, limit: PAGE_SIZE });
       if (page.length === 0) return;
       afterId = page[page.length - 1]!.id;
       if (!await deliverPage(session, page)) return;

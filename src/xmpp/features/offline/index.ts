@@ -1,6 +1,7 @@
 import { NS, type XmlElement } from '../../../xml/index.js';
 import { makeJid, type Jid } from '../../../jid/index.js';
-import type { OfflineQuota } from '../../../storage/types.js';
+import type { OfflineQuota, OfflineStore } from '../../../storage/ports/offline.js';
+import type { UserStore } from '../../../storage/ports/accounts.js';
 import type { ModuleContext } from '../../context.js';
 import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
@@ -17,6 +18,14 @@ export interface OfflineOptions {
   readonly maxWaitingBytes: number;
 }
 
+export interface OfflineDeps {
+  readonly offline: OfflineStore;
+  /** Only existing accounts get messages stored (RFC 6121 §8.5.1). */
+  readonly users: Pick<UserStore, 'get'>;
+  /** Stream management: whether a session's stanzas are acknowledged (XEP-0198). */
+  readonly acks?: AckTracker;
+}
+
 export interface OfflineFeature {
   /** Resolves once every store and delivery started so far has finished; shutdown awaits it before closing storage. */
   flush(): Promise<void>;
@@ -30,19 +39,18 @@ const PRESENCE_WAIT_MS = 5000;
  * account with no available resource of non-negative priority is stored,
  * and delivered with a XEP-0203 delay stamp when a resource of the account
  * becomes available with non-negative priority, in pages (delivery.ts);
- * deleted once acknowledged. `acks` is stream management, which says
- * whether a session's stanzas are acknowledged.
+ * deleted once acknowledged.
  *
  * Everything for one account runs on the account's queue (ctx.queues):
  * while a store or a delivery is under way, newer messages to that account
  * wait behind it, so nobody sees them out of order.
  */
-export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTracker): OfflineFeature {
+export function register(ctx: ModuleContext, opts: OfflineOptions, deps: OfflineDeps): OfflineFeature {
   const line = ctx.queues.accounts;
   if (opts.maxMessages === 0) return { flush: () => line.idle() };
   const quota: OfflineQuota = { maxMessages: opts.maxMessages, maxBytes: opts.maxBytes };
   ctx.disco.addFeature(NS.OFFLINE);
-  const deliverStored = createDelivery(ctx, acks);
+  const deliverStored = createDelivery(ctx, deps.offline, deps.acks);
   const keyOf = (jid: Jid): string => jid.bare;
   // At shutdown every session is about to close: what stream management
   // hands over then is stored, not given to another resource that may have
@@ -151,14 +159,14 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, acks?: AckTra
     try {
       // RFC 6121 §8.5.1: no such account (a throw-away anonymous one is not
       // stored either) gets what a server without offline storage answers.
-      if (await ctx.storage.users.get(to.domain, to.local) === undefined) {
+      if (await deps.users.get(to.domain, to.local) === undefined) {
         ctx.router.bounce(event, 'service-unavailable');
         return;
       }
       const copy = stanza.clone().setAttr('xmlns', NS.CLIENT);
       // The store checks both limits and inserts in one step: a refused
       // message leaves nothing behind, and concurrent pushes cannot overshoot.
-      if (!await ctx.storage.offline.push(to.domain, to.local, copy.toString(), quota)) {
+      if (!await deps.offline.push(to.domain, to.local, copy.toString(), quota)) {
         // XEP-0160 §2 would answer service-unavailable; like ejabberd we say
         // resource-constraint (type wait): the account exists and the sender
         // may retry later, instead of a silent drop or a misleading "no such user".

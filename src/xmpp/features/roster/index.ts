@@ -4,32 +4,29 @@ import type { ModuleContext } from '../../context.js';
 import type { RosterItem } from '../../../storage/types.js';
 import type { Session } from '../../session.js';
 import { StanzaErrorException } from '../../errors.js';
-import type { Account, AccountStores } from './account.js';
-import { Accounts } from './accounts.js';
+import type { Account } from '../accounts/account.js';
+import type { AccountsService } from '../accounts/index.js';
 import { itemElement, parseRosterSet, type RosterSetRequest } from './items.js';
-import { itemBytes, type RosterLimits } from './quota.js';
+import { itemBytes, type RosterLimits } from '../accounts/quota.js';
 import { PRIORITY } from '../../priorities.js';
-import { PresenceRelay } from './relay.js';
 import { RosterService } from './service.js';
-import { hasFrom, hasTo } from './state.js';
+import { hasFrom, hasTo } from '../accounts/subscription.js';
 import { Subscriptions } from './subscriptions.js';
 
-export { RosterService } from './service.js';
-
-export interface RosterOptions extends RosterLimits {
-  /** Where SASL ANONYMOUS accounts keep their roster and blocklist: memory that goes with their last session. */
-  readonly anonymousStores: AccountStores & { purge(host: string, username: string): void };
+export interface RosterDeps {
+  /** The accounts in memory and presence between them (accounts/). */
+  readonly accounts: AccountsService;
 }
 
 /**
  * Rosters (RFC 6121 §2) with versioning (XEP-0237, §2.6) and presence
- * subscriptions (§3, pre-approval §3.4). Returns the service that presence
- * and blocking build on.
+ * subscriptions (§3, pre-approval §3.4), on the accounts the accounts
+ * service keeps in memory.
  */
-export function register(ctx: ModuleContext, opts: RosterOptions): RosterService {
-  const accounts = new Accounts(ctx.storage, opts.anonymousStores, ctx.sessions, ctx.log);
-  const svc = new RosterService(ctx, accounts, new PresenceRelay(ctx.sessions, accounts), opts);
-  const subscriptions = new Subscriptions(ctx, svc);
+export function register(ctx: ModuleContext, opts: RosterLimits, deps: RosterDeps): void {
+  const { accounts } = deps;
+  const svc = new RosterService(ctx, opts);
+  const subscriptions = new Subscriptions(ctx, svc, accounts);
   subscriptions.register();
 
   ctx.hooks.transform('stream-features', ({ session, features }) => {
@@ -40,24 +37,8 @@ export function register(ctx: ModuleContext, opts: RosterOptions): RosterService
     features.append(x('sub', { xmlns: NS.PRE_APPROVAL }));
   }, PRIORITY.features.informational);
 
-  // Seed: "roster … Loaded as soon as the resource is bound". The bind result and the
-  // session's next stanza wait for it (bind.ts, core.ts), so every later handler sees it.
-  ctx.hooks.notify('resource-bound', async ({ session }) => {
-    const account = await accounts.acquire(session.host!, session.username!, session.anonymous);
-    svc.bind(session, account);
-    session.roster = account;
-  }, PRIORITY.lifecycle.default);
-  // The last job on the session's queue: everything else the session left behind has run.
-  ctx.hooks.notify('session-destroyed', ({ session }) => {
-    if (session.full_jid === undefined) return;
-    ctx.queues.sessions.after(session, () => {
-      const account = svc.unbind(session);
-      if (account) accounts.release(account);
-    });
-  }, PRIORITY.lifecycle.releaseAccount);
-
-  ctx.iq.register('self', 'get', NS.ROSTER, (session, _iq, payload) => get(svc, session, payload));
-  ctx.iq.register('self', 'set', NS.ROSTER, (session, _iq, payload) => set(svc, subscriptions, session, payload));
+  ctx.iq.register('self', 'get', NS.ROSTER, (session, _iq, payload) => get(accounts.accountOf(session), session, payload));
+  ctx.iq.register('self', 'set', NS.ROSTER, (session, _iq, payload) => set(svc, subscriptions, accounts, session, payload));
 
   // RFC 6121 §2.1.5 / §2.3.3: another account's roster is forbidden (rather than iq.ts's service-unavailable).
   ctx.hooks.deliver('iq/bare', (event) => {
@@ -68,13 +49,10 @@ export function register(ctx: ModuleContext, opts: RosterOptions): RosterService
     if (type === 'get' || type === 'set') ctx.router.bounce(event, 'forbidden');
     return 'delivered';
   }, PRIORITY.route.onBehalf);
-
-  return svc;
 }
 
 /** RFC 6121 §2.2 roster get; XEP-0237 §3: an up-to-date `ver` gets an empty result. */
-function get(svc: RosterService, session: Session, payload: XmlElement): XmlElement | undefined {
-  const account = svc.accountOf(session);
+function get(account: Account, session: Session, payload: XmlElement): XmlElement | undefined {
   // RFC 6121 §2.2: a resource that asks for the roster is an interested resource.
   session.interested = true;
   const version = String(account.version);
@@ -83,10 +61,10 @@ function get(svc: RosterService, session: Session, payload: XmlElement): XmlElem
 }
 
 /** RFC 6121 §2.3–2.5 roster set: add, update or remove one item. */
-async function set(svc: RosterService, subscriptions: Subscriptions, session: Session, payload: XmlElement): Promise<void> {
-  const account = svc.accountOf(session);
+async function set(svc: RosterService, subscriptions: Subscriptions, accounts: AccountsService, session: Session, payload: XmlElement): Promise<void> {
+  const account = accounts.accountOf(session);
   const request = parseRosterSet(payload, account.jid);
-  if (request.kind === 'remove') return remove(svc, subscriptions, session, account, request.jid);
+  if (request.kind === 'remove') return remove(svc, subscriptions, accounts, session, account, request.jid);
   await update(svc, session, account, request);
 }
 
@@ -113,7 +91,7 @@ async function update(svc: RosterService, session: Session, account: Account, re
  * if the user had sent unsubscribe (for To or Pending Out) and unsubscribed
  * (for From or Pending In), and forgets a pending request.
  */
-async function remove(svc: RosterService, subscriptions: Subscriptions, session: Session, account: Account, contact: Jid): Promise<void> {
+async function remove(svc: RosterService, subscriptions: Subscriptions, accounts: AccountsService, session: Session, account: Account, contact: Jid): Promise<void> {
   const jid = contact.bare;
   // §2.5.3: an item that is not on the roster is item-not-found.
   if (!account.items.has(jid)) throw new StanzaErrorException('item-not-found', `${jid} is not on the roster`);
@@ -124,7 +102,7 @@ async function remove(svc: RosterService, subscriptions: Subscriptions, session:
   const pushed = svc.push(account, jid, session);
   if (pushed) await pushed;
   const stamp = (type: string) => x('presence', { xmlns: NS.CLIENT, type, from: account.bare, to: jid });
-  if (hasFrom(before.subscription)) svc.relay.sendUnavailable(account, contact);
+  if (hasFrom(before.subscription)) accounts.relay.sendUnavailable(account, contact);
   if (hasFrom(before.subscription) || before.pendingIn) await subscriptions.inbound('unsubscribed', account.jid, contact, stamp('unsubscribed'), session);
   if (hasTo(before.subscription) || before.ask) await subscriptions.inbound('unsubscribe', account.jid, contact, stamp('unsubscribe'), session);
   await stored(write);

@@ -3,49 +3,23 @@ import type { RosterItem, RosterPending } from '../../../storage/types.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import { StanzaErrorException } from '../../errors.js';
-import type { Jid } from '../../../jid/index.js';
-import { blocks, type Account } from './account.js';
-import type { Accounts } from './accounts.js';
+import type { Account } from '../accounts/account.js';
 import { itemElement, removedItemElement } from './items.js';
-import { drive, type Fanout } from './queue.js';
-import { chosenBytes, pendingBytes, type RosterLimits } from './quota.js';
-import type { PresenceRelay } from './relay.js';
-import { hasFrom, sameVisible, type SubState } from './state.js';
+import { drive, type Fanout } from '../accounts/fanout.js';
+import { chosenBytes, pendingBytes, type RosterLimits } from '../accounts/quota.js';
+import { sameVisible, type SubState } from './state.js';
 import { randomId } from '../../../util/random.js';
 
 /**
- * What the roster feature shares with presence and blocking: the accounts
- * in memory, presence relaying and roster pushes.
- * Made once per server by roster.register() and passed on by app.ts.
+ * What roster sets and subscriptions share: roster pushes, state changes
+ * and the roster limits. The accounts themselves are the accounts
+ * service's (accounts/); made once per server by roster.register().
  */
 export class RosterService {
-  readonly #bound = new WeakMap<Session, Account>();
-
   constructor(
     private readonly ctx: ModuleContext,
-    readonly accounts: Accounts,
-    readonly relay: PresenceRelay,
     readonly limits: RosterLimits,
   ) {}
-
-  /** The account of a bound session; set by the first job on its queue, so every later job sees it. */
-  accountOf(session: Session): Account {
-    const account = this.#bound.get(session);
-    if (!account) throw new StanzaErrorException('internal-server-error', 'the roster is not loaded');
-    return account;
-  }
-
-  /** The account of a bound session if it is loaded already (for synchronous hooks). */
-  peekAccount(session: Session): Account | undefined {
-    return this.#bound.get(session);
-  }
-
-  bind(session: Session, account: Account): void { this.#bound.set(session, account); }
-  unbind(session: Session): Account | undefined {
-    const account = this.#bound.get(session);
-    this.#bound.delete(session);
-    return account;
-  }
 
   /**
    * RFC 6121 §2.1.6: a roster push for `jid` (its item, or a removal) to
@@ -76,17 +50,6 @@ export class RosterService {
       : { jid, name: undefined, groups: [], subscription: next.subscription, ask: next.ask, approved: next.approved };
     void account.saveItem(item);
     return this.push(account, jid, session);
-  }
-
-  /**
-   * Whether `contact` may see `account`'s presence (subscription from or
-   * both, and not blocked): what XEP-0030 §8 asks before the server answers
-   * disco queries on an account's behalf.
-   */
-  async isSubscribed(account: Jid, contact: Jid): Promise<boolean> {
-    const bare = account.bareJid();
-    if (!(await this.accounts.exists(bare))) return false;
-    return this.accounts.use(bare, (a) => hasFrom(a.state(contact.bare).subscription) && !blocks(a, contact));
   }
 
   /**

@@ -2,15 +2,17 @@ import { NS, x, type XmlElement } from '../../../xml/index.js';
 import { tryParseJid, type Jid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { RouteEvent } from '../../events.js';
-import { blocks, type Account } from './account.js';
+import type { Account } from '../accounts/account.js';
+import type { AccountsService } from '../accounts/index.js';
 import { StanzaErrorException } from '../../errors.js';
-import { itemBytes } from './quota.js';
+import { itemBytes } from '../accounts/quota.js';
 import type { RosterService } from './service.js';
 import type { Session } from '../../session.js';
 import type { DeliverResult } from '../../pipeline.js';
 import { PRIORITY } from '../../priorities.js';
 import { delivered } from '../iq.js';
-import { hasFrom, inbound, isSubscriptionType, outbound, type SubscriptionType } from './state.js';
+import { inbound, outbound } from './state.js';
+import { hasFrom, isSubscriptionType, type SubscriptionType } from '../accounts/subscription.js';
 
 /**
  * Presence subscriptions (RFC 6121 §3) between local accounts: the user's
@@ -19,7 +21,7 @@ import { hasFrom, inbound, isSubscriptionType, outbound, type SubscriptionType }
  * deliveries and presence that each step calls for.
  */
 export class Subscriptions {
-  constructor(private readonly ctx: ModuleContext, private readonly svc: RosterService) {}
+  constructor(private readonly ctx: ModuleContext, private readonly svc: RosterService, private readonly accounts: AccountsService) {}
 
   /** Hooks presence of the four subscription types; runs above presence.ts's delivery. */
   register(): void {
@@ -30,7 +32,7 @@ export class Subscriptions {
       const contact = event.to.bareJid();
       const { origin, stanza } = event;
       // The sender's next stanza waits for this (core.ts); a stanza error answers the sender.
-      if (origin) return delivered(this.outbound(this.svc.accountOf(origin), type, contact, stanza, origin));
+      if (origin) return delivered(this.outbound(this.accounts.accountOf(origin), type, contact, stanza, origin));
       // From the server itself (no local session): only the contact's half applies.
       const from = tryParseJid(stanza.attr('from'))?.bareJid();
       if (!from) return 'delivered';
@@ -70,10 +72,10 @@ export class Subscriptions {
    * a missing account from one that has not answered.
    */
   async inbound(type: SubscriptionType, from: Jid, to: Jid, stanza: XmlElement, origin: Session | undefined): Promise<void> {
-    if (!this.ctx.router.isLocal(to.domain) || !(await this.svc.accounts.exists(to))) return;
-    await this.svc.accounts.use(to, async (contact) => {
+    if (!this.ctx.router.isLocal(to.domain) || !(await this.accounts.accounts.exists(to))) return;
+    await this.accounts.accounts.use(to, async (contact) => {
       // XEP-0191 §3.3: from a blocked JID nothing is delivered, answered or changed.
-      if (blocks(contact, from)) return;
+      if (this.accounts.isBlocked(contact, from)) return;
       const before = contact.state(from.bare);
       const step = inbound(type, before);
       // A request kept as Pending In counts against the contact's MAX_ROSTER_BYTES; one that
@@ -84,7 +86,7 @@ export class Subscriptions {
       const pushed = this.svc.setState(contact, from.bare, step.next, origin, type === 'subscribe' ? stanza : undefined);
       if (pushed) await pushed;
       // §3.1.3: a request goes to every available resource (and is kept as Pending In for the next login).
-      if (step.deliver) this.svc.relay.deliver(contact.jid, stanza);
+      if (step.deliver) this.accounts.relay.deliver(contact.jid, stanza);
       if (step.autoReply) {
         // §3.1.3 / §3.4: the server approves on the contact's behalf.
         await this.inbound('subscribed', contact.jid, from, x('presence', { xmlns: NS.CLIENT, type: 'subscribed', from: contact.bare, to: from.bare }), origin);
@@ -101,7 +103,7 @@ export class Subscriptions {
    */
   #publisherChanged(account: Account, contact: Jid, hadFrom: boolean, hasFromNow: boolean, resend: boolean): void {
     if (!this.ctx.router.isLocal(contact.domain)) return;
-    if (hasFromNow && (!hadFrom || resend)) this.svc.relay.sendCurrent(account, contact);
-    else if (hadFrom && !hasFromNow) this.svc.relay.sendUnavailable(account, contact);
+    if (hasFromNow && (!hadFrom || resend)) this.accounts.relay.sendCurrent(account, contact);
+    else if (hadFrom && !hasFromNow) this.accounts.relay.sendUnavailable(account, contact);
   }
 }

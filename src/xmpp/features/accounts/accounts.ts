@@ -1,8 +1,21 @@
 import type { Jid } from '../../../jid/index.js';
-import type { Storage } from '../../../storage/types.js';
+import type { UserStore } from '../../../storage/ports/accounts.js';
+import type { RosterStore } from '../../../storage/ports/roster.js';
 import type { SessionManager } from '../../session-manager.js';
 import type { Log } from '../../log.js';
-import { Account, type AccountStores } from './account.js';
+import { Account, type AccountPart } from './account.js';
+
+/** The stores the accounts service reads and writes. */
+export interface AccountsStores {
+  readonly users: Pick<UserStore, 'get'>;
+  readonly rosters: RosterStore;
+}
+
+/** Where SASL ANONYMOUS accounts keep their state: memory, purged (with the parts' state) after their last session. */
+export interface VolatileStores {
+  readonly rosters: RosterStore;
+  purge(host: string, username: string): void;
+}
 
 interface Entry {
   readonly loading: Promise<Account>;
@@ -13,7 +26,7 @@ interface Entry {
 const keyOf = (host: string, username: string): string => `${host}\0${username}`;
 
 /**
- * The accounts whose roster and blocklist are in memory: each connected
+ * The accounts whose roster (and parts, AccountPart) are in memory: each connected
  * account (one reference per session, the seed's "loaded as soon as the
  * resource is bound"), and, for a moment, an offline account that a stanza
  * is addressed to. All holders share one Account; the last release drops
@@ -25,11 +38,13 @@ export class Accounts {
   readonly #flushing = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly storage: Pick<Storage, 'users' | 'rosters' | 'blocklists'>,
+    private readonly stores: AccountsStores,
     /** SASL ANONYMOUS accounts are never persisted: their rosters live here and go with their last session. */
-    private readonly volatile: AccountStores & { purge(host: string, username: string): void },
+    private readonly volatile: VolatileStores,
     private readonly sessions: SessionManager,
     private readonly log: Log,
+    /** What other features load with every account (blocking's blocklist). */
+    private readonly parts: readonly AccountPart<unknown>[] = [],
   ) {}
 
   /** The loaded account, if any holder has it in memory right now. */
@@ -65,7 +80,16 @@ export class Accounts {
     void flushed.then(() => { if (this.#flushing.get(key) === flushed) this.#flushing.delete(key); });
   }
 
-  /** Runs `fn` with the account of `jid` in memory, loading and releasing it around the call if needed. */
+  /**
+   * Runs `fn` with the account of `jid` in memory, loading and releasing it
+   * around the call if needed. Not on the account's work queue
+   * (ctx.queues.accounts): a subscription's step at account B runs inside
+   * A's and may answer back at A (RFC 6121 §3.4 pre-approval, §3.1.3
+   * auto-reply), so with A and B doing that to each other at once each job
+   * would wait for the other's queue for ever. Changes to an account are
+   * applied synchronously in memory (account.ts), so concurrent users see
+   * each other's changes at once and the writes go out in call order.
+   */
   async use<T>(jid: Jid, fn: (account: Account) => T | Promise<T>): Promise<T> {
     const account = await this.acquire(jid.domain, jid.local, this.#isAnonymous(jid.domain, jid.local));
     try {
@@ -83,7 +107,7 @@ export class Accounts {
   async exists(jid: Jid): Promise<boolean> {
     if (jid.local === '' || jid.resource !== '') return false;
     if (this.sessions.countResources(jid.domain, jid.local) > 0) return true;
-    return (await this.storage.users.get(jid.domain, jid.local)) !== undefined;
+    return (await this.stores.users.get(jid.domain, jid.local)) !== undefined;
   }
 
   /** Accounts in memory, for leak checks in tests. */
@@ -96,8 +120,9 @@ export class Accounts {
 
   async #load(key: string, host: string, username: string, anonymous: boolean): Promise<Account> {
     await this.#flushing.get(key);
-    const stores = anonymous ? this.volatile : this.storage;
-    const [roster, blocked] = await Promise.all([stores.rosters.load(host, username), stores.blocklists.list(host, username)]);
-    return new Account(host, username, anonymous, roster, blocked, stores, this.log);
+    const rosters = anonymous ? this.volatile.rosters : this.stores.rosters;
+    const [roster, ...loaded] = await Promise.all([rosters.load(host, username), ...this.parts.map((p) => p.load(host, username, anonymous))]);
+    const parts = new Map(this.parts.map((p, i) => [p, loaded[i]]));
+    return new Account(host, username, anonymous, roster, rosters, this.log, parts);
   }
 }

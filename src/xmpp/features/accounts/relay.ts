@@ -2,8 +2,11 @@ import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
 import type { SessionManager } from '../../session-manager.js';
 import type { Session } from '../../session.js';
-import { blocks, type Account } from './account.js';
+import type { Account } from './account.js';
 import type { Accounts } from './accounts.js';
+
+/** Whether `account` blocks `jid` (XEP-0191): given by blocking, so this service knows no blocklist. */
+export type IsBlocked = (account: Account, jid: Jid) => boolean;
 
 /**
  * Presence between local accounts, the part every presence path shares:
@@ -13,7 +16,7 @@ import type { Accounts } from './accounts.js';
  * the recipient blocks.
  */
 export class PresenceRelay {
-  constructor(private readonly sessions: SessionManager, private readonly accounts: Accounts) {}
+  constructor(private readonly sessions: SessionManager, private readonly accounts: Accounts, private readonly isBlocked: IsBlocked) {}
 
   /** The account's available resources (RFC 6121 §4.1: sent initial presence). */
   available(account: Account): Session[] {
@@ -22,8 +25,8 @@ export class PresenceRelay {
 
   /** Whether a stanza from `from` may reach `to`'s account (neither blocks the other). */
   mayReach(from: Jid, fromAccount: Account | undefined, to: Jid, toAccount: Account | undefined): boolean {
-    if (fromAccount && blocks(fromAccount, to)) return false;
-    return !(toAccount && blocks(toAccount, from));
+    if (fromAccount && this.isBlocked(fromAccount, to)) return false;
+    return !(toAccount && this.isBlocked(toAccount, from));
   }
 
   /**

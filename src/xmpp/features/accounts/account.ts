@@ -1,21 +1,29 @@
 import { randomInt } from 'node:crypto';
 import { makeJid, parseJid, type Jid } from '../../../jid/index.js';
-import type { BlocklistStore, RosterItem, RosterPending, RosterStore, StoredRoster } from '../../../storage/types.js';
+import type { RosterItem, RosterPending, RosterStore, StoredRoster } from '../../../storage/ports/roster.js';
 import type { Log } from '../../log.js';
 import { itemBytes, pendingBytes } from './quota.js';
-import { NONE, type SubState } from './state.js';
-
-/** Where one account's roster and blocklist live (the real stores, or the volatile ones of ANONYMOUS accounts). */
-export interface AccountStores {
-  readonly rosters: RosterStore;
-  readonly blocklists: BlocklistStore;
-}
+import { NONE, type SubState } from './subscription.js';
 
 /**
- * One account's roster (RFC 6121 §2) and blocklist (XEP-0191) in memory,
- * shared by all of the account's sessions (the seed's `session.roster`).
- * Every change is applied here synchronously, so all readers see it at
- * once, and written through to the store in call order.
+ * What another feature keeps per account in memory, loaded with the roster
+ * and dropped with it (blocking's blocklist): the accounts service loads
+ * it without knowing what it is. The part object itself is the key.
+ */
+export interface AccountPart<T> {
+  /** Loads the part of one account; `anonymous` accounts keep theirs in volatile stores. */
+  load(host: string, username: string, anonymous: boolean): Promise<T>;
+}
+
+/** The loaded parts of one account, by part. */
+export type AccountParts = ReadonlyMap<AccountPart<unknown>, unknown>;
+
+/**
+ * One account's roster (RFC 6121 §2) in memory, with the parts other
+ * features load with it (AccountPart), shared by all of the account's
+ * sessions (the seed's `session.roster`). Every change is applied here
+ * synchronously, so all readers see it at once, and written through to
+ * the store in call order (track()).
  */
 export class Account {
   readonly jid: Jid;
@@ -24,8 +32,6 @@ export class Account {
   readonly items: Map<string, RosterItem>;
   /** Unanswered inbound requests by bare JID: Pending In, off the roster (RFC 6121 §3.1.3). */
   readonly pending: Map<string, RosterPending>;
-  /** Blocked JIDs as written in the block command (XEP-0191 §JID Matching). */
-  readonly blocklist: Set<string>;
   #writes = new Set<Promise<void>>();
   /** UTF-8 bytes of the items and pending requests (quota.ts), kept as they change. */
   #bytes = 0;
@@ -34,14 +40,13 @@ export class Account {
 
   constructor(
     readonly host: string, readonly username: string, readonly anonymous: boolean,
-    stored: StoredRoster, blocked: readonly string[],
-    private readonly stores: AccountStores, private readonly log: Log,
+    stored: StoredRoster, private readonly rosters: RosterStore, private readonly log: Log,
+    private readonly parts: AccountParts = new Map(),
   ) {
     this.jid = makeJid(username, host);
     this.version = stored.version;
     this.items = new Map(stored.items.map((i) => [i.jid, i]));
     this.pending = new Map(stored.pending.map((p) => [p.jid, p]));
-    this.blocklist = new Set(blocked);
     for (const i of this.items.values()) this.#bytes += itemBytes(i);
     for (const p of this.pending.values()) this.#bytes += pendingBytes(p);
   }
@@ -75,7 +80,7 @@ export class Account {
     this.#nextVersion();
     this.#bytes += itemBytes(item) - this.#itemBytes(item.jid);
     this.items.set(item.jid, item);
-    return this.#write(this.stores.rosters.putItem(this.host, this.username, item, this.version));
+    return this.track(this.rosters.putItem(this.host, this.username, item, this.version));
   }
 
   /** Removes an item under a new version; resolves once stored. */
@@ -83,14 +88,14 @@ export class Account {
     this.#nextVersion();
     this.#bytes -= this.#itemBytes(jid);
     this.items.delete(jid);
-    return this.#write(this.stores.rosters.removeItem(this.host, this.username, jid, this.version));
+    return this.track(this.rosters.removeItem(this.host, this.username, jid, this.version));
   }
 
   addPending(pending: RosterPending): Promise<void> {
     const replaced = this.pending.get(pending.jid);
     this.#bytes += pendingBytes(pending) - (replaced ? pendingBytes(replaced) : 0);
     this.pending.set(pending.jid, pending);
-    return this.#write(this.stores.rosters.putPending(this.host, this.username, pending));
+    return this.track(this.rosters.putPending(this.host, this.username, pending));
   }
 
   dropPending(jid: string): Promise<void> {
@@ -98,22 +103,14 @@ export class Account {
     if (!dropped) return Promise.resolve();
     this.pending.delete(jid);
     this.#bytes -= pendingBytes(dropped);
-    return this.#write(this.stores.rosters.removePending(this.host, this.username, jid));
+    return this.track(this.rosters.removePending(this.host, this.username, jid));
   }
 
-  block(jids: readonly string[]): Promise<void> {
-    for (const j of jids) this.blocklist.add(j);
-    return this.#write(this.stores.blocklists.add(this.host, this.username, jids));
-  }
-
-  unblock(jids: readonly string[]): Promise<void> {
-    for (const j of jids) this.blocklist.delete(j);
-    return this.#write(this.stores.blocklists.remove(this.host, this.username, jids));
-  }
-
-  unblockAll(): Promise<void> {
-    this.blocklist.clear();
-    return this.#write(this.stores.blocklists.clear(this.host, this.username));
+  /** A part loaded with this account (AccountPart). */
+  part<T>(part: AccountPart<T>): T {
+    const value = this.parts.get(part);
+    if (value === undefined && !this.parts.has(part)) throw new Error('account part not loaded: register it with the accounts service');
+    return value as T;
   }
 
   #itemBytes(jid: string): number {
@@ -136,13 +133,15 @@ export class Account {
   }
 
   /**
-   * Tracks a write. The in-memory state already changed; a failed write is
-   * logged here, and the caller that awaits it (a roster set) answers with
-   * an error, so the client learns the change may not have been kept.
+   * Tracks a write of this account's state (its roster, or a part's): the
+   * account leaves memory only once it finished (Accounts.release). The
+   * in-memory state already changed; a failed write is logged here, and the
+   * caller that awaits it (a roster set, a block) answers with an error, so
+   * the client learns the change may not have been kept.
    */
-  #write(p: Promise<void>): Promise<void> {
+  track(p: Promise<void>): Promise<void> {
     const tracked = p.catch((err: unknown) => {
-      this.log.error({ err, account: this.bare }, 'roster or blocklist write failed');
+      this.log.error({ err, account: this.bare }, 'an account write (roster, blocklist) failed');
       throw err;
     });
     const settled = tracked.then(() => undefined, () => undefined);
@@ -150,18 +149,4 @@ export class Account {
     void settled.then(() => this.#writes.delete(settled));
     return tracked;
   }
-}
-
-/**
- * XEP-0191 §JID Matching: a blocklist entry matches `jid` when it is its
- * full JID, its bare JID, its domain/resource, or its domain; the four
- * forms of the sender's JID are compared, as XEP-0016 and ejabberd do.
- */
-export function blocks(account: Account, jid: Jid): boolean {
-  const list = account.blocklist;
-  if (list.size === 0) return false;
-  // A user's own resources are never blocked from each other (XEP-0191 §Relationship to Privacy Lists).
-  if (jid.local === account.username && jid.domain === account.host) return false;
-  if (list.has(jid.full) || list.has(jid.bare) || list.has(jid.domain)) return true;
-  return jid.resource !== '' && list.has(`${jid.domain}/${jid.resource}`);
 }

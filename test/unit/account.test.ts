@@ -1,12 +1,14 @@
 /**
- * The XEP-0191 JID matching rules of the in-memory account, and its roster
- * bytes. (The RosterStore and BlocklistStore contracts are in test/storage/.)
+ * The in-memory account: its roster bytes, and the XEP-0191 JID matching of
+ * the blocklist that blocking loads with it (an account part). (The
+ * RosterStore and BlocklistStore contracts are in test/storage/.)
  */
 import t from 'tap';
 import { createMemoryStorage, deriveStoredCredentials, type StoredCredentials } from '../../src/storage/index.js';
-import { Account, blocks } from '../../src/xmpp/features/roster/account.js';
+import { Account } from '../../src/xmpp/features/accounts/account.js';
+import { Blocklists } from '../../src/xmpp/features/blocking/blocklist.js';
 import { parseJid } from '../../src/jid/index.js';
-import { itemBytes, pendingBytes } from '../../src/xmpp/features/roster/quota.js';
+import { itemBytes, pendingBytes } from '../../src/xmpp/features/accounts/quota.js';
 
 let creds: StoredCredentials;
 t.before(async () => { creds = await deriveStoredCredentials('pw', 4096); });
@@ -18,7 +20,8 @@ const item = (jid: string, more: Record<string, unknown> = {}) => ({
 t.test('XEP-0191 JID matching: full, bare, domain/resource and domain entries', async (t) => {
   const log = { error() {}, warn() {}, info() {}, debug() {} } as never;
   const stores = createMemoryStorage();
-  const account = (list: string[]) => new Account('localhost', 'alice', false, { version: 0, items: [], pending: [] }, list, stores, log);
+  const lists = new Blocklists({ blocklists: stores.blocklists, anonymous: stores.blocklists });
+  const account = (list: string[]) => new Account('localhost', 'alice', false, { version: 0, items: [], pending: [] }, stores.rosters, log, new Map([[lists, new Set(list)]]));
   const cases: Array<[string[], string, boolean]> = [
     [['romeo@montague.lit/orchard'], 'romeo@montague.lit/orchard', true],
     [['romeo@montague.lit/orchard'], 'romeo@montague.lit/garden', false],
@@ -36,7 +39,7 @@ t.test('XEP-0191 JID matching: full, bare, domain/resource and domain entries', 
     [['localhost'], 'alice@localhost/other', false],
   ];
   for (const [list, jid, expected] of cases) {
-    t.equal(blocks(account(list), parseJid(jid)), expected, `[${list.join(', ')}] ${expected ? 'blocks' : 'lets through'} ${jid}`);
+    t.equal(lists.isBlocked(account(list), parseJid(jid)), expected, `[${list.join(', ')}] ${expected ? 'blocks' : 'lets through'} ${jid}`);
   }
 });
 
@@ -44,7 +47,7 @@ t.test('an account keeps its roster bytes (MAX_ROSTER_BYTES) right through every
   const log = { error() {}, warn() {}, info() {}, debug() {} } as never;
   const stores = createMemoryStorage();
   await stores.users.create('localhost', 'alice', creds);
-  const a = new Account('localhost', 'alice', false, { version: 0, items: [], pending: [] }, [], stores, log);
+  const a = new Account('localhost', 'alice', false, { version: 0, items: [], pending: [] }, stores.rosters, log);
   const recount = (acc: Account) => [...acc.items.values()].reduce((n, i) => n + itemBytes(i), 0) + [...acc.pending.values()].reduce((n, p) => n + pendingBytes(p), 0);
   // 'é' is two bytes: 13 (JID) + 4 (name) + 1 + 2 (groups).
   await a.saveItem(item('bob@localhost', { name: 'éé', groups: ['x', 'é'] }));
@@ -62,6 +65,35 @@ t.test('an account keeps its roster bytes (MAX_ROSTER_BYTES) right through every
   await a.dropPending('eve@localhost');
   t.equal(a.bytes, 15, 'removals subtract once; unknown ones nothing');
   await a.addPending({ jid: 'eve@localhost', stanza: '<presence/>' });
-  const reloaded = new Account('localhost', 'alice', false, await stores.rosters.load('localhost', 'alice'), [], stores, log);
+  const reloaded = new Account('localhost', 'alice', false, await stores.rosters.load('localhost', 'alice'), stores.rosters, log);
   t.equal(reloaded.bytes, a.bytes, 'a reload computes the same');
+});
+
+t.test('the accounts service loads a part (the blocklist) with the account, and a reload waits for the part\'s writes', async (t) => {
+  const { Accounts } = await import('../../src/xmpp/features/accounts/accounts.js');
+  const { SessionManager } = await import('../../src/xmpp/session-manager.js');
+  const { createVolatileAccountStores } = await import('../../src/storage/memory/index.js');
+  const log = { error() {}, warn() {}, info() {}, debug() {} } as never;
+  const stores = createMemoryStorage();
+  const volatile = createVolatileAccountStores();
+  await stores.blocklists.add('localhost', 'alice', ['eve@localhost']);
+  const lists = new Blocklists({ blocklists: stores.blocklists, anonymous: volatile.blocklists });
+  const accounts = new Accounts(stores, volatile, new SessionManager(), log, [lists]);
+  const a = await accounts.acquire('localhost', 'alice', false);
+  t.same([...lists.of(a)], ['eve@localhost'], 'loaded from the store with the roster');
+  void lists.block(a, ['mallory@localhost']);
+  accounts.release(a);
+  t.equal(accounts.size, 0, 'the last release drops it');
+  const again = await accounts.acquire('localhost', 'alice', false);
+  t.not(again, a, 'a fresh account');
+  t.same([...lists.of(again)].sort(), ['eve@localhost', 'mallory@localhost'], 'the block written before the release is there');
+  accounts.release(again);
+
+  const anon = await accounts.acquire('localhost', 'anon-1', true);
+  await lists.block(anon, ['eve@localhost']);
+  t.same(await stores.blocklists.list('localhost', 'anon-1'), [], 'an anonymous account writes to the volatile store only');
+  accounts.release(anon);
+  await anon.flushed();
+  await new Promise((r) => setImmediate(r));
+  t.same(await volatile.blocklists.list('localhost', 'anon-1'), [], 'and it is purged after its last release');
 });

@@ -1,20 +1,28 @@
-import { NS, x, type XmlElement } from '../../xml/index.js';
-import { JidError, parseJid, tryParseJid, type Jid } from '../../jid/index.js';
-import type { ModuleContext } from '../context.js';
-import type { RouteEvent } from '../events.js';
-import { veto, type FilterResult } from '../pipeline.js';
-import { PRIORITY } from '../priorities.js';
-import type { Session } from '../session.js';
-import { StanzaErrorException } from '../errors.js';
-import { blocks, type Account } from './roster/account.js';
-import type { RosterService } from './roster/index.js';
-import { hasFrom, isSubscriptionType } from './roster/state.js';
-import { randomId } from '../../util/random.js';
+import { NS, x, type XmlElement } from '../../../xml/index.js';
+import { JidError, parseJid, tryParseJid, type Jid } from '../../../jid/index.js';
+import type { ModuleContext } from '../../context.js';
+import type { RouteEvent } from '../../events.js';
+import { veto, type FilterResult } from '../../pipeline.js';
+import { PRIORITY } from '../../priorities.js';
+import type { Session } from '../../session.js';
+import { StanzaErrorException } from '../../errors.js';
+import type { Account, AccountsService } from '../accounts/index.js';
+import { hasFrom, isSubscriptionType } from '../accounts/subscription.js';
+import type { Blocklists } from './blocklist.js';
+import { randomId } from '../../../util/random.js';
+
+export { Blocklists, blocks, type BlocklistStores } from './blocklist.js';
 
 export interface BlockingOptions {
-  readonly roster: RosterService;
   /** Entries one blocklist may hold (MAX_BLOCKLIST_ITEMS); a block beyond gets not-allowed. */
   readonly maxItems: number;
+}
+
+export interface BlockingDeps {
+  /** The accounts in memory and presence relaying (accounts.register). */
+  readonly accounts: AccountsService;
+  /** The blocklists, loaded with each account (the same object is a part given to the accounts service). */
+  readonly blocklists: Blocklists;
 }
 
 /**
@@ -26,8 +34,9 @@ export interface BlockingOptions {
  * resources; directed-presence recipients (kept by presence.ts) get theirs
  * when the session ends, and nothing before.
  */
-export function register(ctx: ModuleContext, opts: BlockingOptions): void {
-  const svc = opts.roster;
+export function register(ctx: ModuleContext, opts: BlockingOptions, deps: BlockingDeps): void {
+  const { accounts: svc, blocklists: lists } = deps;
+  const blocks = lists.isBlocked;
   /** XEP-0191 §3.3: pushes go to "resources that have requested the blocklist". */
   const requested = new WeakSet<Session>();
   ctx.disco.addFeature(NS.BLOCKING);
@@ -36,7 +45,7 @@ export function register(ctx: ModuleContext, opts: BlockingOptions): void {
     if (!payload.is('blocklist', NS.BLOCKING)) throw new StanzaErrorException('bad-request', 'expected <blocklist/>');
     requested.add(session);
     const account = svc.accountOf(session);
-    return x('blocklist', { xmlns: NS.BLOCKING }, ...[...account.blocklist].sort().map((jid) => x('item', { jid })));
+    return x('blocklist', { xmlns: NS.BLOCKING }, ...[...lists.of(account)].sort().map((jid) => x('item', { jid })));
   });
 
   ctx.iq.register('self', 'set', NS.BLOCKING, (session, _iq, payload) => {
@@ -50,12 +59,13 @@ export function register(ctx: ModuleContext, opts: BlockingOptions): void {
   });
 
   async function doBlock(account: Account, jids: Jid[]): Promise<void> {
-    const added = jids.filter((j) => !account.blocklist.has(j.full));
-    if (account.blocklist.size + added.length > opts.maxItems) {
+    const list = lists.of(account);
+    const added = jids.filter((j) => !list.has(j.full));
+    if (list.size + added.length > opts.maxItems) {
       throw new StanzaErrorException('not-allowed', `the blocklist is full (at most ${opts.maxItems} entries)`);
     }
     const open = watchers(account).filter((to) => !blocks(account, to));
-    await stored(account.block(added.map((j) => j.full)));
+    await stored(lists.block(account, added.map((j) => j.full)));
     // §3.3: "the user's server MUST send unavailable presence information to the JID" (if it may see presence).
     for (const to of open) {
       if (!blocks(account, to)) continue;
@@ -67,7 +77,7 @@ export function register(ctx: ModuleContext, opts: BlockingOptions): void {
 
   async function doUnblock(account: Account, jids: Jid[]): Promise<void> {
     const closed = watchers(account).filter((to) => blocks(account, to));
-    await stored(jids.length === 0 ? account.unblockAll() : account.unblock(jids.map((j) => j.full)));
+    await stored(jids.length === 0 ? lists.unblockAll(account) : lists.unblock(account, jids.map((j) => j.full)));
     const probed = new Set<string>();
     for (const to of closed) {
       if (blocks(account, to)) continue;
@@ -100,8 +110,8 @@ export function register(ctx: ModuleContext, opts: BlockingOptions): void {
     }
   }
 
-  registerOutbound(ctx, svc);
-  registerInbound(ctx, svc);
+  registerOutbound(ctx, svc, lists);
+  registerInbound(ctx, svc, lists);
 }
 
 /** The <item jid/> children as JIDs (XEP-0191 §JID Matching allows any JID form). */
@@ -131,16 +141,16 @@ async function stored(write: Promise<void>): Promise<void> {
  * but answered with not-acceptable and <blocked xmlns='urn:xmpp:blocking:errors'/>
  * (the core's answer to a veto; errors and IQ results get none).
  */
-function registerOutbound(ctx: ModuleContext, svc: RosterService): void {
+function registerOutbound(ctx: ModuleContext, svc: AccountsService, lists: Blocklists): void {
   ctx.hooks.filter('stanza-in', ({ session, stanza }) => {
-    // The account is loaded before the session's first stanza after bind (roster/index.ts).
+    // The account is loaded before the session's first stanza after bind (accounts/index.ts).
     const account = svc.peekAccount(session);
-    if (!account || account.blocklist.size === 0) return; // the usual case: nothing to check, no JID to parse
+    if (!account || lists.of(account).size === 0) return; // the usual case: nothing to check, no JID to parse
     const to = tryParseJid(stanza.attr('to'));
     if (!to || (to.local === session.username && to.domain === session.host)) return;
     // The server itself is never blocked, whatever domain entry the list holds.
     if (to.local === '' && ctx.router.isLocal(to.domain)) return;
-    if (blocks(account, to)) return veto('not-acceptable', undefined, x('blocked', { xmlns: NS.BLOCKING_ERRORS }));
+    if (lists.isBlocked(account, to)) return veto('not-acceptable', undefined, x('blocked', { xmlns: NS.BLOCKING_ERRORS }));
   }, PRIORITY.stanzaIn.blocking);
 }
 
@@ -150,18 +160,18 @@ function registerOutbound(ctx: ModuleContext, svc: RosterService): void {
  * the user looks offline), other IQs dropped. Stanzas to an offline user
  * wait for that user's blocklist to load (the filter awaits it).
  */
-function registerInbound(ctx: ModuleContext, svc: RosterService): void {
+function registerInbound(ctx: ModuleContext, svc: AccountsService, lists: Blocklists): void {
   const check = (event: RouteEvent): FilterResult | Promise<FilterResult> => {
     const { stanza, to, origin } = event;
     // A local user's subscription stanzas and probes first change the sender's own roster (RFC 6121 A.2);
     // the roster and presence features then apply the block to the recipient's half themselves.
     if (origin && stanza.name === 'presence' && (isSubscriptionType(stanza.attr('type')) || stanza.attr('type') === 'probe')) return;
     const account = svc.accounts.peek(to.domain, to.local);
-    if (account && account.blocklist.size === 0) return; // the usual case: nothing to check, no JID to parse
+    if (account && lists.of(account).size === 0) return; // the usual case: nothing to check, no JID to parse
     const from = tryParseJid(stanza.attr('from'));
     if (!from || (from.local === to.local && from.domain === to.domain)) return;
-    if (account) return blocks(account, from) ? refusal(stanza) : undefined;
-    return svc.accounts.use(to.bareJid(), (loaded) => (blocks(loaded, from) ? refusal(stanza) : undefined));
+    if (account) return lists.isBlocked(account, from) ? refusal(stanza) : undefined;
+    return svc.accounts.use(to.bareJid(), (loaded) => (lists.isBlocked(loaded, from) ? refusal(stanza) : undefined));
   };
   for (const name of ['message/full', 'message/bare', 'presence/full', 'presence/bare', 'iq/full', 'iq/bare'] as const) {
     ctx.hooks.filter(name, check, PRIORITY.route.blocking);

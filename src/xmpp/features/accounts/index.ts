@@ -1,0 +1,92 @@
+import type { Jid } from '../../../jid/index.js';
+import type { ModuleContext } from '../../context.js';
+import type { Session } from '../../session.js';
+import { StanzaErrorException } from '../../errors.js';
+import { PRIORITY } from '../../priorities.js';
+import type { Account, AccountPart } from './account.js';
+import { Accounts, type AccountsStores, type VolatileStores } from './accounts.js';
+import { PresenceRelay, type IsBlocked } from './relay.js';
+import { hasFrom } from './subscription.js';
+
+export type { Account, AccountPart } from './account.js';
+export type { Accounts } from './accounts.js';
+export type { IsBlocked, PresenceRelay } from './relay.js';
+
+export interface AccountsDeps extends AccountsStores {
+  /** Where SASL ANONYMOUS accounts keep their roster (and parts): memory that goes with their last session. */
+  readonly volatile: VolatileStores;
+  /** XEP-0191 matching, from blocking: the relay sends nothing across a block. */
+  readonly isBlocked: IsBlocked;
+  /** What other features load with every account (blocking's blocklist). */
+  readonly parts?: readonly AccountPart<unknown>[];
+}
+
+/**
+ * The accounts in memory, shared by roster, presence and blocking: each
+ * bound session's Account, loading and releasing accounts (accounts.ts),
+ * and presence between local accounts (relay.ts). Made once per server by
+ * register() and passed on by app.ts.
+ */
+export class AccountsService {
+  readonly #bound = new WeakMap<Session, Account>();
+
+  constructor(readonly accounts: Accounts, readonly relay: PresenceRelay, readonly isBlocked: IsBlocked) {}
+
+  /** The account of a bound session; set by the first job on its queue, so every later job sees it. */
+  accountOf(session: Session): Account {
+    const account = this.#bound.get(session);
+    if (!account) throw new StanzaErrorException('internal-server-error', 'the roster is not loaded');
+    return account;
+  }
+
+  /** The account of a bound session if it is loaded already (for synchronous hooks). */
+  peekAccount(session: Session): Account | undefined {
+    return this.#bound.get(session);
+  }
+
+  bind(session: Session, account: Account): void { this.#bound.set(session, account); }
+  unbind(session: Session): Account | undefined {
+    const account = this.#bound.get(session);
+    this.#bound.delete(session);
+    return account;
+  }
+
+  /**
+   * Whether `contact` may see `account`'s presence (subscription from or
+   * both, and not blocked): what XEP-0030 §8 asks before the server answers
+   * disco queries on an account's behalf.
+   */
+  async isSubscribed(account: Jid, contact: Jid): Promise<boolean> {
+    const bare = account.bareJid();
+    if (!(await this.accounts.exists(bare))) return false;
+    return this.accounts.use(bare, (a) => hasFrom(a.state(contact.bare).subscription) && !this.isBlocked(a, contact));
+  }
+}
+
+/**
+ * Loads a session's account when its resource is bound and releases it
+ * when the session is gone; returns the service that roster, presence and
+ * blocking build on.
+ */
+export function register(ctx: ModuleContext, deps: AccountsDeps): AccountsService {
+  const accounts = new Accounts(deps, deps.volatile, ctx.sessions, ctx.log, deps.parts);
+  const svc = new AccountsService(accounts, new PresenceRelay(ctx.sessions, accounts, deps.isBlocked), deps.isBlocked);
+
+  // Seed: "roster … Loaded as soon as the resource is bound". The bind result and the
+  // session's next stanza wait for it (bind.ts, core.ts), so every later handler sees it.
+  ctx.hooks.notify('resource-bound', async ({ session }) => {
+    const account = await accounts.acquire(session.host!, session.username!, session.anonymous);
+    svc.bind(session, account);
+    session.roster = account;
+  }, PRIORITY.lifecycle.default);
+  // The last job on the session's queue: everything else the session left behind has run.
+  ctx.hooks.notify('session-destroyed', ({ session }) => {
+    if (session.full_jid === undefined) return;
+    ctx.queues.sessions.after(session, () => {
+      const account = svc.unbind(session);
+      if (account) accounts.release(account);
+    });
+  }, PRIORITY.lifecycle.releaseAccount);
+
+  return svc;
+}
