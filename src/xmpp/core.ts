@@ -37,7 +37,7 @@ export interface Core {
   connect(conn: Conn): Session;
   /** Closes every session with `system-shutdown` (RFC 6120 §4.9.3.19). */
   shutdown(): void;
-  /** Resolves once every session's and account's queued work has run (shutdown). */
+  /** Resolves once every session's and account's queued work, and every route that went async, has run (shutdown). */
   idle(): Promise<void>;
 }
 
@@ -198,8 +198,10 @@ export function createCore(deps: CoreDeps): Core {
 
   /** One element of a session, with its errors turned into protocol; a promise while a handler awaits. */
   function processElement(session: Session, el: XmlElement): void | Promise<void> {
-    if (session.destroyed) return;
     const stanza = isClientStanza(el) ? el : undefined;
+    // A stanza the client sent before its session ended (queued behind a handler that awaited,
+    // then the stream closed) was accepted: it is still routed, only answers to the client go nowhere.
+    if (session.destroyed && (stanza === undefined || session.full_jid === undefined)) return;
     try {
       if (session.notopen) throw new StreamErrorException({ condition: 'undefined-condition', text: 'the stream is not open: send <open/> first' });
       const nonza = stanza ? undefined : nonzas.lookup(el);
@@ -323,7 +325,10 @@ export function createCore(deps: CoreDeps): Core {
       hooks.run('server-shutdown', {});
       for (const session of [...sessions.all]) session.close({ condition: 'system-shutdown', text: 'the server is shutting down' });
     },
-    idle: () => queues.idle(),
+    async idle() {
+      // Queued work may route, and a route may queue work: until both are quiet.
+      while (queues.sessions.size + queues.accounts.size + router.pending > 0) await Promise.all([queues.idle(), router.idle()]);
+    },
   };
 }
 

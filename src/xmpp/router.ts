@@ -26,6 +26,9 @@ export type RouteErrorSink = (event: RouteEvent, err: unknown) => void;
  * whoever routed the stanza. Returns a promise only while a handler awaits.
  */
 export class Router {
+  /** Routes still awaiting a handler, so shutdown can wait for them (idle()). */
+  readonly #inFlight = new Set<Promise<void>>();
+
   constructor(
     private readonly hooks: Pipeline<CoreEvents>,
     private readonly hosts: ReadonlySet<string>,
@@ -81,8 +84,22 @@ export class Router {
       this.onError(event, err);
       return;
     }
-    if (isPromise(outcome)) return outcome.then((o) => this.#settle(event, o), (err: unknown) => this.onError(event, err));
+    if (isPromise(outcome)) return this.#track(outcome.then((o) => this.#settle(event, o), (err: unknown) => this.onError(event, err)));
     this.#settle(event, outcome);
+  }
+
+  /** Routes that went async and have not settled. */
+  get pending(): number { return this.#inFlight.size; }
+
+  /** Resolves once every route that went async has settled, including routes started meanwhile. */
+  async idle(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
+  }
+
+  #track(route: Promise<void>): Promise<void> {
+    this.#inFlight.add(route);
+    void route.then(() => this.#inFlight.delete(route));
+    return route;
   }
 
   #settle(event: RouteEvent, outcome: Outcome): void {
