@@ -2,49 +2,28 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import fastifyStatic from '@fastify/static';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
 import type { Config } from './config/index.js';
 import type { Storage } from './storage/index.js';
-import { createCore, type Core } from './xmpp/core.js';
-import { createMetrics } from './metrics/metrics.js';
+import type { Core } from './xmpp/core.js';
+import type { SessionsView } from './xmpp/session-manager.js';
+import { createXmppServer, type Feature } from './server.js';
 import { registerHttpRoutes } from './http/routes.js';
 import { Admission } from './transports/admission.js';
 import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
 import { registerBosh, type BoshStats } from './transports/bosh/index.js';
 import type { TransportHost } from './xmpp/transport-host.js';
-import * as sasl from './xmpp/features/sasl.js';
-import * as bind from './xmpp/features/bind.js';
-import * as iq from './xmpp/features/iq.js';
-import * as ping from './xmpp/features/ping.js';
-import * as disco from './xmpp/features/disco.js';
-import * as message from './xmpp/features/message.js';
-import * as presence from './xmpp/features/presence.js';
-import * as accounts from './xmpp/features/accounts/index.js';
-import * as roster from './xmpp/features/roster/index.js';
-import * as blocking from './xmpp/features/blocking/index.js';
-import { createVolatileAccountStores } from './storage/memory/index.js';
-import * as remote from './xmpp/features/remote.js';
-import * as echo from './xmpp/components/echo.js';
-import * as sm from './xmpp/features/stream-management/index.js';
-import * as offline from './xmpp/features/offline/index.js';
-import * as carbons from './xmpp/features/carbons.js';
-import * as vcard from './xmpp/features/vcard.js';
-import * as csi from './xmpp/features/csi.js';
-import * as accountChanges from './xmpp/features/account-changes.js';
-import { createMemorySmRegistry } from './xmpp/features/stream-management/registry.js';
 import type { Log } from './xmpp/log.js';
-import { LoginThrottle } from './sasl/login-throttle.js';
-import { randomBytes } from 'node:crypto';
-import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
+import type { ShutdownProgress } from './shutdown.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
 const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export interface App {
   readonly http: FastifyInstance;
   readonly core: Core;
+  /** The sessions, read only (tests, metrics). */
+  readonly sessions: SessionsView;
   /** The BOSH transport's open sessions, held requests and timers (for leak checks). */
   readonly bosh: { stats(): BoshStats; peakQueuedBytes(): number };
   /** The WebSocket transport's connections and flow-control figures. */
@@ -64,6 +43,8 @@ export interface AppOptions {
   logger?: boolean | object;
   /** Key for unknown users' fake SCRAM salts; main.ts keeps it in DATA_DIR. Default: random for this process. */
   unknownUserSecret?: Buffer;
+  /** More features or components, registered after the built-in ones (createXmppServer). */
+  features?: readonly Feature[];
 }
 
 export async function buildApp(config: Config, storage: Storage, opts: AppOptions = {}): Promise<App> {
@@ -82,56 +63,8 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   });
   const log = http.log as unknown as Log;
   let ready = false;
-  let coreRef: Core | undefined;
-  const metrics = createMetrics(() => coreRef?.ctx.sessions);
-  const ledger = createShutdownLedger(storage);
-  const core = createCore({ hosts: config.domains, log, metrics: metrics.core, authTimeout: config.authTimeout });
-  coreRef = core;
-  const { ctx } = core;
-  ledger.watch(ctx);
-  // Each feature gets the stores it names (its ports), through the shutdown ledger.
-  const stores = ledger.storage;
-
-  const throttle = new LoginThrottle({
-    freePerIp: config.loginFailuresPerIp, freePerPair: config.loginFailuresPerAccount, baseDelayMs: 1000,
-    maxDelayMs: config.loginBackoffMax * 1000, forgetAfterMs: 600_000, maxKeys: 100_000, now: Date.now,
-  });
-  sasl.register(ctx, {
-    allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations,
-    anonymousHosts: new Set(config.anonymousHosts), unknownUserSecret: opts.unknownUserSecret ?? randomBytes(32), throttle,
-  }, { users: stores.users });
-  bind.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser });
-  const streamManagement = sm.register(ctx, {
-    buffer: config.smBuffer, buffer_max: config.smBufferMax, ack: config.smAck, ack_freq: config.smAckFreq,
-    resume_timeout: config.smResumeTimeout, max_hibernated_per_user: config.smMaxHibernatedPerUser,
-    ack_quiet_period: config.smAckQuietPeriod, pending_max_bytes: config.smPendingMaxBytes, ack_timeout: config.smAckTimeout,
-    stale_h: { enabled: config.smStaleHEnabled, repeat_after: config.smStaleHRepeatAfter, geriatric: config.smStaleHGeriatric },
-  }, createMemorySmRegistry(stores.smState));
-  iq.register(ctx);
-  ping.register(ctx);
-  // Accounts in memory first: roster, presence, blocking and account disco build on them.
-  // The blocklist is loaded with each account (a part of it), and the relay asks blocking what is blocked.
-  const volatile = createVolatileAccountStores();
-  const blocklists = new blocking.Blocklists({ blocklists: stores.blocklists, anonymous: volatile.blocklists });
-  const accountsService = accounts.register(ctx, {
-    users: stores.users, rosters: stores.rosters, volatile, isBlocked: blocklists.isBlocked, parts: [blocklists],
-  });
-  roster.register(ctx, {
-    maxItems: config.maxRosterItems, maxItemBytes: config.maxRosterItemBytes, maxBytes: config.maxRosterBytes,
-  }, { accounts: accountsService });
-  disco.register(ctx, { name: 'xmpp-web-gateway', isSubscribed: (account, contact) => accountsService.isSubscribed(account, contact) });
-  message.register(ctx);
-  const offlineMessages = offline.register(ctx, {
-    maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes,
-  }, { offline: stores.offline, users: stores.users, acks: streamManagement });
-  carbons.register(ctx);
-  vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
-  csi.register(ctx);
-  presence.register(ctx, { accounts: accountsService });
-  blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists });
-  remote.register(ctx);
-  if (config.echoComponent !== '') echo.register(ctx, { address: config.echoComponent, version: VERSION });
-  const accountWatch = accountChanges.register(ctx, { pollMs: 500 }, { users: stores.users });
+  const xmpp = createXmppServer(config, storage, opts.features ?? [], { log, unknownUserSecret: opts.unknownUserSecret });
+  const { core } = xmpp;
 
   const limits = { maxBytes: config.maxStanzaSize, maxDepth: config.maxXmlDepth, maxAttrs: config.maxXmlAttrs, maxAttrValueLength: config.maxStanzaSize };
   await http.register(websocket, {
@@ -158,7 +91,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   });
   if (config.boshCorsOrigins.length > 0) log.warn({ event: 'deprecated', variable: 'BOSH_CORS_ORIGINS' }, 'BOSH_CORS_ORIGINS is deprecated: use ALLOWED_ORIGINS (it covers WebSocket too)');
   // Transports see only this (issue 12): no core context, no storage.
-  const transportHost: TransportHost = { connect: (conn) => core.connect(conn), metrics: metrics.core };
+  const transportHost: TransportHost = { connect: (conn) => core.connect(conn), metrics: core.ctx.metrics };
   const websocketTransport = registerWebSocket(http, transportHost, {
     path: WEBSOCKET_PATH, limits, pingInterval: config.wsPingInterval, closeTimeout: config.wsCloseTimeout,
     maxBufferedBytes: config.wsMaxBufferedBytes, slowConsumerGrace: config.wsSlowConsumerGrace, shaping, admission,
@@ -173,7 +106,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       maxInputBytes: 2 * config.maxStanzaSize, shaping,
     },
   }, log);
-  registerHttpRoutes(http, metrics.registry, {
+  registerHttpRoutes(http, xmpp.registry, {
     websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH, ready: () => ready, publicUrl: config.publicUrl, domains: config.domains,
   });
   await http.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'] });
@@ -182,25 +115,19 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   return {
     http,
     core,
+    sessions: xmpp.sessions,
     bosh,
     websocket: websocketTransport,
     async shutdown() {
       ready = false;
-      ledger.begin();
-      core.shutdown();
+      xmpp.closeSessions();
       // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
       // their sessions, to be stored offline with the rest before the flush.
       bosh.shutdown();
-      // What the closed sessions' and their accounts' queues still hold runs (core.ts): stanzas
-      // are routed, then unacked and undelivered messages are stored offline.
-      await core.idle();
-      await offlineMessages.flush();
-      ledger.end();
-      streamManagement.dispose();
-      accountWatch.dispose();
+      await xmpp.drain();
       await http.close();
       await storage.close();
     },
-    shutdownProgress: () => ledger.progress(),
+    shutdownProgress: () => xmpp.shutdownProgress(),
   };
 }

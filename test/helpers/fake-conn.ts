@@ -1,6 +1,8 @@
 import { loadConfig } from '../../src/config/index.js';
 import { createMemoryStorage, deriveStoredCredentials, type Storage } from '../../src/storage/index.js';
-import { buildApp, type App } from '../../src/app.js';
+import { pino } from 'pino';
+import { createXmppServer, type Feature, type XmppServer } from '../../src/server.js';
+import type { Log } from '../../src/xmpp/log.js';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import type { Conn, ConnEvents, StreamHeader } from '../../src/xmpp/conn.js';
 import { streamErrorElement, type StreamError } from '../../src/xmpp/errors.js';
@@ -51,7 +53,8 @@ export interface FakeClient {
 }
 
 export interface FakeServer {
-  readonly app: App;
+  /** The XMPP server without Fastify or sockets (createXmppServer). */
+  readonly app: XmppServer;
   readonly storage: Storage;
   addUser(username: string, password?: string): Promise<void>;
   /** An authenticated, restarted stream with no resource bound yet (SASL PLAIN), e.g. to send <resume/>. */
@@ -75,11 +78,17 @@ export async function until(cond: () => boolean): Promise<void> {
   while (!cond() && Date.now() < deadline) await new Promise<void>((r) => setTimeout(r, 1));
 }
 
-/** `logger`: fastify's logger options (e.g. a level and a stream that collects the lines); none by default. */
-export async function startFakeServer(env: Record<string, string> = {}, logger: object | false = false): Promise<FakeServer> {
+/**
+ * `logger`: pino options with an optional `stream` (e.g. a level and a stream that collects the lines); none by
+ * default. `features`: more features or components, registered after the built-in ones.
+ */
+export async function startFakeServer(
+  env: Record<string, string> = {}, logger: { level: string; stream?: { write(line: string): void } } | false = false, features: readonly Feature[] = [],
+): Promise<FakeServer> {
   const storage = createMemoryStorage();
   const config = loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...env });
-  const app = await buildApp(config, storage, { logger });
+  const log = (logger === false ? pino({ level: 'silent' }) : pino({ level: logger.level }, logger.stream ?? process.stdout)) as unknown as Log;
+  const app = createXmppServer(config, storage, features, { log });
   const connect = (): FakeClient => {
     const conn = new FakeConn();
     const session = app.core.connect(conn);
@@ -111,6 +120,10 @@ export async function startFakeServer(env: Record<string, string> = {}, logger: 
       c.conn.take();
       return c;
     },
-    close: () => app.shutdown(),
+    async close() {
+      app.closeSessions();
+      await app.drain();
+      await storage.close();
+    },
   };
 }

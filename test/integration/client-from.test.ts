@@ -49,8 +49,8 @@ const modes: [string, () => Promise<FakeClient>][] = [
 ];
 
 async function metricValue(name: string): Promise<number> {
-  const res = await server.app.http.inject({ method: 'GET', url: '/metrics' });
-  const line = res.body.split('\n').find((l) => l.startsWith(`${name} `));
+  const body = await server.app.registry.metrics();
+  const line = body.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? Number.NaN : Number(line.split(' ')[1]);
 }
 

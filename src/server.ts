@@ -1,0 +1,140 @@
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import type { Config } from './config/index.js';
+import type { Storage } from './storage/index.js';
+import { createCore, type Core } from './xmpp/core.js';
+import { createMetrics } from './metrics/metrics.js';
+import type { Registry } from 'prom-client';
+import type { ModuleContext } from './xmpp/context.js';
+import type { SessionsView } from './xmpp/session-manager.js';
+import type { Log } from './xmpp/log.js';
+import * as sasl from './xmpp/features/sasl.js';
+import * as bind from './xmpp/features/bind.js';
+import * as iq from './xmpp/features/iq.js';
+import * as ping from './xmpp/features/ping.js';
+import * as disco from './xmpp/features/disco.js';
+import * as message from './xmpp/features/message.js';
+import * as presence from './xmpp/features/presence.js';
+import * as accounts from './xmpp/features/accounts/index.js';
+import * as roster from './xmpp/features/roster/index.js';
+import * as blocking from './xmpp/features/blocking/index.js';
+import { createVolatileAccountStores } from './storage/memory/index.js';
+import * as remote from './xmpp/features/remote.js';
+import * as echo from './xmpp/components/echo.js';
+import * as sm from './xmpp/features/stream-management/index.js';
+import * as offline from './xmpp/features/offline/index.js';
+import * as carbons from './xmpp/features/carbons.js';
+import * as vcard from './xmpp/features/vcard.js';
+import * as csi from './xmpp/features/csi.js';
+import * as accountChanges from './xmpp/features/account-changes.js';
+import { createMemorySmRegistry } from './xmpp/features/stream-management/registry.js';
+import { LoginThrottle } from './sasl/login-throttle.js';
+import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** A feature or component of one's own, registered after the built-in ones (a test's, say). */
+export type Feature = (ctx: ModuleContext) => void;
+
+export interface XmppServerOptions {
+  /** pino-shaped; default: a pino logger at LOG_LEVEL. */
+  readonly log?: Log;
+  /** Key for unknown users' fake SCRAM salts; main.ts keeps it in DATA_DIR. Default: random for this process. */
+  readonly unknownUserSecret?: Buffer;
+}
+
+/** The XMPP server without any transport or HTTP: what protocol tests drive through a fake Conn. */
+export interface XmppServer {
+  readonly core: Core;
+  readonly sessions: SessionsView;
+  readonly log: Log;
+  /** prom-client registry of the server's metrics (app.ts serves it on /metrics). */
+  readonly registry: Registry;
+  /** Closes every session with system-shutdown; what their transports give back afterwards is still stored (drain). */
+  closeSessions(): void;
+  /** Runs what the closed sessions left (routes, offline writes) and stops the features' timers; storage stays open. */
+  drain(): Promise<void>;
+  /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
+  shutdownProgress(): ShutdownProgress;
+}
+
+/**
+ * The composition of the XMPP core and its features, in the order they
+ * take part in stream features and hooks (decided here and only here).
+ * Each feature gets the stores it names, through the shutdown ledger.
+ * `features` are registered after the built-in ones.
+ */
+export function createXmppServer(config: Config, storage: Storage, features: readonly Feature[] = [], opts: XmppServerOptions = {}): XmppServer {
+  const log = opts.log ?? (pino({ level: config.logLevel }) as unknown as Log);
+  let coreRef: Core | undefined;
+  const metrics = createMetrics(() => coreRef?.ctx.sessions);
+  const ledger = createShutdownLedger(storage);
+  const core = createCore({ hosts: config.domains, log, metrics: metrics.core, authTimeout: config.authTimeout });
+  coreRef = core;
+  const { ctx } = core;
+  ledger.watch(ctx);
+  // Each feature gets the stores it names (its ports), through the shutdown ledger.
+  const stores = ledger.storage;
+
+  const throttle = new LoginThrottle({
+    freePerIp: config.loginFailuresPerIp, freePerPair: config.loginFailuresPerAccount, baseDelayMs: 1000,
+    maxDelayMs: config.loginBackoffMax * 1000, forgetAfterMs: 600_000, maxKeys: 100_000, now: Date.now,
+  });
+  sasl.register(ctx, {
+    allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations,
+    anonymousHosts: new Set(config.anonymousHosts), unknownUserSecret: opts.unknownUserSecret ?? randomBytes(32), throttle,
+  }, { users: stores.users });
+  bind.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser });
+  const streamManagement = sm.register(ctx, {
+    buffer: config.smBuffer, buffer_max: config.smBufferMax, ack: config.smAck, ack_freq: config.smAckFreq,
+    resume_timeout: config.smResumeTimeout, max_hibernated_per_user: config.smMaxHibernatedPerUser,
+    ack_quiet_period: config.smAckQuietPeriod, pending_max_bytes: config.smPendingMaxBytes, ack_timeout: config.smAckTimeout,
+    stale_h: { enabled: config.smStaleHEnabled, repeat_after: config.smStaleHRepeatAfter, geriatric: config.smStaleHGeriatric },
+  }, createMemorySmRegistry(stores.smState));
+  iq.register(ctx);
+  ping.register(ctx);
+  // Accounts in memory first: roster, presence, blocking and account disco build on them.
+  // The blocklist is loaded with each account (a part of it), and the relay asks blocking what is blocked.
+  const volatile = createVolatileAccountStores();
+  const blocklists = new blocking.Blocklists({ blocklists: stores.blocklists, anonymous: volatile.blocklists });
+  const accountsService = accounts.register(ctx, {
+    users: stores.users, rosters: stores.rosters, volatile, isBlocked: blocklists.isBlocked, parts: [blocklists],
+  });
+  roster.register(ctx, {
+    maxItems: config.maxRosterItems, maxItemBytes: config.maxRosterItemBytes, maxBytes: config.maxRosterBytes,
+  }, { accounts: accountsService });
+  disco.register(ctx, { name: 'xmpp-web-gateway', isSubscribed: (account, contact) => accountsService.isSubscribed(account, contact) });
+  message.register(ctx);
+  const offlineMessages = offline.register(ctx, {
+    maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes,
+  }, { offline: stores.offline, users: stores.users, acks: streamManagement });
+  carbons.register(ctx);
+  vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
+  csi.register(ctx);
+  presence.register(ctx, { accounts: accountsService });
+  blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists });
+  remote.register(ctx);
+  if (config.echoComponent !== '') echo.register(ctx, { address: config.echoComponent, version: VERSION });
+  const accountWatch = accountChanges.register(ctx, { pollMs: 500 }, { users: stores.users });
+
+  for (const feature of features) feature(ctx);
+
+  return {
+    core, sessions: core.sessions, log, registry: metrics.registry,
+    closeSessions() {
+      ledger.begin();
+      core.shutdown();
+    },
+    async drain() {
+      // What the closed sessions' and their accounts' queues still hold runs (core.ts): stanzas
+      // are routed, then unacked and undelivered messages are stored offline.
+      await core.idle();
+      await offlineMessages.flush();
+      ledger.end();
+      streamManagement.dispose();
+      accountWatch.dispose();
+    },
+    shutdownProgress: () => ledger.progress(),
+  };
+}
