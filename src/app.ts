@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from './config/index.js';
 import type { Storage } from './storage/index.js';
 import { createCore, type Core } from './xmpp/core.js';
+import type { SessionsView } from './xmpp/session-manager.js';
 import { createMetrics } from './metrics/metrics.js';
 import { registerHttpRoutes } from './http/routes.js';
 import { Admission } from './transports/admission.js';
@@ -40,6 +41,8 @@ const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
 export interface App {
   readonly http: FastifyInstance;
   readonly core: Core;
+  /** The sessions, read-only (tests and metrics look here, not into the core's context). */
+  readonly sessions: SessionsView;
   /** The BOSH transport's open sessions, held requests and timers (for leak checks). */
   readonly bosh: { stats(): BoshStats; peakQueuedBytes(): number };
   /** The WebSocket transport's connections and flow-control figures. */
@@ -167,6 +170,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   return {
     http,
     core,
+    sessions: ctx.sessions,
     bosh,
     websocket: websocketTransport,
     async shutdown() {

@@ -1,12 +1,20 @@
 import type { Session } from './session.js';
 
+/** What tests and metrics may read of the sessions: nothing here changes them. */
+export interface SessionsView {
+  readonly all: ReadonlySet<Session>;
+  readonly size: number;
+  get(host: string, username: string, resource: string): Session | undefined;
+  resources(host: string, username: string): Iterable<Session>;
+}
+
 /**
  * All sessions of the process, and the bound ones by host → user → resource.
  * The seed's three kinds of resource are answered here: connected (bound),
  * available (sent initial presence), interested (requested the roster).
  * Created once in app.ts and passed in; no module-level state.
  */
-export class SessionManager {
+export class SessionManager implements SessionsView {
   readonly #all = new Set<Session>();
   readonly #hosts = new Map<string, Map<string, Map<string, Session>>>();
 
