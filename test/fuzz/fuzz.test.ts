@@ -16,6 +16,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startServer } from '../helpers/server.js';
 import { Bystanders, boshLane, lanePlan, wsLane, type LaneResult, type Recent } from '../helpers/fuzz-lanes.js';
+import { waitUntil } from '../helpers/eventually.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -55,13 +56,9 @@ function heapUsed(): number {
 
 /** Waits (bounded) until the server holds nothing but the bystanders' two sessions. */
 async function settled(ms: number): Promise<{ sessions: number; bosh: number; held: number }> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const stats = server.app.bosh.stats();
-    const now = { sessions: server.app.core.ctx.sessions.size, bosh: stats.sessions, held: stats.held };
-    if ((now.sessions === 2 && now.bosh === 0 && now.held === 0) || Date.now() > deadline) return now;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const now = () => ({ sessions: server.app.sessions.size, bosh: server.app.bosh.stats().sessions, held: server.app.bosh.stats().held });
+  await waitUntil(() => { const n = now(); return n.sessions === 2 && n.bosh === 0 && n.held === 0; }, { timeout: ms, interval: 200 });
+  return now();
 }
 
 t.test(`${COUNT} fuzzed inputs leave the server up, bounded, and the bystanders' chat whole`, async (t) => {
@@ -87,8 +84,7 @@ t.test(`${COUNT} fuzzed inputs leave the server up, bounded, and the bystanders'
   t.comment(`sent ${sent}: ${results.map((r) => `${r.sent}/${r.connections}c/${r.stalls}s`).join(' ')}`);
   t.ok(sent >= COUNT, `at least ${COUNT} inputs sent`);
 
-  const deadline = Date.now() + 10_000;
-  while (bystanders.received.length < bystanders.sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await waitUntil(() => bystanders.received.length >= bystanders.sent, { timeout: 10_000, interval: 100 });
   t.ok(bystanders.sent > 10, 'the bystanders chatted throughout');
   t.same(bystanders.received, Array.from({ length: bystanders.sent }, (_, i) => i + 1), 'every numbered message once, in order');
   t.equal(bystanders.from.closed, undefined, 'the sending bystander was never cut off');

@@ -4,6 +4,7 @@ import { buildApp, type App } from '../../src/app.js';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import type { Conn, ConnEvents, StreamHeader } from '../../src/xmpp/conn.js';
 import type { Session } from '../../src/xmpp/session.js';
+import { eventually } from './eventually.js';
 
 /**
  * A transport with no socket, for protocol tests of the core (layer 2 of
@@ -68,12 +69,6 @@ export function saslAnswered(conn: FakeConn): boolean {
   return conn.out.some((el) => el.ns === NS.SASL && (el.local === 'success' || el.local === 'failure'));
 }
 
-/** Waits until `cond` holds, for at most 10 s (the caller checks what it needs afterwards). */
-export async function until(cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!cond() && Date.now() < deadline) await new Promise<void>((r) => setTimeout(r, 1));
-}
-
 /** `logger`: fastify's logger options (e.g. a level and a stream that collects the lines); none by default. */
 export async function startFakeServer(env: Record<string, string> = {}, logger: object | false = false): Promise<FakeServer> {
   const storage = createMemoryStorage();
@@ -90,7 +85,7 @@ export async function startFakeServer(env: Record<string, string> = {}, logger: 
     c.session.streamOpened({ to: 'localhost', version: '1.0' });
     c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${username}\0${password}`).toString('base64')}</auth>`);
     // PLAIN's PBKDF2 runs on the thread pool: wait for the SASL answer itself, not a number of ticks.
-    await until(() => saslAnswered(c.conn));
+    await eventually(() => saslAnswered(c.conn), { interval: 1, message: 'the SASL answer' });
     if (c.session.type !== 'c2s') throw new Error(`login failed: ${c.conn.out.map(String).join('')}`);
     c.session.streamOpened({ to: 'localhost', version: '1.0' });
     return c;

@@ -9,6 +9,7 @@ import { openSqliteStorage } from '../../src/storage/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads, post, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
+import { eventually, sleep } from '../helpers/eventually.js';
 
 let server: TestServer;
 let url: string;
@@ -40,16 +41,6 @@ function track<T>(p: Promise<T>): { promise: Promise<T>; settled: () => boolean 
   return { promise: p, settled: () => done };
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Waits (bounded) until `cond` holds. */
-async function eventually(cond: () => boolean, what: string, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await sleep(20);
-  }
-}
 
 function ping(id: string): XmlElement {
   return x('iq', { xmlns: NS.CLIENT, type: 'get', id, to: 'localhost' }, x('ping', { xmlns: NS.PING }));
@@ -144,7 +135,7 @@ t.test('with hold=1, a second request makes the server answer the held one at on
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   await c.create({ wait: 60 });
   const first = track(c.send());
-  await eventually(() => s.app.bosh.stats().held === 1, 'the first request is held');
+  await eventually(() => s.app.bosh.stats().held === 1, { timeout: 8000, message: 'the first request is held' });
   t.notOk(first.settled(), 'the first request is held');
   const second = track(c.send());
   const r1 = await first.promise;
@@ -274,7 +265,7 @@ t.test('terminate with stanzas delivers them, ends the session and others see it
   const heldRes = await held.promise;
   t.equal(heldRes.body?.attr('type'), 'terminate', 'the oldest open request acknowledges the termination (§13)');
   t.equal(res.body?.attr('type'), undefined, 'the terminate request itself gets an empty body');
-  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'bosh-leaving'), undefined, 'the session is gone');
+  t.equal(server.app.sessions.get('localhost', 'alice', 'bosh-leaving'), undefined, 'the session is gone');
   expectTerminate(t, await c.send(), 'item-not-found');
 });
 
@@ -317,7 +308,7 @@ t.test('after the client terminates nothing more is sent to it: a stanza still q
   const res = await c.terminate();
   t.equal(res.body?.attr('type'), 'terminate', 'the terminate is acknowledged');
   t.same(payloads(res.body).map((el) => el.local), [], 'no payload after the client said goodbye (no message, no <r/>)');
-  await eventually(() => server.app.core.ctx.sessions.get('localhost', 'dora', 'bosh-sm-leaving') === undefined, 'the session is gone');
+  await eventually(() => server.app.sessions.get('localhost', 'dora', 'bosh-sm-leaving') === undefined, { timeout: 8000, message: 'the session is gone' });
   await expectOfflineOnce(t, 'dora', 'dora-secret', 'still queued');
 });
 
@@ -355,7 +346,7 @@ t.test('without stream management, a message queued when the session times out g
   await c.send({}, x('presence', { xmlns: NS.CLIENT }));
   // Full-JID message to the BOSH resource, which never polls again.
   dave.ws.send(serialize(chat(jid, 'for the BOSH tab', 'q3')));
-  await eventually(() => s.app.core.ctx.sessions.size === 2, 'the BOSH session times out');
+  await eventually(() => s.app.sessions.size === 2, { timeout: 8000, message: 'the BOSH session times out' });
   const msg = await other.ws.until((el) => el.local === 'message');
   t.equal(msg.getChildText('body'), 'for the BOSH tab', 'the undelivered message reaches the resource that is still there');
   t.equal(msg.attr('from'), dave.jid);
@@ -557,8 +548,8 @@ t.test('pause (§10) answers held requests at once and keeps the session past it
   t.equal((await c.raw(heldReq)).text, heldRes.text, 'its response is buffered like any other (§14.3)');
   await sleep(1800);
   t.equal(s.app.bosh.stats().sessions, 1, 'the session outlives its 1 s inactivity during the pause');
-  await eventually(() => s.app.bosh.stats().sessions === 0, 'the pause, capped at maxpause, runs out');
-  t.equal(s.app.core.ctx.sessions.size, 0, 'the XMPP session ended with it');
+  await eventually(() => s.app.bosh.stats().sessions === 0, { timeout: 8000, message: 'the pause, capped at maxpause, runs out' });
+  t.equal(s.app.sessions.size, 0, 'the XMPP session ended with it');
 });
 
 t.test('inactivity ends the session and the XMPP session with it', async (t) => {
@@ -567,9 +558,9 @@ t.test('inactivity ends the session and the XMPP session with it', async (t) => 
   await s.addUser('carol', 'carol-secret');
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   await c.login('carol', 'carol-secret');
-  t.equal(s.app.core.ctx.sessions.size, 1);
-  await eventually(() => s.app.bosh.stats().sessions === 0, 'the BOSH session times out');
-  await eventually(() => s.app.core.ctx.sessions.size === 0, 'the XMPP session ends');
+  t.equal(s.app.sessions.size, 1);
+  await eventually(() => s.app.bosh.stats().sessions === 0, { timeout: 8000, message: 'the BOSH session times out' });
+  await eventually(() => s.app.sessions.size === 0, { timeout: 8000, message: 'the XMPP session ends' });
   expectTerminate(t, await c.send(), 'item-not-found');
 });
 
@@ -641,12 +632,12 @@ t.test('a held request the client drops counts as answered: later stanzas wait f
   const jid = await c.login('alice', 'alice-secret', 'dropper');
   const controller = new AbortController();
   const dropped = c.raw(c.body(), { signal: controller.signal }).catch((err: Error) => err);
-  await eventually(() => s.app.bosh.stats().held === 1, 'the request is held');
+  await eventually(() => s.app.bosh.stats().held === 1, { timeout: 8000, message: 'the request is held' });
   controller.abort();
   t.ok((await dropped) instanceof Error, 'the client gave up on the request');
-  await eventually(() => s.app.bosh.stats().held === 0, 'the server notices');
+  await eventually(() => s.app.bosh.stats().held === 0, { timeout: 8000, message: 'the server notices' });
   bob.ws.send(`<message xmlns='jabber:client' to='${jid}' type='chat'><body>kept</body></message>`);
-  await eventually(() => s.app.bosh.stats().queued === 1, 'the message is queued');
+  await eventually(() => s.app.bosh.stats().queued === 1, { timeout: 8000, message: 'the message is queued' });
   const res = await c.send();
   t.equal(payloads(res.body).find((p) => p.local === 'message')?.getChildText('body'), 'kept', 'the next request carries it');
 });
@@ -687,7 +678,7 @@ t.test('shutdown answers held requests with system-shutdown at once', async (t) 
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   await c.create();
   const held = c.send();
-  await eventually(() => s.app.bosh.stats().held === 1, 'the request is held');
+  await eventually(() => s.app.bosh.stats().held === 1, { timeout: 8000, message: 'the request is held' });
   const closing = s.close();
   expectTerminate(t, await held, 'system-shutdown');
   await closing;

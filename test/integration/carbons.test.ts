@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import { startFakeServer, settle, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
+import { waitUntil } from '../helpers/eventually.js';
 
 async function settled(turns = 10): Promise<void> {
   for (let i = 0; i < turns; i++) await settle();
@@ -217,8 +218,7 @@ t.test('a carbon that dies unacked with its session is dropped: not stored offli
   alice.send(msg('bob@localhost', 'once'));
   await settled();
   t.equal(top.conn.takeStanzas('message').length, 1, 'the top resource got the message');
-  const deadline = Date.now() + 3000;
-  while (!tab2.session.destroyed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => tab2.session.destroyed, { timeout: 3000 });
   t.ok(tab2.session.destroyed, 'the resume timeout ended the session');
   await settled();
   t.same(top.conn.takeStanzas('message'), [], 'the copy was not handed to the other resource');

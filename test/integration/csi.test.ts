@@ -4,9 +4,10 @@
  * else goes out, and that stream management only counts what was written.
  */
 import t from 'tap';
-import { FakeConn, saslAnswered, startFakeServer, settle, until, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { FakeConn, saslAnswered, startFakeServer, settle, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
 import { streamErrorCondition } from '../helpers/ws-client.js';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
+import { eventually } from '../helpers/eventually.js';
 
 async function settled(turns = 10): Promise<void> {
   for (let i = 0; i < turns; i++) await settle();
@@ -42,7 +43,7 @@ t.test('csi is offered in the stream features once authenticated, not before', a
   const before = conn.take().find((el) => el.local === 'features')!;
   t.equal(before.getChild('csi', NS.CSI), undefined, 'not before SASL');
   send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0bob\0pw').toString('base64')}</auth>`);
-  await until(() => saslAnswered(conn));
+  await eventually(() => saslAnswered(conn), { interval: 1, message: 'the SASL answer' });
   session.streamOpened({ to: 'localhost', version: '1.0' });
   const after = conn.take().find((el) => el.local === 'features')!;
   t.ok(after.getChild('csi', NS.CSI), 'offered with bind after authentication');
@@ -164,7 +165,7 @@ t.test('stream management counts only what was written: held presence is not in 
   conn.attach(carrier);
   carrier.streamOpened({ to: 'localhost', version: '1.0' });
   conn.events!.element(parseXml(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0bob\0pw').toString('base64')}</auth>`, undefined, NS.CLIENT));
-  await until(() => saslAnswered(conn));
+  await eventually(() => saslAnswered(conn), { interval: 1, message: 'the SASL answer' });
   carrier.streamOpened({ to: 'localhost', version: '1.0' });
   conn.take();
   conn.events!.element(parseXml(`<resume xmlns='${NS.SM}' previd='${smid}' h='2'/>`, undefined, NS.CLIENT));
@@ -187,7 +188,7 @@ t.test('a resumed session is active again and gets the presence held before the 
   conn.attach(carrier);
   carrier.streamOpened({ to: 'localhost', version: '1.0' });
   conn.events!.element(parseXml(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0bob\0pw').toString('base64')}</auth>`, undefined, NS.CLIENT));
-  await until(() => saslAnswered(conn));
+  await eventually(() => saslAnswered(conn), { interval: 1, message: 'the SASL answer' });
   carrier.streamOpened({ to: 'localhost', version: '1.0' });
   conn.take();
   conn.events!.element(parseXml(`<resume xmlns='${NS.SM}' previd='${smid}' h='0'/>`, undefined, NS.CLIENT));

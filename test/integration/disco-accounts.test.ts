@@ -16,10 +16,11 @@ import * as disco from '../../src/xmpp/features/disco.js';
 import { createMemoryStorage, deriveStoredCredentials } from '../../src/storage/index.js';
 import { NS, parseXml, x, type XmlElement } from '../../src/xml/index.js';
 import type { Jid } from '../../src/jid/index.js';
-import { FakeConn, saslAnswered, settle, startFakeServer, until, type FakeClient } from '../helpers/fake-conn.js';
+import { FakeConn, saslAnswered, settle, startFakeServer, type FakeClient } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
 import { LoginThrottle } from '../../src/xmpp/sasl/login-throttle.js';
 import { randomBytes } from 'node:crypto';
+import { eventually } from '../helpers/eventually.js';
 
 const silent: Log = { info() {}, warn() {}, error() {}, debug() {}, child: () => silent };
 
@@ -47,7 +48,7 @@ async function login(user: string, resource: string): Promise<FakeClient> {
   const send = (xml: string) => conn.events!.element(parseXml(xml, undefined, NS.CLIENT));
   session.streamOpened({ to: 'localhost', version: '1.0' });
   send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0pw`).toString('base64')}</auth>`);
-  await until(() => saslAnswered(conn));
+  await eventually(() => saslAnswered(conn), { interval: 1, message: 'the SASL answer' });
   session.streamOpened({ to: 'localhost', version: '1.0' });
   send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
   conn.take();

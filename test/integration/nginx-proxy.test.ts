@@ -49,7 +49,7 @@ async function mechanisms(c: RawWsClient): Promise<string[]> {
 
 /** The server-side session of a bound full JID. */
 function sessionOf(jid: string) {
-  const s = [...server.app.core.ctx.sessions.all].find((x) => x.full_jid === jid);
+  const s = [...server.app.sessions.all].find((x) => x.full_jid === jid);
   if (!s) throw new Error(`no session for ${jid}`);
   return s;
 }
@@ -89,7 +89,7 @@ t.test('spoofed X-Forwarded-* sent straight to the gateway by an untrusted peer 
   const c = await visitor(t, server.wsUrl, '127.0.0.2', { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https' });
   const mechs = await mechanisms(c);
   t.notOk(mechs.includes('PLAIN'), 'not secure: 127.0.0.2 is not a trusted proxy');
-  const session = [...server.app.core.ctx.sessions.all].find((s) => s.conn && s.type === 'c2s_unauthed' && s.ip !== '127.0.0.1');
+  const session = [...server.app.sessions.all].find((s) => s.conn && s.type === 'c2s_unauthed' && s.ip !== '127.0.0.1');
   t.equal(session?.ip, '127.0.0.2', 'the peer address, not the header');
 });
 

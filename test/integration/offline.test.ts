@@ -11,6 +11,7 @@ import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { buildApp } from '../../src/app.js';
 import { deriveStoredCredentials, openSqliteStorage } from '../../src/storage/index.js';
+import { eventually } from '../helpers/eventually.js';
 
 const chat = (to: string, body: string, extra = '', type = 'chat'): string =>
   `<message xmlns='jabber:client' to='${to}' type='${type}' id='${body}'><body>${body}</body>${extra}</message>`;
@@ -19,15 +20,6 @@ const PRESENCE = `<presence xmlns='jabber:client'/>`;
 /** Lets the async store/deliver line run (memory storage settles within a few turns). */
 async function settled(turns = 10): Promise<void> {
   for (let i = 0; i < turns; i++) await settle();
-}
-
-/** Waits (bounded) until `cond` holds. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const bodies = (messages: XmlElement[]): string[] => messages.map((m) => m.getChildText('body') ?? '');
@@ -255,8 +247,8 @@ t.test('a message to a resumable session that is cut and never resumed is delive
   await settled();
   t.same(alice.conn.takeStanzas('message'), [], 'the hibernating session took it');
   t.equal(await sm.storage.offline.count('localhost', 'bob'), 0, 'not stored yet: buffered for a resume');
-  await until(() => bob.session.destroyed, 'the resume timeout', 3000);
-  await until(async () => (await sm.storage.offline.count('localhost', 'bob')) === 1, 'the hand-over to land offline');
+  await eventually(() => bob.session.destroyed, { timeout: 3000, message: 'the resume timeout' });
+  await eventually(async () => (await sm.storage.offline.count('localhost', 'bob')) === 1, { timeout: 3000, message: 'the hand-over to land offline' });
 
   const again = await sm.login('bob', 'tab2');
   again.send(PRESENCE);
@@ -334,7 +326,7 @@ t.test('at shutdown with SQLite, the unacked messages are written before the dat
     const send = (xml: string) => conn.events!.element(parseXml(xml, undefined, NS.CLIENT));
     session.streamOpened({ to: 'localhost', version: '1.0' });
     send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0pw`).toString('base64')}</auth>`);
-    await until(() => saslAnswered(conn), 'the SASL answer');
+    await eventually(() => saslAnswered(conn), { timeout: 3000, message: 'the SASL answer' });
     session.streamOpened({ to: 'localhost', version: '1.0' });
     send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
     await settled();

@@ -10,6 +10,7 @@ import { NS, type XmlElement } from '../../src/xml/index.js';
 import { openSqliteStorage } from '../../src/storage/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition } from '../helpers/ws-client.js';
+import { waitUntil } from '../helpers/eventually.js';
 
 const PASSWORD = 'secret';
 const OFFLINE_BYTES = 16384;
@@ -71,7 +72,7 @@ t.test('a flood of large messages to an offline account is cut at MAX_OFFLINE_BY
   const bob = await connect(t, server, 'bob');
   bob.send(`<presence xmlns='jabber:client'/>`);
   for (let i = 0; i < stored.length; i++) await bob.until((el) => el.local === 'message' && el.attr('id') === `m${i}`, 5000);
-  for (let i = 0; i < 100 && (await server.storage.offline.count('localhost', 'bob')) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(async () => (await server.storage.offline.count('localhost', 'bob')) === 0, { timeout: 2000 });
   t.same(await server.storage.offline.usage('localhost', 'bob'), { messages: 0, bytes: 0 }, 'delivered and removed: usage is zero');
   bob.close();
   await bob.waitClosed();
@@ -81,7 +82,7 @@ t.test('a flood of large messages to an offline account is cut at MAX_OFFLINE_BY
   t.same(await server.storage.offline.usage('localhost', 'bob'), { messages: 0, bytes: 0 }, 'gone with the account');
   await server.addUser('bob', PASSWORD);
   for (let i = 0; i < stored.length; i++) alice.send(`<message xmlns='jabber:client' to='bob@localhost' type='chat' id='n${i}'><body>${body}</body></message>`);
-  for (let i = 0; i < 100 && (await server.storage.offline.count('localhost', 'bob')) < stored.length; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(async () => (await server.storage.offline.count('localhost', 'bob')) >= stored.length, { timeout: 2000 });
   t.equal(await server.storage.offline.count('localhost', 'bob'), stored.length, 'the recreated account takes as many again');
 });
 

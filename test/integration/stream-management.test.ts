@@ -2,6 +2,7 @@ import t from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition, streamErrorCondition } from '../helpers/ws-client.js';
+import { waitUntil } from '../helpers/eventually.js';
 
 let server: TestServer;
 t.before(async () => {
@@ -110,7 +111,7 @@ t.test('a dropped connection hibernates; resume retransmits exactly what was not
   await a.waitClosed();
   for (let i = 1; i <= 5; i++) b.send(`<message xmlns='jabber:client' to='alice@localhost/tab' id='m${i}'><body>gap ${i}</body></message>`);
   await new Promise((r) => setTimeout(r, 200));
-  const session = server.app.core.ctx.sessions.get('localhost', 'alice', 'tab');
+  const session = server.app.sessions.get('localhost', 'alice', 'tab');
   t.ok(session && session.conn === null, 'the session hibernates as a connected resource');
   // The client had handled: presence (1) + m0 (2). It acks 2: m0 must not come again.
   const { c, answer } = await resume('alice', 'alice-pw', smid, 2);
@@ -122,7 +123,7 @@ t.test('a dropped connection hibernates; resume retransmits exactly what was not
     if (isMsg(el)) got.push(el.attr('id')!);
   }
   t.same(got, ['m1', 'm2', 'm3', 'm4', 'm5'], 'every message of the gap, once, in order, and none acked before');
-  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'tab'), session, 'the same session continues (no new bind)');
+  t.equal(server.app.sessions.get('localhost', 'alice', 'tab'), session, 'the same session continues (no new bind)');
   c.close();
   b.close();
 });
@@ -133,7 +134,7 @@ t.test('resuming as another user fails and leaves the session untouched', async 
   const { c, answer } = await resume('carol', 'carol-pw', smid, 0);
   t.ok(answer.is('failed', SM));
   t.ok(answer.getChild('item-not-found', NS.STANZAS), 'item-not-found, as for an unknown smid');
-  const victim = server.app.core.ctx.sessions.get('localhost', 'alice', 'victim');
+  const victim = server.app.sessions.get('localhost', 'alice', 'victim');
   t.ok(victim && victim.conn !== null && !victim.destroyed, 'the victim keeps its connection');
   a.send(`<iq xmlns='jabber:client' type='get' id='still'><ping xmlns='urn:xmpp:ping'/></iq>`);
   t.equal((await a.until((el) => el.attr('id') === 'still')).attr('type'), 'result');
@@ -185,12 +186,12 @@ t.test('on resume timeout unacked messages are handed over, never dropped', asyn
   t.equal(stanzaErrorCondition(iqError), 'service-unavailable');
   // Nobody else can take the message (the other resource has negative
   // priority), so it is stored offline rather than lost.
-  for (let i = 0; i < 100 && (await s.storage.offline.count('localhost', 'alice')) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(async () => (await s.storage.offline.count('localhost', 'alice')) > 0, { timeout: 2000 });
   const stored = await s.storage.offline.list('localhost', 'alice');
   t.equal(stored.length, 1, 'the unacked message is stored offline');
   t.match(String(stored[0]?.stanza), /during the gap/);
   t.notOk(bob.frames.some((el) => isMsg(el) && el.attr('type') === 'error'), 'the sender got no error: the message was not lost');
-  t.notOk(s.app.core.ctx.sessions.get('localhost', 'alice', 'tab'), 'the session is gone');
+  t.notOk(s.app.sessions.get('localhost', 'alice', 'tab'), 'the session is gone');
   other.close();
   bob.close();
 });
@@ -291,8 +292,8 @@ t.test('an account keeps at most SM_MAX_HIBERNATED_PER_USER hibernating sessions
     await c.next();
     c.ws.terminate(); // a client that rebinds on every reload instead of resuming
     await c.waitClosed();
-    for (let i = 0; i < 50 && s.app.core.ctx.sessions.get('localhost', 'alice', tab)?.conn !== null; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil(() => s.app.sessions.get('localhost', 'alice', tab)?.conn === null, { timeout: 1000 });
   }
-  const left = ['t1', 't2', 't3'].filter((r) => s.app.core.ctx.sessions.get('localhost', 'alice', r) !== undefined);
+  const left = ['t1', 't2', 't3'].filter((r) => s.app.sessions.get('localhost', 'alice', r) !== undefined);
   t.same(left, ['t2', 't3'], 'the oldest hibernating session was ended');
 });

@@ -214,7 +214,7 @@ t.test('a peer that never answers our <close/> is dropped after WS_CLOSE_TIMEOUT
   // We do not answer; the server must end the connection by itself.
   const closed = await c.waitClosed(4000);
   t.ok(closed.code > 0, `the server ended the connection (code ${closed.code})`);
-  t.equal(s.app.core.ctx.sessions.size, 0, 'and the session is gone');
+  t.equal(s.app.sessions.size, 0, 'and the session is gone');
 });
 
 t.test('the legacy session request of RFC 3921 is accepted for old clients', async (t) => {
