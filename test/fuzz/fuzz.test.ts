@@ -14,7 +14,7 @@
 import t from 'tap';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { startServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { Bystanders, boshLane, lanePlan, wsLane, type LaneResult, type Recent } from '../helpers/fuzz-lanes.js';
 import { waitUntil } from '../helpers/eventually.js';
 
@@ -39,14 +39,12 @@ process.on('uncaughtException', onException);
 process.on('unhandledRejection', onRejection);
 t.teardown(() => { process.off('uncaughtException', onException); process.off('unhandledRejection', onRejection); });
 
-const server = await startServer({
+const users = { alice: 'alice-secret', bob: 'bob-secret', ...Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`fuzz${i}`, 'fuzz'])) };
+const server = await withUsers(t, users, {
   ALLOW_INSECURE_PLAIN: 'true', MAX_STANZA_SIZE: String(MAX_STANZA), BOSH_MAX_WAIT: '1', BOSH_INACTIVITY: '2', BOSH_MAX_PAUSE: '2',
   SM_RESUME_TIMEOUT: '2', AUTH_TIMEOUT: '30', LOGIN_FAILURES_PER_IP: '100000', LOGIN_FAILURES_PER_ACCOUNT: '100000',
   BOSH_MAX_SESSIONS_PER_IP: '1000', WS_PING_INTERVAL: '30', MAX_OFFLINE_MESSAGES: '100',
 });
-t.teardown(() => server.close());
-for (const user of ['alice', 'bob']) await server.addUser(user, `${user}-secret`);
-for (let i = 0; i < 4; i++) await server.addUser(`fuzz${i}`, 'fuzz');
 
 function heapUsed(): number {
   gc();

@@ -6,18 +6,14 @@
 import t, { type Test } from 'tap';
 import http from 'node:http';
 import { NS, x } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { type TestServer, withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
 
 /** `wait`: BOSH_MAX_WAIT; the reload tests use 60 so that only noticing the dropped request can free it. */
 async function server(tt: Test, wait = 2): Promise<TestServer> {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: String(wait) });
-  tt.teardown(() => s.close());
-  await s.addUser('alice', 'alice-secret');
-  await s.addUser('bob', 'bob-secret');
-  return s;
+  return withUsers(tt, { alice: 'alice-secret', bob: 'bob-secret' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: String(wait) });
 }
 
 async function ws(tt: Test, s: TestServer, user: string, password: string, resource: string): Promise<{ c: RawWsClient; jid: string }> {

@@ -8,7 +8,7 @@
 import t from 'tap';
 import http from 'node:http';
 import { NS, x } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { type TestServer, withServer } from '../helpers/server.js';
 import { RawBoshClient } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
 
@@ -45,8 +45,7 @@ const dropHeld: Way = async (c) => {
 
 t.test('600 sessions ended by the client or by an error leave nothing behind, at once', async (t) => {
   // A long inactivity: a timer not cleared when a session ends would still be armed below.
-  const s = await startServer({ BOSH_INACTIVITY: '60', BOSH_MAX_WAIT: '1', BOSH_MAX_SESSIONS_PER_IP: '1000' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_INACTIVITY: '60', BOSH_MAX_WAIT: '1', BOSH_MAX_SESSIONS_PER_IP: '1000' });
   const ways: Way[] = [
     (c) => c.terminate(),
     (c) => Promise.all([c.send(), new Promise((r) => setTimeout(r, 20)).then(() => c.terminate())]),
@@ -61,8 +60,7 @@ t.test('600 sessions ended by the client or by an error leave nothing behind, at
 });
 
 t.test('400 sessions that time out leave nothing behind', async (t) => {
-  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', BOSH_MAX_SESSIONS_PER_IP: '1000' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', BOSH_MAX_SESSIONS_PER_IP: '1000' });
   const ways: Way[] = [
     async () => undefined, // never heard from again
     (c) => c.send(), // answered empty after wait, then silence

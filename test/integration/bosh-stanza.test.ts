@@ -5,19 +5,13 @@
  */
 import t from 'tap';
 import * as XMPP from 'stanza';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { within } from '../helpers/eventually.js';
 
 const WAIT_MS = 8000;
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' });
 
 t.test('StanzaJS logs in over BOSH and exchanges messages with a WebSocket client', async (t) => {
   const bob = await RawWsClient.connect(server.wsUrl);

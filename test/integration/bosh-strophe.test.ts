@@ -9,7 +9,7 @@
  */
 import t, { type Test } from 'tap';
 import { Strophe, $msg, $pres } from 'strophe.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { installNodeXhr } from '../helpers/node-xhr.js';
 import { Mailbox, waitUntil } from '../helpers/eventually.js';
@@ -51,15 +51,8 @@ function inbox(conn: Connection): () => Promise<DomEl> {
 
 const bodyText = (el: DomEl) => el.getElementsByTagName('body')[0]?.textContent ?? null;
 
-let server: TestServer;
-let boshUrl: string;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-  boshUrl = `${server.httpUrl}/http-bind`;
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' });
+const boshUrl = `${server.httpUrl}/http-bind`;
 
 async function bob(tt: Test): Promise<{ ws: RawWsClient; jid: string }> {
   const ws = await RawWsClient.connect(server.wsUrl);

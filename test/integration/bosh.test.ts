@@ -6,20 +6,13 @@
 import t, { type Test } from 'tap';
 import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
 import { openSqliteStorage } from '../../src/storage/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { startServer, type TestServer, withServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads, post, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 
-let server: TestServer;
-let url: string;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '2' });
-  await server.addUser('alice', 'alice-secret');
-  await server.addUser('bob', 'bob-secret');
-  url = `${server.httpUrl}/http-bind`;
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, { alice: 'alice-secret', bob: 'bob-secret' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '2' });
+const url = `${server.httpUrl}/http-bind`;
 
 function client(tt: Test, opts: { rid?: number; sid?: string } = {}, target = url): RawBoshClient {
   const c = new RawBoshClient(target, opts);
@@ -27,7 +20,7 @@ function client(tt: Test, opts: { rid?: number; sid?: string } = {}, target = ur
   return c;
 }
 
-async function wsClient(tt: Test, user: string, password: string, resource: string, target = server): Promise<{ ws: RawWsClient; jid: string }> {
+async function wsClient(tt: Test, user: string, password: string, resource: string, target: TestServer = server): Promise<{ ws: RawWsClient; jid: string }> {
   const ws = await RawWsClient.connect(target.wsUrl);
   tt.teardown(() => ws.close());
   const jid = await ws.login(user, password, resource);
@@ -130,8 +123,7 @@ t.test('a request with nothing to send is answered empty after wait', async (t) 
 
 t.test('with hold=1, a second request makes the server answer the held one at once', async (t) => {
   // wait=60: only the hold rule (§8), not the wait, can answer the first request within the client's 10 s bound.
-  const s = await startServer({ BOSH_MAX_WAIT: '60' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_MAX_WAIT: '60' });
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   await c.create({ wait: 60 });
   const first = track(c.send());
@@ -333,10 +325,7 @@ t.test('without stream management, what is still queued when the client terminat
 });
 
 t.test('without stream management, a message queued when the session times out goes to another resource of the account', async (t) => {
-  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', ALLOW_INSECURE_PLAIN: 'true' });
-  t.teardown(() => s.close());
-  await s.addUser('carol', 'carol-secret');
-  await s.addUser('dave', 'dave-secret');
+  const s = await withUsers(t, { carol: 'carol-secret', dave: 'dave-secret' }, { BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', ALLOW_INSECURE_PLAIN: 'true' });
   const dave = await wsClient(t, 'dave', 'dave-secret', 'sender', s);
   const other = await wsClient(t, 'carol', 'carol-secret', 'ws-stays', s);
   other.ws.send(`<presence xmlns='jabber:client'/>`);
@@ -533,8 +522,7 @@ t.test('key sequencing covers repeated rids: a held or answered request is not s
 });
 
 t.test('pause (§10) answers held requests at once and keeps the session past its inactivity, within maxpause', async (t) => {
-  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_PAUSE: '3', BOSH_MAX_WAIT: '5' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_INACTIVITY: '1', BOSH_MAX_PAUSE: '3', BOSH_MAX_WAIT: '5' });
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   const created = await c.create();
   t.equal(created.body?.attr('maxpause'), '3');
@@ -553,9 +541,7 @@ t.test('pause (§10) answers held requests at once and keeps the session past it
 });
 
 t.test('inactivity ends the session and the XMPP session with it', async (t) => {
-  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', ALLOW_INSECURE_PLAIN: 'true' });
-  t.teardown(() => s.close());
-  await s.addUser('carol', 'carol-secret');
+  const s = await withUsers(t, { carol: 'carol-secret' }, { BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', ALLOW_INSECURE_PLAIN: 'true' });
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   await c.login('carol', 'carol-secret');
   t.equal(s.app.sessions.size, 1);
@@ -565,8 +551,7 @@ t.test('inactivity ends the session and the XMPP session with it', async (t) => 
 });
 
 t.test('the number of sessions per client address is capped', async (t) => {
-  const s = await startServer({ BOSH_MAX_SESSIONS_PER_IP: '2' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_MAX_SESSIONS_PER_IP: '2' });
   const target = `${s.httpUrl}/http-bind`;
   const a = client(t, {}, target);
   await a.create();
@@ -580,8 +565,7 @@ t.test('the number of sessions per client address is capped', async (t) => {
 
 t.test('CORS: preflight is answered, POST carries Access-Control-Allow-Origin, other routes are untouched', async (t) => {
   // Any page may use BOSH only when ALLOWED_ORIGINS says '*' (admission.test.ts has the default).
-  const open = await startServer({ ALLOWED_ORIGINS: '*' });
-  t.teardown(() => open.close());
+  const open = await withServer(t, { ALLOWED_ORIGINS: '*' });
   const url = `${open.httpUrl}/http-bind`;
   const pre = await post(url, undefined, {
     method: 'OPTIONS', headers: { origin: 'https://widget.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
@@ -596,8 +580,7 @@ t.test('CORS: preflight is answered, POST carries Access-Control-Allow-Origin, o
   const health = await post(`${open.httpUrl}/healthz`, undefined, { method: 'GET', headers: { origin: 'https://widget.example' } });
   t.equal(health.headers['access-control-allow-origin'], undefined, 'CORS is scoped to the BOSH path');
 
-  const s = await startServer({ BOSH_CORS_ORIGINS: 'https://chat.example.com' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_CORS_ORIGINS: 'https://chat.example.com' });
   const target = `${s.httpUrl}/http-bind`;
   const allowed = await post(target, undefined, { method: 'OPTIONS', headers: { origin: 'https://chat.example.com', 'access-control-request-method': 'POST' } });
   t.equal(allowed.headers['access-control-allow-origin'], 'https://chat.example.com');
@@ -623,10 +606,7 @@ t.test('host-meta advertises the BOSH endpoint (XEP-0156)', async (t) => {
 
 t.test('a held request the client drops counts as answered: later stanzas wait for the next request', async (t) => {
   // wait=60: only noticing the dropped connection, not the wait, can free the held request here.
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-secret');
-  await s.addUser('bob', 'bob-secret');
+  const s = await withUsers(t, { alice: 'alice-secret', bob: 'bob-secret' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60' });
   const bob = await wsClient(t, 'bob', 'bob-secret', 'drop', s);
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   const jid = await c.login('alice', 'alice-secret', 'dropper');

@@ -9,7 +9,7 @@
  */
 import t, { type Test } from 'tap';
 import { Strophe, $iq, $msg, $pres } from 'strophe.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { eventually, Mailbox, Wake, waitUntil, within } from '../helpers/eventually.js';
 import { serverSession } from '../helpers/xmppjs.js';
 
@@ -173,13 +173,7 @@ async function xmppjsLogin(tt: Test, username: string, password: string, resourc
 
 // --------------------------------------------------------------------- tests
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer();
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob']);
 
 t.test('strophe.js logs in with SCRAM-SHA-1 when it is the only registered mechanism, binds the requested resource and gets a ping result', async (t) => {
   const c = await stropheLogin(t, 'alice@localhost/strophe-sha1', 'alice-pw', [Strophe.SASLSHA1]);

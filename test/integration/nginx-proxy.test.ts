@@ -14,20 +14,17 @@ import http from 'node:http';
 import https from 'node:https';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { SCHEMA } from '../../src/config/schema.js';
-import { startServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient } from '../helpers/bosh-client.js';
 import { readmeLocations, readmeReadTimeout, startNginx } from '../helpers/nginx.js';
 
 /** nginx's read timeout in this file, scaled down from the README's (3600 s and 90 s) so the idle tests take seconds. */
 const READ_TIMEOUT = 3;
-const server = await startServer({
+const server = await withUsers(t, { alice: 'alice-secret', bob: 'bob-secret' }, {
   TRUSTED_PROXIES: '127.0.0.1', WS_PING_INTERVAL: '1', BOSH_MAX_WAIT: '2', BOSH_MAX_SESSIONS_PER_IP: '2',
   LOGIN_FAILURES_PER_IP: '2', LOGIN_FAILURES_PER_ACCOUNT: '100', LOGIN_BACKOFF_MAX: '60',
 });
-t.teardown(() => server.close());
-await server.addUser('alice', 'alice-secret');
-await server.addUser('bob', 'bob-secret');
 const nginx = await startNginx(t, readmeLocations(server.httpUrl, () => `${READ_TIMEOUT}s`));
 const wsUrl = (base: string) => `${base.replace(/^http/, 'ws')}/xmpp-websocket`;
 const tls = { rejectUnauthorized: false };

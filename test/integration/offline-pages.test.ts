@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import { $pres } from 'strophe.js';
 import { NS } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withServer, withUsers } from '../helpers/server.js';
 import { page, ids as domIds } from '../helpers/strophe-page.js';
 import { SmPeer, chat } from '../helpers/sm-peer.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
@@ -17,12 +17,7 @@ import { eventually, waitUntil } from '../helpers/eventually.js';
 const SETTLE_MS = 500;
 const WAIT_MS = 20_000;
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'henry', 'ivan']) await server.addUser(u, `${u}-pw`);
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'henry', 'ivan'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
 
 const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
@@ -109,8 +104,7 @@ for (const resumable of [false, true]) {
 }
 
 t.test('a page acknowledged only by the <resume/> after a drop counts as delivered, and the rest follows on the resumed stream', async (t) => {
-  const server30 = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '30' }, server.storage);
-  t.teardown(() => server30.close());
+  const server30 = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '30' }, server.storage);
   await store('ivan', 'r', 120);
   const first = await SmPeer.login(server30.wsUrl, 'ivan', 'ivan-pw', 'tab', { autoAck: false });
   first.c.send(`<presence xmlns='jabber:client'/>`);
@@ -163,9 +157,7 @@ t.test('a message arriving while the backlog is delivered comes after it', async
 });
 
 t.test('messages waiting behind a delivery are bounded in bytes; beyond that the sender gets resource-constraint, the rest arrive after the backlog', async (t) => {
-  const small = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_PENDING_MAX_BYTES: '2048' });
-  t.teardown(() => small.close());
-  for (const u of ['alice', 'jack']) await small.addUser(u, `${u}-pw`);
+  const small = await withUsers(t, ['alice', 'jack'], { ALLOW_INSECURE_PLAIN: 'true', SM_PENDING_MAX_BYTES: '2048' });
   for (const id of ids('k', 60)) await small.storage.offline.push('localhost', 'jack', `<message xmlns="jabber:client" from="alice@localhost/desk" to="jack@localhost" type="chat" id="${id}"><body>${id}</body></message>`, 1000);
   const jack = await SmPeer.login(small.wsUrl, 'jack', 'jack-pw', 'web', { autoAck: false });
   jack.c.send(`<presence xmlns='jabber:client'/>`);

@@ -8,7 +8,7 @@
 import t, { type Test } from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { openSqliteStorage } from '../../src/storage/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers, type TestServer } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition } from '../helpers/ws-client.js';
 import { waitUntil } from '../helpers/eventually.js';
 
@@ -17,12 +17,9 @@ const OFFLINE_BYTES = 16384;
 const ROSTER_BYTES = 16384;
 
 async function start(t: Test, users: string[]): Promise<TestServer> {
-  const server = await startServer({
+  return withUsers(t, Object.fromEntries(users.map((u) => [u, PASSWORD])), {
     ALLOW_INSECURE_PLAIN: 'true', MAX_OFFLINE_BYTES: String(OFFLINE_BYTES), MAX_ROSTER_BYTES: String(ROSTER_BYTES),
   }, openSqliteStorage(t.testdir()));
-  t.teardown(() => server.close());
-  for (const u of users) await server.addUser(u, PASSWORD);
-  return server;
 }
 
 async function connect(t: Test, server: TestServer, user: string): Promise<RawWsClient> {

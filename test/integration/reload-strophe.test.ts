@@ -6,20 +6,14 @@
  */
 import t from 'tap';
 import { $msg, $pres } from 'strophe.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { ids, page } from '../helpers/strophe-page.js';
 import { NS_BIND, NS_SM, WAIT_MS, login, ping, serverHibernates, serverSession, sleep, xml } from '../helpers/xmppjs.js';
 import { eventually } from '../helpers/eventually.js';
 
 const SETTLE_MS = 500;
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer();
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob']);
 
 t.test('a reloaded strophe.js page resumes from its sessionStorage: no bind, the same server session, and exactly the 3 messages it missed', async (t) => {
   const me = 'alice@localhost/strophe-tab';

@@ -9,7 +9,7 @@
  * second after the transport dies.
  */
 import t, { type Test } from 'tap';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import {
   NS_DELAY, NS_SM, becomeAvailable, createClient, cutOff, isBindRequest, login, ping, serverForgets,
   serverHibernates, serverSession, sleep, smEnabled, within, xml,
@@ -20,13 +20,7 @@ import { eventually } from '../helpers/eventually.js';
 /** How long to keep listening after the last expected message, to catch duplicates. */
 const SETTLE_MS = 500;
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer();
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob']);
 
 function chat(to: string, id: string, body: string): XmlEl {
   return xml('message', { to, type: 'chat', id }, xml('body', {}, body));
@@ -184,10 +178,7 @@ t.test('a reloaded page resumes from nothing but the smid and counters it persis
 });
 
 t.test('a reload slower than the resume timeout gets <failed/>, binds afresh, and then receives the gap message exactly once from offline storage, with a delay stamp', async (t) => {
-  const s = await startServer({ SM_RESUME_TIMEOUT: '1' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
-  await s.addUser('bob', 'bob-pw');
+  const s = await withUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '1' });
 
   const creds: ClientOptions = { username: 'alice', password: 'alice-pw', resource: 'late' };
   const page1 = await login(t, s, creds);
@@ -241,10 +232,7 @@ t.test('a reload slower than the resume timeout gets <failed/>, binds afresh, an
 });
 
 t.test('when a reload is too slow but another tab is open, the stranded message reaches that tab once, stamped with when it first arrived', async (t) => {
-  const s = await startServer({ SM_RESUME_TIMEOUT: '1' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
-  await s.addUser('bob', 'bob-pw');
+  const s = await withUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '1' });
   const tab = await login(t, s, { username: 'alice', password: 'alice-pw', resource: 'closing' });
   await smEnabled(tab);
   await becomeAvailable(tab);

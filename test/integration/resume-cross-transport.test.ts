@@ -1,17 +1,11 @@
 import t from 'tap';
 import { NS, x, type XmlElement } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_INACTIVITY: '2' });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', BOSH_INACTIVITY: '2' });
 
 const SM = NS.SM;
 const isMsg = (el: XmlElement) => el.local === 'message';

@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { $pres } from 'strophe.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { chat } from '../helpers/sm-peer.js';
 import { ids as domIds, page } from '../helpers/strophe-page.js';
@@ -20,12 +20,7 @@ import { eventually } from '../helpers/eventually.js';
 const SETTLE_MS = 500;
 const BURST = 101; // SM_BUFFER_MAX (100) + 1
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true' });
-  for (const u of ['alice', 'bob', 'carol', 'me', 'c1', 'c2']) await server.addUser(u, `${u}-pw`);
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob', 'carol', 'me', 'c1', 'c2'], { ALLOW_INSECURE_PLAIN: 'true' });
 
 const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 

@@ -7,17 +7,14 @@
  */
 import t, { type Test } from 'tap';
 import { NS } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { type TestServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { sleep } from '../helpers/xmppjs.js';
 import { eventually, waitUntil } from '../helpers/eventually.js';
 
 async function server(t: Test, env: Record<string, string>, ...users: string[]): Promise<TestServer> {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', ...env });
-  t.teardown(() => s.close());
-  for (const u of users) await s.addUser(u, `${u}-pw`);
-  return s;
+  return withUsers(t, users, { ALLOW_INSECURE_PLAIN: 'true', ...env });
 }
 
 /** A server with `env`, alice logged in as `resource` with SM, and bob ready to send to her. */

@@ -1,17 +1,10 @@
 import t from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition, streamErrorCondition } from '../helpers/ws-client.js';
 import { waitUntil } from '../helpers/eventually.js';
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '30' });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-  await server.addUser('carol', 'carol-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob', 'carol'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '30' });
 
 const SM = NS.SM;
 const isMsg = (el: XmlElement) => el.local === 'message';
@@ -163,10 +156,7 @@ t.test('resume takes over a connection that still looks alive', async (t) => {
 });
 
 t.test('on resume timeout unacked messages are handed over, never dropped', async (t) => {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
-  await s.addUser('bob', 'bob-pw');
+  const s = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
   const tab = await RawWsClient.connect(s.wsUrl);
   await tab.login('alice', 'alice-pw', 'tab');
   tab.send(`<enable xmlns='${SM}' resume='true'/>`);
@@ -197,9 +187,7 @@ t.test('on resume timeout unacked messages are handed over, never dropped', asyn
 });
 
 t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t) => {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1', SM_STALE_H_ENABLED: 'true' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
+  const s = await withUsers(t, ['alice'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1', SM_STALE_H_ENABLED: 'true' });
   const a = await RawWsClient.connect(s.wsUrl);
   await a.login('alice', 'alice-pw');
   a.send(`<enable xmlns='${SM}' resume='true'/>`);
@@ -226,9 +214,7 @@ t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t)
 });
 
 t.test('an anonymous session is resumable by its smid alone, and only by another anonymous login', async (t) => {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SASL_ANONYMOUS_HOSTS: 'localhost' });
-  t.teardown(() => s.close());
-  await s.addUser('bob', 'bob-pw');
+  const s = await withUsers(t, ['bob'], { ALLOW_INSECURE_PLAIN: 'true', SASL_ANONYMOUS_HOSTS: 'localhost' });
   const authed = async (mechanism: string, payload = ''): Promise<RawWsClient> => {
     const c = await RawWsClient.connect(s.wsUrl);
     c.open();
@@ -282,9 +268,7 @@ t.test('stream management events are counted in /metrics', async (t) => {
 });
 
 t.test('an account keeps at most SM_MAX_HIBERNATED_PER_USER hibernating sessions, the oldest goes first', async (t) => {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_MAX_HIBERNATED_PER_USER: '2' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
+  const s = await withUsers(t, ['alice'], { ALLOW_INSECURE_PLAIN: 'true', SM_MAX_HIBERNATED_PER_USER: '2' });
   for (const tab of ['t1', 't2', 't3']) {
     const c = await RawWsClient.connect(s.wsUrl);
     await c.login('alice', 'alice-pw', tab);

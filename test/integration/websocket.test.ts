@@ -1,16 +1,10 @@
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { NS } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition, streamErrorCondition } from '../helpers/ws-client.js';
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true' });
-  await server.addUser('alice', 'alice-secret');
-  await server.addUser('bob', 'bob-secret');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, { alice: 'alice-secret', bob: 'bob-secret' }, { ALLOW_INSECURE_PLAIN: 'true' });
 
 async function expectStreamError(t: Test, c: RawWsClient, condition: string): Promise<void> {
   const err = await c.until((el) => el.local === 'error' && el.ns === NS.STREAM);
@@ -49,8 +43,7 @@ t.test('opening the stream gets <open/> with id, version and xml:lang, then SASL
 });
 
 t.test('PLAIN is not offered on an insecure connection by default', async (t) => {
-  const strict = await startServer();
-  t.teardown(() => strict.close());
+  const strict = await withServer(t);
   const c = await RawWsClient.connect(strict.wsUrl);
   c.open();
   await c.next();
@@ -195,8 +188,7 @@ t.test('binding a resource that is already bound gives the old session conflict'
 });
 
 t.test('the server pings idle clients and drops dead ones', async (t) => {
-  const s = await startServer({ WS_PING_INTERVAL: '1' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { WS_PING_INTERVAL: '1' });
   const ws = new WebSocket(s.wsUrl, 'xmpp', { autoPong: false } as WebSocket.ClientOptions);
   let pings = 0;
   ws.on('ping', () => { pings++; });
@@ -206,8 +198,7 @@ t.test('the server pings idle clients and drops dead ones', async (t) => {
 });
 
 t.test('a peer that never answers our <close/> is dropped after WS_CLOSE_TIMEOUT', async (t) => {
-  const s = await startServer({ WS_CLOSE_TIMEOUT: '1' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { WS_CLOSE_TIMEOUT: '1' });
   const c = await RawWsClient.connect(s.wsUrl);
   c.open('example.org');
   await c.until((el) => el.is('close', NS.FRAMING));
