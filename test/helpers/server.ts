@@ -74,5 +74,5 @@ export async function withUsers(t: Test, users: Users, env: Record<string, strin
 
 /** A server with `env` and no accounts, closed when `t` ends. */
 export function withServer(t: Test, env: Record<string, string> = {}, storage?: Storage, opts?: StartOptions): Promise<UsersServer> {
-  return withServer(t, env, storage, opts);
+  return withUsers(t, [], env, storage, opts);
 }
