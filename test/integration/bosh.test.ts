@@ -75,9 +75,7 @@ t.test('session creation: the response carries every XEP-0124 §7.2 and XEP-0206
   t.equal(b.attr('xmpp:version'), '1.0');
   t.equal(b.attr('xmpp:restartlogic'), 'true');
   const features = b.getChild('features', NS.STREAM);
-  t.ok(features, 'the stream features are in the creation response');
-  const mechs = features!.getChild('mechanisms', NS.SASL)!.getChildren('mechanism').map((m) => m.text());
-  t.ok(mechs.includes('SCRAM-SHA-1') && mechs.includes('PLAIN'));
+  t.ok(features, 'the stream features are in the creation response (their content: transport-contract.test.ts)');
   t.not(sid, (await client(t).create()).body?.attr('sid'), 'sids differ');
   const again = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid, sid, to: 'localhost' }));
   t.equal(again.text, res.text, 'repeating the creation rid gives the creation response again');

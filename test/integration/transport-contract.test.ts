@@ -47,7 +47,10 @@ for (const transport of TRANSPORTS) {
     const c = await connect(t);
     t.equal(await c.login('alice', 'alice-secret', 'contract'), 'alice@localhost/contract');
     t.equal(server.app.sessions.get('localhost', 'alice', 'contract')?.transport, transport.name);
+    const other = await connect(t);
+    t.match(await other.login('bob', 'bob-secret'), /^bob@localhost\/.+/, 'without a resource the server picks one');
     await c.close();
+    await other.close();
   });
 
   t.test(`${transport.name}: a ping to the server gets a result`, async (t) => {
@@ -60,12 +63,14 @@ for (const transport of TRANSPORTS) {
     await c.close();
   });
 
-  t.test(`${transport.name}: two sessions exchange messages both ways, with from stamped by the server`, async (t) => {
+  t.test(`${transport.name}: two sessions exchange messages both ways (bare and full JID), with from stamped by the server`, async (t) => {
     const a = await connect(t);
     const b = await connect(t);
     const aj = await a.login('alice', 'alice-secret', 'chat-a');
     const bj = await b.login('bob', 'bob-secret', 'chat-b');
-    await a.send(chat(bj, 'm1', 'hi &amp; hello'));
+    await b.send(`<presence xmlns='jabber:client'/>`);
+    await b.until((el) => el.local === 'presence');
+    await a.send(chat('bob@localhost', 'm1', 'hi &amp; hello')); // to the bare JID: bob's available resource gets it
     const atBob = await b.until((el) => el.local === 'message');
     t.equal(atBob.attr('from'), aj, 'from is the sender\'s full JID');
     t.equal(atBob.getChildText('body'), 'hi & hello');

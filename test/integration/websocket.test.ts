@@ -26,7 +26,7 @@ t.test('the server selects the xmpp subprotocol', async (t) => {
   c.close();
 });
 
-t.test('opening the stream gets <open/> with id, version and xml:lang, then SASL features', async (t) => {
+t.test('opening the stream gets <open/> with id, version and xml:lang, then the features', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   c.open();
   const open = await c.next();
@@ -35,10 +35,7 @@ t.test('opening the stream gets <open/> with id, version and xml:lang, then SASL
   t.equal(open.attr('from'), 'localhost');
   t.equal(open.attr('xml:lang'), 'en');
   t.ok((open.attr('id') ?? '').length >= 16, 'stream id is long and random');
-  const features = await c.next();
-  t.ok(features.is('features', NS.STREAM));
-  const mechs = features.getChild('mechanisms', NS.SASL)!.getChildren('mechanism').map((m) => m.text());
-  t.same(mechs, ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN']);
+  t.ok((await c.next()).is('features', NS.STREAM), 'the features follow (their content: transport-contract.test.ts)');
   c.close();
 });
 
@@ -57,27 +54,6 @@ t.test('PLAIN is not offered on an insecure connection by default', async (t) =>
   c.close();
 });
 
-t.test('two clients log in, bind, ping the server and exchange a message', async (t) => {
-  const a = await RawWsClient.connect(server.wsUrl);
-  const b = await RawWsClient.connect(server.wsUrl);
-  const aj = await a.login('alice', 'alice-secret', 'desk');
-  const bj = await b.login('bob', 'bob-secret');
-  t.equal(aj, 'alice@localhost/desk');
-  t.match(bj, /^bob@localhost\/.+/);
-  a.send(`<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
-  const pong = await a.next();
-  t.equal(pong.attr('type'), 'result');
-  t.equal(pong.attr('id'), 'p1');
-  b.send(`<presence xmlns='jabber:client'/>`);
-  await b.until((el) => el.local === 'presence');
-  a.send(`<message xmlns='jabber:client' to='bob@localhost' type='chat' id='m1'><body>hi &amp; hello</body></message>`);
-  const msg = await b.until((el) => el.local === 'message');
-  t.equal(msg.attr('from'), aj, 'from is stamped by the server');
-  t.equal(msg.getChildText('body'), 'hi & hello');
-  a.close();
-  b.close();
-});
-
 t.test('a forged from gets invalid-from', async (t) => {
   const a = await RawWsClient.connect(server.wsUrl);
   await a.login('alice', 'alice-secret');
@@ -93,12 +69,10 @@ t.test('hostile XML gets its stream error and other sessions keep working', asyn
     ['external entity', `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><message xmlns='jabber:client'>&e;</message>`, 'restricted-xml'],
     ['comment', `<message xmlns='jabber:client'><!-- hi --></message>`, 'restricted-xml'],
     ['processing instruction', `<message xmlns='jabber:client'><?pi x?></message>`, 'restricted-xml'],
-    ['unclosed tag', `<message xmlns='jabber:client'><body>`, 'not-well-formed'],
     ['undeclared prefix', `<message xmlns='jabber:client'><x:y/></message>`, 'not-well-formed'],
     ['NUL character', `<message xmlns='jabber:client'><body>a\u0000b</body></message>`, 'not-well-formed'],
     ['invalid UTF-8', Buffer.concat([Buffer.from(`<message xmlns='jabber:client'><body>`), Buffer.from([0xc3, 0x28]), Buffer.from('</body></message>')]), 'not-well-formed'],
     ['deep nesting', `${'<a>'.repeat(5000)}${'</a>'.repeat(5000)}`, 'policy-violation'],
-    ['oversized frame', `<message xmlns='jabber:client'><body>${'x'.repeat(300000)}</body></message>`, 'policy-violation'],
     ['binary frame', Buffer.from(`<message xmlns='jabber:client'/>`), 'unsupported-encoding', true],
     ['unknown first-level element', `<foo xmlns='urn:example'/>`, 'unsupported-stanza-type'],
     ['old-style stream root', `<stream:stream xmlns:stream='${NS.STREAM}' to='localhost' version='1.0'/>`, 'invalid-namespace'],
@@ -120,7 +94,7 @@ t.test('hostile XML gets its stream error and other sessions keep working', asyn
   bystander.close();
 });
 
-t.test('an unknown host gets host-unknown', async (t) => {
+t.test('an unknown host: the <open/> header comes before the host-unknown error (RFC 6120 §4.9.1.2)', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   c.open('example.org');
   const open = await c.next();
@@ -132,25 +106,6 @@ t.test('a missing version gets unsupported-version', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   c.send(`<open xmlns='${NS.FRAMING}' to='localhost'/>`);
   await expectStreamError(t, c, 'unsupported-version');
-});
-
-t.test('stanzas before authentication get not-authorized', async (t) => {
-  const c = await RawWsClient.connect(server.wsUrl);
-  c.open();
-  await c.next();
-  await c.next();
-  c.send(`<message xmlns='jabber:client' to='bob@localhost'><body>x</body></message>`);
-  await expectStreamError(t, c, 'not-authorized');
-});
-
-t.test('<close/> from the client is answered with <close/> and the socket closes', async (t) => {
-  const c = await RawWsClient.connect(server.wsUrl);
-  await c.login('alice', 'alice-secret');
-  c.send(`<close xmlns='${NS.FRAMING}'/>`);
-  const close = await c.next();
-  t.ok(close.is('close', NS.FRAMING));
-  const { code } = await c.waitClosed();
-  t.equal(code, 1000);
 });
 
 t.test('an unknown IQ to the server gets service-unavailable', async (t) => {
