@@ -1,3 +1,4 @@
+import type { Test } from 'tap';
 import { loadConfig } from '../../src/config/index.js';
 import { createMemoryStorage, deriveStoredCredentials, type Storage } from '../../src/storage/index.js';
 import { buildApp, type App } from '../../src/app.js';
@@ -64,14 +65,27 @@ export interface FakeServer {
 /** Lets queued promise callbacks (storage, SASL) run. */
 export const settle = () => new Promise<void>((r) => setImmediate(r));
 
+/** Lets the async store/deliver line run for `turns` event-loop turns (memory storage settles within a few). */
+export async function settled(turns = 10): Promise<void> {
+  for (let i = 0; i < turns; i++) await settle();
+}
+
+/** Enables resumable stream management (XEP-0198 §3) and returns the smid; what the client was sent so far is taken. */
+export async function enableSm(c: FakeClient): Promise<string> {
+  c.send(`<enable xmlns='${NS.SM}' resume='true'/>`);
+  await settled(2);
+  const enabled = c.conn.take().find((el) => el.local === 'enabled');
+  if (!enabled) throw new Error('SM not enabled');
+  return enabled.attr('id')!;
+}
+
 /** Whether the server has answered SASL on `conn` (success or failure). */
 export function saslAnswered(conn: FakeConn): boolean {
   return conn.out.some((el) => el.ns === NS.SASL && (el.local === 'success' || el.local === 'failure'));
 }
 
-/** `logger`: fastify's logger options (e.g. a level and a stream that collects the lines); none by default. */
-export async function startFakeServer(env: Record<string, string> = {}, logger: object | false = false): Promise<FakeServer> {
-  const storage = createMemoryStorage();
+/** `logger`: fastify's logger options; `storage`: in memory unless given (e.g. a level and a stream that collects the lines); none by default. */
+export async function startFakeServer(env: Record<string, string> = {}, logger: object | false = false, storage: Storage = createMemoryStorage()): Promise<FakeServer> {
   const config = loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...env });
   const app = await buildApp(config, storage, { logger });
   const connect = (): FakeClient => {
@@ -105,4 +119,12 @@ export async function startFakeServer(env: Record<string, string> = {}, logger: 
     },
     close: () => app.shutdown(),
   };
+}
+
+/** A fake-transport server with `env` and the accounts `users` (password 'pw'), closed when `t` ends. */
+export async function withFakeUsers(t: Test, users: readonly string[], env: Record<string, string> = {}): Promise<FakeServer> {
+  const server = await startFakeServer(env);
+  t.teardown(() => server.close());
+  for (const u of users) await server.addUser(u);
+  return server;
 }

@@ -7,17 +7,11 @@
  */
 import t from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
-import { startFakeServer, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { startFakeServer, withFakeUsers, type FakeClient } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition, streamErrorCondition } from '../helpers/ws-client.js';
 import { eventually } from '../helpers/eventually.js';
 
-let server: FakeServer;
-t.before(async () => {
-  server = await startFakeServer({ SM_RESUME_TIMEOUT: '30' });
-  await server.addUser('alice');
-  await server.addUser('bob');
-});
-t.teardown(() => server.close());
+const server = await withFakeUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '30' });
 
 const SM = NS.SM;
 const PEP_NODE = 'urn:xmpp:reactions:popular:0';

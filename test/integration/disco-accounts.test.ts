@@ -16,7 +16,7 @@ import * as disco from '../../src/xmpp/features/disco.js';
 import { createMemoryStorage, deriveStoredCredentials } from '../../src/storage/index.js';
 import { NS, parseXml, x, type XmlElement } from '../../src/xml/index.js';
 import type { Jid } from '../../src/jid/index.js';
-import { FakeConn, saslAnswered, settle, startFakeServer, type FakeClient } from '../helpers/fake-conn.js';
+import { FakeConn, saslAnswered, settle, withFakeUsers, type FakeClient } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
 import { LoginThrottle } from '../../src/xmpp/sasl/login-throttle.js';
 import { randomBytes } from 'node:crypto';
@@ -134,9 +134,7 @@ t.test('disco#items of the server is an empty list; an unknown node is item-not-
 });
 
 t.test('in the full server, the server disco#info lists the features of this work', async (t) => {
-  const server = await startFakeServer();
-  t.teardown(() => server.close());
-  await server.addUser('alice');
+  const server = await withFakeUsers(t, ['alice']);
   const alice = await server.login('alice', 'a');
   const reply = await query(alice, NS.DISCO_INFO, 'localhost');
   const features = reply.getChild('query', NS.DISCO_INFO)!.getChildren('feature').map((f) => f.attr('var'));
@@ -144,9 +142,7 @@ t.test('in the full server, the server disco#info lists the features of this wor
 });
 
 t.test('in the full server, an approved presence subscription opens disco#info of the account to the subscriber only', async (t) => {
-  const server = await startFakeServer();
-  t.teardown(() => server.close());
-  for (const u of ['alice', 'bob', 'carol']) await server.addUser(u);
+  const server = await withFakeUsers(t, ['alice', 'bob', 'carol']);
   const alice = await server.login('alice', 'a');
   const bob = await server.login('bob', 'b');
   const carol = await server.login('carol', 'c');

@@ -6,7 +6,7 @@
  * makes the server hold a whole backlog in its socket buffers.
  */
 import t from 'tap';
-import { startFakeServer, type FakeClient } from '../helpers/fake-conn.js';
+import { withFakeUsers, type FakeClient } from '../helpers/fake-conn.js';
 import { sleep } from '../helpers/xmppjs.js';
 import { eventually, waitUntil } from '../helpers/eventually.js';
 
@@ -14,9 +14,7 @@ const messageIds = (c: FakeClient): string[] => c.conn.out.filter((el) => el.loc
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `d${i}`);
 
 t.test('without stream management, each page waits until the transport drains', async (t) => {
-  const server = await startFakeServer();
-  t.teardown(() => server.close());
-  await server.addUser('bob');
+  const server = await withFakeUsers(t, ['bob']);
   for (const id of ids(120)) await server.storage.offline.push('localhost', 'bob', `<message xmlns="jabber:client" from="alice@localhost/x" to="bob@localhost" type="chat" id="${id}"><body>${id}</body></message>`, 1000);
   const bob = await server.login('bob', 'web');
   bob.conn.bufferedBytes = 10_000; // the transport has not handed everything to the client yet
