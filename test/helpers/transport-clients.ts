@@ -54,12 +54,7 @@ export const websocket: TransportAdapter = {
       next: (ms) => c.next(ms),
       until: (pred, ms) => c.until(pred, ms),
       login: (user, password, resource) => c.login(user, password, resource),
-      async authenticate(user, password) {
-        await c.openStream();
-        c.send(auth(user, password));
-        await c.until((el) => el.is('success', NS.SASL));
-        return c.openStream();
-      },
+      authenticate: (user, password) => c.authenticate(user, password),
       async close() {
         c.send(`<close xmlns='${NS.FRAMING}'/>`);
         await c.until((el) => el.is('close', NS.FRAMING));

@@ -77,18 +77,22 @@ export class RawWsClient {
     return eventually(() => this.closed, { timeout: ms, wake: this.#wake, message: 'close' });
   }
 
-  /** Opens the stream, authenticates with PLAIN (needs ALLOW_INSECURE_PLAIN), restarts and binds. */
-  async login(user: string, password: string, resource?: string, to = 'localhost'): Promise<string> {
-    this.open(to);
-    await this.next(); // <open/>
-    await this.next(); // features
+  /**
+   * Opens the stream, authenticates with PLAIN (needs ALLOW_INSECURE_PLAIN)
+   * and restarts it (RFC 6120 §6.4.6); returns the features after the restart.
+   */
+  async authenticate(user: string, password: string, to = 'localhost'): Promise<XmlElement> {
+    await this.openStream(to);
     const b64 = Buffer.from(`\0${user}\0${password}`).toString('base64');
     this.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${b64}</auth>`);
     const res = await this.next();
     if (res.local !== 'success') throw new Error(`auth failed: ${res.toString()}`);
-    this.open(to);
-    await this.next();
-    await this.next();
+    return this.openStream(to);
+  }
+
+  /** authenticate(), then binds `resource` (or one the server picks); returns the full JID. */
+  async login(user: string, password: string, resource?: string, to = 'localhost'): Promise<string> {
+    await this.authenticate(user, password, to);
     const r = resource ? `<resource>${resource}</resource>` : '';
     this.send(`<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='${NS.BIND}'>${r}</bind></iq>`);
     const bound = await this.next();

@@ -76,14 +76,7 @@ t.test('a BOSH session resumes over WebSocket after a reload, taking over the ol
   await roundTrip(bob);
 
   const ws = await RawWsClient.connect(server.wsUrl);
-  ws.open();
-  await ws.next();
-  await ws.next();
-  ws.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', 'alice-pw')}</auth>`);
-  await ws.next();
-  ws.open();
-  await ws.next();
-  await ws.next();
+  await ws.authenticate('alice', 'alice-pw');
   ws.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);
   t.ok((await ws.until((el) => el.ns === SM)).is('resumed', SM), 'resumed over WebSocket');
   const ids = [(await ws.until(isMsg)).attr('id'), (await ws.until(isMsg)).attr('id')];

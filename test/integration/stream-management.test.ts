@@ -25,14 +25,7 @@ async function smLogin(c: RawWsClient, user: string, pw: string, resource?: stri
 /** Opens a new stream, authenticates, and sends <resume/>; returns the server's answer. */
 async function resume(user: string, pw: string, smid: string, h: number): Promise<{ c: RawWsClient; answer: XmlElement }> {
   const c = await RawWsClient.connect(server.wsUrl);
-  c.open();
-  await c.next();
-  await c.next();
-  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${pw}`).toString('base64')}</auth>`);
-  await c.next();
-  c.open();
-  await c.next();
-  const features = await c.next();
+  const features = await c.authenticate(user, pw);
   if (!features.getChild('sm', SM)) throw new Error('sm not offered after auth');
   c.send(`<resume xmlns='${SM}' previd='${smid}' h='${h}'/>`);
   return { c, answer: await c.until((el) => el.ns === SM) };
@@ -40,14 +33,7 @@ async function resume(user: string, pw: string, smid: string, h: number): Promis
 
 t.test('enable before bind and enable twice are unexpected-request', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
-  c.open();
-  await c.next();
-  await c.next();
-  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-pw').toString('base64')}</auth>`);
-  await c.next();
-  c.open();
-  await c.next();
-  await c.next();
+  await c.authenticate('alice', 'alice-pw');
   c.send(`<enable xmlns='${SM}'/>`);
   let answer = await c.next();
   t.ok(answer.is('failed', SM));
@@ -198,14 +184,7 @@ t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t)
   a.ws.terminate();
   await new Promise((r) => setTimeout(r, 1500));
   const c = await RawWsClient.connect(s.wsUrl);
-  c.open();
-  await c.next();
-  await c.next();
-  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-pw').toString('base64')}</auth>`);
-  await c.next();
-  c.open();
-  await c.next();
-  await c.next();
+  await c.authenticate('alice', 'alice-pw');
   c.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);
   const failed = await c.until((el) => el.ns === SM);
   t.ok(failed.is('failed', SM));

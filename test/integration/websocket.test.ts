@@ -165,14 +165,7 @@ t.test('a peer that never answers our <close/> is dropped after WS_CLOSE_TIMEOUT
 
 t.test('the legacy session request of RFC 3921 is accepted for old clients', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
-  c.open();
-  await c.next();
-  await c.next();
-  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-secret').toString('base64')}</auth>`);
-  await c.next();
-  c.open();
-  await c.next();
-  const features = await c.next();
+  const features = await c.authenticate('alice', 'alice-secret');
   t.ok(features.getChild('session', NS.SESSION)?.getChild('optional'), 'advertised as optional');
   c.send(`<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='${NS.BIND}'/></iq>`);
   await c.next();
