@@ -12,6 +12,7 @@ import { RawBoshClient, payloads, type BoshResponse } from './bosh-client.js';
 import { eventually } from './eventually.js';
 import type { TestServer } from './server.js';
 import { RawWsClient, streamErrorCondition } from './ws-client.js';
+import { plain } from './scram-client.js';
 
 export interface TransportClient {
   /** Opens the stream (to `to`); resolves with its <stream:features/>. */
@@ -39,7 +40,6 @@ export interface TransportAdapter {
   connect(t: Test, server: TestServer): Promise<TransportClient>;
 }
 
-const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');
 const auth = (user: string, password: string) => `<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain(user, password)}</auth>`;
 
 /** RFC 7395 over the raw WebSocket client. */

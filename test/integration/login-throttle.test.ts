@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { startServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
-import { scramFinal, scramFirst } from '../helpers/scram-client.js';
+import { plain, scramFinal, scramFirst } from '../helpers/scram-client.js';
 
 const logLines: Array<Record<string, unknown>> = [];
 const sink = new Writable({ write(chunk: Buffer, _enc, done) { logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done(); } });
@@ -20,7 +20,6 @@ const env = {
 const server = await withUsers(t, { alice: 'alice-secret' }, env, undefined, { logger: { level: 'info', stream: sink } });
 const url = server.wsUrl;
 
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 const condition = (el: XmlElement) => el.getChildren().find((c) => c.local !== 'text')?.local;
 
 /** A fresh connection from `ip`, stream opened, features read. */

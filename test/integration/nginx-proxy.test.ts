@@ -18,6 +18,7 @@ import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient } from '../helpers/bosh-client.js';
 import { readmeLocations, readmeReadTimeout, startNginx } from '../helpers/nginx.js';
+import { plain } from '../helpers/scram-client.js';
 
 /** nginx's read timeout in this file, scaled down from the README's (3600 s and 90 s) so the idle tests take seconds. */
 const READ_TIMEOUT = 3;
@@ -51,7 +52,6 @@ function sessionOf(jid: string) {
   return s;
 }
 
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 const saslCondition = (el: XmlElement) => el.getChildren().find((c) => c.local !== 'text')?.local ?? el.local;
 
 t.test('the README gives BOSH a read timeout above the longest wait, and the WebSocket one above the ping interval', async (t) => {

@@ -4,12 +4,12 @@ import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
+import { plain } from '../helpers/scram-client.js';
 
 const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', BOSH_INACTIVITY: '2' });
 
 const SM = NS.SM;
 const isMsg = (el: XmlElement) => el.local === 'message';
-const plain = (u: string, p: string) => Buffer.from(`\0${u}\0${p}`).toString('base64');
 
 /** A ping round-trip: everything sent before it has been routed. */
 async function roundTrip(c: RawWsClient): Promise<void> {

@@ -3,6 +3,7 @@ import { NS } from '../../src/xml/index.js';
 import { withServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { waitUntil } from '../helpers/eventually.js';
+import { plain } from '../helpers/scram-client.js';
 
 const server = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', SASL_MAX_FAILURES: '3' });
 
@@ -13,7 +14,6 @@ async function opened(): Promise<RawWsClient> {
   await c.next();
   return c;
 }
-const plain = (user: string, pass: string, authzid = '') => Buffer.from(`${authzid}\0${user}\0${pass}`).toString('base64');
 const failureCondition = (el: { getChildren(): { local: string }[] }) => el.getChildren().find((c) => c.local !== 'text')?.local;
 
 t.test('each SASL failure carries its RFC 6120 §6.5 condition', async (t) => {
