@@ -34,7 +34,6 @@ function track<T>(p: Promise<T>): { promise: Promise<T>; settled: () => boolean 
   return { promise: p, settled: () => done };
 }
 
-
 function ping(id: string): XmlElement {
   return x('iq', { xmlns: NS.CLIENT, type: 'get', id, to: 'localhost' }, x('ping', { xmlns: NS.PING }));
 }

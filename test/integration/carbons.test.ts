@@ -9,7 +9,6 @@ import { stanzaErrorCondition } from '../helpers/ws-client.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { waitUntil } from '../helpers/eventually.js';
 
-
 const server = await withFakeUsers(t, ['alice', 'bob']);
 
 /** Logs in, sends presence with `priority`, optionally enables carbons; drains what that produced. */

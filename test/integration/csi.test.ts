@@ -9,7 +9,6 @@ import { streamErrorCondition } from '../helpers/ws-client.js';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import { eventually } from '../helpers/eventually.js';
 
-
 const server = await withFakeUsers(t, ['alice', 'bob']);
 
 const INACTIVE = `<inactive xmlns='${NS.CSI}'/>`;
@@ -122,7 +121,6 @@ t.test('held presence is bounded: past 1000 senders the held ones go out', async
   t.same(stanzas(bob).map((el) => el.attr('from')), ['u1000@localhost/r']);
   bob.session.close();
 });
-
 
 t.test('stream management counts only what was written: held presence is not in its count, and a resume resends nothing', async (t) => {
   const bob = await server.login('bob', 'b');

@@ -15,7 +15,6 @@ const chat = (to: string, body: string, extra = '', type = 'chat'): string =>
   `<message xmlns='jabber:client' to='${to}' type='${type}' id='${body}'><body>${body}</body>${extra}</message>`;
 const PRESENCE = `<presence xmlns='jabber:client'/>`;
 
-
 const bodies = (messages: XmlElement[]): string[] => messages.map((m) => m.getChildText('body') ?? '');
 const delaysOf = (m: XmlElement): XmlElement[] => m.getChildren('delay', NS.DELAY);
 const count = (server: FakeServer, user: string) => server.storage.offline.count('localhost', user);
@@ -205,7 +204,6 @@ t.test('MAX_OFFLINE_MESSAGES=0 disables storage: service-unavailable as without 
   t.notOk(features.includes('msgoffline'));
   t.equal(await none.storage.offline.count('localhost', 'bob'), 0);
 });
-
 
 t.test('a message to a resumable session that is cut and never resumed is delivered exactly once, with a delay, at the next login', async (t) => {
   const sm = await withFakeUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '1' });
