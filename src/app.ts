@@ -22,7 +22,7 @@ const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
 export interface App {
   readonly http: FastifyInstance;
   readonly core: Core;
-  /** The sessions, read only (tests, metrics). */
+  /** The sessions, read-only (tests and metrics look here, not into the core's context). */
   readonly sessions: SessionsView;
   /** The BOSH transport's open sessions, held requests and timers (for leak checks). */
   readonly bosh: { stats(): BoshStats; peakQueuedBytes(): number };

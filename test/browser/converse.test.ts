@@ -13,7 +13,8 @@ import {
   boundJid, conversePage, emulateTlsProxy, loginWithForm, openChat, reloadHeld, sendChat, serveConverse, shownMessages, waitForMessage,
   type ConverseConfigName, type ConverseSite,
 } from '../helpers/converse.js';
-import { login as xmppjsLogin, serverHibernates, sleep, waitFor, xml, type XmlEl, type XmppJsClient } from '../helpers/xmppjs.js';
+import { login as xmppjsLogin, serverHibernates, sleep, xml, type XmlEl, type XmppJsClient } from '../helpers/xmppjs.js';
+import { eventually } from '../helpers/eventually.js';
 
 const ALICE = 'alice@localhost';
 const BOB = 'bob@localhost';
@@ -58,18 +59,18 @@ async function converseLogin(tt: Test, config: ConverseConfigName, user: string)
 /** The gateway's session for a full JID. */
 function sessionOf(fullJid: string): Session | undefined {
   const m = /^([^@]+)@([^/]+)\/(.+)$/.exec(fullJid);
-  return m ? server.app.core.ctx.sessions.get(m[2]!, m[1]!, m[3]!) : undefined;
+  return m ? server.app.sessions.get(m[2]!, m[1]!, m[3]!) : undefined;
 }
 
 /** Waits until the page sent nothing for 500 ms and the gateway holds a request (it has all the page sent). */
 async function quietBosh(wire: readonly Wire[]): Promise<void> {
   let seen = -1;
   let since = Date.now();
-  await waitFor(() => {
+  await eventually(() => {
     const sent = onWire(wire, 'sent', '<body').length;
     if (sent !== seen) { seen = sent; since = Date.now(); }
     return Date.now() - since >= 500 && server.app.bosh.stats().held > 0;
-  }, 'a quiet BOSH exchange with one request held', 15_000);
+  }, { timeout: 15_000, message: 'a quiet BOSH exchange with one request held' });
 }
 
 type Carol = XmppJsClient & { say(to: string, text: string): Promise<void>; nextBody(what: string): Promise<XmlEl> };
@@ -198,7 +199,7 @@ t.test('Converse finds the WebSocket endpoint through host-meta (XEP-0156) behin
   await page.goto(site.url('discovery'));
   await loginWithForm(page, 'gina@localhost', 'gina-pw');
   t.ok(proxy.hostMetaRequests > 0, 'Converse fetched https://localhost/.well-known/host-meta');
-  const gina = [...server.app.core.ctx.sessions.resources('localhost', 'gina')];
+  const gina = [...server.app.sessions.resources('localhost', 'gina')];
   t.equal(gina.length, 1, 'gina has one session');
   t.equal(gina[0]?.transport, 'websocket', 'over the advertised WebSocket endpoint');
   t.ok(gina[0]?.secure, 'which the gateway counts as TLS-protected (X-Forwarded-Proto from a trusted proxy)');

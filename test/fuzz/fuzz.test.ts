@@ -14,8 +14,9 @@
 import t from 'tap';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { startServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { Bystanders, boshLane, lanePlan, wsLane, type LaneResult, type Recent } from '../helpers/fuzz-lanes.js';
+import { waitUntil } from '../helpers/eventually.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -38,14 +39,12 @@ process.on('uncaughtException', onException);
 process.on('unhandledRejection', onRejection);
 t.teardown(() => { process.off('uncaughtException', onException); process.off('unhandledRejection', onRejection); });
 
-const server = await startServer({
+const users = { alice: 'alice-secret', bob: 'bob-secret', ...Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`fuzz${i}`, 'fuzz'])) };
+const server = await withUsers(t, users, {
   ALLOW_INSECURE_PLAIN: 'true', MAX_STANZA_SIZE: String(MAX_STANZA), BOSH_MAX_WAIT: '1', BOSH_INACTIVITY: '2', BOSH_MAX_PAUSE: '2',
   SM_RESUME_TIMEOUT: '2', AUTH_TIMEOUT: '30', LOGIN_FAILURES_PER_IP: '100000', LOGIN_FAILURES_PER_ACCOUNT: '100000',
   BOSH_MAX_SESSIONS_PER_IP: '1000', WS_PING_INTERVAL: '30', MAX_OFFLINE_MESSAGES: '100',
 });
-t.teardown(() => server.close());
-for (const user of ['alice', 'bob']) await server.addUser(user, `${user}-secret`);
-for (let i = 0; i < 4; i++) await server.addUser(`fuzz${i}`, 'fuzz');
 
 function heapUsed(): number {
   gc();
@@ -55,13 +54,9 @@ function heapUsed(): number {
 
 /** Waits (bounded) until the server holds nothing but the bystanders' two sessions. */
 async function settled(ms: number): Promise<{ sessions: number; bosh: number; held: number }> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const stats = server.app.bosh.stats();
-    const now = { sessions: server.app.core.ctx.sessions.size, bosh: stats.sessions, held: stats.held };
-    if ((now.sessions === 2 && now.bosh === 0 && now.held === 0) || Date.now() > deadline) return now;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const now = () => ({ sessions: server.app.sessions.size, bosh: server.app.bosh.stats().sessions, held: server.app.bosh.stats().held });
+  await waitUntil(() => { const n = now(); return n.sessions === 2 && n.bosh === 0 && n.held === 0; }, { timeout: ms, interval: 200 });
+  return now();
 }
 
 t.test(`${COUNT} fuzzed inputs leave the server up, bounded, and the bystanders' chat whole`, async (t) => {
@@ -87,8 +82,7 @@ t.test(`${COUNT} fuzzed inputs leave the server up, bounded, and the bystanders'
   t.comment(`sent ${sent}: ${results.map((r) => `${r.sent}/${r.connections}c/${r.stalls}s`).join(' ')}`);
   t.ok(sent >= COUNT, `at least ${COUNT} inputs sent`);
 
-  const deadline = Date.now() + 10_000;
-  while (bystanders.received.length < bystanders.sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await waitUntil(() => bystanders.received.length >= bystanders.sent, { timeout: 10_000, interval: 100 });
   t.ok(bystanders.sent > 10, 'the bystanders chatted throughout');
   t.same(bystanders.received, Array.from({ length: bystanders.sent }, (_, i) => i + 1), 'every numbered message once, in order');
   t.equal(bystanders.from.closed, undefined, 'the sending bystander was never cut off');

@@ -7,15 +7,14 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { startServer } from '../helpers/server.js';
+import { withServer } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 
 interface Case { name: string; login: boolean; frames: string[]; condition: string; found: string | null }
 const corpus = JSON.parse(readFileSync(new URL('./regressions.json', import.meta.url), 'utf8')) as { cases: Case[] };
 const MAX_STANZA = 16384;
 
-const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', MAX_STANZA_SIZE: String(MAX_STANZA), LOGIN_FAILURES_PER_IP: '1000' });
-t.teardown(() => server.close());
+const server = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', MAX_STANZA_SIZE: String(MAX_STANZA), LOGIN_FAILURES_PER_IP: '1000' });
 for (let i = 0; i < 2; i++) await server.addUser(`fuzz${i}`, 'fuzz');
 
 function expand(frame: string): string {

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { NS, parseXml, serialize, x, type XmlAttrInput, type XmlElement } from '../../src/xml/index.js';
+import { eventually } from './eventually.js';
 
 export interface BoshResponse {
   readonly status: number;
@@ -118,14 +119,14 @@ export class RawBoshClient {
    * arrives, within `ms`; payloads that do not match are dropped.
    */
   async until(pred: (el: XmlElement) => boolean, ms = 5000): Promise<XmlElement> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
+    let terminated: string | undefined;
+    const hit = await eventually(async () => {
       const res = await this.send();
-      if (res.body?.attr('type') === 'terminate') throw new Error(`session terminated: ${res.text}`);
-      const hit = payloads(res.body).find(pred);
-      if (hit) return hit;
-    }
-    throw new Error(`timed out after ${ms} ms waiting for a payload`);
+      if (res.body?.attr('type') === 'terminate') terminated = res.text;
+      return terminated ?? payloads(res.body).find(pred);
+    }, { timeout: ms, interval: 0, message: 'a payload' });
+    if (typeof hit === 'string') throw new Error(`session terminated: ${hit}`);
+    return hit;
   }
 
   /** Ends the session with type='terminate' (XEP-0124 §13), carrying `children`. */

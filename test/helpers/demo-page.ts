@@ -6,6 +6,7 @@ import type { Test } from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import { newPage, recordBosh, recordFrames, type BoshExchange, type Frame } from './browser.js';
 import type { TestServer } from './server.js';
+import { eventually } from './eventually.js';
 
 export interface DemoUser {
   readonly jid: string;
@@ -109,13 +110,10 @@ export async function reloadWhile(user: DemoUser, meanwhile: () => Promise<void>
 
 /** Polls the server's /metrics until a line matches `pattern` (bounded by `timeoutMs`). */
 export async function waitForMetric(server: TestServer, pattern: RegExp, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  await eventually(async () => {
     const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
-    if (text.split('\n').some((line) => pattern.test(line))) return;
-    if (Date.now() > deadline) throw new Error(`no /metrics line matched ${pattern}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    return text.split('\n').some((line) => pattern.test(line));
+  }, { timeout: timeoutMs, interval: 100, message: `a /metrics line matching ${pattern}` });
 }
 
 /** Two users logged in on their own pages (the first with `preference`), each in the other's roster. */

@@ -1,3 +1,4 @@
+import type { Test } from 'tap';
 import { loadConfig } from '../../src/config/index.js';
 import { createMemoryStorage, deriveStoredCredentials, type Storage } from '../../src/storage/index.js';
 import { pino } from 'pino';
@@ -7,6 +8,7 @@ import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import type { Conn, ConnEvents, StreamHeader } from '../../src/xmpp/conn.js';
 import { streamErrorElement, type StreamError } from '../../src/xmpp/errors.js';
 import type { Session } from '../../src/xmpp/session.js';
+import { eventually } from './eventually.js';
 
 /**
  * A transport with no socket, for protocol tests of the core (layer 2 of
@@ -67,25 +69,34 @@ export interface FakeServer {
 /** Lets queued promise callbacks (storage, SASL) run. */
 export const settle = () => new Promise<void>((r) => setImmediate(r));
 
+/** Lets the async store/deliver line run for `turns` event-loop turns (memory storage settles within a few). */
+export async function settled(turns = 10): Promise<void> {
+  for (let i = 0; i < turns; i++) await settle();
+}
+
+/** Enables resumable stream management (XEP-0198 §3) and returns the smid; what the client was sent so far is taken. */
+export async function enableSm(c: FakeClient): Promise<string> {
+  c.send(`<enable xmlns='${NS.SM}' resume='true'/>`);
+  await settled(2);
+  const enabled = c.conn.take().find((el) => el.local === 'enabled');
+  if (!enabled) throw new Error('SM not enabled');
+  return enabled.attr('id')!;
+}
+
 /** Whether the server has answered SASL on `conn` (success or failure). */
 export function saslAnswered(conn: FakeConn): boolean {
   return conn.out.some((el) => el.ns === NS.SASL && (el.local === 'success' || el.local === 'failure'));
 }
 
-/** Waits until `cond` holds, for at most 10 s (the caller checks what it needs afterwards). */
-export async function until(cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!cond() && Date.now() < deadline) await new Promise<void>((r) => setTimeout(r, 1));
-}
-
 /**
  * `logger`: pino options with an optional `stream` (e.g. a level and a stream that collects the lines); none by
- * default. `features`: more features or components, registered after the built-in ones.
+ * default. `storage`: in memory unless given. `features`: more features or components, registered after the
+ * built-in ones.
  */
 export async function startFakeServer(
-  env: Record<string, string> = {}, logger: { level: string; stream?: { write(line: string): void } } | false = false, features: readonly Feature[] = [],
+  env: Record<string, string> = {}, logger: { level: string; stream?: { write(line: string): void } } | false = false,
+  storage: Storage = createMemoryStorage(), features: readonly Feature[] = [],
 ): Promise<FakeServer> {
-  const storage = createMemoryStorage();
   const config = loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...env });
   const log = (logger === false ? pino({ level: 'silent' }) : pino({ level: logger.level }, logger.stream ?? process.stdout)) as unknown as Log;
   const app = createXmppServer(config, storage, features, { log });
@@ -100,7 +111,7 @@ export async function startFakeServer(
     c.session.streamOpened({ to: 'localhost', version: '1.0' });
     c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${username}\0${password}`).toString('base64')}</auth>`);
     // PLAIN's PBKDF2 runs on the thread pool: wait for the SASL answer itself, not a number of ticks.
-    await until(() => saslAnswered(c.conn));
+    await eventually(() => saslAnswered(c.conn), { interval: 1, message: 'the SASL answer' });
     if (c.session.type !== 'c2s') throw new Error(`login failed: ${c.conn.out.map(String).join('')}`);
     c.session.streamOpened({ to: 'localhost', version: '1.0' });
     return c;
@@ -115,7 +126,7 @@ export async function startFakeServer(
       const c = await authenticate(username, password);
       c.send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
       // The bind result waits for what features load for the resource (its roster).
-      await until(() => c.conn.out.some((el) => el.local === 'iq' && el.attr('id') === 'bind'));
+      await eventually(() => c.conn.out.some((el) => el.local === 'iq' && el.attr('id') === 'bind'), { interval: 1, message: 'the bind result' });
       if (c.session.full_jid === undefined) throw new Error(`bind failed: ${c.conn.out.map(String).join('')}`);
       c.conn.take();
       return c;
@@ -126,4 +137,12 @@ export async function startFakeServer(
       await storage.close();
     },
   };
+}
+
+/** A fake-transport server with `env` and the accounts `users` (password 'pw'), closed when `t` ends. */
+export async function withFakeUsers(t: Test, users: readonly string[], env: Record<string, string> = {}): Promise<FakeServer> {
+  const server = await startFakeServer(env);
+  t.teardown(() => server.close());
+  for (const u of users) await server.addUser(u);
+  return server;
 }

@@ -1,5 +1,5 @@
 import type { Test } from 'tap';
-import { startServer, type TestServer } from './server.js';
+import { type TestServer, withUsers } from './server.js';
 
 /** Inbound shaping out of the way, for tests of the output side (issue 10). */
 export const UNSHAPED = { MAX_INBOUND_BYTES_PER_SECOND: String(64 * 1024 * 1024), MAX_INBOUND_BURST_BYTES: String(64 * 1024 * 1024) };
@@ -13,8 +13,5 @@ export async function flowCount(server: TestServer, transport: 'websocket' | 'bo
 
 /** A server with PLAIN allowed, `env` and the given accounts (password = first letter), closed at the end of `t`. */
 export async function flowServer(t: Test, env: Record<string, string>, users: readonly string[]): Promise<TestServer> {
-  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', ...env });
-  t.teardown(() => server.close());
-  for (const u of users) await server.addUser(u, u[0]!);
-  return server;
+  return withUsers(t, Object.fromEntries(users.map((u) => [u, u[0]!])), { ALLOW_INSECURE_PLAIN: 'true', ...env });
 }

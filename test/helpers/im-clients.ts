@@ -10,7 +10,8 @@ import { Strophe, $iq, $msg, $pres } from 'strophe.js';
 import * as XMPP from 'stanza';
 import { installNodeXhr } from './node-xhr.js';
 import type { TestServer } from './server.js';
-import { NS_DELAY, login as xmppjsLogin, sleep, xml, type XmlEl } from './xmppjs.js';
+import { NS_DELAY, login as xmppjsLogin, xml, type XmlEl } from './xmppjs.js';
+import { eventually, within } from './eventually.js';
 
 installNodeXhr();
 Strophe.setLogLevel(Strophe.LogLevel.FATAL);
@@ -33,13 +34,9 @@ export class Events {
     return this.list.slice(since).filter((e): e is Extract<ImEvent, { kind: K }> => e.kind === kind);
   }
   async until<K extends ImEvent['kind']>(kind: K, pred: (e: Extract<ImEvent, { kind: K }>) => boolean, what: string, since = 0): Promise<Extract<ImEvent, { kind: K }>> {
-    const deadline = Date.now() + WAIT_MS;
-    for (;;) {
-      const hit = this.of(kind, since).find(pred);
-      if (hit) return hit;
-      if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}; got ${JSON.stringify(this.list.slice(since))}`);
-      await sleep(10);
-    }
+    return eventually(() => this.of(kind, since).find(pred), {
+      timeout: WAIT_MS, message: () => `${what}; got ${JSON.stringify(this.list.slice(since))}`,
+    });
   }
 }
 
@@ -56,12 +53,6 @@ export interface ImClient {
 export type Connect = (t: Test, user: string, resource: string) => Promise<ImClient>;
 export type Transport = 'bosh' | 'websocket';
 
-export function within<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`)), WAIT_MS); });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
 const defined = (attrs: Record<string, string | undefined>): Record<string, string> =>
   Object.fromEntries(Object.entries(attrs).filter(([, v]) => v !== undefined)) as Record<string, string>;
 
@@ -69,7 +60,7 @@ const defined = (attrs: Record<string, string | undefined>): Record<string, stri
 export function assertTransport(server: TestServer, fullJid: string, transport: Transport): void {
   const [bare, resource] = fullJid.split('/') as [string, string];
   const [local, domain] = bare.split('@') as [string, string];
-  const actual = server.app.core.ctx.sessions.get(domain, local, resource)?.transport;
+  const actual = server.app.sessions.get(domain, local, resource)?.transport;
   if (actual !== transport) throw new Error(`${fullJid} is on ${String(actual)}, not ${transport}`);
 }
 
@@ -196,11 +187,9 @@ export const connectStrophe = (server: TestServer, transport: Transport): Connec
     async stop() {
       // strophe.js sends <presence type='unavailable'/> with its terminate body (BOSH) or before </close> (WebSocket).
       conn.disconnect();
-      const deadline = Date.now() + WAIT_MS;
-      while (!statuses.includes(Strophe.Status.DISCONNECTED)) {
-        if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS} ms waiting for strophe.js to disconnect; statuses: ${statuses.join(', ')}`);
-        await sleep(10);
-      }
+      await eventually(() => statuses.includes(Strophe.Status.DISCONNECTED), {
+        timeout: WAIT_MS, message: () => `strophe.js to disconnect; statuses: ${statuses.join(', ')}`,
+      });
     },
   };
 };

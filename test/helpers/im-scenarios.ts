@@ -14,16 +14,13 @@ import type { Test } from 'tap';
 import { WAIT_MS, type Connect, type ImClient, type Item } from './im-clients.js';
 import type { TestServer } from './server.js';
 import { sleep } from './xmppjs.js';
+import { eventually } from './eventually.js';
 
 /** Waits until the server no longer holds the session (so "offline" is true on the server too). */
 export async function serverDrops(server: TestServer, fullJid: string): Promise<void> {
   const [bare, resource] = fullJid.split('/') as [string, string];
   const [local, domain] = bare.split('@') as [string, string];
-  const deadline = Date.now() + WAIT_MS;
-  while (server.app.core.ctx.sessions.get(domain, local, resource)) {
-    if (Date.now() > deadline) throw new Error(`the server still holds ${fullJid}`);
-    await sleep(10);
-  }
+  await eventually(() => !server.app.sessions.get(domain, local, resource), { timeout: WAIT_MS, message: `the server to drop ${fullJid}` });
 }
 
 export const pairs = (items: Item[]) => items.map((i) => [i.jid, i.subscription]);

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { ensureDebianPackage } from './apt.js';
+import { eventually } from './eventually.js';
 
 export const NGINX_PATH = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
 /** The address the README's blocks proxy to; tests replace it with the test gateway's. */
@@ -64,19 +65,12 @@ async function freePort(): Promise<number> {
 }
 
 async function waitListening(port: number, deadlineMs: number, dir: string): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) {
-      const log = existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '';
-      throw new Error(`nginx did not listen on ${port}: ${log.split('\n').slice(-3).join(' ')}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const listening = () => new Promise<boolean>((resolve) => {
+    const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
+  const log = () => (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '');
+  await eventually(listening, { timeout: deadlineMs, interval: 50, message: () => `nginx to listen on ${port}: ${log().split('\n').slice(-3).join(' ')}` });
 }
 
 export interface Nginx {

@@ -6,6 +6,7 @@
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import type { RosterItem } from '../../src/storage/index.js';
 import type { FakeClient, FakeServer } from './fake-conn.js';
+import { eventually } from './eventually.js';
 
 export const WAIT_MS = 2000;
 let ids = 0;
@@ -35,16 +36,14 @@ export class Reader {
 
   /** The first element matching `pred` from here on, waiting up to `ms`; what comes before it is skipped. */
   async until(pred: (el: XmlElement) => boolean, what: string, ms = WAIT_MS): Promise<XmlElement> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const out = this.client.conn.out;
+    const out = this.client.conn.out;
+    return eventually(() => {
       while (this.#at < out.length) {
         const el = out[this.#at++]!;
         if (pred(el)) return el;
       }
-      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-      await new Promise<void>((r) => setTimeout(r, 2));
-    }
+      return undefined;
+    }, { timeout: ms, interval: 2, message: what });
   }
 }
 

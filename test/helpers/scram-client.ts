@@ -21,3 +21,6 @@ export function scramFinal(first: ScramFirst, challengeB64: string, password: st
   const proof = Buffer.from(clientKey.map((b, i) => b ^ signature[i]!));
   return Buffer.from(`${withoutProof},p=${proof.toString('base64')}`).toString('base64');
 }
+
+/** The base64 PLAIN message (RFC 4616): [authzid] NUL authcid NUL passwd. */
+export const plain = (user: string, password: string, authzid = ''): string => Buffer.from(`${authzid}\0${user}\0${password}`).toString('base64');

@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import { eventually, Wake } from './eventually.js';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 
 /**
@@ -9,7 +10,7 @@ export class RawWsClient {
   readonly frames: XmlElement[] = [];
   readonly raw: string[] = [];
   closed: { code: number; reason: string } | undefined;
-  #waiters: Array<() => void> = [];
+  readonly #wake = new Wake();
   #read = 0;
 
   private constructor(readonly ws: WebSocket) {
@@ -17,11 +18,11 @@ export class RawWsClient {
       const text = data.toString();
       this.raw.push(text);
       if (!isBinary) this.frames.push(parseXml(text, undefined, NS.CLIENT));
-      this.#wake();
+      this.#wake.notify();
     });
     ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString() };
-      this.#wake();
+      this.#wake.notify();
     });
   }
 
@@ -38,12 +39,6 @@ export class RawWsClient {
       ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
     });
     return new RawWsClient(ws);
-  }
-
-  #wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w();
   }
 
   send(frame: string | Buffer, binary = false): void {
@@ -63,16 +58,8 @@ export class RawWsClient {
 
   /** The next frame not yet read, waiting up to `ms` for it. */
   async next(ms = 3000): Promise<XmlElement> {
-    const deadline = Date.now() + ms;
-    while (this.#read >= this.frames.length) {
-      if (this.closed) throw new Error(`connection closed (${this.closed.code}) while waiting for a frame`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error('timed out waiting for a frame');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.#waiters.push(() => { clearTimeout(t); resolve(); });
-      });
-    }
+    await eventually(() => this.#read < this.frames.length || this.closed, { timeout: ms, wake: this.#wake, message: 'a frame' });
+    if (this.#read >= this.frames.length) throw new Error(`connection closed (${this.closed!.code}) while waiting for a frame`);
     return this.frames[this.#read++]!;
   }
 
@@ -87,30 +74,25 @@ export class RawWsClient {
 
   /** Waits for the WebSocket to close. */
   async waitClosed(ms = 3000): Promise<{ code: number; reason: string }> {
-    const deadline = Date.now() + ms;
-    while (!this.closed) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error('timed out waiting for close');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.#waiters.push(() => { clearTimeout(t); resolve(); });
-      });
-    }
-    return this.closed;
+    return eventually(() => this.closed, { timeout: ms, wake: this.#wake, message: 'close' });
   }
 
-  /** Opens the stream, authenticates with PLAIN (needs ALLOW_INSECURE_PLAIN), restarts and binds. */
-  async login(user: string, password: string, resource?: string, to = 'localhost'): Promise<string> {
-    this.open(to);
-    await this.next(); // <open/>
-    await this.next(); // features
+  /**
+   * Opens the stream, authenticates with PLAIN (needs ALLOW_INSECURE_PLAIN)
+   * and restarts it (RFC 6120 §6.4.6); returns the features after the restart.
+   */
+  async authenticate(user: string, password: string, to = 'localhost'): Promise<XmlElement> {
+    await this.openStream(to);
     const b64 = Buffer.from(`\0${user}\0${password}`).toString('base64');
     this.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${b64}</auth>`);
     const res = await this.next();
     if (res.local !== 'success') throw new Error(`auth failed: ${res.toString()}`);
-    this.open(to);
-    await this.next();
-    await this.next();
+    return this.openStream(to);
+  }
+
+  /** authenticate(), then binds `resource` (or one the server picks); returns the full JID. */
+  async login(user: string, password: string, resource?: string, to = 'localhost'): Promise<string> {
+    await this.authenticate(user, password, to);
     const r = resource ? `<resource>${resource}</resource>` : '';
     this.send(`<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='${NS.BIND}'>${r}</bind></iq>`);
     const bound = await this.next();

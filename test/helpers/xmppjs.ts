@@ -9,6 +9,7 @@
 import type { Test } from 'tap';
 import WebSocket from 'ws';
 import type { TestServer } from './server.js';
+import { eventually, Mailbox, sleep, within } from './eventually.js';
 
 // xmpp.js uses the WHATWG global WebSocket, which Node 20 only has behind a
 // flag; `ws` implements the same API (addEventListener, MessageEvent.data).
@@ -87,61 +88,10 @@ const mod = (await import(XMPP_CLIENT)) as XmppClientModule;
 export const client = mod.client;
 export const xml = mod.xml;
 
-/**
- * Rejects with a clear message if `p` has not settled within `ms`. `what`
- * may be a function, evaluated at the timeout, to report the state then.
- */
-export async function within<T>(p: Promise<T>, what: string | (() => string), ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls `pred` until it holds; rejects with `what` after `ms`. */
-export async function waitFor(pred: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep, within };
 
 /** Every <message/> a client receives, read in order with a bounded wait. */
-export class Inbox {
-  readonly items: XmlEl[] = [];
-  #read = 0;
-  #wake: (() => void) | undefined;
-
-  push(el: XmlEl): void {
-    this.items.push(el);
-    this.#wake?.();
-  }
-
-  /** How many items have been read with next(). */
-  get read(): number { return this.#read; }
-
-  async next(what: string, ms = WAIT_MS): Promise<XmlEl> {
-    const deadline = Date.now() + ms;
-    while (this.#read >= this.items.length) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#wake = () => { clearTimeout(timer); resolve(); };
-      });
-      this.#wake = undefined;
-    }
-    return this.items[this.#read++]!;
-  }
-}
+export class Inbox extends Mailbox<XmlEl> {}
 
 export interface XmppJsClient {
   xmpp: XmppClient;
@@ -225,7 +175,7 @@ export function nextReceived(s: XmppJsClient, pred: (el: XmlEl) => boolean, what
 
 /** Waits until stream management is enabled (xmpp.js emits no event for <enabled/>). */
 export async function smEnabled(s: XmppJsClient): Promise<string> {
-  await waitFor(() => s.xmpp.streamManagement.enabled && s.xmpp.streamManagement.id !== '', `<enabled/> for ${String(s.xmpp.jid)}; received: ${s.received.filter((el) => el.attrs.xmlns === NS_SM).map(String).join(' ') || 'no SM nonza'}`);
+  await eventually(() => s.xmpp.streamManagement.enabled && s.xmpp.streamManagement.id !== '', { message: `<enabled/> for ${String(s.xmpp.jid)}; received: ${s.received.filter((el) => el.attrs.xmlns === NS_SM).map(String).join(' ') || 'no SM nonza'}` });
   return s.xmpp.streamManagement.id;
 }
 
@@ -249,15 +199,15 @@ export function cutOff(s: XmppJsClient): void {
 export function serverSession(server: TestServer, fullJid: string): { conn: unknown; destroyed: boolean } | undefined {
   const m = /^([^@]+)@([^/]+)\/(.+)$/.exec(fullJid);
   if (!m) throw new Error(`not a full JID: ${fullJid}`);
-  return server.app.core.ctx.sessions.get(m[2]!, m[1]!, m[3]!);
+  return server.app.sessions.get(m[2]!, m[1]!, m[3]!);
 }
 
 /** Waits until the server's session for `fullJid` has lost its transport (is hibernating). */
 export async function serverHibernates(server: TestServer, fullJid: string): Promise<void> {
-  await waitFor(() => { const s = serverSession(server, fullJid); return s !== undefined && s.conn === null; }, `the server to notice that ${fullJid} lost its transport`);
+  await eventually(() => { const s = serverSession(server, fullJid); return s !== undefined && s.conn === null; }, { message: `the server to notice that ${fullJid} lost its transport` });
 }
 
 /** Waits until the server no longer holds a session for `fullJid`. */
 export async function serverForgets(server: TestServer, fullJid: string, ms = WAIT_MS): Promise<void> {
-  await waitFor(() => serverSession(server, fullJid) === undefined, `the server to drop ${fullJid}`, ms);
+  await eventually(() => serverSession(server, fullJid) === undefined, { timeout: ms, message: `the server to drop ${fullJid}` });
 }

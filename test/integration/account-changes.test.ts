@@ -10,15 +10,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NS } from '../../src/xml/index.js';
 import { openSqliteStorage } from '../../src/storage/index.js';
-import { startServer } from '../helpers/server.js';
+import { withServer } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'xmpp-web-gateway.js');
 const SM = 'urn:xmpp:sm:3';
 const dir = t.testdir();
 const dataDir = join(dir, 'data');
-const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', DATA_DIR: dataDir }, openSqliteStorage(dataDir));
-t.teardown(() => server.close());
+const server = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', DATA_DIR: dataDir }, openSqliteStorage(dataDir));
 
 /** The real CLI, as an operator runs it beside the server. */
 function cli(args: string[], input = ''): Promise<number | null> {

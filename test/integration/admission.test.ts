@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { type TestServer, withServer, withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { post, terminalCondition } from '../helpers/bosh-client.js';
 
@@ -30,8 +30,7 @@ const create = (server: TestServer, headers: Record<string, string> = {}) =>
   post(`${server.httpUrl}/http-bind`, "<body xmlns='http://jabber.org/protocol/httpbind' rid='100' to='localhost' wait='1' hold='1' ver='1.6'/>", { headers });
 
 t.test('origins, by default: the gateway\'s own pages and non-browser clients only', async (t) => {
-  const server = await startServer();
-  t.teardown(() => server.close());
+  const server = await withServer(t);
   t.equal(await upgrade(server, {}), 101, 'no Origin header: a non-browser client');
   t.equal(await upgrade(server, { origin: server.httpUrl }), 101, 'the gateway\'s own origin');
   t.equal(await upgrade(server, { origin: 'https://evil.example' }), 403, 'a foreign page gets 403 before the upgrade');
@@ -47,8 +46,7 @@ t.test('origins, by default: the gateway\'s own pages and non-browser clients on
 });
 
 t.test('ALLOWED_ORIGINS opens the gateway to an embedding site, for both transports', async (t) => {
-  const server = await startServer({ ALLOWED_ORIGINS: 'https://chat.example.com' });
-  t.teardown(() => server.close());
+  const server = await withServer(t, { ALLOWED_ORIGINS: 'https://chat.example.com' });
   t.equal(await upgrade(server, { origin: 'https://chat.example.com' }), 101);
   t.equal(await upgrade(server, { origin: 'https://CHAT.example.com:443' }), 101, 'the same origin written otherwise');
   t.equal(await upgrade(server, { origin: 'http://chat.example.com' }), 403, 'another scheme is another origin');
@@ -56,21 +54,17 @@ t.test('ALLOWED_ORIGINS opens the gateway to an embedding site, for both transpo
   t.equal(preflight.headers.get('access-control-allow-origin'), 'https://chat.example.com', 'BOSH CORS follows the same list');
   t.equal((await create(server, { origin: 'https://chat.example.com' })).status, 200);
 
-  const any = await startServer({ ALLOWED_ORIGINS: '*' });
-  t.teardown(() => any.close());
+  const any = await withServer(t, { ALLOWED_ORIGINS: '*' });
   t.equal(await upgrade(any, { origin: 'https://anywhere.example' }), 101, "'*' allows any page");
 });
 
 t.test('the old BOSH_CORS_ORIGINS still works as an alias', async (t) => {
-  const server = await startServer({ BOSH_CORS_ORIGINS: 'https://legacy.example' });
-  t.teardown(() => server.close());
+  const server = await withServer(t, { BOSH_CORS_ORIGINS: 'https://legacy.example' });
   t.equal(await upgrade(server, { origin: 'https://legacy.example' }), 101);
 });
 
 async function limited(t: Test, env: Record<string, string>): Promise<TestServer> {
-  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', ...env });
-  t.teardown(() => server.close());
-  await server.addUser('alice', 'alice-secret');
+  const server = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', ...env });
   return server;
 }
 

@@ -5,13 +5,11 @@
  */
 import t from 'tap';
 import { NS } from '../../src/xml/index.js';
-import { startServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
 
-const server = await startServer({ AUTH_TIMEOUT: '1', ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '5' });
-await server.addUser('alice', 'alice-secret');
-t.teardown(() => server.close());
+const server = await withUsers(t, { alice: 'alice-secret' }, { AUTH_TIMEOUT: '1', ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '5' });
 
 t.test('a WebSocket that opens its stream and never authenticates gets connection-timeout', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);

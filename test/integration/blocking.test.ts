@@ -4,17 +4,12 @@
  */
 import t from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
-import { startFakeServer, type FakeServer } from '../helpers/fake-conn.js';
+import { withFakeUsers } from '../helpers/fake-conn.js';
 import { closeAll, condition, drain, iq, item, online, Reader, seed } from '../helpers/roster-kit.js';
 
-let server: FakeServer;
-t.before(async () => {
-  server = await startFakeServer({ MAX_BLOCKLIST_ITEMS: '4' });
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) await server.addUser(u);
-  await seed(server, 'alice', item('bob@localhost', 'both'));
-  await seed(server, 'bob', item('alice@localhost', 'both'));
-});
-t.teardown(() => server.close());
+const server = await withFakeUsers(t, ['alice', 'bob', 'carol', 'dave', 'erin'], { MAX_BLOCKLIST_ITEMS: '4' });
+await seed(server, 'alice', item('bob@localhost', 'both'));
+await seed(server, 'bob', item('alice@localhost', 'both'));
 
 const blocklist = async (c: Parameters<typeof iq>[0]) =>
   (await iq(c, 'get', `<blocklist xmlns='${NS.BLOCKING}'/>`)).getChild('blocklist', NS.BLOCKING)!.getChildren('item').map((i) => i.attr('jid'));

@@ -6,27 +6,14 @@
 import t, { type Test } from 'tap';
 import http from 'node:http';
 import { NS, x } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { type TestServer, withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-async function eventually(cond: () => boolean, what: string, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await sleep(20);
-  }
-}
+import { eventually } from '../helpers/eventually.js';
 
 /** `wait`: BOSH_MAX_WAIT; the reload tests use 60 so that only noticing the dropped request can free it. */
 async function server(tt: Test, wait = 2): Promise<TestServer> {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: String(wait) });
-  tt.teardown(() => s.close());
-  await s.addUser('alice', 'alice-secret');
-  await s.addUser('bob', 'bob-secret');
-  return s;
+  return withUsers(tt, { alice: 'alice-secret', bob: 'bob-secret' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: String(wait) });
 }
 
 async function ws(tt: Test, s: TestServer, user: string, password: string, resource: string): Promise<{ c: RawWsClient; jid: string }> {
@@ -48,7 +35,7 @@ t.test('a WebSocket user and a BOSH user exchange messages both ways', async (t)
   const bob = await ws(t, s, 'bob', 'bob-secret', 'ws');
   const alice = bosh(t, s);
   const aliceJid = await alice.login('alice', 'alice-secret', 'bosh');
-  t.equal(s.app.core.ctx.sessions.get('localhost', 'alice', 'bosh')?.transport, 'bosh', 'the BOSH session is a core session');
+  t.equal(s.app.sessions.get('localhost', 'alice', 'bosh')?.transport, 'bosh', 'the BOSH session is a core session');
 
   await alice.send({}, chat(bob.jid, 'hello over BOSH'));
   const atBob = await bob.c.until((el) => el.local === 'message');
@@ -57,7 +44,7 @@ t.test('a WebSocket user and a BOSH user exchange messages both ways', async (t)
 
   // A request is held: the message from the WebSocket side answers it at once.
   const held = alice.send();
-  await eventually(() => s.app.bosh.stats().held === 1, 'the BOSH request is held');
+  await eventually(() => s.app.bosh.stats().held === 1, { timeout: 8000, message: 'the BOSH request is held' });
   bob.c.send(`<message xmlns='jabber:client' to='${aliceJid}' type='chat'><body>hello over WebSocket</body></message>`);
   const res = await held;
   const atAlice = payloads(res.body).find((p) => p.local === 'message');
@@ -74,24 +61,24 @@ t.test('a reloaded page that knows only sid, rid and JID continues the session a
   const oldPage = bosh(t, s);
   const jid = await oldPage.login('alice', 'alice-secret', 'reload');
   await oldPage.send({}, x('presence', { xmlns: NS.CLIENT }));
-  const session = s.app.core.ctx.sessions.get('localhost', 'alice', 'reload');
+  const session = s.app.sessions.get('localhost', 'alice', 'reload');
   const inFlight = oldPage.send().catch((err: Error) => err);
-  await eventually(() => s.app.bosh.stats().held === 1, 'the old page has a request held');
+  await eventually(() => s.app.bosh.stats().held === 1, { timeout: 8000, message: 'the old page has a request held' });
   const saved = { sid: oldPage.sid!, rid: oldPage.rid, jid };
   oldPage.destroy(); // unload: every socket of the page is closed
   t.ok((await inFlight) instanceof Error, 'the held request died with the page');
-  await eventually(() => s.app.bosh.stats().held === 0, 'the server notices the dropped request');
+  await eventually(() => s.app.bosh.stats().held === 0, { timeout: 8000, message: 'the server notices the dropped request' });
 
   // Meanwhile, with no request held, a message and a presence arrive.
   bob.c.send(`<message xmlns='jabber:client' to='${jid}' type='chat'><body>while you were away</body></message>`);
-  await eventually(() => s.app.bosh.stats().queued === 1, 'the message is queued in the BOSH session');
+  await eventually(() => s.app.bosh.stats().queued === 1, { timeout: 8000, message: 'the message is queued in the BOSH session' });
 
   // The new page: a fresh HTTP agent, nothing but what sessionStorage kept.
   const newPage = bosh(t, s, { sid: saved.sid, rid: saved.rid, agent: new http.Agent({ keepAlive: true }) });
   const res = await newPage.send();
   const msg = payloads(res.body).find((p) => p.local === 'message');
   t.equal(msg?.getChildText('body'), 'while you were away', 'the message is delivered to the new page');
-  t.equal(s.app.core.ctx.sessions.get('localhost', 'alice', 'reload'), session, 'the same XMPP session goes on');
+  t.equal(s.app.sessions.get('localhost', 'alice', 'reload'), session, 'the same XMPP session goes on');
   t.equal(session?.available, true, 'still available: no presence was lost');
 
   const sent = newPage.send({}, chat(bob.jid, 'back'));
@@ -109,12 +96,12 @@ t.test('a reload that repeats the rid of the dropped request gets its (empty) an
   const jid = await oldPage.login('alice', 'alice-secret', 'reload2');
   const droppedRid = oldPage.rid;
   const inFlight = oldPage.send().catch((err: Error) => err);
-  await eventually(() => s.app.bosh.stats().held === 1, 'the old page has a request held');
+  await eventually(() => s.app.bosh.stats().held === 1, { timeout: 8000, message: 'the old page has a request held' });
   oldPage.destroy();
   await inFlight;
-  await eventually(() => s.app.bosh.stats().held === 0, 'the server notices the dropped request');
+  await eventually(() => s.app.bosh.stats().held === 0, { timeout: 8000, message: 'the server notices the dropped request' });
   bob.c.send(`<message xmlns='jabber:client' to='${jid}' type='chat'><body>queued</body></message>`);
-  await eventually(() => s.app.bosh.stats().queued === 1, 'the message is queued');
+  await eventually(() => s.app.bosh.stats().queued === 1, { timeout: 8000, message: 'the message is queued' });
   const newPage = bosh(t, s, { sid: oldPage.sid!, rid: droppedRid, agent: new http.Agent({ keepAlive: true }) });
   const repeat = await newPage.send();
   t.same(payloads(repeat.body), [], 'the dropped rid is answered from the buffer, empty (§14.3)');

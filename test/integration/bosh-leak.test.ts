@@ -8,21 +8,14 @@
 import t from 'tap';
 import http from 'node:http';
 import { NS, x } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { type TestServer, withServer } from '../helpers/server.js';
 import { RawBoshClient } from '../helpers/bosh-client.js';
+import { eventually } from '../helpers/eventually.js';
 
 const CONCURRENCY = 50;
 const NOTHING = { sessions: 0, held: 0, pending: 0, queued: 0, timers: 0, openRequests: 0, addresses: 0 };
 
 type Way = (c: RawBoshClient) => Promise<unknown>;
-
-async function eventually(cond: () => boolean, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Creates `count` sessions with CONCURRENCY workers, ending session i the way ways[i % n] does. */
 async function churn(s: TestServer, count: number, ways: Way[]): Promise<number> {
@@ -52,8 +45,7 @@ const dropHeld: Way = async (c) => {
 
 t.test('600 sessions ended by the client or by an error leave nothing behind, at once', async (t) => {
   // A long inactivity: a timer not cleared when a session ends would still be armed below.
-  const s = await startServer({ BOSH_INACTIVITY: '60', BOSH_MAX_WAIT: '1', BOSH_MAX_SESSIONS_PER_IP: '1000' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_INACTIVITY: '60', BOSH_MAX_WAIT: '1', BOSH_MAX_SESSIONS_PER_IP: '1000' });
   const ways: Way[] = [
     (c) => c.terminate(),
     (c) => Promise.all([c.send(), new Promise((r) => setTimeout(r, 20)).then(() => c.terminate())]),
@@ -64,12 +56,11 @@ t.test('600 sessions ended by the client or by an error leave nothing behind, at
   ];
   t.equal(await churn(s, 600, ways), 600, 'every session was created');
   t.same(s.app.bosh.stats(), NOTHING, 'nothing is left behind once the last response is in');
-  t.equal(s.app.core.ctx.sessions.size, 0, 'no XMPP session is left');
+  t.equal(s.app.sessions.size, 0, 'no XMPP session is left');
 });
 
 t.test('400 sessions that time out leave nothing behind', async (t) => {
-  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', BOSH_MAX_SESSIONS_PER_IP: '1000' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', BOSH_MAX_SESSIONS_PER_IP: '1000' });
   const ways: Way[] = [
     async () => undefined, // never heard from again
     (c) => c.send(), // answered empty after wait, then silence
@@ -77,6 +68,6 @@ t.test('400 sessions that time out leave nothing behind', async (t) => {
     (c) => c.send({ pause: 2 }), // the pause runs out
   ];
   t.equal(await churn(s, 400, ways), 400, 'every session was created');
-  await eventually(() => s.app.bosh.stats().sessions === 0 && s.app.core.ctx.sessions.size === 0, 'every session has timed out', 20000);
+  await eventually(() => s.app.bosh.stats().sessions === 0 && s.app.sessions.size === 0, { timeout: 20000, interval: 50, message: 'every session has timed out' });
   t.same(s.app.bosh.stats(), NOTHING, 'nothing is left behind');
 });

@@ -5,26 +5,13 @@
  */
 import t from 'tap';
 import * as XMPP from 'stanza';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
+import { within } from '../helpers/eventually.js';
 
 const WAIT_MS = 8000;
 
-function within<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`)), WAIT_MS);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' });
 
 t.test('StanzaJS logs in over BOSH and exchanges messages with a WebSocket client', async (t) => {
   const bob = await RawWsClient.connect(server.wsUrl);
@@ -45,11 +32,11 @@ t.test('StanzaJS logs in over BOSH and exchanges messages with a WebSocket clien
     client.once('auth:failed', () => reject(new Error('StanzaJS authentication failed')));
   });
   client.connect();
-  await within(started, 'the StanzaJS session to start');
+  await within(started, 'the StanzaJS session to start', WAIT_MS);
   t.equal(client.jid, 'alice@localhost/stanza-bosh', 'bound the requested resource');
   t.equal(client.transport?.constructor.name, 'BOSH', 'StanzaJS is on its BOSH transport');
   t.match(features.join(''), /mechanism="SCRAM-SHA-/, 'StanzaJS authenticated with SCRAM');
-  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'stanza-bosh')?.transport, 'bosh');
+  t.equal(server.app.sessions.get('localhost', 'alice', 'stanza-bosh')?.transport, 'bosh');
 
   client.sendMessage({ to: bobJid, type: 'chat', body: 'from StanzaJS over BOSH' });
   const atBob = await bob.until((el) => el.local === 'message');
@@ -58,13 +45,13 @@ t.test('StanzaJS logs in over BOSH and exchanges messages with a WebSocket clien
 
   const received = new Promise<XMPP.Stanzas.Message>((resolve) => client.once('message', resolve));
   bob.send(`<message xmlns='jabber:client' to='alice@localhost/stanza-bosh' type='chat'><body>from WebSocket</body></message>`);
-  const msg = await within(received, 'the message at StanzaJS');
+  const msg = await within(received, 'the message at StanzaJS', WAIT_MS);
   t.equal(msg.body, 'from WebSocket');
   t.equal(msg.from, bobJid);
 
   // StanzaJS sends type='terminate' and reports the server's terminate body.
   const terminated = new Promise<void>((resolve) => client.once('bosh:terminate', () => resolve()));
   void client.disconnect();
-  await within(terminated, "the server's terminate body at StanzaJS");
-  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'stanza-bosh'), undefined, 'the terminate ended the session on the server');
+  await within(terminated, "the server's terminate body at StanzaJS", WAIT_MS);
+  t.equal(server.app.sessions.get('localhost', 'alice', 'stanza-bosh'), undefined, 'the terminate ended the session on the server');
 });

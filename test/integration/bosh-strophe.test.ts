@@ -9,9 +9,10 @@
  */
 import t, { type Test } from 'tap';
 import { Strophe, $msg, $pres } from 'strophe.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { installNodeXhr } from '../helpers/node-xhr.js';
+import { Mailbox, waitUntil } from '../helpers/eventually.js';
 
 /** The DOM surface (xmldom) of the elements strophe.js hands out; the project's tsconfig has no DOM lib. */
 interface DomEl {
@@ -43,30 +44,15 @@ function statusOf(what: string, wanted: number[], start: (cb: (status: number, c
 
 /** Messages a Strophe connection receives, read with a bounded wait. */
 function inbox(conn: Connection): () => Promise<DomEl> {
-  const items: DomEl[] = [];
-  let wake: (() => void) | undefined;
-  conn.addHandler((stanza: unknown) => { items.push(stanza as DomEl); wake?.(); return true; }, null, 'message');
-  return async () => {
-    const deadline = Date.now() + WAIT_MS;
-    while (items.length === 0) {
-      if (Date.now() > deadline) throw new Error('timed out waiting for a message at strophe.js');
-      await new Promise<void>((resolve) => { const tm = setTimeout(resolve, 50); wake = () => { clearTimeout(tm); resolve(); }; });
-    }
-    return items.shift()!;
-  };
+  const box = new Mailbox<DomEl>();
+  conn.addHandler((stanza: unknown) => { box.push(stanza as DomEl); return true; }, null, 'message');
+  return () => box.next('a message at strophe.js', WAIT_MS);
 }
 
 const bodyText = (el: DomEl) => el.getElementsByTagName('body')[0]?.textContent ?? null;
 
-let server: TestServer;
-let boshUrl: string;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-  boshUrl = `${server.httpUrl}/http-bind`;
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' });
+const boshUrl = `${server.httpUrl}/http-bind`;
 
 async function bob(tt: Test): Promise<{ ws: RawWsClient; jid: string }> {
   const ws = await RawWsClient.connect(server.wsUrl);
@@ -90,7 +76,7 @@ t.test('strophe.js logs in over BOSH with SCRAM-SHA-1 and exchanges messages wit
   t.equal(conn._proto instanceof Strophe.Bosh, true, 'strophe.js chose BOSH');
   t.equal(conn._sasl_mechanism?.mechname, 'SCRAM-SHA-1', 'SCRAM-SHA-1 was used (and the server signature verified)');
   t.equal(conn.jid, 'alice@localhost/strophe-bosh');
-  const session = server.app.core.ctx.sessions.get('localhost', 'alice', 'strophe-bosh');
+  const session = server.app.sessions.get('localhost', 'alice', 'strophe-bosh');
   t.equal(session?.transport, 'bosh', 'the server sees a BOSH session');
   const next = inbox(conn);
 
@@ -110,21 +96,20 @@ t.test('strophe.js logs in over BOSH with SCRAM-SHA-1 and exchanges messages wit
     conn.disconnect();
   });
   t.equal(down, Status.DISCONNECTED);
-  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'strophe-bosh'), undefined, 'terminate ended the session on the server');
+  t.equal(server.app.sessions.get('localhost', 'alice', 'strophe-bosh'), undefined, 'terminate ended the session on the server');
 });
 
 t.test('after a page reload, strophe.js attach() with the saved sid, rid and JID continues the session', async (t) => {
   const b = await bob(t);
   const oldPage = await stropheLogin(t, 'alice@localhost/strophe-reload');
-  const session = server.app.core.ctx.sessions.get('localhost', 'alice', 'strophe-reload');
+  const session = server.app.sessions.get('localhost', 'alice', 'strophe-reload');
   const proto = oldPage._proto as unknown as { sid: string; rid: number; _abortAllRequests(): void };
   // Let strophe.js settle into its idle long-poll, then unload the page: requests aborted, no terminate sent.
-  const deadline = Date.now() + WAIT_MS;
-  while (server.app.bosh.stats().held === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => server.app.bosh.stats().held > 0, { timeout: WAIT_MS });
   const saved = { sid: proto.sid, rid: proto.rid, jid: oldPage.jid };
   proto._abortAllRequests();
   oldPage._doDisconnect();
-  while (server.app.bosh.stats().held > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => server.app.bosh.stats().held === 0, { timeout: WAIT_MS });
   t.equal(server.app.bosh.stats().held, 0, 'the server noticed the aborted request');
 
   b.ws.send(`<message xmlns='jabber:client' to='${saved.jid}' type='chat'><body>sent during the reload</body></message>`);
@@ -136,7 +121,7 @@ t.test('after a page reload, strophe.js attach() with the saved sid, rid and JID
   t.equal(status, Status.ATTACHED);
   const msg = await next();
   t.equal(bodyText(msg), 'sent during the reload', 'the message that arrived between the pages is delivered');
-  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'strophe-reload'), session, 'the same server session');
+  t.equal(server.app.sessions.get('localhost', 'alice', 'strophe-reload'), session, 'the same server session');
 
   newPage.send($msg({ to: b.jid, type: 'chat' }).c('body').t('attached'));
   const atBob = await b.ws.until((el) => el.local === 'message');

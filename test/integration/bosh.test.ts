@@ -6,19 +6,13 @@
 import t, { type Test } from 'tap';
 import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
 import { openSqliteStorage } from '../../src/storage/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { startServer, type TestServer, withServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads, post, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
+import { eventually, sleep } from '../helpers/eventually.js';
 
-let server: TestServer;
-let url: string;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '2' });
-  await server.addUser('alice', 'alice-secret');
-  await server.addUser('bob', 'bob-secret');
-  url = `${server.httpUrl}/http-bind`;
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, { alice: 'alice-secret', bob: 'bob-secret' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '2' });
+const url = `${server.httpUrl}/http-bind`;
 
 function client(tt: Test, opts: { rid?: number; sid?: string } = {}, target = url): RawBoshClient {
   const c = new RawBoshClient(target, opts);
@@ -26,7 +20,7 @@ function client(tt: Test, opts: { rid?: number; sid?: string } = {}, target = ur
   return c;
 }
 
-async function wsClient(tt: Test, user: string, password: string, resource: string, target = server): Promise<{ ws: RawWsClient; jid: string }> {
+async function wsClient(tt: Test, user: string, password: string, resource: string, target: TestServer = server): Promise<{ ws: RawWsClient; jid: string }> {
   const ws = await RawWsClient.connect(target.wsUrl);
   tt.teardown(() => ws.close());
   const jid = await ws.login(user, password, resource);
@@ -38,17 +32,6 @@ function track<T>(p: Promise<T>): { promise: Promise<T>; settled: () => boolean 
   let done = false;
   p.then(() => { done = true; }, () => { done = true; });
   return { promise: p, settled: () => done };
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Waits (bounded) until `cond` holds. */
-async function eventually(cond: () => boolean, what: string, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
-    await sleep(20);
-  }
 }
 
 function ping(id: string): XmlElement {
@@ -91,9 +74,7 @@ t.test('session creation: the response carries every XEP-0124 §7.2 and XEP-0206
   t.equal(b.attr('xmpp:version'), '1.0');
   t.equal(b.attr('xmpp:restartlogic'), 'true');
   const features = b.getChild('features', NS.STREAM);
-  t.ok(features, 'the stream features are in the creation response');
-  const mechs = features!.getChild('mechanisms', NS.SASL)!.getChildren('mechanism').map((m) => m.text());
-  t.ok(mechs.includes('SCRAM-SHA-1') && mechs.includes('PLAIN'));
+  t.ok(features, 'the stream features are in the creation response (their content: transport-contract.test.ts)');
   t.not(sid, (await client(t).create()).body?.attr('sid'), 'sids differ');
   const again = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid, sid, to: 'localhost' }));
   t.equal(again.text, res.text, 'repeating the creation rid gives the creation response again');
@@ -139,12 +120,11 @@ t.test('a request with nothing to send is answered empty after wait', async (t) 
 
 t.test('with hold=1, a second request makes the server answer the held one at once', async (t) => {
   // wait=60: only the hold rule (§8), not the wait, can answer the first request within the client's 10 s bound.
-  const s = await startServer({ BOSH_MAX_WAIT: '60' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_MAX_WAIT: '60' });
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   await c.create({ wait: 60 });
   const first = track(c.send());
-  await eventually(() => s.app.bosh.stats().held === 1, 'the first request is held');
+  await eventually(() => s.app.bosh.stats().held === 1, { timeout: 8000, message: 'the first request is held' });
   t.notOk(first.settled(), 'the first request is held');
   const second = track(c.send());
   const r1 = await first.promise;
@@ -274,7 +254,7 @@ t.test('terminate with stanzas delivers them, ends the session and others see it
   const heldRes = await held.promise;
   t.equal(heldRes.body?.attr('type'), 'terminate', 'the oldest open request acknowledges the termination (§13)');
   t.equal(res.body?.attr('type'), undefined, 'the terminate request itself gets an empty body');
-  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'bosh-leaving'), undefined, 'the session is gone');
+  t.equal(server.app.sessions.get('localhost', 'alice', 'bosh-leaving'), undefined, 'the session is gone');
   expectTerminate(t, await c.send(), 'item-not-found');
 });
 
@@ -317,7 +297,7 @@ t.test('after the client terminates nothing more is sent to it: a stanza still q
   const res = await c.terminate();
   t.equal(res.body?.attr('type'), 'terminate', 'the terminate is acknowledged');
   t.same(payloads(res.body).map((el) => el.local), [], 'no payload after the client said goodbye (no message, no <r/>)');
-  await eventually(() => server.app.core.ctx.sessions.get('localhost', 'dora', 'bosh-sm-leaving') === undefined, 'the session is gone');
+  await eventually(() => server.app.sessions.get('localhost', 'dora', 'bosh-sm-leaving') === undefined, { timeout: 8000, message: 'the session is gone' });
   await expectOfflineOnce(t, 'dora', 'dora-secret', 'still queued');
 });
 
@@ -342,10 +322,7 @@ t.test('without stream management, what is still queued when the client terminat
 });
 
 t.test('without stream management, a message queued when the session times out goes to another resource of the account', async (t) => {
-  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', ALLOW_INSECURE_PLAIN: 'true' });
-  t.teardown(() => s.close());
-  await s.addUser('carol', 'carol-secret');
-  await s.addUser('dave', 'dave-secret');
+  const s = await withUsers(t, { carol: 'carol-secret', dave: 'dave-secret' }, { BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', ALLOW_INSECURE_PLAIN: 'true' });
   const dave = await wsClient(t, 'dave', 'dave-secret', 'sender', s);
   const other = await wsClient(t, 'carol', 'carol-secret', 'ws-stays', s);
   other.ws.send(`<presence xmlns='jabber:client'/>`);
@@ -355,7 +332,7 @@ t.test('without stream management, a message queued when the session times out g
   await c.send({}, x('presence', { xmlns: NS.CLIENT }));
   // Full-JID message to the BOSH resource, which never polls again.
   dave.ws.send(serialize(chat(jid, 'for the BOSH tab', 'q3')));
-  await eventually(() => s.app.core.ctx.sessions.size === 2, 'the BOSH session times out');
+  await eventually(() => s.app.sessions.size === 2, { timeout: 8000, message: 'the BOSH session times out' });
   const msg = await other.ws.until((el) => el.local === 'message');
   t.equal(msg.getChildText('body'), 'for the BOSH tab', 'the undelivered message reaches the resource that is still there');
   t.equal(msg.attr('from'), dave.jid);
@@ -542,8 +519,7 @@ t.test('key sequencing covers repeated rids: a held or answered request is not s
 });
 
 t.test('pause (§10) answers held requests at once and keeps the session past its inactivity, within maxpause', async (t) => {
-  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_PAUSE: '3', BOSH_MAX_WAIT: '5' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_INACTIVITY: '1', BOSH_MAX_PAUSE: '3', BOSH_MAX_WAIT: '5' });
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   const created = await c.create();
   t.equal(created.body?.attr('maxpause'), '3');
@@ -557,25 +533,22 @@ t.test('pause (§10) answers held requests at once and keeps the session past it
   t.equal((await c.raw(heldReq)).text, heldRes.text, 'its response is buffered like any other (§14.3)');
   await sleep(1800);
   t.equal(s.app.bosh.stats().sessions, 1, 'the session outlives its 1 s inactivity during the pause');
-  await eventually(() => s.app.bosh.stats().sessions === 0, 'the pause, capped at maxpause, runs out');
-  t.equal(s.app.core.ctx.sessions.size, 0, 'the XMPP session ended with it');
+  await eventually(() => s.app.bosh.stats().sessions === 0, { timeout: 8000, message: 'the pause, capped at maxpause, runs out' });
+  t.equal(s.app.sessions.size, 0, 'the XMPP session ended with it');
 });
 
 t.test('inactivity ends the session and the XMPP session with it', async (t) => {
-  const s = await startServer({ BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', ALLOW_INSECURE_PLAIN: 'true' });
-  t.teardown(() => s.close());
-  await s.addUser('carol', 'carol-secret');
+  const s = await withUsers(t, { carol: 'carol-secret' }, { BOSH_INACTIVITY: '1', BOSH_MAX_WAIT: '1', ALLOW_INSECURE_PLAIN: 'true' });
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   await c.login('carol', 'carol-secret');
-  t.equal(s.app.core.ctx.sessions.size, 1);
-  await eventually(() => s.app.bosh.stats().sessions === 0, 'the BOSH session times out');
-  await eventually(() => s.app.core.ctx.sessions.size === 0, 'the XMPP session ends');
+  t.equal(s.app.sessions.size, 1);
+  await eventually(() => s.app.bosh.stats().sessions === 0, { timeout: 8000, message: 'the BOSH session times out' });
+  await eventually(() => s.app.sessions.size === 0, { timeout: 8000, message: 'the XMPP session ends' });
   expectTerminate(t, await c.send(), 'item-not-found');
 });
 
 t.test('the number of sessions per client address is capped', async (t) => {
-  const s = await startServer({ BOSH_MAX_SESSIONS_PER_IP: '2' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_MAX_SESSIONS_PER_IP: '2' });
   const target = `${s.httpUrl}/http-bind`;
   const a = client(t, {}, target);
   await a.create();
@@ -589,8 +562,7 @@ t.test('the number of sessions per client address is capped', async (t) => {
 
 t.test('CORS: preflight is answered, POST carries Access-Control-Allow-Origin, other routes are untouched', async (t) => {
   // Any page may use BOSH only when ALLOWED_ORIGINS says '*' (admission.test.ts has the default).
-  const open = await startServer({ ALLOWED_ORIGINS: '*' });
-  t.teardown(() => open.close());
+  const open = await withServer(t, { ALLOWED_ORIGINS: '*' });
   const url = `${open.httpUrl}/http-bind`;
   const pre = await post(url, undefined, {
     method: 'OPTIONS', headers: { origin: 'https://widget.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
@@ -605,8 +577,7 @@ t.test('CORS: preflight is answered, POST carries Access-Control-Allow-Origin, o
   const health = await post(`${open.httpUrl}/healthz`, undefined, { method: 'GET', headers: { origin: 'https://widget.example' } });
   t.equal(health.headers['access-control-allow-origin'], undefined, 'CORS is scoped to the BOSH path');
 
-  const s = await startServer({ BOSH_CORS_ORIGINS: 'https://chat.example.com' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { BOSH_CORS_ORIGINS: 'https://chat.example.com' });
   const target = `${s.httpUrl}/http-bind`;
   const allowed = await post(target, undefined, { method: 'OPTIONS', headers: { origin: 'https://chat.example.com', 'access-control-request-method': 'POST' } });
   t.equal(allowed.headers['access-control-allow-origin'], 'https://chat.example.com');
@@ -632,21 +603,18 @@ t.test('host-meta advertises the BOSH endpoint (XEP-0156)', async (t) => {
 
 t.test('a held request the client drops counts as answered: later stanzas wait for the next request', async (t) => {
   // wait=60: only noticing the dropped connection, not the wait, can free the held request here.
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-secret');
-  await s.addUser('bob', 'bob-secret');
+  const s = await withUsers(t, { alice: 'alice-secret', bob: 'bob-secret' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60' });
   const bob = await wsClient(t, 'bob', 'bob-secret', 'drop', s);
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   const jid = await c.login('alice', 'alice-secret', 'dropper');
   const controller = new AbortController();
   const dropped = c.raw(c.body(), { signal: controller.signal }).catch((err: Error) => err);
-  await eventually(() => s.app.bosh.stats().held === 1, 'the request is held');
+  await eventually(() => s.app.bosh.stats().held === 1, { timeout: 8000, message: 'the request is held' });
   controller.abort();
   t.ok((await dropped) instanceof Error, 'the client gave up on the request');
-  await eventually(() => s.app.bosh.stats().held === 0, 'the server notices');
+  await eventually(() => s.app.bosh.stats().held === 0, { timeout: 8000, message: 'the server notices' });
   bob.ws.send(`<message xmlns='jabber:client' to='${jid}' type='chat'><body>kept</body></message>`);
-  await eventually(() => s.app.bosh.stats().queued === 1, 'the message is queued');
+  await eventually(() => s.app.bosh.stats().queued === 1, { timeout: 8000, message: 'the message is queued' });
   const res = await c.send();
   t.equal(payloads(res.body).find((p) => p.local === 'message')?.getChildText('body'), 'kept', 'the next request carries it');
 });
@@ -687,7 +655,7 @@ t.test('shutdown answers held requests with system-shutdown at once', async (t) 
   const c = client(t, {}, `${s.httpUrl}/http-bind`);
   await c.create();
   const held = c.send();
-  await eventually(() => s.app.bosh.stats().held === 1, 'the request is held');
+  await eventually(() => s.app.bosh.stats().held === 1, { timeout: 8000, message: 'the request is held' });
   const closing = s.close();
   expectTerminate(t, await held, 'system-shutdown');
   await closing;

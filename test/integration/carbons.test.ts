@@ -4,20 +4,12 @@
  * never copied, and copies that die unacked with a session.
  */
 import t, { type Test } from 'tap';
-import { startFakeServer, settle, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { settled, withFakeUsers, type FakeClient } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
+import { waitUntil } from '../helpers/eventually.js';
 
-async function settled(turns = 10): Promise<void> {
-  for (let i = 0; i < turns; i++) await settle();
-}
-
-let server: FakeServer;
-t.before(async () => {
-  server = await startFakeServer();
-  for (const u of ['alice', 'bob']) await server.addUser(u);
-});
-t.teardown(() => server.close());
+const server = await withFakeUsers(t, ['alice', 'bob']);
 
 /** Logs in, sends presence with `priority`, optionally enables carbons; drains what that produced. */
 async function tab(user: string, resource: string, opts: { priority?: number; carbons?: boolean } = {}): Promise<FakeClient> {
@@ -200,10 +192,7 @@ t.test('a received copy for an account with no available resource goes to a conn
 });
 
 t.test('a carbon that dies unacked with its session is dropped: not stored offline, not delivered again, no error', async (t) => {
-  const sm = await startFakeServer({ SM_RESUME_TIMEOUT: '1' });
-  t.teardown(() => sm.close());
-  await sm.addUser('alice');
-  await sm.addUser('bob');
+  const sm = await withFakeUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '1' });
   const top = await sm.login('bob', 'top');
   top.send(`<presence xmlns='jabber:client'><priority>5</priority></presence>`);
   const tab2 = await sm.login('bob', 'other');
@@ -217,8 +206,7 @@ t.test('a carbon that dies unacked with its session is dropped: not stored offli
   alice.send(msg('bob@localhost', 'once'));
   await settled();
   t.equal(top.conn.takeStanzas('message').length, 1, 'the top resource got the message');
-  const deadline = Date.now() + 3000;
-  while (!tab2.session.destroyed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => tab2.session.destroyed, { timeout: 3000 });
   t.ok(tab2.session.destroyed, 'the resume timeout ended the session');
   await settled();
   t.same(top.conn.takeStanzas('message'), [], 'the copy was not handed to the other resource');

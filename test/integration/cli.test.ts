@@ -11,6 +11,7 @@ import { runCli, type CliIo } from '../../src/cli/main.js';
 import { createMemoryStorage, openSqliteStorage, type StoredCredentials } from '../../src/storage/index.js';
 import { verifyPassword } from '../../src/sasl/scram.js';
 import { ensureBuilt, ROOT } from '../helpers/built.js';
+import { eventually } from '../helpers/eventually.js';
 
 const BIN = join(ROOT, 'bin', 'xmpp-web-gateway.js');
 const BUILT = join(ROOT, 'dist', 'cli', 'main.js');
@@ -207,9 +208,7 @@ function terminal() {
   let shown = '';
   stderr.on('data', (b: Buffer) => { shown += b.toString(); });
   const io: CliIo = { stdin, stdout, stderr, env: { XMPP_DOMAIN: 'example.com', SCRAM_ITERATIONS: '4096' } };
-  const waitFor = async (text: string): Promise<void> => {
-    while (!shown.includes(text)) await new Promise((r) => setTimeout(r, 5));
-  };
+  const waitFor = (text: string) => eventually(() => shown.includes(text), { interval: 5, message: `the prompt ${JSON.stringify(text)}` });
   return { io, stdin, stdout, shown: () => shown, waitFor };
 }
 

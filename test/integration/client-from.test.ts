@@ -7,16 +7,11 @@
  */
 import t from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
-import { startFakeServer, until, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { startFakeServer, withFakeUsers, type FakeClient } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition, streamErrorCondition } from '../helpers/ws-client.js';
+import { eventually } from '../helpers/eventually.js';
 
-let server: FakeServer;
-t.before(async () => {
-  server = await startFakeServer({ SM_RESUME_TIMEOUT: '30' });
-  await server.addUser('alice');
-  await server.addUser('bob');
-});
-t.teardown(() => server.close());
+const server = await withFakeUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '30' });
 
 const SM = NS.SM;
 const PEP_NODE = 'urn:xmpp:reactions:popular:0';
@@ -63,7 +58,7 @@ for (const [mode, alice] of modes) {
     const before = await metricValue('xmpp_client_from_restamped_total');
     a.send(`<message xmlns='jabber:client' to='bob@localhost/b' from='alice@localhost/converse-after-reload' type='chat' id='m1'><body>hi</body></message>`);
     a.send(`<iq xmlns='jabber:client' type='get' id='p1' to='localhost' from='Alice@LOCALHOST/another'><ping xmlns='${NS.PING}'/></iq>`);
-    await until(() => messagesFrom(bob).length > 0 && a.conn.out.some((el) => el.attr('id') === 'p1'));
+    await eventually(() => messagesFrom(bob).length > 0 && a.conn.out.some((el) => el.attr('id') === 'p1'), { interval: 1, message: 'the message at bob and the ping answer' });
     t.notOk(a.conn.closed, 'the stream stays open');
     const got = messagesFrom(bob);
     t.equal(got.length, 1, 'the message reaches bob');
@@ -93,13 +88,13 @@ for (const [mode, alice] of modes) {
     const a = await alice();
     a.send(`<iq xmlns='jabber:client' type='get' id='pep' to='alice@localhost' from='alice@localhost/converse-after-reload'>`
       + `<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='${PEP_NODE}'/></pubsub></iq>`);
-    await until(() => a.conn.out.some((el) => el.attr('id') === 'pep'));
+    await eventually(() => a.conn.out.some((el) => el.attr('id') === 'pep'), { interval: 1, message: 'the answer to the PEP query' });
     const answer = a.conn.out.find((el) => el.attr('id') === 'pep');
     t.equal(answer?.attr('type'), 'error');
     t.equal(answer && stanzaErrorCondition(answer), 'service-unavailable', 'no PEP yet: service-unavailable (RFC 6120 §8.4)');
     t.equal(answer?.attr('to'), 'alice@localhost/a1', 'the error goes to the bound JID');
     a.send(`<message xmlns='jabber:client' to='bob@localhost/b' type='chat'><body>still here</body></message>`);
-    await until(() => messagesFrom(bob).length > 0);
+    await eventually(() => messagesFrom(bob).length > 0, { interval: 1, message: 'a message at bob' });
     t.notOk(a.conn.closed, 'the stream stays open');
     t.equal(messagesFrom(bob)[0]?.getChildText('body'), 'still here', 'the next message flows');
     a.send(`<r xmlns='${SM}'/>`);

@@ -1,14 +1,8 @@
 import t from 'tap';
-import { startFakeServer, settle, type FakeServer } from '../helpers/fake-conn.js';
+import { settle, withFakeUsers } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
 
-let server: FakeServer;
-t.before(async () => {
-  server = await startFakeServer();
-  await server.addUser('alice');
-  await server.addUser('bob');
-});
-t.teardown(() => server.close());
+const server = await withFakeUsers(t, ['alice', 'bob']);
 
 t.test('a message to a bare JID goes to the highest-priority available resources', async (t) => {
   const hi1 = await server.login('bob', 'hi1');

@@ -4,20 +4,12 @@
  * else goes out, and that stream management only counts what was written.
  */
 import t from 'tap';
-import { FakeConn, saslAnswered, startFakeServer, settle, until, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { enableSm, FakeConn, saslAnswered, settled, withFakeUsers, type FakeClient } from '../helpers/fake-conn.js';
 import { streamErrorCondition } from '../helpers/ws-client.js';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
+import { eventually } from '../helpers/eventually.js';
 
-async function settled(turns = 10): Promise<void> {
-  for (let i = 0; i < turns; i++) await settle();
-}
-
-let server: FakeServer;
-t.before(async () => {
-  server = await startFakeServer();
-  for (const u of ['alice', 'bob']) await server.addUser(u);
-});
-t.teardown(() => server.close());
+const server = await withFakeUsers(t, ['alice', 'bob']);
 
 const INACTIVE = `<inactive xmlns='${NS.CSI}'/>`;
 const ACTIVE = `<active xmlns='${NS.CSI}'/>`;
@@ -42,7 +34,7 @@ t.test('csi is offered in the stream features once authenticated, not before', a
   const before = conn.take().find((el) => el.local === 'features')!;
   t.equal(before.getChild('csi', NS.CSI), undefined, 'not before SASL');
   send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0bob\0pw').toString('base64')}</auth>`);
-  await until(() => saslAnswered(conn));
+  await eventually(() => saslAnswered(conn), { interval: 1, message: 'the SASL answer' });
   session.streamOpened({ to: 'localhost', version: '1.0' });
   const after = conn.take().find((el) => el.local === 'features')!;
   t.ok(after.getChild('csi', NS.CSI), 'offered with bind after authentication');
@@ -130,15 +122,6 @@ t.test('held presence is bounded: past 1000 senders the held ones go out', async
   bob.session.close();
 });
 
-/** Enables resumable stream management; returns the smid. */
-async function enableSm(c: FakeClient): Promise<string> {
-  c.send(`<enable xmlns='${NS.SM}' resume='true'/>`);
-  await settled(2);
-  const enabled = c.conn.take().find((el) => el.local === 'enabled');
-  if (!enabled) throw new Error('SM not enabled');
-  return enabled.attr('id')!;
-}
-
 t.test('stream management counts only what was written: held presence is not in its count, and a resume resends nothing', async (t) => {
   const bob = await server.login('bob', 'b');
   const smid = await enableSm(bob);
@@ -159,15 +142,9 @@ t.test('stream management counts only what was written: held presence is not in 
   bob.conn.take();
   bob.conn.events!.transportLost('cut');
 
-  const conn = new FakeConn();
-  const carrier = server.app.core.connect(conn);
-  conn.attach(carrier);
-  carrier.streamOpened({ to: 'localhost', version: '1.0' });
-  conn.events!.element(parseXml(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0bob\0pw').toString('base64')}</auth>`, undefined, NS.CLIENT));
-  await until(() => saslAnswered(conn));
-  carrier.streamOpened({ to: 'localhost', version: '1.0' });
+  const { conn, send } = await server.authenticate('bob');
   conn.take();
-  conn.events!.element(parseXml(`<resume xmlns='${NS.SM}' previd='${smid}' h='2'/>`, undefined, NS.CLIENT));
+  send(`<resume xmlns='${NS.SM}' previd='${smid}' h='2'/>`);
   await settled();
   const resumed = conn.take();
   t.equal(resumed[0]?.local, 'resumed', 'resumed');
@@ -182,15 +159,9 @@ t.test('a resumed session is active again and gets the presence held before the 
   bob.session.send(presence('alice@localhost/a1', undefined, 'held'));
   bob.conn.events!.transportLost('cut');
 
-  const conn = new FakeConn();
-  const carrier = server.app.core.connect(conn);
-  conn.attach(carrier);
-  carrier.streamOpened({ to: 'localhost', version: '1.0' });
-  conn.events!.element(parseXml(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0bob\0pw').toString('base64')}</auth>`, undefined, NS.CLIENT));
-  await until(() => saslAnswered(conn));
-  carrier.streamOpened({ to: 'localhost', version: '1.0' });
+  const { conn, send } = await server.authenticate('bob');
   conn.take();
-  conn.events!.element(parseXml(`<resume xmlns='${NS.SM}' previd='${smid}' h='0'/>`, undefined, NS.CLIENT));
+  send(`<resume xmlns='${NS.SM}' previd='${smid}' h='0'/>`);
   await settled();
   const out = conn.take();
   t.equal(out[0]?.local, 'resumed');

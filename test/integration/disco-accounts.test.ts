@@ -16,10 +16,11 @@ import * as disco from '../../src/xmpp/features/disco.js';
 import { createMemoryStorage, deriveStoredCredentials } from '../../src/storage/index.js';
 import { NS, parseXml, x, type XmlElement } from '../../src/xml/index.js';
 import type { Jid } from '../../src/jid/index.js';
-import { FakeConn, saslAnswered, settle, startFakeServer, until, type FakeClient } from '../helpers/fake-conn.js';
+import { FakeConn, saslAnswered, settle, withFakeUsers, type FakeClient } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
 import { LoginThrottle } from '../../src/sasl/login-throttle.js';
 import { randomBytes } from 'node:crypto';
+import { eventually } from '../helpers/eventually.js';
 
 const silent: Log = { info() {}, warn() {}, error() {}, debug() {}, child: () => silent };
 
@@ -47,7 +48,7 @@ async function login(user: string, resource: string): Promise<FakeClient> {
   const send = (xml: string) => conn.events!.element(parseXml(xml, undefined, NS.CLIENT));
   session.streamOpened({ to: 'localhost', version: '1.0' });
   send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0pw`).toString('base64')}</auth>`);
-  await until(() => saslAnswered(conn));
+  await eventually(() => saslAnswered(conn), { interval: 1, message: 'the SASL answer' });
   session.streamOpened({ to: 'localhost', version: '1.0' });
   send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
   conn.take();
@@ -133,9 +134,7 @@ t.test('disco#items of the server is an empty list; an unknown node is item-not-
 });
 
 t.test('in the full server, the server disco#info lists the features of this work', async (t) => {
-  const server = await startFakeServer();
-  t.teardown(() => server.close());
-  await server.addUser('alice');
+  const server = await withFakeUsers(t, ['alice']);
   const alice = await server.login('alice', 'a');
   const reply = await query(alice, NS.DISCO_INFO, 'localhost');
   const features = reply.getChild('query', NS.DISCO_INFO)!.getChildren('feature').map((f) => f.attr('var'));
@@ -143,9 +142,7 @@ t.test('in the full server, the server disco#info lists the features of this wor
 });
 
 t.test('in the full server, an approved presence subscription opens disco#info of the account to the subscriber only', async (t) => {
-  const server = await startFakeServer();
-  t.teardown(() => server.close());
-  for (const u of ['alice', 'bob', 'carol']) await server.addUser(u);
+  const server = await withFakeUsers(t, ['alice', 'bob', 'carol']);
   const alice = await server.login('alice', 'a');
   const bob = await server.login('bob', 'b');
   const carol = await server.login('carol', 'c');

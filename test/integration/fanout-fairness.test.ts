@@ -6,7 +6,7 @@
  * with setImmediate, nothing is timed.
  */
 import t from 'tap';
-import { startFakeServer, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { withFakeUsers, type FakeClient } from '../helpers/fake-conn.js';
 import { closeAll, drain, item, online, Reader, seed } from '../helpers/roster-kit.js';
 import { FANOUT_BATCH } from '../../src/xmpp/features/accounts/fanout.js';
 import { MAX_QUEUED_INPUT_BYTES as MAX_HELD_BYTES } from '../../src/xmpp/core.js';
@@ -16,17 +16,12 @@ const CONTACTS = 1000;
 const PRESENCE = `<presence xmlns='jabber:client'/>`;
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
-let server: FakeServer;
-t.before(async () => {
-  server = await startFakeServer();
-  for (const u of ['alice', 'bob', 'zoe']) await server.addUser(u);
-  // alice has a large roster: CONTACTS subscribers on another server (looked at, nobody to send to) and zoe,
-  // whose JID sorts after them (the roster is loaded in JID order), so she comes last.
-  for (let i = 0; i < CONTACTS; i++) await seed(server, 'alice', item(`c${i}@remote.example`, 'from'), i + 1);
-  await seed(server, 'alice', item('zoe@localhost', 'both'), CONTACTS + 1);
-  await seed(server, 'zoe', item('alice@localhost', 'both'));
-});
-t.teardown(() => server.close());
+const server = await withFakeUsers(t, ['alice', 'bob', 'zoe']);
+// alice has a large roster: CONTACTS subscribers on another server (looked at, nobody to send to) and zoe,
+// whose JID sorts after them (the roster is loaded in JID order), so she comes last.
+for (let i = 0; i < CONTACTS; i++) await seed(server, 'alice', item(`c${i}@remote.example`, 'from'), i + 1);
+await seed(server, 'alice', item('zoe@localhost', 'both'), CONTACTS + 1);
+await seed(server, 'zoe', item('alice@localhost', 'both'));
 
 const ownEcho = (el: XmlElement) => el.local === 'presence' && el.attr('type') === undefined && el.attr('from') === 'alice@localhost/a';
 
@@ -94,9 +89,7 @@ t.test('a session that sends more than the held-input bound during its broadcast
 });
 
 t.test('a roster push to 250 interested resources is spread over event-loop turns, and the roster set is answered after the last push', async (t) => {
-  const many = await startFakeServer({ MAX_RESOURCES_PER_USER: '300' });
-  t.teardown(() => many.close());
-  await many.addUser('carl');
+  const many = await withFakeUsers(t, ['carl'], { MAX_RESOURCES_PER_USER: '300' });
   const resources: FakeClient[] = [];
   for (let i = 0; i < 250; i++) {
     const c = await many.login('carl', `r${i}`);

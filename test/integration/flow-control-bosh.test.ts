@@ -11,6 +11,7 @@ import type { TestServer } from '../helpers/server.js';
 import { UNSHAPED, flowCount as count, flowServer } from '../helpers/flow.js';
 import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
 import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
+import { waitUntil } from '../helpers/eventually.js';
 
 const MAX_RESPONSE = 65536;
 const MAX_QUEUED = 131072;
@@ -63,7 +64,7 @@ t.test('one BOSH body with 300 vCard requests is answered in order across respon
   const requests = Array.from({ length: n }, (_, i) => iqGet(`v${i}`, 'alice@localhost', x('vCard', { xmlns: NS.VCARD })));
   // Bob fetches nothing more until the server has stopped processing his input for want of room.
   const { answers, sizes } = await collect(bob, requests, n, async () => {
-    for (let i = 0; i < 500 && (await flowCount(server, 'paused-output')) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(async () => (await flowCount(server, 'paused-output')) > 0, { timeout: 5000 });
   });
 
   t.same(answers.map((a) => a.attr('id')), requests.map((r) => r.attr('id')), 'every request answered once, in order');
@@ -91,11 +92,11 @@ t.test('a client that never fetches is ended by inactivity; a message still wait
   const first = await bob.send({}, ...requests, last);
   t.ok(payloads(first.body).length < 300, 'the first response carries only part of the answers');
   // Bob fetches nothing more: the session ends after BOSH_INACTIVITY.
-  for (let i = 0; i < 500 && (await server.storage.offline.count('localhost', 'erin')) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(async () => (await server.storage.offline.count('localhost', 'erin')) > 0, { timeout: 5000 });
   const stored = await server.storage.offline.list('localhost', 'erin');
   t.equal(stored.length, 1, "the message behind the requests reached erin's offline storage");
   t.match(stored[0]?.stanza ?? '', 'after the vCards');
-  t.equal(server.app.core.ctx.sessions.get('localhost', 'bob', 'r'), undefined, "bob's session is gone");
+  t.equal(server.app.sessions.get('localhost', 'bob', 'r'), undefined, "bob's session is gone");
   t.ok(server.app.bosh.peakQueuedBytes() <= MAX_QUEUED + ITEMS_PER_TURN * (VCARD_TEXT + 1024), 'the gets left when it ended were not answered into memory');
 });
 

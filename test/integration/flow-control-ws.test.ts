@@ -13,6 +13,7 @@ import type { TestServer } from '../helpers/server.js';
 import { UNSHAPED, flowCount as count, flowServer } from '../helpers/flow.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
+import { eventually } from '../helpers/eventually.js';
 
 const HIGH = 65536;
 const VCARD_TEXT = 60_000;
@@ -20,18 +21,9 @@ const VCARD_TEXT = 60_000;
 /** The TCP socket under a ws client: pausing it makes the client stop reading. */
 const socketOf = (c: RawWsClient): Socket => (c.ws as unknown as { _socket: Socket })._socket;
 
-/** Polls `cond` every 20 ms until it holds, failing after `ms`. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** Stanzas a bound session has had dispatched by the core (its own counter). */
 function stanzasIn(server: TestServer, jid: string): number {
-  const session = [...server.app.core.ctx.sessions.all].find((s) => s.full_jid === jid);
+  const session = [...server.app.sessions.all].find((s) => s.full_jid === jid);
   return session?.stanzasIn ?? -1;
 }
 
@@ -65,12 +57,12 @@ t.test('a WebSocket that stops reading is not read from, its backlog stays bound
   // Processing stops (the count holds still for 200 ms) while bob does not read.
   let seen = -1;
   let still = 0;
-  await until(() => {
+  await eventually(() => {
     const now = stanzasIn(server, bobJid);
     still = now === seen ? still + 1 : 0;
     seen = now;
     return still >= 10;
-  }, 'processing to stop', 20_000);
+  }, { timeout: 20_000, interval: 20, message: 'processing to stop' });
   t.ok(seen - before < n, `only ${seen - before} of ${n} requests were processed while bob did not read`);
   t.equal(server.app.websocket.stats().pausedInputs, 1, "the server is not reading bob's socket");
   t.ok(await flowCount(server, 'paused-output') >= 1, 'the pause is counted');
@@ -105,11 +97,11 @@ t.test('a reader stuck above twice the mark past the grace is dropped and its me
   const n = 400;
   const body = 'm'.repeat(50_000);
   for (let i = 0; i < n; i++) alice.send(`<message xmlns='jabber:client' to='${carolJid}' id='m${i}' type='chat'><body>${i} ${body}</body></message>`);
-  await until(async () => (await flowCount(server, 'slow-consumer')) === 1, 'carol to be dropped as a slow consumer', 20_000);
-  await until(() => server.app.core.ctx.sessions.all.size === 1, "carol's session to end");
+  await eventually(async () => (await flowCount(server, 'slow-consumer')) === 1, { timeout: 20_000, interval: 20, message: 'carol to be dropped as a slow consumer' });
+  await eventually(() => server.app.sessions.all.size === 1, { timeout: 10_000, interval: 20, message: "carol's session to end" });
   // Every message after the drop goes offline too: wait for the last one.
   const ids = async () => (await server.storage.offline.list('localhost', 'carol')).map((m) => /id="(m\d+)"|id='(m\d+)'/.exec(m.stanza)?.slice(1).find(Boolean));
-  await until(async () => (await ids()).includes(`m${n - 1}`), 'the last message to be stored offline', 20_000);
+  await eventually(async () => (await ids()).includes(`m${n - 1}`), { timeout: 20_000, interval: 20, message: 'the last message to be stored offline' });
   const stored = (await ids()).map((id) => Number(id!.slice(1)));
   t.ok(stored.length > 1, `${stored.length} messages the socket never took were stored offline`);
   t.same(stored, [...stored].sort((a, b) => a - b), 'in the order they were sent');

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { request } from 'node:http';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { startServer, type TestServer, withServer } from '../helpers/server.js';
 
 interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 
@@ -25,8 +25,7 @@ function get(server: TestServer, path: string, headers: Record<string, string>):
 const hrefs = (a: Answer): string[] => (JSON.parse(a.body) as { links: Array<{ href: string }> }).links.map((l) => l.href);
 
 t.test('without PUBLIC_URL', async (t) => {
-  const server = await startServer();
-  t.teardown(() => server.close());
+  const server = await withServer(t);
 
   t.test('a foreign Host gets no links, in either format', async (t) => {
     for (const path of ['/.well-known/host-meta', '/.well-known/host-meta.json']) {
@@ -58,8 +57,7 @@ t.test('without PUBLIC_URL', async (t) => {
 });
 
 t.test('with PUBLIC_URL the links come from it, whatever the Host, and may be cached', async (t) => {
-  const server = await startServer({ PUBLIC_URL: 'https://chat.example.com/xmpp/' });
-  t.teardown(() => server.close());
+  const server = await withServer(t, { PUBLIC_URL: 'https://chat.example.com/xmpp/' });
   for (const host of ['evil.example', `localhost:${server.port}`]) {
     const a = await get(server, '/.well-known/host-meta.json', { host });
     t.equal(a.status, 200, host);

@@ -9,7 +9,9 @@
  */
 import t, { type Test } from 'tap';
 import { Strophe, $iq, $msg, $pres } from 'strophe.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
+import { eventually, Mailbox, Wake, waitUntil, within } from '../helpers/eventually.js';
+import { serverSession } from '../helpers/xmppjs.js';
 
 Strophe.setLogLevel(Strophe.LogLevel.ERROR);
 
@@ -24,45 +26,6 @@ interface DomEl {
   textContent: string | null;
   getAttribute(name: string): string | null;
   getElementsByTagName(name: string): ArrayLike<DomEl>;
-}
-
-/** Rejects with a clear message if `p` has not settled within `ms`. */
-async function within<T>(p: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Items in arrival order, read with a bounded wait. */
-class Queue<T> {
-  readonly items: T[] = [];
-  #read = 0;
-  #wake: (() => void) | undefined;
-
-  push(item: T): void {
-    this.items.push(item);
-    this.#wake?.();
-  }
-
-  async next(what: string): Promise<T> {
-    const deadline = Date.now() + WAIT_MS;
-    while (this.#read >= this.items.length) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#wake = () => { clearTimeout(timer); resolve(); };
-      });
-      this.#wake = undefined;
-    }
-    return this.items[this.#read++]!;
-  }
 }
 
 function bodyOf(el: DomEl): string | null {
@@ -80,8 +43,8 @@ class StropheClient {
   readonly statuses: StatusEvent[] = [];
   readonly rawIn: string[] = [];
   readonly rawOut: string[] = [];
-  readonly inbox = new Queue<DomEl>();
-  #statusWaiters: Array<() => void> = [];
+  readonly inbox = new Mailbox<DomEl>();
+  readonly #statusChanged = new Wake();
 
   constructor(url: string, mechanisms?: Mechanism[]) {
     this.conn = new Strophe.Connection(url, { protocol: 'ws' });
@@ -98,27 +61,16 @@ class StropheClient {
         this.conn.addHandler((stanza: unknown) => { this.inbox.push(stanza as DomEl); return true; }, null, 'message');
       }
       this.statuses.push({ status, name: STATUS_NAME[status] ?? String(status), condition, elem: elem as DomEl | undefined });
-      const waiters = this.#statusWaiters;
-      this.#statusWaiters = [];
-      for (const w of waiters) w();
+      this.#statusChanged.notify();
     });
     return this.waitStatus((s) => terminal.has(s.status), `strophe.js login of ${jid} to finish`);
   }
 
   async waitStatus(pred: (s: StatusEvent) => boolean, what: string): Promise<StatusEvent> {
-    const deadline = Date.now() + WAIT_MS;
-    for (;;) {
-      const hit = this.statuses.find(pred);
-      if (hit) return hit;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}; statuses so far: ${this.statuses.map((s) => s.name).join(', ') || 'none'}`);
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#statusWaiters.push(() => { clearTimeout(timer); resolve(); });
-      });
-    }
+    return eventually(() => this.statuses.find(pred), {
+      timeout: WAIT_MS, wake: this.#statusChanged,
+      message: () => `${what}; statuses so far: ${this.statuses.map((s) => s.name).join(', ') || 'none'}`,
+    });
   }
 
   /** The mechanism named by the <auth/> this client put on the wire. */
@@ -206,9 +158,9 @@ interface XmppClientModule {
 const XMPP_CLIENT = '@xmpp/client';
 const { client, xml } = (await import(XMPP_CLIENT)) as XmppClientModule;
 
-async function xmppjsLogin(tt: Test, username: string, password: string, resource: string): Promise<{ xmpp: XmppClient; jid: string; inbox: Queue<XmlEl> }> {
+async function xmppjsLogin(tt: Test, username: string, password: string, resource: string): Promise<{ xmpp: XmppClient; jid: string; inbox: Mailbox<XmlEl> }> {
   const xmpp = client({ service: server.wsUrl, domain: 'localhost', resource, username, password });
-  const inbox = new Queue<XmlEl>();
+  const inbox = new Mailbox<XmlEl>();
   xmpp.on('stanza', (el) => { if (el.is('message')) inbox.push(el); });
   xmpp.on('error', () => undefined); // start() rejects with it
   tt.teardown(async () => {
@@ -221,28 +173,7 @@ async function xmppjsLogin(tt: Test, username: string, password: string, resourc
 
 // --------------------------------------------------------------------- tests
 
-function serverSession(fullJid: string): unknown {
-  const m = /^([^@]+)@([^/]+)\/(.+)$/.exec(fullJid);
-  if (!m) throw new Error(`not a full JID: ${fullJid}`);
-  return server.app.core.ctx.sessions.get(m[2]!, m[1]!, m[3]!);
-}
-
-async function serverForgets(fullJid: string): Promise<boolean> {
-  const deadline = Date.now() + WAIT_MS;
-  while (serverSession(fullJid) !== undefined) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
-
-let server: TestServer;
-t.before(async () => {
-  server = await startServer();
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob']);
 
 t.test('strophe.js logs in with SCRAM-SHA-1 when it is the only registered mechanism, binds the requested resource and gets a ping result', async (t) => {
   const c = await stropheLogin(t, 'alice@localhost/strophe-sha1', 'alice-pw', [Strophe.SASLSHA1]);
@@ -306,18 +237,18 @@ t.test('strophe.js fails to log in with a wrong password with AUTHFAIL and a not
   t.equal(outcome.elem?.getElementsByTagName('not-authorized').length, 1, 'whose condition is not-authorized');
   t.equal(c.authMechanism, 'SCRAM-SHA-256', 'the attempt was a SCRAM exchange');
   t.notOk(c.statuses.some((s) => s.status === Status.CONNECTED), 'strophe.js never reported CONNECTED');
-  t.equal(serverSession('alice@localhost/bad'), undefined, 'no resource was bound');
+  t.equal(serverSession(server, 'alice@localhost/bad'), undefined, 'no resource was bound');
   const end = await c.disconnect();
   t.equal(end.name, 'DISCONNECTED');
 });
 
 t.test('strophe.js disconnects cleanly and the server drops the session', async (t) => {
   const c = await stropheLogin(t, 'bob@localhost/leaving', 'bob-pw');
-  t.ok(serverSession('bob@localhost/leaving'), 'the server holds the bound session');
+  t.ok(serverSession(server, 'bob@localhost/leaving'), 'the server holds the bound session');
   const end = await c.disconnect();
   t.equal(end.name, 'DISCONNECTED', 'strophe.js reports DISCONNECTED');
   t.ok(c.rawOut.some((f) => /^<close\b[^>]*xmlns=["']urn:ietf:params:xml:ns:xmpp-framing["']/.test(f)), 'strophe.js sent the RFC 7395 <close/>');
-  t.ok(await serverForgets('bob@localhost/leaving'), 'the server no longer holds bob@localhost/leaving');
+  t.ok(await waitUntil(() => serverSession(server, 'bob@localhost/leaving') === undefined), 'the server no longer holds bob@localhost/leaving');
 });
 
 t.test('a strophe.js client and an xmpp.js client chat with each other through the gateway', async (t) => {

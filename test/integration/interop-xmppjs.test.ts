@@ -7,7 +7,7 @@
  * with a dynamic import whose specifier tsc does not resolve.
  */
 import t from 'tap';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import {
   NS_FRAMING, NS_SASL, NS_STREAM, becomeAvailable, createClient, login, ping, serverForgets, serverSession, within, xml,
   type XmppJsClient,
@@ -22,13 +22,7 @@ function offeredMechanisms(s: XmppJsClient): string[] {
   return features?.getChild('mechanisms', NS_SASL)?.getChildren('mechanism').map((m) => m.text()) ?? [];
 }
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer();
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob']);
 
 t.test('xmpp.js logs in with SCRAM-SHA-1 when that mechanism is forced, binds the requested resource and gets a ping result', async (t) => {
   let supported: string[] = [];

@@ -7,28 +7,19 @@
 import t, { type Test } from 'tap';
 import { Writable } from 'node:stream';
 import { NS, type XmlElement } from '../../src/xml/index.js';
-import { loadConfig } from '../../src/config/index.js';
-import { buildApp } from '../../src/app.js';
-import { createMemoryStorage, deriveStoredCredentials } from '../../src/storage/index.js';
+import { startServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
-import { scramFinal, scramFirst } from '../helpers/scram-client.js';
+import { plain, scramFinal, scramFirst } from '../helpers/scram-client.js';
 
 const logLines: Array<Record<string, unknown>> = [];
 const sink = new Writable({ write(chunk: Buffer, _enc, done) { logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done(); } });
 
-const config = loadConfig({
-  PORT: '0', HOST: '127.0.0.1', ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '4096', SASL_MAX_FAILURES: '5',
-  LOGIN_FAILURES_PER_ACCOUNT: '2', LOGIN_FAILURES_PER_IP: '4', LOGIN_BACKOFF_MAX: '60',
-});
-const storage = createMemoryStorage();
-const app = await buildApp(config, storage, { logger: { level: 'info', stream: sink } });
-await app.http.listen({ port: 0, host: '127.0.0.1' });
-const port = (app.http.server.address() as { port: number }).port;
-const url = `ws://127.0.0.1:${port}/xmpp-websocket`;
-await storage.users.create('localhost', 'alice', await deriveStoredCredentials('alice-secret', 4096));
-t.teardown(() => app.shutdown());
+const env = {
+  ALLOW_INSECURE_PLAIN: 'true', SASL_MAX_FAILURES: '5', LOGIN_FAILURES_PER_ACCOUNT: '2', LOGIN_FAILURES_PER_IP: '4', LOGIN_BACKOFF_MAX: '60',
+};
+const server = await withUsers(t, { alice: 'alice-secret' }, env, undefined, { logger: { level: 'info', stream: sink } });
+const url = server.wsUrl;
 
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 const condition = (el: XmlElement) => el.getChildren().find((c) => c.local !== 'text')?.local;
 
 /** A fresh connection from `ip`, stream opened, features read. */
@@ -91,7 +82,7 @@ t.test('each failure leaves one auth-failure line with the user as given, the me
   t.equal(lines.length, 1);
   t.match(lines[0], { user: 'Carol', mechanism: 'PLAIN', condition: 'not-authorized', ip: '192.0.2.99' });
   t.notOk(logLines.some((l) => JSON.stringify(l).includes('hunter2')), 'no password in any log line');
-  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
   t.match(metrics, /xmpp_sasl_failures_total\{mechanism="PLAIN",condition="not-authorized"\} \d+/);
   t.match(metrics, /xmpp_sasl_failures_total\{mechanism="PLAIN",condition="temporary-auth-failure"\} \d+/);
 });
@@ -105,17 +96,16 @@ t.test('unknown users look like real ones', async (t) => {
   t.test("an unknown user's SCRAM salt is the same after a restart (the secret lives in DATA_DIR, 0600)", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'xwg-secret-'));
     const saltFor = async (user: string): Promise<string> => {
-      const a = await buildApp(config, createMemoryStorage(), { logger: false, unknownUserSecret: loadOrCreateSecret(dir) });
-      await a.http.listen({ port: 0, host: '127.0.0.1' });
+      const a = await startServer(env, undefined, { unknownUserSecret: loadOrCreateSecret(dir) });
       try {
-        const c = await RawWsClient.connect(`ws://127.0.0.1:${(a.http.server.address() as { port: number }).port}/xmpp-websocket`);
+        const c = await RawWsClient.connect(a.wsUrl);
         await c.openStream();
         c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-256'>${scramFirst(user).message}</auth>`);
         const serverFirst = Buffer.from((await c.next()).text(), 'base64').toString('utf8');
         c.ws.terminate();
         return /,s=([^,]+),/.exec(serverFirst)![1]!;
       } finally {
-        await a.shutdown();
+        await a.close();
       }
     };
     const before = await saltFor('mallory');
@@ -131,12 +121,8 @@ t.test('unknown users look like real ones', async (t) => {
     // Before, a failure took a median 3.4 ms for an existing user and 0.4 ms for a
     // missing one: the hash ran only for existing users. With 100,000 iterations the
     // derivation dominates (tens of ms); the check is a ratio with a wide margin, not a time.
-    const slowStorage = createMemoryStorage();
-    const slow = await buildApp(loadConfig({ PORT: '0', HOST: '127.0.0.1', ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '100000' }), slowStorage, { logger: false });
-    await slow.http.listen({ port: 0, host: '127.0.0.1' });
-    t.teardown(() => slow.shutdown());
-    const slowUrl = `ws://127.0.0.1:${(slow.http.server.address() as { port: number }).port}/xmpp-websocket`;
-    await slowStorage.users.create('localhost', 'dave', await deriveStoredCredentials('dave-secret', 100000));
+    const slow = await withUsers(t, { dave: 'dave-secret' }, { ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '100000' });
+    const slowUrl = slow.wsUrl;
     const failureTime = async (user: string): Promise<number> => {
       const c = await RawWsClient.connect(slowUrl);
       await c.openStream();

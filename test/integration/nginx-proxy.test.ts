@@ -14,20 +14,18 @@ import http from 'node:http';
 import https from 'node:https';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { SCHEMA } from '../../src/config/schema.js';
-import { startServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient } from '../helpers/bosh-client.js';
 import { readmeLocations, readmeReadTimeout, startNginx } from '../helpers/nginx.js';
+import { plain } from '../helpers/scram-client.js';
 
 /** nginx's read timeout in this file, scaled down from the README's (3600 s and 90 s) so the idle tests take seconds. */
 const READ_TIMEOUT = 3;
-const server = await startServer({
+const server = await withUsers(t, { alice: 'alice-secret', bob: 'bob-secret' }, {
   TRUSTED_PROXIES: '127.0.0.1', WS_PING_INTERVAL: '1', BOSH_MAX_WAIT: '2', BOSH_MAX_SESSIONS_PER_IP: '2',
   LOGIN_FAILURES_PER_IP: '2', LOGIN_FAILURES_PER_ACCOUNT: '100', LOGIN_BACKOFF_MAX: '60',
 });
-t.teardown(() => server.close());
-await server.addUser('alice', 'alice-secret');
-await server.addUser('bob', 'bob-secret');
 const nginx = await startNginx(t, readmeLocations(server.httpUrl, () => `${READ_TIMEOUT}s`));
 const wsUrl = (base: string) => `${base.replace(/^http/, 'ws')}/xmpp-websocket`;
 const tls = { rejectUnauthorized: false };
@@ -49,12 +47,11 @@ async function mechanisms(c: RawWsClient): Promise<string[]> {
 
 /** The server-side session of a bound full JID. */
 function sessionOf(jid: string) {
-  const s = [...server.app.core.ctx.sessions.all].find((x) => x.full_jid === jid);
+  const s = [...server.app.sessions.all].find((x) => x.full_jid === jid);
   if (!s) throw new Error(`no session for ${jid}`);
   return s;
 }
 
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 const saslCondition = (el: XmlElement) => el.getChildren().find((c) => c.local !== 'text')?.local ?? el.local;
 
 t.test('the README gives BOSH a read timeout above the longest wait, and the WebSocket one above the ping interval', async (t) => {
@@ -89,7 +86,7 @@ t.test('spoofed X-Forwarded-* sent straight to the gateway by an untrusted peer 
   const c = await visitor(t, server.wsUrl, '127.0.0.2', { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https' });
   const mechs = await mechanisms(c);
   t.notOk(mechs.includes('PLAIN'), 'not secure: 127.0.0.2 is not a trusted proxy');
-  const session = [...server.app.core.ctx.sessions.all].find((s) => s.conn && s.type === 'c2s_unauthed' && s.ip !== '127.0.0.1');
+  const session = [...server.app.sessions.all].find((s) => s.conn && s.type === 'c2s_unauthed' && s.ip !== '127.0.0.1');
   t.equal(session?.ip, '127.0.0.2', 'the peer address, not the header');
 });
 

@@ -4,17 +4,11 @@
  * delay stamps; two tabs of one user see both sides of a conversation.
  */
 import t from 'tap';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true' });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true' });
 
 async function online(user: string, resource: string, priority = 0, carbons = false): Promise<RawWsClient> {
   const c = await RawWsClient.connect(server.wsUrl);

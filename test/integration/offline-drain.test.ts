@@ -6,34 +6,33 @@
  * makes the server hold a whole backlog in its socket buffers.
  */
 import t from 'tap';
-import { startFakeServer, until, type FakeClient } from '../helpers/fake-conn.js';
+import { withFakeUsers, type FakeClient } from '../helpers/fake-conn.js';
 import { sleep } from '../helpers/xmppjs.js';
+import { eventually, waitUntil } from '../helpers/eventually.js';
 
 const messageIds = (c: FakeClient): string[] => c.conn.out.filter((el) => el.local === 'message').map((el) => el.attr('id') ?? '?');
 const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `d${i}`);
 
 t.test('without stream management, each page waits until the transport drains', async (t) => {
-  const server = await startFakeServer();
-  t.teardown(() => server.close());
-  await server.addUser('bob');
+  const server = await withFakeUsers(t, ['bob']);
   for (const id of ids(120)) await server.storage.offline.push('localhost', 'bob', `<message xmlns="jabber:client" from="alice@localhost/x" to="bob@localhost" type="chat" id="${id}"><body>${id}</body></message>`, 1000);
   const bob = await server.login('bob', 'web');
   bob.conn.bufferedBytes = 10_000; // the transport has not handed everything to the client yet
   bob.send(`<presence xmlns='jabber:client'/>`);
-  await until(() => messageIds(bob).length >= 50);
+  await eventually(() => messageIds(bob).length >= 50, { interval: 1, message: '50 messages' });
   await sleep(200);
   t.same(messageIds(bob), ids(50), 'one page while the transport is backed up');
   t.equal(await server.storage.offline.count('localhost', 'bob'), 70, 'the written page left storage');
 
   bob.conn.events!.drained();
-  await until(() => messageIds(bob).length >= 100);
+  await eventually(() => messageIds(bob).length >= 100, { interval: 1, message: '100 messages' });
   await sleep(200);
   t.same(messageIds(bob), ids(100), 'one more page per drain');
 
   bob.conn.bufferedBytes = 0;
   bob.conn.events!.drained();
-  await until(() => messageIds(bob).length >= 120);
+  await eventually(() => messageIds(bob).length >= 120, { interval: 1, message: '120 messages' });
   t.same(messageIds(bob), ids(120), 'the rest once the backlog is gone, in order, once');
-  for (let i = 0; i < 50 && (await server.storage.offline.count('localhost', 'bob')) > 0; i++) await sleep(20);
+  await waitUntil(async () => (await server.storage.offline.count('localhost', 'bob')) === 0, { timeout: 1000 });
   t.equal(await server.storage.offline.count('localhost', 'bob'), 0, 'storage is empty after');
 });

@@ -7,21 +7,17 @@
 import t, { type Test } from 'tap';
 import { $pres } from 'strophe.js';
 import { NS } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withServer, withUsers } from '../helpers/server.js';
 import { page, ids as domIds } from '../helpers/strophe-page.js';
 import { SmPeer, chat } from '../helpers/sm-peer.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
-import { becomeAvailable, login, sleep, smEnabled, waitFor } from '../helpers/xmppjs.js';
+import { becomeAvailable, login, sleep, smEnabled } from '../helpers/xmppjs.js';
+import { eventually, waitUntil } from '../helpers/eventually.js';
 
 const SETTLE_MS = 500;
 const WAIT_MS = 20_000;
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'henry', 'ivan']) await server.addUser(u, `${u}-pw`);
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'henry', 'ivan'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
 
 const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
@@ -40,7 +36,7 @@ async function storedIds(user: string): Promise<string[]> {
 }
 
 async function storageEmpties(t: Test, user: string): Promise<void> {
-  for (let i = 0; i < 100 && (await server.storage.offline.count('localhost', user)) > 0; i++) await sleep(20);
+  await waitUntil(async () => (await server.storage.offline.count('localhost', user)) === 0, { timeout: 2000 });
   t.equal(await server.storage.offline.count('localhost', user), 0, 'storage is empty after');
 }
 
@@ -51,7 +47,7 @@ for (const n of [150, 1000]) {
     const bob = await login(t, server, { username: user, password: `${user}-pw`, resource: 'web' });
     await smEnabled(bob);
     await becomeAvailable(bob);
-    await waitFor(() => bob.inbox.items.length >= n, `${n} messages`, WAIT_MS).catch((err: unknown) => {
+    await eventually(() => bob.inbox.items.length >= n, { timeout: WAIT_MS, message: `${n} messages` }).catch((err: unknown) => {
       throw new Error(`${String(err)}; got ${bob.inbox.items.length}`, { cause: err });
     });
     await sleep(SETTLE_MS);
@@ -66,9 +62,9 @@ t.test('150 stored messages reach a strophe.js login with stream management once
   const expected = await store('dave', 's', 150);
   const p = page(t, server, new Map());
   await p.connect('dave@localhost/strophe', 'dave-pw');
-  await waitFor(() => p.conn.isStreamManagementEnabled(), 'strophe.js to get <enabled/>');
+  await eventually(() => p.conn.isStreamManagementEnabled(), { message: 'strophe.js to get <enabled/>' });
   p.conn.send($pres());
-  await waitFor(() => p.messages.length >= 150, '150 messages', WAIT_MS).catch((err: unknown) => {
+  await eventually(() => p.messages.length >= 150, { timeout: WAIT_MS, message: '150 messages' }).catch((err: unknown) => {
     throw new Error(`${String(err)}; got ${p.messages.length}`, { cause: err });
   });
   await sleep(SETTLE_MS);
@@ -83,24 +79,24 @@ for (const resumable of [false, true]) {
     await store(user, 'm', 150);
     const first = await SmPeer.login(server.wsUrl, user, `${user}-pw`, 'one', { autoAck: false, resume: resumable });
     first.c.send(`<presence xmlns='jabber:client'/>`);
-    await waitFor(() => first.messageIds().length === 50, 'the first page');
+    await eventually(() => first.messageIds().length === 50, { message: 'the first page' });
     await sleep(100);
     t.equal(first.messageIds().length, 50, 'one page at a time');
     first.ack(); // the whole first page (and the presence echo)
-    await waitFor(() => first.messageIds().length === 100, 'the second page');
+    await eventually(() => first.messageIds().length === 100, { message: 'the second page' });
     // h counts the stanzas since <enabled/>: up to m69 is 20 of the second page.
     const since = first.c.frames.slice(first.c.frames.findIndex((el) => el.is('enabled', NS.SM)) + 1);
     const stanzas = since.filter((el) => ['message', 'presence', 'iq'].includes(el.local));
     first.ack(stanzas.findIndex((el) => el.attr('id') === 'm69') + 1);
     await sleep(100);
     first.c.ws.terminate();
-    await waitFor(() => server.app.core.ctx.sessions.get('localhost', user, 'one') === undefined, 'the session to end', 5000);
+    await eventually(() => server.app.sessions.get('localhost', user, 'one') === undefined, { timeout: 5000, message: 'the session to end' });
     await sleep(200);
     t.same(await storedIds(user), ids('m', 150).slice(70), 'storage holds exactly the unacked rest, once, in order');
 
     const next = await SmPeer.login(server.wsUrl, user, `${user}-pw`, 'two', { autoAck: true });
     next.c.send(`<presence xmlns='jabber:client'/>`);
-    await waitFor(() => next.messageIds().length >= 80, 'the rest', WAIT_MS);
+    await eventually(() => next.messageIds().length >= 80, { timeout: WAIT_MS, message: 'the rest' });
     await sleep(SETTLE_MS);
     t.same(next.messageIds(), ids('m', 150).slice(70), 'the next login gets the rest once, in order');
     await storageEmpties(t, user);
@@ -108,19 +104,18 @@ for (const resumable of [false, true]) {
 }
 
 t.test('a page acknowledged only by the <resume/> after a drop counts as delivered, and the rest follows on the resumed stream', async (t) => {
-  const server30 = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '30' }, server.storage);
-  t.teardown(() => server30.close());
+  const server30 = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '30' }, server.storage);
   await store('ivan', 'r', 120);
   const first = await SmPeer.login(server30.wsUrl, 'ivan', 'ivan-pw', 'tab', { autoAck: false });
   first.c.send(`<presence xmlns='jabber:client'/>`);
-  await waitFor(() => first.messageIds().length === 50, 'the first page');
+  await eventually(() => first.messageIds().length === 50, { message: 'the first page' });
   await sleep(100);
   first.c.ws.terminate();
-  await waitFor(() => server30.app.core.ctx.sessions.get('localhost', 'ivan', 'tab')?.conn === null, 'hibernation');
+  await eventually(() => server30.app.sessions.get('localhost', 'ivan', 'tab')?.conn === null, { message: 'hibernation' });
   // The page handled before the drop is acknowledged by the h of <resume/> (XEP-0198 §5).
   const { peer, answer } = await SmPeer.resume(server30.wsUrl, 'ivan', 'ivan-pw', first.smid!, { autoAck: true, h: first.h });
   t.ok(answer.is('resumed', NS.SM), 'resumed');
-  await waitFor(() => peer.messageIds().length >= 70, 'the other 70', WAIT_MS).catch((err: unknown) => {
+  await eventually(() => peer.messageIds().length >= 70, { timeout: WAIT_MS, message: 'the other 70' }).catch((err: unknown) => {
     throw new Error(`${String(err)}; got ${peer.messageIds().join(', ')}`, { cause: err });
   });
   await sleep(SETTLE_MS);
@@ -137,7 +132,7 @@ t.test('a client without stream management gets 150 stored messages in order, re
   t.teardown(() => { offline.list = list; });
   const henry = await SmPeer.login(server.wsUrl, 'henry', 'henry-pw', 'plain', { autoAck: false, resume: false, enable: false });
   henry.c.send(`<presence xmlns='jabber:client'/>`);
-  await waitFor(() => henry.messageIds().length >= 150, '150 messages', WAIT_MS);
+  await eventually(() => henry.messageIds().length >= 150, { timeout: WAIT_MS, message: '150 messages' });
   await sleep(SETTLE_MS);
   t.same(henry.messageIds(), expected, 'every message once, in order');
   t.ok(limits.length >= 3 && limits.every((l) => l !== undefined && l <= 50), `every read is a page of at most 50 (limits: ${limits.join(', ')})`);
@@ -148,31 +143,29 @@ t.test('a message arriving while the backlog is delivered comes after it', async
   await store('grace', 'g', 120);
   const grace = await SmPeer.login(server.wsUrl, 'grace', 'grace-pw', 'web', { autoAck: false });
   grace.c.send(`<presence xmlns='jabber:client'/>`);
-  await waitFor(() => grace.messageIds().length === 50, 'the first page');
+  await eventually(() => grace.messageIds().length === 50, { message: 'the first page' });
   const alice = await SmPeer.login(server.wsUrl, 'alice', 'alice-pw', 'live', { autoAck: true });
   alice.c.send(chat('grace@localhost', 'live'));
   await sleep(200);
   t.notOk(grace.messageIds().includes('live'), 'the live message waits behind the backlog');
   const ackEach = setInterval(() => grace.ack(), 50);
   t.teardown(() => clearInterval(ackEach));
-  await waitFor(() => grace.messageIds().length >= 121, 'backlog and live message', WAIT_MS);
+  await eventually(() => grace.messageIds().length >= 121, { timeout: WAIT_MS, message: 'backlog and live message' });
   await sleep(SETTLE_MS);
   t.same(grace.messageIds(), [...ids('g', 120), 'live'], 'backlog in order, then the live message, each once');
   t.notOk(grace.c.frames.some((el) => el.local === 'error' && el.ns === NS.STREAM), 'no stream error');
 });
 
 t.test('messages waiting behind a delivery are bounded in bytes; beyond that the sender gets resource-constraint, the rest arrive after the backlog', async (t) => {
-  const small = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_PENDING_MAX_BYTES: '2048' });
-  t.teardown(() => small.close());
-  for (const u of ['alice', 'jack']) await small.addUser(u, `${u}-pw`);
+  const small = await withUsers(t, ['alice', 'jack'], { ALLOW_INSECURE_PLAIN: 'true', SM_PENDING_MAX_BYTES: '2048' });
   for (const id of ids('k', 60)) await small.storage.offline.push('localhost', 'jack', `<message xmlns="jabber:client" from="alice@localhost/desk" to="jack@localhost" type="chat" id="${id}"><body>${id}</body></message>`, 1000);
   const jack = await SmPeer.login(small.wsUrl, 'jack', 'jack-pw', 'web', { autoAck: false });
   jack.c.send(`<presence xmlns='jabber:client'/>`);
-  await waitFor(() => jack.messageIds().length === 50, 'the first page');
+  await eventually(() => jack.messageIds().length === 50, { message: 'the first page' });
   const alice = await SmPeer.login(small.wsUrl, 'alice', 'alice-pw', 'live', { autoAck: true });
   const live = ids('w', 8);
   for (const id of live) alice.c.send(chat('jack@localhost', id, 'y'.repeat(500)));
-  await waitFor(() => alice.c.frames.filter((el) => el.local === 'message' && el.attr('type') === 'error').length > 0, 'an error for the sender');
+  await eventually(() => alice.c.frames.filter((el) => el.local === 'message' && el.attr('type') === 'error').length > 0, { message: 'an error for the sender' });
   const ackEach = setInterval(() => jack.ack(), 50);
   t.teardown(() => clearInterval(ackEach));
   await sleep(SETTLE_MS * 2);

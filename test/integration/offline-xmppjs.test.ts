@@ -5,18 +5,12 @@
  * gets the message once, stamped with a XEP-0203 delay.
  */
 import t from 'tap';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import {
   NS_DELAY, becomeAvailable, cutOff, login, serverForgets, serverHibernates, sleep, smEnabled, within, xml,
 } from '../helpers/xmppjs.js';
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ SM_RESUME_TIMEOUT: '1' });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '1' });
 
 t.test('a message for a tab that was closed and never resumed reaches the next login once, with a delay stamp', async (t) => {
   const bob = await login(t, server, { username: 'bob', password: 'bob-pw', resource: 'tab' });

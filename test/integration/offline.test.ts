@@ -5,41 +5,21 @@
  * timeout, shutdown) lands unacked messages offline exactly once.
  */
 import t from 'tap';
-import { FakeConn, saslAnswered, startFakeServer, settle, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { enableSm, settled, startFakeServer, withFakeUsers, type FakeServer } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
-import { loadConfig } from '../../src/config/index.js';
-import { buildApp } from '../../src/app.js';
-import { deriveStoredCredentials, openSqliteStorage } from '../../src/storage/index.js';
+import { openSqliteStorage } from '../../src/storage/index.js';
+import { eventually } from '../helpers/eventually.js';
 
 const chat = (to: string, body: string, extra = '', type = 'chat'): string =>
   `<message xmlns='jabber:client' to='${to}' type='${type}' id='${body}'><body>${body}</body>${extra}</message>`;
 const PRESENCE = `<presence xmlns='jabber:client'/>`;
 
-/** Lets the async store/deliver line run (memory storage settles within a few turns). */
-async function settled(turns = 10): Promise<void> {
-  for (let i = 0; i < turns; i++) await settle();
-}
-
-/** Waits (bounded) until `cond` holds. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 const bodies = (messages: XmlElement[]): string[] => messages.map((m) => m.getChildText('body') ?? '');
 const delaysOf = (m: XmlElement): XmlElement[] => m.getChildren('delay', NS.DELAY);
 const count = (server: FakeServer, user: string) => server.storage.offline.count('localhost', user);
 
-let server: FakeServer;
-t.before(async () => {
-  server = await startFakeServer();
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) await server.addUser(u);
-});
-t.teardown(() => server.close());
+const server = await withFakeUsers(t, ['alice', 'bob', 'carol', 'dave', 'erin']);
 
 t.test('a chat message to an account with no available resource is stored, then delivered with a delay stamp on initial presence and deleted', async (t) => {
   const alice = await server.login('alice', 'a');
@@ -194,10 +174,7 @@ t.test('msgoffline is advertised in the server disco#info', async (t) => {
 });
 
 t.test('a full offline store answers resource-constraint (type wait) and drops nothing it holds', async (t) => {
-  const small = await startFakeServer({ MAX_OFFLINE_MESSAGES: '2' });
-  t.teardown(() => small.close());
-  await small.addUser('alice');
-  await small.addUser('bob');
+  const small = await withFakeUsers(t, ['alice', 'bob'], { MAX_OFFLINE_MESSAGES: '2' });
   const alice = await small.login('alice', 'a');
   for (const b of ['1', '2', '3']) alice.send(chat('bob@localhost', b));
   await settled();
@@ -216,10 +193,7 @@ t.test('a full offline store answers resource-constraint (type wait) and drops n
 });
 
 t.test('MAX_OFFLINE_MESSAGES=0 disables storage: service-unavailable as without the feature, and no msgoffline', async (t) => {
-  const none = await startFakeServer({ MAX_OFFLINE_MESSAGES: '0' });
-  t.teardown(() => none.close());
-  await none.addUser('alice');
-  await none.addUser('bob');
+  const none = await withFakeUsers(t, ['alice', 'bob'], { MAX_OFFLINE_MESSAGES: '0' });
   const alice = await none.login('alice', 'a');
   alice.send(chat('bob@localhost', 'x'));
   alice.send(`<iq xmlns='jabber:client' to='localhost' type='get' id='d'><query xmlns='${NS.DISCO_INFO}'/></iq>`);
@@ -231,20 +205,8 @@ t.test('MAX_OFFLINE_MESSAGES=0 disables storage: service-unavailable as without 
   t.equal(await none.storage.offline.count('localhost', 'bob'), 0);
 });
 
-/** Enables resumable stream management and returns the smid. */
-async function enableSm(c: FakeClient): Promise<string> {
-  c.send(`<enable xmlns='${NS.SM}' resume='true'/>`);
-  await settled(2);
-  const enabled = c.conn.take().find((el) => el.local === 'enabled');
-  if (!enabled) throw new Error('SM not enabled');
-  return enabled.attr('id')!;
-}
-
 t.test('a message to a resumable session that is cut and never resumed is delivered exactly once, with a delay, at the next login', async (t) => {
-  const sm = await startFakeServer({ SM_RESUME_TIMEOUT: '1' });
-  t.teardown(() => sm.close());
-  await sm.addUser('alice');
-  await sm.addUser('bob');
+  const sm = await withFakeUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '1' });
   const bob = await sm.login('bob', 'tab');
   await enableSm(bob);
   bob.send(PRESENCE);
@@ -255,8 +217,8 @@ t.test('a message to a resumable session that is cut and never resumed is delive
   await settled();
   t.same(alice.conn.takeStanzas('message'), [], 'the hibernating session took it');
   t.equal(await sm.storage.offline.count('localhost', 'bob'), 0, 'not stored yet: buffered for a resume');
-  await until(() => bob.session.destroyed, 'the resume timeout', 3000);
-  await until(async () => (await sm.storage.offline.count('localhost', 'bob')) === 1, 'the hand-over to land offline');
+  await eventually(() => bob.session.destroyed, { timeout: 3000, message: 'the resume timeout' });
+  await eventually(async () => (await sm.storage.offline.count('localhost', 'bob')) === 1, { timeout: 3000, message: 'the hand-over to land offline' });
 
   const again = await sm.login('bob', 'tab2');
   again.send(PRESENCE);
@@ -324,25 +286,10 @@ t.test('at shutdown with SQLite, the unacked messages are written before the dat
   // A networked backend answers later than better-sqlite3 does: shutdown must wait for the writes.
   const { push } = storage.offline;
   storage.offline = { ...storage.offline, push: async (...args) => { await new Promise((r) => setTimeout(r, 30)); return push(...args); } };
-  const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', DATA_DIR: dir }), storage, { logger: false });
-  const credentials = await deriveStoredCredentials('pw', 4096);
-  for (const u of ['alice', 'bob']) await storage.users.create('localhost', u, credentials);
-  const login = async (user: string, resource: string): Promise<FakeClient> => {
-    const conn = new FakeConn();
-    const session = app.core.connect(conn);
-    conn.attach(session);
-    const send = (xml: string) => conn.events!.element(parseXml(xml, undefined, NS.CLIENT));
-    session.streamOpened({ to: 'localhost', version: '1.0' });
-    send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0pw`).toString('base64')}</auth>`);
-    await until(() => saslAnswered(conn), 'the SASL answer');
-    session.streamOpened({ to: 'localhost', version: '1.0' });
-    send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
-    await settled();
-    conn.take();
-    return { conn, session, send };
-  };
-  const alice = await login('alice', 'a');
-  const bob = await login('bob', 'b');
+  const app = await startFakeServer({ DATA_DIR: dir }, false, storage);
+  for (const u of ['alice', 'bob']) await app.addUser(u);
+  const alice = await app.login('alice', 'a');
+  const bob = await app.login('bob', 'b');
   await enableSm(bob);
   bob.send(PRESENCE);
   await settled();
@@ -350,7 +297,7 @@ t.test('at shutdown with SQLite, the unacked messages are written before the dat
   alice.send(chat('bob@localhost', 'two'));
   await settled();
   t.same(bodies(bob.conn.takeStanzas('message')), ['one', 'two'], 'written, not acked');
-  await app.shutdown();
+  await app.close();
   const reopened = openSqliteStorage(dir);
   t.teardown(() => reopened.close());
   const stored = await reopened.offline.list('localhost', 'bob');

@@ -5,13 +5,11 @@
  */
 import t from 'tap';
 import { NS, x } from '../../src/xml/index.js';
-import { startServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, post, terminalCondition } from '../helpers/bosh-client.js';
 
-const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', PRE_AUTH_MAX_STANZA_SIZE: '2048' });
-await server.addUser('alice', 'alice-secret');
-t.teardown(() => server.close());
+const server = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', PRE_AUTH_MAX_STANZA_SIZE: '2048' });
 const big = 'x'.repeat(4000);
 
 t.test('a WebSocket frame over the pre-auth limit before authentication ends the stream with policy-violation', async (t) => {

@@ -5,7 +5,7 @@
  * session ends.
  */
 import t, { type Test } from 'tap';
-import { startFakeServer, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { startFakeServer, withFakeUsers, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
 import { closeAll, condition, drain, item, online, Reader, rosterGet, seed } from '../helpers/roster-kit.js';
 import type { XmlElement } from '../../src/xml/index.js';
 
@@ -142,9 +142,7 @@ t.test('a session that was never available ends without any presence', async (t)
 });
 
 t.test('a hibernating session keeps its presence; unavailable goes out when the resume timeout ends it', async (t) => {
-  const sm = await startFakeServer({ SM_RESUME_TIMEOUT: '1' });
-  t.teardown(() => sm.close());
-  for (const u of ['alice', 'bob']) await sm.addUser(u);
+  const sm = await withFakeUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '1' });
   await seed(sm, 'alice', item('bob@localhost', 'both'));
   await seed(sm, 'bob', item('alice@localhost', 'both'));
   const bob = await online(sm, 'bob', 'b');

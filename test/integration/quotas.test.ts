@@ -8,20 +8,18 @@
 import t, { type Test } from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { openSqliteStorage } from '../../src/storage/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers, type TestServer } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition } from '../helpers/ws-client.js';
+import { waitUntil } from '../helpers/eventually.js';
 
 const PASSWORD = 'secret';
 const OFFLINE_BYTES = 16384;
 const ROSTER_BYTES = 16384;
 
 async function start(t: Test, users: string[]): Promise<TestServer> {
-  const server = await startServer({
+  return withUsers(t, Object.fromEntries(users.map((u) => [u, PASSWORD])), {
     ALLOW_INSECURE_PLAIN: 'true', MAX_OFFLINE_BYTES: String(OFFLINE_BYTES), MAX_ROSTER_BYTES: String(ROSTER_BYTES),
   }, openSqliteStorage(t.testdir()));
-  t.teardown(() => server.close());
-  for (const u of users) await server.addUser(u, PASSWORD);
-  return server;
 }
 
 async function connect(t: Test, server: TestServer, user: string): Promise<RawWsClient> {
@@ -71,7 +69,7 @@ t.test('a flood of large messages to an offline account is cut at MAX_OFFLINE_BY
   const bob = await connect(t, server, 'bob');
   bob.send(`<presence xmlns='jabber:client'/>`);
   for (let i = 0; i < stored.length; i++) await bob.until((el) => el.local === 'message' && el.attr('id') === `m${i}`, 5000);
-  for (let i = 0; i < 100 && (await server.storage.offline.count('localhost', 'bob')) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(async () => (await server.storage.offline.count('localhost', 'bob')) === 0, { timeout: 2000 });
   t.same(await server.storage.offline.usage('localhost', 'bob'), { messages: 0, bytes: 0 }, 'delivered and removed: usage is zero');
   bob.close();
   await bob.waitClosed();
@@ -81,7 +79,7 @@ t.test('a flood of large messages to an offline account is cut at MAX_OFFLINE_BY
   t.same(await server.storage.offline.usage('localhost', 'bob'), { messages: 0, bytes: 0 }, 'gone with the account');
   await server.addUser('bob', PASSWORD);
   for (let i = 0; i < stored.length; i++) alice.send(`<message xmlns='jabber:client' to='bob@localhost' type='chat' id='n${i}'><body>${body}</body></message>`);
-  for (let i = 0; i < 100 && (await server.storage.offline.count('localhost', 'bob')) < stored.length; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(async () => (await server.storage.offline.count('localhost', 'bob')) >= stored.length, { timeout: 2000 });
   t.equal(await server.storage.offline.count('localhost', 'bob'), stored.length, 'the recreated account takes as many again');
 });
 

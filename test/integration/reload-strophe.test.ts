@@ -6,35 +6,30 @@
  */
 import t from 'tap';
 import { $msg, $pres } from 'strophe.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { ids, page } from '../helpers/strophe-page.js';
-import { NS_BIND, NS_SM, WAIT_MS, login, ping, serverHibernates, serverSession, sleep, waitFor, xml } from '../helpers/xmppjs.js';
+import { NS_BIND, NS_SM, WAIT_MS, login, ping, serverHibernates, serverSession, sleep, xml } from '../helpers/xmppjs.js';
+import { eventually } from '../helpers/eventually.js';
 
 const SETTLE_MS = 500;
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer();
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob']);
 
 t.test('a reloaded strophe.js page resumes from its sessionStorage: no bind, the same server session, and exactly the 3 messages it missed', async (t) => {
   const me = 'alice@localhost/strophe-tab';
   const sessionStorage = new Map<string, string>();
   const page1 = page(t, server, sessionStorage);
   await page1.connect(me, 'alice-pw');
-  await waitFor(() => page1.conn.isStreamManagementEnabled(), 'strophe.js to get <enabled/>');
+  await eventually(() => page1.conn.isStreamManagementEnabled(), { message: 'strophe.js to get <enabled/>' });
   t.equal(page1.conn.sm?.state.resumeSupported, true, 'the server granted a resumable session');
   page1.conn.send($pres());
-  await waitFor(() => page1.presences.some((p) => p.getAttribute('from') === me), 'the server to reflect page 1\'s presence');
+  await eventually(() => page1.presences.some((p) => p.getAttribute('from') === me), { message: 'the server to reflect page 1\'s presence' });
 
   const bob = await login(t, server, { username: 'bob', password: 'bob-pw', resource: 'sender-s' });
   await bob.xmpp.send(xml('message', { to: me, type: 'chat', id: 'seen' }, xml('body', {}, 'read before the reload')));
-  await waitFor(() => page1.messages.length === 1, 'the message before the reload');
+  await eventually(() => page1.messages.length === 1, { message: 'the message before the reload' });
   const h = page1.conn.sm!.state.hIn;
-  await waitFor(() => page1.sent(new RegExp(`^<a [^>]*h="${h}"`)).length > 0, `page 1 to answer the server's <r/> with h=${h}`);
+  await eventually(() => page1.sent(new RegExp(`^<a [^>]*h="${h}"`)).length > 0, { message: `page 1 to answer the server's <r/> with h=${h}` });
   t.pass(`page 1 acknowledged h=${h}, which includes the message`);
   const session = serverSession(server, me);
   t.ok(session, 'the server holds the session');
@@ -58,7 +53,7 @@ t.test('a reloaded strophe.js page resumes from its sessionStorage: no bind, the
   t.ok(page2.rawIn.some((f) => f.startsWith('<resumed ') && f.includes(NS_SM)), 'the server answered <resumed/>');
   t.same(page2.sent(new RegExp(NS_BIND)), [], 'page 2 never sent a bind request');
 
-  await waitFor(() => page2.messages.length >= 3, 'the 3 missed messages', WAIT_MS).catch((err: unknown) => {
+  await eventually(() => page2.messages.length >= 3, { timeout: WAIT_MS, message: 'the 3 missed messages' }).catch((err: unknown) => {
     throw new Error(`${String(err)}; got ${ids(page2.messages).join(', ') || 'nothing'}; frames in: ${page2.rawIn.join(' ')}`, { cause: err });
   });
   await sleep(SETTLE_MS);

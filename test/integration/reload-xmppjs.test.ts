@@ -9,23 +9,18 @@
  * second after the transport dies.
  */
 import t, { type Test } from 'tap';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import {
   NS_DELAY, NS_SM, becomeAvailable, createClient, cutOff, isBindRequest, login, ping, serverForgets,
-  serverHibernates, serverSession, sleep, smEnabled, waitFor, within, xml,
+  serverHibernates, serverSession, sleep, smEnabled, within, xml,
   type ClientOptions, type XmlEl, type XmppJsClient,
 } from '../helpers/xmppjs.js';
+import { eventually } from '../helpers/eventually.js';
 
 /** How long to keep listening after the last expected message, to catch duplicates. */
 const SETTLE_MS = 500;
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer();
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob']);
 
 function chat(to: string, id: string, body: string): XmlEl {
   return xml('message', { to, type: 'chat', id }, xml('body', {}, body));
@@ -125,12 +120,12 @@ t.test('a reloaded page resumes from nothing but the smid and counters it persis
   t.equal(seen.attrs.id, 'seen');
   // The server asks for an ack after each stanza; xmpp.js answers <r/> with <a h/>.
   const h = page1.xmpp.streamManagement.inbound;
-  await waitFor(() => page1.sent.some((el) => el.is('a', NS_SM) && Number(el.attrs.h) === h), `page 1 to acknowledge h=${h}`);
+  await eventually(() => page1.sent.some((el) => el.is('a', NS_SM) && Number(el.attrs.h) === h), { message: `page 1 to acknowledge h=${h}` });
   t.pass(`page 1 acknowledged h=${h}, which includes the message`);
 
   // xmpp.js asks for an ack of its own stanzas 250 ms after sending; once the
   // server's <a/> is in, nothing of page 1's is waiting to be resent.
-  await waitFor(() => page1.xmpp.streamManagement.outbound_q.length === 0, 'the server to acknowledge everything page 1 sent');
+  await eventually(() => page1.xmpp.streamManagement.outbound_q.length === 0, { message: 'the server to acknowledge everything page 1 sent' });
 
   // What a page can keep across a reload (sessionStorage): strings and
   // numbers, nothing live. Besides smid and h, xmpp.js needs the count of its
@@ -183,16 +178,13 @@ t.test('a reloaded page resumes from nothing but the smid and counters it persis
 });
 
 t.test('a reload slower than the resume timeout gets <failed/>, binds afresh, and then receives the gap message exactly once from offline storage, with a delay stamp', async (t) => {
-  const s = await startServer({ SM_RESUME_TIMEOUT: '1' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
-  await s.addUser('bob', 'bob-pw');
+  const s = await withUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '1' });
 
   const creds: ClientOptions = { username: 'alice', password: 'alice-pw', resource: 'late' };
   const page1 = await login(t, s, creds);
   await smEnabled(page1);
   await becomeAvailable(page1);
-  await waitFor(() => page1.xmpp.streamManagement.outbound_q.length === 0, 'the server to acknowledge everything page 1 sent');
+  await eventually(() => page1.xmpp.streamManagement.outbound_q.length === 0, { message: 'the server to acknowledge everything page 1 sent' });
   const sm1 = page1.xmpp.streamManagement;
   const persisted = { smid: sm1.id, h: sm1.inbound, acked: sm1.outbound };
   const bob = await login(t, s, { username: 'bob', password: 'bob-pw', resource: 'sender-3' });
@@ -240,10 +232,7 @@ t.test('a reload slower than the resume timeout gets <failed/>, binds afresh, an
 });
 
 t.test('when a reload is too slow but another tab is open, the stranded message reaches that tab once, stamped with when it first arrived', async (t) => {
-  const s = await startServer({ SM_RESUME_TIMEOUT: '1' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
-  await s.addUser('bob', 'bob-pw');
+  const s = await withUsers(t, ['alice', 'bob'], { SM_RESUME_TIMEOUT: '1' });
   const tab = await login(t, s, { username: 'alice', password: 'alice-pw', resource: 'closing' });
   await smEnabled(tab);
   await becomeAvailable(tab);

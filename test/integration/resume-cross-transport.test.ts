@@ -1,20 +1,15 @@
 import t from 'tap';
 import { NS, x, type XmlElement } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
+import { eventually } from '../helpers/eventually.js';
+import { plain } from '../helpers/scram-client.js';
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_INACTIVITY: '2' });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', BOSH_INACTIVITY: '2' });
 
 const SM = NS.SM;
 const isMsg = (el: XmlElement) => el.local === 'message';
-const plain = (u: string, p: string) => Buffer.from(`\0${u}\0${p}`).toString('base64');
 
 /** A ping round-trip: everything sent before it has been routed. */
 async function roundTrip(c: RawWsClient): Promise<void> {
@@ -25,13 +20,15 @@ async function roundTrip(c: RawWsClient): Promise<void> {
 /** Polls a BOSH session, collecting every payload, until `done` holds. */
 async function collect(c: RawBoshClient, done: (all: XmlElement[]) => boolean, ms = 5000): Promise<XmlElement[]> {
   const all: XmlElement[] = [];
-  const deadline = Date.now() + ms;
-  while (!done(all)) {
-    if (Date.now() > deadline) throw new Error(`timed out; got ${all.map(String).join(' ')}`);
+  let terminated: string | undefined;
+  await eventually(async () => {
+    if (done(all)) return true;
     const res = await c.send();
-    if (res.body?.attr('type') === 'terminate') throw new Error(`terminated: ${res.text}`);
-    all.push(...payloads(res.body));
-  }
+    if (res.body?.attr('type') === 'terminate') terminated = res.text;
+    else all.push(...payloads(res.body));
+    return terminated !== undefined || done(all);
+  }, { timeout: ms, interval: 0, message: () => `the payloads; got ${all.map(String).join(' ')}` });
+  if (terminated !== undefined) throw new Error(`terminated: ${terminated}`);
   return all;
 }
 
@@ -46,7 +43,7 @@ t.test('a WebSocket session resumes over BOSH and gets what it missed', async (t
   await bob.login('bob', 'bob-pw');
   for (let i = 1; i <= 3; i++) bob.send(`<message xmlns='jabber:client' to='alice@localhost/roaming' type='chat' id='w${i}'><body>${i}</body></message>`);
   await roundTrip(bob);
-  const before = server.app.core.ctx.sessions.get('localhost', 'alice', 'roaming');
+  const before = server.app.sessions.get('localhost', 'alice', 'roaming');
 
   const bosh = new RawBoshClient(`${server.httpUrl}/http-bind`);
   t.teardown(() => bosh.destroy());
@@ -59,7 +56,7 @@ t.test('a WebSocket session resumes over BOSH and gets what it missed', async (t
   const all = got.some(isMsg) && got.filter(isMsg).length >= 3 ? got : got.concat(await collect(bosh, (a) => a.filter(isMsg).length + got.filter(isMsg).length >= 3));
   t.ok(all.find((el) => el.local === 'resumed' && el.ns === SM), 'resumed over BOSH');
   t.same(all.filter(isMsg).map((m) => m.attr('id')), ['w1', 'w2', 'w3'], 'each missed message once, in order');
-  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'roaming'), before, 'the same session, now on BOSH');
+  t.equal(server.app.sessions.get('localhost', 'alice', 'roaming'), before, 'the same session, now on BOSH');
   t.equal(before?.transport, 'bosh');
   bob.close();
 });
@@ -79,14 +76,7 @@ t.test('a BOSH session resumes over WebSocket after a reload, taking over the ol
   await roundTrip(bob);
 
   const ws = await RawWsClient.connect(server.wsUrl);
-  ws.open();
-  await ws.next();
-  await ws.next();
-  ws.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', 'alice-pw')}</auth>`);
-  await ws.next();
-  ws.open();
-  await ws.next();
-  await ws.next();
+  await ws.authenticate('alice', 'alice-pw');
   ws.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);
   t.ok((await ws.until((el) => el.ns === SM)).is('resumed', SM), 'resumed over WebSocket');
   const ids = [(await ws.until(isMsg)).attr('id'), (await ws.until(isMsg)).attr('id')];

@@ -9,17 +9,13 @@
  * only appears on the WebSocket side.
  */
 import t from 'tap';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { connectStanza, connectStrophe, connectXmppjs } from '../helpers/im-clients.js';
 import { befriend, chatBothWays, subscribeChatAndOffline } from '../helpers/im-scenarios.js';
 
-let server: TestServer;
-t.before(async () => {
-  // A short BOSH wait (as in bosh-strophe/bosh-stanza) keeps idle long-polls from outliving the tests.
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' });
-  for (const p of ['s', 'z', 'm', 'n']) for (const u of ['alice', 'bob']) await server.addUser(`${p}${u}`, 'pw');
-});
-t.teardown(() => server.close());
+// A short BOSH wait (as in bosh-strophe/bosh-stanza) keeps idle long-polls from outliving the tests.
+const users = Object.fromEntries(['s', 'z', 'm', 'n'].flatMap((p) => ['alice', 'bob'].map((u) => [`${p}${u}`, 'pw'])));
+const server = await withUsers(t, users, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' });
 
 t.test('strophe.js over BOSH: two users subscribe while one is offline, see each other, chat, get a roster push on a second resource and offline messages at the next login', async (t) => {
   await subscribeChatAndOffline(t, server, connectStrophe(server, 'bosh'), 's');

@@ -6,16 +6,12 @@
  * roster-interop-bosh.test.ts runs it over BOSH.
  */
 import t from 'tap';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { connectStanza, connectStrophe, connectXmppjs } from '../helpers/im-clients.js';
 import { subscribeChatAndOffline } from '../helpers/im-scenarios.js';
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true' });
-  for (const p of ['x', 's', 'z']) for (const u of ['alice', 'bob']) await server.addUser(`${p}${u}`, 'pw');
-});
-t.teardown(() => server.close());
+const users = Object.fromEntries(['x', 's', 'z'].flatMap((p) => ['alice', 'bob'].map((u) => [`${p}${u}`, 'pw'])));
+const server = await withUsers(t, users, { ALLOW_INSECURE_PLAIN: 'true' });
 
 const what = 'two users subscribe while one is offline, see each other, chat, get a roster push on a second resource and offline messages at the next login';
 

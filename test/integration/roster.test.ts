@@ -5,15 +5,10 @@
  */
 import t from 'tap';
 import { NS, parseXml } from '../../src/xml/index.js';
-import { FakeConn, startFakeServer, type FakeServer } from '../helpers/fake-conn.js';
+import { FakeConn, withFakeUsers } from '../helpers/fake-conn.js';
 import { closeAll, condition, drain, iq, isRosterPush, items, Reader, rosterGet } from '../helpers/roster-kit.js';
 
-let server: FakeServer;
-t.before(async () => {
-  server = await startFakeServer({ MAX_ROSTER_ITEMS: '3' });
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina']) await server.addUser(u);
-});
-t.teardown(() => server.close());
+const server = await withFakeUsers(t, ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina'], { MAX_ROSTER_ITEMS: '3' });
 
 const set = (itemXml: string) => `<query xmlns='${NS.ROSTER}'>${itemXml}</query>`;
 
@@ -197,9 +192,7 @@ t.test('a roster holds at most MAX_ROSTER_ITEMS items; one more is not-allowed, 
 });
 
 t.test('an ANONYMOUS account keeps its roster in memory only, and only while it has a session', async (t) => {
-  const anon = await startFakeServer({ SASL_ANONYMOUS_HOSTS: 'localhost' });
-  t.teardown(() => anon.close());
-  await anon.addUser('alice');
+  const anon = await withFakeUsers(t, ['alice'], { SASL_ANONYMOUS_HOSTS: 'localhost' });
   const loginAnonymous = async () => {
     const conn = new FakeConn();
     const session = anon.app.core.connect(conn);

@@ -1,14 +1,11 @@
 import t from 'tap';
 import { NS } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
+import { waitUntil } from '../helpers/eventually.js';
+import { plain } from '../helpers/scram-client.js';
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SASL_MAX_FAILURES: '3' });
-  await server.addUser('alice', 'alice-secret');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', SASL_MAX_FAILURES: '3' });
 
 async function opened(): Promise<RawWsClient> {
   const c = await RawWsClient.connect(server.wsUrl);
@@ -17,7 +14,6 @@ async function opened(): Promise<RawWsClient> {
   await c.next();
   return c;
 }
-const plain = (user: string, pass: string, authzid = '') => Buffer.from(`${authzid}\0${user}\0${pass}`).toString('base64');
 const failureCondition = (el: { getChildren(): { local: string }[] }) => el.getChildren().find((c) => c.local !== 'text')?.local;
 
 t.test('each SASL failure carries its RFC 6120 §6.5 condition', async (t) => {
@@ -66,32 +62,30 @@ t.test('repeated failures close the stream with policy-violation', async (t) => 
 });
 
 t.test('PLAIN is offered over TLS as reported by a trusted proxy, and only then', async (t) => {
-  const strict = await startServer({ TRUSTED_PROXIES: '127.0.0.1' });
-  const untrusting = await startServer({ TRUSTED_PROXIES: 'none' });
-  t.teardown(async () => { await strict.close(); await untrusting.close(); });
+  const strict = await withServer(t, { TRUSTED_PROXIES: '127.0.0.1' });
+  const untrusting = await withServer(t, { TRUSTED_PROXIES: 'none' });
   const mechanisms = async (url: string) => {
     const ws = new (await import('ws')).default(url, 'xmpp', { headers: { 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.7' } });
     const frames: string[] = [];
     ws.on('message', (d) => frames.push(d.toString()));
     await new Promise((r) => ws.once('open', r));
     ws.send(`<open xmlns='${NS.FRAMING}' to='localhost' version='1.0'/>`);
-    for (let i = 0; i < 100 && frames.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil(() => frames.length >= 2, { timeout: 2000 });
     ws.close();
     return frames[1] ?? '';
   };
   t.match(await mechanisms(strict.wsUrl), /PLAIN/, 'secure via the trusted proxy');
-  const sessions = [...strict.app.core.ctx.sessions.all];
+  const sessions = [...strict.app.sessions.all];
   t.ok(sessions.some((s) => s.ip === '203.0.113.7'), 'client address from X-Forwarded-For');
   t.notMatch(await mechanisms(untrusting.wsUrl), /PLAIN/, 'forwarded headers from an untrusted peer are ignored');
-  t.notOk([...untrusting.app.core.ctx.sessions.all].some((s) => s.ip === '203.0.113.7'), 'its X-Forwarded-For is ignored');
+  t.notOk([...untrusting.app.sessions.all].some((s) => s.ip === '203.0.113.7'), 'its X-Forwarded-For is ignored');
 });
 
 t.test('a storage failure during authentication is temporary-auth-failure and does not count as a failed attempt', async (t) => {
   const { createMemoryStorage } = await import('../../src/storage/index.js');
   const storage = createMemoryStorage();
   const broken = { ...storage, users: { ...storage.users, get: async () => { throw new Error('database is locked'); } } };
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SASL_MAX_FAILURES: '2' }, broken);
-  t.teardown(() => s.close());
+  const s = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', SASL_MAX_FAILURES: '2' }, broken);
   const c = await RawWsClient.connect(s.wsUrl);
   c.open();
   await c.next();
@@ -108,9 +102,7 @@ t.test('a storage failure during authentication is temporary-auth-failure and do
 
 t.test("PLAIN's key derivation runs off the event loop: other sessions are answered meanwhile", async (t) => {
   // The most iterations SCRAM_ITERATIONS allows: PBKDF2 takes a long while, far longer than a round trip.
-  const slow = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '1000000' });
-  t.teardown(() => slow.close());
-  await slow.addUser('carol', 'carol-secret');
+  const slow = await withUsers(t, { carol: 'carol-secret' }, { ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '1000000' });
   const open = async () => {
     const c = await RawWsClient.connect(slow.wsUrl);
     t.teardown(() => c.close());
@@ -132,9 +124,7 @@ t.test("PLAIN's key derivation runs off the event loop: other sessions are answe
 });
 
 t.test('while PLAIN derives, <abort/> and a second <auth/> end that exchange: its result is never sent, and the next attempt stands alone', async (t) => {
-  const slow = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '1000000', SASL_MAX_FAILURES: '5' });
-  t.teardown(() => slow.close());
-  await slow.addUser('carol', 'carol-secret');
+  const slow = await withUsers(t, { carol: 'carol-secret' }, { ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '1000000', SASL_MAX_FAILURES: '5' });
   const good = `<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('carol', 'carol-secret')}</auth>`;
   for (const [interruption, frame, condition] of [
     ['abort', `<abort xmlns='${NS.SASL}'/>`, 'aborted'],

@@ -7,11 +7,10 @@
  */
 import t from 'tap';
 import { connect } from 'node:net';
-import { startServer } from '../helpers/server.js';
+import { withServer } from '../helpers/server.js';
 import { RawBoshClient } from '../helpers/bosh-client.js';
 
-const server = await startServer({ HTTP_REQUEST_TIMEOUT: '2', BOSH_MAX_WAIT: '5' });
-t.teardown(() => server.close());
+const server = await withServer(t, { HTTP_REQUEST_TIMEOUT: '2', BOSH_MAX_WAIT: '5' });
 
 t.test('a BOSH POST whose body trickles in is cut with 408 and its socket closed', async (t) => {
   const socket = connect(server.port, '127.0.0.1');

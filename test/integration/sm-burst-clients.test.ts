@@ -8,23 +8,19 @@
  */
 import t from 'tap';
 import { $pres } from 'strophe.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { chat } from '../helpers/sm-peer.js';
 import { ids as domIds, page } from '../helpers/strophe-page.js';
 import {
-  becomeAvailable, cutOff, login, serverHibernates, serverSession, sleep, smEnabled, waitFor, within,
+  becomeAvailable, cutOff, login, serverHibernates, serverSession, sleep, smEnabled, within,
 } from '../helpers/xmppjs.js';
+import { eventually } from '../helpers/eventually.js';
 
 const SETTLE_MS = 500;
 const BURST = 101; // SM_BUFFER_MAX (100) + 1
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true' });
-  for (const u of ['alice', 'bob', 'carol', 'me', 'c1', 'c2']) await server.addUser(u, `${u}-pw`);
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob', 'carol', 'me', 'c1', 'c2'], { ALLOW_INSECURE_PLAIN: 'true' });
 
 const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
@@ -42,7 +38,7 @@ t.test('@xmpp/client receives a 101-message burst in order, once, stays connecte
   await becomeAvailable(bob);
   const session = serverSession(server, bob.jid);
   const { sender, sent } = await burst(bob.jid, 'x');
-  await waitFor(() => bob.inbox.items.length >= BURST, `${BURST} messages`, 10_000).catch((err: unknown) => {
+  await eventually(() => bob.inbox.items.length >= BURST, { timeout: 10_000, message: `${BURST} messages` }).catch((err: unknown) => {
     throw new Error(`${String(err)}; got ${bob.inbox.items.length}; status ${bob.xmpp.status}`, { cause: err });
   });
   await sleep(SETTLE_MS);
@@ -55,7 +51,7 @@ t.test('@xmpp/client receives a 101-message burst in order, once, stays connecte
   cutOff(bob);
   await within(resumed, "xmpp.js's 'resumed' event after the burst");
   sender.send(chat(bob.jid, 'after'));
-  await waitFor(() => bob.inbox.items.length >= BURST + 1, 'the message after the resume');
+  await eventually(() => bob.inbox.items.length >= BURST + 1, { message: 'the message after the resume' });
   await sleep(SETTLE_MS);
   t.same(bob.inbox.items.map((m) => m.attrs.id), [...sent, 'after'], 'nothing replayed, nothing lost');
   t.same(bob.errors.map(String), [], 'xmpp.js emitted no errors');
@@ -67,11 +63,11 @@ t.test('strophe.js receives a 101-message burst in order, once, stays connected 
   const p1 = page(t, server, sessionStorage);
   const me = 'carol@localhost/strophe';
   await p1.connect(me, 'carol-pw');
-  await waitFor(() => p1.conn.isStreamManagementEnabled(), 'strophe.js to get <enabled/>');
+  await eventually(() => p1.conn.isStreamManagementEnabled(), { message: 'strophe.js to get <enabled/>' });
   p1.conn.send($pres());
-  await waitFor(() => p1.presences.some((p) => p.getAttribute('from') === me), 'the reflected presence');
+  await eventually(() => p1.presences.some((p) => p.getAttribute('from') === me), { message: 'the reflected presence' });
   const { sender, sent } = await burst(me, 's');
-  await waitFor(() => p1.messages.length >= BURST, `${BURST} messages`, 10_000).catch((err: unknown) => {
+  await eventually(() => p1.messages.length >= BURST, { timeout: 10_000, message: `${BURST} messages` }).catch((err: unknown) => {
     throw new Error(`${String(err)}; got ${p1.messages.length}; statuses ${p1.statuses.join(', ')}`, { cause: err });
   });
   await sleep(SETTLE_MS);
@@ -106,14 +102,14 @@ t.test('a login whose initial presence draws 2 contacts x 50 online resources st
       }));
     }
   }
-  const available = (c: string): number => [...server.app.core.ctx.sessions.resources('localhost', c)].filter((s) => s.presence).length;
-  await waitFor(() => available('c1') + available('c2') === 100, 'the 100 contact resources to be available');
+  const available = (c: string): number => [...server.app.sessions.resources('localhost', c)].filter((s) => s.presence).length;
+  await eventually(() => available('c1') + available('c2') === 100, { message: 'the 100 contact resources to be available' });
 
   const me = await login(t, server, { username: 'me', password: 'me-pw', resource: 'web' });
   await smEnabled(me);
   await becomeAvailable(me);
   const fromContacts = (): number => me.received.filter((el) => el.is('presence') && /^c[12]@localhost\//.test(el.attrs.from ?? '')).length;
-  await waitFor(() => fromContacts() >= 100, 'the presence of all 100 contact resources', 10_000).catch((err: unknown) => {
+  await eventually(() => fromContacts() >= 100, { timeout: 10_000, message: 'the presence of all 100 contact resources' }).catch((err: unknown) => {
     throw new Error(`${String(err)}; got ${fromContacts()}; status ${me.xmpp.status}`, { cause: err });
   });
   await sleep(SETTLE_MS);

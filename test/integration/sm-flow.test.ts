@@ -7,16 +7,14 @@
  */
 import t, { type Test } from 'tap';
 import { NS } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { type TestServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
-import { sleep, waitFor } from '../helpers/xmppjs.js';
+import { sleep } from '../helpers/xmppjs.js';
+import { eventually, waitUntil } from '../helpers/eventually.js';
 
 async function server(t: Test, env: Record<string, string>, ...users: string[]): Promise<TestServer> {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', ...env });
-  t.teardown(() => s.close());
-  for (const u of users) await s.addUser(u, `${u}-pw`);
-  return s;
+  return withUsers(t, users, { ALLOW_INSECURE_PLAIN: 'true', ...env });
 }
 
 /** A server with `env`, alice logged in as `resource` with SM, and bob ready to send to her. */
@@ -34,7 +32,7 @@ function send(bob: RawWsClient, to: string, messageIds: string[], body?: string)
 
 /** The ids of alice's stored offline messages, oldest first, once `n` are there. */
 async function storedIds(s: TestServer, n: number): Promise<string[]> {
-  for (let i = 0; i < 200 && (await s.storage.offline.count('localhost', 'alice')) < n; i++) await sleep(20);
+  await waitUntil(async () => (await s.storage.offline.count('localhost', 'alice')) >= n, { timeout: 4000 });
   return (await s.storage.offline.list('localhost', 'alice')).map((m) => /id="([^"]+)"/.exec(m.stanza)?.[1] ?? '?');
 }
 
@@ -49,27 +47,27 @@ t.test('a full unacked queue holds further stanzas until acks make room; the str
   t.same(alice.messageIds(), ['o0', 'o1', 'o2'], 'buffer_max stanzas in flight, no more');
   t.notOk(alice.c.frames.some((el) => el.local === 'error' && el.ns === NS.STREAM), 'no stream error');
   alice.ack(3);
-  await waitFor(() => alice.messageIds().length === 5, 'the two held messages after the ack');
+  await eventually(() => alice.messageIds().length === 5, { message: 'the two held messages after the ack' });
   t.same(alice.messageIds(), ids('o', 5), 'in order, once');
   alice.ack();
   await sleep(100);
   t.notOk(alice.c.closed, 'still open');
-  t.ok(s.app.core.ctx.sessions.get('localhost', 'alice', 'slow')?.conn, 'the session keeps its transport');
+  t.ok(s.app.sessions.get('localhost', 'alice', 'slow')?.conn, 'the session keeps its transport');
   t.equal(await s.storage.offline.count('localhost', 'alice'), 0, 'nothing was handed over');
 });
 
 t.test('stanzas for a hibernating session wait, and after the resume come after the unacked ones as acks make room', async (t) => {
   const { s, alice, bob, to } = await setup(t, { SM_BUFFER_MAX: '2', SM_RESUME_TIMEOUT: '30' }, 'tab');
   send(bob, to, ids('h', 2));
-  await waitFor(() => alice.messageIds().length === 2, 'the first two messages');
+  await eventually(() => alice.messageIds().length === 2, { message: 'the first two messages' });
   alice.c.ws.terminate();
-  await waitFor(() => s.app.core.ctx.sessions.get('localhost', 'alice', 'tab')?.conn === null, 'hibernation');
+  await eventually(() => s.app.sessions.get('localhost', 'alice', 'tab')?.conn === null, { message: 'hibernation' });
   send(bob, to, ids('h', 7).slice(2));
   await routed(bob, 'p1');
 
   const { peer: again, answer } = await SmPeer.resume(s.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true });
   t.ok(answer.is('resumed', NS.SM), 'resumed');
-  await waitFor(() => again.messageIds().length === 7, 'all seven messages', 5000).catch((err: unknown) => {
+  await eventually(() => again.messageIds().length === 7, { timeout: 5000, message: 'all seven messages' }).catch((err: unknown) => {
     throw new Error(`${String(err)}; got ${again.messageIds().join(', ')}`, { cause: err });
   });
   await sleep(100);
@@ -94,7 +92,7 @@ t.test('a client that answers <r/> is not closed by the ack timeout', async (t) 
     send(bob, to, ids(`l${round}-`, 3));
     await sleep(600);
   }
-  await waitFor(() => alice.messageIds().length === 9, 'all nine messages');
+  await eventually(() => alice.messageIds().length === 9, { message: 'all nine messages' });
   await sleep(1200);
   t.notOk(alice.c.closed, 'still open after more than SM_ACK_TIMEOUT');
   t.same(alice.messageIds(), [0, 1, 2].flatMap((r) => ids(`l${r}-`, 3)), 'in order, once');
@@ -106,7 +104,7 @@ t.test('waiting stanzas beyond SM_PENDING_MAX_BYTES close the stream with policy
   await routed(bob, 'p1');
   await sleep(100);
   t.notOk(alice.c.frames.some((el) => el.local === 'error' && el.ns === NS.STREAM), 'one stanza over buffer_max only waits: no stream error');
-  t.ok(s.app.core.ctx.sessions.get('localhost', 'alice', 'full'), 'the session is still there');
+  t.ok(s.app.sessions.get('localhost', 'alice', 'full'), 'the session is still there');
   const big = 'x'.repeat(500);
   send(bob, to, ids('b', 5), big);
   const err = await alice.c.until((el) => el.local === 'error' && el.ns === NS.STREAM);

@@ -1,17 +1,11 @@
 import t from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { openSqliteStorage } from '../../src/storage/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { startServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition, streamErrorCondition } from '../helpers/ws-client.js';
+import { waitUntil } from '../helpers/eventually.js';
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '30' });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-  await server.addUser('carol', 'carol-pw');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, ['alice', 'bob', 'carol'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '30' });
 
 const SM = NS.SM;
 const isMsg = (el: XmlElement) => el.local === 'message';
@@ -32,14 +26,7 @@ async function smLogin(c: RawWsClient, user: string, pw: string, resource?: stri
 /** Opens a new stream, authenticates, and sends <resume/>; returns the server's answer. */
 async function resume(user: string, pw: string, smid: string, h: number, url = server.wsUrl): Promise<{ c: RawWsClient; answer: XmlElement }> {
   const c = await RawWsClient.connect(url);
-  c.open();
-  await c.next();
-  await c.next();
-  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${pw}`).toString('base64')}</auth>`);
-  await c.next();
-  c.open();
-  await c.next();
-  const features = await c.next();
+  const features = await c.authenticate(user, pw);
   if (!features.getChild('sm', SM)) throw new Error('sm not offered after auth');
   c.send(`<resume xmlns='${SM}' previd='${smid}' h='${h}'/>`);
   return { c, answer: await c.until((el) => el.ns === SM) };
@@ -47,14 +34,7 @@ async function resume(user: string, pw: string, smid: string, h: number, url = s
 
 t.test('enable before bind and enable twice are unexpected-request', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
-  c.open();
-  await c.next();
-  await c.next();
-  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-pw').toString('base64')}</auth>`);
-  await c.next();
-  c.open();
-  await c.next();
-  await c.next();
+  await c.authenticate('alice', 'alice-pw');
   c.send(`<enable xmlns='${SM}'/>`);
   let answer = await c.next();
   t.ok(answer.is('failed', SM));
@@ -111,7 +91,7 @@ t.test('a dropped connection hibernates; resume retransmits exactly what was not
   await a.waitClosed();
   for (let i = 1; i <= 5; i++) b.send(`<message xmlns='jabber:client' to='alice@localhost/tab' id='m${i}'><body>gap ${i}</body></message>`);
   await new Promise((r) => setTimeout(r, 200));
-  const session = server.app.core.ctx.sessions.get('localhost', 'alice', 'tab');
+  const session = server.app.sessions.get('localhost', 'alice', 'tab');
   t.ok(session && session.conn === null, 'the session hibernates as a connected resource');
   // The client had handled: presence (1) + m0 (2). It acks 2: m0 must not come again.
   const { c, answer } = await resume('alice', 'alice-pw', smid, 2);
@@ -123,7 +103,7 @@ t.test('a dropped connection hibernates; resume retransmits exactly what was not
     if (isMsg(el)) got.push(el.attr('id')!);
   }
   t.same(got, ['m1', 'm2', 'm3', 'm4', 'm5'], 'every message of the gap, once, in order, and none acked before');
-  t.equal(server.app.core.ctx.sessions.get('localhost', 'alice', 'tab'), session, 'the same session continues (no new bind)');
+  t.equal(server.app.sessions.get('localhost', 'alice', 'tab'), session, 'the same session continues (no new bind)');
   c.close();
   b.close();
 });
@@ -134,7 +114,7 @@ t.test('resuming as another user fails and leaves the session untouched', async 
   const { c, answer } = await resume('carol', 'carol-pw', smid, 0);
   t.ok(answer.is('failed', SM));
   t.ok(answer.getChild('item-not-found', NS.STANZAS), 'item-not-found, as for an unknown smid');
-  const victim = server.app.core.ctx.sessions.get('localhost', 'alice', 'victim');
+  const victim = server.app.sessions.get('localhost', 'alice', 'victim');
   t.ok(victim && victim.conn !== null && !victim.destroyed, 'the victim keeps its connection');
   a.send(`<iq xmlns='jabber:client' type='get' id='still'><ping xmlns='urn:xmpp:ping'/></iq>`);
   t.equal((await a.until((el) => el.attr('id') === 'still')).attr('type'), 'result');
@@ -163,10 +143,7 @@ t.test('resume takes over a connection that still looks alive', async (t) => {
 });
 
 t.test('on resume timeout unacked messages are handed over, never dropped', async (t) => {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
-  await s.addUser('bob', 'bob-pw');
+  const s = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
   const tab = await RawWsClient.connect(s.wsUrl);
   await tab.login('alice', 'alice-pw', 'tab');
   tab.send(`<enable xmlns='${SM}' resume='true'/>`);
@@ -186,20 +163,18 @@ t.test('on resume timeout unacked messages are handed over, never dropped', asyn
   t.equal(stanzaErrorCondition(iqError), 'service-unavailable');
   // Nobody else can take the message (the other resource has negative
   // priority), so it is stored offline rather than lost.
-  for (let i = 0; i < 100 && (await s.storage.offline.count('localhost', 'alice')) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(async () => (await s.storage.offline.count('localhost', 'alice')) > 0, { timeout: 2000 });
   const stored = await s.storage.offline.list('localhost', 'alice');
   t.equal(stored.length, 1, 'the unacked message is stored offline');
   t.match(String(stored[0]?.stanza), /during the gap/);
   t.notOk(bob.frames.some((el) => isMsg(el) && el.attr('type') === 'error'), 'the sender got no error: the message was not lost');
-  t.notOk(s.app.core.ctx.sessions.get('localhost', 'alice', 'tab'), 'the session is gone');
+  t.notOk(s.app.sessions.get('localhost', 'alice', 'tab'), 'the session is gone');
   other.close();
   bob.close();
 });
 
 t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t) => {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1', SM_STALE_H_ENABLED: 'true' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
+  const s = await withUsers(t, ['alice'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1', SM_STALE_H_ENABLED: 'true' });
   const a = await RawWsClient.connect(s.wsUrl);
   await a.login('alice', 'alice-pw');
   a.send(`<enable xmlns='${SM}' resume='true'/>`);
@@ -210,14 +185,7 @@ t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t)
   a.ws.terminate();
   await new Promise((r) => setTimeout(r, 1500));
   const c = await RawWsClient.connect(s.wsUrl);
-  c.open();
-  await c.next();
-  await c.next();
-  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-pw').toString('base64')}</auth>`);
-  await c.next();
-  c.open();
-  await c.next();
-  await c.next();
+  await c.authenticate('alice', 'alice-pw');
   c.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);
   const failed = await c.until((el) => el.ns === SM);
   t.ok(failed.is('failed', SM));
@@ -247,9 +215,7 @@ t.test('with stale_h enabled, the last h outlives a restart: a client back after
 });
 
 t.test('an anonymous session is resumable by its smid alone, and only by another anonymous login', async (t) => {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SASL_ANONYMOUS_HOSTS: 'localhost' });
-  t.teardown(() => s.close());
-  await s.addUser('bob', 'bob-pw');
+  const s = await withUsers(t, ['bob'], { ALLOW_INSECURE_PLAIN: 'true', SASL_ANONYMOUS_HOSTS: 'localhost' });
   const authed = async (mechanism: string, payload = ''): Promise<RawWsClient> => {
     const c = await RawWsClient.connect(s.wsUrl);
     c.open();
@@ -303,9 +269,7 @@ t.test('stream management events are counted in /metrics', async (t) => {
 });
 
 t.test('an account keeps at most SM_MAX_HIBERNATED_PER_USER hibernating sessions, the oldest goes first', async (t) => {
-  const s = await startServer({ ALLOW_INSECURE_PLAIN: 'true', SM_MAX_HIBERNATED_PER_USER: '2' });
-  t.teardown(() => s.close());
-  await s.addUser('alice', 'alice-pw');
+  const s = await withUsers(t, ['alice'], { ALLOW_INSECURE_PLAIN: 'true', SM_MAX_HIBERNATED_PER_USER: '2' });
   for (const tab of ['t1', 't2', 't3']) {
     const c = await RawWsClient.connect(s.wsUrl);
     await c.login('alice', 'alice-pw', tab);
@@ -313,8 +277,8 @@ t.test('an account keeps at most SM_MAX_HIBERNATED_PER_USER hibernating sessions
     await c.next();
     c.ws.terminate(); // a client that rebinds on every reload instead of resuming
     await c.waitClosed();
-    for (let i = 0; i < 50 && s.app.core.ctx.sessions.get('localhost', 'alice', tab)?.conn !== null; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil(() => s.app.sessions.get('localhost', 'alice', tab)?.conn === null, { timeout: 1000 });
   }
-  const left = ['t1', 't2', 't3'].filter((r) => s.app.core.ctx.sessions.get('localhost', 'alice', r) !== undefined);
+  const left = ['t1', 't2', 't3'].filter((r) => s.app.sessions.get('localhost', 'alice', r) !== undefined);
   t.same(left, ['t2', 't3'], 'the oldest hibernating session was ended');
 });

@@ -4,16 +4,11 @@
  * which accounts exist, and the size limit.
  */
 import t from 'tap';
-import { FakeConn, startFakeServer, settle, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { FakeConn, settle, withFakeUsers, type FakeClient } from '../helpers/fake-conn.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 
-let server: FakeServer;
-t.before(async () => {
-  server = await startFakeServer({ MAX_VCARD_SIZE: '2048' });
-  for (const u of ['alice', 'bob', 'carol']) await server.addUser(u);
-});
-t.teardown(() => server.close());
+const server = await withFakeUsers(t, ['alice', 'bob', 'carol'], { MAX_VCARD_SIZE: '2048' });
 
 /** Sends an IQ and returns the reply with its id (bounded wait). */
 async function iq(c: FakeClient, xml: string, id: string): Promise<XmlElement> {
@@ -128,9 +123,7 @@ t.test("a deleted account's vCard goes with it", async (t) => {
 });
 
 t.test('a SASL ANONYMOUS account cannot store a vCard, reads an empty one, and offline messages to it bounce', async (t) => {
-  const anon = await startFakeServer({ SASL_ANONYMOUS_HOSTS: 'localhost' });
-  t.teardown(() => anon.close());
-  await anon.addUser('alice');
+  const anon = await withFakeUsers(t, ['alice'], { SASL_ANONYMOUS_HOSTS: 'localhost' });
   const conn = new FakeConn();
   const session = anon.app.core.connect(conn);
   conn.attach(session);

@@ -1,16 +1,10 @@
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { NS } from '../../src/xml/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { withServer, withUsers } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition, streamErrorCondition } from '../helpers/ws-client.js';
 
-let server: TestServer;
-t.before(async () => {
-  server = await startServer({ ALLOW_INSECURE_PLAIN: 'true' });
-  await server.addUser('alice', 'alice-secret');
-  await server.addUser('bob', 'bob-secret');
-});
-t.teardown(() => server.close());
+const server = await withUsers(t, { alice: 'alice-secret', bob: 'bob-secret' }, { ALLOW_INSECURE_PLAIN: 'true' });
 
 async function expectStreamError(t: Test, c: RawWsClient, condition: string): Promise<void> {
   const err = await c.until((el) => el.local === 'error' && el.ns === NS.STREAM);
@@ -32,7 +26,7 @@ t.test('the server selects the xmpp subprotocol', async (t) => {
   c.close();
 });
 
-t.test('opening the stream gets <open/> with id, version and xml:lang, then SASL features', async (t) => {
+t.test('opening the stream gets <open/> with id, version and xml:lang, then the features', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   c.open();
   const open = await c.next();
@@ -41,16 +35,12 @@ t.test('opening the stream gets <open/> with id, version and xml:lang, then SASL
   t.equal(open.attr('from'), 'localhost');
   t.equal(open.attr('xml:lang'), 'en');
   t.ok((open.attr('id') ?? '').length >= 16, 'stream id is long and random');
-  const features = await c.next();
-  t.ok(features.is('features', NS.STREAM));
-  const mechs = features.getChild('mechanisms', NS.SASL)!.getChildren('mechanism').map((m) => m.text());
-  t.same(mechs, ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN']);
+  t.ok((await c.next()).is('features', NS.STREAM), 'the features follow (their content: transport-contract.test.ts)');
   c.close();
 });
 
 t.test('PLAIN is not offered on an insecure connection by default', async (t) => {
-  const strict = await startServer();
-  t.teardown(() => strict.close());
+  const strict = await withServer(t);
   const c = await RawWsClient.connect(strict.wsUrl);
   c.open();
   await c.next();
@@ -62,27 +52,6 @@ t.test('PLAIN is not offered on an insecure connection by default', async (t) =>
   t.ok(failure.is('failure', NS.SASL));
   t.ok(failure.getChild('encryption-required'), 'PLAIN without TLS is encryption-required');
   c.close();
-});
-
-t.test('two clients log in, bind, ping the server and exchange a message', async (t) => {
-  const a = await RawWsClient.connect(server.wsUrl);
-  const b = await RawWsClient.connect(server.wsUrl);
-  const aj = await a.login('alice', 'alice-secret', 'desk');
-  const bj = await b.login('bob', 'bob-secret');
-  t.equal(aj, 'alice@localhost/desk');
-  t.match(bj, /^bob@localhost\/.+/);
-  a.send(`<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
-  const pong = await a.next();
-  t.equal(pong.attr('type'), 'result');
-  t.equal(pong.attr('id'), 'p1');
-  b.send(`<presence xmlns='jabber:client'/>`);
-  await b.until((el) => el.local === 'presence');
-  a.send(`<message xmlns='jabber:client' to='bob@localhost' type='chat' id='m1'><body>hi &amp; hello</body></message>`);
-  const msg = await b.until((el) => el.local === 'message');
-  t.equal(msg.attr('from'), aj, 'from is stamped by the server');
-  t.equal(msg.getChildText('body'), 'hi & hello');
-  a.close();
-  b.close();
 });
 
 t.test('a forged from gets invalid-from', async (t) => {
@@ -100,12 +69,10 @@ t.test('hostile XML gets its stream error and other sessions keep working', asyn
     ['external entity', `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><message xmlns='jabber:client'>&e;</message>`, 'restricted-xml'],
     ['comment', `<message xmlns='jabber:client'><!-- hi --></message>`, 'restricted-xml'],
     ['processing instruction', `<message xmlns='jabber:client'><?pi x?></message>`, 'restricted-xml'],
-    ['unclosed tag', `<message xmlns='jabber:client'><body>`, 'not-well-formed'],
     ['undeclared prefix', `<message xmlns='jabber:client'><x:y/></message>`, 'not-well-formed'],
     ['NUL character', `<message xmlns='jabber:client'><body>a\u0000b</body></message>`, 'not-well-formed'],
     ['invalid UTF-8', Buffer.concat([Buffer.from(`<message xmlns='jabber:client'><body>`), Buffer.from([0xc3, 0x28]), Buffer.from('</body></message>')]), 'not-well-formed'],
     ['deep nesting', `${'<a>'.repeat(5000)}${'</a>'.repeat(5000)}`, 'policy-violation'],
-    ['oversized frame', `<message xmlns='jabber:client'><body>${'x'.repeat(300000)}</body></message>`, 'policy-violation'],
     ['binary frame', Buffer.from(`<message xmlns='jabber:client'/>`), 'unsupported-encoding', true],
     ['unknown first-level element', `<foo xmlns='urn:example'/>`, 'unsupported-stanza-type'],
     ['old-style stream root', `<stream:stream xmlns:stream='${NS.STREAM}' to='localhost' version='1.0'/>`, 'invalid-namespace'],
@@ -127,7 +94,7 @@ t.test('hostile XML gets its stream error and other sessions keep working', asyn
   bystander.close();
 });
 
-t.test('an unknown host gets host-unknown', async (t) => {
+t.test('an unknown host: the <open/> header comes before the host-unknown error (RFC 6120 §4.9.1.2)', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   c.open('example.org');
   const open = await c.next();
@@ -139,25 +106,6 @@ t.test('a missing version gets unsupported-version', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   c.send(`<open xmlns='${NS.FRAMING}' to='localhost'/>`);
   await expectStreamError(t, c, 'unsupported-version');
-});
-
-t.test('stanzas before authentication get not-authorized', async (t) => {
-  const c = await RawWsClient.connect(server.wsUrl);
-  c.open();
-  await c.next();
-  await c.next();
-  c.send(`<message xmlns='jabber:client' to='bob@localhost'><body>x</body></message>`);
-  await expectStreamError(t, c, 'not-authorized');
-});
-
-t.test('<close/> from the client is answered with <close/> and the socket closes', async (t) => {
-  const c = await RawWsClient.connect(server.wsUrl);
-  await c.login('alice', 'alice-secret');
-  c.send(`<close xmlns='${NS.FRAMING}'/>`);
-  const close = await c.next();
-  t.ok(close.is('close', NS.FRAMING));
-  const { code } = await c.waitClosed();
-  t.equal(code, 1000);
 });
 
 t.test('an unknown IQ to the server gets service-unavailable', async (t) => {
@@ -195,8 +143,7 @@ t.test('binding a resource that is already bound gives the old session conflict'
 });
 
 t.test('the server pings idle clients and drops dead ones', async (t) => {
-  const s = await startServer({ WS_PING_INTERVAL: '1' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { WS_PING_INTERVAL: '1' });
   const ws = new WebSocket(s.wsUrl, 'xmpp', { autoPong: false } as WebSocket.ClientOptions);
   let pings = 0;
   ws.on('ping', () => { pings++; });
@@ -206,27 +153,19 @@ t.test('the server pings idle clients and drops dead ones', async (t) => {
 });
 
 t.test('a peer that never answers our <close/> is dropped after WS_CLOSE_TIMEOUT', async (t) => {
-  const s = await startServer({ WS_CLOSE_TIMEOUT: '1' });
-  t.teardown(() => s.close());
+  const s = await withServer(t, { WS_CLOSE_TIMEOUT: '1' });
   const c = await RawWsClient.connect(s.wsUrl);
   c.open('example.org');
   await c.until((el) => el.is('close', NS.FRAMING));
   // We do not answer; the server must end the connection by itself.
   const closed = await c.waitClosed(4000);
   t.ok(closed.code > 0, `the server ended the connection (code ${closed.code})`);
-  t.equal(s.app.core.ctx.sessions.size, 0, 'and the session is gone');
+  t.equal(s.app.sessions.size, 0, 'and the session is gone');
 });
 
 t.test('the legacy session request of RFC 3921 is accepted for old clients', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
-  c.open();
-  await c.next();
-  await c.next();
-  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-secret').toString('base64')}</auth>`);
-  await c.next();
-  c.open();
-  await c.next();
-  const features = await c.next();
+  const features = await c.authenticate('alice', 'alice-secret');
   t.ok(features.getChild('session', NS.SESSION)?.getChild('optional'), 'advertised as optional');
   c.send(`<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='${NS.BIND}'/></iq>`);
   await c.next();

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { InputPump, TurnClock, type InputPumpDeps, type PumpBlock } from '../../src/transports/input-pump.js';
+import { waitUntil } from '../helpers/eventually.js';
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 const UNSHAPED = { bytesPerSecond: 0, burstBytes: 0, stanzasPerSecond: 0 };
@@ -64,7 +65,7 @@ t.test('input over the byte rate waits for the bucket and then runs, nothing dro
   t.equal(h.pump.blockedBy, 'rate');
   t.ok(h.events.includes('blocked:rate'));
   now += 1;
-  for (let i = 0; i < 200 && h.ran.length < 2; i++) await new Promise((r) => setTimeout(r, 1));
+  await waitUntil(() => h.ran.length >= 2, { timeout: 2000, interval: 1 }); // the pump's retry timer fires
   t.same(h.ran, [0, 1]);
 });
 
