@@ -20,6 +20,17 @@ const RULED = [
   ['msg-throughput', 'msgsPerSec', 'messages/s (WS)'],
   ['login-rate', 'sessionsPerSec', 'logins/s'],
 ];
+/**
+ * The same work per server CPU-second: a cross-check, not the rule. Other load
+ * on the shared cores changes how much CPU a server gets, and with it the rates
+ * above, far more than its cost per message or login.
+ */
+const CROSS_CHECK = [
+  ['msg-throughput', 'msgsPerCpuSec', 'messages per server CPU-s'],
+  ['login-rate', 'loginsPerCpuSec', 'logins per server CPU-s'],
+];
+/** Other load (% of a core) above which a compared run is listed as disturbed; run.mjs's QUIET_PCT. */
+const DISTURBED_PCT = 25;
 
 const git = (root, args) => spawnSync('git', ['-C', root, ...args], { encoding: 'utf8' });
 
@@ -88,23 +99,29 @@ export class BaselineTree {
 export function beforeAfter(results, base, fmt) {
   const values = (scen, server, key) => results.filter((r) => r.scenario === scen && r.server === server && !r.error && Number.isFinite(r[key]))
     .sort((a, b) => a.rep - b.rep).map((r) => r[key]);
-  const rows = [];
-  const oks = [];
-  for (const [scen, key, label] of RULED) {
+  const reps = (xs) => `${fmt(median(xs))} (${xs.map((x) => fmt(x)).join(', ')})`;
+  /** One table row; the ratio of the medians, or undefined when either side was not measured. */
+  const row = ([scen, key, label], judge) => {
     const cur = values(scen, 'gateway', key);
     const old = values(scen, base, key);
-    if (!cur.length || !old.length) { oks.push(undefined); rows.push(`| ${label} | – | – | – | not measured (run ${scen}) |`); continue; }
+    if (!cur.length || !old.length) return { r: undefined, text: `| ${label} | – | – | – | ${judge ? `not measured (run ${scen})` : ''} |` };
     const r = median(cur) / median(old);
-    oks.push(r >= MIN_RATIO);
-    const reps = (xs) => `${fmt(median(xs))} (${xs.map((x) => fmt(x)).join(', ')})`;
-    rows.push(`| ${label} | ${reps(cur)} | ${reps(old)} | ${r.toFixed(3)}× (need ≥ ${MIN_RATIO}) | ${r >= MIN_RATIO ? '**met**' : '**not met**'} |`);
-  }
+    const verdict = judge ? (r >= MIN_RATIO ? '**met**' : '**not met**') : 'cross-check';
+    return { r, text: `| ${label} | ${reps(cur)} | ${reps(old)} | ${r.toFixed(3)}×${judge ? ` (need ≥ ${MIN_RATIO})` : ''} | ${verdict} |` };
+  };
+  const ruled = RULED.map((x) => row(x, true));
+  const oks = ruled.map(({ r }) => (r === undefined ? undefined : r >= MIN_RATIO));
   const verdict = oks.some((x) => x === undefined) ? 'not measured' : oks.every(Boolean) ? '**met**' : '**not met**';
+  const compared = new Set(RULED.map(([scen]) => scen));
+  const disturbed = results.filter((r) => compared.has(r.scenario) && (r.server === 'gateway' || r.server === base) && r.otherCpuPct > DISTURBED_PCT)
+    .map((r) => `${r.scenario}/${r.server}#${r.rep} ${Math.round(r.otherCpuPct)} %`);
   return [
     `| rate | gateway (current tree): median (per rep) | ${base}: median (per rep) | current/baseline | verdict |`,
     '|---|---:|---:|---:|---|',
-    ...rows,
+    ...ruled.map((x) => x.text),
+    ...CROSS_CHECK.map((x) => row(x, false).text),
     '',
     `Issue 12 (messages/s and logins/s within 5 % of the numbers before the change, measured in one run; medians of the repetitions, the two gateways taking turns A B A B…): ${verdict}.`,
+    ...(disturbed.length ? ['', `Not a fair comparison: other load above ${DISTURBED_PCT} % of a core during ${disturbed.length} of the compared runs (${disturbed.join(', ')}); the rates follow the CPU each server got (see the per-CPU-second cross-check). Measure again on a quieter machine.`] : []),
   ].join('\n');
 }
