@@ -10,6 +10,7 @@
 //   options: --reps N  --servers gateway,prosody,ejabberd  --scenarios login-rate,idle-memory,msg-throughput,bosh,resume,ceiling,slow-reader,bosh-amplification,bystander-ping,shaping
 //            --profile (also profile the gateway with --cpu-prof: msg-throughput, login-rate, bosh, resume)  --only-profile (writes no results file)
 //            --build (npm run build first)  --out FILE  --no-write  --keep (keep the work folder)  --workers N  --no-scale  --scale-all (scale curve for the peers too)
+//            --baseline <git-ref> (also run that revision of the gateway, built in a temporary worktree, as gateway@<commit>, taking turns with the current tree)
 import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem, release as osRelease } from 'node:os';
@@ -21,6 +22,7 @@ import { KeyCache } from './lib/scram.mjs';
 import { Histogram, median, now } from './lib/stats.mjs';
 import { summarizeProfile } from './lib/profile.mjs';
 import { SHAPING_OFF, boshAmplification, bystanderPing, slowReader } from './lib/flow.mjs';
+import { BaselineTree, beforeAfter, isGateway } from './lib/baseline.mjs';
 
 const PASSWORD = 'bench-Pa55word';
 const ALL_SERVERS = ['gateway', 'prosody', 'ejabberd'];
@@ -66,12 +68,16 @@ const serverNames = onlyProfile ? ['gateway'] : (opt('--servers')?.split(',') ??
 const scenarioNames = onlyProfile ? [] : (opt('--scenarios')?.split(',') ?? SCENARIOS).filter((s) => SCENARIOS.includes(s));
 const doProfile = flag('--profile') || onlyProfile;
 const workerCount = Number(opt('--workers') ?? 2);
+const baselineRef = opt('--baseline');
 /** Where the results go: RESULTS.md for full runs, RESULTS-quick.md for quick ones, nowhere for smoke. */
 const outFileFor = (m) => (flag('--no-write') || (flag('--only-profile') && !opt('--out')) ? undefined
   : opt('--out') ?? (m === 'full' ? join(ROOT, 'bench', 'RESULTS.md') : m === 'quick' ? join(ROOT, 'bench', 'RESULTS-quick.md') : undefined));
 
 const log = (s) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+if (flag('--baseline') && (!baselineRef || baselineRef.startsWith('--'))) { log('--baseline needs a git revision, e.g. --baseline a1c1618'); process.exit(2); }
+if (baselineRef && (onlyProfile || !serverNames.includes('gateway'))) { log('--baseline compares with the current gateway: keep gateway in --servers (and no --only-profile)'); process.exit(2); }
 
 // ---------------------------------------------------------------- file descriptors
 // Spawned servers inherit the runner's limit; the generator holds one socket per session.
@@ -177,7 +183,7 @@ async function rssSample(pid, n = 3) {
 
 /** Whether the scale curve runs on this server: the gateway's only, unless --scale-all. */
 function scalesOn(name) {
-  return Boolean(mode.scale) && !flag('--no-scale') && (name === 'gateway' || flag('--scale-all'));
+  return Boolean(mode.scale) && !flag('--no-scale') && (isGateway(name) || flag('--scale-all'));
 }
 
 /**
@@ -385,7 +391,7 @@ async function scalePoint(pool, srv, total) {
 
 // ---------------------------------------------------------------- reporting
 const fmt = (x, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? '–' : typeof x === 'string' ? x : Number(x).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
-const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–');
+const ratio = (a, b, d = 2) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(d)}×` : '–');
 
 /** scenario, metric key, label, decimals, higher-is-better @type {[string, string, string, number, boolean][]} */
 const ROWS = [
@@ -447,11 +453,12 @@ function medians(results) {
   return out;
 }
 
-function table(med, servers) {
+/** @param {string} [base] the baseline's server name (--baseline): adds a current/baseline column, to 3 decimals for the 5 % rule */
+function table(med, servers, base) {
   const cols = [...servers, 'ws-echo'];
   const lines = [
-    `| scenario | metric | ${cols.join(' | ')} | gw/Prosody | gw/ejabberd | gw/ceiling |`,
-    `|---|---|${cols.map(() => '---:').join('|')}|---:|---:|---:|`,
+    `| scenario | metric | ${cols.join(' | ')} |${base ? ' current/baseline |' : ''} gw/Prosody | gw/ejabberd | gw/ceiling |`,
+    `|---|---|${cols.map(() => '---:').join('|')}|${base ? '---:|' : ''}---:|---:|---:|`,
   ];
   for (const [scen, key, label, d] of ROWS) {
     const row = med[scen];
@@ -462,7 +469,9 @@ function table(med, servers) {
     // CPU shares and ack counts are context, not results: no ratios for them.
     const context = /CpuPct$|^ackRequests/.test(key);
     const cell = (s) => { const x = v(s); return fmt(typeof x === 'number' && /CpuPct$/.test(key) ? Math.max(0, x) : x, d); };
-    lines.push(`| ${scen} | ${label} | ${cols.map((s) => (s === 'ws-echo' && !ceilingOk ? '' : cell(s))).join(' | ')} | ${context ? '' : ratio(g, v('prosody'))} | ${context ? '' : ratio(g, v('ejabberd'))} | ${ceilingOk && key === 'msgsPerSec' ? ratio(g, v('ws-echo')) : ''} |`);
+    // A ratio of two signed percentages (shaping on against off) means nothing.
+    const baseCell = base ? ` ${context || key === 'onVsOffPct' ? '' : ratio(g, v(base), 3)} |` : '';
+    lines.push(`| ${scen} | ${label} | ${cols.map((s) => (s === 'ws-echo' && !ceilingOk ? '' : cell(s))).join(' | ')} |${baseCell} ${context ? '' : ratio(g, v('prosody'))} | ${context ? '' : ratio(g, v('ejabberd'))} | ${ceilingOk && key === 'msgsPerSec' ? ratio(g, v('ws-echo')) : ''} |`);
   }
   return lines.join('\n');
 }
@@ -661,15 +670,22 @@ async function main() {
     const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
     if (b.status !== 0) throw new Error('npm run build failed');
   }
+  // Resolved before anything starts, so a bad revision stops the run at once.
+  const baseline = baselineRef ? new BaselineTree({ root: ROOT, ref: baselineRef, log }) : undefined;
+  /** Every server of the run in turn order: the baseline right after the current gateway (A B A B… per repetition). */
+  const names = baseline ? serverNames.flatMap((n) => (n === 'gateway' ? [n, baseline.name] : [n])) : serverNames;
   const work = mkdtempSync('/tmp/xwg-bench-');
   const snapshot = snapshotGateway(join(ROOT, 'bench', '.snapshot', work.split('/').pop()));
+  // The last resort for every way out (errors, signals, the watchdog): no worktree or snapshot is left behind.
+  process.once('exit', () => { baseline?.remove(); rmSync(snapshot, { recursive: true, force: true }); });
   const runMeta = {
     mode: modeName, argv, started: new Date().toISOString(), distBuilt: distTime(), commit: commitOf(),
-    workers: workerCount, servers: serverNames, params: mode,
-    accounts: Object.fromEntries(serverNames.map((n) => [n, accountsFor(n)])),
+    workers: workerCount, servers: names, params: mode,
+    accounts: Object.fromEntries(names.map((n) => [n, accountsFor(n)])),
+    ...(baseline && { baseline: { ref: baseline.ref, commit: baseline.commit, name: baseline.name } }),
   };
   process.stdout.write(`${JSON.stringify({ run: runMeta })}\n`);
-  log(`mode ${modeName}: ${mode.reps} repetition(s), servers ${serverNames.join(', ')}, scenarios ${scenarioNames.join(', ') || '(none)'}; work folder ${work}`);
+  log(`mode ${modeName}: ${mode.reps} repetition(s), servers ${names.join(', ')}, scenarios ${scenarioNames.join(', ') || '(none)'}; work folder ${work}`);
   const pool = new Pool(workerCount);
   /** @type {Record<string, any>} */
   const servers = {};
@@ -685,6 +701,8 @@ async function main() {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Before the watchdog starts: the build is not part of the measured run's time budget.
+  await baseline?.build(join(work, 'baseline-src'));
   const watchdog = setTimeout(async () => { log(`watchdog: the run exceeded ${mode.watchdog / 1000} s; stopping`); await stopAll(); process.exit(1); }, mode.watchdog);
   watchdog.unref();
 
@@ -697,6 +715,12 @@ async function main() {
   try {
     const gwPort = await freePort(25280);
     if (serverNames.includes('gateway') || doProfile) all.push(servers.gateway = new Gateway({ dir: join(work, 'gateway'), port: gwPort, root: snapshot, log }));
+    if (baseline) {
+      // The same class, env and settings as the current tree; only the built code differs.
+      const gw = new Gateway({ dir: join(work, 'gateway-baseline'), port: await freePort(25290), root: /** @type {string} */ (baseline.dir), log });
+      gw.name = baseline.name;
+      all.push(servers[baseline.name] = gw);
+    }
     if (serverNames.includes('prosody')) all.push(servers.prosody = new Prosody({ dir: join(work, 'prosody'), port: await freePort(25380), log }));
     if (serverNames.includes('ejabberd')) {
       let p = await freePort(25390);
@@ -778,9 +802,9 @@ async function main() {
     };
 
     for (const scenario of scenarioNames) {
-      const names = scenario === 'ceiling' ? ['ws-echo'] : GATEWAY_ONLY.has(scenario) ? serverNames.filter((n) => n === 'gateway') : serverNames;
+      const turns = scenario === 'ceiling' ? ['ws-echo'] : GATEWAY_ONLY.has(scenario) ? names.filter(isGateway) : names;
       for (let rep = 1; rep <= mode.reps; rep++) {
-        for (const name of names) results.push(await runOne(scenario, servers[name], rep, SCENARIO_FNS[scenario]));
+        for (const name of turns) results.push(await runOne(scenario, servers[name], rep, SCENARIO_FNS[scenario]));
       }
     }
 
@@ -789,7 +813,7 @@ async function main() {
         for (let rep = 1; rep <= mode.scale.reps; rep++) {
           // The gateway only, unless --scale-all: the curve shows that its cost per session is flat, and
           // 10k logins into each peer would take Prosody and ejabberd about 6 min of the 15 the full run has.
-          for (const name of serverNames.filter(scalesOn)) {
+          for (const name of names.filter(scalesOn)) {
             const line = await runOne(`scale-${total}`, servers[name], rep, (pool, srv) => scalePoint(pool, srv, total));
             scale.push(line);
           }
@@ -824,6 +848,7 @@ async function main() {
     clearTimeout(watchdog);
     await stopAll();
     await pool.close();
+    baseline?.remove();
     if (!flag('--keep')) rmSync(work, { recursive: true, force: true });
     rmSync(snapshot, { recursive: true, force: true });
   }
@@ -843,9 +868,11 @@ async function report({ meta, results, scale, discarded, profiles }) {
   const m = meta.params;
   const servers = meta.servers;
   const med = medians(results);
-  const tableText = table(med, servers);
+  const base = meta.baseline?.name;
+  const tableText = table(med, servers, base);
   const targetText = targets(med);
   const gapText = gaps(med, profiles);
+  const compareText = base ? beforeAfter(results, base, fmt) : '';
   const scaleMed = [];
   for (const total of m.scale?.points ?? []) {
     for (const name of servers) {
@@ -866,7 +893,8 @@ async function report({ meta, results, scale, discarded, profiles }) {
     .map((r) => `${r.scenario}/${r.server}#${r.rep}: ${r.error ?? `${r.failed ?? r.failedSetup} failed (${(r.errors ?? r.setupErrors ?? []).join('; ')})`}`);
   if (failures.length) noise += `\n\nSessions that failed: ${failures.join('; ')}.`;
   const reps = `${m.reps} repetition${m.reps > 1 ? 's' : ''}`;
-  process.stdout.write(`\n## Results (${meta.mode}, medians of ${reps})\n\n${tableText}\n\n${noise}\n\n## Targets\n\n${targetText}\n${gapText ? `\n${gapText}\n` : ''}`);
+  const compareHead = base ? `## Before/after: the current tree against ${base} (--baseline ${meta.baseline.ref})` : '';
+  process.stdout.write(`\n## Results (${meta.mode}, medians of ${reps})\n\n${tableText}\n\n${noise}\n\n${base ? `${compareHead}\n\n${compareText}\n\n` : ''}## Targets\n\n${targetText}\n${gapText ? `\n${gapText}\n` : ''}`);
   if (scaleMed.length) process.stdout.write(`\n## Scale curve\n\n${scaleTable(scaleMed)}\n`);
   for (const pr of profiles) process.stdout.write(`\n## Gateway CPU profile during ${pr.label}\n\n${profileTable(pr)}\n`);
   if (meta.seconds !== undefined) process.stdout.write(`\nbench finished in ${meta.seconds} s\n`);
@@ -892,7 +920,7 @@ ${meta.mode === 'full' ? `Medians of ${reps}; every server restarted for each sc
 | Prosody | ${vers.prosody} (${vers.lua ?? 'lua'}, epoll backend) |
 | ejabberd | ${vers.ejabberd} |
 | gateway | commit ${meta.commit}; dist/ as built at ${meta.distBuilt} (copied at the start of the run) |
-
+${base ? `| ${base} | \`--baseline ${meta.baseline.ref}\`: that commit checked out in a temporary git worktree and built there with this tree's node_modules and TypeScript |\n` : ''}
 ## Commands
 
 \`\`\`sh
@@ -926,7 +954,7 @@ This run: \`node bench/run.mjs ${meta.argv.join(' ')}\`.
 ${tableText}
 
 ${noise}
-
+${base ? `\n${compareHead}\n\n${compareText}\n` : ''}
 ## Targets of issue 6
 
 ${targetText}

@@ -142,7 +142,7 @@ export class Gateway {
     this.stopping = false;
     const child = this.child;
     child.once('exit', (code, signal) => {
-      if (!this.stopping) this.log(`gateway (pid ${child.pid}) exited by itself: code ${code}, signal ${signal}; log: ${join(this.dir, 'gateway.log')}`);
+      if (!this.stopping) this.log(`${this.name} (pid ${child.pid}) exited by itself: code ${code}, signal ${signal}; log: ${join(this.dir, 'gateway.log')}`);
     });
     const end = Date.now() + 30000;
     while (Date.now() < end) {

@@ -1,18 +1,34 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 // The benchmark is not part of the test suite (no timed tests); this only
 // checks that it runs end to end against the gateway and prints its table.
 // `--smoke` is the benchmark's cheapest mode: gateway only, tiny N.
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Runs bench/run.mjs; `onStart` sees the child (to signal it). Resolves with the exit code and stdout+stderr. */
+async function bench(args: string[], onStart?: (child: ChildProcess, output: () => string) => void) {
+  const child = spawn(process.execPath, ['bench/run.mjs', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  onStart?.(child, () => out);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, out };
+}
+
+/** The --baseline worktree the run logged, and whether git still lists it. */
+function baselineWorktree(out: string) {
+  const dir = /baseline worktree (\S+)/.exec(out)?.[1];
+  const listed = dir !== undefined && spawnSync('git', ['-C', root, 'worktree', 'list', '--porcelain'], { encoding: 'utf8' }).stdout.includes(dir);
+  return { dir, exists: dir !== undefined && existsSync(dir), listed };
+}
+
 t.test('npm run bench -- --smoke runs every scenario against the gateway and prints its table', async (t) => {
   t.setTimeout(300_000);
-  const root = fileURLToPath(new URL('../..', import.meta.url));
-  const child = spawn(process.execPath, ['bench/run.mjs', '--smoke'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const { code, out } = await bench(['--smoke']);
   t.equal(code, 0, `the benchmark exits 0\n${out.slice(-2000)}`);
   for (const scenario of ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping']) {
     t.match(out, new RegExp(`^\\| ${scenario} \\| [^|]+ \\| -?[\\d,.]+ \\|`, 'm'), `${scenario} has a measured figure for the gateway`);
@@ -22,4 +38,35 @@ t.test('npm run bench -- --smoke runs every scenario against the gateway and pri
     t.match(out, new RegExp(`^\\| ${target}[^\\n]*\\| \\*\\*(met|not met)\\*\\* \\|$`, 'm'), `${target}: measured, with a verdict`);
   }
   t.match(out, /^\| msg-throughput \| messages\/s \(WS\) \| [\d,.]+ \| [\d,.]+ \|/m, 'the ws-echo ceiling was measured too');
+});
+
+t.test('--baseline HEAD builds that revision in a temporary worktree, measures it next to the current tree, and removes the worktree', async (t) => {
+  t.setTimeout(300_000);
+  const head = spawnSync('git', ['-C', root, 'rev-parse', '--short=7', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
+  const { code, out } = await bench(['--smoke', '--scenarios', 'msg-throughput,login-rate', '--baseline', 'HEAD']);
+  t.equal(code, 0, `the benchmark exits 0\n${out.slice(-2000)}`);
+  t.match(out, new RegExp(`^\\| scenario \\| metric \\| gateway \\| gateway@${head} \\| ws-echo \\| current/baseline \\|`, 'm'), 'both gateways and the ratio are columns');
+  for (const row of ['messages/s \\(WS\\)', 'logins/s \\(open']) {
+    t.match(out, new RegExp(`^\\| [a-z-]+ \\| ${row}[^|]* \\| [\\d,.]+ \\| [\\d,.]+ \\| [^|]* \\| \\d+\\.\\d{3}× \\|`, 'm'), `${row}: both measured, with their ratio`);
+  }
+  t.match(out, /^Issue 12 \(messages\/s and logins\/s within 5 %[^\n]*: \*\*(met|not met)\*\*\.$/m, 'the before/after verdict');
+  const wt = baselineWorktree(out);
+  t.ok(wt.dir, 'the run logged its worktree');
+  t.notOk(wt.exists || wt.listed, 'the worktree is gone, from disk and from git');
+});
+
+t.test('--baseline: SIGINT during the build still removes the worktree', async (t) => {
+  t.setTimeout(120_000);
+  const { code, out } = await bench(['--smoke', '--scenarios', 'msg-throughput', '--baseline', 'HEAD'], (child, output) => {
+    const poll = setInterval(() => {
+      if (!/baseline worktree /.test(output())) return;
+      clearInterval(poll);
+      child.kill('SIGINT');
+    }, 20);
+    child.once('close', () => clearInterval(poll));
+  });
+  t.equal(code, 130, `the run stops on SIGINT\n${out.slice(-2000)}`);
+  const wt = baselineWorktree(out);
+  t.ok(wt.dir, 'the run had made its worktree');
+  t.notOk(wt.exists || wt.listed, 'the worktree is gone, from disk and from git');
 });
