@@ -41,8 +41,6 @@ export const PRIORITY = {
     observe: -1000,
   },
   stanzaOut: {
-    /** Offline delivery waits for the echo of the presence that triggered it. */
-    offlineEcho: 0,
     /** XEP-0352: inactive clients get presence folded; held before stream management counts it. */
     csi: 110,
     /** XEP-0198: every stanza is counted and buffered until acknowledged; SM writes it. */
