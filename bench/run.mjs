@@ -676,8 +676,12 @@ async function main() {
   const names = baseline ? serverNames.flatMap((n) => (n === 'gateway' ? [n, baseline.name] : [n])) : serverNames;
   const work = mkdtempSync('/tmp/xwg-bench-');
   const snapshot = snapshotGateway(join(ROOT, 'bench', '.snapshot', work.split('/').pop()));
-  // The last resort for every way out (errors, signals, the watchdog): no worktree or snapshot is left behind.
-  process.once('exit', () => { baseline?.remove(); rmSync(snapshot, { recursive: true, force: true }); });
+  // The last resort for every way out (errors, signals, the watchdog): no worktree, snapshot or work folder is left behind.
+  process.once('exit', () => {
+    baseline?.remove();
+    rmSync(snapshot, { recursive: true, force: true });
+    if (!flag('--keep')) rmSync(work, { recursive: true, force: true });
+  });
   const runMeta = {
     mode: modeName, argv, started: new Date().toISOString(), distBuilt: distTime(), commit: commitOf(),
     workers: workerCount, servers: names, params: mode,

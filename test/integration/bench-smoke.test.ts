@@ -69,4 +69,6 @@ t.test('--baseline: SIGINT during the build still removes the worktree', async (
   const wt = baselineWorktree(out);
   t.ok(wt.dir, 'the run had made its worktree');
   t.notOk(wt.exists || wt.listed, 'the worktree is gone, from disk and from git');
+  const work = /work folder (\S+)/.exec(out)?.[1];
+  t.ok(work && !existsSync(work), 'so is the work folder');
 });
