@@ -31,6 +31,7 @@ export function register(ctx: ModuleContext): void {
   });
 
   ctx.hooks.notify('message/full', (event) => {
+    if (enabled.size === 0) return; // the hot path: nobody enabled carbons, nothing to look up
     const { to } = event;
     const target = ctx.sessions.get(to.domain, to.local, to.resource);
     if (target) copy(event, [target]);
