@@ -327,7 +327,7 @@ export function createCore(deps: CoreDeps): Core {
     },
     async idle() {
       // Queued work may route, and a route may queue work: until both are quiet.
-      while (queues.sessions.size + queues.accounts.size + router.pending > 0) await Promise.all([queues.idle(), router.idle()]);
+      while (queues.size + router.pending > 0) await Promise.all([queues.idle(), router.idle()]);
     },
   };
 }

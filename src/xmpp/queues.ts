@@ -73,19 +73,29 @@ export class SerialQueue<K> {
 }
 
 /**
- * The core's two kinds of work queue, used by every feature: one per
- * session (its elements are processed in arrival order even while a
- * handler awaits, RFC 6120 §10.1; clean-up after it ends runs last) and
- * one per account (work that changes an account's stored state, such as
- * storing and delivering its offline messages, in the order it was asked).
+ * The core's work queues, used by every feature:
+ * - one per session: its elements are processed in arrival order even while
+ *   a handler awaits (RFC 6120 §10.1); clean-up after it ends runs last;
+ * - one per account: the stanzas that change the account's state (roster
+ *   sets, blocklist changes, its subscription requests), from whichever of
+ *   its sessions, take effect in the order they came. Its jobs are short and
+ *   never wait for a client;
+ * - one delivery line per account: storing its offline messages and
+ *   delivering them, which may wait for the client's acks. It is apart from
+ *   the account's queue so that a delivery waiting for acks never holds up
+ *   a roster set of the session that must send them.
+ * A session job may wait for an account job, never the other way round, so
+ * they cannot wait for each other.
  */
 export class WorkQueues {
   readonly sessions: SerialQueue<Session>;
   readonly accounts: SerialQueue<string>;
+  readonly deliveries: SerialQueue<string>;
 
   constructor(onError: (err: unknown, key: string) => void) {
     this.sessions = new SerialQueue((err, session) => onError(err, session.logId));
     this.accounts = new SerialQueue(onError);
+    this.deliveries = new SerialQueue(onError);
   }
 
   /** Runs `work` on the session's queue, after its earlier jobs. */
@@ -98,8 +108,13 @@ export class WorkQueues {
     return this.accounts.run(bare, work);
   }
 
+  /** Keys with work queued or running, over all three kinds. */
+  get size(): number {
+    return this.sessions.size + this.accounts.size + this.deliveries.size;
+  }
+
   async idle(): Promise<void> {
-    while (this.sessions.size + this.accounts.size > 0) await Promise.all([this.sessions.idle(), this.accounts.idle()]);
+    while (this.size > 0) await Promise.all([this.sessions.idle(), this.accounts.idle(), this.deliveries.idle()]);
   }
 }
 

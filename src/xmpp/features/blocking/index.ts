@@ -54,8 +54,12 @@ export function register(ctx: ModuleContext, opts: BlockingOptions, deps: Blocki
     const jids = itemJids(payload, session, block);
     // XEP-0191 §3.3: a block names at least one JID.
     if (block && jids.length === 0) throw new StanzaErrorException('bad-request', '<block/> needs at least one <item/>');
-    const account = svc.accountOf(session);
-    return (block ? doBlock(account, jids) : doUnblock(account, jids)).then(() => push(account, payload.local, jids));
+    // On the account's queue: changes from several of its sessions take effect in the order they came.
+    return ctx.queues.account(session.jid!.bare, async () => {
+      const account = svc.accountOf(session);
+      await (block ? doBlock(account, jids) : doUnblock(account, jids));
+      push(account, payload.local, jids);
+    });
   });
 
   async function doBlock(account: Account, jids: Jid[]): Promise<void> {

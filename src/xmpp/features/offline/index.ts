@@ -46,7 +46,7 @@ const PRESENCE_WAIT_MS = 5000;
  * wait behind it, so nobody sees them out of order.
  */
 export function register(ctx: ModuleContext, opts: OfflineOptions, deps: OfflineDeps): OfflineFeature {
-  const line = ctx.queues.accounts;
+  const line = ctx.queues.deliveries;
   if (opts.maxMessages === 0) return { flush: () => line.idle() };
   const quota: OfflineQuota = { maxMessages: opts.maxMessages, maxBytes: opts.maxBytes };
   ctx.disco.addFeature(NS.OFFLINE);

@@ -38,7 +38,9 @@ export function register(ctx: ModuleContext, opts: RosterLimits, deps: RosterDep
   }, PRIORITY.features.informational);
 
   ctx.iq.register('self', 'get', NS.ROSTER, (session, _iq, payload) => get(accounts.accountOf(session), session, payload));
-  ctx.iq.register('self', 'set', NS.ROSTER, (session, _iq, payload) => set(svc, subscriptions, accounts, session, payload));
+  // On the account's queue: sets from several of its sessions take effect in the order they came.
+  ctx.iq.register('self', 'set', NS.ROSTER, (session, _iq, payload) =>
+    ctx.queues.account(session.jid!.bare, () => set(svc, subscriptions, accounts, session, payload)));
 
   // RFC 6121 §2.1.5 / §2.3.3: another account's roster is forbidden (rather than iq.ts's service-unavailable).
   ctx.hooks.deliver('iq/bare', (event) => {

@@ -31,8 +31,11 @@ export class Subscriptions {
       // §3.1.2: subscriptions are between bare JIDs, whatever resource the client named.
       const contact = event.to.bareJid();
       const { origin, stanza } = event;
-      // The sender's next stanza waits for this (core.ts); a stanza error answers the sender.
-      if (origin) return delivered(this.outbound(this.accounts.accountOf(origin), type, contact, stanza, origin));
+      // On the sender's account queue (its roster changes in order, from any of its sessions); the
+      // sender's next stanza waits for this (core.ts); a stanza error answers the sender.
+      if (origin) {
+        return delivered(this.ctx.queues.account(origin.jid!.bare, () => this.outbound(this.accounts.accountOf(origin), type, contact, stanza, origin)));
+      }
       // From the server itself (no local session): only the contact's half applies.
       const from = tryParseJid(stanza.attr('from'))?.bareJid();
       if (!from) return 'delivered';
