@@ -53,9 +53,14 @@ export function createCore(deps: CoreDeps): Core {
   const sessions = new SessionManager();
   const { log, metrics } = deps;
   const components = new ComponentRegistry();
+  // A failure while routing is answered to the stanza: its own stanza error, or internal-server-error
+  // after logging it. It never ends the sender's stream: it may be another session's or a store's fault.
   const router = new Router(hooks, hosts, components, sessions, (event, err) => {
-    if (event.origin) fail(event.origin, event.stanza, err);
-    else unexpected(err, undefined);
+    if (err instanceof StreamErrorException && event.origin) return event.origin.close(err.error);
+    if (err instanceof StanzaErrorException) return router.bounce(event, err.condition, err.text);
+    metrics.internalError();
+    log.error({ err, session: event.origin?.logId }, 'unexpected error while routing a stanza');
+    router.bounce(event, 'internal-server-error');
   });
   const iq = new IqRegistry();
   const nonzas = new NonzaRegistry();
@@ -247,10 +252,19 @@ export function createCore(deps: CoreDeps): Core {
     dispatchElement(session, el) {
       inOrder(session, el, () => processElement(session, el));
     },
+    // The end of the stream comes after what the client sent before it (its last <a/> above all,
+    // or stream management would hand over stanzas the client has acknowledged).
+    dispatchClose(session) {
+      inOrder(session, undefined, () => session.close());
+    },
     filterOut(session, stanza) {
       const outcome = hooks.run('stanza-out', { session, stanza });
-      // Holding filters and writers are synchronous; a promise here would be a feature's bug.
-      return isPromise(outcome) ? true : outcome !== 'undelivered';
+      if (!isPromise(outcome)) return outcome !== 'undelivered';
+      // Holding filters and writers are synchronous: a feature that awaits here is a bug, said
+      // loudly; the stanza is written by whoever took it once the handler settles.
+      outcome.catch((err: unknown) => unexpected(err, session));
+      log.error({ session: session.logId }, 'a stanza-out handler returned a promise');
+      return true;
     },
     closed(session, reason, _clean) {
       if (reason) metrics.streamError(reason.condition);
@@ -258,10 +272,12 @@ export function createCore(deps: CoreDeps): Core {
       destroy(session, reason);
     },
     lost(session, reason) {
-      if (session.destroyed) return;
-      if (lifecycle.hibernate(session, reason)) return;
-      lifecycle.detach(session);
-      destroy(session, { condition: 'connection-timeout', text: reason });
+      inOrder(session, undefined, () => {
+        if (session.destroyed) return;
+        if (lifecycle.hibernate(session, reason)) return;
+        lifecycle.detach(session);
+        destroy(session, { condition: 'connection-timeout', text: reason });
+      });
     },
     drained(session) {
       if (!session.destroyed) hooks.run('session-drained', { session });

@@ -43,7 +43,7 @@ export function veto(condition: StanzaErrorCondition, text?: string, appConditio
 }
 
 export function isVeto(outcome: Outcome): outcome is Veto {
-  return typeof outcome === 'object';
+  return typeof outcome === 'object' && outcome !== null;
 }
 
 function isPromise<T>(v: unknown): v is Promise<T> {
@@ -95,13 +95,19 @@ export class Pipeline<Events extends object> {
    */
   resume<K extends keyof Events>(name: K, payload: Events[K], handler: AnyHandler<Events[K]>): Outcome | Promise<Outcome> {
     const list = this.#handlers.get(name) as Entry<Events[K]>[] | undefined;
-    const at = list?.findIndex((e) => e.handler === handler) ?? -1;
-    if (list === undefined || at === -1) throw new Error(`resume: handler is not registered on ${String(name)}`);
-    return step(list, at + 1, payload, 'undelivered');
+    if (list === undefined) return 'undelivered';
+    let at = list.findIndex((e) => e.handler === handler) + 1;
+    // The holder was removed meanwhile: what it held goes on after every filter.
+    if (at === 0) at = Math.max(0, list.findIndex((e) => e.phase !== 'filter'));
+    return step(list, at, payload, 'undelivered');
   }
 
+  /**
+   * Copy on write: a run keeps the list it started with, so adding or
+   * removing a handler while one awaits neither repeats nor skips a handler.
+   */
   #add<K extends keyof Events>(name: K, phase: Phase, handler: AnyHandler<Events[K]>, priority: number): () => void {
-    const list = (this.#handlers.get(name) ?? []) as Entry<Events[K]>[];
+    const list = [...(this.#handlers.get(name) ?? [])] as Entry<Events[K]>[];
     const entry: Entry<Events[K]> = { phase, handler, priority };
     const order = PHASE_ORDER[phase];
     // Phase first, then priority (highest first); equal ones keep registration order.
@@ -109,8 +115,8 @@ export class Pipeline<Events extends object> {
     if (at === -1) list.push(entry); else list.splice(at, 0, entry);
     this.#handlers.set(name, list as Entry<never>[]);
     return () => {
-      const i = list.indexOf(entry);
-      if (i !== -1) list.splice(i, 1);
+      const current = this.#handlers.get(name) ?? [];
+      this.#handlers.set(name, current.filter((e) => e !== (entry as Entry<never>)));
     };
   }
 }
@@ -138,7 +144,12 @@ function after<P>(list: readonly Entry<P>[], i: number, payload: P, state: Outco
 /** The outcome after one handler: a filter may stop the event, a deliver handler may take it. */
 function settle(phase: Phase, state: Outcome, result: unknown): Outcome {
   if (result === undefined) return state;
-  if (phase === 'filter') return result === 'drop' ? 'dropped' : (result as Veto);
+  if (phase === 'filter') {
+    if (result === 'drop') return 'dropped';
+    // Only a Veto stops with an error; anything else a filter returns passes.
+    if (typeof result === 'object' && result !== null && typeof (result as Veto).veto === 'string') return result as Veto;
+    return state;
+  }
   if (phase === 'deliver' && result === 'delivered') return 'delivered';
   return state;
 }

@@ -8,6 +8,8 @@ import type { Session } from './session.js';
 export class SerialQueue<K> {
   readonly #tails = new Map<K, Promise<void>>();
   readonly #depth = new Map<K, number>();
+  /** Keys whose synchronous job is running right now: a job asked for meanwhile waits for it. */
+  readonly #running = new Set<K>();
 
   /** `onError` sees what a job threw that its caller did not take (after(); run()'s caller gets its own). */
   constructor(private readonly onError: (err: unknown, key: K) => void) {}
@@ -29,13 +31,16 @@ export class SerialQueue<K> {
    */
   run<T>(key: K, work: () => T | Promise<T>): T | Promise<T> {
     const tail = this.#tails.get(key);
-    if (tail === undefined) {
-      const result = work();
+    if (tail === undefined && !this.#running.has(key)) {
+      this.#running.add(key);
+      let result: T | Promise<T>;
+      try { result = work(); } finally { this.#running.delete(key); }
       if (!isPromise(result)) return result;
       this.#track(key, result);
       return result;
     }
-    const job = tail.then(work);
+    // Behind the queued jobs, or (asked for from inside a synchronous job of the key) right after it.
+    const job = (tail ?? Promise.resolve()).then(work);
     this.#track(key, job);
     return job;
   }

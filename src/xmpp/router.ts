@@ -98,7 +98,8 @@ export class Router {
 
   #track(route: Promise<void>): Promise<void> {
     this.#inFlight.add(route);
-    void route.then(() => this.#inFlight.delete(route));
+    const done = (): void => { this.#inFlight.delete(route); };
+    route.then(done, done);
     return route;
   }
 

@@ -11,6 +11,8 @@ export type CloseReason = StreamErrorCondition | StreamError | XmlElement | unde
 export interface SessionOwner {
   dispatchOpen(session: Session, attrs: Readonly<Record<string, string>>): void;
   dispatchElement(session: Session, el: XmlElement): void;
+  /** The peer closed the stream: after what it sent before (its last acks), in arrival order. */
+  dispatchClose(session: Session): void;
   /** Outgoing stanza filters (stream management, CSI). True = taken over, do not write. */
   filterOut(session: Session, stanza: XmlElement): boolean;
   closed(session: Session, reason: StreamError | undefined, clean: boolean): void;
@@ -118,7 +120,7 @@ export class Session implements ConnEvents {
   // ConnEvents: calls from the transport.
   streamOpened(attrs: Readonly<Record<string, string>>): void { this.owner.dispatchOpen(this, attrs); }
   element(el: XmlElement): void { this.owner.dispatchElement(this, el); }
-  streamClosed(): void { this.close(); }
+  streamClosed(): void { this.owner.dispatchClose(this); }
   transportLost(reason: string): void { this.owner.lost(this, reason); }
   undelivered(elements: XmlElement[]): void { this.owner.undelivered(this, elements); }
   drained(): void { this.owner.drained(this); }

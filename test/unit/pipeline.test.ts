@@ -112,7 +112,37 @@ t.test('resume runs only what follows the given handler: a holding filter lets i
   t.same(payload.log, ['before']);
   t.equal(p.resume('e', held[0]!, hold), 'delivered');
   t.same(payload.log, ['before', 'written'], 'neither the earlier filter nor the holder ran again');
-  t.throws(() => p.resume('e', payload, () => undefined), /not registered/);
+  const other = { log: [] as string[] };
+  t.equal(p.resume('e', other, () => undefined), 'delivered', 'a holder no longer registered: what it held goes on after every filter');
+  t.same(other.log, ['written']);
+  t.end();
+});
+
+t.test('a run keeps the handlers it started with: one added or removed while a handler awaits is neither repeated nor skips another', async (t) => {
+  const p = new Pipeline<Events>();
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => { release = r; });
+  p.filter('e', async ({ log }) => { log.push('await'); await gate; }, 0);
+  const off = p.deliver('e', ({ log }) => { log.push('deliver'); return 'delivered'; }, 0);
+  const payload = { log: [] as string[] };
+  const out = p.run('e', payload);
+  p.filter('e', ({ log }) => { log.push('late filter'); }, 10);
+  off();
+  release();
+  t.equal(await out, 'delivered');
+  t.same(payload.log, ['await', 'deliver'], 'the run went on with its own list');
+  const later = { log: [] as string[] };
+  release();
+  t.equal(await p.run('e', later), 'undelivered', 'a later run sees the change');
+  t.same(later.log, ['late filter', 'await']);
+});
+
+t.test('a filter result other than a drop or a Veto passes', (t) => {
+  const p = new Pipeline<Events>();
+  p.filter('e', () => null as unknown as undefined, 2);
+  p.filter('e', () => true as unknown as undefined, 1);
+  p.deliver('e', () => 'delivered', 0);
+  t.equal(p.run('e', { log: [] }), 'delivered');
   t.end();
 });
 
@@ -160,6 +190,18 @@ t.test('SerialQueue: a failing job is reported and the line goes on', async (t) 
   await q.idle();
   t.same(seen, ['after']);
   t.same(errors.map((e) => (e as Error).message).sort(), ['boom', 'sync boom']);
+});
+
+t.test('SerialQueue: a job asked for from inside a synchronous job of its key runs after it, not nested in it', async (t) => {
+  const q = new SerialQueue<string>(() => t.fail('no error expected'));
+  const seen: string[] = [];
+  q.run('a', () => {
+    q.after('a', () => { seen.push('inner'); });
+    seen.push('outer end');
+  });
+  t.same(seen, ['outer end'], 'the inner job did not run inside the outer one');
+  await q.idle();
+  t.same(seen, ['outer end', 'inner']);
 });
 
 t.test('SerialQueue: idle waits for jobs queued by running jobs', async (t) => {

@@ -28,18 +28,27 @@ export function createResume(
     const h = parseH(el.attr('h'));
     if (h === undefined) return carrier.write(failed('bad-request'));
     const old = registry.get(previd);
-    const st = old && states.get(old);
     // Another account's smid is answered exactly like an unknown one.
-    if (!old || !st || old.destroyed || !sameAccount(carrier, old)) {
-      ctx.metrics.sm('resume-failed');
-      if (!opts.stale_h.enabled) return carrier.write(failed('item-not-found'));
-      // The stale h is in storage: the session's next element waits for the answer (core.ts),
-      // so replies keep their order. Without the h, <failed/> still goes.
-      return registry.getStaleH(previd).then(
-        (stale) => carrier.write(failed('item-not-found', stale)),
-        (err: unknown) => { ctx.log.warn({ err }, 'stale h storage failed'); carrier.write(failed('item-not-found')); },
-      );
-    }
+    if (!old || !states.has(old) || old.destroyed || !sameAccount(carrier, old)) return notFound(carrier, previd);
+    // XEP-0198 §5: <resumed h/> counts what the old session handled, so what it still has queued
+    // (behind a handler that awaits) runs first; the resumption is a job on its queue.
+    return ctx.queues.session(old, () => take(carrier, old, previd, h));
+  };
+
+  function notFound(carrier: Session, previd: string): void | Promise<void> {
+    ctx.metrics.sm('resume-failed');
+    if (!opts.stale_h.enabled) return carrier.write(failed('item-not-found'));
+    // The stale h is in storage: the session's next element waits for the answer (core.ts),
+    // so replies keep their order. Without the h, <failed/> still goes.
+    return registry.getStaleH(previd).then(
+      (stale) => carrier.write(failed('item-not-found', stale)),
+      (err: unknown) => { ctx.log.warn({ err }, 'stale h storage failed'); carrier.write(failed('item-not-found')); },
+    );
+  }
+
+  function take(carrier: Session, old: Session, previd: string, h: number): void | Promise<void> {
+    const st = states.get(old);
+    if (!st || old.destroyed || carrier.destroyed) return notFound(carrier, previd);
     const acked = flow.ack(old, st, h);
     if (!acked.ok) {
       return carrier.write(failed('undefined-condition', undefined,
@@ -53,7 +62,7 @@ export function createResume(
     ctx.lifecycle.resume(carrier, old, [x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }), ...pending.map((b) => b.stanza)]);
     ctx.metrics.sm('resumed');
     ctx.log.info({ event: 'session-resumed', session: old.logId, jid: old.full_jid, transport: old.transport, resent: pending.length }, 'session resumed');
-  };
+  }
 }
 
 /**
