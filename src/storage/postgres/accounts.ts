@@ -1,6 +1,6 @@
 /** UserStore and its change log over a node-postgres pool. */
 import type { Pool } from 'pg';
-import { isStoredCredentials } from '../credentials.js';
+import { userRecord } from '../credentials.js';
 import {
   UserExistsError, UserNotFoundError,
   type AccountChange, type NewUser, type StoredCredentials, type UserKey, type UserRecord, type UserStore,
@@ -15,12 +15,8 @@ interface UserRow {
   created_at: string;
 }
 
-function decode(row: UserRow): UserRecord {
-  if (!isStoredCredentials(row.credentials)) {
-    throw new Error(`stored credentials of '${row.username}@${row.host}' are malformed`);
-  }
-  return { host: row.host, username: row.username, credentials: row.credentials, createdAt: toNumber(row.created_at) };
-}
+// JSONB comes back parsed.
+const decode = (row: UserRow): UserRecord => userRecord(row.host, row.username, row.credentials, toNumber(row.created_at));
 
 const encode = (c: StoredCredentials): string => JSON.stringify(c);
 

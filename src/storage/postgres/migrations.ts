@@ -10,7 +10,10 @@
  * point order, the order SQLite's BINARY collation and the ports promise.
  */
 import type { Pool, PoolClient } from 'pg';
+import { assertNotNewer, assertNumbered, type MigrationResult } from '../migration-steps.js';
 import { inTransaction } from './tx.js';
+
+export type { MigrationResult } from '../migration-steps.js';
 
 export interface PgMigration {
   version: number;
@@ -105,16 +108,6 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   },
 ];
 
-export interface MigrationResult {
-  from: number;
-  to: number;
-}
-
-function assertWellFormed(migrations: readonly PgMigration[]): void {
-  migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new Error(`migration '${m.name}' has version ${m.version}, expected ${i + 1}`);
-  });
-}
 
 async function applyPending(client: PoolClient, migrations: readonly PgMigration[]): Promise<MigrationResult> {
   await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
@@ -122,8 +115,7 @@ async function applyPending(client: PoolClient, migrations: readonly PgMigration
   const { rows } = await client.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_version');
   const from = rows[0]?.v ?? 0;
   const to = migrations.length;
-  // A newer gateway wrote this database; running old code on it could corrupt it.
-  if (from > to) throw new Error(`database schema version ${from} is newer than this gateway supports (${to}); upgrade xmpp-web-gateway`);
+  assertNotNewer(from, to);
   for (const m of migrations.slice(from)) {
     await client.query(m.sql);
     await client.query('INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
@@ -133,6 +125,6 @@ async function applyPending(client: PoolClient, migrations: readonly PgMigration
 
 /** Brings the schema up to the last migration, all steps in one transaction under the advisory lock. */
 export async function migratePostgres(pool: Pool, migrations: readonly PgMigration[] = PG_MIGRATIONS): Promise<MigrationResult> {
-  assertWellFormed(migrations);
+  assertNumbered(migrations);
   return inTransaction(pool, (client) => applyPending(client, migrations));
 }
