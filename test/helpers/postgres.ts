@@ -32,7 +32,8 @@ export function postgresBinDir(): string {
     .sort((a, b) => Number(b) - Number(a))[0];
   const found = find();
   if (found) return join(ROOT, found, 'bin');
-  ensureDebianPackage('/usr/bin/pg_config', 'postgresql', 'PostgreSQL (initdb, postgres)');
+  // pg_ctlcluster comes with postgresql-common, which the postgresql package always pulls in.
+  ensureDebianPackage('/usr/bin/pg_ctlcluster', 'postgresql', 'PostgreSQL (initdb, postgres)');
   const installed = find();
   if (!installed) throw new Error(`PostgreSQL's initdb is missing under ${ROOT}: install the Debian package "postgresql"`);
   return join(ROOT, installed, 'bin');
