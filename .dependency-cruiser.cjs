@@ -6,7 +6,7 @@
  * every rule still fires.
  *
  *   main.ts → app.ts → transports/, http/, metrics/, cli/ → xmpp/ → sasl/, storage ports and types
- *           → xml/, jid/, util/;   storage/ (memory, SQLite) → its ports, sasl/, util/
+ *           → xml/, jid/, util/;   storage/ (memory, SQLite, PostgreSQL) → its ports, sasl/, util/
  *
  * Paths are relative to the folder cruised (src/, or the fixture's src/).
  */
@@ -14,6 +14,7 @@
 // Matched against the resolved path, hence node_modules/.
 const SERVER_LIBS = '(^|/)node_modules/(fastify|@fastify/[^/]+|ws|prom-client)/';
 const SQLITE = '(^|/)node_modules/better-sqlite3/';
+const POSTGRES = '(^|/)node_modules/(pg|pg-[^/]+|@types/pg)/';
 const OUTER = '(^|/)src/(transports|http|metrics|cli|config)/|(^|/)src/(app|main|shutdown)\\.ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -54,6 +55,13 @@ module.exports = {
       comment: 'Storage implements ports for the core; it never imports the core, a transport or HTTP (SCRAM comes from sasl/).',
       from: { path: '(^|/)src/storage/' },
       to: { path: `(^|/)src/xmpp/|${OUTER}|${SERVER_LIBS}` },
+    },
+    {
+      name: 'pg-only-in-storage-postgres',
+      severity: 'error',
+      comment: 'node-postgres opens connections and pools: only the PostgreSQL backend uses it; everything else gets a Storage.',
+      from: { pathNot: '(^|/)src/storage/postgres/' },
+      to: { path: POSTGRES },
     },
     {
       name: 'core-imports-storage-ports-only',

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
-import { ConfigError, loadConfig, withEnvFile } from './config/index.js';
-import { openSqliteStorage } from './storage/index.js';
+import { ConfigError, loadConfig, withEnvFile, type Config } from './config/index.js';
+import { openStorage, type Storage } from './storage/index.js';
 import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp } from './app.js';
 
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const storage = openSqliteStorage(config.dataDir);
+  const storage = await openConfiguredStorage(config);
   const app = await buildApp(config, storage, { unknownUserSecret: loadOrCreateSecret(config.dataDir) });
   await app.http.listen({ port: config.port, host: config.host });
   app.http.log.info({ event: 'listening', domains: config.domains, port: config.port }, 'xmpp-web-gateway is serving');
@@ -46,6 +46,21 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * SQLite (the default) or PostgreSQL. A PostgreSQL that cannot be reached
+ * stops the start naming DATABASE_URL, without echoing it (it may hold a
+ * password).
+ */
+async function openConfiguredStorage(config: Config): Promise<Storage> {
+  try {
+    return await openStorage({ backend: config.storage, dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  } catch (err) {
+    if (config.storage !== 'postgres') throw err;
+    process.stderr.write(`xmpp-web-gateway: configuration error: DATABASE_URL: cannot open the PostgreSQL database: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
 }
 
 main().catch((err: unknown) => {

@@ -5,22 +5,34 @@
  */
 import { resolve } from 'node:path';
 import { ConfigError, withEnvFile } from '../config/index.js';
-import { InvalidPasswordError, openSqliteStorage, UserExistsError, UserNotFoundError, type Storage } from '../storage/index.js';
+import { InvalidPasswordError, openStorage, UserExistsError, UserNotFoundError, type Storage } from '../storage/index.js';
 import { CliError } from './errors.js';
 import { println, type CliIo } from './io.js';
 import { MAIN_USAGE, PROGRAM } from './usage.js';
+import type { CliSettings } from './settings.js';
 import { runUserCommand } from './user.js';
 
 export type { CliIo } from './io.js';
 
 export interface CliDeps {
-  openStorage(dataDir: string): Storage;
+  /** The backend the settings name (STORAGE: SQLite in DATA_DIR, or PostgreSQL at DATABASE_URL). */
+  openStorage(settings: CliSettings): Storage | Promise<Storage>;
   /** Starts the server; resolves once it is listening (the process then stays up). */
   startServer(): Promise<void>;
 }
 
+/** An unreachable PostgreSQL is an operator's problem: one line naming DATABASE_URL (never its value), no stack. */
+async function openConfiguredStorage(settings: CliSettings): Promise<Storage> {
+  try {
+    return await openStorage(settings);
+  } catch (err) {
+    if (settings.backend !== 'postgres') throw err;
+    throw new CliError(`DATABASE_URL: cannot open the PostgreSQL database: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 export const defaultCliDeps: CliDeps = {
-  openStorage: (dataDir) => openSqliteStorage(dataDir),
+  openStorage: openConfiguredStorage,
   // dist/main.js starts the server when imported. A computed specifier keeps
   // the CLI compiling on its own and loads the server only for `serve`.
   startServer: async () => {

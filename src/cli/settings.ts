@@ -6,7 +6,11 @@
 import { ConfigError, SCHEMA } from '../config/index.js';
 
 export interface CliSettings {
+  /** STORAGE: which backend the accounts live in. */
+  backend: 'sqlite' | 'postgres';
   dataDir: string;
+  /** DATABASE_URL, required when backend is postgres. */
+  databaseUrl: string;
   hosts: string[];
   scramIterations: number;
 }
@@ -40,11 +44,26 @@ function readHosts(env: NodeJS.ProcessEnv): Read<string[]> {
   return valid ? { ok: true, value: hosts } : invalid(spec.env, value, `a comma-separated list of ${spec.expected}`);
 }
 
+type StorageSettings = Pick<CliSettings, 'backend' | 'databaseUrl'>;
+
+// The same rules and wording as loadConfig, DATABASE_URL never echoed (it may hold a password).
+function readStorage(env: NodeJS.ProcessEnv): Read<StorageSettings> {
+  const backend = raw(env, SCHEMA.storage.env) ?? SCHEMA.storage.default;
+  const databaseUrl = raw(env, SCHEMA.databaseUrl.env) ?? SCHEMA.databaseUrl.default;
+  const spec = SCHEMA.databaseUrl;
+  if (backend !== 'sqlite' && backend !== 'postgres') return invalid(SCHEMA.storage.env, backend, `one of ${SCHEMA.storage.values.join(', ')}`);
+  if (databaseUrl !== '' && !spec.pattern.test(databaseUrl)) return { ok: false, problem: `${spec.env}=(value hidden) is invalid: expected ${spec.expected}` };
+  if (backend === 'postgres' && databaseUrl === '') return { ok: false, problem: `${spec.env} is required when ${SCHEMA.storage.env}=postgres: expected ${spec.expected}` };
+  return { ok: true, value: { backend, databaseUrl } };
+}
+
 /** @throws ConfigError listing every bad variable, each line naming it, its value and what was expected */
 export function cliSettingsFromEnv(env: NodeJS.ProcessEnv): CliSettings {
   const iterations = readIterations(env);
   const hosts = readHosts(env);
-  const problems = [iterations, hosts].flatMap((r) => (r.ok ? [] : [r.problem]));
-  if (!iterations.ok || !hosts.ok) throw new ConfigError(problems);
-  return { dataDir: raw(env, SCHEMA.dataDir.env) ?? SCHEMA.dataDir.default, hosts: hosts.value, scramIterations: iterations.value };
+  const storage = readStorage(env);
+  const problems = [iterations, hosts, storage].flatMap((r) => (r.ok ? [] : [r.problem]));
+  if (!iterations.ok || !hosts.ok || !storage.ok) throw new ConfigError(problems);
+  const dataDir = raw(env, SCHEMA.dataDir.env) ?? SCHEMA.dataDir.default;
+  return { ...storage.value, dataDir, hosts: hosts.value, scramIterations: iterations.value };
 }

@@ -33,6 +33,8 @@ is not a terminal, else from a prompt (asked twice, not echoed). Prefer stdin
 or the prompt: --password is visible to other local users in the process list.
 
 Environment (a ./.env file is read too; the real environment wins):
+  ${SCHEMA.storage.env.padEnd(17)} ${SCHEMA.storage.values.join(' or ')} (default ${SCHEMA.storage.default})
   ${SCHEMA.dataDir.env.padEnd(17)} Directory of the SQLite database (default ${SCHEMA.dataDir.default})
+  ${SCHEMA.databaseUrl.env.padEnd(17)} postgres://user:password@host:port/database (STORAGE=postgres)
   ${SCHEMA.domains.env.padEnd(17)} Comma-separated hosts served (default ${SCHEMA.domains.default.join(',')})
   ${SCHEMA.scramIterations.env.padEnd(17)} PBKDF2 iterations of new credentials (default ${SCHEMA.scramIterations.default})`;

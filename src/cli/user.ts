@@ -31,7 +31,7 @@ interface Subcommand {
 
 async function add(ctx: Context, { args, password }: Invocation): Promise<void> {
   const account = parseAccount(args[0]!, ctx.settings.hosts);
-  const users = ctx.storage.users();
+  const users = await ctx.storage.users();
   // Checked before asking for a password, so nobody types one twice for nothing.
   if (await users.get(account.host, account.username)) throw new UserExistsError(account.host, account.username);
   const credentials = await deriveStoredCredentials(await obtainPassword(password, ctx.io), ctx.settings.scramIterations);
@@ -41,7 +41,7 @@ async function add(ctx: Context, { args, password }: Invocation): Promise<void> 
 
 async function passwd(ctx: Context, { args, password }: Invocation): Promise<void> {
   const account = parseAccount(args[0]!, ctx.settings.hosts);
-  const users = ctx.storage.users();
+  const users = await ctx.storage.users();
   if (!(await users.get(account.host, account.username))) throw new UserNotFoundError(account.host, account.username);
   const credentials = await deriveStoredCredentials(await obtainPassword(password, ctx.io), ctx.settings.scramIterations);
   await users.setCredentials(account.host, account.username, credentials);
@@ -50,20 +50,20 @@ async function passwd(ctx: Context, { args, password }: Invocation): Promise<voi
 
 async function remove(ctx: Context, { args }: Invocation): Promise<void> {
   const account = parseAccount(args[0]!, ctx.settings.hosts);
-  await ctx.storage.users().delete(account.host, account.username);
+  await (await ctx.storage.users()).delete(account.host, account.username);
   println(ctx.io.stdout, `deleted user ${accountJid(account)}`);
 }
 
 async function list(ctx: Context, { args }: Invocation): Promise<void> {
   // Any host is accepted: accounts of a host removed from XMPP_DOMAIN must stay visible.
   const host = args[0]?.toLowerCase();
-  for (const account of await ctx.storage.users().list(host)) println(ctx.io.stdout, accountJid(account));
+  for (const account of await (await ctx.storage.users()).list(host)) println(ctx.io.stdout, accountJid(account));
 }
 
 async function importUsers(ctx: Context): Promise<void> {
   if (ctx.io.stdin.isTTY) println(ctx.io.stderr, "Reading 'JID PASSWORD' lines; end with Ctrl-D.");
   const entries = await parseImport(readLines(ctx.io.stdin), ctx.settings.hosts);
-  const count = await importAccounts(ctx.storage.users(), entries, { iterations: ctx.settings.scramIterations });
+  const count = await importAccounts(await ctx.storage.users(), entries, { iterations: ctx.settings.scramIterations });
   println(ctx.io.stdout, `imported ${count} user${count === 1 ? '' : 's'}`);
 }
 
@@ -102,7 +102,7 @@ function parseInvocation(name: string, spec: Subcommand, argv: string[]): Invoca
 }
 
 /** Runs `user …` with the arguments after `user`; returns the exit code. */
-export async function runUserCommand(argv: string[], io: CliIo, openStorage: (dataDir: string) => Storage): Promise<number> {
+export async function runUserCommand(argv: string[], io: CliIo, openStorage: (settings: CliSettings) => Storage | Promise<Storage>): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     println(name === undefined ? io.stderr : io.stdout, USER_USAGE);
@@ -116,7 +116,7 @@ export async function runUserCommand(argv: string[], io: CliIo, openStorage: (da
     return 0;
   }
   const settings = cliSettingsFromEnv(io.env);
-  const storage = lazyStorage(() => openStorage(settings.dataDir));
+  const storage = lazyStorage(() => openStorage(settings));
   try {
     await spec.run({ io, settings, storage }, invocation);
     return 0;

@@ -45,6 +45,8 @@ function parseValue(spec: OptionSpec, raw: string): Parsed {
   }
 }
 
+const shown = (spec: OptionSpec, raw: string): string => (spec.kind === 'string' && spec.secret ? '(value hidden)' : JSON.stringify(raw));
+
 /**
  * Reads the configuration once from `env`, validating every variable, and
  * returns it frozen. All errors are collected and thrown together so an
@@ -61,7 +63,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     }
     const parsed = parseValue(spec, raw.trim());
     if (parsed.ok) out[key] = parsed.value;
-    else problems.push(`${spec.env}=${JSON.stringify(raw)} is invalid: expected ${parsed.expected}`);
+    else problems.push(`${spec.env}=${shown(spec, raw)} is invalid: expected ${parsed.expected}`);
   }
   if (problems.length === 0) problems.push(...crossCheck(out as Config));
   if (problems.length > 0) throw new ConfigError(problems);
@@ -80,6 +82,9 @@ export function withEnvFile(path: string, env: NodeJS.ProcessEnv): NodeJS.Proces
 /** Rules that involve more than one variable. */
 function crossCheck(c: Config): string[] {
   const problems: string[] = [];
+  if (c.storage === 'postgres' && c.databaseUrl === '') {
+    problems.push(`DATABASE_URL is required when STORAGE=postgres: expected ${SCHEMA.databaseUrl.expected}`);
+  }
   const unknown = c.anonymousHosts.filter((h) => !c.domains.includes(h));
   if (unknown.length > 0) {
     problems.push(`SASL_ANONYMOUS_HOSTS=${JSON.stringify(unknown.join(','))} is invalid: expected hosts listed in XMPP_DOMAIN (${c.domains.join(',')})`);

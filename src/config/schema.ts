@@ -17,7 +17,7 @@ interface BaseOption {
 }
 export interface IntOption extends BaseOption { readonly kind: 'int'; readonly default: number; readonly min: number; readonly max: number; readonly unit?: string }
 export interface InfOption extends BaseOption { readonly kind: 'int-or-infinity'; readonly default: number; readonly min: number; readonly max: number }
-export interface StringOption extends BaseOption { readonly kind: 'string'; readonly default: string; readonly pattern?: RegExp; readonly expected?: string }
+export interface StringOption extends BaseOption { readonly kind: 'string'; readonly default: string; readonly pattern?: RegExp; readonly expected?: string; /** Never echoed in errors (it may hold a password). */ readonly secret?: boolean }
 export interface BoolOption extends BaseOption { readonly kind: 'bool'; readonly default: boolean }
 export interface ListOption extends BaseOption { readonly kind: 'list'; readonly default: readonly string[]; readonly minItems: number; readonly item?: RegExp | ((item: string) => boolean); readonly expected?: string }
 export interface EnumOption<T extends string = string> extends BaseOption { readonly kind: 'enum'; readonly default: T; readonly values: readonly T[] }
@@ -36,7 +36,10 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 // A host name as RFC 7622 §3.2 allows it after normalisation (lower-case ASCII/IDN labels).
 const DOMAIN = /^[a-z0-9\u0080-\uffff]([a-z0-9\u0080-\uffff.-]*[a-z0-9\u0080-\uffff])?$/;
 const MIB = 1024 * 1024;
+// A libpq connection URI (node-postgres parses the rest and reports what it cannot use).
+const DATABASE_URL = /^postgres(ql)?:\/\/\S+$/;
 const SM_BACKENDS = ['memory'] as const;
+const STORAGE_BACKENDS = ['sqlite', 'postgres'] as const;
 const SM = 'Stream management (XEP-0198; names after mod_stream_management)';
 
 export const SCHEMA = {
@@ -47,7 +50,9 @@ export const SCHEMA = {
   httpRequestTimeout: { env: 'HTTP_REQUEST_TIMEOUT', group: 'Network', kind: 'int', default: 30, min: 1, max: 3600, unit: 's', doc: 'Seconds a client has to send a whole HTTP request, headers and body (a BOSH POST, a WebSocket upgrade); slower is cut with 408' },
   domains: { env: 'XMPP_DOMAIN', group: 'XMPP', kind: 'list', default: ['localhost'], minItems: 1, item: DOMAIN, expected: 'lower-case domain names', doc: 'Virtual hosts served; a comma-separated list gives several' },
   echoComponent: { env: 'ECHO_COMPONENT', group: 'XMPP', kind: 'string', default: '', pattern: new RegExp(`^$|${DOMAIN.source}`), expected: 'a domain name that is not one of XMPP_DOMAIN, e.g. echo.example.org', doc: 'Domain of a built-in echo component (messages come back, disco#info and version answered): a test service for clients and the example of a component; unset: off' },
-  dataDir: { env: 'DATA_DIR', group: 'Storage', kind: 'string', default: './data', doc: 'Directory of the embedded SQLite database' },
+  storage: { env: 'STORAGE', group: 'Storage', kind: 'enum', default: 'sqlite', values: STORAGE_BACKENDS, doc: 'Where accounts, rosters, offline messages and vCards live: sqlite (one file in DATA_DIR, one process) or postgres (DATABASE_URL, shared by several processes)' },
+  dataDir: { env: 'DATA_DIR', group: 'Storage', kind: 'string', default: './data', doc: 'Directory of the embedded SQLite database (and of the server secret, whatever STORAGE)' },
+  databaseUrl: { env: 'DATABASE_URL', group: 'Storage', kind: 'string', default: '', pattern: DATABASE_URL, secret: true, expected: 'a postgres://user:password@host:port/database URL', doc: 'PostgreSQL connection URI, required when STORAGE=postgres; the schema is created or migrated at start' },
   logLevel: { env: 'LOG_LEVEL', group: 'Logging', kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' },
   maxStanzaSize: { env: 'MAX_STANZA_SIZE', group: 'Limits', kind: 'int', default: 262144, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest stanza (WebSocket frame or BOSH body) accepted; larger gets policy-violation' },
   preAuthMaxStanzaSize: { env: 'PRE_AUTH_MAX_STANZA_SIZE', group: 'Limits', kind: 'int', default: 8192, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest stanza (WebSocket frame or BOSH body) accepted before authentication, as ejabberd has; larger gets policy-violation' },

@@ -5,7 +5,7 @@
  */
 import { saslprep } from '../sasl/saslprep.js';
 import { deriveCredentialsAsync, type ScramCredentials } from '../sasl/scram.js';
-import type { StoredCredentials } from './ports/accounts.js';
+import type { StoredCredentials, UserRecord } from './ports/accounts.js';
 
 /** A password no SCRAM client could ever log in with. The message never contains the password. */
 export class InvalidPasswordError extends Error {
@@ -57,4 +57,10 @@ export function isStoredCredentials(value: unknown): value is StoredCredentials 
 /** A deep copy, so a backend never shares objects with its callers. */
 export function copyCredentials(c: StoredCredentials): StoredCredentials {
   return { 'SCRAM-SHA-1': { ...c['SCRAM-SHA-1'] }, 'SCRAM-SHA-256': { ...c['SCRAM-SHA-256'] } };
+}
+
+/** A stored account as read back by a SQL backend; credentials that are not both SCRAM variants fail loudly. */
+export function userRecord(host: string, username: string, credentials: unknown, createdAt: number): UserRecord {
+  if (!isStoredCredentials(credentials)) throw new Error(`stored credentials of '${username}@${host}' are malformed`);
+  return { host, username, credentials, createdAt };
 }

@@ -2,3 +2,5 @@ export * from './types.js';
 export { assertValidPassword, deriveStoredCredentials, InvalidPasswordError, isStoredCredentials } from './credentials.js';
 export { createMemoryStorage, type MemoryStorageOptions } from './memory/index.js';
 export { openSqliteStorage, DATABASE_FILE, type SqliteStorageOptions } from './sqlite/index.js';
+export { openPostgresStorage, type PostgresStorageOptions } from './postgres/index.js';
+export { openStorage, type StorageChoice } from './open.js';

@@ -8,10 +8,11 @@ import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { runCli, type CliIo } from '../../src/cli/main.js';
-import { createMemoryStorage, openSqliteStorage, type StoredCredentials } from '../../src/storage/index.js';
+import { createMemoryStorage, openPostgresStorage, openSqliteStorage, DATABASE_FILE, type StoredCredentials } from '../../src/storage/index.js';
 import { verifyPassword } from '../../src/sasl/scram.js';
 import { ensureBuilt, ROOT } from '../helpers/built.js';
 import { eventually } from '../helpers/eventually.js';
+import { startPostgres } from '../helpers/postgres.js';
 
 const BIN = join(ROOT, 'bin', 'xmpp-web-gateway.js');
 const BUILT = join(ROOT, 'dist', 'cli', 'main.js');
@@ -24,12 +25,12 @@ t.setTimeout(600_000);
 t.before(() => ensureBuilt(BUILT));
 
 interface Result { code: number | null; stdout: string; stderr: string }
-interface RunOptions { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; bin?: string }
+interface RunOptions { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; bin?: string; /** Killed (SIGTERM) after this long: for a command that may wrongly keep serving. */ timeoutMs?: number }
 
 /** Runs the bin in `dir` (its DATA_DIR is dir/data), feeding `input` then closing stdin. */
 function cli(dir: string, args: string[], opts: RunOptions = {}): Promise<Result> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, DATA_DIR: join(dir, 'data'), XMPP_DOMAIN: HOSTS, SCRAM_ITERATIONS: '4096', ...opts.env };
-  const child = spawn(process.execPath, [opts.bin ?? BIN, ...args], { cwd: opts.cwd ?? dir, env });
+  const child = spawn(process.execPath, [opts.bin ?? BIN, ...args], { cwd: opts.cwd ?? dir, env, timeout: opts.timeoutMs });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -196,6 +197,40 @@ t.test('the bin explains a missing build', async (t) => {
   copyFileSync(BIN, join(dir, 'bin', 'xmpp-web-gateway.js'));
   const r = await cli(dir, ['--help'], { bin: join(dir, 'bin', 'xmpp-web-gateway.js') });
   fails(t, r, /run `npm run build`/, 'no dist');
+});
+
+t.test('STORAGE=postgres: the account commands work against PostgreSQL', async (t) => {
+  const server = await startPostgres();
+  t.teardown(() => server.stop());
+  const url = await server.createDatabase();
+  const dir = t.testdir();
+  const env = { STORAGE: 'postgres', DATABASE_URL: url };
+  const added = await cli(dir, ['user', 'add', 'pg@example.com'], { env, input: 'pg-secret\n' });
+  t.equal(added.code, 0, added.stderr);
+  t.equal(added.stdout, 'created user pg@example.com\n');
+  const listed = await cli(dir, ['user', 'list'], { env });
+  t.equal(listed.code, 0, listed.stderr);
+  t.equal(listed.stdout, 'pg@example.com\n');
+  const storage = await openPostgresStorage({ url });
+  t.teardown(() => storage.close());
+  await verifies(t, (await storage.users.get('example.com', 'pg'))?.credentials, 'pg-secret', 'stored in PostgreSQL');
+  t.notOk(existsSync(join(dir, 'data', DATABASE_FILE)), 'no SQLite file was created');
+
+  const down = await cli(dir, ['user', 'list'], { env: { STORAGE: 'postgres', DATABASE_URL: 'postgres://gw:pw-in-url@127.0.0.1:1/none' } });
+  t.equal(down.code, 1);
+  t.match(down.stderr, /^xmpp-web-gateway: DATABASE_URL: cannot open the PostgreSQL database: .*ECONNREFUSED/m, 'one line naming the variable');
+  t.notMatch(down.stderr, /pw-in-url|\n\s+at /, 'neither the password nor a stack trace');
+  const missing = await cli(dir, ['user', 'list'], { env: { STORAGE: 'postgres' } });
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /DATABASE_URL is required when STORAGE=postgres/);
+});
+
+t.test('STORAGE=postgres: an unreachable DATABASE_URL stops the server start naming the variable', async (t) => {
+  const dir = t.testdir();
+  const run = await cli(dir, ['serve'], { env: { STORAGE: 'postgres', DATABASE_URL: 'postgres://gw:pw-in-url@127.0.0.1:1/none', PORT: '0', HOST: '127.0.0.1' }, timeoutMs: 30_000 });
+  t.equal(run.code, 2, run.stderr);
+  t.match(run.stderr, /configuration error: DATABASE_URL: cannot open the PostgreSQL database: .*ECONNREFUSED/);
+  t.notMatch(run.stderr, /pw-in-url/, 'the password is not echoed');
 });
 
 // ---- in-process: the terminal prompt ----

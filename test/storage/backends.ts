@@ -1,10 +1,15 @@
 /**
  * Every Storage backend the contract suites run over, and what the suites
- * share. A new backend (PostgreSQL, issue 14) is one more entry in
- * BACKENDS: every `<port>.test.ts` loops over them all.
+ * share. A new backend is one more entry in BACKENDS: every
+ * `<port>.test.ts` loops over them all. PostgreSQL runs one throw-away
+ * server per test file (started on first use, stopped when the file's
+ * tests end) and a fresh database per storage opened.
  */
-import type { Test } from 'tap';
-import { createMemoryStorage, deriveStoredCredentials, openSqliteStorage, type Clock, type Storage, type StoredCredentials } from '../../src/storage/index.js';
+import tap, { type Test } from 'tap';
+import {
+  createMemoryStorage, deriveStoredCredentials, openPostgresStorage, openSqliteStorage, type Clock, type Storage, type StoredCredentials,
+} from '../../src/storage/index.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 export interface BackendOptions {
   now?: Clock;
@@ -13,9 +18,26 @@ export interface BackendOptions {
 /** Opens a fresh, empty Storage for `t` (and only for it); the suite closes it. */
 export type MakeStorage = (t: Test, options?: BackendOptions) => Storage | Promise<Storage>;
 
+/** This test file's PostgreSQL server, started on first use and stopped by PID when the file's tests end. */
+function postgresPerFile(): () => Promise<TestPostgres> {
+  let server: Promise<TestPostgres> | undefined;
+  return () => {
+    if (server === undefined) {
+      const starting = startPostgres();
+      server = starting;
+      tap.teardown(async () => (await starting).stop());
+    }
+    return server;
+  };
+}
+
+/** This file's PostgreSQL server (tests of what only PostgreSQL shows use it too). */
+export const testPostgres = postgresPerFile();
+
 export const BACKENDS: Readonly<Record<string, MakeStorage>> = {
   memory: (_t, options = {}) => createMemoryStorage(options),
   sqlite: (t, options = {}) => openSqliteStorage(t.testdir(), options),
+  postgres: async (_t, options = {}) => openPostgresStorage({ url: await (await testPostgres()).createDatabase(), ...options }),
 };
 
 /** A contract suite: every test of one port, run against one backend. */

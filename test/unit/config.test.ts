@@ -70,6 +70,21 @@ t.test('anonymous hosts must be served domains', async (t) => {
   t.throws(() => loadConfig({ SASL_ANONYMOUS_HOSTS: 'guest.example' }), /SASL_ANONYMOUS_HOSTS="guest.example" is invalid: expected hosts listed in XMPP_DOMAIN/);
 });
 
+t.test('STORAGE=postgres needs a DATABASE_URL; a bad one names the variable', async (t) => {
+  t.equal(loadConfig({}).storage, 'sqlite', 'SQLite stays the default');
+  const c = loadConfig({ STORAGE: 'postgres', DATABASE_URL: 'postgres://gw:secret@db.example:5432/gateway' });
+  t.equal(c.storage, 'postgres');
+  t.equal(c.databaseUrl, 'postgres://gw:secret@db.example:5432/gateway');
+  t.throws(() => loadConfig({ STORAGE: 'postgres' }), /DATABASE_URL is required when STORAGE=postgres: expected a postgres:\/\/user:password@host:port\/database URL/);
+  t.throws(() => loadConfig({ STORAGE: 'postgres', DATABASE_URL: 'mysql://db/gateway' }), /DATABASE_URL=\(value hidden\) is invalid: expected a postgres:\/\//);
+  t.throws(() => loadConfig({ STORAGE: 'postgres', DATABASE_URL: 'postgres://gw:s3cret@db /x' }), /DATABASE_URL=\(value hidden\) is invalid/, 'no spaces');
+  const err = (() => { try { loadConfig({ DATABASE_URL: 'pg://gw:s3cret@db/x' }); } catch (e) { return e as Error; } })();
+  t.match(err?.message, /DATABASE_URL=\(value hidden\) is invalid/, 'refused, naming the variable');
+  t.notMatch(err?.message ?? '', /s3cret/, 'the password in a bad URL is not echoed');
+  t.throws(() => loadConfig({ STORAGE: 'mongodb' }), /STORAGE="mongodb" is invalid: expected one of sqlite, postgres/);
+  t.equal(loadConfig({ DATABASE_URL: 'postgres://db/x' }).storage, 'sqlite', 'a DATABASE_URL alone does not switch the backend');
+});
+
 t.test('the README configuration table and the Helm values mirror the schema', async (t) => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   t.equal(readme, replaceBetween(readme, ...README_MARKERS, renderConfigTable()), 'README table is up to date (npm run env-example)');

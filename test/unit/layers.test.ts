@@ -93,6 +93,7 @@ t.test('every rule fires on a tree that breaks it', async (t) => {
     'no-circular: jid/a.ts → jid/b.ts → jid/a.ts',
     'no-unresolvable: app.ts → ./missing.js',
     'only-main-starts-the-app: http/routes.ts → app.ts',
+    'pg-only-in-storage-postgres: storage/pool.ts → node_modules/pg/lib/index.js',
     'storage-below-the-core: storage/memory.ts → xmpp/session.ts',
     'transports-are-adapters: transports/websocket.ts → xmpp/features/stream-management/index.ts',
   ]);

@@ -6,6 +6,9 @@
  * that has shipped.
  */
 import type Database from 'better-sqlite3';
+import { assertNotNewer, assertNumbered, type MigrationResult } from '../migration-steps.js';
+
+export type { MigrationResult } from '../migration-steps.js';
 
 export interface Migration {
   version: number;
@@ -170,16 +173,6 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export interface MigrationResult {
-  from: number;
-  to: number;
-}
-
-function assertWellFormed(migrations: readonly Migration[]): void {
-  migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new Error(`migration '${m.name}' has version ${m.version}, expected ${i + 1}`);
-  });
-}
 
 function currentVersion(db: Database.Database): number {
   const row = db.prepare<[], { v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations').get();
@@ -188,7 +181,7 @@ function currentVersion(db: Database.Database): number {
 
 /** Brings the schema up to the last migration; returns the versions before and after. */
 export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): MigrationResult {
-  assertWellFormed(migrations);
+  assertNumbered(migrations);
   const target = migrations.length;
   const run = db.transaction((): MigrationResult => {
     db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -197,8 +190,7 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
       applied_at INTEGER NOT NULL
     ) STRICT`);
     const from = currentVersion(db);
-    // A newer gateway wrote this file; running old code on it could corrupt it.
-    if (from > target) throw new Error(`database schema version ${from} is newer than this gateway supports (${target}); upgrade xmpp-web-gateway`);
+    assertNotNewer(from, target);
     const record = db.prepare<[number, string, number]>('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
     for (const m of migrations.slice(from)) {
       m.up(db);

@@ -1,6 +1,6 @@
 /** UserStore over one better-sqlite3 connection; statements are prepared once. */
 import type Database from 'better-sqlite3';
-import { isStoredCredentials } from '../credentials.js';
+import { userRecord } from '../credentials.js';
 import {
   UserExistsError, UserNotFoundError,
   type AccountChange, type NewUser, type StoredCredentials, type UserKey, type UserRecord, type UserStore,
@@ -14,13 +14,7 @@ interface UserRow {
   created_at: number;
 }
 
-function decode(row: UserRow): UserRecord {
-  const credentials: unknown = JSON.parse(row.credentials);
-  if (!isStoredCredentials(credentials)) {
-    throw new Error(`stored credentials of '${row.username}@${row.host}' are malformed`);
-  }
-  return { host: row.host, username: row.username, credentials, createdAt: row.created_at };
-}
+const decode = (row: UserRow): UserRecord => userRecord(row.host, row.username, JSON.parse(row.credentials), row.created_at);
 
 const encode = (c: StoredCredentials): string => JSON.stringify(c);
 

@@ -1,0 +1,19 @@
+/** Opens the backend the configuration chose (STORAGE): the server and the CLI both open storage here. */
+import type { Clock, Storage } from './types.js';
+import { openSqliteStorage } from './sqlite/index.js';
+import { openPostgresStorage } from './postgres/index.js';
+
+export interface StorageChoice {
+  backend: 'sqlite' | 'postgres';
+  /** SQLite's directory (STORAGE=sqlite). */
+  dataDir: string;
+  /** PostgreSQL's connection URI (STORAGE=postgres). */
+  databaseUrl: string;
+  now?: Clock;
+  onIdleError?: (err: Error) => void;
+}
+
+export async function openStorage(choice: StorageChoice): Promise<Storage> {
+  if (choice.backend === 'postgres') return openPostgresStorage({ url: choice.databaseUrl, now: choice.now, onIdleError: choice.onIdleError });
+  return openSqliteStorage(choice.dataDir, { now: choice.now });
+}

@@ -1,0 +1,130 @@
+/**
+ * Numbered, forward-only schema migrations of the PostgreSQL backend. All of
+ * them run at open in one transaction that first takes a transaction-level
+ * advisory lock (a fixed key), so N gateway processes and CLIs starting at
+ * once apply each step exactly once: the others wait on the lock, then find
+ * the steps recorded in schema_version. Append new steps; never edit one
+ * that has shipped.
+ *
+ * Text keys are COLLATE "C": byte order of UTF-8, which is Unicode code
+ * point order, the order SQLite's BINARY collation and the ports promise.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { assertNotNewer, assertNumbered, type MigrationResult } from '../migration-steps.js';
+import { inTransaction } from './tx.js';
+
+export type { MigrationResult } from '../migration-steps.js';
+
+export interface PgMigration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** pg_advisory_xact_lock key of the migrations: 'xwgmigr' as bytes, so no other application picks it by chance. */
+export const MIGRATION_LOCK_KEY = 0x7877676d69677200n;
+
+const KEY = 'host TEXT COLLATE "C" NOT NULL, username TEXT COLLATE "C" NOT NULL';
+const OF_ACCOUNT = 'FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE';
+
+export const PG_MIGRATIONS: readonly PgMigration[] = [
+  {
+    version: 1,
+    name: 'users and account changes',
+    // Credentials are a JSON document (both SCRAM variants), always read
+    // whole. Deletions and password changes by any writer are logged by
+    // triggers in the writer's transaction, for the running servers to
+    // follow; the log's table lock makes ids commit in order, so a watcher
+    // that has seen id N never later finds a smaller one appear.
+    sql: `
+      CREATE TABLE users (${KEY}, credentials JSONB NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (host, username));
+      CREATE TABLE account_changes (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ${KEY},
+        change TEXT NOT NULL CHECK (change IN ('deleted', 'credentials')),
+        at BIGINT NOT NULL);
+      CREATE FUNCTION log_account_change() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        LOCK TABLE account_changes IN SHARE ROW EXCLUSIVE MODE;
+        INSERT INTO account_changes (host, username, change, at)
+          VALUES (OLD.host, OLD.username, TG_ARGV[0], (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER account_changes_delete AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION log_account_change('deleted');
+      CREATE TRIGGER account_changes_credentials AFTER UPDATE OF credentials ON users FOR EACH ROW EXECUTE FUNCTION log_account_change('credentials');
+    `,
+  },
+  {
+    version: 2,
+    name: 'rosters and blocklists',
+    // RFC 6121 rosters (items, Pending In requests, the XEP-0237 version)
+    // and XEP-0191 blocklists; all of it goes with the account.
+    sql: `
+      CREATE TABLE roster_versions (${KEY}, version BIGINT NOT NULL, PRIMARY KEY (host, username), ${OF_ACCOUNT});
+      CREATE TABLE roster_items (${KEY}, jid TEXT COLLATE "C" NOT NULL, name TEXT,
+        subscription TEXT NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+        ask BOOLEAN NOT NULL, approved BOOLEAN NOT NULL, groups JSONB NOT NULL,
+        PRIMARY KEY (host, username, jid), ${OF_ACCOUNT});
+      CREATE TABLE roster_pending (${KEY}, jid TEXT COLLATE "C" NOT NULL, stanza TEXT NOT NULL, PRIMARY KEY (host, username, jid), ${OF_ACCOUNT});
+      CREATE TABLE blocklist (${KEY}, jid TEXT COLLATE "C" NOT NULL, PRIMARY KEY (host, username, jid), ${OF_ACCOUNT});
+    `,
+  },
+  {
+    version: 3,
+    name: 'offline messages, their counters, vcards',
+    // XEP-0160 offline messages (an identity never reuses an id) with each
+    // account's count and UTF-8 bytes kept by triggers on every insert and
+    // delete, the account's cascade included; the quota check locks the
+    // account's counter row (offline.ts). XEP-0054 vCards.
+    sql: `
+      CREATE TABLE offline_messages (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ${KEY},
+        stanza TEXT NOT NULL, stored_at BIGINT NOT NULL, ${OF_ACCOUNT});
+      CREATE INDEX offline_messages_by_account ON offline_messages (host, username, id);
+      CREATE TABLE offline_counters (${KEY}, messages BIGINT NOT NULL, bytes BIGINT NOT NULL, PRIMARY KEY (host, username), ${OF_ACCOUNT});
+      CREATE FUNCTION count_offline() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'INSERT' THEN
+          INSERT INTO offline_counters (host, username, messages, bytes) VALUES (NEW.host, NEW.username, 1, octet_length(NEW.stanza))
+            ON CONFLICT (host, username) DO UPDATE SET messages = offline_counters.messages + 1, bytes = offline_counters.bytes + excluded.bytes;
+        ELSE
+          UPDATE offline_counters SET messages = messages - 1, bytes = bytes - octet_length(OLD.stanza)
+            WHERE host = OLD.host AND username = OLD.username;
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER offline_counters_count AFTER INSERT OR DELETE ON offline_messages FOR EACH ROW EXECUTE FUNCTION count_offline();
+      CREATE TABLE vcards (${KEY}, vcard TEXT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (host, username), ${OF_ACCOUNT});
+    `,
+  },
+  {
+    version: 4,
+    name: 'stale h',
+    // XEP-0198 §5: the last h of sessions that can no longer be resumed
+    // (MongooseIM's stream_mgmt_stale_h); not tied to an account.
+    sql: `
+      CREATE TABLE stale_h (smid TEXT COLLATE "C" NOT NULL PRIMARY KEY, h BIGINT NOT NULL, stored_at BIGINT NOT NULL);
+      CREATE INDEX stale_h_by_age ON stale_h (stored_at);
+    `,
+  },
+];
+
+
+async function applyPending(client: PoolClient, migrations: readonly PgMigration[]): Promise<MigrationResult> {
+  await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+  await client.query('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+  const { rows } = await client.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_version');
+  const from = rows[0]?.v ?? 0;
+  const to = migrations.length;
+  assertNotNewer(from, to);
+  for (const m of migrations.slice(from)) {
+    await client.query(m.sql);
+    await client.query('INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+  }
+  return { from, to };
+}
+
+/** Brings the schema up to the last migration, all steps in one transaction under the advisory lock. */
+export async function migratePostgres(pool: Pool, migrations: readonly PgMigration[] = PG_MIGRATIONS): Promise<MigrationResult> {
+  assertNumbered(migrations);
+  return inTransaction(pool, (client) => applyPending(client, migrations));
+}

@@ -1,0 +1,67 @@
+/** RosterStore over a node-postgres pool. */
+import type { Pool, PoolClient } from 'pg';
+import type { RosterItem, RosterPending, RosterStore, RosterSubscription, StoredRoster } from '../ports/roster.js';
+import { inTransaction, toNumber } from './tx.js';
+
+interface ItemRow {
+  jid: string;
+  name: string | null;
+  subscription: string;
+  ask: boolean;
+  approved: boolean;
+  groups: unknown;
+}
+
+const SUBSCRIPTIONS: ReadonlySet<string> = new Set<RosterSubscription>(['none', 'to', 'from', 'both']);
+
+function decode(row: ItemRow): RosterItem {
+  if (!SUBSCRIPTIONS.has(row.subscription)) throw new Error(`stored subscription of roster item '${row.jid}' is malformed`);
+  const groups = row.groups;
+  if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) {
+    throw new Error(`stored groups of roster item '${row.jid}' are malformed`);
+  }
+  return { jid: row.jid, name: row.name ?? undefined, subscription: row.subscription as RosterSubscription, ask: row.ask, approved: row.approved, groups };
+}
+
+async function setVersion(client: PoolClient, host: string, username: string, version: number): Promise<void> {
+  await client.query(
+    'INSERT INTO roster_versions (host, username, version) VALUES ($1, $2, $3) ON CONFLICT (host, username) DO UPDATE SET version = excluded.version',
+    [host, username, version]);
+}
+
+const PUT_ITEM = `
+  INSERT INTO roster_items (host, username, jid, name, subscription, ask, approved, groups) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+  ON CONFLICT (host, username, jid) DO UPDATE SET
+    name = excluded.name, subscription = excluded.subscription, ask = excluded.ask, approved = excluded.approved, groups = excluded.groups`;
+
+// One REPEATABLE READ snapshot, so the version always matches the items read with it.
+async function load(client: PoolClient, host: string, username: string): Promise<StoredRoster> {
+  const key = [host, username];
+  const version = await client.query<{ version: string }>('SELECT version FROM roster_versions WHERE host = $1 AND username = $2', key);
+  const items = await client.query<ItemRow>('SELECT jid, name, subscription, ask, approved, groups FROM roster_items WHERE host = $1 AND username = $2 ORDER BY jid', key);
+  const pending = await client.query<RosterPending>('SELECT jid, stanza FROM roster_pending WHERE host = $1 AND username = $2 ORDER BY jid', key);
+  return { version: toNumber(version.rows[0]?.version ?? 0), items: items.rows.map(decode), pending: pending.rows };
+}
+
+export function createPgRosterStore(pool: Pool): RosterStore {
+  return {
+    load: (host, username) => inTransaction(pool, (c) => load(c, host, username), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'),
+    // The item and the roster version change together or not at all.
+    putItem: (host, username, item: RosterItem, version) => inTransaction(pool, async (c) => {
+      await c.query(PUT_ITEM, [host, username, item.jid, item.name ?? null, item.subscription, item.ask, item.approved, JSON.stringify(item.groups)]);
+      await setVersion(c, host, username, version);
+    }),
+    removeItem: (host, username, jid, version) => inTransaction(pool, async (c) => {
+      await c.query('DELETE FROM roster_items WHERE host = $1 AND username = $2 AND jid = $3', [host, username, jid]);
+      await setVersion(c, host, username, version);
+    }),
+    async putPending(host, username, pending) {
+      await pool.query(
+        'INSERT INTO roster_pending (host, username, jid, stanza) VALUES ($1, $2, $3, $4) ON CONFLICT (host, username, jid) DO UPDATE SET stanza = excluded.stanza',
+        [host, username, pending.jid, pending.stanza]);
+    },
+    async removePending(host, username, jid) {
+      await pool.query('DELETE FROM roster_pending WHERE host = $1 AND username = $2 AND jid = $3', [host, username, jid]);
+    },
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * What only the PostgreSQL backend can show, whatever the port: N processes
+ * opening one empty database at once (the migrations' advisory lock), the
+ * schema recorded once and kept across reopening, a refused newer schema, a
+ * failed step rolled back, and two pools (two gateway processes) sharing
+ * one offline quota.
+ */
+import t from 'tap';
+import pg from 'pg';
+import { openPostgresStorage, type Storage } from '../../src/storage/index.js';
+import { migratePostgres, PG_MIGRATIONS, type PgMigration } from '../../src/storage/postgres/index.js';
+import { creds, testPostgres, withAccounts } from './backends.js';
+
+async function query<R extends pg.QueryResultRow>(url: string, sql: string): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<R>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+const versions = async (url: string) =>
+  (await query<{ version: number }>(url, 'SELECT version FROM schema_version ORDER BY version')).map((r) => r.version);
+
+t.test('postgres: processes opening one empty database at once all start, and the schema is applied once', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const opened: Storage[] = await Promise.all(Array.from({ length: 4 }, () => openPostgresStorage({ url })));
+  t.teardown(() => Promise.all(opened.map((s) => s.close())));
+  t.same(await versions(url), PG_MIGRATIONS.map((m) => m.version), 'each migration recorded once');
+  await opened[0]!.users.create('example.com', 'alice', creds('alice'));
+  t.same((await opened[3]!.users.get('example.com', 'alice'))!.credentials, creds('alice'), 'all of them use the one schema');
+});
+
+t.test('postgres: data and schema survive reopening; a second open applies nothing', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const first = await openPostgresStorage({ url });
+  await withAccounts(first, 'alice');
+  await first.offline.push('example.com', 'alice', '<message/>', 10);
+  await first.close();
+  const second = await openPostgresStorage({ url });
+  t.teardown(() => second.close());
+  t.equal(await second.offline.count('example.com', 'alice'), 1);
+  t.same(await versions(url), PG_MIGRATIONS.map((m) => m.version), 'still each migration once');
+});
+
+t.test('postgres migrations: only new steps, idempotent, a newer schema refused, a failed step rolled back', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const pool = new pg.Pool({ connectionString: url });
+  t.teardown(() => pool.end());
+  const steps: PgMigration[] = [
+    { version: 1, name: 'a', sql: 'CREATE TABLE a (x INTEGER)' },
+    { version: 2, name: 'b', sql: 'CREATE TABLE b (x INTEGER)' },
+  ];
+  t.same(await migratePostgres(pool, steps.slice(0, 1)), { from: 0, to: 1 });
+  t.same(await migratePostgres(pool, steps), { from: 1, to: 2 }, 'applies only the new step');
+  t.same(await migratePostgres(pool, steps), { from: 2, to: 2 }, 'idempotent');
+  await t.rejects(migratePostgres(pool, steps.slice(0, 1)), /schema version 2 is newer/, 'refuses a newer database');
+  const failing = [...steps, { version: 3, name: 'bad', sql: 'CREATE TABLE c (x INTEGER); SELECT no_such_function()' }];
+  await t.rejects(migratePostgres(pool, failing), /no_such_function/);
+  t.same(await query(url, "SELECT 1 FROM pg_tables WHERE tablename = 'c'"), [], 'the failed step rolled back');
+  t.same(await versions(url), [1, 2]);
+  await t.rejects(migratePostgres(pool, [steps[1]!]), /has version 2, expected 1/, 'numbering must be contiguous');
+});
+
+t.test('postgres: two pools (two gateway processes) pushing to one account share one quota', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const [first, second] = await Promise.all([openPostgresStorage({ url }), openPostgresStorage({ url })]);
+  t.teardown(async () => { await first.close(); await second.close(); });
+  await withAccounts(first, 'alice');
+  const quota = { maxMessages: 100, maxBytes: 5 * 20 };
+  const results = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? second : first).offline.push('example.com', 'alice', `<message>${i % 10}</message>`, quota)));
+  t.equal(results.filter(Boolean).length, 5, 'five fit, whichever pool pushed them');
+  t.same(await second.offline.usage('example.com', 'alice'), { messages: 5, bytes: 100 });
+});
+
+t.test('postgres: an account change made through another pool (the CLI) reaches a watcher', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const [server, cli] = await Promise.all([openPostgresStorage({ url }), openPostgresStorage({ url })]);
+  t.teardown(async () => { await server.close(); await cli.close(); });
+  await server.users.create('example.com', 'bob', creds('bob'));
+  const start = await server.users.changesSince();
+  await cli.users.delete('example.com', 'bob');
+  t.same((await server.users.changesSince(start.cursor)).changes, [{ host: 'example.com', username: 'bob', change: 'deleted' }]);
+});
+
+t.test('postgres: an unreachable server fails the open, naming the cause', async (t) => {
+  await t.rejects(openPostgresStorage({ url: 'postgres://nobody@127.0.0.1:1/none' }), /ECONNREFUSED/);
+});
