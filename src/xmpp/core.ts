@@ -1,6 +1,6 @@
 import { NS, x, type XmlElement } from '../xml/index.js';
 import { JidError, parseJid, type Jid } from '../jid/index.js';
-import { Pipeline, isVeto, type Outcome } from './pipeline.js';
+import { Pipeline, delivered, isPromise, isVeto, type Outcome } from './pipeline.js';
 import type { CoreEvents } from './events.js';
 import { Session, isStanza, type SessionOwner } from './session.js';
 import { handOver } from './hand-over.js';
@@ -12,7 +12,7 @@ import type { Conn } from './conn.js';
 import type { Log } from './log.js';
 import type { CoreMetrics } from './metrics-port.js';
 import type { ModuleContext } from './context.js';
-import { WorkQueues, isPromise } from './queues.js';
+import { WorkQueues } from './queues.js';
 import { createLifecycle } from './lifecycle.js';
 import { randomId } from '../util/random.js';
 import { PRIORITY } from './priorities.js';
@@ -68,8 +68,7 @@ export function createCore(deps: CoreDeps): Core {
   const queues = new WorkQueues((err) => unexpected(err, undefined));
   // A stanza for a component is the component's to deliver (registry.ts).
   hooks.deliver('route/component', (event) => {
-    const handled = components.lookup(event.to)?.handle(event);
-    return isPromise(handled) ? handled.then(() => 'delivered' as const) : 'delivered';
+    return delivered(components.lookup(event.to)?.handle(event));
   }, PRIORITY.route.standard);
 
   function unexpected(err: unknown, session: Session | undefined): void {

@@ -46,8 +46,14 @@ export function isVeto(outcome: Outcome): outcome is Veto {
   return typeof outcome === 'object' && outcome !== null;
 }
 
-function isPromise<T>(v: unknown): v is Promise<T> {
+/** A thenable: what tells the pipeline (and the core's queues) that a handler went async. */
+export function isPromise<T>(v: unknown): v is Promise<T> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/** A deliver handler's answer for work it did: 'delivered', once that work is done when it is async. */
+export function delivered(work: unknown): DeliverResult | Promise<DeliverResult> {
+  return isPromise(work) ? work.then(() => 'delivered' as const) : 'delivered';
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Session } from './session.js';
+import { isPromise } from './pipeline.js';
 
 /**
  * Runs work one job after another per key, different keys independently.
@@ -123,8 +124,5 @@ export class WorkQueues {
   }
 }
 
-export function isPromise<T>(v: unknown): v is Promise<T> {
-  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
-}
 
 function noop(): void {}

@@ -1,13 +1,11 @@
 import { NS, type XmlElement } from '../xml/index.js';
 import { makeJid, tryParseJid, type Jid } from '../jid/index.js';
-import type { Pipeline, Outcome } from './pipeline.js';
-import { isVeto } from './pipeline.js';
+import { isPromise, isVeto, type Pipeline, type Outcome } from './pipeline.js';
 import type { CoreEvents, RouteEvent } from './events.js';
 import type { Session } from './session.js';
 import type { SessionsView } from './session-manager.js';
 import type { ComponentRegistry } from './registry.js';
 import { stanzaErrorReply, type StanzaErrorCondition } from './errors.js';
-import { isPromise } from './queues.js';
 
 export type StanzaKind = 'message' | 'presence' | 'iq';
 

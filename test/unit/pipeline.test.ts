@@ -5,8 +5,8 @@
  * holding filter, and per-key ordering while a job awaits.
  */
 import t from 'tap';
-import { Pipeline, isVeto, veto, type Outcome } from '../../src/xmpp/pipeline.js';
-import { SerialQueue, isPromise } from '../../src/xmpp/queues.js';
+import { Pipeline, isPromise, isVeto, veto, type Outcome } from '../../src/xmpp/pipeline.js';
+import { SerialQueue } from '../../src/xmpp/queues.js';
 
 interface Events { e: { log: string[] } }
 const tick = () => new Promise<void>((r) => setImmediate(r));

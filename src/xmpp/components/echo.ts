@@ -3,6 +3,7 @@ import { tryParseJid } from '../../jid/index.js';
 import type { ModuleContext } from '../context.js';
 import type { RouteEvent } from '../events.js';
 import { stanzaErrorReply } from '../errors.js';
+import { iqResult } from '../registry.js';
 
 export interface EchoOptions {
   /** The subdomain (or any domain that is not one of XMPP_DOMAIN) it serves, e.g. echo.example.org. */
@@ -42,8 +43,7 @@ export function register(ctx: ModuleContext, opts: EchoOptions): void {
         }
       } else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) {
         const answer = type === 'get' ? query(stanza.firstElement, opts) : undefined;
-        reply(stanza.attr('from'), answer === null ? stanzaErrorReply(stanza, 'service-unavailable')
-          : x('iq', { xmlns: NS.CLIENT, type: 'result', id: stanza.attr('id'), from: stanza.attr('to'), to: stanza.attr('from') }, answer));
+        reply(stanza.attr('from'), answer === null ? stanzaErrorReply(stanza, 'service-unavailable') : iqResult(stanza, answer));
       }
     },
   });

@@ -1,6 +1,6 @@
 import { NS, x, type XmlElement } from '../../xml/index.js';
 import { PRIORITY } from '../priorities.js';
-import { isPromise } from '../queues.js';
+import { isPromise } from '../pipeline.js';
 import { JidError, makeJid, normalizeResource } from '../../jid/index.js';
 import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';

@@ -4,9 +4,8 @@ import { iqResult } from '../registry.js';
 import type { ModuleContext } from '../context.js';
 import type { RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
-import type { DeliverResult } from '../pipeline.js';
+import { delivered, isPromise, type DeliverResult } from '../pipeline.js';
 import { PRIORITY } from '../priorities.js';
-import { isPromise } from '../queues.js';
 
 type Delivered = DeliverResult | Promise<DeliverResult>;
 
@@ -47,11 +46,6 @@ export function register(ctx: ModuleContext): void {
     else if (stanza.attr('type') === 'get' || stanza.attr('type') === 'set') ctx.router.bounce(event, 'service-unavailable');
     return 'delivered';
   }, PRIORITY.route.standard);
-}
-
-/** 'delivered', once `work` is done when it is async (the session's next stanza waits for it). */
-export function delivered(work: void | Promise<void>): Delivered {
-  return isPromise(work) ? work.then(() => 'delivered' as const) : 'delivered';
 }
 
 /**

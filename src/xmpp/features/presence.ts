@@ -7,7 +7,7 @@ import type { Account, AccountsService } from './accounts/index.js';
 import { hasFrom, hasTo, isSubscriptionType } from './accounts/subscription.js';
 import { drive, type Fanout } from './accounts/fanout.js';
 import { PRIORITY } from '../priorities.js';
-import { delivered } from './iq.js';
+import { delivered } from '../pipeline.js';
 
 export interface PresenceDeps {
   /** The accounts in memory and presence relaying between them (accounts.register). */

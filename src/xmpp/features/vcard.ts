@@ -3,7 +3,8 @@ import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
 import type { VcardStore } from '../../storage/ports/vcard.js';
 import type { Session } from '../session.js';
-import { delivered, run } from './iq.js';
+import { run } from './iq.js';
+import { delivered } from '../pipeline.js';
 import { PRIORITY } from '../priorities.js';
 
 export interface VcardOptions {

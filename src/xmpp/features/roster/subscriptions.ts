@@ -8,9 +8,9 @@ import { StanzaErrorException } from '../../errors.js';
 import { itemBytes } from '../accounts/quota.js';
 import type { RosterService } from './service.js';
 import type { Session } from '../../session.js';
-import type { DeliverResult } from '../../pipeline.js';
+import { delivered, type DeliverResult } from '../../pipeline.js';
 import { PRIORITY } from '../../priorities.js';
-import { delivered } from '../iq.js';
+
 import { inbound, outbound } from './state.js';
 import { hasFrom, isSubscriptionType, type SubscriptionType } from '../accounts/subscription.js';
 
