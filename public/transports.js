@@ -68,6 +68,7 @@ export function createBoshTransport(url, domain, events, saved = null) {
   let scheduled = false;
   let pollTimer = null;
   let lastPoll = 0;
+  let pollRid = null;
   let firstAnswer = null;
 
   function post(rid, text, tries = 0) {
@@ -96,6 +97,9 @@ export function createBoshTransport(url, domain, events, saved = null) {
       answered.delete(rid);
       delete s.inflight[rid];
       s.processedRid = rid;
+      // §12 counts the polling interval between requests as the server sees them; a poll the network held up
+      // reaches it late, so the interval starts when its answer is here, not when it left.
+      if (rid === pollRid) lastPoll = Date.now();
       if (!body || body.localName !== 'body') { finish('bad-request'); break; }
       if (!s.sid) {
         const attr = (name, fallback) => (body.hasAttribute(name) ? Number(body.getAttribute(name)) : fallback);
@@ -130,7 +134,7 @@ export function createBoshTransport(url, domain, events, saved = null) {
       pollTimer ??= setTimeout(() => { pollTimer = null; pump(); }, early);
       return;
     }
-    if (empty) lastPoll = Date.now();
+    if (empty) { lastPoll = Date.now(); pollRid = nextRid; }
     const children = outbox;
     outbox = [];
     const attrs = extra ?? {};
