@@ -85,6 +85,14 @@ function crossCheck(c: Config): string[] {
   if (c.storage === 'postgres' && c.databaseUrl === '') {
     problems.push(`DATABASE_URL is required when STORAGE=postgres: expected ${SCHEMA.databaseUrl.expected}`);
   }
+  if (c.cluster === 'redis') {
+    if (c.redisUrl === '') problems.push(`REDIS_URL is required when CLUSTER=redis: expected ${SCHEMA.redisUrl.expected}`);
+    // Every node must see the same accounts and rosters: an embedded SQLite file is one process's.
+    if (c.storage !== 'postgres') problems.push('STORAGE=sqlite is invalid with CLUSTER=redis: expected STORAGE=postgres (the nodes share one database)');
+    if (c.smBackend !== 'redis') problems.push('SM_BACKEND=memory is invalid with CLUSTER=redis: expected SM_BACKEND=redis (a session must resume on any node)');
+  } else if (c.smBackend === 'redis') {
+    problems.push('SM_BACKEND=redis is invalid with CLUSTER=none: expected CLUSTER=redis and REDIS_URL');
+  }
   const unknown = c.anonymousHosts.filter((h) => !c.domains.includes(h));
   if (unknown.length > 0) {
     problems.push(`SASL_ANONYMOUS_HOSTS=${JSON.stringify(unknown.join(','))} is invalid: expected hosts listed in XMPP_DOMAIN (${c.domains.join(',')})`);

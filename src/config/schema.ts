@@ -38,7 +38,10 @@ const DOMAIN = /^[a-z0-9\u0080-\uffff]([a-z0-9\u0080-\uffff.-]*[a-z0-9\u0080-\uf
 const MIB = 1024 * 1024;
 // A libpq connection URI (node-postgres parses the rest and reports what it cannot use).
 const DATABASE_URL = /^postgres(ql)?:\/\/\S+$/;
-const SM_BACKENDS = ['memory'] as const;
+const SM_BACKENDS = ['memory', 'redis'] as const;
+const CLUSTER_MODES = ['none', 'redis'] as const;
+// A redis:// or rediss:// URL (node-redis parses the rest and reports what it cannot use).
+const REDIS_URL = /^rediss?:\/\/\S+$/;
 const STORAGE_BACKENDS = ['sqlite', 'postgres'] as const;
 const SM = 'Stream management (XEP-0198; names after mod_stream_management)';
 
@@ -53,6 +56,9 @@ export const SCHEMA = {
   storage: { env: 'STORAGE', group: 'Storage', kind: 'enum', default: 'sqlite', values: STORAGE_BACKENDS, doc: 'Where accounts, rosters, offline messages and vCards live: sqlite (one file in DATA_DIR, one process) or postgres (DATABASE_URL, shared by several processes)' },
   dataDir: { env: 'DATA_DIR', group: 'Storage', kind: 'string', default: './data', doc: 'Directory of the embedded SQLite database (and of the server secret, whatever STORAGE)' },
   databaseUrl: { env: 'DATABASE_URL', group: 'Storage', kind: 'string', default: '', pattern: DATABASE_URL, secret: true, expected: 'a postgres://user:password@host:port/database URL', doc: 'PostgreSQL connection URI, required when STORAGE=postgres; the schema is created or migrated at start' },
+  cluster: { env: 'CLUSTER', group: 'Cluster', kind: 'enum', default: 'none', values: CLUSTER_MODES, doc: 'none: one process holds every session; redis: N processes share the session directory, cross-node delivery and the XEP-0198 state in REDIS_URL (needs STORAGE=postgres and SM_BACKEND=redis)' },
+  redisUrl: { env: 'REDIS_URL', group: 'Cluster', kind: 'string', default: '', pattern: REDIS_URL, secret: true, expected: 'a redis://[user:password@]host:port[/db] URL', doc: 'Redis connection URL, required when CLUSTER=redis' },
+  nodeId: { env: 'NODE_ID', group: 'Cluster', kind: 'string', default: '', pattern: /^$|^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, expected: 'letters, digits, dot, dash or underscore (at most 63)', doc: "This process's name in the cluster, stable across its restarts so it reads what was addressed to it (a StatefulSet pod name); unset: the host name. Two live processes with one name: the second refuses to start" },
   logLevel: { env: 'LOG_LEVEL', group: 'Logging', kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' },
   maxStanzaSize: { env: 'MAX_STANZA_SIZE', group: 'Limits', kind: 'int', default: 262144, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest stanza (WebSocket frame or BOSH body) accepted; larger gets policy-violation' },
   preAuthMaxStanzaSize: { env: 'PRE_AUTH_MAX_STANZA_SIZE', group: 'Limits', kind: 'int', default: 8192, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest stanza (WebSocket frame or BOSH body) accepted before authentication, as ejabberd has; larger gets policy-violation' },
@@ -92,7 +98,7 @@ export const SCHEMA = {
   loginBackoffMax: { env: 'LOGIN_BACKOFF_MAX', group: 'Authentication', kind: 'int', default: 300, min: 1, max: 86400, unit: 's', doc: 'Longest wait a throttled address or account gets; after 10 quiet minutes past it the count starts afresh' },
   authTimeout: { env: 'AUTH_TIMEOUT', group: 'Authentication', kind: 'int', default: 30, min: 1, max: 3600, unit: 's', doc: "Seconds a stream may stay unauthenticated before connection-timeout (Prosody's c2s_timeout)" },
   saslMaxFailures: { env: 'SASL_MAX_FAILURES', group: 'Authentication', kind: 'int', default: 3, min: 2, max: 5, doc: 'Failed SASL attempts on one stream before it is closed (RFC 6120 §6.4.5: 2 to 5)' },
-  smBackend: { env: 'SM_BACKEND', group: SM, kind: 'enum', default: 'memory', values: SM_BACKENDS, doc: 'backend: where resumable sessions are registered by smid' },
+  smBackend: { env: 'SM_BACKEND', group: SM, kind: 'enum', default: 'memory', values: SM_BACKENDS, doc: 'backend: where resumable sessions are registered by smid: memory (this process) or redis (the cluster: any node resumes any session, and its unacknowledged stanzas survive the node; needs CLUSTER=redis)' },
   smBuffer: { env: 'SM_BUFFER', group: SM, kind: 'bool', default: true, doc: 'buffer: keep unacknowledged stanzas for resending; false also disables resumption' },
   smBufferMax: { env: 'SM_BUFFER_MAX', group: SM, kind: 'int-or-infinity', default: 100, min: 1, max: 1000000, doc: "buffer_max ('Buffer size for messages yet to be acknowledged'): stanzas sent and not yet acked at once; more wait in the session (SM_PENDING_MAX_BYTES) until acks make room, never closing the stream" },
   smPendingMaxBytes: { env: 'SM_PENDING_MAX_BYTES', group: SM, kind: 'int', default: 4 * MIB, min: 1024, max: 1024 * MIB, unit: 'bytes', doc: 'Stanzas waiting behind buffer_max (or while hibernating), serialized; more closes the stream with policy-violation (they are re-routed). Also bounds the messages waiting behind an offline delivery per account (more get resource-constraint)' },

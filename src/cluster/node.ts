@@ -1,0 +1,123 @@
+/**
+ * This process as a member of the cluster: its name, a lease in Redis that
+ * says it is alive, and who else is. The lease (`node:<id>`, a random token
+ * with a TTL) is renewed every `ttlMs / 5`; a node whose lease expired is
+ * dead, whatever it thinks. A node that finds its own lease gone (a pause
+ * or a partition longer than the TTL) has been declared dead by the others
+ * and must stop serving: `onLost` says so, and the server exits.
+ *
+ * A restarted node keeps its NODE_ID (so it reads what was addressed to it,
+ * delivery.ts), which must wait for its old lease to run out: a lease that
+ * is renewed meanwhile belongs to another live process, and the start fails.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from './redis.js';
+
+export interface ClusterNode {
+  /** This node's name (NODE_ID). */
+  readonly id: string;
+  /** Every key and channel starts with it (redis.ts keyPrefix). */
+  readonly prefix: string;
+  readonly redis: Redis;
+  /** Whether `id`'s lease is current. */
+  alive(id: string): Promise<boolean>;
+  /** The members whose lease is current. */
+  members(): Promise<string[]>;
+  /** Runs `handler` once per dead member, on one surviving node only (the one that removed it from the member set). */
+  onNodeDown(handler: (id: string) => void | Promise<void>): void;
+  /** This node's lease was lost: it must stop serving. */
+  onLost(handler: () => void): void;
+  /** Releases the lease and leaves the member set (a clean shutdown). */
+  stop(): Promise<void>;
+}
+
+export interface NodeOptions {
+  readonly id: string;
+  readonly prefix: string;
+  /** Lease time-to-live in milliseconds. */
+  readonly ttlMs: number;
+  readonly log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+// KEYS[1] lease, ARGV[1] token, ARGV[2] ttl: renews only our own lease.
+const RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+// KEYS[1] lease, ARGV[1] token: releases only our own lease.
+const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<ClusterNode> {
+  const { id, prefix, ttlMs, log } = opts;
+  const lease = `${prefix}node:${id}`;
+  const membersKey = `${prefix}nodes`;
+  const token = randomBytes(16).toString('hex');
+  await claim(redis, lease, token, ttlMs, id);
+  await redis.sAdd(membersKey, id);
+  const downHandlers: Array<(id: string) => void | Promise<void>> = [];
+  const lostHandlers: Array<() => void> = [];
+  let stopped = false;
+
+  async function beat(): Promise<void> {
+    const renewed = Number(await redis.eval(RENEW, { keys: [lease], arguments: [token, String(ttlMs)] }));
+    if (renewed !== 1) {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      log.error({ event: 'cluster-lease-lost', node: id }, 'this node lost its cluster lease: it must stop serving');
+      for (const h of lostHandlers) h();
+      return;
+    }
+    for (const other of await redis.sMembers(membersKey)) {
+      if (other === id || (await redis.exists(`${prefix}node:${other}`)) === 1) continue;
+      // Only the node whose SREM removed it runs the handlers: once per dead node.
+      if ((await redis.sRem(membersKey, other)) !== 1) continue;
+      log.warn({ event: 'cluster-node-down', node: other }, 'a cluster node is gone');
+      for (const h of downHandlers) {
+        try { await h(other); } catch (err) { log.error({ err, node: other }, 'handling a dead node failed'); }
+      }
+    }
+  }
+  const timer = setInterval(() => {
+    beat().catch((err: unknown) => log.warn({ err, node: id }, 'cluster heartbeat failed'));
+  }, Math.max(50, Math.floor(ttlMs / 5)));
+  timer.unref();
+  log.info({ event: 'cluster-joined', node: id }, 'joined the cluster');
+
+  return {
+    id, prefix, redis,
+    alive: async (other) => other === id ? !stopped : (await redis.exists(`${prefix}node:${other}`)) === 1,
+    async members() {
+      const all = await redis.sMembers(membersKey);
+      const live: string[] = [];
+      for (const m of all) if ((await redis.exists(`${prefix}node:${m}`)) === 1) live.push(m);
+      return live;
+    },
+    onNodeDown: (h) => { downHandlers.push(h); },
+    onLost: (h) => { lostHandlers.push(h); },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      await redis.sRem(membersKey, id);
+      await redis.eval(RELEASE, { keys: [lease], arguments: [token] });
+    },
+  };
+}
+
+/**
+ * Takes the lease `node:<id>`. If another token holds it, waits for it to
+ * expire (a previous run of this node that died); a lease renewed while we
+ * wait is another live process with the same NODE_ID.
+ */
+async function claim(redis: Redis, lease: string, token: string, ttlMs: number, id: string): Promise<void> {
+  const deadline = Date.now() + ttlMs * 2;
+  let lastTtl = Infinity;
+  for (;;) {
+    const set = await redis.set(lease, token, { NX: true, expiration: { type: 'PX', value: ttlMs } });
+    if (set === 'OK') return;
+    const ttl = await redis.pTTL(lease);
+    if (ttl > lastTtl + 50 || Date.now() > deadline) {
+      throw new Error(`NODE_ID=${JSON.stringify(id)} is invalid: another live process holds that name in the cluster (its lease is being renewed); give each process its own NODE_ID`);
+    }
+    if (ttl > 0) lastTtl = ttl;
+    await new Promise((r) => setTimeout(r, Math.min(200, Math.max(20, ttl))));
+  }
+}

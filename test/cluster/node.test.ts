@@ -1,0 +1,81 @@
+/**
+ * Cluster membership (src/cluster/node.ts) on a real Redis: leases, a
+ * duplicate NODE_ID refused, a dead node noticed once, a lost lease told.
+ */
+import t, { type Test } from 'tap';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
+import { joinCluster, type ClusterNode } from '../../src/cluster/node.js';
+import { eventually } from '../helpers/eventually.js';
+
+let redis: TestRedis;
+t.before(async () => { redis = await startRedis(); });
+t.teardown(async () => { await redis.stop(); });
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+async function client(t: Test, url: string): Promise<Redis> {
+  const c = await connectRedis(url, quiet, 'test');
+  t.teardown(() => c.destroy());
+  return c;
+}
+
+async function node(t: Test, url: string, id: string, ttlMs = 500): Promise<ClusterNode> {
+  const n = await joinCluster(await client(t, url), { id, prefix: keyPrefix(url), ttlMs, log: quiet });
+  t.teardown(() => n.stop());
+  return n;
+}
+
+t.test('members are the nodes whose lease is current; a clean stop leaves', async (t) => {
+  const url = redis.url();
+  const a = await node(t, url, 'a');
+  const b = await node(t, url, 'b');
+  t.same((await a.members()).sort(), ['a', 'b']);
+  t.ok(await a.alive('b'));
+  await b.stop();
+  t.notOk(await a.alive('b'), 'a stopped node is not alive');
+  t.same(await a.members(), ['a']);
+});
+
+t.test('a second live process with the same NODE_ID is refused, naming the variable', async (t) => {
+  const url = redis.url();
+  await node(t, url, 'same');
+  await t.rejects(node(t, url, 'same'), /NODE_ID="same" is invalid/);
+});
+
+t.test('a restarted node takes its name back once the dead lease runs out', async (t) => {
+  const url = redis.url();
+  const c = await client(t, url);
+  // What a killed process leaves behind: its lease, not renewed any more.
+  await c.set(`${keyPrefix(url)}node:phoenix`, 'old-token', { expiration: { type: 'PX', value: 400 } });
+  const n = await node(t, url, 'phoenix');
+  t.ok(await n.alive('phoenix'));
+});
+
+t.test('a node whose lease expires is reported down once, on one survivor', async (t) => {
+  const url = redis.url();
+  const seen: string[] = [];
+  const a = await node(t, url, 'a');
+  const b = await node(t, url, 'b');
+  a.onNodeDown((id) => { seen.push(`a:${id}`); });
+  b.onNodeDown((id) => { seen.push(`b:${id}`); });
+  const c = await client(t, url);
+  // 'gone' joined, then its process died: the lease expires, the membership stays.
+  await c.sAdd(`${keyPrefix(url)}nodes`, 'gone');
+  await c.set(`${keyPrefix(url)}node:gone`, 'x', { expiration: { type: 'PX', value: 200 } });
+  await eventually(() => seen.length > 0, { timeout: 5000, message: 'the dead node reported' });
+  await new Promise((r) => setTimeout(r, 600));
+  t.equal(seen.length, 1, 'reported exactly once');
+  t.match(seen[0], /^[ab]:gone$/);
+});
+
+t.test('a node that finds its lease taken away is told to stop serving', async (t) => {
+  const url = redis.url();
+  const n = await node(t, url, 'paused');
+  let lost = false;
+  n.onLost(() => { lost = true; });
+  const c = await client(t, url);
+  await c.del(`${keyPrefix(url)}node:paused`);
+  await eventually(() => lost, { timeout: 5000, message: 'onLost' });
+  t.notOk(await n.alive('paused'), 'it no longer counts itself alive');
+});
