@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, withEnvFile, type Config } from './config/inde
 import { openStorage, type Storage } from './storage/index.js';
 import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp } from './app.js';
+import { isSupervisor, supervise } from './workers.js';
 
 /**
  * The process entry: read the configuration, open storage, listen, and shut
@@ -18,6 +19,10 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw err;
+  }
+  if (isSupervisor(config)) {
+    supervise(config, (line) => process.stderr.write(`xmpp-web-gateway: ${line}\n`));
+    return;
   }
   const storage = await openConfiguredStorage(config);
   const app = await buildApp(config, storage, { unknownUserSecret: loadOrCreateSecret(config.dataDir) });

@@ -90,8 +90,10 @@ function crossCheck(c: Config): string[] {
     // Every node must see the same accounts and rosters: an embedded SQLite file is one process's.
     if (c.storage !== 'postgres') problems.push('STORAGE=sqlite is invalid with CLUSTER=redis: expected STORAGE=postgres (the nodes share one database)');
     if (c.smBackend !== 'redis') problems.push('SM_BACKEND=memory is invalid with CLUSTER=redis: expected SM_BACKEND=redis (a session must resume on any node)');
-  } else if (c.smBackend === 'redis') {
-    problems.push('SM_BACKEND=redis is invalid with CLUSTER=none: expected CLUSTER=redis and REDIS_URL');
+  } else {
+    if (c.smBackend === 'redis') problems.push('SM_BACKEND=redis is invalid with CLUSTER=none: expected CLUSTER=redis and REDIS_URL');
+    // Each worker is a process of its own: without the shared state, a session would only exist in one of them.
+    if (c.workers > 1) problems.push(`WORKERS=${c.workers} is invalid with CLUSTER=none: expected 1, or CLUSTER=redis (the workers share their sessions through Redis)`);
   }
   const unknown = c.anonymousHosts.filter((h) => !c.domains.includes(h));
   if (unknown.length > 0) {

@@ -85,6 +85,14 @@ t.test('STORAGE=postgres needs a DATABASE_URL; a bad one names the variable', as
   t.equal(loadConfig({ DATABASE_URL: 'postgres://db/x' }).storage, 'sqlite', 'a DATABASE_URL alone does not switch the backend');
 });
 
+t.test('WORKERS above 1 needs CLUSTER=redis, naming the variable', async (t) => {
+  t.equal(loadConfig({}).workers, 1, 'one process by default');
+  const cluster = { CLUSTER: 'redis', REDIS_URL: 'redis://127.0.0.1:6379/0', SM_BACKEND: 'redis', STORAGE: 'postgres', DATABASE_URL: 'postgres://db/x' };
+  t.equal(loadConfig({ ...cluster, WORKERS: '2' }).workers, 2);
+  t.throws(() => loadConfig({ WORKERS: '2' }), /WORKERS=2 is invalid with CLUSTER=none: expected 1, or CLUSTER=redis/);
+  t.throws(() => loadConfig({ WORKERS: '0' }), /WORKERS="0" is invalid/);
+});
+
 t.test('the README configuration table and the Helm values mirror the schema', async (t) => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   t.equal(readme, replaceBetween(readme, ...README_MARKERS, renderConfigTable()), 'README table is up to date (npm run env-example)');
