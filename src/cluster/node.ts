@@ -27,7 +27,19 @@ export interface ClusterNode {
   onNodeDown(handler: (id: string) => void | Promise<void>): void;
   /** This node's lease was lost: it must stop serving. */
   onLost(handler: () => void): void;
-  /** Releases the lease and leaves the member set (a clean shutdown). */
+  /**
+   * Call once every onNodeDown handler is registered, before serving. If a
+   * previous run of this NODE_ID left without anyone cleaning up after it
+   * (it was still a member), its handlers run now for this node's own id:
+   * what the old run held is recovered like any dead node's.
+   */
+  start(): Promise<void>;
+  /**
+   * Releases the lease (a clean shutdown). The node stays in the member
+   * set: a survivor notices the lease is gone and runs its onNodeDown
+   * handlers (directory, inbox, stream-management takeover), exactly as
+   * for a crash, so nothing the node held is forgotten.
+   */
   stop(): Promise<void>;
 }
 
@@ -50,10 +62,17 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
   const membersKey = `${prefix}nodes`;
   const token = randomBytes(16).toString('hex');
   await claim(redis, lease, token, ttlMs, id);
-  await redis.sAdd(membersKey, id);
+  // Still a member: a previous run of this name left and nobody has cleaned up after it yet.
+  const leftBehind = (await redis.sAdd(membersKey, id)) === 0;
   const downHandlers: Array<(id: string) => void | Promise<void>> = [];
   const lostHandlers: Array<() => void> = [];
   let stopped = false;
+
+  async function runDown(other: string): Promise<void> {
+    for (const h of downHandlers) {
+      try { await h(other); } catch (err) { log.error({ err, node: other }, 'handling a dead node failed'); }
+    }
+  }
 
   async function beat(): Promise<void> {
     const renewed = Number(await redis.eval(RENEW, { keys: [lease], arguments: [token, String(ttlMs)] }));
@@ -70,9 +89,7 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
       // Only the node whose SREM removed it runs the handlers: once per dead node.
       if ((await redis.sRem(membersKey, other)) !== 1) continue;
       log.warn({ event: 'cluster-node-down', node: other }, 'a cluster node is gone');
-      for (const h of downHandlers) {
-        try { await h(other); } catch (err) { log.error({ err, node: other }, 'handling a dead node failed'); }
-      }
+      await runDown(other);
     }
   }
   const timer = setInterval(() => {
@@ -92,11 +109,15 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
     },
     onNodeDown: (h) => { downHandlers.push(h); },
     onLost: (h) => { lostHandlers.push(h); },
+    async start() {
+      if (!leftBehind) return;
+      log.warn({ event: 'cluster-node-down', node: id }, 'recovering what a previous run of this node left');
+      await runDown(id);
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
-      await redis.sRem(membersKey, id);
       await redis.eval(RELEASE, { keys: [lease], arguments: [token] });
     },
   };

@@ -26,15 +26,35 @@ async function node(t: Test, url: string, id: string, ttlMs = 500): Promise<Clus
   return n;
 }
 
-t.test('members are the nodes whose lease is current; a clean stop leaves', async (t) => {
+t.test('members are the nodes whose lease is current; a clean stop is cleaned up after like a crash', async (t) => {
   const url = redis.url();
   const a = await node(t, url, 'a');
   const b = await node(t, url, 'b');
+  const down: string[] = [];
+  a.onNodeDown((id) => { down.push(id); });
   t.same((await a.members()).sort(), ['a', 'b']);
   t.ok(await a.alive('b'));
   await b.stop();
   t.notOk(await a.alive('b'), 'a stopped node is not alive');
   t.same(await a.members(), ['a']);
+  // What b held (directory entries, inbox, hibernating sessions) is taken care of by a survivor.
+  await eventually(() => down.includes('b'), { timeout: 5000, message: 'the survivor ran its handlers for b' });
+});
+
+t.test('a node restarted before anyone cleaned up after it recovers its own previous run', async (t) => {
+  const url = redis.url();
+  const first = await node(t, url, 'solo');
+  await first.stop();
+  const again = await node(t, url, 'solo');
+  const down: string[] = [];
+  again.onNodeDown((id) => { down.push(id); });
+  await again.start();
+  t.same(down, ['solo'], 'the handlers ran for its own previous run');
+  const fresh = await node(t, url, 'fresh');
+  const none: string[] = [];
+  fresh.onNodeDown((id) => { none.push(id); });
+  await fresh.start();
+  t.same(none, [], 'a first start recovers nothing');
 });
 
 t.test('a second live process with the same NODE_ID is refused, naming the variable', async (t) => {
