@@ -10,17 +10,9 @@
  */
 import type { ClusterNode } from './node.js';
 import type { Redis } from './redis.js';
-import { ackEntry, addEntry, deliveryCounts, ensureGroup, inboxKeys, readEntries, removeInbox, type InboxKeys, type ReadEntry } from './inbox.js';
+import { ackEntry, addEntry, deliveryCounts, ensureGroup, inboxKeys, readEntries, removeInbox, type InboxEntry, type InboxKeys, type ReadEntry } from './inbox.js';
 
-/**
- * What one node asks another to do with one of its sessions (helper A's
- * directory builds them): deliver a stanza to the session at `to` (a full
- * JID), or close the session `sid` at `to` with a stream error condition
- * (RFC 6120 §4.9.3, e.g. `conflict`).
- */
-export type InboxEntry =
-  | { readonly kind: 'stanza'; readonly to: string; readonly xml: string }
-  | { readonly kind: 'close'; readonly to: string; readonly sid: string; readonly condition: string; readonly text?: string };
+export type { InboxEntry } from './inbox.js';
 
 /** Handles one entry; `from` is the sending node. Resolves when the entry may be acknowledged. */
 export type EntryHandler = (entry: InboxEntry, from: string) => Promise<void>;
