@@ -12,29 +12,10 @@ import type { Log } from '../xmpp/log.js';
 import { connectRedis, keyPrefix, type Redis } from './redis.js';
 import { joinCluster, type ClusterNode } from './node.js';
 import { createRedisDelivery, type Delivery } from './delivery.js';
+import type { ClusterModule, ClusterServices } from './module.js';
 
-/** What a cluster module is given: the node's Redis services, by closure. */
-export interface ClusterServices {
-  readonly config: Config;
-  readonly log: Log;
-  readonly node: ClusterNode;
-  readonly redis: Redis;
-  readonly delivery: Delivery;
-}
-
-/**
- * One cluster module (helper A's directory, helper C's SM registry): a
- * feature of the core, and what it must do once the core exists (load a
- * mirror, subscribe) and when the node leaves. Each may register an inbox
- * handler (delivery.onEntry) and node.onNodeDown handlers in its factory.
- */
-export interface ClusterModule {
-  readonly feature?: Feature;
-  /** After every feature is registered, before the inbox is read and the listener opens. */
-  start?(): Promise<void>;
-  /** The node has left the cluster and drained its inbox; Redis is still connected. */
-  stop?(): Promise<void>;
-}
+// Modules import these from './module.js' (importing './index.js' would make a cycle with MODULES below).
+export type { ClusterModule, ClusterServices } from './module.js';
 
 export interface Cluster {
   readonly node: ClusterNode;
@@ -146,8 +127,9 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
     async leave() {
       if (left) return;
       left = true;
-      // Redis unreachable: our lease runs out by itself and a survivor drains our inbox.
-      const done = await bounded(clusterLog, async () => {
+      // Redis unreachable: our lease runs out by itself and a survivor drains our inbox (commands
+      // would only wait in the client's offline queue).
+      const done = redis.isReady && await bounded(clusterLog, async () => {
         await delivery.stop();
         await node.stop();
         const handled = await delivery.drain(id);
@@ -158,7 +140,10 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
     async close() {
       if (closed) return;
       closed = true;
-      for (const m of [...modules].reverse()) await bounded(clusterLog, async () => { await m.stop?.(); }, LEAVE_TIMEOUT_MS);
+      // One bound for all of them: a module waiting on an unreachable Redis does not hold the exit.
+      await bounded(clusterLog, async () => {
+        for (const m of [...modules].reverse()) await m.stop?.();
+      }, redis.isReady ? LEAVE_TIMEOUT_MS : 0);
       if (redis.isReady) await redis.quit().catch(() => undefined);
       if (redis.isOpen) redis.destroy();
     },
