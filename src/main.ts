@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     throw err;
   }
   if (isSupervisor(config)) {
-    supervise(config, (line) => process.stderr.write(`xmpp-web-gateway: ${line}\n`));
+    supervise(config, (line) => process.stderr.write(`xmpp-web-gateway: ${line}\n`), (code) => process.exit(code));
     return;
   }
   const storage = await openConfiguredStorage(config);

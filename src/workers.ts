@@ -4,7 +4,8 @@
  * the Redis cluster named `<NODE_ID>-w<i>`. The primary serves nothing: it
  * forks, restarts a worker that dies (same name, so the new one reads what
  * was addressed to the old one), passes SIGTERM/SIGINT on and exits once
- * every worker has: each shuts down as a single process does.
+ * every worker has (through `exit`: only main.ts ends the process): each
+ * shuts down as a single process does.
  */
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
@@ -28,7 +29,7 @@ export function isSupervisor(plan: WorkerPlan): boolean {
 }
 
 /** Runs the primary: forks the workers and supervises them until they have all exited after a signal. */
-export function supervise(plan: WorkerPlan, log: (line: string) => void): void {
+export function supervise(plan: WorkerPlan, log: (line: string) => void, exit: (code: number) => void): void {
   let stopping = false;
   let exitCode = 0;
   const byWorker = new Map<number, number>();
@@ -41,7 +42,7 @@ export function supervise(plan: WorkerPlan, log: (line: string) => void): void {
     byWorker.delete(worker.id);
     if (stopping) {
       if (code !== 0) exitCode = 1;
-      if (byWorker.size === 0) process.exit(exitCode);
+      if (byWorker.size === 0) exit(exitCode);
       return;
     }
     log(`worker ${index} exited (${signal ?? `code ${code}`}); starting it again`);
@@ -50,7 +51,7 @@ export function supervise(plan: WorkerPlan, log: (line: string) => void): void {
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
-    if (byWorker.size === 0) process.exit(0);
+    if (byWorker.size === 0) exit(0);
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
