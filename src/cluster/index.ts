@@ -121,6 +121,8 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
     features: modules.flatMap((m) => (m.feature ? [m.feature] : [])),
     async start() {
       for (const m of modules) await m.start?.();
+      // A previous run of this NODE_ID that nobody cleaned up after is recovered like a dead node.
+      await node.start();
       await delivery.start();
     },
     ready: () => !left && !lost && redis.isReady,
