@@ -60,14 +60,16 @@ export interface Rendered {
   readonly stderr: string;
 }
 
-/** `helm template` (or any helm command) on the repository's chart; never throws on a failed render. */
-export function helm(args: readonly string[]): Rendered {
-  try {
-    const stdout = execFileSync(helmBinary(), args, { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
-    return { ok: true, stdout, stderr: '' };
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; status?: number | null };
-    if (typeof e.status !== 'number') throw err; // not run at all (timeout, missing binary)
-    return { ok: false, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+/** Runs helm commands (`template`, `lint`) with the binary found once; a failed command is returned, not thrown. */
+export function createHelm(bin = helmBinary()): (args: readonly string[]) => Rendered {
+  return (args) => {
+    try {
+      const stdout = execFileSync(bin, args, { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+      return { ok: true, stdout, stderr: '' };
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; status?: number | null };
+      if (typeof e.status !== 'number') throw err; // not run at all (timeout, missing binary)
+      return { ok: false, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    }
+  };
 }

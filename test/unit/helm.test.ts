@@ -9,10 +9,11 @@
 import t, { type Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
 import { SCHEMA } from '../../src/config/index.js';
-import { helm } from '../helpers/helm.js';
+import { createHelm } from '../helpers/helm.js';
 
 const CHART = new URL('../../helm/xmpp-web-gateway', import.meta.url).pathname;
 const CLUSTER_VALUES = new URL('../../helm/ci/cluster-values.yaml', import.meta.url).pathname;
+const helm = createHelm();
 const ENV_NAMES: readonly string[] = Object.values(SCHEMA).map((s) => s.env);
 
 type Obj = Record<string, any>;
