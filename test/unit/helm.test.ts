@@ -36,7 +36,8 @@ const envVar = (w: Obj, name: string) => envOf(w).filter((e) => e.name === name)
 
 function everySettingOnce(t: Test, w: Obj): void {
   for (const name of ENV_NAMES) t.equal(envVar(w, name).length, 1, `${name} is set once`);
-  t.same(envOf(w).map((e) => e.name).filter((n) => !ENV_NAMES.includes(n)), [], 'nothing the config does not know');
+  // POD_IP only feeds CLUSTER_ADVERTISE_URL ($(POD_IP) expansion); the gateway ignores it.
+  t.same(envOf(w).map((e) => e.name).filter((n) => !ENV_NAMES.includes(n) && n !== 'POD_IP'), [], 'nothing the config does not know');
 }
 
 /** Everything `helm template` refuses to render, with the first line of its message. */
@@ -100,6 +101,23 @@ t.test('the URLs may be given in clear in env', async (t) => {
   t.same(envVar(w, 'REDIS_URL'), [{ name: 'REDIS_URL', value: 'redis://redis:6379/0' }]);
   t.same(envVar(w, 'DATABASE_URL'), [{ name: 'DATABASE_URL', value: 'postgres://u:p@pg:5432/x' }]);
   everySettingOnce(t, w);
+});
+
+t.test("CLUSTER_ADVERTISE_URL (BOSH forwarding), when the config has it, is the pod's IP", async (t) => {
+  // The key exists once the BOSH forwarding branch adds it to the schema; --set stands in for it until then.
+  const w = workload(render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL='));
+  const names = envOf(w).map((e) => e.name);
+  t.same(envVar(w, 'POD_IP'), [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }]);
+  t.same(envVar(w, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: 'http://$(POD_IP):5280' }]);
+  t.ok(names.indexOf('POD_IP') < names.indexOf('CLUSTER_ADVERTISE_URL'), 'POD_IP comes first, as $(POD_IP) expansion needs');
+  const v6 = workload(render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=', '--set', 'ipv6PodNetwork=true'));
+  t.same(envVar(v6, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: 'http://[$(POD_IP)]:5280' }]);
+  const given = workload(render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=http://gw.internal:5280'));
+  t.same(envVar(given, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: 'http://gw.internal:5280' }], 'a value given is kept');
+  t.same(envVar(given, 'POD_IP'), []);
+  const single = workload(render('--set', 'env.CLUSTER_ADVERTISE_URL='));
+  t.same(envVar(single, 'POD_IP'), [], 'one process forwards nothing');
+  t.same(envVar(single, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: '' }]);
 });
 
 t.test('env.CLUSTER=redis with one replica is a cluster of one', async (t) => {

@@ -47,6 +47,8 @@ in cluster mode (CLUSTER, SM_BACKEND, NODE_ID) and what comes from a Secret.
 {{- if $clustered }}{{ $own = list "CLUSTER" "SM_BACKEND" "NODE_ID" }}{{ end -}}
 {{- if .Values.redisUrlFrom.secretName }}{{ $own = append $own "REDIS_URL" }}{{ end -}}
 {{- if .Values.databaseUrlFrom.secretName }}{{ $own = append $own "DATABASE_URL" }}{{ end -}}
+{{- $advertise := and $clustered (hasKey .Values.env "CLUSTER_ADVERTISE_URL") (not .Values.env.CLUSTER_ADVERTISE_URL) -}}
+{{- if $advertise }}{{ $own = append $own "CLUSTER_ADVERTISE_URL" }}{{ end -}}
 {{- range $name, $value := .Values.env }}
 {{- if not (has $name $own) }}
 - name: {{ $name }}
@@ -64,6 +66,16 @@ in cluster mode (CLUSTER, SM_BACKEND, NODE_ID) and what comes from a Secret.
   valueFrom:
     fieldRef:
       fieldPath: metadata.name
+{{- end }}
+{{- if $advertise }}
+# A BOSH request that reaches the wrong pod is forwarded to the owner's
+# CLUSTER_ADVERTISE_URL: its pod IP (the default, 127.0.0.1, is no pod's peer).
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: CLUSTER_ADVERTISE_URL
+  value: {{ printf (ternary "http://[$(POD_IP)]:%v" "http://$(POD_IP):%v" (eq (toString .Values.ipv6PodNetwork) "true")) .Values.env.PORT | quote }}
 {{- end }}
 {{- with .Values.redisUrlFrom.secretName }}
 - name: REDIS_URL
