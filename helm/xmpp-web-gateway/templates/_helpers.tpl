@@ -3,3 +3,153 @@
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{/*
+"true" when the release runs as a cluster (several pods sharing Redis and
+PostgreSQL: a Deployment), "" for the single-process default (a StatefulSet
+with its SQLite volume). env.CLUSTER=redis with one replica is a cluster of one,
+ready to scale.
+*/}}
+{{- define "xwg.clustered" -}}
+{{- if or (gt (int .Values.replicaCount) 1) (eq (toString .Values.env.CLUSTER) "redis") -}}true{{- end -}}
+{{- end -}}
+
+{{- define "xwg.serverSecretName" -}}
+{{- .Values.serverSecret.existingSecret | default (printf "%s-server-secret" (include "xwg.fullname" .)) -}}
+{{- end -}}
+
+{{/*
+Refuses at render time what the gateway would refuse at start (src/config/load.ts),
+one line each, so `helm install` fails instead of a CrashLoopBackOff.
+*/}}
+{{- define "xwg.validate" -}}
+{{- $postgres := eq (toString .Values.env.STORAGE) "postgres" -}}
+{{- if include "xwg.clustered" . -}}
+{{- if not $postgres -}}
+{{- fail (printf "replicaCount=%v (or env.CLUSTER=redis) needs env.STORAGE=postgres, not %q: SQLite is a file in one pod's volume, the pods must share one PostgreSQL (see docs/SCALING.md)" .Values.replicaCount (toString .Values.env.STORAGE)) -}}
+{{- end -}}
+{{- if not (or .Values.redisUrlFrom.secretName .Values.env.REDIS_URL) -}}
+{{- fail (printf "replicaCount=%v (or env.CLUSTER=redis) needs a Redis: set redisUrlFrom.secretName (a Secret with the redis:// URL under key %q) or env.REDIS_URL" .Values.replicaCount .Values.redisUrlFrom.key) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $postgres (not (or .Values.databaseUrlFrom.secretName .Values.env.DATABASE_URL)) -}}
+{{- fail (printf "env.STORAGE=postgres needs a database: set databaseUrlFrom.secretName (a Secret with the postgres:// URL under key %q) or env.DATABASE_URL" .Values.databaseUrlFrom.key) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The container's environment: every env value, except what the chart sets itself
+in cluster mode (CLUSTER, SM_BACKEND, NODE_ID) and what comes from a Secret.
+*/}}
+{{- define "xwg.env" -}}
+{{- $clustered := include "xwg.clustered" . -}}
+{{- $own := list -}}
+{{- if $clustered }}{{ $own = list "CLUSTER" "SM_BACKEND" "NODE_ID" }}{{ end -}}
+{{- if .Values.redisUrlFrom.secretName }}{{ $own = append $own "REDIS_URL" }}{{ end -}}
+{{- if .Values.databaseUrlFrom.secretName }}{{ $own = append $own "DATABASE_URL" }}{{ end -}}
+{{- $advertise := and $clustered (hasKey .Values.env "CLUSTER_ADVERTISE_URL") (not .Values.env.CLUSTER_ADVERTISE_URL) -}}
+{{- if $advertise }}{{ $own = append $own "CLUSTER_ADVERTISE_URL" }}{{ end -}}
+{{- range $name, $value := .Values.env }}
+{{- if not (has $name $own) }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+{{- if $clustered }}
+- name: CLUSTER
+  value: redis
+- name: SM_BACKEND
+  value: redis
+# The pod name: unique among live pods, as NODE_ID must be. A replaced pod is a
+# new node; the survivors drain the old one's inbox and take over its sessions.
+- name: NODE_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- end }}
+{{- if $advertise }}
+# A BOSH request that reaches the wrong pod is forwarded to the owner's
+# CLUSTER_ADVERTISE_URL: its pod IP (the default, 127.0.0.1, is no pod's peer).
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: CLUSTER_ADVERTISE_URL
+  value: {{ printf (ternary "http://[$(POD_IP)]:%v" "http://$(POD_IP):%v" (eq (toString .Values.ipv6PodNetwork) "true")) .Values.env.PORT | quote }}
+{{- end }}
+{{- with .Values.redisUrlFrom.secretName }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.redisUrlFrom.key }}
+{{- end }}
+{{- with .Values.databaseUrlFrom.secretName }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.databaseUrlFrom.key }}
+{{- end }}
+{{- end -}}
+
+{{/* The pod template shared by the StatefulSet and the Deployment. */}}
+{{- define "xwg.podTemplate" -}}
+metadata:
+  labels: {{- include "xwg.labels" . | nindent 4 }}
+  annotations:
+    prometheus.io/scrape: "true"
+    prometheus.io/port: {{ .Values.env.PORT | quote }}
+    prometheus.io/path: /metrics
+spec:
+  # After SIGTERM the process ends itself within SHUTDOWN_TIMEOUT; the margin
+  # keeps Kubernetes' SIGKILL from cutting its shutdown short.
+  terminationGracePeriodSeconds: {{ add (int .Values.env.SHUTDOWN_TIMEOUT) (int .Values.terminationGraceMarginSeconds) }}
+  {{- with .Values.podSecurityContext }}
+  securityContext: {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: gateway
+      image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      env: {{- include "xwg.env" . | trim | nindent 8 }}
+      ports:
+        - name: http
+          containerPort: {{ int .Values.env.PORT }}
+      # /healthz: the process answers; /readyz: it accepts sessions (503 while
+      # starting and from SIGTERM on, so the Service stops sending clients).
+      startupProbe:
+        httpGet: { path: /healthz, port: http }
+        {{- toYaml .Values.probes.startup | nindent 8 }}
+      readinessProbe:
+        httpGet: { path: /readyz, port: http }
+        {{- toYaml .Values.probes.readiness | nindent 8 }}
+      livenessProbe:
+        httpGet: { path: /healthz, port: http }
+        {{- toYaml .Values.probes.liveness | nindent 8 }}
+      resources: {{- toYaml .Values.resources | nindent 8 }}
+      volumeMounts:
+        - name: data
+          mountPath: {{ .Values.env.DATA_DIR }}
+        {{- if include "xwg.clustered" . }}
+        # One server secret for every pod: unknown users' fake SCRAM salts must
+        # not differ between pods (that would tell which accounts exist).
+        - name: server-secret
+          mountPath: {{ printf "%s/server-secret" (trimSuffix "/" .Values.env.DATA_DIR) }}
+          subPath: server-secret
+          readOnly: true
+        {{- end }}
+  {{- if include "xwg.clustered" . }}
+  volumes:
+    # No PVC: the state lives in Redis and PostgreSQL.
+    - name: data
+      emptyDir: {}
+    - name: server-secret
+      secret:
+        secretName: {{ include "xwg.serverSecretName" . }}
+        defaultMode: 0440
+        items:
+          - key: server-secret
+            path: server-secret
+  {{- end }}
+{{- end -}}
