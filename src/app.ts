@@ -10,7 +10,7 @@ import { createXmppServer, type Feature } from './server.js';
 import { registerHttpRoutes } from './http/routes.js';
 import { Admission } from './transports/admission.js';
 import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
-import { registerBosh, type BoshStats } from './transports/bosh/index.js';
+import { registerBosh, type BoshForwarder, type BoshStats } from './transports/bosh/index.js';
 import type { TransportHost } from './xmpp/transport-host.js';
 import type { Log } from './xmpp/log.js';
 import type { ShutdownProgress } from './shutdown.js';
@@ -45,6 +45,8 @@ export interface AppOptions {
   unknownUserSecret?: Buffer;
   /** More features or components, registered after the built-in ones (createXmppServer). */
   features?: readonly Feature[];
+  /** In a cluster: BOSH requests for other nodes' sessions go to their owner (src/cluster/bosh-forward.ts). */
+  boshForwarder?: BoshForwarder;
 }
 
 export async function buildApp(config: Config, storage: Storage, opts: AppOptions = {}): Promise<App> {
@@ -100,6 +102,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const bosh = await registerBosh(http, transportHost, {
     path: BOSH_PATH, limits, maxWait: config.boshMaxWait, maxHold: config.boshMaxHold, inactivity: config.boshInactivity,
     maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, admission, preAuthMaxBytes: config.preAuthMaxStanzaSize,
+    forwarder: opts.boshForwarder,
     flow: {
       maxResponseBytes: config.boshMaxResponseBytes, maxQueuedBytes: config.boshMaxQueuedBytes,
       // Two full bodies: one being paced and the next; a client that waits for its answers stays far below.

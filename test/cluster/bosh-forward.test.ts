@@ -1,0 +1,204 @@
+/**
+ * BOSH without sticky sessions (issue 14 item 4, src/cluster/bosh-forward.ts):
+ * two gateways on one Redis database, and BOSH requests of one session that
+ * land on either, as behind a round-robin balancer. The node that does not
+ * hold the session forwards the request to the one that does.
+ */
+import t, { type Test } from 'tap';
+import http from 'node:http';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { RawBoshClient, payloads, post, terminalCondition, type BoshResponse, type PostOptions } from '../helpers/bosh-client.js';
+import { eventually } from '../helpers/eventually.js';
+import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
+import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
+import { joinCluster, type ClusterNode } from '../../src/cluster/node.js';
+import { advertisedUrl, createBoshForwarder, type ClusterBoshForwarder } from '../../src/cluster/bosh-forward.js';
+import { HOP_HEADER } from '../../src/transports/bosh/index.js';
+
+let redis: TestRedis;
+t.before(async () => { redis = await startRedis(); });
+t.teardown(async () => { await redis.stop(); });
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const USERS = { alice: 'alice-pw', bob: 'bob-pw' };
+
+interface Gateway {
+  readonly server: TestServer;
+  readonly node: ClusterNode;
+  readonly forwarder: ClusterBoshForwarder;
+  readonly redis: Redis;
+  /** The BOSH endpoint. */
+  readonly bosh: string;
+}
+
+async function gateway(url: string, id: string, env: Record<string, string>): Promise<Gateway> {
+  const client = await connectRedis(url, quiet, id);
+  const node = await joinCluster(client, { id, prefix: keyPrefix(url), ttlMs: 5000, log: quiet });
+  const forwarder = createBoshForwarder(node, { log: quiet, timeoutMs: 20_000, maxResponseBytes: 1 << 20 });
+  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10', ...env }, undefined, { boshForwarder: forwarder });
+  for (const [name, password] of Object.entries(USERS)) await server.addUser(name, password);
+  await forwarder.advertise(advertisedUrl(server.config, server.port));
+  return { server, node, forwarder, redis: client, bosh: `${server.httpUrl}/http-bind` };
+}
+
+/** Two gateways on a database of their own, closed when `t` ends. */
+async function cluster(t: Test, env: Record<string, string> = {}): Promise<[Gateway, Gateway]> {
+  const url = redis.url();
+  const a = await gateway(url, 'a', env);
+  const b = await gateway(url, 'b', env);
+  t.teardown(async () => {
+    for (const g of [a, b]) {
+      await g.server.close();
+      await g.forwarder.stop();
+      await g.node.stop();
+      await g.redis.quit();
+    }
+  });
+  return [a, b];
+}
+
+/** A raw BOSH client whose requests go to each URL in turn: a round-robin balancer. */
+class Alternating extends RawBoshClient {
+  readonly landed: string[] = [];
+  #n = 0;
+
+  constructor(readonly urls: readonly string[]) { super(urls[0]!); }
+
+  override raw(body: XmlElement | string | Buffer, opts: PostOptions = {}): Promise<BoshResponse> {
+    const url = this.urls[this.#n++ % this.urls.length]!;
+    this.landed.push(url);
+    return post(url, typeof body === 'string' || Buffer.isBuffer(body) ? body : serialize(body), { agent: this.agent, ...opts });
+  }
+}
+
+const ping = (id: string): XmlElement => x('iq', { xmlns: NS.CLIENT, type: 'get', id }, x('ping', { xmlns: NS.PING }));
+const ids = (res: BoshResponse): string[] => payloads(res.body).map((el) => el.attr('id') ?? '');
+
+async function direct(t: Test, g: Gateway, user: keyof typeof USERS): Promise<{ c: RawBoshClient; jid: string }> {
+  const c = new RawBoshClient(g.bosh);
+  t.teardown(() => c.destroy());
+  return { c, jid: await c.login(user, USERS[user], 'direct', { wait: 2 }) };
+}
+
+t.test('requests of one session alternate between two nodes: login, a held poll, pings in rid order, terminate', async (t) => {
+  const [a, b] = await cluster(t);
+  const alice = new Alternating([a.bosh, b.bosh]);
+  t.teardown(() => alice.destroy());
+  // Creation on a, SASL on b, restart on a, bind on b.
+  const jid = await alice.login('alice', USERS.alice, 'rr', { wait: 3 });
+  t.match(jid, /^alice@localhost\/rr$/);
+  t.same([a.server.app.bosh.stats().sessions, b.server.app.bosh.stats().sessions], [1, 0], 'the session lives on the node that created it');
+
+  // A poll held through b, answered by a message that reaches a (bob's session is there).
+  const poll = post(b.bosh, serialize(alice.body()), { agent: alice.agent });
+  await eventually(() => a.server.app.bosh.stats().held === 1 && b.server.app.bosh.stats().openRequests === 1, { message: 'the poll held on the owner' });
+  const bob = await direct(t, a, 'bob');
+  // Bob's own request is held up to his 'wait' (nothing comes back to him): not awaited first.
+  const sent = bob.c.send({}, x('message', { xmlns: NS.CLIENT, to: jid, type: 'chat', id: 'm1' }, x('body', {}, 'over the hop')));
+  const answered = await poll;
+  await sent;
+  t.equal(answered.status, 200);
+  t.equal(answered.headers['content-type'], 'text/xml; charset=utf-8');
+  t.equal(payloads(answered.body).find((el) => el.name === 'message')?.getChildText('body'), 'over the hop');
+
+  // Pings, one at a time, on alternating nodes: each answered with its own result.
+  for (const id of ['p1', 'p2', 'p3', 'p4']) t.same(ids(await alice.send({}, ping(id))), [id], `${id} answered`);
+
+  // §14.2 across nodes: the later rid reaches a node first and waits on the owner for the earlier one.
+  const first = alice.body({}, ping('early'));
+  const second = alice.body({}, ping('late'));
+  const later = post(b.bosh, serialize(second), { agent: alice.agent });
+  await eventually(() => a.server.app.bosh.stats().pending === 1, { message: 'the later rid pending on the owner' });
+  const earlier = post(a.bosh, serialize(first), { agent: alice.agent });
+  t.same([...ids(await earlier), ...ids(await later)].sort(), ['early', 'late']);
+
+  const bye = await alice.terminate();
+  t.equal(bye.body?.attr('type'), 'terminate');
+  // Bob's session stays.
+  await eventually(() => a.server.app.bosh.stats().sessions === 1, { message: "alice's session gone on the owner" });
+  t.equal(await a.redis.exists(`${a.node.prefix}bosh:${alice.sid}`), 0, 'its entry is gone from Redis');
+  for (const g of [a, b]) {
+    const after = await post(g.bosh, serialize(alice.body()), { agent: alice.agent });
+    t.equal(terminalCondition(after), 'item-not-found', `an ended sid on ${g === a ? 'the owner' : 'the other node'}`);
+  }
+  t.ok(alice.landed.includes(a.bosh) && alice.landed.includes(b.bosh), 'requests reached both nodes');
+});
+
+t.test('a sid no node holds gets item-not-found on either node, and reaches no other node', async (t) => {
+  const [a, b] = await cluster(t);
+  const spy = await headerSpy(t, a.server.httpUrl);
+  await a.forwarder.advertise(spy.url);
+  const { c: alice } = await direct(t, a, 'alice');
+  for (const g of [a, b]) {
+    const guess = new RawBoshClient(g.bosh, { sid: 'AAAAAAAAAAAAAAAAAAAAAA', rid: alice.rid });
+    t.teardown(() => guess.destroy());
+    t.equal(terminalCondition(await guess.send({}, ping('guess'))), 'item-not-found');
+  }
+  t.equal(spy.seen.length, 0, 'no guess was forwarded');
+  // The same request with the real sid, on the node that does not hold it.
+  t.same(ids(await post(b.bosh, serialize(alice.body({}, ping('real'))), { agent: alice.agent })), ['real']);
+  t.equal(spy.seen.length, 1, 'forwarded to the owner');
+});
+
+t.test('the hop header from a client is refused, and a client cannot choose the address the owner sees', async (t) => {
+  // No trusted proxy: the client's own X-Forwarded-For must count for nothing anywhere.
+  const [a, b] = await cluster(t, { TRUSTED_PROXIES: 'none' });
+  const spy = await headerSpy(t, a.server.httpUrl);
+  await a.forwarder.advertise(spy.url);
+  const { c: alice } = await direct(t, a, 'alice');
+  for (const [g, token] of [[a, 'forged'], [b, 'forged'], [b, '']] as const) {
+    const res = await post(g.bosh, serialize(alice.body({}, ping('hop'))), { agent: alice.agent, headers: { [HOP_HEADER]: token } });
+    t.equal(res.status, 403);
+    t.equal(terminalCondition(res), 'policy-violation', `a forged hop to ${g === a ? 'the owner' : 'the other node'} is refused`);
+    alice.rid--;
+  }
+  t.equal(spy.seen.length, 0, 'nothing forged was forwarded');
+  const res = await post(b.bosh, serialize(alice.body({}, ping('real'))), {
+    agent: alice.agent, headers: { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' },
+  });
+  t.same(ids(res), ['real'], 'the session still works through the other node');
+  t.equal(spy.seen.length, 1);
+  t.equal(spy.seen[0]!['x-forwarded-for'], '127.0.0.1', "the owner is told the client's real address");
+  t.equal(spy.seen[0]!['x-forwarded-proto'], 'http');
+  t.equal(String(spy.seen[0]![HOP_HEADER]).length, 64, 'with the cluster proof');
+});
+
+t.test('a dead owner gives item-not-found at once; an unreachable live owner remote-connection-failed', async (t) => {
+  const [a, b] = await cluster(t);
+  const { c: alice } = await direct(t, a, 'alice');
+  const key = `${a.node.prefix}bosh:${alice.sid}`;
+  // Unreachable: a's advertised address has nobody listening.
+  await a.forwarder.advertise(`http://127.0.0.1:${await closedPort()}`);
+  t.equal(terminalCondition(await post(b.bosh, serialize(alice.body()), { agent: alice.agent, timeout: 5000 })), 'remote-connection-failed');
+  // Dead: a's lease is gone (what the others see of a crash) while its sid entry is still there.
+  await a.node.stop();
+  t.equal(await b.redis.exists(key), 1, 'the entry outlives its node until its TTL');
+  t.equal(terminalCondition(await post(b.bosh, serialize(alice.body()), { agent: alice.agent, timeout: 5000 })), 'item-not-found');
+});
+
+/** An HTTP relay in front of `target` that records the headers of what it relays. */
+async function headerSpy(t: Test, target: string): Promise<{ url: string; seen: http.IncomingHttpHeaders[] }> {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.headers);
+    const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, seen };
+}
+
+/** A port nothing listens on (just released). */
+async function closedPort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
