@@ -49,7 +49,7 @@ async function cluster(t: Test, env: Record<string, string> = {}): Promise<[Gate
   const b = await gateway(url, 'b', env);
   t.teardown(async () => {
     for (const g of [a, b]) {
-      await g.server.close();
+      if (g.server.app.http.server.listening) await g.server.close();
       await g.forwarder.stop();
       await g.node.stop();
       await g.redis.quit();
@@ -175,6 +175,22 @@ t.test('a dead owner gives item-not-found at once; an unreachable live owner rem
   await a.node.stop();
   t.equal(await b.redis.exists(key), 1, 'the entry outlives its node until its TTL');
   t.equal(terminalCondition(await post(b.bosh, serialize(alice.body()), { agent: alice.agent, timeout: 5000 })), 'item-not-found');
+});
+
+t.test('a node shutting down drops the requests it forwards, and the client sends them again to the owner', async (t) => {
+  const [a, b] = await cluster(t);
+  const { c: alice } = await direct(t, a, 'alice');
+  const body = serialize(alice.body());
+  const poll = post(b.bosh, body, { agent: alice.agent });
+  await eventually(() => a.server.app.bosh.stats().held === 1 && b.server.app.bosh.stats().openRequests === 1, { message: 'the poll held on the owner' });
+  await b.server.close();
+  await t.rejects(poll, 'the connection dropped, not answered (system-shutdown would end the session on a)');
+  t.equal(b.server.app.bosh.stats().openRequests, 0);
+  // §14.3: the same rid again, to the owner: answered from its buffer, the session lives on.
+  const again = await post(a.bosh, body, { agent: alice.agent });
+  t.equal(again.status, 200);
+  t.equal(terminalCondition(again), undefined);
+  t.same(ids(await alice.send({}, ping('after'))), ['after']);
 });
 
 /** An HTTP relay in front of `target` that records the headers of what it relays. */

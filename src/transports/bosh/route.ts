@@ -36,6 +36,10 @@ function httpReply(reply: FastifyReply): HttpReply {
         fn();
       });
     },
+    // Not `done` yet: the close that follows tells onGone.
+    abort() {
+      if (!done) reply.raw.destroy();
+    },
   };
 }
 

@@ -80,6 +80,8 @@ export class BoshTransport {
   readonly #perIp = new Map<string, number>();
   readonly #host: BoshHost<BoshConn>;
   #closing = false;
+  /** Requests being forwarded to other nodes (a cluster only). */
+  readonly #forwarding = new Set<HttpReply>();
   #timers = 0;
   #openRequests = 0;
   #peakQueuedBytes = 0;
@@ -142,8 +144,11 @@ export class BoshTransport {
 
   /** Passes a request to the node that holds its session (src/cluster/bosh-forward.ts says why forwarding). */
   async #forward(forwarder: BoshForwarder, sid: string, raw: Uint8Array, client: ClientInfo, reply: HttpReply): Promise<void> {
+    this.#forwarding.add(reply);
     try {
       const owner = await forwarder.ownerOf(sid);
+      // Shutting down: the client sends the rid again to another node (§14.3); the session is not ours to end.
+      if (this.#closing) return reply.abort();
       // §17.2 item-not-found: no live node holds the sid (never did, ended, or died with its node).
       if (owner === undefined) return terminate(reply, 'item-not-found');
       // §17.2 remote-connection-failed: the session may live on, but on a node we cannot reach.
@@ -152,6 +157,8 @@ export class BoshTransport {
       this.#host.internalError();
       this.log.error({ err, sid }, 'bosh request not forwarded');
       terminate(reply, 'internal-server-error');
+    } finally {
+      this.#forwarding.delete(reply);
     }
   }
 
@@ -249,13 +256,19 @@ export class BoshTransport {
     return {
       send: (status, contentType, body) => { settle(); reply.send(status, contentType, body); },
       onGone: (fn) => reply.onGone(() => { settle(); fn(); }),
+      abort: () => { settle(); reply.abort(); },
     };
   }
 
-  /** No new sessions; every open request is answered with system-shutdown (§17.2). */
+  /**
+   * No new sessions; every open request is answered with system-shutdown
+   * (§17.2). A request being forwarded is dropped instead: its session lives
+   * on another node, and the client sends it again (§14.3) to a node that stays.
+   */
   shutdown(): void {
     this.#closing = true;
     for (const conn of [...this.#conns.values()]) conn.shutdown();
+    for (const reply of [...this.#forwarding]) reply.abort();
   }
 }
 
@@ -269,6 +282,7 @@ function whenRegistered(forwarder: BoshForwarder, sid: string, reply: HttpReply,
   return {
     send: (status, contentType, body) => void registered.then(() => reply.send(status, contentType, body)),
     onGone: (fn) => reply.onGone(fn),
+    abort: () => reply.abort(),
   };
 }
 

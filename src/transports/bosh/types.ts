@@ -9,6 +9,8 @@ export interface HttpReply {
   send(status: number, contentType: string, body: string): void;
   /** Called once if the client closes the connection before we answer. */
   onGone(fn: () => void): void;
+  /** Drops the connection unanswered, as a network failure would (the client sends the rid again, XEP-0124 §14.3). */
+  abort(): void;
 }
 
 /** What a BoshConn needs from its owner (the transport's registry); `C` is BoshConn (generic, so this file imports no conn.ts). */
