@@ -81,30 +81,49 @@ export function forwardLimits(config: Pick<Config, 'boshMaxWait' | 'boshMaxRespo
   return { timeoutMs: (config.boshMaxWait + 15) * 1000, maxResponseBytes: 2 * (config.boshMaxResponseBytes + config.maxStanzaSize) };
 }
 
+/** What a node keeps in Redis for forwarding, written again on every renewal (a Redis that lost it gets it back). */
+interface Advertised {
+  url: string | undefined;
+  secret: Buffer | undefined;
+}
+
+/**
+ * Writes the node's URL and agrees on the hop secret: SET NX offers ours
+ * (random at first, afterwards the one we hold, so a Redis that lost the key
+ * gets the same one back from whichever node renews first), then every node
+ * takes what Redis has.
+ */
+async function publish(node: ClusterNode, state: Advertised): Promise<void> {
+  if (state.url === undefined) return;
+  const key = `${node.prefix}bosh-hop-secret`;
+  await node.redis.set(key, state.secret?.toString() ?? randomBytes(32).toString('hex'), { NX: true });
+  const shared = await node.redis.get(key);
+  if (shared === null) throw new Error('the cluster BOSH hop secret vanished from Redis');
+  state.secret = Buffer.from(shared);
+  await node.redis.set(`${node.prefix}node-url:${node.id}`, state.url);
+}
+
+/** Renews the entries of the sessions held here (SET, not PEXPIRE: a lost entry comes back), RENEW_BATCH per round trip. */
+async function renew(node: ClusterNode, local: ReadonlySet<string>, ttl: number, state: Advertised): Promise<void> {
+  await publish(node, state);
+  const sids = [...local];
+  for (let i = 0; i < sids.length; i += RENEW_BATCH) {
+    await Promise.all(sids.slice(i, i + RENEW_BATCH).map((sid) => node.redis.set(`${node.prefix}bosh:${sid}`, node.id, { expiration: { type: 'PX', value: ttl } })));
+  }
+}
+
 export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions): ClusterBoshForwarder {
   const { redis, prefix } = node;
   const ttl = opts.sidTtlMs ?? 300_000;
   const sidKey = (sid: string): string => `${prefix}bosh:${sid}`;
   const local = new Set<string>();
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
-  let secret: Buffer | undefined;
-  let renewing = false;
-
-  // SET, not PEXPIRE: an entry Redis lost (a restart without persistence) comes back.
-  const renew = async (): Promise<void> => {
-    if (renewing) return;
-    renewing = true;
-    try {
-      const sids = [...local];
-      for (let i = 0; i < sids.length; i += RENEW_BATCH) {
-        await Promise.all(sids.slice(i, i + RENEW_BATCH).map((sid) => redis.set(sidKey(sid), node.id, { expiration: { type: 'PX', value: ttl } })));
-      }
-    } finally {
-      renewing = false;
-    }
-  };
+  const state: Advertised = { url: undefined, secret: undefined };
+  let renewing: Promise<void> | undefined;
   const timer = setInterval(() => {
-    renew().catch((err: unknown) => opts.log.warn({ err, node: node.id }, 'renewing the BOSH sessions in Redis failed'));
+    renewing ??= renew(node, local, ttl, state)
+      .catch((err: unknown) => opts.log.warn({ err, node: node.id }, 'renewing the BOSH sessions in Redis failed'))
+      .finally(() => { renewing = undefined; });
   }, Math.max(100, Math.floor(ttl / 3)));
   timer.unref();
 
@@ -128,26 +147,24 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
       return found[1];
     },
     forward(target, raw, client, reply) {
-      if (secret === undefined) return Promise.resolve(false);
+      if (state.secret === undefined) return Promise.resolve(false);
       const agent = target.startsWith('https:') ? agents.https : agents.http;
-      return relay({ target, raw, client, reply, secret: secret.toString(), agent, timeoutMs: opts.timeoutMs, maxResponseBytes: opts.maxResponseBytes, log: opts.log });
+      return relay({ target, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, maxResponseBytes: opts.maxResponseBytes, log: opts.log });
     },
     fromPeer(token) {
-      if (secret === undefined) return false;
       const given = Buffer.from(token);
-      return given.length === secret.length && timingSafeEqual(given, secret);
+      return state.secret !== undefined && given.length === state.secret.length && timingSafeEqual(given, state.secret);
     },
     async advertise(baseUrl) {
-      await redis.set(`${prefix}bosh-hop-secret`, randomBytes(32).toString('hex'), { NX: true });
-      const shared = await redis.get(`${prefix}bosh-hop-secret`);
-      if (shared === null) throw new Error('the cluster BOSH hop secret vanished from Redis');
-      secret = Buffer.from(shared);
-      await redis.set(`${prefix}node-url:${node.id}`, baseUrl.replace(/\/$/, ''));
+      state.url = baseUrl.replace(/\/$/, '');
+      await publish(node, state);
     },
     async stop() {
       clearInterval(timer);
+      await renewing;
       agents.http.destroy();
       agents.https.destroy();
+      state.url = undefined;
       await redis.del(`${prefix}node-url:${node.id}`);
     },
   };

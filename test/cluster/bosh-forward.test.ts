@@ -32,10 +32,10 @@ interface Gateway {
   readonly bosh: string;
 }
 
-async function gateway(url: string, id: string, env: Record<string, string>): Promise<Gateway> {
+async function gateway(url: string, id: string, env: Record<string, string>, sidTtlMs?: number): Promise<Gateway> {
   const client = await connectRedis(url, quiet, id);
   const node = await joinCluster(client, { id, prefix: keyPrefix(url), ttlMs: 5000, log: quiet });
-  const forwarder = createBoshForwarder(node, { log: quiet, timeoutMs: 20_000, maxResponseBytes: 1 << 20 });
+  const forwarder = createBoshForwarder(node, { log: quiet, timeoutMs: 20_000, maxResponseBytes: 1 << 20, sidTtlMs });
   const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10', ...env }, undefined, { boshForwarder: forwarder });
   for (const [name, password] of Object.entries(USERS)) await server.addUser(name, password);
   await forwarder.advertise(advertisedUrl(server.config, server.port));
@@ -43,10 +43,10 @@ async function gateway(url: string, id: string, env: Record<string, string>): Pr
 }
 
 /** Two gateways on a database of their own, closed when `t` ends. */
-async function cluster(t: Test, env: Record<string, string> = {}): Promise<[Gateway, Gateway]> {
+async function cluster(t: Test, env: Record<string, string> = {}, sidTtlMs?: number): Promise<[Gateway, Gateway]> {
   const url = redis.url();
-  const a = await gateway(url, 'a', env);
-  const b = await gateway(url, 'b', env);
+  const a = await gateway(url, 'a', env, sidTtlMs);
+  const b = await gateway(url, 'b', env, sidTtlMs);
   t.teardown(async () => {
     for (const g of [a, b]) {
       if (g.server.app.http.server.listening) await g.server.close();
@@ -191,6 +191,23 @@ t.test('a node shutting down drops the requests it forwards, and the client send
   t.equal(again.status, 200);
   t.equal(terminalCondition(again), undefined);
   t.same(ids(await alice.send({}, ping('after'))), ['after']);
+});
+
+t.test('what Redis lost of forwarding (a sid, a URL, the hop secret) comes back at the next renewal', async (t) => {
+  const [a, b] = await cluster(t, {}, 600);
+  const { c: alice } = await direct(t, a, 'alice');
+  t.same(ids(await post(b.bosh, serialize(alice.body({}, ping('before'))), { agent: alice.agent })), ['before']);
+  const p = a.node.prefix;
+  const secret = await a.redis.get(`${p}bosh-hop-secret`);
+  t.equal(await a.redis.del([`${p}bosh:${alice.sid}`, `${p}node-url:a`, `${p}bosh-hop-secret`]), 3);
+  let n = 0;
+  await eventually(async () => {
+    const res = await post(b.bosh, serialize(alice.body({}, ping(`after${n}`))), { agent: alice.agent });
+    // Refused by b without reaching a: the owner never saw the rid, so it is sent again.
+    if (terminalCondition(res) !== undefined) alice.rid--;
+    return ids(res)[0] === `after${n++}`;
+  }, { message: 'forwarding to work again' });
+  t.equal(await a.redis.get(`${p}bosh-hop-secret`), secret, 'the same secret, so no node refuses another');
 });
 
 /** An HTTP relay in front of `target` that records the headers of what it relays. */
