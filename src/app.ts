@@ -14,6 +14,9 @@ import { registerBosh, type BoshForwarder, type BoshStats } from './transports/b
 import type { TransportHost } from './xmpp/transport-host.js';
 import type { Log } from './xmpp/log.js';
 import type { ShutdownProgress } from './shutdown.js';
+import { startCluster, type Cluster } from './cluster/index.js';
+import { registerClusterMetrics } from './cluster/metrics.js';
+import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
@@ -28,7 +31,9 @@ export interface App {
   readonly bosh: { stats(): BoshStats; peakQueuedBytes(): number };
   /** The WebSocket transport's connections and flow-control figures. */
   readonly websocket: { stats(): WebSocketStats };
-  /** Stops accepting, closes every session with system-shutdown, then the listener and storage. */
+  /** CLUSTER=redis: this node's membership, delivery and modules; undefined for CLUSTER=none. */
+  readonly cluster: Cluster | undefined;
+  /** Stops accepting, closes every session with system-shutdown, leaves the cluster, then the listener and storage. */
   shutdown(): Promise<void>;
   /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
   shutdownProgress(): ShutdownProgress;
@@ -45,6 +50,8 @@ export interface AppOptions {
   unknownUserSecret?: Buffer;
   /** More features or components, registered after the built-in ones (createXmppServer). */
   features?: readonly Feature[];
+  /** CLUSTER=redis: a cluster already started (startCluster); by default buildApp starts one when the configuration says so. */
+  cluster?: Cluster;
   /** In a cluster: BOSH requests for other nodes' sessions go to their owner (src/cluster/bosh-forward.ts). */
   boshForwarder?: BoshForwarder;
 }
@@ -65,8 +72,15 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   });
   const log = http.log as unknown as Log;
   let ready = false;
-  const xmpp = createXmppServer(config, storage, opts.features ?? [], { log, unknownUserSecret: opts.unknownUserSecret });
+  // CLUSTER=none (the default) adds nothing here: no connection, no feature, no hook.
+  const cluster = opts.cluster ?? (config.cluster === 'redis' ? await startCluster(config, log) : undefined);
+  const features = cluster ? [...cluster.features, ...(opts.features ?? [])] : opts.features ?? [];
+  const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret });
   const { core } = xmpp;
+  if (cluster) {
+    registerClusterMetrics(xmpp.registry, cluster);
+    await cluster.start();
+  }
 
   const limits = { maxBytes: config.maxStanzaSize, maxDepth: config.maxXmlDepth, maxAttrs: config.maxXmlAttrs, maxAttrValueLength: config.maxStanzaSize };
   await http.register(websocket, {
@@ -102,7 +116,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const bosh = await registerBosh(http, transportHost, {
     path: BOSH_PATH, limits, maxWait: config.boshMaxWait, maxHold: config.boshMaxHold, inactivity: config.boshInactivity,
     maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, admission, preAuthMaxBytes: config.preAuthMaxStanzaSize,
-    forwarder: opts.boshForwarder,
+    forwarder: opts.boshForwarder ?? cluster?.boshForwarder,
     flow: {
       maxResponseBytes: config.boshMaxResponseBytes, maxQueuedBytes: config.boshMaxQueuedBytes,
       // Two full bodies: one being paced and the next; a client that waits for its answers stays far below.
@@ -110,10 +124,13 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     },
   }, log);
   registerHttpRoutes(http, xmpp.registry, {
-    websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH, ready: () => ready, publicUrl: config.publicUrl, domains: config.domains,
+    websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH,
+    // Not ready while Redis is unreachable: a load balancer sends new sessions to another node.
+    ready: cluster ? () => ready && cluster.ready() : () => ready, publicUrl: config.publicUrl, domains: config.domains,
   });
   await http.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'] });
   http.addHook('onReady', async () => { ready = true; });
+  if (cluster && !opts.boshForwarder) advertiseOnListen(http, config, cluster.boshForwarder, log);
 
   return {
     http,
@@ -121,16 +138,34 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     sessions: xmpp.sessions,
     bosh,
     websocket: websocketTransport,
+    cluster,
     async shutdown() {
       ready = false;
       xmpp.closeSessions();
       // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
       // their sessions, to be stored offline with the rest before the flush.
       bosh.shutdown();
+      // Leave before the drain: nothing more is addressed to us, and what is left in our inbox
+      // is routed (offline) with the rest; the modules keep their Redis until close.
+      await cluster?.leave();
       await xmpp.drain();
+      await cluster?.close();
       await http.close();
       await storage.close();
     },
     shutdownProgress: () => xmpp.shutdownProgress(),
   };
+}
+
+/**
+ * Once listening (the port is known even for PORT=0), tells the other nodes
+ * where to forward BOSH requests for our sessions. A failure is logged: the
+ * forwarder's next renewal publishes it again.
+ */
+function advertiseOnListen(http: FastifyInstance, config: Config, forwarder: ClusterBoshForwarder, log: Log): void {
+  http.addHook('onListen', async () => {
+    const address = http.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    await forwarder.advertise(advertisedUrl(config, port)).catch((err: unknown) => log.warn({ err }, 'advertising the BOSH forwarding URL failed'));
+  });
 }

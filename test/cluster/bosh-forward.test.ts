@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import http from 'node:http';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { createMemoryStorage } from '../../src/storage/index.js';
 import { RawBoshClient, payloads, post, terminalCondition, type BoshResponse, type PostOptions } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
 import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
@@ -208,6 +209,25 @@ t.test('what Redis lost of forwarding (a sid, a URL, the hop secret) comes back 
     return ids(res)[0] === `after${n++}`;
   }, { message: 'forwarding to work again' });
   t.equal(await a.redis.get(`${p}bosh-hop-secret`), secret, 'the same secret, so no node refuses another');
+});
+
+t.test('CLUSTER=redis gateways forward by themselves: the cluster makes the forwarder, the app advertises its URL once listening', async (t) => {
+  const url = redis.url();
+  // One storage for both, as one PostgreSQL would be (the cross-checks want STORAGE=postgres; the store given is used).
+  const storage = createMemoryStorage();
+  const env = (id: string) => ({
+    ALLOW_INSECURE_PLAIN: 'true', CLUSTER: 'redis', REDIS_URL: url, NODE_ID: id, SM_BACKEND: 'redis',
+    STORAGE: 'postgres', DATABASE_URL: 'postgres://unused@127.0.0.1/unused',
+  });
+  const a = await startServer(env('a'), storage);
+  const b = await startServer(env('b'), storage);
+  t.teardown(async () => { await b.close(); await a.close(); });
+  await a.addUser('alice', USERS.alice);
+  const alice = new Alternating([`${a.httpUrl}/http-bind`, `${b.httpUrl}/http-bind`]);
+  t.teardown(() => alice.destroy());
+  t.equal(await alice.login('alice', USERS.alice, 'wired', { wait: 3 }), 'alice@localhost/wired');
+  for (const id of ['w1', 'w2']) t.same(ids(await alice.send({}, ping(id))), [id]);
+  t.same([a.app.bosh.stats().sessions, b.app.bosh.stats().sessions], [1, 0]);
 });
 
 /** An HTTP relay in front of `target` that records the headers of what it relays. */
