@@ -130,6 +130,7 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
   return {
     async register(sid) {
       local.add(sid);
+      // An unreachable Redis fails it within node-redis's command timeout (5 s by default): the creation response waits no longer.
       await redis.set(sidKey(sid), node.id, { expiration: { type: 'PX', value: ttl } });
     },
     unregister(sid) {

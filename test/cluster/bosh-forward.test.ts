@@ -230,6 +230,24 @@ t.test('CLUSTER=redis gateways forward by themselves: the cluster makes the forw
   t.same([a.app.bosh.stats().sessions, b.app.bosh.stats().sessions], [1, 0]);
 });
 
+t.test('Redis gone: a new session still gets its creation response, and works on the node it reached', async (t) => {
+  const own = await startRedis();
+  t.teardown(() => own.stop(true));
+  const client = await connectRedis(own.url(0), quiet, 'alone');
+  const node = await joinCluster(client, { id: 'alone', prefix: keyPrefix(own.url(0)), ttlMs: 5000, log: quiet });
+  const forwarder = createBoshForwarder(node, { log: quiet, timeoutMs: 20_000, maxResponseBytes: 1 << 20 });
+  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' }, undefined, { boshForwarder: forwarder });
+  // Redis unreachable: commands wait in the client's offline queue, so nothing below may wait for them.
+  t.teardown(async () => { await server.close(); client.destroy(); });
+  await server.addUser('alice', USERS.alice);
+  await forwarder.advertise(advertisedUrl(server.config, server.port));
+  await own.stop(true);
+  await eventually(() => !client.isReady, { message: 'the client to notice' });
+  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  t.equal(await alice.login('alice', USERS.alice, 'no-redis', { wait: 3 }), 'alice@localhost/no-redis');
+});
+
 /** An HTTP relay in front of `target` that records the headers of what it relays. */
 async function headerSpy(t: Test, target: string): Promise<{ url: string; seen: http.IncomingHttpHeaders[] }> {
   const seen: http.IncomingHttpHeaders[] = [];

@@ -56,8 +56,9 @@ function client(req: FastifyRequest): ClientInfo {
  * cluster (then the header means nothing and is ignored).
  */
 function peerClient(req: FastifyRequest, forwarder: BoshForwarder | undefined): ClientInfo | 'refused' | undefined {
+  if (forwarder === undefined) return undefined;
   const token = req.headers[HOP_HEADER];
-  if (token === undefined || forwarder === undefined) return undefined;
+  if (token === undefined) return undefined;
   if (typeof token !== 'string' || !forwarder.fromPeer(token)) return 'refused';
   const ip = req.headers['x-forwarded-for'];
   return { ip: typeof ip === 'string' && ip !== '' ? ip : req.ip, secure: req.headers['x-forwarded-proto'] === 'https' };
