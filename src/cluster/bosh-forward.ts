@@ -58,6 +58,19 @@ export interface ClusterBoshForwarder extends BoshForwarder {
   advertise(baseUrl: string): Promise<void>;
   /** Stops renewing, forgets this node's URL and closes the internal connections. */
   stop(): Promise<void>;
+  /** Counts since start, for the metrics (cluster/metrics.ts). */
+  stats(): BoshForwardStats;
+}
+
+export interface BoshForwardStats {
+  /** Requests relayed to their owner and answered. */
+  readonly forwarded: number;
+  /** Requests for a sid no live node holds (item-not-found, no hop). */
+  readonly notFound: number;
+  /** Requests whose live owner could not be reached (remote-connection-failed). */
+  readonly unreachable: number;
+  /** Requests that carried the hop header without the cluster's proof. */
+  readonly refused: number;
 }
 
 // KEYS[1] bosh:{sid}; ARGV[1] the prefix. The owner, if its lease is current, and its URL; nil otherwise.
@@ -120,6 +133,7 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
   const state: Advertised = { url: undefined, secret: undefined };
   let renewing: Promise<void> | undefined;
+  const counts = { forwarded: 0, notFound: 0, unreachable: 0, refused: 0 };
   const timer = setInterval(() => {
     renewing ??= renew(node, local, ttl, state)
       .catch((err: unknown) => opts.log.warn({ err, node: node.id }, 'renewing the BOSH sessions in Redis failed'))
@@ -140,22 +154,25 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
     async ownerOf(sid) {
       const found = (await redis.eval(OWNER, { keys: [sidKey(sid)], arguments: [prefix] })) as [string, string] | null;
       // Our own id: an entry that outlived its session here (the transport looked first).
-      if (found === null || found[0] === node.id) return undefined;
-      if (found[1] === '') {
-        opts.log.warn({ event: 'bosh-owner-without-url', node: found[0] }, 'a live node holds a BOSH session but advertises no URL');
-        return undefined;
-      }
-      return found[1];
+      if (found !== null && found[0] !== node.id && found[1] !== '') return found[1];
+      if (found !== null && found[1] === '') opts.log.warn({ event: 'bosh-owner-without-url', node: found[0] }, 'a live node holds a BOSH session but advertises no URL');
+      counts.notFound++;
+      return undefined;
     },
-    forward(target, raw, client, reply) {
-      if (state.secret === undefined) return Promise.resolve(false);
+    async forward(target, raw, client, reply) {
       const agent = target.startsWith('https:') ? agents.https : agents.http;
-      return relay({ target, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, maxResponseBytes: opts.maxResponseBytes, log: opts.log });
+      const ok = state.secret !== undefined
+        && await relay({ target, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, maxResponseBytes: opts.maxResponseBytes, log: opts.log });
+      counts[ok ? 'forwarded' : 'unreachable']++;
+      return ok;
     },
     fromPeer(token) {
       const given = Buffer.from(token);
-      return state.secret !== undefined && given.length === state.secret.length && timingSafeEqual(given, state.secret);
+      const peer = state.secret !== undefined && given.length === state.secret.length && timingSafeEqual(given, state.secret);
+      if (!peer) counts.refused++;
+      return peer;
     },
+    stats: () => ({ ...counts }),
     async advertise(baseUrl) {
       state.url = baseUrl.replace(/\/$/, '');
       await publish(node, state);

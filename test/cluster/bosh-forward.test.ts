@@ -228,6 +228,14 @@ t.test('CLUSTER=redis gateways forward by themselves: the cluster makes the forw
   t.equal(await alice.login('alice', USERS.alice, 'wired', { wait: 3 }), 'alice@localhost/wired');
   for (const id of ['w1', 'w2']) t.same(ids(await alice.send({}, ping(id))), [id]);
   t.same([a.app.bosh.stats().sessions, b.app.bosh.stats().sessions], [1, 0]);
+  // What an operator sees on b: SASL, bind and a ping forwarded; one guess; one forged hop.
+  t.equal(terminalCondition(await post(`${b.httpUrl}/http-bind`, serialize(x('body', { xmlns: NS.HTTPBIND, rid: 1, sid: 'guess' })))), 'item-not-found');
+  const forged = await post(`${b.httpUrl}/http-bind`, serialize(alice.body()), { headers: { [HOP_HEADER]: 'forged' } });
+  t.equal(forged.status, 403);
+  const metrics = await (await fetch(`${b.httpUrl}/metrics`)).text();
+  for (const [outcome, n] of [['forwarded', 3], ['not-found', 1], ['unreachable', 0], ['refused', 1]] as const) {
+    t.match(metrics, new RegExp(`^xmpp_cluster_bosh_forward_total\\{outcome="${outcome}"\\} ${n}$`, 'm'), `${outcome}: ${n}`);
+  }
 });
 
 t.test('Redis gone: a new session still gets its creation response, and works on the node it reached', async (t) => {

@@ -60,8 +60,9 @@ function peerClient(req: FastifyRequest, forwarder: BoshForwarder | undefined): 
   const token = req.headers[HOP_HEADER];
   if (token === undefined) return undefined;
   if (typeof token !== 'string' || !forwarder.fromPeer(token)) return 'refused';
-  const ip = req.headers['x-forwarded-for'];
-  return { ip: typeof ip === 'string' && ip !== '' ? ip : req.ip, secure: req.headers['x-forwarded-proto'] === 'https' };
+  // The peer sends one address; were a proxy between the nodes to append its own, the peer's is the first.
+  const ip = String(req.headers['x-forwarded-for'] ?? '').split(',')[0]!.trim();
+  return { ip: ip || req.ip, secure: req.headers['x-forwarded-proto'] === 'https' };
 }
 
 /**
