@@ -16,6 +16,7 @@ import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js'
 import { joinCluster, type ClusterNode } from '../../src/cluster/node.js';
 import { advertisedUrl, createBoshForwarder, type ClusterBoshForwarder } from '../../src/cluster/bosh-forward.js';
 import { HOP_HEADER } from '../../src/transports/bosh/index.js';
+import { loadConfig } from '../../src/config/index.js';
 
 let redis: TestRedis;
 t.before(async () => { redis = await startRedis(); });
@@ -254,6 +255,17 @@ t.test('Redis gone: a new session still gets its creation response, and works on
   const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
   t.teardown(() => alice.destroy());
   t.equal(await alice.login('alice', USERS.alice, 'no-redis', { wait: 3 }), 'alice@localhost/no-redis');
+});
+
+t.test("CLUSTER_ADVERTISE_URL: a base URL or nothing (then HOST and the port listened on); anything else stops the start naming it", async (t) => {
+  const config = (env: Record<string, string>) => loadConfig({ PORT: '5280', ...env });
+  t.equal(advertisedUrl(config({}), 5280), 'http://127.0.0.1:5280', 'HOST 0.0.0.0 (the default): loopback');
+  t.equal(advertisedUrl(config({ HOST: '10.1.2.3' }), 6000), 'http://10.1.2.3:6000');
+  t.equal(advertisedUrl(config({ HOST: '::1' }), 6000), 'http://[::1]:6000');
+  t.equal(advertisedUrl(config({ CLUSTER_ADVERTISE_URL: 'https://gw-2.internal:8443/' }), 5280), 'https://gw-2.internal:8443');
+  for (const bad of ['gw-2:5280', 'ftp://gw-2', 'http://gw-2/http-bind']) {
+    t.throws(() => config({ CLUSTER_ADVERTISE_URL: bad }), /CLUSTER_ADVERTISE_URL/, bad);
+  }
 });
 
 /** An HTTP relay in front of `target` that records the headers of what it relays. */
