@@ -116,12 +116,18 @@ async function publish(node: ClusterNode, state: Advertised): Promise<void> {
   await node.redis.set(`${node.prefix}node-url:${node.id}`, state.url);
 }
 
-/** Renews the entries of the sessions held here (SET, not PEXPIRE: a lost entry comes back), RENEW_BATCH per round trip. */
+/**
+ * Renews the entries of the sessions held here (SET, not PEXPIRE: a lost
+ * entry comes back), RENEW_BATCH per round trip. A session that ended
+ * meanwhile is skipped: its DEL went first, and a SET after it would bring
+ * the entry back.
+ */
 async function renew(node: ClusterNode, local: ReadonlySet<string>, ttl: number, state: Advertised): Promise<void> {
   await publish(node, state);
   const sids = [...local];
   for (let i = 0; i < sids.length; i += RENEW_BATCH) {
-    await Promise.all(sids.slice(i, i + RENEW_BATCH).map((sid) => node.redis.set(`${node.prefix}bosh:${sid}`, node.id, { expiration: { type: 'PX', value: ttl } })));
+    const live = sids.slice(i, i + RENEW_BATCH).filter((sid) => local.has(sid));
+    await Promise.all(live.map((sid) => node.redis.set(`${node.prefix}bosh:${sid}`, node.id, { expiration: { type: 'PX', value: ttl } })));
   }
 }
 
