@@ -143,7 +143,7 @@ t.test('a sid no node holds gets item-not-found on either node, and reaches no o
   t.equal(spy.seen.length, 1, 'forwarded to the owner');
 });
 
-t.test('the hop header from a client is refused, and a client cannot choose the address the owner sees', async (t) => {
+t.test("the hop header from a client is refused, a peer's request makes no second hop, and a client cannot choose the address the owner sees", async (t) => {
   // No trusted proxy: the client's own X-Forwarded-For must count for nothing anywhere.
   const [a, b] = await cluster(t, { TRUSTED_PROXIES: 'none' });
   const spy = await headerSpy(t, a.server.httpUrl);
@@ -156,6 +156,12 @@ t.test('the hop header from a client is refused, and a client cannot choose the 
     alice.rid--;
   }
   t.equal(spy.seen.length, 0, 'nothing forged was forwarded');
+  // A genuine hop (what a peer sends) to a node that does not hold the sid: answered there, never a second hop.
+  const secret = (await b.redis.get(`${b.node.prefix}bosh-hop-secret`))!;
+  const hop = await post(b.bosh, serialize(alice.body({}, ping('hop'))), { agent: alice.agent, headers: { [HOP_HEADER]: secret } });
+  t.equal(terminalCondition(hop), 'item-not-found');
+  t.equal(spy.seen.length, 0, 'a forwarded request is not forwarded again');
+  alice.rid--;
   const res = await post(b.bosh, serialize(alice.body({}, ping('real'))), {
     agent: alice.agent, headers: { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' },
   });
