@@ -10,12 +10,13 @@ import { createXmppServer, type Feature } from './server.js';
 import { registerHttpRoutes } from './http/routes.js';
 import { Admission } from './transports/admission.js';
 import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
-import { registerBosh, type BoshStats } from './transports/bosh/index.js';
+import { registerBosh, type BoshForwarder, type BoshStats } from './transports/bosh/index.js';
 import type { TransportHost } from './xmpp/transport-host.js';
 import type { Log } from './xmpp/log.js';
 import type { ShutdownProgress } from './shutdown.js';
 import { startCluster, type Cluster } from './cluster/index.js';
 import { registerClusterMetrics } from './cluster/metrics.js';
+import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
@@ -51,6 +52,8 @@ export interface AppOptions {
   features?: readonly Feature[];
   /** CLUSTER=redis: a cluster already started (startCluster); by default buildApp starts one when the configuration says so. */
   cluster?: Cluster;
+  /** In a cluster: BOSH requests for other nodes' sessions go to their owner (src/cluster/bosh-forward.ts). */
+  boshForwarder?: BoshForwarder;
 }
 
 export async function buildApp(config: Config, storage: Storage, opts: AppOptions = {}): Promise<App> {
@@ -113,6 +116,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const bosh = await registerBosh(http, transportHost, {
     path: BOSH_PATH, limits, maxWait: config.boshMaxWait, maxHold: config.boshMaxHold, inactivity: config.boshInactivity,
     maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, admission, preAuthMaxBytes: config.preAuthMaxStanzaSize,
+    forwarder: opts.boshForwarder ?? cluster?.boshForwarder,
     flow: {
       maxResponseBytes: config.boshMaxResponseBytes, maxQueuedBytes: config.boshMaxQueuedBytes,
       // Two full bodies: one being paced and the next; a client that waits for its answers stays far below.
@@ -126,6 +130,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   });
   await http.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'] });
   http.addHook('onReady', async () => { ready = true; });
+  if (cluster && !opts.boshForwarder) advertiseOnListen(http, config, cluster.boshForwarder, log);
 
   return {
     http,
@@ -150,4 +155,17 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     },
     shutdownProgress: () => xmpp.shutdownProgress(),
   };
+}
+
+/**
+ * Once listening (the port is known even for PORT=0), tells the other nodes
+ * where to forward BOSH requests for our sessions. A failure is logged: the
+ * forwarder's next renewal publishes it again.
+ */
+function advertiseOnListen(http: FastifyInstance, config: Config, forwarder: ClusterBoshForwarder, log: Log): void {
+  http.addHook('onListen', async () => {
+    const address = http.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    await forwarder.advertise(advertisedUrl(config, port)).catch((err: unknown) => log.warn({ err }, 'advertising the BOSH forwarding URL failed'));
+  });
 }

@@ -13,6 +13,7 @@ import { connectRedis, keyPrefix, type Redis } from './redis.js';
 import { joinCluster, type ClusterNode } from './node.js';
 import { createRedisDelivery, type Delivery } from './delivery.js';
 import type { ClusterModule, ClusterServices } from './module.js';
+import { createBoshForwarder, forwardLimits, type ClusterBoshForwarder } from './bosh-forward.js';
 
 // Modules import these from './module.js' (importing './index.js' would make a cycle with MODULES below).
 export type { ClusterModule, ClusterServices } from './module.js';
@@ -20,6 +21,8 @@ export type { ClusterModule, ClusterServices } from './module.js';
 export interface Cluster {
   readonly node: ClusterNode;
   readonly delivery: Delivery;
+  /** BOSH requests for sessions of other nodes go to their owner (bosh-forward.ts); app.ts advertises our URL once listening. */
+  readonly boshForwarder: ClusterBoshForwarder;
   /** The modules' features, for createXmppServer (registered after the built-in ones). */
   readonly features: readonly Feature[];
   /** Starts the modules, then reads the inbox (first what a previous run left pending). */
@@ -111,13 +114,14 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
   });
   const services: ClusterServices = { config, log: clusterLog, node, redis, delivery };
   const modules = MODULES.map((create) => create(services));
+  const boshForwarder = createBoshForwarder(node, { log: clusterLog, ...forwardLimits(config) });
   let left = false;
   let closed = false;
   let lost = false;
   node.onLost(() => { lost = true; });
 
   const cluster: Cluster = {
-    node, delivery,
+    node, delivery, boshForwarder,
     features: modules.flatMap((m) => (m.feature ? [m.feature] : [])),
     async start() {
       for (const m of modules) await m.start?.();
@@ -147,6 +151,7 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
       closed = true;
       // One bound for all of them: a module waiting on an unreachable Redis does not hold the exit.
       await bounded(clusterLog, async () => {
+        await boshForwarder.stop();
         for (const m of [...modules].reverse()) await m.stop?.();
       }, redis.isReady ? LEAVE_TIMEOUT_MS : 0);
       if (redis.isReady) await redis.quit().catch(() => undefined);

@@ -18,4 +18,18 @@ export function registerClusterMetrics(registry: Registry, cluster: Cluster): vo
       for (const [reason, n] of Object.entries(s.refused)) this.inc({ event: 'refused', reason }, n);
     },
   });
+  new Counter({
+    name: 'xmpp_cluster_bosh_forward_total',
+    help: 'BOSH requests for a sid this node does not hold: forwarded (to the owner, answered), not-found (no live node holds it), unreachable (the owner did not answer), refused (a hop header without the cluster proof)',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      const s = cluster.boshForwarder.stats();
+      this.reset();
+      this.inc({ outcome: 'forwarded' }, s.forwarded);
+      this.inc({ outcome: 'not-found' }, s.notFound);
+      this.inc({ outcome: 'unreachable' }, s.unreachable);
+      this.inc({ outcome: 'refused' }, s.refused);
+    },
+  });
 }

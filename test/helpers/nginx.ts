@@ -81,8 +81,8 @@ export interface Nginx {
   readonly dir: string;
 }
 
-/** Config of one nginx: both servers carry the same `locations`. */
-function nginxConf(dir: string, httpPort: number, httpsPort: number, locations: string): string {
+/** Config of one nginx: both servers carry the same `locations`; `http` goes in the http block (an upstream, a log format). */
+function nginxConf(dir: string, httpPort: number, httpsPort: number, locations: string, http: string): string {
   return `error_log ${dir}/error.log warn;
 pid ${dir}/nginx.pid;
 worker_processes 1;
@@ -91,6 +91,7 @@ http {
   access_log ${dir}/access.log;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+${http}
   server {
     listen 127.0.0.1:${httpPort};
 ${locations}
@@ -106,16 +107,17 @@ ${locations}
 
 /**
  * Starts nginx (foreground child, `-p DIR -c DIR/nginx.conf -g 'daemon off;'`)
- * with `locations` in a plain and a TLS server; killed and its directory
- * removed at `t`'s teardown.
+ * with `locations` in a plain and a TLS server, and `http` (e.g. an upstream
+ * of several gateways) at the http level; killed and its directory removed
+ * at `t`'s teardown.
  */
-export async function startNginx(t: Test, locations: string): Promise<Nginx> {
+export async function startNginx(t: Test, locations: string, http = ''): Promise<Nginx> {
   const bin = ensureNginx();
   const dir = mkdtempSync(join(tmpdir(), 'xwg-nginx-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
     '-subj', '/CN=localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
-  writeFileSync(join(dir, 'nginx.conf'), nginxConf(dir, httpPort, httpsPort, locations));
+  writeFileSync(join(dir, 'nginx.conf'), nginxConf(dir, httpPort, httpsPort, locations, http));
   const child = spawn(bin, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   t.teardown(async () => {

@@ -4,7 +4,7 @@ import { serialize } from '../../xml/index.js';
 import type { TransportHost } from '../../xmpp/transport-host.js';
 import type { Log } from '../../xmpp/log.js';
 import { terminateBody, type TerminalCondition } from './body.js';
-import type { HttpReply } from './types.js';
+import { HOP_HEADER, type BoshForwarder, type ClientInfo, type HttpReply } from './types.js';
 import { sessionRouteLogger } from '../route-log.js';
 import { BoshTransport, DEFAULT_CONTENT_TYPE, type BoshOptions } from './transport.js';
 
@@ -36,11 +36,33 @@ function httpReply(reply: FastifyReply): HttpReply {
         fn();
       });
     },
+    // Not `done` yet: the close that follows tells onGone.
+    abort() {
+      if (!done) reply.raw.destroy();
+    },
   };
 }
 
-function client(req: FastifyRequest): { ip: string; secure: boolean } {
+function client(req: FastifyRequest): ClientInfo {
   return { ip: req.ip, secure: req.protocol === 'https' };
+}
+
+/**
+ * A request a cluster peer forwarded (HOP_HEADER): the peer is this node's
+ * trusted proxy, whatever TRUSTED_PROXIES says, and it replaced the client's
+ * X-Forwarded-For/-Proto by the address and scheme it established by its own
+ * (identical) trust rules. 'refused': the header without the cluster's proof
+ * (a client cannot claim to be a peer). undefined: not forwarded, or no
+ * cluster (then the header means nothing and is ignored).
+ */
+function peerClient(req: FastifyRequest, forwarder: BoshForwarder | undefined): ClientInfo | 'refused' | undefined {
+  if (forwarder === undefined) return undefined;
+  const token = req.headers[HOP_HEADER];
+  if (token === undefined) return undefined;
+  if (typeof token !== 'string' || !forwarder.fromPeer(token)) return 'refused';
+  // The peer sends one address; were a proxy between the nodes to append its own, the peer's is the first.
+  const ip = String(req.headers['x-forwarded-for'] ?? '').split(',')[0]!.trim();
+  return { ip: ip || req.ip, secure: req.headers['x-forwarded-proto'] === 'https' };
 }
 
 /**
@@ -86,12 +108,19 @@ export async function registerBosh(app: FastifyInstance, host: TransportHost, op
     scope.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE));
     scope.options('/', async (_req, reply) => reply.code(204).header('allow', 'GET, HEAD, POST, OPTIONS').send());
     scope.post('/', { childLoggerFactory: sessionRouteLogger }, (req, reply) => {
-      if (!opts.admission.originAllowed(req.headers.origin, `${req.protocol}://${req.host}`)) {
+      const peer = peerClient(req, opts.forwarder);
+      if (peer === 'refused') {
+        log.warn({ event: 'bosh-hop-refused', ip: req.ip }, 'a BOSH request claimed to come from a cluster node without its proof');
+        reply.code(403).header('content-type', DEFAULT_CONTENT_TYPE).send(serialize(terminateBody('policy-violation')));
+        return;
+      }
+      // A peer's request passed the origin check on the node that received it (same configuration).
+      if (peer === undefined && !opts.admission.originAllowed(req.headers.origin, `${req.protocol}://${req.host}`)) {
         opts.admission.note({ reason: 'origin', ip: req.ip, origin: req.headers.origin }, host.metrics, log);
         reply.code(403).header('content-type', DEFAULT_CONTENT_TYPE).send(serialize(terminateBody('policy-violation')));
         return;
       }
-      transport.handle(req.body as Buffer | undefined, client(req), transport.track(httpReply(reply)));
+      transport.handle(req.body as Buffer | undefined, peer ?? client(req), transport.track(httpReply(reply)), peer !== undefined);
     });
   }, { prefix: opts.path });
   // Before the listener stops: answer every held request so shutdown does not wait for 'wait' to pass.

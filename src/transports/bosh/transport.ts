@@ -7,7 +7,7 @@ import {
   BoshError, legacyStatus, negotiateVer, readRequest, terminateBody, uintAttr, type BoshParams, type BoshRequest, type TerminalCondition,
 } from './body.js';
 import { BoshConn } from './conn.js';
-import type { BoshHost, HttpReply } from './types.js';
+import type { BoshForwarder, BoshHost, ClientInfo, HttpReply } from './types.js';
 import { onRequest } from './exchange.js';
 import { RidWindow } from './rid-window.js';
 import { randomId } from '../../util/random.js';
@@ -35,6 +35,8 @@ export interface BoshOptions {
   readonly preAuthMaxBytes: number;
   /** Response and queue bounds and inbound shaping (issue 10). */
   readonly flow: BoshFlow;
+  /** In a cluster: where requests for the sessions of other nodes go (absent: one process holds every session). */
+  readonly forwarder?: BoshForwarder;
 }
 
 /** Counts for tests and operators: everything a BOSH session can leave behind. */
@@ -55,10 +57,7 @@ export interface BoshStats {
   readonly addresses: number;
 }
 
-export interface ClientInfo {
-  readonly ip: string;
-  readonly secure: boolean;
-}
+export type { ClientInfo } from './types.js';
 
 export const DEFAULT_CONTENT_TYPE = 'text/xml; charset=utf-8';
 
@@ -81,6 +80,8 @@ export class BoshTransport {
   readonly #perIp = new Map<string, number>();
   readonly #host: BoshHost<BoshConn>;
   #closing = false;
+  /** Requests being forwarded to other nodes (a cluster only). */
+  readonly #forwarding = new Set<HttpReply>();
   #timers = 0;
   #openRequests = 0;
   #peakQueuedBytes = 0;
@@ -98,8 +99,11 @@ export class BoshTransport {
     };
   }
 
-  /** One POST: parse the <body/>, then create a session or hand the request to its session. */
-  handle(raw: Uint8Array | undefined, client: ClientInfo, reply: HttpReply): void {
+  /**
+   * One POST: parse the <body/>, then create a session or hand the request to
+   * its session. `forwarded`: a cluster peer sent it (never forwarded again).
+   */
+  handle(raw: Uint8Array | undefined, client: ClientInfo, reply: HttpReply, forwarded = false): void {
     const now = Date.now();
     let el: XmlElement;
     try {
@@ -111,6 +115,10 @@ export class BoshTransport {
     }
     const sid = el.attr('sid');
     const conn = sid === undefined ? undefined : this.#conns.get(sid);
+    // In a cluster a sid this node does not hold may be another node's: the owner checks everything.
+    if (conn === undefined && sid !== undefined && this.opts.forwarder !== undefined && !forwarded) {
+      return void this.#forward(this.opts.forwarder, sid, raw ?? new Uint8Array(0), client, reply);
+    }
     try {
       const req = readRequest(el, raw?.length ?? 0);
       // Before authentication only small bodies (issue 13: PRE_AUTH_MAX_STANZA_SIZE, as ejabberd has).
@@ -134,6 +142,26 @@ export class BoshTransport {
     }
   }
 
+  /** Passes a request to the node that holds its session (src/cluster/bosh-forward.ts says why forwarding). */
+  async #forward(forwarder: BoshForwarder, sid: string, raw: Uint8Array, client: ClientInfo, reply: HttpReply): Promise<void> {
+    this.#forwarding.add(reply);
+    try {
+      const owner = await forwarder.ownerOf(sid);
+      // Shutting down: the client sends the rid again to another node (§14.3); the session is not ours to end.
+      if (this.#closing) return reply.abort();
+      // §17.2 item-not-found: no live node holds the sid (never did, ended, or died with its node).
+      if (owner === undefined) return terminate(reply, 'item-not-found');
+      // §17.2 remote-connection-failed: the session may live on, but on a node we cannot reach.
+      if (!(await forwarder.forward(owner + this.opts.path, raw, client, reply))) terminate(reply, 'remote-connection-failed');
+    } catch (err) {
+      this.#host.internalError();
+      this.log.error({ err, sid }, 'bosh request not forwarded');
+      terminate(reply, 'internal-server-error');
+    } finally {
+      this.#forwarding.delete(reply);
+    }
+  }
+
   /** XEP-0124 §7 and XEP-0206 §3–4: a session creation request. */
   #create(req: BoshRequest, client: ClientInfo, reply: HttpReply, now: number): void {
     const legacy = req.attrs.ver === undefined;
@@ -151,7 +179,7 @@ export class BoshTransport {
     this.#conns.set(params.sid, conn);
     this.#perIp.set(key, (this.#perIp.get(key) ?? 0) + 1);
     this.opts.admission.add(client.ip, conn);
-    conn.hold(req.rid, reply, now);
+    conn.hold(req.rid, this.opts.forwarder ? whenRegistered(this.opts.forwarder, params.sid, reply, this.log) : reply, now);
     const attrs: Record<string, string> = { version: req.xbosh('version') ?? '1.0' };
     if (req.attrs.to !== undefined) attrs.to = req.attrs.to;
     if (req.attrs['xml:lang'] !== undefined) attrs['xml:lang'] = req.attrs['xml:lang'];
@@ -194,6 +222,7 @@ export class BoshTransport {
   #removed(conn: BoshConn): void {
     if (this.#conns.get(conn.sid) !== conn) return;
     this.#conns.delete(conn.sid);
+    this.opts.forwarder?.unregister(conn.sid);
     this.opts.admission.release(conn.ip, conn);
     const key = ipKey(conn.ip) ?? UNPARSABLE;
     const n = (this.#perIp.get(key) ?? 1) - 1;
@@ -227,14 +256,34 @@ export class BoshTransport {
     return {
       send: (status, contentType, body) => { settle(); reply.send(status, contentType, body); },
       onGone: (fn) => reply.onGone(() => { settle(); fn(); }),
+      abort: () => { settle(); reply.abort(); },
     };
   }
 
-  /** No new sessions; every open request is answered with system-shutdown (§17.2). */
+  /**
+   * No new sessions; every open request is answered with system-shutdown
+   * (§17.2). A request being forwarded is dropped instead: its session lives
+   * on another node, and the client sends it again (§14.3) to a node that stays.
+   */
   shutdown(): void {
     this.#closing = true;
     for (const conn of [...this.#conns.values()]) conn.shutdown();
+    for (const reply of [...this.#forwarding]) reply.abort();
   }
+}
+
+/**
+ * The creation response leaves once the cluster knows the sid: the client's
+ * next request may reach another node, which must find the owner. If Redis
+ * fails the session still works on this node (logged).
+ */
+function whenRegistered(forwarder: BoshForwarder, sid: string, reply: HttpReply, log: Log): HttpReply {
+  const registered = forwarder.register(sid).catch((err: unknown) => log.warn({ err, sid }, 'bosh session not registered in the cluster'));
+  return {
+    send: (status, contentType, body) => void registered.then(() => reply.send(status, contentType, body)),
+    onGone: (fn) => reply.onGone(fn),
+    abort: () => reply.abort(),
+  };
 }
 
 /** Answers a request that belongs to no session with a terminal binding condition. */

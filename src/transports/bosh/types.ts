@@ -9,6 +9,8 @@ export interface HttpReply {
   send(status: number, contentType: string, body: string): void;
   /** Called once if the client closes the connection before we answer. */
   onGone(fn: () => void): void;
+  /** Drops the connection unanswered, as a network failure would (the client sends the rid again, XEP-0124 §14.3). */
+  abort(): void;
 }
 
 /** What a BoshConn needs from its owner (the transport's registry); `C` is BoshConn (generic, so this file imports no conn.ts). */
@@ -50,4 +52,40 @@ export interface Pending {
   readonly request: BoshRequest;
   reply: HttpReply;
   readonly deadline: number;
+}
+
+/** Where a request came from, as the HTTP layer (and its trusted proxies) tells it. */
+export interface ClientInfo {
+  readonly ip: string;
+  readonly secure: boolean;
+}
+
+/**
+ * Names the forwarded request of a cluster peer (BoshForwarder.forward); its
+ * value proves the sender is one (BoshForwarder.fromPeer). Such a request is
+ * never forwarded again, so a request makes at most one hop.
+ */
+export const HOP_HEADER = 'x-xwg-bosh-hop';
+
+/**
+ * BOSH without sticky sessions (issue 14 item 4): what the transport needs
+ * from a cluster when a request names a sid this process does not hold.
+ * Absent in a single process, which then keeps exactly the path it always
+ * had (src/cluster/bosh-forward.ts implements it over Redis and HTTP).
+ */
+export interface BoshForwarder {
+  /** A session was created here: other nodes may now forward its requests. Resolves once they can. */
+  register(sid: string): Promise<void>;
+  /** The session ended here. */
+  unregister(sid: string): void;
+  /** The internal base URL of the live node that holds `sid`; undefined when none does. */
+  ownerOf(sid: string): Promise<string | undefined>;
+  /**
+   * Sends `raw` to `target` (the owner's BOSH endpoint) as `client`'s request
+   * and its answer, status and content-type included, to `reply`. Resolves
+   * false when the owner could not be reached (nothing was sent to `reply`).
+   */
+  forward(target: string, raw: Uint8Array, client: ClientInfo, reply: HttpReply): Promise<boolean>;
+  /** Whether HOP_HEADER's value `token` comes from a node of this cluster. */
+  fromPeer(token: string): boolean;
 }

@@ -1,0 +1,265 @@
+/**
+ * BOSH without sticky sessions (issue 14 item 4). Behind a round-robin
+ * balancer a BOSH request for a sid may land on any node; the node that
+ * does not hold the session forwards the request, as it came, to the one
+ * that does, over the owner's internal HTTP address, and relays the answer.
+ *
+ * Why forwarding and not moving the session: a BOSH client keeps one or two
+ * requests open at all times and a balancer alternates them between nodes,
+ * so consecutive requests of one session land on different nodes all the
+ * time. Moving the session to wherever a request lands would hand it over
+ * (queue, rid window, held requests, the XMPP session and its directory
+ * entry) on nearly every request, and two requests in flight on two nodes
+ * would pull it back and forth: it thrashes. Forwarding costs one lookup
+ * and one internal HTTP hop per request and never changes the owner, so the
+ * rid window, the held requests (XEP-0124 §8) and the session's order stay
+ * where they are. A session moves only by XEP-0198 resumption (the SM
+ * registry), when its node is gone.
+ *
+ * Redis keys (every one under `node.prefix`):
+ * - `bosh:{sid}` → the owning node id, with a TTL renewed every third of it
+ *   while the session lives (a crashed node's entries run out by themselves);
+ * - `node-url:{node}` → that node's internal base URL (CLUSTER_ADVERTISE_URL);
+ * - `bosh-hop-secret` → a random token, made by the first node, that proves a
+ *   forwarded request comes from a node of this cluster (HOP_HEADER). A node
+ *   refuses the header without it, so a client can neither skip the owner's
+ *   checks nor make a request hop twice, nor choose its own address.
+ *
+ * A sid that no live node holds (unknown, ended, or its node's lease gone)
+ * gets item-not-found (XEP-0124 §17.2) from the node it reached, without any
+ * forwarding: guessing sids reaches no other node, and a dead owner's
+ * sessions look exactly like sessions that never existed (their BOSH state
+ * died with the node; the client resumes its XMPP session by XEP-0198 in a
+ * new BOSH session). A live owner that cannot be reached gives
+ * remote-connection-failed.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Config } from '../config/index.js';
+import { HOP_HEADER, type BoshForwarder, type ClientInfo, type HttpReply } from '../transports/bosh/types.js';
+import type { ClusterNode } from './node.js';
+
+export interface BoshForwardOptions {
+  readonly log: { warn(obj: object, msg: string): void };
+  /** Longest a forwarded request may stay open: the longest 'wait' (BOSH_MAX_WAIT) plus a margin, in ms. */
+  readonly timeoutMs: number;
+  /** Largest response relayed, in bytes; a larger one is cut and the client gets remote-connection-failed. */
+  readonly maxResponseBytes: number;
+  /** Life of a `bosh:{sid}` entry in ms, renewed every third of it while the session lives here (default 5 min). */
+  readonly sidTtlMs?: number;
+}
+
+export interface ClusterBoshForwarder extends BoshForwarder {
+  /**
+   * Publishes this node's internal base URL and reads the cluster's hop
+   * secret. Until then nothing is accepted from peers (fromPeer is false).
+   */
+  advertise(baseUrl: string): Promise<void>;
+  /** Stops renewing, forgets this node's URL and closes the internal connections. */
+  stop(): Promise<void>;
+  /** Counts since start, for the metrics (cluster/metrics.ts). */
+  stats(): BoshForwardStats;
+}
+
+export interface BoshForwardStats {
+  /** Requests relayed to their owner and answered. */
+  readonly forwarded: number;
+  /** Requests for a sid no live node holds (item-not-found, no hop). */
+  readonly notFound: number;
+  /** Requests whose live owner could not be reached (remote-connection-failed). */
+  readonly unreachable: number;
+  /** Requests that carried the hop header without the cluster's proof. */
+  readonly refused: number;
+}
+
+// KEYS[1] bosh:{sid}; ARGV[1] the prefix. The owner, if its lease is current, and its URL; nil otherwise.
+const OWNER = `local owner = redis.call('GET', KEYS[1])
+if not owner then return nil end
+if redis.call('EXISTS', ARGV[1] .. 'node:' .. owner) == 0 then return nil end
+return {owner, redis.call('GET', ARGV[1] .. 'node-url:' .. owner) or ''}`;
+
+/** Entries renewed per Redis round trip: bounded work per event-loop turn. */
+const RENEW_BATCH = 500;
+
+/** CLUSTER_ADVERTISE_URL, or http://HOST:PORT (127.0.0.1 for a wildcard HOST) with the port the server listens on. */
+export function advertisedUrl(config: Pick<Config, 'clusterAdvertiseUrl' | 'host'>, port: number): string {
+  if (config.clusterAdvertiseUrl !== '') return config.clusterAdvertiseUrl.replace(/\/$/, '');
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** The bounds of forwarded requests from the BOSH settings: held up to BOSH_MAX_WAIT, answers up to a full response plus one stanza. */
+export function forwardLimits(config: Pick<Config, 'boshMaxWait' | 'boshMaxResponseBytes' | 'maxStanzaSize'>): Pick<BoshForwardOptions, 'timeoutMs' | 'maxResponseBytes'> {
+  return { timeoutMs: (config.boshMaxWait + 15) * 1000, maxResponseBytes: 2 * (config.boshMaxResponseBytes + config.maxStanzaSize) };
+}
+
+/** What a node keeps in Redis for forwarding, written again on every renewal (a Redis that lost it gets it back). */
+interface Advertised {
+  url: string | undefined;
+  secret: Buffer | undefined;
+}
+
+/**
+ * Writes the node's URL and agrees on the hop secret: SET NX offers ours
+ * (random at first, afterwards the one we hold, so a Redis that lost the key
+ * gets the same one back from whichever node renews first), then every node
+ * takes what Redis has.
+ */
+async function publish(node: ClusterNode, state: Advertised): Promise<void> {
+  if (state.url === undefined) return;
+  const key = `${node.prefix}bosh-hop-secret`;
+  await node.redis.set(key, state.secret?.toString() ?? randomBytes(32).toString('hex'), { NX: true });
+  const shared = await node.redis.get(key);
+  if (shared === null) throw new Error('the cluster BOSH hop secret vanished from Redis');
+  state.secret = Buffer.from(shared);
+  await node.redis.set(`${node.prefix}node-url:${node.id}`, state.url);
+}
+
+/**
+ * Renews the entries of the sessions held here (SET, not PEXPIRE: a lost
+ * entry comes back), RENEW_BATCH per round trip. A session that ended
+ * meanwhile is skipped: its DEL went first, and a SET after it would bring
+ * the entry back.
+ */
+async function renew(node: ClusterNode, local: ReadonlySet<string>, ttl: number, state: Advertised): Promise<void> {
+  await publish(node, state);
+  const sids = [...local];
+  for (let i = 0; i < sids.length; i += RENEW_BATCH) {
+    const live = sids.slice(i, i + RENEW_BATCH).filter((sid) => local.has(sid));
+    await Promise.all(live.map((sid) => node.redis.set(`${node.prefix}bosh:${sid}`, node.id, { expiration: { type: 'PX', value: ttl } })));
+  }
+}
+
+export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions): ClusterBoshForwarder {
+  const { redis, prefix } = node;
+  const ttl = opts.sidTtlMs ?? 300_000;
+  const sidKey = (sid: string): string => `${prefix}bosh:${sid}`;
+  const local = new Set<string>();
+  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  const state: Advertised = { url: undefined, secret: undefined };
+  let renewing: Promise<void> | undefined;
+  const counts = { forwarded: 0, notFound: 0, unreachable: 0, refused: 0 };
+  const timer = setInterval(() => {
+    renewing ??= renew(node, local, ttl, state)
+      .catch((err: unknown) => opts.log.warn({ err, node: node.id }, 'renewing the BOSH sessions in Redis failed'))
+      .finally(() => { renewing = undefined; });
+  }, Math.max(100, Math.floor(ttl / 3)));
+  timer.unref();
+
+  return {
+    async register(sid) {
+      local.add(sid);
+      // An unreachable Redis fails it within node-redis's command timeout (5 s by default): the creation response waits no longer.
+      await redis.set(sidKey(sid), node.id, { expiration: { type: 'PX', value: ttl } });
+    },
+    unregister(sid) {
+      local.delete(sid);
+      redis.del(sidKey(sid)).catch((err: unknown) => opts.log.warn({ err, sid }, 'removing a BOSH session from Redis failed'));
+    },
+    async ownerOf(sid) {
+      const found = (await redis.eval(OWNER, { keys: [sidKey(sid)], arguments: [prefix] })) as [string, string] | null;
+      // Our own id: an entry that outlived its session here (the transport looked first).
+      if (found !== null && found[0] !== node.id && found[1] !== '') return found[1];
+      if (found !== null && found[1] === '') opts.log.warn({ event: 'bosh-owner-without-url', node: found[0] }, 'a live node holds a BOSH session but advertises no URL');
+      counts.notFound++;
+      return undefined;
+    },
+    async forward(target, raw, client, reply) {
+      const agent = target.startsWith('https:') ? agents.https : agents.http;
+      const ok = state.secret !== undefined
+        && await relay({ target, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, maxResponseBytes: opts.maxResponseBytes, log: opts.log });
+      counts[ok ? 'forwarded' : 'unreachable']++;
+      return ok;
+    },
+    fromPeer(token) {
+      const given = Buffer.from(token);
+      const peer = state.secret !== undefined && given.length === state.secret.length && timingSafeEqual(given, state.secret);
+      if (!peer) counts.refused++;
+      return peer;
+    },
+    stats: () => ({ ...counts }),
+    async advertise(baseUrl) {
+      state.url = baseUrl.replace(/\/$/, '');
+      await publish(node, state);
+    },
+    async stop() {
+      clearInterval(timer);
+      await renewing;
+      agents.http.destroy();
+      agents.https.destroy();
+      state.url = undefined;
+      await redis.del(`${prefix}node-url:${node.id}`);
+    },
+  };
+}
+
+interface Relay {
+  readonly target: string;
+  readonly raw: Uint8Array;
+  readonly client: ClientInfo;
+  readonly reply: HttpReply;
+  readonly secret: string;
+  readonly agent: http.Agent;
+  readonly timeoutMs: number;
+  readonly maxResponseBytes: number;
+  readonly log: BoshForwardOptions['log'];
+}
+
+/**
+ * The headers of a forwarded request: the client's address and scheme are
+ * what this node established (by its own TRUSTED_PROXIES rules), replacing
+ * any X-Forwarded-* the client sent; the owner believes them because
+ * HOP_HEADER proves this node sent them. Nothing else of the client's goes.
+ */
+function hopHeaders(r: Relay): http.OutgoingHttpHeaders {
+  return {
+    'content-type': 'text/xml; charset=utf-8', 'content-length': r.raw.byteLength,
+    'x-forwarded-for': r.client.ip, 'x-forwarded-proto': r.client.secure ? 'https' : 'http', [HOP_HEADER]: r.secret,
+  };
+}
+
+/**
+ * One forwarded request: the body goes as it came, the answer comes back
+ * with its status and content-type. It stays open as long as the owner
+ * holds it (up to 'wait', XEP-0124 §8), bounded by `timeoutMs`. A client
+ * that goes away closes the forwarded request too, so the owner sees what it
+ * would have seen directly. Resolves false (nothing sent) when the owner
+ * could not be reached or answered too much.
+ */
+function relay(r: Relay): Promise<boolean> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (ok: boolean): void => {
+      clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      resolve(ok);
+    };
+    const fail = (err: Error): void => {
+      req.destroy();
+      if (!settled) r.log.warn({ err: { message: err.message }, target: r.target }, 'a forwarded BOSH request failed');
+      settle(false);
+    };
+    const req = (r.target.startsWith('https:') ? https : http).request(r.target, { method: 'POST', agent: r.agent, headers: hopHeaders(r) }, (res) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      res.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > r.maxResponseBytes) fail(new Error(`response over ${r.maxResponseBytes} bytes`));
+        else chunks.push(chunk);
+      });
+      res.on('error', fail);
+      res.on('end', () => {
+        if (settled) return;
+        r.reply.send(res.statusCode ?? 502, res.headers['content-type'] ?? 'text/xml; charset=utf-8', Buffer.concat(chunks).toString('utf8'));
+        settle(true);
+      });
+    });
+    const timer = setTimeout(() => fail(new Error(`no answer within ${r.timeoutMs} ms`)), r.timeoutMs);
+    req.on('error', fail);
+    // Gone: nobody to answer, and the owner must see the request close as it would have directly.
+    r.reply.onGone(() => { req.destroy(); settle(true); });
+    req.end(r.raw);
+  });
+}

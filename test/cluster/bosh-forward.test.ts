@@ -1,0 +1,301 @@
+/**
+ * BOSH without sticky sessions (issue 14 item 4, src/cluster/bosh-forward.ts):
+ * two gateways on one Redis database, and BOSH requests of one session that
+ * land on either, as behind a round-robin balancer. The node that does not
+ * hold the session forwards the request to the one that does.
+ */
+import t, { type Test } from 'tap';
+import http from 'node:http';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { createMemoryStorage } from '../../src/storage/index.js';
+import { RawBoshClient, payloads, post, terminalCondition, type BoshResponse, type PostOptions } from '../helpers/bosh-client.js';
+import { eventually } from '../helpers/eventually.js';
+import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
+import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
+import { joinCluster, type ClusterNode } from '../../src/cluster/node.js';
+import { advertisedUrl, createBoshForwarder, type ClusterBoshForwarder } from '../../src/cluster/bosh-forward.js';
+import { HOP_HEADER } from '../../src/transports/bosh/index.js';
+import { loadConfig } from '../../src/config/index.js';
+
+let redis: TestRedis;
+t.before(async () => { redis = await startRedis(); });
+t.teardown(async () => { await redis.stop(); });
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const USERS = { alice: 'alice-pw', bob: 'bob-pw' };
+
+interface Gateway {
+  readonly server: TestServer;
+  readonly node: ClusterNode;
+  readonly forwarder: ClusterBoshForwarder;
+  readonly redis: Redis;
+  /** The BOSH endpoint. */
+  readonly bosh: string;
+}
+
+async function gateway(url: string, id: string, env: Record<string, string>, sidTtlMs?: number): Promise<Gateway> {
+  const client = await connectRedis(url, quiet, id);
+  const node = await joinCluster(client, { id, prefix: keyPrefix(url), ttlMs: 5000, log: quiet });
+  const forwarder = createBoshForwarder(node, { log: quiet, timeoutMs: 20_000, maxResponseBytes: 1 << 20, sidTtlMs });
+  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10', ...env }, undefined, { boshForwarder: forwarder });
+  for (const [name, password] of Object.entries(USERS)) await server.addUser(name, password);
+  await forwarder.advertise(advertisedUrl(server.config, server.port));
+  return { server, node, forwarder, redis: client, bosh: `${server.httpUrl}/http-bind` };
+}
+
+/** Two gateways on a database of their own, closed when `t` ends. */
+async function cluster(t: Test, env: Record<string, string> = {}, sidTtlMs?: number): Promise<[Gateway, Gateway]> {
+  const url = redis.url();
+  const a = await gateway(url, 'a', env, sidTtlMs);
+  const b = await gateway(url, 'b', env, sidTtlMs);
+  t.teardown(async () => {
+    for (const g of [a, b]) {
+      if (g.server.app.http.server.listening) await g.server.close();
+      await g.forwarder.stop();
+      await g.node.stop();
+      await g.redis.quit();
+    }
+  });
+  return [a, b];
+}
+
+/** A raw BOSH client whose requests go to each URL in turn: a round-robin balancer. */
+class Alternating extends RawBoshClient {
+  readonly landed: string[] = [];
+  #n = 0;
+
+  constructor(readonly urls: readonly string[]) { super(urls[0]!); }
+
+  override raw(body: XmlElement | string | Buffer, opts: PostOptions = {}): Promise<BoshResponse> {
+    const url = this.urls[this.#n++ % this.urls.length]!;
+    this.landed.push(url);
+    return post(url, typeof body === 'string' || Buffer.isBuffer(body) ? body : serialize(body), { agent: this.agent, ...opts });
+  }
+}
+
+const ping = (id: string): XmlElement => x('iq', { xmlns: NS.CLIENT, type: 'get', id }, x('ping', { xmlns: NS.PING }));
+const ids = (res: BoshResponse): string[] => payloads(res.body).map((el) => el.attr('id') ?? '');
+
+async function direct(t: Test, g: Gateway, user: keyof typeof USERS): Promise<{ c: RawBoshClient; jid: string }> {
+  const c = new RawBoshClient(g.bosh);
+  t.teardown(() => c.destroy());
+  return { c, jid: await c.login(user, USERS[user], 'direct', { wait: 2 }) };
+}
+
+t.test('requests of one session alternate between two nodes: login, a held poll, pings in rid order, terminate', async (t) => {
+  const [a, b] = await cluster(t);
+  const alice = new Alternating([a.bosh, b.bosh]);
+  t.teardown(() => alice.destroy());
+  // Creation on a, SASL on b, restart on a, bind on b.
+  const jid = await alice.login('alice', USERS.alice, 'rr', { wait: 3 });
+  t.match(jid, /^alice@localhost\/rr$/);
+  t.same([a.server.app.bosh.stats().sessions, b.server.app.bosh.stats().sessions], [1, 0], 'the session lives on the node that created it');
+
+  // A poll held through b, answered by a message that reaches a (bob's session is there).
+  const poll = post(b.bosh, serialize(alice.body()), { agent: alice.agent });
+  await eventually(() => a.server.app.bosh.stats().held === 1 && b.server.app.bosh.stats().openRequests === 1, { message: 'the poll held on the owner' });
+  const bob = await direct(t, a, 'bob');
+  // Bob's own request is held up to his 'wait' (nothing comes back to him): not awaited first.
+  const sent = bob.c.send({}, x('message', { xmlns: NS.CLIENT, to: jid, type: 'chat', id: 'm1' }, x('body', {}, 'over the hop')));
+  const answered = await poll;
+  await sent;
+  t.equal(answered.status, 200);
+  t.equal(answered.headers['content-type'], 'text/xml; charset=utf-8');
+  t.equal(payloads(answered.body).find((el) => el.name === 'message')?.getChildText('body'), 'over the hop');
+
+  // Pings, one at a time, on alternating nodes: each answered with its own result.
+  for (const id of ['p1', 'p2', 'p3', 'p4']) t.same(ids(await alice.send({}, ping(id))), [id], `${id} answered`);
+
+  // §14.2 across nodes: the later rid reaches a node first and waits on the owner for the earlier one.
+  const first = alice.body({}, ping('early'));
+  const second = alice.body({}, ping('late'));
+  const later = post(b.bosh, serialize(second), { agent: alice.agent });
+  await eventually(() => a.server.app.bosh.stats().pending === 1, { message: 'the later rid pending on the owner' });
+  const earlier = post(a.bosh, serialize(first), { agent: alice.agent });
+  t.same([...ids(await earlier), ...ids(await later)].sort(), ['early', 'late']);
+
+  const bye = await alice.terminate();
+  t.equal(bye.body?.attr('type'), 'terminate');
+  // Bob's session stays.
+  await eventually(() => a.server.app.bosh.stats().sessions === 1, { message: "alice's session gone on the owner" });
+  t.equal(await a.redis.exists(`${a.node.prefix}bosh:${alice.sid}`), 0, 'its entry is gone from Redis');
+  for (const g of [a, b]) {
+    const after = await post(g.bosh, serialize(alice.body()), { agent: alice.agent });
+    t.equal(terminalCondition(after), 'item-not-found', `an ended sid on ${g === a ? 'the owner' : 'the other node'}`);
+  }
+  t.ok(alice.landed.includes(a.bosh) && alice.landed.includes(b.bosh), 'requests reached both nodes');
+});
+
+t.test('a sid no node holds gets item-not-found on either node, and reaches no other node', async (t) => {
+  const [a, b] = await cluster(t);
+  const spy = await headerSpy(t, a.server.httpUrl);
+  await a.forwarder.advertise(spy.url);
+  const { c: alice } = await direct(t, a, 'alice');
+  for (const g of [a, b]) {
+    const guess = new RawBoshClient(g.bosh, { sid: 'AAAAAAAAAAAAAAAAAAAAAA', rid: alice.rid });
+    t.teardown(() => guess.destroy());
+    t.equal(terminalCondition(await guess.send({}, ping('guess'))), 'item-not-found');
+  }
+  t.equal(spy.seen.length, 0, 'no guess was forwarded');
+  // The same request with the real sid, on the node that does not hold it.
+  t.same(ids(await post(b.bosh, serialize(alice.body({}, ping('real'))), { agent: alice.agent })), ['real']);
+  t.equal(spy.seen.length, 1, 'forwarded to the owner');
+});
+
+t.test("the hop header from a client is refused, a peer's request makes no second hop, and a client cannot choose the address the owner sees", async (t) => {
+  // No trusted proxy: the client's own X-Forwarded-For must count for nothing anywhere.
+  const [a, b] = await cluster(t, { TRUSTED_PROXIES: 'none' });
+  const spy = await headerSpy(t, a.server.httpUrl);
+  await a.forwarder.advertise(spy.url);
+  const { c: alice } = await direct(t, a, 'alice');
+  for (const [g, token] of [[a, 'forged'], [b, 'forged'], [b, '']] as const) {
+    const res = await post(g.bosh, serialize(alice.body({}, ping('hop'))), { agent: alice.agent, headers: { [HOP_HEADER]: token } });
+    t.equal(res.status, 403);
+    t.equal(terminalCondition(res), 'policy-violation', `a forged hop to ${g === a ? 'the owner' : 'the other node'} is refused`);
+    alice.rid--;
+  }
+  t.equal(spy.seen.length, 0, 'nothing forged was forwarded');
+  // A genuine hop (what a peer sends) to a node that does not hold the sid: answered there, never a second hop.
+  const secret = (await b.redis.get(`${b.node.prefix}bosh-hop-secret`))!;
+  const hop = await post(b.bosh, serialize(alice.body({}, ping('hop'))), { agent: alice.agent, headers: { [HOP_HEADER]: secret } });
+  t.equal(terminalCondition(hop), 'item-not-found');
+  t.equal(spy.seen.length, 0, 'a forwarded request is not forwarded again');
+  alice.rid--;
+  const res = await post(b.bosh, serialize(alice.body({}, ping('real'))), {
+    agent: alice.agent, headers: { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' },
+  });
+  t.same(ids(res), ['real'], 'the session still works through the other node');
+  t.equal(spy.seen.length, 1);
+  t.equal(spy.seen[0]!['x-forwarded-for'], '127.0.0.1', "the owner is told the client's real address");
+  t.equal(spy.seen[0]!['x-forwarded-proto'], 'http');
+  t.equal(String(spy.seen[0]![HOP_HEADER]).length, 64, 'with the cluster proof');
+});
+
+t.test('a dead owner gives item-not-found at once; an unreachable live owner remote-connection-failed', async (t) => {
+  const [a, b] = await cluster(t);
+  const { c: alice } = await direct(t, a, 'alice');
+  const key = `${a.node.prefix}bosh:${alice.sid}`;
+  // Unreachable: a's advertised address has nobody listening.
+  await a.forwarder.advertise(`http://127.0.0.1:${await closedPort()}`);
+  t.equal(terminalCondition(await post(b.bosh, serialize(alice.body()), { agent: alice.agent, timeout: 5000 })), 'remote-connection-failed');
+  // Dead: a's lease is gone (what the others see of a crash) while its sid entry is still there.
+  await a.node.stop();
+  t.equal(await b.redis.exists(key), 1, 'the entry outlives its node until its TTL');
+  t.equal(terminalCondition(await post(b.bosh, serialize(alice.body()), { agent: alice.agent, timeout: 5000 })), 'item-not-found');
+});
+
+t.test('a node shutting down drops the requests it forwards, and the client sends them again to the owner', async (t) => {
+  const [a, b] = await cluster(t);
+  const { c: alice } = await direct(t, a, 'alice');
+  const body = serialize(alice.body());
+  const poll = post(b.bosh, body, { agent: alice.agent });
+  await eventually(() => a.server.app.bosh.stats().held === 1 && b.server.app.bosh.stats().openRequests === 1, { message: 'the poll held on the owner' });
+  await b.server.close();
+  await t.rejects(poll, 'the connection dropped, not answered (system-shutdown would end the session on a)');
+  t.equal(b.server.app.bosh.stats().openRequests, 0);
+  // §14.3: the same rid again, to the owner: answered from its buffer, the session lives on.
+  const again = await post(a.bosh, body, { agent: alice.agent });
+  t.equal(again.status, 200);
+  t.equal(terminalCondition(again), undefined);
+  t.same(ids(await alice.send({}, ping('after'))), ['after']);
+});
+
+t.test('what Redis lost of forwarding (a sid, a URL, the hop secret) comes back at the next renewal', async (t) => {
+  const [a, b] = await cluster(t, {}, 600);
+  const { c: alice } = await direct(t, a, 'alice');
+  t.same(ids(await post(b.bosh, serialize(alice.body({}, ping('before'))), { agent: alice.agent })), ['before']);
+  const p = a.node.prefix;
+  const secret = await a.redis.get(`${p}bosh-hop-secret`);
+  t.equal(await a.redis.del([`${p}bosh:${alice.sid}`, `${p}node-url:a`, `${p}bosh-hop-secret`]), 3);
+  let n = 0;
+  await eventually(async () => {
+    const res = await post(b.bosh, serialize(alice.body({}, ping(`after${n}`))), { agent: alice.agent });
+    // Refused by b without reaching a: the owner never saw the rid, so it is sent again.
+    if (terminalCondition(res) !== undefined) alice.rid--;
+    return ids(res)[0] === `after${n++}`;
+  }, { message: 'forwarding to work again' });
+  t.equal(await a.redis.get(`${p}bosh-hop-secret`), secret, 'the same secret, so no node refuses another');
+});
+
+t.test('CLUSTER=redis gateways forward by themselves: the cluster makes the forwarder, the app advertises its URL once listening', async (t) => {
+  const url = redis.url();
+  // One storage for both, as one PostgreSQL would be (the cross-checks want STORAGE=postgres; the store given is used).
+  const storage = createMemoryStorage();
+  const env = (id: string) => ({
+    ALLOW_INSECURE_PLAIN: 'true', CLUSTER: 'redis', REDIS_URL: url, NODE_ID: id, SM_BACKEND: 'redis',
+    STORAGE: 'postgres', DATABASE_URL: 'postgres://unused@127.0.0.1/unused',
+  });
+  const a = await startServer(env('a'), storage);
+  const b = await startServer(env('b'), storage);
+  t.teardown(async () => { await b.close(); await a.close(); });
+  await a.addUser('alice', USERS.alice);
+  const alice = new Alternating([`${a.httpUrl}/http-bind`, `${b.httpUrl}/http-bind`]);
+  t.teardown(() => alice.destroy());
+  t.equal(await alice.login('alice', USERS.alice, 'wired', { wait: 3 }), 'alice@localhost/wired');
+  for (const id of ['w1', 'w2']) t.same(ids(await alice.send({}, ping(id))), [id]);
+  t.same([a.app.bosh.stats().sessions, b.app.bosh.stats().sessions], [1, 0]);
+  // What an operator sees on b: SASL, bind and a ping forwarded; one guess; one forged hop.
+  t.equal(terminalCondition(await post(`${b.httpUrl}/http-bind`, serialize(x('body', { xmlns: NS.HTTPBIND, rid: 1, sid: 'guess' })))), 'item-not-found');
+  const forged = await post(`${b.httpUrl}/http-bind`, serialize(alice.body()), { headers: { [HOP_HEADER]: 'forged' } });
+  t.equal(forged.status, 403);
+  const metrics = await (await fetch(`${b.httpUrl}/metrics`)).text();
+  for (const [outcome, n] of [['forwarded', 3], ['not-found', 1], ['unreachable', 0], ['refused', 1]] as const) {
+    t.match(metrics, new RegExp(`^xmpp_cluster_bosh_forward_total\\{outcome="${outcome}"\\} ${n}$`, 'm'), `${outcome}: ${n}`);
+  }
+});
+
+t.test('Redis gone: a new session still gets its creation response, and works on the node it reached', async (t) => {
+  const own = await startRedis();
+  t.teardown(() => own.stop(true));
+  const client = await connectRedis(own.url(0), quiet, 'alone');
+  const node = await joinCluster(client, { id: 'alone', prefix: keyPrefix(own.url(0)), ttlMs: 5000, log: quiet });
+  const forwarder = createBoshForwarder(node, { log: quiet, timeoutMs: 20_000, maxResponseBytes: 1 << 20 });
+  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' }, undefined, { boshForwarder: forwarder });
+  // Redis unreachable: commands wait in the client's offline queue, so nothing below may wait for them.
+  t.teardown(async () => { await server.close(); client.destroy(); });
+  await server.addUser('alice', USERS.alice);
+  await forwarder.advertise(advertisedUrl(server.config, server.port));
+  await own.stop(true);
+  await eventually(() => !client.isReady, { message: 'the client to notice' });
+  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  t.equal(await alice.login('alice', USERS.alice, 'no-redis', { wait: 3 }), 'alice@localhost/no-redis');
+});
+
+t.test("CLUSTER_ADVERTISE_URL: a base URL or nothing (then HOST and the port listened on); anything else stops the start naming it", async (t) => {
+  const config = (env: Record<string, string>) => loadConfig({ PORT: '5280', ...env });
+  t.equal(advertisedUrl(config({}), 5280), 'http://127.0.0.1:5280', 'HOST 0.0.0.0 (the default): loopback');
+  t.equal(advertisedUrl(config({ HOST: '10.1.2.3' }), 6000), 'http://10.1.2.3:6000');
+  t.equal(advertisedUrl(config({ HOST: '::1' }), 6000), 'http://[::1]:6000');
+  t.equal(advertisedUrl(config({ CLUSTER_ADVERTISE_URL: 'https://gw-2.internal:8443/' }), 5280), 'https://gw-2.internal:8443');
+  for (const bad of ['gw-2:5280', 'ftp://gw-2', 'http://gw-2/http-bind']) {
+    t.throws(() => config({ CLUSTER_ADVERTISE_URL: bad }), /CLUSTER_ADVERTISE_URL/, bad);
+  }
+});
+
+/** An HTTP relay in front of `target` that records the headers of what it relays. */
+async function headerSpy(t: Test, target: string): Promise<{ url: string; seen: http.IncomingHttpHeaders[] }> {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.headers);
+    const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, seen };
+}
+
+/** A port nothing listens on (just released). */
+async function closedPort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
