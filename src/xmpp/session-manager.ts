@@ -6,6 +6,7 @@ export interface SessionsView {
   readonly size: number;
   get(host: string, username: string, resource: string): Session | undefined;
   resources(host: string, username: string): Iterable<Session>;
+  readonly carbonsEnabled: number;
 }
 
 /**
@@ -17,6 +18,8 @@ export interface SessionsView {
 export class SessionManager implements SessionsView {
   readonly #all = new Set<Session>();
   readonly #hosts = new Map<string, Map<string, Map<string, Session>>>();
+  /** Bound sessions with carbons enabled: XEP-0280's hot path skips all work while it is 0. */
+  #carbons = 0;
 
   add(session: Session): void { this.#all.add(session); }
 
@@ -49,6 +52,16 @@ export class SessionManager implements SessionsView {
     for (const s of this.resources(host, username)) if (s.interested === true) yield s;
   }
 
+  /** How many bound resources have carbons enabled (XEP-0280). */
+  get carbonsEnabled(): number { return this.#carbons; }
+
+  /** Turns carbons on or off for `session`, keeping the count of bound ones. */
+  setCarbons(session: Session, on: boolean): void {
+    if (session.carbons === on) return;
+    session.carbons = on;
+    if (this.get(session.host ?? '', session.username ?? '', session.resource ?? '') === session) this.#carbons += on ? 1 : -1;
+  }
+
   /** Records the binding; the caller has already resolved conflicts. */
   bind(session: Session): void {
     const { host, username, resource } = session;
@@ -57,6 +70,10 @@ export class SessionManager implements SessionsView {
     if (!users) this.#hosts.set(host, (users = new Map()));
     let resources = users.get(username);
     if (!resources) users.set(username, (resources = new Map()));
+    const replaced = resources.get(resource);
+    if (replaced === session) return;
+    if (replaced?.carbons) this.#carbons--;
+    if (session.carbons) this.#carbons++;
     resources.set(resource, session);
   }
 
@@ -69,6 +86,7 @@ export class SessionManager implements SessionsView {
     const resources = users?.get(username);
     if (resources?.get(resource) !== session) return;
     resources.delete(resource);
+    if (session.carbons) this.#carbons--;
     if (resources.size === 0) users!.delete(username);
   }
 }
