@@ -33,6 +33,17 @@ export interface CoreEvents {
    * synchronous observers: they record, they never hold the event up.
    */
   'resource-changed': { readonly session: Session };
+  /**
+   * Cluster only (src/cluster/ runs it): a bound session of one of our
+   * accounts lives on another node (`present`: a remote stub was added to
+   * the SessionManager) or no longer. The accounts feature keeps the
+   * account in memory while one does, as it does for a local session.
+   */
+  'remote-session': { readonly session: Session; readonly present: boolean };
+  /** An account's stored state (roster, subscriptions, a part such as the blocklist) was written; run only when someone listens. */
+  'account-written': { readonly host: string; readonly username: string };
+  /** Cluster only: another node changed this account's stored state; a copy in memory is read again. */
+  'account-stale': { readonly host: string; readonly username: string };
   /** The transport died and the session hibernates (the core's lifecycle; stream management decided it may). */
   'session-hibernated': { readonly session: Session; readonly reason: string };
   /** A hibernating (or still connected) session got a new transport: XEP-0198 resumption, done by the core. */
