@@ -142,6 +142,21 @@ t.test('a duplicate resource on another node: the first session gets conflict', 
   t.equal(second.xmpp.status, 'online', 'the new session lives on');
 });
 
+t.test('the same resource bound on two nodes at once: one session keeps it, and both nodes agree which', async (t) => {
+  const [n1, n2] = await cluster(t);
+  const [c1, c2] = await Promise.all([user(t, n1!, 'alice', 'race'), user(t, n2!, 'alice', 'race')]);
+  const conflicted = (c: Client): boolean => c.received.some((el) => el.is('error') && el.getChild('conflict') !== undefined);
+  await eventually(() => conflicted(c1) !== conflicted(c2), { message: 'exactly one of the two got conflict' });
+  const [winner, home] = conflicted(c1) ? [c2, n2!] : [c1, n1!];
+  const other = home === n1 ? n2! : n1!;
+  await eventually(() => {
+    const there = other.server.app.sessions.get('localhost', 'alice', 'race');
+    const here = home.server.app.sessions.get('localhost', 'alice', 'race');
+    return here !== undefined && home.server.app.sessions.all.has(here) && there !== undefined && !other.server.app.sessions.all.has(there);
+  }, { message: 'the winner\'s node holds it, the other node has its stub' });
+  t.equal(winner.xmpp.status, 'online');
+});
+
 t.test('a message for a resource that just went away on the other node is stored offline, not lost', async (t) => {
   const [n1, n2] = await cluster(t);
   const alice = await user(t, n1!, 'alice', 'a1');
