@@ -7,7 +7,7 @@
  * older session with conflict; a dead node's entries are removed.
  */
 import { parseJid, tryParseJid } from '../jid/index.js';
-import { DEFAULT_LIMITS, NS, parseXml, serialize, type XmlElement } from '../xml/index.js';
+import { DEFAULT_LIMITS, NS, parseXml, serialize, x, type XmlElement } from '../xml/index.js';
 import type { ModuleContext } from '../xmpp/context.js';
 import type { Session } from '../xmpp/session.js';
 import type { StreamErrorCondition } from '../xmpp/errors.js';
@@ -103,7 +103,8 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     const reason = err instanceof DeliveryRefused ? err.reason : 'redis';
     log.warn({ event: 'cluster-delivery-refused', node: owner, reason, to: stub.full_jid }, 'a stanza for another node was refused; routing it here');
     if (reason === 'node-down') {
-      for (const [full, s] of [...stubs]) if (s.node === owner) dropStub(full, s);
+      // Out of routing at once; the survivor told of the death still ends their presence (onNodeDown).
+      for (const s of stubs.values()) if (s.node === owner) ctx.sessions.removeRemote(s.session);
       handOver(ctx, stub, [{ stanza: el, at: Date.now() }], 'Offline storage');
       return;
     }
@@ -136,10 +137,28 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     if (entry.kind === 'stanza' && ctx && to) await ctx.router.route(null, parseXml(entry.xml, DEFAULT_LIMITS, NS.CLIENT), to.bareJid());
   });
   node.onNodeDown(async (dead) => {
-    for (const [full, s] of [...stubs]) if (s.node === dead) dropStub(full, s);
+    for (const [full, s] of [...stubs]) {
+      if (s.node !== dead) continue;
+      await endPresence(s.session);
+      dropStub(full, s);
+    }
     const removed = await directory.removeNode(dead);
     log.info({ event: 'cluster-directory-node-removed', node: dead, entries: removed }, 'removed a dead node\'s directory entries');
   });
+
+  /**
+   * RFC 6121 §4.5.2 on behalf of a dead node's session: its contacts (on
+   * every node) get unavailable presence, as if the session had sent it.
+   * Run once, by the survivor told of the death.
+   */
+  async function endPresence(stub: Session): Promise<void> {
+    if (!ctx || stub.presence === undefined) return;
+    try {
+      await ctx.router.routeNoTo(stub, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: stub.full_jid }));
+    } catch (err) {
+      log.warn({ err, jid: stub.full_jid }, 'unavailable presence for a dead node\'s session failed');
+    }
+  }
 
   async function bound(session: Session): Promise<void> {
     const seq = await directory.bind(session.jid!.bare, session.resource!, fields(session));

@@ -180,13 +180,21 @@ t.test('a message for a resource that just went away on the other node is stored
   t.same(bodies, ['late', 'after'], 'both delivered at the next login (XEP-0160)');
 });
 
-t.test('a dead node\'s directory entries vanish', async (t) => {
+t.test('a dead node\'s directory entries vanish and its sessions\' contacts get unavailable presence', async (t) => {
   const [n1, , n3] = await cluster(t, 3);
+  await befriend(n1!);
   const bob = await user(t, n3!, 'bob', 'b3');
-  await known(n1!, bob.jid);
+  await becomeAvailable(bob);
+  await known(n1!, bob.jid, true);
+  const alice = await user(t, n1!, 'alice', 'a1');
+  const online = nextReceived(alice, (el) => el.is('presence') && el.attrs.from === bob.jid && el.attrs.type === undefined, 'bob\'s presence');
+  await becomeAvailable(alice);
+  await online;
+  const offline = nextReceived(alice, (el) => el.is('presence') && el.attrs.from === bob.jid && el.attrs.type === 'unavailable', 'bob\'s unavailable presence after his node died', 10_000);
   // Node 3 dies: its Redis connection goes, so its lease is no longer renewed (the in-process kill -9).
   n3!.crash();
   await eventually(() => n1!.server.app.sessions.get('localhost', 'bob', 'b3') === undefined, { timeout: 10_000, message: 'node 1 forgets bob on node 3' });
   const prefix = n1!.cluster.node.prefix;
   t.same(await n1!.cluster.node.redis.hGetAll(`${prefix}dir:bob@localhost`), {}, 'no entry left in Redis');
+  t.ok(await offline, 'RFC 6121 §4.5.2: a contact on a surviving node learns bob is gone');
 });
