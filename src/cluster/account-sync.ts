@@ -16,12 +16,11 @@
 import type { ModuleContext } from '../xmpp/context.js';
 import { PRIORITY } from '../xmpp/priorities.js';
 import type { Redis } from './redis.js';
-import type { ClusterNode } from './node.js';
-import type { DirectoryModule } from './directory-module.js';
+import type { ClusterModule, ClusterServices } from './module.js';
 
 interface Changed { readonly node: string; readonly host: string; readonly username: string }
 
-export function createAccountSyncModule({ node, log }: { node: ClusterNode; log: { warn(obj: object, msg: string): void } }): DirectoryModule {
+export function createAccountSyncModule({ node, log }: ClusterServices): ClusterModule {
   const channel = `${node.prefix}account`;
   let ctx: ModuleContext | undefined;
   let subscriber: Redis | undefined;

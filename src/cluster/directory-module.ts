@@ -13,29 +13,14 @@ import type { Session } from '../xmpp/session.js';
 import type { StreamErrorCondition } from '../xmpp/errors.js';
 import { handOver } from '../xmpp/hand-over.js';
 import { PRIORITY } from '../xmpp/priorities.js';
-import { DeliveryRefused, type Delivery, type InboxEntry } from './delivery.js';
+import { DeliveryRefused, type InboxEntry } from './delivery.js';
 import { createDirectory, type DirEntry, type DirFields } from './directory.js';
 import { createStub, refresh, stanzaEntry, type RemoteSink } from './remote.js';
-import type { ClusterNode } from './node.js';
-import type { DirLog } from './directory.js';
-
-/** What the directory module needs of the cluster's services (index.ts ClusterServices has them). */
-export interface DirectoryServices {
-  readonly node: ClusterNode;
-  readonly delivery: Delivery;
-  readonly log: DirLog & { error(obj: object, msg: string): void };
-}
-
-/** A cluster module as index.ts runs it (its ClusterModule). */
-export interface DirectoryModule {
-  readonly feature: (ctx: ModuleContext) => void;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
+import type { ClusterModule, ClusterServices } from './module.js';
 
 interface Stub { readonly session: Session; readonly sid: string; readonly node: string }
 
-export function createDirectoryModule({ node, delivery, log }: DirectoryServices): DirectoryModule {
+export function createDirectoryModule({ node, delivery, log }: ClusterServices): ClusterModule {
   const me = node.id;
   let ctx: ModuleContext | undefined;
   /** Remote stubs by full JID. */

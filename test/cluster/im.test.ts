@@ -29,7 +29,10 @@ const USERS = ['alice', 'bob'];
 
 /** Two (or `n`) gateways n1, n2… on a fresh Redis database and PostgreSQL database, with alice and bob. */
 async function cluster(t: Test, n = 2): Promise<Gateway[]> {
-  const opts = { redisUrl: redis.url(), databaseUrl: await pg.createDatabase() };
+  // CLUSTER_TEST_LOG=info (or debug) shows the gateways' logs when a test needs explaining.
+  const level = process.env.CLUSTER_TEST_LOG;
+  const env: Record<string, string> = level ? { LOG_LEVEL: level } : {};
+  const opts = { redisUrl: redis.url(), databaseUrl: await pg.createDatabase(), env };
   const gateways: Gateway[] = [];
   for (let i = 1; i <= n; i++) gateways.push(await startGateway(t, `n${i}`, opts));
   await addUsers(gateways[0]!, USERS);

@@ -6,20 +6,17 @@
  * (test/helpers/cluster.ts).
  */
 import type { Test } from 'tap';
-import pino from 'pino';
-import { loadConfig } from '../../src/config/index.js';
 import { openPostgresStorage } from '../../src/storage/postgres/index.js';
 import { deriveStoredCredentials } from '../../src/storage/index.js';
-import { startCluster, type Cluster } from '../../src/cluster/index.js';
-import type { Log } from '../../src/xmpp/log.js';
-import { MANY_CLIENTS, startServer, type TestServer } from './server.js';
+import type { Cluster } from '../../src/cluster/index.js';
+import { startServer, type TestServer } from './server.js';
 
 export interface Gateway {
   readonly server: TestServer;
   readonly cluster: Cluster;
   /** Leaves the cluster cleanly and closes the server (idempotent). */
   stop(): Promise<void>;
-  /** The in-process kill -9 of a node: its Redis connection goes, its lease is no longer renewed; stop() then only closes the server. */
+  /** The in-process kill -9 of a node: its Redis connection goes, so its lease is no longer renewed. */
   crash(): void;
 }
 
@@ -36,19 +33,16 @@ export async function startGateway(t: Test, id: string, opts: GatewayOptions): P
     CLUSTER: 'redis', REDIS_URL: opts.redisUrl, NODE_ID: id, STORAGE: 'postgres', DATABASE_URL: opts.databaseUrl,
     SM_BACKEND: 'redis', CLUSTER_NODE_TTL: '1000', ...opts.env,
   };
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...MANY_CLIENTS, ...env });
-  const log = pino({ level: process.env.CLUSTER_TEST_LOG ?? 'silent' }) as unknown as Log;
-  const cluster = await startCluster(config, log);
-  const storage = await openPostgresStorage({ url: opts.databaseUrl });
-  const server = await startServer(env, storage, { features: cluster.features });
-  await cluster.start();
+  // buildApp starts the cluster (CLUSTER=redis) and leaves it on shutdown.
+  const server = await startServer(env, await openPostgresStorage({ url: opts.databaseUrl }));
+  const cluster = server.app.cluster;
+  if (!cluster) throw new Error('CLUSTER=redis started no cluster');
   let stopped: Promise<void> | undefined;
   let crashed = false;
   const stop = (): Promise<void> => (stopped ??= (async () => {
-    if (crashed) await cluster.delivery.stop().catch(() => undefined);
-    else await cluster.leave();
     await server.close();
-    await cluster.close();
+    // A crashed node cannot leave (its Redis is gone): its inbox reader, on a connection of its own, is ended here.
+    if (crashed) await cluster.delivery.stop();
   })());
   t.teardown(stop);
   return {
