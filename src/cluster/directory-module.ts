@@ -13,10 +13,22 @@ import type { Session } from '../xmpp/session.js';
 import type { StreamErrorCondition } from '../xmpp/errors.js';
 import { handOver } from '../xmpp/hand-over.js';
 import { PRIORITY } from '../xmpp/priorities.js';
+import { isPromise, type Outcome } from '../xmpp/pipeline.js';
 import { DeliveryRefused, type InboxEntry } from './delivery.js';
 import { createDirectory, type DirEntry, type DirFields } from './directory.js';
 import { createStub, refresh, stanzaEntry, type RemoteSink } from './remote.js';
 import type { ClusterModule, ClusterServices } from './module.js';
+
+declare module '../xmpp/events.js' {
+  interface CoreEvents {
+    /**
+     * Another node bound `session`'s resource later (RFC 6120 §7.7.2.2 across
+     * nodes): the session ends with conflict unless a filter drops this
+     * (the new session is this one resumed there, XEP-0198 takeover).
+     */
+    'cluster-conflict': { readonly session: Session; readonly node: string; readonly sid: string };
+  }
+}
 
 interface Stub { readonly session: Session; readonly sid: string; readonly node: string }
 
@@ -80,7 +92,21 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   function conflict(jid: ReturnType<typeof parseJid>, entry: DirEntry): void {
     const mine = local(jid.domain, jid.local, jid.resource);
     const seq = mine && boundAt.get(mine);
-    if (mine && seq !== undefined && entry.seq > seq) mine.close({ condition: 'conflict', text: 'replaced by a new connection' });
+    if (mine && seq !== undefined && entry.seq > seq) replaced(mine, entry);
+  }
+
+  /**
+   * Ends `session` with conflict, unless a 'cluster-conflict' filter drops
+   * the event: stream management's takeover (the session moved to the
+   * other node with its state) ends it its own way.
+   */
+  function replaced(session: Session, entry: DirEntry): void {
+    const close = (outcome: Outcome): void => {
+      if (outcome !== 'dropped' && !session.destroyed) session.close({ condition: 'conflict', text: 'replaced by a new connection' });
+    };
+    const outcome = ctx!.hooks.run('cluster-conflict', { session, node: entry.node, sid: entry.sid });
+    if (isPromise<Outcome>(outcome)) outcome.then(close, (err: unknown) => { log.warn({ err }, 'a cluster-conflict handler failed'); close('undelivered'); });
+    else close(outcome);
   }
 
   const sink: RemoteSink = {
@@ -165,7 +191,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     boundAt.set(session, seq);
     // Another node's bind that Redis applied after ours, seen before our answer came back.
     const entry = directory.entries(session.jid!.bare)?.get(session.resource!);
-    if (entry && entry.node !== me && entry.seq > seq) session.close({ condition: 'conflict', text: 'replaced by a new connection' });
+    if (entry && entry.node !== me && entry.seq > seq) replaced(session, entry);
     else if (session.destroyed) await directory.remove(session.jid!.bare, session.resource!, sidOf(session));
   }
 

@@ -13,6 +13,8 @@ import { addUsers, startGateway, type Gateway } from '../helpers/gateways.js';
 import { login, xml, nextReceived, becomeAvailable, type XmppJsClient, type XmlEl } from '../helpers/xmppjs.js';
 import { eventually } from '../helpers/eventually.js';
 import { NS } from '../../src/xml/index.js';
+import { createDirectory } from '../../src/cluster/directory.js';
+import type { Feature } from '../../src/server.js';
 
 let redis: TestRedis;
 let pg: TestPostgres;
@@ -143,6 +145,30 @@ t.test('a duplicate resource on another node: the first session gets conflict', 
   }, { message: 'node 1 sees the session on node 2' });
   await second.xmpp.send(chat('bob@localhost', 'still-here'));
   t.equal(second.xmpp.status, 'online', 'the new session lives on');
+});
+
+t.test('a later bind in the directory ends the local session with conflict, unless a cluster-conflict filter takes it over', async (t) => {
+  const opts = { redisUrl: redis.url(), databaseUrl: await pg.createDatabase() };
+  // What stream management's takeover does: the session moved, it is not replaced.
+  const moving: Feature = (ctx) => {
+    ctx.hooks.filter('cluster-conflict', ({ session }) => (session.resource === 'moving' ? 'drop' : undefined), 0);
+  };
+  const n1 = await startGateway(t, 'n1', { ...opts, features: [moving] });
+  await addUsers(n1, USERS);
+  const plain = await user(t, n1, 'alice', 'plain');
+  const mover = await user(t, n1, 'alice', 'moving');
+  // Another node's binds, straight into the directory (no bind.ts on the way: only the mirror tells n1).
+  const other = createDirectory(n1.cluster.node, () => undefined, { info: () => undefined, warn: () => undefined });
+  const entry = (resource: string) => ({ node: 'n9', sid: `n9:${resource}`, priority: 0, presence: null, interested: false, carbons: false, anonymous: false });
+  const closed = nextReceived(plain, (el) => el.is('error') && el.getChild('conflict') !== undefined, 'conflict for alice/plain');
+  await other.bind('alice@localhost', 'plain', entry('plain'));
+  await other.bind('alice@localhost', 'moving', entry('moving'));
+  t.ok(await closed, 'the session whose resource another node bound later ends with conflict');
+  // A marker written after it: once n1 sees it, the mirror has handled alice/moving (changes arrive in Redis order).
+  await other.bind('alice@localhost', 'marker', entry('marker'));
+  await known(n1, 'alice@localhost/marker');
+  t.equal(mover.xmpp.status, 'online', 'the filtered one is left to its filter');
+  t.notOk(mover.received.some((el) => el.is('error')), 'and got no stream error');
 });
 
 t.test('the same resource bound on two nodes at once: one session keeps it, and both nodes agree which', async (t) => {

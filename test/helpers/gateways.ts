@@ -9,6 +9,7 @@ import type { Test } from 'tap';
 import { openPostgresStorage } from '../../src/storage/postgres/index.js';
 import { deriveStoredCredentials } from '../../src/storage/index.js';
 import type { Cluster } from '../../src/cluster/index.js';
+import type { Feature } from '../../src/server.js';
 import { startServer, type TestServer } from './server.js';
 
 export interface Gateway {
@@ -25,6 +26,8 @@ export interface GatewayOptions {
   readonly databaseUrl: string;
   /** More environment for every gateway. */
   readonly env?: Readonly<Record<string, string>>;
+  /** More features, registered after the cluster's. */
+  readonly features?: readonly Feature[];
 }
 
 /** Starts gateway `id`; stopped when `t` ends unless stopped before. */
@@ -34,7 +37,7 @@ export async function startGateway(t: Test, id: string, opts: GatewayOptions): P
     SM_BACKEND: 'redis', CLUSTER_NODE_TTL: '1000', ...opts.env,
   };
   // buildApp starts the cluster (CLUSTER=redis) and leaves it on shutdown.
-  const server = await startServer(env, await openPostgresStorage({ url: opts.databaseUrl }));
+  const server = await startServer(env, await openPostgresStorage({ url: opts.databaseUrl }), { features: opts.features ?? [] });
   const cluster = server.app.cluster;
   if (!cluster) throw new Error('CLUSTER=redis started no cluster');
   let stopped: Promise<void> | undefined;
