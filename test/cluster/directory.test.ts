@@ -36,14 +36,20 @@ async function member(t: Test, url: string, id: string): Promise<Member> {
 const fields = (node: string, sid: string, over: Partial<DirFields> = {}): DirFields => ({
   node, sid, priority: 0, presence: null, interested: false, carbons: false, anonymous: false, ...over,
 });
-const sidAt = (m: Member, bare: string, resource: string): string | undefined => m.dir.entries(bare)?.get(resource)?.sid;
-
-t.test('binds, updates and removals reach every mirror; a late mirror loads what exists', async (t) => {
+/** Nodes a and b on a database of their own, their mirrors started. */
+async function pair(t: Test): Promise<{ url: string; a: Member; b: Member }> {
   const url = redis.url();
   const a = await member(t, url, 'a');
   const b = await member(t, url, 'b');
   await a.dir.start();
   await b.dir.start();
+  return { url, a, b };
+}
+
+const sidAt = (m: Member, bare: string, resource: string): string | undefined => m.dir.entries(bare)?.get(resource)?.sid;
+
+t.test('binds, updates and removals reach every mirror; a late mirror loads what exists', async (t) => {
+  const { url, a, b } = await pair(t);
   await a.dir.bind('alice@x', 'r1', fields('a', 'a:1', { priority: 5 }));
   await eventually(() => sidAt(b, 'alice@x', 'r1') === 'a:1', { message: 'b sees alice/r1' });
   t.ok(await a.dir.update('alice@x', 'r1', fields('a', 'a:1', { presence: '<presence/>', carbons: true })) > 0, 'its own entry is updated');
@@ -62,11 +68,7 @@ t.test('binds, updates and removals reach every mirror; a late mirror loads what
 });
 
 t.test('concurrent binds of one resource: every mirror ends on the one Redis kept (last bind wins)', async (t) => {
-  const url = redis.url();
-  const a = await member(t, url, 'a');
-  const b = await member(t, url, 'b');
-  await a.dir.start();
-  await b.dir.start();
+  const { a, b } = await pair(t);
   const seqs: number[] = [];
   for (let i = 0; i < 20; i++) {
     seqs.push(...await Promise.all([
@@ -81,11 +83,7 @@ t.test('concurrent binds of one resource: every mirror ends on the one Redis kep
 });
 
 t.test('a dead node\'s entries are removed, and so are those a previous run of a node left', async (t) => {
-  const url = redis.url();
-  const a = await member(t, url, 'a');
-  const b = await member(t, url, 'b');
-  await a.dir.start();
-  await b.dir.start();
+  const { url, a, b } = await pair(t);
   await b.dir.bind('bob@x', 'r1', fields('b', 'b:1'));
   await b.dir.bind('bob@x', 'r2', fields('b', 'b:2'));
   await a.dir.bind('bob@x', 'r3', fields('a', 'a:3'));
