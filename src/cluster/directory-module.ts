@@ -30,6 +30,12 @@ declare module '../xmpp/events.js' {
   }
 }
 
+/** Whether the directory already says what the session is. */
+function same(entry: DirFields, now: DirFields): boolean {
+  return entry.priority === now.priority && entry.presence === now.presence && entry.interested === now.interested
+    && entry.carbons === now.carbons;
+}
+
 interface Stub { readonly session: Session; readonly sid: string; readonly node: string }
 
 export function createDirectoryModule({ node, delivery, log }: ClusterServices): ClusterModule {
@@ -39,7 +45,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   const stubs = new Map<string, Stub>();
   /** The sequence number of each local session's bind write (directory.ts): who bound last wins. */
   const boundAt = new WeakMap<Session, number>();
-  const directory = createDirectory(node, changed, log);
+  const directory = createDirectory(node, changed, log, () => { void repair(); });
   const sidOf = (s: Session): string => `${me}:${s.logId}`;
 
   /** The local (not stub) session bound to `full`, if any. */
@@ -193,6 +199,27 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     const entry = directory.entries(session.jid!.bare)?.get(session.resource!);
     if (entry && entry.node !== me && entry.seq > seq) replaced(session, entry);
     else if (session.destroyed) await directory.remove(session.jid!.bare, session.resource!, sidOf(session));
+  }
+
+  /**
+   * After a resync (Redis or our subscriber was away): a local session whose
+   * write never made it (bind or update failed, or Redis lost it) is
+   * written again, unless another node holds its resource now (changed()
+   * ended it with conflict). One pass over the local sessions.
+   */
+  async function repair(): Promise<void> {
+    if (!ctx) return;
+    let rewritten = 0;
+    for (const s of [...ctx.sessions.all]) {
+      if (s.destroyed || s.full_jid === undefined || local(s.host!, s.username!, s.resource!) !== s) continue;
+      const entry = directory.entries(s.jid!.bare)?.get(s.resource!);
+      const now = fields(s);
+      if ((entry && entry.node !== me) || (entry?.sid === now.sid && same(entry, now))) continue;
+      const written = entry?.sid === now.sid ? directory.update(s.jid!.bare, s.resource!, now) : bound(s);
+      await written.catch((err: unknown) => log.warn({ err, jid: s.full_jid }, 'writing a session to the directory again failed'));
+      rewritten++;
+    }
+    if (rewritten > 0) log.info({ event: 'cluster-directory-repaired', sessions: rewritten }, 'wrote local sessions to the directory again');
   }
 
   function feature(c: ModuleContext): void {

@@ -186,6 +186,25 @@ t.test('the same resource bound on two nodes at once: one session keeps it, and 
   t.equal(winner.xmpp.status, 'online');
 });
 
+t.test('after its subscriber reconnects, a node writes again what the directory lost of its sessions', async (t) => {
+  const [n1, n2] = await cluster(t);
+  const alice = await user(t, n1!, 'alice', 'a1');
+  await becomeAvailable(alice);
+  await known(n2!, alice.jid, true);
+  const redisCli = n1!.cluster.node.redis;
+  const prefix = n1!.cluster.node.prefix;
+  // Redis loses the entry without a word (a failover, a flush): nobody is told.
+  await redisCli.del(`${prefix}dir:alice@localhost`);
+  t.ok(n2!.server.app.sessions.get('localhost', 'alice', 'a1'), 'node 2 still has its stub');
+  // Every subscriber connection drops and reconnects: each node loads the directory again.
+  await redisCli.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+  await eventually(async () => (await redisCli.hGet(`${prefix}dir:alice@localhost`, 'a1')) !== null, { message: 'node 1 wrote alice/a1 again' });
+  await known(n2!, alice.jid, true);
+  const bob = await user(t, n2!, 'bob', 'b1');
+  await bob.xmpp.send(chat(alice.jid, 'found-again'));
+  t.equal(body(await alice.inbox.next('the message from node 2')), 'found-again');
+});
+
 t.test('a message for a resource that just went away on the other node is stored offline, not lost', async (t) => {
   const [n1, n2] = await cluster(t);
   const alice = await user(t, n1!, 'alice', 'a1');
