@@ -50,8 +50,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
 
   /** The local (not stub) session bound to `full`, if any. */
   function local(host: string, username: string, resource: string): Session | undefined {
-    const s = ctx?.sessions.get(host, username, resource);
-    return s === undefined || stubs.get(s.full_jid!)?.session === s ? undefined : s;
+    return ctx?.sessions.getLocal(host, username, resource);
   }
 
   function fields(s: Session): DirFields {
