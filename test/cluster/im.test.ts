@@ -7,34 +7,20 @@
  * directory entries removed by a survivor.
  */
 import t, { type Test } from 'tap';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { addUsers, startGateway, type Gateway } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, startGateway, type Gateway } from '../helpers/gateways.js';
 import { login, xml, nextReceived, becomeAvailable, type XmppJsClient, type XmlEl } from '../helpers/xmppjs.js';
 import { eventually } from '../helpers/eventually.js';
 import { NS } from '../../src/xml/index.js';
 import { createDirectory } from '../../src/cluster/directory.js';
 import type { Feature } from '../../src/server.js';
 
-let redis: TestRedis;
-let pg: TestPostgres;
-t.before(async () => {
-  redis = await startRedis();
-  pg = await startPostgres();
-});
-t.teardown(async () => {
-  await redis?.stop();
-  await pg?.stop();
-});
+const backends = clusterBackends(t);
 
 const USERS = ['alice', 'bob'];
 
 /** Two (or `n`) gateways n1, n2… on a fresh Redis database and PostgreSQL database, with alice and bob. */
 async function cluster(t: Test, n = 2): Promise<Gateway[]> {
-  // CLUSTER_TEST_LOG=info (or debug) shows the gateways' logs when a test needs explaining.
-  const level = process.env.CLUSTER_TEST_LOG;
-  const env: Record<string, string> = level ? { LOG_LEVEL: level } : {};
-  const opts = { redisUrl: redis.url(), databaseUrl: await pg.createDatabase(), env };
+  const opts = await backends.options();
   const gateways: Gateway[] = [];
   for (let i = 1; i <= n; i++) gateways.push(await startGateway(t, `n${i}`, opts));
   await addUsers(gateways[0]!, USERS);
@@ -148,7 +134,7 @@ t.test('a duplicate resource on another node: the first session gets conflict', 
 });
 
 t.test('a later bind in the directory ends the local session with conflict, unless a cluster-conflict filter takes it over', async (t) => {
-  const opts = { redisUrl: redis.url(), databaseUrl: await pg.createDatabase() };
+  const opts = await backends.options();
   // What stream management's takeover does: the session moved, it is not replaced.
   const moving: Feature = (ctx) => {
     ctx.hooks.filter('cluster-conflict', ({ session }) => (session.resource === 'moving' ? 'drop' : undefined), 0);

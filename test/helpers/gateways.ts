@@ -6,18 +6,23 @@
  * (test/helpers/cluster.ts).
  */
 import type { Test } from 'tap';
+import pino from 'pino';
+import { loadConfig } from '../../src/config/index.js';
 import { openPostgresStorage } from '../../src/storage/postgres/index.js';
 import { deriveStoredCredentials } from '../../src/storage/index.js';
-import type { Cluster } from '../../src/cluster/index.js';
+import { startCluster, type Cluster } from '../../src/cluster/index.js';
+import type { Log } from '../../src/xmpp/log.js';
 import type { Feature } from '../../src/server.js';
-import { startServer, type TestServer } from './server.js';
+import { MANY_CLIENTS, startServer, type TestServer } from './server.js';
+import { startRedis, type TestRedis } from './redis.js';
+import { startPostgres, type TestPostgres } from './postgres.js';
 
 export interface Gateway {
   readonly server: TestServer;
   readonly cluster: Cluster;
   /** Leaves the cluster cleanly and closes the server (idempotent). */
   stop(): Promise<void>;
-  /** The in-process kill -9 of a node: its Redis connection goes, so its lease is no longer renewed. */
+  /** The in-process kill -9 of a node: its Redis connection goes, its lease is no longer renewed; stop() then only closes the server. */
   crash(): void;
 }
 
@@ -36,16 +41,19 @@ export async function startGateway(t: Test, id: string, opts: GatewayOptions): P
     CLUSTER: 'redis', REDIS_URL: opts.redisUrl, NODE_ID: id, STORAGE: 'postgres', DATABASE_URL: opts.databaseUrl,
     SM_BACKEND: 'redis', CLUSTER_NODE_TTL: '1000', ...opts.env,
   };
-  // buildApp starts the cluster (CLUSTER=redis) and leaves it on shutdown.
-  const server = await startServer(env, await openPostgresStorage({ url: opts.databaseUrl }), { features: opts.features ?? [] });
-  const cluster = server.app.cluster;
-  if (!cluster) throw new Error('CLUSTER=redis started no cluster');
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...MANY_CLIENTS, ...env });
+  const log = pino({ level: process.env.CLUSTER_TEST_LOG ?? 'silent' }) as unknown as Log;
+  const cluster = await startCluster(config, log);
+  const storage = await openPostgresStorage({ url: opts.databaseUrl });
+  // buildApp registers the cluster's features (and its SM registry) and starts it.
+  const server = await startServer(env, storage, { cluster, features: opts.features ?? [] });
   let stopped: Promise<void> | undefined;
   let crashed = false;
   const stop = (): Promise<void> => (stopped ??= (async () => {
+    if (crashed) await cluster.delivery.stop().catch(() => undefined);
+    else await cluster.leave();
     await server.close();
-    // A crashed node cannot leave (its Redis is gone): its inbox reader, on a connection of its own, is ended here.
-    if (crashed) await cluster.delivery.stop();
+    await cluster.close();
   })());
   t.teardown(stop);
   return {
@@ -62,4 +70,25 @@ export async function addUsers(gateway: Gateway, names: readonly string[]): Prom
   for (const name of names) {
     await gateway.server.storage.users.create('localhost', name, await deriveStoredCredentials(`${name}-pw`, 4096));
   }
+}
+
+export interface Backends {
+  /** A fresh Redis database and PostgreSQL database for one test's gateways, with `env`. */
+  options(env?: Readonly<Record<string, string>>): Promise<GatewayOptions>;
+}
+
+/** One redis-server and one PostgreSQL for the test file `t` (started before its tests, stopped at its end). */
+export function clusterBackends(t: Test): Backends {
+  let redis: TestRedis | undefined;
+  let pg: TestPostgres | undefined;
+  t.before(async () => { [redis, pg] = await Promise.all([startRedis(), startPostgres()]); });
+  t.teardown(async () => {
+    await redis?.stop();
+    await pg?.stop();
+  });
+  return {
+    async options(env) {
+      return { redisUrl: redis!.url(), databaseUrl: await pg!.createDatabase(), env };
+    },
+  };
 }
