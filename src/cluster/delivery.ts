@@ -119,7 +119,6 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
   let reader: Redis | undefined;
   let loop: Promise<void> | undefined;
   let stopping = false;
-  let reading = false;
   /** Handler failures per entry id: bounded retries (maxAttempts), then onUndeliverable. */
   const failures = new Map<string, number>();
 
@@ -192,7 +191,6 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
     while (!(block && stopping)) {
       let entries: ReadEntry[];
       try {
-        if (block) reading = true;
         entries = await readEntries(conn, keys, cursor, count, block && cursor === '>' ? blockMs : undefined);
       } catch (err) {
         if (block && stopping) break;
@@ -200,8 +198,6 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
         if (!block) return handled;
         await ensureGroup(redis, keys);
         continue;
-      } finally {
-        if (block) reading = false;
       }
       if (entries.length === 0) {
         if (cursor === '>' && !block) return handled;
@@ -282,9 +278,10 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
     },
     async stop() {
       stopping = true;
-      if (reading) reader?.destroy();
-      await loop;
+      // The reader only reads: closing it now ends a blocked read (what it had read stays pending),
+      // and the batch in hand, which acknowledges on the main connection, is finished.
       if (reader?.isOpen) reader.destroy();
+      await loop;
     },
     stats: () => ({ ...counts, refused: { ...refused } }),
   };

@@ -131,10 +131,13 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
     async leave() {
       if (left) return;
       left = true;
+      const reading = delivery.stop();
       // Redis unreachable: our lease runs out by itself and a survivor drains our inbox (commands
       // would only wait in the client's offline queue).
       const done = redis.isReady && await bounded(clusterLog, async () => {
-        await delivery.stop();
+        await reading;
+        // A lost lease: a survivor is told we are dead and drains our inbox; reading it too would repeat entries.
+        if (lost) return;
         await node.stop();
         const handled = await delivery.drain(id);
         if (handled > 0) clusterLog.info({ event: 'cluster-inbox-drained', inbox: id, entries: handled }, 'handled what was left in our inbox');
