@@ -139,7 +139,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       handOver(ctx, stub, [{ stanza: el, at: Date.now() }], 'Offline storage');
       return;
     }
-    ctx.router.bounce({ origin: null, stanza: el, to: stub.jid! }, 'resource-constraint', 'the recipient cannot be reached right now');
+    if (el.name !== 'presence') ctx.router.bounce({ origin: null, stanza: el, to: stub.jid! }, 'resource-constraint', 'the recipient cannot be reached right now');
   }
 
   /** Our inbox (delivery.ts): a stanza for a local session, or a request to close one. */
