@@ -10,7 +10,8 @@ import t, { type Test } from 'tap';
 import { addUsers, clusterBackends, startGateway, type Gateway } from '../helpers/gateways.js';
 import { login, xml, nextReceived, becomeAvailable, type XmppJsClient, type XmlEl } from '../helpers/xmppjs.js';
 import { eventually } from '../helpers/eventually.js';
-import { NS } from '../../src/xml/index.js';
+import { NS, x } from '../../src/xml/index.js';
+import { RawBoshClient } from '../helpers/bosh-client.js';
 import { createDirectory } from '../../src/cluster/directory.js';
 import type { Feature } from '../../src/server.js';
 
@@ -64,6 +65,25 @@ t.test('a message to a full JID and to a bare JID reaches a client on the other 
   t.equal(body(await bob.inbox.next('the message to the bare JID')), 'to-bare');
   await bob.xmpp.send(chat(alice.jid, 'reply'));
   t.equal(body(await alice.inbox.next('the reply the other way')), 'reply');
+});
+
+t.test('across transports: a WebSocket client on node 1 and a BOSH client on node 2', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n1, USERS);
+  const alice = await user(t, n1, 'alice', 'a1');
+  const bob = new RawBoshClient(`${n2.server.httpUrl}/http-bind`);
+  t.teardown(() => bob.destroy());
+  const bobJid = await bob.login('bob', 'bob-pw', 'bosh');
+  await known(n1, bobJid);
+  await alice.xmpp.send(chat(bobJid, 'to-bosh'));
+  const got = await bob.until((el) => el.name === 'message');
+  t.equal(got.getChildText('body'), 'to-bosh');
+  t.equal(got.attr('from'), alice.jid);
+  // The request is held (XEP-0124 §10) until the server has something for bob: not awaited.
+  void bob.send({}, x('message', { xmlns: NS.CLIENT, to: alice.jid, type: 'chat', id: 'back' }, x('body', {}, 'from-bosh'))).catch(() => undefined);
+  t.equal(body(await alice.inbox.next('the reply from BOSH')), 'from-bosh');
 });
 
 t.test('presence is broadcast to contacts on another node, and probes are answered across nodes', async (t) => {
