@@ -19,9 +19,9 @@ const backends = clusterBackends(t);
 
 const USERS = ['alice', 'bob'];
 
-/** Two (or `n`) gateways n1, n2… on a fresh Redis database and PostgreSQL database, with alice and bob. */
-async function cluster(t: Test, n = 2): Promise<Gateway[]> {
-  const opts = await backends.options();
+/** Two (or `n`) gateways n1, n2… with `env` on a fresh Redis database and PostgreSQL database, with alice and bob. */
+async function cluster(t: Test, n = 2, env: Record<string, string> = {}): Promise<Gateway[]> {
+  const opts = await backends.options(env);
   const gateways: Gateway[] = [];
   for (let i = 1; i <= n; i++) gateways.push(await startGateway(t, `n${i}`, opts));
   await addUsers(gateways[0]!, USERS);
@@ -68,10 +68,7 @@ t.test('a message to a full JID and to a bare JID reaches a client on the other 
 });
 
 t.test('across transports: a WebSocket client on node 1 and a BOSH client on node 2', async (t) => {
-  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, USERS);
+  const [n1, n2] = (await cluster(t, 2, { ALLOW_INSECURE_PLAIN: 'true' })) as [Gateway, Gateway];
   const alice = await user(t, n1, 'alice', 'a1');
   const bob = new RawBoshClient(`${n2.server.httpUrl}/http-bind`);
   t.teardown(() => bob.destroy());
@@ -235,10 +232,7 @@ t.test('a message for a resource that just went away on the other node is stored
 });
 
 t.test('messages a full inbox refuses come back to the sender as errors, none silently lost', async (t) => {
-  const opts = await backends.options({ CLUSTER_INBOX_MAX_ENTRIES: '10' });
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, USERS);
+  const [n1, n2] = (await cluster(t, 2, { CLUSTER_INBOX_MAX_ENTRIES: '10' })) as [Gateway, Gateway];
   const alice = await user(t, n1, 'alice', 'a1');
   const bob = await user(t, n2, 'bob', 'b1');
   await becomeAvailable(bob);
