@@ -14,6 +14,8 @@ import { joinCluster, type ClusterNode } from './node.js';
 import { createRedisDelivery, type Delivery } from './delivery.js';
 import type { ClusterModule, ClusterServices } from './module.js';
 import { createBoshForwarder, forwardLimits, type ClusterBoshForwarder } from './bosh-forward.js';
+import { createDirectoryModule } from './directory-module.js';
+import { createAccountSyncModule } from './account-sync.js';
 
 // Modules import these from './module.js' (importing './index.js' would make a cycle with MODULES below).
 export type { ClusterModule, ClusterServices } from './module.js';
@@ -40,7 +42,9 @@ export interface Cluster {
 /** The factories of the cluster modules, in the order their features register. */
 type ModuleFactory = (services: ClusterServices) => ClusterModule;
 const MODULES: readonly ModuleFactory[] = [
-  // Helper A (session directory, remote sessions): add `createDirectoryModule` here.
+  // Helper A: the session directory and remote sessions, then account cache coherence.
+  createDirectoryModule,
+  createAccountSyncModule,
   // Helper C (stream management in Redis): add its module here.
 ];
 

@@ -1,0 +1,250 @@
+/**
+ * The directory as a cluster module (index.ts): this node's bound sessions
+ * are written to the directory (directory.ts) when bound, changed
+ * ('resource-changed') and destroyed; every other node's sessions become
+ * remote stubs in the SessionManager (remote.ts); inbox entries for our
+ * sessions are delivered here; a duplicate resource across nodes ends the
+ * older session with conflict; a dead node's entries are removed.
+ */
+import { parseJid, tryParseJid } from '../jid/index.js';
+import { DEFAULT_LIMITS, NS, parseXml, serialize, x, type XmlElement } from '../xml/index.js';
+import type { ModuleContext } from '../xmpp/context.js';
+import type { Session } from '../xmpp/session.js';
+import type { StreamErrorCondition } from '../xmpp/errors.js';
+import { handOver } from '../xmpp/hand-over.js';
+import { PRIORITY } from '../xmpp/priorities.js';
+import { isPromise, type Outcome } from '../xmpp/pipeline.js';
+import { DeliveryRefused, type InboxEntry } from './delivery.js';
+import { createDirectory, type DirEntry, type DirFields } from './directory.js';
+import { createStub, refresh, stanzaEntry, type RemoteSink } from './remote.js';
+import type { ClusterModule, ClusterServices } from './module.js';
+
+declare module '../xmpp/events.js' {
+  interface CoreEvents {
+    /**
+     * Another node bound `session`'s resource later (RFC 6120 §7.7.2.2 across
+     * nodes): the session ends with conflict unless a filter drops this
+     * (the new session is this one resumed there, XEP-0198 takeover).
+     */
+    'cluster-conflict': { readonly session: Session; readonly node: string; readonly sid: string };
+  }
+}
+
+/** Whether the directory already says what the session is. */
+function same(entry: DirFields, now: DirFields): boolean {
+  return entry.priority === now.priority && entry.presence === now.presence && entry.interested === now.interested
+    && entry.carbons === now.carbons;
+}
+
+interface Stub { readonly session: Session; readonly sid: string; readonly node: string }
+
+export function createDirectoryModule({ node, delivery, log }: ClusterServices): ClusterModule {
+  const me = node.id;
+  let ctx: ModuleContext | undefined;
+  /** Remote stubs by full JID. */
+  const stubs = new Map<string, Stub>();
+  /** The sequence number of each local session's bind write (directory.ts): who bound last wins. */
+  const boundAt = new WeakMap<Session, number>();
+  const directory = createDirectory(node, changed, log, () => { void repair(); });
+  const sidOf = (s: Session): string => `${me}:${s.logId}`;
+
+  /** The local (not stub) session bound to `full`, if any. */
+  function local(host: string, username: string, resource: string): Session | undefined {
+    return ctx?.sessions.getLocal(host, username, resource);
+  }
+
+  function fields(s: Session): DirFields {
+    return {
+      node: me, sid: sidOf(s), priority: s.priority, presence: s.presence ? serialize(s.presence) : null,
+      interested: s.interested === true, carbons: s.carbons, anonymous: s.anonymous,
+    };
+  }
+
+  /** A mirror change (directory.ts): keep the stubs in step, and end a local session another node took over. */
+  function changed(bare: string, resource: string, entry: DirEntry | null, previous: DirEntry | undefined): void {
+    if (!ctx) return;
+    const full = `${bare}/${resource}`;
+    const stub = stubs.get(full);
+    if (entry === null) {
+      if (stub && stub.sid === previous?.sid) dropStub(full, stub);
+      return;
+    }
+    if (entry.node === me) {
+      if (stub) dropStub(full, stub);
+      return;
+    }
+    conflict(parseJid(full), entry);
+    if (stub && stub.sid === entry.sid) {
+      refresh(stub.session, entry);
+      ctx.sessions.setCarbons(stub.session, entry.carbons);
+      return;
+    }
+    if (stub) dropStub(full, stub);
+    const session = createStub(bare, resource, entry, sink);
+    stubs.set(full, { session, sid: entry.sid, node: entry.node });
+    ctx.sessions.bindRemote(session);
+    ctx.hooks.run('remote-session', { session, present: true });
+  }
+
+  function dropStub(full: string, stub: Stub): void {
+    stubs.delete(full);
+    stub.session.destroyed = true;
+    ctx!.sessions.removeRemote(stub.session);
+    ctx!.hooks.run('remote-session', { session: stub.session, present: false });
+  }
+
+  /** RFC 6120 §7.7.2.2 across nodes: the session bound last (in Redis order) keeps the resource. */
+  function conflict(jid: ReturnType<typeof parseJid>, entry: DirEntry): void {
+    const mine = local(jid.domain, jid.local, jid.resource);
+    const seq = mine && boundAt.get(mine);
+    if (mine && seq !== undefined && entry.seq > seq) replaced(mine, entry);
+  }
+
+  /**
+   * Ends `session` with conflict, unless a 'cluster-conflict' filter drops
+   * the event: stream management's takeover (the session moved to the
+   * other node with its state) ends it its own way.
+   */
+  function replaced(session: Session, entry: DirEntry): void {
+    const close = (outcome: Outcome): void => {
+      if (outcome !== 'dropped' && !session.destroyed) session.close({ condition: 'conflict', text: 'replaced by a new connection' });
+    };
+    const outcome = ctx!.hooks.run('cluster-conflict', { session, node: entry.node, sid: entry.sid });
+    if (isPromise<Outcome>(outcome)) outcome.then(close, (err: unknown) => { log.warn({ err }, 'a cluster-conflict handler failed'); close('undelivered'); });
+    else close(outcome);
+  }
+
+  const sink: RemoteSink = {
+    stanza(stub, owner, el) {
+      delivery.send(owner, stanzaEntry(stub.full_jid!, el)).catch((err: unknown) => refused(stub, owner, el, err));
+    },
+    close(_stub, owner, entry) {
+      delivery.send(owner, entry).catch((err: unknown) => log.warn({ err, to: entry.to }, 'asking another node to close a session failed'));
+    },
+  };
+
+  /**
+   * The owner's inbox refused a stanza: nothing is lost. A dead owner's
+   * stubs go, and the stanza is handed over like a gone session's (another
+   * resource, offline storage, or an error); a full inbox or a Redis failure
+   * answers with an error (presence is state and is not replayed).
+   */
+  function refused(stub: Session, owner: string, el: XmlElement, err: unknown): void {
+    if (!ctx) return;
+    const reason = err instanceof DeliveryRefused ? err.reason : 'redis';
+    log.warn({ event: 'cluster-delivery-refused', node: owner, reason, to: stub.full_jid }, 'a stanza for another node was refused; routing it here');
+    if (reason === 'node-down') {
+      // Out of routing at once; the survivor told of the death still ends their presence (onNodeDown).
+      for (const s of stubs.values()) if (s.node === owner) ctx.sessions.removeRemote(s.session);
+      handOver(ctx, stub, [{ stanza: el, at: Date.now() }], 'Offline storage');
+      return;
+    }
+    if (el.name !== 'presence') ctx.router.bounce({ origin: null, stanza: el, to: stub.jid! }, 'resource-constraint', 'the recipient cannot be reached right now');
+  }
+
+  /** Our inbox (delivery.ts): a stanza for a local session, or a request to close one. */
+  async function onEntry(entry: InboxEntry): Promise<void> {
+    const c = ctx;
+    const to = tryParseJid(entry.to);
+    if (!c || !to) return;
+    const session = local(to.domain, to.local, to.resource);
+    if (entry.kind === 'close') {
+      if (session && sidOf(session) === entry.sid) session.close({ condition: entry.condition as StreamErrorCondition, text: entry.text });
+      return;
+    }
+    const el = parseXml(entry.xml, DEFAULT_LIMITS, NS.CLIENT);
+    if (session && !session.destroyed) {
+      session.send(el);
+      return;
+    }
+    // The session went away meanwhile: route it again (another resource, offline storage, or an error).
+    await c.router.route(null, el, to);
+  }
+
+  delivery.onEntry((entry) => onEntry(entry));
+  delivery.onUndeliverable(async (entry) => {
+    log.error({ event: 'cluster-entry-undeliverable', entry }, 'an inbox entry kept failing');
+    const to = tryParseJid(entry.to);
+    if (entry.kind === 'stanza' && ctx && to) await ctx.router.route(null, parseXml(entry.xml, DEFAULT_LIMITS, NS.CLIENT), to.bareJid());
+  });
+  node.onNodeDown(async (dead) => {
+    for (const [full, s] of [...stubs]) {
+      if (s.node !== dead) continue;
+      await endPresence(s.session);
+      dropStub(full, s);
+    }
+    const removed = await directory.removeNode(dead);
+    log.info({ event: 'cluster-directory-node-removed', node: dead, entries: removed }, 'removed a dead node\'s directory entries');
+  });
+
+  /**
+   * RFC 6121 §4.5.2 on behalf of a dead node's session: its contacts (on
+   * every node) get unavailable presence, as if the session had sent it.
+   * Run once, by the survivor told of the death.
+   */
+  async function endPresence(stub: Session): Promise<void> {
+    if (!ctx || stub.presence === undefined) return;
+    try {
+      await ctx.router.routeNoTo(stub, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: stub.full_jid }));
+    } catch (err) {
+      log.warn({ err, jid: stub.full_jid }, 'unavailable presence for a dead node\'s session failed');
+    }
+  }
+
+  async function bound(session: Session): Promise<void> {
+    const seq = await directory.bind(session.jid!.bare, session.resource!, fields(session));
+    boundAt.set(session, seq);
+    // Another node's bind that Redis applied after ours, seen before our answer came back.
+    const entry = directory.entries(session.jid!.bare)?.get(session.resource!);
+    if (entry && entry.node !== me && entry.seq > seq) replaced(session, entry);
+    else if (session.destroyed) await directory.remove(session.jid!.bare, session.resource!, sidOf(session));
+  }
+
+  /**
+   * After a resync (Redis or our subscriber was away): a local session whose
+   * write never made it (bind or update failed, or Redis lost it) is
+   * written again, unless another node holds its resource now (changed()
+   * ended it with conflict). One pass over the local sessions.
+   */
+  async function repair(): Promise<void> {
+    if (!ctx) return;
+    let rewritten = 0;
+    for (const s of [...ctx.sessions.all]) {
+      if (s.destroyed || s.full_jid === undefined || local(s.host!, s.username!, s.resource!) !== s) continue;
+      const entry = directory.entries(s.jid!.bare)?.get(s.resource!);
+      const now = fields(s);
+      if ((entry && entry.node !== me) || (entry?.sid === now.sid && same(entry, now))) continue;
+      const written = entry?.sid === now.sid ? directory.update(s.jid!.bare, s.resource!, now) : bound(s);
+      await written.catch((err: unknown) => log.warn({ err, jid: s.full_jid }, 'writing a session to the directory again failed'));
+      rewritten++;
+    }
+    if (rewritten > 0) log.info({ event: 'cluster-directory-repaired', sessions: rewritten }, 'wrote local sessions to the directory again');
+  }
+
+  function feature(c: ModuleContext): void {
+    ctx = c;
+    // The bind result waits for the write: once the client is told its JID, every node can find it.
+    c.hooks.notify('resource-bound', ({ session }) => bound(session).catch((err: unknown) => {
+      log.warn({ err, jid: session.full_jid }, 'writing a session to the directory failed: other nodes cannot reach it');
+    }), PRIORITY.lifecycle.default);
+    c.hooks.notify('resource-changed', ({ session }) => {
+      if (session.destroyed || boundAt.get(session) === undefined) return;
+      directory.update(session.jid!.bare, session.resource!, fields(session))
+        .catch((err: unknown) => log.warn({ err, jid: session.full_jid }, 'updating the directory failed'));
+    }, PRIORITY.lifecycle.default);
+    c.hooks.notify('session-destroyed', ({ session }) => {
+      if (session.full_jid === undefined || boundAt.get(session) === undefined) return;
+      directory.remove(session.jid!.bare, session.resource!, sidOf(session))
+        .catch((err: unknown) => log.warn({ err, jid: session.full_jid }, 'removing a session from the directory failed'));
+    }, PRIORITY.lifecycle.default);
+  }
+
+  return {
+    feature,
+    start: () => directory.start(),
+    async stop() {
+      for (const [full, s] of [...stubs]) dropStub(full, s);
+      await directory.stop();
+    },
+  };
+}
