@@ -4,7 +4,7 @@ import { openStorage, type Storage } from './storage/index.js';
 import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp, type App } from './app.js';
 import { ClusterStartError } from './cluster/index.js';
-import { isSupervisor, supervise } from './workers.js';
+import { isSupervisor, listenOwnAddress, supervise } from './workers.js';
 
 /**
  * The process entry: read the configuration, open storage, listen, and shut
@@ -28,7 +28,10 @@ async function main(): Promise<void> {
   const storage = await openConfiguredStorage(config);
   const app = await buildConfiguredApp(config, storage);
   await app.http.listen({ port: config.port, host: config.host });
-  app.http.log.info({ event: 'listening', domains: config.domains, port: config.port, node: app.cluster?.node.id }, 'xmpp-web-gateway is serving');
+  // WORKERS > 1: the shared port reaches any worker; BOSH requests forwarded to this one need its own address.
+  const own = app.cluster ? await listenOwnAddress(app.http, config.clusterAdvertiseUrl) : undefined;
+  if (own) await app.cluster!.boshForwarder.advertise(own.url);
+  app.http.log.info({ event: 'listening', domains: config.domains, port: config.port, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
 
   let stopping = false;
   /** Shuts down; `failed` (a lost cluster lease) exits non-zero even when the shutdown went well. */

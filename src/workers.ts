@@ -8,6 +8,8 @@
  * shuts down as a single process does.
  */
 import cluster from 'node:cluster';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 
 /** Smallest pause before a crashed worker is started again (a crash loop must not spin). */
@@ -57,4 +59,29 @@ export function supervise(plan: WorkerPlan, log: (line: string) => void, exit: (
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   for (let i = 0; i < plan.workers; i++) fork(i);
+}
+
+/** What a worker's own listener serves: the app's HTTP routes (Fastify's `routing`). */
+export interface Routable {
+  routing(req: IncomingMessage, res: ServerResponse): void;
+}
+
+/**
+ * In a worker of WORKERS > 1, the shared port reaches a worker chosen by
+ * the primary, not this one: a BOSH request another node forwards here
+ * (src/cluster/bosh-forward.ts) needs an address of this worker's own. It
+ * gets a listener of its own on 127.0.0.1 (`exclusive`: not shared through
+ * the primary), serving the same routes; returns its base URL to
+ * advertise, or undefined outside a worker or when CLUSTER_ADVERTISE_URL
+ * is set (the operator's address wins).
+ */
+export async function listenOwnAddress(app: Routable, configuredUrl: string): Promise<{ url: string; close(): void } | undefined> {
+  if (!cluster.isWorker || configuredUrl !== '') return undefined;
+  const server = createServer((req, res) => app.routing(req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => { server.close(); server.closeAllConnections(); } };
 }

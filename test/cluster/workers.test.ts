@@ -1,0 +1,97 @@
+/**
+ * WORKERS=N (issue 14 item 6): one gateway process whose primary forks
+ * three workers on the one port, each a cluster node (NODE_ID-w<i>). Clients on
+ * different workers chat; a BOSH session whose requests each come on a new
+ * connection (so the primary hands them to either worker) keeps working,
+ * forwarded to the worker that holds it; a worker killed with -9 is started
+ * again under its name; SIGTERM to the primary ends every worker.
+ */
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import { withGatewayCluster } from '../helpers/cluster.js';
+import { eventually } from '../helpers/eventually.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { RawBoshClient } from '../helpers/bosh-client.js';
+import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
+import { NS, x, type XmlElement } from '../../src/xml/index.js';
+
+t.setTimeout(180_000);
+const quiet = { warn: () => undefined };
+
+/** The PIDs of the children of `pid` (the primary's workers). */
+function children(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+t.test('workers on one port share their sessions; a killed worker comes back under its name; SIGTERM ends all', async (t) => {
+  const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '3' } });
+  const [gw] = cluster.nodes;
+  const redis = await connectRedis(cluster.redisUrl, quiet, 'test');
+  t.teardown(() => redis.destroy());
+  const prefix = keyPrefix(cluster.redisUrl);
+  const members = async () => (await redis.sMembers(`${prefix}nodes`)).sort().join(',');
+  await eventually(async () => (await members()) === 'n0-w0,n0-w1,n0-w2', { timeout: 20_000, message: 'the three workers in the cluster' });
+  await cluster.addUser('alice', 'pw');
+  await cluster.addUser('bob', 'pw');
+
+  // The primary hands each new connection to the next worker: log in until alice and bob sit on different ones.
+  const alice = await RawWsClient.connect(gw!.wsUrl);
+  t.teardown(() => alice.ws.terminate());
+  await alice.login('alice', 'pw', 'desk');
+  const nodeOf = async (bare: string, resource: string) => JSON.parse((await redis.hGet(`${prefix}dir:${bare}`, resource)) ?? '{}').node as string | undefined;
+  const aliceNode = await eventually(() => nodeOf('alice@localhost', 'desk'), { timeout: 5000, message: "alice's directory entry" });
+  let bob: RawWsClient | undefined;
+  for (let i = 0; i < 6 && !bob; i++) {
+    const c = await RawWsClient.connect(gw!.wsUrl);
+    t.teardown(() => c.ws.terminate());
+    await c.login('bob', 'pw', `phone${i}`);
+    const node = await eventually(() => nodeOf('bob@localhost', `phone${i}`), { timeout: 5000, message: "bob's directory entry" });
+    if (node !== aliceNode) bob = c;
+  }
+  t.ok(bob, 'bob got a session on the other worker');
+  const bobJid = await eventually(async () => {
+    const all = await redis.hGetAll(`${prefix}dir:bob@localhost`);
+    return Object.entries(all).find(([, v]) => JSON.parse(v).node !== aliceNode)?.[0];
+  }, { timeout: 5000, message: "bob's resource on the other worker" });
+  alice.send(`<message xmlns='jabber:client' to='bob@localhost/${bobJid}' type='chat'><body>across workers</body></message>`);
+  const got = await bob!.until((el: XmlElement) => el.local === 'message' && el.getChildText('body') === 'across workers', 10_000);
+  t.equal(got.attrs.from, 'alice@localhost/desk', 'delivered from the other worker');
+
+  // BOSH, each request on a connection of its own: whichever worker gets it, the session answers.
+  const bosh = new RawBoshClient(gw!.boshUrl, { agent: new http.Agent({ keepAlive: false }) });
+  t.teardown(() => bosh.destroy());
+  const jid = await bosh.login('alice', 'pw', 'web');
+  t.equal(jid, 'alice@localhost/web', 'logged in and bound over four connections');
+  // Each worker in turn gets a request: those not holding the session forward it to the one that does.
+  for (let i = 0; i < 6; i++) {
+    const ping = await bosh.send({}, x('iq', { xmlns: NS.CLIENT, type: 'get', id: `p${i}` }, x('ping', { xmlns: 'urn:xmpp:ping' })));
+    t.equal(ping.body?.getChild('iq', NS.CLIENT)?.attr('type'), 'result', `ping ${i} answered`);
+  }
+  const held = await eventually(async () => {
+    const pid = gw!.pid();
+    return pid === undefined ? undefined : children(pid);
+  }, { timeout: 5000, message: 'the workers' });
+  t.equal(held.length, 3, 'three worker processes');
+
+  // A worker dies (kill -9): the primary starts it again under the same NODE_ID.
+  process.kill(held[0]!, 'SIGKILL');
+  await eventually(() => {
+    const now = children(gw!.pid()!);
+    return now.length === 3 && !now.includes(held[0]!);
+  }, { timeout: 20_000, message: 'the killed worker replaced' });
+  await eventually(async () => (await members()) === 'n0-w0,n0-w1,n0-w2'
+    && (await redis.exists(`${prefix}node:n0-w0`)) === 1,
+  { timeout: 30_000, message: 'all three alive in the cluster again' });
+  await eventually(() => gw!.events().filter((e) => e.event === 'listening' && e.node === 'n0-w0').length === 2,
+    { timeout: 30_000, message: 'the new worker 0 serving' });
+
+  const workers = children(gw!.pid()!);
+  const exit = await cluster.kill(0, 'SIGTERM');
+  t.same(exit, { code: 0, signal: null }, 'the primary exits cleanly once its workers have');
+  t.same(workers.filter((pid) => { try { process.kill(pid, 0); return true; } catch { return false; } }), [], 'no worker left running');
+});
