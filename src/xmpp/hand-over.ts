@@ -24,14 +24,23 @@ export function handOver(ctx: ModuleContext, session: Session, stanzas: readonly
   if (stanzas.length === 0 || session.username === undefined || session.host === undefined) return;
   const event = { session, stanzas: [...stanzas] };
   ctx.hooks.run('hand-over', event);
-  const bare = makeJid(session.username, session.host);
-  for (const { stanza, at } of event.stanzas) {
+  reroute(ctx, session.username, session.host, event.stanzas, note);
+}
+
+/**
+ * handOver's routing, for stanzas whose session is not in this process:
+ * a cluster node handing over the queue of a session whose node died and
+ * that nobody resumed (src/cluster/sm-orphans.ts).
+ */
+export function reroute(ctx: ModuleContext, username: string, host: string, stanzas: readonly Undelivered[], note: string): void {
+  const bare = makeJid(username, host);
+  for (const { stanza, at } of stanzas) {
     const type = stanza.attr('type');
     if (stanza.name === 'message' && type !== 'error') {
       // The same stanza object may sit in other sessions' queues: stamp a copy.
       const copy = stanza.clone();
-      if (!copy.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === session.host)) {
-        copy.append(x('delay', { xmlns: NS.DELAY, from: session.host, stamp: new Date(at).toISOString() }, note));
+      if (!copy.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host)) {
+        copy.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(at).toISOString() }, note));
       }
       void ctx.router.route(null, copy, bare);
     } else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) {
