@@ -6,7 +6,7 @@ import type { Config } from './config/index.js';
 import type { Storage } from './storage/index.js';
 import type { Core } from './xmpp/core.js';
 import type { SessionsView } from './xmpp/session-manager.js';
-import { createXmppServer, type Feature } from './server.js';
+import { createXmppServer, type Feature, type XmppServerOptions } from './server.js';
 import { registerHttpRoutes } from './http/routes.js';
 import { Admission } from './transports/admission.js';
 import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
@@ -45,6 +45,8 @@ export interface AppOptions {
   unknownUserSecret?: Buffer;
   /** More features or components, registered after the built-in ones (createXmppServer). */
   features?: readonly Feature[];
+  /** SM_BACKEND=redis: the cluster's stream-management registry (XmppServerOptions.smRegistry). */
+  smRegistry?: XmppServerOptions['smRegistry'];
 }
 
 export async function buildApp(config: Config, storage: Storage, opts: AppOptions = {}): Promise<App> {
@@ -63,7 +65,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   });
   const log = http.log as unknown as Log;
   let ready = false;
-  const xmpp = createXmppServer(config, storage, opts.features ?? [], { log, unknownUserSecret: opts.unknownUserSecret });
+  const xmpp = createXmppServer(config, storage, opts.features ?? [], { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: opts.smRegistry });
   const { core } = xmpp;
 
   const limits = { maxBytes: config.maxStanzaSize, maxDepth: config.maxXmlDepth, maxAttrs: config.maxXmlAttrs, maxAttrValueLength: config.maxStanzaSize };

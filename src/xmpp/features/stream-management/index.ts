@@ -222,9 +222,9 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     wake(st);
     const movedAway = cluster?.moved(session) === true;
     if (st.smid && registry.get(st.smid) === session) {
-      registry.remove(st.smid);
       // Resumed on another node: the record and the queue are that node's now.
       if (journal && !movedAway) journal.close(st.smid);
+      registry.remove(st.smid);
       if (opts.stale_h.enabled && !movedAway) registry.setStaleH(st.smid, st.counter_in, Date.now()).catch(staleHFailed);
     }
     // In order: what was sent and not acked, then what waited to be sent.
