@@ -1,0 +1,176 @@
+/**
+ * Cross-node delivery over Redis Streams (src/cluster/delivery.ts) on a
+ * real redis-server: order, acknowledgement only after the handler, bounded
+ * retries, the backlog cap, and a dead node's inbox drained by a survivor.
+ * The kill -9 of a consumer mid-way is in delivery-crash.test.ts.
+ */
+import t, { type Test } from 'tap';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
+import { joinCluster, type ClusterNode } from '../../src/cluster/node.js';
+import { createRedisDelivery, DeliveryRefused, type Delivery, type DeliveryOptions, type InboxEntry } from '../../src/cluster/delivery.js';
+import { eventually } from '../helpers/eventually.js';
+
+let redis: TestRedis;
+t.before(async () => { redis = await startRedis(); });
+t.teardown(async () => { await redis.stop(); });
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const CAPS = { log: quiet, maxEntries: 1000, maxBytes: 1 << 20, maxAttempts: 3, blockMs: 200 };
+
+async function client(t: Test, url: string): Promise<Redis> {
+  const c = await connectRedis(url, quiet, 'test');
+  t.teardown(() => { if (c.isOpen) c.destroy(); });
+  return c;
+}
+
+async function member(t: Test, url: string, id: string, ttlMs = 2000): Promise<ClusterNode> {
+  const n = await joinCluster(await client(t, url), { id, prefix: keyPrefix(url), ttlMs, log: quiet });
+  t.teardown(() => n.stop().catch(() => undefined));
+  return n;
+}
+
+function delivery(t: Test, n: ClusterNode, opts: Partial<DeliveryOptions> = {}): Delivery {
+  const d = createRedisDelivery(n, { ...CAPS, ...opts });
+  t.teardown(() => d.stop());
+  return d;
+}
+
+/** 'added', or the reason a DeliveryRefused gives. */
+const outcome = (sent: Promise<void>): Promise<string> =>
+  sent.then(() => 'added', (err: unknown) => (err instanceof DeliveryRefused ? err.reason : `unexpected: ${String(err)}`));
+
+const stanza = (to: string, body = 'hi'): InboxEntry => ({ kind: 'stanza', to, xml: `<message to='${to}'><body>${body}</body></message>` });
+
+t.test('entries arrive in the order they were sent, each once, and leave the stream when handled', async (t) => {
+  const url = redis.url();
+  const a = delivery(t, await member(t, url, 'a'));
+  const bNode = await member(t, url, 'b');
+  const b = delivery(t, bNode, { batch: 7 });
+  const got: string[] = [];
+  b.onEntry(async (entry, from) => { got.push(`${from}>${entry.to}`); });
+  await b.start();
+  const sent: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    await a.send('b', stanza(`u${i}@x/r`));
+    sent.push(`a>u${i}@x/r`);
+  }
+  await eventually(() => got.length >= 100, { message: '100 entries handled' });
+  t.same(got, sent, 'in order, once each');
+  const c = await client(t, url);
+  await eventually(async () => (await c.xLen(`${keyPrefix(url)}inbox:b`)) === 0, { message: 'stream emptied (XDEL after XACK)' });
+  t.equal(await c.get(`${keyPrefix(url)}inbox-bytes:b`), '0', 'the byte count is back to 0');
+  t.equal(a.stats().sent, 100);
+  t.equal(b.stats().handled, 100);
+});
+
+t.test('a close entry comes through with its fields', async (t) => {
+  const url = redis.url();
+  const a = delivery(t, await member(t, url, 'a'));
+  const b = delivery(t, await member(t, url, 'b'));
+  const got: InboxEntry[] = [];
+  b.onEntry(async (entry) => { got.push(entry); });
+  await b.start();
+  const close: InboxEntry = { kind: 'close', to: 'u@x/r', sid: 's1', condition: 'conflict', text: 'replaced' };
+  await a.send('b', close);
+  await eventually(() => got.length === 1, { message: 'the close entry' });
+  t.same(got[0], close);
+});
+
+t.test('an entry stays pending while its handler runs, and is acknowledged when it resolves', async (t) => {
+  const url = redis.url();
+  const a = delivery(t, await member(t, url, 'a'));
+  const b = delivery(t, await member(t, url, 'b'));
+  let release!: () => void;
+  const held = new Promise<void>((r) => { release = r; });
+  let started = false;
+  b.onEntry(async () => { started = true; await held; });
+  await b.start();
+  await a.send('b', stanza('u@x/r'));
+  await eventually(() => started, { message: 'the handler started' });
+  const c = await client(t, url);
+  const stream = `${keyPrefix(url)}inbox:b`;
+  t.equal((await c.xPending(stream, 'g')).pending, 1, 'pending while the handler has not finished');
+  release();
+  await eventually(async () => (await c.xPending(stream, 'g')).pending === 0, { message: 'acknowledged' });
+  t.equal(await c.xLen(stream), 0);
+});
+
+t.test('a failing handler is retried in order, then the entry goes to the undeliverable fallback', async (t) => {
+  const url = redis.url();
+  const a = delivery(t, await member(t, url, 'a'));
+  const b = delivery(t, await member(t, url, 'b'), { maxAttempts: 3 });
+  const calls: string[] = [];
+  const fallen: string[] = [];
+  b.onEntry(async (entry) => {
+    calls.push(entry.to);
+    if (entry.to === 'bad@x/r') throw new Error('the session is busy');
+  });
+  b.onUndeliverable(async (entry) => { fallen.push(entry.to); });
+  await a.send('b', stanza('one@x/r'));
+  await a.send('b', stanza('bad@x/r'));
+  await a.send('b', stanza('two@x/r'));
+  await b.start();
+  await eventually(() => calls.includes('two@x/r'), { message: 'the entry after the bad one' });
+  t.same(calls, ['one@x/r', 'bad@x/r', 'bad@x/r', 'bad@x/r', 'two@x/r'], 'three attempts, and nothing overtakes the failing entry');
+  t.same(fallen, ['bad@x/r'], 'then routed by the fallback, once');
+  t.equal(b.stats().retried, 3);
+  t.equal(b.stats().undeliverable, 1);
+});
+
+t.test('the backlog cap refuses new entries (entries and bytes) and counts them; space frees as entries are handled', async (t) => {
+  const url = redis.url();
+  const a = delivery(t, await member(t, url, 'a'), { maxEntries: 3 });
+  await member(t, url, 'b');
+  for (let i = 0; i < 3; i++) await a.send('b', stanza(`u${i}@x/r`));
+  t.equal(await outcome(a.send('b', stanza('u3@x/r'))), 'inbox-full', 'refused');
+  t.equal(a.stats().refused['inbox-full'], 1, 'counted');
+  const c = await client(t, url);
+  t.equal(await c.xLen(`${keyPrefix(url)}inbox:b`), 3, 'nothing trimmed, nothing added');
+
+  const big = delivery(t, await member(t, url, 'big'), { maxBytes: 65536 });
+  const cNode = await member(t, url, 'c');
+  await big.send('c', stanza('v@x/r', 'x'.repeat(40000)));
+  t.equal(await outcome(big.send('c', stanza('w@x/r', 'x'.repeat(40000)))), 'inbox-full', 'the byte cap');
+
+  // c reads its inbox: the space is free again.
+  const cDelivery = delivery(t, cNode);
+  cDelivery.onEntry(async () => undefined);
+  await cDelivery.start();
+  await eventually(async () => (await c.xLen(`${keyPrefix(url)}inbox:c`)) === 0, { message: 'c read its inbox' });
+  t.equal(await outcome(big.send('c', stanza('w@x/r', 'x'.repeat(40000)))), 'added', 'accepted once the inbox had room');
+});
+
+t.test('an entry for a node whose lease is gone is refused, not added where nobody reads it', async (t) => {
+  const url = redis.url();
+  const a = delivery(t, await member(t, url, 'a'));
+  t.equal(await outcome(a.send('nobody', stanza('u@x/r'))), 'node-down');
+  const c = await client(t, url);
+  t.equal(await c.exists(`${keyPrefix(url)}inbox:nobody`), 0);
+  t.equal(a.stats().refused['node-down'], 1);
+});
+
+t.test("a dead node's inbox is drained by the survivor told, in order, then deleted", async (t) => {
+  const url = redis.url();
+  const aNode = await member(t, url, 'a', 400);
+  const a = delivery(t, aNode);
+  const got: string[] = [];
+  a.onEntry(async (entry, from) => { got.push(`${from}>${entry.to}`); });
+  const drained: number[] = [];
+  aNode.onNodeDown(async (dead) => { drained.push(await a.drain(dead)); });
+  const bRedis = await client(t, url);
+  const bNode = await joinCluster(bRedis, { id: 'b', prefix: keyPrefix(url), ttlMs: 400, log: quiet });
+  const b = createRedisDelivery(bNode, CAPS);
+  b.onEntry(async () => { throw new Error('b never gets to handle anything'); });
+  await b.start();
+  await b.stop();
+  for (let i = 0; i < 5; i++) await a.send('b', stanza(`u${i}@x/r`));
+  // b dies: its connection goes, its lease is not renewed any more.
+  bRedis.destroy();
+  await eventually(() => drained.length === 1, { timeout: 5000, message: "a drains b's inbox" });
+  t.same(got, [0, 1, 2, 3, 4].map((i) => `a>u${i}@x/r`), 'every entry, in order');
+  t.same(drained, [5]);
+  const c = await client(t, url);
+  t.equal(await c.exists(`${keyPrefix(url)}inbox:b`), 0, 'the stream is deleted');
+  t.equal(await c.exists(`${keyPrefix(url)}inbox-bytes:b`), 0, 'and its byte count');
+});
