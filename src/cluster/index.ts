@@ -12,6 +12,8 @@ import type { Log } from '../xmpp/log.js';
 import { connectRedis, keyPrefix, type Redis } from './redis.js';
 import { joinCluster, type ClusterNode } from './node.js';
 import { createRedisDelivery, type Delivery } from './delivery.js';
+import { createDirectoryModule } from './directory-module.js';
+import { createAccountSyncModule } from './account-sync.js';
 
 /** What a cluster module is given: the node's Redis services, by closure. */
 export interface ClusterServices {
@@ -56,7 +58,9 @@ export interface Cluster {
 /** The factories of the cluster modules, in the order their features register. */
 type ModuleFactory = (services: ClusterServices) => ClusterModule;
 const MODULES: readonly ModuleFactory[] = [
-  // Helper A (session directory, remote sessions): add `createDirectoryModule` here.
+  // Helper A: the session directory and remote sessions, then account cache coherence.
+  createDirectoryModule,
+  createAccountSyncModule,
   // Helper C (stream management in Redis): add its module here.
 ];
 

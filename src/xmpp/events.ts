@@ -3,6 +3,7 @@ import type { Jid } from '../jid/index.js';
 import type { Session } from './session.js';
 import type { StreamError } from './errors.js';
 import type { Undelivered } from './undelivered.js';
+import type { Pipeline } from './pipeline.js';
 
 /** A stanza on its way through the router (Prosody's event.origin / event.stanza). */
 export interface RouteEvent {
@@ -24,6 +25,25 @@ export interface CoreEvents {
   'stream-features': { readonly session: Session; readonly features: XmlElement };
   /** The session became a connected resource; notify handlers may load what it needs (awaited before its next stanza). */
   'resource-bound': { readonly session: Session };
+  /**
+   * A bound session's presence/priority (presence.ts, available and
+   * unavailable), `interested` (roster get) or `carbons` (XEP-0280) changed.
+   * Run only when someone listens (see resourceChanged): the cluster's
+   * directory and stream-management snapshot observe it. Handlers are
+   * synchronous observers: they record, they never hold the event up.
+   */
+  'resource-changed': { readonly session: Session };
+  /**
+   * Cluster only (src/cluster/ runs it): a bound session of one of our
+   * accounts lives on another node (`present`: a remote stub was added to
+   * the SessionManager) or no longer. The accounts feature keeps the
+   * account in memory while one does, as it does for a local session.
+   */
+  'remote-session': { readonly session: Session; readonly present: boolean };
+  /** An account's stored state (roster, subscriptions, a part such as the blocklist) was written; run only when someone listens. */
+  'account-written': { readonly host: string; readonly username: string };
+  /** Cluster only: another node changed this account's stored state; a copy in memory is read again. */
+  'account-stale': { readonly host: string; readonly username: string };
   /** The transport died and the session hibernates (the core's lifecycle; stream management decided it may). */
   'session-hibernated': { readonly session: Session; readonly reason: string };
   /** A hibernating (or still connected) session got a new transport: XEP-0198 resumption, done by the core. */
@@ -61,4 +81,12 @@ export interface CoreEvents {
   'route/component': RouteEvent;
   /** Any stanza to a domain we neither serve nor host a component for (there is no s2s). */
   'route/remote': RouteEvent;
+}
+
+/**
+ * Runs 'resource-changed' for `session`. With no listener (the single
+ * process default) it allocates nothing and costs one map lookup.
+ */
+export function resourceChanged(hooks: Pipeline<CoreEvents>, session: Session): void {
+  if (hooks.has('resource-changed')) hooks.run('resource-changed', { session });
 }

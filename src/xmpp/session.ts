@@ -56,6 +56,8 @@ export class Session implements ConnEvents {
   presence: XmlElement | undefined;
   /** True once the resource requested the roster. */
   interested: boolean | undefined;
+  /** XEP-0280 carbons enabled; changed through SessionManager.setCarbons, which counts them. */
+  carbons = false;
   /** The user's roster, loaded when the resource is bound. */
   roster: unknown;
   /** Current stream id (RFC 6120 §4.7.3), new on every (re)start. */

@@ -1,7 +1,7 @@
 import { NS, x, type XmlElement } from '../../xml/index.js';
 import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
-import type { RouteEvent } from '../events.js';
+import { resourceChanged, type RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
 import { bareTargets } from './message.js';
 import { PRIORITY } from '../priorities.js';
@@ -17,21 +17,23 @@ import { PRIORITY } from '../priorities.js';
  * (§7). Messages to other domains get no copy: there is no s2s, they bounce.
  */
 export function register(ctx: ModuleContext): void {
-  /** Carbons-enabled sessions; a Set (not a WeakSet) so that its size tells when there is nothing to do. */
-  const enabled = new Set<Session>();
+  // Session.carbons is the flag (so a cluster's remote sessions carry it); the
+  // session manager counts the bound ones, which tells when there is nothing to do.
+  const sessions = ctx.sessions;
   ctx.disco.addFeature(NS.CARBONS);
-  ctx.hooks.notify('session-destroyed', ({ session }) => { enabled.delete(session); }, PRIORITY.lifecycle.default);
 
   // §4–5: enable/disable, each idempotent (§10.1). Answered without `to`
   // (the spec's form) and, like ejabberd, when sent to the server.
   ctx.iq.register('both', 'set', NS.CARBONS, (session, _iq, payload) => {
-    if (payload.local === 'enable') enabled.add(session);
-    else if (payload.local === 'disable') enabled.delete(session);
-    else throw new StanzaErrorException('bad-request', 'expected <enable/> or <disable/>');
+    const on = payload.local === 'enable';
+    if (!on && payload.local !== 'disable') throw new StanzaErrorException('bad-request', 'expected <enable/> or <disable/>');
+    if (session.carbons === on) return;
+    sessions.setCarbons(session, on);
+    resourceChanged(ctx.hooks, session);
   });
 
   ctx.hooks.notify('message/full', (event) => {
-    if (enabled.size === 0) return; // the hot path: nobody enabled carbons, nothing to look up
+    if (sessions.carbonsEnabled === 0) return; // the hot path: nobody enabled carbons, nothing to look up
     const { to } = event;
     const target = ctx.sessions.get(to.domain, to.local, to.resource);
     if (target) copy(event, [target]);
@@ -39,7 +41,7 @@ export function register(ctx: ModuleContext): void {
 
   ctx.hooks.filter('message/bare', (event) => (isCarbonHandedBack(event) ? 'drop' : undefined), PRIORITY.route.carbonsHandedBack);
   ctx.hooks.notify('message/bare', (event) => {
-    if (enabled.size > 0) copy(event, bareTargets(ctx, event));
+    if (sessions.carbonsEnabled > 0) copy(event, bareTargets(ctx, event));
   }, PRIORITY.route.carbons);
 
   function copy(event: RouteEvent, direct: readonly Session[]): void {
@@ -47,8 +49,8 @@ export function register(ctx: ModuleContext): void {
     // Messages the server routes itself (errors, stream-management
     // hand-over of unacked messages) were copied when first routed.
     // The hot path: with no carbons-enabled session at all, nothing is allocated.
-    if (enabled.size === 0 || !origin || origin.username === undefined || !eligible(stanza)) return;
-    const skip = (s: Session): boolean => !enabled.has(s) || s === origin || direct.includes(s);
+    if (sessions.carbonsEnabled === 0 || !origin || origin.username === undefined || !eligible(stanza)) return;
+    const skip = (s: Session): boolean => !s.carbons || s === origin || direct.includes(s);
     let inner: XmlElement | undefined; // cloned once, and only when some session gets a copy
     const sameAccount = origin.username === to.local && origin.host === to.domain;
     // §8: "excluding the sending client", whether or not it enabled carbons.

@@ -1,7 +1,7 @@
 import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement } from '../../xml/index.js';
 import type { Jid } from '../../jid/index.js';
 import type { ModuleContext } from '../context.js';
-import type { RouteEvent } from '../events.js';
+import { resourceChanged, type RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
 import type { Account, AccountsService } from './accounts/index.js';
 import { hasFrom, hasTo, isSubscriptionType } from './accounts/subscription.js';
@@ -53,6 +53,7 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): v
     const presence = stanza.clone().setAttr('to', undefined);
     session.presence = presence;
     session.priority = parsePriority(stanza);
+    resourceChanged(ctx.hooks, session);
     return drive((function* () {
       yield* broadcast(session, me, presence);
       if (initial) yield* afterInitial(session, me);
@@ -85,6 +86,7 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): v
     const wasAvailable = session.presence !== undefined;
     // Seed: presence is reset on unavailable (and before the broadcast, so the sender is no longer "available").
     session.presence = undefined;
+    if (wasAvailable) resourceChanged(ctx.hooks, session);
     return drive((function* () {
       if (wasAvailable) yield* broadcast(session, me, stanza);
       yield* endDirected(session, me, wasAvailable);

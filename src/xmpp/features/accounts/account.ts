@@ -41,12 +41,33 @@ export class Account {
   constructor(
     readonly host: string, readonly username: string, readonly anonymous: boolean,
     stored: StoredRoster, private readonly rosters: RosterStore, private readonly log: Log,
-    private readonly parts: AccountParts = new Map(),
+    private readonly parts: Map<AccountPart<unknown>, unknown> = new Map(),
+    /** Told after each write settled (a cluster publishes it); undefined in a single process: no work at all. */
+    private readonly written?: (account: Account) => void,
   ) {
     this.jid = makeJid(username, host);
+    this.version = 0;
+    this.items = new Map();
+    this.pending = new Map();
+    this.#fill(stored);
+  }
+
+  /**
+   * Replaces the state in memory with what was read again from the stores
+   * (another cluster node changed them): every holder keeps this object.
+   */
+  reload(stored: StoredRoster, parts: ReadonlyMap<AccountPart<unknown>, unknown>): void {
+    this.items.clear();
+    this.pending.clear();
+    this.#bytes = 0;
+    this.#fill(stored);
+    for (const [part, value] of parts) this.parts.set(part, value);
+  }
+
+  #fill(stored: StoredRoster): void {
     this.version = stored.version;
-    this.items = new Map(stored.items.map((i) => [i.jid, i]));
-    this.pending = new Map(stored.pending.map((p) => [p.jid, p]));
+    for (const i of stored.items) this.items.set(i.jid, i);
+    for (const p of stored.pending) this.pending.set(p.jid, p);
     for (const i of this.items.values()) this.#bytes += itemBytes(i);
     for (const p of this.pending.values()) this.#bytes += pendingBytes(p);
   }
@@ -146,7 +167,11 @@ export class Account {
     });
     const settled = tracked.then(() => undefined, () => undefined);
     this.#writes.add(settled);
-    void settled.then(() => this.#writes.delete(settled));
+    const written = this.written;
+    void settled.then(() => {
+      this.#writes.delete(settled);
+      written?.(this);
+    });
     return tracked;
   }
 }

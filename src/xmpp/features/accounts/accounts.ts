@@ -1,6 +1,6 @@
 import type { Jid } from '../../../jid/index.js';
 import type { UserStore } from '../../../storage/ports/accounts.js';
-import type { RosterStore } from '../../../storage/ports/roster.js';
+import type { RosterStore, StoredRoster } from '../../../storage/ports/roster.js';
 import type { SessionManager } from '../../session-manager.js';
 import type { Log } from '../../log.js';
 import { Account, type AccountPart } from './account.js';
@@ -45,6 +45,8 @@ export class Accounts {
     private readonly log: Log,
     /** What other features load with every account (blocking's blocklist). */
     private readonly parts: readonly AccountPart<unknown>[] = [],
+    /** What each new Account tells after a write (see Account.written): undefined unless a cluster listens. */
+    private readonly written: () => ((account: Account) => void) | undefined = () => undefined,
   ) {}
 
   /** The loaded account, if any holder has it in memory right now. */
@@ -118,11 +120,31 @@ export class Accounts {
     return false;
   }
 
+  /**
+   * Reads an account in memory again from the stores, once its own writes
+   * in flight are done (cluster: another node changed it). An account that
+   * is not in memory has nothing to refresh.
+   */
+  async reload(host: string, username: string): Promise<void> {
+    const account = this.peek(host, username);
+    if (!account || account.anonymous) return;
+    await account.flushed();
+    const { roster, parts } = await this.#read(host, username, false);
+    account.reload(roster, parts);
+  }
+
   async #load(key: string, host: string, username: string, anonymous: boolean): Promise<Account> {
     await this.#flushing.get(key);
-    const rosters = anonymous ? this.volatile.rosters : this.stores.rosters;
-    const [roster, ...loaded] = await Promise.all([rosters.load(host, username), ...this.parts.map((p) => p.load(host, username, anonymous))]);
-    const parts = new Map(this.parts.map((p, i) => [p, loaded[i]]));
-    return new Account(host, username, anonymous, roster, rosters, this.log, parts);
+    const { roster, parts } = await this.#read(host, username, anonymous);
+    return new Account(host, username, anonymous, roster, this.#rosters(anonymous), this.log, parts, anonymous ? undefined : this.written());
+  }
+
+  async #read(host: string, username: string, anonymous: boolean): Promise<{ roster: StoredRoster; parts: Map<AccountPart<unknown>, unknown> }> {
+    const [roster, ...loaded] = await Promise.all([this.#rosters(anonymous).load(host, username), ...this.parts.map((p) => p.load(host, username, anonymous))]);
+    return { roster, parts: new Map(this.parts.map((p, i) => [p, loaded[i]])) };
+  }
+
+  #rosters(anonymous: boolean): RosterStore {
+    return anonymous ? this.volatile.rosters : this.stores.rosters;
   }
 }

@@ -69,7 +69,9 @@ export class AccountsService {
  * blocking build on.
  */
 export function register(ctx: ModuleContext, deps: AccountsDeps): AccountsService {
-  const accounts = new Accounts(deps, deps.volatile, ctx.sessions, ctx.log, deps.parts);
+  // A cluster listens to 'account-written' (registered after this): accounts loaded then tell their writes.
+  const written = (a: Account): void => { ctx.hooks.run('account-written', { host: a.host, username: a.username }); };
+  const accounts = new Accounts(deps, deps.volatile, ctx.sessions, ctx.log, deps.parts, () => (ctx.hooks.has('account-written') ? written : undefined));
   const svc = new AccountsService(accounts, new PresenceRelay(ctx.sessions, accounts, deps.isBlocked), deps.isBlocked);
 
   // Seed: "roster … Loaded as soon as the resource is bound". The bind result and the
@@ -88,5 +90,31 @@ export function register(ctx: ModuleContext, deps: AccountsDeps): AccountsServic
     });
   }, PRIORITY.lifecycle.releaseAccount);
 
+  registerRemote(ctx, accounts, svc);
   return svc;
+}
+
+/**
+ * Cluster only (the events are never run in a single process): a remote
+ * stub holds its account in memory like a local session does, so presence
+ * and subscriptions find the contacts that are online on other nodes
+ * (peek); and an account another node changed is read again.
+ */
+function registerRemote(ctx: ModuleContext, accounts: Accounts, svc: AccountsService): void {
+  ctx.hooks.notify('remote-session', ({ session, present }) => {
+    if (present) {
+      void accounts.acquire(session.host!, session.username!, session.anonymous).then((account) => {
+        // Gone while loading (src/cluster marks a removed stub destroyed): give the reference back.
+        if (session.destroyed) return accounts.release(account);
+        svc.bind(session, account);
+        session.roster = account;
+      }, (err: unknown) => ctx.log.warn({ err, jid: session.full_jid }, 'loading the account of a remote session failed'));
+      return;
+    }
+    const account = svc.unbind(session);
+    if (account) accounts.release(account);
+  }, PRIORITY.lifecycle.default);
+  ctx.hooks.notify('account-stale', ({ host, username }) => {
+    accounts.reload(host, username).catch((err: unknown) => ctx.log.warn({ err, account: `${username}@${host}` }, 'reloading an account failed'));
+  }, PRIORITY.lifecycle.default);
 }

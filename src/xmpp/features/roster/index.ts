@@ -9,6 +9,7 @@ import type { AccountsService } from '../accounts/index.js';
 import { itemElement, parseRosterSet, type RosterSetRequest } from './items.js';
 import { itemBytes, type RosterLimits } from '../accounts/quota.js';
 import { PRIORITY } from '../../priorities.js';
+import { resourceChanged } from '../../events.js';
 import { RosterService } from './service.js';
 import { hasFrom, hasTo } from '../accounts/subscription.js';
 import { Subscriptions } from './subscriptions.js';
@@ -37,7 +38,14 @@ export function register(ctx: ModuleContext, opts: RosterLimits, deps: RosterDep
     features.append(x('sub', { xmlns: NS.PRE_APPROVAL }));
   }, PRIORITY.features.informational);
 
-  ctx.iq.register('self', 'get', NS.ROSTER, (session, _iq, payload) => get(accounts.accountOf(session), session, payload));
+  ctx.iq.register('self', 'get', NS.ROSTER, (session, _iq, payload) => {
+    // RFC 6121 §2.2: a resource that asks for the roster is an interested resource.
+    if (session.interested !== true) {
+      session.interested = true;
+      resourceChanged(ctx.hooks, session);
+    }
+    return get(accounts.accountOf(session), payload);
+  });
   // On the account's queue: sets from several of its sessions take effect in the order they came.
   ctx.iq.register('self', 'set', NS.ROSTER, (session, _iq, payload) =>
     ctx.queues.account(session.jid!.bare, () => set(svc, subscriptions, accounts, session, payload)));
@@ -54,9 +62,7 @@ export function register(ctx: ModuleContext, opts: RosterLimits, deps: RosterDep
 }
 
 /** RFC 6121 §2.2 roster get; XEP-0237 §3: an up-to-date `ver` gets an empty result. */
-function get(account: Account, session: Session, payload: XmlElement): XmlElement | undefined {
-  // RFC 6121 §2.2: a resource that asks for the roster is an interested resource.
-  session.interested = true;
+function get(account: Account, payload: XmlElement): XmlElement | undefined {
   const version = String(account.version);
   if (payload.attr('ver') === version) return undefined;
   return x('query', { xmlns: NS.ROSTER, ver: version }, ...[...account.items.values()].map(itemElement));

@@ -1,0 +1,206 @@
+/**
+ * The session directory of the cluster: which node holds each bound
+ * resource, with what the other nodes need to route and broadcast to it.
+ * In Redis, the hash `{prefix}dir:{bare}` maps resource → entry (JSON);
+ * every change is published on `{prefix}dir`. Each node mirrors the whole
+ * directory in memory (subscribe first, load with SCAN, then apply what
+ * arrived meanwhile), so lookups never wait on Redis.
+ *
+ * Each write is one Lua script: the hash, a cluster-wide sequence number
+ * and the publish change together, so every node sees the changes in the
+ * order Redis applied them (the sequence orders a load against what was
+ * published during it). A bind overwrites whatever held the resource (last
+ * bind wins, RFC 6120 §7.7.2.2 across nodes); an update or a removal only
+ * touches the entry if it is still the writer's own session (its sid).
+ * `{prefix}dir-node:{node}` lists each node's full JIDs for the survivor
+ * that cleans up after a dead node.
+ */
+import type { ClusterNode } from './node.js';
+import type { Redis } from './redis.js';
+
+/** What a node publishes about one of its bound sessions. */
+export interface DirFields {
+  readonly node: string;
+  /** Unique per session object (node and logId): tells a new session on the same resource from the old one. */
+  readonly sid: string;
+  readonly priority: number;
+  /** The last broadcast available presence, serialized; null when unavailable. */
+  readonly presence: string | null;
+  readonly interested: boolean;
+  readonly carbons: boolean;
+  readonly anonymous: boolean;
+}
+
+export interface DirEntry extends DirFields {
+  /** The cluster-wide sequence number of the write that made this entry. */
+  readonly seq: number;
+}
+
+/** One change seen in the mirror: `entry` null when the resource went away. */
+export type DirChange = (bare: string, resource: string, entry: DirEntry | null, previous: DirEntry | undefined) => void;
+
+export interface DirLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+// KEYS: dir hash, node set, seq; ARGV: bare, resource, fields JSON, channel, sid ('' = bind: overwrite).
+const WRITE = `
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+if ARGV[5] ~= '' and (not cur or cjson.decode(cur).sid ~= ARGV[5]) then return 0 end
+local seq = redis.call('INCR', KEYS[3])
+local value = '{"seq":' .. seq .. ',' .. string.sub(ARGV[3], 2)
+redis.call('HSET', KEYS[1], ARGV[2], value)
+redis.call('SADD', KEYS[2], ARGV[1] .. '/' .. ARGV[2])
+redis.call('PUBLISH', ARGV[4], cjson.encode({b = ARGV[1], r = ARGV[2], e = value, n = seq}))
+return seq`;
+
+// KEYS: dir hash, node set, seq; ARGV: bare, resource, channel, field to match ('sid' or 'node'), its value.
+const REMOVE = `
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+redis.call('SREM', KEYS[2], ARGV[1] .. '/' .. ARGV[2])
+if not cur then return 0 end
+local e = cjson.decode(cur)
+if e[ARGV[4]] ~= ARGV[5] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[2])
+local seq = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[3], cjson.encode({b = ARGV[1], r = ARGV[2], e = false, s = e.sid, n = seq}))
+return seq`;
+
+interface Published { b: string; r: string; e: string | false; s?: string; n: number }
+
+export interface Directory {
+  /** The resources of `bare` in the mirror (this node's own included). */
+  entries(bare: string): ReadonlyMap<string, DirEntry> | undefined;
+  /** Subscribes, loads the directory into the mirror and removes what a previous run of this node left. */
+  start(): Promise<void>;
+  /** Records a newly bound session (overwriting another holder); resolves with the write's sequence number. */
+  bind(bare: string, resource: string, fields: DirFields): Promise<number>;
+  /** Rewrites a session's entry if it is still its own; 0 when another session holds the resource now. */
+  update(bare: string, resource: string, fields: DirFields): Promise<number>;
+  /** Removes a session's entry if it is still its own. */
+  remove(bare: string, resource: string, sid: string): Promise<boolean>;
+  /** Removes every entry a (dead) node holds; resolves with how many. */
+  removeNode(node: string): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export function createDirectory(node: ClusterNode, onChange: DirChange, log: DirLog): Directory {
+  const { prefix, redis } = node;
+  const channel = `${prefix}dir`;
+  const seqKey = `${prefix}dirseq`;
+  const hashKey = (bare: string): string => `${prefix}dir:${bare}`;
+  const nodeKey = (id: string): string => `${prefix}dir-node:${id}`;
+  const mirror = new Map<string, Map<string, DirEntry>>();
+  /** Messages that arrive while the mirror loads, applied after it. */
+  let buffered: Published[] | undefined;
+  let subscriber: Redis | undefined;
+
+  function apply(msg: Published): void {
+    if (msg.e === false) {
+      const current = mirror.get(msg.b)?.get(msg.r);
+      if (current !== undefined && current.sid === msg.s && current.seq < msg.n) set(msg.b, msg.r, null, current);
+      return;
+    }
+    const entry = JSON.parse(msg.e) as DirEntry;
+    const current = mirror.get(msg.b)?.get(msg.r);
+    if (current === undefined || current.seq < entry.seq) set(msg.b, msg.r, entry, current);
+  }
+
+  function set(bare: string, resource: string, entry: DirEntry | null, previous: DirEntry | undefined): void {
+    let resources = mirror.get(bare);
+    if (entry) {
+      if (!resources) mirror.set(bare, (resources = new Map()));
+      resources.set(resource, entry);
+    } else if (resources) {
+      resources.delete(resource);
+      if (resources.size === 0) mirror.delete(bare);
+    }
+    onChange(bare, resource, entry, previous);
+  }
+
+  function received(raw: string): void {
+    let msg: Published;
+    try {
+      msg = JSON.parse(raw) as Published;
+    } catch (err) {
+      log.warn({ err }, 'unreadable directory message');
+      return;
+    }
+    if (buffered) buffered.push(msg); else apply(msg);
+  }
+
+  /** Loads the whole directory; what the mirror holds and Redis no longer has is removed (a resync). */
+  async function load(): Promise<void> {
+    buffered = [];
+    const seen = new Set<string>();
+    for await (const keys of redis.scanIterator({ MATCH: `${prefix}dir:*`, COUNT: 200 })) {
+      for (const key of keys) {
+        const bare = key.slice(prefix.length + 4);
+        const fields = await redis.hGetAll(key) as Record<string, string>;
+        for (const [resource, value] of Object.entries(fields)) {
+          seen.add(`${bare}/${resource}`);
+          const entry = JSON.parse(value) as DirEntry;
+          const current = mirror.get(bare)?.get(resource);
+          if (current === undefined || current.seq < entry.seq) set(bare, resource, entry, current);
+        }
+      }
+    }
+    for (const [bare, resources] of [...mirror]) {
+      for (const [resource, entry] of [...resources]) if (!seen.has(`${bare}/${resource}`)) set(bare, resource, null, entry);
+    }
+    const pending = buffered;
+    buffered = undefined;
+    for (const msg of pending) apply(msg);
+  }
+
+  async function removeWhere(bare: string, resource: string, field: 'sid' | 'node', value: string, owner: string): Promise<number> {
+    const keys = [hashKey(bare), nodeKey(owner), seqKey];
+    return Number(await redis.eval(REMOVE, { keys, arguments: [bare, resource, channel, field, value] }));
+  }
+
+  async function write(bare: string, resource: string, fields: DirFields, sid: string): Promise<number> {
+    const keys = [hashKey(bare), nodeKey(fields.node), seqKey];
+    return Number(await redis.eval(WRITE, { keys, arguments: [bare, resource, JSON.stringify(fields), channel, sid] }));
+  }
+
+  const directory: Directory = {
+    entries: (bare) => mirror.get(bare),
+    async start() {
+      subscriber = redis.duplicate();
+      subscriber.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'directory subscriber error'));
+      // Messages published while the subscriber was disconnected are lost: load again when it is back.
+      let connected = false;
+      subscriber.on('ready', () => {
+        if (connected) load().catch((err: unknown) => log.warn({ err }, 'reloading the directory failed'));
+        connected = true;
+      });
+      await subscriber.connect();
+      await subscriber.subscribe(channel, received);
+      await load();
+      // Entries of a previous run of this node (a crash, a restart with the same NODE_ID): its sessions are gone.
+      const stale = await directory.removeNode(node.id);
+      if (stale > 0) log.info({ event: 'cluster-directory-stale', entries: stale }, 'removed directory entries of a previous run');
+    },
+    bind: (bare, resource, fields) => write(bare, resource, fields, ''),
+    update: (bare, resource, fields) => write(bare, resource, fields, fields.sid),
+    async remove(bare, resource, sid) {
+      return (await removeWhere(bare, resource, 'sid', sid, node.id)) > 0;
+    },
+    async removeNode(id) {
+      let removed = 0;
+      for (const full of await redis.sMembers(nodeKey(id))) {
+        const at = full.indexOf('/');
+        if ((await removeWhere(full.slice(0, at), full.slice(at + 1), 'node', id, id)) > 0) removed++;
+      }
+      await redis.del(nodeKey(id));
+      return removed;
+    },
+    async stop() {
+      const sub = subscriber;
+      subscriber = undefined;
+      if (sub) await sub.quit().catch(() => sub.destroy());
+    },
+  };
+  return directory;
+}
