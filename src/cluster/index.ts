@@ -8,12 +8,15 @@
 import { hostname } from 'node:os';
 import type { Config } from '../config/index.js';
 import type { Feature } from '../server.js';
+import type { SmStateStore } from '../storage/ports/sm-state.js';
+import type { SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { Log } from '../xmpp/log.js';
 import { connectRedis, keyPrefix, type Redis } from './redis.js';
 import { joinCluster, type ClusterNode } from './node.js';
 import { createRedisDelivery, type Delivery } from './delivery.js';
 import { createDirectoryModule } from './directory-module.js';
 import { createAccountSyncModule } from './account-sync.js';
+import { createSmModule } from './sm.js';
 
 /** What a cluster module is given: the node's Redis services, by closure. */
 export interface ClusterServices {
@@ -32,6 +35,8 @@ export interface ClusterServices {
  */
 export interface ClusterModule {
   readonly feature?: Feature;
+  /** SM_BACKEND=redis (sm.ts): the stream-management registry, for createXmppServer's smRegistry. */
+  smRegistry?(stale: SmStateStore): SmRegistry;
   /** After every feature is registered, before the inbox is read and the listener opens. */
   start?(): Promise<void>;
   /** The node has left the cluster and drained its inbox; Redis is still connected. */
@@ -43,6 +48,8 @@ export interface Cluster {
   readonly delivery: Delivery;
   /** The modules' features, for createXmppServer (registered after the built-in ones). */
   readonly features: readonly Feature[];
+  /** For createXmppServer (XmppServerOptions.smRegistry): the SM module's registry. */
+  readonly smRegistry?: (stale: SmStateStore) => SmRegistry;
   /** Starts the modules, then reads the inbox (first what a previous run left pending). */
   start(): Promise<void>;
   /** False while Redis is unreachable or the node has left: /readyz answers 503. */
@@ -61,7 +68,8 @@ const MODULES: readonly ModuleFactory[] = [
   // Helper A: the session directory and remote sessions, then account cache coherence.
   createDirectoryModule,
   createAccountSyncModule,
-  // Helper C (stream management in Redis): add its module here.
+  // Helper C: stream management in Redis (SM_BACKEND=redis).
+  createSmModule,
 ];
 
 export async function startCluster(config: Config, log: Log): Promise<Cluster> {
@@ -84,6 +92,7 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
   const cluster: Cluster = {
     node, delivery,
     features: modules.flatMap((m) => (m.feature ? [m.feature] : [])),
+    smRegistry: modules.find((m) => m.smRegistry)?.smRegistry,
     async start() {
       for (const m of modules) await m.start?.();
       await delivery.start();

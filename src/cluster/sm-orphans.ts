@@ -31,8 +31,11 @@ export interface Orphans {
   fenced(smid: string, epoch: number): void;
   /** The routing the hand-over uses (the feature's context). */
   attach(ctx: ModuleContext): void;
-  /** A clean stop: what is still waiting is handed over now, or nobody would. */
-  stop(): Promise<void>;
+  /**
+   * A clean stop: what is still waiting is handed over now, or nobody
+   * would. On a work queue of the core, which the server's drain waits for.
+   */
+  stop(ctx: ModuleContext): void;
   readonly size: number;
 }
 
@@ -113,10 +116,10 @@ export function createOrphans(deps: OrphanDeps): Orphans {
       waiting.delete(smid);
     },
     attach(c) { ctx = c; },
-    async stop() {
-      for (const smid of [...waiting.keys()]) {
-        clearTimeout(waiting.get(smid)!.timer);
-        await expire(smid);
+    stop(c) {
+      for (const [smid, orphan] of waiting) {
+        clearTimeout(orphan.timer);
+        c.queues.deliveries.after(`sm-orphan:${smid}`, () => expire(smid));
       }
     },
     get size() { return waiting.size; },

@@ -20,6 +20,10 @@ export interface SmLog {
   warn(obj: object, msg: string): void;
 }
 
+/** How long a session's end waits to learn whether another node took it over. */
+const CLOSE_TIMEOUT_MS = 2000;
+const sleep = (ms: number): Promise<undefined> => new Promise((r) => { setTimeout(() => r(undefined), ms).unref(); });
+
 /** A session this node holds in the journal: its fencing epoch and resume max. */
 interface Held { epoch: number; max: number; session: Session | undefined }
 
@@ -94,11 +98,14 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       if (h) set(smid, String((h.max + deps.marginSeconds) * 1000), { hibernated_at: at, ...snapshotOf(session) });
     },
     resumed: (smid) => set(smid, '0', { hibernated_at: 0 }),
-    close(smid) {
+    async close(smid) {
       const h = held.get(smid);
-      if (!h) return;
+      if (!h) return true;
       held.delete(smid);
-      redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(h.epoch), smid] }).catch(failed);
+      const take = redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(h.epoch), smid] });
+      // Unanswered (Redis unreachable): the queue is handed over here, nothing waits for ever.
+      const reply = await Promise.race([take, sleep(CLOSE_TIMEOUT_MS)]).catch((err: unknown) => { failed(err); return undefined; });
+      return reply !== 0;
     },
     find: (smid) => findRecord(smid),
     async claim(smid, epoch) {

@@ -81,6 +81,8 @@ export interface SmState {
   tail?: Promise<boolean>;
 }
 
+const HANDED_OVER = 'resent: not acknowledged by the client';
+
 /** A new session's SM state; a takeover (takeover.ts) brings the counters it had on another node. */
 export function newState(opts: SmOptions, smid: string | undefined, max: number, counterOut = 0, counterIn = 0): SmState {
   return {
@@ -220,17 +222,26 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     states.delete(session);
     flow.stop(session, st);
     wake(st);
-    const movedAway = cluster?.moved(session) === true;
-    if (st.smid && registry.get(st.smid) === session) {
-      // Resumed on another node: the record and the queue are that node's now.
-      if (journal && !movedAway) journal.close(st.smid);
-      registry.remove(st.smid);
-      if (opts.stale_h.enabled && !movedAway) registry.setStaleH(st.smid, st.counter_in, Date.now()).catch(staleHFailed);
-    }
     // In order: what was sent and not acked, then what waited to be sent.
     const drained = [...st.queue.drain(), ...st.pending.drain()];
     if (drained.length > 0) handedOver.set(session, new Set(drained.map((b) => b.stanza)));
-    if (!movedAway) handOver(ctx, session, drained, 'resent: not acknowledged by the client');
+    const smid = st.smid !== undefined && registry.get(st.smid) === session ? st.smid : undefined;
+    if (smid === undefined) return handOver(ctx, session, drained, HANDED_OVER);
+    if (!journal) {
+      registry.remove(smid);
+      if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
+      return handOver(ctx, session, drained, HANDED_OVER);
+    }
+    // Cluster: the queue is this node's to hand over only if no other node took the session over
+    // (journal.ts). Decided first on the session's queue: its unavailable presence (presence.ts) waits.
+    const mine = journal.close(smid);
+    registry.remove(smid);
+    ctx.queues.sessions.after(session, () => mine.then((ours) => {
+      // Resumed on another node: it lives on there, with its queue and its presence.
+      if (!ours) { session.presence = undefined; return; }
+      if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
+      handOver(ctx, session, drained, HANDED_OVER);
+    }));
   }, PRIORITY.lifecycle.streamManagement);
 
   // A stanza the transport could not deliver may still be in the SM queue

@@ -10,24 +10,17 @@ import type { SmJournal, SmRegistry } from './registry.js';
  * written, acks and the server's h are stored as they change. When a store
  * is refused (another node took the session over by a resumption) or that
  * node says so, the local session ends with conflict (XEP-0198 §5: the
- * session was resumed elsewhere): it hands nothing over (the new owner has
- * the queue), sends no unavailable presence (it lives on), and the stanza
- * that was refused is routed again, which reaches the new owner.
+ * session was resumed elsewhere) and the stanza that was refused is routed
+ * again, which reaches the new owner. Its end (index.ts) hands nothing over
+ * and sends no unavailable presence: the journal says it lives on.
  */
 export interface SmCluster {
   readonly flow: FlowJournal;
-  /** Whether another node took `session` over. */
-  moved(session: Session): boolean;
 }
 
 export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry: SmRegistry): SmCluster {
-  const moved = new WeakSet<Session>();
-
   function fence(session: Session): void {
-    if (moved.has(session) || session.destroyed) return;
-    moved.add(session);
-    // RFC 6121 §4.5.2's unavailable goes only for an available session (presence.ts): this one is not gone.
-    session.presence = undefined;
+    if (session.destroyed) return;
     ctx.log.info({ event: 'session-moved', session: session.logId, jid: session.full_jid }, 'session resumed on another node');
     session.close({ condition: 'conflict', text: 'the session was resumed on another node' });
   }
@@ -45,7 +38,6 @@ export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry
   });
 
   return {
-    moved: (session) => moved.has(session),
     flow: {
       push(session, st, item) {
         if (st.smid === undefined) return;

@@ -68,8 +68,12 @@ export interface SmJournal {
   /** The session hibernates (its snapshot is stored and its record expires unless resumed) or is connected again. */
   hibernated(smid: string, session: Session, at: number): void;
   resumed(smid: string): void;
-  /** The session ended here for good: its record and queue are deleted. */
-  close(smid: string): void;
+  /**
+   * The session ended here: its record and queue are deleted. False when
+   * another node holds it now (its queue is that node's); true when it was
+   * ours, or the store could not say (then this node hands the queue over).
+   */
+  close(smid: string): Promise<boolean>;
   /** The record of a session this process does not hold. */
   find(smid: string): Promise<SmRecord | undefined>;
   /** Takes the session over if its epoch is still `epoch`; undefined when another node was quicker. */

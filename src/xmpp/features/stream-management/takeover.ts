@@ -24,7 +24,7 @@ export interface TakeoverDeps {
  * node (fencing: the old owner's writes are refused from then on, and it is
  * told to let go). The session is then built on the carrier itself, which
  * already holds the new transport: the bound JID, the counters, the queue
- * and the snapshot (presence, priority, interested). 'resource-bound' loads
+ * and the snapshot (presence, priority, interested, carbons). 'resource-bound' loads
  * the account as a bind does; <resumed/> and the unacknowledged stanzas
  * follow.
  */
@@ -62,6 +62,7 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     carrier.presence = snapshot(claimed.presence);
     carrier.priority = claimed.priority;
     carrier.interested = claimed.interested ? true : undefined;
+    ctx.sessions.setCarbons(carrier, claimed.carbons);
     const st = newState(opts, previd, claimed.max, h, claimed.counter_in);
     // Flow control as on the old node: buffer_max in flight, the rest waits for acks.
     for (const item of claimed.items.slice(acked)) {
