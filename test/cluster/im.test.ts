@@ -1,0 +1,177 @@
+/**
+ * Instant messaging across cluster nodes: two or three in-process gateways
+ * on one Redis and one PostgreSQL, xmpp.js clients on different nodes.
+ * Messages to full and bare JIDs, presence broadcast and probes, roster
+ * pushes, carbons, a duplicate resource (conflict), a message for a
+ * resource that just went away (offline, not lost), and a dead node's
+ * directory entries removed by a survivor.
+ */
+import t, { type Test } from 'tap';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { addUsers, startGateway, type Gateway } from '../helpers/gateways.js';
+import { login, xml, nextReceived, becomeAvailable, type XmppJsClient, type XmlEl } from '../helpers/xmppjs.js';
+import { eventually } from '../helpers/eventually.js';
+import { NS } from '../../src/xml/index.js';
+
+let redis: TestRedis;
+let pg: TestPostgres;
+t.before(async () => {
+  redis = await startRedis();
+  pg = await startPostgres();
+});
+t.teardown(async () => {
+  await redis?.stop();
+  await pg?.stop();
+});
+
+const USERS = ['alice', 'bob'];
+
+/** Two (or `n`) gateways n1, n2… on a fresh Redis database and PostgreSQL database, with alice and bob. */
+async function cluster(t: Test, n = 2): Promise<Gateway[]> {
+  const opts = { redisUrl: redis.url(), databaseUrl: await pg.createDatabase() };
+  const gateways: Gateway[] = [];
+  for (let i = 1; i <= n; i++) gateways.push(await startGateway(t, `n${i}`, opts));
+  await addUsers(gateways[0]!, USERS);
+  return gateways;
+}
+
+type Client = XmppJsClient & { jid: string };
+const user = (t: Test, g: Gateway, name: string, resource: string): Promise<Client> =>
+  login(t, g.server, { username: name, password: `${name}-pw`, resource });
+
+/** Waits until node `g` sees `full` (its own session or a remote one). */
+async function known(g: Gateway, full: string, available = false): Promise<void> {
+  const m = /^([^@]+)@([^/]+)\/(.+)$/.exec(full)!;
+  await eventually(() => {
+    const s = g.server.app.sessions.get(m[2]!, m[1]!, m[3]!);
+    return s && (!available || s.presence !== undefined);
+  }, { message: `node sees ${full}${available ? ' available' : ''}` });
+}
+
+const chat = (to: string, body: string): XmlEl => xml('message', { to, type: 'chat', id: body }, xml('body', {}, body));
+const body = (el: XmlEl): string | undefined => el.getChildText('body') ?? undefined;
+
+/** Mutual subscription (both) between alice and bob, written to the shared database before they log in. */
+async function befriend(g: Gateway): Promise<void> {
+  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
+  await g.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
+  await g.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+}
+
+t.test('a message to a full JID and to a bare JID reaches a client on the other node', async (t) => {
+  const [n1, n2] = await cluster(t);
+  const alice = await user(t, n1!, 'alice', 'a1');
+  const bob = await user(t, n2!, 'bob', 'b1');
+  await becomeAvailable(bob);
+  await known(n1!, bob.jid, true);
+  await alice.xmpp.send(chat(bob.jid, 'to-full'));
+  const first = await bob.inbox.next('the message to the full JID');
+  t.equal(body(first), 'to-full');
+  t.equal(first.attrs.from, alice.jid, 'from stamped by the sender\'s node');
+  await alice.xmpp.send(chat('bob@localhost', 'to-bare'));
+  t.equal(body(await bob.inbox.next('the message to the bare JID')), 'to-bare');
+  await bob.xmpp.send(chat(alice.jid, 'reply'));
+  t.equal(body(await alice.inbox.next('the reply the other way')), 'reply');
+});
+
+t.test('presence is broadcast to contacts on another node, and probes are answered across nodes', async (t) => {
+  const [n1, n2] = await cluster(t);
+  await befriend(n1!);
+  const bob = await user(t, n2!, 'bob', 'b1');
+  await becomeAvailable(bob);
+  await known(n1!, bob.jid, true);
+  const alice = await user(t, n1!, 'alice', 'a1');
+  const probed = nextReceived(alice, (el) => el.is('presence') && el.attrs.from === bob.jid, 'bob\'s presence for alice\'s probe');
+  const broadcast = nextReceived(bob, (el) => el.is('presence') && el.attrs.from === alice.jid && el.attrs.type === undefined, 'alice\'s broadcast');
+  await becomeAvailable(alice);
+  t.ok(await probed, 'alice (node 1) learns bob\'s presence on node 2 (RFC 6121 §4.2.1 probe)');
+  t.ok(await broadcast, 'bob (node 2) gets alice\'s initial presence');
+  const gone = nextReceived(bob, (el) => el.is('presence') && el.attrs.from === alice.jid && el.attrs.type === 'unavailable', 'alice\'s unavailable');
+  await alice.xmpp.send(xml('presence', { type: 'unavailable' }));
+  t.ok(await gone, 'and her unavailable presence');
+});
+
+t.test('a roster push reaches an interested resource on another node, whose node reloads the roster', async (t) => {
+  const [n1, n2] = await cluster(t);
+  const a1 = await user(t, n1!, 'alice', 'a1');
+  const a2 = await user(t, n2!, 'alice', 'a2');
+  await a2.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: NS.ROSTER })));
+  await eventually(() => n1!.server.app.sessions.get('localhost', 'alice', 'a2')?.interested === true, { message: 'node 1 sees a2 interested' });
+  const push = nextReceived(a2, (el) => el.is('iq') && el.attrs.type === 'set' && el.getChild('query', NS.ROSTER) !== undefined, 'the roster push on node 2');
+  await a1.xmpp.iqCaller.request(xml('iq', { type: 'set' }, xml('query', { xmlns: NS.ROSTER }, xml('item', { jid: 'carol@localhost', name: 'Carol' }))));
+  const item = (await push).getChild('query', NS.ROSTER)?.getChild('item');
+  t.equal(item?.attrs.jid, 'carol@localhost', 'the pushed item');
+  // Node 2's copy of the account was read again: its own roster get has the item.
+  const roster = await eventually(async () => {
+    const result = await a2.xmpp.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: NS.ROSTER })));
+    return result.getChild('query', NS.ROSTER)?.getChildren('item').some((i: XmlEl) => i.attrs.jid === 'carol@localhost') ? result : undefined;
+  }, { message: 'node 2 has the new item' });
+  t.ok(roster);
+});
+
+t.test('carbons: a resource on another node gets sent and received copies', async (t) => {
+  const [n1, n2] = await cluster(t);
+  const a1 = await user(t, n1!, 'alice', 'a1');
+  const a2 = await user(t, n2!, 'alice', 'a2');
+  const bob = await user(t, n1!, 'bob', 'b1');
+  await a2.xmpp.iqCaller.request(xml('iq', { type: 'set' }, xml('enable', { xmlns: NS.CARBONS })));
+  await eventually(() => n1!.server.app.sessions.get('localhost', 'alice', 'a2')?.carbons === true, { message: 'node 1 sees a2 with carbons' });
+  t.equal(n1!.server.app.sessions.carbonsEnabled, 1, 'counted on node 1');
+  await a1.xmpp.send(chat(bob.jid, 'out'));
+  const sent = await a2.inbox.next('the sent carbon');
+  t.equal(sent.getChild('sent', NS.CARBONS)?.getChild('forwarded', NS.FORWARD)?.getChild('message')?.getChildText('body'), 'out');
+  await bob.xmpp.send(chat(a1.jid, 'in'));
+  const received = await a2.inbox.next('the received carbon');
+  t.equal(received.getChild('received', NS.CARBONS)?.getChild('forwarded', NS.FORWARD)?.getChild('message')?.getChildText('body'), 'in');
+});
+
+t.test('a duplicate resource on another node: the first session gets conflict', async (t) => {
+  const [n1, n2] = await cluster(t);
+  const first = await user(t, n1!, 'alice', 'same');
+  const closed = nextReceived(first, (el) => el.is('error') && el.getChild('conflict') !== undefined, 'the conflict stream error');
+  const second = await user(t, n2!, 'alice', 'same');
+  t.ok(await closed, 'RFC 6120 §7.7.2.2: the old session ends with <conflict/>');
+  t.equal(second.jid, 'alice@localhost/same');
+  // Both nodes agree the resource is on node 2 now.
+  await eventually(() => {
+    const s = n1!.server.app.sessions.get('localhost', 'alice', 'same');
+    return s !== undefined && !n1!.server.app.sessions.all.has(s);
+  }, { message: 'node 1 sees the session on node 2' });
+  await second.xmpp.send(chat('bob@localhost', 'still-here'));
+  t.equal(second.xmpp.status, 'online', 'the new session lives on');
+});
+
+t.test('a message for a resource that just went away on the other node is stored offline, not lost', async (t) => {
+  const [n1, n2] = await cluster(t);
+  const alice = await user(t, n1!, 'alice', 'a1');
+  // An entry in node 2's inbox for a resource that is no longer there: routed again, to offline storage.
+  await n1!.cluster.delivery.send('n2', { kind: 'stanza', to: 'bob@localhost/gone', xml: `<message xmlns='jabber:client' from='${alice.jid}' to='bob@localhost/gone' type='chat'><body>late</body></message>` });
+  const stored = await eventually(async () => {
+    const list = await n2!.server.storage.offline.list('localhost', 'bob');
+    return list.length > 0 ? list : undefined;
+  }, { message: 'the message in offline storage' });
+  t.match(stored[0]!.stanza, /late/);
+  // And through clients: bob leaves node 2, alice's message to his resource ends offline too.
+  const bob = await user(t, n2!, 'bob', 'b1');
+  await becomeAvailable(bob);
+  await known(n1!, bob.jid, true);
+  await bob.xmpp.stop();
+  await alice.xmpp.send(chat(bob.jid, 'after'));
+  await eventually(async () => (await n1!.server.storage.offline.list('localhost', 'bob')).some((m) => m.stanza.includes('after')), { message: 'the second message offline' });
+  const back = await user(t, n1!, 'bob', 'b2');
+  await becomeAvailable(back);
+  const bodies = [body(await back.inbox.next('offline 1')), body(await back.inbox.next('offline 2'))];
+  t.same(bodies, ['late', 'after'], 'both delivered at the next login (XEP-0160)');
+});
+
+t.test('a dead node\'s directory entries vanish', async (t) => {
+  const [n1, , n3] = await cluster(t, 3);
+  const bob = await user(t, n3!, 'bob', 'b3');
+  await known(n1!, bob.jid);
+  // Node 3 dies: its Redis connection goes, so its lease is no longer renewed (the in-process kill -9).
+  n3!.crash();
+  await eventually(() => n1!.server.app.sessions.get('localhost', 'bob', 'b3') === undefined, { timeout: 10_000, message: 'node 1 forgets bob on node 3' });
+  const prefix = n1!.cluster.node.prefix;
+  t.same(await n1!.cluster.node.redis.hGetAll(`${prefix}dir:bob@localhost`), {}, 'no entry left in Redis');
+});

@@ -1,0 +1,68 @@
+/**
+ * Several in-process gateways forming one cluster (CLUSTER=redis): one
+ * Redis database and one PostgreSQL database shared, a NODE_ID each, every
+ * gateway on its own port with its own storage pool. For tests of the
+ * directory and cross-node IM; kill -9 scenarios need real processes
+ * (test/helpers/cluster.ts).
+ */
+import type { Test } from 'tap';
+import pino from 'pino';
+import { loadConfig } from '../../src/config/index.js';
+import { openPostgresStorage } from '../../src/storage/postgres/index.js';
+import { deriveStoredCredentials } from '../../src/storage/index.js';
+import { startCluster, type Cluster } from '../../src/cluster/index.js';
+import type { Log } from '../../src/xmpp/log.js';
+import { MANY_CLIENTS, startServer, type TestServer } from './server.js';
+
+export interface Gateway {
+  readonly server: TestServer;
+  readonly cluster: Cluster;
+  /** Leaves the cluster cleanly and closes the server (idempotent). */
+  stop(): Promise<void>;
+  /** The in-process kill -9 of a node: its Redis connection goes, its lease is no longer renewed; stop() then only closes the server. */
+  crash(): void;
+}
+
+export interface GatewayOptions {
+  readonly redisUrl: string;
+  readonly databaseUrl: string;
+  /** More environment for every gateway. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** Starts gateway `id`; stopped when `t` ends unless stopped before. */
+export async function startGateway(t: Test, id: string, opts: GatewayOptions): Promise<Gateway> {
+  const env = {
+    CLUSTER: 'redis', REDIS_URL: opts.redisUrl, NODE_ID: id, STORAGE: 'postgres', DATABASE_URL: opts.databaseUrl,
+    SM_BACKEND: 'redis', CLUSTER_NODE_TTL: '1000', ...opts.env,
+  };
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...MANY_CLIENTS, ...env });
+  const log = pino({ level: process.env.CLUSTER_TEST_LOG ?? 'silent' }) as unknown as Log;
+  const cluster = await startCluster(config, log);
+  const storage = await openPostgresStorage({ url: opts.databaseUrl });
+  const server = await startServer(env, storage, { features: cluster.features });
+  await cluster.start();
+  let stopped: Promise<void> | undefined;
+  let crashed = false;
+  const stop = (): Promise<void> => (stopped ??= (async () => {
+    if (crashed) await cluster.delivery.stop().catch(() => undefined);
+    else await cluster.leave();
+    await server.close();
+    await cluster.close();
+  })());
+  t.teardown(stop);
+  return {
+    server, cluster, stop,
+    crash() {
+      crashed = true;
+      cluster.node.redis.destroy();
+    },
+  };
+}
+
+/** Creates `name` (password `<name>-pw`) in the shared database. */
+export async function addUsers(gateway: Gateway, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    await gateway.server.storage.users.create('localhost', name, await deriveStoredCredentials(`${name}-pw`, 4096));
+  }
+}
