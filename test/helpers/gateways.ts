@@ -40,7 +40,7 @@ export async function startGateway(t: Test, id: string, opts: GatewayOptions): P
   const log = pino({ level: process.env.CLUSTER_TEST_LOG ?? 'silent' }) as unknown as Log;
   const cluster = await startCluster(config, log);
   const storage = await openPostgresStorage({ url: opts.databaseUrl });
-  const server = await startServer(env, storage, { features: cluster.features });
+  const server = await startServer(env, storage, { features: cluster.features, smRegistry: cluster.smRegistry });
   await cluster.start();
   let stopped: Promise<void> | undefined;
   let crashed = false;
