@@ -6,7 +6,7 @@ import type { Config } from './config/index.js';
 import type { Storage } from './storage/index.js';
 import type { Core } from './xmpp/core.js';
 import type { SessionsView } from './xmpp/session-manager.js';
-import { createXmppServer, type Feature, type XmppServerOptions } from './server.js';
+import { createXmppServer, type Feature } from './server.js';
 import { registerHttpRoutes } from './http/routes.js';
 import { Admission } from './transports/admission.js';
 import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
@@ -14,6 +14,8 @@ import { registerBosh, type BoshStats } from './transports/bosh/index.js';
 import type { TransportHost } from './xmpp/transport-host.js';
 import type { Log } from './xmpp/log.js';
 import type { ShutdownProgress } from './shutdown.js';
+import { startCluster, type Cluster } from './cluster/index.js';
+import { registerClusterMetrics } from './cluster/metrics.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
@@ -28,7 +30,9 @@ export interface App {
   readonly bosh: { stats(): BoshStats; peakQueuedBytes(): number };
   /** The WebSocket transport's connections and flow-control figures. */
   readonly websocket: { stats(): WebSocketStats };
-  /** Stops accepting, closes every session with system-shutdown, then the listener and storage. */
+  /** CLUSTER=redis: this node's membership, delivery and modules; undefined for CLUSTER=none. */
+  readonly cluster: Cluster | undefined;
+  /** Stops accepting, closes every session with system-shutdown, leaves the cluster, then the listener and storage. */
   shutdown(): Promise<void>;
   /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
   shutdownProgress(): ShutdownProgress;
@@ -45,8 +49,8 @@ export interface AppOptions {
   unknownUserSecret?: Buffer;
   /** More features or components, registered after the built-in ones (createXmppServer). */
   features?: readonly Feature[];
-  /** SM_BACKEND=redis: the cluster's stream-management registry (XmppServerOptions.smRegistry). */
-  smRegistry?: XmppServerOptions['smRegistry'];
+  /** CLUSTER=redis: a cluster already started (startCluster); by default buildApp starts one when the configuration says so. */
+  cluster?: Cluster;
 }
 
 export async function buildApp(config: Config, storage: Storage, opts: AppOptions = {}): Promise<App> {
@@ -65,8 +69,15 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   });
   const log = http.log as unknown as Log;
   let ready = false;
-  const xmpp = createXmppServer(config, storage, opts.features ?? [], { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: opts.smRegistry });
+  // CLUSTER=none (the default) adds nothing here: no connection, no feature, no hook.
+  const cluster = opts.cluster ?? (config.cluster === 'redis' ? await startCluster(config, log) : undefined);
+  const features = cluster ? [...cluster.features, ...(opts.features ?? [])] : opts.features ?? [];
+  const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: cluster?.smRegistry });
   const { core } = xmpp;
+  if (cluster) {
+    registerClusterMetrics(xmpp.registry, cluster);
+    await cluster.start();
+  }
 
   const limits = { maxBytes: config.maxStanzaSize, maxDepth: config.maxXmlDepth, maxAttrs: config.maxXmlAttrs, maxAttrValueLength: config.maxStanzaSize };
   await http.register(websocket, {
@@ -109,7 +120,9 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     },
   }, log);
   registerHttpRoutes(http, xmpp.registry, {
-    websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH, ready: () => ready, publicUrl: config.publicUrl, domains: config.domains,
+    websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH,
+    // Not ready while Redis is unreachable: a load balancer sends new sessions to another node.
+    ready: cluster ? () => ready && cluster.ready() : () => ready, publicUrl: config.publicUrl, domains: config.domains,
   });
   await http.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'] });
   http.addHook('onReady', async () => { ready = true; });
@@ -120,13 +133,18 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     sessions: xmpp.sessions,
     bosh,
     websocket: websocketTransport,
+    cluster,
     async shutdown() {
       ready = false;
       xmpp.closeSessions();
       // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
       // their sessions, to be stored offline with the rest before the flush.
       bosh.shutdown();
+      // Leave before the drain: nothing more is addressed to us, and what is left in our inbox
+      // is routed (offline) with the rest; the modules keep their Redis until close.
+      await cluster?.leave();
       await xmpp.drain();
+      await cluster?.close();
       await http.close();
       await storage.close();
     },

@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import { ConfigError, loadConfig, withEnvFile, type Config } from './config/index.js';
 import { openStorage, type Storage } from './storage/index.js';
 import { loadOrCreateSecret } from './storage/secret.js';
-import { buildApp } from './app.js';
+import { buildApp, type App } from './app.js';
+import { ClusterStartError } from './cluster/index.js';
 
 /**
  * The process entry: read the configuration, open storage, listen, and shut
@@ -20,15 +21,16 @@ async function main(): Promise<void> {
     throw err;
   }
   const storage = await openConfiguredStorage(config);
-  const app = await buildApp(config, storage, { unknownUserSecret: loadOrCreateSecret(config.dataDir) });
+  const app = await buildConfiguredApp(config, storage);
   await app.http.listen({ port: config.port, host: config.host });
-  app.http.log.info({ event: 'listening', domains: config.domains, port: config.port }, 'xmpp-web-gateway is serving');
+  app.http.log.info({ event: 'listening', domains: config.domains, port: config.port, node: app.cluster?.node.id }, 'xmpp-web-gateway is serving');
 
   let stopping = false;
-  const stop = (signal: string) => {
+  /** Shuts down; `failed` (a lost cluster lease) exits non-zero even when the shutdown went well. */
+  const stop = (signal: string, failed = false) => {
     if (stopping) return;
     stopping = true;
-    app.http.log.info({ event: 'shutdown', signal }, 'shutting down');
+    app.http.log[failed ? 'error' : 'info']({ event: 'shutdown', signal }, 'shutting down');
     // Fires even while offline writes are still going on: they yield to the event loop (shutdown.ts).
     const timer = setTimeout(() => {
       app.http.log.error({ event: 'shutdown-timeout', seconds: config.shutdownTimeout, ...app.shutdownProgress() },
@@ -38,14 +40,28 @@ async function main(): Promise<void> {
     timer.unref();
     app.shutdown().then(() => {
       app.http.log.info({ event: 'shutdown-complete', ...app.shutdownProgress() }, 'shut down');
-      process.exit(0);
+      process.exit(failed ? 1 : 0);
     }, (err: unknown) => {
       app.http.log.error({ err, ...app.shutdownProgress() }, 'shutdown failed');
       process.exit(1);
     });
   };
+  // The others count this node dead (its lease ran out: a pause, a partition) and take its sessions over: stop serving.
+  app.cluster?.node.onLost(() => stop('cluster-lease-lost', true));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** The app; a cluster that cannot start (Redis unreachable, NODE_ID taken) stops the start naming the variable. */
+async function buildConfiguredApp(config: Config, storage: Storage): Promise<App> {
+  try {
+    return await buildApp(config, storage, { unknownUserSecret: loadOrCreateSecret(config.dataDir) });
+  } catch (err) {
+    if (!(err instanceof ClusterStartError)) throw err;
+    process.stderr.write(`xmpp-web-gateway: configuration error: ${err.message}\n`);
+    await storage.close();
+    process.exit(2);
+  }
 }
 
 /**

@@ -53,12 +53,13 @@ export interface Delivery {
    * if this fails too), so one bad entry cannot block the inbox for ever.
    */
   onUndeliverable(handler: EntryHandler): void;
-  /** Starts reading this node's inbox: first what it read before a crash and never acknowledged, then new entries. */
+  /** Starts reading this node's inbox: first what it read before a crash and never acknowledged, then new entries (logged, and nothing read, when no onEntry handler is set). */
   start(): Promise<void>;
   /**
    * Reads what is left in `node`'s inbox (a dead node's, or our own after we
    * left) through the same handler, then deletes the stream unless the node
-   * is alive again. Resolves with the number of entries handled.
+   * is alive again. Resolves with the number of entries handled (0, leaving
+   * the inbox as it is, when no onEntry handler is set).
    */
   drain(node: string): Promise<number>;
   /** Stops reading: the batch in hand is finished and acknowledged, the rest stays in the stream. */
@@ -264,7 +265,11 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
     onUndeliverable(h) { fallback = h; },
     async start() {
       if (loop) return;
-      if (!handler) throw new Error('Delivery.start: no inbox handler (onEntry) registered');
+      if (!handler) {
+        // No module handles entries (no directory): nobody sends us any either; say so all the same.
+        log.error({ event: 'cluster-no-inbox-handler' }, 'no inbox handler is registered: entries addressed to this node stay in its inbox');
+        return;
+      }
       await ensureGroup(redis, own);
       reader = redis.duplicate();
       reader.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis inbox connection error'));
@@ -273,7 +278,7 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
     },
     async drain(target) {
       const keys = inboxKeys(prefix, target);
-      if (!handler) throw new Error('Delivery.drain: no inbox handler (onEntry) registered');
+      if (!handler) return 0;
       let handled = 0;
       for (let round = 0; round < DRAIN_ROUNDS; round++) {
         if ((await redis.exists(keys.lease)) === 1) return handled;

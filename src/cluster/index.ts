@@ -72,22 +72,80 @@ const MODULES: readonly ModuleFactory[] = [
   createSmModule,
 ];
 
+const DRAIN_ATTEMPTS = 5;
+const LEAVE_TIMEOUT_MS = 5000;
+// A Redis not reachable at start stops the start (naming REDIS_URL) rather than retrying unseen.
+const START_TIMEOUT_MS = 10_000;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Runs `work` for at most `ms`: false when it failed (logged) or did not finish (it goes on, unawaited). */
+async function bounded(log: Log, work: () => Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => { timer = setTimeout(() => r(false), ms); });
+  const run = work().then(() => true as const, (err: unknown) => {
+    log.warn({ err, event: 'cluster-stop-failed' }, 'leaving the cluster failed');
+    return false as const;
+  });
+  try {
+    return await Promise.race([run, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A cluster that cannot start for a reason of configuration: main.ts reports it as one (exit 2). */
+export class ClusterStartError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ClusterStartError';
+  }
+}
+
+/** Connects to REDIS_URL and joins as `id`; a failure names the variable to fix. */
+async function join(config: Config, id: string, log: Log): Promise<{ redis: Redis; node: ClusterNode }> {
+  let redis: Redis;
+  try {
+    redis = await connectRedis(config.redisUrl, log, `xwg-${id}`, START_TIMEOUT_MS);
+  } catch (err) {
+    throw new ClusterStartError(err instanceof Error && err.message.startsWith('REDIS_URL') ? err.message : 'REDIS_URL: cannot connect to Redis', { cause: err });
+  }
+  try {
+    return { redis, node: await joinCluster(redis, { id, prefix: keyPrefix(config.redisUrl), ttlMs: config.clusterNodeTtl, log }) };
+  } catch (err) {
+    redis.destroy();
+    const message = err instanceof Error ? err.message : String(err);
+    throw message.startsWith('NODE_ID') ? new ClusterStartError(message, { cause: err }) : err;
+  }
+}
+
 export async function startCluster(config: Config, log: Log): Promise<Cluster> {
   const id = config.nodeId === '' ? hostname() : config.nodeId;
   const clusterLog = log.child({ node: id });
-  const redis = await connectRedis(config.redisUrl, clusterLog, `xwg-${id}`);
-  const prefix = keyPrefix(config.redisUrl);
-  const node = await joinCluster(redis, { id, prefix, ttlMs: config.clusterNodeTtl, log: clusterLog });
+  const { redis, node } = await join(config, id, clusterLog);
   const delivery = createRedisDelivery(node, {
     log: clusterLog, maxEntries: config.clusterInboxMaxEntries, maxBytes: config.clusterInboxMaxBytes,
     maxAttempts: config.clusterDeliveryMaxAttempts,
   });
   // A survivor told that a node is dead reads what was left in its inbox (the handler re-routes it).
-  node.onNodeDown(async (dead) => { await delivery.drain(dead); });
+  // Only this node is told, once: a Redis hiccup meanwhile must not leave the inbox behind.
+  node.onNodeDown(async (dead) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const handled = await delivery.drain(dead);
+        clusterLog.info({ event: 'cluster-inbox-drained', inbox: dead, entries: handled }, "drained a dead node's inbox");
+        return;
+      } catch (err) {
+        if (attempt >= DRAIN_ATTEMPTS) throw err;
+        await sleep(500 * attempt);
+      }
+    }
+  });
   const services: ClusterServices = { config, log: clusterLog, node, redis, delivery };
   const modules = MODULES.map((create) => create(services));
   let left = false;
   let closed = false;
+  let lost = false;
+  node.onLost(() => { lost = true; });
 
   const cluster: Cluster = {
     node, delivery,
@@ -97,20 +155,25 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
       for (const m of modules) await m.start?.();
       await delivery.start();
     },
-    ready: () => !left && redis.isReady,
+    ready: () => !left && !lost && redis.isReady,
     async leave() {
       if (left) return;
       left = true;
-      await delivery.stop();
-      await node.stop();
-      const handled = await delivery.drain(id);
-      if (handled > 0) clusterLog.info({ event: 'cluster-inbox-drained', entries: handled }, 'handled what was left in our inbox');
+      // Redis unreachable: our lease runs out by itself and a survivor drains our inbox.
+      const done = await bounded(clusterLog, async () => {
+        await delivery.stop();
+        await node.stop();
+        const handled = await delivery.drain(id);
+        if (handled > 0) clusterLog.info({ event: 'cluster-inbox-drained', inbox: id, entries: handled }, 'handled what was left in our inbox');
+      }, LEAVE_TIMEOUT_MS);
+      if (!done) clusterLog.warn({ event: 'cluster-leave-timeout' }, 'leaving the cluster failed or timed out (Redis unreachable?): a survivor will drain our inbox');
     },
     async close() {
       if (closed) return;
       closed = true;
-      for (const m of [...modules].reverse()) await m.stop?.();
-      await redis.quit().catch(() => redis.destroy());
+      for (const m of [...modules].reverse()) await bounded(clusterLog, async () => { await m.stop?.(); }, LEAVE_TIMEOUT_MS);
+      if (redis.isReady) await redis.quit().catch(() => undefined);
+      if (redis.isOpen) redis.destroy();
     },
     async stop() {
       await cluster.leave();

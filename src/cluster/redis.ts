@@ -14,8 +14,13 @@ export interface RedisLog {
   warn(obj: object, msg: string): void;
 }
 
-/** Connects to `url`; the returned client reconnects by itself, and reports errors to `log` instead of throwing them. */
-export async function connectRedis(url: string, log: RedisLog, name: string): Promise<Redis> {
+/**
+ * Connects to `url`; the returned client reconnects by itself, and reports
+ * errors to `log` instead of throwing them. With `startTimeoutMs`, a first
+ * connection not made in time rejects (naming REDIS_URL, not echoing it: it
+ * may hold a password) instead of retrying for ever.
+ */
+export async function connectRedis(url: string, log: RedisLog, name: string, startTimeoutMs?: number): Promise<Redis> {
   const client: Redis = createClient({
     url,
     name,
@@ -23,8 +28,23 @@ export async function connectRedis(url: string, log: RedisLog, name: string): Pr
     socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
   });
   client.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis connection error'));
-  await client.connect();
-  return client;
+  if (startTimeoutMs === undefined) {
+    await client.connect();
+    return client;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`REDIS_URL: cannot connect to Redis within ${startTimeoutMs} ms`)), startTimeoutMs);
+  });
+  try {
+    await Promise.race([client.connect(), timeout]);
+    return client;
+  } catch (err) {
+    if (client.isOpen) client.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The key prefix for the database `url` selects: `xwg:<db>:`. */

@@ -40,8 +40,8 @@ export async function startGateway(t: Test, id: string, opts: GatewayOptions): P
   const log = pino({ level: process.env.CLUSTER_TEST_LOG ?? 'silent' }) as unknown as Log;
   const cluster = await startCluster(config, log);
   const storage = await openPostgresStorage({ url: opts.databaseUrl });
-  const server = await startServer(env, storage, { features: cluster.features, smRegistry: cluster.smRegistry });
-  await cluster.start();
+  // buildApp registers the cluster's features (and its SM registry) and starts it.
+  const server = await startServer(env, storage, { cluster });
   let stopped: Promise<void> | undefined;
   let crashed = false;
   const stop = (): Promise<void> => (stopped ??= (async () => {

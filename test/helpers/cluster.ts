@@ -1,0 +1,206 @@
+/**
+ * N real gateway processes in a cluster (`node dist/main.js` with
+ * CLUSTER=redis, SM_BACKEND=redis, STORAGE=postgres), one redis-server and
+ * one PostgreSQL for them (started here unless given), each process on
+ * 127.0.0.1 with its own PORT and NODE_ID (n0, n1, …). A process can be
+ * killed (kill -9 by default) and restarted with the same NODE_ID and port.
+ * Accounts are created with the storage API against the shared PostgreSQL.
+ * stop() ends every process by PID (SIGTERM, then SIGKILL), then the
+ * databases this started.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { deriveStoredCredentials, openPostgresStorage } from '../../src/storage/index.js';
+import { ensureBuilt, ROOT } from './built.js';
+import { eventually } from './eventually.js';
+import { startPostgres, type TestPostgres } from './postgres.js';
+import { startRedis, type TestRedis } from './redis.js';
+import { MANY_CLIENTS } from './server.js';
+
+const MAIN = join(ROOT, 'dist', 'main.js');
+const LOG_LIMIT = 200_000;
+
+export interface Exit { readonly code: number | null; readonly signal: NodeJS.Signals | null }
+
+export interface GatewayProcess {
+  readonly index: number;
+  /** Its NODE_ID. */
+  readonly id: string;
+  readonly port: number;
+  readonly wsUrl: string;
+  readonly boshUrl: string;
+  readonly httpUrl: string;
+  /** The PID of the current run; undefined once it exited. */
+  pid(): number | undefined;
+  /** What the current run wrote (pino JSON lines on stdout, and stderr), the last LOG_LIMIT characters. */
+  log(): string;
+  /** The current run's log lines that parse as JSON (pino). */
+  events(): Array<Record<string, unknown>>;
+  /** Resolves when the current run exits. */
+  exited(): Promise<Exit>;
+}
+
+export interface GatewayCluster {
+  readonly nodes: readonly GatewayProcess[];
+  readonly redisUrl: string;
+  readonly databaseUrl: string;
+  /** Sends `signal` (SIGKILL by default, a crash) to process `i` and waits for it to exit. */
+  kill(i: number, signal?: NodeJS.Signals): Promise<Exit>;
+  /** Starts process `i` again, same NODE_ID and port, and waits until /readyz says ready. */
+  restart(i: number): Promise<void>;
+  addUser(username: string, password: string, host?: string): Promise<void>;
+  /** Ends every process this started (by PID), then the Redis and PostgreSQL it started. */
+  stop(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  readonly nodes: number;
+  /** More environment for every process (strings, as an operator sets them). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Reuse these instead of starting a Redis and a PostgreSQL of our own (they are not stopped then). */
+  readonly redis?: TestRedis;
+  readonly postgres?: TestPostgres;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const address = s.address();
+      s.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function isReady(port: number): Promise<boolean> {
+  try {
+    return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** One gateway process, re-spawnable with the same environment. */
+class Gateway implements GatewayProcess {
+  readonly wsUrl: string;
+  readonly boshUrl: string;
+  readonly httpUrl: string;
+  #child: ChildProcess | undefined;
+  #exit: Promise<Exit> = Promise.resolve({ code: null, signal: null });
+  #log = '';
+
+  constructor(readonly index: number, readonly id: string, readonly port: number, private readonly env: NodeJS.ProcessEnv) {
+    this.httpUrl = `http://127.0.0.1:${port}`;
+    this.wsUrl = `ws://127.0.0.1:${port}/xmpp-websocket`;
+    this.boshUrl = `${this.httpUrl}/http-bind`;
+  }
+
+  pid(): number | undefined {
+    const c = this.#child;
+    return c && c.exitCode === null && c.signalCode === null ? c.pid : undefined;
+  }
+
+  log(): string { return this.#log; }
+
+  events(): Array<Record<string, unknown>> {
+    return this.#log.split('\n').flatMap((line) => {
+      try {
+        const v: unknown = JSON.parse(line);
+        return typeof v === 'object' && v !== null ? [v as Record<string, unknown>] : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  exited(): Promise<Exit> { return this.#exit; }
+
+  async start(): Promise<void> {
+    this.#log = '';
+    const child = spawn(process.execPath, [MAIN], { cwd: ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = child;
+    this.#exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const append = (d: Buffer) => { this.#log = (this.#log + d.toString()).slice(-LOG_LIMIT); };
+    child.stdout!.on('data', append);
+    child.stderr!.on('data', append);
+    // A restart waits for the dead run's lease (CLUSTER_NODE_TTL) before it serves.
+    await eventually(async () => {
+      if (this.pid() === undefined) throw new Error(`exited: ${this.#log.slice(-2000)}`);
+      return isReady(this.port);
+    }, { timeout: 30_000, message: () => `gateway ${this.id} to be ready: ${this.#log.slice(-2000)}` });
+  }
+
+  async kill(signal: NodeJS.Signals): Promise<Exit> {
+    const pid = this.pid();
+    if (pid !== undefined) process.kill(pid, signal);
+    return this.#exit;
+  }
+
+  /** SIGTERM (a clean leave), SIGKILL after `graceMs`. */
+  async end(graceMs: number): Promise<void> {
+    if (this.pid() === undefined) return;
+    const timer = setTimeout(() => { const pid = this.pid(); if (pid !== undefined) process.kill(pid, 'SIGKILL'); }, graceMs);
+    await this.kill('SIGTERM');
+    clearTimeout(timer);
+  }
+}
+
+export async function startGatewayCluster(opts: ClusterOptions): Promise<GatewayCluster> {
+  ensureBuilt(MAIN);
+  const redis = opts.redis ?? await startRedis();
+  const postgres = opts.postgres ?? await startPostgres();
+  const dataDir = mkdtempSync(join(tmpdir(), 'xwg-cluster-'));
+  const redisUrl = redis.url();
+  const databaseUrl = await postgres.createDatabase();
+  const nodes: Gateway[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.end(10_000)));
+    if (!opts.postgres) await postgres.stop();
+    if (!opts.redis) await redis.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < opts.nodes; i++) {
+      const port = await freePort();
+      const env: NodeJS.ProcessEnv = {
+        PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), NODE_ID: `n${i}`, XMPP_DOMAIN: 'localhost',
+        CLUSTER: 'redis', REDIS_URL: redisUrl, SM_BACKEND: 'redis', STORAGE: 'postgres', DATABASE_URL: databaseUrl,
+        // One DATA_DIR: the nodes share the secret for unknown users' fake salts (created by the first).
+        DATA_DIR: dataDir, LOG_LEVEL: 'info', SCRAM_ITERATIONS: '4096', ALLOW_INSECURE_PLAIN: 'true', CLUSTER_NODE_TTL: '1500',
+        ...MANY_CLIENTS, ...opts.env,
+      };
+      const node = new Gateway(i, `n${i}`, port, env);
+      nodes.push(node);
+      await node.start();
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    nodes, redisUrl, databaseUrl,
+    kill: (i, signal = 'SIGKILL') => nodes[i]!.kill(signal),
+    restart: (i) => nodes[i]!.start(),
+    async addUser(username, password, host = 'localhost') {
+      const storage = await openPostgresStorage({ url: databaseUrl });
+      try {
+        await storage.users.create(host, username, await deriveStoredCredentials(password, 4096));
+      } finally {
+        await storage.close();
+      }
+    },
+    stop,
+  };
+}
+
+/** startGatewayCluster, stopped when `t` ends. */
+export async function withGatewayCluster(t: Test, opts: ClusterOptions): Promise<GatewayCluster> {
+  const cluster = await startGatewayCluster(opts);
+  t.teardown(() => cluster.stop());
+  return cluster;
+}
