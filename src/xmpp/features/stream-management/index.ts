@@ -2,8 +2,9 @@ import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import { parseH } from './counter.js';
-import { SmQueue } from './queue.js';
-import { PendingQueue } from './pending.js';
+import type { SmQueue } from './queue.js';
+import type { PendingQueue } from './pending.js';
+import { newState } from './state.js';
 import { createFlow } from './flow.js';
 import type { SmRegistry } from './registry.js';
 import { handOver, type Undelivered } from '../../hand-over.js';
@@ -82,15 +83,6 @@ export interface SmState {
 }
 
 const HANDED_OVER = 'resent: not acknowledged by the client';
-
-/** A new session's SM state; a takeover (takeover.ts) brings the counters it had on another node. */
-export function newState(opts: SmOptions, smid: string | undefined, max: number, counterOut = 0, counterIn = 0): SmState {
-  return {
-    queue: new SmQueue(counterOut), pending: new PendingQueue(opts.pending_max_bytes), ackTimer: undefined,
-    counter_in: counterIn, buffer_max: opts.buffer_max, ack_freq: opts.ack_freq,
-    peer: undefined, smid, max, hibernation: undefined, hibernatedAt: 0, sinceRequest: 0,
-  };
-}
 
 /** What other features may ask of stream management. */
 export interface StreamManagement {

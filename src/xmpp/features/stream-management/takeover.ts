@@ -3,7 +3,8 @@ import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import { bindSession } from '../bind.js';
 import { add, distance } from './counter.js';
-import { newState, type SmOptions, type SmState } from './index.js';
+import type { SmOptions, SmState } from './index.js';
+import { newState } from './state.js';
 import type { SmClaimed, SmJournal, SmRecord, SmRegistry } from './registry.js';
 
 type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
