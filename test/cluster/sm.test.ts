@@ -85,6 +85,9 @@ t.test('a session enabled on node 1 resumes on node 2: the old transport gets co
   await peer.c.until((el) => isMsg(el) && el.attr('id') === 'm4');
   t.same(peer.messageIds(), ['m2', 'm3', 'm4']);
   t.same(alice.messageIds(), ['m1', 'm2', 'm3'], 'node 1 wrote nothing after the takeover');
+  // Had node 1 handed its copy of the queue over, alice (not available) would find copies offline.
+  await sleep(300);
+  t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 0, 'node 1 handed nothing over: the queue is node 2\'s');
 });
 
 t.test('WebSocket on node 1, BOSH on node 2, then WebSocket on node 1 again', async (t) => {
