@@ -11,9 +11,7 @@
  */
 import t, { type Test } from 'tap';
 import { NS, x, type XmlElement } from '../../src/xml/index.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { addUsers, startGateway, type Gateway } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, startGateway, type Gateway } from '../helpers/gateways.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
@@ -23,23 +21,14 @@ import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 import { CLAIM, smKeys } from '../../src/cluster/sm-scripts.js';
 import { startDeadOwner } from './sm-dead-owner.js';
 
-let redis: TestRedis;
-let pg: TestPostgres;
-t.before(async () => {
-  redis = await startRedis();
-  pg = await startPostgres();
-});
-t.teardown(async () => {
-  await redis?.stop();
-  await pg?.stop();
-});
+const backends = clusterBackends(t);
 
 const ENV = { ALLOW_INSECURE_PLAIN: 'true', BOSH_INACTIVITY: '2' };
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
 
 /** Two gateways n1, n2 on a fresh Redis database and PostgreSQL database, with alice and bob. */
 async function cluster(t: Test): Promise<{ n1: Gateway; n2: Gateway; redisUrl: string }> {
-  const opts = { redisUrl: redis.url(), databaseUrl: await pg.createDatabase(), env: ENV };
+  const opts = await backends.options(ENV);
   const n1 = await startGateway(t, 'n1', opts);
   const n2 = await startGateway(t, 'n2', opts);
   await addUsers(n1, ['alice', 'bob']);

@@ -13,6 +13,8 @@ import { deriveStoredCredentials } from '../../src/storage/index.js';
 import { startCluster, type Cluster } from '../../src/cluster/index.js';
 import type { Log } from '../../src/xmpp/log.js';
 import { MANY_CLIENTS, startServer, type TestServer } from './server.js';
+import { startRedis, type TestRedis } from './redis.js';
+import { startPostgres, type TestPostgres } from './postgres.js';
 
 export interface Gateway {
   readonly server: TestServer;
@@ -65,4 +67,25 @@ export async function addUsers(gateway: Gateway, names: readonly string[]): Prom
   for (const name of names) {
     await gateway.server.storage.users.create('localhost', name, await deriveStoredCredentials(`${name}-pw`, 4096));
   }
+}
+
+export interface Backends {
+  /** A fresh Redis database and PostgreSQL database for one test's gateways, with `env`. */
+  options(env?: Readonly<Record<string, string>>): Promise<GatewayOptions>;
+}
+
+/** One redis-server and one PostgreSQL for the test file `t` (started before its tests, stopped at its end). */
+export function clusterBackends(t: Test): Backends {
+  let redis: TestRedis | undefined;
+  let pg: TestPostgres | undefined;
+  t.before(async () => { [redis, pg] = await Promise.all([startRedis(), startPostgres()]); });
+  t.teardown(async () => {
+    await redis?.stop();
+    await pg?.stop();
+  });
+  return {
+    async options(env) {
+      return { redisUrl: redis!.url(), databaseUrl: await pg!.createDatabase(), env };
+    },
+  };
 }
