@@ -188,3 +188,31 @@ t.test('a dead node\'s session not resumed in time is handed over: its messages 
   t.teardown(() => resumed.peer.c.close());
   t.ok(resumed.answer.getChild('item-not-found', NS.STANZAS), 'no longer resumable');
 });
+
+t.test('a takeover keeps the session\'s presence, priority and roster interest: contacts see no unavailable', async (t) => {
+  const { n1, n2 } = await cluster(t);
+  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
+  await n1.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
+  await n1.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+  const bob = await ws(t, n2);
+  await bob.login('bob', 'bob-pw', 'desk');
+  bob.send("<presence xmlns='jabber:client'/>");
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  alice.c.send("<iq xmlns='jabber:client' type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+  await alice.c.until((el) => el.attr('id') === 'r1');
+  alice.c.send("<presence xmlns='jabber:client'><priority>5</priority></presence>");
+  await bob.until((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === undefined);
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', answer.toString());
+  await alice.c.until((el) => el.local === 'close' && el.ns === NS.FRAMING);
+  const moved = n2.server.app.sessions.get('localhost', 'alice', 'phone');
+  t.equal(moved?.presence?.getChildText('priority'), '5', 'available on node 2, as it was');
+  t.equal(moved?.priority, 5);
+  t.equal(moved?.interested, true, 'still an interested resource');
+  await eventually(() => n1.server.app.sessions.get('localhost', 'alice', 'phone')?.presence, { message: 'node 1 sees alice available on node 2' });
+  await routed(bob, 'after-move');
+  await sleep(300);
+  t.notOk(bob.frames.some((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === 'unavailable'), 'bob never saw alice go unavailable');
+});

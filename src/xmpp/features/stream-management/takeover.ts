@@ -45,17 +45,19 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     }
     if (!claimed) return await notFound(carrier, previd);
     if (carrier.destroyed) return journal.release(previd);
-    const acked = distance(claimed.counter_out, h);
+    // As SmQueue.ack: an h behind counter_out (more than half the counter space away) is a late ack.
+    const ahead = distance(claimed.counter_out, h);
+    const acked = ahead > 2 ** 31 ? 0 : ahead;
     if (acked > claimed.items.length) {
       // XEP-0198 §4 handled-count-too-high; the session waits out its resume time as it would have.
       journal.release(previd);
       return carrier.write(failed('undefined-condition', undefined,
         x('handled-count-too-high', { xmlns: NS.SM, h, 'send-count': add(claimed.counter_out, claimed.items.length) })));
     }
-    return adopt(carrier, previd, h, record, claimed, acked);
+    return adopt(carrier, previd, record, claimed, acked);
   };
 
-  function adopt(carrier: Session, previd: string, h: number, record: SmRecord, claimed: SmClaimed, acked: number): unknown {
+  function adopt(carrier: Session, previd: string, record: SmRecord, claimed: SmClaimed, acked: number): unknown {
     // RFC 6120 §7.7.2.2 as bind.ts does it: a local session on that resource gets conflict.
     const existing = ctx.sessions.get(record.host, record.username, record.resource);
     if (existing !== undefined && existing !== carrier) existing.close({ condition: 'conflict', text: 'replaced by a resumed session' });
@@ -64,7 +66,7 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     carrier.priority = claimed.priority;
     carrier.interested = claimed.interested ? true : undefined;
     ctx.sessions.setCarbons(carrier, claimed.carbons);
-    const st = newState(opts, previd, claimed.max, h, claimed.counter_in);
+    const st = newState(opts, previd, claimed.max, add(claimed.counter_out, acked), claimed.counter_in);
     // Flow control as on the old node: buffer_max in flight, the rest waits for acks.
     for (const item of claimed.items.slice(acked)) {
       if (st.queue.buffer_size < st.buffer_max) st.queue.push(item);
@@ -72,7 +74,7 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     }
     states.set(carrier, st);
     registry.register(previd, carrier);
-    if (acked > 0) journal.ack(previd, acked, h);
+    if (acked > 0) journal.ack(previd, acked, st.queue.counter_out);
     const loaded = bindSession(ctx, carrier, record.username, record.resource);
     const resent = st.queue.unacked();
     ctx.lifecycle.adopt(carrier, [x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }), ...resent.map((b) => b.stanza)]);
