@@ -66,7 +66,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   function snapshotOf(session: Session): Record<string, string | number> {
     return {
       presence: session.presence?.toString() ?? '', priority: session.priority, interested: session.interested ? 1 : 0,
-      carbons: (session as { carbons?: boolean }).carbons === true ? 1 : 0,
+      carbons: session.carbons ? 1 : 0,
     };
   }
 
@@ -115,7 +115,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       if (!Array.isArray(reply)) return undefined;
       const claimed = parseClaim(reply);
       held.set(smid, { epoch: Number(reply[0]), max: claimed.max, session: undefined });
-      await redis.publish(keys.channel, JSON.stringify({ smid, epoch: Number(reply[0]) }));
+      // The old owner lets go when told; if the message is lost, its next write is refused all the same.
+      redis.publish(keys.channel, JSON.stringify({ smid, epoch: Number(reply[0]) })).catch(failed);
       log.info({ event: 'sm-claimed', smid, epoch: Number(reply[0]) }, 'stream management session taken over');
       return claimed;
     },

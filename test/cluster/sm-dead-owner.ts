@@ -21,7 +21,7 @@ export interface DeadOwner {
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
-export async function startDeadOwner(t: Test, url: string, id: string, opts: { resource: string; max: number; ids: readonly string[] }): Promise<DeadOwner> {
+export async function startDeadOwner(t: Test, url: string, id: string, opts: { resource: string; max: number; ids: readonly string[]; handled?: number }): Promise<DeadOwner> {
   const redis = await connectRedis(url, quiet, `xwg-${id}`);
   t.teardown(() => { if (redis.isOpen) redis.destroy(); });
   const node = await joinCluster(redis, { id, prefix: keyPrefix(url), ttlMs: 300, log: quiet });
@@ -37,8 +37,14 @@ export async function startDeadOwner(t: Test, url: string, id: string, opts: { r
     const stanza = x('message', { xmlns: 'jabber:client', from: 'bob@localhost/desk', to: `alice@localhost/${opts.resource}`, type: 'chat', id: msgId }, x('body', {}, msgId));
     if (!(await registry.journal.push(smid, { stanza, at: Date.now() }))) throw new Error('the dead owner\'s push was refused');
   }
+  // The stanzas the client had sent and the node handled (the server's h), stored as a gateway does.
+  if (opts.handled !== undefined) registry.journal.received(smid, opts.handled);
   return {
     smid,
-    async kill() { redis.destroy(); },
+    async kill() {
+      // What it wrote has been applied (replies come in order), then it is gone.
+      await redis.ping();
+      redis.destroy();
+    },
   };
 }

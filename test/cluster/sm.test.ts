@@ -27,8 +27,8 @@ const ENV = { ALLOW_INSECURE_PLAIN: 'true', BOSH_INACTIVITY: '2' };
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
 
 /** Two gateways n1, n2 on a fresh Redis database and PostgreSQL database, with alice and bob. */
-async function cluster(t: Test): Promise<{ n1: Gateway; n2: Gateway; redisUrl: string }> {
-  const opts = await backends.options(ENV);
+async function cluster(t: Test, env: Record<string, string> = {}): Promise<{ n1: Gateway; n2: Gateway; redisUrl: string }> {
+  const opts = await backends.options({ ...ENV, ...env });
   const n1 = await startGateway(t, 'n1', opts);
   const n2 = await startGateway(t, 'n2', opts);
   await addUsers(n1, ['alice', 'bob']);
@@ -168,8 +168,8 @@ t.test('a dead node\'s session resumes on a survivor with its queue', async (t) 
 });
 
 t.test('a dead node\'s session not resumed in time is handed over: its messages are stored offline, once', async (t) => {
-  const { n1, n2, redisUrl } = await cluster(t);
-  const dead = await startDeadOwner(t, redisUrl, 'n0', { resource: 'tablet', max: 1, ids: ['d1', 'd2'] });
+  const { n1, n2, redisUrl } = await cluster(t, { SM_STALE_H_ENABLED: 'true' });
+  const dead = await startDeadOwner(t, redisUrl, 'n0', { resource: 'tablet', max: 1, ids: ['d1', 'd2'], handled: 7 });
   await dead.kill();
   const storage = n1.server.storage;
   await eventually(async () => (await storage.offline.count('localhost', 'alice')) === 2, { timeout: 8000, message: 'two offline messages' });
@@ -187,6 +187,7 @@ t.test('a dead node\'s session not resumed in time is handed over: its messages 
   const resumed = await SmPeer.resume(n1.server.wsUrl, 'alice', 'alice-pw', dead.smid, { autoAck: false });
   t.teardown(() => resumed.peer.c.close());
   t.ok(resumed.answer.getChild('item-not-found', NS.STANZAS), 'no longer resumable');
+  t.equal(resumed.answer.attr('h'), '7', 'and the h it had handled is told (XEP-0198 §5 stale h)');
 });
 
 t.test('a takeover keeps the session\'s presence, priority and roster interest: contacts see no unavailable', async (t) => {

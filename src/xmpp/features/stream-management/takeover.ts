@@ -54,7 +54,13 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
       return carrier.write(failed('undefined-condition', undefined,
         x('handled-count-too-high', { xmlns: NS.SM, h, 'send-count': add(claimed.counter_out, claimed.items.length) })));
     }
-    return adopt(carrier, previd, record, claimed, acked);
+    try {
+      return adopt(carrier, previd, record, claimed, acked);
+    } catch (err) {
+      // Claimed but not built: it waits out its resume time and is handed over, not left in Redis.
+      if (!states.has(carrier)) journal.release(previd);
+      throw err;
+    }
   };
 
   function adopt(carrier: Session, previd: string, record: SmRecord, claimed: SmClaimed, acked: number): unknown {
