@@ -22,9 +22,20 @@ export type { Undelivered };
  */
 export function handOver(ctx: ModuleContext, session: Session, stanzas: readonly Undelivered[], note: string): void {
   if (stanzas.length === 0 || session.username === undefined || session.host === undefined) return;
+  reroute(ctx, session.username, session.host, handOverHook(ctx, session, stanzas), note);
+}
+
+/**
+ * The 'hand-over' hook alone, run while the session ends: what is left to
+ * route once features that still own some (offline storage) took theirs
+ * out. Stream management in a cluster routes it later (reroute), once it
+ * knows that no other node took the session over.
+ */
+export function handOverHook(ctx: ModuleContext, session: Session, stanzas: readonly Undelivered[]): Undelivered[] {
+  if (stanzas.length === 0) return [];
   const event = { session, stanzas: [...stanzas] };
   ctx.hooks.run('hand-over', event);
-  reroute(ctx, session.username, session.host, event.stanzas, note);
+  return event.stanzas;
 }
 
 /**

@@ -217,3 +217,18 @@ t.test('a takeover keeps the session\'s presence, priority and roster interest: 
   await sleep(300);
   t.notOk(bob.frames.some((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === 'unavailable'), 'bob never saw alice go unavailable');
 });
+
+t.test('a session that ends with an offline message delivered and not acknowledged leaves it in storage once', async (t) => {
+  const { n1 } = await cluster(t);
+  await n1.server.storage.offline.push('localhost', 'bob', "<message xmlns='jabber:client' from='alice@localhost/a' to='bob@localhost' type='chat' id='o1'><body>o1</body></message>", 100);
+  const bob = await SmPeer.login(n1.server.wsUrl, 'bob', 'bob-pw', 'desk', { autoAck: false });
+  t.teardown(() => bob.c.close());
+  bob.c.send("<presence xmlns='jabber:client'/>");
+  await bob.c.until((el) => isMsg(el) && el.attr('id') === 'o1');
+  bob.c.send(`<close xmlns='${NS.FRAMING}'/>`);
+  await bob.c.waitClosed();
+  // The end of the session is decided with the journal (a round trip); its hand-over keeps o1 where it is.
+  await eventually(async () => (await n1.server.storage.offline.list('localhost', 'bob')).length, { message: 'the offline list' });
+  await sleep(300);
+  t.same((await n1.server.storage.offline.list('localhost', 'bob')).map((m) => /id=['"](\w+)['"]/.exec(m.stanza)?.[1] ?? m.stanza), ['o1'], 'still there for the next login, once');
+});

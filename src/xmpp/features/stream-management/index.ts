@@ -7,7 +7,7 @@ import type { PendingQueue } from './pending.js';
 import { newState } from './state.js';
 import { createFlow } from './flow.js';
 import type { SmRegistry } from './registry.js';
-import { handOver, type Undelivered } from '../../hand-over.js';
+import { handOver, handOverHook, reroute, type Undelivered } from '../../hand-over.js';
 import { createResume } from './resume.js';
 import { createSmCluster } from './journal.js';
 import { randomId } from '../../../util/random.js';
@@ -224,15 +224,17 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
       if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
       return handOver(ctx, session, drained, HANDED_OVER);
     }
-    // Cluster: the queue is this node's to hand over only if no other node took the session over
+    // Cluster: the queue is this node's to route only if no other node took the session over
     // (journal.ts). Decided first on the session's queue: its unavailable presence (presence.ts) waits.
+    // The 'hand-over' hook runs now, while the features that own some of it still know the session.
+    const left = handOverHook(ctx, session, drained);
     const mine = journal.close(smid);
     registry.remove(smid);
     ctx.queues.sessions.after(session, () => mine.then((ours) => {
       // Resumed on another node: it lives on there, with its queue and its presence.
       if (!ours) { session.presence = undefined; return; }
       if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
-      handOver(ctx, session, drained, HANDED_OVER);
+      reroute(ctx, session.username!, session.host!, left, HANDED_OVER);
     }));
   }, PRIORITY.lifecycle.streamManagement);
 
