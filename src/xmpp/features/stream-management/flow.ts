@@ -58,7 +58,7 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
   function emit(session: Session, st: SmState, el: XmlElement): void {
     if (st.tail === undefined) return session.write(el);
     const conn = session.conn;
-    st.tail.then((ok) => { if (ok && session.conn === conn) session.write(el); }, () => undefined);
+    st.tail.then((ok) => { if (ok && session.conn === conn && !session.destroyed) session.write(el); }, () => undefined);
   }
 
   function requestAck(session: Session, st: SmState): void {
