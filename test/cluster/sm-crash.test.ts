@@ -77,3 +77,30 @@ t.test('kill -9 of the owner and no resumption: the survivor hands the queue ove
   await sleep(300);
   t.same(again.frames.filter(isMsg).map((m) => m.attr('id')).filter((id) => !id?.startsWith('warm')), ['m1', 'm2'], 'each once, in order');
 });
+
+t.test('kill -9 of a lone node and a restart under the same NODE_ID: the restarted node hands over what its previous run held', async (t) => {
+  const cluster = await withGatewayCluster(t, { nodes: 1, env: { SM_RESUME_TIMEOUT: '2' } });
+  await cluster.addUser('alice', 'alice-pw');
+  await cluster.addUser('bob', 'bob-pw');
+  const n0 = cluster.nodes[0]!;
+  const alice = await SmPeer.login(n0.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
+  const bob = await RawWsClient.connect(n0.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  for (const id of ['r1', 'r2']) bob.send(chat(alice.jid, id));
+  await eventually(() => alice.messageIds().length === 2, { timeout: 10_000, message: 'alice got the messages' });
+  await cluster.kill(0);
+  await cluster.restart(0);
+  const handedOver = await eventually(
+    () => n0.events().find((e) => e.event === 'sm-orphan-timed-out'),
+    { timeout: 20_000, message: 'the restarted node handed the session over' },
+  );
+  t.equal(handedOver.handedOver, 2, 'both unacknowledged messages');
+  const again = await RawWsClient.connect(n0.wsUrl);
+  t.teardown(() => again.close());
+  await again.login('alice', 'alice-pw', 'again');
+  again.send("<presence xmlns='jabber:client'/>");
+  await again.until((el) => isMsg(el) && el.attr('id') === 'r2', 10_000);
+  t.same(again.frames.filter(isMsg).map((m) => m.attr('id')), ['r1', 'r2'], 'stored offline, delivered in order at the next login');
+});
