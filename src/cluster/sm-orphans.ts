@@ -65,6 +65,8 @@ export function createOrphans(deps: OrphanDeps): Orphans {
   async function expire(smid: string): Promise<void> {
     const orphan = waiting.get(smid);
     if (!orphan) return;
+    // Not before the server can route what it hands over.
+    if (!ctx) return watch(smid, orphan.epoch, Date.now() + RETRY_MS);
     waiting.delete(smid);
     let reply: unknown;
     try {
@@ -79,7 +81,7 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     const [h, host, username, raw] = reply as [string | null, string | null, string | null, unknown[]];
     const items = raw.map((r) => decodeItem(String(r))).filter((i): i is Undelivered => i !== undefined);
     log.info({ event: 'sm-orphan-timed-out', smid, handedOver: items.length }, 'a session of a dead node was not resumed: its queue is handed over');
-    if (ctx && host && username) reroute(ctx, username, host, items, NOTE);
+    if (host && username) reroute(ctx, username, host, items, NOTE);
     if (deps.staleH) await deps.stale.setStaleH(smid, Number(h ?? 0), Date.now()).catch((err: unknown) => log.warn({ err }, 'stale h storage failed'));
   }
 

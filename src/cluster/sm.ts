@@ -41,7 +41,9 @@ export function createSmModule({ node, log, config }: SmServices): SmModule {
   const keys = smKeys(node.prefix);
   let parts: { registry: RedisSmRegistry; orphans: Orphans } | undefined;
   let sub: Redis | undefined;
-  node.onNodeDown((id) => parts?.orphans.adoptNode(id));
+  // Told once per dead node: one told before the registry exists is taken over at start().
+  const deadBeforeStart: string[] = [];
+  node.onNodeDown((id) => (parts ? parts.orphans.adoptNode(id) : void deadBeforeStart.push(id)));
 
   function feature(ctx: ModuleContext): void {
     if (!parts) throw new Error('SM_BACKEND=redis: the cluster\'s smRegistry must be given to createXmppServer');
@@ -75,7 +77,7 @@ export function createSmModule({ node, log, config }: SmServices): SmModule {
         parts?.orphans.fenced(smid, epoch);
       });
       // This NODE_ID's sessions from a previous run (a crash, then a restart) time out as a dead node's do.
-      await parts?.orphans.adoptNode(node.id);
+      for (const id of [node.id, ...deadBeforeStart.splice(0)]) await parts?.orphans.adoptNode(id);
     },
     async stop() {
       await sub?.unsubscribe(keys.channel).catch(() => undefined);
