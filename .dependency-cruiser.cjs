@@ -7,6 +7,7 @@
  *
  *   main.ts → app.ts → transports/, http/, metrics/, cli/ → xmpp/ → sasl/, storage ports and types
  *           → xml/, jid/, util/;   storage/ (memory, SQLite, PostgreSQL) → its ports, sasl/, util/
+ *   app.ts → cluster/ (CLUSTER=redis, the only user of Redis) → xmpp/'s seams; xmpp/ never → cluster/
  *
  * Paths are relative to the folder cruised (src/, or the fixture's src/).
  */
@@ -15,6 +16,7 @@
 const SERVER_LIBS = '(^|/)node_modules/(fastify|@fastify/[^/]+|ws|prom-client)/';
 const SQLITE = '(^|/)node_modules/better-sqlite3/';
 const POSTGRES = '(^|/)node_modules/(pg|pg-[^/]+|@types/pg)/';
+const REDIS = '(^|/)node_modules/(@redis/[^/]+|redis)/';
 const OUTER = '(^|/)src/(transports|http|metrics|cli|config)/|(^|/)src/(app|main|shutdown)\\.ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -64,6 +66,21 @@ module.exports = {
       to: { path: POSTGRES },
     },
     {
+      name: 'redis-only-in-cluster',
+      severity: 'error',
+      comment: 'The Redis client (connections, pub/sub, scripts) belongs to the cluster code in cluster/; the core and the rest never talk to Redis.',
+      from: { pathNot: '(^|/)src/cluster/' },
+      to: { path: REDIS },
+    },
+    {
+      name: 'core-knows-no-cluster',
+      severity: 'error',
+      comment: 'The core exposes seams (remote session entries, the SM registry port, core events); cluster/ plugs into them as features. '
+        + 'With CLUSTER=none nothing of the cluster is loaded into the core.',
+      from: { path: '(^|/)src/xmpp/' },
+      to: { path: '(^|/)src/cluster/' },
+    },
+    {
       name: 'core-imports-storage-ports-only',
       severity: 'error',
       comment: 'The core sees storage through its types and ports, never the barrel, memory or SQLite (which open files).',
@@ -111,7 +128,8 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '(^|/)dist/' },
+    // The build output only: '(^|/)dist/' also hid every package that resolves into its own dist/ (@redis/client).
+    exclude: { path: '^dist/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: {

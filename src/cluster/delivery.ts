@@ -10,17 +10,9 @@
  */
 import type { ClusterNode } from './node.js';
 import type { Redis } from './redis.js';
-import { ackEntry, addEntry, deliveryCounts, ensureGroup, inboxKeys, readEntries, removeInbox, type InboxKeys, type ReadEntry } from './inbox.js';
+import { ackEntry, addEntry, deliveryCounts, ensureGroup, inboxKeys, readEntries, removeInbox, type InboxEntry, type InboxKeys, type ReadEntry } from './inbox.js';
 
-/**
- * What one node asks another to do with one of its sessions (helper A's
- * directory builds them): deliver a stanza to the session at `to` (a full
- * JID), or close the session `sid` at `to` with a stream error condition
- * (RFC 6120 §4.9.3, e.g. `conflict`).
- */
-export type InboxEntry =
-  | { readonly kind: 'stanza'; readonly to: string; readonly xml: string }
-  | { readonly kind: 'close'; readonly to: string; readonly sid: string; readonly condition: string; readonly text?: string };
+export type { InboxEntry } from './inbox.js';
 
 /** Handles one entry; `from` is the sending node. Resolves when the entry may be acknowledged. */
 export type EntryHandler = (entry: InboxEntry, from: string) => Promise<void>;
@@ -127,7 +119,6 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
   let reader: Redis | undefined;
   let loop: Promise<void> | undefined;
   let stopping = false;
-  let reading = false;
   /** Handler failures per entry id: bounded retries (maxAttempts), then onUndeliverable. */
   const failures = new Map<string, number>();
 
@@ -200,7 +191,6 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
     while (!(block && stopping)) {
       let entries: ReadEntry[];
       try {
-        if (block) reading = true;
         entries = await readEntries(conn, keys, cursor, count, block && cursor === '>' ? blockMs : undefined);
       } catch (err) {
         if (block && stopping) break;
@@ -208,8 +198,6 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
         if (!block) return handled;
         await ensureGroup(redis, keys);
         continue;
-      } finally {
-        if (block) reading = false;
       }
       if (entries.length === 0) {
         if (cursor === '>' && !block) return handled;
@@ -290,9 +278,10 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
     },
     async stop() {
       stopping = true;
-      if (reading) reader?.destroy();
-      await loop;
+      // The reader only reads: closing it now ends a blocked read (what it had read stays pending),
+      // and the batch in hand, which acknowledges on the main connection, is finished.
       if (reader?.isOpen) reader.destroy();
+      await loop;
     },
     stats: () => ({ ...counts, refused: { ...refused } }),
   };

@@ -7,7 +7,16 @@
  * is gone: nobody would read it (node.ts).
  */
 import type { Redis } from './redis.js';
-import type { InboxEntry } from './delivery.js';
+
+/**
+ * What one node asks another to do with one of its sessions (helper A's
+ * directory builds them): deliver a stanza to the session at `to` (a full
+ * JID), or close the session `sid` at `to` with a stream error condition
+ * (RFC 6120 §4.9.3, e.g. `conflict`).
+ */
+export type InboxEntry =
+  | { readonly kind: 'stanza'; readonly to: string; readonly xml: string }
+  | { readonly kind: 'close'; readonly to: string; readonly sid: string; readonly condition: string; readonly text?: string };
 
 export const GROUP = 'g';
 

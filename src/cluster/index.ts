@@ -17,31 +17,10 @@ import { createRedisDelivery, type Delivery } from './delivery.js';
 import { createDirectoryModule } from './directory-module.js';
 import { createAccountSyncModule } from './account-sync.js';
 import { createSmModule } from './sm.js';
+import type { ClusterModule, ClusterServices } from './module.js';
 
-/** What a cluster module is given: the node's Redis services, by closure. */
-export interface ClusterServices {
-  readonly config: Config;
-  readonly log: Log;
-  readonly node: ClusterNode;
-  readonly redis: Redis;
-  readonly delivery: Delivery;
-}
-
-/**
- * One cluster module (helper A's directory, helper C's SM registry): a
- * feature of the core, and what it must do once the core exists (load a
- * mirror, subscribe) and when the node leaves. Each may register an inbox
- * handler (delivery.onEntry) and node.onNodeDown handlers in its factory.
- */
-export interface ClusterModule {
-  readonly feature?: Feature;
-  /** SM_BACKEND=redis (sm.ts): the stream-management registry, for createXmppServer's smRegistry. */
-  smRegistry?(stale: SmStateStore): SmRegistry;
-  /** After every feature is registered, before the inbox is read and the listener opens. */
-  start?(): Promise<void>;
-  /** The node has left the cluster and drained its inbox; Redis is still connected. */
-  stop?(): Promise<void>;
-}
+// Modules import these from './module.js' (importing './index.js' would make a cycle with MODULES below).
+export type { ClusterModule, ClusterServices } from './module.js';
 
 export interface Cluster {
   readonly node: ClusterNode;
@@ -159,9 +138,13 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
     async leave() {
       if (left) return;
       left = true;
-      // Redis unreachable: our lease runs out by itself and a survivor drains our inbox.
-      const done = await bounded(clusterLog, async () => {
-        await delivery.stop();
+      const reading = delivery.stop();
+      // Redis unreachable: our lease runs out by itself and a survivor drains our inbox (commands
+      // would only wait in the client's offline queue).
+      const done = redis.isReady && await bounded(clusterLog, async () => {
+        await reading;
+        // A lost lease: a survivor is told we are dead and drains our inbox; reading it too would repeat entries.
+        if (lost) return;
         await node.stop();
         const handled = await delivery.drain(id);
         if (handled > 0) clusterLog.info({ event: 'cluster-inbox-drained', inbox: id, entries: handled }, 'handled what was left in our inbox');
@@ -171,7 +154,10 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
     async close() {
       if (closed) return;
       closed = true;
-      for (const m of [...modules].reverse()) await bounded(clusterLog, async () => { await m.stop?.(); }, LEAVE_TIMEOUT_MS);
+      // One bound for all of them: a module waiting on an unreachable Redis does not hold the exit.
+      await bounded(clusterLog, async () => {
+        for (const m of [...modules].reverse()) await m.stop?.();
+      }, redis.isReady ? LEAVE_TIMEOUT_MS : 0);
       if (redis.isReady) await redis.quit().catch(() => undefined);
       if (redis.isOpen) redis.destroy();
     },

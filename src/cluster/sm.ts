@@ -10,34 +10,21 @@ import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { ModuleContext } from '../xmpp/context.js';
 import { PRIORITY } from '../xmpp/priorities.js';
-import type { Config } from '../config/index.js';
-import type { Feature } from '../server.js';
-import type { ClusterNode } from './node.js';
+import type { ClusterModule, ClusterServices } from './module.js';
 import type { Redis } from './redis.js';
-import { createRedisSmRegistry, type RedisSmRegistry, type SmLog } from './sm-registry.js';
+import { createRedisSmRegistry, type RedisSmRegistry } from './sm-registry.js';
 import { createOrphans, type Orphans } from './sm-orphans.js';
 import { smKeys } from './sm-scripts.js';
 
 /** Seconds a hibernating record outlives its resume max in Redis: a safety net, nodes end them first. */
 const MARGIN_SECONDS = 60;
 
-/** A ClusterModule (index.ts; named by shape, so index.ts and this file do not import each other). */
-export interface SmModule {
+export interface SmModule extends ClusterModule {
   /** The registry for createXmppServer; `stale` is the storage's stale h store. */
   smRegistry(stale: SmStateStore): SmRegistry;
-  readonly feature: Feature;
-  start(): Promise<void>;
-  stop(): Promise<void>;
 }
 
-/** What of ClusterServices (index.ts) this module uses. */
-export interface SmServices {
-  readonly node: ClusterNode;
-  readonly log: SmLog;
-  readonly config: Pick<Config, 'smStaleHEnabled'>;
-}
-
-export function createSmModule({ node, log, config }: SmServices): SmModule {
+export function createSmModule({ node, log, config }: ClusterServices): SmModule {
   const keys = smKeys(node.prefix);
   let parts: { registry: RedisSmRegistry; orphans: Orphans } | undefined;
   let sub: Redis | undefined;

@@ -27,6 +27,9 @@ t.test('nodes join on start, leave on SIGTERM (exit 0), and a restart takes the 
   const prefix = keyPrefix(cluster.redisUrl);
   t.same((await redis.sMembers(`${prefix}nodes`)).sort(), ['n0', 'n1']);
   t.equal(await readyz(cluster.nodes[1]!.port), 200);
+  const metrics = await (await fetch(`${cluster.nodes[0]!.httpUrl}/metrics`)).text();
+  t.match(metrics, /^xmpp_cluster_delivery_total\{event="sent",reason=""\} 0$/m, 'the delivery counters are served');
+  t.match(metrics, /^xmpp_cluster_delivery_total\{event="refused",reason="inbox-full"\} 0$/m);
 
   const exit = await cluster.kill(1, 'SIGTERM');
   t.same(exit, { code: 0, signal: null }, 'a clean shutdown');

@@ -174,3 +174,24 @@ t.test("a dead node's inbox is drained by the survivor told, in order, then dele
   t.equal(await c.exists(`${keyPrefix(url)}inbox:b`), 0, 'the stream is deleted');
   t.equal(await c.exists(`${keyPrefix(url)}inbox-bytes:b`), 0, 'and its byte count');
 });
+
+t.test('a node that leaves cleanly handles what is left in its own inbox, then refuses new entries', async (t) => {
+  const url = redis.url();
+  const a = delivery(t, await member(t, url, 'a'));
+  const bNode = await member(t, url, 'b');
+  const b = delivery(t, bNode);
+  const got: string[] = [];
+  b.onEntry(async (entry) => { got.push(entry.to); });
+  await b.start();
+  // What Cluster.leave does: stop reading; entries still arrive while the lease is current.
+  await b.stop();
+  await a.send('b', stanza('late1@x/r'));
+  await a.send('b', stanza('late2@x/r'));
+  t.same(got, [], 'not read after stop');
+  await bNode.stop();
+  t.equal(await outcome(a.send('b', stanza('later@x/r'))), 'node-down', 'refused once the lease is released');
+  t.equal(await b.drain('b'), 2);
+  t.same(got, ['late1@x/r', 'late2@x/r'], 'the leftovers went through the handler, in order');
+  const c = await client(t, url);
+  t.equal(await c.exists(`${keyPrefix(url)}inbox:b`), 0, 'and the inbox is gone');
+});

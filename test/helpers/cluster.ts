@@ -10,7 +10,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
@@ -18,7 +17,7 @@ import { deriveStoredCredentials, openPostgresStorage } from '../../src/storage/
 import { ensureBuilt, ROOT } from './built.js';
 import { eventually } from './eventually.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
-import { startRedis, type TestRedis } from './redis.js';
+import { freePort, startRedis, type TestRedis } from './redis.js';
 import { MANY_CLIENTS } from './server.js';
 
 const MAIN = join(ROOT, 'dist', 'main.js');
@@ -64,17 +63,6 @@ export interface ClusterOptions {
   /** Reuse these instead of starting a Redis and a PostgreSQL of our own (they are not stopped then). */
   readonly redis?: TestRedis;
   readonly postgres?: TestPostgres;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 async function isReady(port: number): Promise<boolean> {
