@@ -15,8 +15,8 @@
  */
 import type { ModuleContext } from '../xmpp/context.js';
 import { PRIORITY } from '../xmpp/priorities.js';
-import type { ClusterModule, ClusterServices } from './index.js';
 import type { Redis } from './redis.js';
+import type { ClusterModule, ClusterServices } from './module.js';
 
 interface Changed { readonly node: string; readonly host: string; readonly username: string }
 

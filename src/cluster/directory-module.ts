@@ -7,16 +7,34 @@
  * older session with conflict; a dead node's entries are removed.
  */
 import { parseJid, tryParseJid } from '../jid/index.js';
-import { DEFAULT_LIMITS, NS, parseXml, serialize, type XmlElement } from '../xml/index.js';
+import { DEFAULT_LIMITS, NS, parseXml, serialize, x, type XmlElement } from '../xml/index.js';
 import type { ModuleContext } from '../xmpp/context.js';
 import type { Session } from '../xmpp/session.js';
 import type { StreamErrorCondition } from '../xmpp/errors.js';
 import { handOver } from '../xmpp/hand-over.js';
 import { PRIORITY } from '../xmpp/priorities.js';
+import { isPromise, type Outcome } from '../xmpp/pipeline.js';
 import { DeliveryRefused, type InboxEntry } from './delivery.js';
 import { createDirectory, type DirEntry, type DirFields } from './directory.js';
 import { createStub, refresh, stanzaEntry, type RemoteSink } from './remote.js';
-import type { ClusterModule, ClusterServices } from './index.js';
+import type { ClusterModule, ClusterServices } from './module.js';
+
+declare module '../xmpp/events.js' {
+  interface CoreEvents {
+    /**
+     * Another node bound `session`'s resource later (RFC 6120 §7.7.2.2 across
+     * nodes): the session ends with conflict unless a filter drops this
+     * (the new session is this one resumed there, XEP-0198 takeover).
+     */
+    'cluster-conflict': { readonly session: Session; readonly node: string; readonly sid: string };
+  }
+}
+
+/** Whether the directory already says what the session is. */
+function same(entry: DirFields, now: DirFields): boolean {
+  return entry.priority === now.priority && entry.presence === now.presence && entry.interested === now.interested
+    && entry.carbons === now.carbons;
+}
 
 interface Stub { readonly session: Session; readonly sid: string; readonly node: string }
 
@@ -27,13 +45,12 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   const stubs = new Map<string, Stub>();
   /** The sequence number of each local session's bind write (directory.ts): who bound last wins. */
   const boundAt = new WeakMap<Session, number>();
-  const directory = createDirectory(node, changed, log);
+  const directory = createDirectory(node, changed, log, () => { void repair(); });
   const sidOf = (s: Session): string => `${me}:${s.logId}`;
 
   /** The local (not stub) session bound to `full`, if any. */
   function local(host: string, username: string, resource: string): Session | undefined {
-    const s = ctx?.sessions.get(host, username, resource);
-    return s === undefined || stubs.get(s.full_jid!)?.session === s ? undefined : s;
+    return ctx?.sessions.getLocal(host, username, resource);
   }
 
   function fields(s: Session): DirFields {
@@ -80,7 +97,21 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   function conflict(jid: ReturnType<typeof parseJid>, entry: DirEntry): void {
     const mine = local(jid.domain, jid.local, jid.resource);
     const seq = mine && boundAt.get(mine);
-    if (mine && seq !== undefined && entry.seq > seq) mine.close({ condition: 'conflict', text: 'replaced by a new connection' });
+    if (mine && seq !== undefined && entry.seq > seq) replaced(mine, entry);
+  }
+
+  /**
+   * Ends `session` with conflict, unless a 'cluster-conflict' filter drops
+   * the event: stream management's takeover (the session moved to the
+   * other node with its state) ends it its own way.
+   */
+  function replaced(session: Session, entry: DirEntry): void {
+    const close = (outcome: Outcome): void => {
+      if (outcome !== 'dropped' && !session.destroyed) session.close({ condition: 'conflict', text: 'replaced by a new connection' });
+    };
+    const outcome = ctx!.hooks.run('cluster-conflict', { session, node: entry.node, sid: entry.sid });
+    if (isPromise<Outcome>(outcome)) outcome.then(close, (err: unknown) => { log.warn({ err }, 'a cluster-conflict handler failed'); close('undelivered'); });
+    else close(outcome);
   }
 
   const sink: RemoteSink = {
@@ -103,11 +134,12 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     const reason = err instanceof DeliveryRefused ? err.reason : 'redis';
     log.warn({ event: 'cluster-delivery-refused', node: owner, reason, to: stub.full_jid }, 'a stanza for another node was refused; routing it here');
     if (reason === 'node-down') {
-      for (const [full, s] of [...stubs]) if (s.node === owner) dropStub(full, s);
+      // Out of routing at once; the survivor told of the death still ends their presence (onNodeDown).
+      for (const s of stubs.values()) if (s.node === owner) ctx.sessions.removeRemote(s.session);
       handOver(ctx, stub, [{ stanza: el, at: Date.now() }], 'Offline storage');
       return;
     }
-    ctx.router.bounce({ origin: null, stanza: el, to: stub.jid! }, 'resource-constraint', 'the recipient cannot be reached right now');
+    if (el.name !== 'presence') ctx.router.bounce({ origin: null, stanza: el, to: stub.jid! }, 'resource-constraint', 'the recipient cannot be reached right now');
   }
 
   /** Our inbox (delivery.ts): a stanza for a local session, or a request to close one. */
@@ -136,18 +168,57 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     if (entry.kind === 'stanza' && ctx && to) await ctx.router.route(null, parseXml(entry.xml, DEFAULT_LIMITS, NS.CLIENT), to.bareJid());
   });
   node.onNodeDown(async (dead) => {
-    for (const [full, s] of [...stubs]) if (s.node === dead) dropStub(full, s);
+    for (const [full, s] of [...stubs]) {
+      if (s.node !== dead) continue;
+      await endPresence(s.session);
+      dropStub(full, s);
+    }
     const removed = await directory.removeNode(dead);
     log.info({ event: 'cluster-directory-node-removed', node: dead, entries: removed }, 'removed a dead node\'s directory entries');
   });
+
+  /**
+   * RFC 6121 §4.5.2 on behalf of a dead node's session: its contacts (on
+   * every node) get unavailable presence, as if the session had sent it.
+   * Run once, by the survivor told of the death.
+   */
+  async function endPresence(stub: Session): Promise<void> {
+    if (!ctx || stub.presence === undefined) return;
+    try {
+      await ctx.router.routeNoTo(stub, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: stub.full_jid }));
+    } catch (err) {
+      log.warn({ err, jid: stub.full_jid }, 'unavailable presence for a dead node\'s session failed');
+    }
+  }
 
   async function bound(session: Session): Promise<void> {
     const seq = await directory.bind(session.jid!.bare, session.resource!, fields(session));
     boundAt.set(session, seq);
     // Another node's bind that Redis applied after ours, seen before our answer came back.
     const entry = directory.entries(session.jid!.bare)?.get(session.resource!);
-    if (entry && entry.node !== me && entry.seq > seq) session.close({ condition: 'conflict', text: 'replaced by a new connection' });
+    if (entry && entry.node !== me && entry.seq > seq) replaced(session, entry);
     else if (session.destroyed) await directory.remove(session.jid!.bare, session.resource!, sidOf(session));
+  }
+
+  /**
+   * After a resync (Redis or our subscriber was away): a local session whose
+   * write never made it (bind or update failed, or Redis lost it) is
+   * written again, unless another node holds its resource now (changed()
+   * ended it with conflict). One pass over the local sessions.
+   */
+  async function repair(): Promise<void> {
+    if (!ctx) return;
+    let rewritten = 0;
+    for (const s of [...ctx.sessions.all]) {
+      if (s.destroyed || s.full_jid === undefined || local(s.host!, s.username!, s.resource!) !== s) continue;
+      const entry = directory.entries(s.jid!.bare)?.get(s.resource!);
+      const now = fields(s);
+      if ((entry && entry.node !== me) || (entry?.sid === now.sid && same(entry, now))) continue;
+      const written = entry?.sid === now.sid ? directory.update(s.jid!.bare, s.resource!, now) : bound(s);
+      await written.catch((err: unknown) => log.warn({ err, jid: s.full_jid }, 'writing a session to the directory again failed'));
+      rewritten++;
+    }
+    if (rewritten > 0) log.info({ event: 'cluster-directory-repaired', sessions: rewritten }, 'wrote local sessions to the directory again');
   }
 
   function feature(c: ModuleContext): void {

@@ -39,6 +39,9 @@ export interface DirEntry extends DirFields {
 /** One change seen in the mirror: `entry` null when the resource went away. */
 export type DirChange = (bare: string, resource: string, entry: DirEntry | null, previous: DirEntry | undefined) => void;
 
+/** Told after the mirror was loaded again (the subscriber reconnected: what was published meanwhile is lost). */
+export type DirResynced = () => void;
+
 export interface DirLog {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
@@ -85,7 +88,7 @@ export interface Directory {
   stop(): Promise<void>;
 }
 
-export function createDirectory(node: ClusterNode, onChange: DirChange, log: DirLog): Directory {
+export function createDirectory(node: ClusterNode, onChange: DirChange, log: DirLog, onResync: DirResynced = () => undefined): Directory {
   const { prefix, redis } = node;
   const channel = `${prefix}dir`;
   const seqKey = `${prefix}dirseq`;
@@ -172,7 +175,7 @@ export function createDirectory(node: ClusterNode, onChange: DirChange, log: Dir
       // Messages published while the subscriber was disconnected are lost: load again when it is back.
       let connected = false;
       subscriber.on('ready', () => {
-        if (connected) load().catch((err: unknown) => log.warn({ err }, 'reloading the directory failed'));
+        if (connected) load().then(onResync, (err: unknown) => log.warn({ err }, 'reloading the directory failed'));
         connected = true;
       });
       await subscriber.connect();

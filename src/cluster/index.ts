@@ -14,10 +14,10 @@ import type { Log } from '../xmpp/log.js';
 import { connectRedis, keyPrefix, type Redis } from './redis.js';
 import { joinCluster, type ClusterNode } from './node.js';
 import { createRedisDelivery, type Delivery } from './delivery.js';
+import type { ClusterModule, ClusterServices } from './module.js';
 import { createDirectoryModule } from './directory-module.js';
 import { createAccountSyncModule } from './account-sync.js';
 import { createSmModule } from './sm.js';
-import type { ClusterModule, ClusterServices } from './module.js';
 
 // Modules import these from './module.js' (importing './index.js' would make a cycle with MODULES below).
 export type { ClusterModule, ClusterServices } from './module.js';

@@ -46,6 +46,11 @@ export class SessionManager implements SessionsView {
     return this.#remote.get(host)?.get(username)?.get(resource);
   }
 
+  /** The session of this process bound to host/username/resource, never a remote stub. */
+  getLocal(host: string, username: string, resource: string): Session | undefined {
+    return this.#hosts.get(host)?.get(username)?.get(resource);
+  }
+
   /** Connected resources of an account, local ones in bind order, then remote stubs. */
   resources(host: string, username: string): Iterable<Session> {
     const local = this.#hosts.get(host)?.get(username);

@@ -7,29 +7,20 @@
  * directory entries removed by a survivor.
  */
 import t, { type Test } from 'tap';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { addUsers, startGateway, type Gateway } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, startGateway, type Gateway } from '../helpers/gateways.js';
 import { login, xml, nextReceived, becomeAvailable, type XmppJsClient, type XmlEl } from '../helpers/xmppjs.js';
 import { eventually } from '../helpers/eventually.js';
 import { NS } from '../../src/xml/index.js';
+import { createDirectory } from '../../src/cluster/directory.js';
+import type { Feature } from '../../src/server.js';
 
-let redis: TestRedis;
-let pg: TestPostgres;
-t.before(async () => {
-  redis = await startRedis();
-  pg = await startPostgres();
-});
-t.teardown(async () => {
-  await redis?.stop();
-  await pg?.stop();
-});
+const backends = clusterBackends(t);
 
 const USERS = ['alice', 'bob'];
 
 /** Two (or `n`) gateways n1, n2… on a fresh Redis database and PostgreSQL database, with alice and bob. */
 async function cluster(t: Test, n = 2): Promise<Gateway[]> {
-  const opts = { redisUrl: redis.url(), databaseUrl: await pg.createDatabase() };
+  const opts = await backends.options();
   const gateways: Gateway[] = [];
   for (let i = 1; i <= n; i++) gateways.push(await startGateway(t, `n${i}`, opts));
   await addUsers(gateways[0]!, USERS);
@@ -142,6 +133,64 @@ t.test('a duplicate resource on another node: the first session gets conflict', 
   t.equal(second.xmpp.status, 'online', 'the new session lives on');
 });
 
+t.test('a later bind in the directory ends the local session with conflict, unless a cluster-conflict filter takes it over', async (t) => {
+  const opts = await backends.options();
+  // What stream management's takeover does: the session moved, it is not replaced.
+  const moving: Feature = (ctx) => {
+    ctx.hooks.filter('cluster-conflict', ({ session }) => (session.resource === 'moving' ? 'drop' : undefined), 0);
+  };
+  const n1 = await startGateway(t, 'n1', { ...opts, features: [moving] });
+  await addUsers(n1, USERS);
+  const plain = await user(t, n1, 'alice', 'plain');
+  const mover = await user(t, n1, 'alice', 'moving');
+  // Another node's binds, straight into the directory (no bind.ts on the way: only the mirror tells n1).
+  const other = createDirectory(n1.cluster.node, () => undefined, { info: () => undefined, warn: () => undefined });
+  const entry = (resource: string) => ({ node: 'n9', sid: `n9:${resource}`, priority: 0, presence: null, interested: false, carbons: false, anonymous: false });
+  const closed = nextReceived(plain, (el) => el.is('error') && el.getChild('conflict') !== undefined, 'conflict for alice/plain');
+  await other.bind('alice@localhost', 'plain', entry('plain'));
+  await other.bind('alice@localhost', 'moving', entry('moving'));
+  t.ok(await closed, 'the session whose resource another node bound later ends with conflict');
+  // A marker written after it: once n1 sees it, the mirror has handled alice/moving (changes arrive in Redis order).
+  await other.bind('alice@localhost', 'marker', entry('marker'));
+  await known(n1, 'alice@localhost/marker');
+  t.equal(mover.xmpp.status, 'online', 'the filtered one is left to its filter');
+  t.notOk(mover.received.some((el) => el.is('error')), 'and got no stream error');
+});
+
+t.test('the same resource bound on two nodes at once: one session keeps it, and both nodes agree which', async (t) => {
+  const [n1, n2] = await cluster(t);
+  const [c1, c2] = await Promise.all([user(t, n1!, 'alice', 'race'), user(t, n2!, 'alice', 'race')]);
+  const conflicted = (c: Client): boolean => c.received.some((el) => el.is('error') && el.getChild('conflict') !== undefined);
+  await eventually(() => conflicted(c1) !== conflicted(c2), { message: 'exactly one of the two got conflict' });
+  const [winner, home] = conflicted(c1) ? [c2, n2!] : [c1, n1!];
+  const other = home === n1 ? n2! : n1!;
+  await eventually(() => {
+    const there = other.server.app.sessions.get('localhost', 'alice', 'race');
+    const here = home.server.app.sessions.get('localhost', 'alice', 'race');
+    return here !== undefined && home.server.app.sessions.all.has(here) && there !== undefined && !other.server.app.sessions.all.has(there);
+  }, { message: 'the winner\'s node holds it, the other node has its stub' });
+  t.equal(winner.xmpp.status, 'online');
+});
+
+t.test('after its subscriber reconnects, a node writes again what the directory lost of its sessions', async (t) => {
+  const [n1, n2] = await cluster(t);
+  const alice = await user(t, n1!, 'alice', 'a1');
+  await becomeAvailable(alice);
+  await known(n2!, alice.jid, true);
+  const redisCli = n1!.cluster.node.redis;
+  const prefix = n1!.cluster.node.prefix;
+  // Redis loses the entry without a word (a failover, a flush): nobody is told.
+  await redisCli.del(`${prefix}dir:alice@localhost`);
+  t.ok(n2!.server.app.sessions.get('localhost', 'alice', 'a1'), 'node 2 still has its stub');
+  // Every subscriber connection drops and reconnects: each node loads the directory again.
+  await redisCli.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
+  await eventually(async () => (await redisCli.hGet(`${prefix}dir:alice@localhost`, 'a1')) !== null, { message: 'node 1 wrote alice/a1 again' });
+  await known(n2!, alice.jid, true);
+  const bob = await user(t, n2!, 'bob', 'b1');
+  await bob.xmpp.send(chat(alice.jid, 'found-again'));
+  t.equal(body(await alice.inbox.next('the message from node 2')), 'found-again');
+});
+
 t.test('a message for a resource that just went away on the other node is stored offline, not lost', async (t) => {
   const [n1, n2] = await cluster(t);
   const alice = await user(t, n1!, 'alice', 'a1');
@@ -165,13 +214,21 @@ t.test('a message for a resource that just went away on the other node is stored
   t.same(bodies, ['late', 'after'], 'both delivered at the next login (XEP-0160)');
 });
 
-t.test('a dead node\'s directory entries vanish', async (t) => {
+t.test('a dead node\'s directory entries vanish and its sessions\' contacts get unavailable presence', async (t) => {
   const [n1, , n3] = await cluster(t, 3);
+  await befriend(n1!);
   const bob = await user(t, n3!, 'bob', 'b3');
-  await known(n1!, bob.jid);
+  await becomeAvailable(bob);
+  await known(n1!, bob.jid, true);
+  const alice = await user(t, n1!, 'alice', 'a1');
+  const online = nextReceived(alice, (el) => el.is('presence') && el.attrs.from === bob.jid && el.attrs.type === undefined, 'bob\'s presence');
+  await becomeAvailable(alice);
+  await online;
+  const offline = nextReceived(alice, (el) => el.is('presence') && el.attrs.from === bob.jid && el.attrs.type === 'unavailable', 'bob\'s unavailable presence after his node died', 10_000);
   // Node 3 dies: its Redis connection goes, so its lease is no longer renewed (the in-process kill -9).
   n3!.crash();
   await eventually(() => n1!.server.app.sessions.get('localhost', 'bob', 'b3') === undefined, { timeout: 10_000, message: 'node 1 forgets bob on node 3' });
   const prefix = n1!.cluster.node.prefix;
   t.same(await n1!.cluster.node.redis.hGetAll(`${prefix}dir:bob@localhost`), {}, 'no entry left in Redis');
+  t.ok(await offline, 'RFC 6121 §4.5.2: a contact on a surviving node learns bob is gone');
 });

@@ -12,6 +12,7 @@ import { openPostgresStorage } from '../../src/storage/postgres/index.js';
 import { deriveStoredCredentials } from '../../src/storage/index.js';
 import { startCluster, type Cluster } from '../../src/cluster/index.js';
 import type { Log } from '../../src/xmpp/log.js';
+import type { Feature } from '../../src/server.js';
 import { MANY_CLIENTS, startServer, type TestServer } from './server.js';
 import { startRedis, type TestRedis } from './redis.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
@@ -30,6 +31,8 @@ export interface GatewayOptions {
   readonly databaseUrl: string;
   /** More environment for every gateway. */
   readonly env?: Readonly<Record<string, string>>;
+  /** More features, registered after the cluster's. */
+  readonly features?: readonly Feature[];
 }
 
 /** Starts gateway `id`; stopped when `t` ends unless stopped before. */
@@ -43,7 +46,7 @@ export async function startGateway(t: Test, id: string, opts: GatewayOptions): P
   const cluster = await startCluster(config, log);
   const storage = await openPostgresStorage({ url: opts.databaseUrl });
   // buildApp registers the cluster's features (and its SM registry) and starts it.
-  const server = await startServer(env, storage, { cluster });
+  const server = await startServer(env, storage, { cluster, features: opts.features ?? [] });
   let stopped: Promise<void> | undefined;
   let crashed = false;
   const stop = (): Promise<void> => (stopped ??= (async () => {

@@ -64,8 +64,9 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
   };
 
   function adopt(carrier: Session, previd: string, record: SmRecord, claimed: SmClaimed, acked: number): unknown {
-    // RFC 6120 §7.7.2.2 as bind.ts does it: a local session on that resource gets conflict.
-    const existing = ctx.sessions.get(record.host, record.username, record.resource);
+    // RFC 6120 §7.7.2.2 as bind.ts does it: a local session on that resource gets conflict (the old
+    // owner's, a remote stub, is fenced instead).
+    const existing = ctx.sessions.getLocal(record.host, record.username, record.resource);
     if (existing !== undefined && existing !== carrier) existing.close({ condition: 'conflict', text: 'replaced by a resumed session' });
     carrier.anonymous = record.anonymous;
     carrier.presence = snapshot(claimed.presence);
