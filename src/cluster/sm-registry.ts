@@ -113,7 +113,10 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
         keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(epoch), node.id, smid, node.prefix],
       });
       if (!Array.isArray(reply)) return undefined;
-      const claimed = parseClaim(reply);
+      // Claimed here from a live process? Not if it was this one (the local session is gone) or a dead node.
+      const previous = String(reply[3] ?? '');
+      const gone = previous === node.id || !(await node.alive(previous).catch(() => false));
+      const claimed = parseClaim(reply, gone);
       held.set(smid, { epoch: Number(reply[0]), max: claimed.max, session: undefined });
       // The old owner lets go when told; if the message is lost, its next write is refused all the same.
       redis.publish(keys.channel, JSON.stringify({ smid, epoch: Number(reply[0]) })).catch(failed);
@@ -161,8 +164,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   };
 }
 
-/** CLAIM's reply: [epoch, hash (flat), items]. */
-function parseClaim(reply: unknown[]): SmClaimed {
+/** CLAIM's reply: [epoch, hash (flat), items, previous owner]. */
+function parseClaim(reply: unknown[], ownerGone: boolean): SmClaimed {
   const f = fields(reply[1] as unknown[]);
   const items: Undelivered[] = [];
   for (const raw of reply[2] as unknown[]) {
@@ -172,6 +175,6 @@ function parseClaim(reply: unknown[]): SmClaimed {
   return {
     counter_in: Number(f.counter_in ?? 0), counter_out: Number(f.counter_out ?? 0), max: Number(f.max ?? 0), items,
     presence: f.presence ? f.presence : undefined, priority: Number(f.priority ?? 0),
-    interested: f.interested === '1', carbons: f.carbons === '1',
+    interested: f.interested === '1', carbons: f.carbons === '1', ownerGone,
   };
 }

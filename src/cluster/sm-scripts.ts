@@ -68,7 +68,7 @@ return {f[1], f[2], f[3], items}`;
 /**
  * KEYS record, queue, claimer's set; ARGV epoch, claimer, smid, prefix.
  * Raises the epoch and moves the record to the claimer; returns
- * [epoch, hash as field, value…, items] or 0 / -1.
+ * [epoch, hash as field, value…, items, previous owner] or 0 / -1.
  */
 export const CLAIM = `${FENCE}
 local owner = redis.call('HGET', KEYS[1], 'owner')
@@ -78,7 +78,7 @@ redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 if owner then redis.call('SREM', ARGV[4] .. 'sm-node:' .. owner, ARGV[3]) end
 redis.call('SADD', KEYS[3], ARGV[3])
-return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}`;
+return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1), owner or ''}`;
 
 export function encodeItem(item: Undelivered): string {
   return `${item.at} ${item.stanza.toString()}`;

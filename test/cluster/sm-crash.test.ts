@@ -12,6 +12,7 @@ import { withGatewayCluster } from '../helpers/cluster.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
+import { openPostgresStorage } from '../../src/storage/postgres/index.js';
 
 t.setTimeout(180_000);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
@@ -103,4 +104,33 @@ t.test('kill -9 of a lone node and a restart under the same NODE_ID: the restart
   again.send("<presence xmlns='jabber:client'/>");
   await again.until((el) => isMsg(el) && el.attr('id') === 'r2', 10_000);
   t.same(again.frames.filter(isMsg).map((m) => m.attr('id')), ['r1', 'r2'], 'stored offline, delivered in order at the next login');
+});
+
+t.test('kill -9 of the owner: contacts see the session go unavailable, and available again once it resumes on the survivor', async (t) => {
+  const cluster = await withGatewayCluster(t, { nodes: 2 });
+  await cluster.addUser('alice', 'alice-pw');
+  await cluster.addUser('bob', 'bob-pw');
+  const storage = await openPostgresStorage({ url: cluster.databaseUrl });
+  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
+  await storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
+  await storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+  await storage.close();
+  const [n0, n1] = cluster.nodes;
+  const bob = await RawWsClient.connect(n1!.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  bob.send("<presence xmlns='jabber:client'/>");
+  const alice = await SmPeer.login(n0!.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  alice.c.send("<presence xmlns='jabber:client'><priority>1</priority></presence>");
+  const fromAlice = (type: string | undefined) => (el: XmlElement): boolean =>
+    el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
+  await bob.until(fromAlice(undefined), 10_000);
+  await cluster.kill(0);
+  await bob.until(fromAlice('unavailable'), 20_000);
+  const { peer, answer } = await SmPeer.resume(n1!.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', 'resumed on the survivor');
+  const back = await bob.until(fromAlice(undefined), 10_000);
+  t.equal(back.getChildText('priority'), '1', 'bob sees alice available again, with the presence she had');
 });

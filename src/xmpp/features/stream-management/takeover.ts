@@ -2,6 +2,7 @@ import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement } from '../../../xml/i
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import { bindSession } from '../bind.js';
+import { isPromise } from '../../pipeline.js';
 import { add, distance } from './counter.js';
 import type { SmOptions, SmState } from './index.js';
 import { newState } from './state.js';
@@ -88,7 +89,12 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     ctx.metrics.sm('resumed');
     ctx.log.info({ event: 'session-taken-over', session: carrier.logId, jid: carrier.full_jid, transport: carrier.transport, resent: resent.length }, 'session resumed from another node');
     // The carrier's next element waits for what 'resource-bound' loads (its roster), as after a bind.
-    return loaded;
+    if (!claimed.ownerGone || carrier.presence === undefined) return loaded;
+    // Its node died and its contacts were told it went unavailable (RFC 6121 §4.5.2, the cluster did
+    // it for the session): it is available again, as if the client had sent its presence once more.
+    const presence = carrier.presence;
+    const announce = (): unknown => ctx.router.routeNoTo(carrier, presence.clone());
+    return isPromise(loaded) ? loaded.then(announce) : announce();
   }
 
   function snapshot(xml: string | undefined): XmlElement | undefined {
