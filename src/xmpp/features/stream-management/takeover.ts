@@ -8,6 +8,9 @@ import type { SmOptions, SmState } from './index.js';
 import { newState } from './state.js';
 import type { SmClaimed, SmJournal, SmRecord, SmRegistry } from './registry.js';
 
+/** Claims of one resumption before it gives up (each lost to a claim that came first). */
+const CLAIM_ATTEMPTS = 3;
+
 type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
 type NotFound = (carrier: Session, previd: string) => void | Promise<void>;
 
@@ -36,15 +39,19 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     let record: SmRecord | undefined;
     let claimed: SmClaimed | undefined;
     try {
-      record = await journal.find(previd);
-      if (!record || !mayResume(carrier, record)) return await notFound(carrier, previd);
-      claimed = await journal.claim(previd, record.epoch);
+      // A claim loses when another came first (a survivor taking a dead node's sessions over, say):
+      // the record, if it is still there, is claimed again from its new epoch.
+      for (let attempt = 0; attempt < CLAIM_ATTEMPTS && !claimed; attempt++) {
+        record = await journal.find(previd);
+        if (!record || !mayResume(carrier, record)) return await notFound(carrier, previd);
+        claimed = await journal.claim(previd, record.epoch);
+      }
     } catch (err) {
       // The journal is unreachable: the session stays where it is, the client may bind anew.
       ctx.log.warn({ err, session: carrier.logId }, 'stream management journal read failed');
       return await notFound(carrier, previd);
     }
-    if (!claimed) return await notFound(carrier, previd);
+    if (!claimed || !record) return await notFound(carrier, previd);
     if (carrier.destroyed) return journal.release(previd);
     // As SmQueue.ack: an h behind counter_out (more than half the counter space away) is a late ack.
     const ahead = distance(claimed.counter_out, h);
