@@ -68,6 +68,10 @@ t.test('kill -9 of the owner and no resumption: the survivor hands the queue ove
     { timeout: 20_000, message: 'the survivor handed the session over' },
   );
   t.ok(Number(handedOver.handedOver) >= 2, 'the unacknowledged messages');
+  // Routed to the bare JID with no resource available: offline storage (the write takes a moment).
+  const storage = await openPostgresStorage({ url: cluster.databaseUrl });
+  t.teardown(() => storage.close());
+  await eventually(async () => (await storage.offline.list('localhost', 'alice')).some((m) => m.stanza.includes('m2')), { timeout: 10_000, message: 'm2 stored offline' });
   const again = await RawWsClient.connect(n1.wsUrl);
   t.teardown(() => again.close());
   await again.login('alice', 'alice-pw', 'again');
@@ -98,6 +102,9 @@ t.test('kill -9 of a lone node and a restart under the same NODE_ID: the restart
     { timeout: 20_000, message: 'the restarted node handed the session over' },
   );
   t.equal(handedOver.handedOver, 2, 'both unacknowledged messages');
+  const storage = await openPostgresStorage({ url: cluster.databaseUrl });
+  t.teardown(() => storage.close());
+  await eventually(async () => (await storage.offline.count('localhost', 'alice')) === 2, { timeout: 10_000, message: 'both stored offline' });
   const again = await RawWsClient.connect(n0.wsUrl);
   t.teardown(() => again.close());
   await again.login('alice', 'alice-pw', 'again');
