@@ -21,6 +21,7 @@ import { CLAIM, TAKE, decodeItem, smKeys } from './sm-scripts.js';
 const NOTE = 'resent: not acknowledged by the client before its server went down';
 /** A hand-over that failed (Redis unreachable) is tried again after this long. */
 const RETRY_MS = 5000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => { setTimeout(r, ms).unref(); });
 
 export interface Orphans {
   /** Claims every session `id` owned; each is handed over when its resume time runs out. */
@@ -121,7 +122,8 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     stop(c) {
       for (const [smid, orphan] of waiting) {
         clearTimeout(orphan.timer);
-        c.queues.deliveries.after(`sm-orphan:${smid}`, () => expire(smid));
+        // The drain waits RETRY_MS at most: with Redis unreachable the record stays, for a restart to take over.
+        c.queues.deliveries.after(`sm-orphan:${smid}`, () => Promise.race([expire(smid), sleep(RETRY_MS)]));
       }
     },
     get size() { return waiting.size; },

@@ -127,6 +127,8 @@ t.test('kill -9 of the owner: contacts see the session go unavailable, and avail
   t.teardown(() => bob.close());
   await bob.login('bob', 'bob-pw', 'desk');
   bob.send("<presence xmlns='jabber:client'/>");
+  // Bob is available once his own presence comes back (RFC 6121 §4.2.2): before alice's broadcast looks for him.
+  await bob.until((el) => el.local === 'presence' && el.attr('from') === 'bob@localhost/desk', 10_000);
   const alice = await SmPeer.login(n0!.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
   t.teardown(() => alice.c.close());
   alice.c.send("<presence xmlns='jabber:client'><priority>1</priority></presence>");

@@ -198,6 +198,8 @@ t.test('a takeover keeps the session\'s presence, priority and roster interest: 
   const bob = await ws(t, n2);
   await bob.login('bob', 'bob-pw', 'desk');
   bob.send("<presence xmlns='jabber:client'/>");
+  // Bob available, and node 1 knows it, before alice's broadcast looks for him.
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'desk')?.presence, { message: 'bob available, seen from n1' });
   const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
   t.teardown(() => alice.c.close());
   alice.c.send("<iq xmlns='jabber:client' type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
