@@ -75,7 +75,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   // CLUSTER=none (the default) adds nothing here: no connection, no feature, no hook.
   const cluster = opts.cluster ?? (config.cluster === 'redis' ? await startCluster(config, log) : undefined);
   const features = cluster ? [...cluster.features, ...(opts.features ?? [])] : opts.features ?? [];
-  const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret });
+  const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: cluster?.smRegistry });
   const { core } = xmpp;
   if (cluster) {
     registerClusterMetrics(xmpp.registry, cluster);

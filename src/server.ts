@@ -28,7 +28,8 @@ import * as carbons from './xmpp/features/carbons.js';
 import * as vcard from './xmpp/features/vcard.js';
 import * as csi from './xmpp/features/csi.js';
 import * as accountChanges from './xmpp/features/account-changes.js';
-import { createMemorySmRegistry } from './xmpp/features/stream-management/registry.js';
+import { createMemorySmRegistry, type SmRegistry } from './xmpp/features/stream-management/registry.js';
+import type { SmStateStore } from './storage/ports/sm-state.js';
 import { LoginThrottle } from './sasl/login-throttle.js';
 import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
 
@@ -42,6 +43,8 @@ export interface XmppServerOptions {
   readonly log?: Log;
   /** Key for unknown users' fake SCRAM salts; main.ts keeps it in DATA_DIR. Default: random for this process. */
   readonly unknownUserSecret?: Buffer;
+  /** SM_BACKEND=redis: the cluster's registry (src/cluster/sm.ts), given the stale h store; default: in memory. */
+  readonly smRegistry?: (stale: SmStateStore) => SmRegistry;
 }
 
 /** The XMPP server without any transport or HTTP: what protocol tests drive through a fake Conn. */
@@ -91,7 +94,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
     resume_timeout: config.smResumeTimeout, max_hibernated_per_user: config.smMaxHibernatedPerUser,
     ack_quiet_period: config.smAckQuietPeriod, pending_max_bytes: config.smPendingMaxBytes, ack_timeout: config.smAckTimeout,
     stale_h: { enabled: config.smStaleHEnabled, repeat_after: config.smStaleHRepeatAfter, geriatric: config.smStaleHGeriatric },
-  }, createMemorySmRegistry(stores.smState));
+  }, (opts.smRegistry ?? createMemorySmRegistry)(stores.smState));
   iq.register(ctx);
   ping.register(ctx);
   // Accounts in memory first: roster, presence, blocking and account disco build on them.

@@ -8,6 +8,8 @@
 import { hostname } from 'node:os';
 import type { Config } from '../config/index.js';
 import type { Feature } from '../server.js';
+import type { SmStateStore } from '../storage/ports/sm-state.js';
+import type { SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { Log } from '../xmpp/log.js';
 import { connectRedis, keyPrefix, type Redis } from './redis.js';
 import { joinCluster, type ClusterNode } from './node.js';
@@ -16,6 +18,7 @@ import type { ClusterModule, ClusterServices } from './module.js';
 import { createBoshForwarder, forwardLimits, type ClusterBoshForwarder } from './bosh-forward.js';
 import { createDirectoryModule } from './directory-module.js';
 import { createAccountSyncModule } from './account-sync.js';
+import { createSmModule } from './sm.js';
 
 // Modules import these from './module.js' (importing './index.js' would make a cycle with MODULES below).
 export type { ClusterModule, ClusterServices } from './module.js';
@@ -27,6 +30,8 @@ export interface Cluster {
   readonly boshForwarder: ClusterBoshForwarder;
   /** The modules' features, for createXmppServer (registered after the built-in ones). */
   readonly features: readonly Feature[];
+  /** For createXmppServer (XmppServerOptions.smRegistry): the SM module's registry. */
+  readonly smRegistry?: (stale: SmStateStore) => SmRegistry;
   /** Starts the modules, then reads the inbox (first what a previous run left pending). */
   start(): Promise<void>;
   /** False while Redis is unreachable or the node has left: /readyz answers 503. */
@@ -45,7 +50,8 @@ const MODULES: readonly ModuleFactory[] = [
   // Helper A: the session directory and remote sessions, then account cache coherence.
   createDirectoryModule,
   createAccountSyncModule,
-  // Helper C (stream management in Redis): add its module here.
+  // Helper C: stream management in Redis (SM_BACKEND=redis).
+  createSmModule,
 ];
 
 const DRAIN_ATTEMPTS = 5;
@@ -127,6 +133,7 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
   const cluster: Cluster = {
     node, delivery, boshForwarder,
     features: modules.flatMap((m) => (m.feature ? [m.feature] : [])),
+    smRegistry: modules.find((m) => m.smRegistry)?.smRegistry,
     async start() {
       for (const m of modules) await m.start?.();
       // A previous run of this NODE_ID that nobody cleaned up after is recovered like a dead node.

@@ -9,6 +9,8 @@ import type { Log } from '../xmpp/log.js';
 import type { Redis } from './redis.js';
 import type { ClusterNode } from './node.js';
 import type { Delivery } from './delivery.js';
+import type { SmStateStore } from '../storage/ports/sm-state.js';
+import type { SmRegistry } from '../xmpp/features/stream-management/registry.js';
 
 /** What a cluster module is given: the node's Redis services, by closure. */
 export interface ClusterServices {
@@ -27,6 +29,8 @@ export interface ClusterServices {
  */
 export interface ClusterModule {
   readonly feature?: Feature;
+  /** SM_BACKEND=redis (sm.ts): the stream-management registry, for createXmppServer's smRegistry. */
+  smRegistry?(stale: SmStateStore): SmRegistry;
   /** After every feature is registered, before the inbox is read and the listener opens. */
   start?(): Promise<void>;
   /** The node has left the cluster and drained its inbox; Redis is still connected. */

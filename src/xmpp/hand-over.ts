@@ -22,16 +22,36 @@ export type { Undelivered };
  */
 export function handOver(ctx: ModuleContext, session: Session, stanzas: readonly Undelivered[], note: string): void {
   if (stanzas.length === 0 || session.username === undefined || session.host === undefined) return;
+  reroute(ctx, session.username, session.host, handOverHook(ctx, session, stanzas), note);
+}
+
+/**
+ * The 'hand-over' hook alone, run while the session ends: what is left to
+ * route once features that still own some (offline storage) took theirs
+ * out. Stream management in a cluster routes it later (reroute), once it
+ * knows that no other node took the session over.
+ */
+export function handOverHook(ctx: ModuleContext, session: Session, stanzas: readonly Undelivered[]): Undelivered[] {
+  if (stanzas.length === 0) return [];
   const event = { session, stanzas: [...stanzas] };
   ctx.hooks.run('hand-over', event);
-  const bare = makeJid(session.username, session.host);
-  for (const { stanza, at } of event.stanzas) {
+  return event.stanzas;
+}
+
+/**
+ * handOver's routing, for stanzas whose session is not in this process:
+ * a cluster node handing over the queue of a session whose node died and
+ * that nobody resumed (src/cluster/sm-orphans.ts).
+ */
+export function reroute(ctx: ModuleContext, username: string, host: string, stanzas: readonly Undelivered[], note: string): void {
+  const bare = makeJid(username, host);
+  for (const { stanza, at } of stanzas) {
     const type = stanza.attr('type');
     if (stanza.name === 'message' && type !== 'error') {
       // The same stanza object may sit in other sessions' queues: stamp a copy.
       const copy = stanza.clone();
-      if (!copy.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === session.host)) {
-        copy.append(x('delay', { xmlns: NS.DELAY, from: session.host, stamp: new Date(at).toISOString() }, note));
+      if (!copy.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host)) {
+        copy.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(at).toISOString() }, note));
       }
       void ctx.router.route(null, copy, bare);
     } else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) {

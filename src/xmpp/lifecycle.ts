@@ -29,6 +29,12 @@ export interface Lifecycle {
    * 'session-resumed' runs.
    */
   resume(carrier: Session, old: Session, greeting: readonly XmlElement[]): void;
+  /**
+   * XEP-0198 §5 for a session another node held (a cluster): `session`,
+   * the new stream, has been built as the resumed session on its own
+   * transport; `greeting` is written and 'session-resumed' runs.
+   */
+  adopt(session: Session, greeting: readonly XmlElement[]): void;
 }
 
 export interface LifecycleDeps {
@@ -50,6 +56,10 @@ export interface CoreLifecycle extends Lifecycle {
 export function createLifecycle(deps: LifecycleDeps): CoreLifecycle {
   let policy: HibernationPolicy = () => false;
   const { hooks } = deps;
+  function adopt(session: Session, greeting: readonly XmlElement[]): void {
+    for (const el of greeting) session.write(el);
+    hooks.run('session-resumed', { session });
+  }
   return {
     hibernateWhen(p) { policy = p; },
     hibernate(session, reason) {
@@ -76,8 +86,8 @@ export function createLifecycle(deps: LifecycleDeps): CoreLifecycle {
       old.streamId = carrier.streamId;
       old.notopen = false;
       deps.destroy(carrier, { condition: 'reset', text: `resumed into ${old.logId}` });
-      for (const el of greeting) old.write(el);
-      hooks.run('session-resumed', { session: old });
+      adopt(old, greeting);
     },
+    adopt,
   };
 }

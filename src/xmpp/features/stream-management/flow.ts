@@ -2,7 +2,15 @@ import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import type { AckResult } from './queue.js';
-import type { SmOptions, SmState } from './index.js';
+import type { Buffered, SmOptions, SmState } from './index.js';
+
+/** Cluster only: what flow control tells the journal (SmJournal, through index.ts). */
+export interface FlowJournal {
+  /** A stanza enters the SM queue: stored, `st.tail` set to the write. */
+  push(session: Session, st: SmState, item: Buffered): void;
+  /** The client acknowledged `n` stanzas. */
+  acked(st: SmState, n: number): void;
+}
 
 /**
  * The outgoing half of XEP-0198 with flow control (issue 10). At most
@@ -27,7 +35,7 @@ export interface Flow {
   dispose(): void;
 }
 
-export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<Session, SmState>): Flow {
+export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<Session, SmState>, journal?: FlowJournal): Flow {
   // Stanzas below ack_freq that still await an <r/> (sent after ack_quiet_period).
   const quiet = new Set<Session>();
   // Requests due in the same tick are sent once per session, after the
@@ -36,10 +44,22 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
   const flushR = (): void => {
     for (const s of dueR) {
       const st = states.get(s);
-      if (s.conn && st) { s.write(x('r', { xmlns: NS.SM })); startTimer(s, st); }
+      if (s.conn && st) { emit(s, st, x('r', { xmlns: NS.SM })); startTimer(s, st); }
     }
     dueR.clear();
   };
+
+  /**
+   * Writes to the client. With a journal (cluster), after the stanzas queued
+   * before have been stored, in order (the store answers in order); not at
+   * all if the journal refused them (another node owns the session) or the
+   * transport changed meanwhile (a resumption resends the queue itself).
+   */
+  function emit(session: Session, st: SmState, el: XmlElement): void {
+    if (st.tail === undefined) return session.write(el);
+    const conn = session.conn;
+    st.tail.then((ok) => { if (ok && session.conn === conn && !session.destroyed) session.write(el); }, () => undefined);
+  }
 
   function requestAck(session: Session, st: SmState): void {
     quiet.delete(session);
@@ -66,7 +86,7 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
   }
 
   function write(session: Session, st: SmState, stanza: XmlElement): void {
-    session.write(stanza);
+    emit(session, st, stanza);
     if (!opts.ack) return;
     // A full queue waits for an ack: ask for it now, not after the quiet period.
     if (++st.sinceRequest >= st.ack_freq || st.queue.buffer_size >= st.buffer_max) requestAck(session, st);
@@ -79,6 +99,8 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
       return;
     }
     const item = { stanza, at: Date.now() };
+    // Issue 14 item 3: stored (write-through) before it is written or held.
+    if (journal) journal.push(session, st, item);
     if (session.conn === null || st.pending.length > 0 || st.queue.buffer_size >= st.buffer_max) {
       if (!st.pending.push(item, Buffer.byteLength(stanza.toString()))) {
         // Bounded in bytes (issue 10): the queue and this stanza are handed over, never dropped.
@@ -103,6 +125,7 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
     const acked: XmlElement[] = [];
     const result = st.queue.ack(h, ctx.hooks.has('stanzas-acked') ? (b) => acked.push(b.stanza) : undefined);
     if (!result.ok || result.acked === 0) return result;
+    if (journal) journal.acked(st, result.acked);
     // Progress answers the outstanding <r/>; what is still unacked starts a new wait.
     stopTimer(st);
     if (st.queue.buffer_size === 0) quiet.delete(session);
@@ -115,7 +138,7 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
     // One timer for all sessions: ask for acks of stanzas that sat unrequested for a quiet period.
     for (const s of quiet) {
       const st = states.get(s);
-      if (st && s.conn) { st.sinceRequest = 0; s.write(x('r', { xmlns: NS.SM })); startTimer(s, st); }
+      if (st && s.conn) { st.sinceRequest = 0; emit(s, st, x('r', { xmlns: NS.SM })); startTimer(s, st); }
     }
     quiet.clear();
   }, opts.ack_quiet_period * 1000) : undefined;

@@ -2,12 +2,14 @@ import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import { parseH } from './counter.js';
-import { SmQueue } from './queue.js';
-import { PendingQueue } from './pending.js';
+import type { SmQueue } from './queue.js';
+import type { PendingQueue } from './pending.js';
+import { newState } from './state.js';
 import { createFlow } from './flow.js';
 import type { SmRegistry } from './registry.js';
-import { handOver, type Undelivered } from '../../hand-over.js';
+import { handOver, handOverHook, reroute, type Undelivered } from '../../hand-over.js';
 import { createResume } from './resume.js';
+import { createSmCluster } from './journal.js';
 import { randomId } from '../../../util/random.js';
 import { PRIORITY } from '../../priorities.js';
 
@@ -76,7 +78,11 @@ export interface SmState {
   hibernatedAt: number;
   /** Stanzas sent since the last <r/>. */
   sinceRequest: number;
+  /** Cluster only: the journal's write of the last stanza queued; writes to the client wait for it (flow.ts). */
+  tail?: Promise<boolean>;
 }
+
+const HANDED_OVER = 'resent: not acknowledged by the client';
 
 /** What other features may ask of stream management. */
 export interface StreamManagement {
@@ -88,7 +94,10 @@ export interface StreamManagement {
 /** XEP-0198 stream management: acks, flow control, resumption, hibernation (urn:xmpp:sm:3). */
 export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegistry): StreamManagement {
   const states = new WeakMap<Session, SmState>();
-  const flow = createFlow(ctx, opts, states);
+  // SM_BACKEND=memory has no journal: nothing below awaits or allocates for one.
+  const journal = registry.journal;
+  const cluster = journal ? createSmCluster(ctx, journal, registry) : undefined;
+  const flow = createFlow(ctx, opts, states, cluster?.flow);
   const failed = (condition: string, h?: number, extra?: XmlElement): XmlElement =>
     x('failed', { xmlns: NS.SM, h }, x(condition, { xmlns: NS.STANZAS }), extra);
   // Stale h is a courtesy (XEP-0198 §5): a storage error costs the h attribute, never the session.
@@ -108,20 +117,20 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     const max = resumable ? Math.min(opts.resume_timeout, requested > 0 ? requested : opts.resume_timeout) : 0;
     // 144 random bits: smids must be unguessable, resumption trusts them.
     const smid = resumable ? randomId(18) : undefined;
-    const state: SmState = {
-      queue: new SmQueue(), pending: new PendingQueue(opts.pending_max_bytes), ackTimer: undefined,
-      counter_in: 0, buffer_max: opts.buffer_max, ack_freq: opts.ack_freq,
-      peer: undefined, smid, max, hibernation: undefined, hibernatedAt: 0, sinceRequest: 0,
-    };
+    const state = newState(opts, smid, max);
     states.set(session, state);
     if (smid) registry.register(smid, session);
+    if (smid && journal) journal.open(smid, session, max);
     ctx.metrics.sm('enabled');
     session.write(x('enabled', { xmlns: NS.SM, id: smid, resume: resumable ? 'true' : undefined, max: resumable ? max : undefined }));
   });
 
   ctx.nonzas.register(NS.SM, 'r', (session) => {
     const st = states.get(session);
-    if (st) session.write(x('a', { xmlns: NS.SM, h: st.counter_in }));
+    if (!st) return;
+    // Everything before the <r/> has been handled (the session's queue is in order): h is stored.
+    if (journal && st.smid) journal.received(st.smid, st.counter_in);
+    session.write(x('a', { xmlns: NS.SM, h: st.counter_in }));
   });
 
   ctx.nonzas.register(NS.SM, 'a', (session, el) => {
@@ -140,7 +149,11 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
 
   ctx.hooks.notify('stanza-received', ({ session }) => {
     const st = states.get(session);
-    if (st) st.counter_in = (st.counter_in + 1) % 2 ** 32;
+    if (!st) return;
+    // Stored as the next stanza arrives, when the one before has been handled (its route awaited):
+    // a crash repeats a stanza on resumption, never loses one.
+    if (journal && st.smid) journal.received(st.smid, st.counter_in);
+    st.counter_in = (st.counter_in + 1) % 2 ** 32;
   }, PRIORITY.lifecycle.streamManagement);
 
   // SM writes every stanza of a session with SM enabled (counted, buffered until acked).
@@ -158,6 +171,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     if (!st) return;
     flow.stop(session, st);
     st.hibernatedAt = Date.now();
+    if (journal && st.smid) journal.hibernated(st.smid, session, st.hibernatedAt);
     st.hibernation = setTimeout(() => {
       ctx.metrics.sm('timed-out');
       session.close({ condition: 'connection-timeout', text: `not resumed within ${st.max} s` });
@@ -179,6 +193,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     const st = states.get(session);
     if (!st) return;
     wake(st);
+    if (journal && st.smid) journal.resumed(st.smid);
     flow.release(session, st);
     if (st.queue.buffer_size > 0 && opts.ack) flow.requestAck(session, st);
   }, PRIORITY.lifecycle.streamManagement);
@@ -199,14 +214,28 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     states.delete(session);
     flow.stop(session, st);
     wake(st);
-    if (st.smid && registry.get(st.smid) === session) {
-      registry.remove(st.smid);
-      if (opts.stale_h.enabled) registry.setStaleH(st.smid, st.counter_in, Date.now()).catch(staleHFailed);
-    }
     // In order: what was sent and not acked, then what waited to be sent.
     const drained = [...st.queue.drain(), ...st.pending.drain()];
     if (drained.length > 0) handedOver.set(session, new Set(drained.map((b) => b.stanza)));
-    handOver(ctx, session, drained, 'resent: not acknowledged by the client');
+    const smid = st.smid !== undefined && registry.get(st.smid) === session ? st.smid : undefined;
+    if (smid === undefined) return handOver(ctx, session, drained, HANDED_OVER);
+    if (!journal) {
+      registry.remove(smid);
+      if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
+      return handOver(ctx, session, drained, HANDED_OVER);
+    }
+    // Cluster: the queue is this node's to route only if no other node took the session over
+    // (journal.ts). Decided first on the session's queue: its unavailable presence (presence.ts) waits.
+    // The 'hand-over' hook runs now, while the features that own some of it still know the session.
+    const left = handOverHook(ctx, session, drained);
+    const mine = journal.close(smid);
+    registry.remove(smid);
+    ctx.queues.sessions.after(session, () => mine.then((ours) => {
+      // Resumed on another node: it lives on there, with its queue and its presence.
+      if (!ours) { session.presence = undefined; return; }
+      if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
+      reroute(ctx, session.username!, session.host!, left, HANDED_OVER);
+    }));
   }, PRIORITY.lifecycle.streamManagement);
 
   // A stanza the transport could not deliver may still be in the SM queue

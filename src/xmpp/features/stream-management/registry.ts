@@ -1,5 +1,6 @@
 import type { SmStateStore } from '../../../storage/ports/sm-state.js';
 import type { Session } from '../../session.js';
+import type { Undelivered } from '../../undelivered.js';
 
 /**
  * Where resumable sessions are found by smid (MongooseIM's sm_session table)
@@ -18,6 +19,71 @@ export interface SmRegistry {
   /** Drops stale h records older than `geriatric` seconds; returns how many. */
   collectStaleH(now: number, geriatricSeconds: number): Promise<number>;
   readonly size: number;
+  /** The durable copy a cluster backend keeps (see SmJournal); none in memory, whose path stays synchronous. */
+  readonly journal?: SmJournal;
+}
+
+/** Who holds a resumable session in the journal, for a resumption on a node that does not (SmJournal.find). */
+export interface SmRecord {
+  /** Fencing token: every takeover raises it, and a write carrying an older one is refused. */
+  readonly epoch: number;
+  readonly host: string;
+  readonly username: string;
+  readonly resource: string;
+  readonly anonymous: boolean;
+}
+
+/** A session's state as a takeover gets it (SmJournal.claim): MongooseIM's sm_state fields and the session snapshot. */
+export interface SmClaimed {
+  readonly counter_in: number;
+  readonly counter_out: number;
+  /** Seconds the session may hibernate (its resume max). */
+  readonly max: number;
+  /** Unacknowledged, then not yet sent, stanzas, oldest first. */
+  readonly items: readonly Undelivered[];
+  /** The seed's presence (serialized), priority and interested, and the carbons flag. */
+  readonly presence: string | undefined;
+  readonly priority: number;
+  readonly interested: boolean;
+  readonly carbons: boolean;
+  /** Its owner was dead: its contacts were told it went unavailable (the cluster does so at a death). */
+  readonly ownerGone: boolean;
+}
+
+/**
+ * The durable copy of stream-management state a cluster backend keeps
+ * (SM_BACKEND=redis), so that another node can resume a session and its
+ * unacknowledged stanzas survive their node. Writes go out in call order
+ * and are fenced: once another node took the session over, they are refused.
+ * Only `push` is awaited (a stanza is written to the client once it is
+ * stored); the others are fire-and-forget, their failures logged.
+ */
+export interface SmJournal {
+  /** <enable resume/>: the record is created, owned by this process. */
+  open(smid: string, session: Session, max: number): void;
+  /** A stanza entered the SM queue. False: another node owns the session now (fenced). */
+  push(smid: string, item: Undelivered): Promise<boolean>;
+  /** The client acknowledged `n` stanzas: they leave the head of the queue; its h is `counterOut`. */
+  ack(smid: string, n: number, counterOut: number): void;
+  /** The stanzas the client sent that have been handled (the server's h). */
+  received(smid: string, counterIn: number): void;
+  /** The session hibernates (its snapshot is stored and its record expires unless resumed) or is connected again. */
+  hibernated(smid: string, session: Session, at: number): void;
+  resumed(smid: string): void;
+  /**
+   * The session ended here: its record and queue are deleted. False when
+   * another node holds it now (its queue is that node's); true when it was
+   * ours, or the store could not say (then this node hands the queue over).
+   */
+  close(smid: string): Promise<boolean>;
+  /** The record of a session this process does not hold. */
+  find(smid: string): Promise<SmRecord | undefined>;
+  /** Takes the session over if its epoch is still `epoch`; undefined when another node was quicker. */
+  claim(smid: string, epoch: number): Promise<SmClaimed | undefined>;
+  /** A claimed session whose resumption failed after all: it waits out its resume time, then is handed over. */
+  release(smid: string): void;
+  /** `handler` hears of each local session another node took over. */
+  onFenced(handler: (smid: string) => void): void;
 }
 
 /**

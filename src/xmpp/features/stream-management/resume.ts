@@ -6,6 +6,7 @@ import { parseH } from './counter.js';
 import type { SmOptions, SmState } from './index.js';
 import type { Flow } from './flow.js';
 import type { SmRegistry } from './registry.js';
+import { createTakeover } from './takeover.js';
 
 type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
 
@@ -19,6 +20,8 @@ type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
 export function createResume(
   ctx: ModuleContext, opts: SmOptions, flow: Flow, registry: SmRegistry, states: WeakMap<Session, SmState>, failed: Failed,
 ): NonzaHandler {
+  const { journal } = registry;
+  const takeover = journal ? createTakeover(ctx, opts, { journal, registry, states, failed, notFound }) : undefined;
   return (carrier, el) => {
     // Only after authentication and before binding (XEP-0198 §5).
     if (carrier.type !== 'c2s' || carrier.full_jid !== undefined || states.has(carrier)) {
@@ -28,6 +31,8 @@ export function createResume(
     const h = parseH(el.attr('h'));
     if (h === undefined) return carrier.write(failed('bad-request'));
     const old = registry.get(previd);
+    // Not held here: with a journal (a cluster), another node may hold it, or have held it before it died.
+    if (!old && takeover) return takeover(carrier, previd, h).then(() => undefined);
     // Another account's smid is answered exactly like an unknown one.
     if (!old || !states.has(old) || old.destroyed || !sameAccount(carrier, old)) return notFound(carrier, previd);
     // XEP-0198 §5: <resumed h/> counts what the old session handled, so what it still has queued

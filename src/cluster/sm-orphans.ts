@@ -1,0 +1,131 @@
+/**
+ * Resumable sessions no live process holds (SM_BACKEND=redis): those of a
+ * dead node (node.onNodeDown tells one survivor), those this node held in a
+ * previous run under the same NODE_ID, and a claimed session whose
+ * resumption failed. Each is claimed (its epoch raised: a late write of the
+ * dead owner is refused), waits out the rest of its resume time, then is
+ * handed over exactly as a local timeout does (hand-over.ts: another
+ * resource, offline storage, or an error to the sender; IQs bounced) and its
+ * stale h recorded. A resumption meanwhile, on any node, claims it in turn:
+ * the sm-fenced message cancels the wait here, and the hand-over is fenced
+ * too (TAKE), so a session is either resumed or handed over, never both.
+ */
+import type { ModuleContext } from '../xmpp/context.js';
+import { reroute } from '../xmpp/hand-over.js';
+import type { SmStateStore } from '../storage/ports/sm-state.js';
+import type { Undelivered } from '../xmpp/undelivered.js';
+import type { ClusterNode } from './node.js';
+import type { SmLog } from './sm-registry.js';
+import { CLAIM, TAKE, decodeItem, smKeys } from './sm-scripts.js';
+
+const NOTE = 'resent: not acknowledged by the client before its server went down';
+/** A hand-over that failed (Redis unreachable) is tried again after this long. */
+const RETRY_MS = 5000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => { setTimeout(r, ms).unref(); });
+
+export interface Orphans {
+  /** Claims every session `id` owned; each is handed over when its resume time runs out. */
+  adoptNode(id: string): Promise<void>;
+  /** A session this node claimed with `epoch`: handed over at `deadline` (ms) unless resumed first. */
+  watch(smid: string, epoch: number, deadline: number): void;
+  /** Another claim of `smid` (sm-fenced): it is no longer ours to hand over. */
+  fenced(smid: string, epoch: number): void;
+  /** The routing the hand-over uses (the feature's context). */
+  attach(ctx: ModuleContext): void;
+  /**
+   * A clean stop: what is still waiting is handed over now, or nobody
+   * would. On a work queue of the core, which the server's drain waits for.
+   */
+  stop(ctx: ModuleContext): void;
+  readonly size: number;
+}
+
+export interface OrphanDeps {
+  readonly node: ClusterNode;
+  readonly stale: SmStateStore;
+  readonly staleH: boolean;
+  readonly log: SmLog;
+}
+
+interface Orphan { readonly epoch: number; readonly timer: NodeJS.Timeout }
+
+export function createOrphans(deps: OrphanDeps): Orphans {
+  const { node, log } = deps;
+  const { redis } = node;
+  const keys = smKeys(node.prefix);
+  const waiting = new Map<string, Orphan>();
+  let ctx: ModuleContext | undefined;
+
+  function watch(smid: string, epoch: number, deadline: number): void {
+    clearTimeout(waiting.get(smid)?.timer);
+    const timer = setTimeout(() => { void expire(smid); }, Math.max(0, deadline - Date.now()));
+    timer.unref();
+    waiting.set(smid, { epoch, timer });
+  }
+
+  async function expire(smid: string): Promise<void> {
+    const orphan = waiting.get(smid);
+    if (!orphan) return;
+    // Not before the server can route what it hands over.
+    if (!ctx) return watch(smid, orphan.epoch, Date.now() + RETRY_MS);
+    waiting.delete(smid);
+    let reply: unknown;
+    try {
+      reply = await redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(orphan.epoch), smid] });
+    } catch (err) {
+      log.warn({ err, smid }, 'handing over a dead node\'s session failed: trying again');
+      watch(smid, orphan.epoch, Date.now() + RETRY_MS);
+      return;
+    }
+    // Claimed elsewhere meanwhile (resumed): not ours any more.
+    if (!Array.isArray(reply)) return;
+    const [h, host, username, raw] = reply as [string | null, string | null, string | null, unknown[]];
+    const items = raw.map((r) => decodeItem(String(r))).filter((i): i is Undelivered => i !== undefined);
+    log.info({ event: 'sm-orphan-timed-out', smid, handedOver: items.length }, 'a session of a dead node was not resumed: its queue is handed over');
+    if (host && username) reroute(ctx, username, host, items, NOTE);
+    if (deps.staleH) await deps.stale.setStaleH(smid, Number(h ?? 0), Date.now()).catch((err: unknown) => log.warn({ err }, 'stale h storage failed'));
+  }
+
+  async function adoptOne(from: string, smid: string): Promise<void> {
+    const [epoch, at, max] = await redis.hmGet(keys.record(smid), ['epoch', 'hibernated_at', 'max']);
+    if (!epoch) {
+      await redis.sRem(keys.node(from), smid);
+      return;
+    }
+    const reply = await redis.eval(CLAIM, {
+      keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [epoch, node.id, smid, node.prefix],
+    });
+    if (!Array.isArray(reply)) return;
+    // A session that was connected when its node died started hibernating then.
+    const since = Number(at) > 0 ? Number(at) : Date.now();
+    watch(smid, Number(reply[0]), since + Number(max) * 1000);
+  }
+
+  return {
+    async adoptNode(id) {
+      const smids = await redis.sMembers(keys.node(id));
+      for (const smid of smids) {
+        // Those this process holds itself (a claim of its own) are not orphans.
+        if (id === node.id && waiting.has(smid)) continue;
+        try { await adoptOne(id, smid); } catch (err) { log.warn({ err, smid, node: id }, 'taking over a dead node\'s session failed'); }
+      }
+      if (smids.length > 0) log.info({ event: 'sm-node-adopted', node: id, sessions: smids.length }, 'took over the resumable sessions of a dead node');
+    },
+    watch,
+    fenced(smid, epoch) {
+      const orphan = waiting.get(smid);
+      if (!orphan || orphan.epoch >= epoch) return;
+      clearTimeout(orphan.timer);
+      waiting.delete(smid);
+    },
+    attach(c) { ctx = c; },
+    stop(c) {
+      for (const [smid, orphan] of waiting) {
+        clearTimeout(orphan.timer);
+        // The drain waits RETRY_MS at most: with Redis unreachable the record stays, for a restart to take over.
+        c.queues.deliveries.after(`sm-orphan:${smid}`, () => Promise.race([expire(smid), sleep(RETRY_MS)]));
+      }
+    },
+    get size() { return waiting.size; },
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * SM_BACKEND=redis: the stream-management registry of a cluster node. Live
+ * sessions stay in this process (a Session cannot leave it), and each
+ * resumable one has a record and a queue in Redis (sm-scripts.ts) that any
+ * node can take over: the journal the SM feature writes through
+ * (SmJournal). Writes are sent without waiting (node-redis keeps their
+ * order on the connection) except `push`, whose answer the SM feature
+ * waits for before the stanza goes to the client. Stale h records stay in
+ * the shared storage (STORAGE=postgres), as with the memory registry.
+ */
+import type { SmStateStore } from '../storage/ports/sm-state.js';
+import type { Session } from '../xmpp/session.js';
+import type { SmClaimed, SmJournal, SmRecord, SmRegistry } from '../xmpp/features/stream-management/registry.js';
+import type { Undelivered } from '../xmpp/undelivered.js';
+import type { ClusterNode } from './node.js';
+import { ACK, CLAIM, PUSH, SET, TAKE, decodeItem, encodeItem, fields, smKeys } from './sm-scripts.js';
+
+export interface SmLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** How long a session's end waits to learn whether another node took it over. */
+const CLOSE_TIMEOUT_MS = 2000;
+const sleep = (ms: number): Promise<undefined> => new Promise((r) => { setTimeout(() => r(undefined), ms).unref(); });
+
+/** A session this node holds in the journal: its fencing epoch and resume max. */
+interface Held { epoch: number; max: number; session: Session | undefined }
+
+export interface RedisSmRegistry extends SmRegistry {
+  readonly journal: SmJournal;
+  /** Stores the session's snapshot (presence, priority, interested, carbons) if it is resumable. */
+  snapshot(session: Session): void;
+  /** Another node claimed `smid` with `epoch` (the sm-fenced channel). */
+  fenced(smid: string, epoch: number): void;
+}
+
+export interface RedisSmDeps {
+  readonly node: ClusterNode;
+  readonly stale: SmStateStore;
+  readonly log: SmLog;
+  /** Extra seconds a hibernating record lives past its resume max (then Redis drops it; a node normally ends it first). */
+  readonly marginSeconds: number;
+  /** A claimed session whose resumption failed: it waits out its resume time elsewhere (sm-orphans.ts). */
+  release(smid: string, epoch: number, deadline: number): void;
+}
+
+export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
+  const { node, stale, log } = deps;
+  const { redis } = node;
+  const keys = smKeys(node.prefix);
+  const held = new Map<string, Held>();
+  const smids = new WeakMap<Session, string>();
+  const fencedHandlers: Array<(smid: string) => void> = [];
+  const failed = (err: unknown): void => { log.warn({ err }, 'stream management journal write failed'); };
+
+  /** A fenced write of hash fields (and a TTL: '' keep, '0' persist, else ms). */
+  function set(smid: string, ttl: string, values: Record<string, string | number>): void {
+    const h = held.get(smid);
+    if (!h) return;
+    const args = [String(h.epoch), ttl];
+    for (const [k, v] of Object.entries(values)) args.push(k, String(v));
+    redis.eval(SET, { keys: [keys.record(smid), keys.queue(smid)], arguments: args }).catch(failed);
+  }
+
+  function snapshotOf(session: Session): Record<string, string | number> {
+    return {
+      presence: session.presence?.toString() ?? '', priority: session.priority, interested: session.interested ? 1 : 0,
+      carbons: session.carbons ? 1 : 0,
+    };
+  }
+
+  const journal: SmJournal = {
+    open(smid, session, max) {
+      held.set(smid, { epoch: 1, max, session });
+      smids.set(session, smid);
+      redis.hSet(keys.record(smid), {
+        owner: node.id, epoch: 1, host: session.host!, username: session.username!, resource: session.resource!,
+        anonymous: session.anonymous ? 1 : 0, counter_in: 0, counter_out: 0, max, hibernated_at: 0, ...snapshotOf(session),
+      }).catch(failed);
+      redis.sAdd(keys.node(node.id), smid).catch(failed);
+    },
+    async push(smid, item) {
+      const h = held.get(smid);
+      if (!h) return true;
+      const stored = Number(await redis.eval(PUSH, { keys: [keys.record(smid), keys.queue(smid)], arguments: [String(h.epoch), encodeItem(item)] }));
+      // No record (Redis lost it): the session goes on from this node's memory.
+      if (stored === -1) log.warn({ event: 'sm-record-missing', smid }, 'stream management record missing: this session is no longer resumable elsewhere');
+      return stored !== 0;
+    },
+    ack(smid, n, counterOut) {
+      const h = held.get(smid);
+      if (h) redis.eval(ACK, { keys: [keys.record(smid), keys.queue(smid)], arguments: [String(h.epoch), String(n), String(counterOut)] }).catch(failed);
+    },
+    received: (smid, counterIn) => set(smid, '', { counter_in: counterIn }),
+    hibernated(smid, session, at) {
+      const h = held.get(smid);
+      if (h) set(smid, String((h.max + deps.marginSeconds) * 1000), { hibernated_at: at, ...snapshotOf(session) });
+    },
+    resumed: (smid) => set(smid, '0', { hibernated_at: 0 }),
+    async close(smid) {
+      const h = held.get(smid);
+      if (!h) return true;
+      held.delete(smid);
+      const take = redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(h.epoch), smid] });
+      // Unanswered (Redis unreachable): the queue is handed over here, nothing waits for ever.
+      const reply = await Promise.race([take, sleep(CLOSE_TIMEOUT_MS)]).catch((err: unknown) => { failed(err); return undefined; });
+      return reply !== 0;
+    },
+    find: (smid) => findRecord(smid),
+    async claim(smid, epoch) {
+      const reply = await redis.eval(CLAIM, {
+        keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(epoch), node.id, smid, node.prefix],
+      });
+      if (!Array.isArray(reply)) return undefined;
+      // Claimed here from a live process? Not if it was this one (the local session is gone) or a dead node.
+      const previous = String(reply[3] ?? '');
+      const gone = previous === node.id || !(await node.alive(previous).catch(() => false));
+      const claimed = parseClaim(reply, gone);
+      held.set(smid, { epoch: Number(reply[0]), max: claimed.max, session: undefined });
+      // The old owner lets go when told; if the message is lost, its next write is refused all the same.
+      redis.publish(keys.channel, JSON.stringify({ smid, epoch: Number(reply[0]) })).catch(failed);
+      log.info({ event: 'sm-claimed', smid, epoch: Number(reply[0]) }, 'stream management session taken over');
+      return claimed;
+    },
+    release(smid) {
+      const h = held.get(smid);
+      if (!h) return;
+      held.delete(smid);
+      deps.release(smid, h.epoch, Date.now() + h.max * 1000);
+    },
+    onFenced: (handler) => { fencedHandlers.push(handler); },
+  };
+
+  async function findRecord(smid: string): Promise<SmRecord | undefined> {
+    const [epoch, host, username, resource, anonymous] = await redis.hmGet(keys.record(smid), ['epoch', 'host', 'username', 'resource', 'anonymous']);
+    if (!epoch || !host || !username || resource === null || resource === undefined) return undefined;
+    return { epoch: Number(epoch), host, username, resource, anonymous: anonymous === '1' };
+  }
+
+  return {
+    journal,
+    register(smid, session) {
+      const h = held.get(smid);
+      if (h) h.session = session;
+      smids.set(session, smid);
+    },
+    get: (smid) => held.get(smid)?.session,
+    remove(smid) { held.delete(smid); },
+    setStaleH: (smid, h, now) => stale.setStaleH(smid, h, now),
+    getStaleH: (smid) => stale.getStaleH(smid),
+    collectStaleH: (now, geriatricSeconds) => stale.collectStaleH(now - geriatricSeconds * 1000),
+    get size() { return held.size; },
+    snapshot(session) {
+      const smid = smids.get(session);
+      if (smid !== undefined && held.get(smid)?.session === session) set(smid, '', snapshotOf(session));
+    },
+    fenced(smid, epoch) {
+      const h = held.get(smid);
+      if (!h || h.epoch >= epoch) return;
+      for (const handler of fencedHandlers) handler(smid);
+      held.delete(smid);
+    },
+  };
+}
+
+/** CLAIM's reply: [epoch, hash (flat), items, previous owner]. */
+function parseClaim(reply: unknown[], ownerGone: boolean): SmClaimed {
+  const f = fields(reply[1] as unknown[]);
+  const items: Undelivered[] = [];
+  for (const raw of reply[2] as unknown[]) {
+    const item = decodeItem(String(raw));
+    if (item) items.push(item);
+  }
+  return {
+    counter_in: Number(f.counter_in ?? 0), counter_out: Number(f.counter_out ?? 0), max: Number(f.max ?? 0), items,
+    presence: f.presence ? f.presence : undefined, priority: Number(f.priority ?? 0),
+    interested: f.interested === '1', carbons: f.carbons === '1', ownerGone,
+  };
+}

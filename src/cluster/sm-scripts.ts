@@ -1,0 +1,102 @@
+/**
+ * The Redis layout of XEP-0198 state in a cluster (SM_BACKEND=redis) and
+ * the Lua scripts that change it. Every write is fenced: it runs only if
+ * the record's epoch is still the writer's, so a node that lost a session
+ * to a takeover (a resumption elsewhere) cannot change it any more. A
+ * script runs atomically, so a claim sees every write before it and none
+ * after.
+ *
+ * - `{prefix}sm:{smid}` hash: owner, epoch, host, username, resource,
+ *   anonymous, counter_in, counter_out, max, the snapshot (presence,
+ *   priority, interested, carbons) and hibernated_at (ms, 0 when connected);
+ * - `{prefix}smq:{smid}` list: the unacknowledged, then the not yet sent,
+ *   stanzas, oldest first, each `<queued at ms> <xml>` (the time is the
+ *   XEP-0203 stamp of a hand-over);
+ * - `{prefix}sm-node:{id}` set: the smids a node owns (a survivor takes
+ *   over a dead node's);
+ * - channel `{prefix}sm-fenced`: `{smid, epoch}` after each claim.
+ */
+import { DEFAULT_LIMITS, NS, parseXml } from '../xml/index.js';
+import type { Undelivered } from '../xmpp/undelivered.js';
+
+export interface SmKeys {
+  record(smid: string): string;
+  queue(smid: string): string;
+  node(id: string): string;
+  readonly channel: string;
+}
+
+export function smKeys(prefix: string): SmKeys {
+  return {
+    record: (smid) => `${prefix}sm:${smid}`,
+    queue: (smid) => `${prefix}smq:${smid}`,
+    node: (id) => `${prefix}sm-node:${id}`,
+    channel: `${prefix}sm-fenced`,
+  };
+}
+
+const FENCE = "local e = redis.call('HGET', KEYS[1], 'epoch') if e ~= ARGV[1] then return e and 0 or -1 end ";
+
+/** KEYS record, queue; ARGV epoch, item. 1 stored, 0 fenced, -1 no record. A hibernating record's TTL covers the queue too. */
+export const PUSH = `${FENCE}
+redis.call('RPUSH', KEYS[2], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1`;
+
+/** KEYS record, queue; ARGV epoch, n, counter_out: the n oldest stanzas were acknowledged. */
+export const ACK = `${FENCE}
+redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
+redis.call('HSET', KEYS[1], 'counter_out', ARGV[3])
+return 1`;
+
+/** KEYS record, queue; ARGV epoch, ttl ('' keep, '0' persist, else ms), then field, value pairs. */
+export const SET = `${FENCE}
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[2] == '0' then redis.call('PERSIST', KEYS[1]) redis.call('PERSIST', KEYS[2])
+elseif ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1`;
+
+/** KEYS record, queue, owner's set; ARGV epoch, smid: deletes the record; returns [counter_in, host, username, items] or 0 / -1. */
+export const TAKE = `${FENCE}
+local f = redis.call('HMGET', KEYS[1], 'counter_in', 'host', 'username')
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[2])
+return {f[1], f[2], f[3], items}`;
+
+/**
+ * KEYS record, queue, claimer's set; ARGV epoch, claimer, smid, prefix.
+ * Raises the epoch and moves the record to the claimer; returns
+ * [epoch, hash as field, value…, items, previous owner] or 0 / -1.
+ */
+export const CLAIM = `${FENCE}
+local owner = redis.call('HGET', KEYS[1], 'owner')
+local epoch = tonumber(ARGV[1]) + 1
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[2])
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[2])
+if owner then redis.call('SREM', ARGV[4] .. 'sm-node:' .. owner, ARGV[3]) end
+redis.call('SADD', KEYS[3], ARGV[3])
+return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1), owner or ''}`;
+
+export function encodeItem(item: Undelivered): string {
+  return `${item.at} ${item.stanza.toString()}`;
+}
+
+/** A stored stanza; undefined if it cannot be read back (never written by this code). */
+export function decodeItem(raw: string): Undelivered | undefined {
+  const space = raw.indexOf(' ');
+  try {
+    return { at: Number(raw.slice(0, space)), stanza: parseXml(raw.slice(space + 1), DEFAULT_LIMITS, NS.CLIENT) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A flat HGETALL reply (Lua returns it as an array) as an object. */
+export function fields(flat: readonly unknown[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = String(flat[i + 1]);
+  return out;
+}

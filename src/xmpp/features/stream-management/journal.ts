@@ -1,0 +1,58 @@
+import type { ModuleContext } from '../../context.js';
+import type { Session } from '../../session.js';
+import type { Buffered } from './index.js';
+import type { FlowJournal } from './flow.js';
+import type { SmJournal, SmRegistry } from './registry.js';
+
+/**
+ * Stream management's side of a journal (SM_BACKEND=redis, issue 14 item
+ * 3): every stanza that enters a session's SM queue is stored before it is
+ * written, acks and the server's h are stored as they change. When a store
+ * is refused (another node took the session over by a resumption) or that
+ * node says so, the local session ends with conflict (XEP-0198 §5: the
+ * session was resumed elsewhere) and the stanza that was refused is routed
+ * again, which reaches the new owner. Its end (index.ts) hands nothing over
+ * and sends no unavailable presence: the journal says it lives on.
+ */
+export interface SmCluster {
+  readonly flow: FlowJournal;
+}
+
+export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry: SmRegistry): SmCluster {
+  function fence(session: Session): void {
+    if (session.destroyed) return;
+    ctx.log.info({ event: 'session-moved', session: session.logId, jid: session.full_jid }, 'session resumed on another node');
+    session.close({ condition: 'conflict', text: 'the session was resumed on another node' });
+  }
+
+  /** A stanza the journal refused: this session is no longer the one to deliver it. */
+  function refused(session: Session, item: Buffered): void {
+    fence(session);
+    // After fence(): the session is out of the table, so the route cannot come back to it.
+    if (session.jid) void ctx.router.route(null, item.stanza, session.jid);
+  }
+
+  journal.onFenced((smid) => {
+    const session = registry.get(smid);
+    if (session) fence(session);
+  });
+
+  return {
+    flow: {
+      push(session, st, item) {
+        if (st.smid === undefined) return;
+        st.tail = journal.push(st.smid, item).then((ok) => {
+          if (!ok) refused(session, item);
+          return ok;
+        }, (err: unknown) => {
+          // The store is unreachable: the stanza is still delivered from this node's queue.
+          ctx.log.warn({ err, session: session.logId }, 'stream management journal write failed');
+          return true;
+        });
+      },
+      acked(st, n) {
+        if (st.smid !== undefined) journal.ack(st.smid, n, st.queue.counter_out);
+      },
+    },
+  };
+}

@@ -1,0 +1,118 @@
+import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement } from '../../../xml/index.js';
+import type { ModuleContext } from '../../context.js';
+import type { Session } from '../../session.js';
+import { bindSession } from '../bind.js';
+import { isPromise } from '../../pipeline.js';
+import { add, distance } from './counter.js';
+import type { SmOptions, SmState } from './index.js';
+import { newState } from './state.js';
+import type { SmClaimed, SmJournal, SmRecord, SmRegistry } from './registry.js';
+
+/** Claims of one resumption before it gives up (each lost to a claim that came first). */
+const CLAIM_ATTEMPTS = 3;
+
+type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
+type NotFound = (carrier: Session, previd: string) => void | Promise<void>;
+
+export interface TakeoverDeps {
+  readonly journal: SmJournal;
+  readonly registry: SmRegistry;
+  readonly states: WeakMap<Session, SmState>;
+  readonly failed: Failed;
+  readonly notFound: NotFound;
+}
+
+/**
+ * XEP-0198 §5 resumption of a session this process does not hold
+ * (SM_BACKEND=redis): its owner is another node, alive or dead. The
+ * journal's record names the account; the claim moves the session to this
+ * node (fencing: the old owner's writes are refused from then on, and it is
+ * told to let go). The session is then built on the carrier itself, which
+ * already holds the new transport: the bound JID, the counters, the queue
+ * and the snapshot (presence, priority, interested, carbons). 'resource-bound' loads
+ * the account as a bind does; <resumed/> and the unacknowledged stanzas
+ * follow.
+ */
+export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: TakeoverDeps): (carrier: Session, previd: string, h: number) => Promise<unknown> {
+  const { journal, registry, states, failed, notFound } = deps;
+  return async (carrier, previd, h) => {
+    let record: SmRecord | undefined;
+    let claimed: SmClaimed | undefined;
+    try {
+      // A claim loses when another came first (a survivor taking a dead node's sessions over, say):
+      // the record, if it is still there, is claimed again from its new epoch.
+      for (let attempt = 0; attempt < CLAIM_ATTEMPTS && !claimed; attempt++) {
+        record = await journal.find(previd);
+        if (!record || !mayResume(carrier, record)) return await notFound(carrier, previd);
+        claimed = await journal.claim(previd, record.epoch);
+      }
+    } catch (err) {
+      // The journal is unreachable: the session stays where it is, the client may bind anew.
+      ctx.log.warn({ err, session: carrier.logId }, 'stream management journal read failed');
+      return await notFound(carrier, previd);
+    }
+    if (!claimed || !record) return await notFound(carrier, previd);
+    if (carrier.destroyed) return journal.release(previd);
+    // As SmQueue.ack: an h behind counter_out (more than half the counter space away) is a late ack.
+    const ahead = distance(claimed.counter_out, h);
+    const acked = ahead > 2 ** 31 ? 0 : ahead;
+    if (acked > claimed.items.length) {
+      // XEP-0198 §4 handled-count-too-high; the session waits out its resume time as it would have.
+      journal.release(previd);
+      return carrier.write(failed('undefined-condition', undefined,
+        x('handled-count-too-high', { xmlns: NS.SM, h, 'send-count': add(claimed.counter_out, claimed.items.length) })));
+    }
+    try {
+      return adopt(carrier, previd, record, claimed, acked);
+    } catch (err) {
+      // Claimed but not built: it waits out its resume time and is handed over, not left in Redis.
+      if (!states.has(carrier)) journal.release(previd);
+      throw err;
+    }
+  };
+
+  function adopt(carrier: Session, previd: string, record: SmRecord, claimed: SmClaimed, acked: number): unknown {
+    // RFC 6120 §7.7.2.2 as bind.ts does it: a local session on that resource gets conflict (the old
+    // owner's, a remote stub, is fenced instead).
+    const existing = ctx.sessions.getLocal(record.host, record.username, record.resource);
+    if (existing !== undefined && existing !== carrier) existing.close({ condition: 'conflict', text: 'replaced by a resumed session' });
+    carrier.anonymous = record.anonymous;
+    carrier.presence = snapshot(claimed.presence);
+    carrier.priority = claimed.priority;
+    carrier.interested = claimed.interested ? true : undefined;
+    ctx.sessions.setCarbons(carrier, claimed.carbons);
+    const st = newState(opts, previd, claimed.max, add(claimed.counter_out, acked), claimed.counter_in);
+    // Flow control as on the old node: buffer_max in flight, the rest waits for acks.
+    for (const item of claimed.items.slice(acked)) {
+      if (st.queue.buffer_size < st.buffer_max) st.queue.push(item);
+      else st.pending.push(item, Buffer.byteLength(item.stanza.toString()));
+    }
+    states.set(carrier, st);
+    registry.register(previd, carrier);
+    if (acked > 0) journal.ack(previd, acked, st.queue.counter_out);
+    const loaded = bindSession(ctx, carrier, record.username, record.resource);
+    const resent = st.queue.unacked();
+    ctx.lifecycle.adopt(carrier, [x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }), ...resent.map((b) => b.stanza)]);
+    ctx.metrics.sm('resumed');
+    ctx.log.info({ event: 'session-taken-over', session: carrier.logId, jid: carrier.full_jid, transport: carrier.transport, resent: resent.length }, 'session resumed from another node');
+    // The carrier's next element waits for what 'resource-bound' loads (its roster), as after a bind.
+    if (!claimed.ownerGone || carrier.presence === undefined) return loaded;
+    // Its node died and its contacts were told it went unavailable (RFC 6121 §4.5.2, the cluster did
+    // it for the session): it is available again, as if the client had sent its presence once more.
+    const presence = carrier.presence;
+    const announce = (): unknown => ctx.router.routeNoTo(carrier, presence.clone());
+    return isPromise(loaded) ? loaded.then(announce) : announce();
+  }
+
+  function snapshot(xml: string | undefined): XmlElement | undefined {
+    if (xml === undefined) return undefined;
+    try { return parseXml(xml, DEFAULT_LIMITS, NS.CLIENT); } catch { return undefined; }
+  }
+}
+
+/** As resume.ts's sameAccount, for a session held elsewhere: the same account, or anonymous on the same host. */
+function mayResume(carrier: Session, record: SmRecord): boolean {
+  if (record.host !== carrier.host) return false;
+  if (record.anonymous) return carrier.anonymous;
+  return !carrier.anonymous && record.username === carrier.username;
+}
