@@ -161,9 +161,14 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
       if (closed) return;
       closed = true;
       // One bound for all of them: a module waiting on an unreachable Redis does not hold the exit.
+      // Each step on its own: one that fails (a command on a lost connection) must not leave the
+      // others' connections open, reconnecting for ever.
+      const step = (name: string, work: () => Promise<void>) => work().catch((err: unknown) => {
+        clusterLog.warn({ err, event: 'cluster-stop-failed', step: name }, 'a cluster module did not stop cleanly');
+      });
       await bounded(clusterLog, async () => {
-        await boshForwarder.stop();
-        for (const m of [...modules].reverse()) await m.stop?.();
+        await step('bosh-forwarder', () => boshForwarder.stop());
+        for (const m of [...modules].reverse()) await step('module', async () => { await m.stop?.(); });
       }, redis.isReady ? LEAVE_TIMEOUT_MS : 0);
       if (redis.isReady) await redis.quit().catch(() => undefined);
       if (redis.isOpen) redis.destroy();

@@ -176,10 +176,14 @@ t.test('a later bind in the directory ends the local session with conflict, unle
 
 t.test('the same resource bound on two nodes at once: one session keeps it, and both nodes agree which', async (t) => {
   const [n1, n2] = await cluster(t);
-  const [c1, c2] = await Promise.all([user(t, n1!, 'alice', 'race'), user(t, n2!, 'alice', 'race')]);
-  const conflicted = (c: Client): boolean => c.received.some((el) => el.is('error') && el.getChild('conflict') !== undefined);
-  await eventually(() => conflicted(c1) !== conflicted(c2), { message: 'exactly one of the two got conflict' });
-  const [winner, home] = conflicted(c1) ? [c2, n2!] : [c1, n1!];
+  const [r1, r2] = await Promise.allSettled([user(t, n1!, 'alice', 'race'), user(t, n2!, 'alice', 'race')]);
+  // The loser may get its conflict before xmpp.js counts the login done: then its login fails.
+  t.ok(r1.status === 'fulfilled' || r2.status === 'fulfilled', 'at least one login went through');
+  const conflicted = (r: PromiseSettledResult<Client>): boolean => r.status === 'rejected'
+    || r.value.received.some((el) => el.is('error') && el.getChild('conflict') !== undefined);
+  await eventually(() => conflicted(r1) !== conflicted(r2), { message: 'exactly one of the two got conflict' });
+  const [won, home] = conflicted(r1) ? [r2, n2!] : [r1, n1!];
+  const winner = (won as PromiseFulfilledResult<Client>).value;
   const other = home === n1 ? n2! : n1!;
   await eventually(() => {
     const there = other.server.app.sessions.get('localhost', 'alice', 'race');
@@ -227,8 +231,13 @@ t.test('a message for a resource that just went away on the other node is stored
   await eventually(async () => (await n1!.server.storage.offline.list('localhost', 'bob')).some((m) => m.stanza.includes('after')), { message: 'the second message offline' });
   const back = await user(t, n1!, 'bob', 'b2');
   await becomeAvailable(back);
-  const bodies = [body(await back.inbox.next('offline 1')), body(await back.inbox.next('offline 2'))];
-  t.same(bodies, ['late', 'after'], 'both delivered at the next login (XEP-0160)');
+  const later: Array<string | undefined> = [];
+  while (!later.includes('after')) later.push(body(await back.inbox.next('offline messages at the next login')));
+  // 'late' was waiting when b1 became available and went to b1 then (acknowledged, so removed); or, if b1
+  // left before acknowledging it, it is still stored and comes again now: at least once, never lost.
+  const all = [...bob.inbox.items.map(body), ...later];
+  t.ok(all.includes('late'), "'late' delivered from offline storage (XEP-0160)");
+  t.equal(later.filter((b) => b === 'after').length, 1, "'after' delivered at the next login, once");
 });
 
 t.test('messages a full inbox refuses come back to the sender as errors, none silently lost', async (t) => {
@@ -273,6 +282,9 @@ t.test('a dead node\'s directory entries vanish and its sessions\' contacts get 
   n3!.crash();
   await eventually(() => n1!.server.app.sessions.get('localhost', 'bob', 'b3') === undefined, { timeout: 10_000, message: 'node 1 forgets bob on node 3' });
   const prefix = n1!.cluster.node.prefix;
-  t.same(await n1!.cluster.node.redis.hGetAll(`${prefix}dir:bob@localhost`), {}, 'no entry left in Redis');
+  // Node 1 may drop its stub first (its delivery to node 3 was refused); the survivor told of the death cleans Redis.
+  await eventually(async () => Object.keys(await n1!.cluster.node.redis.hGetAll(`${prefix}dir:bob@localhost`)).length === 0,
+    { timeout: 10_000, message: 'no entry left in Redis' });
+  t.pass('no entry left in Redis');
   t.ok(await offline, 'RFC 6121 §4.5.2: a contact on a surviving node learns bob is gone');
 });
