@@ -23,6 +23,15 @@ for (let i = 0; i < CONTACTS; i++) await seed(server, 'alice', item(`c${i}@remot
 await seed(server, 'alice', item('zoe@localhost', 'both'), CONTACTS + 1);
 await seed(server, 'zoe', item('alice@localhost', 'both'));
 
+/**
+ * Closes the clients and lets alice's unavailable broadcast (RFC 6121 §4.5.2), itself spread over
+ * CONTACTS / FANOUT_BATCH turns, finish: otherwise it reaches zoe during the next test.
+ */
+async function closeAndSettle(...clients: FakeClient[]): Promise<void> {
+  await closeAll(...clients);
+  await drain(Math.ceil((CONTACTS + 1) / FANOUT_BATCH) + 10);
+}
+
 const ownEcho = (el: XmlElement) => el.local === 'presence' && el.attr('type') === undefined && el.attr('from') === 'alice@localhost/a';
 
 t.test(`a presence broadcast to ${CONTACTS} contacts leaves the event loop between batches, and another session is served meanwhile`, async (t) => {
@@ -44,7 +53,7 @@ t.test(`a presence broadcast to ${CONTACTS} contacts leaves the event loop betwe
   t.ok(pingAnsweredDuringBroadcast, "bob's ping was answered while alice's broadcast was still going on");
   const fromAlice = (await pong.stanzas('presence')).filter((p) => p.attr('from') === 'alice@localhost/a');
   t.equal(fromAlice.length, 0, 'bob, no subscriber, got nothing from alice');
-  await closeAll(alice, bob);
+  await closeAndSettle(alice, bob);
 });
 
 t.test("stanzas a session sends while its broadcast is spread over turns wait for it: zoe sees alice's presence before her message", async (t) => {
@@ -63,7 +72,7 @@ t.test("stanzas a session sends while its broadcast is spread over turns wait fo
   t.same(fromAlice.map((el) => el.local), ['presence', 'message'], 'presence first, then the message, as alice sent them');
   const result = await answers.until((el) => el.attr('id') === 'r1', 'the roster result');
   t.equal(result.attr('type'), 'result', 'an IQ sent meanwhile is answered too');
-  await closeAll(alice, zoe);
+  await closeAndSettle(alice, zoe);
 });
 
 t.test('a session that sends more than the held-input bound during its broadcast is closed with policy-violation, and what it sent is still delivered', async (t) => {
@@ -85,7 +94,7 @@ t.test('a session that sends more than the held-input bound during its broadcast
   await got.until((el) => el.attr('id') === `f${n - 1}`, 'the last message', 10_000);
   const ids = bob.conn.out.filter((el) => el.local === 'message').map((el) => el.attr('id'));
   t.same(ids, Array.from({ length: n }, (_, i) => `f${i}`), `all ${n} messages reached bob, in the order sent`);
-  await closeAll(bob);
+  await closeAndSettle(bob);
 });
 
 t.test('a roster push to 250 interested resources is spread over event-loop turns, and the roster set is answered after the last push', async (t) => {
