@@ -9,6 +9,7 @@ import { createMemoryOfflineStore } from './offline.js';
 import { createMemoryRosterStore } from './roster.js';
 import { createMemorySmStateStore } from './sm-state.js';
 import { createMemoryVcardStore } from './vcard.js';
+import { createMemoryPepStore } from './pep.js';
 
 export interface MemoryStorageOptions {
   now?: Clock;
@@ -20,9 +21,10 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   const vcards = createMemoryVcardStore();
   const rosters = createMemoryRosterStore();
   const blocklists = createMemoryBlocklistStore();
+  const pep = createMemoryPepStore();
   // SQLite's ON DELETE CASCADE: an account's data goes with the account.
   const purge = (host: string, username: string): void => {
-    for (const store of [offline, vcards, rosters, blocklists]) store.purge(host, username);
+    for (const store of [offline, vcards, rosters, blocklists, pep]) store.purge(host, username);
   };
   return {
     users: createMemoryUserStore(now, purge),
@@ -31,6 +33,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     rosters,
     blocklists,
     smState: createMemorySmStateStore(),
+    pep,
     async close() {},
   };
 }

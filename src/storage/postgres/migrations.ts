@@ -106,6 +106,22 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX stale_h_by_age ON stale_h (stored_at);
     `,
   },
+  {
+    version: 5,
+    name: 'pep',
+    // XEP-0163 PEP nodes (configuration as JSONB, read whole) and their
+    // items in publication order (an identity never reuses a seq); both go
+    // with the account, items with their node.
+    sql: `
+      CREATE TABLE pep_nodes (${KEY}, node TEXT COLLATE "C" NOT NULL, config JSONB NOT NULL, PRIMARY KEY (host, username, node), ${OF_ACCOUNT});
+      CREATE TABLE pep_items (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ${KEY}, node TEXT COLLATE "C" NOT NULL,
+        item_id TEXT COLLATE "C" NOT NULL, payload TEXT NOT NULL,
+        UNIQUE (host, username, node, item_id),
+        FOREIGN KEY (host, username, node) REFERENCES pep_nodes (host, username, node) ON DELETE CASCADE);
+      CREATE INDEX pep_items_by_node ON pep_items (host, username, node, seq);
+    `,
+  },
 ];
 
 

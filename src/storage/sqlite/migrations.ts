@@ -171,6 +171,35 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX stale_h_by_age ON stale_h (stored_at);
     `),
   },
+  {
+    version: 7,
+    name: 'pep',
+    // XEP-0163 PEP nodes of each account, their configuration as a JSON
+    // document (always read whole) and their items in publication order
+    // (seq: AUTOINCREMENT never reuses one, so "newest" is well defined
+    // after deletions). Both go with the account; items with their node.
+    up: (db) => db.exec(`
+      CREATE TABLE pep_nodes (
+        host     TEXT NOT NULL,
+        username TEXT NOT NULL,
+        node     TEXT NOT NULL,
+        config   TEXT NOT NULL,
+        PRIMARY KEY (host, username, node),
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT, WITHOUT ROWID;
+      CREATE TABLE pep_items (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        host     TEXT NOT NULL,
+        username TEXT NOT NULL,
+        node     TEXT NOT NULL,
+        item_id  TEXT NOT NULL,
+        payload  TEXT NOT NULL,
+        UNIQUE (host, username, node, item_id),
+        FOREIGN KEY (host, username, node) REFERENCES pep_nodes (host, username, node) ON DELETE CASCADE
+      ) STRICT;
+      CREATE INDEX pep_items_by_node ON pep_items (host, username, node, seq);
+    `),
+  },
 ];
 
 

@@ -1,0 +1,70 @@
+/** The PEP port contract (XEP-0163), run by pep.test.ts over every backend. */
+import type { Test } from 'tap';
+import type { PepNodeConfig } from '../../src/storage/index.js';
+import { openFor, withAccounts, type MakeStorage } from './backends.js';
+
+const CONFIG: PepNodeConfig = { accessModel: 'presence', persistItems: true, maxItems: 3, rosterGroupsAllowed: [] };
+const H = 'example.com';
+
+export function pepContract(t: Test, makeStorage: MakeStorage): void {
+  t.test('PepStore: nodes and their configuration', async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'alice', 'bob');
+    const pep = storage.pep;
+    t.same(await pep.nodes(H, 'alice'), []);
+    t.equal(await pep.node(H, 'alice', 'urn:xmpp:avatar:data'), undefined);
+    await pep.configure(H, 'alice', 'urn:xmpp:bookmarks:1', { ...CONFIG, accessModel: 'whitelist' });
+    await pep.configure(H, 'alice', 'http://jabber.org/protocol/nick', CONFIG);
+    await pep.configure(H, 'alice', 'urn:xmpp:bookmarks:1', { ...CONFIG, accessModel: 'roster', rosterGroupsAllowed: ['Friends'] });
+    t.same(await pep.nodes(H, 'alice'), [
+      { node: 'http://jabber.org/protocol/nick', config: CONFIG },
+      { node: 'urn:xmpp:bookmarks:1', config: { ...CONFIG, accessModel: 'roster', rosterGroupsAllowed: ['Friends'] } },
+    ], 'by name, configure replaces');
+    t.same(await pep.nodes(H, 'bob'), [], 'accounts are separate');
+    t.equal(await pep.deleteNode(H, 'alice', 'http://jabber.org/protocol/nick'), true);
+    t.equal(await pep.deleteNode(H, 'alice', 'http://jabber.org/protocol/nick'), false, 'deleting twice');
+    t.same((await pep.nodes(H, 'alice')).map((n) => n.node), ['urn:xmpp:bookmarks:1']);
+  });
+
+  t.test('PepStore: items in publication order, trimmed to the newest', async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'alice');
+    const pep = storage.pep;
+    const node = 'urn:xmpp:bookmarks:1';
+    await pep.publish(H, 'alice', node, { id: 'lost', payload: '<x/>' }, 3);
+    t.same(await pep.items(H, 'alice', node), [], 'no publish to a node that does not exist');
+    await pep.configure(H, 'alice', node, CONFIG);
+    for (const id of ['a', 'b', 'c']) await pep.publish(H, 'alice', node, { id, payload: `<i n="${id}"/>` }, 3);
+    await pep.publish(H, 'alice', node, { id: 'a', payload: '<i n="a2"/>' }, 3);
+    t.same(await pep.items(H, 'alice', node), [
+      { id: 'b', payload: '<i n="b"/>' }, { id: 'c', payload: '<i n="c"/>' }, { id: 'a', payload: '<i n="a2"/>' },
+    ], 'a re-published id replaces the old item and becomes the newest');
+    await pep.publish(H, 'alice', node, { id: 'd', payload: '<i n="d"/>' }, 3);
+    t.same((await pep.items(H, 'alice', node)).map((i) => i.id), ['c', 'a', 'd'], 'the oldest goes beyond maxItems');
+    t.same((await pep.items(H, 'alice', node, { max: 2 })).map((i) => i.id), ['a', 'd'], 'the newest 2, oldest first');
+    t.same((await pep.items(H, 'alice', node, { ids: ['d', 'c', 'zz'] })).map((i) => i.id), ['c', 'd'], 'by id');
+    await pep.configure(H, 'alice', node, { ...CONFIG, maxItems: 1 });
+    t.same((await pep.items(H, 'alice', node)).map((i) => i.id), ['d'], 'a smaller max_items trims at once');
+    t.equal(await pep.retract(H, 'alice', node, 'd'), true);
+    t.equal(await pep.retract(H, 'alice', node, 'd'), false, 'retracting twice');
+    await pep.publish(H, 'alice', node, { id: 'e', payload: '<i/>' }, 1);
+    await pep.purgeNode(H, 'alice', node);
+    t.same(await pep.items(H, 'alice', node), [], 'purged');
+    t.same(await pep.node(H, 'alice', node), { ...CONFIG, maxItems: 1 }, 'a purged node stays');
+  });
+
+  t.test('PepStore: nodes and items go with their node and with the account', async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'alice');
+    const pep = storage.pep;
+    await pep.configure(H, 'alice', 'n', CONFIG);
+    await pep.publish(H, 'alice', 'n', { id: '1', payload: '<i/>' }, 3);
+    await pep.deleteNode(H, 'alice', 'n');
+    await pep.configure(H, 'alice', 'n', CONFIG);
+    t.same(await pep.items(H, 'alice', 'n'), [], 'a node created again starts empty');
+    await pep.publish(H, 'alice', 'n', { id: '2', payload: '<i/>' }, 3);
+    await storage.users.delete(H, 'alice');
+    t.same(await pep.nodes(H, 'alice'), [], 'no nodes after the account is deleted');
+    t.same(await pep.items(H, 'alice', 'n'), [], 'no items either');
+  });
+}
