@@ -27,6 +27,8 @@ import * as offline from './xmpp/features/offline/index.js';
 import * as carbons from './xmpp/features/carbons.js';
 import * as vcard from './xmpp/features/vcard.js';
 import * as csi from './xmpp/features/csi.js';
+import * as caps from './xmpp/features/caps/index.js';
+import * as pep from './xmpp/features/pep/index.js';
 import * as accountChanges from './xmpp/features/account-changes.js';
 import { createMemorySmRegistry, type SmRegistry } from './xmpp/features/stream-management/registry.js';
 import type { SmStateStore } from './storage/ports/sm-state.js';
@@ -115,6 +117,11 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   carbons.register(ctx);
   vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
   csi.register(ctx);
+  // XEP-0163 PEP, its notifications filtered by XEP-0115 caps; before presence, which it watches for initial presence.
+  const entityCaps = caps.register(ctx, { maxEntries: config.capsCacheEntries, maxFeatures: 1000, maxPending: 1000, timeoutMs: 10_000 });
+  pep.register(ctx, {
+    maxItemsPerNode: config.pepMaxItemsPerNode, maxItemBytes: config.pepMaxItemBytes, maxNodesPerAccount: config.pepMaxNodesPerAccount,
+  }, { pep: stores.pep, accounts: accountsService, caps: entityCaps });
   presence.register(ctx, { accounts: accountsService });
   blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists });
   remote.register(ctx);

@@ -120,6 +120,10 @@ export const SCHEMA = {
   maxOfflineMessages: { env: 'MAX_OFFLINE_MESSAGES', group: 'Instant messaging', kind: 'int', default: 1000, min: 0, max: 1000000, doc: 'Offline messages (XEP-0160) kept per account; one more gets resource-constraint, 0 disables offline storage' },
   maxOfflineBytes: { env: 'MAX_OFFLINE_BYTES', group: 'Instant messaging', kind: 'int', default: 10 * MIB, min: 1024, max: 1024 * MIB, unit: 'bytes', doc: 'Offline messages kept per account, in bytes of serialized stanzas; one that does not fit gets resource-constraint' },
   maxVcardSize: { env: 'MAX_VCARD_SIZE', group: 'Instant messaging', kind: 'int', default: 65536, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest vCard (XEP-0054) an account may store, serialized; larger gets not-acceptable' },
+  pepMaxItemsPerNode: { env: 'PEP_MAX_ITEMS_PER_NODE', group: 'Instant messaging', kind: 'int', default: 256, min: 1, max: 100000, doc: "Items a PEP node (XEP-0163) keeps at most, and what pubsub#max_items 'max' means; a larger max_items gets not-acceptable" },
+  pepMaxItemBytes: { env: 'PEP_MAX_ITEM_BYTES', group: 'Instant messaging', kind: 'int', default: 131072, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest PEP item payload (an avatar, a bookmark), serialized; larger gets not-acceptable with payload-too-big' },
+  pepMaxNodesPerAccount: { env: 'PEP_MAX_NODES_PER_ACCOUNT', group: 'Instant messaging', kind: 'int', default: 256, min: 1, max: 100000, doc: 'PEP nodes one account may have (OMEMO keeps one per device); one more gets policy-violation with max-nodes-exceeded' },
+  capsCacheEntries: { env: 'CAPS_CACHE_ENTRIES', group: 'Instant messaging', kind: 'int', default: 1000, min: 10, max: 1000000, doc: 'Entity capabilities (XEP-0115) remembered by verification string, least recently used first out; each is one client version' },
   shutdownTimeout: { env: 'SHUTDOWN_TIMEOUT', group: 'Lifecycle', kind: 'int', default: 10, min: 1, max: 600, unit: 's', doc: 'Seconds a SIGTERM shutdown waits for sessions to close' },
 } as const satisfies Record<string, OptionSpec>;
 

@@ -33,5 +33,11 @@ export const NS = {
   CHAT_MARKERS: 'urn:xmpp:chat-markers:0', // XEP-0333
   MUC_USER: 'http://jabber.org/protocol/muc#user', // XEP-0045
   X_CONFERENCE: 'jabber:x:conference', // XEP-0249
+  CAPS: 'http://jabber.org/protocol/caps', // XEP-0115
+  DATA_FORMS: 'jabber:x:data', // XEP-0004
+  PUBSUB: 'http://jabber.org/protocol/pubsub', // XEP-0060 / XEP-0163
+  PUBSUB_OWNER: 'http://jabber.org/protocol/pubsub#owner',
+  PUBSUB_EVENT: 'http://jabber.org/protocol/pubsub#event',
+  PUBSUB_ERRORS: 'http://jabber.org/protocol/pubsub#errors',
   XML: 'http://www.w3.org/XML/1998/namespace', // Namespaces in XML 1.0 §3: always bound to `xml:`
 } as const;

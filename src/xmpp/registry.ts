@@ -62,6 +62,9 @@ export class DiscoRegistry {
   readonly accountFeatures = new Set<string>([NS.DISCO_INFO, NS.DISCO_ITEMS]);
   addFeature(ns: string): void { this.features.add(ns); }
   addAccountFeature(ns: string): void { this.accountFeatures.add(ns); }
+  /** Identities registered accounts have besides account/registered (XEP-0163 §6.1: pubsub/pep), as 'category/type'. */
+  readonly accountIdentities = new Set<string>();
+  addAccountIdentity(category: string, type: string): void { this.accountIdentities.add(`${category}/${type}`); }
 }
 
 /**

@@ -26,15 +26,17 @@ export interface DiscoOptions {
 export function register(ctx: ModuleContext, opts: DiscoOptions): void {
   const isSubscribed = opts.isSubscribed ?? (async () => false);
 
-  const info = (features: Iterable<string>, identity: XmlElement, node: string | undefined): XmlElement => {
+  const info = (features: Iterable<string>, identity: XmlElement, node: string | undefined, more: Iterable<string> = []): XmlElement => {
     // XEP-0030 §3.1: a node we do not know is item-not-found.
     if (node !== undefined) throw new StanzaErrorException('item-not-found');
     const query = x('query', { xmlns: NS.DISCO_INFO }, identity);
+    for (const i of more) query.append(x('identity', { category: i.slice(0, i.indexOf('/')), type: i.slice(i.indexOf('/') + 1) }));
     for (const f of [...features].sort()) query.append(x('feature', { var: f }));
     return query;
   };
   const accountInfo = (node: string | undefined, anonymous: boolean): XmlElement =>
-    info(ctx.disco.accountFeatures, x('identity', { category: 'account', type: anonymous ? 'anonymous' : 'registered' }), node);
+    info(ctx.disco.accountFeatures, x('identity', { category: 'account', type: anonymous ? 'anonymous' : 'registered' }), node,
+      anonymous ? [] : ctx.disco.accountIdentities);
   /** XEP-0030 §4.1: an account's items are its available resources. */
   const accountItems = (account: Jid, node: string | undefined): XmlElement => {
     if (node !== undefined) throw new StanzaErrorException('item-not-found');

@@ -1,0 +1,36 @@
+/** Who may see a PEP node's items and notifications: XEP-0060 §4.5 access models as XEP-0163 §4.2 applies them. */
+import type { Jid } from '../../../jid/index.js';
+import type { PepNodeConfig } from '../../../storage/ports/pep.js';
+import type { Account, AccountsService } from '../accounts/index.js';
+import { hasFrom } from '../accounts/subscription.js';
+import { PubsubError } from './errors.js';
+
+/**
+ * Why `viewer` may not see a node of `owner` (loaded), or undefined when
+ * it may. The owner always may. XEP-0060 §6.5.9 gives each model its error.
+ */
+export function denial(svc: AccountsService, owner: Account, viewer: Jid, config: PepNodeConfig): PubsubError | undefined {
+  if (viewer.bare === owner.bare) return undefined;
+  switch (config.accessModel) {
+    case 'open':
+      return undefined;
+    case 'presence':
+      // XEP-0163 §4.2: "presence subscription of type from or both"; a blocked contact has none in effect.
+      return hasFrom(owner.state(viewer.bare).subscription) && !svc.isBlocked(owner, viewer)
+        ? undefined : new PubsubError('not-authorized', 'presence-subscription-required');
+    case 'roster': {
+      const groups = owner.items.get(viewer.bare)?.groups ?? [];
+      return groups.some((g) => config.rosterGroupsAllowed.includes(g)) && !svc.isBlocked(owner, viewer)
+        ? undefined : new PubsubError('not-authorized', 'not-in-roster-group');
+    }
+    case 'whitelist':
+      // No affiliations are kept beyond the owner: the whitelist holds only the owner.
+      return new PubsubError('not-allowed', 'closed-node');
+  }
+}
+
+/** The same, loading `owner` for the question. */
+export async function mayView(svc: AccountsService, owner: Jid, viewer: Jid, config: PepNodeConfig): Promise<PubsubError | undefined> {
+  if (viewer.bare === owner.bare || config.accessModel === 'open') return undefined;
+  return svc.accounts.use(owner.bareJid(), (account) => denial(svc, account, viewer, config));
+}

@@ -1,0 +1,86 @@
+import { NS, type XmlElement } from '../../../xml/index.js';
+import { StanzaErrorException } from '../../errors.js';
+import { iqResult } from '../../registry.js';
+import type { ModuleContext } from '../../context.js';
+import type { Session } from '../../session.js';
+import type { PepStore } from '../../../storage/ports/pep.js';
+import type { AccountsService } from '../accounts/index.js';
+import type { Caps } from '../caps/index.js';
+import { PRIORITY } from '../../priorities.js';
+import { delivered } from '../../pipeline.js';
+import { pubsubErrorReply } from './errors.js';
+import { createNotifier } from './notify.js';
+import { createOwnerOps, type PepLimits } from './owner.js';
+import { retrieve } from './retrieve.js';
+
+export type { PepLimits } from './owner.js';
+
+export interface PepDeps {
+  readonly pep: PepStore;
+  readonly accounts: AccountsService;
+  readonly caps: Caps;
+}
+
+/** XEP-0163 §6 / XEP-0060 §10: the pubsub features this service implements, advertised on accounts. */
+const FEATURES = [
+  'access-open', 'access-presence', 'access-roster', 'access-whitelist', 'auto-create', 'auto-subscribe',
+  'config-node', 'create-and-configure', 'create-nodes', 'delete-items', 'delete-nodes', 'filtered-notifications',
+  'item-ids', 'last-published', 'multi-items', 'persistent-items', 'presence-notifications', 'publish', 'publish-options',
+  'purge-nodes', 'retract-items', 'retrieve-items',
+].map((f) => `${NS.PUBSUB}#${f}`);
+
+/**
+ * Personal Eventing Protocol (XEP-0163): a pubsub service (XEP-0060, the
+ * subset PEP clients use) on each account's bare JID. The owner publishes,
+ * retracts, configures, purges and deletes its nodes (owner.ts); anyone the
+ * node's access model admits retrieves items (retrieve.ts); changes go out
+ * as notifications (notify.ts). Bookmarks (XEP-0402), avatars (XEP-0084),
+ * nicknames (XEP-0172) and OMEMO device lists all live here.
+ */
+export function register(ctx: ModuleContext, limits: PepLimits, deps: PepDeps): void {
+  ctx.disco.addAccountFeature(NS.PUBSUB);
+  for (const f of FEATURES) ctx.disco.addAccountFeature(f);
+  ctx.disco.addAccountIdentity('pubsub', 'pep');
+  const notifier = createNotifier(ctx, deps);
+  const owner = createOwnerOps(ctx, limits, { pep: deps.pep, notifier });
+
+  ctx.hooks.deliver('iq/bare', (event) => {
+    const { origin, stanza, to } = event;
+    const payload = stanza.firstElement;
+    const type = stanza.attr('type');
+    if (!origin || (payload?.ns !== NS.PUBSUB && payload?.ns !== NS.PUBSUB_OWNER) || (type !== 'get' && type !== 'set')) return;
+    const service = to.bareJid();
+    const self = origin.username === to.local && origin.host === to.domain;
+    return delivered(answer(origin, stanza, async () => {
+      if (!self) {
+        // XEP-0060 §7.1.3.1 / §8: only the owner publishes to or manages its PEP service.
+        if (type === 'set' || payload.ns === NS.PUBSUB_OWNER) throw new StanzaErrorException('forbidden', 'only the account itself may change its PEP nodes');
+        return retrieve(deps, service, origin.jid!.bareJid(), payload);
+      }
+      // A throw-away (SASL ANONYMOUS) account has no row to keep nodes in.
+      if (origin.anonymous) throw new StanzaErrorException('not-allowed', 'anonymous accounts have no PEP service');
+      if (type === 'get' && payload.ns === NS.PUBSUB) return retrieve(deps, service, service, payload);
+      return ctx.queues.account(service.bare, () => owner.handle(service, type, payload));
+    }));
+  }, PRIORITY.route.onBehalf);
+
+  // XEP-0163 §4.3.3: a resource's initial presence brings it the last items it is interested in.
+  ctx.hooks.deliver('presence/broadcast', ({ origin, stanza }) => {
+    if (!origin || origin.anonymous || stanza.attr('type') !== undefined || origin.presence !== undefined) return undefined;
+    const c = stanza.getChild('c', NS.CAPS);
+    ctx.guard(origin, undefined, () => notifier.lastItems(origin, c));
+    return undefined;
+  }, PRIORITY.route.onBehalf);
+}
+
+/** Runs a handler and answers the IQ with its result or its error, pubsub#errors included. */
+async function answer(session: Session, iq: XmlElement, handler: () => Promise<XmlElement | void>): Promise<void> {
+  let reply: XmlElement;
+  try {
+    reply = iqResult(iq, await handler());
+  } catch (err) {
+    if (!(err instanceof StanzaErrorException)) throw err;
+    reply = pubsubErrorReply(iq, err);
+  }
+  if (!session.destroyed) session.send(reply);
+}

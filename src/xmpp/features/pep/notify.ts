@@ -1,0 +1,88 @@
+/**
+ * PEP notifications (XEP-0163 §4.3): each change of a node goes to every
+ * available resource, the owner's and those of contacts that may see the
+ * node, whose entity capabilities (XEP-0115) list `<node>+notify` (§4.3.1
+ * filtered notifications; the owner is subscribed like any other). A
+ * resource's initial presence brings it the last item of each node it is
+ * interested in (§4.3.3). Delivery goes through the router, so a resource
+ * on another node of a cluster gets it too.
+ */
+import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
+import type { Jid } from '../../../jid/index.js';
+import type { ModuleContext } from '../../context.js';
+import type { Session } from '../../session.js';
+import type { PepItem, PepNodeConfig, PepStore } from '../../../storage/ports/pep.js';
+import type { AccountsService } from '../accounts/index.js';
+import { hasFrom, hasTo } from '../accounts/subscription.js';
+import type { Caps } from '../caps/index.js';
+import { randomId } from '../../../util/random.js';
+import { denial } from './access.js';
+
+const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
+
+export interface NotifierDeps {
+  readonly pep: PepStore;
+  readonly accounts: AccountsService;
+  readonly caps: Caps;
+}
+
+export interface Notifier {
+  /** Sends `change` (the child of `<event/>`) about `node` of `owner` to every interested resource allowed to see it. */
+  broadcast(owner: Jid, node: string, config: PepNodeConfig, change: XmlElement): Promise<void>;
+  /** A resource sent initial presence: the last item of each node it is interested in. */
+  lastItems(session: Session, c: XmlElement | undefined): Promise<void>;
+}
+
+/** An item as it travels in an event or a result: `<item id>` with its payload. */
+export function itemElement(item: PepItem): XmlElement {
+  return x('item', { id: item.id }, parseXml(item.payload, STORED_LIMITS));
+}
+
+export function createNotifier(ctx: ModuleContext, { pep, accounts: svc, caps }: NotifierDeps): Notifier {
+  const send = (owner: Jid, to: Session, change: XmlElement): void => {
+    const message = x('message', { xmlns: NS.CLIENT, type: 'headline', id: randomId(9), from: owner.bare, to: to.full_jid },
+      x('event', { xmlns: NS.PUBSUB_EVENT }, change));
+    void ctx.router.route(null, message, to.jid!);
+  };
+  const features = (s: Session): Promise<ReadonlySet<string> | undefined> => {
+    const c = s.presence?.getChild('c', NS.CAPS);
+    const known = caps.known(c);
+    return known ? Promise.resolve(known) : caps.resolve(s.jid!, c);
+  };
+
+  /** The available resources of the owner and of the contacts allowed to see the node. */
+  const audience = async (owner: Jid, config: PepNodeConfig): Promise<Session[]> => {
+    const contacts = config.accessModel === 'whitelist' ? [] : await svc.accounts.use(owner.bareJid(), (account) =>
+      [...account.items.values()].filter((i) => hasFrom(i.subscription)).map((i) => account.contact(i.jid))
+        .filter((j) => ctx.router.isLocal(j.domain) && denial(svc, account, j, config) === undefined));
+    return [owner, ...contacts].flatMap((j) => [...ctx.sessions.available(j.domain, j.local)]);
+  };
+
+  return {
+    async broadcast(owner, node, config, change) {
+      const sessions = await audience(owner, config);
+      const interest = `${node}+notify`;
+      await Promise.all(sessions.map(async (s) => {
+        if ((await features(s))?.has(interest) && !s.destroyed) send(owner, s, change.clone());
+      }));
+    },
+
+    async lastItems(session, c) {
+      const wanted = await caps.resolve(session.jid!, c);
+      if (!wanted || session.destroyed) return;
+      const me = session.jid!.bareJid();
+      // The PEP services whose presence the resource receives (RFC 6121 "to"), and its own.
+      const services = [me, ...await svc.accounts.use(me, (account) => [...account.items.values()]
+        .filter((i) => hasTo(i.subscription)).map((i) => account.contact(i.jid)).filter((j) => ctx.router.isLocal(j.domain)))];
+      for (const owner of services) {
+        const nodes = (await pep.nodes(owner.domain, owner.local)).filter((n) => wanted.has(`${n.node}+notify`));
+        if (nodes.length === 0) continue;
+        const visible = await svc.accounts.use(owner, (account) => nodes.filter((n) => denial(svc, account, me, n.config) === undefined));
+        for (const { node } of visible) {
+          const [last] = await pep.items(owner.domain, owner.local, node, { max: 1 });
+          if (last && !session.destroyed) send(owner, session, x('items', { node }, itemElement(last)));
+        }
+      }
+    },
+  };
+}
