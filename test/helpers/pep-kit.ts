@@ -14,22 +14,27 @@ export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
 export const NS_PUBSUB_OWNER = 'http://jabber.org/protocol/pubsub#owner';
 export const NS_EVENT = 'http://jabber.org/protocol/pubsub#event';
 export const NS_ERRORS = 'http://jabber.org/protocol/pubsub#errors';
-const NS_CAPS = 'http://jabber.org/protocol/caps';
-const NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info';
-const CAPS_NODE = 'https://example.org/pep-test-client';
+export const NS_CAPS = 'http://jabber.org/protocol/caps';
+export const NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info';
+export const CAPS_NODE = 'https://example.org/pep-test-client';
 
 export type PepClient = XmppJsClient & { jid: string; features: string[] };
 
 /** XEP-0115 §5.1 for one client identity and plain features: written out here so the test does not trust the server's code. */
-function ver(features: readonly string[]): string {
+export function clientVer(features: readonly string[]): string {
   let s = 'client/web//pep-test<';
   for (const f of [...features].sort()) s += `${f}<`;
   return createHash('sha1').update(s, 'utf8').digest('base64');
 }
 
+/** The features a test client answers disco#info with: disco, caps and `<node>+notify` for each of `notify`. */
+export function clientFeatures(notify: readonly string[]): string[] {
+  return [NS_DISCO_INFO, NS_CAPS, ...notify.map((n) => `${n}+notify`)];
+}
+
 /** Logs `user` in with xmpp.js, answering disco#info with `features` (+notify ones included) and sending them as caps in its presence. */
 export async function capsClient(t: Test, server: TestServer, user: string, resource: string, notify: readonly string[]): Promise<PepClient> {
-  const features = [NS_DISCO_INFO, NS_CAPS, ...notify.map((n) => `${n}+notify`)];
+  const features = clientFeatures(notify);
   const s = createClient(t, server, { username: user, password: `${user}-pw`, resource });
   const callee = (s.xmpp as unknown as { iqCallee: { get(ns: string, name: string, h: () => XmlEl): void } }).iqCallee;
   callee.get(NS_DISCO_INFO, 'query', () => xml('query', { xmlns: NS_DISCO_INFO },
@@ -41,7 +46,7 @@ export async function capsClient(t: Test, server: TestServer, user: string, reso
 /** Initial presence with the client's caps; resolves once the server reflects it. */
 export async function available(c: PepClient): Promise<void> {
   const reflected = nextReceived(c, (el) => el.is('presence') && el.attrs.from === c.jid && el.attrs.type === undefined, `${c.jid}'s presence reflected`);
-  await c.xmpp.send(xml('presence', {}, xml('c', { xmlns: NS_CAPS, hash: 'sha-1', node: CAPS_NODE, ver: ver(c.features) })));
+  await c.xmpp.send(xml('presence', {}, xml('c', { xmlns: NS_CAPS, hash: 'sha-1', node: CAPS_NODE, ver: clientVer(c.features) })));
   await reflected;
 }
 

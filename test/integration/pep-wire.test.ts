@@ -1,0 +1,93 @@
+/**
+ * PEP (XEP-0163) refusals on the raw wire: what a client may not do to
+ * another account's nodes, an item over PEP_MAX_ITEM_BYTES, malformed
+ * publish-options, and the per-account node limit, each with the error
+ * XEP-0060 gives it.
+ */
+import t, { type Test } from 'tap';
+import { withUsers } from '../helpers/server.js';
+import { RawWsClient, stanzaErrorCondition } from '../helpers/ws-client.js';
+import { NS, type XmlElement } from '../../src/xml/index.js';
+
+const server = await withUsers(t, ['alice', 'bob'], {
+  ALLOW_INSECURE_PLAIN: 'true', PEP_MAX_ITEM_BYTES: '2048', PEP_MAX_NODES_PER_ACCOUNT: '3', PEP_MAX_ITEMS_PER_NODE: '10',
+});
+
+async function client(t: Test, user: string): Promise<RawWsClient> {
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.close());
+  await c.login(user, `${user}-pw`, 'raw');
+  return c;
+}
+
+/** Sends an IQ and reads until its reply. */
+async function iq(c: RawWsClient, id: string, type: 'get' | 'set', inner: string, to?: string): Promise<XmlElement> {
+  c.send(`<iq xmlns='jabber:client' type='${type}' id='${id}'${to ? ` to='${to}'` : ''}>${inner}</iq>`);
+  return c.until((el) => el.local === 'iq' && el.attr('id') === id);
+}
+
+const appCondition = (el: XmlElement): string | undefined => el.getChild('error')?.getChildren().find((c) => c.ns === NS.PUBSUB_ERRORS)?.local;
+
+const publish = (node: string, payload: string, options = ''): string =>
+  `<pubsub xmlns='${NS.PUBSUB}'><publish node='${node}'><item id='current'>${payload}</item></publish>${options}</pubsub>`;
+
+const options = (fields: string): string => `<publish-options><x xmlns='jabber:x:data' type='submit'>${fields}</x></publish-options>`;
+const formType = `<field var='FORM_TYPE' type='hidden'><value>${NS.PUBSUB}#publish-options</value></field>`;
+
+t.test("a publish, a retract or owner request to another account's PEP is forbidden and changes nothing", async (t) => {
+  const alice = await client(t, 'alice');
+  const nick = `<nick xmlns='http://jabber.org/protocol/nick'>Mallory</nick>`;
+  for (const [id, inner] of [
+    ['p', publish('http://jabber.org/protocol/nick', nick)],
+    ['r', `<pubsub xmlns='${NS.PUBSUB}'><retract node='http://jabber.org/protocol/nick'><item id='current'/></retract></pubsub>`],
+    ['d', `<pubsub xmlns='${NS.PUBSUB_OWNER}'><delete node='http://jabber.org/protocol/nick'/></pubsub>`],
+  ] as const) {
+    const reply = await iq(alice, id, 'set', inner, 'bob@localhost');
+    t.equal(reply.attr('type'), 'error', id);
+    t.equal(stanzaErrorCondition(reply), 'forbidden', id);
+  }
+  t.same(await server.storage.pep.nodes('localhost', 'bob'), [], 'bob has no node');
+});
+
+t.test('an item over PEP_MAX_ITEM_BYTES gets not-acceptable with payload-too-big; one within it is stored', async (t) => {
+  const alice = await client(t, 'alice');
+  const data = (n: number) => `<data xmlns='urn:xmpp:avatar:data'>${'A'.repeat(n)}</data>`;
+  const big = await iq(alice, 'big', 'set', publish('urn:xmpp:avatar:data', data(2100)));
+  t.equal(stanzaErrorCondition(big), 'not-acceptable');
+  t.equal(appCondition(big), 'payload-too-big', 'XEP-0060 §7.1.3.4');
+  t.equal(await server.storage.pep.node('localhost', 'alice', 'urn:xmpp:avatar:data'), undefined, 'no node was created');
+  t.equal((await iq(alice, 'small', 'set', publish('urn:xmpp:avatar:data', data(1000)))).attr('type'), 'result');
+});
+
+t.test('malformed publish-options get bad-request and create no node', async (t) => {
+  const alice = await client(t, 'alice');
+  const cases: Array<[string, string, string | undefined]> = [
+    ['no-form-type', options(`<field var='pubsub#access_model'><value>open</value></field>`), undefined],
+    ['max-items-word', options(`${formType}<field var='pubsub#max_items'><value>lots</value></field>`), 'invalid-options'],
+    ['persist-word', options(`${formType}<field var='pubsub#persist_items'><value>maybe</value></field>`), 'invalid-options'],
+    ['unknown-model', options(`${formType}<field var='pubsub#access_model'><value>everyone</value></field>`), 'invalid-options'],
+    ['not-submit', `<publish-options><x xmlns='jabber:x:data' type='form'>${formType}</x></publish-options>`, undefined],
+  ];
+  for (const [id, opts, app] of cases) {
+    const reply = await iq(alice, id, 'set', publish(`urn:example:${id}`, `<x xmlns='urn:example'/>`, opts));
+    t.equal(stanzaErrorCondition(reply), 'bad-request', id);
+    t.equal(appCondition(reply), app, `${id}: ${app ?? 'no'} application condition`);
+    t.equal(await server.storage.pep.node('localhost', 'alice', `urn:example:${id}`), undefined, `${id}: no node`);
+  }
+  const tooMany = await iq(alice, 'max', 'set', publish('urn:example:max', `<x xmlns='urn:example'/>`,
+    options(`${formType}<field var='pubsub#max_items'><value>11</value></field>`)));
+  t.equal(stanzaErrorCondition(tooMany), 'not-acceptable', 'a max_items above PEP_MAX_ITEMS_PER_NODE');
+  const noItem = await iq(alice, 'noitem', 'set', `<pubsub xmlns='${NS.PUBSUB}'><publish node='urn:example:n'/></pubsub>`);
+  t.equal(appCondition(noItem), 'item-required', 'a publish without an item');
+  const noNode = await iq(alice, 'nonode', 'set', `<pubsub xmlns='${NS.PUBSUB}'><publish><item><x xmlns='urn:example'/></item></publish></pubsub>`);
+  t.equal(appCondition(noNode), 'nodeid-required', 'a publish without a node');
+});
+
+t.test('one node more than PEP_MAX_NODES_PER_ACCOUNT gets policy-violation', async (t) => {
+  const bob = await client(t, 'bob');
+  for (const n of ['1', '2', '3']) t.equal((await iq(bob, `n${n}`, 'set', publish(`urn:example:${n}`, `<x xmlns='urn:example'/>`))).attr('type'), 'result', `node ${n}`);
+  const fourth = await iq(bob, 'n4', 'set', publish('urn:example:4', `<x xmlns='urn:example'/>`));
+  t.equal(stanzaErrorCondition(fourth), 'policy-violation');
+  t.equal(appCondition(fourth), 'max-nodes-exceeded');
+  t.equal((await iq(bob, 'n1again', 'set', publish('urn:example:1', `<y xmlns='urn:example'/>`))).attr('type'), 'result', 'an existing node still takes items');
+});
