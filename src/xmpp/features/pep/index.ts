@@ -24,7 +24,7 @@ export interface PepDeps {
 /** XEP-0163 §6 / XEP-0060 §10: the pubsub features this service implements, advertised on accounts. */
 const FEATURES = [
   'access-open', 'access-presence', 'access-roster', 'access-whitelist', 'auto-create', 'auto-subscribe',
-  'config-node', 'create-and-configure', 'create-nodes', 'delete-items', 'delete-nodes', 'filtered-notifications',
+  'config-node', 'config-node-max', 'create-and-configure', 'create-nodes', 'delete-items', 'delete-nodes', 'filtered-notifications',
   'item-ids', 'last-published', 'multi-items', 'persistent-items', 'presence-notifications', 'publish', 'publish-options',
   'purge-nodes', 'retract-items', 'retrieve-items',
 ].map((f) => `${NS.PUBSUB}#${f}`);
