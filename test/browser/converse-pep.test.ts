@@ -84,8 +84,11 @@ t.test('a bookmark and an avatar set in Converse are there after a fresh login o
     await probe.api.vcard.set('alice@localhost', { fn: 'Alice', nickname: 'al', image: png, image_type: 'image/png' });
   }, { room: ROOM, png: PNG });
   // Converse publishes in the background: wait until the gateway has stored both.
-  await eventually(async () => (await server.storage.pep.nodes('localhost', 'alice')).some((n) => n.node.includes('bookmarks')), { timeout: 10_000, message: 'the bookmark in PEP' });
+  await eventually(async () => (await server.storage.pep.items('localhost', 'alice', 'urn:xmpp:bookmarks:1')).length > 0, { timeout: 10_000, message: 'the bookmark in PEP' });
   await eventually(async () => (await server.storage.vcards.get('localhost', 'alice'))?.includes(PNG), { timeout: 10_000, message: 'the avatar in the vCard' });
+  // Converse takes urn:xmpp:bookmarks:1 once #compat is advertised (XEP-0402 §5.3), with max_items=max (#config-node-max).
+  t.same((await server.storage.pep.items('localhost', 'alice', 'urn:xmpp:bookmarks:1')).map((i) => i.id), [ROOM], 'one XEP-0402 item per room');
+  t.equal((await server.storage.pep.node('localhost', 'alice', 'urn:xmpp:bookmarks:1'))?.maxItems, server.config.pepMaxItemsPerNode, "max_items='max'");
   t.same(pepServiceUnavailable(first.frames), [], 'no PEP request of the first page got service-unavailable');
   await first.page.context().close();
 

@@ -127,3 +127,23 @@ t.test('disco#info of the own account: the pubsub/pep identity and the features 
     t.ok(features.includes(`${NS_PUBSUB}#${f}`), f);
   }
 });
+
+t.test('XEP-0402 §5.3: bookmarks written to either node appear in the other', async (t) => {
+  const alice = await capsClient(t, server, 'alice', 'compat', []);
+  const legacy = xml('storage', { xmlns: 'storage:bookmarks' },
+    xml('conference', { jid: 'old@muc.localhost', name: 'Old', autojoin: 'true' }, xml('nick', {}, 'al')));
+  t.equal((await iq(alice, 'set', publish('storage:bookmarks', legacy, 'current'))).attrs.type, 'result');
+  const modern = (await iq(alice, 'get', itemsRequest('urn:xmpp:bookmarks:1'))).getChild('pubsub', NS_PUBSUB)?.getChild('items');
+  t.same(itemIds(modern), ['old@muc.localhost'], 'the legacy room as an XEP-0402 item, its JID the id');
+  const conference = modern?.getChild('item')?.getChild('conference', 'urn:xmpp:bookmarks:1');
+  t.same([conference?.attrs.name, conference?.attrs.autojoin, conference?.getChildText('nick')], ['Old', 'true', 'al']);
+
+  await iq(alice, 'set', publish('urn:xmpp:bookmarks:1', xml('conference', { xmlns: 'urn:xmpp:bookmarks:1', name: 'New' }), 'new@muc.localhost',
+    { 'pubsub#max_items': 'max', 'pubsub#access_model': 'whitelist' }));
+  const storage = () => iq(alice, 'get', itemsRequest('storage:bookmarks')).then((r) =>
+    r.getChild('pubsub', NS_PUBSUB)?.getChild('items')?.getChild('item')?.getChild('storage', 'storage:bookmarks')?.getChildren('conference') ?? []);
+  t.same((await storage()).map((c) => [c.attrs.jid, c.attrs.name, c.attrs.autojoin]),
+    [['old@muc.localhost', 'Old', 'true'], ['new@muc.localhost', 'New', 'false']], 'both rooms in the legacy node');
+  await iq(alice, 'set', xml('pubsub', { xmlns: NS_PUBSUB }, xml('retract', { node: 'urn:xmpp:bookmarks:1', notify: 'true' }, xml('item', { id: 'old@muc.localhost' }))));
+  t.same((await storage()).map((c) => c.attrs.jid), ['new@muc.localhost'], 'a retracted room leaves the legacy node too');
+});

@@ -12,6 +12,7 @@ import { pubsubErrorReply } from './errors.js';
 import { createNotifier } from './notify.js';
 import { createOwnerOps, type PepLimits } from './owner.js';
 import { retrieve } from './retrieve.js';
+import { COMPAT_FEATURE } from './bookmarks-compat.js';
 
 export type { PepLimits } from './owner.js';
 
@@ -41,6 +42,7 @@ export function register(ctx: ModuleContext, limits: PepLimits, deps: PepDeps): 
   ctx.disco.addAccountFeature(NS.PUBSUB);
   for (const f of FEATURES) ctx.disco.addAccountFeature(f);
   ctx.disco.addAccountIdentity('pubsub', 'pep');
+  ctx.disco.addAccountFeature(COMPAT_FEATURE);
   const notifier = createNotifier(ctx, deps);
   const owner = createOwnerOps(ctx, limits, { pep: deps.pep, notifier });
 

@@ -10,6 +10,7 @@ import { checkPreconditions, configForm, DEFAULT_CONFIG, NODE_CONFIG, parseConfi
 import type { Notifier } from './notify.js';
 import { itemElement } from './notify.js';
 import { nodeOf, pubsub } from './wire.js';
+import { mirrorBookmarks } from './bookmarks-compat.js';
 
 export interface PepLimits {
   /** Items a node keeps at most; also what pubsub#max_items 'max' means. */
@@ -32,6 +33,11 @@ export interface OwnerOps {
 export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, notifier }: OwnerDeps): OwnerOps {
   const notify = (service: Jid, node: string, config: PepNodeConfig, change: XmlElement): void => {
     notifier.broadcast(service, node, config, change).catch((err: unknown) => ctx.log.error({ err, node }, 'a PEP notification failed'));
+  };
+  /** XEP-0402 §5.3: a change to one bookmarks node is written to the other, and notified. */
+  const mirror = async (service: Jid, node: string): Promise<void> => {
+    const other = await mirrorBookmarks(pep, service, node, limits.maxItemsPerNode);
+    if (other) notify(service, other.node, other.config, x('items', { node: other.node }, ...other.items.map(itemElement)));
   };
   const existing = async (service: Jid, node: string): Promise<PepNodeConfig> => {
     const config = await pep.node(service.domain, service.local, node);
@@ -64,7 +70,10 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
     if (config) checkPreconditions(config, options);
     else await create(service, node, (config = { ...DEFAULT_CONFIG, ...options }));
     const item = { id: items[0]!.attr('id') || randomId(12), payload: text };
-    if (config.persistItems) await pep.publish(service.domain, service.local, node, item, config.maxItems);
+    if (config.persistItems) {
+      await pep.publish(service.domain, service.local, node, item, config.maxItems);
+      await mirror(service, node);
+    }
     notify(service, node, config, x('items', { node }, itemElement(item)));
     return pubsub(NS.PUBSUB, x('publish', { node }, x('item', { id: item.id })));
   }
@@ -78,6 +87,7 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
     const gone: string[] = [];
     for (const id of ids as string[]) if (await pep.retract(service.domain, service.local, node, id)) gone.push(id);
     if (gone.length === 0) throw new StanzaErrorException('item-not-found');
+    await mirror(service, node);
     const flag = request.attr('notify');
     if (flag === 'true' || flag === '1') notify(service, node, config, x('items', { node }, ...gone.map((id) => x('retract', { id }))));
   }
