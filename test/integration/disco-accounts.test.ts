@@ -153,7 +153,7 @@ t.test('in the full server, an approved presence subscription opens disco#info o
   for (let i = 0; i < 20; i++) await settle();
   const reply = await query(alice, NS.DISCO_INFO, 'bob@localhost');
   t.equal(reply.attr('type'), 'result', 'bob lets alice see his presence');
-  t.same(identities(reply), ['account/registered']);
+  t.same(identities(reply), ['account/registered', 'pubsub/pep'], 'with the PEP service on the account (XEP-0163 §6.1)');
   t.equal(stanzaErrorCondition(await query(carol, NS.DISCO_INFO, 'bob@localhost')), 'service-unavailable', 'carol may not');
   t.equal(stanzaErrorCondition(await query(bob, NS.DISCO_INFO, 'alice@localhost')), 'service-unavailable', 'the subscription is one-way');
   for (const c of [alice, bob, carol]) c.session.close();
