@@ -122,7 +122,7 @@ export const connectXmppjs = (server: TestServer): Connect => async (t, user, re
 // strophe.js (BOSH or WebSocket)
 
 /** The DOM surface (xmldom) of the elements strophe.js hands out; the project's tsconfig has no DOM lib. */
-interface DomEl {
+export interface DomEl {
   getAttribute(name: string): string | null;
   getElementsByTagName(name: string): ArrayLike<DomEl>;
   namespaceURI: string | null;

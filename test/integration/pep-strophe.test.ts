@@ -7,19 +7,13 @@
  */
 import t, { type Test } from 'tap';
 import { Strophe, $iq, $pres } from 'strophe.js';
-import { installNodeXhr } from '../helpers/node-xhr.js';
 import { withUsers, type TestServer } from '../helpers/server.js';
 import { eventually, within } from '../helpers/eventually.js';
+// im-clients installs the XMLHttpRequest strophe.js needs in Node for BOSH, and quiets its logging.
+import type { DomEl } from '../helpers/im-clients.js';
+import '../helpers/im-clients.js';
 import { befriend, CAPS_NODE, clientFeatures, clientVer, NS_CAPS, NS_DISCO_INFO, NS_EVENT, NS_PUBSUB } from '../helpers/pep-kit.js';
 
-installNodeXhr();
-Strophe.setLogLevel(Strophe.LogLevel.FATAL);
-
-interface DomEl {
-  getAttribute(name: string): string | null;
-  getElementsByTagName(name: string): ArrayLike<DomEl>;
-  textContent: string | null;
-}
 type Builder = ReturnType<typeof $iq>;
 
 const BOOKMARKS = 'urn:xmpp:bookmarks:1';
