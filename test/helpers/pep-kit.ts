@@ -43,10 +43,13 @@ export async function capsClient(t: Test, server: TestServer, user: string, reso
   return { ...s, jid, features };
 }
 
-/** Initial presence with the client's caps; resolves once the server reflects it. */
-export async function available(c: PepClient): Promise<void> {
+/**
+ * Initial presence with the client's caps; resolves once the server reflects it. `ver` may be given to lie
+ * (a verification string that is not the hash of what the client answers).
+ */
+export async function available(c: PepClient, ver = clientVer(c.features)): Promise<void> {
   const reflected = nextReceived(c, (el) => el.is('presence') && el.attrs.from === c.jid && el.attrs.type === undefined, `${c.jid}'s presence reflected`);
-  await c.xmpp.send(xml('presence', {}, xml('c', { xmlns: NS_CAPS, hash: 'sha-1', node: CAPS_NODE, ver: clientVer(c.features) })));
+  await c.xmpp.send(xml('presence', {}, xml('c', { xmlns: NS_CAPS, hash: 'sha-1', node: CAPS_NODE, ver })));
   await reflected;
 }
 

@@ -7,6 +7,7 @@
 import t from 'tap';
 import { withUsers } from '../helpers/server.js';
 import { ping, xml } from '../helpers/xmppjs.js';
+import { eventually } from '../helpers/eventually.js';
 import {
   available, befriend, capsClient, form, iq, itemIds, itemsRequest, nextEvent, NS_EVENT, NS_PUBSUB, NS_PUBSUB_OWNER, pepError, publish,
 } from '../helpers/pep-kit.js';
@@ -146,4 +147,30 @@ t.test('XEP-0402 §5.3: bookmarks written to either node appear in the other', a
     [['old@muc.localhost', 'Old', 'true'], ['new@muc.localhost', 'New', 'false']], 'both rooms in the legacy node');
   await iq(alice, 'set', xml('pubsub', { xmlns: NS_PUBSUB }, xml('retract', { node: 'urn:xmpp:bookmarks:1', notify: 'true' }, xml('item', { id: 'old@muc.localhost' }))));
   t.same((await storage()).map((c) => c.attrs.jid), ['new@muc.localhost'], 'a retracted room leaves the legacy node too');
+});
+
+t.test('caps: one disco#info query per ver, and a ver that is not the hash of the answer is not believed (XEP-0115 §5.4)', async (t) => {
+  const ONCE = 'urn:example:once';
+  const dave1 = await capsClient(t, server, 'dave', 'one', [ONCE]);
+  const dave2 = await capsClient(t, server, 'dave', 'two', [ONCE]);
+  const isQuery = (el: { is(n: string): boolean; attrs: Record<string, string | undefined>; getChild(n: string, ns?: string): unknown }) =>
+    el.is('iq') && el.attrs.type === 'get' && el.getChild('query', 'http://jabber.org/protocol/disco#info') !== undefined;
+  await available(dave1);
+  await available(dave2);
+  const toBoth = [dave1, dave2].map((d) => nextEvent(d, 'dave@localhost', ONCE, `the event at ${d.jid}`));
+  await iq(dave1, 'set', publish(ONCE, xml('x', { xmlns: ONCE }), '1'));
+  await Promise.all(toBoth);
+  t.equal([...dave1.received, ...dave2.received].filter(isQuery).length, 1, 'the second resource with the same ver was not asked');
+
+  const alice = await capsClient(t, server, 'alice', 'liar-check', []);
+  const bob = await capsClient(t, server, 'bob', 'honest', [NICK]);
+  const carol = await capsClient(t, server, 'carol', 'liar', [NICK]);
+  await available(bob);
+  await available(carol, 'bm90IHRoZSBoYXNoIG9mIGFueXRoaW5nPQ==');
+  const toBob = nextEvent(bob, 'alice@localhost', NICK, 'the nick event at the honest bob');
+  await iq(alice, 'set', publish(NICK, xml('nick', { xmlns: NICK }, 'Alice again'), 'current'));
+  await toBob;
+  await eventually(() => carol.received.some(isQuery), { message: 'the server to ask carol for her disco#info' });
+  await ping(carol);
+  t.notOk(carol.received.some((el) => el.is('message') && el.getChild('event', NS_EVENT)), 'no event for a ver that does not verify, though the answer lists nick+notify');
 });
