@@ -118,7 +118,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
   csi.register(ctx);
   // XEP-0163 PEP, its notifications filtered by XEP-0115 caps; before presence, which it watches for initial presence.
-  const entityCaps = caps.register(ctx, { maxEntries: config.capsCacheEntries, maxFeatures: 1000, maxPending: 1000, timeoutMs: 10_000 });
+  const entityCaps = caps.register(ctx, { maxEntries: config.capsCacheEntries, maxEntryBytes: 16 * 1024, maxPending: 1000, timeoutMs: 10_000 });
   pep.register(ctx, {
     maxItemsPerNode: config.pepMaxItemsPerNode, maxItemBytes: config.pepMaxItemBytes, maxNodesPerAccount: config.pepMaxNodesPerAccount,
   }, { pep: stores.pep, accounts: accountsService, caps: entityCaps });

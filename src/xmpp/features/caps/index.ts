@@ -8,8 +8,8 @@ import { capsVer, supportedHash } from './hash.js';
 export interface CapsOptions {
   /** Distinct verification strings whose features are kept; the least recently used goes first. */
   readonly maxEntries: number;
-  /** A disco#info result with more features than this is not cached (nor used). */
-  readonly maxFeatures: number;
+  /** A disco#info result whose features take more UTF-8 bytes than this is not cached (nor used): the cache's bytes stay bounded. */
+  readonly maxEntryBytes: number;
   /** Queries waiting for their answer at once; more are not sent (their clients count as featureless). */
   readonly maxPending: number;
   /** How long a client has to answer the disco#info query. */
@@ -79,7 +79,7 @@ export function register(ctx: ModuleContext, opts: CapsOptions): Caps {
     const query = await ask(jid, c);
     if (!query) return undefined;
     const features = query.getChildren('feature').map((f) => f.attr('var') ?? '');
-    if (features.length > opts.maxFeatures || capsVer(query, c.attr('hash')!) !== c.attr('ver')) return undefined;
+    if (features.reduce((n, f) => n + Buffer.byteLength(f), 0) > opts.maxEntryBytes || capsVer(query, c.attr('hash')!) !== c.attr('ver')) return undefined;
     const set = new Set(features);
     remember(key, set);
     return set;
@@ -93,6 +93,11 @@ export function register(ctx: ModuleContext, opts: CapsOptions): Caps {
     entry.resolve(type === 'result' ? stanza.getChild('query', NS.DISCO_INFO) : undefined);
     return 'delivered';
   }, PRIORITY.route.onBehalf);
+
+  // The query timers are this module's: none outlives the server.
+  ctx.hooks.notify('server-shutdown', () => {
+    for (const entry of [...waiting.values()]) entry.resolve(undefined);
+  }, PRIORITY.lifecycle.default);
 
   return {
     known,
