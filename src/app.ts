@@ -8,6 +8,8 @@ import type { Core } from './xmpp/core.js';
 import type { SessionsView } from './xmpp/session-manager.js';
 import { createXmppServer, type Feature } from './server.js';
 import { registerHttpRoutes } from './http/routes.js';
+import { createPeerFilter, registerMetricsRoute, type PeerFilter } from './http/metrics-access.js';
+import type { Registry } from 'prom-client';
 import { Admission } from './transports/admission.js';
 import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
 import { registerBosh, type BoshForwarder, type BoshStats } from './transports/bosh/index.js';
@@ -33,6 +35,8 @@ export interface App {
   readonly websocket: { stats(): WebSocketStats };
   /** CLUSTER=redis: this node's membership, delivery and modules; undefined for CLUSTER=none. */
   readonly cluster: Cluster | undefined;
+  /** METRICS_PORT: the listener of /metrics alone, not yet listening (main.ts listens on METRICS_HOST); undefined when PORT serves it. */
+  readonly metricsHttp: FastifyInstance | undefined;
   /** Stops accepting, closes every session with system-shutdown, leaves the cluster, then the listener and storage. */
   shutdown(): Promise<void>;
   /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
@@ -123,7 +127,10 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       maxInputBytes: 2 * config.maxStanzaSize, shaping,
     },
   }, log);
+  const metricsAllowed = createPeerFilter(config.metricsAllow);
+  const metricsHttp = config.metricsPort === 0 ? undefined : createMetricsListener(xmpp.registry, metricsAllowed);
   registerHttpRoutes(http, xmpp.registry, {
+    metricsAllowed: metricsHttp ? undefined : metricsAllowed,
     websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH,
     // Not ready while Redis is unreachable: a load balancer sends new sessions to another node.
     ready: cluster ? () => ready && cluster.ready() : () => ready, publicUrl: config.publicUrl, domains: config.domains,
@@ -139,6 +146,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     bosh,
     websocket: websocketTransport,
     cluster,
+    metricsHttp,
     async shutdown() {
       ready = false;
       xmpp.closeSessions();
@@ -151,10 +159,21 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       await xmpp.drain();
       await cluster?.close();
       await http.close();
+      await metricsHttp?.close();
       await storage.close();
     },
     shutdownProgress: () => xmpp.shutdownProgress(),
   };
+}
+
+/**
+ * METRICS_PORT: /metrics on a listener of its own, so the ingress that routes
+ * PORT never reaches it (issue 17 item 2). Nothing else is served there.
+ */
+function createMetricsListener(registry: Registry, allowed: PeerFilter): FastifyInstance {
+  const metricsHttp = Fastify({ logger: false });
+  registerMetricsRoute(metricsHttp, registry, allowed);
+  return metricsHttp;
 }
 
 /**

@@ -28,10 +28,11 @@ async function main(): Promise<void> {
   const storage = await openConfiguredStorage(config);
   const app = await buildConfiguredApp(config, storage);
   await app.http.listen({ port: config.port, host: config.host });
+  if (app.metricsHttp) await app.metricsHttp.listen({ port: config.metricsPort, host: config.metricsHost });
   // WORKERS > 1: the shared port reaches any worker; BOSH requests forwarded to this one need its own address.
   const own = app.cluster ? await listenOwnAddress(app.http, config.clusterAdvertiseUrl) : undefined;
   if (own) await app.cluster!.boshForwarder.advertise(own.url);
-  app.http.log.info({ event: 'listening', domains: config.domains, port: config.port, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
+  app.http.log.info({ event: 'listening', domains: config.domains, port: config.port, metricsPort: config.metricsPort || undefined, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
 
   let stopping = false;
   /** Shuts down; `failed` (a lost cluster lease) exits non-zero even when the shutdown went well. */
