@@ -8,6 +8,7 @@ import type { Core } from './xmpp/core.js';
 import type { SessionsView } from './xmpp/session-manager.js';
 import { createXmppServer, type Feature } from './server.js';
 import { registerHttpRoutes } from './http/routes.js';
+import { createReadiness } from './http/readiness.js';
 import { createPeerFilter, registerMetricsRoute, type PeerFilter } from './http/metrics-access.js';
 import type { Registry } from 'prom-client';
 import { Admission } from './transports/admission.js';
@@ -22,6 +23,8 @@ import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
+// A store slower than this to answer SELECT 1 counts as down (a probe's own timeout is a few seconds).
+const READY_STORAGE_TIMEOUT_MS = 2000;
 const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
 
 export interface App {
@@ -129,7 +132,12 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   }, log);
   const metricsAllowed = createPeerFilter(config.metricsAllow);
   const metricsHttp = config.metricsPort === 0 ? undefined : createMetricsListener(xmpp.registry, metricsAllowed);
+  const readiness = createReadiness({
+    ping: () => storage.ping(), maxEventLoopDelayMs: config.readyMaxEventLoopDelay, pingTimeoutMs: READY_STORAGE_TIMEOUT_MS,
+    onChange: (reason) => (reason ? log.warn({ event: 'not-ready', reason }, 'not ready') : log.info({ event: 'ready' }, 'ready again')),
+  });
   registerHttpRoutes(http, xmpp.registry, {
+    health: () => readiness.check(),
     metricsAllowed: metricsHttp ? undefined : metricsAllowed,
     websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH,
     // Not ready while Redis is unreachable: a load balancer sends new sessions to another node.
@@ -160,6 +168,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       await cluster?.close();
       await http.close();
       await metricsHttp?.close();
+      readiness.stop();
       await storage.close();
     },
     shutdownProgress: () => xmpp.shutdownProgress(),

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig, withEnvFile, type Config } from './config/index.js';
-import { openStorage, type Storage } from './storage/index.js';
+import { openStorage, StorageOpenError, type Storage } from './storage/index.js';
 import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp, type App } from './app.js';
 import { ClusterStartError } from './cluster/index.js';
@@ -74,7 +74,8 @@ async function buildConfiguredApp(config: Config, storage: Storage): Promise<App
 }
 
 /**
- * SQLite (the default) or PostgreSQL. A PostgreSQL that cannot be reached
+ * SQLite (the default) or PostgreSQL. An SQLite file that cannot be opened
+ * stops the start naming the path and the likely cause. A PostgreSQL that cannot be reached
  * stops the start naming DATABASE_URL, without echoing it (it may hold a
  * password).
  */
@@ -82,6 +83,10 @@ async function openConfiguredStorage(config: Config): Promise<Storage> {
   try {
     return await openStorage({ backend: config.storage, dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   } catch (err) {
+    if (err instanceof StorageOpenError) {
+      process.stderr.write(`xmpp-web-gateway: ${err.message}\n`);
+      process.exit(1);
+    }
     if (config.storage !== 'postgres') throw err;
     process.stderr.write(`xmpp-web-gateway: configuration error: DATABASE_URL: cannot open the PostgreSQL database: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(2);

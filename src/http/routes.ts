@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { serialize, x } from '../xml/index.js';
 import { registerMetricsRoute, type PeerFilter } from './metrics-access.js';
+import type { NotReadyReason } from './readiness.js';
 
 export interface HttpOptions {
   readonly websocketPath: string;
@@ -9,6 +10,8 @@ export interface HttpOptions {
   readonly boshPath?: string;
   /** False while starting or shutting down: /readyz answers 503. */
   readonly ready: () => boolean;
+  /** The store and the event loop (readiness.ts): a reason makes /readyz answer 503 with it. */
+  readonly health?: () => Promise<NotReadyReason | undefined>;
   /** PUBLIC_URL: the base browsers reach us at; '' to derive it from the request. */
   readonly publicUrl: string;
   /** The served XMPP domains: the only Host names host-meta answers for without PUBLIC_URL. */
@@ -39,6 +42,8 @@ export function registerHttpRoutes(app: FastifyInstance, registry: Registry, opt
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     if (!opts.ready()) return reply.code(503).send({ status: 'not ready' });
+    const reason = await opts.health?.();
+    if (reason !== undefined) return reply.code(503).send({ status: 'not ready', reason });
     return { status: 'ready' };
   });
   if (opts.metricsAllowed) registerMetricsRoute(app, registry, opts.metricsAllowed);

@@ -28,6 +28,8 @@ export interface Storage {
   smState: SmStateStore;
   /** Idempotent. */
   close(): Promise<void>;
+  /** A trivial query, for /readyz: rejects when the store cannot answer. */
+  ping(): Promise<void>;
 }
 
 /** Injected so tests can pin creation times. */

@@ -32,6 +32,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     blocklists,
     smState: createMemorySmStateStore(),
     async close() {},
+    async ping() {},
   };
 }
 
