@@ -9,6 +9,7 @@ import type { SessionsView } from './xmpp/session-manager.js';
 import { createXmppServer, type Feature } from './server.js';
 import { registerHttpRoutes } from './http/routes.js';
 import { createReadiness } from './http/readiness.js';
+import { loadBuildInfo, registerBuildInfo, type BuildInfo } from './metrics/build-info.js';
 import { createPeerFilter, registerMetricsRoute, type PeerFilter } from './http/metrics-access.js';
 import type { Registry } from 'prom-client';
 import { Admission } from './transports/admission.js';
@@ -61,6 +62,8 @@ export interface AppOptions {
   cluster?: Cluster;
   /** In a cluster: BOSH requests for other nodes' sessions go to their owner (src/cluster/bosh-forward.ts). */
   boshForwarder?: BoshForwarder;
+  /** For xmpp_build_info; default: dist/build-info.json (loadBuildInfo). */
+  buildInfo?: BuildInfo;
 }
 
 export async function buildApp(config: Config, storage: Storage, opts: AppOptions = {}): Promise<App> {
@@ -84,6 +87,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const features = cluster ? [...cluster.features, ...(opts.features ?? [])] : opts.features ?? [];
   const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: cluster?.smRegistry });
   const { core } = xmpp;
+  registerBuildInfo(xmpp.registry, opts.buildInfo ?? loadBuildInfo());
   if (cluster) {
     registerClusterMetrics(xmpp.registry, cluster);
     await cluster.start();
