@@ -53,7 +53,7 @@ t.test('the default is one StatefulSet with a volume for SQLite, as before', asy
   const w = workload(objs);
   t.equal(w.spec.replicas, 1);
   t.equal(w.spec.volumeClaimTemplates[0].metadata.name, 'data');
-  t.same(container(w).volumeMounts, [{ name: 'data', mountPath: '/data' }]);
+  t.same(container(w).volumeMounts, [{ name: 'data', mountPath: '/data' }, { name: 'tmp', mountPath: '/tmp' }]);
   t.same(envVar(w, 'STORAGE'), [{ name: 'STORAGE', value: 'sqlite' }]);
   t.same(envVar(w, 'CLUSTER'), [{ name: 'CLUSTER', value: 'none' }]);
   t.same(envVar(w, 'SM_BACKEND'), [{ name: 'SM_BACKEND', value: 'memory' }]);

@@ -99,7 +99,7 @@ metadata:
   labels: {{- include "xwg.labels" . | nindent 4 }}
   annotations:
     prometheus.io/scrape: "true"
-    prometheus.io/port: {{ .Values.env.PORT | quote }}
+    prometheus.io/port: {{ include "xwg.metricsPort" . | quote }}
     prometheus.io/path: /metrics
 spec:
   # After SIGTERM the process ends itself within SHUTDOWN_TIMEOUT; the margin
@@ -113,9 +113,16 @@ spec:
       image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       env: {{- include "xwg.env" . | trim | nindent 8 }}
+      {{- with .Values.securityContext }}
+      securityContext: {{- toYaml . | nindent 8 }}
+      {{- end }}
       ports:
         - name: http
           containerPort: {{ int .Values.env.PORT }}
+        {{- if ne (toString .Values.env.METRICS_PORT) "0" }}
+        - name: metrics
+          containerPort: {{ int .Values.env.METRICS_PORT }}
+        {{- end }}
       # /healthz: the process answers; /readyz: it accepts sessions (503 while
       # starting and from SIGTERM on, so the Service stops sending clients).
       startupProbe:
@@ -131,6 +138,9 @@ spec:
       volumeMounts:
         - name: data
           mountPath: {{ .Values.env.DATA_DIR }}
+        # The root file system is read-only; SQLite's temporary files (large sorts, VACUUM) go here.
+        - name: tmp
+          mountPath: /tmp
         {{- if include "xwg.clustered" . }}
         # One server secret for every pod: unknown users' fake SCRAM salts must
         # not differ between pods (that would tell which accounts exist).
@@ -139,8 +149,10 @@ spec:
           subPath: server-secret
           readOnly: true
         {{- end }}
-  {{- if include "xwg.clustered" . }}
   volumes:
+    - name: tmp
+      emptyDir: {}
+  {{- if include "xwg.clustered" . }}
     # No PVC: the state lives in Redis and PostgreSQL.
     - name: data
       emptyDir: {}
@@ -152,4 +164,37 @@ spec:
           - key: server-secret
             path: server-secret
   {{- end }}
+{{- end -}}
+
+{{/* The port Prometheus scrapes: METRICS_PORT when set, else the HTTP port. */}}
+{{- define "xwg.metricsPort" -}}
+{{- if ne (toString .Values.env.METRICS_PORT) "0" }}{{ .Values.env.METRICS_PORT }}{{ else }}{{ .Values.env.PORT }}{{ end -}}
+{{- end -}}
+
+{{/* Refusals of the optional objects (monitoring.yaml, autoscaling.yaml), one line each. */}}
+{{- define "xwg.validateExtras" -}}
+{{- if and .Values.autoscaling.enabled (not (include "xwg.clustered" .)) -}}
+{{- fail "autoscaling.enabled needs the cluster mode (env.STORAGE=postgres, a Redis, replicaCount > 1 or env.CLUSTER=redis): with SQLite the data is one pod's file and a second pod cannot share it" -}}
+{{- end -}}
+{{- $loopback := has (toString .Values.env.METRICS_HOST) (list "127.0.0.1" "::1" "localhost") -}}
+{{- if and .Values.serviceMonitor.enabled (ne (toString .Values.env.METRICS_PORT) "0") $loopback -}}
+{{- fail (printf "serviceMonitor.enabled with env.METRICS_PORT=%v needs env.METRICS_HOST=0.0.0.0 (or ::): Prometheus in another pod cannot reach %v" .Values.env.METRICS_PORT .Values.env.METRICS_HOST) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The paths a public route (Ingress, HTTPRoute) sends to the gateway: WebSocket,
+BOSH, XEP-0156 host-meta, and the demo page's files when ingress.demoPage.
+Nothing else, so /metrics, /healthz and /readyz stay inside the cluster.
+*/}}
+{{- define "xwg.publicPaths" -}}
+- { path: /xmpp-websocket, type: Exact }
+- { path: /http-bind, type: Exact }
+- { path: /.well-known/, type: Prefix }
+{{- if .Values.ingress.demoPage }}
+- { path: /, type: Exact }
+{{- range .Values.ingress.demoFiles }}
+- { path: {{ printf "/%s" . }}, type: Exact }
+{{- end }}
+{{- end }}
 {{- end -}}
