@@ -1,7 +1,7 @@
 // Regenerates .env.example, the README's configuration table and the Helm
 // values' env block and its part of values.schema.json from the config schema (after `npm run build`).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { HELM_MARKERS, README_MARKERS, renderConfigTable, renderEnvExample, renderHelmEnv, renderHelmEnvSchema, replaceBetween } from '../dist/config/env-example.js';
+import { HELM_MARKERS, README_MARKERS, renderConfigTable, renderEnvExample, renderHelmEnv, renderHelmEnvSchema, renderHelmSecretNames, replaceBetween } from '../dist/config/env-example.js';
 
 const at = (p) => new URL(`../${p}`, import.meta.url);
 writeFileSync(at('.env.example'), renderEnvExample());
@@ -13,3 +13,4 @@ const schemaFile = at('helm/xmpp-web-gateway/values.schema.json');
 const schema = JSON.parse(readFileSync(schemaFile, 'utf8'));
 schema.properties.env = renderHelmEnvSchema();
 writeFileSync(schemaFile, `${JSON.stringify(schema, null, 2)}\n`);
+writeFileSync(at('helm/xmpp-web-gateway/templates/_secret-env.tpl'), renderHelmSecretNames());

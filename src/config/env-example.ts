@@ -62,6 +62,20 @@ export function renderHelmEnvSchema(): Record<string, unknown> {
   };
 }
 
+/**
+ * The chart's templates/_secret-env.tpl: the variables the schema marks
+ * secret. The chart puts those given in clear under `env` into a Secret of its
+ * own and refers to it, so no password stands in the pod spec.
+ */
+export function renderHelmSecretNames(): string {
+  const names = SPECS.filter((s) => s.kind === 'string' && s.secret === true).map((s) => s.env);
+  return [
+    '{{/* Generated from src/config/schema.ts by `npm run env-example`: the variables marked secret. */}}',
+    `{{- define "xwg.secretEnvNames" -}}${names.join(' ')}{{- end -}}`,
+    '',
+  ].join('\n');
+}
+
 /** Replaces what stands between two marker lines of `text` with `body`. */
 export function replaceBetween(text: string, begin: string, end: string, body: string): string {
   const i = text.indexOf(begin);

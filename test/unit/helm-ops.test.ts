@@ -10,7 +10,7 @@
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderHelmEnvSchema } from '../../src/config/env-example.js';
+import { renderHelmEnvSchema, renderHelmSecretNames } from '../../src/config/env-example.js';
 import { CHART, createHelm, renderChart } from '../helpers/helm.js';
 import { ROOT } from '../helpers/built.js';
 
@@ -127,4 +127,19 @@ t.test('NOTES.txt: the first user, Converse.js, and a warning while TRUSTED_PROX
   t.match(behind, /WARNING: env\.TRUSTED_PROXIES is loopback/);
   t.notMatch(notes('--set', 'ingress.enabled=true', '--set', 'env.TRUSTED_PROXIES=10.244.0.0/16'), /WARNING/, 'no warning once set');
   t.match(notes('-f', CLUSTER_VALUES), 'kubectl exec -it -n im deploy/chat-xmpp-web-gateway --', 'a cluster: any pod');
+});
+
+t.test('secret variables given in clear go into a Secret of the chart, never into the pod spec', async (t) => {
+  t.equal(readFileSync(join(CHART, 'templates', '_secret-env.tpl'), 'utf8'), renderHelmSecretNames(), 'the names are in sync (npm run env-example)');
+  const url = 'postgres://xwg:s3cret@pg:5432/xwg';
+  const objs = render('--set', 'env.STORAGE=postgres', '--set', `env.DATABASE_URL=${url}`);
+  const secret = ofKind(objs, 'Secret').find((o) => o.metadata.name === 'chat-xmpp-web-gateway-env');
+  t.same(secret?.stringData, { DATABASE_URL: url });
+  t.notMatch(JSON.stringify(workload(objs)), /s3cret/, 'the password is not in the pod spec');
+  const checksum = (o: Obj[]) => workload(o).spec.template.metadata.annotations['checksum/env-secret'] as string | undefined;
+  t.match(checksum(objs), /^[0-9a-f]{64}$/);
+  t.not(checksum(render('--set', 'env.STORAGE=postgres', '--set', 'env.DATABASE_URL=postgres://xwg:other@pg:5432/xwg')), checksum(objs), 'a new URL rolls the pods');
+  const external = render('--set', 'env.STORAGE=postgres', '--set', 'databaseUrlFrom.secretName=pg');
+  t.notOk(ofKind(external, 'Secret').some((o) => o.metadata.name === 'chat-xmpp-web-gateway-env'), 'none when the URL comes from an existing Secret');
+  t.equal(checksum(external), undefined);
 });

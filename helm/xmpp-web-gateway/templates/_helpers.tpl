@@ -49,6 +49,8 @@ in cluster mode (CLUSTER, SM_BACKEND, NODE_ID) and what comes from a Secret.
 {{- if .Values.databaseUrlFrom.secretName }}{{ $own = append $own "DATABASE_URL" }}{{ end -}}
 {{- $advertise := and $clustered (hasKey .Values.env "CLUSTER_ADVERTISE_URL") (not .Values.env.CLUSTER_ADVERTISE_URL) -}}
 {{- if $advertise }}{{ $own = append $own "CLUSTER_ADVERTISE_URL" }}{{ end -}}
+{{- $inSecret := include "xwg.secretEnvInClear" . | fromYamlArray | default list -}}
+{{- $own = concat $own $inSecret -}}
 {{- range $name, $value := .Values.env }}
 {{- if not (has $name $own) }}
 - name: {{ $name }}
@@ -77,6 +79,13 @@ in cluster mode (CLUSTER, SM_BACKEND, NODE_ID) and what comes from a Secret.
 - name: CLUSTER_ADVERTISE_URL
   value: {{ printf (ternary "http://[$(POD_IP)]:%v" "http://$(POD_IP):%v" (eq (toString .Values.ipv6PodNetwork) "true")) .Values.env.PORT | quote }}
 {{- end }}
+{{- range $inSecret }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "xwg.envSecretName" $ }}
+      key: {{ . }}
+{{- end }}
 {{- with .Values.redisUrlFrom.secretName }}
 - name: REDIS_URL
   valueFrom:
@@ -101,6 +110,10 @@ metadata:
     prometheus.io/scrape: "true"
     prometheus.io/port: {{ include "xwg.metricsPort" . | quote }}
     prometheus.io/path: /metrics
+    {{- with (include "xwg.secretEnvInClear" . | fromYamlArray | default list) }}
+    # A changed URL in the chart's env Secret rolls the pods, as a changed env value does.
+    checksum/env-secret: {{ include "xwg.secretEnvData" $ | sha256sum }}
+    {{- end }}
 spec:
   # After SIGTERM the process ends itself within SHUTDOWN_TIMEOUT; the margin
   # keeps Kubernetes' SIGKILL from cutting its shutdown short.
@@ -196,5 +209,29 @@ Nothing else, so /metrics, /healthz and /readyz stay inside the cluster.
 {{- range .Values.ingress.demoFiles }}
 - { path: {{ printf "/%s" . }}, type: Exact }
 {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The secret variables (templates/_secret-env.tpl) given in clear under env and
+not from an existing Secret: they go into the chart's own Secret (env-secret.yaml).
+*/}}
+{{- define "xwg.secretEnvInClear" -}}
+{{- $fromSecret := list -}}
+{{- if .Values.redisUrlFrom.secretName }}{{ $fromSecret = append $fromSecret "REDIS_URL" }}{{ end -}}
+{{- if .Values.databaseUrlFrom.secretName }}{{ $fromSecret = append $fromSecret "DATABASE_URL" }}{{ end -}}
+{{- range (splitList " " (include "xwg.secretEnvNames" .)) }}
+{{- if and (get $.Values.env .) (not (has . $fromSecret)) }}
+- {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "xwg.envSecretName" -}}{{ printf "%s-env" (include "xwg.fullname" .) }}{{- end -}}
+
+{{/* The chart's env Secret's data (env-secret.yaml), as YAML. */}}
+{{- define "xwg.secretEnvData" -}}
+{{- range (include "xwg.secretEnvInClear" . | fromYamlArray | default list) }}
+{{ . }}: {{ get $.Values.env . | toString | quote }}
 {{- end }}
 {{- end -}}
