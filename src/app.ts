@@ -8,10 +8,8 @@ import type { Core } from './xmpp/core.js';
 import type { SessionsView } from './xmpp/session-manager.js';
 import { createXmppServer, type Feature } from './server.js';
 import { registerHttpRoutes } from './http/routes.js';
-import { createReadiness } from './http/readiness.js';
-import { loadBuildInfo, registerBuildInfo, type BuildInfo } from './metrics/build-info.js';
-import { createPeerFilter, registerMetricsRoute, type PeerFilter } from './http/metrics-access.js';
-import type { Registry } from 'prom-client';
+import { createMonitoring } from './http/monitoring.js';
+import type { BuildInfo } from './metrics/build-info.js';
 import { Admission } from './transports/admission.js';
 import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
 import { registerBosh, type BoshForwarder, type BoshStats } from './transports/bosh/index.js';
@@ -24,8 +22,6 @@ import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
-// A store slower than this to answer SELECT 1 counts as down (a probe's own timeout is a few seconds).
-const READY_STORAGE_TIMEOUT_MS = 2000;
 const PUBLIC_DIR = fileURLToPath(new URL('../public/', import.meta.url));
 
 export interface App {
@@ -87,7 +83,6 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const features = cluster ? [...cluster.features, ...(opts.features ?? [])] : opts.features ?? [];
   const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: cluster?.smRegistry });
   const { core } = xmpp;
-  registerBuildInfo(xmpp.registry, opts.buildInfo ?? loadBuildInfo());
   if (cluster) {
     registerClusterMetrics(xmpp.registry, cluster);
     await cluster.start();
@@ -134,15 +129,9 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       maxInputBytes: 2 * config.maxStanzaSize, shaping,
     },
   }, log);
-  const metricsAllowed = createPeerFilter(config.metricsAllow);
-  const metricsHttp = config.metricsPort === 0 ? undefined : createMetricsListener(xmpp.registry, metricsAllowed);
-  const readiness = createReadiness({
-    ping: () => storage.ping(), maxEventLoopDelayMs: config.readyMaxEventLoopDelay, pingTimeoutMs: READY_STORAGE_TIMEOUT_MS,
-    onChange: (reason) => (reason ? log.warn({ event: 'not-ready', reason }, 'not ready') : log.info({ event: 'ready' }, 'ready again')),
-  });
+  const monitoring = createMonitoring({ config, registry: xmpp.registry, ping: () => storage.ping(), log, buildInfo: opts.buildInfo });
   registerHttpRoutes(http, xmpp.registry, {
-    health: () => readiness.check(),
-    metricsAllowed: metricsHttp ? undefined : metricsAllowed,
+    health: () => monitoring.health(), metricsAllowed: monitoring.metricsAllowed,
     websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH,
     // Not ready while Redis is unreachable: a load balancer sends new sessions to another node.
     ready: cluster ? () => ready && cluster.ready() : () => ready, publicUrl: config.publicUrl, domains: config.domains,
@@ -158,7 +147,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     bosh,
     websocket: websocketTransport,
     cluster,
-    metricsHttp,
+    metricsHttp: monitoring.metricsHttp,
     async shutdown() {
       ready = false;
       xmpp.closeSessions();
@@ -171,22 +160,11 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       await xmpp.drain();
       await cluster?.close();
       await http.close();
-      await metricsHttp?.close();
-      readiness.stop();
+      await monitoring.close();
       await storage.close();
     },
     shutdownProgress: () => xmpp.shutdownProgress(),
   };
-}
-
-/**
- * METRICS_PORT: /metrics on a listener of its own, so the ingress that routes
- * PORT never reaches it (issue 17 item 2). Nothing else is served there.
- */
-function createMetricsListener(registry: Registry, allowed: PeerFilter): FastifyInstance {
-  const metricsHttp = Fastify({ logger: false });
-  registerMetricsRoute(metricsHttp, registry, allowed);
-  return metricsHttp;
 }
 
 /**
