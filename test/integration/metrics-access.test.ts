@@ -80,4 +80,6 @@ t.test('a bad METRICS_ALLOW stops the start naming the variable', async (t) => {
   t.throws(() => loadConfig({ METRICS_ALLOW: '10.0.0.0/99' }), ConfigError);
   t.throws(() => loadConfig({ METRICS_ALLOW: 'example.com' }), /METRICS_ALLOW="example.com" is invalid/);
   t.throws(() => loadConfig({ METRICS_PORT: '-1' }), /METRICS_PORT/);
+  t.throws(() => loadConfig({ PORT: '8080', METRICS_PORT: '8080' }), /METRICS_PORT=8080 is invalid: expected a port other than PORT/);
+  t.equal(loadConfig({ PORT: '8080', METRICS_PORT: '9464' }).metricsPort, 9464);
 });
