@@ -8,7 +8,14 @@
 import t from 'tap';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { createPeerFilter } from '../../src/http/metrics-access.js';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { withServer } from '../helpers/server.js';
+import { ensureBuilt, ROOT } from '../helpers/built.js';
+import { freePort } from '../helpers/redis.js';
+import { eventually } from '../helpers/eventually.js';
 
 async function scrape(base: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   const res = await fetch(`${base}/metrics`, { headers });
@@ -82,4 +89,22 @@ t.test('a bad METRICS_ALLOW stops the start naming the variable', async (t) => {
   t.throws(() => loadConfig({ METRICS_PORT: '-1' }), /METRICS_PORT/);
   t.throws(() => loadConfig({ PORT: '8080', METRICS_PORT: '8080' }), /METRICS_PORT=8080 is invalid: expected a port other than PORT/);
   t.equal(loadConfig({ PORT: '8080', METRICS_PORT: '9464' }).metricsPort, 9464);
+});
+
+t.test('the real process listens on METRICS_PORT at METRICS_HOST', async (t) => {
+  const main = join(ROOT, 'dist', 'main.js');
+  ensureBuilt(main);
+  const dir = mkdtempSync(join(tmpdir(), 'xwg-metrics-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [main], {
+    stdio: 'ignore',
+    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1', DATA_DIR: dir, LOG_LEVEL: 'silent' },
+  });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeout: 30_000, message: 'the gateway to be ready' });
+  const r = await scrape(`http://127.0.0.1:${metricsPort}`);
+  t.equal(r.status, 200);
+  t.match(r.body, /^xmpp_build_info\{/m);
+  t.equal((await scrape(`http://127.0.0.1:${port}`)).status, 404, 'not on PORT');
 });
