@@ -7,7 +7,7 @@ import { createPeerFilter, registerMetricsRoute, type PeerFilter } from './metri
 import { createReadiness, type NotReadyReason } from './readiness.js';
 
 // A store slower than this to answer SELECT 1 counts as down (a probe's own timeout is a few seconds).
-const READY_STORAGE_TIMEOUT_MS = 2000;
+export const READY_STORAGE_TIMEOUT_MS = 2000;
 
 export interface Monitoring {
   /** METRICS_PORT: the listener of /metrics alone, not yet listening (main.ts listens on METRICS_HOST). */

@@ -11,6 +11,7 @@ import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderHelmEnvSchema, renderHelmSecretNames } from '../../src/config/env-example.js';
+import { READY_STORAGE_TIMEOUT_MS } from '../../src/http/monitoring.js';
 import { CHART, createHelm, renderChart } from '../helpers/helm.js';
 import { ROOT } from '../helpers/built.js';
 
@@ -142,4 +143,9 @@ t.test('secret variables given in clear go into a Secret of the chart, never int
   const external = render('--set', 'env.STORAGE=postgres', '--set', 'databaseUrlFrom.secretName=pg');
   t.notOk(ofKind(external, 'Secret').some((o) => o.metadata.name === 'chat-xmpp-web-gateway-env'), 'none when the URL comes from an existing Secret');
   t.equal(checksum(external), undefined);
+});
+
+t.test("the readiness probe waits longer than /readyz gives the store, so a slow store is a 503 with its reason", async (t) => {
+  const probe = container(render()).readinessProbe;
+  t.ok(probe.timeoutSeconds * 1000 > READY_STORAGE_TIMEOUT_MS, `timeoutSeconds ${probe.timeoutSeconds} > ${READY_STORAGE_TIMEOUT_MS} ms`);
 });
