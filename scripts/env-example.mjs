@@ -1,7 +1,7 @@
 // Regenerates .env.example, the README's configuration table and the Helm
-// values' env block from the config schema (after `npm run build`).
+// values' env block and its part of values.schema.json from the config schema (after `npm run build`).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { HELM_MARKERS, README_MARKERS, renderConfigTable, renderEnvExample, renderHelmEnv, replaceBetween } from '../dist/config/env-example.js';
+import { HELM_MARKERS, README_MARKERS, renderConfigTable, renderEnvExample, renderHelmEnv, renderHelmEnvSchema, renderHelmSecretNames, replaceBetween } from '../dist/config/env-example.js';
 
 const at = (p) => new URL(`../${p}`, import.meta.url);
 writeFileSync(at('.env.example'), renderEnvExample());
@@ -9,3 +9,8 @@ const readme = readFileSync(at('README.md'), 'utf8');
 writeFileSync(at('README.md'), replaceBetween(readme, ...README_MARKERS, renderConfigTable()));
 const helm = readFileSync(at('helm/xmpp-web-gateway/values.yaml'), 'utf8');
 writeFileSync(at('helm/xmpp-web-gateway/values.yaml'), replaceBetween(helm, ...HELM_MARKERS, renderHelmEnv()));
+const schemaFile = at('helm/xmpp-web-gateway/values.schema.json');
+const schema = JSON.parse(readFileSync(schemaFile, 'utf8'));
+schema.properties.env = renderHelmEnvSchema();
+writeFileSync(schemaFile, `${JSON.stringify(schema, null, 2)}\n`);
+writeFileSync(at('helm/xmpp-web-gateway/templates/_secret-env.tpl'), renderHelmSecretNames());

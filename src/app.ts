@@ -8,6 +8,8 @@ import type { Core } from './xmpp/core.js';
 import type { SessionsView } from './xmpp/session-manager.js';
 import { createXmppServer, type Feature } from './server.js';
 import { registerHttpRoutes } from './http/routes.js';
+import { createMonitoring } from './http/monitoring.js';
+import type { BuildInfo } from './metrics/build-info.js';
 import { Admission } from './transports/admission.js';
 import { registerWebSocket, type WebSocketStats } from './transports/websocket.js';
 import { registerBosh, type BoshForwarder, type BoshStats } from './transports/bosh/index.js';
@@ -33,6 +35,8 @@ export interface App {
   readonly websocket: { stats(): WebSocketStats };
   /** CLUSTER=redis: this node's membership, delivery and modules; undefined for CLUSTER=none. */
   readonly cluster: Cluster | undefined;
+  /** METRICS_PORT: the listener of /metrics alone, not yet listening (main.ts listens on METRICS_HOST); undefined when PORT serves it. */
+  readonly metricsHttp: FastifyInstance | undefined;
   /** Stops accepting, closes every session with system-shutdown, leaves the cluster, then the listener and storage. */
   shutdown(): Promise<void>;
   /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
@@ -54,6 +58,8 @@ export interface AppOptions {
   cluster?: Cluster;
   /** In a cluster: BOSH requests for other nodes' sessions go to their owner (src/cluster/bosh-forward.ts). */
   boshForwarder?: BoshForwarder;
+  /** For xmpp_build_info; default: dist/build-info.json (loadBuildInfo). */
+  buildInfo?: BuildInfo;
 }
 
 export async function buildApp(config: Config, storage: Storage, opts: AppOptions = {}): Promise<App> {
@@ -123,7 +129,9 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       maxInputBytes: 2 * config.maxStanzaSize, shaping,
     },
   }, log);
+  const monitoring = createMonitoring({ config, registry: xmpp.registry, ping: () => storage.ping(), log, buildInfo: opts.buildInfo });
   registerHttpRoutes(http, xmpp.registry, {
+    health: () => monitoring.health(), metricsAllowed: monitoring.metricsAllowed,
     websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH,
     // Not ready while Redis is unreachable: a load balancer sends new sessions to another node.
     ready: cluster ? () => ready && cluster.ready() : () => ready, publicUrl: config.publicUrl, domains: config.domains,
@@ -139,6 +147,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     bosh,
     websocket: websocketTransport,
     cluster,
+    metricsHttp: monitoring.metricsHttp,
     async shutdown() {
       ready = false;
       xmpp.closeSessions();
@@ -151,6 +160,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       await xmpp.drain();
       await cluster?.close();
       await http.close();
+      await monitoring.close();
       await storage.close();
     },
     shutdownProgress: () => xmpp.shutdownProgress(),

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig, withEnvFile, type Config } from './config/index.js';
-import { openStorage, type Storage } from './storage/index.js';
+import { openStorage, StorageOpenError, type Storage } from './storage/index.js';
 import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp, type App } from './app.js';
 import { ClusterStartError } from './cluster/index.js';
@@ -28,10 +28,11 @@ async function main(): Promise<void> {
   const storage = await openConfiguredStorage(config);
   const app = await buildConfiguredApp(config, storage);
   await app.http.listen({ port: config.port, host: config.host });
+  if (app.metricsHttp) await app.metricsHttp.listen({ port: config.metricsPort, host: config.metricsHost });
   // WORKERS > 1: the shared port reaches any worker; BOSH requests forwarded to this one need its own address.
   const own = app.cluster ? await listenOwnAddress(app.http, config.clusterAdvertiseUrl) : undefined;
   if (own) await app.cluster!.boshForwarder.advertise(own.url);
-  app.http.log.info({ event: 'listening', domains: config.domains, port: config.port, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
+  app.http.log.info({ event: 'listening', domains: config.domains, port: config.port, metricsPort: config.metricsPort || undefined, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
 
   let stopping = false;
   /** Shuts down; `failed` (a lost cluster lease) exits non-zero even when the shutdown went well. */
@@ -73,7 +74,8 @@ async function buildConfiguredApp(config: Config, storage: Storage): Promise<App
 }
 
 /**
- * SQLite (the default) or PostgreSQL. A PostgreSQL that cannot be reached
+ * SQLite (the default) or PostgreSQL. An SQLite file that cannot be opened
+ * stops the start naming the path and the likely cause. A PostgreSQL that cannot be reached
  * stops the start naming DATABASE_URL, without echoing it (it may hold a
  * password).
  */
@@ -81,6 +83,10 @@ async function openConfiguredStorage(config: Config): Promise<Storage> {
   try {
     return await openStorage({ backend: config.storage, dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   } catch (err) {
+    if (err instanceof StorageOpenError) {
+      process.stderr.write(`xmpp-web-gateway: ${err.message}\n`);
+      process.exit(1);
+    }
     if (config.storage !== 'postgres') throw err;
     process.stderr.write(`xmpp-web-gateway: configuration error: DATABASE_URL: cannot open the PostgreSQL database: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(2);

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { ConfigError, withEnvFile } from '../config/index.js';
-import { InvalidPasswordError, openStorage, UserExistsError, UserNotFoundError, type Storage } from '../storage/index.js';
+import { InvalidPasswordError, openStorage, StorageOpenError, UserExistsError, UserNotFoundError, type Storage } from '../storage/index.js';
 import { CliError } from './errors.js';
 import { println, type CliIo } from './io.js';
 import { MAIN_USAGE, PROGRAM } from './usage.js';
@@ -26,6 +26,7 @@ async function openConfiguredStorage(settings: CliSettings): Promise<Storage> {
   try {
     return await openStorage(settings);
   } catch (err) {
+    if (err instanceof StorageOpenError) throw new CliError(err.message);
     if (settings.backend !== 'postgres') throw err;
     throw new CliError(`DATABASE_URL: cannot open the PostgreSQL database: ${err instanceof Error ? err.message : String(err)}`);
   }

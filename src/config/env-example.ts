@@ -48,6 +48,34 @@ export function renderHelmEnv(): string {
   return ['env:', ...SPECS.map((s) => `  ${s.env}: ${JSON.stringify(s.env === 'DATA_DIR' ? '/data' : defaultText(s))}`)].join('\n');
 }
 
+/**
+ * The `env` part of the chart's values.schema.json: exactly the variables of
+ * the schema, so `--set env.TRUSTED_PROXY=…` (a typo) fails the install instead
+ * of being ignored. Values are scalars: `--set env.PORT=8080` gives a number;
+ * the gateway's own validation judges them at start.
+ */
+export function renderHelmEnvSchema(): Record<string, unknown> {
+  const scalar = { type: ['string', 'number', 'boolean'] };
+  return {
+    type: 'object', additionalProperties: false,
+    properties: Object.fromEntries(SPECS.map((s) => [s.env, { ...scalar, description: s.doc }])),
+  };
+}
+
+/**
+ * The chart's templates/_secret-env.tpl: the variables the schema marks
+ * secret. The chart puts those given in clear under `env` into a Secret of its
+ * own and refers to it, so no password stands in the pod spec.
+ */
+export function renderHelmSecretNames(): string {
+  const names = SPECS.filter((s) => s.kind === 'string' && s.secret === true).map((s) => s.env);
+  return [
+    '{{/* Generated from src/config/schema.ts by `npm run env-example`: the variables marked secret. */}}',
+    `{{- define "xwg.secretEnvNames" -}}${names.join(' ')}{{- end -}}`,
+    '',
+  ].join('\n');
+}
+
 /** Replaces what stands between two marker lines of `text` with `body`. */
 export function replaceBetween(text: string, begin: string, end: string, body: string): string {
   const i = text.indexOf(begin);

@@ -95,6 +95,8 @@ function crossCheck(c: Config): string[] {
     // Each worker is a process of its own: without the shared state, a session would only exist in one of them.
     if (c.workers > 1) problems.push(`WORKERS=${c.workers} is invalid with CLUSTER=none: expected 1, or CLUSTER=redis (the workers share their sessions through Redis)`);
   }
+  // Two listeners on one port: the second would fail with EADDRINUSE after the storage is open.
+  if (c.metricsPort !== 0 && c.metricsPort === c.port) problems.push(`METRICS_PORT=${c.metricsPort} is invalid: expected a port other than PORT (or 0: /metrics on PORT)`);
   const unknown = c.anonymousHosts.filter((h) => !c.domains.includes(h));
   if (unknown.length > 0) {
     problems.push(`SASL_ANONYMOUS_HOSTS=${JSON.stringify(unknown.join(','))} is invalid: expected hosts listed in XMPP_DOMAIN (${c.domains.join(',')})`);

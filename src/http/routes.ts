@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { serialize, x } from '../xml/index.js';
+import { registerMetricsRoute, type PeerFilter } from './metrics-access.js';
+import type { NotReadyReason } from './readiness.js';
 
 export interface HttpOptions {
   readonly websocketPath: string;
@@ -8,10 +10,14 @@ export interface HttpOptions {
   readonly boshPath?: string;
   /** False while starting or shutting down: /readyz answers 503. */
   readonly ready: () => boolean;
+  /** The store and the event loop (readiness.ts): a reason makes /readyz answer 503 with it. */
+  readonly health?: () => Promise<NotReadyReason | undefined>;
   /** PUBLIC_URL: the base browsers reach us at; '' to derive it from the request. */
   readonly publicUrl: string;
   /** The served XMPP domains: the only Host names host-meta answers for without PUBLIC_URL. */
   readonly domains: readonly string[];
+  /** METRICS_ALLOW; undefined when /metrics has a listener of its own (METRICS_PORT). */
+  readonly metricsAllowed?: PeerFilter;
 }
 
 /**
@@ -31,17 +37,16 @@ function publicBase(req: FastifyRequest, opts: HttpOptions): { secure: boolean; 
   return { secure: req.protocol === 'https', authority: req.host };
 }
 
-/** /healthz, /readyz, /metrics and XEP-0156 host-meta. */
+/** /healthz, /readyz, /metrics (unless METRICS_PORT) and XEP-0156 host-meta. */
 export function registerHttpRoutes(app: FastifyInstance, registry: Registry, opts: HttpOptions): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     if (!opts.ready()) return reply.code(503).send({ status: 'not ready' });
+    const reason = await opts.health?.();
+    if (reason !== undefined) return reply.code(503).send({ status: 'not ready', reason });
     return { status: 'ready' };
   });
-  app.get('/metrics', async (_req, reply) => {
-    reply.type(registry.contentType);
-    return registry.metrics();
-  });
+  if (opts.metricsAllowed) registerMetricsRoute(app, registry, opts.metricsAllowed);
 
   // XEP-0156 §3: advertise the WebSocket (RFC 7395 §4) and BOSH endpoints.
   type Link = { rel: string; href: string };

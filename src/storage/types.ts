@@ -31,6 +31,8 @@ export interface Storage {
   pep: PepStore;
   /** Idempotent. */
   close(): Promise<void>;
+  /** A trivial query, for /readyz: rejects when the store cannot answer. */
+  ping(): Promise<void>;
 }
 
 /** Injected so tests can pin creation times. */

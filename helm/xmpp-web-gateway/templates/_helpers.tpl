@@ -49,6 +49,8 @@ in cluster mode (CLUSTER, SM_BACKEND, NODE_ID) and what comes from a Secret.
 {{- if .Values.databaseUrlFrom.secretName }}{{ $own = append $own "DATABASE_URL" }}{{ end -}}
 {{- $advertise := and $clustered (hasKey .Values.env "CLUSTER_ADVERTISE_URL") (not .Values.env.CLUSTER_ADVERTISE_URL) -}}
 {{- if $advertise }}{{ $own = append $own "CLUSTER_ADVERTISE_URL" }}{{ end -}}
+{{- $inSecret := include "xwg.secretEnvInClear" . | fromYamlArray | default list -}}
+{{- $own = concat $own $inSecret -}}
 {{- range $name, $value := .Values.env }}
 {{- if not (has $name $own) }}
 - name: {{ $name }}
@@ -77,6 +79,13 @@ in cluster mode (CLUSTER, SM_BACKEND, NODE_ID) and what comes from a Secret.
 - name: CLUSTER_ADVERTISE_URL
   value: {{ printf (ternary "http://[$(POD_IP)]:%v" "http://$(POD_IP):%v" (eq (toString .Values.ipv6PodNetwork) "true")) .Values.env.PORT | quote }}
 {{- end }}
+{{- range $inSecret }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "xwg.envSecretName" $ }}
+      key: {{ . }}
+{{- end }}
 {{- with .Values.redisUrlFrom.secretName }}
 - name: REDIS_URL
   valueFrom:
@@ -99,8 +108,12 @@ metadata:
   labels: {{- include "xwg.labels" . | nindent 4 }}
   annotations:
     prometheus.io/scrape: "true"
-    prometheus.io/port: {{ .Values.env.PORT | quote }}
+    prometheus.io/port: {{ include "xwg.metricsPort" . | quote }}
     prometheus.io/path: /metrics
+    {{- with (include "xwg.secretEnvInClear" . | fromYamlArray | default list) }}
+    # A changed URL in the chart's env Secret rolls the pods, as a changed env value does.
+    checksum/env-secret: {{ include "xwg.secretEnvData" $ | sha256sum }}
+    {{- end }}
 spec:
   # After SIGTERM the process ends itself within SHUTDOWN_TIMEOUT; the margin
   # keeps Kubernetes' SIGKILL from cutting its shutdown short.
@@ -113,9 +126,16 @@ spec:
       image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       env: {{- include "xwg.env" . | trim | nindent 8 }}
+      {{- with .Values.securityContext }}
+      securityContext: {{- toYaml . | nindent 8 }}
+      {{- end }}
       ports:
         - name: http
           containerPort: {{ int .Values.env.PORT }}
+        {{- if ne (toString .Values.env.METRICS_PORT) "0" }}
+        - name: metrics
+          containerPort: {{ int .Values.env.METRICS_PORT }}
+        {{- end }}
       # /healthz: the process answers; /readyz: it accepts sessions (503 while
       # starting and from SIGTERM on, so the Service stops sending clients).
       startupProbe:
@@ -131,6 +151,9 @@ spec:
       volumeMounts:
         - name: data
           mountPath: {{ .Values.env.DATA_DIR }}
+        # The root file system is read-only; SQLite's temporary files (large sorts, VACUUM) go here.
+        - name: tmp
+          mountPath: /tmp
         {{- if include "xwg.clustered" . }}
         # One server secret for every pod: unknown users' fake SCRAM salts must
         # not differ between pods (that would tell which accounts exist).
@@ -139,8 +162,10 @@ spec:
           subPath: server-secret
           readOnly: true
         {{- end }}
-  {{- if include "xwg.clustered" . }}
   volumes:
+    - name: tmp
+      emptyDir: {}
+  {{- if include "xwg.clustered" . }}
     # No PVC: the state lives in Redis and PostgreSQL.
     - name: data
       emptyDir: {}
@@ -152,4 +177,61 @@ spec:
           - key: server-secret
             path: server-secret
   {{- end }}
+{{- end -}}
+
+{{/* The port Prometheus scrapes: METRICS_PORT when set, else the HTTP port. */}}
+{{- define "xwg.metricsPort" -}}
+{{- if ne (toString .Values.env.METRICS_PORT) "0" }}{{ .Values.env.METRICS_PORT }}{{ else }}{{ .Values.env.PORT }}{{ end -}}
+{{- end -}}
+
+{{/* Refusals of the optional objects (monitoring.yaml, autoscaling.yaml), one line each. */}}
+{{- define "xwg.validateExtras" -}}
+{{- if and .Values.autoscaling.enabled (not (include "xwg.clustered" .)) -}}
+{{- fail "autoscaling.enabled needs the cluster mode (env.STORAGE=postgres, a Redis, replicaCount > 1 or env.CLUSTER=redis): with SQLite the data is one pod's file and a second pod cannot share it" -}}
+{{- end -}}
+{{- $loopback := has (toString .Values.env.METRICS_HOST) (list "127.0.0.1" "::1" "localhost") -}}
+{{- if and .Values.serviceMonitor.enabled (ne (toString .Values.env.METRICS_PORT) "0") $loopback -}}
+{{- fail (printf "serviceMonitor.enabled with env.METRICS_PORT=%v needs env.METRICS_HOST=0.0.0.0 (or ::): Prometheus in another pod cannot reach %v" .Values.env.METRICS_PORT .Values.env.METRICS_HOST) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The paths a public route (Ingress, HTTPRoute) sends to the gateway: WebSocket,
+BOSH, XEP-0156 host-meta, and the demo page's files when ingress.demoPage.
+Nothing else, so /metrics, /healthz and /readyz stay inside the cluster.
+*/}}
+{{- define "xwg.publicPaths" -}}
+- { path: /xmpp-websocket, type: Exact }
+- { path: /http-bind, type: Exact }
+- { path: /.well-known/, type: Prefix }
+{{- if .Values.ingress.demoPage }}
+- { path: /, type: Exact }
+{{- range .Values.ingress.demoFiles }}
+- { path: {{ printf "/%s" . }}, type: Exact }
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The secret variables (templates/_secret-env.tpl) given in clear under env and
+not from an existing Secret: they go into the chart's own Secret (env-secret.yaml).
+*/}}
+{{- define "xwg.secretEnvInClear" -}}
+{{- $fromSecret := list -}}
+{{- if .Values.redisUrlFrom.secretName }}{{ $fromSecret = append $fromSecret "REDIS_URL" }}{{ end -}}
+{{- if .Values.databaseUrlFrom.secretName }}{{ $fromSecret = append $fromSecret "DATABASE_URL" }}{{ end -}}
+{{- range (splitList " " (include "xwg.secretEnvNames" .)) }}
+{{- if and (get $.Values.env .) (not (has . $fromSecret)) }}
+- {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "xwg.envSecretName" -}}{{ printf "%s-env" (include "xwg.fullname" .) }}{{- end -}}
+
+{{/* The chart's env Secret's data (env-secret.yaml), as YAML. */}}
+{{- define "xwg.secretEnvData" -}}
+{{- range (include "xwg.secretEnvInClear" . | fromYamlArray | default list) }}
+{{ . }}: {{ get $.Values.env . | toString | quote }}
+{{- end }}
 {{- end -}}

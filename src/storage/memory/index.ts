@@ -35,6 +35,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     smState: createMemorySmStateStore(),
     pep,
     async close() {},
+    async ping() {},
   };
 }
 

@@ -51,6 +51,10 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
       closing ??= pool.end();
       return closing;
     },
+    // For /readyz: a trivial query over the pool.
+    async ping() {
+      await pool.query('SELECT 1');
+    },
   };
 }
 

@@ -3,10 +3,11 @@
  * by the running server and the CLI.
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock, Storage } from '../types.js';
 import { migrate } from './migrations.js';
+import { likelyCause, StorageOpenError } from './open-error.js';
 import { createSqliteUserStore } from './users.js';
 import { createSqliteRosterStore } from './roster.js';
 import { createSqliteBlocklistStore } from './blocklist.js';
@@ -56,9 +57,15 @@ function openDatabase(file: string, busyTimeoutMs: number): Database.Database {
 }
 
 export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions = {}): Storage {
-  // 0700: the file holds SCRAM keys, which allow offline password guessing.
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = openDatabase(join(dataDir, DATABASE_FILE), options.busyTimeoutMs ?? 5000);
+  const file = join(dataDir, DATABASE_FILE);
+  let db: Database.Database;
+  try {
+    // 0700: the file holds SCRAM keys, which allow offline password guessing.
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    db = openDatabase(file, options.busyTimeoutMs ?? 5000);
+  } catch (err) {
+    throw new StorageOpenError(resolve(file), likelyCause(resolve(dataDir), err), err);
+  }
   return {
     users: createSqliteUserStore(db, options.now ?? Date.now),
     rosters: createSqliteRosterStore(db),
@@ -70,7 +77,12 @@ export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions
     async close() {
       if (db.open) db.close();
     },
+    // For /readyz: a trivial query (throws once the connection is closed or the file is gone bad).
+    async ping() {
+      db.prepare('SELECT 1').get();
+    },
   };
 }
 
+export { StorageOpenError } from './open-error.js';
 export { migrate, MIGRATIONS, type Migration, type MigrationResult } from './migrations.js';

@@ -178,7 +178,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     }, st.max * 1000);
     ctx.metrics.sm('hibernated');
     st.hibernation.unref();
-    ctx.log.info({ event: 'session-hibernated', session: session.logId, jid: session.full_jid, reason, buffered: st.queue.buffer_size, pending: st.pending.length }, 'session hibernating');
+    ctx.log.info({ event: 'session-hibernated', session: session.logId, jid: session.full_jid, ip: session.ip, reason, buffered: st.queue.buffer_size, pending: st.pending.length }, 'session hibernating');
     capHibernated(session);
   }, PRIORITY.lifecycle.streamManagement);
 

@@ -66,7 +66,7 @@ export function createResume(
     const pending = st.queue.unacked();
     ctx.lifecycle.resume(carrier, old, [x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }), ...pending.map((b) => b.stanza)]);
     ctx.metrics.sm('resumed');
-    ctx.log.info({ event: 'session-resumed', session: old.logId, jid: old.full_jid, transport: old.transport, resent: pending.length }, 'session resumed');
+    ctx.log.info({ event: 'session-resumed', session: old.logId, jid: old.full_jid, transport: old.transport, ip: old.ip, resent: pending.length }, 'session resumed');
   }
 }
 

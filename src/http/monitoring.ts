@@ -1,0 +1,61 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config/index.js';
+import type { Log } from '../xmpp/log.js';
+import { loadBuildInfo, registerBuildInfo, type BuildInfo } from '../metrics/build-info.js';
+import { createPeerFilter, registerMetricsRoute, type PeerFilter } from './metrics-access.js';
+import { createReadiness, type NotReadyReason } from './readiness.js';
+
+// A store slower than this to answer SELECT 1 counts as down (a probe's own timeout is a few seconds).
+export const READY_STORAGE_TIMEOUT_MS = 2000;
+
+export interface Monitoring {
+  /** METRICS_PORT: the listener of /metrics alone, not yet listening (main.ts listens on METRICS_HOST). */
+  readonly metricsHttp: FastifyInstance | undefined;
+  /** METRICS_ALLOW for /metrics on the main port; undefined when METRICS_PORT serves it. */
+  readonly metricsAllowed: PeerFilter | undefined;
+  /** What /readyz adds to "started and not stopping": the store and the event loop. */
+  health(): Promise<NotReadyReason | undefined>;
+  close(): Promise<void>;
+}
+
+export interface MonitoringDeps {
+  readonly config: Pick<Config, 'metricsAllow' | 'metricsPort' | 'readyMaxEventLoopDelay'>;
+  readonly registry: Registry;
+  /** Storage.ping. */
+  readonly ping: () => Promise<void>;
+  readonly log: Log;
+  /** Default: dist/build-info.json (loadBuildInfo). */
+  readonly buildInfo?: BuildInfo;
+}
+
+/**
+ * What an operator watches (issue 17 items 2 and 7): xmpp_build_info, who may
+ * scrape /metrics and where, and the readiness checks.
+ */
+export function createMonitoring(deps: MonitoringDeps): Monitoring {
+  const { config, registry, log } = deps;
+  registerBuildInfo(registry, deps.buildInfo ?? loadBuildInfo());
+  const allowed = createPeerFilter(config.metricsAllow);
+  const metricsHttp = config.metricsPort === 0 ? undefined : createMetricsListener(registry, allowed);
+  const readiness = createReadiness({
+    ping: deps.ping, maxEventLoopDelayMs: config.readyMaxEventLoopDelay, pingTimeoutMs: READY_STORAGE_TIMEOUT_MS,
+    onChange: (reason) => (reason ? log.warn({ event: 'not-ready', reason }, 'not ready') : log.info({ event: 'ready' }, 'ready again')),
+  });
+  return {
+    metricsHttp,
+    metricsAllowed: metricsHttp ? undefined : allowed,
+    health: () => readiness.check(),
+    async close() {
+      readiness.stop();
+      await metricsHttp?.close();
+    },
+  };
+}
+
+/** /metrics on a listener of its own, so the ingress that routes PORT never reaches it. Nothing else is served there. */
+function createMetricsListener(registry: Registry, allowed: PeerFilter): FastifyInstance {
+  const metricsHttp = Fastify({ logger: false });
+  registerMetricsRoute(metricsHttp, registry, allowed);
+  return metricsHttp;
+}
