@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { withUsers } from '../helpers/server.js';
-import { createClient, login, ping, start, xml, type XmlEl, type XmppJsClient } from '../helpers/xmppjs.js';
+import { createClient, cutOff, login, ping, serverHibernates, start, within, xml, type XmlEl, type XmppJsClient } from '../helpers/xmppjs.js';
 import { eventually } from '../helpers/eventually.js';
 
 const NS_SASL2 = 'urn:xmpp:sasl:2';
@@ -50,4 +50,29 @@ t.test('the same user agent logging in again takes its resource over: the old se
   t.equal(jid, String(first.xmpp.jid), 'the same full JID, derived from the user-agent id');
   await eventually(() => first.received.some((el) => el.is('error') && el.getChild('conflict') !== undefined), { message: 'the first session to get a conflict stream error' });
   t.equal([...server.app.sessions.resources('localhost', 'alice')].filter((s) => s.full_jid === jid).length, 1, 'one session on that resource');
+});
+
+t.test('after a cut socket xmpp.js resumes inline: <resume/> inside <authenticate/>, <resumed/> inside <success/>, and the message sent meanwhile arrives', async (t) => {
+  const alice = await login(t, server, { username: 'alice', password: 'alice-pw', resource: 'reload' });
+  const bob = await login(t, server, { username: 'bob', password: 'bob-pw', resource: 'sender' });
+  const jid = String(alice.xmpp.jid);
+  const smid = alice.xmpp.streamManagement.id;
+  t.ok(smid, 'stream management was enabled inline');
+  alice.xmpp.reconnect.delay = 100;
+  const resumed = new Promise<void>((resolve) => alice.xmpp.streamManagement.once('resumed', resolve));
+  const from = alice.received.length;
+  cutOff(alice);
+  await serverHibernates(server, jid);
+  await bob.xmpp.send(xml('message', { to: jid, type: 'chat', id: 'while-away' }, xml('body', {}, 'are you there?')));
+  await ping(bob);
+  await within(resumed, 'xmpp.js to resume');
+  const auth = sentOf(alice, 'authenticate', NS_SASL2)[1];
+  t.equal(auth?.getChild('resume', NS_SM)?.attrs.previd, smid, 'the second <authenticate/> carries <resume previd/>');
+  const success = alice.received.slice(from).find((el) => el.is('success', NS_SASL2));
+  t.ok(success?.getChild('resumed', NS_SM), '<success/> carries <resumed/>');
+  t.notOk(success?.getChild('bound', NS_BIND2), 'and no <bound/>: the bind is ignored (XEP-0386 §3)');
+  t.equal(success?.getChildText('authorization-identifier'), jid, 'the authorization identifier is the resumed full JID');
+  const got = await alice.inbox.next('the message sent while alice was away');
+  t.equal(got.attrs.id, 'while-away', 'the message sent during the cut arrives after the resumption');
+  t.equal(String(alice.xmpp.jid), jid, 'the same resource');
 });
