@@ -4,7 +4,7 @@
  * server carries on untouched.
  */
 import t, { type Test } from 'tap';
-import { withUsers, type UsersServer } from '../helpers/server.js';
+import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { authenticate, failureCondition, htResponse, htServerProof, plainResponse } from '../helpers/sasl2.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
