@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { authenticate, failureCondition, htResponse, htServerProof, plainResponse } from '../helpers/sasl2.js';
-import { NS, type XmlElement } from '../../src/xml/index.js';
+import { NS, x, type XmlElement } from '../../src/xml/index.js';
 
 const AGENT = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
 const OTHER_AGENT = '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
@@ -125,4 +125,23 @@ t.test('<authenticate/> before <open/> ends the stream with a stream error', asy
   t.ok(await c.until((el) => el.is('close', NS.FRAMING)), 'then <close/> (RFC 7395 §3.6)');
   t.notOk(c.frames.some((el) => el.is('success', NS.SASL2)), 'never a <success/>');
   await bobUnharmed(t);
+});
+
+t.test('an inline resumption that fails puts <failed/> into <success/> and the bind goes on (XEP-0386 §3)', async (t) => {
+  const { answer } = await attempt(t, authenticate({
+    mechanism: 'PLAIN', initial: plainResponse('alice', 'alice-pw'), agent: AGENT, resume: { previd: 'no-such-session', h: 0 }, bind: { tag: 'raw', sm: true },
+  }));
+  t.ok(answer.is('success', NS.SASL2), 'the login itself succeeds');
+  t.ok(answer.getChild('failed', NS.SM)?.getChild('item-not-found', NS.STANZAS), '<failed><item-not-found/></failed> inside <success/>');
+  t.ok(answer.getChild('bound', NS.BIND2)?.getChild('enabled', NS.SM), 'then <bound/> with a new SM session');
+  const children = answer.getChildren().map((c) => c.local);
+  t.ok(children.indexOf('failed') < children.indexOf('bound'), '<failed/> before <bound/>, so a client resets its SM state before enabling it anew');
+});
+
+t.test('<fast invalidate="true"/> logs in once more and ends the token (XEP-0484 §3.5)', async (t) => {
+  const token = await tokenFor(t, AGENT);
+  const last = authenticate({ mechanism: 'HT-SHA-256-NONE', initial: htResponse('alice', token), agent: AGENT, bind: { tag: 'raw' } });
+  last.append(x('fast', { xmlns: NS.FAST, invalidate: 'true' }));
+  t.ok((await attempt(t, last)).answer.is('success', NS.SASL2), 'the invalidating login succeeds');
+  t.equal(failureCondition((await attempt(t, tokenLogin(token))).answer), 'not-authorized', 'the token no longer logs in');
 });
