@@ -108,3 +108,38 @@ t.test('an expired token is refused with credentials-expired and xmpp.js falls b
   t.equal(saved.length, 1, 'and got one');
   t.not(saved[0]?.token, old.token, 'a different token');
 });
+
+t.test('rotation: a token past half its life gets a successor at login, the successor logs in, and the first token replayed is refused and counted', async (t) => {
+  const server = await withUsers(t, ['alice'], { SASL2_ENABLED: 'true', FAST_TOKEN_TTL: '4' });
+  const store: { token?: Token } = {};
+  const agentId = '7f1b8b2a-8c6d-4e5f-9a41-3c4d5e6f7a8b';
+  const first = page(t, server, agentId, store);
+  await start(first.s, 'alice with her password');
+  const t1 = store.token!;
+  await first.s.xmpp.stop();
+  await sleep(2100);
+
+  const second = page(t, server, agentId, store);
+  await start(second.s, 'alice with her first token, past half its life');
+  t.equal(second.asked.password, 0, 'no password');
+  t.notOk(authenticates(second.s)[0]?.getChild('request-token', NS_FAST), 'xmpp.js did not ask for a token');
+  const t2 = successes(second.s)[0]?.getChild('token', NS_FAST)?.attrs.token;
+  t.ok(t2 && t2 !== t1.token, 'the server rotated it: a new token in <success/>');
+  t.equal(store.token?.token, t2, 'xmpp.js saved the new token');
+  await second.s.xmpp.stop();
+
+  const third = page(t, server, agentId, store);
+  await start(third.s, 'alice with the rotated token');
+  t.equal(third.asked.password, 0, 'the new token logs in');
+  t.equal(authenticates(third.s)[0]?.attrs.mechanism, 'HT-SHA-256-NONE');
+  await third.s.xmpp.stop();
+
+  const metric = async (): Promise<number> => Number(/xmpp_fast_tokens_total\{event="replayed"\} (\d+)/.exec(await (await fetch(`${server.httpUrl}/metrics`)).text())?.[1] ?? 0);
+  const before = await metric();
+  const replay = page(t, server, agentId, { token: { ...t1, expiry: new Date(Date.now() + 86400_000).toISOString() } }, true);
+  await start(replay.s, 'alice replaying her first token');
+  const failure = replay.s.received.find((el) => el.is('failure', NS_SASL2));
+  t.ok(failure?.getChild('not-authorized', 'urn:ietf:params:xml:ns:xmpp-sasl'), 'the first token, replayed after its successor was used, is refused');
+  t.equal(await metric(), before + 1, 'and counted as replayed');
+  t.same(authenticates(replay.s).map((a) => a.attrs.mechanism), ['HT-SHA-256-NONE', 'SCRAM-SHA-1'], 'the client fell back to its password');
+});

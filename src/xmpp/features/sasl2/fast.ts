@@ -15,7 +15,8 @@
  *   HMAC-SHA-256(token, "Initiator")` (draft-schmaus-kitten-sasl-ht); the
  *   `<additional-data/>` of `<success/>` is HMAC-SHA-256(token, "Responder").
  *
- * Rotation (§3.4, §5.1): a new token waits in the 'new' slot and the one
+ * Rotation (§3.4, §5.1): on request, or unasked when a token past half
+ * its life logs in, a new token waits in the 'new' slot and the one
  * that logged in stays valid until the new one is used; then the older is
  * retired, and a login with it fails (not-authorized) and is counted as
  * 'replayed' (xmpp_fast_tokens_total). `<fast invalidate='true'/>` retires
@@ -31,6 +32,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import { normalizeLocal } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
+import type { Session } from '../../session.js';
 import type { FastEvent } from '../../metrics-port.js';
 import type { FastToken, FastTokenStore } from '../../../storage/ports/fast-tokens.js';
 import type { OneShotMechanism } from '../sasl-wire.js';
@@ -57,6 +59,8 @@ const hmac = (key: string, data: string): Buffer => createHmac('sha256', Buffer.
 const storedKeyOf = (proof: Buffer): string => createHash('sha256').update(proof).digest('hex');
 
 export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: FastDeps): FastPort & { dispose(): void } {
+  /** The token a session logged in with, until <success/> is written: due for rotation or not. */
+  const loggedInWith = new WeakMap<Session, FastToken>();
   const refuse = (event: Refusal, account: string, condition: 'not-authorized' | 'credentials-expired' = 'not-authorized') => {
     ctx.metrics.fast(event);
     ctx.log.info({ event: 'fast-refused', reason: event, user: account.slice(0, 128) }, 'FAST token refused');
@@ -77,8 +81,12 @@ export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: Fa
       const why = token === undefined ? 'unknown' : refusal(token, name, agent, opts.now());
       if (why === 'expired') return refuse(why, username, 'credentials-expired');
       if (why !== undefined) return refuse(why, username);
-      if (fast?.attr('invalidate') === 'true' || fast?.attr('invalidate') === '1') await tokens.retire(token!.host, username, token!.storedKey);
-      else await tokens.used(token!.host, username, token!.agent, token!.storedKey);
+      if (fast?.attr('invalidate') === 'true' || fast?.attr('invalidate') === '1') {
+        await tokens.retire(token!.host, username, token!.storedKey);
+      } else {
+        await tokens.used(token!.host, username, token!.agent, token!.storedKey);
+        loggedInWith.set(session, token!);
+      }
       ctx.metrics.fast('used');
       return { ok: true, username, data: Buffer.from(token!.serverKey, 'base64').toString('latin1') };
     };
@@ -93,7 +101,11 @@ export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: Fa
     feature: () => x('fast', { xmlns: NS.FAST }, x('mechanism', {}, HT_SHA_256_NONE)),
     mechanism: (name, agent, fast) => (name === HT_SHA_256_NONE ? check(name, agent, fast) : undefined),
     async token(session, agent, request) {
-      const wanted = request.getChild('request-token', NS.FAST)?.attr('mechanism');
+      const used = loggedInWith.get(session);
+      loggedInWith.delete(session);
+      // §3.4: a token past half its life is rotated even when the client did not ask.
+      const due = used !== undefined && used.expiresAt - opts.now() < (opts.ttl * 1000) / 2;
+      const wanted = request.getChild('request-token', NS.FAST)?.attr('mechanism') ?? (due ? used.mechanism : undefined);
       // §3.2: a token for an advertised mechanism, bound to a user agent; none for throw-away accounts.
       if (wanted !== HT_SHA_256_NONE || agent === undefined || session.anonymous) return undefined;
       const secret = randomBytes(32).toString('base64url');
