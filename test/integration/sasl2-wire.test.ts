@@ -145,3 +145,17 @@ t.test('<fast invalidate="true"/> logs in once more and ends the token (XEP-0484
   t.ok((await attempt(t, last)).answer.is('success', NS.SASL2), 'the invalidating login succeeds');
   t.equal(failureCondition((await attempt(t, tokenLogin(token))).answer), 'not-authorized', 'the token no longer logs in');
 });
+
+t.test('carbons enabled inside Bind2: a message another resource of the account sends comes back as a <sent/> copy (XEP-0386 §3, XEP-0280)', async (t) => {
+  const el = authenticate({ mechanism: 'PLAIN', initial: plainResponse('alice', 'alice-pw'), agent: OTHER_AGENT, bind: { tag: 'carbons' } });
+  el.getChild('bind', NS.BIND2)!.append(x('enable', { xmlns: NS.CARBONS }));
+  const { c, answer } = await attempt(t, el);
+  t.ok(answer.is('success', NS.SASL2), 'logged in and bound');
+  const other = await connect(t);
+  await other.login('alice', 'alice-pw', 'other');
+  other.send(`<message xmlns='jabber:client' to='bob@localhost/bystander' type='chat' id='c1'><body>copy me</body></message>`);
+  const copy = await c.until((m) => m.local === 'message');
+  t.equal(copy.getChild('sent', NS.CARBONS)?.getChild('forwarded', NS.FORWARD)?.getChild('message')?.attr('id'), 'c1', 'the <sent/> carbon of the other resource\'s message');
+  await bob.until((m) => m.local === 'message' && m.attr('id') === 'c1');
+  await bobUnharmed(t);
+});
