@@ -10,6 +10,8 @@ import type { ModuleContext } from './xmpp/context.js';
 import type { SessionsView } from './xmpp/session-manager.js';
 import type { Log } from './xmpp/log.js';
 import * as sasl from './xmpp/features/sasl.js';
+import * as sasl2 from './xmpp/features/sasl2/index.js';
+import { createFast } from './xmpp/features/sasl2/fast.js';
 import * as bind from './xmpp/features/bind.js';
 import * as iq from './xmpp/features/iq.js';
 import * as ping from './xmpp/features/ping.js';
@@ -36,6 +38,9 @@ import { LoginThrottle } from './sasl/login-throttle.js';
 import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** User agents per account that keep FAST tokens (XEP-0484): bounded storage per account. */
+const FAST_MAX_AGENTS = 20;
 
 /** A feature or component of one's own, registered after the built-in ones (a test's, say). */
 export type Feature = (ctx: ModuleContext) => void;
@@ -86,7 +91,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
     freePerIp: config.loginFailuresPerIp, freePerPair: config.loginFailuresPerAccount, baseDelayMs: 1000,
     maxDelayMs: config.loginBackoffMax * 1000, forgetAfterMs: 600_000, maxKeys: 100_000, now: Date.now,
   });
-  sasl.register(ctx, {
+  const saslEngine = sasl.register(ctx, {
     allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations,
     anonymousHosts: new Set(config.anonymousHosts), unknownUserSecret: opts.unknownUserSecret ?? randomBytes(32), throttle,
   }, { users: stores.users });
@@ -116,12 +121,16 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   }, { offline: stores.offline, users: stores.users, acks: streamManagement });
   carbons.register(ctx);
   vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
-  csi.register(ctx);
+  const csiState = csi.register(ctx);
   // XEP-0163 PEP, its notifications filtered by XEP-0115 caps; before presence, which it watches for initial presence.
   const entityCaps = caps.register(ctx, { maxEntries: config.capsCacheEntries, maxEntryBytes: 16 * 1024, maxPending: 1000, timeoutMs: 10_000 });
   pep.register(ctx, {
     maxItemsPerNode: config.pepMaxItemsPerNode, maxItemBytes: config.pepMaxItemBytes, maxNodesPerAccount: config.pepMaxNodesPerAccount,
   }, { pep: stores.pep, accounts: accountsService, caps: entityCaps });
+  const fast = config.sasl2Enabled ? createFast(ctx, { ttl: config.fastTokenTtl, maxAgents: FAST_MAX_AGENTS, now: Date.now }, { tokens: stores.fastTokens }) : undefined;
+  if (config.sasl2Enabled) {
+    sasl2.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser }, { engine: saslEngine, sm: streamManagement, csi: csiState, fast });
+  }
   presence.register(ctx, { accounts: accountsService });
   blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists });
   remote.register(ctx);
@@ -144,6 +153,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
       ledger.end();
       streamManagement.dispose();
       accountWatch.dispose();
+      fast?.dispose();
     },
     shutdownProgress: () => ledger.progress(),
   };

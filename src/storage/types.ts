@@ -12,6 +12,7 @@ import type { RosterStore } from './ports/roster.js';
 import type { SmStateStore } from './ports/sm-state.js';
 import type { VcardStore } from './ports/vcard.js';
 import type { PepStore } from './ports/pep.js';
+import type { FastTokenStore } from './ports/fast-tokens.js';
 
 export * from './ports/accounts.js';
 export * from './ports/blocklist.js';
@@ -20,6 +21,7 @@ export * from './ports/roster.js';
 export * from './ports/sm-state.js';
 export * from './ports/vcard.js';
 export * from './ports/pep.js';
+export * from './ports/fast-tokens.js';
 
 export interface Storage {
   users: UserStore;
@@ -29,6 +31,8 @@ export interface Storage {
   blocklists: BlocklistStore;
   smState: SmStateStore;
   pep: PepStore;
+  /** XEP-0484 FAST tokens (SASL2). */
+  fastTokens: FastTokenStore;
   /** Idempotent. */
   close(): Promise<void>;
   /** A trivial query, for /readyz: rejects when the store cannot answer. */

@@ -10,6 +10,7 @@ import { createMemoryRosterStore } from './roster.js';
 import { createMemorySmStateStore } from './sm-state.js';
 import { createMemoryVcardStore } from './vcard.js';
 import { createMemoryPepStore } from './pep.js';
+import { createMemoryFastTokenStore } from './fast-tokens.js';
 
 export interface MemoryStorageOptions {
   now?: Clock;
@@ -22,18 +23,21 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   const rosters = createMemoryRosterStore();
   const blocklists = createMemoryBlocklistStore();
   const pep = createMemoryPepStore();
+  const fastTokens = createMemoryFastTokenStore();
   // SQLite's ON DELETE CASCADE: an account's data goes with the account.
   const purge = (host: string, username: string): void => {
-    for (const store of [offline, vcards, rosters, blocklists, pep]) store.purge(host, username);
+    for (const store of [offline, vcards, rosters, blocklists, pep, fastTokens]) store.purge(host, username);
   };
   return {
-    users: createMemoryUserStore(now, purge),
+    // SQLite's trigger: a new password ends the account's FAST tokens.
+    users: createMemoryUserStore(now, purge, (host, username) => fastTokens.purge(host, username)),
     offline,
     vcards,
     rosters,
     blocklists,
     smState: createMemorySmStateStore(),
     pep,
+    fastTokens,
     async close() {},
     async ping() {},
   };

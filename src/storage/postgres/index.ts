@@ -13,6 +13,7 @@ import { createPgOfflineStore } from './offline.js';
 import { createPgVcardStore } from './vcard.js';
 import { createPgSmStateStore } from './sm-state.js';
 import { createPgPepStore } from './pep.js';
+import { createPgFastTokenStore } from './fast-tokens.js';
 
 export interface PostgresStorageOptions {
   /** A libpq connection URI: postgres://user:password@host:port/database. */
@@ -47,6 +48,7 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     vcards: createPgVcardStore(pool, now),
     smState: createPgSmStateStore(pool),
     pep: createPgPepStore(pool),
+    fastTokens: createPgFastTokenStore(pool),
     close() {
       closing ??= pool.end();
       return closing;

@@ -15,6 +15,7 @@ import { createSqliteOfflineStore } from './offline.js';
 import { createSqliteVcardStore } from './vcard.js';
 import { createSqliteSmStateStore } from './sm-state.js';
 import { createSqlitePepStore } from './pep.js';
+import { createSqliteFastTokenStore } from './fast-tokens.js';
 
 export const DATABASE_FILE = 'gateway.sqlite';
 
@@ -74,6 +75,7 @@ export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions
     vcards: createSqliteVcardStore(db, options.now ?? Date.now),
     smState: createSqliteSmStateStore(db),
     pep: createSqlitePepStore(db),
+    fastTokens: createSqliteFastTokenStore(db),
     async close() {
       if (db.open) db.close();
     },

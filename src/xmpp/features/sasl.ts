@@ -11,6 +11,7 @@ import type { ModuleContext } from '../context.js';
 import type { UserStore } from '../../storage/ports/accounts.js';
 import type { Session } from '../session.js';
 import { randomId } from '../../util/random.js';
+import { fromBase64, legacyWire, type OneShotMechanism, type SaslEngine, type SaslWire } from './sasl-wire.js';
 
 export interface SaslOptions {
   /** Offer PLAIN on streams that are not TLS-protected. */
@@ -38,6 +39,7 @@ export interface SaslDeps {
 
 interface Exchange {
   readonly mechanism: string;
+  oneShot?: OneShotMechanism;
   scram?: ScramServer;
   stage: 'awaiting-first' | 'awaiting-final' | 'busy';
   /** The user name as the client gave it (for the auth-failure log line), once known. */
@@ -47,20 +49,20 @@ interface Exchange {
 }
 
 /** The mechanisms we offer, and 'other' for anything else, so metric labels stay bounded. */
-const MECHANISM_LABELS = new Set(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN', 'ANONYMOUS']);
-interface SaslState { failures: number; exchange: Exchange | undefined }
+const MECHANISM_LABELS = new Set(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN', 'ANONYMOUS', 'HT-SHA-256-NONE']);
+interface SaslState { failures: number; exchange: Exchange | undefined; wire: SaslWire }
 
 /** The client's address or account is being throttled (thrown out of the SCRAM lookup). */
 class Throttled extends Error {}
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** SASL authentication (RFC 6120 §6) with SCRAM-SHA-256, SCRAM-SHA-1 (RFC 5802/7677) and PLAIN (RFC 4616). */
-export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslDeps): void {
+export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslDeps): SaslEngine {
+  const legacy = legacyWire();
   const states = new WeakMap<Session, SaslState>();
   const stateOf = (s: Session): SaslState => {
     let st = states.get(s);
-    if (!st) states.set(s, (st = { failures: 0, exchange: undefined }));
+    if (!st) states.set(s, (st = { failures: 0, exchange: undefined, wire: legacy }));
     return st;
   };
   const plainAllowed = (s: Session): boolean => s.secure || opts.allowInsecurePlain;
@@ -80,14 +82,17 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     return true;
   }
 
+  function mechanisms(session: Session): string[] {
+    const list = Object.keys(SCRAM_MECHANISMS).sort().reverse();
+    // RFC 6120 §6.4.2 / RFC 4616 §6: PLAIN only where the stream is protected.
+    if (plainAllowed(session)) list.push('PLAIN');
+    if (opts.anonymousHosts.has(session.host!)) list.push('ANONYMOUS');
+    return list;
+  }
+
   ctx.hooks.transform('stream-features', ({ session, features }) => {
     if (session.type !== 'c2s_unauthed') return;
-    const mechs = x('mechanisms', { xmlns: NS.SASL });
-    for (const m of Object.keys(SCRAM_MECHANISMS).sort().reverse()) mechs.append(x('mechanism', {}, m));
-    // RFC 6120 §6.4.2 / RFC 4616 §6: PLAIN only where the stream is protected.
-    if (plainAllowed(session)) mechs.append(x('mechanism', {}, 'PLAIN'));
-    if (opts.anonymousHosts.has(session.host!)) mechs.append(x('mechanism', {}, 'ANONYMOUS'));
-    features.append(mechs);
+    features.append(x('mechanisms', { xmlns: NS.SASL }, ...mechanisms(session).map((m) => x('mechanism', {}, m))));
   }, PRIORITY.features.sasl);
 
   function failure(session: Session, condition: SaslFailureCondition, text?: string, counts = true, mechanism?: string): void {
@@ -102,25 +107,23 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     }, 'authentication failed');
     // Only wrong credentials are guesses; an aborted or malformed exchange is not.
     if (condition === 'not-authorized') opts.throttle.failed(throttleKey(session), ex?.account);
-    session.write(x('failure', { xmlns: NS.SASL }, x(condition, {}), text ? x('text', { 'xml:lang': 'en' }, text) : undefined));
+    st.wire.failure(session, condition, text);
     if (counts && ++st.failures >= opts.maxFailures) {
       // RFC 6120 §6.4.5: past the allowed retries, close with policy-violation.
       session.close({ condition: 'policy-violation', text: 'too many failed authentication attempts' });
     }
   }
 
-  function success(session: Session, mechanism: string, username: string, data?: string): void {
+  function success(session: Session, mechanism: string, username: string, data?: string): void | Promise<unknown> {
     stateOf(session).exchange = undefined;
     opts.throttle.succeeded(throttleKey(session), username);
     ctx.metrics.sasl(mechanism, 'success');
     ctx.log.info({
       event: 'authenticated', session: session.logId, jid: `${username}@${session.host}`, mechanism, ip: session.ip, transport: session.transport,
     }, 'authenticated');
-    session.write(x('success', { xmlns: NS.SASL }, data ? Buffer.from(data, 'utf8').toString('base64') : undefined));
     session.username = username;
     session.type = 'c2s';
-    // RFC 6120 §6.4.6: the client restarts the stream after <success/>.
-    session.notopen = true;
+    return stateOf(session).wire.success(session, mechanism, data);
   }
 
   /** Decodes the base64 content; '=' is an empty response (RFC 6120 §6.4.2), absence is no response. */
@@ -128,11 +131,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     const text = el.text().trim();
     if (text === '') return undefined;
     if (text === '=') return '';
-    if (!BASE64.test(text)) {
-      failure(session, 'incorrect-encoding', 'the payload is not valid base64');
-      return null;
-    }
-    return Buffer.from(text, 'base64').toString('utf8');
+    const decoded = fromBase64(text);
+    if (decoded === null) failure(session, 'incorrect-encoding', 'the payload is not valid base64');
+    return decoded;
   }
 
   function lookup(session: Session, mechanism: string, ex: Exchange) {
@@ -147,13 +148,13 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     };
   }
 
-  function onScramStep(session: Session, ex: Exchange, step: ScramStep): void {
+  function onScramStep(session: Session, ex: Exchange, step: ScramStep): void | Promise<unknown> {
     if (stateOf(session).exchange !== ex || session.destroyed) return;
     if (step.kind === 'challenge') {
       ex.stage = 'awaiting-final';
-      session.write(x('challenge', { xmlns: NS.SASL }, Buffer.from(step.data, 'utf8').toString('base64')));
+      stateOf(session).wire.challenge(session, step.data);
     } else if (step.kind === 'success') {
-      success(session, ex.mechanism, normalizeLocal(step.username), step.data);
+      return success(session, ex.mechanism, normalizeLocal(step.username), step.data);
     } else {
       failure(session, step.condition, step.text);
     }
@@ -163,7 +164,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     ex.stage = 'busy';
     ctx.guard(session, undefined, async () => {
       try {
-        onScramStep(session, ex, await ex.scram!.start(clientFirst));
+        await onScramStep(session, ex, await ex.scram!.start(clientFirst));
       } catch (err) {
         if (err instanceof Throttled) {
           if (stateOf(session).exchange === ex && !session.destroyed) throttled(session, ex.account);
@@ -207,35 +208,48 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     if (!current()) return;
     if (!ok) return failure(session, 'not-authorized');
     if (authzid !== '' && authzid !== `${username}@${session.host}`) return failure(session, 'invalid-authzid');
-    success(session, 'PLAIN', username);
+    await success(session, 'PLAIN', username);
+  }
+
+  /** A one-round-trip mechanism checked elsewhere (FAST), with the same throttling as the others. */
+  async function oneShot(session: Session, ex: Exchange, message: string): Promise<void> {
+    ex.stage = 'busy';
+    const result = await ex.oneShot!(session, message, ex);
+    if (stateOf(session).exchange !== ex || session.destroyed) return;
+    if (!result.ok) return failure(session, result.condition, result.text);
+    // The account's own throttle (the address's was checked at the start), as the SCRAM lookup does.
+    if (throttled(session, result.username, ex.mechanism)) return;
+    await success(session, ex.mechanism, result.username, result.data);
   }
 
   /**
    * RFC 4505: the client gets a fresh random account of its own (the trace
    * data it may send is ignored). It exists only while the session does.
    */
-  function anonymous(session: Session): void {
+  function anonymous(session: Session): void | Promise<unknown> {
     session.anonymous = true;
-    success(session, 'ANONYMOUS', `anon-${randomId(12, 'hex')}`);
+    return success(session, 'ANONYMOUS', `anon-${randomId(12, 'hex')}`);
   }
 
-  ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
-    if (session.type !== 'c2s_unauthed') return failure(session, 'aborted', 'already authenticated', false);
+  function begin(session: Session, mechanism: string, initial: string | undefined, wire: SaslWire, one?: OneShotMechanism): void | Promise<unknown> {
+    const st = stateOf(session);
+    st.wire = wire;
     // A new <auth/> while the server still works on the last one: refused (it counts as a failure
     // and ends that exchange too), so pipelined guesses cannot start key derivations without limit.
-    if (stateOf(session).exchange?.stage === 'busy') return failure(session, 'malformed-request', 'an authentication exchange is in progress');
-    const mechanism = el.attr('mechanism') ?? '';
+    if (st.exchange?.stage === 'busy') return failure(session, 'malformed-request', 'an authentication exchange is in progress');
     if (throttled(session, undefined, mechanism)) return;
     const hash = SCRAM_MECHANISMS[mechanism];
     if (mechanism === 'PLAIN' && !plainAllowed(session)) return failure(session, 'encryption-required', 'PLAIN needs a TLS-protected connection', true, mechanism);
     if (mechanism === 'ANONYMOUS' && opts.anonymousHosts.has(session.host!)) return anonymous(session);
-    if (hash === undefined && mechanism !== 'PLAIN') return failure(session, 'invalid-mechanism', undefined, true, mechanism);
-    const initial = decode(session, el);
-    if (initial === null) return;
-    const ex: Exchange = { mechanism, stage: 'awaiting-first' };
-    stateOf(session).exchange = ex;
+    if (hash === undefined && mechanism !== 'PLAIN' && !one) return failure(session, 'invalid-mechanism', undefined, true, mechanism);
+    const ex: Exchange = { mechanism, stage: 'awaiting-first', oneShot: one };
+    st.exchange = ex;
+    if (one) {
+      if (initial === undefined) return failure(session, 'malformed-request', `${mechanism} needs an initial response`);
+      return ctx.guard(session, undefined, () => oneShot(session, ex, initial));
+    }
     if (mechanism === 'PLAIN') {
-      if (initial === undefined) return session.write(x('challenge', { xmlns: NS.SASL }));
+      if (initial === undefined) return wire.challenge(session, undefined);
       ex.stage = 'busy';
       return ctx.guard(session, undefined, () => plain(session, ex, initial));
     }
@@ -246,25 +260,49 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
       authzidAllowed: (authzid, username) => authzid === username || authzid === `${username}@${session.host}`,
     });
     // RFC 6120 §6.4.2: without an initial response, send an empty challenge.
-    if (initial === undefined) return session.write(x('challenge', { xmlns: NS.SASL }));
+    if (initial === undefined) return wire.challenge(session, undefined);
     scramFirst(session, ex, initial);
-  });
+  }
 
-  ctx.nonzas.register(NS.SASL, 'response', (session, el) => {
-    const ex = stateOf(session).exchange;
-    if (!ex || ex.stage === 'busy') return failure(session, 'malformed-request', 'no authentication in progress');
-    const data = decode(session, el);
-    if (data === null) return;
+  function respond(session: Session, data: string | undefined, wire: SaslWire): void | Promise<unknown> {
+    const st = stateOf(session);
+    const ex = st.exchange;
+    if (!ex || ex.stage === 'busy') {
+      st.wire = wire;
+      return failure(session, 'malformed-request', 'no authentication in progress');
+    }
     if (ex.mechanism === 'PLAIN') {
       ex.stage = 'busy';
       return ctx.guard(session, undefined, () => plain(session, ex, data ?? ''));
     }
+    if (ex.oneShot) return failure(session, 'malformed-request', 'no challenge was sent');
     if (ex.stage === 'awaiting-first') return scramFirst(session, ex, data ?? '');
-    onScramStep(session, ex, ex.scram!.finish(data ?? ''));
+    return onScramStep(session, ex, ex.scram!.finish(data ?? ''));
+  }
+
+  ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
+    stateOf(session).wire = legacy;
+    if (session.type !== 'c2s_unauthed') return failure(session, 'aborted', 'already authenticated', false);
+    const initial = decode(session, el);
+    if (initial === null) return;
+    return begin(session, el.attr('mechanism') ?? '', initial, legacy);
+  });
+
+  ctx.nonzas.register(NS.SASL, 'response', (session, el) => {
+    const data = decode(session, el);
+    if (data === null) return;
+    return respond(session, data, legacy);
   });
 
   ctx.nonzas.register(NS.SASL, 'abort', (session) => {
+    stateOf(session).wire = legacy;
     // RFC 6120 §6.4.4: the server answers <abort/> with <failure><aborted/></failure>.
     failure(session, 'aborted', undefined, false);
   });
+
+  return {
+    begin, respond, mechanisms,
+    abort(session, wire) { stateOf(session).wire = wire; failure(session, 'aborted', undefined, false); },
+    fail(session, wire, condition, text, mechanism) { stateOf(session).wire = wire; failure(session, condition, text, true, mechanism); },
+  };
 }
