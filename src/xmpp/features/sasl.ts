@@ -11,6 +11,9 @@ import type { ModuleContext } from '../context.js';
 import type { UserStore } from '../../storage/ports/accounts.js';
 import type { Session } from '../session.js';
 import { randomId } from '../../util/random.js';
+import { looksLikeJwt } from '../../sasl/jwt.js';
+import { errorChallenge, parseOauthBearer } from '../../sasl/oauthbearer.js';
+import type { TokenLogin } from './sasl-token.js';
 
 export interface SaslOptions {
   /** Offer PLAIN on streams that are not TLS-protected. */
@@ -34,20 +37,25 @@ export interface SaslOptions {
 export interface SaslDeps {
   /** The accounts and their stored credentials. */
   readonly users: Pick<UserStore, 'get'>;
+  /** Token login (JWT_SECRET or JWT_JWKS_URL): a JWT as PLAIN's password, and OAUTHBEARER (RFC 7628). */
+  readonly tokens?: TokenLogin | undefined;
 }
 
 interface Exchange {
   readonly mechanism: string;
   scram?: ScramServer;
-  stage: 'awaiting-first' | 'awaiting-final' | 'busy';
+  /** 'awaiting-ack': OAUTHBEARER sent its error challenge and waits for the client's kvsep (RFC 7628 §3.2.3). */
+  stage: 'awaiting-first' | 'awaiting-final' | 'busy' | 'awaiting-ack';
   /** The user name as the client gave it (for the auth-failure log line), once known. */
   given?: string;
   /** Its normalised form, the account the throttle counts. */
   account?: string;
+  /** Why a token was refused (src/sasl/jwt.ts), for the auth-failure log line. */
+  reason?: string;
 }
 
 /** The mechanisms we offer, and 'other' for anything else, so metric labels stay bounded. */
-const MECHANISM_LABELS = new Set(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN', 'ANONYMOUS']);
+const MECHANISM_LABELS = new Set(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN', 'ANONYMOUS', 'OAUTHBEARER']);
 interface SaslState { failures: number; exchange: Exchange | undefined }
 
 /** The client's address or account is being throttled (thrown out of the SCRAM lookup). */
@@ -56,7 +64,7 @@ class Throttled extends Error {}
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** SASL authentication (RFC 6120 §6) with SCRAM-SHA-256, SCRAM-SHA-1 (RFC 5802/7677) and PLAIN (RFC 4616). */
-export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslDeps): void {
+export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens }: SaslDeps): void {
   const states = new WeakMap<Session, SaslState>();
   const stateOf = (s: Session): SaslState => {
     let st = states.get(s);
@@ -86,6 +94,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     for (const m of Object.keys(SCRAM_MECHANISMS).sort().reverse()) mechs.append(x('mechanism', {}, m));
     // RFC 6120 §6.4.2 / RFC 4616 §6: PLAIN only where the stream is protected.
     if (plainAllowed(session)) mechs.append(x('mechanism', {}, 'PLAIN'));
+    // RFC 7628 §5: a bearer token, like PLAIN's password, travels only over a protected stream.
+    if (tokens && plainAllowed(session)) mechs.append(x('mechanism', {}, 'OAUTHBEARER'));
     if (opts.anonymousHosts.has(session.host!)) mechs.append(x('mechanism', {}, 'ANONYMOUS'));
     features.append(mechs);
   }, PRIORITY.features.sasl);
@@ -98,10 +108,11 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     ctx.metrics.sasl(MECHANISM_LABELS.has(mech) ? mech : 'other', 'failure', condition);
     // One line per failure (issue 13): the user as given (bounded, never the password), mechanism, condition, address.
     ctx.log.info({
-      event: 'auth-failure', session: session.logId, user: ex?.given?.slice(0, 128), mechanism: mech.slice(0, 32), condition, ip: session.ip,
+      event: 'auth-failure', session: session.logId, user: ex?.given?.slice(0, 128), mechanism: mech.slice(0, 32), condition, ip: session.ip, reason: ex?.reason,
     }, 'authentication failed');
     // Only wrong credentials are guesses; an aborted or malformed exchange is not.
-    if (condition === 'not-authorized') opts.throttle.failed(throttleKey(session), ex?.account);
+    // (OAUTHBEARER's refused token was counted when its error challenge went out.)
+    if (condition === 'not-authorized' && ex?.stage !== 'awaiting-ack') opts.throttle.failed(throttleKey(session), ex?.account);
     session.write(x('failure', { xmlns: NS.SASL }, x(condition, {}), text ? x('text', { 'xml:lang': 'en' }, text) : undefined));
     if (counts && ++st.failures >= opts.maxFailures) {
       // RFC 6120 §6.4.5: past the allowed retries, close with policy-violation.
@@ -193,6 +204,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     }
     ex.account = username;
     if (throttled(session, username)) return;
+    // A JWT as the password (as ejabberd's JWT authentication takes it): verified as a token only.
+    if (tokens && looksLikeJwt(password)) return tokenLogin(session, ex, 'PLAIN', password, username, authzid);
     let user;
     try { user = await users.get(session.host!, username); } catch (err) {
       ctx.log.warn({ err, session: session.logId }, 'credential lookup failed');
@@ -210,6 +223,41 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     success(session, 'PLAIN', username);
   }
 
+  async function tokenLogin(session: Session, ex: Exchange, mechanism: string, token: string, username?: string, authzid = ''): Promise<void> {
+    const outcome = await tokens!.login(session, token, username);
+    if (stateOf(session).exchange !== ex || session.destroyed) return;
+    if (!outcome.ok) {
+      ex.reason = outcome.reason;
+      ex.account ??= username;
+      return failure(session, outcome.condition);
+    }
+    if (authzid !== '' && authzid !== `${outcome.username}@${session.host}`) return failure(session, 'invalid-authzid');
+    success(session, mechanism, outcome.username);
+  }
+
+  /** RFC 7628 §3.1: the initial client response; a refused token gets §3.2.2's error challenge first. */
+  async function oauthBearer(session: Session, ex: Exchange, message: string): Promise<void> {
+    const msg = parseOauthBearer(message);
+    if (msg.kind !== 'initial') return failure(session, 'malformed-request', msg.kind === 'malformed' ? msg.text : 'no initial response');
+    let username: string | undefined;
+    if (msg.authzid !== undefined) {
+      const at = msg.authzid.lastIndexOf('@');
+      ex.given = msg.authzid;
+      try { username = normalizeLocal(at > 0 ? msg.authzid.slice(0, at) : msg.authzid); } catch { return failure(session, 'invalid-authzid'); }
+      if (at > 0 && msg.authzid.slice(at + 1).toLowerCase() !== session.host) return failure(session, 'invalid-authzid');
+      ex.account = username;
+      if (throttled(session, username)) return;
+    }
+    const outcome = await tokens!.login(session, msg.token, username);
+    if (stateOf(session).exchange !== ex || session.destroyed) return;
+    if (outcome.ok) return success(session, 'OAUTHBEARER', outcome.username);
+    if (outcome.condition !== 'not-authorized') return failure(session, outcome.condition);
+    ex.reason = outcome.reason;
+    ex.stage = 'awaiting-ack';
+    opts.throttle.failed(throttleKey(session), ex.account);
+    session.write(x('challenge', { xmlns: NS.SASL }, Buffer.from(errorChallenge('invalid_token'), 'utf8').toString('base64')));
+  }
+
   /**
    * RFC 4505: the client gets a fresh random account of its own (the trace
    * data it may send is ignored). It exists only while the session does.
@@ -217,6 +265,12 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
   function anonymous(session: Session): void {
     session.anonymous = true;
     success(session, 'ANONYMOUS', `anon-${randomId(12, 'hex')}`);
+  }
+
+  /** PLAIN's and OAUTHBEARER's one client message, checked off the stanza path. */
+  function clientFirst(session: Session, ex: Exchange, message: string): void {
+    ex.stage = 'busy';
+    ctx.guard(session, undefined, () => (ex.mechanism === 'PLAIN' ? plain(session, ex, message) : oauthBearer(session, ex, message)));
   }
 
   ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
@@ -227,17 +281,19 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     const mechanism = el.attr('mechanism') ?? '';
     if (throttled(session, undefined, mechanism)) return;
     const hash = SCRAM_MECHANISMS[mechanism];
-    if (mechanism === 'PLAIN' && !plainAllowed(session)) return failure(session, 'encryption-required', 'PLAIN needs a TLS-protected connection', true, mechanism);
+    if ((mechanism === 'PLAIN' || mechanism === 'OAUTHBEARER') && !plainAllowed(session)) {
+      return failure(session, 'encryption-required', `${mechanism} needs a TLS-protected connection`, true, mechanism);
+    }
     if (mechanism === 'ANONYMOUS' && opts.anonymousHosts.has(session.host!)) return anonymous(session);
-    if (hash === undefined && mechanism !== 'PLAIN') return failure(session, 'invalid-mechanism', undefined, true, mechanism);
+    const byToken = mechanism === 'OAUTHBEARER' && tokens !== undefined;
+    if (hash === undefined && mechanism !== 'PLAIN' && !byToken) return failure(session, 'invalid-mechanism', undefined, true, mechanism);
     const initial = decode(session, el);
     if (initial === null) return;
     const ex: Exchange = { mechanism, stage: 'awaiting-first' };
     stateOf(session).exchange = ex;
-    if (mechanism === 'PLAIN') {
+    if (mechanism === 'PLAIN' || byToken) {
       if (initial === undefined) return session.write(x('challenge', { xmlns: NS.SASL }));
-      ex.stage = 'busy';
-      return ctx.guard(session, undefined, () => plain(session, ex, initial));
+      return clientFirst(session, ex, initial);
     }
     ex.scram = new ScramServer(hash!, lookup(session, mechanism, ex), {
       unknownUserIterations: opts.scramIterations,
@@ -255,10 +311,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     if (!ex || ex.stage === 'busy') return failure(session, 'malformed-request', 'no authentication in progress');
     const data = decode(session, el);
     if (data === null) return;
-    if (ex.mechanism === 'PLAIN') {
-      ex.stage = 'busy';
-      return ctx.guard(session, undefined, () => plain(session, ex, data ?? ''));
-    }
+    // RFC 7628 §3.2.3: the client's kvsep after the error challenge; the exchange then fails.
+    if (ex.stage === 'awaiting-ack') return failure(session, 'not-authorized');
+    if (ex.mechanism === 'PLAIN' || ex.mechanism === 'OAUTHBEARER') return clientFirst(session, ex, data ?? '');
     if (ex.stage === 'awaiting-first') return scramFirst(session, ex, data ?? '');
     onScramStep(session, ex, ex.scram!.finish(data ?? ''));
   });
