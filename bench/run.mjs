@@ -76,6 +76,12 @@ const outFileFor = (m) => (flag('--no-write') || (flag('--only-profile') && !opt
 const log = (s) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The reconnect scenario (issue 15 item 8) is a script of its own: one gateway behind a delaying proxy, no worker pool.
+if (opt('--scenarios') === 'reconnect') {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'reconnect.mjs'), ...argv], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
 if (flag('--baseline') && (!baselineRef || baselineRef.startsWith('--'))) { log('--baseline needs a git revision, e.g. --baseline a1c1618'); process.exit(2); }
 if (baselineRef && (onlyProfile || !serverNames.includes('gateway'))) { log('--baseline compares with the current gateway: keep gateway in --servers (and no --only-profile)'); process.exit(2); }
 
