@@ -14,7 +14,7 @@
 import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem, release as osRelease } from 'node:os';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Ejabberd, Echo, Gateway, Prosody, ROOT, cpuSeconds, initProc, machineBusySeconds, rssKiB, snapshotGateway, versions } from './lib/servers.mjs';
@@ -975,7 +975,9 @@ ${gapText ? `\n## Targets not met: the gap, what limits it, what would close it\
 ${raw}
 \`\`\`
 `;
-  writeFileSync(outFile, md);
+  // The reconnect scenario's section (bench/reconnect.mjs, measured apart) is kept across full runs.
+  const kept = existsSync(outFile) ? /<!-- reconnect:begin[\s\S]*?<!-- reconnect:end -->/.exec(readFileSync(outFile, 'utf8'))?.[0] : undefined;
+  writeFileSync(outFile, kept ? `${md.trimEnd()}\n\n${kept}\n` : md);
   log(`wrote ${outFile.slice(ROOT.length)}`);
 }
 
