@@ -57,11 +57,16 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
  * and names an `alg`. Anything else is an ordinary password.
  */
 export function looksLikeJwt(password: string): boolean {
-  if (!COMPACT_JWS.test(password)) return false;
+  return COMPACT_JWS.test(password) && headerAlg(password) !== undefined;
+}
+
+/** The `alg` of a compact JWS's protected header; undefined when there is no such header (jose throws a TypeError). */
+function headerAlg(token: string): string | undefined {
   try {
-    return typeof decodeProtectedHeader(password).alg === 'string';
+    const { alg } = decodeProtectedHeader(token);
+    return typeof alg === 'string' ? alg : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -70,7 +75,7 @@ function failed(reason: JwtFailureReason): JwtResult {
 }
 
 /** jose's error classes and claim names, mapped onto the bounded reasons. */
-function reasonOf(err: unknown): JwtFailureReason {
+function reasonOf(err: unknown, remote: boolean): JwtFailureReason {
   if (err instanceof errors.JWTExpired) return 'expired';
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.reason === 'missing') return 'missing-claim';
@@ -82,8 +87,8 @@ function reasonOf(err: unknown): JwtFailureReason {
   if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) return 'unknown-key';
   if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return 'key-set-unavailable';
   if (err instanceof errors.JOSEError) return 'malformed';
-  // Not jose's own: the key set could not be fetched (fetch's TypeError, a refused connection).
-  return 'key-set-unavailable';
+  // Not jose's own: with a key set, it could not be fetched (fetch's TypeError, a refused connection).
+  return remote ? 'key-set-unavailable' : 'malformed';
 }
 
 /** The user the JID claim names at `host`, or why it names none. */
@@ -121,13 +126,15 @@ export function createJwtVerifier(opts: JwtOptions): JwtVerifier {
   };
   return {
     async verify(token, host, username) {
+      // RFC 7518 §3.6: 'none' is never accepted; named apart from other algorithms for the log.
+      const alg = headerAlg(token);
+      if (alg === undefined) return failed('malformed');
+      if (alg === 'none') return failed('alg-none');
       let payload: JWTPayload;
       try {
-        // RFC 7518 §3.6: 'none' is never accepted; named apart from other algorithms for the log.
-        if (decodeProtectedHeader(token).alg === 'none') return failed('alg-none');
         payload = typeof key === 'function' ? (await jwtVerify(token, key, options)).payload : (await jwtVerify(token, key, options)).payload;
       } catch (err) {
-        return failed(reasonOf(err));
+        return failed(reasonOf(err, typeof key === 'function'));
       }
       const user = userOf(payload, opts.jidClaim, host);
       if (user.ok && username !== undefined && user.username !== username) return failed('user-mismatch');

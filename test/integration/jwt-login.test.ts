@@ -12,9 +12,10 @@ import { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { Strophe } from 'strophe.js';
-import { NS, type XmlElement } from '../../src/xml/index.js';
+import { NS, x, type XmlElement } from '../../src/xml/index.js';
 import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
+import { RawBoshClient } from '../helpers/bosh-client.js';
 import { plain } from '../helpers/scram-client.js';
 import { login, ping, becomeAvailable } from '../helpers/xmppjs.js';
 import { within } from '../helpers/eventually.js';
@@ -161,6 +162,15 @@ t.test('OAUTHBEARER: malformed messages, a foreign authzid, and a plain stream',
   t.equal(condition(await c.next()), 'malformed-request', 'no kvsep');
   c.send(`<auth xmlns='${NS.SASL}' mechanism='OAUTHBEARER'>${b64(`n,a=alice@other.example,\x01auth=Bearer ${await mint()}\x01\x01`)}</auth>`);
   t.equal(condition(await c.next()), 'invalid-authzid', 'an authzid at another domain');
+  for (const [garbage, reason] of [['a.b.c', 'malformed'], ['x', 'malformed'], ['eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln', 'bad-signature']]) {
+    // A client of its own each: three failures end a stream (SASL_MAX_FAILURES).
+    const { c } = await secureClient(t);
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='OAUTHBEARER'>${b64(`n,,\x01auth=Bearer ${garbage}\x01\x01`)}</auth>`);
+    t.ok((await c.next()).is('challenge', NS.SASL), `a token that is no good JWT (${garbage}) gets the error challenge`);
+    c.send(`<response xmlns='${NS.SASL}'>${b64('\x01')}</response>`);
+    t.equal(condition(await c.next()), 'not-authorized');
+    t.equal(logLines.findLast((l) => l.event === 'auth-failure')?.reason, reason, `logged as ${reason}`);
+  }
   const insecure = await secureClient(t, false);
   insecure.c.send(`<auth xmlns='${NS.SASL}' mechanism='OAUTHBEARER'>${b64(`n,,\x01auth=Bearer ${await mint()}\x01\x01`)}</auth>`);
   t.equal(condition(await insecure.c.next()), 'encryption-required', 'never on a plain stream');
@@ -173,4 +183,17 @@ t.test('ordinary passwords still log in over PLAIN with token login on, even one
     c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain(user, password)}</auth>`);
     t.ok((await c.next()).is('success', NS.SASL), `${user} with the password`);
   }
+});
+
+t.test('over BOSH too: a token logs in with PLAIN and with OAUTHBEARER (the session core knows no transport)', async (t) => {
+  // ALLOW_INSECURE_PLAIN stands in for the TLS proxy here; the WebSocket tests above use X-Forwarded-Proto.
+  const bosh = await withUsers(t, ['alice', 'bob'], { ...env, ALLOW_INSECURE_PLAIN: 'true' });
+  const b = new RawBoshClient(`${bosh.httpUrl}/http-bind`);
+  t.equal(await b.login('alice', await mint(), 'bosh'), 'alice@localhost/bosh', 'PLAIN with the token, then bind');
+  const o = new RawBoshClient(`${bosh.httpUrl}/http-bind`);
+  const created = await o.create();
+  const offered = created.body?.getChild('features', NS.STREAM)?.getChild('mechanisms', NS.SASL)?.getChildren('mechanism').map((m) => m.text());
+  t.ok(offered?.includes('OAUTHBEARER'), 'OAUTHBEARER offered');
+  const auth = x('auth', { xmlns: NS.SASL, mechanism: 'OAUTHBEARER' }, b64(`n,a=bob@localhost,\x01auth=Bearer ${await mint({ jid: 'bob@localhost' })}\x01\x01`));
+  t.ok((await o.send({}, auth)).body?.getChild('success', NS.SASL), 'OAUTHBEARER succeeds');
 });
