@@ -10,6 +10,7 @@ import type { ModuleContext } from './xmpp/context.js';
 import type { SessionsView } from './xmpp/session-manager.js';
 import type { Log } from './xmpp/log.js';
 import * as sasl from './xmpp/features/sasl.js';
+import * as sasl2 from './xmpp/features/sasl2/index.js';
 import * as bind from './xmpp/features/bind.js';
 import * as iq from './xmpp/features/iq.js';
 import * as ping from './xmpp/features/ping.js';
@@ -105,7 +106,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
     freePerIp: config.loginFailuresPerIp, freePerPair: config.loginFailuresPerAccount, baseDelayMs: 1000,
     maxDelayMs: config.loginBackoffMax * 1000, forgetAfterMs: 600_000, maxKeys: 100_000, now: Date.now,
   });
-  sasl.register(ctx, {
+  const saslEngine = sasl.register(ctx, {
     allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations,
     anonymousHosts: new Set(config.anonymousHosts), unknownUserSecret: opts.unknownUserSecret ?? randomBytes(32), throttle,
   }, { users: stores.users, tokens: tokenLogin(ctx, config, stores.users) });
@@ -135,7 +136,10 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   }, { offline: stores.offline, users: stores.users, acks: streamManagement });
   carbons.register(ctx);
   vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
-  csi.register(ctx);
+  const csiState = csi.register(ctx);
+  if (config.sasl2Enabled) {
+    sasl2.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser }, { engine: saslEngine, sm: streamManagement, csi: csiState, fast: undefined });
+  }
   presence.register(ctx, { accounts: accountsService });
   blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists });
   remote.register(ctx);

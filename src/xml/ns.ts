@@ -15,6 +15,9 @@ export const NS = {
   HTTPBIND: 'http://jabber.org/protocol/httpbind', // XEP-0124
   XBOSH: 'urn:xmpp:xbosh', // XEP-0206
   SM: 'urn:xmpp:sm:3', // XEP-0198
+  SASL2: 'urn:xmpp:sasl:2', // XEP-0388
+  BIND2: 'urn:xmpp:bind:0', // XEP-0386
+  FAST: 'urn:xmpp:fast:0', // XEP-0484
   ROSTER: 'jabber:iq:roster', // RFC 6121
   VERSION: 'jabber:iq:version', // XEP-0092
   CARBONS: 'urn:xmpp:carbons:2', // XEP-0280

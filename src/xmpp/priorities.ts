@@ -9,6 +9,8 @@ export const PRIORITY = {
   // <stream:features> order (RFC 6120 §4.3.2: mandatory-to-negotiate first).
   features: {
     sasl: 100,
+    /** XEP-0388 §2.1: SASL2's <authentication/> next to the legacy <mechanisms/>. */
+    sasl2: 95,
     bind: 90,
     streamManagement: 80,
     /** CSI (XEP-0352) and roster versioning / pre-approval: informational, after the rest. */

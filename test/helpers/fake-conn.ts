@@ -9,6 +9,7 @@ import type { Conn, ConnEvents, StreamHeader } from '../../src/xmpp/conn.js';
 import { streamErrorElement, type StreamError } from '../../src/xmpp/errors.js';
 import type { Session } from '../../src/xmpp/session.js';
 import { eventually } from './eventually.js';
+import { PRE_SASL2 } from './pre-sasl2.js';
 
 /**
  * A transport with no socket, for protocol tests of the core (layer 2 of
@@ -97,7 +98,7 @@ export async function startFakeServer(
   env: Record<string, string> = {}, logger: { level: string; stream?: { write(line: string): void } } | false = false,
   storage: Storage = createMemoryStorage(), features: readonly Feature[] = [],
 ): Promise<FakeServer> {
-  const config = loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...env });
+  const config = loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...PRE_SASL2, ...env });
   const log = (logger === false ? pino({ level: 'silent' }) : pino({ level: logger.level }, logger.stream ?? process.stdout)) as unknown as Log;
   const app = createXmppServer(config, storage, features, { log });
   const connect = (): FakeClient => {

@@ -13,7 +13,7 @@ import { deriveStoredCredentials } from '../../src/storage/index.js';
 import { startCluster, type Cluster } from '../../src/cluster/index.js';
 import type { Log } from '../../src/xmpp/log.js';
 import type { Feature } from '../../src/server.js';
-import { MANY_CLIENTS, startServer, type TestServer } from './server.js';
+import { MANY_CLIENTS, PRE_SASL2, startServer, type TestServer } from './server.js';
 import { startRedis, type TestRedis } from './redis.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 
@@ -41,7 +41,7 @@ export async function startGateway(t: Test, id: string, opts: GatewayOptions): P
     CLUSTER: 'redis', REDIS_URL: opts.redisUrl, NODE_ID: id, STORAGE: 'postgres', DATABASE_URL: opts.databaseUrl,
     SM_BACKEND: 'redis', CLUSTER_NODE_TTL: '1000', ...opts.env,
   };
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...MANY_CLIENTS, ...env });
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...PRE_SASL2, ...MANY_CLIENTS, ...env });
   const log = pino({ level: process.env.CLUSTER_TEST_LOG ?? 'silent' }) as unknown as Log;
   const cluster = await startCluster(config, log);
   const storage = await openPostgresStorage({ url: opts.databaseUrl });

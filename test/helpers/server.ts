@@ -2,6 +2,9 @@ import type { Test } from 'tap';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { createMemoryStorage, deriveStoredCredentials, type Storage } from '../../src/storage/index.js';
 import { buildApp, type App, type AppOptions } from '../../src/app.js';
+import { PRE_SASL2 } from './pre-sasl2.js';
+
+export { PRE_SASL2 };
 
 export interface TestServer {
   readonly app: App;
@@ -34,7 +37,7 @@ export const MANY_CLIENTS: Readonly<Record<string, string>> = {
 export type StartOptions = AppOptions;
 
 export async function startServer(env: Record<string, string> = {}, storage: Storage = createMemoryStorage(), opts: StartOptions = {}): Promise<TestServer> {
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...MANY_CLIENTS, ...env });
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...PRE_SASL2, ...MANY_CLIENTS, ...env });
   const app = await buildApp(config, storage, { logger: env.LOG_LEVEL ? { level: env.LOG_LEVEL } : false, ...opts });
   await app.http.listen({ port: 0, host: '127.0.0.1' });
   const address = app.http.server.address();

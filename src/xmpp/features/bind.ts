@@ -35,22 +35,31 @@ export function register(ctx: ModuleContext, opts: BindOptions): void {
       if (err instanceof JidError) throw new StanzaErrorException('bad-request', 'the resource cannot be normalised');
       throw err;
     }
-    const jid = makeJid(session.username!, session.host!, resource);
-    const existing = ctx.sessions.get(jid.domain, jid.local, resource);
-    if (existing === undefined && ctx.sessions.countResources(jid.domain, jid.local) >= opts.maxResourcesPerUser) {
-      throw new StanzaErrorException('resource-constraint', 'too many connected resources');
-    }
-    // RFC 6120 §7.7.2.2: our conflict policy is Prosody's default, "kick_old":
-    // the old session gets a <conflict/> stream error and the new one binds.
-    if (existing !== undefined && existing !== session) existing.close({ condition: 'conflict', text: 'replaced by a new connection' });
     const result = (): XmlElement => x('bind', { xmlns: NS.BIND }, x('jid', {}, session.full_jid!));
-    // The result waits for what features load for a bound resource (its roster).
-    const bound = bindSession(ctx, session, jid.local, resource);
+    const bound = bindResource(ctx, opts, session, resource);
     return isPromise(bound) ? bound.then(result) : result();
   }, { beforeBind: true });
 
   // RFC 3921 §3 session establishment: a no-op kept for old clients.
   ctx.iq.register('both', 'set', NS.SESSION, () => undefined, { beforeBind: true });
+}
+
+/**
+ * Binds `resource` (already normalised) for an authenticated session, as
+ * RFC 6120 §7 and Bind2 (XEP-0386) do it: the per-account limit, then the
+ * conflict rule. Throws StanzaErrorException('resource-constraint') past the limit.
+ */
+export function bindResource(ctx: ModuleContext, opts: BindOptions, session: Session, resource: string): void | Promise<unknown> {
+  const jid = makeJid(session.username!, session.host!, resource);
+  const existing = ctx.sessions.get(jid.domain, jid.local, resource);
+  if (existing === undefined && ctx.sessions.countResources(jid.domain, jid.local) >= opts.maxResourcesPerUser) {
+    throw new StanzaErrorException('resource-constraint', 'too many connected resources');
+  }
+  // RFC 6120 §7.7.2.2: our conflict policy is Prosody's default, "kick_old":
+  // the old session gets a <conflict/> stream error and the new one binds.
+  if (existing !== undefined && existing !== session) existing.close({ condition: 'conflict', text: 'replaced by a new connection' });
+  // The result waits for what features load for a bound resource (its roster).
+  return bindSession(ctx, session, jid.local, resource);
 }
 
 /** Makes `session` a connected resource and tells the features; a promise while they load what it needs. */

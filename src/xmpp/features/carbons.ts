@@ -27,9 +27,7 @@ export function register(ctx: ModuleContext): void {
   ctx.iq.register('both', 'set', NS.CARBONS, (session, _iq, payload) => {
     const on = payload.local === 'enable';
     if (!on && payload.local !== 'disable') throw new StanzaErrorException('bad-request', 'expected <enable/> or <disable/>');
-    if (session.carbons === on) return;
-    sessions.setCarbons(session, on);
-    resourceChanged(ctx.hooks, session);
+    setCarbons(ctx, session, on);
   });
 
   ctx.hooks.notify('message/full', (event) => {
@@ -80,6 +78,13 @@ export function register(ctx: ModuleContext): void {
     return origin === null && stanza.attr('from') === to.bare
       && (stanza.getChild('sent', NS.CARBONS) !== undefined || stanza.getChild('received', NS.CARBONS) !== undefined);
   }
+}
+
+/** §4–5 enable/disable, also inline in Bind2 (XEP-0386 §3: "Message Carbons MUST be enabled at this point"). */
+export function setCarbons(ctx: ModuleContext, session: Session, on: boolean): void {
+  if (session.carbons === on) return;
+  ctx.sessions.setCarbons(session, on);
+  resourceChanged(ctx.hooks, session);
 }
 
 /**

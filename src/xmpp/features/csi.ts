@@ -28,7 +28,13 @@ const MAX_HELD = 1000;
  * buffers only what is actually written, and held presence resumes the
  * pipeline after this filter when it goes out.
  */
-export function register(ctx: ModuleContext): void {
+/** What Bind2 (XEP-0386) asks of CSI. */
+export interface Csi {
+  /** XEP-0386 §3: the session begins inactive, as after an <inactive/>. */
+  inactive(session: Session): void;
+}
+
+export function register(ctx: ModuleContext): Csi {
   const states = new WeakMap<Session, CsiState>();
 
   // §4.1: advertised once the client has authenticated.
@@ -44,9 +50,8 @@ export function register(ctx: ModuleContext): void {
     return st;
   };
 
-  ctx.nonzas.register(NS.CSI, 'inactive', (session) => {
-    stateOf(session).inactive = true;
-  });
+  const inactive = (session: Session): void => { stateOf(session).inactive = true; };
+  ctx.nonzas.register(NS.CSI, 'inactive', inactive);
   // §5.1: the flush happens before anything the client sends next is processed.
   ctx.nonzas.register(NS.CSI, 'active', (session) => {
     const st = stateOf(session);
@@ -96,6 +101,7 @@ export function register(ctx: ModuleContext): void {
       if (ctx.hooks.resume('stanza-out', { session, stanza }, hold) === 'undelivered') session.write(stanza);
     }
   }
+  return { inactive };
 }
 
 /**

@@ -41,8 +41,38 @@ export interface SaslDeps {
   readonly tokens?: TokenLogin | undefined;
 }
 
+/**
+ * How an exchange is put on the wire: RFC 6120 §6 (<auth/>, then a stream
+ * restart) or XEP-0388 SASL2 (<authenticate/>, inline features, no
+ * restart). The engine below is the same for both: mechanisms, throttling,
+ * login logs and metrics.
+ */
+export interface SaslWire {
+  challenge(session: Session, data: string | undefined): void;
+  /** After the engine made the session authenticated as `username`; may await inline work (Bind2). */
+  success(session: Session, mechanism: string, data: string | undefined): void | Promise<unknown>;
+  failure(session: Session, condition: SaslFailureCondition, text: string | undefined): void;
+}
+
+/** A mechanism that completes in one round trip and is checked elsewhere (FAST's HT-SHA-256-NONE, XEP-0484). */
+export type OneShotMechanism = (session: Session, initial: string, ex: { given?: string; account?: string }) =>
+  Promise<{ ok: true; username: string; data?: string } | { ok: false; condition: SaslFailureCondition; text?: string }>;
+
+/** What SASL2 asks of the engine. */
+export interface SaslEngine {
+  /** Starts an exchange (initial response decoded; undefined: none), answered on `wire`. */
+  begin(session: Session, mechanism: string, initial: string | undefined, wire: SaslWire, oneShot?: OneShotMechanism): void | Promise<unknown>;
+  respond(session: Session, data: string | undefined, wire: SaslWire): void | Promise<unknown>;
+  abort(session: Session, wire: SaslWire): void;
+  /** A failure outside an exchange (a malformed request), counted like any other. */
+  fail(session: Session, wire: SaslWire, condition: SaslFailureCondition, text?: string, mechanism?: string): void;
+  /** The mechanisms offered on this stream, best first. */
+  mechanisms(session: Session): string[];
+}
+
 interface Exchange {
   readonly mechanism: string;
+  oneShot?: OneShotMechanism;
   scram?: ScramServer;
   /** 'awaiting-ack': OAUTHBEARER sent its error challenge and waits for the client's kvsep (RFC 7628 §3.2.3). */
   stage: 'awaiting-first' | 'awaiting-final' | 'busy' | 'awaiting-ack';
@@ -56,19 +86,34 @@ interface Exchange {
 
 /** The mechanisms we offer, and 'other' for anything else, so metric labels stay bounded. */
 const MECHANISM_LABELS = new Set(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN', 'ANONYMOUS', 'OAUTHBEARER']);
-interface SaslState { failures: number; exchange: Exchange | undefined }
+interface SaslState { failures: number; exchange: Exchange | undefined; wire: SaslWire }
 
 /** The client's address or account is being throttled (thrown out of the SCRAM lookup). */
 class Throttled extends Error {}
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
+/** Decodes a SASL payload (RFC 6120 §6.4.2, XEP-0388 §2.3: base64 without whitespace inside); null when it is not base64. */
+export function fromBase64(text: string, encoding: BufferEncoding = 'utf8'): string | null {
+  return BASE64.test(text) ? Buffer.from(text, 'base64').toString(encoding) : null;
+}
+
 /** SASL authentication (RFC 6120 §6) with SCRAM-SHA-256, SCRAM-SHA-1 (RFC 5802/7677) and PLAIN (RFC 4616). */
-export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens }: SaslDeps): void {
+export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens }: SaslDeps): SaslEngine {
+  const legacy: SaslWire = {
+    challenge: (session, data) => session.write(x('challenge', { xmlns: NS.SASL }, data === undefined ? undefined : Buffer.from(data, 'utf8').toString('base64'))),
+    success(session, _mechanism, data) {
+      session.write(x('success', { xmlns: NS.SASL }, data ? Buffer.from(data, 'utf8').toString('base64') : undefined));
+      // RFC 6120 §6.4.6: the client restarts the stream after <success/>.
+      session.notopen = true;
+    },
+    failure: (session, condition, text) =>
+      session.write(x('failure', { xmlns: NS.SASL }, x(condition, {}), text ? x('text', { 'xml:lang': 'en' }, text) : undefined)),
+  };
   const states = new WeakMap<Session, SaslState>();
   const stateOf = (s: Session): SaslState => {
     let st = states.get(s);
-    if (!st) states.set(s, (st = { failures: 0, exchange: undefined }));
+    if (!st) states.set(s, (st = { failures: 0, exchange: undefined, wire: legacy }));
     return st;
   };
   const plainAllowed = (s: Session): boolean => s.secure || opts.allowInsecurePlain;
@@ -88,16 +133,19 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     return true;
   }
 
+  function mechanisms(session: Session): string[] {
+    const list = Object.keys(SCRAM_MECHANISMS).sort().reverse();
+    // RFC 6120 §6.4.2 / RFC 4616 §6: PLAIN only where the stream is protected.
+    if (plainAllowed(session)) list.push('PLAIN');
+    // RFC 7628 §5: a bearer token, like PLAIN's password, travels only over a protected stream.
+    if (tokens && plainAllowed(session)) list.push('OAUTHBEARER');
+    if (opts.anonymousHosts.has(session.host!)) list.push('ANONYMOUS');
+    return list;
+  }
+
   ctx.hooks.transform('stream-features', ({ session, features }) => {
     if (session.type !== 'c2s_unauthed') return;
-    const mechs = x('mechanisms', { xmlns: NS.SASL });
-    for (const m of Object.keys(SCRAM_MECHANISMS).sort().reverse()) mechs.append(x('mechanism', {}, m));
-    // RFC 6120 §6.4.2 / RFC 4616 §6: PLAIN only where the stream is protected.
-    if (plainAllowed(session)) mechs.append(x('mechanism', {}, 'PLAIN'));
-    // RFC 7628 §5: a bearer token, like PLAIN's password, travels only over a protected stream.
-    if (tokens && plainAllowed(session)) mechs.append(x('mechanism', {}, 'OAUTHBEARER'));
-    if (opts.anonymousHosts.has(session.host!)) mechs.append(x('mechanism', {}, 'ANONYMOUS'));
-    features.append(mechs);
+    features.append(x('mechanisms', { xmlns: NS.SASL }, ...mechanisms(session).map((m) => x('mechanism', {}, m))));
   }, PRIORITY.features.sasl);
 
   function failure(session: Session, condition: SaslFailureCondition, text?: string, counts = true, mechanism?: string): void {
@@ -113,25 +161,23 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     // Only wrong credentials are guesses; an aborted or malformed exchange is not.
     // (OAUTHBEARER's refused token was counted when its error challenge went out.)
     if (condition === 'not-authorized' && ex?.stage !== 'awaiting-ack') opts.throttle.failed(throttleKey(session), ex?.account);
-    session.write(x('failure', { xmlns: NS.SASL }, x(condition, {}), text ? x('text', { 'xml:lang': 'en' }, text) : undefined));
+    st.wire.failure(session, condition, text);
     if (counts && ++st.failures >= opts.maxFailures) {
       // RFC 6120 §6.4.5: past the allowed retries, close with policy-violation.
       session.close({ condition: 'policy-violation', text: 'too many failed authentication attempts' });
     }
   }
 
-  function success(session: Session, mechanism: string, username: string, data?: string): void {
+  function success(session: Session, mechanism: string, username: string, data?: string): void | Promise<unknown> {
     stateOf(session).exchange = undefined;
     opts.throttle.succeeded(throttleKey(session), username);
     ctx.metrics.sasl(mechanism, 'success');
     ctx.log.info({
       event: 'authenticated', session: session.logId, jid: `${username}@${session.host}`, mechanism, ip: session.ip, transport: session.transport,
     }, 'authenticated');
-    session.write(x('success', { xmlns: NS.SASL }, data ? Buffer.from(data, 'utf8').toString('base64') : undefined));
     session.username = username;
     session.type = 'c2s';
-    // RFC 6120 §6.4.6: the client restarts the stream after <success/>.
-    session.notopen = true;
+    return stateOf(session).wire.success(session, mechanism, data);
   }
 
   /** Decodes the base64 content; '=' is an empty response (RFC 6120 §6.4.2), absence is no response. */
@@ -139,11 +185,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     const text = el.text().trim();
     if (text === '') return undefined;
     if (text === '=') return '';
-    if (!BASE64.test(text)) {
-      failure(session, 'incorrect-encoding', 'the payload is not valid base64');
-      return null;
-    }
-    return Buffer.from(text, 'base64').toString('utf8');
+    const decoded = fromBase64(text);
+    if (decoded === null) failure(session, 'incorrect-encoding', 'the payload is not valid base64');
+    return decoded;
   }
 
   function lookup(session: Session, mechanism: string, ex: Exchange) {
@@ -158,13 +202,13 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     };
   }
 
-  function onScramStep(session: Session, ex: Exchange, step: ScramStep): void {
+  function onScramStep(session: Session, ex: Exchange, step: ScramStep): void | Promise<unknown> {
     if (stateOf(session).exchange !== ex || session.destroyed) return;
     if (step.kind === 'challenge') {
       ex.stage = 'awaiting-final';
-      session.write(x('challenge', { xmlns: NS.SASL }, Buffer.from(step.data, 'utf8').toString('base64')));
+      stateOf(session).wire.challenge(session, step.data);
     } else if (step.kind === 'success') {
-      success(session, ex.mechanism, normalizeLocal(step.username), step.data);
+      return success(session, ex.mechanism, normalizeLocal(step.username), step.data);
     } else {
       failure(session, step.condition, step.text);
     }
@@ -174,7 +218,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     ex.stage = 'busy';
     ctx.guard(session, undefined, async () => {
       try {
-        onScramStep(session, ex, await ex.scram!.start(clientFirst));
+        await onScramStep(session, ex, await ex.scram!.start(clientFirst));
       } catch (err) {
         if (err instanceof Throttled) {
           if (stateOf(session).exchange === ex && !session.destroyed) throttled(session, ex.account);
@@ -220,7 +264,16 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     if (!current()) return;
     if (!ok) return failure(session, 'not-authorized');
     if (authzid !== '' && authzid !== `${username}@${session.host}`) return failure(session, 'invalid-authzid');
-    success(session, 'PLAIN', username);
+    await success(session, 'PLAIN', username);
+  }
+
+  /** A one-round-trip mechanism checked elsewhere (FAST), with the same throttling as the others. */
+  async function oneShot(session: Session, ex: Exchange, message: string): Promise<void> {
+    ex.stage = 'busy';
+    const result = await ex.oneShot!(session, message, ex);
+    if (stateOf(session).exchange !== ex || session.destroyed) return;
+    if (!result.ok) return failure(session, result.condition, result.text);
+    await success(session, ex.mechanism, result.username, result.data);
   }
 
   async function tokenLogin(session: Session, ex: Exchange, mechanism: string, token: string, username?: string, authzid = ''): Promise<void> {
@@ -232,7 +285,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
       return failure(session, outcome.condition);
     }
     if (authzid !== '' && authzid !== `${outcome.username}@${session.host}`) return failure(session, 'invalid-authzid');
-    success(session, mechanism, outcome.username);
+    await success(session, mechanism, outcome.username);
   }
 
   /** RFC 7628 §3.1: the initial client response; a refused token gets §3.2.2's error challenge first. */
@@ -250,21 +303,24 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     }
     const outcome = await tokens!.login(session, msg.token, username);
     if (stateOf(session).exchange !== ex || session.destroyed) return;
-    if (outcome.ok) return success(session, 'OAUTHBEARER', outcome.username);
+    if (outcome.ok) {
+      await success(session, 'OAUTHBEARER', outcome.username);
+      return;
+    }
     if (outcome.condition !== 'not-authorized') return failure(session, outcome.condition);
     ex.reason = outcome.reason;
     ex.stage = 'awaiting-ack';
     opts.throttle.failed(throttleKey(session), ex.account);
-    session.write(x('challenge', { xmlns: NS.SASL }, Buffer.from(errorChallenge('invalid_token'), 'utf8').toString('base64')));
+    stateOf(session).wire.challenge(session, errorChallenge('invalid_token'));
   }
 
   /**
    * RFC 4505: the client gets a fresh random account of its own (the trace
    * data it may send is ignored). It exists only while the session does.
    */
-  function anonymous(session: Session): void {
+  function anonymous(session: Session): void | Promise<unknown> {
     session.anonymous = true;
-    success(session, 'ANONYMOUS', `anon-${randomId(12, 'hex')}`);
+    return success(session, 'ANONYMOUS', `anon-${randomId(12, 'hex')}`);
   }
 
   /** PLAIN's and OAUTHBEARER's one client message, checked off the stanza path. */
@@ -273,12 +329,12 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     ctx.guard(session, undefined, () => (ex.mechanism === 'PLAIN' ? plain(session, ex, message) : oauthBearer(session, ex, message)));
   }
 
-  ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
-    if (session.type !== 'c2s_unauthed') return failure(session, 'aborted', 'already authenticated', false);
+  function begin(session: Session, mechanism: string, initial: string | undefined, wire: SaslWire, one?: OneShotMechanism): void | Promise<unknown> {
+    const st = stateOf(session);
+    st.wire = wire;
     // A new <auth/> while the server still works on the last one: refused (it counts as a failure
     // and ends that exchange too), so pipelined guesses cannot start key derivations without limit.
-    if (stateOf(session).exchange?.stage === 'busy') return failure(session, 'malformed-request', 'an authentication exchange is in progress');
-    const mechanism = el.attr('mechanism') ?? '';
+    if (st.exchange?.stage === 'busy') return failure(session, 'malformed-request', 'an authentication exchange is in progress');
     if (throttled(session, undefined, mechanism)) return;
     const hash = SCRAM_MECHANISMS[mechanism];
     if ((mechanism === 'PLAIN' || mechanism === 'OAUTHBEARER') && !plainAllowed(session)) {
@@ -286,13 +342,15 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     }
     if (mechanism === 'ANONYMOUS' && opts.anonymousHosts.has(session.host!)) return anonymous(session);
     const byToken = mechanism === 'OAUTHBEARER' && tokens !== undefined;
-    if (hash === undefined && mechanism !== 'PLAIN' && !byToken) return failure(session, 'invalid-mechanism', undefined, true, mechanism);
-    const initial = decode(session, el);
-    if (initial === null) return;
-    const ex: Exchange = { mechanism, stage: 'awaiting-first' };
-    stateOf(session).exchange = ex;
+    if (hash === undefined && mechanism !== 'PLAIN' && !byToken && !one) return failure(session, 'invalid-mechanism', undefined, true, mechanism);
+    const ex: Exchange = { mechanism, stage: 'awaiting-first', oneShot: one };
+    st.exchange = ex;
+    if (one) {
+      if (initial === undefined) return failure(session, 'malformed-request', `${mechanism} needs an initial response`);
+      return ctx.guard(session, undefined, () => oneShot(session, ex, initial));
+    }
     if (mechanism === 'PLAIN' || byToken) {
-      if (initial === undefined) return session.write(x('challenge', { xmlns: NS.SASL }));
+      if (initial === undefined) return wire.challenge(session, undefined);
       return clientFirst(session, ex, initial);
     }
     ex.scram = new ScramServer(hash!, lookup(session, mechanism, ex), {
@@ -302,24 +360,48 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
       authzidAllowed: (authzid, username) => authzid === username || authzid === `${username}@${session.host}`,
     });
     // RFC 6120 §6.4.2: without an initial response, send an empty challenge.
-    if (initial === undefined) return session.write(x('challenge', { xmlns: NS.SASL }));
+    if (initial === undefined) return wire.challenge(session, undefined);
     scramFirst(session, ex, initial);
-  });
+  }
 
-  ctx.nonzas.register(NS.SASL, 'response', (session, el) => {
-    const ex = stateOf(session).exchange;
-    if (!ex || ex.stage === 'busy') return failure(session, 'malformed-request', 'no authentication in progress');
-    const data = decode(session, el);
-    if (data === null) return;
+  function respond(session: Session, data: string | undefined, wire: SaslWire): void | Promise<unknown> {
+    const st = stateOf(session);
+    const ex = st.exchange;
+    if (!ex || ex.stage === 'busy') {
+      st.wire = wire;
+      return failure(session, 'malformed-request', 'no authentication in progress');
+    }
     // RFC 7628 §3.2.3: the client's kvsep after the error challenge; the exchange then fails.
     if (ex.stage === 'awaiting-ack') return failure(session, 'not-authorized');
     if (ex.mechanism === 'PLAIN' || ex.mechanism === 'OAUTHBEARER') return clientFirst(session, ex, data ?? '');
+    if (ex.oneShot) return failure(session, 'malformed-request', 'no challenge was sent');
     if (ex.stage === 'awaiting-first') return scramFirst(session, ex, data ?? '');
-    onScramStep(session, ex, ex.scram!.finish(data ?? ''));
+    return onScramStep(session, ex, ex.scram!.finish(data ?? ''));
+  }
+
+  ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
+    stateOf(session).wire = legacy;
+    if (session.type !== 'c2s_unauthed') return failure(session, 'aborted', 'already authenticated', false);
+    const initial = decode(session, el);
+    if (initial === null) return;
+    return begin(session, el.attr('mechanism') ?? '', initial, legacy);
+  });
+
+  ctx.nonzas.register(NS.SASL, 'response', (session, el) => {
+    const data = decode(session, el);
+    if (data === null) return;
+    return respond(session, data, legacy);
   });
 
   ctx.nonzas.register(NS.SASL, 'abort', (session) => {
+    stateOf(session).wire = legacy;
     // RFC 6120 §6.4.4: the server answers <abort/> with <failure><aborted/></failure>.
     failure(session, 'aborted', undefined, false);
   });
+
+  return {
+    begin, respond, mechanisms,
+    abort(session, wire) { stateOf(session).wire = wire; failure(session, 'aborted', undefined, false); },
+    fail(session, wire, condition, text, mechanism) { stateOf(session).wire = wire; failure(session, condition, text, true, mechanism); },
+  };
 }

@@ -8,7 +8,7 @@ import { newState } from './state.js';
 import { createFlow } from './flow.js';
 import type { SmRegistry } from './registry.js';
 import { handOver, handOverHook, reroute, type Undelivered } from '../../hand-over.js';
-import { createResume } from './resume.js';
+import { CLASSIC, createResume, type ResumeReply } from './resume.js';
 import { createSmCluster } from './journal.js';
 import { randomId } from '../../../util/random.js';
 import { PRIORITY } from '../../priorities.js';
@@ -88,6 +88,10 @@ const HANDED_OVER = 'resent: not acknowledged by the client';
 export interface StreamManagement {
   /** True when what is sent to `session` stays queued until the client acks it ('stanzas-acked' then fires). */
   tracks(session: Session): boolean;
+  /** XEP-0198 §3 inside Bind2 (XEP-0386): the <enabled/> or <failed/> for its <bound/>. */
+  enable(session: Session, el: XmlElement): XmlElement;
+  /** XEP-0198 §5 inside SASL2 (XEP-0388): the classic resumption, answered through `reply`. */
+  resume(carrier: Session, el: XmlElement, reply: ResumeReply): void | Promise<void>;
   dispose(): void;
 }
 
@@ -104,13 +108,15 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
   const staleHFailed = (err: unknown): void => { ctx.log.warn({ err }, 'stale h storage failed'); };
 
   ctx.hooks.transform('stream-features', ({ session, features }) => {
-    // XEP-0198 §2: offered once authenticated (resume before bind, enable after).
-    if (session.type === 'c2s') features.append(x('sm', { xmlns: NS.SM }));
+    // XEP-0198 §2: offered once authenticated (resume before bind, enable after); not once enabled
+    // (SASL2 inline, XEP-0388: the features after <success/> would otherwise invite a second <enable/>).
+    if (session.type === 'c2s' && !states.has(session)) features.append(x('sm', { xmlns: NS.SM }));
   }, PRIORITY.features.streamManagement);
 
-  ctx.nonzas.register(NS.SM, 'enable', (session, el) => {
+  /** XEP-0198 §3 <enable/>, answered with <enabled/> or <failed/> (written by the caller: on the stream, or in Bind2's <bound/>). */
+  function enable(session: Session, el: XmlElement): XmlElement {
     // XEP-0198 §3: enabling before binding a resource, or twice, is unexpected-request.
-    if (session.full_jid === undefined || states.has(session)) return session.write(failed('unexpected-request'));
+    if (session.full_jid === undefined || states.has(session)) return failed('unexpected-request');
     const wantsResume = el.attr('resume') === 'true' || el.attr('resume') === '1';
     const requested = Number.parseInt(el.attr('max') ?? '', 10);
     const resumable = wantsResume && opts.buffer;
@@ -122,8 +128,9 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     if (smid) registry.register(smid, session);
     if (smid && journal) journal.open(smid, session, max);
     ctx.metrics.sm('enabled');
-    session.write(x('enabled', { xmlns: NS.SM, id: smid, resume: resumable ? 'true' : undefined, max: resumable ? max : undefined }));
-  });
+    return x('enabled', { xmlns: NS.SM, id: smid, resume: resumable ? 'true' : undefined, max: resumable ? max : undefined });
+  }
+  ctx.nonzas.register(NS.SM, 'enable', (session, el) => session.write(enable(session, el)));
 
   ctx.nonzas.register(NS.SM, 'r', (session) => {
     const st = states.get(session);
@@ -253,7 +260,8 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     event.stanzas = event.stanzas.filter((s) => !held.has(s));
   }, PRIORITY.lifecycle.streamManagement);
 
-  ctx.nonzas.register(NS.SM, 'resume', createResume(ctx, opts, flow, registry, states, failed));
+  const resume = createResume(ctx, opts, flow, registry, states, failed);
+  ctx.nonzas.register(NS.SM, 'resume', (carrier, el) => resume(carrier, el, CLASSIC));
 
   const timers: NodeJS.Timeout[] = [];
   if (opts.stale_h.enabled) {
@@ -265,6 +273,8 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
   return {
     // Without ack requests a client may never ack: then what is written is SM's (handed over if unacked).
     tracks: (session) => opts.buffer && opts.ack && states.has(session),
+    enable,
+    resume,
     dispose: () => { flow.dispose(); for (const t of timers) clearInterval(t); },
   };
 }

@@ -1,6 +1,5 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { ModuleContext } from '../../context.js';
-import type { NonzaHandler } from '../../registry.js';
 import type { Session } from '../../session.js';
 import { parseH } from './counter.js';
 import type { SmOptions, SmState } from './index.js';
@@ -11,6 +10,23 @@ import { createTakeover } from './takeover.js';
 type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
 
 /**
+ * Where the answer to a resumption goes: on the stream (XEP-0198 §5) or
+ * inside SASL2's <success/> (XEP-0198 §6 inline, XEP-0388). The logic is
+ * the same; only the wrapping differs.
+ */
+export interface ResumeReply {
+  /** <failed/>: written as is, or kept for <success/> (then Bind2 goes on). */
+  failed(carrier: Session, el: XmlElement): void;
+  /** The head of the greeting for the resumed `session`, before the resent stanzas. */
+  greeting(session: Session, resumed: XmlElement): XmlElement[];
+}
+
+/** The classic reply: <failed/> and <resumed/> on the stream. */
+export const CLASSIC: ResumeReply = { failed: (carrier, el) => carrier.write(el), greeting: (_session, resumed) => [resumed] };
+
+export type Resume = (carrier: Session, el: XmlElement, reply: ResumeReply) => void | Promise<void>;
+
+/**
  * XEP-0198 §5 resumption: a new stream, authenticated as the same account,
  * takes over a hibernating (or still connected) session by its smid. The new
  * transport moves under the old session; the session object that the new
@@ -19,44 +35,44 @@ type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
  */
 export function createResume(
   ctx: ModuleContext, opts: SmOptions, flow: Flow, registry: SmRegistry, states: WeakMap<Session, SmState>, failed: Failed,
-): NonzaHandler {
+): Resume {
   const { journal } = registry;
   const takeover = journal ? createTakeover(ctx, opts, { journal, registry, states, failed, notFound }) : undefined;
-  return (carrier, el) => {
+  return (carrier, el, reply) => {
     // Only after authentication and before binding (XEP-0198 §5).
     if (carrier.type !== 'c2s' || carrier.full_jid !== undefined || states.has(carrier)) {
-      return carrier.write(failed('unexpected-request'));
+      return reply.failed(carrier, failed('unexpected-request'));
     }
     const previd = el.attr('previd') ?? '';
     const h = parseH(el.attr('h'));
-    if (h === undefined) return carrier.write(failed('bad-request'));
+    if (h === undefined) return reply.failed(carrier, failed('bad-request'));
     const old = registry.get(previd);
     // Not held here: with a journal (a cluster), another node may hold it, or have held it before it died.
-    if (!old && takeover) return takeover(carrier, previd, h).then(() => undefined);
+    if (!old && takeover) return takeover(carrier, previd, h, reply).then(() => undefined);
     // Another account's smid is answered exactly like an unknown one.
-    if (!old || !states.has(old) || old.destroyed || !sameAccount(carrier, old)) return notFound(carrier, previd);
+    if (!old || !states.has(old) || old.destroyed || !sameAccount(carrier, old)) return notFound(carrier, previd, reply);
     // XEP-0198 §5: <resumed h/> counts what the old session handled, so what it still has queued
     // (behind a handler that awaits) runs first; the resumption is a job on its queue.
-    return ctx.queues.session(old, () => take(carrier, old, previd, h));
+    return ctx.queues.session(old, () => take(carrier, old, previd, h, reply));
   };
 
-  function notFound(carrier: Session, previd: string): void | Promise<void> {
+  function notFound(carrier: Session, previd: string, reply: ResumeReply): void | Promise<void> {
     ctx.metrics.sm('resume-failed');
-    if (!opts.stale_h.enabled) return carrier.write(failed('item-not-found'));
+    if (!opts.stale_h.enabled) return reply.failed(carrier, failed('item-not-found'));
     // The stale h is in storage: the session's next element waits for the answer (core.ts),
     // so replies keep their order. Without the h, <failed/> still goes.
     return registry.getStaleH(previd).then(
-      (stale) => carrier.write(failed('item-not-found', stale)),
-      (err: unknown) => { ctx.log.warn({ err }, 'stale h storage failed'); carrier.write(failed('item-not-found')); },
+      (stale) => reply.failed(carrier, failed('item-not-found', stale)),
+      (err: unknown) => { ctx.log.warn({ err }, 'stale h storage failed'); reply.failed(carrier, failed('item-not-found')); },
     );
   }
 
-  function take(carrier: Session, old: Session, previd: string, h: number): void | Promise<void> {
+  function take(carrier: Session, old: Session, previd: string, h: number, reply: ResumeReply): void | Promise<void> {
     const st = states.get(old);
-    if (!st || old.destroyed || carrier.destroyed) return notFound(carrier, previd);
+    if (!st || old.destroyed || carrier.destroyed) return notFound(carrier, previd, reply);
     const acked = flow.ack(old, st, h);
     if (!acked.ok) {
-      return carrier.write(failed('undefined-condition', undefined,
+      return reply.failed(carrier, failed('undefined-condition', undefined,
         x('handled-count-too-high', { xmlns: NS.SM, h, 'send-count': acked.sent })));
     }
     st.peer = carrier.logId;
@@ -64,7 +80,8 @@ export function createResume(
     // in order; it stays buffered until acked. What waited meanwhile follows as buffer_max allows
     // ('session-resumed' in index.ts); acks bring the rest.
     const pending = st.queue.unacked();
-    ctx.lifecycle.resume(carrier, old, [x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }), ...pending.map((b) => b.stanza)]);
+    const head = reply.greeting(old, x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }));
+    ctx.lifecycle.resume(carrier, old, [...head, ...pending.map((b) => b.stanza)]);
     ctx.metrics.sm('resumed');
     ctx.log.info({ event: 'session-resumed', session: old.logId, jid: old.full_jid, transport: old.transport, resent: pending.length }, 'session resumed');
   }

@@ -6,13 +6,14 @@ import { isPromise } from '../../pipeline.js';
 import { add, distance } from './counter.js';
 import type { SmOptions, SmState } from './index.js';
 import { newState } from './state.js';
+import type { ResumeReply } from './resume.js';
 import type { SmClaimed, SmJournal, SmRecord, SmRegistry } from './registry.js';
 
 /** Claims of one resumption before it gives up (each lost to a claim that came first). */
 const CLAIM_ATTEMPTS = 3;
 
 type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
-type NotFound = (carrier: Session, previd: string) => void | Promise<void>;
+type NotFound = (carrier: Session, previd: string, reply: ResumeReply) => void | Promise<void>;
 
 export interface TakeoverDeps {
   readonly journal: SmJournal;
@@ -33,9 +34,9 @@ export interface TakeoverDeps {
  * the account as a bind does; <resumed/> and the unacknowledged stanzas
  * follow.
  */
-export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: TakeoverDeps): (carrier: Session, previd: string, h: number) => Promise<unknown> {
+export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: TakeoverDeps): (carrier: Session, previd: string, h: number, reply: ResumeReply) => Promise<unknown> {
   const { journal, registry, states, failed, notFound } = deps;
-  return async (carrier, previd, h) => {
+  return async (carrier, previd, h, reply) => {
     let record: SmRecord | undefined;
     let claimed: SmClaimed | undefined;
     try {
@@ -43,15 +44,15 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
       // the record, if it is still there, is claimed again from its new epoch.
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS && !claimed; attempt++) {
         record = await journal.find(previd);
-        if (!record || !mayResume(carrier, record)) return await notFound(carrier, previd);
+        if (!record || !mayResume(carrier, record)) return await notFound(carrier, previd, reply);
         claimed = await journal.claim(previd, record.epoch);
       }
     } catch (err) {
       // The journal is unreachable: the session stays where it is, the client may bind anew.
       ctx.log.warn({ err, session: carrier.logId }, 'stream management journal read failed');
-      return await notFound(carrier, previd);
+      return await notFound(carrier, previd, reply);
     }
-    if (!claimed || !record) return await notFound(carrier, previd);
+    if (!claimed || !record) return await notFound(carrier, previd, reply);
     if (carrier.destroyed) return journal.release(previd);
     // As SmQueue.ack: an h behind counter_out (more than half the counter space away) is a late ack.
     const ahead = distance(claimed.counter_out, h);
@@ -59,11 +60,11 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     if (acked > claimed.items.length) {
       // XEP-0198 §4 handled-count-too-high; the session waits out its resume time as it would have.
       journal.release(previd);
-      return carrier.write(failed('undefined-condition', undefined,
+      return reply.failed(carrier, failed('undefined-condition', undefined,
         x('handled-count-too-high', { xmlns: NS.SM, h, 'send-count': add(claimed.counter_out, claimed.items.length) })));
     }
     try {
-      return adopt(carrier, previd, record, claimed, acked);
+      return adopt(carrier, previd, record, claimed, acked, reply);
     } catch (err) {
       // Claimed but not built: it waits out its resume time and is handed over, not left in Redis.
       if (!states.has(carrier)) journal.release(previd);
@@ -71,7 +72,7 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     }
   };
 
-  function adopt(carrier: Session, previd: string, record: SmRecord, claimed: SmClaimed, acked: number): unknown {
+  function adopt(carrier: Session, previd: string, record: SmRecord, claimed: SmClaimed, acked: number, reply: ResumeReply): unknown {
     // RFC 6120 §7.7.2.2 as bind.ts does it: a local session on that resource gets conflict (the old
     // owner's, a remote stub, is fenced instead).
     const existing = ctx.sessions.getLocal(record.host, record.username, record.resource);
@@ -92,7 +93,8 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     if (acked > 0) journal.ack(previd, acked, st.queue.counter_out);
     const loaded = bindSession(ctx, carrier, record.username, record.resource);
     const resent = st.queue.unacked();
-    ctx.lifecycle.adopt(carrier, [x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }), ...resent.map((b) => b.stanza)]);
+    const head = reply.greeting(carrier, x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }));
+    ctx.lifecycle.adopt(carrier, [...head, ...resent.map((b) => b.stanza)]);
     ctx.metrics.sm('resumed');
     ctx.log.info({ event: 'session-taken-over', session: carrier.logId, jid: carrier.full_jid, transport: carrier.transport, resent: resent.length }, 'session resumed from another node');
     // The carrier's next element waits for what 'resource-bound' loads (its roster), as after a bind.
