@@ -197,3 +197,28 @@ t.test('over BOSH too: a token logs in with PLAIN and with OAUTHBEARER (the sess
   const auth = x('auth', { xmlns: NS.SASL, mechanism: 'OAUTHBEARER' }, b64(`n,a=bob@localhost,\x01auth=Bearer ${await mint({ jid: 'bob@localhost' })}\x01\x01`));
   t.ok((await o.send({}, auth)).body?.getChild('success', NS.SASL), 'OAUTHBEARER succeeds');
 });
+
+t.test('with SASL2 (XEP-0388) on: xmpp.js sends the token over SASL2 PLAIN, and OAUTHBEARER fails in the SASL2 namespace', async (t) => {
+  const s2 = await withUsers(t, ['alice'], { ...env, SASL2_ENABLED: 'true' });
+  const token2 = await mint();
+  const alice = await login(t, s2, {
+    resource: 'sasl2', credentials: (authenticate) => authenticate({ username: 'alice', password: token2 }, 'PLAIN'),
+  });
+  const sent = alice.sent.find((el) => el.is('authenticate', NS.SASL2));
+  t.equal(sent?.attrs.mechanism, 'PLAIN', 'xmpp.js used SASL2 <authenticate mechanism="PLAIN"/>');
+  t.match(alice.jid, /^alice@localhost\/sasl2/, 'and is bound (Bind2)');
+  const c = await RawWsClient.connect(s2.wsUrl, 'xmpp', { 'x-forwarded-proto': 'https' });
+  t.teardown(() => c.ws.terminate());
+  const features = await c.openStream();
+  const offered = features.getChild('authentication', NS.SASL2)?.getChildren('mechanism').map((m) => m.text());
+  t.ok(offered?.includes('OAUTHBEARER'), 'SASL2 offers OAUTHBEARER');
+  const bad = await mint({ aud: 'other.example' });
+  c.send(`<authenticate xmlns='${NS.SASL2}' mechanism='OAUTHBEARER'><initial-response>${b64(`n,,\x01auth=Bearer ${bad}\x01\x01`)}</initial-response></authenticate>`);
+  const challenge = await c.next();
+  t.ok(challenge.is('challenge', NS.SASL2), 'a SASL2 challenge');
+  t.same(JSON.parse(Buffer.from(challenge.text(), 'base64').toString('utf8')), { status: 'invalid_token' }, 'with the JSON status');
+  c.send(`<response xmlns='${NS.SASL2}'>${b64('\x01')}</response>`);
+  const failure = await c.next();
+  t.ok(failure.is('failure', NS.SASL2), 'a SASL2 failure');
+  t.equal(failure.getChildren().find((el) => el.local !== 'text')?.local, 'not-authorized');
+});
