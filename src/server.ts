@@ -11,6 +11,7 @@ import type { SessionsView } from './xmpp/session-manager.js';
 import type { Log } from './xmpp/log.js';
 import * as sasl from './xmpp/features/sasl.js';
 import * as sasl2 from './xmpp/features/sasl2/index.js';
+import { createFast } from './xmpp/features/sasl2/fast.js';
 import * as bind from './xmpp/features/bind.js';
 import * as iq from './xmpp/features/iq.js';
 import * as ping from './xmpp/features/ping.js';
@@ -39,6 +40,9 @@ import type { UserStore } from './storage/ports/accounts.js';
 import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** User agents per account that keep FAST tokens (XEP-0484): bounded storage per account. */
+const FAST_MAX_AGENTS = 20;
 
 /** A feature or component of one's own, registered after the built-in ones (a test's, say). */
 export type Feature = (ctx: ModuleContext) => void;
@@ -137,8 +141,9 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   carbons.register(ctx);
   vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
   const csiState = csi.register(ctx);
+  const fast = config.sasl2Enabled ? createFast(ctx, { ttl: config.fastTokenTtl, maxAgents: FAST_MAX_AGENTS, now: Date.now }, { tokens: stores.fastTokens }) : undefined;
   if (config.sasl2Enabled) {
-    sasl2.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser }, { engine: saslEngine, sm: streamManagement, csi: csiState, fast: undefined });
+    sasl2.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser }, { engine: saslEngine, sm: streamManagement, csi: csiState, fast });
   }
   presence.register(ctx, { accounts: accountsService });
   blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists });
@@ -162,6 +167,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
       ledger.end();
       streamManagement.dispose();
       accountWatch.dispose();
+      fast?.dispose();
     },
     shutdownProgress: () => ledger.progress(),
   };

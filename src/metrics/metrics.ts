@@ -50,6 +50,10 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
     name: 'xmpp_flow_control_total', help: 'Input paused for the output backlog (paused-output) or the inbound rate (paused-rate), and slow consumers dropped',
     labelNames: ['transport', 'event'], registers: [registry],
   });
+  const fast = new Counter({
+    name: 'xmpp_fast_tokens_total', help: 'FAST tokens (XEP-0484): issued, used, and refused logins by reason (unknown, replayed, wrong-agent, expired, wrong-mechanism)',
+    labelNames: ['event'], registers: [registry],
+  });
   const core: CoreMetrics = {
     stanzaIn: (kind) => byKind[kind].inc(),
     streamError: (condition) => streamErrors.inc({ condition }),
@@ -65,6 +69,7 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
     refused: (reason) => refused.inc({ reason }),
     sm: (event, count = 1) => sm.inc({ event }, count),
     flowControl: (transport, event) => flow.inc({ transport, event }),
+    fast: (event) => fast.inc({ event }),
   };
   return { registry, core };
 }

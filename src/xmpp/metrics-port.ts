@@ -19,11 +19,15 @@ export interface CoreMetrics {
   sm(event: 'enabled' | 'hibernated' | 'resumed' | 'resume-failed' | 'timed-out', count?: number): void;
   /** Flow control (issue 10): a session's input paused for its output backlog or its rate, or a slow consumer dropped. */
   flowControl(transport: string, event: FlowControlEvent): void;
+  /** XEP-0484 FAST tokens: issued, used, or refused and why (a replay of a rotated token is 'replayed'). */
+  fast(event: FastEvent): void;
 }
+
+export type FastEvent = 'issued' | 'used' | 'unknown' | 'replayed' | 'wrong-agent' | 'expired' | 'wrong-mechanism';
 
 export type FlowControlEvent = 'paused-output' | 'paused-rate' | 'slow-consumer';
 
 /** For unit tests of the core that do not look at metrics. */
 export const NO_METRICS: CoreMetrics = {
-  stanzaIn() {}, streamError() {}, sasl() {}, tokenLogin() {}, sessionStarted() {}, sessionEnded() {}, internalError() {}, fromRestamped() {}, refused() {}, sm() {}, flowControl() {},
+  stanzaIn() {}, streamError() {}, sasl() {}, tokenLogin() {}, sessionStarted() {}, sessionEnded() {}, internalError() {}, fromRestamped() {}, refused() {}, sm() {}, flowControl() {}, fast() {},
 };

@@ -12,7 +12,7 @@ function copyRecord(r: UserRecord): UserRecord {
   return { ...r, credentials: copyCredentials(r.credentials) };
 }
 
-export function createMemoryUserStore(now: Clock, onDelete: (host: string, username: string) => void = () => {}): UserStore {
+export function createMemoryUserStore(now: Clock, onDelete: (host: string, username: string) => void = () => {}, onCredentials: (host: string, username: string) => void = () => {}): UserStore {
   const users = new Map<string, UserRecord>();
 
   // The last changes, for watchers in this process (the SQLite store keeps an hour of them).
@@ -54,6 +54,7 @@ export function createMemoryUserStore(now: Clock, onDelete: (host: string, usern
     },
     async setCredentials(host, username, credentials) {
       requireExisting(host, username).credentials = copyCredentials(credentials);
+      onCredentials(host, username);
       record({ host, username, change: 'credentials' });
     },
     async delete(host, username) {

@@ -9,6 +9,7 @@ import { createMemoryOfflineStore } from './offline.js';
 import { createMemoryRosterStore } from './roster.js';
 import { createMemorySmStateStore } from './sm-state.js';
 import { createMemoryVcardStore } from './vcard.js';
+import { createMemoryFastTokenStore } from './fast-tokens.js';
 
 export interface MemoryStorageOptions {
   now?: Clock;
@@ -20,17 +21,20 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   const vcards = createMemoryVcardStore();
   const rosters = createMemoryRosterStore();
   const blocklists = createMemoryBlocklistStore();
+  const fastTokens = createMemoryFastTokenStore();
   // SQLite's ON DELETE CASCADE: an account's data goes with the account.
   const purge = (host: string, username: string): void => {
-    for (const store of [offline, vcards, rosters, blocklists]) store.purge(host, username);
+    for (const store of [offline, vcards, rosters, blocklists, fastTokens]) store.purge(host, username);
   };
   return {
-    users: createMemoryUserStore(now, purge),
+    // SQLite's trigger: a new password ends the account's FAST tokens.
+    users: createMemoryUserStore(now, purge, (host, username) => fastTokens.purge(host, username)),
     offline,
     vcards,
     rosters,
     blocklists,
     smState: createMemorySmStateStore(),
+    fastTokens,
     async close() {},
   };
 }

@@ -106,6 +106,25 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX stale_h_by_age ON stale_h (stored_at);
     `,
   },
+  {
+    version: 5,
+    name: 'fast tokens',
+    // XEP-0484 FAST tokens, as SQLite's migration 7 (never the token itself);
+    // gone with the account and with its password.
+    sql: `
+      CREATE TABLE fast_tokens (${KEY}, agent TEXT COLLATE "C" NOT NULL, slot TEXT NOT NULL CHECK (slot IN ('new', 'current', 'retired')),
+        mechanism TEXT NOT NULL, stored_key TEXT COLLATE "C" NOT NULL, server_key TEXT NOT NULL, expires_at BIGINT NOT NULL,
+        PRIMARY KEY (host, username, agent, slot), ${OF_ACCOUNT});
+      CREATE INDEX fast_tokens_by_key ON fast_tokens (host, username, stored_key);
+      CREATE INDEX fast_tokens_by_expiry ON fast_tokens (expires_at);
+      CREATE FUNCTION revoke_fast_tokens() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        DELETE FROM fast_tokens WHERE host = NEW.host AND username = NEW.username;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER fast_tokens_credentials AFTER UPDATE OF credentials ON users FOR EACH ROW EXECUTE FUNCTION revoke_fast_tokens();
+    `,
+  },
 ];
 
 

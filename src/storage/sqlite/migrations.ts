@@ -171,6 +171,34 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX stale_h_by_age ON stale_h (stored_at);
     `),
   },
+  {
+    version: 7,
+    name: 'fast tokens',
+    // XEP-0484 FAST tokens (ports/fast-tokens.ts): per account and user
+    // agent a 'new', a 'current' and a 'retired' slot; never the token
+    // itself, only the SHA-256 of its proof and the server's answer. They go
+    // with the account, and with its password (the trigger: §3.6's "no
+    // longer trusts a token").
+    up: (db) => db.exec(`
+      CREATE TABLE fast_tokens (
+        host       TEXT    NOT NULL,
+        username   TEXT    NOT NULL,
+        agent      TEXT    NOT NULL,
+        slot       TEXT    NOT NULL CHECK (slot IN ('new', 'current', 'retired')),
+        mechanism  TEXT    NOT NULL,
+        stored_key TEXT    NOT NULL,
+        server_key TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (host, username, agent, slot),
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX fast_tokens_by_key ON fast_tokens (host, username, stored_key);
+      CREATE INDEX fast_tokens_by_expiry ON fast_tokens (expires_at);
+      CREATE TRIGGER fast_tokens_credentials AFTER UPDATE OF credentials ON users BEGIN
+        DELETE FROM fast_tokens WHERE host = NEW.host AND username = NEW.username;
+      END;
+    `),
+  },
 ];
 
 

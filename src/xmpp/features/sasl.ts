@@ -85,7 +85,7 @@ interface Exchange {
 }
 
 /** The mechanisms we offer, and 'other' for anything else, so metric labels stay bounded. */
-const MECHANISM_LABELS = new Set(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN', 'ANONYMOUS', 'OAUTHBEARER']);
+const MECHANISM_LABELS = new Set(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN', 'ANONYMOUS', 'OAUTHBEARER', 'HT-SHA-256-NONE']);
 interface SaslState { failures: number; exchange: Exchange | undefined; wire: SaslWire }
 
 /** The client's address or account is being throttled (thrown out of the SCRAM lookup). */
@@ -273,6 +273,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     const result = await ex.oneShot!(session, message, ex);
     if (stateOf(session).exchange !== ex || session.destroyed) return;
     if (!result.ok) return failure(session, result.condition, result.text);
+    // The account's own throttle (the address's was checked at the start), as the SCRAM lookup does.
+    if (throttled(session, result.username, ex.mechanism)) return;
     await success(session, ex.mechanism, result.username, result.data);
   }
 

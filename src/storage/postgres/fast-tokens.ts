@@ -1,0 +1,57 @@
+/** FastTokenStore (XEP-0484) over a node-postgres pool, as the SQLite one. */
+import type { Pool } from 'pg';
+import type { FastSlot, FastToken, FastTokenStore } from '../ports/fast-tokens.js';
+import { inTransaction, toNumber } from './tx.js';
+
+interface Row {
+  host: string; username: string; agent: string; slot: FastSlot; mechanism: string; stored_key: string; server_key: string; expires_at: string;
+}
+
+const fromRow = (r: Row): FastToken => ({
+  host: r.host, username: r.username, agent: r.agent, slot: r.slot, mechanism: r.mechanism, storedKey: r.stored_key, serverKey: r.server_key, expiresAt: toNumber(r.expires_at),
+});
+
+const FIND = 'SELECT * FROM fast_tokens WHERE host = $1 AND username = $2 AND stored_key = $3';
+
+export function createPgFastTokenStore(pool: Pool): FastTokenStore {
+  return {
+    issue: (t, maxAgents) => inTransaction(pool, async (client) => {
+      await client.query(`INSERT INTO fast_tokens (host, username, agent, slot, mechanism, stored_key, server_key, expires_at)
+        VALUES ($1, $2, $3, 'new', $4, $5, $6, $7)
+        ON CONFLICT (host, username, agent, slot) DO UPDATE SET mechanism = excluded.mechanism, stored_key = excluded.stored_key,
+          server_key = excluded.server_key, expires_at = excluded.expires_at`,
+      [t.host, t.username, t.agent, t.mechanism, t.storedKey, t.serverKey, t.expiresAt]);
+      // The agents past maxAgents, those whose latest expiry comes first.
+      await client.query(`DELETE FROM fast_tokens WHERE host = $1 AND username = $2 AND agent IN (
+        SELECT agent FROM fast_tokens WHERE host = $1 AND username = $2 GROUP BY agent ORDER BY MAX(expires_at) DESC OFFSET $3)`,
+      [t.host, t.username, maxAgents]);
+    }),
+    async find(host, username, storedKey) {
+      const { rows } = await pool.query<Row>(FIND, [host, username, storedKey]);
+      return rows[0] && fromRow(rows[0]);
+    },
+    used: (host, username, agent, storedKey) => inTransaction(pool, async (client) => {
+      const { rows } = await client.query<Row>(`${FIND} FOR UPDATE`, [host, username, storedKey]);
+      if (rows[0]?.slot !== 'new' || rows[0].agent !== agent) return;
+      const args = [host, username, agent];
+      await client.query("DELETE FROM fast_tokens WHERE host = $1 AND username = $2 AND agent = $3 AND slot = 'retired'", args);
+      await client.query("UPDATE fast_tokens SET slot = 'retired' WHERE host = $1 AND username = $2 AND agent = $3 AND slot = 'current'", args);
+      await client.query("UPDATE fast_tokens SET slot = 'current' WHERE host = $1 AND username = $2 AND agent = $3 AND slot = 'new'", args);
+    }),
+    retire: (host, username, storedKey) => inTransaction(pool, async (client) => {
+      const { rows } = await client.query<Row>(`${FIND} FOR UPDATE`, [host, username, storedKey]);
+      if (!rows[0]) return;
+      // One 'retired' slot per agent: an older retired token of the same agent makes room.
+      await client.query("DELETE FROM fast_tokens WHERE host = $1 AND username = $2 AND agent = $3 AND slot = 'retired' AND stored_key <> $4",
+        [host, username, rows[0].agent, storedKey]);
+      await client.query("UPDATE fast_tokens SET slot = 'retired' WHERE host = $1 AND username = $2 AND stored_key = $3", [host, username, storedKey]);
+    }),
+    async revoke(host, username) {
+      await pool.query('DELETE FROM fast_tokens WHERE host = $1 AND username = $2', [host, username]);
+    },
+    async expire(now) {
+      const { rowCount } = await pool.query('DELETE FROM fast_tokens WHERE expires_at <= $1', [now]);
+      return rowCount ?? 0;
+    },
+  };
+}
