@@ -14,6 +14,7 @@ import { randomId } from '../../util/random.js';
 import { looksLikeJwt } from '../../sasl/jwt.js';
 import { errorChallenge, parseOauthBearer } from '../../sasl/oauthbearer.js';
 import type { TokenLogin } from './sasl-token.js';
+import { fromBase64, legacyWire, type OneShotMechanism, type SaslEngine, type SaslWire } from './sasl-wire.js';
 
 export interface SaslOptions {
   /** Offer PLAIN on streams that are not TLS-protected. */
@@ -41,35 +42,6 @@ export interface SaslDeps {
   readonly tokens?: TokenLogin | undefined;
 }
 
-/**
- * How an exchange is put on the wire: RFC 6120 §6 (<auth/>, then a stream
- * restart) or XEP-0388 SASL2 (<authenticate/>, inline features, no
- * restart). The engine below is the same for both: mechanisms, throttling,
- * login logs and metrics.
- */
-export interface SaslWire {
-  challenge(session: Session, data: string | undefined): void;
-  /** After the engine made the session authenticated as `username`; may await inline work (Bind2). */
-  success(session: Session, mechanism: string, data: string | undefined): void | Promise<unknown>;
-  failure(session: Session, condition: SaslFailureCondition, text: string | undefined): void;
-}
-
-/** A mechanism that completes in one round trip and is checked elsewhere (FAST's HT-SHA-256-NONE, XEP-0484). */
-export type OneShotMechanism = (session: Session, initial: string, ex: { given?: string; account?: string }) =>
-  Promise<{ ok: true; username: string; data?: string } | { ok: false; condition: SaslFailureCondition; text?: string }>;
-
-/** What SASL2 asks of the engine. */
-export interface SaslEngine {
-  /** Starts an exchange (initial response decoded; undefined: none), answered on `wire`. */
-  begin(session: Session, mechanism: string, initial: string | undefined, wire: SaslWire, oneShot?: OneShotMechanism): void | Promise<unknown>;
-  respond(session: Session, data: string | undefined, wire: SaslWire): void | Promise<unknown>;
-  abort(session: Session, wire: SaslWire): void;
-  /** A failure outside an exchange (a malformed request), counted like any other. */
-  fail(session: Session, wire: SaslWire, condition: SaslFailureCondition, text?: string, mechanism?: string): void;
-  /** The mechanisms offered on this stream, best first. */
-  mechanisms(session: Session): string[];
-}
-
 interface Exchange {
   readonly mechanism: string;
   oneShot?: OneShotMechanism;
@@ -91,25 +63,10 @@ interface SaslState { failures: number; exchange: Exchange | undefined; wire: Sa
 /** The client's address or account is being throttled (thrown out of the SCRAM lookup). */
 class Throttled extends Error {}
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-/** Decodes a SASL payload (RFC 6120 §6.4.2, XEP-0388 §2.3: base64 without whitespace inside); null when it is not base64. */
-export function fromBase64(text: string, encoding: BufferEncoding = 'utf8'): string | null {
-  return BASE64.test(text) ? Buffer.from(text, 'base64').toString(encoding) : null;
-}
 
 /** SASL authentication (RFC 6120 §6) with SCRAM-SHA-256, SCRAM-SHA-1 (RFC 5802/7677) and PLAIN (RFC 4616). */
 export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens }: SaslDeps): SaslEngine {
-  const legacy: SaslWire = {
-    challenge: (session, data) => session.write(x('challenge', { xmlns: NS.SASL }, data === undefined ? undefined : Buffer.from(data, 'utf8').toString('base64'))),
-    success(session, _mechanism, data) {
-      session.write(x('success', { xmlns: NS.SASL }, data ? Buffer.from(data, 'utf8').toString('base64') : undefined));
-      // RFC 6120 §6.4.6: the client restarts the stream after <success/>.
-      session.notopen = true;
-    },
-    failure: (session, condition, text) =>
-      session.write(x('failure', { xmlns: NS.SASL }, x(condition, {}), text ? x('text', { 'xml:lang': 'en' }, text) : undefined)),
-  };
+  const legacy = legacyWire();
   const states = new WeakMap<Session, SaslState>();
   const stateOf = (s: Session): SaslState => {
     let st = states.get(s);

@@ -33,7 +33,7 @@ import { normalizeLocal } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { FastEvent } from '../../metrics-port.js';
 import type { FastToken, FastTokenStore } from '../../../storage/ports/fast-tokens.js';
-import type { OneShotMechanism } from '../sasl.js';
+import type { OneShotMechanism } from '../sasl-wire.js';
 import type { FastPort } from './index.js';
 
 export const HT_SHA_256_NONE = 'HT-SHA-256-NONE';

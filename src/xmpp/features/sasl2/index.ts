@@ -1,7 +1,7 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import { PRIORITY } from '../../priorities.js';
 import { isPromise } from '../../pipeline.js';
-import { fromBase64, type OneShotMechanism, type SaslEngine, type SaslWire } from '../sasl.js';
+import { fromBase64, type OneShotMechanism, type SaslEngine, type SaslWire } from '../sasl-wire.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import type { BindOptions } from '../bind.js';

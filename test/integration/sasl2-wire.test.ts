@@ -1,0 +1,128 @@
+/**
+ * SASL2 and FAST on the raw WebSocket wire (XEP-0388, XEP-0484): the error
+ * paths each get their element and condition, and another session on the
+ * server carries on untouched.
+ */
+import t, { type Test } from 'tap';
+import { withUsers } from '../helpers/server.js';
+import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
+import { authenticate, failureCondition, htResponse, htServerProof, plainResponse } from '../helpers/sasl2.js';
+import { NS, type XmlElement } from '../../src/xml/index.js';
+
+const AGENT = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
+const OTHER_AGENT = '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
+
+const server = await withUsers(t, ['alice', 'bob'], { SASL2_ENABLED: 'true', ALLOW_INSECURE_PLAIN: 'true' });
+
+async function connect(tt: Test): Promise<RawWsClient> {
+  const c = await RawWsClient.connect(server.wsUrl);
+  tt.teardown(() => c.close());
+  return c;
+}
+
+/** Sends an <authenticate/> on a fresh stream; returns the answer. */
+async function attempt(tt: Test, el: XmlElement): Promise<{ c: RawWsClient; answer: XmlElement }> {
+  const c = await connect(tt);
+  const features = await c.openStream();
+  tt.ok(features.getChild('authentication', NS.SASL2), 'SASL2 is offered');
+  c.send(el.toString());
+  return { c, answer: await c.next() };
+}
+
+/** Logs alice in with her password (PLAIN over SASL2) and Bind2, asking for a token; returns the token. */
+async function tokenFor(tt: Test, agent: string): Promise<string> {
+  const { answer } = await attempt(tt, authenticate({ mechanism: 'PLAIN', initial: plainResponse('alice', 'alice-pw'), agent, bind: { tag: 'raw' }, requestToken: true }));
+  const token = answer.getChild('token', NS.FAST)?.attr('token');
+  if (!answer.is('success', NS.SASL2) || !token) throw new Error(`no token: ${answer.toString()}`);
+  return token;
+}
+
+const tokenLogin = (token: string, agent = AGENT, extra: { requestToken?: boolean } = {}): XmlElement =>
+  authenticate({ mechanism: 'HT-SHA-256-NONE', initial: htResponse('alice', token), agent, fast: true, bind: { tag: 'raw' }, ...extra });
+
+async function fastMetric(event: string): Promise<number> {
+  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+  const m = new RegExp(`xmpp_fast_tokens_total\\{event="${event}"\\} (\\d+)`).exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Bob, logged in the legacy way, who must not notice any of it. */
+const bob = await RawWsClient.connect(server.wsUrl);
+t.teardown(() => bob.close());
+await bob.login('bob', 'bob-pw', 'bystander');
+let pings = 0;
+async function bobUnharmed(tt: Test): Promise<void> {
+  const id = `ping-${++pings}`;
+  bob.send(`<iq xmlns='jabber:client' type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const reply = await bob.until((el) => el.attr('id') === id);
+  tt.equal(reply.attr('type'), 'result', 'another session on the server still works');
+}
+
+t.test('a SASL2 login with PLAIN and Bind2: <success/> with the full JID, then the features at once, no restart', async (t) => {
+  const { c, answer } = await attempt(t, authenticate({ mechanism: 'PLAIN', initial: plainResponse('alice', 'alice-pw'), agent: AGENT, bind: { tag: 'raw', sm: true } }));
+  t.ok(answer.is('success', NS.SASL2), '<success xmlns="urn:xmpp:sasl:2"/>');
+  t.match(answer.getChildText('authorization-identifier'), /^alice@localhost\/raw\./, 'the full JID');
+  t.equal(answer.getChild('bound', NS.BIND2)?.getChild('enabled', NS.SM)?.attr('resume'), 'true', 'SM enabled inline');
+  const features = await c.next();
+  t.ok(features.is('features', NS.STREAM), 'the stream features follow without a restart');
+  t.notOk(features.getChild('bind', NS.BIND), 'no legacy bind: a resource is bound');
+  t.notOk(features.getChild('sm', NS.SM), 'no <sm/>: it is enabled already');
+  await bobUnharmed(t);
+});
+
+t.test('a token login proves the token both ways: <additional-data/> is HMAC(token, Responder)', async (t) => {
+  const token = await tokenFor(t, AGENT);
+  const { answer } = await attempt(t, tokenLogin(token));
+  t.ok(answer.is('success', NS.SASL2), 'the token logs alice in');
+  t.equal(answer.getChildText('additional-data'), htServerProof(token), 'the server proof');
+});
+
+t.test('a bad token gets <failure><not-authorized/></failure>', async (t) => {
+  const before = await fastMetric('unknown');
+  const { answer } = await attempt(t, tokenLogin('not-a-token-the-server-issued'));
+  t.equal(failureCondition(answer), 'not-authorized', 'SASL2 <failure/> with not-authorized');
+  t.equal(await fastMetric('unknown'), before + 1, 'counted as unknown');
+  await bobUnharmed(t);
+});
+
+t.test('rotation: the old token stays valid until the new one is used; then a replay of it fails and is counted', async (t) => {
+  const first = await tokenFor(t, AGENT);
+  const rotated = await attempt(t, tokenLogin(first, AGENT, { requestToken: true }));
+  const second = rotated.answer.getChild('token', NS.FAST)?.attr('token');
+  t.ok(second && second !== first, 'a token login with <request-token/> gets a new token');
+  t.ok((await attempt(t, tokenLogin(first))).answer.is('success', NS.SASL2), 'the old token still works while the new one is unused (XEP-0484 §3.4)');
+  t.ok((await attempt(t, tokenLogin(second!))).answer.is('success', NS.SASL2), 'the new token works');
+  const before = await fastMetric('replayed');
+  const { answer } = await attempt(t, tokenLogin(first));
+  t.equal(failureCondition(answer), 'not-authorized', 'the old token, replayed after the new one was used, is refused');
+  t.equal(await fastMetric('replayed'), before + 1, 'and counted as replayed');
+  await bobUnharmed(t);
+});
+
+t.test('a token issued to one user agent is refused for another', async (t) => {
+  const token = await tokenFor(t, AGENT);
+  const before = await fastMetric('wrong-agent');
+  const { answer } = await attempt(t, tokenLogin(token, OTHER_AGENT));
+  t.equal(failureCondition(answer), 'not-authorized', 'not-authorized');
+  t.equal(await fastMetric('wrong-agent'), before + 1, 'counted as wrong-agent');
+  t.ok((await attempt(t, tokenLogin(token, AGENT))).answer.is('success', NS.SASL2), 'the token still works for its own user agent');
+  await bobUnharmed(t);
+});
+
+t.test('a mechanism that is not offered gets invalid-mechanism, channel-binding FAST mechanisms included', async (t) => {
+  for (const mechanism of ['DIGEST-MD5', 'HT-SHA-256-ENDP', 'HT-SHA-256-UNIQ']) {
+    const { answer } = await attempt(t, authenticate({ mechanism, initial: 'AAAA', agent: AGENT }));
+    t.equal(failureCondition(answer), 'invalid-mechanism', `${mechanism}: <failure><invalid-mechanism/></failure>`);
+  }
+  await bobUnharmed(t);
+});
+
+t.test('<authenticate/> before <open/> ends the stream with a stream error', async (t) => {
+  const c = await connect(t);
+  c.send(authenticate({ mechanism: 'PLAIN', initial: plainResponse('alice', 'alice-pw') }).toString());
+  const error = await c.until((el) => el.is('error', NS.STREAM));
+  t.equal(streamErrorCondition(error), 'undefined-condition', 'a stream error: the stream is not open');
+  t.ok(await c.until((el) => el.is('close', NS.FRAMING)), 'then <close/> (RFC 7395 §3.6)');
+  t.notOk(c.frames.some((el) => el.is('success', NS.SASL2)), 'never a <success/>');
+  await bobUnharmed(t);
+});
