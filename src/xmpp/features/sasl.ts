@@ -12,8 +12,7 @@ import type { UserStore } from '../../storage/ports/accounts.js';
 import type { Session } from '../session.js';
 import { randomId } from '../../util/random.js';
 import { looksLikeJwt } from '../../sasl/jwt.js';
-import { errorChallenge, parseOauthBearer } from '../../sasl/oauthbearer.js';
-import type { TokenLogin } from './sasl-token.js';
+import { oauthBearer, plainWithToken, type TokenExchangeOps, type TokenLogin } from './sasl-token.js';
 import { fromBase64, legacyWire, type OneShotMechanism, type SaslEngine, type SaslWire } from './sasl-wire.js';
 
 export interface SaslOptions {
@@ -206,7 +205,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     ex.account = username;
     if (throttled(session, username)) return;
     // A JWT as the password (as ejabberd's JWT authentication takes it): verified as a token only.
-    if (tokens && looksLikeJwt(password)) return tokenLogin(session, ex, 'PLAIN', password, username, authzid);
+    if (tokens && looksLikeJwt(password)) return plainWithToken(tokens, session, ex, tokenOps(session, ex), { token: password, username, authzid });
     let user;
     try { user = await users.get(session.host!, username); } catch (err) {
       ctx.log.warn({ err, session: session.logId }, 'credential lookup failed');
@@ -235,43 +234,19 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     await success(session, ex.mechanism, result.username, result.data);
   }
 
-  async function tokenLogin(session: Session, ex: Exchange, mechanism: string, token: string, username?: string, authzid = ''): Promise<void> {
-    const outcome = await tokens!.login(session, token, username);
-    if (stateOf(session).exchange !== ex || session.destroyed) return;
-    if (!outcome.ok) {
-      ex.reason = outcome.reason;
-      ex.account ??= username;
-      return failure(session, outcome.condition);
-    }
-    if (authzid !== '' && authzid !== `${outcome.username}@${session.host}`) return failure(session, 'invalid-authzid');
-    await success(session, mechanism, outcome.username);
-  }
-
-  /** RFC 7628 §3.1: the initial client response; a refused token gets §3.2.2's error challenge first. */
-  async function oauthBearer(session: Session, ex: Exchange, message: string): Promise<void> {
-    const msg = parseOauthBearer(message);
-    if (msg.kind !== 'initial') return failure(session, 'malformed-request', msg.kind === 'malformed' ? msg.text : 'no initial response');
-    let username: string | undefined;
-    if (msg.authzid !== undefined) {
-      const at = msg.authzid.lastIndexOf('@');
-      ex.given = msg.authzid;
-      try { username = normalizeLocal(at > 0 ? msg.authzid.slice(0, at) : msg.authzid); } catch { return failure(session, 'invalid-authzid'); }
-      if (at > 0 && msg.authzid.slice(at + 1).toLowerCase() !== session.host) return failure(session, 'invalid-authzid');
-      ex.account = username;
-      if (throttled(session, username)) return;
-    }
-    const outcome = await tokens!.login(session, msg.token, username);
-    if (stateOf(session).exchange !== ex || session.destroyed) return;
-    if (outcome.ok) {
-      await success(session, 'OAUTHBEARER', outcome.username);
-      return;
-    }
-    if (outcome.condition !== 'not-authorized') return failure(session, outcome.condition);
-    ex.reason = outcome.reason;
-    ex.stage = 'awaiting-ack';
-    opts.throttle.failed(throttleKey(session), ex.account);
-    stateOf(session).wire.challenge(session, errorChallenge('invalid_token'));
-  }
+  /** What a token exchange (sasl-token.ts) may do to this exchange: its outcome goes out on the exchange's wire. */
+  const tokenOps = (session: Session, ex: Exchange): TokenExchangeOps => ({
+    current: () => stateOf(session).exchange === ex && !session.destroyed,
+    fail: (condition, text) => failure(session, condition, text),
+    succeed: (username) => success(session, ex.mechanism, username),
+    throttled: (account) => throttled(session, account),
+    refuseAfterAck(data) {
+      // RFC 7628 §3.2.2: counted as a failed guess now; the failure follows the client's kvsep (respond()).
+      ex.stage = 'awaiting-ack';
+      opts.throttle.failed(throttleKey(session), ex.account);
+      stateOf(session).wire.challenge(session, data);
+    },
+  });
 
   /**
    * RFC 4505: the client gets a fresh random account of its own (the trace
@@ -285,7 +260,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
   /** PLAIN's and OAUTHBEARER's one client message, checked off the stanza path. */
   function clientFirst(session: Session, ex: Exchange, message: string): void {
     ex.stage = 'busy';
-    ctx.guard(session, undefined, () => (ex.mechanism === 'PLAIN' ? plain(session, ex, message) : oauthBearer(session, ex, message)));
+    ctx.guard(session, undefined, () => (ex.mechanism === 'PLAIN' ? plain(session, ex, message) : oauthBearer(tokens!, session, ex, tokenOps(session, ex), message)));
   }
 
   function begin(session: Session, mechanism: string, initial: string | undefined, wire: SaslWire, one?: OneShotMechanism): void | Promise<unknown> {
