@@ -14,7 +14,7 @@
 import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem, release as osRelease } from 'node:os';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Ejabberd, Echo, Gateway, Prosody, ROOT, cpuSeconds, initProc, machineBusySeconds, rssKiB, snapshotGateway, versions } from './lib/servers.mjs';
@@ -75,6 +75,12 @@ const outFileFor = (m) => (flag('--no-write') || (flag('--only-profile') && !opt
 
 const log = (s) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The reconnect scenario (issue 15 item 8) is a script of its own: one gateway behind a delaying proxy, no worker pool.
+if (opt('--scenarios') === 'reconnect') {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'reconnect.mjs'), ...argv], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
 
 if (flag('--baseline') && (!baselineRef || baselineRef.startsWith('--'))) { log('--baseline needs a git revision, e.g. --baseline a1c1618'); process.exit(2); }
 if (baselineRef && (onlyProfile || !serverNames.includes('gateway'))) { log('--baseline compares with the current gateway: keep gateway in --servers (and no --only-profile)'); process.exit(2); }
@@ -969,7 +975,9 @@ ${gapText ? `\n## Targets not met: the gap, what limits it, what would close it\
 ${raw}
 \`\`\`
 `;
-  writeFileSync(outFile, md);
+  // The reconnect scenario's section (bench/reconnect.mjs, measured apart) is kept across full runs.
+  const kept = existsSync(outFile) ? /<!-- reconnect:begin[\s\S]*?<!-- reconnect:end -->/.exec(readFileSync(outFile, 'utf8'))?.[0] : undefined;
+  writeFileSync(outFile, kept ? `${md.trimEnd()}\n\n${kept}\n` : md);
   log(`wrote ${outFile.slice(ROOT.length)}`);
 }
 

@@ -24,11 +24,12 @@ export function createWebSocketTransport(url, domain, events) {
   }
   return {
     kind: 'websocket',
-    connect() {
+    /** `early`: elements sent right behind <open/>, before the server's answer (FAST's one round trip). */
+    connect(early = []) {
       return new Promise((resolve, reject) => {
         opened = { resolve };
         ws = new WebSocket(url, 'xmpp');
-        ws.onopen = open;
+        ws.onopen = () => { open(); for (const node of early) ws.send(serialize(node)); };
         ws.onmessage = onMessage;
         ws.onerror = () => reject(new Error('WebSocket failed'));
         // Before the server's <open/> a close is a failed connect; after it, the end of the session's transport.

@@ -3,11 +3,13 @@
 // plumbing, over WebSocket or BOSH (transports.js).
 //
 // What survives a reload lives in sessionStorage under one key: the JID,
-// the SCRAM keys (never the password), the SM state (smid, h in, h out and
-// the stanzas the server has not acknowledged) and, for BOSH, sid and rids.
+// the SCRAM keys or, when the server offers FAST (XEP-0484), only a FAST
+// token (never the password), the SM state (smid, h in, h out and the
+// stanzas the server has not acknowledged) and, for BOSH, sid and rids.
 import { NS, el, parse, serialize, child } from './xml.js';
 import { MECHANISMS, scramExchange, deriveKeys, toBase64, fromBase64 } from './scram.js';
 import { createWebSocketTransport, createBoshTransport } from './transports.js';
+import { sasl2Offer, createSasl2 } from './fast.js';
 
 export const STORAGE_KEY = 'xmpp-lite.session';
 /** Unacknowledged stanzas we keep for resending (XEP-0198 §4); more are refused, so the page's memory stays bounded. */
@@ -144,18 +146,20 @@ export function createClient(opts) {
 
   const isFeatures = (n) => n.localName === 'features' && n.namespaceURI === NS.STREAM;
 
-  /** A new stream on the preferred transport; 'auto' falls back to BOSH when WebSocket is missing or fails. */
-  async function openStream() {
+  /** A new stream on the preferred transport; 'auto' falls back to BOSH when WebSocket is missing or fails. `early`: see transports.js. */
+  async function openStream(early = []) {
     const kind = s.preference === 'auto' && typeof WebSocket !== 'function' ? 'bosh' : s.preference === 'bosh' ? 'bosh' : 'websocket';
     s.bosh = null;
     const features = waitFor(isFeatures);
     features.catch(() => undefined);
     try {
-      await useTransport(kind).connect();
+      await useTransport(kind).connect(early);
     } catch (err) {
       if (s.preference !== 'auto' || kind === 'bosh') throw err;
       await useTransport('bosh').connect();
     }
+    // BOSH sends nothing before the session exists: what was meant to go early goes now.
+    if (transport.kind === 'bosh') for (const node of early) transport.send(node);
     return features;
   }
 
@@ -188,7 +192,11 @@ export function createClient(opts) {
   async function resume() {
     const answer = waitFor((n) => n.namespaceURI === NS.SM && /^(resumed|failed)$/.test(n.localName));
     transport.send(el('resume', NS.SM, { previd: s.smid, h: s.hIn }));
-    const node = await answer;
+    return afterResume(await answer);
+  }
+
+  /** <resumed/> or <failed/> (on its own, or inside SASL2's <success/>): what the server did not acknowledge is resent. */
+  function afterResume(node) {
     if (node.hasAttribute('h')) ack(Number(node.getAttribute('h')));
     const pending = s.unacked;
     Object.assign(s, { unacked: [], hOut: s.hOut - pending.length, counting: node.localName === 'resumed' });
@@ -215,13 +223,51 @@ export function createClient(opts) {
     for (const text of pending) sendStanza(parse(text));
   }
 
+  /** Classic RFC 6120 login (SCRAM, restart, bind or resume), or SASL2 with a FAST token request when offered. */
+  async function passwordOrKeysLogin(password) {
+    let features = await openStream();
+    const offer = sasl2Offer(features);
+    if (password && offer?.fast) return sasl2Login(offer, password);
+    features = await authenticate(features, password);
+    const resumed = Boolean(s.smid && child(features, 'sm', NS.SM)) && (await resume());
+    if (!resumed) await bindAndEnable(features);
+    return resumed;
+  }
+
+  const sasl2 = createSasl2({ waitFor, send: (node) => transport.send(node), openStream });
+
+  /** SASL2 with the password typed (a FAST token requested), or the token after a reload; then the session's state. */
+  async function sasl2Login(offer, password) {
+    return sasl2Done(await sasl2.withPassword(offer, s.username, password, s.agent));
+  }
+
+  async function tokenLogin() {
+    try {
+      return sasl2Done(await sasl2.withToken(s.username, s.fast.token, s.agent, s.smid ? { previd: s.smid, h: s.hIn } : null));
+    } catch (err) {
+      // A refused token is forgotten: the page has nothing else to log in with, so the user logs in again.
+      if (err.refused) s.fast = null;
+      throw err;
+    }
+  }
+
+  /** SASL2 <success/>: the full JID, a new token, and the stream-management state resumed or enabled inline. */
+  function sasl2Done(result) {
+    s.jid = result.jid;
+    if (result.token?.token) s.fast = result.token;
+    s.keys = null; // with FAST the page keeps the token only, not even the SCRAM keys
+    if (result.resumed) return afterResume(result.resumed);
+    const pending = s.unacked;
+    if (result.enabled) Object.assign(s, { smid: result.enabled.getAttribute('id'), hIn: 0, hOut: 0, unacked: [], counting: true });
+    else Object.assign(s, { smid: null, unacked: [], counting: false });
+    s.resend = pending;
+    return false;
+  }
+
   async function establish(password) {
     connecting = true;
     try {
-      let features = await openStream();
-      features = await authenticate(features, password);
-      const resumed = Boolean(s.smid && child(features, 'sm', NS.SM)) && (await resume());
-      if (!resumed) await bindAndEnable(features);
+      const resumed = !password && s.fast ? await tokenLogin() : await passwordOrKeysLogin(password);
       mode = resumed ? 'resumed' : 'new session';
       online = true;
       resendPending();
@@ -251,16 +297,19 @@ export function createClient(opts) {
   return {
     status,
     get jid() { return s?.jid ?? null; },
-    get saved() { return Boolean(s?.keys); },
+    get saved() { return Boolean(s?.keys || s?.fast); },
     async login({ jid, password, preference = 'auto' }) {
       const [username, domain] = jid.split('/')[0].split('@');
       if (!username || !domain) throw new Error('jid-malformed: enter user@domain');
-      s = { username, domain, preference, jid: null, smid: null, hIn: 0, hOut: 0, unacked: [], counting: false, keys: null };
+      s = {
+        username, domain, preference, jid: null, smid: null, hIn: 0, hOut: 0, unacked: [], counting: false, keys: null,
+        fast: null, agent: crypto.randomUUID(), // XEP-0388 §4: one user agent id per tab, which a FAST token is bound to
+      };
       return establish(password);
     },
     /** After a reload: the same BOSH session if it is still there, else SM resumption, else a fresh login with the stored keys. */
     async restore() {
-      if (!s?.keys) return null;
+      if (!s?.keys && !s?.fast) return null;
       if (s.bosh?.sid && s.preference !== 'websocket' && (await attachBosh())) return mode;
       return establish(null);
     },

@@ -35,6 +35,10 @@ import * as accountChanges from './xmpp/features/account-changes.js';
 import { createMemorySmRegistry, type SmRegistry } from './xmpp/features/stream-management/registry.js';
 import type { SmStateStore } from './storage/ports/sm-state.js';
 import { LoginThrottle } from './sasl/login-throttle.js';
+import { createJwtVerifier, type JwtAlgorithm } from './sasl/jwt.js';
+import { createTokenLogin, type TokenLogin } from './xmpp/features/sasl-token.js';
+import { deriveStoredCredentials } from './storage/index.js';
+import type { UserStore } from './storage/ports/accounts.js';
 import { createShutdownLedger, type ShutdownProgress } from './shutdown.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -69,6 +73,23 @@ export interface XmppServer {
   shutdownProgress(): ShutdownProgress;
 }
 
+/** Token login (JWT_*), when JWT_SECRET or JWT_JWKS_URL is set; the config schema checked the combination. */
+function tokenLogin(ctx: ModuleContext, config: Config, users: Pick<UserStore, 'get' | 'create'>): TokenLogin | undefined {
+  if (config.jwtSecret === '' && config.jwtJwksUrl === '') return undefined;
+  const secret = config.jwtSecret !== '';
+  const algorithms = (config.jwtAlgorithms.length > 0 ? config.jwtAlgorithms : secret ? ['HS256'] : ['RS256', 'ES256']) as JwtAlgorithm[];
+  const verifier = createJwtVerifier({
+    ...(secret ? { secret: config.jwtSecret } : { jwksUrl: config.jwtJwksUrl }),
+    algorithms, jidClaim: config.jwtJidClaim, clockToleranceSeconds: config.jwtClockTolerance,
+    ...(config.jwtIssuer !== '' ? { issuer: config.jwtIssuer } : {}),
+    ...(config.jwtAudience !== '' ? { audience: config.jwtAudience } : {}),
+    jwksCacheMaxAgeMs: config.jwtJwksCacheMaxAge * 1000, jwksCooldownMs: config.jwtJwksCooldown * 1000,
+  });
+  return createTokenLogin(ctx, { createUsers: config.jwtCreateUsers }, {
+    verifier, users, unusableCredentials: (password) => deriveStoredCredentials(password, config.scramIterations),
+  });
+}
+
 /**
  * The composition of the XMPP core and its features, in the order they
  * take part in stream features and hooks (decided here and only here).
@@ -94,7 +115,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   const saslEngine = sasl.register(ctx, {
     allowInsecurePlain: config.allowInsecurePlain, maxFailures: config.saslMaxFailures, scramIterations: config.scramIterations,
     anonymousHosts: new Set(config.anonymousHosts), unknownUserSecret: opts.unknownUserSecret ?? randomBytes(32), throttle,
-  }, { users: stores.users });
+  }, { users: stores.users, tokens: tokenLogin(ctx, config, stores.users) });
   bind.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser });
   const streamManagement = sm.register(ctx, {
     buffer: config.smBuffer, buffer_max: config.smBufferMax, ack: config.smAck, ack_freq: config.smAckFreq,

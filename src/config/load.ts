@@ -97,9 +97,35 @@ function crossCheck(c: Config): string[] {
   }
   // Two listeners on one port: the second would fail with EADDRINUSE after the storage is open.
   if (c.metricsPort !== 0 && c.metricsPort === c.port) problems.push(`METRICS_PORT=${c.metricsPort} is invalid: expected a port other than PORT (or 0: /metrics on PORT)`);
+  problems.push(...jwtCheck(c));
   const unknown = c.anonymousHosts.filter((h) => !c.domains.includes(h));
   if (unknown.length > 0) {
     problems.push(`SASL_ANONYMOUS_HOSTS=${JSON.stringify(unknown.join(','))} is invalid: expected hosts listed in XMPP_DOMAIN (${c.domains.join(',')})`);
+  }
+  return problems;
+}
+
+const SYMMETRIC = new Set(['HS256']);
+
+/** Token login (JWT_*): one key source, algorithms that fit it, and no token settings without it. */
+function jwtCheck(c: Config): string[] {
+  const problems: string[] = [];
+  const secret = c.jwtSecret !== '';
+  const jwks = c.jwtJwksUrl !== '';
+  if (secret && jwks) problems.push('JWT_JWKS_URL is invalid with JWT_SECRET: expected one of them (a shared secret or a key set)');
+  if (!secret && !jwks) {
+    const set: [string, boolean][] = [
+      ['JWT_ALGORITHMS', c.jwtAlgorithms.length > 0], ['JWT_ISSUER', c.jwtIssuer !== ''],
+      ['JWT_AUDIENCE', c.jwtAudience !== ''], ['JWT_CREATE_USERS', c.jwtCreateUsers],
+    ];
+    for (const [v, given] of set) if (given) problems.push(`${v} is set but token login is off: expected JWT_SECRET or JWT_JWKS_URL as well`);
+    return problems;
+  }
+  // A shared secret can only verify HMAC; a key set holds public keys, which must not be used as HMAC secrets.
+  const wrong = c.jwtAlgorithms.filter((a) => SYMMETRIC.has(a) !== secret);
+  if (wrong.length > 0) {
+    const fits = secret ? 'HS256 (JWT_SECRET is an HMAC secret)' : 'RS256 or ES256 (JWT_JWKS_URL holds public keys)';
+    problems.push(`JWT_ALGORITHMS=${JSON.stringify(c.jwtAlgorithms.join(','))} is invalid: expected ${fits}`);
   }
   return problems;
 }

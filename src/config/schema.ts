@@ -43,6 +43,7 @@ const CLUSTER_MODES = ['none', 'redis'] as const;
 // A redis:// or rediss:// URL (node-redis parses the rest and reports what it cannot use).
 const REDIS_URL = /^rediss?:\/\/\S+$/;
 const STORAGE_BACKENDS = ['sqlite', 'postgres'] as const;
+const JWT = 'Token login for web apps (JWT)';
 const SM = 'Stream management (XEP-0198; names after mod_stream_management)';
 
 export const SCHEMA = {
@@ -106,6 +107,16 @@ export const SCHEMA = {
   loginFailuresPerIp: { env: 'LOGIN_FAILURES_PER_IP', group: 'Authentication', kind: 'int', default: 10, min: 1, max: 100000, doc: 'Failed logins from one address (an IPv6 /64), any accounts and connections, before each further one doubles its wait (from 1 s); then <temporary-auth-failure/> and the stream ends' },
   loginFailuresPerAccount: { env: 'LOGIN_FAILURES_PER_ACCOUNT', group: 'Authentication', kind: 'int', default: 5, min: 1, max: 100000, doc: "Failed logins for one account from one address before that pair is slowed the same way; the owner's other addresses are not" },
   loginBackoffMax: { env: 'LOGIN_BACKOFF_MAX', group: 'Authentication', kind: 'int', default: 300, min: 1, max: 86400, unit: 's', doc: 'Longest wait a throttled address or account gets; after 10 quiet minutes past it the count starts afresh' },
+  jwtSecret: { env: 'JWT_SECRET', group: JWT, kind: 'string', default: '', pattern: /^.{32,}$/, secret: true, expected: 'a shared secret of at least 32 characters (RFC 7518 §3.2: a key as long as the HMAC output)', doc: 'Token login for web apps: the HMAC secret JWTs are signed with (HS256); the token is the password of SASL PLAIN or OAUTHBEARER. Unset with JWT_JWKS_URL unset: token login is off' },
+  jwtJwksUrl: { env: 'JWT_JWKS_URL', group: JWT, kind: 'string', default: '', pattern: /^https?:\/\/\S+$/, expected: 'an http(s) URL of a JSON Web Key Set', doc: "Token login with public keys (RS256, ES256): the web app's JWKS, fetched on first use, cached, and fetched again for an unknown kid (key rotation). Exclusive with JWT_SECRET" },
+  jwtAlgorithms: { env: 'JWT_ALGORITHMS', group: JWT, kind: 'list', default: [], minItems: 0, item: /^(HS256|RS256|ES256)$/, expected: 'HS256, RS256 or ES256', doc: 'JWS algorithms accepted (never none); unset: HS256 with JWT_SECRET, RS256 and ES256 with JWT_JWKS_URL' },
+  jwtIssuer: { env: 'JWT_ISSUER', group: JWT, kind: 'string', default: '', doc: "The iss claim a token must carry; unset: any issuer" },
+  jwtAudience: { env: 'JWT_AUDIENCE', group: JWT, kind: 'string', default: '', doc: "The aud claim a token must carry (e.g. the gateway's domain); unset: any audience" },
+  jwtJidClaim: { env: 'JWT_JID_CLAIM', group: JWT, kind: 'string', default: 'jid', pattern: /^[A-Za-z0-9_.:-]{1,64}$/, expected: 'a claim name (letters, digits, _ . : -)', doc: "The claim holding the user's bare JID (user@domain); it must name one of XMPP_DOMAIN and the user logging in" },
+  jwtCreateUsers: { env: 'JWT_CREATE_USERS', group: JWT, kind: 'bool', default: false, doc: 'false: a token logs in only an existing account; true: an account is created at its first token login (with no usable password)' },
+  jwtClockTolerance: { env: 'JWT_CLOCK_TOLERANCE', group: JWT, kind: 'int', default: 30, min: 0, max: 600, unit: 's', doc: "Seconds of clock skew allowed when checking a token's exp and nbf" },
+  jwtJwksCacheMaxAge: { env: 'JWT_JWKS_CACHE_MAX_AGE', group: JWT, kind: 'int', default: 600, min: 1, max: 86400, unit: 's', doc: 'Seconds a fetched JWKS is used before it is fetched again' },
+  jwtJwksCooldown: { env: 'JWT_JWKS_COOLDOWN', group: JWT, kind: 'int', default: 30, min: 0, max: 3600, unit: 's', doc: 'Seconds at least between two JWKS fetches, so tokens with unknown kids cannot make the gateway hammer the key server' },
   authTimeout: { env: 'AUTH_TIMEOUT', group: 'Authentication', kind: 'int', default: 30, min: 1, max: 3600, unit: 's', doc: "Seconds a stream may stay unauthenticated before connection-timeout (Prosody's c2s_timeout)" },
   saslMaxFailures: { env: 'SASL_MAX_FAILURES', group: 'Authentication', kind: 'int', default: 3, min: 2, max: 5, doc: 'Failed SASL attempts on one stream before it is closed (RFC 6120 §6.4.5: 2 to 5)' },
   sasl2Enabled: { env: 'SASL2_ENABLED', group: 'Authentication', kind: 'bool', default: true, doc: 'Offer SASL2 (XEP-0388) with Bind2, inline resumption and FAST tokens next to the legacy SASL' },

@@ -32,6 +32,7 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
   const streamErrors = new Counter({ name: 'xmpp_stream_errors_total', help: 'Streams closed with a stream error, by condition', labelNames: ['condition'], registers: [registry] });
   const sasl = new Counter({ name: 'xmpp_sasl_total', help: 'SASL outcomes', labelNames: ['mechanism', 'result'], registers: [registry] });
   const saslFailures = new Counter({ name: 'xmpp_sasl_failures_total', help: 'SASL failures by mechanism and RFC 6120 condition', labelNames: ['mechanism', 'condition'], registers: [registry] });
+  const tokenLogins = new Counter({ name: 'xmpp_token_logins_total', help: 'Token (JWT) logins by result and reason (ok, expired, bad-signature, wrong-audience, ...)', labelNames: ['result', 'reason'], registers: [registry] });
   const started = new Counter({ name: 'xmpp_sessions_started_total', help: 'Sessions started', labelNames: ['transport'], registers: [registry] });
   const duration = new Histogram({
     name: 'xmpp_session_duration_seconds', help: 'Lifetime of ended sessions', labelNames: ['transport'], registers: [registry],
@@ -60,6 +61,7 @@ export function createMetrics(sessions: () => SessionManager | undefined): { reg
       sasl.inc({ mechanism, result });
       if (condition !== undefined) saslFailures.inc({ mechanism, condition });
     },
+    tokenLogin: (result, reason) => tokenLogins.inc({ result, reason }),
     sessionStarted: (transport) => started.inc({ transport }),
     sessionEnded: (transport, seconds) => duration.observe({ transport }, seconds),
     internalError: () => internal.inc(),

@@ -6,6 +6,8 @@ export interface CoreMetrics {
   streamError(condition: StreamErrorCondition): void;
   /** A SASL outcome; a failure also names its RFC 6120 §6.5 condition. Labels are bounded: the caller maps unknown mechanisms to 'other'. */
   sasl(mechanism: string, result: 'success' | 'failure', condition?: string): void;
+  /** A token (JWT) login's outcome: 'ok', or the bounded reason it was refused (src/sasl/jwt.ts JwtFailureReason, or 'storage'). */
+  tokenLogin(result: 'success' | 'failure', reason: string): void;
   sessionStarted(transport: string): void;
   sessionEnded(transport: string, seconds: number): void;
   internalError(): void;
@@ -27,5 +29,5 @@ export type FlowControlEvent = 'paused-output' | 'paused-rate' | 'slow-consumer'
 
 /** For unit tests of the core that do not look at metrics. */
 export const NO_METRICS: CoreMetrics = {
-  stanzaIn() {}, streamError() {}, sasl() {}, sessionStarted() {}, sessionEnded() {}, internalError() {}, fromRestamped() {}, refused() {}, sm() {}, flowControl() {}, fast() {},
+  stanzaIn() {}, streamError() {}, sasl() {}, tokenLogin() {}, sessionStarted() {}, sessionEnded() {}, internalError() {}, fromRestamped() {}, refused() {}, sm() {}, flowControl() {}, fast() {},
 };

@@ -17,7 +17,7 @@ import type { TestServer } from './server.js';
 
 /** The placeholder origin the README's configuration uses. */
 export const README_HOST = 'chat.example.com';
-export type ConverseConfigName = 'websocket' | 'bosh' | 'discovery';
+export type ConverseConfigName = 'websocket' | 'bosh' | 'discovery' | 'token';
 
 // The package exports no ./package.json; its dist/ is where npm installed it, next to this project's node_modules.
 const CONVERSE_DIST = join(process.cwd(), 'node_modules', 'converse.js', 'dist');
@@ -177,7 +177,8 @@ export async function emulateTlsProxy(page: Page, server: TestServer, domain = '
   return seen;
 }
 
-function bridge(route: WebSocketRoute, url: string): void {
+/** Carries a routed page WebSocket to the gateway at `url`, as a TLS-terminating proxy does (X-Forwarded-Proto: https). */
+export function bridge(route: WebSocketRoute, url: string): void {
   // As nginx does with `proxy_set_header X-Forwarded-Proto $scheme` (README).
   const upstream = new WebSocket(url, 'xmpp', { headers: { 'x-forwarded-proto': 'https' } });
   const early: string[] = [];

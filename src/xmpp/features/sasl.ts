@@ -11,6 +11,8 @@ import type { ModuleContext } from '../context.js';
 import type { UserStore } from '../../storage/ports/accounts.js';
 import type { Session } from '../session.js';
 import { randomId } from '../../util/random.js';
+import { looksLikeJwt } from '../../sasl/jwt.js';
+import { oauthBearer, plainWithToken, type TokenExchangeOps, type TokenLogin } from './sasl-token.js';
 import { fromBase64, legacyWire, type OneShotMechanism, type SaslEngine, type SaslWire } from './sasl-wire.js';
 
 export interface SaslOptions {
@@ -35,21 +37,26 @@ export interface SaslOptions {
 export interface SaslDeps {
   /** The accounts and their stored credentials. */
   readonly users: Pick<UserStore, 'get'>;
+  /** Token login (JWT_SECRET or JWT_JWKS_URL): a JWT as PLAIN's password, and OAUTHBEARER (RFC 7628). */
+  readonly tokens?: TokenLogin | undefined;
 }
 
 interface Exchange {
   readonly mechanism: string;
   oneShot?: OneShotMechanism;
   scram?: ScramServer;
-  stage: 'awaiting-first' | 'awaiting-final' | 'busy';
+  /** 'awaiting-ack': OAUTHBEARER sent its error challenge and waits for the client's kvsep (RFC 7628 §3.2.3). */
+  stage: 'awaiting-first' | 'awaiting-final' | 'busy' | 'awaiting-ack';
   /** The user name as the client gave it (for the auth-failure log line), once known. */
   given?: string;
   /** Its normalised form, the account the throttle counts. */
   account?: string;
+  /** Why a token was refused (src/sasl/jwt.ts), for the auth-failure log line. */
+  reason?: string;
 }
 
 /** The mechanisms we offer, and 'other' for anything else, so metric labels stay bounded. */
-const MECHANISM_LABELS = new Set(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN', 'ANONYMOUS', 'HT-SHA-256-NONE']);
+const MECHANISM_LABELS = new Set(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN', 'ANONYMOUS', 'OAUTHBEARER', 'HT-SHA-256-NONE']);
 interface SaslState { failures: number; exchange: Exchange | undefined; wire: SaslWire }
 
 /** The client's address or account is being throttled (thrown out of the SCRAM lookup). */
@@ -57,7 +64,7 @@ class Throttled extends Error {}
 
 
 /** SASL authentication (RFC 6120 §6) with SCRAM-SHA-256, SCRAM-SHA-1 (RFC 5802/7677) and PLAIN (RFC 4616). */
-export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslDeps): SaslEngine {
+export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens }: SaslDeps): SaslEngine {
   const legacy = legacyWire();
   const states = new WeakMap<Session, SaslState>();
   const stateOf = (s: Session): SaslState => {
@@ -86,6 +93,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     const list = Object.keys(SCRAM_MECHANISMS).sort().reverse();
     // RFC 6120 §6.4.2 / RFC 4616 §6: PLAIN only where the stream is protected.
     if (plainAllowed(session)) list.push('PLAIN');
+    // RFC 7628 §5: a bearer token, like PLAIN's password, travels only over a protected stream.
+    if (tokens && plainAllowed(session)) list.push('OAUTHBEARER');
     if (opts.anonymousHosts.has(session.host!)) list.push('ANONYMOUS');
     return list;
   }
@@ -103,10 +112,11 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     ctx.metrics.sasl(MECHANISM_LABELS.has(mech) ? mech : 'other', 'failure', condition);
     // One line per failure (issue 13): the user as given (bounded, never the password), mechanism, condition, address.
     ctx.log.info({
-      event: 'auth-failure', session: session.logId, user: ex?.given?.slice(0, 128), mechanism: mech.slice(0, 32), condition, ip: session.ip,
+      event: 'auth-failure', session: session.logId, user: ex?.given?.slice(0, 128), mechanism: mech.slice(0, 32), condition, ip: session.ip, reason: ex?.reason,
     }, 'authentication failed');
     // Only wrong credentials are guesses; an aborted or malformed exchange is not.
-    if (condition === 'not-authorized') opts.throttle.failed(throttleKey(session), ex?.account);
+    // (OAUTHBEARER's refused token was counted when its error challenge went out.)
+    if (condition === 'not-authorized' && ex?.stage !== 'awaiting-ack') opts.throttle.failed(throttleKey(session), ex?.account);
     st.wire.failure(session, condition, text);
     if (counts && ++st.failures >= opts.maxFailures) {
       // RFC 6120 §6.4.5: past the allowed retries, close with policy-violation.
@@ -194,6 +204,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     }
     ex.account = username;
     if (throttled(session, username)) return;
+    // A JWT as the password (as ejabberd's JWT authentication takes it): verified as a token only.
+    if (tokens && looksLikeJwt(password)) return plainWithToken(tokens, session, ex, tokenOps(session, ex), { token: password, username, authzid });
     let user;
     try { user = await users.get(session.host!, username); } catch (err) {
       ctx.log.warn({ err, session: session.logId }, 'credential lookup failed');
@@ -222,6 +234,20 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     await success(session, ex.mechanism, result.username, result.data);
   }
 
+  /** What a token exchange (sasl-token.ts) may do to this exchange: its outcome goes out on the exchange's wire. */
+  const tokenOps = (session: Session, ex: Exchange): TokenExchangeOps => ({
+    current: () => stateOf(session).exchange === ex && !session.destroyed,
+    fail: (condition, text) => failure(session, condition, text),
+    succeed: (username) => success(session, ex.mechanism, username),
+    throttled: (account) => throttled(session, account),
+    refuseAfterAck(data) {
+      // RFC 7628 §3.2.2: counted as a failed guess now; the failure follows the client's kvsep (respond()).
+      ex.stage = 'awaiting-ack';
+      opts.throttle.failed(throttleKey(session), ex.account);
+      stateOf(session).wire.challenge(session, data);
+    },
+  });
+
   /**
    * RFC 4505: the client gets a fresh random account of its own (the trace
    * data it may send is ignored). It exists only while the session does.
@@ -229,6 +255,12 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
   function anonymous(session: Session): void | Promise<unknown> {
     session.anonymous = true;
     return success(session, 'ANONYMOUS', `anon-${randomId(12, 'hex')}`);
+  }
+
+  /** PLAIN's and OAUTHBEARER's one client message, checked off the stanza path. */
+  function clientFirst(session: Session, ex: Exchange, message: string): void {
+    ex.stage = 'busy';
+    ctx.guard(session, undefined, () => (ex.mechanism === 'PLAIN' ? plain(session, ex, message) : oauthBearer(tokens!, session, ex, tokenOps(session, ex), message)));
   }
 
   function begin(session: Session, mechanism: string, initial: string | undefined, wire: SaslWire, one?: OneShotMechanism): void | Promise<unknown> {
@@ -239,19 +271,21 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
     if (st.exchange?.stage === 'busy') return failure(session, 'malformed-request', 'an authentication exchange is in progress');
     if (throttled(session, undefined, mechanism)) return;
     const hash = SCRAM_MECHANISMS[mechanism];
-    if (mechanism === 'PLAIN' && !plainAllowed(session)) return failure(session, 'encryption-required', 'PLAIN needs a TLS-protected connection', true, mechanism);
+    if ((mechanism === 'PLAIN' || mechanism === 'OAUTHBEARER') && !plainAllowed(session)) {
+      return failure(session, 'encryption-required', `${mechanism} needs a TLS-protected connection`, true, mechanism);
+    }
     if (mechanism === 'ANONYMOUS' && opts.anonymousHosts.has(session.host!)) return anonymous(session);
-    if (hash === undefined && mechanism !== 'PLAIN' && !one) return failure(session, 'invalid-mechanism', undefined, true, mechanism);
+    const byToken = mechanism === 'OAUTHBEARER' && tokens !== undefined;
+    if (hash === undefined && mechanism !== 'PLAIN' && !byToken && !one) return failure(session, 'invalid-mechanism', undefined, true, mechanism);
     const ex: Exchange = { mechanism, stage: 'awaiting-first', oneShot: one };
     st.exchange = ex;
     if (one) {
       if (initial === undefined) return failure(session, 'malformed-request', `${mechanism} needs an initial response`);
       return ctx.guard(session, undefined, () => oneShot(session, ex, initial));
     }
-    if (mechanism === 'PLAIN') {
+    if (mechanism === 'PLAIN' || byToken) {
       if (initial === undefined) return wire.challenge(session, undefined);
-      ex.stage = 'busy';
-      return ctx.guard(session, undefined, () => plain(session, ex, initial));
+      return clientFirst(session, ex, initial);
     }
     ex.scram = new ScramServer(hash!, lookup(session, mechanism, ex), {
       unknownUserIterations: opts.scramIterations,
@@ -271,10 +305,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users }: SaslD
       st.wire = wire;
       return failure(session, 'malformed-request', 'no authentication in progress');
     }
-    if (ex.mechanism === 'PLAIN') {
-      ex.stage = 'busy';
-      return ctx.guard(session, undefined, () => plain(session, ex, data ?? ''));
-    }
+    // RFC 7628 §3.2.3: the client's kvsep after the error challenge; the exchange then fails.
+    if (ex.stage === 'awaiting-ack') return failure(session, 'not-authorized');
+    if (ex.mechanism === 'PLAIN' || ex.mechanism === 'OAUTHBEARER') return clientFirst(session, ex, data ?? '');
     if (ex.oneShot) return failure(session, 'malformed-request', 'no challenge was sent');
     if (ex.stage === 'awaiting-first') return scramFirst(session, ex, data ?? '');
     return onScramStep(session, ex, ex.scram!.finish(data ?? ''));
