@@ -38,6 +38,9 @@ function same(entry: DirFields, now: DirFields): boolean {
 
 interface Stub { readonly session: Session; readonly sid: string; readonly node: string }
 
+/** The presence types that change rosters (RFC 6121 §3). */
+const SUBSCRIPTION = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
+
 export function createDirectoryModule({ node, delivery, log }: ClusterServices): ClusterModule {
   const me = node.id;
   let ctx: ModuleContext | undefined;
@@ -154,6 +157,10 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     }
     const el = parseXml(entry.xml, DEFAULT_LIMITS, NS.CLIENT);
     if (session && !session.destroyed) {
+      // The sender's node changed this account's roster (Pending In, a subscription state; RFC 6121 §3) and
+      // stored it before it sent this presence: our copy is read again first, or an answer given at once
+      // would meet the old state here (an approval without Pending In is ignored, §3.1.5).
+      if (el.name === 'presence' && SUBSCRIPTION.has(el.attr('type') ?? '')) await c.hooks.run('account-stale', { host: to.domain, username: to.local });
       session.send(el);
       return;
     }

@@ -12,6 +12,8 @@ import type { Test } from 'tap';
 import { withGatewayCluster, type ClusterOptions, type GatewayCluster } from './cluster.js';
 import { readmeLocations, startNginx, type Nginx } from './nginx.js';
 import type { TestServer } from './server.js';
+import { eventually } from './eventually.js';
+import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
 
 export interface Balanced {
   readonly cluster: GatewayCluster;
@@ -20,6 +22,10 @@ export interface Balanced {
   readonly front: TestServer;
   /** The gateway ports nginx sent requests to, in order ($upstream_addr of its access log). */
   upstreams(): number[];
+  /** A client of the cluster's Redis database, for the tests' own look (closed at teardown). */
+  readonly redis: Redis;
+  /** The NODE_ID the session directory gives for `fullJid`, once it has one. */
+  ownerOf(fullJid: string): Promise<string>;
 }
 
 /** 3 gateways (or `opts.nodes`) behind a round-robin nginx; all stopped at `t`'s teardown. */
@@ -33,9 +39,17 @@ export async function withBalancedCluster(t: Test, opts: Partial<ClusterOptions>
   log_format upstream '$upstream_addr';
   access_log ${log} upstream;`;
   const nginx = await startNginx(t, readmeLocations('http://xwg_cluster'), upstream);
+  const redis = await connectRedis(cluster.redisUrl, { warn: () => undefined }, 'e2e-test');
+  t.teardown(() => { if (redis.isOpen) redis.destroy(); });
+  const prefix = keyPrefix(cluster.redisUrl);
   const front = { wsUrl: `${nginx.httpUrl.replace('http:', 'ws:')}/xmpp-websocket`, httpUrl: nginx.httpUrl } as unknown as TestServer;
   return {
-    cluster, nginx, front,
+    cluster, nginx, front, redis,
+    async ownerOf(fullJid) {
+      const [bare, resource] = fullJid.split('/') as [string, string];
+      const entry = await eventually(() => redis.hGet(`${prefix}dir:${bare}`, resource), { message: `${fullJid} in the session directory` });
+      return (JSON.parse(entry) as { node: string }).node;
+    },
     upstreams: () => (existsSync(log) ? readFileSync(log, 'utf8') : '').split('\n').flatMap((l) => l.split(', '))
       .map((a) => Number(/:(\d+)$/.exec(a.trim())?.[1])).filter((p) => p > 0),
   };

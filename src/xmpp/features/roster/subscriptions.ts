@@ -89,7 +89,11 @@ export class Subscriptions {
       const pushed = this.svc.setState(contact, from.bare, step.next, origin, type === 'subscribe' ? stanza : undefined);
       if (pushed) await pushed;
       // §3.1.3: a request goes to every available resource (and is kept as Pending In for the next login).
-      if (step.deliver) this.accounts.relay.deliver(contact.jid, stanza);
+      // Stored first: a cluster node holding a resource reads the account again when it arrives there.
+      if (step.deliver) {
+        await contact.flushed();
+        this.accounts.relay.deliver(contact.jid, stanza);
+      }
       if (step.autoReply) {
         // §3.1.3 / §3.4: the server approves on the contact's behalf.
         await this.inbound('subscribed', contact.jid, from, x('presence', { xmlns: NS.CLIENT, type: 'subscribed', from: contact.bare, to: from.bare }), origin);

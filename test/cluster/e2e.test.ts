@@ -1,0 +1,156 @@
+/**
+ * End to end (issue 14 item 7): 3 real gateway processes on one Redis and
+ * one PostgreSQL, behind Debian's nginx in round-robin with the README's
+ * location blocks (test/helpers/e2e.ts), and real clients: @xmpp/client
+ * over WebSocket, strophe.js over BOSH and over WebSocket. Chat, presence
+ * and roster pushes across nodes; a duplicate resource across nodes; a
+ * resumption landing on another node (xmpp.js over WebSocket, and a
+ * reloaded strophe.js page that was on BOSH); kill -9 of the node holding a
+ * session while messages are in flight. The Redis restart is in
+ * e2e-redis.test.ts, the rolling restart in its own file.
+ */
+import t, { type Test } from 'tap';
+import { withBalancedCluster, nodeWith } from '../helpers/e2e.js';
+import { connectStrophe, connectXmppjs } from '../helpers/im-clients.js';
+import { befriend, chatBothWays } from '../helpers/im-scenarios.js';
+import { ids, page, type Page } from '../helpers/strophe-page.js';
+import { becomeAvailable, cutOff, login, nextReceived, smEnabled, within, xml, type XmppJsClient } from '../helpers/xmppjs.js';
+import { eventually, sleep } from '../helpers/eventually.js';
+import { NS } from '../../src/xml/index.js';
+import type { TestServer } from '../helpers/server.js';
+
+t.setTimeout(120_000);
+const { cluster, front, ownerOf } = await withBalancedCluster(t);
+const USERS = ['alice', 'bob', 'dave', 'erin', 'frank', 'gina', 'hal', 'ivy', 'jon'];
+for (const u of USERS) await cluster.addUser(u, 'pw');
+
+/** A gateway process's own endpoints, for a client that must reach that one. */
+const at = (id: string): TestServer => {
+  const n = cluster.nodes.find((g) => g.id === id)!;
+  return { wsUrl: n.wsUrl, httpUrl: n.httpUrl } as unknown as TestServer;
+};
+const elsewhere = (id: string): string => cluster.nodes.find((g) => g.id !== id && g.pid() !== undefined)!.id;
+const chat = (to: string, id: string) => xml('message', { to, type: 'chat', id }, xml('body', {}, id));
+const messageIds = (c: XmppJsClient): string[] => c.inbox.items.map((m) => m.attrs.id ?? '(no id)');
+
+t.test('chat, presence and roster pushes across nodes: xmpp.js over WebSocket, strophe.js over BOSH and over WebSocket', async (t) => {
+  const alice = await connectXmppjs(front)(t, 'alice', 'web');
+  const bob1 = await connectStrophe(front, 'bosh')(t, 'bob', 'bosh');
+  const [aliceNode, bobNode] = [await ownerOf(alice.jid), await ownerOf(bob1.jid)];
+  t.not(aliceNode, bobNode, `the balancer put alice (${aliceNode}) and bob's BOSH session (${bobNode}) on two nodes`);
+  // bob's second resource on the third node.
+  const third = cluster.nodes.find((n) => n.id !== aliceNode && n.id !== bobNode)!.id;
+  const bob2 = await connectStrophe(at(third), 'websocket')(t, 'bob', 'ws');
+  for (const c of [alice, bob1, bob2]) {
+    // Interested resources (RFC 6121 §2.1.6): roster pushes go to those that asked for the roster.
+    t.same(await c.rosterGet(), [], `${c.jid} starts with an empty roster`);
+    c.presence();
+    await c.events.until('presence', (e) => e.from === c.jid, `${c.jid}'s presence reflected`);
+  }
+  // The subscription made between node A and node B (presence, approvals, roster pushes), each answer given
+  // at once, as an auto-approving client does: the answering node must already see what the other wrote.
+  await befriend(t, alice, bob1);
+  const push = await bob2.events.until('push', (e) => e.jid === 'alice@localhost' && e.subscription === 'both', "the roster push at bob's resource on the third node");
+  t.equal(push.subscription, 'both', 'bob\'s other resource (third node) got the roster push');
+  await bob2.events.until('presence', (e) => e.from === alice.jid && e.type === 'available', "alice's presence at bob's third-node resource");
+  await alice.events.until('presence', (e) => e.from === bob2.jid && e.type === 'available', "bob's third-node resource's presence at alice");
+  await chatBothWays(t, alice, bob1, 'cross-node');
+  alice.chat(bob2.jid, 'to the third node');
+  const atBob2 = await bob2.events.until('message', (e) => e.body === 'to the third node', 'the message at the third node');
+  t.equal(atBob2.from, alice.jid, 'from alice\'s full JID');
+  await bob1.rosterSet('alice@localhost', 'Alice');
+  const renamed = await bob2.events.until('push', (e) => e.jid === 'alice@localhost' && e.name === 'Alice', "bob's own roster change pushed to his resource on another node");
+  t.equal(renamed.subscription, 'both');
+  const seen = alice.events.mark();
+  await bob2.stop();
+  await alice.events.until('presence', (e) => e.type === 'unavailable' && e.from === bob2.jid, 'bob\'s third-node resource going offline, at alice', seen);
+  await bob1.stop();
+  await alice.stop();
+});
+
+t.test('a duplicate resource across nodes: the older session gets <conflict/>, the newer one lives on', async (t) => {
+  const first = await login(t, front, { username: 'dave', password: 'pw', resource: 'same' });
+  // xmpp.js would otherwise reconnect and take the resource back.
+  first.xmpp.reconnect.stop();
+  const firstNode = await ownerOf(first.jid);
+  const conflict = nextReceived(first, (el) => el.is('error', NS.STREAM) && el.getChild('conflict', NS.STREAMS) !== undefined, 'the conflict stream error', 10_000);
+  const other = elsewhere(firstNode);
+  const second = await connectStrophe(at(other), 'websocket')(t, 'dave', 'same');
+  t.ok(await conflict, `RFC 6120 §7.7.2.2: the session on ${firstNode} ends with <conflict/> when ${other} binds the resource`);
+  await eventually(async () => (await ownerOf('dave@localhost/same')) === other, { message: 'the directory to give the resource to the newer node' });
+  const erin = await connectXmppjs(front)(t, 'erin', 'desk');
+  erin.chat('dave@localhost/same', 'to the newer one');
+  const got = await second.events.until('message', (e) => e.body === 'to the newer one', 'a message to the resource at the newer session');
+  t.equal(got.from, erin.jid);
+  await sleep(300);
+  t.same(first.inbox.items, [], 'the older session got nothing');
+  await second.stop();
+  await erin.stop();
+});
+
+t.test('xmpp.js over WebSocket loses its connection and resumes through the balancer on another node: each message once', async (t) => {
+  const frank = await login(t, front, { username: 'frank', password: 'pw', resource: 'roam' });
+  await smEnabled(frank);
+  await becomeAvailable(frank);
+  const owner = await ownerOf(frank.jid);
+  const gina = await login(t, front, { username: 'gina', password: 'pw', resource: 'desk' });
+  await gina.xmpp.send(chat(frank.jid, 'before'));
+  await eventually(() => messageIds(frank).includes('before'), { message: 'the first message' });
+  const resumed = new Promise<void>((resolve) => frank.xmpp.streamManagement.once('resumed', () => resolve()));
+  cutOff(frank);
+  const sent = ['w1', 'w2', 'w3', 'w4', 'w5'];
+  for (const id of sent) await gina.xmpp.send(chat(frank.jid, id));
+  await within(resumed, 'xmpp.js to resume', 15_000);
+  await gina.xmpp.send(chat(frank.jid, 'after'));
+  await eventually(() => messageIds(frank).includes('after'), { timeout: 10_000, message: () => `the message after the resumption; got ${messageIds(frank).join(', ')}` });
+  await sleep(300);
+  t.same(messageIds(frank), ['before', ...sent, 'after'], 'each message once, in order');
+  const taken = nodeWith(cluster, (e) => e.event === 'session-taken-over' && e.jid === frank.jid);
+  t.ok(taken >= 0 && cluster.nodes[taken]!.id !== owner, `resumed on another node (${cluster.nodes[taken]?.id ?? 'none'}, not ${owner})`);
+});
+
+/** A strophe.js page with XEP-0198 (over WebSocket: strophe.js has it on no other transport), logged in as `jid`. */
+async function smPage(tt: Test, tab: Map<string, string>, jid: string): Promise<Page> {
+  const p = page(tt, front, tab);
+  await p.connect(jid, 'pw');
+  await eventually(() => p.conn.sm?.state.enabled, { message: 'strophe.js to get <enabled/>' });
+  return p;
+}
+
+t.test('kill -9 of the node holding a session while messages are in flight: all arrive after the resumption elsewhere, each once', async (t) => {
+  const me = 'jon@localhost/tab';
+  const tab = new Map<string, string>();
+  const page1 = await smPage(t, tab, me);
+  const owner = await ownerOf(me);
+  const ownerIndex = cluster.nodes.findIndex((n) => n.id === owner);
+  // The sender stays on a survivor.
+  const alice = await login(t, at(elsewhere(owner)), { username: 'alice', password: 'pw', resource: 'sender' });
+  const sent: string[] = [];
+  let sending = true;
+  const stream = (async () => {
+    for (let i = 1; sending && i <= 200; i++) {
+      sent.push(`f${i}`);
+      await alice.xmpp.send(chat(me, `f${i}`));
+      await sleep(20);
+    }
+  })();
+  await eventually(() => page1.messages.length >= 10, { timeout: 10_000, message: 'messages flowing to the page' });
+  const exit = await cluster.kill(ownerIndex);
+  t.equal(exit.signal, 'SIGKILL');
+  const page2 = page(t, front, tab);
+  await page2.connect('jon@localhost', 'pw');
+  t.ok(page2.conn.hasResumed(), 'the page resumed through the balancer, on a survivor');
+  await sleep(500);
+  sending = false;
+  await stream;
+  const got = () => [...ids(page1.messages), ...ids(page2.messages)];
+  await eventually(() => sent.every((id) => got().includes(id)), { timeout: 20_000, message: () => `every message sent; missing ${sent.filter((id) => !got().includes(id)).join(', ')}` });
+  await sleep(500);
+  const counts = new Map<string, number>();
+  for (const id of got()) counts.set(id, (counts.get(id) ?? 0) + 1);
+  t.same([...counts.entries()].filter(([, n]) => n !== 1), [], `each of the ${sent.length} messages once (${ids(page1.messages).length} before the kill, ${ids(page2.messages).length} after)`);
+  t.equal(counts.size, sent.length, 'and nothing else');
+  t.ok(page2.messages.length > 0, 'some came after the resumption');
+  const taken = nodeWith(cluster, (e) => e.event === 'session-taken-over' && e.jid === me);
+  t.ok(taken >= 0 && cluster.nodes[taken]!.id !== owner, `taken over by a survivor (${cluster.nodes[taken]?.id ?? 'none'})`);
+});
