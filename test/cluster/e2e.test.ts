@@ -3,11 +3,14 @@
  * one PostgreSQL, behind Debian's nginx in round-robin with the README's
  * location blocks (test/helpers/e2e.ts), and real clients: @xmpp/client
  * over WebSocket, strophe.js over BOSH and over WebSocket. Chat, presence
- * and roster pushes across nodes; a duplicate resource across nodes; a
- * resumption landing on another node (xmpp.js over WebSocket, and a
- * reloaded strophe.js page that was on BOSH); kill -9 of the node holding a
- * session while messages are in flight. The Redis restart is in
- * e2e-redis.test.ts, the rolling restart in its own file.
+ * and roster pushes across nodes (answers given at once); a duplicate
+ * resource across nodes; an XEP-0198 resumption landing on another node
+ * (xmpp.js over WebSocket); a strophe.js page on BOSH reloaded, whose
+ * restored session's requests reach other nodes (strophe.js has XEP-0198
+ * over WebSocket only: on BOSH a reload re-attaches the sid with its
+ * `keepalive`); kill -9 of the node holding a session while messages are in
+ * flight. The Redis restart is in e2e-redis.test.ts, the rolling restart in
+ * its own file.
  */
 import t, { type Test } from 'tap';
 import { withBalancedCluster, nodeWith } from '../helpers/e2e.js';
@@ -17,10 +20,11 @@ import { ids, page, type Page } from '../helpers/strophe-page.js';
 import { becomeAvailable, cutOff, login, nextReceived, smEnabled, within, xml, type XmppJsClient } from '../helpers/xmppjs.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { NS } from '../../src/xml/index.js';
+import { Strophe } from 'strophe.js';
 import type { TestServer } from '../helpers/server.js';
 
 t.setTimeout(120_000);
-const { cluster, front, ownerOf } = await withBalancedCluster(t);
+const { cluster, front, ownerOf, upstreams } = await withBalancedCluster(t);
 const USERS = ['alice', 'bob', 'dave', 'erin', 'frank', 'gina', 'hal', 'ivy', 'jon'];
 for (const u of USERS) await cluster.addUser(u, 'pw');
 
@@ -116,6 +120,72 @@ async function smPage(tt: Test, tab: Map<string, string>, jid: string): Promise<
   await eventually(() => p.conn.sm?.state.enabled, { message: 'strophe.js to get <enabled/>' });
   return p;
 }
+
+/** sessionStorage as strophe.js's BOSH `keepalive` uses it (the global of a browser tab): strings under keys. */
+function tabStorage(): Map<string, string> {
+  const store = new Map<string, string>();
+  (globalThis as { sessionStorage?: unknown }).sessionStorage = {
+    getItem: (k: string) => store.get(k) ?? null,
+    setItem: (k: string, v: string) => { store.set(k, String(v)); },
+    removeItem: (k: string) => { store.delete(k); },
+  };
+  return store;
+}
+
+interface DomMsg { getAttribute(name: string): string | null }
+
+/** A strophe.js BOSH connection with `keepalive` (its sid and rid kept in sessionStorage), recording message ids. */
+function boshPage(tt: Test): { conn: InstanceType<typeof Strophe.Connection>; got: string[]; statuses: number[] } {
+  const conn = new Strophe.Connection(`${front.httpUrl}/http-bind`, { keepalive: true });
+  const got: string[] = [];
+  const statuses: number[] = [];
+  conn.addHandler((m: DomMsg) => { got.push(m.getAttribute('id') ?? '(no id)'); return true; }, null, 'message');
+  tt.teardown(() => { if (conn.connected) conn.disconnect(); });
+  return { conn, got, statuses };
+}
+
+t.test('a strophe.js page on BOSH reloads (keepalive, restore): the reloaded page\'s requests reach other nodes (forwarded to the owner), and the messages sent meanwhile arrive once', async (t) => {
+  const store = tabStorage();
+  const me = 'hal@localhost/tab';
+  const page1 = boshPage(t);
+  await within(new Promise<void>((resolve, reject) => {
+    page1.conn.connect(me, 'pw', (status: number) => {
+      page1.statuses.push(status);
+      if (status === Strophe.Status.CONNECTED) resolve();
+      else if ([Strophe.Status.AUTHFAIL, Strophe.Status.CONNFAIL, Strophe.Status.DISCONNECTED].includes(status)) reject(new Error(`strophe.js login failed with status ${status}`));
+    });
+  }), 'strophe.js to log in over BOSH', 10_000);
+  const owner = await ownerOf(me);
+  const ivy = await login(t, front, { username: 'ivy', password: 'pw', resource: 'desk' });
+  await ivy.xmpp.send(chat(me, 'seen'));
+  await eventually(() => page1.got.includes('seen'), { message: 'the message before the reload' });
+  t.ok(store.has('strophe-bosh-session'), 'strophe.js kept its BOSH session in sessionStorage');
+  // The page goes away: no more requests, the open ones cut.
+  page1.conn.pause();
+  (page1.conn._proto as unknown as { _abortAllRequests(): void })._abortAllRequests();
+  const missed = ['r1', 'r2', 'r3'];
+  for (const id of missed) await ivy.xmpp.send(chat(me, id));
+  const before = upstreams().length;
+  const page2 = boshPage(t);
+  await within(new Promise<void>((resolve, reject) => {
+    page2.conn.restore('hal@localhost', (status: number) => {
+      page2.statuses.push(status);
+      if (status === Strophe.Status.ATTACHED) resolve();
+      else if ([Strophe.Status.CONNFAIL, Strophe.Status.DISCONNECTED].includes(status)) reject(new Error(`strophe.js restore failed with status ${status}`));
+    });
+  }), 'strophe.js to restore its BOSH session', 10_000);
+  t.equal(page2.conn.jid, me, 'the reloaded page has the session page 1 had');
+  await eventually(() => missed.every((id) => page2.got.includes(id)), { timeout: 10_000, message: () => `the messages sent during the reload; got ${page2.got.join(', ')}` });
+  await ivy.xmpp.send(chat(me, 'after'));
+  await eventually(() => page2.got.includes('after'), { message: 'a message after the reload' });
+  await sleep(300);
+  t.same([...page1.got, ...page2.got], ['seen', ...missed, 'after'], 'each message once, in order, across the reload');
+  const reached = new Set(upstreams().slice(before));
+  t.ok(reached.size >= 2, `the reloaded page's requests reached ${reached.size} nodes; the session stays on ${owner}`);
+  t.equal(await ownerOf(me), owner, 'forwarded to its owner, not moved');
+  page2.conn.disconnect();
+});
+
 
 t.test('kill -9 of the node holding a session while messages are in flight: all arrive after the resumption elsewhere, each once', async (t) => {
   const me = 'jon@localhost/tab';

@@ -1,6 +1,5 @@
 /**
- * One browser page with strophe.js 5 (over WebSocket, or BOSH for an
- * http(s) URL) and its native XEP-0198 support (opt in
+ * One browser page with strophe.js 5 and its native XEP-0198 support (opt in
  * with `enableStreamManagement`): it persists its SM state (smid, h, the
  * bound JID, unacked stanzas) through a pluggable storage backend,
  * sessionStorage in a browser; here a Map of strings plays sessionStorage,
@@ -41,9 +40,8 @@ export class Page {
   readonly statuses: string[] = [];
 
   constructor(url: string, sessionStorage: Map<string, string>) {
-    // An http(s) URL is BOSH; anything else RFC 7395 WebSocket.
     this.conn = new Strophe.Connection(url, {
-      ...(url.startsWith('http') ? {} : { protocol: 'ws' }), enableStreamManagement: true, streamManagement: { storage: new TabStorage(sessionStorage) },
+      protocol: 'ws', enableStreamManagement: true, streamManagement: { storage: new TabStorage(sessionStorage) },
     });
     this.conn.rawInput = (data: string) => { this.rawIn.push(data); };
     this.conn.rawOutput = (data: string) => { this.rawOut.push(data); };
@@ -73,12 +71,6 @@ export class Page {
 
   /** The page goes away: the TCP connection dies, no <close/>, no WebSocket close handshake. */
   unload(): void {
-    if (this.conn._proto instanceof Strophe.Bosh) {
-      // BOSH: no request is sent any more, and the open ones are cut (their fetches aborted).
-      this.conn.pause();
-      (this.conn._proto as unknown as { _abortAllRequests(): void })._abortAllRequests();
-      return;
-    }
     const ws = (this.conn._proto as unknown as { socket: { terminate(): void } | null }).socket;
     if (!ws) throw new Error('strophe.js has no live WebSocket');
     ws.terminate();
@@ -89,9 +81,8 @@ export function ids(els: DomEl[]): string[] {
   return els.map((m) => m.getAttribute('id') ?? '(no id)');
 }
 
-/** A page on `server`'s WebSocket endpoint, or at `url` (an http(s) URL: BOSH). */
-export function page(tt: Test, server: TestServer, sessionStorage: Map<string, string>, url = server.wsUrl): Page {
-  const p = new Page(url, sessionStorage);
+export function page(tt: Test, server: TestServer, sessionStorage: Map<string, string>): Page {
+  const p = new Page(server.wsUrl, sessionStorage);
   tt.teardown(() => { if (p.conn.connected) p.conn.disconnect(); });
   return p;
 }
