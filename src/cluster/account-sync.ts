@@ -6,6 +6,9 @@
  * publishes `{prefix}account` with the bare JID; every other node reads its
  * copy again from the store ('account-stale').
  *
+ * A subscription presence does not wait for this message: the node it
+ * reaches reads both accounts again first (directory-module.ts).
+ *
  * Races that remain (simple by design): a node that changes the same
  * account at the same moment works on its stale copy until the message
  * arrives, and two nodes may then give two different changes the same

@@ -6,7 +6,7 @@
  * sessions are delivered here; a duplicate resource across nodes ends the
  * older session with conflict; a dead node's entries are removed.
  */
-import { parseJid, tryParseJid } from '../jid/index.js';
+import { parseJid, tryParseJid, type Jid } from '../jid/index.js';
 import { DEFAULT_LIMITS, NS, parseXml, serialize, x, type XmlElement } from '../xml/index.js';
 import type { ModuleContext } from '../xmpp/context.js';
 import type { Session } from '../xmpp/session.js';
@@ -37,6 +37,9 @@ function same(entry: DirFields, now: DirFields): boolean {
 }
 
 interface Stub { readonly session: Session; readonly sid: string; readonly node: string }
+
+/** The presence types that change rosters (RFC 6121 §3). */
+const SUBSCRIPTION = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
 
 export function createDirectoryModule({ node, delivery, log }: ClusterServices): ClusterModule {
   const me = node.id;
@@ -142,6 +145,19 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     if (el.name !== 'presence') ctx.router.bounce({ origin: null, stanza: el, to: stub.jid! }, 'resource-constraint', 'the recipient cannot be reached right now');
   }
 
+  /**
+   * The sender's node changed both rosters of a subscription presence (the
+   * sender's ask or state, the recipient's Pending In or state; RFC 6121 §3)
+   * and stored them before it sent it: our copies are read again first, or an
+   * answer given at once would meet the old state here (an approval without
+   * Pending In is ignored, §3.1.5; one to a contact without ask changes nothing).
+   */
+  async function reloadBoth(c: ModuleContext, el: XmlElement, to: Jid): Promise<void> {
+    const from = tryParseJid(el.attr('from'));
+    if (from) await c.hooks.run('account-stale', { host: from.domain, username: from.local });
+    await c.hooks.run('account-stale', { host: to.domain, username: to.local });
+  }
+
   /** Our inbox (delivery.ts): a stanza for a local session, or a request to close one. */
   async function onEntry(entry: InboxEntry): Promise<void> {
     const c = ctx;
@@ -154,6 +170,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     }
     const el = parseXml(entry.xml, DEFAULT_LIMITS, NS.CLIENT);
     if (session && !session.destroyed) {
+      if (el.name === 'presence' && SUBSCRIPTION.has(el.attr('type') ?? '')) await reloadBoth(c, el, to);
       session.send(el);
       return;
     }

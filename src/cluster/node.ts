@@ -1,17 +1,28 @@
 /**
  * This process as a member of the cluster: its name, a lease in Redis that
  * says it is alive, and who else is. The lease (`node:<id>`, a random token
- * with a TTL) is renewed every `ttlMs / 5`; a node whose lease expired is
- * dead, whatever it thinks. A node that finds its own lease gone (a pause
- * or a partition longer than the TTL) has been declared dead by the others
- * and must stop serving: `onLost` says so, and the server exits.
+ * with a TTL) is renewed every `ttlMs / 5`. A member whose lease expired is
+ * declared dead by the survivor whose `SREM` takes it out of the member set
+ * (one script: only while the lease is still gone); that removal, not the
+ * expiry, is the fence: the down handlers run after it, and a node that
+ * finds itself no longer a member (or its lease held by another token) has
+ * been declared dead and must stop serving: `onLost` says so, and the
+ * server exits.
+ *
+ * A lease that expired while nobody could declare the node dead (Redis was
+ * down or restarting for longer than the TTL: with AOF the member set comes
+ * back, the lease has run out) is taken again at the next renewal, in the
+ * same script that checks membership. So that the nodes coming back do not
+ * declare each other dead first, a node judges the others only once it has
+ * renewed its own lease for `ttlMs + RECONNECT_MAX_MS` without a break: long
+ * enough for every live node to reconnect (redis.ts) and renew.
  *
  * A restarted node keeps its NODE_ID (so it reads what was addressed to it,
  * delivery.ts), which must wait for its old lease to run out: a lease that
  * is renewed meanwhile belongs to another live process, and the start fails.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from './redis.js';
+import { RECONNECT_MAX_MS, type Redis } from './redis.js';
 
 export interface ClusterNode {
   /** This node's name (NODE_ID). */
@@ -51,8 +62,15 @@ export interface NodeOptions {
   readonly log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
-// KEYS[1] lease, ARGV[1] token, ARGV[2] ttl: renews only our own lease.
-const RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+// KEYS[1] lease, KEYS[2] member set; ARGV[1] token, ARGV[2] ttl, ARGV[3] id. Renews our own lease (1), or takes
+// it again if it ran out while we are still a member (2: nobody declared us dead); 0: we are fenced off.
+const RENEW = `local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if cur or redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 2`;
+// KEYS[1] the other's lease, KEYS[2] member set; ARGV[1] its id: declares it dead (1) only while its lease is gone.
+const DECLARE_DEAD = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end return redis.call('SREM', KEYS[2], ARGV[1])";
 // KEYS[1] lease, ARGV[1] token: releases only our own lease.
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
@@ -74,9 +92,13 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
     }
   }
 
+  // Since when our renewals have gone through without a break (undefined: Redis unreachable or a renewal failed).
+  let renewingSince: number | undefined = Date.now();
+  let beating = false;
+
   async function beat(): Promise<void> {
-    const renewed = Number(await redis.eval(RENEW, { keys: [lease], arguments: [token, String(ttlMs)] }));
-    if (renewed !== 1) {
+    const renewed = Number(await redis.eval(RENEW, { keys: [lease, membersKey], arguments: [token, String(ttlMs), id] }));
+    if (renewed === 0) {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
@@ -84,16 +106,26 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
       for (const h of lostHandlers) h();
       return;
     }
+    if (renewed === 2) log.warn({ event: 'cluster-lease-renewed', node: id }, 'took the cluster lease again after it ran out unseen (Redis was away)');
+    renewingSince ??= Date.now();
+    if (Date.now() - renewingSince < ttlMs + RECONNECT_MAX_MS) return;
     for (const other of await redis.sMembers(membersKey)) {
-      if (other === id || (await redis.exists(`${prefix}node:${other}`)) === 1) continue;
+      if (other === id) continue;
       // Only the node whose SREM removed it runs the handlers: once per dead node.
-      if ((await redis.sRem(membersKey, other)) !== 1) continue;
+      if (Number(await redis.eval(DECLARE_DEAD, { keys: [`${prefix}node:${other}`, membersKey], arguments: [other] })) !== 1) continue;
       log.warn({ event: 'cluster-node-down', node: other }, 'a cluster node is gone');
       await runDown(other);
     }
   }
   const timer = setInterval(() => {
-    beat().catch((err: unknown) => log.warn({ err, node: id }, 'cluster heartbeat failed'));
+    // Renewals do not pile up in the client's offline queue while Redis is away.
+    if (!redis.isReady) renewingSince = undefined;
+    if (beating || !redis.isReady) return;
+    beating = true;
+    beat().catch((err: unknown) => {
+      renewingSince = undefined;
+      log.warn({ err, node: id }, 'cluster heartbeat failed');
+    }).finally(() => { beating = false; });
   }, Math.max(50, Math.floor(ttlMs / 5)));
   timer.unref();
   log.info({ event: 'cluster-joined', node: id }, 'joined the cluster');

@@ -20,12 +20,15 @@ export interface RedisLog {
  * connection not made in time rejects (naming REDIS_URL, not echoing it: it
  * may hold a password) instead of retrying for ever.
  */
+/** The longest wait between two reconnection attempts: a live node is back this long after Redis is (node.ts). */
+export const RECONNECT_MAX_MS = 2000;
+
 export async function connectRedis(url: string, log: RedisLog, name: string, startTimeoutMs?: number): Promise<Redis> {
   const client: Redis = createClient({
     url,
     name,
     // Reconnect with a capped backoff; commands issued meanwhile wait in the offline queue.
-    socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
+    socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, RECONNECT_MAX_MS) },
   });
   client.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis connection error'));
   if (startTimeoutMs === undefined) {

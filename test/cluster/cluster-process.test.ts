@@ -42,7 +42,7 @@ t.test('nodes join on start, leave on SIGTERM (exit 0, a survivor cleans up afte
   t.same((await redis.sMembers(`${prefix}nodes`)).sort(), ['n0', 'n1'], 'back under its name');
 });
 
-t.test('a node whose lease is taken away stops serving and exits non-zero, saying why', async (t) => {
+t.test('a node declared dead (lease gone, out of the member set) stops serving and exits non-zero, saying why', async (t) => {
   const cluster = await withGatewayCluster(t, { nodes: 1 });
   const redis = await connectRedis(cluster.redisUrl, quiet, 'test');
   t.teardown(() => redis.destroy());
@@ -50,8 +50,9 @@ t.test('a node whose lease is taken away stops serving and exits non-zero, sayin
   t.teardown(() => client.ws.terminate());
   await cluster.addUser('alice', 'pw');
   await client.login('alice', 'pw', 'desk');
-  // What the others see of a node paused longer than its lease: it is gone.
+  // What a survivor does to a node paused longer than its lease: its lease is gone and it is out of the member set.
   await redis.del(`${keyPrefix(cluster.redisUrl)}node:n0`);
+  await redis.sRem(`${keyPrefix(cluster.redisUrl)}nodes`, 'n0');
   const exit = await cluster.nodes[0]!.exited();
   t.equal(exit.code, 1, 'non-zero exit');
   t.ok(cluster.nodes[0]!.events().some((e) => e.event === 'cluster-lease-lost'), 'the lost lease is logged');

@@ -89,13 +89,52 @@ t.test('a node whose lease expires is reported down once, on one survivor', asyn
   t.match(seen[0], /^[ab]:gone$/);
 });
 
-t.test('a node that finds its lease taken away is told to stop serving', async (t) => {
+t.test('a node that finds itself declared dead (lease gone, out of the member set) is told to stop serving', async (t) => {
   const url = redis.url();
   const n = await node(t, url, 'paused');
   let lost = false;
   n.onLost(() => { lost = true; });
   const c = await client(t, url);
+  // What a survivor does once the lease of a paused node ran out: the removal from the member set is the fence.
   await c.del(`${keyPrefix(url)}node:paused`);
+  await c.sRem(`${keyPrefix(url)}nodes`, 'paused');
   await eventually(() => lost, { timeout: 5000, message: 'onLost' });
   t.notOk(await n.alive('paused'), 'it no longer counts itself alive');
+});
+
+t.test('a lease that ran out unseen while the node is still a member is taken again: the node keeps serving', async (t) => {
+  const url = redis.url();
+  const n = await node(t, url, 'blinked');
+  let lost = false;
+  n.onLost(() => { lost = true; });
+  const c = await client(t, url);
+  const lease = `${keyPrefix(url)}node:blinked`;
+  const token = await c.get(lease);
+  // What a Redis restart longer than the lease leaves (AOF): the member set, no lease.
+  await c.del(lease);
+  await eventually(async () => (await c.get(lease)) === token, { timeout: 5000, message: 'the lease taken again with its token' });
+  t.notOk(lost, 'not told to stop serving');
+  t.ok(await n.alive('blinked'), 'it counts itself alive');
+});
+
+t.test('Redis restarting (AOF) for longer than the lease: every node takes its lease again, none is declared dead, none is lost', async (t) => {
+  const aof = await startRedis({ aof: true });
+  t.teardown(() => aof.stop(true));
+  const url = aof.url();
+  const down: string[] = [];
+  let lost = 0;
+  for (const id of ['a', 'b', 'c']) {
+    const n = await node(t, url, id);
+    n.onNodeDown((other) => { down.push(`${id}:${other}`); });
+    n.onLost(() => { lost++; });
+  }
+  await aof.restart(1500, true);
+  const c = await client(t, url);
+  await eventually(async () => (await Promise.all(['a', 'b', 'c'].map((id) => c.exists(`${keyPrefix(url)}node:${id}`)))).every((e) => e === 1),
+    { timeout: 10_000, message: 'every lease taken again' });
+  // Past the time the first node back waits before it judges the others (a lease and the longest reconnect wait).
+  await new Promise((r) => setTimeout(r, 500 + 2000 + 500));
+  t.same(down, [], 'no node declared another dead');
+  t.equal(lost, 0, 'no node was told to stop serving');
+  t.same((await c.sMembers(`${keyPrefix(url)}nodes`)).sort(), ['a', 'b', 'c'], 'all still members');
 });

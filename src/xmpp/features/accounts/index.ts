@@ -114,7 +114,8 @@ function registerRemote(ctx: ModuleContext, accounts: Accounts, svc: AccountsSer
     const account = svc.unbind(session);
     if (account) accounts.release(account);
   }, PRIORITY.lifecycle.default);
-  ctx.hooks.notify('account-stale', ({ host, username }) => {
-    accounts.reload(host, username).catch((err: unknown) => ctx.log.warn({ err, account: `${username}@${host}` }, 'reloading an account failed'));
-  }, PRIORITY.lifecycle.default);
+  // Returns the reload: a caller that must see the new state awaits the run (cluster/directory-module.ts).
+  ctx.hooks.notify('account-stale', ({ host, username }) =>
+    accounts.reload(host, username).catch((err: unknown) => ctx.log.warn({ err, account: `${username}@${host}` }, 'reloading an account failed')),
+  PRIORITY.lifecycle.default);
 }

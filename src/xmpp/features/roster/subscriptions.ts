@@ -61,6 +61,8 @@ export class Subscriptions {
     const pushed = this.svc.setState(account, contact.bare, step.next, origin);
     if (pushed) await pushed;
     if (step.route && this.ctx.router.isLocal(contact.domain)) {
+      // Stored before the contact's side runs: in a cluster the stanza may reach a node that reads it again.
+      await account.flushed();
       // §3.1.2: stamped with the user's bare JID, addressed to the contact's bare JID.
       const routed = stanza.clone().setAttr('from', account.bare).setAttr('to', contact.bare);
       await this.inbound(type, account.jid, contact, routed, origin);
@@ -89,7 +91,11 @@ export class Subscriptions {
       const pushed = this.svc.setState(contact, from.bare, step.next, origin, type === 'subscribe' ? stanza : undefined);
       if (pushed) await pushed;
       // §3.1.3: a request goes to every available resource (and is kept as Pending In for the next login).
-      if (step.deliver) this.accounts.relay.deliver(contact.jid, stanza);
+      // Stored first: a cluster node holding a resource reads both accounts again when it arrives there.
+      if (step.deliver) {
+        await contact.flushed();
+        this.accounts.relay.deliver(contact.jid, stanza);
+      }
       if (step.autoReply) {
         // §3.1.3 / §3.4: the server approves on the contact's behalf.
         await this.inbound('subscribed', contact.jid, from, x('presence', { xmlns: NS.CLIENT, type: 'subscribed', from: contact.bare, to: from.bare }), origin);
