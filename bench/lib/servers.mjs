@@ -119,9 +119,13 @@ export class Gateway {
       // Every bench client comes from 127.0.0.1: per-address limits would measure themselves, not the server.
       MAX_CONNECTIONS_PER_IP: '1000000', MAX_UNAUTHENTICATED_PER_IP: '1000000',
       NEW_CONNECTIONS_PER_IP_PER_SECOND: '1000000', NEW_CONNECTIONS_BURST_PER_IP: '1000000',
+      ...this.settings(),
       ...this.extraEnv,
     };
   }
+
+  /** Settings of a variant of the gateway (lib/cluster.mjs: Redis and PostgreSQL); a scenario's extraEnv still wins. */
+  settings() { return {}; }
 
   /** `user import` of every account in one transaction. @param {string[]} users @param {string} password */
   async createUsers(users, password) {
