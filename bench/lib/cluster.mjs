@@ -8,7 +8,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gateway, cpuSeconds, run } from './servers.mjs';
+import { Gateway, cpuSeconds } from './servers.mjs';
+import { median } from './stats.mjs';
 
 /** The cluster servers and the scenarios each runs (the rest are the single process's and the peers'). */
 export const CLUSTER_SERVERS = {
@@ -287,13 +288,15 @@ export function clusterSection(med, results, fmt) {
 
 /** Redis commands per login, resume and message, with the busiest commands of the last repetition. */
 function redisTable(names, get, results, fmt) {
-  const lines = ['| server | per | Redis commands | of which scripts (EVAL/EVALSHA) | Redis CPU % | busiest commands per unit (last repetition) |', '|---|---|---:|---:|---:|---|'];
+  const lines = ['| server | per | Redis commands | of which scripts (EVAL/EVALSHA) | Redis CPU % | Redis CPU µs per unit | busiest commands per unit (last repetition) |', '|---|---|---:|---:|---:|---:|---|'];
   for (const name of names) {
-    for (const [scen, unit, what] of [['login-rate', 'Login', 'login'], ['resume', 'Resume', 'resume'], ['msg-throughput', 'Msg', 'message']]) {
+    for (const [scen, unit, what, rate] of [['login-rate', 'Login', 'login', 'sessionsPerSec'], ['resume', 'Resume', 'resume', 'resumesPerSec'], ['msg-throughput', 'Msg', 'message', 'msgsPerSec']]) {
       const ops = get(scen, name, `redisOpsPer${unit}`);
       if (ops === undefined) continue;
       const last = results.filter((r) => r.scenario === scen && r.server === name && r.redisTop).at(-1);
-      lines.push(`| ${name} | ${what} | ${fmt(ops, 2)} | ${fmt(get(scen, name, `redisScriptsPer${unit}`), 2)} | ${fmt(get(scen, name, 'redisCpuPct'))} | ${last?.redisTop ?? ''} |`);
+      // Medians of each run's Redis CPU per unit (its share of a core over its rate).
+      const us = median(results.filter((r) => r.scenario === scen && r.server === name && !r.error && r[rate] > 0).map((r) => (1e4 * r.redisCpuPct) / r[rate]));
+      lines.push(`| ${name} | ${what} | ${fmt(ops, 2)} | ${fmt(get(scen, name, `redisScriptsPer${unit}`), 2)} | ${fmt(get(scen, name, 'redisCpuPct'))} | ${fmt(us, 1)} | ${last?.redisTop ?? ''} |`);
     }
   }
   return lines.join('\n');

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const PEERS = join(ROOT, '..', 'shared', 'peers');
+/** ../shared/peers of the project; of the main checkout for a git worktree under /work/wt/<name>. */
+export const PEERS = [join(ROOT, '..', 'shared', 'peers'), join(ROOT, '..', '..', 'shared', 'peers')].find((d) => existsSync(d)) ?? join(ROOT, '..', 'shared', 'peers');
 export const DOMAIN = 'localhost';
 /** One PBKDF2 iteration count for every server: ejabberd's fixed 4096, the gateway's minimum; Prosody reads it per account. */
 export const ITERATIONS = 4096;
