@@ -67,6 +67,9 @@ const opt = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1
 const modeName = flag('--smoke') ? 'smoke' : flag('--quick') ? 'quick' : 'full';
 const mode = structuredClone(MODES[modeName]);
 if (opt('--reps')) mode.reps = Number(opt('--reps'));
+// A run on a busy shared machine needs more time, and repeating disturbed runs only doubles it.
+if (opt('--watchdog')) mode.watchdog = 1000 * Number(opt('--watchdog'));
+if (opt('--retries')) mode.retries = Number(opt('--retries'));
 const onlyProfile = flag('--only-profile');
 const serverNames = onlyProfile ? ['gateway'] : (opt('--servers')?.split(',') ?? mode.servers).filter((s) => ALL_SERVERS.includes(s));
 const scenarioNames = onlyProfile ? [] : (opt('--scenarios')?.split(',') ?? SCENARIOS).filter((s) => SCENARIOS.includes(s));

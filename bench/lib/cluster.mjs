@@ -78,6 +78,7 @@ export class Backing {
     this.redis = this.spawn('/usr/bin/redis-server', ['--port', String(this.redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', rdir, '--protected-mode', 'yes', '--loglevel', 'warning'], {});
     await this.until(() => this.cli(['PING']).trim() === 'PONG', 'redis-server');
     await this.startPostgres();
+    this.log(`redis-server (port ${this.redisPort}) and PostgreSQL (port ${this.pgPort}) in ${this.dirs.join(' ')}`);
   }
 
   /** As test/helpers/postgres.ts: initdb, fsync off, no Unix socket; as `postgres` when we are root (it refuses root). */
