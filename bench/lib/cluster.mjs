@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gateway, cpuSeconds } from './servers.mjs';
+import { Gateway, cpuSeconds, stopChild } from './servers.mjs';
 import { median } from './stats.mjs';
 
 /** The cluster servers and the scenarios each runs (the rest are the single process's and the peers'). */
@@ -145,15 +145,8 @@ export class Backing {
   }
 
   async stop() {
-    for (const child of this.children.reverse()) {
-      if (child.exitCode !== null || child.signalCode !== null) continue;
-      const exited = new Promise((r) => child.once('exit', r));
-      // SIGINT is PostgreSQL's fast shutdown; redis-server stops on it too.
-      child.kill('SIGINT');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10000);
-      await exited;
-      clearTimeout(t);
-    }
+    // SIGINT is PostgreSQL's fast shutdown; redis-server stops on it too.
+    for (const child of this.children.reverse()) await stopChild(child, 'SIGINT', 10000);
     this.children = [];
     this.removeDirs();
   }

@@ -73,6 +73,16 @@ async function waitGone(pid, ms) {
   return gone(pid);
 }
 
+/** Signals a child we spawned and waits for its exit, with SIGKILL after `ms`. */
+export async function stopChild(child, signal, ms) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  const t = setTimeout(() => child.kill('SIGKILL'), ms);
+  await exited;
+  clearTimeout(t);
+}
+
 async function httpStatus(url, method = 'GET', body) {
   try {
     const res = await fetch(url, { method, body, signal: AbortSignal.timeout(2000) });
@@ -162,14 +172,9 @@ export class Gateway {
   }
 
   async stop() {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
+    if (!this.child) return;
     this.stopping = true;
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 30000);
-    await exited;
-    clearTimeout(t);
+    await stopChild(this.child, 'SIGTERM', 30000);
     this.child = undefined;
   }
 }
@@ -312,11 +317,7 @@ export class Echo {
   }
 
   async stop() {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
+    if (this.child) await stopChild(this.child, 'SIGTERM', 30000);
     this.child = undefined;
   }
 }
