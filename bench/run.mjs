@@ -625,7 +625,7 @@ function gaps(med, profiles) {
 // Written from the login and resume profiles of the full runs; it changes when the design does, not per run.
 const CLOSE_THE_GAP = [
   'More than one core for the gateway. Every protocol step of a login or a resume is a round trip with one socket write each (the protocol fixes their number); the rest is spread over Node\'s HTTP and stream machinery, XML, SCRAM, SQLite and the XMPP code (the table above), with no single hot spot left.',
-  'Several gateway processes sharing the listening port, with sessions found and routed between processes through a shared session directory, is the scale-out design (the Redis backend the brief foresees) and would use both cores here.',
+  'Several gateway processes sharing the listening port (`WORKERS=N` with `CLUSTER=redis`, issue 14) use more than one core: the gateway-cluster rows and the "Cluster" section measure them, and what the shared state costs per login, resume and message.',
   'Smaller steps, each a few per cent: an upgrade listener that skips fastify\'s request routing for `/xmpp-websocket` (the design card asks for @fastify/websocket), and building the XML tree in the well-formedness scan instead of a second pass by fast-xml-parser (the design card names fast-xml-parser).',
 ].join(' ');
 
