@@ -13,7 +13,7 @@
 //            --baseline <git-ref> (also run that revision of the gateway, built in a temporary worktree, as gateway@<commit>, taking turns with the current tree)
 import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
-import { cpus, totalmem, release as osRelease } from 'node:os';
+import { cpus, loadavg, totalmem, release as osRelease } from 'node:os';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -23,12 +23,16 @@ import { Histogram, median, now } from './lib/stats.mjs';
 import { summarizeProfile } from './lib/profile.mjs';
 import { SHAPING_OFF, boshAmplification, bystanderPing, slowReader } from './lib/flow.mjs';
 import { BaselineTree, beforeAfter, isGateway } from './lib/baseline.mjs';
+import { Backing, CLUSTER_SERVERS, GatewayCluster, WRITE_THROUGH_OFF, clusterFigures, clusterSection, clusterSetup, writeThroughFigures } from './lib/cluster.mjs';
 
 const PASSWORD = 'bench-Pa55word';
-const ALL_SERVERS = ['gateway', 'prosody', 'ejabberd'];
-const SCENARIOS = ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'ceiling', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping'];
+const ALL_SERVERS = ['gateway', 'prosody', 'ejabberd', ...Object.keys(CLUSTER_SERVERS)];
+const SCENARIOS = ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'ceiling', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping', 'write-through'];
 /** Flow-control scenarios (issue 10) the peers have no equivalent of (the gateway's own limits and settings). */
 const GATEWAY_ONLY = new Set(['slow-reader', 'bosh-amplification', 'shaping']);
+/** Whether `scenario` runs on server `name`: the cluster servers (lib/cluster.mjs) run their own few. */
+const runsOn = (name, scenario) => (CLUSTER_SERVERS[name] ? CLUSTER_SERVERS[name].scenarios.includes(scenario)
+  : scenario !== 'write-through' && (!GATEWAY_ONLY.has(scenario) || isGateway(name)));
 const BODY = 'The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. 0123456789abcdef'.slice(0, 100);
 
 /** Sizes per mode. Times in ms. */
@@ -63,6 +67,9 @@ const opt = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1
 const modeName = flag('--smoke') ? 'smoke' : flag('--quick') ? 'quick' : 'full';
 const mode = structuredClone(MODES[modeName]);
 if (opt('--reps')) mode.reps = Number(opt('--reps'));
+// A run on a busy shared machine needs more time, and repeating disturbed runs only doubles it.
+if (opt('--watchdog')) mode.watchdog = 1000 * Number(opt('--watchdog'));
+if (opt('--retries')) mode.retries = Number(opt('--retries'));
 const onlyProfile = flag('--only-profile');
 const serverNames = onlyProfile ? ['gateway'] : (opt('--servers')?.split(',') ?? mode.servers).filter((s) => ALL_SERVERS.includes(s));
 const scenarioNames = onlyProfile ? [] : (opt('--scenarios')?.split(',') ?? SCENARIOS).filter((s) => SCENARIOS.includes(s));
@@ -159,13 +166,20 @@ async function freePort(preferred) {
 }
 
 // ---------------------------------------------------------------- measuring
-/** CPU of the server process and of this whole generator process (all threads), between two instants. */
-function meter(pid) {
-  const a = { server: pid ? cpuSeconds(pid) : 0, gen: process.cpuUsage(), t: now(), machine: machineBusySeconds(), mono: monoUs() };
+/**
+ * CPU of the server (a cluster server: its processes, Redis and PostgreSQL)
+ * and of this whole generator process (all threads), between two instants;
+ * a cluster server's Redis commands too (`samples`, for clusterFigures).
+ */
+function meter(srv) {
+  const pid = srv?.pid;
+  const serverCpu = () => (srv.cpuSeconds ? srv.cpuSeconds() : cpuSeconds(pid));
+  const s0 = srv?.sample?.();
+  const a = { server: pid ? serverCpu() : 0, gen: process.cpuUsage(), t: now(), machine: machineBusySeconds(), mono: monoUs() };
   return () => {
     const g = process.cpuUsage(a.gen);
     const wall = (now() - a.t) / 1000;
-    const server = pid ? cpuSeconds(pid) - a.server : NaN;
+    const server = pid ? serverCpu() - a.server : NaN;
     const gen = (g.user + g.system) / 1e6;
     const machine = machineBusySeconds() - a.machine;
     return {
@@ -174,6 +188,7 @@ function meter(pid) {
       otherCpuPct: (100 * (machine - gen - (pid ? server : 0))) / wall,
       // CLOCK_MONOTONIC µs, the clock of V8's profiler: the measured window inside a .cpuprofile.
       monoUs: [a.mono, monoUs()],
+      samples: s0 && [s0, srv.sample()],
     };
   };
 }
@@ -249,7 +264,7 @@ async function flows(pool, srv, transport, url, p, firstUser = 0) {
   const endAt = startAt + p.dur;
   const measured = (async () => {
     await sleep(Math.max(0, startAt - now()));
-    const stop = meter(srv.pid);
+    const stop = meter(srv);
     await sleep(Math.max(0, endAt - now()));
     return stop();
   })();
@@ -266,6 +281,7 @@ async function flows(pool, srv, transport, url, p, firstUser = 0) {
     // XEP-0198 <r/> the server sent per delivered message (each answered with <a/>: two more frames).
     ackRequestsPerMsg: sum(res, 'acksAnswered') / Math.max(1, sum(res, 'deliveredAll')),
     serverCpuPct: m?.serverCpuPct, genCpuPct: m?.genCpuPct, otherCpuPct: m?.otherCpuPct, monoUs: m?.monoUs,
+    ...clusterFigures(m?.samples, m?.wall, delivered, 'Msg'),
   };
 }
 
@@ -289,13 +305,14 @@ const SCENARIO_FNS = {
   async 'login-rate'(pool, srv) {
     const p = mode.login;
     const warm = await loginAll(pool, srv.wsUrl, range(p.n, p.n + p.warm), p.c);
-    const stop = meter(srv.pid);
+    const stop = meter(srv);
     const r = await loginAll(pool, srv.wsUrl, range(0, p.n), p.c);
     const m = stop();
     return {
       n: p.n, concurrency: p.c, ok: r.ok, failed: r.failed + warm.failed, errors: [...warm.errors, ...r.errors].slice(0, 3),
       sessionsPerSec: r.ok / ((r.t1Ok - r.t0) / 1000), p50: r.hist.quantile(0.5), p99: r.hist.quantile(0.99),
       loginsPerCpuSec: r.ok / m.serverCpu, serverCpuPct: m.serverCpuPct, genCpuPct: m.genCpuPct, otherCpuPct: m.otherCpuPct, monoUs: m.monoUs, keyCacheMisses: r.misses,
+      ...clusterFigures(m.samples, m.wall, r.ok, 'Login'),
     };
   },
 
@@ -334,7 +351,7 @@ const SCENARIO_FNS = {
     const p = mode.resume;
     const setup = await loginAll(pool, srv.wsUrl, range(0, p.k), p.c);
     await sleep(300);
-    const stop = meter(srv.pid);
+    const stop = meter(srv);
     const parts = await pool.each('resumeRun', () => ({ url: srv.wsUrl, concurrency: Math.max(1, Math.ceil(p.c / pool.workers.length)), timeout: ANSWER_TIMEOUT_MS }));
     const m = stop();
     const hist = merged(parts);
@@ -344,6 +361,7 @@ const SCENARIO_FNS = {
     return {
       k: p.k, concurrency: p.c, setupFailed: setup.failed, ok, failed: sum(parts, 'failed'), errors: [...setup.errors, ...firstErrors(parts)].slice(0, 3),
       resumesPerSec: ok / ((t1 - t0) / 1000), p50: hist.quantile(0.5), p99: hist.quantile(0.99), resumesPerCpuSec: ok / m.serverCpu, serverCpuPct: m.serverCpuPct, genCpuPct: m.genCpuPct, otherCpuPct: m.otherCpuPct, monoUs: m.monoUs,
+      ...clusterFigures(m.samples, m.wall, ok, 'Resume'),
     };
   },
 
@@ -357,18 +375,7 @@ const SCENARIO_FNS = {
 
   /** msg-throughput with inbound shaping at its default, then off, in one run (each on a fresh server). */
   async shaping(pool, srv) {
-    const on = await flows(pool, srv, 'ws', srv.wsUrl, mode.msg);
-    await pool.each('release', () => ({}));
-    await srv.stop();
-    srv.extraEnv = { ...SHAPING_OFF };
-    let off;
-    try {
-      await freshSources(pool);
-      await srv.start();
-      off = await flows(pool, srv, 'ws', srv.wsUrl, mode.msg);
-    } finally {
-      srv.extraEnv = {};
-    }
+    const { on, off } = await onOff(pool, srv, SHAPING_OFF);
     return {
       msgsPerSecOn: on.msgsPerSec, msgsPerSecOff: off.msgsPerSec, onVsOffPct: 100 * (on.msgsPerSec / off.msgsPerSec - 1),
       p99On: on.p99, p99Off: off.p99,
@@ -377,7 +384,27 @@ const SCENARIO_FNS = {
       failedSetup: (on.failedSetup ?? 0) + (off.failedSetup ?? 0), setupErrors: [...(on.setupErrors ?? []), ...(off.setupErrors ?? [])].slice(0, 3),
     };
   },
+
+  /** gateway-redis: msg-throughput with Redis write-through on, then off (lib/cluster.mjs), in one run. */
+  async 'write-through'(pool, srv) {
+    return writeThroughFigures(await onOff(pool, srv, WRITE_THROUGH_OFF));
+  },
 };
+
+/** msg-throughput on the server as configured, then on a fresh one with `offEnv` on top, in one run. */
+async function onOff(pool, srv, offEnv) {
+  const on = await flows(pool, srv, 'ws', srv.wsUrl, mode.msg);
+  await pool.each('release', () => ({}));
+  await srv.stop();
+  srv.extraEnv = { ...offEnv };
+  try {
+    await freshSources(pool);
+    await srv.start();
+    return { on, off: await flows(pool, srv, 'ws', srv.wsUrl, mode.msg) };
+  } finally {
+    srv.extraEnv = {};
+  }
+}
 
 /** Scale point: `total` sessions, of which msg.pairs pairs exchange messages while the rest sit idle. */
 async function scalePoint(pool, srv, total) {
@@ -437,6 +464,12 @@ const ROWS = [
   ['shaping', 'msgsPerSecOn', 'messages/s, inbound shaping at its default', 0, true],
   ['shaping', 'msgsPerSecOff', 'messages/s, inbound shaping off', 0, true],
   ['shaping', 'onVsOffPct', 'shaping on against off, %', 1, true],
+  ['login-rate', 'redisOpsPerLogin', 'Redis commands per login', 1, false],
+  ['resume', 'redisOpsPerResume', 'Redis commands per resume', 1, false],
+  ['msg-throughput', 'redisOpsPerMsg', 'Redis commands per message', 2, false],
+  ['write-through', 'msgsPerSecOn', 'messages/s, Redis write-through on', 0, true],
+  ['write-through', 'msgsPerSecOff', 'messages/s, write-through off (memory)', 0, true],
+  ['write-through', 'costPct', 'write-through cost, % of messages/s', 1, false],
 ];
 
 function medians(results) {
@@ -598,7 +631,7 @@ function gaps(med, profiles) {
 // Written from the login and resume profiles of the full runs; it changes when the design does, not per run.
 const CLOSE_THE_GAP = [
   'More than one core for the gateway. Every protocol step of a login or a resume is a round trip with one socket write each (the protocol fixes their number); the rest is spread over Node\'s HTTP and stream machinery, XML, SCRAM, SQLite and the XMPP code (the table above), with no single hot spot left.',
-  'Several gateway processes sharing the listening port, with sessions found and routed between processes through a shared session directory, is the scale-out design (the Redis backend the brief foresees) and would use both cores here.',
+  'Several gateway processes sharing the listening port (`WORKERS=N` with `CLUSTER=redis`, issue 14) use more than one core: the gateway-cluster rows and the "Cluster" section measure them, and what the shared state costs per login, resume and message.',
   'Smaller steps, each a few per cent: an upgrade listener that skips fastify\'s request routing for `/xmpp-websocket` (the design card asks for @fastify/websocket), and building the XML tree in the well-formedness scan instead of a second pass by fast-xml-parser (the design card names fast-xml-parser).',
 ].join(' ');
 
@@ -690,7 +723,7 @@ async function main() {
   });
   const runMeta = {
     mode: modeName, argv, started: new Date().toISOString(), distBuilt: distTime(), commit: commitOf(),
-    workers: workerCount, servers: names, params: mode,
+    workers: workerCount, servers: names, params: mode, loadavg: loadavg(),
     accounts: Object.fromEntries(names.map((n) => [n, accountsFor(n)])),
     ...(baseline && { baseline: { ref: baseline.ref, commit: baseline.commit, name: baseline.name } }),
   };
@@ -736,6 +769,15 @@ async function main() {
       let p = await freePort(25390);
       while ((await freePort(p + 1000)) !== p + 1000) p = await freePort(p + 7);
       all.push(servers.ejabberd = new Ejabberd({ dir: join(work, 'ejabberd'), port: p, log }));
+    }
+    const clusterNames = serverNames.filter((n) => CLUSTER_SERVERS[n]);
+    if (clusterNames.length) {
+      const backing = new Backing({ redisPort: await freePort(25580), pgPort: await freePort(25590), log });
+      process.once('exit', () => backing.killNow());
+      await backing.start();
+      // Last in `all`: stopped after the gateways that use it.
+      for (const [i, name] of clusterNames.entries()) all.push(servers[name] = new GatewayCluster({ name, backing, dir: join(work, name), port: await freePort(25300 + 10 * i), root: snapshot, log }));
+      all.push(backing);
     }
     if (scenarioNames.includes('ceiling')) all.push(servers['ws-echo'] = new Echo({ dir: join(work, 'echo'), port: await freePort(25480), log }));
 
@@ -791,7 +833,7 @@ async function main() {
         await pool.each('release', () => ({}));
         await srv.stop();
       }
-      return { scenario, server: name, rep, mode: modeName, ...r, quietWaitMs: quiet?.waitedMs, otherBeforePct: quiet?.otherPct, ts: new Date().toISOString() };
+      return { scenario, server: name, rep, mode: modeName, ...r, load1: loadavg()[0], quietWaitMs: quiet?.waitedMs, otherBeforePct: quiet?.otherPct, ts: new Date().toISOString() };
     };
     /** One measured run; repeated (at most mode.retries times) when other load on the machine disturbed it. */
     const runOne = async (scenario, srv, rep, fn) => {
@@ -812,7 +854,7 @@ async function main() {
     };
 
     for (const scenario of scenarioNames) {
-      const turns = scenario === 'ceiling' ? ['ws-echo'] : GATEWAY_ONLY.has(scenario) ? names.filter(isGateway) : names;
+      const turns = scenario === 'ceiling' ? ['ws-echo'] : names.filter((n) => runsOn(n, scenario));
       for (let rep = 1; rep <= mode.reps; rep++) {
         for (const name of turns) results.push(await runOne(scenario, servers[name], rep, SCENARIO_FNS[scenario]));
       }
@@ -864,7 +906,7 @@ async function main() {
   }
 
   const seconds = (Date.now() - started) / 1000;
-  const meta = { ...runMeta, seconds: Math.round(seconds), finished: new Date().toISOString() };
+  const meta = { ...runMeta, seconds: Math.round(seconds), finished: new Date().toISOString(), loadavgEnd: loadavg() };
   await report({ meta, results, scale, discarded, profiles });
   const broken = results.filter((r) => r.error);
   if (broken.length) { log(`${broken.length} scenario run(s) failed`); process.exitCode = 1; }
@@ -883,6 +925,8 @@ async function report({ meta, results, scale, discarded, profiles }) {
   const targetText = targets(med);
   const gapText = gaps(med, profiles);
   const compareText = base ? beforeAfter(results, base, fmt) : '';
+  const clusterText = clusterSection(med, results, fmt);
+  const load = `Load average (1, 5, 15 min) at the start ${meta.loadavg?.map((x) => x.toFixed(2)).join(', ') ?? '?'}, at the end ${meta.loadavgEnd?.map((x) => x.toFixed(2)).join(', ') ?? '?'} (per run: load1 in the raw lines).`;
   const scaleMed = [];
   for (const total of m.scale?.points ?? []) {
     for (const name of servers) {
@@ -904,7 +948,7 @@ async function report({ meta, results, scale, discarded, profiles }) {
   if (failures.length) noise += `\n\nSessions that failed: ${failures.join('; ')}.`;
   const reps = `${m.reps} repetition${m.reps > 1 ? 's' : ''}`;
   const compareHead = base ? `## Before/after: the current tree against ${base} (--baseline ${meta.baseline.ref})` : '';
-  process.stdout.write(`\n## Results (${meta.mode}, medians of ${reps})\n\n${tableText}\n\n${noise}\n\n${base ? `${compareHead}\n\n${compareText}\n\n` : ''}## Targets\n\n${targetText}\n${gapText ? `\n${gapText}\n` : ''}`);
+  process.stdout.write(`\n## Results (${meta.mode}, medians of ${reps})\n\n${tableText}\n\n${noise}\n\n${base ? `${compareHead}\n\n${compareText}\n\n` : ''}## Targets\n\n${targetText}\n${gapText ? `\n${gapText}\n` : ''}${clusterText ? `\n## Cluster\n\n${clusterText}\n` : ''}\n${load}\n`);
   if (scaleMed.length) process.stdout.write(`\n## Scale curve\n\n${scaleTable(scaleMed)}\n`);
   for (const pr of profiles) process.stdout.write(`\n## Gateway CPU profile during ${pr.label}\n\n${profileTable(pr)}\n`);
   if (meta.seconds !== undefined) process.stdout.write(`\nbench finished in ${meta.seconds} s\n`);
@@ -957,6 +1001,7 @@ This run: \`node bench/run.mjs ${meta.argv.join(' ')}\`.
 - slow-reader (gateway only): u0 stores a 60 KB vCard; u1's WebSocket stops reading (socket paused) and asks for it ${m.flow?.slowReader.requests} times; peak RSS (sampled every 50 ms) over ${(m.flow?.slowReader.settle ?? 0) / 1000} s against the bytes sent and the vCard bytes asked for.
 - bosh-amplification (gateway only): u1 stores a 60 KB vCard and sends one BOSH body with ${m.flow?.boshAmp.requests} requests for it, no request to fetch the answers; peak RSS likewise.
 - bystander-ping: u3 sends ${m.flow?.ping.messages} chat messages to offline u2 as fast as its socket takes them (bounces read); meanwhile u4 pings the server back to back; the ping round trips during the flood.
+${clusterSetup(servers)}
 - shaping (gateway only): msg-throughput with \`MAX_INBOUND_BYTES_PER_SECOND\` at its default, then with rate and burst at 1 GiB (as good as off: the schema has no "off"), each on a fresh server.
 
 ## Results (medians)
@@ -964,11 +1009,13 @@ This run: \`node bench/run.mjs ${meta.argv.join(' ')}\`.
 ${tableText}
 
 ${noise}
+
+${load}
 ${base ? `\n${compareHead}\n\n${compareText}\n` : ''}
 ## Targets of issue 6
 
 ${targetText}
-${gapText ? `\n## Targets not met: the gap, what limits it, what would close it\n\n${gapText}\n` : ''}${scaleMed.length ? `\n## Scale curve (${m.scale.reps} repetition per point)\n\n${m.msg.pairs} pairs exchange messages as in msg-throughput while the other sessions sit idle; RSS per session is the idle growth over all sessions, one-time growth included; "marginal" is the growth in idle RSS from the previous point per added session (each point is its own server process).\n\n${scaleTable(scaleMed)}\n` : ''}${profiles.map((pr) => `\n## Gateway CPU profile during ${pr.label}\n\n\`node --cpu-prof\` (${pr.file}, not committed); self time by function, % of non-idle samples in the measured window. Under the profiler: ${underProfiler(pr.run)}.\n\n${profileTable(pr)}\n`).join('')}
+${gapText ? `\n## Targets not met: the gap, what limits it, what would close it\n\n${gapText}\n` : ''}${clusterText ? `\n## Cluster (issue 14 item 6)\n\n${clusterText}\n` : ''}${scaleMed.length ? `\n## Scale curve (${m.scale.reps} repetition per point)\n\n${m.msg.pairs} pairs exchange messages as in msg-throughput while the other sessions sit idle; RSS per session is the idle growth over all sessions, one-time growth included; "marginal" is the growth in idle RSS from the previous point per added session (each point is its own server process).\n\n${scaleTable(scaleMed)}\n` : ''}${profiles.map((pr) => `\n## Gateway CPU profile during ${pr.label}\n\n\`node --cpu-prof\` (${pr.file}, not committed); self time by function, % of non-idle samples in the measured window. Under the profiler: ${underProfiler(pr.run)}.\n\n${profileTable(pr)}\n`).join('')}
 ## Raw results (JSON lines)
 
 \`\`\`jsonl

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const PEERS = join(ROOT, '..', 'shared', 'peers');
+/** ../shared/peers of the project; of the main checkout for a git worktree under /work/wt/<name>. */
+export const PEERS = [join(ROOT, '..', 'shared', 'peers'), join(ROOT, '..', '..', 'shared', 'peers')].find((d) => existsSync(d)) ?? join(ROOT, '..', 'shared', 'peers');
 export const DOMAIN = 'localhost';
 /** One PBKDF2 iteration count for every server: ejabberd's fixed 4096, the gateway's minimum; Prosody reads it per account. */
 export const ITERATIONS = 4096;
@@ -72,6 +73,16 @@ async function waitGone(pid, ms) {
   return gone(pid);
 }
 
+/** Signals a child we spawned and waits for its exit, with SIGKILL after `ms`. */
+export async function stopChild(child, signal, ms) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  const t = setTimeout(() => child.kill('SIGKILL'), ms);
+  await exited;
+  clearTimeout(t);
+}
+
 async function httpStatus(url, method = 'GET', body) {
   try {
     const res = await fetch(url, { method, body, signal: AbortSignal.timeout(2000) });
@@ -119,9 +130,13 @@ export class Gateway {
       // Every bench client comes from 127.0.0.1: per-address limits would measure themselves, not the server.
       MAX_CONNECTIONS_PER_IP: '1000000', MAX_UNAUTHENTICATED_PER_IP: '1000000',
       NEW_CONNECTIONS_PER_IP_PER_SECOND: '1000000', NEW_CONNECTIONS_BURST_PER_IP: '1000000',
+      ...this.settings(),
       ...this.extraEnv,
     };
   }
+
+  /** Settings of a variant of the gateway (lib/cluster.mjs: Redis and PostgreSQL); a scenario's extraEnv still wins. */
+  settings() { return {}; }
 
   /** `user import` of every account in one transaction. @param {string[]} users @param {string} password */
   async createUsers(users, password) {
@@ -157,14 +172,9 @@ export class Gateway {
   }
 
   async stop() {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
+    if (!this.child) return;
     this.stopping = true;
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 30000);
-    await exited;
-    clearTimeout(t);
+    await stopChild(this.child, 'SIGTERM', 30000);
     this.child = undefined;
   }
 }
@@ -307,11 +317,7 @@ export class Echo {
   }
 
   async stop() {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
+    if (this.child) await stopChild(this.child, 'SIGTERM', 30000);
     this.child = undefined;
   }
 }

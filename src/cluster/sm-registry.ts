@@ -3,9 +3,9 @@
  * sessions stay in this process (a Session cannot leave it), and each
  * resumable one has a record and a queue in Redis (sm-scripts.ts) that any
  * node can take over: the journal the SM feature writes through
- * (SmJournal). Writes are sent without waiting (node-redis keeps their
- * order on the connection) except `push`, whose answer the SM feature
- * waits for before the stanza goes to the client. Stale h records stay in
+ * (SmJournal). The fenced writes of one turn go out as one script
+ * (sm-batch.ts); none is waited for except `push`, whose answer the SM
+ * feature waits for before the stanza goes to the client. Stale h records stay in
  * the shared storage (STORAGE=postgres), as with the memory registry.
  */
 import type { SmStateStore } from '../storage/ports/sm-state.js';
@@ -13,7 +13,8 @@ import type { Session } from '../xmpp/session.js';
 import type { SmClaimed, SmJournal, SmRecord, SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
-import { ACK, CLAIM, PUSH, SET, TAKE, decodeItem, encodeItem, fields, smKeys } from './sm-scripts.js';
+import { createSmBatch } from './sm-batch.js';
+import { CLAIM, TAKE, decodeItem, encodeItem, fields, smKeys } from './sm-scripts.js';
 
 export interface SmLog {
   info(obj: object, msg: string): void;
@@ -53,14 +54,12 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   const smids = new WeakMap<Session, string>();
   const fencedHandlers: Array<(smid: string) => void> = [];
   const failed = (err: unknown): void => { log.warn({ err }, 'stream management journal write failed'); };
+  const batch = createSmBatch(redis, keys, failed);
 
   /** A fenced write of hash fields (and a TTL: '' keep, '0' persist, else ms). */
   function set(smid: string, ttl: string, values: Record<string, string | number>): void {
     const h = held.get(smid);
-    if (!h) return;
-    const args = [String(h.epoch), ttl];
-    for (const [k, v] of Object.entries(values)) args.push(k, String(v));
-    redis.eval(SET, { keys: [keys.record(smid), keys.queue(smid)], arguments: args }).catch(failed);
+    if (h) batch.set(smid, h.epoch, ttl, values);
   }
 
   function snapshotOf(session: Session): Record<string, string | number> {
@@ -72,6 +71,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
 
   const journal: SmJournal = {
     open(smid, session, max) {
+      // A new smid: no write of it waits in the batch, which may go out after these.
       held.set(smid, { epoch: 1, max, session });
       smids.set(session, smid);
       redis.hSet(keys.record(smid), {
@@ -83,16 +83,19 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     async push(smid, item) {
       const h = held.get(smid);
       if (!h) return true;
-      const stored = Number(await redis.eval(PUSH, { keys: [keys.record(smid), keys.queue(smid)], arguments: [String(h.epoch), encodeItem(item)] }));
+      const stored = await batch.push(smid, h.epoch, encodeItem(item));
       // No record (Redis lost it): the session goes on from this node's memory.
       if (stored === -1) log.warn({ event: 'sm-record-missing', smid }, 'stream management record missing: this session is no longer resumable elsewhere');
       return stored !== 0;
     },
     ack(smid, n, counterOut) {
       const h = held.get(smid);
-      if (h) redis.eval(ACK, { keys: [keys.record(smid), keys.queue(smid)], arguments: [String(h.epoch), String(n), String(counterOut)] }).catch(failed);
+      if (h) batch.ack(smid, h.epoch, n, counterOut);
     },
-    received: (smid, counterIn) => set(smid, '', { counter_in: counterIn }),
+    received(smid, counterIn) {
+      const h = held.get(smid);
+      if (h) batch.counterIn(smid, h.epoch, counterIn);
+    },
     hibernated(smid, session, at) {
       const h = held.get(smid);
       if (h) set(smid, String((h.max + deps.marginSeconds) * 1000), { hibernated_at: at, ...snapshotOf(session) });
@@ -102,6 +105,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       const h = held.get(smid);
       if (!h) return true;
       held.delete(smid);
+      batch.flush();
       const take = redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(h.epoch), smid] });
       // Unanswered (Redis unreachable): the queue is handed over here, nothing waits for ever.
       const reply = await Promise.race([take, sleep(CLOSE_TIMEOUT_MS)]).catch((err: unknown) => { failed(err); return undefined; });
@@ -109,6 +113,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     find: (smid) => findRecord(smid),
     async claim(smid, epoch) {
+      batch.flush();
       const reply = await redis.eval(CLAIM, {
         keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(epoch), node.id, smid, node.prefix],
       });
@@ -133,6 +138,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   };
 
   async function findRecord(smid: string): Promise<SmRecord | undefined> {
+    batch.flush();
     const [epoch, host, username, resource, anonymous] = await redis.hmGet(keys.record(smid), ['epoch', 'host', 'username', 'resource', 'anonymous']);
     if (!epoch || !host || !username || resource === null || resource === undefined) return undefined;
     return { epoch: Number(epoch), host, username, resource, anonymous: anonymous === '1' };

@@ -37,25 +37,7 @@ export function smKeys(prefix: string): SmKeys {
 
 const FENCE = "local e = redis.call('HGET', KEYS[1], 'epoch') if e ~= ARGV[1] then return e and 0 or -1 end ";
 
-/** KEYS record, queue; ARGV epoch, item. 1 stored, 0 fenced, -1 no record. A hibernating record's TTL covers the queue too. */
-export const PUSH = `${FENCE}
-redis.call('RPUSH', KEYS[2], ARGV[2])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-return 1`;
-
-/** KEYS record, queue; ARGV epoch, n, counter_out: the n oldest stanzas were acknowledged. */
-export const ACK = `${FENCE}
-redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
-redis.call('HSET', KEYS[1], 'counter_out', ARGV[3])
-return 1`;
-
-/** KEYS record, queue; ARGV epoch, ttl ('' keep, '0' persist, else ms), then field, value pairs. */
-export const SET = `${FENCE}
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if ARGV[2] == '0' then redis.call('PERSIST', KEYS[1]) redis.call('PERSIST', KEYS[2])
-elseif ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-return 1`;
+// The fenced writes of a live session (push, ack, set fields) are one batched script: sm-batch.ts.
 
 /** KEYS record, queue, owner's set; ARGV epoch, smid: deletes the record; returns [counter_in, host, username, items] or 0 / -1. */
 export const TAKE = `${FENCE}

@@ -64,6 +64,40 @@ t.test('entries arrive in the order they were sent, each once, and leave the str
   t.equal(b.stats().handled, 100);
 });
 
+t.test('the acknowledgements of one read go out together, each after its handler, and all are answered', async (t) => {
+  const url = redis.url();
+  const a = delivery(t, await member(t, url, 'a'));
+  const bNode = await member(t, url, 'b');
+  // b's commands, watched: how many ACK scripts are waiting for Redis at once.
+  let waiting = 0;
+  let most = 0;
+  const order: string[] = [];
+  const watched = new Proxy(bNode.redis, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      if (prop !== 'eval') return value.bind(target);
+      return (script: string, options: unknown) => {
+        const call = (value as (s: string, o: unknown) => Promise<unknown>).call(target, script, options);
+        if (!script.includes('XACK')) return call;
+        order.push('ack');
+        most = Math.max(most, ++waiting);
+        return call.finally(() => { waiting--; });
+      };
+    },
+  });
+  const b = delivery(t, { ...bNode, redis: watched } as ClusterNode, { batch: 20 });
+  b.onEntry(async (entry) => { order.push(entry.to); });
+  // In b's inbox before it reads: one read gets all 20.
+  for (let i = 0; i < 20; i++) await a.send('b', stanza(`u${i}@x/r`));
+  await b.start();
+  await eventually(() => b.stats().handled === 20 && waiting === 0, { message: '20 entries handled and acknowledged' });
+  t.equal(most, 20, 'the 20 ACKs were sent without waiting for one another');
+  t.same(order, Array.from({ length: 20 }, (_, i) => [`u${i}@x/r`, 'ack']).flat(), 'each ACK after its own handler, in order');
+  const c = await client(t, url);
+  t.equal(await c.xLen(`${keyPrefix(url)}inbox:b`), 0, 'all of them applied: the stream is empty');
+});
+
 t.test('a close entry comes through with its fields', async (t) => {
   const url = redis.url();
   const a = delivery(t, await member(t, url, 'a'));

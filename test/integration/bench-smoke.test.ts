@@ -72,3 +72,21 @@ t.test('--baseline: SIGINT during the build still removes the worktree', async (
   const work = /work folder (\S+)/.exec(out)?.[1];
   t.ok(work && !existsSync(work), 'so is the work folder');
 });
+
+t.test('--smoke on gateway-cluster: two workers on a Redis and a PostgreSQL the bench starts log in, and their Redis commands are counted', async (t) => {
+  t.setTimeout(120_000);
+  const { code, out } = await bench(['--smoke', '--servers', 'gateway-cluster', '--scenarios', 'login-rate']);
+  t.equal(code, 0, `the benchmark exits 0\n${out.slice(-2000)}`);
+  t.match(out, /^\| login-rate \| logins\/s \(open[^|]*\| [\d,.]+ \|/m, 'the cluster logged in');
+  t.match(out, /^\| login-rate \| Redis commands per login \| [\d,.]+ \|/m, 'Redis commands per login, measured');
+  t.match(out, /^\| gateway-cluster \| login \| [\d,.]+ \| [\d,.]+ \|/m, 'the Cluster section lists them');
+  const work = /work folder (\S+)/.exec(out)?.[1];
+  t.ok(work && !existsSync(work), 'the work folder is gone');
+  const dirs = /and PostgreSQL \(port \d+\) in (.+)$/m.exec(out)?.[1].split(' ') ?? [];
+  t.equal(dirs.length, 2, 'the run logged the folders of its Redis and PostgreSQL');
+  const running = spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).stdout;
+  for (const dir of dirs) {
+    t.notOk(existsSync(dir), `${dir} is removed`);
+    t.notOk(running.includes(dir), `no process of ${dir} is left`);
+  }
+});
