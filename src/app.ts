@@ -141,7 +141,10 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   http.addHook('onReady', async () => { ready = true; });
   if (cluster && !opts.boshForwarder) advertiseOnListen(http, config, cluster.boshForwarder, log);
 
-  async function shutdown(): Promise<void> {
+  // One end, whichever is asked for first (a test's teardown may ask again after a leave).
+  let ending: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => (ending ??= endSessions());
+  async function endSessions(): Promise<void> {
     ready = false;
     xmpp.closeSessions();
     // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
@@ -164,12 +167,14 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     websocket: websocketTransport,
     cluster,
     shutdown,
-    async leave() {
+    leave() {
       if (!cluster) return shutdown();
-      ready = false;
-      await rollOut({ http, xmpp, transports: [websocketTransport, bosh], cluster, drainMs: config.clusterDrainTimeout * 1000, log });
-      await http.close();
-      await storage.close();
+      return ending ??= (async () => {
+        ready = false;
+        await rollOut({ http, xmpp, transports: [websocketTransport, bosh], cluster, drainMs: config.clusterDrainTimeout * 1000, log });
+        await http.close();
+        await storage.close();
+      })();
     },
     shutdownProgress: () => xmpp.shutdownProgress(),
   };

@@ -52,6 +52,8 @@ export async function rollOut(deps: RollDeps): Promise<void> {
   // A stream that slipped in meanwhile (an upgrade already past the check) goes the same way.
   xmpp.dropTransports();
   await cluster.leave();
+  // What nobody resumed stays in Redis as a dead node's would, whatever its end here does.
+  cluster.release();
   await xmpp.drain();
   await cluster.close();
 }

@@ -33,6 +33,13 @@ export interface RedisSmRegistry extends SmRegistry {
   snapshot(session: Session): void;
   /** Another node claimed `smid` with `epoch` (the sm-fenced channel). */
   fenced(smid: string, epoch: number): void;
+  /**
+   * A rolling restart, after the node left: its sessions stay in Redis as
+   * they are, for the survivor (sm-orphans.ts) or a resumption anywhere.
+   * Nothing more is written, and a local end hands nothing over (close
+   * answers false: the session lives on in Redis).
+   */
+  leave(): void;
 }
 
 export interface RedisSmDeps {
@@ -50,6 +57,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   const { redis } = node;
   const keys = smKeys(node.prefix);
   const held = new Map<string, Held>();
+  let left = false;
   const smids = new WeakMap<Session, string>();
   const fencedHandlers: Array<(smid: string) => void> = [];
   const failed = (err: unknown): void => { log.warn({ err }, 'stream management journal write failed'); };
@@ -57,7 +65,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   /** A fenced write of hash fields (and a TTL: '' keep, '0' persist, else ms). */
   function set(smid: string, ttl: string, values: Record<string, string | number>): void {
     const h = held.get(smid);
-    if (!h) return;
+    if (!h || left) return;
     const args = [String(h.epoch), ttl];
     for (const [k, v] of Object.entries(values)) args.push(k, String(v));
     redis.eval(SET, { keys: [keys.record(smid), keys.queue(smid)], arguments: args }).catch(failed);
@@ -82,7 +90,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     async push(smid, item) {
       const h = held.get(smid);
-      if (!h) return true;
+      if (!h || left) return true;
       const stored = Number(await redis.eval(PUSH, { keys: [keys.record(smid), keys.queue(smid)], arguments: [String(h.epoch), encodeItem(item)] }));
       // No record (Redis lost it): the session goes on from this node's memory.
       if (stored === -1) log.warn({ event: 'sm-record-missing', smid }, 'stream management record missing: this session is no longer resumable elsewhere');
@@ -90,7 +98,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     ack(smid, n, counterOut) {
       const h = held.get(smid);
-      if (h) redis.eval(ACK, { keys: [keys.record(smid), keys.queue(smid)], arguments: [String(h.epoch), String(n), String(counterOut)] }).catch(failed);
+      if (h && !left) redis.eval(ACK, { keys: [keys.record(smid), keys.queue(smid)], arguments: [String(h.epoch), String(n), String(counterOut)] }).catch(failed);
     },
     received: (smid, counterIn) => set(smid, '', { counter_in: counterIn }),
     hibernated(smid, session, at) {
@@ -102,6 +110,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       const h = held.get(smid);
       if (!h) return true;
       held.delete(smid);
+      if (left) return false;
       const take = redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(h.epoch), smid] });
       // Unanswered (Redis unreachable): the queue is handed over here, nothing waits for ever.
       const reply = await Promise.race([take, sleep(CLOSE_TIMEOUT_MS)]).catch((err: unknown) => { failed(err); return undefined; });
@@ -155,6 +164,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       const smid = smids.get(session);
       if (smid !== undefined && held.get(smid)?.session === session) set(smid, '', snapshotOf(session));
     },
+    leave() { left = true; },
     fenced(smid, epoch) {
       const h = held.get(smid);
       if (!h || h.epoch >= epoch) return;
