@@ -15,7 +15,7 @@ import { readmeLocations, startNginx } from '../helpers/nginx.js';
 import { client, xml, type XmppClient, type XmlEl } from '../helpers/xmppjs.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 
-const PAIRS = Number(process.env.PAIRS ?? 20);
+const PAIRS = 20;
 /** Each client sends one message to its partner this often while online. */
 const SEND_EVERY_MS = 400;
 
@@ -88,19 +88,13 @@ t.test('a rolling restart of three nodes under traffic between 20 pairs: every m
   for (const node of cluster.nodes) {
     const exit = await cluster.kill(node.index, 'SIGTERM');
     t.same(exit, { code: 0, signal: null }, `${node.id} left by itself on SIGTERM`);
-    t.ok(node.events().some((e) => e.event === 'cluster-drained') || node.log().includes('cluster-drained'), `${node.id} drained its transports`);
-    if (process.env.ROLL_DEBUG) (await import('node:fs')).writeFileSync(`/tmp/roll-${node.id}.log`, node.log());
+    const drained = node.events().find((e) => e.event === 'cluster-drained');
+    t.equal(drained?.left, 0, `${node.id} dropped its transports and every client resumed elsewhere while it waited (${JSON.stringify(drained)})`);
     await cluster.restart(node.index);
     await sleep(1500);
   }
-  await eventually(() => peers.every((p) => p.xmpp.status === 'online'), { timeout: 15_000, message: 'every client back online' }).catch(async (err: unknown) => {
-    if (process.env.ROLL_DEBUG) {
-      const fs = await import('node:fs');
-      for (const n of cluster.nodes) fs.writeFileSync(`/tmp/roll-${n.id}-stuck.log`, n.log());
-      fs.cpSync(nginx.dir, '/tmp/roll-nginx', { recursive: true });
-      for (const p of peers) console.error(p.name, p.xmpp.status, 'resumed', p.resumed);
-    }
-    throw err;
+  await eventually(() => peers.every((p) => p.xmpp.status === 'online'), {
+    timeout: 15_000, message: () => `every client back online: ${peers.filter((p) => p.xmpp.status !== 'online').map((p) => `${p.name} ${p.xmpp.status}`).join(', ')}`,
   });
   await sleep(1000);
   running = false;
@@ -108,12 +102,9 @@ t.test('a rolling restart of three nodes under traffic between 20 pairs: every m
 
   const sent = peers.flatMap((p) => p.sent);
   const received = peers.flatMap((p) => p.received);
-  await eventually(() => new Set(peers.flatMap((p) => p.received)).size >= sent.length, { timeout: 20_000, message: () => `every message to arrive (${new Set(peers.flatMap((p) => p.received)).size} of ${sent.length})` }).catch(() => undefined);
+  // Counted below whatever the outcome: a message still missing after this wait is reported as lost.
+  await eventually(() => new Set(peers.flatMap((p) => p.received)).size >= sent.length, { timeout: 20_000, message: 'every message to arrive' }).catch(() => undefined);
   const got = peers.flatMap((p) => p.received);
-  if (process.env.ROLL_DEBUG) {
-    for (const p of peers) console.error(p.name, p.xmpp.status, 'resumed', p.resumed, 'sent', p.sent.length, 'got', p.received.length, 'q', p.xmpp.streamManagement.outbound_q.length, 'in', p.xmpp.streamManagement.inbound);
-    for (const n of cluster.nodes) (await import('node:fs')).writeFileSync(`/tmp/roll-${n.id}-after.log`, n.log());
-  }
   const counts = new Map<string, number>();
   for (const id of got) counts.set(id, (counts.get(id) ?? 0) + 1);
   const lost = sent.filter((id) => !counts.has(id));
