@@ -17,7 +17,7 @@ import type { ShutdownProgress } from './shutdown.js';
 import { startCluster, type Cluster } from './cluster/index.js';
 import { registerClusterMetrics } from './cluster/metrics.js';
 import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward.js';
-import { rollOut } from './roll.js';
+import { othersAlive, rollOut } from './roll.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
@@ -171,6 +171,8 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       if (!cluster) return shutdown();
       return ending ??= (async () => {
         ready = false;
+        // The last node (or Redis unreachable): nobody could take the sessions over; they end here.
+        if (!(await othersAlive(cluster))) return endSessions();
         await rollOut({ http, xmpp, transports: [websocketTransport, bosh], cluster, drainMs: config.clusterDrainTimeout * 1000, log });
         await http.close();
         await storage.close();

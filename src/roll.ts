@@ -39,6 +39,30 @@ export interface RollDeps {
   readonly log: Log;
 }
 
+/** How long the last-node check may take before it is taken as "no other node" (Redis unreachable). */
+const MEMBERS_TIMEOUT_MS = 2000;
+
+/**
+ * Whether another live node could take this one's sessions over. Not when
+ * this is the last node (a whole cluster stopping, or the last worker of
+ * WORKERS=N), nor when Redis cannot say: then nobody would resume or time
+ * out what was left in Redis, and the sessions must be ended and their
+ * queues stored offline, as a single process does.
+ */
+export async function othersAlive(cluster: Cluster): Promise<boolean> {
+  if (!cluster.ready()) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string[]>((r) => { timer = setTimeout(() => r([]), MEMBERS_TIMEOUT_MS); });
+  try {
+    const members = await Promise.race([cluster.node.members(), timeout]);
+    return members.some((id) => id !== cluster.node.id);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Everything of the rolling restart but closing HTTP and storage (app.ts does both after). */
 export async function rollOut(deps: RollDeps): Promise<void> {
   const { xmpp, cluster, log } = deps;
