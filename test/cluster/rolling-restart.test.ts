@@ -8,7 +8,8 @@
  * unacknowledged stanza once, also one that arrived during the drain; a
  * session without SM gets system-shutdown; a session nobody resumed during
  * the drain is still resumable afterwards, and one that never is gets
- * handed over (offline) by the survivor, once.
+ * handed over (offline) by the survivor, once. The last node of a cluster
+ * ends its sessions as a single process does.
  */
 import t, { type Test } from 'tap';
 import { NS, x, type XmlElement } from '../../src/xml/index.js';
@@ -19,6 +20,7 @@ import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { plain } from '../helpers/scram-client.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
+import { openPostgresStorage } from '../../src/storage/postgres/index.js';
 
 const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
@@ -132,4 +134,19 @@ t.test('a session nobody resumed during the drain stays resumable after the node
   await sleep(1500);
   t.equal(await n2.server.storage.offline.count('localhost', 'dave'), 1, 'once');
   t.ok(dave.c.closed, "dave's transport was dropped");
+});
+
+t.test('the last node of the cluster ends its sessions as a single process does: system-shutdown, the unacknowledged stored offline', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', CLUSTER_DRAIN_TIMEOUT: '2' });
+  const only = await startGateway(t, 'only', opts);
+  await addUsers(only, ['alice', 'bob']);
+  const bob = await ws(t, only, 'bob', 'desk');
+  const alice = await smWith(t, only, only, bob, 'alice', ['m1', 'm2']);
+  await only.server.app.leave();
+  const error = await alice.c.until((el) => el.local === 'error');
+  t.equal(streamErrorCondition(error), 'system-shutdown', 'no other node to resume on: the session is ended');
+  // The app closed its storage with it: read through a connection of our own.
+  const storage = await openPostgresStorage({ url: opts.databaseUrl });
+  const stored = await storage.offline.list('localhost', 'alice').finally(() => storage.close());
+  t.same(stored.map((m) => /id=['"](m\d)['"]/.exec(m.stanza)?.[1]).sort(), ['m1', 'm2'], 'its unacknowledged messages are stored offline, not left in Redis');
 });
