@@ -159,7 +159,9 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       return;
     }
     // The session went away meanwhile: route it again (another resource, offline storage, or an error),
-    // once the directory has settled: it may have just been resumed on another node (journal.ts).
+    // once the directory has settled: it may have just been resumed on another node (journal.ts). Not
+    // awaited: entries for a session that is gone for good must not hold the inbox a second each; the
+    // core's drain (a clean stop) waits for it, a crash within that second does not.
     if (to.resource) return routeWhenSettled(c, to, el);
     await c.router.route(null, el, to);
   }
