@@ -19,6 +19,7 @@ import type { ShutdownProgress } from './shutdown.js';
 import { startCluster, type Cluster } from './cluster/index.js';
 import { registerClusterMetrics } from './cluster/metrics.js';
 import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward.js';
+import { othersAlive, rollOut } from './roll.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
@@ -39,6 +40,14 @@ export interface App {
   readonly metricsHttp: FastifyInstance | undefined;
   /** Stops accepting, closes every session with system-shutdown, leaves the cluster, then the listener and storage. */
   shutdown(): Promise<void>;
+  /**
+   * CLUSTER=redis, SIGTERM (a rolling restart, roll.ts): not ready, takes
+   * nothing new, drops every transport so resumable sessions resume on
+   * other nodes (the others are closed with system-shutdown), leaves the
+   * cluster, then closes the listener and storage. Without a cluster it is
+   * shutdown().
+   */
+  leave(): Promise<void>;
   /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
   shutdownProgress(): ShutdownProgress;
 }
@@ -140,6 +149,25 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   http.addHook('onReady', async () => { ready = true; });
   if (cluster && !opts.boshForwarder) advertiseOnListen(http, config, cluster.boshForwarder, log);
 
+  // One end, whichever is asked for first (a test's teardown may ask again after a leave).
+  let ending: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => (ending ??= endSessions());
+  async function endSessions(): Promise<void> {
+    ready = false;
+    xmpp.closeSessions();
+    // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
+    // their sessions, to be stored offline with the rest before the flush.
+    bosh.shutdown();
+    // Leave before the drain: nothing more is addressed to us, and what is left in our inbox
+    // is routed (offline) with the rest; the modules keep their Redis until close.
+    await cluster?.leave();
+    await xmpp.drain();
+    await cluster?.close();
+    await http.close();
+    await monitoring.close();
+    await storage.close();
+  }
+
   return {
     http,
     core,
@@ -148,20 +176,18 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     websocket: websocketTransport,
     cluster,
     metricsHttp: monitoring.metricsHttp,
-    async shutdown() {
-      ready = false;
-      xmpp.closeSessions();
-      // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
-      // their sessions, to be stored offline with the rest before the flush.
-      bosh.shutdown();
-      // Leave before the drain: nothing more is addressed to us, and what is left in our inbox
-      // is routed (offline) with the rest; the modules keep their Redis until close.
-      await cluster?.leave();
-      await xmpp.drain();
-      await cluster?.close();
-      await http.close();
-      await monitoring.close();
-      await storage.close();
+    shutdown,
+    leave() {
+      if (!cluster) return shutdown();
+      return ending ??= (async () => {
+        ready = false;
+        // The last node (or Redis unreachable): nobody could take the sessions over; they end here.
+        if (!(await othersAlive(cluster))) return endSessions();
+        await rollOut({ http, xmpp, transports: [websocketTransport, bosh], cluster, drainMs: config.clusterDrainTimeout * 1000, log });
+        await http.close();
+        await monitoring.close();
+        await storage.close();
+      })();
     },
     shutdownProgress: () => xmpp.shutdownProgress(),
   };

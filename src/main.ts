@@ -47,7 +47,9 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeout * 1000);
     timer.unref();
-    app.shutdown().then(() => {
+    // CLUSTER=redis: SIGTERM is a rolling restart (sessions resume on the other nodes); a lost lease
+    // ends them, as the others have taken this node's sessions over already.
+    (app.cluster && !failed ? app.leave() : app.shutdown()).then(() => {
       app.http.log.info({ event: 'shutdown-complete', ...app.shutdownProgress() }, 'shut down');
       process.exit(failed ? 1 : 0);
     }, (err: unknown) => {

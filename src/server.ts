@@ -67,6 +67,8 @@ export interface XmppServer {
   readonly registry: Registry;
   /** Closes every session with system-shutdown; what their transports give back afterwards is still stored (drain). */
   closeSessions(): void;
+  /** A rolling restart (CLUSTER=redis): resumable sessions lose their transport and hibernate, the others close (Core.dropTransports). */
+  dropTransports(): void;
   /** Runs what the closed sessions left (routes, offline writes) and stops the features' timers; storage stays open. */
   drain(): Promise<void>;
   /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
@@ -166,6 +168,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
       ledger.begin();
       core.shutdown();
     },
+    dropTransports: () => core.dropTransports(),
     async drain() {
       // What the closed sessions' and their accounts' queues still hold runs (core.ts): stanzas
       // are routed, then unacked and undelivered messages are stored offline.

@@ -4,8 +4,13 @@
  * the Redis cluster named `<NODE_ID>-w<i>`. The primary serves nothing: it
  * forks, restarts a worker that dies (same name, so the new one reads what
  * was addressed to the old one), passes SIGTERM/SIGINT on and exits once
- * every worker has (through `exit`: only main.ts ends the process): each
- * shuts down as a single process does.
+ * every worker has (through `exit`: only main.ts ends the process).
+ *
+ * The signal goes to one worker at a time: each leaves as in a rolling
+ * restart (roll.ts), its clients resuming on the workers still running (or
+ * on other machines), and the last one, alone in the cluster, ends its
+ * sessions and stores their queues offline as a single process does, so a
+ * stopped machine strands nothing in Redis.
  */
 import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -45,16 +50,25 @@ export function supervise(plan: WorkerPlan, log: (line: string) => void, exit: (
     if (stopping) {
       if (code !== 0) exitCode = 1;
       if (byWorker.size === 0) exit(exitCode);
+      else signalNext();
       return;
     }
     log(`worker ${index} exited (${signal ?? `code ${code}`}); starting it again`);
     setTimeout(() => { if (!stopping) fork(index); }, RESTART_DELAY_MS).unref();
   });
+  let stopSignal: NodeJS.Signals = 'SIGTERM';
+  const signalNext = (): void => {
+    for (const id of byWorker.keys()) {
+      const worker = cluster.workers?.[id];
+      if (worker) return void worker.process.kill(stopSignal);
+    }
+  };
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
+    stopSignal = signal;
     if (byWorker.size === 0) exit(0);
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+    else signalNext();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -12,6 +12,7 @@ import type { ModuleContext } from '../xmpp/context.js';
 import type { Session } from '../xmpp/session.js';
 import type { StreamErrorCondition } from '../xmpp/errors.js';
 import { handOver } from '../xmpp/hand-over.js';
+import { routeWhenSettled } from '../xmpp/features/stream-management/journal.js';
 import { PRIORITY } from '../xmpp/priorities.js';
 import { isPromise, type Outcome } from '../xmpp/pipeline.js';
 import { DeliveryRefused, type InboxEntry } from './delivery.js';
@@ -174,7 +175,11 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       session.send(el);
       return;
     }
-    // The session went away meanwhile: route it again (another resource, offline storage, or an error).
+    // The session went away meanwhile: route it again (another resource, offline storage, or an error),
+    // once the directory has settled: it may have just been resumed on another node (journal.ts). Not
+    // awaited: entries for a session that is gone for good must not hold the inbox a second each; the
+    // core's drain (a clean stop) waits for it, a crash within that second does not.
+    if (to.resource) return routeWhenSettled(c, to, el);
     await c.router.route(null, el, to);
   }
 

@@ -40,6 +40,8 @@ export interface Cluster {
   leave(): Promise<void>;
   /** After leave and the core's drain: stops the modules and closes Redis. */
   close(): Promise<void>;
+  /** A rolling restart, after leave(): the sessions this node still holds are left in Redis for a survivor (ClusterModule.release). */
+  release(): void;
   /** leave() then close(). */
   stop(): Promise<void>;
 }
@@ -156,6 +158,9 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
         if (handled > 0) clusterLog.info({ event: 'cluster-inbox-drained', inbox: id, entries: handled }, 'handled what was left in our inbox');
       }, LEAVE_TIMEOUT_MS);
       if (!done) clusterLog.warn({ event: 'cluster-leave-timeout' }, 'leaving the cluster failed or timed out (Redis unreachable?): a survivor will drain our inbox');
+    },
+    release() {
+      for (const m of modules) m.release?.();
     },
     async close() {
       if (closed) return;

@@ -35,4 +35,10 @@ export interface ClusterModule {
   start?(): Promise<void>;
   /** The node has left the cluster and drained its inbox; Redis is still connected. */
   stop?(): Promise<void>;
+  /**
+   * A rolling restart, after leave (roll.ts): what the module still holds
+   * for sessions of this node stays in Redis for the others, untouched by
+   * whatever happens to them in this process from now on.
+   */
+  release?(): void;
 }

@@ -38,6 +38,8 @@ class RemoteConn implements Conn {
     if (this.stub && (el.name === 'message' || el.name === 'presence' || el.name === 'iq')) this.sink.stanza(this.stub, this.node, el);
   }
   close(): void {}
+  /** A stub's transport is its owner's business: only local sessions are dropped. */
+  drop(): void {}
   attach(): void {}
 }
 

@@ -37,6 +37,11 @@ export interface Orphans {
    * would. On a work queue of the core, which the server's drain waits for.
    */
   stop(ctx: ModuleContext): void;
+  /**
+   * A rolling restart: nothing waiting here is handed over by this node;
+   * the records stay in its set, for the survivor told of its departure.
+   */
+  release(): void;
   readonly size: number;
 }
 
@@ -125,6 +130,10 @@ export function createOrphans(deps: OrphanDeps): Orphans {
         // The drain waits RETRY_MS at most: with Redis unreachable the record stays, for a restart to take over.
         c.queues.deliveries.after(`sm-orphan:${smid}`, () => Promise.race([expire(smid), sleep(RETRY_MS)]));
       }
+    },
+    release() {
+      for (const orphan of waiting.values()) clearTimeout(orphan.timer);
+      waiting.clear();
     },
     get size() { return waiting.size; },
   };

@@ -34,6 +34,13 @@ export interface RedisSmRegistry extends SmRegistry {
   snapshot(session: Session): void;
   /** Another node claimed `smid` with `epoch` (the sm-fenced channel). */
   fenced(smid: string, epoch: number): void;
+  /**
+   * A rolling restart, after the node left: its sessions stay in Redis as
+   * they are, for the survivor (sm-orphans.ts) or a resumption anywhere.
+   * Nothing more is written, and a local end hands nothing over (close
+   * answers false: the session lives on in Redis).
+   */
+  leave(): void;
 }
 
 export interface RedisSmDeps {
@@ -51,6 +58,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   const { redis } = node;
   const keys = smKeys(node.prefix);
   const held = new Map<string, Held>();
+  let left = false;
   const smids = new WeakMap<Session, string>();
   const fencedHandlers: Array<(smid: string) => void> = [];
   const failed = (err: unknown): void => { log.warn({ err }, 'stream management journal write failed'); };
@@ -59,7 +67,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   /** A fenced write of hash fields (and a TTL: '' keep, '0' persist, else ms). */
   function set(smid: string, ttl: string, values: Record<string, string | number>): void {
     const h = held.get(smid);
-    if (h) batch.set(smid, h.epoch, ttl, values);
+    if (!h || left) return;
+    batch.set(smid, h.epoch, ttl, values);
   }
 
   function snapshotOf(session: Session): Record<string, string | number> {
@@ -82,7 +91,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     async push(smid, item) {
       const h = held.get(smid);
-      if (!h) return true;
+      if (!h || left) return true;
       const stored = await batch.push(smid, h.epoch, encodeItem(item));
       // No record (Redis lost it): the session goes on from this node's memory.
       if (stored === -1) log.warn({ event: 'sm-record-missing', smid }, 'stream management record missing: this session is no longer resumable elsewhere');
@@ -90,11 +99,11 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     ack(smid, n, counterOut) {
       const h = held.get(smid);
-      if (h) batch.ack(smid, h.epoch, n, counterOut);
+      if (h && !left) batch.ack(smid, h.epoch, n, counterOut);
     },
     received(smid, counterIn) {
       const h = held.get(smid);
-      if (h) batch.counterIn(smid, h.epoch, counterIn);
+      if (h && !left) batch.counterIn(smid, h.epoch, counterIn);
     },
     hibernated(smid, session, at) {
       const h = held.get(smid);
@@ -106,6 +115,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       if (!h) return true;
       held.delete(smid);
       batch.flush();
+      if (left) return false;
       const take = redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(h.epoch), smid] });
       // Unanswered (Redis unreachable): the queue is handed over here, nothing waits for ever.
       const reply = await Promise.race([take, sleep(CLOSE_TIMEOUT_MS)]).catch((err: unknown) => { failed(err); return undefined; });
@@ -161,6 +171,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       const smid = smids.get(session);
       if (smid !== undefined && held.get(smid)?.session === session) set(smid, '', snapshotOf(session));
     },
+    // What this turn queued still goes out: the journal stays whole in Redis for whoever resumes.
+    leave() { batch.flush(); left = true; },
     fenced(smid, epoch) {
       const h = held.get(smid);
       if (!h || h.epoch >= epoch) return;

@@ -66,6 +66,10 @@ export function createSmModule({ node, log, config }: ClusterServices): SmModule
       // This NODE_ID's sessions from a previous run (a crash, then a restart) time out as a dead node's do.
       for (const id of [node.id, ...deadBeforeStart.splice(0)]) await parts?.orphans.adoptNode(id);
     },
+    release() {
+      parts?.registry.leave();
+      parts?.orphans.release();
+    },
     async stop() {
       await sub?.unsubscribe(keys.channel).catch(() => undefined);
       sub?.destroy();

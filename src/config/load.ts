@@ -90,6 +90,10 @@ function crossCheck(c: Config): string[] {
     // Every node must see the same accounts and rosters: an embedded SQLite file is one process's.
     if (c.storage !== 'postgres') problems.push('STORAGE=sqlite is invalid with CLUSTER=redis: expected STORAGE=postgres (the nodes share one database)');
     if (c.smBackend !== 'redis') problems.push('SM_BACKEND=memory is invalid with CLUSTER=redis: expected SM_BACKEND=redis (a session must resume on any node)');
+    // SIGTERM's drain (src/roll.ts) runs within the shutdown's bound, with time left to leave the cluster.
+    if (c.clusterDrainTimeout >= c.shutdownTimeout) {
+      problems.push(`CLUSTER_DRAIN_TIMEOUT=${c.clusterDrainTimeout} is invalid with SHUTDOWN_TIMEOUT=${c.shutdownTimeout}: expected less than SHUTDOWN_TIMEOUT (the node must leave the cluster before the shutdown is cut short)`);
+    }
   } else {
     if (c.smBackend === 'redis') problems.push('SM_BACKEND=redis is invalid with CLUSTER=none: expected CLUSTER=redis and REDIS_URL');
     // Each worker is a process of its own: without the shared state, a session would only exist in one of them.

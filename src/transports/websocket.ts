@@ -67,7 +67,7 @@ class WsConn implements Conn {
   readonly input: InputPump;
   /** Why the input is not being read, while it is not. */
   pausedFor: 'output' | 'rate' | undefined;
-  /** Dropped as a slow consumer: the session has been told already. */
+  /** Dropped (a slow consumer, or the node leaving): the session has been told already. */
   dropped = false;
   /** For the per-address limits: follows the session the transport carries, also after a resumption. */
   get authenticated(): boolean { return this.session.authenticated; }
@@ -132,6 +132,21 @@ class WsConn implements Conn {
     // RFC 7395 §3.6: wait (bounded) for the peer's <close/>, then end the connection.
     this.#closing = setTimeout(() => this.ws.terminate(), this.opts.closeTimeout * 1000);
     this.#closing.unref();
+  }
+
+  /**
+   * Conn.drop (a rolling restart): RFC 6455 §7.4.1 close code 1001 "going
+   * away", without RFC 7395's <close/> or a stream error, so the client
+   * sees a lost connection and resumes elsewhere (XEP-0198 §5). Frames not
+   * yet written go back to the session (its XEP-0198 queue keeps them).
+   */
+  drop(): void {
+    if (this.#ended || this.#closing) return;
+    this.dropped = true;
+    const session = this.session;
+    this.ended();
+    this.ws.close(1001, 'server going away');
+    if (!session.destroyed) session.transportLost('the server is going away (rolling restart)');
   }
 
   /** The peer closed the WebSocket or answered our <close/>: frames that never left go back to the session. */
@@ -230,9 +245,16 @@ function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, o
   session.element(el);
 }
 
+export interface WebSocketTransport {
+  stats(): WebSocketStats;
+  /** A rolling restart: new WebSocket upgrades get 503; the open connections go on until the core drops them. */
+  stopAccepting(): void;
+}
+
 /** Registers the RFC 7395 endpoint on `app` (which has @fastify/websocket). */
-export function registerWebSocket(app: FastifyInstance, host: TransportHost, opts: WebSocketOptions, log: Log): { stats(): WebSocketStats } {
+export function registerWebSocket(app: FastifyInstance, host: TransportHost, opts: WebSocketOptions, log: Log): WebSocketTransport {
   const conns = new Set<WsConn>();
+  let accepting = true;
   let peakBufferedBytes = 0;
   const deps: WsConnDeps = {
     metrics: host.metrics,
@@ -261,6 +283,11 @@ export function registerWebSocket(app: FastifyInstance, host: TransportHost, opt
     childLoggerFactory: sessionRouteLogger,
     preValidation: async (req: FastifyRequest, reply) => {
       if (req.headers.upgrade?.toLowerCase() !== 'websocket') return;
+      // A rolling restart: this node takes no new stream; the client retries and the balancer picks another.
+      if (!accepting) {
+        await reply.code(503).header('retry-after', '1').type('text/plain').send('this node is shutting down: connect again\n');
+        return;
+      }
       if (!offersXmpp(req.headers['sec-websocket-protocol'])) {
         await reply.code(400).type('text/plain').send("RFC 7395: the WebSocket handshake must offer the 'xmpp' subprotocol\n");
         return;
@@ -301,6 +328,7 @@ export function registerWebSocket(app: FastifyInstance, host: TransportHost, opt
   }
 
   return {
+    stopAccepting: () => { accepting = false; },
     stats: () => {
       let pausedInputs = 0;
       for (const conn of conns) if (conn.pausedFor !== undefined) pausedInputs++;

@@ -38,6 +38,14 @@ export interface Conn {
    */
   close(error?: StreamError): void;
   /**
+   * The node is leaving (a rolling restart, CLUSTER=redis): end the
+   * transport as a network cut would, with no stream error and no closing
+   * framing, so the client reconnects (to another node) and resumes there
+   * (XEP-0198 §5). The session is told its transport was lost, so a
+   * resumable one hibernates instead of ending.
+   */
+  drop(): void;
+  /**
    * Deliver this transport's events to `events` from now on. Stream
    * resumption (XEP-0198 §5) moves a new transport under the old session,
    * and detaches the old transport from it.

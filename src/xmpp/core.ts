@@ -37,6 +37,13 @@ export interface Core {
   connect(conn: Conn): Session;
   /** Closes every session with `system-shutdown` (RFC 6120 §4.9.3.19). */
   shutdown(): void;
+  /**
+   * A rolling restart (CLUSTER=redis): every session that may hibernate
+   * (XEP-0198 resumable) loses its transport (Conn.drop) and hibernates, to
+   * be resumed on another node; every other one is closed with
+   * `system-shutdown`. Hibernating sessions are left as they are.
+   */
+  dropTransports(): void;
   /** Resolves once every session's and account's queued work, and every route that went async, has run (shutdown). */
   idle(): Promise<void>;
 }
@@ -339,6 +346,13 @@ export function createCore(deps: CoreDeps): Core {
     shutdown() {
       hooks.run('server-shutdown', {});
       for (const session of [...sessions.all]) session.close({ condition: 'system-shutdown', text: 'the server is shutting down' });
+    },
+    dropTransports() {
+      for (const session of [...sessions.all]) {
+        if (session.destroyed || session.conn === null) continue;
+        if (lifecycle.mayHibernate(session)) session.conn.drop();
+        else session.close({ condition: 'system-shutdown', text: 'the server is shutting down' });
+      }
     },
     async idle() {
       // Queued work may route, and a route may queue work: until both are quiet.

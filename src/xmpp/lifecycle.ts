@@ -47,6 +47,8 @@ export interface LifecycleDeps {
 
 /** The core's side of the life cycle: what ModuleContext exposes plus the steps only the core takes. */
 export interface CoreLifecycle extends Lifecycle {
+  /** Whether `session` would hibernate if its transport died now (a rolling restart drops only those). */
+  mayHibernate(session: Session): boolean;
   /** The transport died: hibernate if the policy allows (true), else the caller destroys. */
   hibernate(session: Session, reason: string): boolean;
   /** The transport is gone for good: forget it before destroying. */
@@ -62,6 +64,7 @@ export function createLifecycle(deps: LifecycleDeps): CoreLifecycle {
   }
   return {
     hibernateWhen(p) { policy = p; },
+    mayHibernate: (session) => !session.closing && policy(session, 'rolling restart'),
     hibernate(session, reason) {
       if (session.closing || !policy(session, reason)) return false;
       session.conn = null;

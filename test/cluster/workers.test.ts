@@ -4,17 +4,20 @@
  * different workers chat; a BOSH session whose requests each come on a new
  * connection (so the primary hands them to either worker) keeps working,
  * forwarded to the worker that holds it; a worker killed with -9 is started
- * again under its name; SIGTERM to the primary ends every worker.
+ * again under its name; SIGTERM to the primary ends every worker, one at a
+ * time (the first leaves as in a rolling restart, the last ends the sessions).
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { withGatewayCluster } from '../helpers/cluster.js';
 import { eventually } from '../helpers/eventually.js';
-import { RawWsClient } from '../helpers/ws-client.js';
+import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient } from '../helpers/bosh-client.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 import { NS, x, type XmlElement } from '../../src/xml/index.js';
+import { openPostgresStorage } from '../../src/storage/postgres/index.js';
+import { SmPeer, chat } from '../helpers/sm-peer.js';
 
 t.setTimeout(180_000);
 const quiet = { warn: () => undefined };
@@ -94,4 +97,43 @@ t.test('workers on one port share their sessions; a killed worker comes back und
   const exit = await cluster.kill(0, 'SIGTERM');
   t.same(exit, { code: 0, signal: null }, 'the primary exits cleanly once its workers have');
   t.same(workers.filter((pid) => { try { process.kill(pid, 0); return true; } catch { return false; } }), [], 'no worker left running');
+});
+
+t.test('SIGTERM to the primary stops its workers one at a time: the first leaves as in a rolling restart, the last ends the sessions and stores their queues offline', async (t) => {
+  const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '2' } });
+  const [gw] = cluster.nodes;
+  await cluster.addUser('alice', 'pw');
+  await cluster.addUser('bob', 'pw');
+  await eventually(() => gw!.events().filter((e) => e.event === 'listening').length === 2, { timeout: 20_000, message: 'both workers serving' });
+  const redis = await connectRedis(cluster.redisUrl, quiet, 'test');
+  t.teardown(() => redis.destroy());
+  const nodeOf = async (resource: string) => JSON.parse((await redis.hGet(`${keyPrefix(cluster.redisUrl)}dir:alice@localhost`, resource)) ?? '{}').node as string | undefined;
+  // The primary hands each connection to the next worker: log in until alice sits on worker 0, the one stopped first.
+  let alice: SmPeer | undefined;
+  for (let i = 0; i < 6 && !alice; i++) {
+    const peer = await SmPeer.login(gw!.wsUrl, 'alice', 'pw', `phone${i}`, { autoAck: false });
+    t.teardown(() => peer.c.ws.terminate());
+    if ((await eventually(() => nodeOf(`phone${i}`), { message: "alice's directory entry" })) === 'n0-w0') alice = peer;
+    else peer.c.send(`<close xmlns='${NS.FRAMING}'/>`);
+  }
+  if (!alice) throw new Error('alice never got a session on worker 0');
+  const bob = await RawWsClient.connect(gw!.wsUrl);
+  t.teardown(() => bob.ws.terminate());
+  await bob.login('bob', 'pw', 'desk');
+  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
+  await eventually(() => alice.h === 3, { message: 'alice got the three messages (not acknowledged)' });
+
+  const exit = cluster.kill(0, 'SIGTERM');
+  t.equal((await alice.c.waitClosed(15_000)).code, 1001, 'worker 0 goes first: alice is dropped (1001), her session not ended');
+  const { peer, answer } = await SmPeer.resume(gw!.wsUrl, 'alice', 'pw', alice.smid!, { autoAck: false, h: 0 });
+  t.teardown(() => peer.c.ws.terminate());
+  t.equal(answer.local, 'resumed', 'she resumes on worker 1, still running');
+  await eventually(() => peer.h === 3, { message: 'the three unacknowledged messages resent' });
+  const error = await peer.c.until((el) => el.local === 'error', 15_000);
+  t.equal(streamErrorCondition(error), 'system-shutdown', 'worker 1, the last, ends the session when its turn comes');
+  t.same(await exit, { code: 0, signal: null }, 'the primary exits cleanly once its workers have');
+  t.equal(gw!.events().filter((e) => e.event === 'cluster-drained').length, 1, 'one worker left as in a rolling restart, the last ended its sessions');
+  const storage = await openPostgresStorage({ url: cluster.databaseUrl });
+  const stored = await storage.offline.list('localhost', 'alice').finally(() => storage.close());
+  t.same(stored.map((m) => /id=['"](m\d)['"]/.exec(m.stanza)?.[1]).sort(), ['m1', 'm2', 'm3'], 'her unacknowledged messages are stored offline, each once: nothing stranded in Redis');
 });

@@ -33,6 +33,11 @@ export class FakeConn implements Conn {
     if (error) this.send(streamErrorElement(error));
     this.closed = true;
   }
+  /** Conn.drop: a network cut, nothing written; the session hears of it as a lost transport. */
+  drop(): void {
+    this.closed = true;
+    if (this.events && !this.events.destroyed) this.events.transportLost('dropped');
+  }
   attach(events: ConnEvents): void { this.events = events; }
 
   /** Every element written since the last call. */

@@ -45,6 +45,14 @@ t.test('CLUSTER=redis with SM_BACKEND=memory (or unset) is refused naming SM_BAC
   t.same(problems(unset), expected, 'the default is memory');
 });
 
+t.test('CLUSTER_DRAIN_TIMEOUT must be less than SHUTDOWN_TIMEOUT (a rolling restart leaves within the shutdown)', async (t) => {
+  t.equal(loadConfig(CLUSTER).clusterDrainTimeout, 5, 'default 5 s, under the default SHUTDOWN_TIMEOUT of 10');
+  t.same(problems({ ...CLUSTER, CLUSTER_DRAIN_TIMEOUT: '10' }), [
+    'CLUSTER_DRAIN_TIMEOUT=10 is invalid with SHUTDOWN_TIMEOUT=10: expected less than SHUTDOWN_TIMEOUT (the node must leave the cluster before the shutdown is cut short)',
+  ]);
+  t.same(problems({ ...CLUSTER, CLUSTER_DRAIN_TIMEOUT: '10', SHUTDOWN_TIMEOUT: '20' }), [], 'fine with a longer shutdown');
+});
+
 t.test('SM_BACKEND=redis alone (CLUSTER=none) is refused naming CLUSTER', async (t) => {
   t.same(problems({ SM_BACKEND: 'redis' }), ['SM_BACKEND=redis is invalid with CLUSTER=none: expected CLUSTER=redis and REDIS_URL']);
 });

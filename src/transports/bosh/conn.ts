@@ -214,6 +214,26 @@ export class BoshConn implements Conn {
   }
 
   /**
+   * Conn.drop (a rolling restart): held and waiting requests are answered
+   * with an empty body, as when `wait` runs out (§8), so the client sends
+   * its next request at once; by then this BOSH session is gone (the sid is
+   * unregistered from the cluster too), so that request gets item-not-found
+   * (§17.2) wherever it lands, and the client starts a new session and
+   * resumes (XEP-0198 §5). No terminate body and no stream error: to the
+   * client it is a lost connection. Unsent payloads go back to the session
+   * (its XEP-0198 queue keeps them).
+   */
+  drop(): void {
+    if (this.#ended || this.#final) return;
+    const now = Date.now();
+    for (const held of this.held.splice(0)) this.#respond(held, [], now, true);
+    this.#answerAll(serialize(responseBody({}, [])));
+    const session = this.session;
+    this.end();
+    if (!session.destroyed) session.transportLost('the server is going away (rolling restart)');
+  }
+
+  /**
    * Ends the BOSH session for good: no timer, no held request, no queue is
    * left behind. Payloads no response carried (the queue, a terminate body
    * nobody fetched) go back to the session as undelivered.

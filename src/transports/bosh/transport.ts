@@ -261,6 +261,14 @@ export class BoshTransport {
   }
 
   /**
+   * A rolling restart: new sessions are refused with system-shutdown (§17.2),
+   * the open ones go on until the core drops them (BoshConn.drop).
+   */
+  stopAccepting(): void {
+    this.#closing = true;
+  }
+
+  /**
    * No new sessions; every open request is answered with system-shutdown
    * (§17.2). A request being forwarded is dropped instead: its session lives
    * on another node, and the client sends it again (§14.3) to a node that stays.

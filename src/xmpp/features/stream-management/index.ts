@@ -178,7 +178,13 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     if (!st) return;
     flow.stop(session, st);
     st.hibernatedAt = Date.now();
-    if (journal && st.smid) journal.hibernated(st.smid, session, st.hibernatedAt);
+    if (journal && st.smid) {
+      const smid = st.smid;
+      journal.hibernated(smid, session, st.hibernatedAt);
+      // XEP-0198 §5: a resumption on another node answers with the h stored here; once what the
+      // client sent has been handled, it is stored whole, or the client would send its last stanza again.
+      ctx.queues.sessions.after(session, () => journal.received(smid, st.counter_in));
+    }
     st.hibernation = setTimeout(() => {
       ctx.metrics.sm('timed-out');
       session.close({ condition: 'connection-timeout', text: `not resumed within ${st.max} s` });

@@ -1,3 +1,5 @@
+import type { Jid } from '../../../jid/index.js';
+import type { XmlElement } from '../../../xml/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import type { Buffered } from './index.js';
@@ -14,6 +16,30 @@ import type { SmJournal, SmRegistry } from './registry.js';
  * again, which reaches the new owner. Its end (index.ts) hands nothing over
  * and sends no unavailable presence: the journal says it lives on.
  */
+/** Longest wait for a session taken over elsewhere to appear in this node's directory mirror. */
+const SETTLE_MS = 1000;
+const POLL_MS = 20;
+
+/**
+ * Routes a stanza for `jid`, a session another node may just have taken
+ * over (XEP-0198 §5 across nodes): the new owner claims the session, then
+ * binds it, and its directory entry reaches this node a moment later. Routed
+ * at once, the stanza would find no session for the full JID and go to
+ * offline storage, where a resumed session never looks (XEP-0160 is for new
+ * sessions); so it waits, at most SETTLE_MS, for the JID to be known again,
+ * then is routed as any stanza (to the new owner, or offline after all). On
+ * the deliveries queue: in order per JID, and a shutdown's drain waits.
+ */
+export function routeWhenSettled(ctx: ModuleContext, jid: Jid, stanza: XmlElement): void {
+  ctx.queues.deliveries.after(`settle:${jid.toString()}`, async () => {
+    const deadline = Date.now() + SETTLE_MS;
+    while (ctx.sessions.get(jid.domain, jid.local, jid.resource) === undefined && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    await ctx.router.route(null, stanza, jid);
+  });
+}
+
 export interface SmCluster {
   readonly flow: FlowJournal;
 }
@@ -29,7 +55,7 @@ export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry
   function refused(session: Session, item: Buffered): void {
     fence(session);
     // After fence(): the session is out of the table, so the route cannot come back to it.
-    if (session.jid) void ctx.router.route(null, item.stanza, session.jid);
+    if (session.jid) routeWhenSettled(ctx, session.jid, item.stanza);
   }
 
   journal.onFenced((smid) => {
