@@ -83,7 +83,7 @@ for (const [mode, alice] of modes) {
     }
   });
 
-  t.test(`${mode}: Converse's PEP request on its own bare JID gets service-unavailable and the session goes on`, async (t) => {
+  t.test(`${mode}: Converse's PEP request (new resource in from) on its own bare JID is answered, to the bound JID, and the session goes on`, async (t) => {
     const bob = await server.login('bob', 'b');
     const a = await alice();
     a.send(`<iq xmlns='jabber:client' type='get' id='pep' to='alice@localhost' from='alice@localhost/converse-after-reload'>`
@@ -91,7 +91,7 @@ for (const [mode, alice] of modes) {
     await eventually(() => a.conn.out.some((el) => el.attr('id') === 'pep'), { interval: 1, message: 'the answer to the PEP query' });
     const answer = a.conn.out.find((el) => el.attr('id') === 'pep');
     t.equal(answer?.attr('type'), 'error');
-    t.equal(answer && stanzaErrorCondition(answer), 'service-unavailable', 'no PEP yet: service-unavailable (RFC 6120 §8.4)');
+    t.equal(answer && stanzaErrorCondition(answer), 'item-not-found', 'a node never published: item-not-found (XEP-0060 §6.5.9.11)');
     t.equal(answer?.attr('to'), 'alice@localhost/a1', 'the error goes to the bound JID');
     a.send(`<message xmlns='jabber:client' to='bob@localhost/b' type='chat'><body>still here</body></message>`);
     await eventually(() => messagesFrom(bob).length > 0, { interval: 1, message: 'a message at bob' });
