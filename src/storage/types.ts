@@ -11,6 +11,7 @@ import type { OfflineStore } from './ports/offline.js';
 import type { RosterStore } from './ports/roster.js';
 import type { SmStateStore } from './ports/sm-state.js';
 import type { VcardStore } from './ports/vcard.js';
+import type { ArchiveStore } from './ports/archive.js';
 
 export * from './ports/accounts.js';
 export * from './ports/blocklist.js';
@@ -18,6 +19,7 @@ export * from './ports/offline.js';
 export * from './ports/roster.js';
 export * from './ports/sm-state.js';
 export * from './ports/vcard.js';
+export * from './ports/archive.js';
 
 export interface Storage {
   users: UserStore;
@@ -26,6 +28,8 @@ export interface Storage {
   rosters: RosterStore;
   blocklists: BlocklistStore;
   smState: SmStateStore;
+  /** XEP-0313 message archives. */
+  archive: ArchiveStore;
   /** Idempotent. */
   close(): Promise<void>;
 }

@@ -9,6 +9,7 @@ import { createMemoryOfflineStore } from './offline.js';
 import { createMemoryRosterStore } from './roster.js';
 import { createMemorySmStateStore } from './sm-state.js';
 import { createMemoryVcardStore } from './vcard.js';
+import { createMemoryArchiveStore } from './archive.js';
 
 export interface MemoryStorageOptions {
   now?: Clock;
@@ -20,12 +21,16 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   const vcards = createMemoryVcardStore();
   const rosters = createMemoryRosterStore();
   const blocklists = createMemoryBlocklistStore();
+  // The archive needs to know the accounts (SQL: its foreign key); `users` is made below.
+  const archive = createMemoryArchiveStore(async (host, username) => (await users.get(host, username)) !== undefined);
   // SQLite's ON DELETE CASCADE: an account's data goes with the account.
   const purge = (host: string, username: string): void => {
-    for (const store of [offline, vcards, rosters, blocklists]) store.purge(host, username);
+    for (const store of [offline, vcards, rosters, blocklists, archive]) store.purge(host, username);
   };
+  const users = createMemoryUserStore(now, purge);
   return {
-    users: createMemoryUserStore(now, purge),
+    users,
+    archive,
     offline,
     vcards,
     rosters,

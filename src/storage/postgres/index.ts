@@ -12,6 +12,7 @@ import { createPgBlocklistStore } from './blocklist.js';
 import { createPgOfflineStore } from './offline.js';
 import { createPgVcardStore } from './vcard.js';
 import { createPgSmStateStore } from './sm-state.js';
+import { createPgArchiveStore } from './archive.js';
 
 export interface PostgresStorageOptions {
   /** A libpq connection URI: postgres://user:password@host:port/database. */
@@ -45,6 +46,7 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     offline: createPgOfflineStore(pool, now),
     vcards: createPgVcardStore(pool, now),
     smState: createPgSmStateStore(pool),
+    archive: createPgArchiveStore(pool),
     close() {
       closing ??= pool.end();
       return closing;

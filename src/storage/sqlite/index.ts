@@ -13,6 +13,7 @@ import { createSqliteBlocklistStore } from './blocklist.js';
 import { createSqliteOfflineStore } from './offline.js';
 import { createSqliteVcardStore } from './vcard.js';
 import { createSqliteSmStateStore } from './sm-state.js';
+import { createSqliteArchiveStore } from './archive.js';
 
 export const DATABASE_FILE = 'gateway.sqlite';
 
@@ -65,6 +66,7 @@ export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions
     offline: createSqliteOfflineStore(db, options.now ?? Date.now),
     vcards: createSqliteVcardStore(db, options.now ?? Date.now),
     smState: createSqliteSmStateStore(db),
+    archive: createSqliteArchiveStore(db),
     async close() {
       if (db.open) db.close();
     },
