@@ -26,6 +26,7 @@ import * as sm from './xmpp/features/stream-management/index.js';
 import * as offline from './xmpp/features/offline/index.js';
 import * as carbons from './xmpp/features/carbons.js';
 import * as vcard from './xmpp/features/vcard.js';
+import * as mam from './xmpp/features/mam/index.js';
 import * as csi from './xmpp/features/csi.js';
 import * as accountChanges from './xmpp/features/account-changes.js';
 import { createMemorySmRegistry, type SmRegistry } from './xmpp/features/stream-management/registry.js';
@@ -112,7 +113,12 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   const offlineMessages = offline.register(ctx, {
     maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes,
   }, { offline: stores.offline, users: stores.users, acks: streamManagement });
-  carbons.register(ctx);
+  // XEP-0313 archives before carbons copy: the <sent/> copies carry the sender's stanza id.
+  const archive = config.mamEnabled ? mam.register(ctx, {
+    maxPage: config.mamMaxPageSize, retentionDays: config.mamRetentionDays, maxMessagesPerUser: config.mamMaxMessagesPerUser,
+    sweepIntervalSeconds: config.mamSweepInterval,
+  }, { archive: stores.archive, inRoster: (account, contact) => accountsService.isSubscribed(account, contact) }) : undefined;
+  carbons.register(ctx, { senderStanzaId: archive?.senderStanzaId });
   vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
   csi.register(ctx);
   presence.register(ctx, { accounts: accountsService });
@@ -134,6 +140,8 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
       // are routed, then unacked and undelivered messages are stored offline.
       await core.idle();
       await offlineMessages.flush();
+      await archive?.flush();
+      archive?.dispose();
       ledger.end();
       streamManagement.dispose();
       accountWatch.dispose();
