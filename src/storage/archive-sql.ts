@@ -86,6 +86,8 @@ export async function resolveBounds(q: ArchiveQuery, look: SeqLookups): Promise<
   const ids = [q.afterId, q.beforeId, q.page?.after, q.page?.before];
   const seqs = await Promise.all(ids.map((id) => (id === undefined ? undefined : look.seqOf(id))));
   if (ids.some((id, i) => id !== undefined && seqs[i] === undefined)) return 'item-not-found';
+  // XEP-0313 §4.1.1: an id asked for with the ids field that is not in the archive is item-not-found too.
+  for (const id of q.ids ?? []) if (await look.seqOf(id) === undefined) return 'item-not-found';
   let lo = seqs[0] ?? 0;
   let hi = seqs[1] ?? MAX;
   if (q.start !== undefined) lo = Math.max(lo, ((await look.startSeq(q.start)) ?? MAX) - 1);

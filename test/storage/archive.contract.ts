@@ -45,7 +45,8 @@ export function archiveContract(t: Test, makeStorage: MakeStorage): void {
       t.same(ids(await archive.query(H, 'alice', { limit: 10, direction: 'forward', start: 99_000 })), []);
       t.same(ids(await archive.query(H, 'alice', { limit: 10, direction: 'forward', afterId: 'm7' })), ['m8', 'm9', 'm10']);
       t.same(ids(await archive.query(H, 'alice', { limit: 10, direction: 'forward', beforeId: 'm3' })), ['m1', 'm2']);
-      t.same(ids(await archive.query(H, 'alice', { limit: 10, direction: 'forward', ids: ['m9', 'm2', 'nope'] })), ['m2', 'm9']);
+      t.same(ids(await archive.query(H, 'alice', { limit: 10, direction: 'forward', ids: ['m9', 'm2'] })), ['m2', 'm9']);
+      t.equal(await archive.query(H, 'alice', { limit: 10, direction: 'forward', ids: ['m9', 'nope'] }), 'item-not-found', 'XEP-0313 §4.1.1');
     });
 
     t.test('an unknown id to start from is item-not-found; archives are per account', async (t) => {

@@ -78,6 +78,7 @@ function page(a: Archive, q: ArchiveQuery): ArchivePage | 'item-not-found' {
   const pageLo = seqOf(q.page?.after, 0);
   const pageHi = seqOf(q.page?.before, Infinity);
   if (lo === undefined || hi === undefined || pageLo === undefined || pageHi === undefined) return 'item-not-found';
+  if (q.ids?.some((id) => !a.byId.has(id))) return 'item-not-found';
   const ids = q.ids ? new Set(q.ids) : undefined;
   const set = a.rows.filter((r) => r.seq > lo && r.seq < hi && (q.with === undefined || r.with === q.with)
     && (q.start === undefined || r.at >= q.start) && (q.end === undefined || r.at <= q.end) && (!ids || ids.has(r.id)));

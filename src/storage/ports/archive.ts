@@ -69,7 +69,7 @@ export interface ArchiveStore {
    * unknown recipient cannot fail the batch.
    */
   append(entries: readonly ArchiveEntry[]): Promise<void>;
-  /** A page of the account's archive; 'item-not-found' when an id it is given to start from is not in the archive. */
+  /** A page of the account's archive; 'item-not-found' when an id it is given (a bound or one of `ids`) is not in the archive. */
   query(host: string, username: string, query: ArchiveQuery): Promise<ArchivePage | 'item-not-found'>;
   /** The oldest and newest messages (XEP-0313 §7.1 metadata), without their stanzas. */
   bounds(host: string, username: string): Promise<{ first?: Omit<ArchivedMessage, 'stanza'>; last?: Omit<ArchivedMessage, 'stanza'> }>;
