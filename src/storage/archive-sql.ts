@@ -20,10 +20,14 @@ export interface SqlText {
   readonly params: unknown[];
 }
 
-/** The filters of the result set (XEP-0313 §4.1.1), the page's bounds aside. */
-function filters(host: string, username: string, q: ArchiveQuery, b: SeqBounds): SqlText {
+/**
+ * The filters of the result set (XEP-0313 §4.1.1) within one seq range.
+ * One range only: given two lower bounds, SQLite starts the index scan at
+ * either, and the wrong one walks half the archive.
+ */
+function filters(host: string, username: string, q: ArchiveQuery, lo: number, hi: number): SqlText {
   const where = ['host = ?', 'username = ?', 'seq > ?', 'seq < ?'];
-  const params: unknown[] = [host, username, b.lo, b.hi];
+  const params: unknown[] = [host, username, lo, hi];
   if (q.with !== undefined) { where.push('with_jid = ?'); params.push(q.with); }
   if (q.start !== undefined) { where.push('at >= ?'); params.push(q.start); }
   if (q.end !== undefined) { where.push('at <= ?'); params.push(q.end); }
@@ -33,17 +37,14 @@ function filters(host: string, username: string, q: ArchiveQuery, b: SeqBounds):
 
 /** One more than the page, from the direction's end: the extra row tells whether the page is complete. */
 export function pageSql(host: string, username: string, q: ArchiveQuery, b: SeqBounds): SqlText {
-  const f = filters(host, username, q, b);
+  const f = filters(host, username, q, Math.max(b.lo, b.pageLo), Math.min(b.hi, b.pageHi));
   const order = q.direction === 'forward' ? 'ASC' : 'DESC';
-  return {
-    sql: `SELECT id, with_jid, at, stanza FROM archive WHERE ${f.sql} AND seq > ? AND seq < ? ORDER BY seq ${order} LIMIT ?`,
-    params: [...f.params, b.pageLo, b.pageHi, q.limit + 1],
-  };
+  return { sql: `SELECT id, with_jid, at, stanza FROM archive WHERE ${f.sql} ORDER BY seq ${order} LIMIT ?`, params: [...f.params, q.limit + 1] };
 }
 
 /** Counts the result set up to COUNT_CAP + 1: bounded work whatever the archive's size. */
 export function countSql(host: string, username: string, q: ArchiveQuery, b: SeqBounds): SqlText {
-  const f = filters(host, username, q, b);
+  const f = filters(host, username, q, b.lo, b.hi);
   return { sql: `SELECT COUNT(*) AS n FROM (SELECT 1 FROM archive WHERE ${f.sql} LIMIT ${COUNT_CAP + 1}) AS matches`, params: f.params };
 }
 
