@@ -39,8 +39,6 @@ export const PRIORITY = {
     carbons: 0,
     /** XEP-0313: a message is archived and gets its XEP-0359 stanza-id before anyone delivers, stores or copies it. */
     archive: 0,
-    /** XEP-0313: after the copies, the route waits for the archive commit (so the XEP-0198 <a/> follows it). */
-    archiveCommitted: -500,
     /** Filters that only look (the shutdown's count of what goes to offline storage): after every filter that may stop. */
     observe: -1000,
   },

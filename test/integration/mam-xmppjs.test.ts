@@ -22,13 +22,14 @@ async function query(c: XmppJsClient, opts: { fields?: Record<string, string | s
   const queryid = `q${++queries}`;
   const fields = Object.entries({ FORM_TYPE: MAM, ...opts.fields }).map(([name, v]) =>
     xml('field', { var: name }, ...[v].flat().map((value) => xml('value', {}, value))));
-  const set = xml('set', { xmlns: RSM },
+  const present = <T>(...items: Array<T | undefined>): T[] => items.filter((i): i is T => i !== undefined);
+  const set = xml('set', { xmlns: RSM }, ...present(
     opts.max !== undefined ? xml('max', {}, String(opts.max)) : undefined,
     opts.after !== undefined ? xml('after', {}, opts.after) : undefined,
-    opts.before !== undefined ? xml('before', {}, opts.before) : undefined);
+    opts.before !== undefined ? xml('before', {}, opts.before) : undefined));
   const from = c.received.length;
   const reply = await c.xmpp.iqCaller.request(xml('iq', { type: 'set' },
-    xml('query', { xmlns: MAM, queryid }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, ...fields), set, opts.flip ? xml('flip-page') : undefined)));
+    xml('query', { xmlns: MAM, queryid }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, ...fields), set, ...present(opts.flip ? xml('flip-page') : undefined))));
   const results = c.received.slice(from).map((el) => el.getChild('result', MAM)).filter((r): r is XmlEl => r?.attrs.queryid === queryid);
   const forwarded = results.map((r) => r.getChild('forwarded', FORWARD)!);
   return {

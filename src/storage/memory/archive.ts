@@ -55,8 +55,10 @@ export function createMemoryArchiveStore(exists: (host: string, username: string
       if (await exists(host, username)) archiveOf(host, username).prefs = prefs;
     },
     async expire(before, limit) {
+      const oldest = [...archives.values()].flatMap((a) => a.rows).sort((x, y) => x.seq - y.seq).slice(0, limit);
+      const doomed = new Set(oldest.filter((r) => r.at < before));
       let n = 0;
-      for (const a of archives.values()) n += remove(a, (r) => r.at < before, limit - n);
+      for (const a of archives.values()) n += remove(a, (r) => doomed.has(r), Infinity);
       return n;
     },
     async trim(host, username, keep, limit) {

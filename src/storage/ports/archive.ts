@@ -80,7 +80,11 @@ export interface ArchiveStore {
   bounds(host: string, username: string): Promise<{ first?: Omit<ArchivedMessage, 'stanza'>; last?: Omit<ArchivedMessage, 'stanza'> }>;
   getPrefs(host: string, username: string): Promise<ArchivePrefs>;
   setPrefs(host: string, username: string, prefs: ArchivePrefs): Promise<void>;
-  /** Deletes at most `limit` messages archived before `before` (any account); returns how many. */
+  /**
+   * Deletes messages archived before `before` (any account) among the
+   * oldest `limit` of the whole store; returns how many. Archive order is
+   * time order, so a sweep repeats it until it returns less than `limit`.
+   */
   expire(before: number, limit: number): Promise<number>;
   /** Deletes the account's oldest messages beyond its newest `keep`, at most `limit` of them; returns how many. */
   trim(host: string, username: string, keep: number, limit: number): Promise<number>;

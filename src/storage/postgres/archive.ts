@@ -56,7 +56,8 @@ export function createPgArchiveStore(pool: Pool): ArchiveStore {
         ON CONFLICT (host, username) DO UPDATE SET prefs = excluded.prefs`, [JSON.stringify(prefs), host, username]);
     },
     async expire(before, limit) {
-      const r = await pool.query('DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE at < $1 ORDER BY at LIMIT $2)', [before, limit]);
+      // The oldest `limit` rows by seq (the primary key: no scan), those of them stamped before the cut.
+      const r = await pool.query('DELETE FROM archive WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM archive ORDER BY seq LIMIT $2) AS oldest WHERE at < $1)', [before, limit]);
       return r.rowCount ?? 0;
     },
     async trim(host, username, keep, limit) {

@@ -111,7 +111,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     name: 'message archive',
     // XEP-0313 archives: `seq` is the archive's order, `id` the XEP-0359
     // stanza-id clients see; every query is a range on an index that starts
-    // (host, username); archive_by_age serves the retention sweep.
+    // (host, username); the retention sweep reads the oldest rows by seq.
     // XEP-0313 §6.1 preferences as one document. All of it goes with the account.
     sql: `
       CREATE TABLE archive (
@@ -121,7 +121,6 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX archive_by_account ON archive (host, username, seq);
       CREATE INDEX archive_by_with ON archive (host, username, with_jid, seq);
       CREATE INDEX archive_by_time ON archive (host, username, at, seq);
-      CREATE INDEX archive_by_age ON archive (at);
       CREATE TABLE archive_prefs (${KEY}, prefs JSONB NOT NULL, PRIMARY KEY (host, username), ${OF_ACCOUNT});
     `,
   },

@@ -18,7 +18,8 @@ function prepareStatements(db: Database.Database) {
     getPrefs: db.prepare<[string, string], { prefs: string }>('SELECT prefs FROM archive_prefs WHERE host = ? AND username = ?'),
     setPrefs: db.prepare<[string, string, string]>(`INSERT INTO archive_prefs (host, username, prefs) SELECT host, username, ? FROM users WHERE host = ? AND username = ?
       ON CONFLICT (host, username) DO UPDATE SET prefs = excluded.prefs`),
-    expire: db.prepare<[number, number]>('DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE at < ? ORDER BY at LIMIT ?)'),
+    // The oldest `limit` rows by seq (the primary key: no scan), those of them stamped before the cut.
+    expire: db.prepare<[number, number]>('DELETE FROM archive WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM archive ORDER BY seq LIMIT ?) WHERE at < ?)'),
     // The seq of the newest message not kept (OFFSET walks `keep` index entries: bounded by the setting).
     cut: db.prepare<[string, string, number], { seq: number }>('SELECT seq FROM archive WHERE host = ? AND username = ? ORDER BY seq DESC LIMIT 1 OFFSET ?'),
     trim: db.prepare<[string, string, number, number]>('DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE host = ? AND username = ? AND seq <= ? ORDER BY seq LIMIT ?)'),
@@ -61,7 +62,7 @@ export function createSqliteArchiveStore(db: Database.Database): ArchiveStore {
       st.setPrefs.run(JSON.stringify(prefs), host, username);
     },
     async expire(before, limit) {
-      return st.expire.run(before, limit).changes;
+      return st.expire.run(limit, before).changes;
     },
     async trim(host, username, keep, limit) {
       const cut = st.cut.get(host, username, keep);

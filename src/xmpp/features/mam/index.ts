@@ -1,3 +1,4 @@
+import type {} from '../stream-management/index.js'; // declares 'ack-due'
 import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
 import type { ArchivePrefs, ArchiveStore } from '../../../storage/ports/archive.js';
@@ -45,9 +46,10 @@ const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024
  * archived once per account (sender's and recipient's), whatever copies
  * carbons, forking or offline storage make of it: it is archived on its
  * route event (a transform, before any delivery), never on a copy or a
- * re-route (origin null). The writes are batched (writer.ts); the route
- * waits for its batch's commit, so the XEP-0198 <a/> that covers the
- * message is only sent once it is in the archive.
+ * re-route (origin null). The writes are batched (writer.ts) and nothing
+ * on the message's path waits for them, but the XEP-0198 <a/> that covers
+ * a message waits for its commit ('ack-due'): nothing is acknowledged
+ * before it is in the archive.
  */
 export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): MamFeature {
   const clock = monotonicClock(deps.now ?? Date.now);
@@ -55,7 +57,8 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   const retention = createRetention(deps.archive, opts, ctx.log, deps.now ?? Date.now);
   const prefsCache = new PrefsCache();
   const senderIds = new WeakMap<RouteEvent, XmlElement>();
-  const commits = new WeakMap<RouteEvent, Promise<void>>();
+  // The last archive commit each sending session waits for before its next <a/> (XEP-0198).
+  const commits = new WeakMap<Session, Promise<void>>();
   // XEP-0313 §8: the archive is the account's, discovered on its bare JID; XEP-0359 §6 on the server.
   ctx.disco.addAccountFeature(NS_MAM);
   ctx.disco.addAccountFeature(NS_MAM_EXTENDED);
@@ -95,7 +98,13 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
       senderIds.set(event, stanzaIdElement(sender.bare, id));
       retention.touched(sender.domain, sender.local);
     }
-    commits.set(event, writer.write(entries));
+    const origin = event.origin!;
+    const commit = writer.write(entries).catch((err: unknown) => {
+      // Delivered (or stored offline) already: only the archive copy is missing. Logged, never bounced.
+      ctx.log.error({ err, to: event.to.bare }, 'message archive: a write failed');
+    });
+    commits.set(origin, commit);
+    void commit.then(() => { if (commits.get(origin) === commit) commits.delete(origin); });
   };
 
   // Before any delivery handler, after the filters that stop a message (blocking: never archived for the blocker).
@@ -109,19 +118,9 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     if (!isPromise(senderOk) && !isPromise(receiverOk)) return archive(event, sender, receiver, senderOk, receiverOk);
     return Promise.all([senderOk, receiverOk]).then(([s, r]) => archive(event, sender, receiver, s, r));
   };
-  // Last of all on the route: the session's next stanza (and the <a/> answering an <r/> after it) waits for the commit.
-  const awaitCommit = (event: RouteEvent): void | Promise<void> => {
-    const commit = commits.get(event);
-    if (!commit) return;
-    return commit.catch((err: unknown) => {
-      // Delivered (or stored offline) already: only the archive copy is missing. Logged, never bounced.
-      ctx.log.error({ err, to: event.to.bare }, 'message archive: a write failed');
-    });
-  };
-  for (const route of ['message/full', 'message/bare'] as const) {
-    ctx.hooks.transform(route, onRoute, PRIORITY.route.archive);
-    ctx.hooks.notify(route, awaitCommit, PRIORITY.route.archiveCommitted);
-  }
+  for (const route of ['message/full', 'message/bare'] as const) ctx.hooks.transform(route, onRoute, PRIORITY.route.archive);
+  // XEP-0198: the <a/> that covers a message the session sent waits for that message's commit.
+  ctx.hooks.notify('ack-due', ({ session }) => commits.get(session), PRIORITY.lifecycle.default);
 
   registerQueries(ctx, opts, deps.archive, (jid, prefs) => prefsCache.set(jid, prefs));
 

@@ -42,6 +42,7 @@ export function createRetention(archive: ArchiveStore, opts: RetentionOptions, l
     let rounds = 0;
     if (opts.retentionDays > 0) {
       const before = now() - opts.retentionDays * 86_400_000;
+      // Archive order is time order: once the oldest rows are not all expired, nothing further is.
       for (let n = SWEEP_BATCH; n === SWEEP_BATCH && rounds < MAX_ROUNDS; rounds++) {
         n = await archive.expire(before, SWEEP_BATCH);
         deleted += n;
