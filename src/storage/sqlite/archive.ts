@@ -1,6 +1,7 @@
 /** ArchiveStore (XEP-0313) over one better-sqlite3 connection; statements are prepared once. */
 import type Database from 'better-sqlite3';
 import { countSql, END_SEQ, pageSql, resolveBounds, SEQ_OF, START_SEQ, type ArchiveRow } from '../archive-sql.js';
+import type { ThreadedAppend } from './archive-writes.js';
 import { COUNT_CAP, DEFAULT_PREFS, type ArchivedMessage, type ArchiveEntry, type ArchiveStore } from '../ports/archive.js';
 
 const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: r.id, with: r.with_jid, at: Number(r.at), stanza: r.stanza });
@@ -26,7 +27,11 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
-export function createSqliteArchiveStore(db: Database.Database): ArchiveStore {
+/**
+ * `thread`: appends go to the writer thread (archive-writes.ts), off the
+ * event loop; without it they are committed here, synchronously.
+ */
+export function createSqliteArchiveStore(db: Database.Database, thread?: ThreadedAppend): ArchiveStore {
   const st = prepareStatements(db);
   const appendAll = db.transaction((entries: readonly ArchiveEntry[]) => {
     for (const e of entries) st.insert.run(e.id, e.with, e.at, e.stanza, e.host, e.username);
@@ -34,7 +39,8 @@ export function createSqliteArchiveStore(db: Database.Database): ArchiveStore {
   const edge = (row: ArchiveRow | undefined) => (row ? { id: row.id, with: row.with_jid, at: Number(row.at) } : undefined);
   return {
     async append(entries) {
-      if (entries.length > 0) appendAll(entries);
+      if (entries.length === 0) return;
+      if (thread) await thread.append(entries); else appendAll(entries);
     },
     async query(host, username, q) {
       const bounds = await resolveBounds(q, {

@@ -14,6 +14,7 @@ import { createSqliteOfflineStore } from './offline.js';
 import { createSqliteVcardStore } from './vcard.js';
 import { createSqliteSmStateStore } from './sm-state.js';
 import { createSqliteArchiveStore } from './archive.js';
+import { startArchiveThread } from './archive-writes.js';
 
 export const DATABASE_FILE = 'gateway.sqlite';
 
@@ -58,7 +59,11 @@ function openDatabase(file: string, busyTimeoutMs: number): Database.Database {
 export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions = {}): Storage {
   // 0700: the file holds SCRAM keys, which allow offline password guessing.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = openDatabase(join(dataDir, DATABASE_FILE), options.busyTimeoutMs ?? 5000);
+  const file = join(dataDir, DATABASE_FILE);
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  const db = openDatabase(file, busyTimeoutMs);
+  // XEP-0313 archive writes commit on their own thread (its own connection), off the event loop.
+  const archiveThread = startArchiveThread(file, busyTimeoutMs);
   return {
     users: createSqliteUserStore(db, options.now ?? Date.now),
     rosters: createSqliteRosterStore(db),
@@ -66,8 +71,9 @@ export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions
     offline: createSqliteOfflineStore(db, options.now ?? Date.now),
     vcards: createSqliteVcardStore(db, options.now ?? Date.now),
     smState: createSqliteSmStateStore(db),
-    archive: createSqliteArchiveStore(db),
+    archive: createSqliteArchiveStore(db, archiveThread),
     async close() {
+      await archiveThread.close();
       if (db.open) db.close();
     },
   };
