@@ -73,6 +73,23 @@ t.test('archiving, stanza ids and forged ones', async (t) => {
   });
 });
 
+t.test('a message stored offline is archived once, and delivered later with the same stanza-id', async (t) => {
+  const server = await withUsers(t, ['alice', 'bob'], ENV);
+  const alice = await connect(t, server, 'alice', 'a');
+  alice.send("<message xmlns='jabber:client' to='bob@localhost' type='chat' id='off1'><body>while you were away</body></message>");
+  alice.send("<iq xmlns='jabber:client' type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>");
+  await alice.until(isIq('sync'));
+  t.equal(await server.storage.offline.count('localhost', 'bob'), 1, 'stored offline');
+  const bob = await connect(t, server, 'bob', 'b');
+  bob.send("<presence xmlns='jabber:client'/>");
+  const got = await bob.until((el) => el.name === 'message' && el.attr('id') === 'off1');
+  const sid = got.getChild('stanza-id', SID);
+  t.equal(sid?.attr('by'), 'bob@localhost');
+  const { results } = await ask(bob, 'after-offline');
+  t.same(results.map((r) => r.attr('id')), [sid?.attr('id')], "once in bob's archive, under the id he got");
+  t.equal((await ask(alice, 'alice-side')).results.length, 1, "once in alice's");
+});
+
 t.test('query errors', async (t) => {
   const server = await withUsers(t, ['alice', 'bob'], ENV);
   const alice = await connect(t, server, 'alice', 'a');

@@ -122,7 +122,8 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   // XEP-0198: the <a/> that covers a message the session sent waits for that message's commit.
   ctx.hooks.notify('ack-due', ({ session }) => commits.get(session), PRIORITY.lifecycle.default);
 
-  registerQueries(ctx, opts, deps.archive, (jid, prefs) => prefsCache.set(jid, prefs));
+  // A query reads its own writes: what is queued is committed first (a message delivered a moment ago is in the page).
+  registerQueries(ctx, opts, deps.archive, { cachePrefs: (jid, prefs) => prefsCache.set(jid, prefs), settle: () => writer.flush() });
 
   return {
     senderStanzaId: (event) => senderIds.get(event),
@@ -133,10 +134,19 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
 }
 
 /** The IQs of XEP-0313: query (set), its form, metadata and prefs (get), prefs (set); forbidden on another account's archive. */
-function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveStore, cachePrefs: (bare: string, prefs: ArchivePrefs) => void): void {
+interface QueryHooks {
+  cachePrefs(bare: string, prefs: ArchivePrefs): void;
+  /** Resolves once the archive writes queued so far are committed. */
+  settle(): Promise<void>;
+}
+
+function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveStore, { cachePrefs, settle }: QueryHooks): void {
   ctx.iq.register('self', 'set', NS_MAM, async (session, _iq, payload) => {
     const { host, username } = account(session);
-    if (payload.local === 'query') return query(ctx, session, payload, store, opts.maxPage);
+    if (payload.local === 'query') {
+      await settle();
+      return query(ctx, session, payload, store, opts.maxPage);
+    }
     if (payload.local !== 'prefs') throw new StanzaErrorException('bad-request', 'expected <query/> or <prefs/>');
     const prefs = parsePrefs(payload);
     await store.setPrefs(host, username, prefs);
@@ -149,6 +159,7 @@ function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveSto
     if (payload.local === 'prefs') return prefsElement(await store.getPrefs(host, username));
     if (payload.local !== 'metadata') throw new StanzaErrorException('bad-request', 'expected <query/>, <prefs/> or <metadata/>');
     // XEP-0313 §7.1: <start/> and <end/> of a non-empty archive; empty <metadata/> otherwise.
+    await settle();
     const { first, last } = await store.bounds(host, username);
     const edge = (name: string, m: typeof first) => m && x(name, { id: m.id, timestamp: new Date(m.at).toISOString() });
     return x('metadata', { xmlns: NS_MAM }, edge('start', first), edge('end', last));
