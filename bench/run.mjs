@@ -7,7 +7,7 @@
 //   npm run bench                 full: 3 repetitions, scale curve, writes bench/RESULTS.md
 //   npm run bench -- --quick      1 repetition, smaller N, < 3 min, writes bench/RESULTS-quick.md
 //   npm run bench -- --smoke      gateway only, tiny N, < 30 s, prints the table, writes nothing
-//   options: --reps N  --servers gateway,prosody,ejabberd  --scenarios login-rate,idle-memory,msg-throughput,bosh,resume,ceiling,slow-reader,bosh-amplification,bystander-ping,shaping
+//   options: --reps N  --servers gateway,prosody,ejabberd  --scenarios login-rate,idle-memory,msg-throughput,bosh,resume,ceiling,slow-reader,bosh-amplification,bystander-ping,shaping,archiving
 //            --profile (also profile the gateway with --cpu-prof: msg-throughput, login-rate, bosh, resume)  --only-profile (writes no results file)
 //            --build (npm run build first)  --out FILE  --no-write  --keep (keep the work folder)  --workers N  --no-scale  --scale-all (scale curve for the peers too)
 //            --baseline <git-ref> (also run that revision of the gateway, built in a temporary worktree, as gateway@<commit>, taking turns with the current tree)
@@ -27,9 +27,9 @@ import { Backing, CLUSTER_SERVERS, GatewayCluster, WRITE_THROUGH_OFF, clusterFig
 
 const PASSWORD = 'bench-Pa55word';
 const ALL_SERVERS = ['gateway', 'prosody', 'ejabberd', ...Object.keys(CLUSTER_SERVERS)];
-const SCENARIOS = ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'ceiling', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping', 'write-through'];
+const SCENARIOS = ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'ceiling', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping', 'write-through', 'archiving'];
 /** Flow-control scenarios (issue 10) the peers have no equivalent of (the gateway's own limits and settings). */
-const GATEWAY_ONLY = new Set(['slow-reader', 'bosh-amplification', 'shaping']);
+const GATEWAY_ONLY = new Set(['slow-reader', 'bosh-amplification', 'shaping', 'archiving']);
 /** Whether `scenario` runs on server `name`: the cluster servers (lib/cluster.mjs) run their own few. */
 const runsOn = (name, scenario) => (CLUSTER_SERVERS[name] ? CLUSTER_SERVERS[name].scenarios.includes(scenario)
   : scenario !== 'write-through' && (!GATEWAY_ONLY.has(scenario) || isGateway(name)));
@@ -373,17 +373,11 @@ const SCENARIO_FNS = {
   'bosh-amplification': (pool, srv) => boshAmplification(srv, keys.cache, mode.flow.boshAmp),
   'bystander-ping': (pool, srv) => bystanderPing(srv, keys.cache, mode.flow.ping),
 
+  /** msg-throughput with the message archive (XEP-0313) on, then off (MAM_ENABLED=false), in one run (each on a fresh server). */
+  archiving: async (pool, srv) => onOffFigures(await onOff(pool, srv, { MAM_ENABLED: 'false' })),
+
   /** msg-throughput with inbound shaping at its default, then off, in one run (each on a fresh server). */
-  async shaping(pool, srv) {
-    const { on, off } = await onOff(pool, srv, SHAPING_OFF);
-    return {
-      msgsPerSecOn: on.msgsPerSec, msgsPerSecOff: off.msgsPerSec, onVsOffPct: 100 * (on.msgsPerSec / off.msgsPerSec - 1),
-      p99On: on.p99, p99Off: off.p99,
-      // The busier of the two windows decides whether the pair is measured again (runOne).
-      otherCpuPct: Math.max(on.otherCpuPct ?? 0, off.otherCpuPct ?? 0), serverCpuPctOn: on.serverCpuPct, serverCpuPctOff: off.serverCpuPct,
-      failedSetup: (on.failedSetup ?? 0) + (off.failedSetup ?? 0), setupErrors: [...(on.setupErrors ?? []), ...(off.setupErrors ?? [])].slice(0, 3),
-    };
-  },
+  shaping: async (pool, srv) => onOffFigures(await onOff(pool, srv, SHAPING_OFF)),
 
   /** gateway-redis: msg-throughput with Redis write-through on, then off (lib/cluster.mjs), in one run. */
   async 'write-through'(pool, srv) {
@@ -404,6 +398,17 @@ async function onOff(pool, srv, offEnv) {
   } finally {
     srv.extraEnv = {};
   }
+}
+
+/** A feature's cost from one onOff pair: messages/s both ways, on against off in %, and the p99s. */
+function onOffFigures({ on, off }) {
+  return {
+    msgsPerSecOn: on.msgsPerSec, msgsPerSecOff: off.msgsPerSec, onVsOffPct: 100 * (on.msgsPerSec / off.msgsPerSec - 1),
+    p99On: on.p99, p99Off: off.p99,
+    // The busier of the two windows decides whether the pair is measured again (runOne).
+    otherCpuPct: Math.max(on.otherCpuPct ?? 0, off.otherCpuPct ?? 0), serverCpuPctOn: on.serverCpuPct, serverCpuPctOff: off.serverCpuPct,
+    failedSetup: (on.failedSetup ?? 0) + (off.failedSetup ?? 0), setupErrors: [...(on.setupErrors ?? []), ...(off.setupErrors ?? [])].slice(0, 3),
+  };
 }
 
 /** Scale point: `total` sessions, of which msg.pairs pairs exchange messages while the rest sit idle. */
@@ -470,6 +475,11 @@ const ROWS = [
   ['write-through', 'msgsPerSecOn', 'messages/s, Redis write-through on', 0, true],
   ['write-through', 'msgsPerSecOff', 'messages/s, write-through off (memory)', 0, true],
   ['write-through', 'costPct', 'write-through cost, % of messages/s', 1, false],
+  ['archiving', 'msgsPerSecOn', 'messages/s, message archive on (both sides archived)', 0, true],
+  ['archiving', 'msgsPerSecOff', 'messages/s, message archive off (MAM_ENABLED=false)', 0, true],
+  ['archiving', 'onVsOffPct', 'archive on against off, %', 1, true],
+  ['archiving', 'p99On', 'message latency p99 ms, archive on', 2, false],
+  ['archiving', 'p99Off', 'message latency p99 ms, archive off', 2, false],
 ];
 
 function medians(results) {
@@ -508,7 +518,7 @@ function table(med, servers, base) {
     // CPU shares and ack counts are context, not results: no ratios for them.
     const context = /CpuPct$|^ackRequests/.test(key);
     const cell = (s) => { const x = v(s); return fmt(typeof x === 'number' && /CpuPct$/.test(key) ? Math.max(0, x) : x, d); };
-    // A ratio of two signed percentages (shaping on against off) means nothing.
+    // A ratio of two signed percentages (shaping or archiving on against off) means nothing.
     const baseCell = base ? ` ${context || key === 'onVsOffPct' ? '' : ratio(g, v(base), 3)} |` : '';
     lines.push(`| ${scen} | ${label} | ${cols.map((s) => (s === 'ws-echo' && !ceilingOk ? '' : cell(s))).join(' | ')} |${baseCell} ${context ? '' : ratio(g, v('prosody'))} | ${context ? '' : ratio(g, v('ejabberd'))} | ${ceilingOk && key === 'msgsPerSec' ? ratio(g, v('ws-echo')) : ''} |`);
   }
@@ -587,6 +597,8 @@ function flowTargets(get) {
   }
   {
     const pct = get('shaping', 'gateway', 'onVsOffPct');
+    const mam = get('archiving', 'gateway', 'onVsOffPct');
+    rows.push(['messages/s with the message archive on', 'within 20 % of off (issue 16)', `${fmt(get('archiving', 'gateway', 'msgsPerSecOn'))} vs ${fmt(get('archiving', 'gateway', 'msgsPerSecOff'))} msg/s: ${fmt(mam, 1)} %`, verdict([mam === undefined ? undefined : mam >= -20])]);
     rows.push(['messages/s with inbound shaping on', 'within 5 % of off', `${fmt(get('shaping', 'gateway', 'msgsPerSecOn'))} vs ${fmt(get('shaping', 'gateway', 'msgsPerSecOff'))} msg/s: ${fmt(pct, 1)} %`, verdict([pct === undefined ? undefined : pct >= -5])]);
   }
   return rows;
@@ -1002,6 +1014,7 @@ This run: \`node bench/run.mjs ${meta.argv.join(' ')}\`.
 - bosh-amplification (gateway only): u1 stores a 60 KB vCard and sends one BOSH body with ${m.flow?.boshAmp.requests} requests for it, no request to fetch the answers; peak RSS likewise.
 - bystander-ping: u3 sends ${m.flow?.ping.messages} chat messages to offline u2 as fast as its socket takes them (bounces read); meanwhile u4 pings the server back to back; the ping round trips during the flood.
 ${clusterSetup(servers)}
+- archiving (gateway only): msg-throughput with the message archive on (the default: every chat message archived for sender and recipient, SQLite, batched commits the route waits for), then with \`MAM_ENABLED=false\`, each on a fresh server.
 - shaping (gateway only): msg-throughput with \`MAX_INBOUND_BYTES_PER_SECOND\` at its default, then with rate and burst at 1 GiB (as good as off: the schema has no "off"), each on a fresh server.
 
 ## Results (medians)

@@ -28,6 +28,7 @@ import * as sm from './xmpp/features/stream-management/index.js';
 import * as offline from './xmpp/features/offline/index.js';
 import * as carbons from './xmpp/features/carbons.js';
 import * as vcard from './xmpp/features/vcard.js';
+import * as mam from './xmpp/features/mam/index.js';
 import * as csi from './xmpp/features/csi.js';
 import * as caps from './xmpp/features/caps/index.js';
 import * as pep from './xmpp/features/pep/index.js';
@@ -142,7 +143,12 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   const offlineMessages = offline.register(ctx, {
     maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes,
   }, { offline: stores.offline, users: stores.users, acks: streamManagement });
-  carbons.register(ctx);
+  // XEP-0313 archives before carbons copy: the <sent/> copies carry the sender's stanza id.
+  const archive = config.mamEnabled ? mam.register(ctx, {
+    maxPage: config.mamMaxPageSize, retentionDays: config.mamRetentionDays, maxMessagesPerUser: config.mamMaxMessagesPerUser,
+    sweepIntervalSeconds: config.mamSweepInterval,
+  }, { archive: stores.archive, inRoster: (account, contact) => accountsService.isSubscribed(account, contact) }) : undefined;
+  carbons.register(ctx, { senderStanzaId: archive?.senderStanzaId });
   vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
   const csiState = csi.register(ctx);
   // XEP-0163 PEP, its notifications filtered by XEP-0115 caps; before presence, which it watches for initial presence.
@@ -174,6 +180,8 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
       // are routed, then unacked and undelivered messages are stored offline.
       await core.idle();
       await offlineMessages.flush();
+      await archive?.flush();
+      archive?.dispose();
       ledger.end();
       streamManagement.dispose();
       accountWatch.dispose();

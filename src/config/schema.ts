@@ -142,6 +142,11 @@ export const SCHEMA = {
   pepMaxItemBytes: { env: 'PEP_MAX_ITEM_BYTES', group: 'Instant messaging', kind: 'int', default: 131072, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest PEP item payload (an avatar, a bookmark), serialized; larger gets not-acceptable with payload-too-big' },
   pepMaxNodesPerAccount: { env: 'PEP_MAX_NODES_PER_ACCOUNT', group: 'Instant messaging', kind: 'int', default: 256, min: 1, max: 100000, doc: 'PEP nodes one account may have (OMEMO keeps one per device); one more gets policy-violation with max-nodes-exceeded' },
   capsCacheEntries: { env: 'CAPS_CACHE_ENTRIES', group: 'Instant messaging', kind: 'int', default: 1000, min: 10, max: 1000000, doc: 'Entity capabilities (XEP-0115) remembered by verification string, least recently used first out; each is one client version' },
+  mamEnabled: { env: 'MAM_ENABLED', group: 'Message archive', kind: 'bool', default: true, doc: 'Archive one-to-one chat (XEP-0313) for both sides and stamp it with stanza ids (XEP-0359); false: no archive, no MAM features' },
+  mamRetentionDays: { env: 'MAM_RETENTION_DAYS', group: 'Message archive', kind: 'int', default: 0, min: 0, max: 36500, unit: 'days', doc: 'Archived messages older than this are deleted by the periodic sweep; 0 keeps them for ever' },
+  mamMaxMessagesPerUser: { env: 'MAM_MAX_MESSAGES_PER_USER', group: 'Message archive', kind: 'int', default: 100000, min: 0, max: 100000000, doc: "An account's archive keeps its newest this many messages (the sweep trims it); 0: no limit" },
+  mamMaxPageSize: { env: 'MAM_MAX_PAGE_SIZE', group: 'Message archive', kind: 'int', default: 250, min: 1, max: 1000, doc: 'Most messages one archive query returns (a larger RSM max is cut to it, XEP-0313 §4.3.1); a query without max gets 50 or this, the smaller' },
+  mamSweepInterval: { env: 'MAM_SWEEP_INTERVAL', group: 'Message archive', kind: 'int', default: 300, min: 1, max: 86400, unit: 's', doc: 'Seconds between retention sweeps; each deletes in bounded batches, yielding to the event loop between them' },
   shutdownTimeout: { env: 'SHUTDOWN_TIMEOUT', group: 'Lifecycle', kind: 'int', default: 10, min: 1, max: 600, unit: 's', doc: 'Seconds a SIGTERM shutdown waits for sessions to close' },
 } as const satisfies Record<string, OptionSpec>;
 

@@ -13,6 +13,7 @@ import type { SmStateStore } from './ports/sm-state.js';
 import type { VcardStore } from './ports/vcard.js';
 import type { PepStore } from './ports/pep.js';
 import type { FastTokenStore } from './ports/fast-tokens.js';
+import type { ArchiveStore } from './ports/archive.js';
 
 export * from './ports/accounts.js';
 export * from './ports/blocklist.js';
@@ -22,6 +23,7 @@ export * from './ports/sm-state.js';
 export * from './ports/vcard.js';
 export * from './ports/pep.js';
 export * from './ports/fast-tokens.js';
+export * from './ports/archive.js';
 
 export interface Storage {
   users: UserStore;
@@ -33,6 +35,8 @@ export interface Storage {
   pep: PepStore;
   /** XEP-0484 FAST tokens (SASL2). */
   fastTokens: FastTokenStore;
+  /** XEP-0313 message archives. */
+  archive: ArchiveStore;
   /** Idempotent. */
   close(): Promise<void>;
   /** A trivial query, for /readyz: rejects when the store cannot answer. */

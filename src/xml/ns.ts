@@ -31,6 +31,7 @@ export const NS = {
   VCARD: 'vcard-temp', // XEP-0054
   OFFLINE: 'msgoffline', // XEP-0160
   HINTS: 'urn:xmpp:hints', // XEP-0334
+  SID: 'urn:xmpp:sid:0', // XEP-0359
   CHATSTATES: 'http://jabber.org/protocol/chatstates', // XEP-0085
   RECEIPTS: 'urn:xmpp:receipts', // XEP-0184
   CHAT_MARKERS: 'urn:xmpp:chat-markers:0', // XEP-0333

@@ -39,6 +39,8 @@ export const PRIORITY = {
     standard: -100,
     /** XEP-0280: copies go out once the message has been delivered, stored or refused. */
     carbons: 0,
+    /** XEP-0313: a message is archived and gets its XEP-0359 stanza-id before anyone delivers, stores or copies it. */
+    archive: 0,
     /** Filters that only look (the shutdown's count of what goes to offline storage): after every filter that may stop. */
     observe: -1000,
   },

@@ -11,6 +11,7 @@ import { createMemorySmStateStore } from './sm-state.js';
 import { createMemoryVcardStore } from './vcard.js';
 import { createMemoryPepStore } from './pep.js';
 import { createMemoryFastTokenStore } from './fast-tokens.js';
+import { createMemoryArchiveStore } from './archive.js';
 
 export interface MemoryStorageOptions {
   now?: Clock;
@@ -24,13 +25,17 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   const blocklists = createMemoryBlocklistStore();
   const pep = createMemoryPepStore();
   const fastTokens = createMemoryFastTokenStore();
+  // The archive needs to know the accounts (SQL: its foreign key); `users` is made below.
+  const archive = createMemoryArchiveStore(async (host, username) => (await users.get(host, username)) !== undefined);
   // SQLite's ON DELETE CASCADE: an account's data goes with the account.
   const purge = (host: string, username: string): void => {
-    for (const store of [offline, vcards, rosters, blocklists, pep, fastTokens]) store.purge(host, username);
+    for (const store of [offline, vcards, rosters, blocklists, pep, fastTokens, archive]) store.purge(host, username);
   };
+  // SQLite's trigger: a new password ends the account's FAST tokens.
+  const users = createMemoryUserStore(now, purge, (host, username) => fastTokens.purge(host, username));
   return {
-    // SQLite's trigger: a new password ends the account's FAST tokens.
-    users: createMemoryUserStore(now, purge, (host, username) => fastTokens.purge(host, username)),
+    users,
+    archive,
     offline,
     vcards,
     rosters,

@@ -14,6 +14,7 @@ import { createPgVcardStore } from './vcard.js';
 import { createPgSmStateStore } from './sm-state.js';
 import { createPgPepStore } from './pep.js';
 import { createPgFastTokenStore } from './fast-tokens.js';
+import { createPgArchiveStore } from './archive.js';
 
 export interface PostgresStorageOptions {
   /** A libpq connection URI: postgres://user:password@host:port/database. */
@@ -49,6 +50,7 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     smState: createPgSmStateStore(pool),
     pep: createPgPepStore(pool),
     fastTokens: createPgFastTokenStore(pool),
+    archive: createPgArchiveStore(pool),
     close() {
       closing ??= pool.end();
       return closing;

@@ -141,6 +141,24 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE TRIGGER fast_tokens_credentials AFTER UPDATE OF credentials ON users FOR EACH ROW EXECUTE FUNCTION revoke_fast_tokens();
     `,
   },
+  {
+    version: 7,
+    name: 'message archive',
+    // XEP-0313 archives: `seq` is the archive's order, `id` the XEP-0359
+    // stanza-id clients see; every query is a range on an index that starts
+    // (host, username); the retention sweep reads the oldest rows by seq.
+    // XEP-0313 §6.1 preferences as one document. All of it goes with the account.
+    sql: `
+      CREATE TABLE archive (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ${KEY},
+        id TEXT COLLATE "C" NOT NULL, with_jid TEXT COLLATE "C" NOT NULL, at BIGINT NOT NULL, stanza TEXT NOT NULL, ${OF_ACCOUNT});
+      CREATE UNIQUE INDEX archive_by_id ON archive (host, username, id);
+      CREATE INDEX archive_by_account ON archive (host, username, seq);
+      CREATE INDEX archive_by_with ON archive (host, username, with_jid, seq);
+      CREATE INDEX archive_by_time ON archive (host, username, at, seq);
+      CREATE TABLE archive_prefs (${KEY}, prefs JSONB NOT NULL, PRIMARY KEY (host, username), ${OF_ACCOUNT});
+    `,
+  },
 ];
 
 

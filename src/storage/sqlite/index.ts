@@ -16,6 +16,8 @@ import { createSqliteVcardStore } from './vcard.js';
 import { createSqliteSmStateStore } from './sm-state.js';
 import { createSqlitePepStore } from './pep.js';
 import { createSqliteFastTokenStore } from './fast-tokens.js';
+import { createSqliteArchiveStore } from './archive.js';
+import { startArchiveThread } from './archive-writes.js';
 
 export const DATABASE_FILE = 'gateway.sqlite';
 
@@ -59,14 +61,17 @@ function openDatabase(file: string, busyTimeoutMs: number): Database.Database {
 
 export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions = {}): Storage {
   const file = join(dataDir, DATABASE_FILE);
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
   let db: Database.Database;
   try {
     // 0700: the file holds SCRAM keys, which allow offline password guessing.
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    db = openDatabase(file, options.busyTimeoutMs ?? 5000);
+    db = openDatabase(file, busyTimeoutMs);
   } catch (err) {
     throw new StorageOpenError(resolve(file), likelyCause(resolve(dataDir), err), err);
   }
+  // XEP-0313 archive writes commit on their own thread (its own connection), off the event loop.
+  const archiveThread = startArchiveThread(file, busyTimeoutMs);
   return {
     users: createSqliteUserStore(db, options.now ?? Date.now),
     rosters: createSqliteRosterStore(db),
@@ -76,7 +81,9 @@ export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions
     smState: createSqliteSmStateStore(db),
     pep: createSqlitePepStore(db),
     fastTokens: createSqliteFastTokenStore(db),
+    archive: createSqliteArchiveStore(db, archiveThread),
     async close() {
+      await archiveThread.close();
       if (db.open) db.close();
     },
     // For /readyz: a trivial query (throws once the connection is closed or the file is gone bad).

@@ -228,6 +228,39 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `),
   },
+  {
+    version: 9,
+    name: 'message archive',
+    // XEP-0313 archives: `seq` (the rowid) is the archive's order, `id` the
+    // XEP-0359 stanza-id clients see. Every query is a range on an index
+    // that starts (host, username): by seq, by correspondent, by time, by
+    // id. No index on `at` alone: the retention sweep reads the oldest rows by
+    // seq (archive order is time order), and every index costs each insert. XEP-0313 §6.1
+    // preferences as one JSON document. All of it goes with the account.
+    up: (db) => db.exec(`
+      CREATE TABLE archive (
+        seq      INTEGER PRIMARY KEY,
+        host     TEXT    NOT NULL,
+        username TEXT    NOT NULL,
+        id       TEXT    NOT NULL,
+        with_jid TEXT    NOT NULL,
+        at       INTEGER NOT NULL,
+        stanza   TEXT    NOT NULL,
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT;
+      CREATE UNIQUE INDEX archive_by_id ON archive (host, username, id);
+      CREATE INDEX archive_by_account ON archive (host, username, seq);
+      CREATE INDEX archive_by_with ON archive (host, username, with_jid, seq);
+      CREATE INDEX archive_by_time ON archive (host, username, at);
+      CREATE TABLE archive_prefs (
+        host     TEXT NOT NULL,
+        username TEXT NOT NULL,
+        prefs    TEXT NOT NULL,
+        PRIMARY KEY (host, username),
+        FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE
+      ) STRICT, WITHOUT ROWID;
+    `),
+  },
 ];
 
 

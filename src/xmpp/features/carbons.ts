@@ -16,7 +16,16 @@ import { PRIORITY } from '../priorities.js';
  * enabled resources that do not get the message itself a <received/> copy
  * (§7). Messages to other domains get no copy: there is no s2s, they bounce.
  */
-export function register(ctx: ModuleContext): void {
+export interface CarbonsDeps {
+  /**
+   * XEP-0313 §3: the sender's own <stanza-id/> for a message it archived,
+   * put into its <sent/> copies in place of the recipient's (the archive
+   * feature provides it; without it sent copies carry no stanza id).
+   */
+  readonly senderStanzaId?: (event: RouteEvent) => XmlElement | undefined;
+}
+
+export function register(ctx: ModuleContext, deps: CarbonsDeps = {}): void {
   // Session.carbons is the flag (so a cluster's remote sessions carry it); the
   // session manager counts the bound ones, which tells when there is nothing to do.
   const sessions = ctx.sessions;
@@ -50,12 +59,13 @@ export function register(ctx: ModuleContext): void {
     if (sessions.carbonsEnabled === 0 || !origin || origin.username === undefined || !eligible(stanza)) return;
     const skip = (s: Session): boolean => !s.carbons || s === origin || direct.includes(s);
     let inner: XmlElement | undefined; // cloned once, and only when some session gets a copy
+    let sentInner: XmlElement | undefined;
     const sameAccount = origin.username === to.local && origin.host === to.domain;
     // §8: "excluding the sending client", whether or not it enabled carbons.
     // A message to one's own account is copied once, as received, below.
     if (!sameAccount) {
       for (const s of ctx.sessions.resources(origin.host!, origin.username)) {
-        if (!skip(s)) s.send(wrap('sent', inner ??= stanza.clone().setAttr('xmlns', NS.CLIENT), s));
+        if (!skip(s)) s.send(wrap('sent', sentInner ??= sentCopy(event), s));
       }
     }
     // §7: "each Carbons-enabled resource ... that did not receive it under the RFC 6121 delivery rules".
@@ -63,6 +73,15 @@ export function register(ctx: ModuleContext): void {
     for (const s of ctx.sessions.resources(to.domain, to.local)) {
       if (!skip(s)) s.send(wrap('received', inner ??= stanza.clone().setAttr('xmlns', NS.CLIENT), s));
     }
+  }
+
+  /** The message for <sent/> copies: the recipient's stanza ids are not the sender's (XEP-0313 §3). */
+  function sentCopy(event: RouteEvent): XmlElement {
+    const copy = event.stanza.clone().setAttr('xmlns', NS.CLIENT);
+    const own = deps.senderStanzaId?.(event);
+    copy.children = copy.children.filter((c) => typeof c === 'string' || !(c.is('stanza-id', NS.SID) && c.attr('by') === event.to.bare));
+    if (own) copy.append(own);
+    return copy;
   }
 
   /**

@@ -12,6 +12,7 @@ import { CLASSIC, createResume, type ResumeReply } from './resume.js';
 import { createSmCluster } from './journal.js';
 import { randomId } from '../../../util/random.js';
 import { PRIORITY } from '../../priorities.js';
+import { isPromise } from '../../pipeline.js';
 
 declare module '../../events.js' {
   interface CoreEvents {
@@ -20,6 +21,13 @@ declare module '../../events.js' {
      * are delivered for good. Run by stream management with `buffer` on.
      */
     'stanzas-acked': { readonly session: Session; readonly stanzas: readonly XmlElement[] };
+    /**
+     * An <a h/> for `session` is due (its client sent <r/>): a handler may
+     * return a promise, and the <a/> is written once it settles. For features
+     * that make a handled stanza durable after its route (the message archive
+     * batches its commits): nothing is acknowledged before it is kept.
+     */
+    'ack-due': { readonly session: Session };
   }
 }
 
@@ -136,8 +144,15 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     const st = states.get(session);
     if (!st) return;
     // Everything before the <r/> has been handled (the session's queue is in order): h is stored.
-    if (journal && st.smid) journal.received(st.smid, st.counter_in);
-    session.write(x('a', { xmlns: NS.SM, h: st.counter_in }));
+    const h = st.counter_in;
+    const answer = (): void => {
+      if (journal && st.smid) journal.received(st.smid, h);
+      if (!session.destroyed) session.write(x('a', { xmlns: NS.SM, h }));
+    };
+    // Not awaited: the stanzas after the <r/> go on meanwhile; <a/>s keep their order (their barriers settle in order).
+    const due = ctx.hooks.has('ack-due') ? ctx.hooks.run('ack-due', { session }) : undefined;
+    if (isPromise(due)) void due.then(answer, answer);
+    else answer();
   });
 
   ctx.nonzas.register(NS.SM, 'a', (session, el) => {

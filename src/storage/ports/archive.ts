@@ -1,0 +1,91 @@
+/** The message archive port (XEP-0313, MAM). Types only. */
+
+/** One archived message of one account's archive. */
+export interface ArchivedMessage {
+  /** The archive id, as given to clients in <stanza-id/> (XEP-0359): unique within the account's archive. */
+  readonly id: string;
+  /** The other party's bare JID (XEP-0313 §4.1.1 `with`). */
+  readonly with: string;
+  /** When the server archived it, milliseconds since the epoch (the <delay/> stamp of a result). */
+  readonly at: number;
+  /** The <message/> as serialized XML in jabber:client. */
+  readonly stanza: string;
+}
+
+/** A message to archive for the account `host`/`username`. */
+export interface ArchiveEntry extends ArchivedMessage {
+  readonly host: string;
+  readonly username: string;
+}
+
+/**
+ * A query over one account's archive. The filters (XEP-0313 §4.1) make the
+ * result set; `after-id`/`before-id` are archive ids, exclusive. The page
+ * (XEP-0059) is taken from that set after `page.after` or before
+ * `page.before`, from its start (`direction` forward, §2.2) or its end
+ * (backward, §2.3). Results come oldest first.
+ */
+export interface ArchiveQuery {
+  readonly with?: string;
+  readonly start?: number;
+  readonly end?: number;
+  readonly afterId?: string;
+  readonly beforeId?: string;
+  readonly ids?: readonly string[];
+  readonly page?: { readonly after?: string; readonly before?: string };
+  readonly limit: number;
+  readonly direction: 'forward' | 'backward';
+}
+
+export interface ArchivePage {
+  /** Oldest first, at most `limit`. */
+  readonly messages: ArchivedMessage[];
+  /** True when the page reaches the end of the filtered set in its direction (XEP-0313 §4.3 `complete`). */
+  readonly complete: boolean;
+  /** How many messages match the filters (the page's bounds aside), counted up to COUNT_CAP; else undefined. */
+  readonly count?: number;
+}
+
+/**
+ * Counting the matches of a query stops here: beyond it, <count/> is left out
+ * (XEP-0059 §2.1 and XEP-0313 §4.3.2 make it optional). Counting walks the
+ * index, so the cap is what keeps a page of 50 from a million messages as
+ * cheap as from a thousand.
+ */
+export const COUNT_CAP = 1_000;
+
+/** XEP-0313 §6.1 preferences: the default, and the JIDs always or never archived. */
+export interface ArchivePrefs {
+  readonly default: 'always' | 'never' | 'roster';
+  readonly always: readonly string[];
+  readonly never: readonly string[];
+}
+
+export const DEFAULT_PREFS: ArchivePrefs = { default: 'always', always: [], never: [] };
+
+/**
+ * Per-account message archives. An account's archive and preferences go
+ * with the account (SQL: ON DELETE CASCADE; memory: purge).
+ */
+export interface ArchiveStore {
+  /**
+   * Stores the entries in one transaction, in order (the order of an
+   * archive). Entries for accounts that do not exist are skipped, so one
+   * unknown recipient cannot fail the batch.
+   */
+  append(entries: readonly ArchiveEntry[]): Promise<void>;
+  /** A page of the account's archive; 'item-not-found' when an id it is given (a bound or one of `ids`) is not in the archive. */
+  query(host: string, username: string, query: ArchiveQuery): Promise<ArchivePage | 'item-not-found'>;
+  /** The oldest and newest messages (XEP-0313 §7.1 metadata), without their stanzas. */
+  bounds(host: string, username: string): Promise<{ first?: Omit<ArchivedMessage, 'stanza'>; last?: Omit<ArchivedMessage, 'stanza'> }>;
+  getPrefs(host: string, username: string): Promise<ArchivePrefs>;
+  setPrefs(host: string, username: string, prefs: ArchivePrefs): Promise<void>;
+  /**
+   * Deletes messages archived before `before` (any account) among the
+   * oldest `limit` of the whole store; returns how many. Archive order is
+   * time order, so a sweep repeats it until it returns less than `limit`.
+   */
+  expire(before: number, limit: number): Promise<number>;
+  /** Deletes the account's oldest messages beyond its newest `keep`, at most `limit` of them; returns how many. */
+  trim(host: string, username: string, keep: number, limit: number): Promise<number>;
+}

@@ -1,0 +1,70 @@
+/** ArchiveStore (XEP-0313) over a node-postgres pool; the page query is archive-sql.ts's, numbered. */
+import type { Pool } from 'pg';
+import { countSql, END_SEQ, numbered, pageSql, resolveBounds, SEQ_OF, START_SEQ, type ArchiveRow } from '../archive-sql.js';
+import { COUNT_CAP, DEFAULT_PREFS, type ArchivedMessage, type ArchivePrefs, type ArchiveStore } from '../ports/archive.js';
+import { inTransaction, toNumber } from './tx.js';
+
+const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: r.id, with: r.with_jid, at: toNumber(r.at), stanza: r.stanza });
+const EDGE = 'SELECT id, with_jid, at FROM archive WHERE host = $1 AND username = $2 ORDER BY seq';
+
+export function createPgArchiveStore(pool: Pool): ArchiveStore {
+  const one = async (sql: string, params: unknown[]): Promise<number | undefined> => {
+    const { rows } = await pool.query<{ seq: string }>(numbered(sql), params);
+    return rows[0] === undefined ? undefined : toNumber(rows[0].seq);
+  };
+  const edge = async (host: string, username: string, order: string) => {
+    const row = (await pool.query<ArchiveRow>(`${EDGE} ${order} LIMIT 1`, [host, username])).rows[0];
+    return row ? { id: row.id, with: row.with_jid, at: toNumber(row.at) } : undefined;
+  };
+  return {
+    async append(entries) {
+      if (entries.length === 0) return;
+      // One statement for the batch; rows for accounts that do not exist are left out by the join.
+      await inTransaction(pool, (c) => c.query(`INSERT INTO archive (host, username, id, with_jid, at, stanza)
+        SELECT u.host, u.username, e.id, e.with_jid, e.at, e.stanza
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS e(host, username, id, with_jid, at, stanza, n)
+        JOIN users u ON u.host = e.host AND u.username = e.username ORDER BY e.n`,
+      [entries.map((e) => e.host), entries.map((e) => e.username), entries.map((e) => e.id), entries.map((e) => e.with), entries.map((e) => e.at), entries.map((e) => e.stanza)]));
+    },
+    async query(host, username, q) {
+      const bounds = await resolveBounds(q, {
+        seqOf: (id) => one(SEQ_OF, [host, username, id]),
+        startSeq: (start) => one(START_SEQ, [host, username, start]),
+        endSeq: (end) => one(END_SEQ, [host, username, end]),
+      });
+      if (bounds === 'item-not-found') return bounds;
+      const page = pageSql(host, username, q, bounds);
+      const count = countSql(host, username, q, bounds);
+      const [rows, counted] = await Promise.all([
+        pool.query<ArchiveRow>(numbered(page.sql), page.params),
+        pool.query<{ n: string }>(numbered(count.sql), count.params),
+      ]);
+      const messages = rows.rows.slice(0, q.limit).map(toMessage);
+      if (q.direction === 'backward') messages.reverse();
+      const n = toNumber(counted.rows[0]?.n ?? 0);
+      return { messages, complete: rows.rows.length <= q.limit, count: n <= COUNT_CAP ? n : undefined };
+    },
+    async bounds(host, username) {
+      return { first: await edge(host, username, 'ASC'), last: await edge(host, username, 'DESC') };
+    },
+    async getPrefs(host, username) {
+      const { rows } = await pool.query<{ prefs: ArchivePrefs }>('SELECT prefs FROM archive_prefs WHERE host = $1 AND username = $2', [host, username]);
+      return rows[0]?.prefs ?? DEFAULT_PREFS;
+    },
+    async setPrefs(host, username, prefs) {
+      await pool.query(`INSERT INTO archive_prefs (host, username, prefs) SELECT host, username, $1 FROM users WHERE host = $2 AND username = $3
+        ON CONFLICT (host, username) DO UPDATE SET prefs = excluded.prefs`, [JSON.stringify(prefs), host, username]);
+    },
+    async expire(before, limit) {
+      // The oldest `limit` rows by seq (the primary key: no scan), those of them stamped before the cut.
+      const r = await pool.query('DELETE FROM archive WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM archive ORDER BY seq LIMIT $2) AS oldest WHERE at < $1)', [before, limit]);
+      return r.rowCount ?? 0;
+    },
+    async trim(host, username, keep, limit) {
+      const cut = await one('SELECT seq FROM archive WHERE host = ? AND username = ? ORDER BY seq DESC LIMIT 1 OFFSET ?', [host, username, keep]);
+      if (cut === undefined) return 0;
+      const r = await pool.query(`DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE host = $1 AND username = $2 AND seq <= $3 ORDER BY seq LIMIT $4)`, [host, username, cut, limit]);
+      return r.rowCount ?? 0;
+    },
+  };
+}

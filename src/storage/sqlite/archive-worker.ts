@@ -1,0 +1,33 @@
+/**
+ * The SQLite archive's writer thread: its own connection to the database
+ * file, committing the batches the archive store posts (one transaction
+ * each, in order) and answering each with its id, and the error if any.
+ * Here, not on the event loop, because a commit and above all the WAL
+ * checkpoints that follow commits fsync, and better-sqlite3 is synchronous.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import type { ArchiveEntry } from '../ports/archive.js';
+
+interface Job { readonly id: number; readonly entries: readonly ArchiveEntry[] }
+
+const { file, busyTimeoutMs } = workerData as { file: string; busyTimeoutMs: number };
+const db = new Database(file);
+db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
+db.pragma('synchronous = NORMAL');
+db.pragma('foreign_keys = ON');
+// INSERT … SELECT: an entry for an account that does not exist inserts nothing (no foreign key failure).
+const insert = db.prepare<[string, string, number, string, string, string]>(`INSERT INTO archive (host, username, id, with_jid, at, stanza)
+  SELECT host, username, ?, ?, ?, ? FROM users WHERE host = ? AND username = ?`);
+const appendAll = db.transaction((entries: readonly ArchiveEntry[]) => {
+  for (const e of entries) insert.run(e.id, e.with, e.at, e.stanza, e.host, e.username);
+});
+
+parentPort!.on('message', (job: Job) => {
+  try {
+    appendAll.immediate(job.entries);
+    parentPort!.postMessage({ id: job.id });
+  } catch (err) {
+    parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) });
+  }
+});

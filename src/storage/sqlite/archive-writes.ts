@@ -1,0 +1,50 @@
+/** Archive appends committed on a worker thread (archive-worker.ts), awaited by the caller. */
+import { Worker } from 'node:worker_threads';
+import type { ArchiveEntry } from '../ports/archive.js';
+
+export interface ThreadedAppend {
+  append(entries: readonly ArchiveEntry[]): Promise<void>;
+  /** Waits for the batches posted so far, then stops the thread. */
+  close(): Promise<void>;
+}
+
+interface Waiting { resolve(): void; reject(err: Error): void }
+
+// Run from src/ by the tests (a TypeScript loader, inherited by the worker) or from dist/.
+const SCRIPT = new URL(import.meta.url.endsWith('.ts') ? './archive-worker.ts' : './archive-worker.js', import.meta.url);
+
+export function startArchiveThread(file: string, busyTimeoutMs: number): ThreadedAppend {
+  const worker = new Worker(SCRIPT, { workerData: { file, busyTimeoutMs } });
+  // The thread must not keep the process alive by itself (storage.close() stops it).
+  worker.unref();
+  const waiting = new Map<number, Waiting>();
+  let next = 0;
+  let failed: Error | undefined;
+  worker.on('message', ({ id, error }: { id: number; error?: string }) => {
+    const w = waiting.get(id);
+    waiting.delete(id);
+    if (error === undefined) w?.resolve(); else w?.reject(new Error(`archive write failed: ${error}`));
+  });
+  worker.on('error', (err) => {
+    failed = err;
+    for (const w of waiting.values()) w.reject(err);
+    waiting.clear();
+  });
+  const idle = async (): Promise<void> => {
+    while (waiting.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
+  return {
+    append(entries) {
+      if (failed) return Promise.reject(failed);
+      const id = ++next;
+      return new Promise<void>((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        worker.postMessage({ id, entries });
+      });
+    },
+    async close() {
+      await idle();
+      await worker.terminate();
+    },
+  };
+}

@@ -1,0 +1,206 @@
+import type {} from '../stream-management/index.js'; // declares 'ack-due'
+import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
+import type { Jid } from '../../../jid/index.js';
+import type { ArchivePrefs, ArchiveStore } from '../../../storage/ports/archive.js';
+import { randomId } from '../../../util/random.js';
+import { StanzaErrorException } from '../../errors.js';
+import type { ModuleContext } from '../../context.js';
+import type { RouteEvent } from '../../events.js';
+import type { Session } from '../../session.js';
+import { isPromise } from '../../pipeline.js';
+import { PRIORITY } from '../../priorities.js';
+import { archivable, entryFor, monotonicClock, newArchiveId, PrefsCache, stanzaIdElement, stripForgedStanzaIds } from './archiving.js';
+import { NS_MAM, NS_MAM_EXTENDED, NS_SID } from './ns.js';
+import { archives, parsePrefs, prefsElement } from './prefs.js';
+import { finElement, parseQuery, queryForm } from './query.js';
+import { createRetention, type RetentionOptions } from './retention.js';
+import { createArchiveWriter } from './writer.js';
+
+export interface MamOptions extends RetentionOptions {
+  /** The most results one query returns (MAM_MAX_PAGE_SIZE). */
+  readonly maxPage: number;
+}
+
+export interface MamDeps {
+  readonly archive: ArchiveStore;
+  /** For prefs default 'roster': whether `contact` is on `account`'s roster (a presence subscription). */
+  readonly inRoster: (account: Jid, contact: Jid) => Promise<boolean>;
+  readonly now?: () => number;
+}
+
+export interface MamFeature {
+  /** XEP-0313 §3 / XEP-0280: the sender's <stanza-id/> for the <sent/> carbons of this message, when the sender archived it. */
+  senderStanzaId(event: RouteEvent): XmlElement | undefined;
+  /** Commits what is queued (shutdown). */
+  flush(): Promise<void>;
+  /** One retention sweep now; resolves with the messages deleted. */
+  sweep(): Promise<number>;
+  dispose(): void;
+}
+
+const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
+
+/**
+ * Message Archive Management (XEP-0313, urn:xmpp:mam:2 and #extended) for
+ * one-to-one chat, with XEP-0359 stanza ids. A message a client sends is
+ * archived once per account (sender's and recipient's), whatever copies
+ * carbons, forking or offline storage make of it: it is archived on its
+ * route event (a transform, before any delivery), never on a copy or a
+ * re-route (origin null). The writes are batched (writer.ts) and nothing
+ * on the message's path waits for them, but the XEP-0198 <a/> that covers
+ * a message waits for its commit ('ack-due'): nothing is acknowledged
+ * before it is in the archive.
+ */
+export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): MamFeature {
+  const clock = monotonicClock(deps.now ?? Date.now);
+  const writer = createArchiveWriter(deps.archive);
+  const retention = createRetention(deps.archive, opts, ctx.log, deps.now ?? Date.now);
+  const prefsCache = new PrefsCache();
+  const senderIds = new WeakMap<RouteEvent, XmlElement>();
+  // The last archive commit each sending session waits for before its next <a/> (XEP-0198).
+  const commits = new WeakMap<Session, Promise<void>>();
+  // XEP-0313 §8: the archive is the account's, discovered on its bare JID; XEP-0359 §6 on the server.
+  ctx.disco.addAccountFeature(NS_MAM);
+  ctx.disco.addAccountFeature(NS_MAM_EXTENDED);
+  ctx.disco.addFeature(NS_SID);
+
+  ctx.hooks.transform('stanza-in', ({ stanza }) => {
+    if (stanza.name === 'message') stripForgedStanzaIds(stanza, ctx.hosts);
+  }, PRIORITY.stanzaIn.forgedDelays);
+
+  const prefsOf = (jid: Jid): ArchivePrefs | Promise<ArchivePrefs> => {
+    const hit = prefsCache.get(jid.bare);
+    if (hit) return hit;
+    return deps.archive.getPrefs(jid.domain, jid.local).then((p) => { prefsCache.set(jid.bare, p); return p; });
+  };
+  const decide = (owner: Jid, contact: Jid): boolean | Promise<boolean> => {
+    const prefs = prefsOf(owner);
+    const check = (p: ArchivePrefs) => archives(p, contact.bare, () => deps.inRoster(owner, contact));
+    return isPromise<ArchivePrefs>(prefs) ? prefs.then(check) : check(prefs);
+  };
+
+  const archive = (event: RouteEvent, sender: Jid, receiver: Jid, senderOk: boolean, receiverOk: boolean): void => {
+    const { stanza } = event;
+    const same = sender.bare === receiver.bare;
+    if (!receiverOk && (!senderOk || same)) return;
+    const id = newArchiveId();
+    const at = clock();
+    const text = (stanza.attr('xmlns') === NS.CLIENT ? stanza : stanza.clone().setAttr('xmlns', NS.CLIENT)).toString();
+    const entries = [];
+    if (receiverOk) {
+      entries.push(entryFor(receiver, sender.bare, id, at, text));
+      // XEP-0313 §3: the recipient sees where and under which id it is archived.
+      stanza.append(stanzaIdElement(receiver.bare, id));
+      retention.touched(receiver.domain, receiver.local);
+    }
+    if (senderOk && !same) {
+      entries.push(entryFor(sender, receiver.bare, id, at, text));
+      senderIds.set(event, stanzaIdElement(sender.bare, id));
+      retention.touched(sender.domain, sender.local);
+    }
+    const origin = event.origin!;
+    const commit = writer.write(entries).catch((err: unknown) => {
+      // Delivered (or stored offline) already: only the archive copy is missing. Logged, never bounced.
+      ctx.log.error({ err, to: event.to.bare }, 'message archive: a write failed');
+    });
+    commits.set(origin, commit);
+    void commit.then(() => { if (commits.get(origin) === commit) commits.delete(origin); });
+  };
+
+  // Before any delivery handler, after the filters that stop a message (blocking: never archived for the blocker).
+  const onRoute = (event: RouteEvent): void | Promise<void> => {
+    const { origin, stanza } = event;
+    if (!origin || origin.jid === undefined || origin.anonymous || !archivable(stanza)) return;
+    const sender = origin.jid.bareJid();
+    const receiver = event.to.bareJid();
+    const senderOk = decide(sender, receiver);
+    const receiverOk = sender.bare === receiver.bare ? senderOk : decide(receiver, sender);
+    if (!isPromise(senderOk) && !isPromise(receiverOk)) return archive(event, sender, receiver, senderOk, receiverOk);
+    return Promise.all([senderOk, receiverOk]).then(([s, r]) => archive(event, sender, receiver, s, r));
+  };
+  for (const route of ['message/full', 'message/bare'] as const) ctx.hooks.transform(route, onRoute, PRIORITY.route.archive);
+  // XEP-0198: the <a/> that covers a message the session sent waits for that message's commit.
+  ctx.hooks.notify('ack-due', ({ session }) => commits.get(session), PRIORITY.lifecycle.default);
+
+  // A query reads its own writes: what is queued is committed first (a message delivered a moment ago is in the page).
+  registerQueries(ctx, opts, deps.archive, { cachePrefs: (jid, prefs) => prefsCache.set(jid, prefs), settle: () => writer.flush() });
+
+  return {
+    senderStanzaId: (event) => senderIds.get(event),
+    flush: () => writer.flush(),
+    sweep: () => retention.sweep(),
+    dispose: () => retention.dispose(),
+  };
+}
+
+/** The IQs of XEP-0313: query (set), its form, metadata and prefs (get), prefs (set); forbidden on another account's archive. */
+interface QueryHooks {
+  cachePrefs(bare: string, prefs: ArchivePrefs): void;
+  /** Resolves once the archive writes queued so far are committed. */
+  settle(): Promise<void>;
+}
+
+function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveStore, { cachePrefs, settle }: QueryHooks): void {
+  ctx.iq.register('self', 'set', NS_MAM, async (session, _iq, payload) => {
+    const { host, username } = account(session);
+    if (payload.local === 'query') {
+      await settle();
+      return query(ctx, session, payload, store, opts.maxPage);
+    }
+    if (payload.local !== 'prefs') throw new StanzaErrorException('bad-request', 'expected <query/> or <prefs/>');
+    const prefs = parsePrefs(payload);
+    await store.setPrefs(host, username, prefs);
+    cachePrefs(`${username}@${host}`, prefs);
+    return prefsElement(prefs);
+  });
+  ctx.iq.register('self', 'get', NS_MAM, async (session, _iq, payload) => {
+    const { host, username } = account(session);
+    if (payload.local === 'query') return queryForm();
+    if (payload.local === 'prefs') return prefsElement(await store.getPrefs(host, username));
+    if (payload.local !== 'metadata') throw new StanzaErrorException('bad-request', 'expected <query/>, <prefs/> or <metadata/>');
+    // XEP-0313 §7.1: <start/> and <end/> of a non-empty archive; empty <metadata/> otherwise.
+    await settle();
+    const { first, last } = await store.bounds(host, username);
+    const edge = (name: string, m: typeof first) => m && x(name, { id: m.id, timestamp: new Date(m.at).toISOString() });
+    return x('metadata', { xmlns: NS_MAM }, edge('start', first), edge('end', last));
+  });
+  // XEP-0313 §9 (Security): only the account itself reads its archive. Above the bare-JID IQ default.
+  ctx.hooks.deliver('iq/bare', (event) => {
+    const { origin, stanza, to } = event;
+    if (!origin || stanza.firstElement?.ns !== NS_MAM || (origin.username === to.local && origin.host === to.domain)) return;
+    const type = stanza.attr('type');
+    if (type !== 'get' && type !== 'set') return;
+    ctx.router.bounce(event, 'forbidden', "only the account itself may use its archive");
+    return 'delivered';
+  }, PRIORITY.route.onBehalf);
+}
+
+function account(session: Session): { host: string; username: string } {
+  return { host: session.host!, username: session.username! };
+}
+
+/** Sends the page's results, then answers with <fin/> (XEP-0313 §4.3). */
+async function query(ctx: ModuleContext, session: Session, payload: XmlElement, store: ArchiveStore, maxPage: number): Promise<XmlElement> {
+  const parsed = parseQuery(payload, { maxPage });
+  const page = await store.query(session.host!, session.username!, parsed.query);
+  // XEP-0313 §4.1.1 / §4.3.2: an id to start from that is not in the archive.
+  if (page === 'item-not-found') throw new StanzaErrorException('item-not-found', 'no such id in the archive');
+  const ordered = parsed.flip ? [...page.messages].reverse() : page.messages;
+  for (const m of ordered) {
+    const inner = readStored(ctx, m.stanza);
+    if (!inner) continue;
+    session.send(x('message', { xmlns: NS.CLIENT, to: session.full_jid, from: session.jid!.bare, id: randomId(9) },
+      x('result', { xmlns: NS_MAM, queryid: parsed.queryid, id: m.id },
+        x('forwarded', { xmlns: NS.FORWARD }, x('delay', { xmlns: NS.DELAY, stamp: new Date(m.at).toISOString() }), inner))));
+  }
+  return finElement(page.messages.map((m) => m.id), page.complete, page.count);
+}
+
+function readStored(ctx: ModuleContext, text: string): XmlElement | undefined {
+  try {
+    return parseXml(text, STORED_LIMITS, NS.CLIENT);
+  } catch (err) {
+    ctx.log.error({ err }, 'message archive: a stored message cannot be read');
+    return undefined;
+  }
+}

@@ -1,0 +1,47 @@
+import { x, type XmlElement } from '../../../xml/index.js';
+import { tryParseJid } from '../../../jid/index.js';
+import { StanzaErrorException } from '../../errors.js';
+import type { ArchivePrefs } from '../../../storage/ports/archive.js';
+import { NS_MAM } from './ns.js';
+
+/** JIDs one <always/> or <never/> list may hold: a prefs document stays small. */
+export const MAX_PREFS_JIDS = 1000;
+const DEFAULTS = new Set(['always', 'never', 'roster']);
+
+/**
+ * XEP-0313 v0.6 §6 (now XEP-0441) <prefs/>: `default` is always, never or
+ * roster; <always/> and <never/> list bare JIDs. A bad document is
+ * bad-request; more than MAX_PREFS_JIDS is not-acceptable.
+ */
+export function parsePrefs(el: XmlElement): ArchivePrefs {
+  const def = el.attr('default');
+  if (def === undefined || !DEFAULTS.has(def)) throw new StanzaErrorException('bad-request', "default must be 'always', 'never' or 'roster'");
+  return { default: def as ArchivePrefs['default'], always: jids(el.getChild('always', NS_MAM)), never: jids(el.getChild('never', NS_MAM)) };
+}
+
+function jids(list: XmlElement | undefined): string[] {
+  const out = new Set<string>();
+  for (const j of list?.getChildren('jid', NS_MAM) ?? []) {
+    const jid = tryParseJid(j.text().trim());
+    if (!jid) throw new StanzaErrorException('jid-malformed', `not a JID: ${j.text()}`);
+    out.add(jid.bare);
+  }
+  if (out.size > MAX_PREFS_JIDS) throw new StanzaErrorException('not-acceptable', `at most ${MAX_PREFS_JIDS} JIDs per list`);
+  return [...out];
+}
+
+export function prefsElement(prefs: ArchivePrefs): XmlElement {
+  const list = (name: string, items: readonly string[]) => x(name, {}, ...items.map((j) => x('jid', {}, j)));
+  return x('prefs', { xmlns: NS_MAM, default: prefs.default }, list('always', prefs.always), list('never', prefs.never));
+}
+
+/**
+ * Whether messages with `contact` go into the archive: the lists first
+ * (never wins over always), then the default; 'roster' asks `inRoster`.
+ */
+export function archives(prefs: ArchivePrefs, contact: string, inRoster: () => Promise<boolean>): boolean | Promise<boolean> {
+  if (prefs.never.includes(contact)) return false;
+  if (prefs.always.includes(contact)) return true;
+  if (prefs.default === 'roster') return inRoster();
+  return prefs.default === 'always';
+}

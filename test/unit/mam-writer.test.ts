@@ -1,0 +1,68 @@
+/** The archive's batch writer and retention sweep (features/mam): batching, ordering, failures, bounds. */
+import t from 'tap';
+import { createArchiveWriter, MAX_BATCH } from '../../src/xmpp/features/mam/writer.js';
+import { createRetention, SWEEP_BATCH } from '../../src/xmpp/features/mam/retention.js';
+import { createMemoryStorage, deriveStoredCredentials, type ArchiveEntry } from '../../src/storage/index.js';
+
+const entry = (i: number, username = 'alice', at = i): ArchiveEntry => ({ host: 'localhost', username, id: `m${i}`, with: 'bob@localhost', at, stanza: '<message/>' });
+const silentLog = { warn: () => undefined, error: () => undefined, info: () => undefined, debug: () => undefined } as never;
+
+t.test('what one turn writes is committed in one append, in order; each promise settles after it', async (t) => {
+  const calls: string[][] = [];
+  const writer = createArchiveWriter({ append: async (entries) => { calls.push(entries.map((e) => e.id)); } });
+  const a = writer.write([entry(1), entry(2)]);
+  const b = writer.write([entry(3)]);
+  t.equal(writer.pending, 3);
+  t.same(calls, [], 'nothing is written in the same turn');
+  await Promise.all([a, b]);
+  t.same(calls, [['m1', 'm2', 'm3']]);
+  t.equal(writer.pending, 0);
+});
+
+t.test('a burst is split into transactions of at most MAX_BATCH, committed one after another', async (t) => {
+  const calls: number[] = [];
+  let running = 0;
+  const writer = createArchiveWriter({
+    append: async (entries) => {
+      t.equal(running++, 0, 'one commit at a time');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      calls.push(entries.length);
+      running--;
+    },
+  });
+  const all = Array.from({ length: MAX_BATCH * 2 + 1 }, (_, i) => writer.write([entry(i)]));
+  await writer.flush();
+  t.same(calls, [MAX_BATCH, MAX_BATCH, 1]);
+  await Promise.all(all);
+});
+
+t.test('a failed commit rejects only its own batch; the next one is written', async (t) => {
+  let fail = true;
+  const writer = createArchiveWriter({ append: async () => { if (fail) { fail = false; throw new Error('disk full'); } } });
+  const first = writer.write([entry(1)]);
+  await t.rejects(first, /disk full/);
+  await t.resolves(writer.write([entry(2)]));
+});
+
+t.test('the sweep expires by age and trims the accounts written to, in bounded statements', async (t) => {
+  let now = 100 * 86_400_000;
+  const storage = createMemoryStorage();
+  for (const u of ['alice', 'bob']) await storage.users.create('localhost', u, await deriveStoredCredentials('pw', 4096));
+  const day = 86_400_000;
+  // alice: 3 old messages (5 days) and SWEEP_BATCH + 10 new ones; bob: 5 new ones.
+  await storage.archive.append([0, 1, 2].map((i) => entry(i, 'alice', now - 5 * day)));
+  await storage.archive.append(Array.from({ length: SWEEP_BATCH + 10 }, (_, i) => entry(100 + i, 'alice', now - 1000)));
+  await storage.archive.append([0, 1, 2, 3, 4].map((i) => entry(i, 'bob', now - 1000)));
+  const retention = createRetention(storage.archive, { retentionDays: 2, maxMessagesPerUser: 4, sweepIntervalSeconds: 3600 }, silentLog, () => now);
+  t.teardown(() => retention.dispose());
+  retention.touched('localhost', 'alice');
+  const first = await retention.sweep();
+  t.equal(first, 3 + SWEEP_BATCH, 'the old three, then one statement of trimming for alice');
+  const count = async (u: string) => ((await storage.archive.query('localhost', u, { limit: 2000, direction: 'forward' })) as { messages: unknown[] }).messages.length;
+  t.equal(await count('alice'), 10, 'alice is not done yet: she stays on the list');
+  t.equal(await count('bob'), 5, 'bob got nothing new since the last sweep: not trimmed');
+  t.equal(await retention.sweep(), 6);
+  t.equal(await count('alice'), 4);
+  now += 3 * day;
+  t.equal(await retention.sweep(), 9, 'everything is older than two days now');
+});
