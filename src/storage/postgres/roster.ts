@@ -56,7 +56,8 @@ interface LoadRow {
 }
 
 async function load(pool: Pool, host: string, username: string): Promise<StoredRoster> {
-  const { rows: [row] } = await pool.query<LoadRow>(LOAD, [host, username]);
+  // Named: prepared once per connection, not parsed and planned again at every login.
+  const { rows: [row] } = await pool.query<LoadRow>({ name: 'roster-load', text: LOAD, values: [host, username] });
   if (!row) throw new Error('roster load returned no row');
   return { version: toNumber(row.version ?? 0), items: row.items.map(decode), pending: row.pending };
 }
