@@ -3,7 +3,7 @@
  * opening one empty database at once (the migrations' advisory lock), the
  * schema recorded once and kept across reopening, a refused newer schema, a
  * failed step rolled back, and two pools (two gateway processes) sharing
- * one offline quota.
+ * one offline quota; the reads of a login as one named statement each.
  */
 import t from 'tap';
 import pg from 'pg';
@@ -83,6 +83,46 @@ t.test('postgres: an account change made through another pool (the CLI) reaches 
   const start = await server.users.changesSince();
   await cli.users.delete('example.com', 'bob');
   t.same((await server.users.changesSince(start.cursor)).changes, [{ host: 'example.com', username: 'bob', change: 'deleted' }]);
+});
+
+/** Every statement the pool sends while `fn` runs (node-postgres' Client.query, which Pool.query also goes through). */
+async function statementsOf(fn: () => Promise<unknown>): Promise<{ text: string; named: boolean }[]> {
+  const seen: { text: string; named: boolean }[] = [];
+  const original = pg.Client.prototype.query;
+  const spy = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+    const named = typeof config === 'object' && config !== null && 'name' in config;
+    seen.push({ text: typeof config === 'string' ? config : String((config as { text?: unknown }).text), named });
+    return (original as (...a: unknown[]) => unknown).call(this, config, ...rest);
+  };
+  pg.Client.prototype.query = spy as typeof original;
+  try {
+    await fn();
+  } finally {
+    pg.Client.prototype.query = original;
+  }
+  return seen;
+}
+
+// Each statement is a network round trip to the server (bench/RESULTS.md, "Cluster": a cluster
+// login read its roster as BEGIN, three SELECTs and COMMIT), and a named one is planned once per connection.
+t.test('postgres: the reads of a login are one named statement each', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const s = await openPostgresStorage({ url });
+  t.teardown(() => s.close());
+  await withAccounts(s, 'alice');
+  await s.rosters.putItem('example.com', 'alice', { jid: 'bob@example.com', name: 'Bob', groups: ['G'], subscription: 'both', ask: false, approved: false }, 3);
+  await s.rosters.putPending('example.com', 'alice', { jid: 'pat@example.com', stanza: '<presence/>' });
+  await s.blocklists.add('example.com', 'alice', ['eve@example.com']);
+  let loaded: unknown[] = [];
+  const statements = await statementsOf(async () => {
+    loaded = [await s.users.get('example.com', 'alice'), await s.rosters.load('example.com', 'alice'), await s.blocklists.list('example.com', 'alice')];
+  });
+  t.equal(statements.length, 3, `credentials, roster and blocklist: one statement each (${statements.map((q) => q.text.trim().split(/\s+/)[0]).join(', ')})`);
+  t.ok(statements.every((q) => q.named), 'all of them named (prepared once per connection)');
+  t.same(loaded.slice(1), [
+    { version: 3, items: [{ jid: 'bob@example.com', name: 'Bob', groups: ['G'], subscription: 'both', ask: false, approved: false }], pending: [{ jid: 'pat@example.com', stanza: '<presence/>' }] },
+    ['eve@example.com'],
+  ], 'and they read what was written');
 });
 
 t.test('postgres: an unreachable server fails the open, naming the cause', async (t) => {

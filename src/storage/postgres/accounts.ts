@@ -49,7 +49,8 @@ async function changesSince(pool: Pool, now: Clock, cursor: number | undefined):
 export function createPgUserStore(pool: Pool, now: Clock): UserStore {
   return {
     async get(host, username) {
-      const { rows } = await pool.query<UserRow>('SELECT host, username, credentials, created_at FROM users WHERE host = $1 AND username = $2', [host, username]);
+      // Named (prepared once per connection): every login reads its credentials.
+      const { rows } = await pool.query<UserRow>({ name: 'users-get', text: 'SELECT host, username, credentials, created_at FROM users WHERE host = $1 AND username = $2', values: [host, username] });
       return rows[0] && decode(rows[0]);
     },
     async create(host, username, credentials) {

@@ -5,7 +5,8 @@ import type { BlocklistStore } from '../ports/blocklist.js';
 export function createPgBlocklistStore(pool: Pool): BlocklistStore {
   return {
     async list(host, username) {
-      const { rows } = await pool.query<{ jid: string }>('SELECT jid FROM blocklist WHERE host = $1 AND username = $2 ORDER BY jid', [host, username]);
+      // Named (prepared once per connection): every login loads the blocklist.
+      const { rows } = await pool.query<{ jid: string }>({ name: 'blocklist-list', text: 'SELECT jid FROM blocklist WHERE host = $1 AND username = $2 ORDER BY jid', values: [host, username] });
       return rows.map((r) => r.jid);
     },
     async add(host, username, jids) {
