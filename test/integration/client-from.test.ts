@@ -98,6 +98,8 @@ for (const [mode, alice] of modes) {
     t.notOk(a.conn.closed, 'the stream stays open');
     t.equal(messagesFrom(bob)[0]?.getChildText('body'), 'still here', 'the next message flows');
     a.send(`<r xmlns='${SM}'/>`);
+    // The <a/> waits for what the stanzas it covers started (the archive's commit, XEP-0313 with XEP-0198).
+    await eventually(() => a.conn.out.some((el) => el.is('a', SM)), { interval: 1, message: 'the <a/>' });
     const ack = a.conn.out.find((el) => el.is('a', SM));
     t.equal(ack?.attr('h'), '2', 'SM counted both stanzas');
     bob.session.close();
