@@ -18,7 +18,7 @@ import { ensureBuilt, ROOT } from './built.js';
 import { eventually } from './eventually.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { freePort, startRedis, type TestRedis } from './redis.js';
-import { MANY_CLIENTS } from './server.js';
+import { MANY_CLIENTS, PRE_SASL2 } from './server.js';
 
 const MAIN = join(ROOT, 'dist', 'main.js');
 const LOG_LIMIT = 200_000;
@@ -160,7 +160,7 @@ export async function startGatewayCluster(opts: ClusterOptions): Promise<Gateway
         CLUSTER: 'redis', REDIS_URL: redisUrl, SM_BACKEND: 'redis', STORAGE: 'postgres', DATABASE_URL: databaseUrl,
         // One DATA_DIR: the nodes share the secret for unknown users' fake salts (created by the first).
         DATA_DIR: dataDir, LOG_LEVEL: 'info', SCRAM_ITERATIONS: '4096', ALLOW_INSECURE_PLAIN: 'true', CLUSTER_NODE_TTL: '1500',
-        ...MANY_CLIENTS, ...opts.env,
+        ...MANY_CLIENTS, ...PRE_SASL2, ...opts.env,
       };
       const node = new Gateway(i, `n${i}`, port, env);
       nodes.push(node);
