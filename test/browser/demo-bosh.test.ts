@@ -92,7 +92,10 @@ t.test('a reload continues the same BOSH session with the next rid: no new SASL,
   const rids = after.map((b) => Number(b.attr('rid')));
   // XEP-0124 §14.3: the first request repeats the oldest one whose response the page had not processed.
   t.ok(lostRid > lastRid, 'the held-back request came after the ones already answered');
-  t.equal(rids[0], lostRid, 'the first request after the reload repeats the rid whose response was lost');
+  // The oldest unprocessed one may be before the lost rid: an answer still on its way when the page went (since MAM
+  // the <a/> follows the archive commit, so one more response may be in flight at the reload).
+  t.ok(rids[0]! > lastRid && rids[0]! <= lostRid, `the first request after the reload (rid ${rids[0]}) repeats an unprocessed one, at the latest the lost ${lostRid}`);
+  t.ok(rids.includes(lostRid), 'the rid whose response was lost is repeated');
   const distinct = [...new Set(rids)].sort((a, b) => a - b);
   t.same(distinct, distinct.map((_, i) => distinct[0]! + i), 'the rids after the reload have no gap');
   t.notOk(carries(after, 'auth', SASL), 'no new SASL');

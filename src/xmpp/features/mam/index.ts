@@ -119,6 +119,13 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     return Promise.all([senderOk, receiverOk]).then(([s, r]) => archive(event, sender, receiver, s, r));
   };
   for (const route of ['message/full', 'message/bare'] as const) ctx.hooks.transform(route, onRoute, PRIORITY.route.archive);
+  // Warm the preferences at bind (the bind result waits for it, as for the roster): a bound
+  // session's messages are then archived without waiting for the store, so the stanzas behind
+  // them (a ping in the same BOSH body) are answered in the same response as before MAM.
+  ctx.hooks.notify('resource-bound', async ({ session }) => {
+    if (session.anonymous || session.jid === undefined) return;
+    await prefsOf(session.jid.bareJid());
+  }, PRIORITY.lifecycle.default);
   // XEP-0198: the <a/> that covers a message the session sent waits for that message's commit.
   ctx.hooks.notify('ack-due', ({ session }) => commits.get(session), PRIORITY.lifecycle.default);
 
