@@ -2,7 +2,9 @@
  * SASL2 over BOSH (XEP-0206) with the project's raw client: xmpp.js 0.14 has
  * no BOSH transport. With SASL2 there is no restart request: <success/> and
  * the features of the authenticated stream come in the session as they are.
- * And a session started on WebSocket resumes inline over BOSH, and back.
+ * And a session started on WebSocket resumes inline over BOSH, and back;
+ * and a FAST token got over BOSH logs a reloaded BOSH page in and resumes
+ * it inline, with no password.
  */
 import t from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
@@ -10,7 +12,7 @@ import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
-import { authenticate, plainResponse } from '../helpers/sasl2.js';
+import { authenticate, htResponse, htServerProof, plainResponse } from '../helpers/sasl2.js';
 
 const server = await withUsers(t, ['alice', 'bob'], { SASL2_ENABLED: 'true', ALLOW_INSECURE_PLAIN: 'true' });
 const AGENT = '7c6b5a49-3827-4165-9a4b-3c2d1e0f9a8b';
@@ -87,4 +89,33 @@ t.test('a session started on WebSocket resumes inline over BOSH with what it mis
   const again = await back.next();
   t.ok(again.getChild('resumed', NS.SM), 'resumed inline on WebSocket again, taking the session from BOSH');
   t.equal(again.getChildText('authorization-identifier'), jid, 'still the same full JID');
+});
+
+t.test('FAST over BOSH: a token requested at the password login logs a new BOSH session in and resumes inline, no password', async (t) => {
+  const agent = '0f1e2d3c-4b5a-4697-8877-665544332211';
+  const first = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => first.destroy());
+  await first.create();
+  const res = await first.send({}, authenticate({ mechanism: 'PLAIN', initial: plainResponse('alice', 'alice-pw'), agent, bind: { tag: 'fast', sm: true }, requestToken: true }));
+  const all = await collect(first, has('success', NS.SASL2), payloads(res.body));
+  const success = all.find((el) => el.is('success', NS.SASL2))!;
+  const token = success.getChild('token', NS.FAST)?.attr('token');
+  t.ok(token, '<success/> over BOSH carries the FAST token asked for');
+  const jid = success.getChildText('authorization-identifier')!;
+  const smid = success.getChild('bound', NS.BIND2)?.getChild('enabled', NS.SM)?.attr('id');
+  t.ok(smid, 'resumable SM enabled inline');
+  // The page reloads: its BOSH session is left without a word, the server sees it go quiet.
+  first.destroy();
+  await bobSends(jid, 'while-reloading');
+
+  const again = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => again.destroy());
+  await again.create();
+  const res2 = await again.send({}, authenticate({ mechanism: 'HT-SHA-256-NONE', initial: htResponse('alice', token!), agent, fast: true, resume: { previd: smid!, h: 0 }, bind: { tag: 'fast', sm: true } }));
+  const got = await collect(again, (els) => els.some((el) => el.local === 'message'), payloads(res2.body));
+  const resumed = got.find((el) => el.is('success', NS.SASL2));
+  t.equal(resumed?.getChildText('additional-data'), htServerProof(token!), 'the server proves it knows the token (HT-SHA-256-NONE)');
+  t.equal(resumed?.getChild('resumed', NS.SM)?.attr('previd'), smid, 'the token login resumed the session inline');
+  t.equal(resumed?.getChildText('authorization-identifier'), jid, 'the same full JID');
+  t.equal(got.find((el) => el.local === 'message')?.attr('id'), 'while-reloading', 'the message sent during the reload arrives over the new BOSH session');
 });
