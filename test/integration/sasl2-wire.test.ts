@@ -8,6 +8,7 @@ import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { authenticate, failureCondition, htResponse, htServerProof, plainResponse } from '../helpers/sasl2.js';
 import { NS, x, type XmlElement } from '../../src/xml/index.js';
+import { deriveStoredCredentials } from '../../src/storage/index.js';
 
 const AGENT = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
 const OTHER_AGENT = '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
@@ -157,5 +158,25 @@ t.test('carbons enabled inside Bind2: a message another resource of the account 
   const copy = await c.until((m) => m.local === 'message');
   t.equal(copy.getChild('sent', NS.CARBONS)?.getChild('forwarded', NS.FORWARD)?.getChild('message')?.attr('id'), 'c1', 'the <sent/> carbon of the other resource\'s message');
   await bob.until((m) => m.local === 'message' && m.attr('id') === 'c1');
+  await bobUnharmed(t);
+});
+
+t.test('a token stops working when the password changes, and when the account is deleted (XEP-0484 §3.6)', async (t) => {
+  const agent = '5d4c3b2a-1f0e-4d9c-8b7a-695847362514';
+  const token = await tokenFor(t, agent);
+  t.ok((await attempt(t, tokenLogin(token, agent))).answer.is('success', NS.SASL2), 'the token logs in before');
+  const fresh = await tokenFor(t, agent);
+  // A new password (as `user passwd` or an account change writes it) ends every token of the account.
+  await server.storage.users.setCredentials('localhost', 'alice', await deriveStoredCredentials('alice-pw', server.config.scramIterations));
+  t.equal(failureCondition((await attempt(t, tokenLogin(fresh, agent))).answer), 'not-authorized', 'after the password change the token is refused');
+
+  await server.addUser('carol', 'carol-pw');
+  const { answer } = await attempt(t, authenticate({ mechanism: 'PLAIN', initial: plainResponse('carol', 'carol-pw'), agent, bind: { tag: 'raw' }, requestToken: true }));
+  const carols = answer.getChild('token', NS.FAST)?.attr('token');
+  t.ok(carols, 'carol got a token');
+  await server.storage.users.delete('localhost', 'carol');
+  await server.addUser('carol', 'carol-pw');
+  const login = authenticate({ mechanism: 'HT-SHA-256-NONE', initial: htResponse('carol', carols!), agent, fast: true, bind: { tag: 'raw' } });
+  t.equal(failureCondition((await attempt(t, login)).answer), 'not-authorized', 'a token of a deleted account does not log in its namesake');
   await bobUnharmed(t);
 });
