@@ -180,3 +180,20 @@ t.test('a token stops working when the password changes, and when the account is
   t.equal(failureCondition((await attempt(t, login)).answer), 'not-authorized', 'a token of a deleted account does not log in its namesake');
   await bobUnharmed(t);
 });
+
+t.test('CSI inactive inside Bind2: presence for the new session is held until <active/> (XEP-0386 §3, XEP-0352 §4.2)', async (t) => {
+  const el = authenticate({ mechanism: 'PLAIN', initial: plainResponse('alice', 'alice-pw'), agent: '9e8d7c6b-5a49-4382-9716-0a1b2c3d4e5f', bind: { tag: 'csi', sm: true } });
+  el.getChild('bind', NS.BIND2)!.append(x('inactive', { xmlns: NS.CSI }));
+  const { c, answer } = await attempt(t, el);
+  t.ok(answer.is('success', NS.SASL2), 'logged in and bound');
+  const jid = answer.getChildText('authorization-identifier')!;
+  bob.send(`<presence xmlns='jabber:client' to='${jid}'><status>held</status></presence>`);
+  await bobUnharmed(t); // bob's presence has been routed by now
+  // An <a/> is written directly, past the CSI filter: if the presence had gone out it would be in front of it.
+  c.send(`<r xmlns='${NS.SM}'/>`);
+  await c.until((e) => e.is('a', NS.SM));
+  t.notOk(c.frames.some((f) => f.local === 'presence'), 'the presence is held while the session is inactive');
+  c.send(`<active xmlns='${NS.CSI}'/>`);
+  const held = await c.until((e) => e.local === 'presence');
+  t.equal(held.getChildText('status'), 'held', '<active/> lets the held presence out');
+});
