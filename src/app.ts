@@ -20,6 +20,7 @@ import { startCluster, type Cluster } from './cluster/index.js';
 import { registerClusterMetrics } from './cluster/metrics.js';
 import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward.js';
 import { othersAlive, rollOut } from './roll.js';
+import { startAdmin, type AdminSocket } from './admin/index.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
@@ -50,6 +51,8 @@ export interface App {
   leave(): Promise<void>;
   /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
   shutdownProgress(): ShutdownProgress;
+  /** The admin CLI's Unix socket (AppOptions.adminSocket); undefined when off. Closed first by shutdown and leave. */
+  readonly admin: AdminSocket | undefined;
 }
 
 /**
@@ -69,6 +72,8 @@ export interface AppOptions {
   boshForwarder?: BoshForwarder;
   /** For xmpp_build_info; default: dist/build-info.json (loadBuildInfo). */
   buildInfo?: BuildInfo;
+  /** Path of the admin Unix socket to listen on (main.ts: ADMIN_SOCKET in DATA_DIR); default none. */
+  adminSocket?: string;
 }
 
 export async function buildApp(config: Config, storage: Storage, opts: AppOptions = {}): Promise<App> {
@@ -149,11 +154,15 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   http.addHook('onReady', async () => { ready = true; });
   if (cluster && !opts.boshForwarder) advertiseOnListen(http, config, cluster.boshForwarder, log);
 
+  const admin = opts.adminSocket === undefined ? undefined
+    : await startAdmin(opts.adminSocket, { xmpp, config, storage, node: cluster?.node.id ?? null }, log);
+
   // One end, whichever is asked for first (a test's teardown may ask again after a leave).
   let ending: Promise<void> | undefined;
   const shutdown = (): Promise<void> => (ending ??= endSessions());
   async function endSessions(): Promise<void> {
     ready = false;
+    await admin?.close();
     xmpp.closeSessions();
     // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to
     // their sessions, to be stored offline with the rest before the flush.
@@ -181,6 +190,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       if (!cluster) return shutdown();
       return ending ??= (async () => {
         ready = false;
+        await admin?.close();
         // The last node (or Redis unreachable): nobody could take the sessions over; they end here.
         if (!(await othersAlive(cluster))) return endSessions();
         await rollOut({ http, xmpp, transports: [websocketTransport, bosh], cluster, drainMs: config.clusterDrainTimeout * 1000, log });
@@ -190,6 +200,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       })();
     },
     shutdownProgress: () => xmpp.shutdownProgress(),
+    admin,
   };
 }
 

@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client';
 import type { ModuleContext } from './xmpp/context.js';
 import type { SessionsView } from './xmpp/session-manager.js';
 import type { Log } from './xmpp/log.js';
+import type { Session } from './xmpp/session.js';
 import * as sasl from './xmpp/features/sasl.js';
 import * as sasl2 from './xmpp/features/sasl2/index.js';
 import { createFast } from './xmpp/features/sasl2/fast.js';
@@ -74,6 +75,8 @@ export interface XmppServer {
   drain(): Promise<void>;
   /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
   shutdownProgress(): ShutdownProgress;
+  /** XEP-0198: stanzas sent to `session` and not yet acked; undefined without stream management (the admin port reads it). */
+  unacked(session: Session): number | undefined;
 }
 
 /** Token login (JWT_*), when JWT_SECRET or JWT_JWKS_URL is set; the config schema checked the combination. */
@@ -188,5 +191,6 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
       fast?.dispose();
     },
     shutdownProgress: () => ledger.progress(),
+    unacked: (session) => streamManagement.unacked(session),
   };
 }

@@ -41,6 +41,12 @@ export interface Storage {
   close(): Promise<void>;
   /** A trivial query, for /readyz: rejects when the store cannot answer. */
   ping(): Promise<void>;
+  /**
+   * SQLite only: an online, consistent copy of the database into `file` (the
+   * SQLite backup API), which must exist, empty, so its mode is the caller's.
+   * Absent where the backend has its own tools (PostgreSQL: pg_dump).
+   */
+  backup?(file: string): Promise<void>;
 }
 
 /** Injected so tests can pin creation times. */

@@ -90,6 +90,11 @@ export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions
     async ping() {
       db.prepare('SELECT 1').get();
     },
+    // The backup API copies a few pages per event-loop turn and restarts when another connection
+    // (the archive thread) writes meanwhile; writes through `db` are carried into the copy.
+    async backup(destination) {
+      await db.backup(destination);
+    },
   };
 }
 

@@ -100,6 +100,8 @@ export interface StreamManagement {
   enable(session: Session, el: XmlElement): XmlElement;
   /** XEP-0198 §5 inside SASL2 (XEP-0388): the classic resumption, answered through `reply`. */
   resume(carrier: Session, el: XmlElement, reply: ResumeReply): void | Promise<void>;
+  /** Stanzas sent to `session` and not yet acked (seed: buffer_size); undefined when SM is not enabled on it (the admin CLI shows it). */
+  unacked(session: Session): number | undefined;
   dispose(): void;
 }
 
@@ -296,6 +298,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     tracks: (session) => opts.buffer && opts.ack && states.has(session),
     enable,
     resume,
+    unacked: (session) => states.get(session)?.queue.buffer_size,
     dispose: () => { flow.dispose(); for (const t of timers) clearInterval(t); },
   };
 }

@@ -1,0 +1,41 @@
+/** The admin socket, wired from the app's parts (app.ts calls startAdmin; the CLI uses client.ts). */
+import { resolve } from 'node:path';
+import type { Config } from '../config/index.js';
+import type { Storage } from '../storage/index.js';
+import { DATABASE_FILE } from '../storage/sqlite/index.js';
+import type { XmppServer } from '../server.js';
+import type { Log } from '../xmpp/log.js';
+import { createAdminPort } from './port.js';
+import { startAdminSocket, type AdminSocket } from './server.js';
+
+export type { AdminSocket } from './server.js';
+export { AdminSocketError } from './server.js';
+
+export interface AdminParts {
+  readonly xmpp: Pick<XmppServer, 'sessions' | 'registry' | 'unacked'>;
+  readonly config: Pick<Config, 'domains' | 'storage'>;
+  readonly storage: Pick<Storage, 'backup'>;
+  /** The cluster node's id; null outside a cluster. */
+  readonly node: string | null;
+}
+
+/**
+ * Where the admin socket is: ADMIN_SOCKET resolved against DATA_DIR, or
+ * undefined when 'off'. A node:cluster worker (WORKER_INDEX, workers.ts)
+ * gets its own, `<path>-w<i>`: each speaks for its own node.
+ */
+export function adminSocketPath(config: Pick<Config, 'adminSocket' | 'dataDir'>, workerIndex?: string): string | undefined {
+  if (config.adminSocket === 'off') return undefined;
+  const path = resolve(config.dataDir, config.adminSocket);
+  return workerIndex === undefined || workerIndex === '' ? path : `${path}-w${workerIndex}`;
+}
+
+export function startAdmin(path: string, parts: AdminParts, log: Log): Promise<AdminSocket> {
+  const { xmpp, config, storage } = parts;
+  const port = createAdminPort({
+    sessions: xmpp.sessions, unacked: (s) => xmpp.unacked(s), hosts: config.domains, registry: xmpp.registry,
+    storage: { backend: config.storage, backup: storage.backup?.bind(storage) }, backupFile: DATABASE_FILE,
+    node: parts.node, now: Date.now,
+  });
+  return startAdminSocket(path, port, log);
+}
