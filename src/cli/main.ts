@@ -11,6 +11,8 @@ import { println, type CliIo } from './io.js';
 import { MAIN_USAGE, PROGRAM } from './usage.js';
 import type { CliSettings } from './settings.js';
 import { runUserCommand } from './user.js';
+import { runAdminCommand } from './admin.js';
+import { runBackupCommand } from './backup.js';
 
 export type { CliIo } from './io.js';
 
@@ -48,7 +50,7 @@ const isOperatorError = (err: unknown): err is Error => OPERATOR_ERRORS.some((ty
 function report(err: unknown, stderr: NodeJS.WritableStream): number {
   const text = isOperatorError(err) ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
   for (const line of text.split('\n')) println(stderr, `${PROGRAM}: ${line}`);
-  return 1;
+  return err instanceof CliError ? err.exitCode : 1;
 }
 
 async function dispatch(argv: string[], io: CliIo, deps: CliDeps): Promise<number> {
@@ -66,6 +68,13 @@ async function dispatch(argv: string[], io: CliIo, deps: CliDeps): Promise<numbe
       return 0;
     case 'user':
       return runUserCommand(rest, io, deps.openStorage);
+    case 'sessions':
+    case 'stats':
+    case 'announce':
+      return runAdminCommand(command, rest, io);
+    case 'backup':
+    case 'restore':
+      return runBackupCommand(command, rest, io);
     default:
       throw new CliError(`unknown command '${command}'; run '${PROGRAM} --help'`);
   }

@@ -4,6 +4,7 @@
  * (src/config/schema.ts is the single source of those).
  */
 import { ConfigError, SCHEMA } from '../config/index.js';
+import { adminSocketPath } from '../admin/index.js';
 
 export interface CliSettings {
   /** STORAGE: which backend the accounts live in. */
@@ -13,6 +14,8 @@ export interface CliSettings {
   databaseUrl: string;
   hosts: string[];
   scramIterations: number;
+  /** ADMIN_SOCKET resolved against DATA_DIR; undefined when off. */
+  adminSocket: string | undefined;
 }
 
 type Read<T> = { ok: true; value: T } | { ok: false; problem: string };
@@ -65,5 +68,6 @@ export function cliSettingsFromEnv(env: NodeJS.ProcessEnv): CliSettings {
   const problems = [iterations, hosts, storage].flatMap((r) => (r.ok ? [] : [r.problem]));
   if (!iterations.ok || !hosts.ok || !storage.ok) throw new ConfigError(problems);
   const dataDir = raw(env, SCHEMA.dataDir.env) ?? SCHEMA.dataDir.default;
-  return { ...storage.value, dataDir, hosts: hosts.value, scramIterations: iterations.value };
+  const adminSocket = adminSocketPath({ dataDir, adminSocket: raw(env, SCHEMA.adminSocket.env) ?? SCHEMA.adminSocket.default });
+  return { ...storage.value, dataDir, hosts: hosts.value, scramIterations: iterations.value, adminSocket };
 }
