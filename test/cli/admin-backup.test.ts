@@ -1,0 +1,105 @@
+/**
+ * backup and restore with the built CLI: an online backup by the running
+ * server while a client keeps filling offline storage, then a restore into a
+ * stopped server's DATA_DIR, and the refusals.
+ */
+import t from 'tap';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/sqlite/index.js';
+import { withUsers } from '../helpers/server.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { chat, routed } from '../helpers/sm-peer.js';
+import { privateDir, runCli } from '../helpers/admin-cli.js';
+
+const dataDir = privateDir(t);
+const env = { DATA_DIR: dataDir };
+const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', DATA_DIR: dataDir }, openSqliteStorage(dataDir), { adminSocket: join(dataDir, 'admin.sock') });
+
+const integrity = (file: string): string => {
+  const db = new Database(file, { readonly: true });
+  try {
+    return String(db.pragma('integrity_check', { simple: true }));
+  } finally {
+    db.close();
+  }
+};
+
+t.test('an online backup while messages are being stored, restored into a stopped server', async (t) => {
+  const alice = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => alice.ws.terminate());
+  await alice.login('alice', 'alice-pw', 'web');
+  // bob is offline: every message is written to offline storage, during the backup too.
+  let sent = 0;
+  let writing = true;
+  const loop = (async () => {
+    while (writing && sent < 5000) {
+      alice.send(chat('bob@localhost', `m${sent}`));
+      sent++;
+      if (sent % 20 === 0) await routed(alice, `p${sent}`);
+    }
+    await routed(alice, 'last');
+  })();
+  while (sent < 40) await new Promise((resolve) => setTimeout(resolve, 5));
+  const backupDir = join(privateDir(t), 'nightly');
+  const run = await runCli(['backup', backupDir], env);
+  writing = false;
+  await loop;
+  t.equal(run.code, 0, run.stderr);
+  t.match(run.stdout, /online, by the running server/);
+  const file = join(backupDir, DATABASE_FILE);
+  t.equal(statSync(file).mode & 0o777, 0o600);
+  t.equal(integrity(file), 'ok');
+
+  const again = await runCli(['backup', backupDir], env);
+  t.equal(again.code, 3, 'never over an existing backup');
+  t.match(again.stderr, /already exists/);
+  const refused = await runCli(['restore', backupDir], env);
+  t.equal(refused.code, 3);
+  t.match(refused.stderr, /the server is running .*admin\.sock answers.*stop it/);
+
+  const stopped = privateDir(t);
+  const before = openSqliteStorage(stopped);
+  await before.close();
+  const restored = await runCli(['restore', backupDir], { DATA_DIR: stopped });
+  t.equal(restored.code, 0, restored.stderr);
+  t.ok(readdirSync(stopped).some((f) => f.startsWith(`${DATABASE_FILE}.before-restore-`)), 'the previous file is kept aside');
+  t.ok(existsSync(file), 'the backup itself is left in place');
+  t.equal(integrity(join(stopped, DATABASE_FILE)), 'ok');
+  const storage = openSqliteStorage(stopped);
+  t.teardown(() => storage.close());
+  t.same((await storage.users.list()).map((u) => u.username).sort(), ['alice', 'bob']);
+  const stored = await storage.offline.count('localhost', 'bob');
+  t.ok(stored >= 40 && stored <= sent, `the backup holds the ${stored} messages stored by then (of ${sent} sent)`);
+});
+
+t.test('backup and restore refuse what they cannot do well', async (t) => {
+  const postgres = await runCli(['backup', privateDir(t)], { DATA_DIR: dataDir, STORAGE: 'postgres', DATABASE_URL: 'postgres://u:p@127.0.0.1:1/db' });
+  t.equal(postgres.code, 3);
+  t.match(postgres.stderr, /pg_dump/);
+  const usage = await runCli(['backup'], env);
+  t.equal(usage.code, 1);
+  const empty = privateDir(t);
+  const nothing = await runCli(['restore', empty], { DATA_DIR: privateDir(t) });
+  t.equal(nothing.code, 3);
+  t.match(nothing.stderr, /no backup at/);
+});
+
+t.test('a stopped server is backed up from its file, and a newer schema is not restored', async (t) => {
+  const dir = privateDir(t);
+  const storage = openSqliteStorage(dir);
+  await storage.close();
+  const out = join(privateDir(t), 'cold');
+  const run = await runCli(['backup', out], { DATA_DIR: dir });
+  t.equal(run.code, 0, run.stderr);
+  t.match(run.stdout, /the server is not running/);
+  const db = new Database(join(out, DATABASE_FILE));
+  db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'from the future', 0)").run();
+  db.close();
+  const target = privateDir(t);
+  const newer = await runCli(['restore', out], { DATA_DIR: target });
+  t.equal(newer.code, 3);
+  t.match(newer.stderr, /schema version 999, newer than this build's/);
+  t.notOk(existsSync(join(target, DATABASE_FILE)), 'nothing was put in place');
+});
