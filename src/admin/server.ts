@@ -79,21 +79,35 @@ async function answer(port: AdminPort, line: string, log: Log): Promise<AdminAns
   }
 }
 
-/** One connection: requests answered one at a time, in order. */
+/** Connections at once; the socket is the operator's, a few are plenty. */
+const MAX_CONNECTIONS = 16;
+
+/**
+ * One connection: requests answered one at a time, in order. Reading pauses
+ * for each chunk until its answers are written and drained, so a client
+ * that sends without reading holds one chunk's worth, not an ever-growing backlog.
+ */
 function serve(socket: Socket, port: AdminPort, log: Log): void {
   let chain = Promise.resolve();
-  const write = (a: AdminAnswer): void => { if (!socket.destroyed) socket.write(`${JSON.stringify(a)}\n`); };
+  const write = (a: AdminAnswer): Promise<void> | void => {
+    if (socket.destroyed || socket.write(`${JSON.stringify(a)}\n`)) return;
+    return new Promise((resolve) => { socket.once('drain', resolve); socket.once('close', resolve); });
+  };
   const split = lineSplitter(MAX_LINE_BYTES, (line) => {
     if (line.trim() === '') return;
     chain = chain.then(async () => write(await answer(port, line, log)));
   }, () => {
     socket.pause();
-    chain = chain.then(() => {
-      write({ ok: false, error: { condition: 'policy-violation', text: `a request line is limited to ${MAX_LINE_BYTES} bytes` } });
+    chain = chain.then(async () => {
+      await write({ ok: false, error: { condition: 'policy-violation', text: `a request line is limited to ${MAX_LINE_BYTES} bytes` } });
       socket.end();
     });
   });
-  socket.on('data', split);
+  socket.on('data', (chunk: Buffer) => {
+    socket.pause();
+    split(chunk);
+    chain = chain.then(() => { if (!socket.destroyed && !socket.writableEnded) socket.resume(); });
+  });
   socket.on('error', () => socket.destroy());
 }
 
@@ -124,6 +138,7 @@ export async function startAdminSocket(path: string, port: AdminPort, log: Log):
     socket.once('close', () => connections.delete(socket));
     serve(socket, port, log);
   });
+  server.maxConnections = MAX_CONNECTIONS;
   await listen(server, path);
   // Belt and braces: on a platform where the umask did not apply, tighten it before announcing.
   chmodSync(path, 0o600);

@@ -55,7 +55,10 @@ t.test('sessions list shows a client with its transport, IP and state, then hibe
   t.match(row, /websocket\s+127\.0\.0\.1\s+bound\s+\d+s\s+1$/);
 
   peer.c.ws.terminate();
-  const hibernating = await eventually(async () => mine(await list())?.state === 'hibernating' && mine(await list()));
+  const hibernating = await eventually(async () => {
+    const s = mine(await list());
+    return s?.state === 'hibernating' ? s : undefined;
+  });
   t.equal(hibernating.unacked, 1);
   await runCli(['sessions', 'kick', 'alice@localhost'], env);
 });
@@ -183,4 +186,12 @@ t.test('a stale socket left by a crash is replaced; a live one or a regular file
   const open = privateDir(t);
   chmodSync(open, 0o777);
   await t.rejects(startAdminSocket(join(open, 'admin.sock'), port, log), /writable by other users/);
+});
+
+t.test('the socket is removed when the server shuts down', async (t) => {
+  await server.app.shutdown();
+  t.throws(() => lstatSync(socket));
+  const run = await runCli(['stats'], env);
+  t.equal(run.code, 2);
+  t.match(run.stderr, /the server is not running/);
 });
