@@ -69,15 +69,26 @@ async function run(port: AdminPort, req: AdminRequest): Promise<unknown> {
   }
 }
 
+/** What an operator did, for the audit trail (reads are not logged). */
+function audit(req: AdminRequest, log: Log): void {
+  if (req.op === 'sessions.list' || req.op === 'stats') return;
+  const what = req.op === 'sessions.kick' ? { jid: req.jid, condition: req.condition } : req.op === 'announce' ? { host: req.host } : { dir: req.dir };
+  log.info({ event: 'admin-request', op: req.op, ...what }, 'admin request');
+}
+
 async function answer(port: AdminPort, line: string, log: Log): Promise<AdminAnswer> {
   try {
-    return { ok: true, result: await run(port, parseRequest(line)) };
+    const req = parseRequest(line);
+    audit(req, log);
+    return { ok: true, result: await run(port, req) };
   } catch (err) {
     if (err instanceof AdminError) return { ok: false, error: { condition: err.condition, text: err.message } };
     log.error({ err, event: 'admin-error' }, 'admin request failed');
     return { ok: false, error: { condition: 'internal-server-error', text: err instanceof Error ? err.message : String(err) } };
   }
 }
+
+const MAX_PATH_BYTES = 103;
 
 /** Connections at once; the socket is the operator's, a few are plenty. */
 const MAX_CONNECTIONS = 16;
@@ -130,6 +141,8 @@ function listen(server: Server, path: string): Promise<void> {
 
 /** Listens on `path`; @throws AdminSocketError when it cannot be made safely. */
 export async function startAdminSocket(path: string, port: AdminPort, log: Log): Promise<AdminSocket> {
+  // sockaddr_un holds 108 bytes with the NUL (104 on BSDs); Node would bind a truncated path instead of failing.
+  if (Buffer.byteLength(path) > MAX_PATH_BYTES) throw new AdminSocketError(`${path} is longer than ${MAX_PATH_BYTES} bytes, the most a Unix socket address holds; choose a shorter path`);
   checkDirectory(path);
   await clearStale(path);
   const connections = new Set<Socket>();
@@ -139,7 +152,9 @@ export async function startAdminSocket(path: string, port: AdminPort, log: Log):
     serve(socket, port, log);
   });
   server.maxConnections = MAX_CONNECTIONS;
-  await listen(server, path);
+  await listen(server, path).catch((err: unknown) => {
+    throw new AdminSocketError(`cannot listen on ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  });
   // Belt and braces: on a platform where the umask did not apply, tighten it before announcing.
   chmodSync(path, 0o600);
   log.info({ event: 'admin-socket', path }, 'admin socket listening');

@@ -186,6 +186,7 @@ t.test('a stale socket left by a crash is replaced; a live one or a regular file
   const open = privateDir(t);
   chmodSync(open, 0o777);
   await t.rejects(startAdminSocket(join(open, 'admin.sock'), port, log), /writable by other users/);
+  await t.rejects(startAdminSocket(join(dir, 's'.repeat(110)), port, log), /longer than 103 bytes/);
 });
 
 t.test('the socket is removed when the server shuts down', async (t) => {
