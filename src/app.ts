@@ -97,6 +97,9 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const features = cluster ? [...cluster.features, ...(opts.features ?? [])] : opts.features ?? [];
   const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: cluster?.smRegistry });
   const { core } = xmpp;
+  // Before joining the cluster: a socket that cannot be made stops the start with nothing to leave.
+  const admin = opts.adminSocket === undefined ? undefined
+    : await startAdmin(opts.adminSocket, { xmpp, config, storage, node: cluster?.node.id ?? null }, log);
   if (cluster) {
     registerClusterMetrics(xmpp.registry, cluster);
     await cluster.start();
@@ -153,9 +156,6 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   await http.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'] });
   http.addHook('onReady', async () => { ready = true; });
   if (cluster && !opts.boshForwarder) advertiseOnListen(http, config, cluster.boshForwarder, log);
-
-  const admin = opts.adminSocket === undefined ? undefined
-    : await startAdmin(opts.adminSocket, { xmpp, config, storage, node: cluster?.node.id ?? null }, log);
 
   // One end, whichever is asked for first (a test's teardown may ask again after a leave).
   let ending: Promise<void> | undefined;
