@@ -97,9 +97,13 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const features = cluster ? [...cluster.features, ...(opts.features ?? [])] : opts.features ?? [];
   const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: cluster?.smRegistry });
   const { core } = xmpp;
-  // Before joining the cluster: a socket that cannot be made stops the start with nothing to leave.
+  // Before the cluster starts reading: a socket that cannot be made stops the start, and a
+  // cluster started here leaves at once rather than be counted dead after its lease.
   const admin = opts.adminSocket === undefined ? undefined
-    : await startAdmin(opts.adminSocket, { xmpp, config, storage, node: cluster?.node.id ?? null }, log);
+    : await startAdmin(opts.adminSocket, { xmpp, config, storage, node: cluster?.node.id ?? null }, log).catch(async (err: unknown) => {
+      if (!opts.cluster) await cluster?.stop().catch(() => undefined);
+      throw err;
+    });
   if (cluster) {
     registerClusterMetrics(xmpp.registry, cluster);
     await cluster.start();
