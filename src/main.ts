@@ -5,7 +5,7 @@ import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp, type App } from './app.js';
 import { ClusterStartError } from './cluster/index.js';
 import { isSupervisor, listenOwnAddress, supervise } from './workers.js';
-import { adminSocketPath, AdminSocketError } from './admin/index.js';
+import { AdminSocketError, serverAdminSocketPath } from './admin/index.js';
 
 /**
  * The process entry: read the configuration, open storage, listen, and shut
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
 /** The app; a cluster that cannot start (Redis unreachable, NODE_ID taken) stops the start naming the variable. */
 async function buildConfiguredApp(config: Config, storage: Storage): Promise<App> {
   try {
-    const adminSocket = adminSocketPath(config, process.env.WORKER_INDEX);
+    const adminSocket = serverAdminSocketPath(config, process.env.WORKER_INDEX, (line) => process.stderr.write(`xmpp-web-gateway: warning: ${line}\n`));
     return await buildApp(config, storage, { unknownUserSecret: loadOrCreateSecret(config.dataDir), adminSocket });
   } catch (err) {
     if (!(err instanceof ClusterStartError) && !(err instanceof AdminSocketError)) throw err;

@@ -6,7 +6,8 @@ import { DATABASE_FILE } from '../storage/sqlite/index.js';
 import type { XmppServer } from '../server.js';
 import type { Log } from '../xmpp/log.js';
 import { createAdminPort } from './port.js';
-import { startAdminSocket, type AdminSocket } from './server.js';
+import { MAX_PATH_BYTES, startAdminSocket, type AdminSocket } from './server.js';
+import { SCHEMA } from '../config/index.js';
 
 export type { AdminSocket } from './server.js';
 export { AdminSocketError } from './server.js';
@@ -28,6 +29,19 @@ export function adminSocketPath(config: Pick<Config, 'adminSocket' | 'dataDir'>,
   if (config.adminSocket === 'off') return undefined;
   const path = resolve(config.dataDir, config.adminSocket);
   return workerIndex === undefined || workerIndex === '' ? path : `${path}-w${workerIndex}`;
+}
+
+/**
+ * adminSocketPath for the server. The default (admin.sock in DATA_DIR) under
+ * a DATA_DIR too deep for a socket address turns the socket off with a
+ * warning, so an upgrade never stops a working start; a path set explicitly
+ * is checked by startAdminSocket, which stops the start naming it.
+ */
+export function serverAdminSocketPath(config: Pick<Config, 'adminSocket' | 'dataDir'>, workerIndex: string | undefined, warn: (line: string) => void): string | undefined {
+  const path = adminSocketPath(config, workerIndex);
+  if (path === undefined || config.adminSocket !== SCHEMA.adminSocket.default || Buffer.byteLength(path) <= MAX_PATH_BYTES) return path;
+  warn(`ADMIN_SOCKET: ${path} is longer than the ${MAX_PATH_BYTES} bytes a Unix socket address holds; the admin socket is off (set ADMIN_SOCKET to a shorter absolute path)`);
+  return undefined;
 }
 
 export function startAdmin(path: string, parts: AdminParts, log: Log): Promise<AdminSocket> {

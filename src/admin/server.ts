@@ -88,7 +88,8 @@ async function answer(port: AdminPort, line: string, log: Log): Promise<AdminAns
   }
 }
 
-const MAX_PATH_BYTES = 103;
+/** sockaddr_un holds 108 bytes with the NUL on Linux, 104 on BSDs. */
+export const MAX_PATH_BYTES = 103;
 
 /** Connections at once; the socket is the operator's, a few are plenty. */
 const MAX_CONNECTIONS = 16;
@@ -141,7 +142,7 @@ function listen(server: Server, path: string): Promise<void> {
 
 /** Listens on `path`; @throws AdminSocketError when it cannot be made safely. */
 export async function startAdminSocket(path: string, port: AdminPort, log: Log): Promise<AdminSocket> {
-  // sockaddr_un holds 108 bytes with the NUL (104 on BSDs); Node would bind a truncated path instead of failing.
+  // Node would bind a truncated path instead of failing.
   if (Buffer.byteLength(path) > MAX_PATH_BYTES) throw new AdminSocketError(`${path} is longer than ${MAX_PATH_BYTES} bytes, the most a Unix socket address holds; choose a shorter path`);
   checkDirectory(path);
   await clearStale(path);
