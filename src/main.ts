@@ -67,7 +67,7 @@ async function main(): Promise<void> {
 /** The app; a cluster that cannot start (Redis unreachable, NODE_ID taken) stops the start naming the variable. */
 async function buildConfiguredApp(config: Config, storage: Storage): Promise<App> {
   try {
-    const adminSocket = serverAdminSocketPath(config, process.env.WORKER_INDEX, (line) => process.stderr.write(`xmpp-web-gateway: warning: ${line}\n`));
+    const adminSocket = serverAdminSocketPath(config, (line) => process.stderr.write(`xmpp-web-gateway: warning: ${line}\n`));
     return await buildApp(config, storage, { unknownUserSecret: loadOrCreateSecret(config.dataDir), adminSocket });
   } catch (err) {
     if (!(err instanceof ClusterStartError) && !(err instanceof AdminSocketError)) throw err;

@@ -1,4 +1,5 @@
 /** The admin socket, wired from the app's parts (app.ts calls startAdmin; the CLI uses client.ts). */
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Config } from '../config/index.js';
 import type { Storage } from '../storage/index.js';
@@ -20,15 +21,20 @@ export interface AdminParts {
   readonly node: string | null;
 }
 
+export type AdminSocketSettings = Pick<Config, 'adminSocket' | 'dataDir' | 'cluster' | 'nodeId'>;
+
 /**
  * Where the admin socket is: ADMIN_SOCKET resolved against DATA_DIR, or
- * undefined when 'off'. A node:cluster worker (WORKER_INDEX, workers.ts)
- * gets its own, `<path>-w<i>`: each speaks for its own node.
+ * undefined when 'off'. In a cluster each node has its own,
+ * `<path>-<node id>` (NODE_ID, else the host name, as src/cluster names the
+ * node; a WORKERS process's NODE_ID ends in -w<i>): nodes may share a
+ * DATA_DIR, and each socket speaks for its own node only.
  */
-export function adminSocketPath(config: Pick<Config, 'adminSocket' | 'dataDir'>, workerIndex?: string): string | undefined {
+export function adminSocketPath(config: AdminSocketSettings): string | undefined {
   if (config.adminSocket === 'off') return undefined;
   const path = resolve(config.dataDir, config.adminSocket);
-  return workerIndex === undefined || workerIndex === '' ? path : `${path}-w${workerIndex}`;
+  if (config.cluster !== 'redis') return path;
+  return `${path}-${config.nodeId === '' ? hostname() : config.nodeId}`;
 }
 
 /**
@@ -37,8 +43,8 @@ export function adminSocketPath(config: Pick<Config, 'adminSocket' | 'dataDir'>,
  * warning, so an upgrade never stops a working start; a path set explicitly
  * is checked by startAdminSocket, which stops the start naming it.
  */
-export function serverAdminSocketPath(config: Pick<Config, 'adminSocket' | 'dataDir'>, workerIndex: string | undefined, warn: (line: string) => void): string | undefined {
-  const path = adminSocketPath(config, workerIndex);
+export function serverAdminSocketPath(config: AdminSocketSettings, warn: (line: string) => void): string | undefined {
+  const path = adminSocketPath(config);
   if (path === undefined || config.adminSocket !== SCHEMA.adminSocket.default || Buffer.byteLength(path) <= MAX_PATH_BYTES) return path;
   warn(`ADMIN_SOCKET: ${path} is longer than the ${MAX_PATH_BYTES} bytes a Unix socket address holds; the admin socket is off (set ADMIN_SOCKET to a shorter absolute path)`);
   return undefined;

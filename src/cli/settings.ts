@@ -68,6 +68,9 @@ export function cliSettingsFromEnv(env: NodeJS.ProcessEnv): CliSettings {
   const problems = [iterations, hosts, storage].flatMap((r) => (r.ok ? [] : [r.problem]));
   if (!iterations.ok || !hosts.ok || !storage.ok) throw new ConfigError(problems);
   const dataDir = raw(env, SCHEMA.dataDir.env) ?? SCHEMA.dataDir.default;
-  const adminSocket = adminSocketPath({ dataDir, adminSocket: raw(env, SCHEMA.adminSocket.env) ?? SCHEMA.adminSocket.default });
+  const adminSocket = adminSocketPath({
+    dataDir, adminSocket: raw(env, SCHEMA.adminSocket.env) ?? SCHEMA.adminSocket.default,
+    cluster: raw(env, SCHEMA.cluster.env) === 'redis' ? 'redis' : 'none', nodeId: raw(env, SCHEMA.nodeId.env) ?? '',
+  });
   return { ...storage.value, dataDir, hosts: hosts.value, scramIterations: iterations.value, adminSocket };
 }

@@ -63,5 +63,5 @@ export const ADMIN_USAGE = `Usage: ${PROGRAM} COMMAND [ARGS]   (talks to the run
                                   refused while the server runs
 
 The socket is ${SCHEMA.adminSocket.env} (default ${SCHEMA.adminSocket.default}, relative to ${SCHEMA.dataDir.env}), mode 0600: only the
-server's Unix user may use it. In a cluster each node answers for itself only.
+server's Unix user may use it. With CLUSTER=redis it is <path>-<NODE_ID> and each node answers for itself only.
 Exit codes: 0 ok, 1 usage, 2 server not running (socket absent), 3 refused.`;

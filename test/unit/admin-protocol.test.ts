@@ -1,5 +1,7 @@
 import t from 'tap';
+import { hostname } from 'node:os';
 import { AdminError, lineSplitter, parseRequest } from '../../src/admin/protocol.js';
+import { adminSocketPath } from '../../src/admin/index.js';
 
 t.test('lines are put together across chunks and split within one', async (t) => {
   const lines: string[] = [];
@@ -47,4 +49,13 @@ t.test('requests are validated: op, JID, RFC 6120 condition, strings', async (t)
   refused('{"op":"sessions.kick","jid":"a@b","condition":"toString"}', /stream error condition/);
   refused('{"op":"announce","host":"h","body":""}', /'body'/);
   refused('{"op":"announce","host":"h","body":"x","subject":3}', /'subject'/);
+});
+
+t.test('the socket path: in DATA_DIR, off, and one per node in a cluster (nodes may share DATA_DIR)', async (t) => {
+  const base = { dataDir: '/srv/xmpp', adminSocket: 'admin.sock', cluster: 'none', nodeId: '' } as const;
+  t.equal(adminSocketPath(base), '/srv/xmpp/admin.sock');
+  t.equal(adminSocketPath({ ...base, adminSocket: '/run/x/admin.sock' }), '/run/x/admin.sock');
+  t.equal(adminSocketPath({ ...base, adminSocket: 'off' }), undefined);
+  t.equal(adminSocketPath({ ...base, cluster: 'redis', nodeId: 'web-1-w2' }), '/srv/xmpp/admin.sock-web-1-w2');
+  t.equal(adminSocketPath({ ...base, cluster: 'redis' }), `/srv/xmpp/admin.sock-${hostname()}`);
 });
