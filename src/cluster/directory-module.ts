@@ -136,7 +136,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   function refused(stub: Session, owner: string, el: XmlElement, err: unknown): void {
     if (!ctx) return;
     const reason = err instanceof DeliveryRefused ? err.reason : 'redis';
-    log.warn({ event: 'cluster-delivery-refused', node: owner, reason, to: stub.full_jid }, 'a stanza for another node was refused; routing it here');
+    log.warn({ event: 'cluster-delivery-refused', node: owner, reason, to: stub.full_jid, id: el.attr('id') }, 'a stanza for another node was refused; routing it here');
     if (reason === 'node-down') {
       // Out of routing at once; the survivor told of the death still ends their presence (onNodeDown).
       for (const s of stubs.values()) if (s.node === owner) ctx.sessions.removeRemote(s.session);
@@ -175,6 +175,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       session.send(el);
       return;
     }
+    log.debug({ event: 'cluster-entry-no-session', to: entry.to, id: el.attr('id') }, 'an inbox entry found no local session: routed again');
     // The session went away meanwhile: route it again (another resource, offline storage, or an error),
     // once the directory has settled: it may have just been resumed on another node (journal.ts). Not
     // awaited: entries for a session that is gone for good must not hold the inbox a second each; the

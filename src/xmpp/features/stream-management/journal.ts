@@ -36,6 +36,8 @@ export function routeWhenSettled(ctx: ModuleContext, jid: Jid, stanza: XmlElemen
     while (ctx.sessions.get(jid.domain, jid.local, jid.resource) === undefined && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
+    const found = ctx.sessions.get(jid.domain, jid.local, jid.resource) !== undefined;
+    ctx.log.debug({ event: 'sm-settled', jid: jid.toString(), id: stanza.attr('id'), found }, found ? 'routed to the session again' : 'session not found again: routed as for an unavailable resource');
     await ctx.router.route(null, stanza, jid);
   });
 }
@@ -53,6 +55,7 @@ export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry
 
   /** A stanza the journal refused: this session is no longer the one to deliver it. */
   function refused(session: Session, item: Buffered): void {
+    ctx.log.debug({ event: 'sm-push-refused', session: session.logId, id: item.stanza.attr('id') }, 'journal refused a stanza: routed again');
     fence(session);
     // After fence(): the session is out of the table, so the route cannot come back to it.
     if (session.jid) routeWhenSettled(ctx, session.jid, item.stanza);
