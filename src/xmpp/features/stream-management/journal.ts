@@ -1,6 +1,7 @@
 import type { Jid } from '../../../jid/index.js';
 import type { XmlElement } from '../../../xml/index.js';
 import type { ModuleContext } from '../../context.js';
+import type { StreamError } from '../../errors.js';
 import type { Session } from '../../session.js';
 import type { Buffered } from './index.js';
 import type { FlowJournal } from './flow.js';
@@ -42,6 +43,19 @@ export function routeWhenSettled(ctx: ModuleContext, jid: Jid, stanza: XmlElemen
   });
 }
 
+/**
+ * The end of a local session another node resumed (XEP-0198 §5: conflict).
+ * One object, so that 'session-destroyed' handlers can tell this end from
+ * any other (movedElsewhere): the directory keeps the session's entry for
+ * the new owner to overwrite, so the resource is never unknown meanwhile.
+ */
+const MOVED: StreamError = Object.freeze({ condition: 'conflict', text: 'the session was resumed on another node' });
+
+/** Whether a session ended because another node resumed it (its 'session-destroyed' reason). */
+export function movedElsewhere(reason: StreamError | undefined): boolean {
+  return reason === MOVED;
+}
+
 export interface SmCluster {
   readonly flow: FlowJournal;
 }
@@ -50,7 +64,7 @@ export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry
   function fence(session: Session): void {
     if (session.destroyed) return;
     ctx.log.info({ event: 'session-moved', session: session.logId, jid: session.full_jid }, 'session resumed on another node');
-    session.close({ condition: 'conflict', text: 'the session was resumed on another node' });
+    session.close(MOVED);
   }
 
   /** A stanza the journal refused: this session is no longer the one to deliver it. */
