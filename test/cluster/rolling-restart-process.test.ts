@@ -16,6 +16,12 @@
  * a derived part (`r.<hash>`), so each client writes to its partner's bound
  * JID: to `…/r` its messages would go by the bare-JID rules (RFC 6121
  * §8.5.3.2.1) to offline storage, these clients sending no presence.
+ *
+ * What did not arrive live is looked for in offline storage and among the
+ * errors the senders got back; what is in none of them is lost, and each
+ * such message is explained (roll-trace.ts: when it was sent, between which
+ * nodes, the server's log lines naming it; ROLL_TRACE=1 adds the debug
+ * lines and keeps the nodes' logs).
  */
 import t from 'tap';
 import type { Test } from 'tap';
