@@ -12,7 +12,7 @@ import type { ModuleContext } from '../xmpp/context.js';
 import type { Session } from '../xmpp/session.js';
 import type { StreamErrorCondition } from '../xmpp/errors.js';
 import { handOver } from '../xmpp/hand-over.js';
-import { routeWhenSettled } from '../xmpp/features/stream-management/journal.js';
+import { movedElsewhere, routeWhenSettled } from '../xmpp/features/stream-management/journal.js';
 import { PRIORITY } from '../xmpp/priorities.js';
 import { isPromise, type Outcome } from '../xmpp/pipeline.js';
 import { DeliveryRefused, type InboxEntry } from './delivery.js';
@@ -39,6 +39,17 @@ function same(entry: DirFields, now: DirFields): boolean {
 
 interface Stub { readonly session: Session; readonly sid: string; readonly node: string }
 
+/**
+ * How long the entry of a session resumed on another node outlives it here:
+ * the new owner binds it (overwriting the entry) once it has loaded the
+ * account. Removed at once, the resource would be unknown in between, and a
+ * message for it would go by the bare-JID rules to offline storage, where a
+ * resumed session never looks (XEP-0160 is for new sessions). Kept, a
+ * message goes to this node, which routes it again once the new entry is
+ * known (routeWhenSettled). Removed after this if the new owner never bound it.
+ */
+const MOVED_ENTRY_MS = 5000;
+
 /** The presence types that change rosters (RFC 6121 §3). */
 const SUBSCRIPTION = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
 
@@ -47,6 +58,8 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   let ctx: ModuleContext | undefined;
   /** Remote stubs by full JID. */
   const stubs = new Map<string, Stub>();
+  /** Removals put off for sessions resumed on another node (MOVED_ENTRY_MS). */
+  const moved = new Set<NodeJS.Timeout>();
   /** The sequence number of each local session's bind write (directory.ts): who bound last wins. */
   const boundAt = new WeakMap<Session, number>();
   const directory = createDirectory(node, changed, log, () => { void repair(); });
@@ -136,7 +149,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   function refused(stub: Session, owner: string, el: XmlElement, err: unknown): void {
     if (!ctx) return;
     const reason = err instanceof DeliveryRefused ? err.reason : 'redis';
-    log.warn({ event: 'cluster-delivery-refused', node: owner, reason, to: stub.full_jid }, 'a stanza for another node was refused; routing it here');
+    log.warn({ event: 'cluster-delivery-refused', node: owner, reason, to: stub.full_jid, id: el.attr('id') }, 'a stanza for another node was refused; routing it here');
     if (reason === 'node-down') {
       // Out of routing at once; the survivor told of the death still ends their presence (onNodeDown).
       for (const s of stubs.values()) if (s.node === owner) ctx.sessions.removeRemote(s.session);
@@ -175,6 +188,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       session.send(el);
       return;
     }
+    log.debug({ event: 'cluster-entry-no-session', to: entry.to, id: el.attr('id') }, 'an inbox entry found no local session: routed again');
     // The session went away meanwhile: route it again (another resource, offline storage, or an error),
     // once the directory has settled: it may have just been resumed on another node (journal.ts). Not
     // awaited: entries for a session that is gone for good must not hold the inbox a second each; the
@@ -211,6 +225,12 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     } catch (err) {
       log.warn({ err, jid: stub.full_jid }, 'unavailable presence for a dead node\'s session failed');
     }
+  }
+
+  /** Removes the session's entry if it is still its own (the remove is fenced by sid). */
+  function unbind(session: Session): void {
+    directory.remove(session.jid!.bare, session.resource!, sidOf(session))
+      .catch((err: unknown) => log.warn({ err, jid: session.full_jid }, 'removing a session from the directory failed'));
   }
 
   async function bound(session: Session): Promise<void> {
@@ -254,10 +274,12 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       directory.update(session.jid!.bare, session.resource!, fields(session))
         .catch((err: unknown) => log.warn({ err, jid: session.full_jid }, 'updating the directory failed'));
     }, PRIORITY.lifecycle.default);
-    c.hooks.notify('session-destroyed', ({ session }) => {
+    c.hooks.notify('session-destroyed', ({ session, reason }) => {
       if (session.full_jid === undefined || boundAt.get(session) === undefined) return;
-      directory.remove(session.jid!.bare, session.resource!, sidOf(session))
-        .catch((err: unknown) => log.warn({ err, jid: session.full_jid }, 'removing a session from the directory failed'));
+      if (!movedElsewhere(reason)) return unbind(session);
+      const timer = setTimeout(() => { moved.delete(timer); unbind(session); }, MOVED_ENTRY_MS);
+      timer.unref();
+      moved.add(timer);
     }, PRIORITY.lifecycle.default);
   }
 
@@ -265,6 +287,9 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     feature,
     start: () => directory.start(),
     async stop() {
+      // Left, or stopping: a survivor removes what this node still holds (onNodeDown), those entries included.
+      for (const timer of moved) clearTimeout(timer);
+      moved.clear();
       for (const [full, s] of [...stubs]) dropStub(full, s);
       await directory.stop();
     },

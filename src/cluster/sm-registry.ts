@@ -19,6 +19,8 @@ import { CLAIM, TAKE, decodeItem, encodeItem, fields, smKeys } from './sm-script
 export interface SmLog {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+  /** Where a stanza may vanish (LOG_LEVEL=debug): the rolling-restart test greps these for a lost id. */
+  debug(obj: object, msg: string): void;
 }
 
 /** How long a session's end waits to learn whether another node took it over. */
@@ -91,7 +93,10 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     async push(smid, item) {
       const h = held.get(smid);
-      if (!h || left) return true;
+      if (!h || left) {
+        log.debug({ event: 'sm-push-unjournaled', smid, id: item.stanza.attr('id'), left }, 'stanza queued in memory only');
+        return true;
+      }
       const stored = await batch.push(smid, h.epoch, encodeItem(item));
       // No record (Redis lost it): the session goes on from this node's memory.
       if (stored === -1) log.warn({ event: 'sm-record-missing', smid }, 'stream management record missing: this session is no longer resumable elsewhere');

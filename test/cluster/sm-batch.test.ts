@@ -18,7 +18,7 @@ import { startRedis } from '../helpers/redis.js';
 
 const server = await startRedis();
 t.teardown(() => server.stop());
-const log = { info: () => undefined, warn: () => undefined };
+const log = { info: () => undefined, warn: () => undefined, debug: () => undefined };
 
 /** A journal of node `n1` on a database of its own, and a plain client to look at what it wrote. */
 async function journalOn(t: Test) {

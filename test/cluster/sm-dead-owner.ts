@@ -19,7 +19,7 @@ export interface DeadOwner {
   kill(): Promise<void>;
 }
 
-const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined };
 
 export async function startDeadOwner(t: Test, url: string, id: string, opts: { resource: string; max: number; ids: readonly string[]; handled?: number }): Promise<DeadOwner> {
   const redis = await connectRedis(url, quiet, `xwg-${id}`);

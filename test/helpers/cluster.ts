@@ -9,7 +9,7 @@
  * databases this started.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
@@ -63,6 +63,8 @@ export interface ClusterOptions {
   /** Reuse these instead of starting a Redis and a PostgreSQL of our own (they are not stopped then). */
   readonly redis?: TestRedis;
   readonly postgres?: TestPostgres;
+  /** Every run's output is also appended, whole, to `{logDir}/{NODE_ID}.log` (a test's trace across restarts). */
+  readonly logDir?: string;
 }
 
 async function isReady(port: number): Promise<boolean> {
@@ -82,7 +84,7 @@ class Gateway implements GatewayProcess {
   #exit: Promise<Exit> = Promise.resolve({ code: null, signal: null });
   #log = '';
 
-  constructor(readonly index: number, readonly id: string, readonly port: number, private readonly env: NodeJS.ProcessEnv) {
+  constructor(readonly index: number, readonly id: string, readonly port: number, private readonly env: NodeJS.ProcessEnv, private readonly logFile?: string) {
     this.httpUrl = `http://127.0.0.1:${port}`;
     this.wsUrl = `ws://127.0.0.1:${port}/xmpp-websocket`;
     this.boshUrl = `${this.httpUrl}/http-bind`;
@@ -113,7 +115,10 @@ class Gateway implements GatewayProcess {
     const child = spawn(process.execPath, [MAIN], { cwd: ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
     this.#exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    const append = (d: Buffer) => { this.#log = (this.#log + d.toString()).slice(-LOG_LIMIT); };
+    const append = (d: Buffer) => {
+      this.#log = (this.#log + d.toString()).slice(-LOG_LIMIT);
+      if (this.logFile) appendFileSync(this.logFile, d);
+    };
     child.stdout!.on('data', append);
     child.stderr!.on('data', append);
     // A restart waits for the dead run's lease (CLUSTER_NODE_TTL) before it serves.
@@ -162,7 +167,7 @@ export async function startGatewayCluster(opts: ClusterOptions): Promise<Gateway
         DATA_DIR: dataDir, LOG_LEVEL: 'info', SCRAM_ITERATIONS: '4096', ALLOW_INSECURE_PLAIN: 'true', CLUSTER_NODE_TTL: '1500',
         ...MANY_CLIENTS, ...PRE_SASL2, ...opts.env,
       };
-      const node = new Gateway(i, `n${i}`, port, env);
+      const node = new Gateway(i, `n${i}`, port, env, opts.logDir && join(opts.logDir, `n${i}.log`));
       nodes.push(node);
       await node.start();
     }

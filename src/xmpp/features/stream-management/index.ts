@@ -262,7 +262,11 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     registry.remove(smid);
     ctx.queues.sessions.after(session, () => mine.then((ours) => {
       // Resumed on another node: it lives on there, with its queue and its presence.
-      if (!ours) { session.presence = undefined; return; }
+      if (!ours) {
+        ctx.log.debug({ event: 'sm-not-handed-over', session: session.logId, ids: left.slice(0, 64).map((b) => b.stanza.attr('id')) }, 'session lives on elsewhere: its queue is not handed over here');
+        session.presence = undefined;
+        return;
+      }
       if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
       reroute(ctx, session.username!, session.host!, left, HANDED_OVER);
     }));

@@ -1,6 +1,7 @@
 import type { Jid } from '../../../jid/index.js';
 import type { XmlElement } from '../../../xml/index.js';
 import type { ModuleContext } from '../../context.js';
+import type { StreamError } from '../../errors.js';
 import type { Session } from '../../session.js';
 import type { Buffered } from './index.js';
 import type { FlowJournal } from './flow.js';
@@ -36,8 +37,23 @@ export function routeWhenSettled(ctx: ModuleContext, jid: Jid, stanza: XmlElemen
     while (ctx.sessions.get(jid.domain, jid.local, jid.resource) === undefined && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
+    const found = ctx.sessions.get(jid.domain, jid.local, jid.resource) !== undefined;
+    ctx.log.debug({ event: 'sm-settled', jid: jid.toString(), id: stanza.attr('id'), found }, found ? 'routed to the session again' : 'session not found again: routed as for an unavailable resource');
     await ctx.router.route(null, stanza, jid);
   });
+}
+
+/**
+ * The end of a local session another node resumed (XEP-0198 §5: conflict).
+ * One object, so that 'session-destroyed' handlers can tell this end from
+ * any other (movedElsewhere): the directory keeps the session's entry for
+ * the new owner to overwrite, so the resource is never unknown meanwhile.
+ */
+const MOVED: StreamError = Object.freeze({ condition: 'conflict', text: 'the session was resumed on another node' });
+
+/** Whether a session ended because another node resumed it (its 'session-destroyed' reason). */
+export function movedElsewhere(reason: StreamError | undefined): boolean {
+  return reason === MOVED;
 }
 
 export interface SmCluster {
@@ -48,11 +64,12 @@ export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry
   function fence(session: Session): void {
     if (session.destroyed) return;
     ctx.log.info({ event: 'session-moved', session: session.logId, jid: session.full_jid }, 'session resumed on another node');
-    session.close({ condition: 'conflict', text: 'the session was resumed on another node' });
+    session.close(MOVED);
   }
 
   /** A stanza the journal refused: this session is no longer the one to deliver it. */
   function refused(session: Session, item: Buffered): void {
+    ctx.log.debug({ event: 'sm-push-refused', session: session.logId, id: item.stanza.attr('id') }, 'journal refused a stanza: routed again');
     fence(session);
     // After fence(): the session is out of the table, so the route cannot come back to it.
     if (session.jid) routeWhenSettled(ctx, session.jid, item.stanza);

@@ -1,0 +1,76 @@
+/**
+ * Issue 14 item 5, the race the rolling-restart test caught: a session
+ * resumed on another node (XEP-0198 §5 takeover) must stay reachable by its
+ * full JID while it moves. The old owner, fenced, ends its local session at
+ * once; the new owner writes the directory entry only once it has bound the
+ * session (the account loaded). Had the old owner removed its entry at its
+ * end, a message sent from a third node in between found no entry, went by
+ * the bare-JID rules to offline storage (RFC 6121 §8.5.3.2.1), and never
+ * reached the resumed session (XEP-0160 is for new sessions). Here the new
+ * owner's bind is held (a 'resource-bound' transform that waits for the
+ * test) so that the message is sent exactly in that gap: it must arrive
+ * live, and nothing may be stored offline.
+ */
+import t from 'tap';
+import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { SmPeer, chat } from '../helpers/sm-peer.js';
+import { eventually, sleep } from '../helpers/eventually.js';
+import type { ModuleContext } from '../../src/xmpp/context.js';
+import { PRIORITY } from '../../src/xmpp/priorities.js';
+
+const backends = clusterBackends(t);
+
+/** A bind of alice that waits for `release()` once `arm()` was called (the new owner's slow account load). */
+function holdAliceBind(): { feature: (ctx: ModuleContext) => void; arm(): void; release(): void; readonly held: boolean } {
+  let armed = false;
+  let held = false;
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((r) => { open = r; });
+  return {
+    feature(ctx) {
+      ctx.hooks.transform('resource-bound', ({ session }) => {
+        if (!armed || session.username !== 'alice') return;
+        held = true;
+        return gate;
+      }, PRIORITY.lifecycle.default);
+    },
+    arm() { armed = true; },
+    release() { open(); },
+    get held() { return held; },
+  };
+}
+
+t.test('a message sent from a third node while a session moves to another node reaches the resumed session live', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const hold = holdAliceBind();
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', { ...opts, features: [hold.feature] });
+  const n3 = await startGateway(t, 'n3', opts);
+  await addUsers(n1, ['alice', 'bob']);
+
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  const bob = await RawWsClient.connect(n3.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  await eventually(() => n3.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'alice seen from n3' });
+
+  // alice moves to n2; n2 claims her session (n1 is fenced and ends its copy) but has not bound it yet.
+  hold.arm();
+  const resumed = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 0 });
+  const onN1 = (): boolean => [...n1.server.app.sessions.all].some((s) => s.full_jid === 'alice@localhost/phone');
+  await eventually(() => hold.held && !onN1(), { message: 'n1 let go, n2 not bound yet' });
+  // What n1's end published (a removal, before the fix) reaches n3's mirror.
+  await sleep(300);
+  bob.send(chat('alice@localhost/phone', 'in-the-gap'));
+  await sleep(100);
+  hold.release();
+
+  const { peer, answer } = await resumed;
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', `resumed on n2 (${answer.toString()})`);
+  await eventually(() => peer.messageIds().includes('in-the-gap'), { timeout: 5000, message: 'the message reached the resumed session' }).catch(() => undefined);
+  t.same(peer.messageIds(), ['in-the-gap'], 'delivered live to the resumed session, once');
+  t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 0, 'nothing went to offline storage');
+});
