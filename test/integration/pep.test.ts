@@ -174,3 +174,30 @@ t.test('caps: one disco#info query per ver, and a ver that is not the hash of th
   await ping(carol);
   t.notOk(carol.received.some((el) => el.is('message') && el.getChild('event', NS_EVENT)), 'no event for a ver that does not verify, though the answer lists nick+notify');
 });
+
+t.test('a presence whose new caps add node+notify brings that node\'s last item; the same caps again bring nothing (XEP-0163 §4.3.2)', async (t) => {
+  const AVATAR = 'urn:xmpp:avatar:metadata';
+  const alice = await capsClient(t, server, 'alice', 'caps-change', []);
+  await iq(alice, 'set', publish(NICK, xml('nick', { xmlns: NICK }, 'Alice C.'), 'current'));
+  await iq(alice, 'set', publish(AVATAR, xml('metadata', { xmlns: AVATAR }), 'current'));
+  const bob = await capsClient(t, server, 'bob', 'caps-change', [AVATAR]);
+  const avatar = nextEvent(bob, 'alice@localhost', AVATAR, 'the last avatar at bob\'s initial presence');
+  await available(bob);
+  await avatar;
+  const isNick = (el: { is(n: string): boolean; getChild(n: string, ns?: string): { getChildren(n: string): Array<{ attrs: Record<string, string | undefined> }> } | undefined }) =>
+    el.is('message') && el.getChild('event', NS_EVENT)?.getChildren('items').some((i) => i.attrs.node === NICK) === true;
+  const isAvatar = (el: Parameters<typeof isNick>[0]) =>
+    el.is('message') && el.getChild('event', NS_EVENT)?.getChildren('items').some((i) => i.attrs.node === AVATAR) === true;
+  await ping(bob);
+  t.notOk(bob.received.some(isNick), 'no nick before the caps ask for it');
+  // The client learns a new feature: its disco#info (and so its ver) now lists nick+notify.
+  bob.features.push(`${NICK}+notify`);
+  const nick = nextEvent(bob, 'alice@localhost', NICK, 'the last nick after bob\'s caps change');
+  const avatarsBefore = bob.received.filter(isAvatar).length;
+  await available(bob);
+  t.equal((await nick).getChild('event', NS_EVENT)?.getChild('items')?.getChild('item')?.getChildText('nick', NICK), 'Alice C.');
+  await available(bob);
+  await ping(bob);
+  t.equal(bob.received.filter(isNick).length, 1, 'the same caps again: the nick is not sent twice');
+  t.equal(bob.received.filter(isAvatar).length, avatarsBefore, 'the avatar, wanted before the change, is not resent');
+});
