@@ -19,6 +19,8 @@ import { createArchiveWriter } from './writer.js';
 export interface MamOptions extends RetentionOptions {
   /** The most results one query returns (MAM_MAX_PAGE_SIZE). */
   readonly maxPage: number;
+  /** Bytes of archive entries queued for the store at most before messages wait (MAM_WRITE_QUEUE_BYTES). */
+  readonly writeQueueBytes: number;
 }
 
 export interface MamDeps {
@@ -53,7 +55,7 @@ const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024
  */
 export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): MamFeature {
   const clock = monotonicClock(deps.now ?? Date.now);
-  const writer = createArchiveWriter(deps.archive);
+  const writer = createArchiveWriter(deps.archive, opts.writeQueueBytes);
   const retention = createRetention(deps.archive, opts, ctx.log, deps.now ?? Date.now);
   const prefsCache = new PrefsCache();
   const senderIds = new WeakMap<RouteEvent, XmlElement>();
@@ -111,6 +113,10 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   const onRoute = (event: RouteEvent): void | Promise<void> => {
     const { origin, stanza } = event;
     if (!origin || origin.jid === undefined || origin.anonymous || !archivable(stanza)) return;
+    // The write queue is full (the store is slower than the senders): the message waits before
+    // delivery, and the sender's later input waits behind it in the core (bounded), not dropped.
+    const room = writer.room();
+    if (room) return room.then(() => onRoute(event));
     const sender = origin.jid.bareJid();
     const receiver = event.to.bareJid();
     const senderOk = decide(sender, receiver);
