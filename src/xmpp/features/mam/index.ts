@@ -9,7 +9,7 @@ import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
 import { isPromise } from '../../pipeline.js';
 import { PRIORITY } from '../../priorities.js';
-import { archivable, entryFor, monotonicClock, newArchiveId, PrefsCache, stanzaIdElement, stripForgedStanzaIds } from './archiving.js';
+import { archivable, archiveIdFor, archiveSequence, entryFor, PrefsCache, stanzaIdElement, stripForgedStanzaIds } from './archiving.js';
 import { NS_MAM, NS_MAM_EXTENDED, NS_SID } from './ns.js';
 import { archives, parsePrefs, prefsElement } from './prefs.js';
 import { finElement, parseQuery, queryForm } from './query.js';
@@ -54,7 +54,10 @@ const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024
  * before it is in the archive.
  */
 export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): MamFeature {
-  const clock = monotonicClock(deps.now ?? Date.now);
+  const sequence = archiveSequence(deps.now ?? Date.now);
+  // Numbering starts after the store's newest entry (a clock set back across a restart reuses no seq).
+  const primed = deps.archive.newestAt?.().then((at) => { if (at !== undefined) sequence.floor(at); },
+    (err: unknown) => ctx.log.error({ err }, 'message archive: the newest entry cannot be read; numbering from the clock'));
   const writer = createArchiveWriter(deps.archive, opts.writeQueueBytes);
   const retention = createRetention(deps.archive, opts, ctx.log, deps.now ?? Date.now);
   const prefsCache = new PrefsCache();
@@ -85,18 +88,18 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     const { stanza } = event;
     const same = sender.bare === receiver.bare;
     if (!receiverOk && (!senderOk || same)) return;
-    const id = newArchiveId();
-    const at = clock();
+    const { at, key } = sequence.next();
+    const id = archiveIdFor(key);
     const text = (stanza.attr('xmlns') === NS.CLIENT ? stanza : stanza.clone().setAttr('xmlns', NS.CLIENT)).toString();
     const entries = [];
     if (receiverOk) {
-      entries.push(entryFor(receiver, sender.bare, id, at, text));
+      entries.push(entryFor(receiver, sender.bare, id, key, 0, at, text));
       // XEP-0313 §3: the recipient sees where and under which id it is archived.
       stanza.append(stanzaIdElement(receiver.bare, id));
       retention.touched(receiver.domain, receiver.local);
     }
     if (senderOk && !same) {
-      entries.push(entryFor(sender, receiver.bare, id, at, text));
+      entries.push(entryFor(sender, receiver.bare, id, key, 1, at, text));
       senderIds.set(event, stanzaIdElement(sender.bare, id));
       retention.touched(sender.domain, sender.local);
     }
@@ -130,6 +133,7 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   // them (a ping in the same BOSH body) are answered in the same response as before MAM.
   ctx.hooks.notify('resource-bound', async ({ session }) => {
     if (session.anonymous || session.jid === undefined) return;
+    await primed;
     await prefsOf(session.jid.bareJid());
   }, PRIORITY.lifecycle.default);
   // XEP-0198: the <a/> that covers a message the session sent waits for that message's commit.
