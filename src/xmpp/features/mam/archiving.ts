@@ -89,6 +89,9 @@ export class PrefsCache {
     }
     return hit;
   }
+  delete(key: string): void {
+    this.#map.delete(key);
+  }
   set(key: string, prefs: ArchivePrefs): void {
     this.#map.delete(key);
     this.#map.set(key, prefs);

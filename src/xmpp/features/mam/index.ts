@@ -140,7 +140,17 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   ctx.hooks.notify('ack-due', ({ session }) => commits.get(session), PRIORITY.lifecycle.default);
 
   // A query reads its own writes: what is queued is committed first (a message delivered a moment ago is in the page).
-  registerQueries(ctx, opts, deps.archive, { cachePrefs: (jid, prefs) => prefsCache.set(jid, prefs), settle: () => writer.flush() });
+  registerQueries(ctx, opts, deps.archive, {
+    prefsChanged: (host, username, prefs) => {
+      prefsCache.set(`${username}@${host}`, prefs);
+      // CLUSTER=redis: the account's stored state changed; other nodes drop their copy of the prefs
+      // ('account-stale' below; cluster/account-sync.ts carries it). Other nodes archive the
+      // account's messages with its contacts there, reading its prefs from their own cache.
+      void ctx.hooks.run('account-written', { host, username });
+    },
+    settle: () => writer.flush(),
+  });
+  ctx.hooks.notify('account-stale', ({ host, username }) => { prefsCache.delete(`${username}@${host}`); }, PRIORITY.lifecycle.default);
 
   return {
     senderStanzaId: (event) => senderIds.get(event),
@@ -152,12 +162,12 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
 
 /** The IQs of XEP-0313: query (set), its form, metadata and prefs (get), prefs (set); forbidden on another account's archive. */
 interface QueryHooks {
-  cachePrefs(bare: string, prefs: ArchivePrefs): void;
+  prefsChanged(host: string, username: string, prefs: ArchivePrefs): void;
   /** Resolves once the archive writes queued so far are committed. */
   settle(): Promise<void>;
 }
 
-function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveStore, { cachePrefs, settle }: QueryHooks): void {
+function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveStore, { prefsChanged, settle }: QueryHooks): void {
   ctx.iq.register('self', 'set', NS_MAM, async (session, _iq, payload) => {
     const { host, username } = account(session);
     if (payload.local === 'query') {
@@ -167,7 +177,7 @@ function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveSto
     if (payload.local !== 'prefs') throw new StanzaErrorException('bad-request', 'expected <query/> or <prefs/>');
     const prefs = parsePrefs(payload);
     await store.setPrefs(host, username, prefs);
-    cachePrefs(`${username}@${host}`, prefs);
+    prefsChanged(host, username, prefs);
     return prefsElement(prefs);
   });
   ctx.iq.register('self', 'get', NS_MAM, async (session, _iq, payload) => {
