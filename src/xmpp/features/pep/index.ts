@@ -26,7 +26,7 @@ export interface PepDeps {
 const FEATURES = [
   'access-open', 'access-presence', 'access-roster', 'access-whitelist', 'auto-create', 'auto-subscribe',
   'config-node', 'config-node-max', 'create-and-configure', 'create-nodes', 'delete-items', 'delete-nodes', 'filtered-notifications',
-  'item-ids', 'last-published', 'multi-items', 'persistent-items', 'presence-notifications', 'publish', 'publish-options',
+  'item-ids', 'last-published', 'member-affiliation', 'modify-affiliations', 'multi-items', 'outcast-affiliation', 'persistent-items', 'presence-notifications', 'publish', 'publish-options',
   'purge-nodes', 'retract-items', 'retrieve-items',
 ].map((f) => `${NS.PUBSUB}#${f}`);
 

@@ -57,7 +57,7 @@ export function createNotifier(ctx: ModuleContext, { pep, accounts: svc, caps }:
 
   /** The available resources of the owner and of the contacts allowed to see the node. */
   const audience = async (owner: Jid, config: PepNodeConfig): Promise<Session[]> => {
-    const contacts = config.accessModel === 'whitelist' ? [] : await svc.accounts.use(owner.bareJid(), (account) =>
+    const contacts = await svc.accounts.use(owner.bareJid(), (account) =>
       [...account.items.values()].filter((i) => hasFrom(i.subscription)).map((i) => account.contact(i.jid))
         .filter((j) => ctx.router.isLocal(j.domain) && denial(svc, account, j, config) === undefined));
     return [owner, ...contacts].flatMap((j) => [...ctx.sessions.available(j.domain, j.local)]);
