@@ -9,6 +9,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { openSqliteStorage, deriveStoredCredentials } from '../dist/storage/index.js';
+import { archiveIdFor, KEYS_PER_MS } from '../dist/storage/archive-ids.js';
 import { loadConfig } from '../dist/config/index.js';
 import { buildApp } from '../dist/app.js';
 
@@ -23,15 +24,22 @@ const CONTACTS = 20;
 const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
 const ms = (x) => x.toFixed(3);
 
-/** n messages for alice@localhost, with CONTACTS correspondents in turn, one per 10 ms. */
+/** Archive ids of the messages, numbered as the server numbers them (storage/archive-ids.ts). */
+const idAt = [];
+
+/** n messages for alice@localhost, with CONTACTS correspondents in turn, one per 10 ms, ids and seqs as the server makes them. */
 async function fill(storage, n) {
   const t0 = performance.now();
   const start = Date.now() - n * 10;
+  idAt.length = 0;
   for (let from = 0; from < n; from += BATCH) {
     const entries = [];
     for (let i = from; i < Math.min(n, from + BATCH); i++) {
       const withJid = `c${i % CONTACTS}@localhost`;
-      entries.push({ host: 'localhost', username: 'alice', id: `id${i}`, with: withJid, at: start + i * 10,
+      const at = start + i * 10;
+      const key = at * KEYS_PER_MS;
+      idAt.push(archiveIdFor(key));
+      entries.push({ host: 'localhost', username: 'alice', id: idAt[i], seq: 2 * key, with: withJid, at,
         stanza: `<message xmlns="jabber:client" from="${withJid}/r" to="alice@localhost/web" type="chat" id="m${i}"><body>message number ${i} of the benchmark, about a hundred characters of text in all.</body></message>` });
     }
     await storage.archive.append(entries);
@@ -41,7 +49,7 @@ async function fill(storage, n) {
 
 /** The queries a client makes, each a page of 50: the last page, a page in the middle, one contact's last page. */
 function shapes(n) {
-  const mid = `id${Math.floor(n / 2)}`;
+  const mid = idAt[Math.floor(n / 2)];
   return {
     'last page (RSM <before/>)': { limit: PAGE, direction: 'backward' },
     'page after an id in the middle': { limit: PAGE, direction: 'forward', page: { after: mid } },

@@ -149,7 +149,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   // XEP-0313 archives before carbons copy: the <sent/> copies carry the sender's stanza id.
   const archive = config.mamEnabled ? mam.register(ctx, {
     maxPage: config.mamMaxPageSize, retentionDays: config.mamRetentionDays, maxMessagesPerUser: config.mamMaxMessagesPerUser,
-    sweepIntervalSeconds: config.mamSweepInterval,
+    sweepIntervalSeconds: config.mamSweepInterval, writeQueueBytes: config.mamWriteQueueBytes,
   }, { archive: stores.archive, inRoster: (account, contact) => accountsService.isSubscribed(account, contact) }) : undefined;
   carbons.register(ctx, { senderStanzaId: archive?.senderStanzaId });
   vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });

@@ -147,6 +147,7 @@ export const SCHEMA = {
   mamRetentionDays: { env: 'MAM_RETENTION_DAYS', group: 'Message archive', kind: 'int', default: 0, min: 0, max: 36500, unit: 'days', doc: 'Archived messages older than this are deleted by the periodic sweep; 0 keeps them for ever' },
   mamMaxMessagesPerUser: { env: 'MAM_MAX_MESSAGES_PER_USER', group: 'Message archive', kind: 'int', default: 100000, min: 0, max: 100000000, doc: "An account's archive keeps its newest this many messages (the sweep trims it); 0: no limit" },
   mamMaxPageSize: { env: 'MAM_MAX_PAGE_SIZE', group: 'Message archive', kind: 'int', default: 250, min: 1, max: 1000, doc: 'Most messages one archive query returns (a larger RSM max is cut to it, XEP-0313 §4.3.1); a query without max gets 50 or this, the smaller' },
+  mamWriteQueueBytes: { env: 'MAM_WRITE_QUEUE_BYTES', group: 'Message archive', kind: 'int', default: 8 * MIB, min: 64 * 1024, max: 1024 * MIB, unit: 'bytes', doc: 'Archive writes queued for the store at most, in bytes; beyond it chat messages wait (their senders slowed) until commits make room, never dropped' },
   mamSweepInterval: { env: 'MAM_SWEEP_INTERVAL', group: 'Message archive', kind: 'int', default: 300, min: 1, max: 86400, unit: 's', doc: 'Seconds between retention sweeps; each deletes in bounded batches, yielding to the event loop between them' },
   shutdownTimeout: { env: 'SHUTDOWN_TIMEOUT', group: 'Lifecycle', kind: 'int', default: 10, min: 1, max: 600, unit: 's', doc: 'Seconds a SIGTERM shutdown waits for sessions to close' },
 } as const satisfies Record<string, OptionSpec>;

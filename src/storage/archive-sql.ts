@@ -13,6 +13,8 @@ export interface SeqBounds {
   readonly hi: number;
   readonly pageLo: number;
   readonly pageHi: number;
+  /** The seqs of the query's `ids`, when it has some: matched by seq, on the account's index, not by id. */
+  readonly ids?: readonly number[];
 }
 
 export interface SqlText {
@@ -25,26 +27,26 @@ export interface SqlText {
  * One range only: given two lower bounds, SQLite starts the index scan at
  * either, and the wrong one walks half the archive.
  */
-function filters(host: string, username: string, q: ArchiveQuery, lo: number, hi: number): SqlText {
+function filters(host: string, username: string, q: ArchiveQuery, lo: number, hi: number, ids: readonly number[] | undefined): SqlText {
   const where = ['host = ?', 'username = ?', 'seq > ?', 'seq < ?'];
   const params: unknown[] = [host, username, lo, hi];
   if (q.with !== undefined) { where.push('with_jid = ?'); params.push(q.with); }
   if (q.start !== undefined) { where.push('at >= ?'); params.push(q.start); }
   if (q.end !== undefined) { where.push('at <= ?'); params.push(q.end); }
-  if (q.ids !== undefined) { where.push(`id IN (${q.ids.map(() => '?').join(', ') || 'NULL'})`); params.push(...q.ids); }
+  if (ids !== undefined) { where.push(`seq IN (${ids.map(() => '?').join(', ') || 'NULL'})`); params.push(...ids); }
   return { sql: where.join(' AND '), params };
 }
 
 /** One more than the page, from the direction's end: the extra row tells whether the page is complete. */
 export function pageSql(host: string, username: string, q: ArchiveQuery, b: SeqBounds): SqlText {
-  const f = filters(host, username, q, Math.max(b.lo, b.pageLo), Math.min(b.hi, b.pageHi));
+  const f = filters(host, username, q, Math.max(b.lo, b.pageLo), Math.min(b.hi, b.pageHi), b.ids);
   const order = q.direction === 'forward' ? 'ASC' : 'DESC';
   return { sql: `SELECT id, with_jid, at, stanza FROM archive WHERE ${f.sql} ORDER BY seq ${order} LIMIT ?`, params: [...f.params, q.limit + 1] };
 }
 
 /** Counts the result set up to COUNT_CAP + 1: bounded work whatever the archive's size. */
 export function countSql(host: string, username: string, q: ArchiveQuery, b: SeqBounds): SqlText {
-  const f = filters(host, username, q, b.lo, b.hi);
+  const f = filters(host, username, q, b.lo, b.hi, b.ids);
   return { sql: `SELECT COUNT(*) AS n FROM (SELECT 1 FROM archive WHERE ${f.sql} LIMIT ${COUNT_CAP + 1}) AS matches`, params: f.params };
 }
 
@@ -88,10 +90,18 @@ export async function resolveBounds(q: ArchiveQuery, look: SeqLookups): Promise<
   const seqs = await Promise.all(ids.map((id) => (id === undefined ? undefined : look.seqOf(id))));
   if (ids.some((id, i) => id !== undefined && seqs[i] === undefined)) return 'item-not-found';
   // XEP-0313 §4.1.1: an id asked for with the ids field that is not in the archive is item-not-found too.
-  for (const id of q.ids ?? []) if (await look.seqOf(id) === undefined) return 'item-not-found';
+  let idSeqs: number[] | undefined;
+  if (q.ids !== undefined) {
+    idSeqs = [];
+    for (const id of q.ids) {
+      const seq = await look.seqOf(id);
+      if (seq === undefined) return 'item-not-found';
+      idSeqs.push(seq);
+    }
+  }
   let lo = seqs[0] ?? 0;
   let hi = seqs[1] ?? MAX;
   if (q.start !== undefined) lo = Math.max(lo, ((await look.startSeq(q.start)) ?? MAX) - 1);
   if (q.end !== undefined) hi = Math.min(hi, ((await look.endSeq(q.end)) ?? 0) + 1);
-  return { lo, hi, pageLo: seqs[2] ?? 0, pageHi: seqs[3] ?? MAX };
+  return { lo, hi, pageLo: seqs[2] ?? 0, pageHi: seqs[3] ?? MAX, ids: idSeqs };
 }

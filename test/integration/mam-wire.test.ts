@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { withUsers } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition } from '../helpers/ws-client.js';
 import { createMemoryStorage } from '../../src/storage/index.js';
+import type { ArchiveEntry } from '../../src/storage/index.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 
 const MAM = 'urn:xmpp:mam:2';
@@ -141,4 +142,51 @@ t.test("the archive commit comes before the XEP-0198 <a/> that covers the sender
   const a = await alice.until((el) => el.local === 'a' && el.ns === 'urn:xmpp:sm:3');
   t.equal(a.attr('h'), '1', 'the message is acknowledged');
   t.equal(committed.length, 2, "by then it is committed to both archives (bob's and alice's)");
+});
+
+t.test('a burst against a slow store: the write queue stays within MAM_WRITE_QUEUE_BYTES, and every acknowledged message is archived', async (t) => {
+  const MAX = 64 * 1024;
+  // The writer's count of an entry's bytes (features/mam/writer.ts entryBytes), restated here.
+  const entryBytes = (e: ArchiveEntry) => 2 * (e.stanza.length + e.with.length + e.id.length + e.host.length + e.username.length) + 64;
+  const BURST = 200;
+  const storage = createMemoryStorage();
+  const append = storage.archive.append.bind(storage.archive);
+  let committedToBob = 0;
+  let batchBytes = 0;
+  let perMessage = 0;
+  let bob: RawWsClient | undefined;
+  const backlogs: number[] = [];
+  const deliveredToBob = () => bob?.frames.filter((el) => el.name === 'message' && el.getChild('body')).length ?? 0;
+  // A slow store: each commit takes 50 ms, whatever its size.
+  storage.archive.append = async (entries) => {
+    const bytes = entries.reduce((n, e) => n + entryBytes(e), 0);
+    batchBytes = Math.max(batchBytes, bytes);
+    perMessage = Math.max(perMessage, 2 * entryBytes(entries[0]!));
+    // Delivered (seen by bob, so a lower bound) and not yet committed: what the queue holds, in messages.
+    backlogs.push(deliveredToBob() - committedToBob);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await append(entries);
+    committedToBob += entries.filter((e) => e.username === 'bob').length;
+  };
+  const server = await withUsers(t, ['alice', 'bob'], { ...ENV, MAM_WRITE_QUEUE_BYTES: String(MAX) }, storage);
+  bob = await connect(t, server, 'bob', 'b');
+  const alice = await connect(t, server, 'alice', 'a');
+  alice.send("<enable xmlns='urn:xmpp:sm:3'/>");
+  await alice.until((el) => el.local === 'enabled');
+  const body = 'x'.repeat(1000);
+  for (let i = 0; i < BURST; i++) alice.send(`<message xmlns='jabber:client' to='bob@localhost' type='chat' id='burst-${i}'><body>${i} ${body}</body></message>`);
+  alice.send("<r xmlns='urn:xmpp:sm:3'/>");
+  const a = await alice.until((el) => el.local === 'a' && el.ns === 'urn:xmpp:sm:3', 30_000);
+  t.equal(a.attr('h'), String(BURST), 'the whole burst is acknowledged');
+  const ids = async (user: string) => {
+    const page = await storage.archive.query('localhost', user, { limit: 1000, direction: 'forward' });
+    return page === 'item-not-found' ? [] : page.messages.map((m) => /id=["'](burst-\d+)["']/.exec(m.stanza)?.[1]);
+  };
+  const expected = Array.from({ length: BURST }, (_, i) => `burst-${i}`);
+  t.same(await ids('alice'), expected, "by the <a/>, every message is in alice's archive, in order");
+  t.same(await ids('bob'), expected, "and in bob's");
+  const bound = Math.ceil(MAX / perMessage) + 1;
+  t.ok(batchBytes <= MAX + perMessage, `no commit carries more than the queue bound (largest ${batchBytes} bytes, bound ${MAX})`);
+  t.ok(Math.max(...backlogs) <= bound, `messages delivered and not committed: at most ${bound} (seen ${Math.max(...backlogs)})`);
+  t.ok(backlogs.length >= BURST / bound, 'the burst went through several commits');
 });

@@ -91,3 +91,23 @@ t.test('one node more than PEP_MAX_NODES_PER_ACCOUNT gets policy-violation', asy
   t.equal(appCondition(fourth), 'max-nodes-exceeded');
   t.equal((await iq(bob, 'n1again', 'set', publish('urn:example:1', `<y xmlns='urn:example'/>`))).attr('type'), 'result', 'an existing node still takes items');
 });
+
+t.test('affiliations: only the owner manages them; a bad JID, an unsupported affiliation or the owner\'s own refuse the whole request', async (t) => {
+  const alice = await client(t, 'alice');
+  const bob = await client(t, 'bob');
+  const node = 'urn:example:affiliations';
+  await iq(alice, 'p', 'set', publish(node, `<x xmlns='${node}'/>`));
+  const set = (...changes: string[]) => `<pubsub xmlns='${NS.PUBSUB_OWNER}'><affiliations node='${node}'>${changes.join('')}</affiliations></pubsub>`;
+  const aff = (jid: string, a: string) => `<affiliation jid='${jid}' affiliation='${a}'/>`;
+  t.equal(stanzaErrorCondition(await iq(bob, 'b', 'set', set(aff('bob@localhost', 'member')), 'alice@localhost')), 'forbidden', "bob on alice's node");
+  t.equal(stanzaErrorCondition(await iq(bob, 'bg', 'get', set(), 'alice@localhost')), 'forbidden', "bob reading alice's list");
+  const cases: Array<[string, string, string]> = [
+    ['a JID that is not one', set(aff('carol@localhost', 'member'), aff('@@', 'member')), 'jid-malformed'],
+    ['publisher', set(aff('carol@localhost', 'member'), aff('dave@localhost', 'publisher')), 'feature-not-implemented'],
+    ["the owner's own", set(aff('carol@localhost', 'member'), aff('alice@localhost', 'outcast')), 'not-acceptable'],
+    ['no affiliation at all', set(), 'bad-request'],
+  ];
+  for (const [what, inner, condition] of cases) t.equal(stanzaErrorCondition(await iq(alice, what.replace(/\W/g, ''), 'set', inner)), condition, what);
+  t.equal(stanzaErrorCondition(await iq(alice, 'nn', 'set', set(aff('carol@localhost', 'member')).replace(node, 'urn:example:none'))), 'item-not-found', 'no such node');
+  t.equal((await server.storage.pep.node('localhost', 'alice', node))?.affiliations, undefined, 'nothing was changed by the refused requests');
+});

@@ -174,3 +174,64 @@ t.test('caps: one disco#info query per ver, and a ver that is not the hash of th
   await ping(carol);
   t.notOk(carol.received.some((el) => el.is('message') && el.getChild('event', NS_EVENT)), 'no event for a ver that does not verify, though the answer lists nick+notify');
 });
+
+t.test('a presence whose new caps add node+notify brings that node\'s last item; the same caps again bring nothing (XEP-0163 §4.3.2)', async (t) => {
+  const AVATAR = 'urn:xmpp:avatar:metadata';
+  const alice = await capsClient(t, server, 'alice', 'caps-change', []);
+  await iq(alice, 'set', publish(NICK, xml('nick', { xmlns: NICK }, 'Alice C.'), 'current'));
+  await iq(alice, 'set', publish(AVATAR, xml('metadata', { xmlns: AVATAR }), 'current'));
+  const bob = await capsClient(t, server, 'bob', 'caps-change', [AVATAR]);
+  const avatar = nextEvent(bob, 'alice@localhost', AVATAR, 'the last avatar at bob\'s initial presence');
+  await available(bob);
+  await avatar;
+  const isNick = (el: { is(n: string): boolean; getChild(n: string, ns?: string): { getChildren(n: string): Array<{ attrs: Record<string, string | undefined> }> } | undefined }) =>
+    el.is('message') && el.getChild('event', NS_EVENT)?.getChildren('items').some((i) => i.attrs.node === NICK) === true;
+  const isAvatar = (el: Parameters<typeof isNick>[0]) =>
+    el.is('message') && el.getChild('event', NS_EVENT)?.getChildren('items').some((i) => i.attrs.node === AVATAR) === true;
+  await ping(bob);
+  t.notOk(bob.received.some(isNick), 'no nick before the caps ask for it');
+  // The client learns a new feature: its disco#info (and so its ver) now lists nick+notify.
+  bob.features.push(`${NICK}+notify`);
+  const nick = nextEvent(bob, 'alice@localhost', NICK, 'the last nick after bob\'s caps change');
+  const avatarsBefore = bob.received.filter(isAvatar).length;
+  await available(bob);
+  t.equal((await nick).getChild('event', NS_EVENT)?.getChild('items')?.getChild('item')?.getChildText('nick', NICK), 'Alice C.');
+  await available(bob);
+  await ping(bob);
+  t.equal(bob.received.filter(isNick).length, 1, 'the same caps again: the nick is not sent twice');
+  t.equal(bob.received.filter(isAvatar).length, avatarsBefore, 'the avatar, wanted before the change, is not resent');
+});
+
+t.test('whitelist affiliations (XEP-0060 §8.9): the owner lists and sets members, who see and are notified; none removes; an outcast is barred even from an open node', async (t) => {
+  const WL = 'urn:example:whitelisted';
+  const OPEN = 'urn:example:open-with-outcast';
+  const affiliation = (jid: string, a: string) => xml('affiliation', { jid, affiliation: a });
+  const affiliations = (node: string, ...changes: ReturnType<typeof xml>[]) => xml('pubsub', { xmlns: NS_PUBSUB_OWNER }, xml('affiliations', { node }, ...changes));
+  const alice = await capsClient(t, server, 'alice', 'wl', []);
+  const bob = await capsClient(t, server, 'bob', 'wl', [WL]);
+  const carol = await capsClient(t, server, 'carol', 'wl', [WL]);
+  for (const c of [bob, carol]) await available(c);
+  await iq(alice, 'set', publish(WL, xml('x', { xmlns: WL }, 'one'), 'current', { 'pubsub#access_model': 'whitelist' }));
+  t.same(pepError(await iq(bob, 'get', itemsRequest(WL), 'alice@localhost')), { type: 'error', condition: 'not-allowed', app: 'closed-node', feature: undefined }, 'not a member yet');
+
+  t.equal((await iq(alice, 'set', affiliations(WL, affiliation('bob@localhost', 'member')))).attrs.type, 'result', 'bob made a member');
+  const listed = (await iq(alice, 'get', affiliations(WL))).getChild('pubsub', NS_PUBSUB_OWNER)?.getChild('affiliations');
+  t.same(listed?.getChildren('affiliation').map((a) => [a.attrs.jid, a.attrs.affiliation]), [['alice@localhost', 'owner'], ['bob@localhost', 'member']]);
+  t.same(itemIds((await iq(bob, 'get', itemsRequest(WL), 'alice@localhost')).getChild('pubsub', NS_PUBSUB)?.getChild('items')), ['current'], 'a member retrieves');
+  t.same(pepError(await iq(carol, 'get', itemsRequest(WL), 'alice@localhost')).condition, 'not-allowed', 'a contact who is not a member does not');
+  const toBob = nextEvent(bob, 'alice@localhost', WL, 'the whitelisted event at the member');
+  await iq(alice, 'set', publish(WL, xml('x', { xmlns: WL }, 'two'), 'current'));
+  t.equal((await toBob).getChild('event', NS_EVENT)?.getChild('items')?.getChild('item')?.getChildText('x', WL), 'two');
+  await ping(carol);
+  t.notOk(carol.received.some((el) => el.is('message') && el.getChild('event', NS_EVENT)), 'no event for the contact off the whitelist');
+
+  t.equal((await iq(alice, 'set', affiliations(WL, affiliation('bob@localhost', 'none')))).attrs.type, 'result');
+  t.same(pepError(await iq(bob, 'get', itemsRequest(WL), 'alice@localhost')).condition, 'not-allowed', 'none: off the whitelist again');
+
+  await iq(alice, 'set', publish(OPEN, xml('x', { xmlns: OPEN }), 'current', { 'pubsub#access_model': 'open' }));
+  await iq(alice, 'set', affiliations(OPEN, affiliation('dave@localhost', 'outcast')));
+  const dave = await capsClient(t, server, 'dave', 'wl', []);
+  t.same(pepError(await iq(dave, 'get', itemsRequest(OPEN), 'alice@localhost')).condition, 'forbidden', 'an outcast, though the node is open');
+  t.equal((await iq(bob, 'get', itemsRequest(OPEN), 'alice@localhost')).attrs.type, 'result', 'anyone else still retrieves');
+});
+

@@ -2,6 +2,7 @@
 import type { Test } from 'tap';
 import type { ArchiveEntry, ArchiveStore } from '../../src/storage/index.js';
 import { openFor, withAccounts, type MakeStorage } from './backends.js';
+import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/archive-ids.js';
 
 const H = 'example.com';
 /** Message i of alice's archive: with bob when i is even, carol when odd; one second apart. */
@@ -85,5 +86,39 @@ export function archiveContract(t: Test, makeStorage: MakeStorage): void {
       await withAccounts(storage, 'alice');
       t.same(await archive.getPrefs(H, 'alice'), { default: 'always', always: [], never: [] });
     });
+  });
+
+  t.test('ArchiveStore: ids that carry their seq (as the server numbers them) after older random ones', async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'dave', 'erin');
+    const archive = storage.archive;
+    const T0 = 1_800_000_000_000;
+    const stanza = '<message xmlns="jabber:client"><body>x</body></message>';
+    // Older rows: random ids, no seq, stamped 1 to 3 s.
+    await archive.append([1, 2, 3].map((i) => ({ host: H, username: 'dave', id: `old${i}`, with: 'erin@example.com', at: 1000 * i, stanza })));
+    // Today's: erin writes to dave; n1 and n2 share a millisecond (keys n and n + 1). Each message
+    // is in both archives under one id: dave's copy at seq 2 × key, erin's at 2 × key + 1.
+    const stamps = [T0, T0 + 1000, T0 + 1000, T0 + 2000, T0 + 3000];
+    const made = stamps.map((at, i) => ({ at, key: at * KEYS_PER_MS + (i === 2 ? 1 : 0) })).map(({ at, key }) => ({ at, key, id: archiveIdFor(key) }));
+    await archive.append(made.flatMap(({ at, key, id }) => [
+      { host: H, username: 'dave', id, seq: 2 * key, with: 'erin@example.com', at, stanza },
+      { host: H, username: 'erin', id, seq: 2 * key + 1, with: 'dave@example.com', at, stanza },
+    ]));
+    const n = made.map((m) => m.id);
+    const q = (rest: Partial<Parameters<ArchiveStore['query']>[2]>) => archive.query(H, 'dave', { limit: 20, direction: 'forward', ...rest });
+    t.same(ids(await q({})), ['old1', 'old2', 'old3', ...n], 'older rows first, then in the order numbered');
+    t.same(ids(await q({ afterId: n[1] })), n.slice(2), 'after-id of a new id');
+    t.same(ids(await q({ afterId: 'old2' })), ['old3', ...n], 'after-id of an older id');
+    t.same(ids(await q({ page: { before: n[0] }, direction: 'backward', limit: 2 })), ['old2', 'old3'], 'RSM before across the two kinds');
+    t.same(ids(await q({ ids: [n[3]!, 'old2', n[2]!] })), ['old2', n[2], n[3]], 'ids of both kinds');
+    t.same(ids(await q({ start: T0 + 1000, end: T0 + 2000 })), n.slice(1, 4), 'start/end, two in one millisecond');
+    t.same(ids(await q({ start: 2000 })), ['old2', 'old3', ...n], 'a start among the older rows');
+    t.same(ids(await q({ end: 2500 })), ['old1', 'old2'], 'an end among the older rows');
+    t.same(ids(await q({ start: T0 + 3001 })), [], 'a start after everything');
+    const forged = `${made[1]!.key.toString(36)}.AAAAAAAA`;
+    t.equal(await q({ afterId: forged }), 'item-not-found', 'the right seq with another random part is not the id');
+    t.same(ids(await archive.query(H, 'erin', { limit: 20, direction: 'forward', afterId: n[3] })), [n[4]], "the sender's copy under the same id");
+    t.same(await archive.bounds(H, 'dave'), { first: { id: 'old1', with: 'erin@example.com', at: 1000 }, last: { id: n[4], with: 'erin@example.com', at: T0 + 3000 } });
+    if (archive.newestAt) t.equal(await archive.newestAt(), T0 + 3000, 'the newest stamp, to number after');
   });
 }

@@ -24,6 +24,9 @@ export function pepContract(t: Test, makeStorage: MakeStorage): void {
     t.equal(await pep.deleteNode(H, 'alice', 'http://jabber.org/protocol/nick'), true);
     t.equal(await pep.deleteNode(H, 'alice', 'http://jabber.org/protocol/nick'), false, 'deleting twice');
     t.same((await pep.nodes(H, 'alice')).map((n) => n.node), ['urn:xmpp:bookmarks:1']);
+    const affiliations = { 'bob@example.com': 'member', 'eve@example.com': 'outcast' } as const;
+    await pep.configure(H, 'alice', 'urn:xmpp:bookmarks:1', { ...CONFIG, accessModel: 'whitelist', affiliations });
+    t.same(await pep.node(H, 'alice', 'urn:xmpp:bookmarks:1'), { ...CONFIG, accessModel: 'whitelist', affiliations }, 'affiliations kept with the configuration');
   });
 
   t.test('PepStore: items in publication order, trimmed to the newest', async (t) => {

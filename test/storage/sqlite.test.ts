@@ -10,6 +10,8 @@ import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
 import { migrate, MIGRATIONS, type Migration } from '../../src/storage/sqlite/migrations.js';
 import { creds } from './backends.js';
+import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/archive-ids.js';
+import type { ArchiveQuery } from '../../src/storage/index.js';
 
 t.test('sqlite: data and schema survive reopening', async (t) => {
   const dir = t.testdir();
@@ -88,4 +90,38 @@ t.test('sqlite: a second connection sees writes (CLI while the server runs)', as
   t.same((await cli.users.get('example.com', 'bob'))!.credentials, creds('bob2'));
   await cli.users.delete('example.com', 'bob');
   t.equal(await server.users.get('example.com', 'bob'), undefined);
+});
+
+t.test('sqlite: migration 10 keeps an archive of random ids, found by id and time, with new seq-carrying rows after it', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, DATABASE_FILE);
+  const old = new Database(file);
+  migrate(old, MIGRATIONS.slice(0, 9));
+  old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', 'alice', ?, 0)").run(JSON.stringify(creds('alice')));
+  const insert = old.prepare("INSERT INTO archive (host, username, id, with_jid, at, stanza) VALUES ('example.com', 'alice', ?, 'bob@example.com', ?, '<message/>')");
+  for (let i = 1; i <= 3; i++) insert.run(`Rnd0m${i}`, 1_700_000_000_000 + 1000 * i);
+  old.close();
+
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  const at = 1_800_000_000_000;
+  const key = at * KEYS_PER_MS;
+  await storage.archive.append([{ host: 'example.com', username: 'alice', id: archiveIdFor(key), seq: 2 * key, with: 'bob@example.com', at, stanza: '<message/>' }]);
+  const ids = async (q: Partial<ArchiveQuery>) => {
+    const page = await storage.archive.query('example.com', 'alice', { limit: 10, direction: 'forward', ...q });
+    return page === 'item-not-found' ? page : page.messages.map((m) => m.id);
+  };
+  const all = await ids({});
+  t.same(Array.isArray(all) ? all.slice(0, 3) : all, ['Rnd0m1', 'Rnd0m2', 'Rnd0m3'], 'the old rows kept');
+  t.match(Array.isArray(all) ? all[3] : '', new RegExp(`^${key.toString(36)}\\.`), 'the new one after them');
+  t.equal(all.length, 4);
+  t.same(await ids({ afterId: 'Rnd0m1', end: 1_700_000_002_500 }), ['Rnd0m2'], 'an old id and an old time still resolve');
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  const indexes = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'archive' AND sql IS NOT NULL ORDER BY name").all().map((r) => r.name);
+  t.same(indexes, ['archive_by_account', 'archive_by_legacy_id', 'archive_by_legacy_time', 'archive_by_with'], 'no index on id or time for new rows');
+  const plan = db.prepare("EXPLAIN QUERY PLAN SELECT seq FROM archive WHERE host = 'example.com' AND username = 'alice' AND id = 'Rnd0m2' AND instr(id, '.') = 0").all() as Array<{ detail: string }>;
+  t.match(plan.map((p) => p.detail).join(' '), /archive_by_legacy_id/, 'an old id is looked up on its partial index');
+  const rows = db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM archive INDEXED BY archive_by_legacy_id WHERE instr(id, '.') = 0").get();
+  t.equal(rows?.n, 3, 'the partial index holds the old rows only');
 });

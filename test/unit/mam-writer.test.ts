@@ -1,15 +1,16 @@
 /** The archive's batch writer and retention sweep (features/mam): batching, ordering, failures, bounds. */
 import t from 'tap';
-import { createArchiveWriter, MAX_BATCH } from '../../src/xmpp/features/mam/writer.js';
+import { createArchiveWriter, entryBytes, MAX_BATCH } from '../../src/xmpp/features/mam/writer.js';
 import { createRetention, SWEEP_BATCH } from '../../src/xmpp/features/mam/retention.js';
 import { createMemoryStorage, deriveStoredCredentials, type ArchiveEntry } from '../../src/storage/index.js';
 
 const entry = (i: number, username = 'alice', at = i): ArchiveEntry => ({ host: 'localhost', username, id: `m${i}`, with: 'bob@localhost', at, stanza: '<message/>' });
+const BIG = 1 << 30;
 const silentLog = { warn: () => undefined, error: () => undefined, info: () => undefined, debug: () => undefined } as never;
 
 t.test('what one turn writes is committed in one append, in order; each promise settles after it', async (t) => {
   const calls: string[][] = [];
-  const writer = createArchiveWriter({ append: async (entries) => { calls.push(entries.map((e) => e.id)); } });
+  const writer = createArchiveWriter({ append: async (entries) => { calls.push(entries.map((e) => e.id)); } }, BIG);
   const a = writer.write([entry(1), entry(2)]);
   const b = writer.write([entry(3)]);
   t.equal(writer.pending, 3);
@@ -29,7 +30,7 @@ t.test('a burst is split into transactions of at most MAX_BATCH, committed one a
       calls.push(entries.length);
       running--;
     },
-  });
+  }, BIG);
   const all = Array.from({ length: MAX_BATCH * 2 + 1 }, (_, i) => writer.write([entry(i)]));
   await writer.flush();
   t.same(calls, [MAX_BATCH, MAX_BATCH, 1]);
@@ -38,10 +39,46 @@ t.test('a burst is split into transactions of at most MAX_BATCH, committed one a
 
 t.test('a failed commit rejects only its own batch; the next one is written', async (t) => {
   let fail = true;
-  const writer = createArchiveWriter({ append: async () => { if (fail) { fail = false; throw new Error('disk full'); } } });
+  const writer = createArchiveWriter({ append: async () => { if (fail) { fail = false; throw new Error('disk full'); } } }, BIG);
   const first = writer.write([entry(1)]);
   await t.rejects(first, /disk full/);
   await t.resolves(writer.write([entry(2)]));
+});
+
+t.test('past maxBytes, room() holds the caller until commits bring the queue under half; nothing queued is refused', async (t) => {
+  const release: Array<() => void> = [];
+  const committed: string[] = [];
+  const writer = createArchiveWriter({
+    append: async (entries) => {
+      await new Promise<void>((resolve) => release.push(resolve));
+      committed.push(...entries.map((e) => e.id));
+    },
+  }, 4 * entryBytes(entry(0)));
+  t.equal(writer.room(), undefined, 'an empty queue has room');
+  const writes = [1, 2, 3].map((i) => writer.write([entry(i)]));
+  t.equal(writer.room(), undefined, 'three of four: room still');
+  writes.push(writer.write([entry(4)]));
+  t.equal(writer.pendingBytes, 4 * entryBytes(entry(0)));
+  const room = writer.room();
+  t.ok(room, 'full: the caller is to wait');
+  let open = false;
+  void room!.then(() => { open = true; });
+  // Written anyway (a caller that did not wait): queued, never refused.
+  writes.push(writer.write([entry(5)]));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(release.length, 1, 'the full batch went to the store at once, without waiting out BATCH_MS');
+  t.notOk(open, 'no room while the store has not committed');
+  release.shift()!();
+  await writes[0];
+  t.equal(writer.pendingBytes, entryBytes(entry(5)), 'the first four committed; the fifth is queued');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.ok(open, 'under half of maxBytes: the waiting caller goes on');
+  const flushed = writer.flush();
+  await new Promise((resolve) => setImmediate(resolve));
+  release.shift()!();
+  await flushed;
+  t.same(committed, ['m1', 'm2', 'm3', 'm4', 'm5'], 'every entry committed, in order');
+  await Promise.all(writes);
 });
 
 t.test('the sweep expires by age and trims the accounts written to, in bounded statements', async (t) => {

@@ -16,6 +16,13 @@ export interface ArchivedMessage {
 export interface ArchiveEntry extends ArchivedMessage {
   readonly host: string;
   readonly username: string;
+  /**
+   * Its position as the server numbered it (storage/archive-ids.ts: 2 × the
+   * id's key, + 1 for the sender's copy), unique across the store and
+   * growing with `at`. SQLite keys the row by it; the other stores number
+   * rows themselves. Without it, the row goes after every other.
+   */
+  readonly seq?: number;
 }
 
 /**
@@ -86,6 +93,11 @@ export interface ArchiveStore {
    * time order, so a sweep repeats it until it returns less than `limit`.
    */
   expire(before: number, limit: number): Promise<number>;
+  /**
+   * The stamp of the newest entry, if the store keys rows by the entries' seq (SQLite): the server
+   * numbers new messages after it, so a clock that went back across a restart cannot reuse a seq.
+   */
+  newestAt?(): Promise<number | undefined>;
   /** Deletes the account's oldest messages beyond its newest `keep`, at most `limit` of them; returns how many. */
   trim(host: string, username: string, keep: number, limit: number): Promise<number>;
 }

@@ -12,7 +12,15 @@ export interface PepNodeConfig {
   readonly maxItems: number;
   /** pubsub#roster_groups_allowed, for the roster access model. */
   readonly rosterGroupsAllowed: readonly string[];
+  /**
+   * XEP-0060 §4.1 affiliations other than the owner's, by bare JID: members
+   * (whom the whitelist model admits) and outcasts (whom no model admits).
+   * Absent in documents written before they existed: none.
+   */
+  readonly affiliations?: Readonly<Record<string, PepAffiliation>>;
 }
+
+export type PepAffiliation = 'member' | 'outcast';
 
 export interface PepNode {
   readonly node: string;

@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ArchiveEntry } from '../ports/archive.js';
+import { INSERT, insertParams } from './archive.js';
 
 interface Job { readonly id: number; readonly entries: readonly ArchiveEntry[] }
 
@@ -16,11 +17,9 @@ const db = new Database(file);
 db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
 db.pragma('synchronous = NORMAL');
 db.pragma('foreign_keys = ON');
-// INSERT … SELECT: an entry for an account that does not exist inserts nothing (no foreign key failure).
-const insert = db.prepare<[string, string, number, string, string, string]>(`INSERT INTO archive (host, username, id, with_jid, at, stanza)
-  SELECT host, username, ?, ?, ?, ? FROM users WHERE host = ? AND username = ?`);
+const insert = db.prepare<[number | null, string, string, number, string, string, string]>(INSERT);
 const appendAll = db.transaction((entries: readonly ArchiveEntry[]) => {
-  for (const e of entries) insert.run(e.id, e.with, e.at, e.stanza, e.host, e.username);
+  for (const e of entries) insert.run(...insertParams(e));
 });
 
 parentPort!.on('message', (job: Job) => {

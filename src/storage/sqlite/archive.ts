@@ -1,19 +1,40 @@
 /** ArchiveStore (XEP-0313) over one better-sqlite3 connection; statements are prepared once. */
 import type Database from 'better-sqlite3';
-import { countSql, END_SEQ, pageSql, resolveBounds, SEQ_OF, START_SEQ, type ArchiveRow } from '../archive-sql.js';
+import { countSql, pageSql, resolveBounds, type ArchiveRow } from '../archive-sql.js';
+import { firstSeqAt, keyOfArchiveId, lastSeqAt } from '../archive-ids.js';
 import type { ThreadedAppend } from './archive-writes.js';
 import { COUNT_CAP, DEFAULT_PREFS, type ArchivedMessage, type ArchiveEntry, type ArchiveStore } from '../ports/archive.js';
+
+/** Rows whose id is not of the seq-carrying form (archive-ids.ts), the partial indexes' condition. */
+const LEGACY = "instr(id, '.') = 0";
+
+/**
+ * INSERT … SELECT: an entry for an account that does not exist inserts nothing (no foreign key
+ * failure). `seq` is the entry's own (archive-ids.ts); NULL numbers the row after all others.
+ */
+export const INSERT = `INSERT INTO archive (seq, host, username, id, with_jid, at, stanza)
+  SELECT ?, host, username, ?, ?, ?, ? FROM users WHERE host = ? AND username = ?`;
+
+export const insertParams = (e: ArchiveEntry): [number | null, string, string, number, string, string, string] =>
+  [e.seq ?? null, e.id, e.with, e.at, e.stanza, e.host, e.username];
 
 const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: r.id, with: r.with_jid, at: Number(r.at), stanza: r.stanza });
 
 function prepareStatements(db: Database.Database) {
   return {
-    // INSERT … SELECT: an entry for an account that does not exist inserts nothing (no foreign key failure).
-    insert: db.prepare<[string, string, number, string, string, string]>(`INSERT INTO archive (host, username, id, with_jid, at, stanza)
-      SELECT host, username, ?, ?, ?, ? FROM users WHERE host = ? AND username = ?`),
-    seqOf: db.prepare<[string, string, string], { seq: number }>(SEQ_OF),
-    startSeq: db.prepare<[string, string, number], { seq: number }>(START_SEQ),
-    endSeq: db.prepare<[string, string, number], { seq: number }>(END_SEQ),
+    insert: db.prepare<[number | null, string, string, number, string, string, string]>(INSERT),
+    // An id with a dot names its seq (archive-ids.ts): 2 × key, or + 1 for the sender's copy.
+    seqOfKey: db.prepare<[string, string, number, number, string], { seq: number }>(
+      'SELECT seq FROM archive WHERE host = ? AND username = ? AND seq IN (?, ?) AND id = ?'),
+    // Older ids (random, no dot) and their times are on partial indexes (migration 10); the
+    // `instr` term is what lets SQLite use them.
+    legacySeqOf: db.prepare<[string, string, string], { seq: number }>(
+      `SELECT seq FROM archive WHERE host = ? AND username = ? AND id = ? AND ${LEGACY}`),
+    legacyStart: db.prepare<[string, string, number], { seq: number }>(
+      `SELECT seq FROM archive WHERE host = ? AND username = ? AND at >= ? AND ${LEGACY} ORDER BY at ASC, seq ASC LIMIT 1`),
+    legacyEnd: db.prepare<[string, string, number], { seq: number }>(
+      `SELECT seq FROM archive WHERE host = ? AND username = ? AND at <= ? AND ${LEGACY} ORDER BY at DESC, seq DESC LIMIT 1`),
+    newest: db.prepare<[], { at: number }>('SELECT at FROM archive ORDER BY seq DESC LIMIT 1'),
     first: db.prepare<[string, string], ArchiveRow>('SELECT id, with_jid, at, \'\' AS stanza FROM archive WHERE host = ? AND username = ? ORDER BY seq ASC LIMIT 1'),
     last: db.prepare<[string, string], ArchiveRow>('SELECT id, with_jid, at, \'\' AS stanza FROM archive WHERE host = ? AND username = ? ORDER BY seq DESC LIMIT 1'),
     getPrefs: db.prepare<[string, string], { prefs: string }>('SELECT prefs FROM archive_prefs WHERE host = ? AND username = ?'),
@@ -34,7 +55,7 @@ function prepareStatements(db: Database.Database) {
 export function createSqliteArchiveStore(db: Database.Database, thread?: ThreadedAppend): ArchiveStore {
   const st = prepareStatements(db);
   const appendAll = db.transaction((entries: readonly ArchiveEntry[]) => {
-    for (const e of entries) st.insert.run(e.id, e.with, e.at, e.stanza, e.host, e.username);
+    for (const e of entries) st.insert.run(...insertParams(e));
   });
   const edge = (row: ArchiveRow | undefined) => (row ? { id: row.id, with: row.with_jid, at: Number(row.at) } : undefined);
   return {
@@ -44,9 +65,14 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
     },
     async query(host, username, q) {
       const bounds = await resolveBounds(q, {
-        seqOf: async (id) => st.seqOf.get(host, username, id)?.seq,
-        startSeq: async (start) => st.startSeq.get(host, username, start)?.seq,
-        endSeq: async (end) => st.endSeq.get(host, username, end)?.seq,
+        seqOf: async (id) => {
+          const key = keyOfArchiveId(id);
+          if (key === undefined) return st.legacySeqOf.get(host, username, id)?.seq;
+          return st.seqOfKey.get(host, username, 2 * key, 2 * key + 1, id)?.seq;
+        },
+        // The older rows' bound from their index, today's by arithmetic: whichever is wider.
+        startSeq: async (start) => Math.min(st.legacyStart.get(host, username, start)?.seq ?? Infinity, firstSeqAt(start)),
+        endSeq: async (end) => Math.max(st.legacyEnd.get(host, username, end)?.seq ?? 0, lastSeqAt(end)),
       });
       if (bounds === 'item-not-found') return bounds;
       const page = pageSql(host, username, q, bounds);
@@ -59,6 +85,9 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
     },
     async bounds(host, username) {
       return { first: edge(st.first.get(host, username)), last: edge(st.last.get(host, username)) };
+    },
+    async newestAt() {
+      return st.newest.get()?.at;
     },
     async getPrefs(host, username) {
       const row = st.getPrefs.get(host, username);

@@ -261,6 +261,22 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `),
   },
+  {
+    version: 10,
+    name: 'archive ids carry their seq',
+    // The server now numbers archived messages itself (storage/archive-ids.ts): `seq` is
+    // 1024 × the stamp in ms + a counter, and an id with a dot names its seq. So neither an
+    // id nor a time needs an index of its own: each insert writes three B-trees instead of
+    // five (issue 16: the archive's cost per message). Rows from before keep their rowid and
+    // random id (no dot), found on partial indexes that hold only them: an insert of today
+    // skips both. Nothing is rewritten.
+    up: (db) => db.exec(`
+      DROP INDEX archive_by_id;
+      DROP INDEX archive_by_time;
+      CREATE UNIQUE INDEX archive_by_legacy_id ON archive (host, username, id) WHERE instr(id, '.') = 0;
+      CREATE INDEX archive_by_legacy_time ON archive (host, username, at) WHERE instr(id, '.') = 0;
+    `),
+  },
 ];
 
 

@@ -1,7 +1,7 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
 import type { ArchiveEntry, ArchivePrefs } from '../../../storage/ports/archive.js';
-import { randomId } from '../../../util/random.js';
+import { archiveIdFor, KEYS_PER_MS } from '../../../storage/archive-ids.js';
 import { NS_SID } from './ns.js';
 
 /**
@@ -37,31 +37,43 @@ export function stanzaIdElement(by: string, id: string): XmlElement {
 }
 
 /**
- * Archive ids: 12 random bytes (96 bits, base64url), unguessable and unique
- * within an archive without asking the store; the archive's order is the
- * store's own (its seq), not the id's.
+ * The server's numbering of archived messages (storage/archive-ids.ts): a
+ * stamp that never goes back within the process (the stores find start/end
+ * on the assumption that archive order and time agree) and a key growing
+ * with it, at most KEYS_PER_MS per millisecond (more move the stamp on).
  */
-export function newArchiveId(): string {
-  return randomId(12);
+export interface ArchiveSequence {
+  next(): { readonly at: number; readonly key: number };
+  /** Numbers what comes next after everything stamped up to `at` (the store's newest, at start). */
+  floor(at: number): void;
 }
 
-/**
- * The server's clock for archive stamps, never going back within the
- * process: the store finds start/end through its time index on the
- * assumption that archive order and time agree (archive-sql.ts).
- */
-export function monotonicClock(now: () => number): () => number {
+export function archiveSequence(now: () => number): ArchiveSequence {
   let last = 0;
-  return () => {
-    last = Math.max(last, now());
-    return last;
+  let n = 0;
+  return {
+    next() {
+      const t = now();
+      if (t > last) { last = t; n = 0; } else if (++n >= KEYS_PER_MS) { last++; n = 0; }
+      return { at: last, key: last * KEYS_PER_MS + n };
+    },
+    floor(at) {
+      if (at < last) return;
+      last = at;
+      n = KEYS_PER_MS - 1;
+    },
   };
 }
 
-/** The account's view of one message: its archive entry for account `owner`, talking `with`. */
-export function entryFor(owner: Jid, withJid: string, id: string, at: number, stanza: string): ArchiveEntry {
-  return { host: owner.domain, username: owner.local, id, with: withJid, at, stanza };
+/**
+ * The account's view of one message: its archive entry for account `owner`, talking `with`. Both
+ * archives share the message's id (archiveIdFor(key)); `side` 0 is the recipient's copy, 1 the sender's.
+ */
+export function entryFor(owner: Jid, withJid: string, id: string, key: number, side: 0 | 1, at: number, stanza: string): ArchiveEntry {
+  return { host: owner.domain, username: owner.local, id, seq: 2 * key + side, with: withJid, at, stanza };
 }
+
+export { archiveIdFor };
 
 /** Prefs of accounts kept in memory at most (the least recently used go first). */
 export const PREFS_CACHE_SIZE = 10_000;
@@ -76,6 +88,9 @@ export class PrefsCache {
       this.#map.set(key, hit);
     }
     return hit;
+  }
+  delete(key: string): void {
+    this.#map.delete(key);
   }
   set(key: string, prefs: ArchivePrefs): void {
     this.#map.delete(key);

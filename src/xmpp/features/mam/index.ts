@@ -9,7 +9,7 @@ import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
 import { isPromise } from '../../pipeline.js';
 import { PRIORITY } from '../../priorities.js';
-import { archivable, entryFor, monotonicClock, newArchiveId, PrefsCache, stanzaIdElement, stripForgedStanzaIds } from './archiving.js';
+import { archivable, archiveIdFor, archiveSequence, entryFor, PrefsCache, stanzaIdElement, stripForgedStanzaIds } from './archiving.js';
 import { NS_MAM, NS_MAM_EXTENDED, NS_SID } from './ns.js';
 import { archives, parsePrefs, prefsElement } from './prefs.js';
 import { finElement, parseQuery, queryForm } from './query.js';
@@ -19,6 +19,8 @@ import { createArchiveWriter } from './writer.js';
 export interface MamOptions extends RetentionOptions {
   /** The most results one query returns (MAM_MAX_PAGE_SIZE). */
   readonly maxPage: number;
+  /** Bytes of archive entries queued for the store at most before messages wait (MAM_WRITE_QUEUE_BYTES). */
+  readonly writeQueueBytes: number;
 }
 
 export interface MamDeps {
@@ -52,8 +54,11 @@ const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024
  * before it is in the archive.
  */
 export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): MamFeature {
-  const clock = monotonicClock(deps.now ?? Date.now);
-  const writer = createArchiveWriter(deps.archive);
+  const sequence = archiveSequence(deps.now ?? Date.now);
+  // Numbering starts after the store's newest entry (a clock set back across a restart reuses no seq).
+  const primed = deps.archive.newestAt?.().then((at) => { if (at !== undefined) sequence.floor(at); },
+    (err: unknown) => ctx.log.error({ err }, 'message archive: the newest entry cannot be read; numbering from the clock'));
+  const writer = createArchiveWriter(deps.archive, opts.writeQueueBytes);
   const retention = createRetention(deps.archive, opts, ctx.log, deps.now ?? Date.now);
   const prefsCache = new PrefsCache();
   const senderIds = new WeakMap<RouteEvent, XmlElement>();
@@ -83,18 +88,18 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     const { stanza } = event;
     const same = sender.bare === receiver.bare;
     if (!receiverOk && (!senderOk || same)) return;
-    const id = newArchiveId();
-    const at = clock();
+    const { at, key } = sequence.next();
+    const id = archiveIdFor(key);
     const text = (stanza.attr('xmlns') === NS.CLIENT ? stanza : stanza.clone().setAttr('xmlns', NS.CLIENT)).toString();
     const entries = [];
     if (receiverOk) {
-      entries.push(entryFor(receiver, sender.bare, id, at, text));
+      entries.push(entryFor(receiver, sender.bare, id, key, 0, at, text));
       // XEP-0313 §3: the recipient sees where and under which id it is archived.
       stanza.append(stanzaIdElement(receiver.bare, id));
       retention.touched(receiver.domain, receiver.local);
     }
     if (senderOk && !same) {
-      entries.push(entryFor(sender, receiver.bare, id, at, text));
+      entries.push(entryFor(sender, receiver.bare, id, key, 1, at, text));
       senderIds.set(event, stanzaIdElement(sender.bare, id));
       retention.touched(sender.domain, sender.local);
     }
@@ -111,6 +116,10 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   const onRoute = (event: RouteEvent): void | Promise<void> => {
     const { origin, stanza } = event;
     if (!origin || origin.jid === undefined || origin.anonymous || !archivable(stanza)) return;
+    // The write queue is full (the store is slower than the senders): the message waits before
+    // delivery, and the sender's later input waits behind it in the core (bounded), not dropped.
+    const room = writer.room();
+    if (room) return room.then(() => onRoute(event));
     const sender = origin.jid.bareJid();
     const receiver = event.to.bareJid();
     const senderOk = decide(sender, receiver);
@@ -124,13 +133,24 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   // them (a ping in the same BOSH body) are answered in the same response as before MAM.
   ctx.hooks.notify('resource-bound', async ({ session }) => {
     if (session.anonymous || session.jid === undefined) return;
+    await primed;
     await prefsOf(session.jid.bareJid());
   }, PRIORITY.lifecycle.default);
   // XEP-0198: the <a/> that covers a message the session sent waits for that message's commit.
   ctx.hooks.notify('ack-due', ({ session }) => commits.get(session), PRIORITY.lifecycle.default);
 
   // A query reads its own writes: what is queued is committed first (a message delivered a moment ago is in the page).
-  registerQueries(ctx, opts, deps.archive, { cachePrefs: (jid, prefs) => prefsCache.set(jid, prefs), settle: () => writer.flush() });
+  registerQueries(ctx, opts, deps.archive, {
+    prefsChanged: (host, username, prefs) => {
+      prefsCache.set(`${username}@${host}`, prefs);
+      // CLUSTER=redis: the account's stored state changed; other nodes drop their copy of the prefs
+      // ('account-stale' below; cluster/account-sync.ts carries it). Other nodes archive the
+      // account's messages with its contacts there, reading its prefs from their own cache.
+      void ctx.hooks.run('account-written', { host, username });
+    },
+    settle: () => writer.flush(),
+  });
+  ctx.hooks.notify('account-stale', ({ host, username }) => { prefsCache.delete(`${username}@${host}`); }, PRIORITY.lifecycle.default);
 
   return {
     senderStanzaId: (event) => senderIds.get(event),
@@ -142,12 +162,12 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
 
 /** The IQs of XEP-0313: query (set), its form, metadata and prefs (get), prefs (set); forbidden on another account's archive. */
 interface QueryHooks {
-  cachePrefs(bare: string, prefs: ArchivePrefs): void;
+  prefsChanged(host: string, username: string, prefs: ArchivePrefs): void;
   /** Resolves once the archive writes queued so far are committed. */
   settle(): Promise<void>;
 }
 
-function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveStore, { cachePrefs, settle }: QueryHooks): void {
+function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveStore, { prefsChanged, settle }: QueryHooks): void {
   ctx.iq.register('self', 'set', NS_MAM, async (session, _iq, payload) => {
     const { host, username } = account(session);
     if (payload.local === 'query') {
@@ -157,7 +177,7 @@ function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveSto
     if (payload.local !== 'prefs') throw new StanzaErrorException('bad-request', 'expected <query/> or <prefs/>');
     const prefs = parsePrefs(payload);
     await store.setPrefs(host, username, prefs);
-    cachePrefs(`${username}@${host}`, prefs);
+    prefsChanged(host, username, prefs);
     return prefsElement(prefs);
   });
   ctx.iq.register('self', 'get', NS_MAM, async (session, _iq, payload) => {

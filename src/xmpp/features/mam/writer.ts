@@ -12,20 +12,49 @@ export const MAX_BATCH = 500;
 export const BATCH_MS = 20;
 
 export interface ArchiveWriter {
-  /** Queues entries; the promise settles once they are committed (rejected with the storage's error). */
+  /** Queues entries (never refused); the promise settles once they are committed (rejected with the storage's error). */
   write(entries: readonly ArchiveEntry[]): Promise<void>;
+  /**
+   * Undefined while the queue holds less than `maxBytes`; else a promise that
+   * resolves once commits have brought it under half of that (hysteresis: a
+   * full queue lets a batch's worth through at a time, not one message).
+   */
+  room(): Promise<void> | undefined;
   /** Commits what is queued now and resolves once everything queued so far is committed or failed (shutdown). */
   flush(): Promise<void>;
   /** Entries queued and not yet committed. */
   readonly pending: number;
+  /** Their bytes (entryBytes). */
+  readonly pendingBytes: number;
+}
+
+/**
+ * What an entry holds in memory, roughly: its strings as UTF-16 plus a
+ * constant for the object. The two entries of one message share their
+ * stanza string; each is counted, so the bound errs on the safe side.
+ */
+export function entryBytes(e: ArchiveEntry): number {
+  return 2 * (e.stanza.length + e.with.length + e.id.length + e.host.length + e.username.length) + 64;
 }
 
 interface Batch {
   readonly entries: ArchiveEntry[];
+  bytes: number;
   readonly done: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
   timer?: NodeJS.Timeout;
+}
+
+interface Room {
+  readonly promise: Promise<void>;
+  open(): void;
+}
+
+function newRoom(): Room {
+  let open!: () => void;
+  const promise = new Promise<void>((res) => { open = res; });
+  return { promise, open };
 }
 
 function newBatch(): Batch {
@@ -34,7 +63,7 @@ function newBatch(): Batch {
   const done = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
   // The batch's callers each get `done`; an unobserved rejection is theirs, not an unhandled one.
   done.catch(() => undefined);
-  return { entries: [], done, resolve, reject };
+  return { entries: [], bytes: 0, done, resolve, reject };
 }
 
 /**
@@ -42,12 +71,17 @@ function newBatch(): Batch {
  * (or MAX_BATCH entries, whichever comes first) is committed together in
  * one transaction, one commit at a time, in order. Each caller gets the
  * promise of its batch: the XEP-0198 <a/> that covers a message waits for
- * it (see ARCHITECTURE.md, Message archive).
+ * it (see ARCHITECTURE.md, Message archive). The queue is bounded in
+ * bytes (MAM_WRITE_QUEUE_BYTES): past `maxBytes`, room() makes the message
+ * path wait, so a store slower than the senders slows the senders (their
+ * input queues in the core, bounded) instead of growing the queue.
  */
-export function createArchiveWriter(store: Pick<ArchiveStore, 'append'>): ArchiveWriter {
+export function createArchiveWriter(store: Pick<ArchiveStore, 'append'>, maxBytes: number): ArchiveWriter {
   let open: Batch | undefined;
   let committing: Promise<void> = Promise.resolve();
   let pending = 0;
+  let pendingBytes = 0;
+  let full: Room | undefined;
 
   const commit = async (batch: Batch): Promise<void> => {
     try {
@@ -57,6 +91,8 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append'>): Archiv
       batch.reject(err);
     } finally {
       pending -= batch.entries.length;
+      pendingBytes -= batch.bytes;
+      if (full && pendingBytes < maxBytes / 2) { full.open(); full = undefined; }
     }
   };
   /** Ends the open batch: it is committed after the ones before it. */
@@ -76,15 +112,25 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append'>): Archiv
         open.timer = setTimeout(close, BATCH_MS);
       }
       const batch = open;
+      const bytes = entries.reduce((n, e) => n + entryBytes(e), 0);
       batch.entries.push(...entries);
+      batch.bytes += bytes;
       pending += entries.length;
-      if (batch.entries.length >= MAX_BATCH) close();
+      pendingBytes += bytes;
+      // A full queue is committed now: waiting out BATCH_MS would only keep the senders waiting.
+      if (batch.entries.length >= MAX_BATCH || pendingBytes >= maxBytes) close();
       return batch.done;
+    },
+    room() {
+      if (pendingBytes < maxBytes) return undefined;
+      full ??= newRoom();
+      return full.promise;
     },
     async flush() {
       close();
       await committing;
     },
     get pending() { return pending; },
+    get pendingBytes() { return pendingBytes; },
   };
 }

@@ -11,6 +11,9 @@ import { PubsubError } from './errors.js';
  */
 export function denial(svc: AccountsService, owner: Account, viewer: Jid, config: PepNodeConfig): PubsubError | undefined {
   if (viewer.bare === owner.bare) return undefined;
+  const affiliation = config.affiliations?.[viewer.bare];
+  // XEP-0060 §4.1: an outcast is barred from the node, whatever its model.
+  if (affiliation === 'outcast') return new PubsubError('forbidden', 'closed-node');
   switch (config.accessModel) {
     case 'open':
       return undefined;
@@ -24,13 +27,13 @@ export function denial(svc: AccountsService, owner: Account, viewer: Jid, config
         ? undefined : new PubsubError('not-authorized', 'not-in-roster-group');
     }
     case 'whitelist':
-      // No affiliations are kept beyond the owner: the whitelist holds only the owner.
-      return new PubsubError('not-allowed', 'closed-node');
+      // XEP-0060 §4.5 / §6.5.9.x: the whitelist is the owner and the members (affiliations.ts).
+      return affiliation === 'member' ? undefined : new PubsubError('not-allowed', 'closed-node');
   }
 }
 
 /** The same, loading `owner` for the question. */
 export async function mayView(svc: AccountsService, owner: Jid, viewer: Jid, config: PepNodeConfig): Promise<PubsubError | undefined> {
-  if (viewer.bare === owner.bare || config.accessModel === 'open') return undefined;
+  if (viewer.bare === owner.bare || (config.accessModel === 'open' && config.affiliations?.[viewer.bare] === undefined)) return undefined;
   return svc.accounts.use(owner.bareJid(), (account) => denial(svc, account, viewer, config));
 }

@@ -26,7 +26,7 @@ export interface PepDeps {
 const FEATURES = [
   'access-open', 'access-presence', 'access-roster', 'access-whitelist', 'auto-create', 'auto-subscribe',
   'config-node', 'config-node-max', 'create-and-configure', 'create-nodes', 'delete-items', 'delete-nodes', 'filtered-notifications',
-  'item-ids', 'last-published', 'multi-items', 'persistent-items', 'presence-notifications', 'publish', 'publish-options',
+  'item-ids', 'last-published', 'member-affiliation', 'modify-affiliations', 'multi-items', 'outcast-affiliation', 'persistent-items', 'presence-notifications', 'publish', 'publish-options',
   'purge-nodes', 'retract-items', 'retrieve-items',
 ].map((f) => `${NS.PUBSUB}#${f}`);
 
@@ -66,13 +66,21 @@ export function register(ctx: ModuleContext, limits: PepLimits, deps: PepDeps): 
     }));
   }, PRIORITY.route.onBehalf);
 
-  // XEP-0163 §4.3.3: a resource's initial presence brings it the last items it is interested in.
+  // XEP-0163 §4.3.3: a resource's initial presence brings it the last items it is interested in;
+  // §4.3.2 / §9: so does a later presence whose caps (a new ver) add interests.
   ctx.hooks.deliver('presence/broadcast', ({ origin, stanza }) => {
-    if (!origin || origin.anonymous || stanza.attr('type') !== undefined || origin.presence !== undefined) return undefined;
+    if (!origin || origin.anonymous || stanza.attr('type') !== undefined) return undefined;
     const c = stanza.getChild('c', NS.CAPS);
-    ctx.guard(origin, undefined, () => notifier.lastItems(origin, c));
+    const before = origin.presence?.getChild('c', NS.CAPS);
+    if (origin.presence !== undefined && (c === undefined || sameCaps(before, c))) return undefined;
+    ctx.guard(origin, undefined, () => notifier.lastItems(origin, c, origin.presence === undefined ? undefined : before));
     return undefined;
   }, PRIORITY.route.onBehalf);
+}
+
+/** XEP-0115 §5.4: a caps element names its features by hash and ver; the same pair means the same features. */
+function sameCaps(a: XmlElement | undefined, b: XmlElement): boolean {
+  return a !== undefined && a.attr('hash') === b.attr('hash') && a.attr('ver') === b.attr('ver');
 }
 
 /** Runs a handler and answers the IQ with its result or its error, pubsub#errors included. */

@@ -4,8 +4,10 @@
  * node, whose entity capabilities (XEP-0115) list `<node>+notify` (§4.3.1
  * filtered notifications; the owner is subscribed like any other). A
  * resource's initial presence brings it the last item of each node it is
- * interested in (§4.3.3). Delivery goes through the router, so a resource
- * on another node of a cluster gets it too.
+ * interested in (§4.3.3), and a presence whose caps change brings the last
+ * item of each node the new caps add (§4.3.2 / §9: interest is read from
+ * the current caps). Delivery goes through the router, so a resource on
+ * another node of a cluster gets it too.
  */
 import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
@@ -29,8 +31,11 @@ export interface NotifierDeps {
 export interface Notifier {
   /** Sends `change` (the child of `<event/>`) about `node` of `owner` to every interested resource allowed to see it. */
   broadcast(owner: Jid, node: string, config: PepNodeConfig, change: XmlElement): Promise<void>;
-  /** A resource sent initial presence: the last item of each node it is interested in. */
-  lastItems(session: Session, c: XmlElement | undefined): Promise<void>;
+  /**
+   * A resource sent initial presence (`before` undefined): the last item of each node it is
+   * interested in; or it changed its caps from `before` to `c`: of each node only `c` asks for.
+   */
+  lastItems(session: Session, c: XmlElement | undefined, before?: XmlElement): Promise<void>;
 }
 
 /** An item as it travels in an event or a result: `<item id>` with its payload. */
@@ -52,7 +57,7 @@ export function createNotifier(ctx: ModuleContext, { pep, accounts: svc, caps }:
 
   /** The available resources of the owner and of the contacts allowed to see the node. */
   const audience = async (owner: Jid, config: PepNodeConfig): Promise<Session[]> => {
-    const contacts = config.accessModel === 'whitelist' ? [] : await svc.accounts.use(owner.bareJid(), (account) =>
+    const contacts = await svc.accounts.use(owner.bareJid(), (account) =>
       [...account.items.values()].filter((i) => hasFrom(i.subscription)).map((i) => account.contact(i.jid))
         .filter((j) => ctx.router.isLocal(j.domain) && denial(svc, account, j, config) === undefined));
     return [owner, ...contacts].flatMap((j) => [...ctx.sessions.available(j.domain, j.local)]);
@@ -67,9 +72,12 @@ export function createNotifier(ctx: ModuleContext, { pep, accounts: svc, caps }:
       }));
     },
 
-    async lastItems(session, c) {
-      const wanted = await caps.resolve(session.jid!, c);
-      if (!wanted || session.destroyed) return;
+    async lastItems(session, c, before) {
+      const now = await caps.resolve(session.jid!, c);
+      // Features of the old caps are known (learnt when they came); unknown ones count as none.
+      const old = before === undefined ? undefined : caps.known(before);
+      const wanted = old && now ? new Set([...now].filter((f) => !old.has(f))) : now;
+      if (!wanted || wanted.size === 0 || session.destroyed) return;
       const me = session.jid!.bareJid();
       // The PEP services whose presence the resource receives (RFC 6121 "to"), and its own.
       const services = [me, ...await svc.accounts.use(me, (account) => [...account.items.values()]

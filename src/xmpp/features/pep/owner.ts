@@ -4,6 +4,7 @@ import type { Jid } from '../../../jid/index.js';
 import { StanzaErrorException } from '../../errors.js';
 import type { ModuleContext } from '../../context.js';
 import type { PepNodeConfig, PepStore } from '../../../storage/ports/pep.js';
+import { affiliationsElement, applyAffiliations } from './affiliations.js';
 import { randomId } from '../../../util/random.js';
 import { PubsubError } from './errors.js';
 import { checkPreconditions, configForm, DEFAULT_CONFIG, NODE_CONFIG, parseConfigForm, PUBLISH_OPTIONS } from './config.js';
@@ -130,6 +131,16 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
         case 'set:create': return createNode(service, request!, payload);
         case 'owner:get:configure': case 'owner:set:configure': return configure(service, type, request!);
         case 'owner:set:delete': case 'owner:set:purge': return remove(service, request!);
+        case 'owner:get:affiliations': {
+          const node = nodeOf(request!);
+          return affiliationsElement(service, node, await existing(service, node));
+        }
+        case 'owner:set:affiliations': {
+          const node = nodeOf(request!);
+          const config = await existing(service, node);
+          await pep.configure(service.domain, service.local, node, { ...config, affiliations: applyAffiliations(service, request!, config) });
+          return;
+        }
         default:
           // XEP-0060 §10: subscriptions, affiliations and the rest are not part of this PEP service.
           throw new PubsubError('feature-not-implemented', 'unsupported', request?.local ?? 'pubsub');

@@ -1,0 +1,36 @@
+/**
+ * Archive ids that carry their position (XEP-0359 stanza ids, XEP-0313
+ * archive ids). The server numbers each archived message with a key that
+ * grows with its stamp: key = at × KEYS_PER_MS + n. Its two entries (the
+ * recipient's and the sender's archive) sit at seq = 2 × key and
+ * 2 × key + 1, so seq / 1024 is the stamp in milliseconds. The id is the
+ * key in base 36, a dot, and 48 random bits: a store finds an id's row by
+ * its seq (the account's (host, username, seq) index) and a time bound
+ * by arithmetic, with no index on the id nor on the time (SQLite: two of
+ * the five B-trees each insert wrote before). Ids without a dot (random,
+ * from before this scheme) are looked up on partial indexes that hold
+ * only them.
+ */
+import { randomId } from '../util/random.js';
+
+/** Messages one process numbers per millisecond; the 513th moves the stamp on by one. */
+export const KEYS_PER_MS = 512;
+/** seq per millisecond of stamp: two entries per key. */
+export const SEQ_PER_MS = 2 * KEYS_PER_MS;
+
+export function archiveIdFor(key: number): string {
+  return `${key.toString(36)}.${randomId(6)}`;
+}
+
+/** The key an id was made from, or undefined for an id of another form (older, or not ours). */
+export function keyOfArchiveId(id: string): number | undefined {
+  const dot = id.indexOf('.');
+  if (dot < 1 || dot > 11) return undefined;
+  const key = Number.parseInt(id.slice(0, dot), 36);
+  return Number.isSafeInteger(key) && key >= 0 && key.toString(36) === id.slice(0, dot) ? key : undefined;
+}
+
+/** The lowest seq an entry stamped at or after `at` can have. */
+export const firstSeqAt = (at: number): number => Math.max(0, Math.floor(at)) * SEQ_PER_MS;
+/** The highest seq an entry stamped at or before `at` can have. */
+export const lastSeqAt = (at: number): number => Math.floor(at) * SEQ_PER_MS + SEQ_PER_MS - 1;
