@@ -1,4 +1,5 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import websocket from '@fastify/websocket';
 import fastifyStatic from '@fastify/static';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,7 @@ import type { Log } from './xmpp/log.js';
 import type { ShutdownProgress } from './shutdown.js';
 import { startCluster, type Cluster } from './cluster/index.js';
 import { registerClusterMetrics } from './cluster/metrics.js';
+import { registerBoshHeld } from './metrics/bosh.js';
 import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward.js';
 import { othersAlive, rollOut } from './roll.js';
 import { startAdmin, type AdminSocket } from './admin/index.js';
@@ -39,6 +41,8 @@ export interface App {
   readonly cluster: Cluster | undefined;
   /** METRICS_PORT: the listener of /metrics alone, not yet listening (main.ts listens on METRICS_HOST); undefined when PORT serves it. */
   readonly metricsHttp: FastifyInstance | undefined;
+  /** Every metric /metrics serves (the README's generated table reads it). */
+  readonly registry: Registry;
   /** Stops accepting, closes every session with system-shutdown, leaves the cluster, then the listener and storage. */
   shutdown(): Promise<void>;
   /**
@@ -134,7 +138,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   });
   if (config.boshCorsOrigins.length > 0) log.warn({ event: 'deprecated', variable: 'BOSH_CORS_ORIGINS' }, 'BOSH_CORS_ORIGINS is deprecated: use ALLOWED_ORIGINS (it covers WebSocket too)');
   // Transports see only this (issue 12): no core context, no storage.
-  const transportHost: TransportHost = { connect: (conn) => core.connect(conn), metrics: core.ctx.metrics };
+  const transportHost: TransportHost = { connect: (conn) => core.connect(conn), metrics: core.ctx.metrics, boshMetrics: xmpp.metrics.bosh };
   const websocketTransport = registerWebSocket(http, transportHost, {
     path: WEBSOCKET_PATH, limits, pingInterval: config.wsPingInterval, closeTimeout: config.wsCloseTimeout,
     maxBufferedBytes: config.wsMaxBufferedBytes, slowConsumerGrace: config.wsSlowConsumerGrace, shaping, admission,
@@ -150,6 +154,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       maxInputBytes: 2 * config.maxStanzaSize, shaping,
     },
   }, log);
+  registerBoshHeld(xmpp.registry, () => bosh.stats().held);
   const monitoring = createMonitoring({ config, registry: xmpp.registry, ping: () => storage.ping(), log, buildInfo: opts.buildInfo });
   registerHttpRoutes(http, xmpp.registry, {
     health: () => monitoring.health(), metricsAllowed: monitoring.metricsAllowed,
@@ -189,6 +194,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     websocket: websocketTransport,
     cluster,
     metricsHttp: monitoring.metricsHttp,
+    registry: xmpp.registry,
     shutdown,
     leave() {
       if (!cluster) return shutdown();
