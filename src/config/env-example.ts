@@ -76,6 +76,20 @@ export function renderHelmSecretNames(): string {
   ].join('\n');
 }
 
+/**
+ * The chart's templates/_env-names.tpl: every variable of .env.example, in its
+ * order. The chart's ConfigMap (templates/configmap.yaml) is built from this
+ * list, so it mirrors .env.example one to one: what the schema marks secret
+ * goes to the Secret instead, never to both.
+ */
+export function renderHelmEnvNames(): string {
+  return [
+    '{{/* Generated from src/config/schema.ts by `npm run env-example`: every variable of .env.example, in order. */}}',
+    `{{- define "xwg.envNames" -}}${SPECS.map((s) => s.env).join(' ')}{{- end -}}`,
+    '',
+  ].join('\n');
+}
+
 /** Replaces what stands between two marker lines of `text` with `body`. */
 export function replaceBetween(text: string, begin: string, end: string, body: string): string {
   const i = text.indexOf(begin);
