@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
 import { SCHEMA } from '../../src/config/index.js';
-import { createHelm, podEnv, type EnvVar } from '../helpers/helm.js';
+import { createHelm, podEnv } from '../helpers/helm.js';
 
 const CHART = new URL('../../helm/xmpp-web-gateway', import.meta.url).pathname;
 const CLUSTER_VALUES = new URL('../../helm/ci/cluster-values.yaml', import.meta.url).pathname;
