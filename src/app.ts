@@ -18,6 +18,7 @@ import type { Log } from './xmpp/log.js';
 import type { ShutdownProgress } from './shutdown.js';
 import { startCluster, type Cluster } from './cluster/index.js';
 import { registerClusterMetrics } from './cluster/metrics.js';
+import { registerBoshHeld } from './metrics/bosh.js';
 import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward.js';
 import { othersAlive, rollOut } from './roll.js';
 
@@ -122,7 +123,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   });
   if (config.boshCorsOrigins.length > 0) log.warn({ event: 'deprecated', variable: 'BOSH_CORS_ORIGINS' }, 'BOSH_CORS_ORIGINS is deprecated: use ALLOWED_ORIGINS (it covers WebSocket too)');
   // Transports see only this (issue 12): no core context, no storage.
-  const transportHost: TransportHost = { connect: (conn) => core.connect(conn), metrics: core.ctx.metrics };
+  const transportHost: TransportHost = { connect: (conn) => core.connect(conn), metrics: core.ctx.metrics, boshMetrics: xmpp.metrics.bosh };
   const websocketTransport = registerWebSocket(http, transportHost, {
     path: WEBSOCKET_PATH, limits, pingInterval: config.wsPingInterval, closeTimeout: config.wsCloseTimeout,
     maxBufferedBytes: config.wsMaxBufferedBytes, slowConsumerGrace: config.wsSlowConsumerGrace, shaping, admission,
@@ -138,6 +139,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       maxInputBytes: 2 * config.maxStanzaSize, shaping,
     },
   }, log);
+  registerBoshHeld(xmpp.registry, () => bosh.stats().held);
   const monitoring = createMonitoring({ config, registry: xmpp.registry, ping: () => storage.ping(), log, buildInfo: opts.buildInfo });
   registerHttpRoutes(http, xmpp.registry, {
     health: () => monitoring.health(), metricsAllowed: monitoring.metricsAllowed,

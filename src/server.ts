@@ -4,7 +4,8 @@ import { pino } from 'pino';
 import type { Config } from './config/index.js';
 import type { Storage } from './storage/index.js';
 import { createCore, type Core } from './xmpp/core.js';
-import { createMetrics } from './metrics/metrics.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { timedStorage } from './metrics/storage.js';
 import type { Registry } from 'prom-client';
 import type { ModuleContext } from './xmpp/context.js';
 import type { SessionsView } from './xmpp/session-manager.js';
@@ -66,6 +67,8 @@ export interface XmppServer {
   readonly log: Log;
   /** prom-client registry of the server's metrics (app.ts serves it on /metrics). */
   readonly registry: Registry;
+  /** The ports the transports and storage report to (app.ts hands `bosh` to the BOSH transport). */
+  readonly metrics: Metrics;
   /** Closes every session with system-shutdown; what their transports give back afterwards is still stored (drain). */
   closeSessions(): void;
   /** A rolling restart (CLUSTER=redis): resumable sessions lose their transport and hibernate, the others close (Core.dropTransports). */
@@ -103,7 +106,8 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   const log = opts.log ?? (pino({ level: config.logLevel }) as unknown as Log);
   let coreRef: Core | undefined;
   const metrics = createMetrics(() => coreRef?.ctx.sessions);
-  const ledger = createShutdownLedger(storage);
+  // Every storage port method timed (xmpp_storage_operation_seconds), wrapped once here.
+  const ledger = createShutdownLedger(timedStorage(storage, metrics.storage));
   const core = createCore({ hosts: config.domains, log, metrics: metrics.core, authTimeout: config.authTimeout });
   coreRef = core;
   const { ctx } = core;
@@ -169,7 +173,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   for (const feature of features) feature(ctx);
 
   return {
-    core, sessions: core.sessions, log, registry: metrics.registry,
+    core, sessions: core.sessions, log, registry: metrics.registry, metrics,
     closeSessions() {
       ledger.begin();
       core.shutdown();

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/index.js';
 import type { Log } from '../xmpp/log.js';
 import { loadBuildInfo, registerBuildInfo, type BuildInfo } from '../metrics/build-info.js';
@@ -38,19 +38,34 @@ export function createMonitoring(deps: MonitoringDeps): Monitoring {
   registerBuildInfo(registry, deps.buildInfo ?? loadBuildInfo());
   const allowed = createPeerFilter(config.metricsAllow);
   const metricsHttp = config.metricsPort === 0 ? undefined : createMetricsListener(registry, allowed);
+  const gauges = readinessMetrics(registry);
   const readiness = createReadiness({
     ping: deps.ping, maxEventLoopDelayMs: config.readyMaxEventLoopDelay, pingTimeoutMs: READY_STORAGE_TIMEOUT_MS,
-    onChange: (reason) => (reason ? log.warn({ event: 'not-ready', reason }, 'not ready') : log.info({ event: 'ready' }, 'ready again')),
+    onChange: (reason) => {
+      gauges.changed();
+      if (reason) log.warn({ event: 'not-ready', reason }, 'not ready');
+      else log.info({ event: 'ready' }, 'ready again');
+    },
   });
   return {
     metricsHttp,
     metricsAllowed: metricsHttp ? undefined : allowed,
-    health: () => readiness.check(),
+    health: () => readiness.check().then((reason) => {
+      gauges.ready(reason === undefined);
+      return reason;
+    }),
     async close() {
       readiness.stop();
       await metricsHttp?.close();
     },
   };
+}
+
+/** xmpp_ready and xmpp_readiness_changes_total: what the last health check said, and how often it flipped (alerts on flapping). */
+function readinessMetrics(registry: Registry): { ready(yes: boolean): void; changed(): void } {
+  const ready = new Gauge({ name: 'xmpp_ready', help: '1 when the last /readyz health check (storage, event loop) said ready, else 0', registers: [registry] });
+  const changes = new Counter({ name: 'xmpp_readiness_changes_total', help: 'Times the /readyz health check changed its answer', registers: [registry] });
+  return { ready: (yes) => ready.set(yes ? 1 : 0), changed: () => changes.inc() };
 }
 
 /** /metrics on a listener of its own, so the ingress that routes PORT never reaches it. Nothing else is served there. */

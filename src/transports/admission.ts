@@ -89,6 +89,7 @@ export class Admission {
   /** Counts a refusal, and logs it once a minute per origin or address (an attacker can repeat it at will). */
   note(refused: Refused, metrics: CoreMetrics, log: Log): void {
     metrics.refused(refused.reason);
+    if (refused.reason !== 'origin') metrics.limitRefused(refused.reason === 'connection-rate' ? 'rate' : 'per-ip');
     const about = refused.reason === 'origin' ? `origin ${refused.origin}` : `${refused.reason} ${keyOf(refused.ip)}`;
     if (this.#logged.due(about)) {
       log.warn({ event: 'refused', reason: refused.reason, ip: refused.ip, origin: refused.origin?.slice(0, 200) }, 'new session refused');

@@ -76,8 +76,10 @@ class WsConn implements Conn {
   #closing: NodeJS.Timeout | undefined;
   #ended = false;
   #corked = false;
+  readonly metrics: CoreMetrics;
 
   constructor(readonly ws: WebSocket, readonly secure: boolean, readonly ip: string, private readonly opts: WebSocketOptions, deps: WsConnDeps) {
+    this.metrics = deps.metrics;
     this.#backlog = new WsBacklog(ws, {
       highWater: opts.maxBufferedBytes,
       graceSeconds: opts.slowConsumerGrace,
@@ -185,6 +187,7 @@ class WsConn implements Conn {
   readonly #send = (text: string): void => {
     this.#cork();
     this.ws.send(text);
+    this.metrics.bytesOut('websocket', Buffer.byteLength(text));
   };
 
   /**
@@ -224,7 +227,10 @@ function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, o
   try {
     el = parseXml(data, session.authenticated ? opts.limits : opts.preAuthLimits, NS.CLIENT);
   } catch (err) {
-    if (err instanceof XmlError) return session.streamError(err.condition, err.message);
+    if (err instanceof XmlError) {
+      if (err.limit) conn.metrics.limitRefused(err.limit);
+      return session.streamError(err.condition, err.message);
+    }
     throw err;
   }
   if (el.ns === NS.FRAMING && el.local === 'open') {
@@ -304,6 +310,7 @@ export function registerWebSocket(app: FastifyInstance, host: TransportHost, opt
       opts.admission.add(req.ip, conn);
       socket.on('message', (data: Buffer, isBinary: boolean) => {
         conn.alive = true;
+        deps.metrics.bytesIn('websocket', data.length);
         conn.input.push({ bytes: data.length, stanzas: 1, run: (ending) => runFrame(conn, socket, data, isBinary, ending) });
       });
       socket.on('pong', () => { conn.alive = true; });

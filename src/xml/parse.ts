@@ -59,7 +59,7 @@ export function parseXml(input: string | Uint8Array, limits: XmlLimits = DEFAULT
     return convertRoot(entries, limits, defaultNs);
   } catch (err) {
     // Only reachable with a maxDepth too large for the call stack.
-    if (err instanceof RangeError) throw policyViolation('elements nested too deeply');
+    if (err instanceof RangeError) throw policyViolation('elements nested too deeply', 'depth');
     throw err;
   }
 }

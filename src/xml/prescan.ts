@@ -20,7 +20,7 @@ const DTD_DECL = /<!(?:DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)/y;
 /** Rejects oversized input (RFC 6120 §4.9.3.14 policy-violation) before any parsing work. */
 export function decodeInput(input: string | Uint8Array, maxBytes: number): string {
   if (typeof input !== 'string') {
-    if (input.byteLength > maxBytes) throw policyViolation(`document exceeds ${maxBytes} bytes`);
+    if (input.byteLength > maxBytes) throw policyViolation(`document exceeds ${maxBytes} bytes`, 'size');
     try {
       return UTF8.decode(input); // also drops a leading BOM
     } catch {
@@ -29,7 +29,7 @@ export function decodeInput(input: string | Uint8Array, maxBytes: number): strin
   }
   // Each UTF-16 unit encodes to 1..3 bytes, so the exact count is only needed in between.
   if (input.length > maxBytes || (input.length * 3 > maxBytes && Buffer.byteLength(input, 'utf8') > maxBytes)) {
-    throw policyViolation(`document exceeds ${maxBytes} bytes`);
+    throw policyViolation(`document exceeds ${maxBytes} bytes`, 'size');
   }
   return input.charCodeAt(0) === 0xfeff ? input.slice(1) : input;
 }

@@ -59,7 +59,7 @@ export function checkWellFormed(s: string, limits: XmlLimits): void {
 /** Past the '<' of a start tag: returns the offset after its '>'. */
 function startTag(scan: Scan, s: string, at: number): number {
   const { open, limits } = scan; // open holds this element's ancestors: its depth is open.length / 2 + 1
-  if (open.length / 2 >= limits.maxDepth) throw policyViolation(`elements nested deeper than ${limits.maxDepth}`);
+  if (open.length / 2 >= limits.maxDepth) throw policyViolation(`elements nested deeper than ${limits.maxDepth}`, 'depth');
   const nameEnd = name(s, at);
   scan.attrs.length = 0;
   let i = nameEnd;

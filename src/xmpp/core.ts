@@ -10,7 +10,7 @@ import { ComponentRegistry, DiscoRegistry, IqRegistry, NonzaRegistry } from './r
 import { StanzaErrorException, StreamErrorException, stanzaErrorReply, type StreamError } from './errors.js';
 import type { Conn } from './conn.js';
 import type { Log } from './log.js';
-import type { CoreMetrics } from './metrics-port.js';
+import type { CoreMetrics, SessionEndReason, StanzaKind } from './metrics-port.js';
 import type { ModuleContext } from './context.js';
 import { WorkQueues } from './queues.js';
 import { createLifecycle } from './lifecycle.js';
@@ -161,7 +161,7 @@ export function createCore(deps: CoreDeps): Core {
 
   function handleStanza(session: Session, stanza: XmlElement): void | Promise<unknown> {
     const kind = stanza.name as 'message' | 'presence' | 'iq';
-    metrics.stanzaIn(kind);
+    metrics.stanzaIn(kind, session.transport);
     session.stanzasIn++;
     hooks.run('stanza-received', { session, stanza });
     if (session.type !== 'c2s') throw new StreamErrorException({ condition: 'not-authorized', text: 'authenticate first' });
@@ -264,6 +264,7 @@ export function createCore(deps: CoreDeps): Core {
       inOrder(session, undefined, () => session.close());
     },
     filterOut(session, stanza) {
+      metrics.stanzaOut(stanza.name as StanzaKind, session.transport);
       const outcome = hooks.run('stanza-out', { session, stanza });
       if (!isPromise(outcome)) return outcome !== 'undelivered';
       // Holding filters and writers are synchronous: a feature that awaits here is a bug, said
@@ -282,7 +283,7 @@ export function createCore(deps: CoreDeps): Core {
         if (session.destroyed) return;
         if (lifecycle.hibernate(session, reason)) return;
         lifecycle.detach(session);
-        destroy(session, { condition: 'connection-timeout', text: reason });
+        destroy(session, { condition: 'connection-timeout', text: reason }, 'dropped');
       });
     },
     drained(session) {
@@ -305,7 +306,8 @@ export function createCore(deps: CoreDeps): Core {
   // One timer per unauthenticated stream: a WebSocket that never logs in is otherwise kept open by its pings forever.
   const authTimers = new WeakMap<Session, NodeJS.Timeout>();
 
-  function destroy(session: Session, reason: StreamError | undefined): void {
+  // `ended` before the session is torn down: a hibernating session (conn null) that times out is a resume timeout.
+  function destroy(session: Session, reason: StreamError | undefined, ended = endReason(session, reason)): void {
     if (session.destroyed) return;
     session.destroyed = true;
     clearTimeout(authTimers.get(session));
@@ -321,7 +323,7 @@ export function createCore(deps: CoreDeps): Core {
       session.undeliveredStanzas = undefined;
     }
     const seconds = (Date.now() - session.startedAt) / 1000;
-    metrics.sessionEnded(session.transport, seconds);
+    metrics.sessionEnded(session.transport, seconds, ended);
     log.info({
       event: 'session-end', session: session.logId, jid: session.full_jid, ip: session.ip,
       reason: reason?.condition ?? 'closed', text: reason?.text, seconds, stanzasIn: session.stanzasIn, stanzasOut: session.stanzasOut,
@@ -374,3 +376,16 @@ function validateIq(stanza: XmlElement): void {
 }
 
 function noop(): void {}
+
+/** xmpp_sessions_ended_total's reason: a bounded name for how the stream ended (never its text). */
+function endReason(session: Session, reason: StreamError | undefined): SessionEndReason {
+  if (reason === undefined) return 'closed';
+  if (reason.kicked) return 'kicked';
+  switch (reason.condition) {
+    case 'conflict': return 'conflict';
+    case 'system-shutdown': return 'shutdown';
+    // XEP-0198 §5: a hibernating session (no transport) times out when nobody resumed it.
+    case 'connection-timeout': return session.conn === null ? 'resume-timeout' : 'timeout';
+    default: return 'stream-error';
+  }
+}

@@ -34,6 +34,8 @@ export interface StreamError {
   readonly text?: string;
   /** Application-specific condition element (RFC 6120 §4.9.4), e.g. XEP-0198's handled-count-too-high. */
   readonly appCondition?: XmlElement;
+  /** An operator ended the session (admin CLI): xmpp_sessions_ended_total counts it as 'kicked', whatever the condition. */
+  readonly kicked?: boolean;
 }
 
 /** Thrown inside the core to end the stream with a stream error. */

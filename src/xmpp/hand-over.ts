@@ -45,9 +45,12 @@ export function handOverHook(ctx: ModuleContext, session: Session, stanzas: read
  */
 export function reroute(ctx: ModuleContext, username: string, host: string, stanzas: readonly Undelivered[], note: string): void {
   const bare = makeJid(username, host);
+  let messages = 0;
+  let bounced = 0;
   for (const { stanza, at } of stanzas) {
     const type = stanza.attr('type');
     if (stanza.name === 'message' && type !== 'error') {
+      messages++;
       // The same stanza object may sit in other sessions' queues: stamp a copy.
       const copy = stanza.clone();
       if (!copy.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host)) {
@@ -55,7 +58,21 @@ export function reroute(ctx: ModuleContext, username: string, host: string, stan
       }
       void ctx.router.route(null, copy, bare);
     } else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) {
+      bounced++;
       ctx.router.bounce({ origin: null, stanza, to: bare }, 'service-unavailable', 'the recipient went away before answering');
     }
   }
+  if (bounced > 0) ctx.metrics.smHandedOver('bounced', bounced);
+  if (messages > 0) ctx.metrics.smHandedOver(reachable(ctx, username, host) ? 'resource' : 'offline', messages);
+}
+
+/**
+ * Where the router sends a message to the bare JID (RFC 6121 §8.5.2.1): an
+ * available resource of non-negative priority of this process, else offline
+ * storage (which may still bounce one over its quota: xmpp_offline_messages_total
+ * counts that as refused-quota).
+ */
+function reachable(ctx: ModuleContext, username: string, host: string): boolean {
+  for (const s of ctx.sessions.available(host, username)) if (s.priority >= 0) return true;
+  return false;
 }

@@ -64,8 +64,8 @@ export class Session implements ConnEvents {
   streamId = '';
   lang = 'en';
   readonly startedAt = Date.now();
-  /** The transport the session started on, for logs and metrics. */
-  transport: string;
+  /** The transport the session is on (or hibernated from): the one it started on, then each resumption's. For logs and metrics. */
+  transport: Conn['transport'];
   /** Unique for the life of the process; for logs only. */
   readonly logId = randomId(6);
   stanzasIn = 0;

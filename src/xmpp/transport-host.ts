@@ -1,5 +1,5 @@
 import type { Conn, ConnEvents } from './conn.js';
-import type { CoreMetrics } from './metrics-port.js';
+import type { BoshMetrics, CoreMetrics } from './metrics-port.js';
 
 /**
  * All a transport may reach of the server: a way to start a session for a
@@ -11,4 +11,6 @@ export interface TransportHost {
   /** A transport accepted a connection: make its session, which receives the transport's events. */
   connect(conn: Conn): ConnEvents;
   readonly metrics: CoreMetrics;
+  /** XEP-0124 requests, long polls and session ends (the BOSH transport only). */
+  readonly boshMetrics: BoshMetrics;
 }

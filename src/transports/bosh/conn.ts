@@ -1,6 +1,7 @@
 import { serialize, type XmlAttrInput, type XmlElement } from '../../xml/index.js';
 import { DETACHED, type Conn, type ConnEvents, type StreamHeader } from '../../xmpp/conn.js';
 import type { StreamError } from '../../xmpp/errors.js';
+import type { BoshEndReason } from '../../xmpp/metrics-port.js';
 import {
   creationAttrs, legacyStatus, recoverableErrorBody, responseBody, terminateBody, terminateForStreamError, type TerminalCondition,
 } from './body.js';
@@ -32,7 +33,7 @@ export class BoshConn implements Conn {
   readonly #out: OutQueue;
   #header: StreamHeader | undefined;
   /** Set when the core closed the stream: the terminate body still to deliver. */
-  #final: { readonly body: XmlElement; readonly clean: boolean } | undefined;
+  #final: { readonly body: XmlElement; readonly clean: boolean; readonly reason: BoshEndReason } | undefined;
   #ended = false;
   /** Payloads of the terminate body while no request has fetched it. */
   #unfetched: XmlElement[] = [];
@@ -131,7 +132,8 @@ export class BoshConn implements Conn {
     // sends a bare terminate body too.
     const unread = this.#peerTerminated && error === undefined;
     const payloads = unread ? [] : this.#out.takeAll();
-    this.#final = { body: terminateForStreamError(error, payloads), clean: error === undefined };
+    const reason = error === undefined ? 'terminate' : error.condition === 'system-shutdown' ? 'shutdown' : 'error';
+    this.#final = { body: terminateForStreamError(error, payloads), clean: error === undefined, reason };
     this.#unfetched = payloads;
     if (this.held.length > 0) this.#deliverFinal();
     else this.rearm(Date.now());
@@ -142,7 +144,7 @@ export class BoshConn implements Conn {
 
   /** Holds a processed request open (§8). */
   hold(rid: number, reply: HttpReply, now: number): void {
-    const held: Held = { rid, reply, deadline: now + this.params.wait * 1000 };
+    const held: Held = { rid, reply, deadline: now + this.params.wait * 1000, since: now };
     let i = this.held.length;
     while (i > 0 && this.held[i - 1]!.rid > rid) i--;
     this.held.splice(i, 0, held);
@@ -182,7 +184,7 @@ export class BoshConn implements Conn {
   deliverFinalTo(reply: HttpReply): void {
     reply.send(200, this.params.contentType, serialize(this.#final!.body));
     this.#unfetched = [];
-    this.end();
+    this.end(this.#final!.reason);
   }
 
   /**
@@ -197,7 +199,8 @@ export class BoshConn implements Conn {
     const status = this.params.legacy ? legacyStatus(condition) : 200;
     reply?.send(status, this.params.contentType, serialize(terminateBody(condition)));
     this.#answerAll(serialize(terminateBody(reply ? 'other-request' : condition)));
-    this.end();
+    // §17.2 item-not-found on a live session: a rid (or its key, §15) out of sequence.
+    this.end(condition === 'item-not-found' ? 'rid-window' : 'error');
     if (!this.session.destroyed) this.session.transportLost(`bosh ${condition}`);
   }
 
@@ -210,7 +213,7 @@ export class BoshConn implements Conn {
     if (!this.session.destroyed) this.session.streamError('system-shutdown', 'the server is shutting down');
     if (this.#ended) return;
     this.#answerAll(serialize(terminateBody('system-shutdown', this.#out.takeAll())));
-    this.end();
+    this.end('shutdown');
   }
 
   /**
@@ -229,7 +232,7 @@ export class BoshConn implements Conn {
     for (const held of this.held.splice(0)) this.#respond(held, [], now, true);
     this.#answerAll(serialize(responseBody({}, [])));
     const session = this.session;
-    this.end();
+    this.end('shutdown');
     if (!session.destroyed) session.transportLost('the server is going away (rolling restart)');
   }
 
@@ -238,12 +241,13 @@ export class BoshConn implements Conn {
    * left behind. Payloads no response carried (the queue, a terminate body
    * nobody fetched) go back to the session as undelivered.
    */
-  end(): void {
+  end(reason: BoshEndReason = 'terminate'): void {
     if (this.#ended) return;
     // Payloads of bodies already answered still reach the session (which may close this in the meantime).
     this.input.flush();
     if (this.#ended) return;
     this.#ended = true;
+    this.host.metrics.ended(reason);
     this.#clearTimer();
     this.held.length = 0;
     this.pending.clear();
@@ -310,7 +314,7 @@ export class BoshConn implements Conn {
   }
 
   #answerAll(body: string): void {
-    for (const h of this.held) h.reply.send(200, this.params.contentType, body);
+    for (const h of this.held) this.#send(h, body);
     for (const p of this.pending.values()) p.reply.send(200, this.params.contentType, body);
   }
 
@@ -339,18 +343,17 @@ export class BoshConn implements Conn {
   /** §10: no request for the inactivity period (or the pause): the client is gone. */
   #inactive(): void {
     const closing = this.#final !== undefined;
-    this.end();
+    this.end(closing ? this.#final!.reason : 'inactivity');
     if (!closing && !this.session.destroyed) this.session.transportLost(this.#pauseMs === undefined ? 'bosh inactivity' : 'bosh pause expired');
   }
 
   /** §13: the oldest open request gets the terminate body, the others an empty one (or other-request after an error). */
   #deliverFinal(): void {
     const final = this.#final!;
-    const oldest = this.held.shift()!;
-    oldest.reply.send(200, this.params.contentType, serialize(final.body));
+    this.#send(this.held.shift()!, serialize(final.body));
     this.#unfetched = [];
     this.#answerAll(serialize(final.clean ? responseBody({}, []) : terminateBody('other-request')));
-    this.end();
+    this.end(final.reason);
   }
 
   /** Watches for the client dropping a held or pending request (§14.3 broken connections). */
@@ -378,9 +381,15 @@ export class BoshConn implements Conn {
     const body = responseBody(this.#responseAttrs(held.rid), payloads);
     const text = serialize(body);
     this.window.answer(held.rid, buffer ? text : undefined, now);
-    held.reply.send(200, this.params.contentType, text);
+    this.#send(held, text);
     this.lastResponseHadPayloads = payloads.length > 0;
     if (this.#idle()) this.#idleSince = now;
+  }
+
+  /** Answers a held request; how long it was held is the long poll's duration (§8). */
+  #send(held: Held, text: string): void {
+    this.host.metrics.held((Date.now() - held.since) / 1000);
+    held.reply.send(200, this.params.contentType, text);
   }
 
   #responseAttrs(rid: number): XmlAttrInput {

@@ -99,6 +99,8 @@ export async function registerBosh(app: FastifyInstance, host: TransportHost, op
     }
     scope.setErrorHandler((err: FastifyError, _req, reply) => {
       const condition = errorCondition(err);
+      // Fastify's bodyLimit (MAX_STANZA_SIZE) refused the body.
+      if (condition === 'policy-violation') host.metrics.limitRefused('size');
       if (condition === 'internal-server-error') {
         host.metrics.internalError();
         log.error({ err }, 'bosh request failed');

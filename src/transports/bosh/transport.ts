@@ -94,6 +94,7 @@ export class BoshTransport {
       internalError: () => server.metrics.internalError(),
       flow: opts.flow,
       flowControl: (event) => server.metrics.flowControl('bosh', event),
+      metrics: server.boshMetrics,
       turns: new TurnClock(),
       observed: (bytes) => { if (bytes > this.#peakQueuedBytes) this.#peakQueuedBytes = bytes; },
     };
@@ -105,11 +106,14 @@ export class BoshTransport {
    */
   handle(raw: Uint8Array | undefined, client: ClientInfo, reply: HttpReply, forwarded = false): void {
     const now = Date.now();
+    this.server.boshMetrics.request();
+    this.server.metrics.bytesIn('bosh', raw?.length ?? 0);
     let el: XmlElement;
     try {
       el = parseXml(raw ?? '', this.opts.limits, '');
     } catch (err) {
       if (!(err instanceof XmlError)) throw err;
+      if (err.limit) this.server.metrics.limitRefused(err.limit);
       // §17.2: an oversized or too deep body breaks the session rules; anything else is a syntax error.
       return terminate(reply, err.condition === 'policy-violation' ? 'policy-violation' : 'bad-request');
     }
@@ -123,11 +127,15 @@ export class BoshTransport {
       const req = readRequest(el, raw?.length ?? 0);
       // Before authentication only small bodies (issue 13: PRE_AUTH_MAX_STANZA_SIZE, as ejabberd has).
       if (req.bytes > this.opts.preAuthMaxBytes && !conn?.session.authenticated) {
+        this.server.metrics.limitRefused('size');
         throw new BoshError('policy-violation', `bodies over ${this.opts.preAuthMaxBytes} bytes need an authenticated session`);
       }
       if (sid === undefined) return this.#create(req, client, reply, now);
       // §17.2 item-not-found (1): the sid is not (or no longer) valid.
-      if (!conn) return terminate(reply, 'item-not-found');
+      if (!conn) {
+        this.server.boshMetrics.ended('bad-sid');
+        return terminate(reply, 'item-not-found');
+      }
       onRequest(conn, req, reply, now);
     } catch (err) {
       if (err instanceof BoshError) {
@@ -150,7 +158,10 @@ export class BoshTransport {
       // Shutting down: the client sends the rid again to another node (§14.3); the session is not ours to end.
       if (this.#closing) return reply.abort();
       // §17.2 item-not-found: no live node holds the sid (never did, ended, or died with its node).
-      if (owner === undefined) return terminate(reply, 'item-not-found');
+      if (owner === undefined) {
+        this.server.boshMetrics.ended('bad-sid');
+        return terminate(reply, 'item-not-found');
+      }
       // §17.2 remote-connection-failed: the session may live on, but on a node we cannot reach.
       if (!(await forwarder.forward(owner + this.opts.path, raw, client, reply))) terminate(reply, 'remote-connection-failed');
     } catch (err) {
@@ -254,7 +265,11 @@ export class BoshTransport {
       open = false;
     };
     return {
-      send: (status, contentType, body) => { settle(); reply.send(status, contentType, body); },
+      send: (status, contentType, body) => {
+        settle();
+        this.server.metrics.bytesOut('bosh', Buffer.byteLength(body));
+        reply.send(status, contentType, body);
+      },
       onGone: (fn) => reply.onGone(() => { settle(); fn(); }),
       abort: () => { settle(); reply.abort(); },
     };

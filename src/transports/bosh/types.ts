@@ -1,5 +1,5 @@
 import type { Log } from '../../xmpp/log.js';
-import type { FlowControlEvent } from '../../xmpp/metrics-port.js';
+import type { BoshMetrics, FlowControlEvent } from '../../xmpp/metrics-port.js';
 import type { ShapingOptions, TurnClock } from '../input-pump.js';
 import type { BoshRequest } from './body.js';
 
@@ -24,6 +24,7 @@ export interface BoshHost<C> {
   /** Flow control (issue 10): the byte bounds and the inbound shaping of every session. */
   readonly flow: BoshFlow;
   flowControl(event: FlowControlEvent): void;
+  readonly metrics: BoshMetrics;
   /** A session's queue now holds `bytes` (for BoshStats.peakQueuedBytes). */
   observed(bytes: number): void;
   /** Shared by the sessions' input pumps. */
@@ -45,6 +46,8 @@ export interface Held {
   readonly rid: number;
   reply: HttpReply;
   readonly deadline: number;
+  /** When it was held (ms since the epoch), for xmpp_bosh_hold_seconds. */
+  readonly since: number;
 }
 
 /** A request ahead of a gap in the rids (XEP-0124 §14.2), not processed yet. */

@@ -53,6 +53,7 @@ export function bindResource(ctx: ModuleContext, opts: BindOptions, session: Ses
   const jid = makeJid(session.username!, session.host!, resource);
   const existing = ctx.sessions.get(jid.domain, jid.local, resource);
   if (existing === undefined && ctx.sessions.countResources(jid.domain, jid.local) >= opts.maxResourcesPerUser) {
+    ctx.metrics.limitRefused('resources');
     throw new StanzaErrorException('resource-constraint', 'too many connected resources');
   }
   // RFC 6120 §7.7.2.2: our conflict policy is Prosody's default, "kick_old":

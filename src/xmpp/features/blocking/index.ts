@@ -66,6 +66,7 @@ export function register(ctx: ModuleContext, opts: BlockingOptions, deps: Blocki
     const list = lists.of(account);
     const added = jids.filter((j) => !list.has(j.full));
     if (list.size + added.length > opts.maxItems) {
+      ctx.metrics.limitRefused('blocklist');
       throw new StanzaErrorException('not-allowed', `the blocklist is full (at most ${opts.maxItems} entries)`);
     }
     const open = watchers(account).filter((to) => !blocks(account, to));

@@ -62,8 +62,12 @@ export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'li
     drainWaiters.get(session)?.();
   }, PRIORITY.lifecycle.default);
 
-  const remove = (session: Session, ids: number[]): Promise<void> =>
-    ids.length === 0 ? Promise.resolve() : store.remove(session.host!, session.username!, ids);
+  // Removed once acked (or written, without stream management): delivered (XEP-0160).
+  const remove = async (session: Session, ids: number[]): Promise<void> => {
+    if (ids.length === 0) return;
+    await store.remove(session.host!, session.username!, ids);
+    ctx.metrics.offline('delivered', ids.length);
+  };
 
   /** Sends one page; resolves once it is acked (or written and drained). False when the session is gone. */
   async function deliverPage(session: Session, page: readonly OfflineMessage[]): Promise<boolean> {

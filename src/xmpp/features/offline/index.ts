@@ -166,7 +166,10 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
       const copy = stanza.clone().setAttr('xmlns', NS.CLIENT);
       // The store checks both limits and inserts in one step: a refused
       // message leaves nothing behind, and concurrent pushes cannot overshoot.
-      if (!await deps.offline.push(to.domain, to.local, copy.toString(), quota)) {
+      const stored = await deps.offline.push(to.domain, to.local, copy.toString(), quota);
+      ctx.metrics.offline(stored ? 'stored' : 'refused-quota');
+      if (!stored) {
+        ctx.metrics.limitRefused('offline');
         // XEP-0160 §2 would answer service-unavailable; like ejabberd we say
         // resource-constraint (type wait): the account exists and the sender
         // may retry later, instead of a silent drop or a misleading "no such user".

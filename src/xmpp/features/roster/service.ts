@@ -62,9 +62,11 @@ export class RosterService {
   checkRoom(account: Account, jid: string, grows = 0): void {
     const { maxItems, maxBytes } = this.limits;
     if (!account.items.has(jid) && account.items.size >= maxItems) {
+      this.ctx.metrics.limitRefused('roster');
       throw new StanzaErrorException('not-allowed', `the roster is full (at most ${maxItems} items)`);
     }
     if (grows > 0 && account.bytes + grows > maxBytes) {
+      this.ctx.metrics.limitRefused('roster');
       throw new StanzaErrorException('not-allowed', `the roster is full (at most ${maxBytes} bytes)`);
     }
   }

@@ -8,6 +8,7 @@ import { newState } from './state.js';
 import { createFlow } from './flow.js';
 import type { SmRegistry } from './registry.js';
 import { handOver, handOverHook, reroute, type Undelivered } from '../../hand-over.js';
+import { createRecentIds } from './recent.js';
 import { CLASSIC, createResume, type ResumeReply } from './resume.js';
 import { createSmCluster } from './journal.js';
 import { randomId } from '../../../util/random.js';
@@ -106,6 +107,8 @@ export interface StreamManagement {
 /** XEP-0198 stream management: acks, flow control, resumption, hibernation (urn:xmpp:sm:3). */
 export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegistry): StreamManagement {
   const states = new WeakMap<Session, SmState>();
+  // For xmpp_sm_resumes_total{outcome="timed-out"}: 10k smids of 24 characters, under 1 MB with the Set's overhead.
+  const timedOut = createRecentIds(10_000, 10_000 * 48);
   // SM_BACKEND=memory has no journal: nothing below awaits or allocates for one.
   const journal = registry.journal;
   const cluster = journal ? createSmCluster(ctx, journal, registry) : undefined;
@@ -136,6 +139,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     if (smid) registry.register(smid, session);
     if (smid && journal) journal.open(smid, session, max);
     ctx.metrics.sm('enabled');
+    ctx.metrics.smEnabled(session.transport);
     return x('enabled', { xmlns: NS.SM, id: smid, resume: resumable ? 'true' : undefined, max: resumable ? max : undefined });
   }
   ctx.nonzas.register(NS.SM, 'enable', (session, el) => session.write(enable(session, el)));
@@ -160,6 +164,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     if (!st) return;
     const h = parseH(el.attr('h'));
     if (h === undefined) return session.close({ condition: 'undefined-condition', text: 'invalid h' });
+    ctx.metrics.smQueueDepth(st.queue.buffer_size);
     const result = flow.ack(session, st, h);
     if (result.ok) return flow.release(session, st);
     // XEP-0198 §4 (v1.6): h beyond what was sent closes the stream.
@@ -202,6 +207,8 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     }
     st.hibernation = setTimeout(() => {
       ctx.metrics.sm('timed-out');
+      ctx.metrics.smResumeTimeout();
+      if (st.smid) timedOut.add(st.smid);
       session.close({ condition: 'connection-timeout', text: `not resumed within ${st.max} s` });
     }, st.max * 1000);
     ctx.metrics.sm('hibernated');
@@ -281,7 +288,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     event.stanzas = event.stanzas.filter((s) => !held.has(s));
   }, PRIORITY.lifecycle.streamManagement);
 
-  const resume = createResume(ctx, opts, flow, registry, states, failed);
+  const resume = createResume(ctx, opts, flow, registry, { states, failed, timedOut });
   ctx.nonzas.register(NS.SM, 'resume', (carrier, el) => resume(carrier, el, CLASSIC));
 
   const timers: NodeJS.Timeout[] = [];

@@ -6,6 +6,7 @@ import type { SmOptions, SmState } from './index.js';
 import type { Flow } from './flow.js';
 import type { SmRegistry } from './registry.js';
 import { createTakeover } from './takeover.js';
+import type { RecentIds } from './recent.js';
 
 type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
 
@@ -33,9 +34,15 @@ export type Resume = (carrier: Session, el: XmlElement, reply: ResumeReply) => v
  * transport created is retired. Works across transports, since a session
  * only sees the Conn interface.
  */
-export function createResume(
-  ctx: ModuleContext, opts: SmOptions, flow: Flow, registry: SmRegistry, states: WeakMap<Session, SmState>, failed: Failed,
-): Resume {
+export interface ResumeDeps {
+  readonly states: WeakMap<Session, SmState>;
+  readonly failed: Failed;
+  /** Smids whose sessions timed out lately: a failure on one of them is counted as 'timed-out'. */
+  readonly timedOut: RecentIds;
+}
+
+export function createResume(ctx: ModuleContext, opts: SmOptions, flow: Flow, registry: SmRegistry, deps: ResumeDeps): Resume {
+  const { states, failed, timedOut } = deps;
   const { journal } = registry;
   const takeover = journal ? createTakeover(ctx, opts, { journal, registry, states, failed, notFound }) : undefined;
   return (carrier, el, reply) => {
@@ -49,15 +56,19 @@ export function createResume(
     const old = registry.get(previd);
     // Not held here: with a journal (a cluster), another node may hold it, or have held it before it died.
     if (!old && takeover) return takeover(carrier, previd, h, reply).then(() => undefined);
-    // Another account's smid is answered exactly like an unknown one.
-    if (!old || !states.has(old) || old.destroyed || !sameAccount(carrier, old)) return notFound(carrier, previd, reply);
+    // Another account's smid is answered exactly like an unknown one (only the metric tells them apart).
+    if (!old || !states.has(old) || old.destroyed) return notFound(carrier, previd, reply);
+    if (!sameAccount(carrier, old)) return notFound(carrier, previd, reply, old);
     // XEP-0198 §5: <resumed h/> counts what the old session handled, so what it still has queued
     // (behind a handler that awaits) runs first; the resumption is a job on its queue.
     return ctx.queues.session(old, () => take(carrier, old, previd, h, reply));
   };
 
-  function notFound(carrier: Session, previd: string, reply: ResumeReply): void | Promise<void> {
+  /** `other`: the session the smid names, of another account. */
+  function notFound(carrier: Session, previd: string, reply: ResumeReply, other?: Session): void | Promise<void> {
     ctx.metrics.sm('resume-failed');
+    if (other) ctx.metrics.smResume('wrong-user', fromTransport(other), carrier.transport);
+    else ctx.metrics.smResume(timedOut.has(previd) ? 'timed-out' : 'unknown-smid', 'none', carrier.transport);
     if (!opts.stale_h.enabled) return reply.failed(carrier, failed('item-not-found'));
     // The stale h is in storage: the session's next element waits for the answer (core.ts),
     // so replies keep their order. Without the h, <failed/> still goes.
@@ -80,6 +91,8 @@ export function createResume(
     // in order; it stays buffered until acked. What waited meanwhile follows as buffer_max allows
     // ('session-resumed' in index.ts); acks bring the rest.
     const pending = st.queue.unacked();
+    ctx.metrics.smResume('resumed', fromTransport(old), carrier.transport);
+    if (old.conn === null) ctx.metrics.smHibernation((Date.now() - st.hibernatedAt) / 1000);
     const head = reply.greeting(old, x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }));
     ctx.lifecycle.resume(carrier, old, [...head, ...pending.map((b) => b.stanza)]);
     ctx.metrics.sm('resumed');
@@ -97,4 +110,9 @@ function sameAccount(carrier: Session, old: Session): boolean {
   if (old.host !== carrier.host) return false;
   if (old.anonymous) return carrier.anonymous;
   return !carrier.anonymous && old.username === carrier.username;
+}
+
+/** The transport a session had last: its current one, or the one it hibernated from (session.transport follows resumptions). */
+function fromTransport(session: Session): 'websocket' | 'bosh' {
+  return session.conn?.transport ?? session.transport;
 }

@@ -96,6 +96,8 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     const head = reply.greeting(carrier, x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }));
     ctx.lifecycle.adopt(carrier, [...head, ...resent.map((b) => b.stanza)]);
     ctx.metrics.sm('resumed');
+    // Held by another node: which transport it had there is not known here.
+    ctx.metrics.smResume('resumed', 'none', carrier.transport);
     ctx.log.info({ event: 'session-taken-over', session: carrier.logId, jid: carrier.full_jid, transport: carrier.transport, resent: resent.length }, 'session resumed from another node');
     // The carrier's next element waits for what 'resource-bound' loads (its roster), as after a bind.
     if (!claimed.ownerGone || carrier.presence === undefined) return loaded;

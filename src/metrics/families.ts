@@ -1,0 +1,98 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { CoreMetrics, HandOverTarget, Limit, ResumeOutcome, SessionEndReason, StanzaKind, Transport } from '../xmpp/metrics-port.js';
+
+export const TRANSPORTS: readonly Transport[] = ['websocket', 'bosh'];
+const KINDS: readonly StanzaKind[] = ['message', 'presence', 'iq'];
+const END_REASONS: readonly SessionEndReason[] = ['closed', 'stream-error', 'conflict', 'timeout', 'resume-timeout', 'shutdown', 'kicked', 'dropped'];
+const OUTCOMES: readonly ResumeOutcome[] = ['resumed', 'unknown-smid', 'wrong-user', 'timed-out'];
+const HAND_OVER: readonly HandOverTarget[] = ['offline', 'resource', 'bounced'];
+const LIMITS: readonly Limit[] = ['size', 'depth', 'rate', 'per-ip', 'resources', 'roster', 'blocklist', 'offline', 'pep', 'other'];
+
+type Child = { inc(value?: number): void };
+
+/**
+ * One child per label value, bound once: the hot path indexes an object
+ * instead of building a label object (and its hash key) per stanza. Every
+ * value is also initialised, so a rate() over it starts at 0, not absent.
+ */
+export function bound<V extends string>(counter: Counter<string>, values: readonly V[], ...prefix: string[]): Record<V, Child> {
+  return Object.fromEntries(values.map((v) => [v, counter.labels(...prefix, v)])) as Record<V, Child>;
+}
+
+function byTransport<V extends string>(counter: Counter<string>, values: readonly V[]): Record<Transport, Record<V, Child>> {
+  return { websocket: bound(counter, values, 'websocket'), bosh: bound(counter, values, 'bosh') };
+}
+
+/** Stanzas, bytes and session ends (issue 17 item 1), by transport. */
+export function trafficMetrics(registry: Registry): Pick<CoreMetrics, 'stanzaIn' | 'stanzaOut' | 'bytesIn' | 'bytesOut' | 'sessionEnded'> {
+  const registers = [registry];
+  const inbound = byTransport(new Counter({ name: 'xmpp_stanzas_received_total', help: 'Stanzas received from clients, by kind and transport', labelNames: ['transport', 'kind'], registers }), KINDS);
+  const outbound = byTransport(new Counter({ name: 'xmpp_stanzas_sent_total', help: 'Stanzas sent to client sessions, by kind and transport', labelNames: ['transport', 'kind'], registers }), KINDS);
+  const received = bound(new Counter({ name: 'xmpp_received_bytes_total', help: 'Bytes received from clients (WebSocket frames, BOSH bodies)', labelNames: ['transport'], registers }), TRANSPORTS);
+  const sent = bound(new Counter({ name: 'xmpp_sent_bytes_total', help: 'Bytes sent to clients (WebSocket frames, BOSH bodies)', labelNames: ['transport'], registers }), TRANSPORTS);
+  const ended = byTransport(new Counter({ name: 'xmpp_sessions_ended_total', help: 'Sessions ended, by transport and reason', labelNames: ['transport', 'reason'], registers }), END_REASONS);
+  const duration = new Histogram({
+    name: 'xmpp_session_duration_seconds', help: 'Lifetime of ended sessions', labelNames: ['transport'], registers,
+    buckets: [1, 10, 60, 600, 3600, 6 * 3600, 24 * 3600],
+  });
+  const lifetimes = { websocket: duration.labels('websocket'), bosh: duration.labels('bosh') };
+  return {
+    stanzaIn: (kind, transport) => inbound[transport][kind].inc(),
+    stanzaOut: (kind, transport) => outbound[transport][kind].inc(),
+    bytesIn: (transport, bytes) => received[transport].inc(bytes),
+    bytesOut: (transport, bytes) => sent[transport].inc(bytes),
+    sessionEnded: (transport, seconds, reason) => {
+      lifetimes[transport].observe(seconds);
+      ended[transport][reason].inc();
+    },
+  };
+}
+
+type SmPort = Pick<CoreMetrics, 'smEnabled' | 'smResume' | 'smHibernation' | 'smResumeTimeout' | 'smHandedOver' | 'smQueueDepth'>;
+
+/** XEP-0198 stream management, with the transports before and after a resumption (what no other server reports). */
+export function smMetrics(registry: Registry): SmPort {
+  const registers = [registry];
+  const enabled = bound(new Counter({ name: 'xmpp_sm_enabled_total', help: 'XEP-0198 stream management enabled, by transport', labelNames: ['transport'], registers }), TRANSPORTS);
+  const resumes = new Counter({
+    name: 'xmpp_sm_resumes_total', help: 'XEP-0198 resumptions by outcome, and the transport before (none: not held here) and after',
+    labelNames: ['outcome', 'from', 'to'], registers,
+  });
+  const byOutcome = Object.fromEntries(OUTCOMES.map((o) => [o, {
+    websocket: bound(resumes, TRANSPORTS, o, 'websocket'), bosh: bound(resumes, TRANSPORTS, o, 'bosh'), none: bound(resumes, TRANSPORTS, o, 'none'),
+  }])) as Record<ResumeOutcome, Record<Transport | 'none', Record<Transport, Child>>>;
+  const hibernation = new Histogram({
+    name: 'xmpp_sm_hibernation_seconds', help: 'Time a session hibernated before it was resumed', registers,
+    buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
+  });
+  const timeouts = new Counter({ name: 'xmpp_sm_resume_timeouts_total', help: 'Hibernating sessions not resumed within their resume timeout', registers });
+  const handedOver = bound(new Counter({
+    name: 'xmpp_sm_handed_over_total', help: 'Undelivered stanzas of ended sessions, by where they went (offline storage, another resource, bounced)',
+    labelNames: ['to'], registers,
+  }), HAND_OVER);
+  const depth = new Histogram({
+    name: 'xmpp_sm_queue_depth', help: 'Unacknowledged stanzas of a session when its client acknowledges (sampled at each <a/>)', registers,
+    buckets: [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+  });
+  return {
+    smEnabled: (transport) => enabled[transport].inc(),
+    smResume: (outcome, from, to) => byOutcome[outcome][from][to].inc(),
+    smHibernation: (seconds) => hibernation.observe(seconds),
+    smResumeTimeout: () => timeouts.inc(),
+    smHandedOver: (to, count) => handedOver[to].inc(count),
+    smQueueDepth: (unacked) => depth.observe(unacked),
+  };
+}
+
+/** Offline storage (XEP-0160) and the limits that refuse what a client sends or asks for. */
+export function storeAndLimitMetrics(registry: Registry): Pick<CoreMetrics, 'offline' | 'limitRefused'> {
+  const registers = [registry];
+  const offline = bound(new Counter({
+    name: 'xmpp_offline_messages_total', help: 'XEP-0160 offline messages stored, delivered, and refused over the quota', labelNames: ['event'], registers,
+  }), ['stored', 'delivered', 'refused-quota'] as const);
+  const limits = bound(new Counter({ name: 'xmpp_limit_refusals_total', help: 'Requests refused by a configured limit, by limit', labelNames: ['limit'], registers }), LIMITS);
+  return {
+    offline: (event, count = 1) => offline[event].inc(count),
+    limitRefused: (limit) => limits[limit].inc(),
+  };
+}
