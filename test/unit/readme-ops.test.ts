@@ -35,7 +35,7 @@ function shellCommands(text: string): string[] {
 }
 
 const DEPLOY_OPERATE = `${section('Deploy')}${section('Operate')}`;
-const HELM_COMMANDS = shellCommands(DEPLOY_OPERATE).filter((c) => /^helm (install|upgrade) /.test(c));
+const HELM_COMMANDS = shellCommands(`${DEPLOY_OPERATE}${section('Monitor')}`).filter((c) => /^helm (install|upgrade) /.test(c));
 
 /** The values arguments of `helm install|upgrade chat ./helm/xmpp-web-gateway …`, for `helm template` (value files made absolute). */
 function valuesArgs(command: string): string[] {
@@ -75,6 +75,9 @@ t.test("every helm command the README shows renders, with the values it sets", a
       if (key.startsWith('env.')) t.equal(env.get(key.slice(4)), value, `${key} reaches the container`);
       if (key === 'ingress.host') t.equal(objs.find((o) => o.kind === 'Ingress')?.spec.rules[0].host, value, 'the Ingress has the host');
       if (key === 'serviceMonitor.enabled') t.ok(objs.some((o) => o.kind === 'ServiceMonitor'), 'a ServiceMonitor');
+      if (key === 'prometheusRule.enabled') t.ok(objs.some((o) => o.kind === 'PrometheusRule'), 'a PrometheusRule');
+      if (key.startsWith('prometheusRule.labels.')) t.equal(objs.find((o) => o.kind === 'PrometheusRule')?.metadata.labels[key.split('.')[2]!], value, key);
+      if (key === 'dashboard.configMap.enabled') t.ok(objs.some((o) => o.metadata.name === 'chat-xmpp-web-gateway-dashboard'), 'the dashboard ConfigMap');
       if (key.startsWith('image.')) t.match(objs.find((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment')!.spec.template.spec.containers[0].image, value, key);
     }
     t.pass(`rendered: ${command}`);
