@@ -64,8 +64,9 @@ export function renderHelmEnvSchema(): Record<string, unknown> {
 
 /**
  * The chart's templates/_secret-env.tpl: the variables the schema marks
- * secret. The chart puts those given in clear under `env` into a Secret of its
- * own and refers to it, so no password stands in the pod spec.
+ * secret. The chart puts those not taken from an existing Secret into a
+ * Secret of its own and refers to it, so no password stands in the pod spec
+ * or its ConfigMap.
  */
 export function renderHelmSecretNames(): string {
   const names = SPECS.filter((s) => s.kind === 'string' && s.secret === true).map((s) => s.env);
