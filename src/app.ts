@@ -1,4 +1,5 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import websocket from '@fastify/websocket';
 import fastifyStatic from '@fastify/static';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +40,8 @@ export interface App {
   readonly cluster: Cluster | undefined;
   /** METRICS_PORT: the listener of /metrics alone, not yet listening (main.ts listens on METRICS_HOST); undefined when PORT serves it. */
   readonly metricsHttp: FastifyInstance | undefined;
+  /** Every metric /metrics serves (the README's generated table reads it). */
+  readonly registry: Registry;
   /** Stops accepting, closes every session with system-shutdown, leaves the cluster, then the listener and storage. */
   shutdown(): Promise<void>;
   /**
@@ -178,6 +181,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     websocket: websocketTransport,
     cluster,
     metricsHttp: monitoring.metricsHttp,
+    registry: xmpp.registry,
     shutdown,
     leave() {
       if (!cluster) return shutdown();

@@ -26,11 +26,11 @@ function byTransport<V extends string>(counter: Counter<string>, values: readonl
 /** Stanzas, bytes and session ends (issue 17 item 1), by transport. */
 export function trafficMetrics(registry: Registry): Pick<CoreMetrics, 'stanzaIn' | 'stanzaOut' | 'bytesIn' | 'bytesOut' | 'sessionEnded'> {
   const registers = [registry];
-  const inbound = byTransport(new Counter({ name: 'xmpp_stanzas_received_total', help: 'Stanzas received from clients, by kind and transport', labelNames: ['transport', 'kind'], registers }), KINDS);
-  const outbound = byTransport(new Counter({ name: 'xmpp_stanzas_sent_total', help: 'Stanzas sent to client sessions, by kind and transport', labelNames: ['transport', 'kind'], registers }), KINDS);
+  const inbound = byTransport(new Counter({ name: 'xmpp_stanzas_received_total', help: 'Stanzas received from clients, by transport and kind (message, presence, iq)', labelNames: ['transport', 'kind'], registers }), KINDS);
+  const outbound = byTransport(new Counter({ name: 'xmpp_stanzas_sent_total', help: 'Stanzas sent to client sessions, by transport and kind (message, presence, iq)', labelNames: ['transport', 'kind'], registers }), KINDS);
   const received = bound(new Counter({ name: 'xmpp_received_bytes_total', help: 'Bytes received from clients (WebSocket frames, BOSH bodies)', labelNames: ['transport'], registers }), TRANSPORTS);
   const sent = bound(new Counter({ name: 'xmpp_sent_bytes_total', help: 'Bytes sent to clients (WebSocket frames, BOSH bodies)', labelNames: ['transport'], registers }), TRANSPORTS);
-  const ended = byTransport(new Counter({ name: 'xmpp_sessions_ended_total', help: 'Sessions ended, by transport and reason', labelNames: ['transport', 'reason'], registers }), END_REASONS);
+  const ended = byTransport(new Counter({ name: 'xmpp_sessions_ended_total', help: `Sessions ended, by transport and reason (${END_REASONS.join(', ')})`, labelNames: ['transport', 'reason'], registers }), END_REASONS);
   const duration = new Histogram({
     name: 'xmpp_session_duration_seconds', help: 'Lifetime of ended sessions', labelNames: ['transport'], registers,
     buckets: [1, 10, 60, 600, 3600, 6 * 3600, 24 * 3600],
@@ -55,7 +55,7 @@ export function smMetrics(registry: Registry): SmPort {
   const registers = [registry];
   const enabled = bound(new Counter({ name: 'xmpp_sm_enabled_total', help: 'XEP-0198 stream management enabled, by transport', labelNames: ['transport'], registers }), TRANSPORTS);
   const resumes = new Counter({
-    name: 'xmpp_sm_resumes_total', help: 'XEP-0198 resumptions by outcome, and the transport before (none: not held here) and after',
+    name: 'xmpp_sm_resumes_total', help: `XEP-0198 resumptions by outcome (${OUTCOMES.join(', ')}), and the transport before (none: not held here) and after`,
     labelNames: ['outcome', 'from', 'to'], registers,
   });
   const byOutcome = Object.fromEntries(OUTCOMES.map((o) => [o, {
@@ -90,7 +90,7 @@ export function storeAndLimitMetrics(registry: Registry): Pick<CoreMetrics, 'off
   const offline = bound(new Counter({
     name: 'xmpp_offline_messages_total', help: 'XEP-0160 offline messages stored, delivered, and refused over the quota', labelNames: ['event'], registers,
   }), ['stored', 'delivered', 'refused-quota'] as const);
-  const limits = bound(new Counter({ name: 'xmpp_limit_refusals_total', help: 'Requests refused by a configured limit, by limit', labelNames: ['limit'], registers }), LIMITS);
+  const limits = bound(new Counter({ name: 'xmpp_limit_refusals_total', help: `Requests refused by a configured limit, by limit (${LIMITS.join(', ')})`, labelNames: ['limit'], registers }), LIMITS);
   return {
     offline: (event, count = 1) => offline[event].inc(count),
     limitRefused: (limit) => limits[limit].inc(),
