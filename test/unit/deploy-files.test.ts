@@ -29,22 +29,33 @@ const ALL = [...dashboardExprs, ...ruleExprs];
 /** Grafana's interval variables, replaced by durations before parsing as PromQL. */
 const plain = (expr: string) => expr.replace(/\$__(rate_interval|interval|range)\b/g, '5m');
 
-/** The syntax errors of `expr` (their offsets), and the metric names of its vector selectors. */
-function analyse(expr: string): { errors: number[]; metrics: string[] } {
-  const errors: number[] = [];
-  const metrics: string[] = [];
+interface Analysis {
+  readonly errors: number[];
+  readonly metrics: string[];
+  /** Label names of selectors ({metric, label}) and of by/without groupings (metric undefined). */
+  readonly labels: Array<{ metric: string | undefined; label: string }>;
+}
+
+/** The syntax errors of `expr` (their offsets), the metric names of its vector selectors, and the label names it uses. */
+function analyse(expr: string): Analysis {
+  const out: Analysis = { errors: [], metrics: [], labels: [] };
   const text = plain(expr);
   parser.parse(text).iterate({
     enter: (n) => {
-      if (n.type.isError) errors.push(n.from);
-      if (n.name === 'Identifier' && n.node.parent?.name === 'VectorSelector') metrics.push(text.slice(n.from, n.to));
+      if (n.type.isError) out.errors.push(n.from);
+      if (n.name === 'Identifier' && n.node.parent?.name === 'VectorSelector') out.metrics.push(text.slice(n.from, n.to));
+      if (n.name !== 'LabelName') return;
+      const selector = n.node.parent?.parent?.parent;
+      const metric = selector?.name === 'VectorSelector' ? selector.getChild('Identifier') : null;
+      out.labels.push({ metric: metric ? text.slice(metric.from, metric.to) : undefined, label: text.slice(n.from, n.to) });
     },
   });
-  return { errors, metrics };
+  return out;
 }
 
 t.test('the PromQL check itself refuses what Prometheus refuses', async (t) => {
-  t.same(analyse('sum by (le) (rate(xmpp_sm_queue_depth_bucket[$__rate_interval]))'), { errors: [], metrics: ['xmpp_sm_queue_depth_bucket'] });
+  t.same(analyse('sum by (le) (rate(xmpp_sm_queue_depth_bucket{a="b"}[$__rate_interval]))'),
+    { errors: [], metrics: ['xmpp_sm_queue_depth_bucket'], labels: [{ metric: undefined, label: 'le' }, { metric: 'xmpp_sm_queue_depth_bucket', label: 'a' }] });
   t.not(analyse('sum(rate(xmpp_sessions[5m])').errors.length, 0, 'an unclosed bracket');
   t.not(analyse('rates(xmpp_sessions[5m])').errors.length, 0, 'an unknown function');
   t.not(analyse('xmpp_sessions{transport="ws"').errors.length, 0, 'an unclosed matcher');
@@ -110,4 +121,30 @@ t.test("every metric the dashboard and the rules name is in a real server's /met
   t.same([...byRegex].filter((n) => !named.has(n)), [], 'the parser found every name the regex finds');
   const missing = [...named].filter((n) => !exposed(n, typed)).sort();
   t.same(missing, [], `${named.size} metric names, all exposed`);
+});
+
+/** Labels Prometheus adds to every scraped series (the target's), and a histogram bucket's le. */
+const SCRAPE_LABELS = ['instance', 'job', 'namespace', 'pod', 'service'];
+
+t.test('every label the dashboard and the rules use is a label of the metric (its labelNames in the registry)', async (t) => {
+  const server = await startServer();
+  t.teardown(() => server.close());
+  const labelsOf = (name: string): string[] => {
+    const base = name.replace(/_(bucket|sum|count)$/, '');
+    const metric = (server.app.registry.getSingleMetric(name) ?? server.app.registry.getSingleMetric(base)) as { labelNames?: string[] } | undefined;
+    if (metric === undefined) return [];
+    return [...(metric.labelNames ?? []), ...(name.endsWith('_bucket') ? ['le'] : [])];
+  };
+  let checked = 0;
+  for (const { where, expr } of ALL) {
+    const a = analyse(expr);
+    const all = a.metrics.flatMap(labelsOf);
+    for (const { metric, label } of a.labels) {
+      if (SCRAPE_LABELS.includes(label)) continue;
+      const known = metric === undefined ? all : labelsOf(metric);
+      t.ok(known.includes(label), `${where}: ${label} is a label of ${metric ?? a.metrics.join(' or ')}`);
+      checked++;
+    }
+  }
+  t.ok(checked >= 30, `${checked} label uses checked`);
 });

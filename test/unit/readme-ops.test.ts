@@ -46,6 +46,7 @@ function valuesArgs(command: string): string[] {
 }
 
 t.test('the README has one Deploy, one Monitor and one Operate section, in that order, and no older copies', async (t) => {
+  for (const s of ['Deploy', 'Monitor', 'Operate']) t.equal(README.split(`\n## ${s}\n`).length - 1, 1, `one "## ${s}"`);
   const at = ['Deploy', 'Monitor', 'Operate'].map((s) => README.indexOf(`\n## ${s}\n`));
   t.ok(at.every((i) => i > 0) && at[0]! < at[1]! && at[1]! < at[2]!, `sections at ${at.join(', ')}`);
   for (const old of ['Run the image', 'Deploy with Helm', 'Behind a reverse proxy (nginx)', 'Running on a real site', 'Operations']) {
