@@ -161,6 +161,8 @@ t.test('a ConfigMap and the Secret mirror .env.example one to one, read with env
   t.same([...inMap, ...inSecret].filter((n) => !ENV_EXAMPLE.includes(n)), [], 'nothing .env.example does not have');
   t.same(inMap, ENV_EXAMPLE.filter((n) => !inSecret.includes(n)), "in .env.example's order");
   t.match(map.data, { PORT: '5280', DATA_DIR: '/data', STORAGE: 'sqlite', TRUSTED_PROXIES: '127.0.0.1,::1' }, "values.yaml's values, as strings");
+  const numbers = ofKind(render('--set-json', 'env.CLUSTER_INBOX_MAX_BYTES=67108864', '--set-json', 'env.SM_BUFFER=false'), 'ConfigMap')[0].data;
+  t.match(numbers, { CLUSTER_INBOX_MAX_BYTES: '67108864', SM_BUFFER: 'false' }, 'a number of a values file is written whole, not 6.7108864e+07');
   t.same(container(objs).envFrom, [{ configMapRef: { name: map.metadata.name } }]);
   t.same(container(objs).env.map((e: Obj) => [e.name, e.valueFrom.secretKeyRef]), inSecret.map((n) => [n, { name: secret.metadata.name, key: n }]),
     'env: only the Secret, each key once');

@@ -65,10 +65,19 @@ cluster mode CLUSTER and SM_BACKEND are redis whatever env says.
 {{- if and $clustered (has . (list "CLUSTER" "SM_BACKEND")) }}
 {{ . }}: "redis"
 {{- else }}
-{{ . }}: {{ get $.Values.env . | toString | quote }}
+{{ . }}: {{ include "xwg.envValue" (get $.Values.env .) | quote }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+A value as the process reads it. Helm reads a number of a values file (or
+--set-json) as a float, which toString writes 6.7108864e+07: whole ones are
+written as integers.
+*/}}
+{{- define "xwg.envValue" -}}
+{{- if and (kindIs "float64" .) (eq . (float64 (int64 .))) }}{{ int64 . }}{{ else }}{{ toString . }}{{ end -}}
 {{- end -}}
 
 {{- define "xwg.configMapName" -}}{{ printf "%s-config" (include "xwg.fullname" .) }}{{- end -}}
@@ -258,6 +267,6 @@ so that ConfigMap and Secret together mirror .env.example one to one.
 {{/* The chart's env Secret's data (env-secret.yaml), as YAML. */}}
 {{- define "xwg.secretEnvData" -}}
 {{- range (include "xwg.secretEnvInClear" . | fromYamlArray | default list) }}
-{{ . }}: {{ get $.Values.env . | toString | quote }}
+{{ . }}: {{ include "xwg.envValue" (get $.Values.env .) | quote }}
 {{- end }}
 {{- end -}}
