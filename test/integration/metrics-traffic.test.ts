@@ -103,19 +103,19 @@ t.test('resources, roster and blocklist limits', async (t) => {
   t.equal(bound.attr('type'), 'error', 'MAX_RESOURCES_PER_USER=1: the second bind fails');
   t.equal(await delta('xmpp_limit_refusals_total', { limit: 'resources' }), 1);
 
-  const item = (jid: string, id: string) => `<iq xmlns='jabber:client' type='set' id='${id}'><query xmlns='${NS.ROSTER}'><item jid='${jid}'/></query></iq>`;
-  await first.send(item('x@example.org', 'r1'));
-  t.equal((await first.until((el) => el.attr('id') === 'r1')).attr('type'), 'result');
-  await first.send(item('y@example.org', 'r2'));
-  t.equal((await first.until((el) => el.attr('id') === 'r2')).attr('type'), 'error', 'MAX_ROSTER_ITEMS=1');
-  t.equal(await delta('xmpp_limit_refusals_total', { limit: 'roster' }), 1);
-
-  const block = (jid: string, id: string) => `<iq xmlns='jabber:client' type='set' id='${id}'><block xmlns='${NS.BLOCKING}'><item jid='${jid}'/></block></iq>`;
-  await first.send(block('x@example.org', 'k1'));
-  t.equal((await first.until((el) => el.attr('id') === 'k1')).attr('type'), 'result');
-  await first.send(block('y@example.org', 'k2'));
-  t.equal((await first.until((el) => el.attr('id') === 'k2')).attr('type'), 'error', 'MAX_BLOCKLIST_ITEMS=1');
-  t.equal(await delta('xmpp_limit_refusals_total', { limit: 'blocklist' }), 1);
+  // MAX_ROSTER_ITEMS=1, MAX_BLOCKLIST_ITEMS=1: the first fits, the second is refused.
+  for (const [limit, set] of [
+    ['roster', (jid: string, id: string) => `<iq xmlns='jabber:client' type='set' id='${id}'><query xmlns='${NS.ROSTER}'><item jid='${jid}'/></query></iq>`],
+    ['blocklist', (jid: string, id: string) => `<iq xmlns='jabber:client' type='set' id='${id}'><block xmlns='${NS.BLOCKING}'><item jid='${jid}'/></block></iq>`],
+  ] as const) {
+    const answer = async (jid: string, id: string) => {
+      await first.send(set(jid, id));
+      return (await first.until((el) => el.attr('id') === id)).attr('type');
+    };
+    t.equal(await answer('x@example.org', `${limit}-1`), 'result');
+    t.equal(await answer('y@example.org', `${limit}-2`), 'error', `${limit} full`);
+    t.equal(await delta('xmpp_limit_refusals_total', { limit }), 1, `limit="${limit}"`);
+  }
   await first.close();
 });
 
