@@ -1,7 +1,8 @@
 // Regenerates .env.example, the README's configuration table and the Helm
-// values' env block and its part of values.schema.json from the config schema (after `npm run build`).
-import { readFileSync, writeFileSync } from 'node:fs';
-import { HELM_MARKERS, README_MARKERS, renderConfigTable, renderEnvExample, renderHelmEnv, renderHelmEnvSchema, renderHelmSecretNames, replaceBetween } from '../dist/config/env-example.js';
+// values' env block, its part of values.schema.json and the chart's lists of
+// variable names (the ConfigMap's, the Secret's) from the config schema (after `npm run build`).
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { HELM_MARKERS, README_MARKERS, renderConfigTable, renderEnvExample, renderHelmEnv, renderHelmEnvNames, renderHelmEnvSchema, renderHelmSecretNames, replaceBetween } from '../dist/config/env-example.js';
 
 const at = (p) => new URL(`../${p}`, import.meta.url);
 writeFileSync(at('.env.example'), renderEnvExample());
@@ -14,3 +15,7 @@ const schema = JSON.parse(readFileSync(schemaFile, 'utf8'));
 schema.properties.env = renderHelmEnvSchema();
 writeFileSync(schemaFile, `${JSON.stringify(schema, null, 2)}\n`);
 writeFileSync(at('helm/xmpp-web-gateway/templates/_secret-env.tpl'), renderHelmSecretNames());
+writeFileSync(at('helm/xmpp-web-gateway/templates/_env-names.tpl'), renderHelmEnvNames());
+// The chart ships the dashboard and the alert rules (dashboard.configMap, prometheusRule): helm reads only files
+// inside the chart, so it carries copies of deploy/'s (test/unit/helm-monitoring.test.ts compares them).
+for (const f of ['grafana-dashboard.json', 'prometheus-rules.yaml']) copyFileSync(at(`deploy/${f}`), at(`helm/xmpp-web-gateway/files/${f}`));

@@ -64,14 +64,29 @@ export function renderHelmEnvSchema(): Record<string, unknown> {
 
 /**
  * The chart's templates/_secret-env.tpl: the variables the schema marks
- * secret. The chart puts those given in clear under `env` into a Secret of its
- * own and refers to it, so no password stands in the pod spec.
+ * secret. The chart puts those not taken from an existing Secret into a
+ * Secret of its own and refers to it, so no password stands in the pod spec
+ * or its ConfigMap.
  */
 export function renderHelmSecretNames(): string {
   const names = SPECS.filter((s) => s.kind === 'string' && s.secret === true).map((s) => s.env);
   return [
     '{{/* Generated from src/config/schema.ts by `npm run env-example`: the variables marked secret. */}}',
     `{{- define "xwg.secretEnvNames" -}}${names.join(' ')}{{- end -}}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * The chart's templates/_env-names.tpl: every variable of .env.example, in its
+ * order. The chart's ConfigMap (templates/configmap.yaml) is built from this
+ * list, so it mirrors .env.example one to one: what the schema marks secret
+ * goes to the Secret instead, never to both.
+ */
+export function renderHelmEnvNames(): string {
+  return [
+    '{{/* Generated from src/config/schema.ts by `npm run env-example`: every variable of .env.example, in order. */}}',
+    `{{- define "xwg.envNames" -}}${SPECS.map((s) => s.env).join(' ')}{{- end -}}`,
     '',
   ].join('\n');
 }

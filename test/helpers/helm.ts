@@ -87,3 +87,27 @@ export function renderChart(helm: (args: readonly string[]) => Rendered, args: r
     return doc.toJS() as Record<string, any>;
   }).filter((o) => o !== null);
 }
+
+export interface EnvVar {
+  readonly name: string;
+  readonly value?: string;
+  readonly valueFrom?: Record<string, any>;
+}
+
+/**
+ * The first container's environment as the kubelet assembles it: every key of
+ * the ConfigMaps named in envFrom (each must be among the rendered objects),
+ * then env. A name in both would be shadowed by env; the tests count it twice.
+ */
+export function podEnv(objs: ReadonlyArray<Record<string, any>>): EnvVar[] {
+  const w = objs.find((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment');
+  if (w === undefined) throw new Error('no workload rendered');
+  const c = w.spec.template.spec.containers[0] as Record<string, any>;
+  const fromMaps = ((c.envFrom ?? []) as Array<Record<string, any>>).flatMap((ref) => {
+    if (ref.configMapRef === undefined) throw new Error(`envFrom other than a ConfigMap: ${JSON.stringify(ref)}`);
+    const map = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === ref.configMapRef.name);
+    if (map === undefined) throw new Error(`envFrom names ConfigMap ${ref.configMapRef.name}, which is not rendered`);
+    return Object.entries(map.data as Record<string, string>).map(([name, value]) => ({ name, value }));
+  });
+  return [...fromMaps, ...((c.env ?? []) as EnvVar[])];
+}

@@ -10,7 +10,7 @@
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderHelmEnvSchema, renderHelmSecretNames } from '../../src/config/env-example.js';
+import { renderHelmEnvNames, renderHelmEnvSchema, renderHelmSecretNames } from '../../src/config/env-example.js';
 import { READY_STORAGE_TIMEOUT_MS } from '../../src/http/monitoring.js';
 import { CHART, createHelm, renderChart } from '../helpers/helm.js';
 import { ROOT } from '../helpers/built.js';
@@ -135,14 +135,54 @@ t.test('secret variables given in clear go into a Secret of the chart, never int
   const url = 'postgres://xwg:s3cret@pg:5432/xwg';
   const objs = render('--set', 'env.STORAGE=postgres', '--set', `env.DATABASE_URL=${url}`);
   const secret = ofKind(objs, 'Secret').find((o) => o.metadata.name === 'chat-xmpp-web-gateway-env');
-  t.same(secret?.stringData, { DATABASE_URL: url });
+  t.same(secret?.stringData, { DATABASE_URL: url, REDIS_URL: '', JWT_SECRET: '' }, 'the set one and the empty ones');
   t.notMatch(JSON.stringify(workload(objs)), /s3cret/, 'the password is not in the pod spec');
+  t.notMatch(JSON.stringify(ofKind(objs, 'ConfigMap')), /s3cret/, 'nor in the ConfigMap');
   const checksum = (o: Obj[]) => workload(o).spec.template.metadata.annotations['checksum/env-secret'] as string | undefined;
   t.match(checksum(objs), /^[0-9a-f]{64}$/);
   t.not(checksum(render('--set', 'env.STORAGE=postgres', '--set', 'env.DATABASE_URL=postgres://xwg:other@pg:5432/xwg')), checksum(objs), 'a new URL rolls the pods');
   const external = render('--set', 'env.STORAGE=postgres', '--set', 'databaseUrlFrom.secretName=pg');
-  t.notOk(ofKind(external, 'Secret').some((o) => o.metadata.name === 'chat-xmpp-web-gateway-env'), 'none when the URL comes from an existing Secret');
-  t.equal(checksum(external), undefined);
+  t.same(ofKind(external, 'Secret').find((o) => o.metadata.name === 'chat-xmpp-web-gateway-env')?.stringData, { REDIS_URL: '', JWT_SECRET: '' },
+    'not the URL that comes from an existing Secret');
+});
+
+/** The variable names of .env.example, in its order. */
+const ENV_EXAMPLE = [...readFileSync(join(ROOT, '.env.example'), 'utf8').matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!);
+
+t.test('a ConfigMap and the Secret mirror .env.example one to one, read with envFrom', async (t) => {
+  t.equal(readFileSync(join(CHART, 'templates', '_env-names.tpl'), 'utf8'), renderHelmEnvNames(), 'the names are in sync (npm run env-example)');
+  t.ok(ENV_EXAMPLE.length > 50, `${ENV_EXAMPLE.length} variables in .env.example`);
+  const objs = render();
+  const map = ofKind(objs, 'ConfigMap')[0];
+  const secret = ofKind(objs, 'Secret').find((o) => o.metadata.name === 'chat-xmpp-web-gateway-env')!;
+  const inMap = Object.keys(map.data);
+  const inSecret = Object.keys(secret.stringData);
+  for (const name of ENV_EXAMPLE) t.equal(Number(inMap.includes(name)) + Number(inSecret.includes(name)), 1, `${name}: once across ConfigMap and Secret`);
+  t.same([...inMap, ...inSecret].filter((n) => !ENV_EXAMPLE.includes(n)), [], 'nothing .env.example does not have');
+  t.same(inMap, ENV_EXAMPLE.filter((n) => !inSecret.includes(n)), "in .env.example's order");
+  t.match(map.data, { PORT: '5280', DATA_DIR: '/data', STORAGE: 'sqlite', TRUSTED_PROXIES: '127.0.0.1,::1' }, "values.yaml's values, as strings");
+  const numbers = ofKind(render('--set-json', 'env.CLUSTER_INBOX_MAX_BYTES=67108864', '--set-json', 'env.SM_BUFFER=false'), 'ConfigMap')[0].data;
+  t.match(numbers, { CLUSTER_INBOX_MAX_BYTES: '67108864', SM_BUFFER: 'false' }, 'a number of a values file is written whole, not 6.7108864e+07');
+  t.same(container(objs).envFrom, [{ configMapRef: { name: map.metadata.name } }]);
+  t.same(container(objs).env.map((e: Obj) => [e.name, e.valueFrom.secretKeyRef]), inSecret.map((n) => [n, { name: secret.metadata.name, key: n }]),
+    'env: only the Secret, each key once');
+});
+
+t.test('in a cluster every variable is still set once: ConfigMap, the Secrets, the pod-computed ones', async (t) => {
+  const objs = render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=');
+  const names = [...Object.keys(ofKind(objs, 'ConfigMap')[0].data), ...container(objs).env.map((e: Obj) => e.name as string)];
+  for (const name of ENV_EXAMPLE) t.equal(names.filter((n) => n === name).length, 1, `${name} once`);
+  t.same(ofKind(objs, 'ConfigMap')[0].data.CLUSTER, 'redis', 'the chart sets the cluster mode');
+  t.same(names.filter((n) => !ENV_EXAMPLE.includes(n)), ['POD_IP'], 'only POD_IP beside them, for $(POD_IP) expansion');
+});
+
+t.test('a changed config value rolls the pods (checksum/env-config)', async (t) => {
+  const checksum = (...args: string[]) => workload(render(...args)).spec.template.metadata.annotations['checksum/env-config'] as string;
+  const base = checksum();
+  t.match(base, /^[0-9a-f]{64}$/);
+  t.equal(checksum(), base, 'the same values, the same checksum');
+  t.not(checksum('--set', 'env.LOG_LEVEL=debug'), base, 'LOG_LEVEL changed');
+  t.equal(checksum('--set', 'env.JWT_SECRET=0123456789abcdef0123456789abcdef'), base, 'a secret is not in the ConfigMap');
 });
 
 t.test("the readiness probe waits longer than /readyz gives the store, so a slow store is a 503 with its reason", async (t) => {

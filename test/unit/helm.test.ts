@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
 import { SCHEMA } from '../../src/config/index.js';
-import { createHelm } from '../helpers/helm.js';
+import { createHelm, podEnv } from '../helpers/helm.js';
 
 const CHART = new URL('../../helm/xmpp-web-gateway', import.meta.url).pathname;
 const CLUSTER_VALUES = new URL('../../helm/ci/cluster-values.yaml', import.meta.url).pathname;
@@ -17,7 +17,6 @@ const helm = createHelm();
 const ENV_NAMES: readonly string[] = Object.values(SCHEMA).map((s) => s.env);
 
 type Obj = Record<string, any>;
-interface EnvVar { name: string; value?: string; valueFrom?: Obj }
 
 function render(...args: string[]): Obj[] {
   const r = helm(['template', 'chat', CHART, ...args]);
@@ -31,13 +30,13 @@ function render(...args: string[]): Obj[] {
 const kinds = (objs: Obj[]) => objs.map((o) => o.kind as string).sort();
 const workload = (objs: Obj[]) => objs.find((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment')!;
 const container = (w: Obj) => w.spec.template.spec.containers[0] as Obj;
-const envOf = (w: Obj) => container(w).env as EnvVar[];
-const envVar = (w: Obj, name: string) => envOf(w).filter((e) => e.name === name);
+const envVar = (objs: Obj[], name: string) => podEnv(objs).filter((e) => e.name === name);
 
-function everySettingOnce(t: Test, w: Obj): void {
-  for (const name of ENV_NAMES) t.equal(envVar(w, name).length, 1, `${name} is set once`);
+/** Each variable once across the ConfigMap (envFrom) and env (the Secrets' keys, the computed ones). */
+function everySettingOnce(t: Test, objs: Obj[]): void {
+  for (const name of ENV_NAMES) t.equal(envVar(objs, name).length, 1, `${name} is set once`);
   // POD_IP only feeds CLUSTER_ADVERTISE_URL ($(POD_IP) expansion); the gateway ignores it.
-  t.same(envOf(w).map((e) => e.name).filter((n) => !ENV_NAMES.includes(n) && n !== 'POD_IP'), [], 'nothing the config does not know');
+  t.same(podEnv(objs).map((e) => e.name).filter((n) => !ENV_NAMES.includes(n) && n !== 'POD_IP'), [], 'nothing the config does not know');
 }
 
 /** Everything `helm template` refuses to render, with the first line of its message. */
@@ -49,38 +48,38 @@ function refusal(...args: string[]): string {
 
 t.test('the default is one StatefulSet with a volume for SQLite, as before', async (t) => {
   const objs = render();
-  t.same(kinds(objs), ['Service', 'StatefulSet']);
+  t.same(kinds(objs), ['ConfigMap', 'Secret', 'Service', 'StatefulSet'], 'the config in a ConfigMap, the secret variables in a Secret');
   const w = workload(objs);
   t.equal(w.spec.replicas, 1);
   t.equal(w.spec.volumeClaimTemplates[0].metadata.name, 'data');
   t.same(container(w).volumeMounts, [{ name: 'data', mountPath: '/data' }, { name: 'tmp', mountPath: '/tmp' }]);
-  t.same(envVar(w, 'STORAGE'), [{ name: 'STORAGE', value: 'sqlite' }]);
-  t.same(envVar(w, 'CLUSTER'), [{ name: 'CLUSTER', value: 'none' }]);
-  t.same(envVar(w, 'SM_BACKEND'), [{ name: 'SM_BACKEND', value: 'memory' }]);
-  everySettingOnce(t, w);
+  t.same(envVar(objs, 'STORAGE'), [{ name: 'STORAGE', value: 'sqlite' }]);
+  t.same(envVar(objs, 'CLUSTER'), [{ name: 'CLUSTER', value: 'none' }]);
+  t.same(envVar(objs, 'SM_BACKEND'), [{ name: 'SM_BACKEND', value: 'memory' }]);
+  everySettingOnce(t, objs);
 });
 
 t.test('replicaCount > 1 is a Deployment on Redis and PostgreSQL, with no PVC', async (t) => {
   const objs = render('-f', CLUSTER_VALUES);
-  t.same(kinds(objs), ['Deployment', 'Secret', 'Service']);
+  t.same(kinds(objs), ['ConfigMap', 'Deployment', 'Secret', 'Secret', 'Service'], 'the server secret and the env Secret');
   const w = workload(objs);
   t.equal(w.spec.replicas, 3);
   t.equal(w.spec.volumeClaimTemplates, undefined, 'no volume claim');
   t.notOk(objs.some((o) => o.kind === 'PersistentVolumeClaim'), 'no PVC');
   t.same(w.spec.template.spec.volumes.find((v: Obj) => v.name === 'data'), { name: 'data', emptyDir: {} });
   t.same(w.spec.strategy.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 }, 'the new pod is ready before the old one leaves');
-  t.same(envVar(w, 'CLUSTER'), [{ name: 'CLUSTER', value: 'redis' }]);
-  t.same(envVar(w, 'SM_BACKEND'), [{ name: 'SM_BACKEND', value: 'redis' }]);
-  t.same(envVar(w, 'STORAGE'), [{ name: 'STORAGE', value: 'postgres' }]);
-  t.same(envVar(w, 'NODE_ID'), [{ name: 'NODE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }], 'NODE_ID is the pod name');
-  t.same(envVar(w, 'REDIS_URL'), [{ name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'xwg-urls', key: 'REDIS_URL' } } }]);
-  t.same(envVar(w, 'DATABASE_URL'), [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'xwg-urls', key: 'DATABASE_URL' } } }]);
-  everySettingOnce(t, w);
+  t.same(envVar(objs, 'CLUSTER'), [{ name: 'CLUSTER', value: 'redis' }]);
+  t.same(envVar(objs, 'SM_BACKEND'), [{ name: 'SM_BACKEND', value: 'redis' }]);
+  t.same(envVar(objs, 'STORAGE'), [{ name: 'STORAGE', value: 'postgres' }]);
+  t.same(envVar(objs, 'NODE_ID'), [{ name: 'NODE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }], 'NODE_ID is the pod name');
+  t.same(envVar(objs, 'REDIS_URL'), [{ name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'xwg-urls', key: 'REDIS_URL' } } }]);
+  t.same(envVar(objs, 'DATABASE_URL'), [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'xwg-urls', key: 'DATABASE_URL' } } }]);
+  everySettingOnce(t, objs);
 });
 
 t.test('every pod of a cluster mounts one server secret', async (t) => {
   const objs = render('-f', CLUSTER_VALUES);
-  const secret = objs.find((o) => o.kind === 'Secret')!;
+  const secret = objs.find((o) => o.kind === 'Secret' && o.metadata.name === 'chat-xmpp-web-gateway-server-secret')!;
   t.equal(Buffer.from(secret.data['server-secret'], 'base64').length, 32, '32 random bytes');
   t.equal(secret.metadata.annotations['helm.sh/resource-policy'], 'keep');
   const w = workload(objs);
@@ -90,48 +89,49 @@ t.test('every pod of a cluster mounts one server secret', async (t) => {
   t.equal(w.spec.template.spec.securityContext.fsGroup, 1000, 'readable by the image user');
 
   const own = render('-f', CLUSTER_VALUES, '--set', 'serverSecret.existingSecret=my-salt');
-  t.notOk(own.some((o) => o.kind === 'Secret'), 'none generated when one is given');
+  t.same(own.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name), ['chat-xmpp-web-gateway-env'], 'no server secret generated when one is given');
   t.equal(workload(own).spec.template.spec.volumes.find((v: Obj) => v.name === 'server-secret').secret.secretName, 'my-salt');
 });
 
 t.test('the URLs may be given in clear in env: the chart keeps them in a Secret of its own', async (t) => {
-  const w = workload(render('--set', 'replicaCount=2', '--set', 'env.STORAGE=postgres',
-    '--set', 'env.REDIS_URL=redis://redis:6379/0', '--set', 'env.DATABASE_URL=postgres://u:p@pg:5432/x'));
-  t.equal(w.kind, 'Deployment');
-  t.same(envVar(w, 'REDIS_URL'), [{ name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'chat-xmpp-web-gateway-env', key: 'REDIS_URL' } } }]);
-  t.same(envVar(w, 'DATABASE_URL'), [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'chat-xmpp-web-gateway-env', key: 'DATABASE_URL' } } }]);
-  everySettingOnce(t, w);
+  const objs = render('--set', 'replicaCount=2', '--set', 'env.STORAGE=postgres',
+    '--set', 'env.REDIS_URL=redis://redis:6379/0', '--set', 'env.DATABASE_URL=postgres://u:p@pg:5432/x');
+  t.equal(workload(objs).kind, 'Deployment');
+  t.same(envVar(objs, 'REDIS_URL'), [{ name: 'REDIS_URL', valueFrom: { secretKeyRef: { name: 'chat-xmpp-web-gateway-env', key: 'REDIS_URL' } } }]);
+  t.same(envVar(objs, 'DATABASE_URL'), [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'chat-xmpp-web-gateway-env', key: 'DATABASE_URL' } } }]);
+  everySettingOnce(t, objs);
 });
 
 t.test("CLUSTER_ADVERTISE_URL (BOSH forwarding), when the config has it, is the pod's IP", async (t) => {
   // The key exists once the BOSH forwarding branch adds it to the schema; --set stands in for it until then.
-  const w = workload(render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL='));
-  const names = envOf(w).map((e) => e.name);
+  const w = render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=');
+  const names = podEnv(w).map((e) => e.name);
   t.same(envVar(w, 'POD_IP'), [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }]);
   t.same(envVar(w, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: 'http://$(POD_IP):5280' }]);
   t.ok(names.indexOf('POD_IP') < names.indexOf('CLUSTER_ADVERTISE_URL'), 'POD_IP comes first, as $(POD_IP) expansion needs');
-  const v6 = workload(render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=', '--set', 'ipv6PodNetwork=true'));
+  const v6 = render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=', '--set', 'ipv6PodNetwork=true');
   t.same(envVar(v6, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: 'http://[$(POD_IP)]:5280' }]);
-  const given = workload(render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=http://gw.internal:5280'));
+  const given = render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=http://gw.internal:5280');
   t.same(envVar(given, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: 'http://gw.internal:5280' }], 'a value given is kept');
   t.same(envVar(given, 'POD_IP'), []);
-  const single = workload(render('--set', 'env.CLUSTER_ADVERTISE_URL='));
+  const single = render('--set', 'env.CLUSTER_ADVERTISE_URL=');
   t.same(envVar(single, 'POD_IP'), [], 'one process forwards nothing');
   t.same(envVar(single, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: '' }]);
 });
 
 t.test('env.CLUSTER=redis with one replica is a cluster of one', async (t) => {
-  const w = workload(render('-f', CLUSTER_VALUES, '--set', 'replicaCount=1', '--set', 'env.CLUSTER=redis'));
+  const objs = render('-f', CLUSTER_VALUES, '--set', 'replicaCount=1', '--set', 'env.CLUSTER=redis');
+  const w = workload(objs);
   t.equal(w.kind, 'Deployment');
   t.equal(w.spec.replicas, 1);
-  t.same(envVar(w, 'SM_BACKEND'), [{ name: 'SM_BACKEND', value: 'redis' }]);
+  t.same(envVar(objs, 'SM_BACKEND'), [{ name: 'SM_BACKEND', value: 'redis' }]);
 });
 
 t.test('a single process may use PostgreSQL and keeps its StatefulSet', async (t) => {
-  const w = workload(render('--set', 'env.STORAGE=postgres', '--set', 'databaseUrlFrom.secretName=pg'));
-  t.equal(w.kind, 'StatefulSet');
-  t.same(envVar(w, 'DATABASE_URL'), [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'pg', key: 'DATABASE_URL' } } }]);
-  t.same(envVar(w, 'CLUSTER'), [{ name: 'CLUSTER', value: 'none' }]);
+  const objs = render('--set', 'env.STORAGE=postgres', '--set', 'databaseUrlFrom.secretName=pg');
+  t.equal(workload(objs).kind, 'StatefulSet');
+  t.same(envVar(objs, 'DATABASE_URL'), [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'pg', key: 'DATABASE_URL' } } }]);
+  t.same(envVar(objs, 'CLUSTER'), [{ name: 'CLUSTER', value: 'none' }]);
 });
 
 t.test('the render fails with one clear line on what the gateway would refuse', async (t) => {
@@ -146,14 +146,15 @@ t.test('the render fails with one clear line on what the gateway would refuse', 
 
 t.test('probes on /healthz and /readyz, and a grace period above SHUTDOWN_TIMEOUT', async (t) => {
   for (const args of [[], ['-f', CLUSTER_VALUES], ['-f', CLUSTER_VALUES, '--set', 'env.SHUTDOWN_TIMEOUT=90']]) {
-    const w = workload(render(...args));
+    const objs = render(...args);
+    const w = workload(objs);
     const c = container(w);
     const port = c.ports.find((p: Obj) => p.name === 'http');
     t.equal(port.containerPort, 5280);
     t.same(c.readinessProbe.httpGet, { path: '/readyz', port: 'http' }, `${w.kind}: readiness on /readyz`);
     t.same(c.livenessProbe.httpGet, { path: '/healthz', port: 'http' }, `${w.kind}: liveness on /healthz`);
     t.same(c.startupProbe.httpGet, { path: '/healthz', port: 'http' }, `${w.kind}: startup on /healthz`);
-    const shutdown = Number(envVar(w, 'SHUTDOWN_TIMEOUT')[0]!.value);
+    const shutdown = Number(envVar(objs, 'SHUTDOWN_TIMEOUT')[0]!.value);
     t.ok(w.spec.template.spec.terminationGracePeriodSeconds > shutdown,
       `${w.kind}: grace ${w.spec.template.spec.terminationGracePeriodSeconds} s > SHUTDOWN_TIMEOUT ${shutdown} s`);
   }

@@ -38,30 +38,57 @@ one line each, so `helm install` fails instead of a CrashLoopBackOff.
 {{- end -}}
 
 {{/*
-The container's environment: every env value, except what the chart sets itself
-in cluster mode (CLUSTER, SM_BACKEND, NODE_ID) and what comes from a Secret.
+The variables the chart computes itself in cluster mode, so they stand in the
+container's env (the Downward API and $(POD_IP) expansion are not possible in a
+ConfigMap): NODE_ID, and CLUSTER_ADVERTISE_URL when env leaves it empty.
+*/}}
+{{- define "xwg.envComputed" -}}
+{{- if include "xwg.clustered" . }}
+- NODE_ID
+{{- if and (hasKey .Values.env "CLUSTER_ADVERTISE_URL") (not .Values.env.CLUSTER_ADVERTISE_URL) }}
+- CLUSTER_ADVERTISE_URL
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The ConfigMap's data (configmap.yaml): every variable of .env.example
+(templates/_env-names.tpl, generated) except the secret ones (the chart's
+Secret, or an existing one) and the computed ones, each exactly once. In
+cluster mode CLUSTER and SM_BACKEND are redis whatever env says.
+*/}}
+{{- define "xwg.configData" -}}
+{{- $clustered := include "xwg.clustered" . -}}
+{{- $skip := concat (splitList " " (include "xwg.secretEnvNames" .)) (include "xwg.envComputed" . | fromYamlArray | default list) -}}
+{{- range (splitList " " (include "xwg.envNames" .)) }}
+{{- if not (has . $skip) }}
+{{- if and $clustered (has . (list "CLUSTER" "SM_BACKEND")) }}
+{{ . }}: "redis"
+{{- else }}
+{{ . }}: {{ include "xwg.envValue" (get $.Values.env .) | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A value as the process reads it. Helm reads a number of a values file (or
+--set-json) as a float, which toString writes 6.7108864e+07: whole ones are
+written as integers.
+*/}}
+{{- define "xwg.envValue" -}}
+{{- if and (kindIs "float64" .) (eq . (float64 (int64 .))) }}{{ int64 . }}{{ else }}{{ toString . }}{{ end -}}
+{{- end -}}
+
+{{- define "xwg.configMapName" -}}{{ printf "%s-config" (include "xwg.fullname" .) }}{{- end -}}
+
+{{/*
+The container's env, beside the ConfigMap (envFrom): the computed variables
+and the secret ones, each from its Secret by key.
 */}}
 {{- define "xwg.env" -}}
-{{- $clustered := include "xwg.clustered" . -}}
-{{- $own := list -}}
-{{- if $clustered }}{{ $own = list "CLUSTER" "SM_BACKEND" "NODE_ID" }}{{ end -}}
-{{- if .Values.redisUrlFrom.secretName }}{{ $own = append $own "REDIS_URL" }}{{ end -}}
-{{- if .Values.databaseUrlFrom.secretName }}{{ $own = append $own "DATABASE_URL" }}{{ end -}}
-{{- $advertise := and $clustered (hasKey .Values.env "CLUSTER_ADVERTISE_URL") (not .Values.env.CLUSTER_ADVERTISE_URL) -}}
-{{- if $advertise }}{{ $own = append $own "CLUSTER_ADVERTISE_URL" }}{{ end -}}
-{{- $inSecret := include "xwg.secretEnvInClear" . | fromYamlArray | default list -}}
-{{- $own = concat $own $inSecret -}}
-{{- range $name, $value := .Values.env }}
-{{- if not (has $name $own) }}
-- name: {{ $name }}
-  value: {{ $value | quote }}
-{{- end }}
-{{- end }}
-{{- if $clustered }}
-- name: CLUSTER
-  value: redis
-- name: SM_BACKEND
-  value: redis
+{{- $computed := include "xwg.envComputed" . | fromYamlArray | default list -}}
+{{- if has "NODE_ID" $computed }}
 # The pod name: unique among live pods, as NODE_ID must be. A replaced pod is a
 # new node; the survivors drain the old one's inbox and take over its sessions.
 - name: NODE_ID
@@ -69,7 +96,7 @@ in cluster mode (CLUSTER, SM_BACKEND, NODE_ID) and what comes from a Secret.
     fieldRef:
       fieldPath: metadata.name
 {{- end }}
-{{- if $advertise }}
+{{- if has "CLUSTER_ADVERTISE_URL" $computed }}
 # A BOSH request that reaches the wrong pod is forwarded to the owner's
 # CLUSTER_ADVERTISE_URL: its pod IP (the default, 127.0.0.1, is no pod's peer).
 - name: POD_IP
@@ -79,7 +106,7 @@ in cluster mode (CLUSTER, SM_BACKEND, NODE_ID) and what comes from a Secret.
 - name: CLUSTER_ADVERTISE_URL
   value: {{ printf (ternary "http://[$(POD_IP)]:%v" "http://$(POD_IP):%v" (eq (toString .Values.ipv6PodNetwork) "true")) .Values.env.PORT | quote }}
 {{- end }}
-{{- range $inSecret }}
+{{- range (include "xwg.secretEnvInClear" . | fromYamlArray | default list) }}
 - name: {{ . }}
   valueFrom:
     secretKeyRef:
@@ -110,8 +137,10 @@ metadata:
     prometheus.io/scrape: "true"
     prometheus.io/port: {{ include "xwg.metricsPort" . | quote }}
     prometheus.io/path: /metrics
+    # A changed value in the ConfigMap or the chart's env Secret rolls the pods:
+    # envFrom and secretKeyRef are read only when a container starts.
+    checksum/env-config: {{ include "xwg.configData" . | sha256sum }}
     {{- with (include "xwg.secretEnvInClear" . | fromYamlArray | default list) }}
-    # A changed URL in the chart's env Secret rolls the pods, as a changed env value does.
     checksum/env-secret: {{ include "xwg.secretEnvData" $ | sha256sum }}
     {{- end }}
 spec:
@@ -125,7 +154,12 @@ spec:
     - name: gateway
       image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
       imagePullPolicy: {{ .Values.image.pullPolicy }}
-      env: {{- include "xwg.env" . | trim | nindent 8 }}
+      envFrom:
+        - configMapRef:
+            name: {{ include "xwg.configMapName" . }}
+      {{- with (include "xwg.env" . | trim) }}
+      env: {{- . | nindent 8 }}
+      {{- end }}
       {{- with .Values.securityContext }}
       securityContext: {{- toYaml . | nindent 8 }}
       {{- end }}
@@ -213,15 +247,16 @@ Nothing else, so /metrics, /healthz and /readyz stay inside the cluster.
 {{- end -}}
 
 {{/*
-The secret variables (templates/_secret-env.tpl) given in clear under env and
-not from an existing Secret: they go into the chart's own Secret (env-secret.yaml).
+The secret variables (templates/_secret-env.tpl) not taken from an existing
+Secret: they go into the chart's own Secret (env-secret.yaml), empty ones too,
+so that ConfigMap and Secret together mirror .env.example one to one.
 */}}
 {{- define "xwg.secretEnvInClear" -}}
 {{- $fromSecret := list -}}
 {{- if .Values.redisUrlFrom.secretName }}{{ $fromSecret = append $fromSecret "REDIS_URL" }}{{ end -}}
 {{- if .Values.databaseUrlFrom.secretName }}{{ $fromSecret = append $fromSecret "DATABASE_URL" }}{{ end -}}
 {{- range (splitList " " (include "xwg.secretEnvNames" .)) }}
-{{- if and (get $.Values.env .) (not (has . $fromSecret)) }}
+{{- if not (has . $fromSecret) }}
 - {{ . }}
 {{- end }}
 {{- end }}
@@ -232,6 +267,6 @@ not from an existing Secret: they go into the chart's own Secret (env-secret.yam
 {{/* The chart's env Secret's data (env-secret.yaml), as YAML. */}}
 {{- define "xwg.secretEnvData" -}}
 {{- range (include "xwg.secretEnvInClear" . | fromYamlArray | default list) }}
-{{ . }}: {{ get $.Values.env . | toString | quote }}
+{{ . }}: {{ include "xwg.envValue" (get $.Values.env .) | quote }}
 {{- end }}
 {{- end -}}
