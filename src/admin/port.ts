@@ -104,7 +104,7 @@ export function createAdminPort(deps: AdminPortDeps): AdminPort {
       if (targets.length === 0) throw new AdminError('item-not-found', `no session of ${jid} on this node`);
       // RFC 6120 §4.9: the stream error ends the session; closing (not losing) it means XEP-0198 never
       // hibernates it, so the kicked client cannot resume (a hibernating one is destroyed too).
-      for (const s of targets) s.close({ condition, text: 'ended by the administrator' });
+      for (const s of targets) s.close({ condition, text: 'ended by the administrator', kicked: true });
       return targets.length;
     },
     async stats() {

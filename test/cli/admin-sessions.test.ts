@@ -14,6 +14,7 @@ import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually } from '../helpers/eventually.js';
 import { privateDir, runCli } from '../helpers/admin-cli.js';
+import { baseline } from '../helpers/metrics-text.js';
 import type { SessionInfo } from '../../src/admin/port.js';
 
 const dataDir = privateDir(t);
@@ -66,12 +67,16 @@ t.test('sessions list shows a client with its transport, IP and state, then hibe
 t.test('kick ends the session with the chosen stream error on the wire, and it cannot be resumed', async (t) => {
   const peer = await SmPeer.login(server.wsUrl, 'bob', 'bob-pw', 'phone', { autoAck: true });
   t.teardown(() => peer.c.ws.terminate());
+  const delta = await baseline(server);
   const run = await runCli(['sessions', 'kick', 'bob@localhost', '--condition', 'conflict'], env);
   t.equal(run.code, 0, run.stderr);
   t.match(run.stdout, /ended 1 session of bob@localhost with conflict/);
   const error = await peer.c.until((el) => el.is('error', NS.STREAM));
   t.equal(streamErrorCondition(error), 'conflict');
   await peer.c.until((el) => el.is('close', NS.FRAMING)); // RFC 7395 §3.6: the error, then <close/>
+  // An operator's kick is counted as such, whatever condition it carried (not as a resource conflict).
+  await eventually(async () => (await delta('xmpp_sessions_ended_total', { transport: 'websocket', reason: 'kicked' })) === 1 || undefined);
+  t.equal(await delta('xmpp_sessions_ended_total', { transport: 'websocket', reason: 'conflict' }), 0);
   const { answer } = await SmPeer.resume(server.wsUrl, 'bob', 'bob-pw', peer.smid!, { autoAck: false, h: peer.h });
   t.ok(answer.is('failed', NS.SM), `resumption is refused: ${answer.toString()}`);
   t.ok(answer.getChild('item-not-found', NS.STANZAS));
