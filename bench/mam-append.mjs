@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, migrate } from '../dist/storage/sqlite/migrations.js';
 import { INSERT, insertParams } from '../dist/storage/sqlite/archive.js';
-import { archiveIdFor, KEYS_PER_MS } from '../dist/storage/archive-ids.js';
+import { archiveIdFor, KEYS_PER_MS } from '../dist/storage/ports/archive-ids.js';
 
 const argv = process.argv.slice(2);
 const opt = (name, def) => { const i = argv.indexOf(name); return i >= 0 ? Number(argv[i + 1]) : def; };

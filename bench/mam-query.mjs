@@ -9,7 +9,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { openSqliteStorage, deriveStoredCredentials } from '../dist/storage/index.js';
-import { archiveIdFor, KEYS_PER_MS } from '../dist/storage/archive-ids.js';
+import { archiveIdFor, KEYS_PER_MS } from '../dist/storage/ports/archive-ids.js';
 import { loadConfig } from '../dist/config/index.js';
 import { buildApp } from '../dist/app.js';
 
@@ -24,7 +24,7 @@ const CONTACTS = 20;
 const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
 const ms = (x) => x.toFixed(3);
 
-/** Archive ids of the messages, numbered as the server numbers them (storage/archive-ids.ts). */
+/** Archive ids of the messages, numbered as the server numbers them (storage/ports/archive-ids.ts). */
 const idAt = [];
 
 /** n messages for alice@localhost, with CONTACTS correspondents in turn, one per 10 ms, ids and seqs as the server makes them. */

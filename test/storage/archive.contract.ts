@@ -2,7 +2,7 @@
 import type { Test } from 'tap';
 import type { ArchiveEntry, ArchiveStore } from '../../src/storage/index.js';
 import { openFor, withAccounts, type MakeStorage } from './backends.js';
-import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/archive-ids.js';
+import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/ports/archive-ids.js';
 
 const H = 'example.com';
 /** Message i of alice's archive: with bob when i is even, carol when odd; one second apart. */

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
 import { migrate, MIGRATIONS, type Migration } from '../../src/storage/sqlite/migrations.js';
 import { creds } from './backends.js';
-import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/archive-ids.js';
+import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/ports/archive-ids.js';
 import type { ArchiveQuery } from '../../src/storage/index.js';
 
 t.test('sqlite: data and schema survive reopening', async (t) => {

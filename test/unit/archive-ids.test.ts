@@ -1,6 +1,6 @@
-/** The server's numbering of archived messages (storage/archive-ids.ts, features/mam/archiving.ts archiveSequence). */
+/** The server's numbering of archived messages (storage/ports/archive-ids.ts, features/mam/archiving.ts archiveSequence). */
 import t from 'tap';
-import { archiveIdFor, firstSeqAt, KEYS_PER_MS, keyOfArchiveId, lastSeqAt } from '../../src/storage/archive-ids.js';
+import { archiveIdFor, firstSeqAt, KEYS_PER_MS, keyOfArchiveId, lastSeqAt } from '../../src/storage/ports/archive-ids.js';
 import { archiveSequence } from '../../src/xmpp/features/mam/archiving.js';
 
 t.test('an id gives back its key; other forms give none', async (t) => {

@@ -17,7 +17,7 @@ export interface ArchiveEntry extends ArchivedMessage {
   readonly host: string;
   readonly username: string;
   /**
-   * Its position as the server numbered it (storage/archive-ids.ts: 2 × the
+   * Its position as the server numbered it (storage/ports/archive-ids.ts: 2 × the
    * id's key, + 1 for the sender's copy), unique across the store and
    * growing with `at`. SQLite keys the row by it; the other stores number
    * rows themselves. Without it, the row goes after every other.

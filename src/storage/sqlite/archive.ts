@@ -1,7 +1,7 @@
 /** ArchiveStore (XEP-0313) over one better-sqlite3 connection; statements are prepared once. */
 import type Database from 'better-sqlite3';
 import { countSql, pageSql, resolveBounds, type ArchiveRow } from '../archive-sql.js';
-import { firstSeqAt, keyOfArchiveId, lastSeqAt } from '../archive-ids.js';
+import { firstSeqAt, keyOfArchiveId, lastSeqAt } from '../ports/archive-ids.js';
 import type { ThreadedAppend } from './archive-writes.js';
 import { COUNT_CAP, DEFAULT_PREFS, type ArchivedMessage, type ArchiveEntry, type ArchiveStore } from '../ports/archive.js';
 

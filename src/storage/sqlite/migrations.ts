@@ -264,7 +264,7 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 10,
     name: 'archive ids carry their seq',
-    // The server now numbers archived messages itself (storage/archive-ids.ts): `seq` is
+    // The server now numbers archived messages itself (storage/ports/archive-ids.ts): `seq` is
     // 1024 × the stamp in ms + a counter, and an id with a dot names its seq. So neither an
     // id nor a time needs an index of its own: each insert writes three B-trees instead of
     // five (issue 16: the archive's cost per message). Rows from before keep their rowid and

@@ -1,7 +1,7 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
 import type { ArchiveEntry, ArchivePrefs } from '../../../storage/ports/archive.js';
-import { archiveIdFor, KEYS_PER_MS } from '../../../storage/archive-ids.js';
+import { archiveIdFor, KEYS_PER_MS } from '../../../storage/ports/archive-ids.js';
 import { NS_SID } from './ns.js';
 
 /**
@@ -37,7 +37,7 @@ export function stanzaIdElement(by: string, id: string): XmlElement {
 }
 
 /**
- * The server's numbering of archived messages (storage/archive-ids.ts): a
+ * The server's numbering of archived messages (storage/ports/archive-ids.ts): a
  * stamp that never goes back within the process (the stores find start/end
  * on the assumption that archive order and time agree) and a key growing
  * with it, at most KEYS_PER_MS per millisecond (more move the stamp on).

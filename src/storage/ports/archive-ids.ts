@@ -11,7 +11,7 @@
  * from before this scheme) are looked up on partial indexes that hold
  * only them.
  */
-import { randomId } from '../util/random.js';
+import { randomId } from '../../util/random.js';
 
 /** Messages one process numbers per millisecond; the 513th moves the stamp on by one. */
 export const KEYS_PER_MS = 512;
