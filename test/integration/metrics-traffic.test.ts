@@ -128,6 +128,16 @@ t.test('per-address limits are refusals by limit too', async (t) => {
   t.equal(await delta('xmpp_limit_refusals_total', { limit: 'per-ip' }), 1);
 });
 
+t.test('the per-address rate of new sessions is a rate refusal', async (t) => {
+  const strict = await withServer(t, { ...PLAIN, NEW_CONNECTIONS_BURST_PER_IP: '1', NEW_CONNECTIONS_PER_IP_PER_SECOND: '1' });
+  const delta = await baseline(strict);
+  const c = await RawWsClient.connect(strict.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  await t.rejects(RawWsClient.connect(strict.wsUrl), 'the second new session within the burst is refused');
+  t.equal(await delta('xmpp_limit_refusals_total', { limit: 'rate' }), 1);
+  t.equal(await delta('xmpp_limit_refusals_total', { limit: 'per-ip' }), 0, 'not counted as a connections-per-address refusal');
+});
+
 t.test('storage operations are timed by op, and failures counted', async (t) => {
   const storage = createMemoryStorage();
   const s = await withUsers(t, ['dora'], PLAIN, storage);
