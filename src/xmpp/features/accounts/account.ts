@@ -37,6 +37,11 @@ export class Account {
   #bytes = 0;
   /** Parsed item JIDs: presence fan-out needs them as Jid, and PRECIS is not free. */
   readonly #jids = new Map<string, Jid>();
+  /**
+   * Told after an item or pending request of `jid` changed (undefined: all of
+   * them, a reload): a cluster's index of the local rosters (remote.ts).
+   */
+  watch: ((account: Account, jid: string | undefined) => void) | undefined;
 
   constructor(
     readonly host: string, readonly username: string, readonly anonymous: boolean,
@@ -62,6 +67,7 @@ export class Account {
     this.#bytes = 0;
     this.#fill(stored);
     for (const [part, value] of parts) this.parts.set(part, value);
+    this.watch?.(this, undefined);
   }
 
   #fill(stored: StoredRoster): void {
@@ -101,6 +107,7 @@ export class Account {
     this.#nextVersion();
     this.#bytes += itemBytes(item) - this.#itemBytes(item.jid);
     this.items.set(item.jid, item);
+    this.watch?.(this, item.jid);
     return this.track(this.rosters.putItem(this.host, this.username, item, this.version));
   }
 
@@ -109,6 +116,7 @@ export class Account {
     this.#nextVersion();
     this.#bytes -= this.#itemBytes(jid);
     this.items.delete(jid);
+    this.watch?.(this, jid);
     return this.track(this.rosters.removeItem(this.host, this.username, jid, this.version));
   }
 
@@ -116,6 +124,7 @@ export class Account {
     const replaced = this.pending.get(pending.jid);
     this.#bytes += pendingBytes(pending) - (replaced ? pendingBytes(replaced) : 0);
     this.pending.set(pending.jid, pending);
+    this.watch?.(this, pending.jid);
     return this.track(this.rosters.putPending(this.host, this.username, pending));
   }
 
@@ -124,6 +133,7 @@ export class Account {
     if (!dropped) return Promise.resolve();
     this.pending.delete(jid);
     this.#bytes -= pendingBytes(dropped);
+    this.watch?.(this, jid);
     return this.track(this.rosters.removePending(this.host, this.username, jid));
   }
 
