@@ -33,6 +33,8 @@ export class Account {
   /** Unanswered inbound requests by bare JID: Pending In, off the roster (RFC 6121 §3.1.3). */
   readonly pending: Map<string, RosterPending>;
   #writes = new Set<Promise<void>>();
+  /** Writes issued so far: a reload whose read overlapped one reads again (Accounts.reload). */
+  #issued = 0;
   /** UTF-8 bytes of the items and pending requests (quota.ts), kept as they change. */
   #bytes = 0;
   /** Parsed item JIDs: presence fan-out needs them as Jid, and PRECIS is not free. */
@@ -158,6 +160,9 @@ export class Account {
     this.version = this.version === 0 ? randomInt(1, 2 ** 40) : this.version + 1;
   }
 
+  /** How many writes this account issued: unchanged across a read, the read saw all of them. */
+  get issued(): number { return this.#issued; }
+
   /** Resolves when every write issued so far has finished (failed ones included). */
   async flushed(): Promise<void> {
     await Promise.all([...this.#writes]);
@@ -171,6 +176,7 @@ export class Account {
    * the client learns the change may not have been kept.
    */
   track(p: Promise<void>): Promise<void> {
+    this.#issued++;
     const tracked = p.catch((err: unknown) => {
       this.log.error({ err, account: this.bare }, 'an account write (roster, blocklist) failed');
       throw err;
