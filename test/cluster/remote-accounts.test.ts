@@ -127,3 +127,20 @@ t.test('a probe and blocking from a node that does not hold the account: loaded 
   t.pass('carol\'s message to bob on the other node is refused with service-unavailable');
   t.equal(loads1.get('bob@localhost'), 2, 'node 1 loaded bob once for the probe, then read him again after the block (account-stale)');
 });
+
+t.test('directed presence to a non-contact on another node: the unavailable owed at the end still arrives (RFC 6121 §4.6.3)', async (t) => {
+  const [n1, n2] = await cluster(t, ['bob', 'carol']);
+  const loads1 = countLoads(n1);
+  const bob = await user(t, n2, 'bob', 'b1');
+  await becomeAvailable(bob);
+  await known(n1, bob.jid, true);
+  const carol = await user(t, n1, 'carol', 'c1');
+  t.equal(loads1.get('bob@localhost'), undefined, 'node 1 has not loaded bob: carol does not list him');
+  const directed = nextReceived(bob, (el) => el.is('presence') && el.attrs.from === carol.jid && el.attrs.type === undefined, 'carol\'s directed presence');
+  await carol.xmpp.send(xml('presence', { to: bob.jid }));
+  t.ok(await directed, 'bob (node 2) gets carol\'s directed presence');
+  const gone = nextReceived(bob, (el) => el.is('presence') && el.attrs.from === carol.jid && el.attrs.type === 'unavailable', 'carol\'s unavailable');
+  await carol.xmpp.stop();
+  t.ok(await gone, 'and unavailable when her session ends, though she never broadcast presence');
+  t.equal(loads1.get('bob@localhost'), 1, 'node 1 loaded bob once, when the directed presence first needed him');
+});
