@@ -1,8 +1,9 @@
 /**
  * Account cache coherence across nodes: every node keeps the accounts of
- * its sessions and of remote stubs in memory (features/accounts), so a
- * roster, subscription or blocklist change written on one node must reach
- * the copies elsewhere. After a write settled ('account-written') the node
+ * its sessions in memory, and those of remote stubs it needs (a local
+ * roster lists them, or a stanza needed them: features/accounts/remote.ts),
+ * so a roster, subscription or blocklist change written on one node must
+ * reach the copies elsewhere. After a write settled ('account-written') the node
  * publishes `{prefix}account` with the bare JID; every other node reads its
  * copy again from the store ('account-stale').
  *

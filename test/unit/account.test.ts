@@ -97,3 +97,42 @@ t.test('the accounts service loads a part (the blocklist) with the account, and 
   await new Promise((r) => setImmediate(r));
   t.same(await volatile.blocklists.list('localhost', 'anon-1'), [], 'and it is purged after its last release');
 });
+
+t.test('a reload keeps the newest state: one read at a time per account, and read again when a local write overlapped it', async (t) => {
+  const { Accounts } = await import('../../src/xmpp/features/accounts/accounts.js');
+  const { SessionManager } = await import('../../src/xmpp/session-manager.js');
+  const { createVolatileAccountStores } = await import('../../src/storage/memory/index.js');
+  const log = { error() {}, warn() {}, info() {}, debug() {} } as never;
+  const stores = createMemoryStorage();
+  // Each load reads the store when called and answers once its gate (if any) opens: a slow PostgreSQL read.
+  const gates: Promise<void>[] = [];
+  const read = stores.rosters.load.bind(stores.rosters);
+  stores.rosters.load = async (host, username) => {
+    const snapshot = await read(host, username);
+    await gates.shift();
+    return snapshot;
+  };
+  const accounts = new Accounts(stores, createVolatileAccountStores(), new SessionManager(), log);
+  const a = await accounts.acquire('localhost', 'alice', false);
+  const tick = () => new Promise((r) => setImmediate(r));
+
+  let open!: () => void;
+  gates.push(new Promise((r) => { open = r; }));
+  const first = accounts.reload('localhost', 'alice');
+  await tick();
+  await a.saveItem(item('bob@localhost')); // this node's write, stored while the reload's read is out
+  open();
+  await first;
+  t.ok(a.items.has('bob@localhost'), 'a read that overlapped a local write is not applied over it');
+
+  gates.push(new Promise((r) => { open = r; }));
+  const slow = accounts.reload('localhost', 'alice');
+  await tick();
+  await stores.rosters.putItem('localhost', 'alice', item('carol@localhost'), 99); // another node's change
+  const fast = accounts.reload('localhost', 'alice');
+  open();
+  await Promise.all([slow, fast]);
+  t.ok(a.items.has('carol@localhost'), 'the later reload\'s state stays, though the earlier read answered last');
+  t.equal(a.version, 99);
+  accounts.release(a);
+});

@@ -7,7 +7,7 @@ import type { Account, AccountsService } from './accounts/index.js';
 import { hasFrom, hasTo, isSubscriptionType } from './accounts/subscription.js';
 import { drive, type Fanout } from './accounts/fanout.js';
 import { PRIORITY } from '../priorities.js';
-import { delivered } from '../pipeline.js';
+import { delivered, type DeliverResult } from '../pipeline.js';
 
 export interface PresenceDeps {
   /** The accounts in memory and presence relaying between them (accounts.register). */
@@ -101,9 +101,15 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): v
     for (const to of recipients.values()) {
       yield 1;
       if (broadcasted && hasFrom(me.state(to.bare).subscription)) continue;
+      const stanza = x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full });
       const target = accounts.peek(to.domain, to.local);
-      if (!target || !relay.mayReach(session.jid!, me, to, target)) continue;
-      yield relay.deliver(to, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full }));
+      if (target) {
+        if (relay.mayReach(session.jid!, me, to, target)) yield relay.deliver(to, stanza);
+      } else if (ctx.sessions.countResources(to.domain, to.local) > 0) {
+        // Cluster: a recipient on another node whose account is not held here yet (accounts/remote.ts).
+        svc.use(to.bareJid(), (t) => { if (relay.mayReach(session.jid!, me, to, t)) relay.deliver(to, stanza); })
+          .catch((err: unknown) => ctx.log.warn({ err }, 'unavailable presence to a directed-presence recipient failed'));
+      }
     }
   }
 
@@ -121,16 +127,20 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): v
   }
 
   /** §4.3: a probe from a client, answered by the server for local contacts. */
-  function probe(session: Session, to: Jid): void {
+  function probe(session: Session, to: Jid): Promise<void> | undefined {
     const me = svc.accountOf(session);
     if (to.bare === me.bare) {
       for (const s of relay.available(me)) if (s !== session) session.send(s.presence!.clone().setAttr('to', session.full_jid));
-      return;
+      return undefined;
     }
-    const target = accounts.peek(to.domain, to.local);
     // §4.3.2: only a subscriber learns anything; offline contacts get no answer (the RFC's option 2),
     // and a non-subscriber is ignored rather than told 'unsubscribed', which would reveal the account.
-    if (target && hasFrom(target.state(me.bare).subscription)) relay.sendCurrent(target, session.jid!);
+    const answer = (target: Account): void => { if (hasFrom(target.state(me.bare).subscription)) relay.sendCurrent(target, session.jid!); };
+    const target = accounts.peek(to.domain, to.local);
+    if (target) { answer(target); return undefined; }
+    // Cluster: a contact online on another node whose account is not held here yet (accounts/remote.ts).
+    if (ctx.sessions.countResources(to.domain, to.local) > 0) return svc.use(to, answer);
+    return undefined;
   }
 
   // A fan-out returns its promise: the sender's next stanza waits for it (core.ts, RFC 6120 §10.1).
@@ -139,19 +149,23 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): v
     if (!origin) return 'delivered';
     const type = stanza.attr('type');
     if (type === undefined) return delivered(available(origin, stanza));
-    if (type === 'unavailable') return delivered(unavailable(origin, svc.accountOf(origin), stanza.clone()));
+    if (type === 'unavailable') {
+      // A remote stub (a dead node's session, cluster/directory-module.ts) has its account loaded on demand.
+      const me = svc.peekAccount(origin);
+      return delivered(me ? unavailable(origin, me, stanza.clone()) : svc.use(origin.jid!.bareJid(), (a) => unavailable(origin, a, stanza.clone())));
+    }
     // Subscription types, probes and errors need a 'to' (§3, §4.3); an unknown type is malformed.
     if (!isKnownType(type)) ctx.router.bounce(event, 'bad-request', `unknown presence type '${type.slice(0, 32)}'`);
     return 'delivered';
   }, PRIORITY.route.standard);
 
-  const addressed = (event: RouteEvent): 'delivered' => {
+  const addressed = (event: RouteEvent): DeliverResult | Promise<DeliverResult> => {
     const { origin, stanza, to } = event;
     const type = stanza.attr('type');
     if (!isKnownType(type)) {
       ctx.router.bounce(event, 'bad-request', `unknown presence type '${(type ?? '').slice(0, 32)}'`);
     } else if (type === 'probe') {
-      if (origin) probe(origin, to.bareJid());
+      if (origin) return delivered(probe(origin, to.bareJid()));
     } else if (origin) {
       direct(origin, stanza, to);
     } else {

@@ -33,10 +33,17 @@ export class Account {
   /** Unanswered inbound requests by bare JID: Pending In, off the roster (RFC 6121 §3.1.3). */
   readonly pending: Map<string, RosterPending>;
   #writes = new Set<Promise<void>>();
+  /** Writes issued so far: a reload whose read overlapped one reads again (Accounts.reload). */
+  #issued = 0;
   /** UTF-8 bytes of the items and pending requests (quota.ts), kept as they change. */
   #bytes = 0;
   /** Parsed item JIDs: presence fan-out needs them as Jid, and PRECIS is not free. */
   readonly #jids = new Map<string, Jid>();
+  /**
+   * Told after an item or pending request of `jid` changed (undefined: all of
+   * them, a reload): a cluster's index of the local rosters (remote.ts).
+   */
+  watch: ((account: Account, jid: string | undefined) => void) | undefined;
 
   constructor(
     readonly host: string, readonly username: string, readonly anonymous: boolean,
@@ -62,6 +69,7 @@ export class Account {
     this.#bytes = 0;
     this.#fill(stored);
     for (const [part, value] of parts) this.parts.set(part, value);
+    this.watch?.(this, undefined);
   }
 
   #fill(stored: StoredRoster): void {
@@ -101,6 +109,7 @@ export class Account {
     this.#nextVersion();
     this.#bytes += itemBytes(item) - this.#itemBytes(item.jid);
     this.items.set(item.jid, item);
+    this.watch?.(this, item.jid);
     return this.track(this.rosters.putItem(this.host, this.username, item, this.version));
   }
 
@@ -109,6 +118,7 @@ export class Account {
     this.#nextVersion();
     this.#bytes -= this.#itemBytes(jid);
     this.items.delete(jid);
+    this.watch?.(this, jid);
     return this.track(this.rosters.removeItem(this.host, this.username, jid, this.version));
   }
 
@@ -116,6 +126,7 @@ export class Account {
     const replaced = this.pending.get(pending.jid);
     this.#bytes += pendingBytes(pending) - (replaced ? pendingBytes(replaced) : 0);
     this.pending.set(pending.jid, pending);
+    this.watch?.(this, pending.jid);
     return this.track(this.rosters.putPending(this.host, this.username, pending));
   }
 
@@ -124,6 +135,7 @@ export class Account {
     if (!dropped) return Promise.resolve();
     this.pending.delete(jid);
     this.#bytes -= pendingBytes(dropped);
+    this.watch?.(this, jid);
     return this.track(this.rosters.removePending(this.host, this.username, jid));
   }
 
@@ -148,6 +160,9 @@ export class Account {
     this.version = this.version === 0 ? randomInt(1, 2 ** 40) : this.version + 1;
   }
 
+  /** How many writes this account issued: unchanged across a read, the read saw all of them. */
+  get issued(): number { return this.#issued; }
+
   /** Resolves when every write issued so far has finished (failed ones included). */
   async flushed(): Promise<void> {
     await Promise.all([...this.#writes]);
@@ -161,6 +176,7 @@ export class Account {
    * the client learns the change may not have been kept.
    */
   track(p: Promise<void>): Promise<void> {
+    this.#issued++;
     const tracked = p.catch((err: unknown) => {
       this.log.error({ err, account: this.bare }, 'an account write (roster, blocklist) failed');
       throw err;

@@ -36,6 +36,8 @@ export class Accounts {
   readonly #entries = new Map<string, Entry>();
   /** Writes of released accounts still in flight: a new load waits for them. */
   readonly #flushing = new Map<string, Promise<void>>();
+  /** Reloads in progress, chained per account. */
+  readonly #reloads = new Map<string, Promise<void>>();
 
   constructor(
     private readonly stores: AccountsStores,
@@ -123,14 +125,33 @@ export class Accounts {
   /**
    * Reads an account in memory again from the stores, once its own writes
    * in flight are done (cluster: another node changed it). An account that
-   * is not in memory has nothing to refresh.
+   * is not in memory has nothing to refresh; one being loaded is read again
+   * after its load (which may have read the store before the change).
    */
   async reload(host: string, username: string): Promise<void> {
-    const account = this.peek(host, username);
+    // One still loading may have read the store before the change: read again once it is in.
+    const entry = this.#entries.get(keyOf(host, username));
+    const account = entry?.account ?? await entry?.loading.catch(() => undefined);
     if (!account || account.anonymous) return;
-    await account.flushed();
-    const { roster, parts } = await this.#read(host, username, false);
-    account.reload(roster, parts);
+    // One at a time per account: two reads finishing out of order would leave the older state.
+    const key = keyOf(host, username);
+    const next = (this.#reloads.get(key) ?? Promise.resolve()).catch(() => undefined).then(() => this.#reread(account));
+    this.#reloads.set(key, next);
+    try {
+      await next;
+    } finally {
+      if (this.#reloads.get(key) === next) this.#reloads.delete(key);
+    }
+  }
+
+  /** A read that overlapped a write of this node may predate it: read again (3 tries; the state in memory has the write). */
+  async #reread(account: Account): Promise<void> {
+    for (let tries = 0; tries < 3; tries++) {
+      await account.flushed();
+      const issued = account.issued;
+      const { roster, parts } = await this.#read(account.host, account.username, false);
+      if (account.issued === issued) return account.reload(roster, parts);
+    }
   }
 
   async #load(key: string, host: string, username: string, anonymous: boolean): Promise<Account> {

@@ -6,6 +6,7 @@ import { PRIORITY } from '../../priorities.js';
 import type { Account, AccountPart } from './account.js';
 import { Accounts, type AccountsStores, type VolatileStores } from './accounts.js';
 import { PresenceRelay, type IsBlocked } from './relay.js';
+import { RemoteAccounts } from './remote.js';
 import { hasFrom } from './subscription.js';
 
 export type { Account, AccountPart } from './account.js';
@@ -30,7 +31,21 @@ export interface AccountsDeps extends AccountsStores {
 export class AccountsService {
   readonly #bound = new WeakMap<Session, Account>();
 
-  constructor(readonly accounts: Accounts, readonly relay: PresenceRelay, readonly isBlocked: IsBlocked) {}
+  constructor(
+    readonly accounts: Accounts, readonly relay: PresenceRelay, readonly isBlocked: IsBlocked,
+    /** Cluster: the accounts of other nodes' sessions held here (remote.ts); idle in a single process. */
+    readonly remote: RemoteAccounts,
+  ) {}
+
+  /**
+   * Runs `fn` with `jid`'s account in memory (Accounts.use). One of a session
+   * on another node stays held from then on (remote.ts): the next stanza
+   * for it finds it with `peek`, without reading it again.
+   */
+  use<T>(jid: Jid, fn: (account: Account) => T | Promise<T>): Promise<T> {
+    this.remote.want(jid);
+    return this.accounts.use(jid, fn);
+  }
 
   /** The account of a bound session; set by the first job on its queue, so every later job sees it. */
   accountOf(session: Session): Account {
@@ -72,7 +87,8 @@ export function register(ctx: ModuleContext, deps: AccountsDeps): AccountsServic
   // A cluster listens to 'account-written' (registered after this): accounts loaded then tell their writes.
   const written = (a: Account): void => { ctx.hooks.run('account-written', { host: a.host, username: a.username }); };
   const accounts = new Accounts(deps, deps.volatile, ctx.sessions, ctx.log, deps.parts, () => (ctx.hooks.has('account-written') ? written : undefined));
-  const svc = new AccountsService(accounts, new PresenceRelay(ctx.sessions, accounts, deps.isBlocked), deps.isBlocked);
+  const remote = new RemoteAccounts(accounts, ctx.log);
+  const svc = new AccountsService(accounts, new PresenceRelay(ctx.sessions, accounts, deps.isBlocked), deps.isBlocked, remote);
 
   // Seed: "roster … Loaded as soon as the resource is bound". The bind result and the
   // session's next stanza wait for it (bind.ts, core.ts), so every later handler sees it.
@@ -80,39 +96,32 @@ export function register(ctx: ModuleContext, deps: AccountsDeps): AccountsServic
     const account = await accounts.acquire(session.host!, session.username!, session.anonymous);
     svc.bind(session, account);
     session.roster = account;
+    // Cluster: the contacts online on other nodes are loaded before the bind result (remote.ts).
+    if (ctx.hooks.has('account-written')) await remote.addLocal(account);
   }, PRIORITY.lifecycle.default);
   // The last job on the session's queue: everything else the session left behind has run.
   ctx.hooks.notify('session-destroyed', ({ session }) => {
     if (session.full_jid === undefined) return;
     ctx.queues.sessions.after(session, () => {
       const account = svc.unbind(session);
-      if (account) accounts.release(account);
+      if (!account) return;
+      remote.removeLocal(account);
+      accounts.release(account);
     });
   }, PRIORITY.lifecycle.releaseAccount);
 
-  registerRemote(ctx, accounts, svc);
+  registerRemote(ctx, accounts, remote);
   return svc;
 }
 
 /**
- * Cluster only (the events are never run in a single process): a remote
- * stub holds its account in memory like a local session does, so presence
- * and subscriptions find the contacts that are online on other nodes
- * (peek); and an account another node changed is read again.
+ * Cluster only (the events are never run in a single process): remote
+ * stubs are counted, their accounts loaded only when needed (remote.ts);
+ * and an account another node changed is read again.
  */
-function registerRemote(ctx: ModuleContext, accounts: Accounts, svc: AccountsService): void {
+function registerRemote(ctx: ModuleContext, accounts: Accounts, remote: RemoteAccounts): void {
   ctx.hooks.notify('remote-session', ({ session, present }) => {
-    if (present) {
-      void accounts.acquire(session.host!, session.username!, session.anonymous).then((account) => {
-        // Gone while loading (src/cluster marks a removed stub destroyed): give the reference back.
-        if (session.destroyed) return accounts.release(account);
-        svc.bind(session, account);
-        session.roster = account;
-      }, (err: unknown) => ctx.log.warn({ err, jid: session.full_jid }, 'loading the account of a remote session failed'));
-      return;
-    }
-    const account = svc.unbind(session);
-    if (account) accounts.release(account);
+    if (present) remote.addStub(session); else remote.removeStub(session);
   }, PRIORITY.lifecycle.default);
   // Returns the reload: a caller that must see the new state awaits the run (cluster/directory-module.ts).
   ctx.hooks.notify('account-stale', ({ host, username }) =>

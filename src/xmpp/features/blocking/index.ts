@@ -176,7 +176,7 @@ function registerInbound(ctx: ModuleContext, svc: AccountsService, lists: Blockl
     const from = tryParseJid(stanza.attr('from'));
     if (!from || (from.local === to.local && from.domain === to.domain)) return;
     if (account) return lists.isBlocked(account, from) ? refusal(stanza) : undefined;
-    return svc.accounts.use(to.bareJid(), (loaded) => (lists.isBlocked(loaded, from) ? refusal(stanza) : undefined));
+    return svc.use(to.bareJid(), (loaded) => (lists.isBlocked(loaded, from) ? refusal(stanza) : undefined));
   };
   for (const name of ['message/full', 'message/bare', 'presence/full', 'presence/bare', 'iq/full', 'iq/bare'] as const) {
     ctx.hooks.filter(name, check, PRIORITY.route.blocking);
