@@ -20,6 +20,7 @@ import { eventually, sleep } from '../helpers/eventually.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 import { CLAIM, smKeys } from '../../src/cluster/sm-scripts.js';
 import { startDeadOwner } from './sm-dead-owner.js';
+import { baseline } from '../helpers/metrics-text.js';
 
 const backends = clusterBackends(t);
 
@@ -140,6 +141,7 @@ t.test('a foreign or unknown previd gets item-not-found, and the session stays w
   const { n1, n2 } = await cluster(t);
   const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
   t.teardown(() => alice.c.close());
+  const delta = await baseline(n2.server);
   const foreign = await SmPeer.resume(n2.server.wsUrl, 'bob', 'bob-pw', alice.smid!, { autoAck: false });
   t.teardown(() => foreign.peer.c.close());
   t.equal(foreign.answer.local, 'failed');
@@ -147,6 +149,9 @@ t.test('a foreign or unknown previd gets item-not-found, and the session stays w
   const unknown = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', 'no-such-smid', { autoAck: false });
   t.teardown(() => unknown.peer.c.close());
   t.ok(unknown.answer.getChild('item-not-found', NS.STANZAS), 'an unknown smid: item-not-found');
+  // Same answer on the wire; the metric tells them apart (the session is held by node 1, so from="none").
+  t.equal(await delta('xmpp_sm_resumes_total', { outcome: 'wrong-user', from: 'none', to: 'websocket' }), 1, 'counted as wrong-user');
+  t.equal(await delta('xmpp_sm_resumes_total', { outcome: 'unknown-smid', to: 'websocket' }), 1, 'the made-up one as unknown-smid');
   const bob = await ws(t, n2);
   await bob.login('bob', 'bob-pw', 'desk');
   await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'alice seen from n2' });

@@ -64,10 +64,10 @@ export function createResume(ctx: ModuleContext, opts: SmOptions, flow: Flow, re
     return ctx.queues.session(old, () => take(carrier, old, previd, h, reply));
   };
 
-  /** `other`: the session the smid names, of another account. */
-  function notFound(carrier: Session, previd: string, reply: ResumeReply, other?: Session): void | Promise<void> {
+  /** `other`: the session the smid names, of another account ('remote': held or journaled by another node). */
+  function notFound(carrier: Session, previd: string, reply: ResumeReply, other?: Session | 'remote'): void | Promise<void> {
     ctx.metrics.sm('resume-failed');
-    if (other) ctx.metrics.smResume('wrong-user', fromTransport(other), carrier.transport);
+    if (other) ctx.metrics.smResume('wrong-user', other === 'remote' ? 'none' : fromTransport(other), carrier.transport);
     else ctx.metrics.smResume(timedOut.has(previd) ? 'timed-out' : 'unknown-smid', 'none', carrier.transport);
     if (!opts.stale_h.enabled) return reply.failed(carrier, failed('item-not-found'));
     // The stale h is in storage: the session's next element waits for the answer (core.ts),

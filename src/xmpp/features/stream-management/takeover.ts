@@ -13,7 +13,7 @@ import type { SmClaimed, SmJournal, SmRecord, SmRegistry } from './registry.js';
 const CLAIM_ATTEMPTS = 3;
 
 type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
-type NotFound = (carrier: Session, previd: string, reply: ResumeReply) => void | Promise<void>;
+type NotFound = (carrier: Session, previd: string, reply: ResumeReply, other?: 'remote') => void | Promise<void>;
 
 export interface TakeoverDeps {
   readonly journal: SmJournal;
@@ -44,7 +44,9 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
       // the record, if it is still there, is claimed again from its new epoch.
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS && !claimed; attempt++) {
         record = await journal.find(previd);
-        if (!record || !mayResume(carrier, record)) return await notFound(carrier, previd, reply);
+        if (!record) return await notFound(carrier, previd, reply);
+        // Another account's smid: answered as an unknown one (only the metric tells them apart).
+        if (!mayResume(carrier, record)) return await notFound(carrier, previd, reply, 'remote');
         claimed = await journal.claim(previd, record.epoch);
       }
     } catch (err) {
