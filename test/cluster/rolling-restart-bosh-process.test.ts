@@ -11,7 +11,11 @@
  * the session hibernates. StanzaJS resumes by itself: it ends the
  * transport, keeps its unacked stanzas (XEP-0198 §4), opens a new BOSH
  * session, authenticates and sends <resume/> (§5), then resends what the
- * server's h says it did not get. So the test drives nothing by hand.
+ * server's h says it did not get. So the test drives nothing by hand,
+ * but works around two bugs of StanzaJS 12's BOSH transport (roll-peers.ts:
+ * a write queued as its sid ends never completes, which stalled its
+ * reconnect for good in 2 of 3 runs; a late request failure on an ended
+ * transport is an unhandled 'error').
  *
  * The mix: 3 pairs BOSH↔BOSH (StanzaJS both ends) and 3 BOSH↔WebSocket
  * (StanzaJS and @xmpp/client), so the BOSH sessions' forwarding between
@@ -20,7 +24,7 @@
  */
 import t from 'tap';
 import { eventually, sleep } from '../helpers/eventually.js';
-import { assertNoneLost, rollEachNode, startRollCluster, talkInPairs, type RollPeer } from '../helpers/roll-run.js';
+import { assertNoneLost, rollEachNode, startRollCluster, stopAtTeardown, talkInPairs, type RollPeer } from '../helpers/roll-run.js';
 import { stanzaPeer, xmppjsPeer } from '../helpers/roll-peers.js';
 
 const BOSH_PAIRS = 3;
@@ -33,18 +37,19 @@ t.test(`a rolling restart of three nodes under traffic between ${BOSH_PAIRS} BOS
   const ws = `${httpUrl.replace(/^http/, 'ws')}/xmpp-websocket`;
 
   const peers: RollPeer[] = [];
+  stopAtTeardown(t, peers);
   const starts: Array<Promise<void>> = [];
   for (let i = 0; i < BOSH_PAIRS + MIXED_PAIRS; i++) {
     await cluster.addUser(`a${i}`, `a${i}-pw`);
     await cluster.addUser(`b${i}`, `b${i}-pw`);
-    const a = stanzaPeer(t, bosh, `a${i}`);
+    const a = stanzaPeer(bosh, `a${i}`);
     starts.push(a.start());
     if (i < BOSH_PAIRS) {
-      const b = stanzaPeer(t, bosh, `b${i}`);
+      const b = stanzaPeer(bosh, `b${i}`);
       starts.push(b.start());
       peers.push(a, b);
     } else {
-      const b = xmppjsPeer(t, ws, `b${i}`);
+      const b = xmppjsPeer(ws, `b${i}`);
       starts.push(b.xmpp.start().then(() => eventually(() => b.xmpp.streamManagement.enabled, { message: `XEP-0198 enabled for ${b.name}` })).then(() => undefined));
       peers.push(a, b);
     }

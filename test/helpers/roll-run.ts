@@ -33,6 +33,8 @@ export interface RollPeer {
   send(to: string, id: string): void;
   /** Initial presence, which flushes offline storage (XEP-0160). */
   presence(): void;
+  /** Logs out, reconnect off. */
+  stop(): Promise<void>;
 }
 
 export interface RollSetup {
@@ -55,6 +57,11 @@ export async function startRollCluster(t: Test, env: Record<string, string>): Pr
   const upstream = `upstream xwg_cluster { ${cluster.nodes.map((n) => `server 127.0.0.1:${n.port} max_fails=0;`).join(' ')} }`;
   const nginx = await startNginx(t, readmeLocations('http://xwg_cluster'), upstream);
   return { cluster, trace, httpUrl: nginx.httpUrl };
+}
+
+/** Stops every peer (all at once) at `t`'s teardown; `peers` may still grow. */
+export function stopAtTeardown(t: Test, peers: readonly RollPeer[]): void {
+  t.teardown(async () => { await Promise.all(peers.map((p) => p.stop())); });
 }
 
 /** Sends to `to` every SEND_EVERY_MS (jittered) while `from` is online, until `running()` says stop. */
