@@ -12,10 +12,11 @@
  * transport, keeps its unacked stanzas (XEP-0198 §4), opens a new BOSH
  * session, authenticates and sends <resume/> (§5), then resends what the
  * server's h says it did not get. So the test drives nothing by hand,
- * but works around two bugs of StanzaJS 12's BOSH transport (roll-peers.ts:
- * a write queued as its sid ends never completes, which stalled its
- * reconnect for good in 2 of 3 runs; a late request failure on an ended
- * transport is an unhandled 'error').
+ * but works around two bugs of StanzaJS 12's BOSH transport (roll-peers.ts
+ * patchBosh: a write queued as its sid ends never completes, which stalled
+ * its reconnect for good in 2 of 3 runs; a late request failure on an ended
+ * transport is an unhandled 'error') and asks wait=10 so that its request
+ * timeouts do not keep the test process alive after the cluster stopped.
  *
  * The mix: 3 pairs BOSH↔BOSH (StanzaJS both ends) and 3 BOSH↔WebSocket
  * (StanzaJS and @xmpp/client), so the BOSH sessions' forwarding between
