@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ArchiveEntry } from '../ports/archive.js';
-import { prepareAppendRows } from './archive.js';
+import { INSERT, insertParams } from './archive.js';
 
 interface Job { readonly id: number; readonly entries: readonly ArchiveEntry[] }
 
@@ -17,7 +17,10 @@ const db = new Database(file);
 db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
 db.pragma('synchronous = NORMAL');
 db.pragma('foreign_keys = ON');
-const appendAll = db.transaction(prepareAppendRows(db));
+const insert = db.prepare<[number | null, string, string, number, string, string, string]>(INSERT);
+const appendAll = db.transaction((entries: readonly ArchiveEntry[]) => {
+  for (const e of entries) insert.run(...insertParams(e));
+});
 
 parentPort!.on('message', (job: Job) => {
   try {

@@ -18,40 +18,11 @@ export const INSERT = `INSERT INTO archive (seq, host, username, id, with_jid, a
 export const insertParams = (e: ArchiveEntry): [number | null, string, string, number, string, string, string] =>
   [e.seq ?? null, e.id, e.with, e.at, e.stanza, e.host, e.username];
 
-/** Rows one INSERT statement takes at most (appendRows). */
-export const ROWS_PER_INSERT = 64;
-
-/** INSERT as above for `n` entries at once; CROSS JOIN keeps the entries' order (VALUES is the outer loop). */
-const insertRowsSql = (n: number): string => `INSERT INTO archive (seq, host, username, id, with_jid, at, stanza)
-  SELECT v.column1, u.host, u.username, v.column2, v.column3, v.column4, v.column5
-  FROM (VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}) AS v
-  CROSS JOIN users AS u ON u.host = v.column6 AND u.username = v.column7`;
-
-/**
- * Inserts entries ROWS_PER_INSERT to a statement (to run inside a
- * transaction): one statement step and one call into SQLite per 64 rows
- * instead of per row. A statement is prepared once per row count, so at
- * most ROWS_PER_INSERT of them.
- */
-export function prepareAppendRows(db: Database.Database): (entries: readonly ArchiveEntry[]) => void {
-  const statements = new Map<number, Database.Statement<unknown[]>>();
-  const insertOf = (n: number): Database.Statement<unknown[]> => {
-    let st = statements.get(n);
-    if (!st) statements.set(n, st = db.prepare<unknown[]>(insertRowsSql(n)));
-    return st;
-  };
-  return (entries) => {
-    for (let i = 0; i < entries.length; i += ROWS_PER_INSERT) {
-      const chunk = entries.slice(i, i + ROWS_PER_INSERT);
-      insertOf(chunk.length).run(chunk.flatMap(insertParams));
-    }
-  };
-}
-
 const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: r.id, with: r.with_jid, at: Number(r.at), stanza: r.stanza });
 
 function prepareStatements(db: Database.Database) {
   return {
+    insert: db.prepare<[number | null, string, string, number, string, string, string]>(INSERT),
     // An id with a dot names its seq (archive-ids.ts): 2 × key, or + 1 for the sender's copy.
     seqOfKey: db.prepare<[string, string, number, number, string], { seq: number }>(
       'SELECT seq FROM archive WHERE host = ? AND username = ? AND seq IN (?, ?) AND id = ?'),
@@ -83,7 +54,9 @@ function prepareStatements(db: Database.Database) {
  */
 export function createSqliteArchiveStore(db: Database.Database, thread?: ThreadedAppend): ArchiveStore {
   const st = prepareStatements(db);
-  const appendAll = db.transaction(prepareAppendRows(db));
+  const appendAll = db.transaction((entries: readonly ArchiveEntry[]) => {
+    for (const e of entries) st.insert.run(...insertParams(e));
+  });
   const edge = (row: ArchiveRow | undefined) => (row ? { id: row.id, with: row.with_jid, at: Number(row.at) } : undefined);
   return {
     async append(entries) {
