@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // The SQLite archive writer's cost per entry by commit size and statement shape (issue 16 item 5, at saturation):
-// batches of --batches entries (default 500,4000) in one transaction each, inserted one row per statement
-// (`INSERT`, as the server) or 64 rows per statement (a variant tried and not kept), over --users accounts (default 100, as the
+// batches of --batches entries (default 500,4000) in one transaction each, inserted one row per statement (`INSERT`,
+// as the server) or 64 rows per statement (a variant tried and not kept), over --users accounts (default 100, as the
 // full-mode benchmark's 50 pairs), two entries per message as the server writes them, WAL + synchronous=NORMAL as
-// the writer thread opens the file (--autocheckpoint: its wal_autocheckpoint, default 1000 pages as SQLite's). Process CPU per entry and wall entries/s (wall includes the WAL checkpoints'
-// fsyncs). Variants take turns (--rounds, default 3). Also the main thread's cost of handing a batch to the thread
-// (V8's structured clone, as postMessage does). Usage: npm run build && node bench/mam-commit.mjs
+// the writer thread opens the file (--autocheckpoint: its wal_autocheckpoint, default 1000 pages as SQLite's).
+// Process CPU per entry and wall entries/s (wall includes the WAL checkpoints' fsyncs). Variants take turns
+// (--rounds, default 3). Also the main thread's cost of handing a batch to the thread (V8's structured clone, as
+// postMessage does). Usage: npm run build && node bench/mam-commit.mjs
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { migrate } from '../dist/storage/sqlite/migrations.js';
 import { INSERT, insertParams } from '../dist/storage/sqlite/archive.js';
-import { archiveIdFor, KEYS_PER_MS } from '../dist/storage/ports/archive-ids.js';
+import { archiveEntries } from './lib/mam-entries.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, def) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : def; };
@@ -23,20 +24,7 @@ const USERS = Number(opt('--users', 100));
 const BATCHES = opt('--batches', '500,4000').split(',').map(Number);
 const CHECKPOINT = Number(opt('--autocheckpoint', 1000));
 
-function entries() {
-  const out = [];
-  const t0 = Date.now();
-  for (let m = 0; out.length < ENTRIES; m++) {
-    const at = t0 + Math.floor(m / 8);
-    const key = at * KEYS_PER_MS + (m % 8);
-    const id = archiveIdFor(key);
-    const [to, from] = [`u${m % USERS}`, `u${(m + 1) % USERS}`];
-    const stanza = `<message xmlns="jabber:client" to="${to}@localhost" type="chat" id="${m.toString(36)}:${at}" from="${from}@localhost/bench"><body>message ${m}: about a hundred characters of text, as in the benchmark's throughput run.</body></message>`;
-    out.push({ host: 'localhost', username: to, id, seq: 2 * key, with: `${from}@localhost`, at, stanza });
-    out.push({ host: 'localhost', username: from, id, seq: 2 * key + 1, with: `${to}@localhost`, at, stanza });
-  }
-  return out;
-}
+const entries = () => archiveEntries(ENTRIES, USERS, (m, to, from, at) => `<message xmlns="jabber:client" to="${to}@localhost" type="chat" id="${m.toString(36)}:${at}" from="${from}@localhost/bench"><body>message ${m}: about a hundred characters of text, as in the benchmark's throughput run.</body></message>`);
 
 /** The multi-row variant tried (and not kept: it costs more per row): ROWS rows per INSERT … SELECT FROM (VALUES …). */
 const ROWS = 64;
