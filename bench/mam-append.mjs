@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, migrate } from '../dist/storage/sqlite/migrations.js';
 import { INSERT, insertParams } from '../dist/storage/sqlite/archive.js';
-import { archiveIdFor, KEYS_PER_MS } from '../dist/storage/ports/archive-ids.js';
+import { archiveEntries } from './lib/mam-entries.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, def) => { const i = argv.indexOf(name); return i >= 0 ? Number(argv[i + 1]) : def; };
@@ -20,20 +20,7 @@ const ROUNDS = opt('--rounds', 3);
 const BATCH = 500;
 const USERS = 40;
 
-function entries() {
-  const out = [];
-  const t0 = Date.now();
-  for (let m = 0; out.length < ENTRIES; m++) {
-    const at = t0 + Math.floor(m / 8);
-    const key = at * KEYS_PER_MS + (m % 8);
-    const id = archiveIdFor(key);
-    const [to, from] = [`u${m % USERS}`, `u${(m + 1) % USERS}`];
-    const stanza = `<message xmlns="jabber:client" from="${from}@localhost/r" to="${to}@localhost" type="chat" id="m${m}"><body>message ${m}: about a hundred characters of text, as in the benchmark's throughput run.</body></message>`;
-    out.push({ host: 'localhost', username: to, id, seq: 2 * key, with: `${from}@localhost`, at, stanza });
-    out.push({ host: 'localhost', username: from, id, seq: 2 * key + 1, with: `${to}@localhost`, at, stanza });
-  }
-  return out;
-}
+const entries = () => archiveEntries(ENTRIES, USERS, (m, to, from, at) => `<message xmlns="jabber:client" from="${from}@localhost/r" to="${to}@localhost" type="chat" id="m${m}"><body>message ${m}: about a hundred characters of text, as in the benchmark's throughput run.</body></message>`);
 
 function run(steps, all) {
   const dir = mkdtempSync(join(tmpdir(), 'mam-append-'));

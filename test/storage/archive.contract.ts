@@ -121,4 +121,26 @@ export function archiveContract(t: Test, makeStorage: MakeStorage): void {
     t.same(await archive.bounds(H, 'dave'), { first: { id: 'old1', with: 'erin@example.com', at: 1000 }, last: { id: n[4], with: 'erin@example.com', at: T0 + 3000 } });
     if (archive.newestAt) t.equal(await archive.newestAt(), T0 + 3000, 'the newest stamp, to number after');
   });
+
+  t.test('ArchiveStore: one append of many entries (several INSERT statements) keeps every row and its order', async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'frank', 'grace');
+    const archive = storage.archive;
+    const T0 = 1_800_000_000_000;
+    // 301 messages, both archives each, and every 50th entry for an account that does not exist:
+    // 602 rows in one batch, over chunk boundaries of any multi-row statement (SQLite: 64 rows).
+    const batch = Array.from({ length: 301 }, (_, i) => ({ at: T0 + i, key: (T0 + i) * KEYS_PER_MS })).flatMap(({ at, key }, i) => [
+      { host: H, username: i % 50 === 7 ? 'nobody' : 'frank', id: archiveIdFor(key), seq: 2 * key, with: 'grace@example.com', at, stanza: `<message xmlns="jabber:client"><body>${i}</body></message>` },
+      { host: H, username: 'grace', id: archiveIdFor(key), seq: 2 * key + 1, with: 'frank@example.com', at, stanza: `<message xmlns="jabber:client"><body>${i}</body></message>` },
+    ]);
+    await archive.append(batch);
+    const all = async (username: string) => {
+      const page = await archive.query(H, username, { limit: 1000, direction: 'forward' });
+      return typeof page === 'string' ? [] : page.messages.map((m) => m.stanza);
+    };
+    const bodies = (xs: string[]) => xs.map((s) => Number(/<body>(\d+)</.exec(s)?.[1]));
+    const everyOne = Array.from({ length: 301 }, (_, i) => i);
+    t.same(bodies(await all('grace')), everyOne, "the sender's 301, in order");
+    t.same(bodies(await all('frank')), everyOne.filter((i) => i % 50 !== 7), 'the recipient\'s, without the rows of an account that does not exist');
+  });
 }

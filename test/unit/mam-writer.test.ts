@@ -1,6 +1,6 @@
 /** The archive's batch writer and retention sweep (features/mam): batching, ordering, failures, bounds. */
 import t from 'tap';
-import { createArchiveWriter, entryBytes, MAX_BATCH } from '../../src/xmpp/features/mam/writer.js';
+import { createArchiveWriter, entryBytes, MAX_BATCH, MAX_COMMIT } from '../../src/xmpp/features/mam/writer.js';
 import { createRetention, SWEEP_BATCH } from '../../src/xmpp/features/mam/retention.js';
 import { createMemoryStorage, deriveStoredCredentials, type ArchiveEntry } from '../../src/storage/index.js';
 
@@ -20,7 +20,7 @@ t.test('what one turn writes is committed in one append, in order; each promise 
   t.equal(writer.pending, 0);
 });
 
-t.test('a burst is split into transactions of at most MAX_BATCH, committed one after another', async (t) => {
+t.test('a burst is closed in batches of MAX_BATCH; those waiting for the store go in one commit (at most MAX_COMMIT), one commit at a time', async (t) => {
   const calls: number[] = [];
   let running = 0;
   const writer = createArchiveWriter({
@@ -31,10 +31,31 @@ t.test('a burst is split into transactions of at most MAX_BATCH, committed one a
       running--;
     },
   }, BIG);
-  const all = Array.from({ length: MAX_BATCH * 2 + 1 }, (_, i) => writer.write([entry(i)]));
+  // The first batch goes to the store at once; the others wait for it, then go together up to MAX_COMMIT.
+  const n = MAX_BATCH + MAX_COMMIT + MAX_BATCH + 1;
+  const all = Array.from({ length: n }, (_, i) => writer.write([entry(i)]));
   await writer.flush();
-  t.same(calls, [MAX_BATCH, MAX_BATCH, 1]);
+  t.same(calls, [MAX_BATCH, MAX_COMMIT, MAX_BATCH + 1]);
   await Promise.all(all);
+  t.equal(writer.pending, 0);
+});
+
+t.test('a failed merged commit rejects each of its batches; later ones are written', async (t) => {
+  let calls = 0;
+  const writer = createArchiveWriter({
+    append: async () => {
+      calls++;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      if (calls === 2) throw new Error('disk full');
+    },
+  }, BIG);
+  const first = Array.from({ length: MAX_BATCH }, (_, i) => writer.write([entry(i)]));
+  const merged = Array.from({ length: 2 * MAX_BATCH }, (_, i) => writer.write([entry(MAX_BATCH + i)]));
+  await Promise.all(first);
+  for (const p of [merged[0], merged[MAX_BATCH]]) await t.rejects(p!, /disk full/);
+  await t.resolves(writer.write([entry(-1)]));
+  t.equal(calls, 3);
+  t.equal(writer.pending, 0);
 });
 
 t.test('a failed commit rejects only its own batch; the next one is written', async (t) => {

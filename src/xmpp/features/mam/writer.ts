@@ -1,13 +1,22 @@
 import type { ArchiveEntry, ArchiveStore } from '../../../storage/ports/archive.js';
 
-/** Entries one commit takes at most: a burst is written in several bounded transactions, never one huge one. */
+/** Entries a batch collects at most before it is closed (committed as soon as the store is free). */
 export const MAX_BATCH = 500;
 /**
+ * Entries one commit takes at most. A store that is behind has several
+ * closed batches waiting: they go in one transaction, up to this many
+ * entries, because SQLite's cost per commit is mostly the B-tree pages it
+ * rewrites into the WAL (each account's index leaf once per commit however
+ * many of its rows it holds), so a larger commit costs less per row. Still
+ * bounded: the writer's transaction holds SQLite's write lock meanwhile.
+ */
+export const MAX_COMMIT = 4000;
+/**
  * How long a batch collects entries before it is committed. Every SQLite
- * commit rewrites the B-tree pages it touched (the table and five indexes)
- * into the WAL, and checkpoints of a fast-growing WAL fsync on the event
- * loop: one commit per event-loop turn cost the benchmark 80 % of its
- * messages/s, one per 20 ms costs little. Only XEP-0198 <a/>s wait this long.
+ * commit rewrites the B-tree pages it touched (the table and its indexes)
+ * into the WAL, and checkpoints of a fast-growing WAL fsync: one commit per
+ * event-loop turn cost the benchmark 80 % of its messages/s, one per 20 ms
+ * costs little. Only XEP-0198 <a/>s wait this long.
  */
 export const BATCH_MS = 20;
 
@@ -68,32 +77,55 @@ function newBatch(): Batch {
 
 /**
  * Archive writes batched off the hot path: what arrives within BATCH_MS
- * (or MAX_BATCH entries, whichever comes first) is committed together in
- * one transaction, one commit at a time, in order. Each caller gets the
- * promise of its batch: the XEP-0198 <a/> that covers a message waits for
- * it (see ARCHITECTURE.md, Message archive). The queue is bounded in
- * bytes (MAM_WRITE_QUEUE_BYTES): past `maxBytes`, room() makes the message
- * path wait, so a store slower than the senders slows the senders (their
- * input queues in the core, bounded) instead of growing the queue.
+ * (or MAX_BATCH entries, whichever comes first) is one batch; batches are
+ * committed one commit at a time, in order, and those that wait for the
+ * store while it commits go together in the next commit (up to
+ * MAX_COMMIT entries; group commit: the more behind, the cheaper per row).
+ * Each caller gets the promise of its batch: the XEP-0198 <a/> that
+ * covers a message waits for it (see ARCHITECTURE.md, Message archive).
+ * The queue is bounded in bytes (MAM_WRITE_QUEUE_BYTES): past `maxBytes`,
+ * room() makes the message path wait, so a store slower than the senders
+ * slows the senders (their input queues in the core, bounded) instead of
+ * growing the queue.
  */
 export function createArchiveWriter(store: Pick<ArchiveStore, 'append'>, maxBytes: number): ArchiveWriter {
   let open: Batch | undefined;
-  let committing: Promise<void> = Promise.resolve();
+  // Closed batches waiting for the store, oldest first.
+  const closed: Batch[] = [];
+  let busy: Promise<void> | undefined;
   let pending = 0;
   let pendingBytes = 0;
   let full: Room | undefined;
 
-  const commit = async (batch: Batch): Promise<void> => {
+  /** The oldest closed batches, as many as fit in one commit (at least one). */
+  const takeCommit = (): Batch[] => {
+    const taken = [closed.shift()!];
+    let n = taken[0]!.entries.length;
+    while (closed.length > 0 && n + closed[0]!.entries.length <= MAX_COMMIT) {
+      n += closed[0]!.entries.length;
+      taken.push(closed.shift()!);
+    }
+    return taken;
+  };
+  const commit = async (batches: readonly Batch[]): Promise<void> => {
+    const entries = batches.length === 1 ? batches[0]!.entries : batches.flatMap((b) => b.entries);
     try {
-      await store.append(batch.entries);
-      batch.resolve();
+      await store.append(entries);
+      for (const b of batches) b.resolve();
     } catch (err) {
-      batch.reject(err);
+      for (const b of batches) b.reject(err);
     } finally {
-      pending -= batch.entries.length;
-      pendingBytes -= batch.bytes;
+      for (const b of batches) {
+        pending -= b.entries.length;
+        pendingBytes -= b.bytes;
+      }
       if (full && pendingBytes < maxBytes / 2) { full.open(); full = undefined; }
     }
+  };
+  /** Commits the waiting batches, one commit at a time, until none is left. */
+  const drain = async (): Promise<void> => {
+    while (closed.length > 0) await commit(takeCommit());
+    busy = undefined;
   };
   /** Ends the open batch: it is committed after the ones before it. */
   const close = (): void => {
@@ -101,7 +133,8 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append'>, maxByte
     if (!batch) return;
     open = undefined;
     clearTimeout(batch.timer);
-    committing = committing.then(() => commit(batch));
+    closed.push(batch);
+    busy ??= drain();
   };
 
   return {
@@ -128,7 +161,7 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append'>, maxByte
     },
     async flush() {
       close();
-      await committing;
+      await busy;
     },
     get pending() { return pending; },
     get pendingBytes() { return pendingBytes; },
