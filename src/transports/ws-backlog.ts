@@ -18,6 +18,7 @@ interface HeldFrame<T> {
   readonly item: T;
   readonly text: string;
   readonly bytes: number;
+  readonly write: (text: string) => void;
 }
 
 /**
@@ -52,7 +53,7 @@ export class WsBacklog<T> {
   /** Writes `text` now, or keeps it while the backlog is high; `write` does the actual ws.send. */
   write(item: T, text: string, write: (text: string) => void): void {
     if (this.#held.length === 0 && this.ws.bufferedAmount <= this.deps.highWater) write(text);
-    else this.#hold(item, text);
+    else this.#hold(item, text, write);
     this.#check();
   }
 
@@ -65,9 +66,9 @@ export class WsBacklog<T> {
     return held;
   }
 
-  #hold(item: T, text: string): void {
+  #hold(item: T, text: string, write: (text: string) => void): void {
     const bytes = Buffer.byteLength(text);
-    this.#held.push({ item, text, bytes });
+    this.#held.push({ item, text, bytes, write });
     this.#heldBytes += bytes;
   }
 
@@ -91,7 +92,8 @@ export class WsBacklog<T> {
     while (n < this.#held.length && this.ws.bufferedAmount <= this.deps.highWater && this.ws.readyState === this.ws.OPEN) {
       const h = this.#held[n++]!;
       this.#heldBytes -= h.bytes;
-      this.ws.send(h.text);
+      // The caller's write, as for a frame written at once (it counts the bytes sent, corks the socket).
+      h.write(h.text);
     }
     if (n > 0) this.#held.splice(0, n);
     // Hysteresis: input resumes well below the mark, not on every byte around it.

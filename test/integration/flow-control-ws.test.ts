@@ -14,6 +14,7 @@ import { UNSHAPED, flowCount as count, flowServer, drainCounter } from '../helpe
 import { RawWsClient } from '../helpers/ws-client.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { eventually } from '../helpers/eventually.js';
+import { baseline } from '../helpers/metrics-text.js';
 
 const HIGH = 65536;
 const VCARD_TEXT = 60_000;
@@ -48,6 +49,7 @@ t.test('a WebSocket that stops reading is not read from, its backlog stays bound
   await setBigVcard((await connected(t, server, 'alice')).c);
   const { c: bob, jid: bobJid } = await connected(t, server, 'bob');
   const before = stanzasIn(server, bobJid);
+  const delta = await baseline(server);
   // 500 x 60 KB of answers: far more than the loopback socket buffers take.
   const n = 500;
   socketOf(bob).pause();
@@ -80,6 +82,9 @@ t.test('a WebSocket that stops reading is not read from, its backlog stays bound
   }
   t.same(ids, Array.from({ length: n }, (_, i) => `v${i}`), 'every request answered once, in order');
   t.equal(withVcard, n, 'each answer is a result carrying the vCard');
+  // Frames held in the backlog and written on drain are bytes sent too.
+  const sent = await delta('xmpp_sent_bytes_total', { transport: 'websocket' });
+  t.ok(sent >= n * VCARD_TEXT, `xmpp_sent_bytes_total counts every answer, held ones included (${sent} bytes)`);
   t.equal(server.app.websocket.stats().pausedInputs, 0, 'reading resumed');
   t.ok(drains.count() >= 1, `the session heard that its transport drained ('session-drained' ${drains.count()} times)`);
 });
