@@ -903,7 +903,9 @@ async function main() {
         const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
         if (!files.length) { log(`warning: no .cpuprofile was written for ${label}`); continue; }
         const dest = join(kept, `gateway-${label}-${modeName}.cpuprofile`);
-        writeFileSync(dest, readFileSync(join(dir, files.sort().at(-1))));
+        // One file per thread (CPU.date.time.pid.tid.seq.cpuprofile): the main thread's (tid 0), not the archive writer's.
+        const main = files.find((f) => f.split('.')[4] === '0') ?? files.sort().at(-1);
+        writeFileSync(dest, readFileSync(join(dir, main)));
         profiles.push({ label, ...summarizeProfile(dest, { root: `${snapshot}/`, top: 25, window: line.monoUs }), run: line, file: dest.slice(ROOT.length) });
         log(`profile kept in ${dest.slice(ROOT.length)}`);
       }
