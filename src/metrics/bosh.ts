@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { BoshEndReason, BoshMetrics } from '../xmpp/metrics-port.js';
-import { bound } from './families.js';
+import { bound, hotCounter } from './families.js';
 
 const REASONS: readonly BoshEndReason[] = ['terminate', 'inactivity', 'rid-window', 'bad-sid', 'shutdown', 'error'];
 
@@ -12,7 +12,7 @@ export function boshMetrics(registry: Registry): BoshMetrics {
     name: 'xmpp_bosh_hold_seconds', help: 'How long a held BOSH request waited for its answer (XEP-0124 §8 long poll)', registers,
     buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 20, 30, 60, 120],
   });
-  const ended = bound(new Counter({
+  const ended = bound(hotCounter({
     name: 'xmpp_bosh_sessions_ended_total', labelNames: ['reason'], registers,
     help: 'BOSH sessions ended, by reason (terminate, inactivity, rid-window, shutdown, error); bad-sid counts requests naming no session',
   }), REASONS);

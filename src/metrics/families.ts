@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Histogram, type CounterConfiguration, type Registry } from 'prom-client';
 import type { CoreMetrics, HandOverTarget, Limit, ResumeOutcome, SessionEndReason, StanzaKind, Transport } from '../xmpp/metrics-port.js';
 
 export const TRANSPORTS: readonly Transport[] = ['websocket', 'bosh'];
@@ -10,27 +10,54 @@ const LIMITS: readonly Limit[] = ['size', 'depth', 'rate', 'per-ip', 'resources'
 
 type Child = { inc(value?: number): void };
 
+/** A counter whose series the hot path moves: see hotCounter. */
+export interface HotCounter { series(...labelValues: string[]): Child }
+
 /**
- * One child per label value, bound once: the hot path indexes an object
- * instead of building a label object (and its hash key) per stanza. Every
- * value is also initialised, so a rate() over it starts at 0, not absent.
+ * A Counter for the hot path. A prom-client `labels()` child still hashes
+ * and validates its label values at every `inc`, and allocates a result
+ * object: per stanza and per frame that was 3 to 8 % of a message's or a
+ * resume's CPU (the gateway's profile, bench/RESULTS.md). Here each series
+ * is a number the hot path adds to, copied into the Counter when it is
+ * scraped. Every series made is exported from the first scrape, at 0, so a
+ * rate() over it starts at 0 instead of being absent.
  */
-export function bound<V extends string>(counter: Counter<string>, values: readonly V[], ...prefix: string[]): Record<V, Child> {
-  return Object.fromEntries(values.map((v) => [v, counter.labels(...prefix, v)])) as Record<V, Child>;
+export function hotCounter(config: CounterConfiguration<string>): HotCounter {
+  const all: Array<{ readonly labels: Record<string, string>; n: number }> = [];
+  new Counter({
+    ...config,
+    collect() {
+      this.reset();
+      for (const s of all) this.inc(s.labels, s.n);
+    },
+  });
+  const names = config.labelNames ?? [];
+  return {
+    series(...values) {
+      const s = { labels: Object.fromEntries(names.map((name, i) => [name, values[i]!])), n: 0 };
+      all.push(s);
+      return { inc: (value = 1) => { s.n += value; } };
+    },
+  };
 }
 
-function byTransport<V extends string>(counter: Counter<string>, values: readonly V[]): Record<Transport, Record<V, Child>> {
+/** One series per label value (after `prefix`), made once: the hot path indexes an object. */
+export function bound<V extends string>(counter: HotCounter, values: readonly V[], ...prefix: string[]): Record<V, Child> {
+  return Object.fromEntries(values.map((v) => [v, counter.series(...prefix, v)])) as Record<V, Child>;
+}
+
+function byTransport<V extends string>(counter: HotCounter, values: readonly V[]): Record<Transport, Record<V, Child>> {
   return { websocket: bound(counter, values, 'websocket'), bosh: bound(counter, values, 'bosh') };
 }
 
 /** Stanzas, bytes and session ends (issue 17 item 1), by transport. */
 export function trafficMetrics(registry: Registry): Pick<CoreMetrics, 'stanzaIn' | 'stanzaOut' | 'bytesIn' | 'bytesOut' | 'sessionEnded'> {
   const registers = [registry];
-  const inbound = byTransport(new Counter({ name: 'xmpp_stanzas_received_total', help: 'Stanzas received from clients, by transport and kind (message, presence, iq)', labelNames: ['transport', 'kind'], registers }), KINDS);
-  const outbound = byTransport(new Counter({ name: 'xmpp_stanzas_sent_total', help: 'Stanzas sent to client sessions, by transport and kind (message, presence, iq)', labelNames: ['transport', 'kind'], registers }), KINDS);
-  const received = bound(new Counter({ name: 'xmpp_received_bytes_total', help: 'Bytes received from clients (WebSocket frames, BOSH bodies)', labelNames: ['transport'], registers }), TRANSPORTS);
-  const sent = bound(new Counter({ name: 'xmpp_sent_bytes_total', help: 'Bytes sent to clients (WebSocket frames, BOSH bodies)', labelNames: ['transport'], registers }), TRANSPORTS);
-  const ended = byTransport(new Counter({ name: 'xmpp_sessions_ended_total', help: `Sessions ended, by transport and reason (${END_REASONS.join(', ')})`, labelNames: ['transport', 'reason'], registers }), END_REASONS);
+  const inbound = byTransport(hotCounter({ name: 'xmpp_stanzas_received_total', help: 'Stanzas received from clients, by transport and kind (message, presence, iq)', labelNames: ['transport', 'kind'], registers }), KINDS);
+  const outbound = byTransport(hotCounter({ name: 'xmpp_stanzas_sent_total', help: 'Stanzas sent to client sessions, by transport and kind (message, presence, iq)', labelNames: ['transport', 'kind'], registers }), KINDS);
+  const received = bound(hotCounter({ name: 'xmpp_received_bytes_total', help: 'Bytes received from clients (WebSocket frames, BOSH bodies)', labelNames: ['transport'], registers }), TRANSPORTS);
+  const sent = bound(hotCounter({ name: 'xmpp_sent_bytes_total', help: 'Bytes sent to clients (WebSocket frames, BOSH bodies)', labelNames: ['transport'], registers }), TRANSPORTS);
+  const ended = byTransport(hotCounter({ name: 'xmpp_sessions_ended_total', help: `Sessions ended, by transport and reason (${END_REASONS.join(', ')})`, labelNames: ['transport', 'reason'], registers }), END_REASONS);
   const duration = new Histogram({
     name: 'xmpp_session_duration_seconds', help: 'Lifetime of ended sessions', labelNames: ['transport'], registers,
     buckets: [1, 10, 60, 600, 3600, 6 * 3600, 24 * 3600],
@@ -53,8 +80,8 @@ type SmPort = Pick<CoreMetrics, 'smEnabled' | 'smResume' | 'smHibernation' | 'sm
 /** XEP-0198 stream management, with the transports before and after a resumption (what no other server reports). */
 export function smMetrics(registry: Registry): SmPort {
   const registers = [registry];
-  const enabled = bound(new Counter({ name: 'xmpp_sm_enabled_total', help: 'XEP-0198 stream management enabled, by transport', labelNames: ['transport'], registers }), TRANSPORTS);
-  const resumes = new Counter({
+  const enabled = bound(hotCounter({ name: 'xmpp_sm_enabled_total', help: 'XEP-0198 stream management enabled, by transport', labelNames: ['transport'], registers }), TRANSPORTS);
+  const resumes = hotCounter({
     name: 'xmpp_sm_resumes_total', help: `XEP-0198 resumptions by outcome (${OUTCOMES.join(', ')}), and the transport before (none: not held here) and after`,
     labelNames: ['outcome', 'from', 'to'], registers,
   });
@@ -66,7 +93,7 @@ export function smMetrics(registry: Registry): SmPort {
     buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
   });
   const timeouts = new Counter({ name: 'xmpp_sm_resume_timeouts_total', help: 'Hibernating sessions not resumed within their resume timeout', registers });
-  const handedOver = bound(new Counter({
+  const handedOver = bound(hotCounter({
     name: 'xmpp_sm_handed_over_total', help: 'Undelivered stanzas of ended sessions, by where they went (offline storage, another resource, bounced)',
     labelNames: ['to'], registers,
   }), HAND_OVER);
@@ -87,10 +114,10 @@ export function smMetrics(registry: Registry): SmPort {
 /** Offline storage (XEP-0160) and the limits that refuse what a client sends or asks for. */
 export function storeAndLimitMetrics(registry: Registry): Pick<CoreMetrics, 'offline' | 'limitRefused'> {
   const registers = [registry];
-  const offline = bound(new Counter({
+  const offline = bound(hotCounter({
     name: 'xmpp_offline_messages_total', help: 'XEP-0160 offline messages stored, delivered, and refused over the quota', labelNames: ['event'], registers,
   }), ['stored', 'delivered', 'refused-quota'] as const);
-  const limits = bound(new Counter({ name: 'xmpp_limit_refusals_total', help: `Requests refused by a configured limit, by limit (${LIMITS.join(', ')})`, labelNames: ['limit'], registers }), LIMITS);
+  const limits = bound(hotCounter({ name: 'xmpp_limit_refusals_total', help: `Requests refused by a configured limit, by limit (${LIMITS.join(', ')})`, labelNames: ['limit'], registers }), LIMITS);
   return {
     offline: (event, count = 1) => offline[event].inc(count),
     limitRefused: (limit) => limits[limit].inc(),

@@ -24,6 +24,26 @@ const server = await withUsers(t, USERS, {
 const ping = (id: string) => `<iq xmlns='jabber:client' type='get' id='${id}'><ping xmlns='urn:xmpp:ping'/></iq>`;
 const chat = (to: string, id: string) => `<message xmlns='jabber:client' to='${to}@localhost' type='chat' id='${id}'><body>${id}</body></message>`;
 
+t.test('a fresh server exports every series its counters can move, at 0, before any traffic', async (t) => {
+  // A rate() over a series that appears only with its first event starts absent, not at 0 (and an alert on it waits).
+  const fresh = await withServer(t);
+  const samples = await scrape(fresh);
+  const at0 = (name: string, labels: Record<string, string>): void => {
+    const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    t.equal(found.length, 1, `${name} ${JSON.stringify(labels)} is exported`);
+    t.equal(found[0]?.value, 0, 'at 0');
+  };
+  at0('xmpp_stanzas_received_total', { transport: 'bosh', kind: 'presence' });
+  at0('xmpp_stanzas_sent_total', { transport: 'websocket', kind: 'iq' });
+  at0('xmpp_received_bytes_total', { transport: 'bosh' });
+  at0('xmpp_sent_bytes_total', { transport: 'websocket' });
+  at0('xmpp_sessions_ended_total', { transport: 'websocket', reason: 'kicked' });
+  at0('xmpp_sm_resumes_total', { outcome: 'timed-out', from: 'none', to: 'bosh' });
+  at0('xmpp_sm_handed_over_total', { to: 'bounced' });
+  at0('xmpp_limit_refusals_total', { limit: 'pep' });
+  at0('xmpp_bosh_sessions_ended_total', { reason: 'shutdown' });
+});
+
 for (const adapter of TRANSPORTS) {
   const transport = adapter.name;
   const other = transport === 'websocket' ? 'bosh' : 'websocket';
