@@ -15,6 +15,7 @@ import { BATCH_MAX_WRITES } from '../../src/cluster/sm-batch.js';
 import { smKeys } from '../../src/cluster/sm-scripts.js';
 import type { SmStateStore } from '../../src/storage/ports/sm-state.js';
 import type { Session } from '../../src/xmpp/session.js';
+import type { SmJournal } from '../../src/xmpp/features/stream-management/registry.js';
 import { parseXml, DEFAULT_LIMITS, NS } from '../../src/xml/index.js';
 import { startRedis } from '../helpers/redis.js';
 import { pushed } from '../helpers/sm-journal.js';
@@ -56,16 +57,22 @@ async function scripts(look: Redis): Promise<number> {
   return (calls.eval ?? 0) + (calls.evalsha ?? 0);
 }
 
-t.test('the writes of one turn are one script: queues in order, the last inbound counter, the ack applied', async (t) => {
-  const { journal, look, keys } = await journalOn(t);
-  await scripts(look);
+/** One turn of a busy node: 20 stanzas for each of s1 and s2, s1's inbound counter after each, s2's ack of 3; the pushes' answers. */
+function busyTurn(journal: SmJournal): Promise<string[]> {
   const pushes: Promise<string>[] = [];
   for (let i = 1; i <= 20; i++) {
     pushes.push(pushed(journal, 's1', item(`a${i}`)), pushed(journal, 's2', item(`b${i}`)));
     journal.received('s1', i);
   }
   journal.ack('s2', 3, 3);
-  t.same(await Promise.all(pushes), pushes.map(() => 'stored'), 'every stanza stored');
+  return Promise.all(pushes);
+}
+
+t.test('the writes of one turn are one script: queues in order, the last inbound counter, the ack applied', async (t) => {
+  const { journal, look, keys } = await journalOn(t);
+  await scripts(look);
+  const results = await busyTurn(journal);
+  t.same(results, results.map(() => 'stored'), 'every stanza stored');
   t.equal(await scripts(look), 1, '41 pushes, 20 counters and an ack: one script');
   t.same(ids(await look.lRange(keys.queue('s1'), 0, -1)), Array.from({ length: 20 }, (_, i) => `a${i + 1}`), "s1's queue in order");
   t.same(ids(await look.lRange(keys.queue('s2'), 0, -1)), Array.from({ length: 17 }, (_, i) => `b${i + 4}`), "s2's queue in order, the three acknowledged gone");
@@ -97,13 +104,7 @@ t.test(`a turn with more than ${BATCH_MAX_WRITES} writes is split into scripts o
 t.test("a session's epoch is read once per script, its pushes go as one RPUSH, and a connected session's queue needs no TTL", async (t) => {
   const { journal, look } = await journalOn(t);
   await commands(look);
-  const pushes: Promise<string>[] = [];
-  for (let i = 1; i <= 20; i++) {
-    pushes.push(pushed(journal, 's1', item(`a${i}`)), pushed(journal, 's2', item(`b${i}`)));
-    journal.received('s1', i);
-  }
-  journal.ack('s2', 3, 3);
-  await Promise.all(pushes);
+  await busyTurn(journal);
   const calls = await commands(look);
   // Before: an HGET of the epoch per write (42) and a PTTL per stanza (40); 4 commands per message in the bench.
   t.equal(calls.hget, 2, 'one epoch read per session');
