@@ -154,7 +154,8 @@ const sum = (parts, k) => parts.reduce((s, p) => s + (p[k] ?? 0), 0);
 const firstErrors = (parts) => parts.flatMap((p) => p.errors ?? []).slice(0, 3);
 
 async function freePort(preferred) {
-  for (let p = preferred; p < preferred + 500; p += 7) {
+  const base = preferred + Number(process.env.BENCH_PORT_OFFSET ?? 0);
+  for (let p = base; p < base + 500; p += 7) {
     const ok = await new Promise((resolve) => {
       const s = createServer();
       s.once('error', () => resolve(false));
@@ -162,7 +163,7 @@ async function freePort(preferred) {
     });
     if (ok) return p;
   }
-  throw new Error(`no free port near ${preferred}`);
+  throw new Error(`no free port near ${preferred + Number(process.env.BENCH_PORT_OFFSET ?? 0)}`);
 }
 
 // ---------------------------------------------------------------- measuring

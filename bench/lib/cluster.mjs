@@ -237,6 +237,8 @@ export function writeThroughFigures({ on, off }) {
     msgsPerSecOn: on.msgsPerSec, msgsPerSecOff: off.msgsPerSec, costPct: 100 * (1 - on.msgsPerSec / off.msgsPerSec),
     // Messages per CPU-second of the whole system (gateway, Redis, PostgreSQL): the work each costs, steadier than the rate on shared cores.
     msgsPerCpuSecOn: on.msgsPerCpuSec, msgsPerCpuSecOff: off.msgsPerCpuSec, costPerCpuPct: 100 * (1 - on.msgsPerCpuSec / off.msgsPerCpuSec),
+    // The measured windows (CLOCK_MONOTONIC µs), to cut a --cpu-prof of each process to them (lib/profile.mjs).
+    monoUsOn: on.monoUs, monoUsOff: off.monoUs, deliveredOn: on.delivered, deliveredOff: off.delivered,
     p99On: on.p99, p99Off: off.p99, redisOpsPerMsg: on.redisOpsPerMsg, redisScriptsPerMsg: on.redisScriptsPerMsg, redisTop: on.redisTop,
     redisCpuPct: on.redisCpuPct, gatewayCpuPctOn: on.gatewayCpuPct, gatewayCpuPctOff: off.gatewayCpuPct,
     otherCpuPct: Math.max(on.otherCpuPct ?? 0, off.otherCpuPct ?? 0),

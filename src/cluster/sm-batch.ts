@@ -1,36 +1,56 @@
 /**
- * The SM journal's fenced writes (sm-scripts.ts: push a stanza, apply an
- * ack, set record fields) gathered per event-loop turn and sent as one
- * script: a busy node queues several stanzas per turn, and one EVAL each
- * cost the node twice its CPU per message (bench/RESULTS.md, "Cluster").
- * Each write is still fenced on its own (it runs only if the record's epoch
- * is the writer's) and the writes keep their order: the batch goes out
- * before any other command of this node's SM code (`flush`), and node-redis
- * keeps the order of one connection. EVAL, not EVALSHA: a NOSCRIPT retry
- * after a Redis restart would send the batch after commands issued later;
- * the script text is sent once per turn, not per stanza.
+ * The SM journal's fenced writes (push a stanza, apply an ack, set record
+ * fields) gathered per event-loop turn and sent as one script: a busy node
+ * queues several stanzas per turn, and one EVAL each cost the node twice
+ * its CPU per message (bench/RESULTS.md, "Cluster").
+ *
+ * Each write is still fenced (it runs only if the record's epoch is the
+ * writer's) and a session's writes keep their order: the batch goes out
+ * before any other command of this node's SM code (`flush`), node-redis
+ * keeps the order of one connection, and inside a batch a session's pushes
+ * gathered since its last ack or TTL change go as one RPUSH (moving a push
+ * before that session's counter write changes nothing: other fields).
+ * The record's epoch is read once per session per script: nothing in the
+ * batch changes it, and the script runs atomically.
+ *
+ * EVAL, not EVALSHA: after a Redis restart (scripts forgotten) every
+ * EVALSHA in flight fails with NOSCRIPT, and a retry sends its batch after
+ * batches issued later, which another node's SCRIPT LOAD meanwhile may
+ * have let through: a session's stanzas out of order. The text (~1.2 KB)
+ * goes once per batch: under load tens of stanzas share it.
  */
 import type { Redis } from './redis.js';
 import type { SmKeys } from './sm-scripts.js';
+import type { PushResult, PushWaiter } from '../xmpp/features/stream-management/registry.js';
+import type { Undelivered } from '../xmpp/undelivered.js';
 
-/** At most this many writes per script: a script blocks Redis while it runs (a few µs per write). */
+/** At most this many writes (a stanza is one) per script: a script blocks Redis while it runs (a few µs per write). */
 export const BATCH_MAX_WRITES = 256;
+/** And at most about this many bytes of stanzas, so a script's arguments stay small whatever the stanza size limit. */
+export const BATCH_MAX_BYTES = 1 << 20;
 
 // KEYS: record, queue per write. ARGV per write: op, epoch, argument count, arguments.
-// op p: push (item); a: ack (n, counter_out); s: set (ttl: '' keep, '0' persist, else ms; then field, value pairs).
+// op p: push (items); P: push to a hibernating session (items, then the record's TTL copied to the queue);
+// a: ack (n, counter_out); s: set (ttl: '' keep, '0' persist, else ms; then field, value pairs).
 // Replies per write: 1 done, 0 fenced (another epoch), -1 no record.
+// A connected session's record has no TTL (only `s` with a TTL sets one, at hibernation; CLAIM and
+// resumption persist it), so only P needs the PTTL.
 const BATCH = `
 local out = {}
+local epochs = {}
 local a = 1
 for k = 1, #KEYS, 2 do
   local rec, q = KEYS[k], KEYS[k + 1]
   local op, n, s = ARGV[a], tonumber(ARGV[a + 2]), a + 3
-  local e = redis.call('HGET', rec, 'epoch')
+  local e = epochs[rec]
+  if e == nil then e = redis.call('HGET', rec, 'epoch') epochs[rec] = e end
   if e ~= ARGV[a + 1] then out[#out + 1] = e and 0 or -1
-  elseif op == 'p' then
-    redis.call('RPUSH', q, ARGV[s])
-    local ttl = redis.call('PTTL', rec)
-    if ttl > 0 then redis.call('PEXPIRE', q, ttl) end
+  elseif op == 'p' or op == 'P' then
+    redis.call('RPUSH', q, unpack(ARGV, s, s + n - 1))
+    if op == 'P' then
+      local ttl = redis.call('PTTL', rec)
+      if ttl > 0 then redis.call('PEXPIRE', q, ttl) end
+    end
     out[#out + 1] = 1
   elseif op == 'a' then
     redis.call('LTRIM', q, tonumber(ARGV[s]), -1)
@@ -46,17 +66,21 @@ for k = 1, #KEYS, 2 do
 end
 return out`;
 
+const RESULTS: Record<number, PushResult> = { 1: 'stored', 0: 'fenced', [-1]: 'missing' };
+
 interface Write {
   readonly smid: string;
-  readonly op: 'p' | 'a' | 's';
+  readonly op: 'p' | 'P' | 'a' | 's';
   readonly epoch: number;
   args: string[];
-  readonly settle?: { resolve(r: number): void; reject(err: unknown): void };
+  /** A push's stanzas and who hears of each, index for index with `args`. */
+  readonly items?: Undelivered[];
+  readonly waiters?: PushWaiter[];
 }
 
 export interface SmBatch {
-  /** A stanza for the session's queue; resolves with 1 (stored), 0 (fenced) or -1 (no record). */
-  push(smid: string, epoch: number, item: string): Promise<number>;
+  /** `encoded` (of `item`) for the session's queue; `waiter` hears the answer. Hibernating: the queue gets the record's TTL. */
+  push(smid: string, epoch: number, hibernating: boolean, encoded: string, item: Undelivered, waiter: PushWaiter): void;
   ack(smid: string, epoch: number, n: number, counterOut: number): void;
   /** Record fields (and a TTL: '' keep, '0' persist, else ms). */
   set(smid: string, epoch: number, ttl: string, values: Record<string, string | number>): void;
@@ -64,17 +88,31 @@ export interface SmBatch {
   counterIn(smid: string, epoch: number, value: number): void;
   /** Sends what is gathered now: before any other command, so the order holds. */
   flush(): void;
+  /** Runs `fn` once every write gathered so far has been answered. */
+  after(fn: () => void): void;
 }
 
 export function createSmBatch(redis: Redis, keys: SmKeys, failed: (err: unknown) => void): SmBatch {
   let writes: Write[] = [];
+  let size = 0;
+  let bytes = 0;
   // The inbound counter's write of this turn per session, updated in place (the fields are independent of the rest).
   let counters = new Map<string, Write>();
+  // Per session, its push of this turn that later pushes join, until an ack or TTL change of that session.
+  let pushes = new Map<string, Write>();
   let scheduled: NodeJS.Immediate | undefined;
+  let last: Promise<void> | undefined;
 
-  function add(write: Write): void {
+  function add(write: Write, weight: number): void {
+    if (write.op !== 'p' && write.op !== 'P') pushes.delete(write.smid);
     writes.push(write);
-    if (writes.length >= BATCH_MAX_WRITES) flush();
+    grow(weight);
+  }
+
+  function grow(weight: number): void {
+    size += 1;
+    bytes += weight;
+    if (size >= BATCH_MAX_WRITES || bytes >= BATCH_MAX_BYTES) flush();
     else scheduled ??= setImmediate(flush);
   }
 
@@ -84,42 +122,72 @@ export function createSmBatch(redis: Redis, keys: SmKeys, failed: (err: unknown)
     if (writes.length === 0) return;
     const batch = writes;
     writes = [];
+    size = 0;
+    bytes = 0;
     counters = new Map();
+    pushes = new Map();
     const keyList: string[] = [];
     const args: string[] = [];
     for (const w of batch) {
       keyList.push(keys.record(w.smid), keys.queue(w.smid));
-      args.push(w.op, String(w.epoch), String(w.args.length), ...w.args);
+      args.push(w.op, String(w.epoch), String(w.args.length));
+      for (const arg of w.args) args.push(arg);
     }
-    redis.eval(BATCH, { keys: keyList, arguments: args }).then((reply) => {
-      const results = reply as number[];
-      batch.forEach((w, i) => w.settle?.resolve(Number(results[i])));
-    }, (err: unknown) => {
-      let told = false;
-      for (const w of batch) {
-        if (w.settle) { w.settle.reject(err); told = true; }
+    const reply = redis.eval(BATCH, { keys: keyList, arguments: args }).then(
+      (results) => settle(batch, results as number[]),
+      (err: unknown) => { failed(err); settle(batch, undefined); },
+    );
+    last = reply;
+    void reply.then(() => { if (last === reply) last = undefined; });
+  }
+
+  /** Tells each push of `batch` its answer, in order; `results` undefined: the script failed. */
+  function settle(batch: readonly Write[], results: readonly number[] | undefined): void {
+    for (let i = 0; i < batch.length; i++) {
+      const { waiters, items } = batch[i]!;
+      if (!waiters || !items) continue;
+      const result = results ? RESULTS[Number(results[i])] ?? 'failed' : 'failed';
+      for (let j = 0; j < waiters.length; j++) {
+        // One waiter's fault must not keep the others' stanzas from their clients.
+        try { waiters[j]!.pushed(result, items[j]!); } catch (err) { failed(err); }
       }
-      if (!told) failed(err);
-    });
+    }
   }
 
   return {
-    push(smid, epoch, item) {
-      return new Promise<number>((resolve, reject) => add({ smid, op: 'p', epoch, args: [item], settle: { resolve, reject } }));
+    push(smid, epoch, hibernating, encoded, item, waiter) {
+      const op = hibernating ? 'P' : 'p';
+      const open = pushes.get(smid);
+      if (open && open.op === op && open.epoch === epoch) {
+        open.args.push(encoded);
+        open.items!.push(item);
+        open.waiters!.push(waiter);
+        return grow(encoded.length);
+      }
+      const write: Write = { smid, op, epoch, args: [encoded], items: [item], waiters: [waiter] };
+      add(write, encoded.length);
+      pushes.set(smid, write);
     },
-    ack(smid, epoch, n, counterOut) { add({ smid, op: 'a', epoch, args: [String(n), String(counterOut)] }); },
+    ack(smid, epoch, n, counterOut) { add({ smid, op: 'a', epoch, args: [String(n), String(counterOut)] }, 0); },
     set(smid, epoch, ttl, values) {
       const args = [ttl];
       for (const [k, v] of Object.entries(values)) args.push(k, String(v));
-      add({ smid, op: 's', epoch, args });
+      add({ smid, op: 's', epoch, args }, 0);
     },
     counterIn(smid, epoch, value) {
       const pending = counters.get(smid);
       if (pending && pending.epoch === epoch) { pending.args = ['', 'counter_in', String(value)]; return; }
       const write: Write = { smid, op: 's', epoch, args: ['', 'counter_in', String(value)] };
       counters.set(smid, write);
-      add(write);
+      // Not an end to the session's open push: the inbound counter commutes with the queue.
+      writes.push(write);
+      grow(0);
     },
     flush,
+    after(fn) {
+      flush();
+      if (last) void last.then(fn);
+      else fn();
+    },
   };
 }

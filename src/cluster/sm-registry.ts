@@ -5,7 +5,8 @@
  * node can take over: the journal the SM feature writes through
  * (SmJournal). The fenced writes of one turn go out as one script
  * (sm-batch.ts); none is waited for except `push`, whose answer the SM
- * feature waits for before the stanza goes to the client. Stale h records stay in
+ * feature waits for before the stanza goes to the client (its PushWaiter
+ * hears it). Stale h records stay in
  * the shared storage (STORAGE=postgres), as with the memory registry.
  */
 import type { SmStateStore } from '../storage/ports/sm-state.js';
@@ -27,8 +28,12 @@ export interface SmLog {
 const CLOSE_TIMEOUT_MS = 2000;
 const sleep = (ms: number): Promise<undefined> => new Promise((r) => { setTimeout(() => r(undefined), ms).unref(); });
 
-/** A session this node holds in the journal: its fencing epoch and resume max. */
-interface Held { epoch: number; max: number; session: Session | undefined }
+/**
+ * A session this node holds in the journal: its fencing epoch, resume max,
+ * and whether its record has a TTL now (hibernating: a stanza queued then
+ * gives the queue the same TTL).
+ */
+interface Held { epoch: number; max: number; session: Session | undefined; hibernating: boolean }
 
 export interface RedisSmRegistry extends SmRegistry {
   readonly journal: SmJournal;
@@ -83,7 +88,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   const journal: SmJournal = {
     open(smid, session, max) {
       // A new smid: no write of it waits in the batch, which may go out after these.
-      held.set(smid, { epoch: 1, max, session });
+      held.set(smid, { epoch: 1, max, session, hibernating: false });
       smids.set(session, smid);
       redis.hSet(keys.record(smid), {
         owner: node.id, epoch: 1, host: session.host!, username: session.username!, resource: session.resource!,
@@ -91,16 +96,12 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       }).catch(failed);
       redis.sAdd(keys.node(node.id), smid).catch(failed);
     },
-    async push(smid, item) {
+    push(smid, item, waiter) {
       const h = held.get(smid);
-      if (!h || left) {
-        log.debug({ event: 'sm-push-unjournaled', smid, id: item.stanza.attr('id'), left }, 'stanza queued in memory only');
-        return true;
-      }
-      const stored = await batch.push(smid, h.epoch, encodeItem(item));
-      // No record (Redis lost it): the session goes on from this node's memory.
-      if (stored === -1) log.warn({ event: 'sm-record-missing', smid }, 'stream management record missing: this session is no longer resumable elsewhere');
-      return stored !== 0;
+      if (h && !left) return batch.push(smid, h.epoch, h.hibernating, encodeItem(item), item, waiter);
+      log.debug({ event: 'sm-push-unjournaled', smid, id: item.stanza.attr('id'), left }, 'stanza queued in memory only');
+      // After the answers of the session's pushes still in flight: the waiter hears them in order.
+      batch.after(() => waiter.pushed('memory', item));
     },
     ack(smid, n, counterOut) {
       const h = held.get(smid);
@@ -112,9 +113,15 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     hibernated(smid, session, at) {
       const h = held.get(smid);
-      if (h) set(smid, String((h.max + deps.marginSeconds) * 1000), { hibernated_at: at, ...snapshotOf(session) });
+      if (!h) return;
+      set(smid, String((h.max + deps.marginSeconds) * 1000), { hibernated_at: at, ...snapshotOf(session) });
+      h.hibernating = true;
     },
-    resumed: (smid) => set(smid, '0', { hibernated_at: 0 }),
+    resumed(smid) {
+      set(smid, '0', { hibernated_at: 0 });
+      const h = held.get(smid);
+      if (h) h.hibernating = false;
+    },
     async close(smid) {
       const h = held.get(smid);
       if (!h) return true;
@@ -137,7 +144,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       const previous = String(reply[3] ?? '');
       const gone = previous === node.id || !(await node.alive(previous).catch(() => false));
       const claimed = parseClaim(reply, gone);
-      held.set(smid, { epoch: Number(reply[0]), max: claimed.max, session: undefined });
+      // CLAIM removed the record's TTL: a stanza queued now needs none.
+      held.set(smid, { epoch: Number(reply[0]), max: claimed.max, session: undefined, hibernating: false });
       // The old owner lets go when told; if the message is lost, its next write is refused all the same.
       redis.publish(keys.channel, JSON.stringify({ smid, epoch: Number(reply[0]) })).catch(failed);
       log.info({ event: 'sm-claimed', smid, epoch: Number(reply[0]) }, 'stream management session taken over');

@@ -12,6 +12,7 @@ import { joinCluster } from '../../src/cluster/node.js';
 import { createRedisSmRegistry } from '../../src/cluster/sm-registry.js';
 import { createMemoryStorage } from '../../src/storage/index.js';
 import type { Session } from '../../src/xmpp/session.js';
+import { pushed } from '../helpers/sm-journal.js';
 
 export interface DeadOwner {
   readonly smid: string;
@@ -35,7 +36,8 @@ export async function startDeadOwner(t: Test, url: string, id: string, opts: { r
   registry.journal.open(smid, session, opts.max);
   for (const msgId of opts.ids) {
     const stanza = x('message', { xmlns: 'jabber:client', from: 'bob@localhost/desk', to: `alice@localhost/${opts.resource}`, type: 'chat', id: msgId }, x('body', {}, msgId));
-    if (!(await registry.journal.push(smid, { stanza, at: Date.now() }))) throw new Error('the dead owner\'s push was refused');
+    const result = await pushed(registry.journal, smid, { stanza, at: Date.now() });
+    if (result !== 'stored') throw new Error(`the dead owner's push was not stored: ${result}`);
   }
   // The stanzas the client had sent and the node handled (the server's h), stored as a gateway does.
   if (opts.handled !== undefined) registry.journal.received(smid, opts.handled);

@@ -6,7 +6,7 @@ import type { Buffered, SmOptions, SmState } from './index.js';
 
 /** Cluster only: what flow control tells the journal (SmJournal, through index.ts). */
 export interface FlowJournal {
-  /** A stanza enters the SM queue: stored, `st.tail` set to the write. */
+  /** A stanza enters the SM queue: stored, and the session's writes from now on wait for it (`st.gate`). */
   push(session: Session, st: SmState, item: Buffered): void;
   /** The client acknowledged `n` stanzas. */
   acked(st: SmState, n: number): void;
@@ -51,14 +51,11 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
 
   /**
    * Writes to the client. With a journal (cluster), after the stanzas queued
-   * before have been stored, in order (the store answers in order); not at
-   * all if the journal refused them (another node owns the session) or the
-   * transport changed meanwhile (a resumption resends the queue itself).
+   * before have been stored (gate.ts).
    */
   function emit(session: Session, st: SmState, el: XmlElement): void {
-    if (st.tail === undefined) return session.write(el);
-    const conn = session.conn;
-    st.tail.then((ok) => { if (ok && session.conn === conn && !session.destroyed) session.write(el); }, () => undefined);
+    if (st.gate === undefined) session.write(el);
+    else st.gate.write(el);
   }
 
   function requestAck(session: Session, st: SmState): void {

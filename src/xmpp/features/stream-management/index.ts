@@ -11,6 +11,7 @@ import { handOver, handOverHook, reroute, type Undelivered } from '../../hand-ov
 import { createRecentIds } from './recent.js';
 import { CLASSIC, createResume, type ResumeReply } from './resume.js';
 import { createSmCluster } from './journal.js';
+import type { WriteGate } from './gate.js';
 import { randomId } from '../../../util/random.js';
 import { PRIORITY } from '../../priorities.js';
 import { isPromise } from '../../pipeline.js';
@@ -87,8 +88,8 @@ export interface SmState {
   hibernatedAt: number;
   /** Stanzas sent since the last <r/>. */
   sinceRequest: number;
-  /** Cluster only: the journal's write of the last stanza queued; writes to the client wait for it (flow.ts). */
-  tail?: Promise<boolean>;
+  /** Cluster only: writes to the client wait here for the journal to store the stanzas queued before them (gate.ts). */
+  gate?: WriteGate;
 }
 
 const HANDED_OVER = 'resent: not acknowledged by the client';

@@ -5,7 +5,8 @@ import type { StreamError } from '../../errors.js';
 import type { Session } from '../../session.js';
 import type { Buffered } from './index.js';
 import type { FlowJournal } from './flow.js';
-import type { SmJournal, SmRegistry } from './registry.js';
+import type { PushResult, SmJournal, SmRegistry } from './registry.js';
+import { WriteGate } from './gate.js';
 
 /**
  * Stream management's side of a journal (SM_BACKEND=redis, issue 14 item
@@ -80,18 +81,28 @@ export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry
     if (session) fence(session);
   });
 
+  /** What the gate hears of a push that was not stored as asked. */
+  function answered(session: Session, result: PushResult, item: Buffered): void {
+    if (result === 'fenced') return refused(session, item);
+    // No record (Redis lost it), or the store is unreachable (the batch logged why): the stanza is
+    // still delivered from this node's queue.
+    if (result === 'missing') ctx.log.warn({ event: 'sm-record-missing', session: session.logId }, 'stream management record missing: this session is no longer resumable elsewhere');
+    else if (result === 'failed') ctx.log.debug({ event: 'sm-push-failed', session: session.logId, id: item.stanza.attr('id') }, 'stanza queued in memory only: the journal write failed');
+  }
+
   return {
     flow: {
       push(session, st, item) {
         if (st.smid === undefined) return;
-        st.tail = journal.push(st.smid, item).then((ok) => {
-          if (!ok) refused(session, item);
-          return ok;
-        }, (err: unknown) => {
-          // The store is unreachable: the stanza is still delivered from this node's queue.
+        const gate = st.gate ??= new WriteGate(session, (result, pushed) => answered(session, result, pushed));
+        gate.expect();
+        try {
+          journal.push(st.smid, item, gate);
+        } catch (err) {
+          // Never answered otherwise: the session's writes would wait for ever.
           ctx.log.warn({ err, session: session.logId }, 'stream management journal write failed');
-          return true;
-        });
+          gate.pushed('failed', item);
+        }
       },
       acked(st, n) {
         if (st.smid !== undefined) journal.ack(st.smid, n, st.queue.counter_out);

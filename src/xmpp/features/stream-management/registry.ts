@@ -51,18 +51,35 @@ export interface SmClaimed {
 }
 
 /**
+ * How the journal answered a push: stored; fenced (another node owns the
+ * session now); missing (no record: Redis lost it), failed (the store did
+ * not answer) or memory (not journaled: the session is no longer held
+ * here), in which three the stanza lives on in this node's memory only.
+ */
+export type PushResult = 'stored' | 'fenced' | 'missing' | 'failed' | 'memory';
+
+/** Hears how each push went, in the order of the pushes (SmJournal.push). */
+export interface PushWaiter {
+  pushed(result: PushResult, item: Undelivered): void;
+}
+
+/**
  * The durable copy of stream-management state a cluster backend keeps
  * (SM_BACKEND=redis), so that another node can resume a session and its
  * unacknowledged stanzas survive their node. Writes go out in call order
  * and are fenced: once another node took the session over, they are refused.
- * Only `push` is awaited (a stanza is written to the client once it is
+ * Only a push is answered (a stanza is written to the client once it is
  * stored); the others are fire-and-forget, their failures logged.
  */
 export interface SmJournal {
   /** <enable resume/>: the record is created, owned by this process. */
   open(smid: string, session: Session, max: number): void;
-  /** A stanza entered the SM queue. False: another node owns the session now (fenced). */
-  push(smid: string, item: Undelivered): Promise<boolean>;
+  /**
+   * A stanza entered the SM queue. `waiter` hears the answer, after those of
+   * the pushes before it (no promise per stanza: a busy node pushes tens of
+   * thousands a second, and the answers of one batch come together).
+   */
+  push(smid: string, item: Undelivered, waiter: PushWaiter): void;
   /** The client acknowledged `n` stanzas: they leave the head of the queue; its h is `counterOut`. */
   ack(smid: string, n: number, counterOut: number): void;
   /** The stanzas the client sent that have been handled (the server's h). */
