@@ -15,6 +15,8 @@ import { createPgSmStateStore } from './sm-state.js';
 import { createPgPepStore } from './pep.js';
 import { createPgFastTokenStore } from './fast-tokens.js';
 import { createPgArchiveStore } from './archive.js';
+import { createCredentialCache } from '../credential-cache.js';
+import { listenForCredentialChanges, type CredentialListener } from './credential-listener.js';
 
 export interface PostgresStorageOptions {
   /** A libpq connection URI: postgres://user:password@host:port/database. */
@@ -28,7 +30,17 @@ export interface PostgresStorageOptions {
    * listener node-postgres would crash the process.
    */
   onIdleError?: (err: Error) => void;
+  /**
+   * Bytes of users' credentials kept in memory after they were read (a
+   * login), dropped the moment any writer changes or deletes the account
+   * (credential-listener.ts); 0 or absent: none (the CLI, which reads each
+   * account once).
+   */
+  credentialCacheBytes?: number;
 }
+
+/** Pause before the connection listening for account changes is opened again. */
+const LISTEN_RETRY_MS = 1000;
 
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<Storage> {
   const pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10 });
@@ -40,9 +52,16 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     throw err;
   }
   const now = options.now ?? Date.now;
+  let users = createPgUserStore(pool, now);
+  let listener: CredentialListener | undefined;
+  if ((options.credentialCacheBytes ?? 0) > 0) {
+    const cache = createCredentialCache(users, { maxBytes: options.credentialCacheBytes! });
+    listener = await listenForCredentialChanges({ url: options.url, cache, retryMs: LISTEN_RETRY_MS, onError: options.onIdleError ?? (() => undefined) });
+    users = cache.users;
+  }
   let closing: Promise<void> | undefined;
   return {
-    users: createPgUserStore(pool, now),
+    users,
     rosters: createPgRosterStore(pool),
     blocklists: createPgBlocklistStore(pool),
     offline: createPgOfflineStore(pool, now),
@@ -52,7 +71,7 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     fastTokens: createPgFastTokenStore(pool),
     archive: createPgArchiveStore(pool),
     close() {
-      closing ??= pool.end();
+      closing ??= Promise.all([listener?.close(), pool.end()]).then(() => undefined);
       return closing;
     },
     // For /readyz: a trivial query over the pool.
