@@ -40,6 +40,7 @@ const MIB = 1024 * 1024;
 const DATABASE_URL = /^postgres(ql)?:\/\/\S+$/;
 const SM_BACKENDS = ['memory', 'redis'] as const;
 const CLUSTER_MODES = ['none', 'redis'] as const;
+const WORKER_SCHEDULING = ['none', 'round-robin'] as const;
 // A redis:// or rediss:// URL (node-redis parses the rest and reports what it cannot use).
 const REDIS_URL = /^rediss?:\/\/\S+$/;
 const STORAGE_BACKENDS = ['sqlite', 'postgres'] as const;
@@ -63,6 +64,7 @@ export const SCHEMA = {
   redisUrl: { env: 'REDIS_URL', group: 'Cluster', kind: 'string', default: '', pattern: REDIS_URL, secret: true, expected: 'a redis://[user:password@]host:port[/db] URL', doc: 'Redis connection URL, required when CLUSTER=redis' },
   nodeId: { env: 'NODE_ID', group: 'Cluster', kind: 'string', default: '', pattern: /^$|^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, expected: 'letters, digits, dot, dash or underscore (at most 63)', doc: "This process's name in the cluster, stable across its restarts so it reads what was addressed to it (a StatefulSet pod name); unset: the host name. Two live processes with one name: the second refuses to start" },
   workers: { env: 'WORKERS', group: 'Cluster', kind: 'int', default: 1, min: 1, max: 256, doc: 'Processes serving the one listening port (node:cluster), each a cluster node named NODE_ID-w<i>; more than 1 needs CLUSTER=redis. How one machine uses all its cores' },
+  workersScheduling: { env: 'WORKERS_SCHEDULING', group: 'Cluster', kind: 'enum', default: 'none', values: WORKER_SCHEDULING, doc: "WORKERS > 1: none: every worker accepts on the shared socket itself (the kernel picks; a busy worker takes fewer); round-robin: the primary accepts every connection and hands it to the next worker over IPC (an even spread, at the cost of the primary's CPU and an IPC round trip per connection)" },
   clusterNodeTtl: { env: 'CLUSTER_NODE_TTL', group: 'Cluster', kind: 'int', default: 10000, min: 500, max: 600000, unit: 'ms', doc: "A node's lease in Redis, renewed every fifth of it: a node silent this long is dead, its inbox is drained and its sessions handed over by a survivor" },
   clusterInboxMaxEntries: { env: 'CLUSTER_INBOX_MAX_ENTRIES', group: 'Cluster', kind: 'int', default: 100000, min: 10, max: 100000000, doc: "Entries one node's inbox stream may hold unread; past it other nodes route the stanza themselves (offline or bounce) and count it" },
   clusterInboxMaxBytes: { env: 'CLUSTER_INBOX_MAX_BYTES', group: 'Cluster', kind: 'int', default: 64 * MIB, min: 65536, max: 16384 * MIB, unit: 'bytes', doc: "Bytes one node's inbox stream may hold unread (the same fallback past it)" },
