@@ -7,7 +7,8 @@ import pg from 'pg';
 import type { Clock, Storage } from '../types.js';
 import { migratePostgres } from './migrations.js';
 import { createPgUserStore } from './accounts.js';
-import { createPgRosterStore } from './roster.js';
+import { createPgRosterStore, decodeRosterItem } from './roster.js';
+import { createAccountReader } from './account-read.js';
 import { createPgBlocklistStore } from './blocklist.js';
 import { createPgOfflineStore } from './offline.js';
 import { createPgVcardStore } from './vcard.js';
@@ -59,11 +60,12 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     listener = await listenForCredentialChanges({ url: options.url, cache, retryMs: LISTEN_RETRY_MS, onError: options.onIdleError ?? (() => undefined) });
     users = cache.users;
   }
+  const reader = createAccountReader(pool, decodeRosterItem);
   let closing: Promise<void> | undefined;
   return {
     users,
-    rosters: createPgRosterStore(pool),
-    blocklists: createPgBlocklistStore(pool),
+    rosters: createPgRosterStore(pool, reader),
+    blocklists: createPgBlocklistStore(pool, reader),
     offline: createPgOfflineStore(pool, now),
     vcards: createPgVcardStore(pool, now),
     smState: createPgSmStateStore(pool),
