@@ -83,7 +83,7 @@ t.test("a change through the process's own store is dropped before the write res
 });
 
 t.test('the cache holds at most its bytes, least recently used out', async (t) => {
-  // About 700 bytes an account: 4 KiB holds a few, never 20.
+  // About 560 bytes an account with these short fake keys: 4 KiB holds a few, never 20.
   const { a, cli } = await threeProcesses(t, 4096);
   const names = Array.from({ length: 20 }, (_, i) => `u${i}`);
   await cli.users.createMany(names.map((n) => ({ host: 'example.com', username: n, credentials: creds(n) })));
