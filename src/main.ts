@@ -85,7 +85,9 @@ async function buildConfiguredApp(config: Config, storage: Storage): Promise<App
  */
 async function openConfiguredStorage(config: Config): Promise<Storage> {
   try {
-    return await openStorage({ backend: config.storage, dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+    return await openStorage({
+      backend: config.storage, dataDir: config.dataDir, databaseUrl: config.databaseUrl, credentialCacheBytes: config.credentialCacheBytes,
+    });
   } catch (err) {
     if (err instanceof StorageOpenError) {
       process.stderr.write(`xmpp-web-gateway: ${err.message}\n`);

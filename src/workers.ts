@@ -1,6 +1,7 @@
 /**
  * WORKERS=N: N processes serve one listening port, as node:cluster does
- * (the primary accepts and hands connections round-robin), each a node of
+ * (each worker accepts on the shared socket, or with WORKERS_SCHEDULING=
+ * round-robin the primary accepts and hands connections in turn), each a node of
  * the Redis cluster named `<NODE_ID>-w<i>`. The primary serves nothing: it
  * forks, restarts a worker that dies (same name, so the new one reads what
  * was addressed to the old one), passes SIGTERM/SIGINT on and exits once
@@ -23,6 +24,8 @@ const RESTART_DELAY_MS = 1000;
 export interface WorkerPlan {
   readonly workers: number;
   readonly nodeId: string;
+  /** Who accepts connections on the shared port: the workers themselves, or the primary handing them round-robin. */
+  readonly workersScheduling: 'none' | 'round-robin';
 }
 
 /** The worker's NODE_ID: the configured one (or the host name) with the worker's index. */
@@ -72,6 +75,11 @@ export function supervise(plan: WorkerPlan, log: (line: string) => void, exit: (
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Set before the first fork (node:cluster reads it then). Node's default on Linux is round-robin: the
+  // primary accepts each connection and passes its handle to a worker over IPC, which acknowledges it; that
+  // cost 3.7 % of the gateway's CPU in the primary and 4 to 5 % in each worker during the bench's logins
+  // (bench/RESULTS.md, "Cluster", s22-login). With SCHED_NONE the workers accept on the one socket.
+  cluster.schedulingPolicy = plan.workersScheduling === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   for (let i = 0; i < plan.workers; i++) fork(i);
 }
 
@@ -81,8 +89,8 @@ export interface Routable {
 }
 
 /**
- * In a worker of WORKERS > 1, the shared port reaches a worker chosen by
- * the primary, not this one: a BOSH request another node forwards here
+ * In a worker of WORKERS > 1, the shared port reaches whichever worker
+ * accepts first (or the primary's choice), not necessarily this one: a BOSH request another node forwards here
  * (src/cluster/bosh-forward.ts) needs an address of this worker's own. It
  * gets a listener of its own on 127.0.0.1 (`exclusive`: not shared through
  * the primary), serving the same routes; returns its base URL to

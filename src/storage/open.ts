@@ -11,9 +11,13 @@ export interface StorageChoice {
   databaseUrl: string;
   now?: Clock;
   onIdleError?: (err: Error) => void;
+  /** PostgreSQL: bytes of credentials kept in memory (CREDENTIAL_CACHE_BYTES); absent: none (the CLI). */
+  credentialCacheBytes?: number;
 }
 
 export async function openStorage(choice: StorageChoice): Promise<Storage> {
-  if (choice.backend === 'postgres') return openPostgresStorage({ url: choice.databaseUrl, now: choice.now, onIdleError: choice.onIdleError });
+  if (choice.backend === 'postgres') return openPostgresStorage({
+    url: choice.databaseUrl, now: choice.now, onIdleError: choice.onIdleError, credentialCacheBytes: choice.credentialCacheBytes,
+  });
   return openSqliteStorage(choice.dataDir, { now: choice.now });
 }

@@ -105,7 +105,8 @@ async function statementsOf(fn: () => Promise<unknown>): Promise<{ text: string;
 
 // Each statement is a network round trip to the server (bench/RESULTS.md, "Cluster": a cluster
 // login read its roster as BEGIN, three SELECTs and COMMIT), and a named one is planned once per connection.
-t.test('postgres: the reads of a login are one named statement each', async (t) => {
+// The roster and the blocklist, asked together as the accounts service does, are one statement.
+t.test('postgres: the reads of a login are two named statements', async (t) => {
   const url = await (await testPostgres()).createDatabase();
   const s = await openPostgresStorage({ url });
   t.teardown(() => s.close());
@@ -115,14 +116,40 @@ t.test('postgres: the reads of a login are one named statement each', async (t) 
   await s.blocklists.add('example.com', 'alice', ['eve@example.com']);
   let loaded: unknown[] = [];
   const statements = await statementsOf(async () => {
-    loaded = [await s.users.get('example.com', 'alice'), await s.rosters.load('example.com', 'alice'), await s.blocklists.list('example.com', 'alice')];
+    loaded = [await s.users.get('example.com', 'alice'), ...await Promise.all([s.rosters.load('example.com', 'alice'), s.blocklists.list('example.com', 'alice')])];
   });
-  t.equal(statements.length, 3, `credentials, roster and blocklist: one statement each (${statements.map((q) => q.text.trim().split(/\s+/)[0]).join(', ')})`);
+  t.equal(statements.length, 2, `the credentials, then roster and blocklist together (${statements.map((q) => q.text.trim().split(/\s+/)[0]).join(', ')})`);
   t.ok(statements.every((q) => q.named), 'all of them named (prepared once per connection)');
   t.same(loaded.slice(1), [
     { version: 3, items: [{ jid: 'bob@example.com', name: 'Bob', groups: ['G'], subscription: 'both', ask: false, approved: false }], pending: [{ jid: 'pat@example.com', stanza: '<presence/>' }] },
     ['eve@example.com'],
   ], 'and they read what was written');
+});
+
+t.test('postgres: reads of one account asked at once share one statement, each caller with its own copy; other accounts are not merged', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const s = await openPostgresStorage({ url });
+  t.teardown(() => s.close());
+  await withAccounts(s, 'alice', 'bob');
+  await s.rosters.putItem('example.com', 'alice', { jid: 'bob@example.com', name: 'Bob', groups: [], subscription: 'both', ask: false, approved: false }, 1);
+  await s.blocklists.add('example.com', 'bob', ['eve@example.com']);
+  let got: Awaited<ReturnType<Storage['rosters']['load']>>[] = [];
+  let lists: string[][] = [];
+  const statements = await statementsOf(async () => {
+    const [r1, r2, l1, l2] = await Promise.all([
+      s.rosters.load('example.com', 'alice'), s.rosters.load('example.com', 'alice'),
+      s.blocklists.list('example.com', 'alice'), s.blocklists.list('example.com', 'bob'),
+    ]);
+    got = [r1, r2];
+    lists = [l1, l2];
+  });
+  t.equal(statements.length, 2, "alice's two rosters and blocklist in one statement, bob's blocklist in another");
+  t.same(lists, [[], ['eve@example.com']]);
+  t.same(got[0], got[1]);
+  got[0]!.items[0]!.groups.push('changed');
+  t.same(got[1]!.items[0]!.groups, [], 'each caller its own copy');
+  await t.rejects(statementsOf(async () => { await s.close(); await Promise.all([s.rosters.load('example.com', 'alice'), s.blocklists.list('example.com', 'alice')]); }),
+    'a failed statement fails every caller waiting for it');
 });
 
 t.test('postgres: an unreachable server fails the open, naming the cause', async (t) => {

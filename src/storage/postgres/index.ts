@@ -7,7 +7,8 @@ import pg from 'pg';
 import type { Clock, Storage } from '../types.js';
 import { migratePostgres } from './migrations.js';
 import { createPgUserStore } from './accounts.js';
-import { createPgRosterStore } from './roster.js';
+import { createPgRosterStore, decodeRosterItem } from './roster.js';
+import { createAccountReader } from './account-read.js';
 import { createPgBlocklistStore } from './blocklist.js';
 import { createPgOfflineStore } from './offline.js';
 import { createPgVcardStore } from './vcard.js';
@@ -15,6 +16,8 @@ import { createPgSmStateStore } from './sm-state.js';
 import { createPgPepStore } from './pep.js';
 import { createPgFastTokenStore } from './fast-tokens.js';
 import { createPgArchiveStore } from './archive.js';
+import { createCredentialCache } from '../credential-cache.js';
+import { listenForCredentialChanges, type CredentialListener } from './credential-listener.js';
 
 export interface PostgresStorageOptions {
   /** A libpq connection URI: postgres://user:password@host:port/database. */
@@ -28,7 +31,17 @@ export interface PostgresStorageOptions {
    * listener node-postgres would crash the process.
    */
   onIdleError?: (err: Error) => void;
+  /**
+   * Bytes of users' credentials kept in memory after they were read (a
+   * login), dropped the moment any writer changes or deletes the account
+   * (credential-listener.ts); 0 or absent: none (the CLI, which reads each
+   * account once).
+   */
+  credentialCacheBytes?: number;
 }
+
+/** Pause before the connection listening for account changes is opened again. */
+const LISTEN_RETRY_MS = 1000;
 
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<Storage> {
   const pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10 });
@@ -40,11 +53,19 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     throw err;
   }
   const now = options.now ?? Date.now;
+  let users = createPgUserStore(pool, now);
+  let listener: CredentialListener | undefined;
+  if ((options.credentialCacheBytes ?? 0) > 0) {
+    const cache = createCredentialCache(users, { maxBytes: options.credentialCacheBytes! });
+    listener = await listenForCredentialChanges({ url: options.url, cache, retryMs: LISTEN_RETRY_MS, onError: options.onIdleError ?? (() => undefined) });
+    users = cache.users;
+  }
+  const reader = createAccountReader(pool, decodeRosterItem);
   let closing: Promise<void> | undefined;
   return {
-    users: createPgUserStore(pool, now),
-    rosters: createPgRosterStore(pool),
-    blocklists: createPgBlocklistStore(pool),
+    users,
+    rosters: createPgRosterStore(pool, reader),
+    blocklists: createPgBlocklistStore(pool, reader),
     offline: createPgOfflineStore(pool, now),
     vcards: createPgVcardStore(pool, now),
     smState: createPgSmStateStore(pool),
@@ -52,7 +73,7 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     fastTokens: createPgFastTokenStore(pool),
     archive: createPgArchiveStore(pool),
     close() {
-      closing ??= pool.end();
+      closing ??= Promise.all([listener?.close(), pool.end()]).then(() => undefined);
       return closing;
     },
     // For /readyz: a trivial query over the pool.

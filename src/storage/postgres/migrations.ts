@@ -26,6 +26,8 @@ export const MIGRATION_LOCK_KEY = 0x7877676d69677200n;
 
 const KEY = 'host TEXT COLLATE "C" NOT NULL, username TEXT COLLATE "C" NOT NULL';
 const OF_ACCOUNT = 'FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE';
+/** The NOTIFY channel of account changes (migration 8): a deleted account or new credentials, as JSON [host, username]. */
+export const ACCOUNT_CHANNEL = 'xwg_account_changes';
 
 export const PG_MIGRATIONS: readonly PgMigration[] = [
   {
@@ -157,6 +159,25 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX archive_by_with ON archive (host, username, with_jid, seq);
       CREATE INDEX archive_by_time ON archive (host, username, at, seq);
       CREATE TABLE archive_prefs (${KEY}, prefs JSONB NOT NULL, PRIMARY KEY (host, username), ${OF_ACCOUNT});
+    `,
+  },
+  {
+    version: 8,
+    name: 'account changes notified',
+    // The account change log (step 1) also NOTIFYs ACCOUNT_CHANNEL with the
+    // account as [host, username]: PostgreSQL delivers it to every listening
+    // process when the writer's transaction commits, whoever wrote (the CLI,
+    // psql), so the processes that keep credentials in memory drop them at
+    // once (credential-listener.ts) instead of at the next poll of the log.
+    sql: `
+      CREATE OR REPLACE FUNCTION log_account_change() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        LOCK TABLE account_changes IN SHARE ROW EXCLUSIVE MODE;
+        INSERT INTO account_changes (host, username, change, at)
+          VALUES (OLD.host, OLD.username, TG_ARGV[0], (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+        PERFORM pg_notify('${ACCOUNT_CHANNEL}', json_build_array(OLD.host, OLD.username)::text);
+        RETURN NULL;
+      END $$;
     `,
   },
 ];

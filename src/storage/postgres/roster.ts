@@ -1,20 +1,12 @@
 /** RosterStore over a node-postgres pool. */
 import type { Pool, PoolClient } from 'pg';
-import type { RosterItem, RosterPending, RosterStore, RosterSubscription, StoredRoster } from '../ports/roster.js';
-import { inTransaction, toNumber } from './tx.js';
-
-interface ItemRow {
-  jid: string;
-  name: string | null;
-  subscription: string;
-  ask: boolean;
-  approved: boolean;
-  groups: unknown;
-}
+import type { RosterItem, RosterStore, RosterSubscription } from '../ports/roster.js';
+import { inTransaction } from './tx.js';
+import type { AccountReader, ItemRow } from './account-read.js';
 
 const SUBSCRIPTIONS: ReadonlySet<string> = new Set<RosterSubscription>(['none', 'to', 'from', 'both']);
 
-function decode(row: ItemRow): RosterItem {
+export function decodeRosterItem(row: ItemRow): RosterItem {
   if (!SUBSCRIPTIONS.has(row.subscription)) throw new Error(`stored subscription of roster item '${row.jid}' is malformed`);
   const groups = row.groups;
   if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) {
@@ -34,37 +26,16 @@ const PUT_ITEM = `
   ON CONFLICT (host, username, jid) DO UPDATE SET
     name = excluded.name, subscription = excluded.subscription, ask = excluded.ask, approved = excluded.approved, groups = excluded.groups`;
 
-/*
- * The whole roster in one statement: a login loads it, and on PostgreSQL each
- * statement is a network round trip (BEGIN, three SELECTs and COMMIT were five
- * per login). One statement reads one snapshot even in READ COMMITTED, so the
+/**
+ * The whole roster is read in one statement with the blocklist
+ * (account-read.ts): a login loads both, and on PostgreSQL each statement
+ * is a network round trip (BEGIN, three SELECTs and COMMIT were five per
+ * login). One statement reads one snapshot even in READ COMMITTED, so the
  * version still always matches the items read with it.
  */
-const LOAD = `
-  SELECT
-    (SELECT version FROM roster_versions WHERE host = $1 AND username = $2) AS version,
-    (SELECT COALESCE(json_agg(json_build_object(
-        'jid', jid, 'name', name, 'subscription', subscription, 'ask', ask, 'approved', approved, 'groups', groups) ORDER BY jid), '[]')
-      FROM roster_items WHERE host = $1 AND username = $2) AS items,
-    (SELECT COALESCE(json_agg(json_build_object('jid', jid, 'stanza', stanza) ORDER BY jid), '[]')
-      FROM roster_pending WHERE host = $1 AND username = $2) AS pending`;
-
-interface LoadRow {
-  version: string | null;
-  items: ItemRow[];
-  pending: RosterPending[];
-}
-
-async function load(pool: Pool, host: string, username: string): Promise<StoredRoster> {
-  // Named: prepared once per connection, not parsed and planned again at every login.
-  const { rows: [row] } = await pool.query<LoadRow>({ name: 'roster-load', text: LOAD, values: [host, username] });
-  if (!row) throw new Error('roster load returned no row');
-  return { version: toNumber(row.version ?? 0), items: row.items.map(decode), pending: row.pending };
-}
-
-export function createPgRosterStore(pool: Pool): RosterStore {
+export function createPgRosterStore(pool: Pool, reader: AccountReader): RosterStore {
   return {
-    load: (host, username) => load(pool, host, username),
+    load: (host, username) => reader.roster(host, username),
     // The item and the roster version change together or not at all.
     putItem: (host, username, item: RosterItem, version) => inTransaction(pool, async (c) => {
       await c.query(PUT_ITEM, [host, username, item.jid, item.name ?? null, item.subscription, item.ask, item.approved, JSON.stringify(item.groups)]);

@@ -1,0 +1,102 @@
+/**
+ * The accounts port with a bounded memory of the records it read: a user
+ * who logs in again (a reload, a reconnect, another tab) costs no read of
+ * the store. Meant for a networked store (PostgreSQL: every read is a round
+ * trip and a backend's parse, plan and execute; bench/RESULTS.md, "Cluster");
+ * SQLite answers in-process and is not wrapped.
+ *
+ * Only what the store said exists is kept (an unknown name is asked again:
+ * guessing names must not fill the memory). The bound is in bytes, least
+ * recently used out (lru-cache). Coherence is the caller's: `invalidate` when
+ * any writer, in any process, changed or deleted the account (PostgreSQL
+ * NOTIFY, credential-listener.ts), `suspend` while such news may be missed
+ * (nothing is kept or served until `resume`). A read that was under way when
+ * news arrived is not kept: its row may predate the change.
+ */
+import { LRUCache } from 'lru-cache';
+import type { UserRecord, UserStore } from './ports/accounts.js';
+
+/** Object headers, the Map entry and the list links of one cached record, above its strings (an estimate, rounded up). */
+const ENTRY_OVERHEAD_BYTES = 400;
+
+export interface CredentialCache {
+  /** The wrapped port: `get` from memory when it can; writes through this port invalidate their account. */
+  readonly users: UserStore;
+  /** Forgets one account (its credentials changed or it was deleted). */
+  invalidate(host: string, username: string): void;
+  /** Forgets everything and serves nothing from memory until `resume` (news of changes may be lost meanwhile). */
+  suspend(): void;
+  /** Caches again (after `suspend`), from empty. */
+  resume(): void;
+  /** Accounts held and their estimated bytes (tests, metrics). */
+  size(): { entries: number; bytes: number };
+}
+
+/** The port hands out copies (a caller may change what it got): one per get, and the kept one never leaves. */
+function copy(r: UserRecord): UserRecord {
+  const c = r.credentials;
+  return { ...r, credentials: { 'SCRAM-SHA-1': { ...c['SCRAM-SHA-1'] }, 'SCRAM-SHA-256': { ...c['SCRAM-SHA-256'] } } };
+}
+
+const keyOf = (host: string, username: string): string => `${host}\0${username}`;
+
+/** UTF-16 strings: two bytes a code unit. */
+function recordBytes(key: string, r: UserRecord): number {
+  let chars = key.length + r.host.length + r.username.length;
+  for (const c of Object.values(r.credentials)) chars += c.salt.length + c.storedKey.length + c.serverKey.length;
+  return ENTRY_OVERHEAD_BYTES + 2 * chars;
+}
+
+export function createCredentialCache(inner: UserStore, opts: { maxBytes: number }): CredentialCache {
+  const lru = new LRUCache<string, UserRecord>({ maxSize: opts.maxBytes, sizeCalculation: (r, key) => recordBytes(key, r) });
+  // Bumped by every invalidation: a read that began under an older epoch may hold a row from before the change.
+  let epoch = 0;
+  let active = true;
+  const forget = (host: string, username: string): void => {
+    epoch++;
+    lru.delete(keyOf(host, username));
+  };
+
+  const users: UserStore = {
+    ...inner,
+    async get(host, username) {
+      const key = keyOf(host, username);
+      const held = active ? lru.get(key) : undefined;
+      if (held) return copy(held);
+      const began = epoch;
+      const record = await inner.get(host, username);
+      if (record && active && began === epoch) lru.set(key, copy(record));
+      return record;
+    },
+    async setCredentials(host, username, credentials) {
+      try {
+        await inner.setCredentials(host, username, credentials);
+      } finally {
+        forget(host, username);
+      }
+    },
+    async delete(host, username) {
+      try {
+        await inner.delete(host, username);
+      } finally {
+        forget(host, username);
+      }
+    },
+  };
+
+  return {
+    users,
+    invalidate: forget,
+    suspend() {
+      active = false;
+      epoch++;
+      lru.clear();
+    },
+    resume() {
+      epoch++;
+      lru.clear();
+      active = true;
+    },
+    size: () => ({ entries: lru.size, bytes: lru.calculatedSize }),
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Keeps a credential cache (../credential-cache.ts) true to the database:
+ * one connection of its own (LISTEN holds a server session, so not a pooled
+ * one) listens on ACCOUNT_CHANNEL, where the change log's trigger (migration
+ * 8) notifies every deleted account and every change of credentials, by
+ * any writer, when its transaction commits. Each notification drops that
+ * account from the cache; a payload that cannot be read drops them all.
+ *
+ * Notifications sent while nobody listens are lost, so the cache serves
+ * nothing from the moment the connection fails until LISTEN is in place
+ * again (`suspend`/`resume`); meanwhile every login reads the store as
+ * without a cache. The connection is opened again every `retryMs`.
+ */
+import pg from 'pg';
+import type { CredentialCache } from '../credential-cache.js';
+import { ACCOUNT_CHANNEL } from './migrations.js';
+
+export interface CredentialListenerOptions {
+  readonly url: string;
+  readonly cache: CredentialCache;
+  /** Pause before the connection is opened again after it failed. */
+  readonly retryMs: number;
+  /** The connection failed (it is opened again); for the log. */
+  readonly onError: (err: Error) => void;
+}
+
+export interface CredentialListener {
+  close(): Promise<void>;
+}
+
+/** [host, username] as the trigger builds it; undefined for anything else. */
+function accountOf(payload: string | undefined): [string, string] | undefined {
+  try {
+    const v: unknown = JSON.parse(payload ?? '');
+    return Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string' ? [v[0], v[1]] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts listening; resolves once the first attempt settled (listening, or failed and retrying). */
+export async function listenForCredentialChanges(opts: CredentialListenerOptions): Promise<CredentialListener> {
+  const { cache } = opts;
+  let client: pg.Client | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const lost = (from: pg.Client, err: Error): void => {
+    if (closed || client !== from) return;
+    client = undefined;
+    cache.suspend();
+    opts.onError(err);
+    from.end().catch(() => undefined);
+    timer = setTimeout(() => void connect(), opts.retryMs);
+    timer.unref();
+  };
+
+  async function connect(): Promise<void> {
+    timer = undefined;
+    const c = new pg.Client({ connectionString: opts.url });
+    client = c;
+    c.on('notification', ({ channel, payload }) => {
+      if (channel !== ACCOUNT_CHANNEL) return;
+      const account = accountOf(payload);
+      if (account) cache.invalidate(account[0], account[1]);
+      else { cache.suspend(); cache.resume(); }
+    });
+    c.on('error', (err) => lost(c, err));
+    c.on('end', () => lost(c, new Error('the connection that listens for account changes ended')));
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${ACCOUNT_CHANNEL}`);
+      if (client === c && !closed) cache.resume();
+    } catch (err) {
+      lost(c, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  cache.suspend();
+  await connect();
+  return {
+    async close() {
+      closed = true;
+      clearTimeout(timer);
+      cache.suspend();
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => undefined);
+    },
+  };
+}

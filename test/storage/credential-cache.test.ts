@@ -1,0 +1,115 @@
+/**
+ * CREDENTIAL_CACHE_BYTES on PostgreSQL: a user's credentials are read from
+ * the database once per process, then from memory (a login that reads
+ * nothing), until any writer changes or deletes the account: the trigger's
+ * NOTIFY (migration 8) drops it in every process that keeps it. Bounded in
+ * bytes; serves nothing while its listening connection is down (news of a
+ * change may be lost then). The accounts contract holds with it on.
+ */
+import t, { type Test } from 'tap';
+import pg from 'pg';
+import { openPostgresStorage, type Storage } from '../../src/storage/index.js';
+import { accountsContract } from './accounts.contract.js';
+import { creds, testPostgres } from './backends.js';
+import { eventually } from '../helpers/eventually.js';
+
+const CACHE = 1024 * 1024;
+
+t.test('postgres with a credential cache: accounts contract', async (t) => {
+  accountsContract(t, async (_t, options = {}) => openPostgresStorage({ url: await (await testPostgres()).createDatabase(), credentialCacheBytes: CACHE, ...options }));
+});
+
+/** How many statements the process's pools send while `fn` runs (node-postgres' Client.query). */
+async function statementsOf(fn: () => Promise<unknown>): Promise<number> {
+  let count = 0;
+  const original = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    count++;
+    return (original as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof original;
+  try {
+    await fn();
+  } finally {
+    pg.Client.prototype.query = original;
+  }
+  return count;
+}
+
+/** Two gateway processes with the cache and a CLI without, on one database. */
+async function threeProcesses(t: Test, cacheBytes = CACHE): Promise<{ url: string; a: Storage; b: Storage; cli: Storage }> {
+  const url = await (await testPostgres()).createDatabase();
+  const [a, b, cli] = await Promise.all([
+    openPostgresStorage({ url, credentialCacheBytes: cacheBytes }), openPostgresStorage({ url, credentialCacheBytes: cacheBytes }), openPostgresStorage({ url }),
+  ]);
+  t.teardown(async () => { await Promise.all([a.close(), b.close(), cli.close()]); });
+  return { url, a, b, cli };
+}
+
+const storedKey = async (s: Storage, user: string) => (await s.users.get('example.com', user))?.credentials['SCRAM-SHA-256'].storedKey;
+
+t.test('a second read of the same account sends no statement; an unknown user is asked every time', async (t) => {
+  const { a, cli } = await threeProcesses(t);
+  await cli.users.create('example.com', 'alice', creds('alice'));
+  t.equal(await statementsOf(() => a.users.get('example.com', 'alice')), 1, 'the first read goes to PostgreSQL');
+  t.equal(await statementsOf(() => a.users.get('example.com', 'alice')), 0, 'the second comes from memory');
+  t.equal(await storedKey(a, 'alice'), 'alice-256-sk', 'and is what was stored');
+  t.equal(await statementsOf(() => a.users.get('example.com', 'nobody')), 1);
+  t.equal(await statementsOf(() => a.users.get('example.com', 'nobody')), 1, 'a guessed name is never kept');
+});
+
+t.test('a password changed or an account deleted by another process is dropped from every cache', async (t) => {
+  const { a, b, cli } = await threeProcesses(t);
+  await cli.users.create('example.com', 'alice', creds('old'));
+  await cli.users.create('example.com', 'bob', creds('bob'));
+  for (const s of [a, b]) t.equal(await storedKey(s, 'alice'), 'old-256-sk');
+  t.equal(await statementsOf(() => b.users.get('example.com', 'alice')), 0, 'held in memory');
+  await cli.users.setCredentials('example.com', 'alice', creds('new'));
+  // NOTIFY reaches the listeners when the writer's transaction commits: no poll interval to wait out.
+  for (const s of [a, b]) await eventually(async () => (await storedKey(s, 'alice')) === 'new-256-sk', { timeout: 2000, message: 'the new credentials' });
+  await cli.users.delete('example.com', 'alice');
+  for (const s of [a, b]) await eventually(async () => (await s.users.get('example.com', 'alice')) === undefined, { timeout: 2000, message: 'the account gone' });
+  t.equal(await statementsOf(() => a.users.get('example.com', 'bob')), 1, "bob's first read");
+  t.equal(await statementsOf(() => a.users.get('example.com', 'bob')), 0, 'another account stays held');
+});
+
+t.test("a change through the process's own store is dropped before the write resolves", async (t) => {
+  const { a } = await threeProcesses(t);
+  await a.users.create('example.com', 'carol', creds('old'));
+  t.equal(await storedKey(a, 'carol'), 'old-256-sk');
+  await a.users.setCredentials('example.com', 'carol', creds('new'));
+  t.equal(await storedKey(a, 'carol'), 'new-256-sk');
+  await a.users.delete('example.com', 'carol');
+  t.equal(await a.users.get('example.com', 'carol'), undefined);
+});
+
+t.test('the cache holds at most its bytes, least recently used out', async (t) => {
+  // About 560 bytes an account with these short fake keys: 4 KiB holds a few, never 20.
+  const { a, cli } = await threeProcesses(t, 4096);
+  const names = Array.from({ length: 20 }, (_, i) => `u${i}`);
+  await cli.users.createMany(names.map((n) => ({ host: 'example.com', username: n, credentials: creds(n) })));
+  for (const n of names) await a.users.get('example.com', n);
+  t.equal(await statementsOf(() => a.users.get('example.com', 'u19')), 0, 'the last one read is held');
+  t.equal(await statementsOf(() => a.users.get('example.com', 'u0')), 1, 'the first one read was dropped');
+  let held = 0;
+  for (const n of names) held += (await statementsOf(() => a.users.get('example.com', n))) === 0 ? 1 : 0;
+  t.ok(held > 0 && held < 8, `a few held, not all (${held} of 20)`);
+});
+
+t.test('while the listening connection is down nothing is served from memory; a change made then is seen', async (t) => {
+  const { url, a, cli } = await threeProcesses(t);
+  await cli.users.create('example.com', 'dave', creds('old'));
+  await a.users.get('example.com', 'dave');
+  t.equal(await statementsOf(() => a.users.get('example.com', 'dave')), 0, 'held');
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  t.teardown(() => admin.end());
+  const killed = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'");
+  t.equal(killed.rowCount, 2, 'the listening connections (one per process with a cache: a and b) were cut');
+  await eventually(async () => (await statementsOf(() => a.users.get('example.com', 'dave'))) === 1, { timeout: 2000, message: 'reads go to PostgreSQL again' });
+  await cli.users.setCredentials('example.com', 'dave', creds('new'));
+  t.equal(await storedKey(a, 'dave'), 'new-256-sk', 'the change made meanwhile is read');
+  // Listening again (LISTEN_RETRY_MS): the account is held once more.
+  await eventually(async () => (await statementsOf(() => a.users.get('example.com', 'dave'))) === 0, { timeout: 5000, message: 'held again after the reconnect' });
+  await cli.users.setCredentials('example.com', 'dave', creds('third'));
+  await eventually(async () => (await storedKey(a, 'dave')) === 'third-256-sk', { timeout: 2000, message: 'notified again' });
+});
