@@ -64,6 +64,18 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   const senderIds = new WeakMap<RouteEvent, XmlElement>();
   // The last archive commit each sending session waits for before its next <a/> (XEP-0198).
   const commits = new WeakMap<Session, Promise<void>>();
+  // Every message of a batch gets the batch's promise: one handler per batch, not one per message.
+  let batch: Promise<void> | undefined;
+  let batchSettled: Promise<void> = Promise.resolve();
+  const settled = (done: Promise<void>): Promise<void> => {
+    if (done === batch) return batchSettled;
+    batch = done;
+    batchSettled = done.catch((err: unknown) => {
+      // Delivered (or stored offline) already: only the archive copies are missing. Logged, never bounced.
+      ctx.log.error({ err }, 'message archive: a write failed');
+    });
+    return batchSettled;
+  };
   // XEP-0313 §8: the archive is the account's, discovered on its bare JID; XEP-0359 §6 on the server.
   ctx.disco.addAccountFeature(NS_MAM);
   ctx.disco.addAccountFeature(NS_MAM_EXTENDED);
@@ -103,13 +115,7 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
       senderIds.set(event, stanzaIdElement(sender.bare, id));
       retention.touched(sender.domain, sender.local);
     }
-    const origin = event.origin!;
-    const commit = writer.write(entries).catch((err: unknown) => {
-      // Delivered (or stored offline) already: only the archive copy is missing. Logged, never bounced.
-      ctx.log.error({ err, to: event.to.bare }, 'message archive: a write failed');
-    });
-    commits.set(origin, commit);
-    void commit.then(() => { if (commits.get(origin) === commit) commits.delete(origin); });
+    commits.set(event.origin!, settled(writer.write(entries)));
   };
 
   // Before any delivery handler, after the filters that stop a message (blocking: never archived for the blocker).
