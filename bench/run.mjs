@@ -903,10 +903,15 @@ async function main() {
         const line = await runOne(`profile-${label}`, gw, 1, fn);
         const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
         if (!files.length) { log(`warning: no .cpuprofile was written for ${label}`); continue; }
+        // CPU.<date>.<time>.<pid>.<thread id>.<n>.cpuprofile: the main thread's is thread 0; others (the SQLite
+        // archive's writer thread) are kept beside it as …-thread<id>.cpuprofile.
+        const threadOf = (f) => Number(f.split('.')[4]);
         const dest = join(kept, `gateway-${label}-${modeName}.cpuprofile`);
-        // One file per thread (CPU.date.time.pid.tid.seq.cpuprofile): the main thread's (tid 0), not the archive writer's.
-        const main = files.find((f) => f.split('.')[4] === '0') ?? files.sort().at(-1);
+        const main = files.filter((f) => threadOf(f) === 0).sort().at(-1) ?? files.sort().at(-1);
         writeFileSync(dest, readFileSync(join(dir, main)));
+        for (const f of files.filter((f) => f !== main)) {
+          writeFileSync(join(kept, `gateway-${label}-${modeName}-thread${threadOf(f)}.cpuprofile`), readFileSync(join(dir, f)));
+        }
         profiles.push({ label, ...summarizeProfile(dest, { root: `${snapshot}/`, top: 25, window: line.monoUs }), run: line, file: dest.slice(ROOT.length) });
         log(`profile kept in ${dest.slice(ROOT.length)}`);
       }
