@@ -227,8 +227,16 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     }
   }
 
-  /** Removes the session's entry if it is still its own (the remove is fenced by sid). */
+  /**
+   * Removes the session's entry if it is still its own (the remove is fenced
+   * by sid). Not sent when the mirror shows another session bound on the
+   * resource after this one: its bind took the entry over, and out of this
+   * node's set if it was bound elsewhere (directory.ts WRITE); the remove
+   * would only take this node's set member away from that session if it is local.
+   */
   function unbind(session: Session): void {
+    const entry = directory.entries(session.jid!.bare)?.get(session.resource!);
+    if (entry !== undefined && entry.sid !== sidOf(session) && entry.seq > (boundAt.get(session) ?? Infinity)) return;
     directory.remove(session.jid!.bare, session.resource!, sidOf(session))
       .catch((err: unknown) => log.warn({ err, jid: session.full_jid }, 'removing a session from the directory failed'));
   }

@@ -47,10 +47,16 @@ export interface DirLog {
   warn(obj: object, msg: string): void;
 }
 
-// KEYS: dir hash, node set, seq; ARGV: bare, resource, fields JSON, channel, sid ('' = bind: overwrite).
+// KEYS: dir hash, node set, seq; ARGV: bare, resource, fields JSON, channel, sid ('' = bind: overwrite), prefix, node.
+// A bind over another node's entry takes it out of that node's set too: the session it replaced (resumed here,
+// or in conflict) then ends there with no write of its own (directory-module.ts unbind).
 const WRITE = `
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 if ARGV[5] ~= '' and (not cur or cjson.decode(cur).sid ~= ARGV[5]) then return 0 end
+if ARGV[5] == '' and cur then
+  local was = cjson.decode(cur).node
+  if was ~= ARGV[7] then redis.call('SREM', ARGV[6] .. 'dir-node:' .. was, ARGV[1] .. '/' .. ARGV[2]) end
+end
 local seq = redis.call('INCR', KEYS[3])
 local value = '{"seq":' .. seq .. ',' .. string.sub(ARGV[3], 2)
 redis.call('HSET', KEYS[1], ARGV[2], value)
@@ -164,7 +170,7 @@ export function createDirectory(node: ClusterNode, onChange: DirChange, log: Dir
 
   async function write(bare: string, resource: string, fields: DirFields, sid: string): Promise<number> {
     const keys = [hashKey(bare), nodeKey(fields.node), seqKey];
-    return Number(await redis.eval(WRITE, { keys, arguments: [bare, resource, JSON.stringify(fields), channel, sid] }));
+    return Number(await redis.eval(WRITE, { keys, arguments: [bare, resource, JSON.stringify(fields), channel, sid, prefix, fields.node] }));
   }
 
   const directory: Directory = {

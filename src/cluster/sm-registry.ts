@@ -11,11 +11,11 @@
  */
 import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { Session } from '../xmpp/session.js';
-import type { SmClaimed, SmJournal, SmRecord, SmRegistry } from '../xmpp/features/stream-management/registry.js';
+import type { SmClaim, SmClaimed, SmJournal, SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import { createSmBatch } from './sm-batch.js';
-import { CLAIM, TAKE, decodeItem, encodeItem, fields, smKeys } from './sm-scripts.js';
+import { TAKE, TAKEOVER, decodeItem, encodeItem, fields, smKeys } from './sm-scripts.js';
 
 export interface SmLog {
   info(obj: object, msg: string): void;
@@ -29,11 +29,32 @@ const CLOSE_TIMEOUT_MS = 2000;
 const sleep = (ms: number): Promise<undefined> => new Promise((r) => { setTimeout(() => r(undefined), ms).unref(); });
 
 /**
- * A session this node holds in the journal: its fencing epoch, resume max,
- * and whether its record has a TTL now (hibernating: a stanza queued then
- * gives the queue the same TTL).
+ * How long a hibernating session's record waits before it is marked so
+ * (hibernated_at, and a TTL as a safety net). A page reload resumes well
+ * within it, on this node: the mark and its undoing ('session-resumed')
+ * would be two writes for nothing. Neither is needed sooner: a takeover reads
+ * the counters and the snapshot, which are written as they change; a dead
+ * node's survivor counts the resume time from its own adoption when the mark
+ * is missing (sm-orphans.ts), which gives the session this much longer at most.
  */
-interface Held { epoch: number; max: number; session: Session | undefined; hibernating: boolean }
+export const HIBERNATION_MARK_DELAY_MS = 2000;
+
+/**
+ * A session this node holds in the journal: its fencing epoch and resume
+ * max; whether the record says it hibernates (`marked`: it has a TTL, so a
+ * stanza queued then gives the queue the same TTL) or will (`mark`, a
+ * timer); `lost` once another node's claim of it was announced (sm-fenced).
+ */
+interface Held {
+  epoch: number;
+  max: number;
+  session: Session | undefined;
+  marked?: boolean;
+  mark?: NodeJS.Timeout;
+  /** When it began to hibernate (ms), for the mark. */
+  since?: number;
+  lost?: boolean;
+}
 
 export interface RedisSmRegistry extends SmRegistry {
   readonly journal: SmJournal;
@@ -88,7 +109,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   const journal: SmJournal = {
     open(smid, session, max) {
       // A new smid: no write of it waits in the batch, which may go out after these.
-      held.set(smid, { epoch: 1, max, session, hibernating: false });
+      held.set(smid, { epoch: 1, max, session });
       smids.set(session, smid);
       redis.hSet(keys.record(smid), {
         owner: node.id, epoch: 1, host: session.host!, username: session.username!, resource: session.resource!,
@@ -98,7 +119,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     push(smid, item, waiter) {
       const h = held.get(smid);
-      if (h && !left) return batch.push(smid, h.epoch, h.hibernating, encodeItem(item), item, waiter);
+      if (h && !left) return batch.push(smid, h.epoch, h.marked === true, encodeItem(item), item, waiter);
       log.debug({ event: 'sm-push-unjournaled', smid, id: item.stanza.attr('id'), left }, 'stanza queued in memory only');
       // After the answers of the session's pushes still in flight: the waiter hears them in order.
       batch.after(() => waiter.pushed('memory', item));
@@ -113,19 +134,26 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     hibernated(smid, session, at) {
       const h = held.get(smid);
-      if (!h) return;
-      set(smid, String((h.max + deps.marginSeconds) * 1000), { hibernated_at: at, ...snapshotOf(session) });
-      h.hibernating = true;
+      if (!h || h.mark) return;
+      h.since = at;
+      h.mark = setTimeout(() => mark(smid, h, session), HIBERNATION_MARK_DELAY_MS);
+      h.mark.unref();
     },
     resumed(smid) {
-      set(smid, '0', { hibernated_at: 0 });
       const h = held.get(smid);
-      if (h) h.hibernating = false;
+      if (!h) return;
+      unmark(h);
+      if (!h.marked) return;
+      h.marked = false;
+      set(smid, '0', { hibernated_at: 0 });
     },
     async close(smid) {
       const h = held.get(smid);
       if (!h) return true;
       held.delete(smid);
+      unmark(h);
+      // Another node's claim was announced: TAKE would be refused (fenced), so it is not sent.
+      if (h.lost) return false;
       batch.flush();
       if (left) return false;
       const take = redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(h.epoch), smid] });
@@ -133,38 +161,45 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       const reply = await Promise.race([take, sleep(CLOSE_TIMEOUT_MS)]).catch((err: unknown) => { failed(err); return undefined; });
       return reply !== 0;
     },
-    find: (smid) => findRecord(smid),
-    async claim(smid, epoch) {
+    async claim(smid, claimant) {
       batch.flush();
-      const reply = await redis.eval(CLAIM, {
-        keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(epoch), node.id, smid, node.prefix],
+      const reply = await redis.eval(TAKEOVER, {
+        keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)],
+        arguments: [node.id, smid, node.prefix, claimant.host ?? '', claimant.username ?? '', claimant.anonymous ? '1' : '0', keys.channel],
       });
-      if (!Array.isArray(reply)) return undefined;
+      if (!Array.isArray(reply)) return Number(reply) === -2 ? 'other-account' : 'unknown';
       // Claimed here from a live process? Not if it was this one (the local session is gone) or a dead node.
       const previous = String(reply[3] ?? '');
-      const gone = previous === node.id || !(await node.alive(previous).catch(() => false));
-      const claimed = parseClaim(reply, gone);
-      // CLAIM removed the record's TTL: a stanza queued now needs none.
-      held.set(smid, { epoch: Number(reply[0]), max: claimed.max, session: undefined, hibernating: false });
-      // The old owner lets go when told; if the message is lost, its next write is refused all the same.
-      redis.publish(keys.channel, JSON.stringify({ smid, epoch: Number(reply[0]) })).catch(failed);
+      const gone = previous === node.id || Number(reply[4]) !== 1;
+      const claim = parseClaim(reply, gone);
+      const previousHeld = held.get(smid);
+      if (previousHeld) unmark(previousHeld);
+      // The script told the old owner (sm-fenced) and left the record connected (hibernated_at 0, no TTL).
+      held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined });
       log.info({ event: 'sm-claimed', smid, epoch: Number(reply[0]) }, 'stream management session taken over');
-      return claimed;
+      return claim;
     },
     release(smid) {
       const h = held.get(smid);
       if (!h) return;
       held.delete(smid);
+      unmark(h);
       deps.release(smid, h.epoch, Date.now() + h.max * 1000);
     },
     onFenced: (handler) => { fencedHandlers.push(handler); },
   };
 
-  async function findRecord(smid: string): Promise<SmRecord | undefined> {
-    batch.flush();
-    const [epoch, host, username, resource, anonymous] = await redis.hmGet(keys.record(smid), ['epoch', 'host', 'username', 'resource', 'anonymous']);
-    if (!epoch || !host || !username || resource === null || resource === undefined) return undefined;
-    return { epoch: Number(epoch), host, username, resource, anonymous: anonymous === '1' };
+  /** The deferred hibernation mark (HIBERNATION_MARK_DELAY_MS): the time, the TTL, and the snapshot once more. */
+  function mark(smid: string, h: Held, session: Session): void {
+    unmark(h);
+    if (held.get(smid) !== h || h.lost) return;
+    h.marked = true;
+    set(smid, String((h.max + deps.marginSeconds) * 1000), { hibernated_at: h.since ?? Date.now(), ...snapshotOf(session) });
+  }
+
+  function unmark(h: Held): void {
+    if (h.mark) clearTimeout(h.mark);
+    h.mark = undefined;
   }
 
   return {
@@ -175,7 +210,11 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       smids.set(session, smid);
     },
     get: (smid) => held.get(smid)?.session,
-    remove(smid) { held.delete(smid); },
+    remove(smid) {
+      const h = held.get(smid);
+      if (h) unmark(h);
+      held.delete(smid);
+    },
     setStaleH: (smid, h, now) => stale.setStaleH(smid, h, now),
     getStaleH: (smid) => stale.getStaleH(smid),
     collectStaleH: (now, geriatricSeconds) => stale.collectStaleH(now - geriatricSeconds * 1000),
@@ -184,28 +223,38 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       const smid = smids.get(session);
       if (smid !== undefined && held.get(smid)?.session === session) set(smid, '', snapshotOf(session));
     },
-    // What this turn queued still goes out: the journal stays whole in Redis for whoever resumes.
-    leave() { batch.flush(); left = true; },
+    // What this turn queued still goes out, the hibernation marks not yet due with it: the journal
+    // stays whole in Redis for whoever resumes (or times out) the sessions.
+    leave() {
+      for (const [smid, h] of held) if (h.mark && h.session) mark(smid, h, h.session);
+      batch.flush();
+      left = true;
+    },
     fenced(smid, epoch) {
       const h = held.get(smid);
       if (!h || h.epoch >= epoch) return;
+      // Before the handlers: the session they end asks close(), which need not ask Redis.
+      h.lost = true;
+      unmark(h);
       for (const handler of fencedHandlers) handler(smid);
       held.delete(smid);
     },
   };
 }
 
-/** CLAIM's reply: [epoch, hash (flat), items, previous owner]. */
-function parseClaim(reply: unknown[], ownerGone: boolean): SmClaimed {
+/** TAKEOVER's reply: [epoch, hash (flat), items, previous owner, alive]. */
+function parseClaim(reply: unknown[], ownerGone: boolean): Exclude<SmClaim, string> {
   const f = fields(reply[1] as unknown[]);
   const items: Undelivered[] = [];
   for (const raw of reply[2] as unknown[]) {
     const item = decodeItem(String(raw));
     if (item) items.push(item);
   }
-  return {
+  const state: SmClaimed = {
     counter_in: Number(f.counter_in ?? 0), counter_out: Number(f.counter_out ?? 0), max: Number(f.max ?? 0), items,
     presence: f.presence ? f.presence : undefined, priority: Number(f.priority ?? 0),
     interested: f.interested === '1', carbons: f.carbons === '1', ownerGone,
   };
+  const record = { epoch: Number(reply[0]), host: f.host ?? '', username: f.username ?? '', resource: f.resource ?? '', anonymous: f.anonymous === '1' };
+  return { record, state };
 }

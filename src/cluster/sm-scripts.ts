@@ -62,6 +62,35 @@ if owner then redis.call('SREM', ARGV[4] .. 'sm-node:' .. owner, ARGV[3]) end
 redis.call('SADD', KEYS[3], ARGV[3])
 return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1), owner or ''}`;
 
+/**
+ * XEP-0198 §5 on a node that does not hold the session: the record read,
+ * the account checked, the claim, the old owner told and its liveness
+ * asked, in one script (one round trip; before, a read, the claim, a lease
+ * check and a publish were four). Atomic, so no other claim can slip in
+ * between the read and the claim: the epoch it raises is the one it read.
+ * KEYS record, queue, claimer's set; ARGV claimer, smid, prefix, the
+ * claimant's host, username and anonymous flag ('1'/'0'), fenced channel.
+ * Returns [epoch, hash as field, value…, items, previous owner, previous
+ * owner alive (1/0)], -1 (no record) or -2 (another account's: nothing written).
+ */
+export const TAKEOVER = `local f = redis.call('HMGET', KEYS[1], 'epoch', 'owner', 'host', 'username', 'resource', 'anonymous')
+if not f[1] or not f[3] or not f[4] or not f[5] then return -1 end
+if f[3] ~= ARGV[4] then return -2 end
+if f[6] == '1' then
+  if ARGV[6] ~= '1' then return -2 end
+elseif ARGV[6] == '1' or f[4] ~= ARGV[5] then return -2 end
+local epoch = tonumber(f[1]) + 1
+local owner = f[2]
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'hibernated_at', 0)
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[2])
+if owner then redis.call('SREM', ARGV[3] .. 'sm-node:' .. owner, ARGV[2]) end
+redis.call('SADD', KEYS[3], ARGV[2])
+local alive = 0
+if owner and owner ~= ARGV[1] then alive = redis.call('EXISTS', ARGV[3] .. 'node:' .. owner) end
+redis.call('PUBLISH', ARGV[7], cjson.encode({smid = ARGV[2], epoch = epoch}))
+return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1), owner or '', alive}`;
+
 export function encodeItem(item: Undelivered): string {
   return `${item.at} ${item.stanza.toString()}`;
 }

@@ -23,7 +23,7 @@ export interface SmRegistry {
   readonly journal?: SmJournal;
 }
 
-/** Who holds a resumable session in the journal, for a resumption on a node that does not (SmJournal.find). */
+/** Who holds a resumable session in the journal, for a resumption on a node that does not (SmJournal.claim). */
 export interface SmRecord {
   /** Fencing token: every takeover raises it, and a write carrying an older one is refused. */
   readonly epoch: number;
@@ -49,6 +49,16 @@ export interface SmClaimed {
   /** Its owner was dead: its contacts were told it went unavailable (the cluster does so at a death). */
   readonly ownerGone: boolean;
 }
+
+/** Who asks to resume a session held elsewhere: the journal checks it may (resume.ts sameAccount's rule). */
+export interface SmClaimant {
+  readonly host: string | undefined;
+  readonly username: string | undefined;
+  readonly anonymous: boolean;
+}
+
+/** A claim's answer: the session, now this node's, or why not (nothing was written then). */
+export type SmClaim = { readonly record: SmRecord; readonly state: SmClaimed } | 'unknown' | 'other-account';
 
 /**
  * How the journal answered a push: stored; fenced (another node owns the
@@ -84,7 +94,11 @@ export interface SmJournal {
   ack(smid: string, n: number, counterOut: number): void;
   /** The stanzas the client sent that have been handled (the server's h). */
   received(smid: string, counterIn: number): void;
-  /** The session hibernates (its snapshot is stored and its record expires unless resumed) or is connected again. */
+  /**
+   * The session hibernates (its record is marked so and expires unless
+   * resumed; a backend may wait a moment first, as a resumption on this
+   * node soon after would undo it) or is connected again.
+   */
   hibernated(smid: string, session: Session, at: number): void;
   resumed(smid: string): void;
   /**
@@ -93,10 +107,12 @@ export interface SmJournal {
    * ours, or the store could not say (then this node hands the queue over).
    */
   close(smid: string): Promise<boolean>;
-  /** The record of a session this process does not hold. */
-  find(smid: string): Promise<SmRecord | undefined>;
-  /** Takes the session over if its epoch is still `epoch`; undefined when another node was quicker. */
-  claim(smid: string, epoch: number): Promise<SmClaimed | undefined>;
+  /**
+   * Takes over a session this process does not hold, if `claimant` may
+   * resume it (the same account, or anonymous on the same host): one
+   * atomic step, so no other claim comes between the check and the claim.
+   */
+  claim(smid: string, claimant: SmClaimant): Promise<SmClaim>;
   /** A claimed session whose resumption failed after all: it waits out its resume time, then is handed over. */
   release(smid: string): void;
   /** `handler` hears of each local session another node took over. */

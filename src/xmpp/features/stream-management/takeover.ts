@@ -7,10 +7,7 @@ import { add, distance } from './counter.js';
 import type { SmOptions, SmState } from './index.js';
 import { newState } from './state.js';
 import type { ResumeReply } from './resume.js';
-import type { SmClaimed, SmJournal, SmRecord, SmRegistry } from './registry.js';
-
-/** Claims of one resumption before it gives up (each lost to a claim that came first). */
-const CLAIM_ATTEMPTS = 3;
+import type { SmClaim, SmClaimed, SmJournal, SmRecord, SmRegistry } from './registry.js';
 
 type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
 type NotFound = (carrier: Session, previd: string, reply: ResumeReply, other?: 'remote') => void | Promise<void>;
@@ -25,10 +22,10 @@ export interface TakeoverDeps {
 
 /**
  * XEP-0198 §5 resumption of a session this process does not hold
- * (SM_BACKEND=redis): its owner is another node, alive or dead. The
- * journal's record names the account; the claim moves the session to this
- * node (fencing: the old owner's writes are refused from then on, and it is
- * told to let go). The session is then built on the carrier itself, which
+ * (SM_BACKEND=redis): its owner is another node, alive or dead. The claim
+ * checks the account against the journal's record and moves the session to
+ * this node in one step (fencing: the old owner's writes are refused from
+ * then on, and it is told to let go). The session is then built on the carrier itself, which
  * already holds the new transport: the bound JID, the counters, the queue
  * and the snapshot (presence, priority, interested, carbons). 'resource-bound' loads
  * the account as a bind does; <resumed/> and the unacknowledged stanzas
@@ -37,24 +34,18 @@ export interface TakeoverDeps {
 export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: TakeoverDeps): (carrier: Session, previd: string, h: number, reply: ResumeReply) => Promise<unknown> {
   const { journal, registry, states, failed, notFound } = deps;
   return async (carrier, previd, h, reply) => {
-    let record: SmRecord | undefined;
-    let claimed: SmClaimed | undefined;
+    let claim: SmClaim;
     try {
-      // A claim loses when another came first (a survivor taking a dead node's sessions over, say):
-      // the record, if it is still there, is claimed again from its new epoch.
-      for (let attempt = 0; attempt < CLAIM_ATTEMPTS && !claimed; attempt++) {
-        record = await journal.find(previd);
-        if (!record) return await notFound(carrier, previd, reply);
-        // Another account's smid: answered as an unknown one (only the metric tells them apart).
-        if (!mayResume(carrier, record)) return await notFound(carrier, previd, reply, 'remote');
-        claimed = await journal.claim(previd, record.epoch);
-      }
+      claim = await journal.claim(previd, carrier);
     } catch (err) {
       // The journal is unreachable: the session stays where it is, the client may bind anew.
       ctx.log.warn({ err, session: carrier.logId }, 'stream management journal read failed');
       return await notFound(carrier, previd, reply);
     }
-    if (!claimed || !record) return await notFound(carrier, previd, reply);
+    if (claim === 'unknown') return await notFound(carrier, previd, reply);
+    // Another account's smid: answered as an unknown one (only the metric tells them apart).
+    if (claim === 'other-account') return await notFound(carrier, previd, reply, 'remote');
+    const { record, state: claimed } = claim;
     if (carrier.destroyed) return journal.release(previd);
     // As SmQueue.ack: an h behind counter_out (more than half the counter space away) is a late ack.
     const ahead = distance(claimed.counter_out, h);
@@ -114,11 +105,4 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     if (xml === undefined) return undefined;
     try { return parseXml(xml, DEFAULT_LIMITS, NS.CLIENT); } catch { return undefined; }
   }
-}
-
-/** As resume.ts's sameAccount, for a session held elsewhere: the same account, or anonymous on the same host. */
-function mayResume(carrier: Session, record: SmRecord): boolean {
-  if (record.host !== carrier.host) return false;
-  if (record.anonymous) return carrier.anonymous;
-  return !carrier.anonymous && record.username === carrier.username;
 }
