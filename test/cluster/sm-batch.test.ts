@@ -10,7 +10,7 @@
 import t, { type Test } from 'tap';
 import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
 import type { ClusterNode } from '../../src/cluster/node.js';
-import { createRedisSmRegistry } from '../../src/cluster/sm-registry.js';
+import { createRedisSmRegistry, HIBERNATION_MARK_DELAY_MS } from '../../src/cluster/sm-registry.js';
 import { BATCH_MAX_WRITES } from '../../src/cluster/sm-batch.js';
 import { smKeys } from '../../src/cluster/sm-scripts.js';
 import type { SmStateStore } from '../../src/storage/ports/sm-state.js';
@@ -18,6 +18,7 @@ import type { Session } from '../../src/xmpp/session.js';
 import type { SmJournal } from '../../src/xmpp/features/stream-management/registry.js';
 import { parseXml, DEFAULT_LIMITS, NS } from '../../src/xml/index.js';
 import { startRedis } from '../helpers/redis.js';
+import { eventually } from '../helpers/eventually.js';
 import { pushed } from '../helpers/sm-journal.js';
 
 const server = await startRedis();
@@ -130,6 +131,10 @@ t.test("a hibernating session's queue expires with its record; once resumed, nei
   const { journal, registry, session, look, keys } = await journalOn(t);
   registry.register('s1', session('s1'));
   journal.hibernated('s1', session('s1'), Date.now());
+  // The record is marked (hibernated_at, a TTL) HIBERNATION_MARK_DELAY_MS after the cut: until then neither expires.
+  t.equal(await pushed(journal, 's1', item('h0')), 'stored');
+  t.equal(await look.pTTL(keys.queue('s1')), -1, 'before the mark the queue does not expire, as its record');
+  await eventually(async () => (await look.pTTL(keys.record('s1'))) > 0, { timeout: HIBERNATION_MARK_DELAY_MS + 3000, message: "the record marked hibernating" });
   t.equal(await pushed(journal, 's1', item('h1')), 'stored');
   const ttl = await look.pTTL(keys.queue('s1'));
   t.ok(ttl > 300_000 && ttl <= 360_000, `the queue created while hibernating expires with the record (${ttl} ms)`);
@@ -137,7 +142,7 @@ t.test("a hibernating session's queue expires with its record; once resumed, nei
   t.equal(await pushed(journal, 's1', item('h2')), 'stored');
   t.equal(await look.pTTL(keys.queue('s1')), -1, 'the queue no longer expires');
   t.equal(await look.pTTL(keys.record('s1')), -1, 'nor the record');
-  t.same(ids(await look.lRange(keys.queue('s1'), 0, -1)), ['h1', 'h2']);
+  t.same(ids(await look.lRange(keys.queue('s1'), 0, -1)), ['h0', 'h1', 'h2']);
 });
 
 t.test('a push for a session no longer held here is answered after the pushes before it, as kept in memory', async (t) => {
