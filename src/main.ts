@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { pino } from 'pino';
 import { ConfigError, loadConfig, withEnvFile, type Config } from './config/index.js';
 import { openStorage, StorageOpenError, type Storage } from './storage/index.js';
 import { loadOrCreateSecret } from './storage/secret.js';
@@ -85,8 +86,12 @@ async function buildConfiguredApp(config: Config, storage: Storage): Promise<App
  */
 async function openConfiguredStorage(config: Config): Promise<Storage> {
   try {
+    // Before the app and its logger exist: a PostgreSQL connection that fails while idle (the pool's, or the one
+    // listening for account changes) is opened again by the storage, and said in the log, not dropped silently.
+    const log = pino({ level: config.logLevel });
     return await openStorage({
       backend: config.storage, dataDir: config.dataDir, databaseUrl: config.databaseUrl, credentialCacheBytes: config.credentialCacheBytes,
+      onIdleError: (err) => log.warn({ event: 'storage-connection-error', err }, 'a PostgreSQL connection failed; it is opened again'),
     });
   } catch (err) {
     if (err instanceof StorageOpenError) {

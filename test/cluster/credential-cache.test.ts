@@ -9,6 +9,7 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import pg from 'pg';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withGatewayCluster } from '../helpers/cluster.js';
@@ -61,4 +62,21 @@ t.test('an account deleted with the CLI is refused on every node at once', async
   t.equal(await cli(['user', 'delete', 'bob@localhost']), 0);
   t.match(await login(n1.wsUrl, 'bob', 'bob-secret'), /not-authorized/, `${n1.id} refuses the deleted account`);
   t.match(await login(n0.wsUrl, 'bob', 'bob-secret'), /not-authorized/, `${n0.id} too`);
+});
+
+t.test('the connection that listens for account changes dies: the log says so, and a change made meanwhile is not missed', async (t) => {
+  await cluster.addUser('carol', 'carol-secret');
+  for (let i = 0; i < 2; i++) t.equal(await login(n1.wsUrl, 'carol', 'carol-secret'), 'ok', `login ${i + 1}: carol's credentials kept on ${n1.id}`);
+  const admin = new pg.Client({ connectionString: cluster.databaseUrl });
+  await admin.connect();
+  t.teardown(() => admin.end());
+  // What an operator's failover or a dropped TCP connection does to it: the backend ends under it.
+  const killed = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'");
+  t.ok(killed.rowCount !== null && killed.rowCount >= 2, `the listening connections of both nodes ended (${killed.rowCount})`);
+  const said = await eventually(() => n1.events().find((e) => e.event === 'storage-connection-error'), { timeout: 10_000, message: 'the failure in the log' });
+  t.equal(said.level, 40, 'logged as a warning, as JSON');
+  t.notMatch(JSON.stringify(said), /carol-secret|postgres(ql)?:\/\//, 'no password, no database URL in it');
+  // Meanwhile the cache serves nothing; once it listens again it keeps credentials afresh: either way the change counts.
+  t.equal(await cli(['user', 'passwd', 'carol@localhost'], 'carol-new\n'), 0);
+  t.match(await login(n1.wsUrl, 'carol', 'carol-secret'), /not-authorized/, `${n1.id}: the old password is refused`);
 });
