@@ -9,6 +9,9 @@ import { Account } from '../../src/xmpp/features/accounts/account.js';
 import { Blocklists } from '../../src/xmpp/features/blocking/blocklist.js';
 import { parseJid } from '../../src/jid/index.js';
 import { itemBytes, pendingBytes } from '../../src/xmpp/features/accounts/quota.js';
+import { Accounts } from '../../src/xmpp/features/accounts/accounts.js';
+import { SessionManager } from '../../src/xmpp/session-manager.js';
+import { createVolatileAccountStores } from '../../src/storage/memory/index.js';
 
 let creds: StoredCredentials;
 t.before(async () => { creds = await deriveStoredCredentials('pw', 4096); });
@@ -17,8 +20,10 @@ const item = (jid: string, more: Record<string, unknown> = {}) => ({
   jid, name: undefined, groups: [] as string[], subscription: 'none' as const, ask: false, approved: false, ...more,
 });
 
+/** A log that says nothing (what the tests check is state, not lines). */
+const log = { error() {}, warn() {}, info() {}, debug() {} } as never;
+
 t.test('XEP-0191 JID matching: full, bare, domain/resource and domain entries', async (t) => {
-  const log = { error() {}, warn() {}, info() {}, debug() {} } as never;
   const stores = createMemoryStorage();
   const lists = new Blocklists({ blocklists: stores.blocklists, anonymous: stores.blocklists });
   const account = (list: string[]) => new Account('localhost', 'alice', false, { version: 0, items: [], pending: [] }, stores.rosters, log, new Map([[lists, new Set(list)]]));
@@ -44,7 +49,6 @@ t.test('XEP-0191 JID matching: full, bare, domain/resource and domain entries', 
 });
 
 t.test('an account keeps its roster bytes (MAX_ROSTER_BYTES) right through every change, and a reload agrees', async (t) => {
-  const log = { error() {}, warn() {}, info() {}, debug() {} } as never;
   const stores = createMemoryStorage();
   await stores.users.create('localhost', 'alice', creds);
   const a = new Account('localhost', 'alice', false, { version: 0, items: [], pending: [] }, stores.rosters, log);
@@ -70,10 +74,6 @@ t.test('an account keeps its roster bytes (MAX_ROSTER_BYTES) right through every
 });
 
 t.test('the accounts service loads a part (the blocklist) with the account, and a reload waits for the part\'s writes', async (t) => {
-  const { Accounts } = await import('../../src/xmpp/features/accounts/accounts.js');
-  const { SessionManager } = await import('../../src/xmpp/session-manager.js');
-  const { createVolatileAccountStores } = await import('../../src/storage/memory/index.js');
-  const log = { error() {}, warn() {}, info() {}, debug() {} } as never;
   const stores = createMemoryStorage();
   const volatile = createVolatileAccountStores();
   await stores.blocklists.add('localhost', 'alice', ['eve@localhost']);
@@ -99,10 +99,6 @@ t.test('the accounts service loads a part (the blocklist) with the account, and 
 });
 
 t.test('a reload keeps the newest state: one read at a time per account, and read again when a local write overlapped it', async (t) => {
-  const { Accounts } = await import('../../src/xmpp/features/accounts/accounts.js');
-  const { SessionManager } = await import('../../src/xmpp/session-manager.js');
-  const { createVolatileAccountStores } = await import('../../src/storage/memory/index.js');
-  const log = { error() {}, warn() {}, info() {}, debug() {} } as never;
   const stores = createMemoryStorage();
   // Each load reads the store when called and answers once its gate (if any) opens: a slow PostgreSQL read.
   const gates: Promise<void>[] = [];
