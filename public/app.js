@@ -139,7 +139,7 @@ function renderStatus(st) {
   $('app').hidden = !loggedIn;
   $('me').textContent = st.jid ?? '';
   $('transport').textContent = st.transport === 'bosh' ? 'BOSH' : st.transport === 'websocket' ? 'WebSocket' : '—';
-  $('mode').textContent = st.online ? st.mode : st.jid ? 'disconnected' : loggedIn ? 'connecting…' : 'not logged in';
+  $('mode').textContent = st.online ? st.mode : st.connecting ? 'connecting…' : st.jid ? 'disconnected' : loggedIn ? 'connecting…' : 'not logged in';
   $('counters').textContent = st.sm ? `h in ${st.hIn} / h out ${st.hOut} / unacked ${st.unacked}` : 'no stream management';
   $('switch').textContent = st.transport === 'bosh' ? 'Switch to WebSocket' : 'Switch to BOSH';
   $('reconnect').hidden = st.online || st.connecting || !st.jid;

@@ -266,6 +266,7 @@ export function createClient(opts) {
 
   async function establish(password) {
     connecting = true;
+    status();
     try {
       const resumed = !password && s.fast ? await tokenLogin() : await passwordOrKeysLogin(password);
       mode = resumed ? 'resumed' : 'new session';
@@ -316,6 +317,9 @@ export function createClient(opts) {
     /** Moves the session to the other transport: drop this one without closing, resume on the new one. */
     async switchTo(preference) {
       transport?.drop();
+      // Offline until the other transport has resumed: the status must not go on saying 'resumed' from before.
+      online = false;
+      mode = '';
       s.preference = preference;
       return establish(null);
     },

@@ -128,9 +128,15 @@ t.test('BOSH can be forced at login, and the switch moves the session to WebSock
   t.same(await shownMessages(alice.page), ['over BOSH', 'after the switch'], 'the chat goes on, nothing lost or doubled');
   await screenshot(alice.page, 'demo-forced-switch');
   const posts = alice.bosh.length;
+  // The resume is held back a little: the page must not say 'resumed' (left from the first switch) before it is.
+  await alice.page.route('**/http-bind', async (route) => {
+    if (route.request().postData()?.includes('<resume')) await new Promise((resolve) => setTimeout(resolve, 500));
+    await route.continue();
+  });
   await alice.page.click('#switch');
   await alice.page.locator('#transport', { hasText: 'BOSH' }).waitFor();
   await waitMode(alice.page, 'resumed');
+  await alice.page.unroute('**/http-bind');
   t.ok(alice.bosh.slice(posts).some((b) => b.dir === 'sent' && b.text.includes('<resume')), 'and back to BOSH with a resume');
   await say(bob, alice, 'after switching back');
   await alice.page.locator('#messages .msg.in .body', { hasText: 'after switching back' }).waitFor();
