@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The SQLite archive writer's cost per entry by commit size and statement shape (issue 16 item 5, at saturation):
+// The SQLite archive writer's cost per entry by commit size and statement shape (issue 16 item 5, at saturation),
+// in the row-per-entry table of migrations 9 and 10 (measured before migration 11; mam-append.mjs compares that with 11):
 // batches of --batches entries (default 500,4000) in one transaction each, inserted one row per statement (`INSERT`,
 // as the server) or 64 rows per statement (a variant tried and not kept), over --users accounts (default 100, as the
 // full-mode benchmark's 50 pairs), two entries per message as the server writes them, WAL + synchronous=NORMAL as
@@ -13,8 +14,7 @@ import { join } from 'node:path';
 import { serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { migrate } from '../dist/storage/sqlite/migrations.js';
-import { INSERT, insertParams } from '../dist/storage/sqlite/archive.js';
-import { archiveEntries } from './lib/mam-entries.mjs';
+import { archiveEntries, ROW_PER_ENTRY_INSERT as INSERT, rowPerEntryParams as insertParams } from './lib/mam-entries.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, def) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : def; };

@@ -18,3 +18,11 @@ export function archiveEntries(n, users, stanzaOf) {
   }
   return out;
 }
+
+/**
+ * How the writer stored an entry before migration 11 (kept for the comparisons): one row of `archive` per
+ * entry, INSERT … SELECT so that an entry for an account that does not exist inserts nothing.
+ */
+export const ROW_PER_ENTRY_INSERT = `INSERT INTO archive (seq, host, username, id, with_jid, at, stanza)
+  SELECT ?, host, username, ?, ?, ?, ? FROM users WHERE host = ? AND username = ?`;
+export const rowPerEntryParams = (e) => [e.seq ?? null, e.id, e.with, e.at, e.stanza, e.host, e.username];

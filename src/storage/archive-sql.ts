@@ -41,7 +41,7 @@ function filters(host: string, username: string, q: ArchiveQuery, lo: number, hi
 export function pageSql(host: string, username: string, q: ArchiveQuery, b: SeqBounds): SqlText {
   const f = filters(host, username, q, Math.max(b.lo, b.pageLo), Math.min(b.hi, b.pageHi), b.ids);
   const order = q.direction === 'forward' ? 'ASC' : 'DESC';
-  return { sql: `SELECT id, with_jid, at, stanza FROM archive WHERE ${f.sql} ORDER BY seq ${order} LIMIT ?`, params: [...f.params, q.limit + 1] };
+  return { sql: `SELECT seq, id, with_jid, at, stanza FROM archive WHERE ${f.sql} ORDER BY seq ${order} LIMIT ?`, params: [...f.params, q.limit + 1] };
 }
 
 /** Counts the result set up to COUNT_CAP + 1: bounded work whatever the archive's size. */
@@ -62,6 +62,8 @@ export const SEQ_OF = 'SELECT seq FROM archive WHERE host = ? AND username = ? A
 
 /** A row as both SQL stores read it. */
 export interface ArchiveRow {
+  /** The row's place in the account's archive (PostgreSQL's bigint comes as a string). */
+  seq?: number | string;
   id: string;
   with_jid: string;
   at: number | string;

@@ -129,10 +129,15 @@ export function archiveContract(t: Test, makeStorage: MakeStorage): void {
     const T0 = 1_800_000_000_000;
     // 301 messages, both archives each, and every 50th entry for an account that does not exist:
     // 602 rows in one batch, over chunk boundaries of any multi-row statement (SQLite: 64 rows).
-    const batch = Array.from({ length: 301 }, (_, i) => ({ at: T0 + i, key: (T0 + i) * KEYS_PER_MS })).flatMap(({ at, key }, i) => [
-      { host: H, username: i % 50 === 7 ? 'nobody' : 'frank', id: archiveIdFor(key), seq: 2 * key, with: 'grace@example.com', at, stanza: `<message xmlns="jabber:client"><body>${i}</body></message>` },
-      { host: H, username: 'grace', id: archiveIdFor(key), seq: 2 * key + 1, with: 'frank@example.com', at, stanza: `<message xmlns="jabber:client"><body>${i}</body></message>` },
-    ]);
+    // As the server writes them: a message's two entries side by side, one id, one stanza.
+    const batch = Array.from({ length: 301 }, (_, i) => ({ at: T0 + i, key: (T0 + i) * KEYS_PER_MS })).flatMap(({ at, key }, i) => {
+      const id = archiveIdFor(key);
+      const stanza = `<message xmlns="jabber:client"><body>${i}</body></message>`;
+      return [
+        { host: H, username: i % 50 === 7 ? 'nobody' : 'frank', id, seq: 2 * key, with: 'grace@example.com', at, stanza },
+        { host: H, username: 'grace', id, seq: 2 * key + 1, with: 'frank@example.com', at, stanza },
+      ];
+    });
     await archive.append(batch);
     const all = async (username: string) => {
       const page = await archive.query(H, username, { limit: 1000, direction: 'forward' });
@@ -142,5 +147,46 @@ export function archiveContract(t: Test, makeStorage: MakeStorage): void {
     const everyOne = Array.from({ length: 301 }, (_, i) => i);
     t.same(bodies(await all('grace')), everyOne, "the sender's 301, in order");
     t.same(bodies(await all('frank')), everyOne.filter((i) => i % 50 !== 7), 'the recipient\'s, without the rows of an account that does not exist');
+  });
+
+  t.test('ArchiveStore: a message kept by both accounts: conversations, trim, expire and deletion take one side', async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'ann', 'ben', 'cat');
+    const archive = storage.archive;
+    const T0 = 1_800_000_000_000;
+    // 0–5 ann → ben, 6–7 cat → ann, 8 ann → ann (her own archive only, once), 9 ben → dan (no such account:
+    // ben's copy only). Entries as the server writes them: the recipient's (seq 2 × key), then the sender's.
+    const parties = [...Array(6).fill(['ann', 'ben']), ['cat', 'ann'], ['cat', 'ann'], ['ann', 'ann'], ['ben', 'dan']] as Array<[string, string]>;
+    const made = parties.map(([from, to], i) => ({ from, to, at: T0 + 1000 * i, key: (T0 + 1000 * i) * KEYS_PER_MS }))
+      .map((m) => ({ ...m, id: archiveIdFor(m.key), stanza: `<message xmlns="jabber:client" from="${m.from}@example.com/r" to="${m.to}@example.com"><body>${m.key}</body></message>` }));
+    await archive.append(made.flatMap((m) => [
+      { host: H, username: m.to, id: m.id, seq: 2 * m.key, with: `${m.from}@example.com`, at: m.at, stanza: m.stanza },
+      ...(m.from === m.to ? [] : [{ host: H, username: m.from, id: m.id, seq: 2 * m.key + 1, with: `${m.to}@example.com`, at: m.at, stanza: m.stanza }]),
+    ]));
+    const n = made.map((m) => m.id);
+    const of = async (username: string, rest: Partial<Parameters<ArchiveStore['query']>[2]> = {}) =>
+      ids(await archive.query(H, username, { limit: 50, direction: 'forward', ...rest }));
+    t.same(await of('ann'), n.slice(0, 9), "ann's: what she sent, received, and wrote to herself once");
+    t.same(await of('ben'), [...n.slice(0, 6), n[9]], "ben's: received from ann, and sent to an account that does not exist");
+    t.same(await of('ann', { with: 'ben@example.com' }), n.slice(0, 6), 'with: one conversation');
+    t.same(await of('ann', { with: 'cat@example.com' }), n.slice(6, 8));
+    t.same(await of('ann', { with: 'ann@example.com' }), [n[8]], 'with: herself');
+    t.same(await of('cat', { with: 'ann@example.com', direction: 'backward', limit: 1 }), [n[7]], "the other side's copy, paged backward");
+    t.same(await of('ann', { with: 'nobody@example.com' }), [], 'with: a JID never archived');
+    t.match(await archive.query(H, 'ann', { limit: 2, direction: 'backward', with: 'ben@example.com' }), { count: 6, complete: false });
+    t.same((await archive.query(H, 'ben', { limit: 1, direction: 'backward' }) as { messages: Array<{ with: string }> }).messages.map((m) => m.with), ['dan@example.com'], 'with names the other party');
+
+    await storage.users.delete(H, 'ben');
+    t.same(await of('ann'), n.slice(0, 9), "deleting ben leaves ann's copies");
+    await withAccounts(storage, 'ben');
+    t.same(await of('ben'), [], "and takes his: a new account of the same name starts empty");
+
+    t.equal(await archive.trim(H, 'ann', 3, 100), 6, 'ann keeps her newest three');
+    t.same(await of('ann'), n.slice(6, 9));
+    t.same(await of('cat'), n.slice(6, 8), "cat's copies are his");
+    t.equal(await archive.trim(H, 'ann', 3, 100), 0, 'nothing more to trim');
+    t.ok(await archive.expire(T0 + 7000, 100) > 0, 'expire deletes by age');
+    t.same(await of('ann'), n.slice(7, 9));
+    t.same(await of('cat'), [n[7]]);
   });
 }

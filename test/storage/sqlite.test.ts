@@ -125,3 +125,55 @@ t.test('sqlite: migration 10 keeps an archive of random ids, found by id and tim
   const rows = db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM archive INDEXED BY archive_by_legacy_id WHERE instr(id, '.') = 0").get();
   t.equal(rows?.n, 3, 'the partial index holds the old rows only');
 });
+
+t.test('sqlite: migration 11 writes a message once for both accounts, and reads the rows written before it with the new ones', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, DATABASE_FILE);
+  const old = new Database(file);
+  migrate(old, MIGRATIONS.slice(0, 10));
+  const user = old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)");
+  for (const name of ['alice', 'bob']) user.run(name);
+  // Under migration 10: a random id from before it, and a message numbered by the server (both copies).
+  old.prepare("INSERT INTO archive (host, username, id, with_jid, at, stanza) VALUES ('example.com', 'alice', 'Rnd0m1', 'bob@example.com', 1700000000000, '<message/>')").run();
+  const at10 = 1_750_000_000_000;
+  const key10 = at10 * KEYS_PER_MS;
+  const id10 = archiveIdFor(key10);
+  const put10 = old.prepare("INSERT INTO archive (seq, host, username, id, with_jid, at, stanza) VALUES (?, 'example.com', ?, ?, ?, ?, '<message/>')");
+  put10.run(2 * key10, 'alice', id10, 'bob@example.com', at10);
+  put10.run(2 * key10 + 1, 'bob', id10, 'alice@example.com', at10);
+  old.close();
+
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  t.equal(await storage.archive.newestAt?.(), at10, 'numbering goes on after the older rows');
+  // Five messages bob → alice after the migration, as the server writes them.
+  const made = [1, 2, 3, 4, 5].map((i) => ({ at: 1_800_000_000_000 + i, key: (1_800_000_000_000 + i) * KEYS_PER_MS })).map((m) => ({ ...m, id: archiveIdFor(m.key) }));
+  await storage.archive.append(made.flatMap((m) => [
+    { host: 'example.com', username: 'alice', id: m.id, seq: 2 * m.key, with: 'bob@example.com', at: m.at, stanza: `<message>${m.key}</message>` },
+    { host: 'example.com', username: 'bob', id: m.id, seq: 2 * m.key + 1, with: 'alice@example.com', at: m.at, stanza: `<message>${m.key}</message>` },
+  ]));
+  const n = made.map((m) => m.id);
+  const ids = async (username: string, q: Partial<ArchiveQuery>) => {
+    const page = await storage.archive.query('example.com', username, { limit: 10, direction: 'forward', ...q });
+    return page === 'item-not-found' ? page : page.messages.map((m) => m.id);
+  };
+  t.same(await ids('alice', {}), ['Rnd0m1', id10, ...n], "alice's: the older rows, then the new, in order");
+  t.same(await ids('bob', {}), [id10, ...n], "bob's");
+  t.same(await ids('alice', { direction: 'backward', limit: 3, page: { before: n[1] } }), ['Rnd0m1', id10, n[0]], 'a backward page across both tables');
+  t.same(await ids('alice', { afterId: id10, limit: 2 }), n.slice(0, 2), 'after an id of the older table');
+  t.same(await ids('bob', { with: 'alice@example.com', ids: [n[3]!, id10] }), [id10, n[3]], 'ids from both tables, with a with filter');
+  t.match(await storage.archive.query('example.com', 'alice', { limit: 2, direction: 'forward' }), { count: 7, complete: false }, 'counted over both');
+  t.same(await storage.archive.bounds('example.com', 'bob'), { first: { id: id10, with: 'alice@example.com', at: at10 }, last: { id: n[4], with: 'alice@example.com', at: made[4]!.at } });
+
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  t.equal((db.prepare('SELECT COUNT(*) AS n FROM archive_messages').get() as { n: number }).n, 5, 'one row per message');
+  t.same(db.prepare('SELECT DISTINCT sides FROM archive_messages').all(), [{ sides: 3 }], 'each kept by both accounts');
+  t.equal((db.prepare('SELECT COUNT(*) AS n FROM archive').get() as { n: number }).n, 3, 'the older table written no more, nothing moved out of it');
+  // The page of an archive of any size: the two partial indexes merged in key order, no sort.
+  const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT key FROM archive_messages WHERE receiver = 1 AND sides & 1
+    UNION ALL SELECT key FROM archive_messages WHERE sender = 1 AND sides & 2 ORDER BY key DESC LIMIT 51`).all() as Array<{ detail: string }>;
+  const detail = plan.map((p) => p.detail).join(' | ');
+  t.match(detail, /MERGE.*archive_messages_received.*archive_messages_sent/, 'merged from the two indexes');
+  t.notMatch(detail, /TEMP B-TREE/, 'no sort');
+});

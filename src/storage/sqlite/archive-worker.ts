@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ArchiveEntry } from '../ports/archive.js';
-import { INSERT, insertParams } from './archive.js';
+import { archiveAppender } from './archive-rows.js';
 
 interface Job { readonly id: number; readonly entries: readonly ArchiveEntry[] }
 
@@ -17,14 +17,11 @@ const db = new Database(file);
 db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
 db.pragma('synchronous = NORMAL');
 db.pragma('foreign_keys = ON');
-const insert = db.prepare<[number | null, string, string, number, string, string, string]>(INSERT);
-const appendAll = db.transaction((entries: readonly ArchiveEntry[]) => {
-  for (const e of entries) insert.run(...insertParams(e));
-});
+const appendAll = archiveAppender(db);
 
 parentPort!.on('message', (job: Job) => {
   try {
-    appendAll.immediate(job.entries);
+    appendAll(job.entries);
     parentPort!.postMessage({ id: job.id });
   } catch (err) {
     parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) });

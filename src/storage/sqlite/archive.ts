@@ -1,29 +1,81 @@
-/** ArchiveStore (XEP-0313) over one better-sqlite3 connection; statements are prepared once. */
+/**
+ * ArchiveStore (XEP-0313) over one better-sqlite3 connection; statements are prepared once.
+ * Since migration 11 a message is one `archive_messages` row (archive-rows.ts writes it); rows of
+ * the older `archive` table (one per account and message) stay and are read alongside: every
+ * page, count and bound below is taken from both and merged by seq.
+ */
 import type Database from 'better-sqlite3';
-import { countSql, pageSql, resolveBounds, type ArchiveRow } from '../archive-sql.js';
+import { countSql, pageSql, resolveBounds, type ArchiveRow, type SeqBounds } from '../archive-sql.js';
 import { firstSeqAt, keyOfArchiveId, lastSeqAt } from '../ports/archive-ids.js';
 import type { ThreadedAppend } from './archive-writes.js';
-import { COUNT_CAP, DEFAULT_PREFS, type ArchivedMessage, type ArchiveEntry, type ArchiveStore } from '../ports/archive.js';
+import { archiveAppender } from './archive-rows.js';
+import { COUNT_CAP, DEFAULT_PREFS, type ArchivedMessage, type ArchiveQuery, type ArchiveStore } from '../ports/archive.js';
 
 /** Rows whose id is not of the seq-carrying form (archive-ids.ts), the partial indexes' condition. */
 const LEGACY = "instr(id, '.') = 0";
 
-/**
- * INSERT … SELECT: an entry for an account that does not exist inserts nothing (no foreign key
- * failure). `seq` is the entry's own (archive-ids.ts); NULL numbers the row after all others.
- */
-export const INSERT = `INSERT INTO archive (seq, host, username, id, with_jid, at, stanza)
-  SELECT ?, host, username, ?, ?, ?, ? FROM users WHERE host = ? AND username = ?`;
+interface SeqRow extends ArchiveRow { seq: number; key?: number }
 
-export const insertParams = (e: ArchiveEntry): [number | null, string, string, number, string, string, string] =>
-  [e.seq ?? null, e.id, e.with, e.at, e.stanza, e.host, e.username];
+/**
+ * One account's entries in `archive_messages` (@me: its archive_jids id), each arm in key order
+ * on its partial index: what it received (seq 2 × key), what it sent (2 × key + 1). `where` is
+ * added to both arms, with `{seq}` standing for the arm's seq. A compound ORDER BY key merges the
+ * two index scans: a page reads a page's worth of rows in an archive of any size.
+ */
+function accountArms(where = '', columns = 'm.id AS id, j.jid AS with_jid, m.at AS at, m.stanza AS stanza'): string {
+  const arm = (side: 0 | 1, party: string, other: string, bit: number) => {
+    const seq = side === 0 ? '2 * m.key' : '2 * m.key + 1';
+    return `SELECT ${seq} AS seq, m.key AS key, ${columns} FROM archive_messages AS m JOIN archive_jids AS j ON j.id = m.${other}
+      WHERE m.${party} = @me AND m.sides & ${bit}${where.replaceAll('{seq}', seq)}`;
+  };
+  return `${arm(0, 'receiver', 'sender', 1)} UNION ALL ${arm(1, 'sender', 'receiver', 2)}`;
+}
+
+/** The account's conversation with @with (its archive_jids id @w), on the pair's index. */
+function conversation(where = ''): string {
+  const seq = 'CASE WHEN m.receiver = @me AND m.sides & 1 THEN 2 * m.key ELSE 2 * m.key + 1 END';
+  return `SELECT ${seq} AS seq, m.key AS key, m.id AS id, @with AS with_jid, m.at AS at, m.stanza AS stanza FROM archive_messages AS m
+    WHERE min(m.sender, m.receiver) = @lo AND max(m.sender, m.receiver) = @hi
+      AND ((m.receiver = @me AND m.sides & 1) OR (m.sender = @me AND m.sides & 2))${where.replaceAll('{seq}', `(${seq})`)}`;
+}
+
+/** The filters of a query (XEP-0313 §4.1.1) on `archive_messages`, within (lo, hi) of seq; {seq} is the row's seq. */
+function newFilters(q: ArchiveQuery, lo: number, hi: number, ids: readonly number[] | undefined): { where: string; params: Record<string, unknown> } {
+  let where = ' AND m.key >= @klo AND m.key <= @khi AND {seq} > @lo_seq AND {seq} < @hi_seq';
+  const params: Record<string, unknown> = { klo: Math.floor(lo / 2), khi: Math.floor(Math.min(hi, Number.MAX_SAFE_INTEGER) / 2), lo_seq: lo, hi_seq: hi };
+  if (q.start !== undefined) { where += ' AND m.at >= @start'; params.start = q.start; }
+  if (q.end !== undefined) { where += ' AND m.at <= @end'; params.end = q.end; }
+  if (ids !== undefined) {
+    where += ` AND {seq} IN (${ids.map((_, i) => `@id${i}`).join(', ') || 'NULL'})`;
+    ids.forEach((seq, i) => { params[`id${i}`] = seq; });
+  }
+  return { where, params };
+}
 
 const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: r.id, with: r.with_jid, at: Number(r.at), stanza: r.stanza });
 
 function prepareStatements(db: Database.Database) {
+  const edgeColumns = "m.id AS id, j.jid AS with_jid, m.at AS at, '' AS stanza";
   return {
-    insert: db.prepare<[number | null, string, string, number, string, string, string]>(INSERT),
-    // An id with a dot names its seq (archive-ids.ts): 2 × key, or + 1 for the sender's copy.
+    jid: db.prepare<[string], number>('SELECT id FROM archive_jids WHERE jid = ?').pluck(),
+    // An id with a dot names its key (archive-ids.ts): the row is found by key, then checked to be the account's.
+    newSeqOf: db.prepare<[{ me: number; key: number; id: string }], { seq: number | null }>(
+      `SELECT CASE WHEN receiver = @me AND sides & 1 THEN 2 * key WHEN sender = @me AND sides & 2 THEN 2 * key + 1 END AS seq
+       FROM archive_messages WHERE key = @key AND id = @id`),
+    newFirst: db.prepare<[{ me: number }], SeqRow>(`${accountArms('', edgeColumns)} ORDER BY key ASC LIMIT 1`),
+    newLast: db.prepare<[{ me: number }], SeqRow>(`${accountArms('', edgeColumns)} ORDER BY key DESC LIMIT 1`),
+    newNewest: db.prepare<[], { at: number }>('SELECT at FROM archive_messages ORDER BY key DESC LIMIT 1'),
+    // The account's entry `keep` places from its newest; how many it has (up to a cap); its oldest up to a seq.
+    newCut: db.prepare<[{ me: number; keep: number }], { seq: number }>(`${accountArms('', "'' AS id")} ORDER BY key DESC LIMIT 1 OFFSET @keep`),
+    newCount: db.prepare<[{ me: number; cap: number }], { n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM (${accountArms('', "'' AS id")}) LIMIT @cap)`),
+    newOldest: db.prepare<[{ me: number; cut: number; limit: number }], { seq: number; key: number }>(
+      `${accountArms(' AND {seq} <= @cut', "'' AS id")} ORDER BY key ASC LIMIT @limit`),
+    leaveReceived: db.prepare<[number]>('UPDATE archive_messages SET sides = sides & ~1 WHERE key = ?'),
+    leaveSent: db.prepare<[number]>('UPDATE archive_messages SET sides = sides & ~2 WHERE key = ?'),
+    dropEmpty: db.prepare<[number]>('DELETE FROM archive_messages WHERE key = ? AND sides = 0'),
+    // The oldest `limit` messages by key (the rowid: no scan), those of them stamped before the cut.
+    newExpire: db.prepare<[number, number]>('DELETE FROM archive_messages WHERE key IN (SELECT key FROM (SELECT key, at FROM archive_messages ORDER BY key LIMIT ?) WHERE at < ?)'),
+    // The older table (migrations 9 and 10). An id with a dot names its seq: 2 × key, or + 1 for the sender's copy.
     seqOfKey: db.prepare<[string, string, number, number, string], { seq: number }>(
       'SELECT seq FROM archive WHERE host = ? AND username = ? AND seq IN (?, ?) AND id = ?'),
     // Older ids (random, no dot) and their times are on partial indexes (migration 10); the
@@ -35,8 +87,8 @@ function prepareStatements(db: Database.Database) {
     legacyEnd: db.prepare<[string, string, number], { seq: number }>(
       `SELECT seq FROM archive WHERE host = ? AND username = ? AND at <= ? AND ${LEGACY} ORDER BY at DESC, seq DESC LIMIT 1`),
     newest: db.prepare<[], { at: number }>('SELECT at FROM archive ORDER BY seq DESC LIMIT 1'),
-    first: db.prepare<[string, string], ArchiveRow>('SELECT id, with_jid, at, \'\' AS stanza FROM archive WHERE host = ? AND username = ? ORDER BY seq ASC LIMIT 1'),
-    last: db.prepare<[string, string], ArchiveRow>('SELECT id, with_jid, at, \'\' AS stanza FROM archive WHERE host = ? AND username = ? ORDER BY seq DESC LIMIT 1'),
+    first: db.prepare<[string, string], SeqRow>('SELECT seq, id, with_jid, at, \'\' AS stanza FROM archive WHERE host = ? AND username = ? ORDER BY seq ASC LIMIT 1'),
+    last: db.prepare<[string, string], SeqRow>('SELECT seq, id, with_jid, at, \'\' AS stanza FROM archive WHERE host = ? AND username = ? ORDER BY seq DESC LIMIT 1'),
     getPrefs: db.prepare<[string, string], { prefs: string }>('SELECT prefs FROM archive_prefs WHERE host = ? AND username = ?'),
     setPrefs: db.prepare<[string, string, string]>(`INSERT INTO archive_prefs (host, username, prefs) SELECT host, username, ? FROM users WHERE host = ? AND username = ?
       ON CONFLICT (host, username) DO UPDATE SET prefs = excluded.prefs`),
@@ -48,27 +100,63 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
+/** Of two rows (either may be missing), the one further in `dir` by seq. */
+function edge(a: SeqRow | undefined, b: SeqRow | undefined, dir: 1 | -1): SeqRow | undefined {
+  if (!a || !b) return a ?? b;
+  return (a.seq - b.seq) * dir > 0 ? a : b;
+}
+
 /**
  * `thread`: appends go to the writer thread (archive-writes.ts), off the
  * event loop; without it they are committed here, synchronously.
  */
 export function createSqliteArchiveStore(db: Database.Database, thread?: ThreadedAppend): ArchiveStore {
   const st = prepareStatements(db);
-  const appendAll = db.transaction((entries: readonly ArchiveEntry[]) => {
-    for (const e of entries) st.insert.run(...insertParams(e));
+  const appendHere = thread ? undefined : archiveAppender(db);
+  const jidId = (jid: string): number | undefined => st.jid.get(jid);
+  const toEdge = (row: SeqRow | undefined) => (row ? { id: row.id, with: row.with_jid, at: Number(row.at) } : undefined);
+
+  /** The statement over the account's entries in archive_messages for a query within (lo, hi); undefined: none can match. */
+  const newSelect = (me: number, q: ArchiveQuery, lo: number, hi: number, ids: readonly number[] | undefined) => {
+    const f = newFilters(q, lo, hi, ids);
+    if (q.with === undefined) return { sql: accountArms(f.where), params: { ...f.params, me } };
+    const w = jidId(q.with);
+    if (w === undefined) return undefined;
+    return { sql: conversation(f.where), params: { ...f.params, me, with: q.with, lo: Math.min(me, w), hi: Math.max(me, w) } };
+  };
+  const newPage = (me: number, q: ArchiveQuery, b: SeqBounds): SeqRow[] => {
+    const s = newSelect(me, q, Math.max(b.lo, b.pageLo), Math.min(b.hi, b.pageHi), b.ids);
+    if (!s) return [];
+    const order = q.direction === 'forward' ? 'ASC' : 'DESC';
+    return db.prepare<[Record<string, unknown>], SeqRow>(`${s.sql} ORDER BY key ${order} LIMIT @limit`).all({ ...s.params, limit: q.limit + 1 });
+  };
+  const newCount = (me: number, q: ArchiveQuery, b: SeqBounds): number => {
+    const s = newSelect(me, q, b.lo, b.hi, b.ids);
+    if (!s) return 0;
+    return db.prepare<[Record<string, unknown>], { n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM (${s.sql}) LIMIT ${COUNT_CAP + 1})`).get(s.params)?.n ?? 0;
+  };
+  const trimNew = db.transaction((me: number, cut: number, limit: number): number => {
+    const rows = st.newOldest.all({ me, cut, limit });
+    for (const r of rows) {
+      (r.seq % 2 === 0 ? st.leaveReceived : st.leaveSent).run(r.key);
+      st.dropEmpty.run(r.key);
+    }
+    return rows.length;
   });
-  const edge = (row: ArchiveRow | undefined) => (row ? { id: row.id, with: row.with_jid, at: Number(row.at) } : undefined);
+
   return {
     async append(entries) {
       if (entries.length === 0) return;
-      if (thread) await thread.append(entries); else appendAll(entries);
+      if (thread) await thread.append(entries); else appendHere!(entries);
     },
     async query(host, username, q) {
+      const me = jidId(`${username}@${host}`);
       const bounds = await resolveBounds(q, {
         seqOf: async (id) => {
           const key = keyOfArchiveId(id);
           if (key === undefined) return st.legacySeqOf.get(host, username, id)?.seq;
-          return st.seqOfKey.get(host, username, 2 * key, 2 * key + 1, id)?.seq;
+          const seq = me === undefined ? undefined : st.newSeqOf.get({ me, key, id })?.seq;
+          return seq ?? st.seqOfKey.get(host, username, 2 * key, 2 * key + 1, id)?.seq;
         },
         // The older rows' bound from their index, today's by arithmetic: whichever is wider.
         startSeq: async (start) => Math.min(st.legacyStart.get(host, username, start)?.seq ?? Infinity, firstSeqAt(start)),
@@ -76,18 +164,28 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
       });
       if (bounds === 'item-not-found') return bounds;
       const page = pageSql(host, username, q, bounds);
-      const rows = db.prepare<unknown[], ArchiveRow>(page.sql).all(...page.params);
+      const older = db.prepare<unknown[], SeqRow>(page.sql).all(...page.params);
+      const newer = me === undefined ? [] : newPage(me, q, bounds);
+      // Each in the page's direction; merged, the first limit + 1 are the page and the sign of more.
+      const dir = q.direction === 'forward' ? 1 : -1;
+      const rows = older.length === 0 ? newer : newer.length === 0 ? older
+        : [...older, ...newer].sort((a, b) => (a.seq - b.seq) * dir).slice(0, q.limit + 1);
       const count = countSql(host, username, q, bounds);
-      const n = db.prepare<unknown[], { n: number }>(count.sql).get(...count.params)?.n ?? 0;
+      const n = (db.prepare<unknown[], { n: number }>(count.sql).get(...count.params)?.n ?? 0) + (me === undefined ? 0 : newCount(me, q, bounds));
       const messages = rows.slice(0, q.limit).map(toMessage);
       if (q.direction === 'backward') messages.reverse();
       return { messages, complete: rows.length <= q.limit, count: n <= COUNT_CAP ? n : undefined };
     },
     async bounds(host, username) {
-      return { first: edge(st.first.get(host, username)), last: edge(st.last.get(host, username)) };
+      const me = jidId(`${username}@${host}`);
+      return {
+        first: toEdge(edge(st.first.get(host, username), me === undefined ? undefined : st.newFirst.get({ me }), -1)),
+        last: toEdge(edge(st.last.get(host, username), me === undefined ? undefined : st.newLast.get({ me }), 1)),
+      };
     },
     async newestAt() {
-      return st.newest.get()?.at;
+      const ats = [st.newNewest.get()?.at, st.newest.get()?.at].filter((at) => at !== undefined);
+      return ats.length === 0 ? undefined : Math.max(...ats);
     },
     async getPrefs(host, username) {
       const row = st.getPrefs.get(host, username);
@@ -97,11 +195,21 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
       st.setPrefs.run(JSON.stringify(prefs), host, username);
     },
     async expire(before, limit) {
-      return st.expire.run(limit, before).changes;
+      // The older table's rows are the older: they go first. New rows count once per message.
+      const n = st.expire.run(limit, before).changes;
+      return n >= limit ? n : n + st.newExpire.run(limit - n, before).changes;
     },
     async trim(host, username, keep, limit) {
-      const cut = st.cut.get(host, username, keep);
-      return cut ? st.trim.run(host, username, cut.seq, limit).changes : 0;
+      const me = jidId(`${username}@${host}`);
+      const newCut = me === undefined ? undefined : st.newCut.get({ me, keep });
+      if (newCut === undefined) {
+        // The `keep` newest include every entry in archive_messages: the cut is in the older table.
+        const inNew = me === undefined ? 0 : st.newCount.get({ me, cap: keep })?.n ?? 0;
+        const cut = st.cut.get(host, username, keep - inNew);
+        return cut ? st.trim.run(host, username, cut.seq, limit).changes : 0;
+      }
+      const n = st.trim.run(host, username, newCut.seq, limit).changes;
+      return n >= limit ? n : n + trimNew(me!, newCut.seq, limit - n);
     },
   };
 }
