@@ -1,18 +1,23 @@
 /** The archive's batch writer and retention sweep (features/mam): batching, ordering, failures, bounds. */
 import t from 'tap';
-import { createArchiveWriter, entryBytes, MAX_BATCH, MAX_COMMIT } from '../../src/xmpp/features/mam/writer.js';
+import { createArchiveWriter, MAX_BATCH, MAX_COMMIT } from '../../src/xmpp/features/mam/writer.js';
+import { ArchivePack, RECIPIENT, type ArchiveRecord } from '../../src/storage/ports/archive-pack.js';
 import { createRetention, SWEEP_BATCH } from '../../src/xmpp/features/mam/retention.js';
 import { createMemoryStorage, deriveStoredCredentials, type ArchiveEntry } from '../../src/storage/index.js';
 
 const entry = (i: number, username = 'alice', at = i): ArchiveEntry => ({ host: 'localhost', username, id: `m${i}`, with: 'bob@localhost', at, stanza: '<message/>' });
+/** Message i to alice, kept in her archive only: one entry (m{i}) for a store of entries. */
+const record = (i: number): ArchiveRecord => ({ key: i, id: `m${i}`, at: i, sender: 'bob@localhost', receiver: 'alice@localhost', sides: RECIPIENT, stanza: '<message/>' });
+const packedBytes = (r: ArchiveRecord): number => new ArchivePack().add(r);
 const BIG = 1 << 30;
 const silentLog = { warn: () => undefined, error: () => undefined, info: () => undefined, debug: () => undefined } as never;
 
 t.test('what one turn writes is committed in one append, in order; each promise settles after it', async (t) => {
   const calls: string[][] = [];
   const writer = createArchiveWriter({ append: async (entries) => { calls.push(entries.map((e) => e.id)); } }, BIG);
-  const a = writer.write([entry(1), entry(2)]);
-  const b = writer.write([entry(3)]);
+  const a = writer.write(record(1));
+  writer.write(record(2));
+  const b = writer.write(record(3));
   t.equal(writer.pending, 3);
   t.same(calls, [], 'nothing is written in the same turn');
   await Promise.all([a, b]);
@@ -33,7 +38,7 @@ t.test('a burst is closed in batches of MAX_BATCH; those waiting for the store g
   }, BIG);
   // The first batch goes to the store at once; the others wait for it, then go together up to MAX_COMMIT.
   const n = MAX_BATCH + MAX_COMMIT + MAX_BATCH + 1;
-  const all = Array.from({ length: n }, (_, i) => writer.write([entry(i)]));
+  const all = Array.from({ length: n }, (_, i) => writer.write(record(i)));
   await writer.flush();
   t.same(calls, [MAX_BATCH, MAX_COMMIT, MAX_BATCH + 1]);
   await Promise.all(all);
@@ -49,11 +54,11 @@ t.test('a failed merged commit rejects each of its batches; later ones are writt
       if (calls === 2) throw new Error('disk full');
     },
   }, BIG);
-  const first = Array.from({ length: MAX_BATCH }, (_, i) => writer.write([entry(i)]));
-  const merged = Array.from({ length: 2 * MAX_BATCH }, (_, i) => writer.write([entry(MAX_BATCH + i)]));
+  const first = Array.from({ length: MAX_BATCH }, (_, i) => writer.write(record(i)));
+  const merged = Array.from({ length: 2 * MAX_BATCH }, (_, i) => writer.write(record(MAX_BATCH + i)));
   await Promise.all(first);
   for (const p of [merged[0], merged[MAX_BATCH]]) await t.rejects(p!, /disk full/);
-  await t.resolves(writer.write([entry(-1)]));
+  await t.resolves(writer.write(record(1000000)));
   t.equal(calls, 3);
   t.equal(writer.pending, 0);
 });
@@ -61,9 +66,9 @@ t.test('a failed merged commit rejects each of its batches; later ones are writt
 t.test('a failed commit rejects only its own batch; the next one is written', async (t) => {
   let fail = true;
   const writer = createArchiveWriter({ append: async () => { if (fail) { fail = false; throw new Error('disk full'); } } }, BIG);
-  const first = writer.write([entry(1)]);
+  const first = writer.write(record(1));
   await t.rejects(first, /disk full/);
-  await t.resolves(writer.write([entry(2)]));
+  await t.resolves(writer.write(record(2)));
 });
 
 t.test('past maxBytes, room() holds the caller until commits bring the queue under half; nothing queued is refused', async (t) => {
@@ -74,24 +79,24 @@ t.test('past maxBytes, room() holds the caller until commits bring the queue und
       await new Promise<void>((resolve) => release.push(resolve));
       committed.push(...entries.map((e) => e.id));
     },
-  }, 4 * entryBytes(entry(0)));
+  }, 4 * packedBytes(record(0)));
   t.equal(writer.room(), undefined, 'an empty queue has room');
-  const writes = [1, 2, 3].map((i) => writer.write([entry(i)]));
+  const writes = [1, 2, 3].map((i) => writer.write(record(i)));
   t.equal(writer.room(), undefined, 'three of four: room still');
-  writes.push(writer.write([entry(4)]));
-  t.equal(writer.pendingBytes, 4 * entryBytes(entry(0)));
+  writes.push(writer.write(record(4)));
+  t.equal(writer.pendingBytes, 4 * packedBytes(record(0)));
   const room = writer.room();
   t.ok(room, 'full: the caller is to wait');
   let open = false;
   void room!.then(() => { open = true; });
   // Written anyway (a caller that did not wait): queued, never refused.
-  writes.push(writer.write([entry(5)]));
+  writes.push(writer.write(record(5)));
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(release.length, 1, 'the full batch went to the store at once, without waiting out BATCH_MS');
   t.notOk(open, 'no room while the store has not committed');
   release.shift()!();
   await writes[0];
-  t.equal(writer.pendingBytes, entryBytes(entry(5)), 'the first four committed; the fifth is queued');
+  t.equal(writer.pendingBytes, packedBytes(record(5)), 'the first four committed; the fifth is queued');
   await new Promise((resolve) => setImmediate(resolve));
   t.ok(open, 'under half of maxBytes: the waiting caller goes on');
   const flushed = writer.flush();

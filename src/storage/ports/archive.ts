@@ -81,6 +81,13 @@ export interface ArchiveStore {
    * unknown recipient cannot fail the batch.
    */
   append(entries: readonly ArchiveEntry[]): Promise<void>;
+  /**
+   * The same for records packed as the server queues them (archive-pack.ts: a message once,
+   * with the archives that keep it), in one transaction, in order. Stores without it are
+   * given the records' entries through append(). The views are the store's once called (a
+   * writer thread takes them over).
+   */
+  appendPacked?(views: readonly Uint8Array[]): Promise<void>;
   /** A page of the account's archive; 'item-not-found' when an id it is given (a bound or one of `ids`) is not in the archive. */
   query(host: string, username: string, query: ArchiveQuery): Promise<ArchivePage | 'item-not-found'>;
   /** The oldest and newest messages (XEP-0313 §7.1 metadata), without their stanzas. */

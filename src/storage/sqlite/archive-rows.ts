@@ -1,14 +1,17 @@
 /**
  * Writing the SQLite archive (migration 11): one `archive_messages` row per
- * message, whichever of its two accounts keep it. The server hands the store
- * a message's entries side by side (mam/index.ts: the recipient's at
- * seq 2 × key, then the sender's at 2 × key + 1, one id, one stanza); they
- * become one row with `sides` set for each account that exists. Used by the
- * writer thread (archive-worker.ts) and, without a thread, by the store.
+ * message, with `sides` for the accounts that exist among those whose
+ * archives keep it. Records come packed from the server's writer
+ * (storage/ports/archive-pack.ts); entries (ArchiveStore.append: tests,
+ * tools) are paired into records first: a message's two entries side by
+ * side (the recipient's at seq 2 × key, then the sender's at 2 × key + 1,
+ * one id, one stanza). Used by the writer thread (archive-worker.ts) and,
+ * without a thread, by the store.
  */
 import type Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
 import type { ArchiveEntry } from '../ports/archive.js';
+import { RECIPIENT, SENDER, type ArchiveRecord } from '../ports/archive-pack.js';
 
 /** Interned bare JIDs a writer keeps in memory at most (the rest are looked up). */
 export const JID_CACHE_SIZE = 100_000;
@@ -16,18 +19,48 @@ export const JID_CACHE_SIZE = 100_000;
 /** The key of the message an entry's seq belongs to (seq − 2 × key: 0 the recipient's copy, 1 the sender's). */
 export const keyOfSeq = (seq: number): number => Math.floor(seq / 2);
 
-/** A transaction appending entries (in one call, in order), as ArchiveStore.append describes. */
-export function archiveAppender(db: Database.Database): (entries: readonly ArchiveEntry[]) => void {
+export interface ArchiveAppender {
+  /** Records in one transaction, in order. */
+  records(records: Iterable<ArchiveRecord>): void;
+  /** Entries in one transaction, in order (ArchiveStore.append). */
+  entries(entries: readonly ArchiveEntry[]): void;
+}
+
+/**
+ * Entries as records: a message's entries side by side make one. Entries without a seq (not
+ * numbered by the server) are returned apart, for the older table.
+ */
+export function recordsOf(entries: readonly ArchiveEntry[]): { records: ArchiveRecord[]; unnumbered: ArchiveEntry[] } {
+  const records: ArchiveRecord[] = [];
+  const unnumbered: ArchiveEntry[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.seq === undefined) { unnumbered.push(e); continue; }
+    const key = keyOfSeq(e.seq);
+    const own = `${e.username}@${e.host}`;
+    const recipientCopy = e.seq === 2 * key;
+    let sides = recipientCopy ? RECIPIENT : SENDER;
+    const next = entries[i + 1];
+    if (next?.seq !== undefined && next.seq !== e.seq && keyOfSeq(next.seq) === key) {
+      sides = RECIPIENT | SENDER;
+      i++;
+    }
+    records.push({ key, id: e.id, at: e.at, sender: recipientCopy ? e.with : own, receiver: recipientCopy ? own : e.with, sides, stanza: e.stanza });
+  }
+  return { records, unnumbered };
+}
+
+export function archiveAppender(db: Database.Database): ArchiveAppender {
   const ids = new LRUCache<string, number>({ max: JID_CACHE_SIZE });
   const findJid = db.prepare<[string], number>('SELECT id FROM archive_jids WHERE jid = ?').pluck();
   const addJid = db.prepare<[string]>('INSERT INTO archive_jids (jid) VALUES (?)');
   const account = db.prepare<[string, string], number>('SELECT 1 FROM users WHERE host = ? AND username = ?').pluck();
-  // A message's sides arrive in one append; a later one (never from the server) adds its side to the row.
+  // A message's sides arrive in one record; a later one (never from the server) adds its side to the row.
   const upsert = db.prepare<[number, string, number, number, number, number, string]>(
     `INSERT INTO archive_messages (key, id, at, sender, receiver, sides, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (key) DO UPDATE SET sides = sides | excluded.sides`);
-  // Entries without a seq (not numbered by the server: tests, older callers) go to the older table,
-  // after its rows; INSERT … SELECT inserts nothing for an account that does not exist.
+  // Entries without a seq go to the older table, after its rows; INSERT … SELECT inserts nothing
+  // for an account that does not exist.
   const legacy = db.prepare<[string, string, number, string, string, string]>(
     `INSERT INTO archive (host, username, id, with_jid, at, stanza)
      SELECT host, username, ?, ?, ?, ? FROM users WHERE host = ? AND username = ?`);
@@ -40,44 +73,41 @@ export function archiveAppender(db: Database.Database): (entries: readonly Archi
     }
     return id;
   };
-  const append = db.transaction((entries: readonly ArchiveEntry[]) => {
+  const insert = (records: Iterable<ArchiveRecord>, unnumbered: readonly ArchiveEntry[]): void => {
     // Accounts checked once per transaction: one deleted since is not written to.
     const exists = new Map<string, boolean>();
-    const known = (e: ArchiveEntry): boolean => {
-      const bare = `${e.username}@${e.host}`;
+    const known = (bare: string): boolean => {
       let ok = exists.get(bare);
       if (ok === undefined) {
-        ok = account.get(e.host, e.username) !== undefined;
+        const at = bare.indexOf('@');
+        ok = at > 0 && account.get(bare.slice(at + 1), bare.slice(0, at)) !== undefined;
         exists.set(bare, ok);
       }
       return ok;
     };
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      if (e.seq === undefined) {
-        legacy.run(e.id, e.with, e.at, e.stanza, e.host, e.username);
-        continue;
-      }
-      const key = keyOfSeq(e.seq);
-      let sides = known(e) ? 1 << (e.seq - 2 * key) : 0;
-      const next = entries[i + 1];
-      if (next?.seq !== undefined && next.seq !== e.seq && keyOfSeq(next.seq) === key) {
-        if (known(next)) sides |= 1 << (next.seq - 2 * key);
-        i++;
-      }
-      if (sides === 0) continue;
-      const own = `${e.username}@${e.host}`;
-      const recipientCopy = e.seq === 2 * key;
-      upsert.run(key, e.id, e.at, jidId(recipientCopy ? e.with : own), jidId(recipientCopy ? own : e.with), sides, e.stanza);
+    for (const e of unnumbered) legacy.run(e.id, e.with, e.at, e.stanza, e.host, e.username);
+    for (const r of records) {
+      let sides = r.sides;
+      if (sides & RECIPIENT && !known(r.receiver)) sides &= ~RECIPIENT;
+      if (sides & SENDER && !known(r.sender)) sides &= ~SENDER;
+      if (sides !== 0) upsert.run(r.key, r.id, r.at, jidId(r.sender), jidId(r.receiver), sides, r.stanza);
     }
-  });
-  return (entries) => {
+  };
+  const tx = db.transaction(insert);
+  const run = (records: Iterable<ArchiveRecord>, unnumbered: readonly ArchiveEntry[]): void => {
     try {
-      append.immediate(entries);
+      tx.immediate(records, unnumbered);
     } catch (err) {
       // JIDs interned by the rolled-back transaction are not in the file: forget every cached id.
       ids.clear();
       throw err;
     }
+  };
+  return {
+    records: (records) => run(records, []),
+    entries: (entries) => {
+      const { records, unnumbered } = recordsOf(entries);
+      run(records, unnumbered);
+    },
   };
 }

@@ -2,26 +2,29 @@
  * The SQLite archive's writer thread: its own connection to the database
  * file, committing the batches the archive store posts (one transaction
  * each, in order) and answering each with its id, and the error if any.
- * Here, not on the event loop, because a commit and above all the WAL
- * checkpoints that follow commits fsync, and better-sqlite3 is synchronous.
+ * A batch is packed records (their chunks transferred, not copied) or
+ * entries. Here, not on the event loop, because a commit and above all
+ * the WAL checkpoints that follow commits fsync, and better-sqlite3 is
+ * synchronous.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ArchiveEntry } from '../ports/archive.js';
+import { unpack } from '../ports/archive-pack.js';
 import { archiveAppender } from './archive-rows.js';
 
-interface Job { readonly id: number; readonly entries: readonly ArchiveEntry[] }
+interface Job { readonly id: number; readonly packed?: readonly Uint8Array[]; readonly entries?: readonly ArchiveEntry[] }
 
 const { file, busyTimeoutMs } = workerData as { file: string; busyTimeoutMs: number };
 const db = new Database(file);
 db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
 db.pragma('synchronous = NORMAL');
 db.pragma('foreign_keys = ON');
-const appendAll = archiveAppender(db);
+const append = archiveAppender(db);
 
 parentPort!.on('message', (job: Job) => {
   try {
-    appendAll(job.entries);
+    if (job.packed) append.records(unpack(job.packed)); else append.entries(job.entries ?? []);
     parentPort!.postMessage({ id: job.id });
   } catch (err) {
     parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) });

@@ -4,6 +4,8 @@ import type { ArchiveEntry } from '../ports/archive.js';
 
 export interface ThreadedAppend {
   append(entries: readonly ArchiveEntry[]): Promise<void>;
+  /** Packed records (archive-pack.ts); their chunks are transferred to the thread. */
+  appendPacked(views: readonly Uint8Array[]): Promise<void>;
   /** Waits for the batches posted so far, then stops the thread. */
   close(): Promise<void>;
 }
@@ -33,14 +35,20 @@ export function startArchiveThread(file: string, busyTimeoutMs: number): Threade
   const idle = async (): Promise<void> => {
     while (waiting.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
   };
+  const post = (job: object, transfer: ArrayBuffer[] = []): Promise<void> => {
+    if (failed) return Promise.reject(failed);
+    const id = ++next;
+    return new Promise<void>((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
+      worker.postMessage({ id, ...job }, transfer);
+    });
+  };
   return {
-    append(entries) {
-      if (failed) return Promise.reject(failed);
-      const id = ++next;
-      return new Promise<void>((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        worker.postMessage({ id, entries });
-      });
+    append: (entries) => post({ entries }),
+    appendPacked(views) {
+      // Each chunk is its own ArrayBuffer (ArchivePack): moved, not cloned.
+      const buffers = [...new Set(views.map((v) => v.buffer as ArrayBuffer))];
+      return post({ packed: views }, buffers);
     },
     async close() {
       await idle();

@@ -9,6 +9,7 @@ import { countSql, pageSql, resolveBounds, type ArchiveRow, type SeqBounds } fro
 import { firstSeqAt, keyOfArchiveId, lastSeqAt } from '../ports/archive-ids.js';
 import type { ThreadedAppend } from './archive-writes.js';
 import { archiveAppender } from './archive-rows.js';
+import { unpack } from '../ports/archive-pack.js';
 import { COUNT_CAP, DEFAULT_PREFS, type ArchivedMessage, type ArchiveQuery, type ArchiveStore } from '../ports/archive.js';
 
 /** Rows whose id is not of the seq-carrying form (archive-ids.ts), the partial indexes' condition. */
@@ -147,7 +148,10 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
   return {
     async append(entries) {
       if (entries.length === 0) return;
-      if (thread) await thread.append(entries); else appendHere!(entries);
+      if (thread) await thread.append(entries); else appendHere!.entries(entries);
+    },
+    async appendPacked(views) {
+      if (thread) await thread.appendPacked(views); else appendHere!.records(unpack(views));
     },
     async query(host, username, q) {
       const me = jidId(`${username}@${host}`);

@@ -1,6 +1,5 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
-import type { Jid } from '../../../jid/index.js';
-import type { ArchiveEntry, ArchivePrefs } from '../../../storage/ports/archive.js';
+import type { ArchivePrefs } from '../../../storage/ports/archive.js';
 import { archiveIdFor, KEYS_PER_MS } from '../../../storage/ports/archive-ids.js';
 import { NS_SID } from './ns.js';
 
@@ -63,14 +62,6 @@ export function archiveSequence(now: () => number): ArchiveSequence {
       n = KEYS_PER_MS - 1;
     },
   };
-}
-
-/**
- * The account's view of one message: its archive entry for account `owner`, talking `with`. Both
- * archives share the message's id (archiveIdFor(key)); `side` 0 is the recipient's copy, 1 the sender's.
- */
-export function entryFor(owner: Jid, withJid: string, id: string, key: number, side: 0 | 1, at: number, stanza: string): ArchiveEntry {
-  return { host: owner.domain, username: owner.local, id, seq: 2 * key + side, with: withJid, at, stanza };
 }
 
 export { archiveIdFor };

@@ -9,12 +9,13 @@ import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
 import { isPromise } from '../../pipeline.js';
 import { PRIORITY } from '../../priorities.js';
-import { archivable, archiveIdFor, archiveSequence, entryFor, PrefsCache, stanzaIdElement, stripForgedStanzaIds } from './archiving.js';
+import { archivable, archiveIdFor, archiveSequence, PrefsCache, stanzaIdElement, stripForgedStanzaIds } from './archiving.js';
 import { NS_MAM, NS_MAM_EXTENDED, NS_SID } from './ns.js';
 import { archives, parsePrefs, prefsElement } from './prefs.js';
 import { finElement, parseQuery, queryForm } from './query.js';
 import { createRetention, type RetentionOptions } from './retention.js';
 import { createArchiveWriter } from './writer.js';
+import { RECIPIENT, SENDER } from '../../../storage/ports/archive-pack.js';
 
 export interface MamOptions extends RetentionOptions {
   /** The most results one query returns (MAM_MAX_PAGE_SIZE). */
@@ -103,19 +104,19 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     const { at, key } = sequence.next();
     const id = archiveIdFor(key);
     const text = (stanza.attr('xmlns') === NS.CLIENT ? stanza : stanza.clone().setAttr('xmlns', NS.CLIENT)).toString();
-    const entries = [];
+    let sides = 0;
     if (receiverOk) {
-      entries.push(entryFor(receiver, sender.bare, id, key, 0, at, text));
+      sides |= RECIPIENT;
       // XEP-0313 §3: the recipient sees where and under which id it is archived.
       stanza.append(stanzaIdElement(receiver.bare, id));
       retention.touched(receiver.domain, receiver.local);
     }
     if (senderOk && !same) {
-      entries.push(entryFor(sender, receiver.bare, id, key, 1, at, text));
+      sides |= SENDER;
       senderIds.set(event, stanzaIdElement(sender.bare, id));
       retention.touched(sender.domain, sender.local);
     }
-    commits.set(event.origin!, settled(writer.write(entries)));
+    commits.set(event.origin!, settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza: text })));
   };
 
   // Before any delivery handler, after the filters that stop a message (blocking: never archived for the blocker).

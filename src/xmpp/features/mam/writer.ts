@@ -1,11 +1,12 @@
-import type { ArchiveEntry, ArchiveStore } from '../../../storage/ports/archive.js';
+import type { ArchiveStore } from '../../../storage/ports/archive.js';
+import { ArchivePack, entriesOf, unpack, type ArchiveRecord } from '../../../storage/ports/archive-pack.js';
 
-/** Entries a batch collects at most before it is closed (committed as soon as the store is free). */
+/** Messages a batch collects at most before it is closed (committed as soon as the store is free). */
 export const MAX_BATCH = 500;
 /**
- * Entries one commit takes at most. A store that is behind has several
+ * Messages one commit takes at most. A store that is behind has several
  * closed batches waiting: they go in one transaction, up to this many
- * entries, because SQLite's cost per commit is mostly the B-tree pages it
+ * messages, because SQLite's cost per commit is mostly the B-tree pages it
  * rewrites into the WAL (each account's index leaf once per commit however
  * many of its rows it holds), so a larger commit costs less per row. Still
  * bounded: the writer's transaction holds SQLite's write lock meanwhile.
@@ -21,8 +22,12 @@ export const MAX_COMMIT = 4000;
 export const BATCH_MS = 20;
 
 export interface ArchiveWriter {
-  /** Queues entries (never refused); the promise settles once they are committed (rejected with the storage's error). */
-  write(entries: readonly ArchiveEntry[]): Promise<void>;
+  /**
+   * Queues a message for the archives that keep it (never refused), packed at once
+   * (storage/ports/archive-pack.ts); the promise settles once it is committed (rejected
+   * with the storage's error).
+   */
+  write(record: ArchiveRecord): Promise<void>;
   /**
    * Undefined while the queue holds less than `maxBytes`; else a promise that
    * resolves once commits have brought it under half of that (hysteresis: a
@@ -31,24 +36,14 @@ export interface ArchiveWriter {
   room(): Promise<void> | undefined;
   /** Commits what is queued now and resolves once everything queued so far is committed or failed (shutdown). */
   flush(): Promise<void>;
-  /** Entries queued and not yet committed. */
+  /** Messages queued and not yet committed. */
   readonly pending: number;
-  /** Their bytes (entryBytes). */
+  /** Their packed bytes. */
   readonly pendingBytes: number;
 }
 
-/**
- * What an entry holds in memory, roughly: its strings as UTF-16 plus a
- * constant for the object. The two entries of one message share their
- * stanza string; each is counted, so the bound errs on the safe side.
- */
-export function entryBytes(e: ArchiveEntry): number {
-  return 2 * (e.stanza.length + e.with.length + e.id.length + e.host.length + e.username.length) + 64;
-}
-
 interface Batch {
-  readonly entries: ArchiveEntry[];
-  bytes: number;
+  readonly pack: ArchivePack;
   readonly done: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
@@ -72,15 +67,15 @@ function newBatch(): Batch {
   const done = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
   // The batch's callers each get `done`; an unobserved rejection is theirs, not an unhandled one.
   done.catch(() => undefined);
-  return { entries: [], bytes: 0, done, resolve, reject };
+  return { pack: new ArchivePack(), done, resolve, reject };
 }
 
 /**
  * Archive writes batched off the hot path: what arrives within BATCH_MS
- * (or MAX_BATCH entries, whichever comes first) is one batch; batches are
+ * (or MAX_BATCH messages, whichever comes first) is one batch; batches are
  * committed one commit at a time, in order, and those that wait for the
  * store while it commits go together in the next commit (up to
- * MAX_COMMIT entries; group commit: the more behind, the cheaper per row).
+ * MAX_COMMIT messages; group commit: the more behind, the cheaper per row).
  * Each caller gets the promise of its batch: the XEP-0198 <a/> that
  * covers a message waits for it (see ARCHITECTURE.md, Message archive).
  * The queue is bounded in bytes (MAM_WRITE_QUEUE_BYTES): past `maxBytes`,
@@ -88,7 +83,7 @@ function newBatch(): Batch {
  * slows the senders (their input queues in the core, bounded) instead of
  * growing the queue.
  */
-export function createArchiveWriter(store: Pick<ArchiveStore, 'append'>, maxBytes: number): ArchiveWriter {
+export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'appendPacked'>, maxBytes: number): ArchiveWriter {
   let open: Batch | undefined;
   // Closed batches waiting for the store, oldest first.
   const closed: Batch[] = [];
@@ -100,25 +95,27 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append'>, maxByte
   /** The oldest closed batches, as many as fit in one commit (at least one). */
   const takeCommit = (): Batch[] => {
     const taken = [closed.shift()!];
-    let n = taken[0]!.entries.length;
-    while (closed.length > 0 && n + closed[0]!.entries.length <= MAX_COMMIT) {
-      n += closed[0]!.entries.length;
+    let n = taken[0]!.pack.count;
+    while (closed.length > 0 && n + closed[0]!.pack.count <= MAX_COMMIT) {
+      n += closed[0]!.pack.count;
       taken.push(closed.shift()!);
     }
     return taken;
   };
   const commit = async (batches: readonly Batch[]): Promise<void> => {
-    const entries = batches.length === 1 ? batches[0]!.entries : batches.flatMap((b) => b.entries);
+    // Counted before the store takes the chunks (a writer thread detaches them).
+    const count = batches.reduce((n, b) => n + b.pack.count, 0);
+    const bytes = batches.reduce((n, b) => n + b.pack.bytes, 0);
+    const views = batches.flatMap((b) => b.pack.views());
     try {
-      await store.append(entries);
+      if (store.appendPacked) await store.appendPacked(views);
+      else await store.append([...unpack(views)].flatMap(entriesOf));
       for (const b of batches) b.resolve();
     } catch (err) {
       for (const b of batches) b.reject(err);
     } finally {
-      for (const b of batches) {
-        pending -= b.entries.length;
-        pendingBytes -= b.bytes;
-      }
+      pending -= count;
+      pendingBytes -= bytes;
       if (full && pendingBytes < maxBytes / 2) { full.open(); full = undefined; }
     }
   };
@@ -138,20 +135,16 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append'>, maxByte
   };
 
   return {
-    write(entries) {
-      if (entries.length === 0) return Promise.resolve();
+    write(record) {
       if (!open) {
         open = newBatch();
         open.timer = setTimeout(close, BATCH_MS);
       }
       const batch = open;
-      const bytes = entries.reduce((n, e) => n + entryBytes(e), 0);
-      batch.entries.push(...entries);
-      batch.bytes += bytes;
-      pending += entries.length;
-      pendingBytes += bytes;
+      pendingBytes += batch.pack.add(record);
+      pending++;
       // A full queue is committed now: waiting out BATCH_MS would only keep the senders waiting.
-      if (batch.entries.length >= MAX_BATCH || pendingBytes >= maxBytes) close();
+      if (batch.pack.count >= MAX_BATCH || pendingBytes >= maxBytes) close();
       return batch.done;
     },
     room() {

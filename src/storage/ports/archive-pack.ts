@@ -1,0 +1,124 @@
+/**
+ * Archive records packed into bytes as the server queues them (features/mam/writer.ts), for
+ * the store to take in one piece: the SQLite writer thread gets the chunks transferred, not
+ * copied. Packed at once, a record leaves nothing on the JavaScript heap while its batch waits
+ * for the store (20 ms and more): the serialised stanza and the record die young. Queued as
+ * objects, two entries and a rope of the serialised stanza per message lived through a
+ * scavenge or two, and `postMessage` cloned them property by property: at saturation the two
+ * cost the event loop 8.5 µs per archived message (bench/RESULTS.md, "Message archive").
+ * By hand because it is four strings and three numbers per record: a general serialiser
+ * (V8's own is what postMessage used) pays for generality this format does not need.
+ *
+ * A record: key and at (float64 LE), sides (one byte), then id, sender, receiver and stanza,
+ * each as a uint32 LE byte length and UTF-8.
+ */
+import type { ArchiveEntry } from './archive.js';
+
+/** `sides`: the recipient's archive keeps the message (its copy at seq 2 × key). */
+export const RECIPIENT = 1;
+/** `sides`: the sender's archive keeps it (2 × key + 1). */
+export const SENDER = 2;
+
+/** One archived message: the server's key and id (archive-ids.ts), both parties' bare JIDs, whose archives keep it. */
+export interface ArchiveRecord {
+  readonly key: number;
+  readonly id: string;
+  readonly at: number;
+  readonly sender: string;
+  readonly receiver: string;
+  readonly sides: number;
+  /** The <message/> as serialised XML in jabber:client, without the archive's own <stanza-id/>. */
+  readonly stanza: string;
+}
+
+const FIXED = 8 + 8 + 1 + 4 * 4;
+const FIRST_CHUNK = 4096;
+const MAX_CHUNK = 1 << 20;
+
+function putString(b: Buffer, o: number, s: string): number {
+  const n = b.write(s, o + 4, 'utf8');
+  b.writeUInt32LE(n, o);
+  return o + 4 + n;
+}
+
+/** Records appended into chunks of bytes, each chunk its own ArrayBuffer (transferable). */
+export class ArchivePack {
+  readonly #full: Uint8Array[] = [];
+  #buf: Buffer | undefined;
+  #off = 0;
+  #count = 0;
+  #bytes = 0;
+
+  /** Packs the record; returns its bytes. */
+  add(r: ArchiveRecord): number {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    const max = FIXED + 3 * (r.id.length + r.sender.length + r.receiver.length + r.stanza.length);
+    if (this.#buf === undefined || this.#off + max > this.#buf.length) this.#grow(max);
+    const b = this.#buf!;
+    const start = this.#off;
+    b.writeDoubleLE(r.key, start);
+    b.writeDoubleLE(r.at, start + 8);
+    b[start + 16] = r.sides;
+    let o = putString(b, start + 17, r.id);
+    o = putString(b, o, r.sender);
+    o = putString(b, o, r.receiver);
+    o = putString(b, o, r.stanza);
+    this.#off = o;
+    this.#count++;
+    this.#bytes += o - start;
+    return o - start;
+  }
+
+  get count(): number { return this.#count; }
+  get bytes(): number { return this.#bytes; }
+
+  /** The packed bytes, in order: one view per chunk. */
+  views(): Uint8Array[] {
+    return this.#buf === undefined ? [...this.#full] : [...this.#full, this.#buf.subarray(0, this.#off)];
+  }
+
+  #grow(atLeast: number): void {
+    if (this.#buf !== undefined) this.#full.push(this.#buf.subarray(0, this.#off));
+    const size = Math.max(atLeast, Math.min(MAX_CHUNK, this.#buf === undefined ? FIRST_CHUNK : 2 * this.#buf.length));
+    // Not from Buffer's shared pool: a chunk is transferred to the writer thread whole.
+    this.#buf = Buffer.allocUnsafeSlow(size);
+    this.#off = 0;
+  }
+}
+
+/** The records of packed chunks (ArchivePack.views()), in order. */
+export function* unpack(views: readonly Uint8Array[]): Generator<ArchiveRecord> {
+  for (const v of views) {
+    const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    let o = 0;
+    const str = (): string => {
+      const n = b.readUInt32LE(o);
+      const s = b.toString('utf8', o + 4, o + 4 + n);
+      o += 4 + n;
+      return s;
+    };
+    while (o < b.length) {
+      const key = b.readDoubleLE(o);
+      const at = b.readDoubleLE(o + 8);
+      const sides = b[o + 16]!;
+      o += 17;
+      const id = str();
+      const sender = str();
+      const receiver = str();
+      const stanza = str();
+      yield { key, id, at, sender, receiver, sides, stanza };
+    }
+  }
+}
+
+/** A record as the entries of the archives that keep it (stores with a row per account and message). */
+export function entriesOf(r: ArchiveRecord): ArchiveEntry[] {
+  const out: ArchiveEntry[] = [];
+  const split = (bare: string) => {
+    const at = bare.indexOf('@');
+    return at < 0 ? { username: '', host: bare } : { username: bare.slice(0, at), host: bare.slice(at + 1) };
+  };
+  if (r.sides & RECIPIENT) out.push({ ...split(r.receiver), id: r.id, seq: 2 * r.key, with: r.sender, at: r.at, stanza: r.stanza });
+  if (r.sides & SENDER) out.push({ ...split(r.sender), id: r.id, seq: 2 * r.key + 1, with: r.receiver, at: r.at, stanza: r.stanza });
+  return out;
+}
