@@ -118,7 +118,7 @@ t.test('the sweep expires by age and trims the accounts written to, in bounded s
   await storage.archive.append([0, 1, 2, 3, 4].map((i) => entry(i, 'bob', now - 1000)));
   const retention = createRetention(storage.archive, { retentionDays: 2, maxMessagesPerUser: 4, sweepIntervalSeconds: 3600 }, silentLog, () => now);
   t.teardown(() => retention.dispose());
-  retention.touched('localhost', 'alice');
+  retention.touched('alice@localhost');
   const first = await retention.sweep();
   t.equal(first, 3 + SWEEP_BATCH, 'the old three, then one statement of trimming for alice');
   const count = async (u: string) => ((await storage.archive.query('localhost', u, { limit: 2000, direction: 'forward' })) as { messages: unknown[] }).messages.length;

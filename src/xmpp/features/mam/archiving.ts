@@ -1,4 +1,5 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
+import { LRUCache } from 'lru-cache';
 import type { ArchivePrefs } from '../../../storage/ports/archive.js';
 import { archiveIdFor, KEYS_PER_MS } from '../../../storage/ports/archive-ids.js';
 import { NS_SID } from './ns.js';
@@ -69,23 +70,20 @@ export { archiveIdFor };
 /** Prefs of accounts kept in memory at most (the least recently used go first). */
 export const PREFS_CACHE_SIZE = 10_000;
 
-/** A bounded cache of accounts' prefs, most recently used last (Map order). */
+/**
+ * A bounded cache of accounts' prefs, the least recently used dropped first. lru-cache, not a Map
+ * re-inserted on every hit: asked twice per archived message, the Map's delete and set cost the
+ * event loop 0.9 µs per message at saturation (bench/RESULTS.md, "Message archive").
+ */
 export class PrefsCache {
-  readonly #map = new Map<string, ArchivePrefs>();
+  readonly #lru = new LRUCache<string, ArchivePrefs>({ max: PREFS_CACHE_SIZE });
   get(key: string): ArchivePrefs | undefined {
-    const hit = this.#map.get(key);
-    if (hit !== undefined) {
-      this.#map.delete(key);
-      this.#map.set(key, hit);
-    }
-    return hit;
+    return this.#lru.get(key);
   }
   delete(key: string): void {
-    this.#map.delete(key);
+    this.#lru.delete(key);
   }
   set(key: string, prefs: ArchivePrefs): void {
-    this.#map.delete(key);
-    this.#map.set(key, prefs);
-    if (this.#map.size > PREFS_CACHE_SIZE) this.#map.delete(this.#map.keys().next().value!);
+    this.#lru.set(key, prefs);
   }
 }

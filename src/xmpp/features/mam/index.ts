@@ -91,9 +91,10 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     if (hit) return hit;
     return deps.archive.getPrefs(jid.domain, jid.local).then((p) => { prefsCache.set(jid.bare, p); return p; });
   };
+  // owner and contact as routed (full or bare): only their bare parts count.
   const decide = (owner: Jid, contact: Jid): boolean | Promise<boolean> => {
     const prefs = prefsOf(owner);
-    const check = (p: ArchivePrefs) => archives(p, contact.bare, () => deps.inRoster(owner, contact));
+    const check = (p: ArchivePrefs) => archives(p, contact.bare, () => deps.inRoster(owner.bareJid(), contact.bareJid()));
     return isPromise<ArchivePrefs>(prefs) ? prefs.then(check) : check(prefs);
   };
 
@@ -109,12 +110,12 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
       sides |= RECIPIENT;
       // XEP-0313 §3: the recipient sees where and under which id it is archived.
       stanza.append(stanzaIdElement(receiver.bare, id));
-      retention.touched(receiver.domain, receiver.local);
+      retention.touched(receiver.bare);
     }
     if (senderOk && !same) {
       sides |= SENDER;
       senderIds.set(event, stanzaIdElement(sender.bare, id));
-      retention.touched(sender.domain, sender.local);
+      retention.touched(sender.bare);
     }
     commits.set(event.origin!, settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza: text })));
   };
@@ -127,8 +128,9 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     // delivery, and the sender's later input waits behind it in the core (bounded), not dropped.
     const room = writer.room();
     if (room) return room.then(() => onRoute(event));
-    const sender = origin.jid.bareJid();
-    const receiver = event.to.bareJid();
+    // Full JIDs as they are: archiving reads only their bare parts (no new Jid per message).
+    const sender = origin.jid;
+    const receiver = event.to;
     const senderOk = decide(sender, receiver);
     const receiverOk = sender.bare === receiver.bare ? senderOk : decide(receiver, sender);
     if (!isPromise(senderOk) && !isPromise(receiverOk)) return archive(event, sender, receiver, senderOk, receiverOk);

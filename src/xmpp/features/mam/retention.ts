@@ -18,7 +18,8 @@ export interface RetentionOptions {
 
 export interface Retention {
   /** The account got new messages: its size is checked at the next sweep. */
-  touched(host: string, username: string): void;
+  /** The bare JID of an account written to. */
+  touched(bare: string): void;
   /** One sweep now (tests, and the timer); resolves with how many messages it deleted. */
   sweep(): Promise<number>;
   dispose(): void;
@@ -53,7 +54,9 @@ export function createRetention(archive: ArchiveStore, opts: RetentionOptions, l
       for (const key of [...touched]) {
         if (rounds++ >= MAX_ROUNDS) break;
         touched.delete(key);
-        const [host = '', username = ''] = key.split('\0');
+        const at = key.indexOf('@');
+        const username = key.slice(0, at);
+        const host = key.slice(at + 1);
         const n = await archive.trim(host, username, opts.maxMessagesPerUser, SWEEP_BATCH);
         deleted += n;
         // Not done with this account: it stays for the next sweep.
@@ -74,8 +77,8 @@ export function createRetention(archive: ArchiveStore, opts: RetentionOptions, l
   timer.unref();
 
   return {
-    touched(host, username) {
-      if (opts.maxMessagesPerUser > 0 && touched.size < MAX_TOUCHED) touched.add(`${host}\0${username}`);
+    touched(bare) {
+      if (opts.maxMessagesPerUser > 0 && touched.size < MAX_TOUCHED) touched.add(bare);
     },
     sweep,
     dispose: () => clearInterval(timer),
