@@ -1,6 +1,8 @@
 /** The server's numbering of archived messages (storage/ports/archive-ids.ts, features/mam/archiving.ts archiveSequence). */
 import t from 'tap';
-import { archiveIdFor, firstSeqAt, KEYS_PER_MS, keyOfArchiveId, lastSeqAt } from '../../src/storage/ports/archive-ids.js';
+import { archiveIdFor, base36, firstSeqAt, KEYS_PER_MS, keyOfArchiveId, lastSeqAt } from '../../src/storage/ports/archive-ids.js';
+
+const LOW = 36 ** 5;
 import { archiveSequence } from '../../src/xmpp/features/mam/archiving.js';
 
 t.test('an id gives back its key; other forms give none', async (t) => {
@@ -35,4 +37,11 @@ t.test('every seq of a millisecond lies within its time bounds', async (t) => {
   const seqs = [0, KEYS_PER_MS - 1].flatMap((n) => [0, 1].map((side) => 2 * (at * KEYS_PER_MS + n) + side));
   for (const s of seqs) t.ok(s >= firstSeqAt(at) && s <= lastSeqAt(at), `${s}`);
   t.ok(lastSeqAt(at - 1) < firstSeqAt(at) && lastSeqAt(at) < firstSeqAt(at + 1), 'the ranges of two milliseconds do not meet');
+});
+
+t.test('base36 is key.toString(36) for any safe non-negative integer', async (t) => {
+  const keys = [0, 1, 35, 36, LOW - 1, LOW, LOW + 1, 1_800_000_000_000 * KEYS_PER_MS, Number.MAX_SAFE_INTEGER];
+  for (let i = 0; i < 20_000; i++) keys.push(Math.floor(Math.random() * Number.MAX_SAFE_INTEGER), Math.floor(Math.random() * LOW * 40));
+  const wrong = keys.filter((k) => base36(k) !== k.toString(36));
+  t.same(wrong, [], `${keys.length} keys, edges and random`);
 });

@@ -62,7 +62,8 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   const writer = createArchiveWriter(deps.archive, opts.writeQueueBytes);
   const retention = createRetention(deps.archive, opts, ctx.log, deps.now ?? Date.now);
   const prefsCache = new PrefsCache();
-  const senderIds = new WeakMap<RouteEvent, XmlElement>();
+  // The sender's archive id of each message it keeps (the <stanza-id/> of its <sent/> carbons, made when asked).
+  const senderIds = new WeakMap<RouteEvent, string>();
   // The last archive commit each sending session waits for before its next <a/> (XEP-0198).
   const commits = new WeakMap<Session, Promise<void>>();
   // Every message of a batch gets the batch's promise: one handler per batch, not one per message.
@@ -114,7 +115,7 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     }
     if (senderOk && !same) {
       sides |= SENDER;
-      senderIds.set(event, stanzaIdElement(sender.bare, id));
+      senderIds.set(event, id);
       retention.touched(sender.bare);
     }
     commits.set(event.origin!, settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza: text })));
@@ -162,7 +163,10 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   ctx.hooks.notify('account-stale', ({ host, username }) => { prefsCache.delete(`${username}@${host}`); }, PRIORITY.lifecycle.default);
 
   return {
-    senderStanzaId: (event) => senderIds.get(event),
+    senderStanzaId: (event) => {
+      const id = senderIds.get(event);
+      return id === undefined || event.origin?.jid === undefined ? undefined : stanzaIdElement(event.origin.jid.bare, id);
+    },
     flush: () => writer.flush(),
     sweep: () => retention.sweep(),
     dispose: () => retention.dispose(),
