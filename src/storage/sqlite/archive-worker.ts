@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import type { ArchiveEntry } from '../ports/archive.js';
 import { unpack } from '../ports/archive-pack.js';
 import { archiveAppender } from './archive-rows.js';
+import { WRITER_CHECKPOINT_PAGES } from './checkpoints.js';
 
 interface Job { readonly id: number; readonly packed?: readonly Uint8Array[]; readonly entries?: readonly ArchiveEntry[] }
 
@@ -20,6 +21,7 @@ const db = new Database(file);
 db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
 db.pragma('synchronous = NORMAL');
 db.pragma('foreign_keys = ON');
+db.pragma(`wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
 const append = archiveAppender(db);
 
 parentPort!.on('message', (job: Job) => {

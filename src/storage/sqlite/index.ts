@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock, Storage } from '../types.js';
 import { migrate } from './migrations.js';
+import { MAIN_CHECKPOINT_PAGES } from './checkpoints.js';
 import { likelyCause, StorageOpenError } from './open-error.js';
 import { createSqliteUserStore } from './users.js';
 import { createSqliteRosterStore } from './roster.js';
@@ -51,6 +52,7 @@ function openDatabase(file: string, busyTimeoutMs: number): Database.Database {
     // NORMAL is durable across application crashes in WAL mode, and much faster than FULL.
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
+    db.pragma(`wal_autocheckpoint = ${MAIN_CHECKPOINT_PAGES}`);
     migrate(db);
     return db;
   } catch (err) {

@@ -2,7 +2,7 @@ import type { ArchiveStore } from '../../../storage/ports/archive.js';
 import { ArchivePack, entriesOf, unpack, type ArchiveRecord } from '../../../storage/ports/archive-pack.js';
 
 /** Messages a batch collects at most before it is closed (committed as soon as the store is free). */
-export const MAX_BATCH = 500;
+export const MAX_BATCH = 2000;
 /**
  * Messages one commit takes at most. A store that is behind has several
  * closed batches waiting: they go in one transaction, up to this many
@@ -13,13 +13,16 @@ export const MAX_BATCH = 500;
  */
 export const MAX_COMMIT = 4000;
 /**
- * How long a batch collects entries before it is committed. Every SQLite
- * commit rewrites the B-tree pages it touched (the table and its indexes)
- * into the WAL, and checkpoints of a fast-growing WAL fsync: one commit per
- * event-loop turn cost the benchmark 80 % of its messages/s, one per 20 ms
- * costs little. Only XEP-0198 <a/>s wait this long.
+ * How long a batch collects messages before it is committed. Every SQLite
+ * commit rewrites the B-tree pages it touched (the table and its indexes:
+ * at saturation a leaf of each account's indexes, whatever the batch's
+ * size) into the WAL, and checkpoints of a fast-growing WAL fsync: one
+ * commit per event-loop turn cost the benchmark 80 % of its messages/s.
+ * 50 ms and 2,000 messages per batch cost the writer 8.6–9.3 µs of CPU per
+ * message against 13.8–15.0 at 20 ms and 500 (bench/RESULTS.md, "Message
+ * archive"). Only XEP-0198 <a/>s wait this long.
  */
-export const BATCH_MS = 20;
+export const BATCH_MS = 50;
 
 export interface ArchiveWriter {
   /**
