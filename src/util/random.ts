@@ -23,3 +23,21 @@ export function randomId(bytes: number, encoding: 'base64url' | 'base64' | 'hex'
   offset += bytes;
   return id;
 }
+
+// 48-bit tokens (XEP-0359 archive ids' random part: one per archived message) as 8 base64url
+// characters, cut from a pool encoded 512 at a time: encoding each on its own (randomId(6)) cost
+// the event loop 0.3 µs per archived message at saturation, most of it the call into C++.
+const TOKEN_POOL_BYTES = 3072;
+let tokens = '';
+let tokenAt = 0;
+
+/** 48 fresh random bits as 8 base64url characters (each pool byte handed out once). */
+export function randomToken48(): string {
+  if (tokenAt >= tokens.length) {
+    tokens = randomFillSync(Buffer.alloc(TOKEN_POOL_BYTES)).toString('base64url');
+    tokenAt = 0;
+  }
+  const token = tokens.slice(tokenAt, tokenAt + 8);
+  tokenAt += 8;
+  return token;
+}

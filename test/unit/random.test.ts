@@ -1,5 +1,5 @@
 import t from 'tap';
-import { randomId } from '../../src/util/random.js';
+import { randomId, randomToken48 } from '../../src/util/random.js';
 
 t.test('randomId gives the requested number of random bytes in the requested encoding', async (t) => {
   t.equal(Buffer.from(randomId(16), 'base64url').length, 16, '16 bytes as base64url');
@@ -19,4 +19,13 @@ t.test('randomId never hands out the same bytes twice, across many refills of it
   const counts = new Array<number>(256).fill(0);
   for (let i = 0; i < 2000; i++) for (const b of Buffer.from(randomId(16), 'base64url')) counts[b]!++;
   t.ok(counts.every((c) => c > 0), 'every byte value occurs in 32,000 bytes');
+});
+
+t.test('randomToken48: 8 base64url characters (48 bits), distinct across many refills of its pool', async (t) => {
+  const all = Array.from({ length: 10_000 }, () => randomToken48()); // about 20 refills of 512 tokens
+  t.ok(all.every((tok) => /^[A-Za-z0-9_-]{8}$/.test(tok)), 'each 8 characters, nothing to escape');
+  t.equal(new Set(all).size, all.length, 'all distinct');
+  const counts = new Array<number>(256).fill(0);
+  for (const tok of all.slice(0, 2000)) for (const b of Buffer.from(tok, 'base64url')) counts[b]!++;
+  t.ok(counts.every((c) => c > 0), 'every byte value occurs in 12,000 bytes');
 });

@@ -11,7 +11,7 @@
  * from before this scheme) are looked up on partial indexes that hold
  * only them.
  */
-import { randomId } from '../../util/random.js';
+import { randomToken48 } from '../../util/random.js';
 
 /** Messages one process numbers per millisecond; the 513th moves the stamp on by one. */
 export const KEYS_PER_MS = 512;
@@ -33,7 +33,7 @@ export function base36(key: number): string {
 }
 
 export function archiveIdFor(key: number): string {
-  return `${base36(key)}.${randomId(6)}`;
+  return `${base36(key)}.${randomToken48()}`;
 }
 
 /** The key an id was made from, or undefined for an id of another form (older, or not ours). */
