@@ -17,6 +17,9 @@ const LEGACY = "instr(id, '.') = 0";
 
 interface SeqRow extends ArchiveRow { seq: number; key?: number }
 
+/** Query shapes whose statements are kept prepared at most (a query's shape: its filters, direction and number of ids). */
+const MAX_STATEMENTS = 256;
+
 /**
  * One account's entries in `archive_messages` (@me: its archive_jids id), each arm in key order
  * on its partial index: what it received (seq 2 × key), what it sent (2 × key + 1). `where` is
@@ -24,28 +27,40 @@ interface SeqRow extends ArchiveRow { seq: number; key?: number }
  * two index scans: a page reads a page's worth of rows in an archive of any size.
  */
 function accountArms(where = '', columns = 'm.id AS id, j.jid AS with_jid, m.at AS at, m.stanza AS stanza'): string {
+  // The correspondent's JID only when a column asks for it.
+  const join = columns.includes('j.') ? (other: string) => ` JOIN archive_jids AS j ON j.id = m.${other}` : () => '';
   const arm = (side: 0 | 1, party: string, other: string, bit: number) => {
     const seq = side === 0 ? '2 * m.key' : '2 * m.key + 1';
-    return `SELECT ${seq} AS seq, m.key AS key, ${columns} FROM archive_messages AS m JOIN archive_jids AS j ON j.id = m.${other}
+    return `SELECT ${seq} AS seq, m.key AS key, ${columns} FROM archive_messages AS m${join(other)}
       WHERE m.${party} = @me AND m.sides & ${bit}${where.replaceAll('{seq}', seq)}`;
   };
   return `${arm(0, 'receiver', 'sender', 1)} UNION ALL ${arm(1, 'sender', 'receiver', 2)}`;
 }
 
-/** The account's conversation with @with (its archive_jids id @w), on the pair's index. */
-function conversation(where = ''): string {
-  const seq = 'CASE WHEN m.receiver = @me AND m.sides & 1 THEN 2 * m.key ELSE 2 * m.key + 1 END';
-  return `SELECT ${seq} AS seq, m.key AS key, m.id AS id, @with AS with_jid, m.at AS at, m.stanza AS stanza FROM archive_messages AS m
+/**
+ * The account's conversation with @with (the pair @lo, @hi of their archive_jids ids), on the pair's
+ * index. Which copy a row is reads only `sender` and `sides`, both in that index, so counting reads
+ * no table row: @me sent it (its copy, 2 × key + 1, if sides & 2) or received it (2 × key, if
+ * sides & 1); a note to itself (@lo = @hi) is only ever the recipient's copy.
+ */
+function conversation(where = '', columns = 'm.id AS id, @with AS with_jid, m.at AS at, m.stanza AS stanza'): string {
+  const sent = 'm.sender = @me AND @lo <> @hi';
+  const seq = `CASE WHEN ${sent} THEN 2 * m.key + 1 ELSE 2 * m.key END`;
+  return `SELECT ${seq} AS seq, m.key AS key, ${columns} FROM archive_messages AS m
     WHERE min(m.sender, m.receiver) = @lo AND max(m.sender, m.receiver) = @hi
-      AND ((m.receiver = @me AND m.sides & 1) OR (m.sender = @me AND m.sides & 2))${where.replaceAll('{seq}', `(${seq})`)}`;
+      AND CASE WHEN ${sent} THEN m.sides & 2 ELSE m.sides & 1 END${where.replaceAll('{seq}', `(${seq})`)}`;
 }
 
 /** The filters of a query (XEP-0313 §4.1.1) on `archive_messages`, within (lo, hi) of seq; {seq} is the row's seq. */
 function newFilters(q: ArchiveQuery, lo: number, hi: number, ids: readonly number[] | undefined): { where: string; params: Record<string, unknown> } {
   let where = ' AND m.key >= @klo AND m.key <= @khi AND {seq} > @lo_seq AND {seq} < @hi_seq';
-  const params: Record<string, unknown> = { klo: Math.floor(lo / 2), khi: Math.floor(Math.min(hi, Number.MAX_SAFE_INTEGER) / 2), lo_seq: lo, hi_seq: hi };
-  if (q.start !== undefined) { where += ' AND m.at >= @start'; params.start = q.start; }
-  if (q.end !== undefined) { where += ' AND m.at <= @end'; params.end = q.end; }
+  // start/end as key bounds, exact for these rows: a row's key is its stamp × KEYS_PER_MS + a counter
+  // (archive-ids.ts). A term on `at` would read each row of the range from the table.
+  let klo = Math.floor(lo / 2);
+  let khi = Math.floor(Math.min(hi, Number.MAX_SAFE_INTEGER) / 2);
+  if (q.start !== undefined) klo = Math.max(klo, firstSeqAt(q.start) / 2);
+  if (q.end !== undefined) khi = Math.min(khi, Math.floor(lastSeqAt(q.end) / 2));
+  const params: Record<string, unknown> = { klo, khi, lo_seq: lo, hi_seq: hi };
   if (ids !== undefined) {
     where += ` AND {seq} IN (${ids.map((_, i) => `@id${i}`).join(', ') || 'NULL'})`;
     ids.forEach((seq, i) => { params[`id${i}`] = seq; });
@@ -118,23 +133,34 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
   const toEdge = (row: SeqRow | undefined) => (row ? { id: row.id, with: row.with_jid, at: Number(row.at) } : undefined);
 
   /** The statement over the account's entries in archive_messages for a query within (lo, hi); undefined: none can match. */
-  const newSelect = (me: number, q: ArchiveQuery, lo: number, hi: number, ids: readonly number[] | undefined) => {
+  // Statements of the query shapes met so far (filters, direction, number of ids), prepared once each.
+  const statements = new Map<string, Database.Statement>();
+  const prepared = (sql: string): Database.Statement => {
+    let st = statements.get(sql);
+    if (st === undefined) {
+      if (statements.size >= MAX_STATEMENTS) statements.clear();
+      st = db.prepare(sql);
+      statements.set(sql, st);
+    }
+    return st;
+  };
+  const newSelect = (me: number, q: ArchiveQuery, lo: number, hi: number, ids: readonly number[] | undefined, count = false) => {
     const f = newFilters(q, lo, hi, ids);
-    if (q.with === undefined) return { sql: accountArms(f.where), params: { ...f.params, me } };
+    if (q.with === undefined) return { sql: count ? accountArms(f.where, "'' AS id") : accountArms(f.where), params: { ...f.params, me } };
     const w = jidId(q.with);
     if (w === undefined) return undefined;
-    return { sql: conversation(f.where), params: { ...f.params, me, with: q.with, lo: Math.min(me, w), hi: Math.max(me, w) } };
+    return { sql: count ? conversation(f.where, "'' AS id") : conversation(f.where), params: { ...f.params, me, with: q.with, lo: Math.min(me, w), hi: Math.max(me, w) } };
   };
   const newPage = (me: number, q: ArchiveQuery, b: SeqBounds): SeqRow[] => {
     const s = newSelect(me, q, Math.max(b.lo, b.pageLo), Math.min(b.hi, b.pageHi), b.ids);
     if (!s) return [];
     const order = q.direction === 'forward' ? 'ASC' : 'DESC';
-    return db.prepare<[Record<string, unknown>], SeqRow>(`${s.sql} ORDER BY key ${order} LIMIT @limit`).all({ ...s.params, limit: q.limit + 1 });
+    return prepared(`${s.sql} ORDER BY key ${order} LIMIT @limit`).all({ ...s.params, limit: q.limit + 1 }) as SeqRow[];
   };
   const newCount = (me: number, q: ArchiveQuery, b: SeqBounds): number => {
-    const s = newSelect(me, q, b.lo, b.hi, b.ids);
+    const s = newSelect(me, q, b.lo, b.hi, b.ids, true);
     if (!s) return 0;
-    return db.prepare<[Record<string, unknown>], { n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM (${s.sql}) LIMIT ${COUNT_CAP + 1})`).get(s.params)?.n ?? 0;
+    return (prepared(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM (${s.sql}) LIMIT ${COUNT_CAP + 1})`).get(s.params) as { n: number } | undefined)?.n ?? 0;
   };
   const trimNew = db.transaction((me: number, cut: number, limit: number): number => {
     const rows = st.newOldest.all({ me, cut, limit });
@@ -168,14 +194,14 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
       });
       if (bounds === 'item-not-found') return bounds;
       const page = pageSql(host, username, q, bounds);
-      const older = db.prepare<unknown[], SeqRow>(page.sql).all(...page.params);
+      const older = prepared(page.sql).all(...page.params) as SeqRow[];
       const newer = me === undefined ? [] : newPage(me, q, bounds);
       // Each in the page's direction; merged, the first limit + 1 are the page and the sign of more.
       const dir = q.direction === 'forward' ? 1 : -1;
       const rows = older.length === 0 ? newer : newer.length === 0 ? older
         : [...older, ...newer].sort((a, b) => (a.seq - b.seq) * dir).slice(0, q.limit + 1);
       const count = countSql(host, username, q, bounds);
-      const n = (db.prepare<unknown[], { n: number }>(count.sql).get(...count.params)?.n ?? 0) + (me === undefined ? 0 : newCount(me, q, bounds));
+      const n = ((prepared(count.sql).get(...count.params) as { n: number } | undefined)?.n ?? 0) + (me === undefined ? 0 : newCount(me, q, bounds));
       const messages = rows.slice(0, q.limit).map(toMessage);
       if (q.direction === 'backward') messages.reverse();
       return { messages, complete: rows.length <= q.limit, count: n <= COUNT_CAP ? n : undefined };

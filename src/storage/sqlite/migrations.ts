@@ -288,7 +288,8 @@ export const MIGRATIONS: readonly Migration[] = [
     // edge) with both parties as small integers (archive_jids interns bare JIDs, never deleted):
     // `sides` says whose archives hold it (1: the recipient's, seq 2 × key; 2: the sender's,
     // 2 × key + 1). An account's archive is two partial indexes (what it received, what it
-    // sent), merged by key; a conversation is one index on the pair. About 6 µs per message.
+    // sent), merged by key; a conversation is one index on the pair, covering for which side a
+    // row is (a count reads no table row). About 6 µs per message.
     // Rows of `archive` stay where they are (nothing is rewritten) and are read with these;
     // they are all older than any row here. The account's deletion takes its side out of each
     // row, and the row when no side is left (no foreign key: users are keyed by text).
@@ -308,7 +309,7 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
       CREATE INDEX archive_messages_received ON archive_messages (receiver, key) WHERE sides & 1;
       CREATE INDEX archive_messages_sent ON archive_messages (sender, key) WHERE sides & 2;
-      CREATE INDEX archive_messages_pair ON archive_messages (min(sender, receiver), max(sender, receiver), key);
+      CREATE INDEX archive_messages_pair ON archive_messages (min(sender, receiver), max(sender, receiver), key, sender, sides);
       CREATE TRIGGER archive_messages_account_deleted AFTER DELETE ON users BEGIN
         DELETE FROM archive_messages WHERE receiver = (SELECT id FROM archive_jids WHERE jid = OLD.username || '@' || OLD.host) AND sides & 1 AND sides = 1;
         UPDATE archive_messages SET sides = 2 WHERE receiver = (SELECT id FROM archive_jids WHERE jid = OLD.username || '@' || OLD.host) AND sides & 1;
