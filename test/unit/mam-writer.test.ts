@@ -1,6 +1,6 @@
 /** The archive's batch writer and retention sweep (features/mam): batching, ordering, failures, bounds. */
 import t from 'tap';
-import { BATCH_MS, createArchiveWriter, LOADED_BATCH, LOADED_BATCH_MS, MAX_BATCH, MAX_COMMIT } from '../../src/xmpp/features/mam/writer.js';
+import { createArchiveWriter, MAX_BATCH, MAX_COMMIT } from '../../src/xmpp/features/mam/writer.js';
 import { ArchivePack, RECIPIENT, type ArchiveRecord } from '../../src/storage/ports/archive-pack.js';
 import { createRetention, SWEEP_BATCH } from '../../src/xmpp/features/mam/retention.js';
 import { createMemoryStorage, deriveStoredCredentials, type ArchiveEntry } from '../../src/storage/index.js';
@@ -128,29 +128,4 @@ t.test('the sweep expires by age and trims the accounts written to, in bounded s
   t.equal(await count('alice'), 4);
   now += 3 * day;
   t.equal(await retention.sweep(), 9, 'everything is older than two days now');
-});
-
-t.test('a batch is committed after BATCH_MS; one that holds LOADED_BATCH messages by then collects until LOADED_BATCH_MS', async (t) => {
-  const committed: Array<{ n: number; ms: number }> = [];
-  let t0 = performance.now();
-  const writer = createArchiveWriter({ append: async (entries) => { committed.push({ n: entries.length, ms: performance.now() - t0 }); } }, BIG);
-
-  // Light: a few messages go after BATCH_MS, before a timer set for LOADED_BATCH_MS has fired.
-  let probe = false;
-  setTimeout(() => { probe = true; }, LOADED_BATCH_MS);
-  await Promise.all([writer.write(record(1)), writer.write(record(2))]);
-  t.notOk(probe, 'committed before LOADED_BATCH_MS');
-  t.match(committed, [{ n: 2 }]);
-  t.ok(committed[0]!.ms >= BATCH_MS - 1, 'not before BATCH_MS');
-
-  // Loaded: LOADED_BATCH messages in BATCH_MS keep the batch open; what comes after joins it.
-  committed.length = 0;
-  t0 = performance.now();
-  const first = Array.from({ length: LOADED_BATCH }, (_, i) => writer.write(record(10 + i)));
-  await new Promise((resolve) => setTimeout(resolve, BATCH_MS + 30));
-  t.same(committed, [], 'still open after BATCH_MS');
-  const late = writer.write(record(9999));
-  await Promise.all([...first, late]);
-  t.match(committed, [{ n: LOADED_BATCH + 1 }], 'one commit, the late message in it');
-  t.ok(committed[0]!.ms >= LOADED_BATCH_MS - 1, 'not before LOADED_BATCH_MS');
 });

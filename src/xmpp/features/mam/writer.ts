@@ -2,7 +2,7 @@ import type { ArchiveStore } from '../../../storage/ports/archive.js';
 import { ArchivePack, entriesOf, unpack, type ArchiveRecord } from '../../../storage/ports/archive-pack.js';
 
 /** Messages a batch collects at most before it is closed (committed as soon as the store is free). */
-export const MAX_BATCH = 8000;
+export const MAX_BATCH = 2000;
 /**
  * Messages one commit takes at most. A store that is behind has several
  * closed batches waiting: they go in one transaction, up to this many
@@ -11,7 +11,7 @@ export const MAX_BATCH = 8000;
  * many of its rows it holds), so a larger commit costs less per row. Still
  * bounded: the writer's transaction holds SQLite's write lock meanwhile.
  */
-export const MAX_COMMIT = 16_000;
+export const MAX_COMMIT = 4000;
 /**
  * How long a batch collects messages before it is committed. Every SQLite
  * commit rewrites the B-tree pages it touched (the table and its indexes:
@@ -23,19 +23,6 @@ export const MAX_COMMIT = 16_000;
  * archive"). Only XEP-0198 <a/>s wait this long.
  */
 export const BATCH_MS = 50;
-/**
- * A batch that holds LOADED_BATCH messages when BATCH_MS is up (10,000
- * messages/s and more) collects on until LOADED_BATCH_MS. Under such load a
- * commit of 50 ms rewrote a leaf of each account's three indexes for 10 to
- * 25 messages each: the writer wrote 2.7 KB into the WAL and the database
- * per 350-byte message (the microbenchmark of session 24), and that writing
- * slowed the event loop beside it. At 200 ms the gateway spent about 4 µs
- * less CPU per archived message at saturation (bench/RESULTS.md, "Message
- * archive", session 24). Below that rate batches stay short, so an <a/>
- * waits at most BATCH_MS unless the server is busy.
- */
-export const LOADED_BATCH = 500;
-export const LOADED_BATCH_MS = 200;
 
 export interface ArchiveWriter {
   /**
@@ -60,8 +47,6 @@ export interface ArchiveWriter {
 
 interface Batch {
   readonly pack: ArchivePack;
-  /** When it was opened (ms, performance.now()). */
-  readonly opened: number;
   readonly done: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
@@ -85,13 +70,12 @@ function newBatch(): Batch {
   const done = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
   // The batch's callers each get `done`; an unobserved rejection is theirs, not an unhandled one.
   done.catch(() => undefined);
-  return { pack: new ArchivePack(), opened: performance.now(), done, resolve, reject };
+  return { pack: new ArchivePack(), done, resolve, reject };
 }
 
 /**
  * Archive writes batched off the hot path: what arrives within BATCH_MS
- * (LOADED_BATCH_MS under load), or MAX_BATCH messages, whichever comes
- * first, is one batch; batches are
+ * (or MAX_BATCH messages, whichever comes first) is one batch; batches are
  * committed one commit at a time, in order, and those that wait for the
  * store while it commits go together in the next commit (up to
  * MAX_COMMIT messages; group commit: the more behind, the cheaper per row).
@@ -143,18 +127,6 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'append
     while (closed.length > 0) await commit(takeCommit());
     busy = undefined;
   };
-  /** BATCH_MS is up: a loaded batch collects on until LOADED_BATCH_MS; any other is closed. */
-  const due = (): void => {
-    const batch = open;
-    if (batch && batch.pack.count >= LOADED_BATCH) {
-      const left = LOADED_BATCH_MS - (performance.now() - batch.opened);
-      if (left >= 1) {
-        batch.timer = setTimeout(close, left);
-        return;
-      }
-    }
-    close();
-  };
   /** Ends the open batch: it is committed after the ones before it. */
   const close = (): void => {
     const batch = open;
@@ -169,7 +141,7 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'append
     write(record) {
       if (!open) {
         open = newBatch();
-        open.timer = setTimeout(due, BATCH_MS);
+        open.timer = setTimeout(close, BATCH_MS);
       }
       const batch = open;
       pendingBytes += batch.pack.add(record);
