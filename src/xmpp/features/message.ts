@@ -38,9 +38,12 @@ export function register(ctx: ModuleContext): void {
 /**
  * RFC 6121 §8.5.3: to the bound resource when there is one; otherwise
  * groupchat bounces and headline and error are dropped (§8.5.3.2.1). Chat
- * and normal only get here when the resource is connected (the router
- * sends them to the bare-JID rules otherwise), or from a queue (offline
- * delivery) after the resource went: those go on with the bare rules.
+ * and normal only get here when the resource was connected when the router
+ * chose the full JID (it sends them to the bare-JID rules otherwise); if it
+ * went while the route was on its way (a transform awaited: the archive
+ * reading prefs, a cluster stub dropped meanwhile), they are routed again,
+ * with no origin, and the router takes the bare-JID rules, offline storage
+ * included (the archive does not archive a re-route twice).
  */
 export function deliverFull(ctx: ModuleContext, event: RouteEvent): void {
   const { to, stanza } = event;
@@ -51,6 +54,7 @@ export function deliverFull(ctx: ModuleContext, event: RouteEvent): void {
   }
   const type = stanza.attr('type');
   if (type === 'groupchat') ctx.router.bounce(event, 'service-unavailable');
+  else if (type === undefined || type === 'chat' || type === 'normal') void ctx.router.route(null, stanza, to);
   else if (type !== 'headline' && type !== 'error' && !deliverBare(ctx, event)) undeliverable(ctx, event);
 }
 
