@@ -3,6 +3,7 @@ import type { ModuleContext } from '../context.js';
 import type { RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
 import { PRIORITY } from '../priorities.js';
+import { handledAsBareWithoutResource } from '../message-types.js';
 
 /**
  * Message delivery between local accounts (RFC 6121 §8.5): the standard
@@ -54,7 +55,7 @@ export function deliverFull(ctx: ModuleContext, event: RouteEvent): void {
   }
   const type = stanza.attr('type');
   if (type === 'groupchat') ctx.router.bounce(event, 'service-unavailable');
-  else if (type === undefined || type === 'chat' || type === 'normal') void ctx.router.route(null, stanza, to);
+  else if (handledAsBareWithoutResource(stanza)) void ctx.router.route(null, stanza, to);
   else if (type !== 'headline' && type !== 'error' && !deliverBare(ctx, event)) undeliverable(ctx, event);
 }
 
