@@ -71,6 +71,28 @@ function verify(file: string): number {
   }
 }
 
+/**
+ * Whether another connection has the database open: a server (its event loop or its archive
+ * thread, whatever ADMIN_SOCKET says) or a CLI command. Every connection in WAL mode holds a
+ * shared lock on the file while it is open, so an exclusive one is refused (SQLITE_BUSY, asked
+ * with no wait). Changes no data; a file SQLite cannot read is not "open elsewhere" (restoring
+ * over it is what restore is for).
+ */
+function openElsewhere(file: string): boolean {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { fileMustExist: true });
+    db.pragma('busy_timeout = 0');
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE; COMMIT');
+    return false;
+  } catch (err) {
+    return (err as { code?: unknown }).code === 'SQLITE_BUSY';
+  } finally {
+    db?.close();
+  }
+}
+
 async function restore(io: CliIo, dir: string): Promise<void> {
   const settings = cliSettingsFromEnv(io.env);
   sqliteOnly(settings, 'restore');
@@ -81,6 +103,10 @@ async function restore(io: CliIo, dir: string): Promise<void> {
   if (!existsSync(source)) throw new CliError(`no backup at ${source}`, EXIT.refused);
   mkdirSync(settings.dataDir, { recursive: true, mode: 0o700 });
   const live = join(settings.dataDir, DATABASE_FILE);
+  // Also without an admin socket (ADMIN_SOCKET=off): a file replaced under a running server is lost to it.
+  if (existsSync(live) && openElsewhere(live)) {
+    throw new CliError(`${resolve(live)} is open in another process (the server, or a CLI command): stop it before restoring`, EXIT.refused);
+  }
   // Checked on a private copy, so the backup directory is left as it was and a bad copy never replaces anything.
   const staged = `${live}.restoring`;
   rmSync(staged, { force: true });

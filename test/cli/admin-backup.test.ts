@@ -74,6 +74,24 @@ t.test('an online backup while messages are being stored, restored into a stoppe
   t.ok(stored >= 40 && stored <= sent, `the backup holds the ${stored} messages stored by then (of ${sent} sent)`);
 });
 
+t.test('restore refuses a database the running server has open, also with no admin socket to ask', async (t) => {
+  const backupDir = join(privateDir(t), 'copy');
+  const made = await runCli(['backup', backupDir], env);
+  t.equal(made.code, 0, made.stderr);
+  const live = join(dataDir, DATABASE_FILE);
+  const before = statSync(live).ino;
+  const refused = await runCli(['restore', backupDir], { ...env, ADMIN_SOCKET: 'off' });
+  t.equal(refused.code, 3, refused.stderr);
+  t.match(refused.stderr, /is open in another process .*stop it before restoring/);
+  t.equal(statSync(live).ino, before, 'the live database was not replaced');
+  t.notOk(readdirSync(dataDir).some((f) => f.includes('.before-restore-') || f.endsWith('.restoring')), 'nothing was moved aside or staged');
+  // The server serves on with its database.
+  const alice = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => alice.ws.terminate());
+  await alice.login('alice', 'alice-pw', 'after');
+  t.pass('a login after the refused restore');
+});
+
 t.test('backup and restore refuse what they cannot do well', async (t) => {
   const postgres = await runCli(['backup', privateDir(t)], { DATA_DIR: dataDir, STORAGE: 'postgres', DATABASE_URL: 'postgres://u:p@127.0.0.1:1/db' });
   t.equal(postgres.code, 3);
