@@ -54,7 +54,7 @@ export class Router {
    * (offline storage and carbons then take part); `to` keeps the resource.
    */
   #asBare(kind: StanzaKind, stanza: XmlElement, to: Jid): boolean {
-    return kind === 'message' && this.sessions.get(to.domain, to.local, to.resource) === undefined && handledAsBareWithoutResource(stanza);
+    return kind === 'message' && this.sessions.get(to.domain, to.local, to.resource) === undefined && handledAsBareWithoutResource(stanza.attr('type'));
   }
 
   /**

@@ -88,8 +88,7 @@ t.test('restore refuses a database the running server has open, also with no adm
   // The server serves on with its database.
   const alice = await RawWsClient.connect(server.wsUrl);
   t.teardown(() => alice.ws.terminate());
-  await alice.login('alice', 'alice-pw', 'after');
-  t.pass('a login after the refused restore');
+  t.equal(await alice.login('alice', 'alice-pw', 'after'), 'alice@localhost/after', 'a login after the refused restore');
 });
 
 t.test('backup and restore refuse what they cannot do well', async (t) => {

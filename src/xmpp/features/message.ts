@@ -55,7 +55,7 @@ export function deliverFull(ctx: ModuleContext, event: RouteEvent): void {
   }
   const type = stanza.attr('type');
   if (type === 'groupchat') ctx.router.bounce(event, 'service-unavailable');
-  else if (handledAsBareWithoutResource(stanza)) void ctx.router.route(null, stanza, to);
+  else if (handledAsBareWithoutResource(type)) void ctx.router.route(null, stanza, to);
   else if (type !== 'headline' && type !== 'error' && !deliverBare(ctx, event)) undeliverable(ctx, event);
 }
 
