@@ -61,7 +61,12 @@ export class DiscoRegistry {
   readonly features = new Set<string>([NS.DISCO_INFO, NS.DISCO_ITEMS]);
   readonly accountFeatures = new Set<string>([NS.DISCO_INFO, NS.DISCO_ITEMS]);
   addFeature(ns: string): void { this.features.add(ns); }
-  addAccountFeature(ns: string): void { this.accountFeatures.add(ns); }
+  /** Of accountFeatures, those an anonymous account does not have (no archive, no PEP service): not announced to it. */
+  readonly registeredOnlyFeatures = new Set<string>();
+  addAccountFeature(ns: string, opts: { readonly anonymous?: boolean } = {}): void {
+    this.accountFeatures.add(ns);
+    if (opts.anonymous === false) this.registeredOnlyFeatures.add(ns);
+  }
   /** Identities registered accounts have besides account/registered (XEP-0163 §6.1: pubsub/pep), as 'category/type'. */
   readonly accountIdentities = new Set<string>();
   addAccountIdentity(category: string, type: string): void { this.accountIdentities.add(`${category}/${type}`); }

@@ -48,12 +48,13 @@ t.test('archiving, stanza ids and forged ones', async (t) => {
   await bob.until((el) => el.name === 'presence');
 
   t.test('a forged stanza-id by one of our accounts is stripped; a foreign one is kept; the server adds its own', async (t) => {
-    alice.send(`<message xmlns='jabber:client' to='bob@localhost' type='chat' id='m1'><body>hi</body><stanza-id xmlns='${SID}' by='bob@localhost' id='forged'/><stanza-id xmlns='${SID}' by='LOCALHOST' id='forged2'/><stanza-id xmlns='${SID}' by='room@conference.example.org' id='muc'/></message>`);
+    alice.send(`<message xmlns='jabber:client' to='bob@localhost' type='chat' id='m1'><body>hi</body><stanza-id xmlns='${SID}' by='bob@localhost' id='forged'/><stanza-id xmlns='${SID}' by='LOCALHOST' id='forged2'/><stanza-id xmlns='${SID}' by='bob@localhost.' id='forged3'/><stanza-id xmlns='${SID}' by='bob@ＬＯＣＡＬＨＯＳＴ' id='forged4'/><stanza-id xmlns='${SID}' by='bob@localhost/phone' id='forged5'/><stanza-id xmlns='${SID}' by='room@conference.example.org' id='muc'/></message>`);
     const got = await bob.until((el) => el.name === 'message' && el.attr('id') === 'm1');
     const sids = got.getChildren('stanza-id', SID);
     t.same(sids.map((s) => s.attr('by')).sort(), ['bob@localhost', 'room@conference.example.org']);
     const ours = sids.find((s) => s.attr('by') === 'bob@localhost')!;
     t.not(ours.attr('id'), 'forged');
+    t.same(sids.map((s) => s.attr('id')).filter((id) => id?.startsWith('forged')), [], 'every spelling of our domain (case, final dot, full width, a resource) was stripped');
     const { results } = await ask(bob, 'q1');
     t.same(results.map((r) => r.attr('id')), [ours.attr('id')], "the id the recipient got is its archive's");
     const inner = results[0]!.getChild('forwarded', NS.FORWARD)!.getChild('message', NS.CLIENT)!;

@@ -34,8 +34,10 @@ export function register(ctx: ModuleContext, opts: DiscoOptions): void {
     for (const f of [...features].sort()) query.append(x('feature', { var: f }));
     return query;
   };
+  // XEP-0030 §3 / XEP-0313 §8: an anonymous account is told only of what it has (no archive, no PEP service).
   const accountInfo = (node: string | undefined, anonymous: boolean): XmlElement =>
-    info(ctx.disco.accountFeatures, x('identity', { category: 'account', type: anonymous ? 'anonymous' : 'registered' }), node,
+    info(anonymous ? [...ctx.disco.accountFeatures].filter((f) => !ctx.disco.registeredOnlyFeatures.has(f)) : ctx.disco.accountFeatures,
+      x('identity', { category: 'account', type: anonymous ? 'anonymous' : 'registered' }), node,
       anonymous ? [] : ctx.disco.accountIdentities);
   /** XEP-0030 §4.1: an account's items are its available resources. */
   const accountItems = (account: Jid, node: string | undefined): XmlElement => {

@@ -1,5 +1,6 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import { LRUCache } from 'lru-cache';
+import { tryParseJid } from '../../../jid/index.js';
 import type { ArchivePrefs } from '../../../storage/ports/archive.js';
 import { archiveIdFor, KEYS_PER_MS } from '../../../storage/ports/archive-ids.js';
 import { NS_SID } from './ns.js';
@@ -26,8 +27,10 @@ export function archivable(stanza: XmlElement): boolean {
 export function stripForgedStanzaIds(stanza: XmlElement, hosts: ReadonlySet<string>): void {
   const forged = (c: XmlElement | string): boolean => {
     if (typeof c === 'string' || !c.is('stanza-id', NS_SID)) return false;
-    const by = (c.attr('by') ?? '').toLowerCase();
-    return hosts.has(by.slice(by.indexOf('@') + 1));
+    // Read as a JID (RFC 7622: case, one final dot, full-width and IDNA forms, a resource): every
+    // spelling a client that prepares JIDs would take for one of ours.
+    const by = tryParseJid(c.attr('by'));
+    return by !== null && hosts.has(by.domain);
   };
   if (stanza.children.some(forged)) stanza.children = stanza.children.filter((c) => !forged(c));
 }

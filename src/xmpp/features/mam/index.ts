@@ -89,8 +89,9 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     return batchSettled;
   };
   // XEP-0313 §8: the archive is the account's, discovered on its bare JID; XEP-0359 §6 on the server.
-  ctx.disco.addAccountFeature(NS_MAM);
-  ctx.disco.addAccountFeature(NS_MAM_EXTENDED);
+  // An anonymous account has no archive (the store keeps none for an account that is not registered).
+  ctx.disco.addAccountFeature(NS_MAM, { anonymous: false });
+  ctx.disco.addAccountFeature(NS_MAM_EXTENDED, { anonymous: false });
   ctx.disco.addFeature(NS_SID);
 
   ctx.hooks.transform('stanza-in', ({ stanza }) => {
@@ -100,7 +101,14 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   const prefsOf = (jid: Jid): ArchivePrefs | Promise<ArchivePrefs> => {
     const hit = prefsCache.get(jid.bare);
     if (hit) return hit;
+    // An anonymous account of this node has no archive: nothing is kept for it, and nothing it
+    // receives gets a <stanza-id/> of an archive that does not exist (XEP-0313 §3).
+    if (anonymousHere(jid)) { prefsCache.set(jid.bare, NO_ARCHIVE); return NO_ARCHIVE; }
     return deps.archive.getPrefs(jid.domain, jid.local).then((p) => { prefsCache.set(jid.bare, p); return p; });
+  };
+  const anonymousHere = (jid: Jid): boolean => {
+    for (const s of ctx.sessions.resources(jid.domain, jid.local)) if (s.anonymous) return true;
+    return false;
   };
   // owner and contact as routed (full or bare): only their bare parts count.
   const decide = (owner: Jid, contact: Jid): boolean | Promise<boolean> => {
@@ -134,7 +142,7 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   // Before any delivery handler, after the filters that stop a message (blocking: never archived for the blocker).
   const onRoute = (event: RouteEvent): void | Promise<void> => {
     const { origin, stanza } = event;
-    if (!origin || origin.jid === undefined || origin.anonymous || !archivable(stanza)) return;
+    if (!origin || origin.jid === undefined || !archivable(stanza)) return;
     // The write queue is full (the store is slower than the senders): the message waits before
     // delivery, and the sender's later input waits behind it in the core (bounded), not dropped.
     const room = writer.room();
@@ -142,12 +150,15 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     // Full JIDs as they are: archiving reads only their bare parts (no new Jid per message).
     const sender = origin.jid;
     const receiver = event.to;
-    const senderOk = decide(sender, receiver);
+    // XEP-0313 §5.1.1: a registered recipient's archive keeps what an anonymous account sent it;
+    // the anonymous sender has no archive.
+    const senderOk = origin.anonymous ? false : decide(sender, receiver);
     const receiverOk = sender.bare === receiver.bare ? senderOk : decide(receiver, sender);
     if (!isPromise(senderOk) && !isPromise(receiverOk)) return archive(event, sender, receiver, senderOk, receiverOk);
     return Promise.all([senderOk, receiverOk]).then(([s, r]) => archive(event, sender, receiver, s, r));
   };
   for (const route of ['message/full', 'message/bare'] as const) ctx.hooks.transform(route, onRoute, PRIORITY.route.archive);
+  ctx.hooks.filter('message/bare', (event) => (isResultHandedBack(event) ? 'drop' : undefined), PRIORITY.route.mamResultsHandedBack);
   // Warm the preferences at bind (the bind result waits for it, as for the roster): a bound
   // session's messages are then archived without waiting for the store, so the stanzas behind
   // them (a ping in the same BOSH body) are answered in the same response as before MAM.
@@ -225,7 +236,9 @@ function registerQueries(ctx: ModuleContext, opts: MamOptions, store: ArchiveSto
   }, PRIORITY.route.onBehalf);
 }
 
+/** The session's account; an anonymous one has no archive (not announced to it either). */
 function account(session: Session): { host: string; username: string } {
+  if (session.anonymous) throw new StanzaErrorException('service-unavailable', 'anonymous accounts have no message archive');
   return { host: session.host!, username: session.username! };
 }
 
@@ -244,6 +257,24 @@ async function query(ctx: ModuleContext, session: Session, payload: XmlElement, 
         x('forwarded', { xmlns: NS.FORWARD }, x('delay', { xmlns: NS.DELAY, stamp: new Date(m.at).toISOString() }), inner))));
   }
   return finElement(page.messages.map((m) => m.id), page.complete, page.count);
+}
+
+/** The prefs of an account that has no archive (an anonymous one): nothing is kept. */
+const NO_ARCHIVE: ArchivePrefs = { default: 'never', always: [], never: [] };
+
+/**
+ * A query's result (XEP-0313 §4: sent to the resource that asked, from its own
+ * account) that the asking session never acknowledged comes back here when the
+ * session ends: stream management hands unacked messages over to the account's
+ * bare JID (hand-over.ts). It is an answer to a query nobody is waiting for any
+ * more, not a message to the account, and the archive still holds it: dropped,
+ * neither delivered to another resource nor stored offline (where a few dropped
+ * page loads of up to MAM_MAX_PAGE_SIZE results would fill the offline quota).
+ * ejabberd's mod_stream_mgmt, too, drops forwarded and archived messages from a queue it hands over.
+ */
+function isResultHandedBack(event: RouteEvent): boolean {
+  const { origin, stanza, to } = event;
+  return origin === null && stanza.attr('from') === to.bare && stanza.getChild('result', NS_MAM) !== undefined;
 }
 
 function readStored(ctx: ModuleContext, text: string): XmlElement | undefined {

@@ -39,10 +39,11 @@ const FEATURES = [
  * nicknames (XEP-0172) and OMEMO device lists all live here.
  */
 export function register(ctx: ModuleContext, limits: PepLimits, deps: PepDeps): void {
-  ctx.disco.addAccountFeature(NS.PUBSUB);
-  for (const f of FEATURES) ctx.disco.addAccountFeature(f);
+  // Anonymous accounts have no PEP service (below): not announced to them.
+  ctx.disco.addAccountFeature(NS.PUBSUB, { anonymous: false });
+  for (const f of FEATURES) ctx.disco.addAccountFeature(f, { anonymous: false });
   ctx.disco.addAccountIdentity('pubsub', 'pep');
-  ctx.disco.addAccountFeature(COMPAT_FEATURE);
+  ctx.disco.addAccountFeature(COMPAT_FEATURE, { anonymous: false });
   const notifier = createNotifier(ctx, deps);
   const owner = createOwnerOps(ctx, limits, { pep: deps.pep, notifier });
 
