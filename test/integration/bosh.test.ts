@@ -661,3 +661,45 @@ t.test('shutdown answers held requests with system-shutdown at once', async (t) 
   await closing;
   t.same(s.app.bosh.stats(), { sessions: 0, held: 0, pending: 0, queued: 0, timers: 0, openRequests: 0, addresses: 0 });
 });
+
+t.test('a session started over HTTPS takes no request over plain HTTP: the connection is closed, the session goes on (§19.1)', async (t) => {
+  // TLS as a trusted proxy reports it (X-Forwarded-Proto), on the same loopback port as plain HTTP.
+  const s = await withUsers(t, { carol: 'carol-secret' }, { TRUSTED_PROXIES: '127.0.0.1', BOSH_MAX_WAIT: '2' });
+  const tls = { 'x-forwarded-proto': 'https' };
+  const c = client(t, {}, `${s.httpUrl}/http-bind`);
+  const created = await c.raw(x('body', {
+    xmlns: NS.HTTPBIND, 'xmlns:xmpp': NS.XBOSH, rid: c.rid++, to: 'localhost', wait: 2, hold: 1, ver: '1.11', 'xmpp:version': '1.0',
+  }), { headers: tls });
+  c.sid = created.body?.attr('sid');
+  const mechanisms = created.body?.getChild('features', NS.STREAM)?.getChild('mechanisms', NS.SASL)?.getChildren('mechanism').map((m) => m.text());
+  t.ok(mechanisms?.includes('PLAIN'), 'the secure session offers PLAIN');
+  const plain = (password: string) => x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from(`\0carol\0${password}`).toString('base64'));
+  const rid = c.rid;
+  // The right password, over plain HTTP: it must not be read at all.
+  const insecure = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid, sid: c.sid }, plain('carol-secret'))).then(
+    (res) => `answered with HTTP ${res.status}: ${res.text}`, (err: Error) => err);
+  t.type(insecure, Error, 'the plain-HTTP request got no response: its connection was closed');
+  // The same rid again over HTTPS, with a wrong password: had the first request been processed, this
+  // would get its cached <success/> (§14.3); it is processed now, as the first request of that rid.
+  const secure = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid, sid: c.sid }, plain('wrong')), { headers: tls });
+  t.equal(secure.body?.attr('type'), undefined, 'the session was not terminated');
+  t.ok(secure.body?.getChild('failure', NS.SASL)?.getChild('not-authorized', NS.SASL), 'the rid was still free: the HTTPS request was the one processed');
+  const ok = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid: rid + 1, sid: c.sid }, plain('carol-secret')), { headers: tls });
+  t.ok(ok.body?.getChild('success', NS.SASL), 'and the session logs in over HTTPS');
+});
+
+t.test('a response lost on the way can still be asked for after a newer request went through (§14.3)', async (t) => {
+  const c = client(t);
+  await c.create();
+  const lost = c.rid;
+  const first = c.send();
+  const second = c.send();
+  // hold=1: the second request makes the server answer the first; say that answer never arrived.
+  const lostText = (await first).text;
+  // With `lost` still outstanding for the client, it may send one more (requests=2).
+  const third = c.send();
+  t.equal((await second).body?.attr('type'), undefined, 'the second request was answered normally');
+  const again = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid: lost, sid: c.sid }));
+  t.equal(again.text, lostText, 'the repeated rid gets the response that was lost, not item-not-found');
+  t.equal((await third).body?.attr('type'), undefined, 'and the session goes on');
+});

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { MAX_RID, RidWindow, parseRid } from '../../src/transports/bosh/rid-window.js';
+import { MAX_RID, RidWindow, UNACKED_BUFFER_FACTOR, parseRid } from '../../src/transports/bosh/rid-window.js';
 
 t.test('the creation rid is open and the next rid is expected', async (t) => {
   const w = new RidWindow(100, 2);
@@ -29,11 +29,54 @@ t.test('an answered rid is buffered and can be resent; older ones are gone (§14
   w.accept(101);
   w.answer(101, '<body a="1"/>', 1001);
   w.accept(102);
-  t.equal(w.classify(100), 'gone', 'below next - size nothing can be repeated');
+  w.answer(102, '<body a="2"/>', 1002);
+  t.equal(w.classify(100), 'gone', 'the third response pushed the first out of a buffer of 2');
   t.equal(w.cached(100), undefined);
   t.equal(w.classify(101), 'answered');
-  t.equal(w.classify(102), 'open');
+  t.equal(w.classify(102), 'answered');
   t.equal(w.classify(50), 'gone', 'a rid never seen below the window is gone too');
+});
+
+t.test('the buffer keeps `size` responses by count, not by rid: a lost response outlives a newer request (§14.3)', async (t) => {
+  // hold=1, requests=2: 101 is answered when 102 arrives, and that answer is lost; the client,
+  // with 101 and then 103 outstanding, repeats 101 after 102's answer reached it and 103 was sent.
+  const w = new RidWindow(100, 2);
+  w.answer(100, 'r100', 0);
+  w.accept(101);
+  w.accept(102);
+  w.answer(101, 'r101', 1);
+  w.answer(102, 'r102', 2);
+  w.accept(103);
+  t.equal(w.classify(101), 'answered', 'below next - size, still buffered: one of the last two responses');
+  t.equal(w.cached(101), 'r101');
+  t.equal(w.bufferedCount, 2);
+});
+
+t.test('with acknowledgements, responses are kept until acknowledged, up to UNACKED_BUFFER_FACTOR × size (§9.1, §14.3)', async (t) => {
+  const w = new RidWindow(100, 2, true);
+  w.answer(100, 'r100', 0);
+  for (let rid = 101; rid <= 103; rid++) {
+    w.accept(rid);
+    w.answer(rid, `r${rid}`, rid);
+  }
+  // The client acknowledged only 100 (101's response was lost); it got 102 and 103.
+  w.acknowledged(100);
+  t.equal(w.classify(100), 'gone', 'an acknowledged response is not kept');
+  t.same([101, 102, 103].map((rid) => w.cached(rid)), ['r101', 'r102', 'r103'], 'three unacknowledged responses kept, more than size');
+  w.accept(104);
+  w.answer(104, 'r104', 104);
+  w.accept(105);
+  w.answer(105, 'r105', 105);
+  t.equal(w.bufferedCount, UNACKED_BUFFER_FACTOR * 2, 'a client that never acknowledges holds a bounded number');
+  t.equal(w.cached(101), undefined, 'the oldest went first');
+  w.acknowledged(104);
+  t.same([w.cached(104), w.cached(105)], [undefined, 'r105'], 'an acknowledgement drops what it covers');
+  w.acknowledged(90);
+  t.equal(w.cached(105), 'r105', 'an acknowledgement never goes back');
+  const noAcks = new RidWindow(1, 2);
+  noAcks.answer(1, 'r1', 0);
+  noAcks.acknowledged(1);
+  t.equal(noAcks.cached(1), 'r1', 'without acknowledgements asked for, an ack attribute changes nothing');
 });
 
 t.test('at most `size` responses are buffered', async (t) => {

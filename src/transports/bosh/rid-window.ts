@@ -31,22 +31,46 @@ interface Answer {
   readonly sentAt: number;
 }
 
+/**
+ * With acknowledgements (§9), responses the client has not acknowledged are
+ * kept up to this many times the window: a client whose acknowledgement lags
+ * behind a lost response may have sent and received several newer requests
+ * before it repeats the lost one, and one that never acknowledges still holds
+ * a bounded number.
+ */
+export const UNACKED_BUFFER_FACTOR = 2;
+
 export class RidWindow {
   #next: number;
   readonly #open = new Set<number>();
-  /** XEP-0124 §14.3: the last `requests` responses, by rid. */
+  /** XEP-0124 §14.3: the responses a client may still ask for again, by rid. */
   readonly #answers = new Map<number, Answer>();
   #highestAnswered = 0;
+  /** §9.1: the client's acknowledgement, when it asked for acknowledgements (else undefined). */
+  #clientAck: number | undefined;
 
   /**
    * @param firstRid the rid of the session creation request (processed at once)
    * @param size the 'requests' of the session creation response: the window size and the number of responses kept
+   * @param acks the client asked for acknowledgements (§9.1: ack='1' at creation): responses are kept until it acknowledges them
    */
-  constructor(firstRid: number, readonly size: number) {
+  constructor(firstRid: number, readonly size: number, readonly acks = false) {
     if (!Number.isSafeInteger(firstRid) || firstRid < 1) throw new RangeError('rid must be a positive safe integer');
     if (!Number.isInteger(size) || size < 1) throw new RangeError('window size must be at least 1');
     this.#next = firstRid;
+    this.#clientAck = acks ? firstRid - 1 : undefined;
     this.accept(firstRid);
+  }
+
+  /**
+   * §9.1: the client received the responses to every rid up to `ack`; with
+   * acknowledgements on, those are no longer kept (a client repeating one of
+   * them gets item-not-found). An acknowledgement never goes back.
+   */
+  acknowledged(ack: number): void {
+    if (this.#clientAck === undefined || ack <= this.#clientAck) return;
+    this.#clientAck = Math.min(ack, this.#highestAnswered);
+    this.#prune();
   }
 
   /** The rid expected next. */
@@ -101,14 +125,20 @@ export class RidWindow {
   get bufferedCount(): number { return this.#answers.size; }
 
   /**
-   * §14.3: keep the responses a client may still ask for again. A client has
-   * at most `size` requests outstanding, so nothing below `next - size` can
-   * legitimately be repeated; the buffer never holds more than `size` answers.
+   * §14.3: "The number of responses to non-pause requests kept in the buffer
+   * SHOULD be either the same as the maximum number of simultaneous requests
+   * allowed by the connection manager or, if Acknowledgements are being used by
+   * the client, the number of responses that have not yet been acknowledged."
+   * By count, not by rid: a response lost on the way may be older than
+   * `next - size` by the time the client repeats its request, its newer requests
+   * having gone through meanwhile. Without acknowledgements the last `size`
+   * responses; with them, those after the client's acknowledgement, at most
+   * UNACKED_BUFFER_FACTOR × `size`. The oldest go first.
    */
   #prune(): void {
-    const floor = this.#next - this.size;
-    for (const rid of this.#answers.keys()) if (rid < floor) this.#answers.delete(rid);
-    while (this.#answers.size > this.size) {
+    if (this.#clientAck !== undefined) for (const rid of this.#answers.keys()) if (rid <= this.#clientAck) this.#answers.delete(rid);
+    const keep = this.#clientAck === undefined ? this.size : UNACKED_BUFFER_FACTOR * this.size;
+    while (this.#answers.size > keep) {
       let oldest = Number.POSITIVE_INFINITY;
       for (const rid of this.#answers.keys()) if (rid < oldest) oldest = rid;
       this.#answers.delete(oldest);

@@ -123,6 +123,12 @@ export class BoshTransport {
     if (conn === undefined && sid !== undefined && this.opts.forwarder !== undefined && !forwarded) {
       return void this.#forward(this.opts.forwarder, sid, raw ?? new Uint8Array(0), client, reply);
     }
+    // §19.1: a session started over HTTPS takes no request over plain HTTP (it may offer PLAIN, and
+    // anything sent so would travel in clear): the connection is closed, the session is not ended.
+    if (conn?.secure === true && !client.secure) {
+      this.log.warn({ event: 'bosh-insecure-request', ip: client.ip, session: conn.session.logId }, 'a request for a secure BOSH session came over plain HTTP: connection closed');
+      return reply.abort();
+    }
     try {
       const req = readRequest(el, raw?.length ?? 0);
       // Before authentication only small bodies (issue 13: PRE_AUTH_MAX_STANZA_SIZE, as ejabberd has).
@@ -185,7 +191,7 @@ export class BoshTransport {
     }
     if (req.attrs.to !== undefined && req.attrs.to.trim() === '') return terminate(reply, 'improper-addressing');
     const params = this.#negotiate(req, legacy);
-    const conn = new BoshConn(params, new RidWindow(req.rid, params.requests), client.secure, client.ip, this.#host, now);
+    const conn = new BoshConn(params, new RidWindow(req.rid, params.requests, params.ackMode), client.secure, client.ip, this.#host, now);
     conn.key = req.newkey?.toLowerCase();
     this.#conns.set(params.sid, conn);
     this.#perIp.set(key, (this.#perIp.get(key) ?? 0) + 1);
