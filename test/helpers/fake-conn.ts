@@ -69,6 +69,8 @@ export interface FakeServer {
   authenticate(username: string, password?: string): Promise<FakeClient>;
   /** A bound session for username/resource (SASL PLAIN over a "secure" fake conn). */
   login(username: string, resource: string, password?: string): Promise<FakeClient>;
+  /** A bound SASL ANONYMOUS session with the resource the server assigns (needs SASL_ANONYMOUS_HOSTS=localhost). */
+  loginAnonymous(): Promise<FakeClient>;
   close(): Promise<void>;
 }
 
@@ -128,6 +130,18 @@ export async function startFakeServer(
       await storage.users.create('localhost', username, await deriveStoredCredentials(password, 4096));
     },
     authenticate,
+    async loginAnonymous() {
+      const c = connect();
+      c.session.streamOpened({ to: 'localhost', version: '1.0' });
+      c.send(`<auth xmlns='${NS.SASL}' mechanism='ANONYMOUS'/>`);
+      await eventually(() => saslAnswered(c.conn), { interval: 1, message: 'the SASL answer' });
+      if (c.session.type !== 'c2s') throw new Error(`anonymous login failed: ${c.conn.out.map(String).join('')}`);
+      c.session.streamOpened({ to: 'localhost', version: '1.0' });
+      c.send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'/></iq>`);
+      await eventually(() => c.session.full_jid !== undefined, { interval: 1, message: 'the bind result' });
+      c.conn.take();
+      return c;
+    },
     async login(username, resource, password = 'pw') {
       const c = await authenticate(username, password);
       c.send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);

@@ -7,28 +7,19 @@
  * service-unavailable.
  */
 import t from 'tap';
-import { FakeConn, settled, withFakeUsers, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
+import { settled, withFakeUsers, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
 import { eventually } from '../helpers/eventually.js';
 import { stanzaErrorCondition } from '../helpers/ws-client.js';
-import { NS, parseXml } from '../../src/xml/index.js';
+import { NS } from '../../src/xml/index.js';
 
 const NS_MAM = 'urn:xmpp:mam:2';
 const NS_SID = 'urn:xmpp:sid:0';
 
 async function guest(server: FakeServer): Promise<FakeClient> {
-  const conn = new FakeConn();
-  const session = server.app.core.connect(conn);
-  conn.attach(session);
-  const c: FakeClient = { conn, session, send: (xml) => conn.events!.element(parseXml(xml, undefined, NS.CLIENT)) };
-  session.streamOpened({ to: 'localhost', version: '1.0' });
-  c.send(`<auth xmlns='${NS.SASL}' mechanism='ANONYMOUS'/>`);
-  await eventually(() => session.type === 'c2s', { interval: 1, message: 'the ANONYMOUS login' });
-  session.streamOpened({ to: 'localhost', version: '1.0' });
-  c.send(`<iq xmlns='jabber:client' type='set' id='bind'><bind xmlns='${NS.BIND}'/></iq>`);
-  await eventually(() => session.full_jid !== undefined, { interval: 1, message: 'the bind' });
+  const c = await server.loginAnonymous();
   c.send(`<presence xmlns='jabber:client'/>`);
   await settled();
-  conn.take();
+  c.conn.take();
   return c;
 }
 
