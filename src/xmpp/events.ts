@@ -1,7 +1,7 @@
 import type { XmlElement } from '../xml/index.js';
 import type { Jid } from '../jid/index.js';
 import type { Session } from './session.js';
-import type { StreamError } from './errors.js';
+import type { StanzaErrorCondition, StreamError } from './errors.js';
 import type { Undelivered } from './undelivered.js';
 import type { Pipeline } from './pipeline.js';
 
@@ -70,6 +70,12 @@ export interface CoreEvents {
   'session-drained': { readonly session: Session };
   /** The server is shutting down: features hand over what they hold before sessions close. */
   'server-shutdown': Record<string, never>;
+  /**
+   * The router answered a route event with an error to its sender (a veto, nothing delivered,
+   * a failure): the recipient did not take the stanza. Run only when someone listens; observers
+   * only (the message archive takes the recipient's copy back out).
+   */
+  'route-bounced': { readonly event: RouteEvent; readonly condition: StanzaErrorCondition };
   /** A stanza from a bound client, `from` already stamped; filters may veto it before it is routed. */
   'stanza-in': { readonly session: Session; readonly stanza: XmlElement };
   'message/full': RouteEvent; 'message/bare': RouteEvent; 'message/host': RouteEvent;

@@ -116,6 +116,7 @@ export class Router {
     if (type === 'error' || (stanza.name === 'iq' && type === 'result')) return;
     const reply = stanzaErrorReply(stanza, condition, text);
     if (appCondition) reply.getChild('error')!.append(appCondition);
+    if (this.hooks.has('route-bounced')) this.hooks.run('route-bounced', { event, condition });
     if (origin && !origin.destroyed) {
       origin.send(reply);
       return;

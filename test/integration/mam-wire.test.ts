@@ -92,6 +92,28 @@ t.test('a message stored offline is archived once, and delivered later with the 
   t.equal((await ask(alice, 'alice-side')).results.length, 1, "once in alice's");
 });
 
+t.test("a message bounced after it was archived (the recipient's offline storage full) leaves the recipient's archive, not the sender's", async (t) => {
+  const server = await withUsers(t, ['alice', 'bob'], { ...ENV, MAX_OFFLINE_MESSAGES: '1' });
+  const alice = await connect(t, server, 'alice', 'a');
+  alice.send("<message xmlns='jabber:client' to='bob@localhost' type='chat' id='kept'><body>stored</body></message>");
+  alice.send("<message xmlns='jabber:client' to='bob@localhost' type='chat' id='refused'><body>over the quota</body></message>");
+  const error = await alice.until((el) => el.name === 'message' && el.attr('type') === 'error');
+  t.equal(error.attr('id'), 'refused', 'the second message bounced');
+  t.equal(stanzaErrorCondition(error), 'resource-constraint', 'offline storage full (RFC 6121 §8.5.2.2.1)');
+  const bob = await connect(t, server, 'bob', 'b');
+  bob.send("<presence xmlns='jabber:client'/>");
+  await bob.until((el) => el.name === 'message' && el.attr('id') === 'kept');
+  const inner = (r: XmlElement) => r.getChild('forwarded', NS.FORWARD)!.getChild('message', NS.CLIENT)!.attr('id');
+  // The removal follows the commit: a query waits for the queued writes, and the removal right after.
+  let bobs: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    bobs = (await ask(bob, `b${i}`)).results.map(inner) as string[];
+    if (!bobs.includes('refused')) break;
+  }
+  t.same(bobs, ['kept'], "bob's archive holds only what he took");
+  t.same((await ask(alice, 'a1')).results.map(inner), ['kept', 'refused'], "alice's holds both: she sent them");
+});
+
 t.test('query errors', async (t) => {
   const server = await withUsers(t, ['alice', 'bob'], ENV);
   const alice = await connect(t, server, 'alice', 'a');

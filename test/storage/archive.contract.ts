@@ -176,17 +176,24 @@ export function archiveContract(t: Test, makeStorage: MakeStorage): void {
     t.match(await archive.query(H, 'ann', { limit: 2, direction: 'backward', with: 'ben@example.com' }), { count: 6, complete: false });
     t.same((await archive.query(H, 'ben', { limit: 1, direction: 'backward' }) as { messages: Array<{ with: string }> }).messages.map((m) => m.with), ['dan@example.com'], 'with names the other party');
 
+    t.equal(await archive.remove(H, 'ben', [n[1]!, n[9]!, 'unknown-id']), 2, 'remove takes what the account has of the ids');
+    t.same(await of('ben'), [n[0], ...n.slice(2, 6)], "ben's copies are gone");
+    t.same(await of('ann'), n.slice(0, 9), "ann's copy of the message stays");
+    t.equal(await archive.remove(H, 'ann', [n[8]!]), 1, 'a note to oneself goes with its one copy');
+    t.same(await of('ann'), n.slice(0, 8));
+    t.equal(await archive.remove(H, 'cat', [n[0]!]), 0, 'nothing of another conversation');
+
     await storage.users.delete(H, 'ben');
-    t.same(await of('ann'), n.slice(0, 9), "deleting ben leaves ann's copies");
+    t.same(await of('ann'), n.slice(0, 8), "deleting ben leaves ann's copies");
     await withAccounts(storage, 'ben');
     t.same(await of('ben'), [], "and takes his: a new account of the same name starts empty");
 
-    t.equal(await archive.trim(H, 'ann', 3, 100), 6, 'ann keeps her newest three');
-    t.same(await of('ann'), n.slice(6, 9));
+    t.equal(await archive.trim(H, 'ann', 3, 100), 5, 'ann keeps her newest three');
+    t.same(await of('ann'), n.slice(5, 8));
     t.same(await of('cat'), n.slice(6, 8), "cat's copies are his");
     t.equal(await archive.trim(H, 'ann', 3, 100), 0, 'nothing more to trim');
     t.ok(await archive.expire(T0 + 7000, 100) > 0, 'expire deletes by age');
-    t.same(await of('ann'), n.slice(7, 9));
+    t.same(await of('ann'), [n[7]]);
     t.same(await of('cat'), [n[7]]);
   });
 }

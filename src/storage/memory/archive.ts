@@ -67,6 +67,12 @@ export function createMemoryArchiveStore(exists: (host: string, username: string
       const cut = a.rows[a.rows.length - keep - 1]!.seq;
       return remove(a, (r) => r.seq <= cut, limit);
     },
+    async remove(host, username, ids) {
+      const a = archives.get(keyOf(host, username));
+      if (!a) return 0;
+      const doomed = new Set(ids);
+      return remove(a, (r) => doomed.has(r.id), Infinity);
+    },
     purge(host, username) {
       archives.delete(keyOf(host, username));
     },

@@ -107,4 +107,10 @@ export interface ArchiveStore {
   newestAt?(): Promise<number | undefined>;
   /** Deletes the account's oldest messages beyond its newest `keep`, at most `limit` of them; returns how many. */
   trim(host: string, username: string, keep: number, limit: number): Promise<number>;
+  /**
+   * Deletes the messages with these archive ids from the account's archive only (the other
+   * party's copy stays); returns how many. A message its recipient did not take (bounced after it
+   * was archived) is taken back out this way (XEP-0313 §5.1.1).
+   */
+  remove(host: string, username: string, ids: readonly string[]): Promise<number>;
 }

@@ -26,6 +26,11 @@ export function createPgArchiveStore(pool: Pool): ArchiveStore {
         JOIN users u ON u.host = e.host AND u.username = e.username ORDER BY e.n`,
       [entries.map((e) => e.host), entries.map((e) => e.username), entries.map((e) => e.id), entries.map((e) => e.with), entries.map((e) => e.at), entries.map((e) => e.stanza)]));
     },
+    async remove(host, username, ids) {
+      if (ids.length === 0) return 0;
+      const res = await pool.query('DELETE FROM archive WHERE host = $1 AND username = $2 AND id = ANY($3::text[])', [host, username, [...ids]]);
+      return res.rowCount ?? 0;
+    },
     async query(host, username, q) {
       const bounds = await resolveBounds(q, {
         seqOf: (id) => one(SEQ_OF, [host, username, id]),

@@ -113,6 +113,7 @@ function prepareStatements(db: Database.Database) {
     // The seq of the newest message not kept (OFFSET walks `keep` index entries: bounded by the setting).
     cut: db.prepare<[string, string, number], { seq: number }>('SELECT seq FROM archive WHERE host = ? AND username = ? ORDER BY seq DESC LIMIT 1 OFFSET ?'),
     trim: db.prepare<[string, string, number, number]>('DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE host = ? AND username = ? AND seq <= ? ORDER BY seq LIMIT ?)'),
+    removeOlder: db.prepare<[string, string, string]>('DELETE FROM archive WHERE host = ? AND username = ? AND id = ?'),
   };
 }
 
@@ -162,6 +163,22 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
     if (!s) return 0;
     return (prepared(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM (${s.sql}) LIMIT ${COUNT_CAP + 1})`).get(s.params) as { n: number } | undefined)?.n ?? 0;
   };
+  /** The account's copies of these messages: its side of an archive_messages row (the row goes with the last side), or its row of the older table. */
+  const removeIds = db.transaction((host: string, username: string, me: number | undefined, ids: readonly string[]): number => {
+    let n = 0;
+    for (const id of ids) {
+      const key = keyOfArchiveId(id);
+      const seq = key === undefined || me === undefined ? undefined : st.newSeqOf.get({ me, key, id })?.seq;
+      if (seq === undefined || seq === null) {
+        n += st.removeOlder.run(host, username, id).changes;
+        continue;
+      }
+      (seq % 2 === 0 ? st.leaveReceived : st.leaveSent).run(key!);
+      st.dropEmpty.run(key!);
+      n++;
+    }
+    return n;
+  });
   const trimNew = db.transaction((me: number, cut: number, limit: number): number => {
     const rows = st.newOldest.all({ me, cut, limit });
     for (const r of rows) {
@@ -228,6 +245,10 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
       // The older table's rows are the older: they go first. New rows count once per message.
       const n = st.expire.run(limit, before).changes;
       return n >= limit ? n : n + st.newExpire.run(limit - n, before).changes;
+    },
+    async remove(host, username, ids) {
+      if (ids.length === 0) return 0;
+      return removeIds(host, username, jidId(`${username}@${host}`), ids);
     },
     async trim(host, username, keep, limit) {
       const me = jidId(`${username}@${host}`);

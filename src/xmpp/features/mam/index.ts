@@ -26,6 +26,10 @@ declare module '../../events.js' {
      * saturation (bench/RESULTS.md, "Message archive").
      */
     senderArchiveId?: string;
+    /** The recipient's archive id of this message, when the recipient's archive keeps it: taken back out if the message bounces. */
+    recipientArchiveId?: string;
+    /** Settles once the message's batch is committed (or failed). */
+    archiveCommit?: Promise<void>;
   }
 }
 
@@ -136,7 +140,12 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
       event.senderArchiveId = id;
       retention.touched(sender.bare);
     }
-    commits.set(event.origin!, settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza: text })));
+    const commit = settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza: text }));
+    commits.set(event.origin!, commit);
+    if (receiverOk) {
+      event.recipientArchiveId = id;
+      event.archiveCommit = commit;
+    }
   };
 
   // Before any delivery handler, after the filters that stop a message (blocking: never archived for the blocker).
@@ -159,6 +168,17 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   };
   for (const route of ['message/full', 'message/bare'] as const) ctx.hooks.transform(route, onRoute, PRIORITY.route.archive);
   ctx.hooks.filter('message/bare', (event) => (isResultHandedBack(event) ? 'drop' : undefined), PRIORITY.route.mamResultsHandedBack);
+  // XEP-0313 §5.1.1: a message its recipient did not take (its offline storage full, say: the sender
+  // got an error) "should not appear in the archive for the entity that rejected it". It was archived
+  // before delivery; once that commit is done, the recipient's copy is taken out (the sender's stays).
+  ctx.hooks.notify('route-bounced', ({ event }) => {
+    const id = event.recipientArchiveId;
+    if (id === undefined) return;
+    const { domain, local } = event.to;
+    void event.archiveCommit!.then(() => deps.archive.remove(domain, local, [id])).catch((err: unknown) => {
+      ctx.log.error({ err }, 'message archive: a bounced message could not be taken out of the recipient archive');
+    });
+  }, PRIORITY.lifecycle.default);
   // Warm the preferences at bind (the bind result waits for it, as for the roster): a bound
   // session's messages are then archived without waiting for the store, so the stanzas behind
   // them (a ping in the same BOSH body) are answered in the same response as before MAM.
