@@ -28,8 +28,6 @@ declare module '../../events.js' {
     senderArchiveId?: string;
     /** The recipient's archive id of this message, when the recipient's archive keeps it: taken back out if the message bounces. */
     recipientArchiveId?: string;
-    /** Settles once the message's batch is committed (or failed). */
-    archiveCommit?: Promise<void>;
   }
 }
 
@@ -140,12 +138,8 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
       event.senderArchiveId = id;
       retention.touched(sender.bare);
     }
-    const commit = settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza: text }));
-    commits.set(event.origin!, commit);
-    if (receiverOk) {
-      event.recipientArchiveId = id;
-      event.archiveCommit = commit;
-    }
+    commits.set(event.origin!, settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza: text })));
+    if (receiverOk) event.recipientArchiveId = id;
   };
 
   // Before any delivery handler, after the filters that stop a message (blocking: never archived for the blocker).
@@ -175,7 +169,9 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     const id = event.recipientArchiveId;
     if (id === undefined) return;
     const { domain, local } = event.to;
-    void event.archiveCommit!.then(() => deps.archive.remove(domain, local, [id])).catch((err: unknown) => {
+    // The sender's latest commit: this message's batch, or one after it (batches commit in order).
+    const committed = commits.get(event.origin!) ?? Promise.resolve();
+    void committed.then(() => deps.archive.remove(domain, local, [id])).catch((err: unknown) => {
       ctx.log.error({ err }, 'message archive: a bounced message could not be taken out of the recipient archive');
     });
   }, PRIORITY.lifecycle.default);
