@@ -114,6 +114,7 @@ function prepareStatements(db: Database.Database) {
     cut: db.prepare<[string, string, number], { seq: number }>('SELECT seq FROM archive WHERE host = ? AND username = ? ORDER BY seq DESC LIMIT 1 OFFSET ?'),
     trim: db.prepare<[string, string, number, number]>('DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE host = ? AND username = ? AND seq <= ? ORDER BY seq LIMIT ?)'),
     removeOlder: db.prepare<[string, string, string]>('DELETE FROM archive WHERE host = ? AND username = ? AND id = ?'),
+    hasOlder: db.prepare<[string, string, string], number>('SELECT 1 FROM archive WHERE host = ? AND username = ? AND id = ?').pluck(),
   };
 }
 
@@ -163,22 +164,31 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
     if (!s) return 0;
     return (prepared(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM (${s.sql}) LIMIT ${COUNT_CAP + 1})`).get(s.params) as { n: number } | undefined)?.n ?? 0;
   };
-  /** The account's copies of these messages: its side of an archive_messages row (the row goes with the last side), or its row of the older table. */
-  const removeIds = db.transaction((host: string, username: string, me: number | undefined, ids: readonly string[]): number => {
-    let n = 0;
+  /**
+   * The account's copies of these messages: its side of an archive_messages row (the row goes with
+   * the last side), or its row of the older table. Found by reading first: ids the account does not
+   * have cost no write transaction (a write on this connection waits for the writer thread's lock).
+   */
+  const removeIds = (host: string, username: string, me: number | undefined, ids: readonly string[]): number => {
+    const sides: Array<{ key: number; seq: number }> = [];
+    const older: string[] = [];
     for (const id of ids) {
       const key = keyOfArchiveId(id);
       const seq = key === undefined || me === undefined ? undefined : st.newSeqOf.get({ me, key, id })?.seq;
-      if (seq === undefined || seq === null) {
-        n += st.removeOlder.run(host, username, id).changes;
-        continue;
-      }
-      (seq % 2 === 0 ? st.leaveReceived : st.leaveSent).run(key!);
-      st.dropEmpty.run(key!);
-      n++;
+      if (seq !== undefined && seq !== null) sides.push({ key: key!, seq });
+      else if (st.hasOlder.get(host, username, id) !== undefined) older.push(id);
     }
-    return n;
-  });
+    if (sides.length === 0 && older.length === 0) return 0;
+    return db.transaction((): number => {
+      let n = 0;
+      for (const { key, seq } of sides) {
+        n += (seq % 2 === 0 ? st.leaveReceived : st.leaveSent).run(key).changes;
+        st.dropEmpty.run(key);
+      }
+      for (const id of older) n += st.removeOlder.run(host, username, id).changes;
+      return n;
+    }).immediate();
+  };
   const trimNew = db.transaction((me: number, cut: number, limit: number): number => {
     const rows = st.newOldest.all({ me, cut, limit });
     for (const r of rows) {

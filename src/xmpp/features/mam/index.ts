@@ -14,7 +14,7 @@ import { NS_MAM, NS_MAM_EXTENDED, NS_SID } from './ns.js';
 import { archives, parsePrefs, prefsElement } from './prefs.js';
 import { finElement, parseQuery, queryForm } from './query.js';
 import { createRetention, type RetentionOptions } from './retention.js';
-import { createArchiveWriter } from './writer.js';
+import { BATCH_MS, createArchiveWriter } from './writer.js';
 import { RECIPIENT, SENDER } from '../../../storage/ports/archive-pack.js';
 
 declare module '../../events.js' {
@@ -165,15 +165,32 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   // XEP-0313 §5.1.1: a message its recipient did not take (its offline storage full, say: the sender
   // got an error) "should not appear in the archive for the entity that rejected it". It was archived
   // before delivery; once that commit is done, the recipient's copy is taken out (the sender's stays).
+  // Removals are gathered for BATCH_MS and made per account, after the commits they wait for: a
+  // flood of bounces (an offline store kept full) costs one store call per account and batch.
+  let bounced: Array<{ readonly host: string; readonly username: string; readonly id: string; readonly committed: Promise<void> }> = [];
+  const removeBounced = async (): Promise<void> => {
+    const taken = bounced;
+    bounced = [];
+    await Promise.all(taken.map((b) => b.committed));
+    const byAccount = new Map<string, { host: string; username: string; ids: string[] }>();
+    for (const b of taken) {
+      const key = `${b.username}@${b.host}`;
+      const entry = byAccount.get(key) ?? { host: b.host, username: b.username, ids: [] };
+      entry.ids.push(b.id);
+      byAccount.set(key, entry);
+    }
+    for (const { host, username, ids } of byAccount.values()) {
+      await deps.archive.remove(host, username, ids).catch((err: unknown) => {
+        ctx.log.error({ err }, 'message archive: bounced messages could not be taken out of the recipient archive');
+      });
+    }
+  };
   ctx.hooks.notify('route-bounced', ({ event }) => {
     const id = event.recipientArchiveId;
     if (id === undefined) return;
-    const { domain, local } = event.to;
     // The sender's latest commit: this message's batch, or one after it (batches commit in order).
-    const committed = commits.get(event.origin!) ?? Promise.resolve();
-    void committed.then(() => deps.archive.remove(domain, local, [id])).catch((err: unknown) => {
-      ctx.log.error({ err }, 'message archive: a bounced message could not be taken out of the recipient archive');
-    });
+    bounced.push({ host: event.to.domain, username: event.to.local, id, committed: commits.get(event.origin!) ?? Promise.resolve() });
+    if (bounced.length === 1) setTimeout(() => void removeBounced(), BATCH_MS).unref();
   }, PRIORITY.lifecycle.default);
   // Warm the preferences at bind (the bind result waits for it, as for the roster): a bound
   // session's messages are then archived without waiting for the store, so the stanzas behind
