@@ -37,7 +37,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/index.js';
-import { HOP_HEADER, type BoshForwarder, type ClientInfo, type HttpReply } from '../transports/bosh/types.js';
+import { CLOSE_CONNECTION_TYPE, HOP_HEADER, type BoshForwarder, type ClientInfo, type HttpReply } from '../transports/bosh/types.js';
 import type { ClusterNode } from './node.js';
 
 export interface BoshForwardOptions {
@@ -252,7 +252,9 @@ function relay(r: Relay): Promise<boolean> {
       res.on('error', fail);
       res.on('end', () => {
         if (settled) return;
-        r.reply.send(res.statusCode ?? 502, res.headers['content-type'] ?? 'text/xml; charset=utf-8', Buffer.concat(chunks).toString('utf8'));
+        // The owner wants the client's connection closed unanswered (XEP-0124 §19.1), not a response relayed.
+        if (res.headers['content-type'] === CLOSE_CONNECTION_TYPE) r.reply.abort();
+        else r.reply.send(res.statusCode ?? 502, res.headers['content-type'] ?? 'text/xml; charset=utf-8', Buffer.concat(chunks).toString('utf8'));
         settle(true);
       });
     });

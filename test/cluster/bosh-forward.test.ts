@@ -172,6 +172,24 @@ t.test("the hop header from a client is refused, a peer's request makes no secon
   t.equal(String(spy.seen[0]![HOP_HEADER]).length, 64, 'with the cluster proof');
 });
 
+t.test('a request for a secure session over plain HTTP that reaches the other node is not read there either: the connection is closed, the session goes on (XEP-0124 §19.1)', async (t) => {
+  const [a, b] = await cluster(t, { TRUSTED_PROXIES: '127.0.0.1' });
+  const tls = { 'x-forwarded-proto': 'https' };
+  // A client behind a TLS-terminating proxy: every request says https.
+  class Secure extends RawBoshClient {
+    override raw(body: XmlElement | string | Buffer, opts: PostOptions = {}): Promise<BoshResponse> {
+      return super.raw(body, { ...opts, headers: { ...tls, ...opts.headers } });
+    }
+  }
+  const alice = new Secure(a.bosh);
+  t.teardown(() => alice.destroy());
+  await alice.login('alice', USERS.alice, 'tls', { wait: 2 });
+  const body = serialize(alice.body({}, ping('p')));
+  const plain = await post(b.bosh, body, { agent: alice.agent }).then((r) => `HTTP ${r.status}: ${r.text}`, (err: Error) => err);
+  t.type(plain, Error, 'the other node closed the connection: no response, no terminate');
+  t.same(ids(await post(b.bosh, body, { agent: alice.agent, headers: tls })), ['p'], 'the same rid over HTTPS through the other node: the session lives');
+});
+
 t.test('a dead owner gives item-not-found at once; an unreachable live owner remote-connection-failed', async (t) => {
   const [a, b] = await cluster(t);
   const { c: alice } = await direct(t, a, 'alice');

@@ -471,6 +471,12 @@ t.test('ack: responses acknowledge the highest rid received, and a lower client 
   const r3 = await third.promise;
   t.equal(r3.body?.attr('report'), String(createRid + 2));
   t.match(r3.body?.attr('time'), /^\d+$/, "'time' is the milliseconds since that response");
+  const again = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid: createRid + 2, sid: c.sid }));
+  t.equal(again.text, r2.text, 'the unacknowledged response is still there to be asked for (§14.3)');
+  // A request without 'ack' says every earlier response arrived (§9.2): they are not kept any more.
+  t.equal((await c.send()).body?.attr('type'), undefined);
+  const late = await c.raw(x('body', { xmlns: NS.HTTPBIND, rid: createRid + 2, sid: c.sid }));
+  t.equal(terminalCondition(late), 'item-not-found', 'a response the client acknowledged by omission is gone');
 });
 
 t.test('key sequencing: a wrong key gets item-not-found (§15)', async (t) => {

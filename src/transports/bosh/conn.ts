@@ -93,9 +93,8 @@ export class BoshConn implements Conn {
 
   rememberKey(rid: number, key: string): void {
     this.#ridKeys.set(rid, key);
-    // Only rids the window could still classify as open or answered can be repeated.
-    const floor = rid - 2 * this.params.requests - 2;
-    for (const r of this.#ridKeys.keys()) if (r < floor) this.#ridKeys.delete(r);
+    // Only rids the window still holds (open, or a buffered answer: rid-window.ts) can be repeated.
+    for (const r of this.#ridKeys.keys()) if (r < this.window.next && this.window.classify(r) === 'gone') this.#ridKeys.delete(r);
   }
 
   keyOf(rid: number): string | undefined { return this.#ridKeys.get(rid); }

@@ -89,7 +89,8 @@ function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number
   if (pollingTooFast(conn, req, now)) return conn.fail('policy-violation', reply, `polling more often than every ${conn.params.polling} s (§12)`);
   // §9.2: the client lacks a response we sent: say so at once. What it acknowledges is not kept (§14.3).
   if (conn.params.ackMode && req.ack !== undefined && req.ack < conn.window.highestAnswered) conn.report(req.ack + 1, now);
-  if (conn.params.ackMode && req.ack !== undefined) conn.window.acknowledged(req.ack);
+  // §9.2: with acknowledgements on, a request without 'ack' says every earlier response arrived.
+  if (conn.params.ackMode) conn.window.acknowledged(req.ack ?? req.rid - 1);
   // The session sees the request in order with the input still waiting before it (issue 10 pacing).
   if (req.restart) conn.input.push({ bytes: req.bytes, stanzas: 0, run: () => live(conn) && restart(conn, req) });
   else deliver(conn, req);

@@ -7,7 +7,7 @@ import {
   BoshError, legacyStatus, negotiateVer, readRequest, terminateBody, uintAttr, type BoshParams, type BoshRequest, type TerminalCondition,
 } from './body.js';
 import { BoshConn } from './conn.js';
-import type { BoshForwarder, BoshHost, ClientInfo, HttpReply } from './types.js';
+import { CLOSE_CONNECTION_TYPE, type BoshForwarder, type BoshHost, type ClientInfo, type HttpReply } from './types.js';
 import { onRequest } from './exchange.js';
 import { RidWindow } from './rid-window.js';
 import { randomId } from '../../util/random.js';
@@ -127,7 +127,8 @@ export class BoshTransport {
     // anything sent so would travel in clear): the connection is closed, the session is not ended.
     if (conn?.secure === true && !client.secure) {
       this.log.warn({ event: 'bosh-insecure-request', ip: client.ip, session: conn.session.logId }, 'a request for a secure BOSH session came over plain HTTP: connection closed');
-      return reply.abort();
+      // Forwarded by another node: that node closes the client's connection on this answer.
+      return forwarded ? reply.send(403, CLOSE_CONNECTION_TYPE, '') : reply.abort();
     }
     try {
       const req = readRequest(el, raw?.length ?? 0);

@@ -92,3 +92,10 @@ export interface BoshForwarder {
   /** Whether HOP_HEADER's value `token` comes from a node of this cluster. */
   fromPeer(token: string): boolean;
 }
+
+/**
+ * Between cluster nodes only: the content type of the owner's answer to a forwarded request that
+ * must get no response at all (XEP-0124 §19.1: a secure session's request over plain HTTP). The
+ * forwarding node closes the client's connection instead of relaying it.
+ */
+export const CLOSE_CONNECTION_TYPE = 'application/x-xmpp-web-gateway-close';
