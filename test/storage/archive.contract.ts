@@ -149,6 +149,17 @@ export function archiveContract(t: Test, makeStorage: MakeStorage): void {
     t.same(bodies(await all('frank')), everyOne.filter((i) => i % 50 !== 7), 'the recipient\'s, without the rows of an account that does not exist');
   });
 
+  t.test('ArchiveStore: remove of ids of the older form (no seq) takes them from one account only', async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'alice', 'bob');
+    const archive = storage.archive;
+    await archive.append([1, 2, 3].flatMap((i) => [entry(i), entry(i, 'bob')]));
+    t.equal(await archive.remove(H, 'bob', ['m2', 'm9']), 1, 'the one id bob has');
+    t.same(ids(await archive.query(H, 'bob', { limit: 10, direction: 'forward' })), ['m1', 'm3']);
+    t.same(ids(await archive.query(H, 'alice', { limit: 10, direction: 'forward' })), ['m1', 'm2', 'm3'], "alice's m2 stays");
+    t.equal(await archive.remove(H, 'bob', []), 0);
+  });
+
   t.test('ArchiveStore: a message kept by both accounts: conversations, trim, expire and deletion take one side', async (t) => {
     const storage = await openFor(t, makeStorage);
     await withAccounts(storage, 'ann', 'ben', 'cat');

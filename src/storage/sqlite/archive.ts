@@ -113,8 +113,7 @@ function prepareStatements(db: Database.Database) {
     // The seq of the newest message not kept (OFFSET walks `keep` index entries: bounded by the setting).
     cut: db.prepare<[string, string, number], { seq: number }>('SELECT seq FROM archive WHERE host = ? AND username = ? ORDER BY seq DESC LIMIT 1 OFFSET ?'),
     trim: db.prepare<[string, string, number, number]>('DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE host = ? AND username = ? AND seq <= ? ORDER BY seq LIMIT ?)'),
-    removeOlder: db.prepare<[string, string, string]>('DELETE FROM archive WHERE host = ? AND username = ? AND id = ?'),
-    hasOlder: db.prepare<[string, string, string], number>('SELECT 1 FROM archive WHERE host = ? AND username = ? AND id = ?').pluck(),
+    removeOlder: db.prepare<[number]>('DELETE FROM archive WHERE seq = ?'),
   };
 }
 
@@ -171,12 +170,14 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
    */
   const removeIds = (host: string, username: string, me: number | undefined, ids: readonly string[]): number => {
     const sides: Array<{ key: number; seq: number }> = [];
-    const older: string[] = [];
+    const older: number[] = [];
     for (const id of ids) {
       const key = keyOfArchiveId(id);
       const seq = key === undefined || me === undefined ? undefined : st.newSeqOf.get({ me, key, id })?.seq;
-      if (seq !== undefined && seq !== null) sides.push({ key: key!, seq });
-      else if (st.hasOlder.get(host, username, id) !== undefined) older.push(id);
+      if (seq !== undefined && seq !== null) { sides.push({ key: key!, seq }); continue; }
+      // The older table: by the seq an id carries (its primary key), or an old random id on its partial index.
+      const old = key === undefined ? st.legacySeqOf.get(host, username, id)?.seq : st.seqOfKey.get(host, username, 2 * key, 2 * key + 1, id)?.seq;
+      if (old !== undefined) older.push(old);
     }
     if (sides.length === 0 && older.length === 0) return 0;
     return db.transaction((): number => {
@@ -185,7 +186,7 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
         n += (seq % 2 === 0 ? st.leaveReceived : st.leaveSent).run(key).changes;
         st.dropEmpty.run(key);
       }
-      for (const id of older) n += st.removeOlder.run(host, username, id).changes;
+      for (const seq of older) n += st.removeOlder.run(seq).changes;
       return n;
     }).immediate();
   };

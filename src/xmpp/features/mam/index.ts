@@ -105,7 +105,8 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     if (hit) return hit;
     // An anonymous account of this node has no archive: nothing is kept for it, and nothing it
     // receives gets a <stanza-id/> of an archive that does not exist (XEP-0313 §3).
-    if (anonymousHere(jid)) { prefsCache.set(jid.bare, NO_ARCHIVE); return NO_ARCHIVE; }
+    // Not cached: guests come and go, and would push registered accounts' prefs out of the cache.
+    if (anonymousHere(jid)) return NO_ARCHIVE;
     return deps.archive.getPrefs(jid.domain, jid.local).then((p) => { prefsCache.set(jid.bare, p); return p; });
   };
   const anonymousHere = (jid: Jid): boolean => {
@@ -139,7 +140,8 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
       retention.touched(sender.bare);
     }
     commits.set(event.origin!, settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza: text })));
-    if (receiverOk) event.recipientArchiveId = id;
+    // A note to oneself is one copy, the sender's too: it stays even if it bounces.
+    if (receiverOk && !same) event.recipientArchiveId = id;
   };
 
   // Before any delivery handler, after the filters that stop a message (blocking: never archived for the blocker).
