@@ -1,4 +1,4 @@
-import { NS, x } from '../xml/index.js';
+import { NS, x, type XmlElement } from '../xml/index.js';
 import { makeJid } from '../jid/index.js';
 import type { ModuleContext } from './context.js';
 import type { Session } from './session.js';
@@ -14,8 +14,9 @@ export type { Undelivered };
  * closing). Messages are routed again to the account's bare JID — another
  * available resource, offline storage, or an error to the sender — with a
  * delay stamp (XEP-0203, see Undelivered); IQ requests get an
- * error reply; presence is state and is not replayed. Nothing is silently
- * dropped. What a feature still owns elsewhere (the 'hand-over' hook:
+ * error reply; presence is state and is not replayed; copies the server made
+ * from the account's own data (isOwnCopy) are not routed again. Nothing else
+ * is dropped. What a feature still owns elsewhere (the 'hand-over' hook:
  * offline messages delivered but not yet acked stay in storage) is left to
  * it. The session must be out of the session table by now, or a
  * message could be routed straight back to it.
@@ -49,6 +50,7 @@ export function reroute(ctx: ModuleContext, username: string, host: string, stan
   let bounced = 0;
   for (const { stanza, at } of stanzas) {
     const type = stanza.attr('type');
+    if (stanza.name === 'message' && isOwnCopy(stanza, bare.bare)) continue;
     if (stanza.name === 'message' && type !== 'error') {
       messages++;
       // The same stanza object may sit in other sessions' queues: stamp a copy.
@@ -64,6 +66,21 @@ export function reroute(ctx: ModuleContext, username: string, host: string, stan
   }
   if (bounced > 0) ctx.metrics.smHandedOver('bounced', bounced);
   if (messages > 0) ctx.metrics.smHandedOver(reachable(ctx, username, host) ? 'resource' : 'offline', messages);
+}
+
+/**
+ * A message from the account's own bare JID is one the server made for that
+ * session out of what the account already has: a carbon copy (XEP-0280 §10.3:
+ * the original reached its recipient), a result of the session's own MAM query
+ * (XEP-0313 §4: an answer nobody waits for any more, still in the archive), a
+ * notification of its own PEP node. Routed again, it would reach the other
+ * resources twice or fill offline storage; it is not replayed. (What clients send
+ * carries their full JID as `from`. ejabberd's mod_stream_mgmt likewise drops
+ * forwarded and archived messages from a queue it hands over; Prosody 0.12's
+ * mod_smacks stores or bounces them like any message.)
+ */
+function isOwnCopy(stanza: XmlElement, bare: string): boolean {
+  return stanza.attr('from') === bare;
 }
 
 /**

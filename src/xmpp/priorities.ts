@@ -25,10 +25,6 @@ export const PRIORITY = {
   route: {
     /** XEP-0191: what a blocked JID sends is stopped before any delivery, copy or storage. */
     blocking: 1000,
-    /** XEP-0280 §10.3: a carbon handed back by a session's hand-over is dropped. */
-    carbonsHandedBack: 500,
-    /** XEP-0313 §4: a query's results handed back by the querying session's hand-over are dropped (the archive keeps them). */
-    mamResultsHandedBack: 500,
     /** XEP-0160 §2: a new available presence starts offline delivery, seen before presence changes the state. */
     offlineTrigger: 50,
     /** RFC 6121 A.2/A.3: subscription presence changes rosters instead of being relayed as presence. */

@@ -46,7 +46,6 @@ export function register(ctx: ModuleContext, deps: CarbonsDeps = {}): void {
     if (target) copy(event, [target]);
   }, PRIORITY.route.carbons);
 
-  ctx.hooks.filter('message/bare', (event) => (isCarbonHandedBack(event) ? 'drop' : undefined), PRIORITY.route.carbonsHandedBack);
   ctx.hooks.notify('message/bare', (event) => {
     if (sessions.carbonsEnabled > 0) copy(event, bareTargets(ctx, event));
   }, PRIORITY.route.carbons);
@@ -82,20 +81,6 @@ export function register(ctx: ModuleContext, deps: CarbonsDeps = {}): void {
     copy.children = copy.children.filter((c) => typeof c === 'string' || !(c.is('stanza-id', NS.SID) && c.attr('by') === event.to.bare));
     if (own) copy.append(own);
     return copy;
-  }
-
-  /**
-   * A carbon copy sent to a session that ended before acknowledging it
-   * comes back here (stream-management hand-over re-routes unacked messages
-   * to the account's bare JID). It is only a copy — the original reached
-   * its recipient — so it is dropped: never stored offline, never answered
-   * with an error (§10.3). Prosody 0.12's mod_smacks does not tell carbons
-   * apart and stores or bounces them like any message.
-   */
-  function isCarbonHandedBack(event: RouteEvent): boolean {
-    const { origin, stanza, to } = event;
-    return origin === null && stanza.attr('from') === to.bare
-      && (stanza.getChild('sent', NS.CARBONS) !== undefined || stanza.getChild('received', NS.CARBONS) !== undefined);
   }
 }
 

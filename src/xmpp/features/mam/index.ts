@@ -163,7 +163,6 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     return Promise.all([senderOk, receiverOk]).then(([s, r]) => archive(event, sender, receiver, s, r));
   };
   for (const route of ['message/full', 'message/bare'] as const) ctx.hooks.transform(route, onRoute, PRIORITY.route.archive);
-  ctx.hooks.filter('message/bare', (event) => (isResultHandedBack(event) ? 'drop' : undefined), PRIORITY.route.mamResultsHandedBack);
   // XEP-0313 §5.1.1: a message its recipient did not take (its offline storage full, say: the sender
   // got an error) "should not appear in the archive for the entity that rejected it". It was archived
   // before delivery; once that commit is done, the recipient's copy is taken out (the sender's stays).
@@ -296,21 +295,6 @@ async function query(ctx: ModuleContext, session: Session, payload: XmlElement, 
 
 /** The prefs of an account that has no archive (an anonymous one): nothing is kept. */
 const NO_ARCHIVE: ArchivePrefs = { default: 'never', always: [], never: [] };
-
-/**
- * A query's result (XEP-0313 §4: sent to the resource that asked, from its own
- * account) that the asking session never acknowledged comes back here when the
- * session ends: stream management hands unacked messages over to the account's
- * bare JID (hand-over.ts). It is an answer to a query nobody is waiting for any
- * more, not a message to the account, and the archive still holds it: dropped,
- * neither delivered to another resource nor stored offline (where a few dropped
- * page loads of up to MAM_MAX_PAGE_SIZE results would fill the offline quota).
- * ejabberd's mod_stream_mgmt, too, drops forwarded and archived messages from a queue it hands over.
- */
-function isResultHandedBack(event: RouteEvent): boolean {
-  const { origin, stanza, to } = event;
-  return origin === null && stanza.attr('from') === to.bare && stanza.getChild('result', NS_MAM) !== undefined;
-}
 
 function readStored(ctx: ModuleContext, text: string): XmlElement | undefined {
   try {
