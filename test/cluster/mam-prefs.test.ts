@@ -15,7 +15,11 @@ const MAM = 'urn:xmpp:mam:2';
 t.test("bob's prefs changed on node 1 rule the archiving of alice's next message on node 2", async (t) => {
   const opts = await backends.options();
   const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
+  // When node 2 hears of a change of bob's stored state (after its own handlers, the archive's cache among them).
+  let bobStaleOnN2 = 0;
+  const n2 = await startGateway(t, 'n2', { ...opts, features: [...(opts.features ?? []), (ctx) => {
+    ctx.hooks.notify('account-stale', ({ username }) => { if (username === 'bob') bobStaleOnN2++; }, -1000);
+  }] });
   await addUsers(n1, ['alice', 'bob']);
   const bob = await login(t, n1.server, { username: 'bob', password: 'bob-pw', resource: 'one' });
   const alice = await login(t, n2.server, { username: 'alice', password: 'alice-pw', resource: 'two' });
@@ -35,10 +39,14 @@ t.test("bob's prefs changed on node 1 rule the archiving of alice's next message
   await send('before');
   await eventually(async () => (await archived('bob')).includes('before'), { message: "'before' in bob's archive" });
 
+  const staleBefore = bobStaleOnN2;
   const id = 'prefs-1';
   const answer = nextReceived(bob, (el) => el.is('iq') && el.attrs.id === id, 'the prefs answer');
   await bob.xmpp.send(xml('iq', { type: 'set', id }, xml('prefs', { xmlns: MAM, default: 'never' })));
   t.equal((await answer).attrs.type, 'result', 'prefs set on node 1');
+  // The change reaches node 2 through Redis, a moment after the answer: a message sent in between is archived
+  // by the prefs node 2 had (CI at 00bafee failed once here). Wait for the news, as the claim is about what follows it.
+  await eventually(() => bobStaleOnN2 > staleBefore, { message: "node 2 heard of bob's change" });
 
   await send('after');
   // Both archives are written in one batch on node 2: once alice's has it, bob's would too.
