@@ -43,7 +43,9 @@ export function register(ctx: ModuleContext, deps: CarbonsDeps = {}): void {
     if (sessions.carbonsEnabled === 0) return; // the hot path: nobody enabled carbons, nothing to look up
     const { to } = event;
     const target = ctx.sessions.get(to.domain, to.local, to.resource);
-    if (target) copy(event, [target]);
+    // The resource went while the route was on its way (message.ts deliverFull): the message takes
+    // the bare-JID rules, so those resources get it and the others their copies, as for a bare JID.
+    copy(event, target ? [target] : bareTargets(ctx, event));
   }, PRIORITY.route.carbons);
 
   ctx.hooks.notify('message/bare', (event) => {
