@@ -48,7 +48,7 @@ export interface MamDeps {
 export interface MamFeature {
   /** XEP-0313 §3 / XEP-0280: the sender's <stanza-id/> for the <sent/> carbons of this message, when the sender archived it. */
   senderStanzaId(event: RouteEvent): XmlElement | undefined;
-  /** Commits what is queued (shutdown). */
+  /** Commits what is queued and makes the removals of bounced copies still waiting (shutdown). */
   flush(): Promise<void>;
   /** One retention sweep now; resolves with the messages deleted. */
   sweep(): Promise<number>;
@@ -222,7 +222,11 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
       const id = event.senderArchiveId;
       return id === undefined || event.origin?.jid === undefined ? undefined : stanzaIdElement(event.origin.jid.bare, id);
     },
-    flush: () => writer.flush(),
+    // Shutdown: the queued messages are committed, then the bounced copies still gathered are taken out.
+    flush: async () => {
+      await writer.flush();
+      await removeBounced();
+    },
     sweep: () => retention.sweep(),
     dispose: () => retention.dispose(),
   };
