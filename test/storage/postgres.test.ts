@@ -3,13 +3,17 @@
  * opening one empty database at once (the migrations' advisory lock), the
  * schema recorded once and kept across reopening, a refused newer schema, a
  * failed step rolled back, and two pools (two gateway processes) sharing
- * one offline quota; the reads of a login as one named statement each.
+ * one offline quota; the reads of a login as one named statement each; an
+ * archive write that fails for a moment tried again, and stored once.
  */
 import t from 'tap';
 import pg from 'pg';
 import { openPostgresStorage, type Storage } from '../../src/storage/index.js';
 import { migratePostgres, PG_MIGRATIONS, type PgMigration } from '../../src/storage/postgres/index.js';
 import { creds, testPostgres, withAccounts } from './backends.js';
+import { createArchiveWriter } from '../../src/xmpp/features/mam/writer.js';
+import { eventually } from '../helpers/eventually.js';
+import { entriesOf, RECIPIENT, SENDER, type ArchiveRecord } from '../../src/storage/ports/archive-pack.js';
 
 async function query<R extends pg.QueryResultRow>(url: string, sql: string): Promise<R[]> {
   const client = new pg.Client({ connectionString: url });
@@ -154,4 +158,37 @@ t.test('postgres: reads of one account asked at once share one statement, each c
 
 t.test('postgres: an unreachable server fails the open, naming the cause', async (t) => {
   await t.rejects(openPostgresStorage({ url: 'postgres://nobody@127.0.0.1:1/none' }), /ECONNREFUSED/);
+});
+
+t.test('postgres: an archive write failing for a moment is committed by a retry; a batch committed already is not stored twice', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const storage = await openPostgresStorage({ url });
+  t.teardown(() => storage.close());
+  await withAccounts(storage, 'alice', 'bob');
+  // A real failure of the statement while the flag row exists (a trigger raising an error).
+  await query(url, `CREATE TABLE fail_archive (x INTEGER);
+    CREATE FUNCTION fail_archive() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF EXISTS (SELECT 1 FROM fail_archive) THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$;
+    CREATE TRIGGER fail_archive BEFORE INSERT ON archive FOR EACH ROW EXECUTE FUNCTION fail_archive();
+    INSERT INTO fail_archive VALUES (1)`);
+  let retries = 0;
+  const writer = createArchiveWriter(storage.archive, 1 << 30, { onRetry: () => { retries++; } });
+  const record = (id: string, key: number): ArchiveRecord =>
+    ({ key, id, at: 1000 + key, sender: 'bob@example.com', receiver: 'alice@example.com', sides: RECIPIENT | SENDER, stanza: `<message xmlns="jabber:client" id="${id}"><body>x</body></message>` });
+  const written = writer.write(record('m1', 1));
+  await eventually(() => retries >= 2, { interval: 20, message: 'two retries' });
+  await query(url, 'DELETE FROM fail_archive');
+  await t.resolves(written, 'committed once the statement works again');
+  const ids = async (user: string) => {
+    const page = await storage.archive.query('example.com', user, { limit: 10, direction: 'forward' });
+    return page === 'item-not-found' ? [] : page.messages.map((m) => m.id);
+  };
+  t.same(await ids('alice'), ['m1'], "in the recipient's archive");
+  t.same(await ids('bob'), ['m1'], "in the sender's archive");
+  // A batch committed, then tried again because its answer was lost: its rows are there once.
+  const again = entriesOf(record('m2', 2));
+  await storage.archive.append(again);
+  await t.resolves(storage.archive.append(again), 'the same entries again are not an error');
+  t.same(await ids('alice'), ['m1', 'm2'], 'stored once');
+  t.same(await ids('bob'), ['m1', 'm2']);
 });

@@ -1,7 +1,7 @@
 /** The archive's batch writer and retention sweep (features/mam): batching, ordering, failures, bounds. */
 import t from 'tap';
-import { createArchiveWriter, MAX_BATCH, MAX_COMMIT } from '../../src/xmpp/features/mam/writer.js';
-import { ArchivePack, RECIPIENT, type ArchiveRecord } from '../../src/storage/ports/archive-pack.js';
+import { createArchiveWriter, MAX_BATCH, MAX_COMMIT, RETRY_FIRST_MS } from '../../src/xmpp/features/mam/writer.js';
+import { ArchivePack, PackedWriteError, RECIPIENT, unpack, type ArchiveRecord } from '../../src/storage/ports/archive-pack.js';
 import { createRetention, SWEEP_BATCH } from '../../src/xmpp/features/mam/retention.js';
 import { createMemoryStorage, deriveStoredCredentials, type ArchiveEntry } from '../../src/storage/index.js';
 
@@ -45,6 +45,9 @@ t.test('a burst is closed in batches of MAX_BATCH; those waiting for the store g
   t.equal(writer.pending, 0);
 });
 
+// Without retries (retryForMs 0): what a failure rejects.
+const NO_RETRY = { retryForMs: 0 };
+
 t.test('a failed merged commit rejects each of its batches; later ones are written', async (t) => {
   let calls = 0;
   const writer = createArchiveWriter({
@@ -53,7 +56,7 @@ t.test('a failed merged commit rejects each of its batches; later ones are writt
       await new Promise((resolve) => setTimeout(resolve, 5));
       if (calls === 2) throw new Error('disk full');
     },
-  }, BIG);
+  }, BIG, NO_RETRY);
   const first = Array.from({ length: MAX_BATCH }, (_, i) => writer.write(record(i)));
   const merged = Array.from({ length: 2 * MAX_BATCH }, (_, i) => writer.write(record(MAX_BATCH + i)));
   await Promise.all(first);
@@ -65,10 +68,90 @@ t.test('a failed merged commit rejects each of its batches; later ones are writt
 
 t.test('a failed commit rejects only its own batch; the next one is written', async (t) => {
   let fail = true;
-  const writer = createArchiveWriter({ append: async () => { if (fail) { fail = false; throw new Error('disk full'); } } }, BIG);
+  const writer = createArchiveWriter({ append: async () => { if (fail) { fail = false; throw new Error('disk full'); } } }, BIG, NO_RETRY);
   const first = writer.write(record(1));
   await t.rejects(first, /disk full/);
   await t.resolves(writer.write(record(2)));
+});
+
+t.test('a failed commit is tried again, backing off, the later batches waiting behind it in order; nothing is lost', async (t) => {
+  const tries: string[][] = [];
+  const retries: number[] = [];
+  let failures = 3;
+  const writer = createArchiveWriter({
+    append: async (entries) => {
+      tries.push(entries.map((e) => e.id));
+      if (failures-- > 0) throw new Error('connection lost');
+    },
+  }, BIG, { onRetry: (_err, delayMs) => retries.push(delayMs) });
+  const first = writer.write(record(1));
+  await new Promise((resolve) => setTimeout(resolve, 60)); // past BATCH_MS: the first batch is committing
+  const second = writer.write(record(2));
+  await t.resolves(first, 'the first batch is committed once the store works again');
+  await t.resolves(second);
+  t.same(retries, [RETRY_FIRST_MS, 2 * RETRY_FIRST_MS, 4 * RETRY_FIRST_MS], 'each failure waits twice as long as the one before');
+  t.same(tries, [['m1'], ['m1'], ['m1'], ['m1'], ['m2']], 'the same records again, then the batch behind them');
+  t.equal(writer.pending, 0);
+});
+
+t.test('a store failing longer than retryForMs: the batch fails; later commits fail at their first failure until one succeeds', async (t) => {
+  let clock = 0;
+  let broken = true;
+  let calls = 0;
+  const retries: number[] = [];
+  const writer = createArchiveWriter({
+    append: async () => {
+      calls++;
+      clock += 400; // each failing attempt takes the store 400 ms (a connect timing out)
+      if (broken) throw new Error('database down');
+    },
+  }, BIG, { retryForMs: 1000, now: () => clock, onRetry: (_err, delayMs) => retries.push(delayMs) });
+  await t.rejects(writer.write(record(1)), /database down/, 'given up once the store has failed for retryForMs');
+  // Failing since the first failure (at 400 ms): tried at 800 and 1,200, the last wait cut to what is left, given up at 1,600.
+  t.equal(calls, 4, 'tried until the store had failed for retryForMs');
+  t.same(retries, [RETRY_FIRST_MS, 2 * RETRY_FIRST_MS, 200]);
+  await t.rejects(writer.write(record(2)), /database down/, 'the next commit: one try, no waiting');
+  t.equal(calls, 5);
+  broken = false;
+  await t.resolves(writer.write(record(3)));
+  broken = true;
+  calls = 0;
+  await t.rejects(writer.write(record(4)), /database down/);
+  t.equal(calls, 4, 'after a success a failing store is tried again for retryForMs');
+});
+
+t.test('a store that took the chunks over hands them back with its failure: the retry commits the same records', async (t) => {
+  const committed: string[] = [];
+  let fail = true;
+  const writer = createArchiveWriter({
+    append: async () => { throw new Error('not used'); },
+    appendPacked: async (views) => {
+      // As the SQLite writer thread: the chunks are transferred (detached here), and sent back on failure.
+      const moved = structuredClone(views, { transfer: [...new Set(views.map((v) => v.buffer as ArrayBuffer))] });
+      t.ok(views.every((v) => v.byteLength === 0), 'the caller no longer holds the chunks');
+      if (fail) {
+        fail = false;
+        throw new PackedWriteError('busy', moved);
+      }
+      for (const r of unpack(moved)) committed.push(r.id);
+    },
+  }, BIG);
+  await t.resolves(Promise.all([writer.write(record(1)), writer.write(record(2))]));
+  t.same(committed, ['m1', 'm2']);
+});
+
+t.test('a store that took the chunks over and failed without handing them back: the batch fails at once', async (t) => {
+  let calls = 0;
+  const writer = createArchiveWriter({
+    append: async () => { throw new Error('not used'); },
+    appendPacked: async (views) => {
+      calls++;
+      structuredClone(views, { transfer: [...new Set(views.map((v) => v.buffer as ArrayBuffer))] });
+      throw new Error('the thread died');
+    },
+  }, BIG);
+  await t.rejects(writer.write(record(1)), /the thread died/);
+  t.equal(calls, 1, 'no retry with detached chunks');
 });
 
 t.test('past maxBytes, room() holds the caller until commits bring the queue under half; nothing queued is refused', async (t) => {

@@ -112,3 +112,14 @@ export function entriesOf(r: ArchiveRecord): ArchiveEntry[] {
   if (r.sides & SENDER) out.push({ ...split(r.sender), id: r.id, seq: 2 * r.key + 1, with: r.receiver, at: r.at, stanza: r.stanza });
   return out;
 }
+
+/**
+ * A failed appendPacked whose store had taken the chunks over (a writer thread): `views` are
+ * the same records handed back, for the caller to try again with (the originals are detached).
+ */
+export class PackedWriteError extends Error {
+  constructor(message: string, readonly views: readonly Uint8Array[]) {
+    super(message);
+    this.name = 'PackedWriteError';
+  }
+}

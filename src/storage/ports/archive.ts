@@ -78,14 +78,18 @@ export interface ArchiveStore {
   /**
    * Stores the entries in one transaction, in order (the order of an
    * archive). Entries for accounts that do not exist are skipped, so one
-   * unknown recipient cannot fail the batch.
+   * unknown recipient cannot fail the batch. A failed append is tried
+   * again by the caller (features/mam/writer.ts): when it was committed
+   * after all (PostgreSQL: the connection lost before the answer), the
+   * entries already there (same account and id) are left as they are.
    */
   append(entries: readonly ArchiveEntry[]): Promise<void>;
   /**
    * The same for records packed as the server queues them (archive-pack.ts: a message once,
    * with the archives that keep it), in one transaction, in order. Stores without it are
    * given the records' entries through append(). The views are the store's once called (a
-   * writer thread takes them over).
+   * writer thread takes them over); when the store took them over and the write failed, it
+   * rejects with a PackedWriteError that hands them back (the caller tries again with those).
    */
   appendPacked?(views: readonly Uint8Array[]): Promise<void>;
   /** A page of the account's archive; 'item-not-found' when an id it is given (a bound or one of `ids`) is not in the archive. */

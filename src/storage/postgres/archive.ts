@@ -20,10 +20,13 @@ export function createPgArchiveStore(pool: Pool): ArchiveStore {
     async append(entries) {
       if (entries.length === 0) return;
       // One statement for the batch; rows for accounts that do not exist are left out by the join.
+      // A retry of a batch that was committed after all (the answer lost with the connection)
+      // finds its rows there: left as they are (the port's contract).
       await inTransaction(pool, (c) => c.query(`INSERT INTO archive (host, username, id, with_jid, at, stanza)
         SELECT u.host, u.username, e.id, e.with_jid, e.at, e.stanza
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS e(host, username, id, with_jid, at, stanza, n)
-        JOIN users u ON u.host = e.host AND u.username = e.username ORDER BY e.n`,
+        JOIN users u ON u.host = e.host AND u.username = e.username ORDER BY e.n
+        ON CONFLICT (host, username, id) DO NOTHING`,
       [entries.map((e) => e.host), entries.map((e) => e.username), entries.map((e) => e.id), entries.map((e) => e.with), entries.map((e) => e.at), entries.map((e) => e.stanza)]));
     },
     async remove(host, username, ids) {

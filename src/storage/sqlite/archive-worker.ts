@@ -3,7 +3,7 @@
  * file, committing the batches the archive store posts (one transaction
  * each, in order) and answering each with its id, and the error if any.
  * A batch is packed records (their chunks transferred, not copied) or
- * entries. Here, not on the event loop, because a commit and above all
+ * entries (handed back with the error when the commit fails). Here, not on the event loop, because a commit and above all
  * the WAL checkpoints that follow commits fsync, and better-sqlite3 is
  * synchronous.
  */
@@ -29,6 +29,8 @@ parentPort!.on('message', (job: Job) => {
     if (job.packed) append.records(unpack(job.packed)); else append.entries(job.entries ?? []);
     parentPort!.postMessage({ id: job.id });
   } catch (err) {
-    parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) });
+    // Rolled back: the records go back with the error, for the server to try again (features/mam/writer.ts).
+    const packed = job.packed ?? [];
+    parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err), packed }, [...new Set(packed.map((v) => v.buffer as ArrayBuffer))]);
   }
 });

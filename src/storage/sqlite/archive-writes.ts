@@ -1,10 +1,11 @@
 /** Archive appends committed on a worker thread (archive-worker.ts), awaited by the caller. */
 import { Worker } from 'node:worker_threads';
 import type { ArchiveEntry } from '../ports/archive.js';
+import { PackedWriteError } from '../ports/archive-pack.js';
 
 export interface ThreadedAppend {
   append(entries: readonly ArchiveEntry[]): Promise<void>;
-  /** Packed records (archive-pack.ts); their chunks are transferred to the thread. */
+  /** Packed records (archive-pack.ts); their chunks are transferred to the thread (and back with a PackedWriteError if the commit fails). */
   appendPacked(views: readonly Uint8Array[]): Promise<void>;
   /** Waits for the batches posted so far, then stops the thread. */
   close(): Promise<void>;
@@ -22,10 +23,12 @@ export function startArchiveThread(file: string, busyTimeoutMs: number): Threade
   const waiting = new Map<number, Waiting>();
   let next = 0;
   let failed: Error | undefined;
-  worker.on('message', ({ id, error }: { id: number; error?: string }) => {
+  worker.on('message', ({ id, error, packed }: { id: number; error?: string; packed?: Uint8Array[] }) => {
     const w = waiting.get(id);
     waiting.delete(id);
-    if (error === undefined) w?.resolve(); else w?.reject(new Error(`archive write failed: ${error}`));
+    if (error === undefined) w?.resolve();
+    else if (packed !== undefined && packed.length > 0) w?.reject(new PackedWriteError(`archive write failed: ${error}`, packed));
+    else w?.reject(new Error(`archive write failed: ${error}`));
   });
   worker.on('error', (err) => {
     failed = err;

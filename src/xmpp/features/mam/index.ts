@@ -73,7 +73,9 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   // Numbering starts after the store's newest entry (a clock set back across a restart reuses no seq).
   const primed = deps.archive.newestAt?.().then((at) => { if (at !== undefined) sequence.floor(at); },
     (err: unknown) => ctx.log.error({ err }, 'message archive: the newest entry cannot be read; numbering from the clock'));
-  const writer = createArchiveWriter(deps.archive, opts.writeQueueBytes);
+  const writer = createArchiveWriter(deps.archive, opts.writeQueueBytes, {
+    onRetry: (err, delayMs) => ctx.log.warn({ err, delayMs }, 'message archive: a write failed; trying again'),
+  });
   const retention = createRetention(deps.archive, opts, ctx.log, deps.now ?? Date.now);
   const prefsCache = new PrefsCache();
   // The last archive commit each sending session waits for before its next <a/> (XEP-0198).
@@ -86,7 +88,7 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     batch = done;
     batchSettled = done.catch((err: unknown) => {
       // Delivered (or stored offline) already: only the archive copies are missing. Logged, never bounced.
-      ctx.log.error({ err }, 'message archive: a write failed');
+      ctx.log.error({ err }, 'message archive: a write failed for good (the store failing for RETRY_FOR_MS): its messages are not archived');
     });
     return batchSettled;
   };

@@ -1,5 +1,5 @@
 import type { ArchiveStore } from '../../../storage/ports/archive.js';
-import { ArchivePack, entriesOf, unpack, type ArchiveRecord } from '../../../storage/ports/archive-pack.js';
+import { ArchivePack, entriesOf, PackedWriteError, unpack, type ArchiveRecord } from '../../../storage/ports/archive-pack.js';
 
 /** Messages a batch collects at most before it is closed (committed as soon as the store is free). */
 export const MAX_BATCH = 2000;
@@ -23,6 +23,27 @@ export const MAX_COMMIT = 4000;
  * archive"). Only XEP-0198 <a/>s wait this long.
  */
 export const BATCH_MS = 50;
+
+/**
+ * A commit that fails is tried again (the same batches, in order, the later ones waiting behind
+ * it) after RETRY_FIRST_MS, doubling up to RETRY_MAX_MS, for as long as the store has been
+ * failing less than RETRY_FOR_MS: a database restarting, a lock held by another process past
+ * SQLite's busy timeout, a disk full for a moment lose nothing. Meanwhile the XEP-0198 <a/>s
+ * wait and, once the queue is full, so do the senders (room()). A store failing longer is
+ * taken for broken: the batch fails (the archive misses it: logged), and so does each later
+ * commit at its first failure, until one succeeds, so chat goes on without the archive.
+ */
+export const RETRY_FIRST_MS = 100;
+export const RETRY_MAX_MS = 2000;
+export const RETRY_FOR_MS = 30_000;
+
+export interface WriterOptions {
+  /** How long a failing store is tried again (RETRY_FOR_MS). */
+  readonly retryForMs?: number;
+  /** A commit failed and is tried again in `delayMs` (for the log). */
+  readonly onRetry?: (err: unknown, delayMs: number) => void;
+  readonly now?: () => number;
+}
 
 export interface ArchiveWriter {
   /**
@@ -86,7 +107,11 @@ function newBatch(): Batch {
  * slows the senders (their input queues in the core, bounded) instead of
  * growing the queue.
  */
-export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'appendPacked'>, maxBytes: number): ArchiveWriter {
+export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'appendPacked'>, maxBytes: number, opts: WriterOptions = {}): ArchiveWriter {
+  const retryForMs = opts.retryForMs ?? RETRY_FOR_MS;
+  const now = opts.now ?? Date.now;
+  // Since when the store has failed every commit (undefined: the last one succeeded).
+  let failingSince: number | undefined;
   let open: Batch | undefined;
   // Closed batches waiting for the store, oldest first.
   const closed: Batch[] = [];
@@ -109,10 +134,8 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'append
     // Counted before the store takes the chunks (a writer thread detaches them).
     const count = batches.reduce((n, b) => n + b.pack.count, 0);
     const bytes = batches.reduce((n, b) => n + b.pack.bytes, 0);
-    const views = batches.flatMap((b) => b.pack.views());
     try {
-      if (store.appendPacked) await store.appendPacked(views);
-      else await store.append([...unpack(views)].flatMap(entriesOf));
+      await put(batches.flatMap((b) => b.pack.views()));
       for (const b of batches) b.resolve();
     } catch (err) {
       for (const b of batches) b.reject(err);
@@ -120,6 +143,28 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'append
       pending -= count;
       pendingBytes -= bytes;
       if (full && pendingBytes < maxBytes / 2) { full.open(); full = undefined; }
+    }
+  };
+  /** One commit of the records, tried again while the store has been failing less than retryForMs. */
+  const put = async (views: readonly Uint8Array[]): Promise<void> => {
+    for (let delay = RETRY_FIRST_MS; ; delay = Math.min(2 * delay, RETRY_MAX_MS)) {
+      try {
+        if (store.appendPacked) await store.appendPacked(views);
+        else await store.append([...unpack(views)].flatMap(entriesOf));
+        failingSince = undefined;
+        return;
+      } catch (err) {
+        // A writer thread had taken the chunks over: it hands them back to try again with.
+        if (err instanceof PackedWriteError) views = err.views;
+        else if (store.appendPacked && views.some((v) => v.buffer.byteLength === 0)) throw err; // taken and not handed back
+        const t = now();
+        failingSince ??= t;
+        const left = failingSince + retryForMs - t;
+        if (left <= 0) throw err;
+        const wait = Math.min(delay, left);
+        opts.onRetry?.(err, wait);
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
     }
   };
   /** Commits the waiting batches, one commit at a time, until none is left. */
