@@ -48,6 +48,7 @@ function stubOwner(node: string, sid: string, sink: RemoteSink): SessionOwner {
   return {
     dispatchOpen() {}, dispatchElement() {}, dispatchClose() {}, lost() {}, undelivered() {}, drained() {},
     filterOut: () => false,
+    mayHibernate: () => false,
     closed(session: Session, reason: StreamError | undefined) {
       sink.close(session, node, {
         kind: 'close', to: session.full_jid!, sid, condition: reason?.condition ?? 'reset',

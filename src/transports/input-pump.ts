@@ -12,12 +12,14 @@ export interface InputItem {
 
 /**
  * RFC 6120 §8.2.3: a get only asks for its answer, and with the transport
- * gone there is nowhere to send one; building it could be large (a batch
- * of vCard gets). XEP-0198 did not count it handled, so a client that
- * resumes sends it again.
+ * gone and the session ending there is nowhere to send one; building it
+ * could be large (a batch of vCard gets). A session that hibernates
+ * (XEP-0198) runs it: its answer waits for the resumption, and skipping it
+ * while running the stanzas behind it would make h count them in its place
+ * (the client would take the get as handled and send a later message twice).
  */
-export function skippedWhenEnding(el: { readonly name: string; attr(name: string): string | undefined }): boolean {
-  return el.name === 'iq' && el.attr('type') === 'get';
+export function skippedWhenEnding(el: { readonly name: string; attr(name: string): string | undefined }, session: { readonly resumable: boolean }): boolean {
+  return el.name === 'iq' && el.attr('type') === 'get' && !session.resumable;
 }
 
 /** Inbound shaping (issue 10 item 4): 0 turns a bucket off. */

@@ -247,7 +247,7 @@ function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, o
     // RFC 7395 §3.3.2: <open/> must be in the framing namespace; <stream:stream> is not used.
     return session.streamError('invalid-namespace', `<${el.name}/> must be <open xmlns='${NS.FRAMING}'/>`);
   }
-  if (ending && skippedWhenEnding(el)) return;
+  if (ending && skippedWhenEnding(el, session)) return;
   session.element(el);
 }
 

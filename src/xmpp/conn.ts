@@ -63,6 +63,11 @@ export interface ConnEvents {
   readonly logId: string;
   /** SASL has succeeded (per-address limits count unauthenticated streams; smaller stanzas are allowed before). */
   readonly authenticated: boolean;
+  /**
+   * XEP-0198: a lost transport would hibernate the session, so answers to what the peer sent
+   * still reach it after a resumption (an IQ get held when the transport ends is then run, not skipped).
+   */
+  readonly resumable: boolean;
   /** The peer opened (or re-opened after SASL) the stream; attrs of its <open/> or BOSH body. */
   streamOpened(attrs: Readonly<Record<string, string>>): void;
   /** One complete top-level element arrived. */
@@ -81,6 +86,6 @@ export interface ConnEvents {
 
 /** Where a transport's events go once it no longer belongs to a session. */
 export const DETACHED: ConnEvents = {
-  notopen: false, destroyed: true, logId: 'detached', authenticated: false,
+  notopen: false, destroyed: true, logId: 'detached', authenticated: false, resumable: false,
   streamOpened() {}, element() {}, streamClosed() {}, transportLost() {}, undelivered() {}, drained() {}, streamError() {},
 };

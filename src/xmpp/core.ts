@@ -246,22 +246,39 @@ export function createCore(deps: CoreDeps): Core {
     if (held > MAX_QUEUED_INPUT_BYTES) session.close({ condition: 'policy-violation', text: `more than ${MAX_QUEUED_INPUT_BYTES} bytes sent while the server was still busy with this session` });
   }
 
+  /**
+   * Runs a transport event's `work` in order, as long as the transport that sent it is still the
+   * session's (XEP-0198 §5): an event queued before a resumption replaced that transport is
+   * dropped (a stanza uncounted by <resumed h/>, sent again by the client; the old transport's
+   * close or loss is not the resumed session's). On a carrier retired by a resumption, the event
+   * goes on to the resumed session (`handOn`), whose transport sent it.
+   */
+  function fromTransport(session: Session, el: XmlElement | undefined, work: () => void | Promise<void>, handOn: (to: Session) => void): void {
+    const resumptions = session.resumptions;
+    inOrder(session, el, () => {
+      if (session.resumptions !== resumptions) return;
+      const into = session.resumedInto;
+      if (into === undefined) return work();
+      if (into.session.resumptions === into.resumptions) handOn(into.session);
+    });
+  }
+
   const owner: SessionOwner = {
     dispatchOpen(session, attrs) {
-      inOrder(session, undefined, () => {
+      fromTransport(session, undefined, () => {
         try {
           const out = openStream(session, attrs);
           if (isPromise(out)) return out.then(noop, (err: unknown) => fail(session, undefined, err));
         } catch (err) { fail(session, undefined, err); }
-      });
+      }, noop);
     },
     dispatchElement(session, el) {
-      inOrder(session, el, () => processElement(session, el));
+      fromTransport(session, el, () => processElement(session, el), (to) => owner.dispatchElement(to, el));
     },
     // The end of the stream comes after what the client sent before it (its last <a/> above all,
     // or stream management would hand over stanzas the client has acknowledged).
     dispatchClose(session) {
-      inOrder(session, undefined, () => session.close());
+      fromTransport(session, undefined, () => session.close(), (to) => owner.dispatchClose(to));
     },
     filterOut(session, stanza) {
       metrics.stanzaOut(stanza.name as StanzaKind, session.transport);
@@ -279,13 +296,14 @@ export function createCore(deps: CoreDeps): Core {
       destroy(session, reason);
     },
     lost(session, reason) {
-      inOrder(session, undefined, () => {
+      fromTransport(session, undefined, () => {
         if (session.destroyed) return;
         if (lifecycle.hibernate(session, reason)) return;
         lifecycle.detach(session);
         destroy(session, { condition: 'connection-timeout', text: reason }, 'dropped');
-      });
+      }, (to) => owner.lost(to, reason));
     },
+    mayHibernate: (session) => lifecycle.mayHibernate(session),
     drained(session) {
       if (!session.destroyed) hooks.run('session-drained', { session });
     },

@@ -83,6 +83,10 @@ export function createLifecycle(deps: LifecycleDeps): CoreLifecycle {
       carrier.conn = null;
       conn.attach(old);
       old.conn = conn;
+      // What the replaced transport sent and still waits in the queue is dropped; what the new one sent
+      // behind <resume/> (queued on the carrier) follows here (core.ts).
+      old.resumptions++;
+      carrier.resumedInto = { session: old, resumptions: old.resumptions };
       old.secure = conn.secure;
       old.ip = conn.ip;
       old.transport = conn.transport;

@@ -21,6 +21,8 @@ export interface SessionOwner {
   undelivered(session: Session, elements: XmlElement[]): void;
   /** The transport's output backlog drained (see ConnEvents.drained). */
   drained(session: Session): void;
+  /** Whether a lost transport would hibernate `session` (stream management) rather than end it. */
+  mayHibernate(session: Session): boolean;
 }
 
 /** Marker for client stanzas: the three kinds of RFC 6120 §8 in jabber:client. */
@@ -71,6 +73,18 @@ export class Session implements ConnEvents {
   stanzasIn = 0;
   stanzasOut = 0;
   destroyed = false;
+  /**
+   * XEP-0198 §5: how many resumptions moved a new transport under this session. Input that
+   * arrived from a transport before a resumption replaced it, and waited behind the session's
+   * queue meanwhile, is dropped (core.ts): `<resumed h/>` did not count it, so the client sends it again.
+   */
+  resumptions = 0;
+  /**
+   * On a stream retired by a resumption (the carrier of `<resume/>`): the session its transport
+   * went to, and that session's `resumptions` then. What the transport sent behind `<resume/>`
+   * (a stanza, its close, its loss) goes there while no later resumption replaced it.
+   */
+  resumedInto: { readonly session: Session; readonly resumptions: number } | undefined;
   /** Stanzas the transport could not deliver, handed over when the session is gone (see hand-over.ts). */
   undeliveredStanzas: import('./undelivered.js').Undelivered[] | undefined;
   #closing = false;
@@ -118,6 +132,9 @@ export class Session implements ConnEvents {
   }
 
   get closing(): boolean { return this.#closing; }
+
+  /** XEP-0198: a lost transport would hibernate this session, whose answers then wait for a resumption (ConnEvents). */
+  get resumable(): boolean { return this.owner.mayHibernate(this); }
 
   // ConnEvents: calls from the transport.
   streamOpened(attrs: Readonly<Record<string, string>>): void { this.owner.dispatchOpen(this, attrs); }
