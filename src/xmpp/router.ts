@@ -6,7 +6,7 @@ import type { Session } from './session.js';
 import type { SessionsView } from './session-manager.js';
 import type { ComponentRegistry } from './registry.js';
 import { stanzaErrorReply, type StanzaErrorCondition } from './errors.js';
-import { handledAsBareWithoutResource } from './message-types.js';
+import { handledAsBareWithoutResource, messageType } from './message-types.js';
 
 export type StanzaKind = 'message' | 'presence' | 'iq';
 
@@ -54,7 +54,7 @@ export class Router {
    * (offline storage and carbons then take part); `to` keeps the resource.
    */
   #asBare(kind: StanzaKind, stanza: XmlElement, to: Jid): boolean {
-    return kind === 'message' && this.sessions.get(to.domain, to.local, to.resource) === undefined && handledAsBareWithoutResource(stanza.attr('type'));
+    return kind === 'message' && this.sessions.get(to.domain, to.local, to.resource) === undefined && handledAsBareWithoutResource(messageType(stanza));
   }
 
   /**

@@ -5,6 +5,7 @@ import { resourceChanged, type RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
 import { bareTargets } from './message.js';
 import { PRIORITY } from '../priorities.js';
+import { messageType } from '../message-types.js';
 
 /**
  * Message carbons (XEP-0280, urn:xmpp:carbons:2): every carbons-enabled
@@ -105,7 +106,7 @@ export function eligible(stanza: XmlElement): boolean {
   if (stanza.getChild('private', NS.CARBONS) || stanza.getChild('no-copy', NS.HINTS)) return false;
   // A copy of a copy would confuse every client (and loop between accounts).
   if (stanza.getChild('sent', NS.CARBONS) || stanza.getChild('received', NS.CARBONS)) return false;
-  const type = stanza.attr('type') ?? 'normal';
+  const type = messageType(stanza);
   if (type === 'chat') return true;
   if (type !== 'normal') return false;
   if (stanza.getChild('body', NS.CLIENT)) return true;

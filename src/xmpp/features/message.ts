@@ -3,7 +3,7 @@ import type { ModuleContext } from '../context.js';
 import type { RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
 import { PRIORITY } from '../priorities.js';
-import { handledAsBareWithoutResource } from '../message-types.js';
+import { handledAsBareWithoutResource, messageType } from '../message-types.js';
 
 /**
  * Message delivery between local accounts (RFC 6121 §8.5): the standard
@@ -53,7 +53,7 @@ export function deliverFull(ctx: ModuleContext, event: RouteEvent): void {
     target.send(stanza);
     return;
   }
-  const type = stanza.attr('type');
+  const type = messageType(stanza);
   if (type === 'groupchat') ctx.router.bounce(event, 'service-unavailable');
   else if (handledAsBareWithoutResource(type)) void ctx.router.route(null, stanza, to);
   else if (type !== 'headline' && type !== 'error' && !deliverBare(ctx, event)) undeliverable(ctx, event);
@@ -74,7 +74,7 @@ export function deliverBare(ctx: ModuleContext, event: RouteEvent): boolean {
  */
 export function bareTargets(ctx: ModuleContext, event: RouteEvent): Session[] {
   const { to, stanza } = event;
-  const type = stanza.attr('type') ?? 'normal';
+  const type = messageType(stanza);
   if (type === 'groupchat') return [];
   let best = -1;
   let out: Session[] = [];
@@ -92,7 +92,7 @@ export function bareTargets(ctx: ModuleContext, event: RouteEvent): Session[] {
  * so nothing about which accounts exist leaks. Headline and error are dropped.
  */
 export function undeliverable(ctx: ModuleContext, event: RouteEvent): void {
-  const type = event.stanza.attr('type') ?? 'normal';
+  const type = messageType(event.stanza);
   if (type === 'headline' || type === 'error') return;
   ctx.router.bounce(event, 'service-unavailable');
 }

@@ -1,6 +1,7 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import { LRUCache } from 'lru-cache';
 import { tryParseJid } from '../../../jid/index.js';
+import { messageType } from '../../message-types.js';
 import type { ArchivePrefs } from '../../../storage/ports/archive.js';
 import { archiveIdFor, KEYS_PER_MS } from '../../../storage/ports/archive-ids.js';
 import { NS_SID } from './ns.js';
@@ -12,7 +13,7 @@ import { NS_SID } from './ns.js';
  * carbon copies are never routed as messages of their own.
  */
 export function archivable(stanza: XmlElement): boolean {
-  const type = stanza.attr('type') ?? 'normal';
+  const type = messageType(stanza);
   if (type !== 'chat' && type !== 'normal') return false;
   if (!stanza.getChild('body', NS.CLIENT)) return false;
   if (stanza.getChild('no-store', NS.HINTS) || stanza.getChild('no-permanent-store', NS.HINTS)) return false;

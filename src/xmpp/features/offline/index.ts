@@ -7,6 +7,7 @@ import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
 import { bareTargets, deliverBare, deliverFull, undeliverable } from '../message.js';
 import { PRIORITY } from '../../priorities.js';
+import { messageType } from '../../message-types.js';
 import { createDelivery, type AckTracker } from './delivery.js';
 
 export interface OfflineOptions {
@@ -191,7 +192,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
  * not stored gets the RFC 6121 answer of a server without storage.
  */
 export function storable(stanza: XmlElement): boolean {
-  const type = stanza.attr('type') ?? 'normal';
+  const type = messageType(stanza);
   if (type !== 'chat' && type !== 'normal') return false;
   if (stanza.getChild('no-store', NS.HINTS)) return false;
   const payload = stanza.getChildren().filter((c) => !(c.local === 'thread' && c.ns === NS.CLIENT));
