@@ -149,7 +149,10 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   message.register(ctx);
   const offlineMessages = offline.register(ctx, {
     maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes,
-  }, { offline: stores.offline, users: stores.users, acks: streamManagement });
+  }, {
+    offline: stores.offline, users: stores.users, acks: streamManagement,
+    blocks: (session, from) => accountsService.isBlocked(accountsService.accountOf(session), from),
+  });
   // XEP-0313 archives before carbons copy: the <sent/> copies carry the sender's stanza id.
   const archive = config.mamEnabled ? mam.register(ctx, {
     maxPage: config.mamMaxPageSize, retentionDays: config.mamRetentionDays, maxMessagesPerUser: config.mamMaxMessagesPerUser,
@@ -167,8 +170,8 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   if (config.sasl2Enabled) {
     sasl2.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser }, { engine: saslEngine, sm: streamManagement, csi: csiState, fast });
   }
-  presence.register(ctx, { accounts: accountsService });
-  blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists });
+  const directedPresence = presence.register(ctx, { accounts: accountsService });
+  blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists, directed: directedPresence });
   remote.register(ctx);
   if (config.echoComponent !== '') echo.register(ctx, { address: config.echoComponent, version: VERSION });
   const accountWatch = accountChanges.register(ctx, { pollMs: 500 }, { users: stores.users });

@@ -9,6 +9,15 @@ import { drive, type Fanout } from './accounts/fanout.js';
 import { PRIORITY } from '../priorities.js';
 import { delivered, type DeliverResult } from '../pipeline.js';
 
+/** §4.6 directed presence, as blocking (XEP-0191 §3.3) needs it. */
+export interface DirectedPresence {
+  /**
+   * Sends unavailable from `session` to each JID it sent directed available presence to for which
+   * `ends` is true, and forgets them (the end of the session owes them nothing more).
+   */
+  withdraw(session: Session, ends: (to: Jid) => boolean): void;
+}
+
 export interface PresenceDeps {
   /** The accounts in memory and presence relaying between them (accounts.register). */
   readonly accounts: AccountsService;
@@ -22,7 +31,7 @@ export interface PresenceDeps {
  * non-directed available presence, undefined once unavailable) and
  * `priority`. Subscription types are roster/subscriptions.ts's.
  */
-export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): void {
+export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): DirectedPresence {
   const { relay, accounts } = svc;
   /** §4.6: whom each session sent directed available presence to, owed unavailable when it goes. */
   const directed = new WeakMap<Session, Map<string, Jid>>();
@@ -75,7 +84,9 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): v
       if (s !== session) session.send(s.presence!.clone().setAttr('to', session.full_jid));
     }
     // §3.1.3: subscription requests that arrived while the user was offline, or unanswered.
+    // XEP-0191 §3.3: not from a JID the user blocks since (kept: it comes again after an unblock).
     for (const pending of me.pending.values()) {
+      if (svc.isBlocked(me, me.contact(pending.jid))) continue;
       session.send(storedRequest(pending.jid, pending.stanza, me.bare));
       yield 1;
     }
@@ -188,6 +199,18 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): v
       return unavailable(session, me, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid }));
     });
   }, PRIORITY.lifecycle.default);
+
+  return {
+    withdraw(session, ends) {
+      const recipients = directed.get(session);
+      if (!recipients || session.full_jid === undefined) return;
+      for (const [key, to] of recipients) {
+        if (!ends(to)) continue;
+        recipients.delete(key);
+        relay.deliver(to, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full }));
+      }
+    },
+  };
 }
 
 function isKnownType(type: string | undefined): boolean {

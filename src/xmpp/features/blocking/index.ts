@@ -9,6 +9,7 @@ import { StanzaErrorException } from '../../errors.js';
 import type { Account, AccountsService } from '../accounts/index.js';
 import { hasFrom, isSubscriptionType } from '../accounts/subscription.js';
 import type { Blocklists } from './blocklist.js';
+import type { DirectedPresence } from '../presence.js';
 import { randomId } from '../../../util/random.js';
 
 export { Blocklists, blocks, type BlocklistStores } from './blocklist.js';
@@ -23,6 +24,8 @@ export interface BlockingDeps {
   readonly accounts: AccountsService;
   /** The blocklists, loaded with each account (the same object is a part given to the accounts service). */
   readonly blocklists: Blocklists;
+  /** Directed presence (presence.ts): a JID the user sent it to and now blocks is told the user is unavailable. */
+  readonly directed?: DirectedPresence;
 }
 
 /**
@@ -31,8 +34,8 @@ export interface BlockingDeps {
  * on stanzas both ways. Blocking is "polite" (§Implementation Notes):
  * subscriptions are kept, the blocked JID just sees the user offline.
  * The unavailable presence sent on blocking goes to subscribers' available
- * resources; directed-presence recipients (kept by presence.ts) get theirs
- * when the session ends, and nothing before.
+ * resources and to the JIDs the user's sessions sent directed presence to
+ * (kept by presence.ts, which then owes them nothing at the session's end).
  */
 export function register(ctx: ModuleContext, opts: BlockingOptions, deps: BlockingDeps): void {
   const { accounts: svc, blocklists: lists } = deps;
@@ -78,6 +81,9 @@ export function register(ctx: ModuleContext, opts: BlockingOptions, deps: Blocki
         svc.relay.deliver(to, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: s.full_jid, to: to.full }));
       }
     }
+    // RFC 6121 §4.6: a directed-presence recipient may see presence too (its session-end unavailable
+    // would be refused by the block, and it would see the user online for good).
+    for (const s of ctx.sessions.resources(account.host, account.username)) deps.directed?.withdraw(s, (to) => blocks(account, to));
   }
 
   async function doUnblock(account: Account, jids: Jid[]): Promise<void> {

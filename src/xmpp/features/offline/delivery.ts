@@ -3,6 +3,8 @@ import type { OfflineMessage, OfflineStore } from '../../../storage/ports/offlin
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import { PRIORITY } from '../../priorities.js';
+import { tryParseJid, type Jid } from '../../../jid/index.js';
+import { stanzaErrorReply } from '../../errors.js';
 import '../stream-management/index.js';
 
 /** Stored messages read and sent at once; the next page waits until this one is acked (or written). */
@@ -18,6 +20,9 @@ export interface AckTracker {
   /** True when what is sent to `session` stays queued until the client acks it ('stanzas-acked' then fires). */
   tracks(session: Session): boolean;
 }
+
+/** XEP-0191: whether the session's account blocks `from` (a message stored before the block is then not delivered). */
+export type BlocksSender = (session: Session, from: Jid) => boolean;
 
 /** The page of a session waiting for acks: its stanzas still unacked (by stored id), and the ids acked so far. */
 interface InFlight {
@@ -37,7 +42,7 @@ interface InFlight {
  * unacked leaves those messages in storage, and its hand-over leaves them
  * out (the 'hand-over' hook), so the next login gets them, in order, once.
  */
-export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'list' | 'remove'>, acks: AckTracker | undefined): (session: Session) => Promise<void> {
+export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'list' | 'remove'>, acks: AckTracker | undefined, blocks?: BlocksSender): (session: Session) => Promise<void> {
   const inFlight = new WeakMap<Session, InFlight>();
   const drainWaiters = new WeakMap<Session, () => void>();
 
@@ -74,16 +79,26 @@ export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'li
     const tracked = acks?.tracks(session) ?? false;
     const f: InFlight = { unacked: new Map(), acked: [], wake: () => {} };
     const written: number[] = [];
+    const refused: number[] = [];
     // Registered before sending: a session that ends while a page is sent must not hand it over.
     if (tracked) inFlight.set(session, f);
     for (const m of page) {
       if (session.destroyed) break;
       const message = read(ctx, session, m);
       if (!message) continue;
+      // XEP-0191 §3.3: stored before the user blocked its sender: not delivered, taken out, and
+      // the sender told what a message to a blocker gets (service-unavailable), as at routing.
+      const from = tryParseJid(message.attr('from'));
+      if (from && blocks?.(session, from)) {
+        refused.push(m.id);
+        if (message.attr('type') !== 'error') void ctx.router.route(null, stanzaErrorReply(message, 'service-unavailable'), from);
+        continue;
+      }
       if (tracked) f.unacked.set(message, m.id); else written.push(m.id);
       // Through the session's filters: with stream management it is queued until acked.
       session.send(message);
     }
+    if (refused.length > 0) await store.remove(session.host!, session.username!, refused);
     if (tracked) {
       if (f.unacked.size > 0 && !session.destroyed) await new Promise<void>((resolve) => { f.wake = resolve; });
       inFlight.delete(session);

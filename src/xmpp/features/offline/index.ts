@@ -8,7 +8,7 @@ import type { Session } from '../../session.js';
 import { bareTargets, deliverBare, deliverFull, undeliverable } from '../message.js';
 import { PRIORITY } from '../../priorities.js';
 import { messageType } from '../../message-types.js';
-import { createDelivery, type AckTracker } from './delivery.js';
+import { createDelivery, type AckTracker, type BlocksSender } from './delivery.js';
 
 export interface OfflineOptions {
   /** Messages one account may hold; 0 disables offline storage (RFC 6121 §8.5.2.2.1 then bounces). */
@@ -25,6 +25,8 @@ export interface OfflineDeps {
   readonly users: Pick<UserStore, 'get'>;
   /** Stream management: whether a session's stanzas are acknowledged (XEP-0198). */
   readonly acks?: AckTracker;
+  /** Blocking (XEP-0191): whether the session's account blocks a sender. */
+  readonly blocks?: BlocksSender;
 }
 
 export interface OfflineFeature {
@@ -51,7 +53,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
   if (opts.maxMessages === 0) return { flush: () => line.idle() };
   const quota: OfflineQuota = { maxMessages: opts.maxMessages, maxBytes: opts.maxBytes };
   ctx.disco.addFeature(NS.OFFLINE);
-  const deliverStored = createDelivery(ctx, deps.offline, deps.acks);
+  const deliverStored = createDelivery(ctx, deps.offline, deps.acks, deps.blocks);
   const keyOf = (jid: Jid): string => jid.bare;
   // At shutdown every session is about to close: what stream management
   // hands over then is stored, not given to another resource that may have
