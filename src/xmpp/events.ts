@@ -40,6 +40,12 @@ export interface CoreEvents {
    * account in memory while one does, as it does for a local session.
    */
   'remote-session': { readonly session: Session; readonly present: boolean };
+  /**
+   * RFC 6121 §3.1.5: `contact` (a local bare JID) now receives the presence of `account` (its
+   * subscription became from or both on the account's side), after the account's current presence
+   * went to it. PEP sends it the last items it may see (XEP-0163 §4.3.2); run only when someone listens.
+   */
+  'subscriber-added': { readonly account: Jid; readonly contact: Jid };
   /** An account's stored state (roster, subscriptions, a part such as the blocklist) was written; run only when someone listens. */
   'account-written': { readonly host: string; readonly username: string };
   /** Cluster only: another node changed this account's stored state; a copy in memory is read again. */

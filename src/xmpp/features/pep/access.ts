@@ -11,6 +11,9 @@ import { PubsubError } from './errors.js';
  */
 export function denial(svc: AccountsService, owner: Account, viewer: Jid, config: PepNodeConfig): PubsubError | undefined {
   if (viewer.bare === owner.bare) return undefined;
+  // XEP-0163 §4.3: "MUST NOT send notifications to a subscriber if the user has blocked the
+  // subscriber" (XEP-0191), whatever the model: a blocked JID sees nothing of the user's nodes.
+  if (svc.isBlocked(owner, viewer)) return new PubsubError('forbidden', 'closed-node');
   const affiliation = config.affiliations?.[viewer.bare];
   // XEP-0060 §4.1: an outcast is barred from the node, whatever its model.
   if (affiliation === 'outcast') return new PubsubError('forbidden', 'closed-node');
@@ -18,12 +21,12 @@ export function denial(svc: AccountsService, owner: Account, viewer: Jid, config
     case 'open':
       return undefined;
     case 'presence':
-      // XEP-0163 §4.2: "presence subscription of type from or both"; a blocked contact has none in effect.
-      return hasFrom(owner.state(viewer.bare).subscription) && !svc.isBlocked(owner, viewer)
+      // XEP-0163 §4.2: "presence subscription of type from or both".
+      return hasFrom(owner.state(viewer.bare).subscription)
         ? undefined : new PubsubError('not-authorized', 'presence-subscription-required');
     case 'roster': {
       const groups = owner.items.get(viewer.bare)?.groups ?? [];
-      return groups.some((g) => config.rosterGroupsAllowed.includes(g)) && !svc.isBlocked(owner, viewer)
+      return groups.some((g) => config.rosterGroupsAllowed.includes(g))
         ? undefined : new PubsubError('not-authorized', 'not-in-roster-group');
     }
     case 'whitelist':
@@ -32,8 +35,8 @@ export function denial(svc: AccountsService, owner: Account, viewer: Jid, config
   }
 }
 
-/** The same, loading `owner` for the question. */
+/** The same, loading `owner` for the question (an open node too: its blocklist decides). */
 export async function mayView(svc: AccountsService, owner: Jid, viewer: Jid, config: PepNodeConfig): Promise<PubsubError | undefined> {
-  if (viewer.bare === owner.bare || (config.accessModel === 'open' && config.affiliations?.[viewer.bare] === undefined)) return undefined;
+  if (viewer.bare === owner.bare) return undefined;
   return svc.accounts.use(owner.bareJid(), (account) => denial(svc, account, viewer, config));
 }

@@ -17,6 +17,11 @@ export const COMPAT_FEATURE = `${BOOKMARKS}#compat`;
 
 const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
 
+/** The bookmarks node kept in step with `node`, or undefined when `node` is neither. */
+export function otherBookmarksNode(node: string): string | undefined {
+  return node === BOOKMARKS ? LEGACY_BOOKMARKS : node === LEGACY_BOOKMARKS ? BOOKMARKS : undefined;
+}
+
 /** XEP-0402 §5.3: "the same access model (whitelist)" on both nodes. */
 const whitelist = (maxItems: number): PepNodeConfig => ({ ...DEFAULT_CONFIG, accessModel: 'whitelist', maxItems });
 

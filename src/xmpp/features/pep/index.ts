@@ -8,7 +8,7 @@ import type { AccountsService } from '../accounts/index.js';
 import type { Caps } from '../caps/index.js';
 import { PRIORITY } from '../../priorities.js';
 import { delivered } from '../../pipeline.js';
-import { pubsubErrorReply } from './errors.js';
+import { PubsubError, pubsubErrorReply } from './errors.js';
 import { createNotifier } from './notify.js';
 import { createOwnerOps, type PepLimits } from './owner.js';
 import { retrieve } from './retrieve.js';
@@ -56,6 +56,12 @@ export function register(ctx: ModuleContext, limits: PepLimits, deps: PepDeps): 
     const self = origin.username === to.local && origin.host === to.domain;
     return delivered(answer(origin, stanza, async () => {
       if (!self) {
+        // XEP-0060 §6.1.3.9: subscriptions are not part of this service (PEP subscribes through
+        // presence and caps, XEP-0163 §4): answered as they are to the owner, not as forbidden.
+        const request = payload.firstElement?.local;
+        if (payload.ns === NS.PUBSUB && type === 'set' && (request === 'subscribe' || request === 'unsubscribe' || request === 'options')) {
+          throw new PubsubError('feature-not-implemented', 'unsupported', request);
+        }
         // XEP-0060 §7.1.3.1 / §8: only the owner publishes to or manages its PEP service.
         if (type === 'set' || payload.ns === NS.PUBSUB_OWNER) throw new StanzaErrorException('forbidden', 'only the account itself may change its PEP nodes');
         return retrieve(deps, service, origin.jid!.bareJid(), payload);
@@ -66,6 +72,11 @@ export function register(ctx: ModuleContext, limits: PepLimits, deps: PepDeps): 
       return ctx.queues.account(service.bare, () => owner.handle(service, type, payload));
     }));
   }, PRIORITY.route.onBehalf);
+
+  // XEP-0163 §4.3.2: a new subscriber (a contact given a presence subscription) gets the last items.
+  ctx.hooks.notify('subscriber-added', ({ account, contact }) => {
+    notifier.newSubscriber(account, contact).catch((err: unknown) => ctx.log.error({ err }, 'PEP: last items to a new subscriber failed'));
+  }, PRIORITY.lifecycle.default);
 
   // XEP-0163 §4.3.3: a resource's initial presence brings it the last items it is interested in;
   // §4.3.2 / §9: so does a later presence whose caps (a new ver) add interests.

@@ -36,6 +36,8 @@ export interface Notifier {
    * interested in; or it changed its caps from `before` to `c`: of each node only `c` asks for.
    */
   lastItems(session: Session, c: XmlElement | undefined, before?: XmlElement): Promise<void>;
+  /** XEP-0163 §4.3.2 ("MUST send the last published item to all new subscribers"): `contact` may now see `owner`'s nodes. */
+  newSubscriber(owner: Jid, contact: Jid): Promise<void>;
 }
 
 /** An item as it travels in an event or a result: `<item id>` with its payload. */
@@ -82,15 +84,35 @@ export function createNotifier(ctx: ModuleContext, { pep, accounts: svc, caps }:
       // The PEP services whose presence the resource receives (RFC 6121 "to"), and its own.
       const services = [me, ...await svc.accounts.use(me, (account) => [...account.items.values()]
         .filter((i) => hasTo(i.subscription)).map((i) => account.contact(i.jid)).filter((j) => ctx.router.isLocal(j.domain)))];
-      for (const owner of services) {
-        const nodes = (await pep.nodes(owner.domain, owner.local)).filter((n) => wanted.has(`${n.node}+notify`));
-        if (nodes.length === 0) continue;
-        const visible = await svc.accounts.use(owner, (account) => nodes.filter((n) => denial(svc, account, me, n.config) === undefined));
-        for (const { node } of visible) {
-          const [last] = await pep.items(owner.domain, owner.local, node, { max: 1 });
-          if (last && !session.destroyed) send(owner, session, x('items', { node }, itemElement(last)));
-        }
-      }
+      for (const owner of services) await sendLast(owner, session, wanted);
+    },
+
+    async newSubscriber(owner, contact) {
+      await Promise.all([...ctx.sessions.available(contact.domain, contact.local)].map(async (s) => {
+        const wanted = await features(s);
+        if (wanted && wanted.size > 0) await sendLast(owner, s, wanted);
+      }));
     },
   };
+
+  /** The last item of each node of `owner` that `session` wants (`<node>+notify`) and may see. */
+  async function sendLast(owner: Jid, session: Session, wanted: ReadonlySet<string>): Promise<void> {
+    const me = session.jid!.bareJid();
+    const nodes = (await pep.nodes(owner.domain, owner.local)).filter((n) => wanted.has(`${n.node}+notify`));
+    if (nodes.length === 0) return;
+    const visible = await svc.accounts.use(owner, (account) => nodes.filter((n) => denial(svc, account, me, n.config) === undefined));
+    for (const { node } of visible) {
+      const [last] = await pep.items(owner.domain, owner.local, node, { max: 1 });
+      if (!last || session.destroyed) continue;
+      let item: XmlElement;
+      try {
+        item = itemElement(last);
+      } catch (err) {
+        // One unreadable item (stored by an older version) does not keep the other nodes' items back.
+        ctx.log.error({ err, node }, 'PEP: a stored item cannot be read');
+        continue;
+      }
+      send(owner, session, x('items', { node }, item));
+    }
+  }
 }

@@ -1,5 +1,5 @@
 /** What only the owner of a PEP service does (XEP-0060 §7 publisher and §8 owner use cases, as XEP-0163 needs them). */
-import { NS, x, type XmlElement } from '../../../xml/index.js';
+import { NS, standalone, x, type XmlElement } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
 import { StanzaErrorException } from '../../errors.js';
 import type { ModuleContext } from '../../context.js';
@@ -11,7 +11,7 @@ import { checkPreconditions, configForm, DEFAULT_CONFIG, NODE_CONFIG, parseConfi
 import type { Notifier } from './notify.js';
 import { itemElement } from './notify.js';
 import { nodeOf, pubsub } from './wire.js';
-import { mirrorBookmarks } from './bookmarks-compat.js';
+import { mirrorBookmarks, otherBookmarksNode } from './bookmarks-compat.js';
 
 export interface PepLimits {
   /** Items a node keeps at most; also what pubsub#max_items 'max' means. */
@@ -45,11 +45,22 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
     if (!config) throw new StanzaErrorException('item-not-found');
     return config;
   };
-  /** Creates `node`; XEP-0060 §7.1.4 auto-create and §8.1 create both stop at the account's node limit. */
-  const create = async (service: Jid, node: string, config: PepNodeConfig): Promise<void> => {
-    if ((await pep.nodes(service.domain, service.local)).length >= limits.maxNodesPerAccount) {
+  /**
+   * Refuses a change that would create nodes past the account's limit: `node` when it does not
+   * exist, and the other bookmarks node that mirroring it creates (XEP-0402 §5.3), checked before
+   * anything is written.
+   */
+  const roomFor = async (service: Jid, node: string): Promise<void> => {
+    const existing = new Set((await pep.nodes(service.domain, service.local)).map((n) => n.node));
+    const other = otherBookmarksNode(node);
+    const created = [node, ...(other === undefined ? [] : [other])].filter((n) => !existing.has(n)).length;
+    if (created > 0 && existing.size + created > limits.maxNodesPerAccount) {
       throw new PubsubError('policy-violation', 'max-nodes-exceeded', undefined, `at most ${limits.maxNodesPerAccount} nodes`);
     }
+  };
+  /** Creates `node`; XEP-0060 §7.1.4 auto-create and §8.1 create both stop at the account's node limit. */
+  const create = async (service: Jid, node: string, config: PepNodeConfig): Promise<void> => {
+    await roomFor(service, node);
     await pep.configure(service.domain, service.local, node, config);
   };
 
@@ -60,7 +71,11 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
     if (items.length !== 1) throw new PubsubError('bad-request', items.length === 0 ? 'item-required' : 'invalid-payload');
     const content = items[0]!.getChildren();
     if (content.length !== 1) throw new PubsubError('bad-request', content.length === 0 ? 'payload-required' : 'invalid-payload');
-    const text = content[0]!.clone().setAttr('xmlns', content[0]!.ns).toString();
+    // Stored alone: the namespaces it uses from <item/> or above are declared on it (a prefix bound
+    // on <item xmlns:p=…>, legal XML), so it parses when read back; what cannot be is refused.
+    const alone = standalone(content[0]!);
+    if (!alone) throw new PubsubError('bad-request', 'invalid-payload', undefined, 'the payload uses a namespace prefix it does not declare');
+    const text = alone.toString();
     // XEP-0060 §7.1.3.4: payload-too-big.
     if (Buffer.byteLength(text) > limits.maxItemBytes) {
       throw new PubsubError('not-acceptable', 'payload-too-big', undefined, `an item may be at most ${limits.maxItemBytes} bytes`);
@@ -68,8 +83,11 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
     const form = payload.getChild('publish-options', NS.PUBSUB)?.getChild('x', NS.DATA_FORMS);
     const options = form ? parseConfigForm(form, PUBLISH_OPTIONS, limits.maxItemsPerNode) : {};
     let config = await pep.node(service.domain, service.local, node);
-    if (config) checkPreconditions(config, options);
-    else await create(service, node, (config = { ...DEFAULT_CONFIG, ...options }));
+    if (config) {
+      checkPreconditions(config, options);
+      // Publishing to an existing bookmarks node may create its mirror.
+      if (config.persistItems && otherBookmarksNode(node) !== undefined) await roomFor(service, node);
+    } else await create(service, node, (config = { ...DEFAULT_CONFIG, ...options }));
     const item = { id: items[0]!.attr('id') || randomId(12), payload: text };
     if (config.persistItems) {
       await pep.publish(service.domain, service.local, node, item, config.maxItems);
@@ -85,6 +103,7 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
     const config = await existing(service, node);
     const ids = request.getChildren('item').map((i) => i.attr('id'));
     if (ids.length === 0 || ids.some((id) => !id)) throw new PubsubError('bad-request', 'item-required');
+    if (otherBookmarksNode(node) !== undefined) await roomFor(service, node);
     const gone: string[] = [];
     for (const id of ids as string[]) if (await pep.retract(service.domain, service.local, node, id)) gone.push(id);
     if (gone.length === 0) throw new StanzaErrorException('item-not-found');
@@ -112,13 +131,17 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
     await pep.configure(service.domain, service.local, node, { ...config, ...parseConfigForm(form, NODE_CONFIG, limits.maxItemsPerNode) });
   }
 
-  /** XEP-0060 §8.4 delete and §8.5 purge, each notified. */
+  /** XEP-0060 §8.4 delete and §8.5 purge, each notified; on a bookmarks node, done to its mirror too (XEP-0402 §5.3). */
   async function remove(service: Jid, request: XmlElement): Promise<void> {
     const node = nodeOf(request);
     const config = await existing(service, node);
-    if (request.local === 'delete') await pep.deleteNode(service.domain, service.local, node);
-    else await pep.purgeNode(service.domain, service.local, node);
-    notify(service, node, config, x(request.local, { node }));
+    const other = otherBookmarksNode(node);
+    const otherConfig = other === undefined ? undefined : await pep.node(service.domain, service.local, other);
+    for (const [n, c] of [[node, config], ...(otherConfig ? [[other!, otherConfig] as const] : [])] as const) {
+      if (request.local === 'delete') await pep.deleteNode(service.domain, service.local, n);
+      else await pep.purgeNode(service.domain, service.local, n);
+      notify(service, n, c, x(request.local, { node: n }));
+    }
   }
 
   return {

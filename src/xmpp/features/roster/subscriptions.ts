@@ -114,5 +114,6 @@ export class Subscriptions {
     if (!this.ctx.router.isLocal(contact.domain)) return;
     if (hasFromNow && (!hadFrom || resend)) this.accounts.relay.sendCurrent(account, contact);
     else if (hadFrom && !hasFromNow) this.accounts.relay.sendUnavailable(account, contact);
+    if (hasFromNow && !hadFrom && this.ctx.hooks.has('subscriber-added')) void this.ctx.hooks.run('subscriber-added', { account: account.jid, contact: contact.bareJid() });
   }
 }
