@@ -192,6 +192,8 @@ export interface ScramServerOptions {
   unknownUserIterations?: number;
   /** May `username` act as `authzid` (both decoded)? Default: only when they are equal. */
   authzidAllowed?: (authzid: string, username: string) => boolean;
+  /** The account a user name names (e.g. case-folded): an unknown user's fake salt is keyed on it, as the lookup is. Default: the name as sent. */
+  accountKey?: (username: string) => string;
 }
 
 type Lookup = (username: string) => Promise<ScramCredentials | undefined>;
@@ -297,6 +299,6 @@ export class ScramServer {
 
   #fakeCredentials(username: string): ScramCredentials {
     const secret = this.#opts.unknownUserSecret ?? PROCESS_SECRET;
-    return fakeCredentials(this.#hash, username, secret, this.#opts.unknownUserIterations ?? 4096);
+    return fakeCredentials(this.#hash, this.#opts.accountKey?.(username) ?? username, secret, this.#opts.unknownUserIterations ?? 4096);
   }
 }

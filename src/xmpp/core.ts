@@ -110,6 +110,7 @@ export function createCore(deps: CoreDeps): Core {
     const to = attrs.to?.toLowerCase();
     const host = to ?? session.host ?? deps.hosts[0]!;
     session.lang = attrs['xml:lang'] ?? session.lang;
+    session.streamFrom = attrs.from;
     session.streamId = randomId(16);
     session.notopen = false;
     // RFC 6120 §4.9.1.2: the header goes out before any stream error.

@@ -62,6 +62,8 @@ export class Session implements ConnEvents {
   carbons = false;
   /** The user's roster, loaded when the resource is bound. */
   roster: unknown;
+  /** The `from` of the client's last stream header (RFC 6120 §4.7.1), if it sent one (SASL checks an authzid against it). */
+  streamFrom: string | undefined;
   /** Current stream id (RFC 6120 §4.7.3), new on every (re)start. */
   streamId = '';
   lang = 'en';

@@ -18,7 +18,7 @@ import { deriveStoredCredentials } from '../../src/storage/index.js';
 let server: TestServer;
 let browser: Browser;
 t.before(async () => {
-  server = await startServer({ SASL2_ENABLED: 'true' });
+  server = await startServer({ SASL2_ENABLED: 'true', ALLOW_INSECURE_PLAIN: 'true' });
   browser = await launchBrowser(t);
 });
 t.teardown(() => server.close());

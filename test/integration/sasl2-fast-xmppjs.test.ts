@@ -44,7 +44,7 @@ const successes = (s: XmppJsClient, from = 0): XmlEl[] => s.received.slice(from)
 const authenticates = (s: XmppJsClient, from = 0): XmlEl[] => s.sent.slice(from).filter((el) => el.is('authenticate', NS_SASL2));
 
 t.test('a token is issued at the first login and a new page logs in with it alone; after a cut socket it resumes inline without the password', async (t) => {
-  const server = await withUsers(t, ['alice'], { SASL2_ENABLED: 'true' });
+  const server = await withUsers(t, ['alice'], { SASL2_ENABLED: 'true', ALLOW_INSECURE_PLAIN: 'true' });
   const store: { token?: Token } = {};
   const agentId = '5d9f6f0e-6a4b-4c3d-9e2f-1a2b3c4d5e6f';
   const first = page(t, server, agentId, store);
@@ -82,7 +82,7 @@ t.test('a token is issued at the first login and a new page logs in with it alon
 });
 
 t.test('an expired token is refused with credentials-expired and xmpp.js falls back to its password, getting a new token', async (t) => {
-  const server = await withUsers(t, ['alice'], { SASL2_ENABLED: 'true', FAST_TOKEN_TTL: '1' });
+  const server = await withUsers(t, ['alice'], { SASL2_ENABLED: 'true', ALLOW_INSECURE_PLAIN: 'true', FAST_TOKEN_TTL: '1' });
   const store: { token?: Token } = {};
   const agentId = '6e0a7a1f-7b5c-4d4e-8f30-2b3c4d5e6f70';
   const first = page(t, server, agentId, store);
@@ -110,7 +110,7 @@ t.test('an expired token is refused with credentials-expired and xmpp.js falls b
 });
 
 t.test('rotation: a token past half its life gets a successor at login, the successor logs in, and the first token replayed is refused and counted', async (t) => {
-  const server = await withUsers(t, ['alice'], { SASL2_ENABLED: 'true', FAST_TOKEN_TTL: '4' });
+  const server = await withUsers(t, ['alice'], { SASL2_ENABLED: 'true', ALLOW_INSECURE_PLAIN: 'true', FAST_TOKEN_TTL: '4' });
   const store: { token?: Token } = {};
   const agentId = '7f1b8b2a-8c6d-4e5f-9a41-3c4d5e6f7a8b';
   const first = page(t, server, agentId, store);

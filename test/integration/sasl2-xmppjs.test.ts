@@ -14,7 +14,7 @@ const NS_SASL2 = 'urn:xmpp:sasl:2';
 const NS_BIND2 = 'urn:xmpp:bind:0';
 const NS_SM = 'urn:xmpp:sm:3';
 
-const server = await withUsers(t, ['alice', 'bob'], { SASL2_ENABLED: 'true' });
+const server = await withUsers(t, ['alice', 'bob'], { SASL2_ENABLED: 'true', ALLOW_INSECURE_PLAIN: 'true' });
 
 const sentOf = (s: XmppJsClient, name: string, ns: string): XmlEl[] => s.sent.filter((el) => el.is(name, ns));
 const receivedOf = (s: XmppJsClient, name: string, ns: string): XmlEl[] => s.received.filter((el) => el.is(name, ns));

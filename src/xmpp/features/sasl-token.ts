@@ -6,6 +6,7 @@ import { UserExistsError } from '../../storage/ports/accounts.js';
 import type { Session } from '../session.js';
 import type { SaslFailureCondition } from '../../sasl/scram.js';
 import { normalizeLocal } from '../../jid/index.js';
+import { authzidAccepted } from './sasl-authzid.js';
 import { errorChallenge, parseOauthBearer } from '../../sasl/oauthbearer.js';
 
 export interface TokenLoginOptions {
@@ -99,7 +100,7 @@ export async function plainWithToken(
     return ops.fail(outcome.condition);
   }
   // RFC 4616 §2: an authzid may only name the user themself.
-  if (plain.authzid !== '' && plain.authzid !== `${outcome.username}@${session.host}`) return ops.fail('invalid-authzid');
+  if (!authzidAccepted(session, plain.authzid, outcome.username)) return ops.fail('invalid-authzid');
   await ops.succeed(outcome.username);
 }
 
@@ -118,7 +119,7 @@ export async function oauthBearer(tokens: TokenLogin, session: Session, ex: Toke
   if (msg.authzid !== undefined) {
     ex.given = msg.authzid;
     const user = authzidUser(msg.authzid, session.host!);
-    if (user === null) return ops.fail('invalid-authzid');
+    if (user === null || !authzidAccepted(session, msg.authzid, user)) return ops.fail('invalid-authzid');
     ex.account = username = user;
     if (ops.throttled(user)) return;
   }

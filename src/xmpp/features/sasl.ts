@@ -1,5 +1,6 @@
 import { NS, x, type XmlElement } from '../../xml/index.js';
 import { normalizeLocal } from '../../jid/index.js';
+import { authzidAccepted } from './sasl-authzid.js';
 import { PRIORITY } from '../priorities.js';
 import {
   fakeCredentials, ScramServer, SCRAM_MECHANISMS, verifyPassword, type SaslFailureCondition, type ScramCredentials, type ScramStep,
@@ -219,7 +220,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     const ok = await verifyPassword('sha1', creds, pass) && user !== undefined;
     if (!current()) return;
     if (!ok) return failure(session, 'not-authorized');
-    if (authzid !== '' && authzid !== `${username}@${session.host}`) return failure(session, 'invalid-authzid');
+    if (!authzidAccepted(session, authzid, username)) return failure(session, 'invalid-authzid');
     await success(session, 'PLAIN', username);
   }
 
@@ -269,6 +270,12 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     // A new <auth/> while the server still works on the last one: refused (it counts as a failure
     // and ends that exchange too), so pipelined guesses cannot start key derivations without limit.
     if (st.exchange?.stage === 'busy') return failure(session, 'malformed-request', 'an authentication exchange is in progress');
+    // A refused OAUTHBEARER token whose error challenge the client did not acknowledge (RFC 7628 §3.2.2):
+    // that exchange ends as the failure it is, counted towards SASL_MAX_FAILURES (RFC 6120 §6.4.5).
+    if (st.exchange?.stage === 'awaiting-ack') {
+      failure(session, 'not-authorized');
+      if (session.closing) return;
+    }
     if (throttled(session, undefined, mechanism)) return;
     const hash = SCRAM_MECHANISMS[mechanism];
     if ((mechanism === 'PLAIN' || mechanism === 'OAUTHBEARER') && !plainAllowed(session)) {
@@ -291,7 +298,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
       unknownUserIterations: opts.scramIterations,
       unknownUserSecret: opts.unknownUserSecret,
       // XMPP clients send the bare JID as authzid (RFC 6120 §6.3.8); it may only name the user themself.
-      authzidAllowed: (authzid, username) => authzid === username || authzid === `${username}@${session.host}`,
+      authzidAllowed: (authzid, username) => { try { return authzidAccepted(session, authzid, normalizeLocal(username)); } catch { return false; } },
+      // An unknown user's fake salt is the same for every spelling of the name, as a real one's is.
+      accountKey: (username) => { try { return normalizeLocal(username); } catch { return username; } },
     });
     // RFC 6120 §6.4.2: without an initial response, send an empty challenge.
     if (initial === undefined) return wire.challenge(session, undefined);

@@ -46,6 +46,8 @@ export interface FastOptions {
   /** User agents per account that keep tokens; the next one pushes out the one whose token expires first. */
   readonly maxAgents: number;
   readonly now: () => number;
+  /** ALLOW_INSECURE_PLAIN: a token is a bearer secret like PLAIN's password; without it FAST is for secure streams only. */
+  readonly allowInsecure: boolean;
 }
 
 export interface FastDeps {
@@ -67,8 +69,12 @@ export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: Fa
     return { ok: false as const, condition, text: condition === 'credentials-expired' ? 'the token has expired' : undefined };
   };
 
+  /** XEP-0484 §6: "FAST authentication MUST only be performed over a secure connection" (HT-*-NONE's proof can be replayed). */
+  const secure = (session: Session): boolean => session.secure || opts.allowInsecure;
+
   function check(name: string, agent: string | undefined, fast: XmlElement | undefined): OneShotMechanism {
     return async (session, initial, ex) => {
+      if (!secure(session)) return { ok: false, condition: 'encryption-required', text: 'FAST needs a TLS-protected connection' };
       const message = Buffer.from(initial, 'latin1');
       const nul = message.indexOf(0);
       if (nul <= 0) return { ok: false, condition: 'malformed-request', text: 'expected username NUL proof' };
@@ -82,6 +88,8 @@ export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: Fa
       if (why === 'expired') return refuse(why, username, 'credentials-expired');
       if (why !== undefined) return refuse(why, username);
       if (fast?.attr('invalidate') === 'true' || fast?.attr('invalidate') === '1') {
+        // §3.4: a use invalidates the client's tokens with an earlier expiry; §3.5: then this one too (log out).
+        await tokens.used(token!.host, username, token!.agent, token!.storedKey);
         await tokens.retire(token!.host, username, token!.storedKey);
       } else {
         await tokens.used(token!.host, username, token!.agent, token!.storedKey);
@@ -98,7 +106,7 @@ export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: Fa
   timer.unref();
 
   return {
-    feature: () => x('fast', { xmlns: NS.FAST }, x('mechanism', {}, HT_SHA_256_NONE)),
+    feature: (session) => (secure(session) ? x('fast', { xmlns: NS.FAST }, x('mechanism', {}, HT_SHA_256_NONE)) : undefined),
     mechanism: (name, agent, fast) => (name === HT_SHA_256_NONE ? check(name, agent, fast) : undefined),
     async token(session, agent, request) {
       const used = loggedInWith.get(session);
@@ -106,8 +114,9 @@ export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: Fa
       // §3.4: a token past half its life is rotated even when the client did not ask.
       const due = used !== undefined && used.expiresAt - opts.now() < (opts.ttl * 1000) / 2;
       const wanted = request.getChild('request-token', NS.FAST)?.attr('mechanism') ?? (due ? used.mechanism : undefined);
-      // §3.2: a token for an advertised mechanism, bound to a user agent; none for throw-away accounts.
-      if (wanted !== HT_SHA_256_NONE || agent === undefined || session.anonymous) return undefined;
+      // §3.2: a token for an advertised mechanism, bound to a user agent; none for throw-away accounts,
+      // nor over a stream that is not secure (§6).
+      if (wanted !== HT_SHA_256_NONE || agent === undefined || session.anonymous || !secure(session)) return undefined;
       const secret = randomBytes(32).toString('base64url');
       const expiresAt = opts.now() + opts.ttl * 1000;
       try {

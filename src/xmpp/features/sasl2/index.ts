@@ -12,8 +12,8 @@ import { bind2, bind2Feature } from './bind2.js';
 
 /** What SASL2 asks of FAST (fast.ts, XEP-0484). */
 export interface FastPort {
-  /** The <fast/> for SASL2's <inline/>. */
-  feature(): XmlElement;
+  /** The <fast/> for SASL2's <inline/>; none on a stream where FAST may not be used (XEP-0484 §6). */
+  feature(session: Session): XmlElement | undefined;
   /** The one-round-trip check for a FAST mechanism with this user agent, or undefined when `name` is none. */
   mechanism(name: string, agent: string | undefined, fast: XmlElement | undefined): OneShotMechanism | undefined;
   /** After a full authentication: the <token/> for <success/>, when one was requested (XEP-0484 §3.2). */
@@ -51,7 +51,7 @@ export function register(ctx: ModuleContext, opts: BindOptions, deps: Sasl2Deps)
     // XEP-0388 §2.1, XEP-0386 §2, XEP-0198 §6 and XEP-0484 §3.1: what may be done inline.
     features.append(x('authentication', { xmlns: NS.SASL2 },
       ...engine.mechanisms(session).map((m) => x('mechanism', {}, m)),
-      x('inline', {}, bind2Feature(), x('sm', { xmlns: NS.SM }), fast?.feature())));
+      x('inline', {}, bind2Feature(), x('sm', { xmlns: NS.SM }), fast?.feature(session))));
   }, PRIORITY.features.sasl2);
 
   const wire: SaslWire = {
