@@ -32,9 +32,15 @@ function publicBase(req: FastifyRequest, opts: HttpOptions): { secure: boolean; 
     const url = new URL(opts.publicUrl);
     return { secure: url.protocol === 'https:', authority: `${url.host}${url.pathname.replace(/\/+$/, '')}` };
   }
-  const name = req.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  // The Host header parsed as a URL's authority, and the links built from what was parsed: checking
+  // one reading (Fastify's hostname: up to the first ':') and echoing the raw header let
+  // `Host: localhost:@evil.example` through, read by browsers as user 'localhost:' at evil.example.
+  let url: URL;
+  try { url = new URL(`http://${req.host}/`); } catch { return undefined; }
+  if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '' || url.hash !== '' || req.host.includes('@')) return undefined;
+  const name = url.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
   if (!opts.domains.includes(name) && name !== req.socket.localAddress?.replace(/^::ffff:/, '')) return undefined;
-  return { secure: req.protocol === 'https', authority: req.host };
+  return { secure: req.protocol === 'https', authority: url.host };
 }
 
 /** /healthz, /readyz, /metrics (unless METRICS_PORT) and XEP-0156 host-meta. */
