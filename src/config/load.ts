@@ -40,7 +40,9 @@ function parseValue(spec: OptionSpec, raw: string): Parsed {
       return { ok: true, value: Object.freeze(items) };
     }
     case 'string':
-      if (raw === '' || (spec.pattern && !spec.pattern.test(raw))) return { ok: false, expected: spec.expected ?? 'a non-empty string' };
+      if (raw === '' || (spec.pattern && !(typeof spec.pattern === 'function' ? spec.pattern(raw) : spec.pattern.test(raw)))) {
+        return { ok: false, expected: spec.expected ?? 'a non-empty string' };
+      }
       return { ok: true, value: raw };
   }
 }

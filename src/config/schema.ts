@@ -17,11 +17,31 @@ interface BaseOption {
 }
 export interface IntOption extends BaseOption { readonly kind: 'int'; readonly default: number; readonly min: number; readonly max: number; readonly unit?: string }
 export interface InfOption extends BaseOption { readonly kind: 'int-or-infinity'; readonly default: number; readonly min: number; readonly max: number }
-export interface StringOption extends BaseOption { readonly kind: 'string'; readonly default: string; readonly pattern?: RegExp; readonly expected?: string; /** Never echoed in errors (it may hold a password). */ readonly secret?: boolean }
+export interface StringOption extends BaseOption { readonly kind: 'string'; readonly default: string; readonly pattern?: RegExp | ((value: string) => boolean); readonly expected?: string; /** Never echoed in errors (it may hold a password). */ readonly secret?: boolean }
 export interface BoolOption extends BaseOption { readonly kind: 'bool'; readonly default: boolean }
 export interface ListOption extends BaseOption { readonly kind: 'list'; readonly default: readonly string[]; readonly minItems: number; readonly item?: RegExp | ((item: string) => boolean); readonly expected?: string }
 export interface EnumOption<T extends string = string> extends BaseOption { readonly kind: 'enum'; readonly default: T; readonly values: readonly T[] }
 export type OptionSpec = IntOption | InfOption | StringOption | BoolOption | ListOption | EnumOption;
+
+/** An address to listen on: an IP address of either family, or localhost (999.999.999.999 is not one). */
+const isListenAddress = (v: string): boolean => isIP(v) !== 0 || v === 'localhost';
+
+/**
+ * An http(s) URL that the WHATWG URL parser reads as `shape` says (a port over 65535 or a host it
+ * refuses fails here, at the start, and not later where the value is used); `baseOnly`: no path.
+ */
+function httpUrl(shape: RegExp, baseOnly = false): (v: string) => boolean {
+  return (v) => {
+    if (!shape.test(v)) return false;
+    try {
+      const url = new URL(v);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === ''
+        && url.hostname !== '' && (!baseOnly || url.pathname === '/');
+    } catch {
+      return false;
+    }
+  };
+}
 
 /** An IP address, or a CIDR range whose prefix fits the address family (10.0.0.0/99 is not one). */
 function isAddressOrCidr(item: string): boolean {
@@ -49,9 +69,9 @@ const SM = 'Stream management (XEP-0198; names after mod_stream_management)';
 
 export const SCHEMA = {
   port: { env: 'PORT', group: 'Network', kind: 'int', default: 5280, min: 0, max: 65535, doc: 'TCP port of the HTTP listener (WebSocket, BOSH, metrics, health)' },
-  host: { env: 'HOST', group: 'Network', kind: 'string', default: '0.0.0.0', pattern: /^[0-9a-fA-F.:]+$|^localhost$/, expected: 'an IP address or localhost', doc: 'Address to listen on' },
+  host: { env: 'HOST', group: 'Network', kind: 'string', default: '0.0.0.0', pattern: isListenAddress, expected: 'an IP address or localhost', doc: 'Address to listen on' },
   trustedProxies: { env: 'TRUSTED_PROXIES', group: 'Network', kind: 'list', default: ['127.0.0.1', '::1'], minItems: 0, item: isAddressOrCidr, expected: 'IP addresses or CIDR ranges', doc: 'Proxies whose X-Forwarded-For/-Proto headers are believed (Prosody trusted_proxies); none trusts no proxy' },
-  publicUrl: { env: 'PUBLIC_URL', group: 'Network', kind: 'string', default: '', pattern: /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, expected: 'an http(s) URL such as https://chat.example.com', doc: 'The base URL browsers reach the gateway at; host-meta advertises it. Unset: the Host header, and only for the served domains' },
+  publicUrl: { env: 'PUBLIC_URL', group: 'Network', kind: 'string', default: '', pattern: httpUrl(/^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/), expected: 'an http(s) URL such as https://chat.example.com', doc: 'The base URL browsers reach the gateway at; host-meta advertises it. Unset: the Host header, and only for the served domains' },
   httpRequestTimeout: { env: 'HTTP_REQUEST_TIMEOUT', group: 'Network', kind: 'int', default: 30, min: 1, max: 3600, unit: 's', doc: 'Seconds a client has to send a whole HTTP request, headers and body (a BOSH POST, a WebSocket upgrade); slower is cut with 408' },
   domains: { env: 'XMPP_DOMAIN', group: 'XMPP', kind: 'list', default: ['localhost'], minItems: 1, item: DOMAIN, expected: 'lower-case domain names', doc: 'Virtual hosts served; a comma-separated list gives several' },
   echoComponent: { env: 'ECHO_COMPONENT', group: 'XMPP', kind: 'string', default: '', pattern: new RegExp(`^$|${DOMAIN.source}`), expected: 'a domain name that is not one of XMPP_DOMAIN, e.g. echo.example.org', doc: 'Domain of a built-in echo component (messages come back, disco#info and version answered): a test service for clients and the example of a component; unset: off' },
@@ -69,11 +89,11 @@ export const SCHEMA = {
   clusterInboxMaxEntries: { env: 'CLUSTER_INBOX_MAX_ENTRIES', group: 'Cluster', kind: 'int', default: 100000, min: 10, max: 100000000, doc: "Entries one node's inbox stream may hold unread; past it other nodes route the stanza themselves (offline or bounce) and count it" },
   clusterInboxMaxBytes: { env: 'CLUSTER_INBOX_MAX_BYTES', group: 'Cluster', kind: 'int', default: 64 * MIB, min: 65536, max: 16384 * MIB, unit: 'bytes', doc: "Bytes one node's inbox stream may hold unread (the same fallback past it)" },
   clusterDeliveryMaxAttempts: { env: 'CLUSTER_DELIVERY_MAX_ATTEMPTS', group: 'Cluster', kind: 'int', default: 5, min: 1, max: 100, doc: 'Times an inbox entry is handled before it is routed without its target session (offline or bounce)' },
-  clusterAdvertiseUrl: { env: 'CLUSTER_ADVERTISE_URL', group: 'Cluster', kind: 'string', default: '', pattern: /^$|^https?:\/\/[^\s/?#]+\/?$/, expected: 'an http:// or https:// base URL (scheme, host and port only)', doc: "This node's internal base URL, reachable by the other nodes: a BOSH request that reaches another node is forwarded here when its session lives on this one (no sticky sessions needed); unset: http://HOST:PORT, with 127.0.0.1 for a HOST of 0.0.0.0 or ::" },
+  clusterAdvertiseUrl: { env: 'CLUSTER_ADVERTISE_URL', group: 'Cluster', kind: 'string', default: '', pattern: httpUrl(/^https?:\/\/[^\s/?#@]+\/?$/, true), expected: 'an http:// or https:// base URL (scheme, host and port only)', doc: "This node's internal base URL, reachable by the other nodes: a BOSH request that reaches another node is forwarded here when its session lives on this one (no sticky sessions needed); unset: http://HOST:PORT, with 127.0.0.1 for a HOST of 0.0.0.0 or ::" },
   clusterDrainTimeout: { env: 'CLUSTER_DRAIN_TIMEOUT', group: 'Cluster', kind: 'int', default: 5, min: 0, max: 300, unit: 's', doc: 'On SIGTERM in a cluster (a rolling restart): seconds the node waits, not ready and taking nothing new, for its dropped clients to resume on other nodes before it leaves (the rest stay resumable from Redis); keep it under SHUTDOWN_TIMEOUT' },
   metricsAllow: { env: 'METRICS_ALLOW', group: 'Monitoring', kind: 'list', default: ['127.0.0.0/8', '::1', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'], minItems: 0, item: isAddressOrCidr, expected: 'IP addresses or CIDR ranges', doc: 'Direct peers (the socket address, never X-Forwarded-For) that may read /metrics; others get 403. Default: loopback and private ranges; none refuses everyone' },
   metricsPort: { env: 'METRICS_PORT', group: 'Monitoring', kind: 'int', default: 0, min: 0, max: 65535, doc: 'A separate listener for /metrics only, which the public proxy never reaches; then PORT does not serve it. 0: /metrics on PORT' },
-  metricsHost: { env: 'METRICS_HOST', group: 'Monitoring', kind: 'string', default: '127.0.0.1', pattern: /^[0-9a-fA-F.:]+$|^localhost$/, expected: 'an IP address or localhost', doc: 'Address of the METRICS_PORT listener (0.0.0.0 for a scraper in another pod)' },
+  metricsHost: { env: 'METRICS_HOST', group: 'Monitoring', kind: 'string', default: '127.0.0.1', pattern: isListenAddress, expected: 'an IP address or localhost', doc: 'Address of the METRICS_PORT listener (0.0.0.0 for a scraper in another pod)' },
   readyMaxEventLoopDelay: { env: 'READY_MAX_EVENT_LOOP_DELAY', group: 'Monitoring', kind: 'int', default: 1000, min: 0, max: 60000, unit: 'ms', doc: '/readyz answers 503 (event-loop-lag) when the event loop stalled longer than this since the previous check; 0: not checked. /readyz also fails when the store does not answer SELECT 1 within 2 s' },
   logLevel: { env: 'LOG_LEVEL', group: 'Logging', kind: 'enum', default: 'info', values: LOG_LEVELS, doc: 'pino log level' },
   maxStanzaSize: { env: 'MAX_STANZA_SIZE', group: 'Limits', kind: 'int', default: 262144, min: 1024, max: 16 * MIB, unit: 'bytes', doc: 'Largest stanza (WebSocket frame or BOSH body) accepted; larger gets policy-violation' },
@@ -113,7 +133,7 @@ export const SCHEMA = {
   loginFailuresPerAccount: { env: 'LOGIN_FAILURES_PER_ACCOUNT', group: 'Authentication', kind: 'int', default: 5, min: 1, max: 100000, doc: "Failed logins for one account from one address before that pair is slowed the same way; the owner's other addresses are not" },
   loginBackoffMax: { env: 'LOGIN_BACKOFF_MAX', group: 'Authentication', kind: 'int', default: 300, min: 1, max: 86400, unit: 's', doc: 'Longest wait a throttled address or account gets; after 10 quiet minutes past it the count starts afresh' },
   jwtSecret: { env: 'JWT_SECRET', group: JWT, kind: 'string', default: '', pattern: /^.{32,}$/, secret: true, expected: 'a shared secret of at least 32 characters (RFC 7518 §3.2: a key as long as the HMAC output)', doc: 'Token login for web apps: the HMAC secret JWTs are signed with (HS256); the token is the password of SASL PLAIN or OAUTHBEARER. Unset with JWT_JWKS_URL unset: token login is off' },
-  jwtJwksUrl: { env: 'JWT_JWKS_URL', group: JWT, kind: 'string', default: '', pattern: /^https?:\/\/\S+$/, expected: 'an http(s) URL of a JSON Web Key Set', doc: "Token login with public keys (RS256, ES256): the web app's JWKS, fetched on first use, cached, and fetched again for an unknown kid (key rotation). Exclusive with JWT_SECRET" },
+  jwtJwksUrl: { env: 'JWT_JWKS_URL', group: JWT, kind: 'string', default: '', pattern: httpUrl(/^https?:\/\/\S+$/), expected: 'an http(s) URL of a JSON Web Key Set', doc: "Token login with public keys (RS256, ES256): the web app's JWKS, fetched on first use, cached, and fetched again for an unknown kid (key rotation). Exclusive with JWT_SECRET" },
   jwtAlgorithms: { env: 'JWT_ALGORITHMS', group: JWT, kind: 'list', default: [], minItems: 0, item: /^(HS256|RS256|ES256)$/, expected: 'HS256, RS256 or ES256', doc: 'JWS algorithms accepted (never none); unset: HS256 with JWT_SECRET, RS256 and ES256 with JWT_JWKS_URL' },
   jwtIssuer: { env: 'JWT_ISSUER', group: JWT, kind: 'string', default: '', doc: "The iss claim a token must carry; unset: any issuer" },
   jwtAudience: { env: 'JWT_AUDIENCE', group: JWT, kind: 'string', default: '', doc: "The aud claim a token must carry (e.g. the gateway's domain); unset: any audience" },
