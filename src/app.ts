@@ -171,6 +171,10 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const shutdown = (): Promise<void> => (ending ??= endSessions());
   async function endSessions(): Promise<void> {
     ready = false;
+    // No new session from here on (a client reconnecting after system-shutdown would otherwise get
+    // one during the drain, and what it sent be acknowledged and never stored).
+    websocketTransport.stopAccepting();
+    bosh.stopAccepting();
     await admin?.close();
     xmpp.closeSessions();
     // BOSH responses nobody is waiting for will not be fetched now: their payloads go back to

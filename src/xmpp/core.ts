@@ -349,6 +349,7 @@ export function createCore(deps: CoreDeps): Core {
     }, 'session ended');
   }
 
+  let shuttingDown = false;
   return {
     ctx,
     sessions,
@@ -362,9 +363,12 @@ export function createCore(deps: CoreDeps): Core {
       authTimers.set(session, timer);
       metrics.sessionStarted(conn.transport);
       log.info({ event: 'session-start', session: session.logId, transport: conn.transport, ip: conn.ip, secure: conn.secure }, 'session started');
+      // A transport that still took a connection after the shutdown began: refused at once.
+      if (shuttingDown) session.close({ condition: 'system-shutdown', text: 'the server is shutting down' });
       return session;
     },
     shutdown() {
+      shuttingDown = true;
       hooks.run('server-shutdown', {});
       for (const session of [...sessions.all]) session.close({ condition: 'system-shutdown', text: 'the server is shutting down' });
     },
