@@ -157,7 +157,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   const archive = config.mamEnabled ? mam.register(ctx, {
     maxPage: config.mamMaxPageSize, retentionDays: config.mamRetentionDays, maxMessagesPerUser: config.mamMaxMessagesPerUser,
     sweepIntervalSeconds: config.mamSweepInterval, writeQueueBytes: config.mamWriteQueueBytes,
-  }, { archive: stores.archive, inRoster: (account, contact) => accountsService.isSubscribed(account, contact) }) : undefined;
+  }, { archive: stores.archive, inRoster: (account, contact) => accountsService.inRoster(account, contact) }) : undefined;
   carbons.register(ctx, { senderStanzaId: archive?.senderStanzaId });
   vcard.register(ctx, { maxSize: config.maxVcardSize }, { vcards: stores.vcards });
   const csiState = csi.register(ctx);

@@ -76,6 +76,13 @@ export class AccountsService {
     if (!(await this.accounts.exists(bare))) return false;
     return this.accounts.use(bare, (a) => hasFrom(a.state(contact.bare).subscription) && !this.isBlocked(a, contact));
   }
+
+  /** Whether `contact`'s bare JID is an item of `account`'s roster, whatever its subscription (XEP-0313 prefs 'roster'). */
+  async inRoster(account: Jid, contact: Jid): Promise<boolean> {
+    const bare = account.bareJid();
+    if (!(await this.accounts.exists(bare))) return false;
+    return this.accounts.use(bare, (a) => a.items.has(contact.bare));
+  }
 }
 
 /**

@@ -40,7 +40,7 @@ export interface MamOptions extends RetentionOptions {
 
 export interface MamDeps {
   readonly archive: ArchiveStore;
-  /** For prefs default 'roster': whether `contact` is on `account`'s roster (a presence subscription). */
+  /** For prefs default 'roster': whether `contact`'s bare JID is on `account`'s roster (XEP-0313 §6.1.1: an item, whatever its subscription). */
   readonly inRoster: (account: Jid, contact: Jid) => Promise<boolean>;
   readonly now?: () => number;
 }

@@ -22,7 +22,7 @@ const FIELDS = new Set(['FORM_TYPE', 'with', 'start', 'end', 'before-id', 'after
 /** A query without RSM <max/> gets this many (Prosody's default is 20, ejabberd's 50). */
 const DEFAULT_PAGE = 50;
 // XEP-0082 DateTime: CCYY-MM-DDThh:mm:ss[.sss]TZD.
-const DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+const DATETIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/;
 
 /** Parses <query xmlns='urn:xmpp:mam:2'/>: its data form (XEP-0004), RSM set (XEP-0059) and <flip-page/>. */
 export function parseQuery(el: XmlElement, limits: QueryLimits): ParsedQuery {
@@ -65,18 +65,30 @@ function setField(out: { -readonly [K in keyof FormFilters]: FormFilters[K] }, n
       out.with = jid.bare;
       return;
     }
-    case 'start': out.start = parseTime(name, value); return;
-    case 'end': out.end = parseTime(name, value); return;
+    case 'start': out.start = parseTime(name, value, 'up'); return;
+    case 'end': out.end = parseTime(name, value, 'down'); return;
     case 'after-id': out.afterId = value; return;
     case 'before-id': out.beforeId = value; return;
     default: // include-groupchat: nothing groupchat is in a user's archive here.
   }
 }
 
-function parseTime(name: string, value: string): number {
-  const ms = DATETIME.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) throw new StanzaErrorException('bad-request', `${name}: not an XEP-0082 DateTime: ${value}`);
-  return ms;
+/**
+ * XEP-0082 DateTime to milliseconds. Stamps are kept in milliseconds, so digits past the third
+ * round towards the inside of the window (XEP-0313 §4.1.1: "equal to or later than" start, "equal
+ * to or earlier than" end): a start of .0005 is past a message at .000. A date that does not exist
+ * (February 30th: Date.parse would roll it into March) is refused.
+ */
+function parseTime(name: string, value: string, round: 'up' | 'down'): number {
+  const m = DATETIME.exec(value);
+  const ms = m ? Date.parse(value) : Number.NaN;
+  if (!m || Number.isNaN(ms)) throw new StanzaErrorException('bad-request', `${name}: not an XEP-0082 DateTime: ${value}`);
+  const [, y, mo, d, h, mi, s, fraction = ''] = m;
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  if (day.getUTCMonth() !== Number(mo) - 1 || day.getUTCDate() !== Number(d) || Number(h) > 23 || Number(mi) > 59 || Number(s) > 59) {
+    throw new StanzaErrorException('bad-request', `${name}: not a date and time that exists: ${value}`);
+  }
+  return round === 'up' && /[1-9]/.test(fraction.slice(3)) ? ms + 1 : ms;
 }
 
 type RsmPart = Pick<ArchiveQuery, 'limit' | 'direction' | 'page'>;
