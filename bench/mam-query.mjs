@@ -47,7 +47,7 @@ async function fill(storage, n) {
   return (performance.now() - t0) / 1000;
 }
 
-/** The queries a client makes, each a page of 50: the last page, a page in the middle, one contact's last page. */
+/** The queries a client makes, each a page of 50: the last page, a page in the middle, one contact's last page, a time window, one message by id. */
 function shapes(n) {
   const mid = idAt[Math.floor(n / 2)];
   return {
@@ -55,6 +55,8 @@ function shapes(n) {
     'page after an id in the middle': { limit: PAGE, direction: 'forward', page: { after: mid } },
     "one contact's last page (with)": { limit: PAGE, direction: 'backward', with: 'c7@localhost' },
     'a time window (start/end)': { limit: PAGE, direction: 'forward', start: Date.now() - n * 5, end: Date.now() - n * 5 + 60_000 },
+    // XEP-0313 #extended: one message by its id (a reply's quoted message).
+    'one message by id (ids)': { limit: PAGE, direction: 'forward', ids: [mid] },
   };
 }
 
@@ -67,7 +69,8 @@ async function storeLatency(storage, n) {
       const t0 = performance.now();
       const page = await storage.archive.query('localhost', 'alice', q);
       times.push(performance.now() - t0);
-      if (page.messages.length !== PAGE) throw new Error(`${name}: ${page.messages.length} messages`);
+      const expected = q.ids ? q.ids.length : PAGE;
+      if (page.messages.length !== expected) throw new Error(`${name}: ${page.messages.length} messages`);
     }
     out[name] = { p50: quantile(times, 0.5), p99: quantile(times, 0.99) };
   }

@@ -60,11 +60,20 @@ function newFilters(q: ArchiveQuery, lo: number, hi: number, ids: readonly numbe
   let khi = Math.floor(Math.min(hi, Number.MAX_SAFE_INTEGER) / 2);
   if (q.start !== undefined) klo = Math.max(klo, firstSeqAt(q.start) / 2);
   if (q.end !== undefined) khi = Math.min(khi, Math.floor(lastSeqAt(q.end) / 2));
-  const params: Record<string, unknown> = { klo, khi, lo_seq: lo, hi_seq: hi };
+  const params: Record<string, unknown> = {};
   if (ids !== undefined) {
-    where += ` AND {seq} IN (${ids.map((_, i) => `@id${i}`).join(', ') || 'NULL'})`;
+    // The keys bound the range (an index walk over the account's whole archive otherwise: the
+    // {seq} expression is no index key) and name the rows (m.key is the rowid); {seq} checks the side.
+    const keys = ids.map((seq) => Math.floor(seq / 2));
+    if (keys.length > 0) {
+      klo = Math.max(klo, Math.min(...keys));
+      khi = Math.min(khi, Math.max(...keys));
+    }
+    where += ` AND m.key IN (${keys.map((_, i) => `@key${i}`).join(', ') || 'NULL'}) AND {seq} IN (${ids.map((_, i) => `@id${i}`).join(', ') || 'NULL'})`;
+    keys.forEach((key, i) => { params[`key${i}`] = key; });
     ids.forEach((seq, i) => { params[`id${i}`] = seq; });
   }
+  Object.assign(params, { klo, khi, lo_seq: lo, hi_seq: hi });
   return { where, params };
 }
 
