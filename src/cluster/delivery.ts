@@ -15,7 +15,14 @@ import { ackEntry, addEntry, deliveryCounts, ensureGroup, inboxKeys, readEntries
 export type { InboxEntry } from './inbox.js';
 
 /** Handles one entry; `from` is the sending node. Resolves when the entry may be acknowledged. */
-export type EntryHandler = (entry: InboxEntry, from: string) => Promise<void>;
+/**
+ * What a handler may return instead of nothing: its work goes on off the inbox (the next entries
+ * are handled meanwhile), and the entry is acknowledged only once `settled` resolves; rejected, it
+ * stays pending and is read again at the next start (never acknowledged before it is done).
+ */
+export interface Handed { readonly settled: Promise<void> }
+
+export type EntryHandler = (entry: InboxEntry, from: string) => Promise<void | Handed>;
 
 /** Why `send` refused an entry: the sender routes the stanza itself (offline or bounce). */
 export type RefusedReason = 'node-down' | 'inbox-full' | 'redis';
@@ -126,11 +133,37 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
     await ackEntry(redis, keys, e.id, e.size);
   }
 
-  /** Sends the ACK without waiting; a failure surfaces when the batch awaits `acks` (and is never an unhandled rejection). */
+  /**
+   * Sends the ACK without waiting; a failure surfaces when the batch awaits `acks` (and is never an
+   * unhandled rejection). Issued on the next turn, not at once: a stanza the handler gave a session
+   * with stream management is written to the SM journal by a batch that goes out on this turn's
+   * setImmediate (sm-batch.ts), on this same connection, so the journal write reaches Redis before
+   * the ACK and a kill -9 between the two cannot lose the stanza (acknowledged, in no queue).
+   */
   function ackLater(keys: InboxKeys, e: ReadEntry, acks: Promise<void>[]): void {
-    const sent = ack(keys, e);
+    const sent = new Promise<void>((resolve) => setImmediate(resolve)).then(() => ack(keys, e));
     sent.catch(() => undefined);
     acks.push(sent);
+  }
+
+  // Entries whose handler handed its work on (Handed), by inbox and id: acknowledged when it is done,
+  // and skipped if the pending list is read again meanwhile (they are not handled twice).
+  const handedOn = new Map<string, Promise<void>>();
+  const handedKey = (keys: InboxKeys, e: ReadEntry): string => `${keys.node}\0${e.id}`;
+  function ackWhenSettled(keys: InboxKeys, e: ReadEntry, settled: Promise<void>): void {
+    const key = handedKey(keys, e);
+    const done = settled.then(() => ack(keys, e), (err: unknown) => {
+      counts.retried++;
+      log.warn({ err, event: 'cluster-entry-retry', inbox: keys.node, id: e.id }, 'the work an inbox entry handed on failed: it stays pending');
+    }).catch((err: unknown) => {
+      log.warn({ err, event: 'cluster-entry-ack-failed', inbox: keys.node, id: e.id }, 'acknowledging an inbox entry failed: it stays pending');
+    }).finally(() => { handedOn.delete(key); });
+    handedOn.set(key, done);
+  }
+  /** Resolves once the work handed on from `keys`' entries so far is done and acknowledged (or failed). */
+  async function handedSettled(keys: InboxKeys): Promise<void> {
+    const prefix = `${keys.node}\0`;
+    await Promise.all([...handedOn].filter(([k]) => k.startsWith(prefix)).map(([, p]) => p));
   }
 
   /** Gives up on an entry: its fallback routes it without the target session; acknowledged either way. */
@@ -167,6 +200,8 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
       ? await deliveryCounts(redis, keys, entries[0]!.id, entries[entries.length - 1]!.id, entries.length)
       : undefined;
     for (const e of entries) {
+      // Handed on earlier and read again from the pending list: acknowledged when that work is done.
+      if (handedOn.has(handedKey(keys, e))) continue;
       if (e.entry === undefined) {
         // Deleted meanwhile (raw ''), or not ours to understand: never handled, said so.
         if (e.raw !== '') {
@@ -183,8 +218,9 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
         await undeliverable(keys, e, e.entry);
         continue;
       }
+      let out: void | Handed;
       try {
-        await handler!(e.entry, e.from);
+        out = await handler!(e.entry, e.from);
       } catch (err) {
         counts.retried++;
         if (failures.size >= MAX_TRACKED) failures.clear();
@@ -194,7 +230,7 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
       }
       failures.delete(e.id);
       counts.handled++;
-      ackLater(keys, e, acks);
+      if (out) ackWhenSettled(keys, e, out.settled); else ackLater(keys, e, acks);
     }
     return true;
   }
@@ -293,6 +329,7 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
       for (let round = 0; round < DRAIN_ROUNDS; round++) {
         if ((await redis.exists(keys.lease)) === 1) return handled;
         handled += await consume(keys, redis, false);
+        await handedSettled(keys);
         if ((await removeInbox(redis, keys)) !== 'not-empty') return handled;
       }
       log.warn({ event: 'cluster-inbox-not-drained', inbox: target }, 'an inbox kept receiving entries while it was drained');
@@ -304,6 +341,7 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
       // and the batch in hand, which acknowledges on the main connection, is finished.
       if (reader?.isOpen) reader.destroy();
       await loop;
+      await handedSettled(own);
     },
     stats: () => ({ ...counts, refused: { ...refused } }),
   };

@@ -15,7 +15,7 @@ import { handOver } from '../xmpp/hand-over.js';
 import { movedElsewhere, routeWhenSettled } from '../xmpp/features/stream-management/journal.js';
 import { PRIORITY } from '../xmpp/priorities.js';
 import { isPromise, type Outcome } from '../xmpp/pipeline.js';
-import { DeliveryRefused, type InboxEntry } from './delivery.js';
+import { DeliveryRefused, type Handed, type InboxEntry } from './delivery.js';
 import { createDirectory, type DirEntry, type DirFields } from './directory.js';
 import { createStub, refresh, stanzaEntry, type RemoteSink } from './remote.js';
 import type { ClusterModule, ClusterServices } from './module.js';
@@ -173,7 +173,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   }
 
   /** Our inbox (delivery.ts): a stanza for a local session, or a request to close one. */
-  async function onEntry(entry: InboxEntry): Promise<void> {
+  async function onEntry(entry: InboxEntry): Promise<void | Handed> {
     const c = ctx;
     const to = tryParseJid(entry.to);
     if (!c || !to) return;
@@ -190,11 +190,14 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     }
     log.debug({ event: 'cluster-entry-no-session', to: entry.to, id: el.attr('id') }, 'an inbox entry found no local session: routed again');
     // The session went away meanwhile: route it again (another resource, offline storage, or an error),
-    // once the directory has settled: it may have just been resumed on another node (journal.ts). Not
-    // awaited: entries for a session that is gone for good must not hold the inbox a second each; the
-    // core's drain (a clean stop) waits for it, a crash within that second does not.
-    if (to.resource) return routeWhenSettled(c, to, el);
+    // once the directory has settled: it may have just been resumed on another node (journal.ts). Handed
+    // on: entries for a session that is gone for good must not hold the inbox a second each, and the
+    // entry is acknowledged only once it is routed (or stored offline): a crash meanwhile leaves it
+    // pending, read again at the next start (delivery.ts), not lost.
+    if (to.resource) return { settled: routeWhenSettled(c, to, el) };
     await c.router.route(null, el, to);
+    // Offline storage writes on the account's line (features/offline): acknowledged once that is done.
+    return { settled: new Promise<void>((done) => { c.queues.deliveries.after(to.bare, done); }) };
   }
 
   delivery.onEntry((entry) => onEntry(entry));

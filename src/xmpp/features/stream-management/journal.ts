@@ -31,16 +31,29 @@ const POLL_MS = 20;
  * sessions); so it waits, at most SETTLE_MS, for the JID to be known again,
  * then is routed as any stanza (to the new owner, or offline after all). On
  * the deliveries queue: in order per JID, and a shutdown's drain waits.
+ * Resolves once it is routed and what that queued for the account (an
+ * offline store: the 'deliveries' line of its bare JID) is done; rejects if
+ * that failed (a cluster inbox entry is then left unacknowledged).
  */
-export function routeWhenSettled(ctx: ModuleContext, jid: Jid, stanza: XmlElement): void {
-  ctx.queues.deliveries.after(`settle:${jid.toString()}`, async () => {
-    const deadline = Date.now() + SETTLE_MS;
-    while (ctx.sessions.get(jid.domain, jid.local, jid.resource) === undefined && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-    const found = ctx.sessions.get(jid.domain, jid.local, jid.resource) !== undefined;
-    ctx.log.debug({ event: 'sm-settled', jid: jid.toString(), id: stanza.attr('id'), found }, found ? 'routed to the session again' : 'session not found again: routed as for an unavailable resource');
-    await ctx.router.route(null, stanza, jid);
+export function routeWhenSettled(ctx: ModuleContext, jid: Jid, stanza: XmlElement): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    ctx.queues.deliveries.after(`settle:${jid.toString()}`, async () => {
+      try {
+        const deadline = Date.now() + SETTLE_MS;
+        while (ctx.sessions.get(jid.domain, jid.local, jid.resource) === undefined && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, POLL_MS));
+        }
+        const found = ctx.sessions.get(jid.domain, jid.local, jid.resource) !== undefined;
+        ctx.log.debug({ event: 'sm-settled', jid: jid.toString(), id: stanza.attr('id'), found }, found ? 'routed to the session again' : 'session not found again: routed as for an unavailable resource');
+        await ctx.router.route(null, stanza, jid);
+        // Offline storage queues its write on the account's line (features/offline): done when this is.
+        await new Promise<void>((done) => { ctx.queues.deliveries.after(jid.bare, done); });
+        resolve();
+      } catch (err) {
+        reject(err);
+        throw err;
+      }
+    });
   });
 }
 
@@ -73,7 +86,8 @@ export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry
     ctx.log.debug({ event: 'sm-push-refused', session: session.logId, id: item.stanza.attr('id') }, 'journal refused a stanza: routed again');
     fence(session);
     // After fence(): the session is out of the table, so the route cannot come back to it.
-    if (session.jid) routeWhenSettled(ctx, session.jid, item.stanza);
+    // Not awaited (the deliveries queue logs a failure); a shutdown's drain waits for it.
+    if (session.jid) routeWhenSettled(ctx, session.jid, item.stanza).catch(() => undefined);
   }
 
   journal.onFenced((smid) => {
