@@ -273,8 +273,15 @@ export function createCore(deps: CoreDeps): Core {
         } catch (err) { fail(session, undefined, err); }
       }, noop);
     },
+    // fromTransport's rule, written out: the message path allocates one closure per element, as before it.
     dispatchElement(session, el) {
-      fromTransport(session, el, () => processElement(session, el), (to) => owner.dispatchElement(to, el));
+      const resumptions = session.resumptions;
+      inOrder(session, el, () => {
+        if (session.resumptions !== resumptions) return;
+        const into = session.resumedInto;
+        if (into === undefined) return processElement(session, el);
+        if (into.session.resumptions === into.resumptions) owner.dispatchElement(into.session, el);
+      });
     },
     // The end of the stream comes after what the client sent before it (its last <a/> above all,
     // or stream management would hand over stanzas the client has acknowledged).
