@@ -9,6 +9,8 @@ interface Archive { rows: Row[]; readonly byId: Map<string, Row>; prefs?: Archiv
 export function createMemoryArchiveStore(exists: (host: string, username: string) => Promise<boolean>): ArchiveStore & Purgeable {
   const archives = new Map<string, Archive>();
   let seq = 0;
+  // The newest appended row's stamp (newestAt): what the SQL stores read from their last row.
+  let newest: number | undefined;
   const archiveOf = (host: string, username: string): Archive => {
     const key = keyOf(host, username);
     let a = archives.get(key);
@@ -35,6 +37,7 @@ export function createMemoryArchiveStore(exists: (host: string, username: string
       for (const e of entries) {
         if (!known.get(keyOf(e.host, e.username))) continue;
         const row: Row = { id: e.id, with: e.with, at: e.at, stanza: e.stanza, seq: ++seq };
+        newest = e.at;
         const a = archiveOf(e.host, e.username);
         a.rows.push(row);
         a.byId.set(row.id, row);
@@ -42,6 +45,9 @@ export function createMemoryArchiveStore(exists: (host: string, username: string
     },
     async query(host, username, q) {
       return page(archives.get(keyOf(host, username)) ?? { rows: [], byId: new Map() }, q);
+    },
+    async newestAt() {
+      return newest;
     },
     async bounds(host, username) {
       const rows = archives.get(keyOf(host, username))?.rows ?? [];

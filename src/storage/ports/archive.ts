@@ -105,8 +105,9 @@ export interface ArchiveStore {
    */
   expire(before: number, limit: number): Promise<number>;
   /**
-   * The stamp of the newest entry, if the store keys rows by the entries' seq (SQLite): the server
-   * numbers new messages after it, so a clock that went back across a restart cannot reuse a seq.
+   * The stamp of the newest entry (the last appended): the server numbers new messages after it, so a
+   * clock that went back across a restart cannot reuse a seq (SQLite keys rows by it) nor stamp a
+   * message older than those before it (start/end find rows by stamp order).
    */
   newestAt?(): Promise<number | undefined>;
   /** Deletes the account's oldest messages beyond its newest `keep`, at most `limit` of them; returns how many. */

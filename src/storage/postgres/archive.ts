@@ -52,6 +52,13 @@ export function createPgArchiveStore(pool: Pool): ArchiveStore {
       const n = toNumber(counted.rows[0]?.n ?? 0);
       return { messages, complete: rows.rows.length <= q.limit, count: n <= COUNT_CAP ? n : undefined };
     },
+    // The newest row's stamp (the identity's order is insertion order, read on the primary key): the
+    // server numbers after it, so stamps never go back across a restart with the clock set back, and
+    // start/end keep finding their rows by stamp order (START_SEQ, archive-sql.ts).
+    async newestAt() {
+      const row = (await pool.query<{ at: string }>('SELECT at FROM archive ORDER BY seq DESC LIMIT 1')).rows[0];
+      return row === undefined ? undefined : toNumber(row.at);
+    },
     async bounds(host, username) {
       return { first: await edge(host, username, 'ASC'), last: await edge(host, username, 'DESC') };
     },
