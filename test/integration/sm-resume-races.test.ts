@@ -10,7 +10,8 @@
  * - a stanza pipelined right behind <resume/> is handled on the resumed
  *   session and counted, not dropped;
  * and, with the input pump holding stanzas when the transport ends, an IQ get
- * of a resumable session is answered, so h counts what the client sent in order.
+ * of a resumable session is answered, so h counts what the client sent in order;
+ * and an <r/> the old transport left unanswered does not time out the resumed stream.
  */
 import t, { type Test } from 'tap';
 import { NS } from '../../src/xml/index.js';
@@ -171,4 +172,25 @@ t.test('input held by the rate limit when the transport ends: an IQ get of a res
   await sleep(300);
   await routed(bob, 'p2');
   t.equal(times(bob, 'M'), 1, 'M reaches bob once');
+});
+
+t.test("an <r/> the old transport left unanswered does not time the resumed stream out: it gets a full SM_ACK_TIMEOUT of its own", async (t) => {
+  const s = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', SM_ACK_TIMEOUT: '3', SM_ACK_FREQ: '1' });
+  const bob = await bobOnline(t, s.wsUrl);
+  const old = await SmPeer.login(s.wsUrl, 'alice', 'alice-pw', 'tab', { autoAck: false });
+  t.teardown(() => old.c.close());
+  bob.send(chat('alice@localhost/tab', 'unacked'));
+  await old.c.until((el) => el.is('r', NS.SM));
+  const asked = Date.now();
+  await sleep(2000);
+  // The old socket still looks alive; the page resumes on a new one and acknowledges nothing yet.
+  const { peer, answer } = await SmPeer.resume(s.wsUrl, 'alice', 'alice-pw', old.smid!, { autoAck: false });
+  t.teardown(() => peer.c.close());
+  t.ok(answer.is('resumed', NS.SM), 'resumed');
+  await sleep(Math.max(0, asked + 4000 - Date.now()));
+  const errors = () => peer.c.frames.filter((el) => el.local === 'error' && el.ns === NS.STREAM);
+  t.same(errors().map(String), [], 'still open 4 s after the old <r/>, 2 s after the resumption');
+  t.equal(peer.c.closed, undefined);
+  await eventually(() => errors().some((el) => el.getChild('connection-timeout') !== undefined), { timeout: 4000, message: 'the resumed stream times out on its own wait' });
+  t.pass("then the resumed stream's own wait runs out: connection-timeout");
 });

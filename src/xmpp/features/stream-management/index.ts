@@ -232,6 +232,9 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     if (!st) return;
     wake(st);
     if (journal && st.smid) journal.resumed(st.smid);
+    // An <r/> the old transport left unanswered is not the new one's: its wait ends here, and the
+    // request below starts a full SM_ACK_TIMEOUT for the resumed stream (found in review).
+    flow.stop(session, st);
     flow.release(session, st);
     if (st.queue.buffer_size > 0 && opts.ack) flow.requestAck(session, st);
   }, PRIORITY.lifecycle.streamManagement);
