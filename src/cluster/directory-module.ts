@@ -34,7 +34,7 @@ declare module '../xmpp/events.js' {
 /** Whether the directory already says what the session is. */
 function same(entry: DirFields, now: DirFields): boolean {
   return entry.priority === now.priority && entry.presence === now.presence && entry.interested === now.interested
-    && entry.carbons === now.carbons;
+    && entry.carbons === now.carbons && (entry.blocklist === true) === (now.blocklist === true);
 }
 
 interface Stub { readonly session: Session; readonly sid: string; readonly node: string }
@@ -73,7 +73,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   function fields(s: Session): DirFields {
     return {
       node: me, sid: sidOf(s), priority: s.priority, presence: s.presence ? serialize(s.presence) : null,
-      interested: s.interested === true, carbons: s.carbons, anonymous: s.anonymous,
+      interested: s.interested === true, carbons: s.carbons, anonymous: s.anonymous, blocklist: s.blocklistRequested,
     };
   }
 

@@ -29,6 +29,8 @@ export interface DirFields {
   readonly interested: boolean;
   readonly carbons: boolean;
   readonly anonymous: boolean;
+  /** XEP-0191 §3.3: the session requested the blocklist (gets its pushes). Absent in entries written before it existed. */
+  readonly blocklist?: boolean;
 }
 
 export interface DirEntry extends DirFields {

@@ -77,10 +77,11 @@ export function createStub(bare: string, resource: string, entry: DirEntry, sink
   return stub;
 }
 
-/** Copies what may change of a remote session (presence, priority, interest) onto its stub; carbons go through the SessionManager. */
+/** Copies what may change of a remote session (presence, priority, interest, blocklist pushes) onto its stub; carbons go through the SessionManager. */
 export function refresh(stub: Session, entry: DirEntry): void {
   stub.priority = entry.priority;
   stub.interested = entry.interested ? true : undefined;
+  stub.blocklistRequested = entry.blocklist === true;
   stub.presence = entry.presence === null ? undefined : readPresence(entry.presence);
 }
 

@@ -60,6 +60,11 @@ export class Session implements ConnEvents {
   interested: boolean | undefined;
   /** XEP-0280 carbons enabled; changed through SessionManager.setCarbons, which counts them. */
   carbons = false;
+  /**
+   * XEP-0191 §3.3: the resource requested the blocklist, so it gets blocklist pushes. A field of
+   * the session, not of the blocking feature, so a cluster's remote stubs carry it (directory entry).
+   */
+  blocklistRequested = false;
   /** The user's roster, loaded when the resource is bound. */
   roster: unknown;
   /** The `from` of the client's last stream header (RFC 6120 §4.7.1), if it sent one (SASL checks an authzid against it). */

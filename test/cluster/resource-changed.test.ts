@@ -1,7 +1,8 @@
 /**
  * The core's 'resource-changed' event (what the cluster's directory and the
  * stream-management snapshot observe): presence (available, priority,
- * unavailable), roster interest and carbons each run it once per change,
+ * unavailable), roster interest, carbons and a blocklist request each run
+ * it once per change,
  * with the session's fields already set.
  */
 import t from 'tap';
@@ -46,4 +47,16 @@ t.test('presence, roster get and carbons each tell what changed', async (t) => {
   a.session.close();
   await settled();
   t.equal(seen.length, 5, 'a session that ends unavailable is not changed again');
+});
+
+t.test('a blocklist request tells it once (XEP-0191 §3.3: who gets the pushes)', async (t) => {
+  const before = seen.length;
+  const a = await server.login('alice', 'r2');
+  a.send(`<iq xmlns='jabber:client' type='get' id='b'><blocklist xmlns='${NS.BLOCKING}'/></iq>`);
+  a.send(`<iq xmlns='jabber:client' type='get' id='b2'><blocklist xmlns='${NS.BLOCKING}'/></iq>`);
+  await settled();
+  t.equal(seen.length, before + 1, 'a second request changes nothing');
+  t.equal(server.app.sessions.get('localhost', 'alice', 'r2')?.blocklistRequested, true);
+  a.session.close();
+  await settled();
 });

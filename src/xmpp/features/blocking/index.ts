@@ -1,7 +1,7 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import { JidError, parseJid, tryParseJid, type Jid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
-import type { RouteEvent } from '../../events.js';
+import { resourceChanged, type RouteEvent } from '../../events.js';
 import { veto, type FilterResult } from '../../pipeline.js';
 import { PRIORITY } from '../../priorities.js';
 import type { Session } from '../../session.js';
@@ -30,7 +30,8 @@ export interface BlockingDeps {
 
 /**
  * XEP-0191 Blocking Command: the blocklist (get, block, unblock,
- * unblock-all, pushes to the resources that asked for it), and its effect
+ * unblock-all, pushes to the resources that asked for it, on every node of
+ * a cluster: Session.blocklistRequested), and its effect
  * on stanzas both ways. Blocking is "polite" (§Implementation Notes):
  * subscriptions are kept, the blocked JID just sees the user offline.
  * The unavailable presence sent on blocking goes to subscribers' available
@@ -40,13 +41,16 @@ export interface BlockingDeps {
 export function register(ctx: ModuleContext, opts: BlockingOptions, deps: BlockingDeps): void {
   const { accounts: svc, blocklists: lists } = deps;
   const blocks = lists.isBlocked;
-  /** XEP-0191 §3.3: pushes go to "resources that have requested the blocklist". */
-  const requested = new WeakSet<Session>();
   ctx.disco.addFeature(NS.BLOCKING);
 
   ctx.iq.register('self', 'get', NS.BLOCKING, (session, _iq, payload) => {
     if (!payload.is('blocklist', NS.BLOCKING)) throw new StanzaErrorException('bad-request', 'expected <blocklist/>');
-    requested.add(session);
+    // §3.3: pushes go to "resources that have requested the blocklist". Session.blocklistRequested, not
+    // a set of this process: a resource bound on another cluster node is a stub here, and carries it.
+    if (!session.blocklistRequested) {
+      session.blocklistRequested = true;
+      resourceChanged(ctx.hooks, session);
+    }
     const account = svc.accountOf(session);
     return x('blocklist', { xmlns: NS.BLOCKING }, ...[...lists.of(account)].sort().map((jid) => x('item', { jid })));
   });
@@ -115,7 +119,7 @@ export function register(ctx: ModuleContext, opts: BlockingOptions, deps: Blocki
 
   function push(account: Account, action: string, jids: Jid[]): void {
     for (const s of ctx.sessions.resources(account.host, account.username)) {
-      if (!requested.has(s)) continue;
+      if (!s.blocklistRequested) continue;
       s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: `block-${randomId(6)}`, to: s.full_jid },
         x(action, { xmlns: NS.BLOCKING }, ...jids.map((j) => x('item', { jid: j.full })))));
     }
