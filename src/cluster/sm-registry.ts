@@ -58,7 +58,7 @@ interface Held {
 
 export interface RedisSmRegistry extends SmRegistry {
   readonly journal: SmJournal;
-  /** Stores the session's snapshot (presence, priority, interested, carbons) if it is resumable. */
+  /** Stores the session's snapshot (presence, priority, interested, carbons, blocklist requested) if it is resumable. */
   snapshot(session: Session): void;
   /** Another node claimed `smid` with `epoch` (the sm-fenced channel). */
   fenced(smid: string, epoch: number): void;
@@ -102,7 +102,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   function snapshotOf(session: Session): Record<string, string | number> {
     return {
       presence: session.presence?.toString() ?? '', priority: session.priority, interested: session.interested ? 1 : 0,
-      carbons: session.carbons ? 1 : 0,
+      carbons: session.carbons ? 1 : 0, blocklist: session.blocklistRequested ? 1 : 0,
     };
   }
 
@@ -253,7 +253,7 @@ function parseClaim(reply: unknown[], ownerGone: boolean): Exclude<SmClaim, stri
   const state: SmClaimed = {
     counter_in: Number(f.counter_in ?? 0), counter_out: Number(f.counter_out ?? 0), max: Number(f.max ?? 0), items,
     presence: f.presence ? f.presence : undefined, priority: Number(f.priority ?? 0),
-    interested: f.interested === '1', carbons: f.carbons === '1', ownerGone,
+    interested: f.interested === '1', carbons: f.carbons === '1', blocklist: f.blocklist === '1', ownerGone,
   };
   const record = { epoch: Number(reply[0]), host: f.host ?? '', username: f.username ?? '', resource: f.resource ?? '', anonymous: f.anonymous === '1' };
   return { record, state };

@@ -195,7 +195,7 @@ t.test('a dead node\'s session not resumed in time is handed over: its messages 
   t.equal(resumed.answer.attr('h'), '7', 'and the h it had handled is told (XEP-0198 §5 stale h)');
 });
 
-t.test('a takeover keeps the session\'s presence, priority and roster interest: contacts see no unavailable', async (t) => {
+t.test('a takeover keeps the session\'s presence, priority, roster interest and blocklist request: contacts see no unavailable', async (t) => {
   const { n1, n2 } = await cluster(t);
   const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
   await n1.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
@@ -209,6 +209,8 @@ t.test('a takeover keeps the session\'s presence, priority and roster interest: 
   t.teardown(() => alice.c.close());
   alice.c.send("<iq xmlns='jabber:client' type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
   await alice.c.until((el) => el.attr('id') === 'r1');
+  alice.c.send("<iq xmlns='jabber:client' type='get' id='b1'><blocklist xmlns='urn:xmpp:blocking'/></iq>");
+  await alice.c.until((el) => el.attr('id') === 'b1');
   alice.c.send("<presence xmlns='jabber:client'><priority>5</priority></presence>");
   await bob.until((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === undefined);
   const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
@@ -219,6 +221,7 @@ t.test('a takeover keeps the session\'s presence, priority and roster interest: 
   t.equal(moved?.presence?.getChildText('priority'), '5', 'available on node 2, as it was');
   t.equal(moved?.priority, 5);
   t.equal(moved?.interested, true, 'still an interested resource');
+  t.equal(moved?.blocklistRequested, true, 'still gets blocklist pushes (XEP-0191 §3.3)');
   await eventually(() => n1.server.app.sessions.get('localhost', 'alice', 'phone')?.presence, { message: 'node 1 sees alice available on node 2' });
   await routed(bob, 'after-move');
   await sleep(300);

@@ -46,6 +46,8 @@ export interface SmClaimed {
   readonly priority: number;
   readonly interested: boolean;
   readonly carbons: boolean;
+  /** XEP-0191 §3.3: it requested the blocklist (gets pushes). */
+  readonly blocklist: boolean;
   /** Its owner was dead: its contacts were told it went unavailable (the cluster does so at a death). */
   readonly ownerGone: boolean;
 }

@@ -27,7 +27,7 @@ export interface TakeoverDeps {
  * this node in one step (fencing: the old owner's writes are refused from
  * then on, and it is told to let go). The session is then built on the carrier itself, which
  * already holds the new transport: the bound JID, the counters, the queue
- * and the snapshot (presence, priority, interested, carbons). 'resource-bound' loads
+ * and the snapshot (presence, priority, interested, carbons, blocklist requested). 'resource-bound' loads
  * the account as a bind does; <resumed/> and the unacknowledged stanzas
  * follow.
  */
@@ -75,6 +75,7 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     carrier.priority = claimed.priority;
     carrier.interested = claimed.interested ? true : undefined;
     ctx.sessions.setCarbons(carrier, claimed.carbons);
+    carrier.blocklistRequested = claimed.blocklist;
     const st = newState(opts, previd, claimed.max, add(claimed.counter_out, acked), claimed.counter_in);
     // Flow control as on the old node: buffer_max in flight, the rest waits for acks.
     for (const item of claimed.items.slice(acked)) {
