@@ -4,7 +4,8 @@
  * ('resource-changed') and destroyed; every other node's sessions become
  * remote stubs in the SessionManager (remote.ts); inbox entries for our
  * sessions are delivered here; a duplicate resource across nodes ends the
- * older session with conflict; a dead node's entries are removed.
+ * older session with conflict; a dead node's entries are removed; a local
+ * client's answer to another node's question goes back to it (answers.ts).
  */
 import { parseJid, tryParseJid, type Jid } from '../jid/index.js';
 import { DEFAULT_LIMITS, NS, parseXml, serialize, x, type XmlElement } from '../xml/index.js';
@@ -18,6 +19,7 @@ import { isPromise, type Outcome } from '../xmpp/pipeline.js';
 import { DeliveryRefused, type Handed, type InboxEntry } from './delivery.js';
 import { createDirectory, type DirEntry, type DirFields } from './directory.js';
 import { createStub, refresh, stanzaEntry, type RemoteSink } from './remote.js';
+import { createAnswerRoutes } from './answers.js';
 import type { ClusterModule, ClusterServices } from './module.js';
 
 declare module '../xmpp/events.js' {
@@ -50,6 +52,13 @@ interface Stub { readonly session: Session; readonly sid: string; readonly node:
  */
 const MOVED_ENTRY_MS = 5000;
 
+/** An IQ get or set from the server itself (a served domain): a question whose answer the client sends to the domain. */
+function fromServer(ctx: ModuleContext, el: XmlElement): boolean {
+  const type = el.attr('type');
+  const from = el.attr('from');
+  return (type === 'get' || type === 'set') && from !== undefined && ctx.hosts.has(from);
+}
+
 /** The presence types that change rosters (RFC 6121 §3). */
 const SUBSCRIPTION = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
 
@@ -64,6 +73,8 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   const boundAt = new WeakMap<Session, number>();
   const directory = createDirectory(node, changed, log, () => { void repair(); });
   const sidOf = (s: Session): string => `${me}:${s.logId}`;
+  /** Which node asked a local client a question from the server (answers.ts). */
+  const answers = createAnswerRoutes();
 
   /** The local (not stub) session bound to `full`, if any. */
   function local(host: string, username: string, resource: string): Session | undefined {
@@ -172,8 +183,8 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     await c.hooks.run('account-stale', { host: to.domain, username: to.local });
   }
 
-  /** Our inbox (delivery.ts): a stanza for a local session, or a request to close one. */
-  async function onEntry(entry: InboxEntry): Promise<void | Handed> {
+  /** Our inbox (delivery.ts): a stanza for a local session, or a request to close one. `sender` is the node that added it. */
+  async function onEntry(entry: InboxEntry, sender: string): Promise<void | Handed> {
     const c = ctx;
     const to = tryParseJid(entry.to);
     if (!c || !to) return;
@@ -185,6 +196,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     const el = parseXml(entry.xml, DEFAULT_LIMITS, NS.CLIENT);
     if (session && !session.destroyed) {
       if (el.name === 'presence' && SUBSCRIPTION.has(el.attr('type') ?? '')) await reloadBoth(c, el, to);
+      if (el.name === 'iq' && fromServer(c, el)) answers.asked(sender, entry.to, el.attr('id') ?? '');
       session.send(el);
       return;
     }
@@ -200,7 +212,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     return { settled: new Promise<void>((done) => { c.queues.deliveries.after(to.bare, done); }) };
   }
 
-  delivery.onEntry((entry) => onEntry(entry));
+  delivery.onEntry((entry, sender) => onEntry(entry, sender));
   delivery.onUndeliverable(async (entry) => {
     log.error({ event: 'cluster-entry-undeliverable', entry }, 'an inbox entry kept failing');
     const to = tryParseJid(entry.to);
@@ -285,6 +297,17 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       directory.update(session.jid!.bare, session.resource!, fields(session))
         .catch((err: unknown) => log.warn({ err, jid: session.full_jid }, 'updating the directory failed'));
     }, PRIORITY.lifecycle.default);
+    // The answer to a question another node asked (answers.ts): its inbox, where it is routed to the domain
+    // again. Refused (that node is gone or full), it is dropped, as an answer nobody waits for is anyway.
+    c.hooks.deliver('iq/host', ({ origin, stanza, to }) => {
+      const type = stanza.attr('type');
+      if ((type !== 'result' && type !== 'error') || origin?.full_jid === undefined) return undefined;
+      const asker = answers.take(origin.full_jid, stanza.attr('id') ?? '');
+      if (asker === undefined) return undefined;
+      delivery.send(asker, stanzaEntry(to.full, stanza))
+        .catch((err: unknown) => log.debug({ err, node: asker, from: origin.full_jid }, 'an answer for another node was refused'));
+      return 'delivered';
+    }, PRIORITY.route.answerElsewhere);
     c.hooks.notify('session-destroyed', ({ session, reason }) => {
       if (session.full_jid === undefined || boundAt.get(session) === undefined) return;
       if (!movedElsewhere(reason)) return unbind(session);

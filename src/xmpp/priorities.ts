@@ -29,6 +29,8 @@ export const PRIORITY = {
     offlineTrigger: 50,
     /** RFC 6121 A.2/A.3: subscription presence changes rosters instead of being relayed as presence. */
     subscriptions: 50,
+    /** Cluster: a client's answer to a question another node's server asked goes back there (cluster/answers.ts). */
+    answerElsewhere: 20,
     /** Answers the server gives on an account's behalf (roster of another account forbidden, disco, vCard). */
     onBehalf: 10,
     /** XEP-0160: messages for an account with no available resource are stored; after the answers above. */

@@ -33,9 +33,10 @@ interface Waiting {
  * Entity capabilities (XEP-0115) as a server learns them: the `<c/>` a
  * client puts in its presence names a hash of its disco#info; the server
  * asks one client per ver (through the router, so a session on another
- * node answers too), checks the answer hashes to that ver (§5.4: an
- * answer that does not is never cached), and keeps the features by ver in
- * a bounded LRU map. Cluster-neutral: nothing here knows where a session lives.
+ * node answers too: that node sends the answer back here, cluster/answers.ts),
+ * checks the answer hashes to that ver (§5.4: an answer that does not is
+ * never cached), and keeps the features by ver in a bounded LRU map.
+ * Cluster-neutral: nothing here knows where a session lives.
  */
 export function register(ctx: ModuleContext, opts: CapsOptions): Caps {
   const cache = new Map<string, ReadonlySet<string>>();
@@ -85,7 +86,8 @@ export function register(ctx: ModuleContext, opts: CapsOptions): Caps {
     return set;
   };
 
-  // The client's answer comes back addressed to the server's domain; ours are taken here.
+  // The client's answer comes back addressed to the server's domain; ours are taken here (a client on another
+  // node: its node routes the answer here again, with no origin and the from it stamped).
   ctx.hooks.deliver('iq/host', ({ origin, stanza }) => {
     const type = stanza.attr('type');
     const entry = type === 'result' || type === 'error' ? waiting.get(stanza.attr('id') ?? '') : undefined;
