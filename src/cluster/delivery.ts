@@ -24,6 +24,9 @@ export interface Handed { readonly settled: Promise<void> }
 
 export type EntryHandler = (entry: InboxEntry, from: string) => Promise<void | Handed>;
 
+/** Resolves on the next turn of the event loop, after this turn's setImmediate callbacks (the SM journal's batch). */
+const nextTurn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Why `send` refused an entry: the sender routes the stanza itself (offline or bounce). */
 export type RefusedReason = 'node-down' | 'inbox-full' | 'redis';
 
@@ -141,7 +144,7 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
    * the ACK and a kill -9 between the two cannot lose the stanza (acknowledged, in no queue).
    */
   function ackLater(keys: InboxKeys, e: ReadEntry, acks: Promise<void>[]): void {
-    const sent = new Promise<void>((resolve) => setImmediate(resolve)).then(() => ack(keys, e));
+    const sent = nextTurn().then(() => ack(keys, e));
     sent.catch(() => undefined);
     acks.push(sent);
   }
@@ -152,7 +155,8 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
   const handedKey = (keys: InboxKeys, e: ReadEntry): string => `${keys.node}\0${e.id}`;
   function ackWhenSettled(keys: InboxKeys, e: ReadEntry, settled: Promise<void>): void {
     const key = handedKey(keys, e);
-    const done = settled.then(() => ack(keys, e), (err: unknown) => {
+    // On the turn after the work is done, as ackLater: a stanza it gave a session is in the SM journal's batch first.
+    const done = settled.then(nextTurn).then(() => ack(keys, e), (err: unknown) => {
       counts.retried++;
       log.warn({ err, event: 'cluster-entry-retry', inbox: keys.node, id: e.id }, 'the work an inbox entry handed on failed: it stays pending');
     }).catch((err: unknown) => {

@@ -212,3 +212,14 @@ t.test('the sweep expires by age and trims the accounts written to, in bounded s
   now += 3 * day;
   t.equal(await retention.sweep(), 9, 'everything is older than two days now');
 });
+
+t.test('close() (shutdown) commits what is queued without retrying a failing store: the drain ends', async (t) => {
+  let calls = 0;
+  const retries: number[] = [];
+  const writer = createArchiveWriter({ append: async () => { calls++; throw new Error('database down'); } }, BIG, { onRetry: (_err, ms) => retries.push(ms) });
+  const queued = writer.write(record(1));
+  await writer.close();
+  await t.rejects(queued, /database down/, 'given up at once');
+  t.equal(calls, 1, 'one try');
+  t.same(retries, [], 'no retry');
+});

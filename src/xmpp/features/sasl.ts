@@ -105,7 +105,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     features.append(x('mechanisms', { xmlns: NS.SASL }, ...mechanisms(session).map((m) => x('mechanism', {}, m))));
   }, PRIORITY.features.sasl);
 
-  function failure(session: Session, condition: SaslFailureCondition, text?: string, counts = true, mechanism?: string): void {
+  /** `answered`: false ends the exchange without writing a <failure/> (its client already moved on to a new <auth/>). */
+  function failure(session: Session, condition: SaslFailureCondition, text?: string, counts = true, mechanism?: string, answered = true): void {
     const st = stateOf(session);
     const ex = st.exchange;
     st.exchange = undefined;
@@ -118,7 +119,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     // Only wrong credentials are guesses; an aborted or malformed exchange is not.
     // (OAUTHBEARER's refused token was counted when its error challenge went out.)
     if (condition === 'not-authorized' && ex?.stage !== 'awaiting-ack') opts.throttle.failed(throttleKey(session), ex?.account);
-    st.wire.failure(session, condition, text);
+    if (answered) st.wire.failure(session, condition, text);
     if (counts && ++st.failures >= opts.maxFailures) {
       // RFC 6120 §6.4.5: past the allowed retries, close with policy-violation.
       session.close({ condition: 'policy-violation', text: 'too many failed authentication attempts' });
@@ -271,9 +272,10 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     // and ends that exchange too), so pipelined guesses cannot start key derivations without limit.
     if (st.exchange?.stage === 'busy') return failure(session, 'malformed-request', 'an authentication exchange is in progress');
     // A refused OAUTHBEARER token whose error challenge the client did not acknowledge (RFC 7628 §3.2.2):
-    // that exchange ends as the failure it is, counted towards SASL_MAX_FAILURES (RFC 6120 §6.4.5).
+    // that exchange ends as the failure it is, counted towards SASL_MAX_FAILURES (RFC 6120 §6.4.5), with
+    // no <failure/> of its own: the new <auth/> gets the one answer (§6.4.5/§6.4.6: one outcome per <auth/>).
     if (st.exchange?.stage === 'awaiting-ack') {
-      failure(session, 'not-authorized');
+      failure(session, 'not-authorized', undefined, true, undefined, false);
       if (session.closing) return;
     }
     if (throttled(session, undefined, mechanism)) return;

@@ -171,7 +171,14 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   // Removals are gathered for BATCH_MS and made per account, after the commits they wait for: a
   // flood of bounces (an offline store kept full) costs one store call per account and batch.
   let bounced: Array<{ readonly host: string; readonly username: string; readonly id: string; readonly committed: Promise<void> }> = [];
-  const removeBounced = async (): Promise<void> => {
+  // Removals under way (their batch taken), for the shutdown to wait for.
+  const removing = new Set<Promise<void>>();
+  const removeBounced = (): Promise<void> => {
+    const run = removeTaken();
+    removing.add(run);
+    return run.finally(() => { removing.delete(run); });
+  };
+  const removeTaken = async (): Promise<void> => {
     const taken = bounced;
     bounced = [];
     await Promise.all(taken.map((b) => b.committed));
@@ -224,10 +231,12 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
       const id = event.senderArchiveId;
       return id === undefined || event.origin?.jid === undefined ? undefined : stanzaIdElement(event.origin.jid.bare, id);
     },
-    // Shutdown: the queued messages are committed, then the bounced copies still gathered are taken out.
+    // Shutdown: the queued messages are committed (no more retries), then the bounced copies still
+    // gathered are taken out, and the removals already under way are waited for.
     flush: async () => {
-      await writer.flush();
+      await writer.close();
       await removeBounced();
+      await Promise.all([...removing]);
     },
     sweep: () => retention.sweep(),
     dispose: () => retention.dispose(),

@@ -58,8 +58,13 @@ export interface ArchiveWriter {
    * full queue lets a batch's worth through at a time, not one message).
    */
   room(): Promise<void> | undefined;
-  /** Commits what is queued now and resolves once everything queued so far is committed or failed (shutdown). */
+  /** Commits what is queued now and resolves once everything queued so far is committed or failed. */
   flush(): Promise<void>;
+  /**
+   * Shutdown: flush(), with no more retries from now on (a failing commit fails at its next
+   * failure): the drain must end within SHUTDOWN_TIMEOUT, and a store that is down then stays down.
+   */
+  close(): Promise<void>;
   /** Messages queued and not yet committed. */
   readonly pending: number;
   /** Their packed bytes. */
@@ -112,6 +117,7 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'append
   const now = opts.now ?? Date.now;
   // Since when the store has failed every commit (undefined: the last one succeeded).
   let failingSince: number | undefined;
+  let retrying = true;
   let open: Batch | undefined;
   // Closed batches waiting for the store, oldest first.
   const closed: Batch[] = [];
@@ -160,7 +166,7 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'append
         const t = now();
         failingSince ??= t;
         const left = failingSince + retryForMs - t;
-        if (left <= 0) throw err;
+        if (left <= 0 || !retrying) throw err;
         const wait = Math.min(delay, left);
         opts.onRetry?.(err, wait);
         await new Promise((resolve) => setTimeout(resolve, wait));
@@ -201,6 +207,11 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'append
       return full.promise;
     },
     async flush() {
+      close();
+      await busy;
+    },
+    async close() {
+      retrying = false;
       close();
       await busy;
     },

@@ -80,6 +80,7 @@ export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'li
     const f: InFlight = { unacked: new Map(), acked: [], wake: () => {} };
     const written: number[] = [];
     const refused: number[] = [];
+    const bounces: Array<{ error: XmlElement; to: Jid }> = [];
     // Registered before sending: a session that ends while a page is sent must not hand it over.
     if (tracked) inFlight.set(session, f);
     for (const m of page) {
@@ -91,14 +92,18 @@ export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'li
       const from = tryParseJid(message.attr('from'));
       if (from && blocks?.(session, from)) {
         refused.push(m.id);
-        if (message.attr('type') !== 'error') void ctx.router.route(null, stanzaErrorReply(message, 'service-unavailable'), from);
+        if (message.attr('type') !== 'error') bounces.push({ error: stanzaErrorReply(message, 'service-unavailable'), to: from });
         continue;
       }
       if (tracked) f.unacked.set(message, m.id); else written.push(m.id);
       // Through the session's filters: with stream management it is queued until acked.
       session.send(message);
     }
-    if (refused.length > 0) await store.remove(session.host!, session.username!, refused);
+    // Taken out first: a removal that fails leaves them stored, and answered at the next login, once.
+    if (refused.length > 0) {
+      await store.remove(session.host!, session.username!, refused);
+      for (const b of bounces) void ctx.router.route(null, b.error, b.to);
+    }
     if (tracked) {
       if (f.unacked.size > 0 && !session.destroyed) await new Promise<void>((resolve) => { f.wake = resolve; });
       inFlight.delete(session);

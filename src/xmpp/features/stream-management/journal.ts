@@ -33,7 +33,9 @@ const POLL_MS = 20;
  * the deliveries queue: in order per JID, and a shutdown's drain waits.
  * Resolves once it is routed and what that queued for the account (an
  * offline store: the 'deliveries' line of its bare JID) is done; rejects if
- * that failed (a cluster inbox entry is then left unacknowledged).
+ * the route itself failed (a cluster inbox entry is then left pending). An
+ * offline store that fails answers the sender (internal-server-error,
+ * features/offline): the stanza is answered for, and this resolves.
  */
 export function routeWhenSettled(ctx: ModuleContext, jid: Jid, stanza: XmlElement): Promise<void> {
   return new Promise<void>((resolve, reject) => {
