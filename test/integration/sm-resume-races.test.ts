@@ -54,17 +54,23 @@ async function resumeOn(t: Test, wsUrl: string, smid: string): Promise<RawWsClie
   return fresh;
 }
 
+/** alice's resumable session, its queue kept busy by a vCard get held at the gate: a <resume/> waits behind it. */
+async function busyAlice(t: Test, g: Awaited<ReturnType<typeof gatedServer>>): Promise<SmPeer> {
+  const old = await SmPeer.login(g.server.wsUrl, 'alice', 'alice-pw', 'tab', { autoAck: true });
+  t.teardown(() => old.c.close());
+  g.hold();
+  old.c.send(VCARD_GET);
+  await sleep(50);
+  return old;
+}
+
 const smAnswer = (c: RawWsClient) => c.until((el) => el.ns === NS.SM && el.local !== 'r');
 const times = (c: RawWsClient, id: string) => c.frames.filter((el) => el.local === 'message' && el.attr('id') === id).length;
 
 t.test('a stanza the old transport sends after <resume/> is counted by <resumed h/> or not handled: the client resends it, bob gets it once', async (t) => {
   const g = await gatedServer(t, ['alice', 'bob']);
   const bob = await bobOnline(t, g.server.wsUrl);
-  const old = await SmPeer.login(g.server.wsUrl, 'alice', 'alice-pw', 'tab', { autoAck: true });
-  t.teardown(() => old.c.close());
-  g.hold();
-  old.c.send(VCARD_GET);
-  await sleep(50);
+  const old = await busyAlice(t, g);
   const fresh = await resumeOn(t, g.server.wsUrl, old.smid!);
   await sleep(50);
   old.c.send(chat('bob@localhost/b', 'late'));
@@ -83,10 +89,7 @@ t.test('a stanza the old transport sends after <resume/> is counted by <resumed 
 t.test("the old transport's loss, queued before the resumption ran, does not hibernate the resumed session", async (t) => {
   const g = await gatedServer(t, ['alice', 'bob']);
   const bob = await bobOnline(t, g.server.wsUrl);
-  const old = await SmPeer.login(g.server.wsUrl, 'alice', 'alice-pw', 'tab', { autoAck: true });
-  g.hold();
-  old.c.send(VCARD_GET);
-  await sleep(50);
+  const old = await busyAlice(t, g);
   const fresh = await resumeOn(t, g.server.wsUrl, old.smid!);
   await sleep(50);
   old.c.ws.terminate();
@@ -102,10 +105,7 @@ t.test("the old transport's loss, queued before the resumption ran, does not hib
 t.test('the new transport lost before the resumption ran: the resumed session hibernates, and a later resume gets what it holds', async (t) => {
   const g = await gatedServer(t, ['alice', 'bob']);
   const bob = await bobOnline(t, g.server.wsUrl);
-  const old = await SmPeer.login(g.server.wsUrl, 'alice', 'alice-pw', 'tab', { autoAck: true });
-  g.hold();
-  old.c.send(VCARD_GET);
-  await sleep(50);
+  const old = await busyAlice(t, g);
   old.c.ws.terminate();
   await sleep(50);
   const fresh = await resumeOn(t, g.server.wsUrl, old.smid!);
@@ -129,11 +129,7 @@ t.test('the new transport lost before the resumption ran: the resumed session hi
 t.test('a stanza pipelined behind <resume/> is handled on the resumed session and counted', async (t) => {
   const g = await gatedServer(t, ['alice', 'bob']);
   const bob = await bobOnline(t, g.server.wsUrl);
-  const old = await SmPeer.login(g.server.wsUrl, 'alice', 'alice-pw', 'tab', { autoAck: true });
-  t.teardown(() => old.c.close());
-  g.hold();
-  old.c.send(VCARD_GET);
-  await sleep(50);
+  const old = await busyAlice(t, g);
   const fresh = await resumeOn(t, g.server.wsUrl, old.smid!);
   fresh.send(chat('bob@localhost/b', 'pipelined'));
   await sleep(50);
