@@ -36,7 +36,13 @@ declare module '../xmpp/events.js' {
 /** Whether the directory already says what the session is. */
 function same(entry: DirFields, now: DirFields): boolean {
   return entry.priority === now.priority && entry.presence === now.presence && entry.interested === now.interested
-    && entry.carbons === now.carbons && (entry.blocklist === true) === (now.blocklist === true);
+    && entry.carbons === now.carbons && (entry.blocklist === true) === (now.blocklist === true)
+    && sameList(entry.directed, now.directed);
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if ((a?.length ?? 0) !== (b?.length ?? 0)) return false;
+  return a === undefined || a.every((v, i) => v === b![i]);
 }
 
 interface Stub { readonly session: Session; readonly sid: string; readonly node: string }
@@ -85,6 +91,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     return {
       node: me, sid: sidOf(s), priority: s.priority, presence: s.presence ? serialize(s.presence) : null,
       interested: s.interested === true, carbons: s.carbons, anonymous: s.anonymous, blocklist: s.blocklistRequested,
+      ...(s.directed === undefined ? {} : { directed: [...s.directed.keys()] }),
     };
   }
 
@@ -230,11 +237,13 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
 
   /**
    * RFC 6121 §4.5.2 on behalf of a dead node's session: its contacts (on
-   * every node) get unavailable presence, as if the session had sent it.
-   * Run once, by the survivor told of the death.
+   * every node) get unavailable presence, as if the session had sent it,
+   * and so do the JIDs it sent directed presence to (§4.6.3: its directory
+   * entry carries them onto the stub; presence.ts skips those the broadcast
+   * covered). Run once, by the survivor told of the death.
    */
   async function endPresence(stub: Session): Promise<void> {
-    if (!ctx || stub.presence === undefined) return;
+    if (!ctx || (stub.presence === undefined && stub.directed === undefined)) return;
     try {
       await ctx.router.routeNoTo(stub, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: stub.full_jid }));
     } catch (err) {

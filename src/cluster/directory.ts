@@ -31,6 +31,12 @@ export interface DirFields {
   readonly anonymous: boolean;
   /** XEP-0191 §3.3: the session requested the blocklist (gets its pushes). Absent in entries written before it existed. */
   readonly blocklist?: boolean;
+  /**
+   * RFC 6121 §4.6.3: the full JIDs the session sent directed available presence to (Session.directed,
+   * at most DIRECTED_MAX), so the survivor that ends a dead node's session sends them unavailable.
+   * Absent when none (and in entries written before it existed).
+   */
+  readonly directed?: readonly string[];
 }
 
 export interface DirEntry extends DirFields {

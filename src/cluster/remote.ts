@@ -8,7 +8,7 @@
  * this node's stanza-out pipeline: the owner runs its own (stream
  * management, CSI) when it delivers.
  */
-import { makeJid } from '../jid/index.js';
+import { makeJid, tryParseJid, type Jid } from '../jid/index.js';
 import { DEFAULT_LIMITS, NS, parseXml, serialize, type XmlElement } from '../xml/index.js';
 import type { Conn, StreamHeader } from '../xmpp/conn.js';
 import type { StreamError } from '../xmpp/errors.js';
@@ -77,12 +77,27 @@ export function createStub(bare: string, resource: string, entry: DirEntry, sink
   return stub;
 }
 
-/** Copies what may change of a remote session (presence, priority, interest, blocklist pushes) onto its stub; carbons go through the SessionManager. */
+/**
+ * Copies what may change of a remote session (presence, priority, interest, blocklist pushes,
+ * directed-presence recipients) onto its stub; carbons go through the SessionManager.
+ */
 export function refresh(stub: Session, entry: DirEntry): void {
   stub.priority = entry.priority;
   stub.interested = entry.interested ? true : undefined;
   stub.blocklistRequested = entry.blocklist === true;
   stub.presence = entry.presence === null ? undefined : readPresence(entry.presence);
+  stub.directed = readJids(entry.directed);
+}
+
+/** Full JIDs as a Session's `directed` map (undefined when none); an unreadable one is skipped. */
+export function readJids(list: readonly string[] | undefined): Map<string, Jid> | undefined {
+  if (list === undefined || list.length === 0) return undefined;
+  const jids = new Map<string, Jid>();
+  for (const full of list) {
+    const jid = tryParseJid(full);
+    if (jid) jids.set(full, jid);
+  }
+  return jids.size > 0 ? jids : undefined;
 }
 
 function readPresence(xml: string): XmlElement | undefined {

@@ -27,8 +27,9 @@ export interface CoreEvents {
   'resource-bound': { readonly session: Session };
   /**
    * A bound session's presence/priority (presence.ts, available and
-   * unavailable), `interested` (roster get), `carbons` (XEP-0280) or
-   * `blocklistRequested` (XEP-0191 blocklist get) changed.
+   * unavailable), `interested` (roster get), `carbons` (XEP-0280),
+   * `blocklistRequested` (XEP-0191 blocklist get) or `directed` (RFC 6121
+   * §4.6: a directed-presence recipient added or removed) changed.
    * Run only when someone listens (see resourceChanged): the cluster's
    * directory and stream-management snapshot observe it. Handlers are
    * synchronous observers: they record, they never hold the event up.

@@ -65,6 +65,14 @@ export class Session implements ConnEvents {
    * the session, not of the blocking feature, so a cluster's remote stubs carry it (directory entry).
    */
   blocklistRequested = false;
+  /**
+   * RFC 6121 §4.6.3: the JIDs (full, as addressed) this session sent directed available presence
+   * to, oldest first, owed unavailable when it ends; undefined when none. Prosody's `directed`.
+   * Kept by presence.ts; a field of the session, not of the feature, so a cluster's directory
+   * entry and stream-management snapshot carry it: a survivor ends a dead node's session with
+   * it, and a session resumed on another node keeps it.
+   */
+  directed: Map<string, Jid> | undefined;
   /** The user's roster, loaded when the resource is bound. */
   roster: unknown;
   /** The `from` of the client's last stream header (RFC 6120 §4.7.1), if it sent one (SASL checks an authzid against it). */

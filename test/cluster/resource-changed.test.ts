@@ -1,8 +1,8 @@
 /**
  * The core's 'resource-changed' event (what the cluster's directory and the
  * stream-management snapshot observe): presence (available, priority,
- * unavailable), roster interest, carbons and a blocklist request each run
- * it once per change,
+ * unavailable), roster interest, carbons, a blocklist request and the set of
+ * directed-presence recipients each run it once per change,
  * with the session's fields already set.
  */
 import t from 'tap';
@@ -59,4 +59,28 @@ t.test('a blocklist request tells it once (XEP-0191 §3.3: who gets the pushes)'
   t.equal(server.app.sessions.get('localhost', 'alice', 'r2')?.blocklistRequested, true);
   a.session.close();
   await settled();
+});
+
+t.test('directed presence tells each change of its recipients, not a repeat (RFC 6121 §4.6.3: who is owed unavailable)', async (t) => {
+  const directed = (): string[] => [...(server.app.sessions.get('localhost', 'alice', 'r3')?.directed?.keys() ?? [])];
+  const a = await server.login('alice', 'r3');
+  const before = seen.length;
+  a.send(`<presence xmlns='jabber:client' to='bob@localhost'/>`);
+  a.send(`<presence xmlns='jabber:client' to='bob@localhost'><status>again</status></presence>`);
+  await settled();
+  t.equal(seen.length, before + 1, 'a second directed presence to the same JID changes nothing');
+  t.same(directed(), ['bob@localhost']);
+  a.send(`<presence xmlns='jabber:client' to='carol@localhost/c'/>`);
+  a.send(`<presence xmlns='jabber:client' to='bob@localhost' type='unavailable'/>`);
+  a.send(`<presence xmlns='jabber:client' to='bob@localhost' type='unavailable'/>`);
+  await settled();
+  t.equal(seen.length, before + 3, 'one added, one removed, a repeated removal nothing');
+  t.same(directed(), ['carol@localhost/c']);
+  a.send(`<presence xmlns='jabber:client' type='unavailable'/>`);
+  await settled();
+  t.equal(seen.length, before + 4, 'broadcast unavailable (never available) still tells: the set is emptied');
+  t.same(directed(), []);
+  a.session.close();
+  await settled();
+  t.equal(seen.length, before + 4, 'nothing left to change at the end');
 });

@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { startFakeServer, withFakeUsers, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
 import { closeAll, condition, drain, item, online, Reader, rosterGet, seed } from '../helpers/roster-kit.js';
 import type { XmlElement } from '../../src/xml/index.js';
+import { DIRECTED_MAX } from '../../src/xmpp/features/presence.js';
 
 let server: FakeServer;
 t.before(async () => {
@@ -178,6 +179,28 @@ t.test('directed presence reaches anyone, and its recipients get unavailable whe
   await drain();
   t.equal(unavailable(await re.all(), 'alice@localhost/a').length, 1, 'eve gets unavailable at the end (§4.6.3)');
   t.equal(unavailable(await rd.all(), 'alice@localhost/a').length, 0, 'dave does not get a second one');
+});
+
+t.test(`at most ${DIRECTED_MAX} directed-presence recipients are kept: the oldest beyond that gets unavailable at once`, async (t) => {
+  const others = await everyone(t);
+  const alice = await online(server, 'alice', 'a');
+  t.teardown(() => closeAll(alice));
+  const re = new Reader(others.eve);
+  alice.send(`<presence xmlns='jabber:client' to='eve@localhost/e'/>`);
+  // Recipients with no session: the presence is dropped, but they are remembered all the same.
+  for (let i = 1; i < DIRECTED_MAX; i++) alice.send(`<presence xmlns='jabber:client' to='nobody${i}@localhost'/>`);
+  await drain();
+  t.equal(available(await re.all(), 'alice@localhost/a').length, 1, 'eve gets the directed presence');
+  t.equal(alice.session.directed?.size, DIRECTED_MAX, 'all kept up to the bound');
+  t.equal(unavailable(await re.all(), 'alice@localhost/a').length, 0, 'eve is not told yet');
+  alice.send(`<presence xmlns='jabber:client' to='one-more@localhost'/>`);
+  await drain();
+  t.equal(unavailable(await re.all(), 'alice@localhost/a').length, 1, 'eve, the oldest, gets unavailable at once, not a ghost later');
+  t.equal(alice.session.directed?.size, DIRECTED_MAX, 'still at the bound');
+  t.notOk(alice.session.directed?.has('eve@localhost/e'), 'eve is forgotten');
+  alice.session.close();
+  await drain();
+  t.equal(unavailable(await re.all(), 'alice@localhost/a').length, 0, 'eve does not get a second one at the end');
 });
 
 t.test('a client probe is answered for a contact the user is subscribed to, and ignored otherwise', async (t) => {

@@ -18,6 +18,15 @@ export interface DirectedPresence {
   withdraw(session: Session, ends: (to: Jid) => boolean): void;
 }
 
+/**
+ * RFC 6121 §4.6.3: at most this many directed-presence recipients are kept per session. A new one
+ * beyond it makes the oldest get its unavailable at once, rather than be forgotten: forgotten, it
+ * would see the sender online for good. The bound keeps a session's memory, and in a cluster its
+ * directory entry (published to every node) and stream-management snapshot, small; web clients
+ * rarely send directed presence at all.
+ */
+export const DIRECTED_MAX = 100;
+
 export interface PresenceDeps {
   /** The accounts in memory and presence relaying between them (accounts.register). */
   readonly accounts: AccountsService;
@@ -33,8 +42,6 @@ export interface PresenceDeps {
  */
 export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): DirectedPresence {
   const { relay, accounts } = svc;
-  /** §4.6: whom each session sent directed available presence to, owed unavailable when it goes. */
-  const directed = new WeakMap<Session, Map<string, Jid>>();
 
   /**
    * Sends `stanza` (from `session`) to every subscriber of the account and
@@ -97,22 +104,22 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
     const wasAvailable = session.presence !== undefined;
     // Seed: presence is reset on unavailable (and before the broadcast, so the sender is no longer "available").
     session.presence = undefined;
-    if (wasAvailable) resourceChanged(ctx.hooks, session);
+    // The directed set too, before the change is published: a cluster survivor must not send them again.
+    const recipients = session.directed;
+    session.directed = undefined;
+    if (wasAvailable || recipients) resourceChanged(ctx.hooks, session);
     return drive((function* () {
       if (wasAvailable) yield* broadcast(session, me, stanza);
-      yield* endDirected(session, me, wasAvailable);
+      if (recipients) yield* endDirected(session, me, recipients, wasAvailable);
     })());
   }
 
   /** §4.6.3 / §4.5.2: directed-presence recipients get unavailable too, unless the broadcast covered them. */
-  function* endDirected(session: Session, me: Account, broadcasted: boolean): Fanout {
-    const recipients = directed.get(session);
-    if (!recipients) return;
-    directed.delete(session);
+  function* endDirected(session: Session, me: Account, recipients: ReadonlyMap<string, Jid>, broadcasted: boolean): Fanout {
     for (const to of recipients.values()) {
       yield 1;
       if (broadcasted && hasFrom(me.state(to.bare).subscription)) continue;
-      const stanza = x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full });
+      const stanza = unavailableFrom(session, to);
       const target = accounts.peek(to.domain, to.local);
       if (target) {
         if (relay.mayReach(session.jid!, me, to, target)) yield relay.deliver(to, stanza);
@@ -128,13 +135,32 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
   function direct(session: Session, stanza: XmlElement, to: Jid): void {
     const type = stanza.attr('type');
     const own = to.local === session.username && to.domain === session.host;
-    if (!own && type !== 'error') {
-      let recipients = directed.get(session);
-      if (!recipients) directed.set(session, (recipients = new Map()));
-      if (type === undefined) recipients.set(to.full, to); else recipients.delete(to.full);
-    }
+    // A change is published (cluster: directory entry and SM snapshot); a repeat changes nothing.
+    if (!own && type !== 'error' && (type === undefined ? remember(session, to) : forget(session, to.full))) resourceChanged(ctx.hooks, session);
     // §8.5.2.2.3 / §8.5.3.2.3: presence for an account or resource with no session is dropped.
     relay.deliver(to, stanza);
+  }
+
+  /** Adds `to` to the session's directed set (DIRECTED_MAX: the oldest beyond it is told at once); true if it was not there. */
+  function remember(session: Session, to: Jid): boolean {
+    const recipients = session.directed ??= new Map();
+    if (recipients.has(to.full)) return false;
+    recipients.set(to.full, to);
+    if (recipients.size > DIRECTED_MAX) {
+      const [key, oldest] = recipients.entries().next().value as [string, Jid];
+      recipients.delete(key);
+      ctx.log.debug({ event: 'directed-presence-evicted', session: session.logId, to: key }, 'too many directed-presence recipients: the oldest gets unavailable now');
+      relay.deliver(oldest, unavailableFrom(session, oldest));
+    }
+    return true;
+  }
+
+  /** Removes `full` from the session's directed set; true if it was there. */
+  function forget(session: Session, full: string): boolean {
+    const recipients = session.directed;
+    if (!recipients?.delete(full)) return false;
+    if (recipients.size === 0) session.directed = undefined;
+    return true;
   }
 
   /** §4.3: a probe from a client, answered by the server for local contacts. */
@@ -202,15 +228,22 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
 
   return {
     withdraw(session, ends) {
-      const recipients = directed.get(session);
+      const recipients = session.directed;
       if (!recipients || session.full_jid === undefined) return;
+      let changed = false;
       for (const [key, to] of recipients) {
         if (!ends(to)) continue;
-        recipients.delete(key);
-        relay.deliver(to, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full }));
+        changed = forget(session, key) || changed;
+        relay.deliver(to, unavailableFrom(session, to));
       }
+      if (changed) resourceChanged(ctx.hooks, session);
     },
   };
+}
+
+/** §4.6.3: the unavailable presence a directed-presence recipient is owed. */
+function unavailableFrom(session: Session, to: Jid): XmlElement {
+  return x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: session.full_jid, to: to.full });
 }
 
 function isKnownType(type: string | undefined): boolean {
