@@ -58,7 +58,7 @@ interface Held {
 
 export interface RedisSmRegistry extends SmRegistry {
   readonly journal: SmJournal;
-  /** Stores the session's snapshot (presence, priority, interested, carbons, blocklist requested) if it is resumable. */
+  /** Stores the session's snapshot (presence, priority, interested, carbons, blocklist requested, directed) if it is resumable. */
   snapshot(session: Session): void;
   /** Another node claimed `smid` with `epoch` (the sm-fenced channel). */
   fenced(smid: string, epoch: number): void;
@@ -103,6 +103,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     return {
       presence: session.presence?.toString() ?? '', priority: session.priority, interested: session.interested ? 1 : 0,
       carbons: session.carbons ? 1 : 0, blocklist: session.blocklistRequested ? 1 : 0,
+      // RFC 6121 §4.6.3: a JSON array of full JIDs (at most DIRECTED_MAX), '' when none.
+      directed: session.directed === undefined ? '' : JSON.stringify([...session.directed.keys()]),
     };
   }
 
@@ -242,6 +244,17 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   };
 }
 
+/** The snapshot's directed field: a JSON array of strings; absent (an older node's record), empty or unreadable: none. */
+function readList(raw: string | undefined): string[] {
+  if (!raw) return [];
+  try {
+    const list: unknown = JSON.parse(raw);
+    return Array.isArray(list) ? list.filter((v): v is string => typeof v === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 /** TAKEOVER's reply: [epoch, hash (flat), items, previous owner, alive]. */
 function parseClaim(reply: unknown[], ownerGone: boolean): Exclude<SmClaim, string> {
   const f = fields(reply[1] as unknown[]);
@@ -253,7 +266,8 @@ function parseClaim(reply: unknown[], ownerGone: boolean): Exclude<SmClaim, stri
   const state: SmClaimed = {
     counter_in: Number(f.counter_in ?? 0), counter_out: Number(f.counter_out ?? 0), max: Number(f.max ?? 0), items,
     presence: f.presence ? f.presence : undefined, priority: Number(f.priority ?? 0),
-    interested: f.interested === '1', carbons: f.carbons === '1', blocklist: f.blocklist === '1', ownerGone,
+    interested: f.interested === '1', carbons: f.carbons === '1', blocklist: f.blocklist === '1',
+    directed: readList(f.directed), ownerGone,
   };
   const record = { epoch: Number(reply[0]), host: f.host ?? '', username: f.username ?? '', resource: f.resource ?? '', anonymous: f.anonymous === '1' };
   return { record, state };

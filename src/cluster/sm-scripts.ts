@@ -8,7 +8,7 @@
  *
  * - `{prefix}sm:{smid}` hash: owner, epoch, host, username, resource,
  *   anonymous, counter_in, counter_out, max, the snapshot (presence,
- *   priority, interested, carbons, blocklist) and hibernated_at (ms, 0 when connected);
+ *   priority, interested, carbons, blocklist, directed) and hibernated_at (ms, 0 when connected);
  * - `{prefix}smq:{smid}` list: the unacknowledged, then the not yet sent,
  *   stanzas, oldest first, each `<queued at ms> <xml>` (the time is the
  *   XEP-0203 stamp of a hand-over);

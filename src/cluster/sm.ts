@@ -36,7 +36,7 @@ export function createSmModule({ node, log, config }: ClusterServices): SmModule
     if (!parts) throw new Error('SM_BACKEND=redis: the cluster\'s smRegistry must be given to createXmppServer');
     const { registry, orphans } = parts;
     orphans.attach(ctx);
-    // The snapshot a takeover restores (presence, priority, interested, carbons, blocklist requested), as it changes.
+    // The snapshot a takeover restores (presence, priority, interested, carbons, blocklist requested, directed), as it changes.
     ctx.hooks.notify('resource-changed', ({ session }) => { registry.snapshot(session); }, PRIORITY.lifecycle.default);
     // A clean stop hands over the dead nodes' sessions waiting here, before the sessions close and drain.
     ctx.hooks.notify('server-shutdown', () => { orphans.stop(ctx); }, PRIORITY.lifecycle.default);

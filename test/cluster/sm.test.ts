@@ -195,8 +195,9 @@ t.test('a dead node\'s session not resumed in time is handed over: its messages 
   t.equal(resumed.answer.attr('h'), '7', 'and the h it had handled is told (XEP-0198 §5 stale h)');
 });
 
-t.test('a takeover keeps the session\'s presence, priority, roster interest and blocklist request: contacts see no unavailable', async (t) => {
+t.test('a takeover keeps the session\'s presence, priority, roster interest, blocklist request and directed-presence recipients: contacts see no unavailable', async (t) => {
   const { n1, n2 } = await cluster(t);
+  await addUsers(n1, ['carol']);
   const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
   await n1.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
   await n1.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
@@ -213,6 +214,12 @@ t.test('a takeover keeps the session\'s presence, priority, roster interest and 
   await alice.c.until((el) => el.attr('id') === 'b1');
   alice.c.send("<presence xmlns='jabber:client'><priority>5</priority></presence>");
   await bob.until((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === undefined);
+  // Carol, on the old owner's node and not a contact, got directed presence (RFC 6121 §4.6).
+  const carol = await ws(t, n1);
+  await carol.login('carol', 'carol-pw', 'c');
+  carol.send("<presence xmlns='jabber:client'/>");
+  alice.c.send("<presence xmlns='jabber:client' to='carol@localhost/c'/>");
+  await carol.until((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === undefined);
   const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
   t.teardown(() => peer.c.close());
   t.equal(answer.local, 'resumed', answer.toString());
@@ -222,10 +229,15 @@ t.test('a takeover keeps the session\'s presence, priority, roster interest and 
   t.equal(moved?.priority, 5);
   t.equal(moved?.interested, true, 'still an interested resource');
   t.equal(moved?.blocklistRequested, true, 'still gets blocklist pushes (XEP-0191 §3.3)');
+  t.same([...(moved?.directed?.keys() ?? [])], ['carol@localhost/c'], 'still owes carol unavailable (RFC 6121 §4.6.3)');
   await eventually(() => n1.server.app.sessions.get('localhost', 'alice', 'phone')?.presence, { message: 'node 1 sees alice available on node 2' });
   await routed(bob, 'after-move');
   await sleep(300);
   t.notOk(bob.frames.some((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === 'unavailable'), 'bob never saw alice go unavailable');
+  t.notOk(carol.frames.some((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === 'unavailable'), 'nor did carol: the old owner did not end her directed presence');
+  peer.c.send(`<close xmlns='${NS.FRAMING}'/>`);
+  await carol.until((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === 'unavailable');
+  t.pass('carol gets unavailable when the session ends on node 2');
 });
 
 t.test('a session that ends with an offline message delivered and not acknowledged leaves it in storage once', async (t) => {

@@ -272,10 +272,12 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     const mine = journal.close(smid);
     registry.remove(smid);
     ctx.queues.sessions.after(session, () => mine.then((ours) => {
-      // Resumed on another node: it lives on there, with its queue and its presence.
+      // Resumed on another node: it lives on there, with its queue, its presence and its directed-presence
+      // recipients (RFC 6121 §4.6.3: the new owner tells them at the end; told here, they would see it offline).
       if (!ours) {
         ctx.log.debug({ event: 'sm-not-handed-over', session: session.logId, ids: left.slice(0, 64).map((b) => b.stanza.attr('id')) }, 'session lives on elsewhere: its queue is not handed over here');
         session.presence = undefined;
+        session.directed = undefined;
         return;
       }
       if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);

@@ -48,6 +48,8 @@ export interface SmClaimed {
   readonly carbons: boolean;
   /** XEP-0191 §3.3: it requested the blocklist (gets pushes). */
   readonly blocklist: boolean;
+  /** RFC 6121 §4.6.3: the full JIDs it sent directed available presence to, owed unavailable at its end. */
+  readonly directed: readonly string[];
   /** Its owner was dead: its contacts were told it went unavailable (the cluster does so at a death). */
   readonly ownerGone: boolean;
 }

@@ -1,4 +1,5 @@
 import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement } from '../../../xml/index.js';
+import { tryParseJid, type Jid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import { bindSession } from '../bind.js';
@@ -27,7 +28,8 @@ export interface TakeoverDeps {
  * this node in one step (fencing: the old owner's writes are refused from
  * then on, and it is told to let go). The session is then built on the carrier itself, which
  * already holds the new transport: the bound JID, the counters, the queue
- * and the snapshot (presence, priority, interested, carbons, blocklist requested). 'resource-bound' loads
+ * and the snapshot (presence, priority, interested, carbons, blocklist requested, directed-presence
+ * recipients). 'resource-bound' loads
  * the account as a bind does; <resumed/> and the unacknowledged stanzas
  * follow.
  */
@@ -76,6 +78,10 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     carrier.interested = claimed.interested ? true : undefined;
     ctx.sessions.setCarbons(carrier, claimed.carbons);
     carrier.blocklistRequested = claimed.blocklist;
+    // RFC 6121 §4.6.3: the recipients are still owed unavailable when the session ends, here now (the
+    // old owner, told the session moved, sends them nothing). After a death the survivor may have told
+    // them already: one more unavailable at the end then, never a sender seen online for good.
+    carrier.directed = recipients(claimed.directed);
     const st = newState(opts, previd, claimed.max, add(claimed.counter_out, acked), claimed.counter_in);
     // Flow control as on the old node: buffer_max in flight, the rest waits for acks.
     for (const item of claimed.items.slice(acked)) {
@@ -100,6 +106,15 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     const presence = carrier.presence;
     const announce = (): unknown => ctx.router.routeNoTo(carrier, presence.clone());
     return isPromise(loaded) ? loaded.then(announce) : announce();
+  }
+
+  function recipients(list: readonly string[]): Map<string, Jid> | undefined {
+    const jids = new Map<string, Jid>();
+    for (const full of list) {
+      const jid = tryParseJid(full);
+      if (jid) jids.set(full, jid);
+    }
+    return jids.size > 0 ? jids : undefined;
   }
 
   function snapshot(xml: string | undefined): XmlElement | undefined {
