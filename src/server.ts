@@ -145,7 +145,11 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   roster.register(ctx, {
     maxItems: config.maxRosterItems, maxItemBytes: config.maxRosterItemBytes, maxBytes: config.maxRosterBytes,
   }, { accounts: accountsService });
-  disco.register(ctx, { name: 'xmpp-web-gateway', isSubscribed: (account, contact) => accountsService.isSubscribed(account, contact) });
+  disco.register(ctx, {
+    name: 'xmpp-web-gateway',
+    isSubscribed: (account, contact) => accountsService.isSubscribed(account, contact),
+    isAnonymous: (account) => accountsService.isAnonymous(account),
+  });
   message.register(ctx);
   const offlineMessages = offline.register(ctx, {
     maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes,

@@ -16,6 +16,8 @@ export interface DiscoOptions {
    * discover the account (XEP-0030 §8 then denies everyone else).
    */
   readonly isSubscribed?: (account: Jid, contact: Jid) => Promise<boolean>;
+  /** Whether an account is a SASL ANONYMOUS one (its identity and features differ: accountInfo). */
+  readonly isAnonymous?: (account: Jid) => Promise<boolean>;
 }
 
 /**
@@ -25,6 +27,7 @@ export interface DiscoOptions {
  */
 export function register(ctx: ModuleContext, opts: DiscoOptions): void {
   const isSubscribed = opts.isSubscribed ?? (async () => false);
+  const isAnonymous = opts.isAnonymous ?? (async () => false);
 
   const info = (features: Iterable<string>, identity: XmlElement, node: string | undefined, more: Iterable<string> = []): XmlElement => {
     // XEP-0030 §3.1: a node we do not know is item-not-found.
@@ -72,7 +75,8 @@ export function register(ctx: ModuleContext, opts: DiscoOptions): void {
         // or the requester may not see its presence — one answer for both,
         // as Prosody gives. A subscription implies the account exists.
         if (!allowed) throw new StanzaErrorException('service-unavailable');
-        return accountInfo(payload.attr('node'), false);
+        // The account as it is: a guest's contacts see account/anonymous and no MAM or PEP, as the guest does.
+        return accountInfo(payload.attr('node'), await isAnonymous(to));
       }
       // XEP-0030 §8: "MUST return an empty result set" in those cases.
       if (!allowed) return x('query', { xmlns: NS.DISCO_ITEMS, node: payload.attr('node') });

@@ -77,6 +77,13 @@ export class AccountsService {
     return this.accounts.use(bare, (a) => hasFrom(a.state(contact.bare).subscription) && !this.isBlocked(a, contact));
   }
 
+  /** Whether `account` is a throw-away SASL ANONYMOUS account (no archive, no PEP: disco says so to its contacts too). */
+  async isAnonymous(account: Jid): Promise<boolean> {
+    const bare = account.bareJid();
+    if (!(await this.accounts.exists(bare))) return false;
+    return this.accounts.use(bare, (a) => a.anonymous);
+  }
+
   /** Whether `contact`'s bare JID is an item of `account`'s roster, whatever its subscription (XEP-0313 prefs 'roster'). */
   async inRoster(account: Jid, contact: Jid): Promise<boolean> {
     const bare = account.bareJid();

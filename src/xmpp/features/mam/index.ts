@@ -97,6 +97,9 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   ctx.disco.addAccountFeature(NS_MAM, { anonymous: false });
   ctx.disco.addAccountFeature(NS_MAM_EXTENDED, { anonymous: false });
   ctx.disco.addFeature(NS_SID);
+  // XEP-0359: the entity named in `by` (the account's bare JID) says it stamps ids; Conversations
+  // asks the account, and ignores every stanza-id (MAM deduplication) without it.
+  ctx.disco.addAccountFeature(NS_SID, { anonymous: false });
 
   ctx.hooks.transform('stanza-in', ({ stanza }) => {
     if (stanza.name === 'message') stripForgedStanzaIds(stanza, ctx.hosts);
