@@ -120,6 +120,7 @@ class WsConn implements Conn {
   }
 
   get bufferedBytes(): number { return this.#backlog.bytes; }
+  get inputHeld(): boolean { return this.input.queuedItems > 0; }
 
   attach(events: ConnEvents): void {
     this.session = events;

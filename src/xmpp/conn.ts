@@ -31,6 +31,11 @@ export interface Conn {
    */
   readonly bufferedBytes: number;
   /**
+   * True while input the peer sent waits in the transport (inbound shaping, a high output backlog):
+   * an answer the server waits for (XEP-0198 <a/>) may be in it, so waits on the peer go on.
+   */
+  readonly inputHeld?: boolean;
+  /**
    * Write an optional stream error, then the closing framing, then end the
    * transport. The error is typed, not an element: each transport frames it
    * its own way (RFC 7395 writes `streamErrorElement(error)`; XEP-0124 §17.2

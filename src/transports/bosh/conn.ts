@@ -87,6 +87,7 @@ export class BoshConn implements Conn {
   get closing(): boolean { return this.#final !== undefined; }
   get queued(): number { return this.#out.length; }
   get bufferedBytes(): number { return this.#out.bytes; }
+  get inputHeld(): boolean { return this.input.queuedItems > 0; }
   /** Unprocessed input bytes this session may have (see exchange.ts overfed). */
   get maxInputBytes(): number { return this.host.flow.maxInputBytes; }
   get sid(): string { return this.params.sid; }

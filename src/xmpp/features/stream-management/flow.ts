@@ -71,6 +71,12 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
     st.ackTimer = setTimeout(() => {
       st.ackTimer = undefined;
       if (session.conn === null || session.destroyed) return;
+      // The client's <a/> may be in input the transport still holds (inbound shaping: its own stanzas
+      // before it are slowed, never dropped): a client that is sending is not gone; the wait goes on.
+      if (session.conn.inputHeld) {
+        startTimer(session, st);
+        return;
+      }
       ctx.log.info({ event: 'sm-ack-timeout', session: session.logId, unacked: st.queue.buffer_size, pending: st.pending.length }, 'client stopped acknowledging');
       session.close({ condition: 'connection-timeout', text: `no acknowledgement for ${opts.ack_timeout} s` });
     }, opts.ack_timeout * 1000);
