@@ -9,6 +9,20 @@ import '../stream-management/index.js';
 
 /** Stored messages read and sent at once; the next page waits until this one is acked (or written). */
 export const PAGE_SIZE = 50;
+/**
+ * And at most this many bytes of them (at least one message): what a page adds to a session's
+ * XEP-0198 pending queue past buffer_max stays far under SM_PENDING_MAX_BYTES (4 MiB), which closes
+ * the session when passed; 50 messages near the stanza limit were 12.5 MB (found in review).
+ */
+export const PAGE_BYTES = 256 * 1024;
+
+/** The head of `page` within PAGE_BYTES of stored text, at least its first message. */
+function withinBytes(page: readonly OfflineMessage[]): readonly OfflineMessage[] {
+  let bytes = 0;
+  let n = 0;
+  while (n < page.length && (n === 0 || bytes + page[n]!.stanza.length <= PAGE_BYTES)) bytes += page[n++]!.stanza.length;
+  return page.slice(0, n);
+}
 /** How often a delivery without stream management looks at the transport's backlog if no 'session-drained' comes. */
 const DRAIN_POLL_MS = 1000;
 
@@ -129,8 +143,9 @@ export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'li
   return async (session) => {
     let afterId = 0;
     while (!session.destroyed) {
-      const page = await store.list(session.host!, session.username!, { afterId, limit: PAGE_SIZE });
-      if (page.length === 0) return;
+      const listed = await store.list(session.host!, session.username!, { afterId, limit: PAGE_SIZE });
+      if (listed.length === 0) return;
+      const page = withinBytes(listed);
       afterId = page[page.length - 1]!.id;
       if (!await deliverPage(session, page)) return;
       // One page per event-loop turn: a large backlog does not stall other sessions.
