@@ -149,7 +149,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     maxPause: config.boshMaxPause, polling: config.boshPolling, maxSessionsPerIp: config.boshMaxSessionsPerIp, admission, preAuthMaxBytes: config.preAuthMaxStanzaSize,
     forwarder: opts.boshForwarder ?? cluster?.boshForwarder,
     flow: {
-      maxResponseBytes: config.boshMaxResponseBytes, maxQueuedBytes: config.boshMaxQueuedBytes,
+      maxResponseBytes: config.boshMaxResponseBytes, maxQueuedBytes: config.boshMaxQueuedBytes, slowConsumerGrace: config.wsSlowConsumerGrace,
       // Two full bodies: one being paced and the next; a client that waits for its answers stays far below.
       maxInputBytes: 2 * config.maxStanzaSize, shaping,
     },

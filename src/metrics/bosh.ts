@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { BoshEndReason, BoshMetrics } from '../xmpp/metrics-port.js';
 import { bound, hotCounter } from './families.js';
 
-const REASONS: readonly BoshEndReason[] = ['terminate', 'inactivity', 'rid-window', 'bad-sid', 'shutdown', 'error'];
+const REASONS: readonly BoshEndReason[] = ['terminate', 'inactivity', 'rid-window', 'bad-sid', 'shutdown', 'error', 'slow-consumer'];
 
 /** XEP-0124 BOSH: requests, long-poll waits and session ends. */
 export function boshMetrics(registry: Registry): BoshMetrics {
@@ -14,7 +14,7 @@ export function boshMetrics(registry: Registry): BoshMetrics {
   });
   const ended = bound(hotCounter({
     name: 'xmpp_bosh_sessions_ended_total', labelNames: ['reason'], registers,
-    help: 'BOSH sessions ended, by reason (terminate, inactivity, rid-window, shutdown, error); bad-sid counts requests naming no session',
+    help: 'BOSH sessions ended, by reason (terminate, inactivity, rid-window, shutdown, error, slow-consumer); bad-sid counts requests naming no session',
   }), REASONS);
   return {
     request: () => requests.inc(),

@@ -66,7 +66,7 @@ export type FastEvent = 'issued' | 'used' | 'unknown' | 'replayed' | 'wrong-agen
 export type FlowControlEvent = 'paused-output' | 'paused-rate' | 'slow-consumer';
 
 /** Why a BOSH session ended (XEP-0124 §13, §10, §14.2, §17.2), or a request named no session (bad-sid). */
-export type BoshEndReason = 'terminate' | 'inactivity' | 'rid-window' | 'bad-sid' | 'shutdown' | 'error';
+export type BoshEndReason = 'terminate' | 'inactivity' | 'rid-window' | 'bad-sid' | 'shutdown' | 'error' | 'slow-consumer';
 
 /** What the BOSH transport reports (XEP-0124); the held-requests gauge is read at scrape time. */
 export interface BoshMetrics {

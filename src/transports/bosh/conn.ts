@@ -69,7 +69,7 @@ export class BoshConn implements Conn {
     this.#out = new OutQueue(host.flow.maxQueuedBytes, () => {
       this.session.drained();
       this.input.kick();
-    }, host.observed);
+    }, host.observed, () => this.#dropSlowConsumer(), host.flow.slowConsumerGrace * 1000);
     this.input = new InputPump({
       shaping: host.flow.shaping,
       backlogged: () => this.#out.high,
@@ -234,6 +234,20 @@ export class BoshConn implements Conn {
     const session = this.session;
     this.end('shutdown');
     if (!session.destroyed) session.transportLost('the server is going away (rolling restart)');
+  }
+
+  /**
+   * The client fetches too slowly to ever catch up (its queue above twice BOSH_MAX_QUEUED_BYTES
+   * for the grace): as a WebSocket slow consumer, the transport ends as a lost connection; what
+   * is queued goes back to the session (end()), and XEP-0198 keeps the session for a resume.
+   */
+  #dropSlowConsumer(): void {
+    if (this.#ended || this.#final) return;
+    const session = this.session;
+    const now = Date.now();
+    for (const held of this.held.splice(0)) this.#respond(held, [], now, true);
+    this.end('slow-consumer');
+    if (!session.destroyed) session.transportLost('slow consumer: the BOSH output queue stayed above its limit');
   }
 
   /**

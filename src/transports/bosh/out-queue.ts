@@ -16,8 +16,17 @@ export class OutQueue {
   #items: Queued[] = [];
   #bytes = 0;
   #above = false;
+  #grace: NodeJS.Timeout | undefined;
 
-  constructor(private readonly highWater: number, private readonly drained: () => void, private readonly observed: (bytes: number) => void) {}
+  /**
+   * `slowConsumer`: the queue stayed above twice the mark for `graceMs` (a client that fetches too
+   * slowly to catch up while others keep sending to it): the session's end is the only bound on
+   * what others send it, as for a WebSocket (ws-backlog.ts).
+   */
+  constructor(
+    private readonly highWater: number, private readonly drained: () => void, private readonly observed: (bytes: number) => void,
+    private readonly slowConsumer: () => void = () => undefined, private readonly graceMs = 30_000,
+  ) {}
 
   get length(): number { return this.#items.length; }
   get bytes(): number { return this.#bytes; }
@@ -31,7 +40,21 @@ export class OutQueue {
     this.#items.push({ el, bytes });
     this.#bytes += bytes;
     if (this.#bytes > this.highWater) this.#above = true;
+    if (this.#bytes > 2 * this.highWater && this.#grace === undefined) {
+      this.#grace = setTimeout(() => {
+        this.#grace = undefined;
+        if (this.#bytes > 2 * this.highWater) this.slowConsumer();
+      }, this.graceMs);
+      this.#grace.unref();
+    }
     this.observed(this.#bytes);
+  }
+
+  #clearGrace(): void {
+    if (this.#grace !== undefined && this.#bytes <= 2 * this.highWater) {
+      clearTimeout(this.#grace);
+      this.#grace = undefined;
+    }
   }
 
   /** The oldest payloads up to `maxBytes` in all, at least one when there is any. */
@@ -41,6 +64,7 @@ export class OutQueue {
     while (n < this.#items.length && (n === 0 || size + this.#items[n]!.bytes <= maxBytes)) size += this.#items[n++]!.bytes;
     const taken = this.#items.splice(0, n).map((q) => q.el);
     this.#bytes -= size;
+    this.#clearGrace();
     if (this.#above && this.#bytes <= this.highWater / 2) {
       this.#above = false;
       this.drained();
@@ -54,6 +78,7 @@ export class OutQueue {
     this.#items = [];
     this.#bytes = 0;
     this.#above = false;
+    this.#clearGrace();
     return all;
   }
 }

@@ -36,6 +36,8 @@ export interface BoshFlow {
   readonly maxResponseBytes: number;
   /** Payload bytes waiting for a request above which the session's input waits. */
   readonly maxQueuedBytes: number;
+  /** Seconds the queue may stay above twice maxQueuedBytes before the session is dropped as a slow consumer (WS_SLOW_CONSUMER_GRACE). */
+  readonly slowConsumerGrace: number;
   /** Unprocessed input bytes one session may have; a request beyond it is overactivity (policy-violation). */
   readonly maxInputBytes: number;
   readonly shaping: ShapingOptions;
