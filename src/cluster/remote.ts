@@ -49,6 +49,7 @@ function stubOwner(node: string, sid: string, sink: RemoteSink): SessionOwner {
     dispatchOpen() {}, dispatchElement() {}, dispatchClose() {}, lost() {}, undelivered() {}, drained() {},
     filterOut: () => false,
     mayHibernate: () => false,
+    inputBacklogged: () => false,
     closed(session: Session, reason: StreamError | undefined) {
       sink.close(session, node, {
         kind: 'close', to: session.full_jid!, sid, condition: reason?.condition ?? 'reset',

@@ -93,7 +93,8 @@ class WsConn implements Conn {
     this.input = new InputPump({
       shaping: opts.shaping,
       turns: deps.turns,
-      backlogged: () => this.#backlog.high,
+      // Its own output backlog, or the core's queue of this session's input (a handler waiting on a slow store).
+      backlogged: () => this.#backlog.high || this.session.inputBacklogged,
       // Not reading the socket is what slows the peer down: TCP pushes back.
       busy: (busy) => {
         if (busy) ws.pause();
@@ -121,6 +122,7 @@ class WsConn implements Conn {
 
   get bufferedBytes(): number { return this.#backlog.bytes; }
   get inputHeld(): boolean { return this.input.queuedItems > 0; }
+  inputRoom(): void { this.input.kick(); }
 
   attach(events: ConnEvents): void {
     this.session = events;

@@ -35,6 +35,8 @@ export interface Conn {
    * an answer the server waits for (XEP-0198 <a/>) may be in it, so waits on the peer go on.
    */
   readonly inputHeld?: boolean;
+  /** The core has room for the peer's input again (ConnEvents.inputBacklogged went false): read on. */
+  inputRoom?(): void;
   /**
    * Write an optional stream error, then the closing framing, then end the
    * transport. The error is typed, not an element: each transport frames it
@@ -73,6 +75,11 @@ export interface ConnEvents {
    * still reach it after a resumption (an IQ get held when the transport ends is then run, not skipped).
    */
   readonly resumable: boolean;
+  /**
+   * The core still has this much of the peer's input queued (its handlers wait, e.g. on a slow
+   * store): the transport stops feeding it, as for its own output backlog, until Conn.inputRoom().
+   */
+  readonly inputBacklogged: boolean;
   /** The peer opened (or re-opened after SASL) the stream; attrs of its <open/> or BOSH body. */
   streamOpened(attrs: Readonly<Record<string, string>>): void;
   /** One complete top-level element arrived. */
@@ -91,6 +98,6 @@ export interface ConnEvents {
 
 /** Where a transport's events go once it no longer belongs to a session. */
 export const DETACHED: ConnEvents = {
-  notopen: false, destroyed: true, logId: 'detached', authenticated: false, resumable: false,
+  notopen: false, destroyed: true, logId: 'detached', authenticated: false, resumable: false, inputBacklogged: false,
   streamOpened() {}, element() {}, streamClosed() {}, transportLost() {}, undelivered() {}, drained() {}, streamError() {},
 };

@@ -20,6 +20,12 @@ import { PRIORITY } from './priorities.js';
 const UNDELIVERED_NOTE = 'resent: not delivered before the session ended';
 /** Input a session may send while an earlier element of it is still being handled; more ends the stream. */
 export const MAX_QUEUED_INPUT_BYTES = 1024 * 1024;
+/**
+ * Above this much queued input the transports stop reading the session's input (back-pressure:
+ * ConnEvents.inputBacklogged) until it is back under half; MAX_QUEUED_INPUT_BYTES, four times
+ * it, is then only reached by a transport that does not stop (one stanza over at most).
+ */
+export const INPUT_HIGH_BYTES = MAX_QUEUED_INPUT_BYTES / 4;
 
 export interface CoreDeps {
   readonly hosts: readonly string[];
@@ -230,6 +236,9 @@ export function createCore(deps: CoreDeps): Core {
   /** Bytes of input queued per session behind a handler that awaits (bounded: MAX_QUEUED_INPUT_BYTES). */
   const queuedBytes = new WeakMap<Session, number>();
 
+  /** Sessions whose transport was told to stop feeding input (INPUT_HIGH_BYTES), told again at half. */
+  const inputPaused = new WeakSet<Session>();
+
   /** Runs `work` for `session` in arrival order: at once when nothing of it is pending, else queued. */
   function inOrder(session: Session, el: XmlElement | undefined, work: () => void | Promise<void>): void {
     if (!queues.sessions.busy(session)) {
@@ -239,8 +248,11 @@ export function createCore(deps: CoreDeps): Core {
     const bytes = el ? el.toString().length : 0;
     const held = (queuedBytes.get(session) ?? 0) + bytes;
     queuedBytes.set(session, held);
+    if (held > INPUT_HIGH_BYTES) inputPaused.add(session);
     queues.sessions.after(session, () => {
-      queuedBytes.set(session, (queuedBytes.get(session) ?? bytes) - bytes);
+      const left = (queuedBytes.get(session) ?? bytes) - bytes;
+      queuedBytes.set(session, left);
+      if (left <= INPUT_HIGH_BYTES / 2 && inputPaused.delete(session)) session.conn?.inputRoom?.();
       return work();
     });
     // What it sent is still handled in order; only the stream ends.
@@ -312,6 +324,7 @@ export function createCore(deps: CoreDeps): Core {
       }, (to) => owner.lost(to, reason));
     },
     mayHibernate: (session) => lifecycle.mayHibernate(session),
+    inputBacklogged: (session) => inputPaused.has(session),
     drained(session) {
       if (!session.destroyed) hooks.run('session-drained', { session });
     },

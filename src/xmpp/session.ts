@@ -23,6 +23,8 @@ export interface SessionOwner {
   drained(session: Session): void;
   /** Whether a lost transport would hibernate `session` (stream management) rather than end it. */
   mayHibernate(session: Session): boolean;
+  /** Whether the core has so much of the session's input queued that the transport should stop feeding it. */
+  inputBacklogged(session: Session): boolean;
 }
 
 /** Marker for client stanzas: the three kinds of RFC 6120 §8 in jabber:client. */
@@ -150,6 +152,9 @@ export class Session implements ConnEvents {
 
   /** XEP-0198: a lost transport would hibernate this session, whose answers then wait for a resumption (ConnEvents). */
   get resumable(): boolean { return this.owner.mayHibernate(this); }
+
+  /** ConnEvents: the core's queue of this session's input is high; the transport waits for Conn.inputRoom(). */
+  get inputBacklogged(): boolean { return this.owner.inputBacklogged(this); }
 
   // ConnEvents: calls from the transport.
   streamOpened(attrs: Readonly<Record<string, string>>): void { this.owner.dispatchOpen(this, attrs); }

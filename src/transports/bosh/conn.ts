@@ -72,7 +72,7 @@ export class BoshConn implements Conn {
     }, host.observed, () => this.#dropSlowConsumer(), host.flow.slowConsumerGrace * 1000);
     this.input = new InputPump({
       shaping: host.flow.shaping,
-      backlogged: () => this.#out.high,
+      backlogged: () => this.#out.high || this.session.inputBacklogged,
       turns: host.turns,
       // Once the input waits or is done, what it produced goes out (see flush).
       idle: () => this.scheduleFlush(),
@@ -88,6 +88,7 @@ export class BoshConn implements Conn {
   get queued(): number { return this.#out.length; }
   get bufferedBytes(): number { return this.#out.bytes; }
   get inputHeld(): boolean { return this.input.queuedItems > 0; }
+  inputRoom(): void { this.input.kick(); }
   /** Unprocessed input bytes this session may have (see exchange.ts overfed). */
   get maxInputBytes(): number { return this.host.flow.maxInputBytes; }
   get sid(): string { return this.params.sid; }
