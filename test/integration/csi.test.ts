@@ -170,3 +170,16 @@ t.test('a resumed session is active again and gets the presence held before the 
   t.same(summary(conn.take().filter((el) => el.local === 'presence')), ['presence:alice@localhost/a1::after'], 'active after the resume');
   bob.session.close();
 });
+
+t.test('held presence is bounded in bytes too (MAX_HELD_BYTES): past it the held ones go out, in order, none dropped', async (t) => {
+  const bob = await server.login('bob', 'b-bytes');
+  bob.send(INACTIVE);
+  const big = 'x'.repeat(60_000);
+  // Five senders of 60 KB each: the fifth would pass 256 KiB held.
+  for (let i = 1; i <= 5; i++) bob.session.send(presence(`alice@localhost/r${i}`, undefined, `${i}${big}`));
+  const out = stanzas(bob).map((el) => el.attr('from'));
+  t.same(out, ['alice@localhost/r1', 'alice@localhost/r2', 'alice@localhost/r3', 'alice@localhost/r4'], 'the four held went out before the fifth was held');
+  bob.send(ACTIVE);
+  t.same(stanzas(bob).map((el) => el.attr('from')), ['alice@localhost/r5'], 'the fifth at the next flush: each once');
+  bob.session.close();
+});

@@ -10,10 +10,17 @@ interface CsiState {
   inactive: boolean;
   /** Held presence by sender full JID, oldest first; a newer one from the same JID replaces it. */
   readonly held: Map<string, XmlElement>;
+  /** Serialized bytes of the held presences (MAX_HELD_BYTES). */
+  heldBytes: number;
 }
 
 /** Past this many distinct senders the held presences go out anyway: held state is bounded, never dropped. */
 const MAX_HELD = 1000;
+/**
+ * And past this many bytes of them (a presence may be as large as MAX_STANZA_SIZE: 1,000 of them held
+ * 256 MB for one inactive session; found in review).
+ */
+export const MAX_HELD_BYTES = 256 * 1024;
 
 /**
  * Client state indication (XEP-0352). While a client says it is inactive,
@@ -46,7 +53,7 @@ export function register(ctx: ModuleContext): Csi {
     // Like any stanza before authentication (RFC 6120 §6.4.6; Prosody ignores CSI there too).
     if (session.type !== 'c2s') throw new StreamErrorException({ condition: 'not-authorized', text: 'authenticate first' });
     let st = states.get(session);
-    if (!st) states.set(session, (st = { inactive: false, held: new Map() }));
+    if (!st) states.set(session, (st = { inactive: false, held: new Map(), heldBytes: 0 }));
     return st;
   };
 
@@ -63,10 +70,14 @@ export function register(ctx: ModuleContext): Csi {
     const st = states.get(session);
     if (!st) return;
     if (st.inactive && foldable(session, stanza)) {
-      if (st.held.size >= MAX_HELD) flush(session, st);
+      const bytes = stanza.toString().length;
+      if (st.held.size >= MAX_HELD || st.heldBytes + bytes > MAX_HELD_BYTES) flush(session, st);
       const from = stanza.attr('from')!;
+      const before = st.held.get(from);
+      if (before !== undefined) st.heldBytes -= before.toString().length;
       st.held.delete(from);
       st.held.set(from, stanza);
+      st.heldBytes += bytes;
       return 'drop';
     }
     flush(session, st);
@@ -96,6 +107,7 @@ export function register(ctx: ModuleContext): Csi {
     if (st.held.size === 0) return;
     const held = [...st.held.values()];
     st.held.clear();
+    st.heldBytes = 0;
     for (const stanza of held) {
       if (session.destroyed) break;
       if (ctx.hooks.resume('stanza-out', { session, stanza }, hold) === 'undelivered') session.write(stanza);
