@@ -39,7 +39,13 @@ t.test('the ver of the §5.3 complex example: identities by lang, an extended fo
 t.test('a result that §5.4 makes untrustworthy has no ver', async (t) => {
   const twice = SIMPLE.replace('</query>', "<feature var='http://jabber.org/protocol/muc'/></query>");
   t.equal(capsVer(parseXml(twice), 'sha-1'), undefined, 'a repeated feature');
-  const noFormType = COMPLEX.replace("<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:dataforms:softwareinfo</value></field>", '');
-  t.equal(capsVer(parseXml(noFormType), 'sha-1'), undefined, 'a form without FORM_TYPE');
+  const twoValues = COMPLEX.replace('<value>urn:xmpp:dataforms:softwareinfo</value>', '<value>urn:xmpp:dataforms:softwareinfo</value><value>urn:other</value>');
+  t.equal(capsVer(parseXml(twoValues), 'sha-1'), undefined, 'a FORM_TYPE with differing values (§5.4: ill-formed)');
   t.equal(capsVer(parseXml(SIMPLE), 'md5'), undefined, 'a hash function outside the registry list');
+});
+
+t.test('§5.4: a form without FORM_TYPE is ignored and the rest is hashed ("ignore the form but continue processing")', async (t) => {
+  const withStray = SIMPLE.replace('</query>', "<x xmlns='jabber:x:data' type='result'><field var='os'><value>Mac</value></field></x></query>");
+  t.equal(capsVer(parseXml(withStray), 'sha-1'), capsVer(parseXml(SIMPLE), 'sha-1'), 'the ver of the result without that form');
+  t.ok(capsVer(parseXml(SIMPLE), 'sha-1'), 'which is a ver');
 });

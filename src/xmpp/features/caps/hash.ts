@@ -40,14 +40,20 @@ function formString(form: XmlElement): string {
 
 /**
  * §5.4 step 3: a result with two identities of the same category, type,
- * lang and name, a repeated feature, or two forms of one FORM_TYPE (or a
- * form without one) is not to be trusted; undefined for those.
+ * lang and name, a repeated feature, two forms of one FORM_TYPE, or a
+ * FORM_TYPE with differing values is not to be trusted; undefined for
+ * those. A form without a FORM_TYPE is ignored, and the rest goes on
+ * ("ignore the form but continue processing"). A FORM_TYPE whose type is
+ * not 'hidden' still counts: the hashing clients and servers compute
+ * (Prosody's among them) read the value whatever the type, and a ver that
+ * left the form out would never match theirs.
  */
 export function verificationString(query: XmlElement): string | undefined {
   const identities = query.getChildren('identity').map((i) =>
     `${i.attr('category') ?? ''}/${i.attr('type') ?? ''}/${i.attr('xml:lang') ?? ''}/${i.attr('name') ?? ''}`);
   const features = query.getChildren('feature').map((f) => f.attr('var') ?? '');
-  const forms = query.getChildren('x', NS.DATA_FORMS);
+  const forms = query.getChildren('x', NS.DATA_FORMS).filter((form) => form.getChildren('field').some((f) => f.attr('var') === 'FORM_TYPE'));
+  if (forms.some((form) => new Set(form.getChildren('field').find((f) => f.attr('var') === 'FORM_TYPE')!.getChildren('value').map((v) => v.text())).size > 1)) return undefined;
   const types = forms.map(formType);
   if (new Set(identities).size !== identities.length || new Set(features).size !== features.length) return undefined;
   if (types.some((t) => t === undefined) || new Set(types).size !== types.length) return undefined;
