@@ -260,45 +260,47 @@ export function createCore(deps: CoreDeps): Core {
   }
 
   /**
-   * Runs a transport event's `work` in order, as long as the transport that sent it is still the
-   * session's (XEP-0198 §5): an event queued before a resumption replaced that transport is
-   * dropped (a stanza uncounted by <resumed h/>, sent again by the client; the old transport's
-   * close or loss is not the resumed session's). On a carrier retired by a resumption, the event
-   * goes on to the resumed session (`handOn`), whose transport sent it.
+   * Whose a transport event of `session`, queued when it had seen `resumptions` resumptions, is
+   * now (XEP-0198 §5): the session's, while the transport that sent it is still its own; none once
+   * a resumption replaced that transport (a stanza uncounted by <resumed h/>, sent again by the
+   * client; the old transport's close or loss is not the resumed session's); on a carrier retired
+   * by a resumption, the resumed session's, whose transport sent it.
    */
-  function fromTransport(session: Session, el: XmlElement | undefined, work: () => void | Promise<void>, handOn: (to: Session) => void): void {
+  function eventOwner(session: Session, resumptions: number): Session | undefined {
+    if (session.resumptions !== resumptions) return undefined;
+    const into = session.resumedInto;
+    if (into === undefined) return session;
+    return into.session.resumptions === into.resumptions ? into.session : undefined;
+  }
+
+  /** Runs a transport event in order on whichever session eventOwner() says is its own by then. */
+  function fromTransport(session: Session, el: XmlElement | undefined, run: (owner: Session) => void | Promise<void>): void {
     const resumptions = session.resumptions;
     inOrder(session, el, () => {
-      if (session.resumptions !== resumptions) return;
-      const into = session.resumedInto;
-      if (into === undefined) return work();
-      if (into.session.resumptions === into.resumptions) handOn(into.session);
+      const to = eventOwner(session, resumptions);
+      if (to !== undefined) return run(to);
     });
   }
 
   const owner: SessionOwner = {
     dispatchOpen(session, attrs) {
-      fromTransport(session, undefined, () => {
+      fromTransport(session, undefined, (to) => {
+        // A carrier's restart after its <resume/> has nothing to open on the resumed session.
+        if (to !== session) return;
         try {
           const out = openStream(session, attrs);
           if (isPromise(out)) return out.then(noop, (err: unknown) => fail(session, undefined, err));
         } catch (err) { fail(session, undefined, err); }
-      }, noop);
-    },
-    // fromTransport's rule, written out: the message path allocates one closure per element, as before it.
-    dispatchElement(session, el) {
-      const resumptions = session.resumptions;
-      inOrder(session, el, () => {
-        if (session.resumptions !== resumptions) return;
-        const into = session.resumedInto;
-        if (into === undefined) return processElement(session, el);
-        if (into.session.resumptions === into.resumptions) owner.dispatchElement(into.session, el);
       });
+    },
+    // An element the carrier of a resumption still had queued is queued again on the resumed session.
+    dispatchElement(session, el) {
+      fromTransport(session, el, (to) => (to === session ? processElement(session, el) : owner.dispatchElement(to, el)));
     },
     // The end of the stream comes after what the client sent before it (its last <a/> above all,
     // or stream management would hand over stanzas the client has acknowledged).
     dispatchClose(session) {
-      fromTransport(session, undefined, () => session.close(), (to) => owner.dispatchClose(to));
+      fromTransport(session, undefined, (to) => (to === session ? session.close() : owner.dispatchClose(to)));
     },
     filterOut(session, stanza) {
       metrics.stanzaOut(stanza.name as StanzaKind, session.transport);
@@ -316,12 +318,13 @@ export function createCore(deps: CoreDeps): Core {
       destroy(session, reason);
     },
     lost(session, reason) {
-      fromTransport(session, undefined, () => {
+      fromTransport(session, undefined, (to) => {
+        if (to !== session) return owner.lost(to, reason);
         if (session.destroyed) return;
         if (lifecycle.hibernate(session, reason)) return;
         lifecycle.detach(session);
         destroy(session, { condition: 'connection-timeout', text: reason }, 'dropped');
-      }, (to) => owner.lost(to, reason));
+      });
     },
     mayHibernate: (session) => lifecycle.mayHibernate(session),
     inputBacklogged: (session) => inputPaused.has(session),
