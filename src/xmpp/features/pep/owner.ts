@@ -135,9 +135,11 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
   async function remove(service: Jid, request: XmlElement): Promise<void> {
     const node = nodeOf(request);
     const config = await existing(service, node);
+    const targets: Array<[string, PepNodeConfig]> = [[node, config]];
     const other = otherBookmarksNode(node);
     const otherConfig = other === undefined ? undefined : await pep.node(service.domain, service.local, other);
-    for (const [n, c] of [[node, config], ...(otherConfig ? [[other!, otherConfig] as const] : [])] as const) {
+    if (otherConfig) targets.push([other!, otherConfig]);
+    for (const [n, c] of targets) {
       if (request.local === 'delete') await pep.deleteNode(service.domain, service.local, n);
       else await pep.purgeNode(service.domain, service.local, n);
       notify(service, n, c, x(request.local, { node: n }));
