@@ -177,3 +177,37 @@ t.test('sqlite: migration 11 writes a message once for both accounts, and reads 
   t.match(detail, /MERGE.*archive_messages_received.*archive_messages_sent/, 'merged from the two indexes');
   t.notMatch(detail, /TEMP B-TREE/, 'no sort');
 });
+
+t.test('sqlite: an online backup completes while the archive thread keeps committing', async (t) => {
+  const dir = t.testdir();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  await storage.users.create('example.com', 'alice', creds('alice'));
+  await storage.users.create('example.com', 'bob', creds('bob'));
+  // About 10,000 pages: the backup API copies 100 a step, and a step after a commit by another
+  // connection (the archive thread's) starts the copy again from the first page.
+  const filler = `<message>${'x'.repeat(3800)}</message>`;
+  for (let i = 0; i < 10_000; i++) await storage.offline.push('example.com', 'bob', filler, 100_000);
+  const base = 1_800_000_000_000;
+  let committed = 0;
+  const archiveOne = () => {
+    const key = (base + committed) * KEYS_PER_MS;
+    committed++;
+    return storage.archive.append([{ host: 'example.com', username: 'alice', id: archiveIdFor(key), seq: 2 * key, with: 'bob@example.com', at: base + committed, stanza: '<message/>' }]);
+  };
+  for (let i = 0; i < 10; i++) await archiveOne();
+  const file = join(dir, 'copy.sqlite');
+  writeFileSync(file, '', { mode: 0o600 });
+  let done = false;
+  const backup = storage.backup!(file).finally(() => { done = true; });
+  // Messages keep being archived, one commit each, while the backup runs: at most this many.
+  const CAP = 5000;
+  const before = committed;
+  while (!done && committed - before < CAP) await archiveOne();
+  await backup;
+  t.ok(committed - before < CAP, `the backup finished while the writes went on (${committed - before} commits meanwhile)`);
+  const copy = new Database(file, { readonly: true });
+  t.teardown(() => copy.close());
+  t.equal(copy.pragma('integrity_check', { simple: true }), 'ok');
+  t.equal((copy.prepare('SELECT COUNT(*) AS n FROM offline_messages').get() as { n: number }).n, 10_000, 'everything written before it is in the copy');
+});

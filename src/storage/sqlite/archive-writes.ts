@@ -7,6 +7,11 @@ export interface ThreadedAppend {
   append(entries: readonly ArchiveEntry[]): Promise<void>;
   /** Packed records (archive-pack.ts); their chunks are transferred to the thread (and back with a PackedWriteError if the commit fails). */
   appendPacked(views: readonly Uint8Array[]): Promise<void>;
+  /**
+   * An online copy of the database into `file` (existing, empty) through the SQLite backup API,
+   * made by the thread on its connection in one step (archive-worker.ts: why).
+   */
+  backup(file: string): Promise<void>;
   /** Waits for the batches posted so far, then stops the thread. */
   close(): Promise<void>;
 }
@@ -53,6 +58,7 @@ export function startArchiveThread(file: string, busyTimeoutMs: number): Threade
       const buffers = [...new Set(views.map((v) => v.buffer as ArrayBuffer))];
       return post({ packed: views }, buffers);
     },
+    backup: (file) => post({ backup: file }),
     async close() {
       await idle();
       await worker.terminate();

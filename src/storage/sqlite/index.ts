@@ -92,11 +92,10 @@ export function openSqliteStorage(dataDir: string, options: SqliteStorageOptions
     async ping() {
       db.prepare('SELECT 1').get();
     },
-    // The backup API copies a few pages per event-loop turn and restarts when another connection
-    // (the archive thread) writes meanwhile; writes through `db` are carried into the copy.
-    async backup(destination) {
-      await db.backup(destination);
-    },
+    // The backup API, on the archive thread's connection and in one step (archive-worker.ts): in
+    // steps of a few pages per event-loop turn here, every commit of that thread started the copy
+    // again, and a database of some size was never copied while messages were archived.
+    backup: (destination) => archiveThread.backup(destination),
   };
 }
 
