@@ -6,6 +6,8 @@
 import t from 'tap';
 import { chmodSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
 import { migrate, MIGRATIONS, type Migration } from '../../src/storage/sqlite/migrations.js';
@@ -210,4 +212,35 @@ t.test('sqlite: an online backup completes while the archive thread keeps commit
   t.teardown(() => copy.close());
   t.equal(copy.pragma('integrity_check', { simple: true }), 'ok');
   t.equal((copy.prepare('SELECT COUNT(*) AS n FROM offline_messages').get() as { n: number }).n, 10_000, 'everything written before it is in the copy');
+});
+
+/**
+ * Another connection (the archive thread, a CLI command) takes the write lock in a thread of its
+ * own and holds it for `ms` (well under the busy timeout), then commits.
+ */
+async function holdWriteLock(file: string, ms: number): Promise<Worker> {
+  const worker = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    const db = new (require(workerData.module))(workerData.file);
+    db.exec('BEGIN IMMEDIATE');
+    parentPort.postMessage('locked');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, workerData.ms);
+    db.exec('COMMIT');
+    db.close();
+  `, { eval: true, workerData: { file, ms, module: createRequire(import.meta.url).resolve('better-sqlite3') } });
+  await new Promise((resolve) => worker.once('message', resolve));
+  return worker;
+}
+
+t.test('sqlite: a write that reads first waits for the write lock another connection holds (PEP publish)', async (t) => {
+  const dir = t.testdir();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  await storage.users.create('example.com', 'alice', creds('alice'));
+  await storage.pep.configure('example.com', 'alice', 'urn:xmpp:avatar:metadata', { accessModel: 'presence', persistItems: true, maxItems: 10, rosterGroupsAllowed: [] });
+  const holder = await holdWriteLock(join(dir, DATABASE_FILE), 200);
+  t.teardown(() => holder.terminate());
+  // A deferred transaction that reads first cannot wait in the busy handler when it goes on to write: SQLITE_BUSY at once.
+  await storage.pep.publish('example.com', 'alice', 'urn:xmpp:avatar:metadata', { id: 'a1', payload: '<metadata/>' }, 10);
+  t.same(await storage.pep.items('example.com', 'alice', 'urn:xmpp:avatar:metadata'), [{ id: 'a1', payload: '<metadata/>' }], 'published once the lock was free');
 });

@@ -199,6 +199,8 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
       return n;
     }).immediate();
   };
+  // Reads, then writes: IMMEDIATE (below), or the write would fail at once with SQLITE_BUSY when
+  // the writer thread holds the lock or committed since the read began (no busy handler then).
   const trimNew = db.transaction((me: number, cut: number, limit: number): number => {
     const rows = st.newOldest.all({ me, cut, limit });
     for (const r of rows) {
@@ -280,7 +282,7 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
         return cut ? st.trim.run(host, username, cut.seq, limit).changes : 0;
       }
       const n = st.trim.run(host, username, newCut.seq, limit).changes;
-      return n >= limit ? n : n + trimNew(me!, newCut.seq, limit - n);
+      return n >= limit ? n : n + trimNew.immediate(me!, newCut.seq, limit - n);
     },
   };
 }

@@ -26,6 +26,9 @@ export function createSqlitePepStore(db: Database.Database): PepStore {
     st.configure.run(...key, JSON.stringify(config));
     trim(key, config.maxItems);
   });
+  // Reads (the node), then writes: run IMMEDIATE, or with another connection holding the write
+  // lock (the archive thread's commit, a CLI command) the first write fails at once with
+  // SQLITE_BUSY: a read transaction's upgrade never waits in the busy handler.
   const publish = db.transaction((key: Key, item: PepItem, max: number) => {
     if (st.node.get(...key) === undefined) return;
     st.remove.run(...key, item.id);
@@ -43,7 +46,7 @@ export function createSqlitePepStore(db: Database.Database): PepStore {
     },
     async configure(host, username, node, config) { configure([host, username, node], config); },
     async deleteNode(host, username, node) { return st.deleteNode.run(host, username, node).changes > 0; },
-    async publish(host, username, node, item, maxItems) { publish([host, username, node], item, maxItems); },
+    async publish(host, username, node, item, maxItems) { publish.immediate([host, username, node], item, maxItems); },
     async items(host, username, node, query = {}) {
       const rows = query.max === undefined ? st.all.all(host, username, node) : st.newest.all(host, username, node, query.max);
       const items = rows.map(toItem);
