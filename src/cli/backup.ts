@@ -11,6 +11,7 @@ import { AdminError } from '../admin/protocol.js';
 import { answers } from '../admin/server.js';
 import { writeBackup } from '../admin/port.js';
 import { DATABASE_FILE, MIGRATIONS } from '../storage/sqlite/index.js';
+import { BACKUP_IN_ONE_STEP } from '../storage/sqlite/backup-steps.js';
 import { askServer } from './admin.js';
 import { CliError, EXIT } from './errors.js';
 import { println, type CliIo } from './io.js';
@@ -25,13 +26,16 @@ function sqliteOnly(settings: CliSettings, command: string): void {
   }
 }
 
-/** Copies the stopped server's database file with the SQLite backup API. */
+/**
+ * Copies the stopped server's database file with the SQLite backup API, in one step: a server
+ * running without an admin socket may be committing (backup-steps.ts).
+ */
 async function backupStopped(settings: CliSettings, dir: string): Promise<string> {
   const source = join(settings.dataDir, DATABASE_FILE);
   if (!existsSync(source)) throw new CliError(`no database at ${resolve(source)}; nothing to back up`, EXIT.refused);
   const db = new Database(source, { readonly: true, fileMustExist: true });
   try {
-    return await writeBackup(dir, DATABASE_FILE, (file) => db.backup(file));
+    return await writeBackup(dir, DATABASE_FILE, (file) => db.backup(file, BACKUP_IN_ONE_STEP));
   } finally {
     db.close();
   }

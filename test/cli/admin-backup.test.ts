@@ -12,6 +12,8 @@ import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { chat, routed } from '../helpers/sm-peer.js';
 import { privateDir, runCli } from '../helpers/admin-cli.js';
+import { PassThrough } from 'node:stream';
+import { runCli as runCliHere } from '../../src/cli/main.js';
 
 const dataDir = privateDir(t);
 const env = { DATA_DIR: dataDir };
@@ -119,4 +121,31 @@ t.test('a stopped server is backed up from its file, and a newer schema is not r
   t.equal(newer.code, 3);
   t.match(newer.stderr, /schema version 999, newer than this build's/);
   t.notOk(existsSync(join(target, DATABASE_FILE)), 'nothing was put in place');
+});
+
+t.test('backup from the file completes while another connection keeps committing (ADMIN_SOCKET=off: no server to ask)', async (t) => {
+  const dir = privateDir(t);
+  const storage = openSqliteStorage(dir);
+  await storage.users.create('example.com', 'alice', { 'SCRAM-SHA-1': { salt: 's', iterations: 4096, storedKey: 'k', serverKey: 'v' }, 'SCRAM-SHA-256': { salt: 's', iterations: 4096, storedKey: 'k', serverKey: 'v' } });
+  // About 1,000 pages: the backup API copies 100 a step, and starts again after a commit by another connection.
+  for (let i = 0; i < 1000; i++) await storage.offline.push('example.com', 'alice', `<message>${'x'.repeat(3800)}</message>`, 10_000);
+  await storage.close();
+  // A server's connection (the file open elsewhere, its admin socket off) committing all along.
+  const other = new Database(join(dir, DATABASE_FILE));
+  t.teardown(() => other.close());
+  other.exec('CREATE TABLE IF NOT EXISTS scratch (n INTEGER)');
+  const write = other.prepare('INSERT INTO scratch (n) VALUES (?)');
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let done = false;
+  const run = runCliHere(['backup', join(privateDir(t), 'nightly')], { stdin: new PassThrough(), stdout: out, stderr: err, env: { DATA_DIR: dir, ADMIN_SOCKET: 'off' } })
+    .finally(() => { done = true; });
+  const CAP = 3000;
+  let commits = 0;
+  while (!done && commits < CAP) {
+    write.run(commits++);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  t.equal(await run, 0, String(err.read() ?? ''));
+  t.ok(commits < CAP, `the copy finished while the commits went on (${commits} meanwhile)`);
 });

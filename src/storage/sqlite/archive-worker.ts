@@ -13,19 +13,9 @@ import type { ArchiveEntry } from '../ports/archive.js';
 import { unpack } from '../ports/archive-pack.js';
 import { archiveAppender } from './archive-rows.js';
 import { WRITER_CHECKPOINT_PAGES } from './checkpoints.js';
+import { BACKUP_IN_ONE_STEP } from './backup-steps.js';
 
 interface Job { readonly id: number; readonly packed?: readonly Uint8Array[]; readonly entries?: readonly ArchiveEntry[]; readonly backup?: string }
-
-/**
- * Pages the backup API copies per step after its first (empty) one: all of them. Between two
- * steps a commit by another connection (the main one) starts the copy again from the first
- * page, and this connection's own commits (carried into the copy) only come between steps too:
- * in steps of 100 pages (better-sqlite3's default, on the main connection while this thread
- * committed a batch every 50 ms) a database of some thousand pages was never copied while
- * messages were archived. One step holds one read snapshot, so the copy is consistent; it keeps
- * this thread from committing meanwhile, not the event loop.
- */
-const ALL_PAGES = 0x7fffffff;
 
 const { file, busyTimeoutMs } = workerData as { file: string; busyTimeoutMs: number };
 const db = new Database(file);
@@ -37,7 +27,7 @@ const append = archiveAppender(db);
 
 parentPort!.on('message', (job: Job) => {
   if (job.backup !== undefined) {
-    db.backup(job.backup, { progress: () => ALL_PAGES }).then(
+    db.backup(job.backup, BACKUP_IN_ONE_STEP).then(
       () => parentPort!.postMessage({ id: job.id }),
       (err: unknown) => parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) }));
     return;
