@@ -21,6 +21,9 @@ export function pepContract(t: Test, makeStorage: MakeStorage): void {
       { node: 'urn:xmpp:bookmarks:1', config: { ...CONFIG, accessModel: 'roster', rosterGroupsAllowed: ['Friends'] } },
     ], 'by name, configure replaces');
     t.same(await pep.nodes(H, 'bob'), [], 'accounts are separate');
+    // Code point order, as every other listing of the ports (UTF-16 order puts U+1F600 before U+FFFD).
+    for (const node of ['urn:x:\u{1F600}', 'urn:x:\uFFFD', 'urn:x:a']) await pep.configure(H, 'bob', node, CONFIG);
+    t.same((await pep.nodes(H, 'bob')).map((n) => n.node), ['urn:x:a', 'urn:x:\uFFFD', 'urn:x:\u{1F600}'], 'by name in code point order');
     t.equal(await pep.deleteNode(H, 'alice', 'http://jabber.org/protocol/nick'), true);
     t.equal(await pep.deleteNode(H, 'alice', 'http://jabber.org/protocol/nick'), false, 'deleting twice');
     t.same((await pep.nodes(H, 'alice')).map((n) => n.node), ['urn:xmpp:bookmarks:1']);

@@ -1,5 +1,6 @@
 /** In-memory PepStore with the same observable behaviour as the SQLite one. */
 import type { PepItem, PepNodeConfig, PepStore } from '../ports/pep.js';
+import { compareCodePoints } from '../order.js';
 import { keyOf, type Purgeable } from './key.js';
 
 interface Node {
@@ -21,7 +22,7 @@ export function createMemoryPepStore(): PepStore & Purgeable {
     async nodes(host, username) {
       const nodes = accounts.get(keyOf(host, username));
       if (!nodes) return [];
-      return [...nodes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([node, n]) => ({ node, config: n.config }));
+      return [...nodes].sort(([a], [b]) => compareCodePoints(a, b)).map(([node, n]) => ({ node, config: n.config }));
     },
     async node(host, username, node) {
       return nodeOf(host, username, node)?.config;
