@@ -6,7 +6,7 @@
  * one offline quota; the reads of a login as one named statement each; an
  * archive write that fails for a moment tried again, and stored once.
  */
-import t from 'tap';
+import t, { type Test as TapTest } from 'tap';
 import pg from 'pg';
 import { openPostgresStorage, type Storage } from '../../src/storage/index.js';
 import { migratePostgres, PG_MIGRATIONS, type PgMigration } from '../../src/storage/postgres/index.js';
@@ -191,4 +191,51 @@ t.test('postgres: an archive write failing for a moment is committed by a retry;
   await t.resolves(storage.archive.append(again), 'the same entries again are not an error');
   t.same(await ids('alice'), ['m1', 'm2'], 'stored once');
   t.same(await ids('bob'), ['m1', 'm2']);
+});
+
+/**
+ * Holds the first statement starting with `prefix` (its answer, so its locks are taken) until
+ * the returned `release` is called; `held` tells when it got there. Undone when `t` ends.
+ */
+function holdAfter(t: TapTest, prefix: string): { held: () => boolean; release: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  let held = false;
+  const original = pg.Client.prototype.query;
+  const pausing = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+    const result = (original as (...a: unknown[]) => unknown).call(this, config, ...rest);
+    const text = typeof config === 'string' ? config : String((config as { text?: unknown }).text);
+    if (held || !text.trimStart().startsWith(prefix) || !(result instanceof Promise)) return result;
+    held = true;
+    return result.then(async (r) => { await gate; return r; });
+  };
+  pg.Client.prototype.query = pausing as typeof original;
+  t.teardown(() => { pg.Client.prototype.query = original; });
+  return { held: () => held, release };
+}
+
+/** Runs `write` held after its statement `prefix`, deletes alice meanwhile (through another pool, as the CLI), and expects both to succeed. */
+async function writeWhileDeleting(t: TapTest, url: string, server: Storage, cli: Storage, prefix: string, write: () => Promise<unknown>): Promise<void> {
+  const hold = holdAfter(t, prefix);
+  const written = write();
+  await eventually(() => hold.held(), { message: `the write to reach ${prefix}` });
+  const deleted = cli.users.delete('example.com', 'alice');
+  await eventually(async () => (await query<{ n: string }>(url,
+    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"))[0]!.n !== '0', { message: 'the deletion to wait for a lock' });
+  hold.release();
+  const [write_, deletion] = await Promise.allSettled([written, deleted]);
+  t.same([write_.status, deletion.status], ['fulfilled', 'fulfilled'],
+    [write_, deletion].map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')).join('; '));
+  t.equal(await server.users.get('example.com', 'alice'), undefined, 'the account is gone');
+}
+
+t.test('postgres: an offline push and the deletion of its account at the same moment do not deadlock', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const [server, cli] = await Promise.all([openPostgresStorage({ url }), openPostgresStorage({ url })]);
+  t.teardown(async () => { await server.close(); await cli.close(); });
+  await withAccounts(server, 'alice');
+  t.equal(await server.offline.push('example.com', 'alice', '<message>1</message>', 10), true);
+  // The push held right after its counter statement (the account's counter row locked).
+  await writeWhileDeleting(t, url, server, cli, 'INSERT INTO offline_counters', () => server.offline.push('example.com', 'alice', '<message>2</message>', 10));
+  t.same(await server.offline.usage('example.com', 'alice'), { messages: 0, bytes: 0 }, 'with its messages and their count');
 });
