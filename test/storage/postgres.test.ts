@@ -239,3 +239,15 @@ t.test('postgres: an offline push and the deletion of its account at the same mo
   await writeWhileDeleting(t, url, server, cli, 'INSERT INTO offline_counters', () => server.offline.push('example.com', 'alice', '<message>2</message>', 10));
   t.same(await server.offline.usage('example.com', 'alice'), { messages: 0, bytes: 0 }, 'with its messages and their count');
 });
+
+t.test('postgres: a roster change and the deletion of its account at the same moment do not deadlock', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const [server, cli] = await Promise.all([openPostgresStorage({ url }), openPostgresStorage({ url })]);
+  t.teardown(async () => { await server.close(); await cli.close(); });
+  await withAccounts(server, 'alice');
+  const item = { jid: 'bob@example.com', name: undefined, subscription: 'none' as const, ask: true, approved: false, groups: [] };
+  await server.rosters.putItem('example.com', 'alice', item, 1);
+  // The change held right after its item statement (the item's row locked), before the version's.
+  await writeWhileDeleting(t, url, server, cli, 'INSERT INTO roster_items', () => server.rosters.putItem('example.com', 'alice', { ...item, subscription: 'to', ask: false }, 2));
+  t.same(await server.rosters.load('example.com', 'alice'), { version: 0, items: [], pending: [] }, 'with its roster');
+});

@@ -7,7 +7,7 @@ import type { Pool, PoolClient } from 'pg';
 import { fits, NO_USAGE, stanzaBytes, toQuota } from '../offline-quota.js';
 import type { OfflineMessage, OfflineQuota, OfflineStore, OfflineUsage } from '../ports/offline.js';
 import type { Clock } from '../types.js';
-import { inTransaction, toNumber } from './tx.js';
+import { inTransaction, lockAccount, toNumber } from './tx.js';
 
 interface OfflineRow {
   id: string;
@@ -25,14 +25,11 @@ const asUsage = (row: UsageRow | undefined): OfflineUsage =>
  * row locked first (created at zero if missing; the no-op DO UPDATE takes
  * the row lock and returns it), so concurrent pushes from any number of
  * processes queue on that row and none can take a place another has taken.
- * Before it, the account's users row is share-locked, as the message's
- * foreign key check would do later: a deletion of the account locks that
- * row, then its cascade the counter row, so a push locking the counter
- * first and then waiting for the users row deadlocked with it (one of the
- * two failed with 'deadlock detected').
+ * Before it, the account's users row is share-locked (lockAccount), which
+ * the message's foreign key check would do after the counter was locked.
  */
 async function pushChecked(client: PoolClient, host: string, username: string, stanza: string, quota: OfflineQuota, at: number): Promise<boolean> {
-  await client.query('SELECT 1 FROM users WHERE host = $1 AND username = $2 FOR KEY SHARE', [host, username]);
+  await lockAccount(client, host, username);
   const { rows } = await client.query<UsageRow>(`INSERT INTO offline_counters (host, username, messages, bytes) VALUES ($1, $2, 0, 0)
     ON CONFLICT (host, username) DO UPDATE SET messages = offline_counters.messages RETURNING messages, bytes`, [host, username]);
   if (!fits(asUsage(rows[0]), stanzaBytes(stanza), quota)) return false;

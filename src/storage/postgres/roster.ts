@@ -1,7 +1,7 @@
 /** RosterStore over a node-postgres pool. */
 import type { Pool, PoolClient } from 'pg';
 import type { RosterItem, RosterStore, RosterSubscription } from '../ports/roster.js';
-import { inTransaction } from './tx.js';
+import { inTransaction, lockAccount } from './tx.js';
 import type { AccountReader, ItemRow } from './account-read.js';
 
 const SUBSCRIPTIONS: ReadonlySet<string> = new Set<RosterSubscription>(['none', 'to', 'from', 'both']);
@@ -36,12 +36,14 @@ const PUT_ITEM = `
 export function createPgRosterStore(pool: Pool, reader: AccountReader): RosterStore {
   return {
     load: (host, username) => reader.roster(host, username),
-    // The item and the roster version change together or not at all.
+    // The item and the roster version change together or not at all; the account first (lockAccount).
     putItem: (host, username, item: RosterItem, version) => inTransaction(pool, async (c) => {
+      await lockAccount(c, host, username);
       await c.query(PUT_ITEM, [host, username, item.jid, item.name ?? null, item.subscription, item.ask, item.approved, JSON.stringify(item.groups)]);
       await setVersion(c, host, username, version);
     }),
     removeItem: (host, username, jid, version) => inTransaction(pool, async (c) => {
+      await lockAccount(c, host, username);
       await c.query('DELETE FROM roster_items WHERE host = $1 AND username = $2 AND jid = $3', [host, username, jid]);
       await setVersion(c, host, username, version);
     }),
