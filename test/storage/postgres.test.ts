@@ -251,3 +251,18 @@ t.test('postgres: a roster change and the deletion of its account at the same mo
   await writeWhileDeleting(t, url, server, cli, 'INSERT INTO roster_items', () => server.rosters.putItem('example.com', 'alice', { ...item, subscription: 'to', ask: false }, 2));
   t.same(await server.rosters.load('example.com', 'alice'), { version: 0, items: [], pending: [] }, 'with its roster');
 });
+
+t.test('postgres: a FAST token used and the deletion of its account at the same moment do not deadlock', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const [server, cli] = await Promise.all([openPostgresStorage({ url }), openPostgresStorage({ url })]);
+  t.teardown(async () => { await server.close(); await cli.close(); });
+  await withAccounts(server, 'alice');
+  const agent = '11111111-1111-4111-8111-111111111111';
+  const token = (storedKey: string) => ({ host: 'example.com', username: 'alice', agent, mechanism: 'HT-SHA-256-NONE', storedKey, serverKey: 'sk', expiresAt: 2_000_000_000_000 });
+  await server.fastTokens.issue(token('k1'), 10);
+  await server.fastTokens.used('example.com', 'alice', agent, 'k1');
+  await server.fastTokens.issue(token('k2'), 10);
+  // The login's rotation held right after it locked the 'new' token, with a 'current' one beside it.
+  await writeWhileDeleting(t, url, server, cli, 'SELECT * FROM fast_tokens', () => server.fastTokens.used('example.com', 'alice', agent, 'k2'));
+  t.equal(await server.fastTokens.find('example.com', 'alice', 'k2'), undefined, 'with its tokens');
+});

@@ -1,7 +1,7 @@
 /** FastTokenStore (XEP-0484) over a node-postgres pool, as the SQLite one. */
 import type { Pool } from 'pg';
 import type { FastSlot, FastToken, FastTokenStore } from '../ports/fast-tokens.js';
-import { inTransaction, toNumber } from './tx.js';
+import { inTransaction, lockAccount, toNumber } from './tx.js';
 
 interface Row {
   host: string; username: string; agent: string; slot: FastSlot; mechanism: string; stored_key: string; server_key: string; expires_at: string;
@@ -13,9 +13,11 @@ const fromRow = (r: Row): FastToken => ({
 
 const FIND = 'SELECT * FROM fast_tokens WHERE host = $1 AND username = $2 AND stored_key = $3';
 
+// Each multi-statement step locks the account first (lockAccount): the account's deletion cascades into these rows.
 export function createPgFastTokenStore(pool: Pool): FastTokenStore {
   return {
     issue: (t, maxAgents) => inTransaction(pool, async (client) => {
+      await lockAccount(client, t.host, t.username);
       await client.query(`INSERT INTO fast_tokens (host, username, agent, slot, mechanism, stored_key, server_key, expires_at)
         VALUES ($1, $2, $3, 'new', $4, $5, $6, $7)
         ON CONFLICT (host, username, agent, slot) DO UPDATE SET mechanism = excluded.mechanism, stored_key = excluded.stored_key,
@@ -31,6 +33,7 @@ export function createPgFastTokenStore(pool: Pool): FastTokenStore {
       return rows[0] && fromRow(rows[0]);
     },
     used: (host, username, agent, storedKey) => inTransaction(pool, async (client) => {
+      await lockAccount(client, host, username);
       const { rows } = await client.query<Row>(`${FIND} FOR UPDATE`, [host, username, storedKey]);
       if (rows[0]?.slot !== 'new' || rows[0].agent !== agent) return;
       const args = [host, username, agent];
@@ -39,6 +42,7 @@ export function createPgFastTokenStore(pool: Pool): FastTokenStore {
       await client.query("UPDATE fast_tokens SET slot = 'current' WHERE host = $1 AND username = $2 AND agent = $3 AND slot = 'new'", args);
     }),
     retire: (host, username, storedKey) => inTransaction(pool, async (client) => {
+      await lockAccount(client, host, username);
       const { rows } = await client.query<Row>(`${FIND} FOR UPDATE`, [host, username, storedKey]);
       if (!rows[0]) return;
       // One 'retired' slot per agent: an older retired token of the same agent makes room.

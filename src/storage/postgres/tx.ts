@@ -25,7 +25,7 @@ export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => P
 
 /**
  * Share-locks the account's users row, first thing in a transaction that then locks rows of the
- * account's own (a counter, a roster item and the version): deleting the account locks the
+ * account's own (a counter, a roster item and the version, FAST tokens): deleting the account locks the
  * users row, then each of those rows in its cascade, so a transaction that held one of them and
  * waited for the users row (a foreign key check, or a row the cascade already holds) deadlocked
  * with it, and PostgreSQL aborted one of the two ('deadlock detected'). Taken first, the
