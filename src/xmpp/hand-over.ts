@@ -3,6 +3,7 @@ import { makeJid } from '../jid/index.js';
 import type { ModuleContext } from './context.js';
 import type { Session } from './session.js';
 import type { Undelivered } from './undelivered.js';
+import { messageType } from './message-types.js';
 
 export type { Undelivered };
 
@@ -13,7 +14,8 @@ export type { Undelivered };
  * held (a BOSH queue no request came for, a write to a socket already
  * closing). Messages are routed again to the account's bare JID — another
  * available resource, offline storage, or an error to the sender — with a
- * delay stamp (XEP-0203, see Undelivered); IQ requests get an
+ * delay stamp (XEP-0203, see Undelivered); headlines are dropped, as for
+ * a resource that is gone (RFC 6121 §8.5.3.2.1); IQ requests get an
  * error reply; presence is state and is not replayed; copies the server made
  * from the account's own data (isOwnCopy) are not routed again. Nothing else
  * is dropped. What a feature still owns elsewhere (the 'hand-over' hook:
@@ -51,6 +53,10 @@ export function reroute(ctx: ModuleContext, username: string, host: string, stan
   for (const { stanza, at } of stanzas) {
     const type = stanza.attr('type');
     if (stanza.name === 'message' && isOwnCopy(stanza, bare.bare)) continue;
+    // RFC 6121 §8.5.3.2.1: a headline for a resource that is gone is silently ignored. Routed to
+    // the bare JID it would reach the other resources again (each got its own: a contact's PEP
+    // notification, an announcement, a headline to the bare JID), or ones it was never for.
+    if (stanza.name === 'message' && messageType(stanza) === 'headline') continue;
     if (stanza.name === 'message' && type !== 'error') {
       messages++;
       // The same stanza object may sit in other sessions' queues: stamp a copy.
