@@ -7,7 +7,7 @@ import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
 import { bareTargets, deliverBare, deliverFull, undeliverable } from '../message.js';
 import { PRIORITY } from '../../priorities.js';
-import { messageType } from '../../message-types.js';
+import { handledAsBareWithoutResource, messageType } from '../../message-types.js';
 import { createDelivery, type AckTracker, type BlocksSender } from './delivery.js';
 
 export interface OfflineOptions {
@@ -78,7 +78,10 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
   ctx.hooks.deliver('message/full', (event) => {
     const key = keyOf(event.to);
     if (!line.busy(key)) return;
-    behind(key, event, () => (ctx.sessions.get(event.to.domain, event.to.local, event.to.resource) ? deliverFull(ctx, event) : deliverOrStore(event)));
+    // RFC 6121 §8.5.3.2.1: only chat and normal take the bare-JID rules when the resource is gone by
+    // then; deliverFull bounces groupchat and ignores headline and error, as without a delivery running.
+    behind(key, event, () => (ctx.sessions.get(event.to.domain, event.to.local, event.to.resource) || !handledAsBareWithoutResource(messageType(event.stanza))
+      ? deliverFull(ctx, event) : deliverOrStore(event)));
     return 'delivered';
   }, PRIORITY.route.offline);
 
