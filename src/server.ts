@@ -150,11 +150,11 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
     isSubscribed: (account, contact) => accountsService.isSubscribed(account, contact),
     isAnonymous: (account) => accountsService.isAnonymous(account),
   });
-  message.register(ctx);
+  const messages = message.register(ctx);
   const offlineMessages = offline.register(ctx, {
     maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes,
   }, {
-    offline: stores.offline, users: stores.users, acks: streamManagement,
+    offline: stores.offline, users: stores.users, acks: streamManagement, messages,
     blocks: (session, from) => accountsService.isBlocked(accountsService.accountOf(session), from),
   });
   // XEP-0313 archives before carbons copy: the <sent/> copies carry the sender's stanza id.

@@ -12,7 +12,32 @@ import { handledAsBareWithoutResource, messageType } from '../message-types.js';
  * are exported. A chat or normal message to a full JID whose resource is
  * not connected reaches the bare-JID rules through the router (§8.5.3.2.1).
  */
-export function register(ctx: ModuleContext): void {
+/** What message delivery gives the features that deliver on its behalf (offline storage's waiting messages). */
+export interface MessageDelivery {
+  /** deliverBare, remembering who got a message given to several resources at once (the hand-over asks). */
+  deliverBare(event: RouteEvent): boolean;
+}
+
+export function register(ctx: ModuleContext): MessageDelivery {
+  // §8.5.2.1.1: a message to the bare JID goes to every resource of the top priority, the same
+  // stanza to each. Who got it, while one of them has not acknowledged it (XEP-0198): see 'hand-over'.
+  const shared = new WeakMap<XmlElement, readonly Session[]>();
+  const toBare = (event: RouteEvent): boolean => {
+    const targets = bareTargets(ctx, event);
+    for (const s of targets) s.send(event.stanza);
+    if (targets.length > 1) shared.set(event.stanza, targets);
+    return targets.length > 0;
+  };
+  // XEP-0198 §4 hand-over of a session that ends: a message another resource of the account got
+  // too, and that resource is still there (connected, or hibernating and resumable), is not routed
+  // again: routed to the bare JID it would reach that resource a second time. Once that resource
+  // ends too with the message unacknowledged, it is handed over then.
+  ctx.hooks.transform('hand-over', (event) => {
+    const others = (stanza: XmlElement): boolean => shared.get(stanza)?.some((s) => s !== event.session && !s.destroyed) === true;
+    if (event.stanzas.some((u) => others(u.stanza))) event.stanzas = event.stanzas.filter((u) => !others(u.stanza));
+  }, PRIORITY.lifecycle.default);
+
+
   // XEP-0203 §7: a delay notation that claims to come from this server but
   // arrives from a client is a forgery; the recipient's server SHOULD
   // discard it. Only our own notations then say "stored by the server".
@@ -26,7 +51,7 @@ export function register(ctx: ModuleContext): void {
   }, PRIORITY.route.standard);
 
   ctx.hooks.deliver('message/bare', (event) => {
-    if (!deliverBare(ctx, event)) undeliverable(ctx, event);
+    if (!toBare(event)) undeliverable(ctx, event);
     return 'delivered';
   }, PRIORITY.route.standard);
 
@@ -34,6 +59,7 @@ export function register(ctx: ModuleContext): void {
     ctx.router.bounce(event, 'service-unavailable');
     return 'delivered';
   }, PRIORITY.route.standard);
+  return { deliverBare: toBare };
 }
 
 /**

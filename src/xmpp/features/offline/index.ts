@@ -5,7 +5,7 @@ import type { UserStore } from '../../../storage/ports/accounts.js';
 import type { ModuleContext } from '../../context.js';
 import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
-import { bareTargets, deliverBare, deliverFull, undeliverable } from '../message.js';
+import { bareTargets, deliverFull, undeliverable, type MessageDelivery } from '../message.js';
 import { PRIORITY } from '../../priorities.js';
 import { handledAsBareWithoutResource, messageType } from '../../message-types.js';
 import { createDelivery, type AckTracker, type BlocksSender } from './delivery.js';
@@ -27,6 +27,8 @@ export interface OfflineDeps {
   readonly acks?: AckTracker;
   /** Blocking (XEP-0191): whether the session's account blocks a sender. */
   readonly blocks?: BlocksSender;
+  /** Message delivery (message.ts): the bare-JID rules for messages that waited behind a delivery. */
+  readonly messages: Pick<MessageDelivery, 'deliverBare'>;
 }
 
 export interface OfflineFeature {
@@ -155,7 +157,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
   }
 
   async function deliverOrStore(event: RouteEvent): Promise<void> {
-    if (deliverBare(ctx, event)) return;
+    if (deps.messages.deliverBare(event)) return;
     if (storable(event.stanza)) await store(event);
     else undeliverable(ctx, event);
   }
