@@ -96,12 +96,15 @@ export function deliverBare(ctx: ModuleContext, event: RouteEvent): boolean {
  * RFC 6121 §8.5.2.1.1: the available resources with the highest
  * non-negative priority. When several share it, every one of them gets the
  * message (Prosody's and ejabberd's policy, and what multi-tab browser users
- * expect); headline goes to all non-negative resources.
+ * expect); headline goes to all non-negative resources. Groupchat goes to
+ * none (it bounces), nor does error (silently ignored, as Prosody and
+ * ejabberd do: what has a bare JID as its sender is the server's own, a
+ * carbon or a PEP notification, and an error to it is nobody's to read).
  */
 export function bareTargets(ctx: ModuleContext, event: RouteEvent): Session[] {
   const { to, stanza } = event;
   const type = messageType(stanza);
-  if (type === 'groupchat') return [];
+  if (type === 'groupchat' || type === 'error') return [];
   let best = -1;
   let out: Session[] = [];
   for (const s of ctx.sessions.available(to.domain, to.local)) {
