@@ -117,6 +117,45 @@ function rebaseToClient(el: XmlElement): void {
   for (const c of el.children) if (typeof c !== 'string') rebaseToClient(c);
 }
 
+/** The prefixes the element declares on itself (prefix → URI); undefined when none. */
+function declaredPrefixes(el: XmlElement): Map<string, string> | undefined {
+  let out: Map<string, string> | undefined;
+  for (const name in el.attrs) if (name.startsWith('xmlns:')) (out ??= new Map()).set(name.slice(6), el.attrs[name]!);
+  return out;
+}
+
+/**
+ * Namespaces in XML 1.0 §6.1: a prefix declared on the <body/> is in scope in
+ * its payloads, but the wrapper is not routed, stored or archived with them.
+ * A payload that uses such a prefix (in an element or attribute name, where
+ * no declaration inside it shadows the body's) gets the declaration on its
+ * own root, so it reads the same on its own: serialised alone it would
+ * otherwise carry an undeclared prefix to its recipient, and fail to parse
+ * when read back from storage.
+ */
+function carryPrefixes(payload: XmlElement, declared: ReadonlyMap<string, string>): void {
+  const used = new Set<string>();
+  const walk = (node: XmlElement, shadowed: ReadonlySet<string>): void => {
+    let scope = shadowed;
+    for (const name in node.attrs) {
+      if (!name.startsWith('xmlns:') || !declared.has(name.slice(6))) continue;
+      if (scope === shadowed) scope = new Set(shadowed);
+      (scope as Set<string>).add(name.slice(6));
+    }
+    const note = (name: string): void => {
+      const colon = name.indexOf(':');
+      if (colon === -1) return;
+      const prefix = name.slice(0, colon);
+      if (declared.has(prefix) && !scope.has(prefix)) used.add(prefix);
+    };
+    note(node.name);
+    for (const name in node.attrs) note(name);
+    for (const c of node.children) if (typeof c !== 'string') walk(c, scope);
+  };
+  walk(payload, new Set());
+  for (const prefix of used) payload.attrs[`xmlns:${prefix}`] = declared.get(prefix)!;
+}
+
 /** Checks the wrapper (XEP-0124 §4) and reads the attributes every request may carry. */
 export function readRequest(el: XmlElement, bytes = 0): BoshRequest {
   if (el.local !== 'body' || el.ns !== NS.HTTPBIND) throw new BoshError('bad-request', `the root must be <body xmlns='${NS.HTTPBIND}'/>`);
@@ -125,12 +164,14 @@ export function readRequest(el: XmlElement, bytes = 0): BoshRequest {
   const type = el.attr('type');
   if (type !== undefined && type !== 'terminate') throw new BoshError('bad-request', `unknown type '${type.slice(0, 32)}'`);
   const payloads: XmlElement[] = [];
+  const declared = declaredPrefixes(el);
   for (const c of el.children) {
     // §4: the wrapper carries no character data; whitespace between payloads is tolerated.
     if (typeof c === 'string') {
       if (c.trim() !== '') throw new BoshError('bad-request', '<body/> must not contain character data');
       continue;
     }
+    if (declared) carryPrefixes(c, declared);
     rebaseToClient(c);
     payloads.push(c);
   }
