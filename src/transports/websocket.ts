@@ -166,6 +166,16 @@ class WsConn implements Conn {
   get closing(): boolean { return this.#closing !== undefined; }
 
   /**
+   * The socket is not being read for a reason that is not the peer's
+   * silence, so its pong may be waiting unread: its input is held back for
+   * its rate, or the core still has too much of its input queued (a slow
+   * store). Its own unread output (the peer not reading) does not count.
+   */
+  get pongMayWaitUnread(): boolean {
+    return this.pausedFor === 'rate' || (this.pausedFor === 'output' && this.session.inputBacklogged);
+  }
+
+  /**
    * Above twice the high-water mark for the whole grace: the peer reads too
    * slowly to ever catch up. A stream error would wait behind everything
    * it has not read, so the connection is dropped; the frames still held
@@ -274,8 +284,7 @@ export function registerWebSocket(app: FastifyInstance, host: TransportHost, opt
   // all peers and drops those that did not answer the previous ping.
   const pinger = setInterval(() => {
     for (const conn of conns) {
-      // A pong may be waiting unread while the input is held back for its rate.
-      if (!conn.alive && conn.pausedFor !== 'rate') {
+      if (!conn.alive && !conn.pongMayWaitUnread) {
         conn.ws.terminate();
         continue;
       }
