@@ -4,6 +4,7 @@
  * line, one answer per line, in order.
  */
 import type { StreamErrorCondition } from '../xmpp/errors.js';
+import { isXmlText } from '../xml/index.js';
 
 /** Longest request line accepted; a longer one is answered with policy-violation and the connection closed. */
 export const MAX_LINE_BYTES = 64 * 1024;
@@ -53,6 +54,17 @@ const text = (o: Record<string, unknown>, key: string, optional = false): string
   return value;
 };
 
+/**
+ * A string that goes into XML sent to clients: XML 1.0 §2.2 allows no other
+ * characters (an ESC of a pasted colour code, a form feed, NUL), and one in a
+ * headline would make every recipient's stream not well-formed.
+ */
+const xmlText = (o: Record<string, unknown>, key: string, optional = false): string | undefined => {
+  const value = text(o, key, optional);
+  if (value !== undefined && !isXmlText(value)) throw new AdminError('bad-request', `'${key}' holds a character XML does not allow (a control character other than tab and newline)`);
+  return value;
+};
+
 /** Parses one request line; @throws AdminError bad-request naming what is wrong. */
 export function parseRequest(line: string): AdminRequest {
   let o: unknown;
@@ -71,7 +83,7 @@ export function parseRequest(line: string): AdminRequest {
       if (!isStreamErrorCondition(r.condition)) throw new AdminError('bad-request', `'condition' must be an RFC 6120 stream error condition`);
       return { op: r.op, jid: text(r, 'jid')!, condition: r.condition };
     case 'announce':
-      return { op: r.op, host: text(r, 'host')!, subject: text(r, 'subject', true), body: text(r, 'body')! };
+      return { op: r.op, host: text(r, 'host')!, subject: xmlText(r, 'subject', true), body: xmlText(r, 'body')! };
     case 'backup':
       return { op: r.op, dir: text(r, 'dir')! };
     default:

@@ -2,4 +2,5 @@ export { NS } from './ns.js';
 export { XmlElement, x, type XmlNode, type XmlChild, type XmlAttrInput, type XmlAttrValue } from './element.js';
 export { serialize, escapeText, escapeAttr } from './serialize.js';
 export { standalone } from './standalone.js';
+export { isXmlText } from './prescan.js';
 export { parseXml, XmlError, DEFAULT_LIMITS, type XmlErrorCondition, type XmlLimits } from './parse.js';

@@ -17,6 +17,11 @@ const XML_DECL =
 // XML 1.0 §2.8 markupdecl keywords: DTD content, forbidden by RFC 6120 §11.1.
 const DTD_DECL = /<!(?:DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)/y;
 
+/** Whether every character of `s` is an XML 1.0 §2.2 Char (no C0 controls but tab, LF, CR; no U+FFFE/U+FFFF; no unpaired surrogate). */
+export function isXmlText(s: string): boolean {
+  return !BAD_CHAR.test(s);
+}
+
 /** Rejects oversized input (RFC 6120 §4.9.3.14 policy-violation) before any parsing work. */
 export function decodeInput(input: string | Uint8Array, maxBytes: number): string {
   if (typeof input !== 'string') {
