@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../xml/index.js';
+import { DEFAULT_LIMITS, NS, parseXml, standalone, x, type XmlElement, type XmlLimits } from '../../xml/index.js';
 import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
 import type { VcardStore } from '../../storage/ports/vcard.js';
@@ -42,7 +42,11 @@ export function register(ctx: ModuleContext, opts: VcardOptions, { vcards }: Vca
     requireVcard(payload);
     // A throw-away (SASL ANONYMOUS) account has no row to keep it in.
     if (session.anonymous) throw new StanzaErrorException('not-allowed', 'anonymous accounts cannot store a vCard');
-    const text = payload.clone().setAttr('xmlns', NS.VCARD).toString();
+    // Stored alone: the namespaces it uses from the <iq/> (a prefix declared there, legal XML) are
+    // declared on it, so it parses when read back (Namespaces in XML 1.0 §6.1); what cannot be is refused.
+    const alone = standalone(payload);
+    if (!alone) throw new StanzaErrorException('bad-request', 'the vCard uses a namespace prefix it does not declare');
+    const text = alone.toString();
     // XEP-0054 sets no limit. The XEPs that do answer "too large" with
     // not-acceptable (XEP-0060 payload-too-big, XEP-0363 file-too-large),
     // and RFC 6120 §8.3.3.12 fits: the request "does not meet criteria
