@@ -12,7 +12,7 @@ export type PeerFilter = (address: string | undefined) => boolean;
  * IPv4 address it is. An address that does not parse is refused.
  */
 export function createPeerFilter(allow: readonly string[]): PeerFilter {
-  const ranges = allow.map((item) => (item.includes('/') ? ipaddr.parseCIDR(item) : [ipaddr.parse(item), item.includes(':') ? 128 : 32] as const));
+  const ranges = allow.map((item) => ipv4IfMapped(item.includes('/') ? ipaddr.parseCIDR(item) : [ipaddr.parse(item), item.includes(':') ? 128 : 32]));
   return (address) => {
     if (address === undefined || !ipaddr.isValid(address)) return false;
     const peer = ipaddr.process(address);
@@ -36,3 +36,16 @@ export function registerMetricsRoute(app: FastifyInstance, registry: Registry, a
     return registry.metrics();
   });
 }
+
+/**
+ * An allow entry in the IPv4-mapped form (::ffff:10.1.2.3, as a dual-stack
+ * socket reports its peer, so as an operator copies it from a log) is the
+ * IPv4 address or range it maps: the peer is matched as IPv4, so the entry
+ * left as IPv6 would never match. A range wider than the mapped block
+ * (/96) is left as it is.
+ */
+function ipv4IfMapped([range, bits]: readonly [ipaddr.IPv4 | ipaddr.IPv6, number]): readonly [ipaddr.IPv4 | ipaddr.IPv6, number] {
+  if (range.kind() === 'ipv6' && bits >= 96 && (range as ipaddr.IPv6).isIPv4MappedAddress()) return [(range as ipaddr.IPv6).toIPv4Address(), bits - 96];
+  return [range, bits];
+}
+
