@@ -8,7 +8,7 @@
  * client's answer to another node's question goes back to it (answers.ts).
  */
 import { parseJid, tryParseJid, type Jid } from '../jid/index.js';
-import { DEFAULT_LIMITS, NS, parseXml, serialize, x, type XmlElement } from '../xml/index.js';
+import { WRITTEN_LIMITS, NS, parseXml, serialize, x, type XmlElement } from '../xml/index.js';
 import type { ModuleContext } from '../xmpp/context.js';
 import type { Session } from '../xmpp/session.js';
 import type { StreamErrorCondition } from '../xmpp/errors.js';
@@ -200,7 +200,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       if (session && sidOf(session) === entry.sid) session.close({ condition: entry.condition as StreamErrorCondition, text: entry.text });
       return;
     }
-    const el = parseXml(entry.xml, DEFAULT_LIMITS, NS.CLIENT);
+    const el = parseXml(entry.xml, WRITTEN_LIMITS, NS.CLIENT);
     if (session && !session.destroyed) {
       if (el.name === 'presence' && SUBSCRIPTION.has(el.attr('type') ?? '')) await reloadBoth(c, el, to);
       if (el.name === 'iq' && fromServer(c, el)) answers.asked(sender, entry.to, el.attr('id') ?? '');
@@ -223,7 +223,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   delivery.onUndeliverable(async (entry) => {
     log.error({ event: 'cluster-entry-undeliverable', entry }, 'an inbox entry kept failing');
     const to = tryParseJid(entry.to);
-    if (entry.kind === 'stanza' && ctx && to) await ctx.router.route(null, parseXml(entry.xml, DEFAULT_LIMITS, NS.CLIENT), to.bareJid());
+    if (entry.kind === 'stanza' && ctx && to) await ctx.router.route(null, parseXml(entry.xml, WRITTEN_LIMITS, NS.CLIENT), to.bareJid());
   });
   node.onNodeDown(async (dead) => {
     for (const [full, s] of [...stubs]) {

@@ -9,7 +9,7 @@
  * management, CSI) when it delivers.
  */
 import { makeJid, tryParseJid, type Jid } from '../jid/index.js';
-import { DEFAULT_LIMITS, NS, parseXml, serialize, type XmlElement } from '../xml/index.js';
+import { WRITTEN_LIMITS, NS, parseXml, serialize, type XmlElement } from '../xml/index.js';
 import type { Conn, StreamHeader } from '../xmpp/conn.js';
 import type { StreamError } from '../xmpp/errors.js';
 import { Session, type SessionOwner } from '../xmpp/session.js';
@@ -103,7 +103,7 @@ export function readJids(list: readonly string[] | undefined): Map<string, Jid> 
 
 function readPresence(xml: string): XmlElement | undefined {
   try {
-    return parseXml(xml, DEFAULT_LIMITS, NS.CLIENT);
+    return parseXml(xml, WRITTEN_LIMITS, NS.CLIENT);
   } catch {
     return undefined;
   }

@@ -16,7 +16,7 @@
  *   over a dead node's);
  * - channel `{prefix}sm-fenced`: `{smid, epoch}` after each claim.
  */
-import { DEFAULT_LIMITS, NS, parseXml } from '../xml/index.js';
+import { WRITTEN_LIMITS, NS, parseXml } from '../xml/index.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 
 export interface SmKeys {
@@ -95,11 +95,11 @@ export function encodeItem(item: Undelivered): string {
   return `${item.at} ${item.stanza.toString()}`;
 }
 
-/** A stored stanza; undefined if it cannot be read back (never written by this code). */
+/** A stored stanza, as this code wrote it (so read with WRITTEN_LIMITS, not a client's); undefined if it cannot be read back. */
 export function decodeItem(raw: string): Undelivered | undefined {
   const space = raw.indexOf(' ');
   try {
-    return { at: Number(raw.slice(0, space)), stanza: parseXml(raw.slice(space + 1), DEFAULT_LIMITS, NS.CLIENT) };
+    return { at: Number(raw.slice(0, space)), stanza: parseXml(raw.slice(space + 1), WRITTEN_LIMITS, NS.CLIENT) };
   } catch {
     return undefined;
   }

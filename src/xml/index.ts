@@ -3,4 +3,4 @@ export { XmlElement, x, type XmlNode, type XmlChild, type XmlAttrInput, type Xml
 export { serialize, escapeText, escapeAttr } from './serialize.js';
 export { standalone } from './standalone.js';
 export { isXmlText } from './prescan.js';
-export { parseXml, XmlError, DEFAULT_LIMITS, type XmlErrorCondition, type XmlLimits } from './parse.js';
+export { parseXml, XmlError, DEFAULT_LIMITS, WRITTEN_LIMITS, type XmlErrorCondition, type XmlLimits } from './parse.js';

@@ -21,3 +21,18 @@ export const DEFAULT_LIMITS: XmlLimits = Object.freeze({
   // Attribute values are JIDs, ids and URIs; large payloads travel as text, not attributes.
   maxAttrValueLength: 65536,
 });
+
+/**
+ * For reading back XML the server serialised itself (an inbox entry from another cluster node, a
+ * stanza of a Redis XEP-0198 queue): not a client's input, so not bound by DEFAULT_LIMITS. It is a
+ * stanza the server accepted under its configured limits (MAX_STANZA_SIZE up to 16 MiB,
+ * MAX_XML_DEPTH and MAX_XML_ATTRIBUTES up to 1024), plus what the server adds: a `from`, an
+ * `xmlns`, a wrapper (a carbon copy, XEP-0280, is three levels deeper). These bounds only keep a
+ * corrupt record from costing without end.
+ */
+export const WRITTEN_LIMITS: XmlLimits = Object.freeze({
+  maxBytes: 64 * 1024 * 1024,
+  maxDepth: 1024 + 16,
+  maxAttrs: 1024 + 16,
+  maxAttrValueLength: 64 * 1024 * 1024,
+});

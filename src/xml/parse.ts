@@ -7,7 +7,7 @@ import { checkCharsAndMarkup, decodeInput, skipXmlDecl } from './prescan.js';
 import { checkWellFormed } from './wellformed.js';
 
 export { XmlError, type XmlErrorCondition } from './errors.js';
-export { DEFAULT_LIMITS, type XmlLimits } from './limits.js';
+export { DEFAULT_LIMITS, WRITTEN_LIMITS, type XmlLimits } from './limits.js';
 
 /** Entity expansion is off (processEntities: false), so this is never asked to decode anything. */
 const NO_ENTITY_DECODER = {
