@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, NS, parseXml, standalone, x, type XmlElement, type XmlLimits } from '../../xml/index.js';
+import { WRITTEN_LIMITS, NS, parseXml, standalone, x, type XmlElement } from '../../xml/index.js';
 import { StanzaErrorException } from '../errors.js';
 import type { ModuleContext } from '../context.js';
 import type { VcardStore } from '../../storage/ports/vcard.js';
@@ -16,7 +16,8 @@ export interface VcardDeps {
   readonly vcards: VcardStore;
 }
 
-const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
+// Read back what the server wrote: not bound by a client's input limits (xml/limits.ts).
+const STORED_LIMITS = WRITTEN_LIMITS;
 
 /**
  * vCard-temp (XEP-0054): an account gets and sets its own vCard; anyone

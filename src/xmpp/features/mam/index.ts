@@ -1,5 +1,5 @@
 import type {} from '../stream-management/index.js'; // declares 'ack-due'
-import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
+import { WRITTEN_LIMITS, NS, parseXml, x, type XmlElement } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
 import type { ArchivePrefs, ArchiveStore } from '../../../storage/ports/archive.js';
 import { randomId } from '../../../util/random.js';
@@ -55,7 +55,8 @@ export interface MamFeature {
   dispose(): void;
 }
 
-const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
+// Read back what the server wrote: not bound by a client's input limits (xml/limits.ts).
+const STORED_LIMITS = WRITTEN_LIMITS;
 
 /**
  * Message Archive Management (XEP-0313, urn:xmpp:mam:2 and #extended) for

@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
+import { WRITTEN_LIMITS, NS, parseXml, x, type XmlElement } from '../../../xml/index.js';
 import type { OfflineMessage, OfflineStore } from '../../../storage/ports/offline.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
@@ -27,7 +27,8 @@ function withinBytes(page: readonly OfflineMessage[]): readonly OfflineMessage[]
 const DRAIN_POLL_MS = 1000;
 
 // What we stored passed the stanza limits when it arrived; reading it back must not fail on them.
-const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
+// Read back what the server wrote: not bound by a client's input limits (xml/limits.ts).
+const STORED_LIMITS = WRITTEN_LIMITS;
 
 /** What offline delivery asks of stream management (XEP-0198). */
 export interface AckTracker {

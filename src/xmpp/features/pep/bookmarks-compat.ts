@@ -6,7 +6,7 @@
  * new node once `urn:xmpp:bookmarks:1#compat` is advertised) and older
  * clients see the same rooms.
  */
-import { DEFAULT_LIMITS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
+import { WRITTEN_LIMITS, parseXml, x, type XmlElement } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
 import type { PepItem, PepNodeConfig, PepStore } from '../../../storage/ports/pep.js';
 import { DEFAULT_CONFIG } from './config.js';
@@ -15,7 +15,8 @@ export const BOOKMARKS = 'urn:xmpp:bookmarks:1';
 export const LEGACY_BOOKMARKS = 'storage:bookmarks';
 export const COMPAT_FEATURE = `${BOOKMARKS}#compat`;
 
-const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
+// Read back what the server wrote: not bound by a client's input limits (xml/limits.ts).
+const STORED_LIMITS = WRITTEN_LIMITS;
 
 /** The bookmarks node kept in step with `node`, or undefined when `node` is neither. */
 export function otherBookmarksNode(node: string): string | undefined {

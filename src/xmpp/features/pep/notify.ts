@@ -9,7 +9,7 @@
  * the current caps). Delivery goes through the router, so a resource on
  * another node of a cluster gets it too.
  */
-import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement, type XmlLimits } from '../../../xml/index.js';
+import { WRITTEN_LIMITS, NS, parseXml, x, type XmlElement } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
@@ -20,7 +20,8 @@ import type { Caps } from '../caps/index.js';
 import { randomId } from '../../../util/random.js';
 import { denial } from './access.js';
 
-const STORED_LIMITS: XmlLimits = { ...DEFAULT_LIMITS, maxBytes: 64 * 1024 * 1024, maxAttrValueLength: 64 * 1024 * 1024 };
+// Read back what the server wrote: not bound by a client's input limits (xml/limits.ts).
+const STORED_LIMITS = WRITTEN_LIMITS;
 
 export interface NotifierDeps {
   readonly pep: PepStore;
