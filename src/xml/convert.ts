@@ -28,13 +28,12 @@ interface Binding {
 const XML_BINDING: Binding = { prefix: 'xml', uri: NS.XML, next: null, size: 1 };
 
 // Lookups walk the list, so maxDepth × maxAttrs declarations in scope would make every element
-// cost thousands of comparisons. Real stanzas have a handful; this caps the walk.
+// cost thousands of comparisons. Real stanzas have a handful; this caps the walk (XmlLimits.maxBindings).
 const MAX_BINDINGS_IN_SCOPE = 64;
 
-function bind(prefix: string, uri: string, scope: Binding): Binding {
-  if (scope.size >= MAX_BINDINGS_IN_SCOPE) {
-    throw policyViolation(`more than ${MAX_BINDINGS_IN_SCOPE} namespace declarations in scope`);
-  }
+function bind(prefix: string, uri: string, scope: Binding, limits: XmlLimits): Binding {
+  const max = limits.maxBindings ?? MAX_BINDINGS_IN_SCOPE;
+  if (scope.size >= max) throw policyViolation(`more than ${max} namespace declarations in scope`);
   return { prefix, uri, next: scope, size: scope.size + 1 };
 }
 
@@ -43,7 +42,7 @@ export function convertRoot(entries: FxpEntry[], limits: XmlLimits, defaultNs: s
   const root = entries[0];
   const name = firstKey(root);
   if (name === TEXT_KEY || name === CDATA_KEY) throw notWellFormed('expected a root element');
-  return convertElement(root, name, bind('', defaultNs, XML_BINDING), limits);
+  return convertElement(root, name, bind('', defaultNs, XML_BINDING, limits), limits);
 }
 
 function convertElement(entry: FxpEntry, name: string, scope: Binding, limits: XmlLimits): XmlElement {
@@ -87,8 +86,8 @@ function readAttrs(attrs: Record<string, string>, scope: Binding, limits: XmlLim
     }
     const value = decodeAttr(raw);
     attrs[name] = value;
-    if (name === 'xmlns') scope = bind('', value, scope);
-    else if (name.startsWith('xmlns:')) scope = declarePrefix(name, value, scope);
+    if (name === 'xmlns') scope = bind('', value, scope, limits);
+    else if (name.startsWith('xmlns:')) scope = declarePrefix(name, value, scope, limits);
     else if (name.indexOf(':') !== -1) prefixed = true;
   }
   if (prefixed) checkAttrPrefixes(attrs, scope);
@@ -96,14 +95,14 @@ function readAttrs(attrs: Record<string, string>, scope: Binding, limits: XmlLim
 }
 
 /** Namespaces in XML 1.0 §3 (NSC: Reserved Prefixes, NSC: No Prefix Undeclaring). */
-function declarePrefix(name: string, uri: string, scope: Binding): Binding {
+function declarePrefix(name: string, uri: string, scope: Binding, limits: XmlLimits): Binding {
   prefixLength(name, 5);
   const prefix = name.slice(6);
   if (uri === '') throw notWellFormed(`prefix "${prefix}" cannot be undeclared`);
   if (prefix === 'xmlns') throw notWellFormed('the xmlns prefix cannot be declared');
   if ((prefix === 'xml') !== (uri === NS.XML)) throw notWellFormed('the xml prefix and namespace go only together');
   if (prefix === 'xml') return scope;
-  return bind(prefix, uri, scope);
+  return bind(prefix, uri, scope, limits);
 }
 
 /**

@@ -7,6 +7,8 @@ export interface XmlLimits {
   maxAttrs: number;
   /** Longest attribute value, in UTF-16 code units as written (before entity decoding). */
   maxAttrValueLength: number;
+  /** Most namespace bindings in scope at once (`xml` and the default namespace included); 64 when unset (convert.ts). */
+  maxBindings?: number;
 }
 
 export const DEFAULT_LIMITS: XmlLimits = Object.freeze({
@@ -23,16 +25,18 @@ export const DEFAULT_LIMITS: XmlLimits = Object.freeze({
 });
 
 /**
- * For reading back XML the server serialised itself (an inbox entry from another cluster node, a
- * stanza of a Redis XEP-0198 queue): not a client's input, so not bound by DEFAULT_LIMITS. It is a
- * stanza the server accepted under its configured limits (MAX_STANZA_SIZE up to 16 MiB,
- * MAX_XML_DEPTH and MAX_XML_ATTRIBUTES up to 1024), plus what the server adds: a `from`, an
- * `xmlns`, a wrapper (a carbon copy, XEP-0280, is three levels deeper). These bounds only keep a
- * corrupt record from costing without end.
+ * For reading back XML the server serialised itself (offline messages, the archive, stored vCards
+ * and PEP items, a cluster inbox entry, a Redis XEP-0198 queue): not a client's input, so not held
+ * to its limits. It is a stanza the server accepted under its configured limits (MAX_STANZA_SIZE
+ * up to 16 MiB, MAX_XML_DEPTH and MAX_XML_ATTRIBUTES up to 1024, 64 namespace bindings in scope)
+ * plus what the server adds: a `from`, an `xmlns`, a wrapper (a carbon copy, XEP-0280, is three
+ * levels deeper). These bounds only keep a corrupt record from costing without end.
  */
 export const WRITTEN_LIMITS: XmlLimits = Object.freeze({
   maxBytes: 64 * 1024 * 1024,
   maxDepth: 1024 + 16,
   maxAttrs: 1024 + 16,
   maxAttrValueLength: 64 * 1024 * 1024,
+  // Input is held to 64; the server adds an xmlns to a stored stanza, a carbon's wrappers add four.
+  maxBindings: 1024,
 });
