@@ -3,6 +3,7 @@ import { decodeAttr, decodeText } from './entities.js';
 import { notWellFormed, policyViolation } from './errors.js';
 import type { XmlLimits } from './limits.js';
 import { NS } from './ns.js';
+import { isNameStartChar } from './wellformed.js';
 
 // Turns fast-xml-parser's preserveOrder output into XmlElements. Hand-written because
 // fast-xml-parser has no namespace support (only prefix stripping), does not decode entities
@@ -150,10 +151,15 @@ function lookup(scope: Binding | null, qname: string, len: number): string | und
 
 /**
  * Namespaces in XML 1.0 §3 QName ::= Prefix ':' LocalPart, neither part empty nor holding a
- * colon. fast-xml-parser accepts names such as `:a`, `a:` and `a:b:c`.
+ * colon. fast-xml-parser accepts names such as `:a`, `a:` and `a:b:c`. Both parts are NCNames,
+ * so the local part starts as a Name does (§4): `a:-b`, `a:1b` or `xmlns:.p` are XML 1.0 Names
+ * but not qualified names, and a namespace-aware parser at a recipient refuses them. (The prefix
+ * starts the Name, already checked by wellformed.ts; a high surrogate is an astral NameStartChar.)
  */
 function prefixLength(name: string, colon: number): number {
-  if (colon === 0 || colon === name.length - 1 || name.indexOf(':', colon + 1) !== -1) {
+  const next = name.charCodeAt(colon + 1);
+  if (colon === 0 || colon === name.length - 1 || name.indexOf(':', colon + 1) !== -1
+    || !(isNameStartChar(next) || (next >= 0xd800 && next <= 0xdb7f))) {
     throw notWellFormed(`"${name}" is not a valid qualified name`);
   }
   return colon;

@@ -143,7 +143,7 @@ function name(s: string, at: number): number {
 }
 
 /** XML 1.0 §2.3 NameStartChar, for one UTF-16 unit of the Basic Multilingual Plane. */
-function isNameStartChar(c: number): boolean {
+export function isNameStartChar(c: number): boolean {
   if (c < 0x80) return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58; // a-z A-Z _ :
   return (c >= 0xc0 && c <= 0xd6) || (c >= 0xd8 && c <= 0xf6) || (c >= 0xf8 && c <= 0x2ff)
     || (c >= 0x370 && c <= 0x37d) || (c >= 0x37f && c <= 0x1fff) || c === 0x200c || c === 0x200d
