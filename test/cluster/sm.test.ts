@@ -254,3 +254,18 @@ t.test('a session that ends with an offline message delivered and not acknowledg
   await sleep(300);
   t.same((await n1.server.storage.offline.list('localhost', 'bob')).map((m) => /id=['"](\w+)['"]/.exec(m.stanza)?.[1] ?? m.stanza), ['o1'], 'still there for the next login, once');
 });
+
+t.test('a takeover keeps a presence sent with as many attributes as a client may: the snapshot is read back with the bounds of what the server wrote', async (t) => {
+  const { n1, n2 } = await cluster(t);
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  // 64 attributes as sent (the client's limit); the snapshot adds the server's `from` and `xmlns`.
+  alice.c.send(`<presence ${Array.from({ length: 64 }, (_, i) => `a${i}='${i}'`).join(' ')}><priority>3</priority></presence>`);
+  await eventually(() => n1.server.app.sessions.get('localhost', 'alice', 'phone')?.presence, { message: 'alice available on node 1' });
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', answer.toString());
+  const moved = n2.server.app.sessions.get('localhost', 'alice', 'phone');
+  t.equal(moved?.presence?.getChildText('priority'), '3', 'still available on node 2, with its presence');
+  t.equal(moved?.presence?.attr('a63'), '63');
+});

@@ -4,7 +4,7 @@ import { createMemoryStorage, deriveStoredCredentials, type Storage } from '../.
 import { pino } from 'pino';
 import { createXmppServer, type Feature, type XmppServer } from '../../src/server.js';
 import type { Log } from '../../src/xmpp/log.js';
-import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
+import { NS, WRITTEN_LIMITS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import type { Conn, ConnEvents, StreamHeader } from '../../src/xmpp/conn.js';
 import { streamErrorElement, type StreamError } from '../../src/xmpp/errors.js';
 import type { Session } from '../../src/xmpp/session.js';
@@ -28,7 +28,7 @@ export class FakeConn implements Conn {
   constructor(readonly secure = true, readonly ip = '192.0.2.1') {}
 
   open(header: StreamHeader): void { this.out.push(parseXml(`<open xmlns='${NS.FRAMING}' id='${header.id}' from='${header.from}'/>`)); }
-  send(el: XmlElement): void { this.out.push(parseXml(el.toString(), undefined, NS.CLIENT)); }
+  send(el: XmlElement): void { this.out.push(parseXml(el.toString(), WRITTEN_LIMITS, NS.CLIENT)); }
   close(error?: StreamError): void {
     if (error) this.send(streamErrorElement(error));
     this.closed = true;

@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement } from '../../xml/index.js';
+import { NS, WRITTEN_LIMITS, parseXml, x, type XmlElement } from '../../xml/index.js';
 import type { Jid } from '../../jid/index.js';
 import type { ModuleContext } from '../context.js';
 import { resourceChanged, type RouteEvent } from '../events.js';
@@ -253,7 +253,7 @@ function isKnownType(type: string | undefined): boolean {
 /** A stored subscription request, as it arrived, for the next login (or a plain one if it cannot be read back). */
 function storedRequest(from: string, stanza: string, to: string): XmlElement {
   try {
-    return parseXml(stanza, DEFAULT_LIMITS, NS.CLIENT).setAttr('to', to);
+    return parseXml(stanza, WRITTEN_LIMITS, NS.CLIENT).setAttr('to', to);
   } catch {
     return x('presence', { xmlns: NS.CLIENT, type: 'subscribe', from, to });
   }

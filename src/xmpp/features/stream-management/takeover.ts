@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, NS, parseXml, x, type XmlElement } from '../../../xml/index.js';
+import { NS, WRITTEN_LIMITS, parseXml, x, type XmlElement } from '../../../xml/index.js';
 import { tryParseJid, type Jid } from '../../../jid/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
@@ -119,6 +119,6 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
 
   function snapshot(xml: string | undefined): XmlElement | undefined {
     if (xml === undefined) return undefined;
-    try { return parseXml(xml, DEFAULT_LIMITS, NS.CLIENT); } catch { return undefined; }
+    try { return parseXml(xml, WRITTEN_LIMITS, NS.CLIENT); } catch { return undefined; }
   }
 }
