@@ -141,6 +141,12 @@ t.test('the render fails with one clear line on what the gateway would refuse', 
   t.match(refusal('--set', 'replicaCount=3', '--set', 'env.STORAGE=postgres', '--set', 'databaseUrlFrom.secretName=pg'),
     /^Error: .*replicaCount=3 \(or env\.CLUSTER=redis\) needs a Redis: set redisUrlFrom\.secretName .* or env\.REDIS_URL$/, 'no Redis URL');
   t.match(refusal('--set', 'env.STORAGE=postgres'), /^Error: .*env\.STORAGE=postgres needs a database: set databaseUrlFrom\.secretName .* or env\.DATABASE_URL$/, 'no database URL');
+  // The gateway refuses WORKERS > 1 without CLUSTER=redis; with it, the workers of a pod share the one
+  // CLUSTER_ADVERTISE_URL the chart sets, so a BOSH request forwarded to the pod may miss its session's worker.
+  for (const args of [['--set', 'env.WORKERS=2'], ['-f', CLUSTER_VALUES, '--set', 'env.WORKERS=4']]) {
+    t.match(refusal(...args), /^Error: .*env\.WORKERS=\d is not supported by the chart: one gateway process per pod, scale with replicaCount/, `WORKERS > 1: ${args.join(' ')}`);
+  }
+  t.equal(refusal('--set', 'env.WORKERS=1'), '(rendered)', 'WORKERS=1 renders');
   t.equal(refusal('-f', CLUSTER_VALUES), '(rendered)', 'the example renders');
 });
 

@@ -32,6 +32,12 @@ one line each, so `helm install` fails instead of a CrashLoopBackOff.
 {{- fail (printf "replicaCount=%v (or env.CLUSTER=redis) needs a Redis: set redisUrlFrom.secretName (a Secret with the redis:// URL under key %q) or env.REDIS_URL" .Values.replicaCount .Values.redisUrlFrom.key) -}}
 {{- end -}}
 {{- end -}}
+{{- /* WORKERS > 1 (node:cluster inside one pod): the gateway refuses it without CLUSTER=redis, and with it every
+worker of a pod would advertise the one CLUSTER_ADVERTISE_URL the chart sets (the pod IP), so a BOSH request
+forwarded to the pod could reach a worker that does not hold its session and get item-not-found. Pods scale. */ -}}
+{{- if gt (int .Values.env.WORKERS) 1 -}}
+{{- fail (printf "env.WORKERS=%v is not supported by the chart: one gateway process per pod, scale with replicaCount (the workers of one pod would share the pod's one address, to which other pods forward BOSH requests)" .Values.env.WORKERS) -}}
+{{- end -}}
 {{- if and $postgres (not (or .Values.databaseUrlFrom.secretName .Values.env.DATABASE_URL)) -}}
 {{- fail (printf "env.STORAGE=postgres needs a database: set databaseUrlFrom.secretName (a Secret with the postgres:// URL under key %q) or env.DATABASE_URL" .Values.databaseUrlFrom.key) -}}
 {{- end -}}
