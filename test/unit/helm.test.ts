@@ -109,7 +109,7 @@ t.test("CLUSTER_ADVERTISE_URL (BOSH forwarding), when the config has it, is the 
   t.same(envVar(w, 'POD_IP'), [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }]);
   t.same(envVar(w, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: 'http://$(POD_IP):5280' }]);
   t.ok(names.indexOf('POD_IP') < names.indexOf('CLUSTER_ADVERTISE_URL'), 'POD_IP comes first, as $(POD_IP) expansion needs');
-  const v6 = render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=', '--set', 'ipv6PodNetwork=true');
+  const v6 = render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=', '--set', 'ipv6PodNetwork=true', '--set', 'env.HOST=::');
   t.same(envVar(v6, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: 'http://[$(POD_IP)]:5280' }]);
   const given = render('-f', CLUSTER_VALUES, '--set', 'env.CLUSTER_ADVERTISE_URL=http://gw.internal:5280');
   t.same(envVar(given, 'CLUSTER_ADVERTISE_URL'), [{ name: 'CLUSTER_ADVERTISE_URL', value: 'http://gw.internal:5280' }], 'a value given is kept');
@@ -147,6 +147,8 @@ t.test('the render fails with one clear line on what the gateway would refuse', 
     t.match(refusal(...args), /^Error: .*env\.WORKERS=\d is not supported by the chart: one gateway process per pod, scale with replicaCount/, `WORKERS > 1: ${args.join(' ')}`);
   }
   t.equal(refusal('--set', 'env.WORKERS=1'), '(rendered)', 'WORKERS=1 renders');
+  // 0.0.0.0 is IPv4 only: on an IPv6 pod network nothing would answer the probes or the forwarded BOSH requests.
+  t.match(refusal('-f', CLUSTER_VALUES, '--set', 'ipv6PodNetwork=true'), /^Error: .*ipv6PodNetwork=true needs env\.HOST=:: \(0\.0\.0\.0 listens on IPv4 only/, 'IPv6 pods on HOST=0.0.0.0');
   t.equal(refusal('-f', CLUSTER_VALUES), '(rendered)', 'the example renders');
 });
 

@@ -38,6 +38,11 @@ forwarded to the pod could reach a worker that does not hold its session and get
 {{- if gt (int .Values.env.WORKERS) 1 -}}
 {{- fail (printf "env.WORKERS=%v is not supported by the chart: one gateway process per pod, scale with replicaCount (the workers of one pod would share the pod's one address, to which other pods forward BOSH requests)" .Values.env.WORKERS) -}}
 {{- end -}}
+{{- /* HOST=0.0.0.0 listens on IPv4 only: on an IPv6 pod network the kubelet's probes and the other pods'
+forwarded BOSH requests, all to the pod's IPv6 address, would find nothing listening. */ -}}
+{{- if and (eq (toString .Values.ipv6PodNetwork) "true") (eq (toString .Values.env.HOST) "0.0.0.0") -}}
+{{- fail "ipv6PodNetwork=true needs env.HOST=:: (0.0.0.0 listens on IPv4 only; the probes and the other pods reach the pod's IPv6 address)" -}}
+{{- end -}}
 {{- if and $postgres (not (or .Values.databaseUrlFrom.secretName .Values.env.DATABASE_URL)) -}}
 {{- fail (printf "env.STORAGE=postgres needs a database: set databaseUrlFrom.secretName (a Secret with the postgres:// URL under key %q) or env.DATABASE_URL" .Values.databaseUrlFrom.key) -}}
 {{- end -}}
