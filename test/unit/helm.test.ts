@@ -168,6 +168,16 @@ t.test('probes on /healthz and /readyz, and a grace period above SHUTDOWN_TIMEOU
   }
 });
 
+t.test("nodeOptions is the container's NODE_OPTIONS (docs/SCALING.md: V8's heap under the pod's memory limit)", async (t) => {
+  t.same(envVar(render(), 'NODE_OPTIONS'), [], 'none by default: Node decides');
+  for (const args of [[], ['-f', CLUSTER_VALUES]]) {
+    const objs = render(...args, '--set', 'nodeOptions=--max-old-space-size=1536');
+    t.same(envVar(objs, 'NODE_OPTIONS'), [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=1536' }], `${workload(objs).kind}: set once`);
+  }
+  t.match(helm(['template', 'chat', CHART, '--set', 'env.NODE_OPTIONS=--max-old-space-size=1536']).stderr,
+    /additional properties 'NODE_OPTIONS' not allowed/, 'not an env key: the gateway does not read it');
+});
+
 t.test('helm lint --strict passes for both modes', async (t) => {
   for (const args of [[], ['-f', CLUSTER_VALUES]]) {
     const r = helm(['lint', '--strict', CHART, ...args]);

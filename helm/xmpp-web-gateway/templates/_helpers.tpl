@@ -124,6 +124,11 @@ and the secret ones, each from its Secret by key.
       name: {{ include "xwg.envSecretName" $ }}
       key: {{ . }}
 {{- end }}
+{{- with .Values.nodeOptions }}
+# Node's own options (V8's heap size), not a gateway setting.
+- name: NODE_OPTIONS
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.redisUrlFrom.secretName }}
 - name: REDIS_URL
   valueFrom:
