@@ -35,11 +35,12 @@ export function renderEnvExample(): string {
   return `${lines.join('\n')}\n`;
 }
 
+// A | in a GFM table row starts a new cell, even inside a code span: the enum ranges (sqlite|postgres) need it escaped too.
 const escapeCell = (s: string): string => s.replace(/\|/g, '\\|').replace(/</g, '&lt;');
 
 /** The README's configuration table. */
 export function renderConfigTable(): string {
-  const rows = SPECS.map((s) => `| \`${s.env}\` | \`${defaultText(s) || '(empty)'}\` | ${escapeCell(s.doc)}${rangeText(s)} |`);
+  const rows = SPECS.map((s) => `| \`${s.env}\` | \`${defaultText(s) || '(empty)'}\` | ${escapeCell(`${s.doc}${rangeText(s)}`)} |`);
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
 }
 

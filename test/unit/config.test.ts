@@ -93,6 +93,13 @@ t.test('WORKERS above 1 needs CLUSTER=redis, naming the variable', async (t) => 
   t.throws(() => loadConfig({ WORKERS: '0' }), /WORKERS="0" is invalid/);
 });
 
+t.test('every row of the README configuration table has its three cells (GFM splits a row at each unescaped |)', async (t) => {
+  for (const row of renderConfigTable().split('\n').slice(2)) {
+    const cells = row.replace(/^\|/, '').replace(/\|$/, '').split(/(?<!\\)\|/);
+    t.equal(cells.length, 3, row.slice(0, 60));
+  }
+});
+
 t.test('the README configuration table and the Helm values mirror the schema', async (t) => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   t.equal(readme, replaceBetween(readme, ...README_MARKERS, renderConfigTable()), 'README table is up to date (npm run env-example)');
