@@ -103,6 +103,9 @@ t.test('PodDisruptionBudget and NetworkPolicy when enabled', async (t) => {
 t.test('the HPA scales the cluster Deployment, and is refused on SQLite', async (t) => {
   const hpa = ofKind(render('-f', CLUSTER_VALUES, '--set', 'autoscaling.enabled=true'), 'HorizontalPodAutoscaler')[0];
   t.match(hpa.spec, { scaleTargetRef: { kind: 'Deployment', name: 'chat-xmpp-web-gateway' }, minReplicas: 2, maxReplicas: 6 });
+  // The HPA owns the count: a replicas field would put it back to replicaCount at every helm upgrade.
+  t.equal(workload(render('-f', CLUSTER_VALUES, '--set', 'autoscaling.enabled=true')).spec.replicas, undefined, 'no replicas beside the HPA');
+  t.equal(workload(render('-f', CLUSTER_VALUES)).spec.replicas, 3, 'replicaCount without it');
   t.match(refusal('--set', 'autoscaling.enabled=true'), /^Error: .*autoscaling\.enabled needs the cluster mode .*SQLite/);
 });
 
