@@ -104,6 +104,11 @@ function crossCheck(c: Config): string[] {
   // Two listeners on one port: the second would fail with EADDRINUSE after the storage is open.
   if (c.metricsPort !== 0 && c.metricsPort === c.port) problems.push(`METRICS_PORT=${c.metricsPort} is invalid: expected a port other than PORT (or 0: /metrics on PORT)`);
   problems.push(...jwtCheck(c));
+  // A served domain's stanzas are the server's: the component would never see them (echo.ts refuses it, but only
+  // once the storage is open, as a stack trace rather than this line).
+  if (c.echoComponent !== '' && c.domains.includes(c.echoComponent)) {
+    problems.push(`ECHO_COMPONENT=${JSON.stringify(c.echoComponent)} is invalid: expected ${SCHEMA.echoComponent.expected}`);
+  }
   const unknown = c.anonymousHosts.filter((h) => !c.domains.includes(h));
   if (unknown.length > 0) {
     problems.push(`SASL_ANONYMOUS_HOSTS=${JSON.stringify(unknown.join(','))} is invalid: expected hosts listed in XMPP_DOMAIN (${c.domains.join(',')})`);

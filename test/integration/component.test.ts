@@ -72,6 +72,8 @@ t.test('without ECHO_COMPONENT the address is remote: remote-server-not-found; o
   const bounced = nextReceived(s, (el) => el.is('message') && el.attrs.type === 'error', 'the bounce');
   await s.xmpp.send(xml('message', { to: ECHO, type: 'chat', id: 'r1' }, xml('body', {}, 'anyone?')));
   t.ok((await bounced).getChild('error')?.getChild('remote-server-not-found', 'urn:ietf:params:xml:ns:xmpp-stanzas'));
-  const config = loadConfig({ LOG_LEVEL: 'silent', ECHO_COMPONENT: 'localhost' });
+  t.throws(() => loadConfig({ LOG_LEVEL: 'silent', ECHO_COMPONENT: 'localhost' }), /^ECHO_COMPONENT="localhost" is invalid/, 'a configuration error');
+  // The component's own guard stays, for a config built otherwise (tests, embedders).
+  const config = { ...loadConfig({ LOG_LEVEL: 'silent' }), echoComponent: 'localhost' };
   await t.rejects(buildApp(config, createMemoryStorage(), { logger: false }), /ECHO_COMPONENT/);
 });

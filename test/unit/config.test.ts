@@ -70,6 +70,12 @@ t.test('anonymous hosts must be served domains', async (t) => {
   t.throws(() => loadConfig({ SASL_ANONYMOUS_HOSTS: 'guest.example' }), /SASL_ANONYMOUS_HOSTS="guest.example" is invalid: expected hosts listed in XMPP_DOMAIN/);
 });
 
+t.test('ECHO_COMPONENT must not be a served domain, refused with the configuration errors', async (t) => {
+  t.equal(loadConfig({ XMPP_DOMAIN: 'example.org', ECHO_COMPONENT: 'echo.example.org' }).echoComponent, 'echo.example.org');
+  t.throws(() => loadConfig({ XMPP_DOMAIN: 'a.example,b.example', ECHO_COMPONENT: 'b.example' }),
+    /^ECHO_COMPONENT="b.example" is invalid: expected a domain name that is not one of XMPP_DOMAIN/);
+});
+
 t.test('STORAGE=postgres needs a DATABASE_URL; a bad one names the variable', async (t) => {
   t.equal(loadConfig({}).storage, 'sqlite', 'SQLite stays the default');
   const c = loadConfig({ STORAGE: 'postgres', DATABASE_URL: 'postgres://gw:secret@db.example:5432/gateway' });
