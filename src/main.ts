@@ -24,7 +24,9 @@ async function main(): Promise<void> {
     throw err;
   }
   if (isSupervisor(config)) {
-    supervise(config, (line) => process.stderr.write(`xmpp-web-gateway: ${line}\n`), (code) => process.exit(code));
+    // Logs are JSON lines (pino) in every process, the primary's too.
+    const log = pino({ level: config.logLevel });
+    supervise(config, (fields, message) => log.warn(fields, message), (code) => process.exit(code));
     return;
   }
   const storage = await openConfiguredStorage(config);

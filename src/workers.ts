@@ -38,8 +38,11 @@ export function isSupervisor(plan: WorkerPlan): boolean {
   return plan.workers > 1 && cluster.isPrimary;
 }
 
+/** What the primary logs (main.ts gives it the pino logger's warn: one JSON line, like every other log line). */
+export type SupervisorLog = (fields: Record<string, unknown>, message: string) => void;
+
 /** Runs the primary: forks the workers and supervises them until they have all exited after a signal. */
-export function supervise(plan: WorkerPlan, log: (line: string) => void, exit: (code: number) => void): void {
+export function supervise(plan: WorkerPlan, log: SupervisorLog, exit: (code: number) => void): void {
   let stopping = false;
   let exitCode = 0;
   const byWorker = new Map<number, number>();
@@ -56,7 +59,7 @@ export function supervise(plan: WorkerPlan, log: (line: string) => void, exit: (
       else signalNext();
       return;
     }
-    log(`worker ${index} exited (${signal ?? `code ${code}`}); starting it again`);
+    log({ event: 'worker-restarted', worker: index, node: workerNodeId(plan.nodeId, index), code, signal }, `worker ${index} exited (${signal ?? `code ${code}`}); starting it again`);
     setTimeout(() => { if (!stopping) fork(index); }, RESTART_DELAY_MS).unref();
   });
   let stopSignal: NodeJS.Signals = 'SIGTERM';

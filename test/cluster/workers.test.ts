@@ -91,6 +91,9 @@ t.test('workers on one port share their sessions; a killed worker comes back und
     const now = children(gw!.pid()!);
     return now.length === 3 && !now.includes(w0!);
   }, { timeout: 20_000, message: 'the killed worker replaced' });
+  // Logs are JSON (pino) in the primary too: a log collector must not meet a line of plain text.
+  t.ok(gw!.events().some((e) => e.event === 'worker-restarted' && e.worker === 0 && e.node === 'n0-w0' && e.signal === 'SIGKILL'),
+    "the primary's restart of the worker is a JSON log line");
   await eventually(async () => (await members()) === 'n0-w0,n0-w1,n0-w2'
     && (await redis.exists(`${prefix}node:n0-w0`)) === 1,
   { timeout: 30_000, message: 'all three alive in the cluster again' });
