@@ -31,8 +31,9 @@ async function main(): Promise<void> {
   }
   const storage = await openConfiguredStorage(config);
   const app = await buildConfiguredApp(config, storage);
-  await app.http.listen({ port: config.port, host: config.host });
-  if (app.metricsHttp) await app.metricsHttp.listen({ port: config.metricsPort, host: config.metricsHost });
+  await listenOrStop(app, () => app.http.listen({ port: config.port, host: config.host }), 'PORT', config.port, config.host);
+  const metricsHttp = app.metricsHttp;
+  if (metricsHttp) await listenOrStop(app, () => metricsHttp.listen({ port: config.metricsPort, host: config.metricsHost }), 'METRICS_PORT', config.metricsPort, config.metricsHost);
   // WORKERS > 1: the shared port reaches any worker; BOSH requests forwarded to this one need its own address.
   const own = app.cluster ? await listenOwnAddress(app.http, config.clusterAdvertiseUrl) : undefined;
   if (own) await app.cluster!.boshForwarder.advertise(own.url);
@@ -65,6 +66,29 @@ async function main(): Promise<void> {
   app.cluster?.node.onLost(() => stop('cluster-lease-lost', true));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const LISTEN_PROBLEMS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'the address is in use (another process listens on it)',
+  EACCES: 'permission denied (a port below 1024 needs privileges)',
+  EADDRNOTAVAIL: 'the address is not one of this machine\'s',
+};
+
+/**
+ * A listener that cannot be opened (the port in use, a privileged port, a HOST this machine does not have)
+ * stops the start with one line naming the variable, as a bad value does, instead of a stack trace; what was
+ * opened (storage, the admin socket, the cluster membership) is closed first.
+ */
+async function listenOrStop(app: App, listen: () => Promise<unknown>, variable: string, port: number, host: string): Promise<void> {
+  try {
+    await listen();
+  } catch (err) {
+    const problem = LISTEN_PROBLEMS[String((err as NodeJS.ErrnoException).code)];
+    if (problem === undefined) throw err;
+    process.stderr.write(`xmpp-web-gateway: configuration error: ${variable}=${port} cannot be listened on at ${host}: ${problem}\n`);
+    await app.shutdown().catch(() => undefined);
+    process.exit(2);
+  }
 }
 
 /** The app; a cluster that cannot start (Redis unreachable, NODE_ID taken) stops the start naming the variable. */

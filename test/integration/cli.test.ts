@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { createServer, type AddressInfo } from 'node:net';
 import { runCli, type CliIo } from '../../src/cli/main.js';
 import { createMemoryStorage, openPostgresStorage, openSqliteStorage, DATABASE_FILE, type StoredCredentials } from '../../src/storage/index.js';
 import { verifyPassword } from '../../src/sasl/scram.js';
@@ -231,6 +232,18 @@ t.test('STORAGE=postgres: an unreachable DATABASE_URL stops the server start nam
   t.equal(run.code, 2, run.stderr);
   t.match(run.stderr, /configuration error: DATABASE_URL: cannot open the PostgreSQL database: .*ECONNREFUSED/);
   t.notMatch(run.stderr, /pw-in-url/, 'the password is not echoed');
+});
+
+t.test('a PORT in use stops the server start with one line naming the variable, not a stack trace', async (t) => {
+  const dir = t.testdir();
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => busy.close());
+  const port = (busy.address() as AddressInfo).port;
+  const run = await cli(dir, ['serve'], { env: { PORT: String(port), HOST: '127.0.0.1', ADMIN_SOCKET: 'off' }, timeoutMs: 30_000 });
+  t.equal(run.code, 2, run.stderr);
+  t.match(run.stderr, new RegExp(`^xmpp-web-gateway: configuration error: PORT=${port} cannot be listened on at 127\\.0\\.0\\.1: the address is in use`, 'm'));
+  t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
 });
 
 // ---- in-process: the terminal prompt ----
