@@ -327,6 +327,8 @@ export function createClient(opts) {
     iq,
     logout() {
       if (online) { sendStanza(el('presence', NS.CLIENT, { type: 'unavailable' })); transport.end(); }
+      // The transport ends on its own (the server's <close/> or terminate body); that end is the logout, not an error.
+      transport = null;
       storage.removeItem(STORAGE_KEY);
       s = null;
       online = false;

@@ -173,3 +173,35 @@ t.test('a wrong password is refused with not-authorized, and the page stores no 
   t.notMatch(await sessionStorageText(alice.page), /clientKey/, 'no SCRAM keys were kept');
   await screenshot(alice.page, 'demo-wrong-password');
 });
+
+/**
+ * Marks in the page when its transport has really ended, once the page's own handlers have run: a WebSocket's
+ * close event, or a BOSH response with type='terminate' (the demo reads each response with Response.text()).
+ */
+const MARK_TRANSPORT_END = `(() => {
+  window.__transportEnded = false;
+  const mark = () => setTimeout(() => { window.__transportEnded = true; }, 0);
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) { super(...args); this.addEventListener('close', mark); }
+  };
+  const fetch = window.fetch.bind(window);
+  window.fetch = async (...args) => {
+    const res = await fetch(...args);
+    const text = res.text.bind(res);
+    res.text = () => text().then((body) => { if (/type=["']terminate["']/.test(body)) mark(); return body; });
+    return res;
+  };
+})();`;
+
+t.test('logging out shows the login form with no error, over WebSocket and over BOSH, once the server has closed the stream', async (t) => {
+  for (const preference of ['websocket', 'bosh'] as const) {
+    const alice = await openDemo(t, browser, server, `logout-${preference}`, async (page) => { await page.addInitScript(MARK_TRANSPORT_END); });
+    await login(alice, preference);
+    t.equal(await alice.page.textContent('#transport'), preference === 'bosh' ? 'BOSH' : 'WebSocket', `logged in over ${preference}`);
+    await alice.page.click('#logout');
+    await alice.page.waitForFunction('window.__transportEnded === true', undefined, { timeout: 20_000 });
+    t.ok(await alice.page.locator('#login').isVisible(), `${preference}: the login form is shown`);
+    t.equal(await alice.page.textContent('#error'), '', `${preference}: a logout the user asked for is not reported as an error`);
+  }
+});
