@@ -128,12 +128,17 @@ export function createClient(opts) {
 
   function closed(condition) {
     online = false;
-    for (const w of [...waiters]) drop(w, new Error(condition));
-    if (!connecting) opts.onClosed?.(condition);
+    // RFC 6120 §4.9: a stream error the server ended the stream with says why; the transport only says how it ended
+    // (a WebSocket's close, BOSH's remote-stream-error wrapping that same error).
+    const reason = s?.lastError ?? condition;
+    if (s) delete s.lastError;
+    for (const w of [...waiters]) drop(w, new Error(reason));
+    if (!connecting) opts.onClosed?.(reason);
     status();
   }
 
   function useTransport(kind) {
+    if (s) delete s.lastError; // a stream error of an earlier transport is not this one's
     const events = {
       onElement: (n) => transport === t && onElement(n),
       onClosed: (c) => transport === t && closed(c),

@@ -13,6 +13,7 @@ import {
   assertShownOnce, befriend, contactShows, leaveAndReturn, login, openDemo, reloadWhile, say, sessionStorageText,
   shownMessages, twoFriends, waitMode,
 } from '../helpers/demo-page.js';
+import { login as xmppjsLogin } from '../helpers/xmppjs.js';
 
 const BIND = 'urn:ietf:params:xml:ns:xmpp-bind';
 let server: TestServer;
@@ -203,5 +204,19 @@ t.test('logging out shows the login form with no error, over WebSocket and over 
     await alice.page.waitForFunction('window.__transportEnded === true', undefined, { timeout: 20_000 });
     t.ok(await alice.page.locator('#login').isVisible(), `${preference}: the login form is shown`);
     t.equal(await alice.page.textContent('#error'), '', `${preference}: a logout the user asked for is not reported as an error`);
+  }
+});
+
+t.test('when the server ends the stream with an error (its resource bound again elsewhere), the page shows that condition, over WebSocket and over BOSH', async (t) => {
+  for (const preference of ['websocket', 'bosh'] as const) {
+    const alice = await openDemo(t, browser, server, `conflict-${preference}`, async (page) => { await page.addInitScript(MARK_TRANSPORT_END); });
+    await login(alice, preference);
+    const bound = await alice.page.textContent('#me');
+    const resource = bound?.split('/')[1];
+    t.ok(resource, `${preference}: the page shows its bound JID`);
+    // RFC 6120 §7.7.2.2: the same full JID bound on another connection; the server ends the page's stream with <conflict/>.
+    await xmppjsLogin(t, server, { username: alice.jid.split('@')[0], password: alice.password, resource });
+    await alice.page.waitForFunction('window.__transportEnded === true', undefined, { timeout: 20_000 });
+    t.equal(await alice.page.textContent('#error'), 'Disconnected: conflict', `${preference}: the page says why the server ended the session`);
   }
 });
