@@ -234,8 +234,9 @@ export const connectStanza = (server: TestServer, transport: Transport): Connect
     chat(to, body) { client.sendMessage({ to, type: 'chat', body }); },
     async stop() {
       // Over BOSH, 'bosh:terminate' (the server's terminate body) is the end: StanzaJS's 'disconnected'
-      // can stay pending there, when it wrote an SM <r/> racing its terminate (the write's callback never
-      // runs once the transport has ended, so its outgoing queue never drains).
+      // can stay pending there, when it wrote an SM <r/> racing its terminate: stanza 12.22.1's
+      // transports/bosh.js fireRequests() returns once the transport has ended (line 281) without calling the
+      // queued writes' callbacks, so Client.js's outgoing queue never drains (README, "BOSH": StanzaJS 12).
       const ended = new Promise<void>((resolve) => client.once(transport === 'bosh' ? 'bosh:terminate' : 'disconnected', () => resolve()));
       void client.disconnect();
       await within(ended, `StanzaJS disconnect over ${transport}`);
