@@ -71,6 +71,8 @@ export function createBoshTransport(url, domain, events, saved = null) {
   let lastPoll = 0;
   let pollRid = null;
   let firstAnswer = null;
+  /** The condition the session ended with (XEP-0124 §17.2: host-unknown, policy-violation, …). */
+  let endedWith = null;
 
   function post(rid, text, tries = 0) {
     fetch(url, { method: 'POST', body: text, headers: { 'Content-Type': 'text/xml; charset=utf-8' } })
@@ -117,6 +119,7 @@ export function createBoshTransport(url, domain, events, saved = null) {
   function finish(condition) {
     if (ended) return;
     ended = true;
+    endedWith = condition;
     firstAnswer?.(false);
     events.onClosed(condition);
   }
@@ -159,7 +162,8 @@ export function createBoshTransport(url, domain, events, saved = null) {
     connect() {
       const answered = whenAnswered();
       request({ to: domain, ver: '1.11', wait: 60, hold: 1, content: 'text/xml; charset=utf-8', 'xmpp:version': '1.0' });
-      return answered.then((ok) => { if (!ok) throw new Error('BOSH session refused'); });
+      // A refusal says why in its terminate body's condition (finish() has read it by now).
+      return answered.then((ok) => { if (!ok) throw new Error(endedWith ?? 'BOSH session refused'); });
     },
     /** Continues a saved session: repeats the open requests with their rids. */
     attach() {

@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { NS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { eventually, sleep } from '../helpers/eventually.js';
-import { launchBrowser, screenshot, type BoshExchange } from '../helpers/browser.js';
+import { launchBrowser, newPage, recordBosh, screenshot, type BoshExchange } from '../helpers/browser.js';
 import {
   assertShownOnce, contactShows, leaveAndReturn, reloadWhile, say, sessionStorageText, twoFriends, waitForMetric, waitMode,
 } from '../helpers/demo-page.js';
@@ -167,4 +167,20 @@ t.test('in a polling BOSH session (hold 0) the page polls no faster than the ser
   await say(bob, alice, 'after the held-up poll');
   await alice.page.locator('#messages .msg.in .body', { hasText: 'after the held-up poll' }).waitFor();
   await screenshot(alice.page, 'demo-bosh-polling');
+});
+
+t.test('a BOSH session the server refuses shows the XEP-0124 condition it gave (host-unknown for a domain it does not serve)', async (t) => {
+  const { page } = await newPage(t, browser);
+  const bosh = recordBosh(page);
+  await page.goto(`${server.httpUrl}/`);
+  await page.fill('#jid', 'alice@not-served.example');
+  await page.fill('#password', 'any password');
+  await page.selectOption('#preference', 'bosh');
+  await page.click('#login button[type=submit]');
+  await page.locator('#error').filter({ hasText: /./ }).waitFor({ timeout: 20_000 });
+  const refusal = (b: BoshExchange): boolean => b.dir === 'received' && parseXml(b.text).attr('type') === 'terminate';
+  await eventually(() => bosh.some(refusal), { message: 'the recorded refusal' }); // recorded after the page had it
+  t.equal(parseXml(bosh.find(refusal)!.text).attr('condition'), 'host-unknown', "the gateway refused the session: <body type='terminate' condition='host-unknown'/>");
+  t.equal(await page.textContent('#error'), 'host-unknown', 'the page shows that condition');
+  t.ok(await page.locator('#login').isVisible(), 'the login form is still shown');
 });
