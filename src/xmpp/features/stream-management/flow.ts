@@ -65,7 +65,7 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
     dueR.add(session);
   }
 
-  /** ejabberd's ack_timeout: runs from an <r/> until the client makes progress. */
+  /** ejabberd's ack_timeout: runs from an <r/> until the client answers it (any <a/>). */
   function startTimer(session: Session, st: SmState): void {
     if (st.ackTimer || st.queue.buffer_size === 0) return;
     st.ackTimer = setTimeout(() => {
@@ -127,12 +127,15 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
   function ack(session: Session, st: SmState, h: number): AckResult {
     const acked: XmlElement[] = [];
     const result = st.queue.ack(h, ctx.hooks.has('stanzas-acked') ? (b) => acked.push(b.stanza) : undefined);
-    if (!result.ok || result.acked === 0) return result;
-    if (journal) journal.acked(st, result.acked);
-    // Progress answers the outstanding <r/>; what is still unacked starts a new wait.
+    if (!result.ok) return result;
+    // Any <a/> answers the outstanding <r/>, whatever its h: the client is alive (ejabberd's resend_rack,
+    // Prosody's handle_a). One whose h lags (xmpp.js 0.14 counts one stanza short) was closed after
+    // ack_timeout while it answered every request. What it leaves unacked stays buffered; each stanza
+    // written later asks again (write), and a client that never acks fills buffer_max, then the pending queue.
     stopTimer(st);
+    if (result.acked === 0) return result;
+    if (journal) journal.acked(st, result.acked);
     if (st.queue.buffer_size === 0) quiet.delete(session);
-    else if (session.conn) startTimer(session, st);
     if (acked.length > 0) ctx.hooks.run('stanzas-acked', { session, stanzas: acked });
     return result;
   }
