@@ -73,4 +73,24 @@ export function pepContract(t: Test, makeStorage: MakeStorage): void {
     t.same(await pep.nodes(H, 'alice'), [], 'no nodes after the account is deleted');
     t.same(await pep.items(H, 'alice', 'n'), [], 'no items either');
   });
+
+  t.test("PepStore: a deleted account leaves other accounts' node affiliations", async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'alice', 'bob', 'carol');
+    const pep = storage.pep;
+    await pep.configure(H, 'bob', 'urn:xmpp:bookmarks:1', { ...CONFIG, accessModel: 'whitelist', affiliations: { 'alice@example.com': 'member', 'carol@example.com': 'member' } });
+    await pep.configure(H, 'bob', 'urn:xmpp:avatar:data', { ...CONFIG, affiliations: { 'alice@example.com': 'outcast' } });
+    await pep.configure(H, 'carol', 'urn:xmpp:avatar:data', { ...CONFIG, affiliations: { 'bob@example.com': 'outcast' } });
+    await pep.configure(H, 'carol', 'http://jabber.org/protocol/nick', CONFIG);
+    await pep.publish(H, 'bob', 'urn:xmpp:bookmarks:1', { id: 'b1', payload: '<x/>' }, 3);
+
+    await storage.users.delete(H, 'alice');
+
+    t.same(await pep.node(H, 'bob', 'urn:xmpp:bookmarks:1'), { ...CONFIG, accessModel: 'whitelist', affiliations: { 'carol@example.com': 'member' } },
+      'a member no longer: a new account of the name is not admitted by the whitelist');
+    t.same((await pep.node(H, 'bob', 'urn:xmpp:avatar:data'))?.affiliations ?? {}, {}, 'an outcast no longer');
+    t.same(await pep.items(H, 'bob', 'urn:xmpp:bookmarks:1'), [{ id: 'b1', payload: '<x/>' }], 'the items stay');
+    t.same(await pep.node(H, 'carol', 'urn:xmpp:avatar:data'), { ...CONFIG, affiliations: { 'bob@example.com': 'outcast' } }, 'other affiliations are untouched');
+    t.same(await pep.node(H, 'carol', 'http://jabber.org/protocol/nick'), CONFIG);
+  });
 }

@@ -45,4 +45,42 @@ export function rosterContract(t: Test, makeStorage: MakeStorage): void {
     await withAccounts(s, 'alice');
     t.same(await s.rosters.load('example.com', 'alice'), { version: 0, items: [], pending: [] }, 'a new account of the same name starts empty');
   });
+
+  t.test("deleting an account ends the other rosters' subscriptions with it and withdraws its requests", async (t) => {
+    // Prosody (mod_presence, user-deleted) and ejabberd (mod_roster, remove_user): as if the deleted
+    // account had sent unsubscribe and unsubscribed to each contact (RFC 6121 §3.2, §3.3).
+    const s = await openFor(t, makeStorage);
+    await withAccounts(s, 'alice', 'bob', 'carol', 'dave', 'erin');
+    const A = 'alice@example.com';
+    await s.rosters.putItem('example.com', 'bob', item(A, { name: 'Al', groups: ['Friends'], subscription: 'both' }), 10);
+    await s.rosters.putItem('example.com', 'bob', item('carol@example.com', { subscription: 'to' }), 11);
+    await s.rosters.putItem('example.com', 'carol', item(A, { subscription: 'from', ask: true }), 20);
+    await s.rosters.putPending('example.com', 'carol', { jid: A, stanza: '<presence type="subscribe"/>' });
+    await s.rosters.putPending('example.com', 'carol', { jid: 'bob@example.com', stanza: '<presence type="subscribe"/>' });
+    await s.rosters.putItem('example.com', 'dave', item(A, { approved: true }), 30);
+    await s.rosters.putItem('example.com', 'erin', item(A, { name: 'plain' }), 40);
+    await s.rosters.putItem('example.com', 'alice', item('bob@example.com', { subscription: 'both' }), 50);
+
+    await s.users.delete('example.com', 'alice');
+
+    const bob = await s.rosters.load('example.com', 'bob');
+    t.same(bob.items, [
+      item(A, { name: 'Al', groups: ['Friends'] }),
+      item('carol@example.com', { subscription: 'to' }),
+    ], "bob's item stays (name, groups) with subscription none; his other items are untouched");
+    t.not(bob.version, 11, "bob's roster version moved (XEP-0237: a cached roster is not current)");
+    const carol = await s.rosters.load('example.com', 'carol');
+    t.same(carol.items, [item(A)], 'from + Pending Out becomes none, the request it waited on gone with it');
+    t.same(carol.pending, [{ jid: 'bob@example.com', stanza: '<presence type="subscribe"/>' }], "the deleted account's request is withdrawn, others stay");
+    t.not(carol.version, 20);
+    const dave = await s.rosters.load('example.com', 'dave');
+    t.same(dave.items, [item(A)], 'a pre-approval of the deleted account is gone: a new account of the name is someone else');
+    t.not(dave.version, 30);
+    t.same(await s.rosters.load('example.com', 'erin'), { version: 40, items: [item(A, { name: 'plain' })], pending: [] },
+      'an item with nothing to end is left alone, version and all');
+
+    await withAccounts(s, 'alice');
+    t.same(await s.rosters.load('example.com', 'alice'), { version: 0, items: [], pending: [] }, 'the new alice starts empty');
+    t.same((await s.rosters.load('example.com', 'bob')).items[0], item(A, { name: 'Al', groups: ['Friends'] }), 'and inherits no subscription');
+  });
 }
