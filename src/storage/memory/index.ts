@@ -30,6 +30,8 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   // SQLite's ON DELETE CASCADE: an account's data goes with the account.
   const purge = (host: string, username: string): void => {
     for (const store of [offline, vcards, rosters, blocklists, pep, fastTokens, archive]) store.purge(host, username);
+    // SQL's trigger contacts_of_deleted_account: the other accounts' rosters and PEP affiliations forget it.
+    for (const store of [rosters, pep]) store.forgetContact(`${username}@${host}`);
   };
   // SQLite's trigger: a new password ends the account's FAST tokens.
   const users = createMemoryUserStore(now, purge, (host, username) => fastTokens.purge(host, username));

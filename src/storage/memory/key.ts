@@ -10,3 +10,11 @@ export const keyOf = (host: string, username: string): string => `${host}\0${use
 export interface Purgeable {
   purge(host: string, username: string): void;
 }
+
+/**
+ * Takes a deleted account's JID out of the other accounts' data (SQLite's and
+ * PostgreSQL's trigger contacts_of_deleted_account), wired by createMemoryStorage.
+ */
+export interface ContactForgetting {
+  forgetContact(jid: string): void;
+}

@@ -1,7 +1,7 @@
 /** In-memory PepStore with the same observable behaviour as the SQLite one. */
 import type { PepItem, PepNodeConfig, PepStore } from '../ports/pep.js';
 import { compareCodePoints } from '../order.js';
-import { keyOf, type Purgeable } from './key.js';
+import { keyOf, type ContactForgetting, type Purgeable } from './key.js';
 
 interface Node {
   config: PepNodeConfig;
@@ -9,7 +9,7 @@ interface Node {
   readonly items: Map<string, string>;
 }
 
-export function createMemoryPepStore(): PepStore & Purgeable {
+export function createMemoryPepStore(): PepStore & Purgeable & ContactForgetting {
   const accounts = new Map<string, Map<string, Node>>();
   const nodeOf = (host: string, username: string, node: string): Node | undefined => accounts.get(keyOf(host, username))?.get(node);
   const trim = (n: Node, max: number): void => {
@@ -60,6 +60,16 @@ export function createMemoryPepStore(): PepStore & Purgeable {
     },
     purge(host, username) {
       accounts.delete(keyOf(host, username));
+    },
+    // Its member and outcast affiliations go with a deleted account.
+    forgetContact(jid) {
+      for (const nodes of accounts.values()) {
+        for (const n of nodes.values()) {
+          if (n.config.affiliations?.[jid] === undefined) continue;
+          const { [jid]: _gone, ...affiliations } = n.config.affiliations;
+          n.config = { ...n.config, affiliations };
+        }
+      }
     },
   };
 }

@@ -5,7 +5,7 @@
  */
 import { compareCodePoints } from '../order.js';
 import type { RosterItem, RosterPending, RosterStore, StoredRoster } from '../ports/roster.js';
-import { keyOf, type Purgeable } from './key.js';
+import { keyOf, type ContactForgetting, type Purgeable } from './key.js';
 
 interface MemoryRoster {
   version: number;
@@ -17,7 +17,7 @@ const copyItem = (i: RosterItem): RosterItem => ({ ...i, groups: [...i.groups] }
 /** JID order, as SQLite's BINARY collation sorts them. */
 const byJid = (a: { jid: string }, b: { jid: string }): number => compareCodePoints(a.jid, b.jid);
 
-export function createMemoryRosterStore(): RosterStore & Purgeable {
+export function createMemoryRosterStore(): RosterStore & Purgeable & ContactForgetting {
   const rosters = new Map<string, MemoryRoster>();
   const rosterOf = (host: string, username: string): MemoryRoster => {
     const key = keyOf(host, username);
@@ -53,6 +53,16 @@ export function createMemoryRosterStore(): RosterStore & Purgeable {
     },
     purge(host, username) {
       rosters.delete(keyOf(host, username));
+    },
+    // As if the deleted account had sent unsubscribe and unsubscribed (RFC 6121 §3.2, §3.3).
+    forgetContact(jid) {
+      for (const r of rosters.values()) {
+        r.pending.delete(jid);
+        const item = r.items.get(jid);
+        if (!item || (item.subscription === 'none' && !item.ask && !item.approved)) continue;
+        r.items.set(jid, { ...item, subscription: 'none', ask: false, approved: false });
+        r.version++;
+      }
     },
   };
 }

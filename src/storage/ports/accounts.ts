@@ -51,7 +51,11 @@ export interface UserStore {
   create(host: string, username: string, credentials: StoredCredentials): Promise<void>;
   /** @throws UserNotFoundError */
   setCredentials(host: string, username: string, credentials: StoredCredentials): Promise<void>;
-  /** @throws UserNotFoundError */
+  /**
+   * The account's data goes with it; the other accounts' rosters and PEP
+   * affiliations forget it in the same transaction (ports/roster.ts, ports/pep.ts).
+   * @throws UserNotFoundError
+   */
   delete(host: string, username: string): Promise<void>;
   /** Sorted by host then username, in Unicode code point order. */
   list(host?: string): Promise<UserKey[]>;

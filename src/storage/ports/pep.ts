@@ -40,7 +40,7 @@ export interface PepItemQuery {
   readonly ids?: readonly string[];
 }
 
-/** The account's PEP nodes, gone with the account. */
+/** The account's PEP nodes, gone with the account; a deleted account's affiliations go from every other account's nodes. */
 export interface PepStore {
   /** Every node of the account, by name. */
   nodes(host: string, username: string): Promise<PepNode[]>;

@@ -33,7 +33,11 @@ export interface StoredRoster {
 
 /**
  * Rosters, per account. An account's roster goes when the account does
- * (SQLite: ON DELETE CASCADE; memory: the same on UserStore.delete).
+ * (SQLite: ON DELETE CASCADE; memory: the same on UserStore.delete). Its
+ * deletion also ends what the other rosters hold with it, in the same step,
+ * as if it had sent unsubscribe and unsubscribed (RFC 6121 §3.2, §3.3): their
+ * items of it keep name and groups but drop to subscription none with no ask
+ * and no pre-approval, under a new version; its pending requests go.
  */
 export interface RosterStore {
   load(host: string, username: string): Promise<StoredRoster>;

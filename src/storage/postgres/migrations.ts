@@ -180,6 +180,35 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       END $$;
     `,
   },
+  {
+    version: 9,
+    name: 'contacts of a deleted account',
+    // As SQLite's migration 12: a deleted account leaves the other accounts' data as if it had
+    // sent unsubscribe and unsubscribed to each (RFC 6121 §3.2, §3.3; Prosody, ejabberd): their
+    // items of it drop to none with no Pending Out and no pre-approval, under a new roster
+    // version; its unanswered requests and its PEP affiliations go. In the deletion's
+    // transaction, whoever deletes (the CLI, psql); the indexes find the rosters and the nodes
+    // naming the JID.
+    sql: `
+      CREATE INDEX roster_items_by_contact ON roster_items (jid);
+      CREATE INDEX roster_pending_by_contact ON roster_pending (jid);
+      CREATE INDEX pep_nodes_by_affiliate ON pep_nodes USING GIN ((config -> 'affiliations'));
+      CREATE FUNCTION forget_deleted_contact() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        contact TEXT COLLATE "C" := OLD.username || '@' || OLD.host;
+      BEGIN
+        UPDATE roster_versions v SET version = v.version + 1 FROM roster_items i
+          WHERE i.jid = contact AND (i.subscription <> 'none' OR i.ask OR i.approved) AND v.host = i.host AND v.username = i.username;
+        UPDATE roster_items SET subscription = 'none', ask = false, approved = false
+          WHERE jid = contact AND (subscription <> 'none' OR ask OR approved);
+        DELETE FROM roster_pending WHERE jid = contact;
+        UPDATE pep_nodes SET config = jsonb_set(config, '{affiliations}', (config -> 'affiliations') - contact)
+          WHERE config -> 'affiliations' ? contact;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER contacts_of_deleted_account AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION forget_deleted_contact();
+    `,
+  },
 ];
 
 

@@ -318,6 +318,34 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `),
   },
+  {
+    version: 12,
+    name: 'contacts of a deleted account',
+    // A deleted account leaves the other accounts' data as if it had sent unsubscribe and
+    // unsubscribed to each of them (RFC 6121 §3.2, §3.3; Prosody's mod_presence on
+    // user-deleted, ejabberd's mod_roster remove_user): their items of it drop to subscription
+    // none with no Pending Out and no pre-approval (the next account of the name is someone
+    // else), under a new roster version (XEP-0237), its unanswered requests go, and so do its
+    // PEP affiliations (member, outcast). Before, a new account of the same name inherited the
+    // contacts' subscriptions, and they got the dead request at every login. A trigger, so it
+    // holds for every writer (the CLI in another process, the server), in the deletion's own
+    // transaction; the indexes find "the rosters naming this JID". PEP affiliations are a JSON
+    // document per node: that update reads every node (deletions are rare).
+    up: (db) => db.exec(`
+      CREATE INDEX roster_items_by_contact ON roster_items (jid);
+      CREATE INDEX roster_pending_by_contact ON roster_pending (jid);
+      CREATE TRIGGER contacts_of_deleted_account AFTER DELETE ON users BEGIN
+        UPDATE roster_versions SET version = version + 1 WHERE (host, username) IN (
+          SELECT host, username FROM roster_items
+          WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1));
+        UPDATE roster_items SET subscription = 'none', ask = 0, approved = 0
+          WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1);
+        DELETE FROM roster_pending WHERE jid = OLD.username || '@' || OLD.host;
+        UPDATE pep_nodes SET config = json_remove(config, '$.affiliations."' || OLD.username || '@' || OLD.host || '"')
+          WHERE json_type(config, '$.affiliations."' || OLD.username || '@' || OLD.host || '"') IS NOT NULL;
+      END;
+    `),
+  },
 ];
 
 
