@@ -52,6 +52,13 @@ export interface CoreEvents {
   'account-written': { readonly host: string; readonly username: string };
   /** Cluster only: another node changed this account's stored state; a copy in memory is read again. */
   'account-stale': { readonly host: string; readonly username: string };
+  /**
+   * An account was deleted, by whichever writer (account-changes.ts follows the store's log; the
+   * CLI deletes in another process): its sessions were told to end. The store already made the
+   * other accounts forget it (their items of it at none, its requests gone); features bring what
+   * they hold in memory up to date (the roster: loaded accounts read again, their resources pushed).
+   */
+  'account-deleted': { readonly host: string; readonly username: string };
   /** The transport died and the session hibernates (the core's lifecycle; stream management decided it may). */
   'session-hibernated': { readonly session: Session; readonly reason: string };
   /** A hibernating (or still connected) session got a new transport: XEP-0198 resumption, done by the core. */

@@ -33,6 +33,8 @@ function cli(args: string[], input = ''): Promise<number | null> {
 }
 
 let ids = 0;
+let bob: RawWsClient;
+const root = t;
 /** Logged in, roster asked for (an interested resource) and initial presence sent; resolves after a ping round trip. */
 async function online(t: Test, user: string, password: string, resource: string): Promise<RawWsClient> {
   const c = await RawWsClient.connect(server.wsUrl);
@@ -74,7 +76,8 @@ t.test('setup: alice is subscribed both ways with bob, asked carol, is pre-appro
 
 t.test('an account deleted with the CLI: its contacts drop to none, online ones by roster push, and see it go unavailable', async (t) => {
   const alice = await online(t, 'alice', 'alice-pw', 'laptop');
-  const bob = await online(t, 'bob', 'bob-pw', 'desk');
+  // Bob stays online into the next test: his roster in memory must follow too.
+  bob = await online(root, 'bob', 'bob-pw', 'desk');
   await eventually(() => bob.frames.find((el) => el.local === 'presence' && el.attr('from') === `${A}/laptop` && el.attr('type') === undefined),
     { message: "alice's presence at bob" });
 
@@ -101,12 +104,13 @@ t.test('an account deleted with the CLI: its contacts drop to none, online ones 
 
 t.test('an account made again under the name gets none of the old contacts\' presence, and they get no old request', async (t) => {
   t.equal(await cli(['user', 'add', A], 'new-alice-pw\n'), 0);
-  const bob = await online(t, 'bob', 'bob-pw', 'desk2');
-  const bobRoster = bob.frames.find((el) => el.attr('id') === 'roster');
+  const bob2 = await online(t, 'bob', 'bob-pw', 'desk2');
+  const bobRoster = bob2.frames.find((el) => el.attr('id') === 'roster');
   t.equal(rosterItems(bobRoster).find((i) => i.attr('jid') === A)?.attr('subscription'), 'none', "bob's roster says none");
 
   const alice = await online(t, 'alice', 'new-alice-pw', 'phone');
   t.same(rosterItems(alice.frames.find((el) => el.attr('id') === 'roster')), [], 'the new alice starts with an empty roster');
+  // From the session that was online through the deletion (his account never left memory).
   bob.send(`<presence xmlns='jabber:client'><status>back</status></presence>`);
   bob.send(`<message xmlns='jabber:client' to='${A}' id='m1'><body>hello</body></message>`);
   await alice.until((el) => el.local === 'message' && el.attr('id') === 'm1');

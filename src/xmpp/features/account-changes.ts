@@ -20,6 +20,10 @@ export interface AccountChangesDeps {
  * `not-authorized`, a changed password `reset` (RFC 6120 §4.9.3.16:
  * security-critical state has changed). Hibernating sessions end too, so
  * nobody resumes into them; what they held is handed over as at any end.
+ * Their end sends unavailable presence to the contacts as any end does. A
+ * deletion also runs 'account-deleted': the store already ended the other
+ * accounts' subscriptions with it (in the deletion's transaction), and the
+ * roster brings the accounts in memory up to date and pushes the change.
  */
 export function register(ctx: ModuleContext, opts: AccountChangesOptions, { users }: AccountChangesDeps): { dispose(): void } {
   let cursor: number | undefined;
@@ -30,7 +34,11 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
     try {
       const next = await users.changesSince(cursor);
       cursor = next.cursor;
-      for (const change of next.changes) endSessions(change);
+      for (const change of next.changes) {
+        endSessions(change);
+        // The contacts' rosters in memory follow what the deletion did in the store (roster/deleted-contact.ts).
+        if (change.change === 'deleted') void ctx.hooks.run('account-deleted', { host: change.host, username: change.username });
+      }
     } catch (err) {
       ctx.log.warn({ err }, 'account changes: cannot read the change log');
     } finally {

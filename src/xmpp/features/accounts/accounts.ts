@@ -114,6 +114,11 @@ export class Accounts {
     return (await this.stores.users.get(jid.domain, jid.local)) !== undefined;
   }
 
+  /** Every account in memory now (loaded, not still loading). */
+  *loaded(): IterableIterator<Account> {
+    for (const entry of this.#entries.values()) if (entry.account) yield entry.account;
+  }
+
   /** Accounts in memory, for leak checks in tests. */
   get size(): number { return this.#entries.size; }
 

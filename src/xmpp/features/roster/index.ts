@@ -13,6 +13,7 @@ import { resourceChanged } from '../../events.js';
 import { RosterService } from './service.js';
 import { hasFrom, hasTo } from '../accounts/subscription.js';
 import { Subscriptions } from './subscriptions.js';
+import { registerDeletedContacts } from './deleted-contact.js';
 
 export interface RosterDeps {
   /** The accounts in memory and presence between them (accounts/). */
@@ -29,6 +30,7 @@ export function register(ctx: ModuleContext, opts: RosterLimits, deps: RosterDep
   const svc = new RosterService(ctx, opts);
   const subscriptions = new Subscriptions(ctx, svc, accounts);
   subscriptions.register();
+  registerDeletedContacts(ctx, svc, accounts);
 
   ctx.hooks.transform('stream-features', ({ session, features }) => {
     if (session.type !== 'c2s') return;

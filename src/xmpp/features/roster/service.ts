@@ -28,7 +28,16 @@ export class RosterService {
    * A fan-out (queue.ts): undefined when it is done.
    */
   push(account: Account, jid: string, _session?: Session): Promise<void> | undefined {
-    return drive(pushes(this.ctx, account, jid));
+    return drive(pushes(this.ctx, account, jid, false));
+  }
+
+  /**
+   * The same push to this process's interested resources only, never to a
+   * cluster's remote stubs: for a change every node makes to its own copy
+   * (a deleted contact), which each node announces to its own sessions.
+   */
+  pushLocal(account: Account, jid: string): Promise<void> | undefined {
+    return drive(pushes(this.ctx, account, jid, true));
   }
 
   /**
@@ -89,9 +98,10 @@ export class RosterService {
   }
 }
 
-function* pushes(ctx: ModuleContext, account: Account, jid: string): Fanout {
+function* pushes(ctx: ModuleContext, account: Account, jid: string, localOnly: boolean): Fanout {
   const item = account.items.get(jid);
   for (const s of [...ctx.sessions.interested(account.host, account.username)]) {
+    if (localOnly && ctx.sessions.getLocal(account.host, account.username, s.resource!) !== s) continue;
     s.send(x('iq', { xmlns: NS.CLIENT, type: 'set', id: pushId(), to: s.full_jid },
       x('query', { xmlns: NS.ROSTER, ver: String(account.version) }, item ? itemElement(item) : removedItemElement(jid))));
     yield 1;
