@@ -114,9 +114,15 @@ export class Accounts {
     return (await this.stores.users.get(jid.domain, jid.local)) !== undefined;
   }
 
-  /** Every account in memory now (loaded, not still loading). */
-  *loaded(): IterableIterator<Account> {
-    for (const entry of this.#entries.values()) if (entry.account) yield entry.account;
+  /** Every account in memory, those still loading once loaded (their read may predate a change in the store). */
+  async loaded(): Promise<Account[]> {
+    const all = await Promise.all([...this.#entries.values()].map((e) => e.account ?? e.loading.catch(() => undefined)));
+    return all.filter((a): a is Account => a !== undefined);
+  }
+
+  /** Whether the store has a registered account of `jid` now (not counting sessions, which may be ending). */
+  async registered(jid: Jid): Promise<boolean> {
+    return (await this.stores.users.get(jid.domain, jid.local)) !== undefined;
   }
 
   /** Accounts in memory, for leak checks in tests. */

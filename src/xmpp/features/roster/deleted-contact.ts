@@ -36,7 +36,7 @@ const sameState = (a: RosterItem | undefined, b: RosterItem | undefined): boolea
   a?.subscription === b?.subscription && a?.ask === b?.ask && a?.approved === b?.approved;
 
 async function forget(svc: RosterService, accounts: AccountsService, jid: string): Promise<void> {
-  const holders = [...accounts.accounts.loaded()].filter((a) => holds(a, jid));
+  const holders = (await accounts.accounts.loaded()).filter((a) => holds(a, jid));
   if (holders.length === 0) return;
   const deleted = parseJid(jid);
   await Promise.all(holders.map(async (account) => {
@@ -45,7 +45,7 @@ async function forget(svc: RosterService, accounts: AccountsService, jid: string
     if (!account.anonymous) await accounts.accounts.reload(account.host, account.username);
     // Still there: an anonymous account's roster (memory only), or a write from this copy landed
     // between the deletion and this read. Unless the name belongs to a new account by now, end it here.
-    if (holds(account, jid) && (account.anonymous || !(await accounts.accounts.exists(deleted)))) {
+    if (holds(account, jid) && (account.anonymous || !(await accounts.accounts.registered(deleted)))) {
       void account.dropPending(jid);
       const item = account.items.get(jid);
       if (item && (item.subscription !== 'none' || item.ask || item.approved)) {
