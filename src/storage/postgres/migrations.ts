@@ -197,10 +197,12 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       DECLARE
         contact TEXT COLLATE "C" := OLD.username || '@' || OLD.host;
       BEGIN
-        UPDATE roster_versions v SET version = v.version + 1 FROM roster_items i
-          WHERE i.jid = contact AND (i.subscription <> 'none' OR i.ask OR i.approved) AND v.host = i.host AND v.username = i.username;
-        UPDATE roster_items SET subscription = 'none', ask = false, approved = false
-          WHERE jid = contact AND (subscription <> 'none' OR ask OR approved);
+        -- The items first, then their accounts' versions: the order of a roster write (putItem), so the
+        -- two cannot deadlock on an item of the deleted JID and its account's version row.
+        WITH changed AS (
+          UPDATE roster_items SET subscription = 'none', ask = false, approved = false
+            WHERE jid = contact AND (subscription <> 'none' OR ask OR approved) RETURNING host, username)
+        UPDATE roster_versions v SET version = v.version + 1 FROM changed c WHERE v.host = c.host AND v.username = c.username;
         DELETE FROM roster_pending WHERE jid = contact;
         UPDATE pep_nodes SET config = jsonb_set(config, '{affiliations}', (config -> 'affiliations') - contact)
           WHERE config -> 'affiliations' ? contact;
