@@ -92,11 +92,14 @@ export function createOrphans(deps: OrphanDeps): Orphans {
   }
 
   async function adoptOne(from: string, smid: string): Promise<void> {
-    const [epoch, at, max] = await redis.hmGet(keys.record(smid), ['epoch', 'hibernated_at', 'max']);
+    const [epoch, at, max, owner] = await redis.hmGet(keys.record(smid), ['epoch', 'hibernated_at', 'max', 'owner']);
     if (!epoch) {
       await redis.sRem(keys.node(from), smid);
       return;
     }
+    // Resumed elsewhere since the set was read (TAKEOVER moved it out of the set): a live node's, not
+    // an orphan. The claim below is fenced on the epoch read with this owner, so none can slip in after.
+    if (owner !== from) return;
     const reply = await redis.eval(CLAIM, {
       keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [epoch, node.id, smid, node.prefix],
     });
