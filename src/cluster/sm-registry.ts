@@ -86,6 +86,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   const { redis } = node;
   const keys = smKeys(node.prefix);
   const held = new Map<string, Held>();
+  // Claims of a smid awaiting their answer.
+  const claiming = new Map<string, number>();
   let left = false;
   const smids = new WeakMap<Session, string>();
   const fencedHandlers: Array<(smid: string) => void> = [];
@@ -165,10 +167,21 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     async claim(smid, claimant) {
       batch.flush();
-      const reply = await redis.eval(TAKEOVER, {
-        keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)],
-        arguments: [node.id, smid, node.prefix, claimant.host ?? '', claimant.username ?? '', claimant.anonymous ? '1' : '0', keys.channel],
-      });
+      claiming.set(smid, (claiming.get(smid) ?? 0) + 1);
+      let reply: unknown;
+      try {
+        reply = await redis.eval(TAKEOVER, {
+          keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)],
+          arguments: [node.id, smid, node.prefix, claimant.host ?? '', claimant.username ?? '', claimant.anonymous ? '1' : '0', keys.channel],
+        });
+      } catch (err) {
+        // Unanswered: the script may have run (the old owner told to let go) with no session here.
+        void unanswered(smid);
+        throw err;
+      } finally {
+        const n = claiming.get(smid)! - 1;
+        if (n > 0) claiming.set(smid, n); else claiming.delete(smid);
+      }
       if (!Array.isArray(reply)) return Number(reply) === -2 ? 'other-account' : 'unknown';
       // Claimed here from a live process? Not if it was this one (the local session is gone) or a dead node.
       const previous = String(reply[3] ?? '');
@@ -190,6 +203,29 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     onFenced: (handler) => { fencedHandlers.push(handler); },
   };
+
+  /**
+   * A claim whose answer never came (the connection dropped): once Redis
+   * answers again, a record that is ours with no session of it here (nor a
+   * claim of it under way) is a claimed session whose resumption failed: it
+   * waits out its resume time and is handed over (release), never left in
+   * Redis with nobody to time it out.
+   */
+  async function unanswered(smid: string): Promise<void> {
+    // After a rolling restart's leave, what this node claimed is the survivor's to time out.
+    while (!left) {
+      try {
+        const [owner, epoch, max] = await redis.hmGet(keys.record(smid), ['owner', 'epoch', 'max']);
+        if (owner === node.id && epoch && !held.has(smid) && !claiming.has(smid) && !left) {
+          log.warn({ event: 'sm-claim-unanswered', smid }, 'a takeover went unanswered but took place: the session waits out its resume time here');
+          deps.release(smid, Number(epoch), Date.now() + Number(max ?? 0) * 1000);
+        }
+        return;
+      } catch {
+        await sleep(CLOSE_TIMEOUT_MS);
+      }
+    }
+  }
 
   /** The deferred hibernation mark (HIBERNATION_MARK_DELAY_MS): the time, the TTL, and the snapshot once more. */
   function mark(smid: string, h: Held, session: Session): void {
