@@ -31,7 +31,8 @@ export const BATCH_MAX_BYTES = 1 << 20;
 
 // KEYS: record, queue per write. ARGV per write: op, epoch, argument count, arguments.
 // op p: push (items); P: push to a hibernating session (items, then the record's TTL copied to the queue);
-// a: ack (n, counter_out); s: set (ttl: '' keep, '0' persist, else ms; then field, value pairs).
+// a: ack (n, counter_out); s: set (ttl: '' keep, '0' persist, else ms; then field, value pairs);
+// r: rewrite the queue whole (counter_out, then items; the record's TTL copied to the queue).
 // Replies per write: 1 done, 0 fenced (another epoch), -1 no record.
 // A connected session's record has no TTL (only `s` with a TTL sets one, at hibernation; CLAIM and
 // resumption persist it), so only P needs the PTTL.
@@ -52,6 +53,13 @@ for k = 1, #KEYS, 2 do
       if ttl > 0 then redis.call('PEXPIRE', q, ttl) end
     end
     out[#out + 1] = 1
+  elseif op == 'r' then
+    redis.call('DEL', q)
+    for i = s + 1, s + n - 1, 1000 do redis.call('RPUSH', q, unpack(ARGV, i, math.min(i + 999, s + n - 1))) end
+    redis.call('HSET', rec, 'counter_out', ARGV[s])
+    local ttl = redis.call('PTTL', rec)
+    if ttl > 0 then redis.call('PEXPIRE', q, ttl) end
+    out[#out + 1] = 1
   elseif op == 'a' then
     redis.call('LTRIM', q, tonumber(ARGV[s]), -1)
     redis.call('HSET', rec, 'counter_out', ARGV[s + 1])
@@ -70,7 +78,7 @@ const RESULTS: Record<number, PushResult> = { 1: 'stored', 0: 'fenced', [-1]: 'm
 
 interface Write {
   readonly smid: string;
-  readonly op: 'p' | 'P' | 'a' | 's';
+  readonly op: 'p' | 'P' | 'a' | 's' | 'r';
   readonly epoch: number;
   args: string[];
   /** A push's stanzas and who hears of each, index for index with `args`. */
@@ -86,13 +94,24 @@ export interface SmBatch {
   set(smid: string, epoch: number, ttl: string, values: Record<string, string | number>): void;
   /** The session's inbound counter: one write per turn however many stanzas came in. */
   counterIn(smid: string, epoch: number, value: number): void;
+  /**
+   * Replaces the session's queue in the store with `encoded` (its
+   * unacknowledged, then waiting, stanzas) and its counter_out: after a
+   * script whose answer was lost, which may not have run.
+   */
+  rewrite(smid: string, epoch: number, encoded: string[], counterOut: number): void;
   /** Sends what is gathered now: before any other command, so the order holds. */
   flush(): void;
   /** Runs `fn` once every write gathered so far has been answered. */
   after(fn: () => void): void;
 }
 
-export function createSmBatch(redis: Redis, keys: SmKeys, failed: (err: unknown) => void): SmBatch {
+/**
+ * `failed` hears why a script failed; `lost` the sessions it wrote to, whose
+ * copy in the store may now differ from the node's (a push or an ack that
+ * never ran: a later ack would trim the wrong stanzas).
+ */
+export function createSmBatch(redis: Redis, keys: SmKeys, failed: (err: unknown) => void, lost: (smids: ReadonlySet<string>) => void = () => undefined): SmBatch {
   let writes: Write[] = [];
   let size = 0;
   let bytes = 0;
@@ -135,7 +154,11 @@ export function createSmBatch(redis: Redis, keys: SmKeys, failed: (err: unknown)
     }
     const reply = redis.eval(BATCH, { keys: keyList, arguments: args }).then(
       (results) => settle(batch, results as number[]),
-      (err: unknown) => { failed(err); settle(batch, undefined); },
+      (err: unknown) => {
+        failed(err);
+        settle(batch, undefined);
+        lost(new Set(batch.filter((w) => w.op !== 's').map((w) => w.smid)));
+      },
     );
     last = reply;
     void reply.then(() => { if (last === reply) last = undefined; });
@@ -169,6 +192,9 @@ export function createSmBatch(redis: Redis, keys: SmKeys, failed: (err: unknown)
       pushes.set(smid, write);
     },
     ack(smid, epoch, n, counterOut) { add({ smid, op: 'a', epoch, args: [String(n), String(counterOut)] }, 0); },
+    rewrite(smid, epoch, encoded, counterOut) {
+      add({ smid, op: 'r', epoch, args: [String(counterOut), ...encoded] }, encoded.reduce((n, e) => n + e.length, 0));
+    },
     set(smid, epoch, ttl, values) {
       const args = [ttl];
       for (const [k, v] of Object.entries(values)) args.push(k, String(v));

@@ -11,7 +11,7 @@
  */
 import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { Session } from '../xmpp/session.js';
-import type { SmClaim, SmClaimed, SmJournal, SmRegistry } from '../xmpp/features/stream-management/registry.js';
+import type { SmClaim, SmClaimed, SmJournal, SmQueueCopy, SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import { createSmBatch } from './sm-batch.js';
@@ -92,7 +92,23 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   const smids = new WeakMap<Session, string>();
   const fencedHandlers: Array<(smid: string) => void> = [];
   const failed = (err: unknown): void => { log.warn({ err }, 'stream management journal write failed'); };
-  const batch = createSmBatch(redis, keys, failed);
+  let source: ((smid: string) => SmQueueCopy | undefined) | undefined;
+  const batch = createSmBatch(redis, keys, failed, (smids) => { for (const smid of smids) rewrite(smid); });
+
+  /**
+   * A script that wrote to `smid` failed: it may not have run, and a push or
+   * ack it lost would leave the stored queue out of step with this node's
+   * (a later ack trims by count). The queue is stored whole again, after
+   * every write issued so far and before any later one (one connection).
+   */
+  function rewrite(smid: string): void {
+    const h = held.get(smid);
+    if (!h || h.lost || left || !redis.isOpen) return;
+    const copy = source?.(smid);
+    if (!copy) return;
+    log.warn({ event: 'sm-journal-rewritten', smid, items: copy.items.length }, 'a journal write went unanswered: the queue is stored whole again');
+    batch.rewrite(smid, h.epoch, copy.items.map(encodeItem), copy.counterOut);
+  }
 
   /** A fenced write of hash fields (and a TTL: '' keep, '0' persist, else ms). */
   function set(smid: string, ttl: string, values: Record<string, string | number>): void {
@@ -202,6 +218,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       deps.release(smid, h.epoch, Date.now() + h.max * 1000);
     },
     onFenced: (handler) => { fencedHandlers.push(handler); },
+    source: (read) => { source = read; },
   };
 
   /**

@@ -11,9 +11,10 @@ import t from 'tap';
 import type { XmlElement } from '../../src/xml/index.js';
 import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
-import { SmPeer, chat } from '../helpers/sm-peer.js';
+import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually } from '../helpers/eventually.js';
-import { TAKEOVER } from '../../src/cluster/sm-scripts.js';
+import { TAKEOVER, smKeys } from '../../src/cluster/sm-scripts.js';
+import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 
 const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
@@ -57,4 +58,50 @@ t.test('a takeover whose answer was lost (the script ran) still hands the sessio
   again.send("<presence xmlns='jabber:client'/>");
   await again.until((el) => isMsg(el) && el.attr('id') === 'm3');
   t.same(again.frames.filter(isMsg).map((el) => el.attr('id')), ['m1', 'm2', 'm3'], 'each once, in order');
+});
+
+t.test('a journal write lost with its connection (Redis restarting) costs no stanza at a later takeover', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n1, ['alice', 'bob']);
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
+  const bob = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'alice seen from n2' });
+  // The script that stores m2 in alice's queue is lost with node 1's connection (it never ran).
+  const redis = n1.cluster.node.redis;
+  const evalScript = redis.eval.bind(redis);
+  let lost = 0;
+  Object.defineProperty(redis, 'eval', {
+    configurable: true,
+    value: async (...args: Parameters<typeof evalScript>) => {
+      const params = args[1] as { arguments?: string[] } | undefined;
+      if (lost === 0 && params?.arguments?.some((a) => a.includes("id='m2'") || a.includes('id="m2"'))) {
+        lost++;
+        throw new Error('Socket closed unexpectedly');
+      }
+      return evalScript(...args);
+    },
+  });
+  for (const [i, id] of ['m1', 'm2', 'm3'].entries()) {
+    bob.send(chat(alice.jid, id));
+    await eventually(() => alice.h === i + 1, { message: `alice got ${id}` });
+  }
+  t.equal(lost, 1, 'the write of m2 was lost');
+  t.same(alice.messageIds(), ['m1', 'm2', 'm3'], 'node 1 delivered all three');
+  // Alice handled m1 only; the ack reaches Redis.
+  alice.ack(1);
+  const look = await connectRedis(opts.redisUrl, { warn: () => undefined }, 'look');
+  t.teardown(() => look.destroy());
+  await eventually(async () => (await look.hGet(smKeys(keyPrefix(opts.redisUrl)).record(alice.smid!), 'counter_out')) === '1', { message: 'the ack stored' });
+  alice.c.ws.terminate();
+  await alice.c.waitClosed();
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 1 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', 'resumed on node 2');
+  await routed(peer.c, 'after');
+  t.same(peer.messageIds(), ['m2', 'm3'], 'every unacknowledged stanza, in order, once');
 });

@@ -115,6 +115,11 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
   // SM_BACKEND=memory has no journal: nothing below awaits or allocates for one.
   const journal = registry.journal;
   const cluster = journal ? createSmCluster(ctx, journal, registry) : undefined;
+  journal?.source((smid) => {
+    const session = registry.get(smid);
+    const st = session && states.get(session);
+    return st && { items: [...st.queue.unacked(), ...st.pending.items()], counterOut: st.queue.counter_out };
+  });
   const flow = createFlow(ctx, opts, states, cluster?.flow);
   const failed = (condition: string, h?: number, extra?: XmlElement): XmlElement =>
     x('failed', { xmlns: NS.SM, h }, x(condition, { xmlns: NS.STANZAS }), extra);

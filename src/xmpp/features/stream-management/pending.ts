@@ -42,6 +42,9 @@ export class PendingQueue<T> {
   }
 
   /** Empties the queue, returning what was in it, oldest first. */
+  /** What waits, oldest first (nothing is taken out). */
+  items(): T[] { return this.#items.slice(this.#head); }
+
   drain(): T[] {
     const out = this.#items.slice(this.#head);
     this.#items = [];

@@ -121,6 +121,18 @@ export interface SmJournal {
   release(smid: string): void;
   /** `handler` hears of each local session another node took over. */
   onFenced(handler: (smid: string) => void): void;
+  /**
+   * Where the journal reads a local session's queue back (its unacknowledged,
+   * then waiting, stanzas and counter_out) to store it whole again, when a
+   * write's answer was lost and the stored copy may have missed it.
+   */
+  source(read: (smid: string) => SmQueueCopy | undefined): void;
+}
+
+/** A session's queue as the node holds it (SmJournal.source). */
+export interface SmQueueCopy {
+  readonly items: readonly Undelivered[];
+  readonly counterOut: number;
 }
 
 /**
