@@ -16,6 +16,7 @@ import { handOver } from '../xmpp/hand-over.js';
 import { movedElsewhere, routeWhenSettled } from '../xmpp/features/stream-management/journal.js';
 import { PRIORITY } from '../xmpp/priorities.js';
 import { isPromise, type Outcome } from '../xmpp/pipeline.js';
+import type { RouteEvent } from '../xmpp/events.js';
 import { DeliveryRefused, type Handed, type InboxEntry } from './delivery.js';
 import { createDirectory, type DirEntry, type DirFields } from './directory.js';
 import { createStub, refresh, stanzaEntry, type RemoteSink } from './remote.js';
@@ -75,6 +76,10 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   const stubs = new Map<string, Stub>();
   /** Removals put off for sessions resumed on another node (MOVED_ENTRY_MS). */
   const moved = new Set<NodeJS.Timeout>();
+  /** Full JIDs of local sessions resumed on another node, until their entry here goes (MOVED_ENTRY_MS). */
+  const movedAway = new Map<string, number>();
+  /** Stanzas for one of those handed to routeWhenSettled: their route again goes on as any. */
+  const settling = new WeakSet<XmlElement>();
   /** The sequence number of each local session's bind write (directory.ts): who bound last wins. */
   const boundAt = new WeakMap<Session, number>();
   const directory = createDirectory(node, changed, log, () => { void repair(); });
@@ -320,10 +325,30 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     c.hooks.notify('session-destroyed', ({ session, reason }) => {
       if (session.full_jid === undefined || boundAt.get(session) === undefined) return;
       if (!movedElsewhere(reason)) return unbind(session);
-      const timer = setTimeout(() => { moved.delete(timer); unbind(session); }, MOVED_ENTRY_MS);
+      const full = session.full_jid;
+      movedAway.set(full, (movedAway.get(full) ?? 0) + 1);
+      const timer = setTimeout(() => {
+        moved.delete(timer);
+        const n = movedAway.get(full)! - 1;
+        if (n > 0) movedAway.set(full, n); else movedAway.delete(full);
+        unbind(session);
+      }, MOVED_ENTRY_MS);
       timer.unref();
       moved.add(timer);
     }, PRIORITY.lifecycle.default);
+    // A stanza for a resource whose session this node held until another node resumed it (XEP-0198
+    // §5 takeover), sent from here before the new owner's bind shows: as one that reached our inbox
+    // (onEntry), it waits for the new entry (routeWhenSettled) rather than taking the rules of a
+    // resource that is gone (offline storage, where a resumed session never looks; an error).
+    const settleMoved = (event: RouteEvent): 'delivered' | undefined => {
+      const { to, stanza } = event;
+      if (to.resource === '' || !movedAway.has(to.full) || settling.has(stanza)) return undefined;
+      if (c.sessions.get(to.domain, to.local, to.resource) !== undefined) return undefined;
+      settling.add(stanza);
+      routeWhenSettled(c, to, stanza).catch((err: unknown) => log.warn({ err, to: to.full }, 'routing a stanza to a moved session failed'));
+      return 'delivered';
+    };
+    for (const route of ['message/full', 'message/bare', 'iq/full', 'presence/full'] as const) c.hooks.deliver(route, settleMoved, PRIORITY.route.movedElsewhere);
   }
 
   return {
@@ -333,6 +358,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       // Left, or stopping: a survivor removes what this node still holds (onNodeDown), those entries included.
       for (const timer of moved) clearTimeout(timer);
       moved.clear();
+      movedAway.clear();
       for (const [full, s] of [...stubs]) dropStub(full, s);
       await directory.stop();
     },

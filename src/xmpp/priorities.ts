@@ -29,6 +29,11 @@ export const PRIORITY = {
     offlineTrigger: 50,
     /** RFC 6121 A.2/A.3: subscription presence changes rosters instead of being relayed as presence. */
     subscriptions: 50,
+    /**
+     * Cluster: a stanza for a resource whose session was just resumed on another node waits for its new
+     * entry (cluster/directory-module.ts), before the answers and offline storage take it as gone.
+     */
+    movedElsewhere: 30,
     /** Cluster: a client's answer to a question another node's server asked goes back there (cluster/answers.ts). */
     answerElsewhere: 20,
     /** Answers the server gives on an account's behalf (roster of another account forbidden, disco, vCard). */

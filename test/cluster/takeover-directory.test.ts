@@ -74,3 +74,33 @@ t.test('a message sent from a third node while a session moves to another node r
   t.same(peer.messageIds(), ['in-the-gap'], 'delivered live to the resumed session, once');
   t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 0, 'nothing went to offline storage');
 });
+
+t.test('a message sent from the old owner\'s node while the session moves to another node reaches the resumed session live', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const hold = holdAliceBind();
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', { ...opts, features: [hold.feature] });
+  await addUsers(n1, ['alice', 'bob']);
+
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  // Bob is on the node that owns alice's session now.
+  const bob = await RawWsClient.connect(n1.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+
+  hold.arm();
+  const resumed = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 0 });
+  const onN1 = (): boolean => [...n1.server.app.sessions.all].some((s) => s.full_jid === 'alice@localhost/phone');
+  await eventually(() => hold.held && !onN1(), { message: 'n1 let go, n2 not bound yet' });
+  bob.send(chat('alice@localhost/phone', 'in-the-gap'));
+  await sleep(100);
+  hold.release();
+
+  const { peer, answer } = await resumed;
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', `resumed on n2 (${answer.toString()})`);
+  await eventually(() => peer.messageIds().includes('in-the-gap'), { timeout: 5000, message: 'the message reached the resumed session' }).catch(() => undefined);
+  t.same(peer.messageIds(), ['in-the-gap'], 'delivered live to the resumed session, once');
+  t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 0, 'nothing went to offline storage');
+});
