@@ -54,6 +54,8 @@ interface Held {
   /** When it began to hibernate (ms), for the mark. */
   since?: number;
   lost?: boolean;
+  /** Claimed with its presence ended (a dead owner's: CLAIM's mark), cleared once the session is built here. */
+  ended?: boolean;
 }
 
 export interface RedisSmRegistry extends SmRegistry {
@@ -206,7 +208,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       const previousHeld = held.get(smid);
       if (previousHeld) unmark(previousHeld);
       // The script told the old owner (sm-fenced) and left the record connected (hibernated_at 0, no TTL).
-      held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined });
+      held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined, ended: fields(reply[1] as unknown[]).ended === '1' });
       log.info({ event: 'sm-claimed', smid, epoch: Number(reply[0]) }, 'stream management session taken over');
       return claim;
     },
@@ -262,6 +264,11 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     register(smid, session) {
       const h = held.get(smid);
       if (h) h.session = session;
+      // Resumed here, so announced again (takeover.ts): a later takeover from this live node need not.
+      if (h?.ended) {
+        h.ended = false;
+        set(smid, '', { ended: 0 });
+      }
       smids.set(session, smid);
     },
     get: (smid) => held.get(smid)?.session,

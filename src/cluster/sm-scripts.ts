@@ -51,11 +51,15 @@ return {f[1], f[2], f[3], items}`;
  * KEYS record, queue, claimer's set; ARGV epoch, claimer, smid, prefix.
  * Raises the epoch and moves the record to the claimer; returns
  * [epoch, hash as field, value…, items, previous owner] or 0 / -1.
+ * The survivor of a dead owner claims with it (sm-orphans.ts): the record
+ * is marked `ended` (the cluster ended its presence at the death), so the
+ * node that resumes it later, whoever holds it then, announces it again
+ * (and clears the mark once the session is built there: sm-registry.ts).
  */
 export const CLAIM = `${FENCE}
 local owner = redis.call('HGET', KEYS[1], 'owner')
 local epoch = tonumber(ARGV[1]) + 1
-redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[2])
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[2], 'ended', 1)
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 if owner then redis.call('SREM', ARGV[4] .. 'sm-node:' .. owner, ARGV[3]) end
@@ -71,9 +75,11 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * KEYS record, queue, claimer's set; ARGV claimer, smid, prefix, the
  * claimant's host, username and anonymous flag ('1'/'0'), fenced channel.
  * Returns [epoch, hash as field, value…, items, previous owner, previous
- * owner alive (1/0)], -1 (no record) or -2 (another account's: nothing written).
+ * owner alive (1/0: 0 also when a survivor holds it for a dead owner, whose
+ * presence was ended: CLAIM's `ended`)], -1 (no record) or -2 (another
+ * account's: nothing written).
  */
-export const TAKEOVER = `local f = redis.call('HMGET', KEYS[1], 'epoch', 'owner', 'host', 'username', 'resource', 'anonymous')
+export const TAKEOVER = `local f = redis.call('HMGET', KEYS[1], 'epoch', 'owner', 'host', 'username', 'resource', 'anonymous', 'ended')
 if not f[1] or not f[3] or not f[4] or not f[5] then return -1 end
 if f[3] ~= ARGV[4] then return -2 end
 if f[6] == '1' then
@@ -87,7 +93,7 @@ redis.call('PERSIST', KEYS[2])
 if owner then redis.call('SREM', ARGV[3] .. 'sm-node:' .. owner, ARGV[2]) end
 redis.call('SADD', KEYS[3], ARGV[2])
 local alive = 0
-if owner and owner ~= ARGV[1] then alive = redis.call('EXISTS', ARGV[3] .. 'node:' .. owner) end
+if owner and owner ~= ARGV[1] and f[7] ~= '1' then alive = redis.call('EXISTS', ARGV[3] .. 'node:' .. owner) end
 redis.call('PUBLISH', ARGV[7], cjson.encode({smid = ARGV[2], epoch = epoch}))
 return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1), owner or '', alive}`;
 

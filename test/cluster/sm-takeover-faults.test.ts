@@ -105,3 +105,49 @@ t.test('a journal write lost with its connection (Redis restarting) costs no sta
   await routed(peer.c, 'after');
   t.same(peer.messageIds(), ['m2', 'm3'], 'every unacknowledged stanza, in order, once');
 });
+
+t.test('a dead node\'s session resumed on a node other than the survivor that adopted it is announced available again', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const n0 = await startGateway(t, 'n0', opts);
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n0, ['alice', 'bob']);
+  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
+  await n0.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
+  await n0.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+  const alice = await SmPeer.login(n0.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
+  // Bob (on n1 and n2: a resource on each, so whichever node resumes alice has one of his sessions elsewhere).
+  const bobs = [];
+  for (const [g, r] of [[n1, 'b1'], [n2, 'b2']] as const) {
+    const bob = await RawWsClient.connect(g.server.wsUrl);
+    t.teardown(() => bob.close());
+    await bob.login('bob', 'bob-pw', r);
+    bob.send("<presence xmlns='jabber:client'/>");
+    bobs.push(bob);
+  }
+  await eventually(() => n0.server.app.sessions.get('localhost', 'bob', 'b1')?.presence && n0.server.app.sessions.get('localhost', 'bob', 'b2')?.presence, { message: 'n0 sees bob available' });
+  alice.c.send("<presence xmlns='jabber:client'/>");
+  for (const bob of bobs) await bob.until(fromAlice(undefined));
+  // n0 dies (its Redis connection goes); its client goes away too.
+  n0.crash();
+  alice.c.ws.terminate();
+  for (const bob of bobs) await bob.until(fromAlice('unavailable'), 15_000);
+  // One survivor adopted the session (claimed it, owner now); alice comes back on the other node.
+  const look = await connectRedis(opts.redisUrl, { warn: () => undefined }, 'look');
+  t.teardown(() => look.destroy());
+  const record = smKeys(keyPrefix(opts.redisUrl)).record(alice.smid!);
+  let owner: string | undefined;
+  await eventually(async () => { owner = (await look.hGet(record, 'owner')) ?? undefined; return owner === 'n1' || owner === 'n2'; }, { timeout: 15_000, message: 'a survivor adopted the session' });
+  const other = owner === 'n1' ? n2 : n1;
+  const { peer, answer } = await SmPeer.resume(other.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', `resumed on the node that did not adopt it (${answer.toString()})`);
+  for (const bob of bobs) {
+    const frames = bob.frames;
+    const gone = frames.findIndex(fromAlice('unavailable'));
+    await bob.until((el) => fromAlice(undefined)(el) && frames.indexOf(el) > gone, 5000);
+  }
+  t.pass('bob sees alice available again after her unavailable');
+});
