@@ -49,11 +49,21 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
    * roster is spread over several event-loop turns.
    */
   function* broadcast(session: Session, me: Account, stanza: XmlElement): Fanout {
+    const remoteOrigin = svc.peekAccount(session) === undefined;
     for (const item of me.items.values()) {
       yield 1;
       if (!hasFrom(item.subscription)) continue;
       const contact = me.contact(item.jid);
       const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
+      if (!target && remoteOrigin && ctx.router.isLocal(contact.domain) && ctx.sessions.countResources(contact.domain, contact.local) > 0) {
+        // Cluster: a contact online on another node whose account is not held here. A local sender's
+        // contacts are held (accounts/remote.ts); those of a dead node's session, ended by a survivor
+        // (a remote stub, cluster/directory-module.ts), are not.
+        const out = stanza.clone().setAttr('to', contact.bare);
+        svc.use(contact, (t) => { if (relay.mayReach(session.jid!, me, contact, t)) relay.deliver(contact, out); })
+          .catch((err: unknown) => ctx.log.warn({ err }, 'presence to a contact on another node failed'));
+        continue;
+      }
       // Not in memory: no session, so no available resource; XEP-0191 blocks either way.
       if (!target || !relay.mayReach(session.jid!, me, contact, target)) continue;
       yield relay.deliver(contact, stanza.clone().setAttr('to', contact.bare));
