@@ -82,7 +82,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   const settling = new WeakSet<XmlElement>();
   /** The sequence number of each local session's bind write (directory.ts): who bound last wins. */
   const boundAt = new WeakMap<Session, number>();
-  const directory = createDirectory(node, changed, log, () => { void repair(); });
+  const directory = createDirectory(node, changed, log, () => { void repair(); }, endLeftBehind);
   const sidOf = (s: Session): string => `${me}:${s.logId}`;
   /** Which node asked a local client a question from the server (answers.ts). */
   const answers = createAnswerRoutes();
@@ -239,6 +239,34 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     const removed = await directory.removeNode(dead);
     log.info({ event: 'cluster-directory-node-removed', node: dead, entries: removed }, 'removed a dead node\'s directory entries');
   });
+
+  /**
+   * A new run of this NODE_ID after a crash, before anyone else declared the
+   * old one dead (node.ts start(): it recovers itself): the old run's
+   * sessions are gone, and their contacts and directed-presence recipients
+   * are told, as a survivor tells them for a dead node (onNodeDown), before
+   * the entries are removed. Before, they were removed without a word and
+   * those sessions looked online for ever.
+   */
+  async function endLeftBehind(entries: ReadonlyArray<{ bare: string; resource: string; entry: DirEntry }>): Promise<void> {
+    if (!ctx) return;
+    for (const { bare, resource, entry } of entries) {
+      const full = `${bare}/${resource}`;
+      if (stubs.has(full) || local(...splitFull(bare, resource)) !== undefined) continue;
+      const session = createStub(bare, resource, entry, sink);
+      const stub = { session, sid: entry.sid, node: entry.node };
+      stubs.set(full, stub);
+      ctx.sessions.bindRemote(session);
+      ctx.hooks.run('remote-session', { session, present: true });
+      await endPresence(session);
+      if (stubs.get(full) === stub) dropStub(full, stub);
+    }
+  }
+
+  function splitFull(bare: string, resource: string): [string, string, string] {
+    const at = bare.indexOf('@');
+    return [bare.slice(at + 1), bare.slice(0, at), resource];
+  }
 
   /**
    * RFC 6121 §4.5.2 on behalf of a dead node's session: its contacts (on

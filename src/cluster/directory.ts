@@ -49,6 +49,8 @@ export type DirChange = (bare: string, resource: string, entry: DirEntry | null,
 
 /** Told after the mirror was loaded again (the subscriber reconnected: what was published meanwhile is lost). */
 export type DirResynced = () => void;
+/** What a previous run of this node left in the directory (its sessions are gone), before it is removed at start. */
+export type DirLeftBehind = (entries: ReadonlyArray<{ bare: string; resource: string; entry: DirEntry }>) => Promise<void>;
 
 export interface DirLog {
   info(obj: object, msg: string): void;
@@ -102,7 +104,7 @@ export interface Directory {
   stop(): Promise<void>;
 }
 
-export function createDirectory(node: ClusterNode, onChange: DirChange, log: DirLog, onResync: DirResynced = () => undefined): Directory {
+export function createDirectory(node: ClusterNode, onChange: DirChange, log: DirLog, onResync: DirResynced = () => undefined, leftBehind?: DirLeftBehind): Directory {
   const { prefix, redis } = node;
   const channel = `${prefix}dir`;
   const seqKey = `${prefix}dirseq`;
@@ -196,6 +198,11 @@ export function createDirectory(node: ClusterNode, onChange: DirChange, log: Dir
       await subscriber.subscribe(channel, received);
       await load();
       // Entries of a previous run of this node (a crash, a restart with the same NODE_ID): its sessions are gone.
+      if (leftBehind) {
+        const own: Array<{ bare: string; resource: string; entry: DirEntry }> = [];
+        for (const [bare, resources] of mirror) for (const [resource, entry] of resources) if (entry.node === node.id) own.push({ bare, resource, entry });
+        if (own.length > 0) await leftBehind(own);
+      }
       const stale = await directory.removeNode(node.id);
       if (stale > 0) log.info({ event: 'cluster-directory-stale', entries: stale }, 'removed directory entries of a previous run');
     },

@@ -57,6 +57,28 @@ for (const { contact, direct, name } of cases) t.test(`carol (n1) sent presence 
   t.equal(unavailable.length, 1, 'told once');
 });
 
+t.test('carol\'s node crashes and a new run of its NODE_ID recovers it before anyone else does: bob gets carol\'s unavailable', async (t) => {
+  const opts = await backends.options();
+  const n1 = await startGateway(t, 'n1', opts);
+  // n2 judges no other node for a minute (its own lease time): only n1's next run can recover n1.
+  const n2 = await startGateway(t, 'n2', { ...opts, env: { ...opts.env, CLUSTER_NODE_TTL: '60000' } });
+  await addUsers(n1, ['bob', 'carol']);
+  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
+  await n1.server.storage.rosters.putItem('localhost', 'carol', item('bob@localhost'), 1);
+  await n1.server.storage.rosters.putItem('localhost', 'bob', item('carol@localhost'), 1);
+  const bob = await login(t, n2.server, { username: 'bob', password: 'bob-pw', resource: 'b1' });
+  await becomeAvailable(bob);
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1')?.presence !== undefined, { message: 'n1 sees bob' });
+  const carol = await login(t, n1.server, { username: 'carol', password: 'carol-pw', resource: 'c1' });
+  await becomeAvailable(carol);
+  t.ok(await seen(bob, (el) => el.is('presence') && el.attrs.from === carol.jid && el.attrs.type === undefined, 5000), 'bob sees carol available');
+  n1.crash();
+  await n1.stop();
+  // The next run of n1 waits for the old lease to run out, then finds itself still a member: it recovers its previous run.
+  await startGateway(t, 'n1', opts);
+  t.ok(await seen(bob, (el) => el.is('presence') && el.attrs.from === carol.jid && el.attrs.type === 'unavailable', 5000), 'bob gets carol\'s unavailable (RFC 6121 §4.5.2)');
+});
+
 t.test('carol\'s node dies and the survivor that ends her presence holds no account that lists bob: bob (on a third node) gets carol\'s unavailable', async (t) => {
   const opts = await backends.options();
   const n1 = await startGateway(t, 'n1', opts);
