@@ -17,6 +17,9 @@ import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import type { SmLog } from './sm-registry.js';
 import { CLAIM, TAKE, decodeItem, smKeys } from './sm-scripts.js';
+import { NS, x } from '../xml/index.js';
+import { createStub } from './remote.js';
+import type { DirEntry } from './directory.js';
 
 const NOTE = 'resent: not acknowledged by the client before its server went down';
 /** A hand-over that failed (Redis unreachable) is tried again after this long. */
@@ -84,11 +87,28 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     }
     // Claimed elsewhere meanwhile (resumed): not ours any more.
     if (!Array.isArray(reply)) return;
-    const [h, host, username, raw] = reply as [string | null, string | null, string | null, unknown[]];
+    const [h, host, username, raw, resource, presence, directed, ended] = reply as [string | null, string | null, string | null, unknown[], ...Array<string | null>];
     const items = raw.map((r) => decodeItem(String(r))).filter((i): i is Undelivered => i !== undefined);
     log.info({ event: 'sm-orphan-timed-out', smid, handedOver: items.length }, 'a session of a dead node was not resumed: its queue is handed over');
     if (host && username) reroute(ctx, username, host, items, NOTE);
+    // RFC 6121 §4.5.2: the session ends here. A dead owner's was ended at its death (CLAIM's `ended`); one
+    // claimed from a live owner whose resumption failed was not (that owner let it go without a word).
+    if (host && username && resource && ended !== '1' && (presence || directed)) endPresence(ctx, `${username}@${host}`, resource, presence ?? '', directed ?? '');
     if (deps.staleH) await deps.stale.setStaleH(smid, Number(h ?? 0), Date.now()).catch((err: unknown) => log.warn({ err }, 'stale h storage failed'));
+  }
+
+  /** Unavailable presence on behalf of the ended session (its snapshot): its contacts and directed-presence recipients. */
+  function endPresence(c: ModuleContext, bare: string, resource: string, presence: string, directed: string): void {
+    let list: string[] = [];
+    try { list = directed ? (JSON.parse(directed) as string[]) : []; } catch { list = []; }
+    const entry: DirEntry = {
+      node: node.id, sid: '', seq: 0, priority: 0, presence: presence === '' ? null : presence, interested: false, carbons: false,
+      anonymous: false, ...(list.length > 0 ? { directed: list } : {}),
+    };
+    // Not in the session table: nothing is ever sent to it.
+    const stub = createStub(bare, resource, entry, { stanza: () => undefined, close: () => undefined });
+    Promise.resolve(c.router.routeNoTo(stub, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: stub.full_jid })))
+      .catch((err: unknown) => log.warn({ err, jid: stub.full_jid }, 'unavailable presence for an ended session failed'));
   }
 
   async function adoptOne(from: string, smid: string): Promise<void> {

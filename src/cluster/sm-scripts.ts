@@ -39,13 +39,18 @@ const FENCE = "local e = redis.call('HGET', KEYS[1], 'epoch') if e ~= ARGV[1] th
 
 // The fenced writes of a live session (push, ack, set fields) are one batched script: sm-batch.ts.
 
-/** KEYS record, queue, owner's set; ARGV epoch, smid: deletes the record; returns [counter_in, host, username, items] or 0 / -1. */
+/**
+ * KEYS record, queue, owner's set; ARGV epoch, smid: deletes the record;
+ * returns [counter_in, host, username, items, resource, presence, directed,
+ * ended] (the last four for the unavailable presence a session no live
+ * node holds is owed: sm-orphans.ts) or 0 / -1.
+ */
 export const TAKE = `${FENCE}
-local f = redis.call('HMGET', KEYS[1], 'counter_in', 'host', 'username')
+local f = redis.call('HMGET', KEYS[1], 'counter_in', 'host', 'username', 'resource', 'presence', 'directed', 'ended')
 local items = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[2])
-return {f[1], f[2], f[3], items}`;
+return {f[1], f[2], f[3], items, f[4], f[5], f[6], f[7]}`;
 
 /**
  * KEYS record, queue, claimer's set; ARGV epoch, claimer, smid, prefix.

@@ -151,3 +151,32 @@ t.test('a dead node\'s session resumed on a node other than the survivor that ad
   }
   t.pass('bob sees alice available again after her unavailable');
 });
+
+t.test('a session claimed from its live owner whose resumption then failed tells its contacts it is gone when it is handed over', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n1, ['alice', 'bob']);
+  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
+  await n1.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
+  await n1.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+  const bob = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  bob.send("<presence xmlns='jabber:client'/>");
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'desk')?.presence, { message: 'n1 sees bob available' });
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
+  alice.c.send("<presence xmlns='jabber:client'/>");
+  await bob.until(fromAlice(undefined));
+  // A resumption on node 2 claims the session, then fails (XEP-0198 §4: h beyond what was sent).
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 99 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', 'the resumption failed');
+  t.ok(answer.getChild('handled-count-too-high', 'urn:xmpp:sm:3'), 'handled-count-too-high');
+  await alice.c.until((el) => el.local === 'error');
+  // Nobody resumes it: when its resume time has run out, it is handed over, and alice is gone.
+  await bob.until(fromAlice('unavailable'), 10_000);
+  t.pass('bob gets alice\'s unavailable');
+});
