@@ -269,3 +269,29 @@ t.test('a takeover keeps a presence sent with as many attributes as a client may
   t.equal(moved?.presence?.getChildText('priority'), '3', 'still available on node 2, with its presence');
   t.equal(moved?.presence?.attr('a63'), '63');
 });
+
+t.test('presence CSI held on the old owner for an inactive session reaches the session once it is resumed on another node', async (t) => {
+  const { n1, n2 } = await cluster(t);
+  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
+  await n1.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
+  await n1.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+  const bob = await ws(t, n2);
+  await bob.login('bob', 'bob-pw', 'desk');
+  bob.send("<presence xmlns='jabber:client'/>");
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'desk')?.presence, { message: 'bob available, seen from n1' });
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  alice.c.send("<presence xmlns='jabber:client'/>");
+  await alice.c.until((el) => el.local === 'presence' && el.attr('from') === 'bob@localhost/desk');
+  // XEP-0352: alice's client goes inactive; bob's next presence is held on node 1.
+  alice.c.send("<inactive xmlns='urn:xmpp:csi:0'/>");
+  await routed(alice.c, 'inactive');
+  bob.send("<presence xmlns='jabber:client'><status>held</status></presence>");
+  await routed(bob, 'held');
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'desk')?.presence?.getChildText('status') === 'held', { message: 'n1 saw bob\'s new presence' });
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', answer.toString());
+  const held = await peer.c.until((el) => el.local === 'presence' && el.attr('from') === 'bob@localhost/desk' && el.getChildText('status') === 'held', 5000);
+  t.ok(held, 'bob\'s latest presence reaches the resumed session');
+});

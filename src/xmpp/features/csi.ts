@@ -5,6 +5,7 @@ import type { Session } from '../session.js';
 import type { CoreEvents } from '../events.js';
 import type { FilterHandler } from '../pipeline.js';
 import { PRIORITY } from '../priorities.js';
+import { movedElsewhere, routeWhenSettled } from './stream-management/journal.js';
 
 interface CsiState {
   inactive: boolean;
@@ -93,9 +94,18 @@ export function register(ctx: ModuleContext): Csi {
   }, PRIORITY.lifecycle.csi);
 
   // Held presence is state, not a message: like stream management's
-  // hand-over, nothing is replayed for a session that is gone.
-  ctx.hooks.notify('session-destroyed', ({ session }) => {
+  // hand-over, nothing is replayed for a session that is gone. One that
+  // lives on, resumed on another cluster node (XEP-0198 §5 takeover), gets
+  // it there: routed to its full JID once the new owner has bound it, after
+  // any stanza for it that reached this node meanwhile (routeWhenSettled).
+  ctx.hooks.notify('session-destroyed', ({ session, reason }) => {
+    const st = states.get(session);
     states.delete(session);
+    if (!st || st.held.size === 0 || !movedElsewhere(reason) || session.jid === undefined) return;
+    for (const stanza of st.held.values()) {
+      routeWhenSettled(ctx, session.jid, stanza).catch((err: unknown) => ctx.log.warn({ err }, 'held presence for a moved session not routed'));
+    }
+    st.held.clear();
   }, PRIORITY.lifecycle.default);
 
   /**
