@@ -91,6 +91,10 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
       try { await h(other); } catch (err) { log.error({ err, node: other }, 'handling a dead node failed'); }
     }
   }
+  // Dead nodes handled one after the other, apart from the heartbeat: taking a big node's sessions
+  // over can outlast a lease, and this node's own renewals must go on meanwhile (or another
+  // survivor would declare it dead too).
+  let handling: Promise<void> = Promise.resolve();
 
   // Since when our renewals have gone through without a break (undefined: Redis unreachable or a renewal failed).
   let renewingSince: number | undefined = Date.now();
@@ -114,7 +118,7 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
       // Only the node whose SREM removed it runs the handlers: once per dead node.
       if (Number(await redis.eval(DECLARE_DEAD, { keys: [`${prefix}node:${other}`, membersKey], arguments: [other] })) !== 1) continue;
       log.warn({ event: 'cluster-node-down', node: other }, 'a cluster node is gone');
-      await runDown(other);
+      handling = handling.then(() => runDown(other));
     }
   }
   const timer = setInterval(() => {

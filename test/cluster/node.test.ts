@@ -138,3 +138,31 @@ t.test('Redis restarting (AOF) for longer than the lease: every node takes its l
   t.equal(lost, 0, 'no node was told to stop serving');
   t.same((await c.sMembers(`${keyPrefix(url)}nodes`)).sort(), ['a', 'b', 'c'], 'all still members');
 });
+
+t.test('a survivor keeps renewing its own lease while it handles a dead node, however long that takes', async (t) => {
+  const url = redis.url();
+  const look = await client(t, url);
+  const a = await node(t, url, 'a');
+  const b = await node(t, url, 'b');
+  let started = false;
+  let release: () => void = () => undefined;
+  const handled = new Promise<void>((r) => { release = r; });
+  // Taking a big node's sessions over (and draining its inbox) can take longer than a lease.
+  a.onNodeDown(async () => { started = true; await handled; });
+  t.teardown(() => release());
+  let lost = false;
+  a.onLost(() => { lost = true; });
+  await b.stop();
+  await eventually(() => started, { timeout: 5000, message: 'a handles b\'s death' });
+  const lease = `${keyPrefix(url)}node:a`;
+  let last = await look.pTTL(lease);
+  let renewals = 0;
+  await eventually(async () => {
+    const ttl = await look.pTTL(lease);
+    if (ttl > last) renewals++;
+    last = ttl;
+    return renewals >= 3 || ttl < 0;
+  }, { timeout: 5000, interval: 20, message: 'a\'s lease renewed or gone' });
+  t.equal(renewals, 3, 'a\'s lease is renewed while it handles b\'s death');
+  t.notOk(lost, 'a is still a member');
+});
