@@ -67,7 +67,8 @@ export interface RedisSmRegistry extends SmRegistry {
   /**
    * A rolling restart, after the node left: its sessions stay in Redis as
    * they are, for the survivor (sm-orphans.ts) or a resumption anywhere.
-   * Nothing more is written, and a local end hands nothing over (close
+   * Nothing more is written but the stanzas the core's drain still hands
+   * them (fenced pushes), and a local end hands nothing over (close
    * answers false: the session lives on in Redis).
    */
   leave(): void;
@@ -141,7 +142,9 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     push(smid, item, waiter) {
       const h = held.get(smid);
-      if (h && !left) return batch.push(smid, h.epoch, h.marked === true, encodeItem(item), item, waiter);
+      // Also after a rolling restart's leave: what the core's drain still routes to a session left in
+      // Redis goes into its queue there (fenced: refused, and routed again, once a survivor claimed it).
+      if (h) return batch.push(smid, h.epoch, h.marked === true, encodeItem(item), item, waiter);
       log.debug({ event: 'sm-push-unjournaled', smid, id: item.stanza.attr('id'), left }, 'stanza queued in memory only');
       // After the answers of the session's pushes still in flight: the waiter hears them in order.
       batch.after(() => waiter.pushed('memory', item));

@@ -21,6 +21,8 @@ import { plain } from '../helpers/scram-client.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 import { openPostgresStorage } from '../../src/storage/postgres/index.js';
+import type { ModuleContext } from '../../src/xmpp/context.js';
+import { PRIORITY } from '../../src/xmpp/priorities.js';
 
 const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
@@ -149,4 +151,37 @@ t.test('the last node of the cluster ends its sessions as a single process does:
   const storage = await openPostgresStorage({ url: opts.databaseUrl });
   const stored = await storage.offline.list('localhost', 'alice').finally(() => storage.close());
   t.same(stored.map((m) => /id=['"](m\d)['"]/.exec(m.stanza)?.[1]).sort(), ['m1', 'm2'], 'its unacknowledged messages are stored offline, not left in Redis');
+});
+
+t.test('a stanza routed to a hibernating session while the leaving node drains its core (after it left) is in the queue a resumption gets', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', CLUSTER_DRAIN_TIMEOUT: '0' });
+  // A message from bob to alice that is still on its way (a handler awaiting) when n1 drops its transports.
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((r) => { open = r; });
+  let held = false;
+  const hold = (ctx: ModuleContext): void => {
+    ctx.hooks.transform('message/full', ({ stanza }) => {
+      if (stanza.attr('id') !== 'late') return undefined;
+      held = true;
+      return gate;
+    }, PRIORITY.route.archive + 1);
+  };
+  const n1 = await startGateway(t, 'n1', { ...opts, features: [hold] });
+  // n2 judges no other node for a minute: the session stays n1's in Redis until it is resumed.
+  const n2 = await startGateway(t, 'n2', { ...opts, env: { ...opts.env, CLUSTER_NODE_TTL: '60000' } });
+  await addUsers(n1, ['alice', 'bob']);
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
+  const bob = await ws(t, n1, 'bob', 'desk');
+  bob.send(chat('alice@localhost/phone', 'late'));
+  await eventually(() => held, { message: 'bob\'s message held on its way' });
+  // It goes on once the node has left the cluster and released its sessions (the core's drain).
+  const release = n1.cluster.release.bind(n1.cluster);
+  Object.defineProperty(n1.cluster, 'release', { configurable: true, value: () => { release(); open(); } });
+  await n1.server.app.leave();
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', `alice resumed on n2 (${answer.toString()})`);
+  await routed(peer.c, 'after');
+  t.same(peer.messageIds(), ['late'], 'the message reached her queue');
 });
