@@ -209,7 +209,15 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       const gone = previous === node.id || Number(reply[4]) !== 1;
       const claim = parseClaim(reply, gone);
       const previousHeld = held.get(smid);
-      if (previousHeld) unmark(previousHeld);
+      if (previousHeld) {
+        unmark(previousHeld);
+        // A session built here by an earlier claim of the smid (two resumptions at once): this claim
+        // superseded it, as another node's would (fenced()): it ends without handing its queue over.
+        if (previousHeld.session) {
+          previousHeld.lost = true;
+          for (const handler of fencedHandlers) handler(smid);
+        }
+      }
       // The script told the old owner (sm-fenced) and left the record connected (hibernated_at 0, no TTL).
       held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined, ended: fields(reply[1] as unknown[]).ended === '1' });
       log.info({ event: 'sm-claimed', smid, epoch: Number(reply[0]) }, 'stream management session taken over');

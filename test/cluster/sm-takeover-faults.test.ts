@@ -12,7 +12,7 @@ import type { XmlElement } from '../../src/xml/index.js';
 import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually, sleep } from '../helpers/eventually.js';
 import { TAKEOVER, smKeys } from '../../src/cluster/sm-scripts.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 
@@ -179,4 +179,56 @@ t.test('a session claimed from its live owner whose resumption then failed tells
   // Nobody resumes it: when its resume time has run out, it is handed over, and alice is gone.
   await bob.until(fromAlice('unavailable'), 10_000);
   t.pass('bob gets alice\'s unavailable');
+});
+
+t.test('two resumptions of one session on the same node at once: the later one has it with its queue, nothing is handed over twice', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n1, ['alice', 'bob']);
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
+  const bob = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'alice seen from n2' });
+  for (const id of ['m1', 'm2']) bob.send(chat(alice.jid, id));
+  await eventually(() => alice.h === 2, { message: 'alice got the two messages' });
+  // Node 2's claims: the first is answered once the second was sent; the second runs once the first resumed.
+  const redis = n2.cluster.node.redis;
+  const evalScript = redis.eval.bind(redis);
+  let secondSent: () => void = () => undefined;
+  const second = new Promise<void>((r) => { secondSent = r; });
+  let firstResumed: () => void = () => undefined;
+  const first = new Promise<void>((r) => { firstResumed = r; });
+  let claims = 0;
+  Object.defineProperty(redis, 'eval', {
+    configurable: true,
+    value: async (...args: Parameters<typeof evalScript>) => {
+      if (args[0] !== TAKEOVER) return evalScript(...args);
+      if (++claims === 1) {
+        await second;
+        return evalScript(...args);
+      }
+      secondSent();
+      await first;
+      return evalScript(...args);
+    },
+  });
+  const one = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false });
+  const two = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false });
+  const a = await one;
+  t.teardown(() => a.peer.c.close());
+  t.equal(a.answer.local, 'resumed', 'the first resumed');
+  firstResumed();
+  const b = await two;
+  t.teardown(() => b.peer.c.close());
+  t.equal(b.answer.local, 'resumed', 'the second resumed');
+  await routed(b.peer.c, 'after');
+  t.same(b.peer.messageIds(), ['m1', 'm2'], 'with the queue');
+  const error = await a.peer.c.until((el) => el.local === 'error');
+  t.equal(streamErrorCondition(error), 'conflict', 'the first one\'s transport gets conflict');
+  await routed(bob, 'settle');
+  await sleep(300);
+  t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'the first one\'s end handed nothing over: the queue is the second\'s');
 });
