@@ -91,6 +91,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   const held = new Map<string, Held>();
   // Claims of a smid awaiting their answer.
   const claiming = new Map<string, number>();
+  // The highest epoch another claim announced (sm-fenced) for a smid while a claim of it here was on its way.
+  const claimedMeanwhile = new Map<string, number>();
   let left = false;
   const smids = new WeakMap<Session, string>();
   const fencedHandlers: Array<(smid: string) => void> = [];
@@ -203,7 +205,15 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
         const n = claiming.get(smid)! - 1;
         if (n > 0) claiming.set(smid, n); else claiming.delete(smid);
       }
+      const later = claimedMeanwhile.get(smid);
+      if (!claiming.has(smid)) claimedMeanwhile.delete(smid);
       if (!Array.isArray(reply)) return Number(reply) === -2 ? 'other-account' : 'unknown';
+      // Another node claimed it after us and its notice came before our answer (another connection):
+      // the session is that node's; building it here would make two owners until our first write.
+      if (later !== undefined && later > Number(reply[0])) {
+        log.info({ event: 'sm-claim-superseded', smid, epoch: Number(reply[0]), later }, 'a takeover was overtaken by another node\'s');
+        return 'unknown';
+      }
       // Claimed here from a live process? Not if it was this one (the local session is gone) or a dead node.
       const previous = String(reply[3] ?? '');
       const gone = previous === node.id || Number(reply[4]) !== 1;
@@ -304,6 +314,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       left = true;
     },
     fenced(smid, epoch) {
+      if (claiming.has(smid) && epoch > (claimedMeanwhile.get(smid) ?? 0)) claimedMeanwhile.set(smid, epoch);
       const h = held.get(smid);
       if (!h || h.epoch >= epoch) return;
       // Before the handlers: the session they end asks close(), which need not ask Redis.

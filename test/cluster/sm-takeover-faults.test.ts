@@ -15,6 +15,10 @@ import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { TAKEOVER, smKeys } from '../../src/cluster/sm-scripts.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
+import type { ClusterNode } from '../../src/cluster/node.js';
+import { createRedisSmRegistry } from '../../src/cluster/sm-registry.js';
+import { createMemoryStorage } from '../../src/storage/index.js';
+import type { Session } from '../../src/xmpp/session.js';
 
 const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
@@ -231,4 +235,43 @@ t.test('two resumptions of one session on the same node at once: the later one h
   await routed(bob, 'settle');
   await sleep(300);
   t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'the first one\'s end handed nothing over: the queue is the second\'s');
+});
+
+t.test('a takeover whose answer comes after another node\'s later claim was announced builds nothing: one owner', async (t) => {
+  const opts = await backends.options();
+  const url = opts.redisUrl;
+  const prefix = keyPrefix(url);
+  const log = { info: () => undefined, warn: () => undefined, debug: () => undefined };
+  const registryOf = async (id: string) => {
+    const redis = await connectRedis(url, log, id);
+    t.teardown(() => redis.destroy());
+    const node = { id, prefix, redis, alive: async () => true } as unknown as ClusterNode;
+    return { redis, registry: createRedisSmRegistry({ node, stale: createMemoryStorage().smState, log, marginSeconds: 60, release: () => undefined }) };
+  };
+  const owner = await registryOf('n1');
+  const session = { host: 'localhost', username: 'alice', resource: 'phone', anonymous: false, presence: undefined, priority: 0, interested: false, carbons: false } as unknown as Session;
+  owner.registry.register('s1', session);
+  owner.registry.journal.open('s1', session, 60);
+  await owner.redis.ping();
+  const claimant = { host: 'localhost', username: 'alice', anonymous: false };
+  const n2 = await registryOf('n2');
+  const n3 = await registryOf('n3');
+  // n2's claim runs first; n3's runs next, and its sm-fenced notice reaches n2 before n2's own answer.
+  const evalScript = n2.redis.eval.bind(n2.redis);
+  let later: unknown;
+  Object.defineProperty(n2.redis, 'eval', {
+    configurable: true,
+    value: async (...args: Parameters<typeof evalScript>) => {
+      const reply = await evalScript(...args);
+      if (args[0] === TAKEOVER && later === undefined) {
+        later = await n3.registry.journal.claim('s1', claimant);
+        n2.registry.fenced('s1', (later as { record: { epoch: number } }).record.epoch);
+      }
+      return reply;
+    },
+  });
+  const claimed = await n2.registry.journal.claim('s1', claimant);
+  t.equal((later as { record: { epoch: number } }).record.epoch, 3, 'n3 claimed the session after n2');
+  t.equal(claimed, 'unknown', 'n2 does not build the session: it is n3\'s');
+  t.equal(n2.registry.size, 0, 'n2 holds nothing');
 });
