@@ -41,10 +41,10 @@ export class PendingQueue<T> {
     return item;
   }
 
-  /** Empties the queue, returning what was in it, oldest first. */
   /** What waits, oldest first (nothing is taken out). */
   items(): T[] { return this.#items.slice(this.#head); }
 
+  /** Empties the queue, returning what was in it, oldest first. */
   drain(): T[] {
     const out = this.#items.slice(this.#head);
     this.#items = [];
