@@ -93,7 +93,9 @@ export function createCore(deps: CoreDeps): Core {
   /** The one place an error from a handler becomes protocol: a stanza error, a stream error, or internal-server-error. */
   function fail(session: Session, stanza: XmlElement | undefined, err: unknown): void {
     if (err instanceof StanzaErrorException && stanza) {
-      if (stanza.attr('type') !== 'error') session.send(stanzaErrorReply(stanza, err.condition, err.text, err.type));
+      // RFC 6120 §8.3.1 and §8.2.3: an error is never answered, nor an IQ result (as router.bounce).
+      const type = stanza.attr('type');
+      if (type !== 'error' && !(stanza.name === 'iq' && type === 'result')) session.send(stanzaErrorReply(stanza, err.condition, err.text, err.type));
       return;
     }
     if (err instanceof StreamErrorException) {
