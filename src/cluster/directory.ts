@@ -75,12 +75,17 @@ redis.call('PUBLISH', ARGV[4], cjson.encode({b = ARGV[1], r = ARGV[2], e = value
 return seq`;
 
 // KEYS: dir hash, node set, seq; ARGV: bare, resource, channel, field to match ('sid' or 'node'), its value.
+// The node's set loses the resource only with the entry (or when there is none): a refused removal (another
+// session of the same node bound the resource since) leaves it listed, for the survivor of that node's death.
 const REMOVE = `
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
-redis.call('SREM', KEYS[2], ARGV[1] .. '/' .. ARGV[2])
-if not cur then return 0 end
+if not cur then
+  redis.call('SREM', KEYS[2], ARGV[1] .. '/' .. ARGV[2])
+  return 0
+end
 local e = cjson.decode(cur)
 if e[ARGV[4]] ~= ARGV[5] then return 0 end
+redis.call('SREM', KEYS[2], ARGV[1] .. '/' .. ARGV[2])
 redis.call('HDEL', KEYS[1], ARGV[2])
 local seq = redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[3], cjson.encode({b = ARGV[1], r = ARGV[2], e = false, s = e.sid, n = seq}))

@@ -99,3 +99,18 @@ t.test('a dead node\'s entries are removed, and so are those a previous run of a
   t.equal(again.dir.entries('bob@x'), undefined, 'the previous run\'s entry is gone');
   await eventually(() => b.dir.entries('bob@x') === undefined, { message: 'and b was told' });
 });
+
+t.test('a refused removal leaves the node\'s list alone: a dead node\'s newer session on that resource is still removed', async (t) => {
+  // One node, two sessions on one resource (RFC 6120 §7.7.2.2 on one node): the older one's removal
+  // comes after the newer one's bind (directory-module.ts: its own bind write came back after it had
+  // ended in conflict). The removal is refused by sid, and must not take the resource out of the
+  // node's list either, or the survivor of the node's death never removes the newer entry.
+  const { a, b } = await pair(t);
+  await a.dir.bind('alice@x', 'r', fields('a', 'a:old'));
+  await a.dir.bind('alice@x', 'r', fields('a', 'a:new'));
+  t.equal(await a.dir.remove('alice@x', 'r', 'a:old'), false, 'the older session\'s removal is refused');
+  t.equal(await a.node.redis.hGet(`${a.node.prefix}dir:alice@x`, 'r').then((v) => v && (JSON.parse(v) as DirEntry).sid), 'a:new', 'the newer entry stays');
+  t.equal(await b.dir.removeNode('a'), 1, 'node a dies: its entry for alice@x/r is removed');
+  t.equal(await a.node.redis.hGet(`${a.node.prefix}dir:alice@x`, 'r'), null, 'gone from Redis');
+  await eventually(() => b.dir.entries('alice@x') === undefined, { message: 'and from the mirrors' });
+});
