@@ -31,7 +31,12 @@
  * sessions look exactly like sessions that never existed (their BOSH state
  * died with the node; the client resumes its XMPP session by XEP-0198 in a
  * new BOSH session). A live owner that cannot be reached gives
- * remote-connection-failed.
+ * remote-connection-failed. A request sent to the owner whose answer is lost
+ * on the way (a connection cut, no answer in time) may have been processed
+ * there: the client's connection is closed unanswered, as a network failure
+ * would, and the client sends the rid again (XEP-0124 §14.3), which the
+ * owner answers from its buffer; a terminal condition would end, for the
+ * client, a session that lives on.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -67,7 +72,7 @@ export interface BoshForwardStats {
   readonly forwarded: number;
   /** Requests for a sid no live node holds (item-not-found, no hop). */
   readonly notFound: number;
-  /** Requests whose live owner could not be reached (remote-connection-failed). */
+  /** Requests whose live owner could not be reached (remote-connection-failed), or whose answer was lost on the way (connection closed). */
   readonly unreachable: number;
   /** Requests that carried the hop header without the cluster's proof. */
   readonly refused: number;
@@ -167,10 +172,12 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
     },
     async forward(target, raw, client, reply) {
       const agent = target.startsWith('https:') ? agents.https : agents.http;
-      const ok = state.secret !== undefined
-        && await relay({ target, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, maxResponseBytes: opts.maxResponseBytes, log: opts.log });
-      counts[ok ? 'forwarded' : 'unreachable']++;
-      return ok;
+      const outcome = state.secret === undefined ? 'unreached'
+        : await relay({ target, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, maxResponseBytes: opts.maxResponseBytes, log: opts.log });
+      counts[outcome === 'relayed' ? 'forwarded' : 'unreachable']++;
+      // Sent and unanswered: the owner may have processed it, so the client's connection is dropped and it sends the rid again (§14.3).
+      if (outcome === 'lost') reply.abort();
+      return outcome !== 'unreached';
     },
     fromPeer(token) {
       const given = Buffer.from(token);
@@ -220,33 +227,43 @@ function hopHeaders(r: Relay): http.OutgoingHttpHeaders {
 }
 
 /**
+ * What became of a forwarded request: its answer was relayed (or the client
+ * went away first); the owner was not reached, or answered too much (nothing
+ * sent to the client); or it was sent and its answer lost on the way (a
+ * connection cut, no answer in time): the owner may have processed it.
+ */
+type RelayOutcome = 'relayed' | 'unreached' | 'lost';
+
+/**
  * One forwarded request: the body goes as it came, the answer comes back
  * with its status and content-type. It stays open as long as the owner
  * holds it (up to 'wait', XEP-0124 §8), bounded by `timeoutMs`. A client
  * that goes away closes the forwarded request too, so the owner sees what it
- * would have seen directly. Resolves false (nothing sent) when the owner
- * could not be reached or answered too much.
+ * would have seen directly. Nothing is sent to the client unless 'relayed'.
  */
-function relay(r: Relay): Promise<boolean> {
+function relay(r: Relay): Promise<RelayOutcome> {
   return new Promise((resolve) => {
     let settled = false;
-    const settle = (ok: boolean): void => {
+    /** The request was handed to the connection to the owner: from then on the owner may have processed it. */
+    let sent = false;
+    const settle = (outcome: RelayOutcome): void => {
       clearTimeout(timer);
       if (settled) return;
       settled = true;
-      resolve(ok);
+      resolve(outcome);
     };
-    const fail = (err: Error): void => {
+    const fail = (err: Error, outcome: RelayOutcome = sent ? 'lost' : 'unreached'): void => {
       req.destroy();
       if (!settled) r.log.warn({ err: { message: err.message }, target: r.target }, 'a forwarded BOSH request failed');
-      settle(false);
+      settle(outcome);
     };
     const req = (r.target.startsWith('https:') ? https : http).request(r.target, { method: 'POST', agent: r.agent, headers: hopHeaders(r) }, (res) => {
       const chunks: Buffer[] = [];
       let bytes = 0;
       res.on('data', (chunk: Buffer) => {
         bytes += chunk.length;
-        if (bytes > r.maxResponseBytes) fail(new Error(`response over ${r.maxResponseBytes} bytes`));
+        // The same answer would come again for the same rid: refused, not lost.
+        if (bytes > r.maxResponseBytes) fail(new Error(`response over ${r.maxResponseBytes} bytes`), 'unreached');
         else chunks.push(chunk);
       });
       res.on('error', fail);
@@ -255,13 +272,15 @@ function relay(r: Relay): Promise<boolean> {
         // The owner wants the client's connection closed unanswered (XEP-0124 §19.1), not a response relayed.
         if (res.headers['content-type'] === CLOSE_CONNECTION_TYPE) r.reply.abort();
         else r.reply.send(res.statusCode ?? 502, res.headers['content-type'] ?? 'text/xml; charset=utf-8', Buffer.concat(chunks).toString('utf8'));
-        settle(true);
+        settle('relayed');
       });
     });
     const timer = setTimeout(() => fail(new Error(`no answer within ${r.timeoutMs} ms`)), r.timeoutMs);
-    req.on('error', fail);
+    req.on('error', (err) => fail(err));
     // Gone: nobody to answer, and the owner must see the request close as it would have directly.
-    r.reply.onGone(() => { req.destroy(); settle(true); });
+    r.reply.onGone(() => { req.destroy(); settle('relayed'); });
+    // 'finish': handed to a connected socket (a connection refused never gets there).
+    req.on('finish', () => { sent = true; });
     req.end(r.raw);
   });
 }

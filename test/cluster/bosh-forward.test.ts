@@ -203,6 +203,21 @@ t.test('a dead owner gives item-not-found at once; an unreachable live owner rem
   t.equal(terminalCondition(await post(b.bosh, serialize(alice.body()), { agent: alice.agent, timeout: 5000 })), 'item-not-found');
 });
 
+t.test('a forwarded request whose answer is lost between the nodes: the client sends the rid again and gets the answer; the session is not ended for it (XEP-0124 §14.3)', async (t) => {
+  const [a, b] = await cluster(t);
+  const lossy = await lossyRelay(t, a.server.httpUrl);
+  await a.forwarder.advertise(lossy.url);
+  const { c: alice } = await direct(t, a, 'alice');
+  const body = serialize(alice.body({}, ping('lost')));
+  // The owner processes the ping and answers; the answer never reaches b.
+  const first = await post(b.bosh, body, { agent: alice.agent }).then((r) => `HTTP ${r.status}: ${r.text}`, (err: Error) => err);
+  t.equal(lossy.lost, 1, 'the owner answered and the answer was lost between the nodes');
+  t.type(first, Error, 'the client sees a broken connection, not a terminal condition for a session that lives on');
+  // §14.3: the same request again, through either node: the owner's buffered answer.
+  t.same(ids(await post(a.bosh, body, { agent: alice.agent })), ['lost'], 'the resent rid gets the ping result');
+  t.same(ids(await alice.send({}, ping('after'))), ['after'], 'the session goes on');
+});
+
 t.test('a node shutting down drops the requests it forwards, and the client sends them again to the owner', async (t) => {
   const [a, b] = await cluster(t);
   const { c: alice } = await direct(t, a, 'alice');
@@ -307,6 +322,23 @@ async function headerSpy(t: Test, target: string): Promise<{ url: string; seen: 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
   return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, seen };
+}
+
+/** An HTTP relay in front of `target` that passes the requests on and drops every answer: the connection to the sender is cut once the owner has answered. */
+async function lossyRelay(t: Test, target: string): Promise<{ url: string; lost: number }> {
+  const state = { url: '', lost: 0 };
+  const server = http.createServer((req, res) => {
+    const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
+      r.resume();
+      r.on('end', () => { state.lost++; res.destroy(); });
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return state;
 }
 
 /** A port nothing listens on (just released). */

@@ -89,6 +89,8 @@ export interface BoshForwarder {
    * Sends `raw` to `target` (the owner's BOSH endpoint) as `client`'s request
    * and its answer, status and content-type included, to `reply`. Resolves
    * false when the owner could not be reached (nothing was sent to `reply`).
+   * A request the owner may have processed whose answer was lost on the way
+   * resolves true with `reply` aborted: the client sends the rid again (§14.3).
    */
   forward(target: string, raw: Uint8Array, client: ClientInfo, reply: HttpReply): Promise<boolean>;
   /** Whether HOP_HEADER's value `token` comes from a node of this cluster. */
