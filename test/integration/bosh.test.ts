@@ -154,6 +154,28 @@ t.test('a request ahead of a gap is held until the gap fills, and payloads go in
   t.equal(er.body?.attr('type'), undefined);
 });
 
+t.test('a request waiting for a gap is answered too when the request that fills it gets the terminate body of a closed stream (§13, §14.2)', async (t) => {
+  // wait=60: only the terminate, not the wait, can answer the request that waits for the gap.
+  const s = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60' });
+  await s.addUser('alice', 'alice-secret');
+  const c = client(t, {}, `${s.httpUrl}/http-bind`);
+  await c.login('alice', 'alice-secret', 'gap', { wait: 60 });
+  const gap = c.body();
+  const ahead = track(c.raw(c.body()));
+  await eventually(() => s.app.bosh.stats().pending === 1, { message: 'the later rid waits for the gap' });
+  // The server closes the stream while no request is held: a login with the same resource replaces the session.
+  const ws = await RawWsClient.connect(s.wsUrl);
+  t.teardown(() => ws.close());
+  await ws.login('alice', 'alice-secret', 'gap');
+  await eventually(() => s.app.bosh.stats().held === 0 && s.app.sessions.get('localhost', 'alice', 'gap')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  const filled = await c.raw(gap);
+  t.equal(terminalCondition(filled), 'remote-stream-error', 'the request that fills the gap gets the terminate body');
+  t.ok(filled.body?.getChild('error', NS.STREAM)?.getChild('conflict'), 'with the conflict inside');
+  await eventually(() => ahead.settled(), { message: 'the request ahead of the gap answered too' });
+  t.equal(terminalCondition(await ahead.promise), 'other-request', 'the other open request gets other-request (§17.2)');
+  t.equal(s.app.bosh.stats().openRequests, 0, 'no request is left open');
+});
+
 t.test('a repeated rid gets the same response again (§14.3)', async (t) => {
   const c = client(t);
   await c.login('alice', 'alice-secret');

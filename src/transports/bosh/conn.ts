@@ -181,11 +181,16 @@ export class BoshConn implements Conn {
     this.scheduleFlush();
   }
 
-  /** The final terminate body, for a request that arrives after the core closed the stream. */
+  /**
+   * The final terminate body, for a request that arrives after the core closed the stream; a request
+   * waiting for the gap this one fills (§14.2) is answered as in #deliverFinal.
+   */
   deliverFinalTo(reply: HttpReply): void {
-    reply.send(200, this.params.contentType, serialize(this.#final!.body));
+    const final = this.#final!;
+    reply.send(200, this.params.contentType, serialize(final.body));
     this.#unfetched = [];
-    this.end(this.#final!.reason);
+    this.#answerAll(this.#othersBody(final.clean));
+    this.end(final.reason);
   }
 
   /**
@@ -247,6 +252,7 @@ export class BoshConn implements Conn {
     const session = this.session;
     const now = Date.now();
     for (const held of this.held.splice(0)) this.#respond(held, [], now, true);
+    this.#answerAll(serialize(responseBody({}, [])));
     this.end('slow-consumer');
     if (!session.destroyed) session.transportLost('slow consumer: the BOSH output queue stayed above its limit');
   }
@@ -367,8 +373,13 @@ export class BoshConn implements Conn {
     const final = this.#final!;
     this.#send(this.held.shift()!, serialize(final.body));
     this.#unfetched = [];
-    this.#answerAll(serialize(final.clean ? responseBody({}, []) : terminateBody('other-request')));
+    this.#answerAll(this.#othersBody(final.clean));
     this.end(final.reason);
+  }
+
+  /** §13: what the open requests other than the one with the terminate body get. */
+  #othersBody(clean: boolean): string {
+    return serialize(clean ? responseBody({}, []) : terminateBody('other-request'));
   }
 
   /** Watches for the client dropping a held or pending request (§14.3 broken connections). */
