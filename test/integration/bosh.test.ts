@@ -188,6 +188,24 @@ t.test('a repeated rid gets the same response again (§14.3)', async (t) => {
   t.ok(payloads(next.body).some((p) => p.attr('id') === 'p-after'), 'the session goes on');
 });
 
+t.test('a response lost on the way is sent again after the server closed the stream; the next rid gets the terminate body (§14.3, §13)', async (t) => {
+  const c = client(t);
+  await c.login('alice', 'alice-secret', 'lost-then-closed');
+  const req = c.body({}, ping('p-lost'));
+  // Its response is lost on the way (the client never reads it), and no request is held after it.
+  const first = await c.raw(req);
+  t.ok(payloads(first.body).some((p) => p.attr('id') === 'p-lost'));
+  // The server closes the stream meanwhile: a login with the same resource replaces the session.
+  const ws = await wsClient(t, 'alice', 'alice-secret', 'lost-then-closed');
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'lost-then-closed')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  t.ok(ws.jid);
+  const again = await c.raw(req);
+  t.equal(again.text, first.text, 'the repeated rid gets its buffered response, the ping result');
+  const next = await c.send();
+  t.equal(terminalCondition(next), 'remote-stream-error', 'the next request gets the terminate body');
+  t.ok(next.body?.getChild('error', NS.STREAM)?.getChild('conflict'), 'with the conflict inside');
+});
+
 t.test('repeating a rid that is still held answers the old request with a recoverable error (§14.3)', async (t) => {
   const c = client(t);
   await c.create({ wait: 1 });

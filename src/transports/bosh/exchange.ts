@@ -11,8 +11,12 @@ import { skippedWhenEnding } from '../input-pump.js';
  * holds the state; these functions decide.
  */
 export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): void {
-  // The core closed the stream while no request was held: this one carries the news.
-  if (conn.closing) return conn.deliverFinalTo(reply);
+  // The core closed the stream while no request was held: this one carries the news, unless it
+  // repeats a rid whose response was lost on the way, which is sent again first (§14.3).
+  if (conn.closing) {
+    if (conn.window.classify(req.rid) === 'answered' && repeatsKey(conn, req)) return conn.resend(req.rid, reply, now);
+    return conn.deliverFinalTo(reply);
+  }
   // §17.2: the XMPP session is gone under a live BOSH session without a stream close.
   if (conn.session.destroyed) return conn.fail('remote-connection-failed', reply, 'the XMPP session is gone');
   const verdict = conn.window.classify(req.rid);
