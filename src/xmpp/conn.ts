@@ -32,7 +32,8 @@ export interface Conn {
   readonly bufferedBytes: number;
   /**
    * True while input the peer sent waits in the transport (inbound shaping, a high output backlog):
-   * an answer the server waits for (XEP-0198 <a/>) may be in it, so waits on the peer go on.
+   * an answer the server waits for (XEP-0198 <a/>) may be in it, so waits on the peer go on. Also
+   * while the peer cannot read yet for a time the transport granted (a BOSH pause, XEP-0124 §10).
    */
   readonly inputHeld?: boolean;
   /** The core has room for the peer's input again (ConnEvents.inputBacklogged went false): read on. */

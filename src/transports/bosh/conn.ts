@@ -45,6 +45,11 @@ export class BoshConn implements Conn {
   #idleSince: number;
   /** §10: the inactivity period in ms while a pause is in force. */
   #pauseMs: number | undefined;
+  /**
+   * §10 with XEP-0198: from a pause until the client is back and answering (see inputHeld), the rid
+   * of the first request that can carry its answer to what waited for it (Infinity while paused).
+   */
+  #backAt: number | undefined;
   /** §9.2: the 'report' and 'time' for the next response. */
   #report: { report: number; time: number } | undefined;
   /** Out-of-order requests by rid, waiting for the gap to fill. */
@@ -87,7 +92,12 @@ export class BoshConn implements Conn {
   get closing(): boolean { return this.#final !== undefined; }
   get queued(): number { return this.#out.length; }
   get bufferedBytes(): number { return this.#out.bytes; }
-  get inputHeld(): boolean { return this.input.queuedItems > 0; }
+  /**
+   * Input waits in the pump, or the client paused (§10): then it can neither read what waits for it
+   * (an XEP-0198 <r/>) nor answer, and the pause the server granted, not the wait for an answer,
+   * decides when it is gone. Back, it answers in the request after the one that fetched it.
+   */
+  get inputHeld(): boolean { return this.input.queuedItems > 0 || this.#backAt !== undefined; }
   inputRoom(): void { this.input.kick(); }
   /** Unprocessed input bytes this session may have (see exchange.ts overfed). */
   get maxInputBytes(): number { return this.host.flow.maxInputBytes; }
@@ -167,11 +177,16 @@ export class BoshConn implements Conn {
     const held = this.held.splice(0);
     for (const h of held) this.#respond(h, [], now, h.rid !== pauseRid);
     this.#pauseMs = Math.min(seconds, this.params.maxpause) * 1000;
+    this.#backAt = Number.POSITIVE_INFINITY;
     this.#idleSince = now;
   }
 
-  /** §10: the next request sets the inactivity period back to normal. */
-  unpause(): void { this.#pauseMs = undefined; }
+  /** §10: the next request (`rid`) sets the inactivity period back to normal. */
+  unpause(rid: number): void {
+    if (this.#pauseMs !== undefined) this.#backAt = rid + 1;
+    else if (this.#backAt !== undefined && rid >= this.#backAt) this.#backAt = undefined;
+    this.#pauseMs = undefined;
+  }
 
   /** §9.2: the client lacks the response to `rid`: report it on the next response, sent at once. */
   report(rid: number, now: number): void {

@@ -88,7 +88,7 @@ function overfed(conn: BoshConn, req: BoshRequest): boolean {
 function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): void {
   if (!keyValid(conn, req)) return conn.fail('item-not-found', reply, 'invalid key sequence (§15)');
   conn.window.accept(req.rid);
-  conn.unpause();
+  conn.unpause(req.rid);
   conn.hold(req.rid, reply, now);
   if (pollingTooFast(conn, req, now)) return conn.fail('policy-violation', reply, `polling more often than every ${conn.params.polling} s (§12)`);
   // §9.2: the client lacks a response we sent: say so at once. What it acknowledges is not kept (§14.3).
