@@ -206,6 +206,23 @@ t.test('a response lost on the way is sent again after the server closed the str
   t.ok(next.body?.getChild('error', NS.STREAM)?.getChild('conflict'), 'with the conflict inside');
 });
 
+t.test('a closed stream\'s final body goes to the session\'s next request, not to one with a rid outside its window (§14.2, §13)', async (t) => {
+  const c = client(t);
+  await c.login('alice', 'alice-secret', 'closed-outsider');
+  // The server closes the stream while no request is held: a login with the same resource replaces the session.
+  await wsClient(t, 'alice', 'alice-secret', 'closed-outsider');
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'closed-outsider')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  // Whoever knows the sid, with a rid not of the session's sequence, gets item-not-found and nothing of it.
+  for (const rid of [c.rid + 5, c.rid - 50]) {
+    const outsider = await c.raw(x('body', { xmlns: NS.HTTPBIND, sid: c.sid, rid }));
+    t.equal(terminalCondition(outsider), 'item-not-found', `rid ${rid} is refused`);
+    t.notOk(outsider.body?.getChild('error', NS.STREAM), 'without the stream error meant for the client');
+  }
+  const next = await c.send();
+  t.equal(terminalCondition(next), 'remote-stream-error', 'the client\'s next request still gets the terminate body');
+  t.ok(next.body?.getChild('error', NS.STREAM)?.getChild('conflict'), 'with the conflict inside');
+});
+
 t.test('repeating a rid that is still held answers the old request with a recoverable error (§14.3)', async (t) => {
   const c = client(t);
   await c.create({ wait: 1 });

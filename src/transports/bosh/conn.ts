@@ -209,6 +209,15 @@ export class BoshConn implements Conn {
   }
 
   /**
+   * A request that names this closing session's sid but is not of its sequence (exchange.ts):
+   * it gets item-not-found (§17.2) and nothing of the session, which waits on for its own.
+   */
+  refuse(reply: HttpReply, text: string): void {
+    this.host.log.debug({ sid: this.sid, session: this.session.logId, text }, 'bosh request refused');
+    reply.send(this.params.legacy ? legacyStatus('item-not-found') : 200, this.params.contentType, serialize(terminateBody('item-not-found')));
+  }
+
+  /**
    * A terminal binding error (§17.2): `reply` gets `condition`, every other
    * open request other-request (or `condition` when no request caused it),
    * and the session ends. The XMPP session is told its transport was lost

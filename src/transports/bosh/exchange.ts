@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { serialize } from '../../xml/index.js';
 import { recoverableErrorBody, type BoshRequest } from './body.js';
 import type { BoshConn } from './conn.js';
+import type { RidVerdict } from './rid-window.js';
 import type { HttpReply } from './types.js';
 import { skippedWhenEnding } from '../input-pump.js';
 
@@ -14,7 +15,12 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
   // The core closed the stream while no request was held: this one carries the news, unless it
   // repeats a rid whose response was lost on the way, which is sent again first (§14.3).
   if (conn.closing) {
-    if (conn.window.classify(req.rid) === 'answered' && repeatsKey(conn, req)) return conn.resend(req.rid, reply, now);
+    const verdict = conn.window.classify(req.rid);
+    if (verdict === 'answered' && repeatsKey(conn, req)) return conn.resend(req.rid, reply, now);
+    // The final body (the stanzas still queued, the stream error) goes only to a request of the
+    // session's own sequence: a rid in the window with its §15 key. Anything else that names the
+    // sid is refused without ending the session, so the client's own next request still gets it.
+    if (!ofTheSequence(conn, req, verdict)) return conn.refuse(reply, `rid ${req.rid} or its key is not the session's next (§14.2, §15)`);
     return conn.deliverFinalTo(reply);
   }
   // §17.2: the XMPP session is gone under a live BOSH session without a stream close.
@@ -167,6 +173,21 @@ function keyValid(conn: BoshConn, req: BoshRequest): boolean {
   conn.key = (req.newkey ?? req.key).toLowerCase();
   conn.rememberKey(req.rid, req.key.toLowerCase());
   return true;
+}
+
+/**
+ * A request that may take a closed stream's final body: its rid is the next one, or ahead of it
+ * within the window (§14.2), or one still held or pending; with §15 keys, its key is the one that
+ * rid must carry (hashed once per rid up to the last key seen).
+ */
+function ofTheSequence(conn: BoshConn, req: BoshRequest, verdict: RidVerdict): boolean {
+  if (verdict === 'outside' || verdict === 'gone' || verdict === 'answered') return false;
+  if (conn.key === undefined) return true;
+  if (verdict === 'open' || conn.pending.has(req.rid)) return repeatsKey(conn, req);
+  if (req.key === undefined) return false;
+  let key = req.key.toLowerCase();
+  for (let n = req.rid - conn.window.next + 1; n > 0; n--) key = createHash('sha1').update(key).digest('hex');
+  return key === conn.key;
 }
 
 /** §15 with §14.3: a resent request carries the key of the first one with its rid (a pending one's is its own). */
