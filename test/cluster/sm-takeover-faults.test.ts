@@ -7,9 +7,9 @@
  * stanzas must still be handed over (offline) when its resume time runs
  * out, never left in Redis for good.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { XmlElement } from '../../src/xml/index.js';
-import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, startGateway, type Gateway } from '../helpers/gateways.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
@@ -22,6 +22,21 @@ import type { Session } from '../../src/xmpp/session.js';
 
 const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
+
+/** Two gateways; alice on n1 with resumable SM acking nothing by herself, bob on n2, n2 seeing alice. */
+async function aliceAndBob(t: Test): Promise<{ n1: Gateway; n2: Gateway; alice: SmPeer; bob: RawWsClient; redisUrl: string }> {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n1, ['alice', 'bob']);
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
+  const bob = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'alice seen from n2' });
+  return { n1, n2, alice, bob, redisUrl: opts.redisUrl };
+}
 
 t.test('a takeover whose answer was lost (the script ran) still hands the session\'s queue over when its resume time runs out', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '2' });
@@ -65,16 +80,7 @@ t.test('a takeover whose answer was lost (the script ran) still hands the sessio
 });
 
 t.test('a journal write lost with its connection (Redis restarting) costs no stanza at a later takeover', async (t) => {
-  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, ['alice', 'bob']);
-  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
-  t.teardown(() => alice.c.close());
-  const bob = await RawWsClient.connect(n2.server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'desk');
-  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'alice seen from n2' });
+  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t);
   // The script that stores m2 in alice's queue is lost with node 1's connection (it never ran).
   const redis = n1.cluster.node.redis;
   const evalScript = redis.eval.bind(redis);
@@ -98,9 +104,9 @@ t.test('a journal write lost with its connection (Redis restarting) costs no sta
   t.same(alice.messageIds(), ['m1', 'm2', 'm3'], 'node 1 delivered all three');
   // Alice handled m1 only; the ack reaches Redis.
   alice.ack(1);
-  const look = await connectRedis(opts.redisUrl, { warn: () => undefined }, 'look');
+  const look = await connectRedis(redisUrl, { warn: () => undefined }, 'look');
   t.teardown(() => look.destroy());
-  await eventually(async () => (await look.hGet(smKeys(keyPrefix(opts.redisUrl)).record(alice.smid!), 'counter_out')) === '1', { message: 'the ack stored' });
+  await eventually(async () => (await look.hGet(smKeys(keyPrefix(redisUrl)).record(alice.smid!), 'counter_out')) === '1', { message: 'the ack stored' });
   alice.c.ws.terminate();
   await alice.c.waitClosed();
   const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 1 });
@@ -186,16 +192,7 @@ t.test('a session claimed from its live owner whose resumption then failed tells
 });
 
 t.test('two resumptions of one session on the same node at once: the later one has it with its queue, nothing is handed over twice', async (t) => {
-  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, ['alice', 'bob']);
-  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
-  t.teardown(() => alice.c.close());
-  const bob = await RawWsClient.connect(n2.server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'desk');
-  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'alice seen from n2' });
+  const { n2, alice, bob } = await aliceAndBob(t);
   for (const id of ['m1', 'm2']) bob.send(chat(alice.jid, id));
   await eventually(() => alice.h === 2, { message: 'alice got the two messages' });
   // Node 2's claims: the first is answered once the second was sent; the second runs once the first resumed.
