@@ -105,7 +105,7 @@ export function createCore(deps: CoreDeps): Core {
     unexpected(err, session);
   }
 
-  const lifecycle = createLifecycle({ hooks, sessions, log, metrics, destroy: (s, r) => destroy(s, r) });
+  const lifecycle = createLifecycle({ hooks, sessions, log, metrics, destroy: (s, r, ended) => destroy(s, r, ended) });
 
   const ctx: ModuleContext = {
     hooks, sessions, router, iq, nonzas, disco, components, hosts, log, metrics, queues, lifecycle,

@@ -6,7 +6,7 @@ import type { CoreEvents } from './events.js';
 import type { Session } from './session.js';
 import type { SessionManager } from './session-manager.js';
 import type { Log } from './log.js';
-import type { CoreMetrics } from './metrics-port.js';
+import type { CoreMetrics, SessionEndReason } from './metrics-port.js';
 
 /** Decides whether a session whose transport died may hibernate (stream management: resumable and not closing). */
 export type HibernationPolicy = (session: Session, reason: string) => boolean;
@@ -42,7 +42,8 @@ export interface LifecycleDeps {
   readonly sessions: SessionManager;
   readonly log: Log;
   readonly metrics: CoreMetrics;
-  destroy(session: Session, reason: StreamError | undefined): void;
+  /** `ended`: xmpp_sessions_ended_total's reason when the stream error does not say it (a resumption's carrier). */
+  destroy(session: Session, reason: StreamError | undefined, ended?: SessionEndReason): void;
 }
 
 /** The core's side of the life cycle: what ModuleContext exposes plus the steps only the core takes. */
@@ -92,7 +93,8 @@ export function createLifecycle(deps: LifecycleDeps): CoreLifecycle {
       old.transport = conn.transport;
       old.streamId = carrier.streamId;
       old.notopen = false;
-      deps.destroy(carrier, { condition: 'reset', text: `resumed into ${old.logId}` });
+      // Counted as 'resumed', not as the stream error it never was (nothing is written to the carrier).
+      deps.destroy(carrier, { condition: 'reset', text: `resumed into ${old.logId}` }, 'resumed');
       adopt(old, greeting);
     },
     adopt,

@@ -3,8 +3,11 @@ import type { StreamErrorCondition } from './errors.js';
 export type Transport = 'websocket' | 'bosh';
 export type StanzaKind = 'message' | 'presence' | 'iq';
 
-/** Why a session ended (xmpp_sessions_ended_total): a bounded set, never the stream error's text. */
-export type SessionEndReason = 'closed' | 'stream-error' | 'conflict' | 'timeout' | 'resume-timeout' | 'shutdown' | 'kicked' | 'dropped';
+/**
+ * Why a session ended (xmpp_sessions_ended_total): a bounded set, never the stream error's text.
+ * 'resumed': the new stream that carried a XEP-0198 <resume/>, whose transport went to the resumed session.
+ */
+export type SessionEndReason = 'closed' | 'stream-error' | 'conflict' | 'timeout' | 'resume-timeout' | 'shutdown' | 'kicked' | 'dropped' | 'resumed';
 
 /** XEP-0198 §5 resumption outcomes; a failure is told apart by why the smid did not resume. */
 export type ResumeOutcome = 'resumed' | 'unknown-smid' | 'wrong-user' | 'timed-out';

@@ -59,6 +59,20 @@ t.test('a page reload from WebSocket to BOSH resumes: outcome, transports and ti
   t.equal(await delta('xmpp_sm_hibernation_seconds_count'), 1, 'the time it hibernated is observed');
 });
 
+t.test('a resumption ends its carrier stream as resumed: not a stream error, once', async (t) => {
+  // The new stream that carries <resume/> is started (and counted) before it is known to resume; its end is
+  // counted too, so started and ended stay balanced, but as what it is: no stream error was sent or seen.
+  const delta = await baseline(server);
+  const { c, smid } = await enabled(t, server, websocket, 'alice', 'carrier');
+  c.drop();
+  await eventually(async () => (await hibernating(server)) === 1, { message: 'the session hibernates' });
+  t.ok((await resume(t, server, bosh, 'alice', smid)).is('resumed', NS.SM), 'resumed over BOSH');
+  t.equal(await delta('xmpp_sessions_ended_total', { reason: 'stream-error' }), 0, 'no session ended with a stream error');
+  t.equal(await delta('xmpp_stream_errors_total'), 0, 'nor was any stream error sent');
+  t.equal(await delta('xmpp_sessions_ended_total', { transport: 'bosh', reason: 'resumed' }), 1, 'the carrier ended as resumed');
+  t.equal(await delta('xmpp_sessions_ended_total'), 1, 'and nothing else ended');
+});
+
 t.test('and back from BOSH to WebSocket', async (t) => {
   const delta = await baseline(server);
   const { smid } = await enabled(t, server, bosh, 'alice', 'back');
