@@ -155,12 +155,16 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     },
   }, log);
   registerBoshHeld(xmpp.registry, () => bosh.stats().held);
-  const monitoring = createMonitoring({ config, registry: xmpp.registry, ping: () => storage.ping(), log, buildInfo: opts.buildInfo });
+  const monitoring = createMonitoring({
+    config, registry: xmpp.registry, ping: () => storage.ping(), log, buildInfo: opts.buildInfo,
+    // Not ready while Redis is unreachable: a load balancer sends new sessions to another node. A health
+    // check like the store's, so xmpp_ready, its flips and the not-ready log line say it too.
+    clusterReady: cluster ? () => cluster.ready() : undefined,
+  });
   registerHttpRoutes(http, xmpp.registry, {
     health: () => monitoring.health(), metricsAllowed: monitoring.metricsAllowed,
     websocketPath: WEBSOCKET_PATH, boshPath: BOSH_PATH,
-    // Not ready while Redis is unreachable: a load balancer sends new sessions to another node.
-    ready: cluster ? () => ready && cluster.ready() : () => ready, publicUrl: config.publicUrl, domains: config.domains,
+    ready: () => ready, publicUrl: config.publicUrl, domains: config.domains,
   });
   await http.register(fastifyStatic, { root: PUBLIC_DIR, index: ['index.html'] });
   http.addHook('onReady', async () => { ready = true; });

@@ -14,7 +14,7 @@ export interface Monitoring {
   readonly metricsHttp: FastifyInstance | undefined;
   /** METRICS_ALLOW for /metrics on the main port; undefined when METRICS_PORT serves it. */
   readonly metricsAllowed: PeerFilter | undefined;
-  /** What /readyz adds to "started and not stopping": the store and the event loop. */
+  /** What /readyz adds to "started and not stopping": the store, the event loop and, in a cluster, Redis. */
   health(): Promise<NotReadyReason | undefined>;
   close(): Promise<void>;
 }
@@ -24,6 +24,8 @@ export interface MonitoringDeps {
   readonly registry: Registry;
   /** Storage.ping. */
   readonly ping: () => Promise<void>;
+  /** CLUSTER=redis: Cluster.ready (Redis reachable, this node a member); absent without a cluster. */
+  readonly clusterReady?: () => boolean;
   readonly log: Log;
   /** Default: dist/build-info.json (loadBuildInfo). */
   readonly buildInfo?: BuildInfo;
@@ -40,7 +42,7 @@ export function createMonitoring(deps: MonitoringDeps): Monitoring {
   const metricsHttp = config.metricsPort === 0 ? undefined : createMetricsListener(registry, allowed);
   const gauges = readinessMetrics(registry);
   const readiness = createReadiness({
-    ping: deps.ping, maxEventLoopDelayMs: config.readyMaxEventLoopDelay, pingTimeoutMs: READY_STORAGE_TIMEOUT_MS,
+    ping: deps.ping, clusterReady: deps.clusterReady, maxEventLoopDelayMs: config.readyMaxEventLoopDelay, pingTimeoutMs: READY_STORAGE_TIMEOUT_MS,
     onChange: (reason) => {
       gauges.changed();
       if (reason) log.warn({ event: 'not-ready', reason }, 'not ready');
@@ -63,7 +65,7 @@ export function createMonitoring(deps: MonitoringDeps): Monitoring {
 
 /** xmpp_ready and xmpp_readiness_changes_total: what the last health check said, and how often it flipped (alerts on flapping). */
 function readinessMetrics(registry: Registry): { ready(yes: boolean): void; changed(): void } {
-  const ready = new Gauge({ name: 'xmpp_ready', help: '1 when the last /readyz health check (storage, event loop) said ready, else 0', registers: [registry] });
+  const ready = new Gauge({ name: 'xmpp_ready', help: '1 when the last /readyz health check (storage, event loop, Redis in a cluster) said ready, else 0', registers: [registry] });
   const changes = new Counter({ name: 'xmpp_readiness_changes_total', help: 'Times the /readyz health check changed its answer', registers: [registry] });
   return { ready: (yes) => ready.set(yes ? 1 : 0), changed: () => changes.inc() };
 }

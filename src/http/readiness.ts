@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 
-/** Why /readyz says no, beyond starting and stopping. */
-export type NotReadyReason = 'storage' | 'event-loop-lag';
+/** Why /readyz says no, beyond starting and stopping ('redis': CLUSTER=redis, Redis unreachable or the node out of the cluster). */
+export type NotReadyReason = 'storage' | 'event-loop-lag' | 'redis';
 
 export interface ReadinessDeps {
   /** The store's trivial query (Storage.ping). */
@@ -10,6 +10,8 @@ export interface ReadinessDeps {
   readonly maxEventLoopDelayMs: number;
   /** How long the store may take to answer before it counts as down. */
   readonly pingTimeoutMs: number;
+  /** CLUSTER=redis: whether Redis answers and this node is a member (Cluster.ready); absent without a cluster. */
+  readonly clusterReady?: () => boolean;
   /** Called when the answer changes (a log line: readiness flapping is worth seeing). */
   readonly onChange?: (reason: NotReadyReason | undefined) => void;
 }
@@ -42,6 +44,7 @@ export function createReadiness(deps: ReadinessDeps): Readiness {
   async function run(): Promise<NotReadyReason | undefined> {
     // The worst delay since the last check; each check opens a new window.
     if (lag && lag.takeWorst() > deps.maxEventLoopDelayMs) return 'event-loop-lag';
+    if (deps.clusterReady && !deps.clusterReady()) return 'redis';
     return (await answersWithin(deps.ping, deps.pingTimeoutMs)) ? undefined : 'storage';
   }
 
