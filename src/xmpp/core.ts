@@ -315,7 +315,9 @@ export function createCore(deps: CoreDeps): Core {
       return true;
     },
     closed(session, reason, _clean) {
-      if (reason) metrics.streamError(reason.condition);
+      // Only a stream that is there gets the error: a hibernating session's end (a resume timeout, a
+      // shutdown, the per-account cap) writes nothing and is counted by its end reason alone.
+      if (reason && session.conn) metrics.streamError(reason.condition);
       session.conn?.close(reason);
       destroy(session, reason);
     },

@@ -119,3 +119,13 @@ t.test('a resume timeout: counted, its stanzas handed over by destination, a lat
   t.ok((await resume(t, s, bosh, 'carol', carol.smid)).is('failed', NS.SM), 'too late');
   t.equal(await delta('xmpp_sm_resumes_total', { outcome: 'timed-out', from: 'none', to: 'bosh' }), 1, 'counted as timed-out, not unknown');
 });
+
+t.test('a resume timeout is no stream error: the hibernating session had no stream to carry one', async (t) => {
+  const s = await withUsers(t, ['frank'], { ...PLAIN, SM_RESUME_TIMEOUT: '1' });
+  const delta = await baseline(s);
+  const { c } = await enabled(t, s, websocket, 'frank', 'gone');
+  c.drop();
+  await eventually(async () => (await delta('xmpp_sm_resume_timeouts_total')) === 1, { message: 'the session times out' });
+  t.equal(await delta('xmpp_sessions_ended_total', { reason: 'resume-timeout' }), 1, 'ended as a resume timeout');
+  t.equal(await delta('xmpp_stream_errors_total'), 0, 'no stream error counted: none was sent');
+});
