@@ -16,7 +16,7 @@ import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import type { SmLog } from './sm-registry.js';
-import { CLAIM, TAKE, decodeItem, smKeys } from './sm-scripts.js';
+import { CLAIM, TAKE, decodeItem, smKeys, smidRef } from './sm-scripts.js';
 import { NS, x } from '../xml/index.js';
 import { createStub } from './remote.js';
 import type { DirEntry } from './directory.js';
@@ -81,7 +81,7 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     try {
       reply = await redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(orphan.epoch), smid] });
     } catch (err) {
-      log.warn({ err, smid }, 'handing over a dead node\'s session failed: trying again');
+      log.warn({ err, sm: smidRef(smid) }, 'handing over a dead node\'s session failed: trying again');
       watch(smid, orphan.epoch, Date.now() + RETRY_MS);
       return;
     }
@@ -89,7 +89,7 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     if (!Array.isArray(reply)) return;
     const [h, host, username, raw, resource, presence, directed, ended] = reply as [string | null, string | null, string | null, unknown[], ...Array<string | null>];
     const items = raw.map((r) => decodeItem(String(r))).filter((i): i is Undelivered => i !== undefined);
-    log.info({ event: 'sm-orphan-timed-out', smid, handedOver: items.length }, 'a session of a dead node was not resumed: its queue is handed over');
+    log.info({ event: 'sm-orphan-timed-out', sm: smidRef(smid), handedOver: items.length }, 'a session of a dead node was not resumed: its queue is handed over');
     if (host && username) reroute(ctx, username, host, items, NOTE);
     // RFC 6121 §4.5.2: the session ends here. A dead owner's was ended at its death (CLAIM's `ended`); one
     // claimed from a live owner whose resumption failed was not (that owner let it go without a word).
@@ -135,7 +135,7 @@ export function createOrphans(deps: OrphanDeps): Orphans {
       for (const smid of smids) {
         // Those this process holds itself (a claim of its own) are not orphans.
         if (id === node.id && waiting.has(smid)) continue;
-        try { await adoptOne(id, smid); } catch (err) { log.warn({ err, smid, node: id }, 'taking over a dead node\'s session failed'); }
+        try { await adoptOne(id, smid); } catch (err) { log.warn({ err, sm: smidRef(smid), node: id }, 'taking over a dead node\'s session failed'); }
       }
       if (smids.length > 0) log.info({ event: 'sm-node-adopted', node: id, sessions: smids.length }, 'took over the resumable sessions of a dead node');
     },

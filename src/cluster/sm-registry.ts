@@ -15,7 +15,7 @@ import type { SmClaim, SmClaimed, SmJournal, SmQueueCopy, SmRegistry } from '../
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import { createSmBatch } from './sm-batch.js';
-import { TAKE, TAKEOVER, decodeItem, encodeItem, fields, smKeys } from './sm-scripts.js';
+import { TAKE, TAKEOVER, decodeItem, encodeItem, fields, smKeys, smidRef } from './sm-scripts.js';
 
 export interface SmLog {
   info(obj: object, msg: string): void;
@@ -111,7 +111,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     if (!h || h.lost || left || !redis.isOpen) return;
     const copy = source?.(smid);
     if (!copy) return;
-    log.warn({ event: 'sm-journal-rewritten', smid, items: copy.items.length }, 'a journal write went unanswered: the queue is stored whole again');
+    log.warn({ event: 'sm-journal-rewritten', sm: smidRef(smid), items: copy.items.length }, 'a journal write went unanswered: the queue is stored whole again');
     batch.rewrite(smid, h.epoch, copy.items.map(encodeItem), copy.counterOut);
   }
 
@@ -147,7 +147,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       // Also after a rolling restart's leave: what the core's drain still routes to a session left in
       // Redis goes into its queue there (fenced: refused, and routed again, once a survivor claimed it).
       if (h) return batch.push(smid, h.epoch, h.marked === true, encodeItem(item), item, waiter);
-      log.debug({ event: 'sm-push-unjournaled', smid, id: item.stanza.attr('id'), left }, 'stanza queued in memory only');
+      log.debug({ event: 'sm-push-unjournaled', sm: smidRef(smid), id: item.stanza.attr('id'), left }, 'stanza queued in memory only');
       // After the answers of the session's pushes still in flight: the waiter hears them in order.
       batch.after(() => waiter.pushed('memory', item));
     },
@@ -211,7 +211,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       // Another node claimed it after us and its notice came before our answer (another connection):
       // the session is that node's; building it here would make two owners until our first write.
       if (later !== undefined && later > Number(reply[0])) {
-        log.info({ event: 'sm-claim-superseded', smid, epoch: Number(reply[0]), later }, 'a takeover was overtaken by another node\'s');
+        log.info({ event: 'sm-claim-superseded', sm: smidRef(smid), epoch: Number(reply[0]), later }, 'a takeover was overtaken by another node\'s');
         return 'unknown';
       }
       // Claimed here from a live process? Not if it was this one (the local session is gone) or a dead node.
@@ -230,7 +230,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       }
       // The script told the old owner (sm-fenced) and left the record connected (hibernated_at 0, no TTL).
       held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined, ended: fields(reply[1] as unknown[]).ended === '1' });
-      log.info({ event: 'sm-claimed', smid, epoch: Number(reply[0]) }, 'stream management session taken over');
+      log.info({ event: 'sm-claimed', sm: smidRef(smid), epoch: Number(reply[0]) }, 'stream management session taken over');
       return claim;
     },
     release(smid) {
@@ -257,7 +257,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       try {
         const [owner, epoch, max] = await redis.hmGet(keys.record(smid), ['owner', 'epoch', 'max']);
         if (owner === node.id && epoch && !held.has(smid) && !claiming.has(smid) && !left) {
-          log.warn({ event: 'sm-claim-unanswered', smid }, 'a takeover went unanswered but took place: the session waits out its resume time here');
+          log.warn({ event: 'sm-claim-unanswered', sm: smidRef(smid) }, 'a takeover went unanswered but took place: the session waits out its resume time here');
           deps.release(smid, Number(epoch), Date.now() + Number(max ?? 0) * 1000);
         }
         return;

@@ -16,6 +16,7 @@
  *   over a dead node's);
  * - channel `{prefix}sm-fenced`: `{smid, epoch}` after each claim.
  */
+import { createHash } from 'node:crypto';
 import { WRITTEN_LIMITS, NS, parseXml } from '../xml/index.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 
@@ -24,6 +25,15 @@ export interface SmKeys {
   queue(smid: string): string;
   node(id: string): string;
   readonly channel: string;
+}
+
+/**
+ * What a log line names an smid by: the first 12 hex digits of its SHA-256. The smid itself is
+ * never logged: a guest's (SASL ANONYMOUS) session is resumed by any anonymous login that
+ * presents it, so it is that session's only secret (resume.ts sameAccount).
+ */
+export function smidRef(smid: string): string {
+  return createHash('sha256').update(smid).digest('hex').slice(0, 12);
 }
 
 export function smKeys(prefix: string): SmKeys {
