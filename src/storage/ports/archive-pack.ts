@@ -118,8 +118,12 @@ export function entriesOf(r: ArchiveRecord): ArchiveEntry[] {
  * the same records handed back, for the caller to try again with (the originals are detached).
  */
 export class PackedWriteError extends Error {
-  constructor(message: string, readonly views: readonly Uint8Array[]) {
+  declare readonly views: readonly Uint8Array[];
+  constructor(message: string, views: readonly Uint8Array[]) {
     super(message);
     this.name = 'PackedWriteError';
+    // Not enumerable: a logger that serializes the error (pino's err copies every enumerable
+    // property) would write the users' messages out, at every retry.
+    Object.defineProperty(this, 'views', { value: views, enumerable: false });
   }
 }
