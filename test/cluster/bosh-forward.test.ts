@@ -17,6 +17,7 @@ import { joinCluster, type ClusterNode } from '../../src/cluster/node.js';
 import { advertisedUrl, createBoshForwarder, type ClusterBoshForwarder } from '../../src/cluster/bosh-forward.js';
 import { HOP_HEADER } from '../../src/transports/bosh/index.js';
 import { loadConfig } from '../../src/config/index.js';
+import { scrape, value } from '../helpers/metrics-text.js';
 
 let redis: TestRedis;
 t.before(async () => { redis = await startRedis(); });
@@ -125,6 +126,30 @@ t.test('requests of one session alternate between two nodes: login, a held poll,
     t.equal(terminalCondition(after), 'item-not-found', `an ended sid on ${g === a ? 'the owner' : 'the other node'}`);
   }
   t.ok(alice.landed.includes(a.bosh) && alice.landed.includes(b.bosh), 'requests reached both nodes');
+});
+
+t.test('a forwarded request is counted once in the cluster: one request, its bytes in and out once', async (t) => {
+  // Prometheus sums the nodes: the node the client reached counts what the client sent and got;
+  // the owner, which got it from a peer, must not count it again.
+  const [a, b] = await cluster(t);
+  const { c: alice } = await direct(t, a, 'alice');
+  const totals = async () => {
+    const [sa, sb] = [await scrape(a.server), await scrape(b.server)];
+    const sum = (name: string, labels: Record<string, string> = {}) => value(sa, name, labels) + value(sb, name, labels);
+    return {
+      requests: sum('xmpp_bosh_requests_total'),
+      in: sum('xmpp_received_bytes_total', { transport: 'bosh' }),
+      out: sum('xmpp_sent_bytes_total', { transport: 'bosh' }),
+    };
+  };
+  const before = await totals();
+  const body = serialize(alice.body({}, ping('hop')));
+  const res = await post(b.bosh, body, { agent: alice.agent });
+  t.same(ids(res), ['hop'], 'answered through the other node');
+  const after = await totals();
+  t.equal(after.requests - before.requests, 1, 'one BOSH request');
+  t.equal(after.in - before.in, Buffer.byteLength(body), 'the bytes the client sent, once');
+  t.equal(after.out - before.out, Buffer.byteLength(res.text), 'the bytes the client got, once');
 });
 
 t.test('a sid no node holds gets item-not-found on either node, and reaches no other node', async (t) => {

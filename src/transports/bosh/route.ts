@@ -122,7 +122,7 @@ export async function registerBosh(app: FastifyInstance, host: TransportHost, op
         reply.code(403).header('content-type', DEFAULT_CONTENT_TYPE).send(serialize(terminateBody('policy-violation')));
         return;
       }
-      transport.handle(req.body as Buffer | undefined, peer ?? client(req), transport.track(httpReply(reply)), peer !== undefined);
+      transport.handle(req.body as Buffer | undefined, peer ?? client(req), transport.track(httpReply(reply), peer !== undefined), peer !== undefined);
     });
   }, { prefix: opts.path });
   // Before the listener stops: answer every held request so shutdown does not wait for 'wait' to pass.

@@ -106,8 +106,11 @@ export class BoshTransport {
    */
   handle(raw: Uint8Array | undefined, client: ClientInfo, reply: HttpReply, forwarded = false): void {
     const now = Date.now();
-    this.server.boshMetrics.request();
-    this.server.metrics.bytesIn('bosh', raw?.length ?? 0);
+    // A peer's request was counted by the node the client sent it to (which counts the answer too: track).
+    if (!forwarded) {
+      this.server.boshMetrics.request();
+      this.server.metrics.bytesIn('bosh', raw?.length ?? 0);
+    }
     let el: XmlElement;
     try {
       el = parseXml(raw ?? '', this.opts.limits, '');
@@ -263,8 +266,11 @@ export class BoshTransport {
   /** The most payload bytes any session has had waiting (issue 10: BOSH_MAX_QUEUED_BYTES plus one turn's output). */
   peakQueuedBytes(): number { return this.#peakQueuedBytes; }
 
-  /** Wraps a reply so the transport counts the HTTP requests still open. */
-  track(reply: HttpReply): HttpReply {
+  /**
+   * Wraps a reply so the transport counts the HTTP requests still open, and the bytes sent to
+   * clients; `forwarded`: the answer goes to the cluster peer that relays it, which counts them.
+   */
+  track(reply: HttpReply, forwarded = false): HttpReply {
     this.#openRequests++;
     let open = true;
     const settle = (): void => {
@@ -274,7 +280,7 @@ export class BoshTransport {
     return {
       send: (status, contentType, body) => {
         settle();
-        this.server.metrics.bytesOut('bosh', Buffer.byteLength(body));
+        if (!forwarded) this.server.metrics.bytesOut('bosh', Buffer.byteLength(body));
         reply.send(status, contentType, body);
       },
       onGone: (fn) => reply.onGone(() => { settle(); fn(); }),
