@@ -9,8 +9,11 @@ export type StanzaKind = 'message' | 'presence' | 'iq';
  */
 export type SessionEndReason = 'closed' | 'stream-error' | 'conflict' | 'timeout' | 'resume-timeout' | 'shutdown' | 'kicked' | 'dropped' | 'resumed';
 
-/** XEP-0198 §5 resumption outcomes; a failure is told apart by why the smid did not resume. */
-export type ResumeOutcome = 'resumed' | 'unknown-smid' | 'wrong-user' | 'timed-out';
+/**
+ * XEP-0198 §5 resumption outcomes; a failure is told apart by why the smid did not resume
+ * ('handled-count-too-high': the client's h acknowledged more than was sent, XEP-0198 §4).
+ */
+export type ResumeOutcome = 'resumed' | 'unknown-smid' | 'wrong-user' | 'timed-out' | 'handled-count-too-high';
 
 /** Where an ended session's unacknowledged stanzas went (hand-over.ts reroute). */
 export type HandOverTarget = 'offline' | 'resource' | 'bounced';

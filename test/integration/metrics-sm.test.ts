@@ -129,3 +129,20 @@ t.test('a resume timeout is no stream error: the hibernating session had no stre
   t.equal(await delta('xmpp_sessions_ended_total', { reason: 'resume-timeout' }), 1, 'ended as a resume timeout');
   t.equal(await delta('xmpp_stream_errors_total'), 0, 'no stream error counted: none was sent');
 });
+
+t.test('a resumption refused for an h above what was sent is a failed resume, counted with its outcome', async (t) => {
+  const s = await withUsers(t, ['gina'], PLAIN);
+  const delta = await baseline(s);
+  const { c, smid } = await enabled(t, s, websocket, 'gina', 'too-high');
+  c.drop();
+  await eventually(async () => (await hibernating(s)) === 1, { message: 'the session hibernates' });
+  const carrier = await bosh.connect(t, s);
+  await carrier.authenticate('gina', 'gina-pw');
+  // Nothing was sent to the session under stream management: h='5' acknowledges stanzas that never were.
+  await carrier.send(`<resume xmlns='${NS.SM}' previd='${smid}' h='5'/>`);
+  const answer = await carrier.until(isSm);
+  t.ok(answer.is('failed', NS.SM) && answer.getChild('handled-count-too-high', NS.SM), 'refused: handled-count-too-high');
+  t.equal(await delta('xmpp_sm_events_total', { event: 'resume-failed' }), 1, 'a failed resume');
+  t.equal(await delta('xmpp_sm_resumes_total', { outcome: 'handled-count-too-high', from: 'websocket', to: 'bosh' }), 1, 'by its outcome');
+  t.equal(await delta('xmpp_sm_resumes_total', { outcome: 'resumed' }), 0, 'not a resumption');
+});

@@ -83,6 +83,8 @@ export function createResume(ctx: ModuleContext, opts: SmOptions, flow: Flow, re
     if (!st || old.destroyed || carrier.destroyed) return notFound(carrier, previd, reply);
     const acked = flow.ack(old, st, h);
     if (!acked.ok) {
+      ctx.metrics.sm('resume-failed');
+      ctx.metrics.smResume('handled-count-too-high', fromTransport(old), carrier.transport);
       return reply.failed(carrier, failed('undefined-condition', undefined,
         x('handled-count-too-high', { xmlns: NS.SM, h, 'send-count': acked.sent })));
     }

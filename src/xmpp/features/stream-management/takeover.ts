@@ -55,6 +55,8 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     if (acked > claimed.items.length) {
       // XEP-0198 §4 handled-count-too-high; the session waits out its resume time as it would have.
       journal.release(previd);
+      ctx.metrics.sm('resume-failed');
+      ctx.metrics.smResume('handled-count-too-high', 'none', carrier.transport);
       return reply.failed(carrier, failed('undefined-condition', undefined,
         x('handled-count-too-high', { xmlns: NS.SM, h, 'send-count': add(claimed.counter_out, claimed.items.length) })));
     }
