@@ -80,6 +80,8 @@ export function createLifecycle(deps: LifecycleDeps): CoreLifecycle {
         const previous = old.conn;
         previous.attach(DETACHED);
         previous.close({ condition: 'conflict', text: 'the session was resumed elsewhere' });
+        // The transport's stream ends with that error while its session lives on: counted here (core.ts counts a session's own).
+        deps.metrics.streamError('conflict');
       }
       carrier.conn = null;
       conn.attach(old);

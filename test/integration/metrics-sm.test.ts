@@ -146,3 +146,14 @@ t.test('a resumption refused for an h above what was sent is a failed resume, co
   t.equal(await delta('xmpp_sm_resumes_total', { outcome: 'handled-count-too-high', from: 'websocket', to: 'bosh' }), 1, 'by its outcome');
   t.equal(await delta('xmpp_sm_resumes_total', { outcome: 'resumed' }), 0, 'not a resumption');
 });
+
+t.test('a resumption that replaces a transport still open counts the conflict stream error that transport gets', async (t) => {
+  const s = await withUsers(t, ['hana'], PLAIN);
+  const delta = await baseline(s);
+  const { c, smid } = await enabled(t, s, websocket, 'hana', 'twice');
+  // The old WebSocket still looks alive (a network change the server has not noticed): XEP-0198 §5 replaces it.
+  t.ok((await resume(t, s, bosh, 'hana', smid)).is('resumed', NS.SM), 'resumed over BOSH');
+  t.equal(await c.streamError(), 'conflict', 'the old stream ends with conflict');
+  t.equal(await delta('xmpp_stream_errors_total', { condition: 'conflict' }), 1, 'counted as the stream error it is');
+  t.equal(await delta('xmpp_stream_errors_total'), 1, 'and nothing else');
+});
