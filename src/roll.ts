@@ -12,8 +12,10 @@
  * arrives for a hibernating session goes into its journaled queue.
  *
  * After CLUSTER_DRAIN_TIMEOUT (or once no session is left) the node leaves:
- * it stops reading, releases its lease (node.stop: no waiting for it to
- * expire) and routes what is left in its inbox. Sessions nobody resumed yet
+ * it stops reading, routes what is left in its inbox while its lease
+ * holds (into the hibernating sessions' journaled queues), then releases
+ * the lease (node.stop: no waiting for it to expire) and routes what was
+ * added in between. Sessions nobody resumed yet
  * are left in Redis exactly as a dead node's are, never closed or handed
  * over here: a resume on any node claims them at once (their owner is
  * gone), and the survivor told of this node's departure owns their resume

@@ -64,6 +64,13 @@ export interface Delivery {
    * the inbox as it is, when no onEntry handler is set).
    */
   drain(node: string): Promise<number>;
+  /**
+   * Reads what is in our own inbox, after stop(), while our lease is still
+   * current (a rolling restart's leave, before the lease goes): the stream
+   * stays, for drain(), which reads what is added until the lease is gone.
+   * Resolves with the number of entries handled.
+   */
+  drainOwn(): Promise<number>;
   /** Stops reading: the batch in hand is finished and acknowledged, the rest stays in the stream. */
   stop(): Promise<void>;
   /** Counters since the start (metrics). */
@@ -337,6 +344,12 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
         if ((await removeInbox(redis, keys)) !== 'not-empty') return handled;
       }
       log.warn({ event: 'cluster-inbox-not-drained', inbox: target }, 'an inbox kept receiving entries while it was drained');
+      return handled;
+    },
+    async drainOwn() {
+      if (!handler) return 0;
+      const handled = await consume(own, redis, false);
+      await handedSettled(own);
       return handled;
     },
     async stop() {

@@ -36,7 +36,7 @@ export interface Cluster {
   start(): Promise<void>;
   /** False while Redis is unreachable or the node has left: /readyz answers 503. */
   ready(): boolean;
-  /** Stops reading, leaves the cluster (no entry is accepted for us any more) and handles what is left in our inbox. */
+  /** Stops reading, handles what is left in our inbox, leaves the cluster (no entry is accepted for us any more) and handles what came in meanwhile. */
   leave(): Promise<void>;
   /** After leave and the core's drain: stops the modules and closes Redis. */
   close(): Promise<void>;
@@ -153,8 +153,14 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
         await reading;
         // A lost lease: a survivor is told we are dead and drains our inbox; reading it too would repeat entries.
         if (lost) return;
+        // Our inbox first, while our lease holds: what waits there for a session hibernating here goes
+        // into its journaled queue at our epoch. Released first, a survivor could drain the inbox or
+        // adopt (fence) those sessions meanwhile, and the stanza went to offline storage, which a
+        // resumed session never reads (test/cluster/rolling-restart-inbox.test.ts).
+        let handled = await delivery.drainOwn();
         await node.stop();
-        const handled = await delivery.drain(id);
+        // What a sender added between that read and the release (it checks our lease), then the stream goes.
+        handled += await delivery.drain(id);
         if (handled > 0) clusterLog.info({ event: 'cluster-inbox-drained', inbox: id, entries: handled }, 'handled what was left in our inbox');
       }, LEAVE_TIMEOUT_MS);
       if (!done) clusterLog.warn({ event: 'cluster-leave-timeout' }, 'leaving the cluster failed or timed out (Redis unreachable?): a survivor will drain our inbox');
