@@ -32,7 +32,7 @@ const POLL_MS = 50;
 
 export interface RollDeps {
   readonly http: FastifyInstance;
-  readonly xmpp: Pick<XmppServer, 'dropTransports' | 'drain' | 'sessions'>;
+  readonly xmpp: Pick<XmppServer, 'dropTransports' | 'drain' | 'sessions' | 'released'>;
   /** The transports: each stops taking new streams. */
   readonly transports: ReadonlyArray<{ stopAccepting(): void }>;
   readonly cluster: Cluster;
@@ -81,6 +81,8 @@ export async function rollOut(deps: RollDeps): Promise<void> {
   // What nobody resumed stays in Redis as a dead node's would, whatever its end here does.
   cluster.release();
   await xmpp.drain();
+  // Each session still here gets its end line (reason 'released'): this process will not see its end.
+  xmpp.released();
   await cluster.close();
 }
 

@@ -74,6 +74,8 @@ export interface XmppServer {
   closeSessions(): void;
   /** A rolling restart (CLUSTER=redis): resumable sessions lose their transport and hibernate, the others close (Core.dropTransports). */
   dropTransports(): void;
+  /** A rolling restart's end: the sessions still here get their end line, left to the cluster (Core.released). */
+  released(): void;
   /** Runs what the closed sessions left (routes, offline writes) and stops the features' timers; storage stays open. */
   drain(): Promise<void>;
   /** How far the shutdown got: offline writes done and still unfinished (main.ts logs it, also at the timeout). */
@@ -189,6 +191,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
       core.shutdown();
     },
     dropTransports: () => core.dropTransports(),
+    released: () => core.released(),
     async drain() {
       // What the closed sessions' and their accounts' queues still hold runs (core.ts): stanzas
       // are routed, then unacked and undelivered messages are stored offline.

@@ -52,6 +52,14 @@ export interface Core {
   dropTransports(): void;
   /** Resolves once every session's and account's queued work, and every route that went async, has run (shutdown). */
   idle(): Promise<void>;
+  /**
+   * A rolling restart's end (roll.ts): the sessions still here are left in
+   * the cluster as they are, for a resumption on another node or the
+   * survivor's timeout. Each gets its session-end line here (reason
+   * 'released'), as this process will not see its end; nothing else of an
+   * end is done (no hook, no hand-over, no presence).
+   */
+  released(): void;
 }
 
 /**
@@ -368,6 +376,15 @@ export function createCore(deps: CoreDeps): Core {
       handOver(ctx, session, session.undeliveredStanzas, UNDELIVERED_NOTE);
       session.undeliveredStanzas = undefined;
     }
+    // Its end line was written already if a rolling restart left it to the cluster (released()).
+    if (!released.has(session)) logEnd(session, ended, reason);
+  }
+
+  /** Sessions a rolling restart left to the cluster (their end line written). */
+  const released = new WeakSet<Session>();
+
+  /** The one session-end line (and xmpp_sessions_ended_total) of a session. */
+  function logEnd(session: Session, ended: SessionEndReason, reason: { condition: string; text?: string } | undefined): void {
     const seconds = (Date.now() - session.startedAt) / 1000;
     metrics.sessionEnded(session.transport, seconds, ended);
     log.info({
@@ -404,6 +421,13 @@ export function createCore(deps: CoreDeps): Core {
         if (session.destroyed || session.conn === null) continue;
         if (lifecycle.mayHibernate(session)) session.conn.drop();
         else session.close({ condition: 'system-shutdown', text: 'the server is shutting down' });
+      }
+    },
+    released() {
+      for (const session of [...sessions.all]) {
+        if (session.destroyed || released.has(session)) continue;
+        released.add(session);
+        logEnd(session, 'released', { condition: 'released', text: 'left in the cluster for a resumption on another node' });
       }
     },
     async idle() {

@@ -7,7 +7,7 @@ export type StanzaKind = 'message' | 'presence' | 'iq';
  * Why a session ended (xmpp_sessions_ended_total): a bounded set, never the stream error's text.
  * 'resumed': the new stream that carried a XEP-0198 <resume/>, whose transport went to the resumed session.
  */
-export type SessionEndReason = 'closed' | 'stream-error' | 'conflict' | 'timeout' | 'resume-timeout' | 'shutdown' | 'kicked' | 'dropped' | 'resumed';
+export type SessionEndReason = 'closed' | 'stream-error' | 'conflict' | 'timeout' | 'resume-timeout' | 'shutdown' | 'kicked' | 'dropped' | 'resumed' | 'released';
 
 /**
  * XEP-0198 §5 resumption outcomes; a failure is told apart by why the smid did not resume

@@ -23,6 +23,7 @@ import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 import { openPostgresStorage } from '../../src/storage/postgres/index.js';
 import type { ModuleContext } from '../../src/xmpp/context.js';
 import { PRIORITY } from '../../src/xmpp/priorities.js';
+import { parseMetrics, value } from '../helpers/metrics-text.js';
 
 const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
@@ -125,6 +126,9 @@ t.test('a session nobody resumed during the drain stays resumable after the node
   const dave = await smWith(t, n1, n2, bob, 'dave', ['d1']);
   await n1.server.app.leave();
   await erin.c.waitClosed();
+  // This process will not see their end: each gets its one session-end (reason 'released') here.
+  const ended = parseMetrics(await n1.server.app.registry.metrics());
+  t.equal(value(ended, 'xmpp_sessions_ended_total', { reason: 'released' }), 2, 'erin and dave: left to the cluster, counted once each');
   // After the node is gone: the survivor takes the record from Redis, no lease to wait for.
   const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'erin', 'erin-pw', erin.smid!, { autoAck: false, h: 1 });
   t.teardown(() => peer.c.close());
