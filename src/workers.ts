@@ -17,6 +17,7 @@ import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { serveWorkerMetrics } from './metrics/workers.js';
 
 /** Smallest pause before a crashed worker is started again (a crash loop must not spin). */
 const RESTART_DELAY_MS = 1000;
@@ -83,6 +84,8 @@ export function supervise(plan: WorkerPlan, log: SupervisorLog, exit: (code: num
   // cost 3.7 % of the gateway's CPU in the primary and 4 to 5 % in each worker during the bench's logins
   // (bench/RESULTS.md, "Cluster", s22-login). With SCHED_NONE the workers accept on the one socket.
   cluster.schedulingPolicy = plan.workersScheduling === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
+  // A scrape reaches one worker: it asks here for every worker's metrics, summed (metrics/workers.ts).
+  serveWorkerMetrics();
   for (let i = 0; i < plan.workers; i++) fork(i);
 }
 

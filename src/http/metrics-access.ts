@@ -1,6 +1,7 @@
 import ipaddr from 'ipaddr.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
+import { metricsText } from '../metrics/workers.js';
 
 /** Who may read /metrics: a test on the direct peer's address. */
 export type PeerFilter = (address: string | undefined) => boolean;
@@ -27,13 +28,15 @@ export function createPeerFilter(allow: readonly string[]): PeerFilter {
  * item 2; Prosody's mod_http_openmetrics likewise serves loopback only by default).
  */
 export function registerMetricsRoute(app: FastifyInstance, registry: Registry, allowed: PeerFilter): void {
+  // With WORKERS > 1, every worker's metrics summed (metrics/workers.ts), whichever worker is asked.
+  const text = metricsText(registry);
   app.get('/metrics', async (req: FastifyRequest, reply: FastifyReply) => {
     if (!allowed(req.socket.remoteAddress)) {
       return reply.code(403).type('text/plain').header('cache-control', 'no-store')
         .send('metrics are served only to the addresses in METRICS_ALLOW\n');
     }
     reply.type(registry.contentType);
-    return registry.metrics();
+    return text();
   });
 }
 

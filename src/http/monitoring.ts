@@ -40,7 +40,8 @@ export function createMonitoring(deps: MonitoringDeps): Monitoring {
   registerBuildInfo(registry, deps.buildInfo ?? loadBuildInfo());
   const allowed = createPeerFilter(config.metricsAllow);
   const metricsHttp = config.metricsPort === 0 ? undefined : createMetricsListener(registry, allowed);
-  const gauges = readinessMetrics(registry);
+  // A scrape runs the health check too: each worker's xmpp_ready is current, not as of its last probe.
+  const gauges = readinessMetrics(registry, () => health());
   const readiness = createReadiness({
     ping: deps.ping, clusterReady: deps.clusterReady, maxEventLoopDelayMs: config.readyMaxEventLoopDelay, pingTimeoutMs: READY_STORAGE_TIMEOUT_MS,
     onChange: (reason) => {
@@ -49,13 +50,14 @@ export function createMonitoring(deps: MonitoringDeps): Monitoring {
       else log.info({ event: 'ready' }, 'ready again');
     },
   });
+  const health = (): Promise<NotReadyReason | undefined> => readiness.check().then((reason) => {
+    gauges.ready(reason === undefined);
+    return reason;
+  });
   return {
     metricsHttp,
     metricsAllowed: metricsHttp ? undefined : allowed,
-    health: () => readiness.check().then((reason) => {
-      gauges.ready(reason === undefined);
-      return reason;
-    }),
+    health,
     async close() {
       readiness.stop();
       await metricsHttp?.close();
@@ -64,8 +66,13 @@ export function createMonitoring(deps: MonitoringDeps): Monitoring {
 }
 
 /** xmpp_ready and xmpp_readiness_changes_total: what the last health check said, and how often it flipped (alerts on flapping). */
-function readinessMetrics(registry: Registry): { ready(yes: boolean): void; changed(): void } {
-  const ready = new Gauge({ name: 'xmpp_ready', help: '1 when the last /readyz health check (storage, event loop, Redis in a cluster) said ready, else 0', registers: [registry] });
+function readinessMetrics(registry: Registry, check: () => Promise<unknown>): { ready(yes: boolean): void; changed(): void } {
+  const ready = new Gauge({
+    name: 'xmpp_ready', help: '1 when the /readyz health check (storage, event loop, Redis in a cluster), run at each probe and scrape, says ready, else 0', registers: [registry],
+    // WORKERS > 1 (metrics/workers.ts): ready only if every worker is.
+    aggregator: 'min',
+    async collect() { await check(); },
+  });
   const changes = new Counter({ name: 'xmpp_readiness_changes_total', help: 'Times the /readyz health check changed its answer', registers: [registry] });
   return { ready: (yes) => ready.set(yes ? 1 : 0), changed: () => changes.inc() };
 }

@@ -29,6 +29,8 @@ export function registerBuildInfo(registry: Registry, info: BuildInfo): void {
   const gauge = new Gauge({
     name: 'xmpp_build_info', help: 'Always 1; the labels say which build runs: version, commit, Node.js version',
     labelNames: ['version', 'commit', 'node'], registers: [registry],
+    // WORKERS > 1 (metrics/workers.ts): 1 per build, however many workers run it.
+    aggregator: 'max',
   });
   gauge.set({ version: info.version, commit: info.commit, node: process.version }, 1);
 }

@@ -18,6 +18,7 @@ import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 import { NS, x, type XmlElement } from '../../src/xml/index.js';
 import { openPostgresStorage } from '../../src/storage/postgres/index.js';
 import { SmPeer, chat } from '../helpers/sm-peer.js';
+import { parseMetrics, value } from '../helpers/metrics-text.js';
 
 t.setTimeout(180_000);
 const quiet = { warn: () => undefined };
@@ -64,6 +65,22 @@ t.test('workers on one port share their sessions; a killed worker comes back und
   alice.send(`<message xmlns='jabber:client' to='bob@localhost/${bobJid}' type='chat'><body>across workers</body></message>`);
   const got = await bob!.until((el: XmlElement) => el.local === 'message' && el.getChildText('body') === 'across workers', 10_000);
   t.equal(got.attrs.from, 'alice@localhost/desk', 'delivered from the other worker');
+
+  // /metrics, each scrape on a connection of its own: whichever worker answers, it counts every worker's
+  // sessions (they were one worker's each before, and jumped from scrape to scrape).
+  const bound = Object.keys(await redis.hGetAll(`${prefix}dir:alice@localhost`)).length + Object.keys(await redis.hGetAll(`${prefix}dir:bob@localhost`)).length;
+  const seen: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const res = await fetch(`${gw!.httpUrl}/metrics`, { headers: { connection: 'close' } });
+    t.equal(res.status, 200, 'scraped');
+    const samples = parseMetrics(await res.text());
+    seen.push(value(samples, 'xmpp_sessions', { state: 'bound' }));
+    if (i === 0) {
+      t.equal(value(samples, 'xmpp_ready'), 1, 'xmpp_ready: every worker ready is 1, not the number of workers');
+      t.equal(value(samples, 'xmpp_build_info'), 1, 'one build, one series at 1');
+    }
+  }
+  t.same(seen, seen.map(() => bound), `every scrape counts the ${bound} bound sessions of all the workers`);
 
   // BOSH, each request on a connection of its own: whichever worker gets it, the session answers.
   const bosh = new RawBoshClient(gw!.boshUrl, { agent: new http.Agent({ keepAlive: false }) });
