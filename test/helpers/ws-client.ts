@@ -115,3 +115,20 @@ export function streamErrorCondition(el: XmlElement): string | undefined {
 export function stanzaErrorCondition(el: XmlElement): string | undefined {
   return el.getChild('error')?.getChildren().find((c) => c.ns === NS.STANZAS && c.local !== 'text')?.local;
 }
+
+/**
+ * `user` (password `<user>-pw`) logged in on `url` as `resource`, with XEP-0198 enabled when `sm`, and
+ * available: its own presence seen back (RFC 6121 §4.2.2), so the server has processed it. Closed at teardown.
+ */
+export async function availableWs(t: { teardown(fn: () => unknown): void }, url: string, user: string, resource: string, sm = false): Promise<RawWsClient> {
+  const c = await RawWsClient.connect(url);
+  t.teardown(() => c.close());
+  await c.login(user, `${user}-pw`, resource);
+  if (sm) {
+    c.send(`<enable xmlns='${NS.SM}'/>`);
+    await c.until((el) => el.is('enabled', NS.SM));
+  }
+  c.send(`<presence xmlns='jabber:client'/>`);
+  await c.until((el) => el.local === 'presence' && el.attr('from') === `${user}@localhost/${resource}`);
+  return c;
+}

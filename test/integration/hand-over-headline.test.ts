@@ -10,25 +10,14 @@
 import t from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { withUsers } from '../helpers/server.js';
-import { RawWsClient } from '../helpers/ws-client.js';
+import { RawWsClient, availableWs } from '../helpers/ws-client.js';
 import { waitUntil } from '../helpers/eventually.js';
 
 const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true' });
 
 const isMsg = (id: string) => (el: XmlElement): boolean => el.local === 'message' && el.attr('id') === id;
 
-async function online(user: string, resource: string, sm = false): Promise<RawWsClient> {
-  const c = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => c.close());
-  await c.login(user, `${user}-pw`, resource);
-  if (sm) {
-    c.send(`<enable xmlns='${NS.SM}'/>`);
-    await c.until((el) => el.is('enabled', NS.SM));
-  }
-  c.send(`<presence xmlns='jabber:client'/>`);
-  await c.until((el) => el.local === 'presence' && el.attr('from') === `${user}@localhost/${resource}`);
-  return c;
-}
+const online = (user: string, resource: string, sm = false): Promise<RawWsClient> => availableWs(t, server.wsUrl, user, resource, sm);
 
 t.test('unacked headlines of a session that ends are not given to the other resources; its chat message is', async (t) => {
   const tab = await online('alice', 'tab', true);

@@ -10,20 +10,13 @@
 import t from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { withUsers } from '../helpers/server.js';
-import { RawWsClient } from '../helpers/ws-client.js';
+import { RawWsClient, availableWs } from '../helpers/ws-client.js';
 
 const server = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true' });
 
 const isMsg = (id: string) => (el: XmlElement): boolean => el.local === 'message' && el.attr('id') === id;
 
-async function online(user: string, resource: string): Promise<RawWsClient> {
-  const c = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => c.close());
-  await c.login(user, `${user}-pw`, resource);
-  c.send(`<presence xmlns='jabber:client'/>`);
-  await c.until((el) => el.local === 'presence' && el.attr('from') === `${user}@localhost/${resource}`);
-  return c;
-}
+const online = (user: string, resource: string): Promise<RawWsClient> => availableWs(t, server.wsUrl, user, resource);
 
 t.test('an error message to a bare JID reaches none of its resources, and nothing answers it', async (t) => {
   const bob = await online('bob', 'b');
