@@ -5,6 +5,12 @@ import type { Session } from '../session.js';
 import { PRIORITY } from '../priorities.js';
 import { handledAsBareWithoutResource, messageType } from '../message-types.js';
 
+/** What message delivery gives the features that deliver on its behalf (offline storage's waiting messages). */
+export interface MessageDelivery {
+  /** Sends the message to the resources the bare-JID rules pick (false when none), remembering who got one given to several (the hand-over asks). */
+  deliverBare(event: RouteEvent): boolean;
+}
+
 /**
  * Message delivery between local accounts (RFC 6121 §8.5): the standard
  * deliver handlers, last on their events. Offline storage delivers above
@@ -12,12 +18,6 @@ import { handledAsBareWithoutResource, messageType } from '../message-types.js';
  * are exported. A chat or normal message to a full JID whose resource is
  * not connected reaches the bare-JID rules through the router (§8.5.3.2.1).
  */
-/** What message delivery gives the features that deliver on its behalf (offline storage's waiting messages). */
-export interface MessageDelivery {
-  /** deliverBare, remembering who got a message given to several resources at once (the hand-over asks). */
-  deliverBare(event: RouteEvent): boolean;
-}
-
 export function register(ctx: ModuleContext): MessageDelivery {
   // §8.5.2.1.1: a message to the bare JID goes to every resource of the top priority, the same
   // stanza to each. Who got it, while one of them has not acknowledged it (XEP-0198): see 'hand-over'.
@@ -36,7 +36,6 @@ export function register(ctx: ModuleContext): MessageDelivery {
     const others = (stanza: XmlElement): boolean => shared.get(stanza)?.some((s) => s !== event.session && !s.destroyed) === true;
     if (event.stanzas.some((u) => others(u.stanza))) event.stanzas = event.stanzas.filter((u) => !others(u.stanza));
   }, PRIORITY.lifecycle.default);
-
 
   // XEP-0203 §7: a delay notation that claims to come from this server but
   // arrives from a client is a forgery; the recipient's server SHOULD
@@ -82,14 +81,7 @@ export function deliverFull(ctx: ModuleContext, event: RouteEvent): void {
   const type = messageType(stanza);
   if (type === 'groupchat') ctx.router.bounce(event, 'service-unavailable');
   else if (handledAsBareWithoutResource(type)) void ctx.router.route(null, stanza, to);
-  else if (type !== 'headline' && type !== 'error' && !deliverBare(ctx, event)) undeliverable(ctx, event);
-}
-
-/** Sends the message to the resources the bare-JID rules pick; false when there are none. */
-export function deliverBare(ctx: ModuleContext, event: RouteEvent): boolean {
-  const targets = bareTargets(ctx, event);
-  for (const s of targets) s.send(event.stanza);
-  return targets.length > 0;
+  // headline and error: silently ignored.
 }
 
 /**
