@@ -202,12 +202,15 @@ t.test('two resumptions of one session on the same node at once: the later one h
   const second = new Promise<void>((r) => { secondSent = r; });
   let firstResumed: () => void = () => undefined;
   const first = new Promise<void>((r) => { firstResumed = r; });
+  let firstClaimed: () => void = () => undefined;
+  const firstClaim = new Promise<void>((r) => { firstClaimed = r; });
   let claims = 0;
   Object.defineProperty(redis, 'eval', {
     configurable: true,
     value: async (...args: Parameters<typeof evalScript>) => {
       if (args[0] !== TAKEOVER) return evalScript(...args);
       if (++claims === 1) {
+        firstClaimed();
         await second;
         return evalScript(...args);
       }
@@ -216,7 +219,10 @@ t.test('two resumptions of one session on the same node at once: the later one h
       return evalScript(...args);
     },
   });
+  // The second client starts once the first one's claim is in: two logins started together may claim in either
+  // order, and the second claim (held until the first client resumed) would then belong to the first client: deadlock.
   const one = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false });
+  await firstClaim;
   const two = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false });
   const a = await one;
   t.teardown(() => a.peer.c.close());
