@@ -62,6 +62,8 @@ async function alicePage(tt: Test): Promise<{ page: Page; frames: Frame[] }> {
   });
   await page.goto(site.url('websocket'));
   await loginWithForm(page, 'alice@localhost', 'alice-pw');
+  // The probe is waited for, not assumed (seen undefined once on a loaded machine).
+  await page.waitForFunction(() => (globalThis as Record<string, unknown>).__converse !== undefined, undefined, { timeout: 15_000 });
   return { page, frames };
 }
 
