@@ -166,9 +166,13 @@ t.test('a token stops working when the password changes, and when the account is
   const token = await tokenFor(t, agent);
   t.ok((await attempt(t, tokenLogin(token, agent))).answer.is('success', NS.SASL2), 'the token logs in before');
   const fresh = await tokenFor(t, agent);
+  const online = await attempt(t, authenticate({ mechanism: 'PLAIN', initial: plainResponse('alice', 'alice-pw'), agent, bind: { tag: 'online' } }));
   // A new password (as `user passwd` or an account change writes it) ends every token of the account.
   await server.storage.users.setCredentials('localhost', 'alice', await deriveStoredCredentials('alice-pw', server.config.scramIterations));
   t.equal(failureCondition((await attempt(t, tokenLogin(fresh, agent))).answer), 'not-authorized', 'after the password change the token is refused');
+  // ... and the sessions logged in before it, once the server reads its change log (every 500 ms): the tests after
+  // this one log alice in again, and a login before that read would be ended too.
+  t.equal(streamErrorCondition(await online.c.until((e) => e.local === 'error', 5000)), 'reset', 'the session from before the change gets reset');
 
   await server.addUser('carol', 'carol-pw');
   const { answer } = await attempt(t, authenticate({ mechanism: 'PLAIN', initial: plainResponse('carol', 'carol-pw'), agent, bind: { tag: 'raw' }, requestToken: true }));
