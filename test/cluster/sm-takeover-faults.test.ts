@@ -24,8 +24,8 @@ const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
 
 /** Two gateways; alice on n1 with resumable SM acking nothing by herself, bob on n2, n2 seeing alice. */
-async function aliceAndBob(t: Test): Promise<{ n1: Gateway; n2: Gateway; alice: SmPeer; bob: RawWsClient; redisUrl: string }> {
-  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+async function aliceAndBob(t: Test, env: Record<string, string> = {}): Promise<{ n1: Gateway; n2: Gateway; alice: SmPeer; bob: RawWsClient; redisUrl: string }> {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', ...env });
   const n1 = await startGateway(t, 'n1', opts);
   const n2 = await startGateway(t, 'n2', opts);
   await addUsers(n1, ['alice', 'bob']);
@@ -39,16 +39,7 @@ async function aliceAndBob(t: Test): Promise<{ n1: Gateway; n2: Gateway; alice: 
 }
 
 t.test('a takeover whose answer was lost (the script ran) still hands the session\'s queue over when its resume time runs out', async (t) => {
-  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '2' });
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, ['alice', 'bob']);
-  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
-  t.teardown(() => alice.c.close());
-  const bob = await RawWsClient.connect(n2.server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'desk');
-  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'alice seen from n2' });
+  const { n1, n2, alice, bob } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '2' });
   for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
   await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
   // Node 2's connection drops right after Redis ran its TAKEOVER: the claim happened, its answer is lost.
