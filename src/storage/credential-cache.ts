@@ -9,7 +9,8 @@
  * guessing names must not fill the memory). The bound is in bytes, least
  * recently used out (lru-cache). Coherence is the caller's: `invalidate` when
  * any writer, in any process, changed or deleted the account (PostgreSQL
- * NOTIFY, credential-listener.ts), `suspend` while such news may be missed
+ * NOTIFY, credential-listener.ts; a change read from the store's change log
+ * through this port is forgotten too), `suspend` while such news may be missed
  * (nothing is kept or served until `resume`). A read that was under way when
  * news arrived is not kept: its row may predate the change.
  */
@@ -81,6 +82,13 @@ export function createCredentialCache(inner: UserStore, opts: { maxBytes: number
       } finally {
         forget(host, username);
       }
+    },
+    // The change log and the NOTIFY tell of the same commits, in no set order: a change read from the
+    // log is forgotten here too, so whoever acts on it (account-changes.ts) then reads the account as it is.
+    async changesSince(cursor) {
+      const next = await inner.changesSince(cursor);
+      for (const { host, username } of next.changes) forget(host, username);
+      return next;
     },
   };
 

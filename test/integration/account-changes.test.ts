@@ -10,14 +10,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NS } from '../../src/xml/index.js';
 import { openSqliteStorage } from '../../src/storage/index.js';
+import { deriveStoredCredentials } from '../../src/storage/credentials.js';
 import { withServer } from '../helpers/server.js';
+import { scramFinal, scramFirst } from '../helpers/scram-client.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'xmpp-web-gateway.js');
 const SM = 'urn:xmpp:sm:3';
 const dir = t.testdir();
 const dataDir = join(dir, 'data');
-const server = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', DATA_DIR: dataDir }, openSqliteStorage(dataDir));
+const storage = openSqliteStorage(dataDir);
+const server = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', DATA_DIR: dataDir }, storage);
 
 /** The real CLI, as an operator runs it beside the server. */
 function cli(args: string[], input = ''): Promise<number | null> {
@@ -32,6 +35,29 @@ async function online(t: Test, user: string, password: string, resource: string)
   t.teardown(() => c.ws.terminate());
   await c.login(user, password, resource);
   return c;
+}
+
+/** Logs in with SCRAM-SHA-256 (not PLAIN) and binds `resource`. */
+async function onlineScram(t: Test, user: string, password: string, resource: string): Promise<RawWsClient> {
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  await c.openStream();
+  const first = scramFirst(user);
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-256'>${first.message}</auth>`);
+  const challenge = await c.next();
+  c.send(`<response xmlns='${NS.SASL}'>${scramFinal(first, challenge.text(), password)}</response>`);
+  if ((await c.next()).local !== 'success') throw new Error('SCRAM login failed');
+  await c.openStream();
+  c.send(`<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
+  if (!(await c.next()).getChild('bind', NS.BIND)) throw new Error('bind failed');
+  return c;
+}
+
+/** A ping round trip: the session is still served. */
+async function served(c: RawWsClient, id: string): Promise<boolean> {
+  c.send(`<iq xmlns='jabber:client' type='get' id='${id}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const answer = await c.until((el) => el.attr('id') === id || el.ns === NS.STREAM);
+  return answer.attr('type') === 'result';
 }
 
 /** A session with resumable stream management whose socket then dies: it hibernates. */
@@ -93,4 +119,29 @@ t.test("another account's sessions are not touched", async (t) => {
   carol.send(`<iq xmlns='jabber:client' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`);
   const pong = await carol.until((el) => el.attr('id') === 'p1');
   t.equal(pong.attr('type'), 'result', 'carol is still served');
+});
+
+t.test('a login with the new password right after the change is not ended with the sessions from before it', async (t) => {
+  t.equal(await cli(['user', 'add', 'dave@localhost'], 'dave-old\n'), 0);
+  const before = await online(t, 'dave', 'dave-old', 'old');
+  // Set in this process, so the logins below start within milliseconds of the commit: before the server's
+  // next reading of the change log (every 500 ms), which used to end them too.
+  await storage.users.setCredentials('localhost', 'dave', await deriveStoredCredentials('dave-new', 4096));
+  const plain = await online(t, 'dave', 'dave-new', 'plain');
+  const scram = await onlineScram(t, 'dave', 'dave-new', 'scram');
+  const error = await before.until((el) => el.local === 'error' && el.ns === NS.STREAM, 5000);
+  t.equal(streamErrorCondition(error), 'reset', 'the session from before the change is ended');
+  t.ok(await served(plain, 'd1'), 'the PLAIN login with the new password goes on');
+  t.ok(await served(scram, 'd2'), 'the SCRAM login with the new password goes on');
+});
+
+t.test('an account deleted and created again: the logins to the new account stay, the old one ends', async (t) => {
+  t.equal(await cli(['user', 'add', 'erin@localhost'], 'erin-secret\n'), 0);
+  const before = await online(t, 'erin', 'erin-secret', 'old');
+  await storage.users.delete('localhost', 'erin');
+  await storage.users.create('localhost', 'erin', await deriveStoredCredentials('erin-secret', 4096));
+  const after = await online(t, 'erin', 'erin-secret', 'new');
+  const error = await before.until((el) => el.local === 'error' && el.ns === NS.STREAM, 5000);
+  t.equal(streamErrorCondition(error), 'not-authorized', 'the same password, but another account: its salt differs');
+  t.ok(await served(after, 'e1'), 'the login to the account as it is now goes on');
 });

@@ -12,6 +12,8 @@ import { openPostgresStorage, type Storage } from '../../src/storage/index.js';
 import { accountsContract } from './accounts.contract.js';
 import { creds, testPostgres } from './backends.js';
 import { eventually } from '../helpers/eventually.js';
+import { createCredentialCache } from '../../src/storage/credential-cache.js';
+import { createMemoryUserStore } from '../../src/storage/memory/accounts.js';
 
 const CACHE = 1024 * 1024;
 
@@ -112,4 +114,19 @@ t.test('while the listening connection is down nothing is served from memory; a 
   await eventually(async () => (await statementsOf(() => a.users.get('example.com', 'dave'))) === 0, { timeout: 5000, message: 'held again after the reconnect' });
   await cli.users.setCredentials('example.com', 'dave', creds('third'));
   await eventually(async () => (await storedKey(a, 'dave')) === 'third-256-sk', { timeout: 2000, message: 'notified again' });
+});
+
+t.test('a change read from the change log is forgotten, whether or not its NOTIFY came first', async (t) => {
+  // The store's own writer stands in for another process whose NOTIFY has not arrived: the cache hears of
+  // the change only through the log, which account-changes.ts reads before it reads the account again.
+  const inner = createMemoryUserStore(Date.now);
+  const cache = createCredentialCache(inner, { maxBytes: CACHE });
+  await inner.create('example.com', 'erin', creds('old'));
+  const { cursor } = await cache.users.changesSince();
+  t.equal((await cache.users.get('example.com', 'erin'))?.credentials['SCRAM-SHA-256'].storedKey, 'old-256-sk');
+  await inner.setCredentials('example.com', 'erin', creds('new'));
+  t.equal((await cache.users.get('example.com', 'erin'))?.credentials['SCRAM-SHA-256'].storedKey, 'old-256-sk', 'held while no news came');
+  const next = await cache.users.changesSince(cursor);
+  t.same(next.changes.map((c) => c.username), ['erin']);
+  t.equal((await cache.users.get('example.com', 'erin'))?.credentials['SCRAM-SHA-256'].storedKey, 'new-256-sk', 'read again after the log told of it');
 });

@@ -1,5 +1,7 @@
 import type { ModuleContext } from '../context.js';
-import type { AccountChange, UserStore } from '../../storage/ports/accounts.js';
+import type { Session } from '../session.js';
+import type { AccountChange, UserRecord, UserStore } from '../../storage/ports/accounts.js';
+import { stillStored, type VerifiedCredentials } from './sasl.js';
 
 export interface AccountChangesOptions {
   /** How often the store's change log is read (ms). */
@@ -7,8 +9,10 @@ export interface AccountChangesOptions {
 }
 
 export interface AccountChangesDeps {
-  /** The store's log of account changes (by any writer). */
-  readonly users: Pick<UserStore, 'changesSince'>;
+  /** The store's log of account changes (by any writer), and the account as it is now. */
+  readonly users: Pick<UserStore, 'changesSince' | 'get'>;
+  /** The stored credentials that verified a session's password (sasl.ts); undefined for any other login. */
+  verifiedWith(session: Session): VerifiedCredentials | undefined;
 }
 
 /**
@@ -24,8 +28,18 @@ export interface AccountChangesDeps {
  * deletion also runs 'account-deleted': the store already ended the other
  * accounts' subscriptions with it (in the deletion's transaction), and the
  * roster brings the accounts in memory up to date and pushes the change.
+ *
+ * Which sessions: the account is read once as it is now, and a session whose
+ * password was verified against the credentials still stored stays, so a
+ * login with the new password in the moments between the change and this
+ * reading of the log is not ended with the sessions from before it (it was,
+ * up to `pollMs` after every change). Every other session of the account
+ * ends: a token login (FAST, a JWT; the store ended the account's FAST
+ * tokens with the change), an anonymous one, one resumed from another node
+ * (its login's credentials stayed there), and all of them if the account
+ * cannot be read.
  */
-export function register(ctx: ModuleContext, opts: AccountChangesOptions, { users }: AccountChangesDeps): { dispose(): void } {
+export function register(ctx: ModuleContext, opts: AccountChangesOptions, { users, verifiedWith }: AccountChangesDeps): { dispose(): void } {
   let cursor: number | undefined;
   let busy = false;
   const poll = async (): Promise<void> => {
@@ -34,10 +48,17 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
     try {
       const next = await users.changesSince(cursor);
       cursor = next.cursor;
+      const accounts = new Map<string, AccountChange[]>();
       for (const change of next.changes) {
-        endSessions(change);
+        const key = `${change.username}@${change.host}`;
+        accounts.set(key, [...(accounts.get(key) ?? []), change]);
+      }
+      for (const changes of accounts.values()) {
+        await endSessions(changes);
         // The contacts' rosters in memory follow what the deletion did in the store (roster/deleted-contact.ts).
-        if (change.change === 'deleted') void ctx.hooks.run('account-deleted', { host: change.host, username: change.username });
+        for (const { change, host, username } of changes) {
+          if (change === 'deleted') void ctx.hooks.run('account-deleted', { host, username });
+        }
       }
     } catch (err) {
       ctx.log.warn({ err }, 'account changes: cannot read the change log');
@@ -45,12 +66,28 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
       busy = false;
     }
   };
-  function endSessions({ host, username, change }: AccountChange): void {
-    const reason = change === 'deleted'
+  const sessionsOf = (host: string, username: string): Session[] =>
+    [...ctx.sessions.all].filter((s) => s.type === 'c2s' && s.host === host && s.username === username);
+
+  /** Ends the sessions one account's changes leave without valid credentials. */
+  async function endSessions(changes: AccountChange[]): Promise<void> {
+    const { host, username } = changes[0]!;
+    const reason = changes.some((c) => c.change === 'deleted')
       ? { condition: 'not-authorized' as const, text: 'the account was deleted' }
       : { condition: 'reset' as const, text: 'the password was changed: log in again' };
-    for (const session of [...ctx.sessions.all]) {
-      if (session.type === 'c2s' && session.host === host && session.username === username) session.close(reason);
+    // null: the account could not be read, so no login is known to be valid.
+    let now: UserRecord | undefined | null = null;
+    if (sessionsOf(host, username).some((s) => verifiedWith(s) !== undefined)) {
+      now = await users.get(host, username).catch((err: unknown) => {
+        ctx.log.warn({ err }, 'account changes: cannot read the account: ending all its sessions');
+        return null;
+      });
+    }
+    // Listed after the read: a login that completed meanwhile is judged by what it was verified with, too.
+    for (const session of sessionsOf(host, username)) {
+      const v = verifiedWith(session);
+      if (v && now !== null && stillStored(v, now)) continue;
+      session.close(reason);
     }
   }
   void poll();

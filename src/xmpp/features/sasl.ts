@@ -9,7 +9,7 @@ import type { LoginThrottle } from '../../sasl/login-throttle.js';
 import { ipKey, UNPARSABLE } from '../../util/ip.js';
 import { saslprep } from '../../sasl/saslprep.js';
 import type { ModuleContext } from '../context.js';
-import type { UserStore } from '../../storage/ports/accounts.js';
+import type { UserRecord, UserStore } from '../../storage/ports/accounts.js';
 import type { Session } from '../session.js';
 import { randomId } from '../../util/random.js';
 import { looksLikeJwt } from '../../sasl/jwt.js';
@@ -54,6 +54,34 @@ interface Exchange {
   account?: string;
   /** Why a token was refused (src/sasl/jwt.ts), for the auth-failure log line. */
   reason?: string;
+  /** The stored credentials a password was checked against (SCRAM or PLAIN), once read. */
+  verified?: VerifiedCredentials;
+}
+
+/**
+ * Which stored credentials verified a password login: a later change of the
+ * account ends only the sessions whose credentials are no longer the stored
+ * ones (account-changes.ts), so a login with the new password right after
+ * the change is not ended with the sessions from before it. The salt is
+ * random per setting of a password, so a password set again (or an account
+ * deleted and created again) never matches an older login.
+ */
+export interface VerifiedCredentials {
+  readonly mechanism: 'SCRAM-SHA-1' | 'SCRAM-SHA-256';
+  readonly salt: string;
+  readonly storedKey: string;
+}
+
+/** Whether `v` still names the credentials stored in `record` (undefined: the account is gone). */
+export function stillStored(v: VerifiedCredentials, record: UserRecord | undefined): boolean {
+  const c = record?.credentials[v.mechanism];
+  return c !== undefined && c.salt === v.salt && c.storedKey === v.storedKey;
+}
+
+/** The SASL engine, and what it verified each password login with. */
+export interface Sasl extends SaslEngine {
+  /** The credentials that verified the session's password; undefined for a token, an anonymous login, or a session from another node. */
+  verifiedWith(session: Session): VerifiedCredentials | undefined;
 }
 
 /** The mechanisms we offer, and 'other' for anything else, so metric labels stay bounded. */
@@ -65,9 +93,10 @@ class Throttled extends Error {}
 
 
 /** SASL authentication (RFC 6120 §6) with SCRAM-SHA-256, SCRAM-SHA-1 (RFC 5802/7677) and PLAIN (RFC 4616). */
-export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens }: SaslDeps): SaslEngine {
+export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens }: SaslDeps): Sasl {
   const legacy = legacyWire();
   const states = new WeakMap<Session, SaslState>();
+  const verified = new WeakMap<Session, VerifiedCredentials>();
   const stateOf = (s: Session): SaslState => {
     let st = states.get(s);
     if (!st) states.set(s, (st = { failures: 0, exchange: undefined, wire: legacy }));
@@ -127,6 +156,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
   }
 
   function success(session: Session, mechanism: string, username: string, data?: string): void | Promise<unknown> {
+    const checked = stateOf(session).exchange?.verified;
+    if (checked) verified.set(session, checked);
     stateOf(session).exchange = undefined;
     opts.throttle.succeeded(throttleKey(session), username);
     ctx.metrics.sasl(mechanism, 'success');
@@ -156,7 +187,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
       ex.account = local;
       if (opts.throttle.retryAfter(throttleKey(session), local) > 0) throw new Throttled();
       const user = await users.get(session.host!, local);
-      return user?.credentials[mechanism as 'SCRAM-SHA-1' | 'SCRAM-SHA-256'];
+      const creds = user?.credentials[mechanism as VerifiedCredentials['mechanism']];
+      if (creds) ex.verified = { mechanism: mechanism as VerifiedCredentials['mechanism'], salt: creds.salt, storedKey: creds.storedKey };
+      return creds;
     };
   }
 
@@ -222,6 +255,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     if (!current()) return;
     if (!ok) return failure(session, 'not-authorized');
     if (!authzidAccepted(session, authzid, username)) return failure(session, 'invalid-authzid');
+    ex.verified = { mechanism: 'SCRAM-SHA-1', salt: creds.salt, storedKey: creds.storedKey };
     await success(session, 'PLAIN', username);
   }
 
@@ -346,6 +380,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
 
   return {
     begin, respond, mechanisms,
+    verifiedWith: (session) => verified.get(session),
     abort(session, wire) { stateOf(session).wire = wire; failure(session, 'aborted', undefined, false); },
     fail(session, wire, condition, text, mechanism) { stateOf(session).wire = wire; failure(session, condition, text, true, mechanism); },
   };
