@@ -20,7 +20,8 @@ const SM = 'urn:xmpp:sm:3';
 const dir = t.testdir();
 const dataDir = join(dir, 'data');
 const storage = openSqliteStorage(dataDir);
-const server = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', DATA_DIR: dataDir }, storage);
+// AUTH_TIMEOUT: how long after a change its account is read again (the last test).
+const server = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', DATA_DIR: dataDir, AUTH_TIMEOUT: '3' }, storage);
 
 /** The real CLI, as an operator runs it beside the server. */
 function cli(args: string[], input = ''): Promise<number | null> {
@@ -144,4 +145,26 @@ t.test('an account deleted and created again: the logins to the new account stay
   const error = await before.until((el) => el.local === 'error' && el.ns === NS.STREAM, 5000);
   t.equal(streamErrorCondition(error), 'not-authorized', 'the same password, but another account: its salt differs');
   t.ok(await served(after, 'e1'), 'the login to the account as it is now goes on');
+});
+
+t.test('a SCRAM exchange that read the old credentials and succeeds after the change is ended too', async (t) => {
+  await storage.users.create('localhost', 'frank', await deriveStoredCredentials('frank-old', 4096));
+  const witness = await online(t, 'frank', 'frank-old', 'witness');
+  const late = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => late.ws.terminate());
+  await late.openStream();
+  const first = scramFirst('frank');
+  late.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-256'>${first.message}</auth>`);
+  const challenge = await late.next();
+  t.ok(challenge.is('challenge', NS.SASL), 'the server read the old credentials');
+  await storage.users.setCredentials('localhost', 'frank', await deriveStoredCredentials('frank-new', 4096));
+  const error = await witness.until((el) => el.local === 'error' && el.ns === NS.STREAM, 5000);
+  t.equal(streamErrorCondition(error), 'reset', 'the change has been acted on');
+  late.send(`<response xmlns='${NS.SASL}'>${scramFinal(first, challenge.text(), 'frank-old')}</response>`);
+  t.equal((await late.next()).local, 'success', 'the old password still completes the exchange it began');
+  await late.openStream();
+  late.send(`<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='${NS.BIND}'><resource>late</resource></bind></iq>`);
+  t.ok((await late.next()).getChild('bind', NS.BIND), 'bound');
+  const ended = await late.until((el) => el.local === 'error' && el.ns === NS.STREAM, 10_000);
+  t.equal(streamErrorCondition(ended), 'reset', 'ended when the account is read again (AUTH_TIMEOUT after the change)');
 });

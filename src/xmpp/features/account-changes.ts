@@ -1,11 +1,16 @@
 import type { ModuleContext } from '../context.js';
-import type { Session } from '../session.js';
+import type { CloseReason, Session } from '../session.js';
 import type { AccountChange, UserRecord, UserStore } from '../../storage/ports/accounts.js';
 import { stillStored, type VerifiedCredentials } from './sasl.js';
 
 export interface AccountChangesOptions {
   /** How often the store's change log is read (ms). */
   readonly pollMs: number;
+  /**
+   * How long after a change its account is checked once more (ms): AUTH_TIMEOUT,
+   * the longest a password exchange that read the old credentials can still end in success.
+   */
+  readonly recheckMs: number;
 }
 
 export interface AccountChangesDeps {
@@ -37,11 +42,17 @@ export interface AccountChangesDeps {
  * ends: a token login (FAST, a JWT; the store ended the account's FAST
  * tokens with the change), an anonymous one, one resumed from another node
  * (its login's credentials stayed there), and all of them if the account
- * cannot be read.
+ * cannot be read. A SCRAM exchange that read the old credentials before the
+ * change can still succeed after this reading (its client's proof comes a
+ * round trip later), so the account is read once more `recheckMs` later,
+ * when every exchange begun before the change has ended (AUTH_TIMEOUT), and
+ * a password login verified against other credentials than those stored
+ * then ends too.
  */
 export function register(ctx: ModuleContext, opts: AccountChangesOptions, { users, verifiedWith }: AccountChangesDeps): { dispose(): void } {
   let cursor: number | undefined;
   let busy = false;
+  const rechecks = new Set<NodeJS.Timeout>();
   const poll = async (): Promise<void> => {
     if (busy) return;
     busy = true;
@@ -89,9 +100,37 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
       if (v && now !== null && stillStored(v, now)) continue;
       session.close(reason);
     }
+    const timer = setTimeout(() => {
+      rechecks.delete(timer);
+      void recheck(host, username, reason);
+    }, opts.recheckMs);
+    timer.unref();
+    rechecks.add(timer);
+  }
+
+  /** Ends the password logins of the account that were verified against credentials no longer stored. */
+  async function recheck(host: string, username: string, reason: CloseReason): Promise<void> {
+    if (!sessionsOf(host, username).some((s) => verifiedWith(s) !== undefined)) return;
+    let now: UserRecord | undefined;
+    try {
+      now = await users.get(host, username);
+    } catch (err) {
+      ctx.log.warn({ err }, 'account changes: cannot read the account again');
+      return;
+    }
+    for (const session of sessionsOf(host, username)) {
+      const v = verifiedWith(session);
+      if (v && !stillStored(v, now)) session.close(reason);
+    }
   }
   void poll();
   const timer = setInterval(() => void poll(), opts.pollMs);
   timer.unref();
-  return { dispose: () => clearInterval(timer) };
+  return {
+    dispose() {
+      clearInterval(timer);
+      for (const t of rechecks) clearTimeout(t);
+      rechecks.clear();
+    },
+  };
 }
