@@ -6,10 +6,13 @@
 // the SCRAM keys or, when the server offers FAST (XEP-0484), only a FAST
 // token (never the password), the SM state (smid, h in, h out and the
 // stanzas the server has not acknowledged) and, for BOSH, sid and rids.
+// A duplicated tab gets a copy of all that; session-claim.js tells it apart
+// from a reload, and it then starts a session of its own.
 import { NS, el, parse, serialize, child } from './xml.js';
 import { MECHANISMS, scramExchange, deriveKeys, toBase64, fromBase64 } from './scram.js';
 import { createWebSocketTransport, createBoshTransport } from './transports.js';
 import { sasl2Offer, createSasl2 } from './fast.js';
+import { claimSession } from './session-claim.js';
 
 export const STORAGE_KEY = 'xmpp-lite.session';
 /** Unacknowledged stanzas we keep for resending (XEP-0198 §4); more are refused, so the page's memory stays bounded. */
@@ -33,6 +36,8 @@ export function createClient(opts) {
   let mode = '';
   let online = false;
   let connecting = false;
+  /** Gives up this tab's claim on the stored session (session-claim.js); null while it has none. */
+  let release = null;
 
   function save() {
     if (!s) return;
@@ -288,6 +293,29 @@ export function createClient(opts) {
     }
   }
 
+  /** Claims the session s.agent names for this tab; false when another live tab holds it. */
+  async function claim() {
+    release?.();
+    release = await claimSession(s.agent);
+    return release !== null;
+  }
+
+  /**
+   * This tab is a duplicate of a live one: the stored session is that tab's.
+   * With the SCRAM keys it logs in afresh (its own resource and smid; the
+   * other tab resends its own unacknowledged stanzas). A FAST token cannot
+   * be shared: it is bound to one user agent (XEP-0484 §4.1), and each tab's
+   * rotation would retire the token the other one holds (§3.4), so the user
+   * logs in again.
+   */
+  function leaveToOtherTab() {
+    if (!s.keys) throw new Error('this session is open in another tab; log in to start a second one');
+    Object.assign(s, {
+      jid: null, smid: null, hIn: 0, hOut: 0, unacked: [], resend: [], counting: false, bosh: null, fast: null,
+      agent: crypto.randomUUID(),
+    });
+  }
+
   /** XEP-0124 §14.3: continue the saved BOSH session with its next rid; false when the server no longer knows it. */
   async function attachBosh() {
     connecting = true;
@@ -311,11 +339,17 @@ export function createClient(opts) {
         username, domain, preference, jid: null, smid: null, hIn: 0, hOut: 0, unacked: [], counting: false, keys: null,
         fast: null, agent: crypto.randomUUID(), // XEP-0388 §4: one user agent id per tab, which a FAST token is bound to
       };
+      await claim();
       return establish(password);
     },
     /** After a reload: the same BOSH session if it is still there, else SM resumption, else a fresh login with the stored keys. */
     async restore() {
       if (!s?.keys && !s?.fast) return null;
+      // Once per page: after a lost connection (Reconnect) this tab holds its claim already.
+      if (!release && !(await claim())) {
+        leaveToOtherTab();
+        await claim();
+      }
       if (s.bosh?.sid && s.preference !== 'websocket' && (await attachBosh())) return mode;
       return establish(null);
     },
@@ -334,6 +368,8 @@ export function createClient(opts) {
       if (online) { sendStanza(el('presence', NS.CLIENT, { type: 'unavailable' })); transport.end(); }
       // The transport ends on its own (the server's <close/> or terminate body); that end is the logout, not an error.
       transport = null;
+      release?.();
+      release = null;
       storage.removeItem(STORAGE_KEY);
       s = null;
       online = false;
