@@ -21,6 +21,10 @@ const COUNT_NEW = `INSERT INTO offline_counters (host, username, messages, bytes
   ON CONFLICT (host, username) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;`;
 const UNCOUNT_OLD = `UPDATE offline_counters SET messages = messages - 1, bytes = bytes - length(CAST(OLD.stanza AS BLOB))
   WHERE host = OLD.host AND username = OLD.username;`;
+// Migration 13's trigger steps (likewise): a node's rows of pep_affiliates, one per JID its affiliations name.
+const AFFILIATES_OF_NEW = `INSERT INTO pep_affiliates (host, username, node, jid)
+  SELECT NEW.host, NEW.username, NEW.node, key FROM json_each(NEW.config, '$.affiliations') WHERE json_type(NEW.config, '$.affiliations') = 'object';`;
+const NO_AFFILIATES_OF_OLD = 'DELETE FROM pep_affiliates WHERE host = OLD.host AND username = OLD.username AND node = OLD.node;';
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -343,6 +347,52 @@ export const MIGRATIONS: readonly Migration[] = [
         DELETE FROM roster_pending WHERE jid = OLD.username || '@' || OLD.host;
         UPDATE pep_nodes SET config = json_remove(config, '$.affiliations."' || OLD.username || '@' || OLD.host || '"')
           WHERE json_type(config, '$.affiliations."' || OLD.username || '@' || OLD.host || '"') IS NOT NULL;
+      END;
+    `),
+  },
+  {
+    version: 13,
+    name: 'pep affiliates',
+    // Migration 12's PEP step read the configuration of every node of every account, holding
+    // the write lock, at each deletion: with a million accounts, seconds during which every
+    // writer waits (the server's, on its event loop). SQLite cannot index the keys of a JSON
+    // object (PostgreSQL's GIN index pep_nodes_by_affiliate does), so pep_affiliates lists them:
+    // one row per JID a node's affiliations name, found by JID on pep_affiliates_by_jid. Triggers
+    // keep it in the same transaction as every write of pep_nodes, by any writer (the account's
+    // ON DELETE CASCADE fires them too); back-filled here, the one read of every node. The
+    // configuration stays the document the store reads and writes, so the store code is
+    // unchanged. A publish does not write pep_nodes; a configure that writes the same document
+    // again (bookmarks mirroring, XEP-0402 §5.3, at each publish to a bookmarks node) runs
+    // nothing (WHEN). The deletion's trigger is made again: its roster steps as migration 12
+    // wrote them (a trigger cannot be altered), its PEP step on the nodes naming the JID, each
+    // by its key; rewriting a node's configuration there rewrites its pep_affiliates rows.
+    up: (db) => db.exec(`
+      CREATE TABLE pep_affiliates (
+        host     TEXT NOT NULL,
+        username TEXT NOT NULL,
+        node     TEXT NOT NULL,
+        jid      TEXT NOT NULL,
+        PRIMARY KEY (host, username, node, jid)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX pep_affiliates_by_jid ON pep_affiliates (jid);
+      INSERT INTO pep_affiliates (host, username, node, jid)
+        SELECT n.host, n.username, n.node, a.key FROM pep_nodes n, json_each(n.config, '$.affiliations') a
+        WHERE json_type(n.config, '$.affiliations') = 'object';
+      CREATE TRIGGER pep_affiliates_insert AFTER INSERT ON pep_nodes BEGIN ${AFFILIATES_OF_NEW} END;
+      CREATE TRIGGER pep_affiliates_update AFTER UPDATE OF host, username, node, config ON pep_nodes
+        WHEN NEW.config IS NOT OLD.config OR NEW.host IS NOT OLD.host OR NEW.username IS NOT OLD.username OR NEW.node IS NOT OLD.node
+        BEGIN ${NO_AFFILIATES_OF_OLD} ${AFFILIATES_OF_NEW} END;
+      CREATE TRIGGER pep_affiliates_delete AFTER DELETE ON pep_nodes BEGIN ${NO_AFFILIATES_OF_OLD} END;
+      DROP TRIGGER contacts_of_deleted_account;
+      CREATE TRIGGER contacts_of_deleted_account AFTER DELETE ON users BEGIN
+        UPDATE roster_versions SET version = version + 1 WHERE (host, username) IN (
+          SELECT host, username FROM roster_items
+          WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1));
+        UPDATE roster_items SET subscription = 'none', ask = 0, approved = 0
+          WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1);
+        DELETE FROM roster_pending WHERE jid = OLD.username || '@' || OLD.host;
+        UPDATE pep_nodes SET config = json_remove(config, '$.affiliations."' || OLD.username || '@' || OLD.host || '"')
+          WHERE (host, username, node) IN (SELECT host, username, node FROM pep_affiliates WHERE jid = OLD.username || '@' || OLD.host);
       END;
     `),
   },
