@@ -93,4 +93,33 @@ export function pepContract(t: Test, makeStorage: MakeStorage): void {
     t.same(await pep.node(H, 'carol', 'urn:xmpp:avatar:data'), { ...CONFIG, affiliations: { 'bob@example.com': 'outcast' } }, 'other affiliations are untouched');
     t.same(await pep.node(H, 'carol', 'http://jabber.org/protocol/nick'), CONFIG);
   });
+
+  t.test("PepStore: a deleted account's affiliations go from the nodes that name it now, however they came to", async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'alice', 'bob', 'carol', 'dave');
+    const pep = storage.pep;
+    const node = 'urn:xmpp:bookmarks:1';
+    const affiliationsOf = async (owner: string, name: string) => (await pep.node(H, owner, name))?.affiliations ?? {};
+    // Reconfigured: alice is named no more, dave is named since.
+    await pep.configure(H, 'bob', node, { ...CONFIG, affiliations: { 'alice@example.com': 'member', 'carol@example.com': 'member' } });
+    await pep.configure(H, 'bob', node, { ...CONFIG, affiliations: { 'carol@example.com': 'outcast', 'dave@example.com': 'member' } });
+    // A node deleted and created again naming the same JID; an owner deleted and made again.
+    await pep.configure(H, 'carol', node, { ...CONFIG, affiliations: { 'dave@example.com': 'member' } });
+    await pep.deleteNode(H, 'carol', node);
+    await pep.configure(H, 'carol', node, { ...CONFIG, affiliations: { 'dave@example.com': 'outcast', 'alice@example.com': 'member' } });
+    await pep.configure(H, 'alice', node, { ...CONFIG, affiliations: { 'dave@example.com': 'member' } });
+    await storage.users.delete(H, 'alice');
+    t.same(await affiliationsOf('carol', node), { 'dave@example.com': 'outcast' }, 'alice goes from the node created again');
+    await withAccounts(storage, 'alice');
+    t.same(await pep.nodes(H, 'alice'), [], 'the new account of the name has no node');
+    await pep.configure(H, 'alice', node, { ...CONFIG, affiliations: { 'dave@example.com': 'member' } });
+
+    await storage.users.delete(H, 'dave');
+    t.same(await affiliationsOf('bob', node), { 'carol@example.com': 'outcast' }, 'dave goes, named by the last configure; carol stays');
+    t.same(await affiliationsOf('carol', node), {}, 'from the node created again');
+    t.same(await affiliationsOf('alice', node), {}, "from the node of the account made again");
+    await storage.users.delete(H, 'carol');
+    t.same(await affiliationsOf('bob', node), {}, 'carol goes in turn');
+    t.same(await pep.node(H, 'bob', node), { ...CONFIG, affiliations: {} }, 'the rest of the configuration stays');
+  });
 }
