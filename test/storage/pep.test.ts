@@ -1,6 +1,12 @@
-/** The PEP contract over every backend, and that SQLite keeps nodes and items across reopening. */
+/**
+ * The PEP contract over every backend, and what only the SQLite file shows: nodes and items
+ * survive reopening; pep_affiliates (migration 13) is back-filled and kept in step by triggers.
+ */
 import t from 'tap';
-import { openSqliteStorage } from '../../src/storage/index.js';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
+import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
 import { overBackends, withAccounts } from './backends.js';
 import { pepContract } from './pep.contract.js';
 
@@ -18,4 +24,81 @@ t.test('sqlite: PEP nodes and items survive reopening', async (t) => {
   t.teardown(() => second.close());
   t.same(await second.pep.nodes('example.com', 'alice'), [{ node: 'urn:xmpp:avatar:metadata', config }]);
   t.same(await second.pep.items('example.com', 'alice', 'urn:xmpp:avatar:metadata'), [{ id: 'h1', payload: '<metadata xmlns="urn:xmpp:avatar:metadata"/>' }]);
+});
+
+/** What pep_affiliates holds, and what the nodes' documents name: the two must agree. */
+function affiliates(db: Database.Database): { held: string[]; named: string[] } {
+  const rows = (sql: string) => db.prepare<[], { r: string }>(sql).all().map((x) => x.r);
+  return {
+    held: rows("SELECT username || ' ' || node || ' ' || jid AS r FROM pep_affiliates ORDER BY r"),
+    named: rows(`SELECT n.username || ' ' || n.node || ' ' || a.key AS r FROM pep_nodes n, json_each(n.config, '$.affiliations') a
+      WHERE json_type(n.config, '$.affiliations') = 'object' ORDER BY r`),
+  };
+}
+
+t.test('sqlite: migration 13 lists the affiliations stored before it, and a deletion then removes them', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, DATABASE_FILE);
+  const old = new Database(file);
+  migrate(old, MIGRATIONS.slice(0, 12));
+  const user = old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)");
+  for (const name of ['alice', 'bob', 'carol']) user.run(name);
+  const node = old.prepare("INSERT INTO pep_nodes (host, username, node, config) VALUES ('example.com', ?, ?, ?)");
+  const config = { accessModel: 'whitelist', persistItems: true, maxItems: 10, rosterGroupsAllowed: [] };
+  node.run('bob', 'urn:xmpp:bookmarks:1', JSON.stringify({ ...config, affiliations: { 'alice@example.com': 'member', 'carol@example.com': 'member' } }));
+  node.run('bob', 'urn:xmpp:avatar:data', JSON.stringify({ ...config, affiliations: { 'alice@example.com': 'outcast' } }));
+  node.run('bob', 'http://jabber.org/protocol/nick', JSON.stringify(config));
+  node.run('carol', 'urn:xmpp:bookmarks:1', JSON.stringify({ ...config, affiliations: {} }));
+  node.run('alice', 'urn:xmpp:bookmarks:1', JSON.stringify({ ...config, affiliations: { 'bob@example.com': 'member' } }));
+  old.close();
+
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  t.equal((db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number }).v, 13);
+  const { held, named } = affiliates(db);
+  t.same(held, [
+    'alice urn:xmpp:bookmarks:1 bob@example.com', 'bob urn:xmpp:avatar:data alice@example.com',
+    'bob urn:xmpp:bookmarks:1 alice@example.com', 'bob urn:xmpp:bookmarks:1 carol@example.com',
+  ], 'back-filled from the documents');
+  t.same(held, named);
+
+  await storage.users.delete('example.com', 'alice');
+  t.same((await storage.pep.node('example.com', 'bob', 'urn:xmpp:bookmarks:1'))?.affiliations, { 'carol@example.com': 'member' }, 'a member no more; carol stays');
+  t.same((await storage.pep.node('example.com', 'bob', 'urn:xmpp:avatar:data'))?.affiliations, {}, 'an outcast no more');
+  t.same(affiliates(db).held, ['bob urn:xmpp:bookmarks:1 carol@example.com'], "alice's rows gone, and her nodes' rows");
+});
+
+t.test('sqlite: pep_affiliates follows every write of pep_nodes, by any connection (triggers, not the store code)', async (t) => {
+  const dir = t.testdir();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  await withAccounts(storage, 'alice', 'bob');
+  const config = { accessModel: 'whitelist', persistItems: true, maxItems: 10, rosterGroupsAllowed: [] } as const;
+  await storage.pep.configure('example.com', 'alice', 'n', { ...config, affiliations: { 'bob@example.com': 'member' } });
+  // Another connection, as the CLI or a hand-made fix would write.
+  const other = new Database(join(dir, DATABASE_FILE));
+  t.teardown(() => other.close());
+  const check = (what: string, expected: string[]) => {
+    const { held, named } = affiliates(other);
+    t.same(held, expected, what);
+    t.same(held, named, `${what}: as the documents name them`);
+  };
+  check('by the store', ['alice n bob@example.com']);
+  other.prepare("UPDATE pep_nodes SET config = json_set(config, '$.affiliations.\"eve@example.com\"', 'outcast') WHERE node = 'n'").run();
+  check('a JID added in place', ['alice n bob@example.com', 'alice n eve@example.com']);
+  other.prepare("UPDATE pep_nodes SET config = config WHERE node = 'n'").run();
+  check('the same document written again', ['alice n bob@example.com', 'alice n eve@example.com']);
+  other.prepare("UPDATE pep_nodes SET node = 'm', config = json_remove(config, '$.affiliations') WHERE node = 'n'").run();
+  check('renamed, affiliations removed', []);
+  other.prepare("INSERT INTO pep_nodes (host, username, node, config) VALUES ('example.com', 'bob', 'n', ?)").run(JSON.stringify({ ...config, affiliations: { 'alice@example.com': 'member' } }));
+  check('a node inserted', ['bob n alice@example.com']);
+  other.prepare("INSERT INTO pep_nodes (host, username, node, config) VALUES ('example.com', 'bob', 'x', ?)").run(JSON.stringify({ ...config, affiliations: ['alice@example.com'] }));
+  check('an array is no affiliations', ['bob n alice@example.com']);
+  other.prepare("DELETE FROM pep_nodes WHERE username = 'bob' AND node = 'n'").run();
+  check('a node deleted', []);
+  await storage.pep.configure('example.com', 'bob', 'n', { ...config, affiliations: { 'alice@example.com': 'member' } });
+  other.prepare("DELETE FROM users WHERE username = 'bob'").run();
+  check("its owner's account deleted", []);
 });
