@@ -11,10 +11,11 @@ import { startServer, type TestServer } from '../helpers/server.js';
 import { createMemoryStorage } from '../../src/storage/index.js';
 import { RawBoshClient, payloads, post, terminalCondition, type BoshResponse, type PostOptions } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
-import { NS, serialize, x, type XmlElement } from '../../src/xml/index.js';
+import { NS, parseXml, serialize, x, type XmlElement } from '../../src/xml/index.js';
+import { RawWsClient } from '../helpers/ws-client.js';
 import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
 import { joinCluster, type ClusterNode } from '../../src/cluster/node.js';
-import { advertisedUrl, createBoshForwarder, type ClusterBoshForwarder } from '../../src/cluster/bosh-forward.js';
+import { advertisedUrl, createBoshForwarder, forwardLimits, type ClusterBoshForwarder } from '../../src/cluster/bosh-forward.js';
 import { HOP_HEADER } from '../../src/transports/bosh/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { scrape, value } from '../helpers/metrics-text.js';
@@ -38,8 +39,10 @@ interface Gateway {
 async function gateway(url: string, id: string, env: Record<string, string>, sidTtlMs?: number): Promise<Gateway> {
   const client = await connectRedis(url, quiet, id);
   const node = await joinCluster(client, { id, prefix: keyPrefix(url), ttlMs: 5000, log: quiet });
-  const forwarder = createBoshForwarder(node, { log: quiet, timeoutMs: 20_000, maxResponseBytes: 1 << 20, sidTtlMs });
-  const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10', ...env }, undefined, { boshForwarder: forwarder });
+  const settings = { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10', ...env };
+  // The bounds CLUSTER=redis derives from the same settings (src/cluster/index.ts).
+  const forwarder = createBoshForwarder(node, { log: quiet, ...forwardLimits(loadConfig(settings)), sidTtlMs });
+  const server = await startServer(settings, undefined, { boshForwarder: forwarder });
   for (const [name, password] of Object.entries(USERS)) await server.addUser(name, password);
   await forwarder.advertise(advertisedUrl(server.config, server.port));
   return { server, node, forwarder, redis: client, bosh: `${server.httpUrl}/http-bind` };
@@ -241,6 +244,32 @@ t.test('a forwarded request whose answer is lost between the nodes: the client s
   // §14.3: the same request again, through either node: the owner's buffered answer.
   t.same(ids(await post(a.bosh, body, { agent: alice.agent })), ['lost'], 'the resent rid gets the ping result');
   t.same(ids(await alice.send({}, ping('after'))), ['after'], 'the session goes on');
+});
+
+t.test('the terminate body of a session with three responses queued reaches the client through the other node; what did not fit in it is stored offline (XEP-0124 §13)', async (t) => {
+  // The other node relays at most 2 × (BOSH_MAX_RESPONSE_BYTES + MAX_STANZA_SIZE): 16 KiB here, against 24 KiB queued.
+  const [a, b] = await cluster(t, { BOSH_MAX_RESPONSE_BYTES: '4096', MAX_STANZA_SIZE: '4096' });
+  const { c: alice, jid } = await direct(t, a, 'alice');
+  const bob = await RawWsClient.connect(a.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', USERS.bob, 'sender');
+  const sent = Array.from({ length: 24 }, (_, i) => `m${i}`);
+  for (const id of sent) bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>${'x'.repeat(900)}</body></message>`);
+  await eventually(() => a.server.app.bosh.stats().queued === sent.length, { message: 'every message queued for alice on the owner' });
+  // The owner ends the stream (a login with the same resource: conflict) while alice holds no request.
+  const replacement = await RawWsClient.connect(a.server.wsUrl);
+  t.teardown(() => replacement.close());
+  await replacement.login('alice', USERS.alice, 'direct');
+  await eventually(() => a.server.app.sessions.get('localhost', 'alice', 'direct')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+
+  const final = await post(b.bosh, serialize(alice.body()), { agent: alice.agent });
+  t.equal(terminalCondition(final), 'remote-stream-error', 'the client gets the terminate body through the other node, not remote-connection-failed');
+  const delivered = payloads(final.body).filter((el) => el.local === 'message').map((el) => el.attr('id'));
+  const rest = sent.slice(delivered.length);
+  t.ok(rest.length > 0, `the body carries part of the queue (${delivered.length} of ${sent.length})`);
+  await eventually(async () => (await a.server.storage.offline.count('localhost', 'alice')) >= rest.length, { message: 'the rest stored offline' });
+  const stored = (await a.server.storage.offline.list('localhost', 'alice')).map((m) => parseXml(m.stanza).attr('id'));
+  t.same([...delivered, ...stored], sent, 'every message either in the terminate body or stored offline, once, in order');
 });
 
 t.test('a node shutting down drops the requests it forwards, and the client sends them again to the owner', async (t) => {

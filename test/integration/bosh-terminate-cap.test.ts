@@ -1,0 +1,56 @@
+/**
+ * The body that ends a BOSH session is a response like any other (found in
+ * review): it carries at most BOSH_MAX_RESPONSE_BYTES of what was still
+ * queued, oldest first, with the stream error after them (XEP-0206 §7).
+ * What does not fit goes through the session's end-of-session hand-over
+ * (here: offline storage), never into one huge body: a cluster node
+ * relaying it cuts a body that large (bosh-forward.test.ts).
+ */
+import t from 'tap';
+import { NS, parseXml, serialize, type XmlElement } from '../../src/xml/index.js';
+import { withUsers } from '../helpers/server.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
+import { eventually } from '../helpers/eventually.js';
+
+const CAP = 4096;
+const N = 12;
+const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, {
+  ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '2', BOSH_MAX_RESPONSE_BYTES: String(CAP),
+});
+
+const bytes = (els: readonly XmlElement[]): number => els.reduce((sum, el) => sum + Buffer.byteLength(serialize(el)), 0);
+
+t.test('the terminate body of a stream error carries at most BOSH_MAX_RESPONSE_BYTES of the queue, oldest first; the rest is stored offline, each message once', async (t) => {
+  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  const jid = await alice.login('alice', 'alice-pw', 'capped', { wait: 2 });
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'sender');
+  // About 1 KiB each: three times the cap in all, while alice holds no request.
+  const ids = Array.from({ length: N }, (_, i) => `m${i}`);
+  for (const id of ids) bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>${'x'.repeat(900)}</body></message>`);
+  await eventually(() => server.app.bosh.stats().queued === N, { message: 'every message queued for alice' });
+
+  // The server ends the stream: a login with the same resource replaces the session (conflict).
+  const replacement = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => replacement.close());
+  await replacement.login('alice', 'alice-pw', 'capped');
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'capped')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+
+  const final = await alice.send();
+  t.equal(terminalCondition(final), 'remote-stream-error', 'the next request gets the terminate body');
+  const carried = payloads(final.body);
+  t.ok(carried.at(-1)?.is('error', NS.STREAM) && carried.at(-1)?.getChild('conflict'), 'the stream error comes last (XEP-0206 §7)');
+  t.ok(bytes(carried) <= CAP, `its payloads, the stream error included, stay within the cap (${bytes(carried)} bytes)`);
+  const delivered = carried.filter((el) => el.local === 'message').map((el) => el.attr('id'));
+  t.ok(delivered.length > 0, `it carries what fits (${delivered.length} messages)`);
+  t.same(delivered, ids.slice(0, delivered.length), 'the oldest first');
+
+  const rest = ids.slice(delivered.length);
+  await eventually(async () => (await server.storage.offline.count('localhost', 'alice')) >= rest.length, { message: 'the rest stored offline' });
+  const stored = (await server.storage.offline.list('localhost', 'alice')).map((m) => parseXml(m.stanza).attr('id'));
+  t.same(stored, rest, 'what did not fit is stored offline, in order, and nothing of the body twice');
+  t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is over');
+});
