@@ -1,0 +1,74 @@
+/**
+ * A BOSH session that ends while its output queue is above
+ * BOSH_MAX_QUEUED_BYTES (found in review). The client's terminate
+ * (XEP-0124 §13) waited behind the full queue with the input it ended: its
+ * request was answered with queued stanzas the client no longer reads, and
+ * the session ended only at BOSH_INACTIVITY. Now the terminate is processed
+ * at once and answered with the terminate body; what was queued goes
+ * through the end-of-session hand-over. A stream error from the server
+ * behind a full queue already ended the session with the client's next
+ * request (the second test, which passed before the fix too).
+ */
+import t, { type Test } from 'tap';
+import { NS, parseXml, x } from '../../src/xml/index.js';
+import { withUsers, type UsersServer } from '../helpers/server.js';
+import { UNSHAPED } from '../helpers/flow.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
+import { eventually } from '../helpers/eventually.js';
+
+// The queue's mark is 16 KiB and a response carries 4 KiB: 24 KiB queued keeps the input waiting
+// after a response (until the queue is back under half the mark), and below the slow-consumer limit.
+const N = 12;
+const PAD = 'x'.repeat(1900);
+const ENV = {
+  ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60', BOSH_INACTIVITY: '60',
+  BOSH_MAX_QUEUED_BYTES: '16384', BOSH_MAX_RESPONSE_BYTES: '4096', ...UNSHAPED,
+};
+
+/** Alice over BOSH with N messages from bob queued (above the mark), no request held; returns her client and the message ids. */
+async function aliceBehindFullQueue(tt: Test, s: UsersServer, resource: string): Promise<{ alice: RawBoshClient; ids: string[] }> {
+  const alice = new RawBoshClient(`${s.httpUrl}/http-bind`);
+  tt.teardown(() => alice.destroy());
+  const jid = await alice.login('alice', 'alice-pw', resource, { wait: 60 });
+  const bob = await RawWsClient.connect(s.wsUrl);
+  tt.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', `to-${resource}`);
+  const ids = Array.from({ length: N }, (_, i) => `${resource}-${i}`);
+  for (const id of ids) bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>${PAD}</body></message>`);
+  await eventually(() => s.app.bosh.stats().queued === N, { message: 'every message queued for alice' });
+  return { alice, ids };
+}
+
+/** The ids of the messages stored offline for alice, once there are `count`. */
+async function storedIds(s: UsersServer, count: number): Promise<(string | undefined)[]> {
+  await eventually(async () => (await s.storage.offline.count('localhost', 'alice')) >= count, { message: `${count} messages stored offline for alice` });
+  return (await s.storage.offline.list('localhost', 'alice')).map((m) => parseXml(m.stanza).attr('id'));
+}
+
+t.test("the client's terminate behind a full output queue is answered with the terminate body at once; the session ends and what was queued is stored offline", async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { alice, ids } = await aliceBehindFullQueue(t, server, 'leaving');
+  const res = await alice.terminate(x('presence', { xmlns: NS.CLIENT, type: 'unavailable' }));
+  t.equal(terminalCondition(res), '', 'the only open request gets type=terminate, without a condition (§13)');
+  t.same(payloads(res.body).map((el) => el.local), [], 'nothing after the client said goodbye: it reads no more');
+  await eventually(() => server.app.bosh.stats().sessions === 0, { message: 'the BOSH session to end, without another request' });
+  t.equal(server.app.sessions.get('localhost', 'alice', 'leaving'), undefined, 'the XMPP session is gone');
+  t.same(await storedIds(server, N), ids, 'every queued message is stored offline, in order');
+});
+
+t.test("a stream error behind a full output queue ends the session with the client's next request; nothing queued is lost (passed before the fix too)", async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { alice, ids } = await aliceBehindFullQueue(t, server, 'replaced');
+  // The server ends the stream: a login with the same resource replaces the session (conflict).
+  const replacement = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => replacement.close());
+  await replacement.login('alice', 'alice-pw', 'replaced');
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'replaced')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  const res = await alice.send();
+  t.equal(terminalCondition(res), 'remote-stream-error', 'the next request gets the terminate body');
+  t.ok(payloads(res.body).at(-1)?.getChild('conflict'), 'with the conflict last');
+  t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is over');
+  const delivered = payloads(res.body).filter((el) => el.local === 'message').map((el) => el.attr('id'));
+  t.same([...delivered, ...await storedIds(server, N - delivered.length)], ids, 'each message in the terminate body or stored offline, once, in order');
+});
