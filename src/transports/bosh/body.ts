@@ -249,6 +249,11 @@ function isOwnCondition(condition: StreamErrorCondition): condition is OwnCondit
   return OWN.has(condition);
 }
 
+/** What a terminate body carries after the stanzas for `error`: the <stream:error/> when its condition is not one of §17.2's own. */
+export function streamErrorPayload(error: StreamError | undefined): XmlElement | undefined {
+  return error === undefined || isOwnCondition(error.condition) ? undefined : streamErrorElement(error);
+}
+
 /** The core's typed stream error (Conn.close), mapped without building or re-parsing XML for own conditions. */
 export function terminateForStreamError(error: StreamError | undefined, payloads: readonly XmlElement[]): XmlElement {
   if (error === undefined) return terminateBody(undefined, payloads);

@@ -3,7 +3,7 @@ import { DETACHED, type Conn, type ConnEvents, type StreamHeader } from '../../x
 import type { StreamError } from '../../xmpp/errors.js';
 import type { BoshEndReason } from '../../xmpp/metrics-port.js';
 import {
-  creationAttrs, legacyStatus, recoverableErrorBody, responseBody, terminateBody, terminateForStreamError, type TerminalCondition,
+  creationAttrs, legacyStatus, recoverableErrorBody, responseBody, streamErrorPayload, terminateBody, terminateForStreamError, type TerminalCondition,
 } from './body.js';
 import type { BoshParams } from './body.js';
 import type { RidWindow } from './rid-window.js';
@@ -133,22 +133,32 @@ export class BoshConn implements Conn {
 
   close(error?: StreamError): void {
     if (this.#ended || this.#final) return;
-    // XEP-0206 §7: stanzas not yet delivered precede the stream error. But
-    // after the client's own terminate it reads nothing more (strophe.js
+    // XEP-0206 §7: stanzas not yet delivered precede the stream error, as
+    // many as one response carries: the terminate body is a response like
+    // any other (BOSH_MAX_RESPONSE_BYTES, the stream error counted), and a
+    // cluster node relaying a larger one would cut it (bosh-forward.ts).
+    // But after the client's own terminate it reads nothing more (strophe.js
     // drops every payload once it is disconnecting; StanzaJS 12 fails with
-    // "push() after EOF"), and an SM <r/> there could never be answered. So
-    // those go back to the session as undelivered, which hands them over
-    // (another resource, offline storage, or an error to the sender) once it
-    // is gone; under XEP-0198 its queue still holds them. Prosody's mod_bosh
-    // sends a bare terminate body too.
+    // "push() after EOF"), and an SM <r/> there could never be answered.
+    // What the body does not carry goes back to the session as undelivered,
+    // which hands it over (another resource, offline storage, or an error to
+    // the sender) once it is gone; under XEP-0198 its queue still holds it.
+    // Prosody's mod_bosh sends a bare terminate body; ejabberd's caps it at
+    // max_concat elements and routes the rest again.
     const unread = this.#peerTerminated && error === undefined;
-    const payloads = unread ? [] : this.#out.takeAll();
+    const { carried, left } = unread ? { carried: [], left: this.#out.takeAll() } : this.#out.takeFinal(this.#finalRoom(error));
     const reason = error === undefined ? 'terminate' : error.condition === 'system-shutdown' ? 'shutdown' : 'error';
-    this.#final = { body: terminateForStreamError(error, payloads), clean: error === undefined, reason };
-    this.#unfetched = payloads;
+    this.#final = { body: terminateForStreamError(error, carried), clean: error === undefined, reason };
+    this.#unfetched = carried;
+    this.#giveBack(left);
     if (this.held.length > 0) this.#deliverFinal();
     else this.rearm(Date.now());
-    if (unread) this.#giveBack(this.#out.takeAll());
+  }
+
+  /** Payload bytes the terminate body for `error` has for stanzas: a response's, less its stream error. */
+  #finalRoom(error: StreamError | undefined): number {
+    const tail = streamErrorPayload(error);
+    return this.host.flow.maxResponseBytes - (tail === undefined ? 0 : Buffer.byteLength(serialize(tail)));
   }
 
   // The request half (exchange.ts).
@@ -242,7 +252,8 @@ export class BoshConn implements Conn {
   shutdown(): void {
     if (!this.session.destroyed) this.session.streamError('system-shutdown', 'the server is shutting down');
     if (this.#ended) return;
-    this.#answerAll(serialize(terminateBody('system-shutdown', this.#out.takeAll())));
+    // What is still queued goes back to the session (end()): the same body goes to every open request.
+    this.#answerAll(serialize(terminateBody('system-shutdown')));
     this.end('shutdown');
   }
 

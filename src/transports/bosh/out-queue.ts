@@ -57,11 +57,17 @@ export class OutQueue {
     }
   }
 
-  /** The oldest payloads up to `maxBytes` in all, at least one when there is any. */
-  take(maxBytes: number): XmlElement[] {
+  /** How many of the oldest payloads fit in `maxBytes`, and their bytes: at least one when there is any. */
+  #fitting(maxBytes: number): { n: number; size: number } {
     let n = 0;
     let size = 0;
     while (n < this.#items.length && (n === 0 || size + this.#items[n]!.bytes <= maxBytes)) size += this.#items[n++]!.bytes;
+    return { n, size };
+  }
+
+  /** The oldest payloads up to `maxBytes` in all, at least one when there is any. */
+  take(maxBytes: number): XmlElement[] {
+    const { n, size } = this.#fitting(maxBytes);
     const taken = this.#items.splice(0, n).map((q) => q.el);
     this.#bytes -= size;
     this.#clearGrace();
@@ -72,7 +78,17 @@ export class OutQueue {
     return taken;
   }
 
-  /** Everything, for the terminate body or to hand back; no drain follows (the session is ending). */
+  /**
+   * The session is ending: the oldest payloads up to `maxBytes` (at least one when there is any)
+   * for its terminate body, and the others, to hand back. No drain follows, and nothing is left.
+   */
+  takeFinal(maxBytes: number): { readonly carried: XmlElement[]; readonly left: XmlElement[] } {
+    const { n } = this.#fitting(maxBytes);
+    const all = this.takeAll();
+    return { carried: all.slice(0, n), left: all.slice(n) };
+  }
+
+  /** Everything, to hand back; no drain follows (the session is ending). */
   takeAll(): XmlElement[] {
     const all = this.#items.map((q) => q.el);
     this.#items = [];
