@@ -8,7 +8,7 @@ import {
 import type { BoshParams } from './body.js';
 import type { RidWindow } from './rid-window.js';
 import type { BoshHost, Held, HttpReply, Pending } from './types.js';
-import { InputPump } from '../input-pump.js';
+import { InputPump, type InputItem } from '../input-pump.js';
 import { OutQueue } from './out-queue.js';
 
 const TIMER_SLACK_MS = 5;
@@ -111,8 +111,18 @@ export class BoshConn implements Conn {
 
   keyOf(rid: number): string | undefined { return this.#ridKeys.get(rid); }
 
-  /** §13: the client asked to end the session; the core's close follows. */
-  peerTerminated(): void { this.#peerTerminated = true; }
+  /**
+   * §13: the client ends the session with `streamEnd` after its input. It reads nothing more, so its
+   * requests wait for the terminate body (flush), and its input runs now: it no longer waits for
+   * room in an output queue nobody will fetch (it waited until BOSH_INACTIVITY behind a full one),
+   * nor for the inbound rate (the input a session may have is bounded, see exchange.ts overfed).
+   * The core's close follows, at once or once the session's queue has handled what came before.
+   */
+  peerTerminated(streamEnd: InputItem): void {
+    this.#peerTerminated = true;
+    this.input.push(streamEnd);
+    this.input.flush();
+  }
 
   // Conn: calls from the core.
 
@@ -335,6 +345,8 @@ export class BoshConn implements Conn {
       if (this.held.length > 0) this.#deliverFinal();
       return;
     }
+    // §13: after the client's terminate, the oldest of its requests gets the terminate body (close()).
+    if (this.#peerTerminated) return this.rearm(now);
     // While the input runs on (one payload per turn), its answers gather for one response, up to the cap.
     const more = this.input.queuedItems > 0 && this.input.blockedBy === undefined && this.#out.bytes < this.host.flow.maxResponseBytes;
     // §8: at most `hold` requests wait; when one more arrives the oldest is answered, empty if need be
@@ -382,9 +394,9 @@ export class BoshConn implements Conn {
     this.#timer = undefined;
     this.host.timers(-1);
     const now = Date.now();
-    // §8: a request held for `wait` seconds is answered, empty.
+    // §8: a request held for `wait` seconds is answered, empty (§13: with nothing after the client's terminate).
     while (this.held.length > 0 && this.held[0]!.deadline <= now + TIMER_SLACK_MS) {
-      this.#respond(this.held.shift()!, this.#out.take(this.host.flow.maxResponseBytes), now, true);
+      this.#respond(this.held.shift()!, this.#peerTerminated ? [] : this.#out.take(this.host.flow.maxResponseBytes), now, true);
     }
     // §14.2/§17.3: a request whose gap never filled gets a recoverable error; the client resends the missing ones.
     for (const [rid, p] of this.pending) {

@@ -106,16 +106,7 @@ function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number
   else deliver(conn, req);
   if (req.pause !== undefined && conn.params.maxpause > 0 && !conn.closing && !conn.ended) conn.pause(req.rid, req.pause, now);
   // §13: the payloads of a terminate request are delivered first, then the stream ends.
-  if (req.terminate) {
-    conn.input.push({
-      bytes: 0, stanzas: 0,
-      run: () => {
-        if (!live(conn)) return;
-        conn.peerTerminated();
-        conn.session.streamClosed();
-      },
-    });
-  }
+  if (req.terminate) conn.peerTerminated({ bytes: 0, stanzas: 0, run: () => live(conn) && conn.session.streamClosed() });
 }
 
 /** The session can still take input: not closing, not ended, not destroyed. */
