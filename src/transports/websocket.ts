@@ -115,9 +115,9 @@ class WsConn implements Conn {
     this.#write(x('open', { xmlns: NS.FRAMING, from: header.from, id: header.id, version: header.version, 'xml:lang': header.lang }));
   }
 
-  send(el: XmlElement): void {
+  send(el: XmlElement, sent?: () => void): void {
     // The socket is going: the session hands the stanza over (or XEP-0198 still has it).
-    if (!this.#write(el)) this.session.undelivered([el]);
+    if (!this.#write(el, sent)) this.session.undelivered([el]);
   }
 
   get bufferedBytes(): number { return this.#backlog.bytes; }
@@ -191,9 +191,10 @@ class WsConn implements Conn {
     session.transportLost('slow consumer: the WebSocket output backlog stayed above its limit');
   }
 
-  #write(el: XmlElement): boolean {
+  /** `sent`: called when the frame reaches the socket, at once or when the backlog drains (Conn.send). */
+  #write(el: XmlElement, sent?: () => void): boolean {
     if (this.#ended || this.ws.readyState !== this.ws.OPEN) return false;
-    this.#backlog.write(el, serialize(el), this.#send);
+    this.#backlog.write(el, serialize(el), sent === undefined ? this.#send : (text) => { this.#send(text); sent(); });
     return true;
   }
 

@@ -22,8 +22,13 @@ export interface Conn {
   readonly ip: string;
   /** Frame the server's stream header (RFC 7395 <open/>, or BOSH's session attributes). */
   open(header: StreamHeader): void;
-  /** Write one top-level element. */
-  send(el: XmlElement): void;
+  /**
+   * Write one top-level element. `sent`, when given, is called once the element has been handed
+   * to the peer (a WebSocket frame written to the socket, a BOSH response that carries it), not
+   * while it waits in the transport's backlog or queue; never for one given back (undelivered).
+   * XEP-0198's ack timer starts then: an <r/> that waits for a BOSH request cannot be answered.
+   */
+  send(el: XmlElement, sent?: () => void): void;
   /**
    * Bytes this transport has taken and not yet handed to the peer (a
    * WebSocket's bufferedAmount; a BOSH session's queued payloads). Flow

@@ -132,9 +132,9 @@ export class Session implements ConnEvents {
     this.conn?.send(el);
   }
 
-  /** Writes straight to the transport, bypassing filters (for SM resends and nonzas). */
-  write(el: XmlElement): void {
-    this.conn?.send(el);
+  /** Writes straight to the transport, bypassing filters (for SM resends and nonzas); `sent` as for Conn.send. */
+  write(el: XmlElement, sent?: () => void): void {
+    this.conn?.send(el, sent);
   }
 
   /** Ends the stream for `reason` and destroys the session. Idempotent. */

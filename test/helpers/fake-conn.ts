@@ -28,7 +28,11 @@ export class FakeConn implements Conn {
   constructor(readonly secure = true, readonly ip = '192.0.2.1') {}
 
   open(header: StreamHeader): void { this.out.push(parseXml(`<open xmlns='${NS.FRAMING}' id='${header.id}' from='${header.from}'/>`)); }
-  send(el: XmlElement): void { this.out.push(parseXml(el.toString(), WRITTEN_LIMITS, NS.CLIENT)); }
+  /** Written at once: `sent` runs now (Conn.send). */
+  send(el: XmlElement, sent?: () => void): void {
+    this.out.push(parseXml(el.toString(), WRITTEN_LIMITS, NS.CLIENT));
+    sent?.();
+  }
   close(error?: StreamError): void {
     if (error) this.send(streamErrorElement(error));
     this.closed = true;

@@ -9,7 +9,7 @@ import type { BoshParams } from './body.js';
 import type { RidWindow } from './rid-window.js';
 import type { BoshHost, Held, HttpReply, Pending } from './types.js';
 import { InputPump, type InputItem } from '../input-pump.js';
-import { OutQueue } from './out-queue.js';
+import { OutQueue, type Queued } from './out-queue.js';
 
 const TIMER_SLACK_MS = 5;
 
@@ -36,7 +36,7 @@ export class BoshConn implements Conn {
   #final: { readonly body: XmlElement; readonly clean: boolean; readonly reason: BoshEndReason } | undefined;
   #ended = false;
   /** Payloads of the terminate body while no request has fetched it. */
-  #unfetched: XmlElement[] = [];
+  #unfetched: readonly Queued[] = [];
   /** The client sent type='terminate' (§13): it reads nothing more. */
   #peerTerminated = false;
   #timer: NodeJS.Timeout | undefined;
@@ -131,9 +131,10 @@ export class BoshConn implements Conn {
     this.#header ??= header;
   }
 
-  send(el: XmlElement): void {
+  /** `sent` runs once a response carries `el` to the client (XEP-0198's ack timer starts then, not while it waits here). */
+  send(el: XmlElement, sent?: () => void): void {
     if (this.#ended || this.#final) return this.session.undelivered([el]);
-    this.#out.push(el);
+    this.#out.push(el, sent);
     this.scheduleFlush();
   }
 
@@ -158,7 +159,7 @@ export class BoshConn implements Conn {
     const unread = this.#peerTerminated && error === undefined;
     const { carried, left } = unread ? { carried: [], left: this.#out.takeAll() } : this.#out.takeFinal(this.#finalRoom(error));
     const reason = error === undefined ? 'terminate' : error.condition === 'system-shutdown' ? 'shutdown' : 'error';
-    this.#final = { body: terminateForStreamError(error, carried), clean: error === undefined, reason };
+    this.#final = { body: terminateForStreamError(error, carried.map((q) => q.el)), clean: error === undefined, reason };
     this.#unfetched = carried;
     this.#giveBack(left);
     if (this.held.length > 0) this.#deliverFinal();
@@ -223,7 +224,7 @@ export class BoshConn implements Conn {
   deliverFinalTo(reply: HttpReply): void {
     const final = this.#final!;
     reply.send(200, this.params.contentType, serialize(final.body));
-    this.#unfetched = [];
+    this.#fetched();
     this.#answerAll(this.#othersBody(final.clean));
     this.end(final.reason);
   }
@@ -318,7 +319,7 @@ export class BoshConn implements Conn {
     this.held.length = 0;
     this.pending.clear();
     const left = this.#out.takeAll();
-    left.push(...this.#unfetched);
+    left.push(...this.#unfetched.map((q) => q.el));
     this.#unfetched = [];
     this.host.removed(this);
     this.#giveBack(left);
@@ -419,9 +420,16 @@ export class BoshConn implements Conn {
   #deliverFinal(): void {
     const final = this.#final!;
     this.#send(this.held.shift()!, serialize(final.body));
-    this.#unfetched = [];
+    this.#fetched();
     this.#answerAll(this.#othersBody(final.clean));
     this.end(final.reason);
+  }
+
+  /** A request took the terminate body: its payloads went out. */
+  #fetched(): void {
+    const carried = this.#unfetched;
+    this.#unfetched = [];
+    for (const q of carried) q.sent?.();
   }
 
   /** §13: what the open requests other than the one with the terminate body get. */
@@ -450,13 +458,14 @@ export class BoshConn implements Conn {
     this.rearm(Date.now());
   }
 
-  #respond(held: Held, payloads: XmlElement[], now: number, buffer: boolean): void {
-    const body = responseBody(this.#responseAttrs(held.rid), payloads);
+  #respond(held: Held, payloads: readonly Queued[], now: number, buffer: boolean): void {
+    const body = responseBody(this.#responseAttrs(held.rid), payloads.map((q) => q.el));
     const text = serialize(body);
     this.window.answer(held.rid, buffer ? text : undefined, now);
     this.#send(held, text);
     this.lastResponseHadPayloads = payloads.length > 0;
     if (this.#idle()) this.#idleSince = now;
+    for (const q of payloads) q.sent?.();
   }
 
   /** Answers a held request; how long it was held is the long poll's duration (§8). */

@@ -1,8 +1,10 @@
 import { serialize, type XmlElement } from '../../xml/index.js';
 
-interface Queued {
+/** A payload waiting for a request, with Conn.send's `sent`: called once a response has carried it. */
+export interface Queued {
   readonly el: XmlElement;
   readonly bytes: number;
+  readonly sent: (() => void) | undefined;
 }
 
 /**
@@ -34,10 +36,10 @@ export class OutQueue {
   /** True from above the high-water mark until back below half of it. */
   get high(): boolean { return this.#above; }
 
-  push(el: XmlElement): void {
+  push(el: XmlElement, sent?: () => void): void {
     // Serialized once more here than for the response: the size is what bounds memory.
     const bytes = Buffer.byteLength(serialize(el));
-    this.#items.push({ el, bytes });
+    this.#items.push({ el, bytes, sent });
     this.#bytes += bytes;
     if (this.#bytes > this.highWater) this.#above = true;
     if (this.#bytes > 2 * this.highWater && this.#grace === undefined) {
@@ -66,9 +68,9 @@ export class OutQueue {
   }
 
   /** The oldest payloads up to `maxBytes` in all, at least one when there is any. */
-  take(maxBytes: number): XmlElement[] {
+  take(maxBytes: number): Queued[] {
     const { n, size } = this.#fitting(maxBytes);
-    const taken = this.#items.splice(0, n).map((q) => q.el);
+    const taken = this.#items.splice(0, n);
     this.#bytes -= size;
     this.#clearGrace();
     if (this.#above && this.#bytes <= this.highWater / 2) {
@@ -82,13 +84,13 @@ export class OutQueue {
    * The session is ending: the oldest payloads up to `maxBytes` (at least one when there is any)
    * for its terminate body, and the others, to hand back. No drain follows, and nothing is left.
    */
-  takeFinal(maxBytes: number): { readonly carried: XmlElement[]; readonly left: XmlElement[] } {
+  takeFinal(maxBytes: number): { readonly carried: Queued[]; readonly left: XmlElement[] } {
     const { n } = this.#fitting(maxBytes);
-    const all = this.takeAll();
-    return { carried: all.slice(0, n), left: all.slice(n) };
+    const carried = this.#items.slice(0, n);
+    return { carried, left: this.takeAll().slice(n) };
   }
 
-  /** Everything, to hand back; no drain follows (the session is ending). */
+  /** Everything, to hand back (their `sent` is never called); no drain follows (the session is ending). */
   takeAll(): XmlElement[] {
     const all = this.#items.map((q) => q.el);
     this.#items = [];

@@ -44,18 +44,31 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
   const flushR = (): void => {
     for (const s of dueR) {
       const st = states.get(s);
-      if (s.conn && st) { emit(s, st, x('r', { xmlns: NS.SM })); startTimer(s, st); }
+      if (s.conn && st) sendR(s, st);
     }
     dueR.clear();
   };
 
   /**
    * Writes to the client. With a journal (cluster), after the stanzas queued
-   * before have been stored (gate.ts).
+   * before have been stored (gate.ts). `sent` as for Conn.send.
    */
-  function emit(session: Session, st: SmState, el: XmlElement): void {
-    if (st.gate === undefined) session.write(el);
-    else st.gate.write(el);
+  function emit(session: Session, st: SmState, el: XmlElement, sent?: () => void): void {
+    if (st.gate === undefined) session.write(el, sent);
+    else st.gate.write(el, sent);
+  }
+
+  /**
+   * Writes an <r/>. ack_timeout runs from when the transport hands it to the client, not from
+   * when it is queued: over BOSH it waits for the client's next request, which may come any time
+   * within the inactivity period, and an <r/> the client has not got cannot be answered. Handed
+   * out on a transport the session no longer has (hibernated, resumed), it starts nothing.
+   */
+  function sendR(session: Session, st: SmState): void {
+    const conn = session.conn;
+    emit(session, st, x('r', { xmlns: NS.SM }), () => {
+      if (session.conn === conn && !session.destroyed && states.get(session) === st) startTimer(session, st);
+    });
   }
 
   function requestAck(session: Session, st: SmState): void {
@@ -65,7 +78,7 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
     dueR.add(session);
   }
 
-  /** ejabberd's ack_timeout: runs from an <r/> until the client answers it (any <a/>). */
+  /** ejabberd's ack_timeout: runs from an <r/> handed to the client until the client answers it (any <a/>). */
   function startTimer(session: Session, st: SmState): void {
     if (st.ackTimer || st.queue.buffer_size === 0) return;
     st.ackTimer = setTimeout(() => {
@@ -144,7 +157,7 @@ export function createFlow(ctx: ModuleContext, opts: SmOptions, states: WeakMap<
     // One timer for all sessions: ask for acks of stanzas that sat unrequested for a quiet period.
     for (const s of quiet) {
       const st = states.get(s);
-      if (st && s.conn) { st.sinceRequest = 0; emit(s, st, x('r', { xmlns: NS.SM })); startTimer(s, st); }
+      if (st && s.conn) { st.sinceRequest = 0; sendR(s, st); }
     }
     quiet.clear();
   }, opts.ack_quiet_period * 1000) : undefined;

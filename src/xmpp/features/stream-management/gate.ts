@@ -6,7 +6,7 @@ import type { Undelivered } from '../../undelivered.js';
 export interface GateTarget {
   readonly conn: unknown;
   readonly destroyed: boolean;
-  write(el: XmlElement): void;
+  write(el: XmlElement, sent?: () => void): void;
 }
 
 /**
@@ -27,10 +27,11 @@ export class WriteGate implements PushWaiter {
   #pushed = 0;
   #answered = 0;
   #refused = false;
-  // Writes waiting, oldest first from #head: the element, the pushes it waits for, its transport.
+  // Writes waiting, oldest first from #head: the element, the pushes it waits for, its transport, its `sent`.
   #els: XmlElement[] = [];
   #after: number[] = [];
   #conns: unknown[] = [];
+  #sent: ((() => void) | undefined)[] = [];
   #head = 0;
 
   constructor(
@@ -45,12 +46,14 @@ export class WriteGate implements PushWaiter {
   /** Called before each push: the writes from now on wait for its answer. */
   expect(): void { this.#pushed++; }
 
-  write(el: XmlElement): void {
+  /** `sent` as for Conn.send. */
+  write(el: XmlElement, sent?: () => void): void {
     if (this.#refused) return;
-    if (this.#answered === this.#pushed && this.waiting === 0) return this.target.write(el);
+    if (this.#answered === this.#pushed && this.waiting === 0) return this.target.write(el, sent);
     this.#els.push(el);
     this.#after.push(this.#pushed);
     this.#conns.push(this.target.conn);
+    this.#sent.push(sent);
   }
 
   pushed(result: PushResult, item: Undelivered): void {
@@ -65,13 +68,15 @@ export class WriteGate implements PushWaiter {
     while (this.#head < this.#els.length && this.#after[this.#head]! <= this.#answered) {
       const el = this.#els[this.#head]!;
       const conn = this.#conns[this.#head];
+      const sent = this.#sent[this.#head];
       this.#head++;
-      if (!this.#refused && !target.destroyed && target.conn === conn) target.write(el);
+      if (!this.#refused && !target.destroyed && target.conn === conn) target.write(el, sent);
     }
     if (this.#head === this.#els.length) {
       this.#els.length = 0;
       this.#after.length = 0;
       this.#conns.length = 0;
+      this.#sent.length = 0;
       this.#head = 0;
     }
   }
