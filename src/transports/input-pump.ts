@@ -6,7 +6,7 @@ export interface InputItem {
   readonly bytes: number;
   /** Stanzas it counts for the stanza bucket (0 for framing). */
   readonly stanzas: number;
-  /** `ending`: the transport is gone and the pump is being flushed (see InputPump.flush). */
+  /** `ending`: the transport is gone, or its peer ended it, and the pump is being flushed (see InputPump.flush). */
   run(ending: boolean): void;
 }
 
@@ -141,7 +141,8 @@ export class InputPump {
   }
 
   /**
-   * The transport is gone: what the peer sent and the pump still holds runs
+   * The transport is gone, or its peer ended it and reads nothing more (a
+   * BOSH terminate): what the peer sent and the pump still holds runs
    * now, in order, without waiting for buckets or room (the session hands
    * its answers over), then the pump is disposed. The peer sent it and
    * may count it as sent; dropping a message would lose it. Items skip
