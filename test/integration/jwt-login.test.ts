@@ -176,6 +176,18 @@ t.test('OAUTHBEARER: malformed messages, a foreign authzid, and a plain stream',
   t.equal(condition(await insecure.c.next()), 'encryption-required', 'never on a plain stream');
 });
 
+t.test('a JID claim and an OAUTHBEARER authzid at localhost. (a final dot, RFC 7622 §3.2) name the account at localhost', async (t) => {
+  const token = await mint({ jid: 'alice@LocalHost.' });
+  const { c } = await secureClient(t);
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='OAUTHBEARER'>${b64(`n,a=alice@localhost.,\x01auth=Bearer ${token}\x01\x01`)}</auth>`);
+  const res = await c.next();
+  t.ok(res.is('success', NS.SASL), `OAUTHBEARER success: ${res.toString()}`);
+  const { c: d } = await secureClient(t);
+  d.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', token)}</auth>`);
+  const viaPlain = await d.next();
+  t.ok(viaPlain.is('success', NS.SASL), `PLAIN with the token as password, no authzid: ${viaPlain.toString()}`);
+});
+
 t.test('ordinary passwords still log in over PLAIN with token login on, even one with dots like a JWT', async (t) => {
   await server.addUser('carol', 'my.pass.word');
   for (const [user, password] of [['alice', 'alice-secret'], ['carol', 'my.pass.word']] as const) {

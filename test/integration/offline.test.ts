@@ -163,6 +163,21 @@ t.test('a delay notation a client forges in our name is removed; others stay', a
   for (const c of [alice, bob]) c.session.close();
 });
 
+t.test("a forged delay notation is removed when its from names our domain with a final dot (RFC 7622 §3.2)", async (t) => {
+  const bob = await server.login('bob', 'b');
+  bob.send(PRESENCE);
+  await settled();
+  bob.conn.take();
+  const alice = await server.login('alice', 'a');
+  alice.send(chat('bob@localhost', 'dotted',
+    `<delay xmlns='${NS.DELAY}' from='localhost.' stamp='2001-01-01T00:00:00Z'/><delay xmlns='${NS.DELAY}' from='LocalHost.' stamp='2002-02-02T00:00:00Z'/>`));
+  await settled();
+  const [m] = bob.conn.takeStanzas('message');
+  t.equal(m?.getChildText('body'), 'dotted', 'delivered live');
+  t.same(delaysOf(m!).map((d) => d.attr('from')), [], 'no delay notation in our name is left');
+  for (const c of [alice, bob]) c.session.close();
+});
+
 t.test('msgoffline is advertised in the server disco#info', async (t) => {
   const alice = await server.login('alice', 'a');
   alice.send(`<iq xmlns='jabber:client' to='localhost' type='get' id='d'><query xmlns='${NS.DISCO_INFO}'/></iq>`);

@@ -7,6 +7,7 @@ import {
   normalizeLocal,
   normalizeResource,
   parseJid,
+  tryNormalizeDomain,
   tryParseJid,
 } from '../../src/jid/index.js';
 
@@ -119,6 +120,34 @@ t.test('domainpart: trailing dot, IDN, IP literals', async (t) => {
   t.equal(parseJid('user@localhost').domain, 'localhost');
   t.equal(parseJid('user@CaSe-InSeNsItIvE').domain, 'case-insensitive');
   t.equal(parseJid('user@docker_host').domain, 'docker_host', "'_' tolerated");
+});
+
+t.test('domainpart: the final label separator is stripped before routing or comparing (RFC 7622 §3.2)', async (t) => {
+  const stripped: Array<[string, string]> = [
+    ['localhost.', 'localhost'],
+    ['LocalHost.', 'localhost'],
+    ['example.com\uFF0E', 'example.com'], // FULLWIDTH FULL STOP
+    ['example.com\uFF61', 'example.com'], // HALFWIDTH IDEOGRAPHIC FULL STOP
+    ['xn--bcher-kva.example.', 'bücher.example'],
+    ['192.168.1.1.', '192.168.1.1'],
+  ];
+  for (const [input, domain] of stripped) {
+    t.equal(normalizeDomain(input), domain, JSON.stringify(input));
+    t.equal(tryNormalizeDomain(input), domain, `tryNormalizeDomain ${JSON.stringify(input)}`);
+  }
+  t.ok(parseJid('bob@localhost./r').equals(parseJid('bob@localhost/r')), 'the same entity with or without the dot');
+  t.equal(parseJid('bob@LOCALHOST.').bare, 'bob@localhost');
+  t.equal(parseJid('localhost.').full, 'localhost');
+  // Only one separator goes; what is left must still be a domain name, so a lone dot or an empty label stays invalid.
+  for (const s of ['.', '..', '\u3002', 'localhost..', '.localhost', '.localhost.', 'local..host', 'local..host.']) {
+    t.throws(() => normalizeDomain(s), JidError, `domainpart ${JSON.stringify(s)}`);
+    t.equal(tryNormalizeDomain(s), null, `tryNormalizeDomain ${JSON.stringify(s)}`);
+    t.equal(tryParseJid(`bob@${s}/r`), null, `bob@${s}/r`);
+  }
+  t.equal(tryParseJid('.'), null, 'a JID that is only a dot');
+  t.equal(tryNormalizeDomain(''), null);
+  t.equal(tryNormalizeDomain(undefined), null, 'a missing attribute');
+  t.equal(tryNormalizeDomain('bob@localhost'), null, 'a JID with a localpart is no domainpart');
 });
 
 t.test('length limits: 1..1023 octets per part', async (t) => {
