@@ -70,3 +70,18 @@ export function normalizeDomain(input: string): string {
   assertOctets(out, 'domainpart');
   return out;
 }
+
+/**
+ * normalizeDomain that returns null instead of throwing (and for undefined, e.g. a missing
+ * attribute): for a bare domain given outside a JID, such as a stream header's 'to', compared
+ * with the served domains only after enforcement (RFC 7622 §3.2: the final dot stripped).
+ */
+export function tryNormalizeDomain(s: string | undefined): string | null {
+  if (s === undefined) return null;
+  try {
+    return normalizeDomain(s);
+  } catch (err) {
+    if (err instanceof JidError) return null;
+    throw err;
+  }
+}

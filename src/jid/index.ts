@@ -6,5 +6,6 @@ export {
   normalizeLocal,
   normalizeResource,
   parseJid,
+  tryNormalizeDomain,
   tryParseJid,
 } from './jid.js';

@@ -7,7 +7,7 @@ import { normalizeDomain } from './domain.js';
 import { normalizeLocal, normalizeResource } from './parts.js';
 
 export { JidError } from './errors.js';
-export { normalizeDomain } from './domain.js';
+export { normalizeDomain, tryNormalizeDomain } from './domain.js';
 export { normalizeLocal, normalizeResource } from './parts.js';
 
 export class Jid {
