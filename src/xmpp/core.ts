@@ -1,5 +1,5 @@
 import { NS, x, type XmlElement } from '../xml/index.js';
-import { JidError, parseJid, type Jid } from '../jid/index.js';
+import { JidError, parseJid, tryNormalizeDomain, type Jid } from '../jid/index.js';
 import { Pipeline, delivered, isPromise, isVeto, type Outcome } from './pipeline.js';
 import type { CoreEvents } from './events.js';
 import { Session, isStanza, type SessionOwner } from './session.js';
@@ -123,7 +123,9 @@ export function createCore(deps: CoreDeps): Core {
   };
 
   function openStream(session: Session, attrs: Readonly<Record<string, string>>): void | Promise<unknown> {
-    const to = attrs.to?.toLowerCase();
+    // RFC 7622 §3.2: 'localhost.' is localhost (the final dot stripped, case and IDNA mapped);
+    // a to that is no domainpart stays as given, and is host-unknown below.
+    const to = attrs.to === undefined ? undefined : tryNormalizeDomain(attrs.to) ?? attrs.to;
     const host = to ?? session.host ?? deps.hosts[0]!;
     session.lang = attrs['xml:lang'] ?? session.lang;
     session.streamFrom = attrs.from;
