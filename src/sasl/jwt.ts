@@ -8,7 +8,7 @@
  * verify(); this module knows no session, store or transport.
  */
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { normalizeLocal } from '../jid/index.js';
+import { normalizeLocal, tryNormalizeDomain } from '../jid/index.js';
 
 export type JwtAlgorithm = 'HS256' | 'RS256' | 'ES256';
 
@@ -97,7 +97,8 @@ function userOf(payload: JWTPayload, claim: string, host: string): JwtResult {
   if (typeof jid !== 'string' || jid.length > 3071) return failed('bad-jid-claim');
   const at = jid.lastIndexOf('@');
   if (at <= 0 || jid.includes('/')) return failed('bad-jid-claim');
-  if (jid.slice(at + 1).toLowerCase() !== host) return failed('other-domain');
+  // RFC 7622 §3.2: compared after enforcement, so 'alice@localhost.' names localhost.
+  if (tryNormalizeDomain(jid.slice(at + 1)) !== host) return failed('other-domain');
   try {
     return { ok: true, username: normalizeLocal(jid.slice(0, at)) };
   } catch {

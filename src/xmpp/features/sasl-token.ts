@@ -5,7 +5,7 @@ import type { UserStore, StoredCredentials } from '../../storage/ports/accounts.
 import { UserExistsError } from '../../storage/ports/accounts.js';
 import type { Session } from '../session.js';
 import type { SaslFailureCondition } from '../../sasl/scram.js';
-import { normalizeLocal } from '../../jid/index.js';
+import { normalizeLocal, tryNormalizeDomain } from '../../jid/index.js';
 import { authzidAccepted } from './sasl-authzid.js';
 import { errorChallenge, parseOauthBearer } from '../../sasl/oauthbearer.js';
 
@@ -107,7 +107,8 @@ export async function plainWithToken(
 /** The user an OAUTHBEARER authzid names at this host (RFC 7628 §3.1: gs2-header's a=), or null when it names another. */
 function authzidUser(authzid: string, host: string): string | null {
   const at = authzid.lastIndexOf('@');
-  if (at > 0 && authzid.slice(at + 1).toLowerCase() !== host) return null;
+  // RFC 7622 §3.2: compared after enforcement, so 'alice@localhost.' names localhost.
+  if (at > 0 && tryNormalizeDomain(authzid.slice(at + 1)) !== host) return null;
   try { return normalizeLocal(at > 0 ? authzid.slice(0, at) : authzid); } catch { return null; }
 }
 
