@@ -1,4 +1,5 @@
 import { NS, type XmlElement } from '../../xml/index.js';
+import { tryNormalizeDomain } from '../../jid/index.js';
 import type { ModuleContext } from '../context.js';
 import type { RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
@@ -118,8 +119,12 @@ export function undeliverable(ctx: ModuleContext, event: RouteEvent): void {
   ctx.router.bounce(event, 'service-unavailable');
 }
 
-/** Removes top-level <delay/> notations whose `from` is one of our domains. */
+/**
+ * Removes top-level <delay/> notations whose `from` is one of our domains, compared after
+ * enforcement (RFC 7622 §3.2), so 'localhost.' or 'LOCALHOST' counts as ours too.
+ */
 function dropForgedDelays(stanza: XmlElement, hosts: ReadonlySet<string>): void {
-  const forged = stanza.children.filter((c) => typeof c !== 'string' && c.is('delay', NS.DELAY) && hosts.has((c.attr('from') ?? '').toLowerCase()));
+  const ours = (from: string | undefined): boolean => hosts.has(tryNormalizeDomain(from) ?? '');
+  const forged = stanza.children.filter((c) => typeof c !== 'string' && c.is('delay', NS.DELAY) && ours(c.attr('from')));
   if (forged.length > 0) stanza.children = stanza.children.filter((c) => !forged.includes(c));
 }
