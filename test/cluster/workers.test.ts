@@ -161,3 +161,87 @@ t.test('SIGTERM to the primary stops its workers one at a time: the first leaves
   const stored = await storage.offline.list('localhost', 'alice').finally(() => storage.close());
   t.same(stored.map((m) => /id=['"](m\d)['"]/.exec(m.stanza)?.[1]).sort(), ['m1', 'm2', 'm3'], 'her unacknowledged messages are stored offline, each once: nothing stranded in Redis');
 });
+
+interface WorkerStatus { worker: number; node: string; status: string; reason?: string }
+interface Readyz { status: number; body: { status: string; reason?: string; workers?: WorkerStatus[] } }
+
+t.test('/readyz answers for every worker: 503 from each probe while one worker is hung or draining, 200 once all are ready again', async (t) => {
+  const cluster = await withGatewayCluster(t, {
+    nodes: 1,
+    env: {
+      WORKERS: '3',
+      // A lease longer than the worker is kept stopped: silent past its lease, it would be counted dead, and
+      // once continued end itself and be started again (cluster-lease-lost), a test of its own.
+      CLUSTER_NODE_TTL: '60000',
+      // A drain held open by a hibernating session until it resumes elsewhere (not the 5 s default running out).
+      CLUSTER_DRAIN_TIMEOUT: '60', SHUTDOWN_TIMEOUT: '90',
+      // No event-loop check: the stopped worker, continued, would report its stall as event-loop-lag, and a loaded
+      // test machine stalls them all now and then (that check has tests of its own: test/integration/readiness.test.ts).
+      READY_MAX_EVENT_LOOP_DELAY: '0',
+    },
+  });
+  const [gw] = cluster.nodes;
+  await cluster.addUser('alice', 'pw');
+  await eventually(() => gw!.events().filter((e) => e.event === 'listening').length === 3, { timeout: 20_000, message: 'the three workers serving' });
+  const pidOf = (node: string) => gw!.events().filter((e) => e.event === 'listening' && e.node === node).map((e) => e.pid as number).at(-1)!;
+  // Each probe on a connection of its own, as a kubelet's: whichever worker accepts it answers.
+  const probe = async (path = '/readyz'): Promise<Readyz> => {
+    const res = await fetch(`${gw!.httpUrl}${path}`, { headers: { connection: 'close' } });
+    return { status: res.status, body: await res.json() as Readyz['body'] };
+  };
+  const probes = async (n: number): Promise<Readyz[]> => {
+    const out: Readyz[] = [];
+    for (let i = 0; i < n; i++) out.push(await probe());
+    return out;
+  };
+  const statuses = (rs: Readyz[]) => rs.map((r) => r.status);
+  const bodies = (rs: Readyz[]) => rs.map((r) => JSON.stringify(r.body)).join(' ');
+  const workers = (r: Readyz) => (r.body.workers ?? []).map((w) => `${w.worker} ${w.node} ${w.status}${w.reason === undefined ? '' : ` (${w.reason})`}`);
+  const allReady = ['0 n0-w0 ready', '1 n0-w1 ready', '2 n0-w2 ready'];
+
+  const before = await probes(5);
+  t.same(statuses(before), [200, 200, 200, 200, 200], `every worker ready: every probe 200 (${bodies(before)})`);
+  t.same(before.map((r) => r.body.status), ['ready', 'ready', 'ready', 'ready', 'ready']);
+  t.same(workers(before[0]!), allReady, 'the body lists each worker');
+
+  // A worker that does not answer (stopped: hung, as in a long synchronous stall) counts as not ready after a bounded wait.
+  const w1 = pidOf('n0-w1');
+  process.kill(w1, 'SIGSTOP');
+  let hung: Readyz[];
+  let liveness: number;
+  try {
+    hung = await probes(5);
+    liveness = (await probe('/healthz')).status;
+  } finally {
+    process.kill(w1, 'SIGCONT');
+  }
+  t.same(statuses(hung), [503, 503, 503, 503, 503], `worker 1 hung: every probe 503, whichever worker answers it (${bodies(hung)})`);
+  for (const r of hung) t.same(workers(r), ['0 n0-w0 ready', '1 n0-w1 not ready (no-answer)', '2 n0-w2 ready'], 'worker 1 named as not answering');
+  t.equal(liveness, 200, "/healthz stays the answering worker's own: alive");
+  await eventually(async () => (await probe()).status === 200, { timeout: 20_000, message: '/readyz 200 once worker 1 runs again' });
+  const continued = await probes(5);
+  t.same(statuses(continued), [200, 200, 200, 200, 200], `every probe 200 again (${bodies(continued)})`);
+
+  // A worker draining (SIGTERM to it alone: it leaves as in a rolling restart) answers that it is not ready.
+  // It is the worker alice's session sits on, which it holds for her to resume elsewhere: the drain lasts until she does.
+  const redis = await connectRedis(cluster.redisUrl, quiet, 'test');
+  t.teardown(() => redis.destroy());
+  const alice = await SmPeer.login(gw!.wsUrl, 'alice', 'pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.ws.terminate());
+  const entry = async () => JSON.parse((await redis.hGet(`${keyPrefix(cluster.redisUrl)}dir:alice@localhost`, 'phone')) ?? '{}').node as string | undefined;
+  const node = await eventually(entry, { message: "alice's directory entry" });
+  const index = Number(/-w(\d+)$/.exec(node)![1]);
+  process.kill(pidOf(node), 'SIGTERM');
+  t.equal((await alice.c.waitClosed(15_000)).code, 1001, `${node} drops alice's connection and drains, holding her session for her to resume`);
+  const draining = await probes(5);
+  t.same(statuses(draining), [503, 503, 503, 503, 503], `${node} draining: every probe 503 (${bodies(draining)})`);
+  const drainingList = allReady.map((w, i) => (i === index ? `${i} ${node} not ready` : w));
+  for (const r of draining) t.same(workers(r), drainingList, `${node} named as not ready`);
+  const { answer } = await SmPeer.resume(gw!.wsUrl, 'alice', 'pw', alice.smid!, { autoAck: false });
+  t.equal(answer.local, 'resumed', 'she resumes on another worker, which ends the drain');
+  await eventually(() => gw!.events().some((e) => e.event === 'worker-restarted' && e.worker === index), { timeout: 20_000, message: `${node} gone and started again` });
+  await eventually(async () => (await probe()).status === 200, { timeout: 30_000, message: `/readyz 200 once the new ${node} is ready` });
+  const after = await probes(5);
+  t.same(statuses(after), [200, 200, 200, 200, 200], `every probe 200 again (${bodies(after)})`);
+  t.same(workers(after[0]!), allReady);
+});
