@@ -9,17 +9,16 @@
  * and answers with the sum: counters, histograms and session gauges add up;
  * the few gauges where a sum means nothing say how they combine
  * (`aggregator`: xmpp_ready the minimum, xmpp_build_info the maximum).
+ * The question and its answer go over ../worker-ipc.ts, as /readyz's do.
  * Outside a worker this is the registry's own text.
  */
 import cluster from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
+import { answerWorkers, askPrimary } from '../worker-ipc.js';
 
-const REQUEST = 'xwg:metrics-request';
-const RESPONSE = 'xwg:metrics-response';
+const KIND = 'metrics';
 /** Longer than prom-client's own wait for the workers' answers (5 s), so its error is the one seen. */
 const ANSWER_TIMEOUT_MS = 8000;
-
-interface Response { readonly type: typeof RESPONSE; readonly id: number; readonly text?: string; readonly error?: string }
 
 const sources = new WeakMap<Registry, () => Promise<string>>();
 
@@ -35,38 +34,14 @@ function fromPrimary(registry: Registry): () => Promise<string> {
   // the primary hears from every worker) answers the primary with this registry's metrics.
   AggregatorRegistry.setRegistries([registry]);
   new AggregatorRegistry();
-  let next = 0;
-  const waiting = new Map<number, { resolve(text: string): void; reject(err: Error): void; timer: NodeJS.Timeout }>();
-  process.on('message', (message: unknown) => {
-    const m = message as Partial<Response> | null;
-    if (m?.type !== RESPONSE || m.id === undefined) return;
-    const w = waiting.get(m.id);
-    if (!w) return;
-    waiting.delete(m.id);
-    clearTimeout(w.timer);
-    if (m.text !== undefined) w.resolve(m.text); else w.reject(new Error(`the workers' metrics could not be gathered: ${m.error ?? 'no answer'}`));
-  });
-  return () => new Promise<string>((resolve, reject) => {
-    const id = ++next;
-    const timer = setTimeout(() => {
-      waiting.delete(id);
-      reject(new Error('the workers\' metrics could not be gathered: the primary did not answer'));
-    }, ANSWER_TIMEOUT_MS);
-    timer.unref();
-    waiting.set(id, { resolve, reject, timer });
-    process.send!({ type: REQUEST, id });
+  const ask = askPrimary<string>(KIND, ANSWER_TIMEOUT_MS);
+  return () => ask().catch((err: unknown) => {
+    throw new Error(`the workers' metrics could not be gathered: ${err instanceof Error ? err.message : String(err)}`);
   });
 }
 
 /** In the primary of WORKERS > 1: answers a worker's request with every worker's metrics, aggregated. */
 export function serveWorkerMetrics(): void {
   const aggregator = new AggregatorRegistry();
-  cluster.on('message', (worker, message: unknown) => {
-    const m = message as { type?: string; id?: number } | null;
-    if (m?.type !== REQUEST || m.id === undefined) return;
-    const answer = (reply: Omit<Response, 'type' | 'id'>): void => {
-      if (worker.isConnected()) worker.send({ type: RESPONSE, id: m.id, ...reply });
-    };
-    aggregator.clusterMetrics().then((text) => answer({ text }), (err: unknown) => answer({ error: err instanceof Error ? err.message : String(err) }));
-  });
+  answerWorkers(KIND, () => aggregator.clusterMetrics());
 }
