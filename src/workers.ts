@@ -18,6 +18,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { serveWorkerMetrics } from './metrics/workers.js';
+import { serveMachineReadiness, type WorkerSlot } from './http/workers-readiness.js';
 
 /** Smallest pause before a crashed worker is started again (a crash loop must not spin). */
 const RESTART_DELAY_MS = 1000;
@@ -86,7 +87,15 @@ export function supervise(plan: WorkerPlan, log: SupervisorLog, exit: (code: num
   cluster.schedulingPolicy = plan.workersScheduling === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   // A scrape reaches one worker: it asks here for every worker's metrics, summed (metrics/workers.ts).
   serveWorkerMetrics();
+  // So does a probe: /readyz is ready only if every worker is (http/workers-readiness.ts).
+  serveMachineReadiness(() => slots(plan, byWorker));
   for (let i = 0; i < plan.workers; i++) fork(i);
+}
+
+/** Each worker index with its process, if it has one now (not between an exit and its restart). */
+function slots(plan: WorkerPlan, byWorker: ReadonlyMap<number, number>): WorkerSlot[] {
+  const live = new Map([...byWorker].map(([id, index]) => [index, cluster.workers?.[id]]));
+  return Array.from({ length: plan.workers }, (_, index) => ({ index, node: workerNodeId(plan.nodeId, index), worker: live.get(index) }));
 }
 
 /** What a worker's own listener serves: the app's HTTP routes (Fastify's `routing`). */

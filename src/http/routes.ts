@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import { serialize, x } from '../xml/index.js';
 import { registerMetricsRoute, type PeerFilter } from './metrics-access.js';
 import type { NotReadyReason } from './readiness.js';
+import { machineReadiness, type ProcessReadiness } from './workers-readiness.js';
 
 export interface HttpOptions {
   readonly websocketPath: string;
@@ -45,12 +46,18 @@ function publicBase(req: FastifyRequest, opts: HttpOptions): { secure: boolean; 
 
 /** /healthz, /readyz, /metrics (unless METRICS_PORT) and XEP-0156 host-meta. */
 export function registerHttpRoutes(app: FastifyInstance, registry: Registry, opts: HttpOptions): void {
+  // Liveness: this process's own, whichever worker of WORKERS > 1 answers.
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
-    if (!opts.ready()) return reply.code(503).send({ status: 'not ready' });
+  const own = async (): Promise<ProcessReadiness> => {
+    if (!opts.ready()) return { status: 'not ready' };
     const reason = await opts.health?.();
-    if (reason !== undefined) return reply.code(503).send({ status: 'not ready', reason });
-    return { status: 'ready' };
+    return reason === undefined ? { status: 'ready' } : { status: 'not ready', reason };
+  };
+  // With WORKERS > 1, every worker's readiness, gathered by the primary (workers-readiness.ts).
+  const readiness = machineReadiness(own);
+  app.get('/readyz', async (_req, reply) => {
+    const body = await readiness();
+    return reply.code(body.status === 'ready' ? 200 : 503).send(body);
   });
   if (opts.metricsAllowed) registerMetricsRoute(app, registry, opts.metricsAllowed);
 
