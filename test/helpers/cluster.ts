@@ -67,11 +67,13 @@ export interface ClusterOptions {
   readonly logDir?: string;
 }
 
-async function isReady(port: number): Promise<boolean> {
+/** GET /readyz: whether it says ready, and what it answered (with WORKERS > 1 each worker's status), for a timeout's message. */
+async function readyz(port: number): Promise<{ ready: boolean; answer: string }> {
   try {
-    return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
-  } catch {
-    return false;
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+    return { ready: res.status === 200, answer: `${res.status} ${await res.text()}` };
+  } catch (err) {
+    return { ready: false, answer: String(err) };
   }
 }
 
@@ -122,10 +124,13 @@ class Gateway implements GatewayProcess {
     child.stdout!.on('data', append);
     child.stderr!.on('data', append);
     // A restart waits for the dead run's lease (CLUSTER_NODE_TTL) before it serves.
+    let last = 'no answer yet';
     await eventually(async () => {
       if (this.pid() === undefined) throw new Error(`exited: ${this.#log.slice(-2000)}`);
-      return isReady(this.port);
-    }, { timeout: 30_000, message: () => `gateway ${this.id} to be ready: ${this.#log.slice(-2000)}` });
+      const { ready, answer } = await readyz(this.port);
+      last = answer;
+      return ready;
+    }, { timeout: 30_000, message: () => `gateway ${this.id} to be ready (last /readyz: ${last}): ${this.#log.slice(-2000)}` });
   }
 
   async kill(signal: NodeJS.Signals): Promise<Exit> {
