@@ -1,0 +1,220 @@
+/**
+ * RFC 6120 §7.7.2.2 for a resumable session no live process holds (a dead
+ * node's, adopted by a survivor; or one claimed from its owner whose
+ * resumption then failed): once a fresh login binds its full JID, the older
+ * session is the one that ends. A later <resume/> of it gets item-not-found
+ * (XEP-0198 §5), the newer session is untouched, and the old session is
+ * ended as a timed-out one is: its unacknowledged stanzas handed over once
+ * (the newer session if it is available, as another resource of the
+ * account; offline storage if not), its stale h kept. Before, the directory
+ * no longer listed the old session, so the bind did not end it, and the
+ * resumption took the resource back and ended the newer session with
+ * conflict.
+ */
+import t, { type Test } from 'tap';
+import { NS, type XmlElement } from '../../src/xml/index.js';
+import { addUsers, clusterBackends, startGateway, type Gateway, type GatewayOptions } from '../helpers/gateways.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
+import { eventually, sleep } from '../helpers/eventually.js';
+import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
+import { smKeys } from '../../src/cluster/sm-scripts.js';
+
+const backends = clusterBackends(t);
+
+const isStreamError = (el: XmlElement): boolean => el.local === 'error' && el.ns === NS.STREAM;
+const messageIs = (id: string) => (el: XmlElement): boolean => el.local === 'message' && el.attr('id') === id;
+
+async function look(t: Test, opts: GatewayOptions): Promise<Redis> {
+  const redis = await connectRedis(opts.redisUrl, { warn: () => undefined }, 'look');
+  t.teardown(() => redis.destroy());
+  return redis;
+}
+
+/**
+ * n0 dies with alice/phone's resumable session (m1 sent to it, not
+ * acknowledged; one stanza of hers handled, so its h is 1); a survivor
+ * adopts it. Returns the adopter and the other survivor.
+ */
+async function deadNodeSession(t: Test, opts: GatewayOptions): Promise<{ alice: SmPeer; bob: RawWsClient; adopter: Gateway; other: Gateway; redis: Redis }> {
+  const n0 = await startGateway(t, 'n0', opts);
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n0, ['alice', 'bob']);
+  const bob = await RawWsClient.connect(n1.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  const alice = await SmPeer.login(n0.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
+  await routed(alice.c, 'handled');
+  // XEP-0198 §4: <a h/> answers once the ping is handled, and the h is stored before it.
+  alice.c.send(`<r xmlns='${NS.SM}'/>`);
+  await alice.c.until((el) => el.is('a', NS.SM));
+  await eventually(() => n1.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n1 sees alice' });
+  bob.send(chat('alice@localhost/phone', 'm1'));
+  await eventually(() => alice.h === 2, { message: 'alice got m1 (not acknowledged)' });
+  const redis = await look(t, opts);
+  const record = smKeys(keyPrefix(opts.redisUrl)).record(alice.smid!);
+  await eventually(async () => (await redis.hGet(record, 'counter_in')) === '1', { message: 'her h is stored' });
+  // n0 dies with alice's session on it; her client goes away too. The in-process crash leaves n0's
+  // process running (its pub/sub connections, its timers): it would end its copy of alice's session
+  // and store m1 offline itself, which a killed process cannot. Its database goes too.
+  n0.crash();
+  await n0.server.storage.close();
+  alice.c.ws.terminate();
+  let owner: string | undefined;
+  await eventually(async () => { owner = (await redis.hGet(record, 'owner')) ?? undefined; return owner === 'n1' || owner === 'n2'; }, { timeout: 15_000, message: 'a survivor adopted the session' });
+  return { alice, bob, redis, adopter: owner === 'n1' ? n1 : n2, other: owner === 'n1' ? n2 : n1 };
+}
+
+/** The old session's record, queue and set memberships are gone: nothing is left for a second hand-over. */
+async function gone(t: Test, redis: Redis, opts: GatewayOptions, smid: string): Promise<void> {
+  const keys = smKeys(keyPrefix(opts.redisUrl));
+  await eventually(async () => (await redis.exists([keys.record(smid), keys.queue(smid)])) === 0, { message: 'the old session\'s record and queue are gone' });
+  for (const id of ['n0', 'n1', 'n2']) t.notOk(await redis.sIsMember(keys.node(id), smid), `and it is out of ${id}'s set`);
+}
+
+t.test('a dead node\'s session whose resource a fresh login bound cannot be resumed: the newer session stays, m1 is stored offline once, its h is kept', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_STALE_H_ENABLED: 'true' });
+  const { alice, bob, redis, adopter, other } = await deadNodeSession(t, opts);
+
+  // A fresh login of the same full JID on the node that did not adopt it; it sends no presence.
+  const fresh = await SmPeer.login(other.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => fresh.c.close());
+  await eventually(() => adopter.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'the adopter sees the fresh session' });
+
+  const { peer, answer } = await SmPeer.resume(adopter.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 0 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', `the old session cannot be resumed (${answer.toString()})`);
+  t.ok(answer.getChild('item-not-found', NS.STANZAS) !== undefined, 'item-not-found');
+  t.equal(answer.attr('h'), '1', 'with the h the old session had (stale h)');
+  await routed(peer.c, 'after-failed');
+  t.same(peer.messageIds(), [], 'nothing of its queue comes back on the failed stream');
+
+  await eventually(async () => (await other.server.storage.offline.count('localhost', 'alice')) === 1, { timeout: 10_000, message: 'm1 handed over (offline: the fresh session is not available)' });
+  await gone(t, redis, opts, alice.smid!);
+
+  // The newer session is untouched and reachable.
+  bob.send(chat('alice@localhost/phone', 'm2'));
+  await fresh.c.until(messageIs('m2'));
+  await routed(fresh.c, 'ping');
+  t.notOk(fresh.c.closed, 'the newer session is still open');
+  t.notOk(fresh.c.frames.some(isStreamError), 'with no stream error');
+  t.same(fresh.messageIds(), ['m2'], 'it gets what is sent to the resource, and nothing of the old queue');
+  // A second resumption finds nothing either, and nothing is handed over twice.
+  const again = await SmPeer.resume(other.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 0 });
+  t.teardown(() => again.peer.c.close());
+  t.ok(again.answer.is('failed', NS.SM) && again.answer.getChild('item-not-found', NS.STANZAS) !== undefined, 'a second resumption fails too');
+  await sleep(300);
+  t.equal(await other.server.storage.offline.count('localhost', 'alice'), 1, 'm1 stored offline once');
+});
+
+t.test('when the fresh login is available, the failed resumption hands the dead node\'s m1 to it, once, as to another resource of the account', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const { alice, redis, adopter, other } = await deadNodeSession(t, opts);
+  const fresh = await SmPeer.login(other.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => fresh.c.close());
+  fresh.c.send("<presence xmlns='jabber:client'/>");
+  await eventually(() => adopter.server.app.sessions.get('localhost', 'alice', 'phone')?.presence, { message: 'the adopter sees the fresh session available' });
+
+  const { peer, answer } = await SmPeer.resume(adopter.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 0 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', `the old session cannot be resumed (${answer.toString()})`);
+  t.ok(answer.getChild('item-not-found', NS.STANZAS) !== undefined, 'item-not-found');
+
+  const m1 = await fresh.c.until(messageIs('m1'), 10_000);
+  t.ok(m1.getChild('delay', NS.DELAY) !== undefined, 'm1 reaches the newer session, stamped as handed over (XEP-0203)');
+  await gone(t, redis, opts, alice.smid!);
+  await routed(fresh.c, 'ping');
+  await sleep(300);
+  await routed(fresh.c, 'ping2');
+  t.same(fresh.messageIds(), ['m1'], 'once');
+  t.equal(await other.server.storage.offline.count('localhost', 'alice'), 0, 'and not stored offline');
+  t.notOk(fresh.c.closed, 'the newer session is still open');
+  t.notOk(fresh.c.frames.some(isStreamError), 'with no stream error');
+});
+
+/**
+ * alice/phone on n1, available to bob (on n2), m1 sent to her and not
+ * acknowledged; a resumption on n2 claims the session and fails (h beyond
+ * what was sent): n2 holds it with no session, n1 let it go.
+ */
+async function failedClaim(t: Test, opts: GatewayOptions): Promise<{ alice: SmPeer; bob: RawWsClient; n1: Gateway; n2: Gateway }> {
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n1, ['alice', 'bob']);
+  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
+  await n1.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
+  await n1.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+  const bob = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  bob.send("<presence xmlns='jabber:client'/>");
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'desk')?.presence, { message: 'n1 sees bob available' });
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
+  alice.c.send("<presence xmlns='jabber:client'/>");
+  await bob.until(fromPhone(alice.jid, undefined));
+  bob.send(chat(alice.jid, 'm1'));
+  await alice.c.until(messageIs('m1'));
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 99 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', 'the first resumption failed (handled-count-too-high)');
+  await alice.c.until(isStreamError);
+  await eventually(() => n1.server.app.sessions.get('localhost', 'alice', 'phone') === undefined, { message: 'n1 let the old session go' });
+  return { alice, bob, n1, n2 };
+}
+
+const fromPhone = (jid: string, type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === jid && el.attr('type') === type;
+
+t.test('a claimed session whose resumption failed cannot be resumed once a fresh login bound its resource: m1 stored offline once, its contacts told it ended', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const { alice, bob, n1, n2 } = await failedClaim(t, opts);
+  const fresh = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => fresh.c.close());
+  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n2 sees the fresh session' });
+
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 1 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', `the old session cannot be resumed (${answer.toString()})`);
+  t.ok(answer.getChild('item-not-found', NS.STANZAS) !== undefined, 'item-not-found');
+  // RFC 6121 §4.5.2: the old session ended and the fresh one sent no presence: bob learns alice/phone is gone.
+  await bob.until(fromPhone(alice.jid, 'unavailable'));
+  t.pass('bob gets the old session\'s unavailable');
+  await eventually(async () => (await n1.server.storage.offline.count('localhost', 'alice')) === 1, { timeout: 10_000, message: 'm1 handed over (offline)' });
+  await routed(fresh.c, 'ping');
+  t.notOk(fresh.c.closed, 'the newer session is still open');
+  t.notOk(fresh.c.frames.some(isStreamError), 'with no stream error');
+  await sleep(300);
+  t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 1, 'm1 stored offline once');
+});
+
+t.test('a resumption retried at once after one that failed still resumes the session, the old owner\'s directory entry not yet gone', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const { alice, n2 } = await failedClaim(t, opts);
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 1 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', `the retry resumes (${answer.toString()})`);
+  await routed(peer.c, 'ping');
+  t.same(peer.messageIds(), ['m1'], 'and gets m1 again');
+});
+
+t.test('a claimed session that times out while a newer available session holds its resource: m1 reaches that session once, and bob is not told alice/phone went away', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '2' });
+  const { alice, bob, n1, n2 } = await failedClaim(t, opts);
+  const fresh = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => fresh.c.close());
+  fresh.c.send("<presence xmlns='jabber:client'/>");
+  await bob.until(fromPhone(alice.jid, undefined));
+  // Nobody resumes the old session: n2 hands it over when its resume time runs out.
+  const m1 = await fresh.c.until(messageIs('m1'), 10_000);
+  t.ok(m1.getChild('delay', NS.DELAY) !== undefined, 'm1 reaches the newer session, stamped as handed over');
+  await sleep(300);
+  await routed(bob, 'barrier');
+  await routed(fresh.c, 'ping');
+  t.same(fresh.messageIds(), ['m1'], 'once');
+  const last = bob.frames.filter((el) => el.local === 'presence' && el.attr('from') === alice.jid).at(-1);
+  t.equal(last?.attr('type'), undefined, `bob's last presence from alice/phone is the newer session's available (${last?.toString()})`);
+  t.notOk(fresh.c.closed, 'the newer session is still open');
+  t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'nothing stored offline');
+});
