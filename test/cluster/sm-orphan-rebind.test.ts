@@ -189,6 +189,30 @@ t.test('a claimed session whose resumption failed cannot be resumed once a fresh
   t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 1, 'm1 stored offline once');
 });
 
+t.test('when that fresh login is available, the failed resumption hands m1 to it once, and bob is not told alice/phone went away', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const { alice, bob, n1, n2 } = await failedClaim(t, opts);
+  const fresh = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => fresh.c.close());
+  fresh.c.send("<presence xmlns='jabber:client'/>");
+  await bob.until(fromPhone(alice.jid, undefined));
+
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 1 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', `the old session cannot be resumed (${answer.toString()})`);
+  t.ok(answer.getChild('item-not-found', NS.STANZAS) !== undefined, 'item-not-found');
+  const m1 = await fresh.c.until(messageIs('m1'), 10_000);
+  t.ok(m1.getChild('delay', NS.DELAY) !== undefined, 'm1 reaches the newer session, stamped as handed over');
+  await sleep(300);
+  await routed(bob, 'barrier');
+  await routed(fresh.c, 'ping');
+  t.same(fresh.messageIds(), ['m1'], 'once');
+  const last = bob.frames.filter((el) => el.local === 'presence' && el.attr('from') === alice.jid).at(-1);
+  t.equal(last?.attr('type'), undefined, `bob's last presence from alice/phone is the newer session's available (${last?.toString()})`);
+  t.notOk(fresh.c.closed, 'the newer session is still open');
+  t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 0, 'nothing stored offline');
+});
+
 t.test('a resumption retried at once after one that failed still resumes the session, the old owner\'s directory entry not yet gone', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
   const { alice, n2 } = await failedClaim(t, opts);
