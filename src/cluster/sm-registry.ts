@@ -236,6 +236,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     release(smid) {
       const h = held.get(smid);
       if (!h) return;
+      // Held with no session now (`orphan`).
+      if (!left) batch.set(smid, h.epoch, '', { orphan: 1 });
       held.delete(smid);
       unmark(h);
       deps.release(smid, h.epoch, Date.now() + h.max * 1000);
@@ -258,6 +260,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
         const [owner, epoch, max] = await redis.hmGet(keys.record(smid), ['owner', 'epoch', 'max']);
         if (owner === node.id && epoch && !held.has(smid) && !claiming.has(smid) && !left) {
           log.warn({ event: 'sm-claim-unanswered', sm: smidRef(smid) }, 'a takeover went unanswered but took place: the session waits out its resume time here');
+          batch.set(smid, Number(epoch), '', { orphan: 1 });
           deps.release(smid, Number(epoch), Date.now() + Number(max ?? 0) * 1000);
         }
         return;

@@ -9,6 +9,10 @@
  * - `{prefix}sm:{smid}` hash: owner, epoch, host, username, resource,
  *   anonymous, counter_in, counter_out, max, the snapshot (presence,
  *   priority, interested, carbons, blocklist, directed) and hibernated_at (ms, 0 when connected);
+ *   after a claim also `orphan` (1 while a node holds it with no session:
+ *   a dead owner's survivor, a claimer whose resumption failed) and `dsid`
+ *   (the directory sid its resource had then: the session's own entry,
+ *   which outlives its move until the claimer binds, directory-module.ts);
  * - `{prefix}smq:{smid}` list: the unacknowledged, then the not yet sent,
  *   stanzas, oldest first, each `<queued at ms> <xml>` (the time is the
  *   XEP-0203 stamp of a hand-over);
@@ -50,6 +54,16 @@ const FENCE = "local e = redis.call('HGET', KEYS[1], 'epoch') if e ~= ARGV[1] th
 // The fenced writes of a live session (push, ack, set fields) are one batched script: sm-batch.ts.
 
 /**
+ * In Lua, the directory's entry of a full JID (directory.ts: the hash
+ * `{prefix}dir:{bare}`, resource → JSON), or nil.
+ */
+const ENTRY = `local function entry(prefix, host, username, resource)
+  local cur = redis.call('HGET', prefix .. 'dir:' .. username .. '@' .. host, resource)
+  return cur and cjson.decode(cur)
+end
+`;
+
+/**
  * KEYS record, queue, owner's set; ARGV epoch, smid: deletes the record;
  * returns [counter_in, host, username, items, resource, presence, directed,
  * ended] (the last four for the unavailable presence a session no live
@@ -70,11 +84,12 @@ return {f[1], f[2], f[3], items, f[4], f[5], f[6], f[7]}`;
  * is marked `ended` (the cluster ended its presence at the death), so the
  * node that resumes it later, whoever holds it then, announces it again
  * (and clears the mark once the session is built there: sm-registry.ts).
+ * It is `orphan` too: held with no session.
  */
 export const CLAIM = `${FENCE}
 local owner = redis.call('HGET', KEYS[1], 'owner')
 local epoch = tonumber(ARGV[1]) + 1
-redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[2], 'ended', 1)
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[2], 'ended', 1, 'orphan', 1)
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 if owner then redis.call('SREM', ARGV[4] .. 'sm-node:' .. owner, ARGV[3]) end
@@ -92,9 +107,11 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * Returns [epoch, hash as field, value…, items, previous owner, previous
  * owner alive (1/0: 0 also when a survivor holds it for a dead owner, whose
  * presence was ended: CLAIM's `ended`)], -1 (no record) or -2 (another
- * account's: nothing written).
+ * account's: nothing written). Records `dsid`, and that a session now
+ * holds it (`orphan` 0).
  */
-export const TAKEOVER = `local f = redis.call('HMGET', KEYS[1], 'epoch', 'owner', 'host', 'username', 'resource', 'anonymous', 'ended')
+export const TAKEOVER = `${ENTRY}
+local f = redis.call('HMGET', KEYS[1], 'epoch', 'owner', 'host', 'username', 'resource', 'anonymous', 'ended')
 if not f[1] or not f[3] or not f[4] or not f[5] then return -1 end
 if f[3] ~= ARGV[4] then return -2 end
 if f[6] == '1' then
@@ -102,7 +119,8 @@ if f[6] == '1' then
 elseif ARGV[6] == '1' or f[4] ~= ARGV[5] then return -2 end
 local epoch = tonumber(f[1]) + 1
 local owner = f[2]
-redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'hibernated_at', 0)
+local e = entry(ARGV[3], f[3], f[4], f[5])
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'hibernated_at', 0, 'orphan', 0, 'dsid', (e and type(e.sid) == 'string') and e.sid or '')
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 if owner then redis.call('SREM', ARGV[3] .. 'sm-node:' .. owner, ARGV[2]) end
