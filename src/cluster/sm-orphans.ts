@@ -8,7 +8,10 @@
  * resource, offline storage, or an error to the sender; IQs bounced) and its
  * stale h recorded. A resumption meanwhile, on any node, claims it in turn:
  * the sm-fenced message cancels the wait here, and the hand-over is fenced
- * too (TAKE), so a session is either resumed or handed over, never both.
+ * too (TAKE), so a session is either resumed or handed over, never both. A
+ * resumption that finds a newer session bound to its full JID ends it
+ * instead (RFC 6120 §7.7.2.2; TAKEOVER in sm-scripts.ts): the claimant
+ * hands it over at once, the same way (replaced).
  */
 import type { ModuleContext } from '../xmpp/context.js';
 import { reroute } from '../xmpp/hand-over.js';
@@ -22,6 +25,7 @@ import { createStub } from './remote.js';
 import type { DirEntry } from './directory.js';
 
 const NOTE = 'resent: not acknowledged by the client before its server went down';
+const REPLACED_NOTE = 'resent: not acknowledged by the client before its session was replaced';
 /** A hand-over that failed (Redis unreachable) is tried again after this long. */
 const RETRY_MS = 5000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => { setTimeout(r, ms).unref(); });
@@ -33,6 +37,12 @@ export interface Orphans {
   watch(smid: string, epoch: number, deadline: number): void;
   /** Another claim of `smid` (sm-fenced): it is no longer ours to hand over. */
   fenced(smid: string, epoch: number): void;
+  /**
+   * A session a resumption here found replaced by a newer session on its
+   * full JID, which the claim ended (TAKEOVER's REPLACED; `take` is TAKE's
+   * reply): handed over now as a timed-out one is. Never rejects.
+   */
+  replaced(smid: string, take: readonly unknown[]): Promise<void>;
   /** The routing the hand-over uses (the feature's context). */
   attach(ctx: ModuleContext): void;
   /**
@@ -56,6 +66,9 @@ export interface OrphanDeps {
 }
 
 interface Orphan { readonly epoch: number; readonly timer: NodeJS.Timeout }
+
+/** TAKE's reply (sm-scripts.ts): counter_in, host, username, items, resource, presence, directed, ended, covered. */
+type Taken = [string | null, string | null, string | null, unknown[], string | null, string | null, string | null, string | null, number | null];
 
 export function createOrphans(deps: OrphanDeps): Orphans {
   const { node, log } = deps;
@@ -87,14 +100,48 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     }
     // Claimed elsewhere meanwhile (resumed): not ours any more.
     if (!Array.isArray(reply)) return;
-    const [h, host, username, raw, resource, presence, directed, ended] = reply as [string | null, string | null, string | null, unknown[], ...Array<string | null>];
+    const items = end(ctx, reply, NOTE);
+    log.info({ event: 'sm-orphan-timed-out', sm: smidRef(smid), handedOver: items }, 'a session of a dead node was not resumed: its queue is handed over');
+    await staleH(smid, reply);
+  }
+
+  /**
+   * The end of a session no live process holds, as TAKE returned it: its
+   * queue handed over (hand-over.ts: another resource of the account, which
+   * may be a newer session on the same full JID, offline storage, or an
+   * error to the sender) and its unavailable presence sent if owed; returns
+   * how many stanzas were handed over.
+   */
+  function end(c: ModuleContext, take: readonly unknown[], note: string): number {
+    const [, host, username, raw, resource, presence, directed, ended, covered] = take as Taken;
     const items = raw.map((r) => decodeItem(String(r))).filter((i): i is Undelivered => i !== undefined);
-    log.info({ event: 'sm-orphan-timed-out', sm: smidRef(smid), handedOver: items.length }, 'a session of a dead node was not resumed: its queue is handed over');
-    if (host && username) reroute(ctx, username, host, items, NOTE);
+    if (host && username) reroute(c, username, host, items, note);
     // RFC 6121 §4.5.2: the session ends here. A dead owner's was ended at its death (CLAIM's `ended`); one
-    // claimed from a live owner whose resumption failed was not (that owner let it go without a word).
-    if (host && username && resource && ended !== '1' && (presence || directed)) endPresence(ctx, `${username}@${host}`, resource, presence ?? '', directed ?? '');
-    if (deps.staleH) await deps.stale.setStaleH(smid, Number(h ?? 0), Date.now()).catch((err: unknown) => log.warn({ err }, 'stale h storage failed'));
+    // claimed from a live owner whose resumption failed was not (that owner let it go without a word). Not
+    // when a newer session holds the full JID and is available (`covered`): the unavailable would be its.
+    if (host && username && resource && ended !== '1' && covered !== 1 && (presence || directed)) {
+      endPresence(c, `${username}@${host}`, resource, presence ?? '', directed ?? '');
+    }
+    return items.length;
+  }
+
+  /** XEP-0198 §5: the h of a session that can no longer be resumed, for a <failed h/> later. */
+  async function staleH(smid: string, take: readonly unknown[]): Promise<void> {
+    if (!deps.staleH) return;
+    await deps.stale.setStaleH(smid, Number(take[0] ?? 0), Date.now()).catch((err: unknown) => log.warn({ err }, 'stale h storage failed'));
+  }
+
+  async function replaced(smid: string, take: readonly unknown[]): Promise<void> {
+    // Held here (a claim of ours whose resumption failed): the claim ended it, nothing to wait for.
+    clearTimeout(waiting.get(smid)?.timer);
+    waiting.delete(smid);
+    // A claim comes from a stream of this server, whose feature attached ctx first.
+    if (!ctx) log.warn({ event: 'sm-orphan-replaced-unrouted', sm: smidRef(smid) }, 'a replaced session ended before stream management started: its queue was not handed over');
+    else {
+      const items = end(ctx, take, REPLACED_NOTE);
+      log.info({ event: 'sm-orphan-replaced', sm: smidRef(smid), handedOver: items }, 'a resumption found a newer session on the resource of a session no node held: that one ended, its queue is handed over');
+    }
+    await staleH(smid, take);
   }
 
   /** Unavailable presence on behalf of the ended session (its snapshot): its contacts and directed-presence recipients. */
@@ -140,6 +187,7 @@ export function createOrphans(deps: OrphanDeps): Orphans {
       if (smids.length > 0) log.info({ event: 'sm-node-adopted', node: id, sessions: smids.length }, 'took over the resumable sessions of a dead node');
     },
     watch,
+    replaced,
     fenced(smid, epoch) {
       const orphan = waiting.get(smid);
       if (!orphan || orphan.epoch >= epoch) return;

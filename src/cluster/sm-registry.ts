@@ -15,7 +15,7 @@ import type { SmClaim, SmClaimed, SmJournal, SmQueueCopy, SmRegistry } from '../
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import { createSmBatch } from './sm-batch.js';
-import { TAKE, TAKEOVER, decodeItem, encodeItem, fields, smKeys, smidRef } from './sm-scripts.js';
+import { REPLACED, TAKE, TAKEOVER, decodeItem, encodeItem, fields, smKeys, smidRef } from './sm-scripts.js';
 
 export interface SmLog {
   info(obj: object, msg: string): void;
@@ -82,6 +82,12 @@ export interface RedisSmDeps {
   readonly marginSeconds: number;
   /** A claimed session whose resumption failed: it waits out its resume time elsewhere (sm-orphans.ts). */
   release(smid: string, epoch: number, deadline: number): void;
+  /**
+   * A session a claim found replaced by a newer one on its resource (TAKEOVER's REPLACED), ended by the
+   * claim: its queue, as TAKE returned it, is handed over as a timed-out one is (sm-orphans.ts). Resolves
+   * once its stale h is stored; never rejects.
+   */
+  replaced(smid: string, take: readonly unknown[]): Promise<void>;
 }
 
 export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
@@ -208,6 +214,12 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       const later = claimedMeanwhile.get(smid);
       if (!claiming.has(smid)) claimedMeanwhile.delete(smid);
       if (!Array.isArray(reply)) return Number(reply) === -2 ? 'other-account' : 'unknown';
+      // RFC 6120 §7.7.2.2: a newer session holds the resource, so this one ended (XEP-0198 §5: item-not-found).
+      // Handed over before the answer, so that <failed/> carries the stale h it stored.
+      if (Number(reply[0]) === REPLACED) {
+        await deps.replaced(smid, reply[1] as unknown[]);
+        return 'unknown';
+      }
       // Another node claimed it after us and its notice came before our answer (another connection):
       // the session is that node's; building it here would make two owners until our first write.
       if (later !== undefined && later > Number(reply[0])) {
@@ -236,7 +248,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     release(smid) {
       const h = held.get(smid);
       if (!h) return;
-      // Held with no session now (`orphan`).
+      // Held with no session now (`orphan`): a resumption that finds a newer session on its resource ends it (TAKEOVER).
       if (!left) batch.set(smid, h.epoch, '', { orphan: 1 });
       held.delete(smid);
       unmark(h);

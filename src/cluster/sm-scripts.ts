@@ -49,18 +49,30 @@ export function smKeys(prefix: string): SmKeys {
   };
 }
 
+/** TAKEOVER's answer when a newer session holds the resource and the claimed one ended instead. */
+export const REPLACED = -3;
+
 const FENCE = "local e = redis.call('HGET', KEYS[1], 'epoch') if e ~= ARGV[1] then return e and 0 or -1 end ";
 
 // The fenced writes of a live session (push, ack, set fields) are one batched script: sm-batch.ts.
 
 /**
- * In Lua, the directory's entry of a full JID (directory.ts: the hash
- * `{prefix}dir:{bare}`, resource → JSON), or nil.
+ * RFC 6120 §7.7.2.2 in Lua, for a session no live process holds. `entry`:
+ * the directory's entry of a full JID (directory.ts: the hash
+ * `{prefix}dir:{bare}`, resource → JSON), or nil. `newer`: whether it is
+ * another session than the one whose own entry had sid `sid`, on a live
+ * node (its lease `{prefix}node:{id}`): a newer session bound the resource,
+ * so that one keeps it and the older one ends. An entry of a dead node is
+ * no session. `available`: whether it broadcast available presence.
  */
-const ENTRY = `local function entry(prefix, host, username, resource)
+const NEWER = `local function entry(prefix, host, username, resource)
   local cur = redis.call('HGET', prefix .. 'dir:' .. username .. '@' .. host, resource)
   return cur and cjson.decode(cur)
 end
+local function newer(prefix, e, sid)
+  return e ~= nil and e ~= false and e.sid ~= sid and type(e.node) == 'string' and redis.call('EXISTS', prefix .. 'node:' .. e.node) == 1
+end
+local function available(e) return e.presence ~= nil and e.presence ~= cjson.null end
 `;
 
 /**
@@ -84,7 +96,7 @@ return {f[1], f[2], f[3], items, f[4], f[5], f[6], f[7]}`;
  * is marked `ended` (the cluster ended its presence at the death), so the
  * node that resumes it later, whoever holds it then, announces it again
  * (and clears the mark once the session is built there: sm-registry.ts).
- * It is `orphan` too: held with no session.
+ * It is `orphan` too: held with no session (TAKEOVER).
  */
 export const CLAIM = `${FENCE}
 local owner = redis.call('HGET', KEYS[1], 'owner')
@@ -106,12 +118,24 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * claimant's host, username and anonymous flag ('1'/'0'), fenced channel.
  * Returns [epoch, hash as field, value…, items, previous owner, previous
  * owner alive (1/0: 0 also when a survivor holds it for a dead owner, whose
- * presence was ended: CLAIM's `ended`)], -1 (no record) or -2 (another
- * account's: nothing written). Records `dsid`, and that a session now
- * holds it (`orphan` 0).
+ * presence was ended: CLAIM's `ended`)], -1 (no record), -2 (another
+ * account's: nothing written) or [REPLACED, TAKE's reply] (ended).
+ *
+ * Replaced: RFC 6120 §7.7.2.2, a fresh bind of the full JID ends the
+ * older session; one no live process holds (its owner's lease gone, or
+ * `orphan`) is not in the directory, so the bind could not end it. Looked
+ * for here, where a resumption would bring it back, rather than at every
+ * bind (no command on the login path): when a live node's other session
+ * holds the resource (not the entry `dsid` this session had when last
+ * claimed, which stays until the claimer binds), the resumption fails
+ * (XEP-0198 §5: item-not-found) and the session ends as a timed-out one
+ * does, by the claimant (sm-orphans.ts), whose TAKE this is: record and
+ * queue deleted, the holder told (sm-fenced, epoch + 1: its wait ends).
+ * A live owner that holds the session ends it itself (the bind's directory
+ * write ended it with conflict), so it is not looked for then.
  */
-export const TAKEOVER = `${ENTRY}
-local f = redis.call('HMGET', KEYS[1], 'epoch', 'owner', 'host', 'username', 'resource', 'anonymous', 'ended')
+export const TAKEOVER = `${NEWER}
+local f = redis.call('HMGET', KEYS[1], 'epoch', 'owner', 'host', 'username', 'resource', 'anonymous', 'ended', 'orphan', 'dsid')
 if not f[1] or not f[3] or not f[4] or not f[5] then return -1 end
 if f[3] ~= ARGV[4] then return -2 end
 if f[6] == '1' then
@@ -119,14 +143,27 @@ if f[6] == '1' then
 elseif ARGV[6] == '1' or f[4] ~= ARGV[5] then return -2 end
 local epoch = tonumber(f[1]) + 1
 local owner = f[2]
+local ownerLive
+local function ownerAlive()
+  if ownerLive == nil then ownerLive = owner ~= false and redis.call('EXISTS', ARGV[3] .. 'node:' .. owner) == 1 end
+  return ownerLive
+end
 local e = entry(ARGV[3], f[3], f[4], f[5])
+if (f[8] == '1' or not ownerAlive()) and newer(ARGV[3], e, f[9]) then
+  local g = redis.call('HMGET', KEYS[1], 'counter_in', 'presence', 'directed')
+  local items = redis.call('LRANGE', KEYS[2], 0, -1)
+  redis.call('DEL', KEYS[1], KEYS[2])
+  if owner then redis.call('SREM', ARGV[3] .. 'sm-node:' .. owner, ARGV[2]) end
+  redis.call('PUBLISH', ARGV[7], cjson.encode({smid = ARGV[2], epoch = epoch}))
+  return {${REPLACED}, {g[1] or false, f[3], f[4], items, f[5], g[2] or false, g[3] or false, f[7] or false, available(e) and 1 or 0}}
+end
 redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'hibernated_at', 0, 'orphan', 0, 'dsid', (e and type(e.sid) == 'string') and e.sid or '')
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 if owner then redis.call('SREM', ARGV[3] .. 'sm-node:' .. owner, ARGV[2]) end
 redis.call('SADD', KEYS[3], ARGV[2])
 local alive = 0
-if owner and owner ~= ARGV[1] and f[7] ~= '1' then alive = redis.call('EXISTS', ARGV[3] .. 'node:' .. owner) end
+if owner and owner ~= ARGV[1] and f[7] ~= '1' and ownerAlive() then alive = 1 end
 redis.call('PUBLISH', ARGV[7], cjson.encode({smid = ARGV[2], epoch = epoch}))
 return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1), owner or '', alive}`;
 

@@ -33,7 +33,7 @@ async function journalOn(t: Test) {
   t.teardown(() => { redis.destroy(); look.destroy(); });
   const prefix = keyPrefix(url);
   const node = { id: 'n1', prefix, redis, alive: async () => true } as unknown as ClusterNode;
-  const registry = createRedisSmRegistry({ node, stale: {} as SmStateStore, log, marginSeconds: 60, release: () => undefined });
+  const registry = createRedisSmRegistry({ node, stale: {} as SmStateStore, log, marginSeconds: 60, release: () => undefined, replaced: async () => undefined });
   const journal = registry.journal;
   const session = (resource: string) => ({ host: 'localhost', username: 'alice', resource, anonymous: false, presence: undefined, priority: 0, interested: false, carbons: false }) as unknown as Session;
   for (const smid of ['s1', 's2']) journal.open(smid, session(smid), 300);

@@ -26,7 +26,7 @@ export async function startDeadOwner(t: Test, url: string, id: string, opts: { r
   const redis = await connectRedis(url, quiet, `xwg-${id}`);
   t.teardown(() => { if (redis.isOpen) redis.destroy(); });
   const node = await joinCluster(redis, { id, prefix: keyPrefix(url), ttlMs: 300, log: quiet });
-  const registry = createRedisSmRegistry({ node, stale: createMemoryStorage().smState, log: quiet, marginSeconds: 60, release: () => undefined });
+  const registry = createRedisSmRegistry({ node, stale: createMemoryStorage().smState, log: quiet, marginSeconds: 60, release: () => undefined, replaced: async () => undefined });
   const session = {
     host: 'localhost', username: 'alice', resource: opts.resource, anonymous: false,
     presence: undefined, priority: 0, interested: true, carbons: false,

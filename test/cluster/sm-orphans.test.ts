@@ -32,7 +32,7 @@ t.test('a session resumed on another node while the survivor sweeps the dead nod
   t.teardown(() => r2.destroy());
   const n2 = createRedisSmRegistry({
     node: { id: 'n2', prefix, redis: r2, alive: async () => true } as unknown as ClusterNode,
-    stale: createMemoryStorage().smState, log, marginSeconds: 60, release: () => undefined,
+    stale: createMemoryStorage().smState, log, marginSeconds: 60, release: () => undefined, replaced: async () => undefined,
   });
   // n1, the survivor told of n0's death: its sweep read n0's set before the resumption, the record after.
   const r1 = await connectRedis(url, log, 'n1');

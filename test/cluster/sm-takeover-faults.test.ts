@@ -240,7 +240,7 @@ t.test('a takeover whose answer comes after another node\'s later claim was anno
     const redis = await connectRedis(url, log, id);
     t.teardown(() => redis.destroy());
     const node = { id, prefix, redis, alive: async () => true } as unknown as ClusterNode;
-    return { redis, registry: createRedisSmRegistry({ node, stale: createMemoryStorage().smState, log, marginSeconds: 60, release: () => undefined }) };
+    return { redis, registry: createRedisSmRegistry({ node, stale: createMemoryStorage().smState, log, marginSeconds: 60, release: () => undefined, replaced: async () => undefined }) };
   };
   const owner = await registryOf('n1');
   const session = { host: 'localhost', username: 'alice', resource: 'phone', anonymous: false, presence: undefined, priority: 0, interested: false, carbons: false } as unknown as Session;
