@@ -8,7 +8,7 @@
  * resource, offline storage, or an error to the sender; IQs bounced) and its
  * stale h recorded. A resumption meanwhile, on any node, claims it in turn:
  * the sm-fenced message cancels the wait here, and the hand-over is fenced
- * too (TAKE), so a session is either resumed or handed over, never both. A
+ * too (TAKE_ORPHAN), so a session is either resumed or handed over, never both. A
  * resumption that finds a newer session bound to its full JID ends it
  * instead (RFC 6120 §7.7.2.2; TAKEOVER in sm-scripts.ts): the claimant
  * hands it over at once, the same way (replaced).
@@ -19,7 +19,7 @@ import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import type { SmLog } from './sm-registry.js';
-import { CLAIM, TAKE, decodeItem, smKeys, smidRef } from './sm-scripts.js';
+import { CLAIM, TAKE_ORPHAN, decodeItem, smKeys, smidRef } from './sm-scripts.js';
 import { NS, x } from '../xml/index.js';
 import { createStub } from './remote.js';
 import type { DirEntry } from './directory.js';
@@ -39,8 +39,8 @@ export interface Orphans {
   fenced(smid: string, epoch: number): void;
   /**
    * A session a resumption here found replaced by a newer session on its
-   * full JID, which the claim ended (TAKEOVER's REPLACED; `take` is TAKE's
-   * reply): handed over now as a timed-out one is. Never rejects.
+   * full JID, which the claim ended (TAKEOVER's REPLACED; `take` is
+   * TAKE_ORPHAN's reply): handed over now as a timed-out one is. Never rejects.
    */
   replaced(smid: string, take: readonly unknown[]): Promise<void>;
   /** The routing the hand-over uses (the feature's context). */
@@ -67,7 +67,7 @@ export interface OrphanDeps {
 
 interface Orphan { readonly epoch: number; readonly timer: NodeJS.Timeout }
 
-/** TAKE's reply (sm-scripts.ts): counter_in, host, username, items, resource, presence, directed, ended, covered. */
+/** TAKE_ORPHAN's reply (sm-scripts.ts): counter_in, host, username, items, resource, presence, directed, ended, covered. */
 type Taken = [string | null, string | null, string | null, unknown[], string | null, string | null, string | null, string | null, number | null];
 
 export function createOrphans(deps: OrphanDeps): Orphans {
@@ -92,7 +92,7 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     waiting.delete(smid);
     let reply: unknown;
     try {
-      reply = await redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(orphan.epoch), smid] });
+      reply = await redis.eval(TAKE_ORPHAN, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(orphan.epoch), smid, node.prefix] });
     } catch (err) {
       log.warn({ err, sm: smidRef(smid) }, 'handing over a dead node\'s session failed: trying again');
       watch(smid, orphan.epoch, Date.now() + RETRY_MS);
@@ -106,7 +106,7 @@ export function createOrphans(deps: OrphanDeps): Orphans {
   }
 
   /**
-   * The end of a session no live process holds, as TAKE returned it: its
+   * The end of a session no live process holds, as TAKE_ORPHAN returned it: its
    * queue handed over (hand-over.ts: another resource of the account, which
    * may be a newer session on the same full JID, offline storage, or an
    * error to the sender) and its unavailable presence sent if owed; returns

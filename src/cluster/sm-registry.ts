@@ -84,7 +84,7 @@ export interface RedisSmDeps {
   release(smid: string, epoch: number, deadline: number): void;
   /**
    * A session a claim found replaced by a newer one on its resource (TAKEOVER's REPLACED), ended by the
-   * claim: its queue, as TAKE returned it, is handed over as a timed-out one is (sm-orphans.ts). Resolves
+   * claim: its queue, as TAKE_ORPHAN returns it, is handed over as a timed-out one is (sm-orphans.ts). Resolves
    * once its stale h is stored; never rejects.
    */
   replaced(smid: string, take: readonly unknown[]): Promise<void>;

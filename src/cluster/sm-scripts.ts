@@ -78,8 +78,7 @@ local function available(e) return e.presence ~= nil and e.presence ~= cjson.nul
 /**
  * KEYS record, queue, owner's set; ARGV epoch, smid: deletes the record;
  * returns [counter_in, host, username, items, resource, presence, directed,
- * ended] (the last four for the unavailable presence a session no live
- * node holds is owed: sm-orphans.ts) or 0 / -1.
+ * ended] or 0 / -1.
  */
 export const TAKE = `${FENCE}
 local f = redis.call('HMGET', KEYS[1], 'counter_in', 'host', 'username', 'resource', 'presence', 'directed', 'ended')
@@ -87,6 +86,26 @@ local items = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[2])
 return {f[1], f[2], f[3], items, f[4], f[5], f[6], f[7]}`;
+
+/**
+ * TAKE by the node that ends a session no live process holds, at its
+ * timeout (sm-orphans.ts); a local session's end keeps TAKE, a command
+ * less. KEYS as TAKE's; ARGV epoch, smid, prefix. Returns TAKE's reply and
+ * `covered` (the last five for the unavailable presence such a session is
+ * owed, which `covered` 1 withholds: a newer session holds its full JID,
+ * available, and its presence stands for that JID now) or 0 / -1.
+ */
+export const TAKE_ORPHAN = `${FENCE}${NEWER}
+local f = redis.call('HMGET', KEYS[1], 'counter_in', 'host', 'username', 'resource', 'presence', 'directed', 'ended', 'dsid')
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[2])
+local covered = 0
+if f[2] and f[3] and f[4] then
+  local e = entry(ARGV[3], f[2], f[3], f[4])
+  if newer(ARGV[3], e, f[8]) and available(e) then covered = 1 end
+end
+return {f[1] or false, f[2] or false, f[3] or false, items, f[4] or false, f[5] or false, f[6] or false, f[7] or false, covered}`;
 
 /**
  * KEYS record, queue, claimer's set; ARGV epoch, claimer, smid, prefix.
@@ -119,7 +138,7 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * Returns [epoch, hash as field, value…, items, previous owner, previous
  * owner alive (1/0: 0 also when a survivor holds it for a dead owner, whose
  * presence was ended: CLAIM's `ended`)], -1 (no record), -2 (another
- * account's: nothing written) or [REPLACED, TAKE's reply] (ended).
+ * account's: nothing written) or [REPLACED, TAKE_ORPHAN's reply] (ended).
  *
  * Replaced: RFC 6120 §7.7.2.2, a fresh bind of the full JID ends the
  * older session; one no live process holds (its owner's lease gone, or
@@ -129,7 +148,7 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * holds the resource (not the entry `dsid` this session had when last
  * claimed, which stays until the claimer binds), the resumption fails
  * (XEP-0198 §5: item-not-found) and the session ends as a timed-out one
- * does, by the claimant (sm-orphans.ts), whose TAKE this is: record and
+ * does, by the claimant (sm-orphans.ts), whose TAKE_ORPHAN this is: record and
  * queue deleted, the holder told (sm-fenced, epoch + 1: its wait ends).
  * A live owner that holds the session ends it itself (the bind's directory
  * write ended it with conflict), so it is not looked for then.
