@@ -115,12 +115,22 @@ return {f[1] or false, f[2] or false, f[3] or false, items, f[4] or false, f[5] 
  * is marked `ended` (the cluster ended its presence at the death), so the
  * node that resumes it later, whoever holds it then, announces it again
  * (and clears the mark once the session is built there: sm-registry.ts).
- * It is `orphan` too: held with no session (TAKEOVER).
+ * It is `orphan` too: held with no session (TAKEOVER). The dead owner's
+ * directory entry of the session, if still there, is recorded as its own
+ * (`dsid`). A survivor removes a dead node's entries before it adopts its
+ * sessions; if that failed, they stay until that node id starts again and
+ * removes them, and meanwhile they look live: they are no newer session.
  */
-export const CLAIM = `${FENCE}
-local owner = redis.call('HGET', KEYS[1], 'owner')
+export const CLAIM = `${FENCE}${NEWER}
+local f = redis.call('HMGET', KEYS[1], 'owner', 'host', 'username', 'resource')
+local owner = f[1]
 local epoch = tonumber(ARGV[1]) + 1
-redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[2], 'ended', 1, 'orphan', 1)
+local set = {'epoch', epoch, 'owner', ARGV[2], 'ended', 1, 'orphan', 1}
+if owner and f[2] and f[3] and f[4] then
+  local e = entry(ARGV[4], f[2], f[3], f[4])
+  if e and e.node == owner and type(e.sid) == 'string' then set[#set + 1] = 'dsid' set[#set + 1] = e.sid end
+end
+redis.call('HSET', KEYS[1], unpack(set))
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 if owner then redis.call('SREM', ARGV[4] .. 'sm-node:' .. owner, ARGV[3]) end
