@@ -85,8 +85,12 @@ function lagSampler(): { takeWorst(): number; stop(): void } {
   }, SAMPLE_MS).unref();
   return {
     takeWorst() {
-      // A stall still going on (the interval not yet run since) counts too.
-      const current = Math.max(worst, performance.now() - last - SAMPLE_MS);
+      // A stall still going on (the interval overdue) counts too, and only here:
+      // the overdue interval then measures from now, or it would count it again.
+      const now = performance.now();
+      const ongoing = now - last - SAMPLE_MS;
+      if (ongoing > 0) last = now - SAMPLE_MS;
+      const current = Math.max(worst, ongoing);
       worst = 0;
       return current;
     },

@@ -85,6 +85,20 @@ t.test('probes arriving together share one query', async (t) => {
   readiness.stop();
 });
 
+t.test('a stall one check reported is not reported again by the next', async (t) => {
+  // The check right after a stall, before the sampling interval has run (as a probe read in the same
+  // I/O phase as the stall's end, or a worker asked over IPC: workers.test.ts), measures the stall still
+  // going on; the interval, when it ran, measured it again, so the next check was refused too.
+  const readiness = createReadiness({ ping: () => Promise.resolve(), maxEventLoopDelayMs: 250, pingTimeoutMs: 60_000 });
+  t.teardown(() => readiness.stop());
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  t.equal(await readiness.check(), undefined, 'a fresh window');
+  stall(750);
+  t.equal(await readiness.check(), 'event-loop-lag', 'the stall is reported');
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  t.equal(await readiness.check(), undefined, 'and only once');
+});
+
 t.test('a DATA_DIR the process may not write stops the start naming the path and the cause', async (t) => {
   ensureBuilt(MAIN);
   const dir = tempDir(t);
