@@ -21,6 +21,15 @@ const COUNT_NEW = `INSERT INTO offline_counters (host, username, messages, bytes
   ON CONFLICT (host, username) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;`;
 const UNCOUNT_OLD = `UPDATE offline_counters SET messages = messages - 1, bytes = bytes - length(CAST(OLD.stanza AS BLOB))
   WHERE host = OLD.host AND username = OLD.username;`;
+// Migrations 12 and 13's trigger steps on a deleted account (OLD): the other accounts' items of it drop to
+// subscription none under a new roster version, its pending requests go (13 makes the trigger again: SQLite
+// cannot alter one).
+const ROSTERS_OF_DELETED = `UPDATE roster_versions SET version = version + 1 WHERE (host, username) IN (
+    SELECT host, username FROM roster_items
+    WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1));
+  UPDATE roster_items SET subscription = 'none', ask = 0, approved = 0
+    WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1);
+  DELETE FROM roster_pending WHERE jid = OLD.username || '@' || OLD.host;`;
 // Migration 13's trigger steps (likewise): a node's rows of pep_affiliates, one per JID its affiliations name.
 const AFFILIATES_OF_NEW = `INSERT INTO pep_affiliates (host, username, node, jid)
   SELECT NEW.host, NEW.username, NEW.node, key FROM json_each(NEW.config, '$.affiliations') WHERE json_type(NEW.config, '$.affiliations') = 'object';`;
@@ -339,12 +348,7 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX roster_items_by_contact ON roster_items (jid);
       CREATE INDEX roster_pending_by_contact ON roster_pending (jid);
       CREATE TRIGGER contacts_of_deleted_account AFTER DELETE ON users BEGIN
-        UPDATE roster_versions SET version = version + 1 WHERE (host, username) IN (
-          SELECT host, username FROM roster_items
-          WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1));
-        UPDATE roster_items SET subscription = 'none', ask = 0, approved = 0
-          WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1);
-        DELETE FROM roster_pending WHERE jid = OLD.username || '@' || OLD.host;
+        ${ROSTERS_OF_DELETED}
         UPDATE pep_nodes SET config = json_remove(config, '$.affiliations."' || OLD.username || '@' || OLD.host || '"')
           WHERE json_type(config, '$.affiliations."' || OLD.username || '@' || OLD.host || '"') IS NOT NULL;
       END;
@@ -385,12 +389,7 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER pep_affiliates_delete AFTER DELETE ON pep_nodes BEGIN ${NO_AFFILIATES_OF_OLD} END;
       DROP TRIGGER contacts_of_deleted_account;
       CREATE TRIGGER contacts_of_deleted_account AFTER DELETE ON users BEGIN
-        UPDATE roster_versions SET version = version + 1 WHERE (host, username) IN (
-          SELECT host, username FROM roster_items
-          WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1));
-        UPDATE roster_items SET subscription = 'none', ask = 0, approved = 0
-          WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1);
-        DELETE FROM roster_pending WHERE jid = OLD.username || '@' || OLD.host;
+        ${ROSTERS_OF_DELETED}
         UPDATE pep_nodes SET config = json_remove(config, '$.affiliations."' || OLD.username || '@' || OLD.host || '"')
           WHERE (host, username, node) IN (SELECT host, username, node FROM pep_affiliates WHERE jid = OLD.username || '@' || OLD.host);
       END;

@@ -62,7 +62,9 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
       const accounts = new Map<string, AccountChange[]>();
       for (const change of next.changes) {
         const key = `${change.username}@${change.host}`;
-        accounts.set(key, [...(accounts.get(key) ?? []), change]);
+        const list = accounts.get(key);
+        if (list) list.push(change);
+        else accounts.set(key, [change]);
       }
       for (const changes of accounts.values()) {
         await endSessions(changes);
