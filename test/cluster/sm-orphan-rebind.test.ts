@@ -74,6 +74,21 @@ async function gone(t: Test, redis: Redis, opts: GatewayOptions, smid: string): 
   for (const id of ['n0', 'n1', 'n2']) t.notOk(await redis.sIsMember(keys.node(id), smid), `and it is out of ${id}'s set`);
 }
 
+/** A resumption of `smid` as alice that fails with item-not-found (XEP-0198 §5); its stream is closed at teardown. */
+async function refusedResume(t: Test, url: string, smid: string, h: number): Promise<{ peer: SmPeer; answer: XmlElement }> {
+  const { peer, answer } = await SmPeer.resume(url, 'alice', 'alice-pw', smid, { autoAck: true, h });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', `the old session cannot be resumed (${answer.toString()})`);
+  t.ok(answer.getChild('item-not-found', NS.STANZAS) !== undefined, 'item-not-found');
+  return { peer, answer };
+}
+
+/** The newer session goes on: not closed, no stream error. */
+function stillOpen(t: Test, c: RawWsClient): void {
+  t.notOk(c.closed, 'the newer session is still open');
+  t.notOk(c.frames.some(isStreamError), 'with no stream error');
+}
+
 t.test('a dead node\'s session whose resource a fresh login bound cannot be resumed: the newer session stays, m1 is stored offline once, its h is kept', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_STALE_H_ENABLED: 'true' });
   const { alice, bob, redis, adopter, other } = await deadNodeSession(t, opts);
@@ -83,10 +98,7 @@ t.test('a dead node\'s session whose resource a fresh login bound cannot be resu
   t.teardown(() => fresh.c.close());
   await eventually(() => adopter.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'the adopter sees the fresh session' });
 
-  const { peer, answer } = await SmPeer.resume(adopter.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 0 });
-  t.teardown(() => peer.c.close());
-  t.equal(answer.local, 'failed', `the old session cannot be resumed (${answer.toString()})`);
-  t.ok(answer.getChild('item-not-found', NS.STANZAS) !== undefined, 'item-not-found');
+  const { peer, answer } = await refusedResume(t, adopter.server.wsUrl, alice.smid!, 0);
   t.equal(answer.attr('h'), '1', 'with the h the old session had (stale h)');
   await routed(peer.c, 'after-failed');
   t.same(peer.messageIds(), [], 'nothing of its queue comes back on the failed stream');
@@ -98,8 +110,7 @@ t.test('a dead node\'s session whose resource a fresh login bound cannot be resu
   bob.send(chat('alice@localhost/phone', 'm2'));
   await fresh.c.until(messageIs('m2'));
   await routed(fresh.c, 'ping');
-  t.notOk(fresh.c.closed, 'the newer session is still open');
-  t.notOk(fresh.c.frames.some(isStreamError), 'with no stream error');
+  stillOpen(t, fresh.c);
   t.same(fresh.messageIds(), ['m2'], 'it gets what is sent to the resource, and nothing of the old queue');
   // A second resumption finds nothing either, and nothing is handed over twice.
   const again = await SmPeer.resume(other.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 0 });
@@ -117,10 +128,7 @@ t.test('when the fresh login is available, the failed resumption hands the dead 
   fresh.c.send("<presence xmlns='jabber:client'/>");
   await eventually(() => adopter.server.app.sessions.get('localhost', 'alice', 'phone')?.presence, { message: 'the adopter sees the fresh session available' });
 
-  const { peer, answer } = await SmPeer.resume(adopter.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 0 });
-  t.teardown(() => peer.c.close());
-  t.equal(answer.local, 'failed', `the old session cannot be resumed (${answer.toString()})`);
-  t.ok(answer.getChild('item-not-found', NS.STANZAS) !== undefined, 'item-not-found');
+  await refusedResume(t, adopter.server.wsUrl, alice.smid!, 0);
 
   const m1 = await fresh.c.until(messageIs('m1'), 10_000);
   t.ok(m1.getChild('delay', NS.DELAY) !== undefined, 'm1 reaches the newer session, stamped as handed over (XEP-0203)');
@@ -130,8 +138,7 @@ t.test('when the fresh login is available, the failed resumption hands the dead 
   await routed(fresh.c, 'ping2');
   t.same(fresh.messageIds(), ['m1'], 'once');
   t.equal(await other.server.storage.offline.count('localhost', 'alice'), 0, 'and not stored offline');
-  t.notOk(fresh.c.closed, 'the newer session is still open');
-  t.notOk(fresh.c.frames.some(isStreamError), 'with no stream error');
+  stillOpen(t, fresh.c);
 });
 
 /**
@@ -174,17 +181,13 @@ t.test('a claimed session whose resumption failed cannot be resumed once a fresh
   t.teardown(() => fresh.c.close());
   await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n2 sees the fresh session' });
 
-  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 1 });
-  t.teardown(() => peer.c.close());
-  t.equal(answer.local, 'failed', `the old session cannot be resumed (${answer.toString()})`);
-  t.ok(answer.getChild('item-not-found', NS.STANZAS) !== undefined, 'item-not-found');
+  await refusedResume(t, n2.server.wsUrl, alice.smid!, 1);
   // RFC 6121 §4.5.2: the old session ended and the fresh one sent no presence: bob learns alice/phone is gone.
   await bob.until(fromPhone(alice.jid, 'unavailable'));
   t.pass('bob gets the old session\'s unavailable');
   await eventually(async () => (await n1.server.storage.offline.count('localhost', 'alice')) === 1, { timeout: 10_000, message: 'm1 handed over (offline)' });
   await routed(fresh.c, 'ping');
-  t.notOk(fresh.c.closed, 'the newer session is still open');
-  t.notOk(fresh.c.frames.some(isStreamError), 'with no stream error');
+  stillOpen(t, fresh.c);
   await sleep(300);
   t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 1, 'm1 stored offline once');
 });
@@ -197,10 +200,7 @@ t.test('when that fresh login is available, the failed resumption hands m1 to it
   fresh.c.send("<presence xmlns='jabber:client'/>");
   await bob.until(fromPhone(alice.jid, undefined));
 
-  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 1 });
-  t.teardown(() => peer.c.close());
-  t.equal(answer.local, 'failed', `the old session cannot be resumed (${answer.toString()})`);
-  t.ok(answer.getChild('item-not-found', NS.STANZAS) !== undefined, 'item-not-found');
+  await refusedResume(t, n2.server.wsUrl, alice.smid!, 1);
   const m1 = await fresh.c.until(messageIs('m1'), 10_000);
   t.ok(m1.getChild('delay', NS.DELAY) !== undefined, 'm1 reaches the newer session, stamped as handed over');
   await sleep(300);
