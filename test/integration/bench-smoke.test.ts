@@ -8,9 +8,25 @@ import { fileURLToPath } from 'node:url';
 // `--smoke` is the benchmark's cheapest mode: gateway only, tiny N.
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
+// The four runs take about 110 s on 2 cores, 120 s being tap's default per
+// file: under a loaded CI machine that default cut the file short. Each
+// subtest still has its own limit.
+t.setTimeout(600_000);
+
+// A run still going when this process ends (a timeout, a failed assertion
+// that threw) would keep its Redis, PostgreSQL, gateways and baseline worktree
+// running through the rest of the suite: it gets SIGINT, on which it removes
+// them (the SIGINT test below checks that).
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGINT');
+});
+
 /** Runs bench/run.mjs; `onStart` sees the child (to signal it). Resolves with the exit code and stdout+stderr. */
 async function bench(args: string[], onStart?: (child: ChildProcess, output: () => string) => void) {
   const child = spawn(process.execPath, ['bench/run.mjs', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.once('close', () => running.delete(child));
   let out = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
