@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 // `--smoke` is the benchmark's cheapest mode: gateway only, tiny N.
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-// The four runs take about 110 s on 2 cores, 120 s being tap's default per
-// file: under a loaded CI machine that default cut the file short. Each
-// subtest still has its own limit.
+// The four runs take about 110 s on 2 cores, near the suite's limit per file
+// (package.json): on a loaded CI machine the 120 s it was then cut this file
+// short. Each subtest still has its own limit.
 t.setTimeout(600_000);
 
 // A run still going when this process ends (a timeout, a failed assertion
