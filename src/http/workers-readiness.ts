@@ -8,7 +8,9 @@
  * worker's own answer (../worker-ipc.ts, as /metrics does) and answers 200
  * only if every worker is ready, listing each. A worker that does not answer
  * within WORKER_ANSWER_MS, or is not running (between a crash and its
- * restart), counts as not ready. /healthz stays each process's own.
+ * restart), counts as not ready. Probes that arrive during a gathering share
+ * it, in the worker and in the primary: one question per worker however many
+ * probes come at once. /healthz stays each process's own.
  * Outside a worker /readyz is the process's own answer.
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -59,7 +61,12 @@ export function machineReadiness(own: () => Promise<ProcessReadiness>): () => Pr
   if (!cluster.isWorker || !process.send) return own;
   answerPrimary(OWN, own);
   const ask = askPrimary<MachineReadiness>(GATHER, READYZ_WORKERS_MAX_MS);
-  return () => ask().catch(() => ({ status: 'not ready', reason: 'no-answer' }));
+  // Probes that arrive while one is being answered share its answer (as the process's own check is shared).
+  let asking: Promise<MachineReadiness> | undefined;
+  return () => {
+    asking ??= ask().catch((): MachineReadiness => ({ status: 'not ready', reason: 'no-answer' })).finally(() => { asking = undefined; });
+    return asking;
+  };
 }
 
 /** In the primary of WORKERS > 1: answers a worker's /readyz with every worker's readiness. */
@@ -69,11 +76,17 @@ export function serveMachineReadiness(slots: () => readonly WorkerSlot[]): void 
     if (!worker) return { status: 'not ready', reason: 'not-running' };
     return (await ask(worker)) ?? { status: 'not ready', reason: 'no-answer' };
   };
-  answerWorkers(GATHER, async (): Promise<MachineReadiness> => {
+  const gather = async (): Promise<MachineReadiness> => {
     const workers = await Promise.all(slots().map(async (slot): Promise<WorkerReadiness> => {
       const { status, reason } = await ownOf(slot.worker);
       return { worker: slot.index, node: slot.node, status, ...(reason === undefined ? {} : { reason }) };
     }));
     return { status: workers.every((w) => w.status === 'ready') ? 'ready' : 'not ready', workers };
+  };
+  // Every worker's probes while a gathering runs share it: one question per worker, not one per probe and worker.
+  let gathering: Promise<MachineReadiness> | undefined;
+  answerWorkers(GATHER, () => {
+    gathering ??= gather().finally(() => { gathering = undefined; });
+    return gathering;
   });
 }
