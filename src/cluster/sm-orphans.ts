@@ -14,7 +14,7 @@
  * hands it over at once, the same way (replaced).
  */
 import type { ModuleContext } from '../xmpp/context.js';
-import { reroute } from '../xmpp/hand-over.js';
+import { NOT_ACKNOWLEDGED, reroute } from '../xmpp/hand-over.js';
 import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
@@ -24,8 +24,8 @@ import { NS, x } from '../xml/index.js';
 import { createStub } from './remote.js';
 import type { DirEntry } from './directory.js';
 
-const NOTE = 'resent: not acknowledged by the client before its server went down';
-const REPLACED_NOTE = 'resent: not acknowledged by the client before its session was replaced';
+const DEAD_NOTE = `${NOT_ACKNOWLEDGED} before its server went down`;
+const REPLACED_NOTE = `${NOT_ACKNOWLEDGED} before its session was replaced`;
 /** A hand-over that failed (Redis unreachable) is tried again after this long. */
 const RETRY_MS = 5000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => { setTimeout(r, ms).unref(); });
@@ -100,7 +100,9 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     }
     // Claimed elsewhere meanwhile (resumed): not ours any more.
     if (!Array.isArray(reply)) return;
-    const items = end(ctx, reply, NOTE);
+    // `ended`: its owner died (CLAIM). Otherwise a live owner let it go to a claim whose resumption then
+    // failed, and it timed out as a session with no transport does anywhere.
+    const items = end(ctx, reply, (reply as Taken)[7] === '1' ? DEAD_NOTE : NOT_ACKNOWLEDGED);
     log.info({ event: 'sm-orphan-timed-out', sm: smidRef(smid), handedOver: items }, 'a session of a dead node was not resumed: its queue is handed over');
     await staleH(smid, reply);
   }

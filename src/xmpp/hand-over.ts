@@ -7,6 +7,9 @@ import { messageType } from './message-types.js';
 
 export type { Undelivered };
 
+/** The delay note (XEP-0203) of stream management's unacknowledged stanzas handed over at a session's end. */
+export const NOT_ACKNOWLEDGED = 'resent: not acknowledged by the client';
+
 /**
  * What happens to stanzas a session never delivered when it ends for good:
  * XEP-0198 §5's unacked stanzas (resume timeout, buffer overflow, close),

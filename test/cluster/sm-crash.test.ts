@@ -78,6 +78,7 @@ t.test('kill -9 of the owner and no resumption: the survivor hands the queue ove
   again.send("<presence xmlns='jabber:client'/>");
   const m1 = await again.until((el) => isMsg(el) && el.attr('id') === 'm1', 10_000);
   t.ok(m1.getChildren('delay', NS.DELAY).length > 0, 'stored offline, with its XEP-0203 stamp');
+  t.ok(m1.getChildren('delay', NS.DELAY).some((d) => d.text().endsWith('before its server went down')), 'whose note says its server went down');
   await again.until((el) => isMsg(el) && el.attr('id') === 'm2', 10_000);
   await sleep(300);
   t.same(again.frames.filter(isMsg).map((m) => m.attr('id')).filter((id) => !id?.startsWith('warm')), ['m1', 'm2'], 'each once, in order');

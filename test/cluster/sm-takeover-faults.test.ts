@@ -68,6 +68,9 @@ t.test('a takeover whose answer was lost (the script ran) still hands the sessio
   again.send("<presence xmlns='jabber:client'/>");
   await again.until((el) => isMsg(el) && el.attr('id') === 'm3');
   t.same(again.frames.filter(isMsg).map((el) => el.attr('id')), ['m1', 'm2', 'm3'], 'each once, in order');
+  // Its owner did not go down (it let the session go): the stamp's note says what did happen.
+  const notes = again.frames.filter(isMsg).map((el) => el.getChildren('delay', 'urn:xmpp:delay').map((d) => d.text()).join(' | '));
+  t.same(notes, Array(3).fill('resent: not acknowledged by the client'), 'stamped as not acknowledged, not as a server gone down');
 });
 
 t.test('a journal write lost with its connection (Redis restarting) costs no stanza at a later takeover', async (t) => {

@@ -7,7 +7,7 @@ import type { PendingQueue } from './pending.js';
 import { newState } from './state.js';
 import { createFlow } from './flow.js';
 import type { SmRegistry } from './registry.js';
-import { handOver, handOverHook, reroute, type Undelivered } from '../../hand-over.js';
+import { NOT_ACKNOWLEDGED, handOver, handOverHook, reroute, type Undelivered } from '../../hand-over.js';
 import { createRecentIds } from './recent.js';
 import { CLASSIC, createResume, type ResumeReply } from './resume.js';
 import { createSmCluster } from './journal.js';
@@ -92,7 +92,6 @@ export interface SmState {
   gate?: WriteGate;
 }
 
-const HANDED_OVER = 'resent: not acknowledged by the client';
 
 /** What other features may ask of stream management. */
 export interface StreamManagement {
@@ -264,11 +263,11 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     const drained = [...st.queue.drain(), ...st.pending.drain()];
     if (drained.length > 0) handedOver.set(session, new Set(drained.map((b) => b.stanza)));
     const smid = st.smid !== undefined && registry.get(st.smid) === session ? st.smid : undefined;
-    if (smid === undefined) return handOver(ctx, session, drained, HANDED_OVER);
+    if (smid === undefined) return handOver(ctx, session, drained, NOT_ACKNOWLEDGED);
     if (!journal) {
       registry.remove(smid);
       if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
-      return handOver(ctx, session, drained, HANDED_OVER);
+      return handOver(ctx, session, drained, NOT_ACKNOWLEDGED);
     }
     // Cluster: the queue is this node's to route only if no other node took the session over
     // (journal.ts). Decided first on the session's queue: its unavailable presence (presence.ts) waits.
@@ -286,7 +285,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
         return;
       }
       if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
-      reroute(ctx, session.username!, session.host!, left, HANDED_OVER);
+      reroute(ctx, session.username!, session.host!, left, NOT_ACKNOWLEDGED);
     }));
   }, PRIORITY.lifecycle.streamManagement);
 
