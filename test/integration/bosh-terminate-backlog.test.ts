@@ -72,3 +72,16 @@ t.test("a stream error behind a full output queue ends the session with the clie
   const delivered = payloads(res.body).filter((el) => el.local === 'message').map((el) => el.attr('id'));
   t.same([...delivered, ...await storedIds(server, N - delivered.length)], ids, 'each message in the terminate body or stored offline, once, in order');
 });
+
+t.test("a stream error caused by the client's own terminate body ends the session with the error only: what was queued is stored offline, none of it in a body the client no longer reads", async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { alice, ids } = await aliceBehindFullQueue(t, server, 'forging');
+  // Its payload runs after the terminate is known (behind the full queue): a forged from is invalid-from (RFC 6120 §4.9.3.9).
+  const forged = x('message', { xmlns: NS.CLIENT, from: 'bob@localhost/elsewhere', to: 'bob@localhost', type: 'chat', id: 'forged' }, x('body', {}, 'hi'));
+  const res = await alice.terminate(forged);
+  t.equal(terminalCondition(res), 'remote-stream-error', 'the terminate request gets the stream error');
+  t.ok(payloads(res.body).at(-1)?.getChild('invalid-from'), 'invalid-from');
+  t.same(payloads(res.body).filter((el) => el.local === 'message').map((el) => el.attr('id')), [], 'no queued message in the body: after its terminate the client reads nothing (XEP-0124 §13)');
+  await eventually(() => server.app.bosh.stats().sessions === 0, { message: 'the BOSH session to end' });
+  t.same(await storedIds(server, N), ids, 'every queued message is stored offline, in order');
+});
