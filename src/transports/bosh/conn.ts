@@ -155,8 +155,11 @@ export class BoshConn implements Conn {
     // which hands it over (another resource, offline storage, or an error to
     // the sender) once it is gone; under XEP-0198 its queue still holds it.
     // Prosody's mod_bosh sends a bare terminate body; ejabberd's caps it at
-    // max_concat elements and routes the rest again.
-    const unread = this.#peerTerminated && error === undefined;
+    // max_concat elements and routes the rest again. A stream error after
+    // the client's terminate (its last payloads caused it, or the server
+    // ended the stream before the terminate's turn) is read no more than a
+    // clean end: the body carries the error only.
+    const unread = this.#peerTerminated;
     const { carried, left } = unread ? { carried: [], left: this.#out.takeAll() } : this.#out.takeFinal(this.#finalRoom(error));
     const reason = error === undefined ? 'terminate' : error.condition === 'system-shutdown' ? 'shutdown' : 'error';
     this.#final = { body: terminateForStreamError(error, carried.map((q) => q.el)), clean: error === undefined, reason };
