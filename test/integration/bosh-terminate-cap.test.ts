@@ -7,7 +7,7 @@
  * relaying it cuts a body that large (bosh-forward.test.ts).
  */
 import t from 'tap';
-import { NS, parseXml, serialize, type XmlElement } from '../../src/xml/index.js';
+import { NS, parseXml, serialize, x, type XmlElement } from '../../src/xml/index.js';
 import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
@@ -52,5 +52,33 @@ t.test('the terminate body of a stream error carries at most BOSH_MAX_RESPONSE_B
   await eventually(async () => (await server.storage.offline.count('localhost', 'alice')) >= rest.length, { message: 'the rest stored offline' });
   const stored = (await server.storage.offline.list('localhost', 'alice')).map((m) => parseXml(m.stanza).attr('id'));
   t.same(stored, rest, 'what did not fit is stored offline, in order, and nothing of the body twice');
+  t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is over');
+});
+
+t.test("a client's terminate that fetches the body of a stream error gets the error only: it reads nothing more (XEP-0124 §13), so what was queued is stored offline", async (t) => {
+  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  const jid = await alice.login('alice', 'alice-pw', 'leaving', { wait: 2 });
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'sender-2');
+  const ids = Array.from({ length: 3 }, (_, i) => `t${i}`);
+  for (const id of ids) bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>${'x'.repeat(900)}</body></message>`);
+  await eventually(() => server.app.bosh.stats().queued === ids.length, { message: 'every message queued for alice' });
+  const before = await server.storage.offline.count('localhost', 'alice');
+
+  // The server ends the stream while alice holds no request; her next request is her goodbye.
+  const replacement = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => replacement.close());
+  await replacement.login('alice', 'alice-pw', 'leaving');
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'leaving')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+
+  const final = await alice.terminate(x('presence', { xmlns: NS.CLIENT, type: 'unavailable' }));
+  t.equal(terminalCondition(final), 'remote-stream-error', 'the terminate request gets the terminate body');
+  t.ok(payloads(final.body).at(-1)?.getChild('conflict'), 'with the stream error');
+  t.same(payloads(final.body).filter((el) => el.local === 'message').map((el) => el.attr('id')), [], 'and no message');
+  await eventually(async () => (await server.storage.offline.count('localhost', 'alice')) >= before + ids.length, { message: 'the messages stored offline' });
+  const stored = (await server.storage.offline.list('localhost', 'alice')).map((m) => parseXml(m.stanza).attr('id')).slice(before);
+  t.same(stored, ids, 'each stored offline once, in order');
   t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is over');
 });
