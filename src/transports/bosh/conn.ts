@@ -33,7 +33,7 @@ export class BoshConn implements Conn {
   readonly #out: OutQueue;
   #header: StreamHeader | undefined;
   /** Set when the core closed the stream: the terminate body still to deliver. */
-  #final: { readonly body: XmlElement; readonly clean: boolean; readonly reason: BoshEndReason } | undefined;
+  #final: { readonly body: XmlElement; readonly error: StreamError | undefined; readonly clean: boolean; readonly reason: BoshEndReason } | undefined;
   #ended = false;
   /** Payloads of the terminate body while no request has fetched it. */
   #unfetched: readonly Queued[] = [];
@@ -162,7 +162,7 @@ export class BoshConn implements Conn {
     const unread = this.#peerTerminated;
     const { carried, left } = unread ? { carried: [], left: this.#out.takeAll() } : this.#out.takeFinal(this.#finalRoom(error));
     const reason = error === undefined ? 'terminate' : error.condition === 'system-shutdown' ? 'shutdown' : 'error';
-    this.#final = { body: terminateForStreamError(error, carried.map((q) => q.el)), clean: error === undefined, reason };
+    this.#final = { body: terminateForStreamError(error, carried.map((q) => q.el)), error, clean: error === undefined, reason };
     this.#unfetched = carried;
     this.#giveBack(left);
     if (this.held.length > 0) this.#deliverFinal();
@@ -222,12 +222,15 @@ export class BoshConn implements Conn {
 
   /**
    * The final terminate body, for a request that arrives after the core closed the stream; a request
-   * waiting for the gap this one fills (§14.2) is answered as in #deliverFinal.
+   * waiting for the gap this one fills (§14.2) is answered as in #deliverFinal. A client's terminate
+   * (§13) reads nothing more, as in close(): its body carries the stream error only, and the stanzas
+   * the final body had go to the end-of-session hand-over (end()).
    */
-  deliverFinalTo(reply: HttpReply): void {
+  deliverFinalTo(reply: HttpReply, terminate: boolean): void {
     const final = this.#final!;
-    reply.send(200, this.params.contentType, serialize(final.body));
-    this.#fetched();
+    const body = terminate && this.#unfetched.length > 0 ? terminateForStreamError(final.error, []) : final.body;
+    reply.send(200, this.params.contentType, serialize(body));
+    if (body === final.body) this.#fetched();
     this.#answerAll(this.#othersBody(final.clean));
     this.end(final.reason);
   }
