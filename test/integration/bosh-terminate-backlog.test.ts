@@ -26,17 +26,17 @@ const ENV = {
   BOSH_MAX_QUEUED_BYTES: '16384', BOSH_MAX_RESPONSE_BYTES: '4096', ...UNSHAPED,
 };
 
-/** Alice over BOSH with N messages from bob queued (above the mark), no request held; returns her client and the message ids. */
-async function aliceBehindFullQueue(tt: Test, s: UsersServer, resource: string): Promise<{ alice: RawBoshClient; ids: string[] }> {
+/** Alice over BOSH with `count` messages from bob queued (N: above the mark), no request held; returns her client and the message ids. */
+async function aliceBehindFullQueue(tt: Test, s: UsersServer, resource: string, count = N): Promise<{ alice: RawBoshClient; ids: string[] }> {
   const alice = new RawBoshClient(`${s.httpUrl}/http-bind`);
   tt.teardown(() => alice.destroy());
   const jid = await alice.login('alice', 'alice-pw', resource, { wait: 60 });
   const bob = await RawWsClient.connect(s.wsUrl);
   tt.teardown(() => bob.close());
   await bob.login('bob', 'bob-pw', `to-${resource}`);
-  const ids = Array.from({ length: N }, (_, i) => `${resource}-${i}`);
+  const ids = Array.from({ length: count }, (_, i) => `${resource}-${i}`);
   for (const id of ids) bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>${PAD}</body></message>`);
-  await eventually(() => s.app.bosh.stats().queued === N, { message: 'every message queued for alice' });
+  await eventually(() => s.app.bosh.stats().queued === count, { message: 'every message queued for alice' });
   return { alice, ids };
 }
 
@@ -73,15 +73,16 @@ t.test("a stream error behind a full output queue ends the session with the clie
   t.same([...delivered, ...await storedIds(server, N - delivered.length)], ids, 'each message in the terminate body or stored offline, once, in order');
 });
 
-t.test("a stream error caused by the client's own terminate body ends the session with the error only: what was queued is stored offline, none of it in a body the client no longer reads", async (t) => {
+// Behind the full queue, the payload runs after the terminate is known; behind a short one, at once, before it.
+for (const count of [N, 2]) t.test(`a stream error caused by the client's own terminate body ends the session with the error only: what was queued (${count} messages) is stored offline, none of it in a body the client no longer reads`, async (t) => {
   const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
-  const { alice, ids } = await aliceBehindFullQueue(t, server, 'forging');
-  // Its payload runs after the terminate is known (behind the full queue): a forged from is invalid-from (RFC 6120 §4.9.3.9).
+  const { alice, ids } = await aliceBehindFullQueue(t, server, `forging-${count}`, count);
+  // A forged from is invalid-from (RFC 6120 §4.9.3.9).
   const forged = x('message', { xmlns: NS.CLIENT, from: 'bob@localhost/elsewhere', to: 'bob@localhost', type: 'chat', id: 'forged' }, x('body', {}, 'hi'));
   const res = await alice.terminate(forged);
   t.equal(terminalCondition(res), 'remote-stream-error', 'the terminate request gets the stream error');
   t.ok(payloads(res.body).at(-1)?.getChild('invalid-from'), 'invalid-from');
   t.same(payloads(res.body).filter((el) => el.local === 'message').map((el) => el.attr('id')), [], 'no queued message in the body: after its terminate the client reads nothing (XEP-0124 §13)');
   await eventually(() => server.app.bosh.stats().sessions === 0, { message: 'the BOSH session to end' });
-  t.same(await storedIds(server, N), ids, 'every queued message is stored offline, in order');
+  t.same(await storedIds(server, count), ids, 'every queued message is stored offline, in order');
 });
