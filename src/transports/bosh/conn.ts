@@ -112,14 +112,17 @@ export class BoshConn implements Conn {
   keyOf(rid: number): string | undefined { return this.#ridKeys.get(rid); }
 
   /**
-   * §13: the client ends the session with `streamEnd` after its input. It reads nothing more, so its
-   * requests wait for the terminate body (flush), and its input runs now: it no longer waits for
-   * room in an output queue nobody will fetch (it waited until BOSH_INACTIVITY behind a full one),
-   * nor for the inbound rate (the input a session may have is bounded, see exchange.ts overfed).
-   * The core's close follows, at once or once the session's queue has handled what came before.
+   * §13: the client ends the session with `streamEnd` after its input (`payloads`, the terminate
+   * request's own). It reads nothing more from now on, not even the stream error its payloads may
+   * cause (close()), so its requests wait for the terminate body (flush), and its input runs now: it
+   * no longer waits for room in an output queue nobody will fetch (it waited until BOSH_INACTIVITY
+   * behind a full one), nor for the inbound rate (the input a session may have is bounded, see
+   * exchange.ts overfed). The core's close follows, at once or once the session's queue has handled
+   * what came before.
    */
-  peerTerminated(streamEnd: InputItem): void {
+  peerTerminated(payloads: () => void, streamEnd: InputItem): void {
     this.#peerTerminated = true;
+    payloads();
     this.input.push(streamEnd);
     this.input.flush();
   }

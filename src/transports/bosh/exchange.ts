@@ -102,11 +102,14 @@ function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number
   // §9.2: with acknowledgements on, a request without 'ack' says every earlier response arrived.
   if (conn.params.ackMode) conn.window.acknowledged(req.ack ?? req.rid - 1);
   // The session sees the request in order with the input still waiting before it (issue 10 pacing).
-  if (req.restart) conn.input.push({ bytes: req.bytes, stanzas: 0, run: () => live(conn) && restart(conn, req) });
-  else deliver(conn, req);
-  if (req.pause !== undefined && conn.params.maxpause > 0 && !conn.closing && !conn.ended) conn.pause(req.rid, req.pause, now);
+  const input = (): void => {
+    if (req.restart) conn.input.push({ bytes: req.bytes, stanzas: 0, run: () => live(conn) && restart(conn, req) });
+    else deliver(conn, req);
+  };
   // §13: the payloads of a terminate request are delivered first, then the stream ends.
-  if (req.terminate) conn.peerTerminated({ bytes: 0, stanzas: 0, run: () => live(conn) && conn.session.streamClosed() });
+  if (req.terminate) conn.peerTerminated(input, { bytes: 0, stanzas: 0, run: () => live(conn) && conn.session.streamClosed() });
+  else input();
+  if (req.pause !== undefined && conn.params.maxpause > 0 && !conn.closing && !conn.ended) conn.pause(req.rid, req.pause, now);
 }
 
 /** The session can still take input: not closing, not ended, not destroyed. */
