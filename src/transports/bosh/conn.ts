@@ -37,6 +37,8 @@ export class BoshConn implements Conn {
   #ended = false;
   /** Payloads of the terminate body while no request has fetched it. */
   #unfetched: readonly Queued[] = [];
+  /** What the terminate body does not carry (the cap), handed over after its payloads, in order with them. */
+  #beyond: XmlElement[] = [];
   /** The client sent type='terminate' (§13): it reads nothing more. */
   #peerTerminated = false;
   #timer: NodeJS.Timeout | undefined;
@@ -167,7 +169,11 @@ export class BoshConn implements Conn {
     const reason = error === undefined ? 'terminate' : error.condition === 'system-shutdown' ? 'shutdown' : 'error';
     this.#final = { body: terminateForStreamError(error, carried.map((q) => q.el)), error, clean: error === undefined, reason };
     this.#unfetched = carried;
-    this.#giveBack(left);
+    // Given back once a request has fetched the body, or with its payloads when none does (end()):
+    // handed over before them, it would reach offline storage or another resource ahead of older
+    // stanzas. A body that carries no stanza holds nothing back.
+    this.#beyond = left;
+    if (carried.length === 0) this.#giveBack(this.#takeBeyond());
     if (this.held.length > 0) this.#deliverFinal();
     else this.rearm(Date.now());
   }
@@ -328,7 +334,7 @@ export class BoshConn implements Conn {
     this.held.length = 0;
     this.pending.clear();
     const left = this.#out.takeAll();
-    left.push(...this.#unfetched.map((q) => q.el));
+    left.push(...this.#unfetched.map((q) => q.el), ...this.#takeBeyond());
     this.#unfetched = [];
     this.host.removed(this);
     this.#giveBack(left);
@@ -439,6 +445,13 @@ export class BoshConn implements Conn {
     const carried = this.#unfetched;
     this.#unfetched = [];
     for (const q of carried) q.sent?.();
+    this.#giveBack(this.#takeBeyond());
+  }
+
+  #takeBeyond(): XmlElement[] {
+    const beyond = this.#beyond;
+    this.#beyond = [];
+    return beyond;
   }
 
   /** §13: what the open requests other than the one with the terminate body get. */
