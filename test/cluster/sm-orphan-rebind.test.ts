@@ -18,7 +18,7 @@ import { RawWsClient } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
-import { smKeys } from '../../src/cluster/sm-scripts.js';
+import { REPLACED, TAKEOVER, smKeys } from '../../src/cluster/sm-scripts.js';
 
 const backends = clusterBackends(t);
 
@@ -241,4 +241,39 @@ t.test('a claimed session that times out while a newer available session holds i
   t.equal(last?.attr('type'), undefined, `bob's last presence from alice/phone is the newer session's available (${last?.toString()})`);
   t.notOk(fresh.c.closed, 'the newer session is still open');
   t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'nothing stored offline');
+});
+
+t.test('a resumption that finds the session replaced and whose answer was lost (the script ran) still hands m1 over, once', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '8' });
+  const { alice, n1, n2 } = await failedClaim(t, opts);
+  const fresh = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => fresh.c.close());
+  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n2 sees the fresh session' });
+  // Node 2's connection drops right after Redis ran its TAKEOVER, which found the session replaced: its answer is lost.
+  const redis = n2.cluster.node.redis;
+  const evalScript = redis.eval.bind(redis);
+  const lost: unknown[] = [];
+  Object.defineProperty(redis, 'eval', {
+    configurable: true,
+    value: async (...args: Parameters<typeof evalScript>) => {
+      const reply = await evalScript(...args);
+      if (args[0] === TAKEOVER && lost.length === 0) {
+        lost.push(reply);
+        throw new Error('Socket closed unexpectedly');
+      }
+      return reply;
+    },
+  });
+  const look1 = await look(t, opts);
+  t.equal(await look1.exists(smKeys(keyPrefix(opts.redisUrl)).record(alice.smid!)), 1, 'the old session has not timed out yet');
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 1 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', 'node 2 could not resume the session');
+  t.equal(lost.length, 1, 'the claim ran in Redis');
+  t.ok(Array.isArray(lost[0]) && Number((lost[0] as unknown[])[0]) === REPLACED, 'and found the session replaced');
+  await eventually(async () => (await n1.server.storage.offline.count('localhost', 'alice')) === 1, { timeout: 20_000, message: 'm1 handed over (offline: the fresh session is not available)' });
+  await routed(fresh.c, 'ping');
+  stillOpen(t, fresh.c);
+  await sleep(300);
+  t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 1, 'm1 stored offline once');
 });
