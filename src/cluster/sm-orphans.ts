@@ -39,10 +39,10 @@ export interface Orphans {
   fenced(smid: string, epoch: number): void;
   /**
    * A session a resumption here found replaced by a newer session on its
-   * full JID, which the claim ended (TAKEOVER's REPLACED; `take` is
-   * TAKE_ORPHAN's reply): handed over now as a timed-out one is. Never rejects.
+   * full JID, which the claim took with `epoch` to end it (TAKEOVER's
+   * REPLACED): handed over now as a timed-out one is. Never rejects.
    */
-  replaced(smid: string, take: readonly unknown[]): Promise<void>;
+  replaced(smid: string, epoch: number): Promise<void>;
   /** The routing the hand-over uses (the feature's context). */
   attach(ctx: ModuleContext): void;
   /**
@@ -65,7 +65,8 @@ export interface OrphanDeps {
   readonly log: SmLog;
 }
 
-interface Orphan { readonly epoch: number; readonly timer: NodeJS.Timeout }
+/** `replaced`: claimed to be ended (TAKEOVER's REPLACED), whose hand-over is tried again. */
+interface Orphan { readonly epoch: number; readonly timer: NodeJS.Timeout | undefined; readonly replaced?: boolean }
 
 /** TAKE_ORPHAN's reply (sm-scripts.ts): counter_in, host, username, items, resource, presence, directed, ended, covered. */
 type Taken = [string | null, string | null, string | null, unknown[], string | null, string | null, string | null, string | null, number | null];
@@ -77,33 +78,38 @@ export function createOrphans(deps: OrphanDeps): Orphans {
   const waiting = new Map<string, Orphan>();
   let ctx: ModuleContext | undefined;
 
-  function watch(smid: string, epoch: number, deadline: number): void {
+  function watch(smid: string, epoch: number, deadline: number, replaced = false): void {
     clearTimeout(waiting.get(smid)?.timer);
     const timer = setTimeout(() => { void expire(smid); }, Math.max(0, deadline - Date.now()));
     timer.unref();
-    waiting.set(smid, { epoch, timer });
+    waiting.set(smid, { epoch, timer, replaced });
   }
 
   async function expire(smid: string): Promise<void> {
     const orphan = waiting.get(smid);
     if (!orphan) return;
     // Not before the server can route what it hands over.
-    if (!ctx) return watch(smid, orphan.epoch, Date.now() + RETRY_MS);
+    if (!ctx) return watch(smid, orphan.epoch, Date.now() + RETRY_MS, orphan.replaced);
     waiting.delete(smid);
     let reply: unknown;
     try {
       reply = await redis.eval(TAKE_ORPHAN, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(orphan.epoch), smid, node.prefix] });
     } catch (err) {
       log.warn({ err, sm: smidRef(smid) }, 'handing over a dead node\'s session failed: trying again');
-      watch(smid, orphan.epoch, Date.now() + RETRY_MS);
+      watch(smid, orphan.epoch, Date.now() + RETRY_MS, orphan.replaced);
       return;
     }
     // Claimed elsewhere meanwhile (resumed): not ours any more.
     if (!Array.isArray(reply)) return;
-    // `ended`: its owner died (CLAIM). Otherwise a live owner let it go to a claim whose resumption then
-    // failed, and it timed out as a session with no transport does anywhere.
-    const items = end(ctx, reply, (reply as Taken)[7] === '1' ? DEAD_NOTE : NOT_ACKNOWLEDGED);
-    log.info({ event: 'sm-orphan-timed-out', sm: smidRef(smid), handedOver: items }, 'a session of a dead node was not resumed: its queue is handed over');
+    if (orphan.replaced) {
+      const items = end(ctx, reply, REPLACED_NOTE);
+      log.info({ event: 'sm-orphan-replaced', sm: smidRef(smid), handedOver: items }, 'a resumption found a newer session on the resource of a session no node held: that one ended, its queue is handed over');
+    } else {
+      // `ended`: its owner died (CLAIM). Otherwise a live owner let it go to a claim whose resumption then
+      // failed, and it timed out as a session with no transport does anywhere.
+      const items = end(ctx, reply, (reply as Taken)[7] === '1' ? DEAD_NOTE : NOT_ACKNOWLEDGED);
+      log.info({ event: 'sm-orphan-timed-out', sm: smidRef(smid), handedOver: items }, 'a session of a dead node was not resumed: its queue is handed over');
+    }
     await staleH(smid, reply);
   }
 
@@ -133,17 +139,12 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     await deps.stale.setStaleH(smid, Number(take[0] ?? 0), Date.now()).catch((err: unknown) => log.warn({ err }, 'stale h storage failed'));
   }
 
-  async function replaced(smid: string, take: readonly unknown[]): Promise<void> {
-    // Held here (a claim of ours whose resumption failed): the claim ended it, nothing to wait for.
+  async function replaced(smid: string, epoch: number): Promise<void> {
+    // Ended now, with the epoch of the claim (one held here before, a claim of ours whose resumption
+    // failed, waits no more): a failure is tried again as a timeout's is, and another claim meanwhile fences it.
     clearTimeout(waiting.get(smid)?.timer);
-    waiting.delete(smid);
-    // A claim comes from a stream of this server, whose feature attached ctx first.
-    if (!ctx) log.warn({ event: 'sm-orphan-replaced-unrouted', sm: smidRef(smid) }, 'a replaced session ended before stream management started: its queue was not handed over');
-    else {
-      const items = end(ctx, take, REPLACED_NOTE);
-      log.info({ event: 'sm-orphan-replaced', sm: smidRef(smid), handedOver: items }, 'a resumption found a newer session on the resource of a session no node held: that one ended, its queue is handed over');
-    }
-    await staleH(smid, take);
+    waiting.set(smid, { epoch, timer: undefined, replaced: true });
+    await expire(smid);
   }
 
   /** Unavailable presence on behalf of the ended session (its snapshot): its contacts and directed-presence recipients. */

@@ -83,11 +83,11 @@ export interface RedisSmDeps {
   /** A claimed session whose resumption failed: it waits out its resume time elsewhere (sm-orphans.ts). */
   release(smid: string, epoch: number, deadline: number): void;
   /**
-   * A session a claim found replaced by a newer one on its resource (TAKEOVER's REPLACED), ended by the
-   * claim: its queue, as TAKE_ORPHAN returns it, is handed over as a timed-out one is (sm-orphans.ts). Resolves
-   * once its stale h is stored; never rejects.
+   * A session a claim found replaced by a newer one on its resource (TAKEOVER's REPLACED), claimed with
+   * `epoch` to be ended: handed over now as a timed-out one is (TAKE_ORPHAN, sm-orphans.ts). Resolves once
+   * its stale h is stored (or the hand-over is left to a retry); never rejects.
    */
-  replaced(smid: string, take: readonly unknown[]): Promise<void>;
+  replaced(smid: string, epoch: number): Promise<void>;
 }
 
 export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
@@ -217,7 +217,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       // RFC 6120 §7.7.2.2: a newer session holds the resource, so this one ended (XEP-0198 §5: item-not-found).
       // Handed over before the answer, so that <failed/> carries the stale h it stored.
       if (Number(reply[0]) === REPLACED) {
-        await deps.replaced(smid, reply[1] as unknown[]);
+        await deps.replaced(smid, Number(reply[1]));
         return 'unknown';
       }
       // Another node claimed it after us and its notice came before our answer (another connection):

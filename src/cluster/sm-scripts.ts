@@ -148,7 +148,7 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * Returns [epoch, hash as field, value…, items, previous owner, previous
  * owner alive (1/0: 0 also when a survivor holds it for a dead owner, whose
  * presence was ended: CLAIM's `ended`)], -1 (no record), -2 (another
- * account's: nothing written) or [REPLACED, TAKE_ORPHAN's reply] (ended).
+ * account's: nothing written) or [REPLACED, epoch] (claimed to be ended).
  *
  * Replaced: RFC 6120 §7.7.2.2, a fresh bind of the full JID ends the
  * older session; one no live process holds (its owner's lease gone, or
@@ -158,8 +158,12 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * holds the resource (not the entry `dsid` this session had when last
  * claimed, which stays until the claimer binds), the resumption fails
  * (XEP-0198 §5: item-not-found) and the session ends as a timed-out one
- * does, by the claimant (sm-orphans.ts), whose TAKE_ORPHAN this is: record and
- * queue deleted, the holder told (sm-fenced, epoch + 1: its wait ends).
+ * does, by the claimant (sm-orphans.ts): the script claims it as CLAIM does
+ * (epoch + 1, `orphan`, in the claimer's set; the holder told by sm-fenced:
+ * its wait ends) and the claimant's TAKE_ORPHAN at that epoch hands it
+ * over. Not deleted here: an answer lost with its connection would take
+ * the queue with it, while a record left to the claimer is found by its
+ * check of an unanswered claim (sm-registry.ts) and timed out there.
  * A live owner that holds the session ends it itself (the bind's directory
  * write ended it with conflict), so it is not looked for then.
  */
@@ -179,12 +183,13 @@ local function ownerAlive()
 end
 local e = entry(ARGV[3], f[3], f[4], f[5])
 if (f[8] == '1' or not ownerAlive()) and newer(ARGV[3], e, f[9]) then
-  local g = redis.call('HMGET', KEYS[1], 'counter_in', 'presence', 'directed')
-  local items = redis.call('LRANGE', KEYS[2], 0, -1)
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'orphan', 1)
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
   if owner then redis.call('SREM', ARGV[3] .. 'sm-node:' .. owner, ARGV[2]) end
+  redis.call('SADD', KEYS[3], ARGV[2])
   redis.call('PUBLISH', ARGV[7], cjson.encode({smid = ARGV[2], epoch = epoch}))
-  return {${REPLACED}, {g[1] or false, f[3], f[4], items, f[5], g[2] or false, g[3] or false, f[7] or false, available(e) and 1 or 0}}
+  return {${REPLACED}, epoch}
 end
 redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'hibernated_at', 0, 'orphan', 0, 'dsid', (e and type(e.sid) == 'string') and e.sid or '')
 redis.call('PERSIST', KEYS[1])

@@ -47,7 +47,7 @@ export function createSmModule({ node, log, config }: ClusterServices): SmModule
       const orphans = createOrphans({ node, stale, staleH: config.smStaleHEnabled, log });
       const registry = createRedisSmRegistry({
         node, stale, log, marginSeconds: MARGIN_SECONDS, release: (smid, epoch, deadline) => orphans.watch(smid, epoch, deadline),
-        replaced: (smid, take) => orphans.replaced(smid, take),
+        replaced: (smid, epoch) => orphans.replaced(smid, epoch),
       });
       parts = { registry, orphans };
       return registry;
