@@ -11,8 +11,9 @@
  *   priority, interested, carbons, blocklist, directed) and hibernated_at (ms, 0 when connected);
  *   after a claim also `orphan` (1 while a node holds it with no session:
  *   a dead owner's survivor, a claimer whose resumption failed) and `dsid`
- *   (the directory sid its resource had then: the session's own entry,
- *   which outlives its move until the claimer binds, directory-module.ts);
+ *   (the directory sid of the owner's entry of its resource then: the
+ *   session's own entry, which outlives its move until the claimer binds,
+ *   directory-module.ts);
  * - `{prefix}smq:{smid}` list: the unacknowledged, then the not yet sent,
  *   stanzas, oldest first, each `<queued at ms> <xml>` (the time is the
  *   XEP-0203 stamp of a hand-over);
@@ -166,6 +167,13 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * check of an unanswered claim (sm-registry.ts) and timed out there.
  * A live owner that holds the session ends it itself (the bind's directory
  * write ended it with conflict), so it is not looked for then.
+ *
+ * The entry a claim records as the session's own (`dsid`) is the old
+ * owner's (the session's, which stays until the claimer binds) or the one
+ * recorded before (the session's still, when a node held it with no
+ * session); an entry of another node is a newer session's: a fresh bind
+ * the old owner, paused, has not yet answered with conflict, which a
+ * later resumption must not take the resource back from.
  */
 export const TAKEOVER = `${NEWER}
 local f = redis.call('HMGET', KEYS[1], 'epoch', 'owner', 'host', 'username', 'resource', 'anonymous', 'ended', 'orphan', 'dsid')
@@ -191,7 +199,9 @@ if (f[8] == '1' or not ownerAlive()) and newer(ARGV[3], e, f[9]) then
   redis.call('PUBLISH', ARGV[7], cjson.encode({smid = ARGV[2], epoch = epoch}))
   return {${REPLACED}, epoch}
 end
-redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'hibernated_at', 0, 'orphan', 0, 'dsid', (e and type(e.sid) == 'string') and e.sid or '')
+local dsid = ''
+if e and type(e.sid) == 'string' and (e.node == owner or e.sid == f[9]) then dsid = e.sid end
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'hibernated_at', 0, 'orphan', 0, 'dsid', dsid)
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 if owner then redis.call('SREM', ARGV[3] .. 'sm-node:' .. owner, ARGV[2]) end
