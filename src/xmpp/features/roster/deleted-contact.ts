@@ -4,6 +4,7 @@ import type { ModuleContext } from '../../context.js';
 import { PRIORITY } from '../../priorities.js';
 import type { Account } from '../accounts/account.js';
 import type { AccountsService } from '../accounts/index.js';
+import { hasFrom } from '../accounts/subscription.js';
 import type { RosterService } from './service.js';
 
 /**
@@ -21,9 +22,36 @@ import type { RosterService } from './service.js';
  */
 export function registerDeletedContacts(ctx: ModuleContext, svc: RosterService, accounts: AccountsService): void {
   ctx.hooks.notify('account-deleted', ({ host, username }) =>
-    forget(svc, accounts, `${username}@${host}`).catch((err: unknown) =>
+    Promise.all([forget(svc, accounts, `${username}@${host}`), renew(ctx, svc, accounts, host, username)]).then(() => undefined, (err: unknown) =>
       ctx.log.warn({ err, account: `${username}@${host}` }, "bringing a deleted account's contacts up to date failed")),
   PRIORITY.lifecycle.default);
+}
+
+const sameItem = (a: RosterItem | undefined, b: RosterItem | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && sameState(a, b) && a.name === b.name && a.groups.join('\0') === b.groups.join('\0'));
+
+/**
+ * The deleted account's own copy in memory, still held by sessions of an account created again
+ * under its name: they logged in before this process read the deletion, and account-changes.ts
+ * keeps them (their password was verified against the new account's credentials). One copy is
+ * shared by every session of a name (accounts.ts), so they were bound to the one the deleted
+ * account's sessions held: served its roster, their presence sent to its contacts, for as long
+ * as they lived. The copy is read again from the store (the new account's), each item that
+ * changed is pushed to them, and a contact that no longer has a subscription from the account
+ * gets unavailable from its resources, as when a subscription is cancelled (RFC 6121 §3.2.2).
+ */
+async function renew(ctx: ModuleContext, svc: RosterService, accounts: AccountsService, host: string, username: string): Promise<void> {
+  const account = accounts.accounts.peek(host, username);
+  if (!account || account.anonymous || ![...ctx.sessions.resources(host, username)].some((s) => !s.destroyed)) return;
+  const before = new Map(account.items);
+  await accounts.accounts.reload(host, username);
+  for (const jid of new Set([...before.keys(), ...account.items.keys()])) {
+    const was = before.get(jid);
+    const now = account.items.get(jid);
+    if (sameItem(was, now)) continue;
+    await svc.pushLocal(account, jid);
+    if (was && hasFrom(was.subscription) && !(now && hasFrom(now.subscription))) accounts.relay.sendUnavailable(account, parseJid(jid));
+  }
 }
 
 /** Whether `account` still holds anything with `jid` that a deletion ends. */
