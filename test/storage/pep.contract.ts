@@ -122,4 +122,16 @@ export function pepContract(t: Test, makeStorage: MakeStorage): void {
     t.same(await affiliationsOf('bob', node), {}, 'carol goes in turn');
     t.same(await pep.node(H, 'bob', node), { ...CONFIG, affiliations: {} }, 'the rest of the configuration stays');
   });
+
+  t.test("PepStore: a deleted account whose name has a backslash (XEP-0106's escapes, as in john\\20doe) goes from the nodes too", async (t) => {
+    const storage = await openFor(t, makeStorage);
+    const escaped = 'john\\20doe';
+    await withAccounts(storage, 'alice', escaped);
+    const node = 'urn:xmpp:avatar:data';
+    await storage.pep.configure(H, 'alice', node, { ...CONFIG, affiliations: { [`${escaped}@${H}`]: 'member', 'bob@example.com': 'outcast' } });
+    await storage.users.delete(H, escaped);
+    t.same((await storage.pep.node(H, 'alice', node))?.affiliations, { 'bob@example.com': 'outcast' }, 'a member no more; bob stays');
+    await withAccounts(storage, escaped);
+    t.same((await storage.pep.node(H, 'alice', node))?.affiliations, { 'bob@example.com': 'outcast' }, 'the account made again under the name is no member');
+  });
 }
