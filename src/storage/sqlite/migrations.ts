@@ -21,9 +21,9 @@ const COUNT_NEW = `INSERT INTO offline_counters (host, username, messages, bytes
   ON CONFLICT (host, username) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;`;
 const UNCOUNT_OLD = `UPDATE offline_counters SET messages = messages - 1, bytes = bytes - length(CAST(OLD.stanza AS BLOB))
   WHERE host = OLD.host AND username = OLD.username;`;
-// Migrations 12 and 13's trigger steps on a deleted account (OLD): the other accounts' items of it drop to
+// Migrations 12, 13 and 14's trigger steps on a deleted account (OLD): the other accounts' items of it drop to
 // subscription none under a new roster version, its pending requests go (13 makes the trigger again: SQLite
-// cannot alter one).
+// cannot alter one; 14 likewise).
 const ROSTERS_OF_DELETED = `UPDATE roster_versions SET version = version + 1 WHERE (host, username) IN (
     SELECT host, username FROM roster_items
     WHERE jid = OLD.username || '@' || OLD.host AND (subscription <> 'none' OR ask = 1 OR approved = 1));
@@ -391,6 +391,27 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER contacts_of_deleted_account AFTER DELETE ON users BEGIN
         ${ROSTERS_OF_DELETED}
         UPDATE pep_nodes SET config = json_remove(config, '$.affiliations."' || OLD.username || '@' || OLD.host || '"')
+          WHERE (host, username, node) IN (SELECT host, username, node FROM pep_affiliates WHERE jid = OLD.username || '@' || OLD.host);
+      END;
+    `),
+  },
+  {
+    version: 14,
+    name: 'pep affiliates with any name',
+    // Migrations 12 and 13 took the deleted JID out of a node's affiliations by a JSON path,
+    // '$.affiliations."<jid>"': SQLite matches such a label against the key as the document
+    // spells it, escapes included, so a localpart with a backslash (XEP-0106's escapes, as in
+    // john\20doe, stored as "john\\20doe") never matched. Its member and outcast affiliations
+    // stayed, and an account made again under the name inherited them. The affiliations are
+    // built again here from json_each, whose keys are the decoded names (pep_affiliates holds
+    // the same), without the deleted JID: no path names it. The roster steps stay as they were.
+    up: (db) => db.exec(`
+      DROP TRIGGER contacts_of_deleted_account;
+      CREATE TRIGGER contacts_of_deleted_account AFTER DELETE ON users BEGIN
+        ${ROSTERS_OF_DELETED}
+        UPDATE pep_nodes SET config = json_set(config, '$.affiliations', (
+            SELECT json_group_object(a.key, a.value) FROM json_each(pep_nodes.config, '$.affiliations') a
+            WHERE a.key <> OLD.username || '@' || OLD.host))
           WHERE (host, username, node) IN (SELECT host, username, node FROM pep_affiliates WHERE jid = OLD.username || '@' || OLD.host);
       END;
     `),
