@@ -107,3 +107,24 @@ t.test('sqlite: pep_affiliates follows every write of pep_nodes, by any connecti
   other.prepare("DELETE FROM users WHERE username = 'bob'").run();
   check("its owner's account deleted", []);
 });
+
+t.test('sqlite: migration 14 on a database at 13: a deleted account named with a backslash leaves the nodes it was named in', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, DATABASE_FILE);
+  const old = new Database(file);
+  migrate(old, MIGRATIONS.slice(0, 13));
+  const user = old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)");
+  for (const name of ['alice', 'john\\20doe']) user.run(name);
+  const config = { accessModel: 'whitelist', persistItems: true, maxItems: 10, rosterGroupsAllowed: [] };
+  old.prepare("INSERT INTO pep_nodes (host, username, node, config) VALUES ('example.com', 'alice', 'n', ?)")
+    .run(JSON.stringify({ ...config, affiliations: { 'john\\20doe@example.com': 'member', 'bob@example.com': 'outcast' } }));
+  old.close();
+
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  await storage.users.delete('example.com', 'john\\20doe');
+  t.same((await storage.pep.node('example.com', 'alice', 'n'))?.affiliations, { 'bob@example.com': 'outcast' }, 'a member no more; bob stays');
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  t.same(affiliates(db).held, ['alice n bob@example.com'], 'pep_affiliates follows');
+});
