@@ -168,3 +168,27 @@ t.test('a SCRAM exchange that read the old credentials and succeeds after the ch
   const ended = await late.until((el) => el.local === 'error' && el.ns === NS.STREAM, 10_000);
   t.equal(streamErrorCondition(ended), 'reset', 'ended when the account is read again (AUTH_TIMEOUT after the change)');
 });
+
+t.test('a hibernating session resumed with the new password right after the change goes on', async (t) => {
+  const iterations = 4096;
+  for (const [u, pw] of [['gina', 'gina-old'], ['hal', 'hal-pw'], ['ivy', 'ivy-pw']] as const) {
+    await storage.users.create('localhost', u, await deriveStoredCredentials(pw, iterations));
+  }
+  const smid = await hibernating(t, 'gina', 'gina-old');
+  const hal = await online(t, 'hal', 'hal-pw', 'h');
+  const ivy = await online(t, 'ivy', 'ivy-pw', 'i');
+  const [halNew, ginaNew, ivyNew] = await Promise.all(['hal-new', 'gina-new', 'ivy-new'].map((pw) => deriveStoredCredentials(pw, iterations)));
+  // The server reads the change log when hal's session ends; what follows comes before its next reading (500 ms).
+  await storage.users.setCredentials('localhost', 'hal', halNew!);
+  await hal.until((el) => el.local === 'error' && el.ns === NS.STREAM, 5000);
+  await storage.users.setCredentials('localhost', 'gina', ginaNew!);
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  await c.authenticate('gina', 'gina-new');
+  c.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);
+  t.equal((await c.until((el) => el.ns === SM)).local, 'resumed', 'resumed with the new password, before the change was read');
+  // A change made after gina's: the reading that ends ivy's session has read gina's too.
+  await storage.users.setCredentials('localhost', 'ivy', ivyNew!);
+  await ivy.until((el) => el.local === 'error' && el.ns === NS.STREAM, 5000);
+  t.ok(await served(c, 'g1'), 'the session resumed by a login with the new password goes on, as a new login would');
+});
