@@ -358,6 +358,17 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     return onScramStep(session, ex, ex.scram!.finish(data ?? ''));
   }
 
+  // A resumption (XEP-0198 §5) moves the new stream under the old session, and the session that
+  // authenticated it (the carrier) ends: from then on the old session lives by the carrier's login, so
+  // an account change judges it by what verified that login (none for a token: it then always ends).
+  ctx.hooks.notify('session-destroyed', ({ session }) => {
+    const into = session.resumedInto?.session;
+    if (into === undefined) return;
+    const checked = verified.get(session);
+    if (checked) verified.set(into, checked);
+    else verified.delete(into);
+  }, PRIORITY.lifecycle.default);
+
   ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
     stateOf(session).wire = legacy;
     if (session.type !== 'c2s_unauthed') return failure(session, 'aborted', 'already authenticated', false);
