@@ -1,0 +1,36 @@
+import type { UserStore } from '../../src/storage/ports/accounts.js';
+
+type ChangesSince = UserStore['changesSince'];
+
+/**
+ * Holds the server's reading of the account change log (account-changes.ts
+ * polls `users.changesSince` every 500 ms) until `release()`: what a test
+ * does meanwhile (a change, then a login) all comes before the server reads
+ * the change, however slow the machine, where racing the next poll did not.
+ * A reading already under way finishes with what was there before the hold.
+ * `users` must be the store object the server was given (withServer's).
+ */
+export function holdChangeLog(users: { changesSince: ChangesSince }): { release(): Promise<void> } {
+  const original = users.changesSince;
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => { open = resolve; });
+  let read = false;
+  let next: () => void = () => undefined;
+  const acted = new Promise<void>((resolve) => { next = resolve; });
+  users.changesSince = async (cursor) => {
+    // The server reads again only once it has acted on the last reading (one poll at a time).
+    if (read) next();
+    await gate;
+    const changes = await original.call(users, cursor);
+    read = true;
+    return changes;
+  };
+  return {
+    /** Lets the held reading go on; resolves once the server has acted on what it read (its next reading began). */
+    async release() {
+      open();
+      await acted;
+      users.changesSince = original;
+    },
+  };
+}
