@@ -65,6 +65,17 @@ t.test('.env.example documents every variable with its default', async (t) => {
   for (const spec of Object.values(SCHEMA)) t.match(file, new RegExp(`^${spec.env}=`, 'm'), spec.env);
 });
 
+t.test('domains in A-labels (xn--) are read as their U-labels, as every JID is (RFC 7622 §3.2.1)', async (t) => {
+  const c = loadConfig({ XMPP_DOMAIN: 'xn--bcher-kva.example,plain.example', SASL_ANONYMOUS_HOSTS: 'xn--bcher-kva.example', ECHO_COMPONENT: 'echo.xn--bcher-kva.example' });
+  t.same(c.domains, ['bücher.example', 'plain.example']);
+  t.same(c.anonymousHosts, ['bücher.example'], 'matched against the served domains in the same form');
+  t.equal(c.echoComponent, 'echo.bücher.example');
+  t.same(loadConfig({ XMPP_DOMAIN: 'bücher.example', SASL_ANONYMOUS_HOSTS: 'xn--bcher-kva.example' }).anonymousHosts, ['bücher.example'], 'either form names the same host');
+  t.throws(() => loadConfig({ XMPP_DOMAIN: 'xn--invalid-.example' }), /^XMPP_DOMAIN="xn--invalid-.example" is invalid/, 'A-labels that are not valid Punycode');
+  t.throws(() => loadConfig({ XMPP_DOMAIN: 'xn--bcher-kva.example', ECHO_COMPONENT: 'bücher.example' }),
+    /^ECHO_COMPONENT="bücher.example" is invalid: expected a domain name that is not one of XMPP_DOMAIN/, 'the component may not be a served domain in another form');
+});
+
 t.test('anonymous hosts must be served domains', async (t) => {
   t.same(loadConfig({ XMPP_DOMAIN: 'a.example,guest.example', SASL_ANONYMOUS_HOSTS: 'guest.example' }).anonymousHosts, ['guest.example']);
   t.throws(() => loadConfig({ SASL_ANONYMOUS_HOSTS: 'guest.example' }), /SASL_ANONYMOUS_HOSTS="guest.example" is invalid: expected hosts listed in XMPP_DOMAIN/);
