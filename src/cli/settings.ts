@@ -43,8 +43,9 @@ function readHosts(env: NodeJS.ProcessEnv): Read<string[]> {
   const value = raw(env, spec.env);
   if (value === undefined) return { ok: true, value: [...spec.default] };
   const hosts = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const valid = hosts.length >= spec.minItems && hosts.every((h) => spec.item.test(h));
-  return valid ? { ok: true, value: hosts } : invalid(spec.env, value, `a comma-separated list of ${spec.expected}`);
+  const valid = hosts.length >= spec.minItems && hosts.every((h) => spec.item(h));
+  // In the server's form (A-labels as U-labels), so that accounts are stored under the domain it serves.
+  return valid ? { ok: true, value: [...new Set(hosts.map(spec.normalize))] } : invalid(spec.env, value, `a comma-separated list of ${spec.expected}`);
 }
 
 type StorageSettings = Pick<CliSettings, 'backend' | 'databaseUrl'>;

@@ -37,13 +37,13 @@ function parseValue(spec: OptionSpec, raw: string): Parsed {
       if (items.length < spec.minItems) return { ok: false, expected };
       const valid = typeof spec.item === 'function' ? spec.item : spec.item ? (i: string) => (spec.item as RegExp).test(i) : undefined;
       if (valid && !items.every(valid)) return { ok: false, expected };
-      return { ok: true, value: Object.freeze(items) };
+      return { ok: true, value: Object.freeze(spec.normalize ? [...new Set(items.map(spec.normalize))] : items) };
     }
     case 'string':
       if (raw === '' || (spec.pattern && !(typeof spec.pattern === 'function' ? spec.pattern(raw) : spec.pattern.test(raw)))) {
         return { ok: false, expected: spec.expected ?? 'a non-empty string' };
       }
-      return { ok: true, value: raw };
+      return { ok: true, value: spec.normalize ? spec.normalize(raw) : raw };
   }
 }
 

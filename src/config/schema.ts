@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { tryNormalizeDomain } from '../jid/domain.js';
 
 /**
  * The one configuration schema. Every setting of the gateway is declared here
@@ -17,9 +18,9 @@ interface BaseOption {
 }
 export interface IntOption extends BaseOption { readonly kind: 'int'; readonly default: number; readonly min: number; readonly max: number; readonly unit?: string }
 export interface InfOption extends BaseOption { readonly kind: 'int-or-infinity'; readonly default: number; readonly min: number; readonly max: number }
-export interface StringOption extends BaseOption { readonly kind: 'string'; readonly default: string; readonly pattern?: RegExp | ((value: string) => boolean); readonly expected?: string; /** Never echoed in errors (it may hold a password). */ readonly secret?: boolean }
+export interface StringOption extends BaseOption { readonly kind: 'string'; readonly default: string; readonly pattern?: RegExp | ((value: string) => boolean); readonly expected?: string; /** The form a valid value is kept in. */ readonly normalize?: (value: string) => string; /** Never echoed in errors (it may hold a password). */ readonly secret?: boolean }
 export interface BoolOption extends BaseOption { readonly kind: 'bool'; readonly default: boolean }
-export interface ListOption extends BaseOption { readonly kind: 'list'; readonly default: readonly string[]; readonly minItems: number; readonly item?: RegExp | ((item: string) => boolean); readonly expected?: string }
+export interface ListOption extends BaseOption { readonly kind: 'list'; readonly default: readonly string[]; readonly minItems: number; readonly item?: RegExp | ((item: string) => boolean); readonly expected?: string; /** The form a valid item is kept in (items that become equal are kept once). */ readonly normalize?: (item: string) => string }
 export interface EnumOption<T extends string = string> extends BaseOption { readonly kind: 'enum'; readonly default: T; readonly values: readonly T[] }
 export type OptionSpec = IntOption | InfOption | StringOption | BoolOption | ListOption | EnumOption;
 
@@ -55,6 +56,14 @@ function isAddressOrCidr(item: string): boolean {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 // A host name as RFC 7622 §3.2 allows it after normalisation (lower-case ASCII/IDN labels).
 const DOMAIN = /^[a-z0-9\u0080-\uffff]([a-z0-9\u0080-\uffff.-]*[a-z0-9\u0080-\uffff])?$/;
+/** A domain written as above that is a valid domainpart (A-labels included: valid Punycode). */
+const isDomain = (s: string): boolean => DOMAIN.test(s) && tryNormalizeDomain(s) !== null;
+/**
+ * RFC 7622 §3.2.1: the form every JID's domainpart is compared and routed in (A-labels become
+ * U-labels). A served domain configured as its A-labels (xn--…), as DNS shows it, was kept as
+ * written and matched no JID: streams to it got host-unknown, messages to its users bounced.
+ */
+const domainForm = (s: string): string => tryNormalizeDomain(s) ?? s;
 const MIB = 1024 * 1024;
 // A libpq connection URI (node-postgres parses the rest and reports what it cannot use).
 const DATABASE_URL = /^postgres(ql)?:\/\/\S+$/;
@@ -73,8 +82,8 @@ export const SCHEMA = {
   trustedProxies: { env: 'TRUSTED_PROXIES', group: 'Network', kind: 'list', default: ['127.0.0.1', '::1'], minItems: 0, item: isAddressOrCidr, expected: 'IP addresses or CIDR ranges', doc: 'Proxies whose X-Forwarded-For/-Proto headers are believed (Prosody trusted_proxies); none trusts no proxy' },
   publicUrl: { env: 'PUBLIC_URL', group: 'Network', kind: 'string', default: '', pattern: httpUrl(/^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/), expected: 'an http(s) URL such as https://chat.example.com', doc: 'The base URL browsers reach the gateway at; host-meta advertises it. Unset: the Host header, and only for the served domains' },
   httpRequestTimeout: { env: 'HTTP_REQUEST_TIMEOUT', group: 'Network', kind: 'int', default: 30, min: 1, max: 3600, unit: 's', doc: 'Seconds a client has to send a whole HTTP request, headers and body (a BOSH POST, a WebSocket upgrade); slower is cut with 408' },
-  domains: { env: 'XMPP_DOMAIN', group: 'XMPP', kind: 'list', default: ['localhost'], minItems: 1, item: DOMAIN, expected: 'lower-case domain names', doc: 'Virtual hosts served; a comma-separated list gives several' },
-  echoComponent: { env: 'ECHO_COMPONENT', group: 'XMPP', kind: 'string', default: '', pattern: new RegExp(`^$|${DOMAIN.source}`), expected: 'a domain name that is not one of XMPP_DOMAIN, e.g. echo.example.org', doc: 'Domain of a built-in echo component (messages come back, disco#info and version answered): a test service for clients and the example of a component; unset: off' },
+  domains: { env: 'XMPP_DOMAIN', group: 'XMPP', kind: 'list', default: ['localhost'], minItems: 1, item: isDomain, normalize: domainForm, expected: 'lower-case domain names', doc: 'Virtual hosts served; a comma-separated list gives several. An internationalised name may be written in A-labels (xn--…): it is served, and JIDs name it, in U-labels (RFC 7622 §3.2.1)' },
+  echoComponent: { env: 'ECHO_COMPONENT', group: 'XMPP', kind: 'string', default: '', pattern: isDomain, normalize: domainForm, expected: 'a domain name that is not one of XMPP_DOMAIN, e.g. echo.example.org', doc: 'Domain of a built-in echo component (messages come back, disco#info and version answered): a test service for clients and the example of a component; unset: off' },
   storage: { env: 'STORAGE', group: 'Storage', kind: 'enum', default: 'sqlite', values: STORAGE_BACKENDS, doc: 'Where accounts, rosters, offline messages and vCards live: sqlite (one file in DATA_DIR, one process) or postgres (DATABASE_URL, shared by several processes)' },
   dataDir: { env: 'DATA_DIR', group: 'Storage', kind: 'string', default: './data', doc: 'Directory of the embedded SQLite database (and of the server secret, whatever STORAGE)' },
   adminSocket: { env: 'ADMIN_SOCKET', group: 'Storage', kind: 'string', default: 'admin.sock', pattern: /^(off|[^\0]{1,100})$/, expected: "'off' or a socket path of at most 100 bytes", doc: "The admin CLI's Unix socket (mode 0600, same user only), relative to DATA_DIR; off: none. With CLUSTER=redis it is <path>-<NODE_ID> (nodes may share DATA_DIR) and speaks for its own node only" },
@@ -127,7 +136,7 @@ export const SCHEMA = {
   maxInboundBurstBytes: { env: 'MAX_INBOUND_BURST_BYTES', group: 'Limits', kind: 'int', default: 262144, min: 1024, max: 1024 * MIB, unit: 'bytes', doc: 'Input one session may send at once before MAX_INBOUND_BYTES_PER_SECOND applies (token bucket burst)' },
   maxInboundStanzasPerSecond: { env: 'MAX_INBOUND_STANZAS_PER_SECOND', group: 'Limits', kind: 'int', default: 0, min: 0, max: 1000000, doc: 'Stanzas one session may send per second (burst: one second), faster ones are delayed; 0 is no limit' },
   allowInsecurePlain: { env: 'ALLOW_INSECURE_PLAIN', group: 'Authentication', kind: 'bool', default: false, doc: 'Offer SASL PLAIN on connections that are not TLS-protected (never in production)' },
-  anonymousHosts: { env: 'SASL_ANONYMOUS_HOSTS', group: 'Authentication', kind: 'list', default: [], minItems: 0, item: DOMAIN, expected: 'configured domain names', doc: 'Hosts of XMPP_DOMAIN that offer SASL ANONYMOUS (throw-away accounts, resumable by smid); none by default' },
+  anonymousHosts: { env: 'SASL_ANONYMOUS_HOSTS', group: 'Authentication', kind: 'list', default: [], minItems: 0, item: isDomain, normalize: domainForm, expected: 'configured domain names', doc: 'Hosts of XMPP_DOMAIN that offer SASL ANONYMOUS (throw-away accounts, resumable by smid); none by default' },
   scramIterations: { env: 'SCRAM_ITERATIONS', group: 'Authentication', kind: 'int', default: 10000, min: 4096, max: 1000000, doc: 'PBKDF2 iteration count for newly stored SCRAM credentials (Prosody: 10000)' },
   loginFailuresPerIp: { env: 'LOGIN_FAILURES_PER_IP', group: 'Authentication', kind: 'int', default: 10, min: 1, max: 100000, doc: 'Failed logins from one address (an IPv6 /64), any accounts and connections, before each further one doubles its wait (from 1 s); then <temporary-auth-failure/> and the stream ends' },
   loginFailuresPerAccount: { env: 'LOGIN_FAILURES_PER_ACCOUNT', group: 'Authentication', kind: 'int', default: 5, min: 1, max: 100000, doc: "Failed logins for one account from one address before that pair is slowed the same way; the owner's other addresses are not" },

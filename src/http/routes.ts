@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { serialize, x } from '../xml/index.js';
+import { tryNormalizeDomain } from '../jid/index.js';
 import { registerMetricsRoute, type PeerFilter } from './metrics-access.js';
 import type { NotReadyReason } from './readiness.js';
 import { machineReadiness, type ProcessReadiness } from './workers-readiness.js';
@@ -40,7 +41,9 @@ function publicBase(req: FastifyRequest, opts: HttpOptions): { secure: boolean; 
   try { url = new URL(`http://${req.host}/`); } catch { return undefined; }
   if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '' || url.hash !== '' || req.host.includes('@')) return undefined;
   const name = url.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  if (!opts.domains.includes(name) && name !== req.socket.localAddress?.replace(/^::ffff:/, '')) return undefined;
+  // A browser names an internationalised domain by its A-labels; the served domains are in U-labels (RFC 7622 §3.2.1).
+  const domain = tryNormalizeDomain(name) ?? name;
+  if (!opts.domains.includes(domain) && name !== req.socket.localAddress?.replace(/^::ffff:/, '')) return undefined;
   return { secure: req.protocol === 'https', authority: url.host };
 }
 

@@ -150,6 +150,17 @@ t.test('settings come from the environment and ./.env', async (t) => {
   fails(t, realWins, /unknown host 'from-file.example'; configured hosts: example.com, other.org/, 'real env wins');
 });
 
+t.test('XMPP_DOMAIN in A-labels: accounts are stored under the U-labels the server serves, named either way', async (t) => {
+  const dir = t.testdir();
+  const env = { XMPP_DOMAIN: 'xn--bcher-kva.example' };
+  const added = await cli(dir, ['user', 'add', 'eve@xn--bcher-kva.example', '--password', 'pw'], { env });
+  t.equal(added.code, 0, added.stderr);
+  const unicode = await cli(dir, ['user', 'add', 'finn@bücher.example', '--password', 'pw'], { env });
+  t.equal(unicode.code, 0, `the host in U-labels: ${unicode.stderr}`);
+  t.equal((await cli(dir, ['user', 'list'], { env })).stdout, 'eve@bücher.example\nfinn@bücher.example\n');
+  await verifies(t, await credentialsOf(dir, 'bücher.example', 'eve'), 'pw', 'eve');
+});
+
 t.test('import: 10,000 accounts in one run', async (t) => {
   const dir = t.testdir();
   const lines = ['# generated', ''];

@@ -7,6 +7,7 @@
  * host-unknown and a message to a user of the domain bounced as remote.
  */
 import t from 'tap';
+import { request } from 'node:http';
 import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 
@@ -32,4 +33,26 @@ t.test('XMPP_DOMAIN in A-labels: clients log in to either form, are bound at the
   t.equal(m.attr('type'), 'chat', `delivered, not bounced: ${m.toString()}`);
   t.equal(m.attr('from'), `alice@${U_LABELS}/a`);
   t.notOk(alice.c.frames.some((el) => el.local === 'message' && el.attr('type') === 'error'), 'alice got no error back');
+});
+
+/** GET `path` with the Host header `host` (as a browser sends it: ASCII, A-labels). */
+function get(path: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: server.port, path, headers: { host }, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+t.test('host-meta (XEP-0156) answers for the domain, which browsers name in A-labels in Host', async (t) => {
+  const r = await get('/.well-known/host-meta.json', `${A_LABELS}:${server.port}`);
+  t.equal(r.status, 200, r.body);
+  const links = (JSON.parse(r.body) as { links: { href: string }[] }).links.map((l) => l.href);
+  t.same(links.map((h) => new URL(h).host), links.map(() => `${A_LABELS}:${server.port}`), 'the endpoints at the host the browser asked');
+  t.equal((await get('/.well-known/host-meta.json', `xn--other-kva.example:${server.port}`)).status, 404, 'another domain is still refused');
 });

@@ -71,7 +71,8 @@ t.test('domains in A-labels (xn--) are read as their U-labels, as every JID is (
   t.same(c.anonymousHosts, ['bücher.example'], 'matched against the served domains in the same form');
   t.equal(c.echoComponent, 'echo.bücher.example');
   t.same(loadConfig({ XMPP_DOMAIN: 'bücher.example', SASL_ANONYMOUS_HOSTS: 'xn--bcher-kva.example' }).anonymousHosts, ['bücher.example'], 'either form names the same host');
-  t.throws(() => loadConfig({ XMPP_DOMAIN: 'xn--invalid-.example' }), /^XMPP_DOMAIN="xn--invalid-.example" is invalid/, 'A-labels that are not valid Punycode');
+  t.throws(() => loadConfig({ XMPP_DOMAIN: 'xn--zz.example' }), /^XMPP_DOMAIN="xn--zz.example" is invalid/, 'A-labels that are not valid Punycode');
+  t.throws(() => loadConfig({ XMPP_DOMAIN: 'xn--ls8h.example' }), /^XMPP_DOMAIN="xn--ls8h.example" is invalid/, 'nor a domainpart (U+1F4A9 is no IDNA2008 code point)');
   t.throws(() => loadConfig({ XMPP_DOMAIN: 'xn--bcher-kva.example', ECHO_COMPONENT: 'bücher.example' }),
     /^ECHO_COMPONENT="bücher.example" is invalid: expected a domain name that is not one of XMPP_DOMAIN/, 'the component may not be a served domain in another form');
 });
