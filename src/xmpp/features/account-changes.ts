@@ -59,70 +59,106 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
     try {
       const next = await users.changesSince(cursor);
       cursor = next.cursor;
-      const accounts = new Map<string, AccountChange[]>();
+      if (next.changes.length === 0) return;
+      const accounts = new Map<string, Changed>();
       for (const change of next.changes) {
         const key = `${change.username}@${change.host}`;
-        const list = accounts.get(key);
-        if (list) list.push(change);
-        else accounts.set(key, [change]);
+        const known = accounts.get(key);
+        if (known) known.changes.push(change);
+        else accounts.set(key, { host: change.host, username: change.username, changes: [change] });
       }
-      for (const changes of accounts.values()) {
-        await endSessions(changes);
-        // The contacts' rosters in memory follow what the deletion did in the store (roster/deleted-contact.ts).
+      await endSessions(accounts);
+      // The contacts' rosters in memory follow what the deletion did in the store (roster/deleted-contact.ts).
+      for (const { changes } of accounts.values()) {
         for (const { change, host, username } of changes) {
           if (change === 'deleted') void ctx.hooks.run('account-deleted', { host, username });
         }
       }
+      const timer = setTimeout(() => {
+        rechecks.delete(timer);
+        void recheck(accounts);
+      }, opts.recheckMs);
+      timer.unref();
+      rechecks.add(timer);
     } catch (err) {
       ctx.log.warn({ err }, 'account changes: cannot read the change log');
     } finally {
       busy = false;
     }
   };
-  const sessionsOf = (host: string, username: string): Session[] =>
-    [...ctx.sessions.all].filter((s) => s.type === 'c2s' && s.host === host && s.username === username);
 
-  /** Ends the sessions one account's changes leave without valid credentials. */
-  async function endSessions(changes: AccountChange[]): Promise<void> {
-    const { host, username } = changes[0]!;
-    const reason = changes.some((c) => c.change === 'deleted')
-      ? { condition: 'not-authorized' as const, text: 'the account was deleted' }
-      : { condition: 'reset' as const, text: 'the password was changed: log in again' };
-    // null: the account could not be read, so no login is known to be valid.
-    let now: UserRecord | undefined | null = null;
-    if (sessionsOf(host, username).some((s) => verifiedWith(s) !== undefined)) {
-      now = await users.get(host, username).catch((err: unknown) => {
-        ctx.log.warn({ err }, 'account changes: cannot read the account: ending all its sessions');
-        return null;
-      });
+  /**
+   * The c2s sessions of the changed accounts, authenticated ones not yet bound included, by account: one
+   * pass over the process's sessions for a whole reading of the log (a pass per changed account made a bulk
+   * deletion cost the number of sessions times the number of accounts).
+   */
+  const sessionsOf = (accounts: ReadonlyMap<string, Changed>): Map<string, Session[]> => {
+    const found = new Map<string, Session[]>();
+    for (const s of ctx.sessions.all) {
+      if (s.type !== 'c2s' || s.username === undefined || s.host === undefined) continue;
+      const key = `${s.username}@${s.host}`;
+      if (!accounts.has(key)) continue;
+      const list = found.get(key);
+      if (list) list.push(s);
+      else found.set(key, [s]);
     }
-    // Listed after the read: a login that completed meanwhile is judged by what it was verified with, too.
-    for (const session of sessionsOf(host, username)) {
-      const v = verifiedWith(session);
-      if (v && now !== null && stillStored(v, now)) continue;
-      session.close(reason);
+    return found;
+  };
+  /**
+   * Reads, into `now`, the accounts as stored now that `listed` shows a password login of, once each: not
+   * those read or failed (`failed`) before. Not read: no login of the account is known to be valid.
+   */
+  const readAccounts = async (accounts: ReadonlyMap<string, Changed>, listed: ReadonlyMap<string, Session[]>, now: Map<string, UserRecord | undefined>, failed: Set<string>, warning: string): Promise<void> => {
+    for (const [key, { host, username }] of accounts) {
+      if (now.has(key) || failed.has(key) || !listed.get(key)?.some((s) => verifiedWith(s) !== undefined)) continue;
+      try {
+        now.set(key, await users.get(host, username));
+      } catch (err) {
+        failed.add(key);
+        ctx.log.warn({ err }, warning);
+      }
     }
-    const timer = setTimeout(() => {
-      rechecks.delete(timer);
-      void recheck(host, username, reason);
-    }, opts.recheckMs);
-    timer.unref();
-    rechecks.add(timer);
+  };
+  /**
+   * The accounts read, and their sessions listed after the reads, so that a login that completed meanwhile is
+   * judged by what it was verified with too; one that completed during them, of an account not read because
+   * it had no password login before, has its account read then, and is judged as listed.
+   */
+  const readAndList = async (accounts: ReadonlyMap<string, Changed>, warning: string) => {
+    const now = new Map<string, UserRecord | undefined>();
+    const failed = new Set<string>();
+    await readAccounts(accounts, sessionsOf(accounts), now, failed, warning);
+    const listed = sessionsOf(accounts);
+    await readAccounts(accounts, listed, now, failed, warning);
+    return { now, listed };
+  };
+  const reasonOf = (changes: readonly AccountChange[]): CloseReason => (changes.some((c) => c.change === 'deleted')
+    ? { condition: 'not-authorized', text: 'the account was deleted' }
+    : { condition: 'reset', text: 'the password was changed: log in again' });
+
+  /** Ends the sessions the changes leave without valid credentials. */
+  async function endSessions(accounts: ReadonlyMap<string, Changed>): Promise<void> {
+    const { now, listed } = await readAndList(accounts, 'account changes: cannot read the account: ending all its sessions');
+    for (const [key, { changes }] of accounts) {
+      const reason = reasonOf(changes);
+      for (const session of listed.get(key) ?? []) {
+        const v = verifiedWith(session);
+        if (v && now.has(key) && stillStored(v, now.get(key))) continue;
+        session.close(reason);
+      }
+    }
   }
 
-  /** Ends the password logins of the account that were verified against credentials no longer stored. */
-  async function recheck(host: string, username: string, reason: CloseReason): Promise<void> {
-    if (!sessionsOf(host, username).some((s) => verifiedWith(s) !== undefined)) return;
-    let now: UserRecord | undefined;
-    try {
-      now = await users.get(host, username);
-    } catch (err) {
-      ctx.log.warn({ err }, 'account changes: cannot read the account again');
-      return;
-    }
-    for (const session of sessionsOf(host, username)) {
-      const v = verifiedWith(session);
-      if (v && !stillStored(v, now)) session.close(reason);
+  /** Ends the password logins of the accounts that were verified against credentials no longer stored. */
+  async function recheck(accounts: ReadonlyMap<string, Changed>): Promise<void> {
+    const { now, listed } = await readAndList(accounts, 'account changes: cannot read the account again');
+    for (const [key, { changes }] of accounts) {
+      if (!now.has(key)) continue;
+      const reason = reasonOf(changes);
+      for (const session of listed.get(key) ?? []) {
+        const v = verifiedWith(session);
+        if (v && !stillStored(v, now.get(key))) session.close(reason);
+      }
     }
   }
   void poll();
@@ -135,4 +171,11 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
       rechecks.clear();
     },
   };
+}
+
+/** One account's changes in a reading of the log. */
+interface Changed {
+  readonly host: string;
+  readonly username: string;
+  readonly changes: AccountChange[];
 }
