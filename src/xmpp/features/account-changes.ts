@@ -40,9 +40,9 @@ export interface AccountChangesDeps {
  * reading of the log is not ended with the sessions from before it (it was,
  * up to `pollMs` after every change). Every other session of the account
  * ends: a token login (FAST, a JWT; the store ended the account's FAST
- * tokens with the change), an anonymous one, one resumed from another node
- * (its login's credentials stayed there), and all of them if the account
- * cannot be read. A SCRAM exchange that read the old credentials before the
+ * tokens with the change), an anonymous one, and all of them if the account
+ * cannot be read. A session resumed (XEP-0198), here or taken over from
+ * another node, is judged by the login of the stream that resumed it. A SCRAM exchange that read the old credentials before the
  * change can still succeed after this reading (its client's proof comes a
  * round trip later), so the account is read once more `recheckMs` later,
  * when every exchange begun before the change has ended (AUTH_TIMEOUT), and
