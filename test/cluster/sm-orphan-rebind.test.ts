@@ -13,7 +13,7 @@
  */
 import t, { type Test } from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
-import { addUsers, clusterBackends, startGateway, type Gateway, type GatewayOptions } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, contactsOnTwoNodes, startGateway, type Gateway, type GatewayOptions } from '../helpers/gateways.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
@@ -147,17 +147,7 @@ t.test('when the fresh login is available, the failed resumption hands the dead 
  * what was sent): n2 holds it with no session, n1 let it go.
  */
 async function failedClaim(t: Test, opts: GatewayOptions): Promise<{ alice: SmPeer; bob: RawWsClient; n1: Gateway; n2: Gateway }> {
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, ['alice', 'bob']);
-  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
-  await n1.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
-  await n1.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
-  const bob = await RawWsClient.connect(n2.server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'desk');
-  bob.send("<presence xmlns='jabber:client'/>");
-  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'desk')?.presence, { message: 'n1 sees bob available' });
+  const { n1, n2, bob } = await contactsOnTwoNodes(t, opts);
   const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
   t.teardown(() => alice.c.close());
   alice.c.send("<presence xmlns='jabber:client'/>");
@@ -173,6 +163,28 @@ async function failedClaim(t: Test, opts: GatewayOptions): Promise<{ alice: SmPe
 }
 
 const fromPhone = (jid: string, type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === jid && el.attr('type') === type;
+
+/** A fresh login of alice/phone on n1, available: bob sees its presence. */
+async function availableFresh(t: Test, n1: Gateway, bob: RawWsClient, jid: string): Promise<SmPeer> {
+  const fresh = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => fresh.c.close());
+  fresh.c.send("<presence xmlns='jabber:client'/>");
+  await bob.until(fromPhone(jid, undefined));
+  return fresh;
+}
+
+/** m1 reached the newer session once, stamped as handed over; bob's last presence from alice/phone is its available. */
+async function handedToFresh(t: Test, fresh: SmPeer, bob: RawWsClient, jid: string): Promise<void> {
+  const m1 = await fresh.c.until(messageIs('m1'), 10_000);
+  t.ok(m1.getChild('delay', NS.DELAY) !== undefined, 'm1 reaches the newer session, stamped as handed over');
+  await sleep(300);
+  await routed(bob, 'barrier');
+  await routed(fresh.c, 'ping');
+  t.same(fresh.messageIds(), ['m1'], 'once');
+  const last = bob.frames.filter((el) => el.local === 'presence' && el.attr('from') === jid).at(-1);
+  t.equal(last?.attr('type'), undefined, `bob's last presence from alice/phone is the newer session's available (${last?.toString()})`);
+  t.notOk(fresh.c.closed, 'the newer session is still open');
+}
 
 t.test('a claimed session whose resumption failed cannot be resumed once a fresh login bound its resource: m1 stored offline once, its contacts told it ended', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
@@ -195,21 +207,10 @@ t.test('a claimed session whose resumption failed cannot be resumed once a fresh
 t.test('when that fresh login is available, the failed resumption hands m1 to it once, and bob is not told alice/phone went away', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
   const { alice, bob, n1, n2 } = await failedClaim(t, opts);
-  const fresh = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
-  t.teardown(() => fresh.c.close());
-  fresh.c.send("<presence xmlns='jabber:client'/>");
-  await bob.until(fromPhone(alice.jid, undefined));
+  const fresh = await availableFresh(t, n1, bob, alice.jid);
 
   await refusedResume(t, n2.server.wsUrl, alice.smid!, 1);
-  const m1 = await fresh.c.until(messageIs('m1'), 10_000);
-  t.ok(m1.getChild('delay', NS.DELAY) !== undefined, 'm1 reaches the newer session, stamped as handed over');
-  await sleep(300);
-  await routed(bob, 'barrier');
-  await routed(fresh.c, 'ping');
-  t.same(fresh.messageIds(), ['m1'], 'once');
-  const last = bob.frames.filter((el) => el.local === 'presence' && el.attr('from') === alice.jid).at(-1);
-  t.equal(last?.attr('type'), undefined, `bob's last presence from alice/phone is the newer session's available (${last?.toString()})`);
-  t.notOk(fresh.c.closed, 'the newer session is still open');
+  await handedToFresh(t, fresh, bob, alice.jid);
   t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 0, 'nothing stored offline');
 });
 
@@ -226,20 +227,9 @@ t.test('a resumption retried at once after one that failed still resumes the ses
 t.test('a claimed session that times out while a newer available session holds its resource: m1 reaches that session once, and bob is not told alice/phone went away', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '2' });
   const { alice, bob, n1, n2 } = await failedClaim(t, opts);
-  const fresh = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
-  t.teardown(() => fresh.c.close());
-  fresh.c.send("<presence xmlns='jabber:client'/>");
-  await bob.until(fromPhone(alice.jid, undefined));
+  const fresh = await availableFresh(t, n1, bob, alice.jid);
   // Nobody resumes the old session: n2 hands it over when its resume time runs out.
-  const m1 = await fresh.c.until(messageIs('m1'), 10_000);
-  t.ok(m1.getChild('delay', NS.DELAY) !== undefined, 'm1 reaches the newer session, stamped as handed over');
-  await sleep(300);
-  await routed(bob, 'barrier');
-  await routed(fresh.c, 'ping');
-  t.same(fresh.messageIds(), ['m1'], 'once');
-  const last = bob.frames.filter((el) => el.local === 'presence' && el.attr('from') === alice.jid).at(-1);
-  t.equal(last?.attr('type'), undefined, `bob's last presence from alice/phone is the newer session's available (${last?.toString()})`);
-  t.notOk(fresh.c.closed, 'the newer session is still open');
+  await handedToFresh(t, fresh, bob, alice.jid);
   t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'nothing stored offline');
 });
 

@@ -9,7 +9,7 @@
  */
 import t, { type Test } from 'tap';
 import type { XmlElement } from '../../src/xml/index.js';
-import { addUsers, clusterBackends, startGateway, type Gateway } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, contactsOnTwoNodes, startGateway, type Gateway } from '../helpers/gateways.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
@@ -158,17 +158,7 @@ t.test('a dead node\'s session resumed on a node other than the survivor that ad
 
 t.test('a session claimed from its live owner whose resumption then failed tells its contacts it is gone when it is handed over', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, ['alice', 'bob']);
-  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
-  await n1.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
-  await n1.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
-  const bob = await RawWsClient.connect(n2.server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'desk');
-  bob.send("<presence xmlns='jabber:client'/>");
-  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'desk')?.presence, { message: 'n1 sees bob available' });
+  const { n1, n2, bob } = await contactsOnTwoNodes(t, opts);
   const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
   t.teardown(() => alice.c.close());
   const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;

@@ -16,6 +16,8 @@ import type { Feature } from '../../src/server.js';
 import { MANY_CLIENTS, PRE_SASL2, startServer, type TestServer } from './server.js';
 import { startRedis, type TestRedis } from './redis.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
+import { RawWsClient } from './ws-client.js';
+import { eventually } from './eventually.js';
 
 export interface Gateway {
   readonly server: TestServer;
@@ -70,6 +72,26 @@ export async function addUsers(gateway: Gateway, names: readonly string[]): Prom
   for (const name of names) {
     await gateway.server.storage.users.create('localhost', name, await deriveStoredCredentials(`${name}-pw`, 4096));
   }
+}
+
+/**
+ * Two gateways on `opts`, alice and bob subscribed to each other (`both`), and bob
+ * logged in on n2 (resource desk) and available, which n1 sees: the start of the
+ * tests in which alice's session moves between the nodes with bob watching.
+ */
+export async function contactsOnTwoNodes(t: Test, opts: GatewayOptions): Promise<{ n1: Gateway; n2: Gateway; bob: RawWsClient }> {
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n1, ['alice', 'bob']);
+  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
+  await n1.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
+  await n1.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+  const bob = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  bob.send("<presence xmlns='jabber:client'/>");
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'desk')?.presence, { message: 'n1 sees bob available' });
+  return { n1, n2, bob };
 }
 
 export interface Backends {
