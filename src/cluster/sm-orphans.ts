@@ -125,10 +125,11 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     const items = raw.map((r) => decodeItem(String(r))).filter((i): i is Undelivered => i !== undefined);
     if (host && username) reroute(c, username, host, items, note);
     // RFC 6121 §4.5.2: the session ends here. A dead owner's was ended at its death (CLAIM's `ended`); one
-    // claimed from a live owner whose resumption failed was not (that owner let it go without a word). Not
-    // when a newer session holds the full JID and is available (`covered`): the unavailable would be its.
-    if (host && username && resource && ended !== '1' && covered !== 1 && (presence || directed)) {
-      endPresence(c, `${username}@${host}`, resource, presence ?? '', directed ?? '');
+    // claimed from a live owner whose resumption failed was not (that owner let it go without a word). When
+    // a newer session holds the full JID and is available (`covered`), only the directed-presence
+    // recipients its presence does not reach are told (presence.ts): to the others the unavailable would be its.
+    if (host && username && resource && ended !== '1' && (presence || directed)) {
+      endPresence(c, `${username}@${host}`, resource, presence ?? '', directed ?? '', covered === 1);
     }
     return items.length;
   }
@@ -147,8 +148,11 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     await expire(smid);
   }
 
-  /** Unavailable presence on behalf of the ended session (its snapshot): its contacts and directed-presence recipients. */
-  function endPresence(c: ModuleContext, bare: string, resource: string, presence: string, directed: string): void {
+  /**
+   * Unavailable presence on behalf of the ended session (its snapshot): its contacts and directed-presence
+   * recipients, or when `covered` those recipients a newer session's presence does not reach (events.ts).
+   */
+  function endPresence(c: ModuleContext, bare: string, resource: string, presence: string, directed: string, covered: boolean): void {
     let list: string[] = [];
     try { list = directed ? (JSON.parse(directed) as string[]) : []; } catch { list = []; }
     const entry: DirEntry = {
@@ -157,7 +161,10 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     };
     // Not in the session table: nothing is ever sent to it.
     const stub = createStub(bare, resource, entry, { stanza: () => undefined, close: () => undefined });
-    Promise.resolve(c.router.routeNoTo(stub, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: stub.full_jid })))
+    const sent = covered
+      ? c.hooks.run('session-superseded', { session: stub })
+      : c.router.routeNoTo(stub, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', from: stub.full_jid }));
+    Promise.resolve(sent)
       .catch((err: unknown) => log.warn({ err, jid: stub.full_jid }, 'unavailable presence for an ended session failed'));
   }
 

@@ -59,6 +59,14 @@ export interface CoreEvents {
    * they hold in memory up to date (the roster: loaded accounts read again, their resources pushed).
    */
   'account-deleted': { readonly host: string; readonly username: string };
+  /**
+   * Cluster only (src/cluster/sm-orphans.ts runs it): `session`, a stub of a session no process
+   * held, ended while a newer available session holds its full JID. Its contacts are not told
+   * (they would take the unavailable for the newer session's, whose broadcast reached them); the
+   * JIDs it sent directed presence to that the newer session's presence does not reach are (RFC
+   * 6121 §4.6.3). presence.ts sends them unavailable.
+   */
+  'session-superseded': { readonly session: Session };
   /** The transport died and the session hibernates (the core's lifecycle; stream management decided it may). */
   'session-hibernated': { readonly session: Session; readonly reason: string };
   /** A hibernating (or still connected) session got a new transport: XEP-0198 resumption, done by the core. */

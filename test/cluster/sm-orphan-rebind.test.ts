@@ -146,12 +146,13 @@ t.test('when the fresh login is available, the failed resumption hands the dead 
  * acknowledged; a resumption on n2 claims the session and fails (h beyond
  * what was sent): n2 holds it with no session, n1 let it go.
  */
-async function failedClaim(t: Test, opts: GatewayOptions): Promise<{ alice: SmPeer; bob: RawWsClient; n1: Gateway; n2: Gateway }> {
+async function failedClaim(t: Test, opts: GatewayOptions, available?: (alice: SmPeer, n1: Gateway, n2: Gateway) => Promise<void>): Promise<{ alice: SmPeer; bob: RawWsClient; n1: Gateway; n2: Gateway }> {
   const { n1, n2, bob } = await contactsOnTwoNodes(t, opts);
   const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
   t.teardown(() => alice.c.close());
   alice.c.send("<presence xmlns='jabber:client'/>");
   await bob.until(fromPhone(alice.jid, undefined));
+  await available?.(alice, n1, n2);
   bob.send(chat(alice.jid, 'm1'));
   await alice.c.until(messageIs('m1'));
   const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 99 });
@@ -231,6 +232,36 @@ t.test('a claimed session that times out while a newer available session holds i
   // Nobody resumes the old session: n2 hands it over when its resume time runs out.
   await handedToFresh(t, fresh, bob, alice.jid);
   t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'nothing stored offline');
+});
+
+/** `name` (not alice's contact) logged in on `on` as name/web; `from` sends it directed presence, which it gets. */
+async function directedTo(t: Test, on: Gateway, name: string, from: RawWsClient, jid: string): Promise<RawWsClient> {
+  await addUsers(on, [name]);
+  const c = await RawWsClient.connect(on.server.wsUrl);
+  t.teardown(() => c.close());
+  await c.login(name, `${name}-pw`, 'web');
+  from.send(`<presence xmlns='jabber:client' to='${name}@localhost/web'/>`);
+  await c.until(fromPhone(jid, undefined));
+  return c;
+}
+
+t.test('a claimed session that times out while a newer available session holds its resource: a non-contact it sent directed presence to is told it ended, one the newer session sent its own is not', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '2' });
+  let carol: RawWsClient | undefined, dave: RawWsClient | undefined;
+  const { alice, bob, n1 } = await failedClaim(t, opts, async (alice, n1, n2) => {
+    carol = await directedTo(t, n2, 'carol', alice.c, alice.jid);
+    dave = await directedTo(t, n1, 'dave', alice.c, alice.jid);
+  });
+  const fresh = await availableFresh(t, n1, bob, alice.jid);
+  fresh.c.send("<presence xmlns='jabber:client' to='dave@localhost/web'/>");
+  await eventually(() => dave!.frames.filter(fromPhone(alice.jid, undefined)).length === 2, { message: 'dave gets the newer session\'s directed presence' });
+  await handedToFresh(t, fresh, bob, alice.jid);
+  // RFC 6121 §4.6.3: the old session's directed presence to carol ends with it; no presence of the newer reaches her.
+  await carol!.until(fromPhone(alice.jid, 'unavailable'), 10_000);
+  t.pass('carol is told alice/phone\'s old session ended');
+  await routed(dave!, 'barrier');
+  const last = dave!.frames.filter((el) => el.local === 'presence' && el.attr('from') === alice.jid).at(-1);
+  t.equal(last?.attr('type'), undefined, `dave's last presence from alice/phone is the newer session's available (${last?.toString()})`);
 });
 
 t.test('a resumption that finds the session replaced and whose answer was lost (the script ran) still hands m1 over, once', async (t) => {

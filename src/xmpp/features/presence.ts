@@ -236,6 +236,19 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
     });
   }, PRIORITY.lifecycle.default);
 
+  ctx.hooks.notify('session-superseded', ({ session }) => {
+    const recipients = session.directed;
+    if (!recipients || session.jid === undefined) return undefined;
+    session.directed = undefined;
+    // The newer session's broadcast reached the contacts (endDirected skips them as broadcast), its
+    // own directed presence these: neither is told, the unavailable would be taken for the newer one's.
+    const newer = ctx.sessions.get(session.host!, session.username!, session.resource!)?.directed;
+    const owed = newer ? new Map([...recipients].filter(([key]) => !newer.has(key))) : recipients;
+    const end = (me: Account): Promise<void> | undefined => drive(endDirected(session, me, owed, true));
+    const me = svc.peekAccount(session);
+    return me ? end(me) : svc.use(session.jid.bareJid(), end);
+  }, PRIORITY.lifecycle.default);
+
   return {
     withdraw(session, ends) {
       const recipients = session.directed;
