@@ -8,6 +8,13 @@
  * through the end-of-session hand-over. A stream error from the server
  * behind a full queue already ended the session with the client's next
  * request (the second test, which passed before the fix too).
+ *
+ * Found later: the byte bound on unprocessed input (two bodies) refused a
+ * terminate from a client whose input waits behind the full queue with
+ * policy-violation, and its payloads (which the connection manager MUST
+ * forward, XEP-0124 §13) were not processed. §11 exempts a terminate from
+ * the overactivity rules, and it ends the input: it is accepted with all its
+ * payloads (the last test).
  */
 import t, { type Test } from 'tap';
 import { NS, parseXml, x } from '../../src/xml/index.js';
@@ -26,8 +33,8 @@ const ENV = {
   BOSH_MAX_QUEUED_BYTES: '16384', BOSH_MAX_RESPONSE_BYTES: '4096', ...UNSHAPED,
 };
 
-/** Alice over BOSH with `count` messages from bob queued (N: above the mark), no request held; returns her client and the message ids. */
-async function aliceBehindFullQueue(tt: Test, s: UsersServer, resource: string, count = N): Promise<{ alice: RawBoshClient; ids: string[] }> {
+/** Alice over BOSH with `count` messages from bob queued (N: above the mark), no request held; returns her client, bob's and the message ids. */
+async function aliceBehindFullQueue(tt: Test, s: UsersServer, resource: string, count = N): Promise<{ alice: RawBoshClient; bob: RawWsClient; ids: string[] }> {
   const alice = new RawBoshClient(`${s.httpUrl}/http-bind`);
   tt.teardown(() => alice.destroy());
   const jid = await alice.login('alice', 'alice-pw', resource, { wait: 60 });
@@ -37,7 +44,7 @@ async function aliceBehindFullQueue(tt: Test, s: UsersServer, resource: string, 
   const ids = Array.from({ length: count }, (_, i) => `${resource}-${i}`);
   for (const id of ids) bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>${PAD}</body></message>`);
   await eventually(() => s.app.bosh.stats().queued === count, { message: 'every message queued for alice' });
-  return { alice, ids };
+  return { alice, bob, ids };
 }
 
 /** The ids of the messages stored offline for alice, once there are `count`. */
@@ -85,4 +92,23 @@ for (const count of [N, 2]) t.test(`a stream error caused by the client's own te
   t.same(payloads(res.body).filter((el) => el.local === 'message').map((el) => el.attr('id')), [], 'no queued message in the body: after its terminate the client reads nothing (XEP-0124 §13)');
   await eventually(() => server.app.bosh.stats().sessions === 0, { message: 'the BOSH session to end' });
   t.same(await storedIds(server, count), ids, 'every queued message is stored offline, in order');
+});
+
+t.test("a terminate whose payloads take the unprocessed input past its bound is accepted: they are processed, it gets the terminate body, and nothing queued is lost", async (t) => {
+  // The bound is two bodies (2 × MAX_STANZA_SIZE = 8 KiB). Behind the full queue, the input waits until
+  // the client has fetched it below half the mark: two responses of 4 KiB leave it above.
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, { ...ENV, MAX_STANZA_SIZE: '4096' });
+  const { alice, bob, ids } = await aliceBehindFullQueue(t, server, 'backed-up');
+  const pings = (tag: string) => Array.from({ length: 40 }, (_, i) => x('iq', { xmlns: NS.CLIENT, type: 'get', id: `${tag}${i}` }, x('ping', { xmlns: 'urn:xmpp:ping' })));
+  // About 3.7 KiB each: both wait unprocessed; each response carries queued messages.
+  const fetched = [...payloads((await alice.send({}, ...pings('a'))).body), ...payloads((await alice.send({}, ...pings('b'))).body)];
+  t.ok(server.app.bosh.stats().queued * PAD.length > 16384 / 2, 'more than half the mark is still queued: the input still waits');
+  // About 1.7 KiB more: past the bound.
+  const goodbye = x('message', { xmlns: NS.CLIENT, to: 'bob@localhost/to-backed-up', type: 'chat', id: 'goodbye' }, x('body', {}, 'g'.repeat(1500)));
+  const res = await alice.terminate(goodbye, x('presence', { xmlns: NS.CLIENT, type: 'unavailable' }));
+  t.equal(terminalCondition(res), '', `the terminate gets the terminate body, without a condition (§13) (${res.text.slice(0, 200)})`);
+  t.equal((await bob.until((el) => el.local === 'message' && el.attr('id') === 'goodbye')).getChildText('body')?.length, 1500, "the terminate's message reached bob");
+  const delivered = fetched.filter((el) => el.local === 'message').map((el) => el.attr('id'));
+  t.same([...delivered, ...await storedIds(server, N - delivered.length)], ids, 'each queued message fetched or stored offline, once, in order');
+  await eventually(() => server.app.bosh.stats().sessions === 0 && server.app.sessions.get('localhost', 'alice', 'backed-up') === undefined, { message: 'the sessions to end' });
 });
