@@ -1,0 +1,91 @@
+/**
+ * Two edges of a client's terminate (XEP-0124 §13) found in review, on a
+ * real port over raw HTTP (a third, a terminate past the input bound, is in
+ * bosh-terminate-backlog.test.ts):
+ * - a terminate the core was slow to close (its queue busy with what came
+ *   before) was answered at 'wait' with an empty <body/>: the client never
+ *   learnt that the session ended;
+ * - the payloads of a request with a later rid than the terminate were
+ *   silently dropped (answered with an empty <body/>): such a request is for
+ *   a session that is over and gets item-not-found (§17.2), its payloads not
+ *   taken.
+ */
+import t, { type Test } from 'tap';
+import { NS, parseXml, x, type XmlElement } from '../../src/xml/index.js';
+import { withUsers, type TestServer, type UsersServer } from '../helpers/server.js';
+import { RawBoshClient, payloads, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { holdCalls } from '../helpers/hold-calls.js';
+import { eventually } from '../helpers/eventually.js';
+
+const ENV = { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60', BOSH_INACTIVITY: '60' };
+
+const chat = (to: string, id: string, text: string): XmlElement => x('message', { xmlns: NS.CLIENT, to, type: 'chat', id }, x('body', {}, text));
+const unavailable = (): XmlElement => x('presence', { xmlns: NS.CLIENT, type: 'unavailable' });
+
+/** The ids of the messages stored offline for `user`, once the BOSH session and `owner`'s XMPP session `resource` are gone. */
+async function storedAfterEnd(s: TestServer, user: string, owner: string, resource: string): Promise<(string | undefined)[]> {
+  await eventually(() => s.app.bosh.stats().sessions === 0 && s.app.sessions.get('localhost', owner, resource) === undefined, { message: 'the sessions to end' });
+  return (await s.storage.offline.list('localhost', user)).map((m) => parseXml(m.stanza).attr('id'));
+}
+
+/**
+ * Alice over BOSH (`wait` seconds), and her terminate sent with a vCard set the store holds: the
+ * core is still busy with it, so it has not closed her session yet. Resolves once the store holds it.
+ */
+async function terminateWhileClosing(t: Test, s: UsersServer, resource: string, wait: number): Promise<{
+  alice: RawBoshClient; jid: string; terminated: Promise<BoshResponse>; release(): void;
+}> {
+  const alice = new RawBoshClient(`${s.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  const jid = await alice.login('alice', 'alice-pw', resource, { wait });
+  const store = holdCalls(s.storage.vcards, 'set');
+  t.teardown(() => store.release());
+  const vcard = x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'v1' }, x('vCard', { xmlns: NS.VCARD }, x('FN', {}, 'Alice')));
+  const terminated = alice.terminate(vcard, unavailable());
+  await store.entered;
+  return { alice, jid, terminated, release: () => store.release() };
+}
+
+t.test('a terminate the core is slow to close gets the terminate body when wait runs out; what reaches the session afterwards is stored offline', async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { jid, terminated, release } = await terminateWhileClosing(t, server, 'slow', 1);
+  const res = await terminated;
+  t.equal(terminalCondition(res), '', `the terminate is answered with type=terminate, without a condition (${res.text})`);
+  t.same(payloads(res.body), [], 'and nothing else: the client reads nothing more');
+  t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is over');
+  // The XMPP session is still closing (its queue waits for the store): a message to it is handed over.
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'sender');
+  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='meanwhile'><body>hi</body></message>`);
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'slow')?.undeliveredStanzas?.length === 1, { message: 'the message to reach the closing session' });
+  release();
+  t.same(await storedAfterEnd(server, 'alice', 'alice', 'slow'), ['meanwhile'], 'the message sent meanwhile is stored offline');
+  t.ok(await server.storage.vcards.get('localhost', 'alice'), "the terminate's vCard set was processed");
+  t.equal(server.app.bosh.stats().timers, 0, 'no timer left');
+});
+
+t.test("a request with a later rid than the client's terminate, while the core is still closing, gets item-not-found: its message is not taken", async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { alice, terminated, release } = await terminateWhileClosing(t, server, 'after', 5);
+  const late = await alice.send({}, chat('bob@localhost', 'late', 'after the goodbye'));
+  t.equal(terminalCondition(late), 'item-not-found', `the session is over for the client (§17.2) (${late.text})`);
+  release();
+  t.equal(terminalCondition(await terminated), '', 'the terminate gets the terminate body');
+  t.same(await storedAfterEnd(server, 'bob', 'alice', 'after'), [], 'the refused message was not processed');
+});
+
+t.test("a request for a rid after the terminate that arrived before it (§14.2) gets item-not-found once the terminate is processed: its message is not taken", async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  await alice.login('alice', 'alice-pw', 'early', { wait: 30 });
+  const terminate = alice.body({ type: 'terminate' }, unavailable());
+  const early = alice.send({}, chat('bob@localhost', 'early', 'after the goodbye'));
+  await eventually(() => server.app.bosh.stats().pending === 1, { message: 'the later rid waiting for the gap' });
+  const goodbye = await alice.raw(terminate);
+  t.equal(terminalCondition(goodbye), '', 'the terminate gets the terminate body');
+  t.equal(terminalCondition(await early), 'item-not-found', 'the later rid is for a session that is over (§17.2)');
+  t.same(await storedAfterEnd(server, 'bob', 'alice', 'early'), [], 'the refused message was not processed');
+});
