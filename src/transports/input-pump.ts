@@ -147,7 +147,8 @@ export class InputPump {
    * its answers over), then the pump is disposed. The peer sent it and
    * may count it as sent; dropping a message would lose it. Items skip
    * IQ gets (skippedWhenEnding). It is bounded: a WebSocket stops reading
-   * past PAUSE_BYTES, BOSH refuses more than its input bound.
+   * past PAUSE_BYTES, BOSH refuses more than its input bound (a terminate,
+   * the last body it takes, adds at most one body to it).
    */
   flush(): void {
     while (!this.#disposed && this.#head < this.#queue.length) {

@@ -86,9 +86,15 @@ function overactive(conn: BoshConn, req: BoshRequest): boolean {
  * input is paced, so a client that keeps posting bodies faster than they
  * are processed would queue input without limit. Beyond a bound a client
  * that waits for its answers never reaches, that is overactivity too.
+ * Not for a terminate: its payloads MUST be forwarded (§13: the client's
+ * last message, its unavailable presence), §11 exempts it from the
+ * overactivity rules, and it ends the input (no later request is taken,
+ * onRequest): the session's unprocessed input is then at most the bound plus
+ * one body (MAX_STANZA_SIZE, the parser's limit), run at once
+ * (BoshConn.peerTerminated).
  */
 function overfed(conn: BoshConn, req: BoshRequest): boolean {
-  return req.payloads.length > 0 && conn.input.queuedBytes + req.bytes > conn.maxInputBytes;
+  return !req.terminate && req.payloads.length > 0 && conn.input.queuedBytes + req.bytes > conn.maxInputBytes;
 }
 
 function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): void {
