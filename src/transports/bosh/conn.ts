@@ -39,8 +39,8 @@ export class BoshConn implements Conn {
   #unfetched: readonly Queued[] = [];
   /** What the terminate body does not carry (the cap), handed over after its payloads, in order with them. */
   #beyond: XmlElement[] = [];
-  /** The client sent type='terminate' (§13): it reads nothing more. */
-  #peerTerminated = false;
+  /** The rid of the client's type='terminate' (§13): it reads nothing more. */
+  #terminatedAt: number | undefined;
   #timer: NodeJS.Timeout | undefined;
   #flushQueued = false;
   /** ms since the epoch when the last held request was answered (§10 inactivity starts then). */
@@ -92,6 +92,8 @@ export class BoshConn implements Conn {
 
   get ended(): boolean { return this.#ended; }
   get closing(): boolean { return this.#final !== undefined; }
+  /** The rid of the client's terminate (§13), once it was processed. */
+  get terminatedAt(): number | undefined { return this.#terminatedAt; }
   get queued(): number { return this.#out.length; }
   get bufferedBytes(): number { return this.#out.bytes; }
   /**
@@ -122,8 +124,8 @@ export class BoshConn implements Conn {
    * exchange.ts overfed). The core's close follows, at once or once the session's queue has handled
    * what came before.
    */
-  peerTerminated(payloads: () => void, streamEnd: InputItem): void {
-    this.#peerTerminated = true;
+  peerTerminated(rid: number, payloads: () => void, streamEnd: InputItem): void {
+    this.#terminatedAt = rid;
     payloads();
     this.input.push(streamEnd);
     this.input.flush();
@@ -164,7 +166,7 @@ export class BoshConn implements Conn {
     // the client's terminate (its last payloads caused it, or the server
     // ended the stream before the terminate's turn) is read no more than a
     // clean end: the body carries the error only.
-    const unread = this.#peerTerminated;
+    const unread = this.#terminatedAt !== undefined;
     const { carried, left } = unread ? { carried: [], left: this.#out.takeAll() } : this.#out.takeFinal(this.#finalRoom(error));
     const reason = error === undefined ? 'terminate' : error.condition === 'system-shutdown' ? 'shutdown' : 'error';
     this.#final = { body: terminateForStreamError(error, carried.map((q) => q.el)), error, clean: error === undefined, reason };
@@ -362,7 +364,7 @@ export class BoshConn implements Conn {
       return;
     }
     // §13: after the client's terminate, the oldest of its requests gets the terminate body (close()).
-    if (this.#peerTerminated) return this.rearm(now);
+    if (this.#terminatedAt !== undefined) return this.rearm(now);
     // While the input runs on (one payload per turn), its answers gather for one response, up to the cap.
     const more = this.input.queuedItems > 0 && this.input.blockedBy === undefined && this.#out.bytes < this.host.flow.maxResponseBytes;
     // §8: at most `hold` requests wait; when one more arrives the oldest is answered, empty if need be
@@ -410,9 +412,11 @@ export class BoshConn implements Conn {
     this.#timer = undefined;
     this.host.timers(-1);
     const now = Date.now();
-    // §8: a request held for `wait` seconds is answered, empty (§13: with nothing after the client's terminate).
+    // §8: a request held for `wait` seconds is answered, empty (§13: with nothing after the client's terminate,
+    // and the last one still open with the terminate body).
     while (this.held.length > 0 && this.held[0]!.deadline <= now + TIMER_SLACK_MS) {
-      this.#respond(this.held.shift()!, this.#peerTerminated ? [] : this.#out.take(this.host.flow.maxResponseBytes), now, true);
+      if (this.#terminatedAt !== undefined && this.held.length === 1) return this.#acknowledgeTerminate();
+      this.#respond(this.held.shift()!, this.#terminatedAt !== undefined ? [] : this.#out.take(this.host.flow.maxResponseBytes), now, true);
     }
     // §14.2/§17.3: a request whose gap never filled gets a recoverable error; the client resends the missing ones.
     for (const [rid, p] of this.pending) {
@@ -422,6 +426,19 @@ export class BoshConn implements Conn {
     }
     if (this.#idle() && now + TIMER_SLACK_MS >= this.#idleSince + this.#inactivityMs()) return this.#inactive();
     this.rearm(now);
+  }
+
+  /**
+   * §13 within `wait` (§7.1): the core has not closed the stream after the client's terminate (its
+   * queue is still busy with what came before), and the last open request must be answered now. It
+   * gets the terminate body, so the client learns that the session is over (an empty body left it
+   * waiting for one that never came), and the BOSH session ends. The core's close finds it ended;
+   * what the session still sends meanwhile goes back to it as undelivered (send), and so does what
+   * was queued (end()): after its terminate the client reads nothing more.
+   */
+  #acknowledgeTerminate(): void {
+    this.#send(this.held.shift()!, serialize(terminateBody(undefined)));
+    this.end('terminate');
   }
 
   /** §10: no request for the inactivity period (or the pause): the client is gone. */

@@ -113,7 +113,7 @@ function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number
     else deliver(conn, req);
   };
   // §13: the payloads of a terminate request are delivered first, then the stream ends.
-  if (req.terminate) conn.peerTerminated(input, { bytes: 0, stanzas: 0, run: () => live(conn) && conn.session.streamClosed() });
+  if (req.terminate) conn.peerTerminated(req.rid, input, { bytes: 0, stanzas: 0, run: () => live(conn) && conn.session.streamClosed() });
   else input();
   if (req.pause !== undefined && conn.params.maxpause > 0 && !conn.closing && !conn.ended) conn.pause(req.rid, req.pause, now);
 }
