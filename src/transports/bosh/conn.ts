@@ -39,7 +39,7 @@ export class BoshConn implements Conn {
   #unfetched: readonly Queued[] = [];
   /** What the terminate body does not carry (the cap), handed over after its payloads, in order with them. */
   #beyond: XmlElement[] = [];
-  /** The rid of the client's type='terminate' (§13): it reads nothing more. */
+  /** The rid of the client's type='terminate' (§13): it reads nothing more, and no later rid is taken. */
   #terminatedAt: number | undefined;
   #timer: NodeJS.Timeout | undefined;
   #flushQueued = false;
@@ -122,10 +122,16 @@ export class BoshConn implements Conn {
    * no longer waits for room in an output queue nobody will fetch (it waited until BOSH_INACTIVITY
    * behind a full one), nor for the inbound rate (the input a session may have is bounded, see
    * exchange.ts overfed). The core's close follows, at once or once the session's queue has handled
-   * what came before.
+   * what came before. Requests that came early for later rids (§14.2) are for a session that is
+   * over: they get item-not-found, their payloads not taken, as a later rid arriving now does
+   * (exchange.ts); answered with the others, they would have been dropped unread.
    */
   peerTerminated(rid: number, payloads: () => void, streamEnd: InputItem): void {
     this.#terminatedAt = rid;
+    for (const [later, p] of this.pending) {
+      this.pending.delete(later);
+      this.refuse(p.reply, `rid ${later} comes after the client's terminate (§13)`);
+    }
     payloads();
     this.input.push(streamEnd);
     this.input.flush();
