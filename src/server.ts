@@ -180,7 +180,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists, directed: directedPresence });
   remote.register(ctx);
   if (config.echoComponent !== '') echo.register(ctx, { address: config.echoComponent, version: VERSION });
-  const accountWatch = accountChanges.register(ctx, { pollMs: 500, recheckMs: config.authTimeout * 1000 }, { users: stores.users, verifiedWith: saslEngine.verifiedWith });
+  const accountWatch = accountChanges.register(ctx, { pollMs: 500, recheckMs: config.authTimeout * 1000 }, { users: stores.users, verifiedWith: saslEngine.verifiedWith, loginBegan: saslEngine.loginBegan });
 
   for (const feature of features) feature(ctx);
 

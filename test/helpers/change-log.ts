@@ -34,3 +34,35 @@ export function holdChangeLog(users: { changesSince: ChangesSince }): { release(
     },
   };
 }
+
+/**
+ * Holds what the next call of `obj[method]` whose arguments `match` returns, after the call itself ran:
+ * a login that read the store (its account, its FAST token) just before a change, and completes only after
+ * the server has acted on the change. `ran` resolves once the call has run; `release()` lets its result go
+ * (and puts the method back). Other calls go through.
+ */
+export function holdResult<K extends string, O extends Record<K, (...args: never[]) => Promise<unknown>>>(
+  obj: O, method: K, match: (...args: Parameters<O[K]>) => boolean = () => true,
+): { ran: Promise<void>; release(): void } {
+  const original = obj[method];
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => { open = resolve; });
+  let done: () => void = () => undefined;
+  const ran = new Promise<void>((resolve) => { done = resolve; });
+  let taken = false;
+  obj[method] = (async (...args: Parameters<O[K]>) => {
+    const result = await original.apply(obj, args);
+    if (taken || !match(...args)) return result;
+    taken = true;
+    done();
+    await gate;
+    return result;
+  }) as O[K];
+  return {
+    ran,
+    release() {
+      obj[method] = original;
+      open();
+    },
+  };
+}

@@ -14,15 +14,19 @@ import { deriveStoredCredentials } from '../../src/storage/credentials.js';
 import { withServer } from '../helpers/server.js';
 import { scramFinal, scramFirst } from '../helpers/scram-client.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
-import { holdChangeLog } from '../helpers/change-log.js';
+import { holdChangeLog, holdResult } from '../helpers/change-log.js';
+import { authenticate, htResponse, plainResponse } from '../helpers/sasl2.js';
+import { SignJWT } from 'jose';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'xmpp-web-gateway.js');
 const SM = 'urn:xmpp:sm:3';
 const dir = t.testdir();
 const dataDir = join(dir, 'data');
 const storage = openSqliteStorage(dataDir);
-// AUTH_TIMEOUT: how long after a change its account is read again (the last test).
-const server = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', DATA_DIR: dataDir, AUTH_TIMEOUT: '3' }, storage);
+const JWT_SECRET = 'a-web-app-secret-of-at-least-32-characters';
+// AUTH_TIMEOUT: how long after a change its account is read again (the last tests). SASL2 and JWT_SECRET: token logins.
+const server = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', DATA_DIR: dataDir, AUTH_TIMEOUT: '3', SASL2_ENABLED: 'true', JWT_SECRET }, storage);
+const AGENT = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
 
 /** The real CLI, as an operator runs it beside the server. */
 function cli(args: string[], input = ''): Promise<number | null> {
@@ -55,10 +59,11 @@ async function onlineScram(t: Test, user: string, password: string, resource: st
   return c;
 }
 
-/** A ping round trip: the session is still served. */
+/** A ping round trip: the session is still served (not ended by a stream error). */
 async function served(c: RawWsClient, id: string): Promise<boolean> {
   c.send(`<iq xmlns='jabber:client' type='get' id='${id}'><ping xmlns='urn:xmpp:ping'/></iq>`);
-  const answer = await c.until((el) => el.attr('id') === id || el.ns === NS.STREAM);
+  // After a SASL2 login the stream features come first (XEP-0388 §2.6): they are passed over.
+  const answer = await c.until((el) => el.attr('id') === id || el.is('error', NS.STREAM));
   return answer.attr('type') === 'result';
 }
 
@@ -187,4 +192,69 @@ t.test('a hibernating session resumed with the new password right after the chan
   t.equal((await c.until((el) => el.ns === SM)).local, 'resumed', 'resumed with the new password, before the change was read');
   await hold.release();
   t.ok(await served(c, 'g1'), 'the session resumed by a login with the new password goes on, as a new login would');
+});
+
+/** A connection whose stream is open and whose SASL2 <authenticate/> (a token login) has been sent. */
+async function authenticating(t: Test, el: string): Promise<RawWsClient> {
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  await c.openStream();
+  c.send(el);
+  return c;
+}
+
+/** A SASL2 PLAIN login asking for a FAST token: the connection, bound as `tag`, and the token. */
+async function withFastToken(t: Test, user: string, password: string, tag: string): Promise<{ c: RawWsClient; token: string }> {
+  const c = await authenticating(t, authenticate({ mechanism: 'PLAIN', initial: plainResponse(user, password), agent: AGENT, bind: { tag }, requestToken: true }).toString());
+  const success = await c.next();
+  const token = success.getChild('token', NS.FAST)?.attr('token');
+  if (!token) throw new Error(`no FAST token: ${success.toString()}`);
+  return { c, token };
+}
+
+/** A FAST login (HT-SHA-256-NONE) with `token`, bound as `tag`: sent, not yet answered. */
+const fastLogin = (t: Test, user: string, token: string, tag: string): Promise<RawWsClient> =>
+  authenticating(t, authenticate({ mechanism: 'HT-SHA-256-NONE', initial: htResponse(user, token), agent: AGENT, fast: true, bind: { tag } }).toString());
+
+t.test('a FAST login that read its token before the change and succeeds after it was acted on is ended too', async (t) => {
+  await storage.users.create('localhost', 'hank', await deriveStoredCredentials('hank-old', 4096));
+  const { c: witness, token } = await withFastToken(t, 'hank', 'hank-old', 'witness');
+  // The token is read, then the change (which ends the account's tokens) is made and acted on before the login completes.
+  const held = holdResult(storage.fastTokens, 'find');
+  const late = await fastLogin(t, 'hank', token, 'late');
+  await held.ran;
+  await storage.users.setCredentials('localhost', 'hank', await deriveStoredCredentials('hank-new', 4096));
+  const error = await witness.until((el) => el.local === 'error' && el.ns === NS.STREAM, 5000);
+  t.equal(streamErrorCondition(error), 'reset', 'the change has been acted on');
+  held.release();
+  t.ok((await late.next()).is('success', NS.SASL2), 'the token read before the change still logs in');
+  // A token issued after the change, used after it was read: that login saw the store as the change left it.
+  const fresh = await withFastToken(t, 'hank', 'hank-new', 'fresh');
+  const after = await fastLogin(t, 'hank', fresh.token, 'after');
+  t.ok((await after.next()).is('success', NS.SASL2), 'a token issued after the change logs in');
+  const ended = await late.until((el) => el.local === 'error' && el.ns === NS.STREAM, 10_000);
+  t.equal(streamErrorCondition(ended), 'reset', 'ended when the account is read again (AUTH_TIMEOUT after the change)');
+  t.ok(await served(after, 'h1'), 'the token login begun after the change was read goes on (the same reading judged it)');
+  t.ok(await served(fresh.c, 'h2'), 'so does the password login with the new password');
+});
+
+t.test('a JWT login that read the account before its deletion and succeeds after it was acted on is ended too', async (t) => {
+  await storage.users.create('localhost', 'ivy', await deriveStoredCredentials('ivy-secret', 4096));
+  const witness = await online(t, 'ivy', 'ivy-secret', 'witness');
+  const jwt = await new SignJWT({ jid: 'ivy@localhost', exp: Math.floor(Date.now() / 1000) + 300 })
+    .setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(JWT_SECRET));
+  // The login reads the account (it exists), then it is deleted and the deletion acted on before the login completes.
+  const held = holdResult(storage.users, 'get', (_host, username) => username === 'ivy');
+  const late = await authenticating(t, `<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plainResponse('ivy', jwt)}</auth>`);
+  await held.ran;
+  await storage.users.delete('localhost', 'ivy');
+  const error = await witness.until((el) => el.local === 'error' && el.ns === NS.STREAM, 5000);
+  t.equal(streamErrorCondition(error), 'not-authorized', 'the deletion has been acted on');
+  held.release();
+  t.equal((await late.next()).local, 'success', 'the token logs in the account it read');
+  await late.openStream();
+  late.send(`<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='${NS.BIND}'><resource>late</resource></bind></iq>`);
+  t.ok((await late.next()).getChild('bind', NS.BIND), 'bound');
+  const ended = await late.until((el) => el.local === 'error' && el.ns === NS.STREAM, 10_000);
+  t.equal(streamErrorCondition(ended), 'not-authorized', 'ended when the account is read again (AUTH_TIMEOUT after the change)');
 });

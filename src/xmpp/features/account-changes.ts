@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { ModuleContext } from '../context.js';
 import type { CloseReason, Session } from '../session.js';
 import type { AccountChange, UserRecord, UserStore } from '../../storage/ports/accounts.js';
@@ -18,6 +19,8 @@ export interface AccountChangesDeps {
   readonly users: Pick<UserStore, 'changesSince' | 'get'>;
   /** The stored credentials that verified a session's password (sasl.ts); undefined for any other login. */
   verifiedWith(session: Session): VerifiedCredentials | undefined;
+  /** When a session's login (of any kind) began its checks, on performance.now()'s clock (sasl.ts); undefined: not known. */
+  loginBegan(session: Session): number | undefined;
 }
 
 /**
@@ -47,9 +50,12 @@ export interface AccountChangesDeps {
  * round trip later), so the account is read once more `recheckMs` later,
  * when every exchange begun before the change has ended (AUTH_TIMEOUT), and
  * a password login verified against other credentials than those stored
- * then ends too.
+ * then ends too. So does a token login whose checks began before the log was
+ * read: it may have read its FAST token or the account before the change, and
+ * completed after the sessions were listed. One that began after the reading
+ * saw the store as the change left it, and stays.
  */
-export function register(ctx: ModuleContext, opts: AccountChangesOptions, { users, verifiedWith }: AccountChangesDeps): { dispose(): void } {
+export function register(ctx: ModuleContext, opts: AccountChangesOptions, { users, verifiedWith, loginBegan }: AccountChangesDeps): { dispose(): void } {
   let cursor: number | undefined;
   let busy = false;
   const rechecks = new Set<NodeJS.Timeout>();
@@ -58,6 +64,8 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
     busy = true;
     try {
       const next = await users.changesSince(cursor);
+      // A login whose checks began after this saw the store as the changes read left it; one begun before may not have.
+      const readAt = performance.now();
       cursor = next.cursor;
       if (next.changes.length === 0) return;
       const accounts = new Map<string, Changed>();
@@ -76,7 +84,7 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
       }
       const timer = setTimeout(() => {
         rechecks.delete(timer);
-        void recheck(accounts);
+        void recheck(accounts, readAt);
       }, opts.recheckMs);
       timer.unref();
       rechecks.add(timer);
@@ -149,15 +157,18 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
     }
   }
 
-  /** Ends the password logins of the accounts that were verified against credentials no longer stored. */
-  async function recheck(accounts: ReadonlyMap<string, Changed>): Promise<void> {
+  /**
+   * Ends the password logins of the accounts that were verified against credentials no longer stored (those of
+   * an account that cannot be read stay), and the other logins that began before the changes were read at `readAt`.
+   */
+  async function recheck(accounts: ReadonlyMap<string, Changed>, readAt: number): Promise<void> {
     const { now, listed } = await readAndList(accounts, 'account changes: cannot read the account again');
     for (const [key, { changes }] of accounts) {
-      if (!now.has(key)) continue;
       const reason = reasonOf(changes);
       for (const session of listed.get(key) ?? []) {
         const v = verifiedWith(session);
-        if (v && !stillStored(v, now.get(key))) session.close(reason);
+        const began = loginBegan(session);
+        if (v ? now.has(key) && !stillStored(v, now.get(key)) : began === undefined || began <= readAt) session.close(reason);
       }
     }
   }

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { NS, x, type XmlElement } from '../../xml/index.js';
 import { normalizeLocal } from '../../jid/index.js';
 import { authzidAccepted } from './sasl-authzid.js';
@@ -56,6 +57,8 @@ interface Exchange {
   reason?: string;
   /** The stored credentials a password was checked against (SCRAM or PLAIN), once read. */
   verified?: VerifiedCredentials;
+  /** When the client's first message was taken up, before anything was read from the store for it (performance.now()). */
+  began?: number;
 }
 
 /**
@@ -72,6 +75,18 @@ export interface VerifiedCredentials {
   readonly storedKey: string;
 }
 
+/**
+ * What a session's login was checked against: the stored credentials for a
+ * password, and for every login (a token's too) when its checks began, on
+ * performance.now()'s clock. A login that began before the process read an
+ * account change may have read the store before the change; a token login
+ * then ends with the account's other token logins (account-changes.ts).
+ */
+export interface LoginRecord {
+  readonly began: number;
+  readonly verified?: VerifiedCredentials;
+}
+
 /** Whether `v` still names the credentials stored in `record` (undefined: the account is gone). */
 export function stillStored(v: VerifiedCredentials, record: UserRecord | undefined): boolean {
   const c = record?.credentials[v.mechanism];
@@ -82,6 +97,8 @@ export function stillStored(v: VerifiedCredentials, record: UserRecord | undefin
 export interface Sasl extends SaslEngine {
   /** The credentials that verified the session's password; undefined for a token, an anonymous login, or a session from another node. */
   verifiedWith(session: Session): VerifiedCredentials | undefined;
+  /** When the session's login began its checks; undefined for a session from another node. */
+  loginBegan(session: Session): number | undefined;
 }
 
 /** The mechanisms we offer, and 'other' for anything else, so metric labels stay bounded. */
@@ -96,7 +113,7 @@ class Throttled extends Error {}
 export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens }: SaslDeps): Sasl {
   const legacy = legacyWire();
   const states = new WeakMap<Session, SaslState>();
-  const verified = new WeakMap<Session, VerifiedCredentials>();
+  const logins = new WeakMap<Session, LoginRecord>();
   const stateOf = (s: Session): SaslState => {
     let st = states.get(s);
     if (!st) states.set(s, (st = { failures: 0, exchange: undefined, wire: legacy }));
@@ -156,8 +173,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
   }
 
   function success(session: Session, mechanism: string, username: string, data?: string): void | Promise<unknown> {
-    const checked = stateOf(session).exchange?.verified;
-    if (checked) verified.set(session, checked);
+    const ex = stateOf(session).exchange;
+    logins.set(session, { began: ex?.began ?? performance.now(), verified: ex?.verified });
     stateOf(session).exchange = undefined;
     opts.throttle.succeeded(throttleKey(session), username);
     ctx.metrics.sasl(mechanism, 'success');
@@ -207,6 +224,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
 
   function scramFirst(session: Session, ex: Exchange, clientFirst: string): void {
     ex.stage = 'busy';
+    ex.began = performance.now();
     ctx.guard(session, undefined, async () => {
       try {
         await onScramStep(session, ex, await ex.scram!.start(clientFirst));
@@ -262,6 +280,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
   /** A one-round-trip mechanism checked elsewhere (FAST), with the same throttling as the others. */
   async function oneShot(session: Session, ex: Exchange, message: string): Promise<void> {
     ex.stage = 'busy';
+    ex.began = performance.now();
     const result = await ex.oneShot!(session, message, ex);
     if (stateOf(session).exchange !== ex || session.destroyed) return;
     if (!result.ok) return failure(session, result.condition, result.text);
@@ -296,6 +315,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
   /** PLAIN's and OAUTHBEARER's one client message, checked off the stanza path. */
   function clientFirst(session: Session, ex: Exchange, message: string): void {
     ex.stage = 'busy';
+    ex.began = performance.now();
     ctx.guard(session, undefined, () => (ex.mechanism === 'PLAIN' ? plain(session, ex, message) : oauthBearer(tokens!, session, ex, tokenOps(session, ex), message)));
   }
 
@@ -360,13 +380,13 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
 
   // A resumption (XEP-0198 §5) moves the new stream under the old session, and the session that
   // authenticated it (the carrier) ends: from then on the old session lives by the carrier's login, so
-  // an account change judges it by what verified that login (none for a token: it then always ends).
+  // an account change judges it by what verified that login and when it began (a token login always ends).
   ctx.hooks.notify('session-destroyed', ({ session }) => {
     const into = session.resumedInto?.session;
     if (into === undefined) return;
-    const checked = verified.get(session);
-    if (checked) verified.set(into, checked);
-    else verified.delete(into);
+    const login = logins.get(session);
+    if (login) logins.set(into, login);
+    else logins.delete(into);
   }, PRIORITY.lifecycle.default);
 
   ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
@@ -391,7 +411,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
 
   return {
     begin, respond, mechanisms,
-    verifiedWith: (session) => verified.get(session),
+    verifiedWith: (session) => logins.get(session)?.verified,
+    loginBegan: (session) => logins.get(session)?.began,
     abort(session, wire) { stateOf(session).wire = wire; failure(session, 'aborted', undefined, false); },
     fail(session, wire, condition, text, mechanism) { stateOf(session).wire = wire; failure(session, condition, text, true, mechanism); },
   };
