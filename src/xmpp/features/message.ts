@@ -1,5 +1,5 @@
 import { NS, type XmlElement } from '../../xml/index.js';
-import { tryNormalizeDomain } from '../../jid/index.js';
+import { tryParseJid } from '../../jid/index.js';
 import type { ModuleContext } from '../context.js';
 import type { RouteEvent } from '../events.js';
 import type { Session } from '../session.js';
@@ -120,11 +120,18 @@ export function undeliverable(ctx: ModuleContext, event: RouteEvent): void {
 }
 
 /**
- * Removes top-level <delay/> notations whose `from` is one of our domains, compared after
- * enforcement (RFC 7622 §3.2), so 'localhost.' or 'LOCALHOST' counts as ours too.
+ * Removes top-level <delay/> notations whose `from` is an address of this server: one of our
+ * domains, bare or with a resource (no account's), compared after enforcement (RFC 7622 §3.2),
+ * so 'localhost.', 'LocalHost/x' or the A-labels of a domain count as ours too. A `from` that
+ * is no JID goes as well: nothing a recipient can trust, and one lenient about 'localhost/'
+ * reads the server in it. Those of other entities stay, the sender's own addresses included.
  */
 function dropForgedDelays(stanza: XmlElement, hosts: ReadonlySet<string>): void {
-  const ours = (from: string | undefined): boolean => hosts.has(tryNormalizeDomain(from) ?? '');
+  const ours = (from: string | undefined): boolean => {
+    if (from === undefined) return false;
+    const jid = tryParseJid(from);
+    return jid === null || (jid.local === '' && hosts.has(jid.domain));
+  };
   const forged = stanza.children.filter((c) => typeof c !== 'string' && c.is('delay', NS.DELAY) && ours(c.attr('from')));
   if (forged.length > 0) stanza.children = stanza.children.filter((c) => !forged.includes(c));
 }
