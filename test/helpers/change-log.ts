@@ -10,39 +10,59 @@ type ChangesSince = UserStore['changesSince'];
  * A reading already under way finishes with what was there before the hold.
  * `users` must be the store object the server was given (withServer's).
  */
-export function holdChangeLog(users: { changesSince: ChangesSince }): { release(): Promise<void> } {
+export function holdChangeLog(users: { changesSince: ChangesSince }): {
+  held: Promise<void>; release(): Promise<void>; open(): Promise<void>;
+} {
   const original = users.changesSince;
   let open: () => void = () => undefined;
   const gate = new Promise<void>((resolve) => { open = resolve; });
+  let waiting: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => { waiting = resolve; });
+  let ended: () => void = () => undefined;
+  const settled = new Promise<void>((resolve) => { ended = resolve; });
   let read = false;
   let next: () => void = () => undefined;
   const acted = new Promise<void>((resolve) => { next = resolve; });
   users.changesSince = async (cursor) => {
     // The server reads again only once it has acted on the last reading (one poll at a time).
     if (read) next();
+    waiting();
     await gate;
-    const changes = await original.call(users, cursor);
-    read = true;
-    return changes;
+    try {
+      const changes = await original.call(users, cursor);
+      read = true;
+      return changes;
+    } finally {
+      ended();
+    }
   };
   return {
+    /** Resolves once a reading of the server waits for the hold to end. */
+    held,
     /** Lets the held reading go on; resolves once the server has acted on what it read (its next reading began). */
     async release() {
       open();
       await acted;
       users.changesSince = original;
     },
+    /** Lets the held reading go on; resolves once it has returned or failed (for a server that reads no more: disposed). */
+    async open() {
+      users.changesSince = original;
+      open();
+      await settled;
+    },
   };
 }
 
 /**
- * Holds what the next call of `obj[method]` whose arguments `match` returns, after the call itself ran:
- * a login that read the store (its account, its FAST token) just before a change, and completes only after
- * the server has acted on the change. `ran` resolves once the call has run; `release()` lets its result go
- * (and puts the method back). Other calls go through.
+ * Holds what the next call of `obj[method]` that `match`es (its result and arguments) returns, after the
+ * call itself ran: a login that read the store (its account, its FAST token) just before a change, and
+ * completes only after the server has acted on the change; or a reading of the change log that has the
+ * change, acted on only after the server's end. `ran` resolves once the call has run; `release()` lets its
+ * result go (and puts the method back). Other calls go through.
  */
 export function holdResult<K extends string, O extends Record<K, (...args: never[]) => Promise<unknown>>>(
-  obj: O, method: K, match: (...args: Parameters<O[K]>) => boolean = () => true,
+  obj: O, method: K, match: (result: Awaited<ReturnType<O[K]>>, args: Parameters<O[K]>) => boolean = () => true,
 ): { ran: Promise<void>; release(): void } {
   const original = obj[method];
   let open: () => void = () => undefined;
@@ -51,8 +71,8 @@ export function holdResult<K extends string, O extends Record<K, (...args: never
   const ran = new Promise<void>((resolve) => { done = resolve; });
   let taken = false;
   obj[method] = (async (...args: Parameters<O[K]>) => {
-    const result = await original.apply(obj, args);
-    if (taken || !match(...args)) return result;
+    const result = await original.apply(obj, args) as Awaited<ReturnType<O[K]>>;
+    if (taken || !match(result, args)) return result;
     taken = true;
     done();
     await gate;

@@ -6,6 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NS } from '../../src/xml/index.js';
@@ -244,7 +245,7 @@ t.test('a JWT login that read the account before its deletion and succeeds after
   const jwt = await new SignJWT({ jid: 'ivy@localhost', exp: Math.floor(Date.now() / 1000) + 300 })
     .setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(JWT_SECRET));
   // The login reads the account (it exists), then it is deleted and the deletion acted on before the login completes.
-  const held = holdResult(storage.users, 'get', (_host, username) => username === 'ivy');
+  const held = holdResult(storage.users, 'get', (_account, [, username]) => username === 'ivy');
   const late = await authenticating(t, `<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plainResponse('ivy', jwt)}</auth>`);
   await held.ran;
   await storage.users.delete('localhost', 'ivy');
@@ -257,4 +258,51 @@ t.test('a JWT login that read the account before its deletion and succeeds after
   t.ok((await late.next()).getChild('bind', NS.BIND), 'bound');
   const ended = await late.until((el) => el.local === 'error' && el.ns === NS.STREAM, 10_000);
   t.equal(streamErrorCondition(ended), 'not-authorized', 'ended when the account is read again (AUTH_TIMEOUT after the change)');
+});
+
+/** A server of its own (it is ended) with an account `user`, and what it logs at warn and above. */
+async function serverToEnd(t: Test, user: string, env: Record<string, string> = {}) {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done(); } });
+  const ownDir = join(dir, `ending-${user}`);
+  const own = openSqliteStorage(ownDir);
+  const ending = await withServer(t, { DATA_DIR: ownDir, ...env }, own, { logger: { level: 'warn', stream: sink } });
+  await own.users.create('localhost', user, await deriveStoredCredentials(`${user}-old`, 4096));
+  const changeLogLines = () => lines.filter((l) => String(l.msg).startsWith('account changes')).map((l) => l.msg);
+  return { own, ending, changeLogLines };
+}
+
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+t.test("a reading of the change log under way at the server's end does nothing after it", async (t) => {
+  const { own, ending, changeLogLines } = await serverToEnd(t, 'judy');
+  const hold = holdChangeLog(own.users);
+  await own.users.setCredentials('localhost', 'judy', await deriveStoredCredentials('judy-new', 4096));
+  await hold.held;
+  // The module is disposed and the store closed while the reading waits; then it goes on, and fails.
+  await ending.close();
+  await hold.open();
+  await turn();
+  t.same(changeLogLines(), [], 'nothing logged once disposed');
+});
+
+t.test("a reading of the change log that returned at the server's end sets no recheck after it", async (t) => {
+  // AUTH_TIMEOUT 7: the recheck's timer is the one of 7000 ms (no connection here waits to authenticate).
+  const { own, ending, changeLogLines } = await serverToEnd(t, 'kim', { AUTH_TIMEOUT: '7' });
+  // The reading that has the change: its result waits until the module is disposed and the store closed.
+  const held = holdResult(own.users, 'changesSince', (read) => read.changes.length > 0);
+  await own.users.setCredentials('localhost', 'kim', await deriveStoredCredentials('kim-new', 4096));
+  await held.ran;
+  await ending.close();
+  const set: number[] = [];
+  const setTimeoutBefore = globalThis.setTimeout;
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => { set.push(ms ?? 0); return setTimeoutBefore(fn, ms); }) as typeof setTimeout;
+  try {
+    held.release();
+    await turn();
+  } finally {
+    globalThis.setTimeout = setTimeoutBefore;
+  }
+  t.notOk(set.includes(7000), 'no recheck timer set once disposed');
+  t.same(changeLogLines(), [], 'nothing logged');
 });

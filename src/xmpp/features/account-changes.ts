@@ -54,18 +54,23 @@ export interface AccountChangesDeps {
  * read: it may have read its FAST token or the account before the change, and
  * completed after the sessions were listed. One that began after the reading
  * saw the store as the change left it, and stays.
+ *
+ * Disposed (the server's end), nothing more is done: a reading or recheck
+ * under way acts on nothing and sets no timer.
  */
 export function register(ctx: ModuleContext, opts: AccountChangesOptions, { users, verifiedWith, loginBegan }: AccountChangesDeps): { dispose(): void } {
   let cursor: number | undefined;
   let busy = false;
+  let disposed = false;
   const rechecks = new Set<NodeJS.Timeout>();
   const poll = async (): Promise<void> => {
-    if (busy) return;
+    if (busy || disposed) return;
     busy = true;
     try {
       const next = await users.changesSince(cursor);
       // A login whose checks began after this saw the store as the changes read left it; one begun before may not have.
       const readAt = performance.now();
+      if (disposed) return;
       cursor = next.cursor;
       if (next.changes.length === 0) return;
       const accounts = new Map<string, Changed>();
@@ -76,6 +81,7 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
         else accounts.set(key, { host: change.host, username: change.username, changes: [change] });
       }
       await endSessions(accounts);
+      if (disposed) return;
       // The contacts' rosters in memory follow what the deletion did in the store (roster/deleted-contact.ts).
       for (const { changes } of accounts.values()) {
         for (const { change, host, username } of changes) {
@@ -89,7 +95,7 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
       timer.unref();
       rechecks.add(timer);
     } catch (err) {
-      ctx.log.warn({ err }, 'account changes: cannot read the change log');
+      if (!disposed) ctx.log.warn({ err }, 'account changes: cannot read the change log');
     } finally {
       busy = false;
     }
@@ -118,12 +124,14 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
    */
   const readAccounts = async (accounts: ReadonlyMap<string, Changed>, listed: ReadonlyMap<string, Session[]>, now: Map<string, UserRecord | undefined>, failed: Set<string>, warning: string): Promise<void> => {
     for (const [key, { host, username }] of accounts) {
+      if (disposed) return;
       if (now.has(key) || failed.has(key) || !listed.get(key)?.some((s) => verifiedWith(s) !== undefined)) continue;
       try {
         now.set(key, await users.get(host, username));
       } catch (err) {
         failed.add(key);
-        ctx.log.warn({ err }, warning);
+        // Disposed meanwhile: the store may be closed, and nothing is done with what was read.
+        if (!disposed) ctx.log.warn({ err }, warning);
       }
     }
   };
@@ -147,6 +155,7 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
   /** Ends the sessions the changes leave without valid credentials. */
   async function endSessions(accounts: ReadonlyMap<string, Changed>): Promise<void> {
     const { now, listed } = await readAndList(accounts, 'account changes: cannot read the account: ending all its sessions');
+    if (disposed) return;
     for (const [key, { changes }] of accounts) {
       const reason = reasonOf(changes);
       for (const session of listed.get(key) ?? []) {
@@ -163,6 +172,7 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
    */
   async function recheck(accounts: ReadonlyMap<string, Changed>, readAt: number): Promise<void> {
     const { now, listed } = await readAndList(accounts, 'account changes: cannot read the account again');
+    if (disposed) return;
     for (const [key, { changes }] of accounts) {
       const reason = reasonOf(changes);
       for (const session of listed.get(key) ?? []) {
@@ -177,6 +187,7 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
   timer.unref();
   return {
     dispose() {
+      disposed = true;
       clearInterval(timer);
       for (const t of rechecks) clearTimeout(t);
       rechecks.clear();
