@@ -26,6 +26,10 @@ const FAST_DOMAIN = /^(?:[a-z0-9_-]+\.)*[a-z][a-z0-9_-]*$/;
 const LDH_LABEL = /^[a-z0-9_-]+$/;
 const NON_ASCII = /[^\x00-\x7F]/u;
 // RFC 7622 §3.2 / RFC 3490 §3.1: characters IDNA treats as a label separator (dot).
+// An ASCII character no domain name holds. The WHATWG host parser behind domainToASCII does not
+// keep all of them to reject them: it cuts the name at '/', '?', '#' or '\', percent-decodes it and
+// drops tabs and newlines ('localhost/x', 'localhost?x' and 'local%68ost' came out as 'localhost').
+const NOT_IN_A_NAME = /(?![A-Za-z0-9_.-])[\x00-\x7F]/;
 const TRAILING_SEPARATOR = /[.\u3002\uFF0E\uFF61]$/u;
 
 /** RFC 7622 §3.2.1 IP-literal: "[" IPv6 "]"; zone identifiers are not allowed. */
@@ -37,6 +41,7 @@ function normalizeIpv6Literal(s: string): string {
 }
 
 function normalizeName(s: string): string {
+  if (NOT_IN_A_NAME.test(s)) throw new JidError('domainpart holds a character no domain name has');
   const ascii = domainToASCII(s);
   // '' means UTS #46 / Punycode rejected it; an IP here means a numeric name got reinterpreted.
   if (ascii === '' || isIP(ascii) !== 0) throw new JidError('domainpart is not a valid domain name');

@@ -150,6 +150,16 @@ t.test('domainpart: the final label separator is stripped before routing or comp
   t.equal(tryNormalizeDomain('bob@localhost'), null, 'a JID with a localpart is no domainpart');
 });
 
+t.test('domainpart: what the URL host parser cuts at, decodes or drops is no part of a domain name', async (t) => {
+  // Node's domainToASCII read each of these as 'localhost': 'bob@localhost?x' addressed bob@localhost.
+  for (const s of ['localhost/x', 'localhost/', 'localhost?x', 'localhost#x', 'localhost\\x', 'local%68ost', 'local\thost', 'localhost\n', 'localhost\r', 'localhost\u0000', 'LocalHost?x']) {
+    t.throws(() => normalizeDomain(s), JidError, `domainpart ${JSON.stringify(s)}`);
+    t.equal(tryNormalizeDomain(s), null, `tryNormalizeDomain ${JSON.stringify(s)}`);
+    if (!s.includes('/')) t.equal(tryParseJid(`bob@${s}/r`), null, `bob@${s}/r`);
+  }
+  t.equal(normalizeDomain('Bücher_x-1.Example'), 'bücher_x-1.example', 'letters, digits, _ and - (any case) and dots stay a name');
+});
+
 t.test('length limits: 1..1023 octets per part', async (t) => {
   t.equal(parseJid(`${'a'.repeat(1023)}@example.com`).local.length, 1023);
   t.throws(() => parseJid(`${'a'.repeat(1024)}@example.com`), JidError);
