@@ -19,6 +19,7 @@ import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
 import { REPLACED, TAKEOVER, smKeys } from '../../src/cluster/sm-scripts.js';
+import { loseAnswers } from '../helpers/redis-faults.js';
 
 const backends = clusterBackends(t);
 
@@ -271,20 +272,7 @@ t.test('a resumption that finds the session replaced and whose answer was lost (
   t.teardown(() => fresh.c.close());
   await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n2 sees the fresh session' });
   // Node 2's connection drops right after Redis ran its TAKEOVER, which found the session replaced: its answer is lost.
-  const redis = n2.cluster.node.redis;
-  const evalScript = redis.eval.bind(redis);
-  const lost: unknown[] = [];
-  Object.defineProperty(redis, 'eval', {
-    configurable: true,
-    value: async (...args: Parameters<typeof evalScript>) => {
-      const reply = await evalScript(...args);
-      if (args[0] === TAKEOVER && lost.length === 0) {
-        lost.push(reply);
-        throw new Error('Socket closed unexpectedly');
-      }
-      return reply;
-    },
-  });
+  const { lost } = loseAnswers(n2.cluster.node.redis, TAKEOVER);
   const look1 = await look(t, opts);
   t.equal(await look1.exists(smKeys(keyPrefix(opts.redisUrl)).record(alice.smid!)), 1, 'the old session has not timed out yet');
   const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 1 });
