@@ -11,7 +11,12 @@
  * too (TAKE_ORPHAN), so a session is either resumed or handed over, never both. A
  * resumption that finds a newer session bound to its full JID ends it
  * instead (RFC 6120 §7.7.2.2; TAKEOVER in sm-scripts.ts): the claimant
- * hands it over at once, the same way (replaced).
+ * hands it over at once, the same way (replaced). The hand-over is in two
+ * steps: TAKE_ORPHAN ends the session and reads its queue, keeping both
+ * in Redis, and once the queue is routed (what went to offline storage
+ * stored) HANDED_OVER deletes them. An answer lost on the way costs no
+ * stanza: TAKE_ORPHAN is tried again and answers the same; a node that dies
+ * in between leaves the record in its set, for its survivor to hand over.
  */
 import type { ModuleContext } from '../xmpp/context.js';
 import { NOT_ACKNOWLEDGED, reroute } from '../xmpp/hand-over.js';
@@ -19,7 +24,7 @@ import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import type { SmLog } from './sm-registry.js';
-import { CLAIM, TAKE_ORPHAN, decodeItem, smKeys, smidRef } from './sm-scripts.js';
+import { CLAIM, HANDED_OVER, TAKE_ORPHAN, decodeItem, smKeys, smidRef } from './sm-scripts.js';
 import { NS, x } from '../xml/index.js';
 import { createStub } from './remote.js';
 import type { DirEntry } from './directory.js';
@@ -101,16 +106,50 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     }
     // Claimed elsewhere meanwhile (resumed): not ours any more.
     if (!Array.isArray(reply)) return;
+    let routed: Promise<void>;
     if (orphan.replaced) {
-      const items = end(ctx, reply, REPLACED_NOTE);
+      const [items, done] = end(ctx, reply, REPLACED_NOTE);
+      routed = done;
       log.info({ event: 'sm-orphan-replaced', sm: smidRef(smid), handedOver: items }, 'a resumption found a newer session on the resource of a session no node held: that one ended, its queue is handed over');
     } else {
       // `ended`: its owner died (CLAIM). Otherwise a live owner let it go to a claim whose resumption then
       // failed, and it timed out as a session with no transport does anywhere.
-      const items = end(ctx, reply, (reply as Taken)[7] === '1' ? DEAD_NOTE : NOT_ACKNOWLEDGED);
+      const [items, done] = end(ctx, reply, (reply as Taken)[7] === '1' ? DEAD_NOTE : NOT_ACKNOWLEDGED);
+      routed = done;
       log.info({ event: 'sm-orphan-timed-out', sm: smidRef(smid), handedOver: items }, 'a session of a dead node was not resumed: its queue is handed over');
     }
-    await staleH(smid, reply);
+    const [, host, username] = reply as Taken;
+    const c = ctx;
+    // Deleted behind the offline stores the routes queued on the account's delivery line (queues.ts): a crash
+    // before then leaves the record, for a survivor to hand over again, rather than the queue lost. The line
+    // waits RETRY_MS at most (the drain at a clean stop waits for it); the delete goes on being tried after.
+    const queued = routed.catch(() => undefined).then(() => {
+      const done = (): Promise<unknown> => Promise.race([handedOver(smid, orphan.epoch), sleep(RETRY_MS)]);
+      if (host && username) c.queues.deliveries.after(`${username}@${host}`, done);
+      else void done();
+    });
+    await Promise.all([queued, staleH(smid, reply)]);
+  }
+
+  /**
+   * HANDED_OVER (sm-scripts.ts): the record and queue of a session whose
+   * queue was handed over, deleted; tried again while Redis does not answer
+   * (never TAKE_ORPHAN again: that would hand the queue over twice), given up
+   * once this node's connection is closed (it stopped: its successor under
+   * this NODE_ID, or the survivor told of its departure, hands it over again).
+   */
+  async function handedOver(smid: string, epoch: number): Promise<void> {
+    for (;;) {
+      try {
+        const reply = await redis.eval(HANDED_OVER, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(epoch), smid] });
+        if (reply === 0) log.warn({ event: 'sm-orphan-taken-meanwhile', sm: smidRef(smid) }, 'a session handed over here was adopted by another node meanwhile: it hands it over too');
+        return;
+      } catch (err) {
+        if (!redis.isOpen) return;
+        log.warn({ err, sm: smidRef(smid) }, 'deleting a handed-over session failed: trying again');
+        await sleep(RETRY_MS);
+      }
+    }
   }
 
   /**
@@ -118,12 +157,12 @@ export function createOrphans(deps: OrphanDeps): Orphans {
    * queue handed over (hand-over.ts: another resource of the account, which
    * may be a newer session on the same full JID, offline storage, or an
    * error to the sender) and its unavailable presence sent if owed; returns
-   * how many stanzas were handed over.
+   * how many stanzas were handed over, and when their routes have settled.
    */
-  function end(c: ModuleContext, take: readonly unknown[], note: string): number {
+  function end(c: ModuleContext, take: readonly unknown[], note: string): [number, Promise<void>] {
     const [, host, username, raw, resource, presence, directed, ended, covered] = take as Taken;
     const items = raw.map((r) => decodeItem(String(r))).filter((i): i is Undelivered => i !== undefined);
-    if (host && username) reroute(c, username, host, items, note);
+    const routed = host && username ? reroute(c, username, host, items, note) : Promise.resolve();
     // RFC 6121 §4.5.2: the session ends here. A dead owner's was ended at its death (CLAIM's `ended`); one
     // claimed from a live owner whose resumption failed was not (that owner let it go without a word). When
     // a newer session holds the full JID and is available (`covered`), only the directed-presence
@@ -131,7 +170,7 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     if (host && username && resource && ended !== '1' && (presence || directed)) {
       endPresence(c, `${username}@${host}`, resource, presence ?? '', directed ?? '', covered === 1);
     }
-    return items.length;
+    return [items.length, routed];
   }
 
   /** XEP-0198 §5: the h of a session that can no longer be resumed, for a <failed h/> later. */
@@ -169,7 +208,7 @@ export function createOrphans(deps: OrphanDeps): Orphans {
   }
 
   async function adoptOne(from: string, smid: string): Promise<void> {
-    const [epoch, at, max, owner] = await redis.hmGet(keys.record(smid), ['epoch', 'hibernated_at', 'max', 'owner']);
+    const [epoch, at, max, owner, handing] = await redis.hmGet(keys.record(smid), ['epoch', 'hibernated_at', 'max', 'owner', 'handing']);
     if (!epoch) {
       await redis.sRem(keys.node(from), smid);
       return;
@@ -181,9 +220,10 @@ export function createOrphans(deps: OrphanDeps): Orphans {
       keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [epoch, node.id, smid, node.prefix],
     });
     if (!Array.isArray(reply)) return;
-    // A session that was connected when its node died started hibernating then.
+    // A session that was connected when its node died started hibernating then. One it was handing over
+    // (TAKE_ORPHAN) had ended: it is handed over at once.
     const since = Number(at) > 0 ? Number(at) : Date.now();
-    watch(smid, Number(reply[0]), since + Number(max) * 1000);
+    watch(smid, Number(reply[0]), handing === '1' ? Date.now() : since + Number(max) * 1000);
   }
 
   return {

@@ -269,8 +269,9 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     // After a rolling restart's leave, what this node claimed is the survivor's to time out.
     while (!left) {
       try {
-        const [owner, epoch, max] = await redis.hmGet(keys.record(smid), ['owner', 'epoch', 'max']);
-        if (owner === node.id && epoch && !held.has(smid) && !claiming.has(smid) && !left) {
+        // One being handed over (`handing`: TAKE_ORPHAN ended it, and TAKEOVER claims it no more) is not this claim's.
+        const [owner, epoch, max, handing] = await redis.hmGet(keys.record(smid), ['owner', 'epoch', 'max', 'handing']);
+        if (owner === node.id && epoch && handing !== '1' && !held.has(smid) && !claiming.has(smid) && !left) {
           log.warn({ event: 'sm-claim-unanswered', sm: smidRef(smid) }, 'a takeover went unanswered but took place: the session waits out its resume time here');
           batch.set(smid, Number(epoch), '', { orphan: 1 });
           deps.release(smid, Number(epoch), Date.now() + Number(max ?? 0) * 1000);

@@ -13,7 +13,8 @@
  *   a dead owner's survivor, a claimer whose resumption failed) and `dsid`
  *   (the directory sid of the owner's entry of its resource then: the
  *   session's own entry, which outlives its move until the claimer binds,
- *   directory-module.ts);
+ *   directory-module.ts); `handing` (1 once TAKE_ORPHAN ended it: its
+ *   queue is being handed over, and it is never resumed any more);
  * - `{prefix}smq:{smid}` list: the unacknowledged, then the not yet sent,
  *   stanzas, oldest first, each `<queued at ms> <xml>` (the time is the
  *   XEP-0203 stamp of a hand-over);
@@ -77,6 +78,10 @@ local function available(e) return e.presence ~= nil and e.presence ~= cjson.nul
 `;
 
 /**
+ * The end of a session this node holds (sm-registry.ts close): deletes the
+ * record and queue in one script. An answer lost on the way loses no
+ * stanza: the queue is the session's, in that process, routed there unless
+ * TAKE answered 0 (another node's claim has the session and its queue).
  * KEYS record, queue, owner's set; ARGV epoch, smid: deletes the record;
  * returns [counter_in, host, username, items, resource, presence, directed,
  * ended] or 0 / -1.
@@ -89,24 +94,53 @@ redis.call('SREM', KEYS[3], ARGV[2])
 return {f[1], f[2], f[3], items, f[4], f[5], f[6], f[7]}`;
 
 /**
- * TAKE by the node that ends a session no live process holds, at its
- * timeout (sm-orphans.ts); a local session's end keeps TAKE, a command
- * less. KEYS as TAKE's; ARGV epoch, smid, prefix. Returns TAKE's reply and
- * `covered` (the last five for the unavailable presence such a session is
- * owed, which `covered` 1 withholds: a newer session holds its full JID,
- * available, and its presence stands for that JID now) or 0 / -1.
+ * The first half of the end of a session no live process holds, by the
+ * node that holds it, at its timeout (sm-orphans.ts): its record and queue
+ * read and the record marked `handing` (TAKEOVER answers as if it were gone:
+ * the session ended), both kept, in the node's set, until the node has
+ * handed the queue over and deletes them (HANDED_OVER). Not deleted here:
+ * an answer lost with its connection, or the node dying before it routed
+ * the queue, would take the queue with it. Run again at the same epoch (its
+ * answer was lost) it answers the same: the node that never heard it hands
+ * the queue over then; a survivor of that node adopts the record (CLAIM,
+ * epoch + 1) and hands it over in turn. A local session's end keeps TAKE:
+ * its queue is in that process, and it is routed there whatever TAKE's
+ * answer (sm-registry.ts). KEYS as TAKE's; ARGV epoch, smid, prefix.
+ * Returns TAKE's reply and `covered` (the last five for the unavailable
+ * presence such a session is owed, which `covered` 1 withholds: a newer
+ * session holds its full JID, available, and its presence stands for that
+ * JID now) or 0 / -1.
  */
 export const TAKE_ORPHAN = `${FENCE}${NEWER}
 local f = redis.call('HMGET', KEYS[1], 'counter_in', 'host', 'username', 'resource', 'presence', 'directed', 'ended', 'dsid')
 local items = redis.call('LRANGE', KEYS[2], 0, -1)
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SREM', KEYS[3], ARGV[2])
+redis.call('HSET', KEYS[1], 'handing', 1)
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[2])
 local covered = 0
 if f[2] and f[3] and f[4] then
   local e = entry(ARGV[3], f[2], f[3], f[4])
   if newer(ARGV[3], e, f[8]) and available(e) then covered = 1 end
 end
 return {f[1] or false, f[2] or false, f[3] or false, items, f[4] or false, f[5] or false, f[6] or false, f[7] or false, covered}`;
+
+/**
+ * The second half: record and queue deleted once the node handed the
+ * queue over (routed it, and what went to offline storage stored), fenced
+ * like every write. A stanza is handed over twice only if the node that
+ * routed it never gets this through (it dies first, or stays cut off from
+ * Redis until a survivor adopts its sessions): the survivor's hand-over
+ * repeats its own. Offline storage keeps every copy it is given (it has no
+ * key by stanza), so that is one more copy of each, per such failure, and
+ * never none: the price of a hand-over that a lost answer cannot lose.
+ * KEYS as TAKE's; ARGV epoch, smid. Returns 1, or 0 (a survivor's claim
+ * took it: it hands it over too) / -1 (gone: an earlier run whose answer
+ * was lost deleted it).
+ */
+export const HANDED_OVER = `${FENCE}
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[2])
+return 1`;
 
 /**
  * KEYS record, queue, claimer's set; ARGV epoch, claimer, smid, prefix.
@@ -121,6 +155,8 @@ return {f[1] or false, f[2] or false, f[3] or false, items, f[4] or false, f[5] 
  * (`dsid`). A survivor removes a dead node's entries before it adopts its
  * sessions; if that failed, they stay until that node id starts again and
  * removes them, and meanwhile they look live: they are no newer session.
+ * A record the dead node was handing over (`handing`) stays so: the
+ * survivor hands it over at once.
  */
 export const CLAIM = `${FENCE}${NEWER}
 local f = redis.call('HMGET', KEYS[1], 'owner', 'host', 'username', 'resource')
@@ -148,8 +184,9 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * claimant's host, username and anonymous flag ('1'/'0'), fenced channel.
  * Returns [epoch, hash as field, value…, items, previous owner, previous
  * owner alive (1/0: 0 also when a survivor holds it for a dead owner, whose
- * presence was ended: CLAIM's `ended`)], -1 (no record), -2 (another
- * account's: nothing written) or [REPLACED, epoch] (claimed to be ended).
+ * presence was ended: CLAIM's `ended`)], -1 (no record, or one being handed
+ * over: TAKE_ORPHAN ended it), -2 (another account's: nothing written) or
+ * [REPLACED, epoch] (claimed to be ended).
  *
  * Replaced: RFC 6120 §7.7.2.2, a fresh bind of the full JID ends the
  * older session; one no live process holds (its owner's lease gone, or
@@ -176,8 +213,8 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * later resumption must not take the resource back from.
  */
 export const TAKEOVER = `${NEWER}
-local f = redis.call('HMGET', KEYS[1], 'epoch', 'owner', 'host', 'username', 'resource', 'anonymous', 'ended', 'orphan', 'dsid')
-if not f[1] or not f[3] or not f[4] or not f[5] then return -1 end
+local f = redis.call('HMGET', KEYS[1], 'epoch', 'owner', 'host', 'username', 'resource', 'anonymous', 'ended', 'orphan', 'dsid', 'handing')
+if not f[1] or not f[3] or not f[4] or not f[5] or f[10] == '1' then return -1 end
 if f[3] ~= ARGV[4] then return -2 end
 if f[6] == '1' then
   if ARGV[6] ~= '1' then return -2 end

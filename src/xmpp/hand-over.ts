@@ -47,10 +47,13 @@ export function handOverHook(ctx: ModuleContext, session: Session, stanzas: read
 /**
  * handOver's routing, for stanzas whose session is not in this process:
  * a cluster node handing over the queue of a session whose node died and
- * that nobody resumed (src/cluster/sm-orphans.ts).
+ * that nobody resumed (src/cluster/sm-orphans.ts). Resolves once every
+ * route has settled: what offline storage took is then queued on the
+ * account's delivery line (queues.ts), which a job of its own waits behind.
  */
-export function reroute(ctx: ModuleContext, username: string, host: string, stanzas: readonly Undelivered[], note: string): void {
+export function reroute(ctx: ModuleContext, username: string, host: string, stanzas: readonly Undelivered[], note: string): Promise<void> {
   const bare = makeJid(username, host);
+  const routes: Promise<void>[] = [];
   let messages = 0;
   let bounced = 0;
   for (const { stanza, at } of stanzas) {
@@ -67,7 +70,8 @@ export function reroute(ctx: ModuleContext, username: string, host: string, stan
       if (!copy.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host)) {
         copy.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(at).toISOString() }, note));
       }
-      void ctx.router.route(null, copy, bare);
+      const route = ctx.router.route(null, copy, bare);
+      if (route) routes.push(route);
     } else if (stanza.name === 'iq' && (type === 'get' || type === 'set')) {
       bounced++;
       ctx.router.bounce({ origin: null, stanza, to: bare }, 'service-unavailable', 'the recipient went away before answering');
@@ -75,6 +79,8 @@ export function reroute(ctx: ModuleContext, username: string, host: string, stan
   }
   if (bounced > 0) ctx.metrics.smHandedOver('bounced', bounced);
   if (messages > 0) ctx.metrics.smHandedOver(reachable(ctx, username, host) ? 'resource' : 'offline', messages);
+  // A route's failure is answered by the router (onError): it settles all the same.
+  return Promise.all(routes).then(() => undefined);
 }
 
 /**

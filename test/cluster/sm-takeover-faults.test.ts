@@ -5,7 +5,8 @@
  * dropped after Redis ran the script) may have taken the session from its
  * old owner with no session on the new node to show for it: the session's
  * stanzas must still be handed over (offline) when its resume time runs
- * out, never left in Redis for good.
+ * out, never left in Redis for good. Nor may a hand-over whose answer was
+ * lost, or whose node died before it routed the queue, lose that queue.
  */
 import t, { type Test } from 'tap';
 import type { XmlElement } from '../../src/xml/index.js';
@@ -13,12 +14,13 @@ import { addUsers, clusterBackends, contactsOnTwoNodes, startGateway, type Gatew
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
-import { TAKEOVER, smKeys } from '../../src/cluster/sm-scripts.js';
+import { HANDED_OVER, TAKEOVER, TAKE_ORPHAN, smKeys } from '../../src/cluster/sm-scripts.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 import type { ClusterNode } from '../../src/cluster/node.js';
 import { createRedisSmRegistry } from '../../src/cluster/sm-registry.js';
 import { createMemoryStorage } from '../../src/storage/index.js';
 import type { Session } from '../../src/xmpp/session.js';
+import { interceptEval, loseAnswers } from '../helpers/redis-faults.js';
 
 const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
@@ -38,39 +40,101 @@ async function aliceAndBob(t: Test, env: Record<string, string> = {}): Promise<{
   return { n1, n2, alice, bob, redisUrl: opts.redisUrl };
 }
 
-t.test('a takeover whose answer was lost (the script ran) still hands the session\'s queue over when its resume time runs out', async (t) => {
-  const { n1, n2, alice, bob } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '2' });
-  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
-  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
-  // Node 2's connection drops right after Redis ran its TAKEOVER: the claim happened, its answer is lost.
-  const redis = n2.cluster.node.redis;
-  const evalScript = redis.eval.bind(redis);
-  let lost = 0;
-  Object.defineProperty(redis, 'eval', {
-    configurable: true,
-    value: async (...args: Parameters<typeof evalScript>) => {
-      const reply = await evalScript(...args);
-      if (args[0] === TAKEOVER && lost++ === 0) throw new Error('Socket closed unexpectedly');
-      return reply;
-    },
-  });
-  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false });
+/** A resumption of alice's session on `g` that fails (XEP-0198 §4: h beyond what was sent) after its claim: `g` holds the session with none of its own, and alice's transport on its old node gets conflict. */
+async function failedResumption(t: Test, g: Gateway, alice: SmPeer): Promise<void> {
+  const { peer, answer } = await SmPeer.resume(g.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 99 });
   t.teardown(() => peer.c.close());
-  t.equal(answer.local, 'failed', 'node 2 could not say it resumed the session');
-  t.equal(lost, 1, 'the claim ran in Redis');
-  const error = await alice.c.until((el) => el.local === 'error');
-  t.equal(streamErrorCondition(error), 'conflict', 'node 1 let the session go: it was claimed');
-  await eventually(async () => (await n1.server.storage.offline.count('localhost', 'alice')) === 3,
-    { timeout: 15_000, message: 'the three unacknowledged messages handed over to offline storage' });
-  const again = await RawWsClient.connect(n1.server.wsUrl);
+  t.equal(answer.local, 'failed', 'the resumption failed');
+  t.equal(streamErrorCondition(await alice.c.until((el) => el.local === 'error')), 'conflict', 'the old node let the session go: it was claimed');
+}
+
+/**
+ * Alice's session `smid` handed over to offline storage: its record and queue gone from Redis (nothing left
+ * to hand over again), then `ids` delivered to a fresh login on `g`, each once and in order; returns them.
+ */
+async function handedOverOnce(t: Test, g: Gateway, redisUrl: string, smid: string, ids: readonly string[]): Promise<XmlElement[]> {
+  await eventually(async () => (await g.server.storage.offline.count('localhost', 'alice')) >= ids.length,
+    { timeout: 20_000, message: 'the unacknowledged messages handed over to offline storage' });
+  const look = await connectRedis(redisUrl, { warn: () => undefined }, 'look');
+  t.teardown(() => look.destroy());
+  const keys = smKeys(keyPrefix(redisUrl));
+  await eventually(async () => (await look.exists([keys.record(smid), keys.queue(smid)])) === 0, { timeout: 20_000, message: 'the hand-over finished: record and queue deleted' });
+  const again = await RawWsClient.connect(g.server.wsUrl);
   t.teardown(() => again.close());
   await again.login('alice', 'alice-pw', 'again');
   again.send("<presence xmlns='jabber:client'/>");
-  await again.until((el) => isMsg(el) && el.attr('id') === 'm3');
-  t.same(again.frames.filter(isMsg).map((el) => el.attr('id')), ['m1', 'm2', 'm3'], 'each once, in order');
+  await again.until((el) => isMsg(el) && el.attr('id') === ids[ids.length - 1]);
+  await routed(again, 'settle');
+  const messages = again.frames.filter(isMsg);
+  t.same(messages.map((el) => el.attr('id')), ids, 'each once, in order');
+  t.equal(await g.server.storage.offline.count('localhost', 'alice'), 0, 'nothing else stored offline');
+  return messages;
+}
+
+t.test('a takeover whose answer was lost (the script ran) still hands the session\'s queue over when its resume time runs out', async (t) => {
+  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '2' });
+  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
+  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
+  // Node 2's connection drops right after Redis ran its TAKEOVER: the claim happened, its answer is lost.
+  const { lost } = loseAnswers(n2.cluster.node.redis, TAKEOVER);
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', 'node 2 could not say it resumed the session');
+  t.equal(lost.length, 1, 'the claim ran in Redis');
+  const error = await alice.c.until((el) => el.local === 'error');
+  t.equal(streamErrorCondition(error), 'conflict', 'node 1 let the session go: it was claimed');
+  const messages = await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
   // Its owner did not go down (it let the session go): the stamp's note says what did happen.
-  const notes = again.frames.filter(isMsg).map((el) => el.getChildren('delay', 'urn:xmpp:delay').map((d) => d.text()).join(' | '));
+  const notes = messages.map((el) => el.getChildren('delay', 'urn:xmpp:delay').map((d) => d.text()).join(' | '));
   t.same(notes, Array(3).fill('resent: not acknowledged by the client'), 'stamped as not acknowledged, not as a server gone down');
+});
+
+t.test('a timed-out session\'s hand-over whose answer was lost (the script ran) still hands its queue over, each stanza once', async (t) => {
+  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '1' });
+  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
+  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
+  // Node 2 hands the session over when its resume time runs out: Redis runs TAKE_ORPHAN, the answer is lost.
+  const { lost } = loseAnswers(n2.cluster.node.redis, TAKE_ORPHAN);
+  await failedResumption(t, n2, alice);
+  await eventually(() => lost.length === 1, { message: 'the hand-over ran in Redis, its answer lost' });
+  // The session ended there: a resumption now finds nothing to resume (it would get the queue handed over too).
+  const { peer, answer } = await SmPeer.resume(n1.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 3 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', 'a resumption after the hand-over began fails');
+  t.ok(answer.getChild('item-not-found', 'urn:ietf:params:xml:ns:xmpp-stanzas'), 'item-not-found');
+  await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
+});
+
+t.test('a hand-over whose final delete went unanswered (it never ran) tries the delete again, not the hand-over', async (t) => {
+  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '1' });
+  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
+  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
+  let deletes = 0;
+  interceptEval(n2.cluster.node.redis, HANDED_OVER, async (run, n) => {
+    deletes++;
+    if (n === 0) throw new Error('Socket closed unexpectedly');
+    return run();
+  });
+  await failedResumption(t, n2, alice);
+  await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
+  t.equal(deletes, 2, 'the delete was sent again once');
+});
+
+t.test('a node that dies between its hand-over script and the hand-over itself leaves the session to a survivor, which hands it over once', async (t) => {
+  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '1' });
+  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
+  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
+  // Node 2's TAKE_ORPHAN runs in Redis, then node 2 dies before it routes anything.
+  let ran = false;
+  interceptEval(n2.cluster.node.redis, TAKE_ORPHAN, async (run) => {
+    await run();
+    ran = true;
+    n2.crash();
+    throw new Error('Socket closed unexpectedly');
+  });
+  await failedResumption(t, n2, alice);
+  await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
+  t.ok(ran, 'node 2\'s hand-over script ran before it died');
 });
 
 t.test('a journal write lost with its connection (Redis restarting) costs no stanza at a later takeover', async (t) => {
