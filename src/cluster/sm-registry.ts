@@ -190,8 +190,11 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       batch.flush();
       if (left) return false;
       const take = redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(h.epoch), smid] });
+      // Failed (it may not have run): sent again until answered, so that the record of a session whose queue
+      // this node routed is not left for a resumption (or this NODE_ID's next run) to hand the queue over again.
+      take.catch((err: unknown) => { failed(err); void retake(smid, h.epoch); });
       // Unanswered (Redis unreachable): the queue is handed over here, nothing waits for ever.
-      const reply = await Promise.race([take, sleep(CLOSE_TIMEOUT_MS)]).catch((err: unknown) => { failed(err); return undefined; });
+      const reply = await Promise.race([take, sleep(CLOSE_TIMEOUT_MS)]).catch(() => undefined);
       return reply !== 0;
     },
     async claim(smid, claimant) {
@@ -279,6 +282,28 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
         return;
       } catch {
         await sleep(CLOSE_TIMEOUT_MS);
+      }
+    }
+  }
+
+  /**
+   * TAKE once more, after it failed at a session's end here (the queue is
+   * routed here meanwhile). Fenced at the same epoch: the record is deleted
+   * now (1), was by the first TAKE after all (-1), or was claimed meanwhile
+   * by a resumption (0), which resends what was routed here: the one
+   * duplicate left, for a resumption during the outage. Given up once the
+   * connection is closed (the node stopped).
+   */
+  async function retake(smid: string, epoch: number): Promise<void> {
+    for (;;) {
+      await sleep(CLOSE_TIMEOUT_MS);
+      if (!redis.isOpen) return;
+      try {
+        const reply = await redis.eval(TAKE, { keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)], arguments: [String(epoch), smid] });
+        if (reply === 0) log.warn({ event: 'sm-take-overtaken', sm: smidRef(smid) }, 'a session whose end went unanswered was resumed elsewhere meanwhile: its queue was handed over here too');
+        return;
+      } catch {
+        // Redis still unreachable: tried again.
       }
     }
   }

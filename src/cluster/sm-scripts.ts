@@ -82,6 +82,8 @@ local function available(e) return e.presence ~= nil and e.presence ~= cjson.nul
  * record and queue in one script. An answer lost on the way loses no
  * stanza: the queue is the session's, in that process, routed there unless
  * TAKE answered 0 (another node's claim has the session and its queue).
+ * One that failed (it may not have run) is sent again until answered, so
+ * that the record does not outlive the queue routed from memory.
  * KEYS record, queue, owner's set; ARGV epoch, smid: deletes the record;
  * returns [counter_in, host, username, items, resource, presence, directed,
  * ended] or 0 / -1.

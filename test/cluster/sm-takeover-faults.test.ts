@@ -14,7 +14,7 @@ import { addUsers, clusterBackends, contactsOnTwoNodes, startGateway, type Gatew
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
-import { HANDED_OVER, TAKEOVER, TAKE_ORPHAN, smKeys } from '../../src/cluster/sm-scripts.js';
+import { HANDED_OVER, TAKE, TAKEOVER, TAKE_ORPHAN, smKeys } from '../../src/cluster/sm-scripts.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 import type { ClusterNode } from '../../src/cluster/node.js';
 import { createRedisSmRegistry } from '../../src/cluster/sm-registry.js';
@@ -67,7 +67,9 @@ async function handedOverOnce(t: Test, g: Gateway, redisUrl: string, smid: strin
   await routed(again, 'settle');
   const messages = again.frames.filter(isMsg);
   t.same(messages.map((el) => el.attr('id')), ids, 'each once, in order');
-  t.equal(await g.server.storage.offline.count('localhost', 'alice'), 0, 'nothing else stored offline');
+  // Removed from storage once written to the client (offline/delivery.ts): no copy left behind.
+  await eventually(async () => (await g.server.storage.offline.count('localhost', 'alice')) === 0, { message: 'nothing else stored offline' });
+  t.pass('nothing else stored offline');
   return messages;
 }
 
@@ -135,6 +137,35 @@ t.test('a node that dies between its hand-over script and the hand-over itself l
   await failedResumption(t, n2, alice);
   await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
   t.ok(ran, 'node 2\'s hand-over script ran before it died');
+});
+
+t.test('a local session\'s end whose TAKE answer was lost (the script ran) hands its queue over from memory, once', async (t) => {
+  const { n1, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '1' });
+  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
+  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
+  const { lost } = loseAnswers(n1.cluster.node.redis, TAKE);
+  // Alice's connection goes; her session times out on node 1, which ends it with TAKE.
+  alice.c.ws.terminate();
+  await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
+  t.equal(lost.length, 1, 'TAKE ran in Redis, its answer lost');
+});
+
+t.test('a local session\'s end whose TAKE went unanswered (it never ran) deletes the record later: a resumption does not get the queue again', async (t) => {
+  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '1' });
+  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
+  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
+  let takes = 0;
+  interceptEval(n1.cluster.node.redis, TAKE, async (run, n) => {
+    takes++;
+    if (n === 0) throw new Error('Socket closed unexpectedly');
+    return run();
+  });
+  alice.c.ws.terminate();
+  await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
+  t.equal(takes, 2, 'TAKE was sent again once');
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', 'the session ended: a resumption fails instead of resending what was handed over');
 });
 
 t.test('a journal write lost with its connection (Redis restarting) costs no stanza at a later takeover', async (t) => {
