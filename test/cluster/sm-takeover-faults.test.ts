@@ -20,7 +20,7 @@ import type { ClusterNode } from '../../src/cluster/node.js';
 import { createRedisSmRegistry } from '../../src/cluster/sm-registry.js';
 import { createMemoryStorage } from '../../src/storage/index.js';
 import type { Session } from '../../src/xmpp/session.js';
-import { interceptEval, loseAnswers } from '../helpers/redis-faults.js';
+import { failFirst, interceptEval, loseAnswers } from '../helpers/redis-faults.js';
 
 const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
@@ -38,6 +38,14 @@ async function aliceAndBob(t: Test, env: Record<string, string> = {}): Promise<{
   await bob.login('bob', 'bob-pw', 'desk');
   await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'alice seen from n2' });
   return { n1, n2, alice, bob, redisUrl: opts.redisUrl };
+}
+
+/** aliceAndBob, and bob's m1, m2 and m3 delivered to alice, who acknowledges none of them. */
+async function threeUnacked(t: Test, env: Record<string, string>): ReturnType<typeof aliceAndBob> {
+  const both = await aliceAndBob(t, env);
+  for (const id of ['m1', 'm2', 'm3']) both.bob.send(chat(both.alice.jid, id));
+  await eventually(() => both.alice.h === 3, { message: 'alice got the three messages' });
+  return both;
 }
 
 /** A resumption of alice's session on `g` that fails (XEP-0198 §4: h beyond what was sent) after its claim: `g` holds the session with none of its own, and alice's transport on its old node gets conflict. */
@@ -74,9 +82,7 @@ async function handedOverOnce(t: Test, g: Gateway, redisUrl: string, smid: strin
 }
 
 t.test('a takeover whose answer was lost (the script ran) still hands the session\'s queue over when its resume time runs out', async (t) => {
-  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '2' });
-  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
-  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
+  const { n1, n2, alice, redisUrl } = await threeUnacked(t, { SM_RESUME_TIMEOUT: '2' });
   // Node 2's connection drops right after Redis ran its TAKEOVER: the claim happened, its answer is lost.
   const { lost } = loseAnswers(n2.cluster.node.redis, TAKEOVER);
   const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false });
@@ -92,9 +98,7 @@ t.test('a takeover whose answer was lost (the script ran) still hands the sessio
 });
 
 t.test('a timed-out session\'s hand-over whose answer was lost (the script ran) still hands its queue over, each stanza once', async (t) => {
-  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '1' });
-  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
-  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
+  const { n1, n2, alice, redisUrl } = await threeUnacked(t, { SM_RESUME_TIMEOUT: '1' });
   // Node 2 hands the session over when its resume time runs out: Redis runs TAKE_ORPHAN, the answer is lost.
   const { lost } = loseAnswers(n2.cluster.node.redis, TAKE_ORPHAN);
   await failedResumption(t, n2, alice);
@@ -108,24 +112,15 @@ t.test('a timed-out session\'s hand-over whose answer was lost (the script ran) 
 });
 
 t.test('a hand-over whose final delete went unanswered (it never ran) tries the delete again, not the hand-over', async (t) => {
-  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '1' });
-  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
-  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
-  let deletes = 0;
-  interceptEval(n2.cluster.node.redis, HANDED_OVER, async (run, n) => {
-    deletes++;
-    if (n === 0) throw new Error('Socket closed unexpectedly');
-    return run();
-  });
+  const { n1, n2, alice, redisUrl } = await threeUnacked(t, { SM_RESUME_TIMEOUT: '1' });
+  const deletes = failFirst(n2.cluster.node.redis, HANDED_OVER);
   await failedResumption(t, n2, alice);
   await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
-  t.equal(deletes, 2, 'the delete was sent again once');
+  t.equal(deletes.calls, 2, 'the delete was sent again once');
 });
 
 t.test('a node that dies between its hand-over script and the hand-over itself leaves the session to a survivor, which hands it over once', async (t) => {
-  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '1' });
-  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
-  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
+  const { n1, n2, alice, redisUrl } = await threeUnacked(t, { SM_RESUME_TIMEOUT: '1' });
   // Node 2's TAKE_ORPHAN runs in Redis, then node 2 dies before it routes anything.
   let ran = false;
   interceptEval(n2.cluster.node.redis, TAKE_ORPHAN, async (run) => {
@@ -140,9 +135,7 @@ t.test('a node that dies between its hand-over script and the hand-over itself l
 });
 
 t.test('a local session\'s end whose TAKE answer was lost (the script ran) hands its queue over from memory, once', async (t) => {
-  const { n1, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '1' });
-  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
-  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
+  const { n1, alice, redisUrl } = await threeUnacked(t, { SM_RESUME_TIMEOUT: '1' });
   const { lost } = loseAnswers(n1.cluster.node.redis, TAKE);
   // Alice's connection goes; her session times out on node 1, which ends it with TAKE.
   alice.c.ws.terminate();
@@ -151,18 +144,11 @@ t.test('a local session\'s end whose TAKE answer was lost (the script ran) hands
 });
 
 t.test('a local session\'s end whose TAKE went unanswered (it never ran) deletes the record later: a resumption does not get the queue again', async (t) => {
-  const { n1, n2, alice, bob, redisUrl } = await aliceAndBob(t, { SM_RESUME_TIMEOUT: '1' });
-  for (const id of ['m1', 'm2', 'm3']) bob.send(chat(alice.jid, id));
-  await eventually(() => alice.h === 3, { message: 'alice got the three messages' });
-  let takes = 0;
-  interceptEval(n1.cluster.node.redis, TAKE, async (run, n) => {
-    takes++;
-    if (n === 0) throw new Error('Socket closed unexpectedly');
-    return run();
-  });
+  const { n1, n2, alice, redisUrl } = await threeUnacked(t, { SM_RESUME_TIMEOUT: '1' });
+  const takes = failFirst(n1.cluster.node.redis, TAKE);
   alice.c.ws.terminate();
   await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
-  t.equal(takes, 2, 'TAKE was sent again once');
+  t.equal(takes.calls, 2, 'TAKE was sent again once');
   const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
   t.teardown(() => peer.c.close());
   t.equal(answer.local, 'failed', 'the session ended: a resumption fails instead of resending what was handed over');

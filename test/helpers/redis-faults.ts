@@ -37,3 +37,18 @@ export function loseAnswers(redis: Redis, script: string, times = 1): { readonly
   });
   return { lost };
 }
+
+/**
+ * The first call of `script` by `redis` fails before it reaches Redis (it
+ * never ran): the caller gets the error a dropped connection gives. `calls`
+ * counts them all, the failed one included.
+ */
+export function failFirst(redis: Redis, script: string): { readonly calls: number } {
+  const counted = { calls: 0 };
+  interceptEval(redis, script, async (run, n) => {
+    counted.calls++;
+    if (n === 0) throw new Error('Socket closed unexpectedly');
+    return run();
+  });
+  return counted;
+}

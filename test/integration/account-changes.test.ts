@@ -173,12 +173,22 @@ t.test('a SCRAM exchange that read the old credentials and succeeds after the ch
   t.equal(streamErrorCondition(error), 'reset', 'the change has been acted on');
   late.send(`<response xmlns='${NS.SASL}'>${scramFinal(first, challenge.text(), 'frank-old')}</response>`);
   t.equal((await late.next()).local, 'success', 'the old password still completes the exchange it began');
+  await boundThenEnded(t, late, 'reset');
+});
+
+/** `late`'s stream, authenticated, restarted and bound; then ended with `condition` at the recheck. */
+async function boundThenEnded(t: Test, late: RawWsClient, condition: string): Promise<void> {
   await late.openStream();
   late.send(`<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='${NS.BIND}'><resource>late</resource></bind></iq>`);
   t.ok((await late.next()).getChild('bind', NS.BIND), 'bound');
+  await endedAtRecheck(t, late, condition);
+}
+
+/** `late` ends with `condition` when the account is read again (AUTH_TIMEOUT after the change). */
+async function endedAtRecheck(t: Test, late: RawWsClient, condition: string): Promise<void> {
   const ended = await late.until((el) => el.local === 'error' && el.ns === NS.STREAM, 10_000);
-  t.equal(streamErrorCondition(ended), 'reset', 'ended when the account is read again (AUTH_TIMEOUT after the change)');
-});
+  t.equal(streamErrorCondition(ended), condition, 'ended when the account is read again (AUTH_TIMEOUT after the change)');
+}
 
 t.test('a hibernating session resumed with the new password right after the change goes on', async (t) => {
   await storage.users.create('localhost', 'gina', await deriveStoredCredentials('gina-old', 4096));
@@ -233,8 +243,7 @@ t.test('a FAST login that read its token before the change and succeeds after it
   const fresh = await withFastToken(t, 'hank', 'hank-new', 'fresh');
   const after = await fastLogin(t, 'hank', fresh.token, 'after');
   t.ok((await after.next()).is('success', NS.SASL2), 'a token issued after the change logs in');
-  const ended = await late.until((el) => el.local === 'error' && el.ns === NS.STREAM, 10_000);
-  t.equal(streamErrorCondition(ended), 'reset', 'ended when the account is read again (AUTH_TIMEOUT after the change)');
+  await endedAtRecheck(t, late, 'reset');
   t.ok(await served(after, 'h1'), 'the token login begun after the change was read goes on (the same reading judged it)');
   t.ok(await served(fresh.c, 'h2'), 'so does the password login with the new password');
 });
@@ -253,11 +262,7 @@ t.test('a JWT login that read the account before its deletion and succeeds after
   t.equal(streamErrorCondition(error), 'not-authorized', 'the deletion has been acted on');
   held.release();
   t.equal((await late.next()).local, 'success', 'the token logs in the account it read');
-  await late.openStream();
-  late.send(`<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='${NS.BIND}'><resource>late</resource></bind></iq>`);
-  t.ok((await late.next()).getChild('bind', NS.BIND), 'bound');
-  const ended = await late.until((el) => el.local === 'error' && el.ns === NS.STREAM, 10_000);
-  t.equal(streamErrorCondition(ended), 'not-authorized', 'ended when the account is read again (AUTH_TIMEOUT after the change)');
+  await boundThenEnded(t, late, 'not-authorized');
 });
 
 /** A server of its own (it is ended) with an account `user`, and what it logs at warn and above. */
