@@ -171,6 +171,17 @@ t.test('a sid no node holds gets item-not-found on either node, and reaches no o
   t.equal(spy.seen.length, 1, 'forwarded to the owner');
 });
 
+t.test('a body over the pre-auth limit goes to the owner unparsed: an authenticated session is served through the other node, a sid no node holds gets item-not-found', async (t) => {
+  const [a, b] = await cluster(t, { PRE_AUTH_MAX_STANZA_SIZE: '2048' });
+  const { c: alice } = await direct(t, a, 'alice');
+  const pad = 'x'.repeat(4000);
+  const big = x('iq', { xmlns: NS.CLIENT, type: 'get', id: 'big' }, x('ping', { xmlns: NS.PING, pad }));
+  t.same(ids(await post(b.bosh, serialize(alice.body({}, big)), { agent: alice.agent })), ['big'], "an authenticated session's large body, through the other node");
+  // Not well-formed after the limit: parsed (as it was on the node it reached), it got bad-request.
+  const guess = `<body xmlns='${NS.HTTPBIND}' rid='1' sid='AAAAAAAAAAAAAAAAAAAAAA'><message xmlns='jabber:client'><body>${pad}</wrong></message></body>`;
+  for (const g of [a, b]) t.equal(terminalCondition(await post(g.bosh, guess)), 'item-not-found', `a guessed sid on ${g === a ? 'a' : 'b'}`);
+});
+
 t.test("the hop header from a client is refused, a peer's request makes no second hop, and a client cannot choose the address the owner sees", async (t) => {
   // No trusted proxy: the client's own X-Forwarded-For must count for nothing anywhere.
   const [a, b] = await cluster(t, { TRUSTED_PROXIES: 'none' });

@@ -38,3 +38,20 @@ t.test('a BOSH body over the pre-auth limit before authentication gets policy-vi
   const res = await c.send({}, x('iq', { xmlns: 'jabber:client', type: 'get', id: 'bigb' }, x('ping', { xmlns: 'urn:xmpp:ping', pad: big })));
   t.equal(terminalCondition(res), undefined, 'a large body after login is processed');
 });
+
+t.test('a BOSH body over the pre-auth limit is refused by its size before it is parsed, with no session or an unauthenticated one', async (t) => {
+  // Found in a hostile review: such a body was parsed whole before its size was held against it, and parsing
+  // 256 KiB of small elements holds the event loop about 50 ms; anyone could send them, no session needed. The
+  // payload here is not well-formed after the limit: parsed, the body would get bad-request.
+  const broken = `<message xmlns='jabber:client'><body>${big}</wrong></message>`;
+  const url = `${server.httpUrl}/http-bind`;
+  const created = await post(url, `<body xmlns='${NS.HTTPBIND}' rid='1' to='localhost' wait='1' hold='1' ver='1.6'>${broken}</body>`);
+  t.equal(terminalCondition(created), 'policy-violation', 'a creation request');
+
+  const c = new RawBoshClient(url);
+  t.teardown(() => c.destroy());
+  t.ok((await c.create({ wait: 1 })).body?.getChild('features', NS.STREAM), 'an unauthenticated session');
+  const res = await c.raw(`<body xmlns='${NS.HTTPBIND}' rid='${c.rid++}' sid='${c.sid}'>${broken}</body>`);
+  t.equal(terminalCondition(res), 'policy-violation', 'a body for the unauthenticated session');
+  t.equal(terminalCondition(await c.send()), 'item-not-found', 'which ended that session');
+});

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { NS, parseXml, serialize, x } from '../../src/xml/index.js';
+import { DEFAULT_LIMITS, NS, parseXml, serialize, x } from '../../src/xml/index.js';
 import {
-  BoshError, negotiateVer, qualified, readRequest, responseBody, terminateForStreamError,
+  BoshError, negotiateVer, qualified, readRequest, responseBody, startTag, terminateForStreamError,
 } from '../../src/transports/bosh/body.js';
 import { streamErrorElement } from '../../src/xmpp/errors.js';
 
@@ -83,4 +83,16 @@ t.test('stream errors map to terminal conditions (XEP-0124 §17.2, XEP-0206 §7)
   const clean = terminateForStreamError(undefined, [msg]);
   t.equal(clean.attr('type'), 'terminate');
   t.equal(clean.attr('condition'), undefined);
+});
+
+t.test("the root's start tag alone is read, for a body too large to parse before authentication", async (t) => {
+  const sidOf = (s: string) => startTag(Buffer.from(s), DEFAULT_LIMITS)?.attr('sid');
+  t.equal(sidOf(`<body xmlns='${NS.HTTPBIND}' rid='1' sid='abc'><message><body>hi</body></message></body>`), 'abc');
+  t.equal(sidOf(`<body xmlns='${NS.HTTPBIND}' rid='1' sid='abc'/>`), 'abc', 'an empty body');
+  t.equal(sidOf(`\ufeff<?xml version='1.0' encoding='UTF-8'?>\n<body xmlns='${NS.HTTPBIND}' a='x>y' b="'>" sid="abc">`), 'abc', "a BOM, the XML declaration, '>' in quoted values");
+  t.equal(sidOf(`<body xmlns='${NS.HTTPBIND}' rid='1'><x sid='victim'/></body>`), undefined, "a payload's attribute is not the body's");
+  t.equal(sidOf(`<b:body xmlns:b='${NS.HTTPBIND}' sid='abc'>`), 'abc', 'a prefixed root');
+  for (const bad of ['', '   ', 'sid=\'abc\'', `<body sid='abc`, `<body sid='abc' sid='def'>`, '<!-- x --><body sid="abc">']) {
+    t.equal(startTag(Buffer.from(bad), DEFAULT_LIMITS), undefined, `nothing from ${JSON.stringify(bad)}`);
+  }
 });

@@ -1,4 +1,4 @@
-import { NS, XmlElement, x, type XmlAttrInput } from '../../xml/index.js';
+import { NS, XmlElement, parseXml, x, type XmlAttrInput, type XmlLimits } from '../../xml/index.js';
 import type { StreamHeader } from '../../xmpp/conn.js';
 import { streamErrorElement, type StreamError, type StreamErrorCondition } from '../../xmpp/errors.js';
 import { parseRid } from './rid-window.js';
@@ -191,6 +191,46 @@ export function readRequest(el: XmlElement, bytes = 0): BoshRequest {
     attrs: el.attrs,
     xbosh,
   };
+}
+
+/**
+ * The root element's start tag alone, parsed as an empty element (its
+ * payloads unread): what a body too large to parse before authentication is
+ * judged by (its sid). The tag ends at the first '>' outside a quoted
+ * attribute value; the bytes looked for are ASCII, never part of a UTF-8
+ * sequence. Undefined when no start tag can be read.
+ */
+export function startTag(raw: Uint8Array, limits: XmlLimits): XmlElement | undefined {
+  let i = raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? 3 : 0;
+  const space = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+  const skipSpace = (): void => { while (space(raw[i])) i++; };
+  skipSpace();
+  // The XML declaration ('<?xml ... ?>'; its values hold no '?>').
+  if (raw[i] === 0x3c && raw[i + 1] === 0x3f) {
+    while (i < raw.length && !(raw[i] === 0x3f && raw[i + 1] === 0x3e)) i++;
+    i += 2;
+    skipSpace();
+  }
+  if (raw[i] !== 0x3c) return undefined;
+  const start = i;
+  let quote = 0;
+  for (i++; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (quote !== 0) {
+      if (c === quote) quote = 0;
+    } else if (c === 0x22 || c === 0x27) {
+      quote = c;
+    } else if (c === 0x3e) {
+      const selfClosing = raw[i - 1] === 0x2f;
+      const tag = Buffer.from(raw.buffer, raw.byteOffset + start, i - start + (selfClosing ? 1 : 0));
+      try {
+        return parseXml(selfClosing ? tag : Buffer.concat([tag, Buffer.from('/>')]), limits, '');
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** XEP-0124 §7.2 'ver': the lower of the client's and ours, compared as major.minor integers. */

@@ -4,7 +4,7 @@ import { XmlError, parseXml, serialize, type XmlElement, type XmlLimits } from '
 import type { TransportHost } from '../../xmpp/transport-host.js';
 import type { Log } from '../../xmpp/log.js';
 import {
-  BoshError, legacyStatus, negotiateVer, readRequest, terminateBody, uintAttr, type BoshParams, type BoshRequest, type TerminalCondition,
+  BoshError, legacyStatus, negotiateVer, readRequest, startTag, terminateBody, uintAttr, type BoshParams, type BoshRequest, type TerminalCondition,
 } from './body.js';
 import { BoshConn } from './conn.js';
 import { CLOSE_CONNECTION_TYPE, type BoshForwarder, type BoshHost, type ClientInfo, type HttpReply } from './types.js';
@@ -111,6 +111,19 @@ export class BoshTransport {
       this.server.boshMetrics.request();
       this.server.metrics.bytesIn('bosh', raw?.length ?? 0);
     }
+    // Before authentication a body may be at most PRE_AUTH_MAX_STANZA_SIZE (issue 13), and a larger one is judged
+    // by its start tag before it is parsed: parsing 256 KiB of small elements holds the event loop about 50 ms,
+    // and anyone could send such bodies, no session needed (found in a hostile review).
+    if (raw !== undefined && raw.length > this.opts.preAuthMaxBytes) {
+      const root = startTag(raw, this.opts.limits);
+      const sid = root?.attr('sid');
+      const conn = sid === undefined ? undefined : this.#conns.get(sid);
+      // Another node's session, maybe: its owner judges the body (a sid no node holds gets item-not-found).
+      if (conn === undefined && sid !== undefined && this.opts.forwarder !== undefined && !forwarded) {
+        return void this.#forward(this.opts.forwarder, sid, raw, client, reply);
+      }
+      if (!conn?.session.authenticated) return this.#tooLargeBeforeAuth(conn, root, client, reply, forwarded);
+    }
     let el: XmlElement;
     try {
       el = parseXml(raw ?? '', this.opts.limits, '');
@@ -126,19 +139,13 @@ export class BoshTransport {
     if (conn === undefined && sid !== undefined && this.opts.forwarder !== undefined && !forwarded) {
       return void this.#forward(this.opts.forwarder, sid, raw ?? new Uint8Array(0), client, reply);
     }
-    // §19.1: a session started over HTTPS takes no request over plain HTTP (it may offer PLAIN, and
-    // anything sent so would travel in clear): the connection is closed, the session is not ended.
-    if (conn?.secure === true && !client.secure) {
-      this.log.warn({ event: 'bosh-insecure-request', ip: client.ip, session: conn.session.logId }, 'a request for a secure BOSH session came over plain HTTP: connection closed');
-      // Forwarded by another node: that node closes the client's connection on this answer.
-      return forwarded ? reply.send(403, CLOSE_CONNECTION_TYPE, '') : reply.abort();
-    }
+    if (conn !== undefined && this.#insecure(conn, client, reply, forwarded)) return;
     try {
       const req = readRequest(el, raw?.length ?? 0);
-      // Before authentication only small bodies (issue 13: PRE_AUTH_MAX_STANZA_SIZE, as ejabberd has).
+      // What the start tag was judged by above is the parsed body's own; the rule, once more where it applies.
       if (req.bytes > this.opts.preAuthMaxBytes && !conn?.session.authenticated) {
         this.server.metrics.limitRefused('size');
-        throw new BoshError('policy-violation', `bodies over ${this.opts.preAuthMaxBytes} bytes need an authenticated session`);
+        throw new BoshError('policy-violation', this.#tooLargeText());
       }
       if (sid === undefined) return this.#create(req, client, reply, now);
       // §17.2 item-not-found (1): the sid is not (or no longer) valid.
@@ -158,6 +165,34 @@ export class BoshTransport {
       if (conn) return conn.fail('internal-server-error', reply, 'internal error');
       terminate(reply, 'internal-server-error');
     }
+  }
+
+  /**
+   * §19.1: a session started over HTTPS takes no request over plain HTTP (it may offer PLAIN, and
+   * anything sent so would travel in clear): the connection is closed, the session is not ended.
+   */
+  #insecure(conn: BoshConn, client: ClientInfo, reply: HttpReply, forwarded: boolean): boolean {
+    if (!conn.secure || client.secure) return false;
+    this.log.warn({ event: 'bosh-insecure-request', ip: client.ip, session: conn.session.logId }, 'a request for a secure BOSH session came over plain HTTP: connection closed');
+    // Forwarded by another node: that node closes the client's connection on this answer.
+    if (forwarded) reply.send(403, CLOSE_CONNECTION_TYPE, '');
+    else reply.abort();
+    return true;
+  }
+
+  /**
+   * A body over PRE_AUTH_MAX_STANZA_SIZE (as ejabberd has) with no session, or for one not yet authenticated
+   * (which it ends), refused with policy-violation unparsed; `root`: its start tag, if it could be read.
+   */
+  #tooLargeBeforeAuth(conn: BoshConn | undefined, root: XmlElement | undefined, client: ClientInfo, reply: HttpReply, forwarded: boolean): void {
+    if (conn !== undefined && this.#insecure(conn, client, reply, forwarded)) return;
+    this.server.metrics.limitRefused('size');
+    if (conn !== undefined) return conn.fail('policy-violation', reply, this.#tooLargeText());
+    terminate(reply, 'policy-violation', root !== undefined && root.attr('sid') === undefined && root.attr('ver') === undefined);
+  }
+
+  #tooLargeText(): string {
+    return `bodies over ${this.opts.preAuthMaxBytes} bytes need an authenticated session`;
   }
 
   /** Passes a request to the node that holds its session (src/cluster/bosh-forward.ts says why forwarding). */
