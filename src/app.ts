@@ -118,7 +118,8 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     options: {
       // Frames a little over the stanza limit still reach the parser, which
       // answers with a policy-violation stream error; only far larger ones
-      // are cut by ws itself (close code 1009) without reading them.
+      // are cut by ws itself (close code 1009) without reading them; before
+      // authentication at twice PRE_AUTH_MAX_STANZA_SIZE (websocket.ts).
       maxPayload: config.maxStanzaSize * 2,
       // We check UTF-8 ourselves so the client gets a not-well-formed stream error, not a bare 1007.
       skipUTF8Validation: true,

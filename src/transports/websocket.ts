@@ -76,10 +76,13 @@ class WsConn implements Conn {
   #closing: NodeJS.Timeout | undefined;
   #ended = false;
   #corked = false;
+  /** ws's message limit once authenticated, while the smaller pre-auth one is in force (see preAuthPayload). */
+  #fullPayload: number | undefined;
   readonly metrics: CoreMetrics;
 
   constructor(readonly ws: WebSocket, readonly secure: boolean, readonly ip: string, private readonly opts: WebSocketOptions, deps: WsConnDeps) {
     this.metrics = deps.metrics;
+    this.#fullPayload = preAuthPayload(ws, 2 * opts.preAuthLimits.maxBytes);
     this.#backlog = new WsBacklog(ws, {
       highWater: opts.maxBufferedBytes,
       graceSeconds: opts.slowConsumerGrace,
@@ -194,6 +197,12 @@ class WsConn implements Conn {
   /** `sent`: called when the frame reaches the socket, at once or when the backlog drains (Conn.send). */
   #write(el: XmlElement, sent?: () => void): boolean {
     if (this.#ended || this.ws.readyState !== this.ws.OPEN) return false;
+    // Authenticated (SASL's <success/> is on its way): the client's next message may be as large as any.
+    if (this.#fullPayload !== undefined && this.session !== undefined && this.session.authenticated) {
+      const receiver = receiverOf(this.ws);
+      if (receiver) receiver._maxPayload = this.#fullPayload;
+      this.#fullPayload = undefined;
+    }
     this.#backlog.write(el, serialize(el), sent === undefined ? this.#send : (text) => { this.#send(text); sent(); });
     return true;
   }
@@ -224,6 +233,31 @@ class WsConn implements Conn {
       socket.uncork();
     });
   }
+}
+
+/**
+ * ws cuts a message far over the size limit by itself (close code 1009)
+ * without reading it, at one length for every connection: twice
+ * MAX_STANZA_SIZE (app.ts). Before authentication the cut is lowered to
+ * `limit`, twice PRE_AUTH_MAX_STANZA_SIZE, or an unauthenticated client
+ * could have 512 KiB read and held for each of its streams, sending most of
+ * a message and trickling the rest until AUTH_TIMEOUT (found in a hostile
+ * review). ws has no setting per connection, hence its receiver's (as for
+ * `_socket`). Returns the length to restore once authenticated; undefined
+ * when nothing was lowered.
+ */
+function preAuthPayload(ws: WebSocket, limit: number): number | undefined {
+  const receiver = receiverOf(ws);
+  if (receiver === undefined || typeof receiver._maxPayload !== 'number') return undefined;
+  const full = receiver._maxPayload;
+  // 0 is no limit at all.
+  if (full !== 0 && full <= limit) return undefined;
+  receiver._maxPayload = limit;
+  return full;
+}
+
+function receiverOf(ws: WebSocket): { _maxPayload: number } | undefined {
+  return (ws as unknown as { _receiver?: { _maxPayload: number } })._receiver ?? undefined;
 }
 
 function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, opts: WebSocketOptions, ending: boolean): void {

@@ -4,7 +4,8 @@
  * transports; afterwards the normal limit applies.
  */
 import t from 'tap';
-import { NS, x } from '../../src/xml/index.js';
+import { NS, serialize, x } from '../../src/xml/index.js';
+import { authenticate, plainResponse } from '../helpers/sasl2.js';
 import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, post, terminalCondition } from '../helpers/bosh-client.js';
@@ -18,6 +19,17 @@ t.test('a WebSocket frame over the pre-auth limit before authentication ends the
   await c.openStream();
   c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${big}</auth>`);
   t.equal(streamErrorCondition(await c.next()), 'policy-violation');
+});
+
+t.test('an unauthenticated WebSocket that starts a message larger than the pre-auth limit is cut at its first fragment, not read on', async (t) => {
+  // Found in a hostile review: ws read (and held) any message up to twice MAX_STANZA_SIZE, 512 KiB, before the
+  // pre-auth limit was held against it; a client that sent most of one and then trickled the rest kept it in
+  // memory until AUTH_TIMEOUT, 64 times what PRE_AUTH_MAX_STANZA_SIZE allows. Now ws stops at twice the pre-auth limit.
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  await c.openStream();
+  c.ws.send(`<message xmlns='jabber:client' to='alice@localhost'><body>${'y'.repeat(64 * 1024)}`, { fin: false });
+  t.equal((await c.waitClosed(5000)).code, 1009, 'closed as too large (RFC 6455 §7.4.1), without waiting for the rest');
 });
 
 t.test('after authentication the same size is fine', async (t) => {
@@ -54,4 +66,22 @@ t.test('a BOSH body over the pre-auth limit is refused by its size before it is 
   const res = await c.raw(`<body xmlns='${NS.HTTPBIND}' rid='${c.rid++}' sid='${c.sid}'>${broken}</body>`);
   t.equal(terminalCondition(res), 'policy-violation', 'a body for the unauthenticated session');
   t.equal(terminalCondition(await c.send()), 'item-not-found', 'which ended that session');
+});
+
+t.test('once authenticated, large WebSocket messages are read again: after a restart and over SASL2 (no restart)', async (t) => {
+  const stanza = `<iq xmlns='jabber:client' type='get' id='large'><ping xmlns='urn:xmpp:ping' data-pad='${'z'.repeat(64 * 1024)}'/></iq>`;
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  await c.login('alice', 'alice-secret', 'large');
+  c.send(stanza);
+  t.equal((await c.until((el) => el.attr('id') === 'large')).attr('type'), 'result', 'after the legacy login');
+
+  const sasl2 = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', PRE_AUTH_MAX_STANZA_SIZE: '2048', SASL2_ENABLED: 'true' });
+  const d = await RawWsClient.connect(sasl2.wsUrl);
+  t.teardown(() => d.ws.terminate());
+  await d.openStream();
+  d.send(serialize(authenticate({ mechanism: 'PLAIN', initial: plainResponse('alice', 'alice-secret'), bind: { tag: 'large' } })));
+  t.ok((await d.next()).is('success', NS.SASL2), 'SASL2 success with Bind2');
+  d.send(stanza);
+  t.equal((await d.until((el) => el.attr('id') === 'large')).attr('type'), 'result', 'the very next frame after SASL2 success');
 });
