@@ -18,6 +18,7 @@ import type { ClusterModule, ClusterServices } from './module.js';
 import { createBoshForwarder, forwardLimits, type ClusterBoshForwarder } from './bosh-forward.js';
 import { createDirectoryModule } from './directory-module.js';
 import { createAccountSyncModule } from './account-sync.js';
+import { createLoginSyncModule } from './login-sync.js';
 import { createSmModule } from './sm.js';
 
 // Modules import these from './module.js' (importing './index.js' would make a cycle with MODULES below).
@@ -52,6 +53,8 @@ const MODULES: readonly ModuleFactory[] = [
   // Helper A: the session directory and remote sessions, then account cache coherence.
   createDirectoryModule,
   createAccountSyncModule,
+  // Login throttling counted across nodes.
+  createLoginSyncModule,
   // Helper C: stream management in Redis (SM_BACKEND=redis).
   createSmModule,
 ];

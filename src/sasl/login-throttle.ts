@@ -45,9 +45,9 @@ export class LoginThrottle {
     if (account !== undefined) this.#count(`pair ${ip} ${account}`, this.opts.freePerPair, now);
   }
 
-  /** A successful login clears the pair (the owner got it right), not the address. */
-  succeeded(ip: string, account: string): void {
-    this.#entries.delete(`pair ${ip} ${account}`);
+  /** A successful login clears the pair (the owner got it right), not the address; true when there was one. */
+  succeeded(ip: string, account: string): boolean {
+    return this.#entries.delete(`pair ${ip} ${account}`);
   }
 
   get size(): number { return this.#entries.size; }

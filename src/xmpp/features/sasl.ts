@@ -108,6 +108,18 @@ interface SaslState { failures: number; exchange: Exchange | undefined; wire: Sa
 /** The client's address or account is being throttled (thrown out of the SCRAM lookup). */
 class Throttled extends Error {}
 
+/** A login the throttle counted: a failure (wrong credentials) or a success; `ip` is the address's key (util/ip.ts). */
+export interface LoginCounted { readonly ip: string; readonly account: string | undefined; readonly failed: boolean }
+
+declare module '../events.js' {
+  interface CoreEvents {
+    /** The throttle counted a login here; a cluster tells the other nodes (run only when someone listens). */
+    'login-counted': LoginCounted;
+    /** Cluster only: another node counted a login; the throttle here counts it too. */
+    'login-counted-elsewhere': LoginCounted;
+  }
+}
+
 
 /** SASL authentication (RFC 6120 §6) with SCRAM-SHA-256, SCRAM-SHA-1 (RFC 5802/7677) and PLAIN (RFC 4616). */
 export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens }: SaslDeps): Sasl {
@@ -121,6 +133,24 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
   };
   const plainAllowed = (s: Session): boolean => s.secure || opts.allowInsecurePlain;
   const throttleKey = (s: Session): string => ipKey(s.ip) ?? UNPARSABLE;
+
+  /**
+   * Counts a login in the throttle, and tells the other nodes of a cluster,
+   * whose throttles count it too: a guesser whose connections a balancer
+   * spreads over N nodes (or WORKERS=N processes) would otherwise get N
+   * times the free failures and N backoff clocks (found in a hostile review).
+   */
+  function count(login: LoginCounted): boolean {
+    if (!login.failed) return login.account !== undefined && opts.throttle.succeeded(login.ip, login.account);
+    opts.throttle.failed(login.ip, login.account);
+    return true;
+  }
+  /** A success is told only when it cleared something: the other nodes then hold the same (a failure went to all). */
+  const counted = (session: Session, account: string | undefined, failed: boolean): void => {
+    const login: LoginCounted = { ip: throttleKey(session), account, failed };
+    if (count(login)) void ctx.hooks.run('login-counted', login);
+  };
+  ctx.hooks.notify('login-counted-elsewhere', (login) => { count(login); }, PRIORITY.lifecycle.default);
 
   /**
    * Refuses an attempt from an address (or address and account) that failed
@@ -164,7 +194,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     }, 'authentication failed');
     // Only wrong credentials are guesses; an aborted or malformed exchange is not.
     // (OAUTHBEARER's refused token was counted when its error challenge went out.)
-    if (condition === 'not-authorized' && ex?.stage !== 'awaiting-ack') opts.throttle.failed(throttleKey(session), ex?.account);
+    if (condition === 'not-authorized' && ex?.stage !== 'awaiting-ack') counted(session, ex?.account, true);
     if (answered) st.wire.failure(session, condition, text);
     if (counts && ++st.failures >= opts.maxFailures) {
       // RFC 6120 §6.4.5: past the allowed retries, close with policy-violation.
@@ -176,7 +206,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     const ex = stateOf(session).exchange;
     logins.set(session, { began: ex?.began ?? performance.now(), verified: ex?.verified });
     stateOf(session).exchange = undefined;
-    opts.throttle.succeeded(throttleKey(session), username);
+    counted(session, username, false);
     ctx.metrics.sasl(mechanism, 'success');
     ctx.log.info({
       event: 'authenticated', session: session.logId, jid: `${username}@${session.host}`, mechanism, ip: session.ip, transport: session.transport,
@@ -298,7 +328,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     refuseAfterAck(data) {
       // RFC 7628 §3.2.2: counted as a failed guess now; the failure follows the client's kvsep (respond()).
       ex.stage = 'awaiting-ack';
-      opts.throttle.failed(throttleKey(session), ex.account);
+      counted(session, ex.account, true);
       stateOf(session).wire.challenge(session, data);
     },
   });
