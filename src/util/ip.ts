@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 
 /**
  * The key a client address is counted under for per-IP limits: an IPv4
- * address as it is (IPv4-mapped IPv6 too), and an IPv6 address by its /64,
+ * address as it is (IPv4-mapped IPv6 too, however spelled), and an IPv6 address by its /64,
  * since one subscriber usually holds a whole /64 and could otherwise step
  * through 2^64 addresses. The text forms of one address (`2001:DB8:0::1`,
  * `2001:db8::1`) give one key, and a port some proxies append is dropped.
@@ -15,9 +15,12 @@ export function ipKey(address: string): string | undefined {
   const family = isIP(bare);
   if (family === 4) return bare;
   if (family !== 6) return undefined;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
-  if (mapped) return mapped[1];
   const groups = expandIpv6(bare);
+  // IPv4-mapped (::ffff:0:0/96) in whichever spelling: ::ffff:192.0.2.1, ::ffff:c000:201, 0:0:0:0:0:ffff:….
+  if (groups[5] === 0xffff && groups.slice(0, 5).every((g) => g === 0)) {
+    const [hi, lo] = [groups[6]!, groups[7]!];
+    return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  }
   return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
 }
 

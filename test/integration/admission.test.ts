@@ -121,3 +121,15 @@ t.test('addresses that are not addresses count as one client, and a port after a
   await openFrom(t, server, '192.0.2.44:1111');
   t.equal(await upgrade(server, { 'x-forwarded-for': '192.0.2.44:2222' }), 429, 'the same address with another port is the same client');
 });
+
+t.test('an IPv4-mapped address counts as its IPv4 address in every spelling, not in the all-zero /64', async (t) => {
+  // Found in a hostile review: only '::ffff:' followed by a dotted quad was recognised; '::ffff:c000:24d' and
+  // '0:0:0:0:0:ffff:192.0.2.77' (the same 192.0.2.77 as a proxy may write it) were counted with '::1' and every
+  // other address of ::/64, one client for all of them.
+  const server = await limited(t, { MAX_CONNECTIONS_PER_IP: '1' });
+  await openFrom(t, server, '192.0.2.77');
+  t.equal(await upgrade(server, { 'x-forwarded-for': '::ffff:c000:24d' }), 429, 'hexadecimal groups');
+  t.equal(await upgrade(server, { 'x-forwarded-for': '0:0:0:0:0:ffff:192.0.2.77' }), 429, 'spelled out');
+  await openFrom(t, server, '::ffff:c000:24e');
+  t.equal(await upgrade(server, { 'x-forwarded-for': '::1' }), 101, 'the all-zero /64 is someone else');
+});

@@ -5,6 +5,11 @@ t.test('IPv4 addresses are their own key, also when IPv4-mapped', async (t) => {
   t.equal(ipKey('192.0.2.7'), '192.0.2.7');
   t.equal(ipKey('::ffff:192.0.2.7'), '192.0.2.7');
   t.equal(ipKey('::FFFF:192.0.2.7'), '192.0.2.7');
+  t.equal(ipKey('::ffff:c000:207'), '192.0.2.7', 'in hexadecimal groups');
+  t.equal(ipKey('0:0:0:0:0:ffff:192.0.2.7'), '192.0.2.7', 'spelled out');
+  t.equal(ipKey('0000:0000:0000:0000:0000:FFFF:C000:0207'), '192.0.2.7', 'spelled out in hexadecimal');
+  t.equal(ipKey('[::ffff:192.0.2.7]:443'), '192.0.2.7', 'with brackets and a port');
+  t.equal(ipKey('::192.0.2.7'), '0:0:0:0::/64', 'IPv4-compatible (deprecated) is not mapped');
 });
 
 t.test('IPv6 addresses are grouped by their /64, whatever the text form', async (t) => {
