@@ -121,6 +121,9 @@ t.test('query errors', async (t) => {
   const cases: Array<[string, string, string, string?]> = [
     ['an unknown form field', form(field('fulltext', 'x')), 'feature-not-implemented'],
     ['a FORM_TYPE that is not MAM', "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:other</value></field></x>", 'bad-request'],
+    // XEP-0313 §4.1.1: "The hidden FORM_TYPE field MUST be set to this protocol's namespace".
+    ['a form without FORM_TYPE', `<x xmlns='jabber:x:data' type='submit'>${field('with', 'bob@localhost')}</x>`, 'bad-request'],
+    ['an empty FORM_TYPE', `<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'/>${field('with', 'bob@localhost')}</x>`, 'bad-request'],
     ['a start that is not a DateTime', form(field('start', 'yesterday')), 'bad-request'],
     ['a with that is not a JID', form(field('with', '@@')), 'jid-malformed'],
     ['an after-id not in the archive', form(field('after-id', 'nope')), 'item-not-found'],

@@ -39,6 +39,10 @@ function parseForm(form: XmlElement | undefined): FormFilters {
   const type = form.attr('type');
   if (type !== undefined && type !== 'submit') throw new StanzaErrorException('bad-request', "the form's type must be 'submit'");
   const out: { -readonly [K in keyof FormFilters]: FormFilters[K] } = {};
+  // XEP-0313 §4.1.1: "The hidden FORM_TYPE field MUST be set to this protocol's namespace": a form
+  // without it (or with it empty) is not a MAM query form.
+  const formType = form.getChildren('field', NS_DATA).find((f) => f.attr('var') === 'FORM_TYPE');
+  if (formType?.getChildText('value', NS_DATA)?.trim() !== NS_MAM) throw new StanzaErrorException('bad-request', `FORM_TYPE must be ${NS_MAM}`);
   for (const field of form.getChildren('field', NS_DATA)) {
     const name = field.attr('var') ?? '';
     // XEP-0313 §4.1.1: "If a client includes a form field that the server does not recognise, the server MUST respond with a 'feature-not-implemented' error."
@@ -46,7 +50,7 @@ function parseForm(form: XmlElement | undefined): FormFilters {
     const values = field.getChildren('value', NS_DATA).map((v) => v.text().trim());
     if (values.length === 0 || (values.length === 1 && values[0] === '')) continue;
     if (name === 'FORM_TYPE') {
-      if (values[0] !== NS_MAM) throw new StanzaErrorException('bad-request', `FORM_TYPE must be ${NS_MAM}`);
+      if (values.length !== 1) throw new StanzaErrorException('bad-request', 'FORM_TYPE takes one value');
     } else if (name === 'ids') {
       out.ids = values;
     } else if (values.length !== 1) {
