@@ -111,3 +111,30 @@ t.test('affiliations: only the owner manages them; a bad JID, an unsupported aff
   t.equal(stanzaErrorCondition(await iq(alice, 'nn', 'set', set(aff('carol@localhost', 'member')).replace(node, 'urn:example:none'))), 'item-not-found', 'no such node');
   t.equal((await server.storage.pep.node('localhost', 'alice', node))?.affiliations, undefined, 'nothing was changed by the refused requests');
 });
+
+t.test('a node creation or configuration that cannot be processed gets not-acceptable and changes nothing', async (t) => {
+  const alice = await client(t, 'alice');
+  const node = 'urn:example:configured';
+  const nodeConfig = (fields: string) => `<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>${NS.PUBSUB}#node_config</value></field>${fields}</x>`;
+  const create = (n: string, fields: string) => `<pubsub xmlns='${NS.PUBSUB}'><create node='${n}'/><configure>${nodeConfig(fields)}</configure></pubsub>`;
+  const configure = (fields: string) => `<pubsub xmlns='${NS.PUBSUB_OWNER}'><configure node='${node}'>${nodeConfig(fields)}</configure></pubsub>`;
+  const refused = (reply: XmlElement, app: string | undefined, what: string) => {
+    t.equal(reply.getChild('error')?.attr('type'), 'modify', `${what}: modify`);
+    t.equal(stanzaErrorCondition(reply), 'not-acceptable', `${what}: not-acceptable`);
+    t.equal(appCondition(reply), app, `${what}: ${app ?? 'no'} application condition`);
+  };
+  // XEP-0060 §8.1.1: no instant nodes here.
+  refused(await iq(alice, 'instant', 'set', `<pubsub xmlns='${NS.PUBSUB}'><create/></pubsub>`), 'nodeid-required', 'a create without a node');
+  // §8.1.2: an access model the service does not support.
+  for (const model of ['everyone', 'authorize']) {
+    refused(await iq(alice, `c-${model}`, 'set', create(`urn:example:${model}`, `<field var='pubsub#access_model'><value>${model}</value></field>`)), 'unsupported-access-model', `create with ${model}`);
+    t.equal(await server.storage.pep.node('localhost', 'alice', `urn:example:${model}`), undefined, `${model}: no node`);
+  }
+  t.equal((await iq(alice, 'p', 'set', publish(node, `<x xmlns='${node}'/>`))).attr('type'), 'result');
+  const before = await server.storage.pep.node('localhost', 'alice', node);
+  // §8.2.5.2: a configuration change that cannot be processed.
+  refused(await iq(alice, 'everyone', 'set', configure(`<field var='pubsub#access_model'><value>everyone</value></field>`)), 'unsupported-access-model', 'an unknown access model');
+  refused(await iq(alice, 'lots', 'set', configure(`<field var='pubsub#max_items'><value>lots</value></field>`)), undefined, 'max_items not a number');
+  refused(await iq(alice, 'maybe', 'set', configure(`<field var='pubsub#persist_items'><value>maybe</value></field>`)), undefined, 'persist_items not a boolean');
+  t.same(await server.storage.pep.node('localhost', 'alice', node), before, 'the configuration is unchanged');
+});

@@ -30,25 +30,38 @@ function fieldsOf(form: XmlElement, formType: string): Map<string, string[]> {
   return fields;
 }
 
+/**
+ * The error for a value a form cannot have. A node configuration (XEP-0060 §8.1.3 create and
+ * configure, §8.2.5.2 configure) that "cannot be processed" is not-acceptable; publish-options
+ * (§7.1.5, which names no error for it) get bad-request with invalid-options.
+ */
+type Invalid = (text: string) => StanzaErrorException;
+const invalidFor = (formType: string): Invalid => formType === NODE_CONFIG
+  ? (text) => new StanzaErrorException('not-acceptable', text)
+  : (text) => new PubsubError('bad-request', 'invalid-options', undefined, text);
+
 /** XEP-0004 §3.3 booleans. */
-function parseBool(value: string | undefined, name: string): boolean {
+function parseBool(value: string | undefined, name: string, invalid: Invalid): boolean {
   if (value === '1' || value === 'true') return true;
   if (value === '0' || value === 'false') return false;
-  throw new PubsubError('bad-request', 'invalid-options', undefined, `${name} must be a boolean`);
+  throw invalid(`${name} must be a boolean`);
 }
 
 /** pubsub#max_items: a positive integer or 'max' (XEP-0060 §7.1.5), at most `limit`. */
-function parseMaxItems(value: string | undefined, limit: number): number {
+function parseMaxItems(value: string | undefined, limit: number, invalid: Invalid): number {
   if (value === 'max') return limit;
   const n = value !== undefined && /^[0-9]{1,9}$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 1)) throw new PubsubError('bad-request', 'invalid-options', undefined, "pubsub#max_items must be a positive integer or 'max'");
+  if (!(n >= 1)) throw invalid("pubsub#max_items must be a positive integer or 'max'");
   // XEP-0060 §8.2.5.3: a value the service cannot accept.
   if (n > limit) throw new StanzaErrorException('not-acceptable', `pubsub#max_items may be at most ${limit}`);
   return n;
 }
 
-function parseAccessModel(value: string | undefined): PepAccessModel {
+function parseAccessModel(value: string | undefined, formType: string): PepAccessModel {
   if (ACCESS_MODELS.includes(value as PepAccessModel)) return value as PepAccessModel;
+  // XEP-0060 §8.1.2: "If service does not support the specified access model, it MUST return a
+  // <not-acceptable/> error, specifying a pubsub-specific error condition of <unsupported-access-model/>."
+  if (formType === NODE_CONFIG) throw new PubsubError('not-acceptable', 'unsupported-access-model', undefined, `unsupported pubsub#access_model: ${value ?? ''}`);
   // XEP-0060 §4.5: authorize is a model this service lacks; anything else is no model at all.
   if (value === 'authorize') throw new PubsubError('feature-not-implemented', 'unsupported', 'access-authorize');
   throw new PubsubError('bad-request', 'invalid-options', undefined, 'unknown pubsub#access_model');
@@ -62,10 +75,11 @@ function parseAccessModel(value: string | undefined): PepAccessModel {
  */
 export function parseConfigForm(form: XmlElement, formType: string, maxItemsLimit: number): Partial<PepNodeConfig> {
   const fields = fieldsOf(form, formType);
+  const invalid = invalidFor(formType);
   const out: { -readonly [K in keyof PepNodeConfig]?: PepNodeConfig[K] } = {};
-  if (fields.has('pubsub#access_model')) out.accessModel = parseAccessModel(fields.get('pubsub#access_model')![0]);
-  if (fields.has('pubsub#persist_items')) out.persistItems = parseBool(fields.get('pubsub#persist_items')![0], 'pubsub#persist_items');
-  if (fields.has('pubsub#max_items')) out.maxItems = parseMaxItems(fields.get('pubsub#max_items')![0], maxItemsLimit);
+  if (fields.has('pubsub#access_model')) out.accessModel = parseAccessModel(fields.get('pubsub#access_model')![0], formType);
+  if (fields.has('pubsub#persist_items')) out.persistItems = parseBool(fields.get('pubsub#persist_items')![0], 'pubsub#persist_items', invalid);
+  if (fields.has('pubsub#max_items')) out.maxItems = parseMaxItems(fields.get('pubsub#max_items')![0], maxItemsLimit, invalid);
   if (fields.has('pubsub#roster_groups_allowed')) out.rosterGroupsAllowed = fields.get('pubsub#roster_groups_allowed')!;
   return out;
 }

@@ -5,7 +5,7 @@ import { StanzaErrorException, stanzaErrorReply, type StanzaErrorCondition } fro
 export type PubsubCondition =
   | 'payload-too-big' | 'precondition-not-met' | 'invalid-payload' | 'item-required' | 'nodeid-required'
   | 'presence-subscription-required' | 'not-in-roster-group' | 'closed-node' | 'max-nodes-exceeded'
-  | 'unsupported' | 'invalid-options' | 'payload-required';
+  | 'unsupported' | 'invalid-options' | 'payload-required' | 'unsupported-access-model';
 
 /** A stanza error with the pubsub#errors element XEP-0060 pairs with the condition. */
 export class PubsubError extends StanzaErrorException {

@@ -114,6 +114,9 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
 
   /** XEP-0060 §8.1.3: create with a configuration. */
   async function createNode(service: Jid, request: XmlElement, payload: XmlElement): Promise<void> {
+    // §8.1.1: "If the node creator does not specify a NodeID but the service does not support instant
+    // nodes, the service MUST return a <not-acceptable/> error" with <nodeid-required/>.
+    if (!request.attr('node')) throw new PubsubError('not-acceptable', 'nodeid-required', undefined, 'instant nodes are not supported: name the node');
     const node = nodeOf(request);
     if (await pep.node(service.domain, service.local, node)) throw new StanzaErrorException('conflict', 'the node exists');
     const form = payload.getChild('configure', NS.PUBSUB)?.getChild('x', NS.DATA_FORMS);
