@@ -138,3 +138,24 @@ t.test('a node creation or configuration that cannot be processed gets not-accep
   refused(await iq(alice, 'maybe', 'set', configure(`<field var='pubsub#persist_items'><value>maybe</value></field>`)), undefined, 'persist_items not a boolean');
   t.same(await server.storage.pep.node('localhost', 'alice', node), before, 'the configuration is unchanged');
 });
+
+t.test('a request this PEP service does not implement names the feature XEP-0060 gives it', async (t) => {
+  const alice = await client(t, 'alice');
+  const bob = await client(t, 'bob');
+  const feature = (el: XmlElement) => el.getChild('error')?.getChildren().find((c) => c.ns === NS.PUBSUB_ERRORS && c.local === 'unsupported')?.attr('feature');
+  const cases: Array<[string, 'get' | 'set', string, string]> = [
+    ['subscriptions', 'get', `<pubsub xmlns='${NS.PUBSUB}'><subscriptions/></pubsub>`, 'retrieve-subscriptions'], // §5.6
+    ['affiliations', 'get', `<pubsub xmlns='${NS.PUBSUB}'><affiliations/></pubsub>`, 'retrieve-affiliations'], // §5.7
+    ['options', 'get', `<pubsub xmlns='${NS.PUBSUB}'><options node='urn:example:1' jid='alice@localhost'/></pubsub>`, 'subscription-options'], // §6.3.4.6
+    ['default-sub', 'get', `<pubsub xmlns='${NS.PUBSUB}'><default/></pubsub>`, 'retrieve-default-sub'], // §6.4.3.2
+    ['default', 'get', `<pubsub xmlns='${NS.PUBSUB_OWNER}'><default/></pubsub>`, 'retrieve-default'], // §8.3.4.2
+    ['manage-subscriptions', 'get', `<pubsub xmlns='${NS.PUBSUB_OWNER}'><subscriptions node='urn:example:1'/></pubsub>`, 'manage-subscriptions'], // §8.8.1
+  ];
+  for (const [what, type, inner, expected] of cases) {
+    const reply = await iq(alice, what, type, inner);
+    t.equal(stanzaErrorCondition(reply), 'feature-not-implemented', what);
+    t.equal(feature(reply), expected, `${what}: ${expected}`);
+  }
+  const others = await iq(bob, 'bob-options', 'set', `<pubsub xmlns='${NS.PUBSUB}'><options node='urn:example:1' jid='bob@localhost'/></pubsub>`, 'alice@localhost');
+  t.equal(feature(others), 'subscription-options', "another account's options: §6.3.4.6");
+});

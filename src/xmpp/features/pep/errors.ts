@@ -24,3 +24,23 @@ export function pubsubErrorReply(iq: XmlElement, err: StanzaErrorException): Xml
   if (err instanceof PubsubError) reply.getChild('error')!.append(err.element());
   return reply;
 }
+
+/**
+ * The feature a request needs, by its namespace and element, as XEP-0060 names it in its
+ * <unsupported feature/> errors (§5.6, §5.7, §6.3.4.6, §6.4.3.2, §8.3.4.2, §8.8.1); otherwise the
+ * element's name.
+ */
+const FEATURE_OF: Readonly<Record<string, string>> = {
+  [`${NS.PUBSUB} subscriptions`]: 'retrieve-subscriptions',
+  [`${NS.PUBSUB} affiliations`]: 'retrieve-affiliations',
+  [`${NS.PUBSUB} options`]: 'subscription-options',
+  [`${NS.PUBSUB} default`]: 'retrieve-default-sub',
+  [`${NS.PUBSUB_OWNER} default`]: 'retrieve-default',
+  [`${NS.PUBSUB_OWNER} subscriptions`]: 'manage-subscriptions',
+};
+
+/** feature-not-implemented with <unsupported/> for a request (the pubsub element's first child) this service lacks. */
+export function unsupported(ns: string, request: XmlElement | undefined, text?: string): PubsubError {
+  const local = request?.local ?? 'pubsub';
+  return new PubsubError('feature-not-implemented', 'unsupported', FEATURE_OF[`${ns} ${local}`] ?? local, text);
+}

@@ -8,7 +8,7 @@ import type { AccountsService } from '../accounts/index.js';
 import type { Caps } from '../caps/index.js';
 import { PRIORITY } from '../../priorities.js';
 import { delivered } from '../../pipeline.js';
-import { PubsubError, pubsubErrorReply } from './errors.js';
+import { pubsubErrorReply, unsupported } from './errors.js';
 import { createNotifier } from './notify.js';
 import { createOwnerOps, type PepLimits } from './owner.js';
 import { retrieve } from './retrieve.js';
@@ -60,7 +60,7 @@ export function register(ctx: ModuleContext, limits: PepLimits, deps: PepDeps): 
         // presence and caps, XEP-0163 §4): answered as they are to the owner, not as forbidden.
         const request = payload.firstElement?.local;
         if (payload.ns === NS.PUBSUB && type === 'set' && (request === 'subscribe' || request === 'unsubscribe' || request === 'options')) {
-          throw new PubsubError('feature-not-implemented', 'unsupported', request);
+          throw unsupported(payload.ns, payload.firstElement);
         }
         // XEP-0060 §7.1.3.1 / §8: only the owner publishes to or manages its PEP service.
         if (type === 'set' || payload.ns === NS.PUBSUB_OWNER) throw new StanzaErrorException('forbidden', 'only the account itself may change its PEP nodes');

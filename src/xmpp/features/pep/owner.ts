@@ -6,7 +6,7 @@ import type { ModuleContext } from '../../context.js';
 import type { PepNodeConfig, PepStore } from '../../../storage/ports/pep.js';
 import { affiliationsElement, applyAffiliations } from './affiliations.js';
 import { randomId } from '../../../util/random.js';
-import { PubsubError } from './errors.js';
+import { PubsubError, unsupported } from './errors.js';
 import { checkPreconditions, configForm, DEFAULT_CONFIG, NODE_CONFIG, parseConfigForm, PUBLISH_OPTIONS } from './config.js';
 import type { Notifier } from './notify.js';
 import { itemElement } from './notify.js';
@@ -171,7 +171,7 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
         }
         default:
           // XEP-0060 §10: subscriptions, affiliations and the rest are not part of this PEP service.
-          throw new PubsubError('feature-not-implemented', 'unsupported', request?.local ?? 'pubsub');
+          throw unsupported(payload.ns, request);
       }
     },
   };

@@ -4,7 +4,7 @@ import type { Jid } from '../../../jid/index.js';
 import { StanzaErrorException } from '../../errors.js';
 import type { PepStore } from '../../../storage/ports/pep.js';
 import type { AccountsService } from '../accounts/index.js';
-import { PubsubError } from './errors.js';
+import { unsupported } from './errors.js';
 import { mayView } from './access.js';
 import { itemElement } from './notify.js';
 import { nodeOf, pubsub } from './wire.js';
@@ -19,7 +19,7 @@ export async function retrieve({ pep, accounts }: RetrieveDeps, service: Jid, vi
   const request = payload.firstElement;
   // XEP-0060 §6.1 subscriptions and the rest: PEP subscribes by presence and caps instead (XEP-0163 §4.3).
   if (request?.local !== 'items') {
-    throw new PubsubError('feature-not-implemented', 'unsupported', request?.local ?? 'pubsub', 'only items may be retrieved here');
+    throw unsupported(NS.PUBSUB, request, 'only items may be retrieved here');
   }
   const node = nodeOf(request);
   const config = await pep.node(service.domain, service.local, node);
