@@ -145,6 +145,10 @@ t.test('query errors', async (t) => {
   t.equal(stanzaErrorCondition(await alice.until(isIq('meta-bob'))), 'forbidden', "bob's metadata");
   alice.send(`<iq xmlns='jabber:client' type='set' id='prefs-bad'><prefs xmlns='${MAM}' default='sometimes'/></iq>`);
   t.equal(stanzaErrorCondition(await alice.until(isIq('prefs-bad'))), 'bad-request', 'a prefs default that does not exist');
+  // XEP-0059's <max/> is an xs:int: the largest one is a page the server limits (XEP-0313 §4.3.1), one past it is not a number it reads.
+  const most = await ask(alice, 'most', "<set xmlns='http://jabber.org/protocol/rsm'><max>2147483647</max></set>");
+  t.equal(most.iq.attr('type'), 'result', 'the largest xs:int <max/> is limited, not refused');
+  t.equal(stanzaErrorCondition((await ask(alice, 'over', "<set xmlns='http://jabber.org/protocol/rsm'><max>2147483648</max></set>")).iq), 'bad-request', 'one past it');
   const ok = await ask(alice, 'fine', form(field('include-groupchat', 'false')));
   t.equal(ok.iq.attr('type'), 'result', 'include-groupchat is understood');
   t.equal(ok.iq.getChild('fin', MAM)?.attr('complete'), 'true', 'an empty archive: complete');

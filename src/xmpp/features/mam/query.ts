@@ -19,6 +19,8 @@ export interface QueryLimits {
 
 /** XEP-0313 §4.1.1: the fields a server MUST support, and include-groupchat (no groupchat is archived, so nothing to include). */
 const FIELDS = new Set(['FORM_TYPE', 'with', 'start', 'end', 'before-id', 'after-id', 'ids', 'include-groupchat']);
+/** The largest xs:int (XML Schema), the type of XEP-0059's <max/>. */
+const XS_INT_MAX = 2147483647;
 /** A query without RSM <max/> gets this many (Prosody's default is 20, ejabberd's 50). */
 const DEFAULT_PAGE = 50;
 // XEP-0082 DateTime: CCYY-MM-DDThh:mm:ss[.sss]TZD.
@@ -105,7 +107,8 @@ function parseRsm(set: XmlElement | undefined, limits: QueryLimits): RsmPart {
   const maxText = set.getChildText('max', NS_RSM);
   let limit = fallback;
   if (maxText !== undefined) {
-    if (!/^\d{1,9}$/.test(maxText.trim())) throw new StanzaErrorException('bad-request', 'RSM <max/> must be a non-negative integer');
+    // XEP-0059 §8 (XML Schema): <max/> is an xs:int; a negative one names no page size.
+    if (!/^\d{1,10}$/.test(maxText.trim()) || Number(maxText.trim()) > XS_INT_MAX) throw new StanzaErrorException('bad-request', 'RSM <max/> must be a non-negative integer');
     // XEP-0313 §4.3.1: the server MAY limit the page, and says so through <fin complete/>.
     limit = Math.min(Number(maxText.trim()), limits.maxPage);
   }
