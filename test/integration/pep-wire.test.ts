@@ -67,6 +67,9 @@ t.test('malformed publish-options get bad-request and create no node', async (t)
     ['persist-word', options(`${formType}<field var='pubsub#persist_items'><value>maybe</value></field>`), 'invalid-options'],
     ['unknown-model', options(`${formType}<field var='pubsub#access_model'><value>everyone</value></field>`), 'invalid-options'],
     ['not-submit', `<publish-options><x xmlns='jabber:x:data' type='form'>${formType}</x></publish-options>`, undefined],
+    // XEP-0060 §7.1.5: "it MUST reject the publication upon encountering unknown fields".
+    ['unknown-field', options(`${formType}<field var='pubsub#bogus'><value>x</value></field>`), 'invalid-options'],
+    ['foreign-field', options(`${formType}<field var='urn:example#option'><value>x</value></field>`), 'invalid-options'],
   ];
   for (const [id, opts, app] of cases) {
     const reply = await iq(alice, id, 'set', publish(`urn:example:${id}`, `<x xmlns='urn:example'/>`, opts));
@@ -74,6 +77,12 @@ t.test('malformed publish-options get bad-request and create no node', async (t)
     t.equal(appCondition(reply), app, `${id}: ${app ?? 'no'} application condition`);
     t.equal(await server.storage.pep.node('localhost', 'alice', `urn:example:${id}`), undefined, `${id}: no node`);
   }
+  const avatar = (id: string, opts: string) => iq(alice, id, 'set', publish('urn:xmpp:avatar:data', `<data xmlns='urn:xmpp:avatar:data'>${id}</data>`, opts));
+  const unknown = await avatar('unknown-existing', options(`${formType}<field var='pubsub#bogus'><value>x</value></field>`));
+  t.equal(stanzaErrorCondition(unknown), 'bad-request', 'an unknown field on an existing node too');
+  t.equal(appCondition(unknown), 'invalid-options');
+  t.equal((await avatar('registered', options(`${formType}<field var='pubsub#send_last_published_item'><value>never</value></field>`))).attr('type'), 'result',
+    'a registered pubsub#node_config field this service does not keep is not unknown');
   const tooMany = await iq(alice, 'max', 'set', publish('urn:example:max', `<x xmlns='urn:example'/>`,
     options(`${formType}<field var='pubsub#max_items'><value>11</value></field>`)));
   t.equal(stanzaErrorCondition(tooMany), 'not-acceptable', 'a max_items above PEP_MAX_ITEMS_PER_NODE');

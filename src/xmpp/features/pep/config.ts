@@ -67,15 +67,28 @@ function parseAccessModel(value: string | undefined, formType: string): PepAcces
   throw new PubsubError('bad-request', 'invalid-options', undefined, 'unknown pubsub#access_model');
 }
 
+/** The fields XEP-0060 §16.4.4 registers for pubsub#node_config: what a publish-option may name (§7.1.5). */
+const NODE_CONFIG_FIELDS = new Set([
+  'access_model', 'body_xslt', 'contact', 'dataform_xslt', 'deliver_notifications', 'deliver_payloads', 'description',
+  'item_expire', 'itemreply', 'language', 'max_items', 'max_payload_size', 'node_type', 'notification_type', 'notify_config',
+  'notify_delete', 'notify_retract', 'notify_sub', 'persist_items', 'presence_based_delivery', 'publish_model',
+  'publish_node_full', 'purge_offline', 'roster_groups_allowed', 'send_last_published_item', 'tempsub', 'subscribe', 'title', 'type',
+].map((f) => `pubsub#${f}`));
+
 /**
- * The configuration fields a form sets. Fields this service does not
- * implement (send_last_published_item, notify_retract, title…) are
- * accepted and ignored, as Prosody does: Converse and Conversations send
- * them with every bookmark.
+ * The configuration fields a form sets. Registered fields this service
+ * does not implement (send_last_published_item, notify_retract, title…)
+ * are accepted and ignored: Converse and Conversations send them with
+ * every bookmark. A publish-option that is no registered field is refused.
  */
 export function parseConfigForm(form: XmlElement, formType: string, maxItemsLimit: number): Partial<PepNodeConfig> {
   const fields = fieldsOf(form, formType);
   const invalid = invalidFor(formType);
+  // XEP-0060 §7.1.5: a publish-option names a node configuration field, and the service "MUST reject
+  // the publication upon encountering unknown fields".
+  if (formType === PUBLISH_OPTIONS) {
+    for (const name of fields.keys()) if (name !== 'FORM_TYPE' && !NODE_CONFIG_FIELDS.has(name)) throw invalid(`unknown publish-option: ${name}`);
+  }
   const out: { -readonly [K in keyof PepNodeConfig]?: PepNodeConfig[K] } = {};
   if (fields.has('pubsub#access_model')) out.accessModel = parseAccessModel(fields.get('pubsub#access_model')![0], formType);
   if (fields.has('pubsub#persist_items')) out.persistItems = parseBool(fields.get('pubsub#persist_items')![0], 'pubsub#persist_items', invalid);
