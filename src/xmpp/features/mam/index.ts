@@ -119,10 +119,10 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     for (const s of ctx.sessions.resources(jid.domain, jid.local)) if (s.anonymous) return true;
     return false;
   };
-  // owner and contact as routed (full or bare): only their bare parts count.
+  // owner and contact as routed (full or bare): the owner's bare part counts, the contact's full JID for prefs lists.
   const decide = (owner: Jid, contact: Jid): boolean | Promise<boolean> => {
     const prefs = prefsOf(owner);
-    const check = (p: ArchivePrefs) => archives(p, contact.bare, () => deps.inRoster(owner.bareJid(), contact.bareJid()));
+    const check = (p: ArchivePrefs) => archives(p, contact, () => deps.inRoster(owner.bareJid(), contact.bareJid()));
     return isPromise<ArchivePrefs>(prefs) ? prefs.then(check) : check(prefs);
   };
 

@@ -1,5 +1,5 @@
 import { x, type XmlElement } from '../../../xml/index.js';
-import { tryParseJid } from '../../../jid/index.js';
+import { tryParseJid, type Jid } from '../../../jid/index.js';
 import { StanzaErrorException } from '../../errors.js';
 import type { ArchivePrefs } from '../../../storage/ports/archive.js';
 import { NS_MAM } from './ns.js';
@@ -10,8 +10,9 @@ const DEFAULTS = new Set(['always', 'never', 'roster']);
 
 /**
  * XEP-0313 v0.6 §6 (now XEP-0441) <prefs/>: `default` is always, never or
- * roster; <always/> and <never/> list bare JIDs. A bad document is
- * bad-request; more than MAX_PREFS_JIDS is not-acceptable.
+ * roster; <always/> and <never/> list JIDs, bare or full, kept as given
+ * (normalised). A bad document is bad-request; more than MAX_PREFS_JIDS is
+ * not-acceptable.
  */
 export function parsePrefs(el: XmlElement): ArchivePrefs {
   const def = el.attr('default');
@@ -24,7 +25,8 @@ function jids(list: XmlElement | undefined): string[] {
   for (const j of list?.getChildren('jid', NS_MAM) ?? []) {
     const jid = tryParseJid(j.text().trim());
     if (!jid) throw new StanzaErrorException('jid-malformed', `not a JID: ${j.text()}`);
-    out.add(jid.bare);
+    // XEP-0441 "JID matching": a listed full JID names that resource only (archives() below).
+    out.add(jid.full);
   }
   if (out.size > MAX_PREFS_JIDS) throw new StanzaErrorException('not-acceptable', `at most ${MAX_PREFS_JIDS} JIDs per list`);
   return [...out];
@@ -36,12 +38,18 @@ export function prefsElement(prefs: ArchivePrefs): XmlElement {
 }
 
 /**
- * Whether messages with `contact` go into the archive: the lists first
- * (never wins over always), then the default; 'roster' asks `inRoster`.
+ * Whether messages with `contact` (the target JID: the 'to' of an outgoing
+ * message, the 'from' of an incoming one, as routed) go into the archive:
+ * the lists first (never wins over always), then the default; 'roster' asks
+ * `inRoster`. XEP-0441 "JID matching": "If the listed JID contains a
+ * resource, compare against the target JID as-is. If the listed JID has no
+ * resource (it is a bare JID) then first strip any resource from the target
+ * JID prior to comparison."
  */
-export function archives(prefs: ArchivePrefs, contact: string, inRoster: () => Promise<boolean>): boolean | Promise<boolean> {
-  if (prefs.never.includes(contact)) return false;
-  if (prefs.always.includes(contact)) return true;
+export function archives(prefs: ArchivePrefs, contact: Jid, inRoster: () => Promise<boolean>): boolean | Promise<boolean> {
+  const listed = (list: readonly string[]) => list.length > 0 && (list.includes(contact.bare) || (contact.resource !== '' && list.includes(contact.full)));
+  if (listed(prefs.never)) return false;
+  if (listed(prefs.always)) return true;
   if (prefs.default === 'roster') return inRoster();
   return prefs.default === 'always';
 }
