@@ -9,7 +9,7 @@ import { withUsers } from '../helpers/server.js';
 import { RawWsClient, stanzaErrorCondition } from '../helpers/ws-client.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 
-const server = await withUsers(t, ['alice', 'bob'], {
+const server = await withUsers(t, ['alice', 'bob', 'carol'], {
   ALLOW_INSECURE_PLAIN: 'true', PEP_MAX_ITEM_BYTES: '2048', PEP_MAX_NODES_PER_ACCOUNT: '3', PEP_MAX_ITEMS_PER_NODE: '10',
 });
 
@@ -27,6 +27,9 @@ async function iq(c: RawWsClient, id: string, type: 'get' | 'set', inner: string
 }
 
 const appCondition = (el: XmlElement): string | undefined => el.getChild('error')?.getChildren().find((c) => c.ns === NS.PUBSUB_ERRORS)?.local;
+/** The feature an <unsupported/> application condition names. */
+const unsupportedFeature = (el: XmlElement): string | undefined =>
+  el.getChild('error')?.getChildren().find((c) => c.ns === NS.PUBSUB_ERRORS && c.local === 'unsupported')?.attr('feature');
 
 const publish = (node: string, payload: string, options = ''): string =>
   `<pubsub xmlns='${NS.PUBSUB}'><publish node='${node}'><item id='current'>${payload}</item></publish>${options}</pubsub>`;
@@ -151,7 +154,6 @@ t.test('a node creation or configuration that cannot be processed gets not-accep
 t.test('a request this PEP service does not implement names the feature XEP-0060 gives it', async (t) => {
   const alice = await client(t, 'alice');
   const bob = await client(t, 'bob');
-  const feature = (el: XmlElement) => el.getChild('error')?.getChildren().find((c) => c.ns === NS.PUBSUB_ERRORS && c.local === 'unsupported')?.attr('feature');
   const cases: Array<[string, 'get' | 'set', string, string]> = [
     ['subscriptions', 'get', `<pubsub xmlns='${NS.PUBSUB}'><subscriptions/></pubsub>`, 'retrieve-subscriptions'], // §5.6
     ['affiliations', 'get', `<pubsub xmlns='${NS.PUBSUB}'><affiliations/></pubsub>`, 'retrieve-affiliations'], // §5.7
@@ -163,8 +165,25 @@ t.test('a request this PEP service does not implement names the feature XEP-0060
   for (const [what, type, inner, expected] of cases) {
     const reply = await iq(alice, what, type, inner);
     t.equal(stanzaErrorCondition(reply), 'feature-not-implemented', what);
-    t.equal(feature(reply), expected, `${what}: ${expected}`);
+    t.equal(unsupportedFeature(reply), expected, `${what}: ${expected}`);
   }
   const others = await iq(bob, 'bob-options', 'set', `<pubsub xmlns='${NS.PUBSUB}'><options node='urn:example:1' jid='bob@localhost'/></pubsub>`, 'alice@localhost');
-  t.equal(feature(others), 'subscription-options', "another account's options: §6.3.4.6");
+  t.equal(unsupportedFeature(others), 'subscription-options', "another account's options: §6.3.4.6");
+});
+
+t.test('a node that does not persist items: its items cannot be retrieved, retracted or purged (unsupported persistent-items)', async (t) => {
+  const carol = await client(t, 'carol');
+  const node = 'urn:example:transient';
+  const published = await iq(carol, 'p', 'set', publish(node, `<x xmlns='${node}'/>`, options(`${formType}<field var='pubsub#persist_items'><value>false</value></field>`)));
+  t.equal(published.attr('type'), 'result', 'published (notified, not kept)');
+  const cases: Array<[string, 'get' | 'set', string]> = [
+    ['items', 'get', `<pubsub xmlns='${NS.PUBSUB}'><items node='${node}'/></pubsub>`], // XEP-0060 §6.5.9.4
+    ['retract', 'set', `<pubsub xmlns='${NS.PUBSUB}'><retract node='${node}'><item id='current'/></retract></pubsub>`], // §7.2.3.5
+    ['purge', 'set', `<pubsub xmlns='${NS.PUBSUB_OWNER}'><purge node='${node}'/></pubsub>`], // §8.5.3.3
+  ];
+  for (const [what, type, inner] of cases) {
+    const reply = await iq(carol, what, type, inner);
+    t.equal(stanzaErrorCondition(reply), 'feature-not-implemented', what);
+    t.equal(unsupportedFeature(reply), 'persistent-items', `${what}: persistent-items`);
+  }
 });

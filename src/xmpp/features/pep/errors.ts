@@ -44,3 +44,11 @@ export function unsupported(ns: string, request: XmlElement | undefined, text?: 
   const local = request?.local ?? 'pubsub';
   return new PubsubError('feature-not-implemented', 'unsupported', FEATURE_OF[`${ns} ${local}`] ?? local, text);
 }
+
+/**
+ * XEP-0060 §6.5.9.4, §7.2.3.5, §8.5.3.3: a node that does not persist items (pubsub#persist_items
+ * false) has no items to retrieve, retract or purge.
+ */
+export function notPersistent(): PubsubError {
+  return new PubsubError('feature-not-implemented', 'unsupported', 'persistent-items', 'this node does not keep items');
+}

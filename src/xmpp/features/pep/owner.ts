@@ -6,7 +6,7 @@ import type { ModuleContext } from '../../context.js';
 import type { PepNodeConfig, PepStore } from '../../../storage/ports/pep.js';
 import { affiliationsElement, applyAffiliations } from './affiliations.js';
 import { randomId } from '../../../util/random.js';
-import { PubsubError, unsupported } from './errors.js';
+import { notPersistent, PubsubError, unsupported } from './errors.js';
 import { checkPreconditions, configForm, DEFAULT_CONFIG, NODE_CONFIG, parseConfigForm, PUBLISH_OPTIONS } from './config.js';
 import type { Notifier } from './notify.js';
 import { itemElement } from './notify.js';
@@ -101,6 +101,8 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
   async function retract(service: Jid, request: XmlElement): Promise<void> {
     const node = nodeOf(request);
     const config = await existing(service, node);
+    // §7.2.3.5: a node that keeps no items has none to retract.
+    if (!config.persistItems) throw notPersistent();
     const ids = request.getChildren('item').map((i) => i.attr('id'));
     if (ids.length === 0 || ids.some((id) => !id)) throw new PubsubError('bad-request', 'item-required');
     if (otherBookmarksNode(node) !== undefined) await roomFor(service, node);
@@ -138,6 +140,8 @@ export function createOwnerOps(ctx: ModuleContext, limits: PepLimits, { pep, not
   async function remove(service: Jid, request: XmlElement): Promise<void> {
     const node = nodeOf(request);
     const config = await existing(service, node);
+    // §8.5.3.3: a node that keeps no items cannot be purged.
+    if (request.local === 'purge' && !config.persistItems) throw notPersistent();
     const targets: Array<[string, PepNodeConfig]> = [[node, config]];
     const other = otherBookmarksNode(node);
     const otherConfig = other === undefined ? undefined : await pep.node(service.domain, service.local, other);

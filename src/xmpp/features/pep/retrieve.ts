@@ -4,7 +4,7 @@ import type { Jid } from '../../../jid/index.js';
 import { StanzaErrorException } from '../../errors.js';
 import type { PepStore } from '../../../storage/ports/pep.js';
 import type { AccountsService } from '../accounts/index.js';
-import { unsupported } from './errors.js';
+import { notPersistent, unsupported } from './errors.js';
 import { mayView } from './access.js';
 import { itemElement } from './notify.js';
 import { nodeOf, pubsub } from './wire.js';
@@ -27,6 +27,8 @@ export async function retrieve({ pep, accounts }: RetrieveDeps, service: Jid, vi
   if (!config) throw new StanzaErrorException('item-not-found');
   const denied = await mayView(accounts, service, viewer, config);
   if (denied) throw denied;
+  // §6.5.9.4: no items kept, and the last published one is not either.
+  if (!config.persistItems) throw notPersistent();
   const ids = request.getChildren('item').map((i) => i.attr('id') ?? '');
   if (ids.some((id) => id === '')) throw new StanzaErrorException('bad-request', 'an <item/> without id');
   const max = request.attr('max_items');
