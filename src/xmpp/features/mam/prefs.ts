@@ -47,9 +47,13 @@ export function prefsElement(prefs: ArchivePrefs): XmlElement {
  * JID prior to comparison."
  */
 export function archives(prefs: ArchivePrefs, contact: Jid, inRoster: () => Promise<boolean>): boolean | Promise<boolean> {
-  const listed = (list: readonly string[]) => list.length > 0 && (list.includes(contact.bare) || (contact.resource !== '' && list.includes(contact.full)));
-  if (listed(prefs.never)) return false;
-  if (listed(prefs.always)) return true;
+  if (listed(prefs.never, contact)) return false;
+  if (listed(prefs.always, contact)) return true;
   if (prefs.default === 'roster') return inRoster();
   return prefs.default === 'always';
+}
+
+/** Whether `list` names `contact`: its bare JID, or its full JID as it is (XEP-0441 "JID matching"). */
+function listed(list: readonly string[], contact: Jid): boolean {
+  return list.length > 0 && (list.includes(contact.bare) || (contact.resource !== '' && list.includes(contact.full)));
 }
