@@ -6,7 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { startFakeServer, withFakeUsers, type FakeClient, type FakeServer } from '../helpers/fake-conn.js';
-import { closeAll, condition, drain, item, online, Reader, rosterGet, seed } from '../helpers/roster-kit.js';
+import { closeAll, condition, drain, isRosterPush, item, items, online, Reader, rosterGet, seed, storedState } from '../helpers/roster-kit.js';
 import type { XmlElement } from '../../src/xml/index.js';
 import { DIRECTED_MAX } from '../../src/xmpp/features/presence.js';
 
@@ -240,4 +240,37 @@ t.test('pat and quinn, both online, see each other come and go', async (t) => {
   quinn.session.close();
   await drain();
   t.equal(unavailable(await rp.all(), 'quinn@localhost/q').length, 1, 'pat sees quinn leave');
+});
+
+t.test('a probe of a contact that does not let the user see its presence is answered with unsubscribed, which ends the stale subscription (RFC 6121 §4.3.2)', async (t) => {
+  // hal's stored roster says 'to' for frank (offline) and ivy (online), 'both' for an account that is
+  // gone; neither frank's nor ivy's roster has hal (the two halves disagree, as after a lost write).
+  for (const u of ['hal', 'frank', 'ivy', 'kim']) await server.addUser(u);
+  await seed(server, 'hal', item('frank@localhost', 'to'));
+  await seed(server, 'hal', item('gone@localhost', 'both'));
+  await seed(server, 'kim', item('ivy@localhost', 'to'));
+  const ivy = await online(server, 'ivy', 'i');
+  const hal = await online(server, 'hal', 'h');
+  t.teardown(() => closeAll(ivy, hal));
+  const [presences, pushes] = [new Reader(hal), new Reader(hal)];
+  const answer = async (from: string, subscription: string) => {
+    const unsubscribed = await presences.until((el) => el.local === 'presence' && el.attr('type') === 'unsubscribed', `unsubscribed from ${from}`);
+    t.equal(unsubscribed.attr('from'), from, `unsubscribed comes from ${from}`);
+    t.same(items(await pushes.until(isRosterPush, `the push for ${from}`)), [{ jid: from, subscription, groups: [] }], `${from} is '${subscription}' now`);
+  };
+  hal.send(`<presence xmlns='jabber:client' to='frank@localhost' type='probe'/>`);
+  await answer('frank@localhost', 'none');
+  hal.send(`<presence xmlns='jabber:client' to='gone@localhost' type='probe'/>`);
+  await answer('gone@localhost', 'from');
+  t.same((await storedState(server, 'hal', 'frank@localhost')).item?.subscription, 'none', 'stored');
+
+  // The probes the server sends for a resource's initial presence (§4.3.1) get the same answer from a contact in memory.
+  const kim = await server.login('kim', 'k');
+  t.teardown(() => closeAll(kim));
+  await rosterGet(kim);
+  const rk = new Reader(kim);
+  kim.send(`<presence xmlns='jabber:client'/>`);
+  t.equal((await rk.until((el) => el.local === 'presence' && el.attr('type') === 'unsubscribed', 'unsubscribed from ivy')).attr('from'), 'ivy@localhost');
+  t.equal((await storedState(server, 'kim', 'ivy@localhost')).item?.subscription, 'none', 'kim no longer claims to see ivy');
+  t.equal((await new Reader(ivy).stanzas('presence')).filter((p) => p.attr('from')?.startsWith('kim@')).length, 0, 'ivy is not told anything');
 });

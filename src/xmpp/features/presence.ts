@@ -95,6 +95,9 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
       const contact = me.contact(item.jid);
       const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
       if (target && hasFrom(target.state(me.bare).subscription)) yield relay.sendCurrent(target, session.jid!);
+      // §4.3.2: a contact in memory that does not have the user as From answers unsubscribed. An
+      // offline one is not read for this: each login would read the rosters of all its contacts.
+      else if (target) void refuseUnlessFrom(me, target, contact);
     }
     // §4.2.2: the presence of the user's other available resources.
     for (const s of relay.available(me)) {
@@ -180,14 +183,45 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
       for (const s of relay.available(me)) if (s !== session) session.send(s.presence!.clone().setAttr('to', session.full_jid));
       return undefined;
     }
-    // §4.3.2: only a subscriber learns anything; offline contacts get no answer (the RFC's option 2),
-    // and a non-subscriber is ignored rather than told 'unsubscribed', which would reveal the account.
-    const answer = (target: Account): void => { if (hasFrom(target.state(me.bare).subscription)) relay.sendCurrent(target, session.jid!); };
+    // §4.3.2: only a subscriber learns anything; offline contacts get no answer (the RFC's option 2).
+    // A contact without the user as From answers unsubscribed (step 1) when the user's roster says
+    // To or Both, so the stale half ends (A.3.4). Otherwise unsubscribed would change nothing (None)
+    // or withdraw a request the contact has not answered yet (Pending Out, which a probe from the
+    // client should not end) and is not sent: a missing account and a non-subscriber look alike.
+    const stale = hasTo(me.state(to.bare).subscription);
+    const answer = (target: Account): Promise<void> | undefined => {
+      if (hasFrom(target.state(me.bare).subscription)) relay.sendCurrent(target, session.jid!);
+      else if (stale) return refuseUnlessFrom(me, target, to);
+      return undefined;
+    };
     const target = accounts.peek(to.domain, to.local);
-    if (target) { answer(target); return undefined; }
+    if (target) return answer(target);
     // Cluster: a contact online on another node whose account is not held here yet (accounts/remote.ts).
     if (ctx.sessions.countResources(to.domain, to.local) > 0) return svc.use(to, answer);
-    return undefined;
+    if (!stale) return undefined;
+    // Offline, or no such account (§8.5.1 lets a probe to it be answered with unsubscribed).
+    return accounts.exists(to).then((exists) => exists ? accounts.use(to, answer) : refuse(me, to));
+  }
+
+  /**
+   * §4.3.2 step 1 for `target`, the contact's account, which does not have the user as From in
+   * memory: read again first (cluster: another node may have changed it since), since the
+   * unsubscribed ends the user's subscription. XEP-0191: a contact that blocks the user answers nothing.
+   */
+  async function refuseUnlessFrom(me: Account, target: Account, contact: Jid): Promise<void> {
+    try {
+      await accounts.reload(target.host, target.username);
+      if (hasFrom(target.state(me.bare).subscription) || svc.isBlocked(target, me.jid)) return;
+      await refuse(me, contact);
+    } catch (err) {
+      ctx.log.warn({ err }, 'answering a presence probe with unsubscribed failed');
+    }
+  }
+
+  /** §4.3.2: the unsubscribed a probe gets from `contact` on the server's side, processed at the user's account (A.3.4). */
+  function refuse(me: Account, contact: Jid): Promise<void> | undefined {
+    const stanza = x('presence', { xmlns: NS.CLIENT, type: 'unsubscribed', from: contact.bare, to: me.bare });
+    return ctx.router.route(null, stanza, me.jid) ?? undefined;
   }
 
   // A fan-out returns its promise: the sender's next stanza waits for it (core.ts, RFC 6120 §10.1).
