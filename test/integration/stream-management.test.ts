@@ -69,16 +69,21 @@ t.test('enabled carries an unguessable id, resume and max; r and a work both way
   c.close();
 });
 
-t.test('an h higher than what was sent closes the stream with handled-count-too-high', async (t) => {
-  const c = await RawWsClient.connect(server.wsUrl);
-  await c.login('alice', 'alice-pw');
-  c.send(`<enable xmlns='${SM}'/>`);
-  await c.next();
-  c.send(`<a xmlns='${SM}' h='5'/>`);
-  const err = await c.until((el) => el.local === 'error' && el.ns === NS.STREAM);
-  t.equal(streamErrorCondition(err), 'undefined-condition');
-  t.ok(err.getChild('handled-count-too-high', SM), 'carries handled-count-too-high');
-});
+// XEP-0198 §7: an h above what was sent, however far (the counter is an unsignedInt, §4), is handled-count-too-high.
+for (const h of [5, 3_000_000_000, 4_294_967_295]) {
+  t.test(`an h higher than what was sent (${h} of 0) closes the stream with handled-count-too-high`, async (t) => {
+    const c = await RawWsClient.connect(server.wsUrl);
+    await c.login('alice', 'alice-pw');
+    c.send(`<enable xmlns='${SM}'/>`);
+    await c.next();
+    c.send(`<a xmlns='${SM}' h='${h}'/>`);
+    const err = await c.until((el) => el.local === 'error' && el.ns === NS.STREAM);
+    t.equal(streamErrorCondition(err), 'undefined-condition');
+    const tooHigh = err.getChild('handled-count-too-high', SM);
+    t.equal(tooHigh?.attr('h'), String(h), 'carries handled-count-too-high with the h received');
+    t.equal(tooHigh?.attr('send-count'), '0', 'and what was sent');
+  });
+}
 
 t.test('a dropped connection hibernates; resume retransmits exactly what was not acked', async (t) => {
   const a = await RawWsClient.connect(server.wsUrl);
@@ -123,6 +128,24 @@ t.test('resuming as another user fails and leaves the session untouched', async 
   t.match(bound.getChild('bind', NS.BIND)?.getChildText('jid') ?? '', /^carol@localhost\//, 'after a failed resume the client binds afresh');
   a.close();
   c.close();
+});
+
+t.test('a resume whose h is above what was sent fails with handled-count-too-high, and the session waits on', async (t) => {
+  const a = await RawWsClient.connect(server.wsUrl);
+  const smid = await smLogin(a, 'alice', 'alice-pw', 'too-high');
+  a.close();
+  t.ok(await waitUntil(() => server.app.sessions.get('localhost', 'alice', 'too-high')?.conn === null), 'the session hibernates');
+  // A few stanzas were sent (presences): 4294967295 is not one "behind" 0, it is 2^32-1 ahead of it.
+  const { c, answer } = await resume('alice', 'alice-pw', smid, 4_294_967_295);
+  t.ok(answer.is('failed', SM));
+  t.ok(answer.getChild('undefined-condition', NS.STANZAS));
+  const tooHigh = answer.getChild('handled-count-too-high', SM);
+  t.equal(tooHigh?.attr('h'), '4294967295');
+  t.ok(Number(tooHigh?.attr('send-count')) < 10, `send-count is what was sent (${tooHigh?.attr('send-count')})`);
+  c.close();
+  const again = await resume('alice', 'alice-pw', smid, 1);
+  t.ok(again.answer.is('resumed', SM), 'with the right h it resumes');
+  again.c.close();
 });
 
 t.test('a guessed smid fails with item-not-found', async (t) => {

@@ -47,6 +47,25 @@ t.test('acks across the 2^32 wrap', async (t) => {
   t.same(q.ack(4), { ok: false, sent: 3 });
 });
 
+t.test('an h behind the last ack is late only as far back as acks went; further back it is ahead, too high', async (t) => {
+  const fresh = new SmQueue<string>();
+  fresh.push('a');
+  t.same(fresh.ack(MOD - 1), { ok: false, sent: 1 }, 'nothing acked yet: 2^32-1 is 2^32-2 beyond what was sent');
+  t.same(fresh.ack(3_000_000_000), { ok: false, sent: 1 }, 'however far in the upper half');
+  t.same(fresh.unacked(), ['a']);
+  const q = new SmQueue<number>(MOD - 2);
+  for (let i = 0; i < 5; i++) q.push(i);
+  t.same(q.ack(1), { ok: true, acked: 3 }, 'across the wrap');
+  t.same(q.ack(MOD - 1), { ok: true, acked: 0 }, 'a late ack from before the wrap changes nothing');
+  t.same(q.ack(MOD - 3), { ok: true, acked: 0 }, 'nor one from before the h the queue started at (a takeover: the client may have acked any of them)');
+  const z = new SmQueue<string>();
+  for (const s of ['a', 'b', 'c']) z.push(s);
+  t.same(z.ack(2), { ok: true, acked: 2 });
+  t.same(z.ack(0), { ok: true, acked: 0 }, 'as far back as the first h');
+  t.same(z.ack(MOD - 1), { ok: false, sent: 3 }, 'an h older than any ack could be is too high');
+  t.same(z.unacked(), ['c']);
+});
+
 t.test('the buffer compacts without losing order over many acks', async (t) => {
   const q = new SmQueue<number>();
   let next = 0;
