@@ -148,6 +148,27 @@ t.test('a resume whose h is above what was sent fails with handled-count-too-hig
   again.c.close();
 });
 
+t.test('with SM_BUFFER=false resumption is not supported: enable is not resumable, resume is feature-not-implemented', async (t) => {
+  const acksOnly = await withUsers(t, ['alice'], { ALLOW_INSECURE_PLAIN: 'true', SM_BUFFER: 'false' });
+  const a = await RawWsClient.connect(acksOnly.wsUrl);
+  await a.login('alice', 'alice-pw', 'acks-only');
+  a.send(`<enable xmlns='${SM}' resume='true'/>`);
+  const enabled = await a.next();
+  t.ok(enabled.is('enabled', SM));
+  t.equal(enabled.attr('resume'), undefined, 'enabled without resume');
+  t.equal(enabled.attr('id'), undefined, 'and without an id to resume by');
+  a.close();
+  // XEP-0198 §5: "If the server does not support session resumption, it MUST return a <failed/>
+  // element, which SHOULD include an error condition of <feature-not-implemented/>".
+  const { c, answer } = await resume('alice', 'alice-pw', 'AAAAAAAAAAAAAAAAAAAAAAAA', 0, acksOnly.wsUrl);
+  t.ok(answer.is('failed', SM));
+  t.ok(answer.getChild('feature-not-implemented', NS.STANZAS), `feature-not-implemented (got ${answer.toString()})`);
+  c.send(`<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='${NS.BIND}'/></iq>`);
+  const bound = await c.until((el) => el.attr('id') === 'b');
+  t.match(bound.getChild('bind', NS.BIND)?.getChildText('jid') ?? '', /^alice@localhost\//, 'the client binds afresh on the same stream');
+  c.close();
+});
+
 t.test('a guessed smid fails with item-not-found', async (t) => {
   const { c, answer } = await resume('alice', 'alice-pw', 'AAAAAAAAAAAAAAAAAAAAAAAA', 0);
   t.ok(answer.is('failed', SM));

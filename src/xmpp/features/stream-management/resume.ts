@@ -50,6 +50,13 @@ export function createResume(ctx: ModuleContext, opts: SmOptions, flow: Flow, re
     if (carrier.type !== 'c2s' || carrier.full_jid !== undefined || states.has(carrier)) {
       return reply.failed(carrier, failed('unexpected-request'));
     }
+    // Without the buffer no session is resumable (<enabled/> never says resume): XEP-0198 §5, "If the
+    // server does not support session resumption, it MUST return a <failed/> element, which SHOULD
+    // include an error condition of <feature-not-implemented/>" (not item-not-found: no smid can ever be found).
+    if (!opts.buffer) {
+      ctx.metrics.sm('resume-failed');
+      return reply.failed(carrier, failed('feature-not-implemented'));
+    }
     const previd = el.attr('previd') ?? '';
     const h = parseH(el.attr('h'));
     if (h === undefined) return reply.failed(carrier, failed('bad-request'));
