@@ -21,6 +21,7 @@
 import type { ModuleContext } from '../xmpp/context.js';
 import { NOT_ACKNOWLEDGED, reroute } from '../xmpp/hand-over.js';
 import type { SmStateStore } from '../storage/ports/sm-state.js';
+import { staleHKey } from '../xmpp/features/stream-management/registry.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import type { SmLog } from './sm-registry.js';
@@ -73,8 +74,8 @@ export interface OrphanDeps {
 /** `replaced`: claimed to be ended (TAKEOVER's REPLACED), whose hand-over is tried again. */
 interface Orphan { readonly epoch: number; readonly timer: NodeJS.Timeout | undefined; readonly replaced?: boolean }
 
-/** TAKE_ORPHAN's reply (sm-scripts.ts): counter_in, host, username, items, resource, presence, directed, ended, covered. */
-type Taken = [string | null, string | null, string | null, unknown[], string | null, string | null, string | null, string | null, number | null];
+/** TAKE_ORPHAN's reply (sm-scripts.ts): counter_in, host, username, items, resource, presence, directed, ended, covered, anonymous. */
+type Taken = [string | null, string | null, string | null, unknown[], string | null, string | null, string | null, string | null, number | null, string | null];
 
 export function createOrphans(deps: OrphanDeps): Orphans {
   const { node, log } = deps;
@@ -176,7 +177,9 @@ export function createOrphans(deps: OrphanDeps): Orphans {
   /** XEP-0198 §5: the h of a session that can no longer be resumed, for a <failed h/> later. */
   async function staleH(smid: string, take: readonly unknown[]): Promise<void> {
     if (!deps.staleH) return;
-    await deps.stale.setStaleH(smid, Number(take[0] ?? 0), Date.now()).catch((err: unknown) => log.warn({ err }, 'stale h storage failed'));
+    const [counterIn, host, username, , , , , , , anonymous] = take as Taken;
+    const owner = { host: host ?? undefined, username: username ?? undefined, anonymous: anonymous === '1' };
+    await deps.stale.setStaleH(staleHKey(smid, owner), Number(counterIn ?? 0), Date.now()).catch((err: unknown) => log.warn({ err }, 'stale h storage failed'));
   }
 
   async function replaced(smid: string, epoch: number): Promise<void> {

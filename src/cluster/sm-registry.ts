@@ -11,7 +11,7 @@
  */
 import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { Session } from '../xmpp/session.js';
-import type { SmClaim, SmClaimed, SmJournal, SmQueueCopy, SmRegistry } from '../xmpp/features/stream-management/registry.js';
+import { staleHKey, type SmClaim, type SmClaimed, type SmJournal, type SmQueueCopy, type SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import { createSmBatch } from './sm-batch.js';
@@ -339,8 +339,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       if (h) unmark(h);
       held.delete(smid);
     },
-    setStaleH: (smid, h, now) => stale.setStaleH(smid, h, now),
-    getStaleH: (smid) => stale.getStaleH(smid),
+    setStaleH: (smid, owner, h, now) => stale.setStaleH(staleHKey(smid, owner), h, now),
+    getStaleH: (smid, owner) => stale.getStaleH(staleHKey(smid, owner)),
     collectStaleH: (now, geriatricSeconds) => stale.collectStaleH(now - geriatricSeconds * 1000),
     get size() { return held.size; },
     snapshot(session) {

@@ -108,13 +108,13 @@ return {f[1], f[2], f[3], items, f[4], f[5], f[6], f[7]}`;
  * epoch + 1) and hands it over in turn. A local session's end keeps TAKE:
  * its queue is in that process, and it is routed there whatever TAKE's
  * answer (sm-registry.ts). KEYS as TAKE's; ARGV epoch, smid, prefix.
- * Returns TAKE's reply and `covered` (the last five for the unavailable
+ * Returns TAKE's reply, `covered` (the last five for the unavailable
  * presence such a session is owed, which `covered` 1 withholds: a newer
  * session holds its full JID, available, and its presence stands for that
- * JID now) or 0 / -1.
+ * JID now) and `anonymous` (whose stale h it is), or 0 / -1.
  */
 export const TAKE_ORPHAN = `${FENCE}${NEWER}
-local f = redis.call('HMGET', KEYS[1], 'counter_in', 'host', 'username', 'resource', 'presence', 'directed', 'ended', 'dsid')
+local f = redis.call('HMGET', KEYS[1], 'counter_in', 'host', 'username', 'resource', 'presence', 'directed', 'ended', 'dsid', 'anonymous')
 local items = redis.call('LRANGE', KEYS[2], 0, -1)
 redis.call('HSET', KEYS[1], 'handing', 1)
 redis.call('PERSIST', KEYS[1])
@@ -124,7 +124,7 @@ if f[2] and f[3] and f[4] then
   local e = entry(ARGV[3], f[2], f[3], f[4])
   if newer(ARGV[3], e, f[8]) and available(e) then covered = 1 end
 end
-return {f[1] or false, f[2] or false, f[3] or false, items, f[4] or false, f[5] or false, f[6] or false, f[7] or false, covered}`;
+return {f[1] or false, f[2] or false, f[3] or false, items, f[4] or false, f[5] or false, f[6] or false, f[7] or false, covered, f[9] or false}`;
 
 /**
  * The second half: record and queue deleted once the node handed the

@@ -217,8 +217,8 @@ t.test('on resume timeout unacked messages are handed over, never dropped', asyn
   bob.close();
 });
 
-t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t) => {
-  const s = await withUsers(t, ['alice'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1', SM_STALE_H_ENABLED: 'true' });
+t.test('with stale_h enabled, a timed-out smid fails with its last h (to its account only)', async (t) => {
+  const s = await withUsers(t, ['alice', 'bob'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1', SM_STALE_H_ENABLED: 'true' });
   const a = await RawWsClient.connect(s.wsUrl);
   await a.login('alice', 'alice-pw');
   a.send(`<enable xmlns='${SM}' resume='true'/>`);
@@ -228,6 +228,12 @@ t.test('with stale_h enabled, a timed-out smid fails with its last h', async (t)
   await a.until((el) => el.attr('id') === 'p2');
   a.ws.terminate();
   await new Promise((r) => setTimeout(r, 1500));
+  // Another account's resumption of it is answered as an unknown smid's: no h to tell them apart by.
+  const { c: stranger, answer: strangers } = await resume('bob', 'bob-pw', smid, 0, s.wsUrl);
+  const { answer: unknown } = await resume('bob', 'bob-pw', 'AAAAAAAAAAAAAAAAAAAAAAAA', 0, s.wsUrl);
+  t.equal(strangers.toString(), unknown.toString(), `another account's timed-out smid looks unknown (${strangers.toString()})`);
+  t.equal(strangers.attr('h'), undefined, 'no h for another account');
+  stranger.close();
   const c = await RawWsClient.connect(s.wsUrl);
   await c.authenticate('alice', 'alice-pw');
   c.send(`<resume xmlns='${SM}' previd='${smid}' h='0'/>`);

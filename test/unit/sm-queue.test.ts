@@ -120,12 +120,26 @@ t.test('the pending queue keeps order and its byte count over many pushes and sh
   t.same(out, Array.from({ length: next }, (_, i) => i));
 });
 
+const ALICE = { host: 'localhost', username: 'alice', anonymous: false };
+
 t.test('the memory registry keeps stale h until it is geriatric', async (t) => {
   const r = createMemorySmRegistry(createMemoryStorage().smState);
-  await r.setStaleH('x', 42, 1000);
-  t.equal(await r.getStaleH('x'), 42);
+  await r.setStaleH('x', ALICE, 42, 1000);
+  t.equal(await r.getStaleH('x', ALICE), 42);
   t.equal(await r.collectStaleH(1000 + 3599_000, 3600), 0);
-  t.equal(await r.getStaleH('x'), 42);
+  t.equal(await r.getStaleH('x', ALICE), 42);
   t.equal(await r.collectStaleH(1000 + 3600_000, 3600), 1);
-  t.equal(await r.getStaleH('x'), undefined);
+  t.equal(await r.getStaleH('x', ALICE), undefined);
+});
+
+t.test('a stale h is told to its own account only; a guest\'s to any guest of the host', async (t) => {
+  const r = createMemorySmRegistry(createMemoryStorage().smState);
+  await r.setStaleH('x', ALICE, 42, 1000);
+  t.equal(await r.getStaleH('x', { host: 'localhost', username: 'bob', anonymous: false }), undefined, 'not to another account');
+  t.equal(await r.getStaleH('x', { host: 'example.org', username: 'alice', anonymous: false }), undefined, 'nor to the same name on another host');
+  t.equal(await r.getStaleH('x', { host: 'localhost', username: 'guest-1', anonymous: true }), undefined, 'nor to a guest');
+  await r.setStaleH('g', { host: 'localhost', username: 'guest-1', anonymous: true }, 7, 1000);
+  t.equal(await r.getStaleH('g', { host: 'localhost', username: 'guest-2', anonymous: true }), 7, 'a guest\'s, to another guest (as its resumption)');
+  t.equal(await r.getStaleH('g', { host: 'localhost', username: 'guest-1', anonymous: false }), undefined, 'not to a registered account, whatever its name');
+  t.equal(await r.getStaleH('g', { host: 'localhost', username: '', anonymous: false }), undefined, 'nor to one without a name');
 });

@@ -266,7 +266,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     if (smid === undefined) return handOver(ctx, session, drained, NOT_ACKNOWLEDGED);
     if (!journal) {
       registry.remove(smid);
-      if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
+      if (opts.stale_h.enabled) registry.setStaleH(smid, session, st.counter_in, Date.now()).catch(staleHFailed);
       return handOver(ctx, session, drained, NOT_ACKNOWLEDGED);
     }
     // Cluster: the queue is this node's to route only if no other node took the session over
@@ -284,7 +284,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
         session.directed = undefined;
         return;
       }
-      if (opts.stale_h.enabled) registry.setStaleH(smid, st.counter_in, Date.now()).catch(staleHFailed);
+      if (opts.stale_h.enabled) registry.setStaleH(smid, session, st.counter_in, Date.now()).catch(staleHFailed);
       reroute(ctx, session.username!, session.host!, left, NOT_ACKNOWLEDGED);
     }));
   }, PRIORITY.lifecycle.streamManagement);

@@ -13,14 +13,33 @@ export interface SmRegistry {
   register(smid: string, session: Session): void;
   get(smid: string): Session | undefined;
   remove(smid: string): void;
-  /** Records the h of a session that can no longer be resumed. */
-  setStaleH(smid: string, h: number, now: number): Promise<void>;
-  getStaleH(smid: string): Promise<number | undefined>;
+  /** Records the h of `owner`'s session `smid`, which can no longer be resumed. */
+  setStaleH(smid: string, owner: StaleHOwner, h: number, now: number): Promise<void>;
+  /** The h recorded for `smid`, if `owner` (the account resuming) is the one it was recorded for. */
+  getStaleH(smid: string, owner: StaleHOwner): Promise<number | undefined>;
   /** Drops stale h records older than `geriatric` seconds; returns how many. */
   collectStaleH(now: number, geriatricSeconds: number): Promise<number>;
   readonly size: number;
   /** The durable copy a cluster backend keeps (see SmJournal); none in memory, whose path stays synchronous. */
   readonly journal?: SmJournal;
+}
+
+/** The account a stale h record is for: a session's host, username, and whether it is a guest's. */
+export interface StaleHOwner {
+  readonly host?: string | undefined;
+  readonly username?: string | undefined;
+  readonly anonymous: boolean;
+}
+
+/**
+ * Where `smid`'s stale h is stored: under the smid and its account, so a
+ * <resume/> by another account finds nothing, exactly as for an unknown
+ * smid (no h to tell the two apart, nor to learn another's traffic by). A
+ * guest's (SASL ANONYMOUS) is any guest's of the host, as its resumption
+ * is (resume.ts): '@' as its localpart, which no account's can be (RFC 7622 §3.3.1).
+ */
+export function staleHKey(smid: string, owner: StaleHOwner): string {
+  return `${smid} ${owner.anonymous ? '@' : owner.username ?? ''}@${owner.host ?? ''}`;
 }
 
 /** Who holds a resumable session in the journal, for a resumption on a node that does not (SmJournal.claim). */
@@ -146,8 +165,8 @@ export function createMemorySmRegistry(stale: SmStateStore): SmRegistry {
     register: (smid, session) => { sessions.set(smid, session); },
     get: (smid) => sessions.get(smid),
     remove: (smid) => { sessions.delete(smid); },
-    setStaleH: (smid, h, now) => stale.setStaleH(smid, h, now),
-    getStaleH: (smid) => stale.getStaleH(smid),
+    setStaleH: (smid, owner, h, now) => stale.setStaleH(staleHKey(smid, owner), h, now),
+    getStaleH: (smid, owner) => stale.getStaleH(staleHKey(smid, owner)),
     collectStaleH: (now, geriatricSeconds) => stale.collectStaleH(now - geriatricSeconds * 1000),
     get size() { return sessions.size; },
   };

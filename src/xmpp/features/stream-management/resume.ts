@@ -79,7 +79,8 @@ export function createResume(ctx: ModuleContext, opts: SmOptions, flow: Flow, re
     if (!opts.stale_h.enabled) return reply.failed(carrier, failed('item-not-found'));
     // The stale h is in storage: the session's next element waits for the answer (core.ts),
     // so replies keep their order. Without the h, <failed/> still goes.
-    return registry.getStaleH(previd).then(
+    // Only the account's own: another's smid stays indistinguishable from an unknown one.
+    return registry.getStaleH(previd, carrier).then(
       (stale) => reply.failed(carrier, failed('item-not-found', stale)),
       (err: unknown) => { ctx.log.warn({ err }, 'stale h storage failed'); reply.failed(carrier, failed('item-not-found')); },
     );
