@@ -1,7 +1,7 @@
 import { NS, x, type XmlElement } from '../../../xml/index.js';
 import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
-import { parseH } from './counter.js';
+import { add, parseH } from './counter.js';
 import type { SmQueue } from './queue.js';
 import type { PendingQueue } from './pending.js';
 import { newState } from './state.js';
@@ -187,7 +187,8 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
     // Stored as the next stanza arrives, when the one before has been handled (its route awaited):
     // a crash repeats a stanza on resumption, never loses one.
     if (journal && st.smid) journal.received(st.smid, st.counter_in);
-    st.counter_in = (st.counter_in + 1) % 2 ** 32;
+    // XEP-0198 §4: from 2^32-1 back to 0 (counter.ts, unit-tested there).
+    st.counter_in = add(st.counter_in, 1);
   }, PRIORITY.lifecycle.streamManagement);
 
   // SM writes every stanza of a session with SM enabled (counted, buffered until acked).
