@@ -115,7 +115,7 @@ class WsConn implements Conn {
 
   open(header: StreamHeader): void {
     this.#opened = true;
-    this.#write(x('open', { xmlns: NS.FRAMING, from: header.from, id: header.id, version: header.version, 'xml:lang': header.lang }));
+    this.#write(x('open', { xmlns: NS.FRAMING, from: header.from, to: header.to, id: header.id, version: header.version, 'xml:lang': header.lang }));
   }
 
   send(el: XmlElement, sent?: () => void): void {

@@ -5,6 +5,8 @@ import type { StreamError, StreamErrorCondition } from './errors.js';
 export interface StreamHeader {
   readonly id: string;
   readonly from: string;
+  /** RFC 6120 §4.7.2: the bare JID of the client's initial header `from`, when it gave one. */
+  readonly to?: string;
   readonly version: '1.0';
   readonly lang: string;
 }

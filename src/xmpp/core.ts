@@ -131,8 +131,11 @@ export function createCore(deps: CoreDeps): Core {
     session.streamFrom = attrs.from;
     session.streamId = randomId(16);
     session.notopen = false;
+    // RFC 6120 §4.7.2: the response's to is the bare JID of the client's from (none without one, or an unparseable one).
+    let peer: string | undefined;
+    if (attrs.from !== undefined) try { peer = parseJid(attrs.from).bare; } catch { /* not a JID: no to */ }
     // RFC 6120 §4.9.1.2: the header goes out before any stream error.
-    session.conn?.open({ id: session.streamId, from: hosts.has(host) ? host : deps.hosts[0]!, version: '1.0', lang: session.lang });
+    session.conn?.open({ id: session.streamId, from: hosts.has(host) ? host : deps.hosts[0]!, to: peer, version: '1.0', lang: session.lang });
     // RFC 6120 §4.9.3.6; after SASL the host may not change (§6.4.6).
     if (!hosts.has(host) || (session.host !== undefined && session.host !== host)) {
       throw new StreamErrorException({ condition: 'host-unknown', text: `this server does not serve ${host}` });

@@ -39,6 +39,17 @@ t.test('opening the stream gets <open/> with id, version and xml:lang, then the 
   c.close();
 });
 
+t.test("the response header's to is the bare JID of the initial header's from, and absent without one (RFC 6120 §4.7.2)", async (t) => {
+  const withFrom = await RawWsClient.connect(server.wsUrl);
+  withFrom.send(`<open xmlns='${NS.FRAMING}' to='localhost' from='alice@localhost/desk' version='1.0'/>`);
+  t.equal((await withFrom.next()).attr('to'), 'alice@localhost');
+  withFrom.close();
+  const without = await RawWsClient.connect(server.wsUrl);
+  without.open();
+  t.equal((await without.next()).attr('to'), undefined);
+  without.close();
+});
+
 t.test('PLAIN is not offered on an insecure connection by default', async (t) => {
   const strict = await withServer(t);
   const c = await RawWsClient.connect(strict.wsUrl);
