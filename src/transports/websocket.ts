@@ -285,7 +285,9 @@ function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, o
     if (!session.notopen) return session.streamError('bad-format', 'unexpected <open/>: the stream is already open');
     return session.streamOpened(el.attrs as Record<string, string>);
   }
-  if (el.ns === NS.FRAMING && el.local === 'close') {
+  // RFC 6120 §4.9.1.1: a stream error is the peer's last word before its <close/>; it is no stanza
+  // (§4.9.3.24 unsupported-stanza-type would be wrong) and ends the stream as that <close/> would.
+  if ((el.ns === NS.FRAMING && el.local === 'close') || el.is('error', NS.STREAM)) {
     // RFC 7395 §3.6.1: answer the peer's <close/> with ours, then close the connection.
     conn.close();
     ws.close(1000);

@@ -105,6 +105,15 @@ t.test('hostile XML gets its stream error and other sessions keep working', asyn
   bystander.close();
 });
 
+t.test("the client's stream error ends the stream with our <close/>, not a stream error of ours (RFC 6120 §4.9, RFC 7395 §3.6)", async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  await c.login('alice', 'alice-secret', 'erring');
+  c.send(`<stream:error xmlns:stream='${NS.STREAM}'><undefined-condition xmlns='${NS.STREAMS}'/></stream:error>`);
+  t.ok((await c.next()).is('close', NS.FRAMING), 'the answer is <close/>');
+  await c.waitClosed();
+  t.equal(server.app.sessions.get('localhost', 'alice', 'erring'), undefined, 'and the session is gone');
+});
+
 t.test('an unknown host: the <open/> header comes before the host-unknown error (RFC 6120 §4.9.1.2)', async (t) => {
   const c = await RawWsClient.connect(server.wsUrl);
   c.open('example.org');
