@@ -189,6 +189,8 @@ export function createCore(deps: CoreDeps): Core {
     if (session.type !== 'c2s') throw new StreamErrorException({ condition: 'not-authorized', text: 'authenticate first' });
     if (session.full_jid === undefined) return handleUnbound(session, stanza);
     stampFrom(session, stanza);
+    // RFC 6120 §4.7.4: a stanza without xml:lang is delivered with the language of the stream it came on.
+    if (stanza.attr('xml:lang') === undefined) stanza.setAttr('xml:lang', session.lang);
     if (kind === 'iq') validateIq(stanza);
     const rawTo = stanza.attr('to');
     let to: Jid | undefined;

@@ -46,8 +46,12 @@ export class RawWsClient {
     this.ws.send(frame, { binary });
   }
 
+  /** The xml:lang of the headers open() sends (RFC 6120 §4.7.4); none when unset. */
+  lang: string | undefined;
+
   open(to = 'localhost'): void {
-    this.send(`<open xmlns='${NS.FRAMING}' to='${to}' version='1.0'/>`);
+    const lang = this.lang === undefined ? '' : ` xml:lang='${this.lang}'`;
+    this.send(`<open xmlns='${NS.FRAMING}' to='${to}' version='1.0'${lang}/>`);
   }
 
   /** Opens the stream and reads the server's <open/>; returns its <stream:features/>. */

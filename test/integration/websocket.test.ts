@@ -50,6 +50,17 @@ t.test("the response header's to is the bare JID of the initial header's from, a
   without.close();
 });
 
+t.test("a client's stanza without xml:lang gets the stream's, one with its own keeps it (RFC 6120 §4.7.4)", async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  c.lang = 'fr';
+  const jid = await c.login('alice', 'alice-secret', 'lang');
+  c.send(`<message xmlns='jabber:client' to='${jid}' id='plain'><body>x</body></message>`);
+  t.equal((await c.until((el) => el.attr('id') === 'plain')).attr('xml:lang'), 'fr', 'the stream language is added');
+  c.send(`<message xmlns='jabber:client' to='${jid}' id='own' xml:lang='de'><body>x</body></message>`);
+  t.equal((await c.until((el) => el.attr('id') === 'own')).attr('xml:lang'), 'de', 'its own is kept');
+  c.close();
+});
+
 t.test('PLAIN is not offered on an insecure connection by default', async (t) => {
   const strict = await withServer(t);
   const c = await RawWsClient.connect(strict.wsUrl);
