@@ -1,5 +1,5 @@
-/** RFC 6120 §4.9.3 stream error conditions the XML layer can raise (§4.9.3.10, .13, .14, .18). */
-export type XmlErrorCondition = 'not-well-formed' | 'restricted-xml' | 'policy-violation' | 'invalid-namespace';
+/** RFC 6120 §4.9.3 stream error conditions the XML layer can raise (§4.9.3.10, .13, .14, .18, .22). */
+export type XmlErrorCondition = 'not-well-formed' | 'restricted-xml' | 'policy-violation' | 'invalid-namespace' | 'unsupported-encoding';
 
 /** Which limit a policy-violation enforced (xmpp_limit_refusals_total); undefined for other errors. */
 export type XmlLimit = 'size' | 'depth' | 'other';
@@ -17,4 +17,5 @@ export class XmlError extends Error {
 
 export const notWellFormed = (message: string): XmlError => new XmlError('not-well-formed', message);
 export const restrictedXml = (message: string): XmlError => new XmlError('restricted-xml', message);
+export const unsupportedEncoding = (message: string): XmlError => new XmlError('unsupported-encoding', message);
 export const policyViolation = (message: string, limit: XmlLimit = 'other'): XmlError => new XmlError('policy-violation', message, limit);

@@ -1,4 +1,4 @@
-import { notWellFormed, policyViolation, restrictedXml } from './errors.js';
+import { notWellFormed, policyViolation, restrictedXml, unsupportedEncoding } from './errors.js';
 
 // Checks fast-xml-parser cannot make: it has no notion of RFC 6120 §11.1 restricted XML (its
 // validator silently skips comments, PIs and DOCTYPEs), no size limit, no strict UTF-8 decoding,
@@ -13,7 +13,7 @@ const BAD_CHAR = /[\0-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF\uD800-\uDFFF]/u;
 const BAD_CHAR_OR_MARKUP = /[\0-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF\uD800-\uDFFF]|<[!?]/gu;
 // XML 1.0 §2.8 XMLDecl, version 1.0 only (RFC 6120 §11.6). `\s` is avoided: XML's S is just these 4.
 const XML_DECL =
-  /<\?xml[ \t\n\r]+version[ \t\n\r]*=[ \t\n\r]*(["'])1\.0\1(?:[ \t\n\r]+encoding[ \t\n\r]*=[ \t\n\r]*(["'])[A-Za-z][\w.-]*\2)?(?:[ \t\n\r]+standalone[ \t\n\r]*=[ \t\n\r]*(["'])(?:yes|no)\3)?[ \t\n\r]*\?>/y;
+  /<\?xml[ \t\n\r]+version[ \t\n\r]*=[ \t\n\r]*(["'])1\.0\1(?:[ \t\n\r]+encoding[ \t\n\r]*=[ \t\n\r]*(["'])(?<encoding>[A-Za-z][\w.-]*)\2)?(?:[ \t\n\r]+standalone[ \t\n\r]*=[ \t\n\r]*(["'])(?:yes|no)\4)?[ \t\n\r]*\?>/y;
 // XML 1.0 §2.8 markupdecl keywords: DTD content, forbidden by RFC 6120 §11.1.
 const DTD_DECL = /<!(?:DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)/y;
 
@@ -43,7 +43,11 @@ export function decodeInput(input: string | Uint8Array, maxBytes: number): strin
 export function skipXmlDecl(s: string): number {
   if (!s.startsWith('<?xml') || !isXmlSpace(s.charCodeAt(5))) return 0; // `<?xml-foo`: a PI, rejected later
   XML_DECL.lastIndex = 0;
-  if (!XML_DECL.test(s)) throw notWellFormed('malformed XML declaration');
+  const decl = XML_DECL.exec(s);
+  if (!decl) throw notWellFormed('malformed XML declaration');
+  // RFC 6120 §11.6: UTF-8 only; declaring another encoding is a stream error, unsupported-encoding.
+  const encoding = decl.groups?.encoding;
+  if (encoding !== undefined && encoding.toLowerCase() !== 'utf-8') throw unsupportedEncoding(`encoding '${encoding}' is not UTF-8`);
   return XML_DECL.lastIndex;
 }
 

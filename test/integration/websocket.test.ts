@@ -96,6 +96,7 @@ t.test('hostile XML gets its stream error and other sessions keep working', asyn
     ['invalid UTF-8', Buffer.concat([Buffer.from(`<message xmlns='jabber:client'><body>`), Buffer.from([0xc3, 0x28]), Buffer.from('</body></message>')]), 'not-well-formed'],
     ['deep nesting', `${'<a>'.repeat(5000)}${'</a>'.repeat(5000)}`, 'policy-violation'],
     ['binary frame', Buffer.from(`<message xmlns='jabber:client'/>`), 'unsupported-encoding', true],
+    ['XML declaration of another encoding', `<?xml version='1.0' encoding='ISO-8859-1'?><message xmlns='jabber:client'/>`, 'unsupported-encoding'],
     ['unknown first-level element', `<foo xmlns='urn:example'/>`, 'unsupported-stanza-type'],
     ['old-style stream root', `<stream:stream xmlns:stream='${NS.STREAM}' to='localhost' version='1.0'/>`, 'invalid-namespace'],
   ];

@@ -25,6 +25,11 @@ const BILLION_LAUGHS = `<?xml version="1.0"?>
 const nest = (depth: number): string => '<a>'.repeat(depth) + '</a>'.repeat(depth);
 const withAttrs = (n: number): string => `<a ${Array.from({ length: n }, (_, i) => `a${i}='${i}'`).join(' ')}/>`;
 
+t.test('an XML declaration of an encoding other than UTF-8 is unsupported-encoding (RFC 6120 §11.6)', async (t) => {
+  t.equal(conditionOf(`<?xml version='1.0' encoding='utf-8'?><a/>`), 'parsed without error', 'the name is case-insensitive');
+  for (const enc of ['ISO-8859-1', 'UTF-16', 'us-ascii']) t.equal(conditionOf(`<?xml version='1.0' encoding='${enc}'?><a/>`), 'unsupported-encoding', enc);
+});
+
 t.test('DTDs, entity declarations, comments and processing instructions are restricted-xml', async (t) => {
   t.equal(conditionOf(BILLION_LAUGHS), 'restricted-xml');
   t.equal(conditionOf(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>`), 'restricted-xml');
