@@ -18,6 +18,8 @@ import { randomId } from '../util/random.js';
 import { PRIORITY } from './priorities.js';
 
 const UNDELIVERED_NOTE = 'resent: not delivered before the session ended';
+/** The shape of a BCP 47 language tag (RFC 5646 §2.1): subtags of 1 to 8 letters or digits, the first letters only. */
+const LANGUAGE_TAG = /^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$/;
 /** Input a session may send while an earlier element of it is still being handled; more ends the stream. */
 export const MAX_QUEUED_INPUT_BYTES = 1024 * 1024;
 /**
@@ -127,7 +129,9 @@ export function createCore(deps: CoreDeps): Core {
     // a to that is no domainpart stays as given, and is host-unknown below.
     const to = attrs.to === undefined ? undefined : tryNormalizeDomain(attrs.to) ?? attrs.to;
     const host = to ?? session.host ?? deps.hosts[0]!;
-    session.lang = attrs['xml:lang'] ?? session.lang;
+    // RFC 6120 §4.7.4: the response's xml:lang (and the stanzas stamped with it) must be a BCP 47 tag; another value is ignored.
+    const lang = attrs['xml:lang'];
+    if (lang !== undefined && LANGUAGE_TAG.test(lang)) session.lang = lang;
     session.streamFrom = attrs.from;
     session.streamId = randomId(16);
     session.notopen = false;

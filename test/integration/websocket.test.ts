@@ -61,6 +61,14 @@ t.test("a client's stanza without xml:lang gets the stream's, one with its own k
   c.close();
 });
 
+t.test('an xml:lang that is no language tag is not echoed; the default stands (RFC 6120 §4.7.4)', async (t) => {
+  const c = await RawWsClient.connect(server.wsUrl);
+  c.lang = 'not a tag!';
+  c.open();
+  t.equal((await c.next()).attr('xml:lang'), 'en');
+  c.close();
+});
+
 t.test('PLAIN is not offered on an insecure connection by default', async (t) => {
   const strict = await withServer(t);
   const c = await RawWsClient.connect(strict.wsUrl);
