@@ -17,47 +17,22 @@
  * push and get the full roster next time); a message lost while the
  * subscriber reconnects leaves a copy stale until the next change.
  */
-import type { ModuleContext } from '../xmpp/context.js';
 import { PRIORITY } from '../xmpp/priorities.js';
-import type { Redis } from './redis.js';
 import type { ClusterModule, ClusterServices } from './module.js';
+import { createBroadcastModule } from './broadcast.js';
 
-interface Changed { readonly node: string; readonly host: string; readonly username: string }
+interface Changed { readonly host: string; readonly username: string }
 
-export function createAccountSyncModule({ node, log }: ClusterServices): ClusterModule {
-  const channel = `${node.prefix}account`;
-  let ctx: ModuleContext | undefined;
-  let subscriber: Redis | undefined;
-
-  function received(raw: string): void {
-    let msg: Changed;
-    try {
-      msg = JSON.parse(raw) as Changed;
-    } catch {
-      return;
-    }
-    if (msg.node === node.id || !ctx) return;
-    ctx.hooks.run('account-stale', { host: msg.host, username: msg.username });
-  }
-
-  return {
-    feature(c) {
-      ctx = c;
-      c.hooks.notify('account-written', ({ host, username }) => {
-        node.redis.publish(channel, JSON.stringify({ node: node.id, host, username } satisfies Changed))
-          .catch((err: unknown) => log.warn({ err, account: `${username}@${host}` }, 'publishing an account change failed'));
-      }, PRIORITY.lifecycle.default);
+export function createAccountSyncModule(services: ClusterServices): ClusterModule {
+  return createBroadcastModule<Changed>(services, {
+    channel: 'account',
+    what: 'an account change',
+    publishing(c, publish) {
+      c.hooks.notify('account-written', ({ host, username }) => { publish({ host, username }); }, PRIORITY.lifecycle.default);
     },
-    async start() {
-      subscriber = node.redis.duplicate();
-      subscriber.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'account subscriber error'));
-      await subscriber.connect();
-      await subscriber.subscribe(channel, received);
+    received(c, { host, username }) {
+      if (typeof host !== 'string' || typeof username !== 'string') return;
+      c.hooks.run('account-stale', { host, username });
     },
-    async stop() {
-      const sub = subscriber;
-      subscriber = undefined;
-      if (sub) await sub.quit().catch(() => sub.destroy());
-    },
-  };
+  });
 }

@@ -13,48 +13,22 @@
  * there (a restart forgets the counts too); attempts that reach two nodes
  * within the publish's round trip are both checked before either counts.
  */
-import type { ModuleContext } from '../xmpp/context.js';
 import { PRIORITY } from '../xmpp/priorities.js';
-import type { Redis } from './redis.js';
 import type { ClusterModule, ClusterServices } from './module.js';
+import { createBroadcastModule } from './broadcast.js';
 
-interface Counted { readonly node: string; readonly ip: string; readonly account: string | null; readonly failed: boolean }
+interface Counted { readonly ip: string; readonly account: string | null; readonly failed: boolean }
 
-export function createLoginSyncModule({ node, log }: ClusterServices): ClusterModule {
-  const channel = `${node.prefix}login`;
-  let ctx: ModuleContext | undefined;
-  let subscriber: Redis | undefined;
-
-  function received(raw: string): void {
-    let msg: Counted;
-    try {
-      msg = JSON.parse(raw) as Counted;
-    } catch {
-      return;
-    }
-    if (msg.node === node.id || !ctx) return;
-    if (typeof msg.ip !== 'string' || typeof msg.failed !== 'boolean' || (msg.account !== null && typeof msg.account !== 'string')) return;
-    void ctx.hooks.run('login-counted-elsewhere', { ip: msg.ip, account: msg.account ?? undefined, failed: msg.failed });
-  }
-
-  return {
-    feature(c) {
-      ctx = c;
-      c.hooks.notify('login-counted', ({ ip, account, failed }) => {
-        node.redis.publish(channel, JSON.stringify({ node: node.id, ip, account: account ?? null, failed } satisfies Counted))
-          .catch((err: unknown) => log.warn({ err, ip }, 'publishing a counted login failed'));
-      }, PRIORITY.lifecycle.default);
+export function createLoginSyncModule(services: ClusterServices): ClusterModule {
+  return createBroadcastModule<Counted>(services, {
+    channel: 'login',
+    what: 'a counted login',
+    publishing(c, publish) {
+      c.hooks.notify('login-counted', ({ ip, account, failed }) => { publish({ ip, account: account ?? null, failed }); }, PRIORITY.lifecycle.default);
     },
-    async start() {
-      subscriber = node.redis.duplicate();
-      subscriber.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'login subscriber error'));
-      await subscriber.connect();
-      await subscriber.subscribe(channel, received);
+    received(c, { ip, account, failed }) {
+      if (typeof ip !== 'string' || typeof failed !== 'boolean' || (account !== null && typeof account !== 'string')) return;
+      void c.hooks.run('login-counted-elsewhere', { ip, account: account ?? undefined, failed });
     },
-    async stop() {
-      const sub = subscriber;
-      subscriber = undefined;
-      if (sub) await sub.quit().catch(() => sub.destroy());
-    },
-  };
+  });
 }
