@@ -177,9 +177,9 @@ t.test("the archive commit comes before the XEP-0198 <a/> that covers the sender
 
 t.test('a burst against a slow store: the write queue stays within MAM_WRITE_QUEUE_BYTES, and every acknowledged message is archived', async (t) => {
   const MAX = 64 * 1024;
-  // The writer's count of a message's bytes (storage/ports/archive-pack.ts: key, at, sides, four lengths, the
-  // id, both bare JIDs and the stanza in UTF-8), restated here from one of its entries.
-  const messageBytes = (e: ArchiveEntry) => 8 + 8 + 1 + 4 * 4 + [e.id, e.with, `${e.username}@${e.host}`, e.stanza].reduce((n, x) => n + Buffer.byteLength(x), 0);
+  // The writer's count of a message's bytes (storage/ports/archive-pack.ts: key, at, sides, one length, then
+  // the id, both bare JIDs and the stanza in UTF-8, NUL between them), restated here from one of its entries.
+  const messageBytes = (e: ArchiveEntry) => 8 + 8 + 1 + 4 + 3 + [e.id, e.with, `${e.username}@${e.host}`, e.stanza].reduce((n, x) => n + Buffer.byteLength(x), 0);
   const BURST = 200;
   const storage = createMemoryStorage();
   const append = storage.archive.append.bind(storage.archive);
