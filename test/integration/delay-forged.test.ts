@@ -1,5 +1,5 @@
 /**
- * XEP-0203 delay notations a client puts in a message: one that claims to
+ * XEP-0203 delay notations a client puts in a message or presence: one that claims to
  * come from this server is a forgery (only the server stamps its own: offline
  * storage, hand-over) and never reaches the recipient; the server's address
  * in any form counts, bare or with a resource, in any case, with a final dot
@@ -51,4 +51,12 @@ t.test('delivered from offline storage: the one delay in the server\'s name is i
   const ours = m.getChildren('delay', NS.DELAY).find((d) => d.attr('from') === 'localhost')!;
   t.not(ours.attr('stamp'), FORGED_STAMP, 'stamped when stored, not as the client claimed');
   t.equal(ours.text(), 'Offline Storage');
+});
+
+t.test('presence too: a directed presence reaches its recipient without the delays in the server\'s name', async (t) => {
+  const bob = await availableWs(t, server.wsUrl, 'bob', 'b');
+  const alice = await availableWs(t, server.wsUrl, 'alice', 'a');
+  alice.send(`<presence xmlns='jabber:client' to='bob@localhost/b' id='directed'><show>away</show>${delays([...OURS, ...OTHERS])}</presence>`);
+  const p = await bob.until((el) => el.local === 'presence' && el.attr('id') === 'directed');
+  t.same(fromsOf(p), OTHERS, 'only the notations of other entities, in order');
 });

@@ -41,8 +41,9 @@ export function register(ctx: ModuleContext): MessageDelivery {
   // XEP-0203 §7: a delay notation that claims to come from this server but
   // arrives from a client is a forgery; the recipient's server SHOULD
   // discard it. Only our own notations then say "stored by the server".
+  // Presence too: the server stamps none, so one in its name is never true.
   ctx.hooks.transform('stanza-in', ({ stanza }) => {
-    if (stanza.name === 'message') dropForgedDelays(stanza, ctx.hosts);
+    if (stanza.name !== 'iq') dropForgedDelays(stanza, ctx.hosts);
   }, PRIORITY.stanzaIn.forgedDelays);
 
   ctx.hooks.deliver('message/full', (event) => {
@@ -127,11 +128,16 @@ export function undeliverable(ctx: ModuleContext, event: RouteEvent): void {
  * reads the server in it. Those of other entities stay, the sender's own addresses included.
  */
 function dropForgedDelays(stanza: XmlElement, hosts: ReadonlySet<string>): void {
-  const ours = (from: string | undefined): boolean => {
-    if (from === undefined) return false;
-    const jid = tryParseJid(from);
-    return jid === null || (jid.local === '' && hosts.has(jid.domain));
-  };
-  const forged = stanza.children.filter((c) => typeof c !== 'string' && c.is('delay', NS.DELAY) && ours(c.attr('from')));
-  if (forged.length > 0) stanza.children = stanza.children.filter((c) => !forged.includes(c));
+  // Most stanzas carry no delay at all: nothing is allocated for them.
+  let found = false;
+  for (const c of stanza.children) if (typeof c !== 'string' && forgedDelay(c, hosts)) { found = true; break; }
+  if (found) stanza.children = stanza.children.filter((c) => typeof c === 'string' || !forgedDelay(c, hosts));
+}
+
+function forgedDelay(el: XmlElement, hosts: ReadonlySet<string>): boolean {
+  if (!el.is('delay', NS.DELAY)) return false;
+  const from = el.attr('from');
+  if (from === undefined) return false;
+  const jid = tryParseJid(from);
+  return jid === null || (jid.local === '' && hosts.has(jid.domain));
 }
