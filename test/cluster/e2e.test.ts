@@ -167,7 +167,9 @@ t.test('a strophe.js page on BOSH reloads (keepalive, restore): the reloaded pag
   // page went away from one it read: a message in that instant is lost to it (what XEP-0198 is for, which
   // strophe.js has over WebSocket only). So nothing is sent before the cut has reached the owner (nginx closes
   // its upstream, the forwarding hop closes on that): on loopback a matter of milliseconds; a reload takes longer.
-  await sleep(1000);
+  // 3 s, not 1: under the full suite's load (three files at once on two cores) 1 s was once too short, and r1
+  // went to the request the page had already dropped.
+  await sleep(3000);
   const missed = ['r1', 'r2', 'r3'];
   for (const id of missed) await ivy.xmpp.send(chat(me, id));
   const before = upstreams().length;
