@@ -152,35 +152,44 @@ export function register(ctx: ModuleContext, opts: AccountChangesOptions, { user
     ? { condition: 'not-authorized', text: 'the account was deleted' }
     : { condition: 'reset', text: 'the password was changed: log in again' });
 
-  /** Ends the sessions the changes leave without valid credentials. */
-  async function endSessions(accounts: ReadonlyMap<string, Changed>): Promise<void> {
-    const { now, listed } = await readAndList(accounts, 'account changes: cannot read the account: ending all its sessions');
+  /**
+   * Reads the changed accounts and lists their sessions, then ends each session `ends` picks, given the account's
+   * record as read (`undefined` when it could not be read) and whether it was read.
+   */
+  async function endWhere(
+    accounts: ReadonlyMap<string, Changed>,
+    warning: string,
+    ends: (session: Session, read: boolean, record: UserRecord | undefined) => boolean,
+  ): Promise<void> {
+    const { now, listed } = await readAndList(accounts, warning);
     if (disposed) return;
     for (const [key, { changes }] of accounts) {
       const reason = reasonOf(changes);
       for (const session of listed.get(key) ?? []) {
-        const v = verifiedWith(session);
-        if (v && now.has(key) && stillStored(v, now.get(key))) continue;
-        session.close(reason);
+        if (ends(session, now.has(key), now.get(key))) session.close(reason);
       }
     }
+  }
+
+  /** Ends the sessions the changes leave without valid credentials. */
+  function endSessions(accounts: ReadonlyMap<string, Changed>): Promise<void> {
+    return endWhere(accounts, 'account changes: cannot read the account: ending all its sessions', (session, read, record) => {
+      const v = verifiedWith(session);
+      return !(v && read && stillStored(v, record));
+    });
   }
 
   /**
    * Ends the password logins of the accounts that were verified against credentials no longer stored (those of
    * an account that cannot be read stay), and the other logins that began before the changes were read at `readAt`.
    */
-  async function recheck(accounts: ReadonlyMap<string, Changed>, readAt: number): Promise<void> {
-    const { now, listed } = await readAndList(accounts, 'account changes: cannot read the account again');
-    if (disposed) return;
-    for (const [key, { changes }] of accounts) {
-      const reason = reasonOf(changes);
-      for (const session of listed.get(key) ?? []) {
-        const v = verifiedWith(session);
-        const began = loginBegan(session);
-        if (v ? now.has(key) && !stillStored(v, now.get(key)) : began === undefined || began <= readAt) session.close(reason);
-      }
-    }
+  function recheck(accounts: ReadonlyMap<string, Changed>, readAt: number): Promise<void> {
+    return endWhere(accounts, 'account changes: cannot read the account again', (session, read, record) => {
+      const v = verifiedWith(session);
+      if (v) return read && !stillStored(v, record);
+      const began = loginBegan(session);
+      return began === undefined || began <= readAt;
+    });
   }
   void poll();
   const timer = setInterval(() => void poll(), opts.pollMs);
