@@ -7,6 +7,7 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
 import { joinCluster, type ClusterNode } from '../../src/cluster/node.js';
 import { eventually } from '../helpers/eventually.js';
+import { deferred } from '../helpers/deferred.js';
 
 let redis: TestRedis;
 t.before(async () => { redis = await startRedis(); });
@@ -145,8 +146,7 @@ t.test('a survivor keeps renewing its own lease while it handles a dead node, ho
   const a = await node(t, url, 'a');
   const b = await node(t, url, 'b');
   let started = false;
-  let release: () => void = () => undefined;
-  const handled = new Promise<void>((r) => { release = r; });
+  const { promise: handled, resolve: release } = deferred();
   // Taking a big node's sessions over (and draining its inbox) can take longer than a lease.
   a.onNodeDown(async () => { started = true; await handled; });
   t.teardown(() => release());

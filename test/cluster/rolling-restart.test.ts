@@ -24,6 +24,7 @@ import { openPostgresStorage } from '../../src/storage/postgres/index.js';
 import type { ModuleContext } from '../../src/xmpp/context.js';
 import { PRIORITY } from '../../src/xmpp/priorities.js';
 import { parseMetrics, value } from '../helpers/metrics-text.js';
+import { deferred } from '../helpers/deferred.js';
 
 const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
@@ -160,8 +161,7 @@ t.test('the last node of the cluster ends its sessions as a single process does:
 t.test('a stanza routed to a hibernating session while the leaving node drains its core (after it left) is in the queue a resumption gets', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', CLUSTER_DRAIN_TIMEOUT: '0' });
   // A message from bob to alice that is still on its way (a handler awaiting) when n1 drops its transports.
-  let open: () => void = () => undefined;
-  const gate = new Promise<void>((r) => { open = r; });
+  const { promise: gate, resolve: open } = deferred();
   let held = false;
   const hold = (ctx: ModuleContext): void => {
     ctx.hooks.transform('message/full', ({ stanza }) => {

@@ -10,7 +10,7 @@
  */
 import t, { type Test } from 'tap';
 import type { XmlElement } from '../../src/xml/index.js';
-import { addUsers, clusterBackends, contactsOnTwoNodes, startGateway, type Gateway } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, contactNodes, contactsOnTwoNodes, startGateway, type Gateway } from '../helpers/gateways.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
@@ -21,6 +21,7 @@ import { createRedisSmRegistry } from '../../src/cluster/sm-registry.js';
 import { createMemoryStorage } from '../../src/storage/index.js';
 import type { Session } from '../../src/xmpp/session.js';
 import { failFirst, interceptEval, loseAnswers } from '../helpers/redis-faults.js';
+import { deferred } from '../helpers/deferred.js';
 
 const backends = clusterBackends(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
@@ -193,13 +194,7 @@ t.test('a journal write lost with its connection (Redis restarting) costs no sta
 
 t.test('a dead node\'s session resumed on a node other than the survivor that adopted it is announced available again', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
-  const n0 = await startGateway(t, 'n0', opts);
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n0, ['alice', 'bob']);
-  const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
-  await n0.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
-  await n0.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+  const [n0, n1, n2] = await contactNodes(t, opts, ['n0', 'n1', 'n2']);
   const alice = await SmPeer.login(n0.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
   t.teardown(() => alice.c.close());
   const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
@@ -263,12 +258,9 @@ t.test('two resumptions of one session on the same node at once: the later one h
   // Node 2's claims: the first is answered once the second was sent; the second runs once the first resumed.
   const redis = n2.cluster.node.redis;
   const evalScript = redis.eval.bind(redis);
-  let secondSent: () => void = () => undefined;
-  const second = new Promise<void>((r) => { secondSent = r; });
-  let firstResumed: () => void = () => undefined;
-  const first = new Promise<void>((r) => { firstResumed = r; });
-  let firstClaimed: () => void = () => undefined;
-  const firstClaim = new Promise<void>((r) => { firstClaimed = r; });
+  const { promise: second, resolve: secondSent } = deferred();
+  const { promise: first, resolve: firstResumed } = deferred();
+  const { promise: firstClaim, resolve: firstClaimed } = deferred();
   let claims = 0;
   Object.defineProperty(redis, 'eval', {
     configurable: true,

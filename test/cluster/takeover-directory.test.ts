@@ -18,6 +18,7 @@ import { SmPeer, chat } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import type { ModuleContext } from '../../src/xmpp/context.js';
 import { PRIORITY } from '../../src/xmpp/priorities.js';
+import { deferred } from '../helpers/deferred.js';
 
 const backends = clusterBackends(t);
 
@@ -25,8 +26,7 @@ const backends = clusterBackends(t);
 function holdAliceBind(): { feature: (ctx: ModuleContext) => void; arm(): void; release(): void; readonly held: boolean } {
   let armed = false;
   let held = false;
-  let open: () => void = () => undefined;
-  const gate = new Promise<void>((r) => { open = r; });
+  const { promise: gate, resolve: open } = deferred();
   return {
     feature(ctx) {
       ctx.hooks.transform('resource-bound', ({ session }) => {

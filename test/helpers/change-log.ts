@@ -1,4 +1,5 @@
 import type { UserStore } from '../../src/storage/ports/accounts.js';
+import { deferred } from './deferred.js';
 
 type ChangesSince = UserStore['changesSince'];
 
@@ -16,13 +17,10 @@ export function holdChangeLog(users: { changesSince: ChangesSince }): {
   const original = users.changesSince;
   let open: () => void = () => undefined;
   const gate = new Promise<void>((resolve) => { open = resolve; });
-  let waiting: () => void = () => undefined;
-  const held = new Promise<void>((resolve) => { waiting = resolve; });
-  let ended: () => void = () => undefined;
-  const settled = new Promise<void>((resolve) => { ended = resolve; });
+  const { promise: held, resolve: waiting } = deferred();
+  const { promise: settled, resolve: ended } = deferred();
   let read = false;
-  let next: () => void = () => undefined;
-  const acted = new Promise<void>((resolve) => { next = resolve; });
+  const { promise: acted, resolve: next } = deferred();
   users.changesSince = async (cursor) => {
     // The server reads again only once it has acted on the last reading (one poll at a time).
     if (read) next();
@@ -67,8 +65,7 @@ export function holdResult<K extends string, O extends Record<K, (...args: never
   const original = obj[method];
   let open: () => void = () => undefined;
   const gate = new Promise<void>((resolve) => { open = resolve; });
-  let done: () => void = () => undefined;
-  const ran = new Promise<void>((resolve) => { done = resolve; });
+  const { promise: ran, resolve: done } = deferred();
   let taken = false;
   obj[method] = (async (...args: Parameters<O[K]>) => {
     const result = await original.apply(obj, args) as Awaited<ReturnType<O[K]>>;

@@ -79,13 +79,20 @@ export async function addUsers(gateway: Gateway, names: readonly string[]): Prom
  * logged in on n2 (resource desk) and available, which n1 sees: the start of the
  * tests in which alice's session moves between the nodes with bob watching.
  */
-export async function contactsOnTwoNodes(t: Test, opts: GatewayOptions): Promise<{ n1: Gateway; n2: Gateway; bob: RawWsClient }> {
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, ['alice', 'bob']);
+/** Gateways named `names` on `opts`, with alice and bob as each other's contacts (subscription both). */
+export async function contactNodes(t: Test, opts: GatewayOptions, names: readonly string[]): Promise<Gateway[]> {
+  const nodes: Gateway[] = [];
+  for (const name of names) nodes.push(await startGateway(t, name, opts));
+  const [first] = nodes;
+  await addUsers(first, ['alice', 'bob']);
   const item = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
-  await n1.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
-  await n1.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+  await first.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
+  await first.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
+  return nodes;
+}
+
+export async function contactsOnTwoNodes(t: Test, opts: GatewayOptions): Promise<{ n1: Gateway; n2: Gateway; bob: RawWsClient }> {
+  const [n1, n2] = await contactNodes(t, opts, ['n1', 'n2']);
   const bob = await RawWsClient.connect(n2.server.wsUrl);
   t.teardown(() => bob.close());
   await bob.login('bob', 'bob-pw', 'desk');

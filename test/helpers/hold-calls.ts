@@ -1,3 +1,5 @@
+import { deferred } from './deferred.js';
+
 /**
  * Holds every call of one storage port method (`port[method]`, a method that
  * returns a promise) until `release()`, as a slow store would: the session
@@ -8,10 +10,8 @@
  */
 export function holdCalls<M extends string>(port: Record<M, unknown>, method: M): { readonly entered: Promise<void>; release(): void } {
   const original = port[method] as (...args: unknown[]) => Promise<unknown>;
-  let open: () => void = () => undefined;
-  const gate = new Promise<void>((resolve) => { open = resolve; });
-  let arrived: () => void = () => undefined;
-  const entered = new Promise<void>((resolve) => { arrived = resolve; });
+  const { promise: gate, resolve: open } = deferred();
+  const { promise: entered, resolve: arrived } = deferred();
   port[method] = (async (...args: unknown[]) => {
     arrived();
     await gate;
