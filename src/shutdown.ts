@@ -81,8 +81,9 @@ export function createShutdownLedger(inner: Storage): ShutdownLedger {
     storage,
     watch(ctx) {
       // What passes every filter goes to delivery, and at shutdown to offline storage (offline/index.ts).
-      ctx.hooks.filter('message/bare', ({ stanza }) => {
-        if (draining && storable(stanza)) routed++;
+      // A message its recipient refuses (XEP-0191, RouteEvent.refusedByRecipient) passes the filters but is never stored.
+      ctx.hooks.filter('message/bare', ({ stanza, refusedByRecipient }) => {
+        if (draining && !refusedByRecipient && storable(stanza)) routed++;
       }, PRIORITY.route.observe);
     },
     begin() {

@@ -12,6 +12,14 @@ export interface RouteEvent {
   readonly stanza: XmlElement;
   /** Parsed `to`; for stanzas without `to` the router fills in what RFC 6120 §10.3 implies. */
   readonly to: Jid;
+  /**
+   * XEP-0191 §3.3: the recipient refuses this message from a client (it blocks the sender); set by
+   * blocking's filter. It was sent all the same, as to an account that does not exist: the sender's
+   * side goes on (its archive, its XEP-0280 §8 sent copies), the recipient's does not (no delivery,
+   * offline storage, archive entry or received copy), and blocking's deliver handler answers
+   * service-unavailable. Otherwise the sender could tell the block from its own archive and copies.
+   */
+  refusedByRecipient?: boolean;
 }
 
 /**

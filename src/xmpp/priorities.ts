@@ -23,7 +23,10 @@ export const PRIORITY = {
     forgedDelays: 200,
   },
   route: {
-    /** XEP-0191: what a blocked JID sends is stopped before any delivery, copy or storage. */
+    /**
+     * XEP-0191: what a blocked JID sends is stopped before any delivery, copy or storage (a filter), and a
+     * client's message to a blocker, marked refused by that filter, is answered before any delivery (a deliver).
+     */
     blocking: 1000,
     /** XEP-0160 §2: a new available presence starts offline delivery, seen before presence changes the state. */
     offlineTrigger: 50,

@@ -71,7 +71,8 @@ export function register(ctx: ModuleContext, deps: CarbonsDeps = {}): void {
       }
     }
     // §7: "each Carbons-enabled resource ... that did not receive it under the RFC 6121 delivery rules".
-    if (isMucPrivateMessage(stanza)) return;
+    // XEP-0191: a recipient that blocks the sender refused it; its resources get no copy.
+    if (event.refusedByRecipient || isMucPrivateMessage(stanza)) return;
     for (const s of ctx.sessions.resources(to.domain, to.local)) {
       if (!skip(s)) s.send(wrap('received', inner ??= stanza.clone().setAttr('xmlns', NS.CLIENT), s));
     }

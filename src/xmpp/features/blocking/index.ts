@@ -185,17 +185,34 @@ function registerInbound(ctx: ModuleContext, svc: AccountsService, lists: Blockl
     if (account && lists.of(account).size === 0) return; // the usual case: nothing to check, no JID to parse
     const from = tryParseJid(stanza.attr('from'));
     if (!from || (from.local === to.local && from.domain === to.domain)) return;
-    if (account) return lists.isBlocked(account, from) ? refusal(stanza) : undefined;
-    return svc.use(to.bareJid(), (loaded) => (lists.isBlocked(loaded, from) ? refusal(stanza) : undefined));
+    if (account) return lists.isBlocked(account, from) ? refusal(event) : undefined;
+    return svc.use(to.bareJid(), (loaded) => (lists.isBlocked(loaded, from) ? refusal(event) : undefined));
   };
   for (const name of ['message/full', 'message/bare', 'presence/full', 'presence/bare', 'iq/full', 'iq/bare'] as const) {
     ctx.hooks.filter(name, check, PRIORITY.route.blocking);
   }
+  // A client's message the recipient refuses: answered here, before any delivery or offline storage.
+  const refused = (event: RouteEvent): 'delivered' | undefined => {
+    if (!event.refusedByRecipient) return undefined;
+    ctx.router.bounce(event, 'service-unavailable');
+    return 'delivered';
+  };
+  for (const name of ['message/full', 'message/bare'] as const) ctx.hooks.deliver(name, refused, PRIORITY.route.blocking);
 }
 
-/** Messages and IQ get/set from a blocked JID get service-unavailable (the user looks offline); the rest is dropped. */
-function refusal(stanza: XmlElement): FilterResult {
+/**
+ * Messages and IQ get/set from a blocked JID get service-unavailable (the user looks offline); the
+ * rest is dropped. A client's message is not stopped here but marked refused (RouteEvent
+ * refusedByRecipient): it was sent, and its sender's archive and other resources see it as they see
+ * one to an account that does not exist; the deliver handler above answers it.
+ */
+function refusal(event: RouteEvent): FilterResult {
+  const { stanza, origin } = event;
   const type = stanza.attr('type');
+  if (stanza.name === 'message' && origin) {
+    event.refusedByRecipient = true;
+    return undefined;
+  }
   if (stanza.name === 'message' || (stanza.name === 'iq' && (type === 'get' || type === 'set'))) return veto('service-unavailable');
   return 'drop';
 }

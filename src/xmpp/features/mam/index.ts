@@ -150,7 +150,8 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     if (receiverOk && !same) event.recipientArchiveId = id;
   };
 
-  // Before any delivery handler, after the filters that stop a message (blocking: never archived for the blocker).
+  // Before any delivery handler, after the filters that stop a message (blocking: never archived for
+  // the blocker; a client's message to a blocker is archived for its sender only, refusedByRecipient).
   const onRoute = (event: RouteEvent): void | Promise<void> => {
     const { origin, stanza } = event;
     if (!origin || origin.jid === undefined || !archivable(stanza)) return;
@@ -164,7 +165,8 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     // XEP-0313 §5.1.1: a registered recipient's archive keeps what an anonymous account sent it;
     // the anonymous sender has no archive.
     const senderOk = origin.anonymous ? false : decide(sender, receiver);
-    const receiverOk = sender.bare === receiver.bare ? senderOk : decide(receiver, sender);
+    // XEP-0191: a recipient that blocks the sender refused it (never in its archive); the sender sent it.
+    const receiverOk = event.refusedByRecipient ? false : sender.bare === receiver.bare ? senderOk : decide(receiver, sender);
     if (!isPromise(senderOk) && !isPromise(receiverOk)) return archive(event, sender, receiver, senderOk, receiverOk);
     return Promise.all([senderOk, receiverOk]).then(([s, r]) => archive(event, sender, receiver, s, r));
   };
