@@ -98,15 +98,31 @@ export class Admission {
 
   /** Checks the limits for a new session from `ip` (taking a token of its rate); undefined when admitted. */
   admit(ip: string): Refusal | undefined {
+    const limit = this.#sessionLimit(keyOf(ip));
+    if (limit) return limit;
+    return this.#bucket(keyOf(ip)).take(1) === 0 ? undefined : 'connection-rate';
+  }
+
+  /**
+   * What `admit` would answer now, taking nothing: lets a transport refuse a
+   * request that would open a session, or reach none, before parsing it.
+   */
+  blocked(ip: string): Refusal | undefined {
     const key = keyOf(ip);
-    const open = this.#open.get(key);
-    if (open && open.size >= this.opts.maxPerIp) return 'connections-per-ip';
-    if (open) {
-      let unauthenticated = 0;
-      for (const s of open) if (!s.authenticated) unauthenticated++;
-      if (unauthenticated >= this.opts.maxUnauthenticatedPerIp) return 'unauthenticated-per-ip';
-    }
-    return this.#bucket(key).take(1) === 0 ? undefined : 'connection-rate';
+    const limit = this.#sessionLimit(key);
+    if (limit) return limit;
+    const bucket = this.#buckets.get(key);
+    return bucket === undefined || bucket.waitFor(1) === 0 ? undefined : 'connection-rate';
+  }
+
+  /**
+   * A request that reached no session (a BOSH sid no one holds, a body that
+   * does not parse) costs its address a token of the new-session rate, as
+   * opening one would: otherwise such requests, parsed before anything could
+   * refuse them, were never limited.
+   */
+  stray(ip: string): void {
+    this.#bucket(keyOf(ip)).take(1);
   }
 
   /** Counts an admitted session until `release`. */
@@ -126,6 +142,18 @@ export class Admission {
 
   /** Addresses with sessions open (for leak checks). */
   get addresses(): number { return this.#open.size; }
+
+  /** The open-session limits of an address key, reached or not. */
+  #sessionLimit(key: string): Refusal | undefined {
+    const open = this.#open.get(key);
+    if (open && open.size >= this.opts.maxPerIp) return 'connections-per-ip';
+    if (open) {
+      let unauthenticated = 0;
+      for (const s of open) if (!s.authenticated) unauthenticated++;
+      if (unauthenticated >= this.opts.maxUnauthenticatedPerIp) return 'unauthenticated-per-ip';
+    }
+    return undefined;
+  }
 
   #bucket(key: string): TokenBucket {
     let bucket = this.#buckets.get(key);

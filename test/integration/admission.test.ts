@@ -133,3 +133,41 @@ t.test('an IPv4-mapped address counts as its IPv4 address in every spelling, not
   await openFrom(t, server, '::ffff:c000:24e');
   t.equal(await upgrade(server, { 'x-forwarded-for': '::1' }), 101, 'the all-zero /64 is someone else');
 });
+
+t.test('BOSH requests that reach no session spend the address\'s tokens, and past its limits are answered unparsed', async (t) => {
+  // Found in a review: a body under PRE_AUTH_MAX_STANZA_SIZE with no sid or an unknown one was parsed whole (about
+  // 0.18 µs a byte of hostile XML) before any per-address limit applied, and requests with an unknown sid were never
+  // limited at all. The payload below is not well-formed: parsed, a body gets bad-request, so the answers show
+  // which requests were parsed.
+  const server = await limited(t, { NEW_CONNECTIONS_PER_IP_PER_SECOND: '1', NEW_CONNECTIONS_BURST_PER_IP: '3', MAX_CONNECTIONS_PER_IP: '2' });
+  const url = `${server.httpUrl}/http-bind`;
+  const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+  const body = (attrs: string, inner = ''): string => `<body xmlns='http://jabber.org/protocol/httpbind' ${attrs}>${inner}</body>`;
+  const creation = body("rid='10' to='localhost' wait='1' hold='1' ver='1.6'");
+  const broken = "<message xmlns='jabber:client'><body>hi</wrong></message>";
+
+  const live = await post(url, creation, from('198.51.100.70'));
+  const sid = live.body?.attr('sid');
+  t.ok(sid, 'a session of the address');
+  for (let i = 0; i < 2; i++) {
+    t.equal(terminalCondition(await post(url, body("rid='1' sid='no-such-sid'"), from('198.51.100.70'))), 'item-not-found', 'an unknown sid');
+  }
+  t.equal(terminalCondition(await post(url, creation, from('198.51.100.70'))), 'policy-violation', 'the unknown sids spent the burst');
+  t.equal(terminalCondition(await post(url, body("rid='1' to='localhost' ver='1.6'", broken), from('198.51.100.70'))), 'policy-violation',
+    'past its limits a creation request is refused by its start tag, unparsed');
+  t.equal(terminalCondition(await post(url, body("rid='1' sid='no-such-sid'", broken), from('198.51.100.70'))), 'item-not-found',
+    'and a request for an unknown sid is answered by its start tag');
+  const served = await post(url, body(`rid='11' sid='${sid}'`), from('198.51.100.70'));
+  t.equal(served.status, 200);
+  t.equal(terminalCondition(served), undefined, 'the address\'s own session is still served');
+  t.equal(terminalCondition(await post(url, body("rid='1' to='localhost' ver='1.6'", broken), from('198.51.100.71'))), 'bad-request',
+    'another address within its limits has its body parsed');
+  t.equal(await metric(server, 'connection-rate'), 2, 'the refused creations are counted');
+
+  // At MAX_CONNECTIONS_PER_IP, which spends no tokens, likewise.
+  t.ok((await post(url, creation, from('198.51.100.72'))).body?.attr('sid'));
+  t.ok((await post(url, creation, from('198.51.100.72'))).body?.attr('sid'));
+  t.equal(terminalCondition(await post(url, body("rid='1' to='localhost' ver='1.6'", broken), from('198.51.100.72'))), 'policy-violation',
+    'an address at its session limit: refused unparsed');
+  t.equal(await metric(server, 'connections-per-ip'), 1);
+});

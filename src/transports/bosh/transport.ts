@@ -1,4 +1,4 @@
-import type { Admission } from '../admission.js';
+import type { Admission, Refusal } from '../admission.js';
 import { ipKey, UNPARSABLE } from '../../util/ip.js';
 import { XmlError, parseXml, serialize, type XmlElement, type XmlLimits } from '../../xml/index.js';
 import type { TransportHost } from '../../xmpp/transport-host.js';
@@ -124,11 +124,19 @@ export class BoshTransport {
       }
       if (!conn?.session.authenticated) return this.#tooLargeBeforeAuth(conn, root, client, reply, forwarded);
     }
+    // An address past its per-address limits may still use its sessions, but what else it sends is judged by its start
+    // tag alone: a request that would open a session, or reach none, is answered unparsed (found in a review: bodies
+    // under PRE_AUTH_MAX_STANZA_SIZE with no sid or an unknown one were parsed whole before any limit applied).
+    if (!forwarded && raw !== undefined && raw.length <= this.opts.preAuthMaxBytes && this.#blocked(client.ip) !== undefined) {
+      if (this.#answeredUnparsed(raw, client, reply)) return;
+    }
     let el: XmlElement;
     try {
       el = parseXml(raw ?? '', this.opts.limits, '');
     } catch (err) {
       if (!(err instanceof XmlError)) throw err;
+      // A body that does not parse reached no session: it costs its address as a stray request does.
+      if (!forwarded) this.opts.admission.stray(client.ip);
       if (err.limit) this.server.metrics.limitRefused(err.limit);
       // §17.2: an oversized or too deep body breaks the session rules; anything else is a syntax error.
       return terminate(reply, err.condition === 'policy-violation' ? 'policy-violation' : 'bad-request');
@@ -149,14 +157,12 @@ export class BoshTransport {
       }
       if (sid === undefined) return this.#create(req, client, reply, now);
       // §17.2 item-not-found (1): the sid is not (or no longer) valid.
-      if (!conn) {
-        this.server.boshMetrics.ended('bad-sid');
-        return terminate(reply, 'item-not-found');
-      }
+      if (!conn) return this.#badSid(client, reply, forwarded);
       onRequest(conn, req, reply, now);
     } catch (err) {
       if (err instanceof BoshError) {
         if (conn) return conn.fail(err.condition, reply, err.message);
+        if (!forwarded) this.opts.admission.stray(client.ip);
         return terminate(reply, err.condition, sid === undefined && el.attr('ver') === undefined);
       }
       // Unexpected: logged and counted once here; only this session ends.
@@ -165,6 +171,48 @@ export class BoshTransport {
       if (conn) return conn.fail('internal-server-error', reply, 'internal error');
       terminate(reply, 'internal-server-error');
     }
+  }
+
+  /** §17.2 item-not-found (1): a sid no session has (any more); such guesses cost the address a token. */
+  #badSid(client: ClientInfo, reply: HttpReply, forwarded: boolean): void {
+    if (!forwarded) this.opts.admission.stray(client.ip);
+    this.server.boshMetrics.ended('bad-sid');
+    terminate(reply, 'item-not-found');
+  }
+
+  /** Why a session from `ip` would be refused now (this transport's own limit, then admission's), taking nothing. */
+  #blocked(ip: string): Refusal | undefined {
+    if ((this.#perIp.get(ipKey(ip) ?? UNPARSABLE) ?? 0) >= this.opts.maxSessionsPerIp) return 'connections-per-ip';
+    return this.opts.admission.blocked(ip);
+  }
+
+  /**
+   * A request from an address past its limits, judged by its start tag: one for a session is left to be parsed
+   * (false), one for another node's sid is forwarded as it is, and the rest are answered with what parsing would
+   * have led to, the limits coming first: no start tag, bad-request; no sid, the creation refused
+   * (policy-violation, §17.2, counted and logged as any refusal); an unknown sid, item-not-found.
+   */
+  #answeredUnparsed(raw: Uint8Array, client: ClientInfo, reply: HttpReply): boolean {
+    const root = startTag(raw, this.opts.limits);
+    const sid = root?.attr('sid');
+    if (sid !== undefined && this.#conns.has(sid)) return false;
+    if (sid !== undefined && this.opts.forwarder !== undefined) {
+      void this.#forward(this.opts.forwarder, sid, raw, client, reply);
+      return true;
+    }
+    if (root === undefined) {
+      terminate(reply, 'bad-request');
+    } else if (sid !== undefined) {
+      this.#badSid(client, reply, false);
+    } else if (this.#closing) {
+      terminate(reply, 'system-shutdown');
+    } else {
+      // What #create would answer, its limits judged again as they are now.
+      const reason = this.#blocked(client.ip) ?? 'connection-rate';
+      this.opts.admission.note({ reason, ip: client.ip, origin: undefined }, this.server.metrics, this.log);
+      terminate(reply, 'policy-violation', root.attr('ver') === undefined);
+    }
+    return true;
   }
 
   /**
@@ -203,10 +251,7 @@ export class BoshTransport {
       // Shutting down: the client sends the rid again to another node (§14.3); the session is not ours to end.
       if (this.#closing) return reply.abort();
       // §17.2 item-not-found: no live node holds the sid (never did, ended, or died with its node).
-      if (owner === undefined) {
-        this.server.boshMetrics.ended('bad-sid');
-        return terminate(reply, 'item-not-found');
-      }
+      if (owner === undefined) return this.#badSid(client, reply, false);
       // §17.2 remote-connection-failed: the session may live on, but on a node we cannot reach.
       if (!(await forwarder.forward(owner + this.opts.path, raw, client, reply))) terminate(reply, 'remote-connection-failed');
     } catch (err) {
