@@ -51,12 +51,12 @@ export class Admission {
   readonly #buckets = new Map<string, TokenBucket>();
   readonly #anyOrigin: boolean;
   readonly #origins: ReadonlySet<string>;
-  readonly #logged: LogOncePerMinute;
+  readonly #logged: RefusalLog;
 
   constructor(private readonly opts: AdmissionOptions) {
     this.#anyOrigin = opts.allowedOrigins.includes('*');
     this.#origins = new Set(opts.allowedOrigins.filter((o) => o !== '*').map(normalizeOrigin));
-    this.#logged = new LogOncePerMinute(opts.now);
+    this.#logged = new RefusalLog(opts.now);
   }
 
   /**
@@ -86,14 +86,19 @@ export class Admission {
     return this.#anyOrigin || this.#origins.has(normalizeOrigin(origin));
   }
 
-  /** Counts a refusal, and logs it once a minute per origin or address (an attacker can repeat it at will). */
+  /** Counts a refusal, and logs it within RefusalLog's bounds (an attacker can repeat it at will). */
   note(refused: Refused, metrics: CoreMetrics, log: Log): void {
     metrics.refused(refused.reason);
     if (refused.reason !== 'origin') metrics.limitRefused(refused.reason === 'connection-rate' ? 'rate' : 'per-ip');
     const about = refused.reason === 'origin' ? `origin ${refused.origin}` : `${refused.reason} ${keyOf(refused.ip)}`;
-    if (this.#logged.due(about)) {
+    this.#logged.log(about, log, () => {
       log.warn({ event: 'refused', reason: refused.reason, ip: refused.ip, origin: refused.origin?.slice(0, 200) }, 'new session refused');
-    }
+    });
+  }
+
+  /** Another refusal a client can repeat at will (a forged cluster hop, a plain-HTTP request for a secure session), logged within the same bounds. */
+  warnRefused(event: string, ip: string, log: Log, fields: Record<string, unknown>, message: string): void {
+    this.#logged.log(`${event} ${keyOf(ip)}`, log, () => log.warn({ event, ip, ...fields }, message));
   }
 
   /** Checks the limits for a new session from `ip` (taking a token of its rate); undefined when admitted. */
@@ -177,23 +182,49 @@ function normalizeOrigin(origin: string): string {
   }
 }
 
+/** Refusal lines logged in one minute at most, over every key. */
+export const REFUSAL_LINES_PER_MINUTE = 60;
+
 /**
- * Logs something at most once per key per minute, for refusals an attacker
- * can repeat at will; the keys remembered are bounded.
+ * Logs refusals an attacker can repeat at will: at most once a minute per key
+ * (an origin, an address), and at most `cap` lines a minute in all, since the
+ * keys are the attacker's to vary too (any Origin string, the 65,536 /64s of
+ * a /48). What was left out is counted, and logged as one line when the
+ * minute has passed, with the next refusal. The metrics count every refusal;
+ * the log is for a person. The keys remembered are bounded.
  */
-export class LogOncePerMinute {
+export class RefusalLog {
   readonly #last = new Map<string, number>();
+  #minute: number;
+  #lines = 0;
+  #omitted = 0;
 
-  constructor(private readonly now: () => number) {}
+  constructor(private readonly now: () => number, private readonly cap = REFUSAL_LINES_PER_MINUTE) {
+    this.#minute = now();
+  }
 
-  due(key: string): boolean {
+  /** Calls `write` if a line about `key` is due now; logs the summary of a past minute's omissions on `log` first. */
+  log(key: string, log: Log, write: () => void): void {
     const now = this.now();
+    if (now - this.#minute >= 60_000) {
+      if (this.#omitted > 0) {
+        log.warn({ event: 'refused-omitted', omitted: this.#omitted, seconds: Math.round((now - this.#minute) / 1000) },
+          `${this.#omitted} refusals not logged (once a minute per origin or address, ${this.cap} lines a minute at most); xmpp_refused_total counts them all`);
+      }
+      this.#minute = now;
+      this.#lines = 0;
+      this.#omitted = 0;
+    }
     const last = this.#last.get(key);
-    if (last !== undefined && now - last < 60_000) return false;
+    if ((last !== undefined && now - last < 60_000) || this.#lines >= this.cap) {
+      this.#omitted++;
+      return;
+    }
     this.#last.delete(key);
     this.#last.set(key, now);
     if (this.#last.size > 1000) this.#last.delete(this.#last.keys().next().value!);
-    return true;
+    this.#lines++;
+    write();
   }
 }
 

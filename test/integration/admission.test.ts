@@ -5,6 +5,7 @@
  * from X-Forwarded-For through the trusted loopback proxy, as behind nginx;
  * an IPv6 address counts by its /64.
  */
+import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { type TestServer, withServer, withUsers } from '../helpers/server.js';
@@ -170,4 +171,24 @@ t.test('BOSH requests that reach no session spend the address\'s tokens, and pas
   t.equal(terminalCondition(await post(url, body("rid='1' to='localhost' ver='1.6'", broken), from('198.51.100.72'))), 'policy-violation',
     'an address at its session limit: refused unparsed');
   t.equal(await metric(server, 'connections-per-ip'), 1);
+});
+
+t.test('a flood of refusals from ever new origins or addresses logs a bounded number of lines; the counters count all', async (t) => {
+  // Found in a review: one line per refusal whenever its origin or address was new in the minute, and both are the
+  // attacker's to vary (an Origin header is any string, an IPv6 /48 holds 65,536 /64s): the log grew with the flood.
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({ write(chunk: Buffer, _e, done) { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done(); } });
+  const server = await withServer(t, { NEW_CONNECTIONS_PER_IP_PER_SECOND: '1', NEW_CONNECTIONS_BURST_PER_IP: '1' }, undefined, { logger: { level: 'info', stream: sink } });
+  const flood = 300;
+  for (let i = 0; i < flood; i++) await create(server, { origin: `https://evil${i}.example` });
+  for (let i = 0; i < flood; i++) {
+    const ip = { 'x-forwarded-for': `2001:db8:${i.toString(16)}::1` };
+    await create(server, ip);
+    await create(server, ip);
+  }
+  t.equal(await metric(server, 'origin'), flood, 'every origin refusal counted');
+  t.equal(await metric(server, 'connection-rate'), flood, 'every rate refusal counted');
+  const refusals = lines.filter((l) => l.event === 'refused').length;
+  t.ok(refusals > 0, 'refusals are logged');
+  t.ok(refusals <= 60, `at most 60 lines a minute (${refusals})`);
 });

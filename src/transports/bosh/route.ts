@@ -112,7 +112,7 @@ export async function registerBosh(app: FastifyInstance, host: TransportHost, op
     scope.post('/', { childLoggerFactory: sessionRouteLogger }, (req, reply) => {
       const peer = peerClient(req, opts.forwarder);
       if (peer === 'refused') {
-        log.warn({ event: 'bosh-hop-refused', ip: req.ip }, 'a BOSH request claimed to come from a cluster node without its proof');
+        opts.admission.warnRefused('bosh-hop-refused', req.ip, log, {}, 'a BOSH request claimed to come from a cluster node without its proof');
         reply.code(403).header('content-type', DEFAULT_CONTENT_TYPE).send(serialize(terminateBody('policy-violation')));
         return;
       }

@@ -221,7 +221,8 @@ export class BoshTransport {
    */
   #insecure(conn: BoshConn, client: ClientInfo, reply: HttpReply, forwarded: boolean): boolean {
     if (!conn.secure || client.secure) return false;
-    this.log.warn({ event: 'bosh-insecure-request', ip: client.ip, session: conn.session.logId }, 'a request for a secure BOSH session came over plain HTTP: connection closed');
+    this.opts.admission.warnRefused('bosh-insecure-request', client.ip, this.log, { session: conn.session.logId },
+      'a request for a secure BOSH session came over plain HTTP: connection closed');
     // Forwarded by another node: that node closes the client's connection on this answer.
     if (forwarded) reply.send(403, CLOSE_CONNECTION_TYPE, '');
     else reply.abort();
