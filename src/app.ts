@@ -134,6 +134,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     // BOSH_CORS_ORIGINS is the old name, read for one more release when ALLOWED_ORIGINS is unset.
     allowedOrigins: config.allowedOrigins.length > 0 ? config.allowedOrigins : config.boshCorsOrigins,
     publicOrigin: config.publicUrl === '' ? undefined : new URL(config.publicUrl).origin,
+    domains: config.domains,
     maxPerIp: config.maxConnectionsPerIp, maxUnauthenticatedPerIp: config.maxUnauthenticatedPerIp,
     newPerSecond: config.newConnectionsPerIp, newBurst: config.newConnectionsBurstPerIp, now: Date.now,
   });

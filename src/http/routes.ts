@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { serialize, x } from '../xml/index.js';
-import { tryNormalizeDomain } from '../jid/index.js';
+import { ownAuthority } from '../util/own-host.js';
 import { registerMetricsRoute, type PeerFilter } from './metrics-access.js';
 import type { NotReadyReason } from './readiness.js';
 import { machineReadiness, type ProcessReadiness } from './workers-readiness.js';
@@ -26,25 +26,15 @@ export interface HttpOptions {
  * The public base of a request, as the browser sees it: PUBLIC_URL when set;
  * otherwise the scheme (trusted proxies only) and the Host header, but only
  * when that names a served domain or the address the request really came
- * in on. Echoing any Host would let `Host: evil.example` put a foreign
- * WebSocket URL into a cached host-meta (found in a hostile review).
+ * in on (util/own-host.ts says why).
  */
 function publicBase(req: FastifyRequest, opts: HttpOptions): { secure: boolean; authority: string } | undefined {
   if (opts.publicUrl !== '') {
     const url = new URL(opts.publicUrl);
     return { secure: url.protocol === 'https:', authority: `${url.host}${url.pathname.replace(/\/+$/, '')}` };
   }
-  // The Host header parsed as a URL's authority, and the links built from what was parsed: checking
-  // one reading (Fastify's hostname: up to the first ':') and echoing the raw header let
-  // `Host: localhost:@evil.example` through, read by browsers as user 'localhost:' at evil.example.
-  let url: URL;
-  try { url = new URL(`http://${req.host}/`); } catch { return undefined; }
-  if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '' || url.hash !== '' || req.host.includes('@')) return undefined;
-  const name = url.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  // A browser names an internationalised domain by its A-labels; the served domains are in U-labels (RFC 7622 §3.2.1).
-  const domain = tryNormalizeDomain(name) ?? name;
-  if (!opts.domains.includes(domain) && name !== req.socket.localAddress?.replace(/^::ffff:/, '')) return undefined;
-  return { secure: req.protocol === 'https', authority: url.host };
+  const authority = ownAuthority(req.host, req.socket.localAddress, opts.domains);
+  return authority === undefined ? undefined : { secure: req.protocol === 'https', authority };
 }
 
 /** /healthz, /readyz, /metrics (unless METRICS_PORT) and XEP-0156 host-meta. */

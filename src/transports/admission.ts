@@ -1,14 +1,20 @@
 import type { FastifyReply } from 'fastify';
 import { TokenBucket } from '../util/token-bucket.js';
 import { ipKey, UNPARSABLE } from '../util/ip.js';
+import { ownAuthority } from '../util/own-host.js';
 import type { CoreMetrics } from '../xmpp/metrics-port.js';
 import type { Log } from '../xmpp/log.js';
 
 export interface AdmissionOptions {
   /** ALLOWED_ORIGINS: web origins that may open sessions besides the gateway's own; '*' for any. */
   readonly allowedOrigins: readonly string[];
-  /** The gateway's own origin from PUBLIC_URL; undefined to take it from each request (Host, trusted scheme). */
+  /**
+   * The gateway's own origin from PUBLIC_URL; undefined to take it from each request (Host, trusted scheme), when
+   * its Host names one of `domains` or the address it came in on (util/own-host.ts).
+   */
   readonly publicOrigin: string | undefined;
+  /** The served XMPP domains. */
+  readonly domains: readonly string[];
   /** Sessions (WebSocket connections and BOSH sessions together) one client address may have open. */
   readonly maxPerIp: number;
   /** Of those, not yet authenticated. */
@@ -28,6 +34,8 @@ export interface RequestLike {
   readonly protocol: string;
   readonly host: string;
   readonly headers: { readonly origin?: string | undefined };
+  /** The address the request came in on. */
+  readonly socket: { readonly localAddress?: string | undefined };
 }
 
 /** A refusal and what it was about, for the metric and the log line. */
@@ -62,18 +70,24 @@ export class Admission {
   /**
    * A request without an Origin header is not from a browser page (or is
    * same-origin navigation) and is allowed; a page's origin must be ours
-   * or listed. `selfOrigin` is the request's own scheme and host.
+   * or listed. Ours is PUBLIC_URL's, or without it the request's own scheme
+   * and host when the host is a served domain or the address the request
+   * came in on: any other name may be a page's after DNS rebinding.
    */
-  originAllowed(origin: string | undefined, selfOrigin: string): boolean {
+  originAllowed(req: RequestLike): boolean {
+    const origin = req.headers.origin;
     if (origin === undefined || this.#anyOrigin) return true;
     const o = normalizeOrigin(origin);
-    return o === normalizeOrigin(this.opts.publicOrigin ?? selfOrigin) || this.#origins.has(o);
+    if (this.#origins.has(o)) return true;
+    if (this.opts.publicOrigin !== undefined) return o === normalizeOrigin(this.opts.publicOrigin);
+    const own = ownAuthority(req.host, req.socket.localAddress, this.opts.domains);
+    return own !== undefined && o === normalizeOrigin(`${req.protocol}://${own}`);
   }
 
   /** The origin, then the address's limits, of a request that would open a session; undefined when admitted. */
   check(req: RequestLike): Refused | undefined {
     const origin = req.headers.origin;
-    if (!this.originAllowed(origin, `${req.protocol}://${req.host}`)) return { reason: 'origin', ip: req.ip, origin };
+    if (!this.originAllowed(req)) return { reason: 'origin', ip: req.ip, origin };
     const reason = this.admit(req.ip);
     return reason && { reason, ip: req.ip, origin };
   }

@@ -192,3 +192,26 @@ t.test('a flood of refusals from ever new origins or addresses logs a bounded nu
   t.ok(refusals > 0, 'refusals are logged');
   t.ok(refusals <= 60, `at most 60 lines a minute (${refusals})`);
 });
+
+t.test('without PUBLIC_URL a request\'s own origin is the gateway\'s only for a served domain or the listening address', async (t) => {
+  // Found in a review: the gateway's own origin was whatever the Host header said, so after DNS rebinding (a page at
+  // rebind.evil.example, the name then resolved to the gateway) the page's Origin and Host agreed, and a visitor's
+  // browser opened sessions for that page from the visitor's network (an intranet gateway, the visitor's address
+  // spent on the per-address and login limits). host-meta already trusted only these names.
+  const server = await withServer(t);
+  const at = (name: string) => ({ origin: `http://${name}:${server.port}`, host: `${name}:${server.port}` });
+  t.equal(await upgrade(server, at('rebind.evil.example')), 403, 'a rebinding page\'s WebSocket');
+  const bosh = await create(server, at('rebind.evil.example'));
+  t.equal(bosh.status, 403, 'and its BOSH request');
+  t.equal(terminalCondition(bosh), 'policy-violation');
+  t.equal(await upgrade(server, at('localhost')), 101, 'a served domain is the gateway\'s own');
+  t.equal((await create(server, at('localhost'))).status, 200);
+  t.equal(await upgrade(server, at('127.0.0.1')), 101, 'the address the request came in on too');
+  t.equal(await upgrade(server, { origin: `http://localhost:@rebind.evil.example:${server.port}`, host: `localhost:@rebind.evil.example:${server.port}` }), 403,
+    'a Host that only starts like a served domain is not one');
+  t.equal(await upgrade(server, { host: `rebind.evil.example:${server.port}` }), 101, 'a client that sends no Origin is not a page: allowed as before');
+
+  const pub = await withServer(t, { PUBLIC_URL: 'https://chat.example.com/xmpp' });
+  t.equal(await upgrade(pub, { origin: 'https://chat.example.com', host: 'anything.example' }), 101, 'with PUBLIC_URL its origin, whatever the Host');
+  t.equal(await upgrade(pub, { origin: `http://localhost:${pub.port}`, host: `localhost:${pub.port}` }), 403, 'and only that');
+});

@@ -117,7 +117,7 @@ export async function registerBosh(app: FastifyInstance, host: TransportHost, op
         return;
       }
       // A peer's request passed the origin check on the node that received it (same configuration).
-      if (peer === undefined && !opts.admission.originAllowed(req.headers.origin, `${req.protocol}://${req.host}`)) {
+      if (peer === undefined && !opts.admission.originAllowed(req)) {
         opts.admission.note({ reason: 'origin', ip: req.ip, origin: req.headers.origin }, host.metrics, log);
         reply.code(403).header('content-type', DEFAULT_CONTENT_TYPE).send(serialize(terminateBody('policy-violation')));
         return;
