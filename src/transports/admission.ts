@@ -117,19 +117,25 @@ export class Admission {
 
   /** Checks the limits for a new session from `ip` (taking a token of its rate); undefined when admitted. */
   admit(ip: string): Refusal | undefined {
-    const limit = this.#sessionLimit(keyOf(ip));
-    if (limit) return limit;
-    return this.#bucket(keyOf(ip)).take(1) === 0 ? undefined : 'connection-rate';
+    const key = keyOf(ip);
+    const bucket = this.#bucket(key);
+    const limit = this.#sessionLimit(key);
+    // A refused attempt costs a token too: repeated, it soon meets the rate, which `blocked` sees at once.
+    const wait = bucket.take(1);
+    return limit ?? (wait === 0 ? undefined : 'connection-rate');
   }
 
   /**
-   * What `admit` would answer now, taking nothing: lets a transport refuse a
-   * request that would open a session, or reach none, before parsing it.
+   * Whether the address is past its limits now, taking nothing: lets a
+   * transport refuse a request that would open a session, or reach none,
+   * before parsing it. Cheap enough for every request (no session is
+   * counted one by one): the open sessions and the rate, not the
+   * unauthenticated count, which refused attempts reach through the rate
+   * (each costs a token).
    */
   blocked(ip: string): Refusal | undefined {
     const key = keyOf(ip);
-    const limit = this.#sessionLimit(key);
-    if (limit) return limit;
+    if ((this.#open.get(key)?.size ?? 0) >= this.opts.maxPerIp) return 'connections-per-ip';
     const bucket = this.#buckets.get(key);
     return bucket === undefined || bucket.waitFor(1) === 0 ? undefined : 'connection-rate';
   }

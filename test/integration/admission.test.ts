@@ -171,6 +171,15 @@ t.test('BOSH requests that reach no session spend the address\'s tokens, and pas
   t.equal(terminalCondition(await post(url, body("rid='1' to='localhost' ver='1.6'", broken), from('198.51.100.72'))), 'policy-violation',
     'an address at its session limit: refused unparsed');
   t.equal(await metric(server, 'connections-per-ip'), 1);
+
+  // At MAX_UNAUTHENTICATED_PER_IP a refused creation costs a token, so repeating it soon meets the rate, unparsed.
+  const idle = await limited(t, { NEW_CONNECTIONS_PER_IP_PER_SECOND: '1', NEW_CONNECTIONS_BURST_PER_IP: '3', MAX_UNAUTHENTICATED_PER_IP: '1' });
+  const idleUrl = `${idle.httpUrl}/http-bind`;
+  t.ok((await post(idleUrl, creation, from('198.51.100.73'))).body?.attr('sid'), 'an unauthenticated session');
+  for (let i = 0; i < 2; i++) t.equal(terminalCondition(await post(idleUrl, creation, from('198.51.100.73'))), 'policy-violation', 'another is refused');
+  t.equal(terminalCondition(await post(idleUrl, body("rid='1' to='localhost' ver='1.6'", broken), from('198.51.100.73'))), 'policy-violation',
+    'the refusals spent the burst: refused unparsed');
+  t.equal(await metric(idle, 'unauthenticated-per-ip'), 2);
 });
 
 t.test('a flood of refusals from ever new origins or addresses logs a bounded number of lines; the counters count all', async (t) => {

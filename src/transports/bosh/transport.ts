@@ -207,8 +207,9 @@ export class BoshTransport {
     } else if (this.#closing) {
       terminate(reply, 'system-shutdown');
     } else {
-      // What #create would answer, its limits judged again as they are now.
+      // What #create would answer; the attempt costs a token, as a refused one there does.
       const reason = this.#blocked(client.ip) ?? 'connection-rate';
+      this.opts.admission.stray(client.ip);
       this.opts.admission.note({ reason, ip: client.ip, origin: undefined }, this.server.metrics, this.log);
       terminate(reply, 'policy-violation', root.attr('ver') === undefined);
     }
