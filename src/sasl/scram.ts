@@ -232,6 +232,7 @@ export class ScramServer {
     this.#opts = opts;
   }
 
+  /** Rejects with the lookup's error when the lookup fails. */
   async start(clientFirst: string): Promise<ScramStep> {
     if (this.#state !== 'initial') return malformed('unexpected client-first-message');
     this.#state = 'done';
@@ -240,12 +241,8 @@ export class ScramServer {
     const allowed = this.#opts.authzidAllowed ?? ((authzid: string, user: string) => authzid === user);
     const { authzid, username } = first;
     if (authzid !== undefined && !allowed(authzid, username)) return fail('invalid-authzid');
-    let stored: ScramCredentials | undefined;
-    try {
-      stored = await this.#lookup(first.username);
-    } catch {
-      return fail('temporary-auth-failure', 'credential lookup failed');
-    }
+    // A failing lookup rejects: the caller tells a storage failure from its own refusals (a throttle).
+    const stored = await this.#lookup(first.username);
     const creds = stored ?? this.#fakeCredentials(first.username);
     const nonce = first.clientNonce + this.#serverNonce();
     const serverFirst = `r=${nonce},s=${creds.salt},i=${creds.iterations}`;

@@ -64,7 +64,11 @@ t.test('SCRAM failures count the same, and a throttled SCRAM attempt is refused 
   }
   const c = await from(t, ip);
   c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-256'>${scramFirst('alice').message}</auth>`);
-  t.equal(condition(await c.next()), 'temporary-auth-failure');
+  const refused = await c.next();
+  t.equal(condition(refused), 'temporary-auth-failure');
+  // As for PLAIN: the refusal says how long to wait, and the stream ends (a guesser pays a new connection).
+  t.match(refused.getChildText('text'), /try again in \d+ s/, 'the wait is told, not a storage failure');
+  t.equal(streamErrorCondition(await c.next()), 'policy-violation', 'and the stream ends');
 });
 
 t.test('an address spraying many accounts is slowed for every account it names', async (t) => {
