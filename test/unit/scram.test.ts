@@ -290,3 +290,16 @@ t.test('SASLprep of a string that maps to nothing fails with a plain message', a
   const { saslprep } = await import('../../src/sasl/saslprep.js');
   t.throws(() => saslprep('\u00ad'), /nothing is left after mapping/);
 });
+
+t.test('the fake credentials are made for a known user too: the same work whether the account exists or not', async (t) => {
+  // An unknown user's challenge cost the fake salt's HMAC and random keys (~15 µs) on top of a
+  // known user's, a difference a client can measure over many challenges to tell which accounts
+  // exist. accountKey is asked only when the fake credentials are made.
+  const users = lookupFrom({ juliet: deriveCredentials('sha256', 'pw', 4096) });
+  for (const name of ['juliet', 'romeo']) {
+    const keyed: string[] = [];
+    const server = new ScramServer('sha256', users, { accountKey: (u) => { keyed.push(u); return u; } });
+    t.equal((await server.start(`n,,n=${name},r=abc`)).kind, 'challenge');
+    t.same(keyed, [name], `${name}: fake credentials made once`);
+  }
+});
