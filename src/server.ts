@@ -172,7 +172,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   pep.register(ctx, {
     maxItemsPerNode: config.pepMaxItemsPerNode, maxItemBytes: config.pepMaxItemBytes, maxNodesPerAccount: config.pepMaxNodesPerAccount,
   }, { pep: stores.pep, accounts: accountsService, caps: entityCaps });
-  const fast = config.sasl2Enabled ? createFast(ctx, { ttl: config.fastTokenTtl, maxAgents: FAST_MAX_AGENTS, now: Date.now, allowInsecure: config.allowInsecurePlain }, { tokens: stores.fastTokens }) : undefined;
+  const fast = config.sasl2Enabled ? createFast(ctx, { ttl: config.fastTokenTtl, maxAgents: FAST_MAX_AGENTS, now: Date.now, allowInsecure: config.allowInsecurePlain }, { tokens: stores.fastTokens, users: stores.users, verifiedWith: saslEngine.verifiedWith }) : undefined;
   if (config.sasl2Enabled) {
     sasl2.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser }, { engine: saslEngine, sm: streamManagement, csi: csiState, fast });
   }

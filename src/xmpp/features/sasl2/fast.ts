@@ -22,7 +22,9 @@
  * 'replayed' (xmpp_fast_tokens_total). `<fast invalidate='true'/>` retires
  * the token used. An expired token gets credentials-expired (§4.2), then
  * the client logs in with its password. A new password or a deleted
- * account ends the account's tokens (storage triggers).
+ * account ends the account's tokens (storage triggers); a token is withheld
+ * when the password or token that logged in is no longer stored once the
+ * new token is (a change during the login).
  *
  * Not offered: HT-SHA-256-UNIQ and -ENDP need TLS channel bindings
  * (XEP-0440), and TLS ends at the reverse proxy, not here. TLS 0-RTT is not
@@ -35,6 +37,8 @@ import type { ModuleContext } from '../../context.js';
 import type { Session } from '../../session.js';
 import type { FastEvent } from '../../metrics-port.js';
 import type { FastToken, FastTokenStore } from '../../../storage/ports/fast-tokens.js';
+import type { UserStore } from '../../../storage/ports/accounts.js';
+import { stillStored, type VerifiedCredentials } from '../sasl.js';
 import type { OneShotMechanism } from '../sasl-wire.js';
 import type { FastPort } from './index.js';
 
@@ -52,6 +56,10 @@ export interface FastOptions {
 
 export interface FastDeps {
   readonly tokens: FastTokenStore;
+  /** The accounts: a token is handed out only while the password that logged in is still the stored one. */
+  readonly users: Pick<UserStore, 'get'>;
+  /** The stored credentials that verified the session's password (sasl.ts), if a password logged it in. */
+  readonly verifiedWith: (session: Session) => VerifiedCredentials | undefined;
 }
 
 type Refusal = Exclude<FastEvent, 'issued' | 'used'>;
@@ -60,9 +68,11 @@ const hmac = (key: string, data: string): Buffer => createHmac('sha256', Buffer.
 /** The SHA-256 of a proof: what is stored and looked up (a timing difference in the lookup reveals nothing usable). */
 const storedKeyOf = (proof: Buffer): string => createHash('sha256').update(proof).digest('hex');
 
-export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: FastDeps): FastPort & { dispose(): void } {
+export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens, users, verifiedWith }: FastDeps): FastPort & { dispose(): void } {
   /** The token a session logged in with, until <success/> is written: due for rotation or not. */
   const loggedInWith = new WeakMap<Session, FastToken>();
+  /** The stored key of the token a session logged in with, invalidated or not, until <success/> is written. */
+  const provenBy = new WeakMap<Session, string>();
   const refuse = (event: Refusal, account: string, condition: 'not-authorized' | 'credentials-expired' = 'not-authorized') => {
     ctx.metrics.fast(event);
     ctx.log.info({ event: 'fast-refused', reason: event, user: account.slice(0, 128) }, 'FAST token refused');
@@ -95,6 +105,7 @@ export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: Fa
         await tokens.used(token!.host, username, token!.agent, token!.storedKey);
         loggedInWith.set(session, token!);
       }
+      provenBy.set(session, token!.storedKey);
       ctx.metrics.fast('used');
       return { ok: true, username, data: Buffer.from(token!.serverKey, 'base64').toString('latin1') };
     };
@@ -110,7 +121,9 @@ export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: Fa
     mechanism: (name, agent, fast) => (name === HT_SHA_256_NONE ? check(name, agent, fast) : undefined),
     async token(session, agent, request) {
       const used = loggedInWith.get(session);
+      const proven = provenBy.get(session);
       loggedInWith.delete(session);
+      provenBy.delete(session);
       // §3.4: a token past half its life is rotated even when the client did not ask.
       const due = used !== undefined && used.expiresAt - opts.now() < (opts.ttl * 1000) / 2;
       const wanted = request.getChild('request-token', NS.FAST)?.attr('mechanism') ?? (due ? used.mechanism : undefined);
@@ -119,14 +132,24 @@ export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: Fa
       if (wanted !== HT_SHA_256_NONE || agent === undefined || session.anonymous || !secure(session)) return undefined;
       const secret = randomBytes(32).toString('base64url');
       const expiresAt = opts.now() + opts.ttl * 1000;
+      const host = session.host!;
+      const username = session.username!;
+      const storedKey = storedKeyOf(hmac(secret, 'Initiator'));
       try {
         await tokens.issue({
-          host: session.host!, username: session.username!, agent, mechanism: wanted, expiresAt,
-          storedKey: storedKeyOf(hmac(secret, 'Initiator')), serverKey: hmac(secret, 'Responder').toString('base64'),
+          host, username, agent, mechanism: wanted, expiresAt, storedKey, serverKey: hmac(secret, 'Responder').toString('base64'),
         }, opts.maxAgents);
+        // §3.6 (a new password ends the tokens): the password or token that logged in was read before
+        // this token was stored; a change in between ended the account's tokens before this one existed.
+        // Checked after the token is stored, so a change after the check ends it with the others.
+        if (!await stillValid(session, host, username, proven)) {
+          ctx.log.info({ event: 'fast-not-issued', session: session.logId, user: username }, 'FAST token withheld: the account changed during the login');
+          await tokens.retire(host, username, storedKey);
+          return undefined;
+        }
       } catch (err) {
         // The login stands; only the token is missing, and the client keeps using its password.
-        ctx.log.warn({ err, session: session.logId }, 'FAST token could not be stored');
+        ctx.log.warn({ err, session: session.logId }, 'FAST token could not be stored or checked');
         return undefined;
       }
       ctx.metrics.fast('issued');
@@ -134,6 +157,13 @@ export function createFast(ctx: ModuleContext, opts: FastOptions, { tokens }: Fa
     },
     dispose: () => clearInterval(timer),
   };
+
+  /** Whether what logged the session in (a FAST token, or a password's stored credentials) is still there. */
+  async function stillValid(session: Session, host: string, username: string, proven: string | undefined): Promise<boolean> {
+    if (proven !== undefined) return (await tokens.find(host, username, proven)) !== undefined;
+    const verified = verifiedWith(session);
+    return verified === undefined || stillStored(verified, await users.get(host, username));
+  }
 }
 
 /** Why a stored token may not log this client in, if it may not. */
