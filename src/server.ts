@@ -174,7 +174,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   }, { pep: stores.pep, accounts: accountsService, caps: entityCaps });
   const fast = config.sasl2Enabled ? createFast(ctx, { ttl: config.fastTokenTtl, maxAgents: FAST_MAX_AGENTS, now: Date.now, allowInsecure: config.allowInsecurePlain }, { tokens: stores.fastTokens, users: stores.users, verifiedWith: saslEngine.verifiedWith }) : undefined;
   if (config.sasl2Enabled) {
-    sasl2.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser }, { engine: saslEngine, sm: streamManagement, csi: csiState, fast });
+    sasl2.register(ctx, { maxResourcesPerUser: config.maxResourcesPerUser, allowInsecure: config.allowInsecurePlain }, { engine: saslEngine, sm: streamManagement, csi: csiState, fast });
   }
   const directedPresence = presence.register(ctx, { accounts: accountsService });
   blocking.register(ctx, { maxItems: config.maxBlocklistItems }, { accounts: accountsService, blocklists, directed: directedPresence });

@@ -27,6 +27,11 @@ export interface Sasl2Deps {
   readonly fast: FastPort | undefined;
 }
 
+export interface Sasl2Options extends BindOptions {
+  /** ALLOW_INSECURE_PLAIN (development only): SASL2 offered on streams that are not TLS-protected too. */
+  readonly allowInsecure: boolean;
+}
+
 /** The <authenticate/> being answered, kept until <success/> or <failure/>. */
 interface Request { readonly el: XmlElement; readonly agent: string | undefined; readonly binary: boolean }
 
@@ -42,12 +47,14 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
  * features of the authenticated stream (§2.6.1). No task is offered, so
  * <continue/> never occurs.
  */
-export function register(ctx: ModuleContext, opts: BindOptions, deps: Sasl2Deps): void {
+export function register(ctx: ModuleContext, opts: Sasl2Options, deps: Sasl2Deps): void {
   const { engine, sm, fast } = deps;
   const requests = new WeakMap<Session, Request>();
+  /** §9: "SASL2 MUST only be used by Clients or offered by Servers after TLS negotiation". */
+  const secure = (session: Session): boolean => session.secure || opts.allowInsecure;
 
   ctx.hooks.transform('stream-features', ({ session, features }) => {
-    if (session.type !== 'c2s_unauthed') return;
+    if (session.type !== 'c2s_unauthed' || !secure(session)) return;
     // XEP-0388 §2.1, XEP-0386 §2, XEP-0198 §6 and XEP-0484 §3.1: what may be done inline.
     features.append(x('authentication', { xmlns: NS.SASL2 },
       ...engine.mechanisms(session).map((m) => x('mechanism', {}, m)),
@@ -68,6 +75,8 @@ export function register(ctx: ModuleContext, opts: BindOptions, deps: Sasl2Deps)
     // §6.2: "once <success/> or <continue/> has been sent ... any further <authenticate/> MUST result in a stream error".
     if (session.type !== 'c2s_unauthed') return session.close({ condition: 'policy-violation', text: 'already authenticated' });
     const mechanism = el.attr('mechanism') ?? '';
+    // Not offered on this stream (§9); RFC 6120 §6.5.6's condition for a mechanism that needs TLS.
+    if (!secure(session)) return engine.fail(session, wire, 'encryption-required', 'SASL2 needs a TLS-protected connection', mechanism);
     const agent = el.getChild('user-agent', NS.SASL2)?.attr('id');
     if (agent !== undefined && !UUID.test(agent)) return engine.fail(session, wire, 'malformed-request', 'the user-agent id must be a UUID v4', mechanism);
     const oneShot = fast?.mechanism(mechanism, agent, el.getChild('fast', NS.FAST));
