@@ -47,9 +47,11 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
   if (overactive(conn, req)) return conn.fail('policy-violation', reply, 'too many simultaneous requests (§11)');
   if (overfed(conn, req)) return conn.fail('policy-violation', reply, 'more input than the session has processed (§11)');
   process(conn, req, reply, now);
-  // §14.2: requests that arrived early are processed once the gap before them fills.
+  // §14.2: requests that arrived early are processed once the gap before them fills, under the
+  // same input bound as one that came in order (judged now, with the input before it counted).
   for (let p = conn.pending.get(conn.window.next); p && !conn.ended && !conn.closing; p = conn.pending.get(conn.window.next)) {
     conn.pending.delete(p.request.rid);
+    if (overfed(conn, p.request)) return conn.fail('policy-violation', p.reply, 'more input than the session has processed (§11)');
     process(conn, p.request, p.reply, now);
   }
   conn.scheduleFlush();
