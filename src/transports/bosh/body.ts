@@ -1,6 +1,6 @@
 import { NS, XmlElement, parseXml, x, type XmlAttrInput, type XmlLimits } from '../../xml/index.js';
 import type { StreamHeader } from '../../xmpp/conn.js';
-import { streamErrorElement, type StreamError, type StreamErrorCondition } from '../../xmpp/errors.js';
+import { stanzaErrorReply, streamErrorElement, type StreamError, type StreamErrorCondition } from '../../xmpp/errors.js';
 import { parseRid } from './rid-window.js';
 
 /** XEP-0124 §17.2: the terminal binding conditions. */
@@ -301,3 +301,22 @@ export function terminateForStreamError(error: StreamError | undefined, payloads
   return terminateBody('remote-stream-error', [...payloads, streamErrorElement(error)]);
 }
 
+
+/**
+ * The errors for the stanzas of a request that the session never processed, its stream closed by the
+ * server before the request came (XEP-0124 §13, §17.2): the terminate body that answers it does not
+ * tell the client whether they were taken (a terminate's own payloads are, and a stream error may be
+ * caused by them), so each message and IQ request is answered (RFC 6120 §8.3: unexpected-request,
+ * not expected at this time; 'by' the server that says so), in that body. Presence and errors get
+ * none (§8.3.1), nor what is no stanza (an XEP-0198 <r/>).
+ */
+export function notProcessedErrors(payloads: readonly XmlElement[], by: string | undefined): XmlElement[] {
+  const out: XmlElement[] = [];
+  for (const el of payloads) {
+    if (el.ns !== NS.CLIENT || el.attr('type') === 'error') continue;
+    const type = el.attr('type');
+    if (el.local !== 'message' && !(el.local === 'iq' && (type === 'get' || type === 'set'))) continue;
+    out.push(stanzaErrorReply(el, 'unexpected-request', 'the stream had been closed: this stanza was not processed', undefined, by));
+  }
+  return out;
+}

@@ -3,9 +3,10 @@ import { DETACHED, type Conn, type ConnEvents, type StreamHeader } from '../../x
 import type { StreamError } from '../../xmpp/errors.js';
 import type { BoshEndReason } from '../../xmpp/metrics-port.js';
 import {
-  creationAttrs, legacyStatus, recoverableErrorBody, responseBody, streamErrorPayload, terminateBody, terminateForStreamError, type TerminalCondition,
+  creationAttrs, legacyStatus, notProcessedErrors, recoverableErrorBody, responseBody, streamErrorPayload, terminateBody, terminateForStreamError,
+  type TerminalCondition,
 } from './body.js';
-import type { BoshParams } from './body.js';
+import type { BoshParams, BoshRequest } from './body.js';
 import type { RidWindow } from './rid-window.js';
 import type { BoshHost, Held, HttpReply, Pending } from './types.js';
 import { InputPump, type InputItem } from '../input-pump.js';
@@ -241,15 +242,22 @@ export class BoshConn implements Conn {
    * The final terminate body, for a request that arrives after the core closed the stream; a request
    * waiting for the gap this one fills (§14.2) is answered as in #deliverFinal. A client's terminate
    * (§13) reads nothing more, as in close(): its body carries the stream error only, and the stanzas
-   * the final body had go to the end-of-session hand-over (end()).
+   * the final body had go to the end-of-session hand-over (end()). The request's own stanzas are not
+   * processed (the stream is gone): its body carries their errors (notProcessedErrors), after what
+   * was queued and before the stream error.
    */
-  deliverFinalTo(reply: HttpReply, terminate: boolean): void {
+  deliverFinalTo(reply: HttpReply, req: BoshRequest): void {
     const final = this.#final!;
-    const body = terminate && this.#unfetched.length > 0 ? terminateForStreamError(final.error, []) : final.body;
-    reply.send(200, this.params.contentType, serialize(body));
-    if (body === final.body) this.#fetched();
-    this.#answerAll(this.#othersBody(final.clean));
+    const carried = req.terminate ? [] : this.#unfetched.map((q) => q.el);
+    reply.send(200, this.params.contentType, serialize(terminateForStreamError(final.error, [...carried, ...this.#notProcessed(req)])));
+    if (!req.terminate) this.#fetched();
+    this.#answerOthers(final.clean);
     this.end(final.reason);
+  }
+
+  /** The errors for a request's stanzas the closed stream never took (notProcessedErrors). */
+  #notProcessed(req: BoshRequest): XmlElement[] {
+    return notProcessedErrors(req.payloads, this.#header?.from);
   }
 
   /**
@@ -459,8 +467,22 @@ export class BoshConn implements Conn {
     const final = this.#final!;
     this.#send(this.held.shift()!, serialize(final.body));
     this.#fetched();
-    this.#answerAll(this.#othersBody(final.clean));
+    this.#answerOthers(final.clean);
     this.end(final.reason);
+  }
+
+  /**
+   * The open requests besides the one with the final body (§13): the held ones were processed; one
+   * waiting for a gap (§14.2) never will be, and its body carries the errors for its stanzas.
+   */
+  #answerOthers(clean: boolean): void {
+    const others = this.#othersBody(clean);
+    for (const h of this.held) this.#send(h, others);
+    for (const p of this.pending.values()) {
+      const errors = this.#notProcessed(p.request);
+      const body = errors.length === 0 ? others : serialize(clean ? responseBody({}, errors) : terminateBody('other-request', errors));
+      p.reply.send(200, this.params.contentType, body);
+    }
   }
 
   /** A request took the terminate body: its payloads went out. */

@@ -26,7 +26,7 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
     // session's own sequence: a rid in the window with its §15 key. Anything else that names the
     // sid is refused without ending the session, so the client's own next request still gets it.
     if (!ofTheSequence(conn, req, verdict)) return conn.refuse(reply, `rid ${req.rid} or its key is not the session's next (§14.2, §15)`);
-    return conn.deliverFinalTo(reply, req.terminate);
+    return conn.deliverFinalTo(reply, req);
   }
   // §17.2: the XMPP session is gone under a live BOSH session without a stream close.
   if (conn.session.destroyed) return conn.fail('remote-connection-failed', reply, 'the XMPP session is gone');
