@@ -9,6 +9,9 @@
  *   silently dropped (answered with an empty <body/>): such a request is for
  *   a session that is over and gets item-not-found (§17.2), its payloads not
  *   taken.
+ * And a terminate whose request the client abandoned (its connection closed before the answer):
+ * once a later rid came, which gets item-not-found, nothing can fetch the terminate body any more,
+ * and the BOSH session ends at once; it waited for BOSH_INACTIVITY.
  */
 import t, { type Test } from 'tap';
 import { NS, parseXml, x, type XmlElement } from '../../src/xml/index.js';
@@ -17,6 +20,7 @@ import { RawBoshClient, payloads, terminalCondition, type BoshResponse } from '.
 import { RawWsClient } from '../helpers/ws-client.js';
 import { holdCalls } from '../helpers/hold-calls.js';
 import { eventually } from '../helpers/eventually.js';
+import { baseline } from '../helpers/metrics-text.js';
 
 const ENV = { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60', BOSH_INACTIVITY: '60' };
 
@@ -88,4 +92,47 @@ t.test("a request for a rid after the terminate that arrived before it (§14.2) 
   t.equal(terminalCondition(goodbye), '', 'the terminate gets the terminate body');
   t.equal(terminalCondition(await early), 'item-not-found', 'the later rid is for a session that is over (§17.2)');
   t.same(await storedAfterEnd(server, 'bob', 'alice', 'early'), [], 'the refused message was not processed');
+});
+
+/** Alice's terminate (with a vCard set the store holds, so the core has not closed yet), abandoned by the client once the store holds it. */
+async function abandonedTerminate(t: Test, s: UsersServer, resource: string): Promise<{ alice: RawBoshClient; release(): void }> {
+  const alice = new RawBoshClient(`${s.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  await alice.login('alice', 'alice-pw', resource, { wait: 30 });
+  const store = holdCalls(s.storage.vcards, 'set');
+  t.teardown(() => store.release());
+  const vcard = x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'v1' }, x('vCard', { xmlns: NS.VCARD }, x('FN', {}, 'Alice')));
+  const abort = new AbortController();
+  const terminated = alice.raw(alice.body({ type: 'terminate' }, vcard, unavailable()), { signal: abort.signal }).catch((err: Error) => err);
+  await store.entered;
+  abort.abort();
+  t.ok(await terminated instanceof Error, 'the client abandoned its terminate');
+  await eventually(() => s.app.bosh.stats().held === 0, { message: 'the server to notice' });
+  return { alice, release: () => store.release() };
+}
+
+t.test('a later rid after an abandoned terminate, once the core closed the stream, gets item-not-found and ends the BOSH session at once', async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { alice, release } = await abandonedTerminate(t, server, 'abandoned-closed');
+  release();
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'abandoned-closed') === undefined, { message: 'the core to close the stream' });
+  t.equal(server.app.bosh.stats().sessions, 1, 'the BOSH session waits for a request to fetch the terminate body');
+  const delta = await baseline(server);
+  const late = await alice.send();
+  t.equal(terminalCondition(late), 'item-not-found', `the later rid is for a session that is over (§17.2) (${late.text})`);
+  t.same(server.app.bosh.stats(), { ...server.app.bosh.stats(), sessions: 0, held: 0, pending: 0, queued: 0, timers: 0, addresses: 0 }, 'the BOSH session is gone at once, nothing left');
+  t.equal(await delta('xmpp_bosh_sessions_ended_total', { reason: 'terminate' }), 1, 'counted as ended by the terminate');
+  t.equal(terminalCondition(await alice.send()), 'item-not-found', 'its sid is no longer known');
+});
+
+t.test('a later rid after an abandoned terminate, while the core is still closing, gets item-not-found and ends the BOSH session at once; the terminate is still processed', async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { alice, release } = await abandonedTerminate(t, server, 'abandoned-closing');
+  const late = await alice.send({}, chat('bob@localhost', 'late', 'after the goodbye'));
+  t.equal(terminalCondition(late), 'item-not-found', `the later rid is for a session that is over (§17.2) (${late.text})`);
+  t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is gone at once');
+  t.equal(server.app.bosh.stats().timers, 0, 'no timer left');
+  release();
+  t.same(await storedAfterEnd(server, 'bob', 'alice', 'abandoned-closing'), [], 'the refused message was not processed');
+  t.ok(await server.storage.vcards.get('localhost', 'alice'), "the terminate's vCard set was processed");
 });

@@ -270,6 +270,18 @@ export class BoshConn implements Conn {
   }
 
   /**
+   * §13 with §17.2: a request with a later rid than the client's terminate gets item-not-found. With
+   * no request open that could get the terminate body (the client abandoned its terminate, and has
+   * moved on), the session is known to be over: it ends now, instead of at its inactivity period.
+   * The core's close, if it has not come yet, finds it ended, and the input it was given (the
+   * terminate's) has run (peerTerminated).
+   */
+  refuseAfterTerminate(reply: HttpReply, rid: number): void {
+    this.refuse(reply, `rid ${rid} comes after the client's terminate (§13)`);
+    if (this.held.length === 0) this.end(this.#final?.reason ?? 'terminate');
+  }
+
+  /**
    * A terminal binding error (§17.2): `reply` gets `condition`, every other
    * open request other-request (or `condition` when no request caused it),
    * and the session ends. The XMPP session is told its transport was lost

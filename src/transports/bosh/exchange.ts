@@ -15,8 +15,8 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
   // §13: after its terminate the session is over for the client, and a request with a later rid is
   // for a session that is no longer valid (§17.2 item-not-found): its payloads are not taken, and
   // it says so (given the terminate body, or an empty one, they were dropped unread). It ends
-  // nothing: the terminate's request still gets the terminate body.
-  if (conn.terminatedAt !== undefined && req.rid > conn.terminatedAt) return conn.refuse(reply, `rid ${req.rid} comes after the client's terminate (§13)`);
+  // nothing while a request is open to get the terminate body (refuseAfterTerminate).
+  if (conn.terminatedAt !== undefined && req.rid > conn.terminatedAt) return conn.refuseAfterTerminate(reply, req.rid);
   // The core closed the stream while no request was held: this one carries the news, unless it
   // repeats a rid whose response was lost on the way, which is sent again first (§14.3).
   if (conn.closing) {
