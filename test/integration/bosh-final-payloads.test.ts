@@ -90,3 +90,28 @@ t.test('a request ahead of a gap, answered when the one that fills it fetches th
   t.same(errors(other), { 'message:m5': 'unexpected-request' }, 'with the error for its message');
   await bobGotNothing(t, bob);
 });
+
+t.test('a request ahead of a gap, answered other-request when the session fails on the request that fills it, gets errors for its messages', async (t) => {
+  const { alice, bob } = await closedByServer(t, 'failed');
+  const gap = alice.body({ type: 'bogus' });
+  const ahead = alice.raw(alice.body({}, chat('m6'), ping('q6')));
+  await eventually(() => server.app.bosh.stats().pending === 1, { message: 'the later rid waiting for the gap' });
+  t.equal(terminalCondition(await alice.raw(gap)), 'bad-request', 'the request that fills the gap ends the session');
+  const other = await ahead;
+  t.equal(terminalCondition(other), 'other-request', 'the one ahead of the gap gets other-request (§17.2)');
+  t.same(errors(other), { 'message:m6': 'unexpected-request', 'iq:q6': 'unexpected-request' }, 'with the errors for its stanzas: the session is over');
+  await bobGotNothing(t, bob);
+});
+
+t.test('with a resumable session (XEP-0198), a request ahead of a gap gets no errors when the session fails: the client resends what was not acknowledged', async (t) => {
+  const { alice } = await closedByServer(t, 'resumable');
+  const enabled = await alice.send({}, x('enable', { xmlns: NS.SM, resume: 'true' }));
+  t.ok(payloads(enabled.body).some((el) => el.local === 'enabled'), 'stream management is on');
+  const gap = alice.body({ type: 'bogus' });
+  const ahead = alice.raw(alice.body({}, chat('m7')));
+  await eventually(() => server.app.bosh.stats().pending === 1, { message: 'the later rid waiting for the gap' });
+  t.equal(terminalCondition(await alice.raw(gap)), 'bad-request', 'the request that fills the gap ends the BOSH session');
+  const other = await ahead;
+  t.equal(terminalCondition(other), 'other-request', 'the one ahead of the gap gets other-request');
+  t.same(errors(other), {}, 'and no error: the message is not counted in h, a resumption sends it again');
+});

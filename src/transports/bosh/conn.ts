@@ -292,7 +292,7 @@ export class BoshConn implements Conn {
     this.host.log.debug({ sid: this.sid, session: this.session.logId, condition, text }, 'bosh session terminated');
     const status = this.params.legacy ? legacyStatus(condition) : 200;
     reply?.send(status, this.params.contentType, serialize(terminateBody(condition)));
-    this.#answerAll(serialize(terminateBody(reply ? 'other-request' : condition)));
+    this.#answerAll(terminateBody(reply ? 'other-request' : condition));
     // §17.2 item-not-found on a live session: a rid (or its key, §15) out of sequence.
     this.end(condition === 'item-not-found' ? 'rid-window' : 'error');
     if (!this.session.destroyed) this.session.transportLost(`bosh ${condition}`);
@@ -307,7 +307,7 @@ export class BoshConn implements Conn {
     if (!this.session.destroyed) this.session.streamError('system-shutdown', 'the server is shutting down');
     if (this.#ended) return;
     // What is still queued goes back to the session (end()): the same body goes to every open request.
-    this.#answerAll(serialize(terminateBody('system-shutdown')));
+    this.#answerAll(terminateBody('system-shutdown'));
     this.end('shutdown');
   }
 
@@ -325,7 +325,7 @@ export class BoshConn implements Conn {
     if (this.#ended || this.#final) return;
     const now = Date.now();
     for (const held of this.held.splice(0)) this.#respond(held, [], now, true);
-    this.#answerAll(serialize(responseBody({}, [])));
+    this.#answerAll(responseBody({}, []));
     const session = this.session;
     this.end('shutdown');
     if (!session.destroyed) session.transportLost('the server is going away (rolling restart)');
@@ -341,7 +341,7 @@ export class BoshConn implements Conn {
     const session = this.session;
     const now = Date.now();
     for (const held of this.held.splice(0)) this.#respond(held, [], now, true);
-    this.#answerAll(serialize(responseBody({}, [])));
+    this.#answerAll(responseBody({}, []));
     this.end('slow-consumer');
     if (!session.destroyed) session.transportLost('slow consumer: the BOSH output queue stayed above its limit');
   }
@@ -425,9 +425,19 @@ export class BoshConn implements Conn {
     return this.held.length === 0 && this.pending.size === 0;
   }
 
-  #answerAll(body: string): void {
-    for (const h of this.held) this.#send(h, body);
-    for (const p of this.pending.values()) p.reply.send(200, this.params.contentType, body);
+  /**
+   * Answers every open request with `body`. A request waiting for a gap (§14.2) was never processed:
+   * unless the session is kept for a resumption (XEP-0198: its stanzas are not counted in h, and the
+   * client sends them again), its body carries the errors for them (notProcessedErrors).
+   */
+  #answerAll(body: XmlElement): void {
+    const text = serialize(body);
+    for (const h of this.held) this.#send(h, text);
+    const kept = this.session.resumable;
+    for (const p of this.pending.values()) {
+      const errors = kept ? [] : this.#notProcessed(p.request);
+      p.reply.send(200, this.params.contentType, errors.length === 0 ? text : serialize(responseBody(body.attrs, [...body.getChildren(), ...errors])));
+    }
   }
 
   #inactivityMs(): number {
