@@ -115,3 +115,22 @@ t.test('with a resumable session (XEP-0198), a request ahead of a gap gets no er
   t.equal(terminalCondition(other), 'other-request', 'the one ahead of the gap gets other-request');
   t.same(errors(other), {}, 'and no error: the message is not counted in h, a resumption sends it again');
 });
+
+t.test('a BOSH session replaced by an XEP-0198 resumption elsewhere: the request that fetches its terminate body gets no errors, the resumed client sends its stanzas again', async (t) => {
+  const { alice } = await closedByServer(t, 'moved');
+  const enabled = await alice.send({}, x('enable', { xmlns: NS.SM, resume: 'true' }));
+  const smid = payloads(enabled.body).find((el) => el.local === 'enabled')?.attr('id');
+  t.ok(smid, 'stream management is on, resumable');
+  const next = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => next.destroy());
+  await next.create();
+  const auth = await next.send({}, x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0alice-pw').toString('base64')));
+  t.ok(auth.body?.getChild('success', NS.SASL), 'the new session authenticates');
+  await next.restart();
+  const resumed = await next.send({}, x('resume', { xmlns: NS.SM, previd: smid, h: '0' }));
+  t.ok(payloads(resumed.body).some((el) => el.local === 'resumed'), `resumed (${resumed.text.slice(0, 200)})`);
+  const res = await alice.send({}, chat('m8'));
+  t.equal(terminalCondition(res), 'remote-stream-error', 'the old BOSH session gets the terminate body');
+  t.ok(payloads(res.body).at(-1)?.getChild('conflict'), 'with the conflict');
+  t.same(errors(res), {}, 'and no error: the XMPP session lives on, and m8 was not counted in h');
+});

@@ -34,7 +34,11 @@ export class BoshConn implements Conn {
   readonly #out: OutQueue;
   #header: StreamHeader | undefined;
   /** Set when the core closed the stream: the terminate body still to deliver. */
-  #final: { readonly body: XmlElement; readonly error: StreamError | undefined; readonly clean: boolean; readonly reason: BoshEndReason } | undefined;
+  #final: {
+    readonly body: XmlElement; readonly error: StreamError | undefined; readonly clean: boolean; readonly reason: BoshEndReason;
+    /** The XMPP session was resumed on another transport (XEP-0198), which took this one's place: it lives on. */
+    readonly replaced: boolean;
+  } | undefined;
   #ended = false;
   /** Payloads of the terminate body while no request has fetched it. */
   #unfetched: readonly Queued[] = [];
@@ -176,7 +180,9 @@ export class BoshConn implements Conn {
     const unread = this.#terminatedAt !== undefined;
     const { carried, left } = unread ? { carried: [], left: this.#out.takeAll() } : this.#out.takeFinal(this.#finalRoom(error));
     const reason = error === undefined ? 'terminate' : error.condition === 'system-shutdown' ? 'shutdown' : 'error';
-    this.#final = { body: terminateForStreamError(error, carried.map((q) => q.el)), error, clean: error === undefined, reason };
+    // A resumption elsewhere detaches this transport before it closes it (lifecycle.ts).
+    const replaced = this.session === DETACHED;
+    this.#final = { body: terminateForStreamError(error, carried.map((q) => q.el)), error, clean: error === undefined, reason, replaced };
     this.#unfetched = carried;
     // Given back once a request has fetched the body, or with its payloads when none does (end()):
     // handed over before them, it would reach offline storage or another resource ahead of older
@@ -255,9 +261,12 @@ export class BoshConn implements Conn {
     this.end(final.reason);
   }
 
-  /** The errors for a request's stanzas the closed stream never took (notProcessedErrors). */
+  /**
+   * The errors for a request's stanzas the closed stream never took (notProcessedErrors). None when
+   * the session was resumed elsewhere: they are not counted in its h, and the client sends them again.
+   */
   #notProcessed(req: BoshRequest): XmlElement[] {
-    return notProcessedErrors(req.payloads, this.#header?.from);
+    return this.#final?.replaced ? [] : notProcessedErrors(req.payloads, this.#header?.from);
   }
 
   /**
