@@ -38,7 +38,12 @@ export class BoshConn implements Conn {
     readonly body: XmlElement; readonly error: StreamError | undefined; readonly clean: boolean; readonly reason: BoshEndReason;
     /** The XMPP session was resumed on another transport (XEP-0198), which took this one's place: it lives on. */
     readonly replaced: boolean;
+    /** The errors for the client's stanzas the input never ran (close()). */
+    readonly bounces: readonly XmlElement[];
   } | undefined;
+  /** Set by close() while it runs out the input: the payloads not run go to #notRun. */
+  #stopping = false;
+  #notRun: XmlElement[] = [];
   #ended = false;
   /** Payloads of the terminate body while no request has fetched it. */
   #unfetched: readonly Queued[] = [];
@@ -96,7 +101,12 @@ export class BoshConn implements Conn {
   }
 
   get ended(): boolean { return this.#ended; }
-  get closing(): boolean { return this.#final !== undefined; }
+  get closing(): boolean { return this.#final !== undefined || this.#stopping; }
+
+  /** A payload of the client's that the session did not take (exchange.ts deliver): when the stream is closing, close() answers it. */
+  notRun(el: XmlElement): void {
+    if (this.#stopping && this.#final === undefined) this.#notRun.push(el);
+  }
   /** The rid of the client's terminate (§13), once it was processed. */
   get terminatedAt(): number | undefined { return this.#terminatedAt; }
   get queued(): number { return this.#out.length; }
@@ -182,7 +192,18 @@ export class BoshConn implements Conn {
     const reason = error === undefined ? 'terminate' : error.condition === 'system-shutdown' ? 'shutdown' : 'error';
     // A resumption elsewhere detaches this transport before it closes it (lifecycle.ts).
     const replaced = this.session === DETACHED;
-    this.#final = { body: terminateForStreamError(error, carried.map((q) => q.el)), error, clean: error === undefined, reason, replaced };
+    // The client's stanzas of bodies already answered that the paced input has not run yet (issue 10)
+    // are never processed now, and nothing else tells the client (their responses went out as for any
+    // request): the final body carries their errors (notProcessedErrors), after what was queued.
+    // After the client's terminate the input has already run (peerTerminated).
+    this.#stopping = true;
+    this.input.flush();
+    const notRun = this.#notRun;
+    this.#notRun = [];
+    const bounces = replaced ? [] : notProcessedErrors(notRun, this.#header?.from);
+    this.#final = {
+      body: terminateForStreamError(error, [...carried.map((q) => q.el), ...bounces]), error, clean: error === undefined, reason, replaced, bounces,
+    };
     this.#unfetched = carried;
     // Given back once a request has fetched the body, or with its payloads when none does (end()):
     // handed over before them, it would reach offline storage or another resource ahead of older
@@ -255,7 +276,7 @@ export class BoshConn implements Conn {
   deliverFinalTo(reply: HttpReply, req: BoshRequest): void {
     const final = this.#final!;
     const carried = req.terminate ? [] : this.#unfetched.map((q) => q.el);
-    reply.send(200, this.params.contentType, serialize(terminateForStreamError(final.error, [...carried, ...this.#notProcessed(req)])));
+    reply.send(200, this.params.contentType, serialize(terminateForStreamError(final.error, [...carried, ...final.bounces, ...this.#notProcessed(req)])));
     if (!req.terminate) this.#fetched();
     this.#answerOthers(final.clean);
     this.end(final.reason);

@@ -134,7 +134,10 @@ function live(conn: BoshConn): boolean {
 function deliver(conn: BoshConn, req: BoshRequest): void {
   const bytes = Math.ceil(req.bytes / Math.max(1, req.payloads.length));
   for (const el of req.payloads) {
-    conn.input.push({ bytes, stanzas: 1, run: (ending) => live(conn) && !(ending && skippedWhenEnding(el, conn.session)) && conn.session.element(el) });
+    conn.input.push({
+      bytes, stanzas: 1,
+      run: (ending) => (live(conn) ? !(ending && skippedWhenEnding(el, conn.session)) && conn.session.element(el) : conn.notRun(el)),
+    });
   }
 }
 

@@ -1,0 +1,42 @@
+/**
+ * "Nothing lost" when the server closes a BOSH session (a conflict here) while the client's input is
+ * still paced (inbound shaping, issue 10): the stanzas of a body already answered that the session had
+ * not run yet are never processed, the stream being gone, and nothing told the client. Its messages
+ * now get their errors (RFC 6120 §8.3, unexpected-request) in the terminate body, before the stream
+ * error (XEP-0206 §7); each message is either delivered or answered with an error. They were dropped.
+ */
+import t from 'tap';
+import { NS, x } from '../../src/xml/index.js';
+import { flowServer } from '../helpers/flow.js';
+import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { eventually } from '../helpers/eventually.js';
+
+t.test('messages still waiting in the paced input when the server closes the stream are answered with errors in the terminate body', async (t) => {
+  const server = await flowServer(t, { MAX_INBOUND_BYTES_PER_SECOND: '1024', MAX_INBOUND_BURST_BYTES: '1024', BOSH_MAX_WAIT: '60' }, ['alice', 'bob']);
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'b', 'listener');
+  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  await alice.login('alice', 'a', 'paced', { wait: 1 });
+  // About 3 KiB at 1 KiB/s: most of it waits in the pump for seconds (its request is answered empty after wait).
+  const ids = Array.from({ length: 30 }, (_, i) => `m${i}`);
+  const first = await alice.send({}, ...ids.map((id) => x('message', { xmlns: NS.CLIENT, to: 'bob@localhost/listener', type: 'chat', id }, x('body', {}, `text ${id}`))));
+  t.equal(terminalCondition(first), undefined, 'the body is taken');
+  // The server ends alice's stream: a login with the same resource replaces the session (conflict).
+  const replacement = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => replacement.close());
+  await replacement.login('alice', 'a', 'paced');
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'paced')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  const final = await alice.send();
+  t.equal(terminalCondition(final), 'remote-stream-error', 'the next request gets the terminate body');
+  t.ok(payloads(final.body).at(-1)?.getChild('conflict'), 'with the stream error last');
+  const bounced = payloads(final.body).filter((el) => el.local === 'message' && el.attr('type') === 'error'
+    && el.getChild('error', NS.CLIENT)?.getChild('unexpected-request', NS.STANZAS)).map((el) => el.attr('id'));
+  const delivered = (): (string | undefined)[] => bob.frames.filter((el) => el.local === 'message').map((el) => el.attr('id'));
+  await eventually(() => delivered().length + bounced.length >= ids.length, { message: 'every message delivered or answered' }).catch(() => undefined);
+  t.ok(bounced.length > 0, `the messages the session never ran are answered with errors (${bounced.length}, ${delivered().length} delivered)`);
+  t.same([...delivered(), ...bounced], ids, 'each message is delivered or answered with an error, once, in order');
+  t.equal(await server.storage.offline.count('localhost', 'bob'), 0, 'none stored offline (bob was online)');
+});
