@@ -95,7 +95,7 @@ t.test("a request for a rid after the terminate that arrived before it (§14.2) 
 });
 
 /** Alice's terminate (with a vCard set the store holds, so the core has not closed yet), abandoned by the client once the store holds it. */
-async function abandonedTerminate(t: Test, s: UsersServer, resource: string): Promise<{ alice: RawBoshClient; release(): void }> {
+async function abandonedTerminate(t: Test, s: UsersServer, resource: string): Promise<{ alice: RawBoshClient; goodbye: XmlElement; release(): void }> {
   const alice = new RawBoshClient(`${s.httpUrl}/http-bind`);
   t.teardown(() => alice.destroy());
   await alice.login('alice', 'alice-pw', resource, { wait: 30 });
@@ -103,12 +103,13 @@ async function abandonedTerminate(t: Test, s: UsersServer, resource: string): Pr
   t.teardown(() => store.release());
   const vcard = x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'v1' }, x('vCard', { xmlns: NS.VCARD }, x('FN', {}, 'Alice')));
   const abort = new AbortController();
-  const terminated = alice.raw(alice.body({ type: 'terminate' }, vcard, unavailable()), { signal: abort.signal }).catch((err: Error) => err);
+  const goodbye = alice.body({ type: 'terminate' }, vcard, unavailable());
+  const terminated = alice.raw(goodbye, { signal: abort.signal }).catch((err: Error) => err);
   await store.entered;
   abort.abort();
   t.ok(await terminated instanceof Error, 'the client abandoned its terminate');
   await eventually(() => s.app.bosh.stats().held === 0, { message: 'the server to notice' });
-  return { alice, release: () => store.release() };
+  return { alice, goodbye, release: () => store.release() };
 }
 
 t.test('a later rid after an abandoned terminate, once the core closed the stream, gets item-not-found and ends the BOSH session at once', async (t) => {
@@ -135,4 +136,15 @@ t.test('a later rid after an abandoned terminate, while the core is still closin
   release();
   t.same(await storedAfterEnd(server, 'bob', 'alice', 'abandoned-closing'), [], 'the refused message was not processed');
   t.ok(await server.storage.vcards.get('localhost', 'alice'), "the terminate's vCard set was processed");
+});
+
+t.test('an abandoned terminate sent again (§14.3) once the core closed the stream gets the terminate body, and the BOSH session ends', async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { alice, goodbye, release } = await abandonedTerminate(t, server, 'abandoned-again');
+  release();
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'abandoned-again') === undefined, { message: 'the core to close the stream' });
+  const again = await alice.raw(goodbye);
+  t.equal(terminalCondition(again), '', `the terminate sent again gets the terminate body, not the empty one never sent (${again.text})`);
+  t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is over at once');
+  t.equal(server.app.bosh.stats().timers, 0, 'no timer left');
 });

@@ -271,12 +271,14 @@ export class BoshConn implements Conn {
    * (§13) reads nothing more, as in close(): its body carries the stream error only, and the stanzas
    * the final body had go to the end-of-session hand-over (end()). The request's own stanzas are not
    * processed (the stream is gone): its body carries their errors (notProcessedErrors), after what
-   * was queued and before the stream error.
+   * was queued and before the stream error. `repeated`: the request repeats one processed before
+   * (the client's terminate, exchange.ts), whose stanzas were taken.
    */
-  deliverFinalTo(reply: HttpReply, req: BoshRequest): void {
+  deliverFinalTo(reply: HttpReply, req: BoshRequest, repeated = false): void {
     const final = this.#final!;
     const carried = req.terminate ? [] : this.#unfetched.map((q) => q.el);
-    reply.send(200, this.params.contentType, serialize(terminateForStreamError(final.error, [...carried, ...final.bounces, ...this.#notProcessed(req)])));
+    const unprocessed = repeated ? [] : this.#notProcessed(req);
+    reply.send(200, this.params.contentType, serialize(terminateForStreamError(final.error, [...carried, ...final.bounces, ...unprocessed])));
     if (!req.terminate) this.#fetched();
     this.#answerOthers(final.clean);
     this.end(final.reason);

@@ -21,6 +21,10 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
   // repeats a rid whose response was lost on the way, which is sent again first (§14.3).
   if (conn.closing) {
     const verdict = conn.window.classify(req.rid);
+    // §13 with §14.3: the client's terminate sent again, its connection closed before the answer.
+    // Nothing fetched the terminate body (that would have ended the session): this one gets it, not
+    // the empty body the abandoned request counted as (BoshConn.#abandoned), which never went out.
+    if (verdict === 'answered' && req.rid === conn.terminatedAt && repeatsKey(conn, req)) return conn.deliverFinalTo(reply, req, true);
     if (verdict === 'answered' && repeatsKey(conn, req)) return conn.resend(req.rid, reply, now);
     // The final body (the stanzas still queued, the stream error) goes only to a request of the
     // session's own sequence: a rid in the window with its §15 key. Anything else that names the
