@@ -433,6 +433,16 @@ t.test('a legacy client (no ver) gets the deprecated HTTP status with the termin
   expectTerminate(t, await c.send(), 'item-not-found', 404);
 });
 
+t.test("a client's recoverable binding error (type='error') does not end the session (§17: the client MAY report binding errors)", async (t) => {
+  const c = client(t);
+  await c.login('alice', 'alice-secret', 'reports-error');
+  const res = await c.send({ type: 'error' }, ping('p-error'));
+  t.equal(res.body?.attr('type'), undefined, `not a terminate (${res.text.slice(0, 200)})`);
+  t.ok(payloads(res.body).some((p) => p.attr('id') === 'p-error'), 'its payloads are processed');
+  const next = await c.send({}, ping('p-next'));
+  t.ok(payloads(next.body).some((p) => p.attr('id') === 'p-next'), 'the session goes on');
+});
+
 t.test('a bad request on a live session ends it', async (t) => {
   const c = client(t);
   await c.create();

@@ -33,7 +33,7 @@ t.test('malformed wrappers are bad-request', async (t) => {
     `<body rid='1'/>`,
     `<body xmlns='${NS.HTTPBIND}'/>`,
     `<body xmlns='${NS.HTTPBIND}' rid='x'/>`,
-    `<body xmlns='${NS.HTTPBIND}' rid='1' type='error'/>`,
+    `<body xmlns='${NS.HTTPBIND}' rid='1' type='bogus'/>`,
     `<body xmlns='${NS.HTTPBIND}' rid='1' pause='-5'/>`,
     `<body xmlns='${NS.HTTPBIND}' rid='1'>text</body>`,
   ]) {
@@ -42,6 +42,12 @@ t.test('malformed wrappers are bad-request', async (t) => {
     t.ok(caught instanceof BoshError && caught.condition === 'bad-request', bad);
   }
   t.doesNotThrow(() => parse(`<body xmlns='${NS.HTTPBIND}' rid='1'>\n  <presence xmlns='jabber:client'/>\n</body>`), 'whitespace between payloads is fine');
+});
+
+t.test("a client's recoverable binding error (type='error', XEP-0124 §17: the client MAY report binding errors) is an ordinary request", async (t) => {
+  const r = parse(`<body xmlns='${NS.HTTPBIND}' rid='1' type='error'><presence xmlns='jabber:client'/></body>`);
+  t.equal(r.terminate, false);
+  t.equal(r.payloads.length, 1, 'its payloads are taken');
 });
 
 t.test("'ver' is the lower of the client's and ours, compared as integers", async (t) => {

@@ -162,7 +162,9 @@ export function readRequest(el: XmlElement, bytes = 0): BoshRequest {
   const rid = parseRid(el.attr('rid')?.trim());
   if (rid === undefined) throw new BoshError('bad-request', "'rid' must be a positive integer below 2^53");
   const type = el.attr('type');
-  if (type !== undefined && type !== 'terminate') throw new BoshError('bad-request', `unknown type '${type.slice(0, 32)}'`);
+  // §17: the client MAY report binding errors too; a recoverable one (type='error') ends nothing, and
+  // the request is taken as any other (as Prosody does).
+  if (type !== undefined && type !== 'terminate' && type !== 'error') throw new BoshError('bad-request', `unknown type '${type.slice(0, 32)}'`);
   const payloads: XmlElement[] = [];
   const declared = declaredPrefixes(el);
   for (const c of el.children) {
