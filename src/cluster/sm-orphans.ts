@@ -113,8 +113,8 @@ export function createOrphans(deps: OrphanDeps): Orphans {
       routed = done;
       log.info({ event: 'sm-orphan-replaced', sm: smidRef(smid), handedOver: items }, 'a resumption found a newer session on the resource of a session no node held: that one ended, its queue is handed over');
     } else {
-      // `ended`: its owner died (CLAIM). Otherwise a live owner let it go to a claim whose resumption then
-      // failed, and it timed out as a session with no transport does anywhere.
+      // `ended`: its owner died with it (CLAIM). Otherwise a live owner let it go to a claim whose resumption then
+      // failed, and it timed out as a session with no transport does anywhere (here or on a dead node that held it).
       const [items, done] = end(ctx, reply, (reply as Taken)[7] === '1' ? DEAD_NOTE : NOT_ACKNOWLEDGED);
       routed = done;
       log.info({ event: 'sm-orphan-timed-out', sm: smidRef(smid), handedOver: items }, 'a session of a dead node was not resumed: its queue is handed over');
@@ -165,7 +165,9 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     const items = raw.map((r) => decodeItem(String(r))).filter((i): i is Undelivered => i !== undefined);
     const routed = host && username ? reroute(c, username, host, items, note) : Promise.resolve();
     // RFC 6121 §4.5.2: the session ends here. A dead owner's was ended at its death (CLAIM's `ended`); one
-    // claimed from a live owner whose resumption failed was not (that owner let it go without a word). When
+    // claimed from a live owner whose resumption failed was not (that owner let it go without a word), nor
+    // was it if the node that then held it died (CLAIM keeps no `ended` for it), even mid-way through its
+    // own hand-over, which may have sent it already: twice then, never not at all. When
     // a newer session holds the full JID and is available (`covered`), only the directed-presence
     // recipients its presence does not reach are told (presence.ts): to the others the unavailable would be its.
     if (host && username && resource && ended !== '1' && (presence || directed)) {

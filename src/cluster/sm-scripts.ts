@@ -149,9 +149,16 @@ return 1`;
  * Raises the epoch and moves the record to the claimer; returns
  * [epoch, hash as field, value…, items, previous owner] or 0 / -1.
  * The survivor of a dead owner claims with it (sm-orphans.ts): the record
- * is marked `ended` (the cluster ended its presence at the death), so the
- * node that resumes it later, whoever holds it then, announces it again
- * (and clears the mark once the session is built there: sm-registry.ts).
+ * is marked `ended` (the cluster ended its presence at the death: the
+ * dead owner's directory entry of the session), so the node that resumes
+ * it later, whoever holds it then, announces it again (and clears the mark
+ * once the session is built there: sm-registry.ts). Not a record the dead
+ * node held with no session (`orphan`: a claim of its whose resumption
+ * failed, a dead node's it had adopted): no entry of the dead node stood
+ * for it, so its death ended nothing, and the mark stays as it was (set if
+ * an earlier death ended it): RFC 6121 §4.5.2, the survivor's hand-over
+ * announces it unavailable if nobody did, even if the dead node had begun
+ * to hand it over (`handing`) and perhaps sent it (twice, never none).
  * It is `orphan` too: held with no session (TAKEOVER). The dead owner's
  * directory entry of the session, if still there, is recorded as its own
  * (`dsid`). A survivor removes a dead node's entries before it adopts its
@@ -161,10 +168,11 @@ return 1`;
  * survivor hands it over at once.
  */
 export const CLAIM = `${FENCE}${NEWER}
-local f = redis.call('HMGET', KEYS[1], 'owner', 'host', 'username', 'resource')
+local f = redis.call('HMGET', KEYS[1], 'owner', 'host', 'username', 'resource', 'orphan', 'handing')
 local owner = f[1]
 local epoch = tonumber(ARGV[1]) + 1
-local set = {'epoch', epoch, 'owner', ARGV[2], 'ended', 1, 'orphan', 1}
+local set = {'epoch', epoch, 'owner', ARGV[2], 'orphan', 1}
+if f[5] ~= '1' and f[6] ~= '1' then set[#set + 1] = 'ended' set[#set + 1] = 1 end
 if owner and f[2] and f[3] and f[4] then
   local e = entry(ARGV[4], f[2], f[3], f[4])
   if e and e.node == owner and type(e.sid) == 'string' then set[#set + 1] = 'dsid' set[#set + 1] = e.sid end

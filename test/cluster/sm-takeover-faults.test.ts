@@ -335,3 +335,44 @@ t.test('a takeover whose answer comes after another node\'s later claim was anno
   t.equal(claimed, 'unknown', 'n2 does not build the session: it is n3\'s');
   t.equal(n2.registry.size, 0, 'n2 holds nothing');
 });
+
+/**
+ * RFC 6121 §4.5.2: a session that ends is announced unavailable. alice/phone (on n1, available to bob on n2)
+ * is claimed on n3, whose resumption fails: n3 holds it with no session, its presence never ended. n3 dies
+ * before it announced the end (`handing`: in the middle of handing it over; or still waiting out its resume
+ * time); the survivor that adopts it hands it over and must tell bob, since nobody else did (n3 held no
+ * directory entry of it, so n3's death announced nothing).
+ */
+for (const { name, handing } of [{ name: 'in the middle of handing it over', handing: true }, { name: 'while it waited out its resume time', handing: false }]) {
+  t.test(`a claimed session whose resumption failed, its holder dying ${name}: the survivor that hands it over tells its contacts it is gone`, async (t) => {
+    const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: handing ? '1' : '4' });
+    const { n1, bob } = await contactsOnTwoNodes(t, opts);
+    const n3 = await startGateway(t, 'n3', opts);
+    const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+    t.teardown(() => alice.c.close());
+    const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
+    alice.c.send("<presence xmlns='jabber:client'/>");
+    await bob.until(fromAlice(undefined));
+    let ran = false;
+    // n3's TAKE_ORPHAN runs in Redis (the record is `handing`), then n3 dies before it routes or announces anything.
+    if (handing) {
+      interceptEval(n3.cluster.node.redis, TAKE_ORPHAN, async (run) => {
+        await run();
+        ran = true;
+        n3.crash();
+        throw new Error('Socket closed unexpectedly');
+      });
+    }
+    await failedResumption(t, n3, alice);
+    if (handing) await eventually(() => ran, { message: 'n3 ran its hand-over script, then died' });
+    else {
+      const look = await connectRedis(opts.redisUrl, { warn: () => undefined }, 'look');
+      t.teardown(() => look.destroy());
+      const record = smKeys(keyPrefix(opts.redisUrl)).record(alice.smid!);
+      await eventually(async () => (await look.hGet(record, 'orphan')) === '1', { message: 'n3 holds it with no session' });
+      n3.crash();
+    }
+    await bob.until(fromAlice('unavailable'), 15_000);
+    t.pass('bob gets alice/phone\'s unavailable');
+  });
+}
