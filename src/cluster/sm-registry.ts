@@ -221,7 +221,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       // Handed over before the answer, so that <failed/> carries the stale h it stored.
       if (Number(reply[0]) === REPLACED) {
         await deps.replaced(smid, Number(reply[1]));
-        return 'unknown';
+        return 'replaced';
       }
       // Another node claimed it after us and its notice came before our answer (another connection):
       // the session is that node's; building it here would make two owners until our first write.

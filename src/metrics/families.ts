@@ -4,7 +4,7 @@ import type { CoreMetrics, HandOverTarget, Limit, ResumeOutcome, SessionEndReaso
 export const TRANSPORTS: readonly Transport[] = ['websocket', 'bosh'];
 const KINDS: readonly StanzaKind[] = ['message', 'presence', 'iq'];
 const END_REASONS: readonly SessionEndReason[] = ['closed', 'stream-error', 'conflict', 'timeout', 'resume-timeout', 'shutdown', 'kicked', 'dropped', 'resumed', 'released'];
-const OUTCOMES: readonly ResumeOutcome[] = ['resumed', 'unknown-smid', 'wrong-user', 'timed-out', 'handled-count-too-high'];
+const OUTCOMES: readonly ResumeOutcome[] = ['resumed', 'unknown-smid', 'wrong-user', 'timed-out', 'replaced', 'handled-count-too-high'];
 const HAND_OVER: readonly HandOverTarget[] = ['offline', 'resource', 'bounced'];
 const LIMITS: readonly Limit[] = ['size', 'depth', 'rate', 'per-ip', 'resources', 'roster', 'blocklist', 'offline', 'pep', 'other'];
 

@@ -13,7 +13,7 @@ export type SessionEndReason = 'closed' | 'stream-error' | 'conflict' | 'timeout
  * XEP-0198 §5 resumption outcomes; a failure is told apart by why the smid did not resume
  * ('handled-count-too-high': the client's h acknowledged more than was sent, XEP-0198 §4).
  */
-export type ResumeOutcome = 'resumed' | 'unknown-smid' | 'wrong-user' | 'timed-out' | 'handled-count-too-high';
+export type ResumeOutcome = 'resumed' | 'unknown-smid' | 'wrong-user' | 'timed-out' | 'replaced' | 'handled-count-too-high';
 
 /** Where an ended session's unacknowledged stanzas went (hand-over.ts reroute). */
 export type HandOverTarget = 'offline' | 'resource' | 'bounced';

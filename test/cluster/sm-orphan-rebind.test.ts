@@ -20,6 +20,7 @@ import { eventually, sleep } from '../helpers/eventually.js';
 import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
 import { REPLACED, TAKEOVER, smKeys } from '../../src/cluster/sm-scripts.js';
 import { loseAnswers } from '../helpers/redis-faults.js';
+import { baseline } from '../helpers/metrics-text.js';
 
 const backends = clusterBackends(t);
 
@@ -99,8 +100,12 @@ t.test('a dead node\'s session whose resource a fresh login bound cannot be resu
   t.teardown(() => fresh.c.close());
   await eventually(() => adopter.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'the adopter sees the fresh session' });
 
+  const delta = await baseline(adopter.server);
   const { peer, answer } = await refusedResume(t, adopter.server.wsUrl, alice.smid!, 0);
   t.equal(answer.attr('h'), '1', 'with the h the old session had (stale h)');
+  // The same answer on the wire as an unknown smid's; the metric tells them apart.
+  t.equal(await delta('xmpp_sm_resumes_total', { outcome: 'replaced', from: 'none', to: 'websocket' }), 1, 'counted as replaced');
+  t.equal(await delta('xmpp_sm_resumes_total', { outcome: 'unknown-smid' }), 0, 'not as unknown-smid');
   await routed(peer.c, 'after-failed');
   t.same(peer.messageIds(), [], 'nothing of its queue comes back on the failed stream');
 
@@ -195,7 +200,9 @@ t.test('a claimed session whose resumption failed cannot be resumed once a fresh
   t.teardown(() => fresh.c.close());
   await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n2 sees the fresh session' });
 
+  const delta = await baseline(n2.server);
   await refusedResume(t, n2.server.wsUrl, alice.smid!, 1);
+  t.equal(await delta('xmpp_sm_resumes_total', { outcome: 'replaced', from: 'none', to: 'websocket' }), 1, 'counted as replaced, not unknown-smid');
   // RFC 6121 §4.5.2: the old session ended and the fresh one sent no presence: bob learns alice/phone is gone.
   await bob.until(fromPhone(alice.jid, 'unavailable'));
   t.pass('bob gets the old session\'s unavailable');

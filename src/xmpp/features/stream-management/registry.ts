@@ -81,7 +81,7 @@ export interface SmClaimant {
 }
 
 /** A claim's answer: the session, now this node's, or why not (nothing was written then). */
-export type SmClaim = { readonly record: SmRecord; readonly state: SmClaimed } | 'unknown' | 'other-account';
+export type SmClaim = { readonly record: SmRecord; readonly state: SmClaimed } | 'unknown' | 'other-account' | 'replaced';
 
 /**
  * How the journal answered a push: stored; fenced (another node owns the

@@ -71,10 +71,14 @@ export function createResume(ctx: ModuleContext, opts: SmOptions, flow: Flow, re
     return ctx.queues.session(old, () => take(carrier, old, previd, h, reply));
   };
 
-  /** `other`: the session the smid names, of another account ('remote': held or journaled by another node). */
-  function notFound(carrier: Session, previd: string, reply: ResumeReply, other?: Session | 'remote'): void | Promise<void> {
+  /**
+   * `other`: the session the smid names, of another account ('remote': held or journaled by another node),
+   * or 'replaced': the account's, ended because a newer session holds its full JID (another node's claim found it).
+   */
+  function notFound(carrier: Session, previd: string, reply: ResumeReply, other?: Session | 'remote' | 'replaced'): void | Promise<void> {
     ctx.metrics.sm('resume-failed');
-    if (other) ctx.metrics.smResume('wrong-user', other === 'remote' ? 'none' : fromTransport(other), carrier.transport);
+    if (other === 'replaced') ctx.metrics.smResume('replaced', 'none', carrier.transport);
+    else if (other) ctx.metrics.smResume('wrong-user', other === 'remote' ? 'none' : fromTransport(other), carrier.transport);
     else ctx.metrics.smResume(timedOut.has(previd) ? 'timed-out' : 'unknown-smid', 'none', carrier.transport);
     if (!opts.stale_h.enabled) return reply.failed(carrier, failed('item-not-found'));
     // The stale h is in storage: the session's next element waits for the answer (core.ts),

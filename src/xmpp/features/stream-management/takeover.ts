@@ -11,7 +11,7 @@ import type { ResumeReply } from './resume.js';
 import type { SmClaim, SmClaimed, SmJournal, SmRecord, SmRegistry } from './registry.js';
 
 type Failed = (condition: string, h?: number, extra?: XmlElement) => XmlElement;
-type NotFound = (carrier: Session, previd: string, reply: ResumeReply, other?: 'remote') => void | Promise<void>;
+type NotFound = (carrier: Session, previd: string, reply: ResumeReply, other?: 'remote' | 'replaced') => void | Promise<void>;
 
 export interface TakeoverDeps {
   readonly journal: SmJournal;
@@ -47,6 +47,8 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     if (claim === 'unknown') return await notFound(carrier, previd, reply);
     // Another account's smid: answered as an unknown one (only the metric tells them apart).
     if (claim === 'other-account') return await notFound(carrier, previd, reply, 'remote');
+    // RFC 6120 §7.7.2.2: a newer session bound its full JID, so this one ended (the same answer, its own metric).
+    if (claim === 'replaced') return await notFound(carrier, previd, reply, 'replaced');
     const { record, state: claimed } = claim;
     if (carrier.destroyed) return journal.release(previd);
     // As SmQueue.ack: an h behind counter_out (more than half the counter space away) is a late ack.
