@@ -213,7 +213,14 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * the queue with it, while a record left to the claimer is found by its
  * check of an unanswered claim (sm-registry.ts) and timed out there.
  * A live owner that holds the session ends it itself (the bind's directory
- * write ended it with conflict), so it is not looked for then.
+ * write ended it with conflict), so it is not looked for then: an entry
+ * of the owner's own node is its session, or one it ends itself. An entry
+ * of another live node is looked for whatever the owner's lease says: the
+ * owner may be dead within its lease (not yet declared so, not adopted),
+ * when nothing ended the session on the bind and a resumption would take
+ * the resource back from the newer session (ending it with conflict);
+ * alive, it ends the session with conflict anyway once it hears of the
+ * bind, and the claim's sm-fenced notice ends it there first.
  *
  * The entry a claim records as the session's own (`dsid`) is the old
  * owner's (the session's, which stays until the claimer binds) or the one
@@ -237,7 +244,7 @@ local function ownerAlive()
   return ownerLive
 end
 local e = entry(ARGV[3], f[3], f[4], f[5])
-if (f[8] == '1' or not ownerAlive()) and newer(ARGV[3], e, f[9]) then
+if newer(ARGV[3], e, f[9]) and (f[8] == '1' or e.node ~= owner or not ownerAlive()) then
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'orphan', 1)
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])

@@ -293,3 +293,51 @@ t.test('a resumption that finds the session replaced and whose answer was lost (
   await sleep(300);
   t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 1, 'm1 stored offline once');
 });
+
+/**
+ * The same between a node's death and the end of its lease (here 20 s), before any survivor adopted the
+ * session: nothing can end it on the bind (its node is gone), and its owner still looks alive. n0 holds
+ * alice/phone (m1 not acknowledged) and dies; a fresh login binds alice/phone on n1; a resumption of the
+ * old session must not take the resource back from it (RFC 6120 §7.7.2.2: the bind ended the older
+ * session; XEP-0198 §5: item-not-found), on n1 itself or on n2 (the bind's directory write).
+ */
+for (const where of ['n1', 'n2'] as const) {
+  t.test(`a resumption on ${where} between a node's death and the end of its lease does not end the newer session on n1: item-not-found, m1 handed over once`, async (t) => {
+    const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+    const n0 = await startGateway(t, 'n0', { ...opts, env: { ...opts.env, CLUSTER_NODE_TTL: '20000' } });
+    const n1 = await startGateway(t, 'n1', opts);
+    const n2 = await startGateway(t, 'n2', opts);
+    await addUsers(n0, ['alice', 'bob']);
+    const bob = await RawWsClient.connect(n1.server.wsUrl);
+    t.teardown(() => bob.close());
+    await bob.login('bob', 'bob-pw', 'desk');
+    const alice = await SmPeer.login(n0.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+    t.teardown(() => alice.c.close());
+    await eventually(() => n1.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n1 sees alice' });
+    bob.send(chat('alice@localhost/phone', 'm1'));
+    await eventually(() => alice.h === 1, { message: 'alice got m1 (not acknowledged)' });
+    const redis = await look(t, opts);
+    const keys = smKeys(keyPrefix(opts.redisUrl));
+    await eventually(async () => (await redis.lLen(keys.queue(alice.smid!))) === 1, { message: 'm1 is in her stored queue' });
+    n0.crash();
+    await n0.server.storage.close();
+    alice.c.ws.terminate();
+
+    const fresh = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+    t.teardown(() => fresh.c.close());
+    const resumer = where === 'n1' ? n1 : n2;
+    await eventually(async () => JSON.parse((await redis.hGet(`${keyPrefix(opts.redisUrl)}dir:alice@localhost`, 'phone')) ?? '{}').node === 'n1', { message: 'the fresh session\'s directory entry' });
+    t.equal(await redis.exists(`${keyPrefix(opts.redisUrl)}node:n0`), 1, 'n0\'s lease has not run out');
+
+    await refusedResume(t, resumer.server.wsUrl, alice.smid!, 0);
+    await eventually(async () => (await n1.server.storage.offline.count('localhost', 'alice')) === 1, { timeout: 10_000, message: 'm1 handed over (offline: the fresh session is not available)' });
+    await gone(t, redis, opts, alice.smid!);
+    bob.send(chat('alice@localhost/phone', 'm2'));
+    await fresh.c.until(messageIs('m2'));
+    await routed(fresh.c, 'ping');
+    stillOpen(t, fresh.c);
+    t.same(fresh.messageIds(), ['m2'], 'the newer session gets what is sent to the resource, nothing of the old queue');
+    await sleep(300);
+    t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 1, 'm1 stored offline once');
+  });
+}
