@@ -22,6 +22,7 @@ import { eventually, sleep } from '../helpers/eventually.js';
 import { NS } from '../../src/xml/index.js';
 import { Strophe } from 'strophe.js';
 import type { TestServer } from '../helpers/server.js';
+import { scrape, value } from '../helpers/metrics-text.js';
 
 t.setTimeout(120_000);
 const { cluster, front, ownerOf, upstreams } = await withBalancedCluster(t);
@@ -160,16 +161,20 @@ t.test('a strophe.js page on BOSH reloads (keepalive, restore): the reloaded pag
   await ivy.xmpp.send(chat(me, 'seen'));
   await eventually(() => page1.got.includes('seen'), { message: 'the message before the reload' });
   t.ok(store.has('strophe-bosh-session'), 'strophe.js kept its BOSH session in sessionStorage');
+  // The requests the owner holds open (XEP-0124 §8), as its operators see them: this page's long poll, and no other
+  // BOSH session's once the first test's have ended.
+  const heldOnOwner = async (): Promise<number> => value(await scrape(at(owner)), 'xmpp_bosh_held_requests');
+  await eventually(async () => (await heldOnOwner()) === 1, { timeout: 10_000, message: 'the owner holds the page\'s request, and only it' });
   // The page goes away: no more requests, the open ones cut.
   page1.conn.pause();
   (page1.conn._proto as unknown as { _abortAllRequests(): void })._abortAllRequests();
   // BOSH without acknowledgements (strophe.js sends no `ack`, XEP-0124 §9) cannot tell a response written as the
   // page went away from one it read: a message in that instant is lost to it (what XEP-0198 is for, which
   // strophe.js has over WebSocket only). So nothing is sent before the cut has reached the owner (nginx closes
-  // its upstream, the forwarding hop closes on that): on loopback a matter of milliseconds; a reload takes longer.
-  // 3 s, not 1: under the full suite's load (three files at once on two cores) 1 s was once too short, and r1
-  // went to the request the page had already dropped.
-  await sleep(3000);
+  // its upstream, the forwarding hop closes on that, and the owner lets the dropped request go: §14.3): then it
+  // holds no request of the page, and what comes waits for the reloaded page's first request. Not a fixed sleep:
+  // under the full suite's load even 1 s was once too short, and r1 went to the request the page had dropped.
+  await eventually(async () => (await heldOnOwner()) === 0, { timeout: 10_000, message: 'the cut reached the owner: it holds no request of the page' });
   const missed = ['r1', 'r2', 'r3'];
   for (const id of missed) await ivy.xmpp.send(chat(me, id));
   const before = upstreams().length;
