@@ -33,13 +33,9 @@ async function look(t: Test, opts: GatewayOptions): Promise<Redis> {
   return redis;
 }
 
-/**
- * n0 dies with alice/phone's resumable session (m1 sent to it, not
- * acknowledged; one stanza of hers handled, so its h is 1); a survivor
- * adopts it. Returns the adopter and the other survivor.
- */
-async function deadNodeSession(t: Test, opts: GatewayOptions): Promise<{ alice: SmPeer; bob: RawWsClient; adopter: Gateway; other: Gateway; redis: Redis }> {
-  const n0 = await startGateway(t, 'n0', opts);
+/** Three nodes (n0 with `n0Opts`), bob/desk logged in on n1 and alice/phone's resumable session on n0 (acks by hand). */
+async function aliceOnN0(t: Test, opts: GatewayOptions, n0Opts = opts): Promise<{ n0: Gateway; n1: Gateway; n2: Gateway; alice: SmPeer; bob: RawWsClient }> {
+  const n0 = await startGateway(t, 'n0', n0Opts);
   const n1 = await startGateway(t, 'n1', opts);
   const n2 = await startGateway(t, 'n2', opts);
   await addUsers(n0, ['alice', 'bob']);
@@ -48,6 +44,16 @@ async function deadNodeSession(t: Test, opts: GatewayOptions): Promise<{ alice: 
   await bob.login('bob', 'bob-pw', 'desk');
   const alice = await SmPeer.login(n0.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
   t.teardown(() => alice.c.close());
+  return { n0, n1, n2, alice, bob };
+}
+
+/**
+ * n0 dies with alice/phone's resumable session (m1 sent to it, not
+ * acknowledged; one stanza of hers handled, so its h is 1); a survivor
+ * adopts it. Returns the adopter and the other survivor.
+ */
+async function deadNodeSession(t: Test, opts: GatewayOptions): Promise<{ alice: SmPeer; bob: RawWsClient; adopter: Gateway; other: Gateway; redis: Redis }> {
+  const { n0, n1, n2, alice, bob } = await aliceOnN0(t, opts);
   await routed(alice.c, 'handled');
   // XEP-0198 §4: <a h/> answers once the ping is handled, and the h is stored before it.
   alice.c.send(`<r xmlns='${NS.SM}'/>`);
@@ -304,15 +310,7 @@ t.test('a resumption that finds the session replaced and whose answer was lost (
 for (const where of ['n1', 'n2'] as const) {
   t.test(`a resumption on ${where} between a node's death and the end of its lease does not end the newer session on n1: item-not-found, m1 handed over once`, async (t) => {
     const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
-    const n0 = await startGateway(t, 'n0', { ...opts, env: { ...opts.env, CLUSTER_NODE_TTL: '20000' } });
-    const n1 = await startGateway(t, 'n1', opts);
-    const n2 = await startGateway(t, 'n2', opts);
-    await addUsers(n0, ['alice', 'bob']);
-    const bob = await RawWsClient.connect(n1.server.wsUrl);
-    t.teardown(() => bob.close());
-    await bob.login('bob', 'bob-pw', 'desk');
-    const alice = await SmPeer.login(n0.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
-    t.teardown(() => alice.c.close());
+    const { n0, n1, n2, alice, bob } = await aliceOnN0(t, opts, { ...opts, env: { ...opts.env, CLUSTER_NODE_TTL: '20000' } });
     await eventually(() => n1.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n1 sees alice' });
     bob.send(chat('alice@localhost/phone', 'm1'));
     await eventually(() => alice.h === 1, { message: 'alice got m1 (not acknowledged)' });
