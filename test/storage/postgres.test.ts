@@ -266,3 +266,33 @@ t.test('postgres: a FAST token used and the deletion of its account at the same 
   await writeWhileDeleting(t, url, server, cli, 'SELECT * FROM fast_tokens', () => server.fastTokens.used('example.com', 'alice', agent, 'k2'));
   t.equal(await server.fastTokens.find('example.com', 'alice', 'k2'), undefined, 'with its tokens');
 });
+
+t.test('postgres: two processes appending to one archive at once: paging after the last id seen misses nothing', async (t) => {
+  // XEP-0313 §5.1 catching up: a client pages after the last id it has. The archive's order is
+  // its seq (an identity, taken at insert), so an append that took a seq and had not committed
+  // yet while a later one had would appear behind the id the client already paged past, and
+  // never reach it: each append commits in the order of its seqs (SQLite's one writer does).
+  const url = await (await testPostgres()).createDatabase();
+  const [one, two] = await Promise.all([openPostgresStorage({ url }), openPostgresStorage({ url })]);
+  t.teardown(async () => { await one.close(); await two.close(); });
+  await withAccounts(one, 'alice');
+  const entry = (id: string, at: number) => ({ host: 'example.com', username: 'alice', id, with: 'bob@example.com', at, stanza: `<message xmlns="jabber:client"><body>${id}</body></message>` });
+  const page = async (after?: string) => {
+    const p = await one.archive.query('example.com', 'alice', { limit: 50, direction: 'forward', ...(after === undefined ? {} : { page: { after } }) });
+    return p === 'item-not-found' ? ['item-not-found'] : p.messages.map((m) => m.id);
+  };
+  const hold = holdAfter(t, 'INSERT INTO archive');
+  const slow = one.archive.append([entry('slow', 1000)]);
+  await eventually(() => hold.held(), { message: 'the first append to insert its row' });
+  let fastDone = false;
+  const fast = two.archive.append([entry('fast', 1001)]).finally(() => { fastDone = true; });
+  // The second append has committed, or waits for the first.
+  await eventually(async () => fastDone || (await query<{ n: string }>(url,
+    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"))[0]!.n !== '0', { message: 'the second append to commit or wait' });
+  const seen = await page();
+  hold.release();
+  await Promise.all([slow, fast]);
+  const rest = await page(seen.at(-1));
+  t.same([...seen, ...rest].sort(), ['fast', 'slow'], `every message reached the client (first page ${JSON.stringify(seen)}, then ${JSON.stringify(rest)})`);
+  t.same(await page(), ['slow', 'fast'], 'in the order they were appended');
+});

@@ -5,6 +5,14 @@ import { COUNT_CAP, DEFAULT_PREFS, type ArchivedMessage, type ArchivePrefs, type
 import { inTransaction, toNumber } from './tx.js';
 
 const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: r.id, with: r.with_jid, at: toNumber(r.at), stanza: r.stanza });
+/**
+ * pg_advisory_xact_lock key of archive appends: 'xwgarch' as bytes. seq is an identity, taken
+ * when a row is inserted, not when it commits: two processes appending at once could commit
+ * seq N + 1 while N is still open, and a client that paged past N + 1 (XEP-0313 §5.1 catching
+ * up after the last id it has) would never see N. Appends take this lock first, so their seqs
+ * commit in order, as SQLite's one writer does; queries and deletions do not wait on it.
+ */
+export const ARCHIVE_APPEND_LOCK_KEY = 0x7877676172636800n;
 const EDGE = 'SELECT id, with_jid, at FROM archive WHERE host = $1 AND username = $2 ORDER BY seq';
 
 export function createPgArchiveStore(pool: Pool): ArchiveStore {
@@ -22,12 +30,15 @@ export function createPgArchiveStore(pool: Pool): ArchiveStore {
       // One statement for the batch; rows for accounts that do not exist are left out by the join.
       // A retry of a batch that was committed after all (the answer lost with the connection)
       // finds its rows there: left as they are (the port's contract).
-      await inTransaction(pool, (c) => c.query(`INSERT INTO archive (host, username, id, with_jid, at, stanza)
-        SELECT u.host, u.username, e.id, e.with_jid, e.at, e.stanza
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS e(host, username, id, with_jid, at, stanza, n)
-        JOIN users u ON u.host = e.host AND u.username = e.username ORDER BY e.n
-        ON CONFLICT (host, username, id) DO NOTHING`,
-      [entries.map((e) => e.host), entries.map((e) => e.username), entries.map((e) => e.id), entries.map((e) => e.with), entries.map((e) => e.at), entries.map((e) => e.stanza)]));
+      await inTransaction(pool, async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock($1)', [ARCHIVE_APPEND_LOCK_KEY.toString()]);
+        await c.query(`INSERT INTO archive (host, username, id, with_jid, at, stanza)
+          SELECT u.host, u.username, e.id, e.with_jid, e.at, e.stanza
+          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS e(host, username, id, with_jid, at, stanza, n)
+          JOIN users u ON u.host = e.host AND u.username = e.username ORDER BY e.n
+          ON CONFLICT (host, username, id) DO NOTHING`,
+        [entries.map((e) => e.host), entries.map((e) => e.username), entries.map((e) => e.id), entries.map((e) => e.with), entries.map((e) => e.at), entries.map((e) => e.stanza)]);
+      });
     },
     async remove(host, username, ids) {
       if (ids.length === 0) return 0;
