@@ -7,10 +7,27 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
 import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
-import { overBackends, withAccounts } from './backends.js';
+import { BACKENDS, openFor, overBackends, withAccounts } from './backends.js';
 import { pepContract } from './pep.contract.js';
+import { affiliationsElement } from '../../src/xmpp/features/pep/affiliations.js';
+import { parseJid } from '../../src/jid/index.js';
 
 overBackends(t, 'pep', pepContract);
+
+for (const [name, make] of Object.entries(BACKENDS)) {
+  t.test(`${name} storage: the affiliations a node's owner retrieves (XEP-0060 §8.9.1) are in JID order, whatever the store keeps`, async (t) => {
+    // PostgreSQL's JSONB keeps an object's keys shortest first, the others in the order written.
+    const storage = await openFor(t, make);
+    await withAccounts(storage, 'alice');
+    const affiliations = { 'al-longer@example.com': 'member', 'bob@example.com': 'outcast', 'z@example.com': 'member' } as const;
+    const config = { accessModel: 'whitelist', persistItems: true, maxItems: 10, rosterGroupsAllowed: [], affiliations } as const;
+    await storage.pep.configure('example.com', 'alice', 'urn:xmpp:bookmarks:1', config);
+    const stored = (await storage.pep.node('example.com', 'alice', 'urn:xmpp:bookmarks:1'))!;
+    const listed = affiliationsElement(parseJid('alice@example.com'), 'urn:xmpp:bookmarks:1', stored)
+      .getChild('affiliations')!.getChildren('affiliation').map((a) => [a.attr('jid'), a.attr('affiliation')]);
+    t.same(listed, [['alice@example.com', 'owner'], ['al-longer@example.com', 'member'], ['bob@example.com', 'outcast'], ['z@example.com', 'member']]);
+  });
+}
 
 t.test('sqlite: PEP nodes and items survive reopening', async (t) => {
   const dir = t.testdir();

@@ -15,7 +15,8 @@ export interface PepNodeConfig {
   /**
    * XEP-0060 §4.1 affiliations other than the owner's, by bare JID: members
    * (whom the whitelist model admits) and outcasts (whom no model admits).
-   * Absent in documents written before they existed: none.
+   * Absent in documents written before they existed: none. Their key order is not kept
+   * (PostgreSQL's JSONB reorders keys): whoever lists them sorts.
    */
   readonly affiliations?: Readonly<Record<string, PepAffiliation>>;
 }

@@ -15,9 +15,16 @@ import { PubsubError } from './errors.js';
 /** Affiliations one node keeps at most: its configuration document stays small. */
 export const MAX_AFFILIATIONS = 1000;
 
-/** `<pubsub xmlns='…#owner'><affiliations node>` with the owner and every member and outcast (§8.9.1.2). */
+/** Code point order of the JIDs (the order the stores list everything else in). */
+const byCodePoints = ([a]: [string, unknown], [b]: [string, unknown]): number => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+
+/**
+ * `<pubsub xmlns='…#owner'><affiliations node>` with the owner and every member and outcast (§8.9.1.2),
+ * in JID order (code point order): the stores do not keep the document's key order alike (PostgreSQL's
+ * JSONB puts shorter keys first), so the list is sorted here, the same on every backend.
+ */
 export function affiliationsElement(owner: Jid, node: string, config: PepNodeConfig): XmlElement {
-  const listed = Object.entries(config.affiliations ?? {}).map(([jid, affiliation]) => x('affiliation', { jid, affiliation }));
+  const listed = Object.entries(config.affiliations ?? {}).sort(byCodePoints).map(([jid, affiliation]) => x('affiliation', { jid, affiliation }));
   return x('pubsub', { xmlns: NS.PUBSUB_OWNER },
     x('affiliations', { node }, x('affiliation', { jid: owner.bare, affiliation: 'owner' }), ...listed));
 }
