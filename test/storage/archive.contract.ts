@@ -207,4 +207,29 @@ export function archiveContract(t: Test, makeStorage: MakeStorage): void {
     t.same(await of('ann'), [n[7]]);
     t.same(await of('cat'), [n[7]]);
   });
+
+  t.test('ArchiveStore: a batch appended again (a retry after a lost answer) leaves the entries already there as they are', async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'ann', 'ben', 'cat');
+    const archive = storage.archive;
+    const T0 = 1_800_000_000_000;
+    const made = [0, 1, 2].map((i) => ({ at: T0 + i, key: (T0 + i) * KEYS_PER_MS })).map((m) => ({ ...m, id: archiveIdFor(m.key) }));
+    const entriesOf = (m: typeof made[number], body: string) => [
+      { host: H, username: 'ben', id: m.id, seq: 2 * m.key, with: 'ann@example.com', at: m.at, stanza: `<message xmlns="jabber:client"><body>${body}</body></message>` },
+      { host: H, username: 'ann', id: m.id, seq: 2 * m.key + 1, with: 'ben@example.com', at: m.at, stanza: `<message xmlns="jabber:client"><body>${body}</body></message>` },
+    ];
+    await archive.append([...entriesOf(made[0]!, 'first'), ...entriesOf(made[1]!, 'first')]);
+    await archive.append([...entriesOf(made[0]!, 'again'), ...entriesOf(made[1]!, 'again'), ...entriesOf(made[2]!, 'new')]);
+    // Entries of the older form (no seq) too.
+    await archive.append([entry(1, 'cat'), entry(2, 'cat')]);
+    await archive.append([{ ...entry(1, 'cat'), stanza: '<message xmlns="jabber:client"><body>again</body></message>' }, entry(2, 'cat'), entry(3, 'cat')]);
+    const stored = async (user: string) => {
+      const page = await archive.query(H, user, { limit: 50, direction: 'forward' });
+      return typeof page === 'string' ? page : { count: page.count, messages: page.messages.map((m) => [m.id, /<body>([^<]*)</.exec(m.stanza)?.[1]]) };
+    };
+    for (const user of ['ann', 'ben']) {
+      t.same(await stored(user), { count: 3, messages: [[made[0]!.id, 'first'], [made[1]!.id, 'first'], [made[2]!.id, 'new']] }, `${user}'s: each message once, as first stored`);
+    }
+    t.same(await stored('cat'), { count: 3, messages: [['m1', '1'], ['m2', '2'], ['m3', '3']] }, 'the older form: each once, as first stored');
+  });
 }

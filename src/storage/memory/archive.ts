@@ -36,9 +36,11 @@ export function createMemoryArchiveStore(exists: (host: string, username: string
       }
       for (const e of entries) {
         if (!known.get(keyOf(e.host, e.username))) continue;
+        const a = archiveOf(e.host, e.username);
+        // An entry already there (a batch appended again) is left as it is, as the SQL stores do.
+        if (a.byId.has(e.id)) continue;
         const row: Row = { id: e.id, with: e.with, at: e.at, stanza: e.stanza, seq: ++seq };
         newest = e.at;
-        const a = archiveOf(e.host, e.username);
         a.rows.push(row);
         a.byId.set(row.id, row);
       }

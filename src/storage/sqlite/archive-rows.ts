@@ -60,10 +60,11 @@ export function archiveAppender(db: Database.Database): ArchiveAppender {
     `INSERT INTO archive_messages (key, id, at, sender, receiver, sides, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (key) DO UPDATE SET sides = sides | excluded.sides`);
   // Entries without a seq go to the older table, after its rows; INSERT … SELECT inserts nothing
-  // for an account that does not exist.
+  // for an account that does not exist, nor for an id the account has (a batch appended again).
   const legacy = db.prepare<[string, string, number, string, string, string]>(
     `INSERT INTO archive (host, username, id, with_jid, at, stanza)
-     SELECT host, username, ?, ?, ?, ? FROM users WHERE host = ? AND username = ?`);
+     SELECT host, username, ?, ?, ?, ? FROM users WHERE host = ? AND username = ?
+     ON CONFLICT DO NOTHING`);
 
   const jidId = (jid: string): number => {
     let id = ids.get(jid);
