@@ -122,4 +122,30 @@ export function edgesContract(t: Test, makeStorage: MakeStorage): void {
     t.equal(await s.smState.collectStaleH(8_640_000_000_000_000 - 1), 0);
     t.equal(await s.smState.collectStaleH(8_640_000_000_000_000), 1);
   });
+
+  t.test('writes for an account that does not exist leave nothing: an account made later under the name starts empty', async (t) => {
+    const s = await openFor(t, makeStorage);
+    const tries: Array<[string, () => Promise<unknown>]> = [
+      ['offline push', () => s.offline.push(H, 'ghost', '<message/>', 10)],
+      ['roster item', () => s.rosters.putItem(H, 'ghost', item('bob@example.com', { subscription: 'both' }), 3)],
+      ['roster pending', () => s.rosters.putPending(H, 'ghost', { jid: 'bob@example.com', stanza: '<presence/>' })],
+      ['blocklist', () => s.blocklists.add(H, 'ghost', ['bob@example.com'])],
+      ['vCard', () => s.vcards.set(H, 'ghost', '<vCard xmlns="vcard-temp"/>')],
+      ['PEP node', () => s.pep.configure(H, 'ghost', 'n', CONFIG)],
+      ['archive prefs', () => s.archive.setPrefs(H, 'ghost', { default: 'never', always: [], never: [] })],
+      ['archive', () => s.archive.append([{ host: H, username: 'ghost', id: 'x', with: 'bob@example.com', at: NOW, stanza: '<message/>' }])],
+      ['FAST token', () => s.fastTokens.issue({ host: H, username: 'ghost', agent: 'a', mechanism: 'HT-SHA-256-NONE', storedKey: 'k', serverKey: 'k', expiresAt: NOW + 1000 }, 10)],
+    ];
+    // Refused (SQL: the account's foreign key) or dropped: either way, nothing is kept.
+    for (const [, write] of tries) await write().catch(() => undefined);
+    await withAccounts(s, 'ghost');
+    t.same(await s.offline.usage(H, 'ghost'), { messages: 0, bytes: 0 }, 'no offline message');
+    t.same(await s.rosters.load(H, 'ghost'), { version: 0, items: [], pending: [] }, 'an empty roster');
+    t.same(await s.blocklists.list(H, 'ghost'), [], 'an empty blocklist');
+    t.equal(await s.vcards.get(H, 'ghost'), undefined, 'no vCard');
+    t.same(await s.pep.nodes(H, 'ghost'), [], 'no PEP node');
+    t.same(await s.archive.getPrefs(H, 'ghost'), { default: 'always', always: [], never: [] }, 'the default archive prefs');
+    t.same(await s.archive.bounds(H, 'ghost'), { first: undefined, last: undefined }, 'an empty archive');
+    t.equal(await s.fastTokens.find(H, 'ghost', 'k'), undefined, 'no FAST token');
+  });
 }

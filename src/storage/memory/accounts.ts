@@ -12,7 +12,12 @@ function copyRecord(r: UserRecord): UserRecord {
   return { ...r, credentials: copyCredentials(r.credentials) };
 }
 
-export function createMemoryUserStore(now: Clock, onDelete: (host: string, username: string) => void = () => {}, onCredentials: (host: string, username: string) => void = () => {}): UserStore {
+export function createMemoryUserStore(
+  now: Clock,
+  onDelete: (host: string, username: string) => void = () => {},
+  onCredentials: (host: string, username: string) => void = () => {},
+  onCreate: (host: string, username: string) => void = () => {},
+): UserStore {
   const users = new Map<string, UserRecord>();
 
   // The last changes, for watchers in this process (the SQLite store keeps an hour of them).
@@ -41,6 +46,7 @@ export function createMemoryUserStore(now: Clock, onDelete: (host: string, usern
       users.set(keyOf(u.host, u.username), {
         host: u.host, username: u.username, credentials: copyCredentials(u.credentials), createdAt,
       });
+      onCreate(u.host, u.username);
     }
   };
 

@@ -27,14 +27,20 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   const fastTokens = createMemoryFastTokenStore();
   // The archive needs to know the accounts (SQL: its foreign key); `users` is made below.
   const archive = createMemoryArchiveStore(async (host, username) => (await users.get(host, username)) !== undefined);
+  // SQL's foreign keys refuse the data of an account that does not exist; these stores keep it (the
+  // volatile stores of ANONYMOUS accounts have no account), so a new account drops what was written
+  // under its name before it existed: it starts empty, as on SQLite and PostgreSQL.
+  const clearOwn = (host: string, username: string): void => {
+    for (const store of [offline, vcards, rosters, blocklists, pep, fastTokens, archive]) store.purge(host, username);
+  };
   // SQLite's ON DELETE CASCADE: an account's data goes with the account.
   const purge = (host: string, username: string): void => {
-    for (const store of [offline, vcards, rosters, blocklists, pep, fastTokens, archive]) store.purge(host, username);
+    clearOwn(host, username);
     // SQL's trigger contacts_of_deleted_account: the other accounts' rosters and PEP affiliations forget it.
     for (const store of [rosters, pep]) store.forgetContact(`${username}@${host}`);
   };
   // SQLite's trigger: a new password ends the account's FAST tokens.
-  const users = createMemoryUserStore(now, purge, (host, username) => fastTokens.purge(host, username));
+  const users = createMemoryUserStore(now, purge, (host, username) => fastTokens.purge(host, username), clearOwn);
   return {
     users,
     archive,
