@@ -296,3 +296,24 @@ t.test('postgres: two processes appending to one archive at once: paging after t
   t.same([...seen, ...rest].sort(), ['fast', 'slow'], `every message reached the client (first page ${JSON.stringify(seen)}, then ${JSON.stringify(rest)})`);
   t.same(await page(), ['slow', 'fast'], 'in the order they were appended');
 });
+
+t.test('postgres: two processes issuing FAST tokens to one account at once keep it within maxAgents', async (t) => {
+  // XEP-0484 tokens per account are bounded (FastTokenStore.issue): each issue inserts, then drops the
+  // agents past the bound. Two processes doing so at once each saw only its own new row.
+  const url = await (await testPostgres()).createDatabase();
+  const [one, two] = await Promise.all([openPostgresStorage({ url }), openPostgresStorage({ url })]);
+  t.teardown(async () => { await one.close(); await two.close(); });
+  await withAccounts(one, 'alice');
+  const token = (agent: string, storedKey: string, expiresAt: number) => ({ host: 'example.com', username: 'alice', agent, mechanism: 'HT-SHA-256-NONE', storedKey, serverKey: 'sk', expiresAt });
+  const hold = holdAfter(t, 'DELETE FROM fast_tokens WHERE host = $1 AND username = $2 AND agent IN');
+  const first = one.fastTokens.issue(token('11111111-1111-4111-8111-111111111111', 'k1', 2_000_000_001_000), 1);
+  await eventually(() => hold.held(), { message: 'the first issue to have dropped what is past the bound' });
+  let secondDone = false;
+  const second = two.fastTokens.issue(token('22222222-2222-4222-8222-222222222222', 'k2', 2_000_000_002_000), 1).finally(() => { secondDone = true; });
+  await eventually(async () => secondDone || (await query<{ n: string }>(url,
+    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"))[0]!.n !== '0', { message: 'the second issue to commit or wait' });
+  hold.release();
+  await Promise.all([first, second]);
+  const agents = await query<{ agent: string }>(url, 'SELECT DISTINCT agent FROM fast_tokens ORDER BY agent');
+  t.same(agents.map((r) => r.agent), ['22222222-2222-4222-8222-222222222222'], 'one agent, the one whose token expires last');
+});

@@ -13,11 +13,14 @@ const fromRow = (r: Row): FastToken => ({
 
 const FIND = 'SELECT * FROM fast_tokens WHERE host = $1 AND username = $2 AND stored_key = $3';
 
-// Each multi-statement step locks the account first (lockAccount): the account's deletion cascades into these rows.
+// Each multi-statement step locks the account first (lockAccount; issue more strongly): the account's deletion cascades into these rows.
 export function createPgFastTokenStore(pool: Pool): FastTokenStore {
   return {
     issue: (t, maxAgents) => inTransaction(pool, async (client) => {
-      await lockAccount(client, t.host, t.username);
+      // The account's row locked against other issues (not against readers, nor the foreign key checks
+      // of other writers): two processes issuing at once would each drop the agents past maxAgents
+      // seeing only its own new row, and keep more agents than the bound between them.
+      await client.query('SELECT 1 FROM users WHERE host = $1 AND username = $2 FOR NO KEY UPDATE', [t.host, t.username]);
       await client.query(`INSERT INTO fast_tokens (host, username, agent, slot, mechanism, stored_key, server_key, expires_at)
         VALUES ($1, $2, $3, 'new', $4, $5, $6, $7)
         ON CONFLICT (host, username, agent, slot) DO UPDATE SET mechanism = excluded.mechanism, stored_key = excluded.stored_key,
