@@ -4,7 +4,8 @@
  * schema recorded once and kept across reopening, a refused newer schema, a
  * failed step rolled back, and two pools (two gateway processes) sharing
  * one offline quota; the reads of a login as one named statement each; an
- * archive write that fails for a moment tried again, and stored once.
+ * archive write that fails for a moment tried again, and stored once; two
+ * processes appending to one archive, or issuing FAST tokens, at once.
  */
 import t, { type Test as TapTest } from 'tap';
 import pg from 'pg';
