@@ -59,4 +59,20 @@ export function fastTokensContract(t: Test, makeStorage: MakeStorage): void {
     await storage.users.delete(H, 'alice');
     t.equal(await fast.find(H, 'alice', 'e'), undefined, 'the tokens go with the account');
   });
+
+  t.test('FastTokenStore: past maxAgents with expiries tied, the token just issued stays; then agents by id', async (t) => {
+    const storage = await openFor(t, makeStorage);
+    await withAccounts(storage, 'alice');
+    const fast = storage.fastTokens;
+    const THIRD = '33333333-3333-4333-8333-333333333333';
+    await fast.issue(token('a', OTHER, NOW + 1000), 1);
+    await fast.issue(token('b', AGENT, NOW + 1000), 1);
+    t.equal(await fast.find(H, 'alice', 'a'), undefined, 'the other agent goes');
+    t.ok(await fast.find(H, 'alice', 'b'), 'the token the client was just given stays');
+    await fast.issue(token('c', THIRD, NOW + 1000), 2);
+    await fast.issue(token('d', OTHER, NOW + 1000), 2);
+    t.ok(await fast.find(H, 'alice', 'd'), 'the token just issued stays');
+    t.ok(await fast.find(H, 'alice', 'b'), 'then the agents in id order');
+    t.equal(await fast.find(H, 'alice', 'c'), undefined);
+  });
 }

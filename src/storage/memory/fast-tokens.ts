@@ -1,4 +1,5 @@
 /** In-memory FastTokenStore with the same observable behaviour as the SQLite one. */
+import { compareCodePoints } from '../order.js';
 import type { FastToken, FastTokenStore } from '../ports/fast-tokens.js';
 import { keyOf, type Purgeable } from './key.js';
 
@@ -13,7 +14,7 @@ export function createMemoryFastTokenStore(): FastTokenStore & Purgeable {
     async issue(token, maxAgents) {
       const tokens = list(token.host, token.username).filter((t) => !(t.agent === token.agent && t.slot === 'new'));
       tokens.push({ ...token, slot: 'new' });
-      put(token.host, token.username, keepAgents(tokens, maxAgents));
+      put(token.host, token.username, keepAgents(tokens, maxAgents, token.agent));
     },
     async find(host, username, storedKey) {
       const found = list(host, username).find((t) => t.storedKey === storedKey);
@@ -58,11 +59,16 @@ export function createMemoryFastTokenStore(): FastTokenStore & Purgeable {
   };
 }
 
-/** Keeps the tokens of the `maxAgents` agents whose latest expiry is the latest. */
-function keepAgents(tokens: FastToken[], maxAgents: number): FastToken[] {
+/**
+ * Keeps the tokens of the `maxAgents` agents whose latest expiry is the latest; on a tie, the agent
+ * just issued to (`issued`) first, then by agent id in code point order (the SQL stores' ORDER BY).
+ */
+function keepAgents(tokens: FastToken[], maxAgents: number, issued: string): FastToken[] {
   const latest = new Map<string, number>();
   for (const t of tokens) latest.set(t.agent, Math.max(latest.get(t.agent) ?? 0, t.expiresAt));
   if (latest.size <= maxAgents) return tokens;
-  const kept = new Set([...latest].sort((a, b) => b[1] - a[1]).slice(0, maxAgents).map(([agent]) => agent));
+  const order = ([a, x]: [string, number], [b, y]: [string, number]): number =>
+    y - x || Number(b === issued) - Number(a === issued) || compareCodePoints(a, b);
+  const kept = new Set([...latest].sort(order).slice(0, maxAgents).map(([agent]) => agent));
   return tokens.filter((t) => kept.has(t.agent));
 }

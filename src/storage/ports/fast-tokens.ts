@@ -33,7 +33,8 @@ export interface FastTokenStore {
    * Puts a token in the agent's 'new' slot, replacing an unused one (§3.4:
    * "SHOULD invalidate any tokens previously generated that have not been
    * used"). At most `maxAgents` user agents per account keep tokens: those
-   * whose newest token expires first go.
+   * whose newest token expires first go; on a tie the agent just issued to
+   * stays, then agents in code point order of their ids.
    */
   issue(token: Omit<FastToken, 'slot'>, maxAgents: number): Promise<void>;
   /** The account's token with this stored key, in any slot, expired or not. */

@@ -26,10 +26,12 @@ export function createPgFastTokenStore(pool: Pool): FastTokenStore {
         ON CONFLICT (host, username, agent, slot) DO UPDATE SET mechanism = excluded.mechanism, stored_key = excluded.stored_key,
           server_key = excluded.server_key, expires_at = excluded.expires_at`,
       [t.host, t.username, t.agent, t.mechanism, t.storedKey, t.serverKey, t.expiresAt]);
-      // The agents past maxAgents, those whose latest expiry comes first.
+      // The agents past maxAgents, those whose latest expiry comes first; on a tie the agent just issued to
+      // stays, then by agent id (COLLATE "C": code point order), so every backend drops the same.
       await client.query(`DELETE FROM fast_tokens WHERE host = $1 AND username = $2 AND agent IN (
-        SELECT agent FROM fast_tokens WHERE host = $1 AND username = $2 GROUP BY agent ORDER BY MAX(expires_at) DESC OFFSET $3)`,
-      [t.host, t.username, maxAgents]);
+        SELECT agent FROM fast_tokens WHERE host = $1 AND username = $2 GROUP BY agent
+        ORDER BY MAX(expires_at) DESC, agent = $4 DESC, agent OFFSET $3)`,
+      [t.host, t.username, maxAgents, t.agent]);
     }),
     async find(host, username, storedKey) {
       const { rows } = await pool.query<Row>(FIND, [host, username, storedKey]);

@@ -16,10 +16,12 @@ export function createSqliteFastTokenStore(db: Database.Database): FastTokenStor
       INSERT INTO fast_tokens (host, username, agent, slot, mechanism, stored_key, server_key, expires_at) VALUES (?, ?, ?, 'new', ?, ?, ?, ?)
       ON CONFLICT (host, username, agent, slot) DO UPDATE SET mechanism = excluded.mechanism, stored_key = excluded.stored_key,
         server_key = excluded.server_key, expires_at = excluded.expires_at`),
-    // The agents past maxAgents, those whose latest expiry comes first.
-    prune: db.prepare<[string, string, string, string, number]>(`
+    // The agents past maxAgents, those whose latest expiry comes first; on a tie the agent just issued to
+    // stays, then by agent id (BINARY: code point order), so every backend drops the same.
+    prune: db.prepare<[string, string, string, string, string, number]>(`
       DELETE FROM fast_tokens WHERE host = ? AND username = ? AND agent IN (
-        SELECT agent FROM fast_tokens WHERE host = ? AND username = ? GROUP BY agent ORDER BY MAX(expires_at) DESC LIMIT -1 OFFSET ?)`),
+        SELECT agent FROM fast_tokens WHERE host = ? AND username = ? GROUP BY agent
+        ORDER BY MAX(expires_at) DESC, agent = ? DESC, agent LIMIT -1 OFFSET ?)`),
     find: db.prepare<[string, string, string], Row>('SELECT * FROM fast_tokens WHERE host = ? AND username = ? AND stored_key = ?'),
     dropRetired: db.prepare<[string, string, string]>("DELETE FROM fast_tokens WHERE host = ? AND username = ? AND agent = ? AND slot = 'retired'"),
     retireCurrent: db.prepare<[string, string, string]>("UPDATE fast_tokens SET slot = 'retired' WHERE host = ? AND username = ? AND agent = ? AND slot = 'current'"),
@@ -32,7 +34,7 @@ export function createSqliteFastTokenStore(db: Database.Database): FastTokenStor
   };
   const issue = db.transaction((t: Omit<FastToken, 'slot'>, maxAgents: number) => {
     st.put.run(t.host, t.username, t.agent, t.mechanism, t.storedKey, t.serverKey, t.expiresAt);
-    st.prune.run(t.host, t.username, t.host, t.username, maxAgents);
+    st.prune.run(t.host, t.username, t.host, t.username, t.agent, maxAgents);
   });
   const used = db.transaction((host: string, username: string, agent: string, storedKey: string) => {
     const row = st.find.get(host, username, storedKey);
