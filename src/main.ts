@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { pino } from 'pino';
+import { destination, pino } from 'pino';
 import { ConfigError, loadConfig, withEnvFile, type Config } from './config/index.js';
 import { openStorage, StorageOpenError, type Storage } from './storage/index.js';
 import { loadOrCreateSecret } from './storage/secret.js';
@@ -7,6 +7,15 @@ import { buildApp, type App } from './app.js';
 import { ClusterStartError } from './cluster/index.js';
 import { isSupervisor, listenOwnAddress, supervise } from './workers.js';
 import { AdminSocketError, serverAdminSocketPath } from './admin/index.js';
+
+/**
+ * The one destination of every logger in this process: stdout, written synchronously (as Prosody writes its
+ * console log). Pino's default is a separate asynchronous stream per logger, flushed at process.exit by a loop
+ * that retries a write to a closed pipe (EPIPE) for ever: with the log reader gone (`| head`, a log shipper
+ * that died), a SIGTERM whose last lines were still queued never exited, SHUTDOWN_TIMEOUT's exit included.
+ * A synchronous write meets EPIPE at once, and pino stops logging to that stream.
+ */
+const logDestination = destination({ dest: 1, sync: true });
 
 /**
  * The process entry: read the configuration, open storage, listen, and shut
@@ -25,7 +34,7 @@ async function main(): Promise<void> {
   }
   if (isSupervisor(config)) {
     // Logs are JSON lines (pino) in every process, the primary's too.
-    const log = pino({ level: config.logLevel });
+    const log = pino({ level: config.logLevel }, logDestination);
     supervise(config, (fields, message) => log.warn(fields, message), (code) => process.exit(code));
     return;
   }
@@ -95,7 +104,7 @@ async function listenOrStop(app: App, listen: () => Promise<unknown>, variable: 
 async function buildConfiguredApp(config: Config, storage: Storage): Promise<App> {
   try {
     const adminSocket = serverAdminSocketPath(config, (line) => process.stderr.write(`xmpp-web-gateway: warning: ${line}\n`));
-    return await buildApp(config, storage, { unknownUserSecret: loadOrCreateSecret(config.dataDir), adminSocket });
+    return await buildApp(config, storage, { logger: { level: config.logLevel, stream: logDestination }, unknownUserSecret: loadOrCreateSecret(config.dataDir), adminSocket });
   } catch (err) {
     if (!(err instanceof ClusterStartError) && !(err instanceof AdminSocketError)) throw err;
     process.stderr.write(`xmpp-web-gateway: configuration error: ${err.message}\n`);
@@ -114,7 +123,7 @@ async function openConfiguredStorage(config: Config): Promise<Storage> {
   try {
     // Before the app and its logger exist: a PostgreSQL connection that fails while idle (the pool's, or the one
     // listening for account changes) is opened again by the storage, and said in the log, not dropped silently.
-    const log = pino({ level: config.logLevel });
+    const log = pino({ level: config.logLevel }, logDestination);
     return await openStorage({
       backend: config.storage, dataDir: config.dataDir, databaseUrl: config.databaseUrl, credentialCacheBytes: config.credentialCacheBytes,
       onIdleError: (err) => log.warn({ event: 'storage-connection-error', err }, 'a PostgreSQL connection failed; it is opened again'),

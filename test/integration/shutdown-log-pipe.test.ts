@@ -1,0 +1,50 @@
+/**
+ * SIGTERM with the log reader gone: the real process (`node dist/main.js`) logs to a pipe whose
+ * reader closes (`| head`, a log shipper that died), then gets SIGTERM. It must exit, with 0.
+ *
+ * Before the fix each logger had pino's default asynchronous stdout stream, which process.exit
+ * flushes with a loop that retries a write to the closed pipe (EPIPE) for ever: when the shutdown's
+ * last line was still queued behind the "shutting down" line, the process never exited (measured:
+ * 2 runs in 6 hung). The race is the old code's; the scenario is run up to RUNS times and the first
+ * run that does not exit fails the test.
+ */
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { ensureBuilt, ROOT } from '../helpers/built.js';
+
+const MAIN = join(ROOT, 'dist', 'main.js');
+const RUNS = 8;
+/** Far more than a shutdown of an idle server takes (SHUTDOWN_TIMEOUT=2 bounds it); a hang never ends. */
+const EXIT_WAIT_MS = 15_000;
+
+t.setTimeout(RUNS * (EXIT_WAIT_MS + 10_000));
+t.before(() => ensureBuilt(MAIN));
+
+t.test('SIGTERM after the stdout reader closed: the process exits with 0', async (t) => {
+  for (let run = 1; run <= RUNS; run++) {
+    const dir = t.testdir();
+    const child = spawn(process.execPath, [MAIN], {
+      cwd: dir, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '2' },
+    });
+    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => { out += b.toString(); if (out.includes('"event":"listening"')) resolve(); });
+      void exited.then((code) => reject(new Error(`exited with ${code} before listening:\n${stderr}`)));
+    });
+    // The reader goes away: the next write to stdout gets EPIPE.
+    child.stdout.destroy();
+    child.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), EXIT_WAIT_MS).unref())]);
+    t.equal(code, 0, `run ${run}: the process exited with 0 (${String(code)})`);
+    if (code !== 0) {
+      child.kill('SIGKILL');
+      return;
+    }
+  }
+});
