@@ -1,6 +1,7 @@
 /** `xmpp-web-gateway user …`: account management against the configured storage. */
 import { parseArgs } from 'node:util';
 import { deriveStoredCredentials, UserExistsError, UserNotFoundError, type Storage } from '../storage/index.js';
+import { tryNormalizeDomain } from '../jid/jid.js';
 import { accountJid, parseAccount } from './account.js';
 import { CliError } from './errors.js';
 import { importAccounts, parseImport } from './import.js';
@@ -55,8 +56,9 @@ async function remove(ctx: Context, { args }: Invocation): Promise<void> {
 }
 
 async function list(ctx: Context, { args }: Invocation): Promise<void> {
-  // Any host is accepted: accounts of a host removed from XMPP_DOMAIN must stay visible.
-  const host = args[0]?.toLowerCase();
+  // Any host is accepted: accounts of a host removed from XMPP_DOMAIN must stay visible. In the form accounts are
+  // stored under (RFC 7622 §3.2.1: A-labels as U-labels), as XMPP_DOMAIN is read: `list xn--…` listed nothing.
+  const host = args[0] === undefined ? undefined : tryNormalizeDomain(args[0]) ?? args[0].toLowerCase();
   for (const account of await (await ctx.storage.users()).list(host)) println(ctx.io.stdout, accountJid(account));
 }
 

@@ -158,6 +158,9 @@ t.test('XMPP_DOMAIN in A-labels: accounts are stored under the U-labels the serv
   const unicode = await cli(dir, ['user', 'add', 'finn@bücher.example', '--password', 'pw'], { env });
   t.equal(unicode.code, 0, `the host in U-labels: ${unicode.stderr}`);
   t.equal((await cli(dir, ['user', 'list'], { env })).stdout, 'eve@bücher.example\nfinn@bücher.example\n');
+  // The host named as XMPP_DOMAIN names it (A-labels) lists the same accounts: it printed nothing.
+  t.equal((await cli(dir, ['user', 'list', 'xn--bcher-kva.example'], { env })).stdout, 'eve@bücher.example\nfinn@bücher.example\n', 'list HOST in A-labels');
+  t.equal((await cli(dir, ['user', 'list', 'BÜCHER.example'], { env })).stdout, 'eve@bücher.example\nfinn@bücher.example\n', 'list HOST in upper case');
   await verifies(t, await credentialsOf(dir, 'bücher.example', 'eve'), 'pw', 'eve');
 });
 
