@@ -22,9 +22,17 @@ const logDestination = destination({ dest: 1, sync: true });
  * down cleanly on SIGTERM/SIGINT. The only place that exits the process.
  */
 async function main(): Promise<void> {
+  let env;
+  try {
+    env = withEnvFile(resolve('.env'), process.env);
+  } catch (err) {
+    // A .env that is a directory or unreadable: one line, as the CLI says it (it was a stack trace, exit 1).
+    process.stderr.write(`xmpp-web-gateway: configuration error: cannot read .env: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
   let config;
   try {
-    config = loadConfig(withEnvFile(resolve('.env'), process.env));
+    config = loadConfig(env);
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const line of err.problems) process.stderr.write(`xmpp-web-gateway: configuration error: ${line}\n`);

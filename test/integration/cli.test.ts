@@ -248,6 +248,16 @@ t.test('STORAGE=postgres: an unreachable DATABASE_URL stops the server start nam
   t.notMatch(run.stderr, /pw-in-url/, 'the password is not echoed');
 });
 
+t.test('a ./.env that cannot be read stops the server start with one line, not a stack trace', async (t) => {
+  const dir = t.testdir();
+  mkdirSync(join(dir, '.env'));
+  // node dist/main.js (the image's CMD, npm start): it printed the EISDIR stack and exited 1.
+  const run = await cli(dir, [], { bin: join(ROOT, 'dist', 'main.js'), env: { PORT: '0', HOST: '127.0.0.1', ADMIN_SOCKET: 'off' }, timeoutMs: 30_000 });
+  t.equal(run.code, 2, run.stderr);
+  t.match(run.stderr, /^xmpp-web-gateway: configuration error: cannot read \.env: EISDIR/m);
+  t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
+});
+
 t.test('a PORT in use stops the server start with one line naming the variable, not a stack trace', async (t) => {
   const dir = t.testdir();
   const busy = createServer();
