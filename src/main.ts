@@ -40,6 +40,11 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // Node's default for SIGHUP is to die on the spot (a closed terminal, a logrotate script's kill -HUP, Prosody's
+  // reload): no system-shutdown to the clients, and their stream-management queues never stored. Settings are read
+  // at start only and logs go to stdout: nothing to reload or reopen, so it is said and the process serves on.
+  const hupLog = pino({ level: config.logLevel }, logDestination);
+  process.on('SIGHUP', () => hupLog.warn({ event: 'sighup' }, 'SIGHUP ignored: settings are read at start only (restart to change them), logs go to stdout (nothing to reopen)'));
   if (isSupervisor(config)) {
     // Logs are JSON lines (pino) in every process, the primary's too.
     const log = pino({ level: config.logLevel }, logDestination);

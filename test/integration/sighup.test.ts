@@ -1,0 +1,44 @@
+/**
+ * SIGHUP (a closed terminal, a logrotate script's `kill -HUP`, an operator used to Prosody, where it
+ * reloads the configuration and reopens the logs) must not end the real process (`node dist/main.js`).
+ * Node's default for SIGHUP is to die at once: no system-shutdown to the clients, and what their
+ * stream-management queues held (accepted, acknowledged to the senders) was never stored offline.
+ * The process says, once per signal, that nothing was reloaded, and serves on; SIGTERM still ends it.
+ */
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { ensureBuilt, ROOT } from '../helpers/built.js';
+import { waitUntil } from '../helpers/eventually.js';
+
+const MAIN = join(ROOT, 'dist', 'main.js');
+
+t.setTimeout(60_000);
+t.before(() => ensureBuilt(MAIN));
+
+t.test('SIGHUP: the process logs that nothing was reloaded and serves on; SIGTERM then exits with 0', async (t) => {
+  const dir = t.testdir();
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: dir, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '5' },
+  });
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+  child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  await waitUntil(() => lines().some((l) => l.event === 'listening'), { message: `the server to listen\n${out}` });
+  const url = (lines().find((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at http://127.0.0.1:'))!.msg as string).replace('Server listening at ', '');
+
+  child.kill('SIGHUP');
+  await waitUntil(() => lines().some((l) => l.event === 'sighup') || child.exitCode !== null || child.signalCode !== null, { message: 'the SIGHUP line or the exit' });
+  t.equal(child.signalCode, null, 'SIGHUP did not kill the process');
+  t.match(lines().find((l) => l.event === 'sighup'), { level: 40, msg: /SIGHUP ignored/ }, 'one warn line says nothing was reloaded');
+  t.equal((await fetch(`${url}/healthz`)).status, 200, 'it still serves');
+  t.equal((await fetch(`${url}/readyz`)).status, 200, 'and is still ready');
+
+  child.kill('SIGTERM');
+  t.same(await exited, { code: 0, signal: null }, 'SIGTERM still shuts it down, with 0');
+  t.ok(lines().some((l) => l.event === 'shutdown-complete'), 'through the graceful shutdown');
+});
