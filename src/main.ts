@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { destination, pino } from 'pino';
-import { ConfigError, loadConfig, withEnvFile, type Config } from './config/index.js';
+import { ConfigError, loadConfig, unknownEnvFileNames, withEnvFile, type Config } from './config/index.js';
 import { openStorage, StorageOpenError, type Storage } from './storage/index.js';
 import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp, type App } from './app.js';
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   let env;
   try {
     env = withEnvFile(resolve('.env'), process.env);
+    for (const name of unknownEnvFileNames(resolve('.env'))) process.stderr.write(`xmpp-web-gateway: warning: .env sets ${name}, which is no setting (see .env.example)\n`);
   } catch (err) {
     // A .env that is a directory or unreadable: one line, as the CLI says it (it was a stack trace, exit 1).
     process.stderr.write(`xmpp-web-gateway: configuration error: cannot read .env: ${err instanceof Error ? err.message : String(err)}\n`);

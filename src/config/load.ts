@@ -81,6 +81,17 @@ export function withEnvFile(path: string, env: NodeJS.ProcessEnv): NodeJS.Proces
   return { ...parseEnv(readFileSync(path, 'utf8')), ...env };
 }
 
+const SETTINGS: ReadonlySet<string> = new Set(Object.values(SCHEMA).map((spec: OptionSpec) => spec.env));
+
+/**
+ * The names an optional `.env` file sets that are no setting: most likely typos, which would otherwise
+ * leave the setting at its default without a word (ejabberd refuses an unknown option).
+ */
+export function unknownEnvFileNames(path: string): string[] {
+  if (!existsSync(path)) return [];
+  return Object.keys(parseEnv(readFileSync(path, 'utf8'))).filter((name) => !SETTINGS.has(name));
+}
+
 /** Rules that involve more than one variable. */
 function crossCheck(c: Config): string[] {
   const problems: string[] = [];

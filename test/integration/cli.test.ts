@@ -258,6 +258,18 @@ t.test('a ./.env that cannot be read stops the server start with one line, not a
   t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
 });
 
+t.test('a name in ./.env that is no setting (a typo) is warned about, naming it, and the start goes on', async (t) => {
+  const dir = t.testdir();
+  // SM_RESUME_TIMOUT: the operator meant SM_RESUME_TIMEOUT and got the default, without a word (ejabberd refuses an
+  // unknown option). Names that are settings, and those of the real environment (PATH), are not warned about.
+  writeFileSync(join(dir, '.env'), 'SM_RESUME_TIMOUT=60\nLOG_LEVEL=warn\nallow_insecure_plain=true\n');
+  const run = await cli(dir, [], { bin: join(ROOT, 'dist', 'main.js'), env: { PORT: '0', HOST: '127.0.0.1', ADMIN_SOCKET: 'off' }, timeoutMs: 5_000 });
+  t.match(run.stderr, /^xmpp-web-gateway: warning: \.env sets SM_RESUME_TIMOUT, which is no setting \(see \.env\.example\)$/m);
+  t.match(run.stderr, /^xmpp-web-gateway: warning: \.env sets allow_insecure_plain, which is no setting/m, 'names are case-sensitive');
+  t.notMatch(run.stderr, /LOG_LEVEL|PATH/, 'settings are not warned about');
+  t.notMatch(run.stderr, /configuration error/, 'the start went on');
+});
+
 t.test('a PORT in use stops the server start with one line naming the variable, not a stack trace', async (t) => {
   const dir = t.testdir();
   const busy = createServer();
