@@ -3,9 +3,10 @@
  * with its streams and environment injected (tests call it in-process);
  * `main` binds it to the real process and is what bin/xmpp-web-gateway.js calls.
  */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ConfigError, withEnvFile } from '../config/index.js';
-import { InvalidPasswordError, openStorage, StorageOpenError, UserExistsError, UserNotFoundError, type Storage } from '../storage/index.js';
+import { DATABASE_FILE, InvalidPasswordError, openStorage, StorageOpenError, UserExistsError, UserNotFoundError, type Storage } from '../storage/index.js';
 import { CliError } from './errors.js';
 import { println, type CliIo } from './io.js';
 import { MAIN_USAGE, PROGRAM } from './usage.js';
@@ -18,13 +19,22 @@ export type { CliIo } from './io.js';
 
 export interface CliDeps {
   /** The backend the settings name (STORAGE: SQLite in DATA_DIR, or PostgreSQL at DATABASE_URL). */
-  openStorage(settings: CliSettings): Storage | Promise<Storage>;
+  openStorage(settings: CliSettings, opts?: OpenOptions): Storage | Promise<Storage>;
   /** Starts the server; resolves once it is listening (the process then stays up). */
   startServer(): Promise<void>;
 }
 
+/** create: the command may start a new install's SQLite database (user add, import); the others need one. */
+export interface OpenOptions { readonly create: boolean }
+
 /** An unreachable PostgreSQL is an operator's problem: one line naming DATABASE_URL (never its value), no stack. */
-async function openConfiguredStorage(settings: CliSettings): Promise<Storage> {
+async function openConfiguredStorage(settings: CliSettings, opts: OpenOptions = { create: true }): Promise<Storage> {
+  // DATA_DIR defaults to ./data: run from another directory, `user list` printed nothing (exit 0) and left an empty
+  // database behind, and passwd or delete said the user did not exist.
+  const file = join(settings.dataDir, DATABASE_FILE);
+  if (settings.backend === 'sqlite' && !opts.create && !existsSync(file)) {
+    throw new CliError(`no database at ${resolve(file)}: is DATA_DIR right? (a relative one is read from the current directory)`);
+  }
   try {
     return await openStorage(settings);
   } catch (err) {

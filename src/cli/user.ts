@@ -27,6 +27,8 @@ interface Subcommand {
   minArgs: number;
   maxArgs: number;
   takesPassword: boolean;
+  /** Whether it may create the SQLite database (a new install's first accounts). */
+  creates: boolean;
   run(ctx: Context, inv: Invocation): Promise<void>;
 }
 
@@ -70,11 +72,11 @@ async function importUsers(ctx: Context): Promise<void> {
 }
 
 const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map([
-  ['add', { synopsis: 'add JID [--password P]', minArgs: 1, maxArgs: 1, takesPassword: true, run: add }],
-  ['passwd', { synopsis: 'passwd JID [--password P]', minArgs: 1, maxArgs: 1, takesPassword: true, run: passwd }],
-  ['delete', { synopsis: 'delete JID', minArgs: 1, maxArgs: 1, takesPassword: false, run: remove }],
-  ['list', { synopsis: 'list [HOST]', minArgs: 0, maxArgs: 1, takesPassword: false, run: list }],
-  ['import', { synopsis: 'import', minArgs: 0, maxArgs: 0, takesPassword: false, run: importUsers }],
+  ['add', { synopsis: 'add JID [--password P]', minArgs: 1, maxArgs: 1, takesPassword: true, creates: true, run: add }],
+  ['passwd', { synopsis: 'passwd JID [--password P]', minArgs: 1, maxArgs: 1, takesPassword: true, creates: false, run: passwd }],
+  ['delete', { synopsis: 'delete JID', minArgs: 1, maxArgs: 1, takesPassword: false, creates: false, run: remove }],
+  ['list', { synopsis: 'list [HOST]', minArgs: 0, maxArgs: 1, takesPassword: false, creates: false, run: list }],
+  ['import', { synopsis: 'import', minArgs: 0, maxArgs: 0, takesPassword: false, creates: true, run: importUsers }],
 ]);
 
 const OPTIONS = {
@@ -104,7 +106,7 @@ function parseInvocation(name: string, spec: Subcommand, argv: string[]): Invoca
 }
 
 /** Runs `user …` with the arguments after `user`; returns the exit code. */
-export async function runUserCommand(argv: string[], io: CliIo, openStorage: (settings: CliSettings) => Storage | Promise<Storage>): Promise<number> {
+export async function runUserCommand(argv: string[], io: CliIo, openStorage: (settings: CliSettings, opts: { create: boolean }) => Storage | Promise<Storage>): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     println(name === undefined ? io.stderr : io.stdout, USER_USAGE);
@@ -118,7 +120,7 @@ export async function runUserCommand(argv: string[], io: CliIo, openStorage: (se
     return 0;
   }
   const settings = cliSettingsFromEnv(io.env);
-  const storage = lazyStorage(() => openStorage(settings));
+  const storage = lazyStorage(() => openStorage(settings, { create: spec.creates }));
   try {
     await spec.run({ io, settings, storage }, invocation);
     return 0;

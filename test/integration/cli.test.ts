@@ -111,6 +111,21 @@ t.test('account lifecycle', async (t) => {
   t.equal((await cli(dir, ['user', 'list', 'example.com'])).stdout, 'alice@example.com\n');
 });
 
+t.test('list, passwd and delete with no database at DATA_DIR say so and create none (a CLI run from another directory)', async (t) => {
+  // DATA_DIR defaults to ./data: run from the wrong directory, `user list` printed nothing with exit 0 and
+  // left a new empty database behind, and passwd/delete said the user does not exist.
+  const dir = t.testdir();
+  for (const args of [['user', 'list'], ['user', 'passwd', 'alice@example.com', '--password', 'pw'], ['user', 'delete', 'alice@example.com']]) {
+    const run = await cli(dir, args);
+    t.equal(run.code, 1, `${args[1]}: exit 1`);
+    t.match(run.stderr, new RegExp(`^xmpp-web-gateway: no database at ${join(dir, 'data', DATABASE_FILE).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: is DATA_DIR right\\? \\(a relative one is read from the current directory\\)$`, 'm'), `${args[1]}: says so`);
+    t.notOk(existsSync(join(dir, 'data', DATABASE_FILE)), `${args[1]}: no database created`);
+  }
+  const added = await cli(dir, ['user', 'add', 'alice@example.com', '--password', 'pw']);
+  t.equal(added.code, 0, `add still creates the database of a new install: ${added.stderr}`);
+  t.equal((await cli(dir, ['user', 'list'])).stdout, 'alice@example.com\n');
+});
+
 t.test('errors exit 1 with a message and never echo the password', async (t) => {
   const dir = t.testdir();
   const secret = 'never-print-me';
