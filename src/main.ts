@@ -15,7 +15,11 @@ import { AdminSocketError, serverAdminSocketPath } from './admin/index.js';
  * that died), a SIGTERM whose last lines were still queued never exited, SHUTDOWN_TIMEOUT's exit included.
  * A synchronous write meets EPIPE at once, and pino stops logging to that stream.
  */
-const logDestination = destination({ dest: 1, sync: true });
+const logDestination = destination({ dest: 1, sync: true, maxLength: 16 * 1024 * 1024 });
+// Any other write error (ENOSPC, EIO on a hung-up terminal) was an 'error' event nobody handled: thrown from the
+// logging call, it stopped the start or a session's work. Those lines are lost (at most maxLength bytes of them
+// wait for the next write that succeeds); the server serves on.
+logDestination.on('error', () => undefined);
 
 /**
  * The process entry: read the configuration, open storage, listen, and shut

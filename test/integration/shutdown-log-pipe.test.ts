@@ -10,6 +10,8 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ensureBuilt, ROOT } from '../helpers/built.js';
 
@@ -47,4 +49,33 @@ t.test('SIGTERM after the stdout reader closed: the process exits with 0', async
       return;
     }
   }
+});
+
+t.test('stdout that fails every write (ENOSPC: /dev/full) neither stops the start nor the exit', async (t) => {
+  // A log write that failed with anything but EPIPE was an 'error' event nobody handled: thrown from the
+  // logging call it stopped the start (a stack trace); before the synchronous destination, the exit's flush
+  // retried it for ever instead. The lines are lost; the server serves on, and SIGTERM ends it with 0.
+  const dir = t.testdir();
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as AddressInfo; s.close(() => resolve(port)); });
+  });
+  const full = openSync('/dev/full', 'w');
+  t.teardown(() => closeSync(full));
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: dir, stdio: ['ignore', full, 'pipe'],
+    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '2' },
+  });
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let ready = false;
+  for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
+    ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+    if (!ready) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.ok(ready, `the server became ready\n${stderr}`);
+  child.kill('SIGTERM');
+  const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), EXIT_WAIT_MS).unref())]);
+  t.equal(code, 0, `SIGTERM exits with 0 (${String(code)})\n${stderr}`);
 });
