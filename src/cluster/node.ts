@@ -99,9 +99,18 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
   // Since when our renewals have gone through without a break (undefined: Redis unreachable or a renewal failed).
   let renewingSince: number | undefined = Date.now();
   let beating = false;
+  // When the lease was last renewed: a renewal that comes more than half a lease later is logged, since a node
+  // that goes a whole lease without one is declared dead by the others and stops (its sessions end).
+  let renewedAt = Date.now();
 
   async function beat(): Promise<void> {
+    const asked = Date.now();
     const renewed = Number(await redis.eval(RENEW, { keys: [lease, membersKey], arguments: [token, String(ttlMs), id] }));
+    const now = Date.now();
+    if (now - renewedAt > ttlMs / 2) {
+      log.warn({ event: 'cluster-heartbeat-late', node: id, sinceLastMs: now - renewedAt, answeredInMs: now - asked, renewed }, 'the cluster lease was renewed late');
+    }
+    if (renewed !== 0) renewedAt = now;
     if (renewed === 0) {
       if (stopped) return;
       stopped = true;

@@ -77,6 +77,7 @@ export function reroute(ctx: ModuleContext, username: string, host: string, stan
       ctx.router.bounce({ origin: null, stanza, to: bare }, 'service-unavailable', 'the recipient went away before answering');
     }
   }
+  if (messages > 0) ctx.log.debug({ event: 'handed-over', to: bare.bare, note, ids: stanzas.slice(0, 64).map((u) => u.stanza.attr('id')) }, 'routed again');
   if (bounced > 0) ctx.metrics.smHandedOver('bounced', bounced);
   if (messages > 0) ctx.metrics.smHandedOver(reachable(ctx, username, host) ? 'resource' : 'offline', messages);
   // A route's failure is answered by the router (onError): it settles all the same.

@@ -3,6 +3,7 @@
  * over WebSocket and StanzaJS over BOSH, both with XEP-0198 and their own
  * reconnect and resumption, as a web page runs them.
  */
+import { createRequire } from 'node:module';
 import * as XMPP from 'stanza';
 import { client, xml, type XmppClient, type XmlEl } from './xmppjs.js';
 import { sleep, within } from './eventually.js';
@@ -19,7 +20,7 @@ export function xmppjsPeer(service: string, name: string): XmppjsPeer {
     credentials: (authenticate, mechanisms) => authenticate({ username: name, password: `${name}-pw` }, mechanisms.includes('PLAIN') ? 'PLAIN' : mechanisms[0]!),
   });
   const p: XmppjsPeer = {
-    name, xmpp, received: [], sent: [], bounced: [], resumed: 0, online: 0,
+    name, xmpp, received: [], arrivals: [], sent: [], bounced: [], resumed: 0, online: 0,
     jid: () => String(xmpp.jid),
     isOnline: () => xmpp.status === 'online',
     // A write that fails (the node just dropped us) stays in @xmpp/client's XEP-0198 queue and is resent on resumption.
@@ -28,7 +29,11 @@ export function xmppjsPeer(service: string, name: string): XmppjsPeer {
     async stop() { xmpp.reconnect.stop(); await xmpp.stop().catch(() => undefined); },
   };
   xmpp.on('stanza', (el: XmlEl) => {
-    if (el.is('message') && el.attrs.type === 'chat' && el.attrs.id) p.received.push(el.attrs.id);
+    if (el.is('message') && el.attrs.type === 'chat' && el.attrs.id) {
+      p.received.push(el.attrs.id);
+      const delay = el.getChild('delay', 'urn:xmpp:delay');
+      p.arrivals.push(`at ${Date.now()} over WebSocket, after ${p.resumed} resumptions${delay ? `, delayed by ${String(delay.attrs.from)} (${delay.text() || 'no reason'})` : ''}`);
+    }
     if (el.is('message') && el.attrs.type === 'error' && el.attrs.id) p.bounced.push(el.attrs.id);
   });
   xmpp.on('status', (status) => { if (status === 'online') p.online++; });
@@ -57,10 +62,16 @@ export function stanzaPeer(url: string, name: string): StanzaPeer {
     // dropped three times would wait 8 s; 2 s at most keeps the roll short without changing what is tested.
     autoReconnect: true, maxReconnectBackoff: 2,
   });
-  const transports = patchBosh(stanza);
+  // What each BOSH response this client processed carried (sid, rid, attempt), by message id, taken at its 'message'.
+  const processed = new Map<string, string[]>();
+  // Each message StanzaJS sent again from its XEP-0198 queue (<resumed h/> did not count it), or gave up on (a
+  // resumption failed: its unacked stanzas are 'failed', not sent again), by id.
+  const resent = new Map<string, string[]>();
+  const transports = patchBosh(stanza, processed);
   let enabled = false;
   const p: StanzaPeer = {
-    name, stanza, received: [], sent: [], bounced: [], resumed: 0, online: 0,
+    name, stanza, received: [], arrivals: [], sent: [], bounced: [], resumed: 0, online: 0,
+    notes: (id) => [...(wireSeen.get(id) ?? []).map((w) => `on the wire: ${w}`), ...(resent.get(id) ?? [])],
     jid: () => stanza.jid,
     isOnline: () => stanza.sessionStarted && stanza.transport !== undefined,
     // Offline (no transport), StanzaJS keeps the message in its XEP-0198 queue and sends it after the resumption.
@@ -93,8 +104,19 @@ export function stanzaPeer(url: string, name: string): StanzaPeer {
     },
   };
   stanza.on('message', (m) => {
-    if (m.type === 'chat' && m.id) p.received.push(m.id);
+    if (m.type === 'chat' && m.id) {
+      p.received.push(m.id);
+      const response = processed.get(m.id)?.shift() ?? 'in no response processed';
+      const delay = m.delay ? `, delayed by ${m.delay.from ?? '?'} (${m.delay.reason ?? 'no reason'})` : '';
+      p.arrivals.push(`at ${Date.now()} over BOSH, ${response}, after ${p.resumed} resumptions${delay}`);
+    }
     if (m.type === 'error' && m.id) p.bounced.push(m.id);
+  });
+  stanza.on('message:retry', (m) => {
+    if (m.id) resent.set(m.id, [...(resent.get(m.id) ?? []), `${name} sent it again at ${Date.now()} after resumption ${p.resumed}`]);
+  });
+  stanza.on('message:failed', (m) => {
+    if (m.id) resent.set(m.id, [...(resent.get(m.id) ?? []), `${name} gave it up at ${Date.now()} (StanzaJS 'message:failed': a resumption failed with it unacknowledged)`]);
   });
   stanza.on('session:started', () => { p.online++; });
   stanza.on('stream:management:resumed', () => { p.resumed++; });
@@ -102,9 +124,46 @@ export function stanzaPeer(url: string, name: string): StanzaPeer {
 }
 
 
+/** The message ids in a BOSH response's text. */
+function messageIds(body: string): string[] {
+  return [...body.matchAll(/<message\b[^>]*?\sid=["']([^"']+)["']/g)].map((m) => m[1]!);
+}
+
+/**
+ * Every BOSH response any StanzaJS client of this process got, by the message ids it carried: its sid, rid, which
+ * attempt of that rid (StanzaJS sends a rid again after a timeout or a failure, and the server answers a repeated rid
+ * with the response it kept, XEP-0124 §14.3), its status and when. Kept by wrapping StanzaJS's platform fetch, which
+ * its BOSH transport looks up at each call.
+ */
+const wireSeen = new Map<string, string[]>();
+/** The same note, by the response's text, for the transport's process() to find. */
+const wireNotes = new Map<string, string[]>();
+{
+  const platform = createRequire(import.meta.url)('stanza/platform/node') as { fetch: typeof fetch };
+  const attempts = new Map<string, number>();
+  const fetchIt = platform.fetch;
+  platform.fetch = async (url, init) => {
+    const body = typeof init?.body === 'string' ? init.body : '';
+    const key = `sid=${/\ssid=["']([^"']*)["']/.exec(body)?.[1] ?? '(new)'} rid=${/\srid=["']([^"']*)["']/.exec(body)?.[1] ?? '?'}`;
+    const attempt = (attempts.get(key) ?? 0) + 1;
+    attempts.set(key, attempt);
+    const sentAt = Date.now();
+    const res = await fetchIt(url, init);
+    const text = await res.text();
+    const note = `response to ${key} (attempt ${attempt}, sent at ${sentAt}, status ${res.status}, read at ${Date.now()})`;
+    const ids = messageIds(text);
+    if (ids.length > 0) {
+      for (const id of ids) wireSeen.set(id, [...(wireSeen.get(id) ?? []), note]);
+      wireNotes.set(text, [...(wireNotes.get(text) ?? []), note]);
+    }
+    return new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+}
+
 /** StanzaJS 12's BOSH transport's internals that patchBosh touches (transports/bosh.js). */
 interface BoshInternals {
   isEnded: boolean;
+  process(result: string): void;
   maxWaitTime: number;
   queue: Array<[unknown, () => void]>;
   channels: Array<{ maxRetries: number; maxTimeout: number }>;
@@ -128,7 +187,7 @@ const WAIT_S = 10;
  * - a request failing after its retries ends the transport with end(err); on a transport already ended that is a
  *   write after end, an 'error' nobody listens to, which crashed the test process.
  */
-function patchBosh(stanza: XMPP.Agent): Set<BoshInternals> {
+function patchBosh(stanza: XMPP.Agent, processed: Map<string, string[]>): Set<BoshInternals> {
   const made = new Set<BoshInternals>();
   const holder = stanza as unknown as { transports: Record<string, BoshFactory> };
   const Bosh = holder.transports.bosh!;
@@ -136,6 +195,19 @@ function patchBosh(stanza: XMPP.Agent): Set<BoshInternals> {
   holder.transports.bosh = function make(...args: unknown[]) {
     const tr = new Bosh(...args);
     made.add(tr);
+    const transport = made.size;
+    // The trace only (roll-run.ts arrivals): which response, to which of this client's transports, carried each message.
+    const processIt = tr.process.bind(tr);
+    tr.process = (result) => {
+      const ids = messageIds(result);
+      if (ids.length > 0) {
+        const notes = wireNotes.get(result);
+        const note = `${notes?.shift() ?? 'a response not seen on the wire'} processed by transport #${transport}${tr.isEnded ? ' (ended)' : ''}`;
+        if (notes?.length === 0) wireNotes.delete(result);
+        for (const id of ids) processed.set(id, [...(processed.get(id) ?? []), note]);
+      }
+      processIt(result);
+    };
     tr.maxWaitTime = WAIT_S;
     for (const c of tr.channels) c.maxTimeout = 1100 * WAIT_S;
     const write = tr._write.bind(tr);

@@ -19,6 +19,17 @@ export interface RollPeer {
   readonly name: string;
   /** Ids of the messages received, in arrival order (duplicates kept). */
   readonly received: string[];
+  /**
+   * How each of `received` arrived, same index: when, over which transport (a BOSH sid, the response's rid and
+   * attempt), the client's resumption count then, and a XEP-0203 delay's from and reason (offline storage, a
+   * hand-over) if any. Printed for a message delivered twice.
+   */
+  readonly arrivals: string[];
+  /**
+   * What else the client library saw of message `id`: every BOSH response that carried it, processed or not, and
+   * each time the client sent it again from its XEP-0198 queue after a resumption (StanzaJS).
+   */
+  notes?(id: string): string[];
   /** Ids of the messages sent. */
   readonly sent: string[];
   /** Ids of the messages that came back as errors (RFC 6120 §8.3): refused, not lost. */
@@ -135,13 +146,27 @@ export async function assertNoneLost(t: Test, peers: readonly RollPeer[], trace:
   for (const id of got) counts.set(id, (counts.get(id) ?? 0) + 1);
   // Lost: neither delivered (live or from offline storage) nor bounced.
   const lost = sent.filter((id) => !counts.has(id) && !bounced.includes(id));
-  for (const line of trace.explain(lost)) t.comment(`LOST ${line}`);
+  for (const line of explainCopies(peers, trace, lost)) t.comment(`LOST ${line}`);
   const twice = [...counts].filter(([, n]) => n > 1).map(([id]) => id);
+  for (const line of explainCopies(peers, trace, twice)) t.comment(`TWICE ${line}`);
   t.ok(sent.length > minSent, `traffic flowed throughout (${sent.length} messages sent, ${before} received before the wait)`);
   t.same(lost, [], `0 lost of ${sent.length}`);
   t.same(twice, [], '0 delivered twice');
+  if (lost.length > 0 || twice.length > 0 || peers.some((p) => p.online !== 1)) {
+    for (const line of trace.incidents()) t.comment(`incident: ${line}`);
+  }
   const sentSet = new Set(sent);
   t.same(got.filter((id) => !sentSet.has(id)), [], 'nothing that was not sent');
   t.ok(peers.every((p) => p.resumed >= 1), `every client resumed at least once (${peers.map((p) => `${p.name}:${p.resumed}`).join(',')})`);
   t.ok(peers.every((p) => p.online === 1), `and none logged in afresh (${peers.filter((p) => p.online !== 1).map((p) => `${p.name}:${p.online}`).join(',') || 'all once'})`);
+}
+
+/** For each id: the trace with the server's lines, every copy received (roll-peers.ts arrivals), the clients' notes. */
+function explainCopies(peers: readonly RollPeer[], trace: RollTrace, twice: readonly string[]): string[] {
+  const explained = trace.explain(twice);
+  return twice.map((id, i) => {
+    const copies = peers.flatMap((p) => p.received.flatMap((r, j) => (r === id ? [`  copy to ${p.name}: ${p.arrivals[j] ?? '?'}`] : [])));
+    const wire = peers.flatMap((p) => p.notes?.(id) ?? []).filter((w, k, all) => all.indexOf(w) === k).map((w) => `  ${w}`);
+    return [explained[i]!, ...copies, ...wire].join('\n');
+  });
 }

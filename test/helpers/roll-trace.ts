@@ -6,8 +6,14 @@
  * message that never arrived, `explain` prints all of it with the server's
  * log lines that name the message's id: the debug lines at the points a
  * stanza can leave the live path (sm-push-unjournaled, sm-push-refused,
- * sm-settled, cluster-entry-no-session, sm-not-handed-over) need
- * LOG_LEVEL=debug, which ROLL_TRACE=1 in the test's environment turns on.
+ * sm-settled, cluster-entry-no-session, sm-not-handed-over) or be sent a
+ * second time (sm-resent: XEP-0198 §5 resumption; bosh-resent: a repeated
+ * rid answered from the buffer, XEP-0124 §14.3; handed-over,
+ * offline-stored, offline-delivered) need LOG_LEVEL=debug, which
+ * ROLL_TRACE=1 in the test's environment turns on. A message delivered
+ * twice is also explained by the clients (roll-run.ts arrivals and notes:
+ * the BOSH response that carried each copy, a XEP-0203 delay, the client's
+ * own resends), and any failure lists the nodes' incidents (a lost lease).
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +37,15 @@ export interface RollTrace {
   sent(id: string, from: string, to: string): void;
   /** One line per id: when it was sent, between which nodes, the roll around it and the log lines naming it. */
   explain(ids: readonly string[]): string[];
+  /**
+   * The nodes' log lines of events that end sessions outside the roll's plan (a node that lost its lease stops and
+   * ends its sessions for good: what they had not acknowledged goes to offline storage, and their clients log in
+   * afresh), with the late heartbeats that lead there: at any log level.
+   */
+  incidents(): string[];
 }
+
+const INCIDENTS = ['cluster-lease-lost', 'cluster-heartbeat-late', 'cluster-lease-renewed', 'cluster-node-down'].map((e) => `"event":"${e}"`);
 
 export function rollTrace(t: Test): RollTrace {
   const logDir = mkdtempSync(join(tmpdir(), 'xwg-roll-'));
@@ -53,8 +67,12 @@ export function rollTrace(t: Test): RollTrace {
 
   function logLines(id: string): string[] {
     const needle = `"${id}"`;
+    return grep((line) => line.includes(needle));
+  }
+
+  function grep(match: (line: string) => boolean): string[] {
     return readdirSync(logDir).flatMap((file) => readFileSync(join(logDir, file), 'utf8').split('\n')
-      .filter((line) => line.includes(needle)).map((line) => `${file}: ${line}`));
+      .filter(match).map((line) => `${file}: ${line}`));
   }
 
   return {
@@ -72,6 +90,9 @@ export function rollTrace(t: Test): RollTrace {
       void owner(from).then((n) => { m.from = n; });
       void owner(to).then((n) => { m.to = n; });
     },
+    incidents() {
+      return grep((line) => INCIDENTS.some((e) => line.includes(e)));
+    },
     explain(ids) {
       return ids.map((id) => {
         const m = messages.get(id);
@@ -79,7 +100,7 @@ export function rollTrace(t: Test): RollTrace {
         const before = steps.filter((s) => s.at <= m.at).at(-1);
         const after = steps.find((s) => s.at > m.at);
         return [
-          `${id}: sent at ${m.at} ms from ${m.from} to ${m.to}; after ${before ? `${before.what} (${before.at})` : 'start'}, before ${after ? `${after.what} (${after.at})` : 'the end'}`,
+          `${id}: sent at ${m.at} ms (${start + m.at}) from ${m.from} to ${m.to}; after ${before ? `${before.what} (${before.at})` : 'start'}, before ${after ? `${after.what} (${after.at})` : 'the end'}`,
           ...logLines(id).map((l) => `  ${l}`),
         ].join('\n');
       });

@@ -233,7 +233,9 @@ export class BoshConn implements Conn {
 
   /** Answers a request at once from the response buffer (§14.3). */
   resend(rid: number, reply: HttpReply, now: number): void {
-    reply.send(200, this.params.contentType, this.window.cached(rid)!);
+    const body = this.window.cached(rid)!;
+    this.host.log.debug({ event: 'bosh-resent', sid: this.sid, session: this.session.logId, rid, ids: [...body.matchAll(/<message\b[^>]*?\sid=["']([^"']+)["']/g)].map((m) => m[1]) }, 'a repeated rid answered from the buffer (XEP-0124 §14.3)');
+    reply.send(200, this.params.contentType, body);
     if (this.#idle()) this.#idleSince = now;
     this.rearm(now);
   }

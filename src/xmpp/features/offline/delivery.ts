@@ -114,6 +114,7 @@ export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'li
       // Through the session's filters: with stream management it is queued until acked.
       session.send(message);
     }
+    ctx.log.debug({ event: 'offline-delivered', session: session.logId, ids: page.slice(0, 64).map((m) => idOf(m.stanza)) }, 'offline messages sent');
     // Taken out first: a removal that fails leaves them stored, and answered at the next login, once.
     if (refused.length > 0) {
       await store.remove(session.host!, session.username!, refused);
@@ -177,4 +178,9 @@ function read(ctx: ModuleContext, session: Session, m: OfflineMessage): XmlEleme
 function stampDelay(message: XmlElement, host: string, storedAt: number): void {
   if (message.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host)) return;
   message.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(storedAt).toISOString() }, 'Offline Storage'));
+}
+
+/** A stored message's id attribute, for the debug log (roll-trace.ts finds a message's lines by it). */
+function idOf(stanza: string): string | undefined {
+  return /^<message\b[^>]*?\sid=["']([^"']*)["']/.exec(stanza)?.[1];
 }

@@ -176,6 +176,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
       // message leaves nothing behind, and concurrent pushes cannot overshoot.
       const stored = await deps.offline.push(to.domain, to.local, copy.toString(), quota);
       ctx.metrics.offline(stored ? 'stored' : 'refused-quota');
+      if (stored) ctx.log.debug({ event: 'offline-stored', to: to.bare, id: stanza.attr('id') }, 'stored offline');
       if (!stored) {
         ctx.metrics.limitRefused('offline');
         // XEP-0160 §2 would answer service-unavailable; like ejabberd we say

@@ -111,6 +111,7 @@ export function createResume(ctx: ModuleContext, opts: SmOptions, flow: Flow, re
     ctx.lifecycle.resume(carrier, old, [...head, ...pending.map((b) => b.stanza)]);
     ctx.metrics.sm('resumed');
     ctx.log.info({ event: 'session-resumed', session: old.logId, jid: old.full_jid, transport: old.transport, ip: old.ip, resent: pending.length }, 'session resumed');
+    if (pending.length > 0) ctx.log.debug({ event: 'sm-resent', session: old.logId, h, ids: pending.slice(0, 64).map((b) => b.stanza.attr('id')) }, 'resent on resumption');
   }
 }
 

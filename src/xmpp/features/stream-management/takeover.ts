@@ -103,6 +103,7 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     // Held by another node: which transport it had there is not known here.
     ctx.metrics.smResume('resumed', 'none', carrier.transport);
     ctx.log.info({ event: 'session-taken-over', session: carrier.logId, jid: carrier.full_jid, transport: carrier.transport, resent: resent.length }, 'session resumed from another node');
+    if (resent.length > 0) ctx.log.debug({ event: 'sm-resent', session: carrier.logId, acked, ids: resent.slice(0, 64).map((b) => b.stanza.attr('id')) }, 'resent on resumption (taken over)');
     // The carrier's next element waits for what 'resource-bound' loads (its roster), as after a bind.
     if (!claimed.ownerGone || carrier.presence === undefined) return loaded;
     // Its node died and its contacts were told it went unavailable (RFC 6121 §4.5.2, the cluster did
