@@ -11,7 +11,7 @@
  */
 import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { Session } from '../xmpp/session.js';
-import { staleHKey, type SmClaim, type SmClaimed, type SmJournal, type SmQueueCopy, type SmRegistry } from '../xmpp/features/stream-management/registry.js';
+import { FINAL_H_WAIT_MS, staleHKey, type SmClaim, type SmClaimant, type SmClaimed, type SmJournal, type SmQueueCopy, type SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import { createSmBatch } from './sm-batch.js';
@@ -39,6 +39,13 @@ const sleep = (ms: number): Promise<undefined> => new Promise((r) => { setTimeou
  */
 export const HIBERNATION_MARK_DELAY_MS = 2000;
 
+/** A claim's wait for the old owner's final h: what was heard, by epoch; `owner` while waiting on it. */
+interface FinalHWaiter {
+  readonly got: Map<number, number | undefined>;
+  wake?: () => void;
+  owner?: string;
+}
+
 /**
  * A session this node holds in the journal: its fencing epoch and resume
  * max; whether the record says it hibernates (`marked`: it has a TTL, so a
@@ -62,8 +69,15 @@ export interface RedisSmRegistry extends SmRegistry {
   readonly journal: SmJournal;
   /** Stores the session's snapshot (presence, priority, interested, carbons, blocklist requested, directed) if it is resumable. */
   snapshot(session: Session): void;
-  /** Another node claimed `smid` with `epoch` (the sm-fenced channel). */
-  fenced(smid: string, epoch: number): void;
+  /**
+   * Another node claimed `smid` with `epoch` (the sm-fenced channel); `from`: the owner before it, which tells the
+   * claimer its session's final h (released) once the input it took before the claim has been handled.
+   */
+  fenced(smid: string, epoch: number, from?: string): void;
+  /** Node `id` was declared dead: a claim waiting for its final h waits no more. */
+  nodeDown(id: string): void;
+  /** The owner before this node's claim of `smid` at `epoch` handled what it had taken: its h (undefined: no session there). */
+  released(smid: string, epoch: number, h: number | undefined): void;
   /**
    * A rolling restart, after the node left: its sessions stay in Redis as
    * they are, for the survivor (sm-orphans.ts) or a resumption anywhere.
@@ -101,7 +115,9 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   const claimedMeanwhile = new Map<string, number>();
   let left = false;
   const smids = new WeakMap<Session, string>();
-  const fencedHandlers: Array<(smid: string) => void> = [];
+  const fencedHandlers: Array<(smid: string, release?: (h: number | undefined) => void) => boolean | void> = [];
+  // Claims here waiting for the old owner's final h (XEP-0198 §5 across nodes): the answers heard, by epoch.
+  const finalH = new Map<string, FinalHWaiter & { refs: number }>();
   const failed = (err: unknown): void => { log.warn({ err }, 'stream management journal write failed'); };
   let source: ((smid: string) => SmQueueCopy | undefined) | undefined;
   const batch = createSmBatch(redis, keys, failed, (smids) => { for (const smid of smids) rewrite(smid); });
@@ -200,53 +216,15 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     async claim(smid, claimant) {
       batch.flush();
       claiming.set(smid, (claiming.get(smid) ?? 0) + 1);
-      let reply: unknown;
+      // Before the script: the old owner's answer may come (another connection) before the script's own.
+      const waiter = finalH.get(smid) ?? { got: new Map<number, number | undefined>(), refs: 0 };
+      waiter.refs++;
+      finalH.set(smid, waiter);
       try {
-        reply = await redis.eval(TAKEOVER, {
-          keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)],
-          arguments: [node.id, smid, node.prefix, claimant.host ?? '', claimant.username ?? '', claimant.anonymous ? '1' : '0', keys.channel],
-        });
-      } catch (err) {
-        // Unanswered: the script may have run (the old owner told to let go) with no session here.
-        void unanswered(smid);
-        throw err;
+        return await takeOver(smid, claimant, waiter);
       } finally {
-        const n = claiming.get(smid)! - 1;
-        if (n > 0) claiming.set(smid, n); else claiming.delete(smid);
+        if (--waiter.refs === 0) finalH.delete(smid);
       }
-      const later = claimedMeanwhile.get(smid);
-      if (!claiming.has(smid)) claimedMeanwhile.delete(smid);
-      if (!Array.isArray(reply)) return Number(reply) === -2 ? 'other-account' : 'unknown';
-      // RFC 6120 §7.7.2.2: a newer session holds the resource, so this one ended (XEP-0198 §5: item-not-found).
-      // Handed over before the answer, so that <failed/> carries the stale h it stored.
-      if (Number(reply[0]) === REPLACED) {
-        await deps.replaced(smid, Number(reply[1]));
-        return 'replaced';
-      }
-      // Another node claimed it after us and its notice came before our answer (another connection):
-      // the session is that node's; building it here would make two owners until our first write.
-      if (later !== undefined && later > Number(reply[0])) {
-        log.info({ event: 'sm-claim-superseded', sm: smidRef(smid), epoch: Number(reply[0]), later }, 'a takeover was overtaken by another node\'s');
-        return 'unknown';
-      }
-      // Claimed here from a live process? Not if it was this one (the local session is gone) or a dead node.
-      const previous = String(reply[3] ?? '');
-      const gone = previous === node.id || Number(reply[4]) !== 1;
-      const claim = parseClaim(reply, gone);
-      const previousHeld = held.get(smid);
-      if (previousHeld) {
-        unmark(previousHeld);
-        // A session built here by an earlier claim of the smid (two resumptions at once): this claim
-        // superseded it, as another node's would (fenced()): it ends without handing its queue over.
-        if (previousHeld.session) {
-          previousHeld.lost = true;
-          for (const handler of fencedHandlers) handler(smid);
-        }
-      }
-      // The script told the old owner (sm-fenced) and left the record connected (hibernated_at 0, no TTL).
-      held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined, ended: fields(reply[1] as unknown[]).ended === '1' });
-      log.info({ event: 'sm-claimed', sm: smidRef(smid), epoch: Number(reply[0]) }, 'stream management session taken over');
-      return claim;
     },
     release(smid) {
       const h = held.get(smid);
@@ -260,6 +238,85 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     onFenced: (handler) => { fencedHandlers.push(handler); },
     source: (read) => { source = read; },
   };
+
+  /** TAKEOVER for claim(), and the old owner's final h when it held the session live (`waiter`). */
+  async function takeOver(smid: string, claimant: SmClaimant, waiter: FinalHWaiter): Promise<SmClaim> {
+    let reply: unknown;
+    try {
+      reply = await redis.eval(TAKEOVER, {
+        keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)],
+        arguments: [node.id, smid, node.prefix, claimant.host ?? '', claimant.username ?? '', claimant.anonymous ? '1' : '0', keys.channel],
+      });
+    } catch (err) {
+      // Unanswered: the script may have run (the old owner told to let go) with no session here.
+      void unanswered(smid);
+      throw err;
+    } finally {
+      const n = claiming.get(smid)! - 1;
+      if (n > 0) claiming.set(smid, n); else claiming.delete(smid);
+    }
+    const later = claimedMeanwhile.get(smid);
+    if (!claiming.has(smid)) claimedMeanwhile.delete(smid);
+    if (!Array.isArray(reply)) return Number(reply) === -2 ? 'other-account' : 'unknown';
+    // RFC 6120 §7.7.2.2: a newer session holds the resource, so this one ended (XEP-0198 §5: item-not-found).
+    // Handed over before the answer, so that <failed/> carries the stale h it stored.
+    if (Number(reply[0]) === REPLACED) {
+      await deps.replaced(smid, Number(reply[1]));
+      return 'replaced';
+    }
+    // Another node claimed it after us and its notice came before our answer (another connection):
+    // the session is that node's; building it here would make two owners until our first write.
+    if (later !== undefined && later > Number(reply[0])) {
+      log.info({ event: 'sm-claim-superseded', sm: smidRef(smid), epoch: Number(reply[0]), later }, 'a takeover was overtaken by another node\'s');
+      return 'unknown';
+    }
+    // Claimed here from a live process? Not if it was this one (the local session is gone) or a dead node.
+    const previous = String(reply[3] ?? '');
+    const gone = previous === node.id || Number(reply[4]) !== 1;
+    const claim = parseClaim(reply, gone);
+    const previousHeld = held.get(smid);
+    if (previousHeld) {
+      unmark(previousHeld);
+      // A session built here by an earlier claim of the smid (two resumptions at once): this claim
+      // superseded it, as another node's would (fenced()): it ends without handing its queue over.
+      if (previousHeld.session) {
+        previousHeld.lost = true;
+        for (const handler of fencedHandlers) handler(smid);
+      }
+    }
+    // The script told the old owner (sm-fenced) and left the record connected (hibernated_at 0, no TTL).
+    held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined, ended: fields(reply[1] as unknown[]).ended === '1' });
+    log.info({ event: 'sm-claimed', sm: smidRef(smid), epoch: Number(reply[0]) }, 'stream management session taken over');
+    if (Number(reply[5]) !== 1) return claim;
+    // XEP-0198 §5: <resumed h/> counts every stanza the old session took before the cut. A resumption on the
+    // same node is a job behind the session's input (resume.ts); here the live old owner stores h once a stanza
+    // has been handled, so one still being handled (a handler that awaits) or queued behind it would be sent
+    // again by the client, and reach its recipient twice. The old owner answers with its final h once that
+    // input has run (released); not heard within FINAL_H_WAIT_MS (a node that died meanwhile), the stored h.
+    const h = await finalHOf(waiter, Number(reply[0]), previous);
+    // A later claim from elsewhere meanwhile (its sm-fenced notice dropped this one): the session is that node's.
+    if (held.get(smid)?.epoch !== Number(reply[0])) return 'unknown';
+    if (h === undefined || h === claim.state.counter_in) return claim;
+    log.debug({ event: 'sm-final-h', sm: smidRef(smid), stored: claim.state.counter_in, h }, 'the old owner handled more before letting go');
+    return { record: claim.record, state: { ...claim.state, counter_in: h } };
+  }
+
+  /** The final h the old owner told for the claim at `epoch`, waited for at most FINAL_H_WAIT_MS. */
+  async function finalHOf(waiter: FinalHWaiter, epoch: number, owner: string): Promise<number | undefined> {
+    if (!waiter.got.has(epoch)) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        waiter.wake = resolve;
+        // The owner declared dead meanwhile (it may have been, with its lease still running, when claimed):
+        // nothing will come, and the session must be bound here before the dead node's inbox is routed.
+        waiter.owner = owner;
+        timer = setTimeout(resolve, FINAL_H_WAIT_MS);
+      });
+      clearTimeout(timer);
+      waiter.owner = undefined;
+    }
+    return waiter.got.get(epoch);
+  }
 
   /**
    * A claim whose answer never came (the connection dropped): once Redis
@@ -354,15 +411,35 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       batch.flush();
       left = true;
     },
-    fenced(smid, epoch) {
+    fenced(smid, epoch, from) {
       if (claiming.has(smid) && epoch > (claimedMeanwhile.get(smid) ?? 0)) claimedMeanwhile.set(smid, epoch);
+      // Named as the owner the claim took it from: the claimer waits for this node's final h (takeOver).
+      let told = false;
+      const release = from === node.id ? (count: number | undefined): void => {
+        if (told) return;
+        told = true;
+        redis.publish(keys.channel, JSON.stringify({ smid, epoch, released: 1, h: count }))
+          .catch((err: unknown) => log.warn({ err, sm: smidRef(smid) }, 'the final h of a session taken over could not be told'));
+      } : undefined;
       const h = held.get(smid);
-      if (!h || h.epoch >= epoch) return;
+      if (!h || h.epoch >= epoch) return release?.(undefined);
       // Before the handlers: the session they end asks close(), which need not ask Redis.
       h.lost = true;
       unmark(h);
-      for (const handler of fencedHandlers) handler(smid);
+      let releasing = false;
+      for (const handler of fencedHandlers) if (handler(smid, release) === true) releasing = true;
+      if (releasing) return; // kept, `lost`, until the session ends (close(): nothing handed over, no TAKE)
+      release?.(undefined);
       held.delete(smid);
+    },
+    nodeDown(id) {
+      for (const w of finalH.values()) if (w.owner === id) w.wake?.();
+    },
+    released(smid, epoch, count) {
+      const waiter = finalH.get(smid);
+      if (!waiter) return;
+      waiter.got.set(epoch, count);
+      waiter.wake?.();
     },
   };
 }

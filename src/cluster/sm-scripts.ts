@@ -20,7 +20,9 @@
  *   XEP-0203 stamp of a hand-over);
  * - `{prefix}sm-node:{id}` set: the smids a node owns (a survivor takes
  *   over a dead node's);
- * - channel `{prefix}sm-fenced`: `{smid, epoch}` after each claim.
+ * - channel `{prefix}sm-fenced`: `{smid, epoch, from}` after each claim (`from`: the owner before it, when a
+ *   takeover names it), and `{smid, epoch, released: 1, h}` from that owner once the session's input before the
+ *   claim has been handled (its final h: sm-registry.ts, XEP-0198 §5 across nodes).
  */
 import { createHash } from 'node:crypto';
 import { WRITTEN_LIMITS, NS, parseXml } from '../xml/index.js';
@@ -194,7 +196,8 @@ return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, 
  * claimant's host, username and anonymous flag ('1'/'0'), fenced channel.
  * Returns [epoch, hash as field, value…, items, previous owner, previous
  * owner alive (1/0: 0 also when a survivor holds it for a dead owner, whose
- * presence was ended: CLAIM's `ended`)], -1 (no record, or one being handed
+ * presence was ended: CLAIM's `ended`), drain (1: that live owner held a
+ * session, whose final h the claimer waits for: sm-registry.ts)], -1 (no record, or one being handed
  * over: TAKE_ORPHAN ended it), -2 (another account's: nothing written) or
  * [REPLACED, epoch] (claimed to be ended).
  *
@@ -262,8 +265,10 @@ if owner then redis.call('SREM', ARGV[3] .. 'sm-node:' .. owner, ARGV[2]) end
 redis.call('SADD', KEYS[3], ARGV[2])
 local alive = 0
 if owner and owner ~= ARGV[1] and f[7] ~= '1' and ownerAlive() then alive = 1 end
-redis.call('PUBLISH', ARGV[7], cjson.encode({smid = ARGV[2], epoch = epoch}))
-return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1), owner or '', alive}`;
+local drain = 0
+if alive == 1 and f[8] ~= '1' then drain = 1 end
+redis.call('PUBLISH', ARGV[7], cjson.encode({smid = ARGV[2], epoch = epoch, from = owner or ''}))
+return {epoch, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1), owner or '', alive, drain}`;
 
 export function encodeItem(item: Undelivered): string {
   return `${item.at} ${item.stanza.toString()}`;

@@ -30,7 +30,10 @@ export function createSmModule({ node, log, config }: ClusterServices): SmModule
   let sub: Redis | undefined;
   // Told once per dead node: one told before the registry exists is taken over at start().
   const deadBeforeStart: string[] = [];
-  node.onNodeDown((id) => (parts ? parts.orphans.adoptNode(id) : void deadBeforeStart.push(id)));
+  node.onNodeDown((id) => {
+    parts?.registry.nodeDown(id);
+    return parts ? parts.orphans.adoptNode(id) : void deadBeforeStart.push(id);
+  });
 
   function feature(ctx: ModuleContext): void {
     if (!parts) throw new Error('SM_BACKEND=redis: the cluster\'s smRegistry must be given to createXmppServer');
@@ -59,9 +62,11 @@ export function createSmModule({ node, log, config }: ClusterServices): SmModule
       sub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis connection error'));
       await sub.connect();
       await sub.subscribe(keys.channel, (message: string) => {
-        let smid: string, epoch: number;
-        try { ({ smid, epoch } = JSON.parse(message) as { smid: string; epoch: number }); } catch { return; }
-        parts?.registry.fenced(smid, epoch);
+        let notice: { smid: string; epoch: number; from?: string; released?: number; h?: number };
+        try { notice = JSON.parse(message) as typeof notice; } catch { return; }
+        const { smid, epoch } = notice;
+        if (notice.released === 1) return parts?.registry.released(smid, epoch, notice.h);
+        parts?.registry.fenced(smid, epoch, notice.from);
         parts?.orphans.fenced(smid, epoch);
       });
       // This NODE_ID's sessions from a previous run (a crash, then a restart) time out as a dead node's do.

@@ -44,10 +44,11 @@
  * repeated BOSH rid (XEP-0124 §14.3) nor the resumption's resend was
  * involved. The CI failure had one duplicate and (as reported) nothing
  * else, which fits a second cause, a server bug shown deterministically
- * in sm-takeover-h.test.ts (todo, not fixed): a resumption on another node
- * while the old owner still handles the client's last stanza (a slow route
- * under load) answers an h that does not count it, so StanzaJS sends it
- * again and the old owner's copy arrives too. Its trace would show both
+ * in sm-takeover-h.test.ts, now fixed: a resumption on another node
+ * while the old owner still handled the client's last stanza (a slow route
+ * under load) answered an h that did not count it, so StanzaJS sent it
+ * again and the old owner's copy arrived too (now the claimer waits for the
+ * old owner's final h). Were it to come back, the trace would show both
  * copies live, without a delay, and "a1 sent it again" (message:retry).
  *
  * The mix: 3 pairs BOSH↔BOSH (StanzaJS both ends) and 3 BOSH↔WebSocket

@@ -4,8 +4,9 @@
  * command a client sends and, apart (`lua`), the calls of the scripts it
  * runs. A resumption on another node sends one command that names the
  * session (the claim: record read, account check, the old owner's lease and
- * the notice to it in one script), and the old owner, told, sends none,
- * to the directory neither (the new owner's bind took the entry over); a
+ * the notice to it in one script), and the old owner, told, sends one
+ * (its final h, published once what it took before the claim is handled:
+ * sm-takeover-h.test.ts), to the directory none (the new owner's bind took the entry over); a
  * page reload that resumes on the same node at once does not mark the record
  * hibernating only to unmark it, while a session nobody resumes is marked.
  */
@@ -40,7 +41,7 @@ async function monitor(t: Test, redisUrl: string): Promise<string[]> {
 const sentByClient = (line: string): boolean => !/\[\d+ lua\]/.test(line);
 const command = (line: string): string => /\] "([^"]+)"/.exec(line)?.[1]?.toUpperCase() ?? '';
 
-t.test('a resumption on another node names the session in one command to Redis, and the old owner sends none', async (t) => {
+t.test('a resumption on another node names the session in one command to Redis, and the old owner one (its final h)', async (t) => {
   const { n1, n2, redisUrl } = await cluster(t);
   const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
   t.teardown(() => alice.c.close());
@@ -54,7 +55,7 @@ t.test('a resumption on another node names the session in one command to Redis, 
   // What node 1 would send on letting go (its end of the session) has had time to reach Redis.
   await sleep(300);
   const naming = lines.filter((l) => sentByClient(l) && l.includes(smid));
-  t.same(naming.map(command), ['EVAL'], `one script names the session (${naming.map(command).join(', ')})`);
+  t.same(naming.map(command), ['EVAL', 'PUBLISH'], `one script names the session, then the old owner's final h (${naming.map(command).join(', ')})`);
   const inside = lines.filter((l) => !sentByClient(l)).map(command);
   t.ok(inside.includes('PUBLISH'), 'the old owner is told from within the claim');
   t.ok(inside.includes('EXISTS'), 'the old owner\'s lease is read within the claim');

@@ -1,42 +1,55 @@
 /**
- * XEP-0198 §5 across nodes: <resumed h/> must count every stanza the old
- * session received before its transport was cut, or the client sends those
+ * XEP-0198 §5 across nodes: <resumed h/> counts every stanza the old
+ * session took before its transport was cut, or the client sends those
  * again (a message then reaches its recipient twice). On one node the
  * resumption is a job on the old session's queue (resume.ts), so a stanza
- * still being handled is counted. A takeover from another node is not
- * ordered after the old owner's queue: it reads the h the old owner stored,
- * and that is stored once the stanza has been handled (stream-management
- * index.ts 'stanza-received' and 'session-hibernated'). While a handler
- * awaits (here a vCard read held; in the rolling restart a route to a
- * recipient whose session was moving, under load), the takeover answers one
- * short. Found by rolling-restart-bosh-process.test.ts's "0 delivered twice"
- * (a1-48, no fresh login); not fixed yet: the claimant would have to wait
- * for the live old owner's final h, or the old owner count a stanza as
- * received before it is handled (then a crash loses it). todo until then.
+ * still being handled is counted. A takeover from another node reads the h
+ * the old owner stored, and that is stored once a stanza has been handled:
+ * while a handler awaits (here a vCard read held; in the rolling restart a
+ * route to a recipient whose session was moving, under load), the takeover
+ * answered one short. Found by rolling-restart-bosh-process.test.ts's "0
+ * delivered twice" (a1-48, no fresh login). Now the live old owner tells
+ * the claimer its final h once that input has run (sm-registry.ts
+ * takeOver, journal.ts onFenced), and the claimer waits for it.
  */
 import t from 'tap';
 import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
-import { SmPeer } from '../helpers/sm-peer.js';
+import { SmPeer, chat } from '../helpers/sm-peer.js';
+import { RawWsClient } from '../helpers/ws-client.js';
 import { holdCalls } from '../helpers/hold-calls.js';
 import { sleep } from '../helpers/eventually.js';
 
 const backends = clusterBackends(t);
 
-t.test('a resumption on another node while the old owner still handles a stanza counts it in <resumed h/>', { todo: 'the takeover reads the h stored after handling (see the header)' }, async (t) => {
+t.test('a resumption on another node while the old owner still handles a stanza counts it, and what is queued behind it, in <resumed h/>', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
   const n1 = await startGateway(t, 'n1', opts);
   const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, ['alice']);
+  await addUsers(n1, ['alice', 'bob']);
+  const bob = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
   const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
   const hold = holdCalls(n1.server.storage.vcards as unknown as Record<'get', unknown>, 'get');
   t.teardown(() => hold.release());
+  // An IQ whose handler awaits (the vCard read, held), and a message queued behind it.
   alice.c.send(`<iq xmlns='jabber:client' type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`);
   await hold.entered;
+  alice.c.send(chat('bob@localhost/desk', 'm1'));
   // The page reloads: the old transport is gone, and the client resumes on the other node.
   alice.c.close();
   await sleep(300);
-  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
+  const resumed = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
+  await sleep(300);
+  hold.release();
+  const { peer, answer } = await resumed;
   t.teardown(() => peer.c.close());
   t.equal(answer.local, 'resumed', answer.toString());
-  t.equal(answer.attr('h'), '1', 'the IQ sent before the cut is counted: the client does not send it again');
+  t.equal(answer.attr('h'), '2', 'the IQ and the message sent before the cut are counted: the client sends neither again');
+  const result = await peer.c.until((el) => el.local === 'iq' && el.attr('id') === 'v1', 10_000);
+  t.ok(['result', 'error'].includes(result.attr('type') ?? ''), `the IQ's answer reaches the resumed session (${result.attr('type')})`);
+  await bob.until((el) => el.local === 'message' && el.attr('id') === 'm1');
+  await sleep(500);
+  t.equal(bob.frames.filter((el) => el.local === 'message' && el.attr('id') === 'm1').length, 1, 'the message reached bob once');
 });

@@ -113,7 +113,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
   const timedOut = createRecentIds(10_000, 10_000 * 48);
   // SM_BACKEND=memory has no journal: nothing below awaits or allocates for one.
   const journal = registry.journal;
-  const cluster = journal ? createSmCluster(ctx, journal, registry) : undefined;
+  const cluster = journal ? createSmCluster(ctx, journal, registry, (session) => states.get(session)?.counter_in) : undefined;
   journal?.source((smid) => {
     const session = registry.get(smid);
     const st = session && states.get(session);

@@ -7,6 +7,7 @@ import type { Buffered } from './index.js';
 import type { FlowJournal } from './flow.js';
 import type { PushResult, SmJournal, SmRegistry } from './registry.js';
 import { WriteGate } from './gate.js';
+import { FINAL_H_WAIT_MS } from './registry.js';
 
 /**
  * Stream management's side of a journal (SM_BACKEND=redis, issue 14 item
@@ -76,7 +77,8 @@ export interface SmCluster {
   readonly flow: FlowJournal;
 }
 
-export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry: SmRegistry): SmCluster {
+/** `counterIn`: a local session's count of the stanzas it took (XEP-0198 h), for the claimer of a session taken over. */
+export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry: SmRegistry, counterIn: (session: Session) => number | undefined): SmCluster {
   function fence(session: Session): void {
     if (session.destroyed) return;
     ctx.log.info({ event: 'session-moved', session: session.logId, jid: session.full_jid }, 'session resumed on another node');
@@ -86,15 +88,51 @@ export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry
   /** A stanza the journal refused: this session is no longer the one to deliver it. */
   function refused(session: Session, item: Buffered): void {
     ctx.log.debug({ event: 'sm-push-refused', session: session.logId, id: item.stanza.attr('id') }, 'journal refused a stanza: routed again');
+    // One handling what it took before another node's claim ends once that is done (onFenced below), and
+    // what it refused is routed then: it is still in the table meanwhile, and the route would come back to it.
+    const held = draining.get(session);
+    if (held) return void held.push(item);
     fence(session);
-    // After fence(): the session is out of the table, so the route cannot come back to it.
+    reroute(session, item);
+  }
+
+  /** After fence(): the session is out of the table, so the route cannot come back to it. */
+  function reroute(session: Session, item: Buffered): void {
     // Not awaited (the deliveries queue logs a failure); a shutdown's drain waits for it.
     if (session.jid) routeWhenSettled(ctx, session.jid, item.stanza).catch(() => undefined);
   }
 
-  journal.onFenced((smid) => {
+  /** Local sessions another node claimed that still handle what they took before the claim, and what they refused meanwhile. */
+  const draining = new WeakMap<Session, Buffered[]>();
+
+  journal.onFenced((smid, release) => {
     const session = registry.get(smid);
-    if (session) fence(session);
+    if (!session) return false;
+    if (!release) {
+      fence(session);
+      return false;
+    }
+    // XEP-0198 §5 across nodes: the claimer's <resumed h/> must count what this session took before the claim,
+    // still being handled or queued behind a handler that awaits, or the client sends it again (twice to its
+    // recipient). As a resumption here is a job behind that input (resume.ts), the session ends in a job behind
+    // it, and tells its h then: meanwhile it is counted as usual, and what it sends the client is refused by
+    // the journal and routed again to the session's new place (refused()). Not longer than the claimer waits.
+    const refusedMeanwhile: Buffered[] = [];
+    draining.set(session, refusedMeanwhile);
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      draining.delete(session);
+      release(counterIn(session));
+      fence(session);
+      for (const item of refusedMeanwhile) reroute(session, item);
+    };
+    const timer = setTimeout(finish, FINAL_H_WAIT_MS);
+    timer.unref();
+    ctx.queues.sessions.after(session, finish);
+    return true;
   });
 
   /** What the gate hears of a push that was not stored as asked. */

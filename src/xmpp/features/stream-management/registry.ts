@@ -53,6 +53,12 @@ export interface SmRecord {
 }
 
 /** A session's state as a takeover gets it (SmJournal.claim): MongooseIM's sm_state fields and the session snapshot. */
+/**
+ * Longest wait of a takeover for the live old owner's final h (XEP-0198 §5 across nodes: its input taken before the
+ * claim handled), and so the longest an old owner goes on handling that input before it lets the session go.
+ */
+export const FINAL_H_WAIT_MS = 1000;
+
 export interface SmClaimed {
   readonly counter_in: number;
   readonly counter_out: number;
@@ -138,8 +144,12 @@ export interface SmJournal {
   claim(smid: string, claimant: SmClaimant): Promise<SmClaim>;
   /** A claimed session whose resumption failed after all: it waits out its resume time, then is handed over. */
   release(smid: string): void;
-  /** `handler` hears of each local session another node took over. */
-  onFenced(handler: (smid: string) => void): void;
+  /**
+   * `handler` hears of each local session another node took over. With `release` (this node was its owner, and
+   * the claimer waits), the handler that ends the session calls it with the session's final h once the input it
+   * took before the claim has been handled, and returns true; with no session, the registry answers for it.
+   */
+  onFenced(handler: (smid: string, release?: (h: number | undefined) => void) => boolean | void): void;
   /**
    * Where the journal reads a local session's queue back (its unacknowledged,
    * then waiting, stanzas and counter_out) to store it whole again, when a
