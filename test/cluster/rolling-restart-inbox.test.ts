@@ -11,8 +11,7 @@
  */
 import t from 'tap';
 import { x } from '../../src/xml/index.js';
-import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
-import { RawWsClient } from '../helpers/ws-client.js';
+import { clusterBackends, smPairOnTwoNodes } from '../helpers/gateways.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
@@ -23,14 +22,7 @@ const backends = clusterBackends(t);
 
 t.test('a stanza in the leaving node\'s inbox for a session hibernating there comes in its resumed stream on another node, once', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', CLUSTER_DRAIN_TIMEOUT: '1', SM_RESUME_TIMEOUT: '30' });
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, ['alice', 'bob']);
-  const bob = await RawWsClient.connect(n2.server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'desk');
-  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
-  t.teardown(() => alice.c.close());
+  const { n1, n2, alice, bob } = await smPairOnTwoNodes(t, opts);
   await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n2 sees alice' });
   bob.send(chat('alice@localhost/phone', 'm1'));
   await eventually(() => alice.h === 1, { message: 'alice got m1 (not acknowledged)' });

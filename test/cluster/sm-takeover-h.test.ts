@@ -13,9 +13,8 @@
  * takeOver, journal.ts onFenced), and the claimer waits for it.
  */
 import t from 'tap';
-import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
+import { clusterBackends, smPairOnTwoNodes } from '../helpers/gateways.js';
 import { SmPeer, chat } from '../helpers/sm-peer.js';
-import { RawWsClient } from '../helpers/ws-client.js';
 import { holdCalls } from '../helpers/hold-calls.js';
 import { sleep } from '../helpers/eventually.js';
 
@@ -23,14 +22,7 @@ const backends = clusterBackends(t);
 
 t.test('a resumption on another node while the old owner still handles a stanza counts it, and what is queued behind it, in <resumed h/>', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, ['alice', 'bob']);
-  const bob = await RawWsClient.connect(n2.server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'desk');
-  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
-  t.teardown(() => alice.c.close());
+  const { n1, n2, alice, bob } = await smPairOnTwoNodes(t, opts);
   const hold = holdCalls(n1.server.storage.vcards as unknown as Record<'get', unknown>, 'get');
   t.teardown(() => hold.release());
   // An IQ whose handler awaits (the vCard read, held), and a message queued behind it.

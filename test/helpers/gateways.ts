@@ -17,6 +17,7 @@ import { MANY_CLIENTS, PRE_SASL2, startServer, type TestServer } from './server.
 import { startRedis, type TestRedis } from './redis.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { RawWsClient } from './ws-client.js';
+import { SmPeer } from './sm-peer.js';
 import { eventually } from './eventually.js';
 
 export interface Gateway {
@@ -89,6 +90,19 @@ export async function contactNodes(t: Test, opts: GatewayOptions, names: readonl
   await first.server.storage.rosters.putItem('localhost', 'alice', item('bob@localhost'), 1);
   await first.server.storage.rosters.putItem('localhost', 'bob', item('alice@localhost'), 1);
   return nodes;
+}
+
+/** Two nodes, bob/desk logged in on n2 and alice/phone's resumable session on n1 (her acks sent by hand). */
+export async function smPairOnTwoNodes(t: Test, opts: GatewayOptions): Promise<{ n1: Gateway; n2: Gateway; alice: SmPeer; bob: RawWsClient }> {
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n1, ['alice', 'bob']);
+  const bob = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
+  return { n1, n2, alice, bob };
 }
 
 export async function contactsOnTwoNodes(t: Test, opts: GatewayOptions): Promise<{ n1: Gateway; n2: Gateway; bob: RawWsClient }> {
