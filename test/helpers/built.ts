@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,4 +22,23 @@ export function ensureBuilt(built: string): void {
   if (existsSync(built) && statSync(built).mtimeMs >= newestSource(join(ROOT, 'src'))) return;
   const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
   if (!existsSync(built)) throw new Error(`build failed:\n${tsc.stdout}${tsc.stderr}`);
+}
+
+/** The server's entry point, as `npm start` runs it. */
+export const MAIN = join(ROOT, 'dist', 'main.js');
+
+/**
+ * The real server process (`node dist/main.js`) started in `dir`: on loopback, its data in `dir/data`, info logs,
+ * `env` on top; stdout a pipe unless given a file descriptor. Killed when `t` ends if it is still running.
+ */
+export function spawnMain(
+  t: { teardown(fn: () => void): void }, dir: string, env: Readonly<Record<string, string>>, stdout: 'pipe' | number = 'pipe',
+): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: dir, stdio: ['ignore', stdout, 'pipe'],
+    env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info', ...env },
+  });
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, exited };
 }

@@ -14,13 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { deriveStoredCredentials, openPostgresStorage } from '../../src/storage/index.js';
-import { ensureBuilt, ROOT } from './built.js';
+import { ensureBuilt, MAIN, ROOT } from './built.js';
 import { eventually } from './eventually.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { freePort, startRedis, type TestRedis } from './redis.js';
 import { MANY_CLIENTS, PRE_SASL2 } from './server.js';
 
-const MAIN = join(ROOT, 'dist', 'main.js');
 const LOG_LIMIT = 200_000;
 
 export interface Exit { readonly code: number | null; readonly signal: NodeJS.Signals | null }

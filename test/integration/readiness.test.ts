@@ -13,9 +13,8 @@ import { Writable } from 'node:stream';
 import { createMemoryStorage, openSqliteStorage, type Storage } from '../../src/storage/index.js';
 import { createReadiness } from '../../src/http/readiness.js';
 import { withServer } from '../helpers/server.js';
-import { ensureBuilt, ROOT } from '../helpers/built.js';
+import { ensureBuilt, MAIN } from '../helpers/built.js';
 
-const MAIN = join(ROOT, 'dist', 'main.js');
 
 async function readyz(base: string): Promise<{ status: number; body: { status: string; reason?: string } }> {
   const res = await fetch(`${base}/readyz`);

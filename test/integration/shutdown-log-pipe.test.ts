@@ -9,13 +9,10 @@
  * run that does not exit fails the test.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { ensureBuilt, ROOT } from '../helpers/built.js';
+import { ensureBuilt, MAIN, spawnMain } from '../helpers/built.js';
 
-const MAIN = join(ROOT, 'dist', 'main.js');
 const RUNS = 8;
 /** Far more than a shutdown of an idle server takes (SHUTDOWN_TIMEOUT=2 bounds it); a hang never ends. */
 const EXIT_WAIT_MS = 15_000;
@@ -26,21 +23,18 @@ t.before(() => ensureBuilt(MAIN));
 t.test('SIGTERM after the stdout reader closed: the process exits with 0', async (t) => {
   for (let run = 1; run <= RUNS; run++) {
     const dir = t.testdir();
-    const child = spawn(process.execPath, [MAIN], {
-      cwd: dir, stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '2' },
-    });
-    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+    const started = spawnMain(t, dir, { SHUTDOWN_TIMEOUT: '2' });
+    const { child } = started;
+    const exited = started.exited.then((e) => e.code);
     let stderr = '';
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
     await new Promise<void>((resolve, reject) => {
       let out = '';
-      child.stdout.on('data', (b: Buffer) => { out += b.toString(); if (out.includes('"event":"listening"')) resolve(); });
+      child.stdout!.on('data', (b: Buffer) => { out += b.toString(); if (out.includes('"event":"listening"')) resolve(); });
       void exited.then((code) => reject(new Error(`exited with ${code} before listening:\n${stderr}`)));
     });
     // The reader goes away: the next write to stdout gets EPIPE.
-    child.stdout.destroy();
+    child.stdout!.destroy();
     child.kill('SIGTERM');
     const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), EXIT_WAIT_MS).unref())]);
     t.equal(code, 0, `run ${run}: the process exited with 0 (${String(code)})`);
@@ -61,14 +55,11 @@ t.test('stdout that fails every write (ENOSPC: /dev/full) neither stops the star
   });
   const full = openSync('/dev/full', 'w');
   t.teardown(() => closeSync(full));
-  const child = spawn(process.execPath, [MAIN], {
-    cwd: dir, stdio: ['ignore', full, 'pipe'],
-    env: { PATH: process.env.PATH, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '2' },
-  });
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  const started = spawnMain(t, dir, { PORT: String(port), SHUTDOWN_TIMEOUT: '2' }, full);
+  const { child } = started;
+  const exited = started.exited.then((e) => e.code);
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   let ready = false;
   for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
     ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);

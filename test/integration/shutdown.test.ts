@@ -14,11 +14,10 @@ import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { ensureBuilt, ROOT } from '../helpers/built.js';
+import { ensureBuilt, MAIN } from '../helpers/built.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { deriveStoredCredentials, openSqliteStorage } from '../../src/storage/index.js';
 
-const MAIN = join(ROOT, 'dist', 'main.js');
 const SM = 'urn:xmpp:sm:3';
 const RECEIVERS = 4;
 /** The exit itself (the last batch of writes, flushing logs) on a busy two-core machine. */

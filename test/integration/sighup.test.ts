@@ -6,27 +6,19 @@
  * The process says, once per signal, that nothing was reloaded, and serves on; SIGTERM still ends it.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { ensureBuilt, ROOT } from '../helpers/built.js';
+import { ensureBuilt, MAIN, spawnMain } from '../helpers/built.js';
 import { waitUntil } from '../helpers/eventually.js';
 
-const MAIN = join(ROOT, 'dist', 'main.js');
 
 t.setTimeout(60_000);
 t.before(() => ensureBuilt(MAIN));
 
 t.test('SIGHUP: the process logs that nothing was reloaded and serves on; SIGTERM then exits with 0', async (t) => {
   const dir = t.testdir();
-  const child = spawn(process.execPath, [MAIN], {
-    cwd: dir, stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '5' },
-  });
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  const { child, exited } = spawnMain(t, dir, { SHUTDOWN_TIMEOUT: '5' });
   let out = '';
-  child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
   const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   await waitUntil(() => lines().some((l) => l.event === 'listening'), { message: `the server to listen\n${out}` });
   const url = (lines().find((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at http://127.0.0.1:'))!.msg as string).replace('Server listening at ', '');
