@@ -215,7 +215,7 @@ export function createCore(deps: CoreDeps): Core {
     if (isVeto(outcome)) {
       const type = stanza.attr('type');
       if (type === 'error' || (stanza.name === 'iq' && type === 'result')) return;
-      const reply = stanzaErrorReply(stanza, outcome.veto, outcome.text);
+      const reply = stanzaErrorReply(stanza, outcome.veto, outcome.text, outcome.errorType);
       if (outcome.appCondition) reply.getChild('error')!.append(outcome.appCondition);
       session.send(reply);
       return;

@@ -1,4 +1,4 @@
-import type { StanzaErrorCondition } from './errors.js';
+import type { StanzaErrorCondition, StanzaErrorType } from './errors.js';
 
 /**
  * The phases of every event, in the order they run (Fastify's idea: the
@@ -18,6 +18,8 @@ export interface Veto {
   readonly text?: string;
   /** Extra children for the <error/> (XEP-0191's <blocked/>). */
   readonly appCondition?: import('../xml/index.js').XmlElement;
+  /** The <error/>'s type when not the condition's usual one (RFC 6120 §8.3.2; XEP-0191's <blocked/> is 'cancel'). */
+  readonly errorType?: StanzaErrorType;
 }
 
 /** What a filter says: pass (nothing), drop the event silently, or veto it. */
@@ -38,8 +40,8 @@ const PHASE_ORDER: Readonly<Record<Phase, number>> = { filter: 0, transform: 1, 
 
 interface Entry<P> { readonly phase: Phase; readonly handler: AnyHandler<P>; readonly priority: number }
 
-export function veto(condition: StanzaErrorCondition, text?: string, appCondition?: Veto['appCondition']): Veto {
-  return { veto: condition, text, appCondition };
+export function veto(condition: StanzaErrorCondition, text?: string, appCondition?: Veto['appCondition'], errorType?: StanzaErrorType): Veto {
+  return { veto: condition, text, appCondition, errorType };
 }
 
 export function isVeto(outcome: Outcome): outcome is Veto {

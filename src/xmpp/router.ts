@@ -5,7 +5,7 @@ import type { CoreEvents, RouteEvent } from './events.js';
 import type { Session } from './session.js';
 import type { SessionsView } from './session-manager.js';
 import type { ComponentRegistry } from './registry.js';
-import { stanzaErrorReply, type StanzaErrorCondition } from './errors.js';
+import { stanzaErrorReply, type StanzaErrorCondition, type StanzaErrorType } from './errors.js';
 import { handledAsBareWithoutResource, messageType } from './message-types.js';
 
 export type StanzaKind = 'message' | 'presence' | 'iq';
@@ -101,7 +101,7 @@ export class Router {
   }
 
   #settle(event: RouteEvent, outcome: Outcome): void {
-    if (isVeto(outcome)) this.bounce(event, outcome.veto, outcome.text, outcome.appCondition);
+    if (isVeto(outcome)) this.bounce(event, outcome.veto, outcome.text, outcome.appCondition, outcome.errorType);
     else if (outcome === 'undelivered' && event.stanza.name !== 'presence') this.bounce(event, 'service-unavailable');
   }
 
@@ -110,11 +110,11 @@ export class Router {
    * itself an error or an IQ result (RFC 6120 §8.3.1: never answer an error
    * with an error; §8.2.3: results are not answered).
    */
-  bounce(event: RouteEvent, condition: StanzaErrorCondition, text?: string, appCondition?: XmlElement): void {
+  bounce(event: RouteEvent, condition: StanzaErrorCondition, text?: string, appCondition?: XmlElement, errorType?: StanzaErrorType): void {
     const { stanza, origin } = event;
     const type = stanza.attr('type');
     if (type === 'error' || (stanza.name === 'iq' && type === 'result')) return;
-    const reply = stanzaErrorReply(stanza, condition, text);
+    const reply = stanzaErrorReply(stanza, condition, text, errorType);
     if (appCondition) reply.getChild('error')!.append(appCondition);
     if (this.hooks.has('route-bounced')) this.hooks.run('route-bounced', { event, condition });
     if (origin && !origin.destroyed) {

@@ -108,7 +108,7 @@ t.test('stanzas to a blocked JID get not-acceptable with <blocked/>', async (t) 
   alice.send(`<iq xmlns='jabber:client' to='erin@localhost/e' type='result' id='o4'/>`);
   const errors = (await ra.all()).filter((el) => el.attr('type') === 'error');
   t.same(errors.map((e) => [e.local, e.attr('id'), condition(e), e.getChild('error')?.attr('type')]),
-    [['message', 'o1', 'not-acceptable', 'modify'], ['iq', 'o2', 'not-acceptable', 'modify'], ['presence', 'o3', 'not-acceptable', 'modify']],
+    [['message', 'o1', 'not-acceptable', 'cancel'], ['iq', 'o2', 'not-acceptable', 'cancel'], ['presence', 'o3', 'not-acceptable', 'cancel']],
     'every request is refused (an IQ result is just dropped)');
   t.ok(errors.every((e) => e.getChild('error')!.getChild('blocked', NS.BLOCKING_ERRORS)), 'each with <blocked xmlns=\'urn:xmpp:blocking:errors\'/>');
   t.same((await re.all()).map(String), [], 'erin gets nothing');

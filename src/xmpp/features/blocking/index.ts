@@ -165,7 +165,8 @@ function registerOutbound(ctx: ModuleContext, svc: AccountsService, lists: Block
     if (!to || (to.local === session.username && to.domain === session.host)) return;
     // The server itself is never blocked, whatever domain entry the list holds.
     if (to.local === '' && ctx.router.isLocal(to.domain)) return;
-    if (lists.isBlocked(account, to)) return veto('not-acceptable', undefined, x('blocked', { xmlns: NS.BLOCKING_ERRORS }));
+    // type='cancel' as §3.3's example: no change to the stanza makes it pass (RFC 6120 §8.3.2 'modify' would say so).
+    if (lists.isBlocked(account, to)) return veto('not-acceptable', undefined, x('blocked', { xmlns: NS.BLOCKING_ERRORS }), 'cancel');
   }, PRIORITY.stanzaIn.blocking);
 }
 
