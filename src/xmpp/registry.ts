@@ -70,7 +70,16 @@ export class DiscoRegistry {
   /** Identities registered accounts have besides account/registered (XEP-0163 §6.1: pubsub/pep), as 'category/type'. */
   readonly accountIdentities = new Set<string>();
   addAccountIdentity(category: string, type: string): void { this.accountIdentities.add(`${category}/${type}`); }
+  /**
+   * What an account's disco#items lists besides its available resources (XEP-0163 §6.2: its PEP
+   * nodes), each source giving the <item/>s `requester` may see of `account`'s.
+   */
+  readonly accountItemSources: AccountItemSource[] = [];
+  addAccountItems(source: AccountItemSource): void { this.accountItemSources.push(source); }
 }
+
+/** The <item/>s of `account` (a bare JID) that `requester` (a bare JID) may discover. */
+export type AccountItemSource = (account: Jid, requester: Jid) => Promise<XmlElement[]>;
 
 /**
  * A local component: a module that serves its own address (a subdomain

@@ -42,11 +42,15 @@ export function register(ctx: ModuleContext, opts: DiscoOptions): void {
     info(anonymous ? [...ctx.disco.accountFeatures].filter((f) => !ctx.disco.registeredOnlyFeatures.has(f)) : ctx.disco.accountFeatures,
       x('identity', { category: 'account', type: anonymous ? 'anonymous' : 'registered' }), node,
       anonymous ? [] : ctx.disco.accountIdentities);
-  /** XEP-0030 §4.1: an account's items are its available resources. */
-  const accountItems = (account: Jid, node: string | undefined): XmlElement => {
+  /**
+   * XEP-0030 §4.1: an account's items are its available resources (to whom may see its presence:
+   * `resources`), then what other features list (XEP-0163 §6.2: the PEP nodes `requester` may see).
+   */
+  const accountItems = async (account: Jid, requester: Jid, node: string | undefined, resources: boolean): Promise<XmlElement> => {
     if (node !== undefined) throw new StanzaErrorException('item-not-found');
     const query = x('query', { xmlns: NS.DISCO_ITEMS });
-    for (const s of ctx.sessions.available(account.domain, account.local)) query.append(x('item', { jid: s.full_jid }));
+    if (resources) for (const s of ctx.sessions.available(account.domain, account.local)) query.append(x('item', { jid: s.full_jid }));
+    for (const source of ctx.disco.accountItemSources) for (const item of await source(account, requester)) query.append(item);
     return query;
   };
 
@@ -60,7 +64,8 @@ export function register(ctx: ModuleContext, opts: DiscoOptions): void {
   });
   // XEP-0030 §3.1 / RFC 6121: one's own account answers with the account identity.
   ctx.iq.register('self', 'get', NS.DISCO_INFO, (session, _iq, payload) => accountInfo(payload.attr('node'), session.anonymous));
-  ctx.iq.register('self', 'get', NS.DISCO_ITEMS, (session, _iq, payload) => accountItems(session.jid!, payload.attr('node')));
+  ctx.iq.register('self', 'get', NS.DISCO_ITEMS, (session, _iq, payload) =>
+    accountItems(session.jid!.bareJid(), session.jid!.bareJid(), payload.attr('node'), true));
 
   // Another account's bare JID, above the default bare-JID IQ handler (-100).
   ctx.hooks.deliver('iq/bare', (event) => {
@@ -78,9 +83,10 @@ export function register(ctx: ModuleContext, opts: DiscoOptions): void {
         // The account as it is: a guest's contacts see account/anonymous and no MAM or PEP, as the guest does.
         return accountInfo(payload.attr('node'), await isAnonymous(to));
       }
-      // XEP-0030 §8: "MUST return an empty result set" in those cases.
-      if (!allowed) return x('query', { xmlns: NS.DISCO_ITEMS, node: payload.attr('node') });
-      return accountItems(to, payload.attr('node'));
+      // XEP-0030 §8: "MUST return an empty result set" in those cases (for a node too), "However, the
+      // server MAY return items other than available resources": the nodes the requester may see.
+      if (!allowed && payload.attr('node') !== undefined) return x('query', { xmlns: NS.DISCO_ITEMS, node: payload.attr('node') });
+      return accountItems(to.bareJid(), origin.jid!.bareJid(), payload.attr('node'), allowed);
     }));
   }, PRIORITY.route.onBehalf);
 }

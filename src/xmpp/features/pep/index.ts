@@ -1,4 +1,4 @@
-import { NS, type XmlElement } from '../../../xml/index.js';
+import { NS, x, type XmlElement } from '../../../xml/index.js';
 import { StanzaErrorException } from '../../errors.js';
 import { iqResult } from '../../registry.js';
 import type { ModuleContext } from '../../context.js';
@@ -12,6 +12,7 @@ import { pubsubErrorReply, unsupported } from './errors.js';
 import { createNotifier } from './notify.js';
 import { createOwnerOps, type PepLimits } from './owner.js';
 import { retrieve } from './retrieve.js';
+import { mayView } from './access.js';
 import { COMPAT_FEATURE } from './bookmarks-compat.js';
 
 export type { PepLimits } from './owner.js';
@@ -44,6 +45,16 @@ export function register(ctx: ModuleContext, limits: PepLimits, deps: PepDeps): 
   for (const f of FEATURES) ctx.disco.addAccountFeature(f, { anonymous: false });
   ctx.disco.addAccountIdentity('pubsub', 'pep');
   ctx.disco.addAccountFeature(COMPAT_FEATURE, { anonymous: false });
+  // XEP-0163 §6.2 / XEP-0060 §5.2: the nodes listed in the account's disco#items, "only those nodes to
+  // which the contact is allowed to subscribe or from which the contact is allowed to retrieve items".
+  ctx.disco.addAccountItems(async (account, requester) => {
+    const items: XmlElement[] = [];
+    const nodes = (await deps.pep.nodes(account.domain, account.local)).sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+    for (const { node, config } of nodes) {
+      if (await mayView(deps.accounts, account, requester, config) === undefined) items.push(x('item', { jid: account.bare, node }));
+    }
+    return items;
+  });
   const notifier = createNotifier(ctx, deps);
   const owner = createOwnerOps(ctx, limits, { pep: deps.pep, notifier });
 
