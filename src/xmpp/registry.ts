@@ -76,7 +76,13 @@ export class DiscoRegistry {
    */
   readonly accountItemSources: AccountItemSource[] = [];
   addAccountItems(source: AccountItemSource): void { this.accountItemSources.push(source); }
+  /** Who answers disco#info on a node of an account (XEP-0060 §5.3: a PEP node); none that knows it: item-not-found. */
+  readonly accountNodeInfoSources: AccountNodeInfoSource[] = [];
+  addAccountNodeInfo(source: AccountNodeInfoSource): void { this.accountNodeInfoSources.push(source); }
 }
+
+/** The disco#info <query node/> of `account`'s `node` as `requester` may see it, or undefined when it may not or there is none. */
+export type AccountNodeInfoSource = (account: Jid, requester: Jid, node: string) => Promise<XmlElement | undefined>;
 
 /** The <item/>s of `account` (a bare JID) that `requester` (a bare JID) may discover. */
 export type AccountItemSource = (account: Jid, requester: Jid) => Promise<XmlElement[]>;

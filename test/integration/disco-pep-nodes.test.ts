@@ -6,7 +6,9 @@
  * is allowed to retrieve items"), as Prosody's mod_pep does. The available
  * resources stay for those who may see presence (XEP-0030 §8); nodes are
  * "items other than available resources", which §8 lets a server return to
- * others. On the raw wire (WebSocket).
+ * others. disco#info on a node describes it (XEP-0060 §5.3-5.4) to the same
+ * people, within XEP-0030 §8 (no subscription: service-unavailable). On the
+ * raw wire (WebSocket).
  */
 import t, { type Test } from 'tap';
 import { withUsers } from '../helpers/server.js';
@@ -67,4 +69,40 @@ t.test("an account's disco#items lists the PEP nodes each requester may see", as
   t.equal(stanzaErrorCondition(await iq(dave, 'dave', 'get', items, 'alice@localhost')), 'service-unavailable',
     'blocked (a subscriber too): service-unavailable, as any IQ from a blocked JID (XEP-0191 §3.3)');
   t.same(listed(await iq(carol, 'nobody', 'get', items, 'nobody@localhost')), [], 'an account that does not exist: an empty result');
+});
+
+t.test('disco#info on a PEP node answers pubsub/leaf and its access model to whom may see it (XEP-0060 §5.3-5.4)', async (t) => {
+  const alice = await client(t, 'alice');
+  for (const [node, access] of [['urn:example:info-presence', undefined], ['urn:example:info-whitelist', 'whitelist']] as const) {
+    t.equal((await iq(alice, `pub-${node}`, 'set', publish(node, access))).attr('type'), 'result', `published ${node}`);
+  }
+  const info = (node: string) => `<query xmlns='${NS.DISCO_INFO}' node='${node}'/>`;
+  const described = (el: XmlElement): unknown => {
+    if (el.attr('type') !== 'result') return `not a result: ${el.toString()}`;
+    const query = el.getChild('query', NS.DISCO_INFO)!;
+    const form = query.getChild('x', 'jabber:x:data');
+    const field = (v: string) => form?.getChildren('field').find((f) => f.attr('var') === v)?.getChildText('value');
+    return {
+      node: query.attr('node'),
+      identities: query.getChildren('identity').map((i) => `${i.attr('category')}/${i.attr('type')}`),
+      formType: field('FORM_TYPE'),
+      access: field('pubsub#access_model'),
+    };
+  };
+  t.same(described(await iq(alice, 'own', 'get', info('urn:example:info-whitelist'), 'alice@localhost')), {
+    node: 'urn:example:info-whitelist', identities: ['pubsub/leaf'], formType: `${NS.PUBSUB}#meta-data`, access: 'whitelist',
+  }, 'the owner: any of its nodes');
+  t.same(described(await iq(alice, 'own-no-to', 'get', info('urn:example:info-presence'))), {
+    node: 'urn:example:info-presence', identities: ['pubsub/leaf'], formType: `${NS.PUBSUB}#meta-data`, access: 'presence',
+  }, 'the owner, without a to');
+  const bob = await client(t, 'bob');
+  t.same(described(await iq(bob, 'bob', 'get', info('urn:example:info-presence'), 'alice@localhost')), {
+    node: 'urn:example:info-presence', identities: ['pubsub/leaf'], formType: `${NS.PUBSUB}#meta-data`, access: 'presence',
+  }, 'a subscriber: a presence node');
+  t.equal(stanzaErrorCondition(await iq(bob, 'bob-wl', 'get', info('urn:example:info-whitelist'), 'alice@localhost')), 'item-not-found',
+    'a subscriber, a whitelist node it is not on: item-not-found, as a node that does not exist');
+  t.equal(stanzaErrorCondition(await iq(alice, 'own-none', 'get', info('urn:example:none'))), 'item-not-found', 'no such node: item-not-found');
+  const carol = await client(t, 'carol');
+  t.equal(stanzaErrorCondition(await iq(carol, 'carol', 'get', info('urn:example:info-presence'), 'alice@localhost')), 'service-unavailable',
+    'no subscription: service-unavailable, node or not (XEP-0030 §8)');
 });

@@ -62,8 +62,20 @@ export function register(ctx: ModuleContext, opts: DiscoOptions): void {
     const items = [...ctx.components.all].sort((a, b) => (a.address < b.address ? -1 : 1));
     return x('query', { xmlns: NS.DISCO_ITEMS }, ...items.map((c) => x('item', { jid: c.address, name: c.name })));
   });
+  /** XEP-0030 §3.2 / XEP-0060 §5.3: a node of an account (a PEP node) as `requester` may see it; else item-not-found. */
+  const accountNodeInfo = async (account: Jid, requester: Jid, node: string): Promise<XmlElement> => {
+    for (const source of ctx.disco.accountNodeInfoSources) {
+      const query = await source(account, requester, node);
+      if (query) return query;
+    }
+    throw new StanzaErrorException('item-not-found');
+  };
   // XEP-0030 §3.1 / RFC 6121: one's own account answers with the account identity.
-  ctx.iq.register('self', 'get', NS.DISCO_INFO, (session, _iq, payload) => accountInfo(payload.attr('node'), session.anonymous));
+  ctx.iq.register('self', 'get', NS.DISCO_INFO, (session, _iq, payload) => {
+    const node = payload.attr('node');
+    if (node !== undefined) return accountNodeInfo(session.jid!.bareJid(), session.jid!.bareJid(), node);
+    return accountInfo(undefined, session.anonymous);
+  });
   ctx.iq.register('self', 'get', NS.DISCO_ITEMS, (session, _iq, payload) =>
     accountItems(session.jid!.bareJid(), session.jid!.bareJid(), payload.attr('node'), true));
 
@@ -80,8 +92,10 @@ export function register(ctx: ModuleContext, opts: DiscoOptions): void {
         // or the requester may not see its presence — one answer for both,
         // as Prosody gives. A subscription implies the account exists.
         if (!allowed) throw new StanzaErrorException('service-unavailable');
+        const node = payload.attr('node');
+        if (node !== undefined) return accountNodeInfo(to.bareJid(), origin.jid!.bareJid(), node);
         // The account as it is: a guest's contacts see account/anonymous and no MAM or PEP, as the guest does.
-        return accountInfo(payload.attr('node'), await isAnonymous(to));
+        return accountInfo(undefined, await isAnonymous(to));
       }
       // XEP-0030 §8: "MUST return an empty result set" in those cases (for a node too), "However, the
       // server MAY return items other than available resources": the nodes the requester may see.

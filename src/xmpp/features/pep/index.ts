@@ -55,6 +55,17 @@ export function register(ctx: ModuleContext, limits: PepLimits, deps: PepDeps): 
     }
     return items;
   });
+  // XEP-0060 §5.3-5.4: disco#info on a node: a leaf, with its metadata, to whom may see it (as listed above).
+  ctx.disco.addAccountNodeInfo(async (account, requester, node) => {
+    const config = await deps.pep.node(account.domain, account.local, node);
+    if (!config || await mayView(deps.accounts, account, requester, config) !== undefined) return undefined;
+    return x('query', { xmlns: NS.DISCO_INFO, node },
+      x('identity', { category: 'pubsub', type: 'leaf' }),
+      x('feature', { var: NS.PUBSUB }),
+      x('x', { xmlns: NS.DATA_FORMS, type: 'result' },
+        x('field', { var: 'FORM_TYPE', type: 'hidden' }, x('value', {}, `${NS.PUBSUB}#meta-data`)),
+        x('field', { var: 'pubsub#access_model', type: 'list-single' }, x('value', {}, config.accessModel))));
+  });
   const notifier = createNotifier(ctx, deps);
   const owner = createOwnerOps(ctx, limits, { pep: deps.pep, notifier });
 
