@@ -36,3 +36,26 @@ t.test('without stream management, each page waits until the transport drains', 
   await waitUntil(async () => (await server.storage.offline.count('localhost', 'bob')) === 0, { timeout: 1000 });
   t.equal(await server.storage.offline.count('localhost', 'bob'), 0, 'storage is empty after');
 });
+
+t.test('a backlog the transport hands over by itself lets the next page go at once', async (t) => {
+  // As a WebSocket: its writes are corked until the next tick, and the kernel then takes them with
+  // no drain signal (that comes only after the high-water mark). Before, each page then waited out
+  // the one-second poll: 120 messages took over two seconds, and live ones queued behind them.
+  const server = await withFakeUsers(t, ['bob']);
+  for (const id of ids(120)) await server.storage.offline.push('localhost', 'bob', `<message xmlns="jabber:client" from="alice@localhost/x" to="bob@localhost" type="chat" id="${id}"><body>${id}</body></message>`, 1000);
+  const bob = await server.login('bob', 'web');
+  let backlog = 0;
+  const send = bob.conn.send.bind(bob.conn);
+  bob.conn.send = (el, sent) => {
+    send(el, sent);
+    if (backlog === 0) setImmediate(() => { backlog = 0; });
+    backlog += el.toString().length;
+  };
+  Object.defineProperty(bob.conn, 'bufferedBytes', { get: () => backlog });
+  bob.send(`<presence xmlns='jabber:client'/>`);
+  // 600 ms: well under the poll (1 s per page) that was the only way on before.
+  await eventually(() => messageIds(bob).length >= 120, { interval: 1, timeout: 600, message: '120 messages without a drain signal' });
+  t.same(messageIds(bob), ids(120), 'every page, in order, once');
+  await waitUntil(async () => (await server.storage.offline.count('localhost', 'bob')) === 0, { timeout: 1000 });
+  t.equal(await server.storage.offline.count('localhost', 'bob'), 0, 'storage is empty after');
+});
