@@ -98,7 +98,11 @@ export interface ConnEvents {
   transportLost(reason: string): void;
   /** Elements this transport took and could not deliver (its queue at the end, writes after the peer went). */
   undelivered(elements: XmlElement[]): void;
-  /** The transport's output backlog (bufferedBytes) went below its low-water mark after being above it. */
+  /**
+   * The transport's output backlog (bufferedBytes) went below its low-water mark after being above
+   * it; BOSH also when a response took its last queued payload (a WebSocket's kernel takes its
+   * writes with no such signal).
+   */
   drained(): void;
   /** The transport could not parse what the peer sent. */
   streamError(condition: StreamErrorCondition, text?: string): void;

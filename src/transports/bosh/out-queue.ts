@@ -12,7 +12,7 @@ export interface Queued {
  * (issue 10): a response carries at most `maxResponseBytes` of them (but
  * always one), and above `highWater` the session's input waits until the
  * client has fetched enough to bring it below half the mark, when
- * `drained` is called.
+ * `drained` is called (and also whenever a response takes the last payload).
  */
 export class OutQueue {
   #items: Queued[] = [];
@@ -75,6 +75,10 @@ export class OutQueue {
     this.#clearGrace();
     if (this.#above && this.#bytes <= this.highWater / 2) {
       this.#above = false;
+      this.drained();
+    } else if (n > 0 && this.#bytes === 0) {
+      // Emptied by a response: what waits for the whole backlog to reach the client (offline
+      // delivery without XEP-0198) goes on now, not at its poll.
       this.drained();
     }
     return taken;
