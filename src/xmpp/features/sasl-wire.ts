@@ -37,9 +37,28 @@ export interface SaslEngine {
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** Decodes a SASL payload (RFC 6120 §6.4.2, XEP-0388 §2.3: base64 without whitespace inside); null when it is not base64. */
-export function fromBase64(text: string, encoding: BufferEncoding = 'utf8'): string | null {
-  return BASE64.test(text) ? Buffer.from(text, 'base64').toString(encoding) : null;
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Why a SASL payload could not be decoded, as the <failure/> says it. */
+export interface Undecodable { readonly condition: 'incorrect-encoding' | 'malformed-request'; readonly text: string }
+
+/**
+ * Decodes a SASL payload (RFC 6120 §6.4.2, XEP-0388 §2.3: base64 without
+ * whitespace inside). Text mechanisms (PLAIN, SCRAM, OAUTHBEARER, ANONYMOUS)
+ * carry UTF-8: bytes that are not violate the mechanism's syntax (RFC 4616 §2,
+ * RFC 5802 §7), RFC 6120 §6.5.7's malformed-request. Never decoded with
+ * U+FFFD in their place: that would be checked as a password or taken into
+ * SCRAM's AuthMessage. `binary` (the HT mechanisms): one byte per character.
+ */
+export function fromBase64(text: string, binary = false): string | Undecodable {
+  if (!BASE64.test(text)) return { condition: 'incorrect-encoding', text: 'the payload is not valid base64' };
+  const bytes = Buffer.from(text, 'base64');
+  if (binary) return bytes.toString('latin1');
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return { condition: 'malformed-request', text: 'the payload is not UTF-8' };
+  }
 }
 
 /** RFC 6120 §6.4: <challenge/>, <success/> (then the client restarts the stream), <failure/>. */

@@ -222,8 +222,9 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     if (text === '') return undefined;
     if (text === '=') return '';
     const decoded = fromBase64(text);
-    if (decoded === null) failure(session, 'incorrect-encoding', 'the payload is not valid base64');
-    return decoded;
+    if (typeof decoded === 'string') return decoded;
+    failure(session, decoded.condition, decoded.text);
+    return null;
   }
 
   function lookup(session: Session, mechanism: string, ex: Exchange) {

@@ -82,15 +82,15 @@ export function register(ctx: ModuleContext, opts: Sasl2Options, deps: Sasl2Deps
     const oneShot = fast?.mechanism(mechanism, agent, el.getChild('fast', NS.FAST));
     const text = el.getChild('initial-response', NS.SASL2)?.text().trim();
     // §2.3: an empty element is an empty response, a missing one no response. HT mechanisms carry binary.
-    const initial = text === undefined ? undefined : fromBase64(text, oneShot ? 'latin1' : 'utf8');
-    if (initial === null) return engine.fail(session, wire, 'incorrect-encoding', 'the payload is not valid base64', mechanism);
+    const initial = text === undefined ? undefined : fromBase64(text, oneShot !== undefined);
+    if (initial !== undefined && typeof initial !== 'string') return engine.fail(session, wire, initial.condition, initial.text, mechanism);
     requests.set(session, { el, agent, binary: oneShot !== undefined });
     return engine.begin(session, mechanism, initial, wire, oneShot);
   });
 
   ctx.nonzas.register(NS.SASL2, 'response', (session, el) => {
     const data = fromBase64(el.text().trim());
-    if (data === null) return engine.fail(session, wire, 'incorrect-encoding', 'the payload is not valid base64');
+    if (typeof data !== 'string') return engine.fail(session, wire, data.condition, data.text);
     return engine.respond(session, data, wire);
   });
 
