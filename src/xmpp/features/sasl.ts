@@ -399,10 +399,13 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
   function respond(session: Session, data: string | undefined, wire: SaslWire): void | Promise<unknown> {
     const st = stateOf(session);
     const ex = st.exchange;
-    if (!ex || ex.stage === 'busy') {
-      st.wire = wire;
-      return failure(session, 'malformed-request', 'no authentication in progress');
-    }
+    if (!ex || ex.stage === 'busy') st.wire = wire;
+    // RFC 6120 §6.4.5 counts authentication attempts: a <response/> with no exchange (before any <auth/>,
+    // after a failure or a success) is none, so it is refused without counting towards SASL_MAX_FAILURES
+    // (two stray ones closed a logged-in stream). One while the server works on the client's message
+    // ends that exchange and counts, as a new <auth/> then does (begin()).
+    if (!ex) return failure(session, 'malformed-request', 'no authentication in progress', false);
+    if (ex.stage === 'busy') return failure(session, 'malformed-request', 'no authentication in progress');
     // RFC 7628 §3.2.3: the client's kvsep after the error challenge; the exchange then fails.
     if (ex.stage === 'awaiting-ack') return failure(session, 'not-authorized');
     if (ex.mechanism === 'PLAIN' || ex.mechanism === 'OAUTHBEARER') return clientFirst(session, ex, data ?? '');

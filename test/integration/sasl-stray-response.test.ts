@@ -1,0 +1,80 @@
+/**
+ * A <response/> with no exchange in progress is no authentication attempt:
+ * RFC 6120 §6.4.5's "configurable but reasonable number of retries" counts
+ * attempts, so such an element gets <failure><malformed-request/></failure>
+ * (§6.5.7) and is not counted towards SASL_MAX_FAILURES. Before, each one
+ * counted, so two stray elements closed an unauthenticated stream before the
+ * client tried to log in, and closed an authenticated, bound stream with
+ * policy-violation "too many failed authentication attempts". (Prosody
+ * answers each with a <failure/> and counts none.)
+ */
+import t from 'tap';
+import { NS } from '../../src/xml/index.js';
+import { withUsers } from '../helpers/server.js';
+import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
+import { authenticate, failureCondition as sasl2Condition, plainResponse } from '../helpers/sasl2.js';
+import { plain } from '../helpers/scram-client.js';
+
+const server = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', SASL2_ENABLED: 'true', SASL_MAX_FAILURES: '2' });
+const failureCondition = (el: { getChildren(): { local: string }[] }) => el.getChildren().find((c) => c.local !== 'text')?.local;
+const STRAY = `<response xmlns='${NS.SASL}'/>`;
+
+async function connect(): Promise<RawWsClient> {
+  const c = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => c.close());
+  return c;
+}
+
+t.test('before any <auth/>: malformed-request, and the login that follows is not refused', async (t) => {
+  const c = await connect();
+  await c.openStream();
+  for (let i = 0; i < 3; i++) {
+    c.send(STRAY);
+    const answer = await c.next();
+    t.ok(answer.is('failure', NS.SASL), `stray response ${i + 1}: <failure/>`);
+    t.equal(failureCondition(answer), 'malformed-request', `stray response ${i + 1}: malformed-request`);
+  }
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', 'alice-secret')}</auth>`);
+  t.ok((await c.next()).is('success', NS.SASL), 'the login succeeds on the same stream');
+});
+
+t.test('after a login: the authenticated stream is not closed for it', async (t) => {
+  const c = await connect();
+  await c.login('alice', 'alice-secret', 'legacy');
+  for (let i = 0; i < 3; i++) {
+    c.send(STRAY);
+    t.equal(failureCondition(await c.next()), 'malformed-request', `stray response ${i + 1}: malformed-request`);
+  }
+  c.send(`<iq xmlns='jabber:client' type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const reply = await c.next();
+  t.equal(reply.attr('type'), 'result', 'the session still answers');
+});
+
+t.test('after a SASL2 login: the same', async (t) => {
+  const c = await connect();
+  await c.openStream();
+  c.send(authenticate({ mechanism: 'PLAIN', initial: plainResponse('alice', 'alice-secret'), bind: { tag: 'sasl2' } }).toString());
+  t.ok((await c.next()).is('success', NS.SASL2), 'SASL2 <success/>');
+  await c.next(); // the features
+  for (let i = 0; i < 3; i++) {
+    c.send(`<response xmlns='${NS.SASL2}'/>`);
+    t.equal(sasl2Condition(await c.next()), 'malformed-request', `stray SASL2 response ${i + 1}: malformed-request`);
+  }
+  c.send(`<iq xmlns='jabber:client' type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  t.equal((await c.next()).attr('type'), 'result', 'the session still answers');
+});
+
+t.test('a wrong password still counts: SASL_MAX_FAILURES=2 closes the stream at the second', async (t) => {
+  const c = await connect();
+  await c.openStream();
+  c.send(STRAY);
+  t.equal(failureCondition(await c.next()), 'malformed-request');
+  for (let i = 0; i < 2; i++) {
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', `wrong${i}`)}</auth>`);
+    t.equal(failureCondition(await c.next()), 'not-authorized', `wrong password ${i + 1}`);
+  }
+  const end = await c.next();
+  t.equal(streamErrorCondition(end), 'policy-violation', 'then the stream error');
+  c.send(`<close xmlns='${NS.FRAMING}'/>`);
+  await c.waitClosed();
+});
