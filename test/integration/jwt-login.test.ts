@@ -163,7 +163,7 @@ t.test('OAUTHBEARER: malformed messages, a foreign authzid, and a plain stream',
   c.send(`<auth xmlns='${NS.SASL}' mechanism='OAUTHBEARER'>${b64(`n,a=alice@other.example,\x01auth=Bearer ${await mint()}\x01\x01`)}</auth>`);
   t.equal(condition(await c.next()), 'invalid-authzid', 'an authzid at another domain');
   for (const [garbage, reason] of [['a.b.c', 'malformed'], ['x', 'malformed'], ['eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln', 'bad-signature']]) {
-    // A client of its own each: three failures end a stream (SASL_MAX_FAILURES).
+    // A client of its own each: the failure after SASL_MAX_FAILURES retries ends a stream.
     const { c } = await secureClient(t);
     c.send(`<auth xmlns='${NS.SASL}' mechanism='OAUTHBEARER'>${b64(`n,,\x01auth=Bearer ${garbage}\x01\x01`)}</auth>`);
     t.ok((await c.next()).is('challenge', NS.SASL), `a token that is no good JWT (${garbage}) gets the error challenge`);

@@ -1,5 +1,5 @@
 /**
- * RFC 6120 §6.4.5 — after SASL_MAX_FAILURES failed attempts the stream is closed. An OAUTHBEARER
+ * RFC 6120 §6.4.5 — the failure after SASL_MAX_FAILURES retries closes the stream. An OAUTHBEARER
  * attempt with a bad token gets the RFC 7628 §3.2.2 error challenge; a client that never sends the
  * kvsep but starts a new <auth/> has that attempt counted as the failure it is (before, it was never
  * counted), without a <failure/> of its own: each <auth/> gets one outcome (§6.4.5/§6.4.6).
@@ -38,7 +38,7 @@ t.test('bad bearer tokens without the kvsep count toward SASL_MAX_FAILURES; the 
     if (!el.is('challenge', NS.SASL)) break;
   }
   seen.push(...await rest(c));
-  t.equal(seen.filter((el) => el.is('challenge', NS.SASL)).length, 2, 'two error challenges, then the stream ends');
+  t.equal(seen.filter((el) => el.is('challenge', NS.SASL)).length, 3, 'three error challenges (the first attempt and two retries), then the stream ends');
   t.equal(seen.filter((el) => el.is('failure', NS.SASL)).length, 0, 'no <failure/> for an exchange the client left for a new <auth/>');
   t.ok(seen.some((el) => el.local === 'error' && el.getChild('policy-violation') !== undefined), 'closed with policy-violation (RFC 6120 §6.4.5)');
 });

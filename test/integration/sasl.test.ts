@@ -51,7 +51,8 @@ t.test('abort is answered with aborted and authentication can start again', asyn
 
 t.test('repeated failures close the stream with policy-violation', async (t) => {
   const c = await opened();
-  for (let i = 0; i < 3; i++) {
+  // SASL_MAX_FAILURES=3: the first attempt and three retries (RFC 6120 §6.4.5).
+  for (let i = 0; i < 4; i++) {
     c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', `wrong${i}`)}</auth>`);
     t.equal(failureCondition(await c.next()), 'not-authorized');
   }
@@ -94,8 +95,8 @@ t.test('a storage failure during authentication is temporary-auth-failure and do
     c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', 'x')}</auth>`);
     t.equal(failureCondition(await c.next()), 'temporary-auth-failure');
   }
-  // SASL_MAX_FAILURES=2: two SCRAM attempts would close the stream if the storage failure counted.
-  for (let i = 0; i < 2; i++) {
+  // SASL_MAX_FAILURES=2 (retries): three SCRAM attempts would close the stream if the storage failure counted.
+  for (let i = 0; i < 3; i++) {
     c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-1'>${Buffer.from('n,,n=alice,r=abcdefgh').toString('base64')}</auth>`);
     t.equal(failureCondition(await c.next()), 'temporary-auth-failure', `SCRAM too (${i})`);
   }

@@ -20,7 +20,10 @@ import { fromBase64, legacyWire, type OneShotMechanism, type SaslEngine, type Sa
 export interface SaslOptions {
   /** Offer PLAIN on streams that are not TLS-protected. */
   readonly allowInsecurePlain: boolean;
-  /** RFC 6120 §6.4.5: failed attempts allowed before the stream is closed. */
+  /**
+   * RFC 6120 §6.4.5: the retries a stream gets after a failed attempt ("at
+   * least 2 and no more than 5"); the failure after the last one closes it.
+   */
   readonly maxFailures: number;
   /** The iteration count of stored credentials, so unknown users look like real ones. */
   readonly scramIterations: number;
@@ -196,8 +199,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     // (OAUTHBEARER's refused token was counted when its error challenge went out.)
     if (condition === 'not-authorized' && ex?.stage !== 'awaiting-ack') counted(session, ex?.account, true);
     if (answered) st.wire.failure(session, condition, text);
-    if (counts && ++st.failures >= opts.maxFailures) {
-      // RFC 6120 §6.4.5: past the allowed retries, close with policy-violation.
+    if (counts && ++st.failures > opts.maxFailures) {
+      // RFC 6120 §6.4.5: each of maxFailures failures may be retried; the failure of the retry after them closes with policy-violation.
       session.close({ condition: 'policy-violation', text: 'too many failed authentication attempts' });
     }
   }
