@@ -38,7 +38,8 @@ export type JwtFailureReason =
   | 'bad-jid-claim' | 'other-domain' | 'user-mismatch' | 'unknown-user';
 
 export type JwtResult =
-  | { readonly ok: true; readonly username: string }
+  /** `issuedAt`: the token's `iat` (seconds since the epoch, RFC 7519 §4.1.6), when it has one. */
+  | { readonly ok: true; readonly username: string; readonly issuedAt?: number }
   | { readonly ok: false; readonly reason: JwtFailureReason };
 
 export interface JwtVerifier {
@@ -138,8 +139,10 @@ export function createJwtVerifier(opts: JwtOptions): JwtVerifier {
         return failed(reasonOf(err, typeof key === 'function'));
       }
       const user = userOf(payload, opts.jidClaim, host);
-      if (user.ok && username !== undefined && user.username !== username) return failed('user-mismatch');
-      return user;
+      if (!user.ok) return user;
+      if (username !== undefined && user.username !== username) return failed('user-mismatch');
+      // jose has checked that an iat present is a number.
+      return payload.iat === undefined ? user : { ...user, issuedAt: payload.iat };
     },
   };
 }

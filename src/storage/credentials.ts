@@ -60,7 +60,7 @@ export function copyCredentials(c: StoredCredentials): StoredCredentials {
 }
 
 /** A stored account as read back by a SQL backend; credentials that are not both SCRAM variants fail loudly. */
-export function userRecord(host: string, username: string, credentials: unknown, createdAt: number): UserRecord {
+export function userRecord(host: string, username: string, credentials: unknown, createdAt: number, credentialsChangedAt: number): UserRecord {
   if (!isStoredCredentials(credentials)) throw new Error(`stored credentials of '${username}@${host}' are malformed`);
-  return { host, username, credentials, createdAt };
+  return { host, username, credentials, createdAt, credentialsChangedAt };
 }

@@ -19,7 +19,7 @@ export function accountsContract(t: Test, makeStorage: MakeStorage): void {
 
     t.test('create then get returns the record', async (t) => {
       await users.create('example.com', 'alice', creds('alice'));
-      t.same(await users.get('example.com', 'alice'), { host: 'example.com', username: 'alice', credentials: creds('alice'), createdAt: NOW });
+      t.same(await users.get('example.com', 'alice'), { host: 'example.com', username: 'alice', credentials: creds('alice'), createdAt: NOW, credentialsChangedAt: NOW });
       t.equal(await users.get('other.org', 'alice'), undefined, 'hosts are separate');
     });
 
@@ -110,6 +110,24 @@ export function accountsContract(t: Test, makeStorage: MakeStorage): void {
       t.match(err, { name: 'UserExistsError', host: 'atomic.example', username: 'x' });
       t.same(await users.list('atomic.example'), []);
     });
+  });
+
+  t.test('credentialsChangedAt: when the credentials were last set, at creation or by setCredentials', async (t) => {
+    // Token logins minted before it are refused (sasl-token.ts): a password change ends them.
+    let clock = NOW;
+    const storage = await makeStorage(t, { now: () => clock });
+    t.teardown(() => storage.close());
+    const users = storage.users;
+    await users.create('example.com', 'carol', creds('carol'));
+    await users.createMany([{ host: 'example.com', username: 'dave', credentials: creds('dave') }]);
+    t.equal((await users.get('example.com', 'carol'))!.credentialsChangedAt, NOW, 'create: its creation time');
+    t.equal((await users.get('example.com', 'dave'))!.credentialsChangedAt, NOW, 'createMany too');
+    clock = NOW + 5_000;
+    await users.setCredentials('example.com', 'carol', creds('carol-new'));
+    const carol = (await users.get('example.com', 'carol'))!;
+    t.equal(carol.credentialsChangedAt, NOW + 5_000, 'setCredentials: now');
+    t.equal(carol.createdAt, NOW, 'the creation time stays');
+    t.equal((await users.get('example.com', 'dave'))!.credentialsChangedAt, NOW, 'another account is untouched');
   });
 
   t.test('close is idempotent', async (t) => {

@@ -318,3 +318,14 @@ t.test('postgres: two processes issuing FAST tokens to one account at once keep 
   const agents = await query<{ agent: string }>(url, 'SELECT DISTINCT agent FROM fast_tokens ORDER BY agent');
   t.same(agents.map((r) => r.agent), ['22222222-2222-4222-8222-222222222222'], 'one agent, the one whose token expires last');
 });
+
+t.test('postgres: migration 10 gives an account from before it its creation time as its last change of credentials', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const pool = new pg.Pool({ connectionString: url });
+  await migratePostgres(pool, PG_MIGRATIONS.slice(0, 9));
+  await pool.query("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', 'alice', $1, 1234)", [JSON.stringify(creds('alice'))]);
+  await pool.end();
+  const storage = await openPostgresStorage({ url });
+  t.teardown(() => storage.close());
+  t.equal((await storage.users.get('example.com', 'alice'))!.credentialsChangedAt, 1234);
+});

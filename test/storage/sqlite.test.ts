@@ -244,3 +244,14 @@ t.test('sqlite: a write that reads first waits for the write lock another connec
   await storage.pep.publish('example.com', 'alice', 'urn:xmpp:avatar:metadata', { id: 'a1', payload: '<metadata/>' }, 10);
   t.same(await storage.pep.items('example.com', 'alice', 'urn:xmpp:avatar:metadata'), [{ id: 'a1', payload: '<metadata/>' }], 'published once the lock was free');
 });
+
+t.test('sqlite: migration 15 gives an account from before it its creation time as its last change of credentials', async (t) => {
+  const dir = t.testdir();
+  const old = new Database(join(dir, DATABASE_FILE));
+  migrate(old, MIGRATIONS.slice(0, 14));
+  old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', 'alice', ?, 1234)").run(JSON.stringify(creds('alice')));
+  old.close();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  t.equal((await storage.users.get('example.com', 'alice'))!.credentialsChangedAt, 1234);
+});

@@ -44,7 +44,7 @@ export function createMemoryUserStore(
     const createdAt = now();
     for (const u of batch) {
       users.set(keyOf(u.host, u.username), {
-        host: u.host, username: u.username, credentials: copyCredentials(u.credentials), createdAt,
+        host: u.host, username: u.username, credentials: copyCredentials(u.credentials), createdAt, credentialsChangedAt: createdAt,
       });
       onCreate(u.host, u.username);
     }
@@ -59,7 +59,9 @@ export function createMemoryUserStore(
       await createMany([{ host, username, credentials }]);
     },
     async setCredentials(host, username, credentials) {
-      requireExisting(host, username).credentials = copyCredentials(credentials);
+      const user = requireExisting(host, username);
+      user.credentials = copyCredentials(credentials);
+      user.credentialsChangedAt = now();
       onCredentials(host, username);
       record({ host, username, change: 'credentials' });
     },

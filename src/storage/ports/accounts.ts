@@ -19,6 +19,12 @@ export interface UserRecord {
   credentials: StoredCredentials;
   /** Milliseconds since the epoch. */
   createdAt: number;
+  /**
+   * When the credentials were last set (milliseconds since the epoch): at
+   * creation, then by setCredentials. A token login minted before it is
+   * refused (a password change ends the token logins made before it).
+   */
+  credentialsChangedAt: number;
 }
 
 export interface UserKey {

@@ -13,10 +13,12 @@ interface UserRow {
   username: string;
   credentials: unknown;
   created_at: string;
+  credentials_changed_at: string;
 }
 
 // JSONB comes back parsed.
-const decode = (row: UserRow): UserRecord => userRecord(row.host, row.username, row.credentials, toNumber(row.created_at));
+const decode = (row: UserRow): UserRecord =>
+  userRecord(row.host, row.username, row.credentials, toNumber(row.created_at), toNumber(row.credentials_changed_at));
 
 const encode = (c: StoredCredentials): string => JSON.stringify(c);
 
@@ -28,7 +30,7 @@ const PAGE = 1000;
 async function insertAll(client: Pick<Pool, 'query'>, batch: readonly NewUser[], createdAt: number): Promise<void> {
   for (const u of batch) {
     const { rowCount } = await client.query(
-      'INSERT INTO users (host, username, credentials, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
+      'INSERT INTO users (host, username, credentials, created_at, credentials_changed_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING',
       [u.host, u.username, encode(u.credentials), createdAt]);
     if (rowCount === 0) throw new UserExistsError(u.host, u.username);
   }
@@ -50,14 +52,14 @@ export function createPgUserStore(pool: Pool, now: Clock): UserStore {
   return {
     async get(host, username) {
       // Named (prepared once per connection): every login reads its credentials.
-      const { rows } = await pool.query<UserRow>({ name: 'users-get', text: 'SELECT host, username, credentials, created_at FROM users WHERE host = $1 AND username = $2', values: [host, username] });
+      const { rows } = await pool.query<UserRow>({ name: 'users-get', text: 'SELECT host, username, credentials, created_at, credentials_changed_at FROM users WHERE host = $1 AND username = $2', values: [host, username] });
       return rows[0] && decode(rows[0]);
     },
     async create(host, username, credentials) {
       await insertAll(pool, [{ host, username, credentials }], now());
     },
     async setCredentials(host, username, credentials) {
-      const { rowCount } = await pool.query('UPDATE users SET credentials = $1 WHERE host = $2 AND username = $3', [encode(credentials), host, username]);
+      const { rowCount } = await pool.query('UPDATE users SET credentials = $1, credentials_changed_at = $2 WHERE host = $3 AND username = $4', [encode(credentials), now(), host, username]);
       if (rowCount === 0) throw new UserNotFoundError(host, username);
     },
     async delete(host, username) {

@@ -211,6 +211,18 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE TRIGGER contacts_of_deleted_account AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION forget_deleted_contact();
     `,
   },
+  {
+    version: 10,
+    name: 'credentials changed at',
+    // As SQLite's migration 15: when the credentials were last set, written by create and
+    // setCredentials; a token login (JWT) minted before it is refused. Accounts from before
+    // this step count from their creation.
+    sql: `
+      ALTER TABLE users ADD COLUMN credentials_changed_at BIGINT;
+      UPDATE users SET credentials_changed_at = created_at;
+      ALTER TABLE users ALTER COLUMN credentials_changed_at SET NOT NULL;
+    `,
+  },
 ];
 
 

@@ -416,6 +416,18 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `),
   },
+  {
+    version: 15,
+    name: 'credentials changed at',
+    // When an account's credentials were last set (ms since the epoch), written by create and
+    // setCredentials: a token login (JWT) minted before it is refused, so a password change ends
+    // the token logins made before it, as it ends the FAST tokens (migration 8's trigger). An
+    // account from before this step counts from its creation: its tokens are judged as before.
+    up: (db) => db.exec(`
+      ALTER TABLE users ADD COLUMN credentials_changed_at INTEGER NOT NULL DEFAULT 0;
+      UPDATE users SET credentials_changed_at = created_at;
+    `),
+  },
 ];
 
 

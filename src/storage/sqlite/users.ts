@@ -12,9 +12,11 @@ interface UserRow {
   username: string;
   credentials: string;
   created_at: number;
+  credentials_changed_at: number;
 }
 
-const decode = (row: UserRow): UserRecord => userRecord(row.host, row.username, JSON.parse(row.credentials), row.created_at);
+const decode = (row: UserRow): UserRecord =>
+  userRecord(row.host, row.username, JSON.parse(row.credentials), row.created_at, row.credentials_changed_at);
 
 const encode = (c: StoredCredentials): string => JSON.stringify(c);
 
@@ -22,10 +24,10 @@ const CHANGE_LOG_MS = 3_600_000;
 
 function prepareStatements(db: Database.Database) {
   return {
-    get: db.prepare<[string, string], UserRow>('SELECT host, username, credentials, created_at FROM users WHERE host = ? AND username = ?'),
+    get: db.prepare<[string, string], UserRow>('SELECT host, username, credentials, created_at, credentials_changed_at FROM users WHERE host = ? AND username = ?'),
     // ON CONFLICT DO NOTHING + changes === 0 tells "exists" apart without parsing error codes.
-    insert: db.prepare<[string, string, string, number]>('INSERT INTO users (host, username, credentials, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'),
-    update: db.prepare<[string, string, string]>('UPDATE users SET credentials = ? WHERE host = ? AND username = ?'),
+    insert: db.prepare<[string, string, string, number, number]>('INSERT INTO users (host, username, credentials, created_at, credentials_changed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
+    update: db.prepare<[string, number, string, string]>('UPDATE users SET credentials = ?, credentials_changed_at = ? WHERE host = ? AND username = ?'),
     remove: db.prepare<[string, string]>('DELETE FROM users WHERE host = ? AND username = ?'),
     listAll: db.prepare<[], UserKey>('SELECT host, username FROM users ORDER BY host, username'),
     listHost: db.prepare<[string], UserKey>('SELECT host, username FROM users WHERE host = ? ORDER BY username'),
@@ -42,7 +44,7 @@ export function createSqliteUserStore(db: Database.Database, now: Clock): UserSt
   // Throwing inside db.transaction rolls the whole batch back.
   const insertAll = db.transaction((batch: readonly NewUser[], createdAt: number) => {
     for (const u of batch) {
-      if (st.insert.run(u.host, u.username, encode(u.credentials), createdAt).changes === 0) {
+      if (st.insert.run(u.host, u.username, encode(u.credentials), createdAt, createdAt).changes === 0) {
         throw new UserExistsError(u.host, u.username);
       }
     }
@@ -57,7 +59,7 @@ export function createSqliteUserStore(db: Database.Database, now: Clock): UserSt
       insertAll([{ host, username, credentials }], now());
     },
     async setCredentials(host, username, credentials) {
-      if (st.update.run(encode(credentials), host, username).changes === 0) throw new UserNotFoundError(host, username);
+      if (st.update.run(encode(credentials), now(), host, username).changes === 0) throw new UserNotFoundError(host, username);
     },
     async delete(host, username) {
       if (st.remove.run(host, username).changes === 0) throw new UserNotFoundError(host, username);

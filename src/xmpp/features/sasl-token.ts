@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { JwtFailureReason, JwtVerifier } from '../../sasl/jwt.js';
 import type { ModuleContext } from '../context.js';
-import type { UserStore, StoredCredentials } from '../../storage/ports/accounts.js';
+import type { UserRecord, UserStore, StoredCredentials } from '../../storage/ports/accounts.js';
 import { UserExistsError } from '../../storage/ports/accounts.js';
 import type { Session } from '../session.js';
 import type { SaslFailureCondition } from '../../sasl/scram.js';
@@ -21,9 +21,12 @@ export interface TokenLoginDeps {
   readonly unusableCredentials: (password: string) => Promise<StoredCredentials>;
 }
 
+/** Why a token was refused beyond the token itself: the account's password changed after it was minted. */
+type AccountReason = 'storage' | 'credentials-changed';
+
 export type TokenOutcome =
   | { readonly ok: true; readonly username: string }
-  | { readonly ok: false; readonly condition: 'not-authorized' | 'temporary-auth-failure'; readonly reason: JwtFailureReason | 'storage' };
+  | { readonly ok: false; readonly condition: 'not-authorized' | 'temporary-auth-failure'; readonly reason: JwtFailureReason | AccountReason };
 
 /** Token login for one session: SASL PLAIN's password or OAUTHBEARER's bearer token is a JWT (sasl.ts asks). */
 export interface TokenLogin {
@@ -37,16 +40,18 @@ export interface TokenLogin {
  * logged or kept.
  */
 export function createTokenLogin(ctx: ModuleContext, opts: TokenLoginOptions, deps: TokenLoginDeps): TokenLogin {
-  const refuse = (reason: JwtFailureReason | 'storage'): TokenOutcome => {
+  const refuse = (reason: JwtFailureReason | AccountReason): TokenOutcome => {
     ctx.metrics.tokenLogin('failure', reason);
     // The server's trouble (key set or database unreachable) is not the client's fault: it may retry.
     const temporary = reason === 'key-set-unavailable' || reason === 'storage';
     return { ok: false, condition: temporary ? 'temporary-auth-failure' : 'not-authorized', reason };
   };
 
-  async function ensureUser(host: string, username: string): Promise<boolean> {
-    if (await deps.users.get(host, username)) return true;
-    if (!opts.createUsers) return false;
+  /** The account, or 'created' when this login made it (JWT_CREATE_USERS), or undefined when there is none. */
+  async function ensureUser(host: string, username: string): Promise<UserRecord | 'created' | undefined> {
+    const user = await deps.users.get(host, username);
+    if (user) return user;
+    if (!opts.createUsers) return undefined;
     try {
       await deps.users.create(host, username, await deps.unusableCredentials(randomBytes(32).toString('base64')));
       ctx.log.info({ event: 'token-user-created', jid: `${username}@${host}` }, 'account created at its first token login');
@@ -54,7 +59,7 @@ export function createTokenLogin(ctx: ModuleContext, opts: TokenLoginOptions, de
       // Two first logins at once: the other one created it.
       if (!(err instanceof UserExistsError)) throw err;
     }
-    return true;
+    return 'created';
   }
 
   return {
@@ -62,16 +67,33 @@ export function createTokenLogin(ctx: ModuleContext, opts: TokenLoginOptions, de
       const host = session.host!;
       const result = await deps.verifier.verify(token, host, username);
       if (!result.ok) return refuse(result.reason);
+      let user: UserRecord | 'created' | undefined;
       try {
-        if (!await ensureUser(host, result.username)) return refuse('unknown-user');
+        user = await ensureUser(host, result.username);
       } catch (err) {
         ctx.log.warn({ err, session: session.logId }, 'account lookup for a token login failed');
         return refuse('storage');
       }
+      if (user === undefined) return refuse('unknown-user');
+      if (user !== 'created' && !mintedSinceCredentials(result.issuedAt, user)) return refuse('credentials-changed');
       ctx.metrics.tokenLogin('success', 'ok');
       return { ok: true, username: result.username };
     },
   };
+}
+
+/**
+ * Whether a token issued at `iat` (seconds; undefined: no iat claim) was
+ * minted after the account's credentials last changed: a password change
+ * ends the token logins minted before it, as it ends the FAST tokens. A
+ * token without iat cannot show it is newer, so it is refused once the
+ * password has changed since the account was made. iat has whole seconds: a
+ * token of the second the change happened in is taken (a web app that mints
+ * one right after the change must not be refused for up to a second).
+ */
+export function mintedSinceCredentials(iat: number | undefined, user: Pick<UserRecord, 'createdAt' | 'credentialsChangedAt'>): boolean {
+  if (user.credentialsChangedAt <= user.createdAt) return true;
+  return iat !== undefined && iat >= Math.floor(user.credentialsChangedAt / 1000);
 }
 
 /** The SASL exchange a token is checked in (sasl.ts's Exchange): who was named, and why a token was refused, for its log line. */
