@@ -50,6 +50,17 @@ t.test('after a login: the authenticated stream is not closed for it', async (t)
   t.equal(reply.attr('type'), 'result', 'the session still answers');
 });
 
+t.test('one whose payload is not even base64 is no attempt either', async (t) => {
+  const c = await connect();
+  await c.login('alice', 'alice-secret', 'garbled');
+  for (let i = 0; i < 3; i++) {
+    c.send(`<response xmlns='${NS.SASL}'>***</response>`);
+    t.equal(failureCondition(await c.next()), 'malformed-request', `stray response ${i + 1}: malformed-request (no exchange to decode it for)`);
+  }
+  c.send(`<iq xmlns='jabber:client' type='get' id='p3' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  t.equal((await c.next()).attr('type'), 'result', 'the session still answers');
+});
+
 t.test('after a SASL2 login: the same', async (t) => {
   const c = await connect();
   await c.openStream();
@@ -59,6 +70,8 @@ t.test('after a SASL2 login: the same', async (t) => {
   for (let i = 0; i < 3; i++) {
     c.send(`<response xmlns='${NS.SASL2}'/>`);
     t.equal(sasl2Condition(await c.next()), 'malformed-request', `stray SASL2 response ${i + 1}: malformed-request`);
+    c.send(`<response xmlns='${NS.SASL2}'>***</response>`);
+    t.equal(sasl2Condition(await c.next()), 'malformed-request', `stray SASL2 response ${i + 1}, not base64: malformed-request`);
   }
   c.send(`<iq xmlns='jabber:client' type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
   t.equal((await c.next()).attr('type'), 'result', 'the session still answers');

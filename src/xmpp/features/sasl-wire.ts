@@ -27,7 +27,8 @@ export type OneShotMechanism = (session: Session, initial: string, ex: { given?:
 export interface SaslEngine {
   /** Starts an exchange (initial response decoded; undefined: none), answered on `wire`. */
   begin(session: Session, mechanism: string, initial: string | undefined, wire: SaslWire, oneShot?: OneShotMechanism): void | Promise<unknown>;
-  respond(session: Session, data: string | undefined, wire: SaslWire): void | Promise<unknown>;
+  /** `data` as fromBase64 gave it: one that could not be decoded fails an exchange in progress (and only that). */
+  respond(session: Session, data: string | undefined | Undecodable, wire: SaslWire): void | Promise<unknown>;
   abort(session: Session, wire: SaslWire): void;
   /** A failure outside an exchange (a malformed request), counted like any other. */
   fail(session: Session, wire: SaslWire, condition: SaslFailureCondition, text?: string, mechanism?: string): void;

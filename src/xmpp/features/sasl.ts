@@ -15,7 +15,7 @@ import type { Session } from '../session.js';
 import { randomId } from '../../util/random.js';
 import { looksLikeJwt } from '../../sasl/jwt.js';
 import { oauthBearer, plainWithToken, type TokenExchangeOps, type TokenLogin } from './sasl-token.js';
-import { fromBase64, legacyWire, type OneShotMechanism, type SaslEngine, type SaslWire } from './sasl-wire.js';
+import { fromBase64, legacyWire, type OneShotMechanism, type SaslEngine, type SaslWire, type Undecodable } from './sasl-wire.js';
 
 export interface SaslOptions {
   /** Offer PLAIN on streams that are not TLS-protected. */
@@ -220,14 +220,11 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
   }
 
   /** Decodes the base64 content; '=' is an empty response (RFC 6120 §6.4.2), absence is no response. */
-  function decode(session: Session, el: XmlElement): string | undefined | null {
+  function payload(el: XmlElement): string | undefined | Undecodable {
     const text = el.text().trim();
     if (text === '') return undefined;
     if (text === '=') return '';
-    const decoded = fromBase64(text);
-    if (typeof decoded === 'string') return decoded;
-    failure(session, decoded.condition, decoded.text);
-    return null;
+    return fromBase64(text);
   }
 
   function lookup(session: Session, mechanism: string, ex: Exchange) {
@@ -399,7 +396,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     scramFirst(session, ex, initial);
   }
 
-  function respond(session: Session, data: string | undefined, wire: SaslWire): void | Promise<unknown> {
+  function respond(session: Session, data: string | undefined | Undecodable, wire: SaslWire): void | Promise<unknown> {
     const st = stateOf(session);
     const ex = st.exchange;
     if (!ex || ex.stage === 'busy') st.wire = wire;
@@ -409,6 +406,8 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     // ends that exchange and counts, as a new <auth/> then does (begin()).
     if (!ex) return failure(session, 'malformed-request', 'no authentication in progress', false);
     if (ex.stage === 'busy') return failure(session, 'malformed-request', 'no authentication in progress');
+    // Its payload is decoded for an exchange only: one that is not base64 (or not UTF-8) fails it.
+    if (data !== undefined && typeof data !== 'string') return failure(session, data.condition, data.text);
     // RFC 7628 §3.2.3: the client's kvsep after the error challenge; the exchange then fails.
     if (ex.stage === 'awaiting-ack') return failure(session, 'not-authorized');
     if (ex.mechanism === 'PLAIN' || ex.mechanism === 'OAUTHBEARER') return clientFirst(session, ex, data ?? '');
@@ -431,16 +430,12 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
   ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
     stateOf(session).wire = legacy;
     if (session.type !== 'c2s_unauthed') return failure(session, 'aborted', 'already authenticated', false);
-    const initial = decode(session, el);
-    if (initial === null) return;
+    const initial = payload(el);
+    if (initial !== undefined && typeof initial !== 'string') return failure(session, initial.condition, initial.text);
     return begin(session, el.attr('mechanism') ?? '', initial, legacy);
   });
 
-  ctx.nonzas.register(NS.SASL, 'response', (session, el) => {
-    const data = decode(session, el);
-    if (data === null) return;
-    return respond(session, data, legacy);
-  });
+  ctx.nonzas.register(NS.SASL, 'response', (session, el) => respond(session, payload(el), legacy));
 
   ctx.nonzas.register(NS.SASL, 'abort', (session) => {
     stateOf(session).wire = legacy;

@@ -88,11 +88,7 @@ export function register(ctx: ModuleContext, opts: Sasl2Options, deps: Sasl2Deps
     return engine.begin(session, mechanism, initial, wire, oneShot);
   });
 
-  ctx.nonzas.register(NS.SASL2, 'response', (session, el) => {
-    const data = fromBase64(el.text().trim());
-    if (typeof data !== 'string') return engine.fail(session, wire, data.condition, data.text);
-    return engine.respond(session, data, wire);
-  });
+  ctx.nonzas.register(NS.SASL2, 'response', (session, el) => engine.respond(session, fromBase64(el.text().trim()), wire));
 
   ctx.nonzas.register(NS.SASL2, 'abort', (session) => engine.abort(session, wire));
 
