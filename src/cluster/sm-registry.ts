@@ -63,6 +63,8 @@ interface Held {
   lost?: boolean;
   /** Claimed with its presence ended (a dead owner's: CLAIM's mark), cleared once the session is built here. */
   ended?: boolean;
+  /** Claimed here (TAKEOVER marked the record `unbound`), its session not yet bound here: cleared by bound(). */
+  unbound?: boolean;
 }
 
 export interface RedisSmRegistry extends SmRegistry {
@@ -226,6 +228,14 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
         if (--waiter.refs === 0) finalH.delete(smid);
       }
     },
+    bound(smid) {
+      const h = held.get(smid);
+      if (!h?.unbound) return;
+      // Held with a session now, its directory entry written: a death of this node ends it there (and its
+      // survivor's CLAIM marks it `ended`).
+      h.unbound = false;
+      set(smid, '', { unbound: 0 });
+    },
     release(smid) {
       const h = held.get(smid);
       if (!h) return;
@@ -284,8 +294,10 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
         for (const handler of fencedHandlers) handler(smid);
       }
     }
-    // The script told the old owner (sm-fenced) and left the record connected (hibernated_at 0, no TTL).
-    held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined, ended: fields(reply[1] as unknown[]).ended === '1' });
+    // The script told the old owner (sm-fenced) and left the record connected (hibernated_at 0, no TTL) and
+    // `unbound` (no directory entry of it here yet), which bound() clears.
+    // `unbound` until the session is bound here (bound()): a death of this node before then ends no entry of it.
+    held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined, ended: fields(reply[1] as unknown[]).ended === '1', unbound: true });
     log.info({ event: 'sm-claimed', sm: smidRef(smid), epoch: Number(reply[0]) }, 'stream management session taken over');
     if (Number(reply[5]) !== 1) return claim;
     // XEP-0198 §5: <resumed h/> counts every stanza the old session took before the cut. A resumption on the

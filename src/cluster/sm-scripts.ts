@@ -15,6 +15,8 @@
  *   session's own entry, which outlives its move until the claimer binds,
  *   directory-module.ts); `handing` (1 once TAKE_ORPHAN ended it: its
  *   queue is being handed over, and it is never resumed any more);
+ *   `unbound` (1 from a TAKEOVER until the claimer has bound the session:
+ *   its directory entry written, sm-registry.ts bound());
  * - `{prefix}smq:{smid}` list: the unacknowledged, then the not yet sent,
  *   stanzas, oldest first, each `<queued at ms> <xml>` (the time is the
  *   XEP-0203 stamp of a hand-over);
@@ -158,7 +160,10 @@ return 1`;
  * node held with no session (`orphan`: a claim of its whose resumption
  * failed, a dead node's it had adopted): no entry of the dead node stood
  * for it, so its death ended nothing, and the mark stays as it was (set if
- * an earlier death ended it): RFC 6121 §4.5.2, the survivor's hand-over
+ * an earlier death ended it). Nor one it had claimed (TAKEOVER) and not yet
+ * bound (`unbound`: it died between the claim and its directory entry; the
+ * old owner, told of the claim, ended the session without a word and keeps
+ * its entry only for the claimer's bind to replace): RFC 6121 §4.5.2, the survivor's hand-over
  * announces it unavailable if nobody did, even if the dead node had begun
  * to hand it over (`handing`) and perhaps sent it (twice, never none).
  * It is `orphan` too: held with no session (TAKEOVER). The dead owner's
@@ -170,11 +175,11 @@ return 1`;
  * survivor hands it over at once.
  */
 export const CLAIM = `${FENCE}${NEWER}
-local f = redis.call('HMGET', KEYS[1], 'owner', 'host', 'username', 'resource', 'orphan', 'handing')
+local f = redis.call('HMGET', KEYS[1], 'owner', 'host', 'username', 'resource', 'orphan', 'handing', 'unbound')
 local owner = f[1]
 local epoch = tonumber(ARGV[1]) + 1
 local set = {'epoch', epoch, 'owner', ARGV[2], 'orphan', 1}
-if f[5] ~= '1' and f[6] ~= '1' then set[#set + 1] = 'ended' set[#set + 1] = 1 end
+if f[5] ~= '1' and f[6] ~= '1' and f[7] ~= '1' then set[#set + 1] = 'ended' set[#set + 1] = 1 end
 if owner and f[2] and f[3] and f[4] then
   local e = entry(ARGV[4], f[2], f[3], f[4])
   if e and e.node == owner and type(e.sid) == 'string' then set[#set + 1] = 'dsid' set[#set + 1] = e.sid end
@@ -258,7 +263,7 @@ if newer(ARGV[3], e, f[9]) and (f[8] == '1' or e.node ~= owner or not ownerAlive
 end
 local dsid = ''
 if e and type(e.sid) == 'string' and (e.node == owner or e.sid == f[9]) then dsid = e.sid end
-redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'hibernated_at', 0, 'orphan', 0, 'dsid', dsid)
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'owner', ARGV[1], 'hibernated_at', 0, 'orphan', 0, 'dsid', dsid, 'unbound', 1)
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 if owner then redis.call('SREM', ARGV[3] .. 'sm-node:' .. owner, ARGV[2]) end

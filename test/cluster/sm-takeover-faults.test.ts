@@ -376,3 +376,37 @@ for (const { name, handing } of [{ name: 'in the middle of handing it over', han
     t.pass('bob gets alice/phone\'s unavailable');
   });
 }
+
+/**
+ * RFC 6121 §4.5.2 in the window between a claim and the session's bind on the claimer: alice/phone (on n1,
+ * available to bob on n2) is claimed on n3 (TAKEOVER ran in Redis: n1 lets the session go, keeping its
+ * directory entry only for n3's bind to replace, and announcing nothing), and n3 dies right then, before it
+ * held the session in any way (no session, no directory entry, no `orphan` mark). n3's death ends no entry
+ * of alice/phone, so the survivor that adopts the session is the only one left to tell bob she is gone.
+ * Before, its CLAIM took the record for one whose dead owner's entry had announced that (`ended`), and bob saw
+ * alice online for good.
+ */
+t.test('a node that dies right after its claim, before it held the session, leaves the unavailable presence to the survivor', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
+  const { n1, bob } = await contactsOnTwoNodes(t, opts);
+  const n3 = await startGateway(t, 'n3', opts);
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
+  alice.c.send("<presence xmlns='jabber:client'/>");
+  await bob.until(fromAlice(undefined));
+  let ran = false;
+  interceptEval(n3.cluster.node.redis, TAKEOVER, async (run) => {
+    await run();
+    ran = true;
+    n3.crash();
+    throw new Error('Socket closed unexpectedly');
+  });
+  const { peer, answer } = await SmPeer.resume(n3.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'failed', 'n3 could not resume the session');
+  t.ok(ran, 'n3\'s claim ran in Redis before it died');
+  t.equal(streamErrorCondition(await alice.c.until((el) => el.local === 'error')), 'conflict', 'n1 let the session go: it was claimed');
+  await bob.until(fromAlice('unavailable'), 15_000);
+  t.pass('bob gets alice/phone\'s unavailable');
+});

@@ -145,6 +145,12 @@ export interface SmJournal {
   /** A claimed session whose resumption failed after all: it waits out its resume time, then is handed over. */
   release(smid: string): void;
   /**
+   * A claimed session was built here and its 'resource-bound' has run (the
+   * cluster's directory entry of it is written): held with a session from
+   * now on, so a death of this node ends it through that entry.
+   */
+  bound(smid: string): void;
+  /**
    * `handler` hears of each local session another node took over. With `release` (this node was its owner, and
    * the claimer waits), the handler that ends the session calls it with the session's final h once the input it
    * took before the claim has been handled, and returns true; with no session, the registry answers for it.

@@ -105,12 +105,16 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     ctx.log.info({ event: 'session-taken-over', session: carrier.logId, jid: carrier.full_jid, transport: carrier.transport, resent: resent.length }, 'session resumed from another node');
     if (resent.length > 0) ctx.log.debug({ event: 'sm-resent', session: carrier.logId, acked, ids: resent.slice(0, 64).map((b) => b.stanza.attr('id')) }, 'resent on resumption (taken over)');
     // The carrier's next element waits for what 'resource-bound' loads (its roster), as after a bind.
-    if (!claimed.ownerGone || carrier.presence === undefined) return loaded;
-    // Its node died and its contacts were told it went unavailable (RFC 6121 §4.5.2, the cluster did
-    // it for the session): it is available again, as if the client had sent its presence once more.
-    const presence = carrier.presence;
-    const announce = (): unknown => ctx.router.routeNoTo(carrier, presence.clone());
-    return isPromise(loaded) ? loaded.then(announce) : announce();
+    // Then the journal learns the session is bound here (its directory entry written): until then a death of
+    // this node ended nothing of it, and the survivor that adopts it owes its contacts the unavailable.
+    const announce = !claimed.ownerGone || carrier.presence === undefined ? undefined : carrier.presence;
+    const bound = (): unknown => {
+      journal.bound(previd);
+      // Its node died and its contacts were told it went unavailable (RFC 6121 §4.5.2, the cluster did
+      // it for the session): it is available again, as if the client had sent its presence once more.
+      return announce === undefined ? undefined : ctx.router.routeNoTo(carrier, announce.clone());
+    };
+    return isPromise(loaded) ? loaded.then(bound) : bound();
   }
 
   function recipients(list: readonly string[]): Map<string, Jid> | undefined {
