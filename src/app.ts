@@ -177,6 +177,8 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   const shutdown = (): Promise<void> => (ending ??= endSessions());
   async function endSessions(): Promise<void> {
     ready = false;
+    // A dead node's sessions are left to the nodes that stay (they would only be handed on again from here).
+    cluster?.leaving();
     // No new session from here on (a client reconnecting after system-shutdown would otherwise get
     // one during the drain, and what it sent be acknowledged and never stored).
     websocketTransport.stopAccepting();
@@ -210,6 +212,8 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       if (!cluster) return shutdown();
       return ending ??= (async () => {
         ready = false;
+        // Not judging the others during the drain: a node that dies meanwhile is the staying nodes' to take over.
+        cluster.leaving();
         await admin?.close();
         // The last node (or Redis unreachable): nobody could take the sessions over; they end here.
         if (!(await othersAlive(cluster))) return endSessions();

@@ -37,6 +37,8 @@ export interface Cluster {
   start(): Promise<void>;
   /** False while Redis is unreachable or the node has left: /readyz answers 503. */
   ready(): boolean;
+  /** A rolling restart or a stop begins (not ready): no other node is declared dead here from now on (ClusterNode.leaving). */
+  leaving(): void;
   /** Stops reading, handles what is left in our inbox, leaves the cluster (no entry is accepted for us any more) and handles what came in meanwhile. */
   leave(): Promise<void>;
   /** After leave and the core's drain: stops the modules and closes Redis. */
@@ -146,9 +148,11 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
       await delivery.start();
     },
     ready: () => !left && !lost && redis.isReady,
+    leaving: () => node.leaving(),
     async leave() {
       if (left) return;
       left = true;
+      node.leaving();
       const reading = delivery.stop();
       // Redis unreachable: our lease runs out by itself and a survivor drains our inbox (commands
       // would only wait in the client's offline queue).

@@ -39,6 +39,14 @@ export interface ClusterNode {
   /** This node's lease was lost: it must stop serving. */
   onLost(handler: () => void): void;
   /**
+   * This node is leaving (a rolling restart's SIGTERM, a stop): from now on
+   * it declares no other node dead, so the down handlers of a node that dies
+   * meanwhile run on a node that stays. Run here, they would adopt its
+   * resumable sessions only for this node to leave them in Redis again for
+   * the survivor of its own departure. Its own lease is still renewed.
+   */
+  leaving(): void;
+  /**
    * Call once every onNodeDown handler is registered, before serving. If a
    * previous run of this NODE_ID left without anyone cleaning up after it
    * (it was still a member), its handlers run now for this node's own id:
@@ -85,6 +93,7 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
   const downHandlers: Array<(id: string) => void | Promise<void>> = [];
   const lostHandlers: Array<() => void> = [];
   let stopped = false;
+  let judging = true;
 
   async function runDown(other: string): Promise<void> {
     for (const h of downHandlers) {
@@ -121,7 +130,7 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
     }
     if (renewed === 2) log.warn({ event: 'cluster-lease-renewed', node: id }, 'took the cluster lease again after it ran out unseen (Redis was away)');
     renewingSince ??= Date.now();
-    if (Date.now() - renewingSince < ttlMs + RECONNECT_MAX_MS) return;
+    if (!judging || Date.now() - renewingSince < ttlMs + RECONNECT_MAX_MS) return;
     for (const other of await redis.sMembers(membersKey)) {
       if (other === id) continue;
       // Only the node whose SREM removed it runs the handlers: once per dead node.
@@ -154,6 +163,7 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
     },
     onNodeDown: (h) => { downHandlers.push(h); },
     onLost: (h) => { lostHandlers.push(h); },
+    leaving() { judging = false; },
     async start() {
       if (!leftBehind) return;
       log.warn({ event: 'cluster-node-down', node: id }, 'recovering what a previous run of this node left');

@@ -1,0 +1,52 @@
+/**
+ * A node that is leaving (a rolling restart's SIGTERM: App.leave, not ready,
+ * waiting for its dropped clients to resume elsewhere) declares no other
+ * node dead, so it adopts no dead node's resumable sessions: it would only
+ * have to leave them in Redis again for a survivor of its own departure
+ * (sm-orphans.ts release). A node that stays adopts them. In-process
+ * gateways on one Redis and one PostgreSQL.
+ */
+import t from 'tap';
+import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
+import { SmPeer } from '../helpers/sm-peer.js';
+import { eventually } from '../helpers/eventually.js';
+import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
+import { CLAIM, smKeys } from '../../src/cluster/sm-scripts.js';
+import { interceptEval } from '../helpers/redis-faults.js';
+
+const backends = clusterBackends(t);
+
+t.test('a leaving node leaves a dead node\'s sessions to a node that stays', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', CLUSTER_DRAIN_TIMEOUT: '8', SHUTDOWN_TIMEOUT: '20' });
+  const n1 = await startGateway(t, 'n1', opts);
+  const n3 = await startGateway(t, 'n3', opts);
+  await addUsers(n1, ['alice', 'bob']);
+  // Alice's resumable session on n3, the node that dies.
+  const alice = await SmPeer.login(n3.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  // Bob's on n1, which keeps n1 in its drain (waiting for bob to resume elsewhere) while it leaves.
+  const bob = await SmPeer.login(n1.server.wsUrl, 'bob', 'bob-pw', 'phone', { autoAck: true });
+  t.teardown(() => bob.c.close());
+  let claims = 0;
+  interceptEval(n1.cluster.node.redis, CLAIM, (run) => { claims++; return run(); });
+  const leaving = n1.server.app.leave();
+  await bob.c.waitClosed();
+  // n3 dies while n1 is leaving; n2, a node that stays, comes up.
+  n3.crash();
+  alice.c.ws.terminate();
+  const n2 = await startGateway(t, 'n2', opts);
+  const look = await connectRedis(opts.redisUrl, { warn: () => undefined }, 'look');
+  t.teardown(() => look.destroy());
+  const record = smKeys(keyPrefix(opts.redisUrl)).record(alice.smid!);
+  await eventually(async () => (await look.hGet(record, 'owner')) === 'n2', { timeout: 20_000, message: 'n2 adopted alice\'s session' });
+  t.equal(claims, 0, 'the leaving node adopted none of the dead node\'s sessions');
+  // Bob resumes on n2: n1's drain ends and it leaves.
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'bob', 'bob-pw', bob.smid!, { autoAck: true });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', 'bob resumed on n2');
+  await leaving;
+  // And alice resumes there too.
+  const again = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
+  t.teardown(() => again.peer.c.close());
+  t.equal(again.answer.local, 'resumed', 'alice resumed on n2');
+});
