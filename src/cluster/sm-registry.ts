@@ -441,7 +441,10 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       let releasing = false;
       for (const handler of fencedHandlers) if (handler(smid, release) === true) releasing = true;
       if (releasing) return; // kept, `lost`, until the session ends (close(): nothing handed over, no TAKE)
-      release?.(undefined);
+      // Claimed here and not built yet (our claim still waits, or was just answered): the final h the owner
+      // before us told our claim is the session's h, which the stored one may lack (that owner's writes after
+      // our claim were refused). Told on, or the new claimer would answer short and the client resend.
+      release?.(h.session === undefined ? finalH.get(smid)?.got.get(h.epoch) : undefined);
       held.delete(smid);
     },
     nodeDown(id) {

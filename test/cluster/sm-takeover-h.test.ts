@@ -45,3 +45,45 @@ t.test('a resumption on another node while the old owner still handles a stanza 
   await sleep(500);
   t.equal(bob.frames.filter((el) => el.local === 'message' && el.attr('id') === 'm1').length, 1, 'the message reached bob once');
 });
+
+/**
+ * The client resumes twice within the old owner's final-h drain (FINAL_H_WAIT_MS): first on n2, whose claim waits
+ * for n1's final h while n1 still handles an IQ (a held vCard read) and a message behind it, then, that attempt
+ * given up, on n1 itself, which still holds the draining session. XEP-0198 §5: the later resumption has the
+ * session (the earlier one's transport gets conflict), with an h counting both stanzas; one live session, the
+ * message delivered once, the IQ's answer to the live session.
+ */
+t.test('a second resumption on the old owner\'s node during the final-h drain has the session, once, with the right h', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const { n1, n2, alice, bob } = await smPairOnTwoNodes(t, opts);
+  const hold = holdCalls(n1.server.storage.vcards as unknown as Record<'get', unknown>, 'get');
+  t.teardown(() => hold.release());
+  alice.c.send(`<iq xmlns='jabber:client' type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`);
+  await hold.entered;
+  alice.c.send(chat('bob@localhost/desk', 'm1'));
+  alice.c.close();
+  await sleep(200);
+  const first = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
+  await sleep(200);
+  const second = SmPeer.resume(n1.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
+  await sleep(200);
+  hold.release();
+  const a = await first;
+  t.teardown(() => a.peer.c.close());
+  const b = await second;
+  t.teardown(() => b.peer.c.close());
+  t.equal(b.answer.local, 'resumed', `the later resumption has the session (${b.answer.toString()})`);
+  t.equal(b.answer.attr('h'), '2', 'the IQ and the message are counted');
+  if (a.answer.local === 'resumed') {
+    const error = await a.peer.c.until((el) => el.local === 'error', 10_000);
+    t.equal(error.getChild('conflict', 'urn:ietf:params:xml:ns:xmpp-streams') ? 'conflict' : error.toString(), 'conflict', 'the earlier resumption\'s transport gets conflict');
+  }
+  const result = await b.peer.c.until((el) => el.local === 'iq' && el.attr('id') === 'v1', 10_000);
+  t.ok(['result', 'error'].includes(result.attr('type') ?? ''), `the IQ's answer reaches the live session (${result.attr('type')})`);
+  await bob.until((el) => el.local === 'message' && el.attr('id') === 'm1');
+  await sleep(500);
+  t.equal(bob.frames.filter((el) => el.local === 'message' && el.attr('id') === 'm1').length, 1, 'the message reached bob once');
+  t.equal(b.peer.c.frames.filter((el) => el.local === 'iq' && el.attr('id') === 'v1').length, 1, 'the IQ\'s answer once');
+  const live = (g: typeof n1): number => [...g.server.app.sessions.all].filter((s) => s.full_jid === 'alice@localhost/phone' && !s.destroyed).length;
+  t.equal(live(n1) + live(n2), 1, 'one live session');
+});

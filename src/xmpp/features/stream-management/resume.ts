@@ -92,6 +92,13 @@ export function createResume(ctx: ModuleContext, opts: SmOptions, flow: Flow, re
 
   function take(carrier: Session, old: Session, previd: string, h: number, reply: ResumeReply): void | Promise<void> {
     const st = states.get(old);
+    // A session another node claimed while this one still handled what it took before (its final h drain,
+    // journal.ts) ended behind that input, just before this job: it lives on there, so it is claimed back
+    // (XEP-0198 §5: the later resumption has it), not answered item-not-found. One that ended for good has
+    // no record any more (its TAKE went out first): the claim finds nothing.
+    if (takeover && (!st || old.destroyed) && !carrier.destroyed && registry.get(previd) === undefined) {
+      return takeover(carrier, previd, h, reply).then(() => undefined);
+    }
     if (!st || old.destroyed || carrier.destroyed) return notFound(carrier, previd, reply);
     const acked = flow.ack(old, st, h);
     if (!acked.ok) {
