@@ -10,7 +10,7 @@
  * covers it, as endDirected does in one process).
  */
 import t from 'tap';
-import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, declaredDead, startGateway } from '../helpers/gateways.js';
 import { login, xml, becomeAvailable, type XmppJsClient } from '../helpers/xmppjs.js';
 import { eventually } from '../helpers/eventually.js';
 
@@ -49,6 +49,8 @@ for (const { contact, direct, name } of cases) t.test(`carol (n1) sent presence 
   t.ok(await seen(bob, (el) => el.is('presence') && el.attrs.from === carol.jid && el.attrs.type === undefined, 5000), 'bob sees carol available');
   await eventually(() => n2.server.app.sessions.get('localhost', 'carol', 'c1')?.presence !== undefined, { message: 'n2 sees carol available' });
   n1.crash();
+  // What follows the death (a lease, then a survivor's heartbeat) gets its time from there.
+  await declaredDead(n2, 'n1');
   await eventually(() => n2.server.app.sessions.get('localhost', 'carol', 'c1') === undefined, { timeout: 15_000, message: 'n2 forgets carol' });
   t.ok(await seen(bob, (el) => el.is('presence') && el.attrs.from === carol.jid && el.attrs.type === 'unavailable', 5000), 'bob gets carol\'s unavailable (RFC 6121 §4.6.3 / §4.5.2)');
   // Whatever else was coming has come: one unavailable, not one per list that named bob.
@@ -97,6 +99,7 @@ t.test('carol\'s node dies and the survivor that ends her presence holds no acco
   t.ok(await seen(bob, (el) => el.is('presence') && el.attrs.from === carol.jid && el.attrs.type === undefined, 5000), 'bob sees carol available');
   await eventually(() => n3.server.app.sessions.get('localhost', 'carol', 'c1')?.presence !== undefined, { message: 'n3 sees carol available' });
   n1.crash();
+  await declaredDead(n3, 'n1');
   await eventually(() => n3.server.app.sessions.get('localhost', 'carol', 'c1') === undefined, { timeout: 15_000, message: 'n3 forgets carol' });
   t.ok(await seen(bob, (el) => el.is('presence') && el.attrs.from === carol.jid && el.attrs.type === 'unavailable', 15_000), 'bob gets carol\'s unavailable (RFC 6121 §4.5.2)');
 });

@@ -50,6 +50,8 @@ t.test('a message from node 0 reaches a client on node 1, to the full and the ba
   // Sent while node 1's lease is still current: it waits in node 1's inbox until node 0 notices the
   // death (CLUSTER_NODE_TTL) and drains it; bob has no session then, so it is kept offline.
   alice.send("<message xmlns='jabber:client' to='bob@localhost/phone' type='chat' id='m3'><body>while you were gone</body></message>");
+  // The drain follows the death (a lease, then node 0's heartbeat), which a loaded machine stretches: its time counts from there.
+  await eventually(() => n0!.events().some((e) => e.event === 'cluster-node-down'), { timeout: 60_000, message: 'node 0 to declare node 1 dead' });
   await eventually(() => n0!.events().some((e) => e.event === 'cluster-inbox-drained' && e.inbox === 'n1'), {
     timeout: 10_000, message: "node 0 to drain node 1's inbox",
   });

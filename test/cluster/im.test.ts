@@ -7,7 +7,7 @@
  * directory entries removed by a survivor.
  */
 import t, { type Test } from 'tap';
-import { addUsers, clusterBackends, startGateway, type Gateway } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, declaredDead, startGateway, type Gateway } from '../helpers/gateways.js';
 import { login, xml, nextReceived, becomeAvailable, type XmppJsClient, type XmlEl } from '../helpers/xmppjs.js';
 import { eventually } from '../helpers/eventually.js';
 import { NS, x } from '../../src/xml/index.js';
@@ -277,9 +277,13 @@ t.test('a dead node\'s directory entries vanish and its sessions\' contacts get 
   const online = nextReceived(alice, (el) => el.is('presence') && el.attrs.from === bob.jid && el.attrs.type === undefined, 'bob\'s presence');
   await becomeAvailable(alice);
   await online;
-  const offline = nextReceived(alice, (el) => el.is('presence') && el.attrs.from === bob.jid && el.attrs.type === 'unavailable', 'bob\'s unavailable presence after his node died', 10_000);
+  const before = alice.received.length;
   // Node 3 dies: its Redis connection goes, so its lease is no longer renewed (the in-process kill -9).
   n3!.crash();
+  // What follows the death (a lease, then a survivor's heartbeat) gets its time from there.
+  await declaredDead(n1!, 'n3');
+  const offline = eventually(() => alice.received.slice(before).find((el) => el.is('presence') && el.attrs.from === bob.jid && el.attrs.type === 'unavailable'),
+    { timeout: 10_000, message: 'bob\'s unavailable presence after his node died' });
   await eventually(() => n1!.server.app.sessions.get('localhost', 'bob', 'b3') === undefined, { timeout: 10_000, message: 'node 1 forgets bob on node 3' });
   const prefix = n1!.cluster.node.prefix;
   // Node 1 may drop its stub first (its delivery to node 3 was refused); the survivor told of the death cleans Redis.

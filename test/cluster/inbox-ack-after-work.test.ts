@@ -38,6 +38,10 @@ for (const when of ['no kill', 'kill -9 before the entry is done', 'kill -9 once
       await eventually(async () => (await redis.xLen(keys.stream)) === 0, { timeout: 5000, interval: 2, message: 'n1 acknowledged and deleted the entry' });
       if (when === 'kill -9 once it is acknowledged') await cluster.kill(1);
     }
+    // After a kill, the drain that stores it follows the death (a lease, then n0's heartbeat): its time counts from there.
+    if (when !== 'no kill') {
+      await eventually(() => cluster.nodes[0]!.events().some((e) => e.event === 'cluster-node-down'), { timeout: 60_000, message: 'n0 to declare n1 dead' });
+    }
     const storage = await openPostgresStorage({ url: cluster.databaseUrl });
     t.teardown(() => storage.close());
     const stored = await eventually(async () => (await storage.offline.count('localhost', 'bob')) === 1, { timeout: 15_000, message: "the message in bob's offline storage" }).then(() => true, () => false);

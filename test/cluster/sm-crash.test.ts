@@ -63,6 +63,8 @@ t.test('kill -9 of the owner and no resumption: the survivor hands the queue ove
   const { cluster, alice, n1 } = await setUp(t, { SM_RESUME_TIMEOUT: '2' }, ['m1', 'm2']);
   await cluster.kill(0);
   await alice.c.waitClosed();
+  // The hand-over follows the death (a lease, then the survivor's heartbeat): its time counts from there.
+  await eventually(() => n1.events().some((e) => e.event === 'cluster-node-down'), { timeout: 60_000, message: 'the survivor to declare the owner dead' });
   const handedOver = await eventually(
     () => n1.events().find((e) => e.event === 'sm-orphan-timed-out'),
     { timeout: 20_000, message: 'the survivor handed the session over' },
@@ -137,6 +139,7 @@ t.test('kill -9 of the owner: contacts see the session go unavailable, and avail
     el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
   await bob.until(fromAlice(undefined), 10_000);
   await cluster.kill(0);
+  await eventually(() => n1!.events().some((e) => e.event === 'cluster-node-down'), { timeout: 60_000, message: 'the survivor to declare the owner dead' });
   await bob.until(fromAlice('unavailable'), 20_000);
   const { peer, answer } = await SmPeer.resume(n1!.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
   t.teardown(() => peer.c.close());

@@ -13,7 +13,7 @@
  */
 import t, { type Test } from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
-import { addUsers, clusterBackends, contactsOnTwoNodes, startGateway, type Gateway, type GatewayOptions } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, contactsOnTwoNodes, declaredDead, startGateway, type Gateway, type GatewayOptions } from '../helpers/gateways.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
@@ -70,6 +70,8 @@ async function deadNodeSession(t: Test, opts: GatewayOptions): Promise<{ alice: 
   n0.crash();
   await n0.server.storage.close();
   alice.c.ws.terminate();
+  // The adoption follows n0's death (a lease, then a survivor's heartbeat): its time counts from there.
+  await declaredDead(n1, 'n0');
   let owner: string | undefined;
   await eventually(async () => { owner = (await redis.hGet(record, 'owner')) ?? undefined; return owner === 'n1' || owner === 'n2'; }, { timeout: 15_000, message: 'a survivor adopted the session' });
   return { alice, bob, redis, adopter: owner === 'n1' ? n1 : n2, other: owner === 'n1' ? n2 : n1 };

@@ -10,7 +10,7 @@
  */
 import t, { type Test } from 'tap';
 import type { XmlElement } from '../../src/xml/index.js';
-import { addUsers, clusterBackends, contactNodes, contactsOnTwoNodes, startGateway, type Gateway } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, contactNodes, contactsOnTwoNodes, declaredDead, startGateway, type Gateway } from '../helpers/gateways.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
@@ -131,6 +131,9 @@ t.test('a node that dies between its hand-over script and the hand-over itself l
     throw new Error('Socket closed unexpectedly');
   });
   await failedResumption(t, n2, alice);
+  // The survivor's hand-over follows node 2's death (a lease, then a heartbeat): its time counts from there.
+  await eventually(() => ran, { message: 'node 2 ran its hand-over script, then died' });
+  await declaredDead(n1, 'n2');
   await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
   t.ok(ran, 'node 2\'s hand-over script ran before it died');
 });
@@ -213,6 +216,7 @@ t.test('a dead node\'s session resumed on a node other than the survivor that ad
   // n0 dies (its Redis connection goes); its client goes away too.
   n0.crash();
   alice.c.ws.terminate();
+  await declaredDead(n1, 'n0');
   for (const bob of bobs) await bob.until(fromAlice('unavailable'), 15_000);
   // One survivor adopted the session (claimed it, owner now); alice comes back on the other node.
   const look = await connectRedis(opts.redisUrl, { warn: () => undefined }, 'look');
@@ -372,6 +376,8 @@ for (const { name, handing } of [{ name: 'in the middle of handing it over', han
       await eventually(async () => (await look.hGet(record, 'orphan')) === '1', { message: 'n3 holds it with no session' });
       n3.crash();
     }
+    // What follows n3's death (a lease, then a survivor's heartbeat) gets its time from there.
+    await declaredDead(n1, 'n3');
     await bob.until(fromAlice('unavailable'), 15_000);
     t.pass('bob gets alice/phone\'s unavailable');
   });
@@ -407,6 +413,7 @@ t.test('a node that dies right after its claim, before it held the session, leav
   t.equal(answer.local, 'failed', 'n3 could not resume the session');
   t.ok(ran, 'n3\'s claim ran in Redis before it died');
   t.equal(streamErrorCondition(await alice.c.until((el) => el.local === 'error')), 'conflict', 'n1 let the session go: it was claimed');
+  await declaredDead(n1, 'n3');
   await bob.until(fromAlice('unavailable'), 15_000);
   t.pass('bob gets alice/phone\'s unavailable');
 });

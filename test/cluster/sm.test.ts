@@ -11,7 +11,7 @@
  */
 import t, { type Test } from 'tap';
 import { NS, x, type XmlElement } from '../../src/xml/index.js';
-import { addUsers, clusterBackends, startGateway, type Gateway } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, declaredDead, startGateway, type Gateway } from '../helpers/gateways.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads } from '../helpers/bosh-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
@@ -176,6 +176,8 @@ t.test('a dead node\'s session not resumed in time is handed over: its messages 
   const { n1, n2, redisUrl } = await cluster(t, { SM_STALE_H_ENABLED: 'true' });
   const dead = await startDeadOwner(t, redisUrl, 'n0', { resource: 'tablet', max: 1, ids: ['d1', 'd2'], handled: 7 });
   await dead.kill();
+  // The hand-over follows the death (a lease, then a survivor's heartbeat): its time counts from there.
+  await declaredDead(n1, 'n0');
   const storage = n1.server.storage;
   await eventually(async () => (await storage.offline.count('localhost', 'alice')) === 2, { timeout: 8000, message: 'two offline messages' });
   const r = await connectRedis(redisUrl, { warn: () => undefined }, 'test');

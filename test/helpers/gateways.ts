@@ -68,6 +68,19 @@ export async function startGateway(t: Test, id: string, opts: GatewayOptions): P
   };
 }
 
+/**
+ * Waits until node `id` has been declared dead: out of the member set, which
+ * a survivor's removal does once `id`'s lease ran out, just before that
+ * survivor runs its down handlers (directory, inbox, SM takeover). How long
+ * that takes is a lease plus the survivors' heartbeats, which a loaded
+ * machine stretches: a test waits for it here, then gives what follows from
+ * the death its own time. `survivor`: any live gateway, whose connection asks.
+ */
+export async function declaredDead(survivor: Gateway, id: string): Promise<void> {
+  const { redis, prefix } = survivor.cluster.node;
+  await eventually(async () => !(await redis.sIsMember(`${prefix}nodes`, id)), { timeout: 60_000, interval: 50, message: `${id} to be declared dead (out of the member set)` });
+}
+
 /** Creates `name` (password `<name>-pw`) in the shared database. */
 export async function addUsers(gateway: Gateway, names: readonly string[]): Promise<void> {
   for (const name of names) {
