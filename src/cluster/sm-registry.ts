@@ -295,7 +295,6 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       }
     }
     // The script told the old owner (sm-fenced) and left the record connected (hibernated_at 0, no TTL) and
-    // `unbound` (no directory entry of it here yet), which bound() clears.
     // `unbound` until the session is bound here (bound()): a death of this node before then ends no entry of it.
     held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined, ended: fields(reply[1] as unknown[]).ended === '1', unbound: true });
     log.info({ event: 'sm-claimed', sm: smidRef(smid), epoch: Number(reply[0]) }, 'stream management session taken over');
