@@ -41,7 +41,7 @@ async function monitor(t: Test, redisUrl: string): Promise<string[]> {
 const sentByClient = (line: string): boolean => !/\[\d+ lua\]/.test(line);
 const command = (line: string): string => /\] "([^"]+)"/.exec(line)?.[1]?.toUpperCase() ?? '';
 
-t.test('a resumption on another node names the session in one command to Redis, and the old owner one (its final h)', async (t) => {
+t.test('a resumption on another node names the session in one command to Redis, the old owner one (its final h), and the journal one once bound', async (t) => {
   const { n1, n2, redisUrl } = await cluster(t);
   const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
   t.teardown(() => alice.c.close());
@@ -55,7 +55,10 @@ t.test('a resumption on another node names the session in one command to Redis, 
   // What node 1 would send on letting go (its end of the session) has had time to reach Redis.
   await sleep(300);
   const naming = lines.filter((l) => sentByClient(l) && l.includes(smid));
-  t.same(naming.map(command), ['EVAL', 'PUBLISH'], `one script names the session, then the old owner's final h (${naming.map(command).join(', ')})`);
+  // The last: the claimer's journal clears the record's `unbound` mark once the session is bound here (its
+  // directory entry written; a death before that leaves the unavailable to the survivor), in its write
+  // batch, with whatever else the session writes then.
+  t.same(naming.map(command), ['EVAL', 'PUBLISH', 'EVAL'], `one script names the session, then the old owner's final h, then the bound mark (${naming.map(command).join(', ')})`);
   const inside = lines.filter((l) => !sentByClient(l)).map(command);
   t.ok(inside.includes('PUBLISH'), 'the old owner is told from within the claim');
   t.ok(inside.includes('EXISTS'), 'the old owner\'s lease is read within the claim');
