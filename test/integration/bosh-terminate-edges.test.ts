@@ -11,7 +11,9 @@
  *   taken.
  * And a terminate whose request the client abandoned (its connection closed before the answer):
  * once a later rid came, which gets item-not-found, nothing can fetch the terminate body any more,
- * and the BOSH session ends at once; it waited for BOSH_INACTIVITY.
+ * and the BOSH session ends at once; it waited for BOSH_INACTIVITY. Sent again (§14.3) before the core
+ * closed the stream, the abandoned terminate got the empty <body/> it had counted as answered with, and the
+ * session lived on to the next rid or its inactivity: it now waits for the terminate body as the first did.
  */
 import t, { type Test } from 'tap';
 import { NS, parseXml, x, type XmlElement } from '../../src/xml/index.js';
@@ -95,10 +97,10 @@ t.test("a request for a rid after the terminate that arrived before it (§14.2) 
 });
 
 /** Alice's terminate (with a vCard set the store holds, so the core has not closed yet), abandoned by the client once the store holds it. */
-async function abandonedTerminate(t: Test, s: UsersServer, resource: string): Promise<{ alice: RawBoshClient; goodbye: XmlElement; release(): void }> {
+async function abandonedTerminate(t: Test, s: UsersServer, resource: string, wait = 30): Promise<{ alice: RawBoshClient; goodbye: XmlElement; release(): void }> {
   const alice = new RawBoshClient(`${s.httpUrl}/http-bind`);
   t.teardown(() => alice.destroy());
-  await alice.login('alice', 'alice-pw', resource, { wait: 30 });
+  await alice.login('alice', 'alice-pw', resource, { wait });
   const store = holdCalls(s.storage.vcards, 'set');
   t.teardown(() => store.release());
   const vcard = x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'v1' }, x('vCard', { xmlns: NS.VCARD }, x('FN', {}, 'Alice')));
@@ -146,5 +148,30 @@ t.test('an abandoned terminate sent again (§14.3) once the core closed the stre
   const again = await alice.raw(goodbye);
   t.equal(terminalCondition(again), '', `the terminate sent again gets the terminate body, not the empty one never sent (${again.text})`);
   t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is over at once');
+  t.equal(server.app.bosh.stats().timers, 0, 'no timer left');
+});
+
+t.test('an abandoned terminate sent again (§14.3) while the core is still closing waits for the terminate body, and the BOSH session ends with it', async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { alice, goodbye, release } = await abandonedTerminate(t, server, 'abandoned-again-early');
+  const again = alice.raw(goodbye);
+  const early = await Promise.race([again, eventually(() => server.app.bosh.stats().held === 1, { message: 'the terminate sent again to be held' }).then(() => undefined)]);
+  t.equal(early, undefined, `the terminate sent again is held for the terminate body, not answered from the buffer (${early?.text ?? ''})`);
+  release();
+  const res = await again;
+  t.equal(terminalCondition(res), '', `it gets the terminate body once the core closed the stream (${res.text})`);
+  t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is over at once');
+  t.equal(server.app.bosh.stats().timers, 0, 'no timer left');
+  t.ok(await server.storage.vcards.get('localhost', 'alice'), "the terminate's vCard set was processed");
+});
+
+t.test('an abandoned terminate sent again while the core is still closing gets the terminate body when wait runs out', async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { alice, goodbye, release } = await abandonedTerminate(t, server, 'abandoned-again-wait', 1);
+  const res = await alice.raw(goodbye);
+  t.equal(terminalCondition(res), '', `the terminate body, not an empty one: the session is over (${res.text})`);
+  t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is over');
+  release();
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'abandoned-again-wait') === undefined, { message: 'the core to close the stream' });
   t.equal(server.app.bosh.stats().timers, 0, 'no timer left');
 });

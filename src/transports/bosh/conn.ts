@@ -241,6 +241,25 @@ export class BoshConn implements Conn {
   }
 
   /**
+   * §13 with §14.3: the client's terminate sent again while the core has not closed the stream (its
+   * first request abandoned: #abandoned). It is held as the first was, and gets the terminate body
+   * from the core's close (#deliverFinal) or when `wait` runs out (#acknowledgeTerminate); the BOSH
+   * session then ends. Sent again while a repeat is held, it takes that one's place (replace in
+   * exchange.ts), the older getting a recoverable error (§17.3).
+   */
+  holdTerminateAgain(reply: HttpReply, now: number): void {
+    const rid = this.#terminatedAt!;
+    const held = this.held.find((h) => h.rid === rid);
+    if (held === undefined) {
+      this.hold(rid, reply, now);
+      return this.rearm(now);
+    }
+    held.reply.send(200, this.params.contentType, serialize(recoverableErrorBody()));
+    held.reply = reply;
+    this.watch(reply);
+  }
+
+  /**
    * §10: answer every held request now, without payloads, and stretch the
    * inactivity period. §14.3: the pause request's own response is not buffered.
    */
@@ -584,7 +603,8 @@ export class BoshConn implements Conn {
   #respond(held: Held, payloads: readonly Queued[], now: number, buffer: boolean): void {
     const body = responseBody(this.#responseAttrs(held.rid), payloads.map((q) => q.el));
     const text = serialize(body);
-    this.window.answer(held.rid, buffer ? text : undefined, now);
+    // A terminate sent again (holdTerminateAgain) was answered once already: its buffered body stays.
+    if (this.window.classify(held.rid) === 'open') this.window.answer(held.rid, buffer ? text : undefined, now);
     this.#send(held, text);
     this.lastResponseHadPayloads = payloads.length > 0;
     if (this.#idle()) this.#idleSince = now;

@@ -43,7 +43,11 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
   switch (verdict) {
     case 'outside': return conn.fail('item-not-found', reply, `rid ${req.rid} is beyond the window (§14.2)`);
     case 'gone': return conn.fail('item-not-found', reply, `rid ${req.rid} is no longer buffered (§14.3)`);
-    case 'answered': return conn.resend(req.rid, reply, now);
+    // §13 with §14.3: the client's terminate sent again before the core closed the stream (the first
+    // request abandoned, counted as answered empty: BoshConn.#abandoned). It waits for the terminate
+    // body as the first did; the empty body in the buffer never went out, and would leave the session
+    // to the client's next rid or its inactivity.
+    case 'answered': return req.rid === conn.terminatedAt ? conn.holdTerminateAgain(reply, now) : conn.resend(req.rid, reply, now);
     case 'open': return replace(conn, req.rid, reply);
     case 'future': return future(conn, req, reply, now);
     case 'next': break;
