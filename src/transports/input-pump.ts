@@ -151,12 +151,21 @@ export class InputPump {
    * the last body it takes, adds at most one body to it).
    */
   flush(): void {
+    this.runHeld();
+    this.dispose();
+  }
+
+  /**
+   * The server is closing the stream (RFC 6120 §4.4: it goes on processing what the peer sent):
+   * what the pump holds runs now, in order, as flush() runs it (`ending`), and the pump goes on
+   * taking what the peer sends until it closes too. Bounded as flush() is.
+   */
+  runHeld(): void {
     while (!this.#disposed && this.#head < this.#queue.length) {
       const item = this.#queue[this.#head]!;
       this.#take();
       item.run(true);
     }
-    this.dispose();
   }
 
   /** The session or transport is gone: forget the input and every timer. */

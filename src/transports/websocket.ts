@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { NS, XmlError, parseXml, serialize, x, type XmlElement, type XmlLimits } from '../xml/index.js';
-import type { Conn, ConnEvents, StreamHeader } from '../xmpp/conn.js';
+import { DETACHED, type Conn, type ConnEvents, type StreamHeader } from '../xmpp/conn.js';
 import type { Log } from '../xmpp/log.js';
 import type { CoreMetrics } from '../xmpp/metrics-port.js';
 import { streamErrorElement, type StreamError } from '../xmpp/errors.js';
@@ -69,11 +69,15 @@ class WsConn implements Conn {
   pausedFor: 'output' | 'rate' | undefined;
   /** Dropped (a slow consumer, or the node leaving): the session has been told already. */
   dropped = false;
+  /** The peer's <close/> (or stream error) was read: nothing it sends after is (RFC 7395 §3.6.1). */
+  peerClosed = false;
   /** For the per-address limits: follows the session the transport carries, also after a resumption. */
   get authenticated(): boolean { return this.session.authenticated; }
   readonly #backlog: WsBacklog<XmlElement>;
   #opened = false;
   #closing: NodeJS.Timeout | undefined;
+  /** close() is running out the input the pump holds, before its <close/>. */
+  #stopping = false;
   #ended = false;
   #corked = false;
   /** ws's message limit once authenticated, while the smaller pre-auth one is in force (see preAuthPayload). */
@@ -131,15 +135,28 @@ class WsConn implements Conn {
     this.session = events;
   }
 
+  /**
+   * RFC 7395 §3.6 mirrors RFC 6120 §4.4: the server that closes the stream sends nothing more, but
+   * goes on processing what the client sent until the client's <close/> (onClosingFrame). What the
+   * input pump had read and not run yet (waiting for the inbound rate, an output or core backlog)
+   * runs first, so a message the client sent is routed (delivered or stored offline), not dropped,
+   * and answers that are ready go out before the <close/>. Not for a transport a resumption
+   * replaced (DETACHED): <resumed h/> did not count its input, which the client sends again.
+   */
   close(error?: StreamError): void {
-    if (this.#closing || this.#ended) return;
+    if (this.#closing || this.#ended || this.#stopping) return;
+    this.#stopping = true;
+    if (this.session !== DETACHED) this.input.runHeld();
+    this.#stopping = false;
+    if (this.#ended) return;
     // RFC 6120 §4.9.1.2: a stream error is preceded by a stream header.
     if (error && !this.#opened) this.open({ id: 'error', from: '', version: '1.0', lang: 'en' });
     if (error) this.#write(streamErrorElement(error));
     this.#write(x('close', { xmlns: NS.FRAMING }));
-    // RFC 7395 §3.6: wait (bounded) for the peer's <close/>, then end the connection.
+    // RFC 7395 §3.6: wait (bounded) for the peer's <close/>, then end the connection; it may have come already.
     this.#closing = setTimeout(() => this.ws.terminate(), this.opts.closeTimeout * 1000);
     this.#closing.unref();
+    if (this.peerClosed) this.ws.close(1000);
   }
 
   /**
@@ -166,7 +183,10 @@ class WsConn implements Conn {
     if (held.length > 0) this.session.undelivered(held);
   }
 
-  get closing(): boolean { return this.#closing !== undefined; }
+  /** The server is closing the stream: its <close/> is written, or about to be (close() runs out the input first). */
+  get closing(): boolean { return this.#closing !== undefined || this.#stopping; }
+  /** The server's <close/> is written: the peer's answers it, and the connection can end. */
+  get closeWritten(): boolean { return this.#closing !== undefined; }
 
   /**
    * The socket is not being read for a reason that is not the peer's
@@ -262,12 +282,11 @@ function receiverOf(ws: WebSocket): { _maxPayload: number } | undefined {
 
 function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, opts: WebSocketOptions, ending: boolean): void {
   const session = conn.session;
-  if (conn.closing) {
-    // After our <close/> only the peer's <close/> matters (RFC 7395 §3.6.1).
-    ws.close(1000);
-    return;
-  }
-  // Input that waited in the pump outlived its session (shutdown, resumption elsewhere).
+  // After the peer's <close/> nothing more is read (RFC 7395 §3.6.1); after a resumption elsewhere
+  // (XEP-0198 §5) the replaced transport's input is not the session's: the client sends it again.
+  if (conn.peerClosed || session === DETACHED) return;
+  if (conn.closing) return onClosingFrame(conn, ws, data, isBinary, opts, session);
+  // Input that waited in the pump outlived its session.
   if (session.destroyed) return;
   // RFC 7395 §3.2: XMPP goes in text frames only.
   if (isBinary) return session.streamError('unsupported-encoding', 'binary frames are not XMPP; send UTF-8 text frames');
@@ -287,8 +306,9 @@ function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, o
   }
   // RFC 6120 §4.9.1.1: a stream error is the peer's last word before its <close/>; it is no stanza
   // (§4.9.3.24 unsupported-stanza-type would be wrong) and ends the stream as that <close/> would.
-  if ((el.ns === NS.FRAMING && el.local === 'close') || el.is('error', NS.STREAM)) {
+  if (endsStream(el)) {
     // RFC 7395 §3.6.1: answer the peer's <close/> with ours, then close the connection.
+    conn.peerClosed = true;
     conn.close();
     ws.close(1000);
     return session.streamClosed();
@@ -299,6 +319,39 @@ function onFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, o
   }
   if (ending && skippedWhenEnding(el, session)) return;
   session.element(el);
+}
+
+/** The peer's <close/>, or its stream error (its last word before the <close/>, RFC 6120 §4.9.1.1). */
+function endsStream(el: XmlElement): boolean {
+  return (el.ns === NS.FRAMING && el.local === 'close') || el.is('error', NS.STREAM);
+}
+
+/**
+ * A frame read while the server closes the stream (RFC 6120 §4.4: it "continue[s] to process data
+ * received from the other entity" until that entity's close): the client sent it before it read the
+ * server's <close/>, or it waited in the input pump. A stanza goes to the session, which routes it
+ * also once it is gone (core.ts processElement), as well as an XEP-0198 <a/> (while the session is
+ * still there, so the hand-over leaves out what the client acknowledged); an IQ get is skipped as
+ * for any ending session (skippedWhenEnding: its answer has nowhere to go). The peer's <close/>
+ * ends the connection. Nothing else is taken: the stream is over (no restart, SASL or binding).
+ */
+function onClosingFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boolean, opts: WebSocketOptions, session: ConnEvents): void {
+  if (isBinary) return;
+  let el: XmlElement;
+  try {
+    el = parseXml(data, session.authenticated ? opts.limits : opts.preAuthLimits, NS.CLIENT);
+  } catch (err) {
+    if (err instanceof XmlError) return;
+    throw err;
+  }
+  if (endsStream(el)) {
+    conn.peerClosed = true;
+    // Inside close() (running out the input), close() ends the connection once its <close/> is written.
+    if (conn.closeWritten) ws.close(1000);
+    return;
+  }
+  const stanza = el.ns === NS.CLIENT && (el.local === 'message' || el.local === 'presence' || el.local === 'iq');
+  if ((stanza && !skippedWhenEnding(el, session)) || el.is('a', NS.SM)) session.element(el);
 }
 
 export interface WebSocketTransport {
