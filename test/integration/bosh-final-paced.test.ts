@@ -4,9 +4,11 @@
  * not run yet are never processed, the stream being gone, and nothing told the client. Its messages
  * now get their errors (RFC 6120 §8.3, unexpected-request) in the terminate body, before the stream
  * error (XEP-0206 §7); each message is either delivered or answered with an error. They were dropped.
+ * The errors count in BOSH_MAX_RESPONSE_BYTES (they were added past it: an error is about three times a
+ * small message); past the room, only the oldest of those messages get theirs.
  */
 import t from 'tap';
-import { NS, x } from '../../src/xml/index.js';
+import { NS, serialize, x } from '../../src/xml/index.js';
 import { flowServer } from '../helpers/flow.js';
 import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
 import { RawWsClient } from '../helpers/ws-client.js';
@@ -39,4 +41,30 @@ t.test('messages still waiting in the paced input when the server closes the str
   t.ok(bounced.length > 0, `the messages the session never ran are answered with errors (${bounced.length}, ${delivered().length} delivered)`);
   t.same([...delivered(), ...bounced], ids, 'each message is delivered or answered with an error, once, in order');
   t.equal(await server.storage.offline.count('localhost', 'bob'), 0, 'none stored offline (bob was online)');
+});
+
+t.test('the errors in the terminate body stay within BOSH_MAX_RESPONSE_BYTES: the oldest stanzas get theirs', async (t) => {
+  const CAP = 4096;
+  const server = await flowServer(t, { MAX_INBOUND_BYTES_PER_SECOND: '1024', MAX_INBOUND_BURST_BYTES: '1024', BOSH_MAX_WAIT: '60', BOSH_MAX_RESPONSE_BYTES: String(CAP) }, ['alice', 'bob']);
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'b', 'listener');
+  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  await alice.login('alice', 'a', 'capped', { wait: 1 });
+  // About 3 KiB of small messages at 1 KiB/s; each error is about three times its message.
+  const ids = Array.from({ length: 30 }, (_, i) => `m${i}`);
+  await alice.send({}, ...ids.map((id) => x('message', { xmlns: NS.CLIENT, to: 'bob@localhost/listener', type: 'chat', id }, x('body', {}, `text ${id}`))));
+  const replacement = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => replacement.close());
+  await replacement.login('alice', 'a', 'capped');
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'capped')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  const final = await alice.send();
+  t.equal(terminalCondition(final), 'remote-stream-error', 'the next request gets the terminate body');
+  const size = payloads(final.body).reduce((sum, el) => sum + Buffer.byteLength(serialize(el)), 0);
+  t.ok(size <= CAP, `its payloads, the errors and the stream error included, stay within the cap (${size} bytes)`);
+  const bounced = payloads(final.body).filter((el) => el.local === 'message' && el.attr('type') === 'error').map((el) => el.attr('id'));
+  const delivered = bob.frames.filter((el) => el.local === 'message').map((el) => el.attr('id'));
+  t.ok(bounced.length > 0, `it carries errors (${bounced.length}, ${delivered.length} delivered)`);
+  t.same(bounced, ids.slice(delivered.length, delivered.length + bounced.length), 'for the oldest of the messages the session never ran');
 });

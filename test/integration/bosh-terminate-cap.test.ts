@@ -4,7 +4,9 @@
  * queued, oldest first, with the stream error after them (XEP-0206 §7).
  * What does not fit goes through the session's end-of-session hand-over
  * (here: offline storage), never into one huge body: a cluster node
- * relaying it cuts a body that large (bosh-forward.test.ts).
+ * relaying it cuts a body that large (bosh-forward.test.ts). The errors for the stanzas of the request
+ * that fetches it (never processed, the stream gone) were added past the cap: they count first now,
+ * and the queue's stanzas fill what they leave.
  */
 import t from 'tap';
 import { NS, parseXml, serialize, x, type XmlElement } from '../../src/xml/index.js';
@@ -82,4 +84,37 @@ t.test("a client's terminate that fetches the body of a stream error gets the er
   const stored = (await server.storage.offline.list('localhost', 'alice')).map((m) => parseXml(m.stanza).attr('id')).slice(before);
   t.same(stored, ids, 'each stored offline once, in order');
   t.equal(server.app.bosh.stats().sessions, 0, 'the BOSH session is over');
+});
+
+t.test("the errors for the stanzas of the request that fetches the terminate body count in BOSH_MAX_RESPONSE_BYTES: they come first, the queue's stanzas fill the rest, and what does not fit is stored offline", async (t) => {
+  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  const jid = await alice.login('alice', 'alice-pw', 'bounced', { wait: 2 });
+  const before = await server.storage.offline.count('localhost', 'alice');
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'sender-3');
+  const ids = Array.from({ length: N }, (_, i) => `b${i}`);
+  for (const id of ids) bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>${'x'.repeat(900)}</body></message>`);
+  await eventually(() => server.app.bosh.stats().queued === N, { message: 'every message queued for alice' });
+
+  const replacement = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => replacement.close());
+  await replacement.login('alice', 'alice-pw', 'bounced');
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'bounced')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+
+  // Her next request carries messages the closed stream never takes: each gets an error in the terminate body.
+  const mine = Array.from({ length: 8 }, (_, i) => `u${i}`);
+  const final = await alice.send({}, ...mine.map((id) => x('message', { xmlns: NS.CLIENT, to: 'bob@localhost', type: 'chat', id }, x('body', {}, id))));
+  t.equal(terminalCondition(final), 'remote-stream-error', 'the request gets the terminate body');
+  const carried = payloads(final.body);
+  t.ok(bytes(carried) <= CAP, `its payloads, the errors and the stream error included, stay within the cap (${bytes(carried)} bytes)`);
+  const errors = carried.filter((el) => el.local === 'message' && el.attr('type') === 'error').map((el) => el.attr('id'));
+  t.same(errors, mine, 'each of its messages gets its error');
+  const delivered = carried.filter((el) => el.local === 'message' && el.attr('type') !== 'error').map((el) => el.attr('id'));
+  t.same(delivered, ids.slice(0, delivered.length), 'the queue carried oldest first');
+  const rest = ids.slice(delivered.length);
+  await eventually(async () => (await server.storage.offline.count('localhost', 'alice')) >= before + rest.length, { message: 'the rest stored offline' });
+  const stored = (await server.storage.offline.list('localhost', 'alice')).map((m) => parseXml(m.stanza).attr('id')).slice(before);
+  t.same(stored, rest, 'what did not fit is stored offline, in order, and nothing of the body twice');
 });

@@ -10,7 +10,7 @@ import type { BoshParams, BoshRequest } from './body.js';
 import type { RidWindow } from './rid-window.js';
 import type { BoshHost, Held, HttpReply, Pending } from './types.js';
 import { InputPump, type InputItem } from '../input-pump.js';
-import { OutQueue, type Queued } from './out-queue.js';
+import { OutQueue, fittingCount, type Queued } from './out-queue.js';
 
 const TIMER_SLACK_MS = 5;
 
@@ -188,7 +188,6 @@ export class BoshConn implements Conn {
     // ended the stream before the terminate's turn) is read no more than a
     // clean end: the body carries the error only.
     const unread = this.#terminatedAt !== undefined;
-    const { carried, left } = unread ? { carried: [], left: this.#out.takeAll() } : this.#out.takeFinal(this.#finalRoom(error));
     const reason = error === undefined ? 'terminate' : error.condition === 'system-shutdown' ? 'shutdown' : 'error';
     // A resumption elsewhere detaches this transport before it closes it (lifecycle.ts).
     const replaced = this.session === DETACHED;
@@ -196,11 +195,17 @@ export class BoshConn implements Conn {
     // are never processed now, and nothing else tells the client (their responses went out as for any
     // request): the final body carries their errors (notProcessedErrors), after what was queued.
     // After the client's terminate the input has already run (peerTerminated).
+    // The errors count in the body's room first: they can go nowhere else, while the queued stanzas
+    // that do not fit are handed over (and a stanza larger than the room goes as in any response only
+    // when there is no error to carry).
     this.#stopping = true;
     this.input.flush();
     const notRun = this.#notRun;
     this.#notRun = [];
-    const bounces = replaced ? [] : notProcessedErrors(notRun, this.#header?.from);
+    const room = this.#finalRoom(error);
+    const bounces = this.#capped(replaced ? [] : notProcessedErrors(notRun, this.#header?.from), room);
+    const { carried, left } = unread ? { carried: [], left: this.#out.takeAll() }
+      : this.#out.takeFinal(room - sizeOf(bounces), bounces.length === 0);
     this.#final = {
       body: terminateForStreamError(error, [...carried.map((q) => q.el), ...bounces]), error, clean: error === undefined, reason, replaced, bounces,
     };
@@ -297,9 +302,18 @@ export class BoshConn implements Conn {
    */
   deliverFinalTo(reply: HttpReply, req: BoshRequest, repeated = false): void {
     const final = this.#final!;
-    const carried = req.terminate ? [] : this.#unfetched.map((q) => q.el);
     const unprocessed = repeated ? [] : this.#notProcessed(req);
-    reply.send(200, this.params.contentType, serialize(terminateForStreamError(final.error, [...carried, ...final.bounces, ...unprocessed])));
+    // The request's errors in the body's room with the others (close()): the queued stanzas that no
+    // longer fit go to the hand-over, before what the body never had.
+    const room = this.#finalRoom(final.error);
+    const errors = unprocessed.length === 0 ? final.bounces : this.#capped([...final.bounces, ...unprocessed], room);
+    if (unprocessed.length > 0 && !req.terminate) {
+      const n = fittingCount(this.#unfetched, room - sizeOf(errors));
+      this.#beyond = [...this.#unfetched.slice(n).map((q) => q.el), ...this.#beyond];
+      this.#unfetched = this.#unfetched.slice(0, n);
+    }
+    const carried = req.terminate ? [] : this.#unfetched.map((q) => q.el);
+    reply.send(200, this.params.contentType, serialize(terminateForStreamError(final.error, [...carried, ...errors])));
     if (!req.terminate) this.#fetched();
     this.#answerOthers(final.clean);
     this.end(final.reason);
@@ -311,6 +325,19 @@ export class BoshConn implements Conn {
    */
   #notProcessed(req: BoshRequest): XmlElement[] {
     return this.#final?.replaced ? [] : notProcessedErrors(req.payloads, this.#header?.from);
+  }
+
+  /**
+   * The oldest of `errors` that fit in `room` bytes (BOSH_MAX_RESPONSE_BYTES: a body a cluster node
+   * relays, bosh-forward.ts). An error is smaller than the stanza it answers only by its payload:
+   * `<message/>`s of a few bytes get errors of about 300, so a body full of them would be answered
+   * with one many times its size. Past the room the stanzas get none (logged): a client sending
+   * that many in the body that meets a closed stream (over 1,500 at the default) gets the first ones.
+   */
+  #capped(errors: XmlElement[], room: number): XmlElement[] {
+    const n = fittingCount(errors.map((el) => ({ bytes: Buffer.byteLength(serialize(el)) })), Math.max(0, room));
+    if (n < errors.length) this.host.log.debug({ sid: this.sid, session: this.session.logId, answered: n, unanswered: errors.length - n }, 'bosh: errors for unprocessed stanzas beyond the response size');
+    return n === errors.length ? errors : errors.slice(0, n);
   }
 
   /**
@@ -488,7 +515,7 @@ export class BoshConn implements Conn {
     for (const h of this.held) this.#send(h, text);
     const kept = this.session.resumable;
     for (const p of this.pending.values()) {
-      const errors = kept ? [] : this.#notProcessed(p.request);
+      const errors = kept ? [] : this.#capped(this.#notProcessed(p.request), this.host.flow.maxResponseBytes);
       p.reply.send(200, this.params.contentType, errors.length === 0 ? text : serialize(responseBody(body.attrs, [...body.getChildren(), ...errors])));
     }
   }
@@ -554,7 +581,7 @@ export class BoshConn implements Conn {
     const others = this.#othersBody(clean);
     for (const h of this.held) this.#send(h, others);
     for (const p of this.pending.values()) {
-      const errors = this.#notProcessed(p.request);
+      const errors = this.#capped(this.#notProcessed(p.request), this.host.flow.maxResponseBytes);
       const body = errors.length === 0 ? others : serialize(clean ? responseBody({}, errors) : terminateBody('other-request', errors));
       p.reply.send(200, this.params.contentType, body);
     }
@@ -638,4 +665,11 @@ export class BoshConn implements Conn {
       this.fail('internal-server-error', undefined, 'internal error');
     }
   }
+}
+
+/** Bytes of `els` serialized. */
+function sizeOf(els: readonly XmlElement[]): number {
+  let n = 0;
+  for (const el of els) n += Buffer.byteLength(serialize(el));
+  return n;
 }

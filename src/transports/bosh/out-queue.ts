@@ -85,11 +85,12 @@ export class OutQueue {
   }
 
   /**
-   * The session is ending: the oldest payloads up to `maxBytes` (at least one when there is any)
-   * for its terminate body, and the others, to hand back. No drain follows, and nothing is left.
+   * The session is ending: the oldest payloads up to `maxBytes` (at least one when there is any,
+   * unless `atLeastOne` is false) for its terminate body, and the others, to hand back. No drain
+   * follows, and nothing is left.
    */
-  takeFinal(maxBytes: number): { readonly carried: Queued[]; readonly left: XmlElement[] } {
-    const { n } = this.#fitting(maxBytes);
+  takeFinal(maxBytes: number, atLeastOne = true): { readonly carried: Queued[]; readonly left: XmlElement[] } {
+    const n = atLeastOne ? this.#fitting(maxBytes).n : fittingCount(this.#items, maxBytes);
     const carried = this.#items.slice(0, n);
     return { carried, left: this.takeAll().slice(n) };
   }
@@ -103,4 +104,12 @@ export class OutQueue {
     this.#clearGrace();
     return all;
   }
+}
+
+/** How many of the oldest `items` fit in `maxBytes` in all (none may be more than it). */
+export function fittingCount(items: readonly { readonly bytes: number }[], maxBytes: number): number {
+  let n = 0;
+  let size = 0;
+  while (n < items.length && size + items[n]!.bytes <= maxBytes) size += items[n++]!.bytes;
+  return n;
 }
