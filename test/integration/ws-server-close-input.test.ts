@@ -78,3 +78,25 @@ t.test("messages the client sent before it read the server's <close/> are proces
   await eventually(async () => (await storedForBob(server)).length >= 2, { message: 'the messages to be stored for bob' }).catch(() => undefined);
   t.same((await storedForBob(server)).sort(), ['m0', 'm1'], "both messages sent before the client's <close/> are stored offline for bob, nothing after it");
 });
+
+t.test('a session resumed on a new connection (XEP-0198 §5): what the replaced transport held is not processed, <resumed h/> counts what was, and what the client sends again is stored once', async (t) => {
+  // A guard of the exception, not a failure of the old code: processing that input would store messages twice.
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const alice = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => alice.close());
+  await alice.login('alice', 'alice-pw', 'tab');
+  alice.send(`<enable xmlns='${NS.SM}' resume='true'/>`);
+  const smid = (await alice.until((el) => el.is('enabled', NS.SM))).attr('id');
+  for (let i = 0; i < COUNT; i++) alice.send(chat(i));
+  await eventually(() => server.app.websocket.stats().pausedInputs === 1, { message: "alice's input to wait for the rate" });
+  const fresh = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => fresh.close());
+  await fresh.authenticate('alice', 'alice-pw');
+  fresh.send(`<resume xmlns='${NS.SM}' previd='${smid}' h='0'/>`);
+  const h = Number((await fresh.until((el) => el.is('resumed', NS.SM))).attr('h'));
+  t.ok(h < COUNT, `<resumed h='${h}'/> leaves out the messages the old transport still held`);
+  t.equal(streamErrorCondition(await alice.until((el) => el.is('error', NS.STREAM))), 'conflict', 'the replaced transport gets conflict');
+  for (let i = h; i < COUNT; i++) fresh.send(chat(i));
+  await eventually(async () => (await storedForBob(server)).length >= COUNT, { message: () => 'every message stored for bob' }).catch(() => undefined);
+  t.same((await storedForBob(server)).sort(), [...all].sort(), 'every message stored once');
+});
