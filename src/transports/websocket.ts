@@ -71,6 +71,13 @@ class WsConn implements Conn {
   dropped = false;
   /** The peer's <close/> (or stream error) was read: nothing it sends after is (RFC 7395 §3.6.1). */
   peerClosed = false;
+  /**
+   * While the server closes the stream, the client's input is still processed (close()): not when
+   * the close is the client's doing or takes its authorization away (see INPUT_WHILE_CLOSING).
+   */
+  inputWhileClosing = true;
+  /** Stanzas taken from frames read after the server's close began (at most INPUT_AFTER_CLOSE_MAX). */
+  takenWhileClosing = 0;
   /** For the per-address limits: follows the session the transport carries, also after a resumption. */
   get authenticated(): boolean { return this.session.authenticated; }
   readonly #backlog: WsBacklog<XmlElement>;
@@ -146,7 +153,8 @@ class WsConn implements Conn {
   close(error?: StreamError): void {
     if (this.#closing || this.#ended || this.#stopping) return;
     this.#stopping = true;
-    if (this.session !== DETACHED) this.input.runHeld();
+    this.inputWhileClosing = error === undefined || INPUT_WHILE_CLOSING.has(error.condition);
+    if (this.session !== DETACHED && this.inputWhileClosing) this.input.runHeld();
     this.#stopping = false;
     if (this.#ended) return;
     // RFC 6120 §4.9.1.2: a stream error is preceded by a stream header.
@@ -350,9 +358,23 @@ function onClosingFrame(conn: WsConn, ws: WebSocket, data: Buffer, isBinary: boo
     if (conn.closeWritten) ws.close(1000);
     return;
   }
+  // Outside the input pump (no inbound rate): a bounded number, for what was on its way.
+  if (!conn.inputWhileClosing || ++conn.takenWhileClosing > INPUT_AFTER_CLOSE_MAX) return;
   const stanza = el.ns === NS.CLIENT && (el.local === 'message' || el.local === 'presence' || el.local === 'iq');
   if ((stanza && !skippedWhenEnding(el, session)) || el.is('a', NS.SM)) session.element(el);
 }
+
+/**
+ * The stream errors whose close still processes the client's input (RFC 6120 §4.4): the server's own
+ * reasons (a shutdown, a new connection for the resource, a redirect, an idle stream). Not after the
+ * client broke a rule (policy-violation, not-well-formed, ...) nor when the server took its
+ * authorization away (not-authorized: the account deleted; reset: the password changed): what it
+ * sends then is not acted on, as Prosody does after any stream error.
+ */
+const INPUT_WHILE_CLOSING: ReadonlySet<string> = new Set(['system-shutdown', 'conflict', 'see-other-host', 'connection-timeout']);
+
+/** Frames after the server's close began that are still processed: what a client had on its way, not a stream. */
+const INPUT_AFTER_CLOSE_MAX = 64;
 
 export interface WebSocketTransport {
   stats(): WebSocketStats;

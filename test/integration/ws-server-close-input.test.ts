@@ -100,3 +100,24 @@ t.test('a session resumed on a new connection (XEP-0198 §5): what the replaced 
   await eventually(async () => (await storedForBob(server)).length >= COUNT, { message: () => 'every message stored for bob' }).catch(() => undefined);
   t.same((await storedForBob(server)).sort(), [...all].sort(), 'every message stored once');
 });
+
+t.test('a stream the server closes because the account was deleted processes nothing more the client sends', async (t) => {
+  // not-authorized: the server took the account's authorization away; what the client sends after (or
+  // had queued) is not acted on as that account (neither is it after a rule broken, policy-violation).
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, { ALLOW_INSECURE_PLAIN: 'true', WS_CLOSE_TIMEOUT: '5' });
+  const alice = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => alice.close());
+  await alice.login('alice', 'alice-pw', 'gone');
+  alice.send(chat(0));
+  await eventually(async () => (await storedForBob(server)).length === 1, { message: 'the message before the deletion stored' });
+  await server.storage.users.delete('localhost', 'alice');
+  t.equal(streamErrorCondition(await alice.until((el) => el.is('error', NS.STREAM), 10_000)), 'not-authorized', 'the stream ends with not-authorized');
+  await alice.until((el) => el.is('close', NS.FRAMING));
+  alice.send(chat(1));
+  alice.send(chat(2));
+  alice.send(`<close xmlns='${NS.FRAMING}'/>`);
+  await alice.waitClosed();
+  // A message that was routed would be stored by now: the client's <close/> came after both.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.same(await storedForBob(server), ['m0'], 'only the message sent before the deletion is stored for bob');
+});
