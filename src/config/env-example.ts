@@ -21,6 +21,8 @@ function rangeText(spec: OptionSpec): string {
 /** `.env.example`, generated from the schema so the two cannot drift (a unit test compares them). */
 export function renderEnvExample(): string {
   const lines = ['# xmpp-web-gateway configuration. Every variable is optional; the value shown is the default.',
+    '# Set but empty (NAME=) is the default only where the default is empty (shown as NAME=); elsewhere it is a bad',
+    '# value and stops the start: unset the variable for its default (a list that may be empty takes none).',
     '# Copy to .env (the real environment wins over .env). Generated from src/config/schema.ts.', ''];
   let group = '';
   for (const spec of SPECS) {

@@ -33,8 +33,9 @@ function parseValue(spec: OptionSpec, raw: string): Parsed {
     case 'list': {
       if (raw === 'none' && spec.minItems === 0) return { ok: true, value: Object.freeze([]) };
       const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
-      const expected = `a comma-separated list of ${spec.expected ?? 'values'}${spec.minItems > 0 ? ` (at least ${spec.minItems})` : ''}`;
-      if (items.length < spec.minItems) return { ok: false, expected };
+      const expected = `a comma-separated list of ${spec.expected ?? 'values'}${spec.minItems > 0 ? ` (at least ${spec.minItems})` : ''}${spec.minItems === 0 ? ', or none' : ''}`;
+      // No item: only 'none' says an empty list where the default is not one.
+      if (items.length < spec.minItems || (items.length === 0 && spec.default.length > 0)) return { ok: false, expected };
       const valid = typeof spec.item === 'function' ? spec.item : spec.item ? (i: string) => (spec.item as RegExp).test(i) : undefined;
       if (valid && !items.every(valid)) return { ok: false, expected };
       return { ok: true, value: Object.freeze(spec.normalize ? [...new Set(items.map(spec.normalize))] : items) };
@@ -46,6 +47,10 @@ function parseValue(spec: OptionSpec, raw: string): Parsed {
       return { ok: true, value: spec.normalize ? spec.normalize(raw) : raw };
   }
 }
+
+/** An empty value is the default itself: a string option off by default, a list empty by default. */
+const emptyIsDefault = (spec: OptionSpec): boolean => (spec.kind === 'list' ? spec.default.length === 0 : spec.default === '');
+const defaultShown = (spec: OptionSpec): string => (spec.kind === 'list' ? spec.default.join(',') : String(spec.default));
 
 const shown = (spec: OptionSpec, raw: string): string => (spec.kind === 'string' && spec.secret ? '(value hidden)' : JSON.stringify(raw));
 
@@ -59,13 +64,16 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const problems: string[] = [];
   for (const [key, spec] of Object.entries(SCHEMA) as [string, OptionSpec][]) {
     const raw = env[spec.env];
-    if (raw === undefined || raw.trim() === '') {
+    // Set but empty (PUBLIC_URL= as .env.example writes it) is the default only where the default is empty
+    // ("unset: off"). Elsewhere it was the default too, without a word: XMPP_DOMAIN= served localhost,
+    // TRUSTED_PROXIES= (meant: none) trusted loopback. There it is a bad value, as any other.
+    if (raw === undefined || (raw.trim() === '' && emptyIsDefault(spec))) {
       out[key] = spec.default;
       continue;
     }
     const parsed = parseValue(spec, raw.trim());
     if (parsed.ok) out[key] = parsed.value;
-    else problems.push(`${spec.env}=${shown(spec, raw)} is invalid: expected ${parsed.expected}`);
+    else problems.push(`${spec.env}=${shown(spec, raw)} is invalid: expected ${parsed.expected}${raw.trim() === '' ? `; unset ${spec.env} for its default (${defaultShown(spec)})` : ''}`);
   }
   if (problems.length === 0) problems.push(...crossCheck(out as Config));
   if (problems.length > 0) throw new ConfigError(problems);

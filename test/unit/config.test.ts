@@ -1,6 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, SCHEMA } from '../../src/config/index.js';
+import type { OptionSpec } from '../../src/config/schema.js';
 import { HELM_MARKERS, README_MARKERS, renderConfigTable, renderEnvExample, renderHelmEnv, replaceBetween } from '../../src/config/env-example.js';
 
 t.test('defaults apply when the environment is empty', async (t) => {
@@ -17,11 +18,35 @@ t.test('defaults apply when the environment is empty', async (t) => {
 });
 
 t.test('values are parsed and typed', async (t) => {
-  const c = loadConfig({ PORT: '8080', XMPP_DOMAIN: 'a.example, b.example', ALLOW_INSECURE_PLAIN: 'true', TRUSTED_PROXIES: '' });
+  const c = loadConfig({ PORT: '8080', XMPP_DOMAIN: 'a.example, b.example', ALLOW_INSECURE_PLAIN: 'true', PUBLIC_URL: '' });
   t.equal(c.port, 8080);
   t.same(c.domains, ['a.example', 'b.example']);
   t.equal(c.allowInsecurePlain, true);
-  t.same(c.trustedProxies, ['127.0.0.1', '::1'], 'an empty value means the default');
+  t.equal(c.publicUrl, '', 'an empty value is the default where the default is empty');
+});
+
+t.test('a set but empty value stops the start naming the variable, unless the default is empty', async (t) => {
+  // XMPP_DOMAIN= silently served localhost; PORT= listened on 5280; TRUSTED_PROXIES= (meant: none) trusted loopback.
+  for (const spec of Object.values(SCHEMA) as OptionSpec[]) {
+    const emptyDefault = spec.kind === 'list' ? spec.default.length === 0 : spec.default === '';
+    for (const raw of ['', '  ']) {
+      let problems: string[] = [];
+      try {
+        loadConfig({ [spec.env]: raw });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems = err.problems;
+      }
+      if (emptyDefault) {
+        t.same(problems, [], `${spec.env}=${JSON.stringify(raw)}: the documented empty default (${spec.env}= in .env.example)`);
+      } else {
+        t.equal(problems.length, 1, `${spec.env}=${JSON.stringify(raw)} is refused`);
+        t.match(problems[0], new RegExp(`^${spec.env}=${JSON.stringify(raw)} is invalid: expected .+; unset ${spec.env} for its default`), spec.env);
+      }
+    }
+  }
+  t.throws(() => loadConfig({ TRUSTED_PROXIES: '' }), /TRUSTED_PROXIES="" is invalid: expected .* or none/, "a list that may be empty says 'none'");
+  t.same(loadConfig({ TRUSTED_PROXIES: 'none' }).trustedProxies, [], 'none is the empty list');
 });
 
 t.test('a bad value names the variable, the value and what was expected', async (t) => {
