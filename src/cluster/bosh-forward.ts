@@ -44,6 +44,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import { CLOSE_CONNECTION_TYPE, HOP_HEADER, type BoshForwarder, type ClientInfo, type HttpReply } from '../transports/bosh/types.js';
 import type { ClusterNode } from './node.js';
+import { logTag } from '../util/log-tag.js';
 
 export interface BoshForwardOptions {
   readonly log: { warn(obj: object, msg: string): void };
@@ -160,7 +161,7 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
     },
     unregister(sid) {
       local.delete(sid);
-      redis.del(sidKey(sid)).catch((err: unknown) => opts.log.warn({ err, sid }, 'removing a BOSH session from Redis failed'));
+      redis.del(sidKey(sid)).catch((err: unknown) => opts.log.warn({ err, sidTag: logTag(sid) }, 'removing a BOSH session from Redis failed'));
     },
     async ownerOf(sid) {
       const found = (await redis.eval(OWNER, { keys: [sidKey(sid)], arguments: [prefix] })) as [string, string] | null;

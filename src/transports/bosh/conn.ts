@@ -11,6 +11,7 @@ import type { RidWindow } from './rid-window.js';
 import type { BoshHost, Held, HttpReply, Pending } from './types.js';
 import { InputPump, type InputItem } from '../input-pump.js';
 import { OutQueue, fittingCount, type Queued } from './out-queue.js';
+import { logTag } from '../../util/log-tag.js';
 
 const TIMER_SLACK_MS = 5;
 
@@ -239,7 +240,7 @@ export class BoshConn implements Conn {
   /** Answers a request at once from the response buffer (§14.3). */
   resend(rid: number, reply: HttpReply, now: number): void {
     const body = this.window.cached(rid)!;
-    this.host.log.debug({ event: 'bosh-resent', sid: this.sid, session: this.session.logId, rid, ids: [...body.matchAll(/<message\b[^>]*?\sid=["']([^"']+)["']/g)].map((m) => m[1]) }, 'a repeated rid answered from the buffer (XEP-0124 §14.3)');
+    this.host.log.debug({ event: 'bosh-resent', sidTag: logTag(this.sid), session: this.session.logId, rid, ids: [...body.matchAll(/<message\b[^>]*?\sid=["']([^"']+)["']/g)].map((m) => m[1]) }, 'a repeated rid answered from the buffer (XEP-0124 §14.3)');
     reply.send(200, this.params.contentType, body);
     if (this.#idle()) this.#idleSince = now;
     this.rearm(now);
@@ -345,7 +346,7 @@ export class BoshConn implements Conn {
    * it gets item-not-found (§17.2) and nothing of the session, which waits on for its own.
    */
   refuse(reply: HttpReply, text: string): void {
-    this.host.log.debug({ sid: this.sid, session: this.session.logId, text }, 'bosh request refused');
+    this.host.log.debug({ sidTag: logTag(this.sid), session: this.session.logId, text }, 'bosh request refused');
     reply.send(this.params.legacy ? legacyStatus('item-not-found') : 200, this.params.contentType, serialize(terminateBody('item-not-found')));
   }
 
@@ -369,7 +370,7 @@ export class BoshConn implements Conn {
    */
   fail(condition: TerminalCondition, reply: HttpReply | undefined, text: string): void {
     if (this.#ended) return;
-    this.host.log.debug({ sid: this.sid, session: this.session.logId, condition, text }, 'bosh session terminated');
+    this.host.log.debug({ sidTag: logTag(this.sid), session: this.session.logId, condition, text }, 'bosh session terminated');
     const status = this.params.legacy ? legacyStatus(condition) : 200;
     reply?.send(status, this.params.contentType, serialize(terminateBody(condition)));
     this.#answerAll(terminateBody(reply ? 'other-request' : condition));
@@ -661,7 +662,7 @@ export class BoshConn implements Conn {
       work();
     } catch (err) {
       this.host.internalError();
-      this.host.log.error({ err, sid: this.sid, session: this.session.logId }, 'bosh session failed');
+      this.host.log.error({ err, sidTag: logTag(this.sid), session: this.session.logId }, 'bosh session failed');
       this.fail('internal-server-error', undefined, 'internal error');
     }
   }

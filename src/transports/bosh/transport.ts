@@ -11,6 +11,7 @@ import { CLOSE_CONNECTION_TYPE, type BoshForwarder, type BoshHost, type ClientIn
 import { onRequest } from './exchange.js';
 import { RidWindow } from './rid-window.js';
 import { randomId } from '../../util/random.js';
+import { logTag } from '../../util/log-tag.js';
 import type { BoshFlow } from './types.js';
 import { TurnClock } from '../input-pump.js';
 
@@ -167,7 +168,7 @@ export class BoshTransport {
       }
       // Unexpected: logged and counted once here; only this session ends.
       this.#host.internalError();
-      this.log.error({ err, sid: conn?.sid, session: conn?.session?.logId }, 'bosh request failed');
+      this.log.error({ err, sidTag: logTag(conn?.sid), session: conn?.session?.logId }, 'bosh request failed');
       if (conn) return conn.fail('internal-server-error', reply, 'internal error');
       terminate(reply, 'internal-server-error');
     }
@@ -258,7 +259,7 @@ export class BoshTransport {
       if (!(await forwarder.forward(owner + this.opts.path, raw, client, reply))) terminate(reply, 'remote-connection-failed');
     } catch (err) {
       this.#host.internalError();
-      this.log.error({ err, sid }, 'bosh request not forwarded');
+      this.log.error({ err, sidTag: logTag(sid) }, 'bosh request not forwarded');
       terminate(reply, 'internal-server-error');
     } finally {
       this.#forwarding.delete(reply);
@@ -292,7 +293,7 @@ export class BoshTransport {
       conn.session.streamOpened(attrs);
     } catch (err) {
       this.#host.internalError();
-      this.log.error({ err, sid: conn.sid, session: conn.session.logId }, 'bosh session creation failed');
+      this.log.error({ err, sidTag: logTag(conn.sid), session: conn.session.logId }, 'bosh session creation failed');
       return conn.fail('internal-server-error', reply, 'internal error');
     }
     conn.scheduleFlush();
@@ -396,7 +397,7 @@ export class BoshTransport {
  * fails the session still works on this node (logged).
  */
 function whenRegistered(forwarder: BoshForwarder, sid: string, reply: HttpReply, log: Log): HttpReply {
-  const registered = forwarder.register(sid).catch((err: unknown) => log.warn({ err, sid }, 'bosh session not registered in the cluster'));
+  const registered = forwarder.register(sid).catch((err: unknown) => log.warn({ err, sidTag: logTag(sid) }, 'bosh session not registered in the cluster'));
   return {
     send: (status, contentType, body) => void registered.then(() => reply.send(status, contentType, body)),
     onGone: (fn) => reply.onGone(fn),
