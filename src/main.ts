@@ -5,7 +5,7 @@ import { openStorage, StorageOpenError, type Storage } from './storage/index.js'
 import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp, type App } from './app.js';
 import { ClusterStartError } from './cluster/index.js';
-import { isSupervisor, listenOwnAddress, supervise } from './workers.js';
+import { isSupervisor, isWorker, listenOwnAddress, onForcedStop, supervise } from './workers.js';
 import { AdminSocketError, serverAdminSocketPath } from './admin/index.js';
 
 /**
@@ -66,11 +66,29 @@ async function main(): Promise<void> {
   if (own) await app.cluster!.boshForwarder.advertise(own.url);
   app.http.log.info({ event: 'listening', domains: config.domains, port: config.port, metricsPort: config.metricsPort || undefined, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
 
-  let stopping = false;
+  let stopping: string | undefined;
+  /**
+   * A second SIGTERM or SIGINT during the graceful shutdown (the second Ctrl-C; Node's own default does the same)
+   * ends the process at once rather than after SHUTDOWN_TIMEOUT, as its timer does: what is written stays written
+   * (an SQLite write is synchronous, so none is half done when a signal is handled; a PostgreSQL statement commits
+   * whole or not at all), and the line counts the accepted messages whose offline write had not finished. Storing
+   * those would be the rest of the graceful shutdown, which is what the operator chose not to wait for.
+   */
+  const force = (signal: string) => {
+    app.http.log.error({ event: 'shutdown-forced', signal, ...app.shutdownProgress() },
+      `${signal} during the shutdown: exiting at once, with offline writes unfinished`);
+    process.exit(1);
+  };
   /** Shuts down; `failed` (a lost cluster lease) exits non-zero even when the shutdown went well. */
   const stop = (signal: string, failed = false) => {
-    if (stopping) return;
-    stopping = true;
+    if (stopping !== undefined) {
+      // A worker of WORKERS=N is signalled by its primary and, from a terminal, by Ctrl-C as well (the process
+      // group): there the second signal is no operator's, and the primary forces it by message (onForcedStop).
+      // Nor does a signal force a shutdown no signal began (a lost lease: a SIGTERM is then the first one's).
+      if (isSignal(signal) && isSignal(stopping) && !isWorker()) force(signal);
+      return;
+    }
+    stopping = signal;
     app.http.log[failed ? 'error' : 'info']({ event: 'shutdown', signal }, 'shutting down');
     // Fires even while offline writes are still going on: they yield to the event loop (shutdown.ts).
     const timer = setTimeout(() => {
@@ -93,7 +111,10 @@ async function main(): Promise<void> {
   app.cluster?.node.onLost(() => stop('cluster-lease-lost', true));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  onForcedStop((signal) => force(signal));
 }
+
+const isSignal = (s: string): boolean => s === 'SIGTERM' || s === 'SIGINT';
 
 const LISTEN_PROBLEMS: Readonly<Record<string, string>> = {
   EADDRINUSE: 'the address is in use (another process listens on it)',

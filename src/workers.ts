@@ -72,7 +72,12 @@ export function supervise(plan: WorkerPlan, log: SupervisorLog, exit: (code: num
     }
   };
   const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) return;
+    if (stopping) {
+      // The second signal (the second Ctrl-C): every worker ends at once (main.ts), saying what it left.
+      log({ event: 'shutdown-forced', signal }, `${signal} during the shutdown: every worker exits at once`);
+      for (const id of byWorker.keys()) cluster.workers?.[id]?.send(FORCED_STOP);
+      return;
+    }
     stopping = true;
     stopSignal = signal;
     if (byWorker.size === 0) exit(0);
@@ -90,6 +95,25 @@ export function supervise(plan: WorkerPlan, log: SupervisorLog, exit: (code: num
   // So does a probe: /readyz is ready only if every worker is (http/workers-readiness.ts).
   serveMachineReadiness(() => slots(plan, byWorker));
   for (let i = 0; i < plan.workers; i++) fork(i);
+}
+
+/** The primary's word to its workers on a second signal (a signal would not do: see onForcedStop). */
+const FORCED_STOP = { type: 'xwg:forced-stop' } as const;
+
+/** True in a worker of WORKERS > 1. */
+export function isWorker(): boolean {
+  return cluster.isWorker;
+}
+
+/**
+ * In a worker: `force` runs when the primary got a second SIGTERM/SIGINT. A worker cannot tell that from its
+ * own signals: the primary signals it, and a terminal's Ctrl-C signals the whole process group as well.
+ */
+export function onForcedStop(force: (signal: string) => void): void {
+  if (!cluster.isWorker) return;
+  process.on('message', (message: unknown) => {
+    if ((message as { type?: unknown } | null)?.type === FORCED_STOP.type) force('forced by the primary');
+  });
 }
 
 /** Each worker index with its process, if it has one now (not between an exit and its restart). */
