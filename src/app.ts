@@ -90,7 +90,9 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     // Fastify's default of none let a POST sending a byte every 5 s hold its socket for ever
     // (found in a hostile review). Answering a held BOSH request is not part of it.
     requestTimeout: config.httpRequestTimeout * 1000,
-    http: { headersTimeout: config.httpRequestTimeout * 1000, connectionsCheckingInterval: 1000 },
+    // Given to node:http as well: Fastify sets it on the server after creating it, but node:http checks headersTimeout
+    // against its own default requestTimeout (300 s) at creation, so any value above 300 stopped the start.
+    http: { requestTimeout: config.httpRequestTimeout * 1000, headersTimeout: config.httpRequestTimeout * 1000, connectionsCheckingInterval: 1000 },
     // One log line per session start and end, not one per HTTP request (BOSH would flood).
     logController: new LogController({ disableRequestLogging: true }),
   });

@@ -39,3 +39,10 @@ t.test('a held BOSH long-poll outlives the request timeout', async (t) => {
   t.equal(res.status, 200);
   t.ok(Date.now() - started >= 4000, 'held for its wait, past the 2 s request timeout');
 });
+
+t.test('HTTP_REQUEST_TIMEOUT above Node\'s default requestTimeout (300 s) starts, and is the request timeout', async (t) => {
+  // 301..3600 are valid values, and made the start throw ERR_OUT_OF_RANGE (headersTimeout > requestTimeout) with a stack.
+  const long = await withServer(t, { HTTP_REQUEST_TIMEOUT: '3600' });
+  t.equal(long.app.http.server.requestTimeout, 3_600_000);
+  t.equal(long.app.http.server.headersTimeout, 3_600_000);
+});
