@@ -23,6 +23,7 @@ import { registerBoshHeld } from './metrics/bosh.js';
 import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward.js';
 import { othersAlive, rollOut } from './roll.js';
 import { startAdmin, type AdminSocket } from './admin/index.js';
+import { workerAdmissionShare } from './workers-admission.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 export const BOSH_PATH = '/http-bind';
@@ -139,6 +140,8 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     domains: config.domains,
     maxPerIp: config.maxConnectionsPerIp, maxUnauthenticatedPerIp: config.maxUnauthenticatedPerIp,
     newPerSecond: config.newConnectionsPerIp, newBurst: config.newConnectionsBurstPerIp, now: Date.now,
+    // WORKERS=N: the limit per address is the machine's, not each worker's.
+    share: workerAdmissionShare(),
   });
   if (config.boshCorsOrigins.length > 0) log.warn({ event: 'deprecated', variable: 'BOSH_CORS_ORIGINS' }, 'BOSH_CORS_ORIGINS is deprecated: use ALLOWED_ORIGINS (it covers WebSocket too)');
   // Transports see only this (issue 12): no core context, no storage.

@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { serveWorkerMetrics } from './metrics/workers.js';
 import { serveMachineReadiness, type WorkerSlot } from './http/workers-readiness.js';
+import { relayAdmissionCounts } from './workers-admission.js';
 
 /** Smallest pause before a crashed worker is started again (a crash loop must not spin). */
 const RESTART_DELAY_MS = 1000;
@@ -94,6 +95,8 @@ export function supervise(plan: WorkerPlan, log: SupervisorLog, exit: (code: num
   serveWorkerMetrics();
   // So does a probe: /readyz is ready only if every worker is (http/workers-readiness.ts).
   serveMachineReadiness(() => slots(plan, byWorker));
+  // And a per-address session limit counts every worker's sessions (workers-admission.ts).
+  relayAdmissionCounts();
   for (let i = 0; i < plan.workers; i++) fork(i);
 }
 

@@ -23,6 +23,16 @@ export interface AdmissionOptions {
   readonly newPerSecond: number;
   readonly newBurst: number;
   readonly now: () => number;
+  /** WORKERS=N: the other workers' open sessions per address, counted against maxPerIp with this process's own. */
+  readonly share?: AdmissionShare | undefined;
+}
+
+/** Open-session counts per address key shared with other processes serving the same port (workers-admission.ts). */
+export interface AdmissionShare {
+  /** This process now has `open` sessions from the address `key`. */
+  report(key: string, open: number): void;
+  /** The sessions the other processes have open from `key`. */
+  elsewhere(key: string): number;
 }
 
 /** Why a new session was refused: metric label values, bounded. */
@@ -135,7 +145,7 @@ export class Admission {
    */
   blocked(ip: string): Refusal | undefined {
     const key = keyOf(ip);
-    if ((this.#open.get(key)?.size ?? 0) >= this.opts.maxPerIp) return 'connections-per-ip';
+    if (this.#openHere(key) + this.#openElsewhere(key) >= this.opts.maxPerIp) return 'connections-per-ip';
     const bucket = this.#buckets.get(key);
     return bucket === undefined || bucket.waitFor(1) === 0 ? undefined : 'connection-rate';
   }
@@ -156,6 +166,7 @@ export class Admission {
     let open = this.#open.get(key);
     if (!open) this.#open.set(key, (open = new Set()));
     open.add(session);
+    this.opts.share?.report(key, open.size);
   }
 
   release(ip: string, session: Admitted): void {
@@ -163,6 +174,7 @@ export class Admission {
     const open = this.#open.get(key);
     if (!open?.delete(session)) return;
     if (open.size === 0) this.#open.delete(key);
+    this.opts.share?.report(key, open.size);
   }
 
   /** Addresses with sessions open (for leak checks). */
@@ -171,7 +183,7 @@ export class Admission {
   /** The open-session limits of an address key, reached or not. */
   #sessionLimit(key: string): Refusal | undefined {
     const open = this.#open.get(key);
-    if (open && open.size >= this.opts.maxPerIp) return 'connections-per-ip';
+    if (this.#openHere(key) + this.#openElsewhere(key) >= this.opts.maxPerIp) return 'connections-per-ip';
     if (open) {
       let unauthenticated = 0;
       for (const s of open) if (!s.authenticated) unauthenticated++;
@@ -179,6 +191,9 @@ export class Admission {
     }
     return undefined;
   }
+
+  #openHere(key: string): number { return this.#open.get(key)?.size ?? 0; }
+  #openElsewhere(key: string): number { return this.opts.share?.elsewhere(key) ?? 0; }
 
   #bucket(key: string): TokenBucket {
     let bucket = this.#buckets.get(key);

@@ -1,0 +1,64 @@
+/**
+ * WORKERS=N and the per-address session limit (MAX_CONNECTIONS_PER_IP): each worker counted only its own
+ * sessions, so N workers let one address open N times the limit. The workers now share their per-address
+ * counts through the primary (node:cluster IPC), so the limit holds for the machine. Each worker is reached
+ * on its own internal listener (the address it advertises for forwarded BOSH requests), so the test picks the
+ * worker; the sessions are BOSH sessions, counted with WebSocket connections against the one limit.
+ */
+import t from 'tap';
+import { withGatewayCluster } from '../helpers/cluster.js';
+import { eventually } from '../helpers/eventually.js';
+import { RawBoshClient, terminalCondition } from '../helpers/bosh-client.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+
+t.setTimeout(180_000);
+
+/** The counts travel over IPC: a moment after each change (not what is tested: the outcome is). */
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 300));
+
+t.test('MAX_CONNECTIONS_PER_IP holds across two workers; a closed session, or a dead worker\'s, frees its place', async (t) => {
+  const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '2', MAX_CONNECTIONS_PER_IP: '2' } });
+  const [gw] = cluster.nodes;
+  const internal = (node: string, not?: unknown): string | undefined =>
+    gw!.events().find((e) => e.event === 'listening' && e.node === node && e.pid !== not)?.internal as string | undefined;
+  await eventually(() => internal('n0-w0') && internal('n0-w1'), { timeout: 20_000, message: 'both workers serving' });
+
+  /** A BOSH session created on `base` (a worker's own address): the client, or the refusal's condition. */
+  const session = async (base: string): Promise<RawBoshClient | string> => {
+    const c = new RawBoshClient(`${base}/http-bind`);
+    t.teardown(() => c.destroy());
+    const res = await c.create();
+    await settle();
+    return terminalCondition(res) ?? c;
+  };
+  const a = internal('n0-w0')!;
+  const b = internal('n0-w1')!;
+  const a1 = await session(a);
+  const b1 = await session(b);
+  t.type(a1, RawBoshClient, 'one session on worker 0');
+  t.type(b1, RawBoshClient, 'one on worker 1');
+  t.equal(await session(a), 'policy-violation', 'a third on worker 0 is refused: two from 127.0.0.1 on the machine');
+  t.equal(await session(b), 'policy-violation', 'and on worker 1');
+  const ws = await RawWsClient.connect(gw!.wsUrl).then((c) => { c.ws.terminate(); return 'open'; }, (err: Error) => err.message);
+  t.equal(ws, 'HTTP 429', 'a WebSocket on the shared port too');
+
+  await (a1 as RawBoshClient).terminate();
+  await settle();
+  t.type(await session(b), RawBoshClient, "worker 0's closed session freed its place, taken on worker 1");
+
+  // Worker 1, holding both, is killed with -9: its sessions count no more on worker 0; the worker started in
+  // its place learns what worker 0 has open.
+  const w1 = gw!.events().find((e) => e.event === 'listening' && e.node === 'n0-w1')?.pid as number;
+  process.kill(w1, 'SIGKILL');
+  await eventually(() => internal('n0-w1', w1), { timeout: 30_000, message: 'worker 1 started again' });
+  await settle();
+  t.type(await session(a), RawBoshClient, "the dead worker's places are free on worker 0");
+  t.type(await session(a), RawBoshClient, 'both of them');
+  t.equal(await session(internal('n0-w1', w1)!), 'policy-violation', "the new worker 1 counts worker 0's two");
+  // Started while worker 0's count does not change: it asks for it (no count of worker 0 comes by itself).
+  const w1b = gw!.events().find((e) => e.event === 'listening' && e.node === 'n0-w1' && e.pid !== w1)?.pid as number;
+  process.kill(w1b, 'SIGKILL');
+  const fresh = (): string | undefined => gw!.events().find((e) => e.event === 'listening' && e.node === 'n0-w1' && e.pid !== w1 && e.pid !== w1b)?.internal as string | undefined;
+  await eventually(fresh, { timeout: 30_000, message: 'worker 1 started a second time' });
+  t.equal(await session(fresh()!), 'policy-violation', "a worker started later counts what the others had open before it");
+});
