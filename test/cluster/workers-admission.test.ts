@@ -14,7 +14,7 @@ import { RawWsClient } from '../helpers/ws-client.js';
 t.setTimeout(180_000);
 
 /** The counts travel over IPC: a moment after each change (not what is tested: the outcome is). */
-const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 300));
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 500));
 
 t.test('MAX_CONNECTIONS_PER_IP holds across two workers; a closed session, or a dead worker\'s, frees its place', async (t) => {
   const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '2', MAX_CONNECTIONS_PER_IP: '2' } });
