@@ -66,15 +66,21 @@ export function supervise(plan: WorkerPlan, log: SupervisorLog, exit: (code: num
     setTimeout(() => { if (!stopping) fork(index); }, RESTART_DELAY_MS).unref();
   });
   let stopSignal: NodeJS.Signals = 'SIGTERM';
+  let forced = false;
   const signalNext = (): void => {
     for (const id of byWorker.keys()) {
       const worker = cluster.workers?.[id];
-      if (worker) return void worker.process.kill(stopSignal);
+      if (!worker) continue;
+      worker.process.kill(stopSignal);
+      // Forced: one that was still starting (signal handlers not yet set: the signal ends it) may have missed the message.
+      if (forced && worker.isConnected()) worker.send(FORCED_STOP);
+      return;
     }
   };
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       // The second signal (the second Ctrl-C): every worker ends at once (main.ts), saying what it left.
+      forced = true;
       log({ event: 'shutdown-forced', signal }, `${signal} during the shutdown: every worker exits at once`);
       for (const id of byWorker.keys()) cluster.workers?.[id]?.send(FORCED_STOP);
       return;
