@@ -49,7 +49,13 @@ async function forced(t: Test, signal: NodeJS.Signals): Promise<void> {
   t.teardown(() => slow.destroy());
   slow.on('error', () => undefined);
   await new Promise((resolve) => slow.once('connect', resolve));
-  slow.write('POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\nContent-Length: 1000\r\n\r\n<body');
+  // Expect: 100-continue: the interim answer says the server has the request (a connection it has not read a
+  // request from yet is idle, and closed by the shutdown instead of waited for).
+  let answer = '';
+  slow.on('data', (b: Buffer) => { answer += b.toString(); });
+  slow.write('POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n');
+  await waitUntil(() => answer.startsWith('HTTP/1.1 100 Continue'), { message: 'the server reading the slow request' });
+  slow.write('<body');
 
   child.kill(signal);
   await waitUntil(() => lines().some((l) => l.event === 'shutdown'), { message: 'the shutdown line' });
