@@ -26,7 +26,7 @@
  *   takeover names it), and `{smid, epoch, released: 1, h}` from that owner once the session's input before the
  *   claim has been handled (its final h: sm-registry.ts, XEP-0198 §5 across nodes).
  */
-import { createHash } from 'node:crypto';
+import { logTag } from '../util/log-tag.js';
 import { WRITTEN_LIMITS, NS, parseXml } from '../xml/index.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 
@@ -43,7 +43,7 @@ export interface SmKeys {
  * presents it, so it is that session's only secret (resume.ts sameAccount).
  */
 export function smidRef(smid: string): string {
-  return createHash('sha256').update(smid).digest('hex').slice(0, 12);
+  return logTag(smid);
 }
 
 export function smKeys(prefix: string): SmKeys {
