@@ -13,11 +13,14 @@ export interface StorageChoice {
   onIdleError?: (err: Error) => void;
   /** PostgreSQL: bytes of credentials kept in memory (CREDENTIAL_CACHE_BYTES); absent: none (the CLI). */
   credentialCacheBytes?: number;
+  /** PostgreSQL: an account change's notification dropped its kept credentials (for the log). */
+  onCredentialsDropped?: (account: readonly [host: string, username: string] | undefined) => void;
 }
 
 export async function openStorage(choice: StorageChoice): Promise<Storage> {
   if (choice.backend === 'postgres') return openPostgresStorage({
     url: choice.databaseUrl, now: choice.now, onIdleError: choice.onIdleError, credentialCacheBytes: choice.credentialCacheBytes,
+    onCredentialsDropped: choice.onCredentialsDropped,
   });
   return openSqliteStorage(choice.dataDir, { now: choice.now });
 }

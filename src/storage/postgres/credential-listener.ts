@@ -6,6 +6,13 @@
  * any writer, when its transaction commits. Each notification drops that
  * account from the cache; a payload that cannot be read drops them all.
  *
+ * The notification reaches this process some time after the commit (the
+ * listening backend's signal, the network, this event loop): until then a
+ * login here is still checked against the old credentials. The window is
+ * bounded by the change log too (account-changes.ts reads it every 500 ms
+ * through the cache, which forgets what it reads there, and ends a session
+ * verified against replaced credentials); docs/ARCHITECTURE.md, `storage/`.
+ *
  * Notifications sent while nobody listens are lost, so the cache serves
  * nothing from the moment the connection fails until LISTEN is in place
  * again (`suspend`/`resume`); meanwhile every login reads the store as
@@ -22,6 +29,8 @@ export interface CredentialListenerOptions {
   readonly retryMs: number;
   /** The connection failed (it is opened again); for the log. */
   readonly onError: (err: Error) => void;
+  /** A notification dropped this account (undefined: every account, the payload could not be read); for the log. */
+  readonly onDropped?: (account: readonly [host: string, username: string] | undefined) => void;
 }
 
 export interface CredentialListener {
@@ -64,6 +73,7 @@ export async function listenForCredentialChanges(opts: CredentialListenerOptions
       const account = accountOf(payload);
       if (account) cache.invalidate(account[0], account[1]);
       else { cache.suspend(); cache.resume(); }
+      opts.onDropped?.(account);
     });
     c.on('error', (err) => lost(c, err));
     c.on('end', () => lost(c, new Error('the connection that listens for account changes ended')));

@@ -38,6 +38,8 @@ export interface PostgresStorageOptions {
    * account once).
    */
   credentialCacheBytes?: number;
+  /** A notification of an account change dropped its kept credentials (credential-listener.ts); for the log. */
+  onCredentialsDropped?: (account: readonly [host: string, username: string] | undefined) => void;
 }
 
 /** Pause before the connection listening for account changes is opened again. */
@@ -57,7 +59,7 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
   let listener: CredentialListener | undefined;
   if ((options.credentialCacheBytes ?? 0) > 0) {
     const cache = createCredentialCache(users, { maxBytes: options.credentialCacheBytes! });
-    listener = await listenForCredentialChanges({ url: options.url, cache, retryMs: LISTEN_RETRY_MS, onError: options.onIdleError ?? (() => undefined) });
+    listener = await listenForCredentialChanges({ url: options.url, cache, retryMs: LISTEN_RETRY_MS, onError: options.onIdleError ?? (() => undefined), onDropped: options.onCredentialsDropped });
     users = cache.users;
   }
   const reader = createAccountReader(pool, decodeRosterItem);
