@@ -1,6 +1,9 @@
 import http from 'node:http';
+import type { Test } from 'tap';
 import { NS, parseXml, serialize, x, type XmlAttrInput, type XmlElement } from '../../src/xml/index.js';
 import { eventually } from './eventually.js';
+import type { TestServer } from './server.js';
+import { RawWsClient } from './ws-client.js';
 
 export interface BoshResponse {
   readonly status: number;
@@ -143,4 +146,16 @@ export class RawBoshClient {
 export function terminalCondition(res: BoshResponse): string | undefined {
   if (res.body?.attr('type') !== 'terminate') return undefined;
   return res.body.attr('condition') ?? '';
+}
+
+/**
+ * The server ends a BOSH session's stream (conflict, RFC 6120 §4.9.3.3): a WebSocket login of the same
+ * account and resource replaces it. Resolves once the session is the WebSocket one; closed with `t`.
+ */
+export async function replaceOverWebSocket(t: Test, server: Pick<TestServer, 'app' | 'wsUrl'>, user: string, password: string, resource: string): Promise<RawWsClient> {
+  const ws = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => ws.close());
+  await ws.login(user, password, resource);
+  await eventually(() => server.app.sessions.get('localhost', user, resource)?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  return ws;
 }

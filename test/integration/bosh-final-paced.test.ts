@@ -10,7 +10,7 @@
 import t from 'tap';
 import { NS, serialize, x } from '../../src/xml/index.js';
 import { flowServer } from '../helpers/flow.js';
-import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
+import { RawBoshClient, payloads, replaceOverWebSocket, terminalCondition } from '../helpers/bosh-client.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { eventually } from '../helpers/eventually.js';
 
@@ -27,10 +27,7 @@ t.test('messages still waiting in the paced input when the server closes the str
   const first = await alice.send({}, ...ids.map((id) => x('message', { xmlns: NS.CLIENT, to: 'bob@localhost/listener', type: 'chat', id }, x('body', {}, `text ${id}`))));
   t.equal(terminalCondition(first), undefined, 'the body is taken');
   // The server ends alice's stream: a login with the same resource replaces the session (conflict).
-  const replacement = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => replacement.close());
-  await replacement.login('alice', 'a', 'paced');
-  await eventually(() => server.app.sessions.get('localhost', 'alice', 'paced')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  await replaceOverWebSocket(t, server, 'alice', 'a', 'paced');
   const final = await alice.send();
   t.equal(terminalCondition(final), 'remote-stream-error', 'the next request gets the terminate body');
   t.ok(payloads(final.body).at(-1)?.getChild('conflict'), 'with the stream error last');

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { NS, x, type XmlElement } from '../../src/xml/index.js';
 import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
-import { RawBoshClient, payloads, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
+import { RawBoshClient, payloads, replaceOverWebSocket, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 
 const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60' });
@@ -32,10 +32,7 @@ async function closedByServer(t: Test, resource: string): Promise<{ alice: RawBo
 }
 
 async function replace(t: Test, resource: string): Promise<void> {
-  const ws = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => ws.close());
-  await ws.login('alice', 'alice-pw', resource);
-  await eventually(() => server.app.sessions.get('localhost', 'alice', resource)?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  await replaceOverWebSocket(t, server, 'alice', 'alice-pw', resource);
 }
 
 /** The stanza errors a response carries, as id → condition. */

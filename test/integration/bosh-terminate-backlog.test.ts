@@ -21,7 +21,7 @@ import { NS, parseXml, x } from '../../src/xml/index.js';
 import { withUsers, type UsersServer } from '../helpers/server.js';
 import { UNSHAPED } from '../helpers/flow.js';
 import { RawWsClient } from '../helpers/ws-client.js';
-import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
+import { RawBoshClient, payloads, replaceOverWebSocket, terminalCondition } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
 
 // The queue's mark is 16 KiB and a response carries 4 KiB: 24 KiB queued keeps the input waiting
@@ -68,10 +68,7 @@ t.test("a stream error behind a full output queue ends the session with the clie
   const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
   const { alice, ids } = await aliceBehindFullQueue(t, server, 'replaced');
   // The server ends the stream: a login with the same resource replaces the session (conflict).
-  const replacement = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => replacement.close());
-  await replacement.login('alice', 'alice-pw', 'replaced');
-  await eventually(() => server.app.sessions.get('localhost', 'alice', 'replaced')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  await replaceOverWebSocket(t, server, 'alice', 'alice-pw', 'replaced');
   const res = await alice.send();
   t.equal(terminalCondition(res), 'remote-stream-error', 'the next request gets the terminate body');
   t.ok(payloads(res.body).at(-1)?.getChild('conflict'), 'with the conflict last');

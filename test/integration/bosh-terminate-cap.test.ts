@@ -8,11 +8,11 @@
  * that fetches it (never processed, the stream gone) were added past the cap: they count first now,
  * and the queue's stanzas fill what they leave.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { NS, parseXml, serialize, x, type XmlElement } from '../../src/xml/index.js';
 import { withUsers } from '../helpers/server.js';
 import { RawWsClient } from '../helpers/ws-client.js';
-import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
+import { RawBoshClient, payloads, replaceOverWebSocket, terminalCondition } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
 
 const CAP = 4096;
@@ -21,25 +21,31 @@ const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, {
   ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '2', BOSH_MAX_RESPONSE_BYTES: String(CAP),
 });
 
+/**
+ * alice on BOSH as `resource`, holding no request, with N messages of about 1 KiB each from bob (as `sender`) queued
+ * for her, ids `${prefix}0`… in order.
+ */
+async function aliceWithQueue(t: Test, resource: string, sender: string, prefix: string): Promise<{ alice: RawBoshClient; ids: string[] }> {
+  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => alice.destroy());
+  const jid = await alice.login('alice', 'alice-pw', resource, { wait: 2 });
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', sender);
+  const ids = Array.from({ length: N }, (_, i) => `${prefix}${i}`);
+  for (const id of ids) bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>${'x'.repeat(900)}</body></message>`);
+  await eventually(() => server.app.bosh.stats().queued === N, { message: 'every message queued for alice' });
+  return { alice, ids };
+}
+
 const bytes = (els: readonly XmlElement[]): number => els.reduce((sum, el) => sum + Buffer.byteLength(serialize(el)), 0);
 
 t.test('the terminate body of a stream error carries at most BOSH_MAX_RESPONSE_BYTES of the queue, oldest first; the rest is stored offline, each message once', async (t) => {
-  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
-  t.teardown(() => alice.destroy());
-  const jid = await alice.login('alice', 'alice-pw', 'capped', { wait: 2 });
-  const bob = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'sender');
   // About 1 KiB each: three times the cap in all, while alice holds no request.
-  const ids = Array.from({ length: N }, (_, i) => `m${i}`);
-  for (const id of ids) bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>${'x'.repeat(900)}</body></message>`);
-  await eventually(() => server.app.bosh.stats().queued === N, { message: 'every message queued for alice' });
+  const { alice, ids } = await aliceWithQueue(t, 'capped', 'sender', 'm');
 
   // The server ends the stream: a login with the same resource replaces the session (conflict).
-  const replacement = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => replacement.close());
-  await replacement.login('alice', 'alice-pw', 'capped');
-  await eventually(() => server.app.sessions.get('localhost', 'alice', 'capped')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  await replaceOverWebSocket(t, server, 'alice', 'alice-pw', 'capped');
 
   const final = await alice.send();
   t.equal(terminalCondition(final), 'remote-stream-error', 'the next request gets the terminate body');
@@ -58,23 +64,12 @@ t.test('the terminate body of a stream error carries at most BOSH_MAX_RESPONSE_B
 });
 
 t.test("a client's terminate that fetches the body of a stream error gets the error only: it reads nothing more (XEP-0124 §13), so what was queued is stored offline", async (t) => {
-  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
-  t.teardown(() => alice.destroy());
-  const jid = await alice.login('alice', 'alice-pw', 'leaving', { wait: 2 });
-  const bob = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'sender-2');
   // More than the cap: the stream error's body holds the oldest, the rest is handed over when the session ends.
-  const ids = Array.from({ length: N }, (_, i) => `t${i}`);
-  for (const id of ids) bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>${'x'.repeat(900)}</body></message>`);
-  await eventually(() => server.app.bosh.stats().queued === ids.length, { message: 'every message queued for alice' });
+  const { alice, ids } = await aliceWithQueue(t, 'leaving', 'sender-2', 't');
   const before = await server.storage.offline.count('localhost', 'alice');
 
   // The server ends the stream while alice holds no request; her next request is her goodbye.
-  const replacement = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => replacement.close());
-  await replacement.login('alice', 'alice-pw', 'leaving');
-  await eventually(() => server.app.sessions.get('localhost', 'alice', 'leaving')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  await replaceOverWebSocket(t, server, 'alice', 'alice-pw', 'leaving');
 
   const final = await alice.terminate(x('presence', { xmlns: NS.CLIENT, type: 'unavailable' }));
   t.equal(terminalCondition(final), 'remote-stream-error', 'the terminate request gets the terminate body');
