@@ -99,6 +99,21 @@ function stillOpen(t: Test, c: RawWsClient): void {
   t.notOk(c.frames.some(isStreamError), 'with no stream error');
 }
 
+/**
+ * After a resumption of the old session `smid` failed: m1 is handed over once, stored offline on `store` (the fresh
+ * session is not available), nothing of the old session is left, and the newer session is untouched and reachable:
+ * it gets m2 from bob and nothing of the old queue.
+ */
+async function storedAndNewerGoesOn(t: Test, store: Gateway, o: { redis: Redis; opts: GatewayOptions; smid: string; bob: RawWsClient; fresh: SmPeer }): Promise<void> {
+  await eventually(async () => (await store.server.storage.offline.count('localhost', 'alice')) === 1, { timeout: 10_000, message: 'm1 handed over (offline: the fresh session is not available)' });
+  await gone(t, o.redis, o.opts, o.smid);
+  o.bob.send(chat('alice@localhost/phone', 'm2'));
+  await o.fresh.c.until(messageIs('m2'));
+  await routed(o.fresh.c, 'ping');
+  stillOpen(t, o.fresh.c);
+  t.same(o.fresh.messageIds(), ['m2'], 'the newer session gets what is sent to the resource, and nothing of the old queue');
+}
+
 t.test('a dead node\'s session whose resource a fresh login bound cannot be resumed: the newer session stays, m1 is stored offline once, its h is kept', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_STALE_H_ENABLED: 'true' });
   const { alice, bob, redis, adopter, other } = await deadNodeSession(t, opts);
@@ -117,15 +132,7 @@ t.test('a dead node\'s session whose resource a fresh login bound cannot be resu
   await routed(peer.c, 'after-failed');
   t.same(peer.messageIds(), [], 'nothing of its queue comes back on the failed stream');
 
-  await eventually(async () => (await other.server.storage.offline.count('localhost', 'alice')) === 1, { timeout: 10_000, message: 'm1 handed over (offline: the fresh session is not available)' });
-  await gone(t, redis, opts, alice.smid!);
-
-  // The newer session is untouched and reachable.
-  bob.send(chat('alice@localhost/phone', 'm2'));
-  await fresh.c.until(messageIs('m2'));
-  await routed(fresh.c, 'ping');
-  stillOpen(t, fresh.c);
-  t.same(fresh.messageIds(), ['m2'], 'it gets what is sent to the resource, and nothing of the old queue');
+  await storedAndNewerGoesOn(t, other, { redis, opts, smid: alice.smid!, bob, fresh });
   // A second resumption finds nothing either, and nothing is handed over twice.
   const again = await SmPeer.resume(other.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: 0 });
   t.teardown(() => again.peer.c.close());
@@ -330,13 +337,7 @@ for (const where of ['n1', 'n2'] as const) {
     t.equal(await redis.exists(`${keyPrefix(opts.redisUrl)}node:n0`), 1, 'n0\'s lease has not run out');
 
     await refusedResume(t, resumer.server.wsUrl, alice.smid!, 0);
-    await eventually(async () => (await n1.server.storage.offline.count('localhost', 'alice')) === 1, { timeout: 10_000, message: 'm1 handed over (offline: the fresh session is not available)' });
-    await gone(t, redis, opts, alice.smid!);
-    bob.send(chat('alice@localhost/phone', 'm2'));
-    await fresh.c.until(messageIs('m2'));
-    await routed(fresh.c, 'ping');
-    stillOpen(t, fresh.c);
-    t.same(fresh.messageIds(), ['m2'], 'the newer session gets what is sent to the resource, nothing of the old queue');
+    await storedAndNewerGoesOn(t, n1, { redis, opts, smid: alice.smid!, bob, fresh });
     await sleep(300);
     t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 1, 'm1 stored offline once');
   });

@@ -58,6 +58,21 @@ async function failedResumption(t: Test, g: Gateway, alice: SmPeer): Promise<voi
 }
 
 /**
+ * `g` dies right after Redis ran its TAKE_ORPHAN (the record is `handing`), before it routes or announces anything:
+ * an in-process crash, its answer lost. Returns whether the script has run.
+ */
+function dieAfterTakeOrphan(g: Gateway): () => boolean {
+  let ran = false;
+  interceptEval(g.cluster.node.redis, TAKE_ORPHAN, async (run) => {
+    await run();
+    ran = true;
+    g.crash();
+    throw new Error('Socket closed unexpectedly');
+  });
+  return () => ran;
+}
+
+/**
  * Alice's session `smid` handed over to offline storage: its record and queue gone from Redis (nothing left
  * to hand over again), then `ids` delivered to a fresh login on `g`, each once and in order; returns them.
  */
@@ -123,19 +138,13 @@ t.test('a hand-over whose final delete went unanswered (it never ran) tries the 
 t.test('a node that dies between its hand-over script and the hand-over itself leaves the session to a survivor, which hands it over once', async (t) => {
   const { n1, n2, alice, redisUrl } = await threeUnacked(t, { SM_RESUME_TIMEOUT: '1' });
   // Node 2's TAKE_ORPHAN runs in Redis, then node 2 dies before it routes anything.
-  let ran = false;
-  interceptEval(n2.cluster.node.redis, TAKE_ORPHAN, async (run) => {
-    await run();
-    ran = true;
-    n2.crash();
-    throw new Error('Socket closed unexpectedly');
-  });
+  const ran = dieAfterTakeOrphan(n2);
   await failedResumption(t, n2, alice);
   // The survivor's hand-over follows node 2's death (a lease, then a heartbeat): its time counts from there.
   await eventually(() => ran, { message: 'node 2 ran its hand-over script, then died' });
   await declaredDead(n1, 'n2');
   await handedOverOnce(t, n1, redisUrl, alice.smid!, ['m1', 'm2', 'm3']);
-  t.ok(ran, 'node 2\'s hand-over script ran before it died');
+  t.ok(ran(), 'node 2\'s hand-over script ran before it died');
 });
 
 t.test('a local session\'s end whose TAKE answer was lost (the script ran) hands its queue over from memory, once', async (t) => {
@@ -357,18 +366,10 @@ for (const { name, handing } of [{ name: 'in the middle of handing it over', han
     const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
     alice.c.send("<presence xmlns='jabber:client'/>");
     await bob.until(fromAlice(undefined));
-    let ran = false;
     // n3's TAKE_ORPHAN runs in Redis (the record is `handing`), then n3 dies before it routes or announces anything.
-    if (handing) {
-      interceptEval(n3.cluster.node.redis, TAKE_ORPHAN, async (run) => {
-        await run();
-        ran = true;
-        n3.crash();
-        throw new Error('Socket closed unexpectedly');
-      });
-    }
+    const ran = handing ? dieAfterTakeOrphan(n3) : () => false;
     await failedResumption(t, n3, alice);
-    if (handing) await eventually(() => ran, { message: 'n3 ran its hand-over script, then died' });
+    if (handing) await eventually(() => ran(), { message: 'n3 ran its hand-over script, then died' });
     else {
       const look = await connectRedis(opts.redisUrl, { warn: () => undefined }, 'look');
       t.teardown(() => look.destroy());
