@@ -11,7 +11,15 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 // The four runs take about 110 s on 2 cores, near the suite's limit per file
 // (package.json): on a loaded CI machine the 120 s it was then cut this file
 // short. Each subtest still has its own limit.
-t.setTimeout(600_000);
+t.setTimeout(1_800_000);
+
+// What each run is awaited for is its exit. The bench's own watchdog (a whole
+// --smoke run's limit, 120 s) is a hang guard for a person at a terminal, and
+// on a loaded CI machine (load 26 on 2 cores) it stopped a run that was only
+// slow: each run here gets the subtest's limit instead, less a margin for the
+// run's own clean-up, so one clock bounds it.
+const RUN_LIMIT_MS = 420_000;
+const watchdog = ['--watchdog', String((RUN_LIMIT_MS - 30_000) / 1000)];
 
 // A run still going when this process ends (a timeout, a failed assertion
 // that threw) would keep its Redis, PostgreSQL, gateways and baseline worktree
@@ -24,7 +32,7 @@ process.on('exit', () => {
 
 /** Runs bench/run.mjs; `onStart` sees the child (to signal it). Resolves with the exit code and stdout+stderr. */
 async function bench(args: string[], onStart?: (child: ChildProcess, output: () => string) => void) {
-  const child = spawn(process.execPath, ['bench/run.mjs', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bench/run.mjs', ...args, ...watchdog], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   child.once('close', () => running.delete(child));
   let out = '';
@@ -43,7 +51,7 @@ function baselineWorktree(out: string) {
 }
 
 t.test('npm run bench -- --smoke runs every scenario against the gateway and prints its table', async (t) => {
-  t.setTimeout(300_000);
+  t.setTimeout(RUN_LIMIT_MS);
   const { code, out } = await bench(['--smoke']);
   t.equal(code, 0, `the benchmark exits 0\n${out.slice(-2000)}`);
   for (const scenario of ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping']) {
@@ -57,7 +65,7 @@ t.test('npm run bench -- --smoke runs every scenario against the gateway and pri
 });
 
 t.test('--baseline HEAD builds that revision in a temporary worktree, measures it next to the current tree, and removes the worktree', async (t) => {
-  t.setTimeout(300_000);
+  t.setTimeout(RUN_LIMIT_MS);
   const head = spawnSync('git', ['-C', root, 'rev-parse', '--short=7', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
   const { code, out } = await bench(['--smoke', '--scenarios', 'msg-throughput,login-rate', '--baseline', 'HEAD']);
   t.equal(code, 0, `the benchmark exits 0\n${out.slice(-2000)}`);
@@ -72,7 +80,7 @@ t.test('--baseline HEAD builds that revision in a temporary worktree, measures i
 });
 
 t.test('--baseline: SIGINT during the build still removes the worktree', async (t) => {
-  t.setTimeout(120_000);
+  t.setTimeout(RUN_LIMIT_MS);
   const { code, out } = await bench(['--smoke', '--scenarios', 'msg-throughput', '--baseline', 'HEAD'], (child, output) => {
     const poll = setInterval(() => {
       if (!/baseline worktree /.test(output())) return;
@@ -90,7 +98,7 @@ t.test('--baseline: SIGINT during the build still removes the worktree', async (
 });
 
 t.test('--smoke on gateway-cluster: two workers on a Redis and a PostgreSQL the bench starts log in, and their Redis commands are counted', async (t) => {
-  t.setTimeout(120_000);
+  t.setTimeout(RUN_LIMIT_MS);
   const { code, out } = await bench(['--smoke', '--servers', 'gateway-cluster', '--scenarios', 'login-rate']);
   t.equal(code, 0, `the benchmark exits 0\n${out.slice(-2000)}`);
   t.match(out, /^\| login-rate \| logins\/s \(open[^|]*\| [\d,.]+ \|/m, 'the cluster logged in');
