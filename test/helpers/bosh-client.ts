@@ -59,11 +59,14 @@ export class RawBoshClient {
   /** The rid the next request will carry. */
   rid: number;
   readonly agent: http.Agent;
+  /** Milliseconds before a request of this client is abandoned with an error, unless the request says (post's 10 s). */
+  readonly timeout: number | undefined;
 
-  constructor(readonly url: string, opts: { rid?: number; sid?: string; agent?: http.Agent } = {}) {
+  constructor(readonly url: string, opts: { rid?: number; sid?: string; agent?: http.Agent; timeout?: number } = {}) {
     this.rid = opts.rid ?? 1000 + Math.floor(Math.random() * 1_000_000_000);
     this.sid = opts.sid;
     this.agent = opts.agent ?? new http.Agent({ keepAlive: true });
+    this.timeout = opts.timeout;
   }
 
   /** A body with the next rid (and sid once known); the rid is consumed. */
@@ -74,7 +77,7 @@ export class RawBoshClient {
   /** Posts an element (or raw text) as is. */
   async raw(body: XmlElement | string | Buffer, opts: PostOptions = {}): Promise<BoshResponse> {
     const text = typeof body === 'string' || Buffer.isBuffer(body) ? body : serialize(body);
-    return post(this.url, text, { agent: this.agent, ...opts });
+    return post(this.url, text, { agent: this.agent, timeout: this.timeout, ...opts });
   }
 
   /** Session creation (XEP-0124 §7.1, XEP-0206 §3); remembers the sid. */
