@@ -49,6 +49,10 @@ export function pepContract(t: Test, makeStorage: MakeStorage): void {
     t.same((await pep.items(H, 'alice', node)).map((i) => i.id), ['c', 'a', 'd'], 'the oldest goes beyond maxItems');
     t.same((await pep.items(H, 'alice', node, { max: 2 })).map((i) => i.id), ['a', 'd'], 'the newest 2, oldest first');
     t.same((await pep.items(H, 'alice', node, { ids: ['d', 'c', 'zz'] })).map((i) => i.id), ['c', 'd'], 'by id');
+    // Both (XEP-0060 §6.5.8 selects by id, §6.5.7's max_items limits): the newest `max` of the items asked for,
+    // not those of the newest `max` items that were asked for (d, the newest, was not asked for).
+    t.same((await pep.items(H, 'alice', node, { ids: ['c', 'a', 'zz'], max: 1 })).map((i) => i.id), ['a'], 'by id, then the newest 1 of them');
+    t.same((await pep.items(H, 'alice', node, { ids: ['d', 'c'], max: 5 })).map((i) => i.id), ['c', 'd'], 'a max above their number keeps them all');
     await pep.configure(H, 'alice', node, { ...CONFIG, maxItems: 1 });
     t.same((await pep.items(H, 'alice', node)).map((i) => i.id), ['d'], 'a smaller max_items trims at once');
     t.equal(await pep.retract(H, 'alice', node, 'd'), true);

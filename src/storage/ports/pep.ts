@@ -35,7 +35,7 @@ export interface PepItem {
 }
 
 export interface PepItemQuery {
-  /** The newest `max` items only. */
+  /** The newest `max` items only (XEP-0060 §6.5.7), of those `ids` selects when both are given. */
   readonly max?: number;
   /** Only these ids (XEP-0060 §6.5.8). */
   readonly ids?: readonly string[];
@@ -55,7 +55,7 @@ export interface PepStore {
    * id is replaced: XEP-0060 §7.1.2), then keeps only the newest `maxItems`.
    */
   publish(host: string, username: string, node: string, item: PepItem, maxItems: number): Promise<void>;
-  /** Items oldest first: all, the newest `max`, or those with `ids`. */
+  /** Items oldest first: all, or those with `ids`; of them, the newest `max` when it is given. */
   items(host: string, username: string, node: string, query?: PepItemQuery): Promise<PepItem[]>;
   /** False when the node had no such item. */
   retract(host: string, username: string, node: string, id: string): Promise<boolean>;

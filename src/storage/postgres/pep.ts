@@ -41,12 +41,15 @@ export function createPgPepStore(pool: Pool): PepStore {
       });
     },
     async items(host, username, node, query = {}) {
+      // The ids select (XEP-0060 §6.5.8), then max keeps the newest of them (§6.5.7).
+      const params: unknown[] = [host, username, node];
+      let where = KEY;
+      if (query.ids) where += ` AND item_id = ANY($${params.push([...query.ids])})`;
       const { rows } = query.max === undefined
-        ? await pool.query<{ item_id: string; payload: string }>(`SELECT item_id, payload FROM pep_items WHERE ${KEY} ORDER BY seq`, [host, username, node])
+        ? await pool.query<{ item_id: string; payload: string }>(`SELECT item_id, payload FROM pep_items WHERE ${where} ORDER BY seq`, params)
         : await pool.query<{ item_id: string; payload: string }>(`SELECT item_id, payload FROM (SELECT seq, item_id, payload FROM pep_items
-            WHERE ${KEY} ORDER BY seq DESC LIMIT $4) newest ORDER BY seq`, [host, username, node, query.max]);
-      const items = rows.map(toItem);
-      return query.ids ? items.filter((i) => query.ids!.includes(i.id)) : items;
+            WHERE ${where} ORDER BY seq DESC LIMIT $${params.push(query.max)}) newest ORDER BY seq`, params);
+      return rows.map(toItem);
     },
     async retract(host, username, node, id) {
       return ((await pool.query(`DELETE FROM pep_items WHERE ${KEY} AND item_id = $4`, [host, username, node, id])).rowCount ?? 0) > 0;

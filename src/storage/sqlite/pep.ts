@@ -48,9 +48,10 @@ export function createSqlitePepStore(db: Database.Database): PepStore {
     async deleteNode(host, username, node) { return st.deleteNode.run(host, username, node).changes > 0; },
     async publish(host, username, node, item, maxItems) { publish.immediate([host, username, node], item, maxItems); },
     async items(host, username, node, query = {}) {
-      const rows = query.max === undefined ? st.all.all(host, username, node) : st.newest.all(host, username, node, query.max);
-      const items = rows.map(toItem);
-      return query.ids ? items.filter((i) => query.ids!.includes(i.id)) : items;
+      if (!query.ids) return (query.max === undefined ? st.all.all(host, username, node) : st.newest.all(host, username, node, query.max)).map(toItem);
+      // The ids select (XEP-0060 §6.5.8), then max keeps the newest of them (§6.5.7): a node holds at most max_items.
+      const chosen = st.all.all(host, username, node).map(toItem).filter((i) => query.ids!.includes(i.id));
+      return query.max === undefined ? chosen : chosen.slice(Math.max(0, chosen.length - query.max));
     },
     async retract(host, username, node, id) { return st.remove.run(host, username, node, id).changes > 0; },
     async purgeNode(host, username, node) { st.purge.run(host, username, node); },
