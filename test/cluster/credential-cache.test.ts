@@ -16,7 +16,7 @@ import pg from 'pg';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withGatewayCluster } from '../helpers/cluster.js';
-import { RawWsClient } from '../helpers/ws-client.js';
+import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { eventually } from '../helpers/eventually.js';
 
 t.setTimeout(300_000);
@@ -102,4 +102,35 @@ t.test('the connection that listens for account changes dies: the log says so, a
   } else {
     t.match(first, /not-authorized/, `${n1.id}: the old password is refused`);
   }
+});
+
+t.test('with every NOTIFY held back, the change log bounds the window: a login with the old password meanwhile is ended, the next one is refused', async (t) => {
+  await cluster.addUser('dave', 'dave-secret');
+  for (let i = 0; i < 2; i++) t.equal(await login(n1.wsUrl, 'dave', 'dave-secret'), 'ok', `login ${i + 1}: dave's credentials kept on ${n1.id}`);
+  const admin = new pg.Client({ connectionString: cluster.databaseUrl });
+  await admin.connect();
+  t.teardown(() => admin.end());
+  // Both nodes listen again (the test before ended their connections).
+  const listening = async (): Promise<number[]> => (await admin.query<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %' AND state = 'idle'")).rows.map((r) => r.pid);
+  const pids = await eventually(async () => { const p = await listening(); return p.length >= 2 ? p : undefined; }, { timeout: 30_000, message: 'both nodes listening' });
+  // The listening backends stop: the commit's notification reaches no node (a slow delivery, at its worst).
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  const resume = (): void => { for (const pid of pids) try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } };
+  t.teardown(resume);
+  t.equal(await cli(['user', 'passwd', 'dave@localhost'], 'dave-new\n'), 0);
+  const c = await RawWsClient.connect(n1.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  const got = await c.login('dave', 'dave-secret', 'window').then(() => 'ok', (err: unknown) => String(err));
+  if (got === 'ok') {
+    t.comment('logged in with the old password before the change log was read');
+    // At the next reading (500 ms), or AUTH_TIMEOUT later for a login whose check began before it (30 s).
+    const end = await c.until((el) => el.local === 'error', 60_000);
+    t.equal(streamErrorCondition(end), 'reset', 'the session that got in with the old password is ended (the password was changed)');
+  } else {
+    t.match(got, /not-authorized/, 'the change log was read first: the old password is refused');
+  }
+  t.match(await login(n1.wsUrl, 'dave', 'dave-secret'), /not-authorized/, `${n1.id}: the old password is refused, with no NOTIFY`);
+  t.notOk(n1.events().some((e) => e.event === 'credentials-dropped' && e.account === 'dave@localhost'), 'none reached the node meanwhile');
+  resume();
 });
