@@ -10,7 +10,7 @@
  * that bounded window is the design's (docs/ARCHITECTURE.md, `storage/`), so
  * each login waits for its node's notification instead of racing it.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { dirname, join } from 'node:path';
@@ -55,6 +55,16 @@ async function login(url: string, user: string, password: string): Promise<strin
   }
 }
 
+/** Adds `user`, whose credentials n1 then keeps (two logins there); returns a client of the database, as its administrator. */
+async function keptOnN1(t: Test, user: string, password: string): Promise<pg.Client> {
+  await cluster.addUser(user, password);
+  for (let i = 0; i < 2; i++) t.equal(await login(n1.wsUrl, user, password), 'ok', `login ${i + 1}: ${user}'s credentials kept on ${n1.id}`);
+  const admin = new pg.Client({ connectionString: cluster.databaseUrl });
+  await admin.connect();
+  t.teardown(() => admin.end());
+  return admin;
+}
+
 t.test('a password changed with the CLI: the old one fails on each node once its NOTIFY is in, the new one works', async (t) => {
   await cluster.addUser('alice', 'old-secret');
   // Each node reads the credentials once, then keeps them.
@@ -79,11 +89,7 @@ t.test('an account deleted with the CLI is refused on every node once its NOTIFY
 });
 
 t.test('the connection that listens for account changes dies: the log says so, and a change made meanwhile is not missed', async (t) => {
-  await cluster.addUser('carol', 'carol-secret');
-  for (let i = 0; i < 2; i++) t.equal(await login(n1.wsUrl, 'carol', 'carol-secret'), 'ok', `login ${i + 1}: carol's credentials kept on ${n1.id}`);
-  const admin = new pg.Client({ connectionString: cluster.databaseUrl });
-  await admin.connect();
-  t.teardown(() => admin.end());
+  const admin = await keptOnN1(t, 'carol', 'carol-secret');
   // What an operator's failover or a dropped TCP connection does to it: the backend ends under it.
   const killed = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'");
   t.ok(killed.rowCount !== null && killed.rowCount >= 2, `the listening connections of both nodes ended (${killed.rowCount})`);
@@ -105,11 +111,7 @@ t.test('the connection that listens for account changes dies: the log says so, a
 });
 
 t.test('with every NOTIFY held back, the change log bounds the window: a login with the old password meanwhile is ended, the next one is refused', async (t) => {
-  await cluster.addUser('dave', 'dave-secret');
-  for (let i = 0; i < 2; i++) t.equal(await login(n1.wsUrl, 'dave', 'dave-secret'), 'ok', `login ${i + 1}: dave's credentials kept on ${n1.id}`);
-  const admin = new pg.Client({ connectionString: cluster.databaseUrl });
-  await admin.connect();
-  t.teardown(() => admin.end());
+  const admin = await keptOnN1(t, 'dave', 'dave-secret');
   // Both nodes listen again (the test before ended their connections).
   const listening = async (): Promise<number[]> => (await admin.query<{ pid: number }>(
     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %' AND state = 'idle'")).rows.map((r) => r.pid);
