@@ -49,6 +49,16 @@ async function threeUnacked(t: Test, env: Record<string, string>): ReturnType<ty
   return both;
 }
 
+/** alice/phone logged in on `g` (XEP-0198) and available to bob; `fromAlice(type)` matches her presence of that type. */
+async function aliceAvailableTo(t: Test, g: Gateway, bob: RawWsClient) {
+  const alice = await SmPeer.login(g.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
+  alice.c.send("<presence xmlns='jabber:client'/>");
+  await bob.until(fromAlice(undefined));
+  return { alice, fromAlice };
+}
+
 /** A resumption of alice's session on `g` that fails (XEP-0198 §4: h beyond what was sent) after its claim: `g` holds the session with none of its own, and alice's transport on its old node gets conflict. */
 async function failedResumption(t: Test, g: Gateway, alice: SmPeer): Promise<void> {
   const { peer, answer } = await SmPeer.resume(g.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 99 });
@@ -248,11 +258,7 @@ t.test('a dead node\'s session resumed on a node other than the survivor that ad
 t.test('a session claimed from its live owner whose resumption then failed tells its contacts it is gone when it is handed over', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
   const { n1, n2, bob } = await contactsOnTwoNodes(t, opts);
-  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
-  t.teardown(() => alice.c.close());
-  const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
-  alice.c.send("<presence xmlns='jabber:client'/>");
-  await bob.until(fromAlice(undefined));
+  const { alice, fromAlice } = await aliceAvailableTo(t, n1, bob);
   // A resumption on node 2 claims the session, then fails (XEP-0198 §4: h beyond what was sent).
   const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 99 });
   t.teardown(() => peer.c.close());
@@ -361,11 +367,7 @@ for (const { name, handing } of [{ name: 'in the middle of handing it over', han
     const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: handing ? '1' : '4' });
     const { n1, bob } = await contactsOnTwoNodes(t, opts);
     const n3 = await startGateway(t, 'n3', opts);
-    const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
-    t.teardown(() => alice.c.close());
-    const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
-    alice.c.send("<presence xmlns='jabber:client'/>");
-    await bob.until(fromAlice(undefined));
+    const { alice, fromAlice } = await aliceAvailableTo(t, n1, bob);
     // n3's TAKE_ORPHAN runs in Redis (the record is `handing`), then n3 dies before it routes or announces anything.
     const ran = handing ? dieAfterTakeOrphan(n3) : () => false;
     await failedResumption(t, n3, alice);
@@ -397,11 +399,7 @@ t.test('a node that dies right after its claim, before it held the session, leav
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
   const { n1, bob } = await contactsOnTwoNodes(t, opts);
   const n3 = await startGateway(t, 'n3', opts);
-  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
-  t.teardown(() => alice.c.close());
-  const fromAlice = (type: string | undefined) => (el: XmlElement): boolean => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type;
-  alice.c.send("<presence xmlns='jabber:client'/>");
-  await bob.until(fromAlice(undefined));
+  const { alice, fromAlice } = await aliceAvailableTo(t, n1, bob);
   let ran = false;
   interceptEval(n3.cluster.node.redis, TAKEOVER, async (run) => {
     await run();

@@ -12,7 +12,7 @@
  * the claimer its final h once that input has run (sm-registry.ts
  * takeOver, journal.ts onFenced), and the claimer waits for it.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { clusterBackends, smPairOnTwoNodes } from '../helpers/gateways.js';
 import { SmPeer, chat } from '../helpers/sm-peer.js';
 import { holdCalls } from '../helpers/hold-calls.js';
@@ -20,17 +20,25 @@ import { sleep } from '../helpers/eventually.js';
 
 const backends = clusterBackends(t);
 
-t.test('a resumption on another node while the old owner still handles a stanza counts it, and what is queued behind it, in <resumed h/>', async (t) => {
+/**
+ * alice (n1, XEP-0198) and bob (n2): alice sends an IQ whose handler awaits (the vCard read, held on n1) and a
+ * message to bob queued behind it, then her page reloads (the transport is gone, the stanzas not yet handled).
+ */
+async function heldIqThenMessage(t: Test) {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
-  const { n1, n2, alice, bob } = await smPairOnTwoNodes(t, opts);
-  const hold = holdCalls(n1.server.storage.vcards as unknown as Record<'get', unknown>, 'get');
+  const pair = await smPairOnTwoNodes(t, opts);
+  const hold = holdCalls(pair.n1.server.storage.vcards as unknown as Record<'get', unknown>, 'get');
   t.teardown(() => hold.release());
-  // An IQ whose handler awaits (the vCard read, held), and a message queued behind it.
-  alice.c.send(`<iq xmlns='jabber:client' type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`);
+  pair.alice.c.send(`<iq xmlns='jabber:client' type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`);
   await hold.entered;
-  alice.c.send(chat('bob@localhost/desk', 'm1'));
-  // The page reloads: the old transport is gone, and the client resumes on the other node.
-  alice.c.close();
+  pair.alice.c.send(chat('bob@localhost/desk', 'm1'));
+  pair.alice.c.close();
+  return { ...pair, hold };
+}
+
+t.test('a resumption on another node while the old owner still handles a stanza counts it, and what is queued behind it, in <resumed h/>', async (t) => {
+  // The client resumes on the other node.
+  const { n2, alice, bob, hold } = await heldIqThenMessage(t);
   await sleep(300);
   const resumed = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
   await sleep(300);
@@ -54,14 +62,7 @@ t.test('a resumption on another node while the old owner still handles a stanza 
  * message delivered once, the IQ's answer to the live session.
  */
 t.test('a second resumption on the old owner\'s node during the final-h drain has the session, once, with the right h', async (t) => {
-  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
-  const { n1, n2, alice, bob } = await smPairOnTwoNodes(t, opts);
-  const hold = holdCalls(n1.server.storage.vcards as unknown as Record<'get', unknown>, 'get');
-  t.teardown(() => hold.release());
-  alice.c.send(`<iq xmlns='jabber:client' type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`);
-  await hold.entered;
-  alice.c.send(chat('bob@localhost/desk', 'm1'));
-  alice.c.close();
+  const { n1, n2, alice, bob, hold } = await heldIqThenMessage(t);
   await sleep(200);
   const first = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
   await sleep(200);
