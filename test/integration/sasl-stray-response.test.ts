@@ -9,13 +9,18 @@
  * answers each with a <failure/> and counts none.)
  */
 import t from 'tap';
+import { Writable } from 'node:stream';
 import { NS } from '../../src/xml/index.js';
 import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { authenticate, failureCondition as sasl2Condition, plainResponse } from '../helpers/sasl2.js';
 import { plain } from '../helpers/scram-client.js';
+import { scrape, value } from '../helpers/metrics-text.js';
 
-const server = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', SASL2_ENABLED: 'true', SASL_MAX_FAILURES: '2' });
+const logLines: Array<Record<string, unknown>> = [];
+const sink = new Writable({ write(chunk: Buffer, _enc, done) { logLines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done(); } });
+const server = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', SASL2_ENABLED: 'true', SASL_MAX_FAILURES: '2' },
+  undefined, { logger: { level: 'info', stream: sink } });
 const failureCondition = (el: { getChildren(): { local: string }[] }) => el.getChildren().find((c) => c.local !== 'text')?.local;
 const STRAY = `<response xmlns='${NS.SASL}'/>`;
 
@@ -75,6 +80,25 @@ t.test('after a SASL2 login: the same', async (t) => {
   }
   c.send(`<iq xmlns='jabber:client' type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
   t.equal((await c.next()).attr('type'), 'result', 'the session still answers');
+});
+
+t.test('no "authentication failed" line and no failure metric for it: it is no authentication attempt (RFC 6120 §6.4.5)', async (t) => {
+  const c = await connect();
+  await c.login('alice', 'alice-secret', 'quiet');
+  const failures = async () => {
+    const samples = await scrape(server);
+    return { total: value(samples, 'xmpp_sasl_total', { result: 'failure' }), byCondition: value(samples, 'xmpp_sasl_failures_total') };
+  };
+  const before = await failures();
+  const linesBefore = logLines.filter((l) => l.msg === 'authentication failed' || l.event === 'auth-failure').length;
+  for (const stray of [STRAY, `<response xmlns='${NS.SASL}'>***</response>`, `<response xmlns='${NS.SASL}'>${plain('alice', 'x')}</response>`]) {
+    c.send(stray);
+    t.equal(failureCondition(await c.next()), 'malformed-request', 'the client is still told: malformed-request');
+  }
+  c.send(`<iq xmlns='jabber:client' type='get' id='p4' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  t.equal((await c.next()).attr('type'), 'result', 'the session still answers');
+  t.same(await failures(), before, 'xmpp_sasl_total{result="failure"} and xmpp_sasl_failures_total are unchanged');
+  t.equal(logLines.filter((l) => l.msg === 'authentication failed' || l.event === 'auth-failure').length, linesBefore, 'no "authentication failed" line');
 });
 
 t.test('a wrong password still counts: SASL_MAX_FAILURES=2 (retries) closes the stream at the third', async (t) => {

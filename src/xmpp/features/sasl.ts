@@ -404,7 +404,11 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     // after a failure or a success) is none, so it is refused without counting towards SASL_MAX_FAILURES
     // (two stray ones closed a logged-in stream). One while the server works on the client's message
     // ends that exchange and counts, as a new <auth/> then does (begin()).
-    if (!ex) return failure(session, 'malformed-request', 'no authentication in progress', false);
+    // Being no attempt, it is neither logged as a failed one nor counted in xmpp_sasl_failures_total.
+    if (!ex) {
+      ctx.log.debug({ event: 'sasl-stray-response', session: session.logId, ip: session.ip }, 'SASL response with no exchange in progress');
+      return wire.failure(session, 'malformed-request', 'no authentication in progress');
+    }
     if (ex.stage === 'busy') return failure(session, 'malformed-request', 'no authentication in progress');
     // Its payload is decoded for an exchange only: one that is not base64 (or not UTF-8) fails it.
     if (data !== undefined && typeof data !== 'string') return failure(session, data.condition, data.text);
