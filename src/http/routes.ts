@@ -56,17 +56,20 @@ export function registerHttpRoutes(app: FastifyInstance, registry: Registry, opt
 
   // XEP-0156 §3: advertise the WebSocket (RFC 7395 §4) and BOSH endpoints.
   type Link = { rel: string; href: string };
+  // Any page may read host-meta (XEP-0156 §3), its 404 included: without the header a cross-origin
+  // browser sees a CORS failure where the answer is "not served here".
+  const cors = (reply: FastifyReply) => reply.header('access-control-allow-origin', '*');
   const links = (req: FastifyRequest, reply: FastifyReply): Link[] | undefined => {
     const base = publicBase(req, opts);
     if (!base) return undefined;
     // A fixed PUBLIC_URL answer may be cached anywhere; one derived from the request may not be shared.
     reply.header('cache-control', opts.publicUrl !== '' ? 'public, max-age=3600' : 'private, no-store');
-    reply.header('access-control-allow-origin', '*');
+    cors(reply);
     const out = [{ rel: 'urn:xmpp:alt-connections:websocket', href: `${base.secure ? 'wss' : 'ws'}://${base.authority}${opts.websocketPath}` }];
     if (opts.boshPath) out.push({ rel: 'urn:xmpp:alt-connections:xbosh', href: `${base.secure ? 'https' : 'http'}://${base.authority}${opts.boshPath}` });
     return out;
   };
-  const unknownHost = (reply: FastifyReply) => reply.code(404).type('text/plain').header('cache-control', 'no-store')
+  const unknownHost = (reply: FastifyReply) => cors(reply).code(404).type('text/plain').header('cache-control', 'no-store')
     .send('host-meta is served for the XMPP domains of this server only (or set PUBLIC_URL)\n');
   app.get('/.well-known/host-meta', async (req, reply) => {
     const found = links(req, reply);

@@ -36,6 +36,20 @@ t.test('without PUBLIC_URL', async (t) => {
     }
   });
 
+  t.test('the 404 carries the same CORS header as the 200, so a cross-origin page sees the 404 (XEP-0156 §3)', async (t) => {
+    const origin = 'https://app.example';
+    for (const path of ['/.well-known/host-meta', '/.well-known/host-meta.json']) {
+      const ok = await get(server, path, { host: `localhost:${server.port}`, origin });
+      t.equal(ok.status, 200, `${path} for a served domain`);
+      t.equal(ok.headers['access-control-allow-origin'], '*', `${path}: the 200 allows any origin`);
+      for (const host of ['other.example', 'evil.example:443']) {
+        const a = await get(server, path, { host, origin });
+        t.equal(a.status, 404, `${path} for ${host}`);
+        t.equal(a.headers['access-control-allow-origin'], ok.headers['access-control-allow-origin'], `${path} for ${host}: the same Access-Control-Allow-Origin`);
+      }
+    }
+  });
+
   t.test('a served domain gets its endpoints, not to be cached by shared caches', async (t) => {
     const a = await get(server, '/.well-known/host-meta.json', { host: `localhost:${server.port}` });
     t.equal(a.status, 200);
