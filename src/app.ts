@@ -196,6 +196,13 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     // Leave before the drain: nothing more is addressed to us, and what is left in our inbox
     // is routed (offline) with the rest; the modules keep their Redis until close.
     await cluster?.leave();
+    // RFC 6120 §4.4 / RFC 7395 §3.6: a WebSocket stream closed for system-shutdown still processes what
+    // its client sends until the client's <close/> (websocket.ts onClosingFrame). Those messages are
+    // routed before the drain, not into a closing store: the connections are waited for, up to
+    // WS_CLOSE_TIMEOUT and at most half of SHUTDOWN_TIMEOUT (the drain has the rest), and those left
+    // are cut, so nothing is read after.
+    const cut = await websocketTransport.ended(Math.min(config.wsCloseTimeout, config.shutdownTimeout / 2) * 1000);
+    if (cut > 0) log.info({ event: 'websocket-close-cut', connections: cut }, 'WebSocket connections cut: their <close/> did not come in time');
     await xmpp.drain();
     await cluster?.close();
     await http.close();

@@ -376,16 +376,40 @@ const INPUT_WHILE_CLOSING: ReadonlySet<string> = new Set(['system-shutdown', 'co
 /** Frames after the server's close began that are still processed: what a client had on its way, not a stream. */
 const INPUT_AFTER_CLOSE_MAX = 64;
 
+/** A terminated socket's 'close' follows at once (the socket is destroyed); this only bounds the wait. */
+const CUT_CLOSE_MS = 1000;
+const ENDED_POLL_MS = 25;
+
+/** A connection whose client may still send a stanza the server routes (onClosingFrame). */
+function mayStillRoute(conn: WsConn): boolean {
+  return conn.authenticated && conn.inputWhileClosing && !conn.peerClosed && conn.takenWhileClosing < INPUT_AFTER_CLOSE_MAX;
+}
+
 export interface WebSocketTransport {
   stats(): WebSocketStats;
   /** A rolling restart: new WebSocket upgrades get 503; the open connections go on until the core drops them. */
   stopAccepting(): void;
+  /**
+   * The shutdown, once the core closed every stream: waits while a connection's client may still
+   * send stanzas the server routes (onClosingFrame processes them until its <close/> or
+   * WS_CLOSE_TIMEOUT), at most `ms`; then cuts every connection and waits for their 'close', so
+   * nothing is read after the drain that follows. Resolves with how many were cut while waited for.
+   */
+  ended(ms: number): Promise<number>;
 }
 
 /** Registers the RFC 7395 endpoint on `app` (which has @fastify/websocket). */
 export function registerWebSocket(app: FastifyInstance, host: TransportHost, opts: WebSocketOptions, log: Log): WebSocketTransport {
   const conns = new Set<WsConn>();
   let accepting = true;
+  /** ended() waits for the last connection's 'close'. */
+  let lastClosed: (() => void) | undefined;
+  const noneLeft = (ms: number): Promise<void> => new Promise((resolve) => {
+    if (conns.size === 0) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void { clearTimeout(timer); lastClosed = undefined; resolve(); }
+    lastClosed = done;
+  });
   let peakBufferedBytes = 0;
   const deps: WsConnDeps = {
     metrics: host.metrics,
@@ -445,6 +469,7 @@ export function registerWebSocket(app: FastifyInstance, host: TransportHost, opt
         const clean = conn.closing;
         conn.ended();
         if (!conn.session.destroyed && !clean && !conn.dropped) conn.session.transportLost('websocket closed without <close/>');
+        if (conns.size === 0) lastClosed?.();
       });
     },
   });
@@ -460,6 +485,17 @@ export function registerWebSocket(app: FastifyInstance, host: TransportHost, opt
 
   return {
     stopAccepting: () => { accepting = false; },
+    async ended(ms) {
+      const deadline = Date.now() + ms;
+      const waited = (): number => [...conns].filter(mayStillRoute).length;
+      while (waited() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, ENDED_POLL_MS));
+      const cut = waited();
+      // The others route nothing more: not logged in, their <close/> read, or past INPUT_AFTER_CLOSE_MAX.
+      for (const conn of conns) conn.ws.terminate();
+      // Their 'close' (what their input pump held runs then, as for any lost connection) comes next.
+      await noneLeft(CUT_CLOSE_MS);
+      return cut;
+    },
     stats: () => {
       let pausedInputs = 0;
       for (const conn of conns) if (conn.pausedFor !== undefined) pausedInputs++;
