@@ -11,9 +11,20 @@
  * any writer, in any process, changed or deleted the account (PostgreSQL
  * NOTIFY, credential-listener.ts; a change read from the store's change log
  * through this port is forgotten too), `suspend` while such news may be missed
- * (nothing is kept or served until `resume`). A read that was under way when
- * news arrived is not kept: its row may predate the change.
+ * (nothing is kept or served until `resume`; each reason is resumed on its
+ * own). A read that was under way when news arrived is not kept: its row may
+ * predate the change.
+ *
+ * The change log bounds the time a replaced password can be served (the
+ * NOTIFY may be late, or never come: a connection that looks alive to a
+ * database that stopped answering). With `logBoundMs`, nothing is served
+ * from memory until a reading of the log through this port succeeded, nor
+ * once the last successful one began longer than that ago or a reading
+ * failed: every login reads the store then, as without a cache (and fails
+ * if the store cannot answer). A timer set at each reading does it, not the
+ * login.
  */
+import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { UserRecord, UserStore } from './ports/accounts.js';
 
@@ -25,10 +36,13 @@ export interface CredentialCache {
   readonly users: UserStore;
   /** Forgets one account (its credentials changed or it was deleted). */
   invalidate(host: string, username: string): void;
-  /** Forgets everything and serves nothing from memory until `resume` (news of changes may be lost meanwhile). */
-  suspend(): void;
-  /** Caches again (after `suspend`), from empty. */
-  resume(): void;
+  /**
+   * Forgets everything and serves nothing from memory until `resume` with the same reason (news of changes may
+   * be lost meanwhile); another reason (the change log's, `logBoundMs`) may hold it suspended too.
+   */
+  suspend(reason: string): void;
+  /** Takes back `suspend(reason)`; caches again, from empty, once no reason holds it. */
+  resume(reason: string): void;
   /** Accounts held and their estimated bytes (tests, metrics). */
   size(): { entries: number; bytes: number };
 }
@@ -48,14 +62,57 @@ function recordBytes(key: string, r: UserRecord): number {
   return ENTRY_OVERHEAD_BYTES + 2 * chars;
 }
 
-export function createCredentialCache(inner: UserStore, opts: { maxBytes: number }): CredentialCache {
+/** Why the cache is suspended while the change log is not being read (`logBoundMs`). */
+const LOG = 'change log';
+
+export interface CredentialCacheOptions {
+  readonly maxBytes: number;
+  /**
+   * Serve from memory only while the last successful reading of the change log through this port began at
+   * most this long ago (ms; twice its interval); absent: the log does not hold the cache (no reader of it).
+   */
+  readonly logBoundMs?: number;
+}
+
+export function createCredentialCache(inner: UserStore, opts: CredentialCacheOptions): CredentialCache {
   const lru = new LRUCache<string, UserRecord>({ maxSize: opts.maxBytes, sizeCalculation: (r, key) => recordBytes(key, r) });
   // Bumped by every invalidation: a read that began under an older epoch may hold a row from before the change.
   let epoch = 0;
+  const suspended = new Set<string>();
+  // Whether nothing suspends it: the one thing a login looks at.
   let active = true;
   const forget = (host: string, username: string): void => {
     epoch++;
     lru.delete(keyOf(host, username));
+  };
+  const suspend = (reason: string): void => {
+    suspended.add(reason);
+    active = false;
+    epoch++;
+    lru.clear();
+  };
+  const resume = (reason: string): void => {
+    if (!suspended.delete(reason)) return;
+    epoch++;
+    lru.clear();
+    active = suspended.size === 0;
+  };
+
+  const { logBoundMs } = opts;
+  let stale: NodeJS.Timeout | undefined;
+  if (logBoundMs !== undefined) suspend(LOG);
+  /** A reading of the log that began at `began` succeeded: serve until the bound from then. */
+  const logRead = (began: number): void => {
+    if (logBoundMs === undefined) return;
+    clearTimeout(stale);
+    const left = began + logBoundMs - performance.now();
+    if (left <= 0) {
+      suspend(LOG);
+      return;
+    }
+    stale = setTimeout(() => suspend(LOG), left);
+    stale.unref();
+    resume(LOG);
   };
 
   const users: UserStore = {
@@ -85,9 +142,21 @@ export function createCredentialCache(inner: UserStore, opts: { maxBytes: number
     },
     // The change log and the NOTIFY tell of the same commits, in no set order: a change read from the
     // log is forgotten here too, so whoever acts on it (account-changes.ts) then reads the account as it is.
+    // A failed reading suspends at once (what it would have told is not known); a successful one serves again.
     async changesSince(cursor) {
-      const next = await inner.changesSince(cursor);
+      const began = performance.now();
+      let next: Awaited<ReturnType<UserStore['changesSince']>>;
+      try {
+        next = await inner.changesSince(cursor);
+      } catch (err) {
+        if (logBoundMs !== undefined) {
+          clearTimeout(stale);
+          suspend(LOG);
+        }
+        throw err;
+      }
       for (const { host, username } of next.changes) forget(host, username);
+      logRead(began);
       return next;
     },
   };
@@ -95,16 +164,8 @@ export function createCredentialCache(inner: UserStore, opts: { maxBytes: number
   return {
     users,
     invalidate: forget,
-    suspend() {
-      active = false;
-      epoch++;
-      lru.clear();
-    },
-    resume() {
-      epoch++;
-      lru.clear();
-      active = true;
-    },
+    suspend,
+    resume,
     size: () => ({ entries: lru.size, bytes: lru.calculatedSize }),
   };
 }

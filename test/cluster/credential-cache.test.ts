@@ -12,6 +12,7 @@
  */
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import pg from 'pg';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,4 +136,56 @@ t.test('with every NOTIFY held back, the change log bounds the window: a login w
   t.match(await login(n1.wsUrl, 'dave', 'dave-secret'), /not-authorized/, `${n1.id}: the old password is refused, with no NOTIFY`);
   t.notOk(n1.events().some((e) => e.event === 'credentials-dropped' && e.account === 'dave@localhost'), 'none reached the node meanwhile');
   resume();
+});
+
+/** The TCP ports of the connections process `pid` holds (its sockets' inodes, found in /proc/net/tcp). */
+function localPortsOf(pid: number): Set<number> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+      if (inode) inodes.add(inode);
+    } catch { /* closed meanwhile */ }
+  }
+  const ports = new Set<number>();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && inodes.has(f[9]!)) ports.add(parseInt(f[1]!.split(':')[1]!, 16));
+  }
+  return ports;
+}
+
+t.test('a node whose database stalls (its connections open, nothing answering) stops taking the old password from memory once the change log is not read', async (t) => {
+  const admin = await keptOnN1(t, 'erin', 'erin-secret');
+  // A half-open connection at its worst: no FIN, no RST, no answer. Every backend serving n1 stops, its
+  // listening one included (no NOTIFY, no error); the CLI's new connections, as another node's, are served.
+  const pid = n1.pid();
+  if (pid === undefined) throw new Error(`${n1.id} is not running`);
+  const listening = async (): Promise<Array<{ pid: number; client_port: number; query: string }>> => (await admin.query<{ pid: number; client_port: number; query: string }>(
+    'SELECT pid, client_port, query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows
+    .filter((r) => localPortsOf(pid).has(r.client_port));
+  const backends = await eventually(async () => { const b = await listening(); return b.some((r) => r.query.startsWith('LISTEN ')) ? b : undefined; },
+    { timeout: 30_000, message: `${n1.id} listening` });
+  for (const b of backends) process.kill(b.pid, 'SIGSTOP');
+  const resume = (): void => { for (const b of backends) try { process.kill(b.pid, 'SIGCONT'); } catch { /* gone */ } };
+  t.teardown(resume);
+  t.equal(await cli(['user', 'passwd', 'erin@localhost'], 'erin-new\n'), 0, 'the password is changed through another connection');
+  // Past the bound (the change log read every 500 ms; twice that without a reading), with room to spare.
+  await new Promise((r) => setTimeout(r, 2000));
+  const c = await RawWsClient.connect(n1.wsUrl);
+  t.teardown(() => c.ws.terminate());
+  await c.openStream();
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0erin\0erin-secret').toString('base64')}</auth>`);
+  // Without a cache the login waits for the store, which answers once it runs again: with the new password.
+  let answer = await c.next(5000).catch(() => undefined);
+  if (!answer) {
+    t.comment(`${n1.id} waits for its stalled database: it runs again`);
+    resume();
+    answer = await c.next(30_000);
+  }
+  t.equal(answer.local, 'failure', `${n1.id} does not take the old password from memory: ${answer.toString()}`);
+  t.ok(answer.getChild('not-authorized'), 'not-authorized, as the store says');
+  resume();
+  t.ok(await eventually(async () => (await login(n1.wsUrl, 'erin', 'erin-new')) === 'ok', { timeout: 30_000, message: 'a login with the new password' }),
+    `${n1.id} logs in with the new password once its database answers`);
 });

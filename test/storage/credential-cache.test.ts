@@ -21,12 +21,15 @@ t.test('postgres with a credential cache: accounts contract', async (t) => {
   accountsContract(t, async (_t, options = {}) => openPostgresStorage({ url: await (await testPostgres()).createDatabase(), credentialCacheBytes: CACHE, ...options }));
 });
 
-/** How many statements the process's pools send while `fn` runs (node-postgres' Client.query). */
+/** The text of a statement as node-postgres' Client.query takes it. */
+const textOf = (arg: unknown): string => (typeof arg === 'string' ? arg : String((arg as { text?: unknown } | undefined)?.text ?? ''));
+
+/** How many statements the process's pools send while `fn` runs (node-postgres' Client.query), the change log's readings aside. */
 async function statementsOf(fn: () => Promise<unknown>): Promise<number> {
   let count = 0;
   const original = pg.Client.prototype.query;
   pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    count++;
+    if (!textOf(args[0]).includes('account_changes')) count++;
     return (original as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof original;
   try {
@@ -43,8 +46,30 @@ async function threeProcesses(t: Test, cacheBytes = CACHE): Promise<{ url: strin
   const [a, b, cli] = await Promise.all([
     openPostgresStorage({ url, credentialCacheBytes: cacheBytes }), openPostgresStorage({ url, credentialCacheBytes: cacheBytes }), openPostgresStorage({ url }),
   ]);
-  t.teardown(async () => { await Promise.all([a.close(), b.close(), cli.close()]); });
+  const followers = [a, b].map(followChangeLog);
+  t.teardown(async () => {
+    for (const f of followers) f.stop();
+    await Promise.all([a.close(), b.close(), cli.close()]);
+  });
+  await Promise.all(followers.map((f) => f.first));
   return { url, a, b, cli };
+}
+
+/**
+ * Reads the change log every 100 ms as the gateway does every 500 (features/account-changes.ts): the cache
+ * serves from memory only while it is read. `first`: the first reading done.
+ */
+function followChangeLog(s: Storage): { first: Promise<void>; stop(): void } {
+  let cursor: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const read = async (): Promise<void> => {
+    try {
+      cursor = (await s.users.changesSince(cursor)).cursor;
+    } catch { /* closed, or the next reading tells */ }
+    if (!stopped) timer = setTimeout(() => void read(), 100);
+  };
+  return { first: read(), stop() { stopped = true; clearTimeout(timer); } };
 }
 
 const storedKey = async (s: Storage, user: string) => (await s.users.get('example.com', user))?.credentials['SCRAM-SHA-256'].storedKey;
@@ -129,4 +154,46 @@ t.test('a change read from the change log is forgotten, whether or not its NOTIF
   const next = await cache.users.changesSince(cursor);
   t.same(next.changes.map((c) => c.username), ['erin']);
   t.equal((await cache.users.get('example.com', 'erin'))?.credentials['SCRAM-SHA-256'].storedKey, 'new-256-sk', 'read again after the log told of it');
+});
+
+t.test('until the change log is read, and while a reading of it fails, nothing is served from memory; two reasons suspend it at once', async (t) => {
+  const inner = createMemoryUserStore(Date.now);
+  let failing = false;
+  let reads = 0;
+  const store = {
+    ...inner,
+    get: (host: string, username: string) => { reads++; return inner.get(host, username); },
+    changesSince: (cursor?: number) => (failing ? Promise.reject(new Error('the database does not answer')) : inner.changesSince(cursor)),
+  };
+  // A bound no test run reaches: here the readings' outcomes decide, not the clock.
+  const cache = createCredentialCache(store, { maxBytes: CACHE, logBoundMs: 3_600_000 });
+  await inner.create('example.com', 'frank', creds('old'));
+  const readsOf = async (n: number): Promise<number> => {
+    const before = reads;
+    for (let i = 0; i < n; i++) t.equal((await cache.users.get('example.com', 'frank'))?.credentials['SCRAM-SHA-256'].storedKey, 'old-256-sk');
+    return reads - before;
+  };
+  t.equal(await readsOf(2), 2, 'before the change log was read, every login reads the store');
+  let { cursor } = await cache.users.changesSince();
+  t.equal(await readsOf(2), 1, 'once it was read, the credentials are held');
+  failing = true;
+  await t.rejects(cache.users.changesSince(cursor), /does not answer/, 'a reading fails');
+  t.equal(await readsOf(2), 2, 'while it fails, every login reads the store');
+  failing = false;
+  ({ cursor } = await cache.users.changesSince(cursor));
+  t.equal(await readsOf(2), 1, 'a reading that succeeds: held again');
+  cache.suspend('listener');
+  failing = true;
+  await t.rejects(cache.users.changesSince(cursor));
+  failing = false;
+  ({ cursor } = await cache.users.changesSince(cursor));
+  t.equal(await readsOf(2), 2, 'the log read again, the listener still down: nothing held');
+  cache.resume('listener');
+  t.equal(await readsOf(2), 1, 'both resumed: held');
+  cache.suspend('listener');
+  t.equal(await readsOf(1), 1);
+  failing = true;
+  await t.rejects(cache.users.changesSince(cursor));
+  cache.resume('listener');
+  t.equal(await readsOf(2), 2, 'the listener back, the log failing: nothing held');
 });

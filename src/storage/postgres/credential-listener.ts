@@ -10,8 +10,9 @@
  * listening backend's signal, the network, this event loop): until then a
  * login here is still checked against the old credentials. The window is
  * bounded by the change log too (account-changes.ts reads it every 500 ms
- * through the cache, which forgets what it reads there, and ends a session
- * verified against replaced credentials); docs/ARCHITECTURE.md, `storage/`.
+ * through the cache, which forgets what it reads there and serves nothing
+ * while those readings stall or fail, and ends a session verified against
+ * replaced credentials); docs/ARCHITECTURE.md, `storage/`.
  *
  * Notifications sent while nobody listens are lost, so the cache serves
  * nothing from the moment the connection fails until LISTEN is in place
@@ -21,6 +22,9 @@
 import pg from 'pg';
 import type { CredentialCache } from '../credential-cache.js';
 import { ACCOUNT_CHANNEL } from './migrations.js';
+
+/** Why the cache is suspended while this does not listen. */
+const LISTENER = 'listener';
 
 export interface CredentialListenerOptions {
   readonly url: string;
@@ -57,7 +61,7 @@ export async function listenForCredentialChanges(opts: CredentialListenerOptions
   const lost = (from: pg.Client, err: Error): void => {
     if (closed || client !== from) return;
     client = undefined;
-    cache.suspend();
+    cache.suspend(LISTENER);
     opts.onError(err);
     from.end().catch(() => undefined);
     timer = setTimeout(() => void connect(), opts.retryMs);
@@ -72,7 +76,7 @@ export async function listenForCredentialChanges(opts: CredentialListenerOptions
       if (channel !== ACCOUNT_CHANNEL) return;
       const account = accountOf(payload);
       if (account) cache.invalidate(account[0], account[1]);
-      else { cache.suspend(); cache.resume(); }
+      else { cache.suspend(LISTENER); cache.resume(LISTENER); }
       opts.onDropped?.(account);
     });
     c.on('error', (err) => lost(c, err));
@@ -80,19 +84,19 @@ export async function listenForCredentialChanges(opts: CredentialListenerOptions
     try {
       await c.connect();
       await c.query(`LISTEN ${ACCOUNT_CHANNEL}`);
-      if (client === c && !closed) cache.resume();
+      if (client === c && !closed) cache.resume(LISTENER);
     } catch (err) {
       lost(c, err instanceof Error ? err : new Error(String(err)));
     }
   }
 
-  cache.suspend();
+  cache.suspend(LISTENER);
   await connect();
   return {
     async close() {
       closed = true;
       clearTimeout(timer);
-      cache.suspend();
+      cache.suspend(LISTENER);
       const c = client;
       client = undefined;
       await c?.end().catch(() => undefined);

@@ -35,7 +35,9 @@ export interface PostgresStorageOptions {
    * Bytes of users' credentials kept in memory after they were read (a
    * login), dropped the moment any writer changes or deletes the account
    * (credential-listener.ts); 0 or absent: none (the CLI, which reads each
-   * account once).
+   * account once). Served only while `users.changesSince` (the change log)
+   * was read successfully within the last second: the gateway reads it every
+   * 500 ms (features/account-changes.ts).
    */
   credentialCacheBytes?: number;
   /** A notification of an account change dropped its kept credentials (credential-listener.ts); for the log. */
@@ -44,6 +46,13 @@ export interface PostgresStorageOptions {
 
 /** Pause before the connection listening for account changes is opened again. */
 const LISTEN_RETRY_MS = 1000;
+/**
+ * The credential cache serves from memory only while the account change log was read successfully this
+ * recently (ms): twice the interval the gateway reads it at (features/account-changes.ts, 500 ms, server.ts),
+ * so a NOTIFY that never comes (a connection that looks alive to a database that stopped answering) leaves
+ * a replaced password served no longer than that.
+ */
+const CHANGE_LOG_BOUND_MS = 1000;
 
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<Storage> {
   const pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10 });
@@ -58,7 +67,7 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
   let users = createPgUserStore(pool, now);
   let listener: CredentialListener | undefined;
   if ((options.credentialCacheBytes ?? 0) > 0) {
-    const cache = createCredentialCache(users, { maxBytes: options.credentialCacheBytes! });
+    const cache = createCredentialCache(users, { maxBytes: options.credentialCacheBytes!, logBoundMs: CHANGE_LOG_BOUND_MS });
     listener = await listenForCredentialChanges({ url: options.url, cache, retryMs: LISTEN_RETRY_MS, onError: options.onIdleError ?? (() => undefined), onDropped: options.onCredentialsDropped });
     users = cache.users;
   }
