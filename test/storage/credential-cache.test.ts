@@ -7,6 +7,7 @@
  * change may be lost then). The accounts contract holds with it on.
  */
 import t, { type Test } from 'tap';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { openPostgresStorage, type Storage } from '../../src/storage/index.js';
 import { accountsContract } from './accounts.contract.js';
@@ -196,4 +197,21 @@ t.test('until the change log is read, and while a reading of it fails, nothing i
   await t.rejects(cache.users.changesSince(cursor));
   cache.resume('listener');
   t.equal(await readsOf(2), 2, 'the listener back, the log failing: nothing held');
+});
+
+t.test('the listening connection has TCP keepalive: a peer gone without FIN or RST is noticed', async (t) => {
+  const { url } = await threeProcesses(t);
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  t.teardown(() => admin.end());
+  const { rows } = await admin.query<{ client_port: number }>(
+    "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'");
+  t.equal(rows.length, 2, 'a and b listen');
+  // /proc/net/tcp: local address, remote address, state, queues, then the timer running ("02": keepalive).
+  const sockets = readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+  for (const { client_port } of rows) {
+    const mine = sockets.find((f) => f[1] !== undefined && parseInt(f[1].split(':')[1]!, 16) === client_port);
+    t.ok(mine, `the socket of port ${client_port}`);
+    t.equal(mine?.[5]?.split(':')[0], '02', `port ${client_port}: its keepalive timer runs`);
+  }
 });

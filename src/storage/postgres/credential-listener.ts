@@ -17,11 +17,19 @@
  * Notifications sent while nobody listens are lost, so the cache serves
  * nothing from the moment the connection fails until LISTEN is in place
  * again (`suspend`/`resume`); meanwhile every login reads the store as
- * without a cache. The connection is opened again every `retryMs`.
+ * without a cache. The connection is opened again every `retryMs`. It has
+ * TCP keepalive, so a peer that vanished without closing it is noticed.
  */
 import pg from 'pg';
 import type { CredentialCache } from '../credential-cache.js';
 import { ACCOUNT_CHANNEL } from './migrations.js';
+
+/**
+ * Idle time before TCP keepalive probes the listening connection, which carries nothing but notifications:
+ * without it a peer gone with no FIN or RST (a partition, a frozen host) leaves it open for good. The probes'
+ * interval and count are the system's (Linux: 75 s, 9); meanwhile the change log's readings bound the cache.
+ */
+const KEEPALIVE_IDLE_MS = 10_000;
 
 /** Why the cache is suspended while this does not listen. */
 const LISTENER = 'listener';
@@ -70,7 +78,7 @@ export async function listenForCredentialChanges(opts: CredentialListenerOptions
 
   async function connect(): Promise<void> {
     timer = undefined;
-    const c = new pg.Client({ connectionString: opts.url });
+    const c = new pg.Client({ connectionString: opts.url, keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS });
     client = c;
     c.on('notification', ({ channel, payload }) => {
       if (channel !== ACCOUNT_CHANNEL) return;
