@@ -1,32 +1,33 @@
 /**
- * WORKERS=N: the per-address session counts (MAX_CONNECTIONS_PER_IP) for the whole machine. Each worker admits
- * on its own, synchronously, as before; it also reports its open count of an address to the primary whenever it
- * changes, and the primary relays it to the other workers, which add it to their own. Without this, N workers
- * let one address open N times the limit. A worker that exits counts nothing any more; one that starts asks
- * for what the others have open. Several workers admitting the same address within the time a message takes
- * (well under a millisecond between processes) may still let it past the limit by those few.
+ * WORKERS=N: the per-address session counts (MAX_CONNECTIONS_PER_IP, BOSH_MAX_SESSIONS_PER_IP) for the whole
+ * machine. Each worker admits on its own, synchronously, as before; it also reports its open counts of an address
+ * to the primary whenever they change, and the primary relays them to the other workers, which add them to their
+ * own. Without this, N workers let one address open N times the limit. A worker that exits counts nothing any
+ * more; one that starts asks for what the others have open. Several workers admitting the same address within the
+ * time a message takes (well under a millisecond between processes) may still let it past the limit by those few.
  */
 import cluster from 'node:cluster';
-import type { AdmissionShare } from './transports/admission.js';
+import { NO_SESSIONS, type AddressCounts, type AdmissionShare } from './transports/admission.js';
 
 const COUNT = 'xwg:admission-count';
 const HELLO = 'xwg:admission-hello';
 
-interface Count { readonly type: typeof COUNT; readonly key: string; readonly open: number; readonly worker?: number }
+interface Count extends AddressCounts { readonly type: typeof COUNT; readonly key: string; readonly worker?: number }
 const isCount = (m: unknown): m is Count => (m as Partial<Count> | null)?.type === COUNT && typeof (m as Count).key === 'string';
+const countsOf = (m: Count): AddressCounts => ({ open: m.open, bosh: m.bosh });
 const isHello = (m: unknown): boolean => (m as { type?: unknown } | null)?.type === HELLO;
 
 /** In a worker of WORKERS > 1: the share Admission reports to and reads from; undefined elsewhere. */
 export function workerAdmissionShare(): AdmissionShare | undefined {
   if (!cluster.isWorker) return undefined;
   /** Address key → the other workers' open counts, by worker id. */
-  const others = new Map<string, Map<number, number>>();
+  const others = new Map<string, Map<number, AddressCounts>>();
   process.on('message', (m: unknown) => {
     if (!isCount(m) || m.worker === undefined) return;
     let counts = others.get(m.key);
     if (m.open > 0) {
       if (!counts) others.set(m.key, (counts = new Map()));
-      counts.set(m.worker, m.open);
+      counts.set(m.worker, countsOf(m));
     } else if (counts) {
       counts.delete(m.worker);
       if (counts.size === 0) others.delete(m.key);
@@ -35,11 +36,17 @@ export function workerAdmissionShare(): AdmissionShare | undefined {
   const send = (m: unknown): void => { if (process.connected) process.send!(m); };
   send({ type: HELLO });
   return {
-    report: (key, open) => send({ type: COUNT, key, open } satisfies Count),
+    report: (key, c) => send({ type: COUNT, key, ...c } satisfies Count),
     elsewhere(key) {
-      let sum = 0;
-      for (const n of others.get(key)?.values() ?? []) sum += n;
-      return sum;
+      const those = others.get(key);
+      if (those === undefined) return NO_SESSIONS;
+      let open = 0;
+      let bosh = 0;
+      for (const c of those.values()) {
+        open += c.open;
+        bosh += c.bosh;
+      }
+      return { open, bosh };
     },
   };
 }
@@ -47,17 +54,17 @@ export function workerAdmissionShare(): AdmissionShare | undefined {
 /** In the primary: relays each worker's counts to the others, the current ones to a worker starting, and zeros for one that exited. */
 export function relayAdmissionCounts(): void {
   /** Worker id → its non-zero counts by address key. */
-  const byWorker = new Map<number, Map<string, number>>();
-  const toOthers = (from: number, key: string, open: number): void => {
+  const byWorker = new Map<number, Map<string, AddressCounts>>();
+  const toOthers = (from: number, key: string, c: AddressCounts): void => {
     for (const w of Object.values(cluster.workers ?? {})) {
-      if (w && w.id !== from && w.isConnected()) w.send({ type: COUNT, key, open, worker: from } satisfies Count);
+      if (w && w.id !== from && w.isConnected()) w.send({ type: COUNT, key, ...c, worker: from } satisfies Count);
     }
   };
   cluster.on('message', (worker, m: unknown) => {
     if (isHello(m)) {
       for (const [id, counts] of byWorker) {
         if (id === worker.id) continue;
-        for (const [key, open] of counts) if (worker.isConnected()) worker.send({ type: COUNT, key, open, worker: id } satisfies Count);
+        for (const [key, c] of counts) if (worker.isConnected()) worker.send({ type: COUNT, key, ...c, worker: id } satisfies Count);
       }
       return;
     }
@@ -65,15 +72,15 @@ export function relayAdmissionCounts(): void {
     let counts = byWorker.get(worker.id);
     if (m.open > 0) {
       if (!counts) byWorker.set(worker.id, (counts = new Map()));
-      counts.set(m.key, m.open);
+      counts.set(m.key, countsOf(m));
     } else {
       counts?.delete(m.key);
     }
-    toOthers(worker.id, m.key, m.open);
+    toOthers(worker.id, m.key, countsOf(m));
   });
   cluster.on('exit', (worker) => {
     const counts = byWorker.get(worker.id);
     byWorker.delete(worker.id);
-    for (const key of counts?.keys() ?? []) toOthers(worker.id, key, 0);
+    for (const key of counts?.keys() ?? []) toOthers(worker.id, key, NO_SESSIONS);
   });
 }

@@ -23,16 +23,26 @@ export interface AdmissionOptions {
   readonly newPerSecond: number;
   readonly newBurst: number;
   readonly now: () => number;
-  /** WORKERS=N: the other workers' open sessions per address, counted against maxPerIp with this process's own. */
+  /** WORKERS=N: the other workers' open sessions per address, counted against the limits with this process's own. */
   readonly share?: AdmissionShare | undefined;
 }
 
+/** The sessions one process has open from one address key. */
+export interface AddressCounts {
+  /** Sessions over both transports (MAX_CONNECTIONS_PER_IP). */
+  readonly open: number;
+  /** Of those, BOSH sessions (BOSH_MAX_SESSIONS_PER_IP). */
+  readonly bosh: number;
+}
+
+export const NO_SESSIONS: AddressCounts = { open: 0, bosh: 0 };
+
 /** Open-session counts per address key shared with other processes serving the same port (workers-admission.ts). */
 export interface AdmissionShare {
-  /** This process now has `open` sessions from the address `key`. */
-  report(key: string, open: number): void;
-  /** The sessions the other processes have open from `key`. */
-  elsewhere(key: string): number;
+  /** This process now has `counts` from the address `key`. */
+  report(key: string, counts: AddressCounts): void;
+  /** What the other processes have open from `key`, summed. */
+  elsewhere(key: string): AddressCounts;
 }
 
 /** Why a new session was refused: metric label values, bounded. */
@@ -52,7 +62,7 @@ export interface RequestLike {
 export interface Refused { readonly reason: Refusal; readonly ip: string; readonly origin: string | undefined }
 
 /** What admission needs to know of an open session. */
-export interface Admitted { readonly authenticated: boolean }
+export interface Admitted { readonly authenticated: boolean; readonly transport: 'websocket' | 'bosh' }
 
 /** Addresses whose rate buckets are remembered at most (a spray of addresses cannot grow the map without limit). */
 const MAX_BUCKETS = 100_000;
@@ -145,7 +155,7 @@ export class Admission {
    */
   blocked(ip: string): Refusal | undefined {
     const key = keyOf(ip);
-    if (this.#openHere(key) + this.#openElsewhere(key) >= this.opts.maxPerIp) return 'connections-per-ip';
+    if (this.#openHere(key) + this.#elsewhere(key).open >= this.opts.maxPerIp) return 'connections-per-ip';
     const bucket = this.#buckets.get(key);
     return bucket === undefined || bucket.waitFor(1) === 0 ? undefined : 'connection-rate';
   }
@@ -166,7 +176,7 @@ export class Admission {
     let open = this.#open.get(key);
     if (!open) this.#open.set(key, (open = new Set()));
     open.add(session);
-    this.opts.share?.report(key, open.size);
+    this.#report(key);
   }
 
   release(ip: string, session: Admitted): void {
@@ -174,8 +184,11 @@ export class Admission {
     const open = this.#open.get(key);
     if (!open?.delete(session)) return;
     if (open.size === 0) this.#open.delete(key);
-    this.opts.share?.report(key, open.size);
+    this.#report(key);
   }
+
+  /** BOSH sessions the other workers have open from `ip` (WORKERS=N; BOSH_MAX_SESSIONS_PER_IP counts them with the transport's own). */
+  boshElsewhere(ip: string): number { return this.#elsewhere(keyOf(ip)).bosh; }
 
   /** Addresses with sessions open (for leak checks). */
   get addresses(): number { return this.#open.size; }
@@ -183,7 +196,7 @@ export class Admission {
   /** The open-session limits of an address key, reached or not. */
   #sessionLimit(key: string): Refusal | undefined {
     const open = this.#open.get(key);
-    if (this.#openHere(key) + this.#openElsewhere(key) >= this.opts.maxPerIp) return 'connections-per-ip';
+    if (this.#openHere(key) + this.#elsewhere(key).open >= this.opts.maxPerIp) return 'connections-per-ip';
     if (open) {
       let unauthenticated = 0;
       for (const s of open) if (!s.authenticated) unauthenticated++;
@@ -193,7 +206,19 @@ export class Admission {
   }
 
   #openHere(key: string): number { return this.#open.get(key)?.size ?? 0; }
-  #openElsewhere(key: string): number { return this.opts.share?.elsewhere(key) ?? 0; }
+  #elsewhere(key: string): AddressCounts { return this.opts.share?.elsewhere(key) ?? NO_SESSIONS; }
+
+  /** Tells the other workers what this one now has open from `key`. */
+  #report(key: string): void {
+    if (this.opts.share === undefined) return;
+    let open = 0;
+    let bosh = 0;
+    for (const s of this.#open.get(key) ?? []) {
+      open++;
+      if (s.transport === 'bosh') bosh++;
+    }
+    this.opts.share.report(key, { open, bosh });
+  }
 
   #bucket(key: string): TokenBucket {
     let bucket = this.#buckets.get(key);

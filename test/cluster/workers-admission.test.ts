@@ -5,7 +5,7 @@
  * on its own internal listener (the address it advertises for forwarded BOSH requests), so the test picks the
  * worker; the sessions are BOSH sessions, counted with WebSocket connections against the one limit.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { withGatewayCluster } from '../helpers/cluster.js';
 import { eventually } from '../helpers/eventually.js';
 import { RawBoshClient, terminalCondition } from '../helpers/bosh-client.js';
@@ -61,4 +61,35 @@ t.test('MAX_CONNECTIONS_PER_IP holds across two workers; a closed session, or a 
   const fresh = (): string | undefined => gw!.events().find((e) => e.event === 'listening' && e.node === 'n0-w1' && e.pid !== w1 && e.pid !== w1b)?.internal as string | undefined;
   await eventually(fresh, { timeout: 30_000, message: 'worker 1 started a second time' });
   t.equal(await session(fresh()!), 'policy-violation', "a worker started later counts what the others had open before it");
+});
+
+/** WORKERS=2 with `env`: each worker's own address, and a BOSH session opener (the client, or the refusal's condition). */
+async function twoWorkers(t: Test, env: Record<string, string>) {
+  const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '2', ...env } });
+  const [gw] = cluster.nodes;
+  const internal = (node: string): string | undefined =>
+    gw!.events().find((e) => e.event === 'listening' && e.node === node)?.internal as string | undefined;
+  await eventually(() => internal('n0-w0') && internal('n0-w1'), { timeout: 20_000, message: 'both workers serving' });
+  const session = async (base: string, wait = true): Promise<RawBoshClient | string> => {
+    const c = new RawBoshClient(`${base}/http-bind`);
+    t.teardown(() => c.destroy());
+    const res = await c.create();
+    if (wait) await settle();
+    return terminalCondition(res) ?? c;
+  };
+  return { cluster, gw: gw!, a: internal('n0-w0')!, b: internal('n0-w1')!, session };
+}
+
+t.test('BOSH_MAX_SESSIONS_PER_IP holds across two workers', async (t) => {
+  const { gw, a, b, session } = await twoWorkers(t, { MAX_CONNECTIONS_PER_IP: '10', BOSH_MAX_SESSIONS_PER_IP: '2' });
+  const a1 = await session(a);
+  t.type(a1, RawBoshClient, 'one BOSH session on worker 0');
+  t.type(await session(b), RawBoshClient, 'one on worker 1');
+  t.equal(await session(a), 'policy-violation', 'a third on worker 0 is refused: two BOSH sessions from 127.0.0.1 on the machine');
+  t.equal(await session(b), 'policy-violation', 'and on worker 1');
+  const ws = await RawWsClient.connect(gw.wsUrl).then((c) => { c.ws.terminate(); return 'open'; }, (err: Error) => err.message);
+  t.equal(ws, 'open', 'a WebSocket is not a BOSH session: MAX_CONNECTIONS_PER_IP (10) admits it');
+  await (a1 as RawBoshClient).terminate();
+  await settle();
+  t.type(await session(b), RawBoshClient, "worker 0's ended session freed its place, taken on worker 1");
 });

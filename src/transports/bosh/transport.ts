@@ -183,8 +183,13 @@ export class BoshTransport {
 
   /** Why a session from `ip` would be refused now (this transport's own limit, then admission's), taking nothing. */
   #blocked(ip: string): Refusal | undefined {
-    if ((this.#perIp.get(ipKey(ip) ?? UNPARSABLE) ?? 0) >= this.opts.maxSessionsPerIp) return 'connections-per-ip';
-    return this.opts.admission.blocked(ip);
+    return this.#boshLimit(ip) ?? this.opts.admission.blocked(ip);
+  }
+
+  /** BOSH_MAX_SESSIONS_PER_IP: this process's BOSH sessions from the address and, with WORKERS=N, the other workers'. */
+  #boshLimit(ip: string): Refusal | undefined {
+    const here = this.#perIp.get(ipKey(ip) ?? UNPARSABLE) ?? 0;
+    return here + this.opts.admission.boshElsewhere(ip) >= this.opts.maxSessionsPerIp ? 'connections-per-ip' : undefined;
   }
 
   /**
@@ -271,7 +276,7 @@ export class BoshTransport {
     const legacy = req.attrs.ver === undefined;
     if (this.#closing) return terminate(reply, 'system-shutdown');
     const key = ipKey(client.ip) ?? UNPARSABLE;
-    const refusal = (this.#perIp.get(key) ?? 0) >= this.opts.maxSessionsPerIp ? 'connections-per-ip' : this.opts.admission.admit(client.ip);
+    const refusal = this.#boshLimit(client.ip) ?? this.opts.admission.admit(client.ip);
     if (refusal) {
       this.opts.admission.note({ reason: refusal, ip: client.ip, origin: undefined }, this.server.metrics, this.log);
       return terminate(reply, 'policy-violation', legacy);
