@@ -1,10 +1,11 @@
 /**
- * WORKERS=N: the per-address session counts (MAX_CONNECTIONS_PER_IP, BOSH_MAX_SESSIONS_PER_IP) for the whole
- * machine. Each worker admits on its own, synchronously, as before; it also reports its open counts of an address
- * to the primary whenever they change, and the primary relays them to the other workers, which add them to their
- * own. Without this, N workers let one address open N times the limit. A worker that exits counts nothing any
- * more; one that starts asks for what the others have open. Several workers admitting the same address within the
- * time a message takes (well under a millisecond between processes) may still let it past the limit by those few.
+ * WORKERS=N: the per-address session counts (MAX_CONNECTIONS_PER_IP, BOSH_MAX_SESSIONS_PER_IP,
+ * MAX_UNAUTHENTICATED_PER_IP) for the whole machine. Each worker admits on its own, synchronously, as before; it
+ * also reports its counts of an address to the primary whenever they change (a session opens, ends or
+ * authenticates), and the primary relays them to the other workers, which add them to their own. Without this,
+ * N workers let one address open N times the limit. A worker that exits counts nothing any more; one that starts
+ * asks for what the others have open. Several workers admitting the same address within the time a message takes
+ * (well under a millisecond between processes) may still let it past the limit by those few.
  */
 import cluster from 'node:cluster';
 import { NO_SESSIONS, type AddressCounts, type AdmissionShare } from './transports/admission.js';
@@ -14,7 +15,7 @@ const HELLO = 'xwg:admission-hello';
 
 interface Count extends AddressCounts { readonly type: typeof COUNT; readonly key: string; readonly worker?: number }
 const isCount = (m: unknown): m is Count => (m as Partial<Count> | null)?.type === COUNT && typeof (m as Count).key === 'string';
-const countsOf = (m: Count): AddressCounts => ({ open: m.open, bosh: m.bosh });
+const countsOf = (m: Count): AddressCounts => ({ open: m.open, bosh: m.bosh, unauthenticated: m.unauthenticated });
 const isHello = (m: unknown): boolean => (m as { type?: unknown } | null)?.type === HELLO;
 
 /** In a worker of WORKERS > 1: the share Admission reports to and reads from; undefined elsewhere. */
@@ -42,11 +43,13 @@ export function workerAdmissionShare(): AdmissionShare | undefined {
       if (those === undefined) return NO_SESSIONS;
       let open = 0;
       let bosh = 0;
+      let unauthenticated = 0;
       for (const c of those.values()) {
         open += c.open;
         bosh += c.bosh;
+        unauthenticated += c.unauthenticated;
       }
-      return { open, bosh };
+      return { open, bosh, unauthenticated };
     },
   };
 }

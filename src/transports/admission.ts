@@ -33,9 +33,11 @@ export interface AddressCounts {
   readonly open: number;
   /** Of those, BOSH sessions (BOSH_MAX_SESSIONS_PER_IP). */
   readonly bosh: number;
+  /** Of those, streams not yet authenticated (MAX_UNAUTHENTICATED_PER_IP). */
+  readonly unauthenticated: number;
 }
 
-export const NO_SESSIONS: AddressCounts = { open: 0, bosh: 0 };
+export const NO_SESSIONS: AddressCounts = { open: 0, bosh: 0, unauthenticated: 0 };
 
 /** Open-session counts per address key shared with other processes serving the same port (workers-admission.ts). */
 export interface AdmissionShare {
@@ -187,6 +189,14 @@ export class Admission {
     this.#report(key);
   }
 
+  /**
+   * An admitted session from `ip` authenticated (Conn.loggedIn): the unauthenticated count changed without a
+   * session opening or ending. This process reads that state from its sessions when it admits; the others learn it.
+   */
+  authenticated(ip: string): void {
+    this.#report(keyOf(ip));
+  }
+
   /** BOSH sessions the other workers have open from `ip` (WORKERS=N; BOSH_MAX_SESSIONS_PER_IP counts them with the transport's own). */
   boshElsewhere(ip: string): number { return this.#elsewhere(keyOf(ip)).bosh; }
 
@@ -197,11 +207,9 @@ export class Admission {
   #sessionLimit(key: string): Refusal | undefined {
     const open = this.#open.get(key);
     if (this.#openHere(key) + this.#elsewhere(key).open >= this.opts.maxPerIp) return 'connections-per-ip';
-    if (open) {
-      let unauthenticated = 0;
-      for (const s of open) if (!s.authenticated) unauthenticated++;
-      if (unauthenticated >= this.opts.maxUnauthenticatedPerIp) return 'unauthenticated-per-ip';
-    }
+    let unauthenticated = this.#elsewhere(key).unauthenticated;
+    for (const s of open ?? []) if (!s.authenticated) unauthenticated++;
+    if (unauthenticated >= this.opts.maxUnauthenticatedPerIp) return 'unauthenticated-per-ip';
     return undefined;
   }
 
@@ -213,11 +221,13 @@ export class Admission {
     if (this.opts.share === undefined) return;
     let open = 0;
     let bosh = 0;
+    let unauthenticated = 0;
     for (const s of this.#open.get(key) ?? []) {
       open++;
       if (s.transport === 'bosh') bosh++;
+      if (!s.authenticated) unauthenticated++;
     }
-    this.opts.share.report(key, { open, bosh });
+    this.opts.share.report(key, { open, bosh, unauthenticated });
   }
 
   #bucket(key: string): TokenBucket {

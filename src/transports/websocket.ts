@@ -137,6 +137,7 @@ class WsConn implements Conn {
   get bufferedBytes(): number { return this.#backlog.bytes; }
   get inputHeld(): boolean { return this.input.queuedItems > 0; }
   inputRoom(): void { this.input.kick(); }
+  loggedIn(): void { this.opts.admission.authenticated(this.ip); }
 
   attach(events: ConnEvents): void {
     this.session = events;

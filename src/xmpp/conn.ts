@@ -46,6 +46,11 @@ export interface Conn {
   /** The core has room for the peer's input again (ConnEvents.inputBacklogged went false): read on. */
   inputRoom?(): void;
   /**
+   * SASL has succeeded on this transport's stream (ConnEvents.authenticated is now true): the per-address
+   * limits, which count unauthenticated streams, learn it now rather than when the next session is admitted.
+   */
+  loggedIn?(): void;
+  /**
    * Write an optional stream error, then the closing framing, then end the
    * transport. The error is typed, not an element: each transport frames it
    * its own way (RFC 7395 writes `streamErrorElement(error)`; XEP-0124 §17.2

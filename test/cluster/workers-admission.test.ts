@@ -10,6 +10,7 @@ import { withGatewayCluster } from '../helpers/cluster.js';
 import { eventually } from '../helpers/eventually.js';
 import { RawBoshClient, terminalCondition } from '../helpers/bosh-client.js';
 import { RawWsClient } from '../helpers/ws-client.js';
+import { NS, x } from '../../src/xml/index.js';
 
 t.setTimeout(180_000);
 
@@ -92,4 +93,24 @@ t.test('BOSH_MAX_SESSIONS_PER_IP holds across two workers', async (t) => {
   await (a1 as RawBoshClient).terminate();
   await settle();
   t.type(await session(b), RawBoshClient, "worker 0's ended session freed its place, taken on worker 1");
+});
+
+t.test('MAX_UNAUTHENTICATED_PER_IP holds across two workers; a stream that authenticates no longer counts on the other', async (t) => {
+  const { cluster, gw, a, b, session } = await twoWorkers(t, { MAX_CONNECTIONS_PER_IP: '10', MAX_UNAUTHENTICATED_PER_IP: '2' });
+  await cluster.addUser('alice', 'secret');
+  const a1 = await session(a);
+  t.type(a1, RawBoshClient, 'one unauthenticated stream on worker 0');
+  t.type(await session(b), RawBoshClient, 'one on worker 1');
+  t.equal(await session(a), 'policy-violation', 'a third on worker 0 is refused: two unauthenticated from 127.0.0.1 on the machine');
+  t.equal(await session(b), 'policy-violation', 'and on worker 1');
+  const ws = async (): Promise<string> => RawWsClient.connect(gw.wsUrl).then((c) => { c.ws.terminate(); return 'open'; }, (err: Error) => err.message);
+  t.equal(await ws(), 'HTTP 429', 'a WebSocket on the shared port too');
+
+  // The stream on worker 0 authenticates: worker 1 learns it (no session opens or ends).
+  const auth = x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0secret').toString('base64'));
+  const success = await (a1 as RawBoshClient).send({}, auth);
+  t.ok(success.body?.getChild('success', NS.SASL), 'the stream on worker 0 authenticated');
+  await settle();
+  t.type(await session(b), RawBoshClient, 'its place is free on worker 1');
+  t.equal(await session(a), 'policy-violation', 'and taken: two unauthenticated again on the machine');
 });

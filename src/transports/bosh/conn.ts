@@ -171,6 +171,8 @@ export class BoshConn implements Conn {
     this.session = events;
   }
 
+  loggedIn(): void { this.host.loggedIn(this); }
+
   close(error?: StreamError): void {
     if (this.#ended || this.#final) return;
     // XEP-0206 §7: stanzas not yet delivered precede the stream error, as

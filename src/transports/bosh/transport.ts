@@ -91,6 +91,7 @@ export class BoshTransport {
     this.#host = {
       log,
       removed: (conn) => this.#removed(conn),
+      loggedIn: (conn) => opts.admission.authenticated(conn.ip),
       timers: (delta) => { this.#timers += delta; },
       internalError: () => server.metrics.internalError(),
       flow: opts.flow,

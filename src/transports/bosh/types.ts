@@ -18,6 +18,8 @@ export interface BoshHost<C> {
   readonly log: Log;
   /** Forget the session: it has ended. */
   removed(conn: C): void;
+  /** The session's stream authenticated (Conn.loggedIn): for the per-address limits. */
+  loggedIn(conn: C): void;
   /** A session timer was armed (+1) or is gone (-1): the transport counts them to prove none leaks. */
   timers(delta: 1 | -1): void;
   internalError(): void;

@@ -216,6 +216,7 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     }, 'authenticated');
     session.username = username;
     session.type = 'c2s';
+    session.conn?.loggedIn?.();
     return stateOf(session).wire.success(session, mechanism, data);
   }
 
