@@ -6,17 +6,25 @@
  * N workers let one address open N times the limit. A worker that exits counts nothing any more; one that starts
  * asks for what the others have open. Several workers admitting the same address within the time a message takes
  * (well under a millisecond between processes) may still let it past the limit by those few.
+ *
+ * The new-session rate (NEW_CONNECTIONS_PER_IP_PER_SECOND, NEW_CONNECTIONS_BURST_PER_IP) likewise: each worker
+ * keeps the whole token bucket of an address, and the tokens it takes go to the others (batched per turn of its
+ * event loop), which take them from theirs (docs/ARCHITECTURE.md says why not rate/N per worker).
  */
 import cluster from 'node:cluster';
 import { NO_SESSIONS, type AddressCounts, type AdmissionShare } from './transports/admission.js';
 
 const COUNT = 'xwg:admission-count';
 const HELLO = 'xwg:admission-hello';
+const TAKEN = 'xwg:admission-taken';
 
 interface Count extends AddressCounts { readonly type: typeof COUNT; readonly key: string; readonly worker?: number }
 const isCount = (m: unknown): m is Count => (m as Partial<Count> | null)?.type === COUNT && typeof (m as Count).key === 'string';
 const countsOf = (m: Count): AddressCounts => ({ open: m.open, bosh: m.bosh, unauthenticated: m.unauthenticated });
 const isHello = (m: unknown): boolean => (m as { type?: unknown } | null)?.type === HELLO;
+/** Tokens of the new-session rate a worker took, by address key, in one turn of its event loop. */
+interface Taken { readonly type: typeof TAKEN; readonly takes: ReadonlyArray<readonly [string, number]> }
+const isTaken = (m: unknown): m is Taken => (m as Partial<Taken> | null)?.type === TAKEN && Array.isArray((m as Taken).takes);
 
 /** In a worker of WORKERS > 1: the share Admission reports to and reads from; undefined elsewhere. */
 export function workerAdmissionShare(): AdmissionShare | undefined {
@@ -36,8 +44,24 @@ export function workerAdmissionShare(): AdmissionShare | undefined {
   });
   const send = (m: unknown): void => { if (process.connected) process.send!(m); };
   send({ type: HELLO });
+  // The tokens taken in one turn go in one message (a burst of requests in one turn, one message).
+  const taken = new Map<string, number>();
+  const flush = (): void => {
+    send({ type: TAKEN, takes: [...taken] } satisfies Taken);
+    taken.clear();
+  };
   return {
     report: (key, c) => send({ type: COUNT, key, ...c } satisfies Count),
+    took(key) {
+      if (taken.size === 0) setImmediate(flush);
+      taken.set(key, (taken.get(key) ?? 0) + 1);
+    },
+    onTaken(debit) {
+      process.on('message', (m: unknown) => {
+        if (!isTaken(m)) return;
+        for (const [key, n] of m.takes) if (typeof key === 'string' && typeof n === 'number') debit(key, n);
+      });
+    },
     elsewhere(key) {
       const those = others.get(key);
       if (those === undefined) return NO_SESSIONS;
@@ -64,6 +88,10 @@ export function relayAdmissionCounts(): void {
     }
   };
   cluster.on('message', (worker, m: unknown) => {
+    if (isTaken(m)) {
+      for (const w of Object.values(cluster.workers ?? {})) if (w && w.id !== worker.id && w.isConnected()) w.send(m);
+      return;
+    }
     if (isHello(m)) {
       for (const [id, counts] of byWorker) {
         if (id === worker.id) continue;

@@ -45,6 +45,10 @@ export interface AdmissionShare {
   report(key: string, counts: AddressCounts): void;
   /** What the other processes have open from `key`, summed. */
   elsewhere(key: string): AddressCounts;
+  /** This process took a token of the new-session rate of `key`. */
+  took(key: string): void;
+  /** Calls `debit` with the tokens the other processes took, key by key. */
+  onTaken(debit: (key: string, n: number) => void): void;
 }
 
 /** Why a new session was refused: metric label values, bounded. */
@@ -87,6 +91,8 @@ export class Admission {
     this.#anyOrigin = opts.allowedOrigins.includes('*');
     this.#origins = new Set(opts.allowedOrigins.filter((o) => o !== '*').map(normalizeOrigin));
     this.#logged = new RefusalLog(opts.now);
+    // WORKERS=N: each worker's bucket of an address also pays for the tokens the others took (workers-admission.ts).
+    opts.share?.onTaken((key, n) => this.#bucket(key).debit(n));
   }
 
   /**
@@ -143,7 +149,7 @@ export class Admission {
     const bucket = this.#bucket(key);
     const limit = this.#sessionLimit(key);
     // A refused attempt costs a token too: repeated, it soon meets the rate, which `blocked` sees at once.
-    const wait = bucket.take(1);
+    const wait = this.#take(key, bucket);
     return limit ?? (wait === 0 ? undefined : 'connection-rate');
   }
 
@@ -169,7 +175,8 @@ export class Admission {
    * refuse them, were never limited.
    */
   stray(ip: string): void {
-    this.#bucket(keyOf(ip)).take(1);
+    const key = keyOf(ip);
+    this.#take(key, this.#bucket(key));
   }
 
   /** Counts an admitted session until `release`. */
@@ -228,6 +235,13 @@ export class Admission {
       if (!s.authenticated) unauthenticated++;
     }
     this.opts.share.report(key, { open, bosh, unauthenticated });
+  }
+
+  /** Takes a token of `key`'s rate if it has one (0; else the wait), and tells the other workers it did. */
+  #take(key: string, bucket: TokenBucket): number {
+    const wait = bucket.take(1);
+    if (wait === 0) this.opts.share?.took(key);
+    return wait;
   }
 
   #bucket(key: string): TokenBucket {

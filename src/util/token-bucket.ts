@@ -38,6 +38,15 @@ export class TokenBucket {
     return wait;
   }
 
+  /**
+   * Takes `n` tokens whether the bucket allows it or not (they were taken elsewhere: another process's copy
+   * of the bucket), leaving it in debt if need be, but never more than `burst` tokens deep.
+   */
+  debit(n: number): void {
+    this.#refill();
+    this.#tokens = Math.max(-this.burst, this.#tokens - n);
+  }
+
   /** Milliseconds until `n` tokens may be taken (0: now); takes nothing. */
   waitFor(n: number): number {
     this.#refill();

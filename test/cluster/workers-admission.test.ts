@@ -5,6 +5,7 @@
  * on its own internal listener (the address it advertises for forwarded BOSH requests), so the test picks the
  * worker; the sessions are BOSH sessions, counted with WebSocket connections against the one limit.
  */
+import http from 'node:http';
 import t, { type Test } from 'tap';
 import { withGatewayCluster } from '../helpers/cluster.js';
 import { eventually } from '../helpers/eventually.js';
@@ -113,4 +114,33 @@ t.test('MAX_UNAUTHENTICATED_PER_IP holds across two workers; a stream that authe
   await settle();
   t.type(await session(b), RawBoshClient, 'its place is free on worker 1');
   t.equal(await session(a), 'policy-violation', 'and taken: two unauthenticated again on the machine');
+});
+
+t.test('NEW_CONNECTIONS_BURST_PER_IP and the rate hold across two workers; one worker alone still grants the whole burst', async (t) => {
+  const burst = 10;
+  const { a, b } = await twoWorkers(t, {
+    MAX_CONNECTIONS_PER_IP: '100', MAX_UNAUTHENTICATED_PER_IP: '100', BOSH_MAX_SESSIONS_PER_IP: '100',
+    NEW_CONNECTIONS_PER_IP_PER_SECOND: '1', NEW_CONNECTIONS_BURST_PER_IP: String(burst),
+  });
+  /** Creates `n` BOSH sessions one after the other on `base` from `from`; how many were admitted. */
+  const create = async (base: string, n: number, from = '127.0.0.1'): Promise<number> => {
+    let admitted = 0;
+    for (let i = 0; i < n; i++) {
+      const c = new RawBoshClient(`${base}/http-bind`, { agent: new http.Agent({ keepAlive: true, localAddress: from }) });
+      t.teardown(() => c.destroy());
+      if (terminalCondition(await c.create()) === undefined) admitted++;
+    }
+    return admitted;
+  };
+  const began = Date.now();
+  t.equal(await create(a, burst), burst, 'the whole burst on worker 0');
+  await settle();
+  const onB = await create(b, burst);
+  // At 1 new session a second, the machine's bucket has refilled by the seconds since the burst began, no more.
+  const refilled = Math.ceil((Date.now() - began) / 1000);
+  t.ok(onB <= refilled, `worker 1 admits only what the rate refilled since worker 0 took the burst (${onB} admitted, ${refilled} refilled)`);
+  t.ok(onB < burst, 'not a burst of its own');
+  // Each worker keeps the whole bucket (others' takes subtracted), not 1/N of it: a client whose sessions all reach
+  // one worker (a kept-alive BOSH connection) gets the configured burst. Another address, its own bucket.
+  t.equal(await create(a, burst, '127.0.0.2'), burst, 'another address gets the whole burst on one worker');
 });

@@ -55,3 +55,17 @@ t.test('rate and burst must be positive', async (t) => {
   t.throws(() => new TokenBucket(0, 10, c.now), RangeError);
   t.throws(() => new TokenBucket(10, 0, c.now), RangeError);
 });
+
+t.test('debit takes tokens taken elsewhere, into debt if need be, at most a burst deep', async (t) => {
+  const c = clock();
+  const b = new TokenBucket(1, 4, c.now);
+  b.debit(3);
+  t.equal(b.tokens, 1, 'taken from a full bucket');
+  b.debit(2);
+  t.equal(b.tokens, -1, 'more than it holds: in debt');
+  t.equal(b.take(1), 2000, 'the debt is paid before anything passes here');
+  b.debit(100);
+  t.equal(b.tokens, -4, 'never deeper than the burst');
+  c.advance(5000);
+  t.equal(b.take(1), 0, 'refilled at the rate');
+});
