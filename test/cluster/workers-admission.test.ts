@@ -144,3 +144,20 @@ t.test('NEW_CONNECTIONS_BURST_PER_IP and the rate hold across two workers; one w
   // one worker (a kept-alive BOSH connection) gets the configured burst. Another address, its own bucket.
   t.equal(await create(a, burst, '127.0.0.2'), burst, 'another address gets the whole burst on one worker');
 });
+
+t.test('a WebSocket stream that authenticates no longer counts as unauthenticated on the other worker', async (t) => {
+  const { cluster, gw, a, b, session } = await twoWorkers(t, { MAX_CONNECTIONS_PER_IP: '10', MAX_UNAUTHENTICATED_PER_IP: '1' });
+  await cluster.addUser('alice', 'secret');
+  // The shared port: the kernel picks the worker; its 'authenticated' line says which.
+  const ws = await RawWsClient.connect(gw.wsUrl);
+  t.teardown(() => ws.ws.terminate());
+  await settle();
+  t.equal(await session(a), 'policy-violation', 'an unauthenticated WebSocket fills the one place, on worker 0');
+  t.equal(await session(b), 'policy-violation', 'and on worker 1');
+  await ws.authenticate('alice', 'secret');
+  await settle();
+  const pidOf = (node: string): unknown => gw.events().find((e) => e.event === 'listening' && e.node === node)?.pid;
+  const on = gw.events().find((e) => e.event === 'authenticated' && e.transport === 'websocket')?.pid;
+  t.ok(on === pidOf('n0-w0') || on === pidOf('n0-w1'), 'the WebSocket is on one of the workers');
+  t.type(await session(on === pidOf('n0-w0') ? b : a), RawBoshClient, 'authenticated, it frees the place on the other worker');
+});
