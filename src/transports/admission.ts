@@ -41,8 +41,11 @@ export const NO_SESSIONS: AddressCounts = { open: 0, bosh: 0, unauthenticated: 0
 
 /** Open-session counts per address key shared with other processes serving the same port (workers-admission.ts). */
 export interface AdmissionShare {
-  /** This process now has `counts` from the address `key`. */
-  report(key: string, counts: AddressCounts): void;
+  /**
+   * This process's counts from the address `key` changed; `counts` gives them as they are when read (once per
+   * key and turn of the event loop, however many sessions opened, ended or authenticated in it).
+   */
+  report(key: string, counts: () => AddressCounts): void;
   /** What the other processes have open from `key`, summed. */
   elsewhere(key: string): AddressCounts;
   /** This process took a token of the new-session rate of `key`. */
@@ -223,18 +226,19 @@ export class Admission {
   #openHere(key: string): number { return this.#open.get(key)?.size ?? 0; }
   #elsewhere(key: string): AddressCounts { return this.opts.share?.elsewhere(key) ?? NO_SESSIONS; }
 
-  /** Tells the other workers what this one now has open from `key`. */
+  /** Tells the other workers what this one now has open from `key` (counted when the share sends it). */
   #report(key: string): void {
-    if (this.opts.share === undefined) return;
-    let open = 0;
-    let bosh = 0;
-    let unauthenticated = 0;
-    for (const s of this.#open.get(key) ?? []) {
-      open++;
-      if (s.transport === 'bosh') bosh++;
-      if (!s.authenticated) unauthenticated++;
-    }
-    this.opts.share.report(key, { open, bosh, unauthenticated });
+    this.opts.share?.report(key, () => {
+      let open = 0;
+      let bosh = 0;
+      let unauthenticated = 0;
+      for (const s of this.#open.get(key) ?? []) {
+        open++;
+        if (s.transport === 'bosh') bosh++;
+        if (!s.authenticated) unauthenticated++;
+      }
+      return { open, bosh, unauthenticated };
+    });
   }
 
   /** Takes a token of `key`'s rate if it has one (0; else the wait), and tells the other workers it did. */
