@@ -11,15 +11,18 @@
  * keeps the whole token bucket of an address, and the tokens it takes go to the others, which take them from
  * theirs (docs/ARCHITECTURE.md says why not rate/N per worker).
  *
- * What changed in one turn of a worker's event loop goes in one message (each address's counts read once, at the
- * end of the turn, with the tokens taken), and the primary relays it as one: a burst of logins from one address
- * (a NAT, a proxy, the benchmark) costs one message per turn, not one per session opened, ended or authenticated,
- * and its count is not recomputed for each (cluster resumes/s −7 % and per CPU-second −10 % with one each).
+ * What changed within FLUSH_MS in a worker goes in one message (each address's counts read once, when it is sent,
+ * with the tokens taken), and the primary relays it as one: logins from one address (a NAT, a proxy, the
+ * benchmark, whose clients are all 127.0.0.1) cost a message per FLUSH_MS, not one per session opened, ended or
+ * authenticated, each recounting the address's sessions. The other workers learn of a change that much later, so
+ * a burst across workers within it may pass a limit by the sessions it admits meanwhile, as within one IPC hop.
  */
 import cluster from 'node:cluster';
 import { NO_SESSIONS, type AddressCounts, type AdmissionShare } from './transports/admission.js';
 
 const CHANGES = 'xwg:admission-changes';
+/** How long a worker gathers its changes before it sends them (one message per this, at most). */
+const FLUSH_MS = 10;
 const HELLO = 'xwg:admission-hello';
 
 /**
@@ -60,7 +63,7 @@ export function workerAdmissionShare(): AdmissionShare | undefined {
   });
   const send = (m: unknown): void => { if (process.connected) process.send!(m); };
   send({ type: HELLO });
-  // What changed in this turn: sent once it ends.
+  // What changed since the last message: sent FLUSH_MS after the first of it.
   const changed = new Map<string, () => AddressCounts>();
   const taken = new Map<string, number>();
   const flush = (): void => {
@@ -69,7 +72,7 @@ export function workerAdmissionShare(): AdmissionShare | undefined {
     changed.clear();
     taken.clear();
   };
-  const pending = (): void => { if (changed.size === 0 && taken.size === 0) setImmediate(flush); };
+  const pending = (): void => { if (changed.size === 0 && taken.size === 0) setTimeout(flush, FLUSH_MS).unref(); };
   return {
     report(key, counts) {
       pending();
