@@ -5,7 +5,7 @@ import { openStorage, StorageOpenError, type Storage } from './storage/index.js'
 import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp, type App } from './app.js';
 import { ClusterStartError } from './cluster/index.js';
-import { isSupervisor, isWorker, listenOwnAddress, onForcedStop, supervise } from './workers.js';
+import { SAME_SIGNAL_MS, isSupervisor, isWorker, listenOwnAddress, onForcedStop, supervise } from './workers.js';
 import { AdminSocketError, serverAdminSocketPath } from './admin/index.js';
 
 /**
@@ -67,6 +67,7 @@ async function main(): Promise<void> {
   app.http.log.info({ event: 'listening', domains: config.domains, port: config.port, metricsPort: config.metricsPort || undefined, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
 
   let stopping: string | undefined;
+  let stoppingSince = 0;
   /**
    * A second SIGTERM or SIGINT during the graceful shutdown (the second Ctrl-C; Node's own default does the same)
    * ends the process at once rather than after SHUTDOWN_TIMEOUT, as its timer does: what is written stays written
@@ -85,10 +86,13 @@ async function main(): Promise<void> {
       // A worker of WORKERS=N is signalled by its primary and, from a terminal, by Ctrl-C as well (the process
       // group): there the second signal is no operator's, and the primary forces it by message (onForcedStop).
       // Nor does a signal force a shutdown no signal began (a lost lease: a SIGTERM is then the first one's).
-      if (isSignal(signal) && isSignal(stopping) && !isWorker()) force(signal);
+      // A second one within SAME_SIGNAL_MS is the first one again: under `npm start` a terminal's Ctrl-C reaches
+      // both npm and this process (the process group), and npm forwards it too (@npmcli/run-script).
+      if (isSignal(signal) && isSignal(stopping) && !isWorker() && performance.now() - stoppingSince >= SAME_SIGNAL_MS) force(signal);
       return;
     }
     stopping = signal;
+    stoppingSince = performance.now();
     app.http.log[failed ? 'error' : 'info']({ event: 'shutdown', signal }, 'shutting down');
     // Fires even while offline writes are still going on: they yield to the event loop (shutdown.ts).
     const timer = setTimeout(() => {

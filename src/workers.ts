@@ -77,8 +77,11 @@ export function supervise(plan: WorkerPlan, log: SupervisorLog, exit: (code: num
       return;
     }
   };
+  let stoppingSince = 0;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
+      // The same signal delivered twice (`npm start`: the terminal's Ctrl-C and npm's forwarding), not a second.
+      if (performance.now() - stoppingSince < SAME_SIGNAL_MS) return;
       // The second signal (the second Ctrl-C): every worker ends at once (main.ts), saying what it left.
       forced = true;
       log({ event: 'shutdown-forced', signal }, `${signal} during the shutdown: every worker exits at once`);
@@ -86,6 +89,7 @@ export function supervise(plan: WorkerPlan, log: SupervisorLog, exit: (code: num
       return;
     }
     stopping = true;
+    stoppingSince = performance.now();
     stopSignal = signal;
     if (byWorker.size === 0) exit(0);
     else signalNext();
@@ -108,6 +112,12 @@ export function supervise(plan: WorkerPlan, log: SupervisorLog, exit: (code: num
 
 /** The primary's word to its workers on a second signal (a signal would not do: see onForcedStop). */
 const FORCED_STOP = { type: 'xwg:forced-stop' } as const;
+/**
+ * A second SIGTERM/SIGINT sooner than this after the first is the same one delivered twice, not an operator's
+ * second: under `npm start` a terminal's Ctrl-C reaches the whole process group and npm forwards it as well
+ * (@npmcli/run-script's signal manager). main.ts judges a single process's signals the same way.
+ */
+export const SAME_SIGNAL_MS = 500;
 
 /** True in a worker of WORKERS > 1. */
 export function isWorker(): boolean {

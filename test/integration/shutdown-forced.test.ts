@@ -78,3 +78,32 @@ async function forced(t: Test, signal: NodeJS.Signals): Promise<void> {
 
 t.test('a second SIGTERM during the graceful shutdown ends the process at once', (t) => forced(t, 'SIGTERM'));
 t.test('a second SIGINT (the second Ctrl-C) does the same', (t) => forced(t, 'SIGINT'));
+
+t.test('the same Ctrl-C delivered twice at once (`npm start`: the terminal and npm both send SIGINT) shuts down gracefully', async (t) => {
+  // @npmcli/run-script forwards SIGINT/SIGTERM to the script's process, which the terminal's Ctrl-C also reached
+  // (one process group): the second copy must not be taken for an operator's second Ctrl-C.
+  const dir = t.testdir();
+  const storage = openSqliteStorage(join(dir, 'data'));
+  await storage.users.create('localhost', 'bob', await deriveStoredCredentials('pw', 4096));
+  await storage.close();
+  const { child, exited } = spawnMain(t, dir, { ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '4096', ADMIN_SOCKET: 'off' });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  await waitUntil(() => lines().some((l) => l.event === 'listening'), { message: `the server to listen\n${out}` });
+  const base = (lines().find((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at http://127.0.0.1:'))!.msg as string).replace('Server listening at http://', '');
+  const bob = await RawWsClient.connect(`ws://${base}/xmpp-websocket`);
+  t.teardown(() => bob.ws.terminate());
+  await bob.login('bob', 'pw', 'phone');
+  child.kill('SIGINT');
+  // npm's copy comes a moment later (its own handler forwards it): two signals sent at once would merge into one.
+  await waitUntil(() => lines().some((l) => l.event === 'shutdown'), { interval: 1, message: 'the shutdown line' });
+  child.kill('SIGINT');
+  const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  t.teardown(() => clearTimeout(guard));
+  const end = await exited;
+  clearTimeout(guard);
+  t.same(end, { code: 0, signal: null }, 'the process exits 0 after its graceful shutdown');
+  t.ok(lines().some((l) => l.event === 'shutdown-complete'), 'the shutdown completed');
+  t.notOk(lines().some((l) => l.event === 'shutdown-forced'), 'nothing was forced');
+});
