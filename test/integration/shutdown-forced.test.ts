@@ -19,22 +19,30 @@ const SM = 'urn:xmpp:sm:3';
 t.setTimeout(120_000);
 t.before(() => ensureBuilt(MAIN));
 
-async function forced(t: Test, signal: NodeJS.Signals): Promise<void> {
+/**
+ * `node dist/main.js` on a fresh SQLite store with `users` (password `pw`), serving: its JSON log lines as parsed so
+ * far, its host:port, and bob logged in over WebSocket as bob@localhost/phone.
+ */
+async function serving(t: Test, users: readonly string[], env: Record<string, string>) {
   const dir = t.testdir();
   const storage = openSqliteStorage(join(dir, 'data'));
-  for (const n of ['alice', 'bob']) await storage.users.create('localhost', n, await deriveStoredCredentials('pw', 4096));
+  for (const n of users) await storage.users.create('localhost', n, await deriveStoredCredentials('pw', 4096));
   await storage.close();
-  const { child, exited } = spawnMain(t, dir, { ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '4096', ADMIN_SOCKET: 'off', HTTP_REQUEST_TIMEOUT: '300', SHUTDOWN_TIMEOUT: '600' });
+  const { child, exited } = spawnMain(t, dir, { ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '4096', ADMIN_SOCKET: 'off', ...env });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
   child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
   const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   await waitUntil(() => lines().some((l) => l.event === 'listening'), { message: `the server to listen\n${out}` });
   const base = (lines().find((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at http://127.0.0.1:'))!.msg as string).replace('Server listening at http://', '');
-
   const bob = await RawWsClient.connect(`ws://${base}/xmpp-websocket`);
   t.teardown(() => bob.ws.terminate());
   await bob.login('bob', 'pw', 'phone');
+  return { dir, child, exited, lines, base, bob };
+}
+
+async function forced(t: Test, signal: NodeJS.Signals): Promise<void> {
+  const { dir, child, exited, lines, base, bob } = await serving(t, ['alice', 'bob'], { HTTP_REQUEST_TIMEOUT: '300', SHUTDOWN_TIMEOUT: '600' });
   bob.send(`<enable xmlns='${SM}'/>`);
   await bob.until((el) => el.local === 'enabled');
   const alice = await RawWsClient.connect(`ws://${base}/xmpp-websocket`);
@@ -82,19 +90,7 @@ t.test('a second SIGINT (the second Ctrl-C) does the same', (t) => forced(t, 'SI
 t.test('the same Ctrl-C delivered twice at once (`npm start`: the terminal and npm both send SIGINT) shuts down gracefully', async (t) => {
   // @npmcli/run-script forwards SIGINT/SIGTERM to the script's process, which the terminal's Ctrl-C also reached
   // (one process group): the second copy must not be taken for an operator's second Ctrl-C.
-  const dir = t.testdir();
-  const storage = openSqliteStorage(join(dir, 'data'));
-  await storage.users.create('localhost', 'bob', await deriveStoredCredentials('pw', 4096));
-  await storage.close();
-  const { child, exited } = spawnMain(t, dir, { ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '4096', ADMIN_SOCKET: 'off' });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
-  const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-  await waitUntil(() => lines().some((l) => l.event === 'listening'), { message: `the server to listen\n${out}` });
-  const base = (lines().find((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at http://127.0.0.1:'))!.msg as string).replace('Server listening at http://', '');
-  const bob = await RawWsClient.connect(`ws://${base}/xmpp-websocket`);
-  t.teardown(() => bob.ws.terminate());
-  await bob.login('bob', 'pw', 'phone');
+  const { child, exited, lines } = await serving(t, ['bob'], {});
   child.kill('SIGINT');
   // npm's copy comes a moment later (its own handler forwards it): two signals sent at once would merge into one.
   await waitUntil(() => lines().some((l) => l.event === 'shutdown'), { interval: 1, message: 'the shutdown line' });
