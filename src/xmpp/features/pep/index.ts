@@ -12,7 +12,7 @@ import { pubsubErrorReply, unsupported } from './errors.js';
 import { createNotifier } from './notify.js';
 import { createOwnerOps, type PepLimits } from './owner.js';
 import { retrieve } from './retrieve.js';
-import { mayView } from './access.js';
+import { denial, mayView } from './access.js';
 import { COMPAT_FEATURE } from './bookmarks-compat.js';
 
 export type { PepLimits } from './owner.js';
@@ -47,13 +47,13 @@ export function register(ctx: ModuleContext, limits: PepLimits, deps: PepDeps): 
   ctx.disco.addAccountFeature(COMPAT_FEATURE, { anonymous: false });
   // XEP-0163 §6.2 / XEP-0060 §5.2: the nodes listed in the account's disco#items, "only those nodes to
   // which the contact is allowed to subscribe or from which the contact is allowed to retrieve items".
+  // The owner's account is loaded once for all its nodes (up to PEP_MAX_NODES_PER_ACCOUNT), not once per node.
   ctx.disco.addAccountItems(async (account, requester) => {
-    const items: XmlElement[] = [];
     const nodes = (await deps.pep.nodes(account.domain, account.local)).sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-    for (const { node, config } of nodes) {
-      if (await mayView(deps.accounts, account, requester, config) === undefined) items.push(x('item', { jid: account.bare, node }));
-    }
-    return items;
+    if (nodes.length === 0) return [];
+    const visible = await deps.accounts.accounts.use(account.bareJid(),
+      (owner) => nodes.filter(({ config }) => denial(deps.accounts, owner, requester, config) === undefined));
+    return visible.map(({ node }) => x('item', { jid: account.bare, node }));
   });
   // XEP-0060 §5.3-5.4: disco#info on a node: a leaf, with its metadata, to whom may see it (as listed above).
   ctx.disco.addAccountNodeInfo(async (account, requester, node) => {
