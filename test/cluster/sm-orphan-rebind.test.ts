@@ -13,7 +13,7 @@
  */
 import t, { type Test } from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
-import { addUsers, clusterBackends, contactsOnTwoNodes, declaredDead, startGateway, type Gateway, type GatewayOptions } from '../helpers/gateways.js';
+import { addUsers, clusterBackends, contactsOnTwoNodes, declaredDead, smPairOn, startGateway, type Gateway, type GatewayOptions } from '../helpers/gateways.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
@@ -38,13 +38,7 @@ async function aliceOnN0(t: Test, opts: GatewayOptions, n0Opts = opts): Promise<
   const n0 = await startGateway(t, 'n0', n0Opts);
   const n1 = await startGateway(t, 'n1', opts);
   const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n0, ['alice', 'bob']);
-  const bob = await RawWsClient.connect(n1.server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'desk');
-  const alice = await SmPeer.login(n0.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
-  t.teardown(() => alice.c.close());
-  return { n0, n1, n2, alice, bob };
+  return { n0, n1, n2, ...await smPairOn(t, n0, n1) };
 }
 
 /**

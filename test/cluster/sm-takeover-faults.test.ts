@@ -68,12 +68,12 @@ async function failedResumption(t: Test, g: Gateway, alice: SmPeer): Promise<voi
 }
 
 /**
- * `g` dies right after Redis ran its TAKE_ORPHAN (the record is `handing`), before it routes or announces anything:
- * an in-process crash, its answer lost. Returns whether the script has run.
+ * `g` dies right after Redis ran `script` (TAKE_ORPHAN: the record is `handing`; TAKEOVER: claimed), before it
+ * routes or announces anything: an in-process crash, its answer lost. Returns whether the script has run.
  */
-function dieAfterTakeOrphan(g: Gateway): () => boolean {
+function dieAfter(g: Gateway, script: string): () => boolean {
   let ran = false;
-  interceptEval(g.cluster.node.redis, TAKE_ORPHAN, async (run) => {
+  interceptEval(g.cluster.node.redis, script, async (run) => {
     await run();
     ran = true;
     g.crash();
@@ -148,7 +148,7 @@ t.test('a hand-over whose final delete went unanswered (it never ran) tries the 
 t.test('a node that dies between its hand-over script and the hand-over itself leaves the session to a survivor, which hands it over once', async (t) => {
   const { n1, n2, alice, redisUrl } = await threeUnacked(t, { SM_RESUME_TIMEOUT: '1' });
   // Node 2's TAKE_ORPHAN runs in Redis, then node 2 dies before it routes anything.
-  const ran = dieAfterTakeOrphan(n2);
+  const ran = dieAfter(n2, TAKE_ORPHAN);
   await failedResumption(t, n2, alice);
   // The survivor's hand-over follows node 2's death (a lease, then a heartbeat): its time counts from there.
   await eventually(() => ran, { message: 'node 2 ran its hand-over script, then died' });
@@ -369,7 +369,7 @@ for (const { name, handing } of [{ name: 'in the middle of handing it over', han
     const n3 = await startGateway(t, 'n3', opts);
     const { alice, fromAlice } = await aliceAvailableTo(t, n1, bob);
     // n3's TAKE_ORPHAN runs in Redis (the record is `handing`), then n3 dies before it routes or announces anything.
-    const ran = handing ? dieAfterTakeOrphan(n3) : () => false;
+    const ran = handing ? dieAfter(n3, TAKE_ORPHAN) : () => false;
     await failedResumption(t, n3, alice);
     if (handing) await eventually(() => ran(), { message: 'n3 ran its hand-over script, then died' });
     else {
@@ -400,17 +400,11 @@ t.test('a node that dies right after its claim, before it held the session, leav
   const { n1, bob } = await contactsOnTwoNodes(t, opts);
   const n3 = await startGateway(t, 'n3', opts);
   const { alice, fromAlice } = await aliceAvailableTo(t, n1, bob);
-  let ran = false;
-  interceptEval(n3.cluster.node.redis, TAKEOVER, async (run) => {
-    await run();
-    ran = true;
-    n3.crash();
-    throw new Error('Socket closed unexpectedly');
-  });
+  const ran = dieAfter(n3, TAKEOVER);
   const { peer, answer } = await SmPeer.resume(n3.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false });
   t.teardown(() => peer.c.close());
   t.equal(answer.local, 'failed', 'n3 could not resume the session');
-  t.ok(ran, 'n3\'s claim ran in Redis before it died');
+  t.ok(ran(), 'n3\'s claim ran in Redis before it died');
   t.equal(streamErrorCondition(await alice.c.until((el) => el.local === 'error')), 'conflict', 'n1 let the session go: it was claimed');
   await declaredDead(n1, 'n3');
   await bob.until(fromAlice('unavailable'), 15_000);

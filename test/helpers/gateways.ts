@@ -109,13 +109,18 @@ export async function contactNodes(t: Test, opts: GatewayOptions, names: readonl
 export async function smPairOnTwoNodes(t: Test, opts: GatewayOptions): Promise<{ n1: Gateway; n2: Gateway; alice: SmPeer; bob: RawWsClient }> {
   const n1 = await startGateway(t, 'n1', opts);
   const n2 = await startGateway(t, 'n2', opts);
-  await addUsers(n1, ['alice', 'bob']);
-  const bob = await RawWsClient.connect(n2.server.wsUrl);
+  return { n1, n2, ...await smPairOn(t, n1, n2) };
+}
+
+/** alice and bob added (through `aliceNode`), bob/desk logged in on `bobNode` and alice/phone's resumable session on `aliceNode` (acks by hand). */
+export async function smPairOn(t: Test, aliceNode: Gateway, bobNode: Gateway): Promise<{ alice: SmPeer; bob: RawWsClient }> {
+  await addUsers(aliceNode, ['alice', 'bob']);
+  const bob = await RawWsClient.connect(bobNode.server.wsUrl);
   t.teardown(() => bob.close());
   await bob.login('bob', 'bob-pw', 'desk');
-  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  const alice = await SmPeer.login(aliceNode.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
   t.teardown(() => alice.c.close());
-  return { n1, n2, alice, bob };
+  return { alice, bob };
 }
 
 export async function contactsOnTwoNodes(t: Test, opts: GatewayOptions): Promise<{ n1: Gateway; n2: Gateway; bob: RawWsClient }> {

@@ -25,11 +25,17 @@ async function storedForBob(s: UsersServer): Promise<string[]> {
   return (await s.storage.offline.list('localhost', 'bob')).map((m) => parseXml(m.stanza).attr('id') ?? '');
 }
 
-/** Alice on `resource` with COUNT messages to bob (offline) sent at once: most of them wait for the rate. */
-async function burst(t: Test, s: UsersServer, resource: string): Promise<RawWsClient> {
+/** alice logged in over a raw WebSocket as `resource`. */
+async function aliceOn(t: Test, s: UsersServer, resource: string): Promise<RawWsClient> {
   const alice = await RawWsClient.connect(s.wsUrl);
   t.teardown(() => alice.close());
   await alice.login('alice', 'alice-pw', resource);
+  return alice;
+}
+
+/** Alice on `resource` with COUNT messages to bob (offline) sent at once: most of them wait for the rate. */
+async function burst(t: Test, s: UsersServer, resource: string): Promise<RawWsClient> {
+  const alice = await aliceOn(t, s, resource);
   for (let i = 0; i < COUNT; i++) alice.send(chat(i));
   await eventually(() => s.app.websocket.stats().pausedInputs === 1, { message: "alice's input to wait for the rate" });
   return alice;
@@ -40,9 +46,8 @@ const all = Array.from({ length: COUNT }, (_, i) => `m${i}`);
 t.test('a session replaced by a new connection (conflict) still processes the messages it had read: none is lost', async (t) => {
   const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
   const alice = await burst(t, server, 'desk');
-  const again = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => again.close());
-  await again.login('alice', 'alice-pw', 'desk');
+  // A new connection for the same resource: the first gets conflict (RFC 6120 §7.7.2.2).
+  await aliceOn(t, server, 'desk');
   t.equal(streamErrorCondition(await alice.until((el) => el.is('error', NS.STREAM))), 'conflict', 'the old stream is replaced');
   t.ok((await alice.next()).is('close', NS.FRAMING), 'and closed');
   alice.send(`<close xmlns='${NS.FRAMING}'/>`);
@@ -62,12 +67,9 @@ t.test('a shutdown still processes the messages a WebSocket session had read: no
 
 t.test("messages the client sent before it read the server's <close/> are processed (RFC 6120 §4.4), until its own <close/>", async (t) => {
   const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, { ALLOW_INSECURE_PLAIN: 'true', WS_CLOSE_TIMEOUT: '5' });
-  const alice = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => alice.close());
-  await alice.login('alice', 'alice-pw', 'late');
-  const again = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => again.close());
-  await again.login('alice', 'alice-pw', 'late');
+  const alice = await aliceOn(t, server, 'late');
+  // A new connection for the same resource: the first gets conflict (RFC 6120 §7.7.2.2).
+  await aliceOn(t, server, 'late');
   await alice.until((el) => el.is('close', NS.FRAMING));
   // As if sent while the server's <close/> was on its way.
   alice.send(chat(0));
@@ -82,9 +84,7 @@ t.test("messages the client sent before it read the server's <close/> are proces
 t.test('a session resumed on a new connection (XEP-0198 §5): what the replaced transport held is not processed, <resumed h/> counts what was, and what the client sends again is stored once', async (t) => {
   // A guard of the exception, not a failure of the old code: processing that input would store messages twice.
   const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
-  const alice = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => alice.close());
-  await alice.login('alice', 'alice-pw', 'tab');
+  const alice = await aliceOn(t, server, 'tab');
   alice.send(`<enable xmlns='${NS.SM}' resume='true'/>`);
   const smid = (await alice.until((el) => el.is('enabled', NS.SM))).attr('id');
   for (let i = 0; i < COUNT; i++) alice.send(chat(i));
@@ -105,9 +105,7 @@ t.test('a stream the server closes because the account was deleted processes not
   // not-authorized: the server took the account's authorization away; what the client sends after (or
   // had queued) is not acted on as that account (neither is it after a rule broken, policy-violation).
   const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, { ALLOW_INSECURE_PLAIN: 'true', WS_CLOSE_TIMEOUT: '5' });
-  const alice = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => alice.close());
-  await alice.login('alice', 'alice-pw', 'gone');
+  const alice = await aliceOn(t, server, 'gone');
   alice.send(chat(0));
   await eventually(async () => (await storedForBob(server)).length === 1, { message: 'the message before the deletion stored' });
   await server.storage.users.delete('localhost', 'alice');
