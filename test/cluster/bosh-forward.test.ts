@@ -182,6 +182,15 @@ t.test('a body over the pre-auth limit goes to the owner unparsed: an authentica
   for (const g of [a, b]) t.equal(terminalCondition(await post(g.bosh, guess)), 'item-not-found', `a guessed sid on ${g === a ? 'a' : 'b'}`);
 });
 
+t.test('a body that does not parse reaches the owner of the sid its start tag names, which ends the session with bad-request (XEP-0124 §17.2)', async (t) => {
+  const [a, b] = await cluster(t);
+  const { c: alice } = await direct(t, a, 'alice');
+  const broken = `<body xmlns='${NS.HTTPBIND}' rid='${alice.rid}' sid='${alice.sid}'><message xmlns='jabber:client'></body>`;
+  t.equal(terminalCondition(await post(b.bosh, broken)), 'bad-request', 'answered through the other node');
+  await eventually(() => a.server.app.bosh.stats().sessions === 0, { message: 'the session ended on its owner' });
+  t.equal(terminalCondition(await post(b.bosh, serialize(alice.body()))), 'item-not-found', 'its sid is gone from the cluster');
+});
+
 t.test("the hop header from a client is refused, a peer's request makes no second hop, and a client cannot choose the address the owner sees", async (t) => {
   // No trusted proxy: the client's own X-Forwarded-For must count for nothing anywhere.
   const [a, b] = await cluster(t, { TRUSTED_PROXIES: 'none' });

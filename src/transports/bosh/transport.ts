@@ -137,11 +137,9 @@ export class BoshTransport {
       el = parseXml(raw ?? '', this.opts.limits, '');
     } catch (err) {
       if (!(err instanceof XmlError)) throw err;
-      // A body that does not parse reached no session: it costs its address as a stray request does.
-      if (!forwarded) this.opts.admission.stray(client.ip);
       if (err.limit) this.server.metrics.limitRefused(err.limit);
       // §17.2: an oversized or too deep body breaks the session rules; anything else is a syntax error.
-      return terminate(reply, err.condition === 'policy-violation' ? 'policy-violation' : 'bad-request');
+      return this.#unparsable(raw, err.condition === 'policy-violation' ? 'policy-violation' : 'bad-request', client, reply, forwarded);
     }
     const sid = el.attr('sid');
     const conn = sid === undefined ? undefined : this.#conns.get(sid);
@@ -173,6 +171,29 @@ export class BoshTransport {
       if (conn) return conn.fail('internal-server-error', reply, 'internal error');
       terminate(reply, 'internal-server-error');
     }
+  }
+
+  /**
+   * A body that does not parse, answered with `condition`. §17.2: a terminal binding condition
+   * means the session is over, so the session its start tag names ends with it, as it does for a
+   * body that parses but breaks a binding rule (anyone who can name the sid could end it that way
+   * too, or with a wrong rid); another node's sid goes to its owner, which judges the body. It
+   * used to be answered alone, the session going on until its inactivity period while its client,
+   * told it was over, had left (Prosody does the same; found in a conformance review).
+   */
+  #unparsable(raw: Uint8Array | undefined, condition: TerminalCondition, client: ClientInfo, reply: HttpReply, forwarded: boolean): void {
+    const sid = raw === undefined ? undefined : startTag(raw, this.opts.limits)?.attr('sid');
+    const conn = sid === undefined ? undefined : this.#conns.get(sid);
+    if (conn === undefined && sid !== undefined && this.opts.forwarder !== undefined && !forwarded) {
+      return void this.#forward(this.opts.forwarder, sid, raw!, client, reply);
+    }
+    if (conn === undefined) {
+      // It reached no session: it costs its address as a stray request does.
+      if (!forwarded) this.opts.admission.stray(client.ip);
+      return terminate(reply, condition);
+    }
+    if (this.#insecure(conn, client, reply, forwarded)) return;
+    conn.fail(condition, reply, 'the body does not parse');
   }
 
   /** §17.2 item-not-found (1): a sid no session has (any more); such guesses cost the address a token. */

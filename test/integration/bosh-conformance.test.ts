@@ -1,0 +1,64 @@
+/**
+ * Divergences from XEP-0124 found by a conformance review that sent the same raw bodies to the
+ * gateway and to Prosody's mod_bosh (shared/peers/prosody.sh): one test per rule, on a real port.
+ */
+import t, { type Test } from 'tap';
+import { NS } from '../../src/xml/index.js';
+import { withUsers } from '../helpers/server.js';
+import { RawBoshClient, terminalCondition } from '../helpers/bosh-client.js';
+import { eventually } from '../helpers/eventually.js';
+
+const server = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '1' });
+const url = `${server.httpUrl}/http-bind`;
+
+function client(tt: Test): RawBoshClient {
+  const c = new RawBoshClient(url, { timeout: 5000 });
+  tt.teardown(() => c.destroy());
+  return c;
+}
+
+/**
+ * §17.2: "These binding errors imply that the HTTP session is terminated". A body that does not
+ * parse was answered bad-request (or policy-violation when too deep) while the session its start
+ * tag names went on until its inactivity period, the client told it was over, the XMPP session
+ * still bound and available. The same answer to a body that parses but breaks a binding rule
+ * already ended the session ('a bad request on a live session ends it', bosh.test.ts).
+ */
+t.test('a body that does not parse ends the session its start tag names, with the condition it was answered (§17.2)', async (t) => {
+  const cases: Array<[string, (c: RawBoshClient) => string, string]> = [
+    ['not well-formed', (c) => `<body xmlns='${NS.HTTPBIND}' sid='${c.sid}' rid='${c.rid}'><message xmlns='jabber:client'></body>`, 'bad-request'],
+    ['too deep', (c) => `<body xmlns='${NS.HTTPBIND}' sid='${c.sid}' rid='${c.rid}'>${'<a>'.repeat(200)}${'</a>'.repeat(200)}</body>`, 'policy-violation'],
+  ];
+  for (const [name, body, condition] of cases) {
+    await t.test(name, async (t) => {
+      const c = client(t);
+      await c.login('alice', 'alice-secret', name.replace(/ /g, '-'));
+      t.ok(server.app.sessions.get('localhost', 'alice', name.replace(/ /g, '-')), 'the XMPP session is bound');
+      const res = await c.raw(body(c));
+      t.equal(res.status, 200);
+      t.equal(terminalCondition(res), condition, `${condition} (${res.text.slice(0, 200)})`);
+      const next = await c.send();
+      t.equal(terminalCondition(next), 'item-not-found', `the session is gone: its next rid gets item-not-found (${next.text.slice(0, 200)})`);
+      await eventually(() => server.app.sessions.get('localhost', 'alice', name.replace(/ /g, '-')) === undefined, { message: 'the XMPP session to end' });
+    });
+  }
+});
+
+t.test('a legacy session (no ver) gets HTTP 400 for a body that does not parse, and ends (§17.1)', async (t) => {
+  const c = client(t);
+  await c.create({ ver: undefined });
+  const res = await c.raw(`<body xmlns='${NS.HTTPBIND}' sid='${c.sid}' rid='${c.rid}'><message></body>`);
+  t.equal(res.status, 400, 'the deprecated status of bad-request');
+  t.equal(terminalCondition(res), 'bad-request');
+  t.equal(terminalCondition(await c.send()), 'item-not-found', 'the session is gone');
+});
+
+t.test('a body that does not parse and names no live session is still bad-request, and ends no other session', async (t) => {
+  const other = client(t);
+  await other.create();
+  const res = await other.raw(`<body xmlns='${NS.HTTPBIND}' sid='not-${other.sid}' rid='${other.rid}'><message></body>`);
+  t.equal(res.status, 200);
+  t.equal(terminalCondition(res), 'bad-request');
+  const next = await other.send();
+  t.equal(terminalCondition(next), undefined, `the session goes on (${next.text.slice(0, 200)})`);
+});
