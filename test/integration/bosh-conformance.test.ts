@@ -62,3 +62,22 @@ t.test('a body that does not parse and names no live session is still bad-reques
   const next = await other.send();
   t.equal(terminalCondition(next), undefined, `the session goes on (${next.text.slice(0, 200)})`);
 });
+
+/**
+ * §9.2: 'time' is the milliseconds since the response named by 'report' was sent, and the schema
+ * (§22) types it xs:unsignedShort: at most 65535. A response lost more than 65.5 s before the
+ * client's lagging 'ack' (a 'wait' above 65 s: BOSH_MAX_WAIT goes to 3600) got a value no schema
+ * reader accepts. The clock is moved forward instead of waiting for it.
+ */
+t.test("a lost response's 'time' never exceeds the schema's unsignedShort, however long ago it was sent (§9.2)", async (t) => {
+  const c = client(t);
+  await c.create({ ack: 1 });
+  const lostRid = c.rid;
+  t.equal((await c.send()).body?.attr('report'), undefined, 'answered (the client will claim it never arrived)');
+  const realNow = Date.now;
+  t.teardown(() => { Date.now = realNow; });
+  Date.now = () => realNow() + 70_000;
+  const res = await c.send({ ack: lostRid - 1 });
+  t.equal(res.body?.attr('report'), String(lostRid), `the lost response is reported (${res.text.slice(0, 200)})`);
+  t.equal(res.body?.attr('time'), '65535', 'the time, at most 65535 ms');
+});

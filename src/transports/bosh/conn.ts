@@ -14,6 +14,8 @@ import { OutQueue, fittingCount, type Queued } from './out-queue.js';
 import { logTag } from '../../util/log-tag.js';
 
 const TIMER_SLACK_MS = 5;
+/** XEP-0124 §22: the schema types a response's 'time' (§9.2) xs:unsignedShort. */
+const MAX_REPORT_TIME_MS = 65535;
 
 /**
  * The output half and the life cycle of one BOSH session: the requests held
@@ -290,7 +292,8 @@ export class BoshConn implements Conn {
   report(rid: number, now: number): void {
     const sentAt = this.window.sentAt(rid);
     if (sentAt === undefined) return;
-    this.#report = { report: rid, time: now - sentAt };
+    // §22: 'time' is an xs:unsignedShort; a response sent longer ago (a 'wait' above 65 s) is reported as 65535 ms.
+    this.#report = { report: rid, time: Math.min(now - sentAt, MAX_REPORT_TIME_MS) };
     this.scheduleFlush();
   }
 
