@@ -91,7 +91,8 @@ t.test("'wait' and 'hold' are capped, 'requests' follows 'hold', 'ver' is the lo
   t.equal(lower.body?.attr('hold'), '0');
   t.equal(lower.body?.attr('requests'), '1');
   t.equal(lower.body?.attr('ver'), '1.6');
-  t.equal(lower.body?.attr('inactivity'), '65', 'a polling session gets inactivity above its polling interval (§12)');
+  // §12: "The increase SHOULD be greater than the value it specifies for the 'polling' attribute" (5 s here).
+  t.equal(lower.body?.attr('inactivity'), '66', 'a polling session gets an inactivity increased by more than its polling interval (§12)');
   const noWait = await client(t).create({ wait: undefined, hold: undefined });
   t.equal(noWait.body?.attr('wait'), '2', 'no wait means the maximum');
   t.equal(noWait.body?.attr('hold'), '1', 'no hold means 1');

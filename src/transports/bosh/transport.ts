@@ -339,8 +339,9 @@ export class BoshTransport {
       wait,
       hold,
       requests: hold + 1,
-      // §12: a polling session needs a longer inactivity period than its polling interval.
-      inactivity: hold === 0 || wait === 0 ? o.inactivity + o.polling : o.inactivity,
+      // §12: a polling session gets a higher inactivity period, "the increase SHOULD be greater than" 'polling'
+      // (it was equal): one second more, the smallest whole number above it.
+      inactivity: hold === 0 || wait === 0 ? o.inactivity + o.polling + 1 : o.inactivity,
       polling: o.polling,
       maxpause: o.maxPause,
       ver: negotiateVer(req.attrs.ver),
