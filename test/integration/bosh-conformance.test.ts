@@ -3,9 +3,9 @@
  * gateway and to Prosody's mod_bosh (shared/peers/prosody.sh): one test per rule, on a real port.
  */
 import t, { type Test } from 'tap';
-import { NS } from '../../src/xml/index.js';
+import { NS, x } from '../../src/xml/index.js';
 import { withUsers } from '../helpers/server.js';
-import { RawBoshClient, terminalCondition } from '../helpers/bosh-client.js';
+import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
 
 const server = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '1' });
@@ -80,4 +80,38 @@ t.test("a lost response's 'time' never exceeds the schema's unsignedShort, howev
   const res = await c.send({ ack: lostRid - 1 });
   t.equal(res.body?.attr('report'), String(lostRid), `the lost response is reported (${res.text.slice(0, 200)})`);
   t.equal(res.body?.attr('time'), '65535', 'the time, at most 65535 ms');
+});
+
+/**
+ * §8: "Upon receipt of a request, the connection manager SHOULD forward the content of the <body/>
+ * element to the server". The session creation request's payloads were dropped unread: a SASL
+ * <auth/> sent with it was never answered, the client waiting for ever (Prosody processes them,
+ * after the stream header). They now follow the stream's opening.
+ */
+t.test("the session creation request's payloads are processed after the stream opens, not dropped (§8)", async (t) => {
+  const c = client(t);
+  const auth = x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0alice-secret').toString('base64'));
+  const created = await c.raw(x('body', {
+    xmlns: NS.HTTPBIND, 'xmlns:xmpp': NS.XBOSH, rid: c.rid++, to: 'localhost', wait: 1, hold: 1, ver: '1.11', 'xmpp:version': '1.0',
+  }, auth));
+  c.sid = created.body?.attr('sid');
+  t.ok(c.sid, 'a session is created');
+  t.ok(created.body?.getChild('features', NS.STREAM), 'the creation response carries the stream features first');
+  const seen = [...payloads(created.body)];
+  for (let i = 0; i < 3 && !seen.some((el) => el.is('success', NS.SASL)); i++) seen.push(...payloads((await c.send()).body));
+  t.ok(seen.some((el) => el.is('success', NS.SASL)), `the <auth/> is answered (${seen.map((el) => el.name).join(', ')})`);
+});
+
+/**
+ * §13: "At any time, the client MAY gracefully terminate the session" with type='terminate'. On
+ * the creation request it was ignored: the session it asked to end lived on until its inactivity
+ * period. Prosody ends it at once, as any terminate; so does the gateway now.
+ */
+t.test("type='terminate' on the session creation request ends the session it creates (§13)", async (t) => {
+  const c = client(t);
+  const before = server.app.bosh.stats().sessions;
+  const res = await c.create({ type: 'terminate' });
+  t.equal(res.body?.attr('type'), 'terminate', `answered with a terminate body (${res.text.slice(0, 200)})`);
+  t.equal(res.body?.attr('condition'), undefined, 'no error condition');
+  await eventually(() => server.app.bosh.stats().sessions === before, { message: 'no session left' });
 });

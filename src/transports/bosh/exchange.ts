@@ -133,6 +133,17 @@ function process(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number
   if (req.pause !== undefined && conn.params.maxpause > 0 && !conn.closing && !conn.ended) conn.pause(req.rid, req.pause, now);
 }
 
+/**
+ * §8 and §13 on the session creation request (§7.1), once its stream has opened: its payloads are
+ * the session's first input (they were dropped unread, a SASL <auth/> sent there never answered),
+ * and a type='terminate' ends the session it creates (it lived on until its inactivity period).
+ * Prosody does both. The body is at most PRE_AUTH_MAX_STANZA_SIZE, the session's first input.
+ */
+export function creationInput(conn: BoshConn, req: BoshRequest): void {
+  if (req.terminate) conn.peerTerminated(req.rid, () => deliver(conn, req), { bytes: 0, stanzas: 0, run: () => live(conn) && conn.session.streamClosed() });
+  else if (req.payloads.length > 0) deliver(conn, req);
+}
+
 /** The session can still take input: not closing, not ended, not destroyed. */
 function live(conn: BoshConn): boolean {
   return !conn.closing && !conn.ended && !conn.session.destroyed;

@@ -8,7 +8,7 @@ import {
 } from './body.js';
 import { BoshConn } from './conn.js';
 import { CLOSE_CONNECTION_TYPE, type BoshForwarder, type BoshHost, type ClientInfo, type HttpReply } from './types.js';
-import { onRequest } from './exchange.js';
+import { creationInput, onRequest } from './exchange.js';
 import { RidWindow } from './rid-window.js';
 import { randomId } from '../../util/random.js';
 import { logTag } from '../../util/log-tag.js';
@@ -318,6 +318,7 @@ export class BoshTransport {
       conn.attach(this.server.connect(conn));
       // The core answers with the stream header (conn.open) and <stream:features/> (conn.send), or host-unknown.
       conn.session.streamOpened(attrs);
+      creationInput(conn, req);
     } catch (err) {
       this.#host.internalError();
       this.log.error({ err, sidTag: logTag(conn.sid), session: conn.session.logId }, 'bosh session creation failed');
