@@ -32,14 +32,15 @@ t.test('a body that does not parse ends the session its start tag names, with th
   for (const [name, body, condition] of cases) {
     await t.test(name, async (t) => {
       const c = client(t);
-      await c.login('alice', 'alice-secret', name.replace(/ /g, '-'));
-      t.ok(server.app.sessions.get('localhost', 'alice', name.replace(/ /g, '-')), 'the XMPP session is bound');
+      const resource = name.replace(/ /g, '-');
+      await c.login('alice', 'alice-secret', resource);
+      t.ok(server.app.sessions.get('localhost', 'alice', resource), 'the XMPP session is bound');
       const res = await c.raw(body(c));
       t.equal(res.status, 200);
       t.equal(terminalCondition(res), condition, `${condition} (${res.text.slice(0, 200)})`);
       const next = await c.send();
       t.equal(terminalCondition(next), 'item-not-found', `the session is gone: its next rid gets item-not-found (${next.text.slice(0, 200)})`);
-      await eventually(() => server.app.sessions.get('localhost', 'alice', name.replace(/ /g, '-')) === undefined, { message: 'the XMPP session to end' });
+      await eventually(() => server.app.sessions.get('localhost', 'alice', resource) === undefined, { message: 'the XMPP session to end' });
     });
   }
 });
