@@ -177,6 +177,17 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   http.addHook('onReady', async () => { ready = true; });
   if (cluster && !opts.boshForwarder) advertiseOnListen(http, config, cluster.boshForwarder, log);
 
+  // RFC 6120 §4.4 / RFC 7395 §3.6: a WebSocket stream closed for system-shutdown still processes what
+  // its client sends until the client's <close/> (websocket.ts onClosingFrame). Those messages are
+  // routed before the drain, not into a closing store: the connections are waited for, up to
+  // WS_CLOSE_TIMEOUT and at most half of SHUTDOWN_TIMEOUT (the drain has the rest), and those left
+  // are cut, so nothing is read after. The shutdown and the rolling restart (roll.ts) both wait so.
+  const closeWaitMs = Math.min(config.wsCloseTimeout, config.shutdownTimeout / 2) * 1000;
+  async function closedStreams(ms: number): Promise<void> {
+    const cut = await websocketTransport.ended(ms);
+    if (cut > 0) log.info({ event: 'websocket-close-cut', connections: cut }, 'WebSocket connections cut: their <close/> did not come in time');
+  }
+
   // One end, whichever is asked for first (a test's teardown may ask again after a leave).
   let ending: Promise<void> | undefined;
   const shutdown = (): Promise<void> => (ending ??= endSessions());
@@ -196,13 +207,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     // Leave before the drain: nothing more is addressed to us, and what is left in our inbox
     // is routed (offline) with the rest; the modules keep their Redis until close.
     await cluster?.leave();
-    // RFC 6120 §4.4 / RFC 7395 §3.6: a WebSocket stream closed for system-shutdown still processes what
-    // its client sends until the client's <close/> (websocket.ts onClosingFrame). Those messages are
-    // routed before the drain, not into a closing store: the connections are waited for, up to
-    // WS_CLOSE_TIMEOUT and at most half of SHUTDOWN_TIMEOUT (the drain has the rest), and those left
-    // are cut, so nothing is read after.
-    const cut = await websocketTransport.ended(Math.min(config.wsCloseTimeout, config.shutdownTimeout / 2) * 1000);
-    if (cut > 0) log.info({ event: 'websocket-close-cut', connections: cut }, 'WebSocket connections cut: their <close/> did not come in time');
+    await closedStreams(closeWaitMs);
     await xmpp.drain();
     await cluster?.close();
     await http.close();
@@ -229,7 +234,8 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
         await admin?.close();
         // The last node (or Redis unreachable): nobody could take the sessions over; they end here.
         if (!(await othersAlive(cluster))) return endSessions();
-        await rollOut({ http, xmpp, transports: [websocketTransport, bosh], cluster, drainMs: config.clusterDrainTimeout * 1000, log });
+        await rollOut({ http, xmpp, transports: [websocketTransport, bosh], cluster, drainMs: config.clusterDrainTimeout * 1000,
+          closing: { ms: closeWaitMs, wait: closedStreams }, log });
         await http.close();
         await monitoring.close();
         await storage.close();

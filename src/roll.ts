@@ -5,7 +5,9 @@
  * the listener closes so a balancer's next connection goes elsewhere), then
  * drops every transport without ending its session (Conn.drop): XEP-0198
  * resumable sessions hibernate, every other session is closed with
- * system-shutdown as in a single process. Clients reconnect through the
+ * system-shutdown as in a single process, and its stream is read until
+ * its client's <close/> as the shutdown reads it (app.ts closedStreams,
+ * within the same bound). Clients reconnect through the
  * balancer and resume on another node, which takes each session over from
  * this live owner (a fenced claim, takeover.ts): nothing is handed over
  * here. Meanwhile the node keeps its lease and reads its inbox, so what
@@ -38,6 +40,12 @@ export interface RollDeps {
   readonly cluster: Cluster;
   /** CLUSTER_DRAIN_TIMEOUT, in ms. */
   readonly drainMs: number;
+  /**
+   * The streams closed with system-shutdown, as the shutdown waits for them
+   * (app.ts): `wait(ms)` reads them until their client's <close/>, at most
+   * `ms`, then cuts those left; `ms` is the shutdown's bound on that wait.
+   */
+  readonly closing: { readonly ms: number; wait(ms: number): Promise<void> };
   readonly log: Log;
 }
 
@@ -72,11 +80,18 @@ export async function rollOut(deps: RollDeps): Promise<void> {
   closeListener(deps.http, log);
   // Those already hibernating (their client went away before) are not waited for.
   const connected = [...xmpp.sessions.all].filter((s) => s.conn !== null);
+  // The closed streams are read from now on, while the dropped clients resume elsewhere: the
+  // wait for them ends within the shutdown's bound from here, not after the drain as well.
+  const closeBy = Date.now() + deps.closing.ms;
   xmpp.dropTransports();
   const left = await waitGone(connected, deps.drainMs);
   log.info({ event: 'cluster-drained', dropped: connected.length, left, hibernating: xmpp.sessions.size }, 'transports dropped; leaving the cluster');
   // A stream that slipped in meanwhile (an upgrade already past the check) goes the same way.
   xmpp.dropTransports();
+  // What a closed stream's client sends until its <close/> is routed while this node is still in
+  // the cluster (to another node's session, or offline), and its end hands its queue over before
+  // the drain: none of it reaches a store being closed, or is cut by the listener's close.
+  await deps.closing.wait(Math.max(0, closeBy - Date.now()));
   await cluster.leave();
   // What nobody resumed stays in Redis as a dead node's would, whatever its end here does.
   cluster.release();
