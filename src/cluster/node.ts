@@ -44,8 +44,15 @@ export interface ClusterNode {
    * meanwhile run on a node that stays. Run here, they would adopt its
    * resumable sessions only for this node to leave them in Redis again for
    * the survivor of its own departure. Its own lease is still renewed.
+   * A death it declared before (its down handlers queued or running) is
+   * given back: the dead node is made a member again, for a node that stays
+   * to declare it dead and run every handler (each can run again: what this
+   * node did already is found done), and the handlers not run here yet are
+   * not run.
    */
   leaving(): void;
+  /** Whether leaving() was called: a down handler that takes things over one by one stops taking. */
+  readonly departing: boolean;
   /**
    * Call once every onNodeDown handler is registered, before serving. If a
    * previous run of this NODE_ID left without anyone cleaning up after it
@@ -78,7 +85,9 @@ if cur or redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 0 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 2`;
 // KEYS[1] the other's lease, KEYS[2] member set; ARGV[1] its id: declares it dead (1) only while its lease is gone.
-const DECLARE_DEAD = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end return redis.call('SREM', KEYS[2], ARGV[1])";
+export const DECLARE_DEAD = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end return redis.call('SREM', KEYS[2], ARGV[1])";
+/** A leaving node's attempts to make a dead node it declared a member again (giveBack). */
+const GIVE_BACK_ATTEMPTS = 3;
 // KEYS[1] lease, ARGV[1] token: releases only our own lease.
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
@@ -97,7 +106,25 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
 
   async function runDown(other: string): Promise<void> {
     for (const h of downHandlers) {
+      if (givesBack(other)) return giveBack(other);
       try { await h(other); } catch (err) { log.error({ err, node: other }, 'handling a dead node failed'); }
+    }
+    // Leaving since the handlers began: the one running then may have stopped half-way (sm-orphans.ts).
+    if (givesBack(other)) await giveBack(other);
+  }
+  /** Another node's death this node declared, now that it is leaving: a node that stays takes it over. */
+  const givesBack = (other: string): boolean => !judging && other !== id;
+  async function giveBack(other: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await redis.sAdd(membersKey, other);
+        log.info({ event: 'cluster-node-down-given-back', node: other }, 'leaving: a dead node is left to the nodes that stay');
+        return;
+      } catch (err) {
+        // Its sessions stay resumable from Redis; only their hand-over at the resume timeout is nobody's.
+        if (attempt >= GIVE_BACK_ATTEMPTS) return log.error({ err, node: other }, 'giving a dead node back to the cluster failed');
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
     }
   }
   // Dead nodes handled one after the other, apart from the heartbeat: taking a big node's sessions
@@ -164,6 +191,7 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
     onNodeDown: (h) => { downHandlers.push(h); },
     onLost: (h) => { lostHandlers.push(h); },
     leaving() { judging = false; },
+    get departing() { return !judging; },
     async start() {
       if (!leftBehind) return;
       log.warn({ event: 'cluster-node-down', node: id }, 'recovering what a previous run of this node left');

@@ -235,6 +235,8 @@ export function createOrphans(deps: OrphanDeps): Orphans {
     async adoptNode(id) {
       const smids = await redis.sMembers(keys.node(id));
       for (const smid of smids) {
+        // Leaving (a rolling restart's SIGTERM meanwhile): the rest are a staying node's (node.ts giveBack).
+        if (id !== node.id && node.departing) return;
         // Those this process holds itself (a claim of its own) are not orphans.
         if (id === node.id && waiting.has(smid)) continue;
         try { await adoptOne(id, smid); } catch (err) { log.warn({ err, sm: smidRef(smid), node: id }, 'taking over a dead node\'s session failed'); }

@@ -3,13 +3,17 @@
  * waiting for its dropped clients to resume elsewhere) declares no other
  * node dead, so it adopts no dead node's resumable sessions: it would only
  * have to leave them in Redis again for a survivor of its own departure
- * (sm-orphans.ts release). A node that stays adopts them. In-process
+ * (sm-orphans.ts release). A node that stays adopts them, also those of a
+ * node the leaving one declared dead just before its SIGTERM: that death is
+ * given back for a node that stays to declare. In-process
  * gateways on one Redis and one PostgreSQL.
  */
 import t from 'tap';
 import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
-import { SmPeer } from '../helpers/sm-peer.js';
-import { eventually } from '../helpers/eventually.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
+import { eventually, sleep } from '../helpers/eventually.js';
+import { DECLARE_DEAD } from '../../src/cluster/node.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 import { CLAIM, smKeys } from '../../src/cluster/sm-scripts.js';
 import { interceptEval } from '../helpers/redis-faults.js';
@@ -49,4 +53,61 @@ t.test('a leaving node leaves a dead node\'s sessions to a node that stays', asy
   const again = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
   t.teardown(() => again.peer.c.close());
   t.equal(again.answer.local, 'resumed', 'alice resumed on n2');
+});
+
+t.test('a node that declared another dead just before its SIGTERM gives that death back: a node that stays takes the sessions over, each stanza once', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', CLUSTER_DRAIN_TIMEOUT: '8', SHUTDOWN_TIMEOUT: '20' });
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  const n3 = await startGateway(t, 'n3', opts);
+  await addUsers(n1, ['alice', 'bob', 'carol']);
+  const carol = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => carol.close());
+  await carol.login('carol', 'carol-pw', 'desk');
+  // Alice's resumable session on n3, the node that dies, holding three messages she has not acknowledged.
+  const alice = await SmPeer.login(n3.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
+  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n2 sees alice' });
+  for (const id of ['a1', 'a2', 'a3']) carol.send(chat(alice.jid, id));
+  await eventually(() => alice.h === 3, { message: 'alice got a1..a3' });
+  // Bob's on n1 keeps n1 in its drain while it leaves.
+  const bob = await SmPeer.login(n1.server.wsUrl, 'bob', 'bob-pw', 'phone', { autoAck: true });
+  t.teardown(() => bob.c.close());
+
+  // n1 is the one to declare n3 dead (n2 is held back until it has), and its SIGTERM comes right after.
+  let declaredByN1 = false;
+  let leaving: Promise<void> | undefined;
+  interceptEval(n1.cluster.node.redis, DECLARE_DEAD, async (run) => {
+    const reply = await run();
+    if (Number(reply) === 1 && !leaving) {
+      declaredByN1 = true;
+      leaving = n1.server.app.leave();
+    }
+    return reply;
+  });
+  interceptEval(n2.cluster.node.redis, DECLARE_DEAD, async (run) => (declaredByN1 ? run() : 0));
+  let claims = 0;
+  interceptEval(n1.cluster.node.redis, CLAIM, (run) => { claims++; return run(); });
+  n3.crash();
+  alice.c.ws.terminate();
+
+  const look = await connectRedis(opts.redisUrl, { warn: () => undefined }, 'look');
+  t.teardown(() => look.destroy());
+  const record = smKeys(keyPrefix(opts.redisUrl)).record(alice.smid!);
+  await eventually(async () => (await look.hGet(record, 'owner')) === 'n2', { timeout: 30_000, message: "n2 took alice's session over" });
+  t.ok(declaredByN1, 'n1 declared n3 dead');
+  t.equal(claims, 0, 'n1, leaving, adopted none of its sessions');
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', `alice resumed on n2 (${answer.toString()})`);
+  await routed(peer.c, 'after');
+  t.same(peer.messageIds(), ['a1', 'a2', 'a3'], 'with every unacknowledged message, once');
+  // Bob resumes on n2: n1's drain ends and it leaves.
+  const again = await SmPeer.resume(n2.server.wsUrl, 'bob', 'bob-pw', bob.smid!, { autoAck: true, h: bob.h });
+  t.teardown(() => again.peer.c.close());
+  t.equal(again.answer.local, 'resumed', 'bob resumed on n2');
+  await leaving;
+  await sleep(1500);
+  t.same(peer.messageIds(), ['a1', 'a2', 'a3'], 'nothing twice after n1 left');
+  t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'and nothing handed to offline storage');
 });
