@@ -64,7 +64,9 @@ async function main(): Promise<void> {
   // WORKERS > 1: the shared port reaches any worker; BOSH requests forwarded to this one need its own address.
   const own = app.cluster ? await listenOwnAddress(app.http, config.clusterAdvertiseUrl) : undefined;
   if (own) await app.cluster!.boshForwarder.advertise(own.url);
-  app.http.log.info({ event: 'listening', domains: config.domains, port: config.port, metricsPort: config.metricsPort || undefined, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
+  // port: the bound one (PORT=0 picks a free port; tests and scripts read it here, not from Fastify's own line).
+  const bound = app.http.server.address();
+  app.http.log.info({ event: 'listening', domains: config.domains, port: typeof bound === 'object' && bound !== null ? bound.port : config.port, metricsPort: config.metricsPort || undefined, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
 
   let stopping: string | undefined;
   let stoppingSince = 0;

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ensureBuilt, MAIN, spawnMain } from '../helpers/built.js';
-import { waitUntil } from '../helpers/eventually.js';
+import { eventually, waitUntil } from '../helpers/eventually.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { deriveStoredCredentials, openSqliteStorage } from '../../src/storage/index.js';
 
@@ -33,8 +33,9 @@ async function serving(t: Test, users: readonly string[], env: Record<string, st
   child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
   child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
   const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-  await waitUntil(() => lines().some((l) => l.event === 'listening'), { message: `the server to listen\n${out}` });
-  const base = (lines().find((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at http://127.0.0.1:'))!.msg as string).replace('Server listening at http://', '');
+  // A cold start on a loaded 2-core machine can take more than eventually()'s default 5 s.
+  const listening = await eventually(() => lines().find((l) => l.event === 'listening'), { timeout: 30_000, message: () => `the server to listen\n${out}` });
+  const base = `127.0.0.1:${listening.port as number}`;
   const bob = await RawWsClient.connect(`ws://${base}/xmpp-websocket`);
   t.teardown(() => bob.ws.terminate());
   await bob.login('bob', 'pw', 'phone');
