@@ -108,14 +108,17 @@ export class Router {
   /**
    * Sends an error reply for `stanza` back to whoever sent it, unless it is
    * itself an error or an IQ result (RFC 6120 §8.3.1: never answer an error
-   * with an error; §8.2.3: results are not answered).
+   * with an error; §8.2.3: results are not answered). With `withPayload`,
+   * the reply carries the stanza's child elements before the <error/> (the
+   * original XML §8.3.1 allows).
    */
-  bounce(event: RouteEvent, condition: StanzaErrorCondition, text?: string, appCondition?: XmlElement, errorType?: StanzaErrorType): void {
+  bounce(event: RouteEvent, condition: StanzaErrorCondition, text?: string, appCondition?: XmlElement, errorType?: StanzaErrorType, withPayload = false): void {
     const { stanza, origin } = event;
     const type = stanza.attr('type');
     if (type === 'error' || (stanza.name === 'iq' && type === 'result')) return;
     const reply = stanzaErrorReply(stanza, condition, text, errorType);
     if (appCondition) reply.getChild('error')!.append(appCondition);
+    if (withPayload) reply.children.unshift(...stanza.getChildren().map((c) => c.clone()));
     if (this.hooks.has('route-bounced')) this.hooks.run('route-bounced', { event, condition });
     if (origin && !origin.destroyed) {
       origin.send(reply);

@@ -113,11 +113,17 @@ export function bareTargets(ctx: ModuleContext, event: RouteEvent): Session[] {
  * No available resource and nothing stored it: RFC 6121 §8.5.2.2.1 says to
  * bounce with service-unavailable — the same answer for an unknown account,
  * so nothing about which accounts exist leaks. Headline and error are dropped.
+ * A message without a body (chat states alone, which XEP-0160 §3 does not
+ * store) gets its payload back in the error, as from ejabberd: the sender
+ * tells a notification that failed from a message (Converse.js shows nothing
+ * for a chat state's bounce, and an error in the chat for one without it).
+ * One with a body does not: a client that finds no message of its own by the
+ * id would show the text as the contact's.
  */
 export function undeliverable(ctx: ModuleContext, event: RouteEvent): void {
   const type = messageType(event.stanza);
   if (type === 'headline' || type === 'error') return;
-  ctx.router.bounce(event, 'service-unavailable');
+  ctx.router.bounce(event, 'service-unavailable', undefined, undefined, undefined, !event.stanza.getChild('body', NS.CLIENT));
 }
 
 /**
