@@ -5,26 +5,15 @@
  * nothing on the wire says service-unavailable for MAM.
  */
 import t from 'tap';
-import { startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, recordFrames, screenshot } from '../helpers/browser.js';
-import { conversePage, loginWithForm, openChat, serveConverse, shownMessages, waitForMessage, type ConverseSite } from '../helpers/converse.js';
+import { conversePage, converseAliceAndBob, loginWithForm, openChat, shownMessages, waitForMessage } from '../helpers/converse.js';
 import { login, nextReceived, xml } from '../helpers/xmppjs.js';
 import { eventually } from '../helpers/eventually.js';
 
 const ALICE = 'alice@localhost';
 const BOB = 'bob@localhost';
 
-let server: TestServer;
-let site: ConverseSite;
-t.before(async () => {
-  site = await serveConverse(t, () => server);
-  server = await startServer({ ALLOWED_ORIGINS: site.origin });
-  for (const user of ['alice', 'bob']) await server.addUser(user, `${user}-pw`);
-  const contact = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
-  await server.storage.rosters.putItem('localhost', 'alice', contact(BOB), 1);
-  await server.storage.rosters.putItem('localhost', 'bob', contact(ALICE), 1);
-});
-t.teardown(() => server.close());
+const { server, site } = await converseAliceAndBob(t);
 
 t.test('a conversation held on another client shows in a new Converse page after a fresh login', async (t) => {
   // Earlier, on Node: bob and alice talk, and alice reads everything (nothing is left for offline delivery).

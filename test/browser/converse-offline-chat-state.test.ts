@@ -8,28 +8,15 @@
  * stored offline and shown without an error.
  */
 import t from 'tap';
-import type { Browser } from 'playwright-core';
-import { startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, recordFrames, screenshot } from '../helpers/browser.js';
-import { conversePage, loginWithForm, openChat, serveConverse, waitForMessage, type ConverseSite } from '../helpers/converse.js';
+import { conversePage, converseAliceAndBob, loginWithForm, openChat, waitForMessage } from '../helpers/converse.js';
 import { eventually } from '../helpers/eventually.js';
 import { sleep } from '../helpers/xmppjs.js';
 
 const BOB = 'bob@localhost';
 
-let server: TestServer;
-let site: ConverseSite;
-let browser: Browser;
-t.before(async () => {
-  site = await serveConverse(t, () => server);
-  server = await startServer({ ALLOWED_ORIGINS: site.origin });
-  for (const user of ['alice', 'bob']) await server.addUser(user, `${user}-pw`);
-  const contact = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
-  await server.storage.rosters.putItem('localhost', 'alice', contact(BOB), 1);
-  await server.storage.rosters.putItem('localhost', 'bob', contact('alice@localhost'), 1);
-  browser = await launchBrowser(t);
-});
-t.teardown(() => server.close());
+const { server, site } = await converseAliceAndBob(t);
+const browser = await launchBrowser(t);
 
 t.test('typing to an offline contact shows no error; the message is stored and shown without one', async (t) => {
   const page = await conversePage(t, browser);

@@ -6,31 +6,17 @@
  * page gets service-unavailable.
  */
 import t, { type Test } from 'tap';
-import type { Browser, Page } from 'playwright-core';
-import { startServer, type TestServer } from '../helpers/server.js';
+import type { Page } from 'playwright-core';
 import { launchBrowser, recordFrames, type Frame } from '../helpers/browser.js';
-import { conversePage, loginWithForm, serveConverse, type ConverseSite } from '../helpers/converse.js';
+import { conversePage, converseAliceAndBob, loginWithForm } from '../helpers/converse.js';
 import { eventually } from '../helpers/eventually.js';
 
 const ROOM = 'lobby@conference.localhost';
 // A 1×1 PNG.
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=';
 
-let server: TestServer;
-let site: ConverseSite;
-let browser: Browser;
-t.before(async () => {
-  site = await serveConverse(t, () => server);
-  server = await startServer({ ALLOWED_ORIGINS: site.origin });
-  await server.addUser('alice', 'alice-pw');
-  await server.addUser('bob', 'bob-pw');
-  // Converse shows its roster view (what the login helper waits for) once there is a contact in it.
-  const contact = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
-  await server.storage.rosters.putItem('localhost', 'alice', contact('bob@localhost'), 1);
-  await server.storage.rosters.putItem('localhost', 'bob', contact('alice@localhost'), 1);
-  browser = await launchBrowser(t);
-});
-t.teardown(() => server.close());
+const { server, site } = await converseAliceAndBob(t);
+const browser = await launchBrowser(t);
 
 /**
  * The README's WebSocket page with one plugin more, which hands the test

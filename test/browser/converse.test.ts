@@ -10,7 +10,7 @@ import type { Session } from '../../src/xmpp/session.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { launchBrowser, recordBosh, recordFrames, screenshot } from '../helpers/browser.js';
 import {
-  boundJid, conversePage, emulateTlsProxy, loginWithForm, openChat, reloadHeld, sendChat, serveConverse, shownMessages, waitForMessage,
+  boundJid, contactsInStorage, conversePage, emulateTlsProxy, loginWithForm, openChat, reloadHeld, sendChat, serveConverse, shownMessages, waitForMessage,
   type ConverseConfigName, type ConverseSite,
 } from '../helpers/converse.js';
 import { login as xmppjsLogin, serverHibernates, sleep, xml, type XmlEl, type XmppJsClient } from '../helpers/xmppjs.js';
@@ -33,9 +33,7 @@ t.before(async () => {
   server = await startServer({ SM_RESUME_TIMEOUT: '60', ALLOWED_ORIGINS: site.origin });
   for (const user of ['alice', 'bob', 'carol', 'erin', 'frank', 'gina']) await server.addUser(user, `${user}-pw`);
   // alice and bob are contacts; carol is on nobody's roster (Converse then needs XEP-0191, see below).
-  const contact = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
-  await server.storage.rosters.putItem('localhost', 'alice', contact(BOB), 1);
-  await server.storage.rosters.putItem('localhost', 'bob', contact(ALICE), 1);
+  await contactsInStorage(server, 'alice', 'bob');
   c = await carolLogin();
   browser = await launchBrowser(t);
 });

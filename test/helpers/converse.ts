@@ -13,7 +13,7 @@ import fastifyStatic from '@fastify/static';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { newPage } from './browser.js';
-import type { TestServer } from './server.js';
+import { startServer, type TestServer } from './server.js';
 
 /** The placeholder origin the README's configuration uses. */
 export const README_HOST = 'chat.example.com';
@@ -74,6 +74,31 @@ export async function serveConverse(t: Test, server: () => TestServer): Promise<
   const port = typeof address === 'object' && address ? address.port : 0;
   const origin = `http://127.0.0.1:${port}`;
   return { origin, url: (name) => `${origin}/${name}.html` };
+}
+
+/**
+ * `a` and `b` (local parts on localhost) are each other's contacts with subscription both, written to
+ * storage before either logs in (Converse shows its roster view, which loginWithForm waits for, once
+ * there is a contact in it).
+ */
+export async function contactsInStorage(server: TestServer, a: string, b: string): Promise<void> {
+  const contact = (jid: string) => ({ jid, name: undefined, subscription: 'both' as const, ask: false, approved: false, groups: [] });
+  await server.storage.rosters.putItem('localhost', a, contact(`${b}@localhost`), 1);
+  await server.storage.rosters.putItem('localhost', b, contact(`${a}@localhost`), 1);
+}
+
+/**
+ * The site embedding Converse and the gateway allowing its origin, for one test file: the accounts
+ * alice and bob (password `<name>-pw`), each other's contacts. Both closed when `t` ends.
+ */
+export async function converseAliceAndBob(t: Test): Promise<{ server: TestServer; site: ConverseSite }> {
+  let server!: TestServer;
+  const site = await serveConverse(t, () => server);
+  server = await startServer({ ALLOWED_ORIGINS: site.origin });
+  t.teardown(() => server.close());
+  for (const user of ['alice', 'bob']) await server.addUser(user, `${user}-pw`);
+  await contactsInStorage(server, 'alice', 'bob');
+  return { server, site };
 }
 
 /**
