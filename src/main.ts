@@ -171,6 +171,7 @@ async function openConfiguredStorage(config: Config): Promise<Storage> {
     const log = pino({ level: config.logLevel }, logDestination);
     return await openStorage({
       backend: config.storage, dataDir: config.dataDir, databaseUrl: config.databaseUrl, credentialCacheBytes: config.credentialCacheBytes,
+      connectTimeoutMs: config.databaseConnectTimeout, statementTimeoutMs: config.databaseStatementTimeout,
       onIdleError: (err) => log.warn({ event: 'storage-connection-error', err }, 'a PostgreSQL connection failed; it is opened again'),
       onCredentialsDropped: (account) => log.debug({ event: 'credentials-dropped', account: account ? `${account[1]}@${account[0]}` : '*' },
         'an account changed in the database (NOTIFY): the credentials kept for it are dropped'),

@@ -15,12 +15,15 @@ export interface StorageChoice {
   credentialCacheBytes?: number;
   /** PostgreSQL: an account change's notification dropped its kept credentials (for the log). */
   onCredentialsDropped?: (account: readonly [host: string, username: string] | undefined) => void;
+  /** PostgreSQL: DATABASE_CONNECT_TIMEOUT and DATABASE_STATEMENT_TIMEOUT (ms); absent: no limit (the CLI). */
+  connectTimeoutMs?: number;
+  statementTimeoutMs?: number;
 }
 
 export async function openStorage(choice: StorageChoice): Promise<Storage> {
   if (choice.backend === 'postgres') return openPostgresStorage({
     url: choice.databaseUrl, now: choice.now, onIdleError: choice.onIdleError, credentialCacheBytes: choice.credentialCacheBytes,
-    onCredentialsDropped: choice.onCredentialsDropped,
+    onCredentialsDropped: choice.onCredentialsDropped, connectTimeoutMs: choice.connectTimeoutMs, statementTimeoutMs: choice.statementTimeoutMs,
   });
   return openSqliteStorage(choice.dataDir, { now: choice.now });
 }

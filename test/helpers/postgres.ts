@@ -126,3 +126,24 @@ export async function startPostgres(): Promise<TestPostgres> {
     stop,
   };
 }
+
+/** An open transaction of another session (an operator's psql) holding what `lock` took, until `release` (ROLLBACK). */
+export interface HeldLock {
+  release(): Promise<void>;
+}
+
+/**
+ * Runs `lock` (`LOCK TABLE users IN ACCESS EXCLUSIVE MODE`, `SELECT pg_advisory_xact_lock(…)`) in a
+ * transaction of a connection of its own, and keeps it open: what a stalled database looks like to the
+ * statements that need the lock. Released when `t` ends at the latest.
+ */
+export async function holdLock(t: { teardown(fn: () => unknown): void }, url: string, lock: string, params: unknown[] = []): Promise<HeldLock> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  let released: Promise<void> | undefined;
+  const release = (): Promise<void> => (released ??= client.query('ROLLBACK').then(() => client.end(), () => client.end()));
+  t.teardown(release);
+  await client.query('BEGIN');
+  await client.query(lock, params);
+  return { release };
+}

@@ -10,10 +10,11 @@
 import t, { type Test as TapTest } from 'tap';
 import pg from 'pg';
 import { openPostgresStorage, type Storage } from '../../src/storage/index.js';
-import { migratePostgres, PG_MIGRATIONS, type PgMigration } from '../../src/storage/postgres/index.js';
+import { migratePostgres, MIGRATION_LOCK_KEY, PG_MIGRATIONS, QUERY_GRACE_MS, type PgMigration } from '../../src/storage/postgres/index.js';
 import { creds, testPostgres, withAccounts } from './backends.js';
 import { createArchiveWriter } from '../../src/xmpp/features/mam/writer.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually, sleep } from '../helpers/eventually.js';
+import { holdLock } from '../helpers/postgres.js';
 import { entriesOf, RECIPIENT, SENDER, type ArchiveRecord } from '../../src/storage/ports/archive-pack.js';
 
 async function query<R extends pg.QueryResultRow>(url: string, sql: string): Promise<R[]> {
@@ -328,4 +329,38 @@ t.test('postgres: migration 10 gives an account from before it its creation time
   const storage = await openPostgresStorage({ url });
   t.teardown(() => storage.close());
   t.equal((await storage.users.get('example.com', 'alice'))!.credentialsChangedAt, 1234);
+});
+
+t.test('postgres: with a statement bound, a read behind a held lock fails; the migrations and the retention sweeps wait theirs out', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const BOUND_MS = 300;
+  const WAIT_MS = BOUND_MS + QUERY_GRACE_MS + 1000;
+  // Another process migrating (or an operator) holds the migrations' lock longer than the bound.
+  const migrating = await holdLock(t, url, 'SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+  const opening = openPostgresStorage({ url, statementTimeoutMs: BOUND_MS });
+  await sleep(WAIT_MS);
+  await migrating.release();
+  const storage = await opening;
+  t.teardown(() => storage.close());
+  t.same(await versions(url), PG_MIGRATIONS.map((m) => m.version), 'the open waited for the lock and migrated');
+
+  await withAccounts(storage, 'alice');
+  await storage.archive.append([1, 2, 3].map((n) => ({ host: 'example.com', username: 'alice', id: `m${n}`, with: 'bob@example.com', at: 1000 + n, stanza: '<message/>' })));
+  // A sweep's DELETE waits for a SHARE lock (a long report, a backup) longer than the bound: it is not cut.
+  for (const [what, sweep, left] of [
+    ['trim', () => storage.archive.trim('example.com', 'alice', 2, 100), 2],
+    ['expire', () => storage.archive.expire(2000, 100), 0],
+  ] as const) {
+    const reading = await holdLock(t, url, 'LOCK TABLE archive IN SHARE MODE');
+    const swept = sweep();
+    await sleep(WAIT_MS);
+    await reading.release();
+    await swept;
+    t.equal((await query<{ n: string }>(url, 'SELECT count(*) AS n FROM archive'))[0]!.n, String(left), `${what}: done once the lock was released`);
+  }
+
+  const stalled = await holdLock(t, url, 'LOCK TABLE users IN ACCESS EXCLUSIVE MODE');
+  await t.rejects(storage.users.get('example.com', 'alice'), /statement timeout/, "a login's read fails with PostgreSQL's statement timeout");
+  await stalled.release();
+  t.ok(await storage.users.get('example.com', 'alice'), 'and works once the lock is gone');
 });

@@ -128,6 +128,19 @@ t.test('STORAGE=postgres needs a DATABASE_URL; a bad one names the variable', as
   t.equal(loadConfig({ DATABASE_URL: 'postgres://db/x' }).storage, 'sqlite', 'a DATABASE_URL alone does not switch the backend');
 });
 
+t.test('PostgreSQL connect and statement bounds: milliseconds, on by default, 0 for none; a bad value names the variable', async (t) => {
+  const c = loadConfig({});
+  t.equal(c.databaseConnectTimeout, 5000, 'a connection is given 5 s by default');
+  t.equal(c.databaseStatementTimeout, 10000, 'a statement 10 s, well under AUTH_TIMEOUT (30 s)');
+  t.ok(c.databaseStatementTimeout < c.authTimeout * 1000, 'a stalled login is answered before AUTH_TIMEOUT ends its stream');
+  const set = loadConfig({ DATABASE_CONNECT_TIMEOUT: '250', DATABASE_STATEMENT_TIMEOUT: '0' });
+  t.same([set.databaseConnectTimeout, set.databaseStatementTimeout], [250, 0]);
+  t.throws(() => loadConfig({ DATABASE_STATEMENT_TIMEOUT: '5s' }), /DATABASE_STATEMENT_TIMEOUT="5s" is invalid: expected an integer from 0 to 3600000/);
+  t.throws(() => loadConfig({ DATABASE_STATEMENT_TIMEOUT: '-1' }), /DATABASE_STATEMENT_TIMEOUT="-1" is invalid/);
+  t.throws(() => loadConfig({ DATABASE_CONNECT_TIMEOUT: '600001' }), /DATABASE_CONNECT_TIMEOUT="600001" is invalid: expected an integer from 0 to 600000/);
+  t.throws(() => loadConfig({ DATABASE_CONNECT_TIMEOUT: '' }), /DATABASE_CONNECT_TIMEOUT="" is invalid: .*unset DATABASE_CONNECT_TIMEOUT for its default \(5000\)/);
+});
+
 t.test('WORKERS above 1 needs CLUSTER=redis, naming the variable', async (t) => {
   t.equal(loadConfig({}).workers, 1, 'one process by default');
   const cluster = { CLUSTER: 'redis', REDIS_URL: 'redis://127.0.0.1:6379/0', SM_BACKEND: 'redis', STORAGE: 'postgres', DATABASE_URL: 'postgres://db/x' };

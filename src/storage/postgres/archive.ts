@@ -15,9 +15,10 @@ const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: r.id, with: r.with_
 export const ARCHIVE_APPEND_LOCK_KEY = 0x7877676172636800n;
 const EDGE = 'SELECT id, with_jid, at FROM archive WHERE host = $1 AND username = $2 ORDER BY seq';
 
-export function createPgArchiveStore(pool: Pool): ArchiveStore {
-  const one = async (sql: string, params: unknown[]): Promise<number | undefined> => {
-    const { rows } = await pool.query<{ seq: string }>(numbered(sql), params);
+/** `maintenance`: the pool of the retention sweeps (expire, trim), whose statements the statement bound does not cut (index.ts). */
+export function createPgArchiveStore(pool: Pool, maintenance: Pool = pool): ArchiveStore {
+  const one = async (sql: string, params: unknown[], on: Pool = pool): Promise<number | undefined> => {
+    const { rows } = await on.query<{ seq: string }>(numbered(sql), params);
     return rows[0] === undefined ? undefined : toNumber(rows[0].seq);
   };
   const edge = async (host: string, username: string, order: string) => {
@@ -83,13 +84,13 @@ export function createPgArchiveStore(pool: Pool): ArchiveStore {
     },
     async expire(before, limit) {
       // The oldest `limit` rows by seq (the primary key: no scan), those of them stamped before the cut.
-      const r = await pool.query('DELETE FROM archive WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM archive ORDER BY seq LIMIT $2) AS oldest WHERE at < $1)', [before, limit]);
+      const r = await maintenance.query('DELETE FROM archive WHERE seq IN (SELECT seq FROM (SELECT seq, at FROM archive ORDER BY seq LIMIT $2) AS oldest WHERE at < $1)', [before, limit]);
       return r.rowCount ?? 0;
     },
     async trim(host, username, keep, limit) {
-      const cut = await one('SELECT seq FROM archive WHERE host = ? AND username = ? ORDER BY seq DESC LIMIT 1 OFFSET ?', [host, username, keep]);
+      const cut = await one('SELECT seq FROM archive WHERE host = ? AND username = ? ORDER BY seq DESC LIMIT 1 OFFSET ?', [host, username, keep], maintenance);
       if (cut === undefined) return 0;
-      const r = await pool.query(`DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE host = $1 AND username = $2 AND seq <= $3 ORDER BY seq LIMIT $4)`, [host, username, cut, limit]);
+      const r = await maintenance.query(`DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE host = $1 AND username = $2 AND seq <= $3 ORDER BY seq LIMIT $4)`, [host, username, cut, limit]);
       return r.rowCount ?? 0;
     },
   };

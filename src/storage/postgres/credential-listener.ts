@@ -25,11 +25,12 @@ import type { CredentialCache } from '../credential-cache.js';
 import { ACCOUNT_CHANNEL } from './migrations.js';
 
 /**
- * Idle time before TCP keepalive probes the listening connection, which carries nothing but notifications:
- * without it a peer gone with no FIN or RST (a partition, a frozen host) leaves it open for good. The probes'
- * interval and count are the system's (Linux: 75 s, 9); meanwhile the change log's readings bound the cache.
+ * Idle time before TCP keepalive probes a connection (this one, which carries nothing but notifications, and
+ * the pools' too, index.ts): without it a peer gone with no FIN or RST (a partition, a frozen host) leaves it
+ * open for good. The probes' interval and count are the system's (Linux: 75 s, 9); meanwhile the change log's
+ * readings bound the cache.
  */
-const KEEPALIVE_IDLE_MS = 10_000;
+export const KEEPALIVE_IDLE_MS = 10_000;
 
 /** Why the cache is suspended while this does not listen. */
 const LISTENER = 'listener';
@@ -39,6 +40,8 @@ export interface CredentialListenerOptions {
   readonly cache: CredentialCache;
   /** Pause before the connection is opened again after it failed. */
   readonly retryMs: number;
+  /** Milliseconds an attempt to open it may take (DATABASE_CONNECT_TIMEOUT); 0: no limit. */
+  readonly connectTimeoutMs: number;
   /** The connection failed (it is opened again); for the log. */
   readonly onError: (err: Error) => void;
   /** A notification dropped this account (undefined: every account, the payload could not be read); for the log. */
@@ -78,7 +81,9 @@ export async function listenForCredentialChanges(opts: CredentialListenerOptions
 
   async function connect(): Promise<void> {
     timer = undefined;
-    const c = new pg.Client({ connectionString: opts.url, keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS });
+    const c = new pg.Client({
+      connectionString: opts.url, keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS, connectionTimeoutMillis: opts.connectTimeoutMs,
+    });
     client = c;
     c.on('notification', ({ channel, payload }) => {
       if (channel !== ACCOUNT_CHANNEL) return;

@@ -17,7 +17,7 @@ import { createPgPepStore } from './pep.js';
 import { createPgFastTokenStore } from './fast-tokens.js';
 import { createPgArchiveStore } from './archive.js';
 import { createCredentialCache } from '../credential-cache.js';
-import { listenForCredentialChanges, type CredentialListener } from './credential-listener.js';
+import { KEEPALIVE_IDLE_MS, listenForCredentialChanges, type CredentialListener } from './credential-listener.js';
 
 export interface PostgresStorageOptions {
   /** A libpq connection URI: postgres://user:password@host:port/database. */
@@ -42,6 +42,18 @@ export interface PostgresStorageOptions {
   credentialCacheBytes?: number;
   /** A notification of an account change dropped its kept credentials (credential-listener.ts); for the log. */
   onCredentialsDropped?: (account: readonly [host: string, username: string] | undefined) => void;
+  /**
+   * Milliseconds to open a connection, and to wait for a free one of the pool (DATABASE_CONNECT_TIMEOUT);
+   * past it the query fails. Absent or 0: no limit (node-postgres's default).
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Milliseconds a statement may run (DATABASE_STATEMENT_TIMEOUT): PostgreSQL's statement_timeout cancels it
+   * (a lock held, a slow plan), and the client gives up QUERY_GRACE_MS later on a server that does not answer
+   * at all (a hung backend, a network black hole), dropping that connection. Absent or 0: no limit. The
+   * migrations and the archive's retention sweeps, which may legitimately run long, have none (`maintenance`).
+   */
+  statementTimeoutMs?: number;
 }
 
 /** Pause before the connection listening for account changes is opened again. */
@@ -53,22 +65,50 @@ const LISTEN_RETRY_MS = 1000;
  * a replaced password served no longer than that.
  */
 const CHANGE_LOG_BOUND_MS = 1000;
+/** How much longer than the server's statement_timeout the client waits for an answer before it gives up the connection. */
+export const QUERY_GRACE_MS = 2000;
+/** Connections of the maintenance pool (the migrations at open, then the archive's sweeps, one at a time). */
+const MAINTENANCE_CONNECTIONS = 2;
+
+/**
+ * A pool's options: TCP keepalive on every connection (a peer gone without FIN or RST is noticed), the
+ * connect bound, and, for `statementTimeoutMs` > 0, the server's statement_timeout with the client's
+ * query_timeout QUERY_GRACE_MS above it. All of it node-postgres's own.
+ */
+function poolConfig(options: PostgresStorageOptions, max: number, statementTimeoutMs: number): pg.PoolConfig {
+  const config: pg.PoolConfig = {
+    connectionString: options.url, max, keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 0,
+  };
+  if (statementTimeoutMs > 0) {
+    config.statement_timeout = statementTimeoutMs;
+    config.query_timeout = statementTimeoutMs + QUERY_GRACE_MS;
+  }
+  return config;
+}
 
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<Storage> {
-  const pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10 });
-  pool.on('error', options.onIdleError ?? (() => undefined));
+  const onIdleError = options.onIdleError ?? (() => undefined);
+  // Statements that may run long by design, without the statement bound: the migrations (which also wait for
+  // another process's, under the advisory lock) and the archive's retention sweeps. Opened only when used.
+  const maintenance = new pg.Pool(poolConfig(options, MAINTENANCE_CONNECTIONS, 0));
+  maintenance.on('error', onIdleError);
   try {
-    await migratePostgres(pool);
+    await migratePostgres(maintenance);
   } catch (err) {
-    await pool.end();
+    await maintenance.end();
     throw err;
   }
+  const pool = new pg.Pool(poolConfig(options, options.maxConnections ?? 10, options.statementTimeoutMs ?? 0));
+  pool.on('error', onIdleError);
   const now = options.now ?? Date.now;
   let users = createPgUserStore(pool, now);
   let listener: CredentialListener | undefined;
   if ((options.credentialCacheBytes ?? 0) > 0) {
     const cache = createCredentialCache(users, { maxBytes: options.credentialCacheBytes!, logBoundMs: CHANGE_LOG_BOUND_MS });
-    listener = await listenForCredentialChanges({ url: options.url, cache, retryMs: LISTEN_RETRY_MS, onError: options.onIdleError ?? (() => undefined), onDropped: options.onCredentialsDropped });
+    listener = await listenForCredentialChanges({
+      url: options.url, cache, retryMs: LISTEN_RETRY_MS, connectTimeoutMs: options.connectTimeoutMs ?? 0, onError: onIdleError, onDropped: options.onCredentialsDropped,
+    });
     users = cache.users;
   }
   const reader = createAccountReader(pool, decodeRosterItem);
@@ -82,9 +122,9 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     smState: createPgSmStateStore(pool),
     pep: createPgPepStore(pool),
     fastTokens: createPgFastTokenStore(pool),
-    archive: createPgArchiveStore(pool),
+    archive: createPgArchiveStore(pool, maintenance),
     close() {
-      closing ??= Promise.all([listener?.close(), pool.end()]).then(() => undefined);
+      closing ??= Promise.all([listener?.close(), pool.end(), maintenance.end()]).then(() => undefined);
       return closing;
     },
     // For /readyz: a trivial query over the pool.
