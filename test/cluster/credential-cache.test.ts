@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { withGatewayCluster } from '../helpers/cluster.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { eventually } from '../helpers/eventually.js';
+import { deriveStoredCredentials } from '../../src/storage/index.js';
 
 t.setTimeout(300_000);
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'xmpp-web-gateway.js');
@@ -87,6 +88,19 @@ t.test('an account deleted with the CLI is refused on every node once its NOTIFY
   await Promise.all([notified(n0, 'bob'), notified(n1, 'bob')]);
   t.match(await login(n1.wsUrl, 'bob', 'bob-secret'), /not-authorized/, `${n1.id} refuses the deleted account`);
   t.match(await login(n0.wsUrl, 'bob', 'bob-secret'), /not-authorized/, `${n0.id} too`);
+});
+
+t.test("a password changed by an operator's UPDATE in SQL: the old one fails on the node that kept it, once its NOTIFY is in", async (t) => {
+  const admin = await keptOnN1(t, 'frank', 'frank-secret');
+  const before = Date.now();
+  await admin.query('UPDATE users SET credentials = $1 WHERE host = $2 AND username = $3',
+    [JSON.stringify(await deriveStoredCredentials('frank-new', 4096)), 'localhost', 'frank']);
+  const { rows } = await admin.query<{ at: string }>("SELECT credentials_changed_at AS at FROM users WHERE username = 'frank'");
+  t.ok(Number(rows[0]!.at) >= before, 'the UPDATE stamped the change of credentials (token logins before it are refused)');
+  await notified(n1, 'frank');
+  t.match(await login(n1.wsUrl, 'frank', 'frank-secret'), /not-authorized/, `${n1.id}: the old password is refused`);
+  t.ok(await eventually(async () => (await login(n1.wsUrl, 'frank', 'frank-new')) === 'ok', { timeout: 10_000, message: 'a login with the new password' }),
+    'the new password logs in');
 });
 
 t.test('the connection that listens for account changes dies: the log says so, and a change made meanwhile is not missed', async (t) => {

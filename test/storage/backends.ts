@@ -71,3 +71,28 @@ export async function withAccounts(storage: Storage, ...names: string[]): Promis
   const credentials = await deriveStoredCredentials('pw', 4096);
   for (const n of names) await storage.users.create('example.com', n, credentials);
 }
+
+/** Runs one statement on the backend's database through a connection of its own, as an operator's SQL shell; `?` placeholders. */
+export type RawSql = (sql: string, params: readonly unknown[]) => Promise<void>;
+
+/**
+ * An operator's UPDATE of alice's credentials column (no setCredentials): her last change of credentials
+ * becomes the clock's time unless the UPDATE set it itself, an UPDATE leaving them as they were changes
+ * nothing, and the change log records the change. `storage`'s clock is pinned at 1000 (her creation).
+ */
+export async function credentialsChangedBySql(t: Test, storage: Storage, sql: RawSql): Promise<void> {
+  await storage.users.create('example.com', 'alice', creds('alice'));
+  const changedAt = async (): Promise<number | undefined> => (await storage.users.get('example.com', 'alice'))?.credentialsChangedAt;
+  t.equal(await changedAt(), 1000, 'created at 1000');
+  const { cursor } = await storage.users.changesSince(undefined);
+  const before = Date.now();
+  await sql('UPDATE users SET credentials = ? WHERE host = ? AND username = ?', [JSON.stringify(creds('new')), 'example.com', 'alice']);
+  t.same((await storage.users.get('example.com', 'alice'))?.credentials, creds('new'));
+  const stamped = (await changedAt())!;
+  t.ok(stamped >= before && stamped <= Date.now() + 1000, `the UPDATE stamped the change (${stamped}, the UPDATE ran from ${before})`);
+  t.same((await storage.users.changesSince(cursor)).changes, [{ host: 'example.com', username: 'alice', change: 'credentials' }], 'and the change log has it');
+  await sql('UPDATE users SET credentials = ?, credentials_changed_at = ? WHERE host = ? AND username = ?', [JSON.stringify(creds('third')), 5000, 'example.com', 'alice']);
+  t.equal(await changedAt(), 5000, 'a time the UPDATE sets itself is kept');
+  await sql('UPDATE users SET credentials = credentials WHERE host = ? AND username = ?', ['example.com', 'alice']);
+  t.equal(await changedAt(), 5000, 'credentials written back unchanged are no change');
+}

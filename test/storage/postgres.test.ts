@@ -11,7 +11,8 @@ import t, { type Test as TapTest } from 'tap';
 import pg from 'pg';
 import { openPostgresStorage, type Storage } from '../../src/storage/index.js';
 import { migratePostgres, MIGRATION_LOCK_KEY, PG_MIGRATIONS, QUERY_GRACE_MS, type PgMigration } from '../../src/storage/postgres/index.js';
-import { creds, testPostgres, withAccounts } from './backends.js';
+import { creds, credentialsChangedBySql, testPostgres, withAccounts } from './backends.js';
+import { numbered } from '../../src/storage/archive-sql.js';
 import { createArchiveWriter } from '../../src/xmpp/features/mam/writer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { holdLock } from '../helpers/postgres.js';
@@ -363,4 +364,14 @@ t.test('postgres: with a statement bound, a read behind a held lock fails; the m
   await t.rejects(storage.users.get('example.com', 'alice'), /statement timeout/, "a login's read fails with PostgreSQL's statement timeout");
   await stalled.release();
   t.ok(await storage.users.get('example.com', 'alice'), 'and works once the lock is gone');
+});
+
+t.test('postgres: credentials changed by an UPDATE in SQL stamp their change, as setCredentials does', async (t) => {
+  const url = await (await testPostgres()).createDatabase();
+  const storage = await openPostgresStorage({ url, now: () => 1000 });
+  t.teardown(() => storage.close());
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  t.teardown(() => admin.end());
+  await credentialsChangedBySql(t, storage, async (sql, params) => { await admin.query(numbered(sql), [...params]); });
 });

@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
 import { migrate, MIGRATIONS, type Migration } from '../../src/storage/sqlite/migrations.js';
-import { creds } from './backends.js';
+import { creds, credentialsChangedBySql } from './backends.js';
 import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/ports/archive-ids.js';
 import type { ArchiveQuery } from '../../src/storage/index.js';
 
@@ -254,4 +254,14 @@ t.test('sqlite: migration 15 gives an account from before it its creation time a
   const storage = openSqliteStorage(dir);
   t.teardown(() => storage.close());
   t.equal((await storage.users.get('example.com', 'alice'))!.credentialsChangedAt, 1234);
+});
+
+t.test('sqlite: credentials changed by an UPDATE in SQL stamp their change, as setCredentials does', async (t) => {
+  const dir = t.testdir();
+  const storage = openSqliteStorage(dir, { now: () => 1000 });
+  t.teardown(() => storage.close());
+  // The operator's sqlite3 shell: another connection to the file.
+  const admin = new Database(join(dir, DATABASE_FILE));
+  t.teardown(() => admin.close());
+  await credentialsChangedBySql(t, storage, async (sql, params) => { admin.prepare(sql).run(...params); });
 });

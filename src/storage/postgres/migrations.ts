@@ -223,6 +223,24 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       ALTER TABLE users ALTER COLUMN credentials_changed_at SET NOT NULL;
     `,
   },
+  {
+    version: 11,
+    name: 'credentials changed at, by any writer',
+    // As SQLite's migration 16: an UPDATE of the credentials that does not set credentials_changed_at
+    // itself (an operator's SQL; setCredentials sets both) sets it to the clock's milliseconds, so the
+    // token logins minted before it are refused as after setCredentials. The change log and its NOTIFY
+    // (steps 1 and 8) already see such an UPDATE.
+    sql: `
+      CREATE FUNCTION stamp_credentials_change() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        NEW.credentials_changed_at := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER users_credentials_changed_at BEFORE UPDATE OF credentials ON users FOR EACH ROW
+        WHEN (NEW.credentials IS DISTINCT FROM OLD.credentials AND NEW.credentials_changed_at = OLD.credentials_changed_at)
+        EXECUTE FUNCTION stamp_credentials_change();
+    `,
+  },
 ];
 
 

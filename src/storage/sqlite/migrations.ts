@@ -428,6 +428,21 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE users SET credentials_changed_at = created_at;
     `),
   },
+  {
+    version: 16,
+    name: 'credentials changed at, by any writer',
+    // An UPDATE of the credentials that does not set credentials_changed_at itself (an operator's
+    // SQL; setCredentials sets both) sets it to the clock's milliseconds, so the token logins minted
+    // before it are refused as after setCredentials. The change log (migration 5) already sees it.
+    // SQLite cannot change NEW: the row is updated again after, in the writer's statement.
+    up: (db) => db.exec(`
+      CREATE TRIGGER users_credentials_changed_at AFTER UPDATE OF credentials ON users
+        WHEN NEW.credentials IS NOT OLD.credentials AND NEW.credentials_changed_at = OLD.credentials_changed_at
+      BEGIN
+        UPDATE users SET credentials_changed_at = CAST(unixepoch('subsec') * 1000 AS INTEGER) WHERE host = NEW.host AND username = NEW.username;
+      END;
+    `),
+  },
 ];
 
 
