@@ -101,6 +101,52 @@ t.test('no "authentication failed" line and no failure metric for it: it is no a
   t.equal(logLines.filter((l) => l.msg === 'authentication failed' || l.event === 'auth-failure').length, linesBefore, 'no "authentication failed" line');
 });
 
+t.test('an <abort/> with no exchange, and an <auth/> on an authenticated stream: answered aborted, no "authentication failed" line, no failure metric', async (t) => {
+  const failures = async () => {
+    const samples = await scrape(server);
+    return { total: value(samples, 'xmpp_sasl_total', { result: 'failure' }), byCondition: value(samples, 'xmpp_sasl_failures_total') };
+  };
+  const authFailureLines = () => logLines.filter((l) => l.msg === 'authentication failed' || l.event === 'auth-failure').length;
+  const before = await failures();
+  const linesBefore = authFailureLines();
+  const c = await connect();
+  await c.openStream();
+  // RFC 6120 §6.4.4 answers <abort/> with <failure><aborted/></failure>, as Prosody does with none in progress: no attempt ended.
+  for (let i = 0; i < 3; i++) {
+    c.send(`<abort xmlns='${NS.SASL}'/>`);
+    t.equal(failureCondition(await c.next()), 'aborted', `abort ${i + 1} before any <auth/>: aborted`);
+    c.send(`<abort xmlns='${NS.SASL2}'/>`);
+    t.equal(sasl2Condition(await c.next()), 'aborted', `SASL2 abort ${i + 1} before any <authenticate/>: aborted`);
+  }
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', 'alice-secret')}</auth>`);
+  t.ok((await c.next()).is('success', NS.SASL), 'the login succeeds on the same stream');
+  await c.openStream();
+  c.send(`<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='${NS.BIND}'><resource>again</resource></bind></iq>`);
+  t.equal((await c.next()).attr('type'), 'result', 'bound');
+  for (let i = 0; i < 3; i++) {
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plain('alice', 'alice-secret')}</auth>`);
+    t.equal(failureCondition(await c.next()), 'aborted', `<auth/> ${i + 1} on the authenticated stream: aborted`);
+    c.send(`<abort xmlns='${NS.SASL}'/>`);
+    t.equal(failureCondition(await c.next()), 'aborted', `abort ${i + 1} after the login: aborted`);
+  }
+  c.send(`<iq xmlns='jabber:client' type='get' id='p5' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  t.equal((await c.next()).attr('type'), 'result', 'the session still answers');
+  t.same(await failures(), before, 'xmpp_sasl_total{result="failure"} and xmpp_sasl_failures_total are unchanged');
+  t.equal(authFailureLines(), linesBefore, 'no "authentication failed" line');
+});
+
+t.test('an <abort/> that ends an exchange in progress is still a failed attempt, logged and counted', async (t) => {
+  const c = await connect();
+  await c.openStream();
+  const before = value(await scrape(server), 'xmpp_sasl_failures_total', { mechanism: 'SCRAM-SHA-256', condition: 'aborted' });
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-256'/>`);
+  t.ok((await c.next()).is('challenge', NS.SASL), 'the exchange began: its empty challenge');
+  c.send(`<abort xmlns='${NS.SASL}'/>`);
+  t.equal(failureCondition(await c.next()), 'aborted');
+  t.equal(value(await scrape(server), 'xmpp_sasl_failures_total', { mechanism: 'SCRAM-SHA-256', condition: 'aborted' }), before + 1, 'counted under aborted');
+  t.ok(logLines.some((l) => l.event === 'auth-failure' && l.condition === 'aborted' && l.mechanism === 'SCRAM-SHA-256'), 'and logged');
+});
+
 t.test('a wrong password still counts: SASL_MAX_FAILURES=2 (retries) closes the stream at the third', async (t) => {
   const c = await connect();
   await c.openStream();

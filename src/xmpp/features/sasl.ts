@@ -421,6 +421,20 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
     return onScramStep(session, ex, ex.scram!.finish(data ?? ''));
   }
 
+  /**
+   * RFC 6120 §6.4.4: <abort/> gets <failure><aborted/></failure>. With an exchange in progress that ends it, a
+   * failed attempt like any other (logged, in xmpp_sasl_failures_total). With none (before any <auth/>, after a
+   * failure or a success) it ends nothing, so it is answered the same (as Prosody does) but, being no attempt,
+   * neither logged as a failed one nor counted, as a stray <response/> is not.
+   */
+  function abort(session: Session, wire: SaslWire): void {
+    const st = stateOf(session);
+    st.wire = wire;
+    if (st.exchange) return failure(session, 'aborted', undefined, false);
+    ctx.log.debug({ event: 'sasl-stray-abort', session: session.logId, ip: session.ip }, 'SASL abort with no exchange in progress');
+    wire.failure(session, 'aborted', undefined);
+  }
+
   // A resumption (XEP-0198 §5) moves the new stream under the old session, and the session that
   // authenticated it (the carrier) ends: from then on the old session lives by the carrier's login, so
   // an account change judges it by what verified that login and when it began (a token login always ends).
@@ -434,7 +448,12 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
 
   ctx.nonzas.register(NS.SASL, 'auth', (session, el) => {
     stateOf(session).wire = legacy;
-    if (session.type !== 'c2s_unauthed') return failure(session, 'aborted', 'already authenticated', false);
+    // The stream is authenticated: nothing is attempted. Answered as before (Prosody ends the stream with
+    // unsupported-stanza-type), but neither logged as a failed login nor counted.
+    if (session.type !== 'c2s_unauthed') {
+      ctx.log.debug({ event: 'sasl-auth-after-login', session: session.logId, ip: session.ip }, 'SASL auth on an authenticated stream');
+      return legacy.failure(session, 'aborted', 'already authenticated');
+    }
     const initial = payload(el);
     if (initial !== undefined && typeof initial !== 'string') return failure(session, initial.condition, initial.text);
     return begin(session, el.attr('mechanism') ?? '', initial, legacy);
@@ -442,17 +461,13 @@ export function register(ctx: ModuleContext, opts: SaslOptions, { users, tokens 
 
   ctx.nonzas.register(NS.SASL, 'response', (session, el) => respond(session, payload(el), legacy));
 
-  ctx.nonzas.register(NS.SASL, 'abort', (session) => {
-    stateOf(session).wire = legacy;
-    // RFC 6120 §6.4.4: the server answers <abort/> with <failure><aborted/></failure>.
-    failure(session, 'aborted', undefined, false);
-  });
+  ctx.nonzas.register(NS.SASL, 'abort', (session) => abort(session, legacy));
 
   return {
     begin, respond, mechanisms,
     verifiedWith: (session) => logins.get(session)?.verified,
     loginBegan: (session) => logins.get(session)?.began,
-    abort(session, wire) { stateOf(session).wire = wire; failure(session, 'aborted', undefined, false); },
+    abort,
     fail(session, wire, condition, text, mechanism) { stateOf(session).wire = wire; failure(session, condition, text, true, mechanism); },
   };
 }
