@@ -42,3 +42,20 @@ export function spawnMain(
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return { child, exited };
 }
+
+/**
+ * A start of the real process (spawnMain) that should stop: its exit code and stderr. One that serves on, or hangs,
+ * is killed after `guardMs`, so the test reports instead of hanging.
+ */
+export async function mainExit(
+  t: { teardown(fn: () => void): void }, dir: string, env: Readonly<Record<string, string>>, guardMs = 15_000,
+): Promise<{ code: number | null; stderr: string }> {
+  const { child, exited } = spawnMain(t, dir, env);
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+  child.stdout!.resume();
+  const guard = setTimeout(() => child.kill('SIGKILL'), guardMs);
+  const { code } = await exited;
+  clearTimeout(guard);
+  return { code, stderr };
+}

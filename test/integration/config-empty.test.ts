@@ -4,22 +4,12 @@
  * value is a bad value: the start stops with the configuration errors' exit code (2), naming the variable.
  */
 import t, { type Test } from 'tap';
-import { ensureBuilt, MAIN, spawnMain } from '../helpers/built.js';
+import { ensureBuilt, MAIN, mainExit } from '../helpers/built.js';
 
 t.setTimeout(60_000);
 t.before(() => ensureBuilt(MAIN));
 
-async function run(t: Test, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  const { child, exited } = spawnMain(t, t.testdir(), { ADMIN_SOCKET: 'off', ...env });
-  let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
-  child.stdout!.resume();
-  // A process that wrongly starts serves on: end it after a while so the test reports, not hangs.
-  const guard = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  const { code } = await exited;
-  clearTimeout(guard);
-  return { code, stderr };
-}
+const run = (t: Test, env: Record<string, string>) => mainExit(t, t.testdir(), { ADMIN_SOCKET: 'off', ...env });
 
 t.test('XMPP_DOMAIN= stops the start naming the variable, exit code 2', async (t) => {
   const r = await run(t, { XMPP_DOMAIN: '' });

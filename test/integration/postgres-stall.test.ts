@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 import { deriveStoredCredentials, openPostgresStorage } from '../../src/storage/index.js';
-import { ensureBuilt, MAIN, spawnMain } from '../helpers/built.js';
+import { ensureBuilt, MAIN, mainExit, spawnMain } from '../helpers/built.js';
 import { waitUntil } from '../helpers/eventually.js';
 import { holdLock, startPostgres } from '../helpers/postgres.js';
 import { plain, scramFirst } from '../helpers/scram-client.js';
@@ -104,16 +104,9 @@ t.test('a DATABASE_URL that accepts connections and never answers stops the star
   await new Promise((r) => silent.once('listening', r));
   t.teardown(() => { for (const s of held) s.destroy(); silent.close(); });
   const { port } = silent.address() as { port: number };
-  const { child, exited } = spawnMain(t, t.testdir(), {
+  const { code, stderr } = await mainExit(t, t.testdir(), {
     ADMIN_SOCKET: 'off', STORAGE: 'postgres', DATABASE_URL: `postgres://xwg:secret@127.0.0.1:${port}/xwg`, DATABASE_CONNECT_TIMEOUT: '1000',
-  });
-  let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
-  child.stdout!.resume();
-  // A process that hangs is ended after a while, so the test reports instead of hanging.
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const { code } = await exited;
-  clearTimeout(guard);
+  }, 60_000);
   t.equal(code, 2, `the configuration errors' exit code: ${stderr}`);
   t.match(stderr, /configuration error: DATABASE_URL: cannot open the PostgreSQL database: .*timeout/);
   t.notMatch(stderr, /secret/, 'the password is not echoed');
