@@ -136,21 +136,3 @@ export async function availableWs(t: { teardown(fn: () => unknown): void }, url:
   await c.until((el) => el.local === 'presence' && el.attr('from') === `${user}@localhost/${resource}`);
   return c;
 }
-
-/**
- * `user` (password `<user>-pw`) logs in on `url` as `resource` with XEP-0198 enabled, becomes available
- * and gets the message stored for it with id `storedId`, unacknowledged: the account's offline delivery
- * holds its line (offline/index.ts) until `ack()` acknowledges every stanza received since. Closed at teardown.
- */
-export async function holdingStoredPage(t: { teardown(fn: () => unknown): void }, url: string, user: string, resource: string, storedId: string): Promise<{ client: RawWsClient; ack(): void }> {
-  const client = await RawWsClient.connect(url);
-  t.teardown(() => client.close());
-  await client.login(user, `${user}-pw`, resource);
-  client.send(`<enable xmlns='${NS.SM}'/>`);
-  await client.until((el) => el.is('enabled', NS.SM));
-  const since = client.frames.length;
-  client.send(`<presence xmlns='jabber:client'/>`);
-  await client.until((el) => el.local === 'message' && el.attr('id') === storedId);
-  const stanzas = (): number => client.frames.slice(since).filter((el) => el.local === 'message' || el.local === 'presence' || el.local === 'iq').length;
-  return { client, ack: () => client.send(`<a xmlns='${NS.SM}' h='${stanzas()}'/>`) };
-}
