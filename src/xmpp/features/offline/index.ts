@@ -7,7 +7,6 @@ import type { RouteEvent } from '../../events.js';
 import type { Session } from '../../session.js';
 import { bareTargets, deliverFull, undeliverable, type MessageDelivery } from '../message.js';
 import { PRIORITY } from '../../priorities.js';
-import { isPromise } from '../../pipeline.js';
 import { handledAsBareWithoutResource, messageType } from '../../message-types.js';
 import { createDelivery, type AckTracker, type BlocksSender } from './delivery.js';
 
@@ -87,23 +86,6 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
       ? deliverFull(ctx, event) : deliverOrStore(event)));
     return 'delivered';
   }, PRIORITY.route.offline);
-
-  // RFC 6120 §10.1: what a sender sends to a resource reaches it in the order sent. While the line
-  // holds the account's messages (a store, a delivery waiting for acks), an IQ or a directed presence
-  // to one of its resources waits in it too, behind the messages sent before it, and then takes the
-  // rest of its route; it used to overtake them. Subscription presence is the roster's (above).
-  for (const route of ['iq/full', 'presence/full'] as const) {
-    const held = (event: RouteEvent): 'delivered' | undefined => {
-      const key = keyOf(event.to);
-      if (!line.busy(key)) return undefined;
-      behind(key, event, () => {
-        const outcome = ctx.hooks.resume(route, event, held);
-        if (isPromise(outcome)) return outcome.then(() => undefined);
-      });
-      return 'delivered';
-    };
-    ctx.hooks.deliver(route, held, PRIORITY.route.offline);
-  }
 
   // A delivery may wait for acks for up to SM_ACK_TIMEOUT, or a resume
   // timeout: what queues behind it in memory is bounded in bytes per
