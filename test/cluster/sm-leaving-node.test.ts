@@ -111,3 +111,47 @@ t.test('a node that declared another dead just before its SIGTERM gives that dea
   t.same(peer.messageIds(), ['a1', 'a2', 'a3'], 'nothing twice after n1 left');
   t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'and nothing handed to offline storage');
 });
+
+t.test('a dead node restarted under its NODE_ID before the SIGTERM of the node that declared its death (the give-back finds it a member already): its new run takes its old run\'s sessions back, and one nobody resumes is handed over at its timeout, each stanza once', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', CLUSTER_DRAIN_TIMEOUT: '8', SHUTDOWN_TIMEOUT: '20', SM_RESUME_TIMEOUT: '3' });
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  const n3 = await startGateway(t, 'n3', opts);
+  await addUsers(n1, ['alice', 'bob', 'carol']);
+  const carol = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => carol.close());
+  await carol.login('carol', 'carol-pw', 'desk');
+  // Alice's resumable session on n3's first run, holding three messages she has not acknowledged; she never resumes.
+  const alice = await SmPeer.login(n3.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
+  t.teardown(() => alice.c.close());
+  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n2 sees alice' });
+  for (const id of ['a1', 'a2', 'a3']) carol.send(chat(alice.jid, id));
+  await eventually(() => alice.h === 3, { message: 'alice got a1..a3' });
+  const bob = await SmPeer.login(n1.server.wsUrl, 'bob', 'bob-pw', 'phone', { autoAck: true });
+  t.teardown(() => bob.c.close());
+
+  // n1 declares n3 dead; n3 comes back under the same NODE_ID before n1's handlers start (a member again:
+  // n1's give-back changes nothing), and n1's SIGTERM comes right then. (A review feared the old run's
+  // session would then be nobody's: the new run adopts its own node's sessions at its start, sm.ts.)
+  let leaving: Promise<void> | undefined;
+  interceptEval(n1.cluster.node.redis, DECLARE_DEAD, async (run) => {
+    const reply = await run();
+    if (Number(reply) === 1 && !leaving) {
+      await startGateway(t, 'n3', opts);
+      leaving = n1.server.app.leave();
+    }
+    return reply;
+  });
+  interceptEval(n2.cluster.node.redis, DECLARE_DEAD, async () => 0);
+  n3.crash();
+  alice.c.ws.terminate();
+
+  // Nobody declares n3 dead again (its new run holds the lease): the session's stanzas are handed over
+  // (offline) at its resume timeout by whoever holds it, each once.
+  await eventually(async () => (await n2.server.storage.offline.count('localhost', 'alice')) >= 3, { timeout: 40_000, message: 'a1..a3 stored offline for alice' });
+  await sleep(1000);
+  t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 3, 'a1..a3 stored offline, each once');
+  const again = await SmPeer.resume(n2.server.wsUrl, 'bob', 'bob-pw', bob.smid!, { autoAck: true, h: bob.h });
+  t.teardown(() => again.peer.c.close());
+  await leaving;
+});
