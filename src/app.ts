@@ -79,6 +79,8 @@ export interface AppOptions {
   buildInfo?: BuildInfo;
   /** Path of the admin Unix socket to listen on (main.ts: ADMIN_SOCKET in DATA_DIR); default none. */
   adminSocket?: string;
+  /** XmppServerOptions.offlineDrainPollMs (tests). */
+  offlineDrainPollMs?: number;
 }
 
 export async function buildApp(config: Config, storage: Storage, opts: AppOptions = {}): Promise<App> {
@@ -102,7 +104,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   // CLUSTER=none (the default) adds nothing here: no connection, no feature, no hook.
   const cluster = opts.cluster ?? (config.cluster === 'redis' ? await startCluster(config, log) : undefined);
   const features = cluster ? [...cluster.features, ...(opts.features ?? [])] : opts.features ?? [];
-  const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: cluster?.smRegistry });
+  const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: cluster?.smRegistry, offlineDrainPollMs: opts.offlineDrainPollMs });
   const { core } = xmpp;
   // Before the cluster starts reading: a socket that cannot be made stops the start, and a
   // cluster started here leaves at once rather than be counted dead after its lease.

@@ -59,6 +59,11 @@ export interface XmppServerOptions {
   readonly unknownUserSecret?: Buffer;
   /** SM_BACKEND=redis: the cluster's registry (src/cluster/sm.ts), given the stale h store; default: in memory. */
   readonly smRegistry?: (stale: SmStateStore) => SmRegistry;
+  /**
+   * How often an offline delivery without XEP-0198 looks at the transport's backlog when no drain is
+   * signalled; default one second. Tests lengthen it to show that a delivery does not wait for it.
+   */
+  readonly offlineDrainPollMs?: number;
 }
 
 /** The XMPP server without any transport or HTTP: what protocol tests drive through a fake Conn. */
@@ -154,7 +159,7 @@ export function createXmppServer(config: Config, storage: Storage, features: rea
   });
   const messages = message.register(ctx);
   const offlineMessages = offline.register(ctx, {
-    maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes,
+    maxMessages: config.maxOfflineMessages, maxBytes: config.maxOfflineBytes, maxWaitingBytes: config.smPendingMaxBytes, drainPollMs: opts.offlineDrainPollMs,
   }, {
     offline: stores.offline, users: stores.users, acks: streamManagement, messages,
     blocks: (session, from) => accountsService.isBlocked(accountsService.accountOf(session), from),

@@ -2,7 +2,7 @@ import type { Test } from 'tap';
 import { loadConfig } from '../../src/config/index.js';
 import { createMemoryStorage, deriveStoredCredentials, type Storage } from '../../src/storage/index.js';
 import { pino } from 'pino';
-import { createXmppServer, type Feature, type XmppServer } from '../../src/server.js';
+import { createXmppServer, type Feature, type XmppServer, type XmppServerOptions } from '../../src/server.js';
 import type { Log } from '../../src/xmpp/log.js';
 import { NS, WRITTEN_LIMITS, parseXml, type XmlElement } from '../../src/xml/index.js';
 import type { Conn, ConnEvents, StreamHeader } from '../../src/xmpp/conn.js';
@@ -103,15 +103,15 @@ export function saslAnswered(conn: FakeConn): boolean {
 /**
  * `logger`: pino options with an optional `stream` (e.g. a level and a stream that collects the lines); none by
  * default. `storage`: in memory unless given. `features`: more features or components, registered after the
- * built-in ones.
+ * built-in ones. `opts`: createXmppServer's other options (the logger is `logger`'s).
  */
 export async function startFakeServer(
   env: Record<string, string> = {}, logger: { level: string; stream?: { write(line: string): void } } | false = false,
-  storage: Storage = createMemoryStorage(), features: readonly Feature[] = [],
+  storage: Storage = createMemoryStorage(), features: readonly Feature[] = [], opts: Omit<XmppServerOptions, 'log'> = {},
 ): Promise<FakeServer> {
   const config = loadConfig({ LOG_LEVEL: 'silent', SCRAM_ITERATIONS: '4096', ...PRE_SASL2, ...env });
   const log = (logger === false ? pino({ level: 'silent' }) : pino({ level: logger.level }, logger.stream ?? process.stdout)) as unknown as Log;
-  const app = createXmppServer(config, storage, features, { log });
+  const app = createXmppServer(config, storage, features, { ...opts, log });
   const connect = (): FakeClient => {
     const conn = new FakeConn();
     const session = app.core.connect(conn);
@@ -163,9 +163,9 @@ export async function startFakeServer(
   };
 }
 
-/** A fake-transport server with `env` and the accounts `users` (password 'pw'), closed when `t` ends. */
-export async function withFakeUsers(t: Test, users: readonly string[], env: Record<string, string> = {}): Promise<FakeServer> {
-  const server = await startFakeServer(env);
+/** A fake-transport server with `env`, the accounts `users` (password 'pw') and createXmppServer's `opts`, closed when `t` ends. */
+export async function withFakeUsers(t: Test, users: readonly string[], env: Record<string, string> = {}, opts: Omit<XmppServerOptions, 'log'> = {}): Promise<FakeServer> {
+  const server = await startFakeServer(env, false, undefined, [], opts);
   t.teardown(() => server.close());
   for (const u of users) await server.addUser(u);
   return server;

@@ -24,7 +24,7 @@ function withinBytes(page: readonly OfflineMessage[]): readonly OfflineMessage[]
   return page.slice(0, n);
 }
 /** How often a delivery without stream management looks at the transport's backlog if no 'session-drained' comes. */
-const DRAIN_POLL_MS = 1000;
+export const DRAIN_POLL_MS = 1000;
 
 // What we stored passed the stanza limits when it arrived; reading it back must not fail on them.
 // Read back what the server wrote: not bound by a client's input limits (xml/limits.ts).
@@ -57,7 +57,9 @@ interface InFlight {
  * unacked leaves those messages in storage, and its hand-over leaves them
  * out (the 'hand-over' hook), so the next login gets them, in order, once.
  */
-export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'list' | 'remove'>, acks: AckTracker | undefined, blocks?: BlocksSender): (session: Session) => Promise<void> {
+export function createDelivery(
+  ctx: ModuleContext, store: Pick<OfflineStore, 'list' | 'remove'>, acks: AckTracker | undefined, blocks?: BlocksSender, drainPollMs = DRAIN_POLL_MS,
+): (session: Session) => Promise<void> {
   const inFlight = new WeakMap<Session, InFlight>();
   const drainWaiters = new WeakMap<Session, () => void>();
 
@@ -142,7 +144,7 @@ export function createDelivery(ctx: ModuleContext, store: Pick<OfflineStore, 'li
     if ((session.conn?.bufferedBytes ?? 0) > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     while (!session.destroyed && (session.conn?.bufferedBytes ?? 0) > 0) {
       const signalled = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => { drainWaiters.delete(session); resolve(false); }, DRAIN_POLL_MS);
+        const timer = setTimeout(() => { drainWaiters.delete(session); resolve(false); }, drainPollMs);
         drainWaiters.set(session, () => { clearTimeout(timer); drainWaiters.delete(session); resolve(true); });
       });
       if (signalled) return;

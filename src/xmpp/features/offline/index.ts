@@ -17,6 +17,8 @@ export interface OfflineOptions {
   readonly maxBytes: number;
   /** Bytes of messages one account may have waiting in memory behind a delivery of its stored ones. */
   readonly maxWaitingBytes: number;
+  /** How often a delivery without XEP-0198 looks at the transport's backlog if no drain is signalled (default DRAIN_POLL_MS). */
+  readonly drainPollMs?: number;
 }
 
 export interface OfflineDeps {
@@ -55,7 +57,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
   if (opts.maxMessages === 0) return { flush: () => line.idle() };
   const quota: OfflineQuota = { maxMessages: opts.maxMessages, maxBytes: opts.maxBytes };
   ctx.disco.addFeature(NS.OFFLINE);
-  const deliverStored = createDelivery(ctx, deps.offline, deps.acks, deps.blocks);
+  const deliverStored = createDelivery(ctx, deps.offline, deps.acks, deps.blocks, opts.drainPollMs);
   const keyOf = (jid: Jid): string => jid.bare;
   // At shutdown every session is about to close: what stream management
   // hands over then is stored, not given to another resource that may have
