@@ -67,6 +67,8 @@ class WsConn implements Conn {
   readonly input: InputPump;
   /** Why the input is not being read, while it is not. */
   pausedFor: 'output' | 'rate' | undefined;
+  /** The input pump has stopped reading the socket (ws.pause()), whatever the reason. */
+  #paused = false;
   /** Dropped (a slow consumer, or the node leaving): the session has been told already. */
   dropped = false;
   /** The peer's <close/> (or stream error) was read: nothing it sends after is (RFC 7395 §3.6.1). */
@@ -111,6 +113,7 @@ class WsConn implements Conn {
       backlogged: () => this.#backlog.high || this.session.inputBacklogged,
       // Not reading the socket is what slows the peer down: TCP pushes back.
       busy: (busy) => {
+        this.#paused = busy;
         if (busy) ws.pause();
         else {
           this.pausedFor = undefined;
@@ -200,11 +203,14 @@ class WsConn implements Conn {
   /**
    * The socket is not being read for a reason that is not the peer's
    * silence, so its pong may be waiting unread: its input is held back for
-   * its rate, or the core still has too much of its input queued (a slow
-   * store). Its own unread output (the peer not reading) does not count.
+   * its rate, the core still has too much of its input queued (a slow
+   * store), or the pump is still running the frames it took before it reads
+   * again (once the core has caught up, a few a turn: `pausedFor` still says
+   * 'output' then, and a loaded machine's pinger ran in between and dropped
+   * a live client). Its own unread output (the peer not reading) does not count.
    */
   get pongMayWaitUnread(): boolean {
-    return this.pausedFor === 'rate' || (this.pausedFor === 'output' && this.session.inputBacklogged);
+    return this.#paused && (this.pausedFor === 'rate' || this.session.inputBacklogged || !this.#backlog.high);
   }
 
   /**
