@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { eventually } from './eventually.js';
 
 /** The project root (where package.json, dist/ and bin/ are). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -58,4 +59,21 @@ export async function mainExit(
   const { code } = await exited;
   clearTimeout(guard);
   return { code, stderr };
+}
+
+/**
+ * spawnMain, serving: its JSON log lines (stdout and stderr) as parsed so far, and its address (`127.0.0.1:port`)
+ * from the 'listening' line.
+ */
+export async function spawnServing(t: { teardown(fn: () => void): void }, dir: string, env: Readonly<Record<string, string>>): Promise<{
+  child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; lines: () => Record<string, unknown>[]; base: string;
+}> {
+  const { child, exited } = spawnMain(t, dir, env);
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+  const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  // A cold start on a loaded 2-core machine can take more than eventually()'s default 5 s.
+  const listening = await eventually(() => lines().find((l) => l.event === 'listening'), { timeout: 30_000, message: () => `the server to listen\n${out}` });
+  return { child, exited, lines, base: `127.0.0.1:${listening.port as number}` };
 }

@@ -125,9 +125,7 @@ export function stanzaErrorCondition(el: XmlElement): string | undefined {
  * available: its own presence seen back (RFC 6121 §4.2.2), so the server has processed it. Closed at teardown.
  */
 export async function availableWs(t: { teardown(fn: () => unknown): void }, url: string, user: string, resource: string, sm = false): Promise<RawWsClient> {
-  const c = await RawWsClient.connect(url);
-  t.teardown(() => c.close());
-  await c.login(user, `${user}-pw`, resource);
+  const c = await loggedInWs(t, url, user, resource);
   if (sm) {
     c.send(`<enable xmlns='${NS.SM}'/>`);
     await c.until((el) => el.is('enabled', NS.SM));
@@ -135,4 +133,18 @@ export async function availableWs(t: { teardown(fn: () => unknown): void }, url:
   c.send(`<presence xmlns='jabber:client'/>`);
   await c.until((el) => el.local === 'presence' && el.attr('from') === `${user}@localhost/${resource}`);
   return c;
+}
+
+/** `user` (password `<user>-pw` unless given) logged in on `url` as `resource`. Closed at teardown. */
+export async function loggedInWs(t: { teardown(fn: () => unknown): void }, url: string, user: string, resource: string, password = `${user}-pw`): Promise<RawWsClient> {
+  const c = await RawWsClient.connect(url);
+  t.teardown(() => c.close());
+  await c.login(user, password, resource);
+  return c;
+}
+
+/** Sends an IQ of `type` with `inner` (to `to`, if given) and reads until its reply. */
+export async function wsIq(c: RawWsClient, id: string, type: 'get' | 'set', inner: string, to?: string): Promise<XmlElement> {
+  c.send(`<iq xmlns='jabber:client' type='${type}' id='${id}'${to ? ` to='${to}'` : ''}>${inner}</iq>`);
+  return c.until((el) => el.local === 'iq' && el.attr('id') === id);
 }

@@ -7,24 +7,31 @@
  * The errors count in BOSH_MAX_RESPONSE_BYTES (they were added past it: an error is about three times a
  * small message); past the room, only the oldest of those messages get theirs.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { NS, serialize, x } from '../../src/xml/index.js';
 import { flowServer } from '../helpers/flow.js';
 import { RawBoshClient, payloads, replaceOverWebSocket, terminalCondition } from '../helpers/bosh-client.js';
-import { RawWsClient } from '../helpers/ws-client.js';
+import { loggedInWs } from '../helpers/ws-client.js';
 import { eventually } from '../helpers/eventually.js';
 
-t.test('messages still waiting in the paced input when the server closes the stream are answered with errors in the terminate body', async (t) => {
-  const server = await flowServer(t, { MAX_INBOUND_BYTES_PER_SECOND: '1024', MAX_INBOUND_BURST_BYTES: '1024', BOSH_MAX_WAIT: '60' }, ['alice', 'bob']);
-  const bob = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'b', 'listener');
+/**
+ * Bob listening over WebSocket and alice over BOSH (wait 1) as `resource`, on a server with `env` and a 1 KiB/s
+ * inbound rate; she has sent 30 small messages to bob in one body (about 3 KiB), most still waiting in her pump.
+ */
+async function pacedMessages(t: Test, env: Record<string, string>, resource: string) {
+  const server = await flowServer(t, { MAX_INBOUND_BYTES_PER_SECOND: '1024', MAX_INBOUND_BURST_BYTES: '1024', BOSH_MAX_WAIT: '60', ...env }, ['alice', 'bob']);
+  const bob = await loggedInWs(t, server.wsUrl, 'bob', 'listener', 'b');
   const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
   t.teardown(() => alice.destroy());
-  await alice.login('alice', 'a', 'paced', { wait: 1 });
-  // About 3 KiB at 1 KiB/s: most of it waits in the pump for seconds (its request is answered empty after wait).
+  await alice.login('alice', 'a', resource, { wait: 1 });
   const ids = Array.from({ length: 30 }, (_, i) => `m${i}`);
   const first = await alice.send({}, ...ids.map((id) => x('message', { xmlns: NS.CLIENT, to: 'bob@localhost/listener', type: 'chat', id }, x('body', {}, `text ${id}`))));
+  return { server, bob, alice, ids, first };
+}
+
+t.test('messages still waiting in the paced input when the server closes the stream are answered with errors in the terminate body', async (t) => {
+  // About 3 KiB at 1 KiB/s: most of it waits in the pump for seconds (its request is answered empty after wait).
+  const { server, bob, alice, ids, first } = await pacedMessages(t, {}, 'paced');
   t.equal(terminalCondition(first), undefined, 'the body is taken');
   // The server ends alice's stream: a login with the same resource replaces the session (conflict).
   await replaceOverWebSocket(t, server, 'alice', 'a', 'paced');
@@ -42,20 +49,9 @@ t.test('messages still waiting in the paced input when the server closes the str
 
 t.test('the errors in the terminate body stay within BOSH_MAX_RESPONSE_BYTES: the oldest stanzas get theirs', async (t) => {
   const CAP = 4096;
-  const server = await flowServer(t, { MAX_INBOUND_BYTES_PER_SECOND: '1024', MAX_INBOUND_BURST_BYTES: '1024', BOSH_MAX_WAIT: '60', BOSH_MAX_RESPONSE_BYTES: String(CAP) }, ['alice', 'bob']);
-  const bob = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'b', 'listener');
-  const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
-  t.teardown(() => alice.destroy());
-  await alice.login('alice', 'a', 'capped', { wait: 1 });
   // About 3 KiB of small messages at 1 KiB/s; each error is about three times its message.
-  const ids = Array.from({ length: 30 }, (_, i) => `m${i}`);
-  await alice.send({}, ...ids.map((id) => x('message', { xmlns: NS.CLIENT, to: 'bob@localhost/listener', type: 'chat', id }, x('body', {}, `text ${id}`))));
-  const replacement = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => replacement.close());
-  await replacement.login('alice', 'a', 'capped');
-  await eventually(() => server.app.sessions.get('localhost', 'alice', 'capped')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  const { server, bob, alice, ids } = await pacedMessages(t, { BOSH_MAX_RESPONSE_BYTES: String(CAP) }, 'capped');
+  await replaceOverWebSocket(t, server, 'alice', 'a', 'capped');
   const final = await alice.send();
   t.equal(terminalCondition(final), 'remote-stream-error', 'the next request gets the terminate body');
   const size = payloads(final.body).reduce((sum, el) => sum + Buffer.byteLength(serialize(el)), 0);

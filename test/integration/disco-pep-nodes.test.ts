@@ -12,7 +12,7 @@
  */
 import t, { type Test } from 'tap';
 import { withUsers } from '../helpers/server.js';
-import { RawWsClient, stanzaErrorCondition } from '../helpers/ws-client.js';
+import { loggedInWs, stanzaErrorCondition, wsIq as iq, type RawWsClient } from '../helpers/ws-client.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 
 const server = await withUsers(t, ['alice', 'bob', 'carol', 'dave'], { ALLOW_INSECURE_PLAIN: 'true' });
@@ -21,17 +21,7 @@ await server.storage.rosters.putItem('localhost', 'alice', contact('bob@localhos
 await server.storage.rosters.putItem('localhost', 'bob', contact('alice@localhost'), 1);
 await server.storage.rosters.putItem('localhost', 'alice', contact('dave@localhost'), 2);
 
-async function client(t: Test, user: string): Promise<RawWsClient> {
-  const c = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => c.close());
-  await c.login(user, `${user}-pw`, 'r');
-  return c;
-}
-
-async function iq(c: RawWsClient, id: string, type: 'get' | 'set', inner: string, to?: string): Promise<XmlElement> {
-  c.send(`<iq xmlns='jabber:client' type='${type}' id='${id}'${to ? ` to='${to}'` : ''}>${inner}</iq>`);
-  return c.until((el) => el.local === 'iq' && el.attr('id') === id);
-}
+const client = (t: Test, user: string): Promise<RawWsClient> => loggedInWs(t, server.wsUrl, user, 'r');
 
 const publish = (node: string, access?: string): string =>
   `<pubsub xmlns='${NS.PUBSUB}'><publish node='${node}'><item id='current'><x xmlns='${node}'/></item></publish>${access ? `<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>${NS.PUBSUB}#publish-options</value></field><field var='pubsub#access_model'><value>${access}</value></field></x></publish-options>` : ''}</pubsub>`;

@@ -6,25 +6,14 @@
  */
 import t, { type Test } from 'tap';
 import { withUsers } from '../helpers/server.js';
-import { RawWsClient, stanzaErrorCondition } from '../helpers/ws-client.js';
+import { loggedInWs, stanzaErrorCondition, wsIq as iq, type RawWsClient } from '../helpers/ws-client.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
 
 const server = await withUsers(t, ['alice', 'bob', 'carol'], {
   ALLOW_INSECURE_PLAIN: 'true', PEP_MAX_ITEM_BYTES: '2048', PEP_MAX_NODES_PER_ACCOUNT: '3', PEP_MAX_ITEMS_PER_NODE: '10',
 });
 
-async function client(t: Test, user: string): Promise<RawWsClient> {
-  const c = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => c.close());
-  await c.login(user, `${user}-pw`, 'raw');
-  return c;
-}
-
-/** Sends an IQ and reads until its reply. */
-async function iq(c: RawWsClient, id: string, type: 'get' | 'set', inner: string, to?: string): Promise<XmlElement> {
-  c.send(`<iq xmlns='jabber:client' type='${type}' id='${id}'${to ? ` to='${to}'` : ''}>${inner}</iq>`);
-  return c.until((el) => el.local === 'iq' && el.attr('id') === id);
-}
+const client = (t: Test, user: string): Promise<RawWsClient> => loggedInWs(t, server.wsUrl, user, 'raw');
 
 const appCondition = (el: XmlElement): string | undefined => el.getChild('error')?.getChildren().find((c) => c.ns === NS.PUBSUB_ERRORS)?.local;
 /** The feature an <unsupported/> application condition names. */

@@ -10,8 +10,8 @@
 import t, { type Test } from 'tap';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { ensureBuilt, MAIN, spawnMain } from '../helpers/built.js';
-import { eventually, waitUntil } from '../helpers/eventually.js';
+import { ensureBuilt, MAIN, spawnServing } from '../helpers/built.js';
+import { waitUntil } from '../helpers/eventually.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { deriveStoredCredentials, openSqliteStorage } from '../../src/storage/index.js';
 
@@ -28,14 +28,7 @@ async function serving(t: Test, users: readonly string[], env: Record<string, st
   const storage = openSqliteStorage(join(dir, 'data'));
   for (const n of users) await storage.users.create('localhost', n, await deriveStoredCredentials('pw', 4096));
   await storage.close();
-  const { child, exited } = spawnMain(t, dir, { ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '4096', ADMIN_SOCKET: 'off', ...env });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
-  const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-  // A cold start on a loaded 2-core machine can take more than eventually()'s default 5 s.
-  const listening = await eventually(() => lines().find((l) => l.event === 'listening'), { timeout: 30_000, message: () => `the server to listen\n${out}` });
-  const base = `127.0.0.1:${listening.port as number}`;
+  const { child, exited, lines, base } = await spawnServing(t, dir, { ALLOW_INSECURE_PLAIN: 'true', SCRAM_ITERATIONS: '4096', ADMIN_SOCKET: 'off', ...env });
   const bob = await RawWsClient.connect(`ws://${base}/xmpp-websocket`);
   t.teardown(() => bob.ws.terminate());
   await bob.login('bob', 'pw', 'phone');

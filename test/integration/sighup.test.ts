@@ -6,8 +6,8 @@
  * The process says, once per signal, that nothing was reloaded, and serves on; SIGTERM still ends it.
  */
 import t from 'tap';
-import { ensureBuilt, MAIN, spawnMain } from '../helpers/built.js';
-import { eventually, waitUntil } from '../helpers/eventually.js';
+import { ensureBuilt, MAIN, spawnServing } from '../helpers/built.js';
+import { waitUntil } from '../helpers/eventually.js';
 
 
 t.setTimeout(60_000);
@@ -15,14 +15,8 @@ t.before(() => ensureBuilt(MAIN));
 
 t.test('SIGHUP: the process logs that nothing was reloaded and serves on; SIGTERM then exits with 0', async (t) => {
   const dir = t.testdir();
-  const { child, exited } = spawnMain(t, dir, { SHUTDOWN_TIMEOUT: '5' });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
-  const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-  // A cold start on a loaded 2-core machine can take more than eventually()'s default 5 s.
-  const listening = await eventually(() => lines().find((l) => l.event === 'listening'), { timeout: 30_000, message: () => `the server to listen\n${out}` });
-  const url = `http://127.0.0.1:${listening.port as number}`;
+  const { child, exited, lines, base } = await spawnServing(t, dir, { SHUTDOWN_TIMEOUT: '5' });
+  const url = `http://${base}`;
 
   child.kill('SIGHUP');
   await waitUntil(() => lines().some((l) => l.event === 'sighup') || child.exitCode !== null || child.signalCode !== null, { message: 'the SIGHUP line or the exit' });
