@@ -8,7 +8,7 @@
  * given back for a node that stays to declare. In-process
  * gateways on one Redis and one PostgreSQL.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { addUsers, clusterBackends, startGateway } from '../helpers/gateways.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
@@ -55,8 +55,12 @@ t.test('a leaving node leaves a dead node\'s sessions to a node that stays', asy
   t.equal(again.answer.local, 'resumed', 'alice resumed on n2');
 });
 
-t.test('a node that declared another dead just before its SIGTERM gives that death back: a node that stays takes the sessions over, each stanza once', async (t) => {
-  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', CLUSTER_DRAIN_TIMEOUT: '8', SHUTDOWN_TIMEOUT: '20' });
+/**
+ * n1, n2 and n3 with carol on n2, bob (resumable) on n1 to keep n1 in its drain while it leaves, and alice's
+ * resumable session on n3, the node that dies, holding a1..a3 she has not acknowledged.
+ */
+async function aliceHoldingOnN3(t: Test, env: Record<string, string> = {}) {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', CLUSTER_DRAIN_TIMEOUT: '8', SHUTDOWN_TIMEOUT: '20', ...env });
   const n1 = await startGateway(t, 'n1', opts);
   const n2 = await startGateway(t, 'n2', opts);
   const n3 = await startGateway(t, 'n3', opts);
@@ -64,15 +68,18 @@ t.test('a node that declared another dead just before its SIGTERM gives that dea
   const carol = await RawWsClient.connect(n2.server.wsUrl);
   t.teardown(() => carol.close());
   await carol.login('carol', 'carol-pw', 'desk');
-  // Alice's resumable session on n3, the node that dies, holding three messages she has not acknowledged.
   const alice = await SmPeer.login(n3.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
   t.teardown(() => alice.c.close());
   await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n2 sees alice' });
   for (const id of ['a1', 'a2', 'a3']) carol.send(chat(alice.jid, id));
   await eventually(() => alice.h === 3, { message: 'alice got a1..a3' });
-  // Bob's on n1 keeps n1 in its drain while it leaves.
   const bob = await SmPeer.login(n1.server.wsUrl, 'bob', 'bob-pw', 'phone', { autoAck: true });
   t.teardown(() => bob.c.close());
+  return { opts, n1, n2, n3, alice, bob };
+}
+
+t.test('a node that declared another dead just before its SIGTERM gives that death back: a node that stays takes the sessions over, each stanza once', async (t) => {
+  const { opts, n1, n2, n3, alice, bob } = await aliceHoldingOnN3(t);
 
   // n1 is the one to declare n3 dead (n2 is held back until it has), and its SIGTERM comes right after.
   let declaredByN1 = false;
@@ -113,22 +120,8 @@ t.test('a node that declared another dead just before its SIGTERM gives that dea
 });
 
 t.test('a dead node restarted under its NODE_ID before the SIGTERM of the node that declared its death (the give-back finds it a member already): its new run takes its old run\'s sessions back, and one nobody resumes is handed over at its timeout, each stanza once', async (t) => {
-  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', CLUSTER_DRAIN_TIMEOUT: '8', SHUTDOWN_TIMEOUT: '20', SM_RESUME_TIMEOUT: '3' });
-  const n1 = await startGateway(t, 'n1', opts);
-  const n2 = await startGateway(t, 'n2', opts);
-  const n3 = await startGateway(t, 'n3', opts);
-  await addUsers(n1, ['alice', 'bob', 'carol']);
-  const carol = await RawWsClient.connect(n2.server.wsUrl);
-  t.teardown(() => carol.close());
-  await carol.login('carol', 'carol-pw', 'desk');
-  // Alice's resumable session on n3's first run, holding three messages she has not acknowledged; she never resumes.
-  const alice = await SmPeer.login(n3.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: false });
-  t.teardown(() => alice.c.close());
-  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'phone'), { message: 'n2 sees alice' });
-  for (const id of ['a1', 'a2', 'a3']) carol.send(chat(alice.jid, id));
-  await eventually(() => alice.h === 3, { message: 'alice got a1..a3' });
-  const bob = await SmPeer.login(n1.server.wsUrl, 'bob', 'bob-pw', 'phone', { autoAck: true });
-  t.teardown(() => bob.c.close());
+  // Alice's session is of n3's first run; she never resumes.
+  const { opts, n1, n2, n3, alice, bob } = await aliceHoldingOnN3(t, { SM_RESUME_TIMEOUT: '3' });
 
   // n1 declares n3 dead; n3 comes back under the same NODE_ID before n1's handlers start (a member again:
   // n1's give-back changes nothing), and n1's SIGTERM comes right then. (A review feared the old run's

@@ -91,9 +91,13 @@ t.test('a message for an offline account whose store is locked is bounced with i
 
 t.test('every PostgreSQL connection of the process has TCP keepalive', async (t) => {
   const port = new URL(url).port;
-  // ss shows each socket's timer: keepalive once SO_KEEPALIVE is set. The pool's and the listener's connections are open (a login just read).
-  const sockets = execFileSync('ss', ['-tnpoH', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8' })
+  // ss shows each socket's timer: keepalive once SO_KEEPALIVE is set, and none on an idle socket without it. A socket
+  // with unacknowledged data shows its retransmission timer instead (`timer:(on,…)`, seen in CI) for a few ms, so the
+  // sockets are read again until none has data in flight. The pool's and the listener's connections are open (a login just read).
+  const read = () => execFileSync('ss', ['-tnpoH', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8' })
     .split('\n').filter((l) => l.includes(`pid=${server.pid},`));
+  let sockets = read();
+  await waitUntil(() => !(sockets = read()).some((s) => /timer:\(on,/.test(s)), { timeout: 5000, message: 'no data in flight' });
   t.ok(sockets.length >= 2, `the pool's and the listener's connections (${sockets.length})`);
   for (const s of sockets) t.match(s, /timer:\(keepalive,/, s);
 });
