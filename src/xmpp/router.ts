@@ -16,6 +16,16 @@ export type RouteEventName = Extract<keyof CoreEvents, `${StanzaKind}/${string}`
 /** What becomes of a handler's failure while routing (the core answers it as a stanza or stream error). */
 export type RouteErrorSink = (event: RouteEvent, err: unknown) => void;
 
+/** How a bounce's error reply is shaped beyond its condition and text. */
+export interface BounceOptions {
+  /** Extra children for the <error/> (a veto's: XEP-0191's <blocked/>). */
+  readonly appCondition?: XmlElement;
+  /** The <error/>'s type when not the condition's usual one (RFC 6120 §8.3.2). */
+  readonly errorType?: StanzaErrorType;
+  /** The reply carries the stanza's child elements before the <error/> (the original XML RFC 6120 §8.3.1 allows). */
+  readonly withPayload?: boolean;
+}
+
 /**
  * Classifies a stanza by its `to` (RFC 6120 §10.3–10.5) and runs
  * `<kind>/<full|bare|host>` for local domains, `route/component` for a
@@ -101,19 +111,18 @@ export class Router {
   }
 
   #settle(event: RouteEvent, outcome: Outcome): void {
-    if (isVeto(outcome)) this.bounce(event, outcome.veto, outcome.text, outcome.appCondition, outcome.errorType);
+    if (isVeto(outcome)) this.bounce(event, outcome.veto, outcome.text, { appCondition: outcome.appCondition, errorType: outcome.errorType });
     else if (outcome === 'undelivered' && event.stanza.name !== 'presence') this.bounce(event, 'service-unavailable');
   }
 
   /**
    * Sends an error reply for `stanza` back to whoever sent it, unless it is
    * itself an error or an IQ result (RFC 6120 §8.3.1: never answer an error
-   * with an error; §8.2.3: results are not answered). With `withPayload`,
-   * the reply carries the stanza's child elements before the <error/> (the
-   * original XML §8.3.1 allows).
+   * with an error; §8.2.3: results are not answered).
    */
-  bounce(event: RouteEvent, condition: StanzaErrorCondition, text?: string, appCondition?: XmlElement, errorType?: StanzaErrorType, withPayload = false): void {
+  bounce(event: RouteEvent, condition: StanzaErrorCondition, text?: string, options: BounceOptions = {}): void {
     const { stanza, origin } = event;
+    const { appCondition, errorType, withPayload = false } = options;
     const type = stanza.attr('type');
     if (type === 'error' || (stanza.name === 'iq' && type === 'result')) return;
     const reply = stanzaErrorReply(stanza, condition, text, errorType);

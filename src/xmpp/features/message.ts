@@ -123,7 +123,7 @@ export function bareTargets(ctx: ModuleContext, event: RouteEvent): Session[] {
 export function undeliverable(ctx: ModuleContext, event: RouteEvent): void {
   const type = messageType(event.stanza);
   if (type === 'headline' || type === 'error') return;
-  ctx.router.bounce(event, 'service-unavailable', undefined, undefined, undefined, !event.stanza.getChild('body', NS.CLIENT));
+  ctx.router.bounce(event, 'service-unavailable', undefined, { withPayload: !event.stanza.getChild('body', NS.CLIENT) });
 }
 
 /**
