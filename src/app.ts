@@ -183,10 +183,11 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   // its client sends until the client's <close/> (websocket.ts onClosingFrame). Those messages are
   // routed before the drain, not into a closing store: the connections are waited for, up to
   // WS_CLOSE_TIMEOUT and at most half of SHUTDOWN_TIMEOUT (the drain has the rest), and those left
-  // are cut, so nothing is read after. The shutdown and the rolling restart (roll.ts) both wait so.
+  // are cut, so nothing is read after. The shutdown and the rolling restart (roll.ts) both wait so,
+  // the bound counted from `from` (the rolling restart's from when it dropped the transports).
   const closeWaitMs = Math.min(config.wsCloseTimeout, config.shutdownTimeout / 2) * 1000;
-  async function closedStreams(ms: number): Promise<void> {
-    const cut = await websocketTransport.ended(ms);
+  async function closedStreams(from: number): Promise<void> {
+    const cut = await websocketTransport.ended(Math.max(0, from + closeWaitMs - Date.now()));
     if (cut > 0) log.info({ event: 'websocket-close-cut', connections: cut }, 'WebSocket connections cut: their <close/> did not come in time');
   }
 
@@ -209,7 +210,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
     // Leave before the drain: nothing more is addressed to us, and what is left in our inbox
     // is routed (offline) with the rest; the modules keep their Redis until close.
     await cluster?.leave();
-    await closedStreams(closeWaitMs);
+    await closedStreams(Date.now());
     await xmpp.drain();
     await cluster?.close();
     await http.close();
@@ -237,7 +238,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
         // The last node (or Redis unreachable): nobody could take the sessions over; they end here.
         if (!(await othersAlive(cluster))) return endSessions();
         await rollOut({ http, xmpp, transports: [websocketTransport, bosh], cluster, drainMs: config.clusterDrainTimeout * 1000,
-          closing: { ms: closeWaitMs, wait: closedStreams }, log });
+          closing: closedStreams, log });
         await http.close();
         await monitoring.close();
         await storage.close();

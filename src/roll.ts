@@ -41,11 +41,11 @@ export interface RollDeps {
   /** CLUSTER_DRAIN_TIMEOUT, in ms. */
   readonly drainMs: number;
   /**
-   * The streams closed with system-shutdown, as the shutdown waits for them
-   * (app.ts): `wait(ms)` reads them until their client's <close/>, at most
-   * `ms`, then cuts those left; `ms` is the shutdown's bound on that wait.
+   * Waits for the streams closed with system-shutdown as the shutdown does
+   * (app.ts closedStreams): reads them until their client's <close/>, within
+   * the shutdown's bound counted from `from`, then cuts those left.
    */
-  readonly closing: { readonly ms: number; wait(ms: number): Promise<void> };
+  readonly closing: (from: number) => Promise<void>;
   readonly log: Log;
 }
 
@@ -82,7 +82,7 @@ export async function rollOut(deps: RollDeps): Promise<void> {
   const connected = [...xmpp.sessions.all].filter((s) => s.conn !== null);
   // The closed streams are read from now on, while the dropped clients resume elsewhere: the
   // wait for them ends within the shutdown's bound from here, not after the drain as well.
-  const closeBy = Date.now() + deps.closing.ms;
+  const droppedAt = Date.now();
   xmpp.dropTransports();
   const left = await waitGone(connected, deps.drainMs);
   log.info({ event: 'cluster-drained', dropped: connected.length, left, hibernating: xmpp.sessions.size }, 'transports dropped; leaving the cluster');
@@ -91,7 +91,7 @@ export async function rollOut(deps: RollDeps): Promise<void> {
   // What a closed stream's client sends until its <close/> is routed while this node is still in
   // the cluster (to another node's session, or offline), and its end hands its queue over before
   // the drain: none of it reaches a store being closed, or is cut by the listener's close.
-  await deps.closing.wait(Math.max(0, closeBy - Date.now()));
+  await deps.closing(droppedAt);
   await cluster.leave();
   // What nobody resumed stays in Redis as a dead node's would, whatever its end here does.
   cluster.release();
