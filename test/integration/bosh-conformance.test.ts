@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { NS, x } from '../../src/xml/index.js';
 import { withUsers } from '../helpers/server.js';
-import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
+import { RawBoshClient, payloads, replaceOverWebSocket, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
 import { eventually } from '../helpers/eventually.js';
 
 const server = await withUsers(t, { alice: 'alice-secret' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '1' });
@@ -43,6 +43,43 @@ t.test('a body that does not parse ends the session its start tag names, with th
       await eventually(() => server.app.sessions.get('localhost', 'alice', resource) === undefined, { message: 'the XMPP session to end' });
     });
   }
+});
+
+/**
+ * §17.2 beside XEP-0206 §7: a body that does not parse, sent to a session whose stream the server
+ * closed (its final body waiting for the client's next request), was answered bad-request and ended
+ * the session, whatever its start tag said: the client never got the stream error nor what was
+ * queued for it, and anyone who could name the sid could take both away. It now goes through the
+ * rules a body that parses goes through (exchange.ts): of the session's sequence, it gets the final
+ * body; not of it, item-not-found, and the session waits on for its client's own request.
+ */
+t.test('a body that does not parse, for a session whose stream the server closed, is answered as a body that parses', async (t) => {
+  const malformed = (c: RawBoshClient, rid: number): string => `<body xmlns='${NS.HTTPBIND}' sid='${c.sid}' rid='${rid}'><message xmlns='jabber:client'></body>`;
+  const conflict = (t: Test, res: BoshResponse, what: string): void => {
+    t.equal(terminalCondition(res), 'remote-stream-error', `${what} gets the final body (${res.text.slice(0, 300)})`);
+    t.ok(payloads(res.body).at(-1)?.getChild('conflict'), 'with the stream error (XEP-0206 §7)');
+  };
+  /** Alice over BOSH, holding no request, her stream closed by a WebSocket login with the same resource (conflict). */
+  const closedByServer = async (t: Test, resource: string): Promise<RawBoshClient> => {
+    const c = client(t);
+    await c.login('alice', 'alice-secret', resource);
+    await replaceOverWebSocket(t, server, 'alice', 'alice-secret', resource);
+    return c;
+  };
+
+  await t.test('with the next rid: the final body, and the session ends', async (t) => {
+    const c = await closedByServer(t, 'closed-next');
+    conflict(t, await c.raw(malformed(c, c.rid++)), 'the body that does not parse');
+    const next = await c.send();
+    t.equal(terminalCondition(next), 'item-not-found', `the session is gone (${next.text.slice(0, 200)})`);
+  });
+
+  await t.test('with a rid beyond the window: item-not-found, and the session waits on for its own request', async (t) => {
+    const c = await closedByServer(t, 'closed-beyond');
+    const res = await c.raw(malformed(c, c.rid + 1000));
+    t.equal(terminalCondition(res), 'item-not-found', `not of the session's sequence (§14.2) (${res.text.slice(0, 200)})`);
+    conflict(t, await c.send(), "the client's own next request");
+  });
 });
 
 t.test('a legacy session (no ver) gets HTTP 400 for a body that does not parse, and ends (§17.1)', async (t) => {

@@ -12,26 +12,7 @@ import { skippedWhenEnding } from '../input-pump.js';
  * holds the state; these functions decide.
  */
 export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): void {
-  // §13: after its terminate the session is over for the client, and a request with a later rid is
-  // for a session that is no longer valid (§17.2 item-not-found): its payloads are not taken, and
-  // it says so (given the terminate body, or an empty one, they were dropped unread). It ends
-  // nothing while a request is open to get the terminate body (refuseAfterTerminate).
-  if (conn.terminatedAt !== undefined && req.rid > conn.terminatedAt) return conn.refuseAfterTerminate(reply, req.rid);
-  // The core closed the stream while no request was held: this one carries the news, unless it
-  // repeats a rid whose response was lost on the way, which is sent again first (§14.3).
-  if (conn.closing) {
-    const verdict = conn.window.classify(req.rid);
-    // §13 with §14.3: the client's terminate sent again, its connection closed before the answer.
-    // Nothing fetched the terminate body (that would have ended the session): this one gets it, not
-    // the empty body the abandoned request counted as (BoshConn.#abandoned), which never went out.
-    if (verdict === 'answered' && req.rid === conn.terminatedAt && repeatsKey(conn, req)) return conn.deliverFinalTo(reply, req, true);
-    if (verdict === 'answered' && repeatsKey(conn, req)) return conn.resend(req.rid, reply, now);
-    // The final body (the stanzas still queued, the stream error) goes only to a request of the
-    // session's own sequence: a rid in the window with its §15 key. Anything else that names the
-    // sid is refused without ending the session, so the client's own next request still gets it.
-    if (!ofTheSequence(conn, req, verdict)) return conn.refuse(reply, `rid ${req.rid} or its key is not the session's next (§14.2, §15)`);
-    return conn.deliverFinalTo(reply, req);
-  }
+  if (answeredAsEnding(conn, req, reply, now)) return;
   // §17.2: the XMPP session is gone under a live BOSH session without a stream close.
   if (conn.session.destroyed) return conn.fail('remote-connection-failed', reply, 'the XMPP session is gone');
   const verdict = conn.window.classify(req.rid);
@@ -63,6 +44,41 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
     process(conn, p.request, p.reply, now);
   }
   conn.scheduleFlush();
+}
+
+/**
+ * The rules for a session that is over for its client (§13: after its terminate) or whose stream
+ * the core closed (its final body waiting): every request that names such a session is judged here
+ * first, a body that does not parse too (by its start tag, with no payloads: transport.ts
+ * #unparsable), so neither ends it with a condition of its own. True when `reply` was answered.
+ */
+export function answeredAsEnding(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): boolean {
+  // §13: after its terminate the session is over for the client, and a request with a later rid is
+  // for a session that is no longer valid (§17.2 item-not-found): its payloads are not taken, and
+  // it says so (given the terminate body, or an empty one, they were dropped unread). It ends
+  // nothing while a request is open to get the terminate body (refuseAfterTerminate).
+  if (conn.terminatedAt !== undefined && req.rid > conn.terminatedAt) conn.refuseAfterTerminate(reply, req.rid);
+  else if (conn.closing) onClosing(conn, req, reply, now);
+  else return false;
+  return true;
+}
+
+/**
+ * The core closed the stream while no request was held: this one carries the news, unless it
+ * repeats a rid whose response was lost on the way, which is sent again first (§14.3).
+ */
+function onClosing(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): void {
+  const verdict = conn.window.classify(req.rid);
+  // §13 with §14.3: the client's terminate sent again, its connection closed before the answer.
+  // Nothing fetched the terminate body (that would have ended the session): this one gets it, not
+  // the empty body the abandoned request counted as (BoshConn.#abandoned), which never went out.
+  if (verdict === 'answered' && req.rid === conn.terminatedAt && repeatsKey(conn, req)) return conn.deliverFinalTo(reply, req, true);
+  if (verdict === 'answered' && repeatsKey(conn, req)) return conn.resend(req.rid, reply, now);
+  // The final body (the stanzas still queued, the stream error) goes only to a request of the
+  // session's own sequence: a rid in the window with its §15 key. Anything else that names the
+  // sid is refused without ending the session, so the client's own next request still gets it.
+  if (!ofTheSequence(conn, req, verdict)) return conn.refuse(reply, `rid ${req.rid} or its key is not the session's next (§14.2, §15)`);
+  conn.deliverFinalTo(reply, req);
 }
 
 /** §14.2: inside the window but ahead of a gap: keep it unprocessed until the gap fills or `wait` passes. */

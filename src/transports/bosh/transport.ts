@@ -8,7 +8,7 @@ import {
 } from './body.js';
 import { BoshConn } from './conn.js';
 import { CLOSE_CONNECTION_TYPE, type BoshForwarder, type BoshHost, type ClientInfo, type HttpReply } from './types.js';
-import { creationInput, onRequest } from './exchange.js';
+import { answeredAsEnding, creationInput, onRequest } from './exchange.js';
 import { RidWindow } from './rid-window.js';
 import { randomId } from '../../util/random.js';
 import { logTag } from '../../util/log-tag.js';
@@ -139,7 +139,7 @@ export class BoshTransport {
       if (!(err instanceof XmlError)) throw err;
       if (err.limit) this.server.metrics.limitRefused(err.limit);
       // §17.2: an oversized or too deep body breaks the session rules; anything else is a syntax error.
-      return this.#unparsable(raw, err.condition === 'policy-violation' ? 'policy-violation' : 'bad-request', client, reply, forwarded);
+      return this.#unparsable(raw, err.condition === 'policy-violation' ? 'policy-violation' : 'bad-request', client, reply, forwarded, now);
     }
     const sid = el.attr('sid');
     const conn = sid === undefined ? undefined : this.#conns.get(sid);
@@ -179,10 +179,14 @@ export class BoshTransport {
    * body that parses but breaks a binding rule (anyone who can name the sid could end it that way
    * too, or with a wrong rid); another node's sid goes to its owner, which judges the body. It
    * used to be answered alone, the session going on until its inactivity period while its client,
-   * told it was over, had left (Prosody does the same; found in a conformance review).
+   * told it was over, had left (Prosody does the same; found in a conformance review). A session
+   * over for its client or closing is judged by its start tag as a body that parses is
+   * (exchange.ts answeredAsEnding): its final body, or item-not-found, never a condition of the
+   * body's own (the client would lose the stream error and what was queued for it).
    */
-  #unparsable(raw: Uint8Array | undefined, condition: TerminalCondition, client: ClientInfo, reply: HttpReply, forwarded: boolean): void {
-    const sid = raw === undefined ? undefined : startTag(raw, this.opts.limits)?.attr('sid');
+  #unparsable(raw: Uint8Array | undefined, condition: TerminalCondition, client: ClientInfo, reply: HttpReply, forwarded: boolean, now: number): void {
+    const root = raw === undefined ? undefined : startTag(raw, this.opts.limits);
+    const sid = root?.attr('sid');
     const conn = sid === undefined ? undefined : this.#conns.get(sid);
     if (conn === undefined && sid !== undefined && this.opts.forwarder !== undefined && !forwarded) {
       return void this.#forward(this.opts.forwarder, sid, raw!, client, reply);
@@ -193,6 +197,8 @@ export class BoshTransport {
       return terminate(reply, condition);
     }
     if (this.#insecure(conn, client, reply, forwarded)) return;
+    const req = startRequest(root);
+    if (req !== undefined && answeredAsEnding(conn, req, reply, now)) return;
     conn.fail(condition, reply, 'the body does not parse');
   }
 
@@ -432,6 +438,21 @@ function whenRegistered(forwarder: BoshForwarder, sid: string, reply: HttpReply,
     onGone: (fn) => reply.onGone(fn),
     abort: () => reply.abort(),
   };
+}
+
+/**
+ * The request a body's start tag makes, its payloads unread (a body that does not parse); undefined
+ * when there is no start tag or its attributes break the wrapper's rules (readRequest), which the
+ * body's own condition then answers.
+ */
+function startRequest(root: XmlElement | undefined): BoshRequest | undefined {
+  if (root === undefined) return undefined;
+  try {
+    return readRequest(root);
+  } catch (err) {
+    if (err instanceof BoshError) return undefined;
+    throw err;
+  }
 }
 
 /** Answers a request that belongs to no session with a terminal binding condition. */
