@@ -64,9 +64,6 @@ async function main(): Promise<void> {
   // WORKERS > 1: the shared port reaches any worker; BOSH requests forwarded to this one need its own address.
   const own = app.cluster ? await listenOwnAddress(app.http, config.clusterAdvertiseUrl) : undefined;
   if (own) await app.cluster!.boshForwarder.advertise(own.url);
-  // port: the bound one (PORT=0 picks a free port; tests and scripts read it here, not from Fastify's own line).
-  const bound = app.http.server.address();
-  app.http.log.info({ event: 'listening', domains: config.domains, port: typeof bound === 'object' && bound !== null ? bound.port : config.port, metricsPort: config.metricsPort || undefined, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
 
   let stopping: string | undefined;
   let stoppingSince = 0;
@@ -118,6 +115,12 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   onForcedStop((signal) => force(signal));
+  // Said once the signals are handled: whoever reads this line and sends SIGTERM gets the graceful shutdown. Logged
+  // before them, a SIGTERM sent at once could come before the handler and end the process with no shutdown at all
+  // (seen in shutdown-log-pipe once tap's hooks no longer loaded into the process, whose own handlers had hidden it).
+  // port: the bound one (PORT=0 picks a free port; tests and scripts read it here, not from Fastify's own line).
+  const bound = app.http.server.address();
+  app.http.log.info({ event: 'listening', domains: config.domains, port: typeof bound === 'object' && bound !== null ? bound.port : config.port, metricsPort: config.metricsPort || undefined, node: app.cluster?.node.id, internal: own?.url }, 'xmpp-web-gateway is serving');
 }
 
 const isSignal = (s: string): boolean => s === 'SIGTERM' || s === 'SIGINT';

@@ -33,7 +33,8 @@ t.test('a commit refused by a lock held past the busy timeout is made once the l
   alice.send(`<r xmlns='${NS.SM}'/>`);
   await eventually(() => bob.conn.out.some((m) => m.attr('id') === 'm1'), { interval: 5, message: 'the delivery' });
   t.pass('delivered without waiting for the archive');
-  await eventually(() => lines.some((l) => /trying again/.test(l.msg)), { interval: 10, message: 'the retry' });
+  // The writer thread starts first (seconds on a loaded machine): the bound is a hang guard, not a speed limit.
+  await eventually(() => lines.some((l) => /trying again/.test(l.msg)), { interval: 10, timeout: 15_000, message: 'the retry' });
   t.notOk(alice.conn.out.some((el) => el.local === 'a'), 'no <a/> while the message is not in the archive');
 
   other.exec('COMMIT');
