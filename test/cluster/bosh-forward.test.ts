@@ -322,6 +322,9 @@ t.test('what Redis lost of forwarding (a sid, a URL, the hop secret) comes back 
     if (terminalCondition(res) !== undefined) alice.rid--;
     return ids(res)[0] === `after${n++}`;
   }, { message: 'forwarding to work again' });
+  // A renewal that read the secret just before the DEL writes the URL and the sid back after it: the secret itself
+  // comes back at the next one. It must come back the same, never a new one.
+  await eventually(async () => (await a.redis.get(`${p}bosh-hop-secret`)) !== null, { message: 'the hop secret back in Redis' });
   t.equal(await a.redis.get(`${p}bosh-hop-secret`), secret, 'the same secret, so no node refuses another');
 });
 
