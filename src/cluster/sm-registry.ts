@@ -11,7 +11,7 @@
  */
 import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { Session } from '../xmpp/session.js';
-import { FINAL_H_WAIT_MS, staleHKey, type SmClaim, type SmClaimant, type SmClaimed, type SmJournal, type SmQueueCopy, type SmRegistry } from '../xmpp/features/stream-management/registry.js';
+import { FINAL_H_CLAIM_WAIT_MS, staleHKey, type SmClaim, type SmClaimant, type SmClaimed, type SmJournal, type SmQueueCopy, type SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import { createSmBatch } from './sm-batch.js';
@@ -39,11 +39,20 @@ const sleep = (ms: number): Promise<undefined> => new Promise((r) => { setTimeou
  */
 export const HIBERNATION_MARK_DELAY_MS = 2000;
 
-/** A claim's wait for the old owner's final h: what was heard, by epoch; `owner` while waiting on it. */
+/**
+ * The claims of one smid waiting for an old owner's final h: what was heard, by epoch, and each wait (the epoch it
+ * waits for, the owner it waits on). A wait ends on its own epoch's answer only: the answer to an earlier claim
+ * (this node's session, drained for another node's claim, tells it here too) is not the answer to this one.
+ */
 interface FinalHWaiter {
   readonly got: Map<number, number | undefined>;
-  wake?: () => void;
-  owner?: string;
+  readonly waiting: Set<FinalHWait>;
+}
+
+interface FinalHWait {
+  readonly epoch: number;
+  readonly owner: string;
+  readonly wake: () => void;
 }
 
 /**
@@ -219,7 +228,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       batch.flush();
       claiming.set(smid, (claiming.get(smid) ?? 0) + 1);
       // Before the script: the old owner's answer may come (another connection) before the script's own.
-      const waiter = finalH.get(smid) ?? { got: new Map<number, number | undefined>(), refs: 0 };
+      const waiter = finalH.get(smid) ?? { got: new Map<number, number | undefined>(), waiting: new Set<FinalHWait>(), refs: 0 };
       waiter.refs++;
       finalH.set(smid, waiter);
       try {
@@ -297,13 +306,13 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     // The script told the old owner (sm-fenced) and left the record connected (hibernated_at 0, no TTL) and
     // `unbound` until the session is bound here (bound()): a death of this node before then ends no entry of it.
     held.set(smid, { epoch: Number(reply[0]), max: claim.state.max, session: undefined, ended: fields(reply[1] as unknown[]).ended === '1', unbound: true });
-    log.info({ event: 'sm-claimed', sm: smidRef(smid), epoch: Number(reply[0]) }, 'stream management session taken over');
+    log.info({ event: 'sm-claimed', sm: smidRef(smid), epoch: Number(reply[0]), from: previous, drain: Number(reply[5]) === 1 }, 'stream management session taken over');
     if (Number(reply[5]) !== 1) return claim;
     // XEP-0198 §5: <resumed h/> counts every stanza the old session took before the cut. A resumption on the
     // same node is a job behind the session's input (resume.ts); here the live old owner stores h once a stanza
     // has been handled, so one still being handled (a handler that awaits) or queued behind it would be sent
     // again by the client, and reach its recipient twice. The old owner answers with its final h once that
-    // input has run (released); not heard within FINAL_H_WAIT_MS (a node that died meanwhile), the stored h.
+    // input has run (released); not heard within FINAL_H_CLAIM_WAIT_MS (a node that died meanwhile), the stored h.
     const h = await finalHOf(waiter, Number(reply[0]), previous);
     // A later claim from elsewhere meanwhile (its sm-fenced notice dropped this one): the session is that node's.
     if (held.get(smid)?.epoch !== Number(reply[0])) return 'unknown';
@@ -312,19 +321,21 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     return { record: claim.record, state: { ...claim.state, counter_in: h } };
   }
 
-  /** The final h the old owner told for the claim at `epoch`, waited for at most FINAL_H_WAIT_MS. */
+  /** The final h the old owner told for the claim at `epoch`, waited for at most FINAL_H_CLAIM_WAIT_MS. */
   async function finalHOf(waiter: FinalHWaiter, epoch: number, owner: string): Promise<number | undefined> {
     if (!waiter.got.has(epoch)) {
       let timer: NodeJS.Timeout | undefined;
+      let wait: FinalHWait | undefined;
       await new Promise<void>((resolve) => {
-        waiter.wake = resolve;
-        // The owner declared dead meanwhile (it may have been, with its lease still running, when claimed):
-        // nothing will come, and the session must be bound here before the dead node's inbox is routed.
-        waiter.owner = owner;
-        timer = setTimeout(resolve, FINAL_H_WAIT_MS);
+        // Woken by the owner's answer for this epoch (released), or by the owner declared dead meanwhile (it may
+        // have been, with its lease still running, when claimed): nothing will come then, and the session must be
+        // bound here before the dead node's inbox is routed.
+        wait = { epoch, owner, wake: resolve };
+        waiter.waiting.add(wait);
+        timer = setTimeout(resolve, FINAL_H_CLAIM_WAIT_MS);
       });
       clearTimeout(timer);
-      waiter.owner = undefined;
+      waiter.waiting.delete(wait!);
     }
     return waiter.got.get(epoch);
   }
@@ -447,13 +458,13 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       held.delete(smid);
     },
     nodeDown(id) {
-      for (const w of finalH.values()) if (w.owner === id) w.wake?.();
+      for (const w of finalH.values()) for (const wait of w.waiting) if (wait.owner === id) wait.wake();
     },
     released(smid, epoch, count) {
       const waiter = finalH.get(smid);
       if (!waiter) return;
       waiter.got.set(epoch, count);
-      waiter.wake?.();
+      for (const wait of waiter.waiting) if (wait.epoch === epoch) wait.wake();
     },
   };
 }

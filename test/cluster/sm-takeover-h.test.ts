@@ -16,7 +16,8 @@ import t, { type Test } from 'tap';
 import { clusterBackends, smPairOnTwoNodes } from '../helpers/gateways.js';
 import { SmPeer, chat } from '../helpers/sm-peer.js';
 import { holdCalls } from '../helpers/hold-calls.js';
-import { sleep } from '../helpers/eventually.js';
+import { eventually, sleep } from '../helpers/eventually.js';
+import { smKeys } from '../../src/cluster/sm-scripts.js';
 
 const backends = clusterBackends(t);
 
@@ -87,4 +88,38 @@ t.test('a second resumption on the old owner\'s node during the final-h drain ha
   t.equal(b.peer.c.frames.filter((el) => el.local === 'iq' && el.attr('id') === 'v1').length, 1, 'the IQ\'s answer once');
   const live = (g: typeof n1): number => [...g.server.app.sessions.all].filter((s) => s.full_jid === 'alice@localhost/phone' && !s.destroyed).length;
   t.equal(live(n1) + live(n2), 1, 'one live session');
+});
+
+/**
+ * The old owner's drain runs to its bound (FINAL_H_WAIT_MS from when the claim's notice reached it): after the
+ * claim it handles the IQ whose vCard read was held and the message behind it, then an IQ whose vCard write never
+ * returns holds the rest. It lets the session go at its bound and tells h = 3 (a stanza counts once taken, as on one
+ * node). The claimer waits longer than that bound (FINAL_H_CLAIM_WAIT_MS), so <resumed h/> counts them: with equal
+ * bounds it gave up first, answered with the stored h (0: the owner's writes after the claim are refused), and the
+ * client sent all three again, the message to bob a second time. Found as a flaky h=0 in the test above on a loaded machine, where the drain took as long.
+ */
+t.test('an old owner whose drain runs to its bound still tells the claimer its final h', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const { n1, n2, alice, bob } = await smPairOnTwoNodes(t, opts);
+  const vcards = n1.server.storage.vcards as unknown as Record<'get' | 'set', unknown>;
+  const read = holdCalls(vcards, 'get');
+  const write = holdCalls(vcards, 'set');
+  t.teardown(() => { read.release(); write.release(); });
+  alice.c.send(`<iq xmlns='jabber:client' type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`);
+  await read.entered;
+  alice.c.send(chat('bob@localhost/desk', 'm1'));
+  alice.c.send(`<iq xmlns='jabber:client' type='set' id='v2'><vCard xmlns='vcard-temp'><FN>Alice</FN></vCard></iq>`);
+  alice.c.close();
+  const record = smKeys(n1.cluster.node.prefix).record(alice.smid!);
+  const epoch = await n1.cluster.node.redis.hGet(record, 'epoch');
+  const resumed = SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: false, h: 0 });
+  // Claimed by n2: what n1 handles from now on is counted only in the final h it tells.
+  await eventually(async () => (await n1.cluster.node.redis.hGet(record, 'epoch')) !== epoch, { message: 'n2 to claim the session' });
+  read.release();
+  await write.entered;
+  const { peer, answer } = await resumed;
+  t.teardown(() => peer.c.close());
+  t.equal(answer.local, 'resumed', answer.toString());
+  t.equal(answer.attr('h'), '3', 'what n1 took after the claim is counted (both IQs, the write\'s still running, and the message): the client sends none of it again');
+  await bob.until((el) => el.local === 'message' && el.attr('id') === 'm1');
 });

@@ -52,13 +52,22 @@ export interface SmRecord {
   readonly anonymous: boolean;
 }
 
-/** A session's state as a takeover gets it (SmJournal.claim): MongooseIM's sm_state fields and the session snapshot. */
 /**
- * Longest wait of a takeover for the live old owner's final h (XEP-0198 §5 across nodes: its input taken before the
- * claim handled), and so the longest an old owner goes on handling that input before it lets the session go.
+ * Longest a live old owner goes on handling the input it took before another node's claim (XEP-0198 §5 across
+ * nodes) before it lets the session go and tells the claimer its final h (journal.ts).
  */
 export const FINAL_H_WAIT_MS = 1000;
 
+/**
+ * Longest a takeover waits for that final h. The old owner's bound starts only once the claim's notice reaches it,
+ * and its answer travels back the same way (Redis pub/sub), so the claimer waits that bound and as long again: an
+ * owner whose drain ran to its bound is still heard, or the claimer would answer with the stored h, short by what
+ * the owner handled after the claim, and the client would send that again (twice to its recipient). An owner
+ * declared dead meanwhile ends the wait at once (sm-registry.ts nodeDown).
+ */
+export const FINAL_H_CLAIM_WAIT_MS = 2 * FINAL_H_WAIT_MS;
+
+/** A session's state as a takeover gets it (SmJournal.claim): MongooseIM's sm_state fields and the session snapshot. */
 export interface SmClaimed {
   readonly counter_in: number;
   readonly counter_out: number;
