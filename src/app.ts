@@ -17,10 +17,9 @@ import { registerBosh, type BoshForwarder, type BoshStats } from './transports/b
 import type { TransportHost } from './xmpp/transport-host.js';
 import type { Log } from './xmpp/log.js';
 import type { ShutdownProgress } from './shutdown.js';
-import { startCluster, type Cluster } from './cluster/index.js';
-import { registerClusterMetrics } from './cluster/metrics.js';
+import type { Cluster } from './cluster/index.js';
 import { registerBoshHeld } from './metrics/bosh.js';
-import { advertisedUrl, type ClusterBoshForwarder } from './cluster/bosh-forward.js';
+import type { ClusterBoshForwarder } from './cluster/bosh-forward.js';
 import { othersAlive, rollOut } from './roll.js';
 import { startAdmin, type AdminSocket } from './admin/index.js';
 import { workerAdmissionShare } from './workers-admission.js';
@@ -101,8 +100,9 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
   });
   const log = http.log as unknown as Log;
   let ready = false;
-  // CLUSTER=none (the default) adds nothing here: no connection, no feature, no hook.
-  const cluster = opts.cluster ?? (config.cluster === 'redis' ? await startCluster(config, log) : undefined);
+  // CLUSTER=none (the default) adds nothing here: no connection, no feature, no hook, and the cluster's modules
+  // (its Redis client among them: half the modules a start would load) are not even loaded.
+  const cluster = opts.cluster ?? (config.cluster === 'redis' ? await (await import('./cluster/index.js')).startCluster(config, log) : undefined);
   const features = cluster ? [...cluster.features, ...(opts.features ?? [])] : opts.features ?? [];
   const xmpp = createXmppServer(config, storage, features, { log, unknownUserSecret: opts.unknownUserSecret, smRegistry: cluster?.smRegistry, offlineDrainPollMs: opts.offlineDrainPollMs });
   const { core } = xmpp;
@@ -114,7 +114,7 @@ export async function buildApp(config: Config, storage: Storage, opts: AppOption
       throw err;
     });
   if (cluster) {
-    registerClusterMetrics(xmpp.registry, cluster);
+    (await import('./cluster/metrics.js')).registerClusterMetrics(xmpp.registry, cluster);
     await cluster.start();
   }
 
@@ -258,6 +258,7 @@ function advertiseOnListen(http: FastifyInstance, config: Config, forwarder: Clu
   http.addHook('onListen', async () => {
     const address = http.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
+    const { advertisedUrl } = await import('./cluster/bosh-forward.js');
     await forwarder.advertise(advertisedUrl(config, port)).catch((err: unknown) => log.warn({ err }, 'advertising the BOSH forwarding URL failed'));
   });
 }

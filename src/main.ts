@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, unknownEnvFileNames, withEnvFile, type Config 
 import { openStorage, StorageOpenError, type Storage } from './storage/index.js';
 import { loadOrCreateSecret } from './storage/secret.js';
 import { buildApp, type App } from './app.js';
-import { ClusterStartError } from './cluster/index.js';
+import { ClusterStartError } from './cluster/errors.js';
 import { SAME_SIGNAL_MS, isSupervisor, isWorker, listenOwnAddress, onForcedStop, supervise } from './workers.js';
 import { AdminSocketError, serverAdminSocketPath } from './admin/index.js';
 

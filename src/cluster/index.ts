@@ -20,6 +20,9 @@ import { createDirectoryModule } from './directory-module.js';
 import { createAccountSyncModule } from './account-sync.js';
 import { createLoginSyncModule } from './login-sync.js';
 import { createSmModule } from './sm.js';
+import { ClusterStartError } from './errors.js';
+
+export { ClusterStartError };
 
 // Modules import these from './module.js' (importing './index.js' would make a cycle with MODULES below).
 export type { ClusterModule, ClusterServices } from './module.js';
@@ -79,14 +82,6 @@ async function bounded(log: Log, work: () => Promise<void>, ms: number): Promise
     return await Promise.race([run, timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** A cluster that cannot start for a reason of configuration: main.ts reports it as one (exit 2). */
-export class ClusterStartError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ClusterStartError';
   }
 }
 

@@ -1,7 +1,6 @@
 /** Opens the backend the configuration chose (STORAGE): the server and the CLI both open storage here. */
 import type { Clock, Storage } from './types.js';
 import { openSqliteStorage } from './sqlite/index.js';
-import { openPostgresStorage } from './postgres/index.js';
 
 export interface StorageChoice {
   backend: 'sqlite' | 'postgres';
@@ -20,8 +19,9 @@ export interface StorageChoice {
   statementTimeoutMs?: number;
 }
 
+/** PostgreSQL's modules (pg among them) are loaded only when chosen: the embedded default starts without them. */
 export async function openStorage(choice: StorageChoice): Promise<Storage> {
-  if (choice.backend === 'postgres') return openPostgresStorage({
+  if (choice.backend === 'postgres') return (await import('./postgres/index.js')).openPostgresStorage({
     url: choice.databaseUrl, now: choice.now, onIdleError: choice.onIdleError, credentialCacheBytes: choice.credentialCacheBytes,
     onCredentialsDropped: choice.onCredentialsDropped, connectTimeoutMs: choice.connectTimeoutMs, statementTimeoutMs: choice.statementTimeoutMs,
   });
