@@ -11,7 +11,7 @@
  */
 import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { Session } from '../xmpp/session.js';
-import { FINAL_H_CLAIM_WAIT_MS, staleHKey, type SmClaim, type SmClaimant, type SmClaimed, type SmJournal, type SmQueueCopy, type SmRegistry } from '../xmpp/features/stream-management/registry.js';
+import { FINAL_H_DRAIN_WAIT_MS, FINAL_H_WAIT_MS, staleHKey, type SmClaim, type SmClaimant, type SmClaimed, type SmJournal, type SmQueueCopy, type SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { Undelivered } from '../xmpp/undelivered.js';
 import type { ClusterNode } from './node.js';
 import { createSmBatch } from './sm-batch.js';
@@ -40,12 +40,14 @@ const sleep = (ms: number): Promise<undefined> => new Promise((r) => { setTimeou
 export const HIBERNATION_MARK_DELAY_MS = 2000;
 
 /**
- * The claims of one smid waiting for an old owner's final h: what was heard, by epoch, and each wait (the epoch it
- * waits for, the owner it waits on). A wait ends on its own epoch's answer only: the answer to an earlier claim
- * (this node's session, drained for another node's claim, tells it here too) is not the answer to this one.
+ * The claims of one smid waiting for an old owner's final h: what was heard, by epoch (the final h; the epochs
+ * whose owner said it is draining), and each wait (the epoch it waits for, the owner it waits on). A wait ends on
+ * its own epoch's answer only: the answer to an earlier claim (this node's session, drained for another node's
+ * claim, tells it here too) is not the answer to this one.
  */
 interface FinalHWaiter {
   readonly got: Map<number, number | undefined>;
+  readonly draining: Set<number>;
   readonly waiting: Set<FinalHWait>;
 }
 
@@ -53,6 +55,8 @@ interface FinalHWait {
   readonly epoch: number;
   readonly owner: string;
   readonly wake: () => void;
+  /** The owner is draining: wait FINAL_H_DRAIN_WAIT_MS from now. */
+  readonly extend: () => void;
 }
 
 /**
@@ -87,6 +91,8 @@ export interface RedisSmRegistry extends SmRegistry {
   fenced(smid: string, epoch: number, from?: string): void;
   /** Node `id` was declared dead: a claim waiting for its final h waits no more. */
   nodeDown(id: string): void;
+  /** The owner before this node's claim of `smid` at `epoch` is still handling what it had taken: its final h will come. */
+  draining(smid: string, epoch: number): void;
   /** The owner before this node's claim of `smid` at `epoch` handled what it had taken: its h (undefined: no session there). */
   released(smid: string, epoch: number, h: number | undefined): void;
   /**
@@ -126,7 +132,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   const claimedMeanwhile = new Map<string, number>();
   let left = false;
   const smids = new WeakMap<Session, string>();
-  const fencedHandlers: Array<(smid: string, release?: (h: number | undefined) => void) => boolean | void> = [];
+  const fencedHandlers: Array<(smid: string, release?: (h: number | undefined) => void, draining?: () => void) => boolean | void> = [];
   // Claims here waiting for the old owner's final h (XEP-0198 §5 across nodes): the answers heard, by epoch.
   const finalH = new Map<string, FinalHWaiter & { refs: number }>();
   const failed = (err: unknown): void => { log.warn({ err }, 'stream management journal write failed'); };
@@ -228,7 +234,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
       batch.flush();
       claiming.set(smid, (claiming.get(smid) ?? 0) + 1);
       // Before the script: the old owner's answer may come (another connection) before the script's own.
-      const waiter = finalH.get(smid) ?? { got: new Map<number, number | undefined>(), waiting: new Set<FinalHWait>(), refs: 0 };
+      const waiter = finalH.get(smid) ?? { got: new Map<number, number | undefined>(), draining: new Set<number>(), waiting: new Set<FinalHWait>(), refs: 0 };
       waiter.refs++;
       finalH.set(smid, waiter);
       try {
@@ -312,7 +318,8 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     // same node is a job behind the session's input (resume.ts); here the live old owner stores h once a stanza
     // has been handled, so one still being handled (a handler that awaits) or queued behind it would be sent
     // again by the client, and reach its recipient twice. The old owner answers with its final h once that
-    // input has run (released); not heard within FINAL_H_CLAIM_WAIT_MS (a node that died meanwhile), the stored h.
+    // input has run (released); not heard within FINAL_H_WAIT_MS (a node that died meanwhile; FINAL_H_DRAIN_WAIT_MS
+    // once it said it is draining), the stored h.
     const h = await finalHOf(waiter, Number(reply[0]), previous);
     // A later claim from elsewhere meanwhile (its sm-fenced notice dropped this one): the session is that node's.
     if (held.get(smid)?.epoch !== Number(reply[0])) return 'unknown';
@@ -321,21 +328,27 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     return { record: claim.record, state: { ...claim.state, counter_in: h } };
   }
 
-  /** The final h the old owner told for the claim at `epoch`, waited for at most FINAL_H_CLAIM_WAIT_MS. */
+  /**
+   * The final h the old owner told for the claim at `epoch`, waited for at most FINAL_H_WAIT_MS, or
+   * FINAL_H_DRAIN_WAIT_MS from the owner's word that it is draining.
+   */
   async function finalHOf(waiter: FinalHWaiter, epoch: number, owner: string): Promise<number | undefined> {
     if (!waiter.got.has(epoch)) {
-      let timer: NodeJS.Timeout | undefined;
-      let wait: FinalHWait | undefined;
-      await new Promise<void>((resolve) => {
-        // Woken by the owner's answer for this epoch (released), or by the owner declared dead meanwhile (it may
-        // have been, with its lease still running, when claimed): nothing will come then, and the session must be
-        // bound here before the dead node's inbox is routed.
-        wait = { epoch, owner, wake: resolve };
-        waiter.waiting.add(wait);
-        timer = setTimeout(resolve, FINAL_H_CLAIM_WAIT_MS);
-      });
+      let wake = (): void => undefined;
+      const woken = new Promise<void>((resolve) => { wake = resolve; });
+      let timer = setTimeout(wake, waiter.draining.has(epoch) ? FINAL_H_DRAIN_WAIT_MS : FINAL_H_WAIT_MS);
+      // Woken by the owner's answer for this epoch (released), or by the owner declared dead meanwhile (it may
+      // have been, with its lease still running, when claimed): nothing will come then, and the session must be
+      // bound here before the dead node's inbox is routed.
+      const extend = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(wake, FINAL_H_DRAIN_WAIT_MS);
+      };
+      const wait: FinalHWait = { epoch, owner, wake, extend };
+      waiter.waiting.add(wait);
+      await woken;
       clearTimeout(timer);
-      waiter.waiting.delete(wait!);
+      waiter.waiting.delete(wait);
     }
     return waiter.got.get(epoch);
   }
@@ -443,13 +456,18 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
         redis.publish(keys.channel, JSON.stringify({ smid, epoch, released: 1, h: count }))
           .catch((err: unknown) => log.warn({ err, sm: smidRef(smid) }, 'the final h of a session taken over could not be told'));
       } : undefined;
+      const draining = from === node.id ? (): void => {
+        if (told) return;
+        redis.publish(keys.channel, JSON.stringify({ smid, epoch, draining: 1 }))
+          .catch((err: unknown) => log.warn({ err, sm: smidRef(smid) }, 'that a session taken over is still handling its input could not be told'));
+      } : undefined;
       const h = held.get(smid);
       if (!h || h.epoch >= epoch) return release?.(undefined);
       // Before the handlers: the session they end asks close(), which need not ask Redis.
       h.lost = true;
       unmark(h);
       let releasing = false;
-      for (const handler of fencedHandlers) if (handler(smid, release) === true) releasing = true;
+      for (const handler of fencedHandlers) if (handler(smid, release, draining) === true) releasing = true;
       if (releasing) return; // kept, `lost`, until the session ends (close(): nothing handed over, no TAKE)
       // Claimed here and not built yet (our claim still waits, or was just answered): the final h the owner
       // before us told our claim is the session's h, which the stored one may lack (that owner's writes after
@@ -459,6 +477,12 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     },
     nodeDown(id) {
       for (const w of finalH.values()) for (const wait of w.waiting) if (wait.owner === id) wait.wake();
+    },
+    draining(smid, epoch) {
+      const waiter = finalH.get(smid);
+      if (!waiter) return;
+      waiter.draining.add(epoch);
+      for (const wait of waiter.waiting) if (wait.epoch === epoch) wait.extend();
     },
     released(smid, epoch, count) {
       const waiter = finalH.get(smid);

@@ -23,7 +23,8 @@
  * - `{prefix}sm-node:{id}` set: the smids a node owns (a survivor takes
  *   over a dead node's);
  * - channel `{prefix}sm-fenced`: `{smid, epoch, from}` after each claim (`from`: the owner before it, when a
- *   takeover names it), and `{smid, epoch, released: 1, h}` from that owner once the session's input before the
+ *   takeover names it), `{smid, epoch, draining: 1}` from that owner when that input is still running as it hears
+ *   of the claim (the claimer waits longer), and `{smid, epoch, released: 1, h}` from it once the session's input before the
  *   claim has been handled (its final h: sm-registry.ts, XEP-0198 §5 across nodes).
  */
 import { logTag } from '../util/log-tag.js';

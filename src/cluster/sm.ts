@@ -62,10 +62,11 @@ export function createSmModule({ node, log, config }: ClusterServices): SmModule
       sub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis connection error'));
       await sub.connect();
       await sub.subscribe(keys.channel, (message: string) => {
-        let notice: { smid: string; epoch: number; from?: string; released?: number; h?: number };
+        let notice: { smid: string; epoch: number; from?: string; released?: number; h?: number; draining?: number };
         try { notice = JSON.parse(message) as typeof notice; } catch { return; }
         const { smid, epoch } = notice;
         if (notice.released === 1) return parts?.registry.released(smid, epoch, notice.h);
+        if (notice.draining === 1) return parts?.registry.draining(smid, epoch);
         parts?.registry.fenced(smid, epoch, notice.from);
         parts?.orphans.fenced(smid, epoch);
       });

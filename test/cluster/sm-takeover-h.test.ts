@@ -94,9 +94,10 @@ t.test('a second resumption on the old owner\'s node during the final-h drain ha
  * The old owner's drain runs to its bound (FINAL_H_WAIT_MS from when the claim's notice reached it): after the
  * claim it handles the IQ whose vCard read was held and the message behind it, then an IQ whose vCard write never
  * returns holds the rest. It lets the session go at its bound and tells h = 3 (a stanza counts once taken, as on one
- * node). The claimer waits longer than that bound (FINAL_H_CLAIM_WAIT_MS), so <resumed h/> counts them: with equal
- * bounds it gave up first, answered with the stored h (0: the owner's writes after the claim are refused), and the
- * client sent all three again, the message to bob a second time. Found as a flaky h=0 in the test above on a loaded machine, where the drain took as long.
+ * node). As its session was still handling input when told, it said so first (`draining`), and the claimer waits
+ * FINAL_H_DRAIN_WAIT_MS from that word, so <resumed h/> counts all three: with one bound for both it gave up first,
+ * answered with the stored h (0: the owner's writes after the claim are refused), and the client sent all three
+ * again, the message to bob a second time. Found as a flaky h=0 in the test above on a loaded machine.
  */
 t.test('an old owner whose drain runs to its bound still tells the claimer its final h', async (t) => {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });

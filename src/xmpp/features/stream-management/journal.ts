@@ -105,7 +105,7 @@ export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry
   /** Local sessions another node claimed that still handle what they took before the claim, and what they refused meanwhile. */
   const draining = new WeakMap<Session, Buffered[]>();
 
-  journal.onFenced((smid, release) => {
+  journal.onFenced((smid, release, stillHandling) => {
     const session = registry.get(smid);
     if (!session) return false;
     if (!release) {
@@ -132,6 +132,9 @@ export function createSmCluster(ctx: ModuleContext, journal: SmJournal, registry
     const timer = setTimeout(finish, FINAL_H_WAIT_MS);
     timer.unref();
     ctx.queues.sessions.after(session, finish);
+    // Still handling (finish did not run at once): the claimer waits for this drain past the wait it gives an owner
+    // that says nothing (one that may be dead).
+    if (!done) stillHandling?.();
     return true;
   });
 

@@ -54,18 +54,20 @@ export interface SmRecord {
 
 /**
  * Longest a live old owner goes on handling the input it took before another node's claim (XEP-0198 §5 across
- * nodes) before it lets the session go and tells the claimer its final h (journal.ts).
+ * nodes) before it lets the session go and tells the claimer its final h (journal.ts); and longest a takeover
+ * waits for that final h from an owner that says nothing, which may be dead within its lease (then the stored h).
  */
 export const FINAL_H_WAIT_MS = 1000;
 
 /**
- * Longest a takeover waits for that final h. The old owner's bound starts only once the claim's notice reaches it,
- * and its answer travels back the same way (Redis pub/sub), so the claimer waits that bound and as long again: an
- * owner whose drain ran to its bound is still heard, or the claimer would answer with the stored h, short by what
- * the owner handled after the claim, and the client would send that again (twice to its recipient). An owner
- * declared dead meanwhile ends the wait at once (sm-registry.ts nodeDown).
+ * Longest a takeover waits for the final h once the old owner said it is still handling that input (`draining`,
+ * sent when the notice reaches it). Its own bound starts then, and its answer travels back the same way (Redis
+ * pub/sub): with one bound for both, the claimer gave up first and answered with the stored h, short by what the
+ * owner handled after the claim, and the client sent that again (twice to its recipient). A dead owner says
+ * nothing, so its claimer still waits FINAL_H_WAIT_MS only: a resumption binds before the dead node's inbox is
+ * routed, as it must (what that inbox holds for the session would go offline).
  */
-export const FINAL_H_CLAIM_WAIT_MS = 2 * FINAL_H_WAIT_MS;
+export const FINAL_H_DRAIN_WAIT_MS = 2 * FINAL_H_WAIT_MS;
 
 /** A session's state as a takeover gets it (SmJournal.claim): MongooseIM's sm_state fields and the session snapshot. */
 export interface SmClaimed {
@@ -162,9 +164,10 @@ export interface SmJournal {
   /**
    * `handler` hears of each local session another node took over. With `release` (this node was its owner, and
    * the claimer waits), the handler that ends the session calls it with the session's final h once the input it
-   * took before the claim has been handled, and returns true; with no session, the registry answers for it.
+   * took before the claim has been handled, and returns true; with no session, the registry answers for it. When
+   * that input is still running as it is told, it calls `draining` first: the claimer then waits longer for it.
    */
-  onFenced(handler: (smid: string, release?: (h: number | undefined) => void) => boolean | void): void;
+  onFenced(handler: (smid: string, release?: (h: number | undefined) => void, draining?: () => void) => boolean | void): void;
   /**
    * Where the journal reads a local session's queue back (its unacknowledged,
    * then waiting, stanzas and counter_out) to store it whole again, when a
