@@ -8,6 +8,7 @@ import { NS } from '../../src/xml/index.js';
 import { withUsers } from '../helpers/server.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient, payloads, terminalCondition } from '../helpers/bosh-client.js';
+import { eventually } from '../helpers/eventually.js';
 
 const server = await withUsers(t, { alice: 'alice-secret' }, { AUTH_TIMEOUT: '1', ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '5' });
 
@@ -46,5 +47,21 @@ t.test('a BOSH session that never authenticates is terminated with connection-ti
   const res = await c.send();
   // XEP-0206 §7: a stream error ends the BOSH session as remote-stream-error, with the error inside.
   t.equal(terminalCondition(res), 'remote-stream-error');
+  t.equal(streamErrorCondition(payloads(res.body).find((p) => p.local === 'error')!), 'connection-timeout');
+});
+
+/**
+ * A body over PRE_AUTH_MAX_STANZA_SIZE for a session the timeout closed: judged by its start tag as any request
+ * of a closing session is (transport.ts #answeredWhileEnding), so its next rid gets the final body with the stream
+ * error. It was answered policy-violation, which ended the session before its client learnt why.
+ */
+t.test('a BOSH session closed by the timeout, sent an oversized body with its next rid, still gets its final body', async (t) => {
+  const c = new RawBoshClient(`${server.httpUrl}/http-bind`);
+  t.teardown(() => c.destroy());
+  const before = server.app.sessions.size;
+  await c.create({ wait: 5 });
+  await eventually(() => server.app.sessions.size === before, { message: 'the unauthenticated session to be closed' });
+  const res = await c.raw(`<body xmlns='${NS.HTTPBIND}' sid='${c.sid}' rid='${c.rid++}'>${' '.repeat(9000)}</body>`);
+  t.equal(terminalCondition(res), 'remote-stream-error', `the final body (${res.text.slice(0, 200)})`);
   t.equal(streamErrorCondition(payloads(res.body).find((p) => p.local === 'error')!), 'connection-timeout');
 });

@@ -80,6 +80,21 @@ t.test('a body that does not parse, for a session whose stream the server closed
     t.equal(terminalCondition(res), 'item-not-found', `not of the session's sequence (§14.2) (${res.text.slice(0, 200)})`);
     conflict(t, await c.send(), "the client's own next request");
   });
+
+  // Well-formed, but breaking a rule of the body: judged by its start tag all the same (it ended the session with
+  // bad-request before, the client losing the stream error and what was queued for it).
+  await t.test('a well-formed body with an unknown type: item-not-found, and the session waits on for its own request', async (t) => {
+    const c = await closedByServer(t, 'closed-bad-type');
+    const res = await c.raw(`<body xmlns='${NS.HTTPBIND}' sid='${c.sid}' rid='${c.rid}' type='bogus'/>`);
+    t.equal(terminalCondition(res), 'item-not-found', `no readable type: not of the session's sequence (${res.text.slice(0, 200)})`);
+    conflict(t, await c.send(), "the client's own next request");
+  });
+
+  await t.test('a well-formed body with character data and the next rid: the final body, and the session ends', async (t) => {
+    const c = await closedByServer(t, 'closed-text');
+    conflict(t, await c.raw(`<body xmlns='${NS.HTTPBIND}' sid='${c.sid}' rid='${c.rid++}'>text</body>`), 'the body with character data');
+    t.equal(terminalCondition(await c.send()), 'item-not-found', 'the session is gone');
+  });
 });
 
 t.test('a legacy session (no ver) gets HTTP 400 for a body that does not parse, and ends (§17.1)', async (t) => {

@@ -91,6 +91,15 @@ t.test("a body that does not parse, with a later rid than the client's terminate
   t.equal(terminalCondition(await terminated), '', 'the terminate gets the terminate body, not other-request');
 });
 
+t.test("a well-formed body with an unknown type, with a later rid than the client's terminate, gets item-not-found: the terminate still gets the terminate body", async (t) => {
+  const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
+  const { alice, terminated, release } = await terminateWhileClosing(t, server, 'after-bad-type', 5);
+  const late = await alice.raw(`<body xmlns='${NS.HTTPBIND}' sid='${alice.sid}' rid='${alice.rid++}' type='bogus'/>`);
+  t.equal(terminalCondition(late), 'item-not-found', `the session is over for the client (§13, §17.2), whatever the body holds (${late.text})`);
+  release();
+  t.equal(terminalCondition(await terminated), '', 'the terminate gets the terminate body, not bad-request\'s end');
+});
+
 t.test("a request for a rid after the terminate that arrived before it (§14.2) gets item-not-found once the terminate is processed: its message is not taken", async (t) => {
   const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, ENV);
   const alice = new RawBoshClient(`${server.httpUrl}/http-bind`);
