@@ -281,7 +281,8 @@ export class BoshTransport {
 
   /**
    * A body over PRE_AUTH_MAX_STANZA_SIZE (as ejabberd has) with no session, or for one not yet authenticated
-   * (which it ends), refused with policy-violation unparsed; `root`: its start tag, if it could be read.
+   * (which it ends, unless it is closing: then the start tag is judged as any request's), refused with
+   * policy-violation unparsed; `root`: its start tag, if it could be read.
    */
   #tooLargeBeforeAuth(conn: BoshConn | undefined, root: XmlElement | undefined, client: ClientInfo, reply: HttpReply, forwarded: boolean, now: number): void {
     if (conn !== undefined && this.#insecure(conn, client, reply, forwarded)) return;
