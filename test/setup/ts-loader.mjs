@@ -1,8 +1,6 @@
 /**
- * The suite's TypeScript loader, for a test file run as .ts (package.json "tap":
- * "node-arg"; tap's own, @tapjs/typescript, is switched off there): `npx tap
- * test/unit/x.test.ts`, or a worker thread on a fixture's .ts. `npm test`
- * runs the files compiled beforehand (compile-tests.mjs), with no loader. tap runs
+ * The suite's TypeScript loader, in every test process (package.json "tap":
+ * "node-arg"; tap's own, @tapjs/typescript, is switched off there). tap runs
  * each test file in a process of its own, ~270 of them; with ts-node, about
  * half of a file's start was the loader itself (typescript.js loaded into two
  * threads, ts-node's resolver on every import) before any test ran: 2.0 CPU-s
@@ -22,7 +20,6 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { register } from 'node:module';
-import { isMainThread } from 'node:worker_threads';
 
 const ROOT = new URL('../../', import.meta.url);
 const SRC = new URL('src/', ROOT);
@@ -43,8 +40,4 @@ function built() {
   return true;
 }
 
-// `npm test` runs the test files compiled (compile-tests.mjs): a process started on a .js registers nothing, since
-// every import would then go through the hooks' thread for nothing. A worker thread may run a .ts (a fixture).
-if (!isMainThread || (process.argv[1] ?? '').endsWith('.ts')) {
-  register('./ts-loader-hooks.mjs', import.meta.url, { data: { root: ROOT.href, src: SRC.href, dist: built() ? DIST.href : undefined } });
-}
+register('./ts-loader-hooks.mjs', import.meta.url, { data: { root: ROOT.href, src: SRC.href, dist: built() ? DIST.href : undefined } });
