@@ -49,10 +49,18 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
 /**
  * The rules for a session that is over for its client (§13: after its terminate) or whose stream
  * the core closed (its final body waiting): every request that names such a session is judged here
- * first, a body that does not parse too (by its start tag, with no payloads: transport.ts
- * #unparsable), so neither ends it with a condition of its own. True when `reply` was answered.
+ * first, one whose body breaks a rule too (by its start tag, with no payloads: transport.ts), so
+ * none ends it with a condition of its own, which would lose the client its stream error and what
+ * was queued for it. `req` undefined: a start tag with no readable rid or type, which is not of the
+ * session's sequence (item-not-found; it waits on for its client's own request). True when `reply`
+ * was answered.
  */
-export function answeredAsEnding(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): boolean {
+export function answeredAsEnding(conn: BoshConn, req: BoshRequest | undefined, reply: HttpReply, now: number): boolean {
+  if (conn.terminatedAt === undefined && !conn.closing) return false;
+  if (req === undefined) {
+    conn.refuse(reply, 'the start tag has no readable rid or type: not of the session\'s sequence (§14.2)');
+    return true;
+  }
   // §13: after its terminate the session is over for the client, and a request with a later rid is
   // for a session that is no longer valid (§17.2 item-not-found): its payloads are not taken, and
   // it says so (given the terminate body, or an empty one, they were dropped unread). It ends

@@ -161,7 +161,8 @@ export class BoshTransport {
       onRequest(conn, req, reply, now);
     } catch (err) {
       if (err instanceof BoshError) {
-        if (conn && this.#answeredWhileEnding(conn, raw === undefined ? undefined : startTag(raw, this.opts.limits), reply, now)) return;
+        // A session closing or over for its client is judged by the start tag, whatever else the body breaks.
+        if (conn && answeredAsEnding(conn, startRequest(raw === undefined ? undefined : startTag(raw, this.opts.limits)), reply, now)) return;
         if (conn) return conn.fail(err.condition, reply, err.message);
         if (!forwarded) this.opts.admission.stray(client.ip);
         return terminate(reply, err.condition, sid === undefined && el.attr('ver') === undefined);
@@ -198,23 +199,8 @@ export class BoshTransport {
       return terminate(reply, condition);
     }
     if (this.#insecure(conn, client, reply, forwarded)) return;
-    if (this.#answeredWhileEnding(conn, root, reply, now)) return;
+    if (answeredAsEnding(conn, startRequest(root), reply, now)) return;
     conn.fail(condition, reply, 'the body does not parse');
-  }
-
-  /**
-   * A session closing (the core closed its stream) or over for its client (§13) is judged by the request's start
-   * tag alone, whatever else is wrong with the body (exchange.ts answeredAsEnding): its final body or
-   * item-not-found, never a condition of the body's own, which would end it before its client got the stream
-   * error and what was queued for it. A start tag with no readable rid or type is not of the session's sequence:
-   * item-not-found, and the session waits on for its client's own request. True when `reply` was answered.
-   */
-  #answeredWhileEnding(conn: BoshConn, root: XmlElement | undefined, reply: HttpReply, now: number): boolean {
-    if (!conn.closing && conn.terminatedAt === undefined) return false;
-    const req = startRequest(root);
-    if (req !== undefined) return answeredAsEnding(conn, req, reply, now);
-    conn.refuse(reply, 'the start tag has no readable rid or type: not of the session\'s sequence (§14.2)');
-    return true;
   }
 
   /** §17.2 item-not-found (1): a sid no session has (any more); such guesses cost the address a token. */
@@ -286,7 +272,7 @@ export class BoshTransport {
    */
   #tooLargeBeforeAuth(conn: BoshConn | undefined, root: XmlElement | undefined, client: ClientInfo, reply: HttpReply, forwarded: boolean, now: number): void {
     if (conn !== undefined && this.#insecure(conn, client, reply, forwarded)) return;
-    if (conn !== undefined && this.#answeredWhileEnding(conn, root, reply, now)) return;
+    if (conn !== undefined && answeredAsEnding(conn, startRequest(root), reply, now)) return;
     this.server.metrics.limitRefused('size');
     if (conn !== undefined) return conn.fail('policy-violation', reply, this.#tooLargeText());
     terminate(reply, 'policy-violation', root !== undefined && root.attr('sid') === undefined && root.attr('ver') === undefined);
