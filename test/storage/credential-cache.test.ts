@@ -41,8 +41,13 @@ async function statementsOf(fn: () => Promise<unknown>): Promise<number> {
   return count;
 }
 
-/** Two gateway processes with the cache and a CLI without, on one database. */
-async function threeProcesses(t: Test, cacheBytes = CACHE): Promise<{ url: string; a: Storage; b: Storage; cli: Storage }> {
+/**
+ * Two gateway processes with the cache and a CLI without, on one database. `served(s)`: resolves once a reading
+ * of s's change log came back quickly, so that its cache serves from memory for a while (it serves only within
+ * a second of a reading's start: on a loaded machine a late reading suspends it, and a check of "no statement"
+ * right then failed in CI though the entry was held).
+ */
+async function threeProcesses(t: Test, cacheBytes = CACHE): Promise<{ url: string; a: Storage; b: Storage; cli: Storage; served(s: Storage): Promise<void> }> {
   const url = await (await testPostgres()).createDatabase();
   const [a, b, cli] = await Promise.all([
     openPostgresStorage({ url, credentialCacheBytes: cacheBytes }), openPostgresStorage({ url, credentialCacheBytes: cacheBytes }), openPostgresStorage({ url }),
@@ -53,32 +58,40 @@ async function threeProcesses(t: Test, cacheBytes = CACHE): Promise<{ url: strin
     await Promise.all([a.close(), b.close(), cli.close()]);
   });
   await Promise.all(followers.map((f) => f.first));
-  return { url, a, b, cli };
+  return { url, a, b, cli, served: (s) => followers[s === a ? 0 : 1]!.quick() };
 }
 
 /**
  * Reads the change log every 100 ms as the gateway does every 500 (features/account-changes.ts): the cache
- * serves from memory only while it is read. `first`: the first reading done.
+ * serves from memory only while it is read. `first`: the first reading done; `quick()`: resolves after the next
+ * reading that took under QUICK_MS (the cache then serves for at least a second less that).
  */
-function followChangeLog(s: Storage): { first: Promise<void>; stop(): void } {
+const QUICK_MS = 200;
+function followChangeLog(s: Storage): { first: Promise<void>; quick(): Promise<void>; stop(): void } {
   let cursor: number | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  const waiting: Array<() => void> = [];
   const read = async (): Promise<void> => {
+    const began = performance.now();
     try {
       cursor = (await s.users.changesSince(cursor)).cursor;
+      if (performance.now() - began < QUICK_MS) for (const done of waiting.splice(0)) done();
     } catch { /* closed, or the next reading tells */ }
     if (!stopped) timer = setTimeout(() => void read(), 100);
   };
-  return { first: read(), stop() { stopped = true; clearTimeout(timer); } };
+  return { first: read(), quick: () => new Promise<void>((done) => { waiting.push(done); }), stop() { stopped = true; clearTimeout(timer); } };
 }
 
 const storedKey = async (s: Storage, user: string) => (await s.users.get('example.com', user))?.credentials['SCRAM-SHA-256'].storedKey;
 
 t.test('a second read of the same account sends no statement; an unknown user is asked every time', async (t) => {
-  const { a, cli } = await threeProcesses(t);
+  const { a, cli, served } = await threeProcesses(t);
   await cli.users.create('example.com', 'alice', creds('alice'));
+  // A read while the cache is suspended is not kept either: both reads come right after a quick reading.
+  await served(a);
   t.equal(await statementsOf(() => a.users.get('example.com', 'alice')), 1, 'the first read goes to PostgreSQL');
+  await served(a);
   t.equal(await statementsOf(() => a.users.get('example.com', 'alice')), 0, 'the second comes from memory');
   t.equal(await storedKey(a, 'alice'), 'alice-256-sk', 'and is what was stored');
   t.equal(await statementsOf(() => a.users.get('example.com', 'nobody')), 1);
@@ -86,17 +99,21 @@ t.test('a second read of the same account sends no statement; an unknown user is
 });
 
 t.test('a password changed or an account deleted by another process is dropped from every cache', async (t) => {
-  const { a, b, cli } = await threeProcesses(t);
+  const { a, b, cli, served } = await threeProcesses(t);
   await cli.users.create('example.com', 'alice', creds('old'));
   await cli.users.create('example.com', 'bob', creds('bob'));
+  await Promise.all([served(a), served(b)]);
   for (const s of [a, b]) t.equal(await storedKey(s, 'alice'), 'old-256-sk');
+  await served(b);
   t.equal(await statementsOf(() => b.users.get('example.com', 'alice')), 0, 'held in memory');
   await cli.users.setCredentials('example.com', 'alice', creds('new'));
   // NOTIFY reaches the listeners when the writer's transaction commits: no poll interval to wait out.
   for (const s of [a, b]) await eventually(async () => (await storedKey(s, 'alice')) === 'new-256-sk', { timeout: 2000, message: 'the new credentials' });
   await cli.users.delete('example.com', 'alice');
   for (const s of [a, b]) await eventually(async () => (await s.users.get('example.com', 'alice')) === undefined, { timeout: 2000, message: 'the account gone' });
+  await served(a);
   t.equal(await statementsOf(() => a.users.get('example.com', 'bob')), 1, "bob's first read");
+  await served(a);
   t.equal(await statementsOf(() => a.users.get('example.com', 'bob')), 0, 'another account stays held');
 });
 
@@ -112,21 +129,26 @@ t.test("a change through the process's own store is dropped before the write res
 
 t.test('the cache holds at most its bytes, least recently used out', async (t) => {
   // About 560 bytes an account with these short fake keys: 4 KiB holds a few, never 20.
-  const { a, cli } = await threeProcesses(t, 4096);
+  const { a, cli, served } = await threeProcesses(t, 4096);
   const names = Array.from({ length: 20 }, (_, i) => `u${i}`);
   await cli.users.createMany(names.map((n) => ({ host: 'example.com', username: n, credentials: creds(n) })));
+  await served(a);
   for (const n of names) await a.users.get('example.com', n);
+  await served(a);
   t.equal(await statementsOf(() => a.users.get('example.com', 'u19')), 0, 'the last one read is held');
   t.equal(await statementsOf(() => a.users.get('example.com', 'u0')), 1, 'the first one read was dropped');
   let held = 0;
+  await served(a);
   for (const n of names) held += (await statementsOf(() => a.users.get('example.com', n))) === 0 ? 1 : 0;
   t.ok(held > 0 && held < 8, `a few held, not all (${held} of 20)`);
 });
 
 t.test('while the listening connection is down nothing is served from memory; a change made then is seen', async (t) => {
-  const { url, a, cli } = await threeProcesses(t);
+  const { url, a, cli, served } = await threeProcesses(t);
   await cli.users.create('example.com', 'dave', creds('old'));
+  await served(a);
   await a.users.get('example.com', 'dave');
+  await served(a);
   t.equal(await statementsOf(() => a.users.get('example.com', 'dave')), 0, 'held');
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
