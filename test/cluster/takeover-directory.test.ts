@@ -19,6 +19,8 @@ import { eventually, sleep } from '../helpers/eventually.js';
 import type { ModuleContext } from '../../src/xmpp/context.js';
 import { PRIORITY } from '../../src/xmpp/priorities.js';
 import { deferred } from '../helpers/deferred.js';
+import { x } from '../../src/xml/index.js';
+import { stanzaEntry } from '../../src/cluster/remote.js';
 
 const backends = clusterBackends(t);
 
@@ -103,4 +105,27 @@ t.test('a message sent from the old owner\'s node while the session moves to ano
   await eventually(() => peer.messageIds().includes('in-the-gap'), { timeout: 5000, message: 'the message reached the resumed session' }).catch(() => undefined);
   t.same(peer.messageIds(), ['in-the-gap'], 'delivered live to the resumed session, once');
   t.equal(await n1.server.storage.offline.count('localhost', 'alice'), 0, 'nothing went to offline storage');
+});
+
+// The wait above is for one session that moves. Stanzas for a full JID nobody holds any more (its
+// session ended while they were on their way to its node's inbox) share that one wait: each of them
+// waiting its own second, in turn on the JID's line, a backlog of N would reach offline storage only
+// after N seconds, holding the inbox's entries unacknowledged all the while.
+t.test('stanzas in an inbox for a session that is gone share one wait, then go to offline storage in order', async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n1, ['alice', 'bob']);
+  const ids = Array.from({ length: 20 }, (_, i) => `gone-${i}`);
+  const started = Date.now();
+  for (const id of ids) {
+    const el = x('message', { xmlns: 'jabber:client', from: 'bob@localhost/desk', to: 'alice@localhost/phone', type: 'chat', id }, x('body', {}, id));
+    await n2.cluster.delivery.send('n1', stanzaEntry('alice@localhost/phone', el));
+  }
+  // One wait (1 s) and the stores; a wait per stanza would take 20 s.
+  await eventually(async () => await n1.server.storage.offline.count('localhost', 'alice') === ids.length,
+    { timeout: 10_000, message: 'the 20 stanzas stored offline' }).catch(() => undefined);
+  const stored = await n1.server.storage.offline.list('localhost', 'alice');
+  t.same(stored.map((m) => /id='([^']+)'/.exec(m.stanza)?.[1] ?? /id="([^"]+)"/.exec(m.stanza)?.[1]), ids, 'all of them, once each, in order');
+  t.ok(Date.now() - started < 10_000, `within one wait, not one per stanza (${Date.now() - started} ms)`);
 });

@@ -22,6 +22,8 @@ import { FINAL_H_WAIT_MS } from './registry.js';
 /** Longest wait for a session taken over elsewhere to appear in this node's directory mirror. */
 const SETTLE_MS = 1000;
 const POLL_MS = 20;
+/** Per context and JID: the wait the stanzas queued for it share (its deadline, set when the first starts), and how many are queued. */
+const settleWaits = new WeakMap<ModuleContext, Map<string, { deadline: number; queued: number }>>();
 
 /**
  * Routes a stanza for `jid`, a session another node may just have taken
@@ -32,6 +34,9 @@ const POLL_MS = 20;
  * sessions); so it waits, at most SETTLE_MS, for the JID to be known again,
  * then is routed as any stanza (to the new owner, or offline after all). On
  * the deliveries queue: in order per JID, and a shutdown's drain waits.
+ * Stanzas for one JID queued while a wait is on share it (its deadline):
+ * for a session that is gone for good, a backlog of N waits SETTLE_MS once,
+ * not N times in turn.
  * Resolves once it is routed and what that queued for the account (an
  * offline store: the 'deliveries' line of its bare JID) is done; rejects if
  * the route itself failed (a cluster inbox entry is then left pending). An
@@ -39,11 +44,17 @@ const POLL_MS = 20;
  * features/offline): the stanza is answered for, and this resolves.
  */
 export function routeWhenSettled(ctx: ModuleContext, jid: Jid, stanza: XmlElement): Promise<void> {
+  const key = jid.toString();
+  let waits = settleWaits.get(ctx);
+  if (!waits) settleWaits.set(ctx, waits = new Map());
+  const wait = waits.get(key) ?? { deadline: 0, queued: 0 };
+  waits.set(key, wait);
+  wait.queued++;
   return new Promise<void>((resolve, reject) => {
-    ctx.queues.deliveries.after(`settle:${jid.toString()}`, async () => {
+    ctx.queues.deliveries.after(`settle:${key}`, async () => {
       try {
-        const deadline = Date.now() + SETTLE_MS;
-        while (ctx.sessions.get(jid.domain, jid.local, jid.resource) === undefined && Date.now() < deadline) {
+        if (wait.deadline === 0) wait.deadline = Date.now() + SETTLE_MS;
+        while (ctx.sessions.get(jid.domain, jid.local, jid.resource) === undefined && Date.now() < wait.deadline) {
           await new Promise((r) => setTimeout(r, POLL_MS));
         }
         const found = ctx.sessions.get(jid.domain, jid.local, jid.resource) !== undefined;
@@ -55,6 +66,8 @@ export function routeWhenSettled(ctx: ModuleContext, jid: Jid, stanza: XmlElemen
       } catch (err) {
         reject(err);
         throw err;
+      } finally {
+        if (--wait.queued === 0) waits.delete(key);
       }
     });
   });
