@@ -59,6 +59,14 @@ interface Stub { readonly session: Session; readonly sid: string; readonly node:
  */
 const MOVED_ENTRY_MS = 5000;
 
+/**
+ * How often a node whose lease was found gone (a delivery refused
+ * 'node-down') is asked again whether it holds one: a lease that lapsed
+ * (a stall, Redis restarted past CLUSTER_NODE_TTL) and was taken again
+ * without anyone declaring the node dead brings its stubs back into routing.
+ */
+const SUSPENDED_RECHECK_MS = 1000;
+
 /** An IQ get or set from the server itself (a served domain): a question whose answer the client sends to the domain. */
 function fromServer(ctx: ModuleContext, el: XmlElement): boolean {
   const type = el.attr('type');
@@ -80,6 +88,8 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   const movedAway = new Map<string, number>();
   /** Stanzas for one of those handed to routeWhenSettled: their route again goes on as any. */
   const settling = new WeakSet<XmlElement>();
+  /** Nodes whose stubs are out of routing since a delivery to them was refused 'node-down', with the timer that asks again. */
+  const suspended = new Map<string, NodeJS.Timeout>();
   /** The sequence number of each local session's bind write (directory.ts): who bound last wins. */
   const boundAt = new WeakMap<Session, number>();
   const directory = createDirectory(node, changed, log, () => { void repair(); }, endLeftBehind);
@@ -165,21 +175,53 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
 
   /**
    * The owner's inbox refused a stanza: nothing is lost. A dead owner's
-   * stubs go, and the stanza is handed over like a gone session's (another
-   * resource, offline storage, or an error); a full inbox or a Redis failure
-   * answers with an error (presence is state and is not replayed).
+   * stubs go out of routing, and the stanza is handed over like a gone
+   * session's (another resource, offline storage, or an error); a full inbox
+   * or a Redis failure answers with an error (presence is state and is not
+   * replayed).
    */
   function refused(stub: Session, owner: string, el: XmlElement, err: unknown): void {
     if (!ctx) return;
     const reason = err instanceof DeliveryRefused ? err.reason : 'redis';
     log.warn({ event: 'cluster-delivery-refused', node: owner, reason, to: stub.full_jid, id: el.attr('id') }, 'a stanza for another node was refused; routing it here');
     if (reason === 'node-down') {
-      // Out of routing at once; the survivor told of the death still ends their presence (onNodeDown).
-      for (const s of stubs.values()) if (s.node === owner) ctx.sessions.removeRemote(s.session);
+      suspend(ctx, owner);
       handOver(ctx, stub, [{ stanza: el, at: Date.now() }], 'Offline storage');
       return;
     }
     if (el.name !== 'presence') ctx.router.bounce({ origin: null, stanza: el, to: stub.jid! }, 'resource-constraint', 'the recipient cannot be reached right now');
+  }
+
+  /**
+   * Takes `owner`'s stubs out of routing at once (the hand-over of what was
+   * refused must not loop back to them; the survivor told of the death
+   * still ends their presence, onNodeDown), and asks every
+   * SUSPENDED_RECHECK_MS whether the node holds a lease again. Its lease may
+   * only have lapsed (node.ts: a node that finds its lease gone, and nobody
+   * declared it dead, takes it again): then its stubs come back, or every
+   * session on it would stay unreachable from here for as long as it lives.
+   * Asking stops once none of its stubs is left (a survivor removed its
+   * entries: the mirror dropped them).
+   */
+  function suspend(c: ModuleContext, owner: string): void {
+    for (const s of stubs.values()) if (s.node === owner) c.sessions.removeRemote(s.session);
+    if (suspended.has(owner)) return;
+    const check = async (): Promise<void> => {
+      const alive = await node.alive(owner).catch(() => false);
+      if (!suspended.has(owner)) return;
+      const held = [...stubs.values()].filter((s) => s.node === owner);
+      if (held.length > 0 && !alive) {
+        suspended.set(owner, setTimeout(() => void check(), SUSPENDED_RECHECK_MS).unref());
+        return;
+      }
+      suspended.delete(owner);
+      for (const s of held) {
+        const { host, username, resource } = s.session;
+        if (c.sessions.get(host!, username!, resource!) === undefined) c.sessions.bindRemote(s.session);
+      }
+      if (held.length > 0) log.info({ event: 'cluster-node-back', node: owner, sessions: held.length }, 'a node whose lease had lapsed holds it again: its sessions are routed to it again');
+    };
+    suspended.set(owner, setTimeout(() => void check(), SUSPENDED_RECHECK_MS).unref());
   }
 
   /**
@@ -386,6 +428,8 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       // Left, or stopping: a survivor removes what this node still holds (onNodeDown), those entries included.
       for (const timer of moved) clearTimeout(timer);
       moved.clear();
+      for (const timer of suspended.values()) clearTimeout(timer);
+      suspended.clear();
       movedAway.clear();
       for (const [full, s] of [...stubs]) dropStub(full, s);
       await directory.stop();
