@@ -8,7 +8,7 @@
  * it costs.
  */
 import type { ModuleContext } from '../xmpp/context.js';
-import type { Redis } from './redis.js';
+import { connectionOf, type Redis } from './redis.js';
 import type { ClusterModule, ClusterServices } from './module.js';
 
 export interface Broadcast<M extends object> {
@@ -47,7 +47,7 @@ export function createBroadcastModule<M extends object>({ node, log }: ClusterSe
       });
     },
     async start() {
-      subscriber = node.redis.duplicate();
+      subscriber = connectionOf(node.redis);
       subscriber.on('error', (err: Error) => log.warn({ err: { message: err.message }, channel: b.channel }, `${b.what}: subscriber error`));
       await subscriber.connect();
       await subscriber.subscribe(channel, received);

@@ -9,7 +9,7 @@
  * the sender falls back to its own routing (offline storage or a bounce).
  */
 import type { ClusterNode } from './node.js';
-import type { Redis } from './redis.js';
+import { connectionOf, type Redis } from './redis.js';
 import { ackEntry, addEntry, deliveryCounts, ensureGroup, inboxKeys, readEntries, removeInbox, type InboxEntry, type InboxKeys, type ReadEntry } from './inbox.js';
 
 export type { InboxEntry } from './inbox.js';
@@ -328,7 +328,7 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
         return;
       }
       await ensureGroup(redis, own);
-      reader = redis.duplicate();
+      reader = connectionOf(redis);
       reader.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis inbox connection error'));
       await reader.connect();
       loop = run(reader);

@@ -16,7 +16,7 @@
  * that cleans up after a dead node.
  */
 import type { ClusterNode } from './node.js';
-import type { Redis } from './redis.js';
+import { connectionOf, type Redis } from './redis.js';
 
 /** What a node publishes about one of its bound sessions. */
 export interface DirFields {
@@ -191,7 +191,7 @@ export function createDirectory(node: ClusterNode, onChange: DirChange, log: Dir
   const directory: Directory = {
     entries: (bare) => mirror.get(bare),
     async start() {
-      subscriber = redis.duplicate();
+      subscriber = connectionOf(redis);
       subscriber.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'directory subscriber error'));
       // Messages published while the subscriber was disconnected are lost: load again when it is back.
       let connected = false;

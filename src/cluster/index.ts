@@ -11,7 +11,7 @@ import type { Feature } from '../server.js';
 import type { SmStateStore } from '../storage/ports/sm-state.js';
 import type { SmRegistry } from '../xmpp/features/stream-management/registry.js';
 import type { Log } from '../xmpp/log.js';
-import { connectRedis, keyPrefix, type Redis } from './redis.js';
+import { closeConnections, connectRedis, keyPrefix, type Redis } from './redis.js';
 import { joinCluster, type ClusterNode } from './node.js';
 import { createRedisDelivery, type Delivery } from './delivery.js';
 import type { ClusterModule, ClusterServices } from './module.js';
@@ -185,6 +185,10 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
       }, redis.isReady ? LEAVE_TIMEOUT_MS : 0);
       if (redis.isReady) await redis.quit().catch(() => undefined);
       if (redis.isOpen) redis.destroy();
+      // A module's stop that hung or is still running (Redis unreachable: the bound above was 0) must
+      // not leave its own connection reconnecting for ever, holding the process open.
+      const left = closeConnections(redis);
+      if (left > 0) clusterLog.warn({ event: 'cluster-connections-closed', connections: left }, 'connections a module had not closed were destroyed');
     },
     async stop() {
       await cluster.leave();

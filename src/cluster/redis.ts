@@ -50,6 +50,41 @@ export async function connectRedis(url: string, log: RedisLog, name: string, sta
   }
 }
 
+/** The connections made from each node's client (connectionOf), for closeConnections. */
+const connections = new WeakMap<Redis, Set<Redis>>();
+
+/**
+ * A connection of its own (pub/sub, a blocking read), made from `redis`
+ * and remembered with it: closeConnections(redis) ends it if its owner's
+ * stop did not. Not connected yet.
+ */
+export function connectionOf(redis: Redis): Redis {
+  const conn = redis.duplicate() as Redis;
+  let set = connections.get(redis);
+  if (!set) connections.set(redis, set = new Set());
+  set.add(conn);
+  return conn;
+}
+
+/**
+ * Destroys every connection made from `redis`; returns how many were still
+ * open. The last step of a node's close: a connection whose owner's stop hung or failed
+ * would otherwise reconnect for ever once Redis is gone, and keep the
+ * process from exiting.
+ */
+export function closeConnections(redis: Redis): number {
+  const set = connections.get(redis);
+  if (!set) return 0;
+  let closed = 0;
+  for (const conn of set) {
+    if (conn.isOpen) closed++;
+    // Whether open or not: one whose quit() waits for a Redis that is gone reads as closed and still reconnects.
+    conn.destroy();
+  }
+  connections.delete(redis);
+  return closed;
+}
+
 /** The key prefix for the database `url` selects: `xwg:<db>:`. */
 export function keyPrefix(url: string): string {
   const db = Number(new URL(url).pathname.replace(/^\//, '') || '0');

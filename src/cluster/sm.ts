@@ -11,7 +11,7 @@ import type { SmRegistry } from '../xmpp/features/stream-management/registry.js'
 import type { ModuleContext } from '../xmpp/context.js';
 import { PRIORITY } from '../xmpp/priorities.js';
 import type { ClusterModule, ClusterServices } from './module.js';
-import type { Redis } from './redis.js';
+import { connectionOf, type Redis } from './redis.js';
 import { createRedisSmRegistry, type RedisSmRegistry } from './sm-registry.js';
 import { createOrphans, type Orphans } from './sm-orphans.js';
 import { smKeys } from './sm-scripts.js';
@@ -58,7 +58,7 @@ export function createSmModule({ node, log, config }: ClusterServices): SmModule
     feature,
     async start() {
       // Pub/sub needs a connection of its own.
-      sub = node.redis.duplicate() as Redis;
+      sub = connectionOf(node.redis);
       sub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis connection error'));
       await sub.connect();
       await sub.subscribe(keys.channel, (message: string) => {

@@ -53,7 +53,9 @@ export async function startGateway(t: Test, id: string, opts: GatewayOptions): P
   let stopped: Promise<void> | undefined;
   let crashed = false;
   const stop = (): Promise<void> => (stopped ??= (async () => {
-    if (crashed) await cluster.delivery.stop().catch(() => undefined);
+    // A killed process stops reading at once; bounded, so that the server and the cluster are closed whatever
+    // the inbox's handed entries wait for.
+    if (crashed) await Promise.race([cluster.delivery.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 5000).unref())]);
     else await cluster.leave();
     await server.close();
     await cluster.close();
