@@ -155,3 +155,18 @@ export function clusterBackends(t: Test): Backends {
     },
   };
 }
+
+/**
+ * `user`/`resource` logged in on `gateway` with XEP-0198 (acks by hand), available, holding one stored
+ * message (id stored-1) it was sent and has not acked: a delivery of stored messages waits for its ack
+ * (offline/delivery.ts), and the account's delivery line on `gateway` with it. `user` must exist.
+ */
+export async function unackedStoredPage(t: Test, gateway: Gateway, user: string, resource: string): Promise<SmPeer> {
+  await gateway.server.storage.offline.push('localhost', user,
+    `<message xmlns='jabber:client' from='alice@localhost/a' to='${user}@localhost' type='chat' id='stored-1'><body>hi</body></message>`, 100);
+  const peer = await SmPeer.login(gateway.server.wsUrl, user, `${user}-pw`, resource, { autoAck: false });
+  t.teardown(() => peer.c.close());
+  peer.c.send("<presence xmlns='jabber:client'/>");
+  await eventually(() => peer.messageIds().includes('stored-1'), { message: `${user}/${resource} got the stored message` });
+  return peer;
+}

@@ -17,7 +17,7 @@ import { eventually, waitUntil } from '../helpers/eventually.js';
 const SETTLE_MS = 500;
 const WAIT_MS = 20_000;
 
-const server = await withUsers(t, ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'henry', 'ivan'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
+const server = await withUsers(t, ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'henry', 'ivan', 'kim'], { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '1' });
 
 const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
@@ -121,6 +121,36 @@ t.test('a page acknowledged only by the <resume/> after a drop counts as deliver
   await sleep(SETTLE_MS);
   t.same([...first.messageIds(), ...peer.messageIds()], ids('r', 120), 'every message once, in order, across the drop');
   await storageEmpties(t, 'ivan');
+});
+
+// Every message for an account waits behind its offline delivery (order). A session that hibernates with a
+// page unacked held that wait, and the account's other resources with it, for its whole resume time.
+t.test('a session that hibernates with a stored page unacked holds nothing: another resource gets the rest and live messages at once, the resumed stream its page, each once', async (t) => {
+  const server60 = await withServer(t, { ALLOW_INSECURE_PLAIN: 'true', SM_RESUME_TIMEOUT: '60' }, server.storage);
+  const all = await store('kim', 'q', 70);
+  const laptop = await SmPeer.login(server60.wsUrl, 'kim', 'kim-pw', 'laptop', { autoAck: false });
+  laptop.c.send(`<presence xmlns='jabber:client'/>`);
+  await eventually(() => laptop.messageIds().length === 50, { message: 'the first page, on the laptop' });
+  laptop.c.ws.terminate();
+  await eventually(() => server60.app.sessions.get('localhost', 'kim', 'laptop')?.conn === null, { message: 'the laptop hibernates' });
+
+  const phone = await SmPeer.login(server60.wsUrl, 'kim', 'kim-pw', 'phone', { autoAck: true });
+  t.teardown(() => phone.c.close());
+  phone.c.send(`<presence xmlns='jabber:client'/>`);
+  const alice = await SmPeer.login(server60.wsUrl, 'alice', 'alice-pw', 'live', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  alice.c.send(chat('kim@localhost/phone', 'to-phone'));
+  alice.c.send(chat('kim@localhost', 'to-kim'));
+  await eventually(() => phone.messageIds().includes('to-kim'), { timeout: 5000, message: 'the live messages on the phone' }).catch(() => undefined);
+  t.same(phone.messageIds(), [...all.slice(50), 'to-phone', 'to-kim'], 'the phone gets the rest of the backlog, then the live messages, without waiting for the laptop; not the laptop\'s page');
+
+  const { peer, answer } = await SmPeer.resume(server60.wsUrl, 'kim', 'kim-pw', laptop.smid!, { autoAck: true, h: 0 });
+  t.teardown(() => peer.c.close());
+  t.ok(answer.is('resumed', NS.SM), 'the laptop resumed');
+  await eventually(() => peer.messageIds().length >= 51, { timeout: WAIT_MS, message: 'the page again, and the bare message' });
+  await sleep(SETTLE_MS);
+  t.same(peer.messageIds(), [...all.slice(0, 50), 'to-kim'], 'the resumed stream: its unacked page, once, then what was sent to the account meanwhile');
+  await storageEmpties(t, 'kim');
 });
 
 t.test('a client without stream management gets 150 stored messages in order, read from storage 50 at a time', async (t) => {

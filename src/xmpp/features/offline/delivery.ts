@@ -6,6 +6,7 @@ import { PRIORITY } from '../../priorities.js';
 import { tryParseJid, type Jid } from '../../../jid/index.js';
 import { stanzaErrorReply } from '../../errors.js';
 import '../stream-management/index.js';
+import { movedElsewhere } from '../stream-management/journal.js';
 
 /** Stored messages read and sent at once; the next page waits until this one is acked (or written). */
 export const PAGE_SIZE = 50;
@@ -34,6 +35,16 @@ const STORED_LIMITS = WRITTEN_LIMITS;
 export interface AckTracker {
   /** True when what is sent to `session` stays queued until the client acks it ('stanzas-acked' then fires). */
   tracks(session: Session): boolean;
+  /** True when `session`'s queue is stored outside this process (SM_BACKEND=redis): it owns what it holds. */
+  journaled?(session: Session): boolean;
+}
+
+/** What offline delivery gives its feature (index.ts). */
+export interface Delivery {
+  /** Delivers `session`'s stored messages, page by page; on the account's line. */
+  deliver(session: Session): Promise<void>;
+  /** Whether a delivery to `session` stopped when it hibernated, with stored messages left: run again on its resumption. */
+  resumed(session: Session): boolean;
 }
 
 /** XEP-0191: whether the session's account blocks `from` (a message stored before the block is then not delivered). */
@@ -47,6 +58,18 @@ interface InFlight {
 }
 
 /**
+ * A page a session had not acked when it hibernated (its queue in this process only): still stored,
+ * and still in its XEP-0198 queue. Acked later (a resumption), each is taken out of storage then.
+ * Every delivery to the account skips them meanwhile (`ids`), the session's own run on its resumption
+ * (they are in the resumed stream) and another resource's (they would arrive twice); once the session
+ * ends they are the next login's, as any page a session left unacked.
+ */
+interface Left {
+  readonly unacked: Map<XmlElement, number>;
+  readonly ids: Set<number>;
+}
+
+/**
  * XEP-0160 delivery of an account's stored messages to one session, in
  * pages (issue 10): never the whole backlog in memory, never more than a
  * page in flight, one event-loop turn per page.
@@ -56,33 +79,73 @@ interface InFlight {
  * to a client without stream management. A session that ends with a page
  * unacked leaves those messages in storage, and its hand-over leaves them
  * out (the 'hand-over' hook), so the next login gets them, in order, once.
+ *
+ * A delivery runs on the account's line, and every message for the account
+ * waits behind it (index.ts). So a session that hibernates with a page
+ * unacked does not hold it for its whole resume time, and the account's
+ * other resources and senders with it: the delivery stops there. A queue
+ * stored outside the process (SM_BACKEND=redis) owns the page from then on
+ * (the resumption, wherever it lands, or the hand-over at its timeout):
+ * it leaves storage. A queue in this process only keeps it stored (`Left`:
+ * a crash must not lose it), taken out as the resumed stream acks it. The
+ * rest of the backlog follows on the resumed stream (index.ts runs the
+ * delivery again), or at the next login.
  */
 export function createDelivery(
   ctx: ModuleContext, store: Pick<OfflineStore, 'list' | 'remove'>, acks: AckTracker | undefined, blocks?: BlocksSender, drainPollMs = DRAIN_POLL_MS,
-): (session: Session) => Promise<void> {
+): Delivery {
   const inFlight = new WeakMap<Session, InFlight>();
+  const left = new WeakMap<Session, Left>();
+  /** The sessions of each account (bare JID) that have a `Left`. */
+  const leftIn = new Map<string, Set<Session>>();
+  const account = (session: Session): string => `${session.username}@${session.host}`;
+  const forget = (session: Session): void => {
+    left.delete(session);
+    const held = leftIn.get(account(session));
+    if (held?.delete(session) && held.size === 0) leftIn.delete(account(session));
+  };
+  /** Sessions whose delivery stopped at hibernation with messages left in storage. */
+  const stopped = new WeakSet<Session>();
+  /** Sessions that ended because another node resumed them (XEP-0198 §5 across nodes): their queue went with them. */
+  const moved = new WeakSet<Session>();
   const drainWaiters = new WeakMap<Session, () => void>();
 
   ctx.hooks.notify('stanzas-acked', ({ session, stanzas }) => {
     const f = inFlight.get(session);
-    if (!f) return;
-    for (const s of stanzas) {
-      const id = f.unacked.get(s);
-      if (id !== undefined) { f.unacked.delete(s); f.acked.push(id); }
+    if (f) {
+      for (const s of stanzas) {
+        const id = f.unacked.get(s);
+        if (id !== undefined) { f.unacked.delete(s); f.acked.push(id); }
+      }
+      if (f.unacked.size === 0) f.wake();
     }
-    if (f.unacked.size === 0) f.wake();
+    const l = left.get(session);
+    if (!l) return;
+    const acked: number[] = [];
+    for (const s of stanzas) {
+      const id = l.unacked.get(s);
+      if (id !== undefined) { l.unacked.delete(s); acked.push(id); }
+    }
+    // Skipped by other deliveries until they are out of storage (a listing meanwhile would send them again).
+    remove(session, acked).then(() => { if (l.unacked.size === 0 && left.get(session) === l) forget(session); },
+      (err: unknown) => ctx.log.error({ err, jid: account(session) }, 'offline messages: acked messages could not be taken out of storage (the next login gets them again)'));
   }, PRIORITY.lifecycle.default);
   ctx.hooks.transform('hand-over', (event) => {
     const f = inFlight.get(event.session);
-    if (!f || f.unacked.size === 0) return;
-    event.stanzas = event.stanzas.filter((u) => !f.unacked.has(u.stanza));
+    const l = left.get(event.session);
+    if ((!f || f.unacked.size === 0) && !l) return;
+    event.stanzas = event.stanzas.filter((u) => !f?.unacked.has(u.stanza) && !l?.unacked.has(u.stanza));
   }, PRIORITY.lifecycle.default);
   ctx.hooks.notify('session-drained', ({ session }) => { drainWaiters.get(session)?.(); }, PRIORITY.lifecycle.default);
   // Wakes a waiting delivery; it goes on in a later microtask, after the session's hand-over has run.
-  ctx.hooks.notify('session-destroyed', ({ session }) => {
+  ctx.hooks.notify('session-destroyed', ({ session, reason }) => {
+    if (movedElsewhere(reason)) moved.add(session);
     inFlight.get(session)?.wake();
     drainWaiters.get(session)?.();
+    // Its hand-over ran first ('hand-over' above kept them out): the left page is storage's again.
+    if (left.has(session)) forget(session);
   }, PRIORITY.lifecycle.default);
+  ctx.hooks.notify('session-hibernated', ({ session }) => { inFlight.get(session)?.wake(); }, PRIORITY.lifecycle.default);
 
   // Removed once acked (or written, without stream management): delivered (XEP-0160).
   const remove = async (session: Session, ids: number[]): Promise<void> => {
@@ -91,9 +154,10 @@ export function createDelivery(
     ctx.metrics.offline('delivered', ids.length);
   };
 
-  /** Sends one page; resolves once it is acked (or written and drained). False when the session is gone. */
-  async function deliverPage(session: Session, page: readonly OfflineMessage[]): Promise<boolean> {
+  /** Sends one page; resolves once it is acked (or written and drained). False when the session is gone or hibernates. */
+  async function deliverPage(session: Session, page: readonly OfflineMessage[], skip: ReadonlySet<number> | undefined): Promise<boolean> {
     const tracked = acks?.tracks(session) ?? false;
+    const journaled = tracked && (acks?.journaled?.(session) ?? false);
     const f: InFlight = { unacked: new Map(), acked: [], wake: () => {} };
     const written: number[] = [];
     const refused: number[] = [];
@@ -102,6 +166,7 @@ export function createDelivery(
     if (tracked) inFlight.set(session, f);
     for (const m of page) {
       if (session.destroyed) break;
+      if (skip?.has(m.id)) continue;
       const message = read(ctx, session, m);
       if (!message) continue;
       // XEP-0191 §3.3: stored before the user blocked its sender: not delivered, taken out, and
@@ -123,9 +188,17 @@ export function createDelivery(
       for (const b of bounces) void ctx.router.route(null, b.error, b.to);
     }
     if (tracked) {
-      if (f.unacked.size > 0 && !session.destroyed) await new Promise<void>((resolve) => { f.wake = resolve; });
+      while (f.unacked.size > 0 && !session.destroyed && !hibernating(session)) await new Promise<void>((resolve) => { f.wake = resolve; });
       inFlight.delete(session);
+      // Decided in the turn that woke it: a resumption comes later and finds the delivery marked stopped.
+      const stopping = f.unacked.size > 0 && !session.destroyed ? stop(session, f, journaled) : undefined;
+      // Resumed on another node: the journaled queue took the page there (the resumed stream resends it).
+      if (f.unacked.size > 0 && journaled && moved.has(session)) f.acked.push(...f.unacked.values());
       await remove(session, f.acked);
+      if (stopping) {
+        await stopping();
+        return false;
+      }
     } else {
       await remove(session, written);
       await drained(session);
@@ -151,17 +224,56 @@ export function createDelivery(
     }
   }
 
-  return async (session) => {
-    let afterId = 0;
-    while (!session.destroyed) {
-      const listed = await store.list(session.host!, session.username!, { afterId, limit: PAGE_SIZE });
-      if (listed.length === 0) return;
-      const page = withinBytes(listed);
-      afterId = page[page.length - 1]!.id;
-      if (!await deliverPage(session, page)) return;
-      // One page per event-loop turn: a large backlog does not stall other sessions.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+  /** A session with no transport: stream management keeps it for a resumption (XEP-0198 §5). */
+  function hibernating(session: Session): boolean {
+    return session.conn === null;
+  }
+
+  /**
+   * The session hibernated with `f` unacked: the delivery stops (see createDelivery), marked at
+   * once; resolves with what is left to do (a journaled queue's page taken out of storage).
+   */
+  function stop(session: Session, f: InFlight, journaled: boolean): () => Promise<void> {
+    stopped.add(session);
+    ctx.log.debug({ event: 'offline-delivery-stopped', session: session.logId, unacked: f.unacked.size }, 'offline delivery stopped: the session hibernates');
+    if (journaled) return () => remove(session, [...f.unacked.values()]);
+    const l = left.get(session) ?? { unacked: new Map<XmlElement, number>(), ids: new Set<number>() };
+    for (const [stanza, id] of f.unacked) { l.unacked.set(stanza, id); l.ids.add(id); }
+    left.set(session, l);
+    const held = leftIn.get(account(session)) ?? new Set<Session>();
+    held.add(session);
+    leftIn.set(account(session), held);
+    return async () => undefined;
+  }
+
+  /** The stored ids in the queues of the account's hibernating sessions (`Left`), or undefined when none. */
+  function skipped(session: Session): ReadonlySet<number> | undefined {
+    const held = leftIn.get(account(session));
+    if (!held) return undefined;
+    const ids = new Set<number>();
+    for (const s of held) for (const id of left.get(s)?.ids ?? []) ids.add(id);
+    return ids;
+  }
+
+  return {
+    async deliver(session) {
+      const skip = skipped(session);
+      let afterId = 0;
+      while (!session.destroyed) {
+        const listed = await store.list(session.host!, session.username!, { afterId, limit: PAGE_SIZE });
+        if (listed.length === 0) return;
+        const page = withinBytes(listed);
+        afterId = page[page.length - 1]!.id;
+        if (!await deliverPage(session, page, skip)) return;
+        // One page per event-loop turn: a large backlog does not stall other sessions.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    },
+    resumed(session) {
+      if (!stopped.has(session)) return false;
+      stopped.delete(session);
+      return true;
+    },
   };
 }
 

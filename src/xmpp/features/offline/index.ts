@@ -57,7 +57,7 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
   if (opts.maxMessages === 0) return { flush: () => line.idle() };
   const quota: OfflineQuota = { maxMessages: opts.maxMessages, maxBytes: opts.maxBytes };
   ctx.disco.addFeature(NS.OFFLINE);
-  const deliverStored = createDelivery(ctx, deps.offline, deps.acks, deps.blocks, opts.drainPollMs);
+  const delivery = createDelivery(ctx, deps.offline, deps.acks, deps.blocks, opts.drainPollMs);
   const keyOf = (jid: Jid): string => jid.bare;
   // At shutdown every session is about to close: what stream management
   // hands over then is stored, not given to another resource that may have
@@ -132,9 +132,15 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
     if (wasReachable || priorityOf(stanza) < 0) return;
     line.after(makeJid(origin.username, origin.host!).bare, async () => {
       await processed(origin);
-      await deliverStored(origin);
+      await delivery.deliver(origin);
     });
   }, PRIORITY.route.offlineTrigger);
+  // A delivery that stopped when its session hibernated (delivery.ts) goes on once the session is
+  // resumed here: what is left follows on the resumed stream, after what its queue resent.
+  ctx.hooks.notify('session-resumed', ({ session }) => {
+    if (!delivery.resumed(session) || session.username === undefined) return;
+    line.after(makeJid(session.username, session.host!).bare, () => delivery.deliver(session));
+  }, PRIORITY.lifecycle.default);
 
   // The presence feature may process presence asynchronously (after the
   // roster is loaded): the broadcast's pipeline has run once its notify

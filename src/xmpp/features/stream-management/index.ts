@@ -97,6 +97,11 @@ export interface SmState {
 export interface StreamManagement {
   /** True when what is sent to `session` stays queued until the client acks it ('stanzas-acked' then fires). */
   tracks(session: Session): boolean;
+  /**
+   * True when `session`'s queue is stored outside this process (SM_BACKEND=redis, the journal): it
+   * outlives the process, and a resumption on another node or a survivor's hand-over takes it from there.
+   */
+  journaled(session: Session): boolean;
   /** XEP-0198 §3 inside Bind2 (XEP-0386): the <enabled/> or <failed/> for its <bound/>. */
   enable(session: Session, el: XmlElement): XmlElement;
   /** XEP-0198 §5 inside SASL2 (XEP-0388): the classic resumption, answered through `reply`. */
@@ -318,6 +323,7 @@ export function register(ctx: ModuleContext, opts: SmOptions, registry: SmRegist
   return {
     // Without ack requests a client may never ack: then what is written is SM's (handed over if unacked).
     tracks: (session) => opts.buffer && opts.ack && states.has(session),
+    journaled: (session) => journal !== undefined && states.has(session),
     enable,
     resume,
     unacked: (session) => states.get(session)?.queue.buffer_size,
