@@ -267,6 +267,7 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
   /** TAKEOVER for claim(), and the old owner's final h when it held the session live (`waiter`). */
   async function takeOver(smid: string, claimant: SmClaimant, waiter: FinalHWaiter): Promise<SmClaim> {
     let reply: unknown;
+    let later: number | undefined;
     try {
       reply = await redis.eval(TAKEOVER, {
         keys: [keys.record(smid), keys.queue(smid), keys.node(node.id)],
@@ -279,9 +280,10 @@ export function createRedisSmRegistry(deps: RedisSmDeps): RedisSmRegistry {
     } finally {
       const n = claiming.get(smid)! - 1;
       if (n > 0) claiming.set(smid, n); else claiming.delete(smid);
+      later = claimedMeanwhile.get(smid);
+      // Also when the script threw: a notice heard meanwhile must not stay in the map for ever.
+      if (!claiming.has(smid)) claimedMeanwhile.delete(smid);
     }
-    const later = claimedMeanwhile.get(smid);
-    if (!claiming.has(smid)) claimedMeanwhile.delete(smid);
     if (!Array.isArray(reply)) return Number(reply) === -2 ? 'other-account' : 'unknown';
     // RFC 6120 §7.7.2.2: a newer session holds the resource, so this one ended (XEP-0198 §5: item-not-found).
     // Handed over before the answer, so that <failed/> carries the stale h it stored.
