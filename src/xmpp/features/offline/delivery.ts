@@ -191,14 +191,12 @@ export function createDelivery(
       while (f.unacked.size > 0 && !session.destroyed && !hibernating(session)) await new Promise<void>((resolve) => { f.wake = resolve; });
       inFlight.delete(session);
       // Decided in the turn that woke it: a resumption comes later and finds the delivery marked stopped.
-      const stopping = f.unacked.size > 0 && !session.destroyed ? stop(session, f, journaled) : undefined;
-      // Resumed on another node: the journaled queue took the page there (the resumed stream resends it).
-      if (f.unacked.size > 0 && journaled && moved.has(session)) f.acked.push(...f.unacked.values());
+      const stopping = f.unacked.size > 0 && !session.destroyed;
+      if (stopping) stop(session, f, journaled);
+      // Hibernating, or resumed on another node: a journaled queue owns the page now (the resumption resends it).
+      if (f.unacked.size > 0 && journaled && (stopping || moved.has(session))) f.acked.push(...f.unacked.values());
       await remove(session, f.acked);
-      if (stopping) {
-        await stopping();
-        return false;
-      }
+      if (stopping) return false;
     } else {
       await remove(session, written);
       await drained(session);
@@ -230,20 +228,19 @@ export function createDelivery(
   }
 
   /**
-   * The session hibernated with `f` unacked: the delivery stops (see createDelivery), marked at
-   * once; resolves with what is left to do (a journaled queue's page taken out of storage).
+   * The session hibernated with `f` unacked: the delivery stops (see createDelivery). A page in a
+   * queue of this process only stays stored, as `Left`; a journaled one leaves storage (deliverPage).
    */
-  function stop(session: Session, f: InFlight, journaled: boolean): () => Promise<void> {
+  function stop(session: Session, f: InFlight, journaled: boolean): void {
     stopped.add(session);
     ctx.log.debug({ event: 'offline-delivery-stopped', session: session.logId, unacked: f.unacked.size }, 'offline delivery stopped: the session hibernates');
-    if (journaled) return () => remove(session, [...f.unacked.values()]);
+    if (journaled) return;
     const l = left.get(session) ?? { unacked: new Map<XmlElement, number>(), ids: new Set<number>() };
     for (const [stanza, id] of f.unacked) { l.unacked.set(stanza, id); l.ids.add(id); }
     left.set(session, l);
     const held = leftIn.get(account(session)) ?? new Set<Session>();
     held.add(session);
     leftIn.set(account(session), held);
-    return async () => undefined;
   }
 
   /** The stored ids in the queues of the account's hibernating sessions (`Left`), or undefined when none. */
