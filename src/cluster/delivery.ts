@@ -65,6 +65,16 @@ export interface Delivery {
    */
   drain(node: string): Promise<number>;
   /**
+   * drain() without the wait for the work its entries handed on (a stanza
+   * behind an account's delivery line that a client's unacked page of stored
+   * messages holds, up to SM_ACK_TIMEOUT): resolves once every entry is read.
+   * `handing` true: some of that work is still under way, and the inbox
+   * stays; a later drain(node) waits for it and removes the inbox.
+   */
+  readOut(node: string): Promise<{ handled: number; handing: boolean }>;
+  /** Resolves once the work handed on from `node`'s inbox entries read so far is done and acknowledged (or failed). */
+  settled(node: string): Promise<void>;
+  /**
    * Reads what is in our own inbox, after stop(), while our lease is still
    * current (a rolling restart's leave, before the lease goes): the stream
    * stays, for drain(), which reads what is added until the lease is gone.
@@ -171,10 +181,33 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
     }).finally(() => { handedOn.delete(key); });
     handedOn.set(key, done);
   }
+  const handedFrom = (keys: InboxKeys): Array<Promise<void>> => {
+    const prefix = `${keys.node}\0`;
+    return [...handedOn].filter(([k]) => k.startsWith(prefix)).map(([, p]) => p);
+  };
+  /** Whether work handed on from `keys`' entries is still under way. */
+  const handing = (keys: InboxKeys): boolean => handedFrom(keys).length > 0;
   /** Resolves once the work handed on from `keys`' entries so far is done and acknowledged (or failed). */
   async function handedSettled(keys: InboxKeys): Promise<void> {
-    const prefix = `${keys.node}\0`;
-    await Promise.all([...handedOn].filter(([k]) => k.startsWith(prefix)).map(([, p]) => p));
+    await Promise.all(handedFrom(keys));
+  }
+
+  /**
+   * Reads another node's inbox (`keys`) until it is empty, then removes it unless the node is alive
+   * again. `wait` false: returns once read if some entries' work is still handed on (the inbox stays).
+   */
+  async function drainInbox(keys: InboxKeys, wait: boolean): Promise<{ handled: number; handing: boolean }> {
+    let handled = 0;
+    if (!handler) return { handled, handing: false };
+    for (let round = 0; round < DRAIN_ROUNDS; round++) {
+      if ((await redis.exists(keys.lease)) === 1) return { handled, handing: false };
+      handled += await consume(keys, redis, false);
+      if (!wait && handing(keys)) return { handled, handing: true };
+      await handedSettled(keys);
+      if ((await removeInbox(redis, keys)) !== 'not-empty') return { handled, handing: false };
+    }
+    log.warn({ event: 'cluster-inbox-not-drained', inbox: keys.node }, 'an inbox kept receiving entries while it was drained');
+    return { handled, handing: false };
   }
 
   /** Gives up on an entry: its fallback routes it without the target session; acknowledged either way. */
@@ -334,18 +367,10 @@ export function createRedisDelivery(node: ClusterNode, opts: DeliveryOptions): D
       loop = run(reader);
     },
     async drain(target) {
-      const keys = inboxKeys(prefix, target);
-      if (!handler) return 0;
-      let handled = 0;
-      for (let round = 0; round < DRAIN_ROUNDS; round++) {
-        if ((await redis.exists(keys.lease)) === 1) return handled;
-        handled += await consume(keys, redis, false);
-        await handedSettled(keys);
-        if ((await removeInbox(redis, keys)) !== 'not-empty') return handled;
-      }
-      log.warn({ event: 'cluster-inbox-not-drained', inbox: target }, 'an inbox kept receiving entries while it was drained');
-      return handled;
+      return (await drainInbox(inboxKeys(prefix, target), true)).handled;
     },
+    readOut: (target) => drainInbox(inboxKeys(prefix, target), false),
+    settled: (target) => handedSettled(inboxKeys(prefix, target)),
     async drainOwn() {
       if (!handler) return 0;
       const handled = await consume(own, redis, false);

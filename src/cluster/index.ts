@@ -112,20 +112,47 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
   });
   // A survivor told that a node is dead reads what was left in its inbox (the handler re-routes it).
   // Only this node is told, once: a Redis hiccup meanwhile must not leave the inbox behind.
-  node.onNodeDown(async (dead) => {
+  const retried = async <T>(work: () => Promise<T>): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        const handled = await delivery.drain(dead);
-        clusterLog.info({ event: 'cluster-inbox-drained', inbox: dead, entries: handled }, "drained a dead node's inbox");
-        return;
+        return await work();
       } catch (err) {
         if (attempt >= DRAIN_ATTEMPTS) throw err;
         await sleep(500 * attempt);
       }
     }
+  };
+  // Dead nodes whose inbox was read with entries still handed on (held by an account's delivery line).
+  const handing = new Set<string>();
+  const drained = (dead: string, handled: number) => {
+    clusterLog.info({ event: 'cluster-inbox-drained', inbox: dead, entries: handled }, "drained a dead node's inbox");
+  };
+  // Read first, without waiting for a held line (a client's unacked page: SM_ACK_TIMEOUT): the
+  // modules' handlers (the dead sessions' presence and directory entries, their SM adoption) must
+  // not wait for one slow client. The wait, and the inbox's removal, come last (below).
+  node.onNodeDown(async (dead) => {
+    const { handled, handing: under } = await retried(() => delivery.readOut(dead));
+    if (under) handing.add(dead); else drained(dead, handled);
   });
   const services: ClusterServices = { config, log: clusterLog, node, redis, delivery };
   const modules = MODULES.map((create) => create(services));
+  node.onNodeDown(async (dead) => {
+    if (!handing.has(dead)) return;
+    try {
+      drained(dead, await retried(() => delivery.drain(dead)));
+    } finally {
+      handing.delete(dead);
+    }
+  });
+  // Leaving before that last handler: what this node handed on is finished (the leave dropped the
+  // transports, so held lines move) before a node that stays drains the inbox again, or it would
+  // handle those entries a second time. Past the bound they stay pending, for that node.
+  node.onGiveBack(async (dead) => {
+    if (!handing.delete(dead)) return;
+    if (!(await bounded(clusterLog, () => delivery.settled(dead), LEAVE_TIMEOUT_MS))) {
+      clusterLog.warn({ event: 'cluster-inbox-handed-back', inbox: dead }, "leaving with a dead node's inbox entries still handed on: the node that drains it again handles them too");
+    }
+  });
   const boshForwarder = createBoshForwarder(node, { log: clusterLog, ...forwardLimits(config) });
   let left = false;
   let closed = false;

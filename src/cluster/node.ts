@@ -36,6 +36,12 @@ export interface ClusterNode {
   members(): Promise<string[]>;
   /** Runs `handler` once per dead member, on one surviving node only (the one that removed it from the member set). */
   onNodeDown(handler: (id: string) => void | Promise<void>): void;
+  /**
+   * Runs `handler` before a dead node is given back (leaving(), below): work a
+   * down handler started and left under way finishes first (bounded by the
+   * handler), so that the node that stays does not do it a second time.
+   */
+  onGiveBack(handler: (id: string) => Promise<void>): void;
   /** This node's lease was lost: it must stop serving. */
   onLost(handler: () => void): void;
   /**
@@ -100,6 +106,7 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
   // Still a member: a previous run of this name left and nobody has cleaned up after it yet.
   const leftBehind = (await redis.sAdd(membersKey, id)) === 0;
   const downHandlers: Array<(id: string) => void | Promise<void>> = [];
+  const giveBackHandlers: Array<(id: string) => Promise<void>> = [];
   const lostHandlers: Array<() => void> = [];
   let stopped = false;
   let judging = true;
@@ -115,6 +122,9 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
   /** Another node's death this node declared, now that it is leaving: a node that stays takes it over. */
   const givesBack = (other: string): boolean => !judging && other !== id;
   async function giveBack(other: string): Promise<void> {
+    for (const h of giveBackHandlers) {
+      try { await h(other); } catch (err) { log.error({ err, node: other }, 'finishing a dead node\'s handling before giving it back failed'); }
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         await redis.sAdd(membersKey, other);
@@ -189,6 +199,7 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
       return live;
     },
     onNodeDown: (h) => { downHandlers.push(h); },
+    onGiveBack: (h) => { giveBackHandlers.push(h); },
     onLost: (h) => { lostHandlers.push(h); },
     leaving() { judging = false; },
     get departing() { return !judging; },

@@ -166,3 +166,32 @@ t.test('a survivor keeps renewing its own lease while it handles a dead node, ho
   t.equal(renewals, 3, 'a\'s lease is renewed while it handles b\'s death');
   t.notOk(lost, 'a is still a member');
 });
+
+t.test('a node that leaves while it handles a dead node finishes its give-back handlers before the dead node is a member again, and runs no further down handler', async (t) => {
+  const url = redis.url();
+  const look = await client(t, url);
+  const members = `${keyPrefix(url)}nodes`;
+  const a = await node(t, url, 'a');
+  const b = await node(t, url, 'b');
+  const { promise: firstDone, resolve: endFirst } = deferred();
+  t.teardown(() => endFirst());
+  const ran: string[] = [];
+  let started = false;
+  a.onNodeDown(async () => { started = true; ran.push('first'); await firstDone; });
+  a.onNodeDown(() => { ran.push('second'); });
+  const { promise: giveBackDone, resolve: endGiveBack } = deferred();
+  t.teardown(() => endGiveBack());
+  let giving = false;
+  a.onGiveBack(async (id) => { giving = true; ran.push(`give-back:${id}`); await giveBackDone; });
+  await b.stop();
+  await eventually(() => started, { timeout: 5000, message: "a handles b's death" });
+  t.notOk(await look.sIsMember(members, 'b'), 'b is out of the member set while a handles it');
+  a.leaving();
+  endFirst();
+  await eventually(() => giving, { timeout: 5000, message: 'the give-back handler runs' });
+  await new Promise((r) => setTimeout(r, 200));
+  t.notOk(await look.sIsMember(members, 'b'), 'b is not given back while the give-back handler runs');
+  endGiveBack();
+  await eventually(async () => look.sIsMember(members, 'b'), { timeout: 5000, message: 'b given back' });
+  t.same(ran, ['first', 'give-back:b'], 'the handler after the leave did not run; the give-back handler did');
+});
