@@ -19,6 +19,8 @@ import { isPromise, type Outcome } from '../xmpp/pipeline.js';
 import type { RouteEvent } from '../xmpp/events.js';
 import { DeliveryRefused, type Handed, type InboxEntry } from './delivery.js';
 import { createDirectory, type DirEntry, type DirFields } from './directory.js';
+import { RECOVERY_BATCH } from './redis.js';
+import { inBatches } from '../util/batches.js';
 import { createStub, refresh, stanzaEntry, type RemoteSink } from './remote.js';
 import { createAnswerRoutes } from './answers.js';
 import type { ClusterModule, ClusterServices } from './module.js';
@@ -273,11 +275,10 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     if (entry.kind === 'stanza' && ctx && to) await ctx.router.route(null, parseXml(entry.xml, WRITTEN_LIMITS, NS.CLIENT), to.bareJid());
   });
   node.onNodeDown(async (dead) => {
-    for (const [full, s] of [...stubs]) {
-      if (s.node !== dead) continue;
+    await inBatches([...stubs].filter(([, s]) => s.node === dead), RECOVERY_BATCH, async ([full, s]) => {
       await endPresence(s.session);
       dropStub(full, s);
-    }
+    });
     const removed = await directory.removeNode(dead);
     log.info({ event: 'cluster-directory-node-removed', node: dead, entries: removed }, 'removed a dead node\'s directory entries');
   });
@@ -290,19 +291,17 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
    * the entries are removed. Before, they were removed without a word and
    * those sessions looked online for ever.
    */
-  async function endLeftBehind(entries: ReadonlyArray<{ bare: string; resource: string; entry: DirEntry }>): Promise<void> {
+  async function endLeftBehind({ bare, resource, entry }: { bare: string; resource: string; entry: DirEntry }): Promise<void> {
     if (!ctx) return;
-    for (const { bare, resource, entry } of entries) {
-      const full = `${bare}/${resource}`;
-      if (stubs.has(full) || local(...splitFull(bare, resource)) !== undefined) continue;
-      const session = createStub(bare, resource, entry, sink);
-      const stub = { session, sid: entry.sid, node: entry.node };
-      stubs.set(full, stub);
-      ctx.sessions.bindRemote(session);
-      ctx.hooks.run('remote-session', { session, present: true });
-      await endPresence(session);
-      if (stubs.get(full) === stub) dropStub(full, stub);
-    }
+    const full = `${bare}/${resource}`;
+    if (stubs.has(full) || local(...splitFull(bare, resource)) !== undefined) return;
+    const session = createStub(bare, resource, entry, sink);
+    const stub = { session, sid: entry.sid, node: entry.node };
+    stubs.set(full, stub);
+    ctx.sessions.bindRemote(session);
+    ctx.hooks.run('remote-session', { session, present: true });
+    await endPresence(session);
+    if (stubs.get(full) === stub) dropStub(full, stub);
   }
 
   function splitFull(bare: string, resource: string): [string, string, string] {

@@ -16,7 +16,8 @@
  * that cleans up after a dead node.
  */
 import type { ClusterNode } from './node.js';
-import { connectionOf, type Redis } from './redis.js';
+import { connectionOf, RECOVERY_BATCH, type Redis } from './redis.js';
+import { inBatches } from '../util/batches.js';
 
 /** What a node publishes about one of its bound sessions. */
 export interface DirFields {
@@ -50,7 +51,7 @@ export type DirChange = (bare: string, resource: string, entry: DirEntry | null,
 /** Told after the mirror was loaded again (the subscriber reconnected: what was published meanwhile is lost). */
 export type DirResynced = () => void;
 /** What a previous run of this node left in the directory (its sessions are gone), before it is removed at start. */
-export type DirLeftBehind = (entries: ReadonlyArray<{ bare: string; resource: string; entry: DirEntry }>) => Promise<void>;
+export type DirLeftBehind = (left: { readonly bare: string; readonly resource: string; readonly entry: DirEntry }) => Promise<void>;
 
 export interface DirLog {
   info(obj: object, msg: string): void;
@@ -203,12 +204,17 @@ export function createDirectory(node: ClusterNode, onChange: DirChange, log: Dir
       await subscriber.subscribe(channel, received);
       await load();
       // Entries of a previous run of this node (a crash, a restart with the same NODE_ID): its sessions are gone.
+      // Each is removed once ended, so a start cut short (its startup probe) does not begin again from the first.
+      let stale = 0;
       if (leftBehind) {
         const own: Array<{ bare: string; resource: string; entry: DirEntry }> = [];
         for (const [bare, resources] of mirror) for (const [resource, entry] of resources) if (entry.node === node.id) own.push({ bare, resource, entry });
-        if (own.length > 0) await leftBehind(own);
+        await inBatches(own, RECOVERY_BATCH, async (left) => {
+          await leftBehind(left);
+          if ((await removeWhere(left.bare, left.resource, 'node', node.id, node.id)) > 0) stale++;
+        });
       }
-      const stale = await directory.removeNode(node.id);
+      stale += await directory.removeNode(node.id);
       if (stale > 0) log.info({ event: 'cluster-directory-stale', entries: stale }, 'removed directory entries of a previous run');
     },
     bind: (bare, resource, fields) => write(bare, resource, fields, ''),
@@ -218,10 +224,10 @@ export function createDirectory(node: ClusterNode, onChange: DirChange, log: Dir
     },
     async removeNode(id) {
       let removed = 0;
-      for (const full of await redis.sMembers(nodeKey(id))) {
+      await inBatches(await redis.sMembers(nodeKey(id)), RECOVERY_BATCH, async (full) => {
         const at = full.indexOf('/');
         if ((await removeWhere(full.slice(0, at), full.slice(at + 1), 'node', id, id)) > 0) removed++;
-      }
+      });
       await redis.del(nodeKey(id));
       return removed;
     },

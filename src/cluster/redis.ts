@@ -90,3 +90,11 @@ export function keyPrefix(url: string): string {
   const db = Number(new URL(url).pathname.replace(/^\//, '') || '0');
   return `xwg:${Number.isInteger(db) ? db : 0}:`;
 }
+
+/**
+ * How many sessions or entries a recovery (a dead node's, or a previous run's at start) handles at once
+ * (util/batches.ts): their commands share a round trip. A start recovers before it listens, so 10,000
+ * sessions one by one kept it closed for seconds.
+ */
+export const RECOVERY_BATCH = 64;
+

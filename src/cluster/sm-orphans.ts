@@ -29,6 +29,8 @@ import { CLAIM, HANDED_OVER, TAKE_ORPHAN, decodeItem, smKeys, smidRef } from './
 import { NS, x } from '../xml/index.js';
 import { createStub } from './remote.js';
 import type { DirEntry } from './directory.js';
+import { RECOVERY_BATCH } from './redis.js';
+import { inBatches } from '../util/batches.js';
 
 const DEAD_NOTE = `${NOT_ACKNOWLEDGED} before its server went down`;
 const REPLACED_NOTE = `${NOT_ACKNOWLEDGED} before its session was replaced`;
@@ -234,13 +236,14 @@ export function createOrphans(deps: OrphanDeps): Orphans {
   return {
     async adoptNode(id) {
       const smids = await redis.sMembers(keys.node(id));
-      for (const smid of smids) {
-        // Leaving (a rolling restart's SIGTERM meanwhile): the rest are a staying node's (node.ts giveBack).
-        if (id !== node.id && node.departing) return;
+      // Leaving (a rolling restart's SIGTERM meanwhile): the rest are a staying node's (node.ts giveBack).
+      const leaving = () => id !== node.id && node.departing;
+      await inBatches(smids, RECOVERY_BATCH, async (smid) => {
         // Those this process holds itself (a claim of its own) are not orphans.
-        if (id === node.id && waiting.has(smid)) continue;
+        if (id === node.id && waiting.has(smid)) return;
         try { await adoptOne(id, smid); } catch (err) { log.warn({ err, sm: smidRef(smid), node: id }, 'taking over a dead node\'s session failed'); }
-      }
+      }, leaving);
+      if (leaving()) return;
       if (smids.length > 0) log.info({ event: 'sm-node-adopted', node: id, sessions: smids.length }, 'took over the resumable sessions of a dead node');
     },
     watch,

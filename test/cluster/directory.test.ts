@@ -100,6 +100,41 @@ t.test('a dead node\'s entries are removed, and so are those a previous run of a
   await eventually(() => b.dir.entries('bob@x') === undefined, { message: 'and b was told' });
 });
 
+// A previous run's sessions are ended one by one at start (their contacts told, directory-module.ts), before the
+// listener opens. Each entry goes once ended: a start cut short (its startup probe, a crash) goes on where it stopped.
+t.test('a previous run\'s entries are removed as they are ended: a start cut short does not end them again', async (t) => {
+  const url = redis.url();
+  const a = await member(t, url, 'a');
+  await a.dir.start();
+  const resources = ['r1', 'r2', 'r3', 'r4', 'r5'];
+  for (const r of resources) await a.dir.bind('bob@x', r, fields('a', `a:${r}`));
+  await a.dir.stop();
+  await a.node.stop();
+  const ended: string[] = [];
+  const restart = async (failAt?: string) => {
+    const conn = await connectRedis(url, quiet, 'a');
+    const node = await joinCluster(conn, { id: 'a', prefix: keyPrefix(url), ttlMs: 2000, log: quiet });
+    const dir = createDirectory(node, () => undefined, quiet, undefined, async ({ resource }) => {
+      if (resource === failAt) throw new Error('cut short');
+      ended.push(resource);
+    });
+    const outcome = await dir.start().then(() => 'started', (err: Error) => err.message);
+    await dir.stop();
+    await node.stop().catch(() => undefined);
+    if (conn.isOpen) conn.destroy();
+    return outcome;
+  };
+  t.equal(await restart('r4'), 'cut short', 'the first restart stops at r4');
+  const firstRun = [...ended].sort();
+  t.ok(firstRun.length >= 1 && !firstRun.includes('r4'), `it ended some before r4 (${firstRun.join(',')})`);
+  ended.length = 0;
+  t.equal(await restart(), 'started', 'the second restart starts');
+  t.same([...ended].sort(), resources.filter((r) => !firstRun.includes(r)), 'and ends only the entries the first did not');
+  const look = await connectRedis(url, quiet, 'look');
+  t.teardown(() => look.destroy());
+  t.same(await look.hGetAll(`${keyPrefix(url)}dir:bob@x`), {}, 'none is left in Redis');
+});
+
 t.test('a refused removal leaves the node\'s list alone: a dead node\'s newer session on that resource is still removed', async (t) => {
   // One node, two sessions on one resource (RFC 6120 §7.7.2.2 on one node): the older one's removal
   // comes after the newer one's bind (directory-module.ts: its own bind write came back after it had
