@@ -78,7 +78,12 @@ export interface CoreEvents {
   /** The transport died and the session hibernates (the core's lifecycle; stream management decided it may). */
   'session-hibernated': { readonly session: Session; readonly reason: string };
   /** A hibernating (or still connected) session got a new transport: XEP-0198 resumption, done by the core. */
-  'session-resumed': { readonly session: Session };
+  /**
+   * `wasUnavailable`: its contacts were told it went unavailable meanwhile (its node died, a cluster ended its
+   * presence on its behalf), and it is announced available again: what was sent to the account in between went
+   * by the rules for an account with no available resource (offline storage).
+   */
+  'session-resumed': { readonly session: Session; readonly wasUnavailable?: boolean };
   /** The session is gone for good; features release what they hold for it. */
   'session-destroyed': { readonly session: Session; readonly reason: StreamError | undefined };
   /** A stanza is about to be written to a session: filters may hold it (CSI), a deliver handler may write it (SM). */

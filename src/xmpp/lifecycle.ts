@@ -32,9 +32,10 @@ export interface Lifecycle {
   /**
    * XEP-0198 §5 for a session another node held (a cluster): `session`,
    * the new stream, has been built as the resumed session on its own
-   * transport; `greeting` is written and 'session-resumed' runs.
+   * transport; `greeting` is written and 'session-resumed' runs
+   * (`wasUnavailable`: its presence had been ended on its behalf, and is announced again).
    */
-  adopt(session: Session, greeting: readonly XmlElement[]): void;
+  adopt(session: Session, greeting: readonly XmlElement[], wasUnavailable?: boolean): void;
 }
 
 export interface LifecycleDeps {
@@ -59,9 +60,9 @@ export interface CoreLifecycle extends Lifecycle {
 export function createLifecycle(deps: LifecycleDeps): CoreLifecycle {
   let policy: HibernationPolicy = () => false;
   const { hooks } = deps;
-  function adopt(session: Session, greeting: readonly XmlElement[]): void {
+  function adopt(session: Session, greeting: readonly XmlElement[], wasUnavailable?: boolean): void {
     for (const el of greeting) session.write(el);
-    hooks.run('session-resumed', { session });
+    hooks.run('session-resumed', wasUnavailable ? { session, wasUnavailable } : { session });
   }
   return {
     hibernateWhen(p) { policy = p; },

@@ -136,9 +136,13 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
     });
   }, PRIORITY.route.offlineTrigger);
   // A delivery that stopped when its session hibernated (delivery.ts) goes on once the session is
-  // resumed here: what is left follows on the resumed stream, after what its queue resent.
-  ctx.hooks.notify('session-resumed', ({ session }) => {
-    if (!delivery.resumed(session) || session.username === undefined) return;
+  // resumed here: what is left follows on the resumed stream, after what its queue resent. So does
+  // one for a session announced available again after its contacts were told it was gone (its node
+  // died): what was sent to the account meanwhile was stored, and its resumption, not a new login,
+  // is the account's return (before, the user saw those messages only at the next fresh login).
+  ctx.hooks.notify('session-resumed', ({ session, wasUnavailable }) => {
+    const stopped = delivery.resumed(session);
+    if (!(stopped || (wasUnavailable === true && session.priority >= 0)) || session.username === undefined) return;
     line.after(makeJid(session.username, session.host!).bare, () => delivery.deliver(session));
   }, PRIORITY.lifecycle.default);
 

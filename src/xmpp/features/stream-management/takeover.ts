@@ -98,7 +98,10 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     const loaded = bindSession(ctx, carrier, record.username, record.resource);
     const resent = st.queue.unacked();
     const head = reply.greeting(carrier, x('resumed', { xmlns: NS.SM, previd, h: st.counter_in }));
-    ctx.lifecycle.adopt(carrier, [...head, ...resent.map((b) => b.stanza)]);
+    // Its node died and its contacts were told it went unavailable (RFC 6121 §4.5.2, the cluster did it for the
+    // session): it is announced available again below.
+    const announce = !claimed.ownerGone || carrier.presence === undefined ? undefined : carrier.presence;
+    ctx.lifecycle.adopt(carrier, [...head, ...resent.map((b) => b.stanza)], announce !== undefined);
     ctx.metrics.sm('resumed');
     // Held by another node: which transport it had there is not known here.
     ctx.metrics.smResume('resumed', 'none', carrier.transport);
@@ -107,11 +110,9 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     // The carrier's next element waits for what 'resource-bound' loads (its roster), as after a bind.
     // Then the journal learns the session is bound here (its directory entry written): until then a death of
     // this node ended nothing of it, and the survivor that adopts it owes its contacts the unavailable.
-    const announce = !claimed.ownerGone || carrier.presence === undefined ? undefined : carrier.presence;
     const bound = (): unknown => {
       journal.bound(previd);
-      // Its node died and its contacts were told it went unavailable (RFC 6121 §4.5.2, the cluster did
-      // it for the session): it is available again, as if the client had sent its presence once more.
+      // Available again, as if the client had sent its presence once more.
       return announce === undefined ? undefined : ctx.router.routeNoTo(carrier, announce.clone());
     };
     return isPromise(loaded) ? loaded.then(bound) : bound();

@@ -1,0 +1,57 @@
+/**
+ * XEP-0198 across a node's death, then XEP-0160. When a node dies, the
+ * survivor tells the contacts of its sessions that they went unavailable
+ * (RFC 6121 §4.5.2, on their behalf), so what is sent to such an account
+ * meanwhile goes by the rules for an account with no available resource:
+ * offline storage. The session stays resumable (its queue is in Redis), and
+ * a resumption on a survivor announces it available again. Before, what was
+ * stored meanwhile stayed in storage: the resumed session never got it
+ * (offline messages come with an initial presence, and a resumed session
+ * sends none), so the user saw those messages only at the next fresh login.
+ * Now a resumption that re-announces the session delivers them, as the
+ * initial presence of a new login would.
+ */
+import t from 'tap';
+import { NS } from '../../src/xml/index.js';
+import { clusterBackends, contactNodes, declaredDead } from '../helpers/gateways.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { SmPeer, chat } from '../helpers/sm-peer.js';
+import { eventually, sleep } from '../helpers/eventually.js';
+
+const backends = clusterBackends(t);
+
+t.test("messages stored while a dead node's session was unavailable come on its resumption on a survivor, once", async (t) => {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const [n1, n2] = await contactNodes(t, opts, ['n1', 'n2']);
+  const bob = await RawWsClient.connect(n2.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'desk');
+  bob.send("<presence xmlns='jabber:client'/>");
+  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
+  t.teardown(() => alice.c.close());
+  alice.c.send("<presence xmlns='jabber:client'/>");
+  const fromAlice = (type?: string) => () => bob.frames.some((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type);
+  await eventually(fromAlice(), { message: 'bob sees alice available' });
+
+  n1.crash();
+  alice.c.ws.terminate();
+  await declaredDead(n2, 'n1');
+  await eventually(fromAlice('unavailable'), { timeout: 15_000, message: "bob is told alice went unavailable" });
+  // Bob writes to the full JID he knew and to the bare JID: alice has no available resource, so both are stored.
+  bob.send(chat(alice.jid, 'gap-full'));
+  bob.send(chat('alice@localhost', 'gap-bare'));
+  await eventually(async () => (await n2.server.storage.offline.count('localhost', 'alice')) === 2, { message: 'both stored offline' });
+
+  const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
+  t.teardown(() => peer.c.close());
+  t.ok(answer.is('resumed', NS.SM), `alice resumed on n2 (${answer.toString()})`);
+  const got = await eventually(() => peer.messageIds().length >= 2, { timeout: 10_000, message: 'the stored messages on the resumed stream' }).then(() => true, () => false);
+  t.ok(got, 'the resumed session gets what was stored while it was unavailable');
+  await sleep(300);
+  t.same(peer.messageIds(), ['gap-full', 'gap-bare'], 'in order, once');
+  const stamped = peer.c.frames.filter((el) => el.local === 'message').every((el) => el.getChild('delay', 'urn:xmpp:delay') !== undefined);
+  t.ok(stamped, 'each with its XEP-0203 delay, as stored messages are');
+  await eventually(async () => (await n2.server.storage.offline.count('localhost', 'alice')) === 0, { message: 'storage emptied' }).catch(() => undefined);
+  t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'and they leave storage once acknowledged: the next login does not get them again');
+  await eventually(fromAlice(), { message: 'bob sees alice available again' });
+});
