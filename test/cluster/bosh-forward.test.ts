@@ -292,6 +292,24 @@ t.test('the terminate body of a session with three responses queued reaches the 
   t.same([...delivered, ...stored], sent, 'every message either in the terminate body or stored offline, once, in order');
 });
 
+t.test("one stanza larger as written than the other node's relay bound still reaches the client through it (XEP-0124 §8: the response carries it whole)", async (t) => {
+  // Each '"' of a single-quoted attribute is written back as &quot;: 3,500 bytes in, over 21,000 out, against the
+  // 2 × (BOSH_MAX_RESPONSE_BYTES + MAX_STANZA_SIZE) = 16 KiB the other node relayed at most. Any user can send it.
+  const [a, b] = await cluster(t, { BOSH_MAX_RESPONSE_BYTES: '4096', MAX_STANZA_SIZE: '4096' });
+  const { c: alice, jid } = await direct(t, a, 'alice');
+  const bob = await RawWsClient.connect(a.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', USERS.bob, 'sender');
+  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='quotes'><x xmlns='urn:example:q' q='${'"'.repeat(3500)}'/></message>`);
+  await eventually(() => a.server.app.bosh.stats().queued === 1, { message: 'the message queued for alice on the owner' });
+  const res = await post(b.bosh, serialize(alice.body()), { agent: alice.agent });
+  t.equal(terminalCondition(res), undefined, 'not a terminal condition for a session that lives on');
+  const got = payloads(res.body).find((el) => el.local === 'message');
+  t.equal(got?.attr('id'), 'quotes');
+  t.ok(got?.firstElement?.attr('q') === '"'.repeat(3500), 'the stanza whole');
+  t.same(ids(await post(b.bosh, serialize(alice.body({}, ping('after'))), { agent: alice.agent })), ['after'], 'the session goes on through the other node');
+});
+
 t.test('a node shutting down drops the requests it forwards, and the client sends them again to the owner', async (t) => {
   const [a, b] = await cluster(t);
   const { c: alice } = await direct(t, a, 'alice');
