@@ -40,6 +40,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { PassThrough, pipeline } from 'node:stream';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import { CLOSE_CONNECTION_TYPE, HOP_HEADER, type BoshForwarder, type ClientInfo, type HttpReply } from '../transports/bosh/types.js';
@@ -48,10 +49,8 @@ import { logTag } from '../util/log-tag.js';
 
 export interface BoshForwardOptions {
   readonly log: { warn(obj: object, msg: string): void };
-  /** Longest a forwarded request may stay open: the longest 'wait' (BOSH_MAX_WAIT) plus a margin, in ms. */
+  /** Longest a forwarded request may stay open, its answer relayed: the longest 'wait' (BOSH_MAX_WAIT) plus a margin, in ms. */
   readonly timeoutMs: number;
-  /** Largest response relayed, in bytes; a larger one is cut and the client gets remote-connection-failed. */
-  readonly maxResponseBytes: number;
   /** Life of a `bosh:{sid}` entry in ms, renewed every third of it while the session lives here (default 5 min). */
   readonly sidTtlMs?: number;
 }
@@ -95,9 +94,14 @@ export function advertisedUrl(config: Pick<Config, 'clusterAdvertiseUrl' | 'host
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-/** The bounds of forwarded requests from the BOSH settings: held up to BOSH_MAX_WAIT, answers up to a full response plus one stanza. */
-export function forwardLimits(config: Pick<Config, 'boshMaxWait' | 'boshMaxResponseBytes' | 'maxStanzaSize'>): Pick<BoshForwardOptions, 'timeoutMs' | 'maxResponseBytes'> {
-  return { timeoutMs: (config.boshMaxWait + 15) * 1000, maxResponseBytes: 2 * (config.boshMaxResponseBytes + config.maxStanzaSize) };
+/**
+ * The bound of forwarded requests from the BOSH settings: held up to BOSH_MAX_WAIT. Their answers have
+ * no bound of size: they are relayed as read, never held whole here, and one response always carries
+ * one stanza, which may be far larger than MAX_STANZA_SIZE as written (a PEP items result, a client's
+ * '"' in an attribute written as &quot;): cut, it ended for its client a session that lives on.
+ */
+export function forwardLimits(config: Pick<Config, 'boshMaxWait'>): Pick<BoshForwardOptions, 'timeoutMs'> {
+  return { timeoutMs: (config.boshMaxWait + 15) * 1000 };
 }
 
 /** What a node keeps in Redis for forwarding, written again on every renewal (a Redis that lost it gets it back). */
@@ -174,7 +178,7 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
     async forward(target, raw, client, reply) {
       const agent = target.startsWith('https:') ? agents.https : agents.http;
       const outcome = state.secret === undefined ? 'unreached'
-        : await relay({ target, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, maxResponseBytes: opts.maxResponseBytes, log: opts.log });
+        : await relay({ target, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, log: opts.log });
       counts[outcome === 'relayed' ? 'forwarded' : 'unreachable']++;
       // Sent and unanswered: the owner may have processed it, so the client's connection is dropped and it sends the rid again (§14.3).
       if (outcome === 'lost') reply.abort();
@@ -210,7 +214,6 @@ interface Relay {
   readonly secret: string;
   readonly agent: http.Agent;
   readonly timeoutMs: number;
-  readonly maxResponseBytes: number;
   readonly log: BoshForwardOptions['log'];
 }
 
@@ -229,18 +232,21 @@ function hopHeaders(r: Relay): http.OutgoingHttpHeaders {
 
 /**
  * What became of a forwarded request: its answer was relayed (or the client
- * went away first); the owner was not reached, or answered too much (nothing
- * sent to the client); or it was sent and its answer lost on the way (a
+ * went away first); the owner was not reached (nothing sent to the client);
+ * or it was sent and its answer lost on the way, whole or in part (a
  * connection cut, no answer in time): the owner may have processed it.
  */
 type RelayOutcome = 'relayed' | 'unreached' | 'lost';
 
 /**
  * One forwarded request: the body goes as it came, the answer comes back
- * with its status and content-type. It stays open as long as the owner
- * holds it (up to 'wait', XEP-0124 §8), bounded by `timeoutMs`. A client
- * that goes away closes the forwarded request too, so the owner sees what it
- * would have seen directly. Nothing is sent to the client unless 'relayed'.
+ * with its status and content-type, its body passed on as it is read (back
+ * pressure included: nothing of it is held here). It stays open as long as
+ * the owner holds it (up to 'wait', XEP-0124 §8), bounded by `timeoutMs`. A
+ * client that goes away closes the forwarded request too, so the owner sees
+ * what it would have seen directly. An answer cut on the way ('lost') drops
+ * the client's connection, part of it sent or not: the client sends the rid
+ * again (§14.3).
  */
 function relay(r: Relay): Promise<RelayOutcome> {
   return new Promise((resolve) => {
@@ -259,21 +265,24 @@ function relay(r: Relay): Promise<RelayOutcome> {
       settle(outcome);
     };
     const req = (r.target.startsWith('https:') ? https : http).request(r.target, { method: 'POST', agent: r.agent, headers: hopHeaders(r) }, (res) => {
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      res.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        // The same answer would come again for the same rid: refused, not lost.
-        if (bytes > r.maxResponseBytes) fail(new Error(`response over ${r.maxResponseBytes} bytes`), 'unreached');
-        else chunks.push(chunk);
-      });
-      res.on('error', fail);
-      res.on('end', () => {
-        if (settled) return;
-        // The owner wants the client's connection closed unanswered (XEP-0124 §19.1), not a response relayed.
-        if (res.headers['content-type'] === CLOSE_CONNECTION_TYPE) r.reply.abort();
-        else r.reply.send(res.statusCode ?? 502, res.headers['content-type'] ?? 'text/xml; charset=utf-8', Buffer.concat(chunks).toString('utf8'));
-        settle('relayed');
+      if (settled) return void res.destroy();
+      // The owner wants the client's connection closed unanswered (XEP-0124 §19.1), not a response relayed.
+      if (res.headers['content-type'] === CLOSE_CONNECTION_TYPE) {
+        res.on('error', fail).on('end', () => {
+          if (settled) return;
+          r.reply.abort();
+          settle('relayed');
+        }).resume();
+        return;
+      }
+      const body = new PassThrough();
+      r.reply.stream(res.statusCode ?? 502, res.headers['content-type'] ?? 'text/xml; charset=utf-8', body);
+      // A cut after part of the body went out is 'lost' as well: the client's connection is dropped, never ended as if whole.
+      // Told first: the pipeline's own handling drops the client's connection, and that close would read as the client gone.
+      res.once('error', (err) => fail(err));
+      pipeline(res, body, (err) => {
+        if (err) fail(err);
+        else settle('relayed');
       });
     });
     const timer = setTimeout(() => fail(new Error(`no answer within ${r.timeoutMs} ms`)), r.timeoutMs);

@@ -266,8 +266,22 @@ t.test('a forwarded request whose answer is lost between the nodes: the client s
   t.same(ids(await alice.send({}, ping('after'))), ['after'], 'the session goes on');
 });
 
+t.test('an answer cut between the nodes after part of it reached the client: its connection is dropped, never ended as if whole; the rid again gets it all (XEP-0124 §14.3)', async (t) => {
+  const [a, b] = await cluster(t);
+  const lossy = await lossyRelay(t, a.server.httpUrl, 200);
+  await a.forwarder.advertise(lossy.url);
+  const { c: alice } = await direct(t, a, 'alice');
+  const body = serialize(alice.body({}, ping(`cut-${'x'.repeat(2000)}`)));
+  const first = await post(b.bosh, body, { agent: alice.agent }).then((r) => `HTTP ${r.status}: ${r.text}`, (err: Error) => err);
+  t.equal(lossy.lost, 1, 'the owner answered and only the start of it passed');
+  t.type(first, Error, 'the client sees a broken connection, not a response that ends early');
+  t.same(ids(await post(a.bosh, body, { agent: alice.agent })), [`cut-${'x'.repeat(2000)}`], 'the resent rid gets the whole answer');
+  t.same(ids(await alice.send({}, ping('after'))), ['after'], 'the session goes on');
+  t.equal(b.forwarder.stats().unreachable, 1, 'counted as an answer lost on the way');
+});
+
 t.test('the terminate body of a session with three responses queued reaches the client through the other node; what did not fit in it is stored offline (XEP-0124 §13)', async (t) => {
-  // The other node relays at most 2 × (BOSH_MAX_RESPONSE_BYTES + MAX_STANZA_SIZE): 16 KiB here, against 24 KiB queued.
+  // The terminate body is a response like any other: BOSH_MAX_RESPONSE_BYTES, 4 KiB here, against 24 KiB queued.
   const [a, b] = await cluster(t, { BOSH_MAX_RESPONSE_BYTES: '4096', MAX_STANZA_SIZE: '4096' });
   const { c: alice, jid } = await direct(t, a, 'alice');
   const bob = await RawWsClient.connect(a.server.wsUrl);
@@ -294,7 +308,9 @@ t.test('the terminate body of a session with three responses queued reaches the 
 
 t.test("one stanza larger as written than the other node's relay bound still reaches the client through it (XEP-0124 §8: the response carries it whole)", async (t) => {
   // Each '"' of a single-quoted attribute is written back as &quot;: 3,500 bytes in, over 21,000 out, against the
-  // 2 × (BOSH_MAX_RESPONSE_BYTES + MAX_STANZA_SIZE) = 16 KiB the other node relayed at most. Any user can send it.
+  // 2 × (BOSH_MAX_RESPONSE_BYTES + MAX_STANZA_SIZE) = 16 KiB the other node relayed at most (then
+  // remote-connection-failed, for a session that lived on; any user can send such a stanza to anyone). A PEP
+  // items result is larger still at the defaults: up to PEP_MAX_ITEMS_PER_NODE × PEP_MAX_ITEM_BYTES.
   const [a, b] = await cluster(t, { BOSH_MAX_RESPONSE_BYTES: '4096', MAX_STANZA_SIZE: '4096' });
   const { c: alice, jid } = await direct(t, a, 'alice');
   const bob = await RawWsClient.connect(a.server.wsUrl);
@@ -378,7 +394,7 @@ t.test('Redis gone: a new session still gets its creation response, and works on
   t.teardown(() => own.stop(true));
   const client = await connectRedis(own.url(0), quiet, 'alone');
   const node = await joinCluster(client, { id: 'alone', prefix: keyPrefix(own.url(0)), ttlMs: 5000, log: quiet });
-  const forwarder = createBoshForwarder(node, { log: quiet, timeoutMs: 20_000, maxResponseBytes: 1 << 20 });
+  const forwarder = createBoshForwarder(node, { log: quiet, timeoutMs: 20_000 });
   const server = await startServer({ ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10' }, undefined, { boshForwarder: forwarder });
   // Redis unreachable: commands wait in the client's offline queue, so nothing below may wait for them.
   t.teardown(async () => { await server.close(); client.destroy(); });
@@ -420,12 +436,20 @@ async function headerSpy(t: Test, target: string): Promise<{ url: string; seen: 
 }
 
 /** An HTTP relay in front of `target` that passes the requests on and drops every answer: the connection to the sender is cut once the owner has answered. */
-async function lossyRelay(t: Test, target: string): Promise<{ url: string; lost: number }> {
+/** Between the nodes: the owner's answers never arrive whole; `passed` bytes of each (status line and headers first) do. */
+async function lossyRelay(t: Test, target: string, passed = 0): Promise<{ url: string; lost: number }> {
   const state = { url: '', lost: 0 };
   const server = http.createServer((req, res) => {
     const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
-      r.resume();
-      r.on('end', () => { state.lost++; res.destroy(); });
+      let left = passed;
+      // The part that passes is on its way to the other node before the connection is cut.
+      let written = Promise.resolve();
+      if (passed > 0) res.writeHead(r.statusCode!, r.headers);
+      r.on('data', (chunk: Buffer) => {
+        if (left > 0) written = new Promise((resolve) => res.write(chunk.subarray(0, left), () => resolve()));
+        left -= Math.min(left, chunk.length);
+      });
+      r.on('end', () => void written.then(() => { state.lost++; res.destroy(); }));
     });
     up.on('error', () => res.destroy());
     req.pipe(up);

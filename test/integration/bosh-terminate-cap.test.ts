@@ -3,8 +3,7 @@
  * review): it carries at most BOSH_MAX_RESPONSE_BYTES of what was still
  * queued, oldest first, with the stream error after them (XEP-0206 §7).
  * What does not fit goes through the session's end-of-session hand-over
- * (here: offline storage), never into one huge body: a cluster node
- * relaying it cuts a body that large (bosh-forward.test.ts). The errors for the stanzas of the request
+ * (here: offline storage), never into one huge body. The errors for the stanzas of the request
  * that fetches it (never processed, the stream gone) were added past the cap: they count first now,
  * and the queue's stanzas fill what they leave.
  */

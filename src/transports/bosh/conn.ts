@@ -179,8 +179,8 @@ export class BoshConn implements Conn {
     if (this.#ended || this.#final) return;
     // XEP-0206 §7: stanzas not yet delivered precede the stream error, as
     // many as one response carries: the terminate body is a response like
-    // any other (BOSH_MAX_RESPONSE_BYTES, the stream error counted), and a
-    // cluster node relaying a larger one would cut it (bosh-forward.ts).
+    // any other (BOSH_MAX_RESPONSE_BYTES, the stream error counted), never
+    // one huge body for the client (or a cluster node relaying it) to read.
     // But after the client's own terminate it reads nothing more (strophe.js
     // drops every payload once it is disconnecting; StanzaJS 12 fails with
     // "push() after EOF"), and an SM <r/> there could never be answered.
@@ -334,8 +334,7 @@ export class BoshConn implements Conn {
   }
 
   /**
-   * The oldest of `errors` that fit in `room` bytes (BOSH_MAX_RESPONSE_BYTES: a body a cluster node
-   * relays, bosh-forward.ts). An error is smaller than the stanza it answers only by its payload:
+   * The oldest of `errors` that fit in `room` bytes (BOSH_MAX_RESPONSE_BYTES, as any response). An error is smaller than the stanza it answers only by its payload:
    * `<message/>`s of a few bytes get errors of about 300, so a body full of them would be answered
    * with one many times its size. Past the room the stanzas get none (logged): a client sending
    * that many in the body that meets a closed stream (over 1,500 at the default) gets the first ones.

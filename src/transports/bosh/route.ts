@@ -1,5 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import cors from '@fastify/cors';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { pipeline } from 'node:stream';
 import { serialize } from '../../xml/index.js';
 import type { TransportHost } from '../../xmpp/transport-host.js';
 import type { Log } from '../../xmpp/log.js';
@@ -18,27 +20,41 @@ requests are HTTP POSTs of &lt;body/&gt; elements.</p></body></html>
 /** A fastify reply as the transport sees it: send once, or learn that the client went away. */
 function httpReply(reply: FastifyReply): HttpReply {
   let done = false;
+  /** A streamed body not yet all written: the client may still go away, and abort still applies. */
+  let streaming = false;
+  const headed = (status: number, contentType: string): FastifyReply => reply.code(status)
+    .header('content-type', contentType)
+    // Responses depend on the session's state: never cache, never sniff (XEP-0124 §7.1 content).
+    .header('cache-control', 'no-store')
+    .header('x-content-type-options', 'nosniff');
   return {
     send(status, contentType, body) {
       if (done) return;
       done = true;
-      reply.code(status)
-        .header('content-type', contentType)
-        // Responses depend on the session's state: never cache, never sniff (XEP-0124 §7.1 content).
-        .header('cache-control', 'no-store')
-        .header('x-content-type-options', 'nosniff')
-        .send(body);
+      headed(status, contentType).send(body);
+    },
+    // Written here, not by fastify: a body that fails must drop the connection, never become fastify's error
+    // (an error response, a terminal condition for a session that lives on, would follow if nothing was written yet).
+    stream(status, contentType, body) {
+      if (done) return void body.destroy();
+      done = true;
+      streaming = true;
+      headed(status, contentType).hijack();
+      reply.raw.once('finish', () => { streaming = false; });
+      reply.raw.writeHead(status, reply.getHeaders() as OutgoingHttpHeaders);
+      pipeline(body, reply.raw, () => undefined);
     },
     onGone(fn) {
       reply.raw.once('close', () => {
-        if (done) return;
+        if (done && !streaming) return;
         done = true;
+        streaming = false;
         fn();
       });
     },
     // Not `done` yet: the close that follows tells onGone.
     abort() {
-      if (!done) reply.raw.destroy();
+      if (!done || streaming) reply.raw.destroy();
     },
   };
 }

@@ -1,3 +1,4 @@
+import { Transform, pipeline, type Readable } from 'node:stream';
 import type { Admission, Refusal } from '../admission.js';
 import { ipKey, UNPARSABLE } from '../../util/ip.js';
 import { XmlError, parseXml, serialize, type XmlElement, type XmlLimits } from '../../xml/index.js';
@@ -404,6 +405,10 @@ export class BoshTransport {
         if (!forwarded) this.server.metrics.bytesOut('bosh', Buffer.byteLength(body));
         reply.send(status, contentType, body);
       },
+      stream: (status, contentType, body) => {
+        settle();
+        reply.stream(status, contentType, forwarded ? body : counted(body, (bytes) => this.server.metrics.bytesOut('bosh', bytes)));
+      },
       onGone: (fn) => reply.onGone(() => { settle(); fn(); }),
       abort: () => { settle(); reply.abort(); },
     };
@@ -429,6 +434,19 @@ export class BoshTransport {
   }
 }
 
+/** `body` as it flows, each chunk's bytes told to `add` (the bytes a streamed response sends its client). */
+function counted(body: Readable, add: (bytes: number) => void): Readable {
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      add(chunk.length);
+      done(null, chunk);
+    },
+  });
+  // A failure on either side destroys both; whoever streams `body` learns of it from `body`.
+  pipeline(body, counter, () => undefined);
+  return counter;
+}
+
 /**
  * The creation response leaves once the cluster knows the sid: the client's
  * next request may reach another node, which must find the owner. If Redis
@@ -438,6 +456,7 @@ function whenRegistered(forwarder: BoshForwarder, sid: string, reply: HttpReply,
   const registered = forwarder.register(sid).catch((err: unknown) => log.warn({ err, sidTag: logTag(sid) }, 'bosh session not registered in the cluster'));
   return {
     send: (status, contentType, body) => void registered.then(() => reply.send(status, contentType, body)),
+    stream: (status, contentType, body) => void registered.then(() => reply.stream(status, contentType, body)),
     onGone: (fn) => reply.onGone(fn),
     abort: () => reply.abort(),
   };

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { Log } from '../../xmpp/log.js';
 import type { BoshMetrics, FlowControlEvent } from '../../xmpp/metrics-port.js';
 import type { ShapingOptions, TurnClock } from '../input-pump.js';
@@ -7,6 +8,11 @@ import type { BoshRequest } from './body.js';
 export interface HttpReply {
   /** Sends the response; later calls, and calls after the client went away, do nothing. */
   send(status: number, contentType: string, body: string): void;
+  /**
+   * Sends the response with the body `body` yields as it comes (a cluster peer's answer, relayed
+   * as read: bosh-forward.ts); otherwise as send. Until it has ended, abort still drops the connection.
+   */
+  stream(status: number, contentType: string, body: Readable): void;
   /** Called once if the client closes the connection before we answer. */
   onGone(fn: () => void): void;
   /** Drops the connection unanswered, as a network failure would (the client sends the rid again, XEP-0124 §14.3). */
