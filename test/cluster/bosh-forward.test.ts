@@ -311,15 +311,17 @@ t.test("one stanza larger as written than the other node's relay bound still rea
   // 2 × (BOSH_MAX_RESPONSE_BYTES + MAX_STANZA_SIZE) = 16 KiB the other node relayed at most (then
   // remote-connection-failed, for a session that lived on; any user can send such a stanza to anyone). A PEP
   // items result is larger still at the defaults: up to PEP_MAX_ITEMS_PER_NODE × PEP_MAX_ITEM_BYTES.
-  const [a, b] = await cluster(t, { BOSH_MAX_RESPONSE_BYTES: '4096', MAX_STANZA_SIZE: '4096' });
+  const [a, b] = await cluster(t, { BOSH_MAX_RESPONSE_BYTES: '4096', MAX_STANZA_SIZE: '4096', ALLOWED_ORIGINS: 'https://app.example' });
   const { c: alice, jid } = await direct(t, a, 'alice');
   const bob = await RawWsClient.connect(a.server.wsUrl);
   t.teardown(() => bob.close());
   await bob.login('bob', USERS.bob, 'sender');
   bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='quotes'><x xmlns='urn:example:q' q='${'"'.repeat(3500)}'/></message>`);
   await eventually(() => a.server.app.bosh.stats().queued === 1, { message: 'the message queued for alice on the owner' });
-  const res = await post(b.bosh, serialize(alice.body()), { agent: alice.agent });
+  const res = await post(b.bosh, serialize(alice.body()), { agent: alice.agent, headers: { origin: 'https://app.example' } });
   t.equal(terminalCondition(res), undefined, 'not a terminal condition for a session that lives on');
+  t.equal(res.headers['access-control-allow-origin'], 'https://app.example', "the other node's CORS headers with it");
+  t.equal(res.headers['cache-control'], 'no-store');
   const got = payloads(res.body).find((el) => el.local === 'message');
   t.equal(got?.attr('id'), 'quotes');
   t.ok(got?.firstElement?.attr('q') === '"'.repeat(3500), 'the stanza whole');
