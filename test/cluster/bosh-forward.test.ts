@@ -34,6 +34,8 @@ interface Gateway {
   readonly redis: Redis;
   /** The BOSH endpoint. */
   readonly bosh: string;
+  /** What the forwarder warned of, each with its message (`msg`). */
+  readonly warnings: object[];
 }
 
 async function gateway(url: string, id: string, env: Record<string, string>, sidTtlMs?: number): Promise<Gateway> {
@@ -41,11 +43,13 @@ async function gateway(url: string, id: string, env: Record<string, string>, sid
   const node = await joinCluster(client, { id, prefix: keyPrefix(url), ttlMs: 5000, log: quiet });
   const settings = { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10', ...env };
   // The bounds CLUSTER=redis derives from the same settings (src/cluster/index.ts).
-  const forwarder = createBoshForwarder(node, { log: quiet, ...forwardLimits(loadConfig(settings)), sidTtlMs });
+  const warnings: object[] = [];
+  const log = { warn: (obj: object, msg: string) => void warnings.push({ ...obj, msg }) };
+  const forwarder = createBoshForwarder(node, { log, ...forwardLimits(loadConfig(settings)), sidTtlMs });
   const server = await startServer(settings, undefined, { boshForwarder: forwarder });
   for (const [name, password] of Object.entries(USERS)) await server.addUser(name, password);
   await forwarder.advertise(advertisedUrl(server.config, server.port));
-  return { server, node, forwarder, redis: client, bosh: `${server.httpUrl}/http-bind` };
+  return { server, node, forwarder, redis: client, bosh: `${server.httpUrl}/http-bind`, warnings };
 }
 
 /** Two gateways on a database of their own, closed when `t` ends. */
@@ -249,6 +253,18 @@ t.test('a dead owner gives item-not-found at once; an unreachable live owner rem
   await a.node.stop();
   t.equal(await b.redis.exists(key), 1, 'the entry outlives its node until its TTL');
   t.equal(terminalCondition(await post(b.bosh, serialize(alice.body()), { agent: alice.agent, timeout: 5000 })), 'item-not-found');
+});
+
+t.test("an owner's advertised URL that reaches another node (HOST 0.0.0.0 advertises 127.0.0.1 on every machine): remote-connection-failed and an error naming CLUSTER_ADVERTISE_URL, not item-not-found for a session that lives", async (t) => {
+  const [a, b] = await cluster(t);
+  const { c: alice } = await direct(t, a, 'alice');
+  // Two machines left with the default: each advertises http://127.0.0.1:5280, which on b's machine is b.
+  await a.forwarder.advertise(b.server.httpUrl);
+  const body = serialize(alice.body({}, ping('misrouted')));
+  const res = await post(b.bosh, body, { agent: alice.agent });
+  t.equal(terminalCondition(res), 'remote-connection-failed', 'the owner was not reached; the session is not said to be gone');
+  t.match(b.warnings, [{ event: 'bosh-forward-misrouted', owner: 'a', url: b.server.httpUrl, msg: /CLUSTER_ADVERTISE_URL/ }], 'the operator is told, the variable named');
+  t.same(ids(await post(a.bosh, body, { agent: alice.agent })), ['misrouted'], 'the rid never reached the owner, which takes it now');
 });
 
 t.test('a forwarded request whose answer is lost between the nodes: the client sends the rid again and gets the answer; the session is not ended for it (XEP-0124 §14.3)', async (t) => {
