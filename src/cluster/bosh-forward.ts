@@ -23,7 +23,10 @@
  * - `bosh-hop-secret` → a random token, made by the first node, that proves a
  *   forwarded request comes from a node of this cluster (HOP_HEADER). A node
  *   refuses the header without it, so a client can neither skip the owner's
- *   checks nor make a request hop twice, nor choose its own address.
+ *   checks nor make a request hop twice, nor choose its own address. The
+ *   request names the node it is meant for (HOP_NODE_HEADER): a URL that
+ *   reaches another node (127.0.0.1 advertised on several machines) gets 421
+ *   there, not item-not-found for a session that lives, and is logged.
  *
  * A sid that no live node holds (unknown, ended, or its node's lease gone)
  * gets item-not-found (XEP-0124 §17.2) from the node it reached, without any
@@ -43,7 +46,7 @@ import https from 'node:https';
 import { PassThrough, pipeline } from 'node:stream';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/index.js';
-import { CLOSE_CONNECTION_TYPE, HOP_HEADER, type BoshForwarder, type ClientInfo, type HttpReply } from '../transports/bosh/types.js';
+import { CLOSE_CONNECTION_TYPE, HOP_HEADER, HOP_NODE_HEADER, MISROUTED_STATUS, type BoshForwarder, type BoshOwner, type ClientInfo, type HttpReply } from '../transports/bosh/types.js';
 import type { ClusterNode } from './node.js';
 import { logTag } from '../util/log-tag.js';
 
@@ -158,6 +161,7 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
   timer.unref();
 
   return {
+    node: node.id,
     async register(sid) {
       local.add(sid);
       // An unreachable Redis fails it within node-redis's command timeout (5 s by default): the creation response waits no longer.
@@ -170,15 +174,15 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
     async ownerOf(sid) {
       const found = (await redis.eval(OWNER, { keys: [sidKey(sid)], arguments: [prefix] })) as [string, string] | null;
       // Our own id: an entry that outlived its session here (the transport looked first).
-      if (found !== null && found[0] !== node.id && found[1] !== '') return found[1];
+      if (found !== null && found[0] !== node.id && found[1] !== '') return { node: found[0], url: found[1] };
       if (found !== null && found[1] === '') opts.log.warn({ event: 'bosh-owner-without-url', node: found[0] }, 'a live node holds a BOSH session but advertises no URL');
       counts.notFound++;
       return undefined;
     },
-    async forward(target, raw, client, reply) {
-      const agent = target.startsWith('https:') ? agents.https : agents.http;
+    async forward(owner, path, raw, client, reply) {
+      const agent = owner.url.startsWith('https:') ? agents.https : agents.http;
       const outcome = state.secret === undefined ? 'unreached'
-        : await relay({ target, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, log: opts.log });
+        : await relay({ owner, target: owner.url + path, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, log: opts.log });
       counts[outcome === 'relayed' ? 'forwarded' : 'unreachable']++;
       // Sent and unanswered: the owner may have processed it, so the client's connection is dropped and it sends the rid again (§14.3).
       if (outcome === 'lost') reply.abort();
@@ -207,6 +211,8 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
 }
 
 interface Relay {
+  readonly owner: BoshOwner;
+  /** The owner's BOSH endpoint. */
   readonly target: string;
   readonly raw: Uint8Array;
   readonly client: ClientInfo;
@@ -226,7 +232,7 @@ interface Relay {
 function hopHeaders(r: Relay): http.OutgoingHttpHeaders {
   return {
     'content-type': 'text/xml; charset=utf-8', 'content-length': r.raw.byteLength,
-    'x-forwarded-for': r.client.ip, 'x-forwarded-proto': r.client.secure ? 'https' : 'http', [HOP_HEADER]: r.secret,
+    'x-forwarded-for': r.client.ip, 'x-forwarded-proto': r.client.secure ? 'https' : 'http', [HOP_HEADER]: r.secret, [HOP_NODE_HEADER]: r.owner.node,
   };
 }
 
@@ -266,6 +272,13 @@ function relay(r: Relay): Promise<RelayOutcome> {
     };
     const req = (r.target.startsWith('https:') ? https : http).request(r.target, { method: 'POST', agent: r.agent, headers: hopHeaders(r) }, (res) => {
       if (settled) return void res.destroy();
+      // Another node answered, unprocessed: the owner's URL leads elsewhere, which only its operator can mend.
+      if (res.statusCode === MISROUTED_STATUS) {
+        r.log.warn({ event: 'bosh-forward-misrouted', owner: r.owner.node, url: r.owner.url },
+          "a BOSH request forwarded to a node's advertised URL reached another node: set that node's CLUSTER_ADVERTISE_URL to an address of its own the other nodes reach");
+        res.resume();
+        return settle('unreached');
+      }
       // The owner wants the client's connection closed unanswered (XEP-0124 §19.1), not a response relayed.
       if (res.headers['content-type'] === CLOSE_CONNECTION_TYPE) {
         res.on('error', fail).on('end', () => {

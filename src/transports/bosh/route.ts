@@ -6,7 +6,7 @@ import { serialize } from '../../xml/index.js';
 import type { TransportHost } from '../../xmpp/transport-host.js';
 import type { Log } from '../../xmpp/log.js';
 import { terminateBody, type TerminalCondition } from './body.js';
-import { HOP_HEADER, type BoshForwarder, type ClientInfo, type HttpReply } from './types.js';
+import { HOP_HEADER, HOP_NODE_HEADER, MISROUTED_STATUS, type BoshForwarder, type ClientInfo, type HttpReply } from './types.js';
 import { sessionRouteLogger } from '../route-log.js';
 import { BoshTransport, DEFAULT_CONTENT_TYPE, type BoshOptions } from './transport.js';
 
@@ -68,14 +68,18 @@ function client(req: FastifyRequest): ClientInfo {
  * trusted proxy, whatever TRUSTED_PROXIES says, and it replaced the client's
  * X-Forwarded-For/-Proto by the address and scheme it established by its own
  * (identical) trust rules. 'refused': the header without the cluster's proof
- * (a client cannot claim to be a peer). undefined: not forwarded, or no
- * cluster (then the header means nothing and is ignored).
+ * (a client cannot claim to be a peer). 'misrouted': a peer's request meant
+ * for another node (HOP_NODE_HEADER; a peer of an earlier version names none).
+ * undefined: not forwarded, or no cluster (then the header means nothing and
+ * is ignored).
  */
-function peerClient(req: FastifyRequest, forwarder: BoshForwarder | undefined): ClientInfo | 'refused' | undefined {
+function peerClient(req: FastifyRequest, forwarder: BoshForwarder | undefined): ClientInfo | 'refused' | 'misrouted' | undefined {
   if (forwarder === undefined) return undefined;
   const token = req.headers[HOP_HEADER];
   if (token === undefined) return undefined;
   if (typeof token !== 'string' || !forwarder.fromPeer(token)) return 'refused';
+  const meant = req.headers[HOP_NODE_HEADER];
+  if (meant !== undefined && meant !== forwarder.node) return 'misrouted';
   // The peer sends one address; were a proxy between the nodes to append its own, the peer's is the first.
   const ip = String(req.headers['x-forwarded-for'] ?? '').split(',')[0]!.trim();
   return { ip: ip || req.ip, secure: req.headers['x-forwarded-proto'] === 'https' };
@@ -132,6 +136,8 @@ export async function registerBosh(app: FastifyInstance, host: TransportHost, op
         reply.code(403).header('content-type', DEFAULT_CONTENT_TYPE).send(serialize(terminateBody('policy-violation')));
         return;
       }
+      // Not processed: the peer that sent it logs the address that led here and tells its client.
+      if (peer === 'misrouted') return void reply.code(MISROUTED_STATUS).send();
       // A peer's request passed the origin check on the node that received it (same configuration).
       if (peer === undefined && !opts.admission.originAllowed(req)) {
         opts.admission.note({ reason: 'origin', ip: req.ip, origin: req.headers.origin }, host.metrics, log);

@@ -293,7 +293,7 @@ export class BoshTransport {
       // §17.2 item-not-found: no live node holds the sid (never did, ended, or died with its node).
       if (owner === undefined) return this.#badSid(client, reply, false);
       // §17.2 remote-connection-failed: the session may live on, but on a node we cannot reach.
-      if (!(await forwarder.forward(owner + this.opts.path, raw, client, reply))) terminate(reply, 'remote-connection-failed');
+      if (!(await forwarder.forward(owner, this.opts.path, raw, client, reply))) terminate(reply, 'remote-connection-failed');
     } catch (err) {
       this.#host.internalError();
       this.log.error({ err, sidTag: logTag(sid) }, 'bosh request not forwarded');

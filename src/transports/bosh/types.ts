@@ -81,6 +81,22 @@ export interface ClientInfo {
 export const HOP_HEADER = 'x-xwg-bosh-hop';
 
 /**
+ * Names the node a forwarded request is meant for (the owner's id in Redis). Another node that gets
+ * it answers MISROUTED_STATUS unprocessed: the owner's advertised URL reaches the wrong process (the
+ * default 127.0.0.1 on several machines), and a sid it does not hold would read as ended.
+ */
+export const HOP_NODE_HEADER = 'x-xwg-bosh-node';
+
+/** RFC 9110 §15.5.20 Misdirected Request: the answer to a forwarded request meant for another node. */
+export const MISROUTED_STATUS = 421;
+
+/** The live node that holds a sid: its id and its internal base URL. */
+export interface BoshOwner {
+  readonly node: string;
+  readonly url: string;
+}
+
+/**
  * BOSH without sticky sessions (issue 14 item 4): what the transport needs
  * from a cluster when a request names a sid this process does not hold.
  * Absent in a single process, which then keeps exactly the path it always
@@ -91,16 +107,18 @@ export interface BoshForwarder {
   register(sid: string): Promise<void>;
   /** The session ended here. */
   unregister(sid: string): void;
-  /** The internal base URL of the live node that holds `sid`; undefined when none does. */
-  ownerOf(sid: string): Promise<string | undefined>;
+  /** This node's id: a forwarded request naming another (HOP_NODE_HEADER) was misrouted. */
+  readonly node: string;
+  /** The live node that holds `sid`; undefined when none does. */
+  ownerOf(sid: string): Promise<BoshOwner | undefined>;
   /**
-   * Sends `raw` to `target` (the owner's BOSH endpoint) as `client`'s request
+   * Sends `raw` to `owner`'s BOSH endpoint (`path` under its URL) as `client`'s request
    * and its answer, status and content-type included, to `reply`. Resolves
    * false when the owner could not be reached (nothing was sent to `reply`).
    * A request the owner may have processed whose answer was lost on the way
    * resolves true with `reply` aborted: the client sends the rid again (§14.3).
    */
-  forward(target: string, raw: Uint8Array, client: ClientInfo, reply: HttpReply): Promise<boolean>;
+  forward(owner: BoshOwner, path: string, raw: Uint8Array, client: ClientInfo, reply: HttpReply): Promise<boolean>;
   /** Whether HOP_HEADER's value `token` comes from a node of this cluster. */
   fromPeer(token: string): boolean;
 }
