@@ -143,7 +143,11 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
   ctx.hooks.notify('session-resumed', ({ session, wasUnavailable }) => {
     const stopped = delivery.resumed(session);
     if (!(stopped || (wasUnavailable === true && session.priority >= 0)) || session.username === undefined) return;
-    line.after(makeJid(session.username, session.host!).bare, () => delivery.deliver(session));
+    const deliver = (): void => line.after(makeJid(session.username!, session.host!).bare, () => delivery.deliver(session));
+    // Taken over from another node, the session is still being built (its account loads on the
+    // session's queue, takeover.ts): a delivery begun now would fail on it, the messages left stored.
+    if (wasUnavailable === true) ctx.queues.sessions.after(session, deliver);
+    else deliver();
   }, PRIORITY.lifecycle.default);
 
   // The presence feature may process presence asynchronously (after the
