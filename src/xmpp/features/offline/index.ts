@@ -140,10 +140,12 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
   // one for a session announced available again after its contacts were told it was gone (its node
   // died): what was sent to the account meanwhile was stored, and its resumption, not a new login,
   // is the account's return (before, the user saw those messages only at the next fresh login).
-  ctx.hooks.notify('session-resumed', ({ session, wasUnavailable }) => {
+  ctx.hooks.notify('session-resumed', ({ session, wasUnavailable, queued }) => {
     const stopped = delivery.resumed(session);
     if (!(stopped || (wasUnavailable === true && session.priority >= 0)) || session.username === undefined) return;
-    const deliver = (): void => line.after(makeJid(session.username!, session.host!).bare, () => delivery.deliver(session));
+    // A page its dead node delivered is in its queue and still stored: the queue's (resent, or acknowledged).
+    const inQueue = queued && queued.length > 0 ? new Set(queued.map((el) => el.toString())) : undefined;
+    const deliver = (): void => line.after(makeJid(session.username!, session.host!).bare, () => delivery.deliver(session, inQueue));
     // Taken over from another node, the session is still being built (its account loads on the
     // session's queue, takeover.ts): a delivery begun now would fail on it, the messages left stored.
     if (wasUnavailable === true) ctx.queues.sessions.after(session, deliver);
