@@ -94,8 +94,12 @@ t.test("what was stored while a dead node's session was unavailable comes on its
   const { peer, answer } = await SmPeer.resume(n2.server.wsUrl, 'alice', 'alice-pw', alice.smid!, { autoAck: true, h: alice.h });
   t.teardown(() => peer.c.close());
   t.ok(answer.is('resumed', NS.SM), `alice resumed on n2 (${answer.toString()})`);
+  // Sent while her account still loads: it follows the stored one (XEP-0160 order).
+  bob.send(chat('alice@localhost', 'live'));
   const got = await eventually(() => peer.messageIds().includes('gap-bare'), { timeout: 10_000 }).then(() => true, () => false);
   t.ok(got, 'the resumed session gets what was stored while it was unavailable');
+  await eventually(() => peer.messageIds().includes('live'), { timeout: 10_000, message: 'the live message' }).catch(() => undefined);
+  t.same(peer.messageIds(), ['gap-bare', 'live'], 'the stored message first, then the one sent since');
   await eventually(async () => (await n2.server.storage.offline.count('localhost', 'alice')) === 0, { message: 'storage emptied' }).catch(() => undefined);
   t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'and it leaves storage');
 });
