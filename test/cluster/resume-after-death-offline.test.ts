@@ -20,7 +20,11 @@ import { eventually, sleep } from '../helpers/eventually.js';
 
 const backends = clusterBackends(t);
 
-t.test("messages stored while a dead node's session was unavailable come on its resumption on a survivor, once", async (t) => {
+/**
+ * alice/phone (XEP-0198, resumable) on n1 and bob/desk on n2, contacts and available; then n1 dies
+ * and bob is told alice went unavailable.
+ */
+async function aliceGoneWithN1(t: Test): Promise<{ n2: Gateway; bob: RawWsClient; alice: SmPeer; fromAlice: (type?: string) => () => boolean }> {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
   const [n1, n2] = await contactNodes(t, opts, ['n1', 'n2']);
   const bob = await RawWsClient.connect(n2.server.wsUrl);
@@ -36,7 +40,12 @@ t.test("messages stored while a dead node's session was unavailable come on its 
   n1.crash();
   alice.c.ws.terminate();
   await declaredDead(n2, 'n1');
-  await eventually(fromAlice('unavailable'), { timeout: 15_000, message: "bob is told alice went unavailable" });
+  await eventually(fromAlice('unavailable'), { timeout: 15_000, message: 'bob is told alice went unavailable' });
+  return { n2, bob, alice, fromAlice };
+}
+
+t.test("messages stored while a dead node's session was unavailable come on its resumption on a survivor, once", async (t) => {
+  const { n2, bob, alice, fromAlice } = await aliceGoneWithN1(t);
   // Bob writes to the full JID he knew and to the bare JID: alice has no available resource, so both are stored.
   bob.send(chat(alice.jid, 'gap-full'));
   bob.send(chat('alice@localhost', 'gap-bare'));
@@ -69,22 +78,7 @@ function slowRead(t: Test, gateway: Gateway, port: 'rosters' | 'offline', user: 
 }
 
 t.test("what was stored while a dead node's session was unavailable comes on its resumption also when its account loads after the stored messages are read", async (t) => {
-  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
-  const [n1, n2] = await contactNodes(t, opts, ['n1', 'n2']);
-  const bob = await RawWsClient.connect(n2.server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'desk');
-  bob.send("<presence xmlns='jabber:client'/>");
-  const alice = await SmPeer.login(n1.server.wsUrl, 'alice', 'alice-pw', 'phone', { autoAck: true });
-  t.teardown(() => alice.c.close());
-  alice.c.send("<presence xmlns='jabber:client'/>");
-  const fromAlice = (type?: string) => () => bob.frames.some((el) => el.local === 'presence' && el.attr('from') === alice.jid && el.attr('type') === type);
-  await eventually(fromAlice(), { message: 'bob sees alice available' });
-
-  n1.crash();
-  alice.c.ws.terminate();
-  await declaredDead(n2, 'n1');
-  await eventually(fromAlice('unavailable'), { timeout: 15_000, message: 'bob is told alice went unavailable' });
+  const { n2, bob, alice } = await aliceGoneWithN1(t);
   bob.send(chat('alice@localhost', 'gap-bare'));
   await eventually(async () => (await n2.server.storage.offline.count('localhost', 'alice')) === 1, { message: 'stored offline' });
 
