@@ -81,9 +81,11 @@ export interface CoreEvents {
   /**
    * `wasUnavailable`: its contacts were told it went unavailable meanwhile (its node died, a cluster ended its
    * presence on its behalf), and it is announced available again: what was sent to the account in between went
-   * by the rules for an account with no available resource (offline storage).
+   * by the rules for an account with no available resource (offline storage). `queued` then: the stanzas its
+   * XEP-0198 queue held when it was taken over (acknowledged by <resume h/>, or resent): stored messages among
+   * them (a page its dead node delivered) are the queue's, not to be delivered from storage again.
    */
-  'session-resumed': { readonly session: Session; readonly wasUnavailable?: boolean };
+  'session-resumed': { readonly session: Session; readonly wasUnavailable?: boolean; readonly queued?: readonly XmlElement[] };
   /** The session is gone for good; features release what they hold for it. */
   'session-destroyed': { readonly session: Session; readonly reason: StreamError | undefined };
   /** A stanza is about to be written to a session: filters may hold it (CSI), a deliver handler may write it (SM). */

@@ -33,9 +33,10 @@ export interface Lifecycle {
    * XEP-0198 §5 for a session another node held (a cluster): `session`,
    * the new stream, has been built as the resumed session on its own
    * transport; `greeting` is written and 'session-resumed' runs
-   * (`wasUnavailable`: its presence had been ended on its behalf, and is announced again).
+   * (`wasUnavailable`: its presence had been ended on its behalf, and is announced again; `queued`: what
+   * its queue held, events.ts).
    */
-  adopt(session: Session, greeting: readonly XmlElement[], wasUnavailable?: boolean): void;
+  adopt(session: Session, greeting: readonly XmlElement[], wasUnavailable?: boolean, queued?: readonly XmlElement[]): void;
 }
 
 export interface LifecycleDeps {
@@ -60,9 +61,9 @@ export interface CoreLifecycle extends Lifecycle {
 export function createLifecycle(deps: LifecycleDeps): CoreLifecycle {
   let policy: HibernationPolicy = () => false;
   const { hooks } = deps;
-  function adopt(session: Session, greeting: readonly XmlElement[], wasUnavailable?: boolean): void {
+  function adopt(session: Session, greeting: readonly XmlElement[], wasUnavailable?: boolean, queued: readonly XmlElement[] = []): void {
     for (const el of greeting) session.write(el);
-    hooks.run('session-resumed', wasUnavailable ? { session, wasUnavailable } : { session });
+    hooks.run('session-resumed', wasUnavailable ? { session, wasUnavailable, queued } : { session });
   }
   return {
     hibernateWhen(p) { policy = p; },

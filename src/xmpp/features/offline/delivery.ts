@@ -41,8 +41,11 @@ export interface AckTracker {
 
 /** What offline delivery gives its feature (index.ts). */
 export interface Delivery {
-  /** Delivers `session`'s stored messages, page by page; on the account's line. */
-  deliver(session: Session): Promise<void>;
+  /**
+   * Delivers `session`'s stored messages, page by page; on the account's line. Those whose stanza
+   * (as delivered, serialized) is in `inQueue` are in its XEP-0198 queue already: taken out, not sent.
+   */
+  deliver(session: Session, inQueue?: ReadonlySet<string>): Promise<void>;
   /** Whether a delivery to `session` stopped when it hibernated, with stored messages left: run again on its resumption. */
   resumed(session: Session): boolean;
 }
@@ -155,12 +158,13 @@ export function createDelivery(
   };
 
   /** Sends one page; resolves once it is acked (or written and drained). False when the session is gone or hibernates. */
-  async function deliverPage(session: Session, page: readonly OfflineMessage[], skip: ReadonlySet<number> | undefined): Promise<boolean> {
+  async function deliverPage(session: Session, page: readonly OfflineMessage[], skip: ReadonlySet<number> | undefined, inQueue: ReadonlySet<string> | undefined): Promise<boolean> {
     const tracked = acks?.tracks(session) ?? false;
     const journaled = tracked && (acks?.journaled?.(session) ?? false);
     const f: InFlight = { unacked: new Map(), acked: [], wake: () => {} };
     const written: number[] = [];
     const refused: number[] = [];
+    const queued: number[] = [];
     const bounces: Array<{ error: XmlElement; to: Jid }> = [];
     // Registered before sending: a session that ends while a page is sent must not hand it over.
     if (tracked) inFlight.set(session, f);
@@ -169,6 +173,11 @@ export function createDelivery(
       if (skip?.has(m.id)) continue;
       const message = read(ctx, session, m);
       if (!message) continue;
+      // Delivered by a node that died before the ack: in the session's queue (resent or acknowledged), not twice.
+      if (inQueue?.has(message.toString())) {
+        queued.push(m.id);
+        continue;
+      }
       // XEP-0191 §3.3: stored before the user blocked its sender: not delivered, taken out, and
       // the sender told what a message to a blocker gets (service-unavailable), as at routing.
       const from = tryParseJid(message.attr('from'));
@@ -182,6 +191,7 @@ export function createDelivery(
       session.send(message);
     }
     ctx.log.debug({ event: 'offline-delivered', session: session.logId, ids: page.slice(0, 64).map((m) => idOf(m.stanza)) }, 'offline messages sent');
+    await remove(session, queued);
     // Taken out first: a removal that fails leaves them stored, and answered at the next login, once.
     if (refused.length > 0) {
       await store.remove(session.host!, session.username!, refused);
@@ -253,7 +263,7 @@ export function createDelivery(
   }
 
   return {
-    async deliver(session) {
+    async deliver(session, inQueue) {
       const skip = skipped(session);
       let afterId = 0;
       while (!session.destroyed) {
@@ -261,7 +271,7 @@ export function createDelivery(
         if (listed.length === 0) return;
         const page = withinBytes(listed);
         afterId = page[page.length - 1]!.id;
-        if (!await deliverPage(session, page, skip)) return;
+        if (!await deliverPage(session, page, skip, inQueue)) return;
         // One page per event-loop turn: a large backlog does not stall other sessions.
         await new Promise<void>((resolve) => setImmediate(resolve));
       }

@@ -140,11 +140,29 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
   // one for a session announced available again after its contacts were told it was gone (its node
   // died): what was sent to the account meanwhile was stored, and its resumption, not a new login,
   // is the account's return (before, the user saw those messages only at the next fresh login).
-  ctx.hooks.notify('session-resumed', ({ session, wasUnavailable }) => {
+  ctx.hooks.notify('session-resumed', ({ session, wasUnavailable, queued }) => {
     const stopped = delivery.resumed(session);
     if (!(stopped || (wasUnavailable === true && session.priority >= 0)) || session.username === undefined) return;
-    line.after(makeJid(session.username, session.host!).bare, () => delivery.deliver(session));
+    // A page its dead node delivered is in its queue and still stored: the queue's (resent, or acknowledged).
+    const inQueue = queued && queued.length > 0 ? new Set(queued.map((el) => el.toString())) : undefined;
+    // Taken over from another node, the session is still being built (its account loads in the job on
+    // the session's queue, takeover.ts): a delivery begun now failed on it, the messages left stored.
+    // The line is held from now on all the same (what comes for the account meanwhile follows them).
+    const built = wasUnavailable === true ? afterJob(session) : undefined;
+    line.after(makeJid(session.username, session.host!).bare, async () => {
+      await built;
+      await delivery.deliver(session, inQueue);
+    });
   }, PRIORITY.lifecycle.default);
+
+  /** Resolves once the job `session`'s queue runs now has; after PRESENCE_WAIT_MS at the latest, so a line never stalls. */
+  function afterJob(session: Session): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, PRESENCE_WAIT_MS);
+      timer.unref();
+      ctx.queues.sessions.after(session, () => { clearTimeout(timer); resolve(); });
+    });
+  }
 
   // The presence feature may process presence asynchronously (after the
   // roster is loaded): the broadcast's pipeline has run once its notify

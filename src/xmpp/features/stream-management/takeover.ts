@@ -101,7 +101,9 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     // Its node died and its contacts were told it went unavailable (RFC 6121 §4.5.2, the cluster did it for the
     // session): it is announced available again below.
     const announce = !claimed.ownerGone || carrier.presence === undefined ? undefined : carrier.presence;
-    ctx.lifecycle.adopt(carrier, [...head, ...resent.map((b) => b.stanza)], announce !== undefined);
+    // Its queue's stanzas, those <resume h/> acknowledged too: a page of stored messages its dead node
+    // delivered is among them, and still stored (offline/index.ts does not send it again).
+    ctx.lifecycle.adopt(carrier, [...head, ...resent.map((b) => b.stanza)], announce !== undefined, claimed.items.map((i) => i.stanza));
     ctx.metrics.sm('resumed');
     // Held by another node: which transport it had there is not known here.
     ctx.metrics.smResume('resumed', 'none', carrier.transport);
