@@ -277,7 +277,8 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
   node.onNodeDown(async (dead) => {
     await inBatches([...stubs].filter(([, s]) => s.node === dead), RECOVERY_BATCH, async ([full, s]) => {
       await endPresence(s.session);
-      dropStub(full, s);
+      // Resumed on another node meanwhile: the newer stub on that resource stays (its change dropped this one).
+      if (stubs.get(full) === s) dropStub(full, s);
     });
     const removed = await directory.removeNode(dead);
     log.info({ event: 'cluster-directory-node-removed', node: dead, entries: removed }, 'removed a dead node\'s directory entries');
