@@ -13,6 +13,7 @@
  */
 import t, { type Test } from 'tap';
 import { NS } from '../../src/xml/index.js';
+import { smKeys } from '../../src/cluster/sm-scripts.js';
 import { clusterBackends, contactNodes, declaredDead, unackedStoredPage, type Gateway } from '../helpers/gateways.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { SmPeer, chat } from '../helpers/sm-peer.js';
@@ -104,8 +105,8 @@ t.test("what was stored while a dead node's session was unavailable comes on its
  * resumption on a survivor gets the queue (what <resume h/> does not acknowledge is resent), and
  * must not get the same messages again from storage.
  */
-async function deadWithUnackedPage(t: Test): Promise<{ n2: Gateway; alice: SmPeer }> {
-  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+async function deadWithUnackedPage(t: Test, env: Record<string, string> = {}): Promise<{ n2: Gateway; alice: SmPeer }> {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true', ...env });
   const [n1, n2] = await contactNodes(t, opts, ['n1', 'n2']);
   const alice = await unackedStoredPage(t, n1, 'alice', 'phone');
   // Its journal batch stored (the gate wrote the message only after it).
@@ -143,4 +144,21 @@ t.test("a stored message a dead node's session got (its <resume h/> says so) doe
   t.same(peer.messageIds(), [], 'nothing she had comes again');
   await eventually(async () => (await n2.server.storage.offline.count('localhost', 'alice')) === 0, { message: 'storage emptied' }).catch(() => undefined);
   t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 0, 'and it leaves storage: the next login does not get it again');
+});
+
+// Nobody resumes it: the survivor hands its queue over at the resume timeout (sm-orphans.ts), which routes the
+// page to the account again, to offline storage (no resource is available). The page is still stored (a
+// message leaves storage once acknowledged): before, it was stored a second time, and the next login got it twice.
+t.test("a page of stored messages a dead node's session had not acked, handed over when nobody resumes it, is stored once", async (t) => {
+  const { n2, alice } = await deadWithUnackedPage(t, { SM_RESUME_TIMEOUT: '2' });
+  const { redis, prefix } = n2.cluster.node;
+  await eventually(async () => (await redis.exists(smKeys(prefix).record(alice.smid!))) === 0, { timeout: 20_000, message: 'the session handed over' }).catch(() => undefined);
+  await sleep(500);
+  t.equal(await n2.server.storage.offline.count('localhost', 'alice'), 1, 'the stored message is stored once');
+  const again = await SmPeer.login(n2.server.wsUrl, 'alice', 'alice-pw', 'laptop', { autoAck: true });
+  t.teardown(() => again.c.close());
+  again.c.send("<presence xmlns='jabber:client'/>");
+  await eventually(() => again.messageIds().includes('stored-1'), { timeout: 10_000, message: 'the next login gets it' }).catch(() => undefined);
+  await sleep(500);
+  t.same(again.messageIds(), ['stored-1'], 'the next login gets it once');
 });

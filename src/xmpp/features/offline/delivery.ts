@@ -286,17 +286,47 @@ export function createDelivery(
 
 /** Parses a stored message and stamps it; undefined (kept in storage, logged) when it cannot be read. */
 function read(ctx: ModuleContext, session: Session, m: OfflineMessage): XmlElement | undefined {
-  let message: XmlElement;
   try {
-    message = parseXml(m.stanza, STORED_LIMITS, NS.CLIENT);
+    return asDelivered(m, session.host!);
   } catch (err) {
     // Kept, not dropped: an operator can look at it; it still counts against the limit.
     ctx.log.error({ err, jid: `${session.username}@${session.host}`, id: m.id }, 'offline messages: a stored message cannot be read');
     return undefined;
   }
-  stampDelay(message, session.host!, m.storedAt);
+}
+
+/** A stored message as a delivery sends it (parsed, stamped); throws when it cannot be read. */
+function asDelivered(m: OfflineMessage, host: string): XmlElement {
+  const message = parseXml(m.stanza, STORED_LIMITS, NS.CLIENT);
+  stampDelay(message, host, m.storedAt);
   return message;
 }
+
+/**
+ * Whether `message`, about to be stored for host/username, is a stored message as delivered (its
+ * 'Offline Storage' delay) that is still stored: a page a dead node's session got and never acked,
+ * handed over from its XEP-0198 queue when nobody resumed it (cluster/sm-orphans.ts). Stored again, the
+ * next login got it twice. Only such a message costs a read of the account's stored messages.
+ */
+export async function storedAlready(store: OfflineStore, host: string, username: string, message: XmlElement): Promise<boolean> {
+  if (!message.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host && d.text() === STORED_NOTE)) return false;
+  const text = message.toString();
+  for (let afterId = 0; ;) {
+    const page = await store.list(host, username, { afterId, limit: PAGE_SIZE });
+    if (page.length === 0) return false;
+    for (const m of page) {
+      try {
+        if (asDelivered(m, host).toString() === text) return true;
+      } catch {
+        // Unreadable: not this one.
+      }
+    }
+    afterId = page[page.length - 1]!.id;
+  }
+}
+
+/** The text of the delay (XEP-0203) a stored message is delivered with. */
+const STORED_NOTE = 'Offline Storage';
 
 /**
  * XEP-0203: one delay notation from this server. One is already there when
@@ -305,7 +335,7 @@ function read(ctx: ModuleContext, session: Session, m: OfflineMessage): XmlEleme
  */
 function stampDelay(message: XmlElement, host: string, storedAt: number): void {
   if (message.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host)) return;
-  message.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(storedAt).toISOString() }, 'Offline Storage'));
+  message.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(storedAt).toISOString() }, STORED_NOTE));
 }
 
 /** A stored message's id attribute, for the debug log (roll-trace.ts finds a message's lines by it). */

@@ -8,7 +8,7 @@ import type { Session } from '../../session.js';
 import { bareTargets, deliverFull, undeliverable, type MessageDelivery } from '../message.js';
 import { PRIORITY } from '../../priorities.js';
 import { handledAsBareWithoutResource, messageType } from '../../message-types.js';
-import { createDelivery, type AckTracker, type BlocksSender } from './delivery.js';
+import { createDelivery, storedAlready, type AckTracker, type BlocksSender } from './delivery.js';
 
 export interface OfflineOptions {
   /** Messages one account may hold; 0 disables offline storage (RFC 6121 §8.5.2.2.1 then bounces). */
@@ -202,6 +202,10 @@ export function register(ctx: ModuleContext, opts: OfflineOptions, deps: Offline
         return;
       }
       const copy = stanza.clone().setAttr('xmlns', NS.CLIENT);
+      if (await storedAlready(deps.offline, to.domain, to.local, copy)) {
+        ctx.log.debug({ event: 'offline-stored-already', to: to.bare, id: stanza.attr('id') }, 'a stored message handed back: stored already');
+        return;
+      }
       // The store checks both limits and inserts in one step: a refused
       // message leaves nothing behind, and concurrent pushes cannot overshoot.
       const stored = await deps.offline.push(to.domain, to.local, copy.toString(), quota);
