@@ -122,8 +122,8 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
       }
     }
   };
-  // Dead nodes whose inbox was read with entries still handed on (held by an account's delivery line).
-  const handing = new Set<string>();
+  // Dead nodes whose inbox was read with entries still handed on (held by an account's delivery line): the entries read.
+  const handing = new Map<string, number>();
   const drained = (dead: string, handled: number) => {
     clusterLog.info({ event: 'cluster-inbox-drained', inbox: dead, entries: handled }, "drained a dead node's inbox");
   };
@@ -132,14 +132,15 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
   // not wait for one slow client. The wait, and the inbox's removal, come last (below).
   node.onNodeDown(async (dead) => {
     const { handled, handing: under } = await retried(() => delivery.readOut(dead));
-    if (under) handing.add(dead); else drained(dead, handled);
+    if (under) handing.set(dead, handled); else drained(dead, handled);
   });
   const services: ClusterServices = { config, log: clusterLog, node, redis, delivery };
   const modules = MODULES.map((create) => create(services));
   node.onNodeDown(async (dead) => {
-    if (!handing.has(dead)) return;
+    const read = handing.get(dead);
+    if (read === undefined) return;
     try {
-      drained(dead, await retried(() => delivery.drain(dead)));
+      drained(dead, read + await retried(() => delivery.drain(dead)));
     } finally {
       handing.delete(dead);
     }
