@@ -309,18 +309,26 @@ function asDelivered(m: OfflineMessage, host: string): XmlElement {
  * next login got it twice. Only such a message costs a read of the account's stored messages.
  */
 export async function storedAlready(store: OfflineStore, host: string, username: string, message: XmlElement): Promise<boolean> {
-  if (!message.getChildren('delay', NS.DELAY).some((d) => d.attr('from') === host && d.text() === STORED_NOTE)) return false;
-  const text = message.toString();
+  // The delivery's stamp is the last child (stampDelay), with the time the message was stored: only
+  // stored messages of that millisecond are read and compared, the message without its stamp.
+  const delay = message.children[message.children.length - 1];
+  if (typeof delay === 'string' || delay?.name !== 'delay' || delay.attr('xmlns') !== NS.DELAY || delay.attr('from') !== host || delay.text() !== STORED_NOTE) return false;
+  const stamp = delay.attr('stamp');
+  const unstamped = message.clone();
+  unstamped.children.pop();
+  const text = unstamped.toString();
+  const same = (m: OfflineMessage): boolean => {
+    if (new Date(m.storedAt).toISOString() !== stamp) return false;
+    try {
+      return parseXml(m.stanza, STORED_LIMITS, NS.CLIENT).toString() === text;
+    } catch {
+      return false;
+    }
+  };
   for (let afterId = 0; ;) {
     const page = await store.list(host, username, { afterId, limit: PAGE_SIZE });
     if (page.length === 0) return false;
-    for (const m of page) {
-      try {
-        if (asDelivered(m, host).toString() === text) return true;
-      } catch {
-        // Unreadable: not this one.
-      }
-    }
+    if (page.some(same)) return true;
     afterId = page[page.length - 1]!.id;
   }
 }
