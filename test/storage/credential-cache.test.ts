@@ -240,9 +240,13 @@ t.test('the listening connection has TCP keepalive: a peer gone without FIN or R
     "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'");
   t.equal(rows.length, 2, 'a and b listen');
   // /proc/net/tcp: local address, remote address, state, queues, then the timer running ("02": keepalive).
+  // The table is the whole machine's: the connection is the established one ("01") from that port to
+  // PostgreSQL's (another process's closed socket on the same port, in TIME_WAIT, is not it).
+  const pgPort = Number(new URL(url).port);
+  const port = (address: string | undefined) => (address === undefined ? NaN : parseInt(address.split(':')[1]!, 16));
   const sockets = readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/));
   for (const { client_port } of rows) {
-    const mine = sockets.find((f) => f[1] !== undefined && parseInt(f[1].split(':')[1]!, 16) === client_port);
+    const mine = sockets.find((f) => port(f[1]) === client_port && port(f[2]) === pgPort && f[3] === '01');
     t.ok(mine, `the socket of port ${client_port}`);
     t.equal(mine?.[5]?.split(':')[0], '02', `port ${client_port}: its keepalive timer runs`);
   }
