@@ -103,7 +103,8 @@ export function createTakeover(ctx: ModuleContext, opts: SmOptions, deps: Takeov
     const announce = !claimed.ownerGone || carrier.presence === undefined ? undefined : carrier.presence;
     // Its queue's stanzas, those <resume h/> acknowledged too: a page of stored messages its dead node
     // delivered is among them, and still stored (offline/index.ts does not send it again).
-    ctx.lifecycle.adopt(carrier, [...head, ...resent.map((b) => b.stanza)], announce !== undefined, claimed.items.map((i) => i.stanza));
+    const wasUnavailable = announce !== undefined;
+    ctx.lifecycle.adopt(carrier, [...head, ...resent.map((b) => b.stanza)], wasUnavailable, wasUnavailable ? claimed.items.map((i) => i.stanza) : undefined);
     ctx.metrics.sm('resumed');
     // Held by another node: which transport it had there is not known here.
     ctx.metrics.smResume('resumed', 'none', carrier.transport);
