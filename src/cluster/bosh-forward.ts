@@ -90,6 +90,23 @@ return {owner, redis.call('GET', ARGV[1] .. 'node-url:' .. owner) or ''}`;
 /** Entries renewed per Redis round trip: bounded work per event-loop turn. */
 const RENEW_BATCH = 500;
 
+/**
+ * Longest wait for the connection to an owner. Between nodes a connection is
+ * made by the kernels in a round trip, whatever the owner's event loop is
+ * doing: one not made in this time leads to a machine that is gone or
+ * unreachable (its packets dropped, no refusal), which would otherwise hold
+ * the client's request for the whole relay bound (BOSH_MAX_WAIT + 15 s).
+ */
+export const CONNECT_TIMEOUT_MS = 5000;
+
+/**
+ * How often the owners of requests being relayed are checked for their lease.
+ * An owner whose machine vanished answers nothing and cuts nothing: without
+ * the check a request held there (a long poll, up to 'wait') would wait for
+ * the relay bound after the owner was declared dead (CLUSTER_NODE_TTL).
+ */
+export const OWNER_CHECK_MS = 1000;
+
 /** CLUSTER_ADVERTISE_URL, or http://HOST:PORT (127.0.0.1 for a wildcard HOST) with the port the server listens on. */
 export function advertisedUrl(config: Pick<Config, 'clusterAdvertiseUrl' | 'host'>, port: number): string {
   if (config.clusterAdvertiseUrl !== '') return config.clusterAdvertiseUrl.replace(/\/$/, '');
@@ -153,6 +170,28 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
   const state: Advertised = { url: undefined, secret: undefined };
   let renewing: Promise<void> | undefined;
   const counts = { forwarded: 0, notFound: 0, unreachable: 0, refused: 0 };
+  // The requests being relayed, by owner, each with its cut: an owner whose lease is gone gets no answer
+  // awaited from it (OWNER_CHECK_MS). One EXISTS per owner and check, and none while nothing is relayed.
+  const relaying = new Map<string, Set<() => void>>();
+  let checking = false;
+  const ownerCheck = setInterval(() => {
+    if (checking || relaying.size === 0) return;
+    checking = true;
+    void Promise.all([...relaying.keys()].map(async (owner) => {
+      if (await node.alive(owner)) return;
+      for (const cut of relaying.get(owner) ?? []) cut();
+    })).catch((err: unknown) => opts.log.warn({ err }, 'checking the owners of forwarded BOSH requests failed'))
+      .finally(() => { checking = false; });
+  }, OWNER_CHECK_MS);
+  ownerCheck.unref();
+  const track = (owner: string, cut: () => void): (() => void) => {
+    const cuts = relaying.get(owner) ?? new Set<() => void>();
+    relaying.set(owner, cuts.add(cut));
+    return () => {
+      cuts.delete(cut);
+      if (cuts.size === 0 && relaying.get(owner) === cuts) relaying.delete(owner);
+    };
+  };
   const timer = setInterval(() => {
     renewing ??= renew(node, local, ttl, state)
       .catch((err: unknown) => opts.log.warn({ err, node: node.id }, 'renewing the BOSH sessions in Redis failed'))
@@ -182,7 +221,7 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
     async forward(owner, path, raw, client, reply) {
       const agent = owner.url.startsWith('https:') ? agents.https : agents.http;
       const outcome = state.secret === undefined ? 'unreached'
-        : await relay({ owner, target: owner.url + path, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, log: opts.log });
+        : await relay({ owner, target: owner.url + path, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, log: opts.log, track });
       counts[outcome === 'relayed' ? 'forwarded' : 'unreachable']++;
       // Sent and unanswered: the owner may have processed it, so the client's connection is dropped and it sends the rid again (§14.3).
       if (outcome === 'lost') reply.abort();
@@ -201,6 +240,7 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
     },
     async stop() {
       clearInterval(timer);
+      clearInterval(ownerCheck);
       await renewing;
       agents.http.destroy();
       agents.https.destroy();
@@ -221,6 +261,8 @@ interface Relay {
   readonly agent: http.Agent;
   readonly timeoutMs: number;
   readonly log: BoshForwardOptions['log'];
+  /** Registers the request's cut, made if its owner's lease goes; returns its removal. */
+  readonly track: (owner: string, cut: () => void) => () => void;
 }
 
 /**
@@ -252,7 +294,10 @@ type RelayOutcome = 'relayed' | 'unreached' | 'lost';
  * client that goes away closes the forwarded request too, so the owner sees
  * what it would have seen directly. An answer cut on the way ('lost') drops
  * the client's connection, part of it sent or not: the client sends the rid
- * again (§14.3).
+ * again (§14.3). So does an owner declared dead meanwhile, sent or not: the
+ * rid again gets item-not-found at once, and the client resumes its XMPP
+ * session elsewhere (XEP-0198). A connection to the owner not made within
+ * CONNECT_TIMEOUT_MS is an owner not reached (remote-connection-failed).
  */
 function relay(r: Relay): Promise<RelayOutcome> {
   return new Promise((resolve) => {
@@ -261,6 +306,8 @@ function relay(r: Relay): Promise<RelayOutcome> {
     let sent = false;
     const settle = (outcome: RelayOutcome): void => {
       clearTimeout(timer);
+      clearTimeout(connecting);
+      untrack();
       if (settled) return;
       settled = true;
       resolve(outcome);
@@ -299,6 +346,14 @@ function relay(r: Relay): Promise<RelayOutcome> {
       });
     });
     const timer = setTimeout(() => fail(new Error(`no answer within ${r.timeoutMs} ms`)), r.timeoutMs);
+    let connecting: NodeJS.Timeout | undefined;
+    req.on('socket', (socket) => {
+      // A kept-alive connection is there already; a new one has CONNECT_TIMEOUT_MS to be made.
+      if (!socket.connecting) return;
+      connecting = setTimeout(() => fail(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`), 'unreached'), CONNECT_TIMEOUT_MS);
+      socket.once('connect', () => clearTimeout(connecting));
+    });
+    const untrack = r.track(r.owner.node, () => fail(new Error(`the owner ${r.owner.node} is gone (its lease ran out)`), 'lost'));
     req.on('error', (err) => fail(err));
     // Gone: nobody to answer, and the owner must see the request close as it would have directly.
     r.reply.onGone(() => { req.destroy(); settle('relayed'); });

@@ -6,6 +6,8 @@
  */
 import t, { type Test } from 'tap';
 import http from 'node:http';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { createMemoryStorage } from '../../src/storage/index.js';
@@ -15,7 +17,7 @@ import { NS, parseXml, serialize, x, type XmlElement } from '../../src/xml/index
 import { RawWsClient } from '../helpers/ws-client.js';
 import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
 import { joinCluster, type ClusterNode } from '../../src/cluster/node.js';
-import { advertisedUrl, createBoshForwarder, forwardLimits, type ClusterBoshForwarder } from '../../src/cluster/bosh-forward.js';
+import { advertisedUrl, CONNECT_TIMEOUT_MS, createBoshForwarder, forwardLimits, type ClusterBoshForwarder } from '../../src/cluster/bosh-forward.js';
 import { HOP_HEADER } from '../../src/transports/bosh/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { scrape, value } from '../helpers/metrics-text.js';
@@ -255,6 +257,38 @@ t.test('a dead owner gives item-not-found at once; an unreachable live owner rem
   t.equal(terminalCondition(await post(b.bosh, serialize(alice.body()), { agent: alice.agent, timeout: 5000 })), 'item-not-found');
 });
 
+t.test('an owner that dies while it holds a forwarded request (its machine gone: no answer, no cut): the client is let go at once, and the rid again gets item-not-found', async (t) => {
+  const [a, b] = await cluster(t);
+  const { c: alice } = await direct(t, a, 'alice');
+  // a's machine as it vanishes: the connection is made, the request goes, nothing ever comes back.
+  const hole = await silentServer(t);
+  await a.forwarder.advertise(hole.url);
+  const body = serialize(alice.body({}, ping('held')));
+  const started = Date.now();
+  const first = post(b.bosh, body, { agent: alice.agent, timeout: 60_000 }).then((r) => `HTTP ${r.status}: ${r.text}`, (err: Error) => err);
+  await eventually(() => hole.requests === 1, { message: 'the request went to the owner' });
+  // Its lease gone: what the others see of it once it is declared dead.
+  await a.node.stop();
+  t.match(await first, { message: /socket hang up/ }, 'the client sees a broken connection and sends the rid again');
+  const waited = Date.now() - started;
+  t.ok(waited < forwardLimits({ boshMaxWait: 10 }).timeoutMs / 2, `let go long before the relay bound (${waited} ms)`);
+  t.match(b.warnings, [{ err: { message: /the owner a is gone/ } }], 'cut for its owner, not by the relay bound');
+  t.equal(terminalCondition(await post(b.bosh, body, { agent: alice.agent, timeout: 5000 })), 'item-not-found', 'the rid again: no live node holds the session');
+});
+
+t.test('an owner whose connection is never made (packets dropped, no refusal): remote-connection-failed after CONNECT_TIMEOUT_MS, not the relay bound', async (t) => {
+  const [a, b] = await cluster(t);
+  const { c: alice } = await direct(t, a, 'alice');
+  await a.forwarder.advertise(await unansweredAddress(t));
+  const started = Date.now();
+  const res = await post(b.bosh, serialize(alice.body({}, ping('never'))), { agent: alice.agent, timeout: 20_000 });
+  const waited = Date.now() - started;
+  t.equal(terminalCondition(res), 'remote-connection-failed');
+  t.ok(waited >= CONNECT_TIMEOUT_MS - 100 && waited < forwardLimits({ boshMaxWait: 10 }).timeoutMs / 2, `after the connect timeout (${waited} ms)`);
+  t.match(b.warnings, [{ err: { message: /no connection within/ } }]);
+  t.equal(b.forwarder.stats().unreachable, 1);
+});
+
 t.test("an owner's advertised URL that reaches another node (HOST 0.0.0.0 advertises 127.0.0.1 on every machine): remote-connection-failed and an error naming CLUSTER_ADVERTISE_URL, not item-not-found for a session that lives", async (t) => {
   const [a, b] = await cluster(t);
   const { c: alice } = await direct(t, a, 'alice');
@@ -476,6 +510,37 @@ async function lossyRelay(t: Test, target: string, passed = 0): Promise<{ url: s
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
   state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   return state;
+}
+
+/** An HTTP server that takes requests and never answers nor closes them: an owner whose machine vanished mid-request. */
+async function silentServer(t: Test): Promise<{ url: string; requests: number }> {
+  const state = { url: '', requests: 0 };
+  const server = http.createServer(() => { state.requests++; });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return state;
+}
+
+/**
+ * A URL whose connections are never made: a listening socket in a stopped process, its accept queue
+ * (backlog 1) filled first, so that the kernel drops further SYNs as a vanished machine's network does.
+ */
+async function unansweredAddress(t: Test): Promise<string> {
+  const child = spawn(process.execPath, ['-e', "require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () { console.log(this.address().port) })"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => { child.kill('SIGKILL'); });
+  const port = Number(await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(String(d).trim()))));
+  process.kill(child.pid!, 'SIGSTOP');
+  const fillers: net.Socket[] = [];
+  t.teardown(() => { for (const s of fillers) s.destroy(); });
+  // Until one stays unconnected: the queue is full.
+  for (;;) {
+    const s = net.connect(port, '127.0.0.1');
+    fillers.push(s);
+    const made = await new Promise<boolean>((resolve) => { s.once('connect', () => resolve(true)); setTimeout(() => resolve(false), 500); });
+    if (!made) return `http://127.0.0.1:${port}`;
+    if (fillers.length > 16) throw new Error('the accept queue of a stopped process never filled');
+  }
 }
 
 /** A port nothing listens on (just released). */

@@ -62,11 +62,14 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   });
 }
 
+/** Databases of a test Redis: one per subtest that wants a cluster of its own, so a file shares one server. */
+const DATABASES = 32;
+
 /** One run of redis-server on `port` in `dir`; resolves once it answers PING, or rejects with its stderr. */
 async function runRedis(bin: string, port: number, dir: string, aof: boolean): Promise<ChildProcess> {
   const persistence = aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence,
-    '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    '--databases', String(DATABASES), '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
   const deadline = Date.now() + 30_000;
@@ -97,7 +100,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis> {
     port,
     url(db?: number) {
       const n = db ?? next++;
-      if (n > 15) throw new Error('a test Redis has 16 databases; start another one');
+      if (n >= DATABASES) throw new Error(`a test Redis has ${DATABASES} databases; start another one`);
       return `redis://127.0.0.1:${port}/${n}`;
     },
     async stop(hard = false) {
