@@ -136,7 +136,8 @@ export async function startCluster(config: Config, log: Log): Promise<Cluster> {
   });
   const services: ClusterServices = { config, log: clusterLog, node, redis, delivery };
   const modules = MODULES.map((create) => create(services));
-  node.onNodeDown(async (dead) => {
+  // Beside the next dead node's handling (onNodeDownLast), which must not wait for one slow client either.
+  node.onNodeDownLast(async (dead) => {
     const read = handing.get(dead);
     if (read === undefined) return;
     try {

@@ -37,6 +37,14 @@ export interface ClusterNode {
   /** Runs `handler` once per dead member, on one surviving node only (the one that removed it from the member set). */
   onNodeDown(handler: (id: string) => void | Promise<void>): void;
   /**
+   * Like onNodeDown, after every onNodeDown handler of that dead node, but
+   * beside the handling of the next dead node rather than before it: work
+   * that may wait long (a client's acks, up to SM_ACK_TIMEOUT), which the
+   * next death's handling (its sessions' presence, directory entries and
+   * adoption) must not wait for.
+   */
+  onNodeDownLast(handler: (id: string) => Promise<void>): void;
+  /**
    * Runs `handler` before a dead node is given back (leaving(), below): work a
    * down handler started and left under way finishes first (bounded by the
    * handler), so that the node that stays does not do it a second time.
@@ -106,18 +114,27 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
   // Still a member: a previous run of this name left and nobody has cleaned up after it yet.
   const leftBehind = (await redis.sAdd(membersKey, id)) === 0;
   const downHandlers: Array<(id: string) => void | Promise<void>> = [];
+  const lastHandlers: Array<(id: string) => Promise<void>> = [];
   const giveBackHandlers: Array<(id: string) => Promise<void>> = [];
   const lostHandlers: Array<() => void> = [];
   let stopped = false;
   let judging = true;
 
-  async function runDown(other: string): Promise<void> {
-    for (const h of downHandlers) {
-      if (givesBack(other)) return giveBack(other);
+  /** Runs the down handlers; resolves with the last ones (onNodeDownLast) under way, for the caller to await or not. */
+  async function runDown(other: string): Promise<{ readonly last: Promise<void> }> {
+    const done = { last: Promise.resolve() };
+    if (!(await runHandlers(other, downHandlers))) return done;
+    return { last: runHandlers(other, lastHandlers).then(() => undefined) };
+  }
+  /** Resolves false once the dead node was given back (this node leaving): nothing more to run for it. */
+  async function runHandlers(other: string, handlers: ReadonlyArray<(id: string) => void | Promise<void>>): Promise<boolean> {
+    for (const h of handlers) {
+      if (givesBack(other)) return giveBack(other).then(() => false);
       try { await h(other); } catch (err) { log.error({ err, node: other }, 'handling a dead node failed'); }
     }
     // Leaving since the handlers began: the one running then may have stopped half-way (sm-orphans.ts).
-    if (givesBack(other)) await giveBack(other);
+    if (givesBack(other)) return giveBack(other).then(() => false);
+    return true;
   }
   /** Another node's death this node declared, now that it is leaving: a node that stays takes it over. */
   const givesBack = (other: string): boolean => !judging && other !== id;
@@ -173,7 +190,8 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
       // Only the node whose SREM removed it runs the handlers: once per dead node.
       if (Number(await redis.eval(DECLARE_DEAD, { keys: [`${prefix}node:${other}`, membersKey], arguments: [other] })) !== 1) continue;
       log.warn({ event: 'cluster-node-down', node: other }, 'a cluster node is gone');
-      handling = handling.then(() => runDown(other));
+      // The last handlers are not awaited here: the next dead node's handling does not wait for them.
+      handling = handling.then(() => runDown(other)).then(({ last }) => void last.catch(() => undefined));
     }
   }
   const timer = setInterval(() => {
@@ -199,6 +217,7 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
       return live;
     },
     onNodeDown: (h) => { downHandlers.push(h); },
+    onNodeDownLast: (h) => { lastHandlers.push(h); },
     onGiveBack: (h) => { giveBackHandlers.push(h); },
     onLost: (h) => { lostHandlers.push(h); },
     leaving() { judging = false; },
@@ -206,7 +225,7 @@ export async function joinCluster(redis: Redis, opts: NodeOptions): Promise<Clus
     async start() {
       if (!leftBehind) return;
       log.warn({ event: 'cluster-node-down', node: id }, 'recovering what a previous run of this node left');
-      await runDown(id);
+      await (await runDown(id)).last;
     },
     async stop() {
       if (stopped) return;
