@@ -69,6 +69,27 @@ export function offlineContract(t: Test, makeStorage: MakeStorage): void {
       t.same(await offline.list('example.com', 'paged', { afterId: all[6]!.id, limit: 3 }), [], 'nothing after the last');
     });
 
+    t.test('list with storedAt reads only the messages stored at that millisecond, in pages as without it', async (t) => {
+      let clock = NOW;
+      const timed = await makeStorage(t, { now: () => clock });
+      t.teardown(() => timed.close());
+      await withAccounts(timed, 'alice', 'bob');
+      for (const [at, text] of [[NOW, 'a0'], [NOW + 1, 'a1'], [NOW, 'a2'], [NOW + 1, 'a3'], [NOW + 1, 'a4']] as const) {
+        clock = at;
+        await timed.offline.push('example.com', 'alice', `<message>${text}</message>`, 100);
+      }
+      clock = NOW + 1;
+      await timed.offline.push('example.com', 'bob', '<message>b</message>', 100);
+      const texts = (ms: readonly { stanza: string }[]) => ms.map((m) => m.stanza);
+      t.same(texts(await timed.offline.list('example.com', 'alice', { storedAt: NOW + 1 })), ['<message>a1</message>', '<message>a3</message>', '<message>a4</message>'], "that millisecond's, that account's, oldest first");
+      t.same(texts(await timed.offline.list('example.com', 'alice', { storedAt: NOW })), ['<message>a0</message>', '<message>a2</message>']);
+      const first = await timed.offline.list('example.com', 'alice', { storedAt: NOW + 1, limit: 2 });
+      t.same(texts(first), ['<message>a1</message>', '<message>a3</message>'], 'limit counts the matching ones');
+      t.same(texts(await timed.offline.list('example.com', 'alice', { storedAt: NOW + 1, afterId: first[1]!.id, limit: 2 })), ['<message>a4</message>'], 'afterId pages on');
+      t.same(await timed.offline.list('example.com', 'alice', { storedAt: NOW + 2 }), [], 'none at another millisecond');
+      t.equal((await timed.offline.list('example.com', 'alice')).length, 5, 'without it, all');
+    });
+
     t.test('messages go with the account', async (t) => {
       await storage.users.delete('example.com', 'bob');
       t.equal(await offline.count('example.com', 'bob'), 0);

@@ -59,7 +59,9 @@ export function createMemoryOfflineStore(now: Clock): OfflineStore & Purgeable {
     async list(host, username, page = {}) {
       const queue = queues.get(keyOf(host, username))?.messages ?? [];
       const from = firstAfter(queue, page.afterId ?? 0);
-      return queue.slice(from, page.limit === undefined ? undefined : from + page.limit);
+      const at = page.storedAt;
+      const after = at === undefined ? queue.slice(from) : queue.slice(from).filter((m) => m.storedAt === at);
+      return page.limit === undefined ? after : after.slice(0, page.limit);
     },
     async remove(host, username, ids) {
       const key = keyOf(host, username);

@@ -10,10 +10,14 @@ export interface OfflineMessage {
   readonly storedAt: number;
 }
 
-/** A page of an account's offline messages: ids above `afterId` (default: from the start), at most `limit`. */
+/**
+ * A page of an account's offline messages: ids above `afterId` (default: from the start), at most `limit`,
+ * and only those stored at `storedAt` (milliseconds since the epoch) when given.
+ */
 export interface OfflinePage {
   readonly afterId?: number;
   readonly limit?: number;
+  readonly storedAt?: number;
 }
 
 /**

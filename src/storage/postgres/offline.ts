@@ -45,8 +45,8 @@ export function createPgOfflineStore(pool: Pool, now: Clock): OfflineStore {
     push: (host, username, stanza, quota) => inTransaction(pool, (c) => pushChecked(c, host, username, stanza, toQuota(quota), now())),
     async list(host, username, page = {}): Promise<OfflineMessage[]> {
       // LIMIT NULL is no limit; the (host, username, id) index makes `id > $3` a range scan.
-      const { rows } = await pool.query<OfflineRow>('SELECT id, stanza, stored_at FROM offline_messages WHERE host = $1 AND username = $2 AND id > $3 ORDER BY id LIMIT $4',
-        [host, username, page.afterId ?? 0, page.limit ?? null]);
+      const { rows } = await pool.query<OfflineRow>('SELECT id, stanza, stored_at FROM offline_messages WHERE host = $1 AND username = $2 AND id > $3 AND ($5::bigint IS NULL OR stored_at = $5) ORDER BY id LIMIT $4',
+        [host, username, page.afterId ?? 0, page.limit ?? null, page.storedAt ?? null]);
       return rows.map((r) => ({ id: toNumber(r.id), stanza: r.stanza, storedAt: toNumber(r.stored_at) }));
     },
     async remove(host, username, ids) {

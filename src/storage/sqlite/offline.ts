@@ -20,6 +20,7 @@ function prepareStatements(db: Database.Database) {
     insert: db.prepare<[string, string, string, number]>('INSERT INTO offline_messages (host, username, stanza, stored_at) VALUES (?, ?, ?, ?)'),
     // LIMIT -1 is SQLite's "no limit"; the (host, username, id) index makes `id > ?` a range scan.
     list: db.prepare<[string, string, number, number], OfflineRow>('SELECT id, stanza, stored_at FROM offline_messages WHERE host = ? AND username = ? AND id > ? ORDER BY id LIMIT ?'),
+    listAt: db.prepare<[string, string, number, number, number], OfflineRow>('SELECT id, stanza, stored_at FROM offline_messages WHERE host = ? AND username = ? AND id > ? AND stored_at = ? ORDER BY id LIMIT ?'),
     remove: db.prepare<[string, string, number]>('DELETE FROM offline_messages WHERE host = ? AND username = ? AND id = ?'),
     usage: db.prepare<[string, string], OfflineUsage>('SELECT messages, bytes FROM offline_counters WHERE host = ? AND username = ?'),
   };
@@ -46,7 +47,9 @@ export function createSqliteOfflineStore(db: Database.Database, now: Clock): Off
       return pushChecked.immediate(host, username, stanza, toQuota(quota));
     },
     async list(host, username, page = {}): Promise<OfflineMessage[]> {
-      return st.list.all(host, username, page.afterId ?? 0, page.limit ?? -1).map((r) => ({ id: r.id, stanza: r.stanza, storedAt: r.stored_at }));
+      const rows = page.storedAt === undefined ? st.list.all(host, username, page.afterId ?? 0, page.limit ?? -1)
+        : st.listAt.all(host, username, page.afterId ?? 0, page.storedAt, page.limit ?? -1);
+      return rows.map((r) => ({ id: r.id, stanza: r.stanza, storedAt: r.stored_at }));
     },
     async remove(host, username, ids) {
       if (ids.length > 0) removeAll(host, username, ids);

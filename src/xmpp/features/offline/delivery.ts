@@ -314,11 +314,12 @@ export async function storedAlready(store: OfflineStore, host: string, username:
   const delay = message.children[message.children.length - 1];
   if (typeof delay === 'string' || delay?.name !== 'delay' || delay.attr('xmlns') !== NS.DELAY || delay.attr('from') !== host || delay.text() !== STORED_NOTE) return false;
   const stamp = delay.attr('stamp');
+  const storedAt = Date.parse(stamp ?? '');
+  if (Number.isNaN(storedAt)) return false;
   const unstamped = message.clone();
   unstamped.children.pop();
   const text = unstamped.toString();
   const same = (m: OfflineMessage): boolean => {
-    if (new Date(m.storedAt).toISOString() !== stamp) return false;
     try {
       return parseXml(m.stanza, STORED_LIMITS, NS.CLIENT).toString() === text;
     } catch {
@@ -326,7 +327,7 @@ export async function storedAlready(store: OfflineStore, host: string, username:
     }
   };
   for (let afterId = 0; ;) {
-    const page = await store.list(host, username, { afterId, limit: PAGE_SIZE });
+    const page = await store.list(host, username, { afterId, limit: PAGE_SIZE, storedAt });
     if (page.length === 0) return false;
     if (page.some(same)) return true;
     afterId = page[page.length - 1]!.id;
