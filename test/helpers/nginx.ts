@@ -12,7 +12,7 @@
  * line naming the package. Never a silent skip.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,10 @@ ${locations}
 export async function startNginx(t: Test, locations: string, http = ''): Promise<Nginx> {
   const bin = ensureNginx();
   const dir = mkdtempSync(join(tmpdir(), 'xwg-nginx-'));
+  // Started as root (CI), nginx runs its worker as nobody, which writes a request body larger than
+  // client_body_buffer_size (a BOSH body of 16 KiB: an OMEMO bundle, an avatar) to body/ here: mkdtemp's
+  // 0700 let it in nowhere (open() EACCES, the client got 500). Traversal only: nginx owns what it creates.
+  chmodSync(dir, 0o711);
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
     '-subj', '/CN=localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
