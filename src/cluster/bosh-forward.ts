@@ -174,14 +174,18 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
   // awaited from it (OWNER_CHECK_MS). One EXISTS per owner and check, and none while nothing is relayed.
   const relaying = new Map<string, Set<() => void>>();
   let checking = false;
+  // Redis unreachable: said once, not every second until it is back.
+  let checkFailed = false;
   const ownerCheck = setInterval(() => {
     if (checking || relaying.size === 0) return;
     checking = true;
     void Promise.all([...relaying.keys()].map(async (owner) => {
       if (await node.alive(owner)) return;
       for (const cut of relaying.get(owner) ?? []) cut();
-    })).catch((err: unknown) => opts.log.warn({ err }, 'checking the owners of forwarded BOSH requests failed'))
-      .finally(() => { checking = false; });
+    })).then(() => { checkFailed = false; }, (err: unknown) => {
+      if (!checkFailed) opts.log.warn({ err }, 'checking the owners of forwarded BOSH requests failed');
+      checkFailed = true;
+    }).finally(() => { checking = false; });
   }, OWNER_CHECK_MS);
   ownerCheck.unref();
   const track = (owner: string, cut: () => void): (() => void) => {
