@@ -15,10 +15,9 @@
 import t, { type Test } from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import type { TestServer } from '../helpers/server.js';
-import { launchBrowser, recordBosh, recordFrames, screenshot } from '../helpers/browser.js';
+import { launchBrowser, screenshot } from '../helpers/browser.js';
 import {
-  boundJid, conversePage, loginWithForm, openChat, reloadHeld, sendChat, serveConverse, shownMessages, waitForMessage,
-  type ConverseConfigName,
+  converseLogin as converseLoginAt, onWire, openChat, reloadHeld, sendChat, serveConverse, shownMessages, waitForMessage, type ConverseConfigName,
 } from '../helpers/converse.js';
 import { withBalancedCluster, nodeWith } from '../helpers/e2e.js';
 import { login as xmppjsLogin, xml, type XmlEl, type XmppJsClient } from '../helpers/xmppjs.js';
@@ -36,9 +35,6 @@ balancerPort = Number(new URL(nginx.httpUrl).port);
 for (const user of ['erin', 'frank', 'gina', 'carol1', 'carol2', 'carol3']) await cluster.addUser(user, `${user}-pw`);
 const browser: Browser = await launchBrowser(t);
 
-interface Wire { readonly dir: 'sent' | 'received'; readonly text: string }
-const onWire = (wire: readonly Wire[], dir: Wire['dir'], needle: string | RegExp, from = 0): Wire[] =>
-  wire.slice(from).filter((w) => w.dir === dir && (typeof needle === 'string' ? w.text.includes(needle) : needle.test(w.text)));
 
 /** A gateway process's own endpoints, for a client that must reach that one and not the balancer. */
 const at = (id: string): TestServer => {
@@ -47,16 +43,7 @@ const at = (id: string): TestServer => {
 };
 const other = (id: string): string => cluster.nodes.find((g) => g.id !== id)!.id;
 
-/** Opens the README's `config` page, records its traffic and logs `user` in through Converse's form (through the balancer). */
-async function converseLogin(tt: Test, config: ConverseConfigName, user: string): Promise<{ page: Page; wire: Wire[]; bound: string }> {
-  const page = await conversePage(tt, browser);
-  const wire: Wire[] = config === 'bosh' ? recordBosh(page) : recordFrames(page);
-  await page.goto(site.url(config));
-  await loginWithForm(page, `${user}@localhost`, `${user}-pw`);
-  const bound = boundJid(wire.map((w) => w.text));
-  if (bound === undefined) throw new Error(`${user}: no resource binding result seen on the wire`);
-  return { page, wire, bound };
-}
+const converseLogin = (tt: Test, config: ConverseConfigName, user: string) => converseLoginAt(tt, browser, site, config, user);
 
 type Carol = XmppJsClient & { readonly bare: string; say(to: string, text: string): Promise<void>; nextBody(what: string): Promise<XmlEl> };
 

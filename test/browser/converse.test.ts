@@ -8,10 +8,10 @@ import t, { type Test } from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import type { Session } from '../../src/xmpp/session.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { launchBrowser, recordBosh, recordFrames, screenshot } from '../helpers/browser.js';
+import { launchBrowser, screenshot } from '../helpers/browser.js';
 import {
-  boundJid, contactsInStorage, conversePage, emulateTlsProxy, loginWithForm, openChat, reloadHeld, sendChat, serveConverse, shownMessages, waitForMessage,
-  type ConverseConfigName, type ConverseSite,
+  contactsInStorage, converseLogin as converseLoginAt, conversePage, emulateTlsProxy, loginWithForm, onWire, openChat, reloadHeld, sendChat, serveConverse,
+  shownMessages, waitForMessage, type ConverseConfigName, type ConverseSite, type Wire,
 } from '../helpers/converse.js';
 import { login as xmppjsLogin, serverHibernates, sleep, xml, type XmlEl, type XmppJsClient } from '../helpers/xmppjs.js';
 import { eventually } from '../helpers/eventually.js';
@@ -39,20 +39,8 @@ t.before(async () => {
 });
 t.teardown(() => server.close());
 
-interface Wire { readonly dir: 'sent' | 'received'; readonly text: string }
-const onWire = (wire: readonly Wire[], dir: Wire['dir'], needle: string | RegExp, from = 0): Wire[] =>
-  wire.slice(from).filter((w) => w.dir === dir && (typeof needle === 'string' ? w.text.includes(needle) : needle.test(w.text)));
 
-/** Opens the README's `config` page, records its traffic and logs `user` in through Converse's form. */
-async function converseLogin(tt: Test, config: ConverseConfigName, user: string): Promise<{ page: Page; wire: Wire[]; bound: string }> {
-  const page = await conversePage(tt, browser);
-  const wire: Wire[] = config === 'bosh' ? recordBosh(page) : recordFrames(page);
-  await page.goto(site.url(config));
-  await loginWithForm(page, `${user}@localhost`, `${user}-pw`);
-  const bound = boundJid(wire.map((w) => w.text));
-  if (bound === undefined) throw new Error(`${user}: no resource binding result seen on the wire`);
-  return { page, wire, bound };
-}
+const converseLogin = (tt: Test, config: ConverseConfigName, user: string) => converseLoginAt(tt, browser, site, config, user);
 
 /** The gateway's session for a full JID. */
 function sessionOf(fullJid: string): Session | undefined {

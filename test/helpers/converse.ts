@@ -12,7 +12,7 @@ import Fastify from 'fastify';
 import fastifyStatic from '@fastify/static';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { WebSocket } from 'ws';
-import { newPage } from './browser.js';
+import { newPage, recordBosh, recordFrames } from './browser.js';
 import { startServer, type TestServer } from './server.js';
 
 /** The placeholder origin the README's configuration uses. */
@@ -213,4 +213,22 @@ export function bridge(route: WebSocketRoute, url: string): void {
   upstream.on('error', () => void route.close().catch(() => undefined));
   route.onMessage((m) => { if (upstream.readyState === WebSocket.OPEN) upstream.send(String(m)); else early.push(String(m)); });
   route.onClose(() => upstream.close());
+}
+
+/** What a page sent or received on its XMPP connection (WebSocket frames or BOSH bodies). */
+export interface Wire { readonly dir: 'sent' | 'received'; readonly text: string }
+
+/** The entries of `wire` from index `from` on, in direction `dir`, that contain `needle` (or match it). */
+export const onWire = (wire: readonly Wire[], dir: Wire['dir'], needle: string | RegExp, from = 0): Wire[] =>
+  wire.slice(from).filter((w) => w.dir === dir && (typeof needle === 'string' ? w.text.includes(needle) : needle.test(w.text)));
+
+/** Opens `site`'s README configuration `config` in a new page, records its traffic and logs `user` (on localhost, password `<user>-pw`) in through Converse's form. */
+export async function converseLogin(tt: Test, browser: Browser, site: ConverseSite, config: ConverseConfigName, user: string): Promise<{ page: Page; wire: Wire[]; bound: string }> {
+  const page = await conversePage(tt, browser);
+  const wire: Wire[] = config === 'bosh' ? recordBosh(page) : recordFrames(page);
+  await page.goto(site.url(config));
+  await loginWithForm(page, `${user}@localhost`, `${user}-pw`);
+  const bound = boundJid(wire.map((w) => w.text));
+  if (bound === undefined) throw new Error(`${user}: no resource binding result seen on the wire`);
+  return { page, wire, bound };
 }
