@@ -207,7 +207,7 @@ export async function withGatewayCluster(t: Test, opts: ClusterOptions): Promise
  * first test, stopped after its last. Each cluster given them (`...backing()` in its options) still gets
  * a clean slate, a Redis database (16 at most per file) and a PostgreSQL database of its own, without the
  * servers being started and stopped for every test (PostgreSQL's initdb and start take a second or two of
- * CPU each time).
+ * CPU each time). gateways.ts's clusterBackends does the same for in-process gateways.
  */
 export function fileBacking(t: Test): () => { readonly redis: TestRedis; readonly postgres: TestPostgres } {
   let backing: { redis: TestRedis; postgres: TestPostgres } | undefined;
