@@ -8,20 +8,21 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { withGatewayCluster } from '../helpers/cluster.js';
+import { fileBacking, withGatewayCluster } from '../helpers/cluster.js';
 import { ensureBuilt, ROOT } from '../helpers/built.js';
 import { eventually } from '../helpers/eventually.js';
-import { startPostgres } from '../helpers/postgres.js';
 import { startRedis } from '../helpers/redis.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 
 t.setTimeout(180_000);
+// One Redis and one PostgreSQL for the file: each test's cluster takes a database of its own in each.
+const backing = fileBacking(t);
 const quiet = { warn: () => undefined };
 const readyz = async (port: number) => (await fetch(`http://127.0.0.1:${port}/readyz`)).status;
 
 t.test('nodes join on start, leave on SIGTERM (exit 0, a survivor cleans up after them), and a restart takes the same NODE_ID back', async (t) => {
-  const cluster = await withGatewayCluster(t, { nodes: 2 });
+  const cluster = await withGatewayCluster(t, { nodes: 2, ...backing() });
   const redis = await connectRedis(cluster.redisUrl, quiet, 'test');
   t.teardown(() => redis.destroy());
   const prefix = keyPrefix(cluster.redisUrl);
@@ -43,7 +44,7 @@ t.test('nodes join on start, leave on SIGTERM (exit 0, a survivor cleans up afte
 });
 
 t.test('a node declared dead (lease gone, out of the member set) stops serving and exits non-zero, saying why', async (t) => {
-  const cluster = await withGatewayCluster(t, { nodes: 1 });
+  const cluster = await withGatewayCluster(t, { nodes: 1, ...backing() });
   const redis = await connectRedis(cluster.redisUrl, quiet, 'test');
   t.teardown(() => redis.destroy());
   const client = await RawWsClient.connect(cluster.nodes[0]!.wsUrl);
@@ -62,8 +63,9 @@ t.test('a node declared dead (lease gone, out of the member set) stops serving a
 });
 
 t.test('/readyz says not ready while Redis is unreachable, and SIGTERM still ends the process', async (t) => {
+  // A Redis of its own: this test stops it.
   const redis = await startRedis();
-  const cluster = await withGatewayCluster(t, { nodes: 1, redis });
+  const cluster = await withGatewayCluster(t, { nodes: 1, redis, postgres: backing().postgres });
   t.equal(await readyz(cluster.nodes[0]!.port), 200);
   await redis.stop(true);
   await eventually(async () => (await readyz(cluster.nodes[0]!.port)) === 503, { message: '/readyz to answer 503' });
@@ -76,11 +78,9 @@ t.test('/readyz says not ready while Redis is unreachable, and SIGTERM still end
 t.test('a Redis unreachable at start stops the start naming REDIS_URL (exit 2)', async (t) => {
   const main = join(ROOT, 'dist', 'main.js');
   ensureBuilt(main);
-  const postgres = await startPostgres();
-  t.teardown(() => postgres.stop());
   const env = {
     PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', CLUSTER: 'redis', REDIS_URL: 'redis://127.0.0.1:1/0', SM_BACKEND: 'redis',
-    STORAGE: 'postgres', DATABASE_URL: await postgres.createDatabase(), NODE_ID: 'lonely', LOG_LEVEL: 'silent', DATA_DIR: t.testdir(),
+    STORAGE: 'postgres', DATABASE_URL: await backing().postgres.createDatabase(), NODE_ID: 'lonely', LOG_LEVEL: 'silent', DATA_DIR: t.testdir(),
   };
   const child = spawn(process.execPath, [main], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -100,5 +100,5 @@ t.test(`a rolling restart of three nodes under traffic between ${BOSH_PAIRS} BOS
   await sleep(1000);
   running = false;
   await traffic;
-  await assertNoneLost(t, peers, trace, peers.length * 10);
+  await assertNoneLost(t, peers, trace, peers.length * 10, cluster.databaseUrl);
 });

@@ -26,17 +26,20 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { eventually, sleep } from '../helpers/eventually.js';
+import { fileBacking } from '../helpers/cluster.js';
 import { assertNoneLost, rollEachNode, startRollCluster, stopAtTeardown, talkInPairs } from '../helpers/roll-run.js';
 import { xmppjsPeer, type XmppjsPeer } from '../helpers/roll-peers.js';
 
 const PAIRS = 20;
+// One Redis and one PostgreSQL for the file: each roll's cluster takes a database of its own in each.
+const backing = fileBacking(t);
 
 for (const [login, env] of [['SASL, bind, <resume/>', {}], ['SASL2, Bind2, inline <resume/>', { SASL2_ENABLED: 'true' }]] as const) {
   t.test(`a rolling restart of three nodes under traffic between 20 pairs (${login}): every message once, every client resumed`, (t) => roll(t, env));
 }
 
 async function roll(t: Test, env: Record<string, string>): Promise<void> {
-  const setup = await startRollCluster(t, env);
+  const setup = await startRollCluster(t, env, backing());
   const { cluster, trace } = setup;
   const service = `${setup.httpUrl.replace(/^http/, 'ws')}/xmpp-websocket`;
 
@@ -60,5 +63,5 @@ async function roll(t: Test, env: Record<string, string>): Promise<void> {
   await sleep(1000);
   running = false;
   await traffic;
-  await assertNoneLost(t, peers, trace, PAIRS * 2 * 10);
+  await assertNoneLost(t, peers, trace, PAIRS * 2 * 10, cluster.databaseUrl);
 }

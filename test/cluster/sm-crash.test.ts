@@ -8,18 +8,20 @@
  */
 import t, { type Test } from 'tap';
 import { NS, type XmlElement } from '../../src/xml/index.js';
-import { withGatewayCluster } from '../helpers/cluster.js';
+import { fileBacking, withGatewayCluster } from '../helpers/cluster.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { SmPeer, chat, routed } from '../helpers/sm-peer.js';
 import { eventually, sleep } from '../helpers/eventually.js';
 import { openPostgresStorage } from '../../src/storage/postgres/index.js';
 
 t.setTimeout(180_000);
+// One Redis and one PostgreSQL for the file: each test's cluster takes a database of its own in each.
+const backing = fileBacking(t);
 const isMsg = (el: XmlElement): boolean => el.local === 'message';
 
 /** alice on node 0 (resumable SM, no acks), bob on node 1, `ids` sent by bob and received by alice. */
 async function setUp(t: Test, env: Record<string, string>, ids: readonly string[]) {
-  const cluster = await withGatewayCluster(t, { nodes: 2, env });
+  const cluster = await withGatewayCluster(t, { nodes: 2, ...backing(), env });
   await cluster.addUser('alice', 'alice-pw');
   await cluster.addUser('bob', 'bob-pw');
   const [n0, n1] = cluster.nodes;
@@ -87,7 +89,7 @@ t.test('kill -9 of the owner and no resumption: the survivor hands the queue ove
 });
 
 t.test('kill -9 of a lone node and a restart under the same NODE_ID: the restarted node hands over what its previous run held', async (t) => {
-  const cluster = await withGatewayCluster(t, { nodes: 1, env: { SM_RESUME_TIMEOUT: '2' } });
+  const cluster = await withGatewayCluster(t, { nodes: 1, ...backing(), env: { SM_RESUME_TIMEOUT: '2' } });
   await cluster.addUser('alice', 'alice-pw');
   await cluster.addUser('bob', 'bob-pw');
   const n0 = cluster.nodes[0]!;
@@ -117,7 +119,7 @@ t.test('kill -9 of a lone node and a restart under the same NODE_ID: the restart
 });
 
 t.test('kill -9 of the owner: contacts see the session go unavailable, and available again once it resumes on the survivor', async (t) => {
-  const cluster = await withGatewayCluster(t, { nodes: 2 });
+  const cluster = await withGatewayCluster(t, { nodes: 2, ...backing() });
   await cluster.addUser('alice', 'alice-pw');
   await cluster.addUser('bob', 'bob-pw');
   const storage = await openPostgresStorage({ url: cluster.databaseUrl });

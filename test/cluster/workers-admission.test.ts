@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import t, { type Test } from 'tap';
-import { withGatewayCluster } from '../helpers/cluster.js';
+import { fileBacking, withGatewayCluster } from '../helpers/cluster.js';
 import { eventually } from '../helpers/eventually.js';
 import { RawBoshClient, terminalCondition } from '../helpers/bosh-client.js';
 import { RawWsClient } from '../helpers/ws-client.js';
@@ -15,11 +15,14 @@ import { NS, x } from '../../src/xml/index.js';
 
 t.setTimeout(180_000);
 
+// One Redis and one PostgreSQL for the file: each test's cluster takes a database of its own in each.
+const backing = fileBacking(t);
+
 /** The counts travel over IPC: a moment after each change (not what is tested: the outcome is). */
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 500));
 
 t.test('MAX_CONNECTIONS_PER_IP holds across two workers; a closed session, or a dead worker\'s, frees its place', async (t) => {
-  const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '2', MAX_CONNECTIONS_PER_IP: '2' } });
+  const cluster = await withGatewayCluster(t, { nodes: 1, ...backing(), env: { WORKERS: '2', MAX_CONNECTIONS_PER_IP: '2' } });
   const [gw] = cluster.nodes;
   const internal = (node: string, not?: unknown): string | undefined =>
     gw!.events().find((e) => e.event === 'listening' && e.node === node && e.pid !== not)?.internal as string | undefined;
@@ -67,7 +70,7 @@ t.test('MAX_CONNECTIONS_PER_IP holds across two workers; a closed session, or a 
 
 /** WORKERS=2 with `env`: each worker's own address, and a BOSH session opener (the client, or the refusal's condition). */
 async function twoWorkers(t: Test, env: Record<string, string>) {
-  const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '2', ...env } });
+  const cluster = await withGatewayCluster(t, { nodes: 1, ...backing(), env: { WORKERS: '2', ...env } });
   const [gw] = cluster.nodes;
   const internal = (node: string): string | undefined =>
     gw!.events().find((e) => e.event === 'listening' && e.node === node)?.internal as string | undefined;

@@ -10,7 +10,7 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
-import { withGatewayCluster } from '../helpers/cluster.js';
+import { fileBacking, withGatewayCluster } from '../helpers/cluster.js';
 import { eventually } from '../helpers/eventually.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { RawBoshClient } from '../helpers/bosh-client.js';
@@ -23,6 +23,13 @@ import { parseMetrics, value } from '../helpers/metrics-text.js';
 t.setTimeout(180_000);
 const quiet = { warn: () => undefined };
 
+// One Redis and one PostgreSQL for the file: each test's cluster takes a database of its own in each.
+const backing = fileBacking(t);
+// Clients here do not answer the server's <close/> (RFC 7395 §3.6) when a worker ends their stream on
+// SIGTERM; each stopping worker waited WS_CLOSE_TIMEOUT (5 s by default) for it. What is tested is the
+// order and outcome of the stops, not that wait.
+const CLOSE_WAIT = { WS_CLOSE_TIMEOUT: '1' };
+
 /** The PIDs of the children of `pid` (the primary's workers). */
 function children(pid: number): number[] {
   try {
@@ -33,7 +40,7 @@ function children(pid: number): number[] {
 }
 
 t.test('workers on one port share their sessions; a killed worker comes back under its name; SIGTERM ends all', async (t) => {
-  const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '3' } });
+  const cluster = await withGatewayCluster(t, { nodes: 1, ...backing(), env: { WORKERS: '3', ...CLOSE_WAIT } });
   const [gw] = cluster.nodes;
   const redis = await connectRedis(cluster.redisUrl, quiet, 'test');
   t.teardown(() => redis.destroy());
@@ -124,7 +131,7 @@ t.test('workers on one port share their sessions; a killed worker comes back und
 });
 
 t.test('SIGTERM to the primary stops its workers one at a time: the first leaves as in a rolling restart, the last ends the sessions and stores their queues offline', async (t) => {
-  const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '2' } });
+  const cluster = await withGatewayCluster(t, { nodes: 1, ...backing(), env: { WORKERS: '2', ...CLOSE_WAIT } });
   const [gw] = cluster.nodes;
   await cluster.addUser('alice', 'pw');
   await cluster.addUser('bob', 'pw');
@@ -167,7 +174,7 @@ interface Readyz { status: number; body: { status: string; reason?: string; work
 
 t.test('/readyz answers for every worker: 503 from each probe while one worker is hung or draining, 200 once all are ready again', async (t) => {
   const cluster = await withGatewayCluster(t, {
-    nodes: 1,
+    nodes: 1, ...backing(),
     env: {
       WORKERS: '3',
       // A lease longer than the worker is kept stopped: silent past its lease, it would be counted dead, and
@@ -237,7 +244,10 @@ t.test('/readyz answers for every worker: 503 from each probe while one worker i
   t.same(statuses(draining), [503, 503, 503, 503, 503], `${node} draining: every probe 503 (${bodies(draining)})`);
   const drainingList = allReady.map((w, i) => (i === index ? `${i} ${node} not ready` : w));
   for (const r of draining) t.same(workers(r), drainingList, `${node} named as not ready`);
-  const { answer } = await SmPeer.resume(gw!.wsUrl, 'alice', 'pw', alice.smid!, { autoAck: false });
+  const { peer: resumed, answer } = await SmPeer.resume(gw!.wsUrl, 'alice', 'pw', alice.smid!, { autoAck: false });
+  // Gone before the cluster stops: a worker stopping with her connected waited its drain for her to resume
+  // elsewhere (CLUSTER_DRAIN_TIMEOUT, 60 s here) until the teardown's SIGKILL, 10 s on.
+  t.teardown(() => resumed.c.ws.terminate());
   t.equal(answer.local, 'resumed', 'she resumes on another worker, which ends the drain');
   await eventually(() => gw!.events().some((e) => e.event === 'worker-restarted' && e.worker === index), { timeout: 20_000, message: `${node} gone and started again` });
   await eventually(async () => (await probe()).status === 200, { timeout: 30_000, message: `/readyz 200 once the new ${node} is ready` });

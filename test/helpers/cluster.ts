@@ -201,3 +201,26 @@ export async function withGatewayCluster(t: Test, opts: ClusterOptions): Promise
   t.teardown(() => cluster.stop());
   return cluster;
 }
+
+/**
+ * One Redis and one PostgreSQL for a whole test file whose tests each start a cluster: started before its
+ * first test, stopped after its last. Each cluster given them (`...backing()` in its options) still gets
+ * a clean slate, a Redis database (16 at most per file) and a PostgreSQL database of its own, without the
+ * servers being started and stopped for every test (PostgreSQL's initdb and start take a second or two of
+ * CPU each time). gateways.ts's clusterBackends does the same for in-process gateways.
+ */
+export function fileBacking(t: Test): () => { readonly redis: TestRedis; readonly postgres: TestPostgres } {
+  let backing: { redis: TestRedis; postgres: TestPostgres } | undefined;
+  t.before(async () => {
+    const redis = await startRedis();
+    backing = { redis, postgres: await startPostgres().catch(async (err: unknown) => { await redis.stop(); throw err; }) };
+  });
+  t.teardown(async () => {
+    await backing?.postgres.stop();
+    await backing?.redis.stop();
+  });
+  return () => {
+    if (!backing) throw new Error('fileBacking: used before its t.before ran');
+    return backing;
+  };
+}
