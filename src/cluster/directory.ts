@@ -38,6 +38,11 @@ export interface DirFields {
    * Absent when none (and in entries written before it existed).
    */
   readonly directed?: readonly string[];
+  /**
+   * RFC 6121 §4.5.2: the unavailable presence the client sent, serialized, while `presence` is null after
+   * it, for the nodes of its recipients (remote-presence.ts). Absent otherwise.
+   */
+  readonly unavailable?: string;
 }
 
 export interface DirEntry extends DirFields {

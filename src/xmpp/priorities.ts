@@ -53,6 +53,8 @@ export const PRIORITY = {
     observe: -1000,
   },
   stanzaOut: {
+    /** Cluster (remote-presence.ts): a second copy of another node's session's presence goes before CSI folds or SM counts it. */
+    clusterRemotePresence: 120,
     /** XEP-0352: inactive clients get presence folded; held before stream management counts it. */
     csi: 110,
     /** XEP-0198: every stanza is counted and buffered until acknowledged; SM writes it. */
