@@ -443,6 +443,23 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       return 'delivered';
     };
     for (const route of ['message/full', 'message/bare', 'iq/full', 'presence/full'] as const) c.hooks.deliver(route, settleMoved, PRIORITY.route.movedElsewhere);
+    // A full JID bound on another node a moment ago: its client has its bind result (which waits for the
+    // write), and may have given the JID out, before the change reaches this node. Redis is asked before
+    // the stanza takes the rules of a resource that is not there (RFC 6121 §8.5.3.2: the bare JID's, or an
+    // error): one HGET for each stanza to a full JID unknown here. The sender's next stanza waits for it.
+    const justBound = ({ origin, stanza, to }: RouteEvent): Promise<'delivered' | undefined> | undefined => {
+      if (to.resource === '' || !c.hosts.has(to.domain) || c.sessions.get(to.domain, to.local, to.resource) !== undefined) return undefined;
+      return directory.catchUp(to.bare, to.resource).then(async () => {
+        // Known now: routed again, to the session (a chat message came here by the bare JID's rules, router.ts).
+        if (c.sessions.get(to.domain, to.local, to.resource) === undefined) return undefined;
+        await c.router.route(origin, stanza, to);
+        return 'delivered' as const;
+      }, (err: unknown) => {
+        log.debug({ err, to: to.full }, 'reading a directory entry failed');
+        return undefined;
+      });
+    };
+    for (const route of ['message/full', 'message/bare', 'iq/full', 'presence/full'] as const) c.hooks.deliver(route, justBound, PRIORITY.route.justBound);
   }
 
   return {

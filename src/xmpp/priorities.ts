@@ -37,6 +37,11 @@ export const PRIORITY = {
      * entry (cluster/directory-module.ts), before the answers and offline storage take it as gone.
      */
     movedElsewhere: 30,
+    /**
+     * Cluster: a stanza for a full JID unknown here reads its directory entry from Redis first (it may
+     * have been bound on another node a moment ago), before the answers and offline storage take it as gone.
+     */
+    justBound: 25,
     /** Cluster: a client's answer to a question another node's server asked goes back there (cluster/answers.ts). */
     answerElsewhere: 20,
     /** Answers the server gives on an account's behalf (roster of another account forbidden, disco, vCard). */
