@@ -5,7 +5,9 @@
  * remote stubs in the SessionManager (remote.ts); inbox entries for our
  * sessions are delivered here; a duplicate resource across nodes ends the
  * older session with conflict; a dead node's entries are removed; a local
- * client's answer to another node's question goes back to it (answers.ts).
+ * client's answer to another node's question goes back to it (answers.ts);
+ * a presence change of another node's session reaches this node's
+ * recipients of it as within one process (remote-presence.ts).
  */
 import { parseJid, tryParseJid, type Jid } from '../jid/index.js';
 import { WRITTEN_LIMITS, NS, parseXml, serialize, x, type XmlElement } from '../xml/index.js';
@@ -23,6 +25,7 @@ import { RECOVERY_BATCH } from './redis.js';
 import { inBatches } from '../util/batches.js';
 import { createStub, refresh, stanzaEntry, type RemoteSink } from './remote.js';
 import { createAnswerRoutes } from './answers.js';
+import { registerRemotePresence, type RemotePresence } from './remote-presence.js';
 import type { ClusterModule, ClusterServices } from './module.js';
 
 declare module '../xmpp/events.js' {
@@ -38,7 +41,7 @@ declare module '../xmpp/events.js' {
 
 /** Whether the directory already says what the session is. */
 function same(entry: DirFields, now: DirFields): boolean {
-  return entry.priority === now.priority && entry.presence === now.presence && entry.interested === now.interested
+  return entry.priority === now.priority && entry.presence === now.presence && entry.unavailable === now.unavailable && entry.interested === now.interested
     && entry.carbons === now.carbons && (entry.blocklist === true) === (now.blocklist === true)
     && sameList(entry.directed, now.directed);
 }
@@ -82,6 +85,10 @@ const SUBSCRIPTION = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubsc
 export function createDirectoryModule({ node, delivery, log }: ClusterServices): ClusterModule {
   const me = node.id;
   let ctx: ModuleContext | undefined;
+  /** RFC 6121 §4.2 from another node's sessions to this node's, as within one process (remote-presence.ts). */
+  let remotePresence: RemotePresence | undefined;
+  /** The unavailable presence a local session's client sent last, serialized: its entry carries it (remote-presence.ts). */
+  const wentUnavailable = new WeakMap<Session, string>();
   /** Remote stubs by full JID. */
   const stubs = new Map<string, Stub>();
   /** Removals put off for sessions resumed on another node (MOVED_ENTRY_MS). */
@@ -109,6 +116,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       node: me, sid: sidOf(s), priority: s.priority, presence: s.presence ? serialize(s.presence) : null,
       interested: s.interested === true, carbons: s.carbons, anonymous: s.anonymous, blocklist: s.blocklistRequested,
       ...(s.directed === undefined ? {} : { directed: [...s.directed.keys()] }),
+      ...(s.presence === undefined && wentUnavailable.has(s) ? { unavailable: wentUnavailable.get(s)! } : {}),
     };
   }
 
@@ -118,7 +126,11 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     const full = `${bare}/${resource}`;
     const stub = stubs.get(full);
     if (entry === null) {
-      if (stub && stub.sid === previous?.sid) dropStub(full, stub);
+      if (stub && stub.sid === previous?.sid) {
+        // Gone without a word first (its connection ended): §4.5.2's unavailable, made on its behalf.
+        if (stub.session.presence !== undefined) remotePresence?.unavailable(stub.session, undefined);
+        dropStub(full, stub);
+      }
       return;
     }
     if (entry.node === me) {
@@ -126,9 +138,13 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       return;
     }
     conflict(parseJid(full), entry);
+    const presenceChanged = entry.presence !== null && entry.presence !== previous?.presence;
     if (stub && stub.sid === entry.sid) {
+      const wasAvailable = stub.session.presence !== undefined;
       refresh(stub.session, entry);
       ctx.sessions.setCarbons(stub.session, entry.carbons);
+      if (presenceChanged) remotePresence?.available(stub.session);
+      else if (wasAvailable && entry.presence === null) remotePresence?.unavailable(stub.session, entry.unavailable);
       return;
     }
     if (stub) dropStub(full, stub);
@@ -136,6 +152,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     stubs.set(full, { session, sid: entry.sid, node: entry.node });
     ctx.sessions.bindRemote(session);
     ctx.hooks.run('remote-session', { session, present: true });
+    if (presenceChanged) remotePresence?.available(session);
   }
 
   function dropStub(full: string, stub: Stub): void {
@@ -372,6 +389,13 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
 
   function feature(c: ModuleContext): void {
     ctx = c;
+    remotePresence = registerRemotePresence(c);
+    // Before presence.ts broadcasts it (a deliver handler) and the entry is written ('resource-changed').
+    c.hooks.filter('presence/broadcast', ({ origin, stanza }) => {
+      if (origin === null || stanza.attr('type') !== 'unavailable' || origin.resource === undefined) return undefined;
+      if (local(origin.host!, origin.username!, origin.resource) === origin) wentUnavailable.set(origin, serialize(stanza));
+      return undefined;
+    }, PRIORITY.route.standard);
     // The bind result waits for the write: once the client is told its JID, every node can find it.
     c.hooks.notify('resource-bound', ({ session }) => bound(session).catch((err: unknown) => {
       log.warn({ err, jid: session.full_jid }, 'writing a session to the directory failed: other nodes cannot reach it');
@@ -419,6 +443,23 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       return 'delivered';
     };
     for (const route of ['message/full', 'message/bare', 'iq/full', 'presence/full'] as const) c.hooks.deliver(route, settleMoved, PRIORITY.route.movedElsewhere);
+    // A full JID bound on another node a moment ago: its client has its bind result (which waits for the
+    // write), and may have given the JID out, before the change reaches this node. Redis is asked before
+    // the stanza takes the rules of a resource that is not there (RFC 6121 §8.5.3.2: the bare JID's, or an
+    // error): one HGET for each stanza to a full JID unknown here. The sender's next stanza waits for it.
+    const justBound = ({ origin, stanza, to }: RouteEvent): Promise<'delivered' | undefined> | undefined => {
+      if (to.resource === '' || !c.hosts.has(to.domain) || c.sessions.get(to.domain, to.local, to.resource) !== undefined) return undefined;
+      return directory.catchUp(to.bare, to.resource).then(async () => {
+        // Known now: routed again, to the session (a chat message came here by the bare JID's rules, router.ts).
+        if (c.sessions.get(to.domain, to.local, to.resource) === undefined) return undefined;
+        await c.router.route(origin, stanza, to);
+        return 'delivered' as const;
+      }, (err: unknown) => {
+        log.debug({ err, to: to.full }, 'reading a directory entry failed');
+        return undefined;
+      });
+    };
+    for (const route of ['message/full', 'message/bare', 'iq/full', 'presence/full'] as const) c.hooks.deliver(route, justBound, PRIORITY.route.justBound);
   }
 
   return {

@@ -38,6 +38,11 @@ export interface DirFields {
    * Absent when none (and in entries written before it existed).
    */
   readonly directed?: readonly string[];
+  /**
+   * RFC 6121 §4.5.2: the unavailable presence the client sent, serialized, while `presence` is null after
+   * it, for the nodes of its recipients (remote-presence.ts). Absent otherwise.
+   */
+  readonly unavailable?: string;
 }
 
 export interface DirEntry extends DirFields {
@@ -97,6 +102,11 @@ interface Published { b: string; r: string; e: string | false; s?: string; n: nu
 export interface Directory {
   /** The resources of `bare` in the mirror (this node's own included). */
   entries(bare: string): ReadonlyMap<string, DirEntry> | undefined;
+  /**
+   * Reads `bare`/`resource` from Redis into the mirror, if its write is one whose change the mirror has
+   * not had yet (a resource bound elsewhere a moment ago); resolves with the mirror's entry then.
+   */
+  catchUp(bare: string, resource: string): Promise<DirEntry | undefined>;
   /** Subscribes, loads the directory into the mirror and removes what a previous run of this node left. */
   start(): Promise<void>;
   /** Records a newly bound session (overwriting another holder); resolves with the write's sequence number. */
@@ -119,9 +129,12 @@ export function createDirectory(node: ClusterNode, onChange: DirChange, log: Dir
   const mirror = new Map<string, Map<string, DirEntry>>();
   /** Messages that arrive while the mirror loads, applied after it. */
   let buffered: Published[] | undefined;
+  /** The sequence number of the last change applied: the mirror holds every write up to it (they come in Redis order). */
+  let applied = 0;
   let subscriber: Redis | undefined;
 
   function apply(msg: Published): void {
+    applied = Math.max(applied, msg.n);
     if (msg.e === false) {
       const current = mirror.get(msg.b)?.get(msg.r);
       if (current !== undefined && current.sid === msg.s && current.seq < msg.n) set(msg.b, msg.r, null, current);
@@ -191,6 +204,17 @@ export function createDirectory(node: ClusterNode, onChange: DirChange, log: Dir
 
   const directory: Directory = {
     entries: (bare) => mirror.get(bare),
+    async catchUp(bare, resource) {
+      const value = await redis.hGet(hashKey(bare), resource);
+      // A write the mirror has had (or a later one, a removal among them) is the mirror's to tell; while it
+      // loads, the load is.
+      if (value != null && !buffered) {
+        const entry = JSON.parse(value) as DirEntry;
+        const current = mirror.get(bare)?.get(resource);
+        if (entry.seq > applied && (current === undefined || current.seq < entry.seq)) set(bare, resource, entry, current);
+      }
+      return mirror.get(bare)?.get(resource);
+    },
     async start() {
       subscriber = connectionOf(redis);
       subscriber.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'directory subscriber error'));

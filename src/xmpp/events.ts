@@ -51,6 +51,13 @@ export interface CoreEvents {
    */
   'remote-session': { readonly session: Session; readonly present: boolean };
   /**
+   * Cluster only (src/cluster/remote-presence.ts runs it): the directory shows that remote stub
+   * `session` broadcast `stanza` (its new available presence, or its unavailable). Its owner's
+   * broadcast reached the sessions of this node it knew available then; this one reaches this
+   * node's recipients of it as they are now (a filter there keeps one copy of each).
+   */
+  'remote-presence': { readonly session: Session; readonly stanza: XmlElement };
+  /**
    * RFC 6121 §3.1.5: `contact` (a local bare JID) now receives the presence of `account` (its
    * subscription became from or both on the account's side), after the account's current presence
    * went to it. PEP sends it the last items it may see (XEP-0163 §4.3.2); run only when someone listens.

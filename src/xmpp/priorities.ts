@@ -37,6 +37,11 @@ export const PRIORITY = {
      * entry (cluster/directory-module.ts), before the answers and offline storage take it as gone.
      */
     movedElsewhere: 30,
+    /**
+     * Cluster: a stanza for a full JID unknown here reads its directory entry from Redis first (it may
+     * have been bound on another node a moment ago), before the answers and offline storage take it as gone.
+     */
+    justBound: 25,
     /** Cluster: a client's answer to a question another node's server asked goes back there (cluster/answers.ts). */
     answerElsewhere: 20,
     /** Answers the server gives on an account's behalf (roster of another account forbidden, disco, vCard). */
@@ -53,6 +58,8 @@ export const PRIORITY = {
     observe: -1000,
   },
   stanzaOut: {
+    /** Cluster (remote-presence.ts): a second copy of another node's session's presence goes before CSI folds or SM counts it. */
+    clusterRemotePresence: 120,
     /** XEP-0352: inactive clients get presence folded; held before stream management counts it. */
     csi: 110,
     /** XEP-0198: every stanza is counted and buffered until acknowledged; SM writes it. */

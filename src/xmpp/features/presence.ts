@@ -224,6 +224,29 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
     return ctx.router.route(null, stanza, me.jid) ?? undefined;
   }
 
+  /**
+   * Cluster: `stub`'s broadcast of `stanza` again, to this node's sessions alone ('remote-presence'):
+   * its owner sent it before it saw some of them available (RFC 6121 §4.2.2 across nodes).
+   */
+  function* localBroadcast(stub: Session, me: Account, stanza: XmlElement): Fanout {
+    const here = (s: Session): boolean => ctx.sessions.getLocal(s.host!, s.username!, s.resource!) === s;
+    for (const item of me.items.values()) {
+      yield 1;
+      if (!hasFrom(item.subscription)) continue;
+      const contact = me.contact(item.jid);
+      const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
+      if (!target || !relay.mayReach(stub.jid!, me, contact, target)) continue;
+      for (const s of relay.available(target)) if (here(s)) s.send(stanza.clone().setAttr('to', contact.bare));
+    }
+    for (const s of relay.available(me)) if (s !== stub && here(s)) s.send(stanza.clone().setAttr('to', s.full_jid));
+  }
+
+  // The account of a stub that a local account lists is held (accounts/remote.ts): not held, nobody here gets it.
+  ctx.hooks.notify('remote-presence', ({ session, stanza }) => {
+    const me = accounts.peek(session.host!, session.username!);
+    return me ? drive(localBroadcast(session, me, stanza)) : undefined;
+  }, PRIORITY.lifecycle.default);
+
   // A fan-out returns its promise: the sender's next stanza waits for it (core.ts, RFC 6120 §10.1).
   ctx.hooks.deliver('presence/broadcast', (event) => {
     const { origin, stanza } = event;

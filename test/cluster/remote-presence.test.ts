@@ -1,0 +1,98 @@
+/**
+ * RFC 6121 §4.2 across nodes (src/cluster/remote-presence.ts): two resources
+ * of one account, or two contacts, on two nodes becoming available at the
+ * same moment each get the other's presence, as within one process; one
+ * going unavailable as the other becomes available leaves it knowing so;
+ * and what comes by both the directory and the owner's broadcast comes once.
+ */
+import t, { type Test } from 'tap';
+import { addUsers, clusterBackends, contactNodes, startGateway, type Gateway } from '../helpers/gateways.js';
+import { loggedInWs, type RawWsClient } from '../helpers/ws-client.js';
+import { eventually } from '../helpers/eventually.js';
+import type { XmlElement } from '../../src/xml/index.js';
+
+const backends = clusterBackends(t);
+
+/** The presences `c` got from `from` so far. */
+const presencesFrom = (c: RawWsClient, from: string): XmlElement[] => c.frames.filter((el) => el.local === 'presence' && el.attr('from') === from);
+
+async function twoNodes(t: Test): Promise<{ n1: Gateway; n2: Gateway; b1: RawWsClient; b2: RawWsClient }> {
+  const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
+  const n1 = await startGateway(t, 'n1', opts);
+  const n2 = await startGateway(t, 'n2', opts);
+  await addUsers(n1, ['bob']);
+  const b1 = await loggedInWs(t, n1.server.wsUrl, 'bob', 'b1');
+  const b2 = await loggedInWs(t, n2.server.wsUrl, 'bob', 'b2');
+  // Each node knows the other's resource (bound, not yet available) before either sends presence.
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b2') && n2.server.app.sessions.get('localhost', 'bob', 'b1'), { message: 'each node sees the other resource' });
+  return { n1, n2, b1, b2 };
+}
+
+t.test('two resources of one account on two nodes become available at once: each gets the other\'s presence, once', async (t) => {
+  const { b1, b2 } = await twoNodes(t);
+  b1.send("<presence xmlns='jabber:client' id='p1'><priority>1</priority></presence>");
+  b2.send("<presence xmlns='jabber:client' id='p2'><priority>2</priority></presence>");
+  const got = async (c: RawWsClient, from: string, id: string): Promise<void> => {
+    await eventually(() => presencesFrom(c, from).length > 0, { message: `${from}'s presence at the other resource` }).catch(() => undefined);
+    // What else may come is here in a moment: the same presence a second time is a duplicate.
+    await new Promise((r) => setTimeout(r, 300));
+    t.same(presencesFrom(c, from).map((el) => el.attr('id')), [id], `${from}'s initial presence reached the other node's resource, once`);
+  };
+  await Promise.all([got(b1, 'bob@localhost/b2', 'p2'), got(b2, 'bob@localhost/b1', 'p1')]);
+});
+
+t.test('a resource on another node becomes available after this one: its presence comes once, and a change of it once', async (t) => {
+  const { b1, b2 } = await twoNodes(t);
+  b1.send("<presence xmlns='jabber:client' id='p1'/>");
+  await b1.until((el) => el.local === 'presence' && el.attr('from') === 'bob@localhost/b1');
+  await new Promise((r) => setTimeout(r, 200));
+  b2.send("<presence xmlns='jabber:client' id='p2'/>");
+  await b2.until((el) => el.local === 'presence' && el.attr('from') === 'bob@localhost/b1');
+  b2.send("<presence xmlns='jabber:client' id='p3'><show>away</show></presence>");
+  await eventually(() => presencesFrom(b1, 'bob@localhost/b2').some((el) => el.attr('id') === 'p3'), { message: 'the change at b1' });
+  b2.send("<presence xmlns='jabber:client' type='unavailable' id='p4'/>");
+  await eventually(() => presencesFrom(b1, 'bob@localhost/b2').some((el) => el.attr('id') === 'p4'), { message: 'the unavailable at b1' });
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(presencesFrom(b1, 'bob@localhost/b2').map((el) => el.attr('id')), ['p2', 'p3', 'p4'], 'each presence of b2 once, in order, the unavailable with its id');
+  t.same(presencesFrom(b2, 'bob@localhost/b1').map((el) => el.attr('id')), ['p1'], 'b1\'s presence once at b2');
+});
+
+t.test('a resource on another node goes unavailable as this one becomes available: this one ends knowing it unavailable', async (t) => {
+  const { n2, b1, b2 } = await twoNodes(t);
+  b1.send("<presence xmlns='jabber:client' id='p1'/>");
+  await eventually(() => n2.server.app.sessions.get('localhost', 'bob', 'b1')?.presence, { message: 'n2 sees b1 available' });
+  b1.send("<presence xmlns='jabber:client' type='unavailable' id='u1'/>");
+  b2.send("<presence xmlns='jabber:client' id='p2'/>");
+  await eventually(() => n2.server.app.sessions.get('localhost', 'bob', 'b1')?.presence === undefined, { message: 'n2 sees b1 unavailable' });
+  // Within one process b2 gets nothing of b1 (b1 went first) or b1's presence, then its unavailable.
+  await new Promise((r) => setTimeout(r, 300));
+  const got = presencesFrom(b2, 'bob@localhost/b1').map((el) => el.attr('id'));
+  t.ok(got.length === 0 || (got.length === 2 && got[1] === 'u1'), `b2 ends knowing b1 unavailable (got ${JSON.stringify(got)})`);
+});
+
+t.test('a resource that goes unavailable and comes back gets the presence of the other node\'s resource again', async (t) => {
+  const { n1, b1, b2 } = await twoNodes(t);
+  b1.send("<presence xmlns='jabber:client' id='p1'/>");
+  b2.send("<presence xmlns='jabber:client' id='p2'/>");
+  await eventually(() => presencesFrom(b2, 'bob@localhost/b1').length === 1, { message: 'b1\'s presence at b2' });
+  b2.send("<presence xmlns='jabber:client' type='unavailable' id='u2'/>");
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b2')?.presence === undefined, { message: 'n1 sees b2 unavailable' });
+  b2.send("<presence xmlns='jabber:client' id='p3'/>");
+  await eventually(() => presencesFrom(b2, 'bob@localhost/b1').length === 2, { message: 'b1\'s presence at b2 once more' }).catch(() => undefined);
+  t.same(presencesFrom(b2, 'bob@localhost/b1').map((el) => el.attr('id')), ['p1', 'p1'], 'RFC 6121 §4.2.2: sent again at the new initial presence');
+});
+
+t.test('two contacts on two nodes become available at once: each gets the other\'s presence, once', async (t) => {
+  const [n1, n2] = await contactNodes(t, await backends.options({ ALLOW_INSECURE_PLAIN: 'true' }), ['n1', 'n2']) as [Gateway, Gateway];
+  const alice = await loggedInWs(t, n1.server.wsUrl, 'alice', 'a1');
+  const bob = await loggedInWs(t, n2.server.wsUrl, 'bob', 'b1');
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1') && n2.server.app.sessions.get('localhost', 'alice', 'a1'), { message: 'each node sees the other contact' });
+  alice.send("<presence xmlns='jabber:client' id='pa'/>");
+  bob.send("<presence xmlns='jabber:client' id='pb'/>");
+  const got = async (c: RawWsClient, from: string, id: string): Promise<void> => {
+    await eventually(() => presencesFrom(c, from).length > 0, { message: `${from}'s presence at the contact` }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    t.same(presencesFrom(c, from).map((el) => el.attr('id')), [id], `RFC 6121 §4.2: ${from}'s initial presence reached the contact on the other node, once`);
+  };
+  await Promise.all([got(alice, 'bob@localhost/b1', 'pb'), got(bob, 'alice@localhost/a1', 'pa')]);
+});
