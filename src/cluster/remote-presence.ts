@@ -22,6 +22,7 @@
  * to any). The owner's broadcast mostly comes after the directory change
  * (its write goes to Redis first); either way one copy is written.
  */
+import { createHash } from 'node:crypto';
 import { NS, WRITTEN_LIMITS, parseXml, serialize, x, type XmlElement } from '../xml/index.js';
 import { tryParseJid } from '../jid/index.js';
 import type { ModuleContext } from '../xmpp/context.js';
@@ -35,9 +36,13 @@ export interface RemotePresence {
   unavailable(stub: Session, stanza: string | undefined): void;
 }
 
-/** The presence as compared: without its `to`, which differs per recipient. */
+/**
+ * The presence as compared: without its `to`, which differs per recipient. Kept per recipient session
+ * and sender resource, so a digest (22 characters) rather than the stanza (hundreds of bytes, a vCard
+ * or caps hash in it): a session with a hundred contacts online would hold tens of KiB of them.
+ */
 function content(stanza: XmlElement): string {
-  return serialize(stanza.clone().setAttr('to', undefined));
+  return createHash('md5').update(serialize(stanza.clone().setAttr('to', undefined))).digest('base64');
 }
 
 export function registerRemotePresence(ctx: ModuleContext): RemotePresence {
