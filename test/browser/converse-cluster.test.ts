@@ -20,7 +20,7 @@ import {
   converseLogin as converseLoginAt, onWire, openChat, reloadHeld, sendChat, serveConverse, shownMessages, waitForMessage, type ConverseConfigName,
 } from '../helpers/converse.js';
 import { withBalancedCluster, nodeWith } from '../helpers/e2e.js';
-import { login as xmppjsLogin, xml, type XmlEl, type XmppJsClient } from '../helpers/xmppjs.js';
+import { createClient, within, xml, type XmlEl, type XmppJsClient } from '../helpers/xmppjs.js';
 import { scrape, value } from '../helpers/metrics-text.js';
 import { eventually } from '../helpers/eventually.js';
 
@@ -49,7 +49,9 @@ type Carol = XmppJsClient & { readonly bare: string; say(to: string, text: strin
 
 /** `name` on @xmpp/client, on nobody's roster, logged in directly on the process `id` (not through the balancer, whose turn order the pages' connections use). */
 async function carolOn(tt: Test, name: string, id: string): Promise<Carol> {
-  const c = await xmppjsLogin(tt, at(id), { username: name, password: `${name}-pw`, resource: `node-${id}` });
+  const c = createClient(tt, at(id), { username: name, password: `${name}-pw`, resource: `node-${id}` });
+  // Beside Chromium and three server processes under the suite's other files, a login can take longer than the helpers' 5 s.
+  await within(c.xmpp.start(), `xmpp.js login of ${name}`, 30_000);
   await c.xmpp.send(xml('presence'));
   return {
     ...c,
