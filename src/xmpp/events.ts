@@ -137,7 +137,13 @@ export interface CoreEvents {
 /**
  * Runs 'resource-changed' for `session`. With no listener (the single
  * process default) it allocates nothing and costs one map lookup.
+ * A promise while a listener writes the change where other processes read it
+ * (the cluster's directory): an answer that tells the client the change took
+ * effect (roster get, blocklist get, carbons enable) waits for it, or another
+ * node could miss the push or the copy that the client now expects.
  */
-export function resourceChanged(hooks: Pipeline<CoreEvents>, session: Session): void {
-  if (hooks.has('resource-changed')) hooks.run('resource-changed', { session });
+export function resourceChanged(hooks: Pipeline<CoreEvents>, session: Session): Promise<unknown> | undefined {
+  if (!hooks.has('resource-changed')) return undefined;
+  const done = hooks.run('resource-changed', { session });
+  return done instanceof Promise ? done : undefined;
 }

@@ -37,7 +37,8 @@ export function register(ctx: ModuleContext, deps: CarbonsDeps = {}): void {
   ctx.iq.register('both', 'set', NS.CARBONS, (session, _iq, payload) => {
     const on = payload.local === 'enable';
     if (!on && payload.local !== 'disable') throw new StanzaErrorException('bad-request', 'expected <enable/> or <disable/>');
-    setCarbons(ctx, session, on);
+    // Answered once every node knows (a cluster's directory): the copies start with the answer.
+    return setCarbons(ctx, session, on);
   });
 
   ctx.hooks.notify('message/full', (event) => {
@@ -89,10 +90,10 @@ export function register(ctx: ModuleContext, deps: CarbonsDeps = {}): void {
 }
 
 /** §4–5 enable/disable, also inline in Bind2 (XEP-0386 §3: "Message Carbons MUST be enabled at this point"). */
-export function setCarbons(ctx: ModuleContext, session: Session, on: boolean): void {
-  if (session.carbons === on) return;
+export function setCarbons(ctx: ModuleContext, session: Session, on: boolean): Promise<undefined> | undefined {
+  if (session.carbons === on) return undefined;
   ctx.sessions.setCarbons(session, on);
-  resourceChanged(ctx.hooks, session);
+  return resourceChanged(ctx.hooks, session)?.then(() => undefined);
 }
 
 /**

@@ -47,12 +47,14 @@ export function register(ctx: ModuleContext, opts: BlockingOptions, deps: Blocki
     if (!payload.is('blocklist', NS.BLOCKING)) throw new StanzaErrorException('bad-request', 'expected <blocklist/>');
     // §3.3: pushes go to "resources that have requested the blocklist". Session.blocklistRequested, not
     // a set of this process: a resource bound on another cluster node is a stub here, and carries it.
+    // Answered once every node knows, as a roster get (roster/index.ts).
+    const answer = (): XmlElement => x('blocklist', { xmlns: NS.BLOCKING }, ...[...lists.of(svc.accountOf(session))].sort().map((jid) => x('item', { jid })));
     if (!session.blocklistRequested) {
       session.blocklistRequested = true;
-      resourceChanged(ctx.hooks, session);
+      const written = resourceChanged(ctx.hooks, session);
+      if (written) return written.then(answer);
     }
-    const account = svc.accountOf(session);
-    return x('blocklist', { xmlns: NS.BLOCKING }, ...[...lists.of(account)].sort().map((jid) => x('item', { jid })));
+    return answer();
   });
 
   ctx.iq.register('self', 'set', NS.BLOCKING, (session, _iq, payload) => {

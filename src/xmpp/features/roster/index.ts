@@ -41,10 +41,12 @@ export function register(ctx: ModuleContext, opts: RosterLimits, deps: RosterDep
   }, PRIORITY.features.informational);
 
   ctx.iq.register('self', 'get', NS.ROSTER, (session, _iq, payload) => {
-    // RFC 6121 §2.2: a resource that asks for the roster is an interested resource.
+    // RFC 6121 §2.2: a resource that asks for the roster is an interested resource. Answered once
+    // every node knows (a cluster's directory), so a change after the answer is pushed to it.
     if (session.interested !== true) {
       session.interested = true;
-      resourceChanged(ctx.hooks, session);
+      const written = resourceChanged(ctx.hooks, session);
+      if (written) return written.then(() => get(accounts.accountOf(session), payload));
     }
     return get(accounts.accountOf(session), payload);
   });

@@ -46,7 +46,7 @@ export async function bind2(ctx: ModuleContext, opts: BindOptions, deps: Bind2De
     // XEP-0386 §3: "The <bound/> response MUST contain the resulting XEP-0198 <enabled/> (or <failed/>)".
     if (child.is('enable', NS.SM)) answers.push(deps.sm.enable(session, child));
     // "If the client included a XEP-0280 <enable/> element ... Message Carbons MUST be enabled"; no answer.
-    else if (child.is('enable', NS.CARBONS)) setCarbons(ctx, session, true);
+    else if (child.is('enable', NS.CARBONS)) await setCarbons(ctx, session, true);
     // "If the client included a XEP-0352 <active/> or <inactive/> element, the session must begin in that state."
     else if (child.is('inactive', NS.CSI)) deps.csi.inactive(session);
   }
