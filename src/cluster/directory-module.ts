@@ -400,11 +400,11 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     c.hooks.notify('resource-bound', ({ session }) => bound(session).catch((err: unknown) => {
       log.warn({ err, jid: session.full_jid }, 'writing a session to the directory failed: other nodes cannot reach it');
     }), PRIORITY.lifecycle.default);
-    // Returns the write: an answer that tells the client its change took effect waits for it (events.ts resourceChanged).
-    c.hooks.notify('resource-changed', ({ session }) => {
-      if (session.destroyed || boundAt.get(session) === undefined) return undefined;
-      return directory.update(session.jid!.bare, session.resource!, fields(session)).then(() => undefined,
-        (err: unknown) => log.warn({ err, jid: session.full_jid }, 'updating the directory failed'));
+    // An answer that tells the client its change took effect waits for the write (events.ts resourceChanged).
+    c.hooks.notify('resource-changed', ({ session, answerAfter }) => {
+      if (session.destroyed || boundAt.get(session) === undefined) return;
+      answerAfter(directory.update(session.jid!.bare, session.resource!, fields(session))
+        .catch((err: unknown) => log.warn({ err, jid: session.full_jid }, 'updating the directory failed')));
     }, PRIORITY.lifecycle.default);
     // The answer to a question another node asked (answers.ts): its inbox, where it is routed to the domain
     // again. Refused (that node is gone or full), it is dropped, as an answer nobody waits for is anyway.

@@ -40,9 +40,12 @@ export interface CoreEvents {
    * §4.6: a directed-presence recipient added or removed) changed.
    * Run only when someone listens (see resourceChanged): the cluster's
    * directory and stream-management snapshot observe it. Handlers are
-   * synchronous observers: they record, they never hold the event up.
+   * synchronous observers: they record, they never hold the event up. One
+   * that writes the change where other processes read it hands the write to
+   * `answerAfter`: an answer telling the client the change took effect waits
+   * for it (resourceChanged).
    */
-  'resource-changed': { readonly session: Session };
+  'resource-changed': { readonly session: Session; answerAfter(work: Promise<unknown>): void };
   /**
    * Cluster only (src/cluster/ runs it): a bound session of one of our
    * accounts lives on another node (`present`: a remote stub was added to
@@ -138,12 +141,14 @@ export interface CoreEvents {
  * Runs 'resource-changed' for `session`. With no listener (the single
  * process default) it allocates nothing and costs one map lookup.
  * A promise while a listener writes the change where other processes read it
- * (the cluster's directory): an answer that tells the client the change took
- * effect (roster get, blocklist get, carbons enable) waits for it, or another
- * node could miss the push or the copy that the client now expects.
+ * (the cluster's directory, through `answerAfter`): an answer that tells the
+ * client the change took effect (roster get, blocklist get, carbons enable)
+ * waits for it, or another node could miss the push or the copy that the
+ * client now expects.
  */
 export function resourceChanged(hooks: Pipeline<CoreEvents>, session: Session): Promise<unknown> | undefined {
   if (!hooks.has('resource-changed')) return undefined;
-  const done = hooks.run('resource-changed', { session });
-  return done instanceof Promise ? done : undefined;
+  let work: Promise<unknown>[] | undefined;
+  void hooks.run('resource-changed', { session, answerAfter: (p) => { (work ??= []).push(p); } });
+  return work && Promise.all(work);
 }
