@@ -431,25 +431,23 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
       timer.unref();
       moved.add(timer);
     }, PRIORITY.lifecycle.default);
-    // A stanza for a resource whose session this node held until another node resumed it (XEP-0198
-    // §5 takeover), sent from here before the new owner's bind shows: as one that reached our inbox
-    // (onEntry), it waits for the new entry (routeWhenSettled) rather than taking the rules of a
-    // resource that is gone (offline storage, where a resumed session never looks; an error).
-    const settleMoved = (event: RouteEvent): 'delivered' | undefined => {
-      const { to, stanza } = event;
-      if (to.resource === '' || !movedAway.has(to.full) || settling.has(stanza)) return undefined;
-      if (c.sessions.get(to.domain, to.local, to.resource) !== undefined) return undefined;
-      settling.add(stanza);
-      routeWhenSettled(c, to, stanza).catch((err: unknown) => log.warn({ err, to: to.full }, 'routing a stanza to a moved session failed'));
-      return 'delivered';
-    };
-    for (const route of ['message/full', 'message/bare', 'iq/full', 'presence/full'] as const) c.hooks.deliver(route, settleMoved, PRIORITY.route.movedElsewhere);
-    // A full JID bound on another node a moment ago: its client has its bind result (which waits for the
-    // write), and may have given the JID out, before the change reaches this node. Redis is asked before
-    // the stanza takes the rules of a resource that is not there (RFC 6121 §8.5.3.2: the bare JID's, or an
-    // error): one HGET for each stanza to a full JID unknown here. The sender's next stanza waits for it.
-    const justBound = ({ origin, stanza, to }: RouteEvent): Promise<'delivered' | undefined> | undefined => {
+    // A stanza for a full JID with no session here, before it takes the rules of a resource that is gone
+    // (RFC 6121 §8.5.3.2: the bare JID's, offline storage, or an error). Two cases:
+    // - the resource's session was held here until another node resumed it (XEP-0198 §5 takeover), and
+    //   the new owner's bind does not show yet: as a stanza that reached our inbox (onEntry), it waits for
+    //   the new entry (routeWhenSettled); offline storage is where a resumed session never looks;
+    // - otherwise it may have been bound on another node a moment ago: its client has its bind result
+    //   (which waits for the write) and may have given the JID out before the change reaches this node.
+    //   Redis is asked first: one HGET for each stanza to a full JID unknown here. The sender's next
+    //   stanza waits for it.
+    const unknownHere = (event: RouteEvent): 'delivered' | Promise<'delivered' | undefined> | undefined => {
+      const { origin, stanza, to } = event;
       if (to.resource === '' || !c.hosts.has(to.domain) || c.sessions.get(to.domain, to.local, to.resource) !== undefined) return undefined;
+      if (movedAway.has(to.full) && !settling.has(stanza)) {
+        settling.add(stanza);
+        routeWhenSettled(c, to, stanza).catch((err: unknown) => log.warn({ err, to: to.full }, 'routing a stanza to a moved session failed'));
+        return 'delivered';
+      }
       return directory.catchUp(to.bare, to.resource).then(async () => {
         // Known now: routed again, to the session (a chat message came here by the bare JID's rules, router.ts).
         if (c.sessions.get(to.domain, to.local, to.resource) === undefined) return undefined;
@@ -460,7 +458,7 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
         return undefined;
       });
     };
-    for (const route of ['message/full', 'message/bare', 'iq/full', 'presence/full'] as const) c.hooks.deliver(route, justBound, PRIORITY.route.justBound);
+    for (const route of ['message/full', 'message/bare', 'iq/full', 'presence/full'] as const) c.hooks.deliver(route, unknownHere, PRIORITY.route.unknownHere);
   }
 
   return {

@@ -33,15 +33,11 @@ export const PRIORITY = {
     /** RFC 6121 A.2/A.3: subscription presence changes rosters instead of being relayed as presence. */
     subscriptions: 50,
     /**
-     * Cluster: a stanza for a resource whose session was just resumed on another node waits for its new
-     * entry (cluster/directory-module.ts), before the answers and offline storage take it as gone.
+     * Cluster: a stanza for a full JID with no session here, before the answers and offline storage take
+     * it as gone (cluster/directory-module.ts): one just resumed on another node waits for its new entry;
+     * any other reads its directory entry from Redis first (it may have been bound elsewhere a moment ago).
      */
-    movedElsewhere: 30,
-    /**
-     * Cluster: a stanza for a full JID unknown here reads its directory entry from Redis first (it may
-     * have been bound on another node a moment ago), before the answers and offline storage take it as gone.
-     */
-    justBound: 25,
+    unknownHere: 30,
     /** Cluster: a client's answer to a question another node's server asked goes back there (cluster/answers.ts). */
     answerElsewhere: 20,
     /** Answers the server gives on an account's behalf (roster of another account forbidden, disco, vCard). */
