@@ -46,16 +46,17 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
   /**
    * Sends `stanza` (from `session`) to every subscriber of the account and
    * to each of its available resources. A fan-out (queue.ts): a large
-   * roster is spread over several event-loop turns.
+   * roster is spread over several event-loop turns. With `only`, to the
+   * sessions it accepts alone (a cluster node's own: 'remote-presence').
    */
-  function* broadcast(session: Session, me: Account, stanza: XmlElement): Fanout {
+  function* broadcast(session: Session, me: Account, stanza: XmlElement, only?: (s: Session) => boolean): Fanout {
     const remoteOrigin = svc.peekAccount(session) === undefined;
     for (const item of me.items.values()) {
       yield 1;
       if (!hasFrom(item.subscription)) continue;
       const contact = me.contact(item.jid);
       const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
-      if (!target && remoteOrigin && ctx.router.isLocal(contact.domain) && ctx.sessions.countResources(contact.domain, contact.local) > 0) {
+      if (!target && !only && remoteOrigin && ctx.router.isLocal(contact.domain) && ctx.sessions.countResources(contact.domain, contact.local) > 0) {
         // Cluster: a contact online on another node whose account is not held here. A local sender's
         // contacts are held (accounts/remote.ts); those of a dead node's session, ended by a survivor
         // (a remote stub, cluster/directory-module.ts), are not.
@@ -66,10 +67,10 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
       }
       // Not in memory: no session, so no available resource; XEP-0191 blocks either way.
       if (!target || !relay.mayReach(session.jid!, me, contact, target)) continue;
-      yield relay.deliver(contact, stanza.clone().setAttr('to', contact.bare));
+      yield relay.deliver(contact, stanza.clone().setAttr('to', contact.bare), only);
     }
     // §4.2.2 / §4.4.2: the user's available resources, the sender included.
-    for (const s of relay.available(me)) s.send(stanza.clone().setAttr('to', s.full_jid));
+    for (const s of relay.available(me)) if (!only || only(s)) s.send(stanza.clone().setAttr('to', s.full_jid));
   }
 
   function available(session: Session, stanza: XmlElement): Promise<void> | undefined {
@@ -224,27 +225,13 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
     return ctx.router.route(null, stanza, me.jid) ?? undefined;
   }
 
-  /**
-   * Cluster: `stub`'s broadcast of `stanza` again, to this node's sessions alone ('remote-presence'):
-   * its owner sent it before it saw some of them available (RFC 6121 §4.2.2 across nodes).
-   */
-  function* localBroadcast(stub: Session, me: Account, stanza: XmlElement): Fanout {
-    const here = (s: Session): boolean => ctx.sessions.getLocal(s.host!, s.username!, s.resource!) === s;
-    for (const item of me.items.values()) {
-      yield 1;
-      if (!hasFrom(item.subscription)) continue;
-      const contact = me.contact(item.jid);
-      const target = ctx.router.isLocal(contact.domain) ? accounts.peek(contact.domain, contact.local) : undefined;
-      if (!target || !relay.mayReach(stub.jid!, me, contact, target)) continue;
-      for (const s of relay.available(target)) if (here(s)) s.send(stanza.clone().setAttr('to', contact.bare));
-    }
-    for (const s of relay.available(me)) if (s !== stub && here(s)) s.send(stanza.clone().setAttr('to', s.full_jid));
-  }
-
   // The account of a stub that a local account lists is held (accounts/remote.ts): not held, nobody here gets it.
+  // Cluster: a remote session's broadcast again, to this node's sessions alone: its owner sent it before it
+  // saw some of them available (RFC 6121 §4.2.2 across nodes).
+  const here = (s: Session): boolean => ctx.sessions.getLocal(s.host!, s.username!, s.resource!) === s;
   ctx.hooks.notify('remote-presence', ({ session, stanza }) => {
     const me = accounts.peek(session.host!, session.username!);
-    return me ? drive(localBroadcast(session, me, stanza)) : undefined;
+    return me ? drive(broadcast(session, me, stanza, here)) : undefined;
   }, PRIORITY.lifecycle.default);
 
   // A fan-out returns its promise: the sender's next stanza waits for it (core.ts, RFC 6120 §10.1).

@@ -32,17 +32,23 @@ export class PresenceRelay {
   /**
    * RFC 6121 §8.5.2.1.3 / §8.5.3.1: presence to a bare JID goes to every
    * available resource, to a full JID to that resource. Callers check
-   * blocking; an account with no available resource gets nothing.
+   * blocking; an account with no available resource gets nothing. With
+   * `only`, just the sessions it accepts (a cluster node's own).
    * Returns how many sessions it went to (fan-outs count their work).
    */
-  deliver(to: Jid, stanza: XmlElement): number {
+  deliver(to: Jid, stanza: XmlElement, only?: (s: Session) => boolean): number {
     if (to.resource !== '') {
       const s = this.sessions.get(to.domain, to.local, to.resource);
-      s?.send(stanza);
-      return s ? 1 : 0;
+      if (!s || (only && !only(s))) return 0;
+      s.send(stanza);
+      return 1;
     }
     let n = 0;
-    for (const s of this.sessions.available(to.domain, to.local)) { s.send(stanza); n++; }
+    for (const s of this.sessions.available(to.domain, to.local)) {
+      if (only && !only(s)) continue;
+      s.send(stanza);
+      n++;
+    }
     return n;
   }
 
