@@ -82,6 +82,14 @@ function fromServer(ctx: ModuleContext, el: XmlElement): boolean {
 /** The presence types that change rosters (RFC 6121 §3). */
 const SUBSCRIPTION = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
 
+/**
+ * The largest unavailable presence a directory entry carries (serialized, UTF-8). The entry is
+ * published to every node, and a client's unavailable can be as large as MAX_STANZA_SIZE (a
+ * status of 64 KiB): a larger one is not carried, and the other nodes' copy for their sessions
+ * (remote-presence.ts, for the few that the owner's broadcast missed) is a plain unavailable.
+ */
+export const UNAVAILABLE_MAX_BYTES = 2048;
+
 export function createDirectoryModule({ node, delivery, log }: ClusterServices): ClusterModule {
   const me = node.id;
   let ctx: ModuleContext | undefined;
@@ -393,7 +401,10 @@ export function createDirectoryModule({ node, delivery, log }: ClusterServices):
     // Before presence.ts broadcasts it (a deliver handler) and the entry is written ('resource-changed').
     c.hooks.filter('presence/broadcast', ({ origin, stanza }) => {
       if (origin === null || stanza.attr('type') !== 'unavailable' || origin.resource === undefined) return undefined;
-      if (local(origin.host!, origin.username!, origin.resource) === origin) wentUnavailable.set(origin, serialize(stanza));
+      if (local(origin.host!, origin.username!, origin.resource) !== origin) return undefined;
+      // Larger, the other nodes send a plain unavailable instead (the owner's broadcast still carries this one).
+      const text = serialize(stanza);
+      if (Buffer.byteLength(text) <= UNAVAILABLE_MAX_BYTES) wentUnavailable.set(origin, text); else wentUnavailable.delete(origin);
       return undefined;
     }, PRIORITY.route.standard);
     // The bind result waits for the write: once the client is told its JID, every node can find it.

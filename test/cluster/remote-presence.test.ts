@@ -96,3 +96,25 @@ t.test('two contacts on two nodes become available at once: each gets the other\
   };
   await Promise.all([got(alice, 'bob@localhost/b1', 'pb'), got(bob, 'alice@localhost/a1', 'pa')]);
 });
+
+t.test('a large unavailable is not carried in the directory entry (published to every node); a small one is, and both reach the other resource once', async (t) => {
+  const { n1, b1, b2 } = await twoNodes(t);
+  const entry = async (resource: string): Promise<Record<string, unknown>> =>
+    JSON.parse((await n1.cluster.node.redis.hGet(`${n1.cluster.node.prefix}dir:bob@localhost`, resource)) ?? '{}') as Record<string, unknown>;
+  b1.send("<presence xmlns='jabber:client' id='p1'/>");
+  b2.send("<presence xmlns='jabber:client' id='p2'/>");
+  await eventually(() => presencesFrom(b1, 'bob@localhost/b2').length === 1, { message: 'b2\'s presence at b1' });
+  b2.send("<presence xmlns='jabber:client' type='unavailable' id='small'><status>gone</status></presence>");
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b2')?.presence === undefined, { message: 'n1 sees b2 unavailable' });
+  t.match(String((await entry('b2')).unavailable), /id="small"|id='small'/, 'a small unavailable is carried, with its id');
+  b2.send("<presence xmlns='jabber:client' id='p3'/>");
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b2')?.presence !== undefined, { message: 'n1 sees b2 available again' });
+  const status = 'x'.repeat(4000);
+  b2.send(`<presence xmlns='jabber:client' type='unavailable' id='large'><status>${status}</status></presence>`);
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b2')?.presence === undefined, { message: 'n1 sees b2 unavailable again' });
+  t.equal((await entry('b2')).unavailable, undefined, 'an unavailable over 2 KiB is not carried');
+  await eventually(() => presencesFrom(b1, 'bob@localhost/b2').some((el) => el.attr('id') === 'large'), { message: 'the large unavailable at b1' });
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(presencesFrom(b1, 'bob@localhost/b2').map((el) => el.attr('id')), ['p2', 'small', 'p3', 'large'], 'each of b2\'s presences once, the large unavailable whole');
+  t.equal(presencesFrom(b1, 'bob@localhost/b2').at(-1)?.getChildText('status'), status, 'with its status');
+});
