@@ -1,7 +1,7 @@
 /**
  * The archive writer's retry and give-up lines log the store's error, and the
- * SQLite writer thread's error (PackedWriteError) hands the batch back to try
- * again with: the packed messages. Those are the users' messages (bodies, JIDs),
+ * writer holds the batch to try again with: the packed messages (once handed
+ * back with the SQLite thread's error). Those are the users' messages (bodies, JIDs),
  * never a log line's business, and a batch is up to a quarter of a MiB, written
  * again at every retry. Real server on a real port, SQLite whose write lock
  * another connection holds past the busy timeout; the server's pino lines read.

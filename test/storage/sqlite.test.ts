@@ -13,6 +13,7 @@ import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
 import { migrate, MIGRATIONS, type Migration } from '../../src/storage/sqlite/migrations.js';
 import { creds, credentialsChangedBySql } from './backends.js';
 import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/ports/archive-ids.js';
+import { ArchivePack, RECIPIENT, unpack, type ArchiveRecord } from '../../src/storage/ports/archive-pack.js';
 import type { ArchiveQuery } from '../../src/storage/index.js';
 
 t.test('sqlite: data and schema survive reopening', async (t) => {
@@ -264,4 +265,28 @@ t.test('sqlite: credentials changed by an UPDATE in SQL stamp their change, as s
   const admin = new Database(join(dir, DATABASE_FILE));
   t.teardown(() => admin.close());
   await credentialsChangedBySql(t, storage, async (sql, params) => { admin.prepare(sql).run(...params); });
+});
+
+t.test('sqlite: the archive thread commits packed records without detaching them from the event loop', async (t) => {
+  // A transferred ArrayBuffer is detached, and once one is, V8 checks every typed-array access of the
+  // event loop for it, for good (archive-pack.ts): the chunks are shared with the thread instead.
+  const dir = t.testdir();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  await storage.users.create('example.com', 'alice', creds('alice'));
+  const base = 1_800_000_000_000;
+  const pack = new ArchivePack();
+  const records = Array.from({ length: 300 }, (_, i): ArchiveRecord => {
+    const key = (base + i) * KEYS_PER_MS;
+    return { key, id: archiveIdFor(key), at: base + i, sender: 'bob@example.com', receiver: 'alice@example.com', sides: RECIPIENT, stanza: `<message><body>${i} ${'x'.repeat(50)}</body></message>` };
+  });
+  for (const r of records) pack.add(r);
+  const views = pack.views();
+  const lengths = views.map((v) => v.byteLength);
+  t.ok(views.length > 1, `several chunks (${views.length})`);
+  await storage.archive.appendPacked!(views);
+  t.same(views.map((v) => v.byteLength), lengths, 'every chunk is still whole here (none detached)');
+  t.same([...unpack(views)], records, 'and still reads as what was packed');
+  const page = await storage.archive.query('example.com', 'alice', { limit: 500, direction: 'forward' });
+  t.equal(page === 'item-not-found' ? -1 : page.messages.length, 300, 'all committed by the thread');
 });

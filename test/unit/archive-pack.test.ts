@@ -16,7 +16,8 @@ t.test('records come back in order, each field as given, across chunk boundaries
   const views = pack.views();
   t.ok(views.length > 1, `several chunks (${views.length})`);
   t.equal(views.reduce((n, v) => n + v.byteLength, 0), bytes, 'the views hold exactly those bytes');
-  t.equal(new Set(views.map((v) => v.buffer)).size, views.length, 'each chunk its own ArrayBuffer (transferable alone)');
+  t.equal(new Set(views.map((v) => v.buffer)).size, views.length, 'each chunk its own buffer');
+  t.ok(views.every((v) => v.buffer instanceof SharedArrayBuffer), 'in shared memory: a thread reads it, nothing is transferred (detached)');
   t.same([...unpack(views)], all);
 });
 

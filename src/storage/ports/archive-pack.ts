@@ -1,13 +1,19 @@
 /**
  * Archive records packed into bytes as the server queues them (features/mam/writer.ts), for
- * the store to take in one piece: the SQLite writer thread gets the chunks transferred, not
- * copied. Packed at once, a record leaves nothing on the JavaScript heap while its batch waits
- * for the store (20 ms and more): the serialised stanza and the record die young. Queued as
- * objects, two entries and a rope of the serialised stanza per message lived through a
- * scavenge or two, and `postMessage` cloned them property by property: at saturation the two
- * cost the event loop 8.5 µs per archived message (bench/RESULTS.md, "Message archive").
- * By hand because it is four strings and three numbers per record: a general serialiser
- * (V8's own is what postMessage used) pays for generality this format does not need.
+ * the store to take in one piece. Packed at once, a record leaves nothing on the JavaScript
+ * heap while its batch waits for the store (20 ms and more): the serialised stanza and the
+ * record die young. Queued as objects, two entries and a rope of the serialised stanza per
+ * message lived through a scavenge or two, and `postMessage` cloned them property by property:
+ * at saturation the two cost the event loop 8.5 µs per archived message (bench/RESULTS.md,
+ * "Message archive"). By hand because it is four strings and three numbers per record: a
+ * general serialiser (V8's own is what postMessage used) pays for generality this format does
+ * not need.
+ *
+ * The chunks are in shared memory (SharedArrayBuffer): the SQLite writer thread reads them
+ * where they are, nothing is copied and nothing is transferred. A transfer detaches the
+ * sender's ArrayBuffer, and once any ArrayBuffer of the process has been detached V8 checks
+ * every typed-array access of the event loop for it, for good: ws's unmasking of client frames
+ * took 0.8 µs per message instead of 0.03 (bench/RESULTS.md, session 34).
  *
  * A record: key and at (float64 LE), sides (one byte), a uint32 LE byte length, then id,
  * sender, receiver and stanza in UTF-8, the first three each ended by a NUL (which neither an
@@ -37,7 +43,7 @@ const FIXED = 8 + 8 + 1 + 4 + 3;
 const FIRST_CHUNK = 4096;
 const MAX_CHUNK = 1 << 20;
 
-/** Records appended into chunks of bytes, each chunk its own ArrayBuffer (transferable). */
+/** Records appended into chunks of bytes, each chunk its own SharedArrayBuffer (handed to a thread as it is). */
 export class ArchivePack {
   readonly #full: Uint8Array[] = [];
   #buf: Buffer | undefined;
@@ -75,8 +81,8 @@ export class ArchivePack {
   #grow(atLeast: number): void {
     if (this.#buf !== undefined) this.#full.push(this.#buf.subarray(0, this.#off));
     const size = Math.max(atLeast, Math.min(MAX_CHUNK, this.#buf === undefined ? FIRST_CHUNK : 2 * this.#buf.length));
-    // Not from Buffer's shared pool: a chunk is transferred to the writer thread whole.
-    this.#buf = Buffer.allocUnsafeSlow(size);
+    // Shared memory, and not from Buffer's pool: a thread reads the chunk whole, nothing detached (above).
+    this.#buf = Buffer.from(new SharedArrayBuffer(size));
     this.#off = 0;
   }
 }
@@ -111,19 +117,4 @@ export function entriesOf(r: ArchiveRecord): ArchiveEntry[] {
   if (r.sides & RECIPIENT) out.push({ ...split(r.receiver), id: r.id, seq: 2 * r.key, with: r.sender, at: r.at, stanza: r.stanza });
   if (r.sides & SENDER) out.push({ ...split(r.sender), id: r.id, seq: 2 * r.key + 1, with: r.receiver, at: r.at, stanza: r.stanza });
   return out;
-}
-
-/**
- * A failed appendPacked whose store had taken the chunks over (a writer thread): `views` are
- * the same records handed back, for the caller to try again with (the originals are detached).
- */
-export class PackedWriteError extends Error {
-  declare readonly views: readonly Uint8Array[];
-  constructor(message: string, views: readonly Uint8Array[]) {
-    super(message);
-    this.name = 'PackedWriteError';
-    // Not enumerable: a logger that serializes the error (pino's err copies every enumerable
-    // property) would write the users' messages out, at every retry.
-    Object.defineProperty(this, 'views', { value: views, enumerable: false });
-  }
 }

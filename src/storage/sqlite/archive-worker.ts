@@ -2,8 +2,8 @@
  * The SQLite archive's writer thread: its own connection to the database
  * file, committing the batches the archive store posts (one transaction
  * each, in order) and answering each with its id, and the error if any.
- * A batch is packed records (their chunks transferred, not copied) or
- * entries (handed back with the error when the commit fails). Here, not on the event loop, because a commit and above all
+ * A batch is packed records (their chunks in shared memory, read where they
+ * are) or entries. Here, not on the event loop, because a commit and above all
  * the WAL checkpoints that follow commits fsync, and better-sqlite3 is
  * synchronous.
  */
@@ -36,8 +36,7 @@ parentPort!.on('message', (job: Job) => {
     if (job.packed) append.records(unpack(job.packed)); else append.entries(job.entries ?? []);
     parentPort!.postMessage({ id: job.id });
   } catch (err) {
-    // Rolled back: the records go back with the error, for the server to try again (features/mam/writer.ts).
-    const packed = job.packed ?? [];
-    parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err), packed }, [...new Set(packed.map((v) => v.buffer as ArrayBuffer))]);
+    // Rolled back: the server still holds the records, and tries again (features/mam/writer.ts).
+    parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) });
   }
 });

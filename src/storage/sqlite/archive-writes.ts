@@ -1,11 +1,10 @@
 /** Archive appends committed on a worker thread (archive-worker.ts), awaited by the caller. */
 import { Worker } from 'node:worker_threads';
 import type { ArchiveEntry } from '../ports/archive.js';
-import { PackedWriteError } from '../ports/archive-pack.js';
 
 export interface ThreadedAppend {
   append(entries: readonly ArchiveEntry[]): Promise<void>;
-  /** Packed records (archive-pack.ts); their chunks are transferred to the thread (and back with a PackedWriteError if the commit fails). */
+  /** Packed records (archive-pack.ts): the thread reads their chunks in shared memory; the caller keeps them (to try again with). */
   appendPacked(views: readonly Uint8Array[]): Promise<void>;
   /**
    * An online copy of the database into `file` (existing, empty) through the SQLite backup API,
@@ -28,11 +27,10 @@ export function startArchiveThread(file: string, busyTimeoutMs: number): Threade
   const waiting = new Map<number, Waiting>();
   let next = 0;
   let failed: Error | undefined;
-  worker.on('message', ({ id, error, packed }: { id: number; error?: string; packed?: Uint8Array[] }) => {
+  worker.on('message', ({ id, error }: { id: number; error?: string }) => {
     const w = waiting.get(id);
     waiting.delete(id);
     if (error === undefined) w?.resolve();
-    else if (packed !== undefined && packed.length > 0) w?.reject(new PackedWriteError(`archive write failed: ${error}`, packed));
     else w?.reject(new Error(`archive write failed: ${error}`));
   });
   worker.on('error', (err) => {
@@ -43,21 +41,19 @@ export function startArchiveThread(file: string, busyTimeoutMs: number): Threade
   const idle = async (): Promise<void> => {
     while (waiting.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
   };
-  const post = (job: object, transfer: ArrayBuffer[] = []): Promise<void> => {
+  // Nothing is ever transferred (archive-pack.ts: a detached ArrayBuffer slows every typed-array access of the event loop).
+  const post = (job: object): Promise<void> => {
     if (failed) return Promise.reject(failed);
     const id = ++next;
     return new Promise<void>((resolve, reject) => {
       waiting.set(id, { resolve, reject });
-      worker.postMessage({ id, ...job }, transfer);
+      worker.postMessage({ id, ...job });
     });
   };
   return {
     append: (entries) => post({ entries }),
-    appendPacked(views) {
-      // Each chunk is its own ArrayBuffer (ArchivePack): moved, not cloned.
-      const buffers = [...new Set(views.map((v) => v.buffer as ArrayBuffer))];
-      return post({ packed: views }, buffers);
-    },
+    // The chunks are SharedArrayBuffers (ArchivePack): shared with the thread, not copied.
+    appendPacked: (views) => post({ packed: views }),
     backup: (file) => post({ backup: file }),
     async close() {
       await idle();

@@ -1,5 +1,5 @@
 import type { ArchiveStore } from '../../../storage/ports/archive.js';
-import { ArchivePack, entriesOf, PackedWriteError, unpack, type ArchiveRecord } from '../../../storage/ports/archive-pack.js';
+import { ArchivePack, entriesOf, unpack, type ArchiveRecord } from '../../../storage/ports/archive-pack.js';
 
 /** Messages a batch collects at most before it is closed (committed as soon as the store is free). */
 export const MAX_BATCH = 2000;
@@ -160,9 +160,6 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'append
         failingSince = undefined;
         return;
       } catch (err) {
-        // A writer thread had taken the chunks over: it hands them back to try again with.
-        if (err instanceof PackedWriteError) views = err.views;
-        else if (store.appendPacked && views.some((v) => v.buffer.byteLength === 0)) throw err; // taken and not handed back
         const t = now();
         failingSince ??= t;
         const left = failingSince + retryForMs - t;
