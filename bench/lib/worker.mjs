@@ -300,18 +300,32 @@ async function presenceRun({ startAt, endAt, window, drainMs, settleMs }) {
   const drainEnd = now() + drainMs;
   while (now() < drainEnd && presenceSessions.some((s) => s.pending.size > 0)) await sleep(20);
   // Copies still under way (a cluster's second path) arrive meanwhile and count as late.
-  await sleep(settleMs);
+  const staleNow = () => presenceSessions.reduce((n, s) => n + [...s.lastFrom].filter(([user, seq]) => seq !== s.byUser.get(user).seq).length, 0);
+  /** Stale contacts (below) 1 s after the drain, when settleMs is longer. */
+  let staleAfter1s;
+  if (settleMs > 1000) {
+    await sleep(1000);
+    staleAfter1s = staleNow();
+  }
+  await sleep(Math.max(0, settleMs - (staleAfter1s === undefined ? 0 : 1000)));
   let unfinished = 0;
   let missing = 0;
   // Contacts whose last arriving presence is not the sender's last change: they show an older one.
   let staleFinal = 0;
+  /** How many changes behind the sender's last one the stale contacts are: a few examples. */
+  const staleBehind = [];
   for (const s of presenceSessions) {
     s.onStanza = () => {};
     unfinished += s.pending.size;
     for (const p of s.pending.values()) missing += p.left;
-    for (const [user, seq] of s.lastFrom) if (seq !== s.byUser.get(user).seq) staleFinal++;
+    for (const [user, seq] of s.lastFrom) {
+      const last = s.byUser.get(user).seq;
+      if (seq === last) continue;
+      staleFinal++;
+      if (staleBehind.length < 10) staleBehind.push(last - seq);
+    }
   }
-  return { sessions: presenceSessions.length, sent, sentIn, completed, completedIn, receipts, receiptsIn, presenceIn, duplicates, late, ownEcho, other, unfinished, missing, staleFinal, hist: hist.toJSON() };
+  return { sessions: presenceSessions.length, sent, sentIn, completed, completedIn, receipts, receiptsIn, presenceIn, duplicates, late, ownEcho, other, unfinished, missing, staleFinal, staleAfter1s, staleBehind, hist: hist.toJSON() };
 }
 
 /** Cuts each session abruptly and resumes it on a new connection (XEP-0198 §5). */
