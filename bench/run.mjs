@@ -41,21 +41,21 @@ const MODES = {
     reps: 1, servers: ['gateway'], users: 80, settle: 500, watchdog: 120000, quiet: null, warmSessions: 20,
     login: { n: 20, c: 10, warm: 5 }, idle: { n: 40, c: 20 },
     msg: { pairs: 4, window: 4, warm: 200, dur: 1000 }, bosh: { pairs: 2, window: 2, warm: 200, dur: 1000 },
-    resume: { k: 10, c: 5 }, scale: null, presence: { groups: 2, k: 10, window: 2, warm: 300, dur: 1000, readyMs: 5000, settle: 1000 },
+    resume: { k: 10, c: 5 }, scale: null, presence: { groups: 2, k: 10, window: 2, warm: 300, dur: 1000, readyMs: 5000, settle: 1000, interval: 0 },
     flow: { slowReader: { requests: 200, settle: 1000, maxMs: 10000 }, boshAmp: { requests: 300, settle: 1000, maxMs: 10000 }, ping: { messages: 2000, maxMs: 20000 } },
   },
   quick: {
     reps: 1, servers: ALL_SERVERS, users: 1000, settle: 2000, watchdog: 600000, warmSessions: 200, quiet: { perRun: 2000, total: 10000 }, retries: 1,
     login: { n: 500, c: 50, warm: 50 }, idle: { n: 1000, c: 100 },
     msg: { pairs: 20, window: 8, warm: 1000, dur: 3000 }, bosh: { pairs: 10, window: 2, warm: 1000, dur: 3000 },
-    resume: { k: 200, c: 20 }, scale: null, presence: { groups: 5, k: 20, window: 2, warm: 1000, dur: 3000, readyMs: 10000, settle: 1000 },
+    resume: { k: 200, c: 20 }, scale: null, presence: { groups: 5, k: 20, window: 2, warm: 1000, dur: 3000, readyMs: 10000, settle: 1000, interval: 0 },
     flow: { slowReader: { requests: 2000, settle: 2000, maxMs: 20000 }, boshAmp: { requests: 3000, settle: 2000, maxMs: 20000 }, ping: { messages: 50000, maxMs: 60000 } },
   },
   full: {
     reps: 3, servers: ALL_SERVERS, users: 10000, settle: 3000, watchdog: 4 * 3600000, warmSessions: 200, quiet: { perRun: 60000, total: 1800000 }, retries: 2,
     login: { n: 2000, c: 50, warm: 100 }, idle: { n: 5000, c: 100 },
     msg: { pairs: 50, window: 8, warm: 1500, dur: 6000 }, bosh: { pairs: 30, window: 2, warm: 1500, dur: 6000 },
-    resume: { k: 1000, c: 50 }, scale: { points: [1000, 10000], reps: 1, c: 100 }, presence: { groups: 10, k: 20, window: 2, warm: 1500, dur: 6000, readyMs: 15000, settle: 1000 },
+    resume: { k: 1000, c: 50 }, scale: { points: [1000, 10000], reps: 1, c: 100 }, presence: { groups: 10, k: 20, window: 2, warm: 1500, dur: 6000, readyMs: 15000, settle: 1000, interval: 0 },
     flow: { slowReader: { requests: 3000, settle: 3000, maxMs: 30000 }, boshAmp: { requests: 3000, settle: 3000, maxMs: 30000 }, ping: { messages: 50000, maxMs: 90000 } },
   },
 };
@@ -70,7 +70,7 @@ if (opt('--reps')) mode.reps = Number(opt('--reps'));
 // A run on a busy shared machine needs more time, and repeating disturbed runs only doubles it.
 if (opt('--watchdog')) mode.watchdog = 1000 * Number(opt('--watchdog'));
 if (opt('--retries')) mode.retries = Number(opt('--retries'));
-// --presence groups=10,k=20,dur=5000: the presence scenario's sizes (groups, accounts per group, window, warm, dur ms, readyMs, settle ms).
+// --presence groups=10,k=20,dur=5000: the presence scenario's sizes (groups, accounts per group, window, warm, dur ms, readyMs, settle ms, interval ms: each session at most one change per interval, 0 = as fast as the window allows).
 for (const kv of opt('--presence')?.split(',') ?? []) {
   const [k, v] = kv.split('=');
   if (!(k in mode.presence) || !Number.isFinite(Number(v))) { process.stderr.write(`--presence: unknown ${kv} (keys: ${Object.keys(mode.presence).join(', ')})\n`); process.exit(2); }
@@ -418,7 +418,7 @@ const SCENARIO_FNS = {
       await sleep(Math.max(0, endAt - now()));
       return stop();
     })();
-    const res = await pool.each('presenceRun', () => ({ startAt, endAt, window: p.window, drainMs: 3000, settleMs: p.settle }));
+    const res = await pool.each('presenceRun', () => ({ startAt, endAt, window: p.window, drainMs: 3000, settleMs: p.settle, interval: p.interval }));
     const m = await measured;
     const hist = merged(res);
     const secs = p.dur / 1000;
@@ -427,7 +427,7 @@ const SCENARIO_FNS = {
     // The gateway's processes alone (a cluster server's serverCpu also holds Redis and PostgreSQL).
     const gatewayCpu = cluster.gatewayCpuPct === undefined ? m.serverCpu : (cluster.gatewayCpuPct * m.wall) / 100;
     return {
-      sessions: sum(setup, 'ok'), groups: p.groups, groupSize: p.k, window: p.window, failedSetup: sum(setup, 'failed'), setupErrors: firstErrors(setup),
+      sessions: sum(setup, 'ok'), groups: p.groups, groupSize: p.k, window: p.window, interval: p.interval, failedSetup: sum(setup, 'failed'), setupErrors: firstErrors(setup),
       readyMs: Math.max(...setup.map((x) => x.readyMs)), missingInitial: sum(setup, 'missingInitial'),
       changesPerSec: changes / secs, sentPerSec: sum(res, 'sentIn') / secs, fanoutPerSec: sum(res, 'receiptsIn') / secs,
       // Every presence from a contact a client got, copies of a change included.

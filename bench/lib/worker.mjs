@@ -234,9 +234,10 @@ async function presenceSetup({ url, groups, concurrency, timeout, readyMs }) {
  * from the change to the contact's receipt. After the drain, settleMs more for
  * copies still under way; then each contact's last arriving presence is
  * compared with the sender's last change.
- * @param {{ startAt: number, endAt: number, window: number, drainMs: number, settleMs: number }} o
+ * With `interval` (ms) each session changes at most once per interval instead (paced, not saturating).
+ * @param {{ startAt: number, endAt: number, window: number, drainMs: number, settleMs: number, interval?: number }} o
  */
-async function presenceRun({ startAt, endAt, window, drainMs, settleMs }) {
+async function presenceRun({ startAt, endAt, window, drainMs, settleMs, interval = 0 }) {
   const hist = new Histogram();
   let sent = 0;
   let sentIn = 0;
@@ -260,9 +261,21 @@ async function presenceRun({ startAt, endAt, window, drainMs, settleMs }) {
   };
   const pump = (s) => {
     if (now() >= endAt) return;
+    if (interval > 0) {
+      // Paced: the next change no sooner than `interval` ms after this session's previous one.
+      if (s.timer !== undefined || s.pending.size >= window) return;
+      const wait = s.lastSent + interval - now();
+      if (wait > 0) { s.timer = setTimeout(() => { s.timer = undefined; pump(s); }, wait); return; }
+      s.lastSent = now();
+      sendOne(s);
+      return;
+    }
     while (s.pending.size < window) sendOne(s);
   };
   for (const s of presenceSessions) {
+    // Paced sessions start spread over one interval.
+    s.lastSent = now() - Math.random() * interval;
+    s.timer = undefined;
     s.seq = 0;
     s.pending = new Map();
     /** The change each contact's last arriving presence carried (arrival order). */
@@ -297,6 +310,7 @@ async function presenceRun({ startAt, endAt, window, drainMs, settleMs }) {
   }
   for (const s of presenceSessions) pump(s);
   await sleep(Math.max(0, endAt - now()));
+  for (const s of presenceSessions) if (s.timer !== undefined) { clearTimeout(s.timer); s.timer = undefined; }
   const drainEnd = now() + drainMs;
   while (now() < drainEnd && presenceSessions.some((s) => s.pending.size > 0)) await sleep(20);
   // Copies still under way (a cluster's second path) arrive meanwhile and count as late.
