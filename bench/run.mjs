@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem, release as osRelease } from 'node:os';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { Ejabberd, Echo, Gateway, Prosody, ROOT, cpuSeconds, initProc, machineBusySeconds, rssKiB, snapshotGateway, versions } from './lib/servers.mjs';
 import { KeyCache } from './lib/scram.mjs';
 import { Histogram, median, now } from './lib/stats.mjs';
@@ -27,9 +27,9 @@ import { Backing, CLUSTER_SERVERS, GatewayCluster, WRITE_THROUGH_OFF, clusterFig
 
 const PASSWORD = 'bench-Pa55word';
 const ALL_SERVERS = ['gateway', 'prosody', 'ejabberd', ...Object.keys(CLUSTER_SERVERS)];
-const SCENARIOS = ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'ceiling', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping', 'write-through', 'archiving'];
+const SCENARIOS = ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'ceiling', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping', 'write-through', 'archiving', 'presence'];
 /** Flow-control scenarios (issue 10) the peers have no equivalent of (the gateway's own limits and settings). */
-const GATEWAY_ONLY = new Set(['slow-reader', 'bosh-amplification', 'shaping', 'archiving']);
+const GATEWAY_ONLY = new Set(['slow-reader', 'bosh-amplification', 'shaping', 'archiving', 'presence']);
 /** Whether `scenario` runs on server `name`: the cluster servers (lib/cluster.mjs) run their own few. */
 const runsOn = (name, scenario) => (CLUSTER_SERVERS[name] ? CLUSTER_SERVERS[name].scenarios.includes(scenario)
   : scenario !== 'write-through' && (!GATEWAY_ONLY.has(scenario) || isGateway(name)));
@@ -41,21 +41,21 @@ const MODES = {
     reps: 1, servers: ['gateway'], users: 80, settle: 500, watchdog: 120000, quiet: null, warmSessions: 20,
     login: { n: 20, c: 10, warm: 5 }, idle: { n: 40, c: 20 },
     msg: { pairs: 4, window: 4, warm: 200, dur: 1000 }, bosh: { pairs: 2, window: 2, warm: 200, dur: 1000 },
-    resume: { k: 10, c: 5 }, scale: null,
+    resume: { k: 10, c: 5 }, scale: null, presence: { groups: 2, k: 10, window: 2, warm: 300, dur: 1000, readyMs: 5000, settle: 1000, interval: 0 },
     flow: { slowReader: { requests: 200, settle: 1000, maxMs: 10000 }, boshAmp: { requests: 300, settle: 1000, maxMs: 10000 }, ping: { messages: 2000, maxMs: 20000 } },
   },
   quick: {
     reps: 1, servers: ALL_SERVERS, users: 1000, settle: 2000, watchdog: 600000, warmSessions: 200, quiet: { perRun: 2000, total: 10000 }, retries: 1,
     login: { n: 500, c: 50, warm: 50 }, idle: { n: 1000, c: 100 },
     msg: { pairs: 20, window: 8, warm: 1000, dur: 3000 }, bosh: { pairs: 10, window: 2, warm: 1000, dur: 3000 },
-    resume: { k: 200, c: 20 }, scale: null,
+    resume: { k: 200, c: 20 }, scale: null, presence: { groups: 5, k: 20, window: 2, warm: 1000, dur: 3000, readyMs: 10000, settle: 1000, interval: 0 },
     flow: { slowReader: { requests: 2000, settle: 2000, maxMs: 20000 }, boshAmp: { requests: 3000, settle: 2000, maxMs: 20000 }, ping: { messages: 50000, maxMs: 60000 } },
   },
   full: {
     reps: 3, servers: ALL_SERVERS, users: 10000, settle: 3000, watchdog: 4 * 3600000, warmSessions: 200, quiet: { perRun: 60000, total: 1800000 }, retries: 2,
     login: { n: 2000, c: 50, warm: 100 }, idle: { n: 5000, c: 100 },
     msg: { pairs: 50, window: 8, warm: 1500, dur: 6000 }, bosh: { pairs: 30, window: 2, warm: 1500, dur: 6000 },
-    resume: { k: 1000, c: 50 }, scale: { points: [1000, 10000], reps: 1, c: 100 },
+    resume: { k: 1000, c: 50 }, scale: { points: [1000, 10000], reps: 1, c: 100 }, presence: { groups: 10, k: 20, window: 2, warm: 1500, dur: 6000, readyMs: 15000, settle: 1000, interval: 0 },
     flow: { slowReader: { requests: 3000, settle: 3000, maxMs: 30000 }, boshAmp: { requests: 3000, settle: 3000, maxMs: 30000 }, ping: { messages: 50000, maxMs: 90000 } },
   },
 };
@@ -70,12 +70,20 @@ if (opt('--reps')) mode.reps = Number(opt('--reps'));
 // A run on a busy shared machine needs more time, and repeating disturbed runs only doubles it.
 if (opt('--watchdog')) mode.watchdog = 1000 * Number(opt('--watchdog'));
 if (opt('--retries')) mode.retries = Number(opt('--retries'));
+// --presence groups=10,k=20,dur=5000: the presence scenario's sizes (groups, accounts per group, window, warm, dur ms, readyMs, settle ms, interval ms: each session at most one change per interval, 0 = as fast as the window allows).
+for (const kv of opt('--presence')?.split(',') ?? []) {
+  const [k, v] = kv.split('=');
+  if (!(k in mode.presence) || !Number.isFinite(Number(v))) { process.stderr.write(`--presence: unknown ${kv} (keys: ${Object.keys(mode.presence).join(', ')})\n`); process.exit(2); }
+  mode.presence[k] = Number(v);
+}
 const onlyProfile = flag('--only-profile');
 const serverNames = onlyProfile ? ['gateway'] : (opt('--servers')?.split(',') ?? mode.servers).filter((s) => ALL_SERVERS.includes(s));
 const scenarioNames = onlyProfile ? [] : (opt('--scenarios')?.split(',') ?? SCENARIOS).filter((s) => SCENARIOS.includes(s));
 const doProfile = flag('--profile') || onlyProfile;
 const workerCount = Number(opt('--workers') ?? 2);
 const baselineRef = opt('--baseline');
+/** --gateway-root DIR: measure DIR's dist/ (another checkout's build, same package-lock) instead of this tree's, for every gateway-family server. */
+const gatewayRoot = opt('--gateway-root') ? resolvePath(/** @type {string} */ (opt('--gateway-root'))) : ROOT;
 /** Where the results go: RESULTS.md for full runs, RESULTS-quick.md for quick ones, nowhere for smoke. */
 const outFileFor = (m) => (flag('--no-write') || (flag('--only-profile') && !opt('--out')) ? undefined
   : opt('--out') ?? (m === 'full' ? join(ROOT, 'bench', 'RESULTS.md') : m === 'quick' ? join(ROOT, 'bench', 'RESULTS-quick.md') : undefined));
@@ -213,8 +221,20 @@ function scalesOn(name) {
  * only what the scenarios use (ejabberd creates about 90 accounts/s, so this keeps the full run short).
  */
 function accountsFor(name) {
+  return presenceFirst(name) + (scenarioNames.includes('presence') && runsOn(name, 'presence') ? mode.presence.groups * mode.presence.k : 0);
+}
+
+/** The accounts of every scenario but presence, u0…; presence's groups come after them (they have rosters, the others none). */
+function presenceFirst(name) {
   if (scalesOn(name)) return mode.users;
   return Math.min(mode.users, Math.max(mode.idle.n, mode.login.n + mode.login.warm, mode.resume.k, 2 * mode.msg.pairs, 2 * mode.bosh.pairs) + mode.warmSessions);
+}
+
+/** The presence scenario's groups of a server: mode.presence.groups × k accounts, each group all mutual contacts. */
+function presenceGroups(name) {
+  const { groups, k } = mode.presence;
+  const first = presenceFirst(name);
+  return Array.from({ length: groups }, (_, g) => range(first + g * k, first + (g + 1) * k));
 }
 
 /** How long a server may take to answer one step of a login or resume before the session counts as failed. */
@@ -380,6 +400,53 @@ const SCENARIO_FNS = {
   /** msg-throughput with inbound shaping at its default, then off, in one run (each on a fresh server). */
   shaping: async (pool, srv) => onOffFigures(await onOff(pool, srv, SHAPING_OFF)),
 
+  /**
+   * Groups of k accounts, all mutual contacts (subscription both, written into storage before the server
+   * started), all logged in and available; every session then keeps `window` presence changes in flight
+   * (<show>away</show> on and off, a new <status/> each time) until the window ends. A change is complete
+   * when every contact received it. Gateway family only (the rosters are written into its storage).
+   */
+  async presence(pool, srv) {
+    const p = mode.presence;
+    const parts = split(presenceGroups(srv.name), pool.workers.length);
+    const setup = await pool.each('presenceSetup', (i) => ({ url: srv.wsUrl, groups: parts[i], concurrency: 10, timeout: ANSWER_TIMEOUT_MS, readyMs: p.readyMs }));
+    const startAt = now() + 200 + p.warm;
+    const endAt = startAt + p.dur;
+    const measured = (async () => {
+      await sleep(Math.max(0, startAt - now()));
+      const stop = meter(srv);
+      await sleep(Math.max(0, endAt - now()));
+      return stop();
+    })();
+    const res = await pool.each('presenceRun', () => ({ startAt, endAt, window: p.window, drainMs: 3000, settleMs: p.settle, interval: p.interval }));
+    const m = await measured;
+    const hist = merged(res);
+    const secs = p.dur / 1000;
+    const changes = sum(res, 'completedIn');
+    const cluster = clusterFigures(m.samples, m.wall, changes, 'Change');
+    // The gateway's processes alone (a cluster server's serverCpu also holds Redis and PostgreSQL).
+    const gatewayCpu = cluster.gatewayCpuPct === undefined ? m.serverCpu : (cluster.gatewayCpuPct * m.wall) / 100;
+    return {
+      sessions: sum(setup, 'ok'), groups: p.groups, groupSize: p.k, window: p.window, interval: p.interval, failedSetup: sum(setup, 'failed'), setupErrors: firstErrors(setup),
+      readyMs: Math.max(...setup.map((x) => x.readyMs)), missingInitial: sum(setup, 'missingInitial'),
+      changesPerSec: changes / secs, sentPerSec: sum(res, 'sentIn') / secs, fanoutPerSec: sum(res, 'receiptsIn') / secs,
+      // Every presence from a contact a client got, copies of a change included.
+      presenceInPerSec: sum(res, 'presenceIn') / secs,
+      p50: hist.quantile(0.5), p99: hist.quantile(0.99), max: hist.max,
+      serverCpuMsPerChange: (1000 * m.serverCpu) / changes, gatewayCpuMsPerChange: (1000 * gatewayCpu) / changes,
+      gatewayCpuUsPerFanout: (1e6 * gatewayCpu) / sum(res, 'receiptsIn'),
+      // Second copies of a change a contact got while it was in flight (duplicates) or after every contact had it (late),
+      // per completed change; the sender's own presence back (RFC 6121 §4.4.2: to all the account's resources).
+      duplicates: sum(res, 'duplicates'), late: sum(res, 'late'), copiesPerChange: (sum(res, 'duplicates') + sum(res, 'late')) / Math.max(1, sum(res, 'completed')),
+      ownEchoPerChange: sum(res, 'ownEcho') / Math.max(1, sum(res, 'sent')),
+      // (contact, sender) pairs whose last arriving presence was not the sender's last change, `settle` ms after the drain.
+      staleFinal: sum(res, 'staleFinal'), ...(p.settle > 1000 && { staleAfter1s: sum(res, 'staleAfter1s') }), staleBehind: res.flatMap((r) => r.staleBehind).slice(0, 10), contactPairs: sum(setup, 'ok') * (p.k - 1),
+      sent: sum(res, 'sent'), completed: sum(res, 'completed'), unfinished: sum(res, 'unfinished'), missingReceipts: sum(res, 'missing'),
+      serverCpuPct: m.serverCpuPct, genCpuPct: m.genCpuPct, otherCpuPct: m.otherCpuPct, monoUs: m.monoUs,
+      ...cluster,
+    };
+  },
+
   /** gateway-redis: msg-throughput with Redis write-through on, then off (lib/cluster.mjs), in one run. */
   async 'write-through'(pool, srv) {
     return writeThroughFigures(await onOff(pool, srv, WRITE_THROUGH_OFF));
@@ -481,6 +548,17 @@ const ROWS = [
   ['archiving', 'onVsOffPct', 'archive on against off, %', 1, true],
   ['archiving', 'p99On', 'message latency p99 ms, archive on', 2, false],
   ['archiving', 'p99Off', 'message latency p99 ms, archive off', 2, false],
+  ['presence', 'changesPerSec', 'presence changes/s (each to all contacts of its group)', 0, true],
+  ['presence', 'fanoutPerSec', 'presence stanzas received by contacts/s (first copies)', 0, true],
+  ['presence', 'copiesPerChange', 'extra copies of a change received, per change', 2, false],
+  ['presence', 'staleFinal', 'contacts left showing an older presence at the end', 0, false],
+  ['presence', 'p50', 'presence change → contact p50 ms', 2, false],
+  ['presence', 'p99', 'presence change → contact p99 ms', 2, false],
+  ['presence', 'serverCpuMsPerChange', 'server CPU ms per presence change (cluster: + Redis + PostgreSQL)', 3, false],
+  ['presence', 'gatewayCpuMsPerChange', 'gateway processes CPU ms per presence change', 3, false],
+  ['presence', 'redisOpsPerChange', 'Redis commands per presence change', 1, false],
+  ['presence', 'serverCpuPct', 'server CPU % (presence)', 0, false],
+  ['presence', 'otherCpuPct', 'other CPU % on the machine (presence)', 0, false],
 ];
 
 function medians(results) {
@@ -692,7 +770,7 @@ function profileTable(s) {
 function distTime() {
   let newest = 0;
   const walk = (d) => { for (const e of readdirSync(d, { withFileTypes: true })) { const p = join(d, e.name); if (e.isDirectory()) walk(p); else newest = Math.max(newest, statSync(p).mtimeMs); } };
-  try { walk(join(ROOT, 'dist')); } catch { return '?'; }
+  try { walk(join(gatewayRoot, 'dist')); } catch { return '?'; }
   return new Date(newest).toISOString();
 }
 
@@ -704,10 +782,10 @@ function machine() {
 }
 
 /** The commit under test, marked when src/ has uncommitted changes (read-only git). */
-function commitOf() {
+function commitOf(root = ROOT) {
   try {
-    let commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
-    const dirty = spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
+    let commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim();
+    const dirty = spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: root, encoding: 'utf8' }).stdout.trim();
     if (dirty) commit += ' + uncommitted changes in src/';
     return commit;
   } catch { return '?'; }
@@ -727,7 +805,7 @@ async function main() {
   /** Every server of the run in turn order: the baseline right after the current gateway (A B A B… per repetition). */
   const names = baseline ? serverNames.flatMap((n) => (n === 'gateway' ? [n, baseline.name] : [n])) : serverNames;
   const work = mkdtempSync('/tmp/xwg-bench-');
-  const snapshot = snapshotGateway(join(ROOT, 'bench', '.snapshot', work.split('/').pop()));
+  const snapshot = snapshotGateway(join(ROOT, 'bench', '.snapshot', work.split('/').pop()), gatewayRoot);
   // The last resort for every way out (errors, signals, the watchdog): no worktree, snapshot or work folder is left behind.
   process.once('exit', () => {
     baseline?.remove();
@@ -736,6 +814,7 @@ async function main() {
   });
   const runMeta = {
     mode: modeName, argv, started: new Date().toISOString(), distBuilt: distTime(), commit: commitOf(),
+    ...(gatewayRoot !== ROOT && { gatewayRoot: { dir: gatewayRoot, commit: commitOf(gatewayRoot) } }),
     workers: workerCount, servers: names, params: mode, loadavg: loadavg(),
     accounts: Object.fromEntries(names.map((n) => [n, accountsFor(n)])),
     ...(baseline && { baseline: { ref: baseline.ref, commit: baseline.commit, name: baseline.name } }),
@@ -802,6 +881,7 @@ async function main() {
       const users = range(0, accountsFor(name));
       const t = Date.now();
       const salted = await srv.createUsers(users, PASSWORD);
+      if (scenarioNames.includes('presence') && runsOn(name, 'presence')) await srv.writeRosters(presenceGroups(name));
       cache.load(salted);
       if (Object.keys(salted).length === 0) {
         // Salts chosen by the server: learn them from the SASL first step, then derive here.

@@ -8,13 +8,13 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gateway, cpuSeconds, stopChild } from './servers.mjs';
+import { DOMAIN, Gateway, cpuSeconds, stopChild } from './servers.mjs';
 import { median } from './stats.mjs';
 
 /** The cluster servers and the scenarios each runs (the rest are the single process's and the peers'). */
 export const CLUSTER_SERVERS = {
-  'gateway-redis': { workers: 1, db: 1, scenarios: ['login-rate', 'msg-throughput', 'resume', 'write-through'] },
-  'gateway-cluster': { workers: 2, db: 2, scenarios: ['login-rate', 'msg-throughput', 'resume'] },
+  'gateway-redis': { workers: 1, db: 1, scenarios: ['login-rate', 'msg-throughput', 'resume', 'write-through', 'presence'] },
+  'gateway-cluster': { workers: 2, db: 2, scenarios: ['login-rate', 'msg-throughput', 'resume', 'presence'] },
 };
 /** Write-through off for the same process: SM state and routing in memory, storage still PostgreSQL. */
 export const WRITE_THROUGH_OFF = { CLUSTER: 'none', SM_BACKEND: 'memory' };
@@ -95,6 +95,7 @@ export class Backing {
     execFileSync(join(bin, 'initdb'), ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], { ...asUser, cwd: dir, stdio: 'pipe' });
     this.postgres = this.spawn(join(bin, 'postgres'), ['-D', join(dir, 'data'), '-h', '127.0.0.1', '-p', String(this.pgPort), '-k', '',
       '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'], asUser);
+    this.psqlOn = (db, sql) => execFileSync(join(bin, 'psql'), ['-h', '127.0.0.1', '-p', String(this.pgPort), '-U', 'postgres', '-d', db, '-qAt', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { encoding: 'utf8', stdio: 'pipe', input: sql });
     this.psql = (sql) => execFileSync(join(bin, 'psql'), ['-h', '127.0.0.1', '-p', String(this.pgPort), '-U', 'postgres', '-d', 'postgres', '-qAt', '-c', sql], { encoding: 'utf8', stdio: 'pipe' });
     await this.until(() => this.psql('SELECT 1').trim() === '1', 'postgres');
   }
@@ -185,6 +186,18 @@ export class GatewayCluster extends Gateway {
   async createUsers(users, password) {
     this.databaseUrl = this.backing.createDatabase(this.name.replace(/-/g, '_'));
     return super.createUsers(users, password);
+  }
+
+  /** The presence scenario's rosters (Gateway.writeRosters), in this server's PostgreSQL database. @param {string[][]} groups */
+  async writeRosters(groups) {
+    const db = this.databaseUrl.slice(this.databaseUrl.lastIndexOf('/') + 1);
+    const rows = (f) => groups.flatMap((g) => g.flatMap((u) => f(u, g))).join(',');
+    const sql = `BEGIN;
+      INSERT INTO roster_versions (host, username, version) VALUES ${rows((u) => [`('${DOMAIN}', '${u}', 1)`])} ON CONFLICT (host, username) DO UPDATE SET version = 1;
+      INSERT INTO roster_items (host, username, jid, name, subscription, ask, approved, groups) VALUES ${rows((u, g) => g.filter((v) => v !== u).map((v) => `('${DOMAIN}', '${u}', '${v}@${DOMAIN}', NULL, 'both', false, false, '[]')`))}
+        ON CONFLICT (host, username, jid) DO UPDATE SET subscription = 'both', ask = false, approved = false;
+      COMMIT;`;
+    this.backing.psqlOn(db, sql);
   }
 
   /** Fresh cluster state for every start; ready once every worker is a member of the cluster. */

@@ -146,6 +146,30 @@ export class Gateway {
     return {};
   }
 
+  /**
+   * The presence scenario's rosters, written straight into the stopped server's SQLite database
+   * (after `user import` made it): every account of a group has every other one as a contact with
+   * subscription both, and a roster version. @param {string[][]} groups
+   */
+  async writeRosters(groups) {
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(join(this.dir, 'data', 'gateway.sqlite'), { fileMustExist: true });
+    try {
+      const item = db.prepare("INSERT OR REPLACE INTO roster_items (host, username, jid, name, subscription, ask, approved, groups) VALUES (?, ?, ?, NULL, 'both', 0, 0, '[]')");
+      const version = db.prepare('INSERT OR REPLACE INTO roster_versions (host, username, version) VALUES (?, ?, 1)');
+      db.transaction(() => {
+        for (const g of groups) {
+          for (const u of g) {
+            version.run(DOMAIN, u);
+            for (const v of g) if (v !== u) item.run(DOMAIN, u, `${v}@${DOMAIN}`);
+          }
+        }
+      })();
+    } finally {
+      db.close();
+    }
+  }
+
   async start() {
     const args = [];
     if (this.profileDir) args.push('--cpu-prof', `--cpu-prof-dir=${this.profileDir}`);
@@ -332,17 +356,18 @@ export async function versions() {
 }
 
 /**
- * Copies dist/, bin/ and package.json to `dest` (inside the project, so
- * node_modules still resolves), linking public/: other engineers rebuild
+ * Copies dist/, bin/ and package.json of `from` (this tree, or another
+ * checkout's build: run.mjs --gateway-root) to `dest` (inside this project, so
+ * this tree's node_modules resolves), linking public/: other engineers rebuild
  * dist/ while the bench runs, and a half-written dist/ must not be measured.
  */
-export function snapshotGateway(dest) {
-  if (!existsSync(join(ROOT, 'dist', 'main.js'))) throw new Error('dist/main.js is missing: run npm run build (or pass --build)');
+export function snapshotGateway(dest, from = ROOT) {
+  if (!existsSync(join(from, 'dist', 'main.js'))) throw new Error(`${join(from, 'dist', 'main.js')} is missing: run npm run build (or pass --build)`);
   rmSync(dest, { recursive: true, force: true });
   mkdirSync(dest, { recursive: true });
-  cpSync(join(ROOT, 'dist'), join(dest, 'dist'), { recursive: true });
-  cpSync(join(ROOT, 'bin'), join(dest, 'bin'), { recursive: true });
-  cpSync(join(ROOT, 'package.json'), join(dest, 'package.json'));
-  symlinkSync(join(ROOT, 'public'), join(dest, 'public'));
+  cpSync(join(from, 'dist'), join(dest, 'dist'), { recursive: true });
+  cpSync(join(from, 'bin'), join(dest, 'bin'), { recursive: true });
+  cpSync(join(from, 'package.json'), join(dest, 'package.json'));
+  symlinkSync(join(from, 'public'), join(dest, 'public'));
   return dest;
 }

@@ -54,7 +54,7 @@ t.test('npm run bench -- --smoke runs every scenario against the gateway and pri
   t.setTimeout(RUN_LIMIT_MS);
   const { code, out } = await bench(['--smoke']);
   t.equal(code, 0, `the benchmark exits 0\n${out.slice(-2000)}`);
-  for (const scenario of ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping']) {
+  for (const scenario of ['login-rate', 'idle-memory', 'msg-throughput', 'bosh', 'resume', 'slow-reader', 'bosh-amplification', 'bystander-ping', 'shaping', 'presence']) {
     t.match(out, new RegExp(`^\\| ${scenario} \\| [^|]+ \\| -?[\\d,.]+ \\|`, 'm'), `${scenario} has a measured figure for the gateway`);
   }
   // The flow-control targets (issue 10) get a verdict from what was measured.
