@@ -49,8 +49,17 @@ export function registerRemotePresence(ctx: ModuleContext): RemotePresence {
   /**
    * Per local session: the last available presence it got from each full JID, until that one's
    * unavailable, and the session that JID was then (a new login on the resource is another sender).
+   * From a sender of this node, a mark without a digest: it sends once, in order, but a session that
+   * moves to another node (XEP-0198 takeover) sends its unavailable from there.
    */
   const got = new WeakMap<Session, Map<string, { presence: string; sender: Session | undefined }>>();
+  /** The digest of a remote resource's presence as the directory shows it, per parsed presence. */
+  const shown = new WeakMap<XmlElement, string>();
+  const shownContent = (presence: XmlElement): string => {
+    let digest = shown.get(presence);
+    if (digest === undefined) shown.set(presence, digest = content(presence));
+    return digest;
+  };
 
   ctx.hooks.filter('stanza-out', ({ session, stanza }) => {
     if (stanza.name !== 'presence' || session.full_jid === undefined) return undefined;
@@ -59,16 +68,29 @@ export function registerRemotePresence(ctx: ModuleContext): RemotePresence {
     if ((type !== undefined && type !== 'unavailable') || !from || from.resource === '' || from.full === session.full_jid) return undefined;
     // A session of this node sends once, in order: only another node's sessions come by two ways.
     const remote = ctx.sessions.getLocal(from.domain, from.local, from.resource) === undefined;
+    const sender = ctx.sessions.get(from.domain, from.local, from.resource);
     // A broadcast (to the bare JID, or to the account's own resources) reaches available resources only; directed presence any.
     const to = tryParseJid(stanza.attr('to'));
     const broadcast = to !== null && (to.resource === '' || to.bare === from.bare);
     if (remote && broadcast && session.presence === undefined) return 'drop';
+    // A remote resource's available presence to a bare JID passes only as the directory shows it now. Its
+    // two ways (the owner's broadcast through this node's inbox, this node's own from the directory) each
+    // keep their order, not one with the other: a sender that changes fast had an older presence come last
+    // by one way, and its contacts kept it. The directory's view is the newest this node knows, and each
+    // change of it is broadcast here again (remote-presence), so what passes ends at the newest.
+    // Unavailable keeps the rule below: the server also sends it for a subscription that ends (RFC 6121
+    // §3.2.2, §3.3.3) from resources that stay available.
+    const digest = remote && type === undefined ? content(stanza) : '';
+    if (remote && broadcast && type === undefined) {
+      const current = sender?.presence;
+      if (current === undefined || shownContent(current) !== digest) return 'drop';
+    }
     let seen = got.get(session);
     if (type === 'unavailable') {
       if (seen?.delete(from.full) === true || !remote) return undefined;
       return 'drop';
     }
-    const now = { presence: content(stanza), sender: ctx.sessions.get(from.domain, from.local, from.resource) };
+    const now = { presence: digest, sender };
     const before = seen?.get(from.full);
     if (remote && before?.presence === now.presence && before.sender === now.sender) return 'drop';
     if (seen === undefined) got.set(session, seen = new Map());

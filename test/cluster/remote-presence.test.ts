@@ -10,6 +10,7 @@ import { addUsers, clusterBackends, contactNodes, startGateway, type Gateway } f
 import { loggedInWs, type RawWsClient } from '../helpers/ws-client.js';
 import { eventually } from '../helpers/eventually.js';
 import type { XmlElement } from '../../src/xml/index.js';
+import { stanzaEntry } from '../../src/cluster/remote.js';
 
 const backends = clusterBackends(t);
 
@@ -117,4 +118,20 @@ t.test('a large unavailable is not carried in the directory entry (published to 
   await new Promise((r) => setTimeout(r, 300));
   t.same(presencesFrom(b1, 'bob@localhost/b2').map((el) => el.attr('id')), ['p2', 'small', 'p3', 'large'], 'each of b2\'s presences once, the large unavailable whole');
   t.equal(presencesFrom(b1, 'bob@localhost/b2').at(-1)?.getChildText('status'), status, 'with its status');
+});
+
+t.test('an older presence of a resource on another node that comes late by one way is not delivered over the newer one', async (t) => {
+  const { n2, b1, b2 } = await twoNodes(t);
+  b1.send("<presence xmlns='jabber:client' id='p1'/>");
+  b2.send("<presence xmlns='jabber:client' id='old'><status>one</status></presence>");
+  await eventually(() => presencesFrom(b1, 'bob@localhost/b2').some((el) => el.attr('id') === 'old'), { message: 'the first presence at b1' });
+  const older = presencesFrom(b1, 'bob@localhost/b2').find((el) => el.attr('id') === 'old')!;
+  b2.send("<presence xmlns='jabber:client' id='new'><status>two</status></presence>");
+  await eventually(() => presencesFrom(b1, 'bob@localhost/b2').some((el) => el.attr('id') === 'new'), { message: 'the second presence at b1' });
+  // The first one again, through n1's inbox as the owner's broadcast (n2) writes it: a copy that was
+  // overtaken on its way (the directory's way and the inbox's each keep their order, not one with the other).
+  await n2.cluster.delivery.send('n1', stanzaEntry('bob@localhost/b1', older));
+  await new Promise((r) => setTimeout(r, 500));
+  const got = presencesFrom(b1, 'bob@localhost/b2').map((el) => el.attr('id'));
+  t.equal(got.at(-1), 'new', `b1 keeps b2's newest presence (got ${JSON.stringify(got)})`);
 });
