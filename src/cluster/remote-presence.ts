@@ -79,11 +79,13 @@ export function registerRemotePresence(ctx: ModuleContext): RemotePresence {
     // by one way, and its contacts kept it. The directory's view is the newest this node knows, and each
     // change of it is broadcast here again (remote-presence), so what passes ends at the newest.
     // Unavailable keeps the rule below: the server also sends it for a subscription that ends (RFC 6121
-    // §3.2.2, §3.3.3) from resources that stay available.
+    // §3.2.2, §3.3.3) from resources that stay available. And a resource the directory does not show
+    // available yet passes: its first presence is re-broadcast here only once its account is held here
+    // (a read of storage after the bind), and it would be lost if it came first by the inbox.
     const digest = remote && type === undefined ? content(stanza) : '';
     if (remote && broadcast && type === undefined) {
       const current = sender?.presence;
-      if (current === undefined || shownContent(current) !== digest) return 'drop';
+      if (current !== undefined && shownContent(current) !== digest) return 'drop';
     }
     let seen = got.get(session);
     if (type === 'unavailable') {
