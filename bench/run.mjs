@@ -175,6 +175,14 @@ async function freePort(preferred) {
 }
 
 // ---------------------------------------------------------------- measuring
+/** The server's CPU (meter) over the window from startAt to endAt (now() ms). */
+async function meterWindow(srv, startAt, endAt) {
+  await sleep(Math.max(0, startAt - now()));
+  const stop = meter(srv);
+  await sleep(Math.max(0, endAt - now()));
+  return stop();
+}
+
 /**
  * CPU of the server (a cluster server: its processes, Redis and PostgreSQL)
  * and of this whole generator process (all threads), between two instants;
@@ -283,12 +291,7 @@ async function flows(pool, srv, transport, url, p, firstUser = 0) {
   const failedSetup = sum(setup, 'failed');
   const startAt = now() + 200 + p.warm;
   const endAt = startAt + p.dur;
-  const measured = (async () => {
-    await sleep(Math.max(0, startAt - now()));
-    const stop = meter(srv);
-    await sleep(Math.max(0, endAt - now()));
-    return stop();
-  })();
+  const measured = meterWindow(srv, startAt, endAt);
   const res = await pool.each('pairsRun', () => ({ startAt, endAt, window: p.window, body: BODY, drainMs: 3000, transport }));
   const m = await measured;
   const hist = merged(res);
@@ -412,12 +415,7 @@ const SCENARIO_FNS = {
     const setup = await pool.each('presenceSetup', (i) => ({ url: srv.wsUrl, groups: parts[i], concurrency: 10, timeout: ANSWER_TIMEOUT_MS, readyMs: p.readyMs }));
     const startAt = now() + 200 + p.warm;
     const endAt = startAt + p.dur;
-    const measured = (async () => {
-      await sleep(Math.max(0, startAt - now()));
-      const stop = meter(srv);
-      await sleep(Math.max(0, endAt - now()));
-      return stop();
-    })();
+    const measured = meterWindow(srv, startAt, endAt);
     const res = await pool.each('presenceRun', () => ({ startAt, endAt, window: p.window, drainMs: 3000, settleMs: p.settle, interval: p.interval }));
     const m = await measured;
     const hist = merged(res);
