@@ -1,6 +1,7 @@
 /** Archive records packed as the server queues them (storage/ports/archive-pack.ts): what goes in comes out. */
 import t from 'tap';
 import { ArchivePack, entriesOf, RECIPIENT, SENDER, unpack, type ArchiveRecord } from '../../src/storage/ports/archive-pack.js';
+import { parseXml, serialize } from '../../src/xml/index.js';
 
 const record = (i: number, stanza = `<message><body>${i}</body></message>`): ArchiveRecord => ({
   key: 1_800_000_000_000 * 512 + i, id: `id${i}.AbCd`, at: 1_800_000_000_000 + i, sender: `s${i}@example.com`, receiver: 'r@example.com', sides: (i % 3) + 1, stanza,
@@ -39,4 +40,35 @@ t.test('an empty pack has no records; entriesOf gives the entries of the archive
     ['s0', 'example.com', 2 * r.key + 1, 'r@example.com'],
   ], "the recipient's copy at 2 × key, the sender's at 2 × key + 1");
   t.same(entriesOf({ ...r, sides: SENDER }).map((e) => e.username), ['s0'], 'only the sides set');
+});
+
+t.test('a stanza given as an element is packed as serialize() writes it, its root in the given xmlns', async (t) => {
+  const pack = new ArchivePack();
+  const stanza = parseXml(`<message xmlns='jabber:server' to='r@example.com' type='chat'><body>é &amp; 🎉 ${'x'.repeat(9000)}</body></message>`);
+  const rs = Array.from({ length: 50 }, (_, i) => record(i));
+  for (const r of rs) pack.add({ ...r, stanza, xmlns: 'jabber:client' });
+  const back = [...unpack(pack.views())];
+  t.ok(pack.views().length > 1, 'across chunks, records that did not fit where the last one ended');
+  t.same(back, rs.map((r) => ({ ...r, stanza: serialize(stanza.clone().setAttr('xmlns', 'jabber:client')) })));
+  t.equal(stanza.attr('xmlns'), 'jabber:server', 'the element is left as it was');
+});
+
+t.test('release() gives the chunks to later packs; without it, none is shared', async (t) => {
+  const filled = () => {
+    const pack = new ArchivePack();
+    for (let i = 0; i < 3000; i++) pack.add(record(i));
+    return pack;
+  };
+  const a = filled();
+  const b = filled();
+  const buffers = (p: ArchivePack) => new Set(p.views().map((v) => v.buffer));
+  t.equal([...buffers(a)].filter((sab) => buffers(b).has(sab)).length, 0, 'two live packs share no chunk');
+  const released = buffers(a);
+  a.release();
+  t.equal(a.count, 0);
+  t.same(a.views(), [], 'a released pack is empty');
+  const c = filled();
+  t.ok([...buffers(c)].some((sab) => released.has(sab)), 'a later pack writes into a released chunk');
+  t.equal([...buffers(c)].filter((sab) => buffers(b).has(sab)).length, 0, 'never into one still held');
+  t.same([...unpack(c.views())], Array.from({ length: 3000 }, (_, i) => record(i)), 'what it holds is its own records');
 });

@@ -210,3 +210,33 @@ t.test('close() (shutdown) commits what is queued without retrying a failing sto
   t.equal(calls, 1, 'one try');
   t.same(retries, [], 'no retry');
 });
+
+t.test('the chunks of a commit go back to the pack pool only once the store is done with them', async (t) => {
+  const seen: Array<readonly Uint8Array[]> = [];
+  const copies: Buffer[][] = [];
+  let release!: () => void;
+  let held = new Promise<void>((resolve) => { release = resolve; });
+  const writer = createArchiveWriter({
+    append: async () => undefined,
+    appendPacked: async (views) => {
+      seen.push(views);
+      copies.push(views.map((v) => Buffer.from(v)));
+      await held;
+    },
+  }, BIG);
+  const first = Array.from({ length: 500 }, (_, i) => writer.write(record(i)));
+  // The first commit is under way (held): a second batch is packed meanwhile.
+  while (seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  const second = Array.from({ length: 500 }, (_, i) => writer.write(record(1000 + i)));
+  const inFirst = new Set(seen[0]!.map((v) => v.buffer));
+  t.same(seen[0]!.map((v) => Buffer.from(v)), copies[0], 'the first commit\'s bytes are untouched while it runs');
+  release();
+  await Promise.all([...first, ...second]);
+  t.equal(seen.length, 2);
+  t.notOk(seen[1]!.some((v) => inFirst.has(v.buffer)), 'the batch packed during the first commit is in chunks of its own');
+  held = Promise.resolve();
+  const third = Array.from({ length: 500 }, (_, i) => writer.write(record(2000 + i)));
+  await Promise.all(third);
+  t.ok(seen[2]!.some((v) => inFirst.has(v.buffer) || seen[1]!.some((w) => w.buffer === v.buffer)), 'a batch packed after the commits reuses their chunks');
+  t.same([...unpack(seen[2]!)].map((r) => r.id), Array.from({ length: 500 }, (_, i) => `m${2000 + i}`));
+});

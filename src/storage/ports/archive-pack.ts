@@ -17,10 +17,12 @@
  *
  * A record: key and at (float64 LE), sides (one byte), a uint32 LE byte length, then id,
  * sender, receiver and stanza in UTF-8, the first three each ended by a NUL (which neither an
- * id nor a JID can hold: RFC 7622 disallows control characters); the stanza is the rest. One
- * Buffer.write per record: four cost the event loop twice as much.
+ * id nor a JID can hold: RFC 7622 disallows control characters); the stanza is the rest. Each
+ * piece is written into the chunk where it goes: a string built first (a template of the four,
+ * the stanza serialised) was garbage the collector paid for at every message.
  */
 import type { ArchiveEntry } from './archive.js';
+import { serializeInto, writeUtf8, type SerializableElement } from '../../xml/serialize-bytes.js';
 
 /** `sides`: the recipient's archive keeps the message (its copy at seq 2 × key). */
 export const RECIPIENT = 1;
@@ -39,9 +41,46 @@ export interface ArchiveRecord {
   readonly stanza: string;
 }
 
-const FIXED = 8 + 8 + 1 + 4 + 3;
+/**
+ * A record as the server queues it: the stanza as a string, or as the element itself, written
+ * straight into the chunk (xml/serialize-bytes.ts: no string built on the way), its root in
+ * `xmlns` when given (the archive keeps jabber:client whatever the stanza was routed in).
+ */
+export interface PackedRecord extends Omit<ArchiveRecord, 'stanza'> {
+  readonly stanza: string | SerializableElement;
+  readonly xmlns?: string;
+}
+
+const HEADER = 8 + 8 + 1 + 4;
 const FIRST_CHUNK = 4096;
 const MAX_CHUNK = 1 << 20;
+/** Beyond any stanza the server takes (MAX_STANZA_SIZE): a record that does not fit in this is a bug, not a reason to grow. */
+const MAX_RECORD = 256 << 20;
+/**
+ * Chunks released (ArchivePack.release: their commit is over) and kept for the next packs, by size,
+ * up to this many bytes: a fresh SharedArrayBuffer is allocated and zeroed by the engine, and counts
+ * as external memory that brings garbage collections forward (#grow was 0.19 µs per archived message).
+ */
+const POOL_MAX_BYTES = 8 << 20;
+const pool = new Map<number, SharedArrayBuffer[]>();
+let pooledBytes = 0;
+
+function take(size: number): SharedArrayBuffer {
+  const sab = pool.get(size)?.pop();
+  if (sab === undefined) return new SharedArrayBuffer(size);
+  pooledBytes -= size;
+  return sab;
+}
+
+function give(sab: SharedArrayBuffer): void {
+  const size = sab.byteLength;
+  // Only the sizes #grow asks for again (a chunk made for one large record is left to the collector).
+  if (size > MAX_CHUNK || (size & (size - 1)) !== 0 || pooledBytes + size > POOL_MAX_BYTES) return;
+  let list = pool.get(size);
+  if (list === undefined) pool.set(size, list = []);
+  list.push(sab);
+  pooledBytes += size;
+}
 
 /** Records appended into chunks of bytes, each chunk its own SharedArrayBuffer (handed to a thread as it is). */
 export class ArchivePack {
@@ -52,22 +91,39 @@ export class ArchivePack {
   #bytes = 0;
 
   /** Packs the record; returns its bytes. */
-  add(r: ArchiveRecord): number {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit.
-    const max = FIXED + 3 * (r.id.length + r.sender.length + r.receiver.length + r.stanza.length);
-    if (this.#buf === undefined || this.#off + max > this.#buf.length) this.#grow(max);
-    const b = this.#buf!;
-    const start = this.#off;
+  add(r: PackedRecord): number {
+    for (;;) {
+      if (this.#buf === undefined) this.#grow(FIRST_CHUNK);
+      const start = this.#off;
+      const end = this.#write(this.#buf!, start, r);
+      if (end >= 0) {
+        this.#off = end;
+        this.#count++;
+        this.#bytes += end - start;
+        return end - start;
+      }
+      // It did not fit: the next chunk, or a larger one than this if the record is alone in it.
+      if (start === 0 && this.#buf!.length >= MAX_RECORD) throw new RangeError('an archive record of more than 256 MiB');
+      this.#grow(start === 0 ? 2 * this.#buf!.length : 0);
+    }
+  }
+
+  /** The record at `start`; the offset after it, or -1 when it does not fit. */
+  #write(b: Buffer, start: number, r: PackedRecord): number {
+    if (start + HEADER > b.length) return -1;
     b.writeDoubleLE(r.key, start);
     b.writeDoubleLE(r.at, start + 8);
     b[start + 16] = r.sides;
-    const n = b.write(`${r.id}\0${r.sender}\0${r.receiver}\0${r.stanza}`, start + 21, 'utf8');
-    b.writeUInt32LE(n, start + 17);
-    const o = start + 21 + n;
-    this.#off = o;
-    this.#count++;
-    this.#bytes += o - start;
-    return o - start;
+    let o = writeUtf8(b, start + HEADER, r.id);
+    o = writeUtf8(b, o, '\0');
+    o = writeUtf8(b, o, r.sender);
+    o = writeUtf8(b, o, '\0');
+    o = writeUtf8(b, o, r.receiver);
+    o = writeUtf8(b, o, '\0');
+    o = typeof r.stanza === 'string' ? writeUtf8(b, o, r.stanza) : serializeInto(b, o, r.stanza, r.xmlns);
+    if (o < 0) return -1;
+    b.writeUInt32LE(o - start - HEADER, start + 17);
+    return o;
   }
 
   get count(): number { return this.#count; }
@@ -78,11 +134,30 @@ export class ArchivePack {
     return this.#buf === undefined ? [...this.#full] : [...this.#full, this.#buf.subarray(0, this.#off)];
   }
 
+  /**
+   * Gives the chunks back for later packs (the pool above): the pack is empty after it, and the
+   * views it gave are no longer its caller's to read. Called once the store is done with them
+   * (the commit settled, for good).
+   */
+  release(): void {
+    for (const v of this.#full) give(v.buffer as SharedArrayBuffer);
+    if (this.#buf !== undefined) give(this.#buf.buffer as SharedArrayBuffer);
+    this.#full.length = 0;
+    this.#buf = undefined;
+    this.#off = 0;
+    this.#count = 0;
+    this.#bytes = 0;
+  }
+
   #grow(atLeast: number): void {
-    if (this.#buf !== undefined) this.#full.push(this.#buf.subarray(0, this.#off));
-    const size = Math.max(atLeast, Math.min(MAX_CHUNK, this.#buf === undefined ? FIRST_CHUNK : 2 * this.#buf.length));
+    const old = this.#buf;
+    if (old !== undefined) {
+      // An empty chunk (its one record did not fit) goes back to the pool, not into the views.
+      if (this.#off > 0) this.#full.push(old.subarray(0, this.#off)); else give(old.buffer as SharedArrayBuffer);
+    }
+    const size = Math.max(atLeast, Math.min(MAX_CHUNK, old === undefined ? FIRST_CHUNK : 2 * old.length));
     // Shared memory, and not from Buffer's pool: a thread reads the chunk whole, nothing detached (above).
-    this.#buf = Buffer.from(new SharedArrayBuffer(size));
+    this.#buf = Buffer.from(take(size));
     this.#off = 0;
   }
 }

@@ -87,9 +87,9 @@ export interface ArchiveStore {
   /**
    * The same for records packed as the server queues them (archive-pack.ts: a message once,
    * with the archives that keep it), in one transaction, in order. Stores without it are
-   * given the records' entries through append(). The views are the store's once called (a
-   * writer thread takes them over); when the store took them over and the write failed, it
-   * rejects with a PackedWriteError that hands them back (the caller tries again with those).
+   * given the records' entries through append(). The store reads the views until its promise
+   * settles (a writer thread reads them where they are, in shared memory) and keeps nothing of
+   * them after: the caller tries again with the same views, or gives their chunks to later packs.
    */
   appendPacked?(views: readonly Uint8Array[]): Promise<void>;
   /** A page of the account's archive; 'item-not-found' when an id it is given (a bound or one of `ids`) is not in the archive. */

@@ -120,10 +120,14 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     return false;
   };
   // owner and contact as routed (full or bare): the owner's bare part counts, the contact's full JID for prefs lists.
+  // No closure per call: two calls per archived message.
   const decide = (owner: Jid, contact: Jid): boolean | Promise<boolean> => {
     const prefs = prefsOf(owner);
-    const check = (p: ArchivePrefs) => archives(p, contact, () => deps.inRoster(owner.bareJid(), contact.bareJid()));
-    return isPromise<ArchivePrefs>(prefs) ? prefs.then(check) : check(prefs);
+    return isPromise<ArchivePrefs>(prefs) ? prefs.then((p) => decideBy(p, owner, contact)) : decideBy(prefs, owner, contact);
+  };
+  const decideBy = (prefs: ArchivePrefs, owner: Jid, contact: Jid): boolean | Promise<boolean> => {
+    const kept = archives(prefs, contact);
+    return kept === 'roster' ? deps.inRoster(owner.bareJid(), contact.bareJid()) : kept;
   };
 
   const archive = (event: RouteEvent, sender: Jid, receiver: Jid, senderOk: boolean, receiverOk: boolean): void => {
@@ -132,20 +136,18 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     if (!receiverOk && (!senderOk || same)) return;
     const { at, key } = sequence.next();
     const id = archiveIdFor(key);
-    const text = (stanza.attr('xmlns') === NS.CLIENT ? stanza : stanza.clone().setAttr('xmlns', NS.CLIENT)).toString();
-    let sides = 0;
+    const sides = (receiverOk ? RECIPIENT : 0) | (senderOk && !same ? SENDER : 0);
+    // Packed now, as it is (in jabber:client): before the <stanza-id/> below, which the archive does not keep.
+    commits.set(event.origin!, settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza, xmlns: NS.CLIENT })));
     if (receiverOk) {
-      sides |= RECIPIENT;
       // XEP-0313 §3: the recipient sees where and under which id it is archived.
       stanza.append(stanzaIdElement(receiver.bare, id));
       retention.touched(receiver.bare);
     }
-    if (senderOk && !same) {
-      sides |= SENDER;
+    if (sides & SENDER) {
       event.senderArchiveId = id;
       retention.touched(sender.bare);
     }
-    commits.set(event.origin!, settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza: text })));
     // A note to oneself is one copy, the sender's too: it stays even if it bounces.
     if (receiverOk && !same) event.recipientArchiveId = id;
   };

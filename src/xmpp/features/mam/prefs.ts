@@ -40,16 +40,16 @@ export function prefsElement(prefs: ArchivePrefs): XmlElement {
 /**
  * Whether messages with `contact` (the target JID: the 'to' of an outgoing
  * message, the 'from' of an incoming one, as routed) go into the archive:
- * the lists first (never wins over always), then the default; 'roster' asks
- * `inRoster`. XEP-0441 "JID matching": "If the listed JID contains a
- * resource, compare against the target JID as-is. If the listed JID has no
- * resource (it is a bare JID) then first strip any resource from the target
- * JID prior to comparison."
+ * the lists first (never wins over always), then the default; 'roster': as
+ * the owner's roster says (the caller asks it). XEP-0441 "JID matching": "If
+ * the listed JID contains a resource, compare against the target JID as-is.
+ * If the listed JID has no resource (it is a bare JID) then first strip any
+ * resource from the target JID prior to comparison."
  */
-export function archives(prefs: ArchivePrefs, contact: Jid, inRoster: () => Promise<boolean>): boolean | Promise<boolean> {
+export function archives(prefs: ArchivePrefs, contact: Jid): boolean | 'roster' {
   if (listed(prefs.never, contact)) return false;
   if (listed(prefs.always, contact)) return true;
-  if (prefs.default === 'roster') return inRoster();
+  if (prefs.default === 'roster') return 'roster';
   return prefs.default === 'always';
 }
 

@@ -1,5 +1,5 @@
 import type { ArchiveStore } from '../../../storage/ports/archive.js';
-import { ArchivePack, entriesOf, unpack, type ArchiveRecord } from '../../../storage/ports/archive-pack.js';
+import { ArchivePack, entriesOf, unpack, type PackedRecord } from '../../../storage/ports/archive-pack.js';
 
 /** Messages a batch collects at most before it is closed (committed as soon as the store is free). */
 export const MAX_BATCH = 2000;
@@ -48,10 +48,10 @@ export interface WriterOptions {
 export interface ArchiveWriter {
   /**
    * Queues a message for the archives that keep it (never refused), packed at once
-   * (storage/ports/archive-pack.ts); the promise settles once it is committed (rejected
-   * with the storage's error).
+   * (storage/ports/archive-pack.ts: a stanza given as an element is serialised then, as it is
+   * at the call); the promise settles once it is committed (rejected with the storage's error).
    */
-  write(record: ArchiveRecord): Promise<void>;
+  write(record: PackedRecord): Promise<void>;
   /**
    * Undefined while the queue holds less than `maxBytes`; else a promise that
    * resolves once commits have brought it under half of that (hysteresis: a
@@ -146,6 +146,8 @@ export function createArchiveWriter(store: Pick<ArchiveStore, 'append' | 'append
     } catch (err) {
       for (const b of batches) b.reject(err);
     } finally {
+      // The store is done with the chunks (committed, or failed for good): later packs reuse them.
+      for (const b of batches) b.pack.release();
       pending -= count;
       pendingBytes -= bytes;
       if (full && pendingBytes < maxBytes / 2) { full.open(); full = undefined; }
