@@ -3,12 +3,13 @@
 // (--users accounts, default 100 as the full-mode benchmark's 50 pairs; two per message as the server writes them),
 // --batch per transaction (default 500), file in WAL with synchronous=NORMAL as the server opens it. Schemas:
 // migration 9 (a row per entry, five B-trees: the table and indexes on account, correspondent, id and time),
-// migration 10 (a row per entry, three B-trees) and migration 11 (a row per message with both accounts as integers,
-// written by the server's own appender: archive-rows.ts). They take turns (--rounds, default 3), so a loaded
+// migration 10 (a row per entry, three B-trees) and migration 17 (a row per message with both accounts as integers,
+// migration 11, and the accounts' runs in place of its three indexes; written by the server's own appender:
+// archive-rows.ts). They take turns (--rounds, default 3), so a loaded
 // machine disturbs them alike. The WAL is checkpointed every WRITER_CHECKPOINT_PAGES, as by the server's writer thread.
 // "KB written per message": what the process wrote to the WAL and the database file (Linux: /proc/self/io, wchar),
 // per message of two entries. Usage: npm run build && node bench/mam-append.mjs [--entries 200000] [--rounds 3]
-// [--batch 500] [--users 100] [--schemas 9,10,11]
+// [--batch 500] [--users 100] [--schemas 9,10,17]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -24,8 +25,9 @@ const ENTRIES = opt('--entries', 200_000);
 const ROUNDS = opt('--rounds', 3);
 const BATCH = opt('--batch', 500);
 const USERS = opt('--users', 100);
+const PAIRS = opt('--pairs', 0);
 
-const entries = () => archiveEntries(ENTRIES, USERS, (m, to, from, at) => `<message xmlns="jabber:client" from="${from}@localhost/r" to="${to}@localhost" type="chat" id="m${m}"><body>message ${m}: about a hundred characters of text, as in the benchmark's throughput run.</body></message>`);
+const entries = () => archiveEntries(ENTRIES, USERS, (m, to, from, at) => `<message xmlns="jabber:client" from="${from}@localhost/r" to="${to}@localhost" type="chat" id="m${m}"><body>message ${m}: about a hundred characters of text, as in the benchmark's throughput run.</body></message>`, PAIRS);
 
 function run(steps, all) {
   const dir = mkdtempSync(join(tmpdir(), 'mam-append-'));
@@ -38,7 +40,7 @@ function run(steps, all) {
   const user = db.prepare('INSERT INTO users (host, username, credentials, created_at) VALUES (?, ?, ?, 0)');
   for (let u = 0; u < USERS; u++) user.run('localhost', `u${u}`, '{}');
   let append;
-  if (steps >= 11) {
+  if (steps >= 17) {
     const appender = archiveAppender(db);
     append = (batch) => appender.entries(batch);
   }
@@ -67,7 +69,7 @@ function written() {
 const all = entries();
 console.log(`# ${all.length} entries, batches of ${BATCH}, ${ROUNDS} rounds; load average at start ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
 console.log('| round | schema | CPU µs per entry | entries/s (wall) | KB written per message |\n|---:|---|---:|---:|---:|');
-const SCHEMAS = argv.includes('--schemas') ? argv[argv.indexOf('--schemas') + 1].split(',').map(Number) : [9, 10, 11];
+const SCHEMAS = argv.includes('--schemas') ? argv[argv.indexOf('--schemas') + 1].split(',').map(Number) : [9, 10, 17];
 const cpu = Object.fromEntries(SCHEMAS.map((s) => [s, []]));
 for (let r = 1; r <= ROUNDS; r++) {
   for (const steps of SCHEMAS) {
@@ -78,4 +80,4 @@ for (let r = 1; r <= ROUNDS; r++) {
 }
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (a, b) => `${((med(cpu[a]) / med(cpu[b]) - 1) * 100).toFixed(1)} %`;
-console.log(`\nmedian CPU µs per entry: ${SCHEMAS.map((s) => `migration ${s} ${med(cpu[s]).toFixed(2)}`).join(', ')}${cpu[10] && cpu[11] ? `; 11 against 10 ${pct(11, 10)}` : ''}; load average at end ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
+console.log(`\nmedian CPU µs per entry: ${SCHEMAS.map((s) => `migration ${s} ${med(cpu[s]).toFixed(2)}`).join(', ')}${cpu[10] && cpu[17] ? `; 17 against 10 ${pct(17, 10)}` : ''}; load average at end ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);

@@ -4,14 +4,16 @@
 // the stored text.
 import { archiveIdFor, KEYS_PER_MS } from '../../dist/storage/ports/archive-ids.js';
 
-export function archiveEntries(n, users, stanzaOf) {
+export function archiveEntries(n, users, stanzaOf, pairs = 0) {
   const out = [];
   const t0 = Date.now();
   for (let m = 0; out.length < n; m++) {
     const at = t0 + Math.floor(m / 8);
     const key = at * KEYS_PER_MS + (m % 8);
     const id = archiveIdFor(key);
-    const [to, from] = [`u${m % users}`, `u${(m + 1) % users}`];
+    // pairs > 0: `pairs` fixed conversations taking turns (as the throughput benchmark's), each way in turn.
+    const p = m % pairs, flip = Math.floor(m / pairs) % 2;
+    const [to, from] = pairs > 0 ? [`u${2 * p + flip}`, `u${2 * p + 1 - flip}`] : [`u${m % users}`, `u${(m + 1) % users}`];
     const stanza = stanzaOf(m, to, from, at);
     out.push({ host: 'localhost', username: to, id, seq: 2 * key, with: `${from}@localhost`, at, stanza });
     out.push({ host: 'localhost', username: from, id, seq: 2 * key + 1, with: `${to}@localhost`, at, stanza });

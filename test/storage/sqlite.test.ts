@@ -173,11 +173,20 @@ t.test('sqlite: migration 11 writes a message once for both accounts, and reads 
   t.equal((db.prepare('SELECT COUNT(*) AS n FROM archive_messages').get() as { n: number }).n, 5, 'one row per message');
   t.same(db.prepare('SELECT DISTINCT sides FROM archive_messages').all(), [{ sides: 3 }], 'each kept by both accounts');
   t.equal((db.prepare('SELECT COUNT(*) AS n FROM archive').get() as { n: number }).n, 3, 'the older table written no more, nothing moved out of it');
-  // The page of an archive of any size: the two partial indexes merged in key order, no sort.
-  const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT key FROM archive_messages WHERE receiver = 1 AND sides & 1
-    UNION ALL SELECT key FROM archive_messages WHERE sender = 1 AND sides & 2 ORDER BY key DESC LIMIT 51`).all() as Array<{ detail: string }>;
+  // Since migration 17 an account's archive is its runs: one per account and correspondent per commit, here the one append.
+  const jid = (j: string) => (db.prepare('SELECT id FROM archive_jids WHERE jid = ?').get(j) as { id: number }).id;
+  const [alice, bob] = [jid('alice@example.com'), jid('bob@example.com')];
+  const runs = db.prepare('SELECT owner, peer, last - first AS span, json_array_length(seqs) AS n FROM archive_runs ORDER BY owner, peer').all();
+  const span = 2 * (made[4]!.key - made[0]!.key);
+  t.same(runs, [
+    { owner: alice, peer: 0, span, n: 5 }, { owner: alice, peer: bob, span, n: 5 },
+    { owner: bob, peer: 0, span, n: 5 }, { owner: bob, peer: alice, span, n: 5 },
+  ].sort((a, b) => a.owner - b.owner || a.peer - b.peer), "each account's copies, whole and with its correspondent");
+  t.same(db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'archive_messages'").all(), [], 'no index on the rows: they append at the right edge');
+  // A page of an archive of any size: the runs below a seq, on the primary key, no sort.
+  const plan = db.prepare('EXPLAIN QUERY PLAN SELECT last, first, seqs FROM archive_runs WHERE owner = 1 AND peer = 0 AND last < 99 ORDER BY last DESC').all() as Array<{ detail: string }>;
   const detail = plan.map((p) => p.detail).join(' | ');
-  t.match(detail, /MERGE.*archive_messages_received.*archive_messages_sent/, 'merged from the two indexes');
+  t.match(detail, /SEARCH archive_runs USING PRIMARY KEY \(owner=\? AND peer=\? AND last<\?\)/, 'a range of the primary key');
   t.notMatch(detail, /TEMP B-TREE/, 'no sort');
 });
 

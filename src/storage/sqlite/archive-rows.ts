@@ -1,7 +1,8 @@
 /**
- * Writing the SQLite archive (migration 11): one `archive_messages` row per
- * message, with `sides` for the accounts that exist among those whose
- * archives keep it. Records come packed from the server's writer
+ * Writing the SQLite archive (migrations 11 and 17): one `archive_messages`
+ * row per message, with `sides` for the accounts that exist among those whose
+ * archives keep it, and per transaction one run per account and
+ * correspondent it adds copies to (archive-runs.ts). Records come packed from the server's writer
  * (storage/ports/archive-pack.ts); entries (ArchiveStore.append: tests,
  * tools) are paired into records first: a message's two entries side by
  * side (the recipient's at seq 2 × key, then the sender's at 2 × key + 1,
@@ -12,6 +13,7 @@ import type Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
 import type { ArchiveEntry } from '../ports/archive.js';
 import { RECIPIENT, SENDER, type ArchiveRecord } from '../ports/archive-pack.js';
+import { archiveRuns } from './archive-runs.js';
 
 /** Interned bare JIDs a writer keeps in memory at most (the rest are looked up). */
 export const JID_CACHE_SIZE = 100_000;
@@ -56,9 +58,11 @@ export function archiveAppender(db: Database.Database): ArchiveAppender {
   const addJid = db.prepare<[string]>('INSERT INTO archive_jids (jid) VALUES (?)');
   const account = db.prepare<[string, string], number>('SELECT 1 FROM users WHERE host = ? AND username = ?').pluck();
   // A message's sides arrive in one record; a later one (never from the server) adds its side to the row.
-  const upsert = db.prepare<[number, string, number, number, number, number, string]>(
-    `INSERT INTO archive_messages (key, id, at, sender, receiver, sides, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (key) DO UPDATE SET sides = sides | excluded.sides`);
+  const insertRow = db.prepare<[number, string, number, number, number, number, string]>(
+    'INSERT INTO archive_messages (key, id, at, sender, receiver, sides, stanza) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING');
+  const sidesOf = db.prepare<[number], number>('SELECT sides FROM archive_messages WHERE key = ?').pluck();
+  const addSides = db.prepare<[number, number]>('UPDATE archive_messages SET sides = sides | ? WHERE key = ?');
+  const runs = archiveRuns(db);
   // Entries without a seq go to the older table, after its rows; INSERT … SELECT inserts nothing
   // for an account that does not exist, nor for an id the account has (a batch appended again).
   const legacy = db.prepare<[string, string, number, string, string, string]>(
@@ -87,11 +91,40 @@ export function archiveAppender(db: Database.Database): ArchiveAppender {
       return ok;
     };
     for (const e of unnumbered) legacy.run(e.id, e.with, e.at, e.stanza, e.host, e.username);
+    // The copies this transaction adds, by account and correspondent (0: the account's whole archive): one run each.
+    const added = new Map<number, Map<number, number[]>>();
+    const push = (byPeer: Map<number, number[]>, peer: number, seq: number): void => {
+      const seqs = byPeer.get(peer);
+      if (seqs === undefined) byPeer.set(peer, [seq]); else seqs.push(seq);
+    };
+    const copy = (owner: number, peer: number, seq: number): void => {
+      let byPeer = added.get(owner);
+      if (byPeer === undefined) added.set(owner, byPeer = new Map());
+      push(byPeer, 0, seq);
+      push(byPeer, peer, seq);
+    };
     for (const r of records) {
       let sides = r.sides;
       if (sides & RECIPIENT && !known(r.receiver)) sides &= ~RECIPIENT;
       if (sides & SENDER && !known(r.sender)) sides &= ~SENDER;
-      if (sides !== 0) upsert.run(r.key, r.id, r.at, jidId(r.sender), jidId(r.receiver), sides, r.stanza);
+      if (sides === 0) continue;
+      const sender = jidId(r.sender);
+      const receiver = jidId(r.receiver);
+      if (insertRow.run(r.key, r.id, r.at, sender, receiver, sides, r.stanza).changes === 0) {
+        // The message is there already (an append tried again): only the sides it lacks are new.
+        sides &= ~(sidesOf.get(r.key) ?? 0);
+        if (sides === 0) continue;
+        addSides.run(sides, r.key);
+      }
+      if (sides & RECIPIENT) copy(receiver, sender, 2 * r.key);
+      if (sides & SENDER) copy(sender, receiver, 2 * r.key + 1);
+    }
+    for (const [owner, byPeer] of added) {
+      for (const [peer, seqs] of byPeer) {
+        // In key order as the server appends; entries (tools, tests) may come in any order.
+        if (seqs.some((s, i) => i > 0 && s <= seqs[i - 1]!)) seqs.sort((a, b) => a - b);
+        runs.add(owner, peer, seqs);
+      }
     }
   };
   const tx = db.transaction(insert);

@@ -1,14 +1,17 @@
 /**
  * ArchiveStore (XEP-0313) over one better-sqlite3 connection; statements are prepared once.
- * Since migration 11 a message is one `archive_messages` row (archive-rows.ts writes it); rows of
- * the older `archive` table (one per account and message) stay and are read alongside: every
- * page, count and bound below is taken from both and merged by seq.
+ * Since migration 11 a message is one `archive_messages` row (archive-rows.ts writes it), and
+ * since migration 17 an account's archive is its runs (archive-runs.ts): the seqs of its copies,
+ * whole or with one correspondent, in order. Rows of the older `archive` table (one per account
+ * and message) stay and are read alongside: every page, count and bound below is taken from both
+ * and merged by seq.
  */
 import type Database from 'better-sqlite3';
 import { countSql, pageSql, resolveBounds, type ArchiveRow, type SeqBounds } from '../archive-sql.js';
 import { firstSeqAt, keyOfArchiveId, lastSeqAt } from '../ports/archive-ids.js';
 import type { ThreadedAppend } from './archive-writes.js';
 import { archiveAppender } from './archive-rows.js';
+import { archiveRuns } from './archive-runs.js';
 import { unpack } from '../ports/archive-pack.js';
 import { COUNT_CAP, DEFAULT_PREFS, type ArchivedMessage, type ArchiveQuery, type ArchiveStore } from '../ports/archive.js';
 
@@ -20,86 +23,50 @@ interface SeqRow extends ArchiveRow { seq: number; key?: number }
 /** Query shapes whose statements are kept prepared at most (a query's shape: its filters, direction and number of ids). */
 const MAX_STATEMENTS = 256;
 
-/**
- * One account's entries in `archive_messages` (@me: its archive_jids id), each arm in key order
- * on its partial index: what it received (seq 2 × key), what it sent (2 × key + 1). `where` is
- * added to both arms, with `{seq}` standing for the arm's seq. A compound ORDER BY key merges the
- * two index scans: a page reads a page's worth of rows in an archive of any size.
- */
-function accountArms(where = '', columns = 'm.id AS id, j.jid AS with_jid, m.at AS at, m.stanza AS stanza'): string {
-  // The correspondent's JID only when a column asks for it.
-  const join = columns.includes('j.') ? (other: string) => ` JOIN archive_jids AS j ON j.id = m.${other}` : () => '';
-  const arm = (side: 0 | 1, party: string, other: string, bit: number) => {
-    const seq = side === 0 ? '2 * m.key' : '2 * m.key + 1';
-    return `SELECT ${seq} AS seq, m.key AS key, ${columns} FROM archive_messages AS m${join(other)}
-      WHERE m.${party} = @me AND m.sides & ${bit}${where.replaceAll('{seq}', seq)}`;
-  };
-  return `${arm(0, 'receiver', 'sender', 1)} UNION ALL ${arm(1, 'sender', 'receiver', 2)}`;
-}
+/** The highest seq there can be (an exclusive upper bound above all). */
+const TOP = Number.MAX_SAFE_INTEGER;
 
-/**
- * The account's conversation with @with (the pair @lo, @hi of their archive_jids ids), on the pair's
- * index. Which copy a row is reads only `sender` and `sides`, both in that index, so counting reads
- * no table row: @me sent it (its copy, 2 × key + 1, if sides & 2) or received it (2 × key, if
- * sides & 1); a note to itself (@lo = @hi) is only ever the recipient's copy.
- */
-function conversation(where = '', columns = 'm.id AS id, @with AS with_jid, m.at AS at, m.stanza AS stanza'): string {
-  const sent = 'm.sender = @me AND @lo <> @hi';
-  const seq = `CASE WHEN ${sent} THEN 2 * m.key + 1 ELSE 2 * m.key END`;
-  return `SELECT ${seq} AS seq, m.key AS key, ${columns} FROM archive_messages AS m
-    WHERE min(m.sender, m.receiver) = @lo AND max(m.sender, m.receiver) = @hi
-      AND CASE WHEN ${sent} THEN m.sides & 2 ELSE m.sides & 1 END${where.replaceAll('{seq}', `(${seq})`)}`;
-}
-
-/** The filters of a query (XEP-0313 §4.1.1) on `archive_messages`, within (lo, hi) of seq; {seq} is the row's seq. */
-function newFilters(q: ArchiveQuery, lo: number, hi: number, ids: readonly number[] | undefined): { where: string; params: Record<string, unknown> } {
-  let where = ' AND m.key >= @klo AND m.key <= @khi AND {seq} > @lo_seq AND {seq} < @hi_seq';
-  // start/end as key bounds, exact for these rows: a row's key is its stamp × KEYS_PER_MS + a counter
-  // (archive-ids.ts). A term on `at` would read each row of the range from the table.
-  let klo = Math.floor(lo / 2);
-  let khi = Math.floor(Math.min(hi, Number.MAX_SAFE_INTEGER) / 2);
-  if (q.start !== undefined) klo = Math.max(klo, firstSeqAt(q.start) / 2);
-  if (q.end !== undefined) khi = Math.min(khi, Math.floor(lastSeqAt(q.end) / 2));
-  const params: Record<string, unknown> = {};
-  if (ids !== undefined) {
-    // The keys bound the range (an index walk over the account's whole archive otherwise: the
-    // {seq} expression is no index key) and name the rows (m.key is the rowid); {seq} checks the side.
-    const keys = ids.map((seq) => Math.floor(seq / 2));
-    if (keys.length > 0) {
-      klo = Math.max(klo, Math.min(...keys));
-      khi = Math.min(khi, Math.max(...keys));
-    }
-    where += ` AND m.key IN (${keys.map((_, i) => `@key${i}`).join(', ') || 'NULL'}) AND {seq} IN (${ids.map((_, i) => `@id${i}`).join(', ') || 'NULL'})`;
-    keys.forEach((key, i) => { params[`key${i}`] = key; });
-    ids.forEach((seq, i) => { params[`id${i}`] = seq; });
+/** At most `n` of the generator's values; the generator is closed after (the connection is free again). */
+function take(gen: Generator<number>, n: number): number[] {
+  const out: number[] = [];
+  if (n <= 0) return out;
+  for (const v of gen) {
+    out.push(v);
+    if (out.length >= n) break;
   }
-  Object.assign(params, { klo, khi, lo_seq: lo, hi_seq: hi });
-  return { where, params };
+  return out;
+}
+
+/** The seqs strictly between lo and hi that a query's start and end leave (a seq carries its stamp: archive-ids.ts). */
+function seqRange(q: ArchiveQuery, lo: number, hi: number): [number, number] {
+  return [
+    q.start === undefined ? lo : Math.max(lo, firstSeqAt(q.start) - 1),
+    q.end === undefined ? hi : Math.min(hi, lastSeqAt(q.end) + 1),
+  ];
 }
 
 const toMessage = (r: ArchiveRow): ArchivedMessage => ({ id: r.id, with: r.with_jid, at: Number(r.at), stanza: r.stanza });
 
 function prepareStatements(db: Database.Database) {
-  const edgeColumns = "m.id AS id, j.jid AS with_jid, m.at AS at, '' AS stanza";
   return {
     jid: db.prepare<[string], number>('SELECT id FROM archive_jids WHERE jid = ?').pluck(),
     // An id with a dot names its key (archive-ids.ts): the row is found by key, then checked to be the account's.
     newSeqOf: db.prepare<[{ me: number; key: number; id: string }], { seq: number | null }>(
       `SELECT CASE WHEN receiver = @me AND sides & 1 THEN 2 * key WHEN sender = @me AND sides & 2 THEN 2 * key + 1 END AS seq
        FROM archive_messages WHERE key = @key AND id = @id`),
-    newFirst: db.prepare<[{ me: number }], SeqRow>(`${accountArms('', edgeColumns)} ORDER BY key ASC LIMIT 1`),
-    newLast: db.prepare<[{ me: number }], SeqRow>(`${accountArms('', edgeColumns)} ORDER BY key DESC LIMIT 1`),
+    row: db.prepare<[number], { id: string; at: number; sender: number; receiver: number; sides: number; stanza: string }>(
+      'SELECT id, at, sender, receiver, sides, stanza FROM archive_messages WHERE key = ?'),
+    jidOf: db.prepare<[number], string>('SELECT jid FROM archive_jids WHERE id = ?').pluck(),
     newNewest: db.prepare<[], { at: number }>('SELECT at FROM archive_messages ORDER BY key DESC LIMIT 1'),
-    // The account's entry `keep` places from its newest; how many it has (up to a cap); its oldest up to a seq.
-    newCut: db.prepare<[{ me: number; keep: number }], { seq: number }>(`${accountArms('', "'' AS id")} ORDER BY key DESC LIMIT 1 OFFSET @keep`),
-    newCount: db.prepare<[{ me: number; cap: number }], { n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM (${accountArms('', "'' AS id")}) LIMIT @cap)`),
-    newOldest: db.prepare<[{ me: number; cut: number; limit: number }], { seq: number; key: number }>(
-      `${accountArms(' AND {seq} <= @cut', "'' AS id")} ORDER BY key ASC LIMIT @limit`),
     leaveReceived: db.prepare<[number]>('UPDATE archive_messages SET sides = sides & ~1 WHERE key = ?'),
     leaveSent: db.prepare<[number]>('UPDATE archive_messages SET sides = sides & ~2 WHERE key = ?'),
     dropEmpty: db.prepare<[number]>('DELETE FROM archive_messages WHERE key = ? AND sides = 0'),
     // The oldest `limit` messages by key (the rowid: no scan), those of them stamped before the cut.
-    newExpire: db.prepare<[number, number]>('DELETE FROM archive_messages WHERE key IN (SELECT key FROM (SELECT key, at FROM archive_messages ORDER BY key LIMIT ?) WHERE at < ?)'),
+    newExpiring: db.prepare<[number, number], number>('SELECT key FROM (SELECT key, at FROM archive_messages ORDER BY key LIMIT ?) WHERE at < ?').pluck(),
+    dropKey: db.prepare<[number]>('DELETE FROM archive_messages WHERE key = ?'),
+    // The runs that can hold a seq up to the cut (any account's), for an expiry.
+    runsFrom: db.prepare<[number], { owner: number; peer: number; last: number; first: number; seqs: string }>(
+      'SELECT owner, peer, last, first, seqs FROM archive_runs WHERE first <= ?'),
     // The older table (migrations 9 and 10). An id with a dot names its seq: 2 × key, or + 1 for the sender's copy.
     seqOfKey: db.prepare<[string, string, number, number, string], { seq: number }>(
       'SELECT seq FROM archive WHERE host = ? AND username = ? AND seq IN (?, ?) AND id = ?'),
@@ -142,7 +109,6 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
   const jidId = (jid: string): number | undefined => st.jid.get(jid);
   const toEdge = (row: SeqRow | undefined) => (row ? { id: row.id, with: row.with_jid, at: Number(row.at) } : undefined);
 
-  /** The statement over the account's entries in archive_messages for a query within (lo, hi); undefined: none can match. */
   // Statements of the query shapes met so far (filters, direction, number of ids), prepared once each.
   const statements = new Map<string, Database.Statement>();
   const prepared = (sql: string): Database.Statement => {
@@ -154,23 +120,78 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
     }
     return st;
   };
-  const newSelect = (me: number, q: ArchiveQuery, lo: number, hi: number, ids: readonly number[] | undefined, count = false) => {
-    const f = newFilters(q, lo, hi, ids);
-    if (q.with === undefined) return { sql: count ? accountArms(f.where, "'' AS id") : accountArms(f.where), params: { ...f.params, me } };
-    const w = jidId(q.with);
-    if (w === undefined) return undefined;
-    return { sql: count ? conversation(f.where, "'' AS id") : conversation(f.where), params: { ...f.params, me, with: q.with, lo: Math.min(me, w), hi: Math.max(me, w) } };
+  const runs = archiveRuns(db);
+  /** The row of the account's copy at `seq` and its correspondent's id; undefined when the row does not hold that copy. */
+  const copyRow = (me: number, seq: number) => {
+    const key = Math.floor(seq / 2);
+    const row = st.row.get(key);
+    if (row === undefined) return undefined;
+    const received = seq === 2 * key;
+    if (received ? row.receiver !== me || !(row.sides & 1) : row.sender !== me || !(row.sides & 2)) return undefined;
+    return { key, row, other: received ? row.sender : row.receiver };
   };
+  /** The account's copy at `seq` as a page row, if it is with `peer` (any, 0). JIDs by id, cached for the call. */
+  const copyAt = (me: number, seq: number, peer: number, jids: Map<number, string>): SeqRow | undefined => {
+    const c = copyRow(me, seq);
+    if (c === undefined || (peer !== 0 && c.other !== peer)) return undefined;
+    let jid = jids.get(c.other);
+    if (jid === undefined) jids.set(c.other, jid = st.jidOf.get(c.other) ?? '');
+    return { seq, key: c.key, id: c.row.id, with_jid: jid, at: c.row.at, stanza: c.row.stanza };
+  };
+  /** The runs a query reads: the account's whole archive (0) or its conversation with `with`; undefined when there is none. */
+  const peerOf = (q: ArchiveQuery): number | undefined => (q.with === undefined ? 0 : jidId(q.with));
+  /** The query's `ids` (as seqs) within (lo, hi), in its direction: checked row by row, no run read. */
+  const idSeqs = (ids: readonly number[], lo: number, hi: number, direction: ArchiveQuery['direction']): number[] =>
+    [...new Set(ids)].filter((s) => s > lo && s < hi).sort((a, b) => (direction === 'forward' ? a - b : b - a));
   const newPage = (me: number, q: ArchiveQuery, b: SeqBounds): SeqRow[] => {
-    const s = newSelect(me, q, Math.max(b.lo, b.pageLo), Math.min(b.hi, b.pageHi), b.ids);
-    if (!s) return [];
-    const order = q.direction === 'forward' ? 'ASC' : 'DESC';
-    return prepared(`${s.sql} ORDER BY key ${order} LIMIT @limit`).all({ ...s.params, limit: q.limit + 1 }) as SeqRow[];
+    const peer = peerOf(q);
+    if (peer === undefined) return [];
+    const [lo, hi] = seqRange(q, Math.max(b.lo, b.pageLo), Math.min(b.hi, b.pageHi));
+    const jids = new Map<number, string>();
+    const out: SeqRow[] = [];
+    // The runs hold only the account's copies (with that peer): each seq is a row of the page.
+    const seqs = b.ids === undefined ? take(runs.seqs(me, peer, lo, hi, q.direction), q.limit + 1) : idSeqs(b.ids, lo, hi, q.direction);
+    for (const seq of seqs) {
+      const row = copyAt(me, seq, peer, jids);
+      if (row !== undefined) out.push(row);
+      if (out.length > q.limit) break;
+    }
+    return out;
   };
   const newCount = (me: number, q: ArchiveQuery, b: SeqBounds): number => {
-    const s = newSelect(me, q, b.lo, b.hi, b.ids, true);
-    if (!s) return 0;
-    return (prepared(`SELECT COUNT(*) AS n FROM (SELECT 1 FROM (${s.sql}) LIMIT ${COUNT_CAP + 1})`).get(s.params) as { n: number } | undefined)?.n ?? 0;
+    const peer = peerOf(q);
+    if (peer === undefined) return 0;
+    const [lo, hi] = seqRange(q, b.lo, b.hi);
+    if (b.ids !== undefined) {
+      const jids = new Map<number, string>();
+      return idSeqs(b.ids, lo, hi, 'forward').filter((seq) => copyAt(me, seq, peer, jids) !== undefined).length;
+    }
+    return take(runs.seqs(me, peer, lo, hi, 'forward'), COUNT_CAP + 1).length;
+  };
+  /** The account's oldest (1) or newest (-1) copy. */
+  const newEdge = (me: number, dir: 1 | -1): SeqRow | undefined => {
+    const [seq] = take(runs.seqs(me, 0, -1, TOP, dir === 1 ? 'forward' : 'backward'), 1);
+    return seq === undefined ? undefined : copyAt(me, seq, 0, new Map());
+  };
+  /** Takes the account's side out of these rows (each row goes with its last side), and the copies out of its runs. */
+  const leave = (me: number, copies: ReadonlyArray<{ readonly seq: number; readonly peer: number }>): number => {
+    let n = 0;
+    const byPeer = new Map<number, number[]>();
+    for (const { seq, peer } of copies) {
+      const key = Math.floor(seq / 2);
+      n += (seq === 2 * key ? st.leaveReceived : st.leaveSent).run(key).changes;
+      st.dropEmpty.run(key);
+      const list = byPeer.get(peer);
+      if (list === undefined) byPeer.set(peer, [seq]); else list.push(seq);
+    }
+    runs.remove(me, 0, copies.map((c) => c.seq));
+    for (const [peer, seqs] of byPeer) runs.remove(me, peer, seqs);
+    return n;
+  };
+  /** The account's copy at seq and its correspondent, if the row holds it. */
+  const copyOf = (me: number, seq: number): { seq: number; peer: number } | undefined => {
+    const c = copyRow(me, seq);
+    return c === undefined ? undefined : { seq, peer: c.other };
   };
   /**
    * The account's copies of these messages: its side of an archive_messages row (the row goes with
@@ -178,23 +199,20 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
    * have cost no write transaction (a write on this connection waits for the writer thread's lock).
    */
   const removeIds = (host: string, username: string, me: number | undefined, ids: readonly string[]): number => {
-    const sides: Array<{ key: number; seq: number }> = [];
+    const copies: Array<{ seq: number; peer: number }> = [];
     const older: number[] = [];
     for (const id of ids) {
       const key = keyOfArchiveId(id);
       const seq = key === undefined || me === undefined ? undefined : st.newSeqOf.get({ me, key, id })?.seq;
-      if (seq !== undefined && seq !== null) { sides.push({ key: key!, seq }); continue; }
+      const copy = seq === undefined || seq === null ? undefined : copyOf(me!, seq);
+      if (copy !== undefined) { copies.push(copy); continue; }
       // The older table: by the seq an id carries (its primary key), or an old random id on its partial index.
       const old = key === undefined ? st.legacySeqOf.get(host, username, id)?.seq : st.seqOfKey.get(host, username, 2 * key, 2 * key + 1, id)?.seq;
       if (old !== undefined) older.push(old);
     }
-    if (sides.length === 0 && older.length === 0) return 0;
+    if (copies.length === 0 && older.length === 0) return 0;
     return db.transaction((): number => {
-      let n = 0;
-      for (const { key, seq } of sides) {
-        n += (seq % 2 === 0 ? st.leaveReceived : st.leaveSent).run(key).changes;
-        st.dropEmpty.run(key);
-      }
+      let n = copies.length === 0 ? 0 : leave(me!, copies);
       for (const seq of older) n += st.removeOlder.run(seq).changes;
       return n;
     }).immediate();
@@ -202,12 +220,23 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
   // Reads, then writes: IMMEDIATE (below), or the write would fail at once with SQLITE_BUSY when
   // the writer thread holds the lock or committed since the read began (no busy handler then).
   const trimNew = db.transaction((me: number, cut: number, limit: number): number => {
-    const rows = st.newOldest.all({ me, cut, limit });
-    for (const r of rows) {
-      (r.seq % 2 === 0 ? st.leaveReceived : st.leaveSent).run(r.key);
-      st.dropEmpty.run(r.key);
+    const copies = take(runs.seqs(me, 0, -1, cut + 1, 'forward'), limit).map((seq) => copyOf(me, seq)).filter((c) => c !== undefined);
+    return copies.length === 0 ? 0 : leave(me, copies);
+  });
+  /** The oldest `limit` messages stamped before `before`: their rows, and their copies in every account's runs. */
+  const expireNew = db.transaction((before: number, limit: number): number => {
+    const keys = st.newExpiring.all(limit, before);
+    if (keys.length === 0) return 0;
+    for (const key of keys) st.dropKey.run(key);
+    const gone = new Set(keys);
+    let top = 0;
+    for (const key of keys) top = Math.max(top, 2 * key + 1);
+    for (const run of st.runsFrom.all(top)) {
+      const seqs = JSON.parse(run.seqs) as number[];
+      const dead = seqs.map((d) => run.first + d).filter((seq) => gone.has(Math.floor(seq / 2)));
+      if (dead.length > 0) runs.remove(run.owner, run.peer, dead);
     }
-    return rows.length;
+    return keys.length;
   });
 
   return {
@@ -248,8 +277,8 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
     async bounds(host, username) {
       const me = jidId(`${username}@${host}`);
       return {
-        first: toEdge(edge(st.first.get(host, username), me === undefined ? undefined : st.newFirst.get({ me }), -1)),
-        last: toEdge(edge(st.last.get(host, username), me === undefined ? undefined : st.newLast.get({ me }), 1)),
+        first: toEdge(edge(st.first.get(host, username), me === undefined ? undefined : newEdge(me, 1), -1)),
+        last: toEdge(edge(st.last.get(host, username), me === undefined ? undefined : newEdge(me, -1), 1)),
       };
     },
     async newestAt() {
@@ -266,7 +295,7 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
     async expire(before, limit) {
       // The older table's rows are the older: they go first. New rows count once per message.
       const n = st.expire.run(limit, before).changes;
-      return n >= limit ? n : n + st.newExpire.run(limit - n, before).changes;
+      return n >= limit ? n : n + expireNew.immediate(before, limit - n);
     },
     async remove(host, username, ids) {
       if (ids.length === 0) return 0;
@@ -274,15 +303,16 @@ export function createSqliteArchiveStore(db: Database.Database, thread?: Threade
     },
     async trim(host, username, keep, limit) {
       const me = jidId(`${username}@${host}`);
-      const newCut = me === undefined ? undefined : st.newCut.get({ me, keep });
+      // The seq of the newest copy not kept: `keep` places from the newest, in the runs.
+      const newer = me === undefined ? [] : take(runs.seqs(me, 0, -1, TOP, 'backward'), keep + 1);
+      const newCut = newer.length > keep ? newer[keep] : undefined;
       if (newCut === undefined) {
         // The `keep` newest include every entry in archive_messages: the cut is in the older table.
-        const inNew = me === undefined ? 0 : st.newCount.get({ me, cap: keep })?.n ?? 0;
-        const cut = st.cut.get(host, username, keep - inNew);
+        const cut = st.cut.get(host, username, keep - newer.length);
         return cut ? st.trim.run(host, username, cut.seq, limit).changes : 0;
       }
-      const n = st.trim.run(host, username, newCut.seq, limit).changes;
-      return n >= limit ? n : n + trimNew.immediate(me!, newCut.seq, limit - n);
+      const n = st.trim.run(host, username, newCut, limit).changes;
+      return n >= limit ? n : n + trimNew.immediate(me!, newCut, limit - n);
     },
   };
 }

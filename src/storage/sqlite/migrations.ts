@@ -7,6 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import { assertNotNewer, assertNumbered, type MigrationResult } from '../migration-steps.js';
+import { RUN_MAX, encodeSeqs } from './archive-runs.js';
 
 export type { MigrationResult } from '../migration-steps.js';
 
@@ -443,8 +444,75 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `),
   },
+  {
+    version: 17,
+    name: 'archive runs',
+    // Issue 16 (archiving must cost at most 20 % of messages/s): migration 11's three indexes on
+    // archive_messages took an entry per copy, and each commit rewrote a leaf of each for every
+    // account it touched: three quarters of the writer thread's CPU, and more as the archive grows.
+    // An account's archive is now its runs (storage/sqlite/archive-runs.ts): one row per account
+    // and correspondent per commit. Built here from the rows there are, in key order, then the
+    // indexes go. The account's deletion reads its copies from its runs (json_each), takes its
+    // side out of each row (the row goes with the last side), then its runs.
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE archive_runs (
+          owner INTEGER NOT NULL,
+          peer  INTEGER NOT NULL,
+          last  INTEGER NOT NULL,
+          first INTEGER NOT NULL,
+          seqs  TEXT    NOT NULL,
+          PRIMARY KEY (owner, peer, last)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX archive_runs_by_first ON archive_runs (first);
+      `);
+      buildRuns(db);
+      const copies = (parity: 0 | 1) => `SELECT (r.first + j.value) / 2 FROM archive_runs AS r, json_each(r.seqs) AS j
+        WHERE r.owner = (SELECT id FROM archive_jids WHERE jid = OLD.username || '@' || OLD.host) AND r.peer = 0 AND (r.first + j.value) % 2 = ${parity}`;
+      db.exec(`
+        DROP INDEX archive_messages_received;
+        DROP INDEX archive_messages_sent;
+        DROP INDEX archive_messages_pair;
+        DROP TRIGGER archive_messages_account_deleted;
+        CREATE TRIGGER archive_messages_account_deleted AFTER DELETE ON users BEGIN
+          UPDATE archive_messages SET sides = sides & ~1 WHERE key IN (${copies(0)});
+          UPDATE archive_messages SET sides = sides & ~2 WHERE key IN (${copies(1)});
+          DELETE FROM archive_messages WHERE sides = 0 AND key IN (${copies(0)} UNION ALL ${copies(1)});
+          DELETE FROM archive_runs WHERE owner = (SELECT id FROM archive_jids WHERE jid = OLD.username || '@' || OLD.host);
+        END;
+      `);
+    },
+  },
 ];
 
+/** Migration 17: the runs of the archive_messages rows there are (RUN_MAX copies each, in key order), a page of rows at a time. */
+function buildRuns(db: Database.Database): void {
+  const page = db.prepare<[number], { key: number; sender: number; receiver: number; sides: number }>(
+    'SELECT key, sender, receiver, sides FROM archive_messages WHERE key > ? ORDER BY key LIMIT 10000');
+  const insert = db.prepare<[number, number, number, number, string]>('INSERT INTO archive_runs (owner, peer, last, first, seqs) VALUES (?, ?, ?, ?, ?)');
+  const open = new Map<string, { owner: number; peer: number; seqs: number[] }>();
+  const flush = (run: { owner: number; peer: number; seqs: number[] }): void => {
+    insert.run(run.owner, run.peer, run.seqs[run.seqs.length - 1]!, run.seqs[0]!, encodeSeqs(run.seqs));
+    run.seqs = [];
+  };
+  const add = (owner: number, peer: number, seq: number): void => {
+    const k = `${owner} ${peer}`;
+    let run = open.get(k);
+    if (run === undefined) open.set(k, run = { owner, peer, seqs: [] });
+    run.seqs.push(seq);
+    if (run.seqs.length >= RUN_MAX) flush(run);
+  };
+  for (let after = -1; ;) {
+    const rows = page.all(after);
+    if (rows.length === 0) break;
+    for (const r of rows) {
+      if (r.sides & 1) { add(r.receiver, 0, 2 * r.key); add(r.receiver, r.sender, 2 * r.key); }
+      if (r.sides & 2) { add(r.sender, 0, 2 * r.key + 1); add(r.sender, r.receiver, 2 * r.key + 1); }
+    }
+    after = rows[rows.length - 1]!.key;
+  }
+  for (const run of open.values()) if (run.seqs.length > 0) flush(run);
+}
 
 function currentVersion(db: Database.Database): number {
   const row = db.prepare<[], { v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations').get();

@@ -6,10 +6,11 @@ export const MAX_BATCH = 2000;
 /**
  * Messages one commit takes at most. A store that is behind has several
  * closed batches waiting: they go in one transaction, up to this many
- * messages, because SQLite's cost per commit is mostly the B-tree pages it
- * rewrites into the WAL (each account's index leaf once per commit however
- * many of its rows it holds), so a larger commit costs less per row. Still
- * bounded: the writer's transaction holds SQLite's write lock meanwhile.
+ * messages, because SQLite's cost per commit grows with the accounts it
+ * touches more than with its rows (one run per account and correspondent
+ * per commit, storage/sqlite/archive-runs.ts, and the pages rewritten into
+ * the WAL), so a larger commit costs less per row. Still bounded: the
+ * writer's transaction holds SQLite's write lock meanwhile.
  */
 export const MAX_COMMIT = 4000;
 /**
