@@ -14,45 +14,40 @@ import { escapeAttr, escapeText, type SerializableElement } from './serialize.js
 
 export type { SerializableElement };
 
-/** Escapes, by code unit: XML 1.0 §2.4 in text, §3.1 and §3.3.3 in attribute values (as serialize.ts). */
-const TEXT_ESCAPES: Array<string | undefined> = [];
-const ATTR_ESCAPES: Array<string | undefined> = [];
-TEXT_ESCAPES[38] = ATTR_ESCAPES[38] = '&amp;';
-TEXT_ESCAPES[60] = ATTR_ESCAPES[60] = '&lt;';
-TEXT_ESCAPES[62] = ATTR_ESCAPES[62] = '&gt;';
-TEXT_ESCAPES[13] = ATTR_ESCAPES[13] = '&#xD;';
-ATTR_ESCAPES[34] = '&quot;';
-ATTR_ESCAPES[9] = '&#x9;';
-ATTR_ESCAPES[10] = '&#xA;';
+/** How a piece is escaped: names and the record's fields not at all; text as XML 1.0 §2.4; attribute values §3.1, §3.3.3 (as serialize.ts). */
+const RAW = 0, TEXT = 1, ATTR = 2;
+type Mode = typeof RAW | typeof TEXT | typeof ATTR;
+/** Per ASCII code unit, the modes that escape it (bit 1 text, bit 2 attribute). */
+const ESCAPED = new Uint8Array(128);
+for (const c of '&<>\r') ESCAPED[c.charCodeAt(0)] = TEXT | ATTR;
+for (const c of '"\t\n') ESCAPED[c.charCodeAt(0)] = ATTR;
 
-const NONE: Array<string | undefined> = [];
 const LT = 60, GT = 62, SLASH = 47, SPACE = 32, EQUALS = 61, QUOTE = 34;
 
 /** Pieces up to this many code units are copied in a loop; longer ones are encoded natively (a call costs about 30 ns). */
 const SHORT = 24;
 
 /**
- * Writes `s` into `buf` at `o`, escaped by `escapes`; returns the offset after it, or -1 when it
+ * Writes `s` into `buf` at `o`, escaped as `mode` says; returns the offset after it, or -1 when it
  * does not fit. A typed array drops a store past its end, so ASCII is copied without a check per
- * unit and the end is checked once. -1 in, -1 out: the calls chain.
+ * unit and the end is checked once; from the first unit to escape or beyond ASCII, the rest goes
+ * through wide(). -1 in, -1 out: the calls chain.
  */
-function put(buf: Buffer, o: number, s: string, escapes: Array<string | undefined>): number {
+function put(buf: Buffer, o: number, s: string, mode: Mode): number {
   if (o < 0) return -1;
   const n = s.length;
-  if (n > SHORT) return wide(buf, o, s, escapes);
+  if (n > SHORT) return wide(buf, o, s, mode);
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 0x80) return wide(buf, o, s.slice(i), escapes);
-    const e = escapes[c];
-    if (e === undefined) buf[o++] = c;
-    else for (let j = 0; j < e.length; j++) buf[o++] = e.charCodeAt(j);
+    if (c >= 0x80 || (ESCAPED[c]! & mode) !== 0) return wide(buf, o, s.slice(i), mode);
+    buf[o++] = c;
   }
   return o <= buf.length ? o : -1;
 }
 
-/** A piece (or its rest from its first unit beyond ASCII) escaped as a string, encoded natively. */
-function wide(buf: Buffer, o: number, rest: string, escapes: Array<string | undefined>): number {
-  const s = escapes === NONE ? rest : escapes === ATTR_ESCAPES ? escapeAttr(rest) : escapeText(rest);
+/** A piece (or its rest) escaped as a string, encoded natively. */
+function wide(buf: Buffer, o: number, rest: string, mode: Mode): number {
+  const s = mode === RAW ? rest : mode === ATTR ? escapeAttr(rest) : escapeText(rest);
   // UTF-8 takes at most 3 bytes per UTF-16 unit; Buffer.write stops short, silently, where it does not fit.
   const room = buf.length - o;
   if (room < 0 || (3 * s.length > room && Buffer.byteLength(s, 'utf8') > room)) return -1;
@@ -61,7 +56,7 @@ function wide(buf: Buffer, o: number, rest: string, escapes: Array<string | unde
 
 /** `s` in UTF-8 at `o`, as it is (no escapes); the offset after it, or -1 when it does not fit (or `o` is -1). */
 export function writeUtf8(buf: Buffer, o: number, s: string): number {
-  return put(buf, o, s, NONE);
+  return put(buf, o, s, RAW);
 }
 
 /** One ASCII character. */
@@ -79,7 +74,7 @@ function ch(buf: Buffer, o: number, c: number): number {
  */
 export function serializeInto(buf: Buffer, at: number, el: SerializableElement, xmlns?: string): number {
   let o = ch(buf, at, LT);
-  o = put(buf, o, el.name, NONE);
+  o = put(buf, o, el.name, RAW);
   const attrs = el.attrs;
   let rootNs = xmlns;
   for (const name in attrs) {
@@ -94,17 +89,17 @@ export function serializeInto(buf: Buffer, at: number, el: SerializableElement, 
   o = ch(buf, o, GT);
   for (let i = 0; i < n && o >= 0; i++) {
     const c = children[i]!;
-    o = typeof c === 'string' ? put(buf, o, c, TEXT_ESCAPES) : serializeInto(buf, o, c);
+    o = typeof c === 'string' ? put(buf, o, c, TEXT) : serializeInto(buf, o, c);
   }
   o = ch(buf, ch(buf, o, LT), SLASH);
-  o = put(buf, o, el.name, NONE);
+  o = put(buf, o, el.name, RAW);
   return ch(buf, o, GT);
 }
 
 function attr(buf: Buffer, o: number, name: string, value: string): number {
   o = ch(buf, o, SPACE);
-  o = put(buf, o, name, NONE);
+  o = put(buf, o, name, RAW);
   o = ch(buf, ch(buf, o, EQUALS), QUOTE);
-  o = put(buf, o, value, ATTR_ESCAPES);
+  o = put(buf, o, value, ATTR);
   return ch(buf, o, QUOTE);
 }

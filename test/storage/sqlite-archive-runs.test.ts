@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE, type ArchiveEntry, type Storage } from '../../src/storage/index.js';
 import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
 import { RUN_MAX } from '../../src/storage/sqlite/archive-runs.js';
+import { archiveAppender } from '../../src/storage/sqlite/archive-rows.js';
 import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/ports/archive-ids.js';
 import { creds } from './backends.js';
 import { COUNT_CAP } from '../../src/storage/ports/archive.js';
@@ -237,4 +238,26 @@ t.test('migration 17 builds the runs from the rows written before it, and the ac
   t.same(db.prepare('SELECT DISTINCT sides FROM archive_messages ORDER BY sides').all(), [{ sides: 1 }, { sides: 2 }], "ben's side of each");
   t.equal((db.prepare('SELECT COUNT(*) AS n FROM archive_runs WHERE owner = ?').get(ann) as { n: number }).n, 0, 'no run of hers');
   t.same(await ids('ben'), made.filter((m) => m.from !== 'cat').map((m) => m.id), "ben's archive as it was");
+});
+
+t.test("a writer that knows its newest seqs still merges with what another connection appended meanwhile", async (t) => {
+  const dir = t.testdir();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  for (const u of ['ann', 'ben']) await storage.users.create(H, u, creds(u));
+  const entryAt = (i: number): ArchiveEntry => {
+    const key = (T0 + i) * KEYS_PER_MS;
+    return { host: H, username: 'ann', id: archiveIdFor(key), seq: 2 * key, with: `ben@${H}`, at: T0 + i, stanza: `<message><body>${i}</body></message>` };
+  };
+  // The server's writer thread appends 1; another connection (a tool) appends 3; the thread then 2 and 4 in one commit.
+  await storage.archive.append([entryAt(1)]);
+  const other = new Database(join(dir, DATABASE_FILE));
+  t.teardown(() => other.close());
+  other.pragma('busy_timeout = 5000');
+  archiveAppender(other).entries([entryAt(3)]);
+  await storage.archive.append([entryAt(2), entryAt(4)]);
+  const db = new Database(join(dir, DATABASE_FILE), { readonly: true });
+  t.teardown(() => db.close());
+  t.same(runProblems(db), [], 'no two runs overlap');
+  t.same(((await listed(storage, 'ann')) as Array<{ stanza: string }>).map((m) => m.stanza), [1, 2, 3, 4].map((i) => `<message><body>${i}</body></message>`), 'in order, each once');
 });

@@ -91,6 +91,7 @@ export function archiveAppender(db: Database.Database): ArchiveAppender {
       return ok;
     };
     for (const e of unnumbered) legacy.run(e.id, e.with, e.at, e.stanza, e.host, e.username);
+    runs.begin();
     // The copies this transaction adds, by account and correspondent (0: the account's whole archive): one run each.
     const added = new Map<number, Map<number, number[]>>();
     const push = (byPeer: Map<number, number[]>, peer: number, seq: number): void => {

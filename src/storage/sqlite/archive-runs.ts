@@ -19,6 +19,9 @@ import type Database from 'better-sqlite3';
 /** Seqs one run holds at most: a row stays within a B-tree page (about 1,000 bytes of a WITHOUT ROWID row stay local). */
 export const RUN_MAX = 100;
 
+/** Accounts whose newest seqs a writer keeps in memory at most (then it forgets them all and reads them again). */
+const NEWEST_CACHED = 100_000;
+
 /** A run as stored. */
 export interface RunRow { readonly last: number; readonly first: number; readonly seqs: string }
 
@@ -49,6 +52,26 @@ export function archiveRuns(db: Database.Database) {
     holding: db.prepare<[number, number, number], RunRow>('SELECT last, first, seqs FROM archive_runs WHERE owner = ? AND peer = ? AND last >= ? ORDER BY last ASC LIMIT 1'),
   };
 
+  // The newest seq of each (owner, peer) this connection added or found, so that a commit does not
+  // look it up for every run it writes. Safe when it is above the truth (a removal on this
+  // connection, a rolled-back transaction: add() then merges with nothing, the same result);
+  // below it only after another connection appended, which PRAGMA data_version tells (begin()).
+  const newest = new Map<number, Map<number, number>>();
+  const dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+  let version: number | undefined;
+  const lastOf = (owner: number, peer: number): number | undefined => {
+    const known = newest.get(owner)?.get(peer);
+    return known ?? st.lastOf.get(owner, peer);
+  };
+  const remember = (owner: number, peer: number, last: number): void => {
+    let byPeer = newest.get(owner);
+    if (byPeer === undefined) {
+      if (newest.size >= NEWEST_CACHED) newest.clear();
+      newest.set(owner, byPeer = new Map());
+    }
+    byPeer.set(peer, last);
+  };
+
   const write = (owner: number, peer: number, seqs: readonly number[]): void => {
     for (let i = 0; i < seqs.length; i += RUN_MAX) {
       const part = seqs.slice(i, i + RUN_MAX);
@@ -57,6 +80,13 @@ export function archiveRuns(db: Database.Database) {
   };
 
   return {
+    /** Before the adds of a transaction: forgets the newest seqs known if another connection has committed since. */
+    begin(): void {
+      const v = dataVersion.get();
+      if (v !== version) newest.clear();
+      version = v;
+    },
+
     /**
      * Adds seqs (ascending, none already held) to (owner, peer). Above everything the runs hold (a
      * commit of the server's: keys only grow), a run of their own; else merged with the runs from
@@ -64,12 +94,19 @@ export function archiveRuns(db: Database.Database) {
      */
     add(owner: number, peer: number, seqs: readonly number[]): void {
       if (seqs.length === 0) return;
-      const last = st.lastOf.get(owner, peer);
-      if (last === undefined || seqs[0]! > last) { write(owner, peer, seqs); return; }
+      const last = lastOf(owner, peer);
+      const top = seqs[seqs.length - 1]!;
+      if (last === undefined || seqs[0]! > last) {
+        write(owner, peer, seqs);
+        remember(owner, peer, top);
+        return;
+      }
       const merged = new Set<number>(seqs);
       for (const run of st.from.all(owner, peer, seqs[0]!)) for (const s of decodeRun(run)) merged.add(s);
       st.deleteFrom.run(owner, peer, seqs[0]!);
-      write(owner, peer, [...merged].sort((a, b) => a - b));
+      const all = [...merged].sort((a, b) => a - b);
+      write(owner, peer, all);
+      remember(owner, peer, all[all.length - 1]!);
     },
 
     /** Takes these seqs out of (owner, peer)'s runs (those it holds). */
