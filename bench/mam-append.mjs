@@ -8,8 +8,10 @@
 // archive-rows.ts). They take turns (--rounds, default 3), so a loaded
 // machine disturbs them alike. The WAL is checkpointed every WRITER_CHECKPOINT_PAGES, as by the server's writer thread.
 // "KB written per message": what the process wrote to the WAL and the database file (Linux: /proc/self/io, wchar),
-// per message of two entries. Usage: npm run build && node bench/mam-append.mjs [--entries 200000] [--rounds 3]
-// [--batch 500] [--users 100] [--schemas 9,10,17]
+// per message of two entries. The default mix is a ring (message m from u(m+1) to u(m)); --pairs N makes it N fixed
+// conversations taking turns, as the throughput benchmark's 50 pairs; --cache-kib sets SQLite's page cache (default
+// SQLite's 2,000 KiB, as the server's). Usage: npm run build && node bench/mam-append.mjs [--entries 200000]
+// [--rounds 3] [--batch 500] [--users 100] [--pairs 0] [--cache-kib 0] [--schemas 9,10,17]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +28,7 @@ const ROUNDS = opt('--rounds', 3);
 const BATCH = opt('--batch', 500);
 const USERS = opt('--users', 100);
 const PAIRS = opt('--pairs', 0);
+const CACHE_KIB = opt('--cache-kib', 0);
 
 const entries = () => archiveEntries(ENTRIES, USERS, (m, to, from, at) => `<message xmlns="jabber:client" from="${from}@localhost/r" to="${to}@localhost" type="chat" id="m${m}"><body>message ${m}: about a hundred characters of text, as in the benchmark's throughput run.</body></message>`, PAIRS);
 
@@ -36,6 +39,7 @@ function run(steps, all) {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma(`wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
+  if (CACHE_KIB > 0) db.pragma(`cache_size = -${CACHE_KIB}`);
   migrate(db, MIGRATIONS.slice(0, steps));
   const user = db.prepare('INSERT INTO users (host, username, credentials, created_at) VALUES (?, ?, ?, 0)');
   for (let u = 0; u < USERS; u++) user.run('localhost', `u${u}`, '{}');

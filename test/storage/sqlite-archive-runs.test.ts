@@ -261,3 +261,25 @@ t.test("a writer that knows its newest seqs still merges with what another conne
   t.same(runProblems(db), [], 'no two runs overlap');
   t.same(((await listed(storage, 'ann')) as Array<{ stanza: string }>).map((m) => m.stanza), [1, 2, 3, 4].map((i) => `<message><body>${i}</body></message>`), 'in order, each once');
 });
+
+t.test('migration 17 over pages of rows: every copy of every page in a run, the last page too', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, DATABASE_FILE);
+  const old = new Database(file);
+  migrate(old, MIGRATIONS.slice(0, 16));
+  for (const name of ['ann', 'ben', 'cat']) old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)").run(name);
+  for (const name of ['ann', 'ben', 'cat']) old.prepare('INSERT INTO archive_jids (jid) VALUES (?)').run(`${name}@${H}`);
+  // Exactly two pages of the migration's 10,000 rows: messages between the three in turn, both sides kept.
+  old.exec(`WITH RECURSIVE m(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM m WHERE i < 19999)
+    INSERT INTO archive_messages (key, id, at, sender, receiver, sides, stanza)
+    SELECT ${T0 * KEYS_PER_MS} + i, 'id' || i, ${T0} + i / ${KEYS_PER_MS}, 1 + i % 3, 1 + (i + 1) % 3, 3, '<message/>' FROM m`);
+  old.close();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  t.same(runProblems(db), [], 'every copy in one run of each kind, none overlapping');
+  t.equal((db.prepare('SELECT SUM(json_array_length(seqs)) AS n FROM archive_runs').get() as { n: number }).n, 4 * 20_000, 'two copies of each message, each in two runs');
+  const page = await storage.archive.query(H, 'ann', { limit: 3, direction: 'backward' });
+  t.same(page === 'item-not-found' ? page : page.messages.map((m) => m.id), ['id19995', 'id19997', 'id19998'], "ann's newest (she is in two messages of three), from the last page of rows");
+});

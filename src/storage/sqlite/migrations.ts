@@ -485,7 +485,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-/** Migration 17: the runs of the archive_messages rows there are (RUN_MAX copies each, in key order), a page of rows at a time. */
+/** Migration 17: the runs of the archive_messages rows there are (at most RUN_MAX copies each, in key order), a page of rows at a time. */
 function buildRuns(db: Database.Database): void {
   const page = db.prepare<[number], { key: number; sender: number; receiver: number; sides: number }>(
     'SELECT key, sender, receiver, sides FROM archive_messages WHERE key > ? ORDER BY key LIMIT 10000');
@@ -494,6 +494,10 @@ function buildRuns(db: Database.Database): void {
   const flush = (run: { owner: number; peer: number; seqs: number[] }): void => {
     insert.run(run.owner, run.peer, run.seqs[run.seqs.length - 1]!, run.seqs[0]!, encodeSeqs(run.seqs));
     run.seqs = [];
+  };
+  const flushAll = (): void => {
+    for (const run of open.values()) if (run.seqs.length > 0) flush(run);
+    open.clear();
   };
   const add = (owner: number, peer: number, seq: number): void => {
     const k = `${owner} ${peer}`;
@@ -510,9 +514,16 @@ function buildRuns(db: Database.Database): void {
       if (r.sides & 2) { add(r.sender, 0, 2 * r.key + 1); add(r.sender, r.receiver, 2 * r.key + 1); }
     }
     after = rows[rows.length - 1]!.key;
+    // Runs still open are written once there are many (memory stays bounded however many
+    // conversations there are); the rows come in key order, so each run written is above the last
+    // of its account and peer.
+    if (open.size > MIGRATION_OPEN_RUNS) flushAll();
   }
-  for (const run of open.values()) if (run.seqs.length > 0) flush(run);
+  flushAll();
 }
+
+/** Runs migration 17 keeps open at most between pages of rows. */
+const MIGRATION_OPEN_RUNS = 50_000;
 
 function currentVersion(db: Database.Database): number {
   const row = db.prepare<[], { v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations').get();
