@@ -19,7 +19,7 @@ import type Database from 'better-sqlite3';
 /** Seqs one run holds at most: a row stays within a B-tree page (about 1,000 bytes of a WITHOUT ROWID row stay local). */
 export const RUN_MAX = 100;
 
-/** Accounts whose newest seqs a writer keeps in memory at most (then it forgets them all and reads them again). */
+/** (Account, correspondent) pairs whose newest seqs a writer keeps in memory at most (then it forgets them all and reads them again). */
 const NEWEST_CACHED = 100_000;
 
 /** A run as stored. */
@@ -63,13 +63,15 @@ export function archiveRuns(db: Database.Database) {
     const known = newest.get(owner)?.get(peer);
     return known ?? st.lastOf.get(owner, peer);
   };
+  // Counted in (owner, peer) entries, not owners: one account writing to a million JIDs is a million.
+  let remembered = 0;
   const remember = (owner: number, peer: number, last: number): void => {
+    if (remembered >= NEWEST_CACHED) { newest.clear(); remembered = 0; }
     let byPeer = newest.get(owner);
-    if (byPeer === undefined) {
-      if (newest.size >= NEWEST_CACHED) newest.clear();
-      newest.set(owner, byPeer = new Map());
-    }
+    if (byPeer === undefined) newest.set(owner, byPeer = new Map());
+    const size = byPeer.size;
     byPeer.set(peer, last);
+    remembered += byPeer.size - size;
   };
 
   const write = (owner: number, peer: number, seqs: readonly number[]): void => {
@@ -83,7 +85,7 @@ export function archiveRuns(db: Database.Database) {
     /** Before the adds of a transaction: forgets the newest seqs known if another connection has committed since. */
     begin(): void {
       const v = dataVersion.get();
-      if (v !== version) newest.clear();
+      if (v !== version) { newest.clear(); remembered = 0; }
       version = v;
     },
 
