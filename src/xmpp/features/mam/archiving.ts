@@ -1,4 +1,4 @@
-import { NS, x, type XmlElement } from '../../../xml/index.js';
+import { NS, XmlElement } from '../../../xml/index.js';
 import { LRUCache } from 'lru-cache';
 import { tryParseJid } from '../../../jid/index.js';
 import { messageType } from '../../message-types.js';
@@ -15,9 +15,25 @@ import { NS_SID } from './ns.js';
 export function archivable(stanza: XmlElement): boolean {
   const type = messageType(stanza);
   if (type !== 'chat' && type !== 'normal') return false;
-  if (!stanza.getChild('body', NS.CLIENT)) return false;
-  if (stanza.getChild('no-store', NS.HINTS) || stanza.getChild('no-permanent-store', NS.HINTS)) return false;
-  return !stanza.getChild('sent', NS.CARBONS) && !stanza.getChild('received', NS.CARBONS);
+  // One pass over the children (every message routed comes here): a body, and none of the others.
+  let body = false;
+  const children = stanza.children;
+  for (let i = 0; i < children.length; i++) {
+    const c = children[i]!;
+    if (typeof c === 'string') continue;
+    if (c.ns === NS.CLIENT) body ||= c.is('body');
+    else if (c.ns === NS.HINTS ? c.is('no-store') || c.is('no-permanent-store') : c.ns === NS.CARBONS && (c.is('sent') || c.is('received'))) return false;
+  }
+  return body;
+}
+
+/** Whether `c` is a <stanza-id/> that claims to come from one of `hosts`. */
+function forgedStanzaId(c: XmlElement | string, hosts: ReadonlySet<string>): boolean {
+  if (typeof c === 'string' || !c.is('stanza-id', NS_SID)) return false;
+  // Read as a JID (RFC 7622: case, one final dot, full-width and IDNA forms, a resource): every
+  // spelling a client that prepares JIDs would take for one of ours.
+  const by = tryParseJid(c.attr('by'));
+  return by !== null && hosts.has(by.domain);
 }
 
 /**
@@ -26,18 +42,18 @@ export function archivable(stanza: XmlElement): boolean {
  * forgery; it is removed so nobody mistakes it for an archive id.
  */
 export function stripForgedStanzaIds(stanza: XmlElement, hosts: ReadonlySet<string>): void {
-  const forged = (c: XmlElement | string): boolean => {
-    if (typeof c === 'string' || !c.is('stanza-id', NS_SID)) return false;
-    // Read as a JID (RFC 7622: case, one final dot, full-width and IDNA forms, a resource): every
-    // spelling a client that prepares JIDs would take for one of ours.
-    const by = tryParseJid(c.attr('by'));
-    return by !== null && hosts.has(by.domain);
-  };
-  if (stanza.children.some(forged)) stanza.children = stanza.children.filter((c) => !forged(c));
+  // A loop, not some() with a closure: every message a client sends comes here.
+  const children = stanza.children;
+  for (let i = 0; i < children.length; i++) {
+    if (!forgedStanzaId(children[i]!, hosts)) continue;
+    stanza.children = children.filter((c) => !forgedStanzaId(c, hosts));
+    return;
+  }
 }
 
+/** XEP-0359's <stanza-id/>, built as the parser builds elements (XmlElement.adopt): one per archived message delivered. */
 export function stanzaIdElement(by: string, id: string): XmlElement {
-  return x('stanza-id', { xmlns: NS_SID, by, id });
+  return XmlElement.adopt('stanza-id', { xmlns: NS_SID, by, id }, [], NS_SID);
 }
 
 /**

@@ -15,7 +15,7 @@ import { archives, parsePrefs, prefsElement } from './prefs.js';
 import { finElement, parseQuery, queryForm } from './query.js';
 import { createRetention, type RetentionOptions } from './retention.js';
 import { BATCH_MS, createArchiveWriter } from './writer.js';
-import { RECIPIENT, SENDER } from '../../../storage/ports/archive-pack.js';
+import { RECIPIENT, SENDER, type PackedRecord } from '../../../storage/ports/archive-pack.js';
 
 declare module '../../events.js' {
   interface RouteEvent {
@@ -130,6 +130,9 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     return kept === 'roster' ? deps.inRoster(owner.bareJid(), contact.bareJid()) : kept;
   };
 
+  // The record handed to the writer, filled again for each message: the writer packs it at once and
+  // keeps nothing of it (writer.ts), so no object is made per message.
+  const record: { -readonly [K in keyof PackedRecord]: PackedRecord[K] } = { key: 0, id: '', at: 0, sender: '', receiver: '', sides: 0, stanza: '', xmlns: NS.CLIENT };
   const archive = (event: RouteEvent, sender: Jid, receiver: Jid, senderOk: boolean, receiverOk: boolean): void => {
     const { stanza } = event;
     const same = sender.bare === receiver.bare;
@@ -138,7 +141,11 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     const id = archiveIdFor(key);
     const sides = (receiverOk ? RECIPIENT : 0) | (senderOk && !same ? SENDER : 0);
     // Packed now, as it is (in jabber:client): before the <stanza-id/> below, which the archive does not keep.
-    commits.set(event.origin!, settled(writer.write({ key, id, at, sender: sender.bare, receiver: receiver.bare, sides, stanza, xmlns: NS.CLIENT })));
+    record.key = key; record.id = id; record.at = at; record.sender = sender.bare; record.receiver = receiver.bare;
+    record.sides = sides; record.stanza = stanza;
+    const done = writer.write(record);
+    record.stanza = '';
+    commits.set(event.origin!, settled(done));
     if (receiverOk) {
       // XEP-0313 §3: the recipient sees where and under which id it is archived.
       stanza.append(stanzaIdElement(receiver.bare, id));

@@ -50,7 +50,8 @@ export interface ArchiveWriter {
   /**
    * Queues a message for the archives that keep it (never refused), packed at once
    * (storage/ports/archive-pack.ts: a stanza given as an element is serialised then, as it is
-   * at the call); the promise settles once it is committed (rejected with the storage's error).
+   * at the call; nothing of `record` is kept, so the caller may fill it again for the next);
+   * the promise settles once it is committed (rejected with the storage's error).
    */
   write(record: PackedRecord): Promise<void>;
   /**
