@@ -11,7 +11,7 @@
 // per message of two entries. The default mix is a ring (message m from u(m+1) to u(m)); --pairs N makes it N fixed
 // conversations taking turns, as the throughput benchmark's 50 pairs; --cache-kib sets SQLite's page cache (default
 // SQLite's 2,000 KiB, as the server's). Usage: npm run build && node bench/mam-append.mjs [--entries 200000]
-// [--rounds 3] [--batch 500] [--users 100] [--pairs 0] [--cache-kib 0] [--schemas 9,10,17]
+// [--rounds 3] [--batch 500] [--users 100] [--pairs 0] [--cache-kib 0] [--page-size 0: SQLite's 4096] [--schemas 9,10,17]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -29,12 +29,15 @@ const BATCH = opt('--batch', 500);
 const USERS = opt('--users', 100);
 const PAIRS = opt('--pairs', 0);
 const CACHE_KIB = opt('--cache-kib', 0);
+const PAGE_SIZE = opt('--page-size', 0);
 
 const entries = () => archiveEntries(ENTRIES, USERS, (m, to, from, at) => `<message xmlns="jabber:client" from="${from}@localhost/r" to="${to}@localhost" type="chat" id="m${m}"><body>message ${m}: about a hundred characters of text, as in the benchmark's throughput run.</body></message>`, PAIRS);
 
 function run(steps, all) {
   const dir = mkdtempSync(join(tmpdir(), 'mam-append-'));
   const db = new Database(join(dir, 'db.sqlite'));
+  // Before the first table and WAL: a database's page size is fixed once either exists.
+  if (PAGE_SIZE > 0) db.pragma(`page_size = ${PAGE_SIZE}`);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');

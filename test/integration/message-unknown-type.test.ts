@@ -5,6 +5,7 @@
  * by carbons and archived like normal, relayed with its type as sent.
  */
 import t from 'tap';
+import { eventually } from '../helpers/eventually.js';
 import { NS } from '../../src/xml/index.js';
 import { withFakeUsers } from '../helpers/fake-conn.js';
 import { closeAll, drain, online, Reader } from '../helpers/roster-kit.js';
@@ -42,7 +43,9 @@ t.test('to an online account: delivered, copied to the sender\'s other resource 
   await drain(20);
   t.ok(alice.conn.takeStanzas('message').some((m) => m.attr('id') === 'm3'), 'delivered');
   t.ok(bob2.conn.takeStanzas('message').some((m) => m.getChild('sent', NS.CARBONS)), 'a <sent/> carbon, as for normal with a body');
-  await new Promise((resolve) => setTimeout(resolve, 150)); // the archive's batch (BATCH_MS) committed
-  const page = await server.storage.archive.query('localhost', 'alice', { limit: 10, direction: 'forward' });
-  t.ok(page !== 'item-not-found' && page.messages.some((m) => m.stanza.includes('id="m3"')), "in alice's archive");
+  // Once the archive's batch (BATCH_MS) is committed.
+  t.ok(await eventually(async () => {
+    const page = await server.storage.archive.query('localhost', 'alice', { limit: 10, direction: 'forward' });
+    return page !== 'item-not-found' && page.messages.some((m) => m.stanza.includes('id="m3"'));
+  }, { message: "m3 in alice's archive" }), "in alice's archive");
 });

@@ -1,6 +1,6 @@
 /** The archive's batch writer and retention sweep (features/mam): batching, ordering, failures, bounds. */
 import t from 'tap';
-import { createArchiveWriter, MAX_BATCH, MAX_COMMIT, RETRY_FIRST_MS } from '../../src/xmpp/features/mam/writer.js';
+import { BATCH_MS, createArchiveWriter, MAX_BATCH, MAX_COMMIT, RETRY_FIRST_MS } from '../../src/xmpp/features/mam/writer.js';
 import { ArchivePack, RECIPIENT, unpack, type ArchiveRecord } from '../../src/storage/ports/archive-pack.js';
 import { createRetention, SWEEP_BATCH } from '../../src/xmpp/features/mam/retention.js';
 import { createMemoryStorage, deriveStoredCredentials, type ArchiveEntry } from '../../src/storage/index.js';
@@ -85,7 +85,7 @@ t.test('a failed commit is tried again, backing off, the later batches waiting b
     },
   }, BIG, { onRetry: (_err, delayMs) => retries.push(delayMs) });
   const first = writer.write(record(1));
-  await new Promise((resolve) => setTimeout(resolve, 60)); // past BATCH_MS: the first batch is committing
+  await new Promise((resolve) => setTimeout(resolve, BATCH_MS + 10)); // past BATCH_MS: the first batch is committing
   const second = writer.write(record(2));
   await t.resolves(first, 'the first batch is committed once the store works again');
   await t.resolves(second);

@@ -2,7 +2,7 @@ import type { ArchiveStore } from '../../../storage/ports/archive.js';
 import { ArchivePack, entriesOf, unpack, type PackedRecord } from '../../../storage/ports/archive-pack.js';
 
 /** Messages a batch collects at most before it is closed (committed as soon as the store is free). */
-export const MAX_BATCH = 2000;
+export const MAX_BATCH = 3000;
 /**
  * Messages one commit takes at most. A store that is behind has several
  * closed batches waiting: they go in one transaction, up to this many
@@ -10,20 +10,29 @@ export const MAX_BATCH = 2000;
  * touches more than with its rows (one run per account and correspondent
  * per commit, storage/sqlite/archive-runs.ts, and the pages rewritten into
  * the WAL), so a larger commit costs less per row. Still bounded: the
- * writer's transaction holds SQLite's write lock meanwhile.
+ * writer's transaction holds SQLite's write lock meanwhile, and a write on
+ * the main connection waits for it on the event loop (a commit of 6,000
+ * messages took 22–26 ms on an idle core of the benchmark's machine, 4,000
+ * about 15: `bench/mam-append.mjs --pairs 50 --batch 12000`, RESULTS.md
+ * session 36).
  */
-export const MAX_COMMIT = 4000;
+export const MAX_COMMIT = 6000;
 /**
  * How long a batch collects messages before it is committed. Every SQLite
- * commit rewrites the B-tree pages it touched (the table and its indexes:
- * at saturation a leaf of each account's indexes, whatever the batch's
- * size) into the WAL, and checkpoints of a fast-growing WAL fsync: one
- * commit per event-loop turn cost the benchmark 80 % of its messages/s.
- * 50 ms and 2,000 messages per batch cost the writer 8.6–9.3 µs of CPU per
- * message against 13.8–15.0 at 20 ms and 500 (bench/RESULTS.md, "Message
- * archive"). Only XEP-0198 <a/>s wait this long.
+ * commit writes the B-tree pages it touched into the WAL (the table's last
+ * page, and a leaf of `archive_runs` for each account and correspondent it
+ * adds to, whatever the batch's size), and the checkpoint copies them again:
+ * the fewer commits, the less the writer writes per message. One commit per
+ * event-loop turn cost the benchmark 80 % of its messages/s; 50 ms and 2,000
+ * messages cost the writer 8.6–9.3 µs of CPU per message against 13.8–15.0
+ * at 20 ms and 500; 100 ms and 3,000 (about 3,100 messages at the
+ * benchmark's rate) cost the archive about 4 points of messages/s less than
+ * 50 ms and 2,000 (bench/RESULTS.md, "Message archive", sessions 35 and 36).
+ * Nothing on a message's path waits for it: only the XEP-0198 <a/> that
+ * covers a message does (at most this, plus the commit), and a client's
+ * acknowledgement timeout is seconds.
  */
-export const BATCH_MS = 50;
+export const BATCH_MS = 100;
 
 /**
  * A commit that fails is tried again (the same batches, in order, the later ones waiting behind
