@@ -25,9 +25,11 @@ export const MAX_COMMIT = 6000;
  * the fewer commits, the less the writer writes per message. One commit per
  * event-loop turn cost the benchmark 80 % of its messages/s; 50 ms and 2,000
  * messages cost the writer 8.6–9.3 µs of CPU per message against 13.8–15.0
- * at 20 ms and 500; 100 ms and 3,000 (about 3,100 messages at the
- * benchmark's rate) cost the archive about 4 points of messages/s less than
- * 50 ms and 2,000 (bench/RESULTS.md, "Message archive", sessions 35 and 36).
+ * at 20 ms and 500; 100 ms and 3,000 (batches of about 3,100 messages at
+ * the benchmark's rate) 1.1–2.2 µs of the gateway's CPU per message less
+ * than 50 ms and 2,000 in three same-run comparisons, while the messages/s
+ * ratio moved within its noise (bench/RESULTS.md, "Message archive",
+ * sessions 35 and 36).
  * Nothing on a message's path waits for it: only the XEP-0198 <a/> that
  * covers a message does (at most this, plus the commit), and a client's
  * acknowledgement timeout is seconds.
