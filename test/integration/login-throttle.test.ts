@@ -92,13 +92,14 @@ t.test('each failure leaves one auth-failure line with the user as given, the me
 });
 
 t.test('unknown users look like real ones', async (t) => {
-  const { mkdtempSync, statSync } = await import('node:fs');
+  const { mkdtempSync, rmSync, statSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const { loadOrCreateSecret, SECRET_FILE } = await import('../../src/storage/secret.js');
 
   t.test("an unknown user's SCRAM salt is the same after a restart (the secret lives in DATA_DIR, 0600)", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'xwg-secret-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const saltFor = async (user: string): Promise<string> => {
       const a = await startServer(env, undefined, { unknownUserSecret: loadOrCreateSecret(dir) });
       try {
