@@ -6,6 +6,10 @@
  * tests end) and a fresh database per storage opened.
  */
 import tap, { type Test } from 'tap';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { DATABASE_FILE } from '../../src/storage/index.js';
+import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
 import {
   createMemoryStorage, deriveStoredCredentials, openPostgresStorage, openSqliteStorage, type Clock, type Storage, type StoredCredentials,
 } from '../../src/storage/index.js';
@@ -95,4 +99,19 @@ export async function credentialsChangedBySql(t: Test, storage: Storage, sql: Ra
   t.equal(await changedAt(), 5000, 'a time the UPDATE sets itself is kept');
   await sql('UPDATE users SET credentials = credentials WHERE host = ? AND username = ?', ['example.com', 'alice']);
   t.equal(await changedAt(), 5000, 'credentials written back unchanged are no change');
+}
+
+/**
+ * A data directory whose SQLite file has every migration before `migration` (counted from 1) and
+ * the accounts `users` on example.com: a test of what `migration` does to what was stored before
+ * it. `old` is open for the test's own rows; close it before opening the storage on `dir`.
+ */
+export function sqliteBefore(t: Test, migration: number, users: readonly string[]): { dir: string; file: string; old: Database.Database } {
+  const dir = t.testdir();
+  const file = join(dir, DATABASE_FILE);
+  const old = new Database(file);
+  migrate(old, MIGRATIONS.slice(0, migration - 1));
+  const user = old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)");
+  for (const name of users) user.run(name);
+  return { dir, file, old };
 }

@@ -7,8 +7,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
-import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
-import { overBackends, withAccounts } from './backends.js';
+import { overBackends, sqliteBefore, withAccounts } from './backends.js';
 import { offlineContract } from './offline.contract.js';
 
 overBackends(t, 'offline', offlineContract);
@@ -25,11 +24,7 @@ t.test('sqlite: offline messages survive reopening', async (t) => {
 });
 
 t.test('sqlite: migration 4 back-fills the offline counters of messages stored before it', async (t) => {
-  const dir = t.testdir();
-  const db = new Database(join(dir, DATABASE_FILE));
-  migrate(db, MIGRATIONS.slice(0, 3));
-  db.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)").run('alice');
-  db.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)").run('bob');
+  const { dir, old: db } = sqliteBefore(t, 4, ['alice', 'bob']);
   const insert = db.prepare("INSERT INTO offline_messages (host, username, stanza, stored_at) VALUES ('example.com', ?, ?, 0)");
   for (const stanza of ['<message>1</message>', '<message>é</message>']) insert.run('alice', stanza);
   db.close();

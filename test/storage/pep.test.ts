@@ -6,8 +6,8 @@ import t from 'tap';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
-import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
-import { BACKENDS, openFor, overBackends, withAccounts } from './backends.js';
+import { MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
+import { BACKENDS, openFor, overBackends, sqliteBefore, withAccounts } from './backends.js';
 import { pepContract } from './pep.contract.js';
 import { affiliationsElement } from '../../src/xmpp/features/pep/affiliations.js';
 import { parseJid } from '../../src/jid/index.js';
@@ -54,12 +54,7 @@ function affiliates(db: Database.Database): { held: string[]; named: string[] } 
 }
 
 t.test('sqlite: migration 13 lists the affiliations stored before it, and a deletion then removes them', async (t) => {
-  const dir = t.testdir();
-  const file = join(dir, DATABASE_FILE);
-  const old = new Database(file);
-  migrate(old, MIGRATIONS.slice(0, 12));
-  const user = old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)");
-  for (const name of ['alice', 'bob', 'carol']) user.run(name);
+  const { dir, file, old } = sqliteBefore(t, 13, ['alice', 'bob', 'carol']);
   const node = old.prepare("INSERT INTO pep_nodes (host, username, node, config) VALUES ('example.com', ?, ?, ?)");
   const config = { accessModel: 'whitelist', persistItems: true, maxItems: 10, rosterGroupsAllowed: [] };
   node.run('bob', 'urn:xmpp:bookmarks:1', JSON.stringify({ ...config, affiliations: { 'alice@example.com': 'member', 'carol@example.com': 'member' } }));
@@ -126,12 +121,7 @@ t.test('sqlite: pep_affiliates follows every write of pep_nodes, by any connecti
 });
 
 t.test('sqlite: migration 14 on a database at 13: a deleted account named with a backslash leaves the nodes it was named in', async (t) => {
-  const dir = t.testdir();
-  const file = join(dir, DATABASE_FILE);
-  const old = new Database(file);
-  migrate(old, MIGRATIONS.slice(0, 13));
-  const user = old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)");
-  for (const name of ['alice', 'john\\20doe']) user.run(name);
+  const { dir, file, old } = sqliteBefore(t, 14, ['alice', 'john\\20doe']);
   const config = { accessModel: 'whitelist', persistItems: true, maxItems: 10, rosterGroupsAllowed: [] };
   old.prepare("INSERT INTO pep_nodes (host, username, node, config) VALUES ('example.com', 'alice', 'n', ?)")
     .run(JSON.stringify({ ...config, affiliations: { 'john\\20doe@example.com': 'member', 'bob@example.com': 'outcast' } }));

@@ -4,11 +4,8 @@
  * back after one still learns its h), and migration 6 on an older file.
  */
 import t from 'tap';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
-import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
-import { overBackends } from './backends.js';
+import { openSqliteStorage } from '../../src/storage/index.js';
+import { overBackends, sqliteBefore } from './backends.js';
 import { smStateContract } from './sm-state.contract.js';
 
 overBackends(t, 'sm-state', smStateContract);
@@ -24,10 +21,7 @@ t.test('sqlite: stale h survives reopening', async (t) => {
 });
 
 t.test('sqlite: migration 6 adds the stale h table to a file at version 5, keeping its data', async (t) => {
-  const dir = t.testdir();
-  const db = new Database(join(dir, DATABASE_FILE));
-  migrate(db, MIGRATIONS.slice(0, 5));
-  db.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', 'alice', '{}', 0)").run();
+  const { dir, old: db } = sqliteBefore(t, 6, ['alice']);
   db.close();
   const storage = openSqliteStorage(dir);
   t.teardown(() => storage.close());

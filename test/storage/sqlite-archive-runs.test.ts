@@ -4,15 +4,14 @@
  * in and whatever remove, trim, expire and an account's deletion take out. Checked against a model
  * of the archives, and table by table.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE, type ArchiveEntry, type Storage } from '../../src/storage/index.js';
-import { migrate, MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
 import { RUN_MAX } from '../../src/storage/sqlite/archive-runs.js';
 import { archiveAppender } from '../../src/storage/sqlite/archive-rows.js';
 import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/ports/archive-ids.js';
-import { creds } from './backends.js';
+import { creds, sqliteBefore } from './backends.js';
 import { COUNT_CAP } from '../../src/storage/ports/archive.js';
 
 const H = 'example.com';
@@ -197,13 +196,18 @@ t.test('runs say what the rows hold after appends in any order, retries, remove,
   for (const kind of ['late', 'again', 'remove', 'trim', 'expire', 'delete']) t.ok(ops.some((o) => o.includes(kind) && !/ 0$/.test(o)), `the run did ${kind}: ${ops.join(", ")}`);
 });
 
+/** Closes the file as the older version left it, opens the storage on it (migrating it), and a read-only look at it. */
+function migrated(t: Test, old: Database.Database, dir: string, file: string): { storage: Storage; db: Database.Database } {
+  old.close();
+  const storage = openSqliteStorage(dir);
+  t.teardown(() => storage.close());
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  return { storage, db };
+}
+
 t.test('migration 17 builds the runs from the rows written before it, and the account deletion reads them', async (t) => {
-  const dir = t.testdir();
-  const file = join(dir, DATABASE_FILE);
-  const old = new Database(file);
-  migrate(old, MIGRATIONS.slice(0, 16));
-  const user = old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)");
-  for (const name of ['ann', 'ben', 'cat']) user.run(name);
+  const { dir, file, old } = sqliteBefore(t, 17, ['ann', 'ben', 'cat']);
   const jid = old.prepare('INSERT INTO archive_jids (jid) VALUES (?)');
   const [ann, ben, cat] = ['ann', 'ben', 'cat'].map((u) => Number(jid.run(`${u}@${H}`).lastInsertRowid));
   // As migration 11's writer left them: 2.5 runs' worth between ann and ben (both sides), then cat → ann (ann's copy only).
@@ -217,12 +221,7 @@ t.test('migration 17 builds the runs from the rows written before it, and the ac
     made.push({ key, id, from: from as string, to: to as string });
     row.run(key, id, at, s, r, sides, `<message xmlns="jabber:client"><body>${i}</body></message>`);
   }
-  old.close();
-
-  const storage = openSqliteStorage(dir);
-  t.teardown(() => storage.close());
-  const db = new Database(file, { readonly: true });
-  t.teardown(() => db.close());
+  const { storage, db } = migrated(t, old, dir, file);
   t.same(runProblems(db), [], 'the runs say what the rows hold');
   t.ok((db.prepare('SELECT COUNT(*) AS n FROM archive_runs WHERE owner = ? AND peer = 0').get(ann) as { n: number }).n >= 3, 'split at RUN_MAX');
   const ids = async (u: string, q = {}) => ((await listed(storage, u, q)) as Array<{ id: string }>).map((m) => m.id);
@@ -263,21 +262,13 @@ t.test("a writer that knows its newest seqs still merges with what another conne
 });
 
 t.test('migration 17 over pages of rows: every copy of every page in a run, the last page too', async (t) => {
-  const dir = t.testdir();
-  const file = join(dir, DATABASE_FILE);
-  const old = new Database(file);
-  migrate(old, MIGRATIONS.slice(0, 16));
-  for (const name of ['ann', 'ben', 'cat']) old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)").run(name);
+  const { dir, file, old } = sqliteBefore(t, 17, ['ann', 'ben', 'cat']);
   for (const name of ['ann', 'ben', 'cat']) old.prepare('INSERT INTO archive_jids (jid) VALUES (?)').run(`${name}@${H}`);
   // Exactly two pages of the migration's 10,000 rows: messages between the three in turn, both sides kept.
   old.exec(`WITH RECURSIVE m(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM m WHERE i < 19999)
     INSERT INTO archive_messages (key, id, at, sender, receiver, sides, stanza)
     SELECT ${T0 * KEYS_PER_MS} + i, 'id' || i, ${T0} + i / ${KEYS_PER_MS}, 1 + i % 3, 1 + (i + 1) % 3, 3, '<message/>' FROM m`);
-  old.close();
-  const storage = openSqliteStorage(dir);
-  t.teardown(() => storage.close());
-  const db = new Database(file, { readonly: true });
-  t.teardown(() => db.close());
+  const { storage, db } = migrated(t, old, dir, file);
   t.same(runProblems(db), [], 'every copy in one run of each kind, none overlapping');
   t.equal((db.prepare('SELECT SUM(json_array_length(seqs)) AS n FROM archive_runs').get() as { n: number }).n, 4 * 20_000, 'two copies of each message, each in two runs');
   const page = await storage.archive.query(H, 'ann', { limit: 3, direction: 'backward' });

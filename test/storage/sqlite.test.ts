@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { openSqliteStorage, DATABASE_FILE } from '../../src/storage/index.js';
 import { migrate, MIGRATIONS, type Migration } from '../../src/storage/sqlite/migrations.js';
-import { creds, credentialsChangedBySql } from './backends.js';
+import { creds, credentialsChangedBySql, sqliteBefore } from './backends.js';
 import { archiveIdFor, KEYS_PER_MS } from '../../src/storage/ports/archive-ids.js';
 import { ArchivePack, RECIPIENT, unpack, type ArchiveRecord } from '../../src/storage/ports/archive-pack.js';
 import type { ArchiveQuery } from '../../src/storage/index.js';
@@ -130,12 +130,7 @@ t.test('sqlite: migration 10 keeps an archive of random ids, found by id and tim
 });
 
 t.test('sqlite: migration 11 writes a message once for both accounts, and reads the rows written before it with the new ones', async (t) => {
-  const dir = t.testdir();
-  const file = join(dir, DATABASE_FILE);
-  const old = new Database(file);
-  migrate(old, MIGRATIONS.slice(0, 10));
-  const user = old.prepare("INSERT INTO users (host, username, credentials, created_at) VALUES ('example.com', ?, '{}', 0)");
-  for (const name of ['alice', 'bob']) user.run(name);
+  const { dir, file, old } = sqliteBefore(t, 11, ['alice', 'bob']);
   // Under migration 10: a random id from before it, and a message numbered by the server (both copies).
   old.prepare("INSERT INTO archive (host, username, id, with_jid, at, stanza) VALUES ('example.com', 'alice', 'Rnd0m1', 'bob@example.com', 1700000000000, '<message/>')").run();
   const at10 = 1_750_000_000_000;
