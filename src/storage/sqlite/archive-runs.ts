@@ -38,6 +38,17 @@ export function decodeRun(run: RunRow): number[] {
   return seqs;
 }
 
+/** A run's seqs between lo and hi, from the top; false once one is at or below lo (nothing further down is wanted). */
+function* downwards(run: RunRow, lo: number, hi: number): Generator<number, boolean> {
+  const seqs = decodeRun(run);
+  for (let i = seqs.length - 1; i >= 0; i--) {
+    const s = seqs[i]!;
+    if (s <= lo) return false;
+    if (s < hi) yield s;
+  }
+  return true;
+}
+
 /** The runs' statements over one connection. */
 export function archiveRuns(db: Database.Database) {
   const st = {
@@ -145,22 +156,9 @@ export function archiveRuns(db: Database.Database) {
       }
       // The run holding hi (its seqs below hi), then the runs wholly below it.
       const top = st.holding.get(owner, peer, hi);
-      if (top !== undefined && top.first < hi) {
-        const seqs = decodeRun(top);
-        for (let i = seqs.length - 1; i >= 0; i--) {
-          const s = seqs[i]!;
-          if (s <= lo) return;
-          if (s < hi) yield s;
-        }
-      }
+      if (top !== undefined && top.first < hi && !(yield* downwards(top, lo, hi))) return;
       for (const run of st.down.iterate(owner, peer, hi)) {
-        if (run.last <= lo) return;
-        const seqs = decodeRun(run);
-        for (let i = seqs.length - 1; i >= 0; i--) {
-          const s = seqs[i]!;
-          if (s <= lo) return;
-          if (s < hi) yield s;
-        }
+        if (run.last <= lo || !(yield* downwards(run, lo, hi))) return;
       }
     },
   };
