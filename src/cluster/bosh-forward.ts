@@ -203,6 +203,19 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
   }, Math.max(100, Math.floor(ttl / 3)));
   timer.unref();
 
+  /**
+   * The hop secret. A node serves as soon as it listens, and its first publish (advertise, run once
+   * listening) is then still on its way: a request it forwards meanwhile takes the secret from Redis,
+   * where the owner put it before advertising its URL. Else it was refused as unreached, and the
+   * client's session, alive on its owner, ended with remote-connection-failed.
+   */
+  const hopSecret = async (): Promise<Buffer | undefined> => {
+    if (state.secret !== undefined) return state.secret;
+    const shared = await redis.get(`${prefix}bosh-hop-secret`).catch(() => null);
+    if (shared !== null && state.secret === undefined) state.secret = Buffer.from(shared);
+    return state.secret;
+  };
+
   return {
     node: node.id,
     async register(sid) {
@@ -224,8 +237,9 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
     },
     async forward(owner, path, raw, client, reply) {
       const agent = owner.url.startsWith('https:') ? agents.https : agents.http;
-      const outcome = state.secret === undefined ? 'unreached'
-        : await relay({ owner, target: owner.url + path, raw, client, reply, secret: state.secret.toString(), agent, timeoutMs: opts.timeoutMs, log: opts.log, track });
+      const secret = await hopSecret();
+      const outcome = secret === undefined ? 'unreached'
+        : await relay({ owner, target: owner.url + path, raw, client, reply, secret: secret.toString(), agent, timeoutMs: opts.timeoutMs, log: opts.log, track });
       counts[outcome === 'relayed' ? 'forwarded' : 'unreachable']++;
       // Sent and unanswered: the owner may have processed it, so the client's connection is dropped and it sends the rid again (§14.3).
       if (outcome === 'lost') reply.abort();

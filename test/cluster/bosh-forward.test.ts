@@ -40,7 +40,7 @@ interface Gateway {
   readonly warnings: object[];
 }
 
-async function gateway(url: string, id: string, env: Record<string, string>, sidTtlMs?: number): Promise<Gateway> {
+async function gateway(url: string, id: string, env: Record<string, string>, sidTtlMs?: number, advertise = true): Promise<Gateway> {
   const client = await connectRedis(url, quiet, id);
   const node = await joinCluster(client, { id, prefix: keyPrefix(url), ttlMs: 5000, log: quiet });
   const settings = { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '10', ...env };
@@ -50,7 +50,7 @@ async function gateway(url: string, id: string, env: Record<string, string>, sid
   const forwarder = createBoshForwarder(node, { log, ...forwardLimits(loadConfig(settings)), sidTtlMs });
   const server = await startServer(settings, undefined, { boshForwarder: forwarder });
   for (const [name, password] of Object.entries(USERS)) await server.addUser(name, password);
-  await forwarder.advertise(advertisedUrl(server.config, server.port));
+  if (advertise) await forwarder.advertise(advertisedUrl(server.config, server.port));
   return { server, node, forwarder, redis: client, bosh: `${server.httpUrl}/http-bind`, warnings };
 }
 
@@ -92,6 +92,26 @@ async function direct(t: Test, g: Gateway, user: keyof typeof USERS): Promise<{ 
   t.teardown(() => c.destroy());
   return { c, jid: await c.login(user, USERS[user], 'direct', { wait: 2 }) };
 }
+
+t.test('a node that has not advertised yet (just started: its onListen write still on its way) forwards all the same', async (t) => {
+  const url = redis.url();
+  const a = await gateway(url, 'a', {});
+  const b = await gateway(url, 'b', {}, undefined, false);
+  t.teardown(async () => {
+    for (const g of [a, b]) {
+      await g.server.close();
+      await g.forwarder.stop();
+      await g.node.stop();
+      await g.redis.quit();
+    }
+  });
+  const alice = new Alternating([a.bosh, b.bosh]);
+  t.teardown(() => alice.destroy());
+  // Creation on a, SASL on b: b takes the hop secret from Redis, where a put it, and relays.
+  t.equal(await alice.login('alice', USERS.alice, 'early', { wait: 2 }), 'alice@localhost/early');
+  t.same(ids(await alice.send({}, ping('p1'))), ['p1']);
+  t.same(b.forwarder.stats(), { forwarded: 2, notFound: 0, unreachable: 0, refused: 0 }, 'b relayed SASL and bind, reaching a');
+});
 
 t.test('requests of one session alternate between two nodes: login, a held poll, pings in rid order, terminate', async (t) => {
   const [a, b] = await cluster(t);
