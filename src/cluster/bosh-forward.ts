@@ -45,6 +45,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { PassThrough, pipeline } from 'node:stream';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/index.js';
 import { CLOSE_CONNECTION_TYPE, HOP_HEADER, HOP_NODE_HEADER, MISROUTED_STATUS, type BoshForwarder, type BoshOwner, type ClientInfo, type HttpReply } from '../transports/bosh/types.js';
 import type { ClusterNode } from './node.js';
@@ -86,6 +87,17 @@ const OWNER = `local owner = redis.call('GET', KEYS[1])
 if not owner then return nil end
 if redis.call('EXISTS', ARGV[1] .. 'node:' .. owner) == 0 then return nil end
 return {owner, redis.call('GET', ARGV[1] .. 'node-url:' .. owner) or ''}`;
+
+/**
+ * How long a request waits for the URL of a live owner that has none yet. A node serves as soon
+ * as it listens, and its first publish (advertise, run once listening) is then still on its way:
+ * a session it creates in that moment is in Redis before its URL. A request for it that reaches
+ * another node then waits for the URL (asked again every OWNER_URL_POLL_MS), instead of ending a
+ * session that lives with item-not-found. Bounded: an owner that never advertises (its publish
+ * failing) is reported (bosh-owner-without-url) and the request gets item-not-found.
+ */
+export const OWNER_URL_WAIT_MS = 2000;
+export const OWNER_URL_POLL_MS = 50;
 
 /** Entries renewed per Redis round trip: bounded work per event-loop turn. */
 const RENEW_BATCH = 500;
@@ -228,10 +240,18 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
       redis.del(sidKey(sid)).catch((err: unknown) => opts.log.warn({ err, sidTag: logTag(sid) }, 'removing a BOSH session from Redis failed'));
     },
     async ownerOf(sid) {
-      const found = (await redis.eval(OWNER, { keys: [sidKey(sid)], arguments: [prefix] })) as [string, string] | null;
-      // Our own id: an entry that outlived its session here (the transport looked first).
-      if (found !== null && found[0] !== node.id && found[1] !== '') return { node: found[0], url: found[1] };
-      if (found !== null && found[1] === '') opts.log.warn({ event: 'bosh-owner-without-url', node: found[0] }, 'a live node holds a BOSH session but advertises no URL');
+      for (const until = Date.now() + OWNER_URL_WAIT_MS; ;) {
+        const found = (await redis.eval(OWNER, { keys: [sidKey(sid)], arguments: [prefix] })) as [string, string] | null;
+        // Our own id: an entry that outlived its session here (the transport looked first).
+        if (found === null || found[0] === node.id) break;
+        if (found[1] !== '') return { node: found[0], url: found[1] };
+        // A live owner without a URL yet: just started (OWNER_URL_WAIT_MS).
+        if (Date.now() >= until) {
+          opts.log.warn({ event: 'bosh-owner-without-url', node: found[0] }, 'a live node holds a BOSH session but advertises no URL');
+          break;
+        }
+        await sleep(OWNER_URL_POLL_MS);
+      }
       counts.notFound++;
       return undefined;
     },

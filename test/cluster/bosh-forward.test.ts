@@ -17,7 +17,7 @@ import { NS, parseXml, serialize, x, type XmlElement } from '../../src/xml/index
 import { RawWsClient } from '../helpers/ws-client.js';
 import { connectRedis, keyPrefix, type Redis } from '../../src/cluster/redis.js';
 import { joinCluster, type ClusterNode } from '../../src/cluster/node.js';
-import { advertisedUrl, CONNECT_TIMEOUT_MS, createBoshForwarder, forwardLimits, type ClusterBoshForwarder } from '../../src/cluster/bosh-forward.js';
+import { advertisedUrl, CONNECT_TIMEOUT_MS, createBoshForwarder, forwardLimits, OWNER_URL_WAIT_MS, type ClusterBoshForwarder } from '../../src/cluster/bosh-forward.js';
 import { HOP_HEADER } from '../../src/transports/bosh/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { scrape, value } from '../helpers/metrics-text.js';
@@ -111,6 +111,53 @@ t.test('a node that has not advertised yet (just started: its onListen write sti
   t.equal(await alice.login('alice', USERS.alice, 'early', { wait: 2 }), 'alice@localhost/early');
   t.same(ids(await alice.send({}, ping('p1'))), ['p1']);
   t.same(b.forwarder.stats(), { forwarded: 2, notFound: 0, unreachable: 0, refused: 0 }, 'b relayed SASL and bind, reaching a');
+});
+
+/** Two gateways, `a` not advertising its URL (just started: its onListen publish still on its way). */
+async function unadvertised(t: Test): Promise<[Gateway, Gateway]> {
+  const url = redis.url();
+  const a = await gateway(url, 'a', {}, undefined, false);
+  const b = await gateway(url, 'b', {});
+  t.teardown(async () => {
+    for (const g of [a, b]) {
+      await g.server.close();
+      await g.forwarder.stop();
+      await g.node.stop();
+      await g.redis.quit();
+    }
+  });
+  return [a, b];
+}
+
+t.test('a session made on a node that has not advertised yet is served through another node once it does, not ended with item-not-found', async (t) => {
+  const [a, b] = await unadvertised(t);
+  const alice = new Alternating([a.bosh, b.bosh]);
+  t.teardown(() => alice.destroy());
+  // Creation on a (in Redis, a's URL not yet), SASL on b: b waits for a's URL, which comes 300 ms later.
+  const started = Date.now();
+  const advertised = new Promise<void>((resolve) => {
+    setTimeout(() => void a.forwarder.advertise(advertisedUrl(a.server.config, a.server.port)).then(resolve), 300);
+  });
+  t.equal(await alice.login('alice', USERS.alice, 'early-owner', { wait: 2 }), 'alice@localhost/early-owner');
+  await advertised;
+  t.ok(Date.now() - started >= 300, 'the login waited for the URL');
+  t.same(ids(await alice.send({}, ping('p1'))), ['p1']);
+  t.same(b.forwarder.stats(), { forwarded: 2, notFound: 0, unreachable: 0, refused: 0 }, 'b relayed SASL and bind to a');
+  t.same(b.warnings, [], 'nothing to warn of');
+});
+
+t.test('a live node that never advertises its URL: a request for its session gets item-not-found after OWNER_URL_WAIT_MS, and the other node says why', async (t) => {
+  const [a, b] = await unadvertised(t);
+  const alice = new RawBoshClient(a.bosh);
+  t.teardown(() => alice.destroy());
+  await alice.create({ wait: 2 });
+  t.ok(alice.sid, 'a session on a');
+  const started = Date.now();
+  const res = await post(b.bosh, serialize(alice.body()));
+  t.equal(terminalCondition(res), 'item-not-found');
+  t.ok(Date.now() - started >= OWNER_URL_WAIT_MS, `answered after waiting ${OWNER_URL_WAIT_MS} ms for the URL`);
+  t.match(b.warnings, [{ event: 'bosh-owner-without-url', node: 'a' }]);
+  t.same(b.forwarder.stats().notFound, 1);
 });
 
 t.test('requests of one session alternate between two nodes: login, a held poll, pings in rid order, terminate', async (t) => {
