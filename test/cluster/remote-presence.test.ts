@@ -98,6 +98,36 @@ t.test('two contacts on two nodes become available at once: each gets the other\
   await Promise.all([got(alice, 'bob@localhost/b1', 'pb'), got(bob, 'alice@localhost/a1', 'pa')]);
 });
 
+t.test("two contacts on two nodes become available at once while one node is still reading the other's account: the presence waits for the read, and reaches the contact once", async (t) => {
+  const [n1, n2] = await contactNodes(t, await backends.options({ ALLOW_INSECURE_PLAIN: 'true' }), ['n1', 'n2']) as [Gateway, Gateway];
+  const alice = await loggedInWs(t, n1.server.wsUrl, 'alice', 'a1');
+  // n1 holds bob's account once his session is bound on n2 (alice lists him): its read waits here until the test lets it go.
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  t.teardown(() => release());
+  const rosters = n1.server.storage.rosters;
+  const load = rosters.load.bind(rosters);
+  let reads = 0;
+  rosters.load = async (host, username) => {
+    if (username === 'bob') { reads++; await gate; }
+    return load(host, username);
+  };
+  const bob = await loggedInWs(t, n2.server.wsUrl, 'bob', 'b1');
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1') && n2.server.app.sessions.get('localhost', 'alice', 'a1'), { message: 'each node sees the other contact' });
+  await eventually(() => reads === 1, { message: "n1 reads bob's account" });
+  alice.send("<presence xmlns='jabber:client' id='pa'/>");
+  bob.send("<presence xmlns='jabber:client' id='pb'/>");
+  // Each node's view of the other contact available, bob's account still unread on n1: his presence is in n1's directory now.
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1')?.presence && n2.server.app.sessions.get('localhost', 'alice', 'a1')?.presence, { message: 'each node sees the other contact available' });
+  release();
+  const got = async (c: RawWsClient, from: string, id: string): Promise<void> => {
+    await eventually(() => presencesFrom(c, from).length > 0, { message: `${from}'s presence at the contact` }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    t.same(presencesFrom(c, from).map((el) => el.attr('id')), [id], `RFC 6121 §4.2: ${from}'s initial presence reached the contact on the other node, once`);
+  };
+  await Promise.all([got(alice, 'bob@localhost/b1', 'pb'), got(bob, 'alice@localhost/a1', 'pa')]);
+});
+
 t.test('a large unavailable is not carried in the directory entry (published to every node); a small one is, and both reach the other resource once', async (t) => {
   const { n1, b1, b2 } = await twoNodes(t);
   const entry = async (resource: string): Promise<Record<string, unknown>> =>

@@ -231,7 +231,14 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
   const here = (s: Session): boolean => ctx.sessions.getLocal(s.host!, s.username!, s.resource!) === s;
   ctx.hooks.notify('remote-presence', ({ session, stanza }) => {
     const me = accounts.peek(session.host!, session.username!);
-    return me ? drive(broadcast(session, me, stanza, here)) : undefined;
+    if (me) return drive(broadcast(session, me, stanza, here));
+    // Held and still being read: its stub came a moment ago (a contact that binds and sends its initial
+    // presence at once). The broadcast waits for the read. Else a contact here that became available at
+    // the same moment got it by no way: its owner's broadcast went before the owner saw the contact
+    // available, the contact's probe before this node saw the presence. Reads of one account end in
+    // order, so a later presence of the stub still comes after this one (the stanza-out filter of
+    // cluster/remote-presence.ts passes only the newest the directory shows).
+    return svc.remote.holding(session.jid!.bare)?.then((account) => drive(broadcast(session, account, stanza, here)));
   }, PRIORITY.lifecycle.default);
 
   // A fan-out returns its promise: the sender's next stanza waits for it (core.ts, RFC 6120 §10.1).

@@ -78,6 +78,12 @@ export class RemoteAccounts {
     if (stub) this.#hold(stub).catch(() => undefined);
   }
 
+  /**
+   * The hold of `bare`'s account while one is taken (a local account lists it and it has a stub):
+   * loading still, a moment after its stub came, or loaded. Undefined when nobody here lists it.
+   */
+  holding(bare: string): Promise<Account> | undefined { return this.#held.get(bare); }
+
   /** How many local accounts list `bare` (tests, leak checks). */
   listed(bare: string): number { return this.#listed.get(bare) ?? 0; }
 
