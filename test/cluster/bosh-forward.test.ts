@@ -54,11 +54,14 @@ async function gateway(url: string, id: string, env: Record<string, string>, sid
   return { server, node, forwarder, redis: client, bosh: `${server.httpUrl}/http-bind`, warnings };
 }
 
-/** Two gateways on a database of their own, closed when `t` ends. */
-async function cluster(t: Test, env: Record<string, string> = {}, sidTtlMs?: number): Promise<[Gateway, Gateway]> {
+/**
+ * Two gateways on a database of their own, closed when `t` ends. One that does not advertise its URL is a node
+ * just started: its first publish (Fastify's onListen, which does not hold up listen()) still on its way.
+ */
+async function cluster(t: Test, env: Record<string, string> = {}, sidTtlMs?: number, advertise = { a: true, b: true }): Promise<[Gateway, Gateway]> {
   const url = redis.url();
-  const a = await gateway(url, 'a', env, sidTtlMs);
-  const b = await gateway(url, 'b', env, sidTtlMs);
+  const a = await gateway(url, 'a', env, sidTtlMs, advertise.a);
+  const b = await gateway(url, 'b', env, sidTtlMs, advertise.b);
   t.teardown(async () => {
     for (const g of [a, b]) {
       if (g.server.app.http.server.listening) await g.server.close();
@@ -94,17 +97,7 @@ async function direct(t: Test, g: Gateway, user: keyof typeof USERS): Promise<{ 
 }
 
 t.test('a node that has not advertised yet (just started: its onListen write still on its way) forwards all the same', async (t) => {
-  const url = redis.url();
-  const a = await gateway(url, 'a', {});
-  const b = await gateway(url, 'b', {}, undefined, false);
-  t.teardown(async () => {
-    for (const g of [a, b]) {
-      await g.server.close();
-      await g.forwarder.stop();
-      await g.node.stop();
-      await g.redis.quit();
-    }
-  });
+  const [a, b] = await cluster(t, {}, undefined, { a: true, b: false });
   const alice = new Alternating([a.bosh, b.bosh]);
   t.teardown(() => alice.destroy());
   // Creation on a, SASL on b: b takes the hop secret from Redis, where a put it, and relays.
@@ -113,24 +106,8 @@ t.test('a node that has not advertised yet (just started: its onListen write sti
   t.same(b.forwarder.stats(), { forwarded: 2, notFound: 0, unreachable: 0, refused: 0 }, 'b relayed SASL and bind, reaching a');
 });
 
-/** Two gateways, `a` not advertising its URL (just started: its onListen publish still on its way). */
-async function unadvertised(t: Test): Promise<[Gateway, Gateway]> {
-  const url = redis.url();
-  const a = await gateway(url, 'a', {}, undefined, false);
-  const b = await gateway(url, 'b', {});
-  t.teardown(async () => {
-    for (const g of [a, b]) {
-      await g.server.close();
-      await g.forwarder.stop();
-      await g.node.stop();
-      await g.redis.quit();
-    }
-  });
-  return [a, b];
-}
-
 t.test('a session made on a node that has not advertised yet is served through another node once it does, not ended with item-not-found', async (t) => {
-  const [a, b] = await unadvertised(t);
+  const [a, b] = await cluster(t, {}, undefined, { a: false, b: true });
   const alice = new Alternating([a.bosh, b.bosh]);
   t.teardown(() => alice.destroy());
   // Creation on a (in Redis, a's URL not yet), SASL on b: b waits for a's URL, which comes 300 ms later.
@@ -147,7 +124,7 @@ t.test('a session made on a node that has not advertised yet is served through a
 });
 
 t.test('a live node that never advertises its URL: a request for its session gets item-not-found after OWNER_URL_WAIT_MS, and the other node says why', async (t) => {
-  const [a, b] = await unadvertised(t);
+  const [a, b] = await cluster(t, {}, undefined, { a: false, b: true });
   const alice = new RawBoshClient(a.bosh);
   t.teardown(() => alice.destroy());
   await alice.create({ wait: 2 });
