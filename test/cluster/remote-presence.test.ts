@@ -128,6 +128,34 @@ t.test("two contacts on two nodes become available at once while one node is sti
   await Promise.all([got(alice, 'bob@localhost/b1', 'pb'), got(bob, 'alice@localhost/a1', 'pa')]);
 });
 
+t.test("a contact on another node goes available then unavailable while this node is still reading its account: the contact here ends knowing it unavailable, each presence once", async (t) => {
+  const [n1, n2] = await contactNodes(t, await backends.options({ ALLOW_INSECURE_PLAIN: 'true' }), ['n1', 'n2']) as [Gateway, Gateway];
+  const alice = await loggedInWs(t, n1.server.wsUrl, 'alice', 'a1');
+  alice.send("<presence xmlns='jabber:client' id='pa'/>");
+  await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'a1')?.presence, { message: 'n2 sees alice available' });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  t.teardown(() => release());
+  const rosters = n1.server.storage.rosters;
+  const load = rosters.load.bind(rosters);
+  let reads = 0;
+  rosters.load = async (host, username) => {
+    if (username === 'bob') { reads++; await gate; }
+    return load(host, username);
+  };
+  const bob = await loggedInWs(t, n2.server.wsUrl, 'bob', 'b1');
+  await eventually(() => reads === 1, { message: "n1 reads bob's account" });
+  // Both reach alice by n2's broadcast (through n1's inbox) and are in n1's directory, the read still held.
+  bob.send("<presence xmlns='jabber:client' id='pb'/>");
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1')?.presence, { message: 'n1 sees bob available' });
+  bob.send("<presence xmlns='jabber:client' type='unavailable' id='ub'/>");
+  await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1')?.presence === undefined, { message: 'n1 sees bob unavailable' });
+  release();
+  await eventually(() => presencesFrom(alice, 'bob@localhost/b1').some((el) => el.attr('id') === 'ub'), { message: "bob's unavailable at alice" }).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 500));
+  t.same(presencesFrom(alice, 'bob@localhost/b1').map((el) => el.attr('id')), ['pb', 'ub'], "bob's available then his unavailable, once each: no available after the read");
+});
+
 t.test('a large unavailable is not carried in the directory entry (published to every node); a small one is, and both reach the other resource once', async (t) => {
   const { n1, b1, b2 } = await twoNodes(t);
   const entry = async (resource: string): Promise<Record<string, unknown>> =>

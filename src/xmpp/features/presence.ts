@@ -237,8 +237,14 @@ export function register(ctx: ModuleContext, { accounts: svc }: PresenceDeps): D
     // the same moment got it by no way: its owner's broadcast went before the owner saw the contact
     // available, the contact's probe before this node saw the presence. Reads of one account end in
     // order, so a later presence of the stub still comes after this one (the stanza-out filter of
-    // cluster/remote-presence.ts passes only the newest the directory shows).
-    return svc.remote.holding(session.jid!.bare)?.then((account) => drive(broadcast(session, account, stanza, here)));
+    // cluster/remote-presence.ts passes only the newest the directory shows). An available whose stub went
+    // unavailable or away meanwhile is not sent: its unavailable may have come by the inbox already, and
+    // the filter lets an available from a resource with no presence pass. An unavailable always goes (the
+    // stub of a session that ended is marked destroyed right after its unavailable is queued).
+    return svc.remote.holding(session.jid!.bare)?.then((account) => {
+      if (stanza.attr('type') === undefined && (session.destroyed || session.presence === undefined)) return undefined;
+      return drive(broadcast(session, account, stanza, here));
+    });
   }, PRIORITY.lifecycle.default);
 
   // A fan-out returns its promise: the sender's next stanza waits for it (core.ts, RFC 6120 §10.1).

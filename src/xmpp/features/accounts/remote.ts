@@ -79,8 +79,8 @@ export class RemoteAccounts {
   }
 
   /**
-   * The hold of `bare`'s account while one is taken (a local account lists it and it has a stub):
-   * loading still, a moment after its stub came, or loaded. Undefined when nobody here lists it.
+   * The hold of `bare`'s account while one is taken (it has a stub, and a local account lists it or a
+   * stanza needed it, want()): loading still, a moment after its stub came, or loaded. Undefined otherwise.
    */
   holding(bare: string): Promise<Account> | undefined { return this.#held.get(bare); }
 
