@@ -181,6 +181,8 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
   const state: Advertised = { url: undefined, secret: undefined };
   let renewing: Promise<void> | undefined;
+  /** stop() has begun: a request waiting for an owner's URL waits no longer (Redis is about to close). */
+  let stopping = false;
   const counts = { forwarded: 0, notFound: 0, unreachable: 0, refused: 0 };
   // The requests being relayed, by owner, each with its cut: an owner whose lease is gone gets no answer
   // awaited from it (OWNER_CHECK_MS). One EXISTS per owner and check, and none while nothing is relayed.
@@ -246,6 +248,7 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
         if (found === null || found[0] === node.id) break;
         if (found[1] !== '') return { node: found[0], url: found[1] };
         // A live owner without a URL yet: just started (OWNER_URL_WAIT_MS).
+        if (stopping) break;
         if (Date.now() >= until) {
           opts.log.warn({ event: 'bosh-owner-without-url', node: found[0] }, 'a live node holds a BOSH session but advertises no URL');
           break;
@@ -277,6 +280,7 @@ export function createBoshForwarder(node: ClusterNode, opts: BoshForwardOptions)
       await publish(node, state);
     },
     async stop() {
+      stopping = true;
       clearInterval(timer);
       clearInterval(ownerCheck);
       await renewing;
