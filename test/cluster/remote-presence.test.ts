@@ -17,6 +17,28 @@ const backends = clusterBackends(t);
 /** The presences `c` got from `from` so far. */
 const presencesFrom = (c: RawWsClient, from: string): XmlElement[] => c.frames.filter((el) => el.local === 'presence' && el.attr('from') === from);
 
+/** RFC 6121 §4.2: `c` got `from`'s initial presence `id`, once (what else may come is there in 300 ms). */
+async function initialOnce(t: Test, c: RawWsClient, from: string, id: string): Promise<void> {
+  await eventually(() => presencesFrom(c, from).length > 0, { message: `${from}'s presence at the contact` }).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(presencesFrom(c, from).map((el) => el.attr('id')), [id], `RFC 6121 §4.2: ${from}'s initial presence reached the contact on the other node, once`);
+}
+
+/** `gateway`'s reads of `username`'s roster (its real store) wait until release(); count() says how many began. */
+function heldRead(t: Test, gateway: Gateway, username: string): { count(): number; release(): void } {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  t.teardown(() => release());
+  const rosters = gateway.server.storage.rosters;
+  const load = rosters.load.bind(rosters);
+  let reads = 0;
+  rosters.load = async (host, user) => {
+    if (user === username) { reads++; await gate; }
+    return load(host, user);
+  };
+  return { count: () => reads, release };
+}
+
 async function twoNodes(t: Test): Promise<{ n1: Gateway; n2: Gateway; b1: RawWsClient; b2: RawWsClient }> {
   const opts = await backends.options({ ALLOW_INSECURE_PLAIN: 'true' });
   const n1 = await startGateway(t, 'n1', opts);
@@ -90,42 +112,23 @@ t.test('two contacts on two nodes become available at once: each gets the other\
   await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1') && n2.server.app.sessions.get('localhost', 'alice', 'a1'), { message: 'each node sees the other contact' });
   alice.send("<presence xmlns='jabber:client' id='pa'/>");
   bob.send("<presence xmlns='jabber:client' id='pb'/>");
-  const got = async (c: RawWsClient, from: string, id: string): Promise<void> => {
-    await eventually(() => presencesFrom(c, from).length > 0, { message: `${from}'s presence at the contact` }).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 300));
-    t.same(presencesFrom(c, from).map((el) => el.attr('id')), [id], `RFC 6121 §4.2: ${from}'s initial presence reached the contact on the other node, once`);
-  };
-  await Promise.all([got(alice, 'bob@localhost/b1', 'pb'), got(bob, 'alice@localhost/a1', 'pa')]);
+  await Promise.all([initialOnce(t, alice, 'bob@localhost/b1', 'pb'), initialOnce(t, bob, 'alice@localhost/a1', 'pa')]);
 });
 
 t.test("two contacts on two nodes become available at once while one node is still reading the other's account: the presence waits for the read, and reaches the contact once", async (t) => {
   const [n1, n2] = await contactNodes(t, await backends.options({ ALLOW_INSECURE_PLAIN: 'true' }), ['n1', 'n2']) as [Gateway, Gateway];
   const alice = await loggedInWs(t, n1.server.wsUrl, 'alice', 'a1');
-  // n1 holds bob's account once his session is bound on n2 (alice lists him): its read waits here until the test lets it go.
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => { release = resolve; });
-  t.teardown(() => release());
-  const rosters = n1.server.storage.rosters;
-  const load = rosters.load.bind(rosters);
-  let reads = 0;
-  rosters.load = async (host, username) => {
-    if (username === 'bob') { reads++; await gate; }
-    return load(host, username);
-  };
+  // n1 holds bob's account once his session is bound on n2 (alice lists him): its read waits until the test lets it go.
+  const read = heldRead(t, n1, 'bob');
   const bob = await loggedInWs(t, n2.server.wsUrl, 'bob', 'b1');
   await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1') && n2.server.app.sessions.get('localhost', 'alice', 'a1'), { message: 'each node sees the other contact' });
-  await eventually(() => reads === 1, { message: "n1 reads bob's account" });
+  await eventually(() => read.count() === 1, { message: "n1 reads bob's account" });
   alice.send("<presence xmlns='jabber:client' id='pa'/>");
   bob.send("<presence xmlns='jabber:client' id='pb'/>");
   // Each node's view of the other contact available, bob's account still unread on n1: his presence is in n1's directory now.
   await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1')?.presence && n2.server.app.sessions.get('localhost', 'alice', 'a1')?.presence, { message: 'each node sees the other contact available' });
-  release();
-  const got = async (c: RawWsClient, from: string, id: string): Promise<void> => {
-    await eventually(() => presencesFrom(c, from).length > 0, { message: `${from}'s presence at the contact` }).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 300));
-    t.same(presencesFrom(c, from).map((el) => el.attr('id')), [id], `RFC 6121 §4.2: ${from}'s initial presence reached the contact on the other node, once`);
-  };
-  await Promise.all([got(alice, 'bob@localhost/b1', 'pb'), got(bob, 'alice@localhost/a1', 'pa')]);
+  read.release();
+  await Promise.all([initialOnce(t, alice, 'bob@localhost/b1', 'pb'), initialOnce(t, bob, 'alice@localhost/a1', 'pa')]);
 });
 
 t.test("a contact on another node goes available then unavailable while this node is still reading its account: the contact here ends knowing it unavailable, each presence once", async (t) => {
@@ -133,24 +136,15 @@ t.test("a contact on another node goes available then unavailable while this nod
   const alice = await loggedInWs(t, n1.server.wsUrl, 'alice', 'a1');
   alice.send("<presence xmlns='jabber:client' id='pa'/>");
   await eventually(() => n2.server.app.sessions.get('localhost', 'alice', 'a1')?.presence, { message: 'n2 sees alice available' });
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => { release = resolve; });
-  t.teardown(() => release());
-  const rosters = n1.server.storage.rosters;
-  const load = rosters.load.bind(rosters);
-  let reads = 0;
-  rosters.load = async (host, username) => {
-    if (username === 'bob') { reads++; await gate; }
-    return load(host, username);
-  };
+  const read = heldRead(t, n1, 'bob');
   const bob = await loggedInWs(t, n2.server.wsUrl, 'bob', 'b1');
-  await eventually(() => reads === 1, { message: "n1 reads bob's account" });
+  await eventually(() => read.count() === 1, { message: "n1 reads bob's account" });
   // Both reach alice by n2's broadcast (through n1's inbox) and are in n1's directory, the read still held.
   bob.send("<presence xmlns='jabber:client' id='pb'/>");
   await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1')?.presence, { message: 'n1 sees bob available' });
   bob.send("<presence xmlns='jabber:client' type='unavailable' id='ub'/>");
   await eventually(() => n1.server.app.sessions.get('localhost', 'bob', 'b1')?.presence === undefined, { message: 'n1 sees bob unavailable' });
-  release();
+  read.release();
   await eventually(() => presencesFrom(alice, 'bob@localhost/b1').some((el) => el.attr('id') === 'ub'), { message: "bob's unavailable at alice" }).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 500));
   t.same(presencesFrom(alice, 'bob@localhost/b1').map((el) => el.attr('id')), ['pb', 'ub'], "bob's available then his unavailable, once each: no available after the read");
