@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { NS, XmlError, parseXml, serialize, x, type XmlElement, type XmlLimits } from '../xml/index.js';
+import { NS, XmlError, parseXml, serializeOut, x, type XmlElement, type XmlLimits } from '../xml/index.js';
 import { DETACHED, type Conn, type ConnEvents, type StreamHeader } from '../xmpp/conn.js';
 import type { Log } from '../xmpp/log.js';
 import type { CoreMetrics } from '../xmpp/metrics-port.js';
@@ -238,7 +238,7 @@ class WsConn implements Conn {
       if (receiver) receiver._maxPayload = this.#fullPayload;
       this.#fullPayload = undefined;
     }
-    this.#backlog.write(el, serialize(el), sent === undefined ? this.#send : (text) => { this.#send(text); sent(); });
+    this.#backlog.write(el, serializeOut(el), sent === undefined ? this.#send : (text) => { this.#send(text); sent(); });
     return true;
   }
 

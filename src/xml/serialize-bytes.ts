@@ -70,9 +70,9 @@ function ch(buf: Buffer, o: number, c: number): number {
  * Writes `el` into `buf` from `at`; returns the offset after it, or -1 when it does not fit (the
  * bytes from `at` on are then undefined). `xmlns` replaces the root's xmlns as setAttr would (in
  * its place, or last when it has none): the archive's copy is in jabber:client whatever the
- * stanza was routed in, without a clone.
+ * stanza was routed in, without a clone. `omit`, a child of the root, is left out.
  */
-export function serializeInto(buf: Buffer, at: number, el: SerializableElement, xmlns?: string): number {
+export function serializeInto(buf: Buffer, at: number, el: SerializableElement, xmlns?: string, omit?: SerializableElement): number {
   let o = ch(buf, at, LT);
   o = put(buf, o, el.name, RAW);
   const attrs = el.attrs;
@@ -89,6 +89,7 @@ export function serializeInto(buf: Buffer, at: number, el: SerializableElement, 
   o = ch(buf, o, GT);
   for (let i = 0; i < n && o >= 0; i++) {
     const c = children[i]!;
+    if (c === omit) continue;
     o = typeof c === 'string' ? put(buf, o, c, TEXT) : serializeInto(buf, o, c);
   }
   o = ch(buf, ch(buf, o, LT), SLASH);

@@ -58,3 +58,34 @@ export function serialize(el: SerializableElement): string {
   }
   return out + '</' + el.name + '>';
 }
+
+/**
+ * One element whose serialisation on its way out is wanted, and who wants it: the message
+ * archive keeps each message as the recipient's transport serialises it, instead of serialising
+ * it once more itself (features/mam/index.ts; bench/RESULTS.md, "Message archive", session 38).
+ * One at a time: a new watch replaces the last, whose watcher then serialises for itself.
+ */
+let watched: SerializableElement | undefined;
+let watcher: ((text: string) => void) | undefined;
+
+/** The next serializeOut() of `el` itself hands its text to `fn`, once. */
+export function watchSerialization(el: SerializableElement, fn: (text: string) => void): void {
+  watched = el;
+  watcher = fn;
+}
+
+/** Ends the watch on `el`, if it is still the one watched. */
+export function unwatchSerialization(el: SerializableElement): void {
+  if (watched === el) watched = watcher = undefined;
+}
+
+/** serialize(), for an element a transport writes out: the watcher of this element gets the text. */
+export function serializeOut(el: SerializableElement): string {
+  const text = serialize(el);
+  if (el === watched) {
+    const fn = watcher!;
+    watched = watcher = undefined;
+    fn(text);
+  }
+  return text;
+}

@@ -49,6 +49,14 @@ export interface ArchiveRecord {
 export interface PackedRecord extends Omit<ArchiveRecord, 'stanza'> {
   readonly stanza: string | SerializableElement;
   readonly xmlns?: string;
+  /** A child of the element left out: the archive's own <stanza-id/>, appended before the record is packed. */
+  readonly omit?: SerializableElement;
+  /**
+   * With a string: the text from `skipFrom` up to `skipTo` is left out (that <stanza-id/> in the text a
+   * transport wrote, features/mam/index.ts); nothing when `skipTo` is not above `skipFrom`.
+   */
+  readonly skipFrom?: number;
+  readonly skipTo?: number;
 }
 
 const HEADER = 8 + 8 + 1 + 4;
@@ -80,6 +88,12 @@ function give(sab: SharedArrayBuffer): void {
   if (list === undefined) pool.set(size, list = []);
   list.push(sab);
   pooledBytes += size;
+}
+
+/** `s` without its part from `from` up to `to` (substrings of a flat string are views: nothing is copied). */
+function writeText(b: Buffer, o: number, s: string, from: number, to: number): number {
+  if (to <= from) return writeUtf8(b, o, s);
+  return writeUtf8(b, writeUtf8(b, o, s.substring(0, from)), s.substring(to));
 }
 
 /** Records appended into chunks of bytes, each chunk its own SharedArrayBuffer (handed to a thread as it is). */
@@ -120,7 +134,7 @@ export class ArchivePack {
     o = writeUtf8(b, o, '\0');
     o = writeUtf8(b, o, r.receiver);
     o = writeUtf8(b, o, '\0');
-    o = typeof r.stanza === 'string' ? writeUtf8(b, o, r.stanza) : serializeInto(b, o, r.stanza, r.xmlns);
+    o = typeof r.stanza === 'string' ? writeText(b, o, r.stanza, r.skipFrom ?? 0, r.skipTo ?? 0) : serializeInto(b, o, r.stanza, r.xmlns, r.omit);
     if (o < 0) return -1;
     b.writeUInt32LE(o - start - HEADER, start + 17);
     return o;

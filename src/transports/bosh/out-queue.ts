@@ -1,4 +1,4 @@
-import { serialize, type XmlElement } from '../../xml/index.js';
+import { serializeOut, type XmlElement } from '../../xml/index.js';
 
 /** A payload waiting for a request, with Conn.send's `sent`: called once a response has carried it. */
 export interface Queued {
@@ -38,7 +38,7 @@ export class OutQueue {
 
   push(el: XmlElement, sent?: () => void): void {
     // Serialized once more here than for the response: the size is what bounds memory.
-    const bytes = Buffer.byteLength(serialize(el));
+    const bytes = Buffer.byteLength(serializeOut(el));
     this.#items.push({ el, bytes, sent });
     this.#bytes += bytes;
     if (this.#bytes > this.highWater) this.#above = true;

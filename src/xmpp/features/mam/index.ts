@@ -1,5 +1,5 @@
 import type {} from '../stream-management/index.js'; // declares 'ack-due'
-import { WRITTEN_LIMITS, NS, parseXml, x, type XmlElement } from '../../../xml/index.js';
+import { WRITTEN_LIMITS, NS, parseXml, unwatchSerialization, watchSerialization, x, type XmlElement } from '../../../xml/index.js';
 import type { Jid } from '../../../jid/index.js';
 import type { ArchivePrefs, ArchiveStore } from '../../../storage/ports/archive.js';
 import { randomId } from '../../../util/random.js';
@@ -132,23 +132,78 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
 
   // The record handed to the writer, filled again for each message: the writer packs it at once and
   // keeps nothing of it (writer.ts), so no object is made per message.
-  const record: { -readonly [K in keyof PackedRecord]: PackedRecord[K] } = { key: 0, id: '', at: 0, sender: '', receiver: '', sides: 0, stanza: '', xmlns: NS.CLIENT };
+  const record: { -readonly [K in keyof PackedRecord]: PackedRecord[K] } = {
+    key: 0, id: '', at: 0, sender: '', receiver: '', sides: 0, stanza: '', xmlns: NS.CLIENT, omit: undefined, skipFrom: 0, skipTo: 0,
+  };
+  // The message archived last, until its record is handed to the writer. It is packed as the
+  // recipient's transport serialises it on delivery (xml/serialize.ts, serializeOut), a moment
+  // later in the same run of the route, instead of serialised once more here: that was the
+  // largest part of what the archive cost the event loop (bench/RESULTS.md, "Message archive",
+  // session 38). A message not written out in that run (stored offline, held for a resume,
+  // routed to another node, or a second message archived first) is serialised here at the end of
+  // the run, in a microtask, and before anything that reads the commits below.
+  let pending: XmlElement | undefined;
+  let pendingOrigin: Session | undefined;
+  let pendingId: XmlElement | undefined;
+  let drainQueued = false;
+  const writePending = (): void => {
+    const origin = pendingOrigin!;
+    if (pending !== undefined) unwatchSerialization(pending);
+    pending = pendingOrigin = pendingId = undefined;
+    const done = writer.write(record);
+    record.stanza = '';
+    record.omit = undefined;
+    record.skipFrom = record.skipTo = 0;
+    commits.set(origin, settled(done));
+  };
+  /** Hands the message archived last to the writer, serialised here if no transport wrote it. */
+  const flushPending = (): void => {
+    if (pending === undefined) return;
+    record.stanza = pending;
+    record.omit = pendingId;
+    writePending();
+  };
+  const drain = (): void => {
+    drainQueued = false;
+    flushPending();
+  };
+  // The text a transport wrote for the pending message: the message as delivered, with the
+  // recipient's <stanza-id/> (the archive keeps it without) as its last child.
+  const delivered = (text: string): void => {
+    const el = pending;
+    if (el === undefined) return;
+    const last = el.children[el.children.length - 1];
+    // In jabber:client (what the archive keeps), and nothing appended after the <stanza-id/>.
+    if (el.attrs.xmlns !== NS.CLIENT || (pendingId !== undefined && last !== pendingId)) return flushPending();
+    record.stanza = text;
+    if (pendingId !== undefined) {
+      // The end tag, then the <stanza-id/> before it: '<' is escaped in its attributes.
+      record.skipTo = text.length - el.name.length - 3;
+      record.skipFrom = text.lastIndexOf('<', record.skipTo - 1);
+    }
+    writePending();
+  };
   const archive = (event: RouteEvent, sender: Jid, receiver: Jid, senderOk: boolean, receiverOk: boolean): void => {
     const { stanza } = event;
     const same = sender.bare === receiver.bare;
     if (!receiverOk && (!senderOk || same)) return;
+    // The message before this one was not written out: packed now, before this one (in order).
+    flushPending();
     const { at, key } = sequence.next();
     const id = archiveIdFor(key);
     const sides = (receiverOk ? RECIPIENT : 0) | (senderOk && !same ? SENDER : 0);
-    // Packed now, as it is (in jabber:client): before the <stanza-id/> below, which the archive does not keep.
     record.key = key; record.id = id; record.at = at; record.sender = sender.bare; record.receiver = receiver.bare;
-    record.sides = sides; record.stanza = stanza;
-    const done = writer.write(record);
-    record.stanza = '';
-    commits.set(event.origin!, settled(done));
+    record.sides = sides;
+    pending = stanza;
+    pendingOrigin = event.origin!;
+    watchSerialization(stanza, delivered);
+    if (!drainQueued) {
+      drainQueued = true;
+      queueMicrotask(drain);
+    }
     if (receiverOk) {
       // XEP-0313 §3: the recipient sees where and under which id it is archived.
-      stanza.append(stanzaIdElement(receiver.bare, id));
+      stanza.append(pendingId = stanzaIdElement(receiver.bare, id));
       retention.touched(receiver.bare);
     }
     if (sides & SENDER) {
@@ -213,6 +268,7 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   ctx.hooks.notify('route-bounced', ({ event }) => {
     const id = event.recipientArchiveId;
     if (id === undefined) return;
+    flushPending();
     // The sender's latest commit: this message's batch, or one after it (batches commit in order).
     bounced.push({ host: event.to.domain, username: event.to.local, id, committed: commits.get(event.origin!) ?? Promise.resolve() });
     if (bounced.length === 1) setTimeout(() => void removeBounced(), BATCH_MS).unref();
@@ -226,7 +282,10 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     await prefsOf(session.jid.bareJid());
   }, PRIORITY.lifecycle.default);
   // XEP-0198: the <a/> that covers a message the session sent waits for that message's commit.
-  ctx.hooks.notify('ack-due', ({ session }) => commits.get(session), PRIORITY.lifecycle.default);
+  ctx.hooks.notify('ack-due', ({ session }) => {
+    flushPending();
+    return commits.get(session);
+  }, PRIORITY.lifecycle.default);
 
   // A query reads its own writes: what is queued is committed first (a message delivered a moment ago is in the page).
   registerQueries(ctx, opts, deps.archive, {
@@ -237,7 +296,10 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
       // account's messages with its contacts there, reading its prefs from their own cache.
       void ctx.hooks.run('account-written', { host, username });
     },
-    settle: () => writer.flush(),
+    settle: () => {
+      flushPending();
+      return writer.flush();
+    },
   });
   ctx.hooks.notify('account-stale', ({ host, username }) => { prefsCache.delete(`${username}@${host}`); }, PRIORITY.lifecycle.default);
 
@@ -249,6 +311,7 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     // Shutdown: the queued messages are committed (no more retries), then the bounced copies still
     // gathered are taken out, and the removals already under way are waited for.
     flush: async () => {
+      flushPending();
       await writer.close();
       await removeBounced();
       await Promise.all([...removing]);
