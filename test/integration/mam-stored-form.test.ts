@@ -114,3 +114,17 @@ t.test('messages sent faster than they are delivered one by one keep their own t
   for (const s of texts) t.notMatch(s, /by="(bob|carol)@localhost"/, 'none carries a recipient stanza-id');
   t.equal(await stored(server.storage, 'carol', 'm2'), texts[1], "carol's copy is the same text");
 });
+
+t.test("a recipient whose archive keeps nothing: no stanza-id to leave out, the sender's archive keeps the delivered text whole", async (t) => {
+  const server = await withUsers(t, ['alice', 'bob'], ENV);
+  const alice = await ws(t, server, 'alice', 'a');
+  const bob = await ws(t, server, 'bob', 'b');
+  bob.send("<iq xmlns='jabber:client' type='set' id='p1'><prefs xmlns='urn:xmpp:mam:2' default='never'/></iq>");
+  t.equal((await bob.until((el) => el.name === 'iq' && el.attr('id') === 'p1')).attr('type'), 'result', "bob's prefs: never");
+  alice.send(message('s1', 'bob@localhost/b'));
+  const got = await bob.until((el) => el.name === 'message' && el.attr('id') === 's1');
+  t.notOk(got.getChildren('stanza-id', SID).some((s) => s.attr('by') === 'bob@localhost'), 'bob gets no archive id');
+  t.equal(await stored(server.storage, 'alice', 's1'), serialize(got), "alice's archive holds the message exactly as delivered");
+  const page = await server.storage.archive.query('localhost', 'bob', { limit: 100, direction: 'forward' });
+  t.same(page === 'item-not-found' ? 'item-not-found' : page.messages.length, 0, "bob's archive holds nothing");
+});

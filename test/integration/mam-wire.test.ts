@@ -92,8 +92,16 @@ t.test('a message stored offline is archived once, and delivered later with the 
   t.equal((await ask(alice, 'alice-side')).results.length, 1, "once in alice's");
 });
 
-t.test("a message bounced after it was archived (the recipient's offline storage full) leaves the recipient's archive, not the sender's", async (t) => {
-  const server = await withUsers(t, ['alice', 'bob'], { ...ENV, MAX_OFFLINE_MESSAGES: '1' });
+// With a slow store too: the removal must wait for the commit of the very record it removes, even
+// when that record was still waiting to be packed when the bounce came (features/mam/index.ts).
+for (const commitMs of [0, 300]) t.test(`a message bounced after it was archived (the recipient's offline storage full) leaves the recipient's archive, not the sender's (commits taking ${commitMs} ms)`, async (t) => {
+  const storage = createMemoryStorage();
+  const append = storage.archive.append.bind(storage.archive);
+  storage.archive.append = async (entries) => {
+    await new Promise((resolve) => setTimeout(resolve, commitMs));
+    await append(entries);
+  };
+  const server = await withUsers(t, ['alice', 'bob'], { ...ENV, MAX_OFFLINE_MESSAGES: '1' }, storage);
   const alice = await connect(t, server, 'alice', 'a');
   alice.send("<message xmlns='jabber:client' to='bob@localhost' type='chat' id='kept'><body>stored</body></message>");
   alice.send("<message xmlns='jabber:client' to='bob@localhost' type='chat' id='refused'><body>over the quota</body></message>");

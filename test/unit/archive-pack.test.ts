@@ -72,3 +72,19 @@ t.test('release() gives the chunks to later packs; without it, none is shared', 
   t.equal([...buffers(c)].filter((sab) => buffers(b).has(sab)).length, 0, 'never into one still held');
   t.same([...unpack(c.views())], Array.from({ length: 3000 }, (_, i) => record(i)), 'what it holds is its own records');
 });
+
+t.test("a part left out: the archive's own <stanza-id/>, as a child of the element or as a range of a transport's text", async (t) => {
+  const pack = new ArchivePack();
+  const text = `<message xmlns="jabber:client" id="m1"><body>Grüße 🎉 &amp;</body><stanza-id xmlns="urn:xmpp:sid:0" by="r@example.com" id="k.AbCd"/></message>`;
+  const el = parseXml(text);
+  const own = el.children.at(-1) as ReturnType<typeof parseXml>;
+  const without = '<message xmlns="jabber:client" id="m1"><body>Grüße 🎉 &amp;</body></message>';
+  const cut = text.lastIndexOf('<stanza-id');
+  const end = text.lastIndexOf('</message>');
+  pack.add({ ...record(1), stanza: el, xmlns: 'jabber:client', omit: own });
+  pack.add({ ...record(2), stanza: text, skipFrom: cut, skipTo: end });
+  pack.add({ ...record(3), stanza: text, skipFrom: 0, skipTo: 0 });
+  pack.add({ ...record(4), stanza: el, xmlns: 'jabber:client' });
+  t.same([...unpack(pack.views())].map((r) => r.stanza), [without, without, text, text], 'left out where asked (UTF-16 offsets into the text), whole otherwise');
+  t.equal(serialize(el), text, 'the element itself is not changed');
+});

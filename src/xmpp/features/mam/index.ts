@@ -139,9 +139,12 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   // recipient's transport serialises it on delivery (xml/serialize.ts, serializeOut), a moment
   // later in the same run of the route, instead of serialised once more here: that was the
   // largest part of what the archive cost the event loop (bench/RESULTS.md, "Message archive",
-  // session 38). A message not written out in that run (stored offline, held for a resume,
-  // routed to another node, or a second message archived first) is serialised here at the end of
-  // the run, in a microtask, and before anything that reads the commits below.
+  // session 38). A message not written out then (stored offline, held for a resume, routed to
+  // another node) is serialised here: when the next message is archived, before anything that
+  // reads the commits below (ack-due, route-bounced, a query, the shutdown), and at the latest at
+  // the end of the event loop's turn (one setImmediate per turn, not one per message). Not in a
+  // microtask: an archive decision that waited for the store (prefs 'roster', a cold cache) runs
+  // in a promise's callback, and a microtask queued there ran before the delivery.
   let pending: XmlElement | undefined;
   let pendingOrigin: Session | undefined;
   let pendingId: XmlElement | undefined;
@@ -150,10 +153,14 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     const origin = pendingOrigin!;
     if (pending !== undefined) unwatchSerialization(pending);
     pending = pendingOrigin = pendingId = undefined;
-    const done = writer.write(record);
-    record.stanza = '';
-    record.omit = undefined;
-    record.skipFrom = record.skipTo = 0;
+    let done: Promise<void>;
+    try {
+      done = writer.write(record);
+    } finally {
+      record.stanza = '';
+      record.omit = undefined;
+      record.skipFrom = record.skipTo = 0;
+    }
     commits.set(origin, settled(done));
   };
   /** Hands the message archived last to the writer, serialised here if no transport wrote it. */
@@ -165,7 +172,12 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
   };
   const drain = (): void => {
     drainQueued = false;
-    flushPending();
+    try {
+      flushPending();
+    } catch (err) {
+      // Only a record the pack cannot hold (over 256 MiB) throws: no stanza is that large.
+      ctx.log.error({ err }, 'message archive: a message could not be queued for the archive');
+    }
   };
   // The text a transport wrote for the pending message: the message as delivered, with the
   // recipient's <stanza-id/> (the archive keeps it without) as its last child.
@@ -199,7 +211,7 @@ export function register(ctx: ModuleContext, opts: MamOptions, deps: MamDeps): M
     watchSerialization(stanza, delivered);
     if (!drainQueued) {
       drainQueued = true;
-      queueMicrotask(drain);
+      setImmediate(drain);
     }
     if (receiverOk) {
       // XEP-0313 §3: the recipient sees where and under which id it is archived.
