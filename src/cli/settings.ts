@@ -3,7 +3,7 @@
  * defaults, bounds and error wording as the server's configuration
  * (src/config/schema.ts is the single source of those).
  */
-import { ConfigError, SCHEMA } from '../config/index.js';
+import { blankProblem, ConfigError, SCHEMA } from '../config/index.js';
 import { adminSocketPath } from '../admin/index.js';
 
 export interface CliSettings {
@@ -20,7 +20,11 @@ export interface CliSettings {
 
 type Read<T> = { ok: true; value: T } | { ok: false; problem: string };
 
-// Unset and blank both mean "use the default", as in loadConfig.
+// What the CLI reads. Set but blank is the server's error where blank is not the default
+// (XMPP_DOMAIN= served localhost to the CLI and stopped the server): checked first, with its wording.
+const READ = [SCHEMA.storage, SCHEMA.databaseUrl, SCHEMA.domains, SCHEMA.scramIterations, SCHEMA.dataDir, SCHEMA.adminSocket, SCHEMA.cluster, SCHEMA.nodeId];
+
+// Unset means "use the default"; blank too, once blankProblem() has passed it.
 function raw(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const value = env[name];
   return value === undefined || value.trim() === '' ? undefined : value.trim();
@@ -66,8 +70,9 @@ export function cliSettingsFromEnv(env: NodeJS.ProcessEnv): CliSettings {
   const iterations = readIterations(env);
   const hosts = readHosts(env);
   const storage = readStorage(env);
-  const problems = [iterations, hosts, storage].flatMap((r) => (r.ok ? [] : [r.problem]));
-  if (!iterations.ok || !hosts.ok || !storage.ok) throw new ConfigError(problems);
+  const blanks = READ.flatMap((spec) => blankProblem(spec, env[spec.env]) ?? []);
+  const problems = [...blanks, ...[iterations, hosts, storage].flatMap((r) => (r.ok ? [] : [r.problem]))];
+  if (problems.length > 0 || !iterations.ok || !hosts.ok || !storage.ok) throw new ConfigError(problems);
   const dataDir = raw(env, SCHEMA.dataDir.env) ?? SCHEMA.dataDir.default;
   const adminSocket = adminSocketPath({
     dataDir, adminSocket: raw(env, SCHEMA.adminSocket.env) ?? SCHEMA.adminSocket.default,

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createServer, type AddressInfo } from 'node:net';
 import { runCli, type CliIo } from '../../src/cli/main.js';
+import { loadConfig } from '../../src/config/index.js';
 import { createMemoryStorage, openPostgresStorage, openSqliteStorage, DATABASE_FILE, type StoredCredentials } from '../../src/storage/index.js';
 import { verifyPassword } from '../../src/sasl/scram.js';
 import { ensureBuilt, ROOT } from '../helpers/built.js';
@@ -155,6 +156,20 @@ t.test('settings come from the environment and ./.env', async (t) => {
   const dir = t.testdir();
   const bad = await cli(dir, ['user', 'list'], { env: { SCRAM_ITERATIONS: '12' } });
   fails(t, bad, /SCRAM_ITERATIONS="12" is invalid: expected an integer from 4096 to 1000000/, 'bad SCRAM_ITERATIONS');
+
+  // Set but blank where blank is not the default: the server refuses to start, and so does the CLI, in the same words.
+  for (const name of ['XMPP_DOMAIN', 'STORAGE', 'DATA_DIR']) {
+    let serverSays = '';
+    try { loadConfig({ [name]: '' }); } catch (err) { serverSays = String((err as Error).message); }
+    const line = serverSays.split('\n').find((l) => l.includes(`${name}=""`));
+    t.ok(line, `${name}= stops the server: ${serverSays}`);
+    const blank = await cli(dir, ['user', 'add', 'blank@example.com', '--password', 'pw'], { env: { [name]: '' } });
+    fails(t, blank, new RegExp(`${name}="" is invalid: expected .*; unset ${name} for its default`), `${name}= (blank)`);
+    t.ok(line !== undefined && blank.stderr.includes(line.replace(/^\s*-?\s*/, '')), `${name}=: the server's line, word for word`);
+  }
+  // Blank where it is the default (DATABASE_URL, unset: none): accepted, as by the server.
+  const blankUrl = await cli(dir, ['user', 'add', 'url@example.com', '--password', 'pw'], { env: { DATABASE_URL: ' ' } });
+  t.equal(blankUrl.code, 0, `DATABASE_URL= is the default: ${blankUrl.stderr}`);
 
   writeFileSync(join(dir, '.env'), 'XMPP_DOMAIN=from-file.example\nSCRAM_ITERATIONS=5000\n');
   const env = { XMPP_DOMAIN: undefined, SCRAM_ITERATIONS: undefined };
