@@ -87,6 +87,9 @@ t.test('every error is reported at once', async (t) => {
 t.test('.env.example documents every variable with its default', async (t) => {
   const file = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
   t.equal(file, renderEnvExample(), '.env.example is up to date (regenerate with npm run env-example)');
+  const headings: string[] = file.match(/^## .*/gm) ?? [];
+  t.ok(headings.length > 5, `grouped under headings: ${headings.join(', ')}`);
+  t.same(headings.filter((h, i) => headings.indexOf(h) !== i), [], 'each group under one heading');
   for (const spec of Object.values(SCHEMA)) t.match(file, new RegExp(`^${spec.env}=`, 'm'), spec.env);
 });
 
