@@ -173,6 +173,8 @@ export class Gateway {
   async start() {
     const args = [];
     if (this.profileDir) args.push('--cpu-prof', `--cpu-prof-dir=${this.profileDir}`);
+    // GW_NODE_ARGS: node flags for the gateway's processes only (say --trace-gc-nvp), not the bench's (README.md).
+    if (process.env.GW_NODE_ARGS) args.push(...process.env.GW_NODE_ARGS.split(' ').filter(Boolean));
     args.push(join(this.root, 'dist', 'main.js'));
     const out = openSync(join(this.dir, 'gateway.log'), 'a');
     this.child = spawn(process.execPath, args, { cwd: this.dir, env: this.env(), stdio: ['ignore', out, out] });
