@@ -1,2 +1,2 @@
 export { SCHEMA, type Config, type OptionSpec } from './schema.js';
-export { blankProblem, loadConfig, unknownEnvFileNames, withEnvFile, ConfigError } from './load.js';
+export { loadConfig, unknownEnvFileNames, withEnvFile, ConfigError } from './load.js';

@@ -54,21 +54,6 @@ const defaultShown = (spec: OptionSpec): string => (spec.kind === 'list' ? spec.
 
 const shown = (spec: OptionSpec, raw: string): string => (spec.kind === 'string' && spec.secret ? '(value hidden)' : JSON.stringify(raw));
 
-/** The line that names a bad value: the variable, the value (unless secret), what was expected, and how to get the default back. */
-const problemLine = (spec: OptionSpec, raw: string, expected: string): string =>
-  `${spec.env}=${shown(spec, raw)} is invalid: expected ${expected}${raw.trim() === '' ? `; unset ${spec.env} for its default (${defaultShown(spec)})` : ''}`;
-
-/**
- * loadConfig's complaint about `raw` when it is set but blank where blank is not the default
- * (XMPP_DOMAIN=, say); undefined otherwise. For the CLI, which reads a few settings on its own
- * and must refuse what the server refuses.
- */
-export function blankProblem(spec: OptionSpec, raw: string | undefined): string | undefined {
-  if (raw === undefined || raw.trim() !== '' || emptyIsDefault(spec)) return undefined;
-  const parsed = parseValue(spec, '');
-  return parsed.ok ? undefined : problemLine(spec, raw, parsed.expected);
-}
-
 /**
  * Reads the configuration once from `env`, validating every variable, and
  * returns it frozen. All errors are collected and thrown together so an
@@ -88,7 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     }
     const parsed = parseValue(spec, raw.trim());
     if (parsed.ok) out[key] = parsed.value;
-    else problems.push(problemLine(spec, raw, parsed.expected));
+    else problems.push(`${spec.env}=${shown(spec, raw)} is invalid: expected ${parsed.expected}${raw.trim() === '' ? `; unset ${spec.env} for its default (${defaultShown(spec)})` : ''}`);
   }
   if (problems.length === 0) problems.push(...crossCheck(out as Config));
   if (problems.length > 0) throw new ConfigError(problems);

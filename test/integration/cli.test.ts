@@ -167,6 +167,15 @@ t.test('settings come from the environment and ./.env', async (t) => {
     fails(t, blank, new RegExp(`${name}="" is invalid: expected .*; unset ${name} for its default`), `${name}= (blank)`);
     t.ok(line !== undefined && blank.stderr.includes(line.replace(/^\s*-?\s*/, '')), `${name}=: the server's line, word for word`);
   }
+  // A combination the server refuses: the CLI too, in the server's words.
+  for (const [env, line] of [
+    [{ CLUSTER: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' }, /STORAGE=sqlite is invalid with CLUSTER=redis/],
+    [{ CLUSTER: 'sometimes' }, /CLUSTER="sometimes" is invalid: expected one of none, redis/],
+    [{ NODE_ID: 'no spaces allowed' }, /NODE_ID="no spaces allowed" is invalid/],
+  ] as const) {
+    const r = await cli(dir, ['user', 'add', 'combo@example.com', '--password', 'pw'], { env });
+    fails(t, r, line, JSON.stringify(env));
+  }
   // Blank where it is the default (DATABASE_URL, unset: none): accepted, as by the server.
   const blankUrl = await cli(dir, ['user', 'add', 'url@example.com', '--password', 'pw'], { env: { DATABASE_URL: ' ' } });
   t.equal(blankUrl.code, 0, `DATABASE_URL= is the default: ${blankUrl.stderr}`);
