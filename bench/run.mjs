@@ -13,7 +13,7 @@
 //            --baseline <git-ref> (also run that revision of the gateway, built in a temporary worktree, as gateway@<commit>, taking turns with the current tree)
 import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
-import { cpus, loadavg, totalmem, release as osRelease } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem, release as osRelease } from 'node:os';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
@@ -802,7 +802,8 @@ async function main() {
   const baseline = baselineRef ? new BaselineTree({ root: ROOT, ref: baselineRef, log }) : undefined;
   /** Every server of the run in turn order: the baseline right after the current gateway (A B A B… per repetition). */
   const names = baseline ? serverNames.flatMap((n) => (n === 'gateway' ? [n, baseline.name] : [n])) : serverNames;
-  const work = mkdtempSync('/tmp/xwg-bench-');
+  // Under TMPDIR (/tmp unless set): the servers' data folders, so TMPDIR=/dev/shm puts their databases in memory.
+  const work = mkdtempSync(join(tmpdir(), 'xwg-bench-'));
   const snapshot = snapshotGateway(join(ROOT, 'bench', '.snapshot', work.split('/').pop()), gatewayRoot);
   // The last resort for every way out (errors, signals, the watchdog): no worktree, snapshot or work folder is left behind.
   process.once('exit', () => {
