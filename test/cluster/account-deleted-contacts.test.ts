@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { withGatewayCluster } from '../helpers/cluster.js';
+import { LONG_LEASE, withGatewayCluster } from '../helpers/cluster.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { eventually } from '../helpers/eventually.js';
 import { NS, type XmlElement } from '../../src/xml/index.js';
@@ -21,7 +21,7 @@ t.setTimeout(120_000);
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'xmpp-web-gateway.js');
 const A = 'alice@localhost';
 
-const cluster = await withGatewayCluster(t, { nodes: 2, env: { ALLOW_INSECURE_PLAIN: 'true' } });
+const cluster = await withGatewayCluster(t, { nodes: 2, env: { ALLOW_INSECURE_PLAIN: 'true', ...LONG_LEASE } });
 const [n0, n1] = cluster.nodes as [NonNullable<(typeof cluster.nodes)[0]>, NonNullable<(typeof cluster.nodes)[1]>];
 const root = t;
 

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Strophe, $iq, $msg } from 'strophe.js';
 import { installNodeXhr } from '../helpers/node-xhr.js';
-import { startGatewayCluster } from '../helpers/cluster.js';
+import { LONG_LEASE, startGatewayCluster } from '../helpers/cluster.js';
 import { readmeLocations, startNginx } from '../helpers/nginx.js';
 import { eventually, within } from '../helpers/eventually.js';
 
@@ -32,7 +32,9 @@ interface DomEl {
 }
 
 t.test('strophe.js over BOSH through nginx round-robin over three processes: login, pings, a message to itself, logout', async (t) => {
-  const cluster = await startGatewayCluster({ nodes: 3, env: { LOG_LEVEL: 'debug' } });
+  // A process that exits unasked (fenced, crashed) shows only as refused requests: said in a failure's message.
+  const exits: string[] = [];
+  const cluster = await startGatewayCluster({ nodes: 3, env: { LOG_LEVEL: 'debug', ...LONG_LEASE }, onUnaskedExit: (report) => { exits.push(report); } });
   t.teardown(() => cluster.stop());
   await cluster.addUser('alice', 'alice-pw');
   const logs = mkdtempSync(join(tmpdir(), 'xwg-rr-'));
@@ -59,7 +61,7 @@ t.test('strophe.js over BOSH through nginx round-robin over three processes: log
       const text = await fetch(`${n.httpUrl}/metrics`).then((r) => r.text(), (err: unknown) => String(err));
       return text.split('\n').filter((l) => /^xmpp_(cluster_bosh_forward|bosh_sessions_ended)_total/.test(l) && !l.endsWith(' 0')).map((l) => `${n.id}: ${l}`);
     }));
-    return `wire:\n${wire.join('\n')}\nnginx:\n${upstreamLog}\nthe nodes' logs:\n${logged.join('\n')}\ncounts:\n${counts.flat().join('\n')}`;
+    return `wire:\n${wire.join('\n')}\nnginx:\n${upstreamLog}\nthe nodes' logs:\n${logged.join('\n')}\ncounts:\n${counts.flat().join('\n')}\nexits unasked:\n${exits.join('\n')}`;
   };
   conn.addHandler((m: DomEl) => { bodies.push(m.getElementsByTagName('body')[0]?.textContent ?? ''); return true; }, null, 'message');
   await within(new Promise<void>((resolve, reject) => {

@@ -52,6 +52,7 @@ t.test('a node declared dead (lease gone, out of the member set) stops serving a
   await cluster.addUser('alice', 'pw');
   await client.login('alice', 'pw', 'desk');
   // What a survivor does to a node paused longer than its lease: its lease is gone and it is out of the member set.
+  cluster.nodes[0]!.expectExit();
   await redis.del(`${keyPrefix(cluster.redisUrl)}node:n0`);
   await redis.sRem(`${keyPrefix(cluster.redisUrl)}nodes`, 'n0');
   const exit = await cluster.nodes[0]!.exited();

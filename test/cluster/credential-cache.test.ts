@@ -16,7 +16,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import pg from 'pg';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { withGatewayCluster } from '../helpers/cluster.js';
+import { LONG_LEASE, withGatewayCluster } from '../helpers/cluster.js';
 import { RawWsClient, streamErrorCondition } from '../helpers/ws-client.js';
 import { eventually } from '../helpers/eventually.js';
 import { deriveStoredCredentials } from '../../src/storage/index.js';
@@ -25,7 +25,7 @@ t.setTimeout(300_000);
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'xmpp-web-gateway.js');
 
 // debug: each node logs the notifications that dropped kept credentials.
-const cluster = await withGatewayCluster(t, { nodes: 2, env: { LOG_LEVEL: 'debug' } });
+const cluster = await withGatewayCluster(t, { nodes: 2, env: { LOG_LEVEL: 'debug', ...LONG_LEASE } });
 const [n0, n1] = cluster.nodes as [NonNullable<(typeof cluster.nodes)[0]>, NonNullable<(typeof cluster.nodes)[1]>];
 
 /** The real CLI against the cluster's database, as an operator runs it. */

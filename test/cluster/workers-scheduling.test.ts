@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { withGatewayCluster } from '../helpers/cluster.js';
+import { LONG_LEASE, withGatewayCluster } from '../helpers/cluster.js';
 import { eventually } from '../helpers/eventually.js';
 import { RawWsClient } from '../helpers/ws-client.js';
 import { connectRedis, keyPrefix } from '../../src/cluster/redis.js';
@@ -26,7 +26,7 @@ function children(pid: number): number[] {
 }
 
 t.test('logins that come at once reach both workers, with no hand-off through the primary', async (t) => {
-  const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '2' } });
+  const cluster = await withGatewayCluster(t, { nodes: 1, env: { WORKERS: '2', ...LONG_LEASE } });
   const [gw] = cluster.nodes;
   await eventually(() => gw!.events().filter((e) => e.event === 'listening').length === 2, { timeout: 20_000, message: 'both workers serving' });
   const workers = children(gw!.pid()!);

@@ -22,6 +22,25 @@ import { MANY_CLIENTS, PRE_SASL2 } from './server.js';
 
 const LOG_LIMIT = 200_000;
 
+/**
+ * The lease (CLUSTER_NODE_TTL) every process gets here, 1.5 s: a node killed by a test is seen dead,
+ * and a restarted one serves again, a second or two later. On a loaded machine (CI runs three test
+ * files at once) a process's renewals can stall past 1.2 s: its lease then lapses, the other nodes
+ * answer its BOSH sessions' requests with item-not-found until it renews, and a node that judges the
+ * others declares it dead and fences it (it stops serving and exits). Two full runs failed in ways
+ * this explains, with no log kept to prove it: a strophe.js login through the balancer ended with
+ * CONNFAIL (bosh-forward-process.test.ts), and a process stopped answering under
+ * credential-cache.test.ts. A process that exits unasked is now reported with its log (onUnaskedExit).
+ */
+const TEST_NODE_TTL_MS = 1500;
+
+/**
+ * For a test that never waits for a lease to run out (no node killed -9 and then seen dead, none
+ * restarted under the same NODE_ID): the production default lease, 10 s, renewed every 2 s, which
+ * only a stall of 8 s lets lapse.
+ */
+export const LONG_LEASE: Readonly<Record<string, string>> = { CLUSTER_NODE_TTL: '10000' };
+
 export interface Exit { readonly code: number | null; readonly signal: NodeJS.Signals | null }
 
 export interface GatewayProcess {
@@ -40,6 +59,8 @@ export interface GatewayProcess {
   events(): Array<Record<string, unknown>>;
   /** Resolves when the current run exits. */
   exited(): Promise<Exit>;
+  /** The current run is to exit by the test's own doing other than kill() (a signal the test sends itself). */
+  expectExit(): void;
 }
 
 export interface GatewayCluster {
@@ -64,6 +85,12 @@ export interface ClusterOptions {
   readonly postgres?: TestPostgres;
   /** Every run's output is also appended, whole, to `{logDir}/{NODE_ID}.log` (a test's trace across restarts). */
   readonly logDir?: string;
+  /**
+   * Told when a process that was serving exits unasked (not through kill(), stop() or expectExit()), with
+   * its exit and the end of its log: a fenced node (cluster-lease-lost) or a crash, which otherwise shows
+   * only as refused connections. withGatewayCluster fails its test with it.
+   */
+  readonly onUnaskedExit?: (report: string) => void;
 }
 
 /** GET /readyz: whether it says ready, and what it answered (with WORKERS > 1 each worker's status), for a timeout's message. */
@@ -84,8 +111,11 @@ class Gateway implements GatewayProcess {
   #child: ChildProcess | undefined;
   #exit: Promise<Exit> = Promise.resolve({ code: null, signal: null });
   #log = '';
+  /** The current run's exit was asked for (kill(), expectExit()). */
+  #asked = false;
 
-  constructor(readonly index: number, readonly id: string, readonly port: number, private readonly env: NodeJS.ProcessEnv, private readonly logFile?: string) {
+  constructor(readonly index: number, readonly id: string, readonly port: number, private readonly env: NodeJS.ProcessEnv,
+    private readonly logFile?: string, private readonly onUnaskedExit?: (report: string) => void) {
     this.httpUrl = `http://127.0.0.1:${port}`;
     this.wsUrl = `ws://127.0.0.1:${port}/xmpp-websocket`;
     this.boshUrl = `${this.httpUrl}/http-bind`;
@@ -111,11 +141,22 @@ class Gateway implements GatewayProcess {
 
   exited(): Promise<Exit> { return this.#exit; }
 
+  expectExit(): void { this.#asked = true; }
+
   async start(): Promise<void> {
     this.#log = '';
+    this.#asked = false;
+    let serving = false;
     const child = spawn(process.execPath, [MAIN], { cwd: ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
-    this.#exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.#exit = new Promise((resolve) => child.once('exit', (code, signal) => {
+      // Not while starting: start() fails with the log itself.
+      if (serving && !this.#asked && this.#child === child) {
+        // The last output comes through its pipes after 'exit' may have been emitted.
+        setImmediate(() => this.onUnaskedExit?.(`gateway ${this.id} (pid ${child.pid}) exited unasked, code ${code} signal ${signal}; the end of its log: ${this.#log.slice(-3000)}`));
+      }
+      resolve({ code, signal });
+    }));
     const append = (d: Buffer) => {
       this.#log = (this.#log + d.toString()).slice(-LOG_LIMIT);
       if (this.logFile) appendFileSync(this.logFile, d);
@@ -130,10 +171,12 @@ class Gateway implements GatewayProcess {
       last = answer;
       return ready;
     }, { timeout: 30_000, message: () => `gateway ${this.id} to be ready (last /readyz: ${last}): ${this.#log.slice(-2000)}` });
+    serving = true;
   }
 
   async kill(signal: NodeJS.Signals): Promise<Exit> {
     const pid = this.pid();
+    this.#asked = true;
     if (pid !== undefined) process.kill(pid, signal);
     return this.#exit;
   }
@@ -168,10 +211,10 @@ export async function startGatewayCluster(opts: ClusterOptions): Promise<Gateway
         PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), NODE_ID: `n${i}`, XMPP_DOMAIN: 'localhost',
         CLUSTER: 'redis', REDIS_URL: redisUrl, SM_BACKEND: 'redis', STORAGE: 'postgres', DATABASE_URL: databaseUrl,
         // One DATA_DIR: the nodes share the secret for unknown users' fake salts (created by the first).
-        DATA_DIR: dataDir, LOG_LEVEL: 'info', SCRAM_ITERATIONS: '4096', ALLOW_INSECURE_PLAIN: 'true', CLUSTER_NODE_TTL: '1500',
+        DATA_DIR: dataDir, LOG_LEVEL: 'info', SCRAM_ITERATIONS: '4096', ALLOW_INSECURE_PLAIN: 'true', CLUSTER_NODE_TTL: String(TEST_NODE_TTL_MS),
         ...MANY_CLIENTS, ...PRE_SASL2, ...opts.env,
       };
-      const node = new Gateway(i, `n${i}`, port, env, opts.logDir && join(opts.logDir, `n${i}.log`));
+      const node = new Gateway(i, `n${i}`, port, env, opts.logDir && join(opts.logDir, `n${i}.log`), opts.onUnaskedExit);
       nodes.push(node);
       await node.start();
     }
@@ -197,8 +240,12 @@ export async function startGatewayCluster(opts: ClusterOptions): Promise<Gateway
 
 /** startGatewayCluster, stopped when `t` ends. */
 export async function withGatewayCluster(t: Test, opts: ClusterOptions): Promise<GatewayCluster> {
-  const cluster = await startGatewayCluster(opts);
-  t.teardown(() => cluster.stop());
+  let ended = false;
+  const cluster = await startGatewayCluster({ onUnaskedExit: (report) => { if (!ended) t.fail(report); }, ...opts });
+  t.teardown(() => {
+    ended = true;
+    return cluster.stop();
+  });
   return cluster;
 }
 
