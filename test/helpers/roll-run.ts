@@ -59,7 +59,7 @@ export interface RollSetup {
 }
 
 /**
- * The lease the roll's nodes hold (CLUSTER_NODE_TTL). Not cluster.ts's 1.5 s, which crash tests want short: a
+ * The lease the roll's nodes hold (CLUSTER_NODE_TTL). Not cluster.ts's 3 s, which crash tests want short: a
  * roll's nodes leave cleanly (the lease released, nothing waits for it to run out), and on a loaded machine (a full
  * CI run on 2 cores, load ~20) a node's renewals stalled past 1.5 s: the others declared it dead, it stopped and
  * ended its sessions for good, and what they had not acknowledged went to offline storage, though their clients had
