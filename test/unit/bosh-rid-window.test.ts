@@ -99,6 +99,19 @@ t.test('answers without a body (pauses, errors) are not buffered', async (t) => 
   t.equal(w.highestAnswered, 7);
 });
 
+t.test('rebuffer replaces a buffered answer (one that never went out, sent later), and buffers nothing new', async (t) => {
+  const w = new RidWindow(7, 2);
+  w.answer(7, '<body/>', 100);
+  w.rebuffer(7, '<body><success/></body>', 250);
+  t.equal(w.cached(7), '<body><success/></body>', 'the answer sent later is the one kept');
+  t.equal(w.sentAt(7), 250, 'with the time it went out (§9.2 reports)');
+  w.accept(8);
+  w.answer(8, undefined, 300);
+  w.rebuffer(8, '<body/>', 400);
+  t.equal(w.classify(8), 'gone', 'an answer that was not buffered stays unbuffered');
+  t.equal(w.bufferedCount, 1);
+});
+
 t.test('misuse throws', async (t) => {
   const w = new RidWindow(10, 2);
   t.throws(() => w.accept(12), RangeError, 'only the next rid can be accepted');

@@ -76,6 +76,11 @@ export class BoshConn implements Conn {
   key: string | undefined;
   /** §15: the key each processed rid came with, while the rid may still be repeated (§14.3). */
   readonly #ridKeys = new Map<number, string>();
+  /**
+   * Rids answered after their connection was gone (#abandoned): the empty body in the buffer never
+   * went out, so the client that sends the rid again (§14.3) is held again instead (holdAgain).
+   */
+  readonly #unsent = new Set<number>();
 
   constructor(
     readonly params: BoshParams,
@@ -250,19 +255,25 @@ export class BoshConn implements Conn {
     this.rearm(now);
   }
 
+  /** §14.3: the buffered answer to `rid` is one that never went out (#abandoned). */
+  unsentAnswer(rid: number): boolean {
+    return this.#unsent.has(rid) && this.window.cached(rid) !== undefined;
+  }
+
   /**
-   * §13 with §14.3: the client's terminate sent again while the core has not closed the stream (its
-   * first request abandoned: #abandoned). It is held as the first was, and gets the terminate body
-   * from the core's close (#deliverFinal) or when `wait` runs out (#acknowledgeTerminate); the BOSH
-   * session then ends. Sent again while a repeat is held, it takes that one's place (replace in
-   * exchange.ts), the older getting a recoverable error (§17.3).
+   * §14.3: a rid sent again whose answer never went out (its first request abandoned: #abandoned).
+   * It is held as the first was: the empty body it counted as answered with is not what the client
+   * waits for. It gets the payloads queued since (a SASL answer: strophe.js sends no other request
+   * before it is authenticated, and would wait for it for good), or, for the client's terminate
+   * (§13), the terminate body from the core's close (#deliverFinal) or when `wait` runs out
+   * (#acknowledgeTerminate), the BOSH session then ending. Sent again while a repeat is held, it
+   * takes that one's place (replace in exchange.ts), the older getting a recoverable error (§17.3).
    */
-  holdTerminateAgain(reply: HttpReply, now: number): void {
-    const rid = this.#terminatedAt!;
+  holdAgain(rid: number, reply: HttpReply, now: number): void {
     const held = this.held.find((h) => h.rid === rid);
     if (held === undefined) {
       this.hold(rid, reply, now);
-      return this.rearm(now);
+      return this.scheduleFlush();
     }
     held.reply.send(200, this.params.contentType, serialize(recoverableErrorBody()));
     held.reply = reply;
@@ -629,14 +640,17 @@ export class BoshConn implements Conn {
     if (i === -1) return this.rearm(Date.now());
     const [held] = this.held.splice(i, 1);
     this.#respond(held!, [], Date.now(), true);
+    for (const rid of this.#unsent) if (this.window.cached(rid) === undefined) this.#unsent.delete(rid);
+    this.#unsent.add(held!.rid);
     this.rearm(Date.now());
   }
 
   #respond(held: Held, payloads: readonly Queued[], now: number, buffer: boolean): void {
     const body = responseBody(this.#responseAttrs(held.rid), payloads.map((q) => q.el));
     const text = serialize(body);
-    // A terminate sent again (holdTerminateAgain) was answered once already: its buffered body stays.
+    // A rid held again (holdAgain) was answered once already, with a body that never went out: this one replaces it.
     if (this.window.classify(held.rid) === 'open') this.window.answer(held.rid, buffer ? text : undefined, now);
+    else if (this.#unsent.delete(held.rid) && buffer) this.window.rebuffer(held.rid, text, now);
     this.#send(held, text);
     this.lastResponseHadPayloads = payloads.length > 0;
     if (this.#idle()) this.#idleSince = now;

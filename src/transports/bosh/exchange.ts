@@ -24,11 +24,13 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
   switch (verdict) {
     case 'outside': return conn.fail('item-not-found', reply, `rid ${req.rid} is beyond the window (§14.2)`);
     case 'gone': return conn.fail('item-not-found', reply, `rid ${req.rid} is no longer buffered (§14.3)`);
-    // §13 with §14.3: the client's terminate sent again before the core closed the stream (the first
-    // request abandoned, counted as answered empty: BoshConn.#abandoned). It waits for the terminate
-    // body as the first did; the empty body in the buffer never went out, and would leave the session
-    // to the client's next rid or its inactivity.
-    case 'answered': return req.rid === conn.terminatedAt ? conn.holdTerminateAgain(reply, now) : conn.resend(req.rid, reply, now);
+    // §14.3: a rid whose first request was abandoned (counted as answered empty: BoshConn.#abandoned)
+    // is held again, as the first was: the empty body in the buffer never went out. It gets what was
+    // queued since (the SASL answer a client that is not yet authenticated waits for, with no other
+    // request open), or (§13) the client's terminate gets the terminate body; the empty body would
+    // leave the session to the client's next rid, which strophe.js does not send before it is
+    // authenticated, or to its inactivity.
+    case 'answered': return req.rid === conn.terminatedAt || conn.unsentAnswer(req.rid) ? conn.holdAgain(req.rid, reply, now) : conn.resend(req.rid, reply, now);
     case 'open': return replace(conn, req.rid, reply);
     case 'future': return future(conn, req, reply, now);
     case 'next': break;
@@ -77,10 +79,11 @@ export function answeredAsEnding(conn: BoshConn, req: BoshRequest | undefined, r
  */
 function onClosing(conn: BoshConn, req: BoshRequest, reply: HttpReply, now: number): void {
   const verdict = conn.window.classify(req.rid);
-  // §13 with §14.3: the client's terminate sent again, its connection closed before the answer.
-  // Nothing fetched the terminate body (that would have ended the session): this one gets it, not
-  // the empty body the abandoned request counted as (BoshConn.#abandoned), which never went out.
-  if (verdict === 'answered' && req.rid === conn.terminatedAt && repeatsKey(conn, req)) return conn.deliverFinalTo(reply, req, true);
+  // §13 with §14.3: a rid sent again whose connection closed before the answer (the client's
+  // terminate, or any request). Nothing fetched the terminate body (that would have ended the
+  // session): this one gets it, not the empty body the abandoned request counted as
+  // (BoshConn.#abandoned), which never went out.
+  if (verdict === 'answered' && (req.rid === conn.terminatedAt || conn.unsentAnswer(req.rid)) && repeatsKey(conn, req)) return conn.deliverFinalTo(reply, req, true);
   if (verdict === 'answered' && repeatsKey(conn, req)) return conn.resend(req.rid, reply, now);
   // The final body (the stanzas still queued, the stream error) goes only to a request of the
   // session's own sequence: a rid in the window with its §15 key. Anything else that names the

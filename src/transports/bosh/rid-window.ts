@@ -111,6 +111,11 @@ export class RidWindow {
     this.#prune();
   }
 
+  /** Replaces the buffered response to an answered `rid` (one that never went out, sent now), if it is still buffered. */
+  rebuffer(rid: number, body: string, now: number): void {
+    if (this.#answers.has(rid)) this.#answers.set(rid, { body, sentAt: now });
+  }
+
   /** The buffered response to `rid`, if any. */
   cached(rid: number): string | undefined {
     return this.#answers.get(rid)?.body;

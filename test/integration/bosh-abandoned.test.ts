@@ -1,0 +1,94 @@
+/**
+ * A BOSH request whose connection closes before its answer (a network change, a proxy's timeout),
+ * sent again with the same rid (XEP-0124 §14.3), on a real port over raw HTTP.
+ *
+ * The server counts such a request as answered with an empty <body/>, so that what comes later
+ * waits for a live request instead of going to a dead socket. That empty body never went out, and
+ * it was what the repeat got: the answer the client was waiting for then waited for its next
+ * request. strophe.js sends no request before it is authenticated but the one its login needs, so
+ * a SASL answer queued that way left the login hanging until the client gave up. The repeat is now
+ * held again, as the first request was: it gets what was queued since, or the final body of a
+ * stream closed meanwhile.
+ */
+import t, { type Test } from 'tap';
+import { NS, x, type XmlElement } from '../../src/xml/index.js';
+import { withUsers, type UsersServer } from '../helpers/server.js';
+import { RawBoshClient, payloads, terminalCondition, type BoshResponse } from '../helpers/bosh-client.js';
+import { RawWsClient } from '../helpers/ws-client.js';
+import { holdCalls } from '../helpers/hold-calls.js';
+import { eventually } from '../helpers/eventually.js';
+
+const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60' });
+const url = `${server.httpUrl}/http-bind`;
+
+function client(tt: Test): RawBoshClient {
+  const c = new RawBoshClient(url);
+  tt.teardown(() => c.destroy());
+  return c;
+}
+
+/** Posts `body` and closes its connection once `ready` resolves (the server is then holding it); resolves once the server has let it go. */
+async function abandon(tt: Test, s: UsersServer, c: RawBoshClient, body: XmlElement, ready: () => Promise<unknown>): Promise<void> {
+  const abort = new AbortController();
+  const first = c.raw(body, { signal: abort.signal }).catch((err: Error) => err);
+  await ready();
+  abort.abort();
+  tt.ok(await first instanceof Error, 'the client lost the connection of its request');
+  await eventually(() => s.app.bosh.stats().held === 0, { message: 'the server to notice the closed connection' });
+}
+
+const ids = (res: BoshResponse): (string | undefined)[] => payloads(res.body).map((p) => p.attr('id'));
+
+t.test('a SASL <auth/> whose connection closed before the answer, sent again, gets the answer: the login goes on', async (t) => {
+  const c = client(t);
+  await c.create({ wait: 60 });
+  const auth = c.body({}, x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0alice-pw').toString('base64')));
+  // The account's lookup waits, so the request is held when its connection closes.
+  const store = holdCalls(server.storage.users, 'get');
+  t.teardown(() => store.release());
+  await abandon(t, server, c, auth, () => store.entered);
+  store.release();
+  await eventually(() => server.app.bosh.stats().queued > 0, { message: 'the SASL answer queued for the next request' });
+  const again = await c.raw(auth);
+  t.ok(again.body?.getChild('success', NS.SASL), `the repeat gets <success/>, not the empty body that never went out (${again.text})`);
+  t.equal(again.body?.attr('type'), undefined, 'and no terminate');
+  const repeated = await c.raw(auth);
+  t.equal(repeated.text, again.text, 'the buffer now holds the answer that went out (§14.3): sent again, byte for byte');
+  const restarted = await c.restart();
+  t.ok(restarted.body?.getChild('features', NS.STREAM)?.getChild('bind', NS.BIND), 'the restart offers bind');
+  const bound = await c.send({}, x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'b1' }, x('bind', { xmlns: NS.BIND }, x('resource', {}, 'after-abandon'))));
+  t.match(bound.body?.getChild('iq', NS.CLIENT)?.getChild('bind', NS.BIND)?.getChildText('jid'), /^alice@localhost\/after-abandon$/, 'and the session binds');
+});
+
+t.test('an empty request whose connection closed while held, sent again, gets the message that arrived meanwhile', async (t) => {
+  const c = client(t);
+  const jid = await c.login('alice', 'alice-pw', 'poll-abandoned');
+  const poll = c.body();
+  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'sender');
+  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='meanwhile'><body>hi</body></message>`);
+  await eventually(() => server.app.bosh.stats().queued > 0, { message: 'the message queued for the next request' });
+  const again = await c.raw(poll);
+  t.same(ids(again), ['meanwhile'], `the repeat gets the message (${again.text})`);
+  t.same(ids(await c.raw(poll)), ['meanwhile'], 'sent once more, the same response from the buffer');
+  const next = await c.send({}, x('iq', { xmlns: NS.CLIENT, type: 'get', id: 'p1', to: 'localhost' }, x('ping', { xmlns: NS.PING })));
+  t.same(ids(next), ['p1'], 'the session goes on');
+});
+
+t.test('a request whose connection closed while held, sent again after the server closed the stream, gets the terminate body', async (t) => {
+  const c = client(t);
+  await c.login('alice', 'alice-pw', 'closed-abandoned');
+  const poll = c.body();
+  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
+  // The server closes the stream while no request is held: a login with the same resource replaces the session.
+  const ws = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => ws.close());
+  await ws.login('alice', 'alice-pw', 'closed-abandoned');
+  await eventually(() => server.app.sessions.get('localhost', 'alice', 'closed-abandoned')?.transport === 'websocket', { message: 'the BOSH session replaced' });
+  const again = await c.raw(poll);
+  t.equal(terminalCondition(again), 'remote-stream-error', `the repeat gets the terminate body (${again.text})`);
+  t.ok(again.body?.getChild('error', NS.STREAM)?.getChild('conflict'), 'with the conflict inside');
+  t.equal(terminalCondition(await c.send()), 'item-not-found', 'the BOSH session ended with it (§17.2 for a later rid)');
+});
