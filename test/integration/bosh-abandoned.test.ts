@@ -6,9 +6,11 @@
  * waits for a live request instead of going to a dead socket. That empty body never went out, and
  * it was what the repeat got: the answer the client was waiting for then waited for its next
  * request. strophe.js sends no request before it is authenticated but the one its login needs, so
- * a SASL answer queued that way left the login hanging until the client gave up. The repeat is now
- * held again, as the first request was: it gets what was queued since, or the final body of a
- * stream closed meanwhile.
+ * a SASL answer queued that way left the login hanging until the client gave up. The repeat now
+ * gets what was queued since, at once, or the final body of a stream closed meanwhile; before
+ * authentication with nothing queued yet, it is held as the first request was. After it, with
+ * nothing queued, it gets the empty body at once, as before: the demo client's reload repeats its
+ * open requests and waits for their answers (test/browser/demo-duplicate-tab.test.ts).
  */
 import t, { type Test } from 'tap';
 import { NS, x, type XmlElement } from '../../src/xml/index.js';
@@ -58,6 +60,34 @@ t.test('a SASL <auth/> whose connection closed before the answer, sent again, ge
   t.ok(restarted.body?.getChild('features', NS.STREAM)?.getChild('bind', NS.BIND), 'the restart offers bind');
   const bound = await c.send({}, x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'b1' }, x('bind', { xmlns: NS.BIND }, x('resource', {}, 'after-abandon'))));
   t.match(bound.body?.getChild('iq', NS.CLIENT)?.getChild('bind', NS.BIND)?.getChildText('jid'), /^alice@localhost\/after-abandon$/, 'and the session binds');
+});
+
+t.test('a SASL <auth/> whose connection closed before the answer, sent again before the answer is ready, is held until it is', async (t) => {
+  const c = client(t);
+  await c.create({ wait: 60 });
+  const auth = c.body({}, x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0alice-pw').toString('base64')));
+  const store = holdCalls(server.storage.users, 'get');
+  t.teardown(() => store.release());
+  await abandon(t, server, c, auth, () => store.entered);
+  let answered = false;
+  const again = c.raw(auth).finally(() => { answered = true; });
+  await eventually(() => server.app.bosh.stats().held === 1, { message: 'the repeat held' });
+  t.notOk(answered, 'no empty body for the repeat while the answer is not ready');
+  store.release();
+  const res = await again;
+  t.ok(res.body?.getChild('success', NS.SASL), `the repeat gets <success/> once it is ready (${res.text})`);
+});
+
+t.test('an empty request whose connection closed while held, sent again with nothing queued after login, is answered at once, empty', async (t) => {
+  const c = client(t);
+  await c.login('alice', 'alice-pw', 'poll-empty');
+  const poll = c.body();
+  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
+  // A reloaded page that repeats its open requests waits for their answers: not for `wait` (60 s here).
+  const again = await c.raw(poll, { timeout: 5000 });
+  t.equal(again.body?.attr('type'), undefined, `the repeat is answered, no terminate (${again.text})`);
+  t.same(ids(again), [], 'with the empty body in the buffer');
+  t.equal(server.app.bosh.stats().held, 0, 'and not held');
 });
 
 t.test('an empty request whose connection closed while held, sent again, gets the message that arrived meanwhile', async (t) => {

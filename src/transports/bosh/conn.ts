@@ -78,7 +78,7 @@ export class BoshConn implements Conn {
   readonly #ridKeys = new Map<number, string>();
   /**
    * Rids answered after their connection was gone (#abandoned): the empty body in the buffer never
-   * went out, so the client that sends the rid again (§14.3) is held again instead (holdAgain).
+   * went out, so the client that sends the rid again (§14.3) gets what is queued instead (answerUnsent).
    */
   readonly #unsent = new Set<number>();
 
@@ -262,12 +262,29 @@ export class BoshConn implements Conn {
 
   /**
    * §14.3: a rid sent again whose answer never went out (its first request abandoned: #abandoned).
-   * It is held as the first was: the empty body it counted as answered with is not what the client
-   * waits for. It gets the payloads queued since (a SASL answer: strophe.js sends no other request
-   * before it is authenticated, and would wait for it for good), or, for the client's terminate
-   * (§13), the terminate body from the core's close (#deliverFinal) or when `wait` runs out
-   * (#acknowledgeTerminate), the BOSH session then ending. Sent again while a repeat is held, it
-   * takes that one's place (replace in exchange.ts), the older getting a recoverable error (§17.3).
+   * The empty body it counted as answered with is not what the client waits for: it gets what is
+   * queued now, at once (a reloaded page that repeats its open requests waits for nothing, and
+   * for no `wait`), and the buffer keeps that. With nothing queued, before authentication it is held
+   * again, as the first was (holdAgain): the SASL answer is on its way, and strophe.js sends no other
+   * request before it is authenticated, so the empty body left its login hanging. After it, the
+   * empty body goes out as buffered (the client's next request waits for what comes).
+   */
+  answerUnsent(rid: number, reply: HttpReply, now: number): void {
+    if (this.#out.length > 0) {
+      this.#respond({ rid, reply, deadline: now, since: now }, this.#out.take(this.host.flow.maxResponseBytes), now, true);
+      return this.rearm(now);
+    }
+    if (!this.authenticated) return this.holdAgain(rid, reply, now);
+    this.resend(rid, reply, now);
+  }
+
+  /**
+   * §13 and §14.3: a rid sent again whose answer never went out is held as the first request was:
+   * the client's terminate (its first request abandoned: #abandoned), which gets the terminate body
+   * from the core's close (#deliverFinal) or when `wait` runs out (#acknowledgeTerminate), the BOSH
+   * session then ending; or a request before authentication with nothing queued (answerUnsent),
+   * which gets what comes. Sent again while a repeat is held, it takes that one's place (replace in
+   * exchange.ts), the older getting a recoverable error (§17.3).
    */
   holdAgain(rid: number, reply: HttpReply, now: number): void {
     const held = this.held.find((h) => h.rid === rid);
@@ -648,7 +665,7 @@ export class BoshConn implements Conn {
   #respond(held: Held, payloads: readonly Queued[], now: number, buffer: boolean): void {
     const body = responseBody(this.#responseAttrs(held.rid), payloads.map((q) => q.el));
     const text = serialize(body);
-    // A rid held again (holdAgain) was answered once already, with a body that never went out: this one replaces it.
+    // A rid sent again (answerUnsent, holdAgain) was answered once already, with a body that never went out: this one replaces it.
     if (this.window.classify(held.rid) === 'open') this.window.answer(held.rid, buffer ? text : undefined, now);
     else if (this.#unsent.delete(held.rid) && buffer) this.window.rebuffer(held.rid, text, now);
     this.#send(held, text);

@@ -24,13 +24,13 @@ export function onRequest(conn: BoshConn, req: BoshRequest, reply: HttpReply, no
   switch (verdict) {
     case 'outside': return conn.fail('item-not-found', reply, `rid ${req.rid} is beyond the window (§14.2)`);
     case 'gone': return conn.fail('item-not-found', reply, `rid ${req.rid} is no longer buffered (§14.3)`);
-    // §14.3: a rid whose first request was abandoned (counted as answered empty: BoshConn.#abandoned)
-    // is held again, as the first was: the empty body in the buffer never went out. It gets what was
-    // queued since (the SASL answer a client that is not yet authenticated waits for, with no other
-    // request open), or (§13) the client's terminate gets the terminate body; the empty body would
-    // leave the session to the client's next rid, which strophe.js does not send before it is
-    // authenticated, or to its inactivity.
-    case 'answered': return req.rid === conn.terminatedAt || conn.unsentAnswer(req.rid) ? conn.holdAgain(req.rid, reply, now) : conn.resend(req.rid, reply, now);
+    // §14.3 and §13: a rid whose first request was abandoned (counted as answered empty:
+    // BoshConn.#abandoned), sent again. The empty body in the buffer never went out: the client's
+    // terminate waits for the terminate body as the first did (or it would leave the session to the
+    // client's next rid or its inactivity), and another request gets what was queued since.
+    case 'answered':
+      if (req.rid === conn.terminatedAt) return conn.holdAgain(req.rid, reply, now);
+      return conn.unsentAnswer(req.rid) ? conn.answerUnsent(req.rid, reply, now) : conn.resend(req.rid, reply, now);
     case 'open': return replace(conn, req.rid, reply);
     case 'future': return future(conn, req, reply, now);
     case 'next': break;
