@@ -38,7 +38,8 @@
  * on the way (a connection cut, no answer in time) may have been processed
  * there: the client's connection is closed unanswered, as a network failure
  * would, and the client sends the rid again (XEP-0124 §14.3), which the
- * owner answers from its buffer; a terminal condition would end, for the
+ * owner answers from its buffer, or with what is queued when its answer never
+ * went out (BoshConn.answerUnsent); a terminal condition would end, for the
  * client, a session that lives on.
  */
 import http from 'node:http';

@@ -20,7 +20,7 @@ import { RawWsClient } from '../helpers/ws-client.js';
 import { holdCalls } from '../helpers/hold-calls.js';
 import { eventually } from '../helpers/eventually.js';
 
-const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60' });
+const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60', BOSH_MAX_HOLD: '2' });
 const url = `${server.httpUrl}/http-bind`;
 
 function client(tt: Test): RawBoshClient {
@@ -121,4 +121,41 @@ t.test('a request whose connection closed while held, sent again after the serve
   t.equal(terminalCondition(again), 'remote-stream-error', `the repeat gets the terminate body (${again.text})`);
   t.ok(again.body?.getChild('error', NS.STREAM)?.getChild('conflict'), 'with the conflict inside');
   t.equal(terminalCondition(await c.send()), 'item-not-found', 'the BOSH session ended with it (§17.2 for a later rid)');
+});
+
+t.test('the repeat of an abandoned rid never carries what comes after a newer rid\'s payloads (a client reads responses in rid order)', async (t) => {
+  const c = client(t);
+  const jid = await c.login('alice', 'alice-pw', 'order');
+  const poll = c.body();
+  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'order-sender');
+  const newer = c.send();
+  await eventually(() => server.app.bosh.stats().held === 1, { message: 'the newer poll held' });
+  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='first'><body>1</body></message>`);
+  t.same(ids(await newer), ['first'], 'the newer rid carries the first message');
+  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='second'><body>2</body></message>`);
+  await eventually(() => server.app.bosh.stats().queued > 0, { message: 'the second message queued' });
+  const again = await c.raw(poll, { timeout: 5000 });
+  t.same(ids(again), [], `the older rid sent again gets its empty body, not the second message (${again.text})`);
+  t.same(ids(await c.send()), ['second'], 'which the next rid carries');
+});
+
+t.test('the repeat of an abandoned rid before authentication is not held behind a newer request', async (t) => {
+  const c = client(t);
+  // hold=2: both could stay held (with hold=1 the older is answered when the newer comes, §8).
+  await c.create({ wait: 60, hold: 2 });
+  const poll = c.body();
+  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
+  let newerAnswered = false;
+  const newer = c.send().finally(() => { newerAnswered = true; });
+  await eventually(() => server.app.bosh.stats().held === 1, { message: 'the newer poll held' });
+  const again = await c.raw(poll, { timeout: 5000 });
+  t.same(ids(again), [], `the older rid is answered at once, empty (${again.text})`);
+  t.notOk(newerAnswered, 'the newer request stays held, waiting for what comes');
+  t.equal(server.app.bosh.stats().held, 1, 'one request held');
+  // hold=2: the auth stays held (for what comes next), and the oldest held request, the newer poll, carries the answer.
+  void c.send({}, x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0alice-pw').toString('base64'))).catch(() => undefined);
+  t.ok(payloads((await newer).body).some((p) => p.is('success', NS.SASL)), 'and the login goes on: the newer poll carries <success/>');
 });

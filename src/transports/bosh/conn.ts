@@ -267,10 +267,12 @@ export class BoshConn implements Conn {
    * for no `wait`), and the buffer keeps that. With nothing queued, before authentication it is held
    * again, as the first was (holdAgain): the SASL answer is on its way, and strophe.js sends no other
    * request before it is authenticated, so the empty body left its login hanging. After it, the
-   * empty body goes out as buffered (the client's next request waits for what comes).
+   * empty body goes out as buffered (the client's next request waits for what comes). Never held
+   * behind a newer request (that one waits for what comes, and the held requests stay in the order
+   * of their deadlines, which the timer relies on): then it is answered at once too.
    */
   answerUnsent(rid: number, reply: HttpReply, now: number): void {
-    if (this.#out.length > 0) {
+    if (this.#out.length > 0 || this.held.some((h) => h.rid > rid)) {
       this.#respond({ rid, reply, deadline: now, since: now }, this.#out.take(this.host.flow.maxResponseBytes), now, true);
       return this.rearm(now);
     }
@@ -647,8 +649,8 @@ export class BoshConn implements Conn {
   /**
    * The client closed the connection of a held request (a page unloading).
    * It counts as answered empty, so that payloads arriving later wait for
-   * the next request instead of going to a dead socket, and a repeat of the
-   * rid is answered from the buffer in order.
+   * the next request instead of going to a dead socket; a repeat of the rid
+   * gets what is queued by then instead of that empty body (answerUnsent).
    */
   #abandoned(reply: HttpReply): void {
     if (this.#ended) return;
@@ -668,6 +670,9 @@ export class BoshConn implements Conn {
     // A rid sent again (answerUnsent, holdAgain) was answered once already, with a body that never went out: this one replaces it.
     if (this.window.classify(held.rid) === 'open') this.window.answer(held.rid, buffer ? text : undefined, now);
     else if (this.#unsent.delete(held.rid) && buffer) this.window.rebuffer(held.rid, text, now);
+    // Payloads went out on this rid: an older rid whose answer never went out, sent again, would carry what
+    // comes after them (a client reads the responses in rid order); it gets its empty body from the buffer.
+    if (payloads.length > 0) for (const rid of this.#unsent) if (rid < held.rid) this.#unsent.delete(rid);
     this.#send(held, text);
     this.lastResponseHadPayloads = payloads.length > 0;
     if (this.#idle()) this.#idleSince = now;
