@@ -19,6 +19,8 @@ import { RawBoshClient, payloads, terminalCondition, type BoshResponse } from '.
 import { RawWsClient } from '../helpers/ws-client.js';
 import { holdCalls } from '../helpers/hold-calls.js';
 import { eventually } from '../helpers/eventually.js';
+import { NodeXhr } from '../helpers/node-xhr.js';
+import { Strophe } from 'strophe.js';
 
 const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60', BOSH_MAX_HOLD: '2' });
 const url = `${server.httpUrl}/http-bind`;
@@ -158,4 +160,56 @@ t.test('the repeat of an abandoned rid before authentication is not held behind 
   // hold=2: the auth stays held (for what comes next), and the oldest held request, the newer poll, carries the answer.
   void c.send({}, x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0alice-pw').toString('base64'))).catch(() => undefined);
   t.ok(payloads((await newer).body).some((p) => p.is('success', NS.SASL)), 'and the login goes on: the newer poll carries <success/>');
+});
+
+t.test('strophe.js over BOSH: its SASL request lost on the way after the server took it, it sends the rid again and logs in', async (t) => {
+  // A server of its own: "no request held" below is about this client's session alone.
+  const own = await withUsers(t, { carol: 'carol-pw' }, { BOSH_MAX_WAIT: '60' });
+  const store = holdCalls(own.storage.users, 'get');
+  t.teardown(() => store.release());
+  const lost: string[] = [];
+  // The network as strophe.js sees it: its <auth/> reaches the server, whose answer waits for the account's lookup,
+  // and then the connection is lost (status 0). strophe.js sends the same rid again (XEP-0124 §14.3).
+  class LosingXhr extends NodeXhr {
+    override send(body?: string): void {
+      if (lost.length > 0 || body === undefined || !body.includes('<auth ')) return super.send(body);
+      lost.push(body);
+      const abort = new AbortController();
+      fetch(`${own.httpUrl}/http-bind`, { method: 'POST', headers: { 'Content-Type': 'text/xml; charset=utf-8' }, body, signal: abort.signal })
+        .catch(() => undefined);
+      void (async () => {
+        await store.entered;
+        abort.abort();
+        await eventually(() => own.app.bosh.stats().held === 0, { message: 'the server to notice the lost connection' });
+        store.release();
+        await eventually(() => own.app.bosh.stats().queued > 0, { message: 'the SASL answer queued' });
+        this.status = 0;
+        this.readyState = 4;
+        this.onreadystatechange?.();
+      })();
+    }
+  }
+  const globals = globalThis as { XMLHttpRequest?: unknown };
+  const before = globals.XMLHttpRequest;
+  globals.XMLHttpRequest = LosingXhr;
+  // strophe.js's timers may still make a request after the test: a working XMLHttpRequest stays.
+  t.teardown(() => { globals.XMLHttpRequest = before ?? NodeXhr; });
+  const conn = new Strophe.Connection(`${own.httpUrl}/http-bind`);
+  const sent: string[] = [];
+  conn.rawOutput = (data: string) => { sent.push(data); };
+  t.teardown(() => { if (conn.connected) conn.disconnect(); });
+  const statuses: number[] = [];
+  const connected = new Promise<void>((resolve, reject) => {
+    conn.connect('carol@localhost/strophe-lost-auth', 'carol-pw', (status: number) => {
+      statuses.push(status);
+      if (status === Strophe.Status.CONNECTED) resolve();
+      else if ([Strophe.Status.AUTHFAIL, Strophe.Status.CONNFAIL, Strophe.Status.DISCONNECTED].includes(status)) reject(new Error(`login failed with status ${status}`));
+    });
+  });
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no login within 15 s; statuses ${statuses.join(',')}; sent ${sent.join(' ')}`)), 15_000).unref());
+  await Promise.race([connected, timeout]);
+  t.equal(lost.length, 1, 'the <auth/> request was lost once');
+  const rid = /rid=["'](\d+)["']/.exec(lost[0]!)?.[1];
+  t.equal(sent.filter((f) => f.includes(`rid="${rid}"`) || f.includes(`rid='${rid}'`)).length, 2, `strophe.js sent rid ${rid} twice (§14.3)`);
+  t.equal(conn.jid, 'carol@localhost/strophe-lost-auth', 'and is logged in and bound');
 });
