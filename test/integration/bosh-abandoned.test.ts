@@ -22,6 +22,8 @@ import { eventually } from '../helpers/eventually.js';
 import { NodeXhr } from '../helpers/node-xhr.js';
 import { Strophe } from 'strophe.js';
 
+Strophe.setLogLevel(Strophe.LogLevel.FATAL);
+
 const server = await withUsers(t, { alice: 'alice-pw', bob: 'bob-pw' }, { ALLOW_INSECURE_PLAIN: 'true', BOSH_MAX_WAIT: '60', BOSH_MAX_HOLD: '2' });
 const url = `${server.httpUrl}/http-bind`;
 
@@ -212,4 +214,6 @@ t.test('strophe.js over BOSH: its SASL request lost on the way after the server 
   const rid = /rid=["'](\d+)["']/.exec(lost[0]!)?.[1];
   t.equal(sent.filter((f) => f.includes(`rid="${rid}"`) || f.includes(`rid='${rid}'`)).length, 2, `strophe.js sent rid ${rid} twice (§14.3)`);
   t.equal(conn.jid, 'carol@localhost/strophe-lost-auth', 'and is logged in and bound');
+  conn.disconnect();
+  await eventually(() => statuses.includes(Strophe.Status.DISCONNECTED), { message: 'strophe.js to disconnect' });
 });
