@@ -374,6 +374,26 @@ t.test('an answer cut between the nodes after part of it reached the client: its
   t.equal(b.forwarder.stats().unreachable, 1, 'counted as an answer lost on the way');
 });
 
+t.test('a poll forwarded to the owner whose client connection closes: the message that comes meanwhile is in the answer to the rid sent again through the other node (XEP-0124 §14.3)', async (t) => {
+  const [a, b] = await cluster(t);
+  const { c: alice, jid } = await direct(t, a, 'alice');
+  const poll = serialize(alice.body());
+  // A connection of its own, closed while the owner holds the poll b forwarded (the client's network going away).
+  const abort = new AbortController();
+  const first = post(b.bosh, poll, { signal: abort.signal }).catch((err: Error) => err);
+  await eventually(() => a.server.app.bosh.stats().held === 1, { message: 'the owner to hold the forwarded poll' });
+  abort.abort();
+  t.type(await first, Error, 'the client lost the connection of its poll');
+  await eventually(() => a.server.app.bosh.stats().held === 0, { message: 'the owner to let the forwarded poll go' });
+  const bob = await RawWsClient.connect(a.server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', USERS.bob, 'ws');
+  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='meanwhile'><body>hi</body></message>`);
+  await eventually(() => a.server.app.bosh.stats().queued > 0, { message: 'the message queued on the owner' });
+  t.same(ids(await post(b.bosh, poll, { agent: alice.agent })), ['meanwhile'], 'the rid sent again gets the message, not the empty body that never went out');
+  t.same(ids(await alice.send({}, ping('after'))), ['after'], 'the session goes on');
+});
+
 t.test('the terminate body of a session with three responses queued reaches the client through the other node; what did not fit in it is stored offline (XEP-0124 §13)', async (t) => {
   // The terminate body is a response like any other: BOSH_MAX_RESPONSE_BYTES, 4 KiB here, against 24 KiB queued.
   const [a, b] = await cluster(t, { BOSH_MAX_RESPONSE_BYTES: '4096', MAX_STANZA_SIZE: '4096' });
