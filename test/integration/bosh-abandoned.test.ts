@@ -45,15 +45,23 @@ async function abandon(tt: Test, s: UsersServer, c: RawBoshClient, body: XmlElem
 
 const ids = (res: BoshResponse): (string | undefined)[] => payloads(res.body).map((p) => p.attr('id'));
 
-t.test('a SASL <auth/> whose connection closed before the answer, sent again, gets the answer: the login goes on', async (t) => {
-  const c = client(t);
+const plainAuth = (user: string, password: string): XmlElement =>
+  x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from(`\0${user}\0${password}`).toString('base64'));
+
+/** A new session's SASL <auth/>, held while the account's lookup waits, its connection then closed; the lookup still waits. */
+async function abandonedAuth(tt: Test): Promise<{ c: RawBoshClient; auth: XmlElement; release(): void }> {
+  const c = client(tt);
   await c.create({ wait: 60 });
-  const auth = c.body({}, x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0alice-pw').toString('base64')));
-  // The account's lookup waits, so the request is held when its connection closes.
+  const auth = c.body({}, plainAuth('alice', 'alice-pw'));
   const store = holdCalls(server.storage.users, 'get');
-  t.teardown(() => store.release());
-  await abandon(t, server, c, auth, () => store.entered);
-  store.release();
+  tt.teardown(() => store.release());
+  await abandon(tt, server, c, auth, () => store.entered);
+  return { c, auth, release: () => store.release() };
+}
+
+t.test('a SASL <auth/> whose connection closed before the answer, sent again, gets the answer: the login goes on', async (t) => {
+  const { c, auth, release } = await abandonedAuth(t);
+  release();
   await eventually(() => server.app.bosh.stats().queued > 0, { message: 'the SASL answer queued for the next request' });
   const again = await c.raw(auth);
   t.ok(again.body?.getChild('success', NS.SASL), `the repeat gets <success/>, not the empty body that never went out (${again.text})`);
@@ -67,17 +75,12 @@ t.test('a SASL <auth/> whose connection closed before the answer, sent again, ge
 });
 
 t.test('a SASL <auth/> whose connection closed before the answer, sent again before the answer is ready, is held until it is', async (t) => {
-  const c = client(t);
-  await c.create({ wait: 60 });
-  const auth = c.body({}, x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0alice-pw').toString('base64')));
-  const store = holdCalls(server.storage.users, 'get');
-  t.teardown(() => store.release());
-  await abandon(t, server, c, auth, () => store.entered);
+  const { c, auth, release } = await abandonedAuth(t);
   let answered = false;
   const again = c.raw(auth).finally(() => { answered = true; });
   await eventually(() => server.app.bosh.stats().held === 1, { message: 'the repeat held' });
   t.notOk(answered, 'no empty body for the repeat while the answer is not ready');
-  store.release();
+  release();
   const res = await again;
   t.ok(res.body?.getChild('success', NS.SASL), `the repeat gets <success/> once it is ready (${res.text})`);
 });
@@ -160,7 +163,7 @@ t.test('the repeat of an abandoned rid before authentication is not held behind 
   t.notOk(newerAnswered, 'the newer request stays held, waiting for what comes');
   t.equal(server.app.bosh.stats().held, 1, 'one request held');
   // hold=2: the auth stays held (for what comes next), and the oldest held request, the newer poll, carries the answer.
-  void c.send({}, x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from('\0alice\0alice-pw').toString('base64'))).catch(() => undefined);
+  void c.send({}, plainAuth('alice', 'alice-pw')).catch(() => undefined);
   t.ok(payloads((await newer).body).some((p) => p.is('success', NS.SASL)), 'and the login goes on: the newer poll carries <success/>');
 });
 
