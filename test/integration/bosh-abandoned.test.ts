@@ -167,6 +167,29 @@ t.test('the repeat of an abandoned rid before authentication is not held behind 
   t.ok(payloads((await newer).body).some((p) => p.is('success', NS.SASL)), 'and the login goes on: the newer poll carries <success/>');
 });
 
+t.test("the repeat of an abandoned rid after the client's terminate gets its empty body: what is queued goes offline, not to a client that reads nothing more (§13)", async (t) => {
+  const c = client(t);
+  const jid = await c.login('alice', 'alice-pw', 'after-terminate');
+  const poll = c.body();
+  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
+  const bob = await RawWsClient.connect(server.wsUrl);
+  t.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', 'terminate-sender');
+  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='unread'><body>hi</body></message>`);
+  await eventually(() => server.app.bosh.stats().queued > 0, { message: 'the message queued' });
+  // The terminate's vCard set waits for the store: the core has not closed the stream when the old rid comes again.
+  const store = holdCalls(server.storage.vcards, 'set');
+  t.teardown(() => store.release());
+  const terminated = c.terminate(x('iq', { xmlns: NS.CLIENT, type: 'set', id: 'v1' }, x('vCard', { xmlns: NS.VCARD })));
+  await store.entered;
+  const again = await c.raw(poll, { timeout: 5000 });
+  t.same(ids(again), [], `the old rid gets the empty body (${again.text})`);
+  store.release();
+  t.equal(terminalCondition(await terminated), '', 'the terminate gets the terminate body');
+  await eventually(async () => (await server.storage.offline.list('localhost', 'alice')).length > 0, { message: 'the message stored offline' });
+  t.same((await server.storage.offline.list('localhost', 'alice')).map((m) => /id=["']([^"']+)/.exec(m.stanza)?.[1]), ['unread'], 'the message is stored offline, once');
+});
+
 t.test('strophe.js over BOSH: its SASL request lost on the way after the server took it, it sends the rid again and logs in', async (t) => {
   // A server of its own: "no request held" below is about this client's session alone.
   const own = await withUsers(t, { carol: 'carol-pw' }, { BOSH_MAX_WAIT: '60' });

@@ -269,9 +269,11 @@ export class BoshConn implements Conn {
    * request before it is authenticated, so the empty body left its login hanging. After it, the
    * empty body goes out as buffered (the client's next request waits for what comes). Never held
    * behind a newer request (that one waits for what comes, and the held requests stay in the order
-   * of their deadlines, which the timer relies on): then it is answered at once too.
+   * of their deadlines, which the timer relies on): then it is answered at once too. After the
+   * client's terminate (§13) it reads nothing more: the empty body, as buffered.
    */
   answerUnsent(rid: number, reply: HttpReply, now: number): void {
+    if (this.#terminatedAt !== undefined) return this.resend(rid, reply, now);
     if (this.#out.length > 0 || this.held.some((h) => h.rid > rid)) {
       this.#respond({ rid, reply, deadline: now, since: now }, this.#out.take(this.host.flow.maxResponseBytes), now, true);
       return this.rearm(now);
