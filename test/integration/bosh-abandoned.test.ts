@@ -85,6 +85,29 @@ t.test('a SASL <auth/> whose connection closed before the answer, sent again bef
   t.ok(res.body?.getChild('success', NS.SASL), `the repeat gets <success/> once it is ready (${res.text})`);
 });
 
+t.test('a repeat held again, sent once more while a newer request is held: the newer copy takes its place, and gets the answer', async (t) => {
+  const c = client(t);
+  // hold=2: the repeat and a newer request can both be held.
+  await c.create({ wait: 60, hold: 2 });
+  const auth = c.body({}, plainAuth('alice', 'alice-pw'));
+  const store = holdCalls(server.storage.users, 'get');
+  t.teardown(() => store.release());
+  await abandon(t, server, c, auth, () => store.entered);
+  const second = c.raw(auth).catch((err: Error) => err);
+  await eventually(() => server.app.bosh.stats().held === 1, { message: 'the repeat held again' });
+  const newer = c.send().catch((err: Error) => err);
+  await eventually(() => server.app.bosh.stats().held === 2, { message: 'a newer request held beside it' });
+  const third = c.raw(auth);
+  const replaced = await second;
+  t.equal(replaced instanceof Error ? replaced.message : replaced.body?.attr('type'), 'error', 'the held copy gets a recoverable error (§17.3)');
+  t.equal(server.app.bosh.stats().held, 2, 'the newer copy took its place: still two held, not three');
+  store.release();
+  const res = await third;
+  t.ok(res.body?.getChild('success', NS.SASL), `the newer copy gets <success/> (${res.text})`);
+  t.same(await c.raw(auth).then((r) => r.text), res.text, 'and the buffer holds it');
+  void newer;
+});
+
 t.test('an empty request whose connection closed while held, sent again with nothing queued after login, is answered at once, empty', async (t) => {
   const c = client(t);
   await c.login('alice', 'alice-pw', 'poll-empty');

@@ -105,7 +105,7 @@ t.test('a reload that repeats the rid of the dropped request gets the queued sta
   const newPage = bosh(t, s, { sid: oldPage.sid!, rid: droppedRid, agent: new http.Agent({ keepAlive: true }) });
   const repeat = await newPage.send();
   t.equal(payloads(repeat.body).find((p) => p.local === 'message')?.getChildText('body'), 'queued',
-    'the dropped rid is held again and carries the queued message, not the empty body it counted as answered with');
+    'the dropped rid is answered with the queued message, not the empty body it counted as answered with');
   t.equal(s.app.bosh.stats().queued, 0, 'nothing is left waiting');
   await newPage.terminate();
 });

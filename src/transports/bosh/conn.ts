@@ -267,14 +267,19 @@ export class BoshConn implements Conn {
    * for no `wait`), and the buffer keeps that. With nothing queued, before authentication it is held
    * again, as the first was (holdAgain): the SASL answer is on its way, and strophe.js sends no other
    * request before it is authenticated, so the empty body left its login hanging. After it, the
-   * empty body goes out as buffered (the client's next request waits for what comes). Never held
-   * behind a newer request (that one waits for what comes, and the held requests stay in the order
-   * of their deadlines, which the timer relies on): then it is answered at once too. After the
-   * client's terminate (§13) it reads nothing more: the empty body, as buffered.
+   * empty body goes out as buffered (the client's next request waits for what comes).
+   * - Held again already (the repeat repeated): the new copy takes its place (holdAgain), the held
+   *   one getting a recoverable error (§17.3), so one request is answered, not two.
+   * - After the client's terminate (§13) it reads nothing more, and an older request still held
+   *   carries what is queued (a client reads the responses in rid order): the empty body, buffered.
+   * - Never held behind a newer request (that one waits for what comes, and the held requests stay in
+   *   the order of their deadlines, which the timer relies on): answered at once.
    */
   answerUnsent(rid: number, reply: HttpReply, now: number): void {
-    if (this.#terminatedAt !== undefined) return this.resend(rid, reply, now);
-    if (this.#out.length > 0 || this.held.some((h) => h.rid > rid)) {
+    if (this.held.some((h) => h.rid === rid)) return this.holdAgain(rid, reply, now);
+    if (this.#terminatedAt !== undefined || this.held.some((h) => h.rid < rid)) return this.resend(rid, reply, now);
+    // Every request still held is newer than this one.
+    if (this.#out.length > 0 || this.held.length > 0) {
       this.#respond({ rid, reply, deadline: now, since: now }, this.#out.take(this.host.flow.maxResponseBytes), now, true);
       return this.rearm(now);
     }
@@ -674,7 +679,7 @@ export class BoshConn implements Conn {
     else if (this.#unsent.delete(held.rid) && buffer) this.window.rebuffer(held.rid, text, now);
     // Payloads went out on this rid: an older rid whose answer never went out, sent again, would carry what
     // comes after them (a client reads the responses in rid order); it gets its empty body from the buffer.
-    if (payloads.length > 0) for (const rid of this.#unsent) if (rid < held.rid) this.#unsent.delete(rid);
+    if (payloads.length > 0 && this.#unsent.size > 0) for (const rid of this.#unsent) if (rid < held.rid) this.#unsent.delete(rid);
     this.#send(held, text);
     this.lastResponseHadPayloads = payloads.length > 0;
     if (this.#idle()) this.#idleSince = now;
