@@ -45,6 +45,26 @@ async function abandon(tt: Test, s: UsersServer, c: RawBoshClient, body: XmlElem
 
 const ids = (res: BoshResponse): (string | undefined)[] => payloads(res.body).map((p) => p.attr('id'));
 
+/** Alice logged in as `resource`, and an empty poll of hers held, whose connection then closed. */
+async function abandonedPoll(tt: Test, resource: string): Promise<{ c: RawBoshClient; jid: string; poll: XmlElement }> {
+  const c = client(tt);
+  const jid = await c.login('alice', 'alice-pw', resource);
+  const poll = c.body();
+  await abandon(tt, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
+  return { c, jid, poll };
+}
+
+/** Bob, logged in over WebSocket as `resource`; `say` sends `jid` a chat message with that id. */
+async function bobAs(tt: Test, resource: string): Promise<{ say(jid: string, id: string): void }> {
+  const bob = await RawWsClient.connect(server.wsUrl);
+  tt.teardown(() => bob.close());
+  await bob.login('bob', 'bob-pw', resource);
+  return { say: (jid, id) => bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='${id}'><body>hi</body></message>`) };
+}
+
+/** Waits until the message just sent waits in alice's BOSH queue (no request held for it). */
+const queued = (): Promise<unknown> => eventually(() => server.app.bosh.stats().queued > 0, { message: 'the message queued for the next request' });
+
 const plainAuth = (user: string, password: string): XmlElement =>
   x('auth', { xmlns: NS.SASL, mechanism: 'PLAIN' }, Buffer.from(`\0${user}\0${password}`).toString('base64'));
 
@@ -109,10 +129,7 @@ t.test('a repeat held again, sent once more while a newer request is held: the n
 });
 
 t.test('an empty request whose connection closed while held, sent again with nothing queued after login, is answered at once, empty', async (t) => {
-  const c = client(t);
-  await c.login('alice', 'alice-pw', 'poll-empty');
-  const poll = c.body();
-  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
+  const { c, poll } = await abandonedPoll(t, 'poll-empty');
   // A reloaded page that repeats its open requests waits for their answers: not for `wait` (60 s here).
   const again = await c.raw(poll, { timeout: 5000 });
   t.equal(again.body?.attr('type'), undefined, `the repeat is answered, no terminate (${again.text})`);
@@ -121,15 +138,9 @@ t.test('an empty request whose connection closed while held, sent again with not
 });
 
 t.test('an empty request whose connection closed while held, sent again, gets the message that arrived meanwhile', async (t) => {
-  const c = client(t);
-  const jid = await c.login('alice', 'alice-pw', 'poll-abandoned');
-  const poll = c.body();
-  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
-  const bob = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'sender');
-  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='meanwhile'><body>hi</body></message>`);
-  await eventually(() => server.app.bosh.stats().queued > 0, { message: 'the message queued for the next request' });
+  const { c, jid, poll } = await abandonedPoll(t, 'poll-abandoned');
+  (await bobAs(t, 'sender')).say(jid, 'meanwhile');
+  await queued();
   const again = await c.raw(poll);
   t.same(ids(again), ['meanwhile'], `the repeat gets the message (${again.text})`);
   t.same(ids(await c.raw(poll)), ['meanwhile'], 'sent once more, the same response from the buffer');
@@ -138,10 +149,7 @@ t.test('an empty request whose connection closed while held, sent again, gets th
 });
 
 t.test('a request whose connection closed while held, sent again after the server closed the stream, gets the terminate body', async (t) => {
-  const c = client(t);
-  await c.login('alice', 'alice-pw', 'closed-abandoned');
-  const poll = c.body();
-  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
+  const { c, poll } = await abandonedPoll(t, 'closed-abandoned');
   // The server closes the stream while no request is held: a login with the same resource replaces the session.
   const ws = await RawWsClient.connect(server.wsUrl);
   t.teardown(() => ws.close());
@@ -154,19 +162,14 @@ t.test('a request whose connection closed while held, sent again after the serve
 });
 
 t.test('the repeat of an abandoned rid never carries what comes after a newer rid\'s payloads (a client reads responses in rid order)', async (t) => {
-  const c = client(t);
-  const jid = await c.login('alice', 'alice-pw', 'order');
-  const poll = c.body();
-  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
-  const bob = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'order-sender');
+  const { c, jid, poll } = await abandonedPoll(t, 'order');
+  const bob = await bobAs(t, 'order-sender');
   const newer = c.send();
   await eventually(() => server.app.bosh.stats().held === 1, { message: 'the newer poll held' });
-  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='first'><body>1</body></message>`);
+  bob.say(jid, 'first');
   t.same(ids(await newer), ['first'], 'the newer rid carries the first message');
-  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='second'><body>2</body></message>`);
-  await eventually(() => server.app.bosh.stats().queued > 0, { message: 'the second message queued' });
+  bob.say(jid, 'second');
+  await queued();
   const again = await c.raw(poll, { timeout: 5000 });
   t.same(ids(again), [], `the older rid sent again gets its empty body, not the second message (${again.text})`);
   t.same(ids(await c.send()), ['second'], 'which the next rid carries');
@@ -191,15 +194,9 @@ t.test('the repeat of an abandoned rid before authentication is not held behind 
 });
 
 t.test("the repeat of an abandoned rid after the client's terminate gets its empty body: what is queued goes offline, not to a client that reads nothing more (§13)", async (t) => {
-  const c = client(t);
-  const jid = await c.login('alice', 'alice-pw', 'after-terminate');
-  const poll = c.body();
-  await abandon(t, server, c, poll, () => eventually(() => server.app.bosh.stats().held === 1, { message: 'the poll held' }));
-  const bob = await RawWsClient.connect(server.wsUrl);
-  t.teardown(() => bob.close());
-  await bob.login('bob', 'bob-pw', 'terminate-sender');
-  bob.send(`<message xmlns='jabber:client' to='${jid}' type='chat' id='unread'><body>hi</body></message>`);
-  await eventually(() => server.app.bosh.stats().queued > 0, { message: 'the message queued' });
+  const { c, jid, poll } = await abandonedPoll(t, 'after-terminate');
+  (await bobAs(t, 'terminate-sender')).say(jid, 'unread');
+  await queued();
   // The terminate's vCard set waits for the store: the core has not closed the stream when the old rid comes again.
   const store = holdCalls(server.storage.vcards, 'set');
   t.teardown(() => store.release());
